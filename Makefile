@@ -1,0 +1,67 @@
+# hookline — build, test and run.
+#   make run    local stack on embedded defaults (control plane, CRDs, manager, ...)
+#   make test   builds everything it needs (control plane included) and runs every test
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+BIN ?= $(CURDIR)/bin
+CONTROLLER_GEN ?= go tool controller-gen
+GOTEST_FLAGS ?=
+# Packages whose tests start a real kube-apiserver; run one at a time on 2 cores.
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate the CRD and the manager's ClusterRole from the API types and RBAC markers.
+	$(CONTROLLER_GEN) crd:maxDescLen=0 paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=hookline-manager paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate fmt ## Regenerate everything and fail if the tree differs.
+	@if [ -n "$$(git status --porcelain -- api config controllers cmd internal dispatcher charts)" ]; then \
+	  echo "make verify: generated files are out of date; run 'make manifests generate fmt' and commit:"; \
+	  git status --porcelain -- api config controllers cmd internal dispatcher charts; git --no-pager diff --stat; exit 1; fi
+	@echo "make verify: clean"
+
+##@ Build
+
+.PHONY: build
+build: ## Build bin/manager.
+	go build -o $(BIN)/manager ./cmd/manager
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module proxy into bin/.
+	hack/controlplane/build.sh
+
+##@ Test
+
+.PHONY: test
+test: controlplane vet ## Build the control plane and run every test against it.
+	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./... 
+
+##@ Run
+
+.PHONY: run
+run: controlplane build ## Start the local stack (control plane, CRDs, manager, sample receiver, sample Webhook).
+	hack/run-local.sh
+
+.PHONY: help
+help: ## Show targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

@@ -1,0 +1,352 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// WebhookState is the desired state of a Webhook, as in Acrobat Sign's WebhookInfo.state.
+// +kubebuilder:validation:Enum=ACTIVE;INACTIVE
+type WebhookState string
+
+// Desired states.
+const (
+	StateActive   WebhookState = "ACTIVE"
+	StateInactive WebhookState = "INACTIVE"
+)
+
+// Scope selects which events of the account a Webhook receives.
+// +kubebuilder:validation:Enum=ACCOUNT;GROUP;USER;RESOURCE
+type Scope string
+
+// Scopes.
+const (
+	ScopeAccount  Scope = "ACCOUNT"
+	ScopeGroup    Scope = "GROUP"
+	ScopeUser     Scope = "USER"
+	ScopeResource Scope = "RESOURCE"
+)
+
+// ResourceType is the type of the single resource a RESOURCE-scope Webhook follows.
+// +kubebuilder:validation:Enum=AGREEMENT;WIDGET;MEGASIGN;LIBRARY_DOCUMENT;ENVELOPE
+type ResourceType string
+
+// Resource types.
+const (
+	ResourceAgreement       ResourceType = "AGREEMENT"
+	ResourceWidget          ResourceType = "WIDGET"
+	ResourceMegaSign        ResourceType = "MEGASIGN"
+	ResourceLibraryDocument ResourceType = "LIBRARY_DOCUMENT"
+	ResourceEnvelope        ResourceType = "ENVELOPE"
+)
+
+// EventName is a subscription event: an Acrobat Sign event name, a family wildcard
+// (AGREEMENT_ALL, WIDGET_ALL, MEGASIGN_ALL, LIBRARY_DOCUMENT_ALL, ENVELOPE_ALL) or an envelope-family
+// name such as envelopeExpired.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=128
+// +kubebuilder:validation:XValidation:rule="self in ['AGREEMENT_ALL', 'AGREEMENT_CREATED', 'AGREEMENT_RESTARTED', 'AGREEMENT_SHARED', 'AGREEMENT_UNSHARED', 'AGREEMENT_UNSHARED_AUTO', 'AGREEMENT_MODIFIED', 'AGREEMENT_USER_ACK_AGREEMENT_MODIFIED', 'AGREEMENT_PARTICIPANT_COMPLETED', 'AGREEMENT_PARTICIPANT_REPLACED', 'AGREEMENT_ACTION_REPLACED_SIGNER', 'AGREEMENT_ACTION_DELEGATED', 'AGREEMENT_ACTION_REQUESTED', 'AGREEMENT_ACTION_COMPLETED', 'AGREEMENT_WORKFLOW_COMPLETED', 'AGREEMENT_AUTO_CANCELLED_CONVERSION_PROBLEM', 'AGREEMENT_DOCUMENTS_DELETED', 'AGREEMENT_DELETED', 'AGREEMENT_EMAIL_BOUNCED', 'AGREEMENT_EMAIL_VIEWED', 'AGREEMENT_EMAIL_OTP_AUTHENTICATED', 'AGREEMENT_RECALLED_MAX_SIGNING_EMAIL_OTP_ATTEMPTS', 'AGREEMENT_KBA_AUTHENTICATED', 'AGREEMENT_WEB_IDENTITY_AUTHENTICATED', 'AGREEMENT_REMINDER_SENT', 'AGREEMENT_REMINDER_INITIATED', 'AGREEMENT_OFFLINE_SYNC', 'AGREEMENT_READY_TO_NOTARIZE', 'AGREEMENT_READY_TO_VAULT', 'AGREEMENT_VAULTED', 'AGREEMENT_SIGNER_NAME_CHANGED_BY_SIGNER', 'AGREEMENT_RECALLED', 'AGREEMENT_REJECTED', 'AGREEMENT_EXPIRED', 'AGREEMENT_EXPIRATION_UPDATED', 'AGREEMENT_DOCUMENTS_VIEWED', 'AGREEMENT_DOCUMENTS_VIEWED_PASSWORD_PROTECTED', 'AGREEMENT_UPLOADED_BY_SENDER', 'MEGASIGN_ALL', 'MEGASIGN_CREATED', 'MEGASIGN_RECALLED', 'MEGASIGN_SHARED', 'MEGASIGN_REMINDER_SENT', 'MEGASIGN_REMINDER_INITIATED', 'WIDGET_ALL', 'WIDGET_CREATED', 'WIDGET_MODIFIED', 'WIDGET_SHARED', 'WIDGET_ENABLED', 'WIDGET_DISABLED', 'WIDGET_AUTO_CANCELLED_CONVERSION_PROBLEM', 'LIBRARY_DOCUMENT_ALL', 'LIBRARY_DOCUMENT_CREATED', 'LIBRARY_DOCUMENT_MODIFIED', 'LIBRARY_DOCUMENT_AUTO_CANCELLED_CONVERSION_PROBLEM', 'ENVELOPE_ALL'] || self.matches('^(envelope|participant|recipient)[A-Z][A-Za-z]*$')",messageExpression="'unknown event name \"' + self + '\": use an Acrobat Sign event (e.g. AGREEMENT_ACTION_COMPLETED), a family wildcard (AGREEMENT_ALL, WIDGET_ALL, MEGASIGN_ALL, LIBRARY_DOCUMENT_ALL, ENVELOPE_ALL) or an envelope-family name (e.g. envelopeExpired)'"
+type EventName string
+
+// WebhookResource names the one resource a RESOURCE-scope Webhook follows.
+type WebhookResource struct {
+	// type is the resource's type.
+	// +required
+	Type ResourceType `json:"type"`
+
+	// id is the resource's id (agreementId, widgetId, megaSignId, libraryDocumentId or envelopeId).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	ID string `json:"id"`
+}
+
+// AgreementConditionalParams selects the optional sections of agreement notifications.
+type AgreementConditionalParams struct {
+	// includeDetailedInfo adds the agreement's details (signatureType, ccs, createdDate, locale, ...).
+	// +optional
+	IncludeDetailedInfo bool `json:"includeDetailedInfo,omitempty"`
+	// includeParticipantsInfo adds participantSetsInfo.
+	// +optional
+	IncludeParticipantsInfo bool `json:"includeParticipantsInfo,omitempty"`
+	// includeDocumentsInfo adds documentsInfo.
+	// +optional
+	IncludeDocumentsInfo bool `json:"includeDocumentsInfo,omitempty"`
+	// includeSignedDocuments adds the signed PDF (AGREEMENT_WORKFLOW_COMPLETED only).
+	// +optional
+	IncludeSignedDocuments bool `json:"includeSignedDocuments,omitempty"`
+}
+
+// WidgetConditionalParams selects the optional sections of web form (widget) notifications.
+type WidgetConditionalParams struct {
+	// includeDetailedInfo adds the web form's details.
+	// +optional
+	IncludeDetailedInfo bool `json:"includeDetailedInfo,omitempty"`
+	// includeParticipantsInfo adds participantSetsInfo.
+	// +optional
+	IncludeParticipantsInfo bool `json:"includeParticipantsInfo,omitempty"`
+	// includeDocumentsInfo adds documentsInfo.
+	// +optional
+	IncludeDocumentsInfo bool `json:"includeDocumentsInfo,omitempty"`
+}
+
+// MegaSignConditionalParams selects the optional sections of bulk-send (megaSign) notifications.
+type MegaSignConditionalParams struct {
+	// includeDetailedInfo adds the bulk send's details.
+	// +optional
+	IncludeDetailedInfo bool `json:"includeDetailedInfo,omitempty"`
+}
+
+// LibraryDocumentConditionalParams selects the optional sections of library document notifications.
+type LibraryDocumentConditionalParams struct {
+	// includeDetailedInfo adds the library document's details.
+	// +optional
+	IncludeDetailedInfo bool `json:"includeDetailedInfo,omitempty"`
+	// includeDocumentsInfo adds documentsInfo.
+	// +optional
+	IncludeDocumentsInfo bool `json:"includeDocumentsInfo,omitempty"`
+}
+
+// ConditionalParams holds one block per event family that has optional payload sections, as in
+// Acrobat Sign's webhookConditionalParams. The envelope family has none: its body is passed through.
+type ConditionalParams struct {
+	// agreement applies to AGREEMENT_* events.
+	// +optional
+	Agreement *AgreementConditionalParams `json:"agreement,omitempty"`
+	// widget applies to WIDGET_* events.
+	// +optional
+	Widget *WidgetConditionalParams `json:"widget,omitempty"`
+	// megaSign applies to MEGASIGN_* events.
+	// +optional
+	MegaSign *MegaSignConditionalParams `json:"megaSign,omitempty"`
+	// libraryDocument applies to LIBRARY_DOCUMENT_* events.
+	// +optional
+	LibraryDocument *LibraryDocumentConditionalParams `json:"libraryDocument,omitempty"`
+}
+
+// SecretReference names a Secret in the Webhook's own namespace.
+type SecretReference struct {
+	// name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// WebhookSpec is the subscription a customer declares.
+// +kubebuilder:validation:XValidation:rule="self.scope != 'GROUP' || has(self.groupId)",message="spec.groupId is required when scope is GROUP",fieldPath=".groupId"
+// +kubebuilder:validation:XValidation:rule="self.scope == 'GROUP' || !has(self.groupId)",message="spec.groupId is only allowed when scope is GROUP",fieldPath=".groupId"
+// +kubebuilder:validation:XValidation:rule="self.scope != 'USER' || has(self.userId)",message="spec.userId is required when scope is USER",fieldPath=".userId"
+// +kubebuilder:validation:XValidation:rule="self.scope == 'USER' || !has(self.userId)",message="spec.userId is only allowed when scope is USER",fieldPath=".userId"
+// +kubebuilder:validation:XValidation:rule="self.scope != 'RESOURCE' || has(self.resource)",message="spec.resource is required when scope is RESOURCE",fieldPath=".resource"
+// +kubebuilder:validation:XValidation:rule="self.scope == 'RESOURCE' || !has(self.resource)",message="spec.resource is only allowed when scope is RESOURCE",fieldPath=".resource"
+// +kubebuilder:validation:XValidation:rule="self.scope == oldSelf.scope",message="spec.scope is immutable",fieldPath=".scope"
+// +kubebuilder:validation:XValidation:rule="has(self.groupId) == has(oldSelf.groupId) && (!has(self.groupId) || self.groupId == oldSelf.groupId)",message="spec.groupId is immutable",fieldPath=".groupId"
+// +kubebuilder:validation:XValidation:rule="has(self.userId) == has(oldSelf.userId) && (!has(self.userId) || self.userId == oldSelf.userId)",message="spec.userId is immutable",fieldPath=".userId"
+// +kubebuilder:validation:XValidation:rule="has(self.resource) == has(oldSelf.resource) && (!has(self.resource) || self.resource == oldSelf.resource)",message="spec.resource is immutable",fieldPath=".resource"
+// +kubebuilder:validation:XValidation:rule="!has(self.conditionalParams) || !has(self.conditionalParams.agreement) || self.events.exists(e, e.startsWith('AGREEMENT_'))",message="spec.conditionalParams.agreement needs an agreement event (AGREEMENT_*) in spec.events",fieldPath=".conditionalParams.agreement"
+// +kubebuilder:validation:XValidation:rule="!has(self.conditionalParams) || !has(self.conditionalParams.widget) || self.events.exists(e, e.startsWith('WIDGET_'))",message="spec.conditionalParams.widget needs a web form event (WIDGET_*) in spec.events",fieldPath=".conditionalParams.widget"
+// +kubebuilder:validation:XValidation:rule="!has(self.conditionalParams) || !has(self.conditionalParams.megaSign) || self.events.exists(e, e.startsWith('MEGASIGN_'))",message="spec.conditionalParams.megaSign needs a bulk-send event (MEGASIGN_*) in spec.events",fieldPath=".conditionalParams.megaSign"
+// +kubebuilder:validation:XValidation:rule="!has(self.conditionalParams) || !has(self.conditionalParams.libraryDocument) || self.events.exists(e, e.startsWith('LIBRARY_DOCUMENT_'))",message="spec.conditionalParams.libraryDocument needs a library document event (LIBRARY_DOCUMENT_*) in spec.events",fieldPath=".conditionalParams.libraryDocument"
+type WebhookSpec struct {
+	// url is the endpoint notifications are POSTed to and the intent-verification GET is sent to.
+	// It must be https; http is accepted only when the operator allows it (in-cluster receivers).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['https', 'http']",message="spec.url must be an absolute http(s) URL, e.g. https://receiver.example.com/hooks"
+	// +kubebuilder:validation:XValidation:rule="!isURL(self) || url(self).getHostname() != ''",message="spec.url must name a host"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="spec.url must not contain a fragment (#...)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z]+://[^/?#]*@')",message="spec.url must not carry credentials (user:password@); use clientCertificateSecretRef for authentication"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('\\\\s')",message="spec.url must not contain whitespace"
+	URL string `json:"url"`
+
+	// state is the desired state: ACTIVE (verify and deliver) or INACTIVE (deliver nothing).
+	// +optional
+	// +kubebuilder:default=ACTIVE
+	State WebhookState `json:"state,omitempty"`
+
+	// scope selects which of the account's events this webhook receives. Immutable.
+	// +required
+	Scope Scope `json:"scope"`
+
+	// groupId is the group whose events a GROUP-scope webhook receives. Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	GroupID string `json:"groupId,omitempty"`
+
+	// userId is the user whose events a USER-scope webhook receives. Immutable.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	UserID string `json:"userId,omitempty"`
+
+	// resource is the one resource a RESOURCE-scope webhook follows. Immutable.
+	// +optional
+	Resource *WebhookResource `json:"resource,omitempty"`
+
+	// events lists the subscribed events.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	Events []EventName `json:"events"`
+
+	// conditionalParams selects optional payload sections per event family.
+	// +optional
+	ConditionalParams *ConditionalParams `json:"conditionalParams,omitempty"`
+
+	// clientId is the application client id sent as X-AdobeSign-ClientId and expected back as the echo.
+	// Defaults to the operator's configured client id.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[!-~]+$`
+	ClientID string `json:"clientId,omitempty"`
+
+	// clientCertificateSecretRef names a kubernetes.io/tls Secret in this namespace whose certificate
+	// is presented for two-way TLS on verification and delivery.
+	// +optional
+	ClientCertificateSecretRef *SecretReference `json:"clientCertificateSecretRef,omitempty"`
+
+	// problemNotificationEmails are told about sustained failures and auto-disable.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=10
+	ProblemNotificationEmails []Email `json:"problemNotificationEmails,omitempty"`
+}
+
+// Email is an e-mail address.
+// +kubebuilder:validation:MaxLength=254
+// +kubebuilder:validation:Pattern=`^[^@\s]+@[^@\s]+\.[^@\s]+$`
+type Email string
+
+// ObservedState is the state a Webhook is observed to be in.
+// +kubebuilder:validation:Enum=Active;Inactive;Disabled
+type ObservedState string
+
+// Observed states.
+const (
+	// ObservedActive: verified and receiving notifications.
+	ObservedActive ObservedState = "Active"
+	// ObservedInactive: not receiving notifications (desired INACTIVE, unverified or unbound).
+	ObservedInactive ObservedState = "Inactive"
+	// ObservedDisabled: auto-disabled by the dispatcher after 72 h of failures; reactivate to resume.
+	ObservedDisabled ObservedState = "Disabled"
+)
+
+// WebhookStatus is what hookline observes about a Webhook. The manager writes state,
+// observedGeneration, the Ready and Verified conditions and the verification record; the dispatcher
+// writes the delivery fields and the Delivering and AutoDisabled conditions.
+type WebhookStatus struct {
+	// state is Active, Inactive or Disabled.
+	// +optional
+	State ObservedState `json:"state,omitempty"`
+
+	// observedGeneration is the generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (summary), Verified, Delivering, AutoDisabled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lastVerifiedTime is the time of the last successful intent verification.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+
+	// verifiedEndpoint fingerprints the url, client id and client certificate that the last successful
+	// verification covered; a change to any of them calls for a new verification.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	VerifiedEndpoint string `json:"verifiedEndpoint,omitempty"`
+
+	// lastAttemptTime is the time of the last delivery attempt.
+	// +optional
+	LastAttemptTime *metav1.Time `json:"lastAttemptTime,omitempty"`
+
+	// lastSuccessTime is the time of the last successful delivery.
+	// +optional
+	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
+
+	// failingSince is the time of the first failure of the current failing streak.
+	// +optional
+	FailingSince *metav1.Time `json:"failingSince,omitempty"`
+
+	// consecutiveFailures counts failed attempts since the last success.
+	// +optional
+	ConsecutiveFailures *int64 `json:"consecutiveFailures,omitempty"`
+
+	// pendingNotifications counts queued notifications, the failing head included.
+	// +optional
+	PendingNotifications *int64 `json:"pendingNotifications,omitempty"`
+
+	// deliveredTotal counts successful deliveries since creation.
+	// +optional
+	DeliveredTotal *int64 `json:"deliveredTotal,omitempty"`
+
+	// droppedTotal counts notifications dropped (72 h passed, or lost while disabled) since creation.
+	// +optional
+	DroppedTotal *int64 `json:"droppedTotal,omitempty"`
+}
+
+// Webhook subscribes an HTTPS endpoint to an account's e-signature events, with Acrobat Sign's
+// verification, retry, ordering and trimming rules.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=wh;whk,categories=hookline;all
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Scope",type=string,JSONPath=`.spec.scope`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Last-Success",type=date,JSONPath=`.status.lastSuccessTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.url`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pendingNotifications`,priority=1
+type Webhook struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the object's metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the subscription.
+	// +required
+	Spec WebhookSpec `json:"spec"`
+
+	// status is what hookline observes.
+	// +optional
+	Status WebhookStatus `json:"status,omitempty"`
+}
+
+// WebhookList is a list of Webhooks.
+// +kubebuilder:object:root=true
+type WebhookList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Webhook `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Webhook{}, &WebhookList{})
+}
