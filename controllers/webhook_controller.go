@@ -1,0 +1,267 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controllers holds the manager's reconcilers.
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/tenancy"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// FieldManager is the server-side-apply field manager of the manager's status writes.
+const FieldManager = "hookline-manager"
+
+// Options tunes a WebhookReconciler.
+type Options struct {
+	// DefaultClientID is used for webhooks without spec.clientId.
+	DefaultClientID string
+	// VerificationsPerAccount caps concurrent verifications per account (Acrobat Sign: 10).
+	VerificationsPerAccount int
+	// RetryBase and RetryMax bound the doubling delay between failed verifications.
+	RetryBase, RetryMax time.Duration
+	// ThrottleRetry is how soon a webhook throttled by VerificationsPerAccount is tried again.
+	ThrottleRetry time.Duration
+	// MaxConcurrentReconciles is the number of workers; keep it above VerificationsPerAccount so one
+	// slow account cannot hold every worker.
+	MaxConcurrentReconciles int
+}
+
+// WebhookReconciler verifies each Webhook's endpoint intent and reports its state.
+type WebhookReconciler struct {
+	client.Client
+	// APIReader reads Secrets straight from the API server so that no Secret is cached.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Verifier  *verify.Verifier
+	Clock     clock.PassiveClock
+	Options   Options
+
+	slots   *accountSlots
+	backoff *backoff
+}
+
+// +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
+// +kubebuilder:rbac:groups=hookline.io,resources=webhooks/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile verifies one Webhook when its endpoint needs (re)verification and writes its status once.
+func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	wh := &hooklinev1.Webhook{}
+	if err := r.Get(ctx, req.NamespacedName, wh); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.backoff.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	st := &managerStatus{}
+	defer func() {
+		if err := r.writeStatus(ctx, wh, st, retErr == nil); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+
+	binding, bound, err := r.binding(ctx, wh.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	switch {
+	case !bound:
+		st.setVerified(metav1.ConditionUnknown, ReasonNamespaceNotBound,
+			fmt.Sprintf("namespace %s has no %s label; its webhooks receive nothing", wh.Namespace, tenancy.AccountLabel))
+		return ctrl.Result{}, nil
+	case wh.Spec.State == hooklinev1.StateInactive:
+		st.setVerified(metav1.ConditionUnknown, ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
+		r.backoff.forget(client.ObjectKeyFromObject(wh))
+		return ctrl.Result{}, nil
+	}
+	return r.reconcileVerification(ctx, wh, binding, st)
+}
+
+// reconcileVerification sets Verified: it keeps a verification that still covers the endpoint and
+// otherwise verifies, within the account's concurrency cap, retrying failures with capped backoff.
+func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (ctrl.Result, error) {
+	clientID := r.clientID(wh)
+	if clientID == "" {
+		st.setVerified(metav1.ConditionFalse, ReasonClientIDMissing, "spec.clientId is empty and the operator has no default client id")
+		return ctrl.Result{}, nil
+	}
+	if bad := r.Verifier.CheckURL(wh.Spec.URL); bad != nil {
+		st.setVerified(metav1.ConditionFalse, bad.Reason, bad.Message)
+		return ctrl.Result{}, nil
+	}
+	cert, reason, err := r.clientCertificate(ctx, wh)
+	if err != nil {
+		st.setVerified(metav1.ConditionFalse, reason, err.Error())
+		return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
+	}
+
+	endpoint := endpointFingerprint(wh.Spec.URL, clientID, cert)
+	if v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified); v != nil &&
+		v.Status == metav1.ConditionTrue && wh.Status.VerifiedEndpoint == endpoint {
+		// The recorded verification still covers this url, client id and certificate.
+		st.verified = *v
+		st.lastVerifiedTime, st.verifiedEndpoint = wh.Status.LastVerifiedTime, endpoint
+		return ctrl.Result{}, nil
+	}
+
+	if !r.slots.tryAcquire(b.AccountID) {
+		verificationsThrottled.Inc()
+		st.setVerified(metav1.ConditionUnknown, ReasonVerificationThrottled, fmt.Sprintf(
+			"account %s already has %d verifications in flight; waiting for a slot", b.AccountID, r.Options.VerificationsPerAccount))
+		return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
+	}
+	verificationsInFlight.Inc()
+	start := r.Clock.Now()
+	result := r.Verifier.Verify(ctx, wh.Spec.URL, clientID, cert)
+	verificationDuration.Observe(r.Clock.Since(start).Seconds())
+	verificationsInFlight.Dec()
+	r.slots.release(b.AccountID)
+	verificationsTotal.WithLabelValues(result.Reason).Inc()
+
+	if result.OK {
+		now := metav1.NewTime(r.Clock.Now())
+		st.setVerified(metav1.ConditionTrue, result.Reason, result.Message)
+		st.lastVerifiedTime, st.verifiedEndpoint = &now, endpoint
+		r.backoff.forget(client.ObjectKeyFromObject(wh))
+		return ctrl.Result{}, nil
+	}
+	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
+	if result.Permanent {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
+}
+
+func (r *WebhookReconciler) clientID(wh *hooklinev1.Webhook) string {
+	if wh.Spec.ClientID != "" {
+		return wh.Spec.ClientID
+	}
+	return r.Options.DefaultClientID
+}
+
+// clientCertificate loads the webhook's client certificate, if it names one.
+func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev1.Webhook) (*tls.Certificate, string, error) {
+	ref := wh.Spec.ClientCertificateSecretRef
+	if ref == nil {
+		return nil, "", nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: wh.Namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, ReasonClientCertificateNotFound, fmt.Errorf("client certificate secret %s not found", ref.Name)
+		}
+		return nil, ReasonClientCertificateNotFound, fmt.Errorf("reading client certificate secret %s: %w", ref.Name, err)
+	}
+	cert, err := clientcert.FromSecret(secret)
+	if err != nil {
+		return nil, ReasonClientCertificateInvalid, err
+	}
+	return cert, "", nil
+}
+
+// binding returns the account binding of namespace ns from the metadata cache.
+func (r *WebhookReconciler) binding(ctx context.Context, ns string) (tenancy.Binding, bool, error) {
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, client.ObjectKey{Name: ns}, nsMeta); err != nil {
+		return tenancy.Binding{}, false, client.IgnoreNotFound(err)
+	}
+	b, ok := tenancy.FromLabels(nsMeta.Labels)
+	return b, ok, nil
+}
+
+// writeStatus applies the manager-owned status fields with server-side apply, once, and only when
+// they differ from what the object carries. It records an Event when Ready changes.
+func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webhook, st *managerStatus, success bool) error {
+	if st.verified.Type == "" {
+		return nil // nothing was observed (transient error before any step)
+	}
+	generation := wh.Status.ObservedGeneration
+	if success {
+		generation = wh.Generation
+	}
+	want := desiredStatus(wh, st, generation, metav1.NewTime(r.Clock.Now()))
+	if statusUpToDate(wh, want) {
+		return nil
+	}
+	r.recordTransition(wh, want)
+
+	raw, err := json.Marshal(map[string]any{
+		"apiVersion": hooklinev1.GroupVersion.String(),
+		"kind":       "Webhook",
+		"metadata":   map[string]any{"name": wh.Name, "namespace": wh.Namespace},
+		"status":     want,
+	})
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return err
+	}
+	err = r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	if err != nil {
+		return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
+	}
+	return nil
+}
+
+// recordTransition emits an Event when the Ready condition changes status or reason.
+func (r *WebhookReconciler) recordTransition(wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) {
+	ready := meta.FindStatusCondition(want.Conditions, ConditionReady)
+	old := meta.FindStatusCondition(wh.Status.Conditions, ConditionReady)
+	if ready == nil || (old != nil && old.Status == ready.Status && old.Reason == ready.Reason) {
+		return
+	}
+	switch {
+	case ready.Status == metav1.ConditionTrue:
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, "Verified", "Verify", "Endpoint verified; webhook is Active")
+	case ready.Reason == ReasonVerificationThrottled || ready.Reason == ReasonInactive:
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ready.Reason, "Verify", "%s", ready.Message)
+	default:
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ready.Reason, "Verify", "%s", ready.Message)
+	}
+}
+
+// endpointFingerprint identifies what a verification covered.
+func endpointFingerprint(url, clientID string, cert *tls.Certificate) string {
+	sum := sha256.Sum256([]byte(url + "\n" + clientID + "\n" + clientcert.Fingerprint(cert)))
+	return hex.EncodeToString(sum[:16])
+}

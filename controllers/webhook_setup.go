@@ -1,0 +1,98 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// SetupWithManager registers the reconciler. Webhooks are watched for spec changes only (the
+// manager's own status writes do not wake it) and namespaces, as metadata, for binding changes.
+func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	o := r.Options
+	r.slots = newAccountSlots(o.VerificationsPerAccount)
+	r.backoff = newBackoff(o.RetryBase, o.RetryMax)
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("webhook").
+		For(&hooklinev1.Webhook{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{},
+			autoDisabledChanged{},
+		))).
+		WatchesMetadata(&corev1.Namespace{},
+			handler.EnqueueRequestsFromMapFunc(r.webhooksInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
+		Complete(r)
+}
+
+// webhooksInNamespace maps a namespace to the Webhooks in it.
+func (r *WebhookReconciler) webhooksInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
+	list := &hooklinev1.WebhookList{}
+	if err := r.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing webhooks of namespace", "namespace", ns.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, wh := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: wh.Namespace, Name: wh.Name}})
+	}
+	return reqs
+}
+
+// autoDisabledChanged passes updates in which the dispatcher's AutoDisabled condition changed
+// status, so that the manager reports the webhook as Disabled (or no longer) at once.
+type autoDisabledChanged struct {
+	predicate.Funcs
+}
+
+// Update implements predicate.Predicate.
+func (autoDisabledChanged) Update(e event.UpdateEvent) bool {
+	oldWh, ok1 := e.ObjectOld.(*hooklinev1.Webhook)
+	newWh, ok2 := e.ObjectNew.(*hooklinev1.Webhook)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return conditionStatus(oldWh, ConditionAutoDisabled) != conditionStatus(newWh, ConditionAutoDisabled)
+}
+
+// Create, Delete and Generic are left to the other predicates of the Or.
+func (autoDisabledChanged) Create(event.CreateEvent) bool   { return false }
+func (autoDisabledChanged) Delete(event.DeleteEvent) bool   { return false }
+func (autoDisabledChanged) Generic(event.GenericEvent) bool { return false }
+
+func conditionStatus(wh *hooklinev1.Webhook, t string) metav1.ConditionStatus {
+	if c := meta.FindStatusCondition(wh.Status.Conditions, t); c != nil {
+		return c.Status
+	}
+	return ""
+}

@@ -1,0 +1,127 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// Condition types. The manager owns Ready and Verified; the dispatcher owns Delivering and
+// AutoDisabled.
+const (
+	ConditionReady        = "Ready"
+	ConditionVerified     = "Verified"
+	ConditionDelivering   = "Delivering"
+	ConditionAutoDisabled = "AutoDisabled"
+)
+
+// Condition reasons the manager sets besides the verify.Reason* values.
+const (
+	ReasonActive                    = "Active"
+	ReasonInactive                  = "Inactive"
+	ReasonNamespaceNotBound         = "NamespaceNotBound"
+	ReasonVerificationThrottled     = "VerificationThrottled"
+	ReasonClientIDMissing           = "ClientIdMissing"
+	ReasonClientCertificateNotFound = "ClientCertificateNotFound"
+	ReasonClientCertificateInvalid  = "ClientCertificateInvalid"
+	ReasonAutoDisabled              = "AutoDisabled"
+)
+
+// managerStatus is the part of WebhookStatus the manager owns, rebuilt on every reconcile.
+type managerStatus struct {
+	verified         metav1.Condition
+	lastVerifiedTime *metav1.Time
+	verifiedEndpoint string
+}
+
+func (m *managerStatus) setVerified(status metav1.ConditionStatus, reason, message string) {
+	m.verified = metav1.Condition{Type: ConditionVerified, Status: status, Reason: reason, Message: message}
+}
+
+// summarize derives the observed state and the Ready condition from the verification outcome and
+// the dispatcher's AutoDisabled condition.
+func summarize(wh *hooklinev1.Webhook, m *managerStatus) (hooklinev1.ObservedState, metav1.Condition) {
+	ready := metav1.Condition{Type: ConditionReady}
+	if disabled := meta.FindStatusCondition(wh.Status.Conditions, ConditionAutoDisabled); disabled != nil &&
+		disabled.Status == metav1.ConditionTrue && wh.Spec.State == hooklinev1.StateActive {
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, ReasonAutoDisabled, disabled.Message
+		return hooklinev1.ObservedDisabled, ready
+	}
+	switch m.verified.Status {
+	case metav1.ConditionTrue:
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, ReasonActive, "webhook is verified and receives notifications"
+		return hooklinev1.ObservedActive, ready
+	case metav1.ConditionFalse:
+		ready.Status = metav1.ConditionFalse
+	default:
+		ready.Status = metav1.ConditionUnknown
+	}
+	if m.verified.Reason == ReasonNamespaceNotBound || m.verified.Reason == ReasonInactive {
+		ready.Status = metav1.ConditionFalse
+	}
+	ready.Reason, ready.Message = m.verified.Reason, m.verified.Message
+	return hooklinev1.ObservedInactive, ready
+}
+
+// desiredStatus returns the manager-owned status fields of wh as they should be written, keeping
+// lastTransitionTime of conditions whose status did not change.
+func desiredStatus(wh *hooklinev1.Webhook, m *managerStatus, observedGeneration int64, now metav1.Time) hooklinev1.WebhookStatus {
+	state, ready := summarize(wh, m)
+	out := hooklinev1.WebhookStatus{
+		State:              state,
+		ObservedGeneration: observedGeneration,
+		LastVerifiedTime:   m.lastVerifiedTime,
+		VerifiedEndpoint:   m.verifiedEndpoint,
+	}
+	for _, c := range []metav1.Condition{m.verified, ready} {
+		c.ObservedGeneration = wh.Generation
+		c.LastTransitionTime = now
+		if old := meta.FindStatusCondition(wh.Status.Conditions, c.Type); old != nil && old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+		out.Conditions = append(out.Conditions, c)
+	}
+	return out
+}
+
+// statusUpToDate reports whether wh already carries want's manager-owned fields, so that an
+// unchanged observation costs no write.
+func statusUpToDate(wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) bool {
+	have := wh.Status
+	if have.State != want.State || have.ObservedGeneration != want.ObservedGeneration ||
+		have.VerifiedEndpoint != want.VerifiedEndpoint || !timesEqual(have.LastVerifiedTime, want.LastVerifiedTime) {
+		return false
+	}
+	for _, c := range want.Conditions {
+		old := meta.FindStatusCondition(have.Conditions, c.Type)
+		if old == nil || !equality.Semantic.DeepEqual(*old, c) {
+			return false
+		}
+	}
+	return true
+}
+
+func timesEqual(a, b *metav1.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Unix() == b.Unix()
+}

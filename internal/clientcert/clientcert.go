@@ -1,0 +1,50 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package clientcert loads the client certificate a Webhook presents for two-way TLS from its
+// kubernetes.io/tls Secret.
+package clientcert
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// FromSecret parses the tls.crt / tls.key pair of s. Errors name the Secret, never its content.
+func FromSecret(s *corev1.Secret) (*tls.Certificate, error) {
+	crt, key := s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
+	if len(crt) == 0 || len(key) == 0 {
+		return nil, fmt.Errorf("secret %s/%s lacks %s or %s", s.Namespace, s.Name, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+	}
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s/%s does not hold a valid certificate and key pair", s.Namespace, s.Name)
+	}
+	return &pair, nil
+}
+
+// Fingerprint identifies a certificate chain without revealing the key: the SHA-256 of its DER leaf.
+func Fingerprint(c *tls.Certificate) string {
+	if c == nil || len(c.Certificate) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(c.Certificate[0])
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,90 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package echo implements Acrobat Sign's client-id echo check, shared by intent verification and
+// notification delivery: a response acknowledges only when it echoes the X-AdobeSign-ClientId it was
+// sent, in the response header of that name or in a JSON body {"xAdobeSignClientId": "<id>"}.
+package echo
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+)
+
+// Header is the request and response header carrying the client id. net/http canonicalises header
+// names, so a receiver may answer with any capitalisation (X-ADOBESIGN-CLIENTID, ...).
+const Header = "X-AdobeSign-ClientId"
+
+// BodyKey is the JSON body key a receiver may echo the client id in.
+const BodyKey = "xAdobeSignClientId"
+
+// MaxBody is how much of a response body is read to look for the echo. Receivers answer with a tiny
+// JSON object; anything longer cannot make the answer valid and is not worth buffering.
+const MaxBody = 64 << 10
+
+// Result says whether a response echoed the client id, and if not, what it sent instead.
+type Result int
+
+// Results of Check.
+const (
+	// Echoed: the expected id came back.
+	Echoed Result = iota
+	// Missing: no echo in the header or body.
+	Missing
+	// Mismatch: an echo came back with another id.
+	Mismatch
+)
+
+// Check reports whether header or body echo clientID. A header echo wins; otherwise body is parsed
+// as JSON and its BodyKey (or, leniently, the header name used as a key, as one Adobe KB article
+// writes it) compared.
+func Check(h http.Header, body []byte, clientID string) Result {
+	if vals := h.Values(Header); len(vals) > 0 {
+		for _, v := range vals {
+			if v == clientID {
+				return Echoed
+			}
+		}
+		return Mismatch
+	}
+	if len(body) == 0 {
+		return Missing
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return Missing
+	}
+	for _, key := range []string{BodyKey, Header} {
+		raw, ok := doc[key]
+		if !ok {
+			continue
+		}
+		var got string
+		if json.Unmarshal(raw, &got) == nil && got == clientID {
+			return Echoed
+		}
+		return Mismatch
+	}
+	return Missing
+}
+
+// ReadBody reads at most MaxBody bytes of r for Check, ignoring read errors past what was read:
+// a truncated body simply fails to parse.
+func ReadBody(r io.Reader) []byte {
+	b, _ := io.ReadAll(io.LimitReader(r, MaxBody))
+	return b
+}
