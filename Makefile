@@ -18,7 +18,7 @@ all: build
 
 .PHONY: manifests
 manifests: ## Generate the CRD and the manager's ClusterRole from the API types and RBAC markers.
-	$(CONTROLLER_GEN) crd:maxDescLen=0 paths="./api/..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=hookline-manager paths="./controllers/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate

@@ -1,0 +1,129 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command manager runs hookline's Webhook controller: it verifies each endpoint's intent and
+// reports every Webhook's state.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	corev1 "k8s.io/api/core/v1"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+func main() {
+	var (
+		metricsAddr, probeAddr, extraCA string
+		metricsSecure, leaderElect      bool
+		leaderElectionNamespace         string
+		verifyTimeout                   time.Duration
+		allowHTTP                       bool
+		opts                            controllers.Options
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
+	flag.BoolVar(&metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Use leader election so that only one replica is active.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
+	flag.StringVar(&opts.DefaultClientID, "default-client-id", "", "Client id (X-AdobeSign-ClientId) for Webhooks without spec.clientId.")
+	flag.DurationVar(&verifyTimeout, "verification-timeout", 5*time.Second, "Timeout of one intent-verification request.")
+	flag.IntVar(&opts.VerificationsPerAccount, "verifications-per-account", 10, "Maximum concurrent verifications per account.")
+	flag.DurationVar(&opts.RetryBase, "verification-retry-base", 10*time.Second, "First delay after a failed verification; doubles per failure.")
+	flag.DurationVar(&opts.RetryMax, "verification-retry-max", 10*time.Minute, "Cap of the delay between failed verifications.")
+	flag.DurationVar(&opts.ThrottleRetry, "verification-throttle-retry", time.Second, "Delay before a throttled verification is tried again.")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 32, "Webhook reconcile workers.")
+	flag.BoolVar(&allowHTTP, "allow-http", false, "Allow http:// webhook URLs (in-cluster receivers, local testing).")
+	flag.StringVar(&extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(1)
+	}
+}
+
+func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect bool, leNamespace, extraCA string,
+	verifyTimeout time.Duration, allowHTTP bool, opts controllers.Options) error {
+	log := ctrl.Log.WithName("setup")
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(hooklinev1.AddToScheme(scheme))
+
+	roots, err := verify.LoadRootCAs(extraCA)
+	if err != nil {
+		return err
+	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure}
+	if metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              "hookline-manager.hookline.io",
+		LeaderElectionNamespace:       leNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		// Secrets are read on demand and never cached: the manager may only "get" them.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	r := &controllers.WebhookReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("hookline-manager"),
+		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: allowHTTP, RootCAs: roots}),
+		Clock:     clock.RealClock{},
+		Options:   opts,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up webhook controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting manager", "allowHTTP", allowHTTP, "verificationTimeout", verifyTimeout)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,141 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/tenancy"
+	"github.com/hookline/hookline/internal/testenv"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// Settings of the manager under test: real durations scaled down so failure paths take moments.
+const (
+	testClientID      = "hookline-test-client"
+	testVerifyTimeout = time.Second
+)
+
+var (
+	env *testenv.Env
+	k8s client.Client
+	// trustedCA is the certificate of every httptest TLS server; the manager trusts it.
+	trustedCA *x509.Certificate
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	if k8s, err = client.New(env.Config, client.Options{Scheme: env.Scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	probe := httptest.NewTLSServer(nil)
+	trustedCA = probe.Certificate()
+	probe.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(trustedCA)
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  env.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	r := &controllers.WebhookReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("hookline-manager"),
+		Verifier:  verify.New(verify.Config{Timeout: testVerifyTimeout, AllowHTTP: true, RootCAs: roots}),
+		Clock:     clock.RealClock{},
+		Options: controllers.Options{
+			DefaultClientID:         testClientID,
+			VerificationsPerAccount: 10,
+			RetryBase:               200 * time.Millisecond,
+			RetryMax:                2 * time.Second,
+			ThrottleRetry:           100 * time.Millisecond,
+			MaxConcurrentReconciles: 32,
+		},
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+	}
+	return code
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("HOOKLINE_TEST_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.ErrorLevel
+}
+
+// newNamespace creates a namespace with a generated name, bound to account (and group) when given.
+func newNamespace(t testing.TB, account, group string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "hookline-test-", Labels: map[string]string{}}}
+	if account != "" {
+		ns.Labels[tenancy.AccountLabel] = account
+	}
+	if group != "" {
+		ns.Labels[tenancy.GroupLabel] = group
+	}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	return ns.Name
+}
