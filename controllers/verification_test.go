@@ -1,0 +1,398 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/testcerts"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// receiver is a real HTTP(S) endpoint on 127.0.0.1 whose behaviour a test can swap at any time.
+type receiver struct {
+	*httptest.Server
+	gets      atomic.Int64
+	mu        sync.Mutex
+	handler   http.HandlerFunc
+	lastID    atomic.Value // X-AdobeSign-ClientId of the last request
+	lastCerts atomic.Int64 // client certificates presented on the last request
+}
+
+func newReceiver(t *testing.T, tlsOn bool, h http.HandlerFunc) *receiver {
+	rc := &receiver{handler: h}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			rc.gets.Add(1)
+		}
+		rc.lastID.Store(r.Header.Get(echo.Header))
+		if r.TLS != nil {
+			rc.lastCerts.Store(int64(len(r.TLS.PeerCertificates)))
+		}
+		rc.mu.Lock()
+		h := rc.handler
+		rc.mu.Unlock()
+		h(w, r)
+	}))
+	rc.Server = srv
+	if tlsOn {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return rc
+}
+
+func (rc *receiver) set(h http.HandlerFunc) {
+	rc.mu.Lock()
+	rc.handler = h
+	rc.mu.Unlock()
+}
+
+// echoHeader answers 200 and echoes the client id in the response header.
+func echoHeader(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	w.WriteHeader(http.StatusOK)
+}
+
+// echoBody answers 200 and echoes the client id in a JSON body.
+func echoBody(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{echo.BodyKey: r.Header.Get(echo.Header)})
+}
+
+func createWebhook(t *testing.T, ns, name string, mutate func(*hooklinev1.WebhookSpec)) *hooklinev1.Webhook {
+	t.Helper()
+	spec := validSpec()
+	if mutate != nil {
+		mutate(&spec)
+	}
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+	if err := k8s.Create(context.Background(), wh); err != nil {
+		t.Fatalf("creating webhook %s: %v", name, err)
+	}
+	return wh
+}
+
+func getWebhook(g Gomega, wh *hooklinev1.Webhook) *hooklinev1.Webhook {
+	out := &hooklinev1.Webhook{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(wh), out)).To(Succeed())
+	return out
+}
+
+// eventuallyReady waits until wh's Ready condition has status and reason, for its current generation,
+// and returns the webhook as then observed.
+func eventuallyReady(t *testing.T, wh *hooklinev1.Webhook, status metav1.ConditionStatus, reason string) *hooklinev1.Webhook {
+	t.Helper()
+	var got *hooklinev1.Webhook
+	NewWithT(t).Eventually(func(g Gomega) {
+		got = getWebhook(g, wh)
+		ready := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionReady)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.ObservedGeneration).To(Equal(got.Generation))
+		g.Expect(ready.Status).To(Equal(status), "Ready message: %s", ready.Message)
+		g.Expect(ready.Reason).To(Equal(reason), "Ready message: %s", ready.Message)
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	return got
+}
+
+func patchSpec(t *testing.T, wh *hooklinev1.Webhook, mutate func(*hooklinev1.WebhookSpec)) {
+	t.Helper()
+	cur := getWebhook(NewWithT(t), wh)
+	base := cur.DeepCopy()
+	mutate(&cur.Spec)
+	NewWithT(t).Expect(k8s.Patch(context.Background(), cur, client.MergeFrom(base))).To(Succeed())
+}
+
+func TestVerificationPasses(t *testing.T) {
+	cases := []struct {
+		name    string
+		tls     bool
+		handler http.HandlerFunc
+	}{
+		{"header echo over https", true, echoHeader},
+		{"json body echo over http", false, echoBody},
+		{"header echo with other capitalisation", true, func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["X-ADOBESIGN-CLIENTID"] = []string{r.Header.Get(echo.Header)}
+		}},
+	}
+	ns := newNamespace(t, "acc-pass", "")
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			rc := newReceiver(t, tc.tls, tc.handler)
+			wh := createWebhook(t, ns, "pass-"+string(rune('a'+i)), func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL + "/hook" })
+			got := eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+
+			g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
+			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			g.Expect(got.Status.LastVerifiedTime).NotTo(BeNil())
+			verified := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionVerified)
+			g.Expect(verified.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
+			g.Expect(rc.lastID.Load()).To(Equal(testClientID))
+			expectEvent(t, got, corev1.EventTypeNormal, "Verified")
+		})
+	}
+}
+
+func TestSpecClientIDIsSentAndExpected(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-clientid", "")
+	rc := newReceiver(t, false, echoHeader)
+	wh := createWebhook(t, ns, "own-client", func(s *hooklinev1.WebhookSpec) { s.URL, s.ClientID = rc.URL, "CBJCHBCAABAA-custom" })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.lastID.Load()).To(Equal("CBJCHBCAABAA-custom"))
+}
+
+func TestVerificationFailuresKeepWebhookInactive(t *testing.T) {
+	untrusted, err := testcerts.NewCA("untrusted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	untrustedLeaf, err := untrusted.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		url    func(t *testing.T) string
+		reason string
+	}{
+		{"non-2xx", func(t *testing.T) string {
+			return newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+				w.WriteHeader(http.StatusInternalServerError)
+			}).URL
+		}, verify.ReasonNonSuccessStatus},
+		{"wrong id", func(t *testing.T) string {
+			return newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) { w.Header().Set(echo.Header, "someone-else") }).URL
+		}, verify.ReasonClientIDMismatch},
+		{"wrong id in body", func(t *testing.T) string {
+			return newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte(`{"xAdobeSignClientId":"someone-else"}`))
+			}).URL
+		}, verify.ReasonClientIDMismatch},
+		{"no echo", func(t *testing.T) string {
+			return newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }).URL
+		}, verify.ReasonClientIDNotEchoed},
+		{"timeout", func(t *testing.T) string {
+			return newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(3 * testVerifyTimeout):
+				}
+				echoHeader(w, r)
+			}).URL
+		}, verify.ReasonTimeout},
+		{"redirect", func(t *testing.T) string {
+			target := newReceiver(t, true, echoHeader)
+			t.Cleanup(func() {
+				if n := target.gets.Load(); n != 0 {
+					t.Errorf("redirect target received %d requests; redirects must not be followed", n)
+				}
+			})
+			return newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+				http.Redirect(w, r, target.URL, http.StatusFound)
+			}).URL
+		}, verify.ReasonRedirected},
+		{"connection refused", func(t *testing.T) string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			_ = l.Close()
+			return "https://" + addr + "/hook"
+		}, verify.ReasonConnectionFailed},
+		{"tls error", func(t *testing.T) string {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(echoHeader))
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{untrustedLeaf.TLS}}
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			return srv.URL
+		}, verify.ReasonTLSError},
+	}
+	ns := newNamespace(t, "acc-fail", "")
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			wh := createWebhook(t, ns, "fail-"+string(rune('a'+i)), func(s *hooklinev1.WebhookSpec) { s.URL = tc.url(t) })
+			got := eventuallyReady(t, wh, metav1.ConditionFalse, tc.reason)
+			g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
+			verified := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionVerified)
+			g.Expect(verified.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(verified.Reason).To(Equal(tc.reason))
+			g.Expect(got.Status.LastVerifiedTime).To(BeNil())
+			expectEvent(t, got, corev1.EventTypeWarning, tc.reason)
+		})
+	}
+}
+
+func TestFailedVerificationIsRetriedUntilItPasses(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-retry", "")
+	rc := newReceiver(t, false, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	wh := createWebhook(t, ns, "retried", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
+	eventuallyReady(t, wh, metav1.ConditionFalse, verify.ReasonNonSuccessStatus)
+	// Backoff doubles from 200ms: several retries arrive within a few seconds without any change.
+	g.Eventually(rc.gets.Load).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 3))
+	rc.set(echoHeader)
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+}
+
+func TestInactiveToActiveReverifies(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-toggle", "")
+	rc := newReceiver(t, true, echoHeader)
+	wh := createWebhook(t, ns, "toggled", func(s *hooklinev1.WebhookSpec) { s.URL, s.State = rc.URL, hooklinev1.StateInactive })
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonInactive)
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
+	g.Expect(rc.gets.Load()).To(BeZero(), "an INACTIVE webhook must not be verified")
+
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
+
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateInactive })
+	eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonInactive)
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.gets.Load()).To(BeEquivalentTo(2), "INACTIVE→ACTIVE must verify again")
+}
+
+func TestURLAndClientIDChangesReverify(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-urlchange", "")
+	first := newReceiver(t, true, echoHeader)
+	second := newReceiver(t, true, echoBody)
+	broken := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	wh := createWebhook(t, ns, "moving", func(s *hooklinev1.WebhookSpec) { s.URL = first.URL })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = second.URL + "/v2" })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(second.gets.Load()).To(BeEquivalentTo(1))
+
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.ClientID = "rotated-client" })
+	g.Eventually(second.gets.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(second.lastID.Load()).To(Equal("rotated-client"))
+
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = broken.URL })
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, verify.ReasonNonSuccessStatus)
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
+
+	// A change that touches neither url nor client id keeps an existing verification.
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = first.URL })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	before := first.gets.Load()
+	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.Events = []hooklinev1.EventName{"AGREEMENT_ALL", "WIDGET_ALL"} })
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(first.gets.Load()).To(Equal(before), "an events change must not re-verify")
+}
+
+func TestUnboundNamespaceIsReported(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "", "")
+	rc := newReceiver(t, true, echoHeader)
+	wh := createWebhook(t, ns, "unbound", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonNamespaceNotBound)
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
+	g.Expect(rc.gets.Load()).To(BeZero(), "a webhook in an unbound namespace must not be verified")
+	expectEvent(t, got, corev1.EventTypeWarning, controllers.ReasonNamespaceNotBound)
+
+	// Binding the namespace afterwards is enough: the namespace watch brings the webhook back.
+	nsObj := &corev1.Namespace{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+	base := nsObj.DeepCopy()
+	nsObj.Labels["hookline.io/account"] = "acc-late"
+	g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+}
+
+func TestClientCertificateIsPresented(t *testing.T) {
+	g := NewWithT(t)
+	ca, err := testcerts.NewCA("customer-mtls")
+	g.Expect(err).NotTo(HaveOccurred())
+	leaf, err := ca.Client("hookline-webhooks")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	rc := &receiver{handler: echoHeader}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc.gets.Add(1)
+		rc.lastCerts.Store(int64(len(r.TLS.PeerCertificates)))
+		echoHeader(w, r)
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	ns := newNamespace(t, "acc-mtls", "")
+	wh := createWebhook(t, ns, "mtls", func(s *hooklinev1.WebhookSpec) {
+		s.URL, s.ClientCertificateSecretRef = srv.URL, &hooklinev1.SecretReference{Name: "client-cert"}
+	})
+	// The secret does not exist yet: reported, retried.
+	eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonClientCertificateNotFound)
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "client-cert", Namespace: ns},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM},
+	}
+	g.Expect(k8s.Create(context.Background(), secret)).To(Succeed())
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.lastCerts.Load()).To(BeEquivalentTo(1))
+}
+
+// expectEvent waits for an events.k8s.io Event about wh with the given type and reason.
+func expectEvent(t *testing.T, wh *hooklinev1.Webhook, eventType, reason string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		list := &eventsv1.EventList{}
+		g.Expect(k8s.List(context.Background(), list, client.InNamespace(wh.Namespace))).To(Succeed())
+		found := false
+		for _, e := range list.Items {
+			if e.Regarding.UID == wh.UID && e.Type == eventType && e.Reason == reason {
+				found = true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, wh.Name)
+	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}

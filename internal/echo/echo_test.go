@@ -1,0 +1,57 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package echo
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	const id = "CLIENT-1"
+	hdr := func(k, v string) http.Header { h := http.Header{}; h.Set(k, v); return h }
+	cases := []struct {
+		name string
+		h    http.Header
+		body string
+		want Result
+	}{
+		{"header", hdr("X-AdobeSign-ClientId", id), "", Echoed},
+		{"header any case", hdr("x-adobesign-clientid", id), "", Echoed},
+		{"header wrong id", hdr(Header, "other"), `{"xAdobeSignClientId":"CLIENT-1"}`, Mismatch},
+		{"body", nil, `{"xAdobeSignClientId":"CLIENT-1"}`, Echoed},
+		{"body with header-name key", nil, `{"X-AdobeSign-ClientId":"CLIENT-1"}`, Echoed},
+		{"body wrong id", nil, `{"xAdobeSignClientId":"other"}`, Mismatch},
+		{"body id not a string", nil, `{"xAdobeSignClientId":1}`, Mismatch},
+		{"body key case differs", nil, `{"XADOBESIGNCLIENTID":"CLIENT-1"}`, Missing},
+		{"body not json", nil, `CLIENT-1`, Missing},
+		{"body json array", nil, `["CLIENT-1"]`, Missing},
+		{"empty", nil, "", Missing},
+		{"id is a prefix only", hdr(Header, "CLIENT-10"), "", Mismatch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.h
+			if h == nil {
+				h = http.Header{}
+			}
+			if got := Check(h, []byte(tc.body), id); got != tc.want {
+				t.Fatalf("Check = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
