@@ -34,11 +34,8 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: manifests generate fmt ## Regenerate everything and fail if the tree differs.
-	@if [ -n "$$(git status --porcelain -- api config controllers cmd internal dispatcher charts)" ]; then \
-	  echo "make verify: generated files are out of date; run 'make manifests generate fmt' and commit:"; \
-	  git status --porcelain -- api config controllers cmd internal dispatcher charts; git --no-pager diff --stat; exit 1; fi
-	@echo "make verify: clean"
+verify: ## Regenerate everything and fail if a generated file, formatting or go.mod differs.
+	hack/verify.sh
 
 ##@ Build
 
@@ -60,7 +57,7 @@ test: controlplane vet ## Build the control plane and run every test against it.
 
 .PHONY: run
 run: controlplane build ## Start the local stack (control plane, CRDs, manager, sample receiver, sample Webhook).
-	hack/run-local.sh
+	go run ./hack/devstack
 
 .PHONY: help
 help: ## Show targets.

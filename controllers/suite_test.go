@@ -36,8 +36,8 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/tenancy"
-	"github.com/hookline/hookline/internal/testenv"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -48,7 +48,7 @@ const (
 )
 
 var (
-	env *testenv.Env
+	env *controlplane.Env
 	k8s client.Client
 	// trustedCA is the certificate of every httptest TLS server; the manager trusts it.
 	trustedCA *x509.Certificate
@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 func runSuite(m *testing.M) int {
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
 	var err error
-	env, err = testenv.Start()
+	env, err = controlplane.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

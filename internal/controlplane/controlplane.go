@@ -14,9 +14,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package testenv starts the real kube-apiserver and etcd that hack/controlplane builds into bin/,
-// with hookline's CRDs installed, for controller and end-to-end tests.
-package testenv
+// Package controlplane starts the real kube-apiserver and etcd that hack/controlplane builds into bin/,
+// with hookline's CRDs installed, for controller and end-to-end tests and for make run.
+package controlplane
 
 import (
 	"errors"
