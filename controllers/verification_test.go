@@ -167,6 +167,8 @@ func TestVerificationPasses(t *testing.T) {
 			g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
 			g.Expect(rc.lastID.Load()).To(Equal(testClientID))
 			expectEvent(t, got, corev1.EventTypeNormal, "Verified")
+			g.Expect(statusAppliedBy(got)).To(ConsistOf(controllers.FieldManager),
+				"status must be written only by server-side apply under the manager's field manager")
 		})
 	}
 }
@@ -395,4 +397,18 @@ func expectEvent(t *testing.T, wh *hooklinev1.Webhook, eventType, reason string)
 		}
 		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, wh.Name)
 	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
+
+// statusAppliedBy lists the field managers that own wh's status subresource through server-side apply.
+func statusAppliedBy(wh *hooklinev1.Webhook) []string {
+	var out []string
+	for _, mf := range wh.ManagedFields {
+		if mf.Subresource == "status" {
+			if mf.Operation != metav1.ManagedFieldsOperationApply {
+				return append(out, mf.Manager+" ("+string(mf.Operation)+")")
+			}
+			out = append(out, mf.Manager)
+		}
+	}
+	return out
 }
