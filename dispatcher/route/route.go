@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package route decides which webhooks receive an event (design §6 and the seeds' "Webhook
+// notifications" tables): only webhooks in namespaces bound to the event's account; ACCOUNT scope
+// always, GROUP when the group matches, USER when the initiating user matches, RESOURCE when type and
+// id match; and only for subscribed events. Signers', CC'd and shared users' own webhooks never fire
+// unless one of these rules matches.
+package route
+
+import (
+	"sync"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// Target is a webhook as routing sees it.
+type Target struct {
+	UID       string
+	Namespace string
+	Name      string
+	// AccountID and NamespaceGroup come from the namespace binding; NamespaceGroup, when set,
+	// restricts the webhook to that group's events.
+	AccountID      string
+	NamespaceGroup string
+	Scope          hooklinev1.Scope
+	GroupID        string
+	UserID         string
+	Resource       *hooklinev1.WebhookResource
+	Events         []hooklinev1.EventName
+}
+
+// Event is what routing needs of an event.
+type Event struct {
+	Name      string
+	AccountID string
+	GroupID   string
+	UserID    string // initiator
+	Resource  hooklinev1.WebhookResource
+}
+
+// Matches reports whether t receives ev.
+func (t *Target) Matches(ev *Event) bool {
+	if t.AccountID != ev.AccountID {
+		return false
+	}
+	if t.NamespaceGroup != "" && t.NamespaceGroup != ev.GroupID {
+		return false
+	}
+	switch t.Scope {
+	case hooklinev1.ScopeAccount:
+	case hooklinev1.ScopeGroup:
+		if t.GroupID != ev.GroupID || ev.GroupID == "" {
+			return false
+		}
+	case hooklinev1.ScopeUser:
+		if t.UserID != ev.UserID || ev.UserID == "" {
+			return false
+		}
+	case hooklinev1.ScopeResource:
+		if t.Resource == nil || *t.Resource != ev.Resource {
+			return false
+		}
+	default:
+		return false
+	}
+	return hooklinev1.SubscriptionMatches(t.Events, ev.Name)
+}
+
+// Table is the set of routable webhooks, indexed by account. It is safe for concurrent use.
+type Table struct {
+	mu        sync.RWMutex
+	byAccount map[string]map[string]*Target
+	accountOf map[string]string
+}
+
+// NewTable returns an empty table.
+func NewTable() *Table {
+	return &Table{byAccount: map[string]map[string]*Target{}, accountOf: map[string]string{}}
+}
+
+// Set adds or replaces a target.
+func (tb *Table) Set(t *Target) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.deleteLocked(t.UID)
+	m := tb.byAccount[t.AccountID]
+	if m == nil {
+		m = map[string]*Target{}
+		tb.byAccount[t.AccountID] = m
+	}
+	m[t.UID] = t
+	tb.accountOf[t.UID] = t.AccountID
+}
+
+// Delete removes the target with uid, if present.
+func (tb *Table) Delete(uid string) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.deleteLocked(uid)
+}
+
+func (tb *Table) deleteLocked(uid string) {
+	acc, ok := tb.accountOf[uid]
+	if !ok {
+		return
+	}
+	delete(tb.accountOf, uid)
+	if m := tb.byAccount[acc]; m != nil {
+		delete(m, uid)
+		if len(m) == 0 {
+			delete(tb.byAccount, acc)
+		}
+	}
+}
+
+// Match returns the targets that receive ev.
+func (tb *Table) Match(ev *Event) []*Target {
+	tb.mu.RLock()
+	defer tb.mu.RUnlock()
+	var out []*Target
+	for _, t := range tb.byAccount[ev.AccountID] {
+		if t.Matches(ev) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Len returns the number of targets.
+func (tb *Table) Len() int {
+	tb.mu.RLock()
+	defer tb.mu.RUnlock()
+	return len(tb.accountOf)
+}

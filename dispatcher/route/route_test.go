@@ -1,0 +1,177 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package route
+
+import (
+	"slices"
+	"testing"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// TestSeedNotificationMatrix encodes the seeds' "Webhook notifications" tables: sender A sends an
+// agreement that user B signs and user C receives as CC (or as a sharee). Only the sender's own
+// USER webhook, webhooks of the sender's group and account, and RESOURCE webhooks on the agreement
+// fire; the signer's and CC's own webhooks never do, unless they are the same ACCOUNT or GROUP
+// webhook as the sender's.
+func TestSeedNotificationMatrix(t *testing.T) {
+	agreement := hooklinev1.WebhookResource{Type: hooklinev1.ResourceAgreement, ID: "agr-1"}
+	events := []hooklinev1.EventName{"AGREEMENT_ALL"}
+	target := func(uid, account string, scope hooklinev1.Scope, id string) *Target {
+		t := &Target{UID: uid, AccountID: account, Scope: scope, Events: events}
+		switch scope {
+		case hooklinev1.ScopeGroup:
+			t.GroupID = id
+		case hooklinev1.ScopeUser:
+			t.UserID = id
+		case hooklinev1.ScopeResource:
+			r := agreement
+			t.Resource = &r
+		}
+		return t
+	}
+	// The event: A (account acc-A, group grp-A) sends agreement agr-1.
+	sent := func(account string) *Event {
+		return &Event{Name: "AGREEMENT_ACTION_REQUESTED", AccountID: account, GroupID: "grp-A", UserID: "user-A", Resource: agreement}
+	}
+
+	cases := []struct {
+		name    string
+		event   *Event
+		targets []*Target
+		want    []string
+	}{
+		{
+			name:  "A, B and C in different accounts",
+			event: sent("acc-A"),
+			targets: []*Target{
+				target("A-account", "acc-A", hooklinev1.ScopeAccount, ""),
+				target("A-group", "acc-A", hooklinev1.ScopeGroup, "grp-A"),
+				target("A-user", "acc-A", hooklinev1.ScopeUser, "user-A"),
+				target("A-resource", "acc-A", hooklinev1.ScopeResource, ""),
+				target("B-account", "acc-B", hooklinev1.ScopeAccount, ""),
+				target("B-group", "acc-B", hooklinev1.ScopeGroup, "grp-B"),
+				target("B-user", "acc-B", hooklinev1.ScopeUser, "user-B"),
+				target("C-account", "acc-C", hooklinev1.ScopeAccount, ""),
+				target("C-group", "acc-C", hooklinev1.ScopeGroup, "grp-C"),
+				target("C-user", "acc-C", hooklinev1.ScopeUser, "user-C"),
+				// B's account even holds a RESOURCE webhook with the same id: other accounts never fire.
+				target("B-resource", "acc-B", hooklinev1.ScopeResource, ""),
+			},
+			want: []string{"A-account", "A-group", "A-user", "A-resource"},
+		},
+		{
+			name:  "A, B and C in the same account and group",
+			event: sent("acc-A"),
+			targets: []*Target{
+				target("account", "acc-A", hooklinev1.ScopeAccount, ""),
+				target("group-A", "acc-A", hooklinev1.ScopeGroup, "grp-A"),
+				target("A-user", "acc-A", hooklinev1.ScopeUser, "user-A"),
+				target("A-resource", "acc-A", hooklinev1.ScopeResource, ""),
+				target("B-user", "acc-A", hooklinev1.ScopeUser, "user-B"),
+				target("C-user", "acc-A", hooklinev1.ScopeUser, "user-C"),
+			},
+			want: []string{"account", "group-A", "A-user", "A-resource"},
+		},
+		{
+			name:  "same account, B and C in other groups",
+			event: sent("acc-A"),
+			targets: []*Target{
+				target("account", "acc-A", hooklinev1.ScopeAccount, ""),
+				target("group-A", "acc-A", hooklinev1.ScopeGroup, "grp-A"),
+				target("group-B", "acc-A", hooklinev1.ScopeGroup, "grp-B"),
+				target("group-C", "acc-A", hooklinev1.ScopeGroup, "grp-C"),
+				target("B-user", "acc-A", hooklinev1.ScopeUser, "user-B"),
+			},
+			want: []string{"account", "group-A"},
+		},
+		{
+			name:  "group-bound namespace sees only its group",
+			event: sent("acc-A"),
+			targets: []*Target{
+				{UID: "ns-grp-A-account", AccountID: "acc-A", NamespaceGroup: "grp-A", Scope: hooklinev1.ScopeAccount, Events: events},
+				{UID: "ns-grp-B-account", AccountID: "acc-A", NamespaceGroup: "grp-B", Scope: hooklinev1.ScopeAccount, Events: events},
+			},
+			want: []string{"ns-grp-A-account"},
+		},
+		{
+			name:  "resource webhook on another agreement or type",
+			event: sent("acc-A"),
+			targets: []*Target{
+				{UID: "other-id", AccountID: "acc-A", Scope: hooklinev1.ScopeResource, Events: events,
+					Resource: &hooklinev1.WebhookResource{Type: hooklinev1.ResourceAgreement, ID: "agr-2"}},
+				{UID: "other-type", AccountID: "acc-A", Scope: hooklinev1.ScopeResource, Events: events,
+					Resource: &hooklinev1.WebhookResource{Type: hooklinev1.ResourceWidget, ID: "agr-1"}},
+			},
+			want: nil,
+		},
+		{
+			name:  "event names filter",
+			event: sent("acc-A"),
+			targets: []*Target{
+				{UID: "requested", AccountID: "acc-A", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ACTION_REQUESTED"}},
+				{UID: "completed", AccountID: "acc-A", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ACTION_COMPLETED"}},
+				{UID: "widgets", AccountID: "acc-A", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"WIDGET_ALL"}},
+			},
+			want: []string{"requested"},
+		},
+		{
+			name:  "group and user scopes never match an event without group or user",
+			event: &Event{Name: "AGREEMENT_CREATED", AccountID: "acc-A", Resource: agreement},
+			targets: []*Target{
+				{UID: "group-empty", AccountID: "acc-A", Scope: hooklinev1.ScopeGroup, Events: events},
+				{UID: "user-empty", AccountID: "acc-A", Scope: hooklinev1.ScopeUser, Events: events},
+				{UID: "account", AccountID: "acc-A", Scope: hooklinev1.ScopeAccount, Events: events},
+			},
+			want: []string{"account"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := NewTable()
+			for _, tg := range tc.targets {
+				tb.Set(tg)
+			}
+			var got []string
+			for _, tg := range tb.Match(tc.event) {
+				got = append(got, tg.UID)
+			}
+			slices.Sort(got)
+			want := slices.Clone(tc.want)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("receivers = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+func TestTableSetReplacesAndDeletes(t *testing.T) {
+	tb := NewTable()
+	tb.Set(&Target{UID: "u", AccountID: "a", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}})
+	tb.Set(&Target{UID: "u", AccountID: "b", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}})
+	if n := len(tb.Match(&Event{Name: "AGREEMENT_CREATED", AccountID: "a"})); n != 0 {
+		t.Fatalf("moved target still matches its old account (%d)", n)
+	}
+	if n := len(tb.Match(&Event{Name: "AGREEMENT_CREATED", AccountID: "b"})); n != 1 {
+		t.Fatalf("target not matched in its new account (%d)", n)
+	}
+	tb.Delete("u")
+	if tb.Len() != 0 {
+		t.Fatal("delete left the target behind")
+	}
+}

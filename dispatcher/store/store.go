@@ -1,0 +1,459 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package store is the dispatcher's durable state on NATS JetStream: the event log, one FIFO queue of
+// notifications per webhook, large event bodies, and per-webhook delivery state.
+//
+// Layout:
+//   - stream HOOKLINE_EVENTS, subject hookline.events: every accepted event, deduplicated on
+//     "<accountId>/<id>" within the dedupe window, kept for the retention period (72 h + margin);
+//     bodies above the inline limit live in the object store HOOKLINE_BODIES and the stream message
+//     names them;
+//   - stream HOOKLINE_NOTES, subjects hookline.notes.<webhook uid>: per webhook, a small record per
+//     notification (event sequence, creation time), in ingest order; a delivered or dropped
+//     notification is removed by purging its webhook's subject up to it, which keeps the queue FIFO
+//     and lets one purge cover several deliveries;
+//   - key-value bucket HOOKLINE_STATE: per webhook, counters and the failing head's retry state, so
+//     that a restart resumes retry schedules.
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream assets.
+const (
+	EventsStream   = "HOOKLINE_EVENTS"
+	NotesStream    = "HOOKLINE_NOTES"
+	BodiesBucket   = "HOOKLINE_BODIES"
+	StateBucket    = "HOOKLINE_STATE"
+	eventsSubject  = "hookline.events"
+	notesPrefix    = "hookline.notes."
+	bodyHeader     = "Hookline-Body-Object"
+	createdHeader  = "Hookline-Created"
+	defaultInline  = 512 << 10
+	defaultDedupe  = 10 * time.Minute
+	defaultRetains = 73 * time.Hour
+)
+
+// Config says where JetStream is and how to lay the assets out.
+type Config struct {
+	// URL of an external NATS cluster; empty starts an embedded JetStream server.
+	URL string
+	// DataDir is the embedded server's storage directory.
+	DataDir string
+	// ListenAddress, when set, lets other processes (nats CLI, a second dispatcher) reach the
+	// embedded server, e.g. 127.0.0.1:4222. Empty keeps it in-process only.
+	ListenAddress string
+	// SyncAlways makes the embedded server fsync every write before acknowledging it. Without it a
+	// killed process loses nothing (the data is in the page cache) but a machine crash may lose the
+	// last seconds.
+	SyncAlways bool
+	// Replicas of each stream on an external cluster (1 for the embedded server).
+	Replicas int
+	// DedupeWindow is how long an event id is remembered for idempotency (at least 10 minutes).
+	DedupeWindow time.Duration
+	// Retention is how long events and queued notifications are kept at most (longer than the drop
+	// age of 72 h).
+	Retention time.Duration
+	// InlineMax is the largest event stored inside the event log; larger ones go to the object store.
+	InlineMax int
+}
+
+// Store is an open connection to the dispatcher's JetStream assets.
+type Store struct {
+	cfg    Config
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	events jetstream.Stream
+	notes  jetstream.Stream
+	bodies jetstream.ObjectStore
+	state  jetstream.KeyValue
+}
+
+// Open starts (or connects to) JetStream and creates or updates the assets.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.DedupeWindow <= 0 {
+		cfg.DedupeWindow = defaultDedupe
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = defaultRetains
+	}
+	if cfg.InlineMax <= 0 {
+		cfg.InlineMax = defaultInline
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	s := &Store{cfg: cfg}
+	var err error
+	if cfg.URL == "" {
+		if s.srv, err = startEmbedded(cfg); err != nil {
+			return nil, err
+		}
+		s.nc, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("hookline-dispatcher"))
+	} else {
+		s.nc, err = nats.Connect(cfg.URL, nats.Name("hookline-dispatcher"), nats.MaxReconnects(-1))
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.ensureAssets(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func startEmbedded(cfg Config) (*server.Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("embedded JetStream needs a data directory")
+	}
+	opts := &server.Options{
+		ServerName: "hookline-dispatcher",
+		JetStream:  true,
+		StoreDir:   cfg.DataDir,
+		DontListen: cfg.ListenAddress == "",
+		SyncAlways: cfg.SyncAlways,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	if cfg.ListenAddress != "" {
+		host, port, err := splitHostPort(cfg.ListenAddress)
+		if err != nil {
+			return nil, err
+		}
+		opts.Host, opts.Port = host, port
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded JetStream: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded JetStream did not start within 30s")
+	}
+	return srv, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		return "", 0, fmt.Errorf("listen address %q has no port", addr)
+	}
+	port, err := strconv.Atoi(addr[i+1:])
+	if err != nil {
+		return "", 0, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	return addr[:i], port, nil
+}
+
+func (s *Store) ensureAssets(ctx context.Context) error {
+	var err error
+	s.events, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "hookline: accepted events",
+		Subjects:    []string{eventsSubject},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      s.cfg.Retention,
+		Duplicates:  s.cfg.DedupeWindow,
+		Replicas:    s.cfg.Replicas,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	s.notes, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        NotesStream,
+		Description: "hookline: per-webhook notification queues",
+		Subjects:    []string{notesPrefix + "*"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      s.cfg.Retention,
+		Duplicates:  s.cfg.DedupeWindow,
+		Replicas:    s.cfg.Replicas,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", NotesStream, err)
+	}
+	s.bodies, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      BodiesBucket,
+		Description: "hookline: event bodies above the inline limit",
+		TTL:         s.cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("object store %s: %w", BodiesBucket, err)
+	}
+	s.state, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StateBucket,
+		Description: "hookline: per-webhook delivery state",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("key-value bucket %s: %w", StateBucket, err)
+	}
+	return nil
+}
+
+// Close disconnects and stops the embedded server.
+func (s *Store) Close() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	}
+}
+
+// PutEvent stores raw under the idempotency key msgID. It returns the event's sequence and whether
+// the key was already stored within the dedupe window (then seq is the original's).
+func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time.Time) (seq uint64, duplicate bool, err error) {
+	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}}
+	msg.Header.Set(createdHeader, strconv.FormatInt(now.UnixNano(), 10))
+	if len(raw) > s.cfg.InlineMax {
+		name := "event-" + strconv.FormatInt(now.UnixNano(), 36) + "-" + hashName(msgID)
+		if _, err := s.bodies.PutBytes(ctx, name, raw); err != nil {
+			return 0, false, fmt.Errorf("storing event body: %w", err)
+		}
+		msg.Header.Set(bodyHeader, name)
+	} else {
+		msg.Data = raw
+	}
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
+	if err != nil {
+		return 0, false, fmt.Errorf("storing event: %w", err)
+	}
+	if ack.Duplicate && msg.Header.Get(bodyHeader) != "" {
+		// The original already holds the body; this copy is not referenced.
+		_ = s.bodies.Delete(ctx, msg.Header.Get(bodyHeader))
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+// GetEvent loads the raw event with sequence seq and its acceptance time.
+func (s *Store) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, error) {
+	m, err := s.events.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("loading event %d: %w", seq, err)
+	}
+	created := m.Time
+	if ns, err := strconv.ParseInt(m.Header.Get(createdHeader), 10, 64); err == nil {
+		created = time.Unix(0, ns)
+	}
+	if name := m.Header.Get(bodyHeader); name != "" {
+		raw, err := s.bodies.GetBytes(ctx, name)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("loading body of event %d: %w", seq, err)
+		}
+		return raw, created, nil
+	}
+	return m.Data, created, nil
+}
+
+// Note is one queued notification: a webhook's reference to an event.
+type Note struct {
+	// Seq is the note's sequence in the notes stream (set when published or loaded).
+	Seq uint64
+	// EventSeq is the event's sequence in the event log.
+	EventSeq uint64
+	// Created is when the event was accepted: the notification's 72-hour clock starts here.
+	Created time.Time
+}
+
+func encodeNote(n Note) []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen64)
+	b = binary.AppendUvarint(b, n.EventSeq)
+	return binary.AppendVarint(b, n.Created.UnixNano())
+}
+
+func decodeNote(b []byte) (Note, error) {
+	ev, k := binary.Uvarint(b)
+	if k <= 0 {
+		return Note{}, errors.New("corrupt note")
+	}
+	ts, j := binary.Varint(b[k:])
+	if j <= 0 {
+		return Note{}, errors.New("corrupt note")
+	}
+	return Note{EventSeq: ev, Created: time.Unix(0, ts)}, nil
+}
+
+func notesSubject(uid string) string { return notesPrefix + uid }
+
+// Enqueue is one notification to queue for webhook UID under the idempotency key MsgID.
+type Enqueue struct {
+	UID   string
+	MsgID string
+	Note  Note
+}
+
+// EnqueueResult tells where an Enqueue landed.
+type EnqueueResult struct {
+	Seq       uint64
+	Duplicate bool
+}
+
+// EnqueueAll queues the notifications and waits until JetStream has stored every one of them.
+func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
+	out := make([]EnqueueResult, len(items))
+	if len(items) == 1 {
+		it := items[0]
+		ack, err := s.js.Publish(ctx, notesSubject(it.UID), encodeNote(it.Note), jetstream.WithMsgID(it.MsgID))
+		if err != nil {
+			return nil, fmt.Errorf("queueing notification: %w", err)
+		}
+		out[0] = EnqueueResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		return out, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(items))
+	for i, it := range items {
+		f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note), jetstream.WithMsgID(it.MsgID))
+		if err != nil {
+			return nil, fmt.Errorf("queueing notification: %w", err)
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			out[i] = EnqueueResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		case err := <-f.Err():
+			return nil, fmt.Errorf("queueing notification: %w", err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+// LoadNotes returns up to max notes queued for uid with sequence ≥ from, in order.
+func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int) ([]Note, error) {
+	var out []Note
+	subj := notesSubject(uid)
+	for len(out) < max {
+		m, err := s.notes.GetMsg(ctx, from, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("loading notifications of %s: %w", uid, err)
+		}
+		n, err := decodeNote(m.Data)
+		if err != nil {
+			return out, fmt.Errorf("notification %d of %s: %w", m.Sequence, uid, err)
+		}
+		n.Seq = m.Sequence
+		out = append(out, n)
+		from = m.Sequence + 1
+	}
+	return out, nil
+}
+
+// Remove deletes uid's notes with sequence ≤ upTo: the delivered or dropped head and anything
+// before it.
+func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
+	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1))
+}
+
+// RemoveQueue deletes every note of uid (INACTIVE, disabled, deleted).
+func (s *Store) RemoveQueue(ctx context.Context, uid string) error {
+	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))
+}
+
+// Queues returns the number of queued notes per webhook uid.
+func (s *Store) Queues(ctx context.Context) (map[string]uint64, error) {
+	info, err := s.notes.Info(ctx, jetstream.WithSubjectFilter(notesPrefix+"*"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		out[strings.TrimPrefix(subj, notesPrefix)] = n
+	}
+	return out, nil
+}
+
+// GetState returns the stored state of uid, or nil.
+func (s *Store) GetState(ctx context.Context, uid string) ([]byte, error) {
+	e, err := s.state.Get(ctx, uid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.Value(), nil
+}
+
+// PutState stores the state of uid.
+func (s *Store) PutState(ctx context.Context, uid string, v []byte) error {
+	_, err := s.state.Put(ctx, uid, v)
+	return err
+}
+
+// DeleteState forgets uid.
+func (s *Store) DeleteState(ctx context.Context, uid string) error {
+	err := s.state.Purge(ctx, uid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
+
+// StateKeys lists the webhook uids that have stored state.
+func (s *Store) StateKeys(ctx context.Context) ([]string, error) {
+	keys, err := s.state.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for k := range keys.Keys() {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// hashName shortens an idempotency key into a safe object name.
+func hashName(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:12])
+}

@@ -1,0 +1,102 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+)
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{DataDir: dir, InlineMax: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestEventsAreDeduplicatedAndSurviveRestart(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	now := time.Now()
+
+	small := []byte(`{"id":"e1"}`)
+	big := bytes.Repeat([]byte("x"), 300<<10) // above InlineMax: goes to the object store
+	seq1, dup, err := s.PutEvent(ctx, "acc/e1", small, now)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dup).To(BeFalse())
+	again, dup, err := s.PutEvent(ctx, "acc/e1", small, now)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dup).To(BeTrue())
+	g.Expect(again).To(Equal(seq1))
+	seq2, _, err := s.PutEvent(ctx, "acc/e2", big, now)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	res, err := s.EnqueueAll(ctx, []Enqueue{
+		{UID: "wh-a", MsgID: "n1", Note: Note{EventSeq: seq1, Created: now}},
+		{UID: "wh-b", MsgID: "n2", Note: Note{EventSeq: seq1, Created: now}},
+		{UID: "wh-a", MsgID: "n3", Note: Note{EventSeq: seq2, Created: now}},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res).To(HaveLen(3))
+	dupRes, err := s.EnqueueAll(ctx, []Enqueue{{UID: "wh-a", MsgID: "n1", Note: Note{EventSeq: seq1, Created: now}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dupRes[0].Duplicate).To(BeTrue())
+	s.Close()
+
+	s = open(t, dir)
+	defer s.Close()
+	raw, created, err := s.GetEvent(ctx, seq2)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(raw).To(Equal(big))
+	g.Expect(created.UnixNano()).To(Equal(now.UnixNano()))
+	q, err := s.Queues(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(q).To(Equal(map[string]uint64{"wh-a": 2, "wh-b": 1}))
+
+	notes, err := s.LoadNotes(ctx, "wh-a", 0, 10)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(notes).To(HaveLen(2))
+	g.Expect(notes[0].EventSeq).To(Equal(seq1))
+	g.Expect(notes[1].EventSeq).To(Equal(seq2))
+	g.Expect(s.Remove(ctx, "wh-a", notes[0].Seq)).To(Succeed())
+	notes, err = s.LoadNotes(ctx, "wh-a", 0, 10)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(notes).To(HaveLen(1))
+	g.Expect(notes[0].EventSeq).To(Equal(seq2))
+
+	g.Expect(s.RemoveQueue(ctx, "wh-b")).To(Succeed())
+	q, err = s.Queues(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(q).To(Equal(map[string]uint64{"wh-a": 1}))
+
+	g.Expect(s.PutState(ctx, "wh-a", []byte("state"))).To(Succeed())
+	st, err := s.GetState(ctx, "wh-a")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(st).To(Equal([]byte("state")))
+	g.Expect(s.DeleteState(ctx, "wh-a")).To(Succeed())
+	st, err = s.GetState(ctx, "wh-a")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(st).To(BeNil())
+}
