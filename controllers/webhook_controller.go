@@ -110,6 +110,12 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		st.setVerified(metav1.ConditionUnknown, ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
+	case conditionStatus(wh, ConditionAutoDisabled) == metav1.ConditionTrue:
+		// Dropping the verification record makes reactivation verify the endpoint again.
+		st.setVerified(metav1.ConditionUnknown, ReasonAutoDisabled, fmt.Sprintf(
+			"webhook was auto-disabled by the dispatcher; set the %s annotation to a new value (or toggle spec.state) to reactivate and verify it again",
+			hooklinev1.ReactivateAnnotation))
+		return ctrl.Result{}, nil
 	}
 	return r.reconcileVerification(ctx, wh, binding, st)
 }

@@ -308,7 +308,18 @@ type WebhookStatus struct {
 	// droppedTotal counts notifications dropped (72 h passed, or lost while disabled) since creation.
 	// +optional
 	DroppedTotal *int64 `json:"droppedTotal,omitempty"`
+
+	// lastHandledReactivation is the value of the hookline.io/reactivate annotation that the
+	// dispatcher last acted on; setting the annotation to a new value reactivates an auto-disabled
+	// webhook.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	LastHandledReactivation string `json:"lastHandledReactivation,omitempty"`
 }
+
+// ReactivateAnnotation requests the reactivation of an auto-disabled Webhook: set it to a new value
+// (a timestamp, a ticket number) in Git or with `hookline reactivate`.
+const ReactivateAnnotation = "hookline.io/reactivate"
 
 // Webhook subscribes an HTTPS endpoint to an account's e-signature events, with Acrobat Sign's
 // verification, retry, ordering and trimming rules.

@@ -126,7 +126,7 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return classify(err, v.cfg.Timeout)
+		return Classify(err, v.cfg.Timeout)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body := echo.ReadBody(resp.Body)
@@ -165,8 +165,9 @@ func (v *Verifier) transport(cert *tls.Certificate) *http.Transport {
 	}
 }
 
-// classify maps a transport error to a Result.
-func classify(err error, timeout time.Duration) Result {
+// Classify maps a transport error of a request bounded by timeout to a Result; notification delivery
+// shares it so that both report failures alike.
+func Classify(err error, timeout time.Duration) Result {
 	var (
 		netErr    net.Error
 		unknownCA x509.UnknownAuthorityError

@@ -1,0 +1,686 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package deliver is the dispatcher's delivery engine: one FIFO queue per webhook, at most one
+// notification in flight per webhook (a failing head holds back the ones behind it, and only those),
+// at most N in flight per account, Acrobat Sign's retry schedule, drops after 72 hours and auto-disable.
+package deliver
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// Webhook is the delivery configuration of one webhook, taken from its resource.
+type Webhook struct {
+	UID       string
+	Namespace string
+	Name      string
+	AccountID string
+	URL       string
+	ClientID  string
+	Scope     string
+	Params    *hooklinev1.ConditionalParams
+	Cert      *tls.Certificate
+	// Deliverable is false while the webhook is not Active (for instance while a new URL is being
+	// verified): its queue is kept, nothing is sent.
+	Deliverable bool
+	// LastVerified is the last successful verification: the starting point of the 7-day rule when
+	// the webhook has had no successful delivery since.
+	LastVerified time.Time
+}
+
+// Status is a webhook's delivery state, as reported in its status and kept across restarts.
+type Status struct {
+	LastAttempt         time.Time `json:"lastAttempt,omitzero"`
+	LastSuccess         time.Time `json:"lastSuccess,omitzero"`
+	FailingSince        time.Time `json:"failingSince,omitzero"`
+	ConsecutiveFailures int64     `json:"consecutiveFailures,omitempty"`
+	Pending             int64     `json:"pending,omitempty"`
+	Delivered           int64     `json:"delivered,omitempty"`
+	Dropped             int64     `json:"dropped,omitempty"`
+	// LastFailure is the reason and message of the last failed attempt.
+	LastFailureReason  string `json:"lastFailureReason,omitempty"`
+	LastFailureMessage string `json:"lastFailureMessage,omitempty"`
+	// Disabled is set when a drop found no success within DisableAfter.
+	Disabled        bool      `json:"disabled,omitempty"`
+	DisabledAt      time.Time `json:"disabledAt,omitzero"`
+	DisabledMessage string    `json:"disabledMessage,omitempty"`
+	// HandledReactivation is the last reactivation request (annotation value) acted upon.
+	HandledReactivation string `json:"handledReactivation,omitempty"`
+}
+
+// head is the retry state of a queue's first notification.
+type head struct {
+	Seq       uint64    `json:"seq,omitempty"`
+	Failures  int       `json:"failures,omitempty"`
+	Next      time.Time `json:"next,omitzero"`
+	Scheduled time.Time `json:"scheduled,omitzero"`
+}
+
+// record is what the state bucket keeps per webhook.
+type record struct {
+	Status Status `json:"status"`
+	Head   head   `json:"head"`
+}
+
+// Config tunes an Engine.
+type Config struct {
+	Policy Policy
+	// AccountConcurrency is the most notifications in flight per account (Acrobat Sign: 30).
+	AccountConcurrency int
+	// MemQueue is how many queued notifications per webhook are held in memory; the rest are read
+	// from the store as the queue drains.
+	MemQueue int
+	// EventCacheBytes bounds the parsed events kept in memory.
+	EventCacheBytes int
+	// MaxPayloadBytes is the notification size cap (10 MiB).
+	MaxPayloadBytes int
+}
+
+// Engine delivers queued notifications.
+type Engine struct {
+	cfg    Config
+	store  *store.Store
+	sender *Sender
+	clock  clock.Clock
+	log    logr.Logger
+	events *eventCache
+	// onChange is told when a webhook's Status changed; urgent changes (a state transition) should
+	// be reported at once, others at the reporting interval.
+	onChange func(uid string, urgent bool)
+	metrics  *Metrics
+
+	mu       sync.Mutex
+	queues   map[string]*queue
+	accounts map[string]*account
+	restored map[string]*record // state loaded at start, claimed by Upsert
+	timers   timerHeap
+	wake     chan struct{}
+	ctx      context.Context
+	wg       sync.WaitGroup
+	acks     *acker
+}
+
+type account struct {
+	inFlight int
+	waiting  []*queue
+}
+
+type queue struct {
+	wh  Webhook
+	mem []store.Note
+	// maxSeq is the highest note sequence this queue has taken in; inStore says that notes beyond
+	// it may wait in the store; storeGen counts notes that went to the store only, so that a load
+	// racing with new arrivals never concludes too early that the store is empty.
+	maxSeq   uint64
+	inStore  bool
+	storeGen uint64
+
+	head     head
+	status   Status
+	inFlight bool
+	waiting  bool
+	timerIdx int // index in the timer heap, -1 when not there
+	removed  bool
+	dirty    bool
+}
+
+// New creates an Engine. Start must be called before use.
+func New(cfg Config, st *store.Store, sender *Sender, clk clock.Clock, log logr.Logger, metrics *Metrics, onChange func(string, bool)) *Engine {
+	if cfg.AccountConcurrency <= 0 {
+		cfg.AccountConcurrency = 30
+	}
+	if cfg.MemQueue <= 0 {
+		cfg.MemQueue = 64
+	}
+	if cfg.EventCacheBytes <= 0 {
+		cfg.EventCacheBytes = 64 << 20
+	}
+	if onChange == nil {
+		onChange = func(string, bool) {}
+	}
+	return &Engine{
+		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, onChange: onChange,
+		events:   newEventCache(cfg.EventCacheBytes),
+		queues:   map[string]*queue{},
+		accounts: map[string]*account{},
+		restored: map[string]*record{},
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// Start loads the queues and states left by a previous run and starts the retry timer.
+func (e *Engine) Start(ctx context.Context) error {
+	counts, err := e.store.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	keys, err := e.store.StateKeys(ctx)
+	if err != nil {
+		return err
+	}
+	restored := map[string]*record{}
+	for _, uid := range keys {
+		raw, err := e.store.GetState(ctx, uid)
+		if err != nil {
+			return err
+		}
+		rec := &record{}
+		if raw != nil && json.Unmarshal(raw, rec) == nil {
+			restored[uid] = rec
+		}
+	}
+	for uid, n := range counts {
+		rec := restored[uid]
+		if rec == nil {
+			rec = &record{}
+			restored[uid] = rec
+		}
+		rec.Status.Pending = int64(n)
+	}
+	e.mu.Lock()
+	e.restored = restored
+	e.ctx = ctx
+	e.mu.Unlock()
+	e.acks = newAcker(e.store, e.log)
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.acks.run(ctx) }()
+	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
+	return nil
+}
+
+// Wait blocks until the engine's goroutines have stopped (after the Start context is cancelled).
+func (e *Engine) Wait() { e.wg.Wait() }
+
+// Known lists the webhook uids with stored queues or state, for garbage collection.
+func (e *Engine) Known() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.restored)+len(e.queues))
+	for uid := range e.restored {
+		out = append(out, uid)
+	}
+	for uid := range e.queues {
+		if _, dup := e.restored[uid]; !dup {
+			out = append(out, uid)
+		}
+	}
+	return out
+}
+
+// CacheEvent makes a just-accepted event available to payload building without a store read.
+func (e *Engine) CacheEvent(seq uint64, ev *ingest.Event, created time.Time, size int) {
+	e.events.put(&cachedEvent{seq: seq, ev: ev, created: created, size: size})
+}
+
+// Upsert creates or updates the queue of wh.
+func (e *Engine) Upsert(wh Webhook) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[wh.UID]
+	if q == nil {
+		q = &queue{wh: wh, timerIdx: -1}
+		if rec := e.restored[wh.UID]; rec != nil {
+			q.status, q.head = rec.Status, rec.Head
+			q.inStore = rec.Status.Pending > 0
+			delete(e.restored, wh.UID)
+		}
+		e.queues[wh.UID] = q
+	}
+	q.wh = wh
+	e.scheduleLocked(q)
+}
+
+// Status returns a copy of uid's delivery state.
+func (e *Engine) Status(uid string) (Status, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil {
+		return Status{}, false
+	}
+	return q.status, true
+}
+
+// Disabled reports whether uid is auto-disabled.
+func (e *Engine) Disabled(uid string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	return q != nil && q.status.Disabled
+}
+
+// CountLost records an event that uid, being disabled, does not receive.
+func (e *Engine) CountLost(uid string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q := e.queues[uid]; q != nil {
+		q.status.Dropped++
+		q.dirty = true
+		e.metrics.lost()
+	}
+	go e.onChange(uid, false)
+}
+
+// Enqueue takes in a note just stored for uid.
+func (e *Engine) Enqueue(uid string, n store.Note) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil || q.removed {
+		return // deleted meanwhile; the store queue is removed with it
+	}
+	q.status.Pending++
+	q.dirty = true
+	if n.Seq <= q.maxSeq {
+		return // already read from the store by a load that raced with this call
+	}
+	if !q.inStore && len(q.mem) < e.cfg.MemQueue {
+		q.mem = append(q.mem, n)
+		q.maxSeq = n.Seq
+	} else {
+		q.inStore = true
+		q.storeGen++
+	}
+	e.scheduleLocked(q)
+}
+
+// Cancel drops every queued notification of uid (the webhook went INACTIVE or was disabled); an
+// attempt in flight completes.
+func (e *Engine) Cancel(ctx context.Context, uid string) error {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q != nil {
+		q.mem, q.inStore, q.head = nil, false, head{}
+		q.status.Pending = 0
+		q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
+		q.dirty = true
+		e.unscheduleLocked(q)
+	}
+	e.mu.Unlock()
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
+	}
+	if q != nil {
+		e.onChange(uid, true)
+	}
+	return e.Persist(ctx, uid)
+}
+
+// Remove forgets uid entirely: its queue and state leave the store (the webhook was deleted).
+func (e *Engine) Remove(ctx context.Context, uid string) error {
+	e.mu.Lock()
+	if q := e.queues[uid]; q != nil {
+		q.removed = true
+		e.unscheduleLocked(q)
+		delete(e.queues, uid)
+	}
+	delete(e.restored, uid)
+	e.mu.Unlock()
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
+	}
+	return e.store.DeleteState(ctx, uid)
+}
+
+// Reactivate clears an auto-disable in answer to the request token (the reactivation annotation's
+// value, or "" for an INACTIVE→ACTIVE toggle). It reports whether anything changed.
+func (e *Engine) Reactivate(ctx context.Context, uid, token string) (bool, error) {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || !q.status.Disabled {
+		if q != nil && token != "" && q.status.HandledReactivation != token {
+			q.status.HandledReactivation = token
+			q.dirty = true
+		}
+		e.mu.Unlock()
+		return false, nil
+	}
+	q.status.Disabled, q.status.DisabledAt, q.status.DisabledMessage = false, time.Time{}, ""
+	q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
+	if token != "" {
+		q.status.HandledReactivation = token
+	}
+	q.dirty = true
+	e.mu.Unlock()
+	e.onChange(uid, true)
+	return true, e.Persist(ctx, uid)
+}
+
+// Persist writes uid's state to the store when it changed.
+func (e *Engine) Persist(ctx context.Context, uid string) error {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || !q.dirty {
+		e.mu.Unlock()
+		return nil
+	}
+	raw, err := json.Marshal(record{Status: q.status, Head: q.head})
+	q.dirty = false
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return e.store.PutState(ctx, uid, raw)
+}
+
+// scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
+// the timer heap when its head waits for a retry, nowhere when it has nothing to do.
+func (e *Engine) scheduleLocked(q *queue) {
+	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || q.status.Pending <= 0 {
+		return
+	}
+	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {
+		e.timers.upsert(q)
+		e.poke()
+		return
+	}
+	acc := e.accounts[q.wh.AccountID]
+	if acc == nil {
+		acc = &account{}
+		e.accounts[q.wh.AccountID] = acc
+	}
+	q.waiting = true
+	acc.waiting = append(acc.waiting, q)
+	e.pumpLocked(acc)
+}
+
+func (e *Engine) unscheduleLocked(q *queue) {
+	e.timers.remove(q)
+	if q.waiting {
+		if acc := e.accounts[q.wh.AccountID]; acc != nil {
+			for i, w := range acc.waiting {
+				if w == q {
+					acc.waiting = append(acc.waiting[:i], acc.waiting[i+1:]...)
+					break
+				}
+			}
+		}
+		q.waiting = false
+	}
+}
+
+// pumpLocked starts deliveries while the account has free slots. Webhooks of one account take turns
+// (a webhook that delivered goes to the back of the line), so one busy webhook cannot starve the
+// others.
+func (e *Engine) pumpLocked(acc *account) {
+	for acc.inFlight < e.cfg.AccountConcurrency && len(acc.waiting) > 0 {
+		q := acc.waiting[0]
+		acc.waiting[0] = nil
+		acc.waiting = acc.waiting[1:]
+		q.waiting = false
+		q.inFlight = true
+		acc.inFlight++
+		e.wg.Add(1)
+		go e.deliver(q, acc)
+	}
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runTimers moves queues whose retry time has come back to their account's waiting list.
+func (e *Engine) runTimers(ctx context.Context) {
+	for {
+		e.mu.Lock()
+		var wait time.Duration = time.Hour
+		now := e.clock.Now()
+		for e.timers.Len() > 0 {
+			q := e.timers.peek()
+			if d := q.head.Next.Sub(now); d > 0 {
+				wait = d
+				break
+			}
+			e.timers.remove(q)
+			e.scheduleLocked(q)
+		}
+		e.mu.Unlock()
+		t := e.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-e.wake:
+			t.Stop()
+		case <-t.C():
+		}
+	}
+}
+
+// deliver makes one attempt for q's head and settles the outcome.
+func (e *Engine) deliver(q *queue, acc *account) {
+	defer e.wg.Done()
+	ctx := e.ctx
+	outcome := e.attempt(ctx, q)
+	e.mu.Lock()
+	q.inFlight = false
+	acc.inFlight--
+	urgent, persist := e.settleLocked(q, outcome)
+	e.scheduleLocked(q)
+	e.pumpLocked(acc)
+	uid := q.wh.UID
+	e.mu.Unlock()
+	if persist {
+		if err := e.Persist(ctx, uid); err != nil && ctx.Err() == nil {
+			e.log.Error(err, "Persisting delivery state", "webhook", uid)
+		}
+	}
+	e.onChange(uid, urgent)
+}
+
+// outcome is what attempt observed, settled under the lock.
+type outcome struct {
+	note    store.Note
+	none    bool // nothing to send after all (the queue was emptied meanwhile)
+	expired bool // the head's 72 hours had passed: drop without an attempt
+	retry   bool // a transient problem of our own (store unreachable): try again shortly
+	attempt Attempt
+	at      time.Time
+}
+
+func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
+	note, ok, err := e.headNote(ctx, q)
+	if err != nil {
+		e.log.Error(err, "Loading queued notifications", "webhook", q.wh.UID)
+		return outcome{retry: true}
+	}
+	if !ok {
+		return outcome{none: true}
+	}
+	e.mu.Lock()
+	wh := q.wh
+	e.mu.Unlock()
+	now := e.clock.Now()
+	if e.cfg.Policy.Expired(note.Created, now) {
+		return outcome{note: note, expired: true, at: now}
+	}
+	ev, err := e.event(ctx, note.EventSeq)
+	if err != nil {
+		// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
+		e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
+		return outcome{note: note, expired: true, at: now}
+	}
+	body, err := payload.Build(payload.Event{ID: ev.ev.ID, Event: ev.ev.Event, AccountID: ev.ev.AccountID, Notification: ev.ev.Notification},
+		payload.Webhook{UID: wh.UID, Name: wh.Name, URL: wh.URL, Scope: wh.Scope, Params: wh.Params},
+		payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID), payload.Options{MaxBytes: e.cfg.MaxPayloadBytes})
+	if err != nil {
+		e.log.Error(err, "Building payload; dropping the notification", "webhook", wh.UID, "event", note.EventSeq)
+		return outcome{note: note, expired: true, at: now}
+	}
+	if len(body.Trimmed) > 0 {
+		e.metrics.trimmed()
+	}
+	start := e.clock.Now()
+	a := e.sender.Send(ctx, wh.URL, wh.ClientID, wh.Cert, body.Body)
+	e.metrics.attempt(a, e.clock.Since(start))
+	return outcome{note: note, attempt: a, at: start}
+}
+
+// headNote returns q's first note, reading the next batch from the store when memory holds none.
+func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, error) {
+	e.mu.Lock()
+	if len(q.mem) > 0 {
+		n := q.mem[0]
+		e.mu.Unlock()
+		return n, true, nil
+	}
+	if !q.inStore {
+		e.mu.Unlock()
+		return store.Note{}, false, nil
+	}
+	from, gen, uid := q.maxSeq+1, q.storeGen, q.wh.UID
+	e.mu.Unlock()
+
+	notes, err := e.store.LoadNotes(ctx, uid, from, e.cfg.MemQueue)
+	if err != nil {
+		return store.Note{}, false, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range notes {
+		if n.Seq > q.maxSeq {
+			q.mem = append(q.mem, n)
+			q.maxSeq = n.Seq
+		}
+	}
+	if len(notes) < e.cfg.MemQueue && q.storeGen == gen {
+		q.inStore = false
+	}
+	if len(q.mem) == 0 {
+		// The count said there was more, the store says no: trust the store.
+		q.status.Pending = 0
+		return store.Note{}, false, nil
+	}
+	return q.mem[0], true, nil
+}
+
+// event returns the parsed event with sequence seq, from the cache or the store.
+func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
+	if ev, ok := e.events.get(seq); ok {
+		return ev, nil
+	}
+	raw, created, err := e.store.GetEvent(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	ev := &ingest.Event{}
+	if err := json.Unmarshal(raw, ev); err != nil {
+		return nil, err
+	}
+	c := &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}
+	e.events.put(c)
+	return c, nil
+}
+
+// settleLocked applies an outcome to q. It reports whether the change is urgent (a state change that
+// the status should show at once) and whether the stored state must be rewritten now (retry state
+// changed); counters alone are persisted at the reporting interval.
+func (e *Engine) settleLocked(q *queue, o outcome) (urgent, persist bool) {
+	st := &q.status
+	switch {
+	case o.none:
+		return false, false
+	case o.retry:
+		q.head.Next = e.clock.Now().Add(time.Second)
+		return false, false
+	case o.expired:
+		return e.dropHeadLocked(q), true
+	case o.attempt.OK:
+		urgent = st.ConsecutiveFailures > 0
+		persist = urgent || q.head.Failures > 0
+		st.LastAttempt, st.LastSuccess = o.at, o.at
+		st.ConsecutiveFailures, st.FailingSince = 0, time.Time{}
+		st.LastFailureReason, st.LastFailureMessage = "", ""
+		st.Delivered++
+		e.popHeadLocked(q)
+		return urgent, persist
+	default:
+		st.LastAttempt = o.at
+		if st.ConsecutiveFailures == 0 {
+			st.FailingSince = o.at
+			urgent = true
+		}
+		st.ConsecutiveFailures++
+		st.LastFailureReason, st.LastFailureMessage = o.attempt.Reason, o.attempt.Message
+		q.dirty = true
+		if q.head.Seq != o.note.Seq {
+			q.head = head{Seq: o.note.Seq, Scheduled: o.at}
+		}
+		q.head.Failures++
+		next, drop := e.cfg.Policy.NextAttempt(o.note.Created, q.head.Scheduled, q.head.Failures)
+		if drop {
+			return e.dropHeadLocked(q) || urgent, true
+		}
+		q.head.Next, q.head.Scheduled = next, next
+		return urgent, true
+	}
+}
+
+// popHeadLocked removes the settled head from memory and the store.
+func (e *Engine) popHeadLocked(q *queue) {
+	n := q.mem[0]
+	q.mem[0] = store.Note{}
+	q.mem = q.mem[1:]
+	q.head = head{}
+	q.status.Pending--
+	q.dirty = true
+	e.acks.remove(q.wh.UID, n.Seq)
+}
+
+// dropHeadLocked drops the head and, when the webhook has had no success within DisableAfter,
+// auto-disables it: its queue is cancelled and nothing is queued until it is reactivated.
+func (e *Engine) dropHeadLocked(q *queue) (urgent bool) {
+	st := &q.status
+	st.Dropped++
+	e.metrics.dropped()
+	e.popHeadLocked(q)
+	since := st.LastSuccess
+	if since.IsZero() || q.wh.LastVerified.After(since) {
+		since = q.wh.LastVerified
+	}
+	if !since.IsZero() && e.clock.Since(since) < e.cfg.Policy.DisableAfter {
+		return false
+	}
+	st.Disabled, st.DisabledAt = true, e.clock.Now()
+	st.DisabledMessage = "a notification was dropped after " + e.cfg.Policy.DropAfter.String() +
+		" of failures and no delivery succeeded in " + e.cfg.Policy.DisableAfter.String()
+	st.Dropped += int64(len(q.mem))
+	if q.inStore {
+		// Notes still in the store are dropped with the queue; their count is what Pending says.
+		st.Dropped += st.Pending - int64(len(q.mem))
+	}
+	q.mem, q.inStore, q.head = nil, false, head{}
+	st.Pending = 0
+	e.metrics.disabled()
+	e.acks.removeAll(q.wh.UID)
+	return true
+}

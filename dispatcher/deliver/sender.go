@@ -1,0 +1,158 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// Outcome reasons of one delivery attempt, besides the verify.Reason* failure reasons.
+const (
+	ReasonDelivered = "Delivered"
+)
+
+// Attempt is the result of one POST.
+type Attempt struct {
+	OK      bool
+	Status  int
+	Reason  string
+	Message string
+}
+
+// Sender POSTs notifications. Connections are kept alive and reused per receiver; webhooks with a
+// client certificate get a transport of their own so that a certificate is never presented to
+// another webhook's receiver.
+type Sender struct {
+	timeout   time.Duration
+	allowHTTP bool
+	roots     *x509.CertPool
+
+	base   *http.Transport
+	mu     sync.Mutex
+	byCert map[string]*http.Transport
+}
+
+// NewSender returns a Sender with the given attempt timeout (Acrobat Sign: 5 s).
+func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool) *Sender {
+	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, byCert: map[string]*http.Transport{}}
+	s.base = s.newTransport(nil)
+	return s
+}
+
+func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
+	tlsCfg := &tls.Config{RootCAs: s.roots, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		tlsCfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:        tlsCfg,
+		TLSHandshakeTimeout:    s.timeout,
+		MaxIdleConns:           4096,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  s.timeout,
+		MaxResponseHeaderBytes: 64 << 10,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      true,
+	}
+}
+
+func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
+	if cert == nil {
+		return s.base
+	}
+	key := clientcert.Fingerprint(cert)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.byCert[key]
+	if t == nil {
+		t = s.newTransport(cert)
+		s.byCert[key] = t
+	}
+	return t
+}
+
+// Send POSTs body to rawURL and judges the answer as Acrobat Sign does: success only on 2xx with
+// the client id echoed; 3xx, other statuses, no echo, timeouts and connection errors are failures.
+func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte) Attempt {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && s.allowHTTP)) {
+		return Attempt{Reason: verify.ReasonInsecureURLNotAllowed, Message: "url must be https"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return Attempt{Reason: verify.ReasonInvalidURL, Message: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(echo.Header, clientID)
+	req.Header.Set("User-Agent", "hookline")
+	resp, err := s.transport(cert).RoundTrip(req)
+	if err != nil {
+		r := verify.Classify(err, s.timeout)
+		return Attempt{Reason: r.Reason, Message: r.Message}
+	}
+	respBody := echo.ReadBody(resp.Body)
+	// Drain a little more so the connection can be reused, but never let a receiver make us read
+	// an endless body.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 256<<10))
+	_ = resp.Body.Close()
+	a := Attempt{Status: resp.StatusCode}
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		a.Reason, a.Message = verify.ReasonRedirected, fmt.Sprintf("receiver answered %d; redirects are not followed", resp.StatusCode)
+	case resp.StatusCode < 200 || resp.StatusCode >= 300:
+		a.Reason, a.Message = verify.ReasonNonSuccessStatus, fmt.Sprintf("receiver answered %d", resp.StatusCode)
+	default:
+		switch echo.Check(resp.Header, respBody, clientID) {
+		case echo.Echoed:
+			a.OK, a.Reason, a.Message = true, ReasonDelivered, "delivered"
+		case echo.Mismatch:
+			a.Reason, a.Message = verify.ReasonClientIDMismatch, "receiver echoed a different client id"
+		default:
+			a.Reason, a.Message = verify.ReasonClientIDNotEchoed, "receiver answered 2xx without echoing the client id"
+		}
+	}
+	return a
+}
+
+// Close releases idle connections.
+func (s *Sender) Close() {
+	s.base.CloseIdleConnections()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.byCert {
+		t.CloseIdleConnections()
+	}
+}

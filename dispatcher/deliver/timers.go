@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// timerHeap orders queues waiting for a retry by their head's next attempt time.
+type timerHeap []*queue
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].head.Next.Before(h[j].head.Next) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].timerIdx, h[j].timerIdx = i, j
+}
+
+// Push implements heap.Interface.
+func (h *timerHeap) Push(x any) {
+	q := x.(*queue)
+	q.timerIdx = len(*h)
+	*h = append(*h, q)
+}
+
+// Pop implements heap.Interface.
+func (h *timerHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	q.timerIdx = -1
+	return q
+}
+
+func (h *timerHeap) upsert(q *queue) {
+	if q.timerIdx >= 0 {
+		heap.Fix(h, q.timerIdx)
+		return
+	}
+	heap.Push(h, q)
+}
+
+func (h *timerHeap) remove(q *queue) {
+	if q.timerIdx >= 0 {
+		heap.Remove(h, q.timerIdx)
+	}
+}
+
+func (h timerHeap) peek() *queue { return h[0] }
+
+// acker removes settled notes from the store in the background. Notes of one webhook are settled in
+// order, so one purge up to the highest settled sequence covers every settlement since the last
+// purge; under load that turns many deliveries into one store operation. A crash before the purge
+// re-delivers those notes after restart, with the same webhookNotificationId.
+type acker struct {
+	store *store.Store
+	log   logr.Logger
+
+	mu      sync.Mutex
+	upTo    map[string]uint64
+	all     map[string]bool
+	kick    chan struct{}
+	pending sync.WaitGroup
+}
+
+func newAcker(st *store.Store, log logr.Logger) *acker {
+	return &acker{store: st, log: log, upTo: map[string]uint64{}, all: map[string]bool{}, kick: make(chan struct{}, 1)}
+}
+
+func (a *acker) remove(uid string, seq uint64) {
+	a.mu.Lock()
+	if seq > a.upTo[uid] {
+		a.upTo[uid] = seq
+	}
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *acker) removeAll(uid string) {
+	a.mu.Lock()
+	a.all[uid] = true
+	delete(a.upTo, uid)
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *acker) signal() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *acker) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// Settle what is left with a short grace period so that a clean shutdown does not cause
+			// re-deliveries.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			a.flush(flushCtx)
+			cancel()
+			return
+		case <-a.kick:
+			a.flush(ctx)
+		}
+	}
+}
+
+func (a *acker) flush(ctx context.Context) {
+	a.mu.Lock()
+	upTo, all := a.upTo, a.all
+	a.upTo, a.all = map[string]uint64{}, map[string]bool{}
+	a.mu.Unlock()
+	for uid := range all {
+		if err := a.store.RemoveQueue(ctx, uid); err != nil && ctx.Err() == nil {
+			a.log.Error(err, "Removing a disabled webhook's queue", "webhook", uid)
+		}
+	}
+	for uid, seq := range upTo {
+		if err := a.store.Remove(ctx, uid, seq); err != nil && ctx.Err() == nil {
+			a.log.Error(err, "Removing settled notifications", "webhook", uid)
+			a.remove(uid, seq) // try again with the next batch
+		}
+	}
+}

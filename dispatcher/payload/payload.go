@@ -1,0 +1,467 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package payload builds the body the dispatcher POSTs to one webhook for one event (design §7).
+//
+// Acrobat-dialect notifications are rebuilt per webhook: hookline's own webhook* fields and accountId
+// come first, the platform's top-level fields follow as sent, and the resource object keeps only the
+// sections the webhook's conditionalParams ask for, trimmed further when the body would exceed the
+// size cap. Envelope-dialect notifications (seed 002) are delivered exactly as ingested.
+//
+// Bodies reach 25 MB (a base64 signed PDF), so the builder never decodes values: it walks the
+// notification once, two object levels deep, keeps raw byte ranges, computes every candidate size
+// arithmetically and copies each kept range once into a body allocated at its final size.
+package payload
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// DefaultMaxBytes is Acrobat Sign's 10 MB payload cap (read as 10 MiB), used when Options.MaxBytes is
+// not set.
+const DefaultMaxBytes = 10 << 20
+
+// Conditional parameter names, as they appear in conditionalParametersTrimmed. Acrobat Sign does not
+// document the exact strings; the flag names are the only ones a receiver can relate to its own
+// webhook configuration.
+const (
+	FlagDetailedInfo     = "includeDetailedInfo"
+	FlagParticipantsInfo = "includeParticipantsInfo"
+	FlagDocumentsInfo    = "includeDocumentsInfo"
+	FlagSignedDocuments  = "includeSignedDocuments"
+)
+
+// TrimmedKey is the resource-object key listing the flags dropped by the size cap.
+const TrimmedKey = "conditionalParametersTrimmed"
+
+// signedDocumentsEvent is the only event for which Acrobat Sign honours includeSignedDocuments.
+const signedDocumentsEvent = "AGREEMENT_WORKFLOW_COMPLETED"
+
+// ErrInvalidNotification wraps every error caused by the event itself (malformed JSON, missing
+// resource object, unknown event). Such an event can never be delivered, so callers should drop it
+// rather than retry.
+var ErrInvalidNotification = errors.New("invalid notification")
+
+// Event is what the builder needs of an ingested event.
+type Event struct {
+	// ID is the producer's event id; it feeds NotificationID.
+	ID string
+	// Event is the event name; it selects the dialect, the resource object and whether
+	// includeSignedDocuments is honoured.
+	Event string
+	// AccountID is the event's account, stamped into the Acrobat body as accountId.
+	AccountID string
+	// Notification is the ingested "notification" object, raw, with every optional section present.
+	Notification json.RawMessage
+}
+
+// Webhook is what the builder needs of the receiving Webhook.
+type Webhook struct {
+	// UID is the Webhook's metadata.uid, sent as webhookId.
+	UID string
+	// Name is the Webhook's metadata.name, sent as webhookName.
+	Name string
+	// URL is spec.url, echoed in webhookUrlInfo so receivers serving several hooks can tell them apart.
+	URL string
+	// Scope is spec.scope, sent as webhookScope.
+	Scope string
+	// Params is spec.conditionalParams; nil asks for the minimal resource object.
+	Params *hooklinev1.ConditionalParams
+}
+
+// Options tunes Build.
+type Options struct {
+	// MaxBytes caps the serialized Acrobat body; zero or negative means DefaultMaxBytes. It is a
+	// setting so tests can exercise trimming without 10 MB fixtures.
+	MaxBytes int
+}
+
+// Result is one built notification body.
+type Result struct {
+	// Body is the request body. For the envelope dialect it aliases Event.Notification (no copy of a
+	// possibly 25 MB value); callers must treat it as read-only.
+	Body []byte
+	// Trimmed lists the flags dropped by the size cap, in drop order; nil when nothing was dropped.
+	// The same names appear in the body's conditionalParametersTrimmed.
+	Trimmed []string
+}
+
+// section is the part of a resource object a member belongs to, which decides whether it is sent.
+type section int
+
+const (
+	secCore section = iota // id, name, status: always sent
+	secDetailed
+	secParticipants
+	secDocuments
+	secSigned
+	secOmit // never sent: hookline writes it itself
+	numSections
+)
+
+// trimOrder is Acrobat Sign's documented drop order: the largest and least essential sections go first.
+var trimOrder = [...]section{secSigned, secParticipants, secDocuments, secDetailed}
+
+var flagOf = [numSections]string{
+	secDetailed:     FlagDetailedInfo,
+	secParticipants: FlagParticipantsInfo,
+	secDocuments:    FlagDocumentsInfo,
+	secSigned:       FlagSignedDocuments,
+}
+
+// classify places a resource-object key. The section keys are sections in every family: a family
+// without the matching flag never sends them, rather than letting includeDetailedInfo leak, say, a
+// signed PDF a producer attached to the wrong object.
+func classify(key []byte) section {
+	switch string(key) {
+	case "id", "name", "status":
+		return secCore
+	case "participantSetsInfo":
+		return secParticipants
+	case "documentsInfo":
+		return secDocuments
+	case "signedDocumentInfo":
+		return secSigned
+	case TrimmedKey:
+		return secOmit
+	}
+	return secDetailed
+}
+
+// resourceKeys names each Acrobat family's resource object, as Acrobat Sign's JSON spells it.
+var resourceKeys = map[hooklinev1.Family]string{
+	hooklinev1.FamilyAgreement:       "agreement",
+	hooklinev1.FamilyWidget:          "widget",
+	hooklinev1.FamilyMegaSign:        "megaSign",
+	hooklinev1.FamilyLibraryDocument: "libraryDocument",
+}
+
+// reservedKey reports whether a top-level key is one hookline sets itself; a producer's copy is
+// dropped so a receiver never sees two conflicting values or a forged webhook identity.
+func reservedKey(key []byte) bool {
+	switch string(key) {
+	case "webhookId", "webhookName", "webhookNotificationId", "webhookUrlInfo", "webhookScope", "accountId":
+		return true
+	}
+	return false
+}
+
+// requested returns the sections the webhook asked for, per the family's flags (spec §1.3).
+func requested(fam hooklinev1.Family, event string, p *hooklinev1.ConditionalParams) (want [numSections]bool) {
+	want[secCore] = true
+	if p == nil {
+		return want
+	}
+	switch fam {
+	case hooklinev1.FamilyAgreement:
+		if a := p.Agreement; a != nil {
+			want[secDetailed] = a.IncludeDetailedInfo
+			want[secParticipants] = a.IncludeParticipantsInfo
+			want[secDocuments] = a.IncludeDocumentsInfo
+			want[secSigned] = a.IncludeSignedDocuments && event == signedDocumentsEvent
+		}
+	case hooklinev1.FamilyWidget:
+		if w := p.Widget; w != nil {
+			want[secDetailed] = w.IncludeDetailedInfo
+			want[secParticipants] = w.IncludeParticipantsInfo
+			want[secDocuments] = w.IncludeDocumentsInfo
+		}
+	case hooklinev1.FamilyMegaSign:
+		if m := p.MegaSign; m != nil {
+			want[secDetailed] = m.IncludeDetailedInfo
+		}
+	case hooklinev1.FamilyLibraryDocument:
+		if l := p.LibraryDocument; l != nil {
+			want[secDetailed] = l.IncludeDetailedInfo
+			want[secDocuments] = l.IncludeDocumentsInfo
+		}
+	}
+	return want
+}
+
+// member is one key/value pair of a notification object, kept as raw bytes.
+type member struct {
+	rawKey []byte // as sent, quotes and escapes included: copied to the output untouched
+	name   []byte // unquoted, unescaped key, for matching
+	val    []byte
+	sec    section
+}
+
+// size is the member's serialized length without separators.
+func (m *member) size() int { return len(m.rawKey) + 1 + len(m.val) }
+
+// parseMembers scans the object b (exactly one object, whitespace around it allowed) one level deep.
+func parseMembers(b []byte, dst []member) ([]member, error) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errAt(i, "expected a JSON object")
+	}
+	i, err := walkObject(b, i, 1, func(rawKey, val []byte) error {
+		name := rawKey[1 : len(rawKey)-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			// Escaped keys are rare; only they pay for a decode, and the scanner has vetted them.
+			var s string
+			if err := json.Unmarshal(rawKey, &s); err != nil {
+				return err
+			}
+			name = []byte(s)
+		}
+		dst = append(dst, member{rawKey: rawKey, name: name, val: val})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if i = skipSpace(b, i); i != len(b) {
+		return nil, errAt(i, "data after the JSON object")
+	}
+	return dst, nil
+}
+
+// Build returns the body POSTed to wh for ev, carrying notificationID as webhookNotificationId (see
+// NotificationID). Errors wrap ErrInvalidNotification.
+func Build(ev Event, wh Webhook, notificationID string, opt Options) (Result, error) {
+	fam, ok := hooklinev1.FamilyOf(ev.Event)
+	if !ok || hooklinev1.IsWildcard(ev.Event) {
+		return Result{}, fmt.Errorf("%w: unknown event %q", ErrInvalidNotification, ev.Event)
+	}
+	if fam == hooklinev1.FamilyEnvelope {
+		// Validated although ingest already did, so a corrupted stored event fails here, not at the
+		// receiver; the scan is cheap next to the network.
+		if err := validObject(ev.Notification); err != nil {
+			return Result{}, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
+		}
+		return Result{Body: ev.Notification}, nil
+	}
+	maxBytes := opt.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	resKey := resourceKeys[fam]
+
+	var topBuf [24]member
+	top, err := parseMembers(ev.Notification, topBuf[:0])
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
+	}
+
+	// Everything outside the resource object has a fixed size; sum it once.
+	head := header(wh, notificationID, ev.AccountID)
+	fixed := len(head) + 1 // the closing brace
+	res := -1
+	for i := range top {
+		m := &top[i]
+		switch {
+		case reservedKey(m.name):
+			m.sec = secOmit
+			continue
+		case string(m.name) == resKey:
+			if res >= 0 {
+				return Result{}, fmt.Errorf("%w: %s: duplicate %q object", ErrInvalidNotification, ev.Event, resKey)
+			}
+			res = i
+			fixed += 1 + len(m.rawKey) + 1 // ,"agreement": — the object itself is sized below
+			continue
+		}
+		fixed += 1 + m.size()
+	}
+	if res < 0 {
+		return Result{}, fmt.Errorf("%w: %s: notification has no %q object", ErrInvalidNotification, ev.Event, resKey)
+	}
+	var resBuf [40]member
+	fields, err := parseMembers(top[res].val, resBuf[:0])
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %s: %q: %v", ErrInvalidNotification, ev.Event, resKey, err)
+	}
+	var st sectionStats
+	for i := range fields {
+		f := &fields[i]
+		f.sec = classify(f.name)
+		st.size[f.sec] += f.size()
+		st.count[f.sec]++
+	}
+
+	// A flag counts as sent, and later as trimmed, only when it contributes content.
+	want := requested(fam, ev.Event, wh.Params)
+	var incl [numSections]bool
+	for s := secCore; s < secOmit; s++ {
+		incl[s] = want[s] && st.count[s] > 0
+	}
+	var trimmed []string
+	total := fixed + st.objectSize(&incl, trimmed)
+	for _, s := range trimOrder {
+		if total <= maxBytes {
+			break
+		}
+		if !incl[s] {
+			continue
+		}
+		incl[s] = false
+		trimmed = append(trimmed, flagOf[s])
+		total = fixed + st.objectSize(&incl, trimmed)
+	}
+	// Past this point the body is best effort: still too large with every section dropped, it goes
+	// out anyway, as Acrobat Sign sends rather than withholds a notification.
+
+	out := make([]byte, 0, total)
+	out = append(out, head...)
+	for i := range top {
+		m := &top[i]
+		if m.sec == secOmit {
+			continue
+		}
+		out = append(out, ',')
+		out = append(out, m.rawKey...)
+		out = append(out, ':')
+		if i == res {
+			out = appendObject(out, fields, &incl, trimmed)
+		} else {
+			out = append(out, m.val...)
+		}
+	}
+	out = append(out, '}')
+	return Result{Body: out, Trimmed: trimmed}, nil
+}
+
+// sectionStats totals a resource object's members per section, so each trimming step is sized by
+// arithmetic instead of by serializing again.
+type sectionStats struct {
+	size  [numSections]int
+	count [numSections]int
+}
+
+// objectSize is the serialized size of the resource object with the included sections and the
+// trimmed list.
+func (st *sectionStats) objectSize(incl *[numSections]bool, trimmed []string) int {
+	n, members := 2, 0 // braces
+	for s := secCore; s < secOmit; s++ {
+		if incl[s] {
+			n += st.size[s]
+			members += st.count[s]
+		}
+	}
+	if len(trimmed) > 0 {
+		n += len(trimmedMember(nil, trimmed))
+		members++
+	}
+	if members > 1 {
+		n += members - 1 // commas
+	}
+	return n
+}
+
+// trimmedMember appends "conditionalParametersTrimmed":[...]. The names are constants that need no
+// escaping.
+func trimmedMember(dst []byte, trimmed []string) []byte {
+	dst = append(dst, `"`+TrimmedKey+`":[`...)
+	for i, t := range trimmed {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, t...)
+		dst = append(dst, '"')
+	}
+	return append(dst, ']')
+}
+
+// appendObject writes the filtered resource object: kept members in input order, then the trimmed list.
+func appendObject(dst []byte, fields []member, incl *[numSections]bool, trimmed []string) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i := range fields {
+		f := &fields[i]
+		if f.sec == secOmit || !incl[f.sec] {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, f.rawKey...)
+		dst = append(dst, ':')
+		dst = append(dst, f.val...)
+	}
+	if len(trimmed) > 0 {
+		if !first {
+			dst = append(dst, ',')
+		}
+		dst = trimmedMember(dst, trimmed)
+	}
+	return append(dst, '}')
+}
+
+// header renders the opening brace and hookline's fields, which lead the body so a receiver can
+// route and dedupe before reading a large payload.
+func header(wh Webhook, notificationID, accountID string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	// URLs keep their '&' readable; escaping is for HTML embedding, not for webhook bodies.
+	enc.SetEscapeHTML(false)
+	str := func(s string) {
+		_ = enc.Encode(s) // encoding a string cannot fail
+		b.Truncate(b.Len() - 1)
+	}
+	b.WriteString(`{"webhookId":`)
+	str(wh.UID)
+	b.WriteString(`,"webhookName":`)
+	str(wh.Name)
+	b.WriteString(`,"webhookNotificationId":`)
+	str(notificationID)
+	b.WriteString(`,"webhookUrlInfo":{"url":`)
+	str(wh.URL)
+	b.WriteString(`},"webhookScope":`)
+	str(wh.Scope)
+	b.WriteString(`,"accountId":`)
+	str(accountID)
+	return b.Bytes()
+}
+
+// NotificationID is the stable webhookNotificationId for (webhook, event). Receivers dedupe on it,
+// so it must be identical on every retry and after a dispatcher restart: it is derived, never stored.
+// It is UUID-shaped (version 5 and RFC 4122 variant bits over the first 16 bytes of a SHA-256), as
+// Acrobat Sign's ids are UUIDs and receivers may validate them as such. The NUL separators keep
+// ("a", "bc") and ("ab", "c") apart.
+func NotificationID(webhookUID, accountID, eventID string) string {
+	h := sha256.New()
+	h.Write([]byte(webhookUID))
+	h.Write([]byte{0})
+	h.Write([]byte(accountID))
+	h.Write([]byte{0})
+	h.Write([]byte(eventID))
+	var sum [sha256.Size]byte
+	u := h.Sum(sum[:0])[:16]
+	u[6] = u[6]&0x0f | 0x50
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:36], u[10:16])
+	return string(s[:])
+}

@@ -1,0 +1,276 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package payload
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+)
+
+// A hand-written scanner instead of encoding/json: a notification can hold a 25 MB base64 PDF, and
+// json.Decoder would scan such a value three times (read, validate, skip) and copy it twice just to
+// learn where it ends. This scanner validates as strictly as encoding/json's (same grammar, same
+// nesting limit) in one pass, never allocates, and crosses long strings eight bytes at a time.
+
+// maxDepth matches encoding/json's nesting limit, so the scanner accepts exactly what ingest accepted
+// and a hostile input cannot exhaust the stack.
+const maxDepth = 10000
+
+// syntaxError reports where a notification stops being JSON; the offset lets an operator find the
+// fault in a stored event.
+type syntaxError struct {
+	msg string
+	off int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at offset %d", e.msg, e.off) }
+
+func errAt(off int, msg string) error { return &syntaxError{msg: msg, off: off} }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipValue returns the offset just past the JSON value that starts at b[i].
+func skipValue(b []byte, i, depth int) (int, error) {
+	if i >= len(b) {
+		return i, errAt(i, "unexpected end of JSON")
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return skipString(b, i)
+	case c == '{':
+		return walkObject(b, i, depth+1, nil)
+	case c == '[':
+		return skipArray(b, i, depth+1)
+	case c == 't':
+		return skipLiteral(b, i, "true")
+	case c == 'f':
+		return skipLiteral(b, i, "false")
+	case c == 'n':
+		return skipLiteral(b, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return skipNumber(b, i)
+	}
+	return i, errAt(i, fmt.Sprintf("invalid character %q looking for beginning of value", b[i]))
+}
+
+// walkObject scans the object starting at b[i] and calls fn (when not nil) with each member's raw key
+// (quotes included) and raw value, in input order, so callers see duplicates and order as sent.
+func walkObject(b []byte, i, depth int, fn func(rawKey, val []byte) error) (int, error) {
+	if depth > maxDepth {
+		return i, errAt(i, "exceeded max depth")
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return i, errAt(i, "expected object key")
+		}
+		k := i
+		var err error
+		if i, err = skipString(b, i); err != nil {
+			return i, err
+		}
+		rawKey := b[k:i]
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != ':' {
+			return i, errAt(i, "expected ':' after object key")
+		}
+		i = skipSpace(b, i+1)
+		v := i
+		if i, err = skipValue(b, i, depth); err != nil {
+			return i, err
+		}
+		if fn != nil {
+			if err := fn(rawKey, b[v:i]); err != nil {
+				return i, err
+			}
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, errAt(i, "unexpected end of JSON in object")
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return i, errAt(i, "expected ',' or '}' after object value")
+		}
+	}
+}
+
+func skipArray(b []byte, i, depth int) (int, error) {
+	if depth > maxDepth {
+		return i, errAt(i, "exceeded max depth")
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		var err error
+		if i, err = skipValue(b, i, depth); err != nil {
+			return i, err
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, errAt(i, "unexpected end of JSON in array")
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return i, errAt(i, "expected ',' or ']' after array element")
+		}
+	}
+}
+
+func skipLiteral(b []byte, i int, lit string) (int, error) {
+	if !bytes.HasPrefix(b[i:], []byte(lit)) {
+		return i, errAt(i, "invalid literal")
+	}
+	return i + len(lit), nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func skipNumber(b []byte, i int) (int, error) {
+	j := i
+	if b[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(b) && b[j] == '0':
+		j++
+	case j < len(b) && b[j] >= '1' && b[j] <= '9':
+		for j < len(b) && isDigit(b[j]) {
+			j++
+		}
+	default:
+		return j, errAt(j, "invalid number")
+	}
+	if j < len(b) && b[j] == '.' {
+		j++
+		if j >= len(b) || !isDigit(b[j]) {
+			return j, errAt(j, "invalid number: digit expected after '.'")
+		}
+		for j < len(b) && isDigit(b[j]) {
+			j++
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if j >= len(b) || !isDigit(b[j]) {
+			return j, errAt(j, "invalid number: digit expected in exponent")
+		}
+		for j < len(b) && isDigit(b[j]) {
+			j++
+		}
+	}
+	return j, nil
+}
+
+// Word-at-a-time constants: lo has 0x01 in every byte, hi 0x80.
+const (
+	lo = 0x0101010101010101
+	hi = 0x8080808080808080
+)
+
+// plainWord reports whether none of the eight bytes of x ends or escapes a string or is a control
+// character. (x - lo*n) & ^x & hi is non-zero exactly when some byte of x is below n (n <= 0x80);
+// XOR turns "equals c" into "equals zero", i.e. "below 1".
+func plainWord(x uint64) bool {
+	q := x ^ (lo * '"')
+	s := x ^ (lo * '\\')
+	return ((x-lo*0x20)&^x|(q-lo)&^q|(s-lo)&^s)&hi == 0
+}
+
+// skipString returns the offset just past the string starting at b[i] (which is '"'), rejecting raw
+// control characters and malformed escapes as encoding/json does.
+func skipString(b []byte, i int) (int, error) {
+	j := i + 1
+	for {
+		for j+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
+		if j >= len(b) {
+			return j, errAt(i, "unterminated string")
+		}
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, nil
+		case c == '\\':
+			if j+1 >= len(b) {
+				return j, errAt(j, "unterminated escape")
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if j+6 > len(b) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) || !isHex(b[j+5]) {
+					return j, errAt(j, "invalid \\u escape")
+				}
+				j += 6
+			default:
+				return j, errAt(j, "invalid escape")
+			}
+		case c < 0x20:
+			return j, errAt(j, "control character in string")
+		default:
+			j++
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// validObject reports whether b is exactly one JSON object, surrounding whitespace allowed.
+func validObject(b []byte) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errAt(i, "notification is not a JSON object")
+	}
+	i, err := walkObject(b, i, 1, nil)
+	if err != nil {
+		return err
+	}
+	if i = skipSpace(b, i); i != len(b) {
+		return errAt(i, "data after the notification object")
+	}
+	return nil
+}
