@@ -267,6 +267,17 @@ func (e *Engine) Status(uid string) (Status, bool) {
 	return q.status, true
 }
 
+// Identity returns the namespace and name of uid's webhook.
+func (e *Engine) Identity(uid string) (namespace, name string, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil {
+		return "", "", false
+	}
+	return q.wh.Namespace, q.wh.Name, true
+}
+
 // Disabled reports whether uid is auto-disabled.
 func (e *Engine) Disabled(uid string) bool {
 	e.mu.Lock()

@@ -1,0 +1,103 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package dispatcher wires hookline's dispatcher: events accepted on the ingest API are stored,
+// routed to the matching Active webhooks through an informer-fed routing table, queued per webhook
+// and delivered by the engine, whose state a reporter writes back into each Webhook's status.
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/route"
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// Dispatcher accepts events and queues their notifications.
+type Dispatcher struct {
+	Store  *store.Store
+	Engine *deliver.Engine
+	Table  *route.Table
+	Clock  clock.PassiveClock
+	Log    logr.Logger
+}
+
+var _ ingest.Acceptor = (*Dispatcher)(nil)
+
+// Accept stores ev, routes it and queues one notification per matching webhook; it returns once
+// all of that is durable. A re-post of the same event id within the dedupe window routes again, but
+// JetStream's per-notification dedupe keeps anything from being queued twice: that also completes
+// the routing of an event whose first post stored it but crashed before queueing.
+func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
+	now := d.Clock.Now()
+	seq, duplicate, err := d.Store.PutEvent(ctx, ev.AccountID+"/"+ev.ID, raw, now)
+	if err != nil {
+		return ingest.Receipt{}, err
+	}
+	if !duplicate {
+		d.Engine.CacheEvent(seq, ev, now, len(raw))
+	}
+	targets := d.Table.Match(&route.Event{
+		Name:      ev.Event,
+		AccountID: ev.AccountID,
+		GroupID:   ev.GroupID,
+		UserID:    ev.Initiator.UserID,
+		Resource:  hooklinev1.WebhookResource{Type: hooklinev1.ResourceType(ev.Resource.Type), ID: ev.Resource.ID},
+	})
+	items := make([]store.Enqueue, 0, len(targets))
+	for _, t := range targets {
+		if d.Engine.Disabled(t.UID) {
+			if !duplicate {
+				d.Engine.CountLost(t.UID)
+			}
+			continue
+		}
+		items = append(items, store.Enqueue{
+			UID:   t.UID,
+			MsgID: payload.NotificationID(t.UID, ev.AccountID, ev.ID),
+			Note:  store.Note{EventSeq: seq, Created: now},
+		})
+	}
+	if len(items) == 0 {
+		return ingest.Receipt{Duplicate: duplicate}, nil
+	}
+	results, err := d.Store.EnqueueAll(ctx, items)
+	if err != nil {
+		return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
+	}
+	queued := 0
+	for i, r := range results {
+		if r.Duplicate {
+			continue
+		}
+		queued++
+		n := items[i].Note
+		n.Seq = r.Seq
+		d.Engine.Enqueue(items[i].UID, n)
+	}
+	if duplicate {
+		return ingest.Receipt{Duplicate: true, Notifications: queued}, nil
+	}
+	return ingest.Receipt{Notifications: queued}, nil
+}

@@ -1,0 +1,264 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+)
+
+// FieldManager is the server-side-apply field manager of the dispatcher's status writes.
+const FieldManager = "hookline-dispatcher"
+
+// Condition types and reasons the dispatcher owns.
+const (
+	ConditionDelivering   = "Delivering"
+	ConditionAutoDisabled = "AutoDisabled"
+
+	ReasonNoFailures      = "NoFailures"
+	ReasonAutoDisabled    = "AutoDisabled"
+	ReasonNoRecentSuccess = "NoRecentSuccess"
+	ReasonEnabled         = "Enabled"
+	ReasonReactivated     = "Reactivated"
+)
+
+// Reporter writes the engine's delivery state into Webhook status: every dirty webhook once per
+// interval, and at once when its state changes (failing, recovered, disabled, reactivated). Each
+// write is one server-side apply under FieldManager, skipped when nothing changed. It also persists
+// the engine's per-webhook state on the same cadence.
+type Reporter struct {
+	Client   client.Client
+	Engine   *deliver.Engine
+	Recorder events.EventRecorder
+	Clock    clock.PassiveClock
+	Interval time.Duration
+	Log      logr.Logger
+
+	mu       sync.Mutex
+	dirty    map[string]bool
+	urgent   map[string]bool
+	written  map[string]string
+	disabled map[string]bool
+	kick     chan struct{}
+}
+
+func (r *Reporter) init() {
+	if r.dirty == nil {
+		r.dirty, r.urgent, r.written, r.disabled = map[string]bool{}, map[string]bool{}, map[string]string{}, map[string]bool{}
+		r.kick = make(chan struct{}, 1)
+	}
+}
+
+// Mark notes that uid's status may have changed.
+func (r *Reporter) Mark(uid string, urgent bool) {
+	r.mu.Lock()
+	r.init()
+	r.dirty[uid] = true
+	if urgent {
+		r.urgent[uid] = true
+	}
+	r.mu.Unlock()
+	if urgent {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Forget drops what the reporter remembers of a deleted webhook.
+func (r *Reporter) Forget(uid string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.init()
+	delete(r.dirty, uid)
+	delete(r.urgent, uid)
+	delete(r.written, uid)
+	delete(r.disabled, uid)
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable.
+func (r *Reporter) NeedLeaderElection() bool { return false }
+
+// Start runs the reporter until ctx ends (manager.Runnable).
+func (r *Reporter) Start(ctx context.Context) error {
+	r.mu.Lock()
+	r.init()
+	r.mu.Unlock()
+	tick := time.NewTicker(r.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.flush(context.Background(), false) // last counters, so that a clean stop loses none
+			return nil
+		case <-r.kick:
+			r.flush(ctx, true)
+		case <-tick.C:
+			r.flush(ctx, false)
+		}
+	}
+}
+
+func (r *Reporter) flush(ctx context.Context, urgentOnly bool) {
+	r.mu.Lock()
+	var uids []string
+	if urgentOnly {
+		for uid := range r.urgent {
+			uids = append(uids, uid)
+			delete(r.dirty, uid)
+		}
+	} else {
+		for uid := range r.dirty {
+			uids = append(uids, uid)
+		}
+		r.dirty = map[string]bool{}
+	}
+	r.urgent = map[string]bool{}
+	r.mu.Unlock()
+	for _, uid := range uids {
+		if err := r.report(ctx, uid); err != nil && ctx.Err() == nil {
+			r.Log.Error(err, "Reporting delivery status", "webhook", uid)
+			r.Mark(uid, false) // next interval
+		}
+	}
+}
+
+func (r *Reporter) report(ctx context.Context, uid string) error {
+	if err := r.Engine.Persist(ctx, uid); err != nil {
+		return fmt.Errorf("persisting state: %w", err)
+	}
+	st, ok := r.Engine.Status(uid)
+	ns, name, ok2 := r.Engine.Identity(uid)
+	if !ok || !ok2 {
+		return nil
+	}
+	wh := &hooklinev1.Webhook{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, wh); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if string(wh.UID) != uid {
+		return nil // replaced by a new webhook of the same name
+	}
+	status := deliveryStatus(wh, st, metav1.NewTime(r.Clock.Now()))
+	raw, err := json.Marshal(status)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	unchanged := r.written[uid] == string(raw)
+	wasDisabled, seen := r.disabled[uid]
+	r.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	if !seen {
+		wasDisabled = meta.IsStatusConditionTrue(wh.Status.Conditions, ConditionAutoDisabled)
+	}
+	if err := r.apply(ctx, wh, status); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.written[uid] = string(raw)
+	r.disabled[uid] = st.Disabled
+	r.mu.Unlock()
+	switch {
+	case st.Disabled && !wasDisabled:
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ReasonAutoDisabled, "Deliver", "%s", st.DisabledMessage)
+	case !st.Disabled && wasDisabled:
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
+	}
+	return nil
+}
+
+func (r *Reporter) apply(ctx context.Context, wh *hooklinev1.Webhook, status hooklinev1.WebhookStatus) error {
+	raw, err := json.Marshal(map[string]any{
+		"apiVersion": hooklinev1.GroupVersion.String(),
+		"kind":       "Webhook",
+		"metadata":   map[string]any{"name": wh.Name, "namespace": wh.Namespace, "uid": string(wh.UID)},
+		"status":     status,
+	})
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return err
+	}
+	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+}
+
+// deliveryStatus builds the dispatcher-owned status fields of wh from the engine's state.
+func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, now metav1.Time) hooklinev1.WebhookStatus {
+	out := hooklinev1.WebhookStatus{
+		LastAttemptTime:         timeOrNil(st.LastAttempt),
+		LastSuccessTime:         timeOrNil(st.LastSuccess),
+		FailingSince:            timeOrNil(st.FailingSince),
+		ConsecutiveFailures:     &st.ConsecutiveFailures,
+		PendingNotifications:    &st.Pending,
+		DeliveredTotal:          &st.Delivered,
+		DroppedTotal:            &st.Dropped,
+		LastHandledReactivation: st.HandledReactivation,
+	}
+	delivering := metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionTrue, Reason: ReasonNoFailures,
+		Message: "the last delivery attempt succeeded, or none has failed"}
+	disabled := metav1.Condition{Type: ConditionAutoDisabled, Status: metav1.ConditionFalse, Reason: ReasonEnabled,
+		Message: "the webhook is not auto-disabled"}
+	switch {
+	case st.Disabled:
+		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: ReasonAutoDisabled,
+			Message: "auto-disabled: nothing is queued or sent until it is reactivated"}
+		disabled = metav1.Condition{Type: ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: ReasonNoRecentSuccess,
+			Message: st.DisabledMessage + fmt.Sprintf("; set the %s annotation to a new value to reactivate", hooklinev1.ReactivateAnnotation)}
+	case st.ConsecutiveFailures > 0:
+		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.LastFailureReason,
+			Message: fmt.Sprintf("%d consecutive failed attempts since %s: %s; retrying", st.ConsecutiveFailures,
+				st.FailingSince.UTC().Format(time.RFC3339), st.LastFailureMessage)}
+	}
+	for _, c := range []metav1.Condition{delivering, disabled} {
+		c.ObservedGeneration = wh.Generation
+		c.LastTransitionTime = now
+		if old := meta.FindStatusCondition(wh.Status.Conditions, c.Type); old != nil && old.Status == c.Status {
+			c.LastTransitionTime = old.LastTransitionTime
+		}
+		out.Conditions = append(out.Conditions, c)
+	}
+	return out
+}
+
+func timeOrNil(t time.Time) *metav1.Time {
+	if t.IsZero() {
+		return nil
+	}
+	mt := metav1.NewTime(t)
+	return &mt
+}

@@ -1,0 +1,256 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"crypto/tls"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/route"
+	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/tenancy"
+)
+
+// Syncer keeps the routing table and the engine's queues in step with the Webhook resources: a
+// webhook is routed to while it is Active (or auto-disabled, so that the events it misses are
+// counted), its queue is cancelled when it goes INACTIVE, removed when it is deleted, and an
+// auto-disable is lifted on a reactivation request.
+type Syncer struct {
+	client.Client
+	// APIReader reads client-certificate Secrets without caching Secrets.
+	APIReader client.Reader
+	Table     *route.Table
+	Engine    *deliver.Engine
+	Reporter  *Reporter
+	// DefaultClientID is the manager's default client id, for webhooks without spec.clientId.
+	DefaultClientID string
+
+	mu   sync.Mutex
+	uids map[types.NamespacedName]string
+}
+
+// +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
+// +kubebuilder:rbac:groups=hookline.io,resources=webhooks/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one webhook's routing and queue in line with its resource.
+func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	wh := &hooklinev1.Webhook{}
+	if err := s.Get(ctx, req.NamespacedName, wh); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, s.forget(ctx, req.NamespacedName)
+	}
+	uid := string(wh.UID)
+	s.remember(req.NamespacedName, uid)
+
+	binding, bound, err := s.binding(ctx, wh.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	cert, certErr := s.clientCertificate(ctx, wh)
+	if certErr != nil {
+		ctrl.LoggerFrom(ctx).Info("Client certificate unavailable; holding deliveries", "reason", certErr.Error())
+	}
+	active := wh.Spec.State == hooklinev1.StateActive
+	deliverable := active && bound && certErr == nil && wh.Status.State == hooklinev1.ObservedActive
+	s.Engine.Upsert(s.config(wh, binding, cert, deliverable))
+
+	if !active {
+		// INACTIVE cancels what is queued and lifts an auto-disable: ACTIVE again is a new start.
+		s.Table.Delete(uid)
+		if _, err := s.Engine.Reactivate(ctx, uid, ""); err != nil {
+			return ctrl.Result{}, err
+		}
+		if st, _ := s.Engine.Status(uid); st.Pending > 0 || st.ConsecutiveFailures > 0 {
+			if err := s.Engine.Cancel(ctx, uid); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		s.Reporter.Mark(uid, true)
+		return ctrl.Result{}, nil
+	}
+	if token := wh.Annotations[hooklinev1.ReactivateAnnotation]; token != "" {
+		if st, _ := s.Engine.Status(uid); st.HandledReactivation != token {
+			if _, err := s.Engine.Reactivate(ctx, uid, token); err != nil {
+				return ctrl.Result{}, err
+			}
+			s.Reporter.Mark(uid, true)
+		}
+	}
+	if bound && (deliverable || s.Engine.Disabled(uid)) {
+		s.Table.Set(target(wh, binding))
+	} else {
+		s.Table.Delete(uid)
+	}
+	s.Reporter.Mark(uid, false)
+	return ctrl.Result{}, nil
+}
+
+func (s *Syncer) config(wh *hooklinev1.Webhook, b tenancy.Binding, cert *tls.Certificate, deliverable bool) deliver.Webhook {
+	clientID := wh.Spec.ClientID
+	if clientID == "" {
+		clientID = s.DefaultClientID
+	}
+	cfg := deliver.Webhook{
+		UID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name, AccountID: b.AccountID,
+		URL: wh.Spec.URL, ClientID: clientID, Scope: string(wh.Spec.Scope), Params: wh.Spec.ConditionalParams,
+		Cert: cert, Deliverable: deliverable,
+	}
+	if wh.Status.LastVerifiedTime != nil {
+		cfg.LastVerified = wh.Status.LastVerifiedTime.Time
+	}
+	return cfg
+}
+
+func target(wh *hooklinev1.Webhook, b tenancy.Binding) *route.Target {
+	return &route.Target{
+		UID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name,
+		AccountID: b.AccountID, NamespaceGroup: b.GroupID,
+		Scope: wh.Spec.Scope, GroupID: wh.Spec.GroupID, UserID: wh.Spec.UserID, Resource: wh.Spec.Resource,
+		Events: wh.Spec.Events,
+	}
+}
+
+func (s *Syncer) remember(key types.NamespacedName, uid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.uids == nil {
+		s.uids = map[types.NamespacedName]string{}
+	}
+	s.uids[key] = uid
+}
+
+// forget removes a deleted webhook's routing, queue and state.
+func (s *Syncer) forget(ctx context.Context, key types.NamespacedName) error {
+	s.mu.Lock()
+	uid, ok := s.uids[key]
+	delete(s.uids, key)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	s.Table.Delete(uid)
+	s.Reporter.Forget(uid)
+	return s.Engine.Remove(ctx, uid)
+}
+
+// CollectGarbage removes the queues and state of webhooks that no longer exist (deleted while the
+// dispatcher was down). It runs once the cache has synced.
+func (s *Syncer) CollectGarbage(ctx context.Context) error {
+	list := &hooklinev1.WebhookList{}
+	if err := s.List(ctx, list); err != nil {
+		return err
+	}
+	live := make(map[string]bool, len(list.Items))
+	for _, wh := range list.Items {
+		live[string(wh.UID)] = true
+	}
+	for _, uid := range s.Engine.Known() {
+		if !live[uid] {
+			ctrl.LoggerFrom(ctx).Info("Removing the queue of a deleted webhook", "uid", uid)
+			if err := s.Engine.Remove(ctx, uid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Syncer) binding(ctx context.Context, ns string) (tenancy.Binding, bool, error) {
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := s.Get(ctx, client.ObjectKey{Name: ns}, nsMeta); err != nil {
+		return tenancy.Binding{}, false, client.IgnoreNotFound(err)
+	}
+	b, ok := tenancy.FromLabels(nsMeta.Labels)
+	return b, ok, nil
+}
+
+func (s *Syncer) clientCertificate(ctx context.Context, wh *hooklinev1.Webhook) (*tls.Certificate, error) {
+	ref := wh.Spec.ClientCertificateSecretRef
+	if ref == nil {
+		return nil, nil
+	}
+	secret := &corev1.Secret{}
+	if err := s.APIReader.Get(ctx, client.ObjectKey{Namespace: wh.Namespace, Name: ref.Name}, secret); err != nil {
+		return nil, err
+	}
+	return clientcert.FromSecret(secret)
+}
+
+// SetupWithManager watches Webhooks (changes that matter to routing and delivery, not the
+// dispatcher's own status writes) and namespace bindings.
+func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("dispatcher").
+		For(&hooklinev1.Webhook{}, builder.WithPredicates(routingChanged{})).
+		WatchesMetadata(&corev1.Namespace{},
+			handler.EnqueueRequestsFromMapFunc(s.webhooksInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(s)
+}
+
+func (s *Syncer) webhooksInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
+	list := &hooklinev1.WebhookList{}
+	if err := s.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, wh := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: wh.Namespace, Name: wh.Name}})
+	}
+	return out
+}
+
+// routingChanged passes creations, deletions and updates that change what the dispatcher acts on:
+// the spec, the reactivation annotation, and the manager's state and verification.
+type routingChanged struct{ predicate.Funcs }
+
+// Update implements predicate.Predicate.
+func (routingChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*hooklinev1.Webhook)
+	n, ok2 := e.ObjectNew.(*hooklinev1.Webhook)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return o.Generation != n.Generation ||
+		o.Annotations[hooklinev1.ReactivateAnnotation] != n.Annotations[hooklinev1.ReactivateAnnotation] ||
+		o.Status.State != n.Status.State ||
+		!o.Status.LastVerifiedTime.Equal(n.Status.LastVerifiedTime) ||
+		o.Status.LastHandledReactivation != n.Status.LastHandledReactivation
+}
