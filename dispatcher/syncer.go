@@ -168,6 +168,20 @@ func (s *Syncer) forget(ctx context.Context, key types.NamespacedName) error {
 	return s.Engine.Remove(ctx, uid)
 }
 
+// SyncAll reconciles every webhook in the cache once.
+func (s *Syncer) SyncAll(ctx context.Context) error {
+	list := &hooklinev1.WebhookList{}
+	if err := s.List(ctx, list); err != nil {
+		return err
+	}
+	for _, wh := range list.Items {
+		if _, err := s.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&wh)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CollectGarbage removes the queues and state of webhooks that no longer exist (deleted while the
 // dispatcher was down). It runs once the cache has synced.
 func (s *Syncer) CollectGarbage(ctx context.Context) error {
@@ -214,14 +228,14 @@ func (s *Syncer) clientCertificate(ctx context.Context, wh *hooklinev1.Webhook) 
 
 // SetupWithManager watches Webhooks (changes that matter to routing and delivery, not the
 // dispatcher's own status writes) and namespace bindings.
-func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int) error {
+func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidation bool) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("dispatcher").
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(routingChanged{})).
 		WatchesMetadata(&corev1.Namespace{},
 			handler.EnqueueRequestsFromMapFunc(s.webhooksInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation}).
 		Complete(s)
 }
 

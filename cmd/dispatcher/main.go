@@ -27,24 +27,14 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	corev1 "k8s.io/api/core/v1"
-
-	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
-	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/verify"
 )
@@ -123,69 +113,27 @@ func run(o options) error {
 		return err
 	}
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(hooklinev1.AddToScheme(scheme))
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metrics},
-		HealthProbeBindAddress: o.probes,
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
-	})
-	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
-	}
-
-	st, err := store.Open(ctx, o.store)
+	app, err := dispatcher.NewApp(ctx, ctrl.GetConfigOrDie(), dispatcher.Config{
+		Store: o.store,
+		Engine: deliver.Config{
+			Policy: o.policy, AccountConcurrency: o.accountConcurrency, MemQueue: o.memQueue,
+			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
+		},
+		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
+		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SyncWorkers: o.workers,
+		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, ProbeAddress: o.probes,
+		Registry: ctrlmetrics.Registry,
+	}, clock.RealClock{}, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-
-	clk := clock.RealClock{}
-	reporter := &dispatcher.Reporter{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Interval: o.statusInterval, Log: log.WithName("status"),
-	}
-	metrics := deliver.NewMetrics(ctrlmetrics.Registry)
-	engine := deliver.New(deliver.Config{
-		Policy: o.policy, AccountConcurrency: o.accountConcurrency, MemQueue: o.memQueue,
-		EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
-	}, st, deliver.NewSender(o.timeout, o.allowHTTP, roots), clk, log.WithName("deliver"), metrics, reporter.Mark)
-	reporter.Engine = engine
-	ctrlmetrics.Registry.MustRegister(engine.Collector())
-	if err := engine.Start(ctx); err != nil {
-		return fmt.Errorf("starting delivery engine: %w", err)
-	}
-	table := route.NewTable()
-	syncer := &dispatcher.Syncer{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Table: table, Engine: engine,
-		Reporter: reporter, DefaultClientID: o.defaultClientID,
-	}
-	if err := syncer.SetupWithManager(mgr, o.workers); err != nil {
-		return err
-	}
-	if err := mgr.Add(reporter); err != nil {
-		return err
-	}
-	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
-	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
-
-	d := &dispatcher.Dispatcher{Store: st, Engine: engine, Table: table, Clock: clk, Log: log}
-	handler := &ingest.Handler{Tokens: tokens, Acceptor: d, MaxBody: o.maxBody, Metrics: ingest.NewMetrics(ctrlmetrics.Registry)}
+	app.Ingest.Tokens = tokens
 	go tokens.Watch(ctx.Done(), 10*time.Second, func(err error) { log.Error(err, "Reloading tokens") })
-
-	mgrErr := make(chan error, 1)
-	go func() { mgrErr <- mgr.Start(ctx) }()
-	// Accept events only once the routing table reflects the cluster, or early events would miss
-	// webhooks that exist.
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return errors.New("informer cache did not sync")
+	done, err := app.Run(ctx)
+	if err != nil {
+		return err
 	}
-	if err := syncer.CollectGarbage(ctx); err != nil {
-		log.Error(err, "Collecting queues of deleted webhooks")
-	}
-	srv := dispatcher.NewIngestServer(o.listen, handler)
+	srv := dispatcher.NewIngestServer(o.listen, app.Ingest)
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -196,7 +144,5 @@ func run(o options) error {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	err = <-mgrErr
-	engine.Wait()
-	return err
+	return <-done
 }

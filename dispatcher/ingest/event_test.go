@@ -260,7 +260,7 @@ func TestParseRejectsBadBodies(t *testing.T) {
 			}
 			ev, err := ingest.Parse(tc.body)
 			if err == nil {
-				t.Fatalf("Parse succeeded (%+v), want %s", ev, tc.code)
+				t.Fatalf("Parse succeeded (event %q, id %q), want %s", ev.Event, ev.ID, tc.code)
 			}
 			if ev != nil {
 				t.Errorf("Parse returned an event along with error %v", err)

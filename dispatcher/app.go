@@ -1,0 +1,175 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/route"
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// Config is everything the dispatcher needs besides the API server connection.
+type Config struct {
+	Store  store.Config
+	Engine deliver.Config
+	// DeliveryTimeout bounds one delivery attempt (5 s).
+	DeliveryTimeout time.Duration
+	AllowHTTP       bool
+	RootCAs         *x509.CertPool
+	StatusInterval  time.Duration
+	DefaultClientID string
+	SyncWorkers     int
+	MaxEventBytes   int64
+	// Namespaces restricts the watched namespaces (tests); empty watches all.
+	Namespaces []string
+	// MetricsAddress and ProbeAddress of the controller-runtime manager ("0" disables).
+	MetricsAddress, ProbeAddress string
+	// Registry receives the dispatcher's metrics.
+	Registry prometheus.Registerer
+	// SkipNameValidation lets several dispatchers run in one process (tests).
+	SkipNameValidation bool
+}
+
+// App is an assembled dispatcher.
+type App struct {
+	Manager    ctrl.Manager
+	Store      *store.Store
+	Engine     *deliver.Engine
+	Table      *route.Table
+	Syncer     *Syncer
+	Reporter   *Reporter
+	Dispatcher *Dispatcher
+	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
+	Ingest *ingest.Handler
+}
+
+// NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
+// controller-runtime manager; Run starts the rest.
+func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clock, log logr.Logger) (*App, error) {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(hooklinev1.AddToScheme(scheme))
+	cacheOpts := cache.Options{}
+	if len(cfg.Namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range cfg.Namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Cache:                  cacheOpts,
+		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddress},
+		HealthProbeBindAddress: cfg.ProbeAddress,
+		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{Manager: mgr, Store: st, Table: route.NewTable()}
+	a.Reporter = &Reporter{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
+		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
+	}
+	var metrics *deliver.Metrics
+	if cfg.Registry != nil {
+		metrics = deliver.NewMetrics(cfg.Registry)
+	}
+	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs),
+		clk, log.WithName("deliver"), metrics, a.Reporter.Mark)
+	a.Reporter.Engine = a.Engine
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(a.Engine.Collector()); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if err := a.Engine.Start(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("starting delivery engine: %w", err)
+	}
+	a.Syncer = &Syncer{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Table: a.Table, Engine: a.Engine,
+		Reporter: a.Reporter, DefaultClientID: cfg.DefaultClientID,
+	}
+	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := mgr.Add(a.Reporter); err != nil {
+		st.Close()
+		return nil, err
+	}
+	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
+	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
+	a.Dispatcher = &Dispatcher{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log}
+	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes}
+	if cfg.Registry != nil {
+		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
+	}
+	return a, nil
+}
+
+// Run starts the manager and returns once the routing table reflects the cluster (events may be
+// accepted from then on); the manager runs until ctx ends, then done receives its result.
+func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
+	ch := make(chan error, 1)
+	go func() {
+		err := a.Manager.Start(ctx)
+		a.Engine.Wait()
+		a.Store.Close()
+		ch <- err
+	}()
+	if !a.Manager.GetCache().WaitForCacheSync(ctx) {
+		return ch, errors.New("informer cache did not sync")
+	}
+	if err := a.Syncer.CollectGarbage(ctx); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Collecting queues of deleted webhooks")
+	}
+	// Sync every webhook once before accepting events, so that no event misses a webhook that
+	// exists; the controller's own first pass repeats it harmlessly.
+	if err := a.Syncer.SyncAll(ctx); err != nil {
+		return ch, err
+	}
+	return ch, nil
+}

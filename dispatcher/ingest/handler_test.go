@@ -1,0 +1,509 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookline/hookline/dispatcher/ingest"
+)
+
+// stubAcceptor records what the handler hands it and answers with a set receipt or error.
+type stubAcceptor struct {
+	receipt ingest.Receipt
+	err     error
+
+	mu    sync.Mutex
+	calls []acceptCall
+}
+
+type acceptCall struct {
+	ev  *ingest.Event
+	raw []byte
+}
+
+func (s *stubAcceptor) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
+	if ctx == nil {
+		panic("Accept called with a nil context")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, acceptCall{ev: ev, raw: bytes.Clone(raw)})
+	return s.receipt, s.err
+}
+
+func (s *stubAcceptor) recorded() []acceptCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]acceptCall(nil), s.calls...)
+}
+
+const (
+	tokAcc1   = "producer-acc1-0123456789" // may post for acc-1 and acc-2
+	tokOther  = "producer-other-012345678" // may post for acc-9 only
+	tokGlobal = "producer-global-01234567" // may post for every account
+)
+
+type fixture struct {
+	h   *ingest.Handler
+	acc *stubAcceptor
+	reg *prometheus.Registry
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	toks, err := ingest.StaticTokens(
+		ingest.TokenEntry{Name: "acc1", Token: tokAcc1, Accounts: []string{"acc-1", "acc-2"}},
+		ingest.TokenEntry{Name: "other", Token: tokOther, Accounts: []string{"acc-9"}},
+		ingest.TokenEntry{Name: "global", Token: tokGlobal, Accounts: []string{"*"}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := &stubAcceptor{receipt: ingest.Receipt{Notifications: 2}}
+	reg := prometheus.NewRegistry()
+	m := ingest.NewMetrics(reg)
+	return &fixture{h: &ingest.Handler{Tokens: toks, Acceptor: acc, Metrics: m}, acc: acc, reg: reg}
+}
+
+type request struct {
+	method string // "" means POST
+	auth   string // Authorization header; "" leaves it out
+	ctype  string // Content-Type; "-" leaves it out, "" means application/json
+	body   []byte
+}
+
+func (f *fixture) serve(r request) *httptest.ResponseRecorder {
+	method := r.method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req := httptest.NewRequest(method, "/v1/events", bytes.NewReader(r.body))
+	if r.auth != "" {
+		req.Header.Set("Authorization", r.auth)
+	}
+	switch r.ctype {
+	case "-":
+	case "":
+		req.Header.Set("Content-Type", "application/json")
+	default:
+		req.Header.Set("Content-Type", r.ctype)
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	return rec
+}
+
+func bearer(tok string) string { return "Bearer " + tok }
+
+// errorBody checks the shape every error response must have and returns its code and message.
+func errorBody(t *testing.T, rec *httptest.ResponseRecorder) (code, message string) {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		t.Fatalf("error body %q is not {code, message}: %v", rec.Body.String(), err)
+	}
+	if e.Code == "" || strings.TrimSpace(e.Message) == "" {
+		t.Errorf("error body %q lacks a code or a message", rec.Body.String())
+	}
+	return e.Code, e.Message
+}
+
+// The metric names NewMetrics registers.
+const (
+	acceptedMetric = "hookline_ingest_events_accepted_total"
+	rejectedMetric = "hookline_ingest_events_rejected_total"
+)
+
+// counters gathers the counter family name from the fixture's registry, by the value of its one
+// label. (prometheus/testutil would do, but it pulls in github.com/kylelemons/godebug, which go.mod
+// does not require.)
+func (f *fixture) counters(t *testing.T, name string) map[string]float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatalf("gathering metrics: %v", err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != 1 || m.GetCounter() == nil {
+				t.Fatalf("%s series %v is not a counter with one label", name, m)
+			}
+			out[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}
+
+// assertCounters checks that the counter family name holds exactly the series in want.
+func (f *fixture) assertCounters(t *testing.T, name string, want map[string]float64) {
+	t.Helper()
+	got := f.counters(t, name)
+	if len(got) != len(want) {
+		t.Errorf("%s = %v, want %v", name, got, want)
+		return
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v, want %v", name, got, want)
+			return
+		}
+	}
+}
+
+// assertRejectedOnly checks that the metrics counted exactly one rejection, with code, and no acceptance.
+func (f *fixture) assertRejectedOnly(t *testing.T, code string) {
+	t.Helper()
+	f.assertCounters(t, acceptedMetric, map[string]float64{})
+	f.assertCounters(t, rejectedMetric, map[string]float64{code: 1})
+}
+
+// paddedEvent returns a valid acc-1 widget event padded with trailing spaces to exactly size bytes.
+func paddedEvent(t *testing.T, size int) []byte {
+	t.Helper()
+	b := []byte(`{"id":"evt-padded","event":"WIDGET_CREATED","accountId":"acc-1",` +
+		`"resource":{"type":"WIDGET","id":"w-1"},"notification":{"event":"WIDGET_CREATED","widget":{"id":"w-1"}}}`)
+	if len(b) > size {
+		t.Fatalf("padded event base is %d bytes, more than %d", len(b), size)
+	}
+	return append(b, bytes.Repeat([]byte(" "), size-len(b))...)
+}
+
+func TestHandlerRejects(t *testing.T) {
+	agr := sample(t, "agreement_action_completed")
+	for _, tc := range []struct {
+		name        string
+		req         request
+		maxBody     int64
+		acceptorErr error
+		status      int
+		code        string
+		msg         string // substring of the message, optional
+		header      map[string]string
+		called      bool // whether the acceptor is reached
+	}{
+		{name: "GET", req: request{method: http.MethodGet, auth: bearer(tokAcc1)},
+			status: 405, code: "METHOD_NOT_ALLOWED", header: map[string]string{"Allow": "POST"}},
+		{name: "PUT without a token", req: request{method: http.MethodPut, body: agr},
+			status: 405, code: "METHOD_NOT_ALLOWED", header: map[string]string{"Allow": "POST"}},
+		{name: "no Authorization header", req: request{body: agr},
+			status: 401, code: "NO_AUTHORIZATION_HEADER", header: map[string]string{"WWW-Authenticate": `Bearer realm="hookline"`}},
+		{name: "Basic scheme", req: request{auth: "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+tokAcc1)), body: agr},
+			status: 401, code: "INVALID_ACCESS_TOKEN", header: map[string]string{"WWW-Authenticate": `Bearer realm="hookline"`}},
+		{name: "token without scheme", req: request{auth: tokAcc1, body: agr},
+			status: 401, code: "INVALID_ACCESS_TOKEN", header: map[string]string{"WWW-Authenticate": `Bearer realm="hookline"`}},
+		{name: "Bearer without token", req: request{auth: "Bearer ", body: agr},
+			status: 401, code: "INVALID_ACCESS_TOKEN", header: map[string]string{"WWW-Authenticate": `Bearer realm="hookline"`}},
+		{name: "unknown token", req: request{auth: bearer("unknown-token-0123456789"), body: agr},
+			status: 401, code: "INVALID_ACCESS_TOKEN", header: map[string]string{"WWW-Authenticate": `Bearer realm="hookline"`}},
+		{name: "Content-Type text/plain", req: request{auth: bearer(tokAcc1), ctype: "text/plain", body: agr},
+			status: 415, code: "UNSUPPORTED_MEDIA_TYPE", msg: "application/json"},
+		{name: "body over MaxBody", maxBody: 1 << 10, req: request{auth: bearer(tokAcc1), body: paddedEvent(t, 2<<10)},
+			status: 413, code: "PAYLOAD_TOO_LARGE", msg: "1 KiB"},
+		{name: "body one byte over MaxBody", maxBody: 1 << 10, req: request{auth: bearer(tokAcc1), body: paddedEvent(t, 1<<10+1)},
+			status: 413, code: "PAYLOAD_TOO_LARGE", msg: "1 KiB"},
+		{name: "not JSON", req: request{auth: bearer(tokAcc1), body: []byte("{not json")},
+			status: 400, code: "INVALID_JSON"},
+		{name: "unknown event", req: request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { ev["event"] = "AGREEMENT_TELEPORTED" })},
+			status: 400, code: "INVALID_EVENT", msg: "AGREEMENT_TELEPORTED"},
+		{name: "missing accountId", req: request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { delete(ev, "accountId") })},
+			status: 400, code: "MISSING_REQUIRED_PARAM", msg: "accountId"},
+		{name: "token not allowed for accountId", req: request{auth: bearer(tokOther), body: agr},
+			status: 403, code: "PERMISSION_DENIED", msg: `"acc-1"`},
+		{name: "token not allowed for another account", req: request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { ev["accountId"] = "acc-3" })},
+			status: 403, code: "PERMISSION_DENIED", msg: `"acc-3"`},
+		{name: "storage failure", acceptorErr: errors.New("jetstream: no responders"), req: request{auth: bearer(tokAcc1), body: agr},
+			status: 503, code: "STORAGE_UNAVAILABLE", called: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.h.MaxBody = tc.maxBody
+			f.acc.err = tc.acceptorErr
+			rec := f.serve(tc.req)
+			if rec.Code != tc.status {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tc.status, rec.Body)
+			}
+			code, msg := errorBody(t, rec)
+			if code != tc.code {
+				t.Errorf("code = %q, want %q (message %q)", code, tc.code, msg)
+			}
+			if tc.msg != "" && !strings.Contains(msg, tc.msg) {
+				t.Errorf("message %q does not contain %q", msg, tc.msg)
+			}
+			for k, v := range tc.header {
+				if got := rec.Header().Get(k); got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if tc.status != 401 {
+				if got := rec.Header().Get("WWW-Authenticate"); got != "" {
+					t.Errorf("WWW-Authenticate = %q on a %d", got, tc.status)
+				}
+			}
+			calls := f.acc.recorded()
+			if tc.called && len(calls) != 1 {
+				t.Errorf("acceptor called %d times, want once", len(calls))
+			}
+			if !tc.called && len(calls) != 0 {
+				t.Errorf("acceptor called %d times, want never (first event %+v)", len(calls), calls[0].ev)
+			}
+			f.assertRejectedOnly(t, tc.code)
+		})
+	}
+}
+
+// acceptedBody decodes a 202 body strictly: exactly id, duplicate and notifications.
+func acceptedBody(t *testing.T, rec *httptest.ResponseRecorder) (id string, duplicate bool, notifications int) {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var b struct {
+		ID            *string `json:"id"`
+		Duplicate     *bool   `json:"duplicate"`
+		Notifications *int    `json:"notifications"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		t.Fatalf("202 body %q: %v", rec.Body.String(), err)
+	}
+	if b.ID == nil || b.Duplicate == nil || b.Notifications == nil {
+		t.Fatalf("202 body %q lacks id, duplicate or notifications", rec.Body.String())
+	}
+	return *b.ID, *b.Duplicate, *b.Notifications
+}
+
+func TestHandlerAccepts(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sample  string
+		req     request // body is filled from sample when nil
+		receipt ingest.Receipt
+		maxBody int64
+	}{
+		{name: "new event", sample: "agreement_action_completed", req: request{auth: bearer(tokAcc1)}, receipt: ingest.Receipt{Notifications: 3}},
+		{name: "duplicate event", sample: "agreement_action_completed", req: request{auth: bearer(tokAcc1)}, receipt: ingest.Receipt{Duplicate: true}},
+		{name: "envelope event", sample: "envelope_expired", req: request{auth: bearer(tokAcc1)}, receipt: ingest.Receipt{Notifications: 1}},
+		{name: "wildcard token", sample: "widget_created", req: request{auth: bearer(tokGlobal)}, receipt: ingest.Receipt{Notifications: 1}},
+		{name: "wildcard token, any account", req: request{auth: bearer(tokGlobal), body: mutated(t, "megasign_created", func(ev map[string]any) { ev["accountId"] = "acc-4711" })}},
+		{name: "lower-case bearer scheme", sample: "library_document_created", req: request{auth: "bearer " + tokAcc1}},
+		{name: "charset parameter", sample: "widget_created", req: request{auth: bearer(tokAcc1), ctype: "application/json; charset=utf-8"}},
+		{name: "no Content-Type", sample: "widget_created", req: request{auth: bearer(tokAcc1), ctype: "-"}},
+		{name: "body of exactly MaxBody", maxBody: 1 << 10, req: request{auth: bearer(tokAcc1), body: paddedEvent(t, 1<<10)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.h.MaxBody = tc.maxBody
+			f.acc.receipt = tc.receipt
+			req := tc.req
+			if req.body == nil {
+				req.body = sample(t, tc.sample)
+			}
+			wantEv, err := ingest.Parse(req.body)
+			if err != nil {
+				t.Fatalf("test body does not parse: %v", err)
+			}
+
+			rec := f.serve(req)
+			if rec.Code != http.StatusAccepted {
+				t.Fatalf("status = %d, want 202; body %s", rec.Code, rec.Body)
+			}
+			id, dup, n := acceptedBody(t, rec)
+			if id != wantEv.ID || dup != tc.receipt.Duplicate || n != tc.receipt.Notifications {
+				t.Errorf("202 body = {id %q, duplicate %v, notifications %d}, want {%q, %v, %d}",
+					id, dup, n, wantEv.ID, tc.receipt.Duplicate, tc.receipt.Notifications)
+			}
+
+			calls := f.acc.recorded()
+			if len(calls) != 1 {
+				t.Fatalf("acceptor called %d times, want once", len(calls))
+			}
+			if !bytes.Equal(calls[0].raw, req.body) {
+				t.Errorf("acceptor got a raw body of %d bytes, want the %d posted", len(calls[0].raw), len(req.body))
+			}
+			got := calls[0].ev
+			if got == nil || got.ID != wantEv.ID || got.Event != wantEv.Event || got.AccountID != wantEv.AccountID ||
+				got.Resource != wantEv.Resource || !bytes.Equal(got.Notification, wantEv.Notification) {
+				t.Errorf("acceptor got event %+v, want %+v", got, wantEv)
+			}
+
+			outcome := "new"
+			if tc.receipt.Duplicate {
+				outcome = "duplicate"
+			}
+			f.assertCounters(t, acceptedMetric, map[string]float64{outcome: 1})
+			f.assertCounters(t, rejectedMetric, map[string]float64{})
+		})
+	}
+}
+
+func TestHandlerCountsAcrossRequests(t *testing.T) {
+	f := newFixture(t)
+	agr := sample(t, "agreement_action_completed")
+	f.acc.receipt = ingest.Receipt{Notifications: 1}
+	for range 3 {
+		if rec := f.serve(request{auth: bearer(tokAcc1), body: agr}); rec.Code != 202 {
+			t.Fatalf("status = %d, want 202", rec.Code)
+		}
+	}
+	f.acc.receipt = ingest.Receipt{Duplicate: true}
+	for range 2 {
+		if rec := f.serve(request{auth: bearer(tokAcc1), body: agr}); rec.Code != 202 {
+			t.Fatalf("status = %d, want 202", rec.Code)
+		}
+	}
+	for range 2 {
+		if rec := f.serve(request{auth: bearer(tokOther), body: agr}); rec.Code != 403 {
+			t.Fatalf("status = %d, want 403", rec.Code)
+		}
+	}
+	if rec := f.serve(request{body: agr}); rec.Code != 401 {
+		t.Fatalf("status = %d, want 401", rec.Code)
+	}
+	f.assertCounters(t, acceptedMetric, map[string]float64{"new": 3, "duplicate": 2})
+	f.assertCounters(t, rejectedMetric, map[string]float64{"PERMISSION_DENIED": 2, "NO_AUTHORIZATION_HEADER": 1})
+	if n := len(f.acc.recorded()); n != 5 {
+		t.Errorf("acceptor called %d times, want 5", n)
+	}
+}
+
+func TestHandlerWithoutMetrics(t *testing.T) {
+	f := newFixture(t)
+	f.h.Metrics = nil
+	if rec := f.serve(request{auth: bearer(tokAcc1), body: sample(t, "widget_created")}); rec.Code != 202 {
+		t.Errorf("status = %d, want 202", rec.Code)
+	}
+	rec := f.serve(request{auth: bearer(tokOther), body: sample(t, "widget_created")})
+	if rec.Code != 403 {
+		t.Fatalf("status = %d, want 403", rec.Code)
+	}
+	errorBody(t, rec)
+}
+
+// TestHandlerDefaultLimit posts a signed agreement whose base64 document makes the body about 24 MiB:
+// the default limit (25 MiB) must take it whole, and refuse one byte more than 25 MiB.
+func TestHandlerDefaultLimit(t *testing.T) {
+	if DefaultMaxBody := ingest.DefaultMaxBody; DefaultMaxBody != 25<<20 {
+		t.Fatalf("DefaultMaxBody = %d, want 25 MiB", DefaultMaxBody)
+	}
+	doc := make([]byte, 18<<20) // 24 MiB in base64
+	for i := range doc {
+		doc[i] = byte(i % 251)
+	}
+	body := mutated(t, "agreement_workflow_completed", func(ev map[string]any) {
+		obj(t, obj(t, ev, "notification"), "agreement")["signedDocumentInfo"] = map[string]any{
+			"document": base64.StdEncoding.EncodeToString(doc),
+		}
+	})
+	if len(body) < 24<<20 || len(body) >= ingest.DefaultMaxBody {
+		t.Fatalf("test body is %d bytes, want between 24 and 25 MiB", len(body))
+	}
+
+	t.Run("24 MiB accepted", func(t *testing.T) {
+		f := newFixture(t)
+		rec := f.serve(request{auth: bearer(tokAcc1), body: body})
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("status = %d, want 202; body %.300s", rec.Code, rec.Body)
+		}
+		calls := f.acc.recorded()
+		if len(calls) != 1 {
+			t.Fatalf("acceptor called %d times, want once", len(calls))
+		}
+		if !bytes.Equal(calls[0].raw, body) {
+			t.Errorf("acceptor got %d raw bytes, want the %d posted, unchanged", len(calls[0].raw), len(body))
+		}
+		if !bytes.Contains(calls[0].ev.Notification, []byte(`"signedDocumentInfo"`)) {
+			t.Error("the event's notification lost signedDocumentInfo")
+		}
+	})
+
+	t.Run("over 25 MiB refused", func(t *testing.T) {
+		f := newFixture(t)
+		rec := f.serve(request{auth: bearer(tokAcc1), body: paddedEvent(t, ingest.DefaultMaxBody+1)})
+		if rec.Code != http.StatusRequestEntityTooLarge {
+			t.Fatalf("status = %d, want 413", rec.Code)
+		}
+		if code, msg := errorBody(t, rec); code != "PAYLOAD_TOO_LARGE" || !strings.Contains(msg, "25 MiB") {
+			t.Errorf("error = %s %q, want PAYLOAD_TOO_LARGE naming 25 MiB", code, msg)
+		}
+		if n := len(f.acc.recorded()); n != 0 {
+			t.Errorf("acceptor called %d times, want never", n)
+		}
+	})
+}
+
+// TestHandlerOverHTTP runs the handler behind a real server once, so headers and status survive the wire.
+func TestHandlerOverHTTP(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+
+	post := func(auth string, body []byte) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+
+	resp := post(bearer(tokAcc1), sample(t, "envelope_expired"))
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("POST = %d %q, want 202 application/json", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp = post(bearer("unknown-token-0123456789"), sample(t, "envelope_expired"))
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("POST with an unknown token = %d, WWW-Authenticate %q; want 401 with a challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	var e ingest.Error
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Code != "INVALID_ACCESS_TOKEN" || e.Message == "" {
+		t.Errorf("401 body = %+v (%v), want INVALID_ACCESS_TOKEN with a message", e, err)
+	}
+}
