@@ -31,7 +31,7 @@ func TestDeliversAndReportsStatus(t *testing.T) {
 	ns := newNamespace(t, "acc-smoke", "")
 	rc := newReceiver(t)
 	s := startStack(t, stackOptions{namespaces: []string{ns}})
-	wh := activeWebhook(t, ns, "smoke", accountSpec(rc.URL+"/hook"))
+	wh := s.activeWebhook(t, ns, "smoke", accountSpec(rc.URL+"/hook"))
 
 	s.mustPost(t, event("e1", "acc-smoke"))
 	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))

@@ -27,6 +27,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,6 +242,7 @@ type delivery struct {
 // with the echo unless the behaviour says otherwise.
 type receiver struct {
 	*httptest.Server
+	gets   atomic.Int64
 	mu     sync.Mutex
 	posts  []delivery
 	answer func(w http.ResponseWriter, r *http.Request) // for POSTs
@@ -256,6 +258,7 @@ func newReceiver(t *testing.T) *receiver {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
+		rc.gets.Add(1)
 		echoOK(w, r)
 		return
 	}
@@ -304,8 +307,9 @@ func newNamespace(t *testing.T, account, group string) string {
 	return ns.Name
 }
 
-// activeWebhook creates a webhook and waits until the manager made it Active.
-func activeWebhook(t *testing.T, ns, name string, spec hooklinev1.WebhookSpec) *hooklinev1.Webhook {
+// activeWebhook creates a webhook and waits until the manager made it Active and the dispatcher
+// routes to it.
+func (s *stack) activeWebhook(t *testing.T, ns, name string, spec hooklinev1.WebhookSpec) *hooklinev1.Webhook {
 	t.Helper()
 	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 	g := NewWithT(t)
@@ -314,7 +318,21 @@ func activeWebhook(t *testing.T, ns, name string, spec hooklinev1.WebhookSpec) *
 		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(wh), wh)).To(Succeed())
 		g.Expect(wh.Status.State).To(Equal(hooklinev1.ObservedActive))
 	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	s.waitRouted(t, wh)
 	return wh
+}
+
+// waitRouted waits until the dispatcher's routing table holds wh.
+func (s *stack) waitRouted(t *testing.T, wh *hooklinev1.Webhook) {
+	t.Helper()
+	NewWithT(t).Eventually(func() bool {
+		for _, tg := range s.app.Table.Targets() {
+			if tg.UID == string(wh.UID) {
+				return true
+			}
+		}
+		return false
+	}).WithTimeout(10*time.Second).WithPolling(10*time.Millisecond).Should(BeTrue(), "the dispatcher does not route to %s", wh.Name)
 }
 
 func accountSpec(url string, events ...hooklinev1.EventName) hooklinev1.WebhookSpec {

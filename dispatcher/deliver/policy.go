@@ -72,7 +72,8 @@ func (p Policy) NextAttempt(created, scheduled time.Time, failures int) (next ti
 }
 
 // Expired reports whether a notification created at created must be dropped at now without an
-// attempt: its 72 hours have passed while it waited.
+// attempt: its 72 hours have passed while it waited. An attempt exactly at the mark still goes out:
+// it is the last retry's clamped time.
 func (p Policy) Expired(created, now time.Time) bool {
-	return !now.Before(created.Add(p.DropAfter))
+	return now.After(created.Add(p.DropAfter))
 }

@@ -146,3 +146,16 @@ func (tb *Table) Len() int {
 	defer tb.mu.RUnlock()
 	return len(tb.accountOf)
 }
+
+// Targets returns a snapshot of every target, for diagnostics.
+func (tb *Table) Targets() []Target {
+	tb.mu.RLock()
+	defer tb.mu.RUnlock()
+	var out []Target
+	for _, m := range tb.byAccount {
+		for _, t := range m {
+			out = append(out, *t)
+		}
+	}
+	return out
+}

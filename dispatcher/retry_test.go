@@ -1,0 +1,162 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/dispatcher"
+)
+
+// acrobatSchedule is design §7: retry times in minutes after the first failure.
+var acrobatSchedule = []int{1, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 1743, 2463, 3183, 3903, 4320}
+
+// runFailingSchedule drives a webhook whose receiver always fails through the whole retry schedule
+// on a fake clock that starts at start, and checks every attempt time and the drop at 72 hours.
+func runFailingSchedule(t *testing.T, account string, start time.Time) (*stack, *receiver, *hooklinev1.Webhook, *clocktesting.FakeClock) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakeClock(start)
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	rc.now = clk.Now
+	rc.set(fail500)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, clock: clk})
+	wh := s.activeWebhook(t, ns, "failing", accountSpec(rc.URL))
+
+	s.mustPost(t, event("sched-1", account))
+	uid := string(wh.UID)
+	for k := 0; k <= len(acrobatSchedule); k++ {
+		// Attempt k (0 = the first) arrives and is settled as a failure.
+		g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10*time.Second).Should(Equal(k+1), func() string {
+			st, ok := s.app.Engine.Status(uid)
+			return fmt.Sprintf("attempt %d; routes=%d engine=%v %+v", k, s.app.Table.Len(), ok, st)
+		})
+		// The attempt is settled: a failure counted, or after the last retry a drop.
+		g.Eventually(func() bool {
+			st, _ := s.app.Engine.Status(uid)
+			if k == len(acrobatSchedule) {
+				return st.Dropped == 1
+			}
+			return st.ConsecutiveFailures == int64(k+1)
+		}).WithTimeout(10*time.Second).Should(BeTrue(), "attempt %d not settled", k)
+		if k < len(acrobatSchedule) {
+			clk.SetTime(start.Add(time.Duration(acrobatSchedule[k]) * time.Minute))
+		}
+	}
+	posts := rc.got()
+	g.Expect(posts).To(HaveLen(16), "one attempt and 15 retries")
+	g.Expect(posts[0].At).To(Equal(start))
+	for i, minutes := range acrobatSchedule {
+		g.Expect(posts[i+1].At.Sub(start)).To(Equal(time.Duration(minutes)*time.Minute), "retry %d", i+1)
+	}
+	// Receivers dedupe on webhookNotificationId: it is the same on every attempt.
+	ids := map[string]bool{}
+	for _, p := range posts {
+		var body map[string]any
+		g.Expect(json.Unmarshal(p.Body, &body)).To(Succeed())
+		ids[body["webhookNotificationId"].(string)] = true
+	}
+	g.Expect(ids).To(HaveLen(1))
+
+	// No attempt after the drop, however long we wait.
+	clk.SetTime(start.Add(100 * time.Hour))
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(16))
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(deref(got.Status.DroppedTotal)).To(BeEquivalentTo(1))
+		g.Expect(deref(got.Status.PendingNotifications)).To(BeEquivalentTo(0))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	return s, rc, wh, clk
+}
+
+func TestRetryScheduleAndDropWithoutAutoDisable(t *testing.T) {
+	g := NewWithT(t)
+	// The fake clock starts now: at the drop the last verification is 72 hours old, less than 7 days.
+	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-keep", time.Now())
+	got := getWebhook(g, wh)
+	g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
+
+	// Still Active: the next event is delivered once the receiver recovers.
+	rc.set(echoOK)
+	s.mustPost(t, event("sched-2", "acc-sched-keep"))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(17))
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(deref(got.Status.DeliveredTotal)).To(BeEquivalentTo(1))
+		g.Expect(deref(got.Status.ConsecutiveFailures)).To(BeEquivalentTo(0))
+		g.Expect(got.Status.FailingSince).To(BeNil())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
+func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// The fake clock starts 5 days ahead: at the drop (72 h later) the last verification — the only
+	// success so far — is 8 days old, so the webhook is auto-disabled.
+	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-disable", time.Now().Add(5*24*time.Hour))
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(condition(got, dispatcher.ConditionDelivering).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedDisabled), "the manager shows auto-disabled webhooks as Disabled")
+		g.Expect(condition(got, controllers.ConditionReady).Reason).To(Equal(controllers.ReasonAutoDisabled))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+
+	// Events while disabled are lost, and counted.
+	rc.set(echoOK)
+	s.mustPost(t, event("lost-1", "acc-sched-disable"))
+	s.mustPost(t, event("lost-2", "acc-sched-disable"))
+	g.Eventually(func(g Gomega) {
+		g.Expect(deref(getWebhook(g, wh).Status.DroppedTotal)).To(BeEquivalentTo(3))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(16))
+
+	// Reactivation is declarative: an annotation committed to Git. It verifies the endpoint again.
+	gets := rc.gets.Load()
+	cur := getWebhook(g, wh)
+	base := cur.DeepCopy()
+	if cur.Annotations == nil {
+		cur.Annotations = map[string]string{}
+	}
+	cur.Annotations[hooklinev1.ReactivateAnnotation] = "2026-11-25-ticket-42"
+	g.Expect(k8s.Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
+		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(got.Status.LastHandledReactivation).To(Equal("2026-11-25-ticket-42"))
+	}).WithTimeout(15 * time.Second).Should(Succeed())
+	g.Expect(rc.gets.Load()).To(BeNumerically(">", gets), "reactivation must verify the endpoint again")
+
+	s.mustPost(t, event("after-reactivation", "acc-sched-disable"))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(17))
+	var body map[string]any
+	g.Expect(json.Unmarshal(rc.got()[16].Body, &body)).To(Succeed())
+	g.Expect(body["agreement"]).To(HaveKeyWithValue("id", "agr-after-reactivation"))
+}
