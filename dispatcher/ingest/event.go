@@ -28,6 +28,7 @@ import (
 	"time"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/payload"
 )
 
 // Limits on event fields.
@@ -54,7 +55,7 @@ type Resource struct {
 type Event struct {
 	ID           string          `json:"id"`
 	Event        string          `json:"event"`
-	OccurredAt   *time.Time      `json:"occurredAt,omitempty"`
+	OccurredAt   string          `json:"occurredAt,omitempty"`
 	AccountID    string          `json:"accountId"`
 	GroupID      string          `json:"groupId,omitempty"`
 	Initiator    Initiator       `json:"initiator"`
@@ -107,8 +108,8 @@ func Parse(body []byte) (*Event, error) {
 	if err := dec.Decode(ev); err != nil {
 		return nil, badRequest("INVALID_JSON", "body is not a valid event: %s", jsonProblem(err))
 	}
-	if dec.More() {
-		return nil, badRequest("INVALID_JSON", "body holds more than one JSON value")
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+		return nil, badRequest("INVALID_JSON", "body holds data after the event object")
 	}
 	if err := ev.validate(); err != nil {
 		return nil, err
@@ -139,6 +140,11 @@ func (e *Event) validate() error {
 			return badRequest("INVALID_ARGUMENTS", "%s is longer than %d bytes", f.name, maxFieldLength)
 		}
 	}
+	if e.OccurredAt != "" {
+		if _, err := time.Parse(time.RFC3339Nano, e.OccurredAt); err != nil {
+			return badRequest("INVALID_ARGUMENTS", "occurredAt must be an RFC 3339 time such as 2026-11-25T10:00:00Z")
+		}
+	}
 	if !hooklinev1.IsKnownSubscriptionEvent(e.Event) || hooklinev1.IsWildcard(e.Event) {
 		return badRequest("INVALID_EVENT", "event %q is not a known event name (wildcards such as AGREEMENT_ALL are for subscriptions only)", e.Event)
 	}
@@ -163,16 +169,31 @@ func (e *Event) validate() error {
 		}
 		return nil
 	}
+	if raw, ok := top["event"]; ok {
+		var name string
+		if json.Unmarshal(raw, &name) != nil || name != e.Event {
+			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, the event's name", e.Event)
+		}
+	}
 	key := resourceKeys[fam]
+	raw, ok := top[key]
+	if d := bytes.TrimSpace(raw); !ok || len(d) == 0 || d[0] != '{' {
+		return badRequest("INVALID_NOTIFICATION", "notification.%s must be an object: %s events carry their resource there", key, e.Event)
+	}
 	var res struct {
 		ID string `json:"id"`
 	}
-	raw, ok := top[key]
-	if !ok || json.Unmarshal(raw, &res) != nil {
-		return badRequest("INVALID_NOTIFICATION", "notification.%s must be an object: %s events carry their resource there", key, e.Event)
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return badRequest("INVALID_NOTIFICATION", "notification.%s.id must be a string", key)
 	}
 	if res.ID != "" && res.ID != e.Resource.ID {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s.id %q differs from resource.id %q", key, res.ID, e.Resource.ID)
+	}
+	// Accept only what can be delivered: the payload builder's own reading of the notification
+	// (duplicate keys, structure) is the judge, so an accepted event never fails at delivery.
+	if _, err := payload.Build(payload.Event{ID: e.ID, Event: e.Event, AccountID: e.AccountID, Notification: e.Notification},
+		payload.Webhook{}, "", payload.Options{}); err != nil {
+		return badRequest("INVALID_NOTIFICATION", "notification.%s cannot be delivered: %s", key, strings.TrimPrefix(err.Error(), payload.ErrInvalidNotification.Error()+": "))
 	}
 	return nil
 }
@@ -182,10 +203,6 @@ func jsonProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		return fmt.Sprintf("field %s must be a %s", typeErr.Field, typeErr.Type)
-	}
-	var parseErr *time.ParseError
-	if errors.As(err, &parseErr) {
-		return "occurredAt must be an RFC 3339 time such as 2026-11-25T10:00:00Z"
 	}
 	return err.Error()
 }
