@@ -204,11 +204,16 @@ func (s *stack) stop() {
 // post sends an event and returns the status code and body.
 func (s *stack) post(t *testing.T, body []byte) (int, []byte) {
 	t.Helper()
+	return s.postWith(t, testToken, body)
+}
+
+func (s *stack) postWith(t *testing.T, token string, body []byte) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.url+"/v1/events", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -219,10 +224,19 @@ func (s *stack) post(t *testing.T, body []byte) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// dispatcherConfig is the configuration tests adjust.
+type dispatcherConfig = dispatcher.Config
+
 // mustPost posts and expects 202.
 func (s *stack) mustPost(t *testing.T, body []byte) {
 	t.Helper()
-	code, b := s.post(t, body)
+	s.mustPostWith(t, testToken, body)
+}
+
+// mustPostWith posts with token and expects 202.
+func (s *stack) mustPostWith(t *testing.T, token string, body []byte) {
+	t.Helper()
+	code, b := s.postWith(t, token, body)
 	if code != http.StatusAccepted {
 		t.Fatalf("post: %d %s", code, b)
 	}

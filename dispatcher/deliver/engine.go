@@ -289,27 +289,36 @@ func (e *Engine) Disabled(uid string) bool {
 // CountLost records an event that uid, being disabled, does not receive.
 func (e *Engine) CountLost(uid string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if q := e.queues[uid]; q != nil {
+	q := e.queues[uid]
+	if q != nil {
 		q.status.Dropped++
 		q.dirty = true
 		e.metrics.lost()
 	}
-	go e.onChange(uid, false)
+	e.mu.Unlock()
+	if q != nil {
+		e.onChange(uid, false)
+	}
 }
 
 // Enqueue takes in a note just stored for uid.
 func (e *Engine) Enqueue(uid string, n store.Note) {
+	if e.enqueueLocked(uid, n) {
+		e.onChange(uid, false)
+	}
+}
+
+func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[uid]
 	if q == nil || q.removed {
-		return // deleted meanwhile; the store queue is removed with it
+		return false // deleted meanwhile; the store queue is removed with it
 	}
 	q.status.Pending++
 	q.dirty = true
 	if n.Seq <= q.maxSeq {
-		return // already read from the store by a load that raced with this call
+		return true // already read from the store by a load that raced with this call
 	}
 	if !q.inStore && len(q.mem) < e.cfg.MemQueue {
 		q.mem = append(q.mem, n)
@@ -319,6 +328,7 @@ func (e *Engine) Enqueue(uid string, n store.Note) {
 		q.storeGen++
 	}
 	e.scheduleLocked(q)
+	return true
 }
 
 // Cancel drops every queued notification of uid (the webhook went INACTIVE or was disabled); an
