@@ -158,6 +158,8 @@ func TestFailingHeadHoldsBackOnlyItsWebhook(t *testing.T) {
 	}
 	// The healthy webhook of the same account gets everything, in order, while the dead one is stuck.
 	g.Eventually(func() int { return len(healthy.got()) }).WithTimeout(10 * time.Second).Should(Equal(n))
+	g.Eventually(func() float64 { return s.metric(t, "hookline_queue_depth") }).WithTimeout(5 * time.Second).Should(BeEquivalentTo(n))
+	g.Expect(s.metric(t, "hookline_queue_oldest_pending_age_seconds")).To(BeNumerically(">", 0))
 	g.Expect(agreementIDs(t, healthy.got())).To(Equal(wantIDs("o", n)))
 	g.Eventually(func() int { return len(dead.got()) }).WithTimeout(5*time.Second).Should(BeNumerically(">=", 3), "the failing head is retried")
 	for _, d := range dead.got() {

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
+
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -136,6 +138,14 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 		g.Expect(deref(getWebhook(g, wh).Status.DroppedTotal)).To(BeEquivalentTo(3))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(16))
+	expectEvent(t, wh, "Warning", dispatcher.ReasonAutoDisabled)
+	g.Expect(s.metric(t, "hookline_webhooks_auto_disabled_total")).To(BeEquivalentTo(1))
+	g.Expect(s.metric(t, "hookline_notifications_lost_total")).To(BeEquivalentTo(2))
+	g.Expect(s.metric(t, "hookline_notifications_dropped_total")).To(BeEquivalentTo(1))
+	g.Expect(s.metric(t, "hookline_deliveries_total")).To(BeEquivalentTo(16))
+	g.Expect(s.metric(t, "hookline_delivery_attempt_duration_seconds")).To(BeEquivalentTo(16))
+	g.Expect(s.metric(t, "hookline_webhooks_disabled")).To(BeEquivalentTo(1))
+	g.Expect(s.metric(t, "hookline_ingest_events_accepted_total")).To(BeEquivalentTo(3))
 
 	// Reactivation is declarative: an annotation committed to Git. It verifies the endpoint again.
 	gets := rc.gets.Load()
@@ -159,4 +169,20 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	var body map[string]any
 	g.Expect(json.Unmarshal(rc.got()[16].Body, &body)).To(Succeed())
 	g.Expect(body["agreement"]).To(HaveKeyWithValue("id", "agr-after-reactivation"))
+}
+
+// expectEvent waits for an events.k8s.io Event about wh with the given type and reason.
+func expectEvent(t *testing.T, wh *hooklinev1.Webhook, eventType, reason string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		list := &eventsv1.EventList{}
+		g.Expect(k8s.List(context.Background(), list, client.InNamespace(wh.Namespace))).To(Succeed())
+		found := false
+		for _, e := range list.Items {
+			if e.Regarding.UID == wh.UID && e.Type == eventType && e.Reason == reason {
+				found = true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, wh.Name)
+	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }

@@ -118,6 +118,7 @@ func runSuite(m *testing.M) int {
 
 // stack is one dispatcher, in process, watching only its test's namespaces.
 type stack struct {
+	reg    *prometheus.Registry
 	app    *dispatcher.App
 	url    string
 	dir    string
@@ -162,6 +163,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		o.dir = t.TempDir()
 	}
 	cfg.Store = store.Config{DataDir: o.dir}
+	reg := prometheus.NewRegistry()
+	cfg.Registry = reg
 	if o.mutate != nil {
 		o.mutate(&cfg)
 	}
@@ -186,7 +189,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		t.Fatalf("running dispatcher: %v", err)
 	}
 	srv := httptest.NewServer(dispatcher.NewIngestServer("", app.Ingest).Handler)
-	s := &stack{app: app, url: srv.URL, dir: o.dir, cancel: cancel, done: done, srv: srv}
+	s := &stack{app: app, url: srv.URL, dir: o.dir, cancel: cancel, done: done, srv: srv, reg: reg}
 	t.Cleanup(s.stop)
 	return s
 }
@@ -392,4 +395,30 @@ func deref(p *int64) int64 {
 		return -1
 	}
 	return *p
+}
+
+// metric returns the value of an unlabelled counter or gauge, or the sum over a labelled one.
+func (s *stack) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
 }

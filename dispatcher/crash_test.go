@@ -1,0 +1,437 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/echo"
+)
+
+// dispatcherProc is one run of the real dispatcher binary.
+type dispatcherProc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, valid once done is closed
+	log  string        // file holding its stdout and stderr
+}
+
+// startDispatcherProc starts bin with the test's flags and waits until its ingest API answers.
+func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string) *dispatcherProc {
+	t.Helper()
+	g := NewWithT(t)
+	addr := freeAddress(t)
+	out, err := os.Create(logFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	cmd := exec.Command(bin,
+		"--kubeconfig", cp.Kubeconfig,
+		"--tokens-file", tokens,
+		"--data-dir", dataDir,
+		"--listen-address", addr,
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", "0",
+		"--allow-http",
+		"--default-client-id", testClientID,
+		"--status-interval", "200ms",
+		"--delivery-timeout", "2s",
+		"--retry-base", "200ms",
+		"--retry-cap", "1s",
+	)
+	cmd.Stdout, cmd.Stderr = out, out
+	g.Expect(cmd.Start()).To(Succeed())
+	p := &dispatcherProc{cmd: cmd, addr: addr, done: make(chan struct{}), log: logFile}
+	go func() {
+		p.err = cmd.Wait()
+		_ = out.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("dispatcher output (%s):\n%s", logFile, b)
+		}
+	})
+	g.Eventually(func(g Gomega) {
+		select {
+		case <-p.done:
+			StopTrying(fmt.Sprintf("the dispatcher exited early: %v", p.err)).Now()
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/healthz")
+		g.Expect(err).NotTo(HaveOccurred())
+		_ = resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	}).WithTimeout(60*time.Second).WithPolling(50*time.Millisecond).Should(Succeed(), "the dispatcher at %s never became healthy", addr)
+	return p
+}
+
+// kill sends sig and waits until the process has exited.
+func (p *dispatcherProc) kill(t *testing.T, sig os.Signal, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("signalling the dispatcher: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Errorf("the dispatcher did not exit within %s of %v; killing it", timeout, sig)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func freeAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// createActiveWebhook creates a webhook and waits until the manager made it Active. The dispatcher
+// under test runs in its own process, so unlike stack.activeWebhook this cannot look at its
+// routing table.
+func createActiveWebhook(t *testing.T, ns, name string, spec hooklinev1.WebhookSpec) *hooklinev1.Webhook {
+	t.Helper()
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+	g := NewWithT(t)
+	g.Expect(k8s.Create(context.Background(), wh)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(wh), wh)).To(Succeed())
+		g.Expect(wh.Status.State).To(Equal(hooklinev1.ObservedActive))
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	return wh
+}
+
+// crashPost is one POST the receiver got, decoded.
+type crashPost struct {
+	eventID        string // "" when the body is not an agreement notification
+	notificationID string
+	ok             bool // the receiver answered success
+}
+
+func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
+	const (
+		account   = "acc-crash"
+		total     = 300
+		killAfter = 100 // acknowledged events before the SIGKILL
+		maxFailed = 3   // posts that may fail against the dead process before the poster waits
+	)
+	g := NewWithT(t)
+	dir := t.TempDir()
+
+	// 1. The real binary.
+	bin := filepath.Join(dir, "dispatcher")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/dispatcher")
+	build.Dir = cp.Root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the dispatcher: %v\n%s", err, out)
+	}
+
+	// 2. Its tokens file.
+	tokens := filepath.Join(dir, "tokens.yaml")
+	raw, err := yaml.Marshal(ingest.TokenFile{Tokens: []ingest.TokenEntry{{Name: "test", Token: testToken, Accounts: []string{"*"}}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.WriteFile(tokens, raw, 0o600)).To(Succeed())
+
+	// 3. A namespace bound to the account, a receiver, an Active webhook.
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	// Every POST is answered by one handler that records its outcome in call order; the dispatcher
+	// has at most one attempt in flight per webhook (and the killed process is dead before the
+	// next one starts), so outcomes[i] is the answer to the i-th POST of rc.got().
+	var (
+		flaky    atomic.Bool
+		calls    atomic.Int64
+		inFlight atomic.Int64
+		overlap  atomic.Bool
+		outMu    sync.Mutex
+		outcomes []bool
+	)
+	rc.set(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight.Add(1) > 1 {
+			overlap.Store(true)
+		}
+		defer inFlight.Add(-1)
+		n := calls.Add(1)
+		ok := true
+		if flaky.Load() {
+			time.Sleep(5 * time.Millisecond) // a slow receiver: the dispatcher builds a backlog
+			ok = n%3 != 0
+		}
+		outMu.Lock()
+		outcomes = append(outcomes, ok)
+		outMu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+		w.WriteHeader(http.StatusOK)
+	})
+	createActiveWebhook(t, ns, "crash", accountSpec(rc.URL))
+
+	// decode pairs the receiver's POSTs with their outcomes.
+	decode := func() []crashPost {
+		posts := rc.got()
+		outMu.Lock()
+		answered := append([]bool(nil), outcomes...)
+		outMu.Unlock()
+		out := make([]crashPost, 0, len(posts))
+		for i, p := range posts {
+			if p.Method != http.MethodPost {
+				continue
+			}
+			var body struct {
+				NotificationID string `json:"webhookNotificationId"`
+				Agreement      struct {
+					ID string `json:"id"`
+				} `json:"agreement"`
+			}
+			d := crashPost{}
+			if json.Unmarshal(p.Body, &body) == nil {
+				d.eventID = strings.TrimPrefix(body.Agreement.ID, "agr-")
+				d.notificationID = body.NotificationID
+			}
+			// A POST whose handler has not recorded its answer yet is not (yet) a success.
+			d.ok = i < len(answered) && answered[i]
+			out = append(out, d)
+		}
+		return out
+	}
+
+	// 4. The dispatcher process; a warm-up event proves that it routes to the webhook.
+	dataDir := filepath.Join(dir, "data")
+	first := startDispatcherProc(t, bin, tokens, dataDir, filepath.Join(dir, "dispatcher-1.log"))
+	t.Cleanup(func() { first.kill(t, syscall.SIGKILL, 10*time.Second) }) // in case the test fails before the kill
+	httpc := &http.Client{Timeout: 10 * time.Second}
+	post := func(addr, id string) (int, error) {
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/events", bytes.NewReader(event(id, account)))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// Warm-up events are delivered in order (FIFO per webhook): once the latest one is delivered,
+	// no earlier one is left in flight. A warm-up posted before the webhook was routable is never
+	// queued, so a new one is posted while the latest stays undelivered for a while.
+	warm, polls := 0, 0
+	g.Eventually(func() bool {
+		if warm > 0 {
+			for _, p := range decode() {
+				if p.eventID == fmt.Sprintf("warm-%d", warm) && p.ok {
+					return true
+				}
+			}
+		}
+		if polls++; warm == 0 || polls%20 == 0 {
+			warm++
+			code, err := post(first.addr, fmt.Sprintf("warm-%d", warm))
+			if err != nil || code != http.StatusAccepted {
+				t.Logf("warm-up %d: %d %v", warm, code, err)
+			}
+		}
+		return false
+	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "the dispatcher never delivered a warm-up event")
+	warmPosts := len(decode())
+
+	// 5. A slow, flaky receiver during the load.
+	flaky.Store(true)
+
+	// 6. The load, from one goroutine; the SIGKILL lands while it posts.
+	var (
+		ackMu     sync.Mutex
+		acked     = map[string]bool{}
+		ackOrder  []string
+		failed    []string
+		sent      int
+		unexpect  []string
+		hundred   = make(chan struct{})
+		restarted = make(chan string) // the new process's address
+		finished  = make(chan struct{})
+	)
+	go func() {
+		defer close(finished)
+		addr := first.addr
+		nFailed := 0
+		for i := 0; i < total; i++ {
+			id := "crash-" + strconv.Itoa(i)
+			code, err := post(addr, id)
+			ackMu.Lock()
+			sent++
+			switch {
+			case err != nil:
+				failed = append(failed, id)
+				nFailed++
+			case code == http.StatusAccepted:
+				acked[id] = true
+				ackOrder = append(ackOrder, id)
+				if len(ackOrder) == killAfter {
+					close(hundred)
+				}
+			default:
+				unexpect = append(unexpect, fmt.Sprintf("%s: %d", id, code))
+			}
+			ackMu.Unlock()
+			if nFailed == maxFailed && addr == first.addr {
+				// The process is gone: wait for its successor.
+				select {
+				case addr = <-restarted:
+				case <-time.After(2 * time.Minute):
+					return
+				}
+			}
+		}
+	}()
+
+	g.Eventually(hundred).WithTimeout(60*time.Second).Should(BeClosed(), "%d events were not acknowledged", killAfter)
+	first.kill(t, syscall.SIGKILL, 10*time.Second)
+	ackMu.Lock()
+	t.Logf("SIGKILL after %d acknowledged events (%d sent)", len(ackOrder), sent)
+	ackMu.Unlock()
+
+	// Restart on the same data directory; then the receiver recovers and the rest of the load goes
+	// to the new process.
+	second := startDispatcherProc(t, bin, tokens, dataDir, filepath.Join(dir, "dispatcher-2.log"))
+	t.Cleanup(func() { second.kill(t, syscall.SIGTERM, 30*time.Second) })
+	flaky.Store(false)
+	select {
+	case restarted <- second.addr:
+	case <-finished:
+		// Every event was posted before the poster saw the process die (it cannot happen with
+		// killAfter < total unless posts failed for another reason).
+	}
+	g.Eventually(finished).WithTimeout(2*time.Minute).Should(BeClosed(), "the poster did not finish")
+
+	ackMu.Lock()
+	defer ackMu.Unlock()
+	g.Expect(unexpect).To(BeEmpty(), "posts answered neither 202 nor a connection error")
+	g.Expect(len(failed)).To(BeNumerically("<=", maxFailed), "posts that failed: %v", failed)
+
+	// 7. Every acknowledged event is delivered at least once; re-deliveries keep their
+	// notification id; first attempts follow ingest order.
+	var (
+		delivered  map[string]int // successful deliveries per event
+		duplicates int
+		retries    int
+	)
+	g.Eventually(func(g Gomega) {
+		delivered = map[string]int{}
+		for _, p := range decode()[warmPosts:] {
+			if p.ok && strings.HasPrefix(p.eventID, "crash-") {
+				delivered[p.eventID]++
+			}
+		}
+		var missing []string
+		for _, id := range ackOrder {
+			if delivered[id] == 0 {
+				missing = append(missing, id)
+			}
+		}
+		g.Expect(missing).To(BeEmpty(), "acknowledged events never delivered")
+	}).WithTimeout(60 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+
+	posts := decode()[warmPosts:]
+	notificationOf := map[string]string{}
+	lastIndex := -1
+	for i, p := range posts {
+		if !strings.HasPrefix(p.eventID, "crash-") {
+			g.Expect(p.eventID).To(HavePrefix("warm-"), "POST %d carries an unknown event", i)
+			continue
+		}
+		g.Expect(p.notificationID).NotTo(BeEmpty(), "POST %d (%s) has no webhookNotificationId", i, p.eventID)
+		if nid, seen := notificationOf[p.eventID]; seen {
+			g.Expect(p.notificationID).To(Equal(nid), "POST %d re-delivers %s with another webhookNotificationId", i, p.eventID)
+			continue
+		}
+		notificationOf[p.eventID] = p.notificationID
+		idx, err := strconv.Atoi(strings.TrimPrefix(p.eventID, "crash-"))
+		g.Expect(err).NotTo(HaveOccurred())
+		if idx <= lastIndex {
+			t.Errorf("POST %d is the first delivery of %s but %s was first delivered before it: out of ingest order",
+				i, p.eventID, "crash-"+strconv.Itoa(lastIndex))
+		}
+		lastIndex = max(lastIndex, idx)
+	}
+	for _, p := range posts {
+		if !p.ok && strings.HasPrefix(p.eventID, "crash-") {
+			retries++
+		}
+	}
+	for _, n := range delivered {
+		duplicates += n - 1
+	}
+	// Distinct notification ids: one per event.
+	ids := map[string]string{}
+	for ev, nid := range notificationOf {
+		if other, clash := ids[nid]; clash {
+			t.Errorf("events %s and %s share webhookNotificationId %s", ev, other, nid)
+		}
+		ids[nid] = ev
+	}
+	g.Expect(overlap.Load()).To(BeFalse(), "the receiver saw concurrent POSTs for one webhook")
+	unackedDelivered := 0
+	for id := range delivered {
+		if !acked[id] {
+			unackedDelivered++
+		}
+	}
+	t.Logf("sent %d, acknowledged %d, failed (not acknowledged) %v, delivered %d distinct (%d of them not acknowledged), "+
+		"duplicates %d, failed attempts %d, POSTs %d",
+		sent, len(ackOrder), failed, len(delivered), unackedDelivered, duplicates, retries, len(posts))
+}
