@@ -20,6 +20,7 @@ all: build
 manifests: ## Generate the CRD and the manager's ClusterRole from the API types and RBAC markers.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=hookline-manager paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=hookline-dispatcher paths="./dispatcher/..." output:rbac:artifacts:config=config/rbac/dispatcher
 
 .PHONY: generate
 generate: ## Generate deepcopy code.
@@ -40,8 +41,9 @@ verify: ## Regenerate everything and fail if a generated file, formatting or go.
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager.
+build: ## Build bin/manager and bin/dispatcher.
 	go build -o $(BIN)/manager ./cmd/manager
+	go build -o $(BIN)/dispatcher ./cmd/dispatcher
 
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module proxy into bin/.
