@@ -16,12 +16,16 @@ limitations under the License.
 
 // Command devstack is `make run`: it starts a local control plane (the kube-apiserver and etcd that
 // hack/controlplane builds), installs the CRDs, binds a demo namespace to an account, starts the
-// manager, a sample receiver that echoes the client id and prints what it gets, and applies a sample
-// Webhook. Ctrl-C stops everything.
+// manager, the dispatcher (embedded JetStream, data under .run/), a sample receiver that echoes the
+// client id and prints what it gets, applies a sample Webhook and emits a sample event of every
+// family. Ctrl-C stops everything.
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -44,6 +48,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/samples"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -57,14 +62,15 @@ func main() {
 	receiverAddr := flag.String("receiver-address", "127.0.0.1:0", "Address of the sample receiver.")
 	managerMetrics := flag.String("manager-metrics-address", "127.0.0.1:18080", "Metrics address of the manager.")
 	managerProbes := flag.String("manager-probe-address", "127.0.0.1:18081", "Health probe address of the manager.")
+	ingestAddr := flag.String("ingest-address", "127.0.0.1:8090", "Address of the dispatcher's ingest API.")
 	flag.Parse()
-	if err := run(*receiverAddr, *managerMetrics, *managerProbes); err != nil {
+	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
 }
 
-func run(receiverAddr, managerMetrics, managerProbes string) error {
+func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -96,14 +102,37 @@ func run(receiverAddr, managerMetrics, managerProbes string) error {
 	}
 	say("Sample receiver listening on %s (it echoes X-AdobeSign-ClientId and prints every request)", url)
 
-	manager, err := startManager(ctx, cp.Root, kubeconfig, managerMetrics, managerProbes, runDir)
+	manager, err := startProcess(cp.Root, "manager", runDir,
+		"--kubeconfig", kubeconfig,
+		"--default-client-id", demoClientID,
+		"--allow-http",
+		"--metrics-bind-address", managerMetrics,
+		"--health-probe-bind-address", managerProbes,
+	)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		_ = manager.Process.Signal(os.Interrupt)
-		_ = manager.Wait()
-	}()
+	defer stopProcess(manager)
+
+	token, tokensFile, err := writeTokens(runDir)
+	if err != nil {
+		return err
+	}
+	dispatcher, err := startProcess(cp.Root, "dispatcher", runDir,
+		"--kubeconfig", kubeconfig,
+		"--tokens-file", tokensFile,
+		"--data-dir", filepath.Join(runDir, "data"),
+		"--listen-address", ingestAddr,
+		"--metrics-bind-address", "127.0.0.1:18091",
+		"--health-probe-bind-address", "127.0.0.1:18092",
+		"--default-client-id", demoClientID,
+		"--allow-http",
+		"--status-interval", "2s",
+	)
+	if err != nil {
+		return err
+	}
+	defer stopProcess(dispatcher)
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace, Labels: map[string]string{tenancy.AccountLabel: demoAccount}}}
 	if err := c.Create(ctx, ns); err != nil {
@@ -114,7 +143,7 @@ func run(receiverAddr, managerMetrics, managerProbes string) error {
 		Spec: hooklinev1.WebhookSpec{
 			URL:    url + "/hooks/agreements",
 			Scope:  hooklinev1.ScopeAccount,
-			Events: []hooklinev1.EventName{"AGREEMENT_ALL", "ENVELOPE_ALL"},
+			Events: []hooklinev1.EventName{"AGREEMENT_ALL", "WIDGET_ALL", "MEGASIGN_ALL", "LIBRARY_DOCUMENT_ALL", "ENVELOPE_ALL"},
 		},
 	}
 	if err := c.Create(ctx, wh); err != nil {
@@ -125,6 +154,10 @@ func run(receiverAddr, managerMetrics, managerProbes string) error {
 		return err
 	}
 	say("Webhook %s/%s is Active", demoNamespace, wh.Name)
+	ingestURL := "http://" + ingestAddr + "/v1/events"
+	if err := emitSamples(ctx, ingestURL, token); err != nil {
+		return err
+	}
 
 	fmt.Printf(`
 hookline is running.
@@ -134,34 +167,118 @@ hookline is running.
   bin/kubectl apply -n %s -f config/samples/      # more webhooks (their example.com URLs fail verification)
   bin/kubectl describe webhook -n %s demo-agreements
 
-Manager log: %s   metrics: http://%s/metrics
+Emit more events (the token is in %s):
+  curl -sS -X POST %s -H "Authorization: Bearer %s" -H "Content-Type: application/json" \
+    --data @internal/samples/events/envelope_expired.json    # change "id" for a new event, "accountId" to %s
+
+Logs: %s, %s   metrics: http://%s/metrics, http://127.0.0.1:18091/metrics
 Press Ctrl-C to stop everything.
-`, kubeconfig, demoNamespace, demoNamespace, filepath.Join(runDir, "manager.log"), managerMetrics)
+`, kubeconfig, demoNamespace, demoNamespace, tokensFile, ingestURL, token, demoAccount,
+		filepath.Join(runDir, "manager.log"), filepath.Join(runDir, "dispatcher.log"), managerMetrics)
 	<-ctx.Done()
 	say("Shutting down")
 	return nil
 }
 
-func startManager(ctx context.Context, root, kubeconfig, metrics, probes, runDir string) (*exec.Cmd, error) {
-	logFile, err := os.Create(filepath.Join(runDir, "manager.log"))
+// startProcess starts bin/<name> with its output in <runDir>/<name>.log.
+func startProcess(root, name, runDir string, args ...string) (*exec.Cmd, error) {
+	logFile, err := os.Create(filepath.Join(runDir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(root, "bin", "manager"),
-		"--kubeconfig", kubeconfig,
-		"--default-client-id", demoClientID,
-		"--allow-http",
-		"--metrics-bind-address", metrics,
-		"--health-probe-bind-address", probes,
-	)
+	cmd := exec.Command(filepath.Join(root, "bin", name), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group: Ctrl-C in the terminal reaches devstack, which then stops it in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting bin/manager (run 'make build'): %w", err)
+		return nil, fmt.Errorf("starting bin/%s (run 'make build'): %w", name, err)
 	}
-	say("Started manager (pid %d)", cmd.Process.Pid)
+	say("Started %s (pid %d, log %s)", name, cmd.Process.Pid, logFile.Name())
 	return cmd, nil
+}
+
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// writeTokens creates the dispatcher's tokens file with a fresh random token for the demo account.
+func writeTokens(runDir string) (token, path string, err error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	token = "demo-" + hex.EncodeToString(b)
+	path = filepath.Join(runDir, "tokens.yaml")
+	content := fmt.Sprintf("tokens:\n- name: demo\n  token: %s\n  accounts: [%s]\n", token, demoAccount)
+	return token, path, os.WriteFile(path, []byte(content), 0o600)
+}
+
+// emitSamples posts a sample event of every family for the demo account. The first is retried
+// until the dispatcher routes it: the dispatcher starts routing to a webhook moments after the
+// manager marks it Active.
+func emitSamples(ctx context.Context, url, token string) error {
+	for i, name := range samples.Names() {
+		raw, err := samples.Event(name)
+		if err != nil {
+			return err
+		}
+		var ev map[string]any
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return err
+		}
+		ev["accountId"] = demoAccount
+		deadline := time.Now().Add(30 * time.Second)
+		for attempt := 0; ; attempt++ {
+			ev["id"] = fmt.Sprintf("demo-%s-%d-%d", name, time.Now().Unix(), attempt)
+			body, _ := json.Marshal(ev)
+			n, err := post(ctx, url, token, body)
+			if err == nil && (n > 0 || i > 0) {
+				say("Emitted sample event %s (%s)", name, ev["event"])
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("emitting sample %s: %v (notifications queued: %d); see .run/dispatcher.log", name, err, n)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// post sends one event and returns how many notifications it queued.
+func post(ctx context.Context, url, token string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var receipt struct {
+		Notifications int    `json:"notifications"`
+		Message       string `json:"message"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&receipt)
+	if resp.StatusCode != http.StatusAccepted {
+		return 0, fmt.Errorf("ingest answered %d: %s", resp.StatusCode, receipt.Message)
+	}
+	return receipt.Notifications, nil
 }
 
 // startReceiver serves a sample receiver that acknowledges like an Acrobat Sign client should.
