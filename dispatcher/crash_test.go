@@ -157,12 +157,18 @@ type crashPost struct {
 	ok             bool // the receiver answered success
 }
 
+// TestKill9LosesNoAcknowledgedEvent runs the real dispatcher binary, kills it with SIGKILL while
+// events are being posted, a backlog waits for a slow and flaky receiver, a notification's retry
+// state is stored and another notification is in flight, then restarts it on the same data
+// directory: every event answered 202 is delivered, re-deliveries keep their webhookNotificationId,
+// and first deliveries follow ingest order.
 func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	const (
 		account   = "acc-crash"
 		total     = 300
 		killAfter = 100 // acknowledged events before the SIGKILL
 		maxFailed = 3   // posts that may fail against the dead process before the poster waits
+		drained   = 15  // deliveries from the backlog before the kill
 	)
 	g := NewWithT(t)
 	dir := t.TempDir()
@@ -188,12 +194,14 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	// has at most one attempt in flight per webhook (and the killed process is dead before the
 	// next one starts), so outcomes[i] is the answer to the i-th POST of rc.got().
 	var (
-		flaky    atomic.Bool
-		calls    atomic.Int64
-		inFlight atomic.Int64
-		overlap  atomic.Bool
-		outMu    sync.Mutex
-		outcomes []bool
+		flaky     atomic.Bool
+		calls     atomic.Int64
+		inFlight  atomic.Int64
+		overlap   atomic.Bool
+		outMu     sync.Mutex
+		outcomes  []bool
+		killArmed atomic.Bool
+		killNow   func() // set before killArmed
 	)
 	rc.set(func(w http.ResponseWriter, r *http.Request) {
 		if inFlight.Add(1) > 1 {
@@ -209,6 +217,10 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		outMu.Lock()
 		outcomes = append(outcomes, ok)
 		outMu.Unlock()
+		if ok && killArmed.CompareAndSwap(true, false) {
+			// The receiver has taken this notification; the dispatcher dies before it hears so.
+			killNow()
+		}
 		if !ok {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
@@ -293,7 +305,9 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	// 5. A slow, flaky receiver during the load.
 	flaky.Store(true)
 
-	// 6. The load, from one goroutine; the SIGKILL lands while it posts.
+	// 6. The load, from one goroutine. It pauses after killAfter acknowledged events while the
+	// receiver drains some of the backlog, and resumes just before the SIGKILL, so that a post is
+	// likely in flight when it lands.
 	var (
 		ackMu     sync.Mutex
 		acked     = map[string]bool{}
@@ -302,6 +316,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		sent      int
 		unexpect  []string
 		hundred   = make(chan struct{})
+		resume    = make(chan struct{})
 		restarted = make(chan string) // the new process's address
 		finished  = make(chan struct{})
 	)
@@ -321,13 +336,15 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 			case code == http.StatusAccepted:
 				acked[id] = true
 				ackOrder = append(ackOrder, id)
-				if len(ackOrder) == killAfter {
-					close(hundred)
-				}
 			default:
 				unexpect = append(unexpect, fmt.Sprintf("%s: %d", id, code))
 			}
+			pause := len(ackOrder) == killAfter && code == http.StatusAccepted
 			ackMu.Unlock()
+			if pause {
+				close(hundred)
+				<-resume
+			}
 			if nFailed == maxFailed && addr == first.addr {
 				// The process is gone: wait for its successor.
 				select {
@@ -340,9 +357,37 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	}()
 
 	g.Eventually(hundred).WithTimeout(60*time.Second).Should(BeClosed(), "%d events were not acknowledged", killAfter)
-	first.kill(t, syscall.SIGKILL, 10*time.Second)
+	// Once some of the backlog is delivered and the head has just failed (its retry state is stored),
+	// the kill is armed: the head's retry is taken by the receiver, and while the dispatcher waits
+	// for the answer the posts resume and the process gets SIGKILL. That notification must be
+	// delivered again after the restart, with the same webhookNotificationId.
+	g.Eventually(func(g Gomega) {
+		n := 0
+		posts := decode()
+		for _, p := range posts {
+			if p.ok && strings.HasPrefix(p.eventID, "crash-") {
+				n++
+			}
+		}
+		g.Expect(n).To(BeNumerically(">=", drained), "deliveries from the backlog")
+		g.Expect(posts[len(posts)-1].ok).To(BeFalse(), "the last attempt failed")
+	}).WithTimeout(30*time.Second).WithPolling(2*time.Millisecond).Should(Succeed(), "the backlog does not drain")
+	killNow = func() {
+		close(resume)
+		if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Errorf("SIGKILL: %v", err)
+		}
+		select {
+		case <-first.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the dispatcher survived SIGKILL for 10s")
+		}
+	}
+	killArmed.Store(true)
+	g.Eventually(first.done).WithTimeout(30*time.Second).Should(BeClosed(), "the dispatcher was not killed")
+	beforeKill := decode()[warmPosts:]
 	ackMu.Lock()
-	t.Logf("SIGKILL after %d acknowledged events (%d sent)", len(ackOrder), sent)
+	t.Logf("SIGKILL after %d acknowledged events (%d posts so far)", len(ackOrder), sent)
 	ackMu.Unlock()
 
 	// Restart on the same data directory; then the receiver recovers and the rest of the load goes
@@ -425,6 +470,17 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		ids[nid] = ev
 	}
 	g.Expect(overlap.Load()).To(BeFalse(), "the receiver saw concurrent POSTs for one webhook")
+	// The notification the receiver took while the dispatcher died is sent again.
+	g.Expect(beforeKill).NotTo(BeEmpty())
+	killed := beforeKill[len(beforeKill)-1]
+	g.Expect(killed.ok).To(BeTrue(), "the POST in flight at the kill")
+	again := 0
+	for _, p := range posts[len(beforeKill):] {
+		if p.eventID == killed.eventID {
+			again++
+		}
+	}
+	g.Expect(again).To(BeNumerically(">=", 1), "%s was in flight at the SIGKILL and never sent again", killed.eventID)
 	unackedDelivered := 0
 	for id := range delivered {
 		if !acked[id] {
@@ -432,6 +488,18 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		}
 	}
 	t.Logf("sent %d, acknowledged %d, failed (not acknowledged) %v, delivered %d distinct (%d of them not acknowledged), "+
-		"duplicates %d, failed attempts %d, POSTs %d",
-		sent, len(ackOrder), failed, len(delivered), unackedDelivered, duplicates, retries, len(posts))
+		"duplicates %d, failed attempts %d, POSTs %d (%d before the kill; in flight at the kill: %s)",
+		sent, len(ackOrder), failed, len(delivered), unackedDelivered, duplicates, retries, len(posts),
+		len(beforeKill), describeLast(beforeKill))
+}
+
+func describeLast(posts []crashPost) string {
+	if len(posts) == 0 {
+		return "none"
+	}
+	p := posts[len(posts)-1]
+	if p.ok {
+		return p.eventID + " answered 200"
+	}
+	return p.eventID + " answered 500"
 }

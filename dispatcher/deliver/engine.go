@@ -450,6 +450,9 @@ func (e *Engine) unscheduleLocked(q *queue) {
 // (a webhook that delivered goes to the back of the line), so one busy webhook cannot starve the
 // others.
 func (e *Engine) pumpLocked(acc *account) {
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return // stopping: start nothing new
+	}
 	for acc.inFlight < e.cfg.AccountConcurrency && len(acc.waiting) > 0 {
 		q := acc.waiting[0]
 		acc.waiting[0] = nil
@@ -575,6 +578,9 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 		return n, true, nil
 	}
 	if !q.inStore {
+		// Nothing in memory or the store: a pending count above zero was wrong. Correct it, or the
+		// queue would be scheduled again at once, forever.
+		q.status.Pending = 0
 		e.mu.Unlock()
 		return store.Note{}, false, nil
 	}

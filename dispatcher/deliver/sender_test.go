@@ -18,6 +18,7 @@ package deliver
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -62,7 +63,11 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 			w.Header().Set(echo.Header, id)
 			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
 		}, "", false, verify.ReasonRedirected},
-		{"timeout", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, "", false, verify.ReasonTimeout},
+		{"timeout", func(w http.ResponseWriter, r *http.Request) {
+			// The server notices the client hanging up only once the body has been read.
+			_, _ = io.ReadAll(r.Body)
+			<-r.Context().Done()
+		}, "", false, verify.ReasonTimeout},
 		{"connection refused", nil, closed, false, verify.ReasonConnectionFailed},
 	}
 	s := NewSender(300*time.Millisecond, true, nil)
