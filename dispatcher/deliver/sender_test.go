@@ -48,7 +48,9 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 		reason  string
 	}{
 		{"header echo", func(w http.ResponseWriter, r *http.Request) { w.Header().Set(echo.Header, r.Header.Get(echo.Header)) }, "", true, ReasonDelivered},
-		{"body echo", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"xAdobeSignClientId":"client-1"}`)) }, "", true, ReasonDelivered},
+		{"body echo", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"xAdobeSignClientId":"client-1"}`))
+		}, "", true, ReasonDelivered},
 		{"204 with header echo", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(echo.Header, id)
 			w.WriteHeader(http.StatusNoContent)
