@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	. "github.com/onsi/gomega"
 )
 
@@ -99,4 +100,28 @@ func TestEventsAreDeduplicatedAndSurviveRestart(t *testing.T) {
 	st, err = s.GetState(ctx, "wh-a")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(st).To(BeNil())
+}
+
+// TestExternalNATS runs the store against a separate NATS server with JetStream reached by URL, as
+// with --nats-url.
+func TestExternalNATS(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	go srv.Start()
+	g.Expect(srv.ReadyForConnections(10 * time.Second)).To(BeTrue())
+	defer srv.Shutdown()
+
+	s, err := Open(ctx, Config{URL: srv.ClientURL()})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer s.Close()
+	seq, dup, err := s.PutEvent(ctx, "acc/x", []byte(`{"id":"x"}`), time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dup).To(BeFalse())
+	_, err = s.EnqueueAll(ctx, []Enqueue{{UID: "wh", MsgID: "n", Note: Note{EventSeq: seq, Created: time.Now()}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	q, err := s.Queues(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(q).To(Equal(map[string]uint64{"wh": 1}))
 }
