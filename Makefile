@@ -41,9 +41,10 @@ verify: ## Regenerate everything and fail if a generated file, formatting or go.
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager and bin/dispatcher.
+build: ## Build bin/manager, bin/dispatcher and the CLI (bin/hookline, also as the kubectl plugin bin/kubectl-hookline).
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/dispatcher ./cmd/dispatcher
+	@if [ -d cmd/hookline ]; then go build -o $(BIN)/hookline ./cmd/hookline && cp $(BIN)/hookline $(BIN)/kubectl-hookline; fi
 
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module proxy into bin/.
@@ -52,8 +53,14 @@ controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module
 ##@ Test
 
 .PHONY: test
-test: controlplane vet ## Build the control plane and run every test against it.
+test: controlplane build vet ## Build the control plane and the binaries, and run every test against them.
 	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./... 
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: controlplane build ## Measure throughput, latency, isolation, backlog and control-plane scale; prints a table.
+	go run ./hack/bench $(BENCH_FLAGS)
 
 ##@ Run
 
