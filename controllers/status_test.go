@@ -42,7 +42,7 @@ func TestSummarize(t *testing.T) {
 		{"failed", active, metav1.ConditionFalse, "EndpointTimeout", hooklinev1.ObservedInactive, metav1.ConditionFalse, "EndpointTimeout"},
 		{"throttled", active, metav1.ConditionUnknown, ReasonVerificationThrottled, hooklinev1.ObservedInactive, metav1.ConditionUnknown, ReasonVerificationThrottled},
 		{"unbound", active, metav1.ConditionUnknown, ReasonNamespaceNotBound, hooklinev1.ObservedInactive, metav1.ConditionFalse, ReasonNamespaceNotBound},
-		{"inactive", active, metav1.ConditionUnknown, ReasonInactive, hooklinev1.ObservedInactive, metav1.ConditionFalse, ReasonInactive},
+		{"inactive", active, metav1.ConditionUnknown, ReasonInactive, hooklinev1.ObservedInactive, metav1.ConditionTrue, ReasonInactive},
 		{"auto-disabled", disabled, metav1.ConditionTrue, "Verified", hooklinev1.ObservedDisabled, metav1.ConditionFalse, ReasonAutoDisabled},
 	}
 	for _, tc := range cases {

@@ -285,7 +285,7 @@ func TestInactiveToActiveReverifies(t *testing.T) {
 	ns := newNamespace(t, "acc-toggle", "")
 	rc := newReceiver(t, true, echoHeader)
 	wh := createWebhook(t, ns, "toggled", func(s *hooklinev1.WebhookSpec) { s.URL, s.State = rc.URL, hooklinev1.StateInactive })
-	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonInactive)
+	got := eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonInactive)
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 	g.Expect(rc.gets.Load()).To(BeZero(), "an INACTIVE webhook must not be verified")
 
@@ -294,7 +294,7 @@ func TestInactiveToActiveReverifies(t *testing.T) {
 	g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
 
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateInactive })
-	eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonInactive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonInactive)
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
 	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
 	g.Expect(rc.gets.Load()).To(BeEquivalentTo(2), "INACTIVE→ACTIVE must verify again")

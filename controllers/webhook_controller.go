@@ -125,11 +125,11 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (ctrl.Result, error) {
 	clientID := r.clientID(wh)
 	if clientID == "" {
-		st.setVerified(metav1.ConditionFalse, ReasonClientIDMissing, "spec.clientId is empty and the operator has no default client id")
+		st.setPermanentFailure(ReasonClientIDMissing, "spec.clientId is empty and the operator has no default client id")
 		return ctrl.Result{}, nil
 	}
 	if bad := r.Verifier.CheckURL(wh.Spec.URL); bad != nil {
-		st.setVerified(metav1.ConditionFalse, bad.Reason, bad.Message)
+		st.setPermanentFailure(bad.Reason, bad.Message)
 		return ctrl.Result{}, nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
@@ -168,10 +168,11 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
 	}
-	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	if result.Permanent {
+		st.setPermanentFailure(result.Reason, result.Message)
 		return ctrl.Result{}, nil
 	}
+	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
 }
 
@@ -257,7 +258,7 @@ func (r *WebhookReconciler) recordTransition(wh *hooklinev1.Webhook, want hookli
 		return
 	}
 	switch {
-	case ready.Status == metav1.ConditionTrue:
+	case ready.Status == metav1.ConditionTrue && ready.Reason == ReasonActive:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, "Verified", "Verify", "Endpoint verified; webhook is Active")
 	case ready.Reason == ReasonVerificationThrottled || ready.Reason == ReasonInactive:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ready.Reason, "Verify", "%s", ready.Message)

@@ -24,11 +24,16 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
-// Condition types. The manager owns Ready and Verified; the dispatcher owns Delivering and
-// AutoDisabled.
+// Condition types. The manager owns Ready, Verified, Reconciling and Stalled; the dispatcher owns
+// Delivering and AutoDisabled. Reconciling and Stalled follow the kstatus convention that Argo CD and
+// Flux health checks read: Reconciling=True means "in progress" (verification pending or being
+// retried), Stalled=True means "failed" until someone acts (auto-disabled, unbound namespace, a spec
+// or setting that can never verify).
 const (
 	ConditionReady        = "Ready"
 	ConditionVerified     = "Verified"
+	ConditionReconciling  = "Reconciling"
+	ConditionStalled      = "Stalled"
 	ConditionDelivering   = "Delivering"
 	ConditionAutoDisabled = "AutoDisabled"
 )
@@ -50,10 +55,35 @@ type managerStatus struct {
 	verified         metav1.Condition
 	lastVerifiedTime *metav1.Time
 	verifiedEndpoint string
+	// permanent marks a verification outcome that retrying cannot change.
+	permanent bool
 }
 
 func (m *managerStatus) setVerified(status metav1.ConditionStatus, reason, message string) {
 	m.verified = metav1.Condition{Type: ConditionVerified, Status: status, Reason: reason, Message: message}
+	m.permanent = false
+}
+
+// setPermanentFailure records a verification failure that needs a change of spec or settings.
+func (m *managerStatus) setPermanentFailure(reason, message string) {
+	m.setVerified(metav1.ConditionFalse, reason, message)
+	m.permanent = true
+}
+
+// progress derives the kstatus conditions from the summary: Stalled when only a person can move the
+// webhook on, Reconciling while hookline is still working towards Active.
+func progress(state hooklinev1.ObservedState, ready metav1.Condition, m *managerStatus) (reconciling, stalled metav1.Condition) {
+	reconciling = metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionFalse, Reason: ready.Reason}
+	stalled = metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionFalse, Reason: ready.Reason}
+	switch {
+	case ready.Status == metav1.ConditionTrue:
+		// Active, or INACTIVE as desired: nothing to do.
+	case state == hooklinev1.ObservedDisabled, ready.Reason == ReasonNamespaceNotBound, m.permanent:
+		stalled.Status, stalled.Message = metav1.ConditionTrue, ready.Message
+	default:
+		reconciling.Status, reconciling.Message = metav1.ConditionTrue, ready.Message
+	}
+	return reconciling, stalled
 }
 
 // summarize derives the observed state and the Ready condition from the verification outcome and
@@ -65,6 +95,12 @@ func summarize(wh *hooklinev1.Webhook, m *managerStatus) (hooklinev1.ObservedSta
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, ReasonAutoDisabled, disabled.Message
 		return hooklinev1.ObservedDisabled, ready
 	}
+	if m.verified.Reason == ReasonInactive {
+		// INACTIVE is a desired state: reached, so Ready (GitOps tools then report it healthy); the
+		// State column says Inactive.
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, ReasonInactive, "webhook is INACTIVE as requested and receives nothing"
+		return hooklinev1.ObservedInactive, ready
+	}
 	switch m.verified.Status {
 	case metav1.ConditionTrue:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, ReasonActive, "webhook is verified and receives notifications"
@@ -74,7 +110,7 @@ func summarize(wh *hooklinev1.Webhook, m *managerStatus) (hooklinev1.ObservedSta
 	default:
 		ready.Status = metav1.ConditionUnknown
 	}
-	if m.verified.Reason == ReasonNamespaceNotBound || m.verified.Reason == ReasonInactive {
+	if m.verified.Reason == ReasonNamespaceNotBound {
 		ready.Status = metav1.ConditionFalse
 	}
 	ready.Reason, ready.Message = m.verified.Reason, m.verified.Message
@@ -85,13 +121,14 @@ func summarize(wh *hooklinev1.Webhook, m *managerStatus) (hooklinev1.ObservedSta
 // lastTransitionTime of conditions whose status did not change.
 func desiredStatus(wh *hooklinev1.Webhook, m *managerStatus, observedGeneration int64, now metav1.Time) hooklinev1.WebhookStatus {
 	state, ready := summarize(wh, m)
+	reconciling, stalled := progress(state, ready, m)
 	out := hooklinev1.WebhookStatus{
 		State:              state,
 		ObservedGeneration: observedGeneration,
 		LastVerifiedTime:   m.lastVerifiedTime,
 		VerifiedEndpoint:   m.verifiedEndpoint,
 	}
-	for _, c := range []metav1.Condition{m.verified, ready} {
+	for _, c := range []metav1.Condition{m.verified, ready, reconciling, stalled} {
 		c.ObservedGeneration = wh.Generation
 		c.LastTransitionTime = now
 		if old := meta.FindStatusCondition(wh.Status.Conditions, c.Type); old != nil && old.Status == c.Status {
