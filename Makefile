@@ -26,6 +26,10 @@ manifests: ## Generate the CRD and the manager's ClusterRole from the API types 
 generate: ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: docs
+docs: ## Generate docs/reference.md from the CRD.
+	go run ./hack/crdref config/crd/bases/hookline.io_webhooks.yaml docs/reference.md
+
 .PHONY: fmt
 fmt: ## go fmt.
 	go fmt ./...

@@ -5,14 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-generated=(config/crd/bases config/rbac/role.yaml config/rbac/dispatcher/role.yaml api/v1alpha1/zz_generated.deepcopy.go)
+generated=(config/crd/bases config/rbac/role.yaml config/rbac/dispatcher/role.yaml api/v1alpha1/zz_generated.deepcopy.go docs/reference.md)
 snap=$(mktemp -d)
 trap 'rm -rf "$snap"' EXIT
 for p in "${generated[@]}"; do
   [ -e "$p" ] && cp -r --parents "$p" "$snap/"
 done
 
-make -s manifests generate >/dev/null
+make -s manifests generate docs >/dev/null
 
 status=0
 for p in "${generated[@]}"; do
