@@ -134,12 +134,15 @@ type account struct {
 type queue struct {
 	wh  Webhook
 	mem []store.Note
-	// maxSeq is the highest note sequence this queue has taken in; inStore says that notes beyond
-	// it may wait in the store; storeGen counts notes that went to the store only, so that a load
-	// racing with new arrivals never concludes too early that the store is empty.
-	maxSeq   uint64
-	inStore  bool
-	storeGen uint64
+	// The store is the truth about a queue; mem is a read-ahead of its head, filled only by loads
+	// from the store in sequence order. Notes of one webhook can be stored by concurrent ingest
+	// requests and reported to Enqueue out of order, so Enqueue never appends to mem: it only says
+	// that the store holds more (inStore). loadedUpTo is the highest sequence a load has returned;
+	// storeGen counts Enqueue calls, so that a load racing with new arrivals never concludes too
+	// early that the store is drained.
+	loadedUpTo uint64
+	inStore    bool
+	storeGen   uint64
 
 	head     head
 	status   Status
@@ -317,13 +320,7 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
 	}
 	q.status.Pending++
 	q.dirty = true
-	if n.Seq <= q.maxSeq {
-		return true // already read from the store by a load that raced with this call
-	}
-	if !q.inStore && len(q.mem) < e.cfg.MemQueue {
-		q.mem = append(q.mem, n)
-		q.maxSeq = n.Seq
-	} else {
+	if n.Seq > q.loadedUpTo {
 		q.inStore = true
 		q.storeGen++
 	}
@@ -584,27 +581,33 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 		e.mu.Unlock()
 		return store.Note{}, false, nil
 	}
-	from, gen, uid := q.maxSeq+1, q.storeGen, q.wh.UID
+	// Ask for as many as are pending (the count is raised only after a note is stored), so that a
+	// queue with one new note costs one store read.
+	want := int(min(max(q.status.Pending, 1), int64(e.cfg.MemQueue)))
+	from, gen, uid := q.loadedUpTo+1, q.storeGen, q.wh.UID
 	e.mu.Unlock()
 
-	notes, err := e.store.LoadNotes(ctx, uid, from, e.cfg.MemQueue)
+	notes, err := e.store.LoadNotes(ctx, uid, from, want)
 	if err != nil {
 		return store.Note{}, false, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, n := range notes {
-		if n.Seq > q.maxSeq {
+		if n.Seq > q.loadedUpTo {
 			q.mem = append(q.mem, n)
-			q.maxSeq = n.Seq
+			q.loadedUpTo = n.Seq
 		}
 	}
-	if len(notes) < e.cfg.MemQueue && q.storeGen == gen {
+	if len(notes) < want && q.storeGen == gen {
 		q.inStore = false
+		if len(q.mem) == 0 {
+			// The count said there was more, the store says no, and nothing arrived meanwhile:
+			// trust the store.
+			q.status.Pending = 0
+		}
 	}
 	if len(q.mem) == 0 {
-		// The count said there was more, the store says no: trust the store.
-		q.status.Pending = 0
 		return store.Note{}, false, nil
 	}
 	return q.mem[0], true, nil
