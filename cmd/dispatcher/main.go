@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -55,6 +56,7 @@ type options struct {
 	extraCA                 string
 	defaultClientID         string
 	workers                 int
+	pprof                   string
 }
 
 func main() {
@@ -88,6 +90,7 @@ func main() {
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
 	flag.IntVar(&o.workers, "sync-workers", 8, "Workers syncing Webhook changes into the routing table.")
+	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -128,6 +131,9 @@ func run(o options) error {
 		return err
 	}
 	app.Ingest.Tokens = tokens
+	if o.pprof != "" {
+		go func() { log.Error(http.ListenAndServe(o.pprof, pprofMux()), "pprof server stopped") }()
+	}
 	go tokens.Watch(ctx.Done(), 10*time.Second, func(err error) { log.Error(err, "Reloading tokens") })
 	done, err := app.Run(ctx)
 	if err != nil {
@@ -145,4 +151,15 @@ func run(o options) error {
 		return err
 	}
 	return <-done
+}
+
+// pprofMux serves net/http/pprof's handlers on their own mux, never on the ingest API.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	return mux
 }
