@@ -42,6 +42,15 @@ vet: ## go vet.
 verify: ## Regenerate everything and fail if a generated file, formatting or go.mod differs.
 	hack/verify.sh
 
+.PHONY: helm-sync
+helm-sync: ## Copy the generated CRD and ClusterRole rules from config/ into charts/hookline (after make manifests).
+	hack/helm-sync.sh
+
+.PHONY: helm-lint
+helm-lint: ## Lint charts/hookline (--strict) with the values of charts/hookline/ci/lint-values.yaml.
+	BIN_DIR=$(BIN) hack/controlplane/build.sh helm
+	$(BIN)/helm lint --strict charts/hookline -f charts/hookline/ci/lint-values.yaml
+
 ##@ Build
 
 .PHONY: build

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-generated=(config/crd/bases config/rbac/role.yaml config/rbac/dispatcher/role.yaml api/v1alpha1/zz_generated.deepcopy.go docs/reference.md)
+generated=(config/crd/bases config/rbac/role.yaml config/rbac/dispatcher/role.yaml api/v1alpha1/zz_generated.deepcopy.go docs/reference.md
+  charts/hookline/templates/crds charts/hookline/files/manager-rules.yaml charts/hookline/files/dispatcher-rules.yaml)
 snap=$(mktemp -d)
 trap 'rm -rf "$snap"' EXIT
 for p in "${generated[@]}"; do
@@ -13,11 +14,12 @@ for p in "${generated[@]}"; do
 done
 
 make -s manifests generate docs >/dev/null
+hack/helm-sync.sh
 
 status=0
 for p in "${generated[@]}"; do
   if ! diff -r -u "$snap/$p" "$p" >/dev/null 2>&1; then
-    echo "make verify: $p is out of date; run 'make manifests generate' and commit the result:"
+    echo "make verify: $p is out of date; run 'make manifests generate docs helm-sync' and commit the result:"
     diff -r -u "$snap/$p" "$p" | head -40 || true
     status=1
   fi

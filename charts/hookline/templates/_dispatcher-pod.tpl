@@ -1,0 +1,94 @@
+{{/*
+The dispatcher's pod template, shared by the StatefulSet (embedded JetStream, its data on the "data"
+volumeClaimTemplate) and the Deployment (external NATS, no data volume).
+*/}}
+{{- define "hookline.dispatcher.podTemplate" -}}
+{{- $d := .Values.dispatcher }}
+{{- $embedded := not .Values.nats.url }}
+metadata:
+  {{- with (include "hookline.podAnnotations" (dict "ctx" $ "values" $d) | trim) }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  labels:
+    {{- include "hookline.labels" (dict "ctx" $ "component" "dispatcher") | nindent 4 }}
+    {{- with $d.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "hookline.dispatcher.fullname" . }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  # The dispatcher drains the ingest API for up to 10 s, then finishes in-flight deliveries.
+  terminationGracePeriodSeconds: 30
+  containers:
+    - name: dispatcher
+      image: {{ include "hookline.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command: ["/dispatcher"]
+      args:
+        - --listen-address=:8090
+        - --metrics-bind-address=:8091
+        - --health-probe-bind-address=:8092
+        - --tokens-file=/etc/hookline/tokens/tokens.yaml
+        {{- if $embedded }}
+        - --data-dir=/data
+        {{- else }}
+        - {{ printf "--nats-url=%s" .Values.nats.url | quote }}
+        - --nats-replicas={{ .Values.nats.replicas }}
+        {{- end }}
+        {{- include "hookline.commonArgs" . | nindent 8 }}
+        {{- with $d.extraArgs }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: ingest
+          containerPort: 8090
+          protocol: TCP
+        - name: metrics
+          containerPort: 8091
+          protocol: TCP
+        - name: probes
+          containerPort: 8092
+          protocol: TCP
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: probes
+        initialDelaySeconds: 15
+        periodSeconds: 20
+      # The ingest API answers only once the routing table reflects the cluster.
+      readinessProbe:
+        httpGet:
+          path: /healthz
+          port: ingest
+        periodSeconds: 10
+      resources:
+        {{- toYaml $d.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        {{- if $embedded }}
+        - name: data
+          mountPath: /data
+        {{- end }}
+        - name: tokens
+          mountPath: /etc/hookline/tokens
+          readOnly: true
+        {{- with (include "hookline.extraCA.volumeMount" . | trim) }}
+        {{- . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: tokens
+      secret:
+        secretName: {{ include "hookline.ingestTokens.secretName" . }}
+    {{- with (include "hookline.extraCA.volume" . | trim) }}
+    {{- . | nindent 4 }}
+    {{- end }}
+  {{- with (include "hookline.scheduling" $d | trim) }}
+  {{- . | nindent 2 }}
+  {{- end }}
+{{- end }}

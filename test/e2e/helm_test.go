@@ -1,0 +1,1015 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/controlplane"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// The release every test renders or installs: named like the chart, so objects are named like
+// config/ (hookline-manager, hookline-dispatcher, ...).
+const (
+	release   = "hookline"
+	namespace = "hookline-system"
+	// tenantNS stands for a namespace whose Webhooks the components read (RBAC checks).
+	tenantNS = "team-a"
+	crdName  = "webhooks.hookline.io"
+)
+
+// inlineTokens is the smallest valid ingestTokens: the chart creates <release>-ingest-tokens.
+const inlineTokens = `
+ingestTokens:
+  tokens:
+  - name: esign-platform
+    token: e2e-token-0123456789abcdef
+    accounts: [acc-1, acc-2]
+`
+
+// externalNATS runs the dispatcher as a Deployment of 3 on an external NATS cluster.
+const externalNATS = inlineTokens + `
+nats:
+  url: nats://nats.nats.svc:4222
+  replicas: 3
+dispatcher:
+  replicas: 3
+`
+
+var (
+	env      *controlplane.Env
+	k8s      client.Client
+	helmBin  string
+	chartDir string
+	// kubeVersion is the control plane's Kubernetes version (hack/controlplane/versions.env). helm
+	// template and lint need it: the helm built by hack/controlplane defaults to v1.20, below the
+	// chart's kubeVersion (>=1.30.0-0).
+	kubeVersion string
+	helmEnv     []string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	var err error
+	env, err = controlplane.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	utilruntime.Must(apiextensionsv1.AddToScheme(env.Scheme))
+	if k8s, err = client.New(env.Config, client.Options{Scheme: env.Scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	helmBin = filepath.Join(env.Bin, "helm")
+	if _, err := os.Stat(helmBin); err != nil {
+		fmt.Fprintf(os.Stderr, "helm not found in %s: run 'make controlplane' (make test does it for you)\n", env.Bin)
+		return 1
+	}
+	chartDir = filepath.Join(env.Root, "charts", "hookline")
+	if kubeVersion, err = pinnedKubeVersion(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// Keep helm away from the user's ~/.config/helm, ~/.cache/helm and repositories.
+	home, err := os.MkdirTemp("", "hookline-helm-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(home) }()
+	helmEnv = append(os.Environ(),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+		"KUBECONFIG="+env.Kubeconfig,
+	)
+	return m.Run()
+}
+
+func pinnedKubeVersion() (string, error) {
+	f, err := os.Open(filepath.Join(env.Root, "hack", "controlplane", "versions.env"))
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = f.Close() }()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(s.Text()), "KUBE_VERSION="); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("KUBE_VERSION not found in hack/controlplane/versions.env")
+}
+
+// --- helpers ---------------------------------------------------------------------------------
+
+// run runs a binary of bin/ against the test API server and returns its combined output.
+func run(t *testing.T, bin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(env.Bin, bin), append([]string{"--kubeconfig", env.Kubeconfig}, args...)...)
+	cmd.Dir = env.Root
+	cmd.Env = helmEnv
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		// A plain error: gomega would print an *exec.ExitError field by field.
+		err = fmt.Errorf("%s %s: %s", bin, args[0], err.Error())
+	}
+	return string(out), err
+}
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return run(t, "helm", args...)
+}
+
+func kubectl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return run(t, "kubectl", args...)
+}
+
+// valuesFile writes values (YAML) to a temporary file for -f. Not in t.TempDir: helm splits -f at
+// commas, which test names may contain.
+func valuesFile(t *testing.T, values string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hookline-values-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	p := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(p, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// render runs helm template with values and extra flags and decodes the objects.
+func render(t *testing.T, values string, flags ...string) ([]*unstructured.Unstructured, string, error) {
+	t.Helper()
+	args := append([]string{"template", release, chartDir, "-n", namespace, "--kube-version", kubeVersion,
+		"-f", valuesFile(t, values)}, flags...)
+	out, err := helm(t, args...)
+	if err != nil {
+		return nil, out, err
+	}
+	objs, err := decode([]byte(out))
+	return objs, out, err
+}
+
+func mustRender(t *testing.T, values string, flags ...string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, out, err := render(t, values, flags...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	return objs
+}
+
+// decode splits a multi-document YAML stream into objects, skipping empty documents.
+func decode(data []byte) ([]*unstructured.Unstructured, error) {
+	d := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, err
+		}
+		if len(m) > 0 {
+			objs = append(objs, &unstructured.Unstructured{Object: m})
+		}
+	}
+}
+
+// decodeFile decodes the objects of a file; relative paths are relative to the repository root.
+func decodeFile(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(env.Root, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := decode(data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return objs
+}
+
+// find returns the object of kind and name, or nil.
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+func ofKind(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
+	var r []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() == kind {
+			r = append(r, o)
+		}
+	}
+	return r
+}
+
+// typed converts a rendered object into a typed one, failing the test when it is missing.
+func typed[T any](t *testing.T, objs []*unstructured.Unstructured, kind, name string) *T {
+	t.Helper()
+	u := find(objs, kind, name)
+	if u == nil {
+		t.Fatalf("no %s %q rendered", kind, name)
+	}
+	obj := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj); err != nil {
+		t.Fatalf("%s %q: %v", kind, name, err)
+	}
+	return obj
+}
+
+func container(t *testing.T, spec corev1.PodSpec, name string) corev1.Container {
+	t.Helper()
+	for _, c := range spec.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no container %q", name)
+	return corev1.Container{}
+}
+
+func volumeNames(spec corev1.PodSpec) []string {
+	var names []string
+	for _, v := range spec.Volumes {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
+func withPrefix(args []string, prefix string) []string {
+	var r []string
+	for _, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			r = append(r, a)
+		}
+	}
+	return r
+}
+
+// testCAPEM is a real certificate, so that the rendered bundle is checked with the same loader the
+// components use.
+func testCAPEM(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewTLSServer(nil)
+	defer srv.Close()
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+}
+
+// --- helm lint -------------------------------------------------------------------------------
+
+func TestHelmLintStrict(t *testing.T) {
+	cases := map[string]string{
+		"ci/lint-values.yaml": mustRead(t, filepath.Join(chartDir, "ci", "lint-values.yaml")),
+		"external NATS, ServiceMonitors, CA bundle, existing Secret": `
+nats: {url: "nats://nats.nats.svc:4222", replicas: 3}
+dispatcher:
+  replicas: 1
+  persistence: {storageClass: fast}
+  extraArgs: ["--delivery-timeout=10s", "--max-retries=10"]
+  tolerations: [{key: dedicated, operator: Exists}]
+ingestTokens: {existingSecret: producer-tokens}
+serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}
+allowHTTP: true
+extraCABundle: |
+` + indent(testCAPEM(t), "  "),
+		"insecure metrics, no leader election, CRDs elsewhere": inlineTokens + `
+crds: {enabled: false}
+manager: {leaderElect: false, metrics: {secure: false}, nodeSelector: {kubernetes.io/os: linux}}
+`,
+	}
+	for name, values := range cases {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			out, err := helm(t, "lint", "--strict", chartDir, "--kube-version", kubeVersion, "-f", valuesFile(t, values))
+			g.Expect(err).NotTo(HaveOccurred(), out)
+			g.Expect(out).To(ContainSubstring("1 chart(s) linted, 0 chart(s) failed"))
+			g.Expect(out).NotTo(ContainSubstring("[WARNING]"))
+			g.Expect(out).NotTo(ContainSubstring("[ERROR]"))
+		})
+	}
+
+	t.Run("bad values fail the lint", func(t *testing.T) {
+		g := NewWithT(t)
+		out, err := helm(t, "lint", "--strict", chartDir, "--kube-version", kubeVersion,
+			"-f", valuesFile(t, inlineTokens+"allowHTTP: \"yes\"\n"))
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("at '/allowHTTP': got string, want boolean"))
+	})
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// --- helm template ---------------------------------------------------------------------------
+
+func TestHelmTemplateEmbeddedJetStream(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens)
+
+	sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher")
+	g.Expect(*sts.Spec.Replicas).To(BeEquivalentTo(1))
+	g.Expect(sts.Spec.VolumeClaimTemplates).To(HaveLen(1))
+	vct := sts.Spec.VolumeClaimTemplates[0]
+	g.Expect(vct.Name).To(Equal("data"))
+	g.Expect(vct.Spec.Resources.Requests.Storage().String()).To(Equal("10Gi"))
+	g.Expect(vct.Spec.StorageClassName).To(BeNil(), "the cluster's default StorageClass")
+	g.Expect(sts.Spec.Template.Spec.ServiceAccountName).To(Equal("hookline-dispatcher"))
+	d := container(t, sts.Spec.Template.Spec, "dispatcher")
+	g.Expect(d.Image).To(Equal("ghcr.io/hookline/hookline:0.1.0"), "image.tag defaults to appVersion")
+	g.Expect(d.Command).To(Equal([]string{"/dispatcher"}))
+	g.Expect(d.Args).To(ContainElements("--data-dir=/data", "--tokens-file=/etc/hookline/tokens/tokens.yaml",
+		"--listen-address=:8090", "--metrics-bind-address=:8091", "--health-probe-bind-address=:8092",
+		"--default-client-id=hookline"))
+	g.Expect(withPrefix(d.Args, "--nats-")).To(BeEmpty())
+	g.Expect(withPrefix(d.Args, "--allow-http")).To(BeEmpty())
+	g.Expect(d.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "data", MountPath: "/data"}))
+	g.Expect(find(objs, "Deployment", "hookline-dispatcher")).To(BeNil(), "no dispatcher Deployment with embedded JetStream")
+	for class, want := range map[string]*string{"fast": ptr.To("fast"), "-": ptr.To("")} {
+		objs := mustRender(t, inlineTokens+fmt.Sprintf("dispatcher: {persistence: {storageClass: %q, size: 50Gi}}\n", class))
+		vct := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.VolumeClaimTemplates[0]
+		g.Expect(vct.Spec.StorageClassName).To(Equal(want), "storageClass %q", class)
+		g.Expect(vct.Spec.Resources.Requests.Storage().String()).To(Equal("50Gi"))
+	}
+
+	mgr := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager")
+	m := container(t, mgr.Spec.Template.Spec, "manager")
+	g.Expect(m.Command).To(Equal([]string{"/manager"}))
+	g.Expect(m.Args).To(ConsistOf("--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure",
+		"--health-probe-bind-address=:8081", "--default-client-id=hookline"))
+	g.Expect(mgr.Spec.Template.Spec.ServiceAccountName).To(Equal("hookline-manager"))
+
+	g.Expect(ofKind(objs, "ServiceMonitor")).To(BeEmpty())
+	g.Expect(ofKind(objs, "ConfigMap")).To(BeEmpty())
+	g.Expect(ofKind(objs, "PersistentVolumeClaim")).To(BeEmpty())
+
+	// Services: the manager's metrics, the dispatcher's ingest API and metrics, each selecting its
+	// component's pods.
+	for name, sel := range map[string]map[string]string{
+		"hookline-manager-metrics":    mgr.Spec.Template.Labels,
+		"hookline-dispatcher":         sts.Spec.Template.Labels,
+		"hookline-dispatcher-metrics": sts.Spec.Template.Labels,
+	} {
+		svc := typed[corev1.Service](t, objs, "Service", name)
+		g.Expect(labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(sel))).To(BeTrue(), name)
+	}
+	g.Expect(typed[corev1.Service](t, objs, "Service", "hookline-dispatcher").Spec.Ports).To(
+		ConsistOf(HaveField("Name", "ingest")), "metrics are not exposed with the ingest API")
+
+	// Every object carries the recommended labels.
+	for _, o := range objs {
+		l := o.GetLabels()
+		for _, k := range []string{"app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+			"app.kubernetes.io/version", "app.kubernetes.io/managed-by", "helm.sh/chart"} {
+			g.Expect(l).To(HaveKey(k), "%s %s", o.GetKind(), o.GetName())
+		}
+		g.Expect(l["app.kubernetes.io/instance"]).To(Equal(release))
+		g.Expect(l["helm.sh/chart"]).To(Equal("hookline-0.1.0"))
+	}
+	// Each component's selector matches its own pods only.
+	mgrSel, err := metav1.LabelSelectorAsSelector(mgr.Spec.Selector)
+	g.Expect(err).NotTo(HaveOccurred())
+	stsSel, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mgrSel.Matches(labels.Set(mgr.Spec.Template.Labels))).To(BeTrue())
+	g.Expect(mgrSel.Matches(labels.Set(sts.Spec.Template.Labels))).To(BeFalse())
+	g.Expect(stsSel.Matches(labels.Set(sts.Spec.Template.Labels))).To(BeTrue())
+	g.Expect(stsSel.Matches(labels.Set(mgr.Spec.Template.Labels))).To(BeFalse())
+}
+
+func TestHelmTemplateExternalNATS(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, externalNATS)
+
+	dep := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher")
+	g.Expect(*dep.Spec.Replicas).To(BeEquivalentTo(3))
+	d := container(t, dep.Spec.Template.Spec, "dispatcher")
+	g.Expect(d.Args).To(ContainElements("--nats-url=nats://nats.nats.svc:4222", "--nats-replicas=3"))
+	g.Expect(withPrefix(d.Args, "--data-dir")).To(BeEmpty())
+	g.Expect(volumeNames(dep.Spec.Template.Spec)).NotTo(ContainElement("data"))
+	for _, vm := range d.VolumeMounts {
+		g.Expect(vm.Name).NotTo(Equal("data"))
+	}
+	g.Expect(ofKind(objs, "StatefulSet")).To(BeEmpty())
+	g.Expect(ofKind(objs, "PersistentVolumeClaim")).To(BeEmpty())
+	g.Expect(typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Replicas).To(
+		HaveValue(BeEquivalentTo(1)))
+}
+
+func TestHelmTemplateServiceMonitors(t *testing.T) {
+	for _, secure := range []bool{true, false} {
+		t.Run(fmt.Sprintf("metrics.secure=%v", secure), func(t *testing.T) {
+			g := NewWithT(t)
+			objs := mustRender(t, inlineTokens+fmt.Sprintf(`
+serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}
+manager: {metrics: {secure: %v}}
+`, secure))
+			sms := ofKind(objs, "ServiceMonitor")
+			g.Expect(sms).To(HaveLen(2))
+			for _, name := range []string{"hookline-manager", "hookline-dispatcher"} {
+				sm := find(objs, "ServiceMonitor", name)
+				g.Expect(sm).NotTo(BeNil(), name)
+				g.Expect(sm.GetAPIVersion()).To(Equal("monitoring.coreos.com/v1"))
+				g.Expect(sm.GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
+				eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+				g.Expect(eps).To(HaveLen(1))
+				ep := eps[0].(map[string]any)
+				g.Expect(ep).To(HaveKeyWithValue("interval", "15s"))
+				wantScheme := "http"
+				if secure && name == "hookline-manager" {
+					wantScheme = "https"
+				}
+				g.Expect(ep).To(HaveKeyWithValue("scheme", wantScheme))
+				// Exactly one Service matches the selector and has the endpoint's port.
+				sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+				var targets []string
+				for _, s := range ofKind(objs, "Service") {
+					svc := typed[corev1.Service](t, objs, "Service", s.GetName())
+					if !labels.SelectorFromSet(sel).Matches(labels.Set(svc.Labels)) {
+						continue
+					}
+					for _, p := range svc.Spec.Ports {
+						if p.Name == ep["port"] {
+							targets = append(targets, svc.Name)
+						}
+					}
+				}
+				g.Expect(targets).To(Equal([]string{name + "-metrics"}), name)
+			}
+
+			m := container(t, typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template.Spec, "manager")
+			svc := typed[corev1.Service](t, objs, "Service", "hookline-manager-metrics")
+			if secure {
+				g.Expect(m.Args).To(ContainElements("--metrics-secure", "--metrics-bind-address=:8443"))
+				g.Expect(svc.Spec.Ports[0].Port).To(BeEquivalentTo(8443))
+				g.Expect(find(objs, "ClusterRole", "hookline-manager-metrics-auth")).NotTo(BeNil())
+				g.Expect(find(objs, "ClusterRole", "hookline-metrics-reader")).NotTo(BeNil())
+			} else {
+				g.Expect(m.Args).NotTo(ContainElement("--metrics-secure"))
+				g.Expect(m.Args).To(ContainElement("--metrics-bind-address=:8080"))
+				g.Expect(svc.Spec.Ports[0].Port).To(BeEquivalentTo(8080))
+				g.Expect(find(objs, "ClusterRole", "hookline-manager-metrics-auth")).To(BeNil())
+				g.Expect(find(objs, "ClusterRoleBinding", "hookline-manager-metrics-auth")).To(BeNil())
+			}
+		})
+	}
+}
+
+func TestHelmTemplateIngestTokens(t *testing.T) {
+	t.Run("inline tokens become a Secret the dispatcher loads", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := mustRender(t, inlineTokens)
+		secret := find(objs, "Secret", release+"-ingest-tokens")
+		g.Expect(secret).NotTo(BeNil())
+		enc, _, _ := unstructured.NestedString(secret.Object, "data", "tokens.yaml")
+		raw, err := base64.StdEncoding.DecodeString(enc)
+		g.Expect(err).NotTo(HaveOccurred())
+		// The dispatcher's own loader (strict YAML, token length, accounts) accepts it.
+		path := filepath.Join(t.TempDir(), "tokens.yaml")
+		g.Expect(os.WriteFile(path, raw, 0o600)).To(Succeed())
+		tokens, err := ingest.LoadTokens(path)
+		g.Expect(err).NotTo(HaveOccurred(), string(raw))
+		p := tokens.Authenticate("e2e-token-0123456789abcdef")
+		g.Expect(p).NotTo(BeNil())
+		g.Expect(p.Name).To(Equal("esign-platform"))
+		g.Expect(p.MayPost("acc-2")).To(BeTrue())
+		g.Expect(p.MayPost("acc-3")).To(BeFalse())
+
+		sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher")
+		g.Expect(sts.Spec.Template.Spec.Volumes).To(ContainElement(And(HaveField("Name", "tokens"),
+			HaveField("Secret.SecretName", release+"-ingest-tokens"))))
+	})
+	t.Run("existingSecret is mounted and no Secret is made", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := mustRender(t, "ingestTokens: {existingSecret: producer-tokens}\n")
+		g.Expect(ofKind(objs, "Secret")).To(BeEmpty())
+		sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher")
+		g.Expect(sts.Spec.Template.Spec.Volumes).To(ContainElement(And(HaveField("Name", "tokens"),
+			HaveField("Secret.SecretName", "producer-tokens"))))
+	})
+	t.Run("neither fails with a message saying what to set", func(t *testing.T) {
+		g := NewWithT(t)
+		_, out, err := render(t, "{}\n")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("ingestTokens: the dispatcher needs ingest tokens; set ingestTokens.existingSecret"))
+	})
+	t.Run("both fail", func(t *testing.T) {
+		g := NewWithT(t)
+		_, out, err := render(t, inlineTokens+"  existingSecret: producer-tokens\n")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("set either ingestTokens.existingSecret or ingestTokens.tokens, not both"))
+	})
+}
+
+func TestHelmTemplateAllowHTTPAndExtraCABundle(t *testing.T) {
+	g := NewWithT(t)
+	ca := testCAPEM(t)
+	objs := mustRender(t, inlineTokens+"allowHTTP: true\nextraCABundle: |\n"+indent(ca, "  "))
+
+	cm := typed[corev1.ConfigMap](t, objs, "ConfigMap", "hookline-extra-ca")
+	path := filepath.Join(t.TempDir(), "ca.crt")
+	g.Expect(os.WriteFile(path, []byte(cm.Data["ca.crt"]), 0o600)).To(Succeed())
+	_, err := verify.LoadRootCAs(path)
+	g.Expect(err).NotTo(HaveOccurred(), "the components load the rendered bundle")
+
+	mgr := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template
+	sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template
+	for name, tpl := range map[string]corev1.PodTemplateSpec{"manager": mgr, "dispatcher": sts} {
+		c := container(t, tpl.Spec, name)
+		g.Expect(c.Args).To(ContainElements("--allow-http", "--extra-ca-bundle=/etc/hookline/ca/ca.crt"), name)
+		g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/hookline/ca")), name)
+		g.Expect(tpl.Spec.Volumes).To(ContainElement(HaveField("ConfigMap.Name", "hookline-extra-ca")), name)
+		g.Expect(tpl.Annotations).To(HaveKey("checksum/extra-ca"), "%s restarts when the bundle changes", name)
+	}
+}
+
+func TestHelmSchemaRejectsBadValues(t *testing.T) {
+	cases := []struct {
+		name, values, want string
+	}{
+		{"allowHTTP as a string", inlineTokens + "allowHTTP: \"yes\"\n", "at '/allowHTTP': got string, want boolean"},
+		{"clientId missing", inlineTokens + "clientId: null\n", "missing property 'clientId'"},
+		{"clientId empty", inlineTokens + "clientId: \"\"\n", "at '/clientId': minLength: got 0, want 1"},
+		{"short token", "ingestTokens: {tokens: [{name: a, token: short, accounts: [acc-1]}]}\n",
+			"at '/ingestTokens/tokens/0/token': minLength: got 5, want 16"},
+		{"token without accounts", "ingestTokens: {tokens: [{name: a, token: e2e-token-0123456789abcdef}]}\n",
+			"missing property 'accounts'"},
+		{"unknown pull policy", inlineTokens + "image: {pullPolicy: Sometimes}\n", "at '/image/pullPolicy': value must be one of"},
+		{"misspelt key", inlineTokens + "dispatcher: {replica: 2}\n", "additional properties 'replica' not allowed"},
+		{"NATS URL without scheme", inlineTokens + "nats: {url: \"nats.nats.svc:4222\"}\n", "at '/nats/url'"},
+		{"replicas as a string", inlineTokens + "dispatcher: {replicas: \"3\"}\n", "at '/dispatcher/replicas': got string, want integer"},
+		{"extraArgs not a flag", inlineTokens + "manager: {extraArgs: [\"verification-timeout=1s\"]}\n", "at '/manager/extraArgs/0'"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			_, out, err := render(t, c.values)
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(out).To(ContainSubstring("values don't meet the specifications of the schema"))
+			g.Expect(out).To(ContainSubstring(c.want))
+		})
+	}
+	t.Run("more than one manager needs leader election", func(t *testing.T) {
+		g := NewWithT(t)
+		_, out, err := render(t, inlineTokens+"manager: {replicas: 2, leaderElect: false}\n")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("manager.replicas > 1 needs manager.leaderElect=true"))
+	})
+}
+
+// TestHelmTemplateCRDsMatchConfig is the drift check: the chart's CRDs are config/crd/bases, plus
+// the chart's labels and the keep policy (make helm-sync; make verify fails on drift too).
+func TestHelmTemplateCRDsMatchConfig(t *testing.T) {
+	g := NewWithT(t)
+	bases, err := filepath.Glob(filepath.Join(env.Root, "config", "crd", "bases", "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bases).NotTo(BeEmpty())
+
+	objs := mustRender(t, inlineTokens)
+	rendered := ofKind(objs, "CustomResourceDefinition")
+	g.Expect(rendered).To(HaveLen(len(bases)))
+	for _, b := range bases {
+		want := decodeFile(t, b)
+		g.Expect(want).To(HaveLen(1))
+		got := find(objs, "CustomResourceDefinition", want[0].GetName())
+		g.Expect(got).NotTo(BeNil(), b)
+		got = got.DeepCopy()
+		g.Expect(got.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
+		g.Expect(got.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "Helm"))
+		ann := got.GetAnnotations()
+		delete(ann, "helm.sh/resource-policy")
+		got.SetAnnotations(ann)
+		got.SetLabels(nil)
+		g.Expect(got.Object).To(Equal(want[0].Object), "%s drifted from %s: run make helm-sync", got.GetName(), b)
+	}
+
+	objs = mustRender(t, inlineTokens+"crds: {keep: false}\n")
+	g.Expect(find(objs, "CustomResourceDefinition", crdName).GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"))
+	objs = mustRender(t, inlineTokens+"crds: {enabled: false}\n")
+	g.Expect(ofKind(objs, "CustomResourceDefinition")).To(BeEmpty())
+}
+
+// TestHelmTemplateRBACMatchesConfig: the ClusterRoles' rules are the generated ones, and the
+// hand-written roles match config/rbac.
+func TestHelmTemplateRBACMatchesConfig(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens)
+	rules := func(objs []*unstructured.Unstructured, kind, name string) []rbacv1.PolicyRule {
+		t.Helper()
+		switch kind {
+		case "ClusterRole":
+			r := typed[rbacv1.ClusterRole](t, objs, kind, name).Rules
+			g.Expect(r).NotTo(BeEmpty(), name)
+			return r
+		default:
+			r := typed[rbacv1.Role](t, objs, kind, name).Rules
+			g.Expect(r).NotTo(BeEmpty(), name)
+			return r
+		}
+	}
+	for _, c := range []struct{ file, kind, configName, chartName string }{
+		{"config/rbac/role.yaml", "ClusterRole", "hookline-manager", "hookline-manager"},
+		{"config/rbac/dispatcher/role.yaml", "ClusterRole", "hookline-dispatcher", "hookline-dispatcher"},
+		{"config/rbac/leader_election_role.yaml", "Role", "hookline-manager-leader-election", "hookline-manager-leader-election"},
+		{"config/rbac/metrics_auth_role.yaml", "ClusterRole", "hookline-manager-metrics-auth", "hookline-manager-metrics-auth"},
+		{"config/rbac/metrics_auth_role.yaml", "ClusterRole", "hookline-metrics-reader", "hookline-metrics-reader"},
+	} {
+		want := rules(decodeFile(t, c.file), c.kind, c.configName)
+		g.Expect(rules(objs, c.kind, c.chartName)).To(Equal(want), "%s %s differs from %s", c.kind, c.chartName, c.file)
+	}
+	// Bindings name the component's own ServiceAccount in the release namespace.
+	for _, name := range []string{"hookline-manager", "hookline-dispatcher", "hookline-manager-metrics-auth"} {
+		crb := typed[rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding", name)
+		g.Expect(crb.RoleRef.Name).To(Equal(name))
+		g.Expect(crb.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount",
+			Name: strings.TrimSuffix(name, "-metrics-auth"), Namespace: namespace}))
+	}
+}
+
+// --- helm install against the API server -----------------------------------------------------
+
+// TestHelmInstallUpgradeUninstall installs the chart with its CRDs into the test API server, which
+// validates every object (schemas, RBAC, Pod Security admission on dry-run pods). The control plane
+// already has the CRD (applied from config/crd/bases, as `kubectl apply -k config/default` would):
+// --take-ownership (Helm 3.17+) adopts it into the release, the migration path from config/ to the
+// chart. TestHelmInstallWithoutCRDs covers the other path, crds.enabled=false.
+func TestHelmInstallUpgradeUninstall(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	createNamespace(t, namespace, map[string]string{
+		"pod-security.kubernetes.io/enforce": "restricted",
+		"pod-security.kubernetes.io/warn":    "restricted",
+	})
+	createNamespace(t, tenantNS, map[string]string{"hookline.io/account": "acc-1"})
+
+	out, err := helm(t, "install", release, chartDir, "-n", namespace, "--take-ownership", "-f", valuesFile(t, inlineTokens))
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", release, "-n", namespace, "--ignore-not-found") })
+	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
+	g.Expect(out).To(ContainSubstring("kubectl get webhooks -A"))
+	g.Expect(out).To(ContainSubstring("/v1/events"))
+	g.Expect(out).NotTo(ContainSubstring("would violate PodSecurity"))
+
+	t.Run("objects exist with the expected names", func(t *testing.T) {
+		g := NewWithT(t)
+		key := func(name string) client.ObjectKey { return client.ObjectKey{Namespace: namespace, Name: name} }
+		cluster := func(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
+		for _, c := range []struct {
+			obj client.Object
+			key client.ObjectKey
+		}{
+			{&appsv1.Deployment{}, key("hookline-manager")},
+			{&appsv1.StatefulSet{}, key("hookline-dispatcher")},
+			{&corev1.ServiceAccount{}, key("hookline-manager")},
+			{&corev1.ServiceAccount{}, key("hookline-dispatcher")},
+			{&corev1.Secret{}, key("hookline-ingest-tokens")},
+			{&corev1.Service{}, key("hookline-manager-metrics")},
+			{&corev1.Service{}, key("hookline-dispatcher")},
+			{&corev1.Service{}, key("hookline-dispatcher-metrics")},
+			{&rbacv1.Role{}, key("hookline-manager-leader-election")},
+			{&rbacv1.RoleBinding{}, key("hookline-manager-leader-election")},
+			{&rbacv1.ClusterRole{}, cluster("hookline-manager")},
+			{&rbacv1.ClusterRole{}, cluster("hookline-dispatcher")},
+			{&rbacv1.ClusterRole{}, cluster("hookline-manager-metrics-auth")},
+			{&rbacv1.ClusterRole{}, cluster("hookline-metrics-reader")},
+			{&rbacv1.ClusterRoleBinding{}, cluster("hookline-manager")},
+			{&rbacv1.ClusterRoleBinding{}, cluster("hookline-dispatcher")},
+			{&rbacv1.ClusterRoleBinding{}, cluster("hookline-manager-metrics-auth")},
+		} {
+			g.Expect(k8s.Get(ctx, c.key, c.obj)).To(Succeed(), "%T %s", c.obj, c.key)
+			g.Expect(c.obj.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "Helm"), "%T %s", c.obj, c.key)
+		}
+		sts := &appsv1.StatefulSet{}
+		g.Expect(k8s.Get(ctx, key("hookline-dispatcher"), sts)).To(Succeed())
+		g.Expect(sts.Spec.VolumeClaimTemplates).To(HaveLen(1))
+
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		g.Expect(k8s.Get(ctx, cluster(crdName), crd)).To(Succeed())
+		g.Expect(crd.Annotations).To(HaveKeyWithValue("meta.helm.sh/release-name", release), "the release owns the CRD")
+		g.Expect(crd.Annotations).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
+		g.Expect(crd.Labels).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "Helm"))
+
+		out, err := kubectl(t, "get", "webhooks", "-A")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	})
+
+	t.Run("pods meet the restricted Pod Security Standard", func(t *testing.T) {
+		g := NewWithT(t)
+		mgr := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-manager"}, mgr)).To(Succeed())
+		sts := &appsv1.StatefulSet{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-dispatcher"}, sts)).To(Succeed())
+		// The StatefulSet controller adds the claim as a volume; there is no controller here.
+		dispatcherSpec := sts.Spec.Template.Spec.DeepCopy()
+		dispatcherSpec.Volumes = append(dispatcherSpec.Volumes, corev1.Volume{Name: "data", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data-hookline-dispatcher-0"}}})
+		for name, spec := range map[string]*corev1.PodSpec{"manager": mgr.Spec.Template.Spec.DeepCopy(), "dispatcher": dispatcherSpec} {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: namespace}, Spec: *spec}
+			g.Expect(k8s.Create(ctx, pod, client.DryRunAll)).To(Succeed(), name)
+
+			// Control: the same pod without its security contexts is refused, so admission is on.
+			bare := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: namespace}, Spec: *spec.DeepCopy()}
+			bare.Spec.SecurityContext = nil
+			for i := range bare.Spec.Containers {
+				bare.Spec.Containers[i].SecurityContext = nil
+			}
+			err := k8s.Create(ctx, bare, client.DryRunAll)
+			g.Expect(err).To(HaveOccurred(), name)
+			g.Expect(err.Error()).To(ContainSubstring("violates PodSecurity"))
+		}
+	})
+
+	t.Run("RBAC is least privilege", func(t *testing.T) {
+		mgrSA := "system:serviceaccount:" + namespace + ":hookline-manager"
+		dispSA := "system:serviceaccount:" + namespace + ":hookline-dispatcher"
+		inTenant := []string{"-n", tenantNS}
+		for _, c := range []struct {
+			as, verb, resource string
+			flags              []string
+			want               bool
+		}{
+			// The manager reads Webhooks everywhere and writes only their status.
+			{mgrSA, "get", "webhooks.hookline.io", []string{"-A"}, true},
+			{mgrSA, "list", "webhooks.hookline.io", []string{"-A"}, true},
+			{mgrSA, "watch", "webhooks.hookline.io", []string{"-A"}, true},
+			{mgrSA, "patch", "webhooks.hookline.io", []string{"-n", tenantNS, "--subresource=status"}, true},
+			{mgrSA, "get", "secrets", inTenant, true},
+			{mgrSA, "list", "namespaces", nil, true},
+			{mgrSA, "create", "events.events.k8s.io", inTenant, true},
+			{mgrSA, "create", "leases.coordination.k8s.io", []string{"-n", namespace}, true},
+			{mgrSA, "create", "events", []string{"-n", namespace}, true},
+			{mgrSA, "create", "tokenreviews.authentication.k8s.io", nil, true},
+			{mgrSA, "create", "subjectaccessreviews.authorization.k8s.io", nil, true},
+			{mgrSA, "update", "webhooks.hookline.io", inTenant, false},
+			{mgrSA, "patch", "webhooks.hookline.io", inTenant, false},
+			{mgrSA, "create", "webhooks.hookline.io", inTenant, false},
+			{mgrSA, "delete", "webhooks.hookline.io", inTenant, false},
+			{mgrSA, "update", "webhooks.hookline.io", []string{"-n", tenantNS, "--subresource=status"}, false},
+			{mgrSA, "list", "secrets", inTenant, false},
+			{mgrSA, "watch", "secrets", inTenant, false},
+			{mgrSA, "create", "pods", inTenant, false},
+			{mgrSA, "patch", "namespaces", nil, false},
+			{mgrSA, "create", "leases.coordination.k8s.io", inTenant, false},
+			{mgrSA, "create", "events", inTenant, false},
+			// The dispatcher reads Webhooks, namespaces and client-certificate Secrets, writes status.
+			{dispSA, "patch", "webhooks.hookline.io", []string{"-n", tenantNS, "--subresource=status"}, true},
+			{dispSA, "list", "webhooks.hookline.io", []string{"-A"}, true},
+			{dispSA, "watch", "namespaces", nil, true},
+			{dispSA, "get", "secrets", inTenant, true},
+			{dispSA, "list", "secrets", inTenant, false},
+			{dispSA, "delete", "webhooks.hookline.io", inTenant, false},
+			{dispSA, "update", "webhooks.hookline.io", inTenant, false},
+			{dispSA, "patch", "webhooks.hookline.io", inTenant, false},
+			{dispSA, "create", "leases.coordination.k8s.io", []string{"-n", namespace}, false},
+			{dispSA, "create", "tokenreviews.authentication.k8s.io", nil, false},
+			{dispSA, "create", "pods", []string{"-n", namespace}, false},
+		} {
+			name := fmt.Sprintf("%s %s %s %s", c.as[strings.LastIndex(c.as, ":")+1:], c.verb, c.resource, strings.Join(c.flags, " "))
+			t.Run(name, func(t *testing.T) {
+				g := NewWithT(t)
+				g.Expect(canI(t, c.as, c.verb, c.resource, c.flags...)).To(Equal(c.want))
+			})
+		}
+	})
+
+	t.Run("upgrade with changed values", func(t *testing.T) {
+		g := NewWithT(t)
+		ca := testCAPEM(t)
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		g.Expect(os.WriteFile(caFile, []byte(ca), 0o600)).To(Succeed())
+		out, err := helm(t, "upgrade", release, chartDir, "-n", namespace, "--reuse-values",
+			"--set", "allowHTTP=true", "--set-file", "extraCABundle="+caFile)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(out).To(ContainSubstring("REVISION: 2"))
+		mgr := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-manager"}, mgr)).To(Succeed())
+		g.Expect(mgr.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--allow-http", "--extra-ca-bundle=/etc/hookline/ca/ca.crt"))
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-extra-ca"}, cm)).To(Succeed())
+		g.Expect(cm.Data["ca.crt"]).To(Equal(ca))
+
+		// From embedded JetStream to an external NATS cluster: the StatefulSet makes way for a
+		// Deployment.
+		out, err = helm(t, "upgrade", release, chartDir, "-n", namespace, "--reuse-values",
+			"--set", "nats.url=nats://nats.nats.svc:4222")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(out).To(ContainSubstring("REVISION: 3"))
+		dep := &appsv1.Deployment{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-dispatcher"}, dep)).To(Succeed())
+		g.Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--nats-url=nats://nats.nats.svc:4222"))
+		err = k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-dispatcher"}, &appsv1.StatefulSet{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "StatefulSet removed: %v", err)
+	})
+
+	t.Run("upgrade updates the CRD", func(t *testing.T) {
+		// A later chart version whose CRD has one more short name stands for a changed API: the CRD
+		// is a template, so helm upgrade applies it (Helm never upgrades CRDs kept in crds/).
+		g := NewWithT(t)
+		next := filepath.Join(t.TempDir(), "hookline")
+		g.Expect(os.CopyFS(next, os.DirFS(chartDir))).To(Succeed())
+		crdFile := filepath.Join(next, "templates", "crds", "webhooks.yaml")
+		tpl, err := os.ReadFile(crdFile)
+		g.Expect(err).NotTo(HaveOccurred())
+		changed := strings.Replace(string(tpl), "    - whk\n", "    - whk\n    - whnext\n", 1)
+		g.Expect(changed).NotTo(Equal(string(tpl)))
+		g.Expect(os.WriteFile(crdFile, []byte(changed), 0o600)).To(Succeed())
+
+		shortNames := func() []string {
+			crd := &apiextensionsv1.CustomResourceDefinition{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
+			return crd.Spec.Names.ShortNames
+		}
+		out, err := helm(t, "upgrade", release, next, "-n", namespace, "--reuse-values")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(shortNames()).To(ContainElement("whnext"))
+		out, err = helm(t, "upgrade", release, chartDir, "-n", namespace, "--reuse-values")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(shortNames()).NotTo(ContainElement("whnext"))
+	})
+
+	t.Run("uninstall keeps the CRD and the Webhooks", func(t *testing.T) {
+		g := NewWithT(t)
+		out, err := kubectl(t, "apply", "-n", tenantNS, "-f", "config/samples/webhook_account.yaml")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+
+		out, err = helm(t, "uninstall", release, "-n", namespace)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		g.Expect(out).To(ContainSubstring("kept due to the resource policy"))
+		g.Expect(out).To(ContainSubstring(crdName))
+
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
+		g.Expect(crd.DeletionTimestamp).To(BeNil())
+		out, err = kubectl(t, "get", "webhook", "account-agreements", "-n", tenantNS)
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		for _, c := range []struct {
+			obj client.Object
+			key client.ObjectKey
+		}{
+			{&appsv1.Deployment{}, client.ObjectKey{Namespace: namespace, Name: "hookline-manager"}},
+			{&appsv1.Deployment{}, client.ObjectKey{Namespace: namespace, Name: "hookline-dispatcher"}},
+			{&corev1.Secret{}, client.ObjectKey{Namespace: namespace, Name: "hookline-ingest-tokens"}},
+			{&rbacv1.ClusterRole{}, client.ObjectKey{Name: "hookline-manager"}},
+			{&rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: "hookline-dispatcher"}},
+		} {
+			err := k8s.Get(ctx, c.key, c.obj)
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T %s: %v", c.obj, c.key, err)
+		}
+	})
+}
+
+// TestHelmInstallWithoutCRDs installs a second release next to a CRD managed outside the chart
+// (crds.enabled=false), on an external NATS cluster with several dispatchers and an existing
+// tokens Secret: the release never touches the CRD, and NOTES warns that webhooks are not yet
+// partitioned between dispatcher replicas.
+func TestHelmInstallWithoutCRDs(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	const ns, rel = "edge-system", "edge"
+	createNamespace(t, ns, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	g.Expect(k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "producer-tokens", Namespace: ns},
+		StringData: map[string]string{"tokens.yaml": "tokens:\n- {name: p, token: e2e-token-0123456789abcdef, accounts: ['*']}\n"},
+	})).To(Succeed())
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
+	before := crd.ResourceVersion
+
+	out, err := helm(t, "install", rel, chartDir, "-n", ns, "-f", valuesFile(t, `
+crds: {enabled: false}
+nats: {url: "nats://nats.nats.svc:4222", replicas: 3}
+dispatcher: {replicas: 2}
+ingestTokens: {existingSecret: producer-tokens}
+`))
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found") })
+	g.Expect(out).To(ContainSubstring("webhooks are not yet partitioned"))
+
+	manifest, err := helm(t, "get", "manifest", rel, "-n", ns)
+	g.Expect(err).NotTo(HaveOccurred(), manifest)
+	g.Expect(manifest).NotTo(ContainSubstring("kind: CustomResourceDefinition"))
+	dep := &appsv1.Deployment{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "edge-hookline-dispatcher"}, dep)).To(Succeed())
+	g.Expect(dep.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)))
+	g.Expect(dep.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "producer-tokens")))
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "edge-hookline-manager"}, &appsv1.Deployment{})).To(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: "edge-hookline-manager"}, &rbacv1.ClusterRole{})).To(Succeed())
+	err = k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "edge-hookline-dispatcher"}, &appsv1.StatefulSet{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%v", err)
+
+	out, err = helm(t, "uninstall", rel, "-n", ns)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
+	g.Expect(crd.ResourceVersion).To(Equal(before), "the release never touched the CRD")
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "producer-tokens"}, &corev1.Secret{})).To(Succeed(),
+		"the existing Secret is not the release's")
+}
+
+func createNamespace(t *testing.T, name string, l map[string]string) {
+	t.Helper()
+	err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// canI asks the API server whether user may verb resource, impersonating it with kubectl.
+func canI(t *testing.T, user, verb, resource string, flags ...string) bool {
+	t.Helper()
+	out, err := kubectl(t, append([]string{"auth", "can-i", verb, resource, "--as", user}, flags...)...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	switch answer := strings.TrimSpace(lines[len(lines)-1]); {
+	case answer == "yes" && err == nil:
+		return true
+	case strings.HasPrefix(answer, "no"):
+		return false
+	default:
+		t.Fatalf("kubectl auth can-i %s %s: %v\n%s", verb, resource, err, out)
+		return false
+	}
+}
