@@ -541,7 +541,15 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	wh := q.wh
 	e.mu.Unlock()
 	now := e.clock.Now()
-	if e.cfg.Policy.Expired(note.Created, now) {
+	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last
+	// retry is scheduled exactly at the 72-hour mark, and a timer always fires a little late.
+	due := now
+	e.mu.Lock()
+	if q.head.Seq == note.Seq && !q.head.Next.IsZero() && q.head.Next.Before(now) {
+		due = q.head.Next
+	}
+	e.mu.Unlock()
+	if e.cfg.Policy.Expired(note.Created, due) {
 		return outcome{note: note, expired: true, at: now}
 	}
 	ev, err := e.event(ctx, note.EventSeq)
@@ -703,14 +711,44 @@ func (e *Engine) dropHeadLocked(q *queue) (urgent bool) {
 	st.Disabled, st.DisabledAt = true, e.clock.Now()
 	st.DisabledMessage = "a notification was dropped after " + e.cfg.Policy.DropAfter.String() +
 		" of failures and no delivery succeeded in " + e.cfg.Policy.DisableAfter.String()
-	st.Dropped += int64(len(q.mem))
-	if q.inStore {
-		// Notes still in the store are dropped with the queue; their count is what Pending says.
-		st.Dropped += st.Pending - int64(len(q.mem))
+	// Everything still queued is dropped with the queue: Pending counts it, memory and store alike.
+	if st.Pending > 0 {
+		st.Dropped += st.Pending
+		e.metrics.droppedN(st.Pending)
 	}
 	q.mem, q.inStore, q.head = nil, false, head{}
 	st.Pending = 0
 	e.metrics.disabled()
 	e.acks.removeAll(q.wh.UID)
 	return true
+}
+
+// QueueDebug is a snapshot of one queue's internals, for diagnostics.
+type QueueDebug struct {
+	UID         string `json:"uid"`
+	Pending     int64  `json:"pending"`
+	InMemory    int    `json:"inMemory"`
+	InStore     bool   `json:"inStore"`
+	LoadedUpTo  uint64 `json:"loadedUpTo"`
+	InFlight    bool   `json:"inFlight"`
+	Waiting     bool   `json:"waiting"`
+	Deliverable bool   `json:"deliverable"`
+	Disabled    bool   `json:"disabled"`
+	HeadNext    string `json:"headNext,omitempty"`
+}
+
+// Debug returns every queue's internals.
+func (e *Engine) Debug() []QueueDebug {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]QueueDebug, 0, len(e.queues))
+	for uid, q := range e.queues {
+		d := QueueDebug{UID: uid, Pending: q.status.Pending, InMemory: len(q.mem), InStore: q.inStore, LoadedUpTo: q.loadedUpTo,
+			InFlight: q.inFlight, Waiting: q.waiting, Deliverable: q.wh.Deliverable, Disabled: q.status.Disabled}
+		if !q.head.Next.IsZero() {
+			d.HeadNext = q.head.Next.Format(time.RFC3339Nano)
+		}
+		out = append(out, d)
+	}
+	return out
 }

@@ -76,6 +76,12 @@ func (m *Metrics) dropped() {
 	}
 }
 
+func (m *Metrics) droppedN(n int64) {
+	if m != nil {
+		m.drops.Add(float64(n))
+	}
+}
+
 func (m *Metrics) lost() {
 	if m != nil {
 		m.losts.Inc()
