@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,7 +133,12 @@ func run(o options) error {
 	}
 	app.Ingest.Tokens = tokens
 	if o.pprof != "" {
-		go func() { log.Error(http.ListenAndServe(o.pprof, pprofMux()), "pprof server stopped") }()
+		mux := pprofMux()
+		mux.HandleFunc("/debug/hookline/queues", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(app.Engine.Debug())
+		})
+		go func() { log.Error(http.ListenAndServe(o.pprof, mux), "pprof server stopped") }()
 	}
 	go tokens.Watch(ctx.Done(), 10*time.Second, func(err error) { log.Error(err, "Reloading tokens") })
 	done, err := app.Run(ctx)

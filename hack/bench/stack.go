@@ -1,0 +1,402 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/controlplane"
+	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/tenancy"
+)
+
+const (
+	benchClientID = "hookline-bench"
+	benchToken    = "bench-token-0123456789abcdef"
+)
+
+// stack is the system under test.
+type stack struct {
+	cp         *controlplane.Env
+	c          client.Client
+	dir        string
+	manager    *exec.Cmd
+	dispatcher *exec.Cmd
+	ingestURL  string
+	metricsURL string
+	pprofAddr  string
+	sink       *sink
+	sinkURL    string
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func startStack(ctx context.Context) (*stack, error) {
+	cp, err := controlplane.Start()
+	if err != nil {
+		return nil, err
+	}
+	s := &stack{cp: cp}
+	if s.c, err = client.New(cp.Config, client.Options{Scheme: cp.Scheme}); err != nil {
+		return nil, err
+	}
+	if s.dir, err = os.MkdirTemp("", "hookline-bench-"); err != nil {
+		return nil, err
+	}
+	s.sink = newSink()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.sinkURL = "http://" + l.Addr().String()
+	srv := &http.Server{Handler: s.sink, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+
+	tokens := filepath.Join(s.dir, "tokens.yaml")
+	if err := os.WriteFile(tokens, []byte("tokens:\n- name: bench\n  token: "+benchToken+"\n  accounts: [\"*\"]\n"), 0o600); err != nil {
+		return nil, err
+	}
+	bin := func(name string) string { return filepath.Join(cp.Bin, name) }
+	s.manager = exec.Command(bin("manager"), "--kubeconfig", cp.Kubeconfig, "--default-client-id", benchClientID,
+		"--allow-http", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--max-concurrent-reconciles", "64")
+	ingest, metrics := freeAddr(), freeAddr()
+	s.pprofAddr = freeAddr()
+	s.ingestURL, s.metricsURL = "http://"+ingest+"/v1/events", "http://"+metrics+"/metrics"
+	// Production settings: embedded JetStream on file storage, Acrobat Sign's defaults — except the
+	// retry base and cap, scaled so that the backlog scenario's dead endpoints are retried while we
+	// watch, and http to 127.0.0.1.
+	s.dispatcher = exec.Command(bin("dispatcher"), "--kubeconfig", cp.Kubeconfig, "--tokens-file", tokens,
+		"--data-dir", filepath.Join(s.dir, "data"), "--listen-address", ingest, "--metrics-bind-address", metrics,
+		"--health-probe-bind-address", "0", "--default-client-id", benchClientID, "--allow-http",
+		"--retry-base", "1s", "--retry-cap", "2s", "--pprof-address", s.pprofAddr)
+	for _, cmd := range []*exec.Cmd{s.manager, s.dispatcher} {
+		logf, err := os.Create(filepath.Join(s.dir, filepath.Base(cmd.Path)+".log"))
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting %s (run make build): %w", cmd.Path, err)
+		}
+	}
+	// The dispatcher answers on its ingest port once its routing table has synced.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + ingest + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("dispatcher did not start; see %s", s.dir)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return s, nil
+}
+
+func (s *stack) stop() {
+	for _, cmd := range []*exec.Cmd{s.dispatcher, s.manager} {
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
+	}
+	_ = s.cp.Stop()
+	if os.Getenv("HOOKLINE_BENCH_KEEP") == "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+// group is a set of webhooks created for one scenario: accounts × webhooks per account.
+type group struct {
+	prefix string
+	uids   []string // index → webhook uid
+	paths  []string // index → receiver path
+}
+
+// createGroup creates accounts namespaces with perAccount ACCOUNT-scope webhooks each, pointing at
+// the sink under /<prefix>/<index>, and waits until all are Active.
+func (s *stack) createGroup(ctx context.Context, prefix string, accounts, perAccount int) (*group, time.Duration, error) {
+	start := time.Now()
+	g := &group{prefix: prefix}
+	type created struct {
+		idx int
+		key client.ObjectKey
+	}
+	var keys []created
+	for a := range accounts {
+		ns := fmt.Sprintf("bench-%s-%03d", prefix, a)
+		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{tenancy.AccountLabel: account(prefix, a)}}}
+		if err := s.c.Create(ctx, nsObj); err != nil {
+			return nil, 0, err
+		}
+	}
+	// Create in parallel: the API server is the bottleneck, not the client.
+	work := make(chan int)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	total := accounts * perAccount
+	g.uids, g.paths = make([]string, total), make([]string, total)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				a := i / perAccount
+				path := fmt.Sprintf("/%s/%d", prefix, i)
+				wh := &hooklinev1.Webhook{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("wh-%05d", i), Namespace: fmt.Sprintf("bench-%s-%03d", prefix, a)},
+					Spec: hooklinev1.WebhookSpec{URL: s.sinkURL + path, Scope: hooklinev1.ScopeAccount,
+						Events: []hooklinev1.EventName{"AGREEMENT_ALL"}},
+				}
+				err := s.c.Create(ctx, wh)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				g.uids[i], g.paths[i] = string(wh.UID), path
+				keys = append(keys, created{i, client.ObjectKeyFromObject(wh)})
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range total {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, 0, firstErr
+	}
+	for i, uid := range g.uids {
+		s.sink.expect(g.paths[i], uid)
+	}
+	// Wait until every webhook is Active and routed: a probe event per account must reach all.
+	for {
+		list := &hooklinev1.WebhookList{}
+		if err := s.c.List(ctx, list, client.MatchingLabels{}); err != nil {
+			return nil, 0, err
+		}
+		active := 0
+		for _, wh := range list.Items {
+			if strings.HasPrefix(wh.Namespace, "bench-"+prefix+"-") && wh.Status.State == hooklinev1.ObservedActive {
+				active++
+			}
+		}
+		if active == total {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return nil, 0, fmt.Errorf("%d of %d webhooks Active after 10 minutes", active, total)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return g, time.Since(start), nil
+}
+
+func account(prefix string, a int) string { return fmt.Sprintf("%s-%03d", prefix, a) }
+
+// sink is the receiver: it echoes the client id, checks that each delivery reached the webhook it
+// names, and records latency and notification ids.
+type sink struct {
+	mu        sync.Mutex
+	expectUID map[string]string   // path → webhook uid
+	seen      map[string]struct{} // webhookNotificationId
+	lastSeq   map[string]int64    // path → last benchSeq (order check)
+	lat       []time.Duration
+	count     atomic.Int64
+	dups      atomic.Int64
+	wrong     atomic.Int64
+	outOfOrd  atomic.Int64
+	hang      sync.Map // path → true: hold the request until the client gives up
+	dead      sync.Map // path prefix → true: answer 503
+	record    atomic.Bool
+}
+
+func newSink() *sink {
+	return &sink{expectUID: map[string]string{}, seen: map[string]struct{}{}, lastSeq: map[string]int64{}}
+}
+
+func (s *sink) expect(path, uid string) {
+	s.mu.Lock()
+	s.expectUID[path] = uid
+	s.mu.Unlock()
+}
+
+type benchBody struct {
+	WebhookID      string `json:"webhookId"`
+	NotificationID string `json:"webhookNotificationId"`
+	SentAt         int64  `json:"benchSentAt"`
+	Seq            int64  `json:"benchSeq"`
+}
+
+func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(echo.Header)
+	if r.Method == http.MethodGet {
+		w.Header().Set(echo.Header, id)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	var b benchBody
+	_ = json.Unmarshal(body, &b)
+	if r.URL.Path == "/raw" {
+		w.Header().Set(echo.Header, id) // the raw ceiling: same body, same parse, nothing else
+		return
+	}
+	if _, ok := s.hang.Load(r.URL.Path); ok {
+		<-r.Context().Done()
+		return
+	}
+	if _, ok := s.dead.Load(strings.SplitN(r.URL.Path, "/", 3)[1]); ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	now := time.Now()
+	s.mu.Lock()
+	if s.expectUID[r.URL.Path] != b.WebhookID {
+		s.wrong.Add(1)
+	}
+	if _, dup := s.seen[b.NotificationID]; dup {
+		s.dups.Add(1)
+	} else {
+		s.seen[b.NotificationID] = struct{}{}
+		s.count.Add(1)
+		if b.Seq < s.lastSeq[r.URL.Path] {
+			s.outOfOrd.Add(1)
+		}
+		s.lastSeq[r.URL.Path] = b.Seq
+		if s.record.Load() && b.SentAt > 0 {
+			s.lat = append(s.lat, now.Sub(time.Unix(0, b.SentAt)))
+		}
+	}
+	s.mu.Unlock()
+	w.Header().Set(echo.Header, id)
+}
+
+// takeLatencies returns and clears the recorded latencies.
+func (s *sink) takeLatencies() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.lat
+	s.lat = nil
+	slices.Sort(out)
+	return out
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p)
+	return sorted[i]
+}
+
+// procStats reads a process's CPU seconds (user+system) and peak and current RSS.
+func procStats(pid int) (cpu float64, peakMB, rssMB float64) {
+	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		if len(f) > 13 {
+			ut, _ := strconv.ParseFloat(f[11], 64)
+			st, _ := strconv.ParseFloat(f[12], 64)
+			cpu = (ut + st) / 100 // USER_HZ
+		}
+	}
+	if fh, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), ":")
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			switch k {
+			case "VmHWM":
+				peakMB = kb / 1024
+			case "VmRSS":
+				rssMB = kb / 1024
+			}
+		}
+		fh.Close()
+	}
+	return cpu, peakMB, rssMB
+}
+
+// scrape returns the value of an unlabelled metric from a Prometheus text endpoint.
+func scrape(url, name string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sum, found := 0.0, false
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err == nil {
+				sum += v
+				found = true
+			}
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+func dirSizeMB(dir string) float64 {
+	var total int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			total += info.Size()
+		}
+		return nil
+	})
+	return float64(total) / (1 << 20)
+}
