@@ -168,8 +168,8 @@ hookline is running.
   bin/kubectl describe webhook -n %s demo-agreements
 
 Emit more events (the token is in %s):
-  curl -sS -X POST %s -H "Authorization: Bearer %s" -H "Content-Type: application/json" \
-    --data @internal/samples/events/envelope_expired.json    # change "id" for a new event, "accountId" to %s
+  bin/hookline emit --url %s --token %s --all-samples --account %s
+  bin/hookline status -n demo demo-agreements --kubeconfig .run/kubeconfig
 
 Logs: %s, %s   metrics: http://%s/metrics, http://127.0.0.1:18091/metrics
 Press Ctrl-C to stop everything.
