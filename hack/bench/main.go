@@ -40,7 +40,7 @@ func main() {
 	flag.IntVar(&o.cpWebhooks, "controlplane-webhooks", 10_000, "Webhooks created in the control-plane scenario.")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "Concurrent posts of the load generator in the throughput scenario.")
 	flag.BoolVar(&o.smoke, "smoke", false, "Tiny run that checks correctness only (used by make test).")
-	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile of the throughput scenario here (needs --pprof on the dispatcher).")
+	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile, taken during the throughput scenario, to this file.")
 	flag.Parse()
 	if o.smoke {
 		o.duration, o.backlog, o.cpWebhooks = 2*time.Second, 2_000, 50

@@ -284,6 +284,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			cpu0, _, _ := procStats(pid)
 			s.sink.record.Store(true)
 			start := time.Now()
+			if o.profile != "" {
+				go captureProfile(s.pprofAddr, o.profile, o.duration/2)
+			}
 			n, err := p.closedLoop(s.ingestURL, o.concurrency, o.duration, func(i int) string { return account("t", i%100) })
 			if err != nil {
 				return row{}, err
@@ -536,4 +539,21 @@ func waitFor(o options) time.Duration {
 		return 30 * time.Second
 	}
 	return 5 * time.Minute
+}
+
+// captureProfile saves the dispatcher's CPU profile over d into path.
+func captureProfile(addr, path string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
