@@ -97,7 +97,7 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		}
 	}()
 
-	binding, bound, err := r.binding(ctx, wh.Namespace)
+	binding, bound, err := tenancy.Lookup(ctx, r.Client, wh.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -201,17 +201,6 @@ func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev
 		return nil, ReasonClientCertificateInvalid, err
 	}
 	return cert, "", nil
-}
-
-// binding returns the account binding of namespace ns from the metadata cache.
-func (r *WebhookReconciler) binding(ctx context.Context, ns string) (tenancy.Binding, bool, error) {
-	nsMeta := &metav1.PartialObjectMetadata{}
-	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err := r.Get(ctx, client.ObjectKey{Name: ns}, nsMeta); err != nil {
-		return tenancy.Binding{}, false, client.IgnoreNotFound(err)
-	}
-	b, ok := tenancy.FromLabels(nsMeta.Labels)
-	return b, ok, nil
 }
 
 // writeStatus applies the manager-owned status fields with server-side apply, once, and only when

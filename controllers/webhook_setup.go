@@ -17,22 +17,18 @@ limitations under the License.
 package controllers
 
 import (
-	"context"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/tenancy"
 )
 
 // SetupWithManager registers the reconciler. Webhooks are watched for spec changes only (the
@@ -49,24 +45,10 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			autoDisabledChanged{},
 		))).
 		WatchesMetadata(&corev1.Namespace{},
-			handler.EnqueueRequestsFromMapFunc(r.webhooksInNamespace),
+			handler.EnqueueRequestsFromMapFunc(tenancy.WebhooksIn(r.Client)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
 		Complete(r)
-}
-
-// webhooksInNamespace maps a namespace to the Webhooks in it.
-func (r *WebhookReconciler) webhooksInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
-	list := &hooklinev1.WebhookList{}
-	if err := r.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing webhooks of namespace", "namespace", ns.GetName())
-		return nil
-	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, wh := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: wh.Namespace, Name: wh.Name}})
-	}
-	return reqs
 }
 
 // autoDisabledChanged passes updates in which the dispatcher's AutoDisabled condition changed

@@ -23,7 +23,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -32,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
@@ -77,7 +75,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	uid := string(wh.UID)
 	s.remember(req.NamespacedName, uid)
 
-	binding, bound, err := s.binding(ctx, wh.Namespace)
+	binding, bound, err := tenancy.Lookup(ctx, s.Client, wh.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -204,16 +202,6 @@ func (s *Syncer) CollectGarbage(ctx context.Context) error {
 	return nil
 }
 
-func (s *Syncer) binding(ctx context.Context, ns string) (tenancy.Binding, bool, error) {
-	nsMeta := &metav1.PartialObjectMetadata{}
-	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err := s.Get(ctx, client.ObjectKey{Name: ns}, nsMeta); err != nil {
-		return tenancy.Binding{}, false, client.IgnoreNotFound(err)
-	}
-	b, ok := tenancy.FromLabels(nsMeta.Labels)
-	return b, ok, nil
-}
-
 func (s *Syncer) clientCertificate(ctx context.Context, wh *hooklinev1.Webhook) (*tls.Certificate, error) {
 	ref := wh.Spec.ClientCertificateSecretRef
 	if ref == nil {
@@ -233,22 +221,10 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidat
 		Named("dispatcher").
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(routingChanged{})).
 		WatchesMetadata(&corev1.Namespace{},
-			handler.EnqueueRequestsFromMapFunc(s.webhooksInNamespace),
+			handler.EnqueueRequestsFromMapFunc(tenancy.WebhooksIn(s.Client)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation}).
 		Complete(s)
-}
-
-func (s *Syncer) webhooksInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
-	list := &hooklinev1.WebhookList{}
-	if err := s.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, wh := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: wh.Namespace, Name: wh.Name}})
-	}
-	return out
 }
 
 // routingChanged passes creations, deletions and updates that change what the dispatcher acts on:

@@ -20,6 +20,19 @@ limitations under the License.
 // tenant cannot subscribe to another account's events.
 package tenancy
 
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
 // Namespace labels.
 const (
 	AccountLabel = "hookline.io/account"
@@ -40,4 +53,33 @@ func FromLabels(labels map[string]string) (Binding, bool) {
 		return Binding{}, false
 	}
 	return Binding{AccountID: acc, GroupID: labels[GroupLabel]}, true
+}
+
+// Lookup returns the binding of namespace ns, read as metadata through c (a cache that watches
+// namespaces as metadata, or a direct client). A namespace that does not exist is not bound.
+func Lookup(ctx context.Context, c client.Reader, ns string) (Binding, bool, error) {
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := c.Get(ctx, client.ObjectKey{Name: ns}, nsMeta); err != nil {
+		return Binding{}, false, client.IgnoreNotFound(err)
+	}
+	b, ok := FromLabels(nsMeta.Labels)
+	return b, ok, nil
+}
+
+// WebhooksIn returns a handler.MapFunc that maps a namespace to reconcile requests for the Webhooks
+// in it, so that a change of binding reaches them.
+func WebhooksIn(c client.Reader) handler.MapFunc {
+	return func(ctx context.Context, ns client.Object) []reconcile.Request {
+		list := &hooklinev1.WebhookList{}
+		if err := c.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Listing webhooks of namespace", "namespace", ns.GetName())
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, wh := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&wh)})
+		}
+		return reqs
+	}
 }
