@@ -205,6 +205,6 @@ ingestTokens:
 	out, err = kubectl(t, "apply", "--server-side", "-n", ns.Name, "-f", samples)
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(strings.Count(out, "serverside-applied")).To(Equal(len(files)), out)
-	g.Consistently(versions).WithTimeout(3 * time.Second).WithPolling(500 * time.Millisecond).Should(Equal(settled),
+	g.Consistently(versions).WithTimeout(3*time.Second).WithPolling(500*time.Millisecond).Should(Equal(settled),
 		fmt.Sprintf("a re-apply of unchanged manifests must not change the objects (%s)", out))
 }
