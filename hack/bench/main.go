@@ -41,6 +41,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 64, "Concurrent posts of the load generator in the throughput scenario.")
 	flag.BoolVar(&o.smoke, "smoke", false, "Tiny run that checks correctness only (used by make test).")
 	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile, taken during the throughput scenario, to this file.")
+	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
 	flag.Parse()
 	if o.smoke {
 		o.duration, o.backlog, o.cpWebhooks = 2*time.Second, 2_000, 50
@@ -63,6 +64,7 @@ type options struct {
 	concurrency int
 	smoke       bool
 	profile     string
+	heapProfile string
 }
 
 func (o options) want(s string) bool {

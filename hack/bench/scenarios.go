@@ -441,6 +441,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			}
 			_, _, rss := procStats(pid)
 			disk := dirSizeMB(s.dir + "/data")
+			if o.heapProfile != "" {
+				saveURL(fmt.Sprintf("http://%s/debug/pprof/heap", s.pprofAddr), o.heapProfile)
+			}
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
 			drainStart := time.Now()
@@ -543,7 +546,12 @@ func waitFor(o options) time.Duration {
 
 // captureProfile saves the dispatcher's CPU profile over d into path.
 func captureProfile(addr, path string, d time.Duration) {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), path)
+}
+
+// saveURL stores what GET url answers in path.
+func saveURL(url, path string) {
+	resp, err := http.Get(url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: profile:", err)
 		return
