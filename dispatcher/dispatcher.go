@@ -29,7 +29,6 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
-	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 )
@@ -46,16 +45,25 @@ type Dispatcher struct {
 var _ ingest.Acceptor = (*Dispatcher)(nil)
 
 // Accept stores ev, routes it and queues one notification per matching webhook; it returns once
-// all of that is durable. A re-post of the same event id within the dedupe window routes again, but
-// JetStream's per-notification dedupe keeps anything from being queued twice: that also completes
-// the routing of an event whose first post stored it but crashed before queueing.
+// all of that is durable. A re-post of the same event id within the dedupe window is acknowledged
+// without queueing anything again — unless the first post stored the event but crashed before its
+// notifications were queued (no "routed" marker), in which case this post completes the routing.
 func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
 	now := d.Clock.Now()
-	seq, duplicate, err := d.Store.PutEvent(ctx, ev.AccountID+"/"+ev.ID, raw, now)
+	key := ev.AccountID + "/" + ev.ID
+	seq, duplicate, err := d.Store.PutEvent(ctx, key, raw, now)
 	if err != nil {
 		return ingest.Receipt{}, err
 	}
-	if !duplicate {
+	if duplicate {
+		routed, err := d.Store.Routed(ctx, key)
+		if err != nil {
+			return ingest.Receipt{}, err
+		}
+		if routed {
+			return ingest.Receipt{Duplicate: true}, nil
+		}
+	} else {
 		d.Engine.CacheEvent(seq, ev, now, len(raw))
 	}
 	targets := d.Table.Match(&route.Event{
@@ -68,36 +76,26 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 	items := make([]store.Enqueue, 0, len(targets))
 	for _, t := range targets {
 		if d.Engine.Disabled(t.UID) {
-			if !duplicate {
-				d.Engine.CountLost(t.UID)
-			}
+			d.Engine.CountLost(t.UID)
 			continue
 		}
-		items = append(items, store.Enqueue{
-			UID:   t.UID,
-			MsgID: payload.NotificationID(t.UID, ev.AccountID, ev.ID),
-			Note:  store.Note{EventSeq: seq, Created: now},
-		})
+		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: now}})
 	}
-	if len(items) == 0 {
-		return ingest.Receipt{Duplicate: duplicate}, nil
-	}
-	results, err := d.Store.EnqueueAll(ctx, items)
-	if err != nil {
-		return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
-	}
-	queued := 0
-	for i, r := range results {
-		if r.Duplicate {
-			continue
+	if len(items) > 0 {
+		results, err := d.Store.EnqueueAll(ctx, items)
+		if err != nil {
+			return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 		}
-		queued++
-		n := items[i].Note
-		n.Seq = r.Seq
-		d.Engine.Enqueue(items[i].UID, n)
+		for i, r := range results {
+			n := items[i].Note
+			n.Seq = r.Seq
+			d.Engine.Enqueue(items[i].UID, n)
+		}
 	}
-	if duplicate {
-		return ingest.Receipt{Duplicate: true, Notifications: queued}, nil
+	if err := d.Store.MarkRouted(ctx, key); err != nil {
+		// The notifications are queued: the event is safe. Only a re-post within the dedupe
+		// window could now queue them twice (same webhookNotificationId, so receivers dedupe).
+		d.Log.Error(err, "Recording that an event is routed", "event", ev.ID)
 	}
-	return ingest.Receipt{Notifications: queued}, nil
+	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items)}, nil
 }

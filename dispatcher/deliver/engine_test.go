@@ -76,7 +76,7 @@ func TestOutOfOrderEnqueueLosesNothing(t *testing.T) {
 		seq, _, err := st.PutEvent(ctx, "acc/"+id, raw, time.Now())
 		g.Expect(err).NotTo(HaveOccurred())
 		e.CacheEvent(seq, ev, time.Now(), len(raw))
-		res, err := st.EnqueueAll(ctx, []store.Enqueue{{UID: uid, MsgID: id, Note: store.Note{EventSeq: seq, Created: time.Now()}}})
+		res, err := st.EnqueueAll(ctx, []store.Enqueue{{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}}})
 		g.Expect(err).NotTo(HaveOccurred())
 		notes = append(notes, store.Note{Seq: res[0].Seq, EventSeq: seq, Created: time.Now()})
 		want = append(want, "a-"+id)

@@ -27,7 +27,11 @@ limitations under the License.
 //     notification is removed by purging its webhook's subject up to it, which keeps the queue FIFO
 //     and lets one purge cover several deliveries;
 //   - key-value bucket HOOKLINE_STATE: per webhook, counters and the failing head's retry state, so
-//     that a restart resumes retry schedules.
+//     that a restart resumes retry schedules;
+//   - key-value bucket HOOKLINE_ROUTED: a marker per event whose notifications are all queued, kept
+//     for the dedupe window. Notifications carry no message ids (JetStream would remember each one
+//     for the whole window, about 190 bytes apiece): a re-posted event is routed again only when its
+//     marker is missing, that is when a crash came between storing it and queueing its notifications.
 package store
 
 import (
@@ -52,6 +56,7 @@ const (
 	NotesStream    = "HOOKLINE_NOTES"
 	BodiesBucket   = "HOOKLINE_BODIES"
 	StateBucket    = "HOOKLINE_STATE"
+	RoutedBucket   = "HOOKLINE_ROUTED"
 	eventsSubject  = "hookline.events"
 	notesPrefix    = "hookline.notes."
 	bodyHeader     = "Hookline-Body-Object"
@@ -95,6 +100,7 @@ type Store struct {
 	notes  jetstream.Stream
 	bodies jetstream.ObjectStore
 	state  jetstream.KeyValue
+	routed jetstream.KeyValue
 }
 
 // Open starts (or connects to) JetStream and creates or updates the assets.
@@ -203,7 +209,9 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      s.cfg.Retention,
-		Duplicates:  s.cfg.DedupeWindow,
+		// Notifications are published without message ids (see HOOKLINE_ROUTED): keep the
+		// smallest window JetStream allows.
+		Duplicates:  time.Second,
 		Replicas:    s.cfg.Replicas,
 		AllowDirect: true,
 	})
@@ -230,7 +238,33 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("key-value bucket %s: %w", StateBucket, err)
 	}
+	s.routed, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      RoutedBucket,
+		Description: "hookline: events whose notifications are queued",
+		History:     1,
+		TTL:         s.cfg.DedupeWindow,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("key-value bucket %s: %w", RoutedBucket, err)
+	}
 	return nil
+}
+
+// MarkRouted records that the notifications of the event with idempotency key msgID are queued.
+func (s *Store) MarkRouted(ctx context.Context, msgID string) error {
+	_, err := s.routed.Put(ctx, hashName(msgID), nil)
+	return err
+}
+
+// Routed reports whether MarkRouted was called for msgID within the dedupe window.
+func (s *Store) Routed(ctx context.Context, msgID string) (bool, error) {
+	_, err := s.routed.Get(ctx, hashName(msgID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Close disconnects and stops the embedded server.
@@ -319,17 +353,15 @@ func decodeNote(b []byte) (Note, error) {
 
 func notesSubject(uid string) string { return notesPrefix + uid }
 
-// Enqueue is one notification to queue for webhook UID under the idempotency key MsgID.
+// Enqueue is one notification to queue for webhook UID.
 type Enqueue struct {
-	UID   string
-	MsgID string
-	Note  Note
+	UID  string
+	Note Note
 }
 
 // EnqueueResult tells where an Enqueue landed.
 type EnqueueResult struct {
-	Seq       uint64
-	Duplicate bool
+	Seq uint64
 }
 
 // EnqueueAll queues the notifications and waits until JetStream has stored every one of them.
@@ -337,16 +369,16 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 	out := make([]EnqueueResult, len(items))
 	if len(items) == 1 {
 		it := items[0]
-		ack, err := s.js.Publish(ctx, notesSubject(it.UID), encodeNote(it.Note), jetstream.WithMsgID(it.MsgID))
+		ack, err := s.js.Publish(ctx, notesSubject(it.UID), encodeNote(it.Note))
 		if err != nil {
 			return nil, fmt.Errorf("queueing notification: %w", err)
 		}
-		out[0] = EnqueueResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		out[0] = EnqueueResult{Seq: ack.Sequence}
 		return out, nil
 	}
 	futures := make([]jetstream.PubAckFuture, len(items))
 	for i, it := range items {
-		f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note), jetstream.WithMsgID(it.MsgID))
+		f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note))
 		if err != nil {
 			return nil, fmt.Errorf("queueing notification: %w", err)
 		}
@@ -355,7 +387,7 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 	for i, f := range futures {
 		select {
 		case ack := <-f.Ok():
-			out[i] = EnqueueResult{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+			out[i] = EnqueueResult{Seq: ack.Sequence}
 		case err := <-f.Err():
 			return nil, fmt.Errorf("queueing notification: %w", err)
 		case <-ctx.Done():

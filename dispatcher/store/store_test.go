@@ -55,19 +55,24 @@ func TestEventsAreDeduplicatedAndSurviveRestart(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	res, err := s.EnqueueAll(ctx, []Enqueue{
-		{UID: "wh-a", MsgID: "n1", Note: Note{EventSeq: seq1, Created: now}},
-		{UID: "wh-b", MsgID: "n2", Note: Note{EventSeq: seq1, Created: now}},
-		{UID: "wh-a", MsgID: "n3", Note: Note{EventSeq: seq2, Created: now}},
+		{UID: "wh-a", Note: Note{EventSeq: seq1, Created: now}},
+		{UID: "wh-b", Note: Note{EventSeq: seq1, Created: now}},
+		{UID: "wh-a", Note: Note{EventSeq: seq2, Created: now}},
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(res).To(HaveLen(3))
-	dupRes, err := s.EnqueueAll(ctx, []Enqueue{{UID: "wh-a", MsgID: "n1", Note: Note{EventSeq: seq1, Created: now}}})
+	// Routing is recorded per event, so that a re-post is not queued twice.
+	routed, err := s.Routed(ctx, "acc/e1")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(dupRes[0].Duplicate).To(BeTrue())
+	g.Expect(routed).To(BeFalse())
+	g.Expect(s.MarkRouted(ctx, "acc/e1")).To(Succeed())
 	s.Close()
 
 	s = open(t, dir)
 	defer s.Close()
+	routed, err = s.Routed(ctx, "acc/e1")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(routed).To(BeTrue(), "the routed marker must survive a restart")
 	raw, created, err := s.GetEvent(ctx, seq2)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(raw).To(Equal(big))
@@ -119,7 +124,7 @@ func TestExternalNATS(t *testing.T) {
 	seq, dup, err := s.PutEvent(ctx, "acc/x", []byte(`{"id":"x"}`), time.Now())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(dup).To(BeFalse())
-	_, err = s.EnqueueAll(ctx, []Enqueue{{UID: "wh", MsgID: "n", Note: Note{EventSeq: seq, Created: time.Now()}}})
+	_, err = s.EnqueueAll(ctx, []Enqueue{{UID: "wh", Note: Note{EventSeq: seq, Created: time.Now()}}})
 	g.Expect(err).NotTo(HaveOccurred())
 	q, err := s.Queues(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
