@@ -44,7 +44,7 @@ func main() {
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
 	flag.Parse()
 	if o.smoke {
-		o.duration, o.backlog, o.cpWebhooks = 2*time.Second, 2_000, 50
+		o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -55,6 +55,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// smokeDuration is the length of each timed scenario in a smoke run.
+const smokeDuration = 2 * time.Second
 
 type options struct {
 	duration    time.Duration

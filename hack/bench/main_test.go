@@ -1,0 +1,42 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestSmoke runs every scenario of the benchmark at a tiny size and checks correctness only: every
+// notification arrives at the webhook it names, once, in order where order is checked. Figures are
+// printed, never asserted (performance lives in `make bench`).
+func TestSmoke(t *testing.T) {
+	o := options{smoke: true, concurrency: 16,
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane"}
+	o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200
+	rows, err := run(context.Background(), o)
+	var b strings.Builder
+	printTable(&b, rows)
+	t.Log("\n" + b.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 6 {
+		t.Fatalf("%d rows, want one per scenario", len(rows))
+	}
+}
