@@ -73,12 +73,15 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 		tlsCfg.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:        tlsCfg,
-		TLSHandshakeTimeout:    s.timeout,
-		MaxIdleConns:           4096,
-		MaxIdleConnsPerHost:    64,
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsCfg,
+		TLSHandshakeTimeout: s.timeout,
+		// Many webhooks often share one receiver host (one service, one path per customer): keep
+		// enough idle connections per host for the account concurrency of every account, or each
+		// delivery would dial anew.
+		MaxIdleConns:           8192,
+		MaxIdleConnsPerHost:    1024,
 		IdleConnTimeout:        90 * time.Second,
 		ResponseHeaderTimeout:  s.timeout,
 		MaxResponseHeaderBytes: 64 << 10,
