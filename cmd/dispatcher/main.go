@@ -84,7 +84,7 @@ func main() {
 	flag.DurationVar(&o.policy.DisableAfter, "disable-after", def.DisableAfter, "A drop disables a webhook without a success for this long.")
 	flag.IntVar(&o.accountConcurrency, "account-concurrency", 30, "Most notifications in flight per account.")
 	flag.IntVar(&o.memQueue, "memory-queue-length", 64, "Queued notifications per webhook held in memory; the rest stay in the store.")
-	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 64<<20, "Memory for parsed events awaiting delivery.")
+	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 16<<20, "Memory for parsed events awaiting delivery (a fan-out parses an event once; a backlog reads events back from the store).")
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
 	flag.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "Interval of routine status writes (state changes are written at once).")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")

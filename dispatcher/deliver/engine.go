@@ -162,7 +162,7 @@ func New(cfg Config, st *store.Store, sender *Sender, clk clock.Clock, log logr.
 		cfg.MemQueue = 64
 	}
 	if cfg.EventCacheBytes <= 0 {
-		cfg.EventCacheBytes = 64 << 20
+		cfg.EventCacheBytes = 16 << 20
 	}
 	if onChange == nil {
 		onChange = func(string, bool) {}

@@ -42,6 +42,10 @@ func main() {
 	flag.BoolVar(&o.smoke, "smoke", false, "Tiny run that checks correctness only (used by make test).")
 	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile, taken during the throughput scenario, to this file.")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
+	flag.Func("dispatcher-arg", "Extra dispatcher flag, e.g. -dispatcher-arg=--event-cache-bytes=16777216 (repeatable).", func(v string) error {
+		dispatcherExtraArgs = append(dispatcherExtraArgs, v)
+		return nil
+	})
 	flag.Parse()
 	if o.smoke {
 		o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200

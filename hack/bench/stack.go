@@ -45,6 +45,9 @@ import (
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
+// dispatcherExtraArgs are added to the dispatcher's command line (-dispatcher-arg, repeatable).
+var dispatcherExtraArgs []string
+
 const (
 	benchClientID = "hookline-bench"
 	benchToken    = "bench-token-0123456789abcdef"
@@ -112,6 +115,7 @@ func startStack(ctx context.Context) (*stack, error) {
 		"--data-dir", filepath.Join(s.dir, "data"), "--listen-address", ingest, "--metrics-bind-address", metrics,
 		"--health-probe-bind-address", "0", "--default-client-id", benchClientID, "--allow-http",
 		"--retry-base", "1s", "--retry-cap", "2s", "--pprof-address", s.pprofAddr)
+	s.dispatcher.Args = append(s.dispatcher.Args, dispatcherExtraArgs...)
 	for _, cmd := range []*exec.Cmd{s.manager, s.dispatcher} {
 		logf, err := os.Create(filepath.Join(s.dir, filepath.Base(cmd.Path)+".log"))
 		if err != nil {
