@@ -20,25 +20,22 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/tenancy"
-	"github.com/hookline/hookline/internal/verify"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 // Settings of the manager under test: real durations scaled down so failure paths take moments.
@@ -72,43 +69,22 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	probe := httptest.NewTLSServer(nil)
-	trustedCA = probe.Certificate()
-	probe.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(trustedCA)
-
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:  env.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	var roots *x509.CertPool
+	roots, trustedCA = testsupport.HTTPTestRoots()
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := testsupport.StartManager(ctx, env, roots, testVerifyTimeout, controllers.Options{
+		DefaultClientID:         testClientID,
+		VerificationsPerAccount: 10,
+		RetryBase:               200 * time.Millisecond,
+		RetryMax:                2 * time.Second,
+		ThrottleRetry:           100 * time.Millisecond,
+		MaxConcurrentReconciles: 32,
 	})
 	if err != nil {
+		cancel()
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	r := &controllers.WebhookReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("hookline-manager"),
-		Verifier:  verify.New(verify.Config{Timeout: testVerifyTimeout, AllowHTTP: true, RootCAs: roots}),
-		Clock:     clock.RealClock{},
-		Options: controllers.Options{
-			DefaultClientID:         testClientID,
-			VerificationsPerAccount: 10,
-			RetryBase:               200 * time.Millisecond,
-			RetryMax:                2 * time.Second,
-			ThrottleRetry:           100 * time.Millisecond,
-			MaxConcurrentReconciles: 32,
-		},
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()
 	cancel()
 	if err := <-done; err != nil {

@@ -30,7 +30,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +38,7 @@ import (
 	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/testcerts"
+	"github.com/hookline/hookline/internal/testsupport"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -383,20 +383,10 @@ func TestClientCertificateIsPresented(t *testing.T) {
 	g.Expect(rc.lastCerts.Load()).To(BeEquivalentTo(1))
 }
 
-// expectEvent waits for an events.k8s.io Event about wh with the given type and reason.
+// expectEvent waits for an Event about wh with the given type and reason.
 func expectEvent(t *testing.T, wh *hooklinev1.Webhook, eventType, reason string) {
 	t.Helper()
-	NewWithT(t).Eventually(func(g Gomega) {
-		list := &eventsv1.EventList{}
-		g.Expect(k8s.List(context.Background(), list, client.InNamespace(wh.Namespace))).To(Succeed())
-		found := false
-		for _, e := range list.Items {
-			if e.Regarding.UID == wh.UID && e.Type == eventType && e.Reason == reason {
-				found = true
-			}
-		}
-		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, wh.Name)
-	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	testsupport.ExpectEvent(t, k8s, wh, eventType, reason)
 }
 
 // statusAppliedBy lists the field managers that own wh's status subresource through server-side apply.

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	eventsv1 "k8s.io/api/events/v1"
+	"github.com/hookline/hookline/internal/testsupport"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -176,18 +176,8 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	g.Expect(body["agreement"]).To(HaveKeyWithValue("id", "agr-after-reactivation"))
 }
 
-// expectEvent waits for an events.k8s.io Event about wh with the given type and reason.
+// expectEvent waits for an Event about wh with the given type and reason.
 func expectEvent(t *testing.T, wh *hooklinev1.Webhook, eventType, reason string) {
 	t.Helper()
-	NewWithT(t).Eventually(func(g Gomega) {
-		list := &eventsv1.EventList{}
-		g.Expect(k8s.List(context.Background(), list, client.InNamespace(wh.Namespace))).To(Succeed())
-		found := false
-		for _, e := range list.Items {
-			if e.Regarding.UID == wh.UID && e.Type == eventType && e.Reason == reason {
-				found = true
-			}
-		}
-		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, wh.Name)
-	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	testsupport.ExpectEvent(t, k8s, wh, eventType, reason)
 }

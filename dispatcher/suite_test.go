@@ -41,7 +41,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/controllers"
@@ -52,7 +51,7 @@ import (
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/tenancy"
-	"github.com/hookline/hookline/internal/verify"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 const (
@@ -84,32 +83,17 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	probe := httptest.NewTLSServer(nil)
-	roots = x509.NewCertPool()
-	roots.AddCert(probe.Certificate())
-	probe.Close()
-
+	roots, _ = testsupport.HTTPTestRoots()
 	// The real manager verifies endpoints and makes webhooks Active.
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{Scheme: cp.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	r := &controllers.WebhookReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("hookline-manager"),
-		Verifier: verify.New(verify.Config{Timeout: 2 * time.Second, AllowHTTP: true, RootCAs: roots}),
-		Clock:    clock.RealClock{},
-		Options: controllers.Options{DefaultClientID: testClientID, VerificationsPerAccount: 10,
-			RetryBase: 100 * time.Millisecond, RetryMax: time.Second, ThrottleRetry: 100 * time.Millisecond, MaxConcurrentReconciles: 16},
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	done, err := testsupport.StartManager(ctx, cp, roots, 2*time.Second, controllers.Options{
+		DefaultClientID: testClientID, VerificationsPerAccount: 10, RetryBase: 100 * time.Millisecond,
+		RetryMax: time.Second, ThrottleRetry: 100 * time.Millisecond, MaxConcurrentReconciles: 16})
+	if err != nil {
+		cancel()
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	code := m.Run()
 	cancel()
 	<-done

@@ -1,0 +1,91 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package testsupport holds what several test suites need: the in-process manager and checks of
+// Kubernetes Events. It is imported by tests only.
+package testsupport
+
+import (
+	"context"
+	"crypto/x509"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/controlplane"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// HTTPTestRoots returns a pool trusting the certificate every httptest TLS server presents.
+func HTTPTestRoots() (*x509.CertPool, *x509.Certificate) {
+	probe := httptest.NewTLSServer(nil)
+	defer probe.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(probe.Certificate())
+	return pool, probe.Certificate()
+}
+
+// StartManager runs hookline's Webhook reconciler in process against env until ctx ends; done
+// receives the manager's result. http URLs are allowed and roots are trusted.
+func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPool, verifyTimeout time.Duration, opts controllers.Options) (done <-chan error, err error) {
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  env.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &controllers.WebhookReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("hookline-manager"),
+		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: true, RootCAs: roots}),
+		Clock:     clock.RealClock{},
+		Options:   opts,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- mgr.Start(ctx) }()
+	return ch, nil
+}
+
+// ExpectEvent waits for an events.k8s.io Event about obj with the given type and reason.
+func ExpectEvent(t *testing.T, c client.Client, obj client.Object, eventType, reason string) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		list := &eventsv1.EventList{}
+		g.Expect(c.List(context.Background(), list, client.InNamespace(obj.GetNamespace()))).To(Succeed())
+		found := false
+		for _, e := range list.Items {
+			if e.Regarding.UID == obj.GetUID() && e.Type == eventType && e.Reason == reason {
+				found = true
+			}
+		}
+		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, obj.GetName())
+	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
