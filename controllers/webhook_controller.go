@@ -23,6 +23,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -185,22 +186,17 @@ func (r *WebhookReconciler) clientID(wh *hooklinev1.Webhook) string {
 
 // clientCertificate loads the webhook's client certificate, if it names one.
 func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev1.Webhook) (*tls.Certificate, string, error) {
-	ref := wh.Spec.ClientCertificateSecretRef
-	if ref == nil {
-		return nil, "", nil
-	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: wh.Namespace, Name: ref.Name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, ReasonClientCertificateNotFound, fmt.Errorf("client certificate secret %s not found", ref.Name)
-		}
-		return nil, ReasonClientCertificateNotFound, fmt.Errorf("reading client certificate secret %s: %w", ref.Name, err)
-	}
-	cert, err := clientcert.FromSecret(secret)
-	if err != nil {
+	cert, err := clientcert.Load(ctx, r.APIReader, wh.Namespace, wh.Spec.ClientCertificateSecretRef)
+	switch {
+	case err == nil:
+		return cert, "", nil
+	case errors.Is(err, clientcert.ErrInvalid):
 		return nil, ReasonClientCertificateInvalid, err
+	case apierrors.IsNotFound(err):
+		return nil, ReasonClientCertificateNotFound, fmt.Errorf("client certificate secret %s not found", wh.Spec.ClientCertificateSecretRef.Name)
+	default:
+		return nil, ReasonClientCertificateNotFound, fmt.Errorf("reading client certificate secret %s: %w", wh.Spec.ClientCertificateSecretRef.Name, err)
 	}
-	return cert, "", nil
 }
 
 // writeStatus applies the manager-owned status fields with server-side apply, once, and only when

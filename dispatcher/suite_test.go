@@ -188,12 +188,7 @@ func (s *stack) stop() {
 	s.cancel = nil
 }
 
-// post sends an event and returns the status code and body.
-func (s *stack) post(t *testing.T, body []byte) (int, []byte) {
-	t.Helper()
-	return s.postWith(t, testToken, body)
-}
-
+// postWith sends an event with token and returns the status code and body.
 func (s *stack) postWith(t *testing.T, token string, body []byte) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.url+"/v1/events", bytes.NewReader(body))

@@ -79,7 +79,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	cert, certErr := s.clientCertificate(ctx, wh)
+	cert, certErr := clientcert.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.ClientCertificateSecretRef)
 	if certErr != nil {
 		ctrl.LoggerFrom(ctx).Info("Client certificate unavailable; holding deliveries", "reason", certErr.Error())
 	}
@@ -200,18 +200,6 @@ func (s *Syncer) CollectGarbage(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (s *Syncer) clientCertificate(ctx context.Context, wh *hooklinev1.Webhook) (*tls.Certificate, error) {
-	ref := wh.Spec.ClientCertificateSecretRef
-	if ref == nil {
-		return nil, nil
-	}
-	secret := &corev1.Secret{}
-	if err := s.APIReader.Get(ctx, client.ObjectKey{Namespace: wh.Namespace, Name: ref.Name}, secret); err != nil {
-		return nil, err
-	}
-	return clientcert.FromSecret(secret)
 }
 
 // SetupWithManager watches Webhooks (changes that matter to routing and delivery, not the

@@ -78,11 +78,10 @@ type acker struct {
 	store *store.Store
 	log   logr.Logger
 
-	mu      sync.Mutex
-	upTo    map[string]uint64
-	all     map[string]bool
-	kick    chan struct{}
-	pending sync.WaitGroup
+	mu   sync.Mutex
+	upTo map[string]uint64
+	all  map[string]bool
+	kick chan struct{}
 }
 
 func newAcker(st *store.Store, log logr.Logger) *acker {

@@ -167,11 +167,6 @@ type group struct {
 func (s *stack) createGroup(ctx context.Context, prefix string, accounts, perAccount int) (*group, time.Duration, error) {
 	start := time.Now()
 	g := &group{prefix: prefix}
-	type created struct {
-		idx int
-		key client.ObjectKey
-	}
-	var keys []created
 	for a := range accounts {
 		ns := fmt.Sprintf("bench-%s-%03d", prefix, a)
 		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{tenancy.AccountLabel: account(prefix, a)}}}
@@ -204,7 +199,6 @@ func (s *stack) createGroup(ctx context.Context, prefix string, accounts, perAcc
 					firstErr = err
 				}
 				g.uids[i], g.paths[i] = string(wh.UID), path
-				keys = append(keys, created{i, client.ObjectKeyFromObject(wh)})
 				mu.Unlock()
 			}
 		}()

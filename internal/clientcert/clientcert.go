@@ -19,23 +19,45 @@ limitations under the License.
 package clientcert
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
+
+// ErrInvalid marks a Secret that exists but holds no usable certificate and key.
+var ErrInvalid = errors.New("invalid client certificate")
+
+// Load reads the Secret ref names in namespace through r (uncached: only "get" on Secrets is
+// granted) and parses it. It returns nil, nil when ref is nil; a Secret that is missing or
+// unreadable gives the API error, one without a usable pair an error wrapping ErrInvalid.
+func Load(ctx context.Context, r client.Reader, namespace string, ref *hooklinev1.SecretReference) (*tls.Certificate, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, secret); err != nil {
+		return nil, err
+	}
+	return FromSecret(secret)
+}
 
 // FromSecret parses the tls.crt / tls.key pair of s. Errors name the Secret, never its content.
 func FromSecret(s *corev1.Secret) (*tls.Certificate, error) {
 	crt, key := s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]
 	if len(crt) == 0 || len(key) == 0 {
-		return nil, fmt.Errorf("secret %s/%s lacks %s or %s", s.Namespace, s.Name, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
+		return nil, fmt.Errorf("%w: secret %s/%s lacks %s or %s", ErrInvalid, s.Namespace, s.Name, corev1.TLSCertKey, corev1.TLSPrivateKeyKey)
 	}
 	pair, err := tls.X509KeyPair(crt, key)
 	if err != nil {
-		return nil, fmt.Errorf("secret %s/%s does not hold a valid certificate and key pair", s.Namespace, s.Name)
+		return nil, fmt.Errorf("%w: secret %s/%s does not hold a valid certificate and key pair", ErrInvalid, s.Namespace, s.Name)
 	}
 	return &pair, nil
 }
