@@ -17,6 +17,7 @@ limitations under the License.
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -54,8 +55,10 @@ type Config struct {
 	RootCAs         *x509.CertPool
 	StatusInterval  time.Duration
 	DefaultClientID string
-	SyncWorkers     int
-	MaxEventBytes   int64
+	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 1 minute.
+	SecretResync  time.Duration
+	SyncWorkers   int
+	MaxEventBytes int64
 	// Namespaces restricts the watched namespaces (tests); empty watches all.
 	Namespaces []string
 	// MetricsAddress and ProbeAddress of the controller-runtime manager ("0" disables).
@@ -130,7 +133,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.Syncer = &Syncer{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Table: a.Table, Engine: a.Engine,
-		Reporter: a.Reporter, DefaultClientID: cfg.DefaultClientID,
+		Reporter: a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: cmp.Or(cfg.SecretResync, time.Minute),
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		st.Close()

@@ -49,6 +49,10 @@ const (
 	ReasonNoRecentSuccess = "NoRecentSuccess"
 	ReasonEnabled         = "Enabled"
 	ReasonReactivated     = "Reactivated"
+	// ReasonClientCertificateUnavailable and ReasonSigningSecretUnavailable hold deliveries of an
+	// Active webhook until its Secret is fixed.
+	ReasonClientCertificateUnavailable = "ClientCertificateUnavailable"
+	ReasonSigningSecretUnavailable     = "SigningSecretUnavailable"
 )
 
 // Reporter writes the engine's delivery state into Webhook status: every dirty webhook once per
@@ -239,6 +243,9 @@ func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, now metav1.Time) 
 			Message: "auto-disabled: nothing is queued or sent until it is reactivated"}
 		disabled = metav1.Condition{Type: ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: ReasonNoRecentSuccess,
 			Message: st.DisabledMessage + fmt.Sprintf("; set the %s annotation to a new value to reactivate", hooklinev1.ReactivateAnnotation)}
+	case st.HeldReason != "":
+		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.HeldReason,
+			Message: st.HeldMessage + "; notifications stay queued until it is fixed"}
 	case st.ConsecutiveFailures > 0:
 		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.LastFailureReason,
 			Message: fmt.Sprintf("%d consecutive failed attempts since %s: %s; retrying", st.ConsecutiveFailures,

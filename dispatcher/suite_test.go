@@ -131,6 +131,7 @@ func fastConfig() dispatcher.Config {
 		RootCAs:            roots,
 		StatusInterval:     200 * time.Millisecond,
 		DefaultClientID:    testClientID,
+		SecretResync:       300 * time.Millisecond,
 		SyncWorkers:        4,
 		MetricsAddress:     "0",
 		ProbeAddress:       "0",
@@ -232,6 +233,7 @@ type delivery struct {
 	Body     []byte
 	At       time.Time
 	Certs    int
+	Header   http.Header
 }
 
 // receiver records requests; its behaviour can change at any time. GETs (verification) are answered
@@ -259,7 +261,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	d := delivery{Method: r.Method, Path: r.URL.Path, ClientID: r.Header.Get(echo.Header), Body: body}
+	d := delivery{Method: r.Method, Path: r.URL.Path, ClientID: r.Header.Get(echo.Header), Body: body, Header: r.Header.Clone()}
 	if r.TLS != nil {
 		d.Certs = len(r.TLS.PeerCertificates)
 	}

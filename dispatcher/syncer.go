@@ -18,8 +18,8 @@ package dispatcher
 
 import (
 	"context"
-	"crypto/tls"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,6 +36,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/signing"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -52,6 +53,10 @@ type Syncer struct {
 	Reporter  *Reporter
 	// DefaultClientID is the manager's default client id, for webhooks without spec.clientId.
 	DefaultClientID string
+	// SecretResync is how often a webhook's Secrets (client certificate, signing keys) are read
+	// again. Secrets are not watched: that would need list and watch on every Secret in the
+	// cluster, where get by name is enough. Rotations take effect within this interval.
+	SecretResync time.Duration
 
 	mu   sync.Mutex
 	uids map[types.NamespacedName]string
@@ -79,13 +84,25 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	cert, certErr := clientcert.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.ClientCertificateSecretRef)
-	if certErr != nil {
-		ctrl.LoggerFrom(ctx).Info("Client certificate unavailable; holding deliveries", "reason", certErr.Error())
+	cfg := s.config(wh, binding)
+	var certErr, signErr error
+	cfg.Cert, certErr = clientcert.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.ClientCertificateSecretRef)
+	cfg.Signing, signErr = signing.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.Signing)
+	switch {
+	case certErr != nil:
+		cfg.HeldReason, cfg.HeldMessage = ReasonClientCertificateUnavailable, "client certificate unavailable: "+certErr.Error()
+	case signErr != nil:
+		cfg.HeldReason, cfg.HeldMessage = ReasonSigningSecretUnavailable, "signing keys unavailable: "+signErr.Error()
+	}
+	if cfg.HeldReason != "" {
+		ctrl.LoggerFrom(ctx).Info("Holding deliveries", "reason", cfg.HeldMessage)
 	}
 	active := wh.Spec.State == hooklinev1.StateActive
-	deliverable := active && bound && certErr == nil && wh.Status.State == hooklinev1.ObservedActive
-	s.Engine.Upsert(s.config(wh, binding, cert, deliverable))
+	// A webhook held for its Secrets keeps receiving into its queue: a Secret being rotated or
+	// re-synced by an external tool must not lose events.
+	routable := active && bound && wh.Status.State == hooklinev1.ObservedActive
+	cfg.Deliverable = routable && cfg.HeldReason == ""
+	s.Engine.Upsert(cfg)
 
 	if !active {
 		// INACTIVE cancels what is queued and lifts an auto-disable: ACTIVE again is a new start.
@@ -109,16 +126,24 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			s.Reporter.Mark(uid, true)
 		}
 	}
-	if bound && (deliverable || s.Engine.Disabled(uid)) {
+	if routable || (bound && s.Engine.Disabled(uid)) {
 		s.Table.Set(target(wh, binding))
 	} else {
 		s.Table.Delete(uid)
 	}
 	s.Reporter.Mark(uid, false)
+	if secretRefs(wh) && s.SecretResync > 0 {
+		return ctrl.Result{RequeueAfter: s.SecretResync}, nil
+	}
 	return ctrl.Result{}, nil
 }
 
-func (s *Syncer) config(wh *hooklinev1.Webhook, b tenancy.Binding, cert *tls.Certificate, deliverable bool) deliver.Webhook {
+// secretRefs reports whether wh reads Secrets.
+func secretRefs(wh *hooklinev1.Webhook) bool {
+	return wh.Spec.ClientCertificateSecretRef != nil || wh.Spec.Signing != nil
+}
+
+func (s *Syncer) config(wh *hooklinev1.Webhook, b tenancy.Binding) deliver.Webhook {
 	clientID := wh.Spec.ClientID
 	if clientID == "" {
 		clientID = s.DefaultClientID
@@ -126,7 +151,6 @@ func (s *Syncer) config(wh *hooklinev1.Webhook, b tenancy.Binding, cert *tls.Cer
 	cfg := deliver.Webhook{
 		UID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name, AccountID: b.AccountID,
 		URL: wh.Spec.URL, ClientID: clientID, Scope: string(wh.Spec.Scope), Params: wh.Spec.ConditionalParams,
-		Cert: cert, Deliverable: deliverable,
 	}
 	if wh.Status.LastVerifiedTime != nil {
 		cfg.LastVerified = wh.Status.LastVerifiedTime.Time

@@ -226,11 +226,28 @@ type WebhookSpec struct {
 	// +optional
 	ClientCertificateSecretRef *SecretReference `json:"clientCertificateSecretRef,omitempty"`
 
+	// signing adds Standard Webhooks signatures (webhook-id, webhook-timestamp, webhook-signature)
+	// to every notification, beyond what Acrobat Sign sends.
+	// +optional
+	Signing *WebhookSigning `json:"signing,omitempty"`
+
 	// problemNotificationEmails are told about sustained failures and auto-disable.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=10
 	ProblemNotificationEmails []Email `json:"problemNotificationEmails,omitempty"`
+}
+
+// WebhookSigning configures Standard Webhooks signatures (https://www.standardwebhooks.com): an
+// HMAC-SHA256 over "<webhook-id>.<webhook-timestamp>.<body>" with each key, all sent in one
+// webhook-signature header so that keys can be rotated without downtime.
+type WebhookSigning struct {
+	// secretRef names a Secret in this namespace. Every value in it is a signing key in the
+	// Standard Webhooks form "whsec_<base64 of 24 to 64 bytes>"; notifications carry one signature
+	// per key, in the order of the Secret's keys. To rotate, add the new key, let receivers accept
+	// it, then remove the old one. Deliveries are held while the Secret is missing or invalid.
+	// +required
+	SecretRef SecretReference `json:"secretRef"`
 }
 
 // Email is an e-mail address.

@@ -56,6 +56,7 @@ type options struct {
 	allowHTTP               bool
 	extraCA                 string
 	defaultClientID         string
+	secretResync            time.Duration
 	workers                 int
 	pprof                   string
 }
@@ -90,6 +91,7 @@ func main() {
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
+	flag.DurationVar(&o.secretResync, "secret-resync", time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again, so that rotations take effect.")
 	flag.IntVar(&o.workers, "sync-workers", 8, "Workers syncing Webhook changes into the routing table.")
 	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
 	zapOpts := zap.Options{}
@@ -124,7 +126,7 @@ func run(o options) error {
 			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
-		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
 	}, clock.RealClock{}, log)

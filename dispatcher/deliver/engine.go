@@ -23,6 +23,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"net/http"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/signing"
 )
 
 // Webhook is the delivery configuration of one webhook, taken from its resource.
@@ -46,6 +48,11 @@ type Webhook struct {
 	Scope     string
 	Params    *hooklinev1.ConditionalParams
 	Cert      *tls.Certificate
+	// Signing holds the Standard Webhooks keys; none means unsigned (Acrobat Sign sends none).
+	Signing signing.Keys
+	// HeldReason and HeldMessage say why an Active webhook cannot be delivered to (its client
+	// certificate or signing Secret is missing or invalid); the status reports them.
+	HeldReason, HeldMessage string
 	// Deliverable is false while the webhook is not Active (for instance while a new URL is being
 	// verified): its queue is kept, nothing is sent.
 	Deliverable bool
@@ -72,6 +79,10 @@ type Status struct {
 	DisabledMessage string    `json:"disabledMessage,omitempty"`
 	// HandledReactivation is the last reactivation request (annotation value) acted upon.
 	HandledReactivation string `json:"handledReactivation,omitempty"`
+	// HeldReason and HeldMessage come from the webhook's configuration (Webhook.HeldReason), not
+	// from the store.
+	HeldReason  string `json:"-"`
+	HeldMessage string `json:"-"`
 }
 
 // head is the retry state of a queue's first notification.
@@ -267,7 +278,9 @@ func (e *Engine) Status(uid string) (Status, bool) {
 	if q == nil {
 		return Status{}, false
 	}
-	return q.status, true
+	st := q.status
+	st.HeldReason, st.HeldMessage = q.wh.HeldReason, q.wh.HeldMessage
+	return st, true
 }
 
 // Identity returns the namespace and name of uid's webhook.
@@ -558,9 +571,10 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
 		return outcome{note: note, expired: true, at: now}
 	}
+	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
 	body, err := payload.Build(payload.Event{ID: ev.ev.ID, Event: ev.ev.Event, AccountID: ev.ev.AccountID, Notification: ev.ev.Notification},
 		payload.Webhook{UID: wh.UID, Name: wh.Name, URL: wh.URL, Scope: wh.Scope, Params: wh.Params},
-		payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID), payload.Options{MaxBytes: e.cfg.MaxPayloadBytes})
+		notificationID, payload.Options{MaxBytes: e.cfg.MaxPayloadBytes})
 	if err != nil {
 		e.log.Error(err, "Building payload; dropping the notification", "webhook", wh.UID, "event", note.EventSeq)
 		return outcome{note: note, expired: true, at: now}
@@ -569,7 +583,12 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		e.metrics.trimmed()
 	}
 	start := e.clock.Now()
-	a := e.sender.Send(ctx, wh.URL, wh.ClientID, wh.Cert, body.Body)
+	var hdr http.Header
+	if len(wh.Signing) > 0 {
+		hdr = http.Header{}
+		wh.Signing.Sign(hdr, notificationID, start, body.Body)
+	}
+	a := e.sender.Send(ctx, wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
 	e.metrics.attempt(a, e.clock.Since(start))
 	return outcome{note: note, attempt: a, at: start}
 }

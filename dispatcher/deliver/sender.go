@@ -107,7 +107,8 @@ func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
 
 // Send POSTs body to rawURL and judges the answer as Acrobat Sign does: success only on 2xx with
 // the client id echoed; 3xx, other statuses, no echo, timeouts and connection errors are failures.
-func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte) Attempt {
+// extra headers (signatures) are added to the request.
+func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte, extra http.Header) Attempt {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && s.allowHTTP)) {
 		return Attempt{Reason: verify.ReasonInsecureURLNotAllowed, Message: "url must be https"}
@@ -121,6 +122,9 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(echo.Header, clientID)
 	req.Header.Set("User-Agent", "hookline")
+	for k, v := range extra {
+		req.Header[k] = v
+	}
 	resp, err := s.transport(cert).RoundTrip(req)
 	if err != nil {
 		r := verify.Classify(err, s.timeout)

@@ -86,7 +86,7 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 				defer srv.Close()
 				url = srv.URL
 			}
-			a := s.Send(context.Background(), url, id, nil, []byte(`{}`))
+			a := s.Send(context.Background(), url, id, nil, []byte(`{}`), nil)
 			if a.OK != tc.ok || a.Reason != tc.reason {
 				t.Fatalf("Send = %+v, want ok=%v reason=%s", a, tc.ok, tc.reason)
 			}
@@ -99,7 +99,7 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 
 func TestSenderRefusesHTTPWithoutAllowance(t *testing.T) {
 	s := NewSender(time.Second, false, nil)
-	if a := s.Send(context.Background(), "http://127.0.0.1:1/x", "id", nil, nil); a.OK || a.Reason != verify.ReasonInsecureURLNotAllowed {
+	if a := s.Send(context.Background(), "http://127.0.0.1:1/x", "id", nil, nil, nil); a.OK || a.Reason != verify.ReasonInsecureURLNotAllowed {
 		t.Fatalf("got %+v", a)
 	}
 }
