@@ -250,6 +250,10 @@ func TestVerificationFailuresKeepWebhookInactive(t *testing.T) {
 			t.Cleanup(srv.Close)
 			return srv.URL
 		}, verify.ReasonTLSError},
+		// The suite's guard allows loopback only: the metadata address is refused at dial time.
+		{"cloud metadata address", func(t *testing.T) string {
+			return "https://169.254.169.254/latest/meta-data/"
+		}, verify.ReasonBlockedAddress},
 	}
 	ns := newNamespace(t, "acc-fail", "")
 	for i, tc := range cases {

@@ -43,6 +43,8 @@ import (
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/notify"
 )
 
 // Config is everything the dispatcher needs besides the API server connection.
@@ -53,6 +55,10 @@ type Config struct {
 	DeliveryTimeout time.Duration
 	AllowHTTP       bool
 	RootCAs         *x509.CertPool
+	// Guard decides which receiver addresses deliveries may connect to; nil means
+	// netguard.Default() (loopback, private, link-local and metadata addresses refused), never no
+	// guard.
+	Guard           *netguard.Guard
 	StatusInterval  time.Duration
 	DefaultClientID string
 	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 1 minute.
@@ -63,6 +69,10 @@ type Config struct {
 	Namespaces []string
 	// MetricsAddress and ProbeAddress of the controller-runtime manager ("0" disables).
 	MetricsAddress, ProbeAddress string
+	// Problems, when its Address is set, e-mails webhooks' problemNotificationEmails about failing
+	// streaks older than ProblemAfter (0 means 1 hour) and about auto-disables.
+	Problems     notify.Config
+	ProblemAfter time.Duration
 	// Registry receives the dispatcher's metrics.
 	Registry prometheus.Registerer
 	// SkipNameValidation lets several dispatchers run in one process (tests).
@@ -118,7 +128,21 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if cfg.Registry != nil {
 		metrics = deliver.NewMetrics(cfg.Registry)
 	}
-	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs),
+	if cfg.Problems.Address != "" {
+		if cfg.Registry != nil {
+			cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
+		}
+		if a.Reporter.Problems, err = notify.New(cfg.Problems, clk, log.WithName("problem-emails")); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("problem e-mails: %w", err)
+		}
+		a.Reporter.ProblemAfter = cmp.Or(cfg.ProblemAfter, time.Hour)
+		if err := mgr.Add(a.Reporter.Problems); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
 		clk, log.WithName("deliver"), metrics, a.Reporter.Mark)
 	a.Reporter.Engine = a.Engine
 	if cfg.Registry != nil {

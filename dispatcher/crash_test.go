@@ -70,6 +70,7 @@ func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string) *di
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "0",
 		"--allow-http",
+		"--allowed-cidrs", "127.0.0.0/8,::1/128",
 		"--default-client-id", testClientID,
 		"--status-interval", "200ms",
 		"--delivery-timeout", "2s",

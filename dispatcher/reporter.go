@@ -34,6 +34,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/internal/notify"
 )
 
 // FieldManager is the server-side-apply field manager of the dispatcher's status writes.
@@ -66,18 +67,25 @@ type Reporter struct {
 	Clock    clock.PassiveClock
 	Interval time.Duration
 	Log      logr.Logger
+	// Problems, when set, e-mails a webhook's problemNotificationEmails when it has been failing
+	// for ProblemAfter and when it is auto-disabled.
+	Problems     *notify.Notifier
+	ProblemAfter time.Duration
 
 	mu       sync.Mutex
 	dirty    map[string]bool
 	urgent   map[string]bool
 	written  map[string]string
 	disabled map[string]bool
-	kick     chan struct{}
+	// mailedStreak is the failingSince of the streak last reported by e-mail, per webhook.
+	mailedStreak map[string]time.Time
+	kick         chan struct{}
 }
 
 func (r *Reporter) init() {
 	if r.dirty == nil {
 		r.dirty, r.urgent, r.written, r.disabled = map[string]bool{}, map[string]bool{}, map[string]string{}, map[string]bool{}
+		r.mailedStreak = map[string]time.Time{}
 		r.kick = make(chan struct{}, 1)
 	}
 }
@@ -108,6 +116,10 @@ func (r *Reporter) Forget(uid string) {
 	delete(r.urgent, uid)
 	delete(r.written, uid)
 	delete(r.disabled, uid)
+	delete(r.mailedStreak, uid)
+	if r.Problems != nil {
+		r.Problems.Forget(uid)
+	}
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
@@ -198,10 +210,41 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 	switch {
 	case st.Disabled && !wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ReasonAutoDisabled, "Deliver", "%s", st.DisabledMessage)
+		r.mail(wh, st, notify.AutoDisabled)
 	case !st.Disabled && wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
+	case !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter:
+		r.mu.Lock()
+		first := !r.mailedStreak[uid].Equal(st.FailingSince)
+		r.mailedStreak[uid] = st.FailingSince
+		r.mu.Unlock()
+		if first { // one e-mail per failing streak; the notifier's interval covers flapping
+			r.mail(wh, st, notify.SustainedFailure)
+		}
 	}
 	return nil
+}
+
+// mail queues a problem e-mail to wh's problemNotificationEmails; it never blocks delivery.
+func (r *Reporter) mail(wh *hooklinev1.Webhook, st deliver.Status, kind notify.Kind) {
+	if r.Problems == nil || len(wh.Spec.ProblemNotificationEmails) == 0 {
+		return
+	}
+	p := notify.Problem{
+		Kind: kind, Namespace: wh.Namespace, Name: wh.Name, UID: string(wh.UID), URL: wh.Spec.URL,
+		Since: st.FailingSince, ConsecutiveFailures: int(st.ConsecutiveFailures), QueueDepth: int(st.Pending),
+		LastError: st.LastFailureReason + ": " + st.LastFailureMessage,
+	}
+	if kind == notify.AutoDisabled && st.DisabledMessage != "" {
+		p.LastError = st.DisabledMessage
+	}
+	if cfg, ok := r.Engine.Webhook(string(wh.UID)); ok {
+		p.AccountID = cfg.AccountID
+	}
+	for _, to := range wh.Spec.ProblemNotificationEmails {
+		p.To = append(p.To, string(to))
+	}
+	r.Problems.Enqueue(p)
 }
 
 func (r *Reporter) apply(ctx context.Context, wh *hooklinev1.Webhook, status hooklinev1.WebhookStatus) error {

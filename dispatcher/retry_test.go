@@ -43,15 +43,21 @@ var acrobatSchedule = []int{1, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 1743, 2463
 
 // runFailingSchedule drives a webhook whose receiver always fails through the whole retry schedule
 // on a fake clock that starts at start, and checks every attempt time and the drop at 72 hours.
-func runFailingSchedule(t *testing.T, account string, start time.Time) (*stack, *receiver, *hooklinev1.Webhook, *clocktesting.FakeClock) {
+// prepare, when not nil, adjusts the dispatcher's configuration and the webhook's spec.
+func runFailingSchedule(t *testing.T, account string, start time.Time, prepare func(*dispatcher.Config, *hooklinev1.WebhookSpec)) (*stack, *receiver, *hooklinev1.Webhook, *clocktesting.FakeClock) {
 	g := NewWithT(t)
 	clk := clocktesting.NewFakeClock(start)
 	ns := newNamespace(t, account, "")
 	rc := newReceiver(t)
 	rc.now = clk.Now
 	rc.set(fail500)
-	s := startStack(t, stackOptions{namespaces: []string{ns}, clock: clk})
-	wh := s.activeWebhook(t, ns, "failing", accountSpec(rc.URL))
+	spec := accountSpec(rc.URL)
+	o := stackOptions{namespaces: []string{ns}, clock: clk}
+	if prepare != nil {
+		o.mutate = func(c *dispatcher.Config) { prepare(c, &spec) }
+	}
+	s := startStack(t, o)
+	wh := s.activeWebhook(t, ns, "failing", spec)
 
 	s.mustPost(t, event("sched-1", account))
 	uid := string(wh.UID)
@@ -70,6 +76,11 @@ func runFailingSchedule(t *testing.T, account string, start time.Time) (*stack, 
 			return st.ConsecutiveFailures == int64(k+1)
 		}).WithTimeout(10*time.Second).Should(BeTrue(), "attempt %d not settled", k)
 		if k < len(acrobatSchedule) {
+			// The status shows each failure before time moves on (as it would with minutes
+			// between attempts), so that what reacts to the status sees every step.
+			g.Eventually(func(g Gomega) {
+				g.Expect(deref(getWebhook(g, wh).Status.ConsecutiveFailures)).To(BeEquivalentTo(k + 1))
+			}).WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).Should(Succeed(), "attempt %d not reported", k)
 			// Timers fire a little late in real life: advance past each due time, the last
 			// (clamped to the 72-hour mark) included.
 			clk.SetTime(start.Add(time.Duration(acrobatSchedule[k])*time.Minute + timerLateness))
@@ -104,7 +115,7 @@ func runFailingSchedule(t *testing.T, account string, start time.Time) (*stack, 
 func TestRetryScheduleAndDropWithoutAutoDisable(t *testing.T) {
 	g := NewWithT(t)
 	// The fake clock starts now: at the drop the last verification is 72 hours old, less than 7 days.
-	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-keep", time.Now())
+	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-keep", time.Now(), nil)
 	got := getWebhook(g, wh)
 	g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
@@ -126,7 +137,7 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	ctx := context.Background()
 	// The fake clock starts 5 days ahead: at the drop (72 h later) the last verification — the only
 	// success so far — is 8 days old, so the webhook is auto-disabled.
-	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-disable", time.Now().Add(5*24*time.Hour))
+	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-disable", time.Now().Add(5*24*time.Hour), nil)
 	g.Eventually(func(g Gomega) {
 		got := getWebhook(g, wh)
 		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))

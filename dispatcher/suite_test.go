@@ -129,6 +129,7 @@ func fastConfig() dispatcher.Config {
 		DeliveryTimeout:    2 * time.Second,
 		AllowHTTP:          true,
 		RootCAs:            roots,
+		Guard:              testsupport.LoopbackGuard(),
 		StatusInterval:     200 * time.Millisecond,
 		DefaultClientID:    testClientID,
 		SecretResync:       300 * time.Millisecond,

@@ -34,10 +34,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/go-logr/logr"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -55,10 +58,16 @@ type options struct {
 	statusInterval          time.Duration
 	allowHTTP               bool
 	extraCA                 string
+	allowedCIDRs            netguard.CIDRList
+	blockedCIDRs            netguard.CIDRList
 	defaultClientID         string
 	secretResync            time.Duration
 	workers                 int
 	pprof                   string
+	leaseTTL                time.Duration
+	problems                notify.Config
+	problemAfter            time.Duration
+	leaseIdentity           string
 }
 
 func main() {
@@ -90,9 +99,20 @@ func main() {
 	flag.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "Interval of routine status writes (state changes are written at once).")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
+	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
+	flag.Var(&o.blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs receivers may not be in, besides the SSRF guard's defaults, e.g. the cluster's Service and Pod ranges.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
 	flag.DurationVar(&o.secretResync, "secret-resync", time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again, so that rotations take effect.")
 	flag.IntVar(&o.workers, "sync-workers", 8, "Workers syncing Webhook changes into the routing table.")
+	flag.StringVar(&o.problems.Address, "smtp-address", "", "SMTP server (host:port) for problem e-mails to problemNotificationEmails; empty sends none.")
+	flag.StringVar(&o.problems.From, "smtp-from", "", "Sender address of problem e-mails.")
+	flag.StringVar(&o.problems.Username, "smtp-username", "", "SMTP user name (PLAIN auth, only over TLS or to localhost).")
+	flag.StringVar(&o.problems.PasswordFile, "smtp-password-file", "", "File holding the SMTP password (mount it from a Secret); read at each send.")
+	flag.StringVar(&o.problems.StartTLS, "smtp-starttls", "auto", "STARTTLS: auto (when offered), always, or never.")
+	flag.DurationVar(&o.problems.MinInterval, "problem-email-interval", time.Hour, "Least time between two problem e-mails of one kind about one webhook.")
+	flag.DurationVar(&o.problemAfter, "problem-email-after", time.Hour, "A webhook failing for this long gets a problem e-mail (once per failing streak).")
+	flag.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "With --nats-url: dispatchers sharing the cluster elect one deliverer through a lease in JetStream; the others stand by and take over within this time of its death. 0 turns the lease off (one replica only).")
+	flag.StringVar(&o.leaseIdentity, "lease-identity", "", "This dispatcher's name in the delivery lease; defaults to the host name (the pod name).")
 	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -119,13 +139,37 @@ func run(o options) error {
 		return err
 	}
 
+	var lease *store.Lease
+	if o.store.URL != "" && o.leaseTTL > 0 {
+		if lease, err = standBy(ctx, o, log); err != nil {
+			return err
+		}
+	}
+	leaseCtx, stopLease := context.WithCancel(context.Background())
+	defer stopLease()
+	if lease != nil {
+		go lease.Keep(leaseCtx)
+		go func() {
+			<-lease.Lost()
+			if leaseCtx.Err() == nil {
+				// Another dispatcher may deliver from now on: stop at once rather than risk two
+				// deliverers (the process restarts as a standby).
+				log.Error(lease.Err(), "Exiting: this dispatcher no longer holds the delivery lease")
+				os.Exit(1)
+			}
+		}()
+	}
+
+	o.problems.RootCAs = roots
 	app, err := dispatcher.NewApp(ctx, ctrl.GetConfigOrDie(), dispatcher.Config{
+		Problems: o.problems, ProblemAfter: o.problemAfter,
 		Store: o.store,
 		Engine: deliver.Config{
 			Policy: o.policy, AccountConcurrency: o.accountConcurrency, MemQueue: o.memQueue,
 			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
+		Guard:          netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs}),
 		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
@@ -154,11 +198,53 @@ func run(o options) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Info("Serving ingest API", "address", o.listen, "embedded", o.store.URL == "")
+	log.Info("Serving ingest API", "address", o.listen, "embedded", o.store.URL == "",
+		"allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String())
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return <-done
+	err = <-done
+	// Delivery has stopped: hand the lease over so a standby takes over without waiting for it to
+	// expire.
+	stopLease()
+	if lease != nil {
+		lease.Release()
+	}
+	return err
+}
+
+// standBy waits until this dispatcher holds the delivery lease. Meanwhile it answers the health
+// probes (live, not ready), so that Kubernetes keeps the standby running and sends it no events.
+func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, error) {
+	identity := o.leaseIdentity
+	if identity == "" {
+		var err error
+		if identity, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("--lease-identity is empty and the host name is unknown: %w", err)
+		}
+	}
+	var probes *http.Server
+	if o.probes != "" && o.probes != "0" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "standing by for the delivery lease", http.StatusServiceUnavailable)
+		})
+		probes = &http.Server{Addr: o.probes, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := probes.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(err, "Standby probe server")
+			}
+		}()
+	}
+	lease, err := store.AcquireLease(ctx, store.LeaseConfig{
+		URL: o.store.URL, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
+	}, log.WithName("lease"))
+	if probes != nil {
+		// The manager serves the probes from here on, on the same address.
+		_ = probes.Close()
+	}
+	return lease, err
 }
 
 // pprofMux serves net/http/pprof's handlers on their own mux, never on the ingest API.

@@ -40,6 +40,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -50,6 +51,7 @@ func main() {
 		leaderElectionNamespace         string
 		verifyTimeout                   time.Duration
 		allowHTTP                       bool
+		allowedCIDRs, blockedCIDRs      netguard.CIDRList
 		opts                            controllers.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
@@ -66,19 +68,23 @@ func main() {
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 32, "Webhook reconcile workers.")
 	flag.BoolVar(&allowHTTP, "allow-http", false, "Allow http:// webhook URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
+	flag.Var(&allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs endpoints may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
+	flag.Var(&blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs endpoints may not be in, besides the SSRF guard's defaults, e.g. the cluster's Service and Pod ranges.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, opts); err != nil {
+	guard := netguard.New(netguard.Policy{Allowed: allowedCIDRs, Blocked: blockedCIDRs})
+	ctrl.Log.WithName("setup").Info("SSRF guard", "allowedCIDRs", allowedCIDRs.String(), "blockedCIDRs", blockedCIDRs.String())
+	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
 func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect bool, leNamespace, extraCA string,
-	verifyTimeout time.Duration, allowHTTP bool, opts controllers.Options) error {
+	verifyTimeout time.Duration, allowHTTP bool, guard *netguard.Guard, opts controllers.Options) error {
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -111,7 +117,7 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("hookline-manager"),
-		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: allowHTTP, RootCAs: roots}),
+		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: allowHTTP, RootCAs: roots, Guard: guard}),
 		Clock:     clock.RealClock{},
 		Options:   opts,
 	}

@@ -285,13 +285,19 @@ func (e *Engine) Status(uid string) (Status, bool) {
 
 // Identity returns the namespace and name of uid's webhook.
 func (e *Engine) Identity(uid string) (namespace, name string, ok bool) {
+	wh, ok := e.Webhook(uid)
+	return wh.Namespace, wh.Name, ok
+}
+
+// Webhook returns uid's delivery configuration.
+func (e *Engine) Webhook(uid string) (Webhook, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[uid]
 	if q == nil {
-		return "", "", false
+		return Webhook{}, false
 	}
-	return q.wh.Namespace, q.wh.Name, true
+	return q.wh, true
 }
 
 // Disabled reports whether uid is auto-disabled.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/hookline/hookline/internal/clientcert"
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -54,15 +55,20 @@ type Sender struct {
 	timeout   time.Duration
 	allowHTTP bool
 	roots     *x509.CertPool
+	guard     *netguard.Guard
 
 	base   *http.Transport
 	mu     sync.Mutex
 	byCert map[string]*http.Transport
 }
 
-// NewSender returns a Sender with the given attempt timeout (Acrobat Sign: 5 s).
-func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool) *Sender {
-	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, byCert: map[string]*http.Transport{}}
+// NewSender returns a Sender with the given attempt timeout (Acrobat Sign: 5 s). guard decides
+// which addresses it may connect to; nil means netguard.Default().
+func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guard *netguard.Guard) *Sender {
+	if guard == nil {
+		guard = netguard.Default()
+	}
+	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard, byCert: map[string]*http.Transport{}}
 	s.base = s.newTransport(nil)
 	return s
 }
@@ -73,8 +79,9 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 		tlsCfg.Certificates = []tls.Certificate{*cert}
 	}
 	return &http.Transport{
+		// No proxy: the guard checks the address dialed, which must be the receiver's.
 		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         s.guard.Dialer(&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: s.timeout,
 		// Many webhooks often share one receiver host (one service, one path per customer): keep
@@ -130,7 +137,8 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		r := verify.Classify(err, s.timeout)
 		return Attempt{Reason: r.Reason, Message: r.Message}
 	}
-	respBody := echo.ReadBody(resp.Body)
+	// The error matters: a body cut short by the timeout or a broken connection is no answer.
+	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, echo.MaxBody))
 	// Drain a little more so the connection can be reused, but never let a receiver make us read
 	// an endless body.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 256<<10))
@@ -141,6 +149,11 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		a.Reason, a.Message = verify.ReasonRedirected, fmt.Sprintf("receiver answered %d; redirects are not followed", resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		a.Reason, a.Message = verify.ReasonNonSuccessStatus, fmt.Sprintf("receiver answered %d", resp.StatusCode)
+	case readErr != nil && len(resp.Header.Values(echo.Header)) == 0:
+		// Without the echo header the echo can only be in the body, and the body did not arrive
+		// whole: report the timeout or the broken connection, not the truncated body's missing echo.
+		r := verify.Classify(readErr, s.timeout)
+		a.Reason, a.Message = r.Reason, r.Message
 	default:
 		switch echo.Check(resp.Header, respBody, clientID) {
 		case echo.Echoed:

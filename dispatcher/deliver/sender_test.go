@@ -22,12 +22,22 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
 )
+
+// loopback lets tests deliver to their httptest receivers on 127.0.0.1, which the default guard
+// refuses.
+var loopback = netguard.New(netguard.Policy{Allowed: []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+}})
 
 func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 	const id = "client-1"
@@ -72,7 +82,7 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 		}, "", false, verify.ReasonTimeout},
 		{"connection refused", nil, closed, false, verify.ReasonConnectionFailed},
 	}
-	s := NewSender(300*time.Millisecond, true, nil)
+	s := NewSender(300*time.Millisecond, true, nil, loopback)
 	defer s.Close()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,8 +108,42 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 }
 
 func TestSenderRefusesHTTPWithoutAllowance(t *testing.T) {
-	s := NewSender(time.Second, false, nil)
+	s := NewSender(time.Second, false, nil, loopback)
 	if a := s.Send(context.Background(), "http://127.0.0.1:1/x", "id", nil, nil, nil); a.OK || a.Reason != verify.ReasonInsecureURLNotAllowed {
 		t.Fatalf("got %+v", a)
+	}
+}
+
+func TestSenderRefusesBlockedAddresses(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer srv.Close()
+
+	// A nil guard is the default guard, never no guard.
+	s := NewSender(time.Second, true, nil, nil)
+	defer s.Close()
+	a := s.Send(context.Background(), srv.URL+"/hook", "id", nil, []byte(`{}`), nil)
+	if a.OK || a.Reason != verify.ReasonBlockedAddress || !strings.Contains(a.Message, "loopback address") {
+		t.Fatalf("POST to %s with the default guard: got %+v, want %s", srv.URL, a, verify.ReasonBlockedAddress)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("the receiver got %d requests; the guard must refuse before connecting", n)
+	}
+
+	// Nothing listens on 169.254.169.254 here: only a refusal in the dialer gives BlockedAddress
+	// (rather than a timeout or a connection failure), and allowing loopback does not allow it.
+	s = NewSender(2*time.Second, true, nil, loopback)
+	defer s.Close()
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "https://169.254.169.254/hook"} {
+		a := s.Send(context.Background(), u, "id", nil, []byte(`{}`), nil)
+		if a.OK || a.Reason != verify.ReasonBlockedAddress || !strings.Contains(a.Message, "cloud metadata address") {
+			t.Errorf("POST to %s: got %+v, want %s naming the cloud metadata address", u, a, verify.ReasonBlockedAddress)
+		}
+	}
+	if a := s.Send(context.Background(), srv.URL+"/hook", "id", nil, []byte(`{}`), nil); !a.OK {
+		t.Fatalf("POST to %s with loopback allowed: got %+v", srv.URL, a)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/payload"
@@ -35,6 +36,13 @@ import (
 const (
 	maxIDLength    = 256
 	maxFieldLength = 256
+)
+
+// Limits on what an error message repeats of the body: enough to recognise the value at fault,
+// never so much that a 25 MiB body makes a response (and a log line) of the same size.
+const (
+	maxEchoedValue   = 64
+	maxEchoedProblem = 256
 )
 
 // Initiator is the user who caused the event.
@@ -187,7 +195,7 @@ func (e *Event) validate() error {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s.id must be a string", key)
 	}
 	if res.ID != "" && res.ID != e.Resource.ID {
-		return badRequest("INVALID_NOTIFICATION", "notification.%s.id %q differs from resource.id %q", key, res.ID, e.Resource.ID)
+		return badRequest("INVALID_NOTIFICATION", "notification.%s.id %q differs from resource.id %q", key, clip(res.ID, maxEchoedValue), e.Resource.ID)
 	}
 	// Accept only what can be delivered: the payload builder's own reading of the notification
 	// (duplicate keys, structure) is the judge, so an accepted event never fails at delivery.
@@ -198,11 +206,25 @@ func (e *Event) validate() error {
 	return nil
 }
 
-// jsonProblem turns a decoding error into a short, field-naming sentence.
+// jsonProblem turns a decoding error into a short, field-naming sentence. encoding/json quotes
+// unknown field names whole, so the text is clipped.
 func jsonProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		return fmt.Sprintf("field %s must be a %s", typeErr.Field, typeErr.Type)
 	}
-	return err.Error()
+	return clip(err.Error(), maxEchoedProblem)
+}
+
+// clip shortens s to at most limit bytes, cutting at a rune boundary so the result stays valid
+// UTF-8, and marks the cut with "...".
+func clip(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	i := limit
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }

@@ -20,6 +20,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -42,6 +44,12 @@ func paramsFromBits(bits uint8) *hooklinev1.ConditionalParams {
 	}
 }
 
+// FuzzBuild checks Build on arbitrary notifications, webhook flags and caps: errors wrap
+// ErrInvalidNotification; an accepted notification is valid JSON; envelope bodies pass through
+// untouched; Acrobat bodies are valid JSON that keep hookline's fields unforgeable and first, keep
+// the notification's other members in order, list in conditionalParametersTrimmed exactly the
+// flags Result.Trimmed reports (in Acrobat Sign's drop order, only flags that were asked for and
+// had content, and whose sections are gone), and fit the cap unless every section is dropped.
 func FuzzBuild(f *testing.F) {
 	for _, name := range samples.Names() {
 		ev := loadSample(f, name)
@@ -77,14 +85,242 @@ func FuzzBuild(f *testing.F) {
 			limit = DefaultMaxBytes
 		}
 		if len(res.Body) > limit {
+			// Over the cap is allowed only once every contributing section has gone.
 			minimal, err := Build(ev, wh, "nid", Options{MaxBytes: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(res.Body) > len(minimal.Body) {
-				t.Fatalf("body %d bytes exceeds both the cap %d and the minimal body %d", len(res.Body), limit, len(minimal.Body))
+			if !bytes.Equal(res.Body, minimal.Body) || !slices.Equal(res.Trimmed, minimal.Trimmed) {
+				t.Fatalf("body %d bytes exceeds the cap %d with only %v trimmed (minimal body %d bytes, %v)",
+					len(res.Body), limit, res.Trimmed, len(minimal.Body), minimal.Trimmed)
 			}
 		}
+		checkAcrobatBody(t, ev, wh, bits, res)
+	})
+}
+
+// sectionKey is the resource key holding each flag's section; includeDetailedInfo covers every
+// other key but id, name and status.
+var sectionKey = map[string]string{
+	FlagParticipantsInfo: "participantSetsInfo",
+	FlagDocumentsInfo:    "documentsInfo",
+	FlagSignedDocuments:  "signedDocumentInfo",
+}
+
+// honoured lists, per event, the flags a webhook may ask for (spec §1.3; includeSignedDocuments
+// only on AGREEMENT_WORKFLOW_COMPLETED), in Acrobat Sign's documented drop order.
+func honoured(event string) []string {
+	fam, _ := hooklinev1.FamilyOf(event)
+	switch fam {
+	case hooklinev1.FamilyAgreement:
+		if event == "AGREEMENT_WORKFLOW_COMPLETED" {
+			return []string{FlagSignedDocuments, FlagParticipantsInfo, FlagDocumentsInfo, FlagDetailedInfo}
+		}
+		return []string{FlagParticipantsInfo, FlagDocumentsInfo, FlagDetailedInfo}
+	case hooklinev1.FamilyWidget:
+		return []string{FlagParticipantsInfo, FlagDocumentsInfo, FlagDetailedInfo}
+	case hooklinev1.FamilyMegaSign:
+		return []string{FlagDetailedInfo}
+	case hooklinev1.FamilyLibraryDocument:
+		return []string{FlagDocumentsInfo, FlagDetailedInfo}
+	}
+	return nil
+}
+
+// flagBit is each flag's bit in paramsFromBits.
+var flagBit = map[string]uint8{FlagDetailedInfo: 1, FlagParticipantsInfo: 2, FlagDocumentsInfo: 4, FlagSignedDocuments: 8}
+
+// resourceKeyOf is the resource object's key per family, as Acrobat Sign spells it.
+var resourceKeyOf = map[hooklinev1.Family]string{
+	hooklinev1.FamilyAgreement:       "agreement",
+	hooklinev1.FamilyWidget:          "widget",
+	hooklinev1.FamilyMegaSign:        "megaSign",
+	hooklinev1.FamilyLibraryDocument: "libraryDocument",
+}
+
+// checkAcrobatBody asserts the structure of a built Acrobat body against its inputs, reading both
+// with encoding/json's tokenizer rather than the builder's scanner.
+func checkAcrobatBody(t *testing.T, ev Event, wh Webhook, bits uint8, res Result) {
+	t.Helper()
+	fam, _ := hooklinev1.FamilyOf(ev.Event)
+	resKey := resourceKeyOf[fam]
+	top, vals := object(t, res.Body)
+	n := len(webhookKeys)
+	if len(top) < n || !slices.Equal(top[:n], webhookKeys) {
+		t.Fatalf("body does not start with hookline's fields: %q", top)
+	}
+	// The notification's own members follow in order; its copies of hookline's fields are dropped,
+	// so each of those appears once, with hookline's value.
+	inTop, inVals := object(t, ev.Notification)
+	var kept []string
+	for _, k := range inTop {
+		if !slices.Contains(webhookKeys, k) {
+			kept = append(kept, k)
+		}
+	}
+	if !slices.Equal(top[n:], kept) {
+		t.Fatalf("body keys after hookline's fields = %q, want the notification's %q", top[n:], kept)
+	}
+	for k, want := range map[string]string{"webhookId": wh.UID, "webhookName": wh.Name, "webhookNotificationId": "nid",
+		"webhookScope": wh.Scope, "accountId": ev.AccountID} {
+		var got string
+		if err := json.Unmarshal(vals[k], &got); err != nil || got != want {
+			t.Fatalf("%s = %s, want %q", k, vals[k], want)
+		}
+	}
+
+	resKeys, resVals := object(t, vals[resKey])
+	inResKeys, _ := object(t, inVals[resKey])
+	switch c := count(resKeys, TrimmedKey); {
+	case res.Trimmed == nil && c != 0:
+		t.Fatalf("nothing trimmed, yet the body has %s = %s", TrimmedKey, resVals[TrimmedKey])
+	case res.Trimmed != nil && (c != 1 || resKeys[len(resKeys)-1] != TrimmedKey):
+		t.Fatalf("%v trimmed, but %s is not the resource object's one last key: %q", res.Trimmed, TrimmedKey, resKeys)
+	case res.Trimmed != nil:
+		var listed []string
+		if err := json.Unmarshal(resVals[TrimmedKey], &listed); err != nil || !slices.Equal(listed, res.Trimmed) {
+			t.Fatalf("%s = %s, Result.Trimmed = %v", TrimmedKey, resVals[TrimmedKey], res.Trimmed)
+		}
+	}
+	if res.Trimmed != nil && len(res.Trimmed) == 0 {
+		t.Fatal("Result.Trimmed is empty but not nil")
+	}
+	// Trimmed flags: in the documented order, each honoured for the event, asked for, with content
+	// in the notification, and absent from the body.
+	order := honoured(ev.Event)
+	last := -1
+	for _, flag := range res.Trimmed {
+		i := slices.Index(order, flag)
+		if i <= last {
+			t.Fatalf("Trimmed %v is not a subsequence of the drop order %v", res.Trimmed, order)
+		}
+		last = i
+		if wh.Params == nil || bits&flagBit[flag] == 0 {
+			t.Fatalf("%s trimmed but not asked for (bits %#x)", flag, bits)
+		}
+		if key, ok := sectionKey[flag]; ok {
+			if !slices.Contains(inResKeys, key) || slices.Contains(resKeys, key) {
+				t.Fatalf("%s trimmed: %s in notification %v, in body %v", flag, key, slices.Contains(inResKeys, key), slices.Contains(resKeys, key))
+			}
+		} else if !slices.ContainsFunc(inResKeys, isDetailedKey) || slices.ContainsFunc(resKeys, isDetailedKey) {
+			t.Fatalf("%s trimmed: detailed keys in notification %q, in body %q", flag, inResKeys, resKeys)
+		}
+	}
+}
+
+// isDetailedKey reports whether a resource key belongs to includeDetailedInfo.
+func isDetailedKey(k string) bool {
+	switch k {
+	case "id", "name", "status", TrimmedKey, "participantSetsInfo", "documentsInfo", "signedDocumentInfo":
+		return false
+	}
+	return true
+}
+
+func count(keys []string, k string) int {
+	n := 0
+	for _, x := range keys {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
+// trimEvents are the events FuzzTrim builds notifications for: one per family, and the agreement
+// event that honours includeSignedDocuments next to one that does not.
+var trimEvents = []string{"AGREEMENT_WORKFLOW_COMPLETED", "AGREEMENT_CREATED", "WIDGET_CREATED", "MEGASIGN_CREATED", "LIBRARY_DOCUMENT_CREATED"}
+
+// FuzzTrim drives the size-cap trimming with synthetic notifications whose sections have fuzzed
+// sizes and caps spread over the whole range from 1 byte to just past the untrimmed body, so that
+// every drop step is reached (FuzzBuild's caps rarely land near a body's size). It compares the
+// result with a reference: drop the asked-for, non-empty sections in the documented order until the
+// body, sized as the untrimmed body without those sections plus the conditionalParametersTrimmed
+// member, fits; if nothing fits, drop them all.
+func FuzzTrim(f *testing.F) {
+	for i := range trimEvents {
+		f.Add(uint8(i), uint8(0x0f), false, uint16(100), uint16(200), uint16(300), uint16(400), uint16(0))
+		f.Add(uint8(i), uint8(0x0f), true, uint16(100), uint16(200), uint16(300), uint16(400), uint16(40000))
+		f.Add(uint8(i), uint8(0x0f), false, uint16(4000), uint16(1), uint16(0), uint16(4000), uint16(65535))
+		f.Add(uint8(i), uint8(0x05), false, uint16(10), uint16(10), uint16(10), uint16(10), uint16(50000))
+	}
+	f.Add(uint8(0), uint8(0x1f), true, uint16(1), uint16(1), uint16(1), uint16(1), uint16(1))
+	f.Fuzz(func(t *testing.T, which, bits uint8, forged bool, detailed, participants, documents, signed, capFrac uint16) {
+		event := trimEvents[int(which)%len(trimEvents)]
+		fam, _ := hooklinev1.FamilyOf(event)
+		resKey := resourceKeyOf[fam]
+		sizes := map[string]int{
+			FlagDetailedInfo: int(detailed % 4096), FlagParticipantsInfo: int(participants % 4096),
+			FlagDocumentsInfo: int(documents % 4096), FlagSignedDocuments: int(signed % 4096),
+		}
+		var obj strings.Builder
+		obj.WriteString(`{"id":"r-1","name":"Résumé \"draft\"","status":"OUT_FOR_SIGNATURE"`)
+		if forged {
+			// A producer's own list must never reach the receiver.
+			obj.WriteString(`,"conditionalParametersTrimmed":["includeDetailedInfo"]`)
+		}
+		for _, flag := range []string{FlagDetailedInfo, FlagParticipantsInfo, FlagDocumentsInfo, FlagSignedDocuments} {
+			if sizes[flag] == 0 {
+				continue
+			}
+			key := sectionKey[flag]
+			if key == "" {
+				key = "message"
+			}
+			obj.WriteString(`,"` + key + `":{"v":` + strconv.Quote(strings.Repeat("x", sizes[flag])) + `}`)
+		}
+		obj.WriteString(`}`)
+		ev := Event{ID: "evt", Event: event, AccountID: "acc-1",
+			Notification: []byte(`{"event":"` + event + `","` + resKey + `":` + obj.String() + `,"after":[1,2]}`)}
+		wh := Webhook{UID: "uid", Name: "name", URL: "https://r.example.com/", Scope: "ACCOUNT", Params: paramsFromBits(bits)}
+
+		// untrimmed builds the body with the given flags switched off instead of trimmed.
+		untrimmed := func(off []string) []byte {
+			w := wh
+			if w.Params != nil {
+				b := bits
+				for _, flag := range off {
+					b &^= flagBit[flag]
+				}
+				w.Params = paramsFromBits(b)
+			}
+			res, err := Build(ev, w, "nid", Options{MaxBytes: 1 << 30})
+			if err != nil || res.Trimmed != nil {
+				t.Fatalf("untrimmed build: %v, trimmed %v", err, res.Trimmed)
+			}
+			return res.Body
+		}
+		full := untrimmed(nil)
+		limit := 1 + int(uint64(capFrac)*uint64(len(full)+16)/65536)
+
+		var droppable []string
+		for _, flag := range honoured(event) {
+			if wh.Params != nil && bits&flagBit[flag] != 0 && sizes[flag] > 0 {
+				droppable = append(droppable, flag)
+			}
+		}
+		var want []string
+		wantSize := len(full)
+		for k := 0; wantSize > limit && k < len(droppable); k++ {
+			want = droppable[:k+1]
+			member := `,"` + TrimmedKey + `":["` + strings.Join(want, `","`) + `"]`
+			wantSize = len(untrimmed(want)) + len(member)
+		}
+
+		res, err := Build(ev, wh, "nid", Options{MaxBytes: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Trimmed, want) || (want == nil) != (res.Trimmed == nil) {
+			t.Fatalf("cap %d (untrimmed %d): Trimmed = %v, want %v", limit, len(full), res.Trimmed, want)
+		}
+		if len(res.Body) != wantSize {
+			t.Fatalf("cap %d: body is %d bytes, the reference says %d", limit, len(res.Body), wantSize)
+		}
+		if !json.Valid(res.Body) {
+			t.Fatalf("invalid JSON body: %q", res.Body)
+		}
+		checkAcrobatBody(t, ev, wh, bits, res)
 	})
 }
 

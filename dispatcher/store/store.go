@@ -197,7 +197,7 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 		MaxAge:      s.cfg.Retention,
 		Duplicates:  s.cfg.DedupeWindow,
 		Replicas:    s.cfg.Replicas,
-		AllowDirect: true,
+		AllowDirect: s.directGet(),
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", EventsStream, err)
@@ -213,7 +213,7 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 		// smallest window JetStream allows.
 		Duplicates:  time.Second,
 		Replicas:    s.cfg.Replicas,
-		AllowDirect: true,
+		AllowDirect: s.directGet(),
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", NotesStream, err)
@@ -251,6 +251,11 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 	}
 	return nil
 }
+
+// directGet says whether streams allow direct gets. On a clustered stream any replica answers a
+// direct get, followers included, and a follower may not have the latest writes yet: a queue read
+// from a lagging follower would look shorter than it is. Single-replica streams have no followers.
+func (s *Store) directGet() bool { return s.cfg.Replicas == 1 }
 
 // MarkRouted records that the notifications of the event with idempotency key msgID are queued.
 func (s *Store) MarkRouted(ctx context.Context, msgID string) error {

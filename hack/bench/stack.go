@@ -103,7 +103,7 @@ func startStack(ctx context.Context) (*stack, error) {
 	}
 	bin := func(name string) string { return filepath.Join(cp.Bin, name) }
 	s.manager = exec.Command(bin("manager"), "--kubeconfig", cp.Kubeconfig, "--default-client-id", benchClientID,
-		"--allow-http", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--allow-http", "--allowed-cidrs", "127.0.0.0/8", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--max-concurrent-reconciles", "64")
 	ingest, metrics := freeAddr(), freeAddr()
 	s.pprofAddr = freeAddr()
@@ -114,6 +114,7 @@ func startStack(ctx context.Context) (*stack, error) {
 	s.dispatcher = exec.Command(bin("dispatcher"), "--kubeconfig", cp.Kubeconfig, "--tokens-file", tokens,
 		"--data-dir", filepath.Join(s.dir, "data"), "--listen-address", ingest, "--metrics-bind-address", metrics,
 		"--health-probe-bind-address", "0", "--default-client-id", benchClientID, "--allow-http",
+		"--allowed-cidrs", "127.0.0.0/8",
 		"--retry-base", "1s", "--retry-cap", "2s", "--pprof-address", s.pprofAddr)
 	s.dispatcher.Args = append(s.dispatcher.Args, dispatcherExtraArgs...)
 	for _, cmd := range []*exec.Cmd{s.manager, s.dispatcher} {

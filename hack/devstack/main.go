@@ -52,6 +52,10 @@ import (
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
+// localReceivers are the ranges the sample receiver listens in; the SSRF guard blocks them
+// unless allowed.
+const localReceivers = "127.0.0.0/8,::1/128"
+
 const (
 	demoNamespace = "demo"
 	demoAccount   = "demo-account"
@@ -106,6 +110,7 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 		"--kubeconfig", kubeconfig,
 		"--default-client-id", demoClientID,
 		"--allow-http",
+		"--allowed-cidrs", localReceivers,
 		"--metrics-bind-address", managerMetrics,
 		"--health-probe-bind-address", managerProbes,
 	)
@@ -127,6 +132,7 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 		"--health-probe-bind-address", "127.0.0.1:18092",
 		"--default-client-id", demoClientID,
 		"--allow-http",
+		"--allowed-cidrs", localReceivers,
 		"--status-interval", "2s",
 	)
 	if err != nil {

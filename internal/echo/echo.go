@@ -73,8 +73,10 @@ func Check(h http.Header, body []byte, clientID string) Result {
 		if !ok {
 			continue
 		}
-		var got string
-		if json.Unmarshal(raw, &got) == nil && got == clientID {
+		// A pointer, because null decodes into a plain string without error and would then echo
+		// an empty id.
+		var got *string
+		if json.Unmarshal(raw, &got) == nil && got != nil && *got == clientID {
 			return Echoed
 		}
 		return Mismatch

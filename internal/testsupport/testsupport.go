@@ -22,6 +22,7 @@ import (
 	"context"
 	"crypto/x509"
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ import (
 
 	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/controlplane"
+	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -47,8 +49,17 @@ func HTTPTestRoots() (*x509.CertPool, *x509.Certificate) {
 	return pool, probe.Certificate()
 }
 
+// LoopbackGuard is the SSRF guard of the test suites: the defaults, with 127.0.0.0/8 and ::1
+// allowed, where httptest receivers listen. Everything else the defaults block stays blocked.
+func LoopbackGuard() *netguard.Guard {
+	return netguard.New(netguard.Policy{Allowed: []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+	}})
+}
+
 // StartManager runs hookline's Webhook reconciler in process against env until ctx ends; done
-// receives the manager's result. http URLs are allowed and roots are trusted.
+// receives the manager's result. http URLs and loopback receivers (LoopbackGuard) are allowed and
+// roots are trusted.
 func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPool, verifyTimeout time.Duration, opts controllers.Options) (done <-chan error, err error) {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
@@ -62,7 +73,7 @@ func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPo
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("hookline-manager"),
-		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: true, RootCAs: roots}),
+		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: true, RootCAs: roots, Guard: LoopbackGuard()}),
 		Clock:     clock.RealClock{},
 		Options:   opts,
 	}

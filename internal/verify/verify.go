@@ -16,7 +16,8 @@ limitations under the License.
 
 // Package verify performs Acrobat Sign's intent verification: a GET to the webhook URL carrying
 // X-AdobeSign-ClientId that passes only on a 2xx answer echoing the same id. Redirects are not
-// followed and the whole exchange is bounded by a timeout.
+// followed, the whole exchange is bounded by a timeout, and connections go only to addresses the
+// SSRF guard (internal/netguard) allows, checked on every address dialed.
 package verify
 
 import (
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/netguard"
 )
 
 // Reasons a verification ends with; they double as condition reasons (CamelCase).
@@ -47,6 +49,9 @@ const (
 	ReasonNonSuccessStatus      = "NonSuccessStatus"
 	ReasonClientIDNotEchoed     = "ClientIdNotEchoed"
 	ReasonClientIDMismatch      = "ClientIdMismatch"
+	// ReasonBlockedAddress: the endpoint's address is in a range the SSRF guard refuses (loopback,
+	// private, link-local, cloud metadata, --blocked-cidrs) and not in --allowed-cidrs.
+	ReasonBlockedAddress = "BlockedAddress"
 )
 
 // Result is the outcome of one verification.
@@ -69,6 +74,9 @@ type Config struct {
 	AllowHTTP bool
 	// RootCAs are the trusted server CAs; nil means the system pool.
 	RootCAs *x509.CertPool
+	// Guard decides which addresses may be connected to; nil means netguard.Default(), which
+	// refuses loopback, private, link-local and metadata addresses.
+	Guard *netguard.Guard
 }
 
 // Verifier sends intent-verification requests.
@@ -80,6 +88,9 @@ type Verifier struct {
 func New(cfg Config) *Verifier {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Guard == nil {
+		cfg.Guard = netguard.Default()
 	}
 	return &Verifier{cfg: cfg}
 }
@@ -157,7 +168,7 @@ func (v *Verifier) transport(cert *tls.Certificate) *http.Transport {
 	}
 	return &http.Transport{
 		Proxy:                  nil, // never route verification through an ambient proxy
-		DialContext:            (&net.Dialer{Timeout: v.cfg.Timeout}).DialContext,
+		DialContext:            v.cfg.Guard.Dialer(&net.Dialer{Timeout: v.cfg.Timeout}).DialContext,
 		TLSClientConfig:        tlsCfg,
 		TLSHandshakeTimeout:    v.cfg.Timeout,
 		DisableKeepAlives:      true,
@@ -177,8 +188,12 @@ func Classify(err error, timeout time.Duration) Result {
 		alert     tls.AlertError
 		recErr    tls.RecordHeaderError
 		dnsErr    *net.DNSError
+		blocked   *netguard.BlockedError
 	)
 	switch {
+	case errors.As(err, &blocked):
+		// First: the refusal is the root cause whatever wraps it.
+		return Result{Reason: ReasonBlockedAddress, Message: blockedMessage(blocked)}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return Result{Reason: ReasonTimeout, Message: fmt.Sprintf("endpoint did not answer within %s", timeout)}
 	case errors.As(err, &verifyErr), errors.As(err, &unknownCA), errors.As(err, &hostErr),
@@ -191,6 +206,14 @@ func Classify(err error, timeout time.Duration) Result {
 	default:
 		return Result{Reason: ReasonConnectionFailed, Message: rootMessage(err)}
 	}
+}
+
+// blockedMessage explains a refused address and how an operator can allow it.
+func blockedMessage(e *netguard.BlockedError) string {
+	if !e.Range.IsValid() {
+		return e.Error()
+	}
+	return fmt.Sprintf("refusing to connect to %s: %s (%s; allow it with --allowed-cidrs)", e.Address, e.Reason, e.Range)
 }
 
 // rootMessage drops net/http's "Get \"url\": " prefix so messages stay short.

@@ -18,13 +18,25 @@ package verify
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/netguard"
 )
+
+// loopback lets tests verify their httptest receivers on 127.0.0.1, which the default guard
+// refuses.
+var loopback = netguard.New(netguard.Policy{Allowed: []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+}})
 
 func TestHTTPNeedsAllowance(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +49,7 @@ func TestHTTPNeedsAllowance(t *testing.T) {
 	if res.OK || res.Reason != ReasonInsecureURLNotAllowed || !res.Permanent {
 		t.Fatalf("http without allowance: got %+v", res)
 	}
-	lax := New(Config{Timeout: time.Second, AllowHTTP: true})
+	lax := New(Config{Timeout: time.Second, AllowHTTP: true, Guard: loopback})
 	if res := lax.Verify(context.Background(), srv.URL, "id", nil); !res.OK {
 		t.Fatalf("http with allowance: got %+v", res)
 	}
@@ -65,9 +77,57 @@ func TestTimeoutIsBounded(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	v := New(Config{Timeout: 200 * time.Millisecond, AllowHTTP: true})
+	v := New(Config{Timeout: 200 * time.Millisecond, AllowHTTP: true, Guard: loopback})
 	res := v.Verify(context.Background(), srv.URL, "id", nil)
 	if res.Reason != ReasonTimeout {
 		t.Fatalf("got %+v, want %s", res, ReasonTimeout)
+	}
+}
+
+func TestLoopbackReceiverIsBlockedWithoutAllowList(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer srv.Close()
+
+	res := New(Config{Timeout: time.Second, AllowHTTP: true}).Verify(context.Background(), srv.URL, "id", nil)
+	if res.OK || res.Reason != ReasonBlockedAddress {
+		t.Fatalf("verification of %s with the default guard: got %+v, want %s", srv.URL, res, ReasonBlockedAddress)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	for _, want := range []string{"refusing to connect to " + host, "loopback address", "--allowed-cidrs"} {
+		if !strings.Contains(res.Message, want) {
+			t.Errorf("message %q does not contain %q", res.Message, want)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("the receiver got %d requests; the guard must refuse before connecting", n)
+	}
+	// The same receiver passes once its range is allowed.
+	if res := New(Config{Timeout: time.Second, AllowHTTP: true, Guard: loopback}).Verify(context.Background(), srv.URL, "id", nil); !res.OK {
+		t.Fatalf("with 127.0.0.0/8 allowed: got %+v", res)
+	}
+}
+
+func TestMetadataAddressIsRefusedAtDial(t *testing.T) {
+	// Even with loopback allowed. Nothing listens on 169.254.169.254 here: a refusal in the dialer
+	// is the only way to get BlockedAddress rather than a timeout or a connection failure.
+	v := New(Config{Timeout: 2 * time.Second, AllowHTTP: true, Guard: loopback})
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "https://169.254.169.254/", "http://[::ffff:169.254.169.254]/"} {
+		res := v.Verify(context.Background(), u, "id", nil)
+		if res.Reason != ReasonBlockedAddress || !strings.Contains(res.Message, "cloud metadata address") {
+			t.Errorf("Verify(%s) = %+v, want %s naming the cloud metadata address", u, res, ReasonBlockedAddress)
+		}
+	}
+}
+
+func TestClassifyFindsWrappedBlockedErrors(t *testing.T) {
+	be := netguard.Default().Control("tcp4", "10.0.0.7:443", nil)
+	err := &url.Error{Op: "Post", URL: "https://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: be}}
+	res := Classify(err, time.Second)
+	if res.Reason != ReasonBlockedAddress || res.Message != "refusing to connect to 10.0.0.7:443: private address (10.0.0.0/8; allow it with --allowed-cidrs)" {
+		t.Fatalf("got %+v", res)
 	}
 }

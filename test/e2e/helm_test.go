@@ -52,6 +52,7 @@ import (
 
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/internal/controlplane"
+	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -332,7 +333,7 @@ func testCAPEM(t *testing.T) string {
 func TestHelmLintStrict(t *testing.T) {
 	cases := map[string]string{
 		"ci/lint-values.yaml": mustRead(t, filepath.Join(chartDir, "ci", "lint-values.yaml")),
-		"external NATS, ServiceMonitors, CA bundle, existing Secret": `
+		"external NATS, ServiceMonitors, CA bundle, existing Secret, SSRF ranges": `
 nats: {url: "nats://nats.nats.svc:4222", replicas: 3}
 dispatcher:
   replicas: 1
@@ -342,6 +343,7 @@ dispatcher:
 ingestTokens: {existingSecret: producer-tokens}
 serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}
 allowHTTP: true
+ssrf: {allowedCIDRs: ["10.96.45.12/32"], blockedCIDRs: ["198.18.0.0/15", "2001:db8::/32"]}
 extraCABundle: |
 ` + indent(testCAPEM(t), "  "),
 		"insecure metrics, no leader election, CRDs elsewhere": inlineTokens + `
@@ -608,6 +610,32 @@ func TestHelmTemplateAllowHTTPAndExtraCABundle(t *testing.T) {
 	}
 }
 
+func TestHelmTemplateSSRFGuard(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens+`ssrf: {allowedCIDRs: ["10.96.45.12/32", "fd00:abcd::/64"], blockedCIDRs: ["198.18.0.0/15"]}`+"\n")
+	mgr := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template
+	sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template
+	for name, tpl := range map[string]corev1.PodTemplateSpec{"manager": mgr, "dispatcher": sts} {
+		c := container(t, tpl.Spec, name)
+		g.Expect(c.Args).To(ContainElements("--allowed-cidrs=10.96.45.12/32,fd00:abcd::/64", "--blocked-cidrs=198.18.0.0/15"), name)
+		// The binaries parse them as netguard does.
+		for _, a := range append(withPrefix(c.Args, "--allowed-cidrs="), withPrefix(c.Args, "--blocked-cidrs=")...) {
+			var l netguard.CIDRList
+			g.Expect(l.Set(a[strings.Index(a, "=")+1:])).To(Succeed(), a)
+		}
+	}
+	// The defaults add no flag: the binaries' built-in block list applies.
+	objs = mustRender(t, inlineTokens)
+	for name, tpl := range map[string]corev1.PodTemplateSpec{
+		"manager":    typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template,
+		"dispatcher": typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template,
+	} {
+		args := container(t, tpl.Spec, name).Args
+		g.Expect(withPrefix(args, "--allowed-cidrs")).To(BeEmpty(), name)
+		g.Expect(withPrefix(args, "--blocked-cidrs")).To(BeEmpty(), name)
+	}
+}
+
 func TestHelmSchemaRejectsBadValues(t *testing.T) {
 	cases := []struct {
 		name, values, want string
@@ -624,6 +652,9 @@ func TestHelmSchemaRejectsBadValues(t *testing.T) {
 		{"NATS URL without scheme", inlineTokens + "nats: {url: \"nats.nats.svc:4222\"}\n", "at '/nats/url'"},
 		{"replicas as a string", inlineTokens + "dispatcher: {replicas: \"3\"}\n", "at '/dispatcher/replicas': got string, want integer"},
 		{"extraArgs not a flag", inlineTokens + "manager: {extraArgs: [\"verification-timeout=1s\"]}\n", "at '/manager/extraArgs/0'"},
+		{"allowed CIDR without a prefix length", inlineTokens + "ssrf: {allowedCIDRs: [\"10.1.2.3\"]}\n", "at '/ssrf/allowedCIDRs/0'"},
+		{"blocked CIDRs as a string", inlineTokens + "ssrf: {blockedCIDRs: \"10.0.0.0/8\"}\n", "at '/ssrf/blockedCIDRs': got string, want array"},
+		{"misspelt ssrf key", inlineTokens + "ssrf: {allowedCidrs: []}\n", "additional properties 'allowedCidrs' not allowed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

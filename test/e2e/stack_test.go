@@ -110,6 +110,7 @@ func TestLocalStackWithTheChartsSettings(t *testing.T) {
 	ctx := context.Background()
 	objs := mustRender(t, `clientId: hookline-e2e
 allowHTTP: true
+ssrf: {allowedCIDRs: ["127.0.0.0/8", "::1/128"]}
 ingestTokens:
   tokens:
   - {name: e2e, token: `+e2eToken+`, accounts: ["acc-e2e"]}

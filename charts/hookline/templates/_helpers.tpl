@@ -91,6 +91,13 @@ Container settings shared by both components: image, flags every component takes
 {{- if .Values.extraCABundle }}
 - --extra-ca-bundle=/etc/hookline/ca/ca.crt
 {{- end }}
+{{- $ssrf := .Values.ssrf | default dict }}
+{{- with $ssrf.allowedCIDRs }}
+- {{ printf "--allowed-cidrs=%s" (join "," .) | quote }}
+{{- end }}
+{{- with $ssrf.blockedCIDRs }}
+- {{ printf "--blocked-cidrs=%s" (join "," .) | quote }}
+{{- end }}
 {{- end }}
 
 {{- define "hookline.extraCA.volumeMount" -}}

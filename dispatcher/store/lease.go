@@ -1,0 +1,248 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LeaseBucket holds the delivery lease of dispatchers sharing an external NATS cluster.
+const (
+	LeaseBucket = "HOOKLINE_LEASE"
+	leaseKey    = "delivery"
+)
+
+// ErrLeaseLost says that the delivery lease could not be renewed in time or was taken over.
+var ErrLeaseLost = errors.New("delivery lease lost")
+
+// LeaseConfig configures the delivery lease.
+type LeaseConfig struct {
+	// URL of the NATS cluster (the store's URL).
+	URL string
+	// Replicas of the lease bucket.
+	Replicas int
+	// Identity names this dispatcher (its pod name). A dispatcher restarting under the same
+	// identity takes its own lease back at once instead of waiting for it to expire.
+	Identity string
+	// TTL is how long a lease outlives its holder's last renewal; renewals come every TTL/4.
+	TTL time.Duration
+}
+
+// Lease is the delivery lease: of the dispatchers sharing one NATS cluster, only the holder
+// delivers, so that per-webhook order holds and no notification is sent twice by two replicas.
+// The others wait, ready to take over within TTL of the holder's death.
+//
+// The lease is a key in a key-value bucket whose entries expire TTL after their last write. The
+// holder renews with a compare-and-set on the revision it wrote last; a failed compare means
+// somebody else holds the key now. A holder that cannot renew for TTL minus a safety margin gives
+// up (Lost is closed) before the key can expire, so two holders never overlap.
+type Lease struct {
+	cfg LeaseConfig
+	nc  *nats.Conn
+	kv  jetstream.KeyValue
+	log logr.Logger
+	rev uint64
+	// renewed is when the last successful write was sent: the store's expiry counts from a moment
+	// no earlier than that.
+	renewed time.Time
+	lost    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+// AcquireLease connects to the cluster and blocks until this dispatcher holds the delivery lease
+// (or ctx ends). Call Keep to renew it.
+func AcquireLease(ctx context.Context, cfg LeaseConfig, log logr.Logger) (*Lease, error) {
+	if cfg.TTL <= 0 {
+		return nil, errors.New("the delivery lease needs a TTL")
+	}
+	if cfg.Identity == "" {
+		return nil, errors.New("the delivery lease needs an identity")
+	}
+	nc, err := nats.Connect(cfg.URL, nats.Name("hookline-dispatcher-lease"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	l := &Lease{cfg: cfg, nc: nc, log: log, lost: make(chan struct{})}
+	if err := l.acquire(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Lease) acquire(ctx context.Context) error {
+	js, err := jetstream.New(l.nc)
+	if err != nil {
+		return err
+	}
+	replicas := max(l.cfg.Replicas, 1)
+	retry := time.NewTicker(max(l.cfg.TTL/8, 50*time.Millisecond))
+	defer retry.Stop()
+	waitingFor := ""
+	for {
+		if l.kv == nil {
+			l.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket:      LeaseBucket,
+				Description: "hookline: which dispatcher delivers",
+				History:     1,
+				TTL:         l.cfg.TTL,
+				Storage:     jetstream.FileStorage,
+				Replicas:    replicas,
+			})
+			if err != nil {
+				l.kv = nil
+				l.log.Info("Delivery lease bucket unavailable; retrying", "error", err.Error())
+			}
+		}
+		if l.kv != nil {
+			held, holder, err := l.try(ctx)
+			switch {
+			case held:
+				l.log.Info("Holding the delivery lease", "identity", l.cfg.Identity)
+				return nil
+			case err != nil:
+				l.log.Info("Delivery lease unavailable; retrying", "error", err.Error())
+			case holder != waitingFor:
+				waitingFor = holder
+				l.log.Info("Standing by: another dispatcher delivers", "holder", holder, "ttl", l.cfg.TTL)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-retry.C:
+		}
+	}
+}
+
+// try takes the lease when it is free or still ours from a previous run.
+func (l *Lease) try(ctx context.Context) (held bool, holder string, err error) {
+	sent := time.Now()
+	rev, err := l.kv.Create(ctx, leaseKey, []byte(l.cfg.Identity))
+	if err == nil {
+		l.rev, l.renewed = rev, sent
+		return true, "", nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, "", err
+	}
+	e, err := l.kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, "", nil // expired between the two calls: the next try creates it
+	}
+	if err != nil {
+		return false, "", err
+	}
+	if string(e.Value()) != l.cfg.Identity {
+		return false, string(e.Value()), nil
+	}
+	// Our own lease from before a restart: nobody else can hold it, take it back.
+	sent = time.Now()
+	if l.rev, err = l.kv.Update(ctx, leaseKey, []byte(l.cfg.Identity), e.Revision()); err != nil {
+		return false, "", err
+	}
+	l.renewed = sent
+	return true, "", nil
+}
+
+// Keep renews the lease until ctx ends; start it right after AcquireLease, and call Release once
+// delivery has stopped. If the
+// lease is lost, Lost is closed and Err says why: the caller must stop delivering at once.
+func (l *Lease) Keep(ctx context.Context) {
+	every := l.cfg.TTL / 4
+	// Give up a quarter TTL before the key could expire: the store's clock and ours may run at
+	// slightly different rates, and delivery must have stopped before another dispatcher can take
+	// over.
+	deadline := l.renewed.Add(l.cfg.TTL * 3 / 4)
+	t := time.NewTicker(max(every/4, 10*time.Millisecond))
+	defer t.Stop()
+	next := l.renewed.Add(every)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			l.fail(fmt.Errorf("%w: not renewed within %s", ErrLeaseLost, l.cfg.TTL*3/4))
+			return
+		}
+		if now.Before(next) {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, every)
+		rev, err := l.kv.Update(rctx, leaseKey, []byte(l.cfg.Identity), l.rev)
+		cancel()
+		switch {
+		case err == nil:
+			l.rev, l.renewed = rev, now
+			deadline = now.Add(l.cfg.TTL * 3 / 4)
+			next = now.Add(every)
+		case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err):
+			l.fail(fmt.Errorf("%w: taken over by another dispatcher", ErrLeaseLost))
+			return
+		default:
+			// The cluster may be electing a leader; try again on the next tick until the deadline.
+			l.log.Info("Renewing the delivery lease failed; retrying", "error", err.Error())
+		}
+	}
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+func (l *Lease) fail(err error) {
+	l.once.Do(func() {
+		l.err = err
+		close(l.lost)
+	})
+}
+
+// Release gives the lease up so that a standby takes over without waiting for the TTL. Call it
+// after Keep has returned and delivery has stopped.
+func (l *Lease) Release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.kv.Delete(ctx, leaseKey, jetstream.LastRevision(l.rev)); err != nil {
+		l.log.Info("Releasing the delivery lease failed; it expires on its own", "error", err.Error())
+	} else {
+		l.log.Info("Released the delivery lease")
+	}
+	l.fail(errors.New("delivery lease released"))
+	l.nc.Close()
+}
+
+// Lost is closed when the lease is lost or released.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err says why the lease ended, once Lost is closed.
+func (l *Lease) Err() error {
+	<-l.lost
+	return l.err
+}

@@ -1,0 +1,137 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+)
+
+// natsURL starts an embedded JetStream server reachable over TCP and returns its URL.
+func natsURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), ListenAddress: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return "nats://" + addr
+}
+
+func acquireIn(ctx context.Context, url, identity string, ttl time.Duration) (chan *Lease, chan error) {
+	got, failed := make(chan *Lease, 1), make(chan error, 1)
+	go func() {
+		l, err := AcquireLease(ctx, LeaseConfig{URL: url, Identity: identity, TTL: ttl}, logr.Discard())
+		if err != nil {
+			failed <- err
+			return
+		}
+		got <- l
+	}()
+	return got, failed
+}
+
+// One holder at a time; a released lease passes to the standby at once.
+func TestLeaseHasOneHolderAndPassesOnRelease(t *testing.T) {
+	g := NewWithT(t)
+	url := natsURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = 2 * time.Second
+
+	aCh, _ := acquireIn(ctx, url, "a", ttl)
+	var a *Lease
+	g.Eventually(aCh).WithTimeout(10 * time.Second).Should(Receive(&a))
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	go a.Keep(keepCtx)
+
+	bCh, _ := acquireIn(ctx, url, "b", ttl)
+	// Renewed every TTL/4, a's lease never expires: b keeps standing by for several TTLs.
+	g.Consistently(bCh).WithTimeout(3 * ttl).WithPolling(50 * time.Millisecond).ShouldNot(Receive())
+	g.Expect(a.Lost()).NotTo(BeClosed())
+
+	stopKeep()
+	released := time.Now()
+	a.Release()
+	var b *Lease
+	g.Eventually(bCh).WithTimeout(ttl).Should(Receive(&b), "a released lease passes on without waiting for the TTL")
+	t.Logf("standby took over %s after the release", time.Since(released).Round(time.Millisecond))
+	b.Release()
+}
+
+// A holder that cannot renew gives up before its lease can expire, and only then may the standby
+// take it: two deliverers never overlap.
+func TestLeaseHolderGivesUpBeforeStandbyTakesOver(t *testing.T) {
+	g := NewWithT(t)
+	url := natsURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = 2 * time.Second
+
+	aCh, _ := acquireIn(ctx, url, "a", ttl)
+	var a *Lease
+	g.Eventually(aCh).WithTimeout(10 * time.Second).Should(Receive(&a))
+	go a.Keep(ctx)
+	bCh, _ := acquireIn(ctx, url, "b", ttl)
+	g.Consistently(bCh).WithTimeout(ttl / 2).ShouldNot(Receive())
+
+	// a is cut off from the cluster: its renewals fail from now on.
+	a.nc.Close()
+	lostAt := make(chan time.Time, 1)
+	go func() { <-a.Lost(); lostAt <- time.Now() }()
+	var b *Lease
+	g.Eventually(bCh).WithTimeout(3 * ttl).Should(Receive(&b))
+	took := time.Now()
+	var lost time.Time
+	g.Expect(lostAt).To(Receive(&lost), "the standby took over while the old holder still delivered")
+	g.Expect(took).To(BeTemporally(">", lost))
+	t.Logf("old holder gave up %s before the standby took over", took.Sub(lost).Round(time.Millisecond))
+	g.Expect(a.Err()).To(MatchError(ErrLeaseLost))
+	b.Release()
+}
+
+// A dispatcher restarting under its own identity takes its lease back at once.
+func TestLeaseIsTakenBackBySameIdentity(t *testing.T) {
+	g := NewWithT(t)
+	url := natsURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = time.Minute // far longer than the test: only the identity can explain a takeover
+
+	first, _ := acquireIn(ctx, url, "dispatcher-0", ttl)
+	var a *Lease
+	g.Eventually(first).WithTimeout(10 * time.Second).Should(Receive(&a))
+	a.nc.Close() // killed without releasing
+
+	other, _ := acquireIn(ctx, url, "dispatcher-1", ttl)
+	again, _ := acquireIn(ctx, url, "dispatcher-0", ttl)
+	var b *Lease
+	g.Eventually(again).WithTimeout(5 * time.Second).Should(Receive(&b))
+	g.Consistently(other).WithTimeout(500 * time.Millisecond).ShouldNot(Receive())
+	b.Release()
+}

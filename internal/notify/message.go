@@ -1,0 +1,224 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package notify
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// compose builds the RFC 5322 message about p. Every value that reaches a header is cleaned of
+// control characters, so that a crafted name cannot add a header or end the header block; the body
+// is quoted-printable, so that no line of it can be read as SMTP or MIME structure.
+func compose(p Problem, from *mail.Address, to []*mail.Address, now time.Time) ([]byte, error) {
+	ns, name := clean(truncate(p.Namespace, 253)), clean(truncate(p.Name, 253))
+	var b bytes.Buffer
+	header := func(k, v string) { b.WriteString(k + ": " + v + "\r\n") }
+	header("From", from.String())
+	addrs := make([]string, len(to))
+	for i, a := range to {
+		addrs[i] = a.String()
+	}
+	header("To", strings.Join(addrs, ",\r\n ")) // folded: ten long addresses exceed a line's 998 octets
+	header("Subject", mime.QEncoding.Encode("utf-8", subject(p.Kind, ns, name)))
+	header("Date", now.Format(time.RFC1123Z))
+	id, err := messageID(from, now)
+	if err != nil {
+		return nil, err
+	}
+	header("Message-ID", id)
+	header("MIME-Version", "1.0")
+	header("Content-Type", "text/plain; charset=utf-8")
+	header("Content-Transfer-Encoding", "quoted-printable")
+	// RFC 3834: no out-of-office replies to a robot.
+	header("Auto-Submitted", "auto-generated")
+	b.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	if _, err := qp.Write([]byte(body(p, ns, name, now))); err != nil {
+		return nil, err
+	}
+	if err := qp.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func subject(k Kind, ns, name string) string {
+	what := "keeps failing"
+	if k == AutoDisabled {
+		what = "auto-disabled"
+	}
+	return fmt.Sprintf("[hookline] Webhook %s/%s %s", ns, name, what)
+}
+
+func messageID(from *mail.Address, now time.Time) (string, error) {
+	var r [12]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	domain := "hookline.invalid"
+	if i := strings.LastIndexByte(from.Address, '@'); i >= 0 && i < len(from.Address)-1 {
+		domain = from.Address[i+1:]
+	}
+	return fmt.Sprintf("<%s.%s@%s>", now.UTC().Format("20060102T150405Z"), hex.EncodeToString(r[:]), domain), nil
+}
+
+func body(p Problem, ns, name string, now time.Time) string {
+	var b strings.Builder
+	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	field := func(label, value string) { fmt.Fprintf(&b, "%-22s %s\n", label+":", value) }
+	since := "unknown"
+	if !p.Since.IsZero() {
+		since = fmt.Sprintf("%s (%s ago)", p.Since.UTC().Format(time.RFC3339), now.Sub(p.Since).Round(time.Minute))
+	}
+	switch p.Kind {
+	case AutoDisabled:
+		line("hookline has auto-disabled the webhook %s/%s:", ns, name)
+		line("no notification could be delivered to its endpoint for too long. Nothing is")
+		line("queued or sent to it any more; events that happen before it is reactivated")
+		line("are lost.")
+	default:
+		line("Deliveries to the webhook %s/%s keep failing.", ns, name)
+		line("hookline keeps retrying with growing delays; notifications that cannot be")
+		line("delivered in time are dropped, and a webhook without any successful delivery")
+		line("for long enough is auto-disabled.")
+	}
+	line("")
+	field("Webhook", ns+"/"+name)
+	if p.UID != "" {
+		field("UID", clean(p.UID))
+	}
+	if p.AccountID != "" {
+		field("Account", clean(truncate(p.AccountID, 256)))
+	}
+	if p.URL != "" {
+		field("Endpoint", redactURL(p.URL))
+	}
+	field("Failing since", since)
+	field("Consecutive failures", fmt.Sprint(p.ConsecutiveFailures))
+	field("Queued notifications", fmt.Sprint(p.QueueDepth))
+	if p.LastError != "" {
+		field("Last error", clean(truncate(redactError(p.LastError, p.URL), 1000)))
+	}
+	line("")
+	line("What to do:")
+	line("1. Make the endpoint answer hookline's POSTs with a 2xx status within the")
+	line("   delivery timeout (check its availability, TLS certificate and any firewall")
+	line("   in between).")
+	qns, qname := shellQuote(ns), shellQuote(name)
+	if p.Kind == AutoDisabled {
+		line("2. Reactivate the webhook; hookline verifies the endpoint again first:")
+		line("     kubectl annotate webhook %s -n %s %s=$(date +%%s) --overwrite", qname, qns, hooklinev1.ReactivateAnnotation)
+		line("   or, with hookline's CLI:")
+		line("     hookline reactivate -n %s %s --wait", qns, qname)
+		line("   If the Webhook is managed in Git, commit a new value of its")
+		line("   %s annotation instead.", hooklinev1.ReactivateAnnotation)
+	} else {
+		line("2. Deliveries resume on their own once the endpoint answers; nothing needs")
+		line("   reactivating.")
+	}
+	line("")
+	line("Status: kubectl get webhook %s -n %s -o yaml", qname, qns)
+	line("    or: hookline status -n %s %s", qns, qname)
+	line("")
+	line("You receive this because your address is in spec.problemNotificationEmails")
+	line("of this Webhook; remove it there to stop these messages.")
+	return b.String()
+}
+
+// clean makes s safe for a header or a single body line: valid UTF-8 without control characters
+// (CR and LF above all).
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// isControl covers C0, DEL, C1 and the Unicode line and paragraph separators.
+func isControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// redactURL shows where the endpoint is but not what may authenticate to it: a query string often
+// carries a token, so it is replaced, as user info and the fragment are dropped.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(not shown: not a valid URL)"
+	}
+	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = "", false
+		return clean(u.String()) + "?… (query not shown)"
+	}
+	return clean(u.String())
+}
+
+// redactError removes the endpoint's query and user info from an error message, which Go's HTTP
+// client prefixes with the full URL.
+func redactError(msg, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return msg
+	}
+	if u.RawQuery != "" {
+		msg = strings.ReplaceAll(msg, u.RawQuery, "…")
+	}
+	if u.User != nil {
+		msg = strings.ReplaceAll(msg, u.User.String()+"@", "")
+	}
+	return msg
+}
+
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe, as Kubernetes names are, so that
+// a command copied from the e-mail runs what it says.
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,526 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package notify e-mails a Webhook's spec.problemNotificationEmails when its deliveries keep
+// failing or it is auto-disabled, through a configured SMTP server (a relay such as Postfix, Amazon
+// SES, SendGrid or Mailgun on port 587 with STARTTLS).
+//
+// It uses the standard library's net/smtp client: it has what a relay needs (STARTTLS, AUTH PLAIN
+// that refuses to send the password in the clear except to localhost, per-command validation
+// against CR/LF), it is frozen but security-maintained, and it keeps a third-party SMTP client out
+// of the dispatcher's binary.
+//
+// Notify sends synchronously; Enqueue hands a problem to a bounded queue drained by the worker that
+// Start runs, so that the delivery path never waits for a mail server.
+package notify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+)
+
+// Kind is what went wrong with a webhook.
+type Kind string
+
+// Kinds of problems.
+const (
+	// SustainedFailure: deliveries to the webhook keep failing; hookline keeps retrying.
+	SustainedFailure Kind = "SustainedFailure"
+	// AutoDisabled: the webhook was auto-disabled; nothing is delivered until it is reactivated.
+	AutoDisabled Kind = "AutoDisabled"
+)
+
+func (k Kind) valid() bool { return k == SustainedFailure || k == AutoDisabled }
+
+// STARTTLS modes of Config.StartTLS.
+const (
+	// StartTLSAuto upgrades the connection when the server offers STARTTLS. Without it, net/smtp
+	// still refuses to send a password unless the server is localhost.
+	StartTLSAuto = "auto"
+	// StartTLSAlways fails unless the server offers STARTTLS: use it for any server across a network.
+	StartTLSAlways = "always"
+	// StartTLSNever never upgrades (a local relay or sidecar on localhost).
+	StartTLSNever = "never"
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultTimeout     = 30 * time.Second
+	DefaultMinInterval = time.Hour
+	DefaultQueueSize   = 256
+)
+
+var (
+	// ErrSuppressed is returned by Notify when an e-mail of the same kind was sent for the same
+	// webhook less than Config.MinInterval ago. It is counted, not logged as an error.
+	ErrSuppressed = errors.New("problem e-mail suppressed: one of this kind was sent for this webhook within the minimum interval")
+	// ErrNoRecipients is returned by Notify when none of Problem.To is a valid address.
+	ErrNoRecipients = errors.New("no valid problem-notification address")
+)
+
+// Config is where and how problem e-mails are sent.
+type Config struct {
+	// Address is the SMTP server, host:port (e.g. smtp.example.com:587).
+	Address string
+	// From is the sender, an RFC 5322 address such as "hookline <hookline@example.com>". It is both
+	// the envelope sender and the From header.
+	From string
+	// Username, when set, authenticates with AUTH PLAIN, which net/smtp allows only over TLS or to
+	// localhost.
+	Username string
+	// Password is Username's password. Prefer PasswordFile; at most one of the two may be set.
+	// Neither is ever logged.
+	Password string
+	// PasswordFile is a file holding the password (a mounted Secret key), read at each send so that
+	// a rotated Secret takes effect without a restart. A trailing newline is ignored.
+	PasswordFile string
+	// StartTLS is StartTLSAuto (the default when empty), StartTLSAlways or StartTLSNever.
+	StartTLS string
+	// RootCAs verify the server's certificate; nil means the system pool.
+	RootCAs *x509.CertPool
+	// LocalName is the name sent with EHLO; empty sends "localhost", as net/smtp does. Some relays
+	// want a resolvable name here.
+	LocalName string
+	// Timeout bounds one e-mail, from dialling to QUIT; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MinInterval is the least time between two e-mails of the same kind for the same webhook, so
+	// that a flapping webhook does not flood its owners; 0 means DefaultMinInterval, a negative
+	// value disables the limit.
+	MinInterval time.Duration
+	// QueueSize is how many problems Enqueue holds for the worker; 0 means DefaultQueueSize.
+	QueueSize int
+	// Metrics receives the counters; nil creates unregistered ones.
+	Metrics *Metrics
+}
+
+// MarshalLog implements logr.Marshaler, so that logging a Config never shows the password.
+func (c Config) MarshalLog() any {
+	return struct {
+		Address, From, Username, Password, PasswordFile, StartTLS, LocalName string
+		Timeout, MinInterval                                                 time.Duration
+		QueueSize                                                            int
+	}{c.Address, c.From, c.Username, redacted(c.Password), c.PasswordFile, c.StartTLS, c.LocalName,
+		c.Timeout, c.MinInterval, c.QueueSize}
+}
+
+// String keeps the password out of fmt's %v and %+v.
+func (c Config) String() string {
+	return fmt.Sprintf("{Address:%s From:%s Username:%s Password:%s PasswordFile:%s StartTLS:%s Timeout:%s MinInterval:%s}",
+		c.Address, c.From, c.Username, redacted(c.Password), c.PasswordFile, c.StartTLS, c.Timeout, c.MinInterval)
+}
+
+// GoString keeps the password out of fmt's %#v.
+func (c Config) GoString() string { return "notify.Config" + c.String() }
+
+func redacted(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "<redacted>"
+}
+
+// Problem is one webhook problem to tell its owners about. Only what the webhook's owners may see
+// goes here: never a client certificate, token or other secret.
+type Problem struct {
+	Kind Kind
+	// Namespace, Name and UID identify the Webhook.
+	Namespace, Name, UID string
+	// URL is spec.url; its user info and query are left out of the e-mail.
+	URL string
+	// AccountID is the Acrobat Sign account the webhook's namespace is bound to.
+	AccountID string
+	// Since is when the failing streak began (status.failingSince).
+	Since time.Time
+	// ConsecutiveFailures counts failed attempts since the last success.
+	ConsecutiveFailures int
+	// LastError is the reason and message of the last failed attempt.
+	LastError string
+	// QueueDepth is the number of queued notifications (status.pendingNotifications).
+	QueueDepth int
+	// To are spec.problemNotificationEmails; invalid ones are skipped.
+	To []string
+}
+
+type rateKey struct {
+	uid  string
+	kind Kind
+}
+
+// Notifier sends problem e-mails. Its methods are safe for concurrent use.
+type Notifier struct {
+	cfg     Config
+	from    *mail.Address
+	host    string
+	clk     clock.PassiveClock
+	log     logr.Logger
+	metrics *Metrics
+	queue   chan Problem
+
+	mu   sync.Mutex
+	last map[rateKey]time.Time // when the last e-mail of a key was sent, or is being sent
+}
+
+// New checks cfg and returns a Notifier. clk dates the messages and drives the rate limit.
+func New(cfg Config, clk clock.PassiveClock, log logr.Logger) (*Notifier, error) {
+	host, port, err := net.SplitHostPort(cfg.Address)
+	if err != nil || host == "" || port == "" {
+		return nil, fmt.Errorf("SMTP address %q: want host:port", cfg.Address)
+	}
+	from, err := parseAddress(cfg.From)
+	if err != nil {
+		return nil, fmt.Errorf("sender address %q: %w", cfg.From, err)
+	}
+	switch cfg.StartTLS {
+	case "":
+		cfg.StartTLS = StartTLSAuto
+	case StartTLSAuto, StartTLSAlways, StartTLSNever:
+	default:
+		return nil, fmt.Errorf("STARTTLS mode %q: want %s, %s or %s", cfg.StartTLS, StartTLSAuto, StartTLSAlways, StartTLSNever)
+	}
+	if cfg.Password != "" && cfg.PasswordFile != "" {
+		return nil, errors.New("set the SMTP password or the password file, not both")
+	}
+	if cfg.Username == "" && (cfg.Password != "" || cfg.PasswordFile != "") {
+		return nil, errors.New("an SMTP password needs a username")
+	}
+	if strings.ContainsAny(cfg.Username+cfg.LocalName, "\r\n") {
+		return nil, errors.New("the SMTP username and local name must not contain line breaks")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MinInterval == 0 {
+		cfg.MinInterval = DefaultMinInterval
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Notifier{
+		cfg: cfg, from: from, host: host, clk: clk, log: log, metrics: m,
+		queue: make(chan Problem, cfg.QueueSize),
+		last:  map[rateKey]time.Time{},
+	}, nil
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: the worker sends what this
+// process enqueues, as the status Reporter writes what this process delivers.
+func (n *Notifier) NeedLeaderElection() bool { return false }
+
+// Start drains the queue of Enqueue until ctx ends (manager.Runnable). What is still queued then is
+// counted as dropped.
+func (n *Notifier) Start(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case p := <-n.queue:
+					n.metrics.count(p.Kind, OutcomeDropped)
+				default:
+					return nil
+				}
+			}
+		case p := <-n.queue:
+			if ctx.Err() != nil { // select picks at random among ready cases
+				n.metrics.count(p.Kind, OutcomeDropped)
+				continue
+			}
+			_ = n.Notify(ctx, p) // Notify logs and counts its outcome
+		}
+	}
+}
+
+// Enqueue hands p to the worker without waiting. A problem that would be suppressed is counted so
+// at once; when the queue is full, p is dropped, counted and logged.
+func (n *Notifier) Enqueue(p Problem) {
+	if !p.Kind.valid() {
+		n.log.Error(nil, "Unknown problem kind; not enqueued", "kind", p.Kind, "webhook", p.Namespace+"/"+p.Name)
+		return
+	}
+	if n.suppressed(p) {
+		n.metrics.count(p.Kind, OutcomeSuppressed)
+		n.log.V(1).Info("Problem e-mail suppressed: one was sent recently", "webhook", p.Namespace+"/"+p.Name, "kind", p.Kind)
+		return
+	}
+	p.To = slices.Clone(p.To) // the caller may hand us a slice of a cached object
+	select {
+	case n.queue <- p:
+	default:
+		n.metrics.count(p.Kind, OutcomeDropped)
+		n.log.Info("Problem e-mail queue full; dropping", "webhook", p.Namespace+"/"+p.Name, "kind", p.Kind, "queueSize", cap(n.queue))
+	}
+}
+
+// Forget drops the rate-limit memory of a deleted webhook.
+func (n *Notifier) Forget(uid string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.last, rateKey{uid, SustainedFailure})
+	delete(n.last, rateKey{uid, AutoDisabled})
+}
+
+// Notify sends one e-mail about p to all its valid recipients, unless one of the same kind was sent
+// for the same webhook within Config.MinInterval (ErrSuppressed). It logs and counts its outcome;
+// it returns ErrNoRecipients, without counting an e-mail, when no address of p.To is valid.
+func (n *Notifier) Notify(ctx context.Context, p Problem) error {
+	if !p.Kind.valid() {
+		return fmt.Errorf("unknown problem kind %q", p.Kind)
+	}
+	log := n.log.WithValues("webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind)
+	now := n.clk.Now()
+	release, ok := n.reserve(p, now)
+	if !ok {
+		n.metrics.count(p.Kind, OutcomeSuppressed)
+		log.V(1).Info("Problem e-mail suppressed: one was sent recently")
+		return ErrSuppressed
+	}
+	to := n.recipients(p, log)
+	if len(to) == 0 {
+		release()
+		return ErrNoRecipients
+	}
+	msg, err := compose(p, n.from, to, now)
+	if err == nil {
+		err = n.send(ctx, to, msg, log)
+	}
+	if err != nil {
+		release() // a later problem may try again at once
+		n.metrics.count(p.Kind, OutcomeFailed)
+		log.Error(err, "Sending problem e-mail failed", "server", n.cfg.Address)
+		return fmt.Errorf("sending problem e-mail for webhook %s/%s: %w", clean(p.Namespace), clean(p.Name), err)
+	}
+	n.metrics.count(p.Kind, OutcomeSent)
+	log.Info("Sent problem e-mail", "recipients", len(to))
+	return nil
+}
+
+// suppressed tells whether Notify(p) would now return ErrSuppressed.
+func (n *Notifier) suppressed(p Problem) bool {
+	if n.cfg.MinInterval < 0 {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.last[rateKey{p.UID, p.Kind}]
+	return ok && n.clk.Since(t) < n.cfg.MinInterval
+}
+
+// reserve records an e-mail for p's webhook and kind at now unless one was recorded less than
+// MinInterval before; recording before sending keeps two concurrent calls from both sending.
+// release undoes the record when nothing was sent.
+func (n *Notifier) reserve(p Problem, now time.Time) (release func(), ok bool) {
+	if n.cfg.MinInterval < 0 {
+		return func() {}, true
+	}
+	k := rateKey{p.UID, p.Kind}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	prev, had := n.last[k]
+	if had && now.Sub(prev) < n.cfg.MinInterval {
+		return nil, false
+	}
+	// Forget expired records, so that the map does not keep every webhook that ever failed.
+	if len(n.last) >= 1024 {
+		for key, t := range n.last {
+			if now.Sub(t) >= n.cfg.MinInterval {
+				delete(n.last, key)
+			}
+		}
+	}
+	n.last[k] = now
+	return func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.last[k].Equal(now) {
+			if had {
+				n.last[k] = prev
+			} else {
+				delete(n.last, k)
+			}
+		}
+	}, true
+}
+
+// recipients parses p.To, skipping (and counting) what is not a single valid address and dropping
+// duplicates.
+func (n *Notifier) recipients(p Problem, log logr.Logger) []*mail.Address {
+	var out []*mail.Address
+	seen := map[string]bool{}
+	for _, raw := range p.To {
+		a, err := parseAddress(raw)
+		if err != nil {
+			n.metrics.invalidRecipients.Inc()
+			// Quoted, so that a crafted address cannot forge log lines.
+			log.Info("Skipping an invalid problem-notification address", "address", strconv.Quote(truncate(raw, 256)), "reason", err.Error())
+			continue
+		}
+		if k := strings.ToLower(a.Address); !seen[k] {
+			seen[k] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// parseAddress accepts exactly one RFC 5322 address with no control characters anywhere: a CR or
+// LF would let a crafted value add headers or SMTP commands.
+func parseAddress(s string) (*mail.Address, error) {
+	if strings.IndexFunc(s, isControl) >= 0 {
+		return nil, errors.New("contains control characters")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, err
+	}
+	if strings.IndexFunc(a.Address, isControl) >= 0 || strings.IndexFunc(a.Name, isControl) >= 0 {
+		return nil, errors.New("contains control characters")
+	}
+	return a, nil
+}
+
+// send delivers msg to the recipients through the configured server, within Config.Timeout.
+func (n *Notifier) send(ctx context.Context, to []*mail.Address, msg []byte, log logr.Logger) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
+	defer func() {
+		// The connection's deadline may expire a moment before ctx does: say which limit was hit
+		// either way, so that callers can test for context.DeadlineExceeded or Canceled.
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("%w: %w", ctx.Err(), err)
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			err = fmt.Errorf("%w (timeout %s): %w", context.DeadlineExceeded, n.cfg.Timeout, err)
+		}
+	}()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", n.cfg.Address)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// net/smtp knows no context: a deadline bounds a slow server, and cancelling ctx (shutdown)
+	// expires it at once.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	c, err := smtp.NewClient(conn, n.host)
+	if err != nil {
+		return fmt.Errorf("greeting: %w", err)
+	}
+	defer c.Close()
+	if n.cfg.LocalName != "" {
+		if err := c.Hello(n.cfg.LocalName); err != nil {
+			return fmt.Errorf("EHLO: %w", err)
+		}
+	}
+	if n.cfg.StartTLS != StartTLSNever {
+		offered, _ := c.Extension("STARTTLS")
+		switch {
+		case offered:
+			tc := &tls.Config{ServerName: n.host, RootCAs: n.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+			if err := c.StartTLS(tc); err != nil {
+				return fmt.Errorf("STARTTLS: %w", err)
+			}
+		case n.cfg.StartTLS == StartTLSAlways:
+			return errors.New("the server does not offer STARTTLS, which is required")
+		}
+	}
+	if n.cfg.Username != "" {
+		if ok, _ := c.Extension("AUTH"); !ok {
+			return errors.New("the server does not offer AUTH, but a username is configured")
+		}
+		password, err := n.password()
+		if err != nil {
+			return err
+		}
+		// PlainAuth refuses to send the password unless the connection is TLS or to localhost, so an
+		// attacker stripping STARTTLS from the server's answer gets nothing.
+		if err := c.Auth(smtp.PlainAuth("", n.cfg.Username, password, n.host)); err != nil {
+			return fmt.Errorf("authenticating: %w", err)
+		}
+	}
+	if err := c.Mail(n.from.Address); err != nil {
+		return fmt.Errorf("MAIL FROM: %w", err)
+	}
+	accepted := 0
+	for _, a := range to {
+		if err := c.Rcpt(a.Address); err != nil {
+			// A refused recipient (unknown mailbox, relay denied for that domain) must not cost the
+			// others their e-mail; anything else is a broken session.
+			var te *textproto.Error
+			if !errors.As(err, &te) {
+				return fmt.Errorf("RCPT TO: %w", err)
+			}
+			log.Info("The SMTP server refused a problem-notification address", "address", a.Address, "reply", te.Error())
+			continue
+		}
+		accepted++
+	}
+	if accepted == 0 {
+		return errors.New("the server refused every recipient")
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fmt.Errorf("DATA: %w", err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return fmt.Errorf("writing the message: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("ending the message: %w", err)
+	}
+	// The server has taken the message; a failed QUIT changes nothing for its recipients.
+	_ = c.Quit()
+	return nil
+}
+
+func (n *Notifier) password() (string, error) {
+	if n.cfg.PasswordFile == "" {
+		return n.cfg.Password, nil
+	}
+	b, err := os.ReadFile(n.cfg.PasswordFile)
+	if err != nil {
+		// The path is not secret; the error from os names it and nothing of the content.
+		return "", fmt.Errorf("reading the SMTP password file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
