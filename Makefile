@@ -66,8 +66,21 @@ controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module
 ##@ Test
 
 .PHONY: test
-test: controlplane build vet ## Build the control plane and the binaries, and run every test against them.
+test: controlplane build vet ## Build the control plane and the binaries, and run every test (quick fault suite and a short fuzz run included).
 	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./... 
+	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
+
+# Fuzz time per target: a short run inside make test, a long one in make fuzz.
+TEST_FUZZTIME ?= 3s
+FUZZTIME ?= 5m
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME (5m) each; prints executions per target.
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+.PHONY: faults
+faults: controlplane build ## Run the long fault suite (kills, API outage, NATS cluster); prints sent/acknowledged/delivered/duplicates.
+	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) hack/faults.sh
 
 ##@ Benchmarks
 

@@ -135,11 +135,31 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := s.ensureAssets(ctx); err != nil {
+	if err := s.ensureAssetsRetrying(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// assetsPatience bounds how long Open waits for a cluster that cannot answer yet.
+const assetsPatience = 2 * time.Minute
+
+// ensureAssetsRetrying creates the assets, waiting out a cluster that is electing leaders (a node
+// just died) instead of failing the dispatcher's start.
+func (s *Store) ensureAssetsRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(assetsPatience)
+	for {
+		err := s.ensureAssets(ctx)
+		if err == nil || s.cfg.URL == "" || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func startEmbedded(cfg Config) (*server.Server, error) {
