@@ -45,14 +45,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -879,12 +882,48 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			{dispSA, "create", "leases.coordination.k8s.io", []string{"-n", namespace}, false},
 			{dispSA, "create", "tokenreviews.authentication.k8s.io", nil, false},
 			{dispSA, "create", "pods", []string{"-n", namespace}, false},
+			{dispSA, "watch", "secrets", inTenant, false},
+			{dispSA, "get", "configmaps", inTenant, false},
+			{dispSA, "create", "webhooks.hookline.io", inTenant, false},
+			{dispSA, "patch", "namespaces", nil, false},
+			{dispSA, "impersonate", "serviceaccounts", inTenant, false},
+			{dispSA, "create", "clusterrolebindings.rbac.authorization.k8s.io", nil, false},
+			{mgrSA, "get", "configmaps", inTenant, false},
+			{mgrSA, "impersonate", "serviceaccounts", inTenant, false},
+			{mgrSA, "create", "clusterrolebindings.rbac.authorization.k8s.io", nil, false},
+			{mgrSA, "escalate", "clusterroles.rbac.authorization.k8s.io", nil, false},
 		} {
 			name := fmt.Sprintf("%s %s %s %s", c.as[strings.LastIndex(c.as, ":")+1:], c.verb, c.resource, strings.Join(c.flags, " "))
 			t.Run(name, func(t *testing.T) {
 				g := NewWithT(t)
 				g.Expect(canI(t, c.as, c.verb, c.resource, c.flags...)).To(Equal(c.want))
 			})
+		}
+	})
+
+	t.Run("ServiceAccounts are refused what they need not do", func(t *testing.T) {
+		// Not only what the authorizer says (can-i): real requests as each ServiceAccount.
+		g := NewWithT(t)
+		as := func(sa string) client.Client {
+			cfg := rest.CopyConfig(env.Config)
+			cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + namespace + ":" + sa}
+			c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+			g.Expect(err).NotTo(HaveOccurred())
+			return c
+		}
+		disp, mgr := as("hookline-dispatcher"), as("hookline-manager")
+		for name, c := range map[string]client.Client{"dispatcher": disp, "manager": mgr} {
+			err := c.List(ctx, &corev1.SecretList{}, client.InNamespace(tenantNS))
+			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s listed secrets: %v", name, err)
+			err = c.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "smuggled-" + name},
+				Spec: hooklinev1.WebhookSpec{URL: "https://evil.example.com/x", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}}})
+			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s created a webhook: %v", name, err)
+			ns := &corev1.Namespace{}
+			g.Expect(c.Get(ctx, client.ObjectKey{Name: tenantNS}, ns)).To(Succeed(), "%s reads namespace bindings", name)
+			before := ns.DeepCopy()
+			ns.Labels[tenancy.AccountLabel] = "stolen-account"
+			err = c.Patch(ctx, ns, client.MergeFrom(before))
+			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s rebound a namespace to another account: %v", name, err)
 		}
 	})
 
