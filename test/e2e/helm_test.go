@@ -639,6 +639,32 @@ func TestHelmTemplateSSRFGuard(t *testing.T) {
 	}
 }
 
+// With external NATS and two replicas the dispatchers share one delivery lease; SMTP values turn on
+// problem e-mails with the password mounted from a Secret, never in the arguments.
+func TestHelmTemplateStandbyReplicasAndProblemEmails(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens+`nats: {url: "nats://nats.nats:4222", replicas: 3}
+dispatcher: {replicas: 2, leaseTTL: 20s}
+smtp: {address: "smtp.example.com:587", from: "hookline@example.com", username: hookline, existingSecret: smtp-credentials, starttls: always}
+problemEmails: {after: 30m, interval: 2h}
+`)
+	dep := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher")
+	g.Expect(*dep.Spec.Replicas).To(BeEquivalentTo(2))
+	g.Expect(dep.Spec.Strategy.RollingUpdate).NotTo(BeNil())
+	g.Expect(dep.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()).To(BeZero(), "a surging pod would stand by unready forever")
+	c := container(t, dep.Spec.Template.Spec, "dispatcher")
+	g.Expect(c.Args).To(ContainElements("--lease-ttl=20s", "--smtp-address=smtp.example.com:587", "--smtp-from=hookline@example.com",
+		"--smtp-starttls=always", "--smtp-username=hookline", "--smtp-password-file=/etc/hookline/smtp/password",
+		"--problem-email-after=30m", "--problem-email-interval=2h"))
+	g.Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/hookline/smtp")))
+	g.Expect(dep.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "smtp-credentials")))
+	// Without smtp.address nothing about e-mail is rendered.
+	objs = mustRender(t, inlineTokens)
+	sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher")
+	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--smtp")).To(BeEmpty())
+	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--lease-ttl")).To(BeEmpty(), "the embedded store needs no lease")
+}
+
 func TestHelmSchemaRejectsBadValues(t *testing.T) {
 	cases := []struct {
 		name, values, want string
@@ -652,6 +678,9 @@ func TestHelmSchemaRejectsBadValues(t *testing.T) {
 			"missing property 'accounts'"},
 		{"unknown pull policy", inlineTokens + "image: {pullPolicy: Sometimes}\n", "at '/image/pullPolicy': value must be one of"},
 		{"misspelt key", inlineTokens + "dispatcher: {replica: 2}\n", "additional properties 'replica' not allowed"},
+		{"SMTP address without port", inlineTokens + "smtp: {address: smtp.example.com}\n", "at '/smtp/address'"},
+		{"unknown STARTTLS mode", inlineTokens + "smtp: {starttls: sometimes}\n", "at '/smtp/starttls'"},
+		{"lease TTL without unit", inlineTokens + "dispatcher: {leaseTTL: \"15\"}\n", "at '/dispatcher/leaseTTL'"},
 		{"NATS URL without scheme", inlineTokens + "nats: {url: \"nats.nats.svc:4222\"}\n", "at '/nats/url'"},
 		{"replicas as a string", inlineTokens + "dispatcher: {replicas: \"3\"}\n", "at '/dispatcher/replicas': got string, want integer"},
 		{"extraArgs not a flag", inlineTokens + "manager: {extraArgs: [\"verification-timeout=1s\"]}\n", "at '/manager/extraArgs/0'"},

@@ -39,6 +39,22 @@ spec:
         {{- else }}
         - {{ printf "--nats-url=%s" .Values.nats.url | quote }}
         - --nats-replicas={{ .Values.nats.replicas }}
+        - --lease-ttl={{ $d.leaseTTL }}
+        {{- end }}
+        {{- with .Values.smtp }}
+        {{- if .address }}
+        - {{ printf "--smtp-address=%s" .address | quote }}
+        - {{ printf "--smtp-from=%s" .from | quote }}
+        - --smtp-starttls={{ .starttls }}
+        {{- if .username }}
+        - {{ printf "--smtp-username=%s" .username | quote }}
+        {{- end }}
+        {{- if .existingSecret }}
+        - --smtp-password-file=/etc/hookline/smtp/password
+        {{- end }}
+        - --problem-email-after={{ $.Values.problemEmails.after }}
+        - --problem-email-interval={{ $.Values.problemEmails.interval }}
+        {{- end }}
         {{- end }}
         {{- include "hookline.commonArgs" . | nindent 8 }}
         {{- with $d.extraArgs }}
@@ -78,6 +94,11 @@ spec:
         - name: tokens
           mountPath: /etc/hookline/tokens
           readOnly: true
+        {{- if and .Values.smtp.address .Values.smtp.existingSecret }}
+        - name: smtp
+          mountPath: /etc/hookline/smtp
+          readOnly: true
+        {{- end }}
         {{- with (include "hookline.extraCA.volumeMount" . | trim) }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -85,6 +106,14 @@ spec:
     - name: tokens
       secret:
         secretName: {{ include "hookline.ingestTokens.secretName" . }}
+    {{- if and .Values.smtp.address .Values.smtp.existingSecret }}
+    - name: smtp
+      secret:
+        secretName: {{ .Values.smtp.existingSecret }}
+        items:
+          - key: password
+            path: password
+    {{- end }}
     {{- with (include "hookline.extraCA.volume" . | trim) }}
     {{- . | nindent 4 }}
     {{- end }}
