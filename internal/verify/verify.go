@@ -26,6 +26,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -140,7 +141,13 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 		return Classify(err, v.cfg.Timeout)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body := echo.ReadBody(resp.Body)
+	// With the echo in the header the body does not matter: do not wait for it. Otherwise the echo
+	// can only be in the body, and a body cut short (timeout, broken connection) is no answer.
+	var body []byte
+	var readErr error
+	if len(resp.Header.Values(echo.Header)) == 0 {
+		body, readErr = io.ReadAll(io.LimitReader(resp.Body, echo.MaxBody))
+	}
 
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -148,6 +155,8 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 			Message: fmt.Sprintf("endpoint answered %d (redirect to %q); redirects are not followed", resp.StatusCode, resp.Header.Get("Location"))}
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		return Result{Reason: ReasonNonSuccessStatus, Message: fmt.Sprintf("endpoint answered %d, want 2xx", resp.StatusCode)}
+	case readErr != nil:
+		return Classify(readErr, v.cfg.Timeout)
 	}
 	switch echo.Check(resp.Header, body, clientID) {
 	case echo.Echoed:

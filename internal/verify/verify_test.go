@@ -131,3 +131,36 @@ func TestClassifyFindsWrappedBlockedErrors(t *testing.T) {
 		t.Fatalf("got %+v", res)
 	}
 }
+
+// A body that stops half-way is a timeout, not a missing echo; an echo in the header does not wait
+// for the body at all.
+func TestBodyCutShortAndHeaderEcho(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/header" {
+			w.Header().Set("X-AdobeSign-ClientId", r.Header.Get("X-AdobeSign-ClientId"))
+		}
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"xAdobeSignClientId": "i`))
+		w.(http.Flusher).Flush()
+		select { // the rest never comes
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	const timeout = 2 * time.Second
+	v := New(Config{Timeout: timeout, AllowHTTP: true, Guard: loopback})
+	if res := v.Verify(context.Background(), srv.URL+"/body", "id", nil); res.Reason != ReasonTimeout {
+		t.Errorf("body cut short: got %+v, want %s", res, ReasonTimeout)
+	}
+	start := time.Now()
+	if res := v.Verify(context.Background(), srv.URL+"/header", "id", nil); !res.OK {
+		t.Errorf("header echo: got %+v, want verified", res)
+	}
+	if d := time.Since(start); d >= timeout {
+		t.Errorf("header echo waited %s for a body it does not need", d)
+	}
+}
