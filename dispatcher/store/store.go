@@ -148,16 +148,23 @@ const assetsPatience = 2 * time.Minute
 // ensureAssetsRetrying creates the assets, waiting out a cluster that is electing leaders (a node
 // just died) instead of failing the dispatcher's start.
 func (s *Store) ensureAssetsRetrying(ctx context.Context) error {
+	if s.cfg.URL == "" {
+		return s.ensureAssets(ctx)
+	}
 	deadline := time.Now().Add(assetsPatience)
 	for {
-		err := s.ensureAssets(ctx)
-		if err == nil || s.cfg.URL == "" || time.Now().After(deadline) {
+		// A request to a stream without a leader waits for JetStream's whole API timeout; ask
+		// again sooner, elections take a few seconds.
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := s.ensureAssets(actx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Second):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }

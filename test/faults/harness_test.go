@@ -20,7 +20,8 @@ limitations under the License.
 // webhook, and counts the duplicates (which must carry the original webhookNotificationId).
 //
 // The quick variant runs in make test; HOOKLINE_FAULTS=full (make faults) runs the long one and
-// HOOKLINE_FAULTS_REPORT=<file> collects the figures.
+// HOOKLINE_FAULTS_REPORT=<file> collects the figures; HOOKLINE_FAULTS_LOGS=1 prints every process's
+// output even when the test passes.
 package faults_test
 
 import (
@@ -139,7 +140,7 @@ func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	}()
 	t.Cleanup(func() {
 		p.kill(t, syscall.SIGKILL)
-		if t.Failed() {
+		if t.Failed() || os.Getenv("HOOKLINE_FAULTS_LOGS") != "" {
 			b, _ := os.ReadFile(logFile)
 			if len(b) > 20000 {
 				b = b[len(b)-20000:]
