@@ -82,6 +82,11 @@ type WebhookReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// The SSRF guard's discovery of the cluster's Service and Pod ranges (internal/clusterranges)
+// lists these, uncached: no get, no watch.
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=servicecidrs,verbs=list
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=list
+
 // Reconcile verifies one Webhook when its endpoint needs (re)verification and writes its status once.
 func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	wh := &hooklinev1.Webhook{}

@@ -43,6 +43,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
 )
@@ -58,9 +59,12 @@ type Config struct {
 	// Guard decides which receiver addresses deliveries may connect to; nil means
 	// netguard.Default() (loopback, private, link-local and metadata addresses refused), never no
 	// guard.
-	Guard           *netguard.Guard
-	StatusInterval  time.Duration
-	DefaultClientID string
+	Guard *netguard.Guard
+	// ClusterRangesInterval is how often the cluster's Service and Pod ranges are read into Guard
+	// (package clusterranges); 0 turns that off (tests).
+	ClusterRangesInterval time.Duration
+	StatusInterval        time.Duration
+	DefaultClientID       string
 	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 1 minute.
 	SecretResync  time.Duration
 	SyncWorkers   int
@@ -114,6 +118,16 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if cfg.ClusterRangesInterval != 0 {
+		if cfg.Guard == nil {
+			// The default guard is shared and takes no cluster ranges: give this one its own.
+			cfg.Guard = netguard.New(netguard.Policy{})
+		}
+		// Before the engine starts, so that no delivery dials before the ranges are blocked.
+		if err := clusterranges.Setup(ctx, mgr, cfg.Guard, cfg.ClusterRangesInterval, log.WithName("cluster-ranges")); err != nil {
+			return nil, err
+		}
 	}
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {

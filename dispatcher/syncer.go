@@ -68,6 +68,11 @@ type Syncer struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
+// The SSRF guard's discovery of the cluster's Service and Pod ranges (internal/clusterranges)
+// lists these, uncached: no get, no watch.
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=servicecidrs,verbs=list
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=list
+
 // Reconcile brings one webhook's routing and queue in line with its resource.
 func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	wh := &hooklinev1.Webhook{}

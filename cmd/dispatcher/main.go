@@ -39,6 +39,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/verify"
@@ -60,6 +61,7 @@ type options struct {
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
 	blockedCIDRs            netguard.CIDRList
+	clusterRanges           time.Duration
 	defaultClientID         string
 	secretResync            time.Duration
 	workers                 int
@@ -100,7 +102,8 @@ func main() {
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
-	flag.Var(&o.blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs receivers may not be in, besides the SSRF guard's defaults, e.g. the cluster's Service and Pod ranges.")
+	flag.Var(&o.blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs receivers may not be in, besides the SSRF guard's defaults and the cluster's discovered ranges, e.g. a CNI's own Pod IP pools.")
+	flag.DurationVar(&o.clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
 	flag.DurationVar(&o.secretResync, "secret-resync", time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again, so that rotations take effect.")
 	flag.IntVar(&o.workers, "sync-workers", 8, "Workers syncing Webhook changes into the routing table.")
@@ -169,7 +172,7 @@ func run(o options) error {
 			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
-		Guard:          netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs}),
+		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
@@ -199,7 +202,7 @@ func run(o options) error {
 		_ = srv.Shutdown(shutdown)
 	}()
 	log.Info("Serving ingest API", "address", o.listen, "embedded", o.store.URL == "",
-		"allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String())
+		"allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String(), "clusterRangesInterval", o.clusterRanges)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}

@@ -19,6 +19,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -40,6 +41,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
 )
@@ -49,7 +51,7 @@ func main() {
 		metricsAddr, probeAddr, extraCA string
 		metricsSecure, leaderElect      bool
 		leaderElectionNamespace         string
-		verifyTimeout                   time.Duration
+		verifyTimeout, clusterRanges    time.Duration
 		allowHTTP                       bool
 		allowedCIDRs, blockedCIDRs      netguard.CIDRList
 		opts                            controllers.Options
@@ -69,22 +71,24 @@ func main() {
 	flag.BoolVar(&allowHTTP, "allow-http", false, "Allow http:// webhook URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs endpoints may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
-	flag.Var(&blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs endpoints may not be in, besides the SSRF guard's defaults, e.g. the cluster's Service and Pod ranges.")
+	flag.Var(&blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs endpoints may not be in, besides the SSRF guard's defaults and the cluster's discovered ranges, e.g. a CNI's own Pod IP pools.")
+	flag.DurationVar(&clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	guard := netguard.New(netguard.Policy{Allowed: allowedCIDRs, Blocked: blockedCIDRs})
-	ctrl.Log.WithName("setup").Info("SSRF guard", "allowedCIDRs", allowedCIDRs.String(), "blockedCIDRs", blockedCIDRs.String())
-	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, opts); err != nil {
+	ctrl.Log.WithName("setup").Info("SSRF guard", "allowedCIDRs", allowedCIDRs.String(), "blockedCIDRs", blockedCIDRs.String(),
+		"clusterRangesInterval", clusterRanges)
+	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, clusterRanges, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
 func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect bool, leNamespace, extraCA string,
-	verifyTimeout time.Duration, allowHTTP bool, guard *netguard.Guard, opts controllers.Options) error {
+	verifyTimeout time.Duration, allowHTTP bool, guard *netguard.Guard, clusterRanges time.Duration, opts controllers.Options) error {
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -112,6 +116,11 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	// The first read is made here, before the manager starts, so that no verification dials
+	// before the cluster's ranges are blocked.
+	if err := clusterranges.Setup(context.Background(), mgr, guard, clusterRanges, ctrl.Log.WithName("cluster-ranges")); err != nil {
+		return err
 	}
 	r := &controllers.WebhookReconciler{
 		Client:    mgr.GetClient(),

@@ -16,8 +16,9 @@ limitations under the License.
 
 // Package netguard keeps webhook traffic away from addresses a tenant must never make hookline
 // reach (server-side request forgery): loopback, private, link-local (cloud metadata included) and
-// other special-purpose ranges, plus ranges the operator adds, such as the cluster's Service and
-// Pod networks. An allow-list re-opens ranges the operator trusts (in-cluster receivers, tests).
+// other special-purpose ranges, plus ranges the operator adds and the cluster's own Service and Pod
+// networks, which can change at run time (SetClusterRanges). An allow-list re-opens ranges the
+// operator trusts (in-cluster receivers, tests).
 //
 // The check runs in net.Dialer's Control hook, on the IP the socket is about to connect to, after
 // name resolution. Checking the URL's host beforehand would not do: a name can resolve to a public
@@ -33,6 +34,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -89,12 +91,12 @@ func mustRules(pairs ...string) []rule {
 
 // Policy configures a Guard. The zero Policy blocks the default ranges.
 type Policy struct {
-	// Allowed ranges may be dialed even where a blocked range, default or configured, contains
-	// them: in-cluster receivers, test receivers on 127.0.0.1. An allowed range always wins, so
-	// 0.0.0.0/0 switches the guard off for IPv4.
+	// Allowed ranges may be dialed even where a blocked range, default, configured or the
+	// cluster's, contains them: in-cluster receivers, test receivers on 127.0.0.1. An allowed
+	// range always wins, so 0.0.0.0/0 switches the guard off for IPv4.
 	Allowed []netip.Prefix
-	// Blocked ranges are refused in addition to the defaults, e.g. the cluster's Service and Pod
-	// ranges, which can be anywhere (they are often, but not always, private).
+	// Blocked ranges are refused in addition to the defaults, e.g. Pod ranges a CNI allocates
+	// from its own pools, which SetClusterRanges' discovery cannot see.
 	Blocked []netip.Prefix
 }
 
@@ -103,6 +105,10 @@ type Policy struct {
 type Guard struct {
 	allowed []netip.Prefix
 	blocked []rule
+	// cluster holds the cluster's Service and Pod ranges, which SetClusterRanges replaces while
+	// transports keep dialing with Control: each check loads it once, so no lock is taken and no
+	// transport needs rebuilding.
+	cluster atomic.Pointer[clusterRules]
 }
 
 var defaultGuard = New(Policy{})
@@ -182,23 +188,34 @@ func (g *Guard) check(ip netip.Addr) *BlockedError {
 			return nil
 		}
 	}
-	if r, ok := g.match(ip); ok {
+	var cluster []rule
+	if c := g.cluster.Load(); c != nil {
+		cluster = c.rules
+	}
+	if r, ok := g.match(ip, cluster); ok {
 		return &BlockedError{IP: ip, Range: r.prefix, Reason: r.reason}
 	}
 	if v4, form, ok := embeddedIPv4(ip); ok {
-		if r, ok := g.match(v4); ok {
+		if r, ok := g.match(v4, cluster); ok {
 			return &BlockedError{IP: ip, Range: r.prefix, Reason: fmt.Sprintf("%s %s in %s form", r.reason, v4, form)}
 		}
 	}
 	return nil
 }
 
-// match returns the most specific blocked range containing ip.
-func (g *Guard) match(ip netip.Addr) (rule, bool) {
+// match returns the most specific blocked range containing ip, among g's own and the cluster's.
+func (g *Guard) match(ip netip.Addr, cluster []rule) (rule, bool) {
 	var best rule
 	found := false
 	for _, r := range g.blocked {
 		if r.prefix.Contains(ip) && (!found || r.prefix.Bits() > best.prefix.Bits()) {
+			best, found = r, true
+		}
+	}
+	// On a tie the cluster's range names the address: "cluster Pod range" tells an operator more
+	// than "configured blocked range" or "private address" for the same prefix.
+	for _, r := range cluster {
+		if r.prefix.Contains(ip) && (!found || r.prefix.Bits() >= best.prefix.Bits()) {
 			best, found = r, true
 		}
 	}
