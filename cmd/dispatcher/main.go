@@ -145,6 +145,10 @@ func run(o options) error {
 	var lease *store.Lease
 	if o.store.URL != "" && o.leaseTTL > 0 {
 		if lease, err = standBy(ctx, o, log); err != nil {
+			if ctx.Err() != nil {
+				log.Info("Stopped while standing by")
+				return nil // told to stop before it was needed: a clean exit
+			}
 			return err
 		}
 	}

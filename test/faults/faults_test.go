@@ -219,6 +219,25 @@ func TestNATSClusterNodeAndDispatcherKill(t *testing.T) {
 	l.finish(t, 5*time.Minute)
 
 	f := verify(t, "NATS node + delivering dispatcher kill -9 (3-node cluster, 2 replicas)", rc, l, []string{"cluster-a", "cluster-b"}, 3*time.Minute)
-	f.note = fmt.Sprintf("SIGKILL after %d acknowledged; standby serving %s later (lease TTL %s)", killedAt, takeover.Round(100*time.Millisecond), leaseTTL)
+
+	// A rollout: the old holder comes back as a standby, then the holder is stopped cleanly and
+	// hands the lease over without making anybody wait for it to expire.
+	opts[0].name = "dispatcher-0-again"
+	procs[0] = startDispatcher(t, opts[0])
+	waitHTTP(t, procs[0], "http://"+opts[0].probes+"/readyz", http.StatusServiceUnavailable, time.Minute)
+	procs[1].kill(t, syscall.SIGTERM)
+	stopped := time.Now()
+	g.Expect(procs[1].err).NotTo(HaveOccurred(), "a clean stop exits 0")
+	waitHTTP(t, procs[0], "http://"+opts[0].listen+"/healthz", http.StatusOK, time.Minute)
+	handover := time.Since(stopped)
+	// A standby told to stop exits cleanly too.
+	opts[1].name = "dispatcher-1-again"
+	procs[1] = startDispatcher(t, opts[1])
+	waitHTTP(t, procs[1], "http://"+opts[1].probes+"/readyz", http.StatusServiceUnavailable, time.Minute)
+	procs[1].kill(t, syscall.SIGTERM)
+	g.Expect(procs[1].err).NotTo(HaveOccurred(), "a standby's clean stop exits 0")
+
+	f.note = fmt.Sprintf("SIGKILL after %d acknowledged; standby serving %s later (lease TTL %s); clean hand-over in %s",
+		killedAt, takeover.Round(100*time.Millisecond), leaseTTL, handover.Round(100*time.Millisecond))
 	report(t, f)
 }
