@@ -104,15 +104,7 @@ func (l *Lease) acquire(ctx context.Context) error {
 	waitingFor := ""
 	for {
 		if l.kv == nil {
-			l.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket:      LeaseBucket,
-				Description: "hookline: which dispatcher delivers",
-				History:     1,
-				TTL:         l.cfg.TTL,
-				Storage:     jetstream.FileStorage,
-				Replicas:    replicas,
-			})
-			if err != nil {
+			if l.kv, err = l.bucket(ctx, js, replicas); err != nil {
 				l.kv = nil
 				l.log.Info("Delivery lease bucket unavailable; retrying", "error", err.Error())
 			}
@@ -136,6 +128,40 @@ func (l *Lease) acquire(ctx context.Context) error {
 		case <-retry.C:
 		}
 	}
+}
+
+// bucket opens the lease bucket, creating it with this dispatcher's TTL if it does not exist. An
+// existing bucket's TTL wins over ours: the key expires after the bucket's TTL, so renewing and
+// giving up must follow it. (Were a new dispatcher to shorten the TTL during a rollout, the running
+// holder would keep renewing on the old, longer schedule and a standby could take over while it
+// still delivers.) To change the TTL, delete the bucket while no dispatcher runs.
+func (l *Lease) bucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, LeaseBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      LeaseBucket,
+			Description: "hookline: which dispatcher delivers",
+			History:     1,
+			TTL:         l.cfg.TTL,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, LeaseBucket) // another dispatcher was quicker
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ttl := st.TTL(); ttl > 0 && ttl != l.cfg.TTL {
+		l.log.Info("Using the lease bucket's TTL, not --lease-ttl", "bucketTTL", ttl, "flag", l.cfg.TTL)
+		l.cfg.TTL = ttl
+	}
+	return kv, nil
 }
 
 // try takes the lease when it is free or still ours from a previous run.

@@ -135,3 +135,23 @@ func TestLeaseIsTakenBackBySameIdentity(t *testing.T) {
 	g.Consistently(other).WithTimeout(500 * time.Millisecond).ShouldNot(Receive())
 	b.Release()
 }
+
+// The bucket's TTL, set by the first dispatcher, governs everybody's renewals: a dispatcher started
+// with another --lease-ttl (a rollout changing it) follows the bucket, or it could renew too slowly
+// for the key's real expiry.
+func TestLeaseFollowsTheBucketTTL(t *testing.T) {
+	g := NewWithT(t)
+	url := natsURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	first, _ := acquireIn(ctx, url, "a", 2*time.Second)
+	var a *Lease
+	g.Eventually(first).WithTimeout(10 * time.Second).Should(Receive(&a))
+	a.Release()
+	second, _ := acquireIn(ctx, url, "b", time.Minute)
+	var b *Lease
+	g.Eventually(second).WithTimeout(10 * time.Second).Should(Receive(&b))
+	g.Expect(b.cfg.TTL).To(Equal(2*time.Second), "b renews on the bucket's schedule")
+	b.Release()
+}
