@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,6 +43,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 // dispatcherProc is one run of the real dispatcher binary.
@@ -59,7 +59,7 @@ type dispatcherProc struct {
 func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string) *dispatcherProc {
 	t.Helper()
 	g := NewWithT(t)
-	addr := freeAddress(t)
+	addr := testsupport.FreeAddr(t)
 	out, err := os.Create(logFile)
 	g.Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(bin,
@@ -123,17 +123,6 @@ func (p *dispatcherProc) kill(t *testing.T, sig os.Signal, timeout time.Duration
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-}
-
-func freeAddress(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
 }
 
 // createActiveWebhook creates a webhook and waits until the manager made it Active. The dispatcher

@@ -21,6 +21,7 @@ package testsupport
 import (
 	"context"
 	"crypto/x509"
+	"net"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -99,4 +100,16 @@ func ExpectEvent(t *testing.T, c client.Client, obj client.Object, eventType, re
 		}
 		g.Expect(found).To(BeTrue(), "no %s event %q for %s", eventType, reason, obj.GetName())
 	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port nobody listens on at the moment, for a process
+// the test starts and must know the address of in advance.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
 }

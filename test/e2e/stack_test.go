@@ -19,7 +19,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,6 +39,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/tenancy"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 const e2eToken = "e2e-token-0123456789abcdef"
@@ -68,15 +68,6 @@ func localArgs(c corev1.Container, replace map[string]string) []string {
 		}
 	}
 	return out
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func startProcess(t *testing.T, name string, args ...string) {
@@ -133,7 +124,7 @@ ingestTokens:
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.yaml")
 	g.Expect(os.WriteFile(tokens, []byte("tokens:\n- {name: e2e, token: "+e2eToken+", accounts: [acc-e2e]}\n"), 0o600)).To(Succeed())
-	ingest := freeAddr(t)
+	ingest := testsupport.FreeAddr(t)
 	startProcess(t, "manager", localArgs(container(t, mgr.Spec.Template.Spec, "manager"), map[string]string{
 		"--kubeconfig": env.Kubeconfig, "--metrics-bind-address": "0", "--health-probe-bind-address": "0",
 	})...)

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 // size picks the quick or the full figure.
@@ -52,7 +53,7 @@ func TestDispatcherKill9UnderLoad(t *testing.T) {
 	startManager(t, cp.Kubeconfig)
 	activeWebhooks(t, ns, rc, "kill-a", "kill-b")
 
-	o := dispatcherOpts{name: "dispatcher-1", kubeconfig: cp.Kubeconfig, listen: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "data")}
+	o := dispatcherOpts{name: "dispatcher-1", kubeconfig: cp.Kubeconfig, listen: testsupport.FreeAddr(t), dataDir: filepath.Join(t.TempDir(), "data")}
 	first := startDispatcher(t, o)
 	waitHTTP(t, first, "http://"+o.listen+"/healthz", http.StatusOK, time.Minute)
 
@@ -84,7 +85,7 @@ func TestManagerRestartAndAPIServerOutage(t *testing.T) {
 	mgr := startManager(t, kubeconfig)
 	hooks := activeWebhooks(t, ns, rc, "outage-a", "outage-b")
 
-	o := dispatcherOpts{name: "dispatcher", kubeconfig: kubeconfig, listen: freeAddr(t), dataDir: filepath.Join(t.TempDir(), "data")}
+	o := dispatcherOpts{name: "dispatcher", kubeconfig: kubeconfig, listen: testsupport.FreeAddr(t), dataDir: filepath.Join(t.TempDir(), "data")}
 	d := startDispatcher(t, o)
 	waitHTTP(t, d, "http://"+o.listen+"/healthz", http.StatusOK, time.Minute)
 	l := startLoad(account, []string{o.listen}, 0, 5*time.Millisecond)
@@ -142,7 +143,7 @@ func startNATSCluster(t *testing.T) []*natsNode {
 	routes := make([]string, 3)
 	clients := make([]string, 3)
 	for i := range routes {
-		routes[i], clients[i] = freeAddr(t), freeAddr(t)
+		routes[i], clients[i] = testsupport.FreeAddr(t), testsupport.FreeAddr(t)
 	}
 	var routeURLs []string
 	for _, r := range routes {
@@ -195,7 +196,7 @@ func TestNATSClusterNodeAndDispatcherKill(t *testing.T) {
 	opts := make([]dispatcherOpts, 2)
 	procs := make([]*proc, 2)
 	for i := range opts {
-		opts[i] = dispatcherOpts{name: fmt.Sprintf("dispatcher-%d", i), kubeconfig: cp.Kubeconfig, listen: freeAddr(t), probes: freeAddr(t),
+		opts[i] = dispatcherOpts{name: fmt.Sprintf("dispatcher-%d", i), kubeconfig: cp.Kubeconfig, listen: testsupport.FreeAddr(t), probes: testsupport.FreeAddr(t),
 			natsURL: urls, extra: []string{"--lease-ttl", leaseTTL.String(), "--lease-identity", fmt.Sprintf("dispatcher-%d", i)}}
 	}
 	procs[0] = startDispatcher(t, opts[0])

@@ -56,6 +56,7 @@ import (
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/tenancy"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 const (
@@ -176,16 +177,6 @@ func (p *proc) exited() bool {
 	default:
 		return false
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
 }
 
 // waitHTTP waits until url answers with want.
@@ -582,7 +573,7 @@ func newAPIProxy(t *testing.T) *apiProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &apiProxy{target: u.Host, addr: freeAddr(t), conns: map[net.Conn]struct{}{}}
+	p := &apiProxy{target: u.Host, addr: testsupport.FreeAddr(t), conns: map[net.Conn]struct{}{}}
 	p.up(t)
 	t.Cleanup(p.down)
 	return p
