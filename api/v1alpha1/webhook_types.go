@@ -265,7 +265,8 @@ const (
 	ObservedActive ObservedState = "Active"
 	// ObservedInactive: not receiving notifications (desired INACTIVE, unverified or unbound).
 	ObservedInactive ObservedState = "Inactive"
-	// ObservedDisabled: auto-disabled by the dispatcher after 72 h of failures; reactivate to resume.
+	// ObservedDisabled: auto-disabled by the dispatcher (a notification dropped after 72 h of
+	// failures, and no success for 7 days); reactivate to resume.
 	ObservedDisabled ObservedState = "Disabled"
 )
 
