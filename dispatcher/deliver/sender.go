@@ -112,6 +112,13 @@ func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
 	return t
 }
 
+// A response with the echo header is judged on its headers; its body is then read for at most
+// drainGrace and drainMax bytes, only so that the connection can be reused.
+const (
+	drainGrace = 200 * time.Millisecond
+	drainMax   = 256 << 10
+)
+
 // Send POSTs body to rawURL and judges the answer as Acrobat Sign does: success only on 2xx with
 // the client id echoed; 3xx, other statuses, no echo, timeouts and connection errors are failures.
 // extra headers (signatures) are added to the request.
@@ -137,11 +144,21 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		r := verify.Classify(err, s.timeout)
 		return Attempt{Reason: r.Reason, Message: r.Message}
 	}
-	// The error matters: a body cut short by the timeout or a broken connection is no answer.
-	respBody, readErr := io.ReadAll(io.LimitReader(resp.Body, echo.MaxBody))
-	// Drain a little more so the connection can be reused, but never let a receiver make us read
-	// an endless body.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 256<<10))
+	var respBody []byte
+	var readErr error
+	if len(resp.Header.Values(echo.Header)) > 0 {
+		// The header decides: the body does not matter. Give it a moment to arrive so that the
+		// connection can be reused, but do not let a receiver that stalls after the header hold
+		// its queue and an account slot until the timeout.
+		stop := time.AfterFunc(drainGrace, func() { _ = resp.Body.Close() })
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
+		stop.Stop()
+	} else {
+		// The echo can only be in the body, and the error matters: a body cut short by the
+		// timeout or a broken connection is no answer.
+		respBody, readErr = io.ReadAll(io.LimitReader(resp.Body, echo.MaxBody))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
+	}
 	_ = resp.Body.Close()
 	a := Attempt{Status: resp.StatusCode}
 	switch {
@@ -149,9 +166,8 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		a.Reason, a.Message = verify.ReasonRedirected, fmt.Sprintf("receiver answered %d; redirects are not followed", resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		a.Reason, a.Message = verify.ReasonNonSuccessStatus, fmt.Sprintf("receiver answered %d", resp.StatusCode)
-	case readErr != nil && len(resp.Header.Values(echo.Header)) == 0:
-		// Without the echo header the echo can only be in the body, and the body did not arrive
-		// whole: report the timeout or the broken connection, not the truncated body's missing echo.
+	case readErr != nil:
+		// Report the timeout or the broken connection, not the truncated body's missing echo.
 		r := verify.Classify(readErr, s.timeout)
 		a.Reason, a.Message = r.Reason, r.Message
 	default:
