@@ -84,6 +84,11 @@ func main() {
 	flag.StringVar(&o.store.DataDir, "data-dir", "data", "Storage directory of the embedded JetStream.")
 	flag.StringVar(&o.store.ListenAddress, "nats-listen-address", "", "Let other processes reach the embedded NATS server here (e.g. 127.0.0.1:4222).")
 	flag.BoolVar(&o.store.SyncAlways, "sync-always", false, "fsync every write of the embedded JetStream before acknowledging it.")
+	flag.StringVar(&o.store.Auth.CredsFile, "nats-creds-file", "", "NATS user credentials file (JWT and seed) for an external cluster in operator mode.")
+	flag.StringVar(&o.store.Auth.NKeySeedFile, "nats-nkey-seed-file", "", "File holding an NKey user seed for an external cluster.")
+	flag.StringVar(&o.store.Auth.CAFile, "nats-ca-file", "", "CA certificates of the external cluster's servers (requires TLS).")
+	flag.StringVar(&o.store.Auth.CertFile, "nats-cert-file", "", "Client certificate for an external cluster that verifies clients.")
+	flag.StringVar(&o.store.Auth.KeyFile, "nats-key-file", "", "Key of --nats-cert-file.")
 	flag.IntVar(&o.store.Replicas, "nats-replicas", 1, "Stream replicas on an external cluster.")
 	flag.DurationVar(&o.store.DedupeWindow, "dedupe-window", 10*time.Minute, "How long an event id is remembered for idempotency.")
 	flag.DurationVar(&o.store.Retention, "retention", 73*time.Hour, "How long events and queued notifications are kept at most (above --drop-after).")
@@ -245,7 +250,7 @@ func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, err
 		}()
 	}
 	lease, err := store.AcquireLease(ctx, store.LeaseConfig{
-		URL: o.store.URL, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
+		URL: o.store.URL, Auth: o.store.Auth, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
 	}, log.WithName("lease"))
 	if probes != nil {
 		// The manager serves the probes from here on, on the same address.

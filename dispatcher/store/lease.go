@@ -39,8 +39,9 @@ var ErrLeaseLost = errors.New("delivery lease lost")
 
 // LeaseConfig configures the delivery lease.
 type LeaseConfig struct {
-	// URL of the NATS cluster (the store's URL).
-	URL string
+	// URL of the NATS cluster and how to authenticate to it (the store's).
+	URL  string
+	Auth Auth
 	// Replicas of the lease bucket.
 	Replicas int
 	// Identity names this dispatcher (its pod name). A dispatcher restarting under the same
@@ -81,9 +82,9 @@ func AcquireLease(ctx context.Context, cfg LeaseConfig, log logr.Logger) (*Lease
 	if cfg.Identity == "" {
 		return nil, errors.New("the delivery lease needs an identity")
 	}
-	nc, err := nats.Connect(cfg.URL, nats.Name("hookline-dispatcher-lease"), nats.MaxReconnects(-1))
+	nc, err := cfg.Auth.Connect(cfg.URL, "hookline-dispatcher-lease")
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS: %w", err)
+		return nil, err
 	}
 	l := &Lease{cfg: cfg, nc: nc, log: log, lost: make(chan struct{})}
 	if err := l.acquire(ctx); err != nil {

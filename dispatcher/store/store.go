@@ -70,6 +70,8 @@ const (
 type Config struct {
 	// URL of an external NATS cluster; empty starts an embedded JetStream server.
 	URL string
+	// Auth says how to authenticate to the external cluster and trust it.
+	Auth Auth
 	// DataDir is the embedded server's storage directory.
 	DataDir string
 	// ListenAddress, when set, lets other processes (nats CLI, a second dispatcher) reach the
@@ -88,6 +90,63 @@ type Config struct {
 	Retention time.Duration
 	// InlineMax is the largest event stored inside the event log; larger ones go to the object store.
 	InlineMax int
+}
+
+// Auth holds the files that authenticate the dispatcher to an external NATS cluster (mount them
+// from Secrets). Credentials never go into the URL, where they would show in process lists.
+type Auth struct {
+	// CredsFile is a user credentials file (JWT and NKey seed), for clusters in operator mode.
+	CredsFile string
+	// NKeySeedFile holds an NKey user's seed, for clusters that list NKey users.
+	NKeySeedFile string
+	// CAFile holds the CA certificates that sign the servers' certificates; setting it requires
+	// TLS.
+	CAFile string
+	// CertFile and KeyFile are a client certificate and key for clusters that verify clients.
+	CertFile, KeyFile string
+}
+
+// options returns the nats.Options that a's files call for. Files are read when connecting, so a
+// rotated Secret applies at the next reconnection.
+func (a Auth) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if a.CredsFile != "" && a.NKeySeedFile != "" {
+		return nil, errors.New("NATS: give a credentials file or an NKey seed file, not both")
+	}
+	if a.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	}
+	if a.NKeySeedFile != "" {
+		opt, err := nats.NkeyOptionFromSeed(a.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS NKey seed file: %w", err)
+		}
+		opts = append(opts, opt)
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		return nil, errors.New("NATS: a client certificate needs both a certificate and a key file")
+	}
+	if a.CertFile != "" {
+		opts = append(opts, nats.ClientCert(a.CertFile, a.KeyFile))
+	}
+	if a.CAFile != "" {
+		opts = append(opts, nats.RootCAs(a.CAFile))
+	}
+	return opts, nil
+}
+
+// Connect connects to the external cluster at url with a's credentials; name identifies the
+// connection in the cluster's monitoring. It reconnects forever.
+func (a Auth) Connect(url, name string) (*nats.Conn, error) {
+	opts, err := a.options()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name(name), nats.MaxReconnects(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS: %w", err)
+	}
+	return nc, nil
 }
 
 // Store is an open connection to the dispatcher's JetStream assets.
@@ -123,13 +182,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if s.srv, err = startEmbedded(cfg); err != nil {
 			return nil, err
 		}
-		s.nc, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("hookline-dispatcher"))
+		if s.nc, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("hookline-dispatcher")); err != nil {
+			err = fmt.Errorf("connecting to NATS: %w", err)
+		}
 	} else {
-		s.nc, err = nats.Connect(cfg.URL, nats.Name("hookline-dispatcher"), nats.MaxReconnects(-1))
+		s.nc, err = cfg.Auth.Connect(cfg.URL, "hookline-dispatcher")
 	}
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("connecting to NATS: %w", err)
+		return nil, err
 	}
 	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
 		s.Close()

@@ -665,6 +665,28 @@ problemEmails: {after: 30m, interval: 2h}
 	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--lease-ttl")).To(BeEmpty(), "the embedded store needs no lease")
 }
 
+// NATS credentials and TLS come from Secrets mounted as files, never from the URL.
+func TestHelmTemplateNATSCredentials(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens+`nats: {url: "tls://nats.nats:4222", replicas: 3, auth: {existingSecret: nats-user, type: nkey}, tlsSecret: nats-client-tls, tlsClientCert: true}
+`)
+	dep := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher")
+	c := container(t, dep.Spec.Template.Spec, "dispatcher")
+	g.Expect(c.Args).To(ContainElements("--nats-nkey-seed-file=/etc/hookline/nats-auth/nkey.seed",
+		"--nats-ca-file=/etc/hookline/nats-tls/ca.crt", "--nats-cert-file=/etc/hookline/nats-tls/tls.crt",
+		"--nats-key-file=/etc/hookline/nats-tls/tls.key"))
+	g.Expect(withPrefix(c.Args, "--nats-creds-file")).To(BeEmpty())
+	g.Expect(c.VolumeMounts).To(ContainElements(HaveField("MountPath", "/etc/hookline/nats-auth"), HaveField("MountPath", "/etc/hookline/nats-tls")))
+	g.Expect(dep.Spec.Template.Spec.Volumes).To(ContainElements(HaveField("Secret.SecretName", "nats-user"), HaveField("Secret.SecretName", "nats-client-tls")))
+
+	// The default type is a JWT credentials file; TLS without a client certificate sends only the CA.
+	objs = mustRender(t, inlineTokens+`nats: {url: "tls://nats.nats:4222", auth: {existingSecret: nats-user}, tlsSecret: nats-ca}
+`)
+	c = container(t, typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher").Spec.Template.Spec, "dispatcher")
+	g.Expect(c.Args).To(ContainElements("--nats-creds-file=/etc/hookline/nats-auth/user.creds", "--nats-ca-file=/etc/hookline/nats-tls/ca.crt"))
+	g.Expect(withPrefix(c.Args, "--nats-cert-file")).To(BeEmpty())
+}
+
 func TestHelmSchemaRejectsBadValues(t *testing.T) {
 	cases := []struct {
 		name, values, want string
@@ -678,6 +700,7 @@ func TestHelmSchemaRejectsBadValues(t *testing.T) {
 			"missing property 'accounts'"},
 		{"unknown pull policy", inlineTokens + "image: {pullPolicy: Sometimes}\n", "at '/image/pullPolicy': value must be one of"},
 		{"misspelt key", inlineTokens + "dispatcher: {replica: 2}\n", "additional properties 'replica' not allowed"},
+		{"unknown NATS auth type", inlineTokens + "nats: {auth: {type: password}}\n", "at '/nats/auth/type'"},
 		{"SMTP address without port", inlineTokens + "smtp: {address: smtp.example.com}\n", "at '/smtp/address'"},
 		{"unknown STARTTLS mode", inlineTokens + "smtp: {starttls: sometimes}\n", "at '/smtp/starttls'"},
 		{"lease TTL without unit", inlineTokens + "dispatcher: {leaseTTL: \"15\"}\n", "at '/dispatcher/leaseTTL'"},

@@ -40,6 +40,20 @@ spec:
         - {{ printf "--nats-url=%s" .Values.nats.url | quote }}
         - --nats-replicas={{ .Values.nats.replicas }}
         - --lease-ttl={{ $d.leaseTTL }}
+        {{- if .Values.nats.auth.existingSecret }}
+        {{- if eq .Values.nats.auth.type "nkey" }}
+        - --nats-nkey-seed-file=/etc/hookline/nats-auth/nkey.seed
+        {{- else }}
+        - --nats-creds-file=/etc/hookline/nats-auth/user.creds
+        {{- end }}
+        {{- end }}
+        {{- if .Values.nats.tlsSecret }}
+        - --nats-ca-file=/etc/hookline/nats-tls/ca.crt
+        {{- if .Values.nats.tlsClientCert }}
+        - --nats-cert-file=/etc/hookline/nats-tls/tls.crt
+        - --nats-key-file=/etc/hookline/nats-tls/tls.key
+        {{- end }}
+        {{- end }}
         {{- end }}
         {{- with .Values.smtp }}
         {{- if .address }}
@@ -99,6 +113,16 @@ spec:
           mountPath: /etc/hookline/smtp
           readOnly: true
         {{- end }}
+        {{- if and (not $embedded) .Values.nats.auth.existingSecret }}
+        - name: nats-auth
+          mountPath: /etc/hookline/nats-auth
+          readOnly: true
+        {{- end }}
+        {{- if and (not $embedded) .Values.nats.tlsSecret }}
+        - name: nats-tls
+          mountPath: /etc/hookline/nats-tls
+          readOnly: true
+        {{- end }}
         {{- with (include "hookline.extraCA.volumeMount" . | trim) }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -106,6 +130,16 @@ spec:
     - name: tokens
       secret:
         secretName: {{ include "hookline.ingestTokens.secretName" . }}
+    {{- if and (not $embedded) .Values.nats.auth.existingSecret }}
+    - name: nats-auth
+      secret:
+        secretName: {{ .Values.nats.auth.existingSecret }}
+    {{- end }}
+    {{- if and (not $embedded) .Values.nats.tlsSecret }}
+    - name: nats-tls
+      secret:
+        secretName: {{ .Values.nats.tlsSecret }}
+    {{- end }}
     {{- if and .Values.smtp.address .Values.smtp.existingSecret }}
     - name: smtp
       secret:
