@@ -17,8 +17,14 @@ limitations under the License.
 package dispatcher
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
 // NewIngestServer returns the HTTP server of the ingest API: POST /v1/events and GET /healthz.
@@ -34,4 +40,29 @@ func NewIngestServer(addr string, events http.Handler) *http.Server {
 		ReadTimeout: 5 * time.Minute,
 		IdleTimeout: 2 * time.Minute,
 	}
+}
+
+// ServeIngest serves srv until it is shut down: over TLS when certFile and keyFile are set (a
+// kubernetes.io/tls Secret's files), reloading them when they change so that a renewed
+// certificate (cert-manager) is served without a restart; over plain HTTP otherwise.
+func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
+	var err error
+	switch {
+	case certFile == "" && keyFile == "":
+		err = srv.ListenAndServe()
+	case certFile == "" || keyFile == "":
+		return errors.New("ingest TLS needs both a certificate and a key file")
+	default:
+		w, werr := certwatcher.New(certFile, keyFile)
+		if werr != nil {
+			return fmt.Errorf("ingest TLS: %w", werr)
+		}
+		go func() { _ = w.Start(ctx) }()
+		srv.TLSConfig = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
+		err = srv.ListenAndServeTLS("", "")
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }

@@ -67,6 +67,7 @@ type options struct {
 	workers                 int
 	pprof                   string
 	leaseTTL                time.Duration
+	tlsCert, tlsKey         string
 	problems                notify.Config
 	problemAfter            time.Duration
 	leaseIdentity           string
@@ -78,6 +79,8 @@ func main() {
 	flag.StringVar(&o.listen, "listen-address", ":8090", "Address of the ingest API (POST /v1/events).")
 	flag.StringVar(&o.metrics, "metrics-bind-address", ":8091", "Address of the metrics endpoint; 0 disables it.")
 	flag.StringVar(&o.probes, "health-probe-bind-address", ":8092", "Address of /healthz and /readyz.")
+	flag.StringVar(&o.tlsCert, "tls-cert-file", "", "Serve the ingest API over TLS with this certificate (reloaded when it changes); plain HTTP without it.")
+	flag.StringVar(&o.tlsKey, "tls-key-file", "", "Key of --tls-cert-file.")
 	flag.StringVar(&o.tokensFile, "tokens-file", "", "YAML file of ingest tokens and the accounts each may post for (mount it from a Secret).")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
@@ -210,9 +213,9 @@ func run(o options) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	log.Info("Serving ingest API", "address", o.listen, "embedded", o.store.URL == "",
+	log.Info("Serving ingest API", "address", o.listen, "tls", o.tlsCert != "", "embedded", o.store.URL == "",
 		"allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String(), "clusterRangesInterval", o.clusterRanges)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := dispatcher.ServeIngest(ctx, srv, o.tlsCert, o.tlsKey); err != nil {
 		return err
 	}
 	err = <-done

@@ -18,6 +18,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,6 +48,7 @@ type emitOptions struct {
 	newIDs, newIDsSet              bool
 	count                          int
 	timeout                        time.Duration
+	caFile                         string
 }
 
 func (a *App) emit(ctx context.Context, args []string) error {
@@ -60,6 +63,7 @@ func (a *App) emit(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.newIDs, "new-ids", false, "fresh unique ids")
 	fs.IntVar(&o.count, "count", 1, "send each event N times")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of each request")
+	fs.StringVar(&o.caFile, "ca-file", "", "PEM CA certificates trusted for an https ingest URL, besides the system's")
 	files, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -114,6 +118,10 @@ func (a *App) emit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	transport, err := ingestTransport(o.caFile)
+	if err != nil {
+		return err
+	}
 	e := &emitter{
 		app:      a,
 		opts:     o,
@@ -124,7 +132,8 @@ func (a *App) emit(ctx context.Context, args []string) error {
 		stderr:   &lockedWriter{w: a.Stderr},
 		ids:      newIDMinter(),
 		http: &http.Client{
-			Timeout: o.timeout,
+			Timeout:   o.timeout,
+			Transport: transport,
 			// A redirect would turn the POST into a GET; report it instead.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -264,4 +273,25 @@ func wrap(text string, indent, width int) string {
 	}
 	b.WriteString(line)
 	return b.String()
+}
+
+// ingestTransport trusts the system's CAs and those in caFile, if set.
+func ingestTransport(caFile string) (http.RoundTripper, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile == "" {
+		return t, nil
+	}
+	pemData, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usagef("--ca-file: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, usagef("--ca-file %s holds no PEM certificate", caFile)
+	}
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
 }

@@ -19,6 +19,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -512,4 +513,24 @@ func TestIngestEndpoint(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred(), in)
 		g.Expect(got).To(Equal(want), in)
 	}
+}
+
+// An https ingest URL signed by a private CA works with --ca-file, and fails without it.
+func TestEmitOverTLSWithCAFile(t *testing.T) {
+	g := NewWithT(t)
+	f := &fakeIngest{seen: map[string]bool{}, unavailable: map[string]int{}}
+	f.Server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.Certificate().Raw})
+	caFile := writeFile(t, t.TempDir(), "ca.pem", string(caPEM))
+
+	r := run("emit", "--url", f.URL, "--token", goodToken, "--sample", "widget_created")
+	g.Expect(r.code).To(Equal(ExitFailure))
+	g.Expect(r.stdout + r.stderr).To(ContainSubstring("certificate"))
+	r = run("emit", "--url", f.URL, "--token", goodToken, "--ca-file", caFile, "--sample", "widget_created")
+	g.Expect(r.code).To(Equal(ExitOK), r.stderr)
+	g.Expect(f.requestPaths()).To(HaveEach("/v1/events"))
+	r = run("emit", "--url", f.URL, "--token", goodToken, "--ca-file", writeFile(t, t.TempDir(), "empty.pem", "nothing"), "--sample", "widget_created")
+	g.Expect(r.code).To(Equal(ExitUsage))
+	g.Expect(r.stderr).To(ContainSubstring("holds no PEM certificate"))
 }

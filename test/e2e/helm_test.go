@@ -665,6 +665,21 @@ problemEmails: {after: 30m, interval: 2h}
 	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--lease-ttl")).To(BeEmpty(), "the embedded store needs no lease")
 }
 
+// The ingest API serves TLS from a Secret, and the readiness probe follows.
+func TestHelmTemplateIngestTLS(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens+"dispatcher: {tls: {existingSecret: ingest-tls}}\n")
+	spec := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template.Spec
+	c := container(t, spec, "dispatcher")
+	g.Expect(c.Args).To(ContainElements("--tls-cert-file=/etc/hookline/ingest-tls/tls.crt", "--tls-key-file=/etc/hookline/ingest-tls/tls.key"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(BeEquivalentTo("HTTPS"))
+	g.Expect(spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "ingest-tls")))
+	objs = mustRender(t, inlineTokens)
+	c = container(t, typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template.Spec, "dispatcher")
+	g.Expect(withPrefix(c.Args, "--tls-")).To(BeEmpty())
+	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(BeEmpty())
+}
+
 // NATS credentials and TLS come from Secrets mounted as files, never from the URL.
 func TestHelmTemplateNATSCredentials(t *testing.T) {
 	g := NewWithT(t)

@@ -34,6 +34,10 @@ spec:
         - --metrics-bind-address=:8091
         - --health-probe-bind-address=:8092
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
+        {{- if $d.tls.existingSecret }}
+        - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
+        - --tls-key-file=/etc/hookline/ingest-tls/tls.key
+        {{- end }}
         {{- if $embedded }}
         - --data-dir=/data
         {{- else }}
@@ -95,6 +99,9 @@ spec:
         httpGet:
           path: /healthz
           port: ingest
+          {{- if $d.tls.existingSecret }}
+          scheme: HTTPS
+          {{- end }}
         periodSeconds: 10
       resources:
         {{- toYaml $d.resources | nindent 8 }}
@@ -108,6 +115,11 @@ spec:
         - name: tokens
           mountPath: /etc/hookline/tokens
           readOnly: true
+        {{- if $d.tls.existingSecret }}
+        - name: ingest-tls
+          mountPath: /etc/hookline/ingest-tls
+          readOnly: true
+        {{- end }}
         {{- if and .Values.smtp.address .Values.smtp.existingSecret }}
         - name: smtp
           mountPath: /etc/hookline/smtp
@@ -130,6 +142,11 @@ spec:
     - name: tokens
       secret:
         secretName: {{ include "hookline.ingestTokens.secretName" . }}
+    {{- if $d.tls.existingSecret }}
+    - name: ingest-tls
+      secret:
+        secretName: {{ $d.tls.existingSecret }}
+    {{- end }}
     {{- if and (not $embedded) .Values.nats.auth.existingSecret }}
     - name: nats-auth
       secret:
