@@ -99,5 +99,5 @@ func TestIngestOverTLSWithCertificateRotation(t *testing.T) {
 	second := issue()
 	g.Eventually(servedCert).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).Should(Equal(second.TLS.Certificate[0]),
 		"the renewed certificate is served without a restart")
-	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(1), "the plain-HTTP event was not taken")
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300*time.Millisecond).Should(Equal(1), "the plain-HTTP event was not taken")
 }
