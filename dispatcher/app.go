@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -73,6 +74,8 @@ type Config struct {
 	Namespaces []string
 	// MetricsAddress and ProbeAddress of the controller-runtime manager ("0" disables).
 	MetricsAddress, ProbeAddress string
+	// MetricsSecure serves metrics over HTTPS behind Kubernetes authentication and authorization.
+	MetricsSecure bool
 	// Problems, when its Address is set, e-mails webhooks' problemNotificationEmails about failing
 	// streaks older than ProblemAfter (0 means 1 hour) and about auto-disables.
 	Problems     notify.Config
@@ -112,7 +115,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: cfg.MetricsAddress},
+		Metrics:                metricsOptions(cfg),
 		HealthProbeBindAddress: cfg.ProbeAddress,
 		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
@@ -213,4 +216,14 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 		return ch, err
 	}
 	return ch, nil
+}
+
+// metricsOptions serves metrics in plain HTTP, or over HTTPS with each scrape's token checked by
+// TokenReview and SubjectAccessReview (as the manager's --metrics-secure).
+func metricsOptions(cfg Config) metricsserver.Options {
+	o := metricsserver.Options{BindAddress: cfg.MetricsAddress, SecureServing: cfg.MetricsSecure}
+	if cfg.MetricsSecure {
+		o.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return o
 }

@@ -68,6 +68,7 @@ type options struct {
 	pprof                   string
 	leaseTTL                time.Duration
 	tlsCert, tlsKey         string
+	metricsSecure           bool
 	problems                notify.Config
 	problemAfter            time.Duration
 	leaseIdentity           string
@@ -78,6 +79,7 @@ func main() {
 	def := deliver.DefaultPolicy()
 	flag.StringVar(&o.listen, "listen-address", ":8090", "Address of the ingest API (POST /v1/events).")
 	flag.StringVar(&o.metrics, "metrics-bind-address", ":8091", "Address of the metrics endpoint; 0 disables it.")
+	flag.BoolVar(&o.metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&o.probes, "health-probe-bind-address", ":8092", "Address of /healthz and /readyz.")
 	flag.StringVar(&o.tlsCert, "tls-cert-file", "", "Serve the ingest API over TLS with this certificate (reloaded when it changes); plain HTTP without it.")
 	flag.StringVar(&o.tlsKey, "tls-key-file", "", "Key of --tls-cert-file.")
@@ -186,7 +188,7 @@ func run(o options) error {
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SecretResync: o.secretResync, SyncWorkers: o.workers,
-		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, ProbeAddress: o.probes,
+		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
 	}, clock.RealClock{}, log)
 	if err != nil {

@@ -493,7 +493,8 @@ func TestHelmTemplateServiceMonitors(t *testing.T) {
 			objs := mustRender(t, inlineTokens+fmt.Sprintf(`
 serviceMonitor: {enabled: true, interval: 15s, labels: {release: prometheus}}
 manager: {metrics: {secure: %v}}
-`, secure))
+dispatcher: {metrics: {secure: %v}}
+`, secure, secure))
 			sms := ofKind(objs, "ServiceMonitor")
 			g.Expect(sms).To(HaveLen(2))
 			for _, name := range []string{"hookline-manager", "hookline-dispatcher"} {
@@ -506,7 +507,7 @@ manager: {metrics: {secure: %v}}
 				ep := eps[0].(map[string]any)
 				g.Expect(ep).To(HaveKeyWithValue("interval", "15s"))
 				wantScheme := "http"
-				if secure && name == "hookline-manager" {
+				if secure {
 					wantScheme = "https"
 				}
 				g.Expect(ep).To(HaveKeyWithValue("scheme", wantScheme))
@@ -529,6 +530,15 @@ manager: {metrics: {secure: %v}}
 
 			m := container(t, typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template.Spec, "manager")
 			svc := typed[corev1.Service](t, objs, "Service", "hookline-manager-metrics")
+			d := container(t, typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template.Spec, "dispatcher")
+			if secure {
+				g.Expect(d.Args).To(ContainElement("--metrics-secure"))
+				g.Expect(find(objs, "ClusterRole", "hookline-dispatcher-metrics-auth")).NotTo(BeNil())
+			} else {
+				g.Expect(d.Args).NotTo(ContainElement("--metrics-secure"))
+				g.Expect(find(objs, "ClusterRole", "hookline-dispatcher-metrics-auth")).To(BeNil())
+				g.Expect(find(objs, "ClusterRole", "hookline-metrics-reader")).To(BeNil())
+			}
 			if secure {
 				g.Expect(m.Args).To(ContainElements("--metrics-secure", "--metrics-bind-address=:8443"))
 				g.Expect(svc.Spec.Ports[0].Port).To(BeEquivalentTo(8443))
@@ -962,7 +972,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			{dispSA, "update", "webhooks.hookline.io", inTenant, false},
 			{dispSA, "patch", "webhooks.hookline.io", inTenant, false},
 			{dispSA, "create", "leases.coordination.k8s.io", []string{"-n", namespace}, false},
-			{dispSA, "create", "tokenreviews.authentication.k8s.io", nil, false},
+			// Only for its secure metrics endpoint (dispatcher.metrics.secure, the default).
+			{dispSA, "create", "tokenreviews.authentication.k8s.io", nil, true},
+			{dispSA, "create", "subjectaccessreviews.authorization.k8s.io", nil, true},
 			{dispSA, "create", "pods", []string{"-n", namespace}, false},
 			{dispSA, "watch", "secrets", inTenant, false},
 			{dispSA, "get", "configmaps", inTenant, false},

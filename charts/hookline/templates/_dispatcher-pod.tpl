@@ -32,6 +32,9 @@ spec:
       args:
         - --listen-address=:8090
         - --metrics-bind-address=:8091
+        {{- if $d.metrics.secure }}
+        - --metrics-secure
+        {{- end }}
         - --health-probe-bind-address=:8092
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
         {{- if $d.tls.existingSecret }}

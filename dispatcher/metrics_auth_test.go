@@ -1,0 +1,90 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/internal/testsupport"
+)
+
+// --metrics-secure: the dispatcher's metrics answer only over HTTPS to a token the API server
+// authenticates (TokenReview) and authorizes for GET /metrics (SubjectAccessReview).
+func TestSecureMetricsNeedAnAuthorizedToken(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-metrics-auth", "")
+	addr := testsupport.FreeAddr(t)
+	startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		c.MetricsAddress, c.MetricsSecure = addr, true
+	}})
+
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	token := func(sa string) string {
+		_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return tr.Status.Token
+	}
+	scraper, stranger := token("prometheus"), token("stranger")
+	reader := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{GenerateName: "metrics-reader-"},
+		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}
+	g.Expect(k8s.Create(ctx, reader)).To(Succeed())
+	g.Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: "metrics-reader-"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "prometheus"}}})).To(Succeed())
+
+	// The certificate is self-signed, as in the chart's ServiceMonitor (insecureSkipVerify).
+	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed on purpose
+	scrape := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return 0
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	g.Eventually(func() int { return scrape(scraper) }).WithTimeout(20 * time.Second).Should(Equal(http.StatusOK))
+	// Without a token controller-runtime's filter answers 500 ("Authentication failed": the
+	// authenticator errors) rather than 401; either way nothing is served.
+	g.Expect(scrape("")).To(BeElementOf(http.StatusUnauthorized, http.StatusInternalServerError))
+	g.Expect(scrape("not-a-token")).To(BeElementOf(http.StatusUnauthorized, http.StatusInternalServerError))
+	g.Expect(scrape(stranger)).To(Equal(http.StatusForbidden))
+	plain, err := http.Get("http://" + addr + "/metrics")
+	if err == nil {
+		_ = plain.Body.Close()
+		g.Expect(plain.StatusCode).To(Equal(http.StatusBadRequest), "plain HTTP is not served")
+	}
+}
