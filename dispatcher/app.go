@@ -66,7 +66,7 @@ type Config struct {
 	ClusterRangesInterval time.Duration
 	StatusInterval        time.Duration
 	DefaultClientID       string
-	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 1 minute.
+	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 5 minutes.
 	SecretResync  time.Duration
 	SyncWorkers   int
 	MaxEventBytes int64
@@ -174,7 +174,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.Syncer = &Syncer{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Table: a.Table, Engine: a.Engine,
-		Reporter: a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: cmp.Or(cfg.SecretResync, time.Minute),
+		Reporter: a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: cmp.Or(cfg.SecretResync, 5*time.Minute),
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		st.Close()

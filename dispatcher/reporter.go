@@ -213,7 +213,7 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 		r.mail(wh, st, notify.AutoDisabled)
 	case !st.Disabled && wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
-	case !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter:
+	case r.Problems != nil && !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter:
 		r.mu.Lock()
 		first := !r.mailedStreak[uid].Equal(st.FailingSince)
 		r.mailedStreak[uid] = st.FailingSince

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -138,7 +139,8 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	}
 	s.Reporter.Mark(uid, false)
 	if secretRefs(wh) && s.SecretResync > 0 {
-		return ctrl.Result{RequeueAfter: s.SecretResync}, nil
+		// Jittered, so that the reads of many webhooks spread out instead of arriving together.
+		return ctrl.Result{RequeueAfter: wait.Jitter(s.SecretResync, 0.2)}, nil
 	}
 	return ctrl.Result{}, nil
 }

@@ -115,7 +115,7 @@ func main() {
 	flag.Var(&o.blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs receivers may not be in, besides the SSRF guard's defaults and the cluster's discovered ranges, e.g. a CNI's own Pod IP pools.")
 	flag.DurationVar(&o.clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
-	flag.DurationVar(&o.secretResync, "secret-resync", time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again, so that rotations take effect.")
+	flag.DurationVar(&o.secretResync, "secret-resync", 5*time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again (one GET per such Webhook, jittered), so that rotations take effect.")
 	flag.IntVar(&o.workers, "sync-workers", 8, "Workers syncing Webhook changes into the routing table.")
 	flag.StringVar(&o.problems.Address, "smtp-address", "", "SMTP server (host:port) for problem e-mails to problemNotificationEmails; empty sends none.")
 	flag.StringVar(&o.problems.From, "smtp-from", "", "Sender address of problem e-mails.")
