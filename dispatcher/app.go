@@ -172,9 +172,12 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		st.Close()
 		return nil, fmt.Errorf("starting delivery engine: %w", err)
 	}
+	resync := cmp.Or(cfg.SecretResync, 5*time.Minute)
 	a.Syncer = &Syncer{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Table: a.Table, Engine: a.Engine,
-		Reporter: a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: cmp.Or(cfg.SecretResync, 5*time.Minute),
+		Client: mgr.GetClient(), Table: a.Table, Engine: a.Engine,
+		// Half an interval: a Webhook's next resync always reads the Secret afresh.
+		APIReader: &secretReader{Reader: mgr.GetAPIReader(), clock: clock.RealClock{}, maxAge: resync / 2},
+		Reporter:  a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: resync,
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		st.Close()
