@@ -25,6 +25,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -163,7 +164,7 @@ func (a *App) describe(out io.Writer, wh *hooklinev1.Webhook) {
 	fmt.Fprintf(w, "deliveredTotal:\t%s\n", count(st.DeliveredTotal))
 	fmt.Fprintf(w, "droppedTotal:\t%s\n", count(st.DroppedTotal))
 	if requested := wh.Annotations[reactivateAnnotation]; requested != "" || st.LastHandledReactivation != "" {
-		fmt.Fprintf(w, "reactivation:\trequested %s, handled %s\n", orDash(requested), orDash(st.LastHandledReactivation))
+		fmt.Fprintf(w, "reactivation:\trequested %s, handled %s\n", terminalSafe(orDash(requested)), terminalSafe(orDash(st.LastHandledReactivation)))
 	}
 	_ = w.Flush()
 }
@@ -257,11 +258,11 @@ func (a *App) listWebhooks(ctx context.Context, k *kube, all bool, output string
 func scopeString(s *hooklinev1.WebhookSpec) string {
 	switch {
 	case s.Scope == hooklinev1.ScopeGroup && s.GroupID != "":
-		return fmt.Sprintf("%s (groupId %s)", s.Scope, s.GroupID)
+		return fmt.Sprintf("%s (groupId %s)", s.Scope, terminalSafe(s.GroupID))
 	case s.Scope == hooklinev1.ScopeUser && s.UserID != "":
-		return fmt.Sprintf("%s (userId %s)", s.Scope, s.UserID)
+		return fmt.Sprintf("%s (userId %s)", s.Scope, terminalSafe(s.UserID))
 	case s.Scope == hooklinev1.ScopeResource && s.Resource != nil:
-		return fmt.Sprintf("%s (%s %s)", s.Scope, s.Resource.Type, s.Resource.ID)
+		return fmt.Sprintf("%s (%s %s)", s.Scope, s.Resource.Type, terminalSafe(s.Resource.ID))
 	}
 	return string(s.Scope)
 }
@@ -296,7 +297,17 @@ func orDash(s string) string {
 }
 
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return terminalSafe(strings.Join(strings.Fields(s), " "))
+}
+
+// terminalSafe quotes s, escaping what is not printable, when it holds control, format (bidi
+// overrides, zero-width) or other non-graphic characters: ids and annotation values are free text
+// in the API, and an escape sequence must not reach the operator's terminal as one.
+func terminalSafe(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) < 0 {
+		return s
+	}
+	return strconv.QuoteToGraphic(s)
 }
 
 func statusUsage(a *App) string {

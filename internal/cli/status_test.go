@@ -17,6 +17,7 @@ limitations under the License.
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
@@ -228,4 +230,23 @@ func TestStatusErrors(t *testing.T) {
 		g.Expect(r.code).To(Equal(ExitUsage), "status %v: %s", args, r.stderr)
 		g.Expect(r.stderr).To(ContainSubstring("Run 'hookline status -h' for usage."))
 	}
+}
+
+// Free-text ids and annotation values reach the terminal escaped, never as escape sequences.
+func TestStatusEscapesControlCharacters(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-1")
+	wh := &hooklinev1.Webhook{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hostile",
+			Annotations: map[string]string{hooklinev1.ReactivateAnnotation: "now\x1b]0;pwned\x07"}},
+		Spec: hooklinev1.WebhookSpec{URL: "https://receiver.example.com/hooks/x", Scope: hooklinev1.ScopeGroup,
+			GroupID: "grp\x1b[31m\u202eevil", Events: []hooklinev1.EventName{"AGREEMENT_ALL"}},
+	}
+	g.Expect(k8s.Create(context.Background(), wh)).To(Succeed())
+	r := run(append([]string{"status"}, kubeArgs("-n", ns, "hostile")...)...)
+	g.Expect(r.code).To(Equal(ExitOK), r.stderr)
+	g.Expect(r.stdout).NotTo(ContainSubstring("\x1b"))
+	g.Expect(r.stdout).NotTo(ContainSubstring("\u202e"))
+	g.Expect(r.stdout).To(ContainSubstring(`GROUP (groupId "grp\x1b[31m\u202eevil")`))
+	g.Expect(r.stdout).To(ContainSubstring(`requested "now\x1b]0;pwned\a"`))
 }
