@@ -149,12 +149,12 @@ func checkAcrobatBody(t *testing.T, ev Event, wh Webhook, bits uint8, res Result
 	if len(top) < n || !slices.Equal(top[:n], webhookKeys) {
 		t.Fatalf("body does not start with hookline's fields: %q", top)
 	}
-	// The notification's own members follow in order; its copies of hookline's fields are dropped,
-	// so each of those appears once, with hookline's value.
+	// The notification's own members follow in order; its copies of hookline's fields, in any
+	// letter case, are dropped, so each of those appears once, with hookline's value.
 	inTop, inVals := object(t, ev.Notification)
 	var kept []string
 	for _, k := range inTop {
-		if !slices.Contains(webhookKeys, k) {
+		if !slices.ContainsFunc(webhookKeys, func(w string) bool { return strings.EqualFold(w, k) }) {
 			kept = append(kept, k)
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
@@ -156,12 +157,18 @@ var resourceKeys = map[hooklinev1.Family]string{
 	hooklinev1.FamilyLibraryDocument: "libraryDocument",
 }
 
-// reservedKey reports whether a top-level key is one hookline sets itself; a producer's copy is
-// dropped so a receiver never sees two conflicting values or a forged webhook identity.
+// reservedKeys are the top-level keys hookline sets itself.
+var reservedKeys = []string{"webhookId", "webhookName", "webhookNotificationId", "webhookUrlInfo", "webhookScope", "accountId"}
+
+// reservedKey reports whether a top-level key is one hookline sets itself, in any letter case; a
+// producer's copy is dropped so a receiver never sees two conflicting values or a forged webhook
+// identity. Case matters: decoders such as Go's encoding/json match keys case-insensitively (with
+// Unicode folding) and keep the last one, so "WEBHOOKID" after ours would win.
 func reservedKey(key []byte) bool {
-	switch string(key) {
-	case "webhookId", "webhookName", "webhookNotificationId", "webhookUrlInfo", "webhookScope", "accountId":
-		return true
+	for _, k := range reservedKeys {
+		if len(key) >= len(k) && strings.EqualFold(string(key), k) {
+			return true
+		}
 	}
 	return false
 }

@@ -666,3 +666,33 @@ func BenchmarkNotificationID(b *testing.B) {
 		_ = NotificationID("0b6f6b0e-3f55-4c8e-9d43-6f0f5c0b1a11", "acc-1", "evt-agreement-action-completed-0001")
 	}
 }
+
+// Go's encoding/json (like other decoders) matches keys case-insensitively, with Unicode folding,
+// and keeps the last: a producer's "WEBHOOKID" or "webhooK\u212aid" (Kelvin sign) after ours would
+// overwrite the webhook identity a receiver decodes. Such keys are dropped.
+func TestCaseVariantsOfWebhookFieldsAreDropped(t *testing.T) {
+	ev := Event{ID: "evt-1", Event: "AGREEMENT_CREATED", AccountID: "acc-1", Notification: json.RawMessage(`{
+		"event": "AGREEMENT_CREATED", "agreement": {"id": "a", "name": "n", "status": "OUT_FOR_SIGNATURE"},
+		"WEBHOOKID": "forged", "webhookurlinfo": {"url": "https://evil.example.com"},
+		"AccountId": "acc-evil", "webhoo\u212aNotificationId": "forged", "webhookIdentity": "kept"}`)}
+	res := mustBuild(t, ev, testWebhook, Options{})
+	var got struct {
+		WebhookID      string `json:"webhookId"`
+		NotificationID string `json:"webhookNotificationId"`
+		AccountID      string `json:"accountId"`
+		URLInfo        struct {
+			URL string `json:"url"`
+		} `json:"webhookUrlInfo"`
+		Identity string `json:"webhookIdentity"`
+	}
+	if err := json.Unmarshal(res.Body, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.WebhookID != testWebhook.UID || got.NotificationID != testNotificationID || got.AccountID != "acc-1" ||
+		got.URLInfo.URL != testWebhook.URL {
+		t.Errorf("a case variant overrode a webhook field: %+v", got)
+	}
+	if got.Identity != "kept" {
+		t.Errorf("an unrelated key was dropped: %+v", got)
+	}
+}
