@@ -223,8 +223,9 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 	raw, err := json.Marshal(map[string]any{
 		"apiVersion": hooklinev1.GroupVersion.String(),
 		"kind":       "Webhook",
-		"metadata":   map[string]any{"name": wh.Name, "namespace": wh.Namespace},
-		"status":     want,
+		// The uid makes the apply fail rather than land on a new Webhook of the same name.
+		"metadata": map[string]any{"name": wh.Name, "namespace": wh.Namespace, "uid": string(wh.UID)},
+		"status":   want,
 	})
 	if err != nil {
 		return err
@@ -234,6 +235,9 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 		return err
 	}
 	err = r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	if apierrors.IsNotFound(err) {
+		return nil // deleted while it was being reconciled: nothing to report on
+	}
 	if err != nil {
 		return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
 	}
