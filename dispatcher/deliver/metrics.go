@@ -41,7 +41,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "hookline_delivery_attempt_duration_seconds", Help: "Duration of delivery attempts.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+			// Up to twice the default 5 s timeout, so that attempts ended by a timeout land in a
+			// bucket of their own (just above it) instead of +Inf.
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 6, 7.5, 10},
 		}),
 		drops: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookline_notifications_dropped_total", Help: "Notifications dropped after 72 hours (or with their auto-disabled webhook's queue).",
