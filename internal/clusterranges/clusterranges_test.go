@@ -23,12 +23,10 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -43,6 +41,7 @@ import (
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/testlog"
 )
 
 // listOnlyUser may list ServiceCIDRs and Nodes and nothing else, like the components'
@@ -147,8 +146,8 @@ func TestDiscoveryBlocksTheClusterRanges(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	// An in-cluster receiver's ClusterIP is allowed: the allow-list wins over the cluster's ranges.
 	guard := netguard.New(netguard.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32")}})
-	logs := &logBuf{}
-	g.Expect(clusterranges.Setup(ctx, mgr, guard, 100*time.Millisecond, logs.logger())).To(Succeed())
+	logs := &testlog.Buffer{}
+	g.Expect(clusterranges.Setup(ctx, mgr, guard, 100*time.Millisecond, logs.Logger())).To(Succeed())
 	done := make(chan error, 1)
 	mgrCtx, stop := context.WithCancel(ctx)
 	go func() { done <- mgr.Start(mgrCtx) }()
@@ -200,9 +199,9 @@ func TestErrorsKeepTheLastRanges(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	nobody, err := client.New(configAs("hookline-test-nobody"), client.Options{Scheme: env.Scheme})
 	g.Expect(err).NotTo(HaveOccurred())
-	logs := &logBuf{}
+	logs := &testlog.Buffer{}
 	guard := netguard.New(netguard.Policy{})
-	d := &clusterranges.Discoverer{Reader: listOnly, Guard: guard, Interval: time.Hour, Log: logs.logger()}
+	d := &clusterranges.Discoverer{Reader: listOnly, Guard: guard, Interval: time.Hour, Log: logs.Logger()}
 
 	g.Eventually(func(g Gomega) {
 		g.Expect(d.Refresh(ctx)).To(Succeed())
@@ -252,24 +251,4 @@ func deleteServiceCIDR(t *testing.T, s *networkingv1.ServiceCIDR) {
 	if err := k8s.Update(ctx, cur); err != nil && !apierrors.IsNotFound(err) {
 		t.Errorf("removing the finalizers of ServiceCIDR %s: %v", s.Name, err)
 	}
-}
-
-// logBuf captures everything a funcr logger writes, at every verbosity.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) logger() logr.Logger {
-	return funcr.New(func(prefix, args string) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.b.WriteString(prefix + " " + args + "\n")
-	}, funcr.Options{Verbosity: 10})
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -38,13 +38,13 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/testcerts"
+	"github.com/hookline/hookline/internal/testlog"
 )
 
 var t0 = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
@@ -164,36 +164,16 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset()        { s.env = envelope{} }
 func (s *session) Logout() error { return nil }
 
-// logBuf captures everything a funcr logger writes, at every verbosity.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) logger() logr.Logger {
-	return funcr.New(func(prefix, args string) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.b.WriteString(prefix + " " + args + "\n")
-	}, funcr.Options{Verbosity: 10})
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fixture struct {
 	n     *notify.Notifier
 	reg   *prometheus.Registry
 	clock *clocktesting.FakeClock
-	logs  *logBuf
+	logs  *testlog.Buffer
 }
 
 func newNotifier(t *testing.T, cfg notify.Config) *fixture {
 	t.Helper()
-	f := &fixture{reg: prometheus.NewRegistry(), clock: clocktesting.NewFakeClock(t0), logs: &logBuf{}}
+	f := &fixture{reg: prometheus.NewRegistry(), clock: clocktesting.NewFakeClock(t0), logs: &testlog.Buffer{}}
 	if cfg.From == "" {
 		cfg.From = "hookline <hookline@example.net>"
 	}
@@ -201,7 +181,7 @@ func newNotifier(t *testing.T, cfg notify.Config) *fixture {
 		cfg.Timeout = 10 * time.Second
 	}
 	cfg.Metrics = notify.NewMetrics(f.reg)
-	n, err := notify.New(cfg, f.clock, f.logs.logger())
+	n, err := notify.New(cfg, f.clock, f.logs.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,7 +601,7 @@ func TestAuthOverStartTLS(t *testing.T) {
 			before := len(srv.received())
 			cfg.Address, cfg.Username, cfg.StartTLS, cfg.RootCAs = srv.Addr, "hookline", notify.StartTLSAlways, ca.Pool()
 			f := newNotifier(t, cfg)
-			f.logs.logger().Info("Problem e-mails", "config", cfg) // as a main would log its settings
+			f.logs.Logger().Info("Problem e-mails", "config", cfg) // as a main would log its settings
 
 			g.Expect(f.n.Notify(context.Background(), problem(notify.AutoDisabled))).To(Succeed())
 			g.Expect(f.n.Notify(context.Background(), problem(notify.SustainedFailure))).To(Succeed())
