@@ -79,7 +79,7 @@ fuzz: ## Run every fuzz target for FUZZTIME (5m) each; prints executions per tar
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: faults
-faults: controlplane build ## Run the long fault suite (kills, API outage, NATS cluster); prints sent/acknowledged/delivered/duplicates.
+faults: controlplane build ## Run the long fault suite (kills, API outage, NATS cluster, hostile receivers); prints sent/acknowledged/delivered/duplicates.
 	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) hack/faults.sh
 
 ##@ Benchmarks
