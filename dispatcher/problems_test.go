@@ -29,6 +29,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
@@ -122,4 +123,49 @@ func TestProblemEmailsOnSustainedFailureAndAutoDisable(t *testing.T) {
 	g.Expect(msgs[0].body).To(ContainSubstring("NonSuccessStatus"))
 	g.Expect(strings.ToLower(msgs[1].subject)).To(ContainSubstring("disabled"))
 	g.Expect(msgs[1].body).To(ContainSubstring(hooklinev1.ReactivateAnnotation))
+}
+
+// The "keeps failing" e-mail is sent once per failing streak even across a dispatcher restart: the
+// streak it reported is saved with the delivery state.
+func TestSustainedFailureIsMailedOnceAcrossRestarts(t *testing.T) {
+	g := NewWithT(t)
+	mb := startMailbox(t)
+	start := time.Now()
+	clk := clocktesting.NewFakeClock(start)
+	ns := newNamespace(t, "acc-problems-restart", "")
+	rc := newReceiver(t)
+	rc.now = clk.Now
+	rc.set(fail500)
+	dir := t.TempDir()
+	o := stackOptions{namespaces: []string{ns}, clock: clk, dir: dir, mutate: func(c *dispatcher.Config) {
+		c.Problems = notify.Config{Address: mb.addr, From: "hookline@example.com", StartTLS: notify.StartTLSNever}
+		c.ProblemAfter = time.Hour
+	}}
+	s := startStack(t, o)
+	spec := accountSpec(rc.URL)
+	spec.ProblemNotificationEmails = []hooklinev1.Email{"ops@example.com"}
+	wh := s.activeWebhook(t, ns, "failing", spec)
+	s.mustPost(t, event("restart-1", "acc-problems-restart"))
+
+	// Attempts at 0, 1, 3, 7, 15, 31 and 63 minutes; the streak is an hour old at the last one.
+	attemptAt := func(k int, minutes int) {
+		t.Helper()
+		clk.SetTime(start.Add(time.Duration(minutes)*time.Minute + timerLateness))
+		g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10*time.Second).Should(Equal(k+1), "attempt %d", k)
+		g.Eventually(func(g Gomega) {
+			g.Expect(deref(getWebhook(g, wh).Status.ConsecutiveFailures)).To(BeEquivalentTo(k + 1))
+		}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	for k, minutes := range acrobatSchedule[:6] {
+		attemptAt(k+1, minutes)
+	}
+	g.Eventually(func() int { return len(mb.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+
+	s.stop()
+	s = startStack(t, o)
+	s.waitRouted(t, wh)
+	attemptAt(7, acrobatSchedule[6]) // 127 minutes: still failing, same streak
+	g.Consistently(func() int { return len(mb.got()) }).WithTimeout(time.Second).Should(Equal(1),
+		"the restarted dispatcher mailed the same failing streak again")
 }

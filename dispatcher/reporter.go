@@ -77,15 +77,12 @@ type Reporter struct {
 	urgent   map[string]bool
 	written  map[string]string
 	disabled map[string]bool
-	// mailedStreak is the failingSince of the streak last reported by e-mail, per webhook.
-	mailedStreak map[string]time.Time
 	kick         chan struct{}
 }
 
 func (r *Reporter) init() {
 	if r.dirty == nil {
 		r.dirty, r.urgent, r.written, r.disabled = map[string]bool{}, map[string]bool{}, map[string]string{}, map[string]bool{}
-		r.mailedStreak = map[string]time.Time{}
 		r.kick = make(chan struct{}, 1)
 	}
 }
@@ -116,7 +113,6 @@ func (r *Reporter) Forget(uid string) {
 	delete(r.urgent, uid)
 	delete(r.written, uid)
 	delete(r.disabled, uid)
-	delete(r.mailedStreak, uid)
 	if r.Problems != nil {
 		r.Problems.Forget(uid)
 	}
@@ -213,13 +209,14 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 		r.mail(wh, st, notify.AutoDisabled)
 	case !st.Disabled && wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
-	case r.Problems != nil && !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter:
-		r.mu.Lock()
-		first := !r.mailedStreak[uid].Equal(st.FailingSince)
-		r.mailedStreak[uid] = st.FailingSince
-		r.mu.Unlock()
-		if first { // one e-mail per failing streak; the notifier's interval covers flapping
-			r.mail(wh, st, notify.SustainedFailure)
+	case r.Problems != nil && !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter &&
+		!st.ProblemMailed.Equal(st.FailingSince):
+		// One e-mail per failing streak, remembered in the saved delivery state so that a restart
+		// does not send it again; the notifier's interval covers flapping.
+		r.mail(wh, st, notify.SustainedFailure)
+		r.Engine.NoteProblemMailed(uid, st.FailingSince)
+		if err := r.Engine.Persist(ctx, uid); err != nil {
+			return fmt.Errorf("persisting state: %w", err)
 		}
 	}
 	return nil

@@ -79,6 +79,9 @@ type Status struct {
 	DisabledMessage string    `json:"disabledMessage,omitempty"`
 	// HandledReactivation is the last reactivation request (annotation value) acted upon.
 	HandledReactivation string `json:"handledReactivation,omitempty"`
+	// ProblemMailed is the FailingSince of the failing streak already reported by e-mail, kept
+	// across restarts so that a restart does not mail the same streak again.
+	ProblemMailed time.Time `json:"problemMailed,omitzero"`
 	// HeldReason and HeldMessage come from the webhook's configuration (Webhook.HeldReason), not
 	// from the store.
 	HeldReason  string `json:"-"`
@@ -306,6 +309,17 @@ func (e *Engine) Disabled(uid string) bool {
 	defer e.mu.Unlock()
 	q := e.queues[uid]
 	return q != nil && q.status.Disabled
+}
+
+// NoteProblemMailed records that uid's failing streak that began at since was reported by e-mail;
+// it is saved with the state.
+func (e *Engine) NoteProblemMailed(uid string, since time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q := e.queues[uid]; q != nil && !q.status.ProblemMailed.Equal(since) {
+		q.status.ProblemMailed = since
+		q.dirty = true
+	}
 }
 
 // CountLost records an event that uid, being disabled, does not receive.
