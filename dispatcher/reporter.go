@@ -77,7 +77,7 @@ type Reporter struct {
 	urgent   map[string]bool
 	written  map[string]string
 	disabled map[string]bool
-	kick         chan struct{}
+	kick     chan struct{}
 }
 
 func (r *Reporter) init() {
