@@ -170,18 +170,18 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 		return fmt.Errorf("persisting state: %w", err)
 	}
 	st, ok := r.Engine.Status(uid)
-	ns, name, ok2 := r.Engine.Identity(uid)
+	cfg, ok2 := r.Engine.Webhook(uid)
 	if !ok || !ok2 {
 		return nil
 	}
 	wh := &hooklinev1.Webhook{}
-	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, wh); err != nil {
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: cfg.Namespace, Name: cfg.Name}, wh); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if string(wh.UID) != uid {
 		return nil // replaced by a new webhook of the same name
 	}
-	status := deliveryStatus(wh, st, metav1.NewTime(r.Clock.Now()))
+	status := deliveryStatus(wh, st, cfg, metav1.NewTime(r.Clock.Now()))
 	raw, err := json.Marshal(status)
 	if err != nil {
 		return err
@@ -206,14 +206,14 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 	switch {
 	case st.Disabled && !wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ReasonAutoDisabled, "Deliver", "%s", st.DisabledMessage)
-		r.mail(wh, st, notify.AutoDisabled)
+		r.mail(wh, st, cfg, notify.AutoDisabled)
 	case !st.Disabled && wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
 	case r.Problems != nil && !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter &&
 		!st.ProblemMailed.Equal(st.FailingSince):
 		// One e-mail per failing streak, remembered in the saved delivery state so that a restart
 		// does not send it again; the notifier's interval covers flapping.
-		r.mail(wh, st, notify.SustainedFailure)
+		r.mail(wh, st, cfg, notify.SustainedFailure)
 		r.Engine.NoteProblemMailed(uid, st.FailingSince)
 		if err := r.Engine.Persist(ctx, uid); err != nil {
 			return fmt.Errorf("persisting state: %w", err)
@@ -223,20 +223,17 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 }
 
 // mail queues a problem e-mail to wh's problemNotificationEmails; it never blocks delivery.
-func (r *Reporter) mail(wh *hooklinev1.Webhook, st deliver.Status, kind notify.Kind) {
+func (r *Reporter) mail(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webhook, kind notify.Kind) {
 	if r.Problems == nil || len(wh.Spec.ProblemNotificationEmails) == 0 {
 		return
 	}
 	p := notify.Problem{
-		Kind: kind, Namespace: wh.Namespace, Name: wh.Name, UID: string(wh.UID), URL: wh.Spec.URL,
+		Kind: kind, Namespace: wh.Namespace, Name: wh.Name, UID: string(wh.UID), URL: wh.Spec.URL, AccountID: cfg.AccountID,
 		Since: st.FailingSince, ConsecutiveFailures: int(st.ConsecutiveFailures), QueueDepth: int(st.Pending),
 		LastError: st.LastFailureReason + ": " + st.LastFailureMessage,
 	}
 	if kind == notify.AutoDisabled && st.DisabledMessage != "" {
 		p.LastError = st.DisabledMessage
-	}
-	if cfg, ok := r.Engine.Webhook(string(wh.UID)); ok {
-		p.AccountID = cfg.AccountID
 	}
 	for _, to := range wh.Spec.ProblemNotificationEmails {
 		p.To = append(p.To, string(to))
@@ -261,8 +258,9 @@ func (r *Reporter) apply(ctx context.Context, wh *hooklinev1.Webhook, status hoo
 	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
 }
 
-// deliveryStatus builds the dispatcher-owned status fields of wh from the engine's state.
-func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, now metav1.Time) hooklinev1.WebhookStatus {
+// deliveryStatus builds the dispatcher-owned status fields of wh from the engine's state and its
+// delivery configuration (which says whether deliveries are held for a Secret).
+func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webhook, now metav1.Time) hooklinev1.WebhookStatus {
 	out := hooklinev1.WebhookStatus{
 		LastAttemptTime:         timeOrNil(st.LastAttempt),
 		LastSuccessTime:         timeOrNil(st.LastSuccess),
@@ -283,9 +281,9 @@ func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, now metav1.Time) 
 			Message: "auto-disabled: nothing is queued or sent until it is reactivated"}
 		disabled = metav1.Condition{Type: ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: ReasonNoRecentSuccess,
 			Message: st.DisabledMessage + fmt.Sprintf("; set the %s annotation to a new value to reactivate", hooklinev1.ReactivateAnnotation)}
-	case st.HeldReason != "":
-		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.HeldReason,
-			Message: st.HeldMessage + "; notifications stay queued until it is fixed"}
+	case cfg.HeldReason != "":
+		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: cfg.HeldReason,
+			Message: cfg.HeldMessage + "; notifications stay queued until it is fixed"}
 	case st.ConsecutiveFailures > 0:
 		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.LastFailureReason,
 			Message: fmt.Sprintf("%d consecutive failed attempts since %s: %s; retrying", st.ConsecutiveFailures,

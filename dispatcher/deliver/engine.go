@@ -82,10 +82,6 @@ type Status struct {
 	// ProblemMailed is the FailingSince of the failing streak already reported by e-mail, kept
 	// across restarts so that a restart does not mail the same streak again.
 	ProblemMailed time.Time `json:"problemMailed,omitzero"`
-	// HeldReason and HeldMessage come from the webhook's configuration (Webhook.HeldReason), not
-	// from the store.
-	HeldReason  string `json:"-"`
-	HeldMessage string `json:"-"`
 }
 
 // head is the retry state of a queue's first notification.
@@ -281,15 +277,7 @@ func (e *Engine) Status(uid string) (Status, bool) {
 	if q == nil {
 		return Status{}, false
 	}
-	st := q.status
-	st.HeldReason, st.HeldMessage = q.wh.HeldReason, q.wh.HeldMessage
-	return st, true
-}
-
-// Identity returns the namespace and name of uid's webhook.
-func (e *Engine) Identity(uid string) (namespace, name string, ok bool) {
-	wh, ok := e.Webhook(uid)
-	return wh.Namespace, wh.Name, ok
+	return q.status, true
 }
 
 // Webhook returns uid's delivery configuration.

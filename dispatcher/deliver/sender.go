@@ -156,7 +156,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	} else {
 		// The echo can only be in the body, and the error matters: a body cut short by the
 		// timeout or a broken connection is no answer.
-		respBody, readErr = io.ReadAll(io.LimitReader(resp.Body, echo.MaxBody))
+		respBody, readErr = echo.ReadBody(resp.Body)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
 	}
 	_ = resp.Body.Close()

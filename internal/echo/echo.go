@@ -84,9 +84,9 @@ func Check(h http.Header, body []byte, clientID string) Result {
 	return Missing
 }
 
-// ReadBody reads at most MaxBody bytes of r for Check, ignoring read errors past what was read:
-// a truncated body simply fails to parse.
-func ReadBody(r io.Reader) []byte {
-	b, _ := io.ReadAll(io.LimitReader(r, MaxBody))
-	return b
+// ReadBody reads at most MaxBody bytes of r for Check. A read error means the body was cut short
+// (a timeout, a broken connection): callers report that rather than the truncated body's missing
+// echo. What was read is returned either way.
+func ReadBody(r io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, MaxBody))
 }

@@ -26,7 +26,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -146,7 +145,7 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 	var body []byte
 	var readErr error
 	if len(resp.Header.Values(echo.Header)) == 0 {
-		body, readErr = io.ReadAll(io.LimitReader(resp.Body, echo.MaxBody))
+		body, readErr = echo.ReadBody(resp.Body)
 	}
 
 	switch {
