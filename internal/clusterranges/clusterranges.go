@@ -14,16 +14,19 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package clusterranges reads the cluster's own Service and Pod ranges from the API server into
-// the SSRF guard (netguard.Guard.SetClusterRanges), so that a tenant's webhook URL cannot reach
-// ClusterIPs and Pods wherever the cluster puts them: Service and Pod ranges are often private
-// addresses, which the guard refuses anyway, but not always (IPv6 clusters usually give Pods
-// global addresses, some clusters use "privately used public" IPv4 ranges).
+// Package clusterranges reads the cluster's own Service and Pod ranges and its Nodes' addresses
+// from the API server into the SSRF guard (netguard.Guard.SetClusterRanges), so that a tenant's
+// webhook URL cannot reach ClusterIPs, Pods, kubelets and NodePorts wherever the cluster puts
+// them: these are often private addresses, which the guard refuses anyway, but not always (IPv6
+// clusters usually give Pods global addresses, some clusters use "privately used public" IPv4
+// ranges, and a Node's ExternalIP is public by definition). Each read also refreshes the host's
+// own interface addresses (netguard.Guard.RefreshHostAddresses).
 //
 // The Service ranges are the networking.k8s.io/v1 ServiceCIDR objects; the Pod ranges are the
-// Nodes' spec.podCIDRs. Both are listed, uncached, every interval: watching them would need watch
-// rights and a cache of every Node, for ranges that change a few times a day. A CNI that allocates
-// Pod IPs from its own pools (Calico IPPools, Cilium's cluster-pool) leaves podCIDRs unused or
+// Nodes' spec.podCIDRs and the Node addresses their status.addresses of type InternalIP and
+// ExternalIP. Both are listed, uncached, every interval: watching them would need watch rights
+// and a cache of every Node, for ranges that change a few times a day. A CNI that allocates Pod
+// IPs from its own pools (Calico IPPools, Cilium's cluster-pool) leaves podCIDRs unused or
 // unrelated, so its pools must be given with --blocked-cidrs.
 package clusterranges
 
@@ -61,6 +64,7 @@ const (
 const (
 	sourceServiceCIDRs = "servicecidrs.networking.k8s.io"
 	sourceNodes        = "nodes"
+	sourceInterfaces   = "network interfaces"
 )
 
 // Discoverer keeps a Guard's cluster ranges current. It is a controller-runtime Runnable that runs
@@ -83,8 +87,9 @@ type Discoverer struct {
 	mu sync.Mutex
 	// primed says a read has been made (by Setup): Start then waits an interval before the next.
 	primed bool
-	// service and pod are the last ranges each source gave: a source that fails keeps its own.
+	// service, pod and nodes are what each source last gave: a source that fails keeps its own.
 	service, pod []netip.Prefix
+	nodes        []netip.Addr
 	// errs holds the last error message per source, so that a persisting error is logged once.
 	errs map[string]string
 }
@@ -176,22 +181,24 @@ func (d *Discoverer) Refresh(ctx context.Context) error {
 	if svcErr == nil {
 		d.service = service
 	}
-	pod, podErr := d.listPodCIDRs(ctx)
+	pod, nodes, podErr := d.listNodes(ctx)
 	d.report(sourceNodes, podErr)
 	if podErr == nil {
-		d.pod = pod
+		d.pod, d.nodes = pod, nodes
 	}
+	hostErr := d.Guard.RefreshHostAddresses()
+	d.report(sourceInterfaces, hostErr)
 
 	before := d.Guard.ClusterRanges()
-	d.Guard.SetClusterRanges(netguard.ClusterRanges{Service: d.service, Pod: d.pod})
+	d.Guard.SetClusterRanges(netguard.ClusterRanges{Service: d.service, Pod: d.pod, Nodes: d.nodes})
 	if after := d.Guard.ClusterRanges(); !after.Equal(before) {
-		kv := []any{"service", cidrStrings(after.Service), "pod", cidrStrings(after.Pod)}
+		kv := []any{"service", cidrStrings(after.Service), "pod", cidrStrings(after.Pod), "nodeAddresses", len(after.Nodes)}
 		if len(after.Pod) == 0 && podErr == nil {
 			kv = append(kv, "note", "no Node has a podCIDR: if the CNI allocates Pod IPs from its own pools, give them with --blocked-cidrs")
 		}
-		d.Log.Info("Blocking the cluster's Service and Pod ranges", kv...)
+		d.Log.Info("Blocking the cluster's Service and Pod ranges and Node addresses", kv...)
 	}
-	return errors.Join(svcErr, podErr)
+	return errors.Join(svcErr, podErr, hostErr)
 }
 
 func (d *Discoverer) listServiceCIDRs(ctx context.Context) ([]netip.Prefix, error) {
@@ -206,20 +213,33 @@ func (d *Discoverer) listServiceCIDRs(ctx context.Context) ([]netip.Prefix, erro
 	return out, nil
 }
 
-func (d *Discoverer) listPodCIDRs(ctx context.Context) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+// listNodes returns the Nodes' Pod ranges and their InternalIP and ExternalIP addresses.
+func (d *Discoverer) listNodes(ctx context.Context) ([]netip.Prefix, []netip.Addr, error) {
+	var pods []netip.Prefix
+	var addrs []netip.Addr
 	for cont := ""; ; {
 		list := &corev1.NodeList{}
 		if err := d.Reader.List(ctx, list, client.Limit(nodePage), client.Continue(cont)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, n := range list.Items {
 			// podCIDR is the first of podCIDRs on current clusters; older ones set only podCIDR.
-			out = d.appendParsed(out, "Node "+n.Name, n.Spec.PodCIDRs...)
-			out = d.appendParsed(out, "Node "+n.Name, n.Spec.PodCIDR)
+			pods = d.appendParsed(pods, "Node "+n.Name, n.Spec.PodCIDRs...)
+			pods = d.appendParsed(pods, "Node "+n.Name, n.Spec.PodCIDR)
+			for _, a := range n.Status.Addresses {
+				if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {
+					continue // Hostname and DNS names: the IPs they stand for are listed too
+				}
+				ip, err := netip.ParseAddr(a.Address)
+				if err != nil {
+					d.Log.V(1).Info("Ignoring an invalid Node address", "object", "Node "+n.Name, "address", a.Address)
+					continue
+				}
+				addrs = append(addrs, ip)
+			}
 		}
 		if cont = list.Continue; cont == "" {
-			return out, nil
+			return pods, addrs, nil
 		}
 	}
 }

@@ -28,29 +28,34 @@ const (
 	ReasonClusterPod     = "cluster Pod range"
 )
 
-// ClusterRanges are the cluster's own Service and Pod networks. They are known only at run time
-// and change with the cluster (a Node joins with a new Pod range, a ServiceCIDR is added), so a
-// Guard takes them through SetClusterRanges rather than its Policy. They only add blocks: an
-// allowed range still wins over them, which is how an operator lets tenants reach an in-cluster
-// receiver.
+// ClusterRanges are the cluster's own Service and Pod networks and its Nodes' addresses. They are
+// known only at run time and change with the cluster (a Node joins with a new Pod range, a
+// ServiceCIDR is added), so a Guard takes them through SetClusterRanges rather than its Policy.
+// They only add blocks. An allowed range wins over the Service and Pod ranges, which is how an
+// operator lets tenants reach an in-cluster receiver; a Node address is refused even inside an
+// allowed range (the Pod network often holds the Nodes), unless allowed as that very address.
 type ClusterRanges struct {
 	// Service holds the ranges ClusterIPs are allocated from (the ServiceCIDRs).
 	Service []netip.Prefix
 	// Pod holds the ranges Pod IPs are allocated from (the Nodes' podCIDRs).
 	Pod []netip.Prefix
+	// Nodes holds the Nodes' addresses (InternalIP, ExternalIP), where the kubelet, NodePorts and
+	// host-network Pods listen.
+	Nodes []netip.Addr
 }
 
-// Equal reports whether r and o hold the same prefixes in the same order, as Guard.ClusterRanges
-// returns them.
+// Equal reports whether r and o hold the same prefixes and addresses in the same order, as
+// Guard.ClusterRanges returns them.
 func (r ClusterRanges) Equal(o ClusterRanges) bool {
-	return slices.Equal(r.Service, o.Service) && slices.Equal(r.Pod, o.Pod)
+	return slices.Equal(r.Service, o.Service) && slices.Equal(r.Pod, o.Pod) && slices.Equal(r.Nodes, o.Nodes)
 }
 
 // clusterRules is what a Guard holds of its ClusterRanges: the ranges as given back to callers
-// and the rules check matches against.
+// and the rules and addresses check matches against.
 type clusterRules struct {
 	ranges ClusterRanges
 	rules  []rule
+	nodes  map[netip.Addr]bool
 }
 
 // SetClusterRanges replaces the cluster ranges g refuses. Every transport already dialing through
@@ -65,7 +70,13 @@ func (g *Guard) SetClusterRanges(r ClusterRanges) {
 	if g == nil || g == defaultGuard {
 		panic("netguard: SetClusterRanges on the shared default guard; build the guard with New")
 	}
-	c := &clusterRules{ranges: ClusterRanges{Service: merge(r.Service), Pod: merge(r.Pod)}}
+	c := &clusterRules{
+		ranges: ClusterRanges{Service: merge(r.Service), Pod: merge(r.Pod), Nodes: uniqueAddrs(r.Nodes)},
+		nodes:  map[netip.Addr]bool{},
+	}
+	for _, a := range c.ranges.Nodes {
+		c.nodes[a] = true
+	}
 	for _, p := range c.ranges.Service {
 		c.rules = append(c.rules, rule{prefix: p, reason: ReasonClusterService})
 	}
@@ -76,7 +87,8 @@ func (g *Guard) SetClusterRanges(r ClusterRanges) {
 }
 
 // ClusterRanges returns the cluster ranges g refuses, as SetClusterRanges stored them (normalized,
-// sorted, merged); none for a nil Guard or one that never got any.
+// sorted, merged; Node addresses unmapped, sorted, without duplicates); none for a nil Guard or
+// one that never got any.
 func (g *Guard) ClusterRanges() ClusterRanges {
 	if g == nil {
 		return ClusterRanges{}
@@ -86,7 +98,20 @@ func (g *Guard) ClusterRanges() ClusterRanges {
 		return ClusterRanges{}
 	}
 	// Copies, so that a caller cannot change what connections are checked against.
-	return ClusterRanges{Service: slices.Clone(c.ranges.Service), Pod: slices.Clone(c.ranges.Pod)}
+	return ClusterRanges{Service: slices.Clone(c.ranges.Service), Pod: slices.Clone(c.ranges.Pod), Nodes: slices.Clone(c.ranges.Nodes)}
+}
+
+// uniqueAddrs returns the valid addresses of as unmapped, without zones, sorted and without
+// duplicates.
+func uniqueAddrs(as []netip.Addr) []netip.Addr {
+	out := make([]netip.Addr, 0, len(as))
+	for _, a := range as {
+		if a.IsValid() {
+			out = append(out, a.WithZone("").Unmap())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
 }
 
 // merge returns the valid prefixes of ps normalized and sorted, without duplicates or prefixes

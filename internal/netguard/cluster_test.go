@@ -32,19 +32,19 @@ import (
 func TestClusterRangesAreRefusedWithTheirNames(t *testing.T) {
 	g := New(Policy{})
 	g.SetClusterRanges(ClusterRanges{
-		Service: mustCIDRs(t, "198.51.100.0/24,2001:db8:5::/112"),
-		Pod:     mustCIDRs(t, "203.0.113.0/25,203.0.113.128/25,2001:db8:a::/64,10.244.0.0/16"),
+		Service: mustCIDRs(t, "44.51.100.0/24,2a00:db8:5::/112"),
+		Pod:     mustCIDRs(t, "44.3.113.0/25,44.3.113.128/25,2a00:db8:a::/64,10.244.0.0/16"),
 	})
 	for _, c := range []struct{ ip, prefix, reason string }{
-		{"198.51.100.10", "198.51.100.0/24", ReasonClusterService},
-		{"2001:db8:5::a", "2001:db8:5::/112", ReasonClusterService},
-		{"203.0.113.7", "203.0.113.0/24", ReasonClusterPod}, // the two halves are merged
-		{"203.0.113.200", "203.0.113.0/24", ReasonClusterPod},
-		{"2001:db8:a::17", "2001:db8:a::/64", ReasonClusterPod},
+		{"44.51.100.10", "44.51.100.0/24", ReasonClusterService},
+		{"2a00:db8:5::a", "2a00:db8:5::/112", ReasonClusterService},
+		{"44.3.113.7", "44.3.113.0/24", ReasonClusterPod}, // the two halves are merged
+		{"44.3.113.200", "44.3.113.0/24", ReasonClusterPod},
+		{"2a00:db8:a::17", "2a00:db8:a::/64", ReasonClusterPod},
 		// Inside a default range the cluster's, more specific, names the address.
 		{"10.244.3.4", "10.244.0.0/16", ReasonClusterPod},
-		{"::ffff:203.0.113.7", "203.0.113.0/24", ReasonClusterPod},
-		{"64:ff9b::cb00:7107", "203.0.113.0/24", ReasonClusterPod + " 203.0.113.7 in NAT64 form"},
+		{"::ffff:44.3.113.7", "44.3.113.0/24", ReasonClusterPod},
+		{"64:ff9b::2c03:7107", "44.3.113.0/24", ReasonClusterPod + " 44.3.113.7 in NAT64 form"},
 	} {
 		var be *BlockedError
 		if err := g.Check(netip.MustParseAddr(c.ip)); !errors.As(err, &be) {
@@ -59,7 +59,7 @@ func TestClusterRangesAreRefusedWithTheirNames(t *testing.T) {
 	if err := g.Check(netip.MustParseAddr("10.0.0.1")); err == nil || !strings.Contains(err.Error(), "private address") {
 		t.Errorf("Check(10.0.0.1) = %v, want the private range", err)
 	}
-	for _, ip := range []string{"198.51.101.1", "203.0.112.255", "2001:db8:5::1:0"} {
+	for _, ip := range []string{"44.51.101.1", "44.3.112.255", "2a00:db8:5::1:0"} {
 		if err := g.Check(netip.MustParseAddr(ip)); err != nil {
 			t.Errorf("Check(%s) = %v, want allowed", ip, err)
 		}
@@ -75,60 +75,60 @@ func TestClusterRangesApplyToTransportsBuiltBefore(t *testing.T) {
 
 	// Before any discovery the address is public to the guard (nothing is dialed here: a
 	// TEST-NET address would just time out).
-	if err := d.Control("tcp4", "203.0.113.7:443", nil); err != nil {
+	if err := d.Control("tcp4", "44.3.113.7:443", nil); err != nil {
 		t.Fatalf("Control before any cluster range = %v", err)
 	}
 
-	g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "203.0.113.0/24")})
+	g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "44.3.113.0/24")})
 	// Refused in the dialer, before a packet is sent, so this returns at once.
-	_, err := client.Get("http://203.0.113.7/")
+	_, err := client.Get("http://44.3.113.7/")
 	var be *BlockedError
-	if !errors.As(err, &be) || be.Reason != ReasonClusterPod || be.Address != "203.0.113.7:80" {
+	if !errors.As(err, &be) || be.Reason != ReasonClusterPod || be.Address != "44.3.113.7:80" {
 		t.Fatalf("GET through a transport built earlier = %v, want a *BlockedError for the cluster Pod range", err)
 	}
-	if !strings.Contains(be.Error(), "cluster Pod range (203.0.113.0/24)") {
+	if !strings.Contains(be.Error(), "cluster Pod range (44.3.113.0/24)") {
 		t.Errorf("message %q does not name the cluster Pod range", be.Error())
 	}
 
 	// The Node left: its range is no longer the cluster's, and another one is.
-	g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "203.0.113.0/26")})
-	if err := d.Control("tcp4", "203.0.113.70:443", nil); err != nil {
+	g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "44.3.113.0/26")})
+	if err := d.Control("tcp4", "44.3.113.70:443", nil); err != nil {
 		t.Errorf("Control after the range shrank = %v, want allowed", err)
 	}
-	if err := d.Control("tcp4", "203.0.113.7:443", nil); !errors.As(err, &be) || be.Range.String() != "203.0.113.0/26" {
-		t.Errorf("Control in the remaining range = %v, want refused by 203.0.113.0/26", err)
+	if err := d.Control("tcp4", "44.3.113.7:443", nil); !errors.As(err, &be) || be.Range.String() != "44.3.113.0/26" {
+		t.Errorf("Control in the remaining range = %v, want refused by 44.3.113.0/26", err)
 	}
 	g.SetClusterRanges(ClusterRanges{})
-	if err := d.Control("tcp4", "203.0.113.7:443", nil); err != nil {
+	if err := d.Control("tcp4", "44.3.113.7:443", nil); err != nil {
 		t.Errorf("Control after the ranges were cleared = %v, want allowed", err)
 	}
 }
 
 func TestAllowListOverridesClusterRanges(t *testing.T) {
 	// An in-cluster receiver: its Service's ClusterIP is allowed, the rest of the range is not.
-	g := New(Policy{Allowed: mustCIDRs(t, "198.51.100.10/32")})
-	g.SetClusterRanges(ClusterRanges{Service: mustCIDRs(t, "198.51.100.0/24")})
-	if err := g.Control("tcp4", "198.51.100.10:443", nil); err != nil {
+	g := New(Policy{Allowed: mustCIDRs(t, "44.51.100.10/32")})
+	g.SetClusterRanges(ClusterRanges{Service: mustCIDRs(t, "44.51.100.0/24")})
+	if err := g.Control("tcp4", "44.51.100.10:443", nil); err != nil {
 		t.Errorf("Control of the allowed ClusterIP = %v, want allowed", err)
 	}
 	var be *BlockedError
-	if err := g.Control("tcp4", "198.51.100.11:443", nil); !errors.As(err, &be) || be.Reason != ReasonClusterService {
+	if err := g.Control("tcp4", "44.51.100.11:443", nil); !errors.As(err, &be) || be.Reason != ReasonClusterService {
 		t.Errorf("Control of another ClusterIP = %v, want refused as the cluster Service range", err)
 	}
 }
 
 func TestClusterRangeNamesAConfiguredRangeOfTheSameSize(t *testing.T) {
-	g := New(Policy{Blocked: mustCIDRs(t, "203.0.113.0/24,198.51.100.0/24")})
-	g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "203.0.113.0/24")})
+	g := New(Policy{Blocked: mustCIDRs(t, "44.3.113.0/24,44.51.100.0/24")})
+	g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "44.3.113.0/24")})
 	var be *BlockedError
-	if errors.As(g.Check(netip.MustParseAddr("203.0.113.1")), &be); be == nil || be.Reason != ReasonClusterPod {
-		t.Errorf("203.0.113.1: %v, want named the cluster Pod range", be)
+	if errors.As(g.Check(netip.MustParseAddr("44.3.113.1")), &be); be == nil || be.Reason != ReasonClusterPod {
+		t.Errorf("44.3.113.1: %v, want named the cluster Pod range", be)
 	}
 	// Clearing the cluster's ranges never removes a configured block.
 	g.SetClusterRanges(ClusterRanges{})
 	be = nil
-	if errors.As(g.Check(netip.MustParseAddr("203.0.113.1")), &be); be == nil || be.Reason != reasonConfigured {
-		t.Errorf("203.0.113.1 after clearing: %v, want the configured range", be)
+	if errors.As(g.Check(netip.MustParseAddr("44.3.113.1")), &be); be == nil || be.Reason != reasonConfigured {
+		t.Errorf("44.3.113.1 after clearing: %v, want the configured range", be)
 	}
 }
 
@@ -136,18 +136,18 @@ func TestSetClusterRangesMergesAndNormalizes(t *testing.T) {
 	g := New(Policy{})
 	g.SetClusterRanges(ClusterRanges{
 		Service: []netip.Prefix{
-			netip.MustParsePrefix("::ffff:198.51.100.0/120"), // IPv4-mapped: 198.51.100.0/24
-			netip.MustParsePrefix("198.51.100.0/24"),         // a duplicate
-			netip.MustParsePrefix("198.51.100.128/25"),       // contained
+			netip.MustParsePrefix("::ffff:44.51.100.0/120"), // IPv4-mapped: 44.51.100.0/24
+			netip.MustParsePrefix("44.51.100.0/24"),         // a duplicate
+			netip.MustParsePrefix("44.51.100.128/25"),       // contained
 			{}, // invalid: dropped
 		},
 		// One /24 per Node, unsorted, with a hole at 10.244.3.0/24.
-		Pod: mustCIDRs(t, "10.244.1.0/24,10.244.0.0/24,10.244.2.0/24,10.244.4.0/24,10.244.5.0/24,2001:db8::/65,2001:db8:0:0:8000::/65"),
+		Pod: mustCIDRs(t, "10.244.1.0/24,10.244.0.0/24,10.244.2.0/24,10.244.4.0/24,10.244.5.0/24,2a00:db8::/65,2a00:db8:0:0:8000::/65"),
 	})
 	got := g.ClusterRanges()
 	want := ClusterRanges{
-		Service: mustCIDRs(t, "198.51.100.0/24"),
-		Pod:     mustCIDRs(t, "10.244.0.0/23,10.244.2.0/24,10.244.4.0/23,2001:db8::/64"),
+		Service: mustCIDRs(t, "44.51.100.0/24"),
+		Pod:     mustCIDRs(t, "10.244.0.0/23,10.244.2.0/24,10.244.4.0/23,2a00:db8::/64"),
 	}
 	if !got.Equal(want) {
 		t.Fatalf("ClusterRanges() = %v, want %v", got, want)
@@ -171,10 +171,10 @@ func TestSetClusterRangesRefusesTheSharedDefault(t *testing.T) {
 					t.Error("SetClusterRanges did not panic")
 				}
 			}()
-			g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "203.0.113.0/24")})
+			g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "44.3.113.0/24")})
 		})
 	}
-	if err := Default().Check(netip.MustParseAddr("203.0.113.1")); err != nil {
+	if err := Default().Check(netip.MustParseAddr("44.3.113.1")); err != nil {
 		t.Fatalf("the default guard took cluster ranges: %v", err)
 	}
 	if r := Default().ClusterRanges(); len(r.Service)+len(r.Pod) != 0 {
@@ -195,7 +195,7 @@ func TestSetClusterRangesWhileDialing(t *testing.T) {
 					return
 				default:
 				}
-				err := g.Control("tcp4", "203.0.113.7:443", nil)
+				err := g.Control("tcp4", "44.3.113.7:443", nil)
 				var be *BlockedError
 				if err != nil && (!errors.As(err, &be) || be.Reason != ReasonClusterPod) {
 					t.Errorf("Control = %v", err)
@@ -206,7 +206,7 @@ func TestSetClusterRangesWhileDialing(t *testing.T) {
 	}
 	for i := range 1000 {
 		if i%2 == 0 {
-			g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "203.0.113.0/24")})
+			g.SetClusterRanges(ClusterRanges{Pod: mustCIDRs(t, "44.3.113.0/24")})
 		} else {
 			g.SetClusterRanges(ClusterRanges{})
 		}

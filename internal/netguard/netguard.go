@@ -15,10 +15,13 @@ limitations under the License.
 */
 
 // Package netguard keeps webhook traffic away from addresses a tenant must never make hookline
-// reach (server-side request forgery): loopback, private, link-local (cloud metadata included) and
-// other special-purpose ranges, plus ranges the operator adds and the cluster's own Service and Pod
-// networks, which can change at run time (SetClusterRanges). An allow-list re-opens ranges the
-// operator trusts (in-cluster receivers, tests).
+// reach (server-side request forgery): every range of the IANA special-purpose address registries
+// that is not globally reachable (loopback, private, link-local with cloud metadata, benchmarking,
+// documentation, NAT64 local-use, ...), multicast, IPv6 outside global unicast, ranges the
+// operator adds, the host's own interface addresses, and the cluster's Service and Pod networks
+// and Node addresses, which can change at run time (SetClusterRanges). An allow-list re-opens
+// ranges the operator trusts (in-cluster receivers, tests); in allow-list mode (ModeAllowList) it
+// is the only way out.
 //
 // The check runs in net.Dialer's Control hook, on the IP the socket is about to connect to, after
 // name resolution. Checking the URL's host beforehand would not do: a name can resolve to a public
@@ -30,84 +33,182 @@ package netguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
 )
 
-// rule is a blocked range and what it is, for messages.
+// rule is a range of the address tables and what it is, for messages. A global rule marks a
+// globally reachable exception inside a wider blocked range of the same table.
 type rule struct {
 	prefix netip.Prefix
 	reason string
+	global bool
 }
 
 // reasonConfigured names ranges blocked by Policy.Blocked.
 const reasonConfigured = "configured blocked range"
 
-// defaultRules are refused unless allowed. When several contain an address the longest prefix
-// names it, so 169.254.169.254 is reported as cloud metadata, not just link-local.
+// Reasons of addresses refused whatever range they are in, and of the allow-list mode.
+const (
+	ReasonHostAddress = "this host's own address"
+	ReasonNodeAddress = "address of a cluster Node"
+	reasonNotAllowed  = "not in the allowed CIDRs (egress mode allowlist)"
+)
+
+// defaultRules are refused unless allowed: every entry of the IANA special-purpose address
+// registries whose "Globally Reachable" is not True (False, or N/A for deprecated and transition
+// ranges), as of their 2025 revisions:
+//
+//   - https://www.iana.org/assignments/iana-ipv4-special-registry/
+//   - https://www.iana.org/assignments/iana-ipv6-special-registry/
+//
+// plus multicast (224.0.0.0/4, ff00::/8: not unicast receivers) and, for IPv6, everything outside
+// 2000::/3, the only block the IPv6 address space registry allocates to global unicast
+// (https://www.iana.org/assignments/ipv6-address-space/): reserved space is refused before it is
+// ever assigned. Entries with global set are the registries' "Globally Reachable: True" rows that
+// lie inside a wider refused range; the longest matching entry decides, so they stay reachable.
+// Globally reachable rows outside any refused range (192.31.196.0/24 AS112-v4, 192.52.193.0/24
+// AMT, 192.175.48.0/24 AS112) need no entry. IPv4-mapped addresses (::ffff:0:0/96) need none
+// either: they are unmapped and checked as IPv4 before anything else.
+//
+// Cloud metadata addresses are named on their own, so that 169.254.169.254 is reported as cloud
+// metadata, not just link-local.
 var defaultRules = mustRules(
-	"0.0.0.0/8", "unspecified address",
+	// IPv4 special-purpose registry.
+	"0.0.0.0/8", "unspecified address (\"this network\")",
 	"10.0.0.0/8", "private address",
 	"100.64.0.0/10", "carrier-grade NAT address",
-	"100.100.100.200/32", "cloud metadata address (Alibaba Cloud)",
 	"127.0.0.0/8", "loopback address",
 	"169.254.0.0/16", "link-local address",
-	"169.254.169.254/32", "cloud metadata address",
 	"172.16.0.0/12", "private address",
+	"192.0.0.0/24", "IETF protocol assignment",
+	"+192.0.0.9/32", "Port Control Protocol anycast",
+	"+192.0.0.10/32", "TURN anycast",
+	"192.0.2.0/24", "documentation address (TEST-NET-1)",
+	"192.88.99.0/24", "deprecated 6to4 relay anycast address",
 	"192.168.0.0/16", "private address",
-	"224.0.0.0/4", "multicast address",
+	"198.18.0.0/15", "benchmarking address",
+	"198.51.100.0/24", "documentation address (TEST-NET-2)",
+	"203.0.113.0/24", "documentation address (TEST-NET-3)",
 	"240.0.0.0/4", "reserved address",
 	"255.255.255.255/32", "broadcast address",
-	"::/128", "unspecified address",
-	"::1/128", "loopback address",
-	"fc00::/7", "unique local (private) address",
+	// IPv4 multicast address space registry.
+	"224.0.0.0/4", "multicast address",
+	// Cloud metadata services.
+	"100.100.100.200/32", "cloud metadata address (Alibaba Cloud)",
+	"169.254.169.254/32", "cloud metadata address",
 	"fd00:ec2::254/128", "cloud metadata address (AWS)",
 	"fd20:ce::254/128", "cloud metadata address (Google Cloud)",
+	// IPv6 address space registry: only 2000::/3 is global unicast.
+	"::/3", "address outside IPv6 global unicast (2000::/3)",
+	"4000::/2", "address outside IPv6 global unicast (2000::/3)",
+	"8000::/1", "address outside IPv6 global unicast (2000::/3)",
+	// IPv6 special-purpose registry.
+	"::/128", "unspecified address",
+	"::1/128", "loopback address",
+	"::/96", "IPv4-compatible IPv6 address (deprecated)",
+	"+64:ff9b::/96", "NAT64 well-known prefix", // its IPv4 address is checked (embeddedIPv4)
+	"64:ff9b:1::/48", "local-use NAT64 address",
+	"100::/64", "discard-only address",
+	"100:0:0:1::/64", "dummy IPv6 prefix",
+	"2001::/23", "IETF protocol assignment",
+	"2001::/32", "Teredo address",
+	"+2001:1::1/128", "Port Control Protocol anycast",
+	"+2001:1::2/128", "TURN anycast",
+	"+2001:1::3/128", "DNS-SD service registration protocol anycast",
+	"2001:2::/48", "benchmarking address",
+	"+2001:3::/32", "AMT",
+	"+2001:4:112::/48", "AS112-v6",
+	"2001:10::/28", "deprecated ORCHID address",
+	"+2001:20::/28", "ORCHIDv2",
+	"+2001:30::/28", "drone remote ID entity tag",
+	"2001:db8::/32", "documentation address",
+	"2002::/16", "6to4 address",
+	"3fff::/20", "documentation address",
+	"5f00::/16", "segment routing (SRv6) SID",
+	"fc00::/7", "unique local (private) address",
 	"fe80::/10", "link-local address",
 	"fec0::/10", "site-local address",
 	"ff00::/8", "multicast address",
 )
 
-// IPv6 ranges that carry an IPv4 address which the network may reach on the host's behalf. The
-// embedded address is checked like a plain IPv4 one. IPv4-mapped addresses (::ffff:0:0/96) need no
-// entry: they are unmapped before anything else.
-var (
-	compatV4 = netip.MustParsePrefix("::/96")        // IPv4-compatible (deprecated), low 32 bits
-	nat64    = netip.MustParsePrefix("64:ff9b::/96") // NAT64 well-known prefix, low 32 bits
-	sixToV4  = netip.MustParsePrefix("2002::/16")    // 6to4, bits 16 to 48
-)
+// nat64 is the NAT64 well-known prefix: the network reaches the IPv4 address in its low 32 bits
+// on the host's behalf, so that address is checked like a plain IPv4 one.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
+// mustRules reads (prefix, reason) pairs; a prefix written with a leading "+" is a globally
+// reachable exception.
 func mustRules(pairs ...string) []rule {
 	rules := make([]rule, 0, len(pairs)/2)
 	for i := 0; i < len(pairs); i += 2 {
-		rules = append(rules, rule{prefix: netip.MustParsePrefix(pairs[i]), reason: pairs[i+1]})
+		p, global := strings.CutPrefix(pairs[i], "+")
+		rules = append(rules, rule{prefix: netip.MustParsePrefix(p), reason: pairs[i+1], global: global})
 	}
 	return rules
+}
+
+// Mode says what a Guard does with addresses that are neither allowed nor blocked.
+type Mode string
+
+// Modes of Policy.Mode.
+const (
+	// ModePublic (the default) lets connections reach any address that no table blocks: receivers
+	// anywhere on the Internet.
+	ModePublic Mode = "public"
+	// ModeAllowList refuses every address outside Policy.Allowed: receivers only in the networks
+	// the operator names.
+	ModeAllowList Mode = "allowlist"
+)
+
+// ParseMode reads an --egress-mode value; empty means ModePublic.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.TrimSpace(s)); m {
+	case "", ModePublic:
+		return ModePublic, nil
+	case ModeAllowList:
+		return m, nil
+	}
+	return "", fmt.Errorf("egress mode %q: want %s or %s", s, ModePublic, ModeAllowList)
 }
 
 // Policy configures a Guard. The zero Policy blocks the default ranges.
 type Policy struct {
 	// Allowed ranges may be dialed even where a blocked range, default, configured or the
 	// cluster's, contains them: in-cluster receivers, test receivers on 127.0.0.1. An allowed
-	// range always wins, so 0.0.0.0/0 switches the guard off for IPv4.
+	// range wins over every range, so 0.0.0.0/0 switches the range checks off for IPv4. It does
+	// not win over a single address refused as such: the host's own and the Nodes' addresses
+	// are refused unless allowed as that very address (a /32 or /128).
 	Allowed []netip.Prefix
 	// Blocked ranges are refused in addition to the defaults, e.g. Pod ranges a CNI allocates
 	// from its own pools, which SetClusterRanges' discovery cannot see.
 	Blocked []netip.Prefix
+	// Mode is ModePublic (empty) or ModeAllowList.
+	Mode Mode
+	// InterfaceAddrs lists the host's addresses, which are refused (RefreshHostAddresses); nil
+	// means net.InterfaceAddrs.
+	InterfaceAddrs func() ([]net.Addr, error)
 }
 
 // Guard decides which IP addresses outbound webhook connections may reach. It is safe for
 // concurrent use. A nil *Guard behaves as Default(), so a forgotten guard is never an open door.
 type Guard struct {
 	allowed []netip.Prefix
-	blocked []rule
-	// cluster holds the cluster's Service and Pod ranges, which SetClusterRanges replaces while
-	// transports keep dialing with Control: each check loads it once, so no lock is taken and no
-	// transport needs rebuilding.
+	// exact holds the allowed single addresses (/32, /128): only they re-open a pinned address.
+	exact      map[netip.Addr]bool
+	configured []rule
+	allowList  bool
+	ifaceAddrs func() ([]net.Addr, error)
+	// host holds the host's own addresses, which RefreshHostAddresses replaces.
+	host atomic.Pointer[map[netip.Addr]bool]
+	// cluster holds the cluster's Service and Pod ranges and Node addresses, which
+	// SetClusterRanges replaces while transports keep dialing with Control: each check loads it
+	// once, so no lock is taken and no transport needs rebuilding.
 	cluster atomic.Pointer[clusterRules]
 }
 
@@ -116,21 +217,78 @@ var defaultGuard = New(Policy{})
 // Default returns the guard that blocks the default ranges and allows nothing extra.
 func Default() *Guard { return defaultGuard }
 
-// New returns a Guard for p. IPv4-mapped IPv6 prefixes (::ffff:10.0.0.0/104) are converted to
-// IPv4 ones, because addresses are compared unmapped.
+// New returns a Guard for p, refusing the host's addresses as they are now (see
+// RefreshHostAddresses). IPv4-mapped IPv6 prefixes (::ffff:10.0.0.0/104) are converted to IPv4
+// ones, because addresses are compared unmapped. An unknown p.Mode is treated as ModeAllowList:
+// the guard fails closed (ParseMode reports it).
 func New(p Policy) *Guard {
-	g := &Guard{blocked: append([]rule(nil), defaultRules...)}
+	g := &Guard{exact: map[netip.Addr]bool{}, allowList: p.Mode != "" && p.Mode != ModePublic, ifaceAddrs: p.InterfaceAddrs}
+	if g.ifaceAddrs == nil {
+		g.ifaceAddrs = net.InterfaceAddrs
+	}
 	for _, a := range p.Allowed {
 		if a = normalize(a); a.IsValid() {
 			g.allowed = append(g.allowed, a)
+			if a.IsSingleIP() {
+				g.exact[a.Addr()] = true
+			}
 		}
 	}
 	for _, b := range p.Blocked {
 		if b = normalize(b); b.IsValid() {
-			g.blocked = append(g.blocked, rule{prefix: b, reason: reasonConfigured})
+			g.configured = append(g.configured, rule{prefix: b, reason: reasonConfigured})
 		}
 	}
+	_ = g.RefreshHostAddresses() // an error leaves none: the ranges still apply
 	return g
+}
+
+// RefreshHostAddresses reads the host's interface addresses again and refuses them from the next
+// connection on: a receiver URL naming the host's own address reaches whatever listens there (the
+// dispatcher's ingest and metrics ports, a sidecar, node services with host networking), and an
+// operator's allowed range that contains the Pod network contains the Pod's own address too.
+// Loopback addresses are left to the loopback range, which the test suites allow. On error the
+// addresses last read are kept.
+func (g *Guard) RefreshHostAddresses() error {
+	if g == nil {
+		return errors.New("netguard: RefreshHostAddresses on a nil Guard")
+	}
+	addrs, err := g.ifaceAddrs()
+	if err != nil {
+		return fmt.Errorf("listing the host's interface addresses: %w", err)
+	}
+	host := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		var ip net.IP
+		switch v := a.(type) {
+		case *net.IPNet:
+			ip = v.IP
+		case *net.IPAddr:
+			ip = v.IP
+		}
+		if addr, ok := netip.AddrFromSlice(ip); ok && !addr.Unmap().IsLoopback() {
+			host[addr.Unmap().WithZone("")] = true
+		}
+	}
+	g.host.Store(&host)
+	return nil
+}
+
+// HostAddresses returns the host addresses g refuses, sorted.
+func (g *Guard) HostAddresses() []netip.Addr {
+	if g == nil {
+		return nil
+	}
+	h := g.host.Load()
+	if h == nil {
+		return nil
+	}
+	out := make([]netip.Addr, 0, len(*h))
+	for a := range *h {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 func normalize(p netip.Prefix) netip.Prefix {
@@ -183,60 +341,86 @@ func (g *Guard) check(ip netip.Addr) *BlockedError {
 	if !ip.IsValid() {
 		return &BlockedError{Reason: "not an IP address"}
 	}
-	for _, a := range g.allowed {
-		if a.Contains(ip) {
-			return nil
+	c := g.cluster.Load()
+	be := g.verdict(ip, c)
+	if be == nil && nat64.Contains(ip) && !g.isAllowed(ip) {
+		b := ip.As16()
+		v4 := netip.AddrFrom4([4]byte(b[12:16]))
+		if be = g.verdict(v4, c); be != nil {
+			be.Reason = fmt.Sprintf("%s %s in NAT64 form", be.Reason, v4)
 		}
 	}
+	if be != nil {
+		be.IP = ip
+	}
+	return be
+}
+
+func (g *Guard) isAllowed(ip netip.Addr) bool {
+	for _, a := range g.allowed {
+		if a.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// verdict decides for an unmapped, zoneless address, in this order: the host's and the Nodes'
+// own addresses are refused unless allowed as such; an allowed range admits; in allow-list mode
+// nothing else does; otherwise the most specific blocked range refuses.
+func (g *Guard) verdict(ip netip.Addr, c *clusterRules) *BlockedError {
+	if !g.exact[ip] {
+		if h := g.host.Load(); h != nil && (*h)[ip] {
+			return &BlockedError{Range: netip.PrefixFrom(ip, ip.BitLen()), Reason: ReasonHostAddress}
+		}
+		if c != nil && c.nodes[ip] {
+			return &BlockedError{Range: netip.PrefixFrom(ip, ip.BitLen()), Reason: ReasonNodeAddress}
+		}
+	}
+	if g.isAllowed(ip) {
+		return nil
+	}
+	if g.allowList {
+		return &BlockedError{Reason: reasonNotAllowed}
+	}
 	var cluster []rule
-	if c := g.cluster.Load(); c != nil {
+	if c != nil {
 		cluster = c.rules
 	}
 	if r, ok := g.match(ip, cluster); ok {
-		return &BlockedError{IP: ip, Range: r.prefix, Reason: r.reason}
-	}
-	if v4, form, ok := embeddedIPv4(ip); ok {
-		if r, ok := g.match(v4, cluster); ok {
-			return &BlockedError{IP: ip, Range: r.prefix, Reason: fmt.Sprintf("%s %s in %s form", r.reason, v4, form)}
-		}
+		return &BlockedError{Range: r.prefix, Reason: r.reason}
 	}
 	return nil
 }
 
-// match returns the most specific blocked range containing ip, among g's own and the cluster's.
+// match returns the most specific blocked range containing ip: among the default ones, where a
+// globally reachable exception that is more specific than any blocked range admits ip, and among
+// the configured and the cluster's, which no exception re-opens.
 func (g *Guard) match(ip netip.Addr, cluster []rule) (rule, bool) {
 	var best rule
 	found := false
-	for _, r := range g.blocked {
+	for _, r := range defaultRules {
 		if r.prefix.Contains(ip) && (!found || r.prefix.Bits() > best.prefix.Bits()) {
 			best, found = r, true
 		}
 	}
-	// On a tie the cluster's range names the address: "cluster Pod range" tells an operator more
-	// than "configured blocked range" or "private address" for the same prefix.
+	if found && best.global {
+		best, found = rule{}, false
+	}
+	// On a tie a configured range names the address, and the cluster's below names it over both:
+	// "cluster Pod range" tells an operator more than "configured blocked range", which tells
+	// more than "private address", for the same prefix.
+	for _, r := range g.configured {
+		if r.prefix.Contains(ip) && (!found || r.prefix.Bits() >= best.prefix.Bits()) {
+			best, found = r, true
+		}
+	}
 	for _, r := range cluster {
 		if r.prefix.Contains(ip) && (!found || r.prefix.Bits() >= best.prefix.Bits()) {
 			best, found = r, true
 		}
 	}
 	return best, found
-}
-
-// embeddedIPv4 returns the IPv4 address an IPv6 transition address leads to, if any.
-func embeddedIPv4(ip netip.Addr) (netip.Addr, string, bool) {
-	if !ip.Is6() {
-		return netip.Addr{}, "", false
-	}
-	b := ip.As16()
-	switch {
-	case nat64.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "NAT64", true
-	case compatV4.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[12:16])), "IPv4-compatible IPv6", true
-	case sixToV4.Contains(ip):
-		return netip.AddrFrom4([4]byte(b[2:6])), "6to4", true
-	}
-	return netip.Addr{}, "", false
 }
 
 // Control is a net.Dialer Control function: it runs after the socket is created and before it

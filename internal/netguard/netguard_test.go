@@ -68,11 +68,36 @@ func TestDefaultGuardBlocksSpecialPurposeRanges(t *testing.T) {
 		{"::ffff:127.0.0.1", "127.0.0.0/8", "loopback"},
 		{"::ffff:169.254.169.254", "169.254.169.254/32", "cloud metadata"},
 		{"::ffff:10.1.2.3", "10.0.0.0/8", "private"},
-		{"::127.0.0.1", "127.0.0.0/8", "loopback address 127.0.0.1 in IPv4-compatible IPv6 form"},
+		{"::127.0.0.1", "::/96", "IPv4-compatible"},
 		{"64:ff9b::169.254.169.254", "169.254.169.254/32", "cloud metadata address 169.254.169.254 in NAT64 form"},
 		{"64:ff9b::a00:1", "10.0.0.0/8", "NAT64"},
-		{"2002:a9fe:a9fe::1", "169.254.169.254/32", "6to4"},
-		{"2002:7f00:1::", "127.0.0.0/8", "6to4"},
+		{"64:ff9b::c612:1", "198.18.0.0/15", "benchmarking address 198.18.0.1 in NAT64 form"},
+		{"2002:a9fe:a9fe::1", "2002::/16", "6to4"},
+		{"2002:808:808::1", "2002::/16", "6to4"},
+		// The rest of the IANA registries' entries that are not globally reachable.
+		{"192.0.0.1", "192.0.0.0/24", "IETF protocol assignment"},
+		{"192.0.0.170", "192.0.0.0/24", "IETF protocol assignment"},
+		{"192.0.2.20", "192.0.2.0/24", "documentation"},
+		{"192.88.99.1", "192.88.99.0/24", "6to4 relay"},
+		{"198.18.0.1", "198.18.0.0/15", "benchmarking"},
+		{"198.19.255.254", "198.18.0.0/15", "benchmarking"},
+		{"198.51.100.7", "198.51.100.0/24", "documentation"},
+		{"203.0.113.7", "203.0.113.0/24", "documentation"},
+		{"64:ff9b:1::a00:1", "64:ff9b:1::/48", "local-use NAT64"},
+		{"64:ff9b:1:ffff::8.8.8.8", "64:ff9b:1::/48", "local-use NAT64"},
+		{"100::1", "100::/64", "discard-only"},
+		{"100:0:0:1::1", "100:0:0:1::/64", "dummy"},
+		{"2001::1", "2001::/32", "Teredo"},
+		{"2001:2::1", "2001:2::/48", "benchmarking"},
+		{"2001:5::1", "2001::/23", "IETF protocol assignment"},
+		{"2001:1::4", "2001::/23", "IETF protocol assignment"},
+		{"2001:10::1", "2001:10::/28", "ORCHID"},
+		{"2001:db8::1", "2001:db8::/32", "documentation"},
+		{"3fff::1", "3fff::/20", "documentation"},
+		{"5f00::1", "5f00::/16", "SRv6"},
+		{"400::1", "::/3", "outside IPv6 global unicast"},
+		{"4000::1", "4000::/2", "outside IPv6 global unicast"},
+		{"e000::1", "8000::/1", "outside IPv6 global unicast"},
 	}
 	g := Default()
 	for _, c := range cases {
@@ -96,7 +121,12 @@ func TestDefaultGuardAllowsPublicAddresses(t *testing.T) {
 	for _, ip := range []string{
 		"8.8.8.8", "1.1.1.1", "93.184.215.14", "172.32.0.1", "100.128.0.1", "169.255.0.1",
 		"2001:4860:4860::8888", "2606:4700:4700::1111",
-		"::ffff:8.8.8.8", "64:ff9b::8.8.8.8", "2002:808:808::1",
+		"::ffff:8.8.8.8", "64:ff9b::8.8.8.8",
+		// Globally reachable entries of the registries: outside any refused range, or exceptions
+		// inside one (192.0.0.0/24, 2001::/23).
+		"192.31.196.1", "192.52.193.1", "192.175.48.1", "192.0.0.9", "192.0.0.10",
+		"2001:1::1", "2001:1::2", "2001:1::3", "2001:3::1", "2001:4:112::1", "2001:20::1", "2001:30::1",
+		"198.17.255.255", "198.20.0.0", "3fff:1000::1",
 	} {
 		if err := Default().Check(netip.MustParseAddr(ip)); err != nil {
 			t.Errorf("Check(%s) = %v, want allowed", ip, err)
@@ -323,7 +353,7 @@ func listen(t *testing.T) net.Listener {
 // connection and checks that it is the first one accepted.
 func expectNoConnection(t *testing.T, l net.Listener) {
 	t.Helper()
-	c, err := net.Dial("tcp4", l.Addr().String())
+	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
