@@ -61,6 +61,7 @@ type options struct {
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
 	blockedCIDRs            netguard.CIDRList
+	egressMode              string
 	clusterRanges           time.Duration
 	defaultClientID         string
 	secretResync            time.Duration
@@ -113,6 +114,7 @@ func main() {
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
 	flag.Var(&o.blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs receivers may not be in, besides the SSRF guard's defaults and the cluster's discovered ranges, e.g. a CNI's own Pod IP pools.")
+	flag.StringVar(&o.egressMode, "egress-mode", string(netguard.ModePublic), "public: receivers may be at any address the SSRF guard does not block; allowlist: only in --allowed-cidrs.")
 	flag.DurationVar(&o.clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
 	flag.DurationVar(&o.secretResync, "secret-resync", 5*time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again (one GET per such Webhook, jittered), so that rotations take effect.")
@@ -151,6 +153,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	mode, err := netguard.ParseMode(o.egressMode)
+	if err != nil {
+		return fmt.Errorf("--egress-mode: %w", err)
+	}
 
 	var lease *store.Lease
 	if o.store.URL != "" && o.leaseTTL > 0 {
@@ -186,7 +192,7 @@ func run(o options) error {
 			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
-		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs}), ClusterRangesInterval: o.clusterRanges,
+		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
@@ -216,7 +222,7 @@ func run(o options) error {
 		_ = srv.Shutdown(shutdown)
 	}()
 	log.Info("Serving ingest API", "address", o.listen, "tls", o.tlsCert != "", "embedded", o.store.URL == "",
-		"allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String(), "clusterRangesInterval", o.clusterRanges)
+		"egressMode", mode, "allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String(), "clusterRangesInterval", o.clusterRanges)
 	if err := dispatcher.ServeIngest(ctx, srv, o.tlsCert, o.tlsKey); err != nil {
 		return err
 	}

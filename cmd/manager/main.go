@@ -54,6 +54,7 @@ func main() {
 		verifyTimeout, clusterRanges    time.Duration
 		allowHTTP                       bool
 		allowedCIDRs, blockedCIDRs      netguard.CIDRList
+		egressMode                      string
 		opts                            controllers.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
@@ -72,14 +73,20 @@ func main() {
 	flag.StringVar(&extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs endpoints may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
 	flag.Var(&blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs endpoints may not be in, besides the SSRF guard's defaults and the cluster's discovered ranges, e.g. a CNI's own Pod IP pools.")
+	flag.StringVar(&egressMode, "egress-mode", string(netguard.ModePublic), "public: endpoints may be at any address the SSRF guard does not block; allowlist: only in --allowed-cidrs.")
 	flag.DurationVar(&clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	guard := netguard.New(netguard.Policy{Allowed: allowedCIDRs, Blocked: blockedCIDRs})
-	ctrl.Log.WithName("setup").Info("SSRF guard", "allowedCIDRs", allowedCIDRs.String(), "blockedCIDRs", blockedCIDRs.String(),
+	mode, err := netguard.ParseMode(egressMode)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager: --egress-mode:", err)
+		os.Exit(1)
+	}
+	guard := netguard.New(netguard.Policy{Allowed: allowedCIDRs, Blocked: blockedCIDRs, Mode: mode})
+	ctrl.Log.WithName("setup").Info("SSRF guard", "egressMode", mode, "allowedCIDRs", allowedCIDRs.String(), "blockedCIDRs", blockedCIDRs.String(),
 		"clusterRangesInterval", clusterRanges)
 	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, clusterRanges, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)

@@ -98,6 +98,12 @@ Container settings shared by both components: image, flags every component takes
 {{- with $ssrf.blockedCIDRs }}
 - {{ printf "--blocked-cidrs=%s" (join "," .) | quote }}
 {{- end }}
+{{- if eq ($ssrf.mode | default "public") "allowlist" }}
+{{- if not $ssrf.allowedCIDRs }}
+{{- fail "ssrf.mode allowlist needs ssrf.allowedCIDRs: without them no receiver can be reached" }}
+{{- end }}
+- --egress-mode=allowlist
+{{- end }}
 {{- end }}
 
 {{- define "hookline.extraCA.volumeMount" -}}
