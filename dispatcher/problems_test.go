@@ -17,6 +17,7 @@ limitations under the License.
 package dispatcher_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
@@ -29,7 +30,11 @@ import (
 
 	"github.com/emersion/go-smtp"
 	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
@@ -107,7 +112,8 @@ func TestProblemEmailsOnSustainedFailureAndAutoDisable(t *testing.T) {
 	recipients := []hooklinev1.Email{"ops@example.com", "oncall@example.org"}
 	_, _, wh, _ := runFailingSchedule(t, "acc-problems", time.Now().Add(5*24*time.Hour),
 		func(c *dispatcher.Config, spec *hooklinev1.WebhookSpec) {
-			c.Problems = notify.Config{Address: mb.addr, From: "hookline@example.com", StartTLS: notify.StartTLSNever}
+			c.Problems = notify.Config{Address: mb.addr, From: "hookline@example.com", StartTLS: notify.StartTLSNever,
+				AllowedDomains: notify.AllowedDomains{"acc-problems": {"example.com", "example.org"}}}
 			c.ProblemAfter = time.Hour
 			spec.ProblemNotificationEmails = recipients
 		})
@@ -117,7 +123,7 @@ func TestProblemEmailsOnSustainedFailureAndAutoDisable(t *testing.T) {
 	msgs := mb.got()
 	for _, m := range msgs {
 		g.Expect(m.to).To(ConsistOf("ops@example.com", "oncall@example.org"))
-		g.Expect(m.subject).To(ContainSubstring(wh.Namespace + "/" + wh.Name))
+		g.Expect(m.subject).To(ContainSubstring(string(wh.UID)))
 	}
 	g.Expect(strings.ToLower(msgs[0].subject)).To(ContainSubstring("failing"))
 	g.Expect(msgs[0].body).To(ContainSubstring("NonSuccessStatus"))
@@ -138,7 +144,8 @@ func TestSustainedFailureIsMailedOnceAcrossRestarts(t *testing.T) {
 	rc.set(fail500)
 	dir := t.TempDir()
 	o := stackOptions{namespaces: []string{ns}, clock: clk, dir: dir, mutate: func(c *dispatcher.Config) {
-		c.Problems = notify.Config{Address: mb.addr, From: "hookline@example.com", StartTLS: notify.StartTLSNever}
+		c.Problems = notify.Config{Address: mb.addr, From: "hookline@example.com", StartTLS: notify.StartTLSNever,
+			AllowedDomains: notify.AllowedDomains{notify.AnyAccount: {"example.com"}}}
 		c.ProblemAfter = time.Hour
 	}}
 	s := startStack(t, o)
@@ -168,4 +175,107 @@ func TestSustainedFailureIsMailedOnceAcrossRestarts(t *testing.T) {
 	attemptAt(7, acrobatSchedule[6]) // 127 minutes: still failing, same streak
 	g.Consistently(func() int { return len(mb.got()) }).WithTimeout(time.Second).Should(Equal(1),
 		"the restarted dispatcher mailed the same failing streak again")
+}
+
+// tenantClient returns a client acting as a tenant who may do anything with Webhooks in ns, and
+// nothing else: the rights a tenant has in its own namespace.
+func tenantClient(t *testing.T, ns string) client.Client {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	user := "tenant-" + ns
+	g.Expect(k8s.Create(ctx, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{hooklinev1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+	})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tenant"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	})).To(Succeed())
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := client.New(cfg, client.Options{Scheme: k8s.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+// A tenant cannot use problem e-mails as an open relay from the operator's sender: of the
+// addresses it puts in problemNotificationEmails only those in the domains the operator allows
+// for its account get mail, the Subject carries none of the tenant's text (webhook name, URL),
+// the endpoint in the body is no link, and deleting and recreating the Webhook does not reset the
+// rate limit — against the real API server, dispatcher and SMTP server, the Webhook written by the
+// tenant through RBAC.
+func TestProblemEmailsAreNoOpenRelay(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	mb := startMailbox(t)
+	start := time.Now()
+	clk := clocktesting.NewFakeClock(start)
+	const account = "acc-relay"
+	ns := newNamespace(t, account, "")
+	tenant := tenantClient(t, ns)
+	rc := newReceiver(t)
+	rc.now = clk.Now
+	rc.set(fail500)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, clock: clk, mutate: func(c *dispatcher.Config) {
+		c.Problems = notify.Config{Address: mb.addr, From: "hookline@operator.example", StartTLS: notify.StartTLSNever,
+			AllowedDomains: notify.AllowedDomains{account: {"example.com"}}}
+		c.ProblemAfter = time.Minute
+	}})
+
+	const name = "urgent.reset-your-password.evil.example"
+	spec := accountSpec(rc.URL + "/login-here")
+	spec.ProblemNotificationEmails = []hooklinev1.Email{"ops@example.com", "victim@elsewhere.example"}
+	create := func() *hooklinev1.Webhook {
+		t.Helper()
+		wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+		g.Expect(tenant.Create(ctx, wh)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedActive))
+		}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+		s.waitRouted(t, wh)
+		return wh
+	}
+	// failFor makes the webhook's next two attempts fail a minute apart: a streak as old as
+	// ProblemAfter.
+	failFor := func(wh *hooklinev1.Webhook, id string) {
+		t.Helper()
+		before := len(rc.got())
+		s.mustPost(t, event(id, account))
+		g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(before + 1))
+		g.Eventually(func(g Gomega) {
+			g.Expect(deref(getWebhook(g, wh).Status.ConsecutiveFailures)).To(BeEquivalentTo(1))
+		}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+		clk.Step(time.Minute + timerLateness)
+		g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(before + 2))
+	}
+
+	wh := create()
+	failFor(wh, "relay-1")
+	g.Eventually(func() int { return len(mb.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	m := mb.got()[0]
+	g.Expect(m.to).To(ConsistOf("ops@example.com"), "only the operator's allowed domain is mailed")
+	g.Expect(m.subject).To(Equal("[hookline] A webhook keeps failing (uid " + string(wh.UID) + ")"))
+	for _, tenantText := range []string{"evil", "reset-your-password", "login-here", "127.0.0.1", ns} {
+		g.Expect(m.subject).NotTo(ContainSubstring(tenantText))
+	}
+	g.Expect(m.body).NotTo(ContainSubstring("http://"), "no link of the tenant's choosing")
+	g.Expect(m.body).To(ContainSubstring("hxxp://127[.]0[.]0[.]1"))
+	g.Expect(s.metric(t, "hookline_problem_email_refused_recipients_total")).To(BeNumerically(">=", 1))
+
+	// Delete and recreate the Webhook (a new uid) and let it fail again: no second e-mail.
+	g.Expect(tenant.Delete(ctx, wh)).To(Succeed())
+	g.Eventually(func() bool {
+		_, ok := s.app.Engine.Status(string(wh.UID))
+		return ok
+	}).WithTimeout(10 * time.Second).Should(BeFalse(), "the dispatcher forgets the deleted Webhook")
+	again := create()
+	g.Expect(again.UID).NotTo(Equal(wh.UID))
+	failFor(again, "relay-2")
+	// The reporter did ask for the e-mail (counted as suppressed) and none went out.
+	g.Eventually(func() float64 { return s.metric(t, "hookline_problem_emails_total") }).
+		WithTimeout(10 * time.Second).Should(BeNumerically(">=", 2))
+	g.Consistently(func() int { return len(mb.got()) }).WithTimeout(time.Second).Should(Equal(1),
+		"recreating the Webhook reset the problem e-mail limit")
 }

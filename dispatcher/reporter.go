@@ -113,9 +113,8 @@ func (r *Reporter) Forget(uid string) {
 	delete(r.urgent, uid)
 	delete(r.written, uid)
 	delete(r.disabled, uid)
-	if r.Problems != nil {
-		r.Problems.Forget(uid)
-	}
+	// The problem e-mail limits stay: they are keyed by namespace and name, so that deleting and
+	// recreating a Webhook does not reset them.
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable.

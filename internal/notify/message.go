@@ -34,7 +34,9 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
-// compose builds the RFC 5322 message about p. Every value that reaches a header is cleaned of
+// compose builds the RFC 5322 message about p. The Subject holds no text a tenant chose (only the
+// kind and the uid the API server assigned), so that a tenant cannot make the operator's sender
+// say what it likes where recipients look first. Every value that reaches a header is cleaned of
 // control characters, so that a crafted name cannot add a header or end the header block; the body
 // is quoted-printable, so that no line of it can be read as SMTP or MIME structure.
 func compose(p Problem, from *mail.Address, to []*mail.Address, now time.Time) ([]byte, error) {
@@ -47,7 +49,7 @@ func compose(p Problem, from *mail.Address, to []*mail.Address, now time.Time) (
 		addrs[i] = a.String()
 	}
 	header("To", strings.Join(addrs, ",\r\n ")) // folded: ten long addresses exceed a line's 998 octets
-	header("Subject", mime.QEncoding.Encode("utf-8", subject(p.Kind, ns, name)))
+	header("Subject", mime.QEncoding.Encode("utf-8", subject(p.Kind, p.UID)))
 	header("Date", now.Format(time.RFC1123Z))
 	id, err := messageID(from, now)
 	if err != nil {
@@ -70,12 +72,18 @@ func compose(p Problem, from *mail.Address, to []*mail.Address, now time.Time) (
 	return b.Bytes(), nil
 }
 
-func subject(k Kind, ns, name string) string {
-	what := "keeps failing"
+// uidRE is the form of the uids the API server assigns; anything else stays out of the Subject.
+var uidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func subject(k Kind, uid string) string {
+	what := "A webhook keeps failing"
 	if k == AutoDisabled {
-		what = "auto-disabled"
+		what = "A webhook was auto-disabled"
 	}
-	return fmt.Sprintf("[hookline] Webhook %s/%s %s", ns, name, what)
+	if !uidRE.MatchString(uid) {
+		return "[hookline] " + what
+	}
+	return fmt.Sprintf("[hookline] %s (uid %s)", what, uid)
 }
 
 func messageID(from *mail.Address, now time.Time) (string, error) {
@@ -119,13 +127,13 @@ func body(p Problem, ns, name string, now time.Time) string {
 		field("Account", clean(truncate(p.AccountID, 256)))
 	}
 	if p.URL != "" {
-		field("Endpoint", redactURL(p.URL))
+		field("Endpoint", inert(redactURL(p.URL), p.URL))
 	}
 	field("Failing since", since)
 	field("Consecutive failures", fmt.Sprint(p.ConsecutiveFailures))
 	field("Queued notifications", fmt.Sprint(p.QueueDepth))
 	if p.LastError != "" {
-		field("Last error", clean(truncate(redactError(p.LastError, p.URL), 1000)))
+		field("Last error", inert(clean(truncate(redactError(p.LastError, p.URL), 1000)), p.URL))
 	}
 	line("")
 	line("What to do:")
@@ -149,7 +157,8 @@ func body(p Problem, ns, name string, now time.Time) string {
 	line("    or: hookline status -n %s %s", qns, qname)
 	line("")
 	line("You receive this because your address is in spec.problemNotificationEmails")
-	line("of this Webhook; remove it there to stop these messages.")
+	line("of this Webhook; remove it there to stop these messages. The endpoint is")
+	line("written with [.] and hxxp so that it is no link: hookline sends no links.")
 	return b.String()
 }
 
@@ -194,6 +203,18 @@ func redactURL(raw string) string {
 		return clean(u.String()) + "?… (query not shown)"
 	}
 	return clean(u.String())
+}
+
+// inert writes the endpoint's scheme and host in s so that no mail client turns them into a link
+// ("hxxps://receiver[.]example[.]com/..."): the endpoint is the tenant's choice, and an e-mail
+// from the operator's sender must not carry a link of a tenant's choosing.
+func inert(s, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err == nil && u.Hostname() != "" {
+		s = strings.ReplaceAll(s, u.Hostname(), strings.ReplaceAll(u.Hostname(), ".", "[.]"))
+	}
+	s = strings.ReplaceAll(s, "https://", "hxxps://")
+	return strings.ReplaceAll(s, "http://", "hxxp://")
 }
 
 // redactError removes the endpoint's query and user info from an error message, which Go's HTTP

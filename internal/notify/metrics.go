@@ -31,6 +31,7 @@ const (
 type Metrics struct {
 	emails            *prometheus.CounterVec
 	invalidRecipients prometheus.Counter
+	refusedRecipients prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered, for tests).
@@ -38,11 +39,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		emails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookline_problem_emails_total",
-			Help: "Problem-notification e-mails by kind (SustainedFailure, AutoDisabled) and outcome (sent, failed, suppressed by the minimum interval, dropped from a full queue).",
+			Help: "Problem-notification e-mails by kind (SustainedFailure, AutoDisabled) and outcome (sent, failed, suppressed by a rate limit, dropped from a full queue).",
 		}, []string{"kind", "outcome"}),
 		invalidRecipients: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookline_problem_email_invalid_recipients_total",
 			Help: "Problem-notification addresses skipped because they are not valid e-mail addresses.",
+		}),
+		refusedRecipients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookline_problem_email_refused_recipients_total",
+			Help: "Problem-notification addresses skipped because the operator does not allow their domain for the webhook's account (--problem-email-allowed-domains).",
 		}),
 	}
 	// Create every series up front, so that an alert on rate(...{outcome="failed"}) has a zero to
@@ -53,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.emails, m.invalidRecipients)
+		reg.MustRegister(m.emails, m.invalidRecipients, m.refusedRecipients)
 	}
 	return m
 }

@@ -18,6 +18,13 @@ limitations under the License.
 // failing or it is auto-disabled, through a configured SMTP server (a relay such as Postfix, Amazon
 // SES, SendGrid or Mailgun on port 587 with STARTTLS).
 //
+// The addresses are chosen by tenants and the e-mails come from the operator's sender, so the
+// notifier must not be a relay a tenant can aim: it mails only domains the operator allows per
+// account (Config.AllowedDomains; none by default), keeps every tenant-chosen text out of the
+// Subject, shows the endpoint in the body as text no mail client turns into a link, and limits
+// e-mails per webhook name and kind, per namespace and overall, keyed so that deleting and
+// recreating a Webhook does not start afresh.
+//
 // It uses the standard library's net/smtp client: it has what a relay needs (STARTTLS, AUTH PLAIN
 // that refuses to send the password in the clear except to localhost, per-command validation
 // against CR/LF), it is frozen but security-maintained, and it keeps a third-party SMTP client out
@@ -74,17 +81,25 @@ const (
 
 // Defaults of the zero Config fields.
 const (
-	DefaultTimeout     = 30 * time.Second
-	DefaultMinInterval = time.Hour
-	DefaultQueueSize   = 256
+	DefaultTimeout        = 30 * time.Second
+	DefaultMinInterval    = time.Hour
+	DefaultQueueSize      = 256
+	DefaultNamespaceLimit = 10
+	DefaultTotalLimit     = 100
 )
 
+// RateWindow is the period of Config.NamespaceLimit and Config.TotalLimit.
+const RateWindow = time.Hour
+
 var (
-	// ErrSuppressed is returned by Notify when an e-mail of the same kind was sent for the same
-	// webhook less than Config.MinInterval ago. It is counted, not logged as an error.
-	ErrSuppressed = errors.New("problem e-mail suppressed: one of this kind was sent for this webhook within the minimum interval")
-	// ErrNoRecipients is returned by Notify when none of Problem.To is a valid address.
-	ErrNoRecipients = errors.New("no valid problem-notification address")
+	// ErrSuppressed is returned by Notify when a rate limit holds the e-mail back: one of the same
+	// kind was sent for a webhook of the same namespace and name less than Config.MinInterval ago,
+	// or the namespace or the whole dispatcher reached its limit per RateWindow. It is counted,
+	// not logged as an error.
+	ErrSuppressed = errors.New("problem e-mail suppressed by a rate limit")
+	// ErrNoRecipients is returned by Notify when none of Problem.To is a valid address in a domain
+	// the operator allows.
+	ErrNoRecipients = errors.New("no valid and allowed problem-notification address")
 )
 
 // Config is where and how problem e-mails are sent.
@@ -114,8 +129,18 @@ type Config struct {
 	Timeout time.Duration
 	// MinInterval is the least time between two e-mails of the same kind for the same webhook, so
 	// that a flapping webhook does not flood its owners; 0 means DefaultMinInterval, a negative
-	// value disables the limit.
+	// value disables the limit. A webhook is known by namespace and name, not uid: deleting and
+	// recreating it does not reset the limit.
 	MinInterval time.Duration
+	// NamespaceLimit is the most e-mails about the webhooks of one namespace per RateWindow,
+	// whatever their names; 0 means DefaultNamespaceLimit, a negative value disables the limit.
+	NamespaceLimit int
+	// TotalLimit is the most e-mails per RateWindow overall, so that tenants together cannot make
+	// the operator's sender a spam source; 0 means DefaultTotalLimit, a negative value disables it.
+	TotalLimit int
+	// AllowedDomains are the recipient domains allowed per account. Addresses in other domains
+	// are skipped and counted; with none allowed, no e-mail is sent.
+	AllowedDomains AllowedDomains
 	// QueueSize is how many problems Enqueue holds for the worker; 0 means DefaultQueueSize.
 	QueueSize int
 	// Metrics receives the counters; nil creates unregistered ones.
@@ -125,11 +150,11 @@ type Config struct {
 // MarshalLog implements logr.Marshaler, so that logging a Config never shows the password.
 func (c Config) MarshalLog() any {
 	return struct {
-		Address, From, Username, Password, PasswordFile, StartTLS, LocalName string
-		Timeout, MinInterval                                                 time.Duration
-		QueueSize                                                            int
-	}{c.Address, c.From, c.Username, redacted(c.Password), c.PasswordFile, c.StartTLS, c.LocalName,
-		c.Timeout, c.MinInterval, c.QueueSize}
+		Address, From, Username, Password, PasswordFile, StartTLS, LocalName, AllowedDomains string
+		Timeout, MinInterval                                                                 time.Duration
+		QueueSize, NamespaceLimit, TotalLimit                                                int
+	}{c.Address, c.From, c.Username, redacted(c.Password), c.PasswordFile, c.StartTLS, c.LocalName, c.AllowedDomains.String(),
+		c.Timeout, c.MinInterval, c.QueueSize, c.NamespaceLimit, c.TotalLimit}
 }
 
 // String keeps the password out of fmt's %v and %+v.
@@ -166,13 +191,16 @@ type Problem struct {
 	LastError string
 	// QueueDepth is the number of queued notifications (status.pendingNotifications).
 	QueueDepth int
-	// To are spec.problemNotificationEmails; invalid ones are skipped.
+	// To are spec.problemNotificationEmails; invalid ones, and those in domains the operator does
+	// not allow for AccountID, are skipped.
 	To []string
 }
 
+// rateKey is what MinInterval applies to: a webhook by namespace and name, which a tenant cannot
+// renew by recreating the object, and a kind.
 type rateKey struct {
-	uid  string
-	kind Kind
+	namespace, name string
+	kind            Kind
 }
 
 // Notifier sends problem e-mails. Its methods are safe for concurrent use.
@@ -187,6 +215,10 @@ type Notifier struct {
 
 	mu   sync.Mutex
 	last map[rateKey]time.Time // when the last e-mail of a key was sent, or is being sent
+	// perNamespace and total hold the times of the e-mails sent (or being sent) within the last
+	// RateWindow, oldest first.
+	perNamespace map[string][]time.Time
+	total        []time.Time
 }
 
 // New checks cfg and returns a Notifier. clk dates the messages and drives the rate limit.
@@ -224,6 +256,15 @@ func New(cfg Config, clk clock.PassiveClock, log logr.Logger) (*Notifier, error)
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
 	}
+	if cfg.NamespaceLimit == 0 {
+		cfg.NamespaceLimit = DefaultNamespaceLimit
+	}
+	if cfg.TotalLimit == 0 {
+		cfg.TotalLimit = DefaultTotalLimit
+	}
+	if cfg.AllowedDomains.Empty() {
+		log.Info("No recipient domain is allowed (--problem-email-allowed-domains): problem e-mails are sent to no one")
+	}
 	m := cfg.Metrics
 	if m == nil {
 		m = NewMetrics(nil)
@@ -231,7 +272,7 @@ func New(cfg Config, clk clock.PassiveClock, log logr.Logger) (*Notifier, error)
 	return &Notifier{
 		cfg: cfg, from: from, host: host, clk: clk, log: log, metrics: m,
 		queue: make(chan Problem, cfg.QueueSize),
-		last:  map[rateKey]time.Time{},
+		last:  map[rateKey]time.Time{}, perNamespace: map[string][]time.Time{},
 	}, nil
 }
 
@@ -270,9 +311,9 @@ func (n *Notifier) Enqueue(p Problem) {
 		n.log.Error(nil, "Unknown problem kind; not enqueued", "kind", p.Kind, "webhook", p.Namespace+"/"+p.Name)
 		return
 	}
-	if n.suppressed(p) {
+	if limit := n.suppressed(p); limit != "" {
 		n.metrics.count(p.Kind, OutcomeSuppressed)
-		n.log.V(1).Info("Problem e-mail suppressed: one was sent recently", "webhook", p.Namespace+"/"+p.Name, "kind", p.Kind)
+		n.log.V(1).Info("Problem e-mail suppressed by a rate limit", "webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind, "limit", limit)
 		return
 	}
 	p.To = slices.Clone(p.To) // the caller may hand us a slice of a cached object
@@ -284,28 +325,20 @@ func (n *Notifier) Enqueue(p Problem) {
 	}
 }
 
-// Forget drops the rate-limit memory of a deleted webhook.
-func (n *Notifier) Forget(uid string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	delete(n.last, rateKey{uid, SustainedFailure})
-	delete(n.last, rateKey{uid, AutoDisabled})
-}
-
-// Notify sends one e-mail about p to all its valid recipients, unless one of the same kind was sent
-// for the same webhook within Config.MinInterval (ErrSuppressed). It logs and counts its outcome;
-// it returns ErrNoRecipients, without counting an e-mail, when no address of p.To is valid.
+// Notify sends one e-mail about p to all its valid recipients in allowed domains, unless a rate
+// limit holds it back (ErrSuppressed). It logs and counts its outcome; it returns ErrNoRecipients,
+// without counting an e-mail or using up a limit, when no address of p.To is valid and allowed.
 func (n *Notifier) Notify(ctx context.Context, p Problem) error {
 	if !p.Kind.valid() {
 		return fmt.Errorf("unknown problem kind %q", p.Kind)
 	}
 	log := n.log.WithValues("webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind)
 	now := n.clk.Now()
-	release, ok := n.reserve(p, now)
-	if !ok {
+	release, limit := n.reserve(p, now)
+	if limit != "" {
 		n.metrics.count(p.Kind, OutcomeSuppressed)
-		log.V(1).Info("Problem e-mail suppressed: one was sent recently")
-		return ErrSuppressed
+		log.V(1).Info("Problem e-mail suppressed by a rate limit", "limit", limit)
+		return fmt.Errorf("%w (%s)", ErrSuppressed, limit)
 	}
 	to := n.recipients(p, log)
 	if len(to) == 0 {
@@ -327,40 +360,90 @@ func (n *Notifier) Notify(ctx context.Context, p Problem) error {
 	return nil
 }
 
-// suppressed tells whether Notify(p) would now return ErrSuppressed.
-func (n *Notifier) suppressed(p Problem) bool {
-	if n.cfg.MinInterval < 0 {
-		return false
-	}
+// Rate limits, as named in logs and errors.
+const (
+	limitWebhook   = "one e-mail of this kind per webhook name and minimum interval"
+	limitNamespace = "e-mails per namespace and hour"
+	limitTotal     = "e-mails per hour overall"
+)
+
+// suppressed returns the rate limit that Notify(p) would now be held back by, or "".
+func (n *Notifier) suppressed(p Problem) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	t, ok := n.last[rateKey{p.UID, p.Kind}]
-	return ok && n.clk.Since(t) < n.cfg.MinInterval
+	return n.limitedLocked(p, n.clk.Now())
 }
 
-// reserve records an e-mail for p's webhook and kind at now unless one was recorded less than
-// MinInterval before; recording before sending keeps two concurrent calls from both sending.
-// release undoes the record when nothing was sent.
-func (n *Notifier) reserve(p Problem, now time.Time) (release func(), ok bool) {
-	if n.cfg.MinInterval < 0 {
-		return func() {}, true
+// limitedLocked returns the rate limit that holds an e-mail about p back at now, or "". It drops
+// the window entries older than RateWindow on the way.
+func (n *Notifier) limitedLocked(p Problem, now time.Time) string {
+	if n.cfg.MinInterval >= 0 {
+		if t, ok := n.last[rateKey{p.Namespace, p.Name, p.Kind}]; ok && now.Sub(t) < n.cfg.MinInterval {
+			return limitWebhook
+		}
 	}
-	k := rateKey{p.UID, p.Kind}
+	if n.cfg.NamespaceLimit > 0 {
+		ns := recent(n.perNamespace[p.Namespace], now)
+		if len(ns) == 0 {
+			delete(n.perNamespace, p.Namespace)
+		} else {
+			n.perNamespace[p.Namespace] = ns
+		}
+		if len(ns) >= n.cfg.NamespaceLimit {
+			return limitNamespace
+		}
+	}
+	if n.cfg.TotalLimit > 0 {
+		n.total = recent(n.total, now)
+		if len(n.total) >= n.cfg.TotalLimit {
+			return limitTotal
+		}
+	}
+	return ""
+}
+
+// recent returns the times of ts (oldest first) within RateWindow before now.
+func recent(ts []time.Time, now time.Time) []time.Time {
+	i := 0
+	for i < len(ts) && now.Sub(ts[i]) >= RateWindow {
+		i++
+	}
+	return ts[i:]
+}
+
+// reserve records an e-mail about p at now unless a rate limit holds it back (then it returns the
+// limit); recording before sending keeps two concurrent calls from both sending. release undoes
+// the record when nothing was sent.
+func (n *Notifier) reserve(p Problem, now time.Time) (release func(), limit string) {
+	k := rateKey{p.Namespace, p.Name, p.Kind}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	prev, had := n.last[k]
-	if had && now.Sub(prev) < n.cfg.MinInterval {
-		return nil, false
+	if limit := n.limitedLocked(p, now); limit != "" {
+		return nil, limit
 	}
-	// Forget expired records, so that the map does not keep every webhook that ever failed.
+	// Forget expired records, so that the maps do not keep every webhook that ever failed.
 	if len(n.last) >= 1024 {
 		for key, t := range n.last {
-			if now.Sub(t) >= n.cfg.MinInterval {
+			if now.Sub(t) >= max(n.cfg.MinInterval, 0) {
 				delete(n.last, key)
 			}
 		}
 	}
+	if len(n.perNamespace) >= 1024 {
+		for ns, ts := range n.perNamespace {
+			if len(recent(ts, now)) == 0 {
+				delete(n.perNamespace, ns)
+			}
+		}
+	}
+	prev, had := n.last[k]
 	n.last[k] = now
+	if n.cfg.NamespaceLimit > 0 {
+		n.perNamespace[p.Namespace] = append(n.perNamespace[p.Namespace], now)
+	}
+	if n.cfg.TotalLimit > 0 {
+		n.total = append(n.total, now)
+	}
 	return func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
@@ -371,11 +454,26 @@ func (n *Notifier) reserve(p Problem, now time.Time) (release func(), ok bool) {
 				delete(n.last, k)
 			}
 		}
-	}, true
+		n.perNamespace[p.Namespace] = dropOne(n.perNamespace[p.Namespace], now)
+		if len(n.perNamespace[p.Namespace]) == 0 {
+			delete(n.perNamespace, p.Namespace)
+		}
+		n.total = dropOne(n.total, now)
+	}, ""
 }
 
-// recipients parses p.To, skipping (and counting) what is not a single valid address and dropping
-// duplicates.
+// dropOne removes one entry equal to t from ts.
+func dropOne(ts []time.Time, t time.Time) []time.Time {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Equal(t) {
+			return append(ts[:i], ts[i+1:]...)
+		}
+	}
+	return ts
+}
+
+// recipients parses p.To, skipping (and counting) what is not a single valid address or is in a
+// domain the operator does not allow for p's account, and dropping duplicates.
 func (n *Notifier) recipients(p Problem, log logr.Logger) []*mail.Address {
 	var out []*mail.Address
 	seen := map[string]bool{}
@@ -385,6 +483,13 @@ func (n *Notifier) recipients(p Problem, log logr.Logger) []*mail.Address {
 			n.metrics.invalidRecipients.Inc()
 			// Quoted, so that a crafted address cannot forge log lines.
 			log.Info("Skipping an invalid problem-notification address", "address", strconv.Quote(truncate(raw, 256)), "reason", err.Error())
+			continue
+		}
+		domain := a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+		if !n.cfg.AllowedDomains.Allows(p.AccountID, domain) {
+			n.metrics.refusedRecipients.Inc()
+			log.Info("Skipping a problem-notification address in a domain the operator does not allow for this account (--problem-email-allowed-domains)",
+				"domain", strconv.Quote(truncate(domain, 256)), "account", strconv.Quote(truncate(p.AccountID, 256)))
 			continue
 		}
 		if k := strings.ToLower(a.Address); !seen[k] {

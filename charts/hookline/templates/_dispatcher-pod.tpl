@@ -75,6 +75,13 @@ spec:
         {{- end }}
         - --problem-email-after={{ $.Values.problemEmails.after }}
         - --problem-email-interval={{ $.Values.problemEmails.interval }}
+        - --problem-email-namespace-limit={{ $.Values.problemEmails.namespaceLimit | int }}
+        - --problem-email-total-limit={{ $.Values.problemEmails.totalLimit | int }}
+        {{- range $account, $domains := $.Values.problemEmails.allowedDomains }}
+        {{- if $domains }}
+        - {{ printf "--problem-email-allowed-domains=%s=%s" $account (join "," $domains) | quote }}
+        {{- end }}
+        {{- end }}
         {{- end }}
         {{- end }}
         {{- include "hookline.commonArgs" . | nindent 8 }}
