@@ -269,7 +269,7 @@ func TestProblemEmailsAreNoOpenRelay(t *testing.T) {
 	g.Eventually(func() bool {
 		_, ok := s.app.Engine.Status(string(wh.UID))
 		return ok
-	}).WithTimeout(10 * time.Second).Should(BeFalse(), "the dispatcher forgets the deleted Webhook")
+	}).WithTimeout(10*time.Second).Should(BeFalse(), "the dispatcher forgets the deleted Webhook")
 	again := create()
 	g.Expect(again.UID).NotTo(Equal(wh.UID))
 	failFor(again, "relay-2")
