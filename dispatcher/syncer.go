@@ -124,7 +124,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		s.Reporter.Mark(uid, true)
 		return ctrl.Result{}, nil
 	}
-	if token := wh.Annotations[hooklinev1.ReactivateAnnotation]; token != "" {
+	if token := hooklinev1.ReactivationToken(wh.Annotations[hooklinev1.ReactivateAnnotation]); token != "" {
 		if st, _ := s.Engine.Status(uid); st.HandledReactivation != token {
 			if _, err := s.Engine.Reactivate(ctx, uid, token); err != nil {
 				return ctrl.Result{}, err

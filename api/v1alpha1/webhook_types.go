@@ -328,8 +328,8 @@ type WebhookStatus struct {
 	DroppedTotal *int64 `json:"droppedTotal,omitempty"`
 
 	// lastHandledReactivation is the value of the hookline.io/reactivate annotation that the
-	// dispatcher last acted on; setting the annotation to a new value reactivates an auto-disabled
-	// webhook.
+	// dispatcher last acted on ("sha256:" and its hex SHA-256 digest for a value longer than 256
+	// bytes); setting the annotation to a new value reactivates an auto-disabled webhook.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	LastHandledReactivation string `json:"lastHandledReactivation,omitempty"`

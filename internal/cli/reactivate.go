@@ -104,7 +104,7 @@ func (a *App) reactivate(ctx context.Context, args []string) error {
 func (a *App) reactivationValue(wh *hooklinev1.Webhook) string {
 	now := a.Now().UTC()
 	v := now.Format(time.RFC3339)
-	if v == wh.Annotations[reactivateAnnotation] || v == wh.Status.LastHandledReactivation {
+	if v == wh.Annotations[reactivateAnnotation] || hooklinev1.ReactivationHandled(v, wh.Status.LastHandledReactivation) {
 		v = now.Format("2006-01-02T15:04:05.000000000Z07:00")
 	}
 	return v
@@ -128,7 +128,7 @@ func (a *App) waitReactivated(ctx context.Context, k *kube, key client.ObjectKey
 		switch {
 		case err == nil:
 			lastErr = nil
-			handled := wh.Status.LastHandledReactivation == value
+			handled := hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation)
 			if wh.Status.State == hooklinev1.ObservedActive && handled {
 				p.end()
 				fmt.Fprintf(a.Stdout, "webhook %s/%s is Active: the dispatcher handled the reactivation and deliveries resume\n", key.Namespace, key.Name)
@@ -157,7 +157,7 @@ func (a *App) waitReactivated(ctx context.Context, k *kube, key client.ObjectKey
 			if c := meta.FindStatusCondition(wh.Status.Conditions, conditionReady); c != nil && c.Message != "" {
 				msg += "\n  Ready: " + oneLine(c.Message)
 			}
-			if wh.Status.LastHandledReactivation != value {
+			if !hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation) {
 				msg += "\n  the dispatcher has not handled the reactivation: is it running?"
 			}
 			if lastErr != nil {
@@ -177,7 +177,7 @@ func observed(wh *hooklinev1.Webhook, value string) string {
 	} else {
 		s += ", Ready not reported"
 	}
-	if wh.Status.LastHandledReactivation == value {
+	if hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation) {
 		s += ", reactivation handled"
 	} else {
 		s += ", reactivation not handled yet"

@@ -164,7 +164,9 @@ func (a *App) describe(out io.Writer, wh *hooklinev1.Webhook) {
 	fmt.Fprintf(w, "deliveredTotal:\t%s\n", count(st.DeliveredTotal))
 	fmt.Fprintf(w, "droppedTotal:\t%s\n", count(st.DroppedTotal))
 	if requested := wh.Annotations[reactivateAnnotation]; requested != "" || st.LastHandledReactivation != "" {
-		fmt.Fprintf(w, "reactivation:\trequested %s, handled %s\n", terminalSafe(orDash(requested)), terminalSafe(orDash(st.LastHandledReactivation)))
+		// Both as the status records them: a long request is shown by its digest, as handled.
+		fmt.Fprintf(w, "reactivation:\trequested %s, handled %s\n",
+			terminalSafe(orDash(hooklinev1.ReactivationToken(requested))), terminalSafe(orDash(st.LastHandledReactivation)))
 	}
 	_ = w.Flush()
 }
@@ -186,7 +188,7 @@ func (a *App) statusHint(wh *hooklinev1.Webhook) string {
 		b.WriteString("Hint: the dispatcher auto-disabled this webhook: a notification was dropped and no delivery had\n" +
 			"succeeded for 7 days. Nothing is queued or sent while it is Disabled; events in between are lost.\n")
 		requested := wh.Annotations[reactivateAnnotation]
-		if requested != "" && requested != wh.Status.LastHandledReactivation {
+		if requested != "" && !hooklinev1.ReactivationHandled(requested, wh.Status.LastHandledReactivation) {
 			fmt.Fprintf(&b, "A reactivation (%s=%s) is requested but not yet handled: is the dispatcher running?\n",
 				reactivateAnnotation, requested)
 			return b.String()
