@@ -19,6 +19,9 @@ package store
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,8 +29,15 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// natsURL starts an embedded JetStream server reachable over TCP and returns its URL.
-func natsURL(t *testing.T) string {
+// natsAt is where a test's NATS server listens and how to authenticate to it.
+type natsAt struct {
+	URL  string
+	Auth Auth
+}
+
+// natsURL starts an embedded JetStream server reachable over TCP, with a token, and returns
+// where it is.
+func natsURL(t *testing.T) natsAt {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,18 +45,29 @@ func natsURL(t *testing.T) string {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), ListenAddress: addr})
+	tokenFile := writeToken(t, strings.Repeat("t0ken", 8))
+	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), ListenAddress: addr, ListenTokenFile: tokenFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return "nats://" + addr
+	return natsAt{URL: "nats://" + addr, Auth: Auth{TokenFile: tokenFile}}
 }
 
-func acquireIn(ctx context.Context, url, identity string, ttl time.Duration) (chan *Lease, chan error) {
+// writeToken writes token to a file of the test's and returns its path.
+func writeToken(t *testing.T, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func acquireIn(ctx context.Context, at natsAt, identity string, ttl time.Duration) (chan *Lease, chan error) {
 	got, failed := make(chan *Lease, 1), make(chan error, 1)
 	go func() {
-		l, err := AcquireLease(ctx, LeaseConfig{URL: url, Identity: identity, TTL: ttl}, logr.Discard())
+		l, err := AcquireLease(ctx, LeaseConfig{URL: at.URL, Auth: at.Auth, Identity: identity, TTL: ttl}, logr.Discard())
 		if err != nil {
 			failed <- err
 			return

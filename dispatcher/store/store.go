@@ -41,6 +41,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,10 @@ type Config struct {
 	// ListenAddress, when set, lets other processes (nats CLI, a second dispatcher) reach the
 	// embedded server, e.g. 127.0.0.1:4222. Empty keeps it in-process only.
 	ListenAddress string
+	// ListenTokenFile holds the token every client of the embedded server must present; it is
+	// required with ListenAddress, because whoever reaches the listener could otherwise read
+	// every event (personal data) and delete the queues. Read once at start.
+	ListenTokenFile string
 	// SyncAlways makes the embedded server fsync every write before acknowledging it. Without it a
 	// killed process loses nothing (the data is in the page cache) but a machine crash may lose the
 	// last seconds.
@@ -104,14 +109,28 @@ type Auth struct {
 	CAFile string
 	// CertFile and KeyFile are a client certificate and key for clusters that verify clients.
 	CertFile, KeyFile string
+	// TokenFile holds a token, for clusters (or another dispatcher's embedded server, see
+	// Config.ListenTokenFile) that authenticate with one.
+	TokenFile string
 }
 
 // options returns the nats.Options that a's files call for. Files are read when connecting, so a
 // rotated Secret applies at the next reconnection.
 func (a Auth) options() ([]nats.Option, error) {
 	var opts []nats.Option
-	if a.CredsFile != "" && a.NKeySeedFile != "" {
-		return nil, errors.New("NATS: give a credentials file or an NKey seed file, not both")
+	if n := countSet(a.CredsFile, a.NKeySeedFile, a.TokenFile); n > 1 {
+		return nil, errors.New("NATS: give one of a credentials file, an NKey seed file and a token file, not several")
+	}
+	if a.TokenFile != "" {
+		if _, err := readToken(a.TokenFile); err != nil {
+			return nil, err
+		}
+		// Read at each connection, so that a rotated Secret applies at the next reconnection.
+		file := a.TokenFile
+		opts = append(opts, nats.TokenHandler(func() string {
+			t, _ := readToken(file)
+			return t
+		}))
 	}
 	if a.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(a.CredsFile))
@@ -133,6 +152,39 @@ func (a Auth) options() ([]nats.Option, error) {
 		opts = append(opts, nats.RootCAs(a.CAFile))
 	}
 	return opts, nil
+}
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// minTokenLength is the shortest token accepted for the embedded server's listener: a guessable
+// token is no authentication.
+const minTokenLength = 32
+
+// readToken reads a NATS token from path: the file's content without surrounding white space.
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("NATS token file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	switch {
+	case len(t) < minTokenLength:
+		return "", fmt.Errorf("NATS token file %s: the token must be at least %d characters (e.g. openssl rand -hex 32)", path, minTokenLength)
+	case strings.HasPrefix(t, "$2"):
+		// nats-server would take it as a bcrypt hash to compare against, not as the token.
+		return "", fmt.Errorf("NATS token file %s: give the token itself, not a bcrypt hash", path)
+	case strings.IndexFunc(t, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0:
+		return "", fmt.Errorf("NATS token file %s: the token must not contain white space or control characters", path)
+	}
+	return t, nil
 }
 
 // Connect connects to the external cluster at url with a's credentials; name identifies the
@@ -179,10 +231,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg}
 	var err error
 	if cfg.URL == "" {
-		if s.srv, err = startEmbedded(cfg); err != nil {
+		var token string
+		if s.srv, token, err = startEmbedded(cfg); err != nil {
 			return nil, err
 		}
-		if s.nc, err = nats.Connect("", nats.InProcessServer(s.srv), nats.Name("hookline-dispatcher")); err != nil {
+		opts := []nats.Option{nats.InProcessServer(s.srv), nats.Name("hookline-dispatcher")}
+		if token != "" {
+			opts = append(opts, nats.Token(token))
+		}
+		if s.nc, err = nats.Connect("", opts...); err != nil {
 			err = fmt.Errorf("connecting to NATS: %w", err)
 		}
 	} else {
@@ -230,9 +287,11 @@ func (s *Store) ensureAssetsRetrying(ctx context.Context) error {
 	}
 }
 
-func startEmbedded(cfg Config) (*server.Server, error) {
+// startEmbedded starts the embedded server and returns it with the token its clients present
+// ("" when it does not listen).
+func startEmbedded(cfg Config) (*server.Server, string, error) {
 	if cfg.DataDir == "" {
-		return nil, errors.New("embedded JetStream needs a data directory")
+		return nil, "", errors.New("embedded JetStream needs a data directory")
 	}
 	opts := &server.Options{
 		ServerName: "hookline-dispatcher",
@@ -243,23 +302,33 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 	}
+	var token string
 	if cfg.ListenAddress != "" {
+		if cfg.ListenTokenFile == "" {
+			return nil, "", errors.New("--nats-listen-address needs --nats-listen-token-file: whoever reaches the listener could read every event and delete the queues")
+		}
+		var err error
+		if token, err = readToken(cfg.ListenTokenFile); err != nil {
+			return nil, "", err
+		}
 		host, port, err := splitHostPort(cfg.ListenAddress)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		opts.Host, opts.Port = host, port
+		// Every client, the in-process one included, presents the token.
+		opts.Authorization = token
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded JetStream: %w", err)
+		return nil, "", fmt.Errorf("embedded JetStream: %w", err)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("embedded JetStream did not start within 30s")
+		return nil, "", errors.New("embedded JetStream did not start within 30s")
 	}
-	return srv, nil
+	return srv, token, nil
 }
 
 func splitHostPort(addr string) (string, int, error) {

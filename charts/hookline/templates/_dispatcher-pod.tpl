@@ -43,6 +43,13 @@ spec:
         {{- end }}
         {{- if $embedded }}
         - --data-dir=/data
+        {{- with .Values.nats.listen.address }}
+        {{- if not $.Values.nats.listen.tokenSecret }}
+        {{- fail "nats.listen.address needs nats.listen.tokenSecret: the listener refuses clients without a token" }}
+        {{- end }}
+        - {{ printf "--nats-listen-address=%s" . | quote }}
+        - --nats-listen-token-file=/etc/hookline/nats-listen/token
+        {{- end }}
         {{- else }}
         - {{ printf "--nats-url=%s" .Values.nats.url | quote }}
         - --nats-replicas={{ .Values.nats.replicas }}
@@ -50,6 +57,8 @@ spec:
         {{- if .Values.nats.auth.existingSecret }}
         {{- if eq .Values.nats.auth.type "nkey" }}
         - --nats-nkey-seed-file=/etc/hookline/nats-auth/nkey.seed
+        {{- else if eq .Values.nats.auth.type "token" }}
+        - --nats-token-file=/etc/hookline/nats-auth/token
         {{- else }}
         - --nats-creds-file=/etc/hookline/nats-auth/user.creds
         {{- end }}
@@ -140,6 +149,11 @@ spec:
           mountPath: /etc/hookline/nats-auth
           readOnly: true
         {{- end }}
+        {{- if and $embedded .Values.nats.listen.address }}
+        - name: nats-listen
+          mountPath: /etc/hookline/nats-listen
+          readOnly: true
+        {{- end }}
         {{- if and (not $embedded) .Values.nats.tlsSecret }}
         - name: nats-tls
           mountPath: /etc/hookline/nats-tls
@@ -161,6 +175,14 @@ spec:
     - name: nats-auth
       secret:
         secretName: {{ .Values.nats.auth.existingSecret }}
+    {{- end }}
+    {{- if and $embedded .Values.nats.listen.address }}
+    - name: nats-listen
+      secret:
+        secretName: {{ .Values.nats.listen.tokenSecret }}
+        items:
+          - key: token
+            path: token
     {{- end }}
     {{- if and (not $embedded) .Values.nats.tlsSecret }}
     - name: nats-tls
