@@ -112,9 +112,11 @@ networkPolicy:
 	g.Expect(egressTo(disp, 2525)).To(HaveLen(1), "the SMTP server's port")
 	g.Expect(egressTo(disp, 0)[0].To).To(ConsistOf(HaveField("IPBlock.CIDR", "203.0.113.0/24")))
 
-	// The API server validates them (server-side dry run).
-	createNamespace(t, namespace, nil)
+	// The API server validates them (server-side dry run, in a namespace of this test's: the
+	// release namespace is created by the install test with its Pod Security labels).
+	createNamespace(t, "networkpolicy-dry-run", nil)
 	for _, np := range []*networkingv1.NetworkPolicy{mgr, disp} {
+		np.Namespace = "networkpolicy-dry-run"
 		g.Expect(k8s.Create(context.Background(), np, client.DryRunAll)).To(Succeed(), np.Name)
 	}
 }
