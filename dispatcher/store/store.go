@@ -176,13 +176,26 @@ func readToken(path string) (string, error) {
 	}
 	t := strings.TrimSpace(string(b))
 	switch {
+	case t == "":
+		return "", fmt.Errorf("NATS token file %s is empty", path)
+	case strings.IndexFunc(t, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0:
+		return "", fmt.Errorf("NATS token file %s: the token must not contain white space or control characters", path)
+	}
+	return t, nil
+}
+
+// readListenToken reads the token of the embedded server's listener, which hookline chooses the
+// rules for: long enough not to be guessed, and not a bcrypt hash, which nats-server would
+// compare the clients' tokens against instead of taking it as the token.
+func readListenToken(path string) (string, error) {
+	t, err := readToken(path)
+	switch {
+	case err != nil:
+		return "", err
 	case len(t) < minTokenLength:
 		return "", fmt.Errorf("NATS token file %s: the token must be at least %d characters (e.g. openssl rand -hex 32)", path, minTokenLength)
 	case strings.HasPrefix(t, "$2"):
-		// nats-server would take it as a bcrypt hash to compare against, not as the token.
 		return "", fmt.Errorf("NATS token file %s: give the token itself, not a bcrypt hash", path)
-	case strings.IndexFunc(t, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0:
-		return "", fmt.Errorf("NATS token file %s: the token must not contain white space or control characters", path)
 	}
 	return t, nil
 }
@@ -308,7 +321,7 @@ func startEmbedded(cfg Config) (*server.Server, string, error) {
 			return nil, "", errors.New("--nats-listen-address needs --nats-listen-token-file: whoever reaches the listener could read every event and delete the queues")
 		}
 		var err error
-		if token, err = readToken(cfg.ListenTokenFile); err != nil {
+		if token, err = readListenToken(cfg.ListenTokenFile); err != nil {
 			return nil, "", err
 		}
 		host, port, err := splitHostPort(cfg.ListenAddress)
