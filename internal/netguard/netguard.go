@@ -63,7 +63,7 @@ const (
 
 // defaultRules are refused unless allowed: every entry of the IANA special-purpose address
 // registries whose "Globally Reachable" is not True (False, or N/A for deprecated and transition
-// ranges), as of their 2025 revisions:
+// ranges), as the registries stand with RFC 9780 (the dummy IPv6 prefix) registered:
 //
 //   - https://www.iana.org/assignments/iana-ipv4-special-registry/
 //   - https://www.iana.org/assignments/iana-ipv6-special-registry/
