@@ -940,6 +940,8 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`]}}
 	g.Expect(out).To(ContainSubstring("kubectl get webhooks -A"))
 	g.Expect(out).To(ContainSubstring("/v1/events"))
 	g.Expect(out).NotTo(ContainSubstring("would violate PodSecurity"))
+	g.Expect(out).To(ContainSubstring("Only system:masters and the groups " + adminGroup + "\n   may set the label:"))
+	g.Expect(out).NotTo(ContainSubstring("need secretAccess.namespaces"), "set at install")
 
 	t.Run("objects exist with the expected names", func(t *testing.T) {
 		g := NewWithT(t)
@@ -1251,6 +1253,7 @@ ingestTokens: {existingSecret: producer-tokens}
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found") })
 	g.Expect(out).To(ContainSubstring("webhooks are not yet partitioned"))
+	g.Expect(out).To(ContainSubstring("Webhooks that name Secrets (client certificates, signing keys) need secretAccess.namespaces"))
 
 	manifest, err := helm(t, "get", "manifest", rel, "-n", ns)
 	g.Expect(err).NotTo(HaveOccurred(), manifest)
