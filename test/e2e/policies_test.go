@@ -194,7 +194,7 @@ func checkBindingGuarded(t *testing.T, policy, ns string, allowAdminGroup func()
 
 	refused := func(g Gomega, out string, err error, labels string) {
 		g.Expect(err).To(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("ValidatingAdmissionPolicy '%s'", policy))
+		g.Expect(out).To(ContainSubstring("ValidatingAdmissionPolicy '%s'", policy))
 		g.Expect(out).To(ContainSubstring("%s: the hookline.io/ labels of namespace %s bind it to an account; only the binding administrators may set, change or remove them (groups: system:masters",
 			labels, ns))
 	}
@@ -348,7 +348,7 @@ func checkSecretReferencesGuarded(t *testing.T, policy, ns string) {
 	signMsg := fmt.Sprintf("spec.signing.secretRef: you may not get Secret %s/client-tls, so you may not make hookline sign with it", ns)
 	refused := func(g Gomega, out string, err error, msg string) {
 		g.Expect(err).To(HaveOccurred(), out)
-	g.Expect(out).To(ContainSubstring("ValidatingAdmissionPolicy '%s'", policy))
+		g.Expect(out).To(ContainSubstring("ValidatingAdmissionPolicy '%s'", policy))
 		g.Expect(out).To(ContainSubstring(msg))
 	}
 	g.Eventually(func(g Gomega) {
