@@ -82,9 +82,11 @@ func installConfigPolicies(t *testing.T) {
 	t.Cleanup(func() { _, _ = kubectl(t, "delete", "-k", "config/policies", "--ignore-not-found") })
 }
 
-// noHooklinePolicies waits until no hookline ValidatingAdmissionPolicy is installed (a release of
-// an earlier test may just have been uninstalled), so that the test can show the attack without one.
-func noHooklinePolicies(t *testing.T) {
+// withoutPolicies waits until no hookline ValidatingAdmissionPolicy is in force (a release of an
+// earlier test may just have been uninstalled, and the API server unloads its policies a moment
+// later), so that the test can show the attack without one: probe, a dry run of the attack, must
+// be admitted.
+func withoutPolicies(t *testing.T, probe func() (string, error)) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		list := &admissionregistrationv1.ValidatingAdmissionPolicyList{}
@@ -92,7 +94,9 @@ func noHooklinePolicies(t *testing.T) {
 		for _, p := range list.Items {
 			g.Expect(p.Name).NotTo(ContainSubstring("hookline"), "an earlier test left a policy")
 		}
-	}).WithTimeout(30 * time.Second).Should(Succeed())
+		out, err := probe()
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 }
 
 // create creates obj as the administrator and deletes it when the test ends.
@@ -135,8 +139,10 @@ func namespaceLabels(t *testing.T, name string) map[string]string {
 // still deleted.
 func TestNamespaceBindingPolicy(t *testing.T) {
 	g := NewWithT(t)
-	noHooklinePolicies(t)
 	ns := boundNamespace(t, "bind-", "acc-a", tenantUser)
+	withoutPolicies(t, func() (string, error) {
+		return kubectlAs(t, tenantUser, nil, "label", "ns", ns, tenancy.AccountLabel+"=acc-b", "--overwrite", "--dry-run=server")
+	})
 
 	// The hole: RBAC authorizes a request for namespace "ns" within "ns", so the tenant's Role
 	// covers the namespace object itself, while can-i (asked cluster-wide) answers no.
@@ -292,13 +298,15 @@ spec:
 // without the policy and refused, naming the field, once config/policies is installed.
 func TestWebhookSecretReferencePolicy(t *testing.T) {
 	g := NewWithT(t)
-	noHooklinePolicies(t)
 	ns := secretsNamespace(t)
 	g.Expect(canI(t, webhookDev, "get", "secret/client-tls", "-n", ns)).To(BeFalse())
 
 	// The hole: without the policy, nothing stops the reference.
-	out, err := kubectlAs(t, webhookDev, nil, "create", "-f", writeManifest(t, webhookManifest(ns, "borrowed",
-		"  clientCertificateSecretRef: {name: client-tls}\n")))
+	borrowed := writeManifest(t, webhookManifest(ns, "borrowed", "  clientCertificateSecretRef: {name: client-tls}\n"))
+	withoutPolicies(t, func() (string, error) {
+		return kubectlAs(t, webhookDev, nil, "create", "--dry-run=server", "-f", borrowed)
+	})
+	out, err := kubectlAs(t, webhookDev, nil, "create", "-f", borrowed)
 	g.Expect(err).NotTo(HaveOccurred(), "without the policy the reference is accepted: %s", out)
 	out, err = kubectl(t, "delete", "webhook", "borrowed", "-n", ns)
 	g.Expect(err).NotTo(HaveOccurred(), out)
