@@ -932,7 +932,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 
 	out, err := helm(t, "install", release, chartDir, "-n", namespace, "--take-ownership", "-f", valuesFile(t, inlineTokens+`
 secretAccess: {namespaces: [`+tenantNS+`]}
-admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`]}}
+admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`]}}
 `))
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	t.Cleanup(func() { _, _ = helm(t, "uninstall", release, "-n", namespace, "--ignore-not-found") })
@@ -940,7 +940,7 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`]}}
 	g.Expect(out).To(ContainSubstring("kubectl get webhooks -A"))
 	g.Expect(out).To(ContainSubstring("/v1/events"))
 	g.Expect(out).NotTo(ContainSubstring("would violate PodSecurity"))
-	g.Expect(out).To(ContainSubstring("Only system:masters and the groups " + adminGroup + "\n   may set the label:"))
+	g.Expect(out).To(ContainSubstring("Only system:masters, the groups " + adminGroup + ", the users " + argoCD + "\n   may set the label:"))
 	g.Expect(out).NotTo(ContainSubstring("need secretAccess.namespaces"), "set at install")
 
 	t.Run("objects exist with the expected names", func(t *testing.T) {

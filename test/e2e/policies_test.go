@@ -49,6 +49,8 @@ const (
 	secretDev     = "secret-dev"        // may manage Webhooks and get the Secret client-tls
 	statusWriter  = "status-writer"     // may patch webhooks/status only (as the dispatcher does)
 	bindingPolicy = "namespace-binding" // name suffix of the policy
+	// argoCD is a binding administrator named as a user: a GitOps controller that binds namespaces.
+	argoCD = "system:serviceaccount:argocd:argocd-application-controller"
 )
 
 // kubectlAs runs kubectl as user (in groups) through impersonation.
@@ -155,10 +157,11 @@ func TestNamespaceBindingPolicy(t *testing.T) {
 
 	installConfigPolicies(t)
 	checkBindingGuarded(t, "hookline-"+bindingPolicy, ns, func() {
-		// Binding administrators are configured by replacing the adminGroups variable (a kustomize
-		// patch in config/, admissionPolicies.bindingAdmins in the chart).
+		// Binding administrators are configured by replacing the adminGroups and adminUsers variables
+		// (a kustomize patch in config/, admissionPolicies.bindingAdmins in the chart).
 		out, err := kubectl(t, "patch", "validatingadmissionpolicy", "hookline-"+bindingPolicy, "--type=json", "-p",
-			`[{"op":"replace","path":"/spec/variables/0/expression","value":"[\"system:masters\",\"`+adminGroup+`\"]"}]`)
+			`[{"op":"replace","path":"/spec/variables/0/expression","value":"[\"system:masters\",\"`+adminGroup+`\"]"},`+
+				`{"op":"replace","path":"/spec/variables/1/expression","value":"[\"`+argoCD+`\"]"}]`)
 		g.Expect(err).NotTo(HaveOccurred(), out)
 	})
 
@@ -186,7 +189,7 @@ func TestNamespaceBindingPolicy(t *testing.T) {
 }
 
 // checkBindingGuarded runs the attacks against the installed policy named policy. allowAdminGroup
-// makes adminGroup a binding administrator (nil when it already is).
+// makes adminGroup and the user argoCD binding administrators (nil when they already are).
 func checkBindingGuarded(t *testing.T, policy, ns string, allowAdminGroup func()) {
 	t.Helper()
 	g := NewWithT(t)
@@ -274,6 +277,21 @@ func checkBindingGuarded(t *testing.T, policy, ns string, allowAdminGroup func()
 		g.Expect(err).NotTo(HaveOccurred(), out)
 		g.Expect(namespaceLabels(t, ns)).To(And(HaveKeyWithValue(tenancy.AccountLabel, "acc-a"), HaveKeyWithValue(tenancy.GroupLabel, "grp-1")))
 		out, err = kubectlAs(t, platformUser, []string{adminGroup}, "label", "ns", ns, tenancy.GroupLabel+"-")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+	})
+
+	t.Run("the administrators named as users may rebind", func(t *testing.T) {
+		g := NewWithT(t)
+		argo := argoCD
+		create(t, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "argocd", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "namespace-admin"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: argo}}})
+		out, err := kubectlAs(t, argo, nil, "label", "ns", ns, tenancy.GroupLabel+"=grp-2")
+		g.Expect(err).NotTo(HaveOccurred(), out)
+		out, err = kubectlAs(t, tenantUser, nil, "label", "ns", ns, tenancy.GroupLabel+"-")
+		g.Expect(err).To(HaveOccurred(), out)
+		g.Expect(out).To(ContainSubstring("(groups: system:masters, %s; users: %s)", adminGroup, argo))
+		out, err = kubectlAs(t, argo, nil, "label", "ns", ns, tenancy.GroupLabel+"-")
 		g.Expect(err).NotTo(HaveOccurred(), out)
 	})
 }
