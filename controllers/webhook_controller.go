@@ -79,7 +79,7 @@ type WebhookReconciler struct {
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// Secrets: get is granted per namespace (config/rbac/secret_reader_role.yaml), not cluster-wide.
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // The SSRF guard's discovery of the cluster's Service and Pod ranges (internal/clusterranges)

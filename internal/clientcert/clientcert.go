@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/secretaccess"
 )
 
 // ErrInvalid marks a Secret that exists but holds no usable certificate and key.
@@ -37,13 +38,14 @@ var ErrInvalid = errors.New("invalid client certificate")
 
 // Load reads the Secret ref names in namespace through r (uncached: only "get" on Secrets is
 // granted) and parses it. It returns nil, nil when ref is nil; a Secret that is missing or
-// unreadable gives the API error, one without a usable pair an error wrapping ErrInvalid.
+// unreadable gives the API error (a *secretaccess.NotGrantedError where hookline may not read
+// Secrets), one without a usable pair an error wrapping ErrInvalid.
 func Load(ctx context.Context, r client.Reader, namespace string, ref *hooklinev1.SecretReference) (*tls.Certificate, error) {
 	if ref == nil {
 		return nil, nil
 	}
-	secret := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: ref.Name}, secret); err != nil {
+	secret, err := secretaccess.Get(ctx, r, namespace, ref.Name)
+	if err != nil {
 		return nil, err
 	}
 	return FromSecret(secret)

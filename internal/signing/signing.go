@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/secretaccess"
 )
 
 // Header names of the Standard Webhooks specification.
@@ -60,14 +61,15 @@ var ErrInvalid = errors.New("invalid signing secret")
 type Keys [][]byte
 
 // Load reads the Secret ref names in namespace through r (uncached) and parses it. It returns nil,
-// nil when ref is nil; a missing or unreadable Secret gives the API error, a Secret without valid
+// nil when ref is nil; a missing or unreadable Secret gives the API error (a
+// *secretaccess.NotGrantedError where hookline may not read Secrets), a Secret without valid
 // keys an error wrapping ErrInvalid.
 func Load(ctx context.Context, r client.Reader, namespace string, s *hooklinev1.WebhookSigning) (Keys, error) {
 	if s == nil {
 		return nil, nil
 	}
-	secret := &corev1.Secret{}
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: s.SecretRef.Name}, secret); err != nil {
+	secret, err := secretaccess.Get(ctx, r, namespace, s.SecretRef.Name)
+	if err != nil {
 		return nil, err
 	}
 	return FromSecret(secret)
@@ -75,8 +77,10 @@ func Load(ctx context.Context, r client.Reader, namespace string, s *hooklinev1.
 
 // FromSecret parses every value of s as a "whsec_" key, in the order of the Secret's keys. A value
 // that is not a valid key makes the whole Secret invalid: signing with fewer keys than the operator
-// meant would break receivers in a way that is hard to see. Errors name the Secret and the entry,
-// never a key.
+// meant would break receivers in a way that is hard to see. Errors name the Secret only: not its
+// entries, their number or their lengths, because they end up in the Webhook's status and Events,
+// which people read who may not read the Secret (a reference to, say, a kubernetes.io/tls Secret
+// would otherwise reveal what it holds).
 func FromSecret(s *corev1.Secret) (Keys, error) {
 	names := make([]string, 0, len(s.Data)+len(s.StringData))
 	for name := range s.Data {
@@ -90,7 +94,8 @@ func FromSecret(s *corev1.Secret) (Keys, error) {
 	for _, name := range names {
 		k, err := ParseKey(strings.TrimSpace(string(s.Data[name])))
 		if err != nil {
-			return nil, fmt.Errorf("%w: secret %s/%s entry %q: %v", ErrInvalid, s.Namespace, s.Name, name, err)
+			return nil, fmt.Errorf("%w: secret %s/%s: every entry must be a %q key of %d to %d bytes, and not all are",
+				ErrInvalid, s.Namespace, s.Name, SecretPrefix+"<base64>", MinKeyBytes, MaxKeyBytes)
 		}
 		keys = append(keys, k)
 	}

@@ -123,6 +123,38 @@ func TestInvalidSecretsAreRejectedWithoutRevealingKeys(t *testing.T) {
 	}
 }
 
+// A signing.secretRef may name a Secret that is not a signing Secret (a kubernetes.io/tls one, a
+// database password). The error lands in the Webhook's status and Events: it must not reveal the
+// Secret's entry names, how many there are or how long their values are.
+func TestInvalidSecretsRevealNoEntryNames(t *testing.T) {
+	for name, data := range map[string]map[string]string{
+		"tls":         {"tls.crt": "-----BEGIN CERTIFICATE-----\nMIIB", "tls.key": "-----BEGIN EC PRIVATE KEY-----\nMHcC"},
+		"credentials": {"postgres-admin-password": "hunter2hunter2", "api-token-for-billing": "tok_0123456789"},
+		"one good":    {"aaa-good-key": key(1, 32), "zzz-db-password": "hunter2hunter2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := signing.FromSecret(secretOf(data))
+			if !errors.Is(err, signing.ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			msg := err.Error()
+			for entry, v := range data {
+				if strings.Contains(msg, entry) || strings.Contains(msg, v) {
+					t.Errorf("error %q reveals entry %q", msg, entry)
+				}
+			}
+			for _, n := range []string{"14", "16", "2 "} {
+				if strings.Contains(msg, n) {
+					t.Errorf("error %q reveals a length or count (%q)", msg, n)
+				}
+			}
+			if want := "secret ns/sig: every entry must be a \"whsec_<base64>\" key of 24 to 64 bytes, and not all are"; !strings.HasSuffix(msg, want) {
+				t.Errorf("error %q, want it to end with %q", msg, want)
+			}
+		})
+	}
+}
+
 func TestNoKeysSignNothing(t *testing.T) {
 	h := http.Header{}
 	signing.Keys(nil).Sign(h, "id", time.Now(), []byte("{}"))

@@ -16,8 +16,9 @@ limitations under the License.
 
 // Package tenancy binds namespaces to Acrobat Sign accounts. A namespace labelled
 // hookline.io/account=<accountId> belongs to that account; hookline.io/group=<groupId> further
-// restricts its webhooks to that group's events. Labelling namespaces needs cluster rights, so a
-// tenant cannot subscribe to another account's events.
+// restricts its webhooks to that group's events. RBAC lets a tenant with "*" in its namespace patch
+// that namespace, so the admission policy of config/policies (namespace_binding.yaml) is what keeps
+// a tenant from relabelling it and subscribing to another account's events.
 package tenancy
 
 import (

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -809,6 +810,7 @@ func TestHelmTemplateRBACMatchesConfig(t *testing.T) {
 		{"config/rbac/leader_election_role.yaml", "Role", "hookline-manager-leader-election", "hookline-manager-leader-election"},
 		{"config/rbac/metrics_auth_role.yaml", "ClusterRole", "hookline-manager-metrics-auth", "hookline-manager-metrics-auth"},
 		{"config/rbac/metrics_auth_role.yaml", "ClusterRole", "hookline-metrics-reader", "hookline-metrics-reader"},
+		{"config/rbac/secret_reader_role.yaml", "ClusterRole", "hookline-secret-reader", "hookline-secret-reader"},
 	} {
 		want := rules(decodeFile(t, c.file), c.kind, c.configName)
 		g.Expect(rules(objs, c.kind, c.chartName)).To(Equal(want), "%s %s differs from %s", c.kind, c.chartName, c.file)
@@ -820,6 +822,94 @@ func TestHelmTemplateRBACMatchesConfig(t *testing.T) {
 		g.Expect(crb.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount",
 			Name: strings.TrimSuffix(name, "-metrics-auth"), Namespace: namespace}))
 	}
+}
+
+// TestHelmTemplateSecretAccess: the secret reader is bound only where secretAccess says, to both
+// ServiceAccounts.
+func TestHelmTemplateSecretAccess(t *testing.T) {
+	g := NewWithT(t)
+	both := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "hookline-manager", Namespace: namespace},
+		{Kind: "ServiceAccount", Name: "hookline-dispatcher", Namespace: namespace}}
+	ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hookline-secret-reader"}
+
+	objs := mustRender(t, inlineTokens)
+	g.Expect(find(objs, "ClusterRole", "hookline-secret-reader")).NotTo(BeNil(), "for operators to bind")
+	g.Expect(find(objs, "ClusterRoleBinding", "hookline-secret-reader")).To(BeNil(), "not cluster-wide by default")
+	for _, rb := range ofKind(objs, "RoleBinding") {
+		g.Expect(rb.GetName()).NotTo(Equal("hookline-secret-reader"), "no Secret access anywhere by default")
+	}
+	for _, name := range []string{"hookline-manager", "hookline-dispatcher"} {
+		for _, r := range typed[rbacv1.ClusterRole](t, objs, "ClusterRole", name).Rules {
+			g.Expect(r.Resources).NotTo(ContainElement("secrets"), name)
+		}
+	}
+
+	objs = mustRender(t, inlineTokens+"secretAccess: {namespaces: [team-a, team-b, team-a]}\n")
+	var got []string
+	for _, o := range ofKind(objs, "RoleBinding") {
+		if o.GetName() != "hookline-secret-reader" {
+			continue
+		}
+		rb := &rbacv1.RoleBinding{}
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, rb)).To(Succeed())
+		g.Expect(rb.RoleRef).To(Equal(ref))
+		g.Expect(rb.Subjects).To(Equal(both))
+		got = append(got, rb.Namespace)
+	}
+	g.Expect(got).To(ConsistOf("team-a", "team-b"))
+	g.Expect(find(objs, "ClusterRoleBinding", "hookline-secret-reader")).To(BeNil())
+
+	objs = mustRender(t, inlineTokens+"secretAccess: {clusterWide: true}\n")
+	crb := typed[rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding", "hookline-secret-reader")
+	g.Expect(crb.RoleRef).To(Equal(ref))
+	g.Expect(crb.Subjects).To(Equal(both))
+
+	_, out, err := render(t, inlineTokens+"secretAccess: {namespaces: [Team_A]}\n")
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("at '/secretAccess/namespaces/0'"))
+}
+
+// TestHelmTemplatePoliciesMatchConfig is the drift check of the admission policies: with default
+// values the chart renders config/policies (plus the chart's labels), bindingAdmins fills the
+// administrators, and admissionPolicies.enabled=false leaves them out.
+func TestHelmTemplatePoliciesMatchConfig(t *testing.T) {
+	g := NewWithT(t)
+	files, err := filepath.Glob(filepath.Join(env.Root, "config", "policies", "*.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var want []*unstructured.Unstructured
+	for _, f := range files {
+		if filepath.Base(f) != "kustomization.yaml" {
+			want = append(want, decodeFile(t, f)...)
+		}
+	}
+	g.Expect(want).To(HaveLen(4), "two policies and their bindings")
+
+	objs := mustRender(t, inlineTokens)
+	policies := append(ofKind(objs, "ValidatingAdmissionPolicy"), ofKind(objs, "ValidatingAdmissionPolicyBinding")...)
+	g.Expect(policies).To(HaveLen(len(want)))
+	for _, w := range want {
+		got := find(objs, w.GetKind(), w.GetName())
+		g.Expect(got).NotTo(BeNil(), "%s %s", w.GetKind(), w.GetName())
+		got = got.DeepCopy()
+		g.Expect(got.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/component", "admission"))
+		got.SetLabels(nil)
+		g.Expect(got.Object).To(Equal(w.Object), "%s drifted from config/policies: run make helm-sync", got.GetName())
+	}
+
+	objs = mustRender(t, inlineTokens+`admissionPolicies:
+  bindingAdmins:
+    groups: [platform-admins, "o'brien \"quoted\""]
+    users: ["system:serviceaccount:argocd:argocd-application-controller"]
+`)
+	vap := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, objs, "ValidatingAdmissionPolicy", "hookline-namespace-binding")
+	g.Expect(vap.Spec.Variables[0]).To(Equal(admissionregistrationv1.Variable{Name: "adminGroups",
+		Expression: `["system:masters","platform-admins","o'brien \"quoted\""]`}))
+	g.Expect(vap.Spec.Variables[1]).To(Equal(admissionregistrationv1.Variable{Name: "adminUsers",
+		Expression: `["system:serviceaccount:argocd:argocd-application-controller"]`}))
+
+	objs = mustRender(t, inlineTokens+"admissionPolicies: {enabled: false}\n")
+	g.Expect(ofKind(objs, "ValidatingAdmissionPolicy")).To(BeEmpty())
+	g.Expect(ofKind(objs, "ValidatingAdmissionPolicyBinding")).To(BeEmpty())
 }
 
 // --- helm install against the API server -----------------------------------------------------
@@ -838,13 +928,20 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	})
 	createNamespace(t, tenantNS, map[string]string{"hookline.io/account": "acc-1"})
 
-	out, err := helm(t, "install", release, chartDir, "-n", namespace, "--take-ownership", "-f", valuesFile(t, inlineTokens))
+	createNamespace(t, "team-b", map[string]string{"hookline.io/account": "acc-2"})
+
+	out, err := helm(t, "install", release, chartDir, "-n", namespace, "--take-ownership", "-f", valuesFile(t, inlineTokens+`
+secretAccess: {namespaces: [`+tenantNS+`]}
+admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`]}}
+`))
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	t.Cleanup(func() { _, _ = helm(t, "uninstall", release, "-n", namespace, "--ignore-not-found") })
 	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
 	g.Expect(out).To(ContainSubstring("kubectl get webhooks -A"))
 	g.Expect(out).To(ContainSubstring("/v1/events"))
 	g.Expect(out).NotTo(ContainSubstring("would violate PodSecurity"))
+	g.Expect(out).To(ContainSubstring("Only system:masters, the groups " + adminGroup + ", the users " + argoCD + "\n   may set the label:"))
+	g.Expect(out).NotTo(ContainSubstring("need secretAccess.namespaces"), "set at install")
 
 	t.Run("objects exist with the expected names", func(t *testing.T) {
 		g := NewWithT(t)
@@ -871,6 +968,12 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			{&rbacv1.ClusterRoleBinding{}, cluster("hookline-manager")},
 			{&rbacv1.ClusterRoleBinding{}, cluster("hookline-dispatcher")},
 			{&rbacv1.ClusterRoleBinding{}, cluster("hookline-manager-metrics-auth")},
+			{&rbacv1.ClusterRole{}, cluster("hookline-secret-reader")},
+			{&rbacv1.RoleBinding{}, client.ObjectKey{Namespace: tenantNS, Name: "hookline-secret-reader"}},
+			{&admissionregistrationv1.ValidatingAdmissionPolicy{}, cluster("hookline-namespace-binding")},
+			{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, cluster("hookline-namespace-binding")},
+			{&admissionregistrationv1.ValidatingAdmissionPolicy{}, cluster("hookline-webhook-secret-access")},
+			{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, cluster("hookline-webhook-secret-access")},
 		} {
 			g.Expect(k8s.Get(ctx, c.key, c.obj)).To(Succeed(), "%T %s", c.obj, c.key)
 			g.Expect(c.obj.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "Helm"), "%T %s", c.obj, c.key)
@@ -929,7 +1032,11 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			{mgrSA, "list", "webhooks.hookline.io", []string{"-A"}, true},
 			{mgrSA, "watch", "webhooks.hookline.io", []string{"-A"}, true},
 			{mgrSA, "patch", "webhooks.hookline.io", []string{"-n", tenantNS, "--subresource=status"}, true},
+			// Secrets only where secretAccess.namespaces grants them (team-a here).
 			{mgrSA, "get", "secrets", inTenant, true},
+			{mgrSA, "get", "secrets", []string{"-n", "team-b"}, false},
+			{mgrSA, "get", "secrets", []string{"-n", namespace}, false},
+			{mgrSA, "get", "secrets", []string{"-A"}, false},
 			{mgrSA, "list", "namespaces", nil, true},
 			{mgrSA, "create", "events.events.k8s.io", inTenant, true},
 			{mgrSA, "create", "leases.coordination.k8s.io", []string{"-n", namespace}, true},
@@ -967,6 +1074,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			{dispSA, "list", "webhooks.hookline.io", []string{"-A"}, true},
 			{dispSA, "watch", "namespaces", nil, true},
 			{dispSA, "get", "secrets", inTenant, true},
+			{dispSA, "get", "secrets", []string{"-n", "team-b"}, false},
+			{dispSA, "get", "secrets", []string{"-n", "kube-system"}, false},
+			{dispSA, "get", "secrets", []string{"-A"}, false},
 			{dispSA, "list", "secrets", inTenant, false},
 			{dispSA, "delete", "webhooks.hookline.io", inTenant, false},
 			{dispSA, "update", "webhooks.hookline.io", inTenant, false},
@@ -995,6 +1105,12 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		}
 	})
 
+	t.Run("the admission policies guard namespace bindings and Secret references", func(t *testing.T) {
+		// The chart's policies, with admissionPolicies.bindingAdmins.groups set at install.
+		checkBindingGuarded(t, "hookline-namespace-binding", boundNamespace(t, "helm-bind-", "acc-a", tenantUser), nil)
+		checkSecretReferencesGuarded(t, "hookline-webhook-secret-access", secretsNamespace(t))
+	})
+
 	t.Run("ServiceAccounts are refused what they need not do", func(t *testing.T) {
 		// Not only what the authorizer says (can-i): real requests as each ServiceAccount.
 		g := NewWithT(t)
@@ -1009,6 +1125,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		for name, c := range map[string]client.Client{"dispatcher": disp, "manager": mgr} {
 			err := c.List(ctx, &corev1.SecretList{}, client.InNamespace(tenantNS))
 			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s listed secrets: %v", name, err)
+			err = c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-ingest-tokens"}, &corev1.Secret{})
+			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s read a Secret outside secretAccess.namespaces: %v", name, err)
 			err = c.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "smuggled-" + name},
 				Spec: hooklinev1.WebhookSpec{URL: "https://evil.example.com/x", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}}})
 			g.Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s created a webhook: %v", name, err)
@@ -1100,6 +1218,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			{&corev1.Secret{}, client.ObjectKey{Namespace: namespace, Name: "hookline-ingest-tokens"}},
 			{&rbacv1.ClusterRole{}, client.ObjectKey{Name: "hookline-manager"}},
 			{&rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: "hookline-dispatcher"}},
+			{&admissionregistrationv1.ValidatingAdmissionPolicy{}, client.ObjectKey{Name: "hookline-namespace-binding"}},
+			{&rbacv1.RoleBinding{}, client.ObjectKey{Namespace: tenantNS, Name: "hookline-secret-reader"}},
 		} {
 			err := k8s.Get(ctx, c.key, c.obj)
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "%T %s: %v", c.obj, c.key, err)
@@ -1133,6 +1253,7 @@ ingestTokens: {existingSecret: producer-tokens}
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found") })
 	g.Expect(out).To(ContainSubstring("webhooks are not yet partitioned"))
+	g.Expect(out).To(ContainSubstring("Webhooks that name Secrets (client certificates, signing keys) need secretAccess.namespaces"))
 
 	manifest, err := helm(t, "get", "manifest", rel, "-n", ns)
 	g.Expect(err).NotTo(HaveOccurred(), manifest)
