@@ -132,6 +132,7 @@ func fastConfig() dispatcher.Config {
 		Guard:              testsupport.LoopbackGuard(),
 		StatusInterval:     200 * time.Millisecond,
 		DefaultClientID:    testClientID,
+		Attestation:        testsupport.AttestationKey(),
 		SecretResync:       300 * time.Millisecond,
 		SyncWorkers:        4,
 		MetricsAddress:     "0",
