@@ -264,6 +264,12 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 	return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
 }
 
+// appliedStatus is a WebhookStatus whose attestation is serialized even when empty.
+type appliedStatus struct {
+	hooklinev1.WebhookStatus
+	Attestation string `json:"attestation"`
+}
+
 // applyStatus applies want as the manager's status fields of wh.
 func (r *WebhookReconciler) applyStatus(ctx context.Context, wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) error {
 	raw, err := json.Marshal(map[string]any{
@@ -271,7 +277,9 @@ func (r *WebhookReconciler) applyStatus(ctx context.Context, wh *hooklinev1.Webh
 		"kind":       "Webhook",
 		// The uid makes the apply fail rather than land on a new Webhook of the same name.
 		"metadata": map[string]any{"name": wh.Name, "namespace": wh.Namespace, "uid": string(wh.UID)},
-		"status":   want,
+		// attestation is applied even when empty: the manager then owns the field, and a value
+		// someone else wrote into status is cleared instead of lingering beside the manager's.
+		"status": appliedStatus{WebhookStatus: want, Attestation: want.Attestation},
 	})
 	if err != nil {
 		return err
