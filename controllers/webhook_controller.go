@@ -107,7 +107,8 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	st := &managerStatus{}
 	defer func() {
 		if err := r.writeStatus(ctx, wh, st, retErr == nil); err != nil {
-			retErr = kerrors.NewAggregate([]error{retErr, err})
+			// The error's backoff schedules the retry: a result beside it would be ignored.
+			res, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, err})
 		}
 	}()
 
