@@ -19,6 +19,7 @@ package dispatcher_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +44,7 @@ import (
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/safetext"
+	"github.com/hookline/hookline/internal/testcerts"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -419,4 +422,75 @@ func expectSafe(g Gomega, text string) {
 	g.Expect(len(text)).To(BeNumerically("<=", safetext.MaxReceiverText), text)
 	g.Expect(utf8.ValidString(text)).To(BeTrue(), text)
 	g.Expect(strings.ContainsFunc(text, safetext.IsControl)).To(BeFalse(), text)
+}
+
+// A rotated client certificate is sent only once the manager has verified the endpoint with it;
+// notifications meanwhile are queued and held, not lost.
+func TestRotatedClientCertificateIsVerifiedBeforeUse(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-rotate"
+	ca, err := testcerts.NewCA("customer")
+	g.Expect(err).NotTo(HaveOccurred())
+	first, err := ca.Client("hookline-1")
+	g.Expect(err).NotTo(HaveOccurred())
+	second, err := ca.Client("hookline-2")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// The receiver records, in order, each request's method, the leaf certificate presented and,
+	// for POSTs, the agreement id.
+	type seen struct{ method, cn, id string }
+	var mu sync.Mutex
+	var log []seen
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id := ""
+		if r.Method == http.MethodPost {
+			id = agreementID(t, delivery{Body: body})
+		}
+		mu.Lock()
+		log = append(log, seen{r.Method, r.TLS.PeerCertificates[0].Subject.CommonName, id})
+		mu.Unlock()
+		echoOK(w, r)
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	requests := func() []seen { mu.Lock(); defer mu.Unlock(); return append([]seen(nil), log...) }
+
+	ns := newNamespace(t, account, "")
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "client-tls", Namespace: ns}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: first.CertPEM, corev1.TLSPrivateKeyKey: first.KeyPEM},
+	}
+	g.Expect(k8s.Create(ctx, secret)).To(Succeed())
+	s := startStack(t, stackOptions{namespaces: []string{ns}})
+	spec := accountSpec(srv.URL)
+	spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: "client-tls"}
+	s.activeWebhook(t, ns, "rotating", spec)
+	s.mustPost(t, event("rot-1", account))
+	g.Eventually(requests).WithTimeout(10 * time.Second).Should(ContainElement(seen{http.MethodPost, "hookline-1", "agr-rot-1"}))
+
+	secret.Data = map[string][]byte{corev1.TLSCertKey: second.CertPEM, corev1.TLSPrivateKeyKey: second.KeyPEM}
+	g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+	for i := range 5 {
+		s.mustPost(t, event(fmt.Sprintf("rot-2-%d", i), account))
+	}
+	g.Eventually(func() []string {
+		var ids []string
+		for _, r := range requests() {
+			if r.method == http.MethodPost {
+				ids = append(ids, r.id)
+			}
+		}
+		return ids
+	}).WithTimeout(20*time.Second).Should(ContainElements("agr-rot-2-0", "agr-rot-2-1", "agr-rot-2-2", "agr-rot-2-3", "agr-rot-2-4"),
+		"notifications posted during the rotation were lost")
+	// The first request presenting the new certificate is the manager's verification.
+	for _, r := range requests() {
+		if r.cn == "hookline-2" {
+			g.Expect(r.method).To(Equal(http.MethodGet), "the new certificate was used before it was verified")
+			break
+		}
+	}
 }
