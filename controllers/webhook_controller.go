@@ -150,14 +150,24 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		return ctrl.Result{}, nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
+	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert)}
+	v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified)
+	verified := v != nil && v.Status == metav1.ConditionTrue
 	if err != nil {
-		st.setVerified(metav1.ConditionFalse, reason, err.Error())
+		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
+			// The Secret of a verified endpoint is gone or broken for now (being rotated, re-synced
+			// by an external tool): keep the verification, so that events keep queueing; the
+			// dispatcher holds them (ClientCertificateUnavailable) and sends only with a
+			// certificate the attestation covers.
+			st.verified = *v
+			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, wh.Status.Attestation
+		} else {
+			st.setVerified(metav1.ConditionFalse, reason, err.Error())
+		}
 		return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
 	}
 
-	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert)}
-	if v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified); v != nil &&
-		v.Status == metav1.ConditionTrue && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
+	if verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
 		// The recorded verification still covers this url, client id and certificate: only the
 		// key's holders can have written an attestation that says so.
 		st.verified = *v
@@ -233,7 +243,7 @@ func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev
 // they differ from what the object carries. It records an Event when Ready changes. When the API
 // server refuses the status (too large, invalid), it applies a minimal Inactive one instead, so that
 // a webhook never stays Active for a spec it no longer describes, and returns the error, which
-// retries the reconcile with backoff.
+// retries the reconcile with backoff. Other errors (the server unavailable) are only returned.
 func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webhook, st *managerStatus, success bool) error {
 	if st.verified.Type == "" {
 		return nil // nothing was observed (transient error before any step)
@@ -248,12 +258,16 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 		return nil
 	}
 	err := r.applyStatus(ctx, wh, want)
-	if apierrors.IsNotFound(err) {
-		return nil // deleted while it was being reconciled: nothing to report on
-	}
-	if err == nil {
+	switch {
+	case err == nil:
 		r.recordTransition(wh, want)
 		return nil
+	case apierrors.IsNotFound(err):
+		return nil // deleted while it was being reconciled: nothing to report on
+	case !refused(err):
+		// Unavailable, timed out: the next try may write it. A fallback now would stop deliveries
+		// to a webhook that may be fine.
+		return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
 	}
 	fallback := fallbackStatus(wh, now)
 	switch fbErr := r.applyStatus(ctx, wh, fallback); {
@@ -263,6 +277,13 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 		err = kerrors.NewAggregate([]error{err, fmt.Errorf("applying the fallback status: %w", fbErr)})
 	}
 	return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
+}
+
+// refused reports whether the API server refused a status for its content (invalid, too large,
+// denied by admission), which trying the same again cannot change.
+func refused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err) ||
+		apierrors.IsForbidden(err)
 }
 
 // appliedStatus is a WebhookStatus whose attestation is serialized even when empty.

@@ -467,7 +467,7 @@ func TestRotatedClientCertificateIsVerifiedBeforeUse(t *testing.T) {
 	s := startStack(t, stackOptions{namespaces: []string{ns}})
 	spec := accountSpec(srv.URL)
 	spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: "client-tls"}
-	s.activeWebhook(t, ns, "rotating", spec)
+	wh := s.activeWebhook(t, ns, "rotating", spec)
 	s.mustPost(t, event("rot-1", account))
 	g.Eventually(requests).WithTimeout(10 * time.Second).Should(ContainElement(seen{http.MethodPost, "hookline-1", "agr-rot-1"}))
 
@@ -493,4 +493,23 @@ func TestRotatedClientCertificateIsVerifiedBeforeUse(t *testing.T) {
 			break
 		}
 	}
+
+	// While the Secret is missing (deleted to be created again), the verification stands: events
+	// keep queueing, held, and go out once the certificate is back.
+	g.Expect(k8s.Delete(ctx, secret)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		d := condition(getWebhook(g, wh), dispatcher.ConditionDelivering)
+		g.Expect(d).NotTo(BeNil())
+		g.Expect(d.Reason).To(Equal(dispatcher.ReasonClientCertificateUnavailable))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	s.mustPost(t, event("rot-3", account))
+	// Longer than the manager's certificate resync (1 s, jittered): it finds no Secret and keeps the
+	// webhook Active.
+	g.Consistently(func(g Gomega) {
+		g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedActive))
+	}).WithTimeout(2500 * time.Millisecond).Should(Succeed())
+	secret = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "client-tls", Namespace: ns}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: second.CertPEM, corev1.TLSPrivateKeyKey: second.KeyPEM}}
+	g.Expect(k8s.Create(ctx, secret)).To(Succeed())
+	g.Eventually(requests).WithTimeout(10 * time.Second).Should(ContainElement(seen{http.MethodPost, "hookline-2", "agr-rot-3"}))
 }
