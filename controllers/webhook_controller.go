@@ -19,9 +19,7 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,12 +31,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clientcert"
 	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/verify"
@@ -60,6 +60,11 @@ type Options struct {
 	// MaxConcurrentReconciles is the number of workers; keep it above VerificationsPerAccount so one
 	// slow account cannot hold every worker.
 	MaxConcurrentReconciles int
+	// CertificateResync is how often a webhook's client-certificate Secret is read again, so that a
+	// rotated certificate is verified (the dispatcher sends only with a verified certificate; until
+	// then it keeps queueing). Secrets are not watched: that would need list and watch on every
+	// Secret in the cluster. 0 means 5 minutes.
+	CertificateResync time.Duration
 }
 
 // WebhookReconciler verifies each Webhook's endpoint intent and reports its state.
@@ -69,8 +74,11 @@ type WebhookReconciler struct {
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Verifier  *verify.Verifier
-	Clock     clock.PassiveClock
-	Options   Options
+	// Attestation signs what a successful verification covered (status.attestation); the
+	// dispatcher holds the same key and delivers only to what it covers.
+	Attestation *attest.Key
+	Clock       clock.PassiveClock
+	Options     Options
 
 	slots   *accountSlots
 	backoff *backoff
@@ -99,7 +107,8 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	st := &managerStatus{}
 	defer func() {
 		if err := r.writeStatus(ctx, wh, st, retErr == nil); err != nil {
-			retErr = kerrors.NewAggregate([]error{retErr, err})
+			// The error's backoff schedules the retry: a result beside it would be ignored.
+			res, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, err})
 		}
 	}()
 
@@ -126,8 +135,10 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	return r.reconcileVerification(ctx, wh, binding, st)
 }
 
-// reconcileVerification sets Verified: it keeps a verification that still covers the endpoint and
-// otherwise verifies, within the account's concurrency cap, retrying failures with capped backoff.
+// reconcileVerification sets Verified: it keeps a verification whose attestation still covers the
+// endpoint and otherwise verifies, within the account's concurrency cap, retrying failures with
+// capped backoff. Only a successful verification, or one still covering the endpoint, yields an
+// attestation.
 func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (ctrl.Result, error) {
 	clientID := r.clientID(wh)
 	if clientID == "" {
@@ -139,18 +150,29 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		return ctrl.Result{}, nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
+	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert)}
+	v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified)
+	verified := v != nil && v.Status == metav1.ConditionTrue
 	if err != nil {
-		st.setVerified(metav1.ConditionFalse, reason, err.Error())
+		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
+			// The Secret of a verified endpoint is gone or broken for now (being rotated, re-synced
+			// by an external tool): keep the verification, so that events keep queueing; the
+			// dispatcher holds them (ClientCertificateUnavailable) and sends only with a
+			// certificate the attestation covers.
+			st.verified = *v
+			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, wh.Status.Attestation
+		} else {
+			st.setVerified(metav1.ConditionFalse, reason, err.Error())
+		}
 		return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
 	}
 
-	endpoint := endpointFingerprint(wh.Spec.URL, clientID, cert)
-	if v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified); v != nil &&
-		v.Status == metav1.ConditionTrue && wh.Status.VerifiedEndpoint == endpoint {
-		// The recorded verification still covers this url, client id and certificate.
+	if verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
+		// The recorded verification still covers this url, client id and certificate: only the
+		// key's holders can have written an attestation that says so.
 		st.verified = *v
-		st.lastVerifiedTime, st.verifiedEndpoint = wh.Status.LastVerifiedTime, endpoint
-		return ctrl.Result{}, nil
+		st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Sign(subject)
+		return r.resync(wh), nil
 	}
 
 	if !r.slots.tryAcquire(b.AccountID) {
@@ -170,9 +192,9 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	if result.OK {
 		now := metav1.NewTime(r.Clock.Now())
 		st.setVerified(metav1.ConditionTrue, result.Reason, result.Message)
-		st.lastVerifiedTime, st.verifiedEndpoint = &now, endpoint
+		st.lastVerifiedTime, st.attestation = &now, r.Attestation.Sign(subject)
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
-		return ctrl.Result{}, nil
+		return r.resync(wh), nil
 	}
 	if result.Permanent {
 		st.setPermanentFailure(result.Reason, result.Message)
@@ -180,6 +202,19 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	}
 	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
+}
+
+// resync schedules the next read of a verified webhook's client-certificate Secret, jittered so
+// that many webhooks' reads spread out; webhooks without one need no visit.
+func (r *WebhookReconciler) resync(wh *hooklinev1.Webhook) ctrl.Result {
+	if wh.Spec.ClientCertificateSecretRef == nil {
+		return ctrl.Result{}
+	}
+	every := r.Options.CertificateResync
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	return ctrl.Result{RequeueAfter: wait.Jitter(every, 0.2)}
 }
 
 func (r *WebhookReconciler) clientID(wh *hooklinev1.Webhook) string {
@@ -205,7 +240,10 @@ func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev
 }
 
 // writeStatus applies the manager-owned status fields with server-side apply, once, and only when
-// they differ from what the object carries. It records an Event when Ready changes.
+// they differ from what the object carries. It records an Event when Ready changes. When the API
+// server refuses the status (too large, invalid), it applies a minimal Inactive one instead, so that
+// a webhook never stays Active for a spec it no longer describes, and returns the error, which
+// retries the reconcile with backoff. Other errors (the server unavailable) are only returned.
 func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webhook, st *managerStatus, success bool) error {
 	if st.verified.Type == "" {
 		return nil // nothing was observed (transient error before any step)
@@ -214,18 +252,56 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 	if success {
 		generation = wh.Generation
 	}
-	want := desiredStatus(wh, st, generation, metav1.NewTime(r.Clock.Now()))
+	now := metav1.NewTime(r.Clock.Now())
+	want := desiredStatus(wh, st, generation, now)
 	if statusUpToDate(wh, want) {
 		return nil
 	}
-	r.recordTransition(wh, want)
+	err := r.applyStatus(ctx, wh, want)
+	switch {
+	case err == nil:
+		r.recordTransition(wh, want)
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil // deleted while it was being reconciled: nothing to report on
+	case !refused(err):
+		// Unavailable, timed out: the next try may write it. A fallback now would stop deliveries
+		// to a webhook that may be fine.
+		return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
+	}
+	fallback := fallbackStatus(wh, now)
+	switch fbErr := r.applyStatus(ctx, wh, fallback); {
+	case fbErr == nil:
+		r.recordTransition(wh, fallback)
+	case !apierrors.IsNotFound(fbErr):
+		err = kerrors.NewAggregate([]error{err, fmt.Errorf("applying the fallback status: %w", fbErr)})
+	}
+	return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
+}
 
+// refused reports whether the API server refused a status for its content (invalid, too large,
+// denied by admission), which trying the same again cannot change.
+func refused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err) ||
+		apierrors.IsForbidden(err)
+}
+
+// appliedStatus is a WebhookStatus whose attestation is serialized even when empty.
+type appliedStatus struct {
+	hooklinev1.WebhookStatus
+	Attestation string `json:"attestation"`
+}
+
+// applyStatus applies want as the manager's status fields of wh.
+func (r *WebhookReconciler) applyStatus(ctx context.Context, wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) error {
 	raw, err := json.Marshal(map[string]any{
 		"apiVersion": hooklinev1.GroupVersion.String(),
 		"kind":       "Webhook",
 		// The uid makes the apply fail rather than land on a new Webhook of the same name.
 		"metadata": map[string]any{"name": wh.Name, "namespace": wh.Namespace, "uid": string(wh.UID)},
-		"status":   want,
+		// attestation is applied even when empty: the manager then owns the field, and a value
+		// someone else wrote into status is cleared instead of lingering beside the manager's.
+		"status": appliedStatus{WebhookStatus: want, Attestation: want.Attestation},
 	})
 	if err != nil {
 		return err
@@ -234,14 +310,7 @@ func (r *WebhookReconciler) writeStatus(ctx context.Context, wh *hooklinev1.Webh
 	if err := u.UnmarshalJSON(raw); err != nil {
 		return err
 	}
-	err = r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
-	if apierrors.IsNotFound(err) {
-		return nil // deleted while it was being reconciled: nothing to report on
-	}
-	if err != nil {
-		return fmt.Errorf("applying status of webhook %s/%s: %w", wh.Namespace, wh.Name, err)
-	}
-	return nil
+	return r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
 }
 
 // recordTransition emits an Event when the Ready condition changes status or reason.
@@ -259,10 +328,4 @@ func (r *WebhookReconciler) recordTransition(wh *hooklinev1.Webhook, want hookli
 	default:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ready.Reason, "Verify", "%s", ready.Message)
 	}
-}
-
-// endpointFingerprint identifies what a verification covered.
-func endpointFingerprint(url, clientID string, cert *tls.Certificate) string {
-	sum := sha256.Sum256([]byte(url + "\n" + clientID + "\n" + clientcert.Fingerprint(cert)))
-	return hex.EncodeToString(sum[:16])
 }

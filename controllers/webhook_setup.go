@@ -17,6 +17,8 @@ limitations under the License.
 package controllers
 
 import (
+	"errors"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,6 +36,9 @@ import (
 // SetupWithManager registers the reconciler. Webhooks are watched for spec changes only (the
 // manager's own status writes do not wake it) and namespaces, as metadata, for binding changes.
 func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Attestation == nil {
+		return errors.New("the webhook controller needs an attestation key: without one the dispatcher delivers to nothing")
+	}
 	o := r.Options
 	r.slots = newAccountSlots(o.VerificationsPerAccount)
 	r.backoff = newBackoff(o.RetryBase, o.RetryMax)

@@ -48,13 +48,17 @@ const (
 	ReasonClientCertificateNotFound = "ClientCertificateNotFound"
 	ReasonClientCertificateInvalid  = "ClientCertificateInvalid"
 	ReasonAutoDisabled              = "AutoDisabled"
+	// ReasonStatusWriteFailed: the API server refused the status the manager computed, so it wrote
+	// a minimal Inactive one instead (see fallbackStatus).
+	ReasonStatusWriteFailed = "StatusWriteFailed"
 )
 
 // managerStatus is the part of WebhookStatus the manager owns, rebuilt on every reconcile.
 type managerStatus struct {
 	verified         metav1.Condition
 	lastVerifiedTime *metav1.Time
-	verifiedEndpoint string
+	// attestation is set only when a verification covers the current endpoint (see package attest).
+	attestation string
 	// permanent marks a verification outcome that retrying cannot change.
 	permanent bool
 }
@@ -126,7 +130,7 @@ func desiredStatus(wh *hooklinev1.Webhook, m *managerStatus, observedGeneration 
 		State:              state,
 		ObservedGeneration: observedGeneration,
 		LastVerifiedTime:   m.lastVerifiedTime,
-		VerifiedEndpoint:   m.verifiedEndpoint,
+		Attestation:        m.attestation,
 	}
 	for _, c := range []metav1.Condition{m.verified, ready, reconciling, stalled} {
 		c.ObservedGeneration = wh.Generation
@@ -139,12 +143,24 @@ func desiredStatus(wh *hooklinev1.Webhook, m *managerStatus, observedGeneration 
 	return out
 }
 
+// fallbackStatus is the manager's status of wh when the API server refused the one it computed:
+// Inactive for the current generation, not verified, with fixed texts (the refused status may have
+// been refused for a receiver's text) and no attestation, so that nothing is delivered to a spec the
+// manager could not report on.
+func fallbackStatus(wh *hooklinev1.Webhook, now metav1.Time) hooklinev1.WebhookStatus {
+	const message = "the manager could not write the outcome of this webhook's verification to its status " +
+		"(see the manager's log); it receives nothing until a status write succeeds"
+	m := &managerStatus{lastVerifiedTime: wh.Status.LastVerifiedTime}
+	m.setVerified(metav1.ConditionFalse, ReasonStatusWriteFailed, message)
+	return desiredStatus(wh, m, wh.Generation, now)
+}
+
 // statusUpToDate reports whether wh already carries want's manager-owned fields, so that an
 // unchanged observation costs no write.
 func statusUpToDate(wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) bool {
 	have := wh.Status
 	if have.State != want.State || have.ObservedGeneration != want.ObservedGeneration ||
-		have.VerifiedEndpoint != want.VerifiedEndpoint || !timesEqual(have.LastVerifiedTime, want.LastVerifiedTime) {
+		have.Attestation != want.Attestation || !timesEqual(have.LastVerifiedTime, want.LastVerifiedTime) {
 		return false
 	}
 	for _, c := range want.Conditions {

@@ -44,6 +44,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
@@ -66,6 +67,9 @@ type Config struct {
 	ClusterRangesInterval time.Duration
 	StatusInterval        time.Duration
 	DefaultClientID       string
+	// Attestation is the key the manager attests verifications with (--attestation-key-file):
+	// webhooks are delivered to only when their attestation covers the current spec. Required.
+	Attestation *attest.Key
 	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 5 minutes.
 	SecretResync  time.Duration
 	SyncWorkers   int
@@ -102,6 +106,9 @@ type App struct {
 // NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
 // controller-runtime manager; Run starts the rest.
 func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clock, log logr.Logger) (*App, error) {
+	if cfg.Attestation == nil {
+		return nil, errors.New("an attestation key is required: without one no webhook's verification can be checked")
+	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hooklinev1.AddToScheme(scheme))
@@ -178,6 +185,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		// Half an interval: a Webhook's next resync always reads the Secret afresh.
 		APIReader: &secretReader{Reader: mgr.GetAPIReader(), clock: clock.RealClock{}, maxAge: resync / 2},
 		Reporter:  a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: resync,
+		Attestation: cfg.Attestation,
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		st.Close()

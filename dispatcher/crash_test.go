@@ -62,9 +62,12 @@ func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string) *di
 	addr := testsupport.FreeAddr(t)
 	out, err := os.Create(logFile)
 	g.Expect(err).NotTo(HaveOccurred())
+	key, err := testsupport.AttestationKeyFile(t.TempDir())
+	g.Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(bin,
 		"--kubeconfig", cp.Kubeconfig,
 		"--tokens-file", tokens,
+		"--attestation-key-file", key,
 		"--data-dir", dataDir,
 		"--listen-address", addr,
 		"--metrics-bind-address", "0",

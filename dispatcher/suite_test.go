@@ -88,7 +88,8 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := testsupport.StartManager(ctx, cp, roots, 2*time.Second, controllers.Options{
 		DefaultClientID: testClientID, VerificationsPerAccount: 10, RetryBase: 100 * time.Millisecond,
-		RetryMax: time.Second, ThrottleRetry: 100 * time.Millisecond, MaxConcurrentReconciles: 16})
+		RetryMax: time.Second, ThrottleRetry: 100 * time.Millisecond, MaxConcurrentReconciles: 16,
+		CertificateResync: time.Second})
 	if err != nil {
 		cancel()
 		fmt.Fprintln(os.Stderr, err)
@@ -132,6 +133,7 @@ func fastConfig() dispatcher.Config {
 		Guard:              testsupport.LoopbackGuard(),
 		StatusInterval:     200 * time.Millisecond,
 		DefaultClientID:    testClientID,
+		Attestation:        testsupport.AttestationKey(),
 		SecretResync:       300 * time.Millisecond,
 		SyncWorkers:        4,
 		MetricsAddress:     "0",

@@ -36,6 +36,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/route"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clientcert"
 	"github.com/hookline/hookline/internal/signing"
 	"github.com/hookline/hookline/internal/tenancy"
@@ -54,6 +55,8 @@ type Syncer struct {
 	Reporter  *Reporter
 	// DefaultClientID is the manager's default client id, for webhooks without spec.clientId.
 	DefaultClientID string
+	// Attestation checks that the manager's verification covers what is delivered (attestation.go).
+	Attestation *attest.Key
 	// SecretResync is how often a webhook's Secrets (client certificate, signing keys) are read
 	// again. Secrets are not watched: that would need list and watch on every Secret in the
 	// cluster, where get by name is enough. Rotations take effect within this interval.
@@ -106,7 +109,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	active := wh.Spec.State == hooklinev1.StateActive
 	// A webhook held for its Secrets keeps receiving into its queue: a Secret being rotated or
 	// re-synced by an external tool must not lose events.
-	routable := active && bound && wh.Status.State == hooklinev1.ObservedActive
+	routable := active && bound && s.verifiedActive(wh, &cfg)
 	cfg.Deliverable = routable && cfg.HeldReason == ""
 	s.Engine.Upsert(cfg)
 
@@ -259,7 +262,7 @@ func (routingChanged) Update(e event.UpdateEvent) bool {
 	}
 	return o.Generation != n.Generation ||
 		o.Annotations[hooklinev1.ReactivateAnnotation] != n.Annotations[hooklinev1.ReactivateAnnotation] ||
-		o.Status.State != n.Status.State ||
+		o.Status.State != n.Status.State || o.Status.Attestation != n.Status.Attestation ||
 		!o.Status.LastVerifiedTime.Equal(n.Status.LastVerifiedTime) ||
 		o.Status.LastHandledReactivation != n.Status.LastHandledReactivation
 }

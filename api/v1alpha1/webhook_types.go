@@ -293,11 +293,14 @@ type WebhookStatus struct {
 	// +optional
 	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
 
-	// verifiedEndpoint fingerprints the url, client id and client certificate that the last successful
-	// verification covered; a change to any of them calls for a new verification.
+	// attestation is the manager's proof of what its last successful verification covered: HMAC-SHA256
+	// tags, keyed with the operator's attestation key, over this Webhook's uid, url, effective client id
+	// and client certificate. The dispatcher delivers only while it covers the current spec, so a
+	// status written by anyone else (a forged "Active") or left from before a spec change delivers
+	// nothing; a change to any of them calls for a new verification.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
-	VerifiedEndpoint string `json:"verifiedEndpoint,omitempty"`
+	Attestation string `json:"attestation,omitempty"`
 
 	// lastAttemptTime is the time of the last delivery attempt.
 	// +optional

@@ -41,6 +41,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
@@ -49,6 +50,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, extraCA string
+		attestationKeyFile              string
 		metricsSecure, leaderElect      bool
 		leaderElectionNamespace         string
 		verifyTimeout, clusterRanges    time.Duration
@@ -74,6 +76,8 @@ func main() {
 	flag.Var(&allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs endpoints may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
 	flag.Var(&blockedCIDRs, "blocked-cidrs", "Comma-separated CIDRs endpoints may not be in, besides the SSRF guard's defaults and the cluster's discovered ranges, e.g. a CNI's own Pod IP pools.")
 	flag.StringVar(&egressMode, "egress-mode", string(netguard.ModePublic), "public: endpoints may be at any address the SSRF guard does not block; allowlist: only in --allowed-cidrs.")
+	flag.StringVar(&attestationKeyFile, "attestation-key-file", "", "File holding the attestation key (at least 32 random bytes, shared with the dispatcher; mount it from a Secret). Required: the dispatcher delivers only to what the manager attested with it.")
+	flag.DurationVar(&opts.CertificateResync, "certificate-resync", 5*time.Minute, "How often a verified Webhook's client-certificate Secret is read again, so that a rotated certificate is verified (the dispatcher holds deliveries until it is).")
 	flag.DurationVar(&clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -88,14 +92,19 @@ func main() {
 	guard := netguard.New(netguard.Policy{Allowed: allowedCIDRs, Blocked: blockedCIDRs, Mode: mode})
 	ctrl.Log.WithName("setup").Info("SSRF guard", "egressMode", mode, "allowedCIDRs", allowedCIDRs.String(), "blockedCIDRs", blockedCIDRs.String(),
 		"clusterRangesInterval", clusterRanges)
-	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, clusterRanges, opts); err != nil {
+	key, err := attest.Load(attestationKeyFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(1)
+	}
+	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, clusterRanges, key, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
 func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect bool, leNamespace, extraCA string,
-	verifyTimeout time.Duration, allowHTTP bool, guard *netguard.Guard, clusterRanges time.Duration, opts controllers.Options) error {
+	verifyTimeout time.Duration, allowHTTP bool, guard *netguard.Guard, clusterRanges time.Duration, key *attest.Key, opts controllers.Options) error {
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -130,12 +139,13 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 		return err
 	}
 	r := &controllers.WebhookReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("hookline-manager"),
-		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: allowHTTP, RootCAs: roots, Guard: guard}),
-		Clock:     clock.RealClock{},
-		Options:   opts,
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("hookline-manager"),
+		Verifier:    verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: allowHTTP, RootCAs: roots, Guard: guard}),
+		Attestation: key,
+		Clock:       clock.RealClock{},
+		Options:     opts,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up webhook controller: %w", err)

@@ -32,6 +32,7 @@ import (
 	"github.com/hookline/hookline/internal/clientcert"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/safetext"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -122,7 +123,9 @@ const (
 // Send POSTs body to rawURL and judges the answer as Acrobat Sign does: success only on 2xx with
 // the client id echoed; 3xx, other statuses, no echo, timeouts and connection errors are failures.
 // extra headers (signatures) are added to the request.
-func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte, extra http.Header) Attempt {
+func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte, extra http.Header) (a Attempt) {
+	// The message may quote the receiver; it ends up in status, Events and e-mails.
+	defer func() { a.Message = safetext.Receiver(a.Message) }()
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && s.allowHTTP)) {
 		return Attempt{Reason: verify.ReasonInsecureURLNotAllowed, Message: "url must be https"}
@@ -160,7 +163,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
 	}
 	_ = resp.Body.Close()
-	a := Attempt{Status: resp.StatusCode}
+	a = Attempt{Status: resp.StatusCode}
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		a.Reason, a.Message = verify.ReasonRedirected, fmt.Sprintf("receiver answered %d; redirects are not followed", resp.StatusCode)

@@ -27,9 +27,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/safetext"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -145,5 +147,23 @@ func TestSenderRefusesBlockedAddresses(t *testing.T) {
 	}
 	if a := s.Send(context.Background(), srv.URL+"/hook", "id", nil, []byte(`{}`), nil); !a.OK {
 		t.Fatalf("POST to %s with loopback allowed: got %+v", srv.URL, a)
+	}
+}
+
+// A receiver's malformed answer (quoted by Go's client in its error) becomes a clipped, cleaned
+// message: it ends up in status, Events and e-mails.
+func TestSenderClipsReceiverText(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 \x1b[31m"+strings.Repeat("\u2028\xff-abcdefgh", 4096)+"\r\n\r\n")
+	}))
+	defer srv.Close()
+	a := NewSender(time.Second, true, nil, loopback).Send(context.Background(), srv.URL, "id", nil, []byte(`{}`), nil)
+	if a.OK || len(a.Message) > safetext.MaxReceiverText || !utf8.ValidString(a.Message) || strings.ContainsFunc(a.Message, safetext.IsControl) {
+		t.Fatalf("message not clipped and cleaned (%d bytes): %q", len(a.Message), a.Message)
 	}
 }

@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/tenancy"
@@ -101,8 +102,13 @@ func startStack(ctx context.Context) (*stack, error) {
 	if err := os.WriteFile(tokens, []byte("tokens:\n- name: bench\n  token: "+benchToken+"\n  accounts: [\"*\"]\n"), 0o600); err != nil {
 		return nil, err
 	}
+	key := filepath.Join(s.dir, "attestation.key")
+	if err := attest.EnsureKeyFile(key); err != nil {
+		return nil, err
+	}
 	bin := func(name string) string { return filepath.Join(cp.Bin, name) }
 	s.manager = exec.Command(bin("manager"), "--kubeconfig", cp.Kubeconfig, "--default-client-id", benchClientID,
+		"--attestation-key-file", key,
 		"--allow-http", "--allowed-cidrs", "127.0.0.0/8", "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--max-concurrent-reconciles", "64")
 	ingest, metrics := freeAddr(), freeAddr()
@@ -112,6 +118,7 @@ func startStack(ctx context.Context) (*stack, error) {
 	// retry base and cap, scaled so that the backlog scenario's dead endpoints are retried while we
 	// watch, and http to 127.0.0.1.
 	s.dispatcher = exec.Command(bin("dispatcher"), "--kubeconfig", cp.Kubeconfig, "--tokens-file", tokens,
+		"--attestation-key-file", key,
 		"--data-dir", filepath.Join(s.dir, "data"), "--listen-address", ingest, "--metrics-bind-address", metrics,
 		"--health-probe-bind-address", "0", "--default-client-id", benchClientID, "--allow-http",
 		"--allowed-cidrs", "127.0.0.0/8",

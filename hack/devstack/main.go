@@ -46,6 +46,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/samples"
@@ -106,8 +107,15 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 	}
 	say("Sample receiver listening on %s (it echoes X-AdobeSign-ClientId and prints every request)", url)
 
+	// The manager attests its verifications with this key and the dispatcher checks them with it;
+	// made once, kept in .run/ like the tokens.
+	attestationKey := filepath.Join(runDir, "attestation.key")
+	if err := attest.EnsureKeyFile(attestationKey); err != nil {
+		return err
+	}
 	manager, err := startProcess(cp.Root, "manager", runDir,
 		"--kubeconfig", kubeconfig,
+		"--attestation-key-file", attestationKey,
 		"--default-client-id", demoClientID,
 		"--allow-http",
 		"--allowed-cidrs", localReceivers,
@@ -126,6 +134,7 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 	dispatcher, err := startProcess(cp.Root, "dispatcher", runDir,
 		"--kubeconfig", kubeconfig,
 		"--tokens-file", tokensFile,
+		"--attestation-key-file", attestationKey,
 		"--data-dir", filepath.Join(runDir, "data"),
 		"--listen-address", ingestAddr,
 		"--metrics-bind-address", "127.0.0.1:18091",

@@ -19,11 +19,14 @@ limitations under the License.
 package testsupport
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"net"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,6 +39,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/hookline/hookline/controllers"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/verify"
@@ -58,6 +62,26 @@ func LoopbackGuard() *netguard.Guard {
 	}})
 }
 
+// attestationSecret is the attestation key of every manager and dispatcher the test suites run, in
+// process or as processes; tests that forge status do not use it.
+var attestationSecret = bytes.Repeat([]byte("hookline-test-attestation-key/"), 2)
+
+// AttestationKey returns the test suites' attestation key.
+func AttestationKey() *attest.Key {
+	k, err := attest.New(attestationSecret)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// AttestationKeyFile writes the test suites' attestation key to a file in dir, for
+// --attestation-key-file, and returns its path.
+func AttestationKeyFile(dir string) (string, error) {
+	path := filepath.Join(dir, "attestation.key")
+	return path, os.WriteFile(path, attestationSecret, 0o600)
+}
+
 // StartManager runs hookline's Webhook reconciler in process against env until ctx ends; done
 // receives the manager's result. http URLs and loopback receivers (LoopbackGuard) are allowed and
 // roots are trusted.
@@ -71,12 +95,13 @@ func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPo
 		return nil, err
 	}
 	r := &controllers.WebhookReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("hookline-manager"),
-		Verifier:  verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: true, RootCAs: roots, Guard: LoopbackGuard()}),
-		Clock:     clock.RealClock{},
-		Options:   opts,
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("hookline-manager"),
+		Verifier:    verify.New(verify.Config{Timeout: verifyTimeout, AllowHTTP: true, RootCAs: roots, Guard: LoopbackGuard()}),
+		Attestation: AttestationKey(),
+		Clock:       clock.RealClock{},
+		Options:     opts,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, err

@@ -35,6 +35,7 @@ import (
 
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/safetext"
 )
 
 // Reasons a verification ends with; they double as condition reasons (CamelCase).
@@ -60,7 +61,8 @@ type Result struct {
 	OK bool
 	// Reason is one of the Reason constants.
 	Reason string
-	// Message explains the outcome for a person; it never contains secrets.
+	// Message explains the outcome for a person; it never contains secrets. Text taken from the
+	// endpoint's answer is cleaned and clipped (package safetext): it ends up in status and Events.
 	Message string
 	// Permanent is true when retrying cannot help until the spec or the operator's settings change.
 	Permanent bool
@@ -115,8 +117,14 @@ func (v *Verifier) CheckURL(rawURL string) *Result {
 	}
 }
 
+// maxLocation is how much of a redirect's Location is quoted, so that the message keeps its end.
+const maxLocation = 128
+
 // Verify sends the verification GET to rawURL with clientID, presenting cert when it is not nil.
-func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tls.Certificate) Result {
+func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tls.Certificate) (res Result) {
+	// Whatever the endpoint made of the message (a 40 KB Location, control characters in a
+	// malformed status line) must not make the status write fail or span lines.
+	defer func() { res.Message = safetext.Receiver(res.Message) }()
 	if bad := v.CheckURL(rawURL); bad != nil {
 		return *bad
 	}
@@ -151,7 +159,8 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return Result{Reason: ReasonRedirected,
-			Message: fmt.Sprintf("endpoint answered %d (redirect to %q); redirects are not followed", resp.StatusCode, resp.Header.Get("Location"))}
+			Message: fmt.Sprintf("endpoint answered %d (redirect to %q); redirects are not followed", resp.StatusCode,
+				safetext.Clip(resp.Header.Get("Location"), maxLocation))}
 	case resp.StatusCode < 200 || resp.StatusCode >= 300:
 		return Result{Reason: ReasonNonSuccessStatus, Message: fmt.Sprintf("endpoint answered %d, want 2xx", resp.StatusCode)}
 	case readErr != nil:

@@ -27,9 +27,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/safetext"
 )
 
 // loopback lets tests verify their httptest receivers on 127.0.0.1, which the default guard
@@ -162,5 +164,42 @@ func TestBodyCutShortAndHeaderEcho(t *testing.T) {
 	}
 	if d := time.Since(start); d >= timeout {
 		t.Errorf("header echo waited %s for a body it does not need", d)
+	}
+}
+
+// rawAnswer answers every request with answer, written straight to the connection.
+func rawAnswer(t *testing.T, answer string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte(answer))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// An endpoint chooses the text of the message (a Location, a malformed status line that Go's client
+// quotes): it is clipped and cleaned, so that status and Events stay writable and on one line.
+func TestReceiverTextIsClippedAndCleaned(t *testing.T) {
+	junk := strings.Repeat("\u2028\xff-abcdefghijk", 40<<10/16)
+	for name, tc := range map[string]struct{ answer, reason string }{
+		"redirect":    {"HTTP/1.1 302 Found\r\nLocation: https://example.com/" + junk + "\r\nContent-Length: 0\r\n\r\n", ReasonRedirected},
+		"status line": {"HTTP/1.1 \x1b[31m" + junk + "\r\n\r\n", ReasonConnectionFailed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := rawAnswer(t, tc.answer)
+			v := New(Config{Timeout: time.Second, AllowHTTP: true, Guard: loopback})
+			res := v.Verify(context.Background(), srv.URL, "id", nil)
+			if res.OK || res.Reason != tc.reason {
+				t.Fatalf("got %+v, want reason %s", res, tc.reason)
+			}
+			if len(res.Message) > safetext.MaxReceiverText || !utf8.ValidString(res.Message) || strings.ContainsFunc(res.Message, safetext.IsControl) {
+				t.Fatalf("message not clipped and cleaned (%d bytes): %q", len(res.Message), res.Message)
+			}
+		})
 	}
 }

@@ -54,6 +54,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/tenancy"
@@ -411,7 +412,7 @@ func TestHelmTemplateEmbeddedJetStream(t *testing.T) {
 	g.Expect(d.Command).To(Equal([]string{"/dispatcher"}))
 	g.Expect(d.Args).To(ContainElements("--data-dir=/data", "--tokens-file=/etc/hookline/tokens/tokens.yaml",
 		"--listen-address=:8090", "--metrics-bind-address=:8091", "--health-probe-bind-address=:8092",
-		"--default-client-id=hookline"))
+		"--default-client-id=hookline", "--attestation-key-file=/etc/hookline/attestation/key"))
 	g.Expect(withPrefix(d.Args, "--nats-")).To(BeEmpty())
 	g.Expect(withPrefix(d.Args, "--allow-http")).To(BeEmpty())
 	g.Expect(d.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "data", MountPath: "/data"}))
@@ -427,7 +428,7 @@ func TestHelmTemplateEmbeddedJetStream(t *testing.T) {
 	m := container(t, mgr.Spec.Template.Spec, "manager")
 	g.Expect(m.Command).To(Equal([]string{"/manager"}))
 	g.Expect(m.Args).To(ConsistOf("--leader-elect", "--metrics-bind-address=:8443", "--metrics-secure",
-		"--health-probe-bind-address=:8081", "--default-client-id=hookline"))
+		"--health-probe-bind-address=:8081", "--default-client-id=hookline", "--attestation-key-file=/etc/hookline/attestation/key"))
 	g.Expect(mgr.Spec.Template.Spec.ServiceAccountName).To(Equal("hookline-manager"))
 
 	g.Expect(ofKind(objs, "ServiceMonitor")).To(BeEmpty())
@@ -583,7 +584,7 @@ func TestHelmTemplateIngestTokens(t *testing.T) {
 	t.Run("existingSecret is mounted and no Secret is made", func(t *testing.T) {
 		g := NewWithT(t)
 		objs := mustRender(t, "ingestTokens: {existingSecret: producer-tokens}\n")
-		g.Expect(ofKind(objs, "Secret")).To(BeEmpty())
+		g.Expect(find(objs, "Secret", release+"-ingest-tokens")).To(BeNil())
 		sts := typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher")
 		g.Expect(sts.Spec.Template.Spec.Volumes).To(ContainElement(And(HaveField("Name", "tokens"),
 			HaveField("Secret.SecretName", "producer-tokens"))))
@@ -599,6 +600,43 @@ func TestHelmTemplateIngestTokens(t *testing.T) {
 		_, out, err := render(t, inlineTokens+"  existingSecret: producer-tokens\n")
 		g.Expect(err).To(HaveOccurred())
 		g.Expect(out).To(ContainSubstring("set either ingestTokens.existingSecret or ingestTokens.tokens, not both"))
+	})
+}
+
+// The attestation key: a Secret with a random key of 32 bytes (which the binaries accept), mounted
+// into both components and named by their --attestation-key-file; or attestation.existingSecret.
+func TestHelmTemplateAttestationKey(t *testing.T) {
+	const arg = "--attestation-key-file=/etc/hookline/attestation/key"
+	mounted := func(g Gomega, objs []*unstructured.Unstructured, secret string) {
+		for _, spec := range []corev1.PodSpec{
+			typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template.Spec,
+			typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template.Spec,
+		} {
+			c := spec.Containers[0]
+			g.Expect(c.Args).To(ContainElement(arg), c.Name)
+			g.Expect(c.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "attestation", MountPath: "/etc/hookline/attestation", ReadOnly: true}), c.Name)
+			g.Expect(spec.Volumes).To(ContainElement(And(HaveField("Name", "attestation"),
+				HaveField("Secret.SecretName", secret), HaveField("Secret.Items", ConsistOf(HaveField("Key", "key"))))), c.Name)
+		}
+	}
+	t.Run("a random key in a Secret of the chart", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := mustRender(t, inlineTokens)
+		secret := find(objs, "Secret", release+"-attestation")
+		g.Expect(secret).NotTo(BeNil())
+		enc, _, _ := unstructured.NestedString(secret.Object, "data", "key")
+		key, err := base64.StdEncoding.DecodeString(enc)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(key).To(HaveLen(32))
+		_, err = attest.New(key)
+		g.Expect(err).NotTo(HaveOccurred())
+		mounted(g, objs, release+"-attestation")
+	})
+	t.Run("existingSecret is mounted and no Secret is made", func(t *testing.T) {
+		g := NewWithT(t)
+		objs := mustRender(t, inlineTokens+"attestation: {existingSecret: my-attestation-key}\n")
+		g.Expect(find(objs, "Secret", release+"-attestation")).To(BeNil())
+		mounted(g, objs, "my-attestation-key")
 	})
 }
 
@@ -956,6 +994,7 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`
 			{&corev1.ServiceAccount{}, key("hookline-manager")},
 			{&corev1.ServiceAccount{}, key("hookline-dispatcher")},
 			{&corev1.Secret{}, key("hookline-ingest-tokens")},
+			{&corev1.Secret{}, key("hookline-attestation")},
 			{&corev1.Service{}, key("hookline-manager-metrics")},
 			{&corev1.Service{}, key("hookline-dispatcher")},
 			{&corev1.Service{}, key("hookline-dispatcher-metrics")},
@@ -1141,6 +1180,15 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`
 
 	t.Run("upgrade with changed values", func(t *testing.T) {
 		g := NewWithT(t)
+		// The attestation key survives upgrades: a new one would unverify every Webhook.
+		attestationKey := func() []byte {
+			s := &corev1.Secret{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-attestation"}, s)).To(Succeed())
+			g.Expect(s.Data["key"]).To(HaveLen(32))
+			return s.Data["key"]
+		}
+		installed := attestationKey()
+		defer func() { g.Expect(attestationKey()).To(Equal(installed), "an upgrade replaced the attestation key") }()
 		ca := testCAPEM(t)
 		caFile := filepath.Join(t.TempDir(), "ca.pem")
 		g.Expect(os.WriteFile(caFile, []byte(ca), 0o600)).To(Succeed())

@@ -125,13 +125,17 @@ ingestTokens:
 	tokens := filepath.Join(dir, "tokens.yaml")
 	g.Expect(os.WriteFile(tokens, []byte("tokens:\n- {name: e2e, token: "+e2eToken+", accounts: [acc-e2e]}\n"), 0o600)).To(Succeed())
 	ingest := testsupport.FreeAddr(t)
+	// The chart mounts the attestation key from its Secret; here both read the same file.
+	key, err := testsupport.AttestationKeyFile(dir)
+	g.Expect(err).NotTo(HaveOccurred())
 	startProcess(t, "manager", localArgs(container(t, mgr.Spec.Template.Spec, "manager"), map[string]string{
 		"--kubeconfig": env.Kubeconfig, "--metrics-bind-address": "0", "--health-probe-bind-address": "0",
+		"--attestation-key-file": key,
 	})...)
 	startProcess(t, "dispatcher", localArgs(container(t, disp.Spec.Template.Spec, "dispatcher"), map[string]string{
 		"--kubeconfig": env.Kubeconfig, "--metrics-bind-address": "0", "--health-probe-bind-address": "0",
 		"--listen-address": ingest, "--data-dir": filepath.Join(dir, "data"), "--tokens-file": tokens,
-		"--status-interval": "500ms",
+		"--attestation-key-file": key, "--status-interval": "500ms",
 	})...)
 
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-stack-", Labels: map[string]string{tenancy.AccountLabel: "acc-e2e"}}}

@@ -193,10 +193,21 @@ func waitHTTP(t *testing.T, p *proc, rawURL string, want int, timeout time.Durat
 	}).WithTimeout(timeout).WithPolling(50*time.Millisecond).Should(Succeed(), "%s never answered %d", rawURL, want)
 }
 
+// attestationKeyFile writes the key that the suite's managers and dispatchers share.
+func attestationKeyFile(t *testing.T) string {
+	t.Helper()
+	path, err := testsupport.AttestationKeyFile(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // managerArgs are the manager's flags for a kubeconfig.
 func startManager(t *testing.T, kubeconfig string) *proc {
 	return startProc(t, "manager", bins.manager,
 		"--kubeconfig", kubeconfig,
+		"--attestation-key-file", attestationKeyFile(t),
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
 		"--allow-http", "--allowed-cidrs", "127.0.0.0/8",
 		"--default-client-id", clientID,
@@ -217,6 +228,7 @@ func startDispatcher(t *testing.T, o dispatcherOpts) *proc {
 	args := []string{
 		"--kubeconfig", o.kubeconfig,
 		"--tokens-file", tokensFile(t),
+		"--attestation-key-file", attestationKeyFile(t),
 		"--listen-address", o.listen,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", cmpOr(o.probes, "0"),

@@ -134,6 +134,7 @@ spec:
         - name: tokens
           mountPath: /etc/hookline/tokens
           readOnly: true
+        {{- include "hookline.attestation.volumeMount" . | nindent 8 }}
         {{- if $d.tls.existingSecret }}
         - name: ingest-tls
           mountPath: /etc/hookline/ingest-tls
@@ -166,6 +167,7 @@ spec:
     - name: tokens
       secret:
         secretName: {{ include "hookline.ingestTokens.secretName" . }}
+    {{- include "hookline.attestation.volume" . | nindent 4 }}
     {{- if $d.tls.existingSecret }}
     - name: ingest-tls
       secret:

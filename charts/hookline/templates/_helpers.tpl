@@ -84,6 +84,7 @@ ingestTokens.tokens. Fails unless exactly one of the two is set.
 Container settings shared by both components: image, flags every component takes, security.
 */}}
 {{- define "hookline.commonArgs" -}}
+- --attestation-key-file=/etc/hookline/attestation/key
 - {{ printf "--default-client-id=%s" (required "clientId is required: the default X-AdobeSign-ClientId of Webhooks without spec.clientId" .Values.clientId) | quote }}
 {{- if .Values.allowHTTP }}
 - --allow-http
@@ -104,6 +105,29 @@ Container settings shared by both components: image, flags every component takes
 {{- end }}
 - --egress-mode=allowlist
 {{- end }}
+{{- end }}
+
+{{/*
+The attestation key Secret: attestation.existingSecret, or <release>-attestation, which the chart
+creates. Both components mount it (hookline.attestation.volume and .volumeMount).
+*/}}
+{{- define "hookline.attestation.secretName" -}}
+{{- .Values.attestation.existingSecret | default (printf "%s-attestation" (include "hookline.fullname" .)) }}
+{{- end }}
+
+{{- define "hookline.attestation.volumeMount" -}}
+- name: attestation
+  mountPath: /etc/hookline/attestation
+  readOnly: true
+{{- end }}
+
+{{- define "hookline.attestation.volume" -}}
+- name: attestation
+  secret:
+    secretName: {{ include "hookline.attestation.secretName" . }}
+    items:
+      - key: key
+        path: key
 {{- end }}
 
 {{- define "hookline.extraCA.volumeMount" -}}

@@ -1,0 +1,182 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package attest lets the manager prove to the dispatcher which endpoint an intent verification
+// covered. Anyone who may patch webhooks/status can write "Active" into a Webhook's status; only
+// the operator's components hold the attestation key, so only they can write an attestation that
+// verifies. The dispatcher delivers only when the attestation covers the webhook's current uid,
+// url, effective client id and client certificate.
+//
+// An attestation holds two HMAC-SHA256 tags: one over the endpoint (uid, url, client id) and one
+// over the endpoint and the client certificate's fingerprint. The first lets the dispatcher keep
+// queueing while a rotated certificate waits for its verification; only the second lets it send.
+package attest
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"strings"
+)
+
+// MinKeyBytes is the shortest key accepted: 256 bits, the size of SHA-256's output.
+const MinKeyBytes = 32
+
+// version prefixes every attestation, so that a change of scheme is never mistaken for a forgery.
+const version = "v1"
+
+// Domain separators of the two tags.
+const (
+	domainEndpoint    = "hookline.io/attestation/v1/endpoint"
+	domainCertificate = "hookline.io/attestation/v1/certificate"
+)
+
+// Subject is what a verification covered.
+type Subject struct {
+	// UID is the Webhook's metadata.uid: an attestation never carries over to another object,
+	// including one recreated with the same name.
+	UID string
+	// URL is spec.url as verified.
+	URL string
+	// ClientID is the effective client id (spec.clientId, or the operator's default).
+	ClientID string
+	// CertFingerprint is clientcert.Fingerprint of the client certificate presented; empty for
+	// none.
+	CertFingerprint string
+}
+
+// Coverage says how much of a Subject an attestation covers.
+type Coverage int
+
+const (
+	// None: the attestation is missing, forged, made with another key, or for another endpoint.
+	None Coverage = iota
+	// Endpoint: it covers uid, url and client id, but was made with another client certificate.
+	Endpoint
+	// Full: it covers the whole Subject.
+	Full
+)
+
+// Key is the attestation key. It is never printed: String and GoString redact it.
+type Key struct {
+	secret []byte
+}
+
+// New returns a Key holding a copy of secret, which must have at least MinKeyBytes bytes.
+func New(secret []byte) (*Key, error) {
+	if len(secret) < MinKeyBytes {
+		return nil, fmt.Errorf("attestation key has %d bytes, want at least %d random bytes", len(secret), MinKeyBytes)
+	}
+	return &Key{secret: append([]byte(nil), secret...)}, nil
+}
+
+// Load reads a Key from path: the file's bytes as they are (mount it from a Secret). Errors name
+// the file, never its content.
+func Load(path string) (*Key, error) {
+	if path == "" {
+		return nil, errors.New("--attestation-key-file is required: the manager and the dispatcher share a key " +
+			"(a file of at least 32 random bytes, mounted from a Secret) that proves which endpoint was verified")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading attestation key: %w", err)
+	}
+	k, err := New(b)
+	if err != nil {
+		return nil, fmt.Errorf("attestation key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// EnsureKeyFile creates path holding MinKeyBytes random bytes, readable by its owner only, unless
+// it exists already: local stacks (make run, benchmarks) give their manager and dispatcher a key
+// this way.
+func EnsureKeyFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating attestation key file: %w", err)
+	}
+	secret := make([]byte, MinKeyBytes)
+	_, _ = rand.Read(secret) // crypto/rand.Read never fails (it crashes the program instead)
+	if _, err := f.Write(secret); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("writing attestation key file: %w", err)
+	}
+	return f.Close()
+}
+
+// String implements fmt.Stringer without revealing the key.
+func (k *Key) String() string { return "attest.Key(redacted)" }
+
+// GoString implements fmt.GoStringer without revealing the key.
+func (k *Key) GoString() string { return k.String() }
+
+// Sign returns the attestation of s.
+func (k *Key) Sign(s Subject) string {
+	return strings.Join([]string{version, k.tag(domainEndpoint, s), k.tag(domainCertificate, s)}, ".")
+}
+
+// Check reports how much of s the attestation att covers. A nil Key covers nothing.
+func (k *Key) Check(s Subject, att string) Coverage {
+	if k == nil {
+		return None
+	}
+	parts := strings.Split(att, ".")
+	if len(parts) != 3 || parts[0] != version {
+		return None
+	}
+	if !equal(parts[1], k.tag(domainEndpoint, s)) {
+		return None
+	}
+	if !equal(parts[2], k.tag(domainCertificate, s)) {
+		return Endpoint
+	}
+	return Full
+}
+
+// tag is the HMAC of s's fields under domain: the endpoint's three, and the certificate's
+// fingerprint for domainCertificate. Each field is length-prefixed, so no two subjects encode
+// alike whatever their bytes.
+func (k *Key) tag(domain string, s Subject) string {
+	mac := hmac.New(sha256.New, k.secret)
+	fields := []string{domain, s.UID, s.URL, s.ClientID}
+	if domain == domainCertificate {
+		fields = append(fields, s.CertFingerprint)
+	}
+	for _, f := range fields {
+		write(mac, f)
+	}
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func write(h hash.Hash, field string) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(field)))
+	h.Write(n[:])
+	h.Write([]byte(field))
+}
+
+// equal compares two tags in constant time.
+func equal(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

@@ -1,0 +1,135 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package attest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func key(t *testing.T, b byte) *Key {
+	t.Helper()
+	k, err := New(bytes.Repeat([]byte{b}, MinKeyBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestCheck(t *testing.T) {
+	k := key(t, 1)
+	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12"}
+	att := k.Sign(s)
+	if len(att) > 128 {
+		t.Fatalf("attestation has %d bytes; status.attestation allows 128", len(att))
+	}
+	other := func(f func(*Subject)) Subject { c := s; f(&c); return c }
+	for name, tc := range map[string]struct {
+		key  *Key
+		s    Subject
+		att  string
+		want Coverage
+	}{
+		"same subject":          {k, s, att, Full},
+		"another certificate":   {k, other(func(c *Subject) { c.CertFingerprint = "" }), att, Endpoint},
+		"another url":           {k, other(func(c *Subject) { c.URL += "x" }), att, None},
+		"another client id":     {k, other(func(c *Subject) { c.ClientID = "other" }), att, None},
+		"another uid":           {k, other(func(c *Subject) { c.UID = "uid-2" }), att, None},
+		"fields shifted":        {k, Subject{UID: "uid-1", URL: "https://example.com/hookc", ClientID: "lient", CertFingerprint: "ab12"}, att, None},
+		"another key":           {key(t, 2), s, att, None},
+		"no key":                {nil, s, att, None},
+		"empty":                 {k, s, "", None},
+		"unkeyed fingerprint":   {k, s, "0123456789abcdef0123456789abcdef", None},
+		"other version":         {k, s, "v2" + strings.TrimPrefix(att, "v1"), None},
+		"endpoint tag only":     {k, s, strings.Join(strings.Split(att, ".")[:2], "."), None},
+		"certificate tag moved": {k, s, "v1." + strings.Split(att, ".")[2] + "." + strings.Split(att, ".")[1], None},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := tc.key.Check(tc.s, tc.att); got != tc.want {
+				t.Fatalf("Check = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeyIsNeverPrinted(t *testing.T) {
+	secret := bytes.Repeat([]byte("s"), MinKeyBytes)
+	k, err := New(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {
+		if strings.Contains(out, string(secret)) || strings.Contains(out, fmt.Sprint(secret[:4])) {
+			t.Fatalf("key printed: %s", out)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("too-short-secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(short); err == nil || strings.Contains(err.Error(), "too-short-secret") {
+		t.Fatalf("Load(short key) = %v, want an error that does not quote the key", err)
+	}
+	if _, err := Load(""); err == nil || !strings.Contains(err.Error(), "--attestation-key-file") {
+		t.Fatalf("Load(\"\") = %v, want an error naming the flag", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("Load(missing file) succeeded")
+	}
+	good := filepath.Join(dir, "good")
+	if err := os.WriteFile(good, bytes.Repeat([]byte{7}, 48), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := Load(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Check(Subject{UID: "u"}, k.Sign(Subject{UID: "u"})) != Full {
+		t.Fatal("a loaded key does not check its own attestation")
+	}
+}
+
+func TestEnsureKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key")
+	if err := EnsureKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); len(first) != MinKeyBytes || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file has %d bytes and mode %v, want %d and 0600", len(first), fi.Mode().Perm(), MinKeyBytes)
+	}
+	if err := EnsureKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(first, again) {
+		t.Fatal("EnsureKeyFile replaced an existing key")
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatal(err)
+	}
+}

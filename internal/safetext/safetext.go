@@ -1,0 +1,70 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package safetext makes text that came from outside hookline — a receiver's answer, or an error
+// quoting one — fit to be shown in Webhook status, Kubernetes Events and e-mails: valid UTF-8,
+// without control characters, and short. A receiver chooses that text (a Location header, a
+// malformed status line), so unbounded it could make a status write fail or forge lines of an
+// e-mail.
+package safetext
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MaxReceiverText is how many bytes of receiver-derived text are kept.
+const MaxReceiverText = 256
+
+// ellipsis marks a cut.
+const ellipsis = "…"
+
+// Receiver cleans s and clips it to MaxReceiverText bytes.
+func Receiver(s string) string { return Clip(Clean(s), MaxReceiverText) }
+
+// Clean returns s as valid UTF-8 with every control character (C0, DEL, C1, and the Unicode line
+// and paragraph separators) replaced by a space, so that it stays on one line.
+func Clean(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// IsControl reports whether r is a control character or a Unicode line or paragraph separator.
+func IsControl(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+}
+
+// Clip returns s if it has at most limit bytes, and otherwise its longest prefix that, followed by
+// "…", has at most limit bytes, cut at a rune boundary so that valid UTF-8 stays valid.
+func Clip(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	n := limit - len(ellipsis)
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + ellipsis
+}

@@ -1,0 +1,49 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package safetext
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestReceiver(t *testing.T) {
+	for name, tc := range map[string]struct{ in, want string }{
+		"short text is kept":         {"endpoint answered 500", "endpoint answered 500"},
+		"control characters":         {"a\r\nb\tc\x00d\x7fe\u0085f\u2028g", "a  b c d e f g"},
+		"invalid UTF-8 is replaced":  {"a\xffb", "a\uFFFDb"},
+		"clipped with a marker":      {strings.Repeat("x", 300), strings.Repeat("x", MaxReceiverText-len("…")) + "…"},
+		"clipped at a rune boundary": {strings.Repeat("€", 200), strings.Repeat("€", (MaxReceiverText-len("…"))/3) + "…"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := Receiver(tc.in)
+			if got != tc.want {
+				t.Fatalf("Receiver(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if len(got) > MaxReceiverText || !utf8.ValidString(got) {
+				t.Fatalf("Receiver(%q) = %q: %d bytes, valid UTF-8 %v", tc.in, got, len(got), utf8.ValidString(got))
+			}
+		})
+	}
+}
+
+func TestClipTinyLimit(t *testing.T) {
+	if got := Clip("abcdef", 2); got != "" {
+		t.Fatalf("Clip to 2 bytes = %q, want empty (no room for the marker)", got)
+	}
+}
