@@ -101,13 +101,16 @@ ingestTokens:
 	tokens := filepath.Join(dir, "tokens.yaml")
 	g.Expect(os.WriteFile(tokens, []byte("tokens:\n- {name: e2e, token: "+e2eToken+", accounts: [acc-sa]}\n"), 0o600)).To(Succeed())
 	sa := "system:serviceaccount:" + relNS + ":" + rel + "-hookline-"
+	attKey, err := testsupport.AttestationKeyFile(dir)
+	g.Expect(err).NotTo(HaveOccurred())
 	startProcess(t, "manager", localArgs(container(t, mgr.Spec.Template.Spec, "manager"), map[string]string{
 		"--kubeconfig": kubeconfigAs(t, sa+"manager"), "--metrics-bind-address": "0", "--health-probe-bind-address": "0",
+		"--attestation-key-file": attKey,
 	})...)
 	startProcess(t, "dispatcher", localArgs(container(t, disp.Spec.Template.Spec, "dispatcher"), map[string]string{
 		"--kubeconfig": kubeconfigAs(t, sa+"dispatcher"), "--metrics-bind-address": "0", "--health-probe-bind-address": "0",
 		"--listen-address": testsupport.FreeAddr(t), "--data-dir": filepath.Join(dir, "data"), "--tokens-file": tokens,
-		"--status-interval": "500ms", "--secret-resync": "1s",
+		"--attestation-key-file": attKey, "--status-interval": "500ms", "--secret-resync": "1s",
 	})...)
 
 	ca, err := testcerts.NewCA("sa")
