@@ -30,11 +30,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	. "github.com/onsi/gomega"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
@@ -177,29 +174,6 @@ func TestSustainedFailureIsMailedOnceAcrossRestarts(t *testing.T) {
 		"the restarted dispatcher mailed the same failing streak again")
 }
 
-// tenantClient returns a client acting as a tenant who may do anything with Webhooks in ns, and
-// nothing else: the rights a tenant has in its own namespace.
-func tenantClient(t *testing.T, ns string) client.Client {
-	t.Helper()
-	g := NewWithT(t)
-	ctx := context.Background()
-	user := "tenant-" + ns
-	g.Expect(k8s.Create(ctx, &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{hooklinev1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"*"}}},
-	})).To(Succeed())
-	g.Expect(k8s.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tenant"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
-	})).To(Succeed())
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	c, err := client.New(cfg, client.Options{Scheme: k8s.Scheme()})
-	g.Expect(err).NotTo(HaveOccurred())
-	return c
-}
-
 // A tenant cannot use problem e-mails as an open relay from the operator's sender: of the
 // addresses it puts in problemNotificationEmails only those in the domains the operator allows
 // for its account get mail, the Subject carries none of the tenant's text (webhook name, URL),
@@ -214,7 +188,7 @@ func TestProblemEmailsAreNoOpenRelay(t *testing.T) {
 	clk := clocktesting.NewFakeClock(start)
 	const account = "acc-relay"
 	ns := newNamespace(t, account, "")
-	tenant := tenantClient(t, ns)
+	tenant := tenantClient(t, ns, "tenant-"+ns)
 	rc := newReceiver(t)
 	rc.now = clk.Now
 	rc.set(fail500)

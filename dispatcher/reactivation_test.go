@@ -45,7 +45,7 @@ func TestLongReactivationValueKeepsStatusWritable(t *testing.T) {
 	rc.set(echoOK)
 
 	value := strings.Repeat("reactivate-", 1000)[:10240]
-	tenant := tenantClient(t, wh.Namespace)
+	tenant := tenantClient(t, wh.Namespace, "tenant-"+wh.Namespace)
 	cur := &hooklinev1.Webhook{}
 	g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
 	base := cur.DeepCopy()
