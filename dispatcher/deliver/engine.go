@@ -736,7 +736,7 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	// Ask for as many as are pending (the count is raised only after a note is stored), so that a
 	// queue with one new note costs one store read.
 	want := int(min(max(q.status.Pending, 1), int64(e.cfg.MemQueue)))
-	from, gen, uid := q.loadedUpTo+1, q.storeGen, q.wh.UID
+	from, gen, epoch, uid := q.loadedUpTo+1, q.storeGen, q.epoch, q.wh.UID
 	e.mu.Unlock()
 
 	notes, err := e.store.LoadNotes(ctx, uid, from, want)
@@ -745,6 +745,10 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if q.epoch != epoch {
+		// Cancelled while loading: what was read belongs to the cancelled queue.
+		return store.Note{}, false, nil
+	}
 	for _, n := range notes {
 		if n.Seq > q.loadedUpTo {
 			q.mem = append(q.mem, n)
