@@ -788,12 +788,11 @@ func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
 }
 
 // settleCancelledLocked counts the outcome of an attempt whose queue was cancelled while it was in
-// flight: delivered when it succeeded, cancelled otherwise. Nothing is retried.
+// flight (the cancellation left it out of its count): delivered when it succeeded, cancelled
+// otherwise, including when it found its note gone. Nothing is retried.
 func settleCancelledLocked(q *queue, o outcome) {
 	switch {
-	case o.none:
-		return
-	case !o.retry && !o.expired && o.attempt.OK:
+	case !o.none && !o.retry && !o.expired && o.attempt.OK:
 		q.status.LastAttempt, q.status.LastSuccess = o.at, o.at
 		q.status.Delivered++
 	default:
