@@ -109,9 +109,6 @@ func TestRecreatedWebhookLeavesNoRouteBehind(t *testing.T) {
 	g.Eventually(func() hooklinev1.ObservedState { return getWebhook(g, recreated).Status.State }).
 		WithTimeout(20 * time.Second).Should(Equal(hooklinev1.ObservedActive))
 	s.waitRouted(t, recreated)
-	g.Expect(s.routedUIDs()).NotTo(ContainElement(string(old.UID)), "the old uid's route is gone")
-	g.Expect(s.app.Engine.Known()).NotTo(ContainElement(string(old.UID)), "the old uid's queue and state are gone")
-	g.Expect(s.app.Reporter.Known()).NotTo(ContainElement(string(old.UID)), "the reporter forgot the old uid")
 
 	s.mustPost(t, event("recreate-1", account))
 	g.Eventually(func() int { return len(rcY.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
@@ -120,6 +117,9 @@ func TestRecreatedWebhookLeavesNoRouteBehind(t *testing.T) {
 	g.Expect(json.Unmarshal(rcY.got()[0].Body, &body)).To(Succeed())
 	g.Expect(body).To(HaveKeyWithValue("webhookId", string(recreated.UID)))
 	g.Consistently(func() int { return len(rcX.got()) }).WithTimeout(500*time.Millisecond).Should(BeZero(), "the deleted webhook's URL got a notification")
+	g.Expect(s.routedUIDs()).NotTo(ContainElement(string(old.UID)), "the old uid's route is gone")
+	g.Expect(s.app.Engine.Known()).NotTo(ContainElement(string(old.UID)), "the old uid's queue and state are gone")
+	g.Expect(s.app.Reporter.Known()).NotTo(ContainElement(string(old.UID)), "the reporter forgot the old uid")
 
 	// Unbound: nothing of the namespace is routed, old uid or new.
 	rebindNamespace(t, ns, binding{})
