@@ -92,7 +92,9 @@ func TestRecreatedWebhookLeavesNoRouteBehind(t *testing.T) {
 	resume := dispatcher.PauseSyncer(s.app.Syncer)
 	defer resume()
 	g.Expect(tenant.Delete(ctx, old)).To(Succeed())
-	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(old), &hooklinev1.Webhook{})) }).
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(old), &hooklinev1.Webhook{}))
+	}).
 		WithTimeout(10 * time.Second).Should(BeTrue())
 	recreated := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: ns}, Spec: accountSpec(rcY.URL + "/y")}
 	g.Expect(tenant.Create(ctx, recreated)).To(Succeed())
@@ -154,7 +156,7 @@ func TestSweepDropsWhatNoWebhookHolds(t *testing.T) {
 	s.app.Table.Set(&route.Target{UID: ghost, Namespace: ns, Name: "ghost", AccountID: account,
 		Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}})
 	s.app.Engine.Upsert(deliver.Webhook{UID: ghost, Namespace: ns, Name: "ghost", AccountID: account}) // not deliverable: it keeps its queue
-	g.Expect(s.app.Engine.Rebind(ctx, ghost, deliver.Binding{AccountID: account})).To(Succeed())   // saved state
+	g.Expect(s.app.Engine.Rebind(ctx, ghost, deliver.Binding{AccountID: account})).To(Succeed())       // saved state
 	s.app.Reporter.Mark(ghost, false)
 	// A route of a live webhook under a binding its namespace does not have.
 	s.app.Table.Set(&route.Target{UID: string(misrouted.UID), Namespace: ns, Name: misrouted.Name, AccountID: "acc-sweep-other",
