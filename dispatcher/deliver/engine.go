@@ -332,32 +332,29 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	e.mu.Lock()
 	q := e.queueLocked(uid)
 	old := q.status.Binding
-	if old == b {
+	switch old {
+	case b:
 		e.mu.Unlock()
 		return nil
+	case Binding{}:
+		// The first binding seen (a new webhook, or state saved before bindings were recorded).
+		q.status.Binding, q.dirty = b, true
+		e.mu.Unlock()
+		return e.Persist(ctx, uid)
 	}
-	var cancelled int64
-	if old != (Binding{}) {
-		cancelled = e.cancelLocked(q)
-	}
+	cancelled := e.cancelLocked(q)
 	e.mu.Unlock()
-	if old != (Binding{}) {
-		e.log.Info("Cancelling notifications queued under the namespace's previous binding", "webhook", uid,
-			"from", old.String(), "to", b.String(), "cancelled", cancelled)
-		if err := e.store.RemoveQueue(ctx, uid); err != nil {
-			return err
-		}
+	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "webhook", uid,
+		"from", old.String(), "to", b.String(), "cancelled", cancelled)
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	q.status.Binding = b
-	if old != (Binding{}) {
-		q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
-	}
+	q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
 	q.dirty = true
 	e.mu.Unlock()
-	if old != (Binding{}) {
-		e.onChange(uid, true)
-	}
+	e.onChange(uid, true)
 	return e.Persist(ctx, uid)
 }
 
