@@ -71,7 +71,10 @@ type Config struct {
 	// webhooks are delivered to only when their attestation covers the current spec. Required.
 	Attestation *attest.Key
 	// SecretResync is how often webhooks' Secrets are read again (rotation); 0 means 5 minutes.
-	SecretResync  time.Duration
+	SecretResync time.Duration
+	// SweepInterval is how often routes, queues and status entries of webhooks that no longer
+	// exist are swept away (besides at start); 0 means 1 minute.
+	SweepInterval time.Duration
 	SyncWorkers   int
 	MaxEventBytes int64
 	// Namespaces restricts the watched namespaces (tests); empty watches all.
@@ -195,6 +198,10 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		st.Close()
 		return nil, err
 	}
+	if err := mgr.Add(a.Syncer.SweepEvery(cmp.Or(cfg.SweepInterval, time.Minute))); err != nil {
+		st.Close()
+		return nil, err
+	}
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
 	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
 	a.Dispatcher = &Dispatcher{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log}
@@ -218,8 +225,8 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	if !a.Manager.GetCache().WaitForCacheSync(ctx) {
 		return ch, errors.New("informer cache did not sync")
 	}
-	if err := a.Syncer.CollectGarbage(ctx); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Collecting queues of deleted webhooks")
+	if err := a.Syncer.Sweep(ctx); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Sweeping routes and queues of deleted webhooks")
 	}
 	// Sync every webhook once before accepting events, so that no event misses a webhook that
 	// exists; the controller's own first pass repeats it harmlessly.

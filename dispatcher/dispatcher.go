@@ -66,13 +66,16 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 	} else {
 		d.Engine.CacheEvent(seq, ev, now, len(raw))
 	}
-	targets := d.Table.Match(&route.Event{
+	// Held until the notifications are queued: a webhook withdrawn meanwhile (deleted, INACTIVE,
+	// namespace rebound) has its queue cleared only after, so nothing routed here outlives that.
+	targets, release := d.Table.Route(&route.Event{
 		Name:      ev.Event,
 		AccountID: ev.AccountID,
 		GroupID:   ev.GroupID,
 		UserID:    ev.Initiator.UserID,
 		Resource:  hooklinev1.WebhookResource{Type: hooklinev1.ResourceType(ev.Resource.Type), ID: ev.Resource.ID},
 	})
+	defer release()
 	items := make([]store.Enqueue, 0, len(targets))
 	for _, t := range targets {
 		if d.Engine.Disabled(t.UID) {

@@ -54,6 +54,9 @@ const (
 	// Active webhook until its Secret is fixed.
 	ReasonClientCertificateUnavailable = "ClientCertificateUnavailable"
 	ReasonSigningSecretUnavailable     = "SigningSecretUnavailable"
+	// ReasonBindingChanged says that the namespace was bound to another account or group and
+	// what was queued under the old binding was cancelled.
+	ReasonBindingChanged = "BindingChanged"
 )
 
 // Reporter writes the engine's delivery state into Webhook status: every dirty webhook once per
@@ -115,6 +118,29 @@ func (r *Reporter) Forget(uid string) {
 	delete(r.disabled, uid)
 	// The problem e-mail limits stay: they are keyed by namespace and name, so that deleting and
 	// recreating a Webhook does not reset them.
+}
+
+// Known lists the webhook uids the reporter holds anything of, for the syncer's sweep.
+func (r *Reporter) Known() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]bool{r.dirty, r.urgent, r.disabled} {
+		for uid := range m {
+			if !seen[uid] {
+				seen[uid] = true
+				out = append(out, uid)
+			}
+		}
+	}
+	for uid := range r.written {
+		if !seen[uid] {
+			seen[uid] = true
+			out = append(out, uid)
+		}
+	}
+	return out
 }
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable.
@@ -268,6 +294,7 @@ func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webho
 		PendingNotifications:    &st.Pending,
 		DeliveredTotal:          &st.Delivered,
 		DroppedTotal:            &st.Dropped,
+		CancelledTotal:          &st.Cancelled,
 		LastHandledReactivation: st.HandledReactivation,
 	}
 	delivering := metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionTrue, Reason: ReasonNoFailures,
@@ -287,6 +314,11 @@ func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webho
 		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.LastFailureReason,
 			Message: fmt.Sprintf("%d consecutive failed attempts since %s: %s; retrying", st.ConsecutiveFailures,
 				st.FailingSince.UTC().Format(time.RFC3339), st.LastFailureMessage)}
+	case !st.Rebound.At.IsZero():
+		rb := st.Rebound
+		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionTrue, Reason: ReasonBindingChanged,
+			Message: fmt.Sprintf("the namespace was bound to %s instead of %s at %s: %d queued notifications of the old binding were cancelled, never to be delivered under the new one",
+				rb.To, rb.From, rb.At.UTC().Format(time.RFC3339), rb.Cancelled)}
 	}
 	for _, c := range []metav1.Condition{delivering, disabled} {
 		c.ObservedGeneration = wh.Generation

@@ -18,6 +18,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -44,8 +46,10 @@ import (
 
 // Syncer keeps the routing table and the engine's queues in step with the Webhook resources: a
 // webhook is routed to while it is Active (or auto-disabled, so that the events it misses are
-// counted), its queue is cancelled when it goes INACTIVE, removed when it is deleted, and an
-// auto-disable is lifted on a reactivation request.
+// counted), its queue is cancelled when it goes INACTIVE or its namespace is bound to another
+// account or group, removed when it is deleted, and an auto-disable is lifted on a reactivation
+// request. Routes, queues and status entries are keyed by uid: a webhook deleted and recreated
+// under the same name is two webhooks, and the first one's are removed when the second is seen.
 type Syncer struct {
 	client.Client
 	// APIReader reads client-certificate Secrets without caching Secrets.
@@ -62,7 +66,13 @@ type Syncer struct {
 	// cluster, where get by name is enough. Rotations take effect within this interval.
 	SecretResync time.Duration
 
-	mu   sync.Mutex
+	// exclusive is read-locked by every reconcile and write-locked by Sweep, which compares the
+	// routing table, the queues and the reporter with the informer cache while no reconcile is
+	// half done.
+	exclusive sync.RWMutex
+	mu        sync.Mutex
+	// uids is the uid last reconciled under each name: when a name maps to a new uid, the old
+	// one's route, queue and state are removed.
 	uids map[types.NamespacedName]string
 }
 
@@ -79,6 +89,8 @@ type Syncer struct {
 
 // Reconcile brings one webhook's routing and queue in line with its resource.
 func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	s.exclusive.RLock()
+	defer s.exclusive.RUnlock()
 	wh := &hooklinev1.Webhook{}
 	if err := s.Get(ctx, req.NamespacedName, wh); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -87,11 +99,18 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{}, s.forget(ctx, req.NamespacedName)
 	}
 	uid := string(wh.UID)
-	s.remember(req.NamespacedName, uid)
+	if err := s.track(ctx, req.NamespacedName, uid); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	binding, bound, err := tenancy.Lookup(ctx, s.Client, wh.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if bound {
+		if err := s.rebind(ctx, uid, binding); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	cfg := s.config(wh, binding)
 	var certErr, signErr error
@@ -115,7 +134,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 
 	if !active {
 		// INACTIVE cancels what is queued and lifts an auto-disable: ACTIVE again is a new start.
-		s.Table.Delete(uid)
+		s.Table.Withdraw(uid)
 		if _, err := s.Engine.Reactivate(ctx, uid, ""); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -138,7 +157,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if routable || (bound && s.Engine.Disabled(uid)) {
 		s.Table.Set(target(wh, binding))
 	} else {
-		s.Table.Delete(uid)
+		s.Table.Withdraw(uid)
 	}
 	s.Reporter.Mark(uid, false)
 	if secretRefs(wh) && s.SecretResync > 0 {
@@ -177,25 +196,64 @@ func target(wh *hooklinev1.Webhook, b tenancy.Binding) *route.Target {
 	}
 }
 
-func (s *Syncer) remember(key types.NamespacedName, uid string) {
+// rebind cancels what uid queued under another binding before anything is routed or sent under b
+// (deliver.Engine.Rebind). The binding is compared with the one saved with the queue, so a change
+// made while the dispatcher was down counts too.
+func (s *Syncer) rebind(ctx context.Context, uid string, b tenancy.Binding) error {
+	nb := deliver.Binding{AccountID: b.AccountID, GroupID: b.GroupID}
+	if old, ok := s.Engine.Binding(uid); ok && old == nb {
+		return nil
+	}
+	// Nothing routed under the old binding may be queued after the cancellation.
+	s.Table.Withdraw(uid)
+	return s.Engine.Rebind(ctx, uid, nb)
+}
+
+// track remembers that key names uid. A different uid remembered under key belongs to a webhook
+// that was deleted and recreated under the same name before a reconcile saw the deletion: it is
+// dropped now.
+func (s *Syncer) track(ctx context.Context, key types.NamespacedName, uid string) error {
+	s.mu.Lock()
+	old, ok := s.uids[key]
+	s.mu.Unlock()
+	if ok && old != uid {
+		if err := s.drop(ctx, old); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.uids == nil {
 		s.uids = map[types.NamespacedName]string{}
 	}
 	s.uids[key] = uid
+	return nil
 }
 
-// forget removes a deleted webhook's routing, queue and state.
+// forget drops the webhook last reconciled under key, which is deleted.
 func (s *Syncer) forget(ctx context.Context, key types.NamespacedName) error {
 	s.mu.Lock()
 	uid, ok := s.uids[key]
-	delete(s.uids, key)
 	s.mu.Unlock()
 	if !ok {
 		return nil
 	}
-	s.Table.Delete(uid)
+	if err := s.drop(ctx, uid); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.uids[key] == uid {
+		delete(s.uids, key)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// drop removes a deleted webhook's route, queue, state and reporter entry. The route goes first
+// and Withdraw waits for events being routed to it, so nothing is queued after the removal.
+func (s *Syncer) drop(ctx context.Context, uid string) error {
+	ctrl.LoggerFrom(ctx).Info("Removing the route and queue of a deleted webhook", "uid", uid)
+	s.Table.Withdraw(uid)
 	s.Reporter.Forget(uid)
 	return s.Engine.Remove(ctx, uid)
 }
@@ -214,9 +272,15 @@ func (s *Syncer) SyncAll(ctx context.Context) error {
 	return nil
 }
 
-// CollectGarbage removes the queues and state of webhooks that no longer exist (deleted while the
-// dispatcher was down). It runs once the cache has synced.
-func (s *Syncer) CollectGarbage(ctx context.Context) error {
+// Sweep drops the route, queue, state and reporter entry of every webhook uid that the informer
+// cache no longer holds, and withdraws every route whose namespace is no longer bound as the route
+// says (the reconcile that the namespace's change queued routes it again if it should be). Reconciles
+// drop deleted webhooks as they see them; the sweep catches what they cannot see: webhooks deleted
+// while the dispatcher was down, or a removal that failed. It runs once the cache has synced and then
+// every SweepEvery interval.
+func (s *Syncer) Sweep(ctx context.Context) error {
+	s.exclusive.Lock()
+	defer s.exclusive.Unlock()
 	list := &hooklinev1.WebhookList{}
 	if err := s.List(ctx, list); err != nil {
 		return err
@@ -225,15 +289,59 @@ func (s *Syncer) CollectGarbage(ctx context.Context) error {
 	for _, wh := range list.Items {
 		live[string(wh.UID)] = true
 	}
-	for _, uid := range s.Engine.Known() {
+	known := append(s.Engine.Known(), s.Reporter.Known()...)
+	for _, t := range s.Table.Targets() {
+		known = append(known, t.UID)
+	}
+	s.mu.Lock()
+	for key, uid := range s.uids {
 		if !live[uid] {
-			ctrl.LoggerFrom(ctx).Info("Removing the queue of a deleted webhook", "uid", uid)
-			if err := s.Engine.Remove(ctx, uid); err != nil {
-				return err
+			delete(s.uids, key)
+			known = append(known, uid)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	dropped := map[string]bool{}
+	for _, uid := range known {
+		if live[uid] || dropped[uid] {
+			continue
+		}
+		dropped[uid] = true
+		if err := s.drop(ctx, uid); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, t := range s.Table.Targets() {
+		b, bound, err := tenancy.Lookup(ctx, s.Client, t.Namespace)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !bound || b.AccountID != t.AccountID || b.GroupID != t.NamespaceGroup {
+			ctrl.LoggerFrom(ctx).Info("Withdrawing a route its namespace's binding no longer allows", "uid", t.UID, "namespace", t.Namespace)
+			s.Table.Withdraw(t.UID)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SweepEvery returns a runnable that runs Sweep every interval until its context ends.
+func (s *Syncer) SweepEvery(interval time.Duration) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+				if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+					ctrl.LoggerFrom(ctx).Error(err, "Sweeping routes and queues of deleted webhooks")
+				}
 			}
 		}
 	}
-	return nil
 }
 
 // SetupWithManager watches Webhooks (changes that matter to routing and delivery, not the

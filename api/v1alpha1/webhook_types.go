@@ -330,6 +330,13 @@ type WebhookStatus struct {
 	// +optional
 	DroppedTotal *int64 `json:"droppedTotal,omitempty"`
 
+	// cancelledTotal counts queued notifications cancelled unsent since creation: the webhook went
+	// INACTIVE, or its namespace was bound to another account or group, whose notifications are
+	// never delivered under the new binding (the Delivering condition's reason BindingChanged
+	// says so, until the next delivery attempt).
+	// +optional
+	CancelledTotal *int64 `json:"cancelledTotal,omitempty"`
+
 	// lastHandledReactivation is the value of the hookline.io/reactivate annotation that the
 	// dispatcher last acted on ("sha256:" and its hex SHA-256 digest for a value longer than 256
 	// bytes); setting the annotation to a new value reactivates an auto-disabled webhook.

@@ -67,6 +67,7 @@ type options struct {
 	clusterRanges           time.Duration
 	defaultClientID         string
 	secretResync            time.Duration
+	sweepInterval           time.Duration
 	workers                 int
 	pprof                   string
 	leaseTTL                time.Duration
@@ -123,6 +124,7 @@ func main() {
 	flag.DurationVar(&o.clusterRanges, "cluster-ranges-interval", clusterranges.DefaultInterval, "How often the cluster's Service ranges (ServiceCIDRs) and Pod ranges (Nodes' podCIDRs) are read into the SSRF guard; 0 disables it.")
 	flag.StringVar(&o.defaultClientID, "default-client-id", "", "Client id for Webhooks without spec.clientId (the manager's --default-client-id).")
 	flag.DurationVar(&o.secretResync, "secret-resync", 5*time.Minute, "How often Webhooks' Secrets (client certificates, signing keys) are read again (one GET per such Webhook, jittered), so that rotations take effect.")
+	flag.DurationVar(&o.sweepInterval, "sweep-interval", time.Minute, "How often routes, queues and saved state of Webhooks that no longer exist are swept away (also done at start); a backstop for removals that the Webhook watch missed.")
 	flag.IntVar(&o.workers, "sync-workers", 8, "Workers syncing Webhook changes into the routing table.")
 	flag.StringVar(&o.problems.Address, "smtp-address", "", "SMTP server (host:port) for problem e-mails to problemNotificationEmails; empty sends none.")
 	flag.StringVar(&o.problems.From, "smtp-from", "", "Sender address of problem e-mails.")
@@ -206,6 +208,7 @@ func run(o options) error {
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
 	}, clock.RealClock{}, log)

@@ -82,6 +82,36 @@ type Status struct {
 	// ProblemMailed is the FailingSince of the failing streak already reported by e-mail, kept
 	// across restarts so that a restart does not mail the same streak again.
 	ProblemMailed time.Time `json:"problemMailed,omitzero"`
+	// Cancelled counts queued notifications cancelled unsent (INACTIVE, or a change of binding).
+	Cancelled int64 `json:"cancelled,omitempty"`
+	// Binding is the namespace binding the queue is filled under; saved, so that a binding changed
+	// while the dispatcher was down is noticed at its next start.
+	Binding Binding `json:"binding,omitzero"`
+	// Rebound describes the last change of binding, until the next delivery attempt.
+	Rebound Rebound `json:"rebound,omitzero"`
+}
+
+// Binding is a namespace binding as a queue remembers it: the account and, when the namespace is
+// restricted to one, the group.
+type Binding struct {
+	AccountID string `json:"accountId,omitempty"`
+	GroupID   string `json:"groupId,omitempty"`
+}
+
+// String names b for status messages.
+func (b Binding) String() string {
+	if b.GroupID == "" {
+		return "account " + b.AccountID
+	}
+	return "account " + b.AccountID + " (group " + b.GroupID + ")"
+}
+
+// Rebound is a change of a webhook's namespace binding and what it cancelled.
+type Rebound struct {
+	From      Binding   `json:"from"`
+	To        Binding   `json:"to"`
+	Cancelled int64     `json:"cancelled,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // head is the retry state of a queue's first notification.
@@ -157,6 +187,9 @@ type queue struct {
 	head     head
 	status   Status
 	inFlight bool
+	// epoch moves on whenever the queue is cancelled or removed; an attempt started in an earlier
+	// epoch completes, but its outcome no longer changes the queue (a failure is not retried).
+	epoch    uint64
 	waiting  bool
 	timerIdx int // index in the timer heap, -1 when not there
 	removed  bool
@@ -255,18 +288,74 @@ func (e *Engine) CacheEvent(seq uint64, ev *ingest.Event, created time.Time, siz
 func (e *Engine) Upsert(wh Webhook) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	q := e.queues[wh.UID]
-	if q == nil {
-		q = &queue{wh: wh, timerIdx: -1}
-		if rec := e.restored[wh.UID]; rec != nil {
-			q.status, q.head = rec.Status, rec.Head
-			q.inStore = rec.Status.Pending > 0
-			delete(e.restored, wh.UID)
-		}
-		e.queues[wh.UID] = q
-	}
+	q := e.queueLocked(wh.UID)
 	q.wh = wh
 	e.scheduleLocked(q)
+}
+
+// queueLocked returns uid's queue, creating it on first use with the state a previous run left.
+func (e *Engine) queueLocked(uid string) *queue {
+	q := e.queues[uid]
+	if q == nil {
+		q = &queue{wh: Webhook{UID: uid}, timerIdx: -1}
+		if rec := e.restored[uid]; rec != nil {
+			q.status, q.head = rec.Status, rec.Head
+			q.inStore = rec.Status.Pending > 0
+			delete(e.restored, uid)
+		}
+		e.queues[uid] = q
+	}
+	return q
+}
+
+// Binding returns the binding uid's queue is filled under, and false when none is recorded (a new
+// webhook, or state saved before bindings were recorded).
+func (e *Engine) Binding(uid string) (Binding, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b Binding
+	if q := e.queues[uid]; q != nil {
+		b = q.status.Binding
+	} else if rec := e.restored[uid]; rec != nil {
+		b = rec.Status.Binding
+	}
+	return b, b != Binding{}
+}
+
+// Rebind records that uid's namespace is bound to b. When the queue was filled under another
+// binding, everything queued is cancelled first (counted, and described in Status.Rebound): a
+// notification queued for one account or group is never delivered under another. An attempt in
+// flight completes, but is not retried. The caller withdraws uid's route before (so that nothing
+// routed under the old binding arrives after) and routes it under b only after Rebind returned
+// without error; on an error the binding stays the old one and the next call cancels again.
+func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
+	e.mu.Lock()
+	q := e.queueLocked(uid)
+	old := q.status.Binding
+	switch old {
+	case b:
+		e.mu.Unlock()
+		return nil
+	case Binding{}:
+		// The first binding seen (a new webhook, or state saved before bindings were recorded).
+		q.status.Binding, q.dirty = b, true
+		e.mu.Unlock()
+		return e.Persist(ctx, uid)
+	}
+	cancelled := e.cancelLocked(q)
+	e.mu.Unlock()
+	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "webhook", uid,
+		"from", old.String(), "to", b.String(), "cancelled", cancelled)
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	q.status.Binding = b
+	q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
+	q.dirty = true
+	e.mu.Unlock()
+	e.onChange(uid, true)
+	return e.Persist(ctx, uid)
 }
 
 // Status returns a copy of uid's delivery state.
@@ -349,17 +438,13 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
 	return true
 }
 
-// Cancel drops every queued notification of uid (the webhook went INACTIVE or was disabled); an
-// attempt in flight completes.
+// Cancel drops every queued notification of uid (the webhook went INACTIVE), counting them as
+// cancelled; an attempt in flight completes, but is not retried.
 func (e *Engine) Cancel(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
 	if q != nil {
-		q.mem, q.inStore, q.head = nil, false, head{}
-		q.status.Pending = 0
-		q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
-		q.dirty = true
-		e.unscheduleLocked(q)
+		e.cancelLocked(q)
 	}
 	e.mu.Unlock()
 	if err := e.store.RemoveQueue(ctx, uid); err != nil {
@@ -371,11 +456,31 @@ func (e *Engine) Cancel(ctx context.Context, uid string) error {
 	return e.Persist(ctx, uid)
 }
 
+// cancelLocked empties q in memory (the caller removes its store queue) and returns how many
+// notifications that cancelled. The one in flight, if any, is not among them: its attempt settles
+// it as delivered or, failing, as cancelled, and moves the queue no more.
+func (e *Engine) cancelLocked(q *queue) int64 {
+	n := q.status.Pending
+	if q.inFlight {
+		n--
+	}
+	n = max(n, 0)
+	q.status.Cancelled += n
+	q.mem, q.inStore, q.head = nil, false, head{}
+	q.status.Pending = 0
+	q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
+	q.epoch++
+	q.dirty = true
+	e.unscheduleLocked(q)
+	return n
+}
+
 // Remove forgets uid entirely: its queue and state leave the store (the webhook was deleted).
 func (e *Engine) Remove(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	if q := e.queues[uid]; q != nil {
 		q.removed = true
+		q.epoch++
 		e.unscheduleLocked(q)
 		delete(e.queues, uid)
 	}
@@ -479,7 +584,7 @@ func (e *Engine) pumpLocked(acc *account) {
 		q.inFlight = true
 		acc.inFlight++
 		e.wg.Add(1)
-		go e.deliver(q, acc)
+		go e.deliver(q, acc, q.epoch)
 	}
 }
 
@@ -518,19 +623,28 @@ func (e *Engine) runTimers(ctx context.Context) {
 	}
 }
 
-// deliver makes one attempt for q's head and settles the outcome.
-func (e *Engine) deliver(q *queue, acc *account) {
+// deliver makes one attempt for q's head and settles the outcome, unless the queue was cancelled
+// or removed meanwhile (its epoch moved on): then the attempt is only counted.
+func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	defer e.wg.Done()
 	ctx := e.ctx
 	outcome := e.attempt(ctx, q)
 	e.mu.Lock()
 	q.inFlight = false
 	acc.inFlight--
-	urgent, persist := e.settleLocked(q, outcome)
+	var urgent, persist bool
+	if q.epoch == epoch {
+		urgent, persist = e.settleLocked(q, outcome)
+	} else {
+		settleCancelledLocked(q, outcome)
+	}
 	e.scheduleLocked(q)
 	e.pumpLocked(acc)
-	uid := q.wh.UID
+	uid, removed := q.wh.UID, q.removed
 	e.mu.Unlock()
+	if removed {
+		return
+	}
 	if persist {
 		if err := e.Persist(ctx, uid); err != nil && ctx.Err() == nil {
 			e.log.Error(err, "Persisting delivery state", "webhook", uid)
@@ -619,7 +733,7 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	// Ask for as many as are pending (the count is raised only after a note is stored), so that a
 	// queue with one new note costs one store read.
 	want := int(min(max(q.status.Pending, 1), int64(e.cfg.MemQueue)))
-	from, gen, uid := q.loadedUpTo+1, q.storeGen, q.wh.UID
+	from, gen, epoch, uid := q.loadedUpTo+1, q.storeGen, q.epoch, q.wh.UID
 	e.mu.Unlock()
 
 	notes, err := e.store.LoadNotes(ctx, uid, from, want)
@@ -628,6 +742,10 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if q.epoch != epoch {
+		// Cancelled while loading: what was read belongs to the cancelled queue.
+		return store.Note{}, false, nil
+	}
 	for _, n := range notes {
 		if n.Seq > q.loadedUpTo {
 			q.mem = append(q.mem, n)
@@ -666,11 +784,29 @@ func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
 	return c, nil
 }
 
+// settleCancelledLocked counts the outcome of an attempt whose queue was cancelled while it was in
+// flight (the cancellation left it out of its count): delivered when it succeeded, cancelled
+// otherwise, including when it found its note gone. Nothing is retried.
+func settleCancelledLocked(q *queue, o outcome) {
+	switch {
+	case !o.none && !o.retry && !o.expired && o.attempt.OK:
+		q.status.LastAttempt, q.status.LastSuccess = o.at, o.at
+		q.status.Delivered++
+	default:
+		q.status.Cancelled++
+	}
+	q.dirty = true
+}
+
 // settleLocked applies an outcome to q. It reports whether the change is urgent (a state change that
 // the status should show at once) and whether the stored state must be rewritten now (retry state
 // changed); counters alone are persisted at the reporting interval.
 func (e *Engine) settleLocked(q *queue, o outcome) (urgent, persist bool) {
 	st := &q.status
+	if !o.none && !o.retry {
+		// An attempt supersedes the report of a change of binding.
+		st.Rebound = Rebound{}
+	}
 	switch {
 	case o.none:
 		return false, false

@@ -85,6 +85,9 @@ type Table struct {
 	mu        sync.RWMutex
 	byAccount map[string]map[string]*Target
 	accountOf map[string]string
+	// holds is read-locked by every Route call until its caller has queued its notifications, and
+	// write-locked (briefly) by Withdraw: a barrier after which no one still acts on a removed target.
+	holds sync.RWMutex
 }
 
 // NewTable returns an empty table.
@@ -106,17 +109,25 @@ func (tb *Table) Set(t *Target) {
 	tb.accountOf[t.UID] = t.AccountID
 }
 
-// Delete removes the target with uid, if present.
-func (tb *Table) Delete(uid string) {
+// Withdraw removes the target with uid, if present, and then waits until every Route call that
+// may have returned it has been released. Once Withdraw returns, nothing more is queued on behalf
+// of the removed target, so its queue can be cancelled or removed without a late arrival slipping
+// in behind (and being delivered under a binding or uid that is gone).
+func (tb *Table) Withdraw(uid string) {
 	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	tb.deleteLocked(uid)
+	present := tb.deleteLocked(uid)
+	tb.mu.Unlock()
+	if present {
+		// A target absent here was removed by an earlier Withdraw, which waited already.
+		tb.holds.Lock()
+		tb.holds.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	}
 }
 
-func (tb *Table) deleteLocked(uid string) {
+func (tb *Table) deleteLocked(uid string) bool {
 	acc, ok := tb.accountOf[uid]
 	if !ok {
-		return
+		return false
 	}
 	delete(tb.accountOf, uid)
 	if m := tb.byAccount[acc]; m != nil {
@@ -125,6 +136,14 @@ func (tb *Table) deleteLocked(uid string) {
 			delete(tb.byAccount, acc)
 		}
 	}
+	return true
+}
+
+// Route returns the targets that receive ev, like Match, and a release function that the caller
+// must call once it has queued (or given up queueing) their notifications. Withdraw waits for it.
+func (tb *Table) Route(ev *Event) (targets []*Target, release func()) {
+	tb.holds.RLock()
+	return tb.Match(ev), tb.holds.RUnlock
 }
 
 // Match returns the targets that receive ev.
@@ -147,7 +166,7 @@ func (tb *Table) Len() int {
 	return len(tb.accountOf)
 }
 
-// Targets returns a snapshot of every target, for diagnostics.
+// Targets returns a snapshot of every target, for diagnostics and the syncer's sweep.
 func (tb *Table) Targets() []Target {
 	tb.mu.RLock()
 	defer tb.mu.RUnlock()

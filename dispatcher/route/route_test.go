@@ -17,6 +17,7 @@ limitations under the License.
 package route
 
 import (
+	"runtime"
 	"slices"
 	"testing"
 
@@ -170,8 +171,38 @@ func TestTableSetReplacesAndDeletes(t *testing.T) {
 	if n := len(tb.Match(&Event{Name: "AGREEMENT_CREATED", AccountID: "b"})); n != 1 {
 		t.Fatalf("target not matched in its new account (%d)", n)
 	}
-	tb.Delete("u")
+	tb.Withdraw("u")
 	if tb.Len() != 0 {
 		t.Fatal("delete left the target behind")
 	}
+}
+
+// Withdraw returns only once every Route call that could have returned the target is released: the
+// syncer relies on it to cancel or remove a queue with no late notification slipping in behind.
+func TestWithdrawWaitsForRoutesInProgress(t *testing.T) {
+	tb := NewTable()
+	tb.Set(&Target{UID: "u", AccountID: "a", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}})
+	targets, release := tb.Route(&Event{Name: "AGREEMENT_CREATED", AccountID: "a"})
+	if len(targets) != 1 {
+		t.Fatalf("routed to %d targets, want 1", len(targets))
+	}
+	withdrawn := make(chan struct{})
+	go func() { tb.Withdraw("u"); close(withdrawn) }()
+	// Once the target has left the table, Withdraw can only be waiting for the release.
+	for tb.Len() != 0 {
+		runtime.Gosched()
+	}
+	select {
+	case <-withdrawn:
+		t.Fatal("Withdraw returned while a Route call still held the target")
+	default:
+	}
+	release()
+	<-withdrawn
+	if targets, release := tb.Route(&Event{Name: "AGREEMENT_CREATED", AccountID: "a"}); len(targets) != 0 {
+		t.Fatalf("a withdrawn target is still routed to")
+	} else {
+		release()
+	}
+	tb.Withdraw("u") // absent: returns at once
 }

@@ -163,6 +163,7 @@ func (a *App) describe(out io.Writer, wh *hooklinev1.Webhook) {
 	fmt.Fprintf(w, "pendingNotifications:\t%s\n", count(st.PendingNotifications))
 	fmt.Fprintf(w, "deliveredTotal:\t%s\n", count(st.DeliveredTotal))
 	fmt.Fprintf(w, "droppedTotal:\t%s\n", count(st.DroppedTotal))
+	fmt.Fprintf(w, "cancelledTotal:\t%s\n", count(st.CancelledTotal))
 	if requested := wh.Annotations[reactivateAnnotation]; requested != "" || st.LastHandledReactivation != "" {
 		// Both as the status records them: a long request is shown by its digest, as handled.
 		fmt.Fprintf(w, "reactivation:\trequested %s, handled %s\n",

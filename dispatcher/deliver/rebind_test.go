@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	"k8s.io/utils/clock"
+
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/echo"
+)
+
+// A rebinding cancels the queue, counts what it cancelled, lets the attempt in flight complete
+// without retrying it, and keeps the new binding across a restart; what is queued afterwards is
+// delivered normally.
+func TestRebindCancelsTheQueueAndTheAttemptInFlight(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, store.Config{DataDir: dir})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	release := make(chan struct{})
+	var once sync.Once
+	releaseHeld := func() { once.Do(func() { close(release) }) }
+	defer releaseHeld()
+	var mu sync.Mutex
+	var got []string
+	ok := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Agreement struct{ ID string } `json:"agreement"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		got = append(got, body.Agreement.ID)
+		first, succeed := len(got) == 1, ok
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		if !succeed {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer srv.Close()
+	posts := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
+
+	pol := DefaultPolicy()
+	pol.RetryBase, pol.RetryCap = 10*time.Millisecond, 20*time.Millisecond
+	e := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+	g.Expect(e.Start(ctx)).To(Succeed())
+	const uid = "wh-rebind"
+	a, b := Binding{AccountID: "acc-a"}, Binding{AccountID: "acc-b"}
+	wh := Webhook{UID: uid, Name: "wh", AccountID: a.AccountID, URL: srv.URL, ClientID: "c", Scope: "ACCOUNT", Deliverable: true}
+	g.Expect(e.Rebind(ctx, uid, a)).To(Succeed())
+	e.Upsert(wh)
+	enqueue := func(id, account string) {
+		raw := fmt.Appendf(nil, `{"id":%q,"event":"AGREEMENT_CREATED","accountId":%q,"resource":{"type":"AGREEMENT","id":"a-%s"},"notification":{"agreement":{"id":"a-%s","name":"n","status":"s"}}}`, id, account, id, id)
+		ev, err := ingest.Parse(raw)
+		g.Expect(err).NotTo(HaveOccurred())
+		seq, _, err := st.PutEvent(ctx, account+"/"+id, raw, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		e.CacheEvent(seq, ev, time.Now(), len(raw))
+		res, err := st.EnqueueAll(ctx, []store.Enqueue{{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}}})
+		g.Expect(err).NotTo(HaveOccurred())
+		e.Enqueue(uid, store.Note{Seq: res[0].Seq, EventSeq: seq, Created: time.Now()})
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		enqueue(id, a.AccountID)
+	}
+	g.Eventually(posts).WithTimeout(5 * time.Second).Should(Equal([]string{"a-1"}))
+
+	// Rebound while a-1 is in flight: a-2 and a-3 are cancelled, a-1 is left to its attempt.
+	g.Expect(e.Rebind(ctx, uid, a)).To(Succeed()) // the same binding changes nothing
+	s, _ := e.Status(uid)
+	g.Expect(s.Pending).To(Equal(int64(3)))
+	g.Expect(e.Rebind(ctx, uid, b)).To(Succeed())
+	s, _ = e.Status(uid)
+	g.Expect(s.Pending).To(BeZero())
+	g.Expect(s.Cancelled).To(Equal(int64(2)))
+	g.Expect(s.Binding).To(Equal(b))
+	g.Expect(s.Rebound.From).To(Equal(a))
+	g.Expect(s.Rebound.To).To(Equal(b))
+	g.Expect(s.Rebound.Cancelled).To(Equal(int64(2)))
+	queues, err := st.Queues(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(queues[uid]).To(BeZero(), "the store queue is purged")
+
+	// a-1 fails: counted as cancelled, not retried.
+	releaseHeld()
+	g.Eventually(func() int64 { s, _ := e.Status(uid); return s.Cancelled }).WithTimeout(5 * time.Second).Should(Equal(int64(3)))
+	s, _ = e.Status(uid)
+	g.Expect(s.ConsecutiveFailures).To(BeZero())
+	g.Expect(s.Rebound.At.IsZero()).To(BeFalse(), "no attempt of the new binding yet")
+
+	// What the new binding queues is delivered, and only that.
+	mu.Lock()
+	ok = true
+	mu.Unlock()
+	wh.AccountID = b.AccountID
+	e.Upsert(wh)
+	enqueue("4", b.AccountID)
+	g.Eventually(func() int64 { s, _ := e.Status(uid); return s.Delivered }).WithTimeout(5 * time.Second).Should(Equal(int64(1)))
+	g.Consistently(posts).WithTimeout(200 * time.Millisecond).Should(Equal([]string{"a-1", "a-4"}))
+	s, _ = e.Status(uid)
+	g.Expect(s.Rebound.At.IsZero()).To(BeTrue(), "an attempt supersedes the report of the rebinding")
+
+	// The binding is saved: a new engine on the same store knows it before any Upsert.
+	g.Expect(e.Persist(ctx, uid)).To(Succeed())
+	e2 := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+	g.Expect(e2.Start(ctx)).To(Succeed())
+	got2, known := e2.Binding(uid)
+	g.Expect(known).To(BeTrue())
+	g.Expect(got2).To(Equal(b))
+	cancel()
+	e.Wait()
+	e2.Wait()
+	st.Close()
+}

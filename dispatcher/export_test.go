@@ -1,0 +1,27 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import "sync"
+
+// PauseSyncer holds back every reconcile of s, as a dispatcher too busy to keep up would, until
+// resume is called (once or more). Changes seen meanwhile are coalesced per name by the
+// controller's queue.
+func PauseSyncer(s *Syncer) (resume func()) {
+	s.exclusive.Lock()
+	return sync.OnceFunc(s.exclusive.Unlock)
+}

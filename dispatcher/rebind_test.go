@@ -1,0 +1,242 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/internal/tenancy"
+)
+
+// binding is a namespace's binding labels; an empty account unbinds.
+type binding struct{ account, group string }
+
+// rebindNamespace sets ns's binding labels as a cluster admin would (tenants are refused by the
+// admission policy; this is about what the dispatcher does with the change).
+func rebindNamespace(t *testing.T, ns string, b binding) {
+	t.Helper()
+	labels := map[string]any{tenancy.AccountLabel: nil, tenancy.GroupLabel: nil}
+	if b.account != "" {
+		labels[tenancy.AccountLabel] = b.account
+	}
+	if b.group != "" {
+		labels[tenancy.GroupLabel] = b.group
+	}
+	patch := mustJSON(map[string]any{"metadata": map[string]any{"labels": labels}})
+	obj := &corev1.Namespace{}
+	obj.Name = ns
+	NewWithT(t).Expect(k8s.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
+}
+
+// groupEvent is event() with another groupId.
+func groupEvent(id, account, group string) []byte {
+	var ev map[string]any
+	if err := json.Unmarshal(event(id, account), &ev); err != nil {
+		panic(err)
+	}
+	ev["groupId"] = group
+	return mustJSON(ev)
+}
+
+// agreementOf returns the agreement id and accountId of a delivered notification.
+func agreementOf(g Gomega, d delivery) (agreement, account string) {
+	var body struct {
+		AccountID string `json:"accountId"`
+		Agreement struct {
+			ID string `json:"id"`
+		} `json:"agreement"`
+	}
+	g.Expect(json.Unmarshal(d.Body, &body)).To(Succeed())
+	return body.Agreement.ID, body.AccountID
+}
+
+// waitRoutedUnder waits until the dispatcher routes to wh under account and group.
+func (s *stack) waitRoutedUnder(t *testing.T, wh *hooklinev1.Webhook, b binding) {
+	t.Helper()
+	NewWithT(t).Eventually(func() bool {
+		for _, tg := range s.app.Table.Targets() {
+			if tg.UID == string(wh.UID) && tg.AccountID == b.account && tg.NamespaceGroup == b.group {
+				return true
+			}
+		}
+		return false
+	}).WithTimeout(20*time.Second).WithPolling(10*time.Millisecond).Should(BeTrue(), "the dispatcher does not route to %s under %v", wh.Name, b)
+}
+
+// Issue 10, item 1: when a namespace's binding changes, notifications queued under the old binding
+// are never delivered under the new one. A failing webhook queues three events of its old binding,
+// the first of them in flight (its receiver holds the request) when the namespace is rebound; then
+// the receiver recovers and an event of the new binding is posted. The receiver gets that event
+// and nothing else: the queued ones are cancelled, the one in flight is not retried, and the status
+// counts them (cancelledTotal) and says what happened (Delivering, reason BindingChanged).
+func TestRebindingCancelsWhatTheOldBindingQueued(t *testing.T) {
+	cases := []struct {
+		name       string
+		from, to   binding
+		unbindMeet bool // unbound in between, then bound to `to`
+		before     func(id string) []byte
+		after      func(id string) []byte
+	}{{
+		name: "relabelled to another account",
+		from: binding{"acc-rebind-a", ""}, to: binding{"acc-rebind-b", ""},
+		before: func(id string) []byte { return event(id, "acc-rebind-a") },
+		after:  func(id string) []byte { return event(id, "acc-rebind-b") },
+	}, {
+		name: "group changed",
+		from: binding{"acc-rebind-g", "grp-1"}, to: binding{"acc-rebind-g", "grp-2"},
+		before: func(id string) []byte { return groupEvent(id, "acc-rebind-g", "grp-1") },
+		after:  func(id string) []byte { return groupEvent(id, "acc-rebind-g", "grp-2") },
+	}, {
+		name: "unbound, then bound to another account",
+		from: binding{"acc-rebind-u", ""}, to: binding{"acc-rebind-v", ""}, unbindMeet: true,
+		before: func(id string) []byte { return event(id, "acc-rebind-u") },
+		after:  func(id string) []byte { return event(id, "acc-rebind-v") },
+	}}
+	namespaces := make([]string, len(cases))
+	for i, tc := range cases {
+		namespaces[i] = newNamespace(t, tc.from.account, tc.from.group)
+	}
+	s := startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
+		// Retries come fast, so that anything left in the queue would be sent at once; the
+		// attempt held in flight must not time out before the test releases it.
+		c.Engine.Policy.RetryBase, c.Engine.Policy.RetryCap = 100*time.Millisecond, 300*time.Millisecond
+		c.DeliveryTimeout = time.Minute
+	}})
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ns := namespaces[i]
+			rc := newReceiver(t)
+			release := make(chan struct{})
+			var once sync.Once
+			releaseHeld := func() { once.Do(func() { close(release) }) }
+			t.Cleanup(releaseHeld) // before rc.Close, which waits for the held request
+			rc.set(func(w http.ResponseWriter, _ *http.Request) {
+				<-release
+				w.WriteHeader(http.StatusInternalServerError)
+			})
+			wh := s.activeWebhook(t, ns, "hook", accountSpec(rc.URL+"/hook"))
+			for _, id := range []string{"1", "2", "3"} {
+				s.mustPost(t, tc.before("rebind-old-"+id+"-"+ns))
+			}
+			// The first is in flight, held by the receiver; all three are pending.
+			g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+			g.Eventually(func() int64 { return deref(getWebhook(g, wh).Status.PendingNotifications) }).
+				WithTimeout(10 * time.Second).Should(Equal(int64(3)))
+
+			if tc.unbindMeet {
+				rebindNamespace(t, ns, binding{})
+				g.Eventually(func() string { return string(getWebhook(g, wh).Status.State) }).
+					WithTimeout(20 * time.Second).Should(Equal(string(hooklinev1.ObservedInactive)))
+			}
+			rebindNamespace(t, ns, tc.to)
+			// Routed under the new binding only once the old binding's queue is settled.
+			s.waitRoutedUnder(t, wh, tc.to)
+			// The receiver recovers, and the held attempt fails (500). Nothing queued under the old
+			// binding arrives, and the held one is not retried (retries come every 100-300 ms).
+			rc.set(echoOK)
+			releaseHeld()
+			g.Consistently(func() int { return len(rc.got()) }).WithTimeout(time.Second).
+				Should(Equal(1), "notifications queued under %v were delivered after the namespace was bound to %v", tc.from, tc.to)
+			g.Eventually(func(g Gomega) {
+				got := getWebhook(g, wh)
+				g.Expect(deref(got.Status.CancelledTotal)).To(Equal(int64(3)), "two queued, and the held one that failed")
+				g.Expect(deref(got.Status.PendingNotifications)).To(BeZero())
+				c := condition(got, dispatcher.ConditionDelivering)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Reason).To(Equal(dispatcher.ReasonBindingChanged))
+				g.Expect(c.Message).To(ContainSubstring("2 queued notifications"), "the two queued behind the held one")
+				g.Expect(c.Message).To(ContainSubstring("account " + tc.from.account))
+				g.Expect(c.Message).To(ContainSubstring("account " + tc.to.account))
+			}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+			newID := "rebind-new-" + ns
+			s.mustPost(t, tc.after(newID))
+			g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
+			g.Consistently(func() int { return len(rc.got()) }).WithTimeout(time.Second).Should(Equal(2))
+			posts := rc.got()
+			agreement, account := agreementOf(g, posts[1])
+			g.Expect(agreement).To(Equal("agr-"+newID), "only the new binding's event is delivered after the rebinding")
+			g.Expect(account).To(Equal(tc.to.account))
+			var body map[string]any
+			g.Expect(json.Unmarshal(posts[1].Body, &body)).To(Succeed())
+			g.Expect(body).To(HaveKeyWithValue("webhookId", string(wh.UID)))
+			got := getWebhook(g, wh)
+			g.Expect(deref(got.Status.CancelledTotal)).To(Equal(int64(3)))
+			g.Expect(deref(got.Status.DeliveredTotal)).To(Equal(int64(1)))
+		})
+	}
+}
+
+// The same across a restart: the binding a queue was filled under is saved with it, so a namespace
+// rebound while the dispatcher was down is noticed when it starts again, before anything is sent.
+func TestRebindingWhileStoppedCancelsAtStart(t *testing.T) {
+	g := NewWithT(t)
+	from, to := binding{"acc-rebind-stop-a", ""}, binding{"acc-rebind-stop-b", ""}
+	ns := newNamespace(t, from.account, "")
+	fast := func(c *dispatcher.Config) {
+		c.Engine.Policy.RetryBase, c.Engine.Policy.RetryCap = 100*time.Millisecond, 300*time.Millisecond
+	}
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: fast})
+	rc := newReceiver(t)
+	rc.set(fail500)
+	wh := s.activeWebhook(t, ns, "hook", accountSpec(rc.URL+"/hook"))
+	for _, id := range []string{"1", "2", "3"} {
+		s.mustPost(t, event("rebind-stop-old-"+id, from.account))
+	}
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(deref(got.Status.PendingNotifications)).To(Equal(int64(3)))
+		g.Expect(deref(got.Status.ConsecutiveFailures)).To(BeNumerically(">=", 1))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	s.stop()
+	failed := len(rc.got())
+
+	rebindNamespace(t, ns, to)
+	rc.set(echoOK)
+	s = startStack(t, stackOptions{namespaces: []string{ns}, dir: s.dir, mutate: fast})
+	s.waitRoutedUnder(t, wh, to)
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(time.Second).
+		Should(Equal(failed), "notifications queued under %v were delivered after the restart under %v", from, to)
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(deref(got.Status.CancelledTotal)).To(Equal(int64(3)))
+		g.Expect(deref(got.Status.PendingNotifications)).To(BeZero())
+		c := condition(got, dispatcher.ConditionDelivering)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(dispatcher.ReasonBindingChanged))
+		g.Expect(c.Message).To(ContainSubstring("3 queued notifications"))
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	s.mustPost(t, event("rebind-stop-new", to.account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(failed + 1))
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500 * time.Millisecond).Should(Equal(failed + 1))
+	agreement, account := agreementOf(g, rc.got()[failed])
+	g.Expect(agreement).To(Equal("agr-rebind-stop-new"))
+	g.Expect(account).To(Equal(to.account))
+}
