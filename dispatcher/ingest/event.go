@@ -145,8 +145,8 @@ func Decode(body []byte) (*Event, error) {
 
 // The members each object of an event may have, exactly as spelled here.
 var (
-	eventKeys     = []string{"id", "event", "occurredAt", "accountId", "groupId", "initiator", "resource", "notification"}
-	initiatorKeys = []string{"userId", "email"}
+	eventKeys      = []string{"id", "event", "occurredAt", "accountId", "groupId", "initiator", "resource", "notification"}
+	initiatorKeys  = []string{"userId", "email"}
 	resourceFields = []string{"type", "id", "parentType", "parentId"}
 )
 
