@@ -49,6 +49,7 @@ import (
 type options struct {
 	listen, metrics, probes string
 	tokensFile              string
+	tokensReload            time.Duration
 	maxBody                 int64
 	maxInFlight             int64
 	store                   store.Config
@@ -86,6 +87,7 @@ func main() {
 	flag.StringVar(&o.tlsCert, "tls-cert-file", "", "Serve the ingest API over TLS with this certificate (reloaded when it changes); plain HTTP without it.")
 	flag.StringVar(&o.tlsKey, "tls-key-file", "", "Key of --tls-cert-file.")
 	flag.StringVar(&o.tokensFile, "tokens-file", "", "YAML file of ingest tokens and the accounts each may post for (mount it from a Secret).")
+	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
 	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once; a post beyond it is answered 503 with Retry-After (at least --max-event-bytes).")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
@@ -223,7 +225,7 @@ func run(o options) error {
 		})
 		go func() { log.Error(http.ListenAndServe(o.pprof, mux), "pprof server stopped") }()
 	}
-	go tokens.Watch(ctx.Done(), 10*time.Second, func(err error) { log.Error(err, "Reloading tokens") })
+	go tokens.Watch(ctx.Done(), o.tokensReload, func(err error) { log.Error(err, "Reloading tokens") })
 	done, err := app.Run(ctx)
 	if err != nil {
 		return err
