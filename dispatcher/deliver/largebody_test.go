@@ -91,7 +91,7 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 	}
 
 	g.Eventually(inFlight.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
-	g.Consistently(inFlight.Load).WithTimeout(300 * time.Millisecond).Should(BeEquivalentTo(2), "a third large body was built")
+	g.Consistently(inFlight.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(2), "a third large body was built")
 	for range webhooks {
 		gate <- struct{}{}
 	}
