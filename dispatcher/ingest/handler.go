@@ -34,8 +34,10 @@ import (
 const DefaultMaxBody = 25 << 20
 
 // DefaultMaxInFlight is the default bound on the event bytes being received, parsed and stored at
-// once: two events of the largest default size, with room for small ones beside them.
-const DefaultMaxInFlight = 64 << 20
+// once: one event of the largest default size with room for small ones beside it. Storing an event
+// costs transient copies in JetStream besides the body, and two 25 MiB events at once already took
+// the dispatcher near 300 MB (make bench, scenario bigevents), with no faster ingest than one.
+const DefaultMaxInFlight = 48 << 20
 
 // busyRetryAfter is what a producer refused for lack of memory is told to wait, in seconds.
 const busyRetryAfter = "1"

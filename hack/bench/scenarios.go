@@ -492,7 +492,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 		})
 	}
 	if o.want("bigevents") {
-		measure("big events (25 MB: concurrent, and fan-out)", func() (row, error) {
+		measure("big events (24 MiB: concurrent, then fan-out)", func() (row, error) {
 			r, err := bigEvents(ctx, s, p, o, pid)
 			if err != nil {
 				return r, err
