@@ -23,6 +23,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -588,9 +590,15 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	}
 	ev, err := e.event(ctx, note.EventSeq)
 	if err != nil {
-		// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
-		e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
-		return outcome{note: note, expired: true, at: now}
+		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
+			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
+			e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
+			return outcome{note: note, expired: true, at: now}
+		}
+		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
+		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
+		e.log.Error(err, "Loading event of a notification; retrying", "webhook", wh.UID, "event", note.EventSeq)
+		return outcome{retry: true}
 	}
 	prep, err := ev.prepared()
 	if err != nil {
@@ -672,6 +680,9 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	return q.mem[0], true, nil
 }
 
+// errCorruptEvent marks a stored event that does not decode: it never will.
+var errCorruptEvent = errors.New("stored event does not decode")
+
 // event returns the parsed event with sequence seq, from the cache or the store. Concurrent attempts
 // for one event (a fan-out) share one read.
 func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
@@ -683,7 +694,7 @@ func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
 		// The notification aliases raw: one copy of a large event in memory, not two.
 		ev, err := ingest.Decode(raw)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
 		}
 		return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}, nil
 	})

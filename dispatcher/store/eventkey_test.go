@@ -59,4 +59,10 @@ func TestEventKeyIsOneKeyPerEvent(t *testing.T) {
 	routed, err := s.Routed(ctx, EventKey("acc", "dup-7 "))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(routed).To(BeFalse())
+
+	// An event that is not stored (retention) is gone; the delivery engine drops its notifications
+	// only then, and retries on any other error.
+	_, _, err = s.GetEvent(ctx, 999)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(Gone(err)).To(BeTrue(), "%v", err)
 }

@@ -434,6 +434,12 @@ func (s *Store) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, er
 	return m.Data, created, nil
 }
 
+// Gone reports whether an error of GetEvent says that the event is no longer stored (its retention
+// passed), rather than that the store could not answer now.
+func Gone(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrObjectNotFound)
+}
+
 // getBody reads an object into a buffer of its exact size: ObjectStore.GetBytes grows one as it
 // reads, which for a 25 MB event allocates about twice that.
 func (s *Store) getBody(ctx context.Context, name string) ([]byte, error) {
