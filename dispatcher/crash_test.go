@@ -55,8 +55,9 @@ type dispatcherProc struct {
 	log  string        // file holding its stdout and stderr
 }
 
-// startDispatcherProc starts bin with the test's flags and waits until its ingest API answers.
-func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string) *dispatcherProc {
+// startDispatcherProc starts bin with the test's flags (and extra ones) and waits until its ingest
+// API answers.
+func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string, extra ...string) *dispatcherProc {
 	t.Helper()
 	g := NewWithT(t)
 	addr := testsupport.FreeAddr(t)
@@ -80,6 +81,7 @@ func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string) *di
 		"--retry-base", "200ms",
 		"--retry-cap", "1s",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = out, out
 	g.Expect(cmd.Start()).To(Succeed())
 	p := &dispatcherProc{cmd: cmd, addr: addr, done: make(chan struct{}), log: logFile}

@@ -45,16 +45,19 @@ type Dispatcher struct {
 var _ ingest.Acceptor = (*Dispatcher)(nil)
 
 // Accept stores ev, routes it and queues one notification per matching webhook; it returns once
-// all of that is durable. A re-post of the same event id within the dedupe window is acknowledged
-// without queueing anything again — unless the first post stored the event but crashed before its
-// notifications were queued (no "routed" marker), in which case this post completes the routing.
+// all of that is durable. A re-post of the same event (same account and id, see store.EventKey)
+// within the dedupe window is acknowledged without queueing anything again — unless the first post
+// stored the event but crashed before its notifications were queued (no "routed" marker), in which
+// case this post completes the routing of the stored event: never with this request's attributes,
+// which are only the producer's claim, while the stored body is what every notification carries.
 func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
 	now := d.Clock.Now()
-	key := ev.AccountID + "/" + ev.ID
+	key := store.EventKey(ev.AccountID, ev.ID)
 	seq, duplicate, err := d.Store.PutEvent(ctx, key, raw, now)
 	if err != nil {
 		return ingest.Receipt{}, err
 	}
+	created := now
 	if duplicate {
 		routed, err := d.Store.Routed(ctx, key)
 		if err != nil {
@@ -63,6 +66,14 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 		if routed {
 			return ingest.Receipt{Duplicate: true}, nil
 		}
+		stored, at, err := d.Store.GetEvent(ctx, seq)
+		if err != nil {
+			return ingest.Receipt{}, err
+		}
+		if ev, err = ingest.Decode(stored); err != nil {
+			return ingest.Receipt{}, fmt.Errorf("reading stored event %d: %w", seq, err)
+		}
+		created = at
 	} else {
 		d.Engine.CacheEvent(seq, ev, now, len(raw))
 	}
@@ -82,7 +93,7 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 			d.Engine.CountLost(t.UID)
 			continue
 		}
-		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: now}})
+		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: created}})
 	}
 	if len(items) > 0 {
 		results, err := d.Store.EnqueueAll(ctx, items)

@@ -54,16 +54,6 @@ func rebindNamespace(t *testing.T, ns string, b binding) {
 	NewWithT(t).Expect(k8s.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, patch))).To(Succeed())
 }
 
-// groupEvent is event() with another groupId.
-func groupEvent(id, account, group string) []byte {
-	var ev map[string]any
-	if err := json.Unmarshal(event(id, account), &ev); err != nil {
-		panic(err)
-	}
-	ev["groupId"] = group
-	return mustJSON(ev)
-}
-
 // agreementOf returns the agreement id and accountId of a delivered notification.
 func agreementOf(g Gomega, d delivery) (agreement, account string) {
 	var body struct {

@@ -41,6 +41,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clusterranges"
+	"github.com/hookline/hookline/internal/memlimit"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/verify"
@@ -50,7 +51,9 @@ type options struct {
 	listen, metrics, probes string
 	tokensFile              string
 	attestationKeyFile      string
+	tokensReload            time.Duration
 	maxBody                 int64
+	maxInFlight             int64
 	store                   store.Config
 	policy                  deliver.Policy
 	timeout                 time.Duration
@@ -89,7 +92,9 @@ func main() {
 	flag.StringVar(&o.tlsKey, "tls-key-file", "", "Key of --tls-cert-file.")
 	flag.StringVar(&o.tokensFile, "tokens-file", "", "YAML file of ingest tokens and the accounts each may post for (mount it from a Secret).")
 	flag.StringVar(&o.attestationKeyFile, "attestation-key-file", "", "File holding the attestation key (at least 32 random bytes, the manager's --attestation-key-file; mount it from a Secret). Required: webhooks are delivered to only when the manager attested their verification with it.")
+	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
+	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once; a post beyond it is answered 503 with Retry-After (at least --max-event-bytes).")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
 	flag.StringVar(&o.store.DataDir, "data-dir", "data", "Storage directory of the embedded JetStream.")
 	flag.StringVar(&o.store.ListenAddress, "nats-listen-address", "", "Let other processes reach the embedded NATS server here (e.g. 127.0.0.1:4222); needs --nats-listen-token-file.")
@@ -143,6 +148,12 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Before anything allocates much: the collector must know the container's limit.
+	if n, err := memlimit.Set(memlimit.DefaultRatio); err != nil {
+		ctrl.Log.Error(err, "Reading the container's memory limit; GOMEMLIMIT not set")
+	} else if n > 0 {
+		ctrl.Log.Info("Set the Go memory limit from the container's", "bytes", n)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "dispatcher:", err)
 		os.Exit(1)
@@ -154,6 +165,9 @@ func run(o options) error {
 	ctx := ctrl.SetupSignalHandler()
 	if o.tokensFile == "" {
 		return errors.New("--tokens-file is required: producers authenticate with account-scoped tokens")
+	}
+	if o.maxInFlight < o.maxBody {
+		return fmt.Errorf("--max-ingest-bytes-in-flight (%d) must be at least --max-event-bytes (%d), or the largest events never fit", o.maxInFlight, o.maxBody)
 	}
 	tokens, err := ingest.LoadTokens(o.tokensFile)
 	if err != nil {
@@ -216,6 +230,14 @@ func run(o options) error {
 		return err
 	}
 	app.Ingest.Tokens = tokens
+	app.Ingest.MaxInFlight = o.maxInFlight
+	if err := tokens.Register(ctrlmetrics.Registry); err != nil {
+		return err
+	}
+	// Not ready while the tokens file is invalid: every token is refused then (fail closed).
+	if err := app.Manager.AddReadyzCheck("tokens", tokens.Check); err != nil {
+		return err
+	}
 	if o.pprof != "" {
 		mux := pprofMux()
 		mux.HandleFunc("/debug/hookline/queues", func(w http.ResponseWriter, _ *http.Request) {
@@ -224,7 +246,7 @@ func run(o options) error {
 		})
 		go func() { log.Error(http.ListenAndServe(o.pprof, mux), "pprof server stopped") }()
 	}
-	go tokens.Watch(ctx.Done(), 10*time.Second, func(err error) { log.Error(err, "Reloading tokens") })
+	go tokens.Watch(ctx.Done(), o.tokensReload, func(err error) { log.Error(err, "Reloading tokens") })
 	done, err := app.Run(ctx)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
 )
 
 // cachedEvent is a parsed event kept for building payloads.
@@ -31,28 +32,62 @@ type cachedEvent struct {
 	created time.Time
 	size    int
 	elem    *list.Element
+
+	// The notification is read for payload building once, by the first attempt that needs it, and
+	// shared by every webhook's attempts (see payload.Prepared).
+	prepOnce sync.Once
+	prep     *payload.Prepared
+	prepErr  error
+}
+
+// prepared returns the event read for payload building.
+func (c *cachedEvent) prepared() (*payload.Prepared, error) {
+	c.prepOnce.Do(func() {
+		c.prep, c.prepErr = payload.Prepare(payload.Event{ID: c.ev.ID, Event: c.ev.Event, AccountID: c.ev.AccountID, Notification: c.ev.Notification})
+	})
+	return c.prep, c.prepErr
 }
 
 // eventCache keeps recently accepted events parsed, within a byte budget, so that a fan-out to many
 // webhooks and a healthy webhook's prompt delivery never go back to the store.
+//
+// An event larger than the whole budget (a 25 MB signed PDF) is kept in a slot of its own, the most
+// recent such event only: its fan-out to many webhooks then reads and parses it once instead of
+// once per attempt, and memory holds at most one of them besides the budget. Concurrent reads of
+// one event are made once (load), so a fan-out that starts before the event is cached does not
+// read it once per webhook either.
 type eventCache struct {
-	mu     sync.Mutex
-	budget int
-	used   int
-	m      map[uint64]*cachedEvent
-	lru    *list.List
+	mu      sync.Mutex
+	budget  int
+	used    int
+	m       map[uint64]*cachedEvent
+	lru     *list.List
+	big     *cachedEvent
+	loading map[uint64]*eventLoad
+}
+
+// eventLoad is a read of an event from the store in progress; other callers wait for it.
+type eventLoad struct {
+	done chan struct{}
+	ev   *cachedEvent
+	err  error
 }
 
 func newEventCache(budget int) *eventCache {
-	return &eventCache{budget: budget, m: map[uint64]*cachedEvent{}, lru: list.New()}
+	return &eventCache{budget: budget, m: map[uint64]*cachedEvent{}, lru: list.New(), loading: map[uint64]*eventLoad{}}
 }
 
 func (c *eventCache) put(e *cachedEvent) {
-	if e.size > c.budget {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(e)
+}
+
+func (c *eventCache) putLocked(e *cachedEvent) {
+	if e.size > c.budget {
+		c.big = e
+		return
+	}
 	if old, ok := c.m[e.seq]; ok {
 		c.lru.MoveToFront(old.elem)
 		return
@@ -72,9 +107,44 @@ func (c *eventCache) put(e *cachedEvent) {
 func (c *eventCache) get(seq uint64) (*cachedEvent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.getLocked(seq)
+}
+
+func (c *eventCache) getLocked(seq uint64) (*cachedEvent, bool) {
+	if c.big != nil && c.big.seq == seq {
+		return c.big, true
+	}
 	e, ok := c.m[seq]
 	if ok {
 		c.lru.MoveToFront(e.elem)
 	}
 	return e, ok
+}
+
+// load returns event seq from the cache or, when it is not there, from read, which runs once
+// however many callers ask for seq meanwhile.
+func (c *eventCache) load(seq uint64, read func() (*cachedEvent, error)) (*cachedEvent, error) {
+	c.mu.Lock()
+	if e, ok := c.getLocked(seq); ok {
+		c.mu.Unlock()
+		return e, nil
+	}
+	if l := c.loading[seq]; l != nil {
+		c.mu.Unlock()
+		<-l.done
+		return l.ev, l.err
+	}
+	l := &eventLoad{done: make(chan struct{})}
+	c.loading[seq] = l
+	c.mu.Unlock()
+
+	l.ev, l.err = read()
+	c.mu.Lock()
+	if l.err == nil {
+		c.putLocked(l.ev)
+	}
+	delete(c.loading, seq)
+	c.mu.Unlock()
+	close(l.done)
+	return l.ev, l.err
 }

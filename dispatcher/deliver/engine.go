@@ -23,11 +23,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/semaphore"
 	"k8s.io/utils/clock"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -140,7 +143,13 @@ type Config struct {
 	EventCacheBytes int
 	// MaxPayloadBytes is the notification size cap (10 MiB).
 	MaxPayloadBytes int
+	// LargeBodyBytes bounds the memory of bodies above 1 MiB being built and sent at once (see
+	// attempt); 0 means 64 MiB.
+	LargeBodyBytes int
 }
+
+// largeBody is the size above which a body counts against Config.LargeBodyBytes.
+const largeBody = 1 << 20
 
 // Engine delivers queued notifications.
 type Engine struct {
@@ -150,6 +159,8 @@ type Engine struct {
 	clock  clock.Clock
 	log    logr.Logger
 	events *eventCache
+	// largeBodies is the memory for large bodies (Config.LargeBodyBytes).
+	largeBodies *semaphore.Weighted
 	// onChange is told when a webhook's Status changed; urgent changes (a state transition) should
 	// be reported at once, others at the reporting interval.
 	onChange func(uid string, urgent bool)
@@ -207,16 +218,20 @@ func New(cfg Config, st *store.Store, sender *Sender, clk clock.Clock, log logr.
 	if cfg.EventCacheBytes <= 0 {
 		cfg.EventCacheBytes = 16 << 20
 	}
+	if cfg.LargeBodyBytes <= 0 {
+		cfg.LargeBodyBytes = 64 << 20
+	}
 	if onChange == nil {
 		onChange = func(string, bool) {}
 	}
 	return &Engine{
 		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, onChange: onChange,
-		events:   newEventCache(cfg.EventCacheBytes),
-		queues:   map[string]*queue{},
-		accounts: map[string]*account{},
-		restored: map[string]*record{},
-		wake:     make(chan struct{}, 1),
+		events:      newEventCache(cfg.EventCacheBytes),
+		largeBodies: semaphore.NewWeighted(int64(cfg.LargeBodyBytes)),
+		queues:      map[string]*queue{},
+		accounts:    map[string]*account{},
+		restored:    map[string]*record{},
+		wake:        make(chan struct{}, 1),
 	}
 }
 
@@ -689,18 +704,35 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	}
 	ev, err := e.event(ctx, note.EventSeq)
 	if err != nil {
-		// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
-		e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
-		return outcome{note: note, expired: true, at: now}
+		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
+			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
+			e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
+			return outcome{note: note, expired: true, at: now}
+		}
+		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
+		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
+		e.log.Error(err, "Loading event of a notification; retrying", "webhook", wh.UID, "event", note.EventSeq)
+		return outcome{retry: true}
 	}
-	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
-	body, err := payload.Build(payload.Event{ID: ev.ev.ID, Event: ev.ev.Event, AccountID: ev.ev.AccountID, Notification: ev.ev.Notification},
-		payload.Webhook{UID: wh.UID, Name: wh.Name, URL: wh.URL, Scope: wh.Scope, Params: wh.Params},
-		notificationID, payload.Options{MaxBytes: e.cfg.MaxPayloadBytes})
+	prep, err := ev.prepared()
 	if err != nil {
 		e.log.Error(err, "Building payload; dropping the notification", "webhook", wh.UID, "event", note.EventSeq)
 		return outcome{note: note, expired: true, at: now}
 	}
+	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
+	pw := payload.Webhook{UID: wh.UID, Name: wh.Name, URL: wh.URL, Scope: wh.Scope, Params: wh.Params}
+	opt := payload.Options{MaxBytes: e.cfg.MaxPayloadBytes}
+	// A body that keeps a large part of a large event (sections the size cap cannot trim) is a copy
+	// of it per attempt: such bodies take turns within LargeBodyBytes, so that a fan-out of one
+	// 25 MB event to many webhooks cannot hold dozens of copies at once. Small bodies never wait.
+	if n := prep.BodySize(pw, notificationID, opt); n > largeBody {
+		w := int64(min(n, e.cfg.LargeBodyBytes))
+		if err := e.largeBodies.Acquire(ctx, w); err != nil {
+			return outcome{retry: true} // stopping
+		}
+		defer e.largeBodies.Release(w)
+	}
+	body := prep.Build(pw, notificationID, opt)
 	if len(body.Trimmed) > 0 {
 		e.metrics.trimmed()
 	}
@@ -766,22 +798,24 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	return q.mem[0], true, nil
 }
 
-// event returns the parsed event with sequence seq, from the cache or the store.
+// errCorruptEvent marks a stored event that does not decode: it never will.
+var errCorruptEvent = errors.New("stored event does not decode")
+
+// event returns the parsed event with sequence seq, from the cache or the store. Concurrent attempts
+// for one event (a fan-out) share one read.
 func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
-	if ev, ok := e.events.get(seq); ok {
-		return ev, nil
-	}
-	raw, created, err := e.store.GetEvent(ctx, seq)
-	if err != nil {
-		return nil, err
-	}
-	ev := &ingest.Event{}
-	if err := json.Unmarshal(raw, ev); err != nil {
-		return nil, err
-	}
-	c := &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}
-	e.events.put(c)
-	return c, nil
+	return e.events.load(seq, func() (*cachedEvent, error) {
+		raw, created, err := e.store.GetEvent(ctx, seq)
+		if err != nil {
+			return nil, err
+		}
+		// The notification aliases raw: one copy of a large event in memory, not two.
+		ev, err := ingest.Decode(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
+		}
+		return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}, nil
+	})
 }
 
 // settleCancelledLocked counts the outcome of an attempt whose queue was cancelled while it was in

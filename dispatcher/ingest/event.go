@@ -24,8 +24,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -108,21 +110,140 @@ var resourceTypes = map[hooklinev1.Family]string{
 	hooklinev1.FamilyEnvelope:        "ENVELOPE",
 }
 
+// rawAlias is json.RawMessage that keeps the decoded bytes as a slice of the input instead of a
+// copy: a notification can be 25 MB, and the body it comes from is kept (stored, then freed) anyway.
+type rawAlias []byte
+
+// UnmarshalJSON keeps data without copying it; safe because Decode's input is never modified.
+func (r *rawAlias) UnmarshalJSON(data []byte) error {
+	*r = data
+	return nil
+}
+
+// wireEvent is Event as decoded: Notification aliases the body.
+type wireEvent struct {
+	ID           string    `json:"id"`
+	Event        string    `json:"event"`
+	OccurredAt   string    `json:"occurredAt,omitempty"`
+	AccountID    string    `json:"accountId"`
+	GroupID      string    `json:"groupId,omitempty"`
+	Initiator    Initiator `json:"initiator"`
+	Resource     Resource  `json:"resource"`
+	Notification rawAlias  `json:"notification"`
+}
+
+// Decode reads a stored event body (one Parse accepted) without copying its notification, which
+// aliases body: body must not be modified while the event is in use.
+func Decode(body []byte) (*Event, error) {
+	var w wireEvent
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, err
+	}
+	return &Event{ID: w.ID, Event: w.Event, OccurredAt: w.OccurredAt, AccountID: w.AccountID, GroupID: w.GroupID,
+		Initiator: w.Initiator, Resource: w.Resource, Notification: json.RawMessage(w.Notification)}, nil
+}
+
+// The members each object of an event may have, exactly as spelled here.
+var (
+	eventKeys      = []string{"id", "event", "occurredAt", "accountId", "groupId", "initiator", "resource", "notification"}
+	initiatorKeys  = []string{"userId", "email"}
+	resourceFields = []string{"type", "id", "parentType", "parentId"}
+)
+
 // Parse decodes and validates one event body. Every error is an *Error naming the field at fault.
+// The event's notification aliases body, which must not be modified while the event is in use.
 func Parse(body []byte) (*Event, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	ev := &Event{}
-	if err := dec.Decode(ev); err != nil {
+	// JSON text is UTF-8 (RFC 8259 §8.1). encoding/json would quietly turn a bad byte into U+FFFD in
+	// the fields it decodes while the raw notification kept it, so receivers would get invalid text.
+	if !utf8.Valid(body) {
+		return nil, badRequest("INVALID_ENCODING", "body is not valid UTF-8: byte %d starts no UTF-8 character (JSON text must be UTF-8)", invalidUTF8At(body))
+	}
+	// One scan of the whole body checks the JSON syntax and lists the members without copying; the
+	// members are checked by name so that a key only another parser would read (a different case,
+	// a duplicate) cannot hide in an accepted event.
+	top, err := payload.Members(body)
+	if errors.Is(err, payload.ErrTrailingData) {
+		return nil, badRequest("INVALID_JSON", "body holds data after the event object")
+	}
+	if err != nil {
+		return nil, badRequest("INVALID_JSON", "body is not a valid event: %s", clip(err.Error(), maxEchoedProblem))
+	}
+	if err := checkKeys(top, "", eventKeys); err != nil {
+		return nil, err
+	}
+	ev, err := Decode(body)
+	if err != nil {
 		return nil, badRequest("INVALID_JSON", "body is not a valid event: %s", jsonProblem(err))
 	}
-	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
-		return nil, badRequest("INVALID_JSON", "body holds data after the event object")
+	for _, m := range top {
+		var known []string
+		switch m.Name {
+		case "initiator":
+			known = initiatorKeys
+		case "resource":
+			known = resourceFields
+		default:
+			continue
+		}
+		if v := bytes.TrimSpace(m.Value); len(v) == 0 || v[0] != '{' {
+			continue // null: the decoder accepted it as an empty object
+		}
+		inner, err := payload.Members(m.Value)
+		if err != nil {
+			return nil, badRequest("INVALID_JSON", "%s: %s", m.Name, clip(err.Error(), maxEchoedProblem))
+		}
+		if err := checkKeys(inner, m.Name, known); err != nil {
+			return nil, err
+		}
 	}
 	if err := ev.validate(); err != nil {
 		return nil, err
 	}
 	return ev, nil
+}
+
+// checkKeys refuses members of object (the event itself when "") that are not in known or that
+// appear twice.
+func checkKeys(members []payload.Member, object string, known []string) error {
+	where := ""
+	if object != "" {
+		where = " in " + object
+	}
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if !slices.Contains(known, m.Name) {
+			return badRequest("INVALID_JSON", "body is not a valid event: unknown field %s%s", quote(clip(m.Name, maxEchoedValue)), where)
+		}
+		if seen[m.Name] {
+			return badRequest("INVALID_JSON", "body is not a valid event: field %s appears twice%s", m.Name, where)
+		}
+		seen[m.Name] = true
+	}
+	return nil
+}
+
+// invalidUTF8At returns the offset of the first byte of b that starts no valid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// member returns the value of the last member called name (encoding/json keeps the last of
+// duplicates too), or nil.
+func member(ms []payload.Member, name string) []byte {
+	var v []byte
+	for _, m := range ms {
+		if m.Name == name {
+			v = m.Value
+		}
+	}
+	return v
 }
 
 func (e *Event) validate() error {
@@ -138,6 +259,17 @@ func (e *Event) validate() error {
 		}
 		if len(f.value) > f.max {
 			return badRequest("INVALID_ARGUMENTS", "%s is longer than %d bytes", f.name, f.max)
+		}
+	}
+	// id and accountId make the event's idempotency key. Ids that differ only by invisible
+	// characters would be different keys here and the same one to anything that trims or prints
+	// them (a NATS header, a log line, a receiver's dedupe table): refuse them.
+	for _, f := range []struct{ name, value string }{{"id", e.ID}, {"accountId", e.AccountID}} {
+		if strings.IndexFunc(f.value, unicode.IsControl) >= 0 {
+			return badRequest("INVALID_ARGUMENTS", "%s must not contain control characters", f.name)
+		}
+		if strings.TrimFunc(f.value, unicode.IsSpace) != f.value {
+			return badRequest("INVALID_ARGUMENTS", "%s must not begin or end with white space", f.name)
 		}
 	}
 	for _, f := range []struct{ name, value string }{
@@ -163,29 +295,33 @@ func (e *Event) validate() error {
 	if len(bytes.TrimSpace(e.Notification)) == 0 || bytes.Equal(bytes.TrimSpace(e.Notification), []byte("null")) {
 		return badRequest("MISSING_REQUIRED_PARAM", "notification is required")
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(e.Notification, &top); err != nil {
+	if n := bytes.TrimSpace(e.Notification); n[0] != '{' {
+		return badRequest("INVALID_NOTIFICATION", "notification must be a JSON object")
+	}
+	// The body was scanned whole already: this cannot fail, it only locates the members.
+	top, err := payload.Members(e.Notification)
+	if err != nil {
 		return badRequest("INVALID_NOTIFICATION", "notification must be a JSON object")
 	}
 	if fam == hooklinev1.FamilyEnvelope {
 		var name string
-		if err := json.Unmarshal(top["event"], &name); err != nil || name != e.Event {
+		if err := json.Unmarshal(member(top, "event"), &name); err != nil || name != e.Event {
 			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, as in the envelope dialect {\"event\": ..., \"data\": {...}}", e.Event)
 		}
-		if d := bytes.TrimSpace(top["data"]); len(d) == 0 || d[0] != '{' {
+		if d := bytes.TrimSpace(member(top, "data")); len(d) == 0 || d[0] != '{' {
 			return badRequest("INVALID_NOTIFICATION", "notification.data must be an object")
 		}
 		return nil
 	}
-	if raw, ok := top["event"]; ok {
+	if raw := member(top, "event"); raw != nil {
 		var name string
 		if json.Unmarshal(raw, &name) != nil || name != e.Event {
 			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, the event's name", e.Event)
 		}
 	}
 	key := resourceKeys[fam]
-	raw, ok := top[key]
-	if d := bytes.TrimSpace(raw); !ok || len(d) == 0 || d[0] != '{' {
+	raw := member(top, key)
+	if d := bytes.TrimSpace(raw); len(d) == 0 || d[0] != '{' {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s must be an object: %s events carry their resource there", key, e.Event)
 	}
 	var res struct {
@@ -199,8 +335,7 @@ func (e *Event) validate() error {
 	}
 	// Accept only what can be delivered: the payload builder's own reading of the notification
 	// (duplicate keys, structure) is the judge, so an accepted event never fails at delivery.
-	if _, err := payload.Build(payload.Event{ID: e.ID, Event: e.Event, AccountID: e.AccountID, Notification: e.Notification},
-		payload.Webhook{}, "", payload.Options{}); err != nil {
+	if _, err := payload.Prepare(payload.Event{ID: e.ID, Event: e.Event, AccountID: e.AccountID, Notification: e.Notification}); err != nil {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s cannot be delivered: %s", key, strings.TrimPrefix(err.Error(), payload.ErrInvalidNotification.Error()+": "))
 	}
 	return nil

@@ -110,6 +110,11 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		// Regression seeds: both fields used to be echoed whole in the error message.
 		[]byte(`{"`+long+`":1}`),
 		[]byte(agrHead+`"notification":{"agreement":{"id":"`+long+`"}}}`),
+		// Ids that a trimming reader would take for "e1", and invalid UTF-8 outside any string.
+		[]byte(strings.Replace(agrHead, `"e1"`, `"e1 "`, 1)+`"notification":{"agreement":{"id":"a1"}}}`),
+		[]byte(strings.Replace(agrHead, `"e1"`, `"e1\n"`, 1)+`"notification":{"agreement":{"id":"a1"}}}`),
+		[]byte(agrHead+`"notification":{"agreement":{"id":"a1"}}}`+"\xff"),
+		[]byte(agrHead+`"notification":{"agreement":{"id":"a1","name":"caf`+"\xe9"+`"}}}`),
 	)
 	return seeds
 }
@@ -129,6 +134,14 @@ func FuzzParse(f *testing.F) {
 		ev2, err2 := ingest.Parse(body)
 		if !reflect.DeepEqual(ev, ev2) || !reflect.DeepEqual(err, err2) {
 			t.Fatalf("Parse is not deterministic:\n%+v, %v\n%+v, %v", ev, err, ev2, err2)
+		}
+		// JSON text is UTF-8: a body that is not is refused as such, whatever else is wrong with it,
+		// and an accepted event never carries an invalid byte to a receiver.
+		if !utf8.Valid(body) {
+			var e *ingest.Error
+			if !errors.As(err, &e) || e.Code != "INVALID_ENCODING" {
+				t.Fatalf("body with invalid UTF-8: Parse = %v, want INVALID_ENCODING", err)
+			}
 		}
 		if err != nil {
 			if ev != nil {
@@ -210,6 +223,18 @@ func checkEvent(t *testing.T, ev *ingest.Event) {
 		if len(f.value) > 256 {
 			t.Fatalf("accepted a %s of %d bytes", f.name, len(f.value))
 		}
+		if !utf8.ValidString(f.value) {
+			t.Fatalf("accepted a %s that is not valid UTF-8: %q", f.name, f.value)
+		}
+	}
+	// id and accountId make the idempotency key: nothing invisible may tell two keys apart.
+	for _, v := range []string{ev.ID, ev.AccountID} {
+		if strings.IndexFunc(v, unicode.IsControl) >= 0 || strings.TrimFunc(v, unicode.IsSpace) != v {
+			t.Fatalf("accepted id or accountId %q with control characters or outer white space", v)
+		}
+	}
+	if !utf8.Valid(ev.Notification) {
+		t.Fatalf("accepted a notification that is not valid UTF-8: %.200q", ev.Notification)
 	}
 	if ev.OccurredAt != "" {
 		if _, err := time.Parse(time.RFC3339Nano, ev.OccurredAt); err != nil {

@@ -25,12 +25,22 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultMaxBody is the default ingest limit: 25 MiB, enough for a signed PDF in base64.
 const DefaultMaxBody = 25 << 20
+
+// DefaultMaxInFlight is the default bound on the event bytes being received, parsed and stored at
+// once: one event of the largest default size with room for small ones beside it. Storing an event
+// costs transient copies in JetStream besides the body, and two 25 MiB events at once already took
+// the dispatcher near 300 MB (make bench, scenario bigevents), with no faster ingest than one.
+const DefaultMaxInFlight = 48 << 20
+
+// busyRetryAfter is what a producer refused for lack of memory is told to wait, in seconds.
+const busyRetryAfter = "1"
 
 // Receipt describes what Accept did with an event.
 type Receipt struct {
@@ -52,8 +62,15 @@ type Handler struct {
 	Acceptor Acceptor
 	// MaxBody is the largest accepted body in bytes; 0 means DefaultMaxBody.
 	MaxBody int64
+	// MaxInFlight bounds the bytes of the bodies being received, parsed and stored at once, so that
+	// concurrent large events cannot exhaust the dispatcher's memory; a request that would pass it
+	// is answered 503 with Retry-After, before anything is acknowledged. 0 means
+	// DefaultMaxInFlight; it is never below MaxBody, so that an event of the largest size fits.
+	MaxInFlight int64
 	// Metrics, when set, counts accepted and rejected events.
 	Metrics *Metrics
+
+	inFlight atomic.Int64 // bytes reserved by requests being handled
 }
 
 // Metrics are the ingest counters.
@@ -85,7 +102,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	principal, authErr := h.authenticate(r)
 	if authErr != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+		if authErr.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", busyRetryAfter)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+		}
 		h.fail(w, authErr)
 		return
 	}
@@ -97,15 +118,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = DefaultMaxBody
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.fail(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
-				Message: "body is larger than the ingest limit of " + humanBytes(limit)})
-			return
+	var held int64
+	defer func() { h.inFlight.Add(-held) }()
+	body, rerr := h.readBody(w, r, limit, &held)
+	if rerr != nil {
+		if rerr.Status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", busyRetryAfter)
 		}
-		h.fail(w, &Error{Status: http.StatusBadRequest, Code: "INVALID_BODY", Message: "reading body: " + err.Error()})
+		h.fail(w, rerr)
 		return
 	}
 	ev, err := Parse(body)
@@ -137,6 +157,66 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}{ev.ID, receipt})
 }
 
+// readBody reads the request body within limit, reserving its bytes in the in-flight bound first
+// (*held says how many, to be released when the request is done). A declared length is read into a
+// buffer of exactly that size; a streamed body reserves each growth of its buffer before making it.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, held *int64) ([]byte, *Error) {
+	tooBig := &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
+		Message: "body is larger than the ingest limit of " + humanBytes(limit)}
+	bound := max(h.MaxInFlight, limit)
+	if h.MaxInFlight <= 0 {
+		bound = max(DefaultMaxInFlight, limit)
+	}
+	reserve := func(n int64) *Error {
+		if h.inFlight.Add(n) > bound {
+			h.inFlight.Add(-n)
+			return &Error{Status: http.StatusServiceUnavailable, Code: "INGEST_BUSY",
+				Message: "the dispatcher is receiving " + humanBytes(bound) + " of events already; retry after " + busyRetryAfter + " s"}
+		}
+		*held += n
+		return nil
+	}
+	readErr := func(err error) *Error {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return tooBig
+		}
+		return &Error{Status: http.StatusBadRequest, Code: "INVALID_BODY", Message: "reading body: " + err.Error()}
+	}
+	if n := r.ContentLength; n >= 0 {
+		if n > limit {
+			return nil, tooBig
+		}
+		if e := reserve(n); e != nil {
+			return nil, e
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, readErr(err)
+		}
+		return buf, nil
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			size := min(max(2*int64(cap(buf)), 64<<10), limit+1)
+			if e := reserve(size - int64(cap(buf))); e != nil {
+				return nil, e
+			}
+			buf = append(make([]byte, 0, size), buf...)
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, readErr(err)
+		}
+	}
+}
+
 func (h *Handler) authenticate(r *http.Request) (*Principal, *Error) {
 	auth := r.Header.Get("Authorization")
 	if auth == "" {
@@ -145,6 +225,12 @@ func (h *Handler) authenticate(r *http.Request) (*Principal, *Error) {
 	scheme, token, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return nil, &Error{Status: http.StatusUnauthorized, Code: "INVALID_ACCESS_TOKEN", Message: "Authorization must be a Bearer token"}
+	}
+	if err := h.Tokens.Invalid(); err != nil {
+		// Fail closed, and say so: the producer's token may be fine, and its event is not lost if
+		// it retries once the operator has fixed the file.
+		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "TOKENS_UNAVAILABLE",
+			Message: "the dispatcher's tokens file is invalid, so no token is accepted; retry later"}
 	}
 	p := h.Tokens.Authenticate(strings.TrimSpace(token))
 	if p == nil {

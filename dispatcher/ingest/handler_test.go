@@ -24,9 +24,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -249,6 +251,12 @@ func TestHandlerRejects(t *testing.T) {
 			status: 403, code: "PERMISSION_DENIED", msg: `"acc-1"`},
 		{name: "token not allowed for another account", req: request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { ev["accountId"] = "acc-3" })},
 			status: 403, code: "PERMISSION_DENIED", msg: `"acc-3"`},
+		{name: "invalid UTF-8 in the notification", req: request{auth: bearer(tokAcc1), body: bytes.Replace(agr, []byte(`"OUT_FOR_SIGNATURE"`), []byte("\"OUT_FOR\xffSIGNATURE\""), 1)},
+			status: 400, code: "INVALID_ENCODING", msg: "UTF-8"},
+		{name: "id with a trailing space", req: request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { ev["id"] = "dup-7 " })},
+			status: 400, code: "INVALID_ARGUMENTS", msg: "id must not begin or end with white space"},
+		{name: "id with a newline", req: request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { ev["id"] = "dup-7\n" })},
+			status: 400, code: "INVALID_ARGUMENTS", msg: "id must not contain control characters"},
 		{name: "storage failure", acceptorErr: errors.New("jetstream: no responders"), req: request{auth: bearer(tokAcc1), body: agr},
 			status: 503, code: "STORAGE_UNAVAILABLE", called: true},
 	} {
@@ -271,6 +279,9 @@ func TestHandlerRejects(t *testing.T) {
 				if got := rec.Header().Get(k); got != v {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
+			}
+			if tc.status == 503 && rec.Header().Get("Retry-After") != "" {
+				t.Errorf("Retry-After = %q on a storage failure", rec.Header().Get("Retry-After"))
 			}
 			if tc.status != 401 {
 				if got := rec.Header().Get("WWW-Authenticate"); got != "" {
@@ -506,4 +517,150 @@ func TestHandlerOverHTTP(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Code != "INVALID_ACCESS_TOKEN" || e.Message == "" {
 		t.Errorf("401 body = %+v (%v), want INVALID_ACCESS_TOKEN with a message", e, err)
 	}
+}
+
+// blockingAcceptor holds every Accept until release is closed, as a slow store would.
+type blockingAcceptor struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingAcceptor) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return ingest.Receipt{Notifications: 1}, nil
+}
+
+// TestHandlerBoundsBytesInFlight performs the memory attack on the handler: more event bytes at
+// once than MaxInFlight. The request over the bound is refused before it is read or acknowledged,
+// with 503, Retry-After and a JSON error, and succeeds when retried after the others are done.
+func TestHandlerBoundsBytesInFlight(t *testing.T) {
+	f := newFixture(t)
+	acc := &blockingAcceptor{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	f.h.Acceptor = acc
+	f.h.MaxBody = 2 << 10
+	f.h.MaxInFlight = 4 << 10
+	body := paddedEvent(t, 2<<10)
+
+	// Two 2 KiB events fill the 4 KiB bound while their storage is slow.
+	done := make(chan *httptest.ResponseRecorder, 2)
+	for range 2 {
+		go func() { done <- f.serve(request{auth: bearer(tokAcc1), body: body}) }()
+	}
+	<-acc.entered
+	<-acc.entered
+
+	for _, streamed := range []bool{false, true} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
+		req.Header.Set("Authorization", bearer(tokAcc1))
+		if streamed {
+			req.ContentLength = -1 // chunked: the bound is taken as the body arrives
+		}
+		rec := httptest.NewRecorder()
+		f.h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("streamed=%v: status = %d, want 503; body %s", streamed, rec.Code, rec.Body)
+		}
+		if ra := rec.Header().Get("Retry-After"); ra != "1" {
+			t.Errorf("streamed=%v: Retry-After = %q, want 1", streamed, ra)
+		}
+		if code, msg := errorBody(t, rec); code != "INGEST_BUSY" || !strings.Contains(msg, "4 KiB") {
+			t.Errorf("streamed=%v: error = %s %q, want INGEST_BUSY naming the 4 KiB bound", streamed, code, msg)
+		}
+	}
+
+	close(acc.release)
+	for range 2 {
+		if rec := <-done; rec.Code != http.StatusAccepted {
+			t.Errorf("held request: status = %d, want 202; body %s", rec.Code, rec.Body)
+		}
+	}
+	// The producer retries: the bytes of the finished requests were released.
+	acc.entered = make(chan struct{}, 4)
+	if rec := f.serve(request{auth: bearer(tokAcc1), body: body}); rec.Code != http.StatusAccepted {
+		t.Fatalf("retry: status = %d, want 202; body %s", rec.Code, rec.Body)
+	}
+	f.assertCounters(t, rejectedMetric, map[string]float64{"INGEST_BUSY": 2})
+}
+
+// TestHandlerRefusesEveryTokenWhileTheFileIsInvalid performs the revocation attack: the operator
+// removes a leaked token but the new file does not parse. The leaked token must not keep working:
+// every token is refused with 503 (retry later: nothing is lost), the metrics and the readiness
+// check say why, and a valid file puts the remaining tokens back in force.
+func TestHandlerRefusesEveryTokenWhileTheFileIsInvalid(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	writeTokens(t, path, "tokens:\n- {name: leaked, token: "+tokAcc1+", accounts: [acc-1]}\n- {name: kept, token: "+tokGlobal+", accounts: ['*']}\n", t0)
+	toks, err := ingest.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.h.Tokens = toks
+	if err := toks.Register(f.reg); err != nil {
+		t.Fatal(err)
+	}
+	agr := sample(t, "agreement_action_completed")
+	if rec := f.serve(request{auth: bearer(tokAcc1), body: agr}); rec.Code != http.StatusAccepted {
+		t.Fatalf("before the revocation: status = %d, want 202", rec.Code)
+	}
+
+	// The revocation goes wrong: a YAML error.
+	writeTokens(t, path, "tokens:\n- {name: kept, token: "+tokGlobal+", accounts: ['*']\n", t0.Add(time.Minute))
+	if err := toks.Reload(); err == nil {
+		t.Fatal("Reload of the broken file succeeded")
+	}
+	for _, tok := range []string{tokAcc1, tokGlobal} {
+		rec := f.serve(request{auth: bearer(tok), body: agr})
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("token %.14s... with the file invalid: status = %d, Retry-After %q; want 503 with Retry-After", tok, rec.Code, rec.Header().Get("Retry-After"))
+		}
+		if code, _ := errorBody(t, rec); code != "TOKENS_UNAVAILABLE" {
+			t.Errorf("code = %s, want TOKENS_UNAVAILABLE", code)
+		}
+	}
+	if err := toks.Check(nil); err == nil {
+		t.Error("readiness check passes while the tokens file is invalid")
+	}
+	if got := f.gauge(t, "hookline_ingest_tokens_file_valid"); got != 0 {
+		t.Errorf("hookline_ingest_tokens_file_valid = %v, want 0", got)
+	}
+	if got := f.gauge(t, "hookline_ingest_tokens_reload_errors_total"); got != 1 {
+		t.Errorf("hookline_ingest_tokens_reload_errors_total = %v, want 1", got)
+	}
+
+	// Fixed: the kept token works again, the leaked one never does.
+	writeTokens(t, path, "tokens:\n- {name: kept, token: "+tokGlobal+", accounts: ['*']}\n", t0.Add(2*time.Minute))
+	if err := toks.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := f.serve(request{auth: bearer(tokGlobal), body: agr}); rec.Code != http.StatusAccepted {
+		t.Errorf("kept token after the fix: status = %d, want 202", rec.Code)
+	}
+	if rec := f.serve(request{auth: bearer(tokAcc1), body: agr}); rec.Code != http.StatusUnauthorized {
+		t.Errorf("leaked token after the fix: status = %d, want 401", rec.Code)
+	}
+	if toks.Check(nil) != nil || f.gauge(t, "hookline_ingest_tokens_file_valid") != 1 {
+		t.Error("readiness or hookline_ingest_tokens_file_valid still report the fixed file invalid")
+	}
+}
+
+// gauge returns the value of an unlabelled gauge or counter.
+func (f *fixture) gauge(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -20,11 +20,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/yaml"
 )
 
@@ -58,12 +60,19 @@ func (p *Principal) MayPost(account string) bool {
 
 // Tokens authenticates bearer tokens. Tokens are kept only as SHA-256 digests, so that lookups need
 // no comparison of secret bytes and a heap dump shows no token.
+//
+// A tokens file that fails to reload fails closed: every token is refused (Invalid says why) until
+// a valid file is read again. Keeping the last good set would keep a token valid that the new file
+// revokes, and an unreadable file does not say which tokens it removed.
 type Tokens struct {
 	path string
 
 	mu      sync.RWMutex
 	byHash  map[[32]byte]*Principal
 	modTime time.Time
+	invalid error // the last reload's error; every token is refused while it is set
+
+	reloadErrors prometheus.Counter
 }
 
 // LoadTokens reads path. Reload picks up later changes (a Secret update).
@@ -86,14 +95,15 @@ func StaticTokens(entries ...TokenEntry) (*Tokens, error) {
 	return t, nil
 }
 
-// Reload re-reads the file when it changed since the last read.
+// Reload re-reads the file when it changed since the last read, or when the last read failed. On
+// failure every token is refused until a later reload succeeds.
 func (t *Tokens) Reload() error {
 	if t.path == "" {
 		return nil
 	}
 	st, err := os.Stat(t.path)
 	if err != nil {
-		return fmt.Errorf("tokens file: %w", err)
+		return t.fail(fmt.Errorf("tokens file: %w", err))
 	}
 	t.mu.RLock()
 	same := st.ModTime().Equal(t.modTime) && t.byHash != nil
@@ -101,21 +111,81 @@ func (t *Tokens) Reload() error {
 	if same {
 		return nil
 	}
-	raw, err := os.ReadFile(t.path)
+	m, err := readTokens(t.path)
 	if err != nil {
-		return fmt.Errorf("tokens file: %w", err)
+		return t.fail(err)
+	}
+	t.mu.Lock()
+	t.byHash, t.modTime, t.invalid = m, st.ModTime(), nil
+	t.mu.Unlock()
+	return nil
+}
+
+func readTokens(path string) (map[[32]byte]*Principal, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokens file: %w", err)
 	}
 	var f TokenFile
 	if err := yaml.UnmarshalStrict(raw, &f); err != nil {
-		return fmt.Errorf("tokens file %s: %w", t.path, err)
+		return nil, fmt.Errorf("tokens file %s: %w", path, err)
 	}
 	m, err := index(f.Tokens)
 	if err != nil {
-		return fmt.Errorf("tokens file %s: %w", t.path, err)
+		return nil, fmt.Errorf("tokens file %s: %w", path, err)
 	}
+	return m, nil
+}
+
+// fail drops every token after a failed reload, so that none the operator meant to revoke stays
+// valid; the next valid read restores them.
+func (t *Tokens) fail(err error) error {
 	t.mu.Lock()
-	t.byHash, t.modTime = m, st.ModTime()
+	t.byHash, t.modTime, t.invalid = nil, time.Time{}, err
 	t.mu.Unlock()
+	if t.reloadErrors != nil {
+		t.reloadErrors.Inc()
+	}
+	return err
+}
+
+// Invalid returns why the tokens file is not in force (every token is refused), or nil.
+func (t *Tokens) Invalid() error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.invalid
+}
+
+// Check is a readiness check: it fails while the tokens file is invalid, so that a load balancer
+// sends producers to a replica that can take their events.
+func (t *Tokens) Check(*http.Request) error {
+	if err := t.Invalid(); err != nil {
+		return fmt.Errorf("no ingest token is accepted: %w", err)
+	}
+	return nil
+}
+
+// Register adds the tokens file's metrics to reg: hookline_ingest_tokens_reload_errors_total and
+// hookline_ingest_tokens_file_valid.
+func (t *Tokens) Register(reg prometheus.Registerer) error {
+	t.reloadErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hookline_ingest_tokens_reload_errors_total",
+		Help: "Failed reads of the ingest tokens file; while the last one failed, every token is refused.",
+	})
+	valid := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hookline_ingest_tokens_file_valid",
+		Help: "1 when the ingest tokens file was read successfully, 0 while it is invalid and every token is refused.",
+	}, func() float64 {
+		if t.Invalid() != nil {
+			return 0
+		}
+		return 1
+	})
+	for _, c := range []prometheus.Collector{t.reloadErrors, valid} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -179,7 +179,8 @@ tokens:
 		t.Errorf("after Reload, Authenticate(tokenB) = %+v, want rotated for every account", p)
 	}
 
-	// A broken update is reported with the file name and keeps the tokens last loaded.
+	// A broken update is reported with the file name and fails closed: the update may have been
+	// meant to revoke tokenB, so no token is accepted until a valid file is read.
 	writeTokens(t, path, "tokens: [this is: not valid\n", t0.Add(2*time.Minute))
 	err = toks.Reload()
 	if err == nil {
@@ -188,8 +189,31 @@ tokens:
 	if !strings.Contains(err.Error(), path) {
 		t.Errorf("Reload error %q does not name %s", err, path)
 	}
-	if p := toks.Authenticate(tokenB); p == nil || p.Name != "rotated" {
-		t.Errorf("after a failed Reload, Authenticate(tokenB) = %+v, want the tokens last loaded", p)
+	if p := toks.Authenticate(tokenB); p != nil {
+		t.Errorf("after a failed Reload, Authenticate(tokenB) = %q, want no token accepted", p.Name)
+	}
+	if toks.Invalid() == nil || toks.Check(nil) == nil {
+		t.Errorf("after a failed Reload, Invalid() = %v and Check() = %v, want both to report the file", toks.Invalid(), toks.Check(nil))
+	}
+
+	// Fixed: the file is in force again.
+	writeTokens(t, path, `
+tokens:
+- name: fixed
+  token: `+tokenC+`
+  accounts: ["acc-1"]
+`, t0.Add(3*time.Minute))
+	if err := toks.Reload(); err != nil {
+		t.Fatalf("Reload of the fixed file: %v", err)
+	}
+	if p := toks.Authenticate(tokenC); p == nil || p.Name != "fixed" {
+		t.Errorf("after the fix, Authenticate(tokenC) = %+v, want fixed", p)
+	}
+	if p := toks.Authenticate(tokenB); p != nil {
+		t.Errorf("after the fix, the revoked token authenticates as %q", p.Name)
+	}
+	if toks.Invalid() != nil || toks.Check(nil) != nil {
+		t.Errorf("after the fix, Invalid() = %v, Check() = %v, want nil", toks.Invalid(), toks.Check(nil))
 	}
 
 	// A removed file is an error too, naming the file.

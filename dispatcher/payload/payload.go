@@ -240,114 +240,164 @@ func parseMembers(b []byte, dst []member) ([]member, error) {
 		return nil, err
 	}
 	if i = skipSpace(b, i); i != len(b) {
-		return nil, errAt(i, "data after the JSON object")
+		return nil, errAt(i, trailingData)
 	}
 	return dst, nil
 }
 
-// Build returns the body POSTed to wh for ev, carrying notificationID as webhookNotificationId (see
-// NotificationID). Errors wrap ErrInvalidNotification.
-func Build(ev Event, wh Webhook, notificationID string, opt Options) (Result, error) {
+// Prepared is an event read once for building every webhook's body: the notification's members
+// are located (byte ranges into the notification, never copies) and sized per section, so a
+// fan-out of a 25 MB event to many webhooks scans it once and each body costs one copy of what it
+// keeps. A Prepared is immutable and safe for concurrent use.
+type Prepared struct {
+	ev     Event
+	fam    hooklinev1.Family
+	top    []member
+	res    int // index of the resource object in top
+	fields []member
+	st     sectionStats
+}
+
+// Prepare reads ev's notification. Errors wrap ErrInvalidNotification.
+func Prepare(ev Event) (*Prepared, error) {
 	fam, ok := hooklinev1.FamilyOf(ev.Event)
 	if !ok || hooklinev1.IsWildcard(ev.Event) {
-		return Result{}, fmt.Errorf("%w: unknown event %q", ErrInvalidNotification, ev.Event)
+		return nil, fmt.Errorf("%w: unknown event %q", ErrInvalidNotification, ev.Event)
 	}
+	p := &Prepared{ev: ev, fam: fam, res: -1}
 	if fam == hooklinev1.FamilyEnvelope {
 		// Validated although ingest already did, so a corrupted stored event fails here, not at the
 		// receiver; the scan is cheap next to the network.
 		if err := validObject(ev.Notification); err != nil {
-			return Result{}, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
 		}
-		return Result{Body: ev.Notification}, nil
+		return p, nil
 	}
+	resKey := resourceKeys[fam]
+	var err error
+	if p.top, err = parseMembers(ev.Notification, make([]member, 0, 24)); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
+	}
+	for i := range p.top {
+		m := &p.top[i]
+		switch {
+		case reservedKey(m.name):
+			m.sec = secOmit
+		case string(m.name) == resKey:
+			if p.res >= 0 {
+				return nil, fmt.Errorf("%w: %s: duplicate %q object", ErrInvalidNotification, ev.Event, resKey)
+			}
+			p.res = i
+		}
+	}
+	if p.res < 0 {
+		return nil, fmt.Errorf("%w: %s: notification has no %q object", ErrInvalidNotification, ev.Event, resKey)
+	}
+	if p.fields, err = parseMembers(p.top[p.res].val, make([]member, 0, 40)); err != nil {
+		return nil, fmt.Errorf("%w: %s: %q: %v", ErrInvalidNotification, ev.Event, resKey, err)
+	}
+	for i := range p.fields {
+		f := &p.fields[i]
+		f.sec = classify(f.name)
+		p.st.size[f.sec] += f.size()
+		p.st.count[f.sec]++
+	}
+	return p, nil
+}
+
+// plan is what one webhook's body is made of.
+type plan struct {
+	head    []byte
+	incl    [numSections]bool
+	trimmed []string
+	total   int
+}
+
+// plan decides, by arithmetic alone, which sections wh's body keeps and how large it is.
+func (p *Prepared) plan(wh Webhook, notificationID string, opt Options) plan {
 	maxBytes := opt.MaxBytes
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	resKey := resourceKeys[fam]
-
-	var topBuf [24]member
-	top, err := parseMembers(ev.Notification, topBuf[:0])
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
-	}
-
 	// Everything outside the resource object has a fixed size; sum it once.
-	head := header(wh, notificationID, ev.AccountID)
-	fixed := len(head) + 1 // the closing brace
-	res := -1
-	for i := range top {
-		m := &top[i]
+	pl := plan{head: header(wh, notificationID, p.ev.AccountID)}
+	fixed := len(pl.head) + 1 // the closing brace
+	for i := range p.top {
+		m := &p.top[i]
 		switch {
-		case reservedKey(m.name):
-			m.sec = secOmit
-			continue
-		case string(m.name) == resKey:
-			if res >= 0 {
-				return Result{}, fmt.Errorf("%w: %s: duplicate %q object", ErrInvalidNotification, ev.Event, resKey)
-			}
-			res = i
+		case m.sec == secOmit:
+		case i == p.res:
 			fixed += 1 + len(m.rawKey) + 1 // ,"agreement": — the object itself is sized below
-			continue
+		default:
+			fixed += 1 + m.size()
 		}
-		fixed += 1 + m.size()
 	}
-	if res < 0 {
-		return Result{}, fmt.Errorf("%w: %s: notification has no %q object", ErrInvalidNotification, ev.Event, resKey)
-	}
-	var resBuf [40]member
-	fields, err := parseMembers(top[res].val, resBuf[:0])
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %s: %q: %v", ErrInvalidNotification, ev.Event, resKey, err)
-	}
-	var st sectionStats
-	for i := range fields {
-		f := &fields[i]
-		f.sec = classify(f.name)
-		st.size[f.sec] += f.size()
-		st.count[f.sec]++
-	}
-
 	// A flag counts as sent, and later as trimmed, only when it contributes content.
-	want := requested(fam, ev.Event, wh.Params)
-	var incl [numSections]bool
+	want := requested(p.fam, p.ev.Event, wh.Params)
 	for s := secCore; s < secOmit; s++ {
-		incl[s] = want[s] && st.count[s] > 0
+		pl.incl[s] = want[s] && p.st.count[s] > 0
 	}
-	var trimmed []string
-	total := fixed + st.objectSize(&incl, trimmed)
+	pl.total = fixed + p.st.objectSize(&pl.incl, nil)
 	for _, s := range trimOrder {
-		if total <= maxBytes {
+		if pl.total <= maxBytes {
 			break
 		}
-		if !incl[s] {
+		if !pl.incl[s] {
 			continue
 		}
-		incl[s] = false
-		trimmed = append(trimmed, flagOf[s])
-		total = fixed + st.objectSize(&incl, trimmed)
+		pl.incl[s] = false
+		pl.trimmed = append(pl.trimmed, flagOf[s])
+		pl.total = fixed + p.st.objectSize(&pl.incl, pl.trimmed)
 	}
 	// Past this point the body is best effort: still too large with every section dropped, it goes
 	// out anyway, as Acrobat Sign sends rather than withholds a notification.
+	return pl
+}
 
-	out := make([]byte, 0, total)
-	out = append(out, head...)
-	for i := range top {
-		m := &top[i]
+// BodySize is how many bytes Build allocates for wh's body: 0 for the envelope dialect, whose body
+// is the notification itself. It lets a caller reserve memory before building.
+func (p *Prepared) BodySize(wh Webhook, notificationID string, opt Options) int {
+	if p.fam == hooklinev1.FamilyEnvelope {
+		return 0
+	}
+	return p.plan(wh, notificationID, opt).total
+}
+
+// Build returns the body POSTed to wh, carrying notificationID as webhookNotificationId (see
+// NotificationID).
+func (p *Prepared) Build(wh Webhook, notificationID string, opt Options) Result {
+	if p.fam == hooklinev1.FamilyEnvelope {
+		return Result{Body: p.ev.Notification}
+	}
+	pl := p.plan(wh, notificationID, opt)
+	out := make([]byte, 0, pl.total)
+	out = append(out, pl.head...)
+	for i := range p.top {
+		m := &p.top[i]
 		if m.sec == secOmit {
 			continue
 		}
 		out = append(out, ',')
 		out = append(out, m.rawKey...)
 		out = append(out, ':')
-		if i == res {
-			out = appendObject(out, fields, &incl, trimmed)
+		if i == p.res {
+			out = appendObject(out, p.fields, &pl.incl, pl.trimmed)
 		} else {
 			out = append(out, m.val...)
 		}
 	}
 	out = append(out, '}')
-	return Result{Body: out, Trimmed: trimmed}, nil
+	return Result{Body: out, Trimmed: pl.trimmed}
+}
+
+// Build returns the body POSTed to wh for ev, carrying notificationID as webhookNotificationId (see
+// NotificationID). Errors wrap ErrInvalidNotification. To build for several webhooks, Prepare once.
+func Build(ev Event, wh Webhook, notificationID string, opt Options) (Result, error) {
+	p, err := Prepare(ev)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Build(wh, notificationID, opt), nil
 }
 
 // sectionStats totals a resource object's members per section, so each trimming step is sized by

@@ -19,6 +19,7 @@ package payload
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -39,6 +40,9 @@ type syntaxError struct {
 }
 
 func (e *syntaxError) Error() string { return fmt.Sprintf("%s at offset %d", e.msg, e.off) }
+
+// trailingData is the message of the error for bytes after a complete object.
+const trailingData = "data after the JSON object"
 
 func errAt(off int, msg string) error { return &syntaxError{msg: msg, off: off} }
 
@@ -273,4 +277,33 @@ func validObject(b []byte) error {
 		return errAt(i, "data after the notification object")
 	}
 	return nil
+}
+
+// Member is one key/value pair of a JSON object: the key unescaped, the value raw (it aliases the
+// scanned bytes, nothing is copied).
+type Member struct {
+	Name  string
+	Value []byte
+}
+
+// ErrTrailingData is returned by Members when something follows the object.
+var ErrTrailingData = errors.New("data after the JSON object")
+
+// Members returns the members of the JSON object b (exactly one object, whitespace around it
+// allowed) in input order, duplicates included, validating the whole object as strictly as
+// encoding/json does. It lets a caller look at a 25 MB document without decoding or copying it.
+func Members(b []byte) ([]Member, error) {
+	ms, err := parseMembers(b, nil)
+	if err != nil {
+		var se *syntaxError
+		if errors.As(err, &se) && se.msg == trailingData {
+			return nil, fmt.Errorf("%w at offset %d", ErrTrailingData, se.off)
+		}
+		return nil, err
+	}
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = Member{Name: string(m.name), Value: m.val}
+	}
+	return out, nil
 }

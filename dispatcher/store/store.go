@@ -18,8 +18,8 @@ limitations under the License.
 // notifications per webhook, large event bodies, and per-webhook delivery state.
 //
 // Layout:
-//   - stream HOOKLINE_EVENTS, subject hookline.events: every accepted event, deduplicated on
-//     "<accountId>/<id>" within the dedupe window, kept for the retention period (72 h + margin);
+//   - stream HOOKLINE_EVENTS, subject hookline.events: every accepted event, deduplicated on its
+//     EventKey (a digest of account and id) within the dedupe window, kept for the retention period (72 h + margin);
 //     bodies above the inline limit live in the object store HOOKLINE_BODIES and the stream message
 //     names them;
 //   - stream HOOKLINE_NOTES, subjects hookline.notes.<webhook uid>: per webhook, a small record per
@@ -29,7 +29,7 @@ limitations under the License.
 //   - key-value bucket HOOKLINE_STATE: per webhook, counters and the failing head's retry state, so
 //     that a restart resumes retry schedules;
 //   - key-value bucket HOOKLINE_ROUTED: a marker per event whose notifications are all queued, kept
-//     for the dedupe window. Notifications carry no message ids (JetStream would remember each one
+//     for the dedupe window under the same EventKey. Notifications carry no message ids (JetStream would remember each one
 //     for the whole window, about 190 bytes apiece): a re-posted event is routed again only when its
 //     marker is missing, that is when a crash came between storing it and queueing its notifications.
 package store
@@ -41,6 +41,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -427,15 +428,32 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 // from a lagging follower would look shorter than it is. Single-replica streams have no followers.
 func (s *Store) directGet() bool { return s.cfg.Replicas == 1 }
 
-// MarkRouted records that the notifications of the event with idempotency key msgID are queued.
-func (s *Store) MarkRouted(ctx context.Context, msgID string) error {
-	_, err := s.routed.Put(ctx, hashName(msgID), nil)
+// EventKey is an event's idempotency key: the one name under which JetStream deduplicates the
+// event (its message id) and under which its routed marker is kept. It is a digest of the account
+// and the id, length-prefixed so that no (account, id) pair can be spelled as another: the raw
+// "account/id" was not one key but two, as the NATS client trims a message id header ("dup-7 " was
+// a duplicate of "dup-7" in JetStream's eyes and a new event in the marker's), and "a/b"+"c" read
+// the same as "a"+"b/c".
+func EventKey(accountID, id string) string {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	h.Write(n[:binary.PutUvarint(n[:], uint64(len(accountID)))])
+	h.Write([]byte(accountID))
+	h.Write([]byte(id))
+	var sum [sha256.Size]byte
+	return "ev-" + hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// MarkRouted records that the notifications of the event with idempotency key key (EventKey) are
+// queued.
+func (s *Store) MarkRouted(ctx context.Context, key string) error {
+	_, err := s.routed.Put(ctx, key, nil)
 	return err
 }
 
-// Routed reports whether MarkRouted was called for msgID within the dedupe window.
-func (s *Store) Routed(ctx context.Context, msgID string) (bool, error) {
-	_, err := s.routed.Get(ctx, hashName(msgID))
+// Routed reports whether MarkRouted was called for key within the dedupe window.
+func (s *Store) Routed(ctx context.Context, key string) (bool, error) {
+	_, err := s.routed.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
@@ -453,7 +471,7 @@ func (s *Store) Close() {
 	}
 }
 
-// PutEvent stores raw under the idempotency key msgID. It returns the event's sequence and whether
+// PutEvent stores raw under the idempotency key msgID (EventKey). It returns the event's sequence and whether
 // the key was already stored within the dedupe window (then seq is the original's).
 func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time.Time) (seq uint64, duplicate bool, err error) {
 	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}}
@@ -489,13 +507,38 @@ func (s *Store) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, er
 		created = time.Unix(0, ns)
 	}
 	if name := m.Header.Get(bodyHeader); name != "" {
-		raw, err := s.bodies.GetBytes(ctx, name)
+		raw, err := s.getBody(ctx, name)
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("loading body of event %d: %w", seq, err)
 		}
 		return raw, created, nil
 	}
 	return m.Data, created, nil
+}
+
+// Gone reports whether an error of GetEvent says that the event is no longer stored (its retention
+// passed), rather than that the store could not answer now.
+func Gone(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) || errors.Is(err, jetstream.ErrObjectNotFound)
+}
+
+// getBody reads an object into a buffer of its exact size: ObjectStore.GetBytes grows one as it
+// reads, which for a 25 MB event allocates about twice that.
+func (s *Store) getBody(ctx context.Context, name string) ([]byte, error) {
+	obj, err := s.bodies.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer obj.Close()
+	info, err := obj.Info()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, info.Size)
+	if _, err := io.ReadFull(obj, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
 }
 
 // Note is one queued notification: a webhook's reference to an event.

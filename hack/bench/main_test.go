@@ -27,7 +27,7 @@ import (
 // printed, never asserted (performance lives in `make bench`).
 func TestSmoke(t *testing.T) {
 	o := options{smoke: true, concurrency: 16,
-		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane"}
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents"}
 	o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200
 	rows, err := run(context.Background(), o)
 	var b strings.Builder
@@ -36,7 +36,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) < 6 {
+	if len(rows) < 7 {
 		t.Fatalf("%d rows, want one per scenario", len(rows))
 	}
 }

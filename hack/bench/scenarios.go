@@ -261,7 +261,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			r.note = "ERROR: " + err.Error()
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
-		_, r.peakRSS, _ = procStats(pid)
+		if r.peakRSS == 0 {
+			_, r.peakRSS, _ = procStats(pid)
+		}
 		rows = append(rows, r)
 	}
 	check := func() error {
@@ -487,6 +489,15 @@ func run(ctx context.Context, o options) ([]row, error) {
 			return row{offered: float64(n) / elapsed, delivered: float64(n*perAcc) / elapsed,
 				note: fmt.Sprintf("all Active in %.1fs; manager peak RSS %.0f MB; %.0f status writes while creating; %.1f status writes/s while delivering %.0f/s",
 					took.Seconds(), mgrPeak, creationWrites, writes, float64(n*perAcc)/elapsed)}, check()
+		})
+	}
+	if o.want("bigevents") {
+		measure("big events (24 MiB: concurrent, then fan-out)", func() (row, error) {
+			r, err := bigEvents(ctx, s, p, o, pid)
+			if err != nil {
+				return r, err
+			}
+			return r, check()
 		})
 	}
 	if d := s.sink.dups.Load(); d > 0 {

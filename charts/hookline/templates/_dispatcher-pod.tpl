@@ -37,6 +37,7 @@ spec:
         {{- end }}
         - --health-probe-bind-address=:8092
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
+        - --max-ingest-bytes-in-flight={{ $d.maxIngestBytesInFlight | int64 }}
         {{- if $d.tls.existingSecret }}
         - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
         - --tls-key-file=/etc/hookline/ingest-tls/tls.key

@@ -1,0 +1,100 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	"k8s.io/utils/clock"
+
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/echo"
+)
+
+// A fan-out of one event whose bodies cannot be trimmed (1.5 MiB outside the resource object) to
+// ten webhooks of one account: the account may have 30 attempts in flight, but each holds a copy
+// of the body, so they take turns within LargeBodyBytes (3 MiB: two at a time). Every webhook
+// still gets its notification.
+func TestLargeBodiesTakeTurns(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer st.Close()
+
+	var inFlight, most, delivered atomic.Int64
+	gate := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-gate
+		inFlight.Add(-1)
+		delivered.Add(1)
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer srv.Close()
+	defer close(gate)
+
+	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 3 << 20},
+		st, NewSender(5*time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+	g.Expect(e.Start(ctx)).To(Succeed())
+
+	attachment := strings.Repeat("x", 3<<19)
+	raw := fmt.Appendf(nil, `{"id":"big","event":"AGREEMENT_CREATED","accountId":"acc","resource":{"type":"AGREEMENT","id":"a-1"},`+
+		`"notification":{"attachment":%q,"agreement":{"id":"a-1","name":"n","status":"s"}}}`, attachment)
+	_, err = ingest.Parse(raw)
+	g.Expect(err).NotTo(HaveOccurred())
+	seq, _, err := st.PutEvent(ctx, store.EventKey("acc", "big"), raw, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+
+	const webhooks = 10
+	var items []store.Enqueue
+	for i := range webhooks {
+		uid := fmt.Sprintf("wh-%d", i)
+		e.Upsert(Webhook{UID: uid, Name: uid, AccountID: "acc", URL: srv.URL, ClientID: "c", Scope: "ACCOUNT", Deliverable: true})
+		items = append(items, store.Enqueue{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}})
+	}
+	res, err := st.EnqueueAll(ctx, items)
+	g.Expect(err).NotTo(HaveOccurred())
+	for i, r := range res {
+		n := items[i].Note
+		n.Seq = r.Seq
+		e.Enqueue(items[i].UID, n)
+	}
+
+	g.Eventually(inFlight.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
+	g.Consistently(inFlight.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(2), "a third large body was built")
+	for range webhooks {
+		gate <- struct{}{}
+	}
+	g.Eventually(delivered.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(webhooks))
+	g.Expect(most.Load()).To(BeEquivalentTo(2))
+}
