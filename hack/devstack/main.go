@@ -101,6 +101,14 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 		return err
 	}
 
+	// The admission policies of a real install: only binding administrators (here the admin of
+	// .run/kubeconfig) relabel namespaces, and only those who may read a Secret name it in a Webhook.
+	say("Installing the admission policies (config/policies)")
+	if out, err := exec.CommandContext(ctx, filepath.Join(cp.Root, "bin", "kubectl"), "--kubeconfig", kubeconfig,
+		"apply", "-k", filepath.Join(cp.Root, "config", "policies")).CombinedOutput(); err != nil {
+		return fmt.Errorf("installing config/policies: %w: %s", err, out)
+	}
+
 	url, err := startReceiver(ctx, receiverAddr)
 	if err != nil {
 		return err
