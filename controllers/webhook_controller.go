@@ -165,9 +165,10 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 			// The Secret of a verified endpoint is gone or broken for now (being rotated, re-synced
 			// by an external tool): keep the verification, so that events keep queueing; the
 			// dispatcher holds them (ClientCertificateUnavailable) and sends only with a
-			// certificate the attestation covers.
+			// certificate the attestation covers. The configuration, checked for duplicates
+			// above, is attested anew: an events change meanwhile does not stop the queueing.
 			st.verified = *v
-			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, wh.Status.Attestation
+			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
 		} else {
 			st.setVerified(metav1.ConditionFalse, reason, err.Error())
 		}

@@ -171,6 +171,18 @@ func (k *Key) Check(s Subject, att string) Coverage {
 	return Full
 }
 
+// Reattest returns att, which must cover s's endpoint, made to cover s's configuration as well;
+// its certificate tag is kept, whichever certificate it covers. The manager uses it when it has
+// checked a changed configuration for duplicates but cannot read the client certificate to sign
+// the whole Subject again. It returns "" when att does not cover s's endpoint.
+func (k *Key) Reattest(att string, s Subject) string {
+	if k.Check(s, att) == None {
+		return ""
+	}
+	parts := strings.Split(att, ".")
+	return strings.Join([]string{version, parts[1], parts[2], k.tag(domainConfiguration, s)}, ".")
+}
+
 // CoversConfiguration reports whether att covers s's endpoint and configuration: the manager
 // checked this configuration of this Webhook for duplicates and found it the oldest. A nil Key
 // covers nothing.

@@ -107,6 +107,30 @@ func TestCoversConfiguration(t *testing.T) {
 	}
 }
 
+func TestReattest(t *testing.T) {
+	k := key(t, 1)
+	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12", Configuration: "key-1"}
+	att := k.Sign(s)
+	changed := s
+	changed.Configuration, changed.CertFingerprint = "key-2", "" // the certificate is unknown
+	again := k.Reattest(att, changed)
+	if !k.CoversConfiguration(changed, again) || k.CoversConfiguration(s, again) {
+		t.Fatal("a re-attestation must cover the new configuration only")
+	}
+	if k.Check(s, again) != Full {
+		t.Fatal("a re-attestation must keep the certificate the verification covered")
+	}
+	v1 := "v1" + strings.TrimPrefix(strings.Join(strings.Split(att, ".")[:3], "."), "v2")
+	if !k.CoversConfiguration(s, k.Reattest(v1, s)) {
+		t.Fatal("a v1 attestation of the endpoint must be re-attestable")
+	}
+	for name, bad := range map[string]string{"empty": "", "other url": k.Sign(Subject{UID: "uid-1", URL: "https://example.com/other", ClientID: "client"})} {
+		if got := k.Reattest(bad, s); got != "" {
+			t.Errorf("%s: Reattest = %q, want \"\"", name, got)
+		}
+	}
+}
+
 func TestKeyIsNeverPrinted(t *testing.T) {
 	secret := bytes.Repeat([]byte("s"), MinKeyBytes)
 	k, err := New(secret)
