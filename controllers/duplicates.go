@@ -19,7 +19,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,20 +66,42 @@ func older(a, b *hooklinev1.Webhook) bool {
 	return a.UID < b.UID
 }
 
-// reconcileDuplicates sets st to the duplicate status and reports true when an older ACTIVE
-// Webhook of wh's account has wh's configuration: wh is then neither verified nor attested, so the
-// dispatcher routes nothing to it. Otherwise it stops wh's younger duplicates first (demote).
-func (r *WebhookReconciler) reconcileDuplicates(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (bool, error) {
+// claimConfiguration decides whether wh may receive: when an older ACTIVE Webhook of wh's account
+// has wh's configuration, it sets st to the duplicate status and returns no claim, and wh is then
+// neither verified nor attested, so the dispatcher routes nothing to it. Otherwise it returns a
+// claim on the configuration, held until wh's status is written: the decision is made again under
+// the claim, and every younger duplicate that carries, or that this manager has written, an
+// attestation is stopped first (demote). Two Webhooks created in the same second are ordered by
+// uid, not by which the cache saw first; the claim keeps two such reconciles from both attesting.
+// When another reconcile holds the claim, it returns none and a result that retries shortly.
+func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (*configurationClaim, ctrl.Result, error) {
+	winner, _, err := r.duplicates(ctx, wh, b)
+	if err != nil || winner != nil {
+		return nil, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+	}
+	claim := r.claims.tryClaim(b.AccountID+"\x00"+r.configuration(wh), wh.UID)
+	if claim == nil {
+		return nil, ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
+	}
 	winner, younger, err := r.duplicates(ctx, wh, b)
-	switch {
-	case err != nil:
-		return false, err
-	case winner != nil:
+	if err != nil || winner != nil {
+		claim.release(st, nil)
+		return nil, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+	}
+	if err := r.demote(ctx, wh, younger, b, claim); err != nil {
+		claim.release(st, nil)
+		return nil, ctrl.Result{}, err
+	}
+	return claim, ctrl.Result{}, nil
+}
+
+// duplicate sets st to the duplicate status of wh when winner is set, and returns err.
+func (r *WebhookReconciler) duplicate(wh, winner *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus, err error) error {
+	if err == nil && winner != nil {
 		*st = *duplicateStatus(winner, b)
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
-		return true, nil
 	}
-	return false, r.demote(ctx, wh, younger, b)
+	return err
 }
 
 // duplicates returns, among the ACTIVE Webhooks of account b that have wh's configuration, the
@@ -122,22 +146,100 @@ func duplicateStatus(winner *hooklinev1.Webhook, b tenancy.Binding) *managerStat
 	return st
 }
 
-// demote writes the duplicate status of each of winner's younger duplicates that still carries an
-// attestation (it was the oldest until winner was created in the same second with a lower uid,
-// reactivated, or changed to match it) before winner is verified and attested: the dispatcher,
-// which sees Webhook changes in the order they were written, then stops routing to the younger
-// one before it starts routing to winner, so that no notification goes to both. Their own
-// reconciles, which the change of winner queued, write the same status.
-func (r *WebhookReconciler) demote(ctx context.Context, winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, b tenancy.Binding) error {
+// demote writes the duplicate status of each of winner's younger duplicates that carries an
+// attestation, or that this manager attested (the cache may not show it yet), before winner is
+// verified and attested: the dispatcher, which sees Webhook changes in the order they were
+// written, then stops routing to the younger one before it starts routing to winner, so that no
+// notification goes to both. A younger one holds an attestation when it was the oldest until
+// winner was created in the same second with a lower uid, set ACTIVE again, or changed to match.
+// Their own reconciles, which the change queued, write the same status.
+func (r *WebhookReconciler) demote(ctx context.Context, winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, b tenancy.Binding, claim *configurationClaim) error {
 	for _, d := range younger {
-		if d.Status.Attestation == "" {
+		if d.Status.Attestation == "" && !claim.attested(d.UID) {
 			continue
 		}
 		if err := r.writeStatus(ctx, d, duplicateStatus(winner, b), true); err != nil {
 			return fmt.Errorf("stopping %s/%s, a younger duplicate: %w", d.Namespace, d.Name, err)
 		}
+		claim.record(d.UID, false)
 	}
 	return nil
+}
+
+// configurationClaims serialises, per account and configuration, the reconciles that may attest
+// a Webhook, and remembers which configuration this manager last attested for each Webhook, until
+// it clears it or the Webhook is deleted. Only the leading manager writes attestations, and at its
+// start its cache holds every attestation written before, so the two together know every
+// attestation that may be live.
+type configurationClaims struct {
+	mu       sync.Mutex
+	held     map[string]bool
+	attested map[types.UID]string
+}
+
+// configurationClaim is the claim on one account's configuration.
+type configurationClaim struct {
+	claims *configurationClaims
+	key    string
+	uid    types.UID
+}
+
+// tryClaim returns the claim on key for the Webhook uid, or nil when another reconcile holds it.
+func (c *configurationClaims) tryClaim(key string, uid types.UID) *configurationClaim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held[key] {
+		return nil
+	}
+	if c.held == nil {
+		c.held, c.attested = map[string]bool{}, map[types.UID]string{}
+	}
+	c.held[key] = true
+	return &configurationClaim{claims: c, key: key, uid: uid}
+}
+
+// forget drops what is remembered about a deleted Webhook.
+func (c *configurationClaims) forget(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.attested, uid)
+}
+
+// attested reports whether this manager wrote an attestation of the claim's configuration for uid
+// and has not cleared it since.
+func (cl *configurationClaim) attested(uid types.UID) bool {
+	cl.claims.mu.Lock()
+	defer cl.claims.mu.Unlock()
+	return cl.claims.attested[uid] == cl.key
+}
+
+// record notes whether uid now carries an attestation of the claim's configuration.
+func (cl *configurationClaim) record(uid types.UID, attested bool) {
+	cl.claims.mu.Lock()
+	defer cl.claims.mu.Unlock()
+	if attested {
+		cl.claims.attested[uid] = cl.key
+	} else {
+		delete(cl.claims.attested, uid)
+	}
+}
+
+// release records what the claimant's status write (err its outcome) left, and gives the claim
+// up. An attestation that may have been written counts as written; one is cleared only by a write
+// that succeeded. A nil claim is released without effect.
+func (cl *configurationClaim) release(st *managerStatus, err error) {
+	if cl == nil {
+		return
+	}
+	switch {
+	case st.attestation != "":
+		cl.record(cl.uid, true)
+	case err == nil && st.verified.Type != "":
+		cl.record(cl.uid, false)
+	}
+	cl.claims.mu.Lock()
+	delete(cl.claims.held, cl.key)
+	cl.claims.mu.Unlock()
 }
 
 // sameConfiguration enqueues, on each change of a Webhook, the other Webhooks that have (or had)
@@ -172,6 +274,7 @@ func (h sameConfiguration) Update(ctx context.Context, e event.UpdateEvent, q wo
 
 // Delete implements handler.EventHandler.
 func (h sameConfiguration) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.r.claims.forget(e.Object.GetUID())
 	h.enqueue(ctx, e.Object, q)
 }
 

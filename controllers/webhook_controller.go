@@ -82,6 +82,7 @@ type WebhookReconciler struct {
 
 	slots   *accountSlots
 	backoff *backoff
+	claims  configurationClaims
 }
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
@@ -107,8 +108,11 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	st := &managerStatus{}
+	var claim *configurationClaim // held from the duplicate check until the status is written
 	defer func() {
-		if err := r.writeStatus(ctx, wh, st, retErr == nil); err != nil {
+		err := r.writeStatus(ctx, wh, st, retErr == nil)
+		claim.release(st, err)
+		if err != nil {
 			// The error's backoff schedules the retry: a result beside it would be ignored.
 			res, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, err})
 		}
@@ -128,8 +132,8 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
 	}
-	if duplicate, err := r.reconcileDuplicates(ctx, wh, binding, st); duplicate || err != nil {
-		return ctrl.Result{}, err
+	if claim, res, err = r.claimConfiguration(ctx, wh, binding, st); claim == nil {
+		return res, err
 	}
 	if conditionStatus(wh, ConditionAutoDisabled) == metav1.ConditionTrue {
 		// Dropping the verification record makes reactivation verify the endpoint again.
