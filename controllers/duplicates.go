@@ -140,7 +140,7 @@ func duplicateStatus(winner *hooklinev1.Webhook, b tenancy.Binding) *managerStat
 	st := &managerStatus{}
 	// Stalled: it receives nothing until someone deletes, deactivates or changes one of the two.
 	st.setPermanentFailure(ReasonDuplicateConfiguration, fmt.Sprintf(
-		"webhook %s/%s, created earlier in account %s, has the same configuration (events, url, scope, group, user, resource and client id); "+
+		"webhook %s/%s, older than this one in account %s (by creation time, then uid), has the same configuration (events, url, scope, group, user, resource and client id); "+
 			"only the oldest of identical webhooks receives notifications. This one stays Inactive, and is verified "+
 			"when that one is deleted, set INACTIVE or changed", winner.Namespace, winner.Name, b.AccountID))
 	return st
