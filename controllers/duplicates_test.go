@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/controllers"
@@ -262,4 +263,25 @@ func TestManyIdenticalWebhooksOneActive(t *testing.T) {
 		}
 	}
 	NewWithT(t).Expect(active).To(Equal(1))
+}
+
+// A namespace bound to another account takes its Webhooks out of the old account's duplicates.
+func TestRebindingWinnersNamespacePromotesNext(t *testing.T) {
+	g := NewWithT(t)
+	rc := newReceiver(t, false, echoHeader)
+	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
+	firstNS := newNamespace(t, "acc-dup-rebind", "")
+	first := createWebhook(t, firstNS, "hook", same)
+	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+	createdAfter(t, first)
+	second := createWebhook(t, newNamespace(t, "acc-dup-rebind", ""), "hook", same)
+	expectDuplicateOf(t, second, first)
+
+	nsObj := &corev1.Namespace{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: firstNS}, nsObj)).To(Succeed())
+	base := nsObj.DeepCopy()
+	nsObj.Labels["hookline.io/account"] = "acc-dup-rebind-other"
+	g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
+	eventuallyReady(t, second, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
 }
