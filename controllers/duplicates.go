@@ -67,32 +67,30 @@ func older(a, b *hooklinev1.Webhook) bool {
 }
 
 // claimConfiguration decides whether wh may receive: when an older ACTIVE Webhook of wh's account
-// has wh's configuration, it sets st to the duplicate status and returns no claim, and wh is then
-// neither verified nor attested, so the dispatcher routes nothing to it. Otherwise it returns a
-// claim on the configuration, held until wh's status is written: the decision is made again under
-// the claim, and every younger duplicate that carries, or that this manager has written, an
-// attestation is stopped first (demote). Two Webhooks created in the same second are ordered by
-// uid, not by which the cache saw first; the claim keeps two such reconciles from both attesting.
-// When another reconcile holds the claim, it returns none and a result that retries shortly.
-func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (*configurationClaim, ctrl.Result, error) {
+// has wh's configuration, it sets st to the duplicate status and reports that the reconcile stops
+// there; wh is then neither verified nor attested, so the dispatcher routes nothing to it.
+// Otherwise it takes the claim on the account's configuration, which the caller releases once
+// wh's status is written: the decision is made again under the claim, and every younger duplicate
+// that carries, or that this manager has written, an attestation is stopped first (demote). Two
+// Webhooks created in the same second are ordered by uid, not by which the cache saw first; the
+// claim keeps two such reconciles from both attesting. When another reconcile holds the claim, it
+// reports a stop with a result that retries shortly.
+func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (claim *configurationClaim, proceed bool, res ctrl.Result, err error) {
 	winner, _, err := r.duplicates(ctx, wh, b)
 	if err != nil || winner != nil {
-		return nil, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+		return nil, false, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
 	}
-	claim := r.claims.tryClaim(b.AccountID+"\x00"+r.configuration(wh), wh.UID)
-	if claim == nil {
-		return nil, ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
+	if claim = r.claims.tryClaim(b.AccountID+"\x00"+r.configuration(wh), wh.UID); claim == nil {
+		return nil, false, ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 	}
 	winner, younger, err := r.duplicates(ctx, wh, b)
 	if err != nil || winner != nil {
-		claim.release(st, nil)
-		return nil, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+		return claim, false, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
 	}
 	if err := r.demote(ctx, wh, younger, b, claim); err != nil {
-		claim.release(st, nil)
-		return nil, ctrl.Result{}, err
+		return claim, false, ctrl.Result{}, err
 	}
-	return claim, ctrl.Result{}, nil
+	return claim, true, ctrl.Result{}, nil
 }
 
 // duplicate sets st to the duplicate status of wh when winner is set, and returns err.

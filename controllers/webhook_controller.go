@@ -132,7 +132,8 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
 	}
-	if claim, res, err = r.claimConfiguration(ctx, wh, binding, st); claim == nil {
+	var proceed bool
+	if claim, proceed, res, err = r.claimConfiguration(ctx, wh, binding, st); !proceed {
 		return res, err
 	}
 	if conditionStatus(wh, ConditionAutoDisabled) == metav1.ConditionTrue {
