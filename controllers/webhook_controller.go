@@ -82,6 +82,7 @@ type WebhookReconciler struct {
 
 	slots   *accountSlots
 	backoff *backoff
+	claims  configurationClaims
 }
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
@@ -95,7 +96,9 @@ type WebhookReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=servicecidrs,verbs=list
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=list
 
-// Reconcile verifies one Webhook when its endpoint needs (re)verification and writes its status once.
+// Reconcile verifies one Webhook when its endpoint needs (re)verification and writes its status
+// once. A Webhook with the configuration of an older ACTIVE one of its account is a duplicate: it
+// is neither verified nor attested, so the dispatcher routes nothing to it (duplicates.go).
 func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	wh := &hooklinev1.Webhook{}
 	if err := r.Get(ctx, req.NamespacedName, wh); err != nil {
@@ -105,8 +108,11 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	st := &managerStatus{}
+	var claim *configurationClaim // held from the duplicate check until the status is written
 	defer func() {
-		if err := r.writeStatus(ctx, wh, st, retErr == nil); err != nil {
+		err := r.writeStatus(ctx, wh, st, retErr == nil)
+		claim.release(st, err)
+		if err != nil {
 			// The error's backoff schedules the retry: a result beside it would be ignored.
 			res, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, err})
 		}
@@ -125,7 +131,12 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		st.setVerified(metav1.ConditionUnknown, ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
-	case conditionStatus(wh, ConditionAutoDisabled) == metav1.ConditionTrue:
+	}
+	var proceed bool
+	if claim, proceed, res, err = r.claimConfiguration(ctx, wh, binding, st); !proceed {
+		return res, err
+	}
+	if conditionStatus(wh, ConditionAutoDisabled) == metav1.ConditionTrue {
 		// Dropping the verification record makes reactivation verify the endpoint again.
 		st.setVerified(metav1.ConditionUnknown, ReasonAutoDisabled, fmt.Sprintf(
 			"webhook was auto-disabled by the dispatcher; set the %s annotation to a new value (or toggle spec.state) to reactivate and verify it again",
@@ -150,7 +161,8 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		return ctrl.Result{}, nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
-	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert)}
+	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
+		Configuration: r.configuration(wh)}
 	v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified)
 	verified := v != nil && v.Status == metav1.ConditionTrue
 	if err != nil {
@@ -158,9 +170,10 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 			// The Secret of a verified endpoint is gone or broken for now (being rotated, re-synced
 			// by an external tool): keep the verification, so that events keep queueing; the
 			// dispatcher holds them (ClientCertificateUnavailable) and sends only with a
-			// certificate the attestation covers.
+			// certificate the attestation covers. The configuration, checked for duplicates
+			// above, is attested anew: an events change meanwhile does not stop the queueing.
 			st.verified = *v
-			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, wh.Status.Attestation
+			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
 		} else {
 			st.setVerified(metav1.ConditionFalse, reason, err.Error())
 		}
@@ -169,7 +182,9 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 
 	if verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
 		// The recorded verification still covers this url, client id and certificate: only the
-		// key's holders can have written an attestation that says so.
+		// key's holders can have written an attestation that says so. Signing again attests the
+		// current configuration, which the duplicate check has just found the oldest: a change of
+		// events, scope or resource needs no new verification.
 		st.verified = *v
 		st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Sign(subject)
 		return r.resync(wh), nil

@@ -17,7 +17,9 @@ limitations under the License.
 package controllers
 
 import (
+	"context"
 	"errors"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,11 +32,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/internal/tenancy"
 )
 
 // SetupWithManager registers the reconciler. Webhooks are watched for spec changes only (the
-// manager's own status writes do not wake it) and namespaces, as metadata, for binding changes.
+// manager's own status writes do not wake it), each change also waking the Webhooks that share the
+// changed one's configuration (duplicates.go), and namespaces, as metadata, for binding changes.
 func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Attestation == nil {
 		return errors.New("the webhook controller needs an attestation key: without one the dispatcher delivers to nothing")
@@ -42,6 +44,9 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	o := r.Options
 	r.slots = newAccountSlots(o.VerificationsPerAccount)
 	r.backoff = newBackoff(o.RetryBase, o.RetryMax)
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration); err != nil {
+		return fmt.Errorf("indexing webhooks by configuration: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("webhook").
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(predicate.Or(
@@ -49,8 +54,9 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			predicate.AnnotationChangedPredicate{},
 			autoDisabledChanged{},
 		))).
+		Watches(&hooklinev1.Webhook{}, sameConfiguration{r: r}).
 		WatchesMetadata(&corev1.Namespace{},
-			handler.EnqueueRequestsFromMapFunc(tenancy.WebhooksIn(r.Client)),
+			handler.EnqueueRequestsFromMapFunc(r.webhooksAffectedBy),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
 		Complete(r)

@@ -48,6 +48,9 @@ const (
 	ReasonClientCertificateNotFound = "ClientCertificateNotFound"
 	ReasonClientCertificateInvalid  = "ClientCertificateInvalid"
 	ReasonAutoDisabled              = "AutoDisabled"
+	// ReasonDuplicateConfiguration: an older ACTIVE Webhook of the same account has the same
+	// configuration (Acrobat Sign's DUPLICATE_WEBHOOK_CONFIGURATION); the message names it.
+	ReasonDuplicateConfiguration = "DuplicateConfiguration"
 	// ReasonStatusWriteFailed: the API server refused the status the manager computed, so it wrote
 	// a minimal Inactive one instead (see fallbackStatus).
 	ReasonStatusWriteFailed = "StatusWriteFailed"

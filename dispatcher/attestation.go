@@ -21,14 +21,15 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/webhookkey"
 )
 
 // Reasons of the Delivering condition when the manager's attestation does not cover what would be
 // delivered.
 const (
 	// ReasonVerificationNotAttested: status says Active, but its attestation does not cover the
-	// current url and client id (a status written by someone other than the manager, or one left
-	// from before a spec change): nothing is queued or sent.
+	// current url, client id and configuration (a status written by someone other than the
+	// manager, or one left from before a spec change): nothing is queued or sent.
 	ReasonVerificationNotAttested = "VerificationNotAttested"
 	// ReasonClientCertificateNotVerified: the url and client id are verified, but not with the
 	// client certificate now in the Secret (rotated): notifications are queued, and sent once the
@@ -37,16 +38,25 @@ const (
 )
 
 // verifiedActive reports whether wh may be routed to: its status says Active and the manager's
-// attestation covers cfg's uid, url and client id. The status alone proves nothing, since whoever
-// may patch webhooks/status can write it; only the manager holds the key. When the attestation
-// covers the endpoint but not the client certificate cfg holds, deliveries are held (queued, not
-// sent) until the manager verifies with that certificate.
+// attestation covers cfg's uid, url and client id and the configuration key of wh's spec (the
+// manager found no older Webhook of the account with the same configuration). The status alone
+// proves nothing, since whoever may patch webhooks/status can write it; only the manager holds the
+// key. A change of events, scope or resource voids the attestation until the manager has checked
+// the new configuration for duplicates, so a webhook edited into a duplicate of an older one is
+// not routed to from the moment the dispatcher sees the edit. When the attestation covers the
+// endpoint but not the client certificate cfg holds, deliveries are held (queued, not sent) until
+// the manager verifies with that certificate.
 func (s *Syncer) verifiedActive(wh *hooklinev1.Webhook, cfg *deliver.Webhook) bool {
 	if wh.Status.State != hooklinev1.ObservedActive {
 		return false
 	}
-	subject := attest.Subject{UID: cfg.UID, URL: cfg.URL, ClientID: cfg.ClientID, CertFingerprint: clientcert.Fingerprint(cfg.Cert)}
-	switch s.Attestation.Check(subject, wh.Status.Attestation) {
+	subject := attest.Subject{UID: cfg.UID, URL: cfg.URL, ClientID: cfg.ClientID, CertFingerprint: clientcert.Fingerprint(cfg.Cert),
+		Configuration: webhookkey.Of(wh.Spec, cfg.ClientID)}
+	coverage := s.Attestation.Check(subject, wh.Status.Attestation)
+	if coverage != attest.None && !s.Attestation.CoversConfiguration(subject, wh.Status.Attestation) {
+		coverage = attest.None
+	}
+	switch coverage {
 	case attest.Full:
 		return true
 	case attest.Endpoint:
@@ -57,7 +67,8 @@ func (s *Syncer) verifiedActive(wh *hooklinev1.Webhook, cfg *deliver.Webhook) bo
 		return true
 	default:
 		cfg.HeldReason, cfg.HeldMessage = ReasonVerificationNotAttested,
-			"status says Active, but the manager has not attested a verification of the current url, client id and client certificate; nothing is queued until it has"
+			"status says Active, but the manager has not attested a verification of the current url, client id and client certificate, "+
+				"or has not yet checked the current configuration for duplicates; nothing is queued until it has"
 		return false
 	}
 }

@@ -295,9 +295,11 @@ type WebhookStatus struct {
 
 	// attestation is the manager's proof of what its last successful verification covered: HMAC-SHA256
 	// tags, keyed with the operator's attestation key, over this Webhook's uid, url, effective client id
-	// and client certificate. The dispatcher delivers only while it covers the current spec, so a
+	// and client certificate, and over its configuration (see spec), which the manager found to be
+	// the oldest of its account. The dispatcher delivers only while it covers the current spec, so a
 	// status written by anyone else (a forged "Active") or left from before a spec change delivers
-	// nothing; a change to any of them calls for a new verification.
+	// nothing; a change of url, client id or certificate calls for a new verification, a change of
+	// events, scope or resource only for the manager's duplicate check.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	Attestation string `json:"attestation,omitempty"`
@@ -369,7 +371,17 @@ type Webhook struct {
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// spec is the subscription.
+	// spec is the subscription. Within an account (the namespaces labelled with one
+	// hookline.io/account, whatever their group), Webhooks with the same configuration are
+	// duplicates, as Acrobat Sign's DUPLICATE_WEBHOOK_CONFIGURATION has it: the same events compared
+	// as a set, the same url after normalisation (scheme and host lower-cased, the scheme's default
+	// port and a trailing dot of the host removed, an empty path read as "/"; path and query as
+	// written), scope, groupId, userId, resource (type and id) and effective client id (clientId, or
+	// the operator's default). Of the ACTIVE ones, the oldest (creationTimestamp, then uid) receives
+	// notifications; every other one stays Inactive with Ready=False, reason DuplicateConfiguration
+	// and a message naming the oldest, is not verified and receives nothing. When the oldest is
+	// deleted, set INACTIVE or changed so that it no longer matches, the next in line is verified as
+	// on creation; an older one set ACTIVE again, or changed to match, takes over from a younger one.
 	// +required
 	Spec WebhookSpec `json:"spec"`
 

@@ -18,11 +18,16 @@ limitations under the License.
 // covered. Anyone who may patch webhooks/status can write "Active" into a Webhook's status; only
 // the operator's components hold the attestation key, so only they can write an attestation that
 // verifies. The dispatcher delivers only when the attestation covers the webhook's current uid,
-// url, effective client id and client certificate.
+// url, effective client id and client certificate, and the manager has checked its current
+// configuration for duplicates (package webhookkey).
 //
-// An attestation holds two HMAC-SHA256 tags: one over the endpoint (uid, url, client id) and one
-// over the endpoint and the client certificate's fingerprint. The first lets the dispatcher keep
-// queueing while a rotated certificate waits for its verification; only the second lets it send.
+// An attestation holds three HMAC-SHA256 tags: one over the endpoint (uid, url, client id), one
+// over the endpoint and the client certificate's fingerprint, and one over the endpoint and the
+// configuration key. The first lets the dispatcher keep queueing while a rotated certificate waits
+// for its verification; only the second lets it send. The third says that no older Webhook of the
+// account has the same configuration: a change of events, scope or resource voids it until the
+// manager has checked the new configuration, without a new verification (verifying and checking
+// for duplicates are separate steps, so the first two tags carry over).
 package attest
 
 import (
@@ -42,12 +47,18 @@ import (
 const MinKeyBytes = 32
 
 // version prefixes every attestation, so that a change of scheme is never mistaken for a forgery.
-const version = "v1"
-
-// Domain separators of the two tags.
+// v1 attestations (endpoint and certificate tags only) still prove a verification, so that an
+// upgrade re-attests every webhook without verifying it again; they cover no configuration.
 const (
-	domainEndpoint    = "hookline.io/attestation/v1/endpoint"
-	domainCertificate = "hookline.io/attestation/v1/certificate"
+	version   = "v2"
+	versionV1 = "v1"
+)
+
+// Domain separators of the three tags.
+const (
+	domainEndpoint      = "hookline.io/attestation/v1/endpoint"
+	domainCertificate   = "hookline.io/attestation/v1/certificate"
+	domainConfiguration = "hookline.io/attestation/v2/configuration"
 )
 
 // Subject is what a verification covered.
@@ -62,6 +73,9 @@ type Subject struct {
 	// CertFingerprint is clientcert.Fingerprint of the client certificate presented; empty for
 	// none.
 	CertFingerprint string
+	// Configuration is webhookkey.Of the Webhook's spec: the manager found no older Webhook of
+	// the account with the same one.
+	Configuration string
 }
 
 // Coverage says how much of a Subject an attestation covers.
@@ -135,16 +149,17 @@ func (k *Key) GoString() string { return k.String() }
 
 // Sign returns the attestation of s.
 func (k *Key) Sign(s Subject) string {
-	return strings.Join([]string{version, k.tag(domainEndpoint, s), k.tag(domainCertificate, s)}, ".")
+	return strings.Join([]string{version, k.tag(domainEndpoint, s), k.tag(domainCertificate, s), k.tag(domainConfiguration, s)}, ".")
 }
 
-// Check reports how much of s the attestation att covers. A nil Key covers nothing.
+// Check reports how much of s's verification (endpoint and certificate) the attestation att
+// covers, whatever configuration it was made for. A nil Key covers nothing.
 func (k *Key) Check(s Subject, att string) Coverage {
 	if k == nil {
 		return None
 	}
 	parts := strings.Split(att, ".")
-	if len(parts) != 3 || parts[0] != version {
+	if !(len(parts) == 4 && parts[0] == version) && !(len(parts) == 3 && parts[0] == versionV1) {
 		return None
 	}
 	if !equal(parts[1], k.tag(domainEndpoint, s)) {
@@ -156,19 +171,52 @@ func (k *Key) Check(s Subject, att string) Coverage {
 	return Full
 }
 
+// Reattest returns att, which must cover s's endpoint, made to cover s's configuration as well;
+// its certificate tag is kept, whichever certificate it covers. The manager uses it when it has
+// checked a changed configuration for duplicates but cannot read the client certificate to sign
+// the whole Subject again. It returns "" when att does not cover s's endpoint.
+func (k *Key) Reattest(att string, s Subject) string {
+	if k.Check(s, att) == None {
+		return ""
+	}
+	parts := strings.Split(att, ".")
+	return strings.Join([]string{version, parts[1], parts[2], k.tag(domainConfiguration, s)}, ".")
+}
+
+// CoversConfiguration reports whether att covers s's endpoint and configuration: the manager
+// checked this configuration of this Webhook for duplicates and found it the oldest. A nil Key
+// covers nothing.
+func (k *Key) CoversConfiguration(s Subject, att string) bool {
+	if k == nil {
+		return false
+	}
+	parts := strings.Split(att, ".")
+	return len(parts) == 4 && parts[0] == version &&
+		equal(parts[1], k.tag(domainEndpoint, s)) && equal(parts[3], k.tag(domainConfiguration, s))
+}
+
 // tag is the HMAC of s's fields under domain: the endpoint's three, and the certificate's
-// fingerprint for domainCertificate. Each field is length-prefixed, so no two subjects encode
-// alike whatever their bytes.
+// fingerprint for domainCertificate or the configuration key for domainConfiguration. Each field
+// is length-prefixed, so no two subjects encode alike whatever their bytes.
 func (k *Key) tag(domain string, s Subject) string {
 	mac := hmac.New(sha256.New, k.secret)
 	fields := []string{domain, s.UID, s.URL, s.ClientID}
-	if domain == domainCertificate {
+	switch domain {
+	case domainCertificate:
 		fields = append(fields, s.CertFingerprint)
+	case domainConfiguration:
+		fields = append(fields, s.Configuration)
 	}
 	for _, f := range fields {
 		write(mac, f)
 	}
-	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	sum := mac.Sum(nil)
+	if domain == domainConfiguration {
+		// 128 bits, so that the attestation fits status.attestation's 128 bytes: forging it would
+		// take 2^128 tries, each one an object written for the dispatcher to check.
+		sum = sum[:16]
+	}
+	return base64.RawURLEncoding.EncodeToString(sum)
 }
 
 func write(h hash.Hash, field string) {

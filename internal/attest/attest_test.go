@@ -36,8 +36,9 @@ func key(t *testing.T, b byte) *Key {
 
 func TestCheck(t *testing.T) {
 	k := key(t, 1)
-	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12"}
+	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12", Configuration: "key-1"}
 	att := k.Sign(s)
+	parts := strings.Split(att, ".")
 	if len(att) > 128 {
 		t.Fatalf("attestation has %d bytes; status.attestation allows 128", len(att))
 	}
@@ -58,15 +59,75 @@ func TestCheck(t *testing.T) {
 		"no key":                {nil, s, att, None},
 		"empty":                 {k, s, "", None},
 		"unkeyed fingerprint":   {k, s, "0123456789abcdef0123456789abcdef", None},
-		"other version":         {k, s, "v2" + strings.TrimPrefix(att, "v1"), None},
-		"endpoint tag only":     {k, s, strings.Join(strings.Split(att, ".")[:2], "."), None},
-		"certificate tag moved": {k, s, "v1." + strings.Split(att, ".")[2] + "." + strings.Split(att, ".")[1], None},
+		"other version":         {k, s, "v3" + strings.TrimPrefix(att, "v2"), None},
+		"endpoint tag only":     {k, s, strings.Join(parts[:2], "."), None},
+		"certificate tag moved": {k, s, strings.Join([]string{"v2", parts[2], parts[1], parts[3]}, "."), None},
+		"another configuration": {k, other(func(c *Subject) { c.Configuration = "key-2" }), att, Full},
+		// An attestation of before the configuration tag still proves the verification.
+		"v1":                   {k, s, strings.Join([]string{"v1", parts[1], parts[2]}, "."), Full},
+		"v1 with a fourth tag": {k, s, strings.Join([]string{"v1", parts[1], parts[2], parts[3]}, "."), None},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := tc.key.Check(tc.s, tc.att); got != tc.want {
 				t.Fatalf("Check = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestCoversConfiguration(t *testing.T) {
+	k := key(t, 1)
+	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12", Configuration: "key-1"}
+	att := k.Sign(s)
+	parts := strings.Split(att, ".")
+	other := func(f func(*Subject)) Subject { c := s; f(&c); return c }
+	for name, tc := range map[string]struct {
+		key  *Key
+		s    Subject
+		att  string
+		want bool
+	}{
+		"same subject":          {k, s, att, true},
+		"another certificate":   {k, other(func(c *Subject) { c.CertFingerprint = "" }), att, true},
+		"another configuration": {k, other(func(c *Subject) { c.Configuration = "key-2" }), att, false},
+		"another url":           {k, other(func(c *Subject) { c.URL += "x" }), att, false},
+		"another uid":           {k, other(func(c *Subject) { c.UID = "uid-2" }), att, false},
+		"configuration shifted": {k, Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "clientk", Configuration: "ey-1"}, att, false},
+		"another key":           {key(t, 2), s, att, false},
+		"no key":                {nil, s, att, false},
+		"v1":                    {k, s, strings.Join([]string{"v1", parts[1], parts[2]}, "."), false},
+		"v1 label on v2":        {k, s, "v1" + strings.TrimPrefix(att, "v2"), false},
+		"tags swapped":          {k, s, strings.Join([]string{"v2", parts[1], parts[3], parts[2]}, "."), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := tc.key.CoversConfiguration(tc.s, tc.att); got != tc.want {
+				t.Fatalf("CoversConfiguration = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReattest(t *testing.T) {
+	k := key(t, 1)
+	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12", Configuration: "key-1"}
+	att := k.Sign(s)
+	changed := s
+	changed.Configuration, changed.CertFingerprint = "key-2", "" // the certificate is unknown
+	again := k.Reattest(att, changed)
+	if !k.CoversConfiguration(changed, again) || k.CoversConfiguration(s, again) {
+		t.Fatal("a re-attestation must cover the new configuration only")
+	}
+	if k.Check(s, again) != Full {
+		t.Fatal("a re-attestation must keep the certificate the verification covered")
+	}
+	v1 := "v1" + strings.TrimPrefix(strings.Join(strings.Split(att, ".")[:3], "."), "v2")
+	if !k.CoversConfiguration(s, k.Reattest(v1, s)) {
+		t.Fatal("a v1 attestation of the endpoint must be re-attestable")
+	}
+	for name, bad := range map[string]string{"empty": "", "other url": k.Sign(Subject{UID: "uid-1", URL: "https://example.com/other", ClientID: "client"})} {
+		if got := k.Reattest(bad, s); got != "" {
+			t.Errorf("%s: Reattest = %q, want \"\"", name, got)
+		}
 	}
 }
 

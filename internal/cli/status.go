@@ -45,6 +45,7 @@ const (
 	conditionDelivering   = "Delivering"
 	conditionAutoDisabled = "AutoDisabled"
 	reasonNotBound        = "NamespaceNotBound"
+	reasonDuplicate       = "DuplicateConfiguration"
 )
 
 // mainConditions are always shown, in this order; others follow as they come.
@@ -205,6 +206,11 @@ func (a *App) statusHint(wh *hooklinev1.Webhook) string {
 			"A cluster administrator binds it with:\n"+
 			"  kubectl label namespace %[1]s %[2]s=<accountId>\n"+
 			"(and %[3]s=<groupId> to restrict it to one group).\n", wh.Namespace, tenancy.AccountLabel, tenancy.GroupLabel)
+	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == reasonDuplicate:
+		return "Hint: an older Webhook of this account, named in the Ready message, has the same configuration (events,\n" +
+			"url, scope, group, user, resource and client id); only the oldest receives notifications. Delete this\n" +
+			"one, or change its configuration; it takes over, verified again, when the other is deleted, set INACTIVE\n" +
+			"or changed.\n"
 	case wh.Spec.State == hooklinev1.StateInactive:
 		return "Hint: spec.state is INACTIVE: nothing is delivered. Set it to ACTIVE to verify the endpoint and resume.\n"
 	}

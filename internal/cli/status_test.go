@@ -132,6 +132,25 @@ func TestStatusOfUnboundNamespace(t *testing.T) {
 	g.Expect(r.stdout).NotTo(ContainSubstring("reactivate"))
 }
 
+func TestStatusOfDuplicate(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-1")
+	newWebhook(t, ns, "copy", hooklinev1.StateActive)
+	message := "webhook " + ns + "/original, created earlier in account acc-1, has the same configuration"
+	applyStatus(t, ns, "copy", map[string]any{
+		"state": "Inactive",
+		"conditions": []any{
+			condition("Ready", "False", "DuplicateConfiguration", message, testNow.Add(-time.Minute)),
+			condition("Verified", "False", "DuplicateConfiguration", message, testNow.Add(-time.Minute)),
+		},
+	})
+
+	r := run(append([]string{"status"}, kubeArgs("-n", ns, "copy")...)...)
+	g.Expect(r.code).To(Equal(ExitOK), r.stderr)
+	g.Expect(r.stdout).To(MatchRegexp(`(?m)^  Ready\s+False\s+DuplicateConfiguration\s+60s ago\s+webhook ` + ns + `/original,`))
+	g.Expect(r.stdout).To(ContainSubstring("Hint: an older Webhook of this account, named in the Ready message, has the same configuration"))
+}
+
 func TestStatusListsWebhooks(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "acc-1")

@@ -1,0 +1,325 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/tenancy"
+	"github.com/hookline/hookline/internal/webhookkey"
+)
+
+// configurationIndex indexes ACTIVE Webhooks by webhookkey.Of their spec and effective client id,
+// so that a reconcile finds a webhook's possible duplicates without listing every Webhook.
+const configurationIndex = "hookline.io/configuration"
+
+// configuration returns wh's configuration key.
+func (r *WebhookReconciler) configuration(wh *hooklinev1.Webhook) string {
+	return webhookkey.Of(wh.Spec, r.clientID(wh))
+}
+
+// competes reports whether wh takes part in the duplicate check: only ACTIVE webhooks do, so an
+// INACTIVE one never keeps another from receiving.
+func competes(wh *hooklinev1.Webhook) bool {
+	return wh.Spec.State != hooklinev1.StateInactive && wh.DeletionTimestamp == nil
+}
+
+// indexConfiguration is the configurationIndex's index function.
+func (r *WebhookReconciler) indexConfiguration(obj client.Object) []string {
+	wh, ok := obj.(*hooklinev1.Webhook)
+	if !ok || !competes(wh) {
+		return nil
+	}
+	return []string{r.configuration(wh)}
+}
+
+// older reports whether a comes before b: the earlier creation, then the lower uid.
+func older(a, b *hooklinev1.Webhook) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.UID < b.UID
+}
+
+// claimConfiguration decides whether wh may receive: when an older ACTIVE Webhook of wh's account
+// has wh's configuration, it sets st to the duplicate status and reports that the reconcile stops
+// there; wh is then neither verified nor attested, so the dispatcher routes nothing to it.
+// Otherwise it takes the claim on the account's configuration, which the caller releases once
+// wh's status is written: the decision is made again under the claim, and every younger duplicate
+// that carries, or that this manager has written, an attestation is stopped first (demote). Two
+// Webhooks created in the same second are ordered by uid, not by which the cache saw first; the
+// claim keeps two such reconciles from both attesting. When another reconcile holds the claim, it
+// reports a stop with a result that retries shortly.
+func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (claim *configurationClaim, proceed bool, res ctrl.Result, err error) {
+	winner, _, err := r.duplicates(ctx, wh, b)
+	if err != nil || winner != nil {
+		return nil, false, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+	}
+	if claim = r.claims.tryClaim(b.AccountID+"\x00"+r.configuration(wh), wh.UID); claim == nil {
+		return nil, false, ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
+	}
+	winner, younger, err := r.duplicates(ctx, wh, b)
+	if err != nil || winner != nil {
+		return claim, false, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+	}
+	if err := r.demote(ctx, wh, younger, b, claim); err != nil {
+		return claim, false, ctrl.Result{}, err
+	}
+	return claim, true, ctrl.Result{}, nil
+}
+
+// duplicate sets st to the duplicate status of wh when winner is set, and returns err.
+func (r *WebhookReconciler) duplicate(wh, winner *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus, err error) error {
+	if err == nil && winner != nil {
+		*st = *duplicateStatus(winner, b)
+		r.backoff.forget(client.ObjectKeyFromObject(wh))
+	}
+	return err
+}
+
+// duplicates returns, among the ACTIVE Webhooks of account b that have wh's configuration, the
+// oldest if it is older than wh (nil when wh is the oldest), and those younger than wh. As Acrobat
+// Sign refuses a webhook whose configuration duplicates an existing one
+// (DUPLICATE_WEBHOOK_CONFIGURATION), only the oldest of identical Webhooks receives notifications.
+// The decision depends on specs, creation times and namespace bindings only, so every reconcile
+// of a group of duplicates reaches the same one.
+func (r *WebhookReconciler) duplicates(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding) (winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, err error) {
+	list := &hooklinev1.WebhookList{}
+	if err := r.List(ctx, list, client.MatchingFields{configurationIndex: r.configuration(wh)}); err != nil {
+		return nil, nil, err
+	}
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.UID == wh.UID || !competes(c) {
+			continue
+		}
+		cb, bound, err := tenancy.Lookup(ctx, r.Client, c.Namespace)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case !bound || cb.AccountID != b.AccountID:
+		case !older(c, wh):
+			younger = append(younger, c)
+		case winner == nil || older(c, winner):
+			winner = c
+		}
+	}
+	return winner, younger, nil
+}
+
+// duplicateStatus is the manager's status of a Webhook that duplicates winner in account b.
+func duplicateStatus(winner *hooklinev1.Webhook, b tenancy.Binding) *managerStatus {
+	st := &managerStatus{}
+	// Stalled: it receives nothing until someone deletes, deactivates or changes one of the two.
+	st.setPermanentFailure(ReasonDuplicateConfiguration, fmt.Sprintf(
+		"webhook %s/%s, older than this one in account %s (by creation time, then uid), has the same configuration (events, url, scope, group, user, resource and client id); "+
+			"only the oldest of identical webhooks receives notifications. This one stays Inactive, and is verified "+
+			"when that one is deleted, set INACTIVE or changed", winner.Namespace, winner.Name, b.AccountID))
+	return st
+}
+
+// demote writes the duplicate status of each of winner's younger duplicates that carries an
+// attestation, or that this manager attested (the cache may not show it yet), before winner is
+// verified and attested: the dispatcher, which sees Webhook changes in the order they were
+// written, then stops routing to the younger one before it starts routing to winner, so that no
+// notification goes to both. A younger one holds an attestation when it was the oldest until
+// winner was created in the same second with a lower uid, set ACTIVE again, or changed to match.
+// Their own reconciles, which the change queued, write the same status.
+func (r *WebhookReconciler) demote(ctx context.Context, winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, b tenancy.Binding, claim *configurationClaim) error {
+	for _, d := range younger {
+		if d.Status.Attestation == "" && !claim.attested(d.UID) {
+			continue
+		}
+		if err := r.writeStatus(ctx, d, duplicateStatus(winner, b), true); err != nil {
+			return fmt.Errorf("stopping %s/%s, a younger duplicate: %w", d.Namespace, d.Name, err)
+		}
+		claim.record(d.UID, false)
+	}
+	return nil
+}
+
+// configurationClaims serialises, per account and configuration, the reconciles that may attest
+// a Webhook, and remembers which configuration this manager last attested for each Webhook, until
+// it clears it or the Webhook is deleted. Only the leading manager writes attestations, and at its
+// start its cache holds every attestation written before, so the two together know every
+// attestation that may be live.
+type configurationClaims struct {
+	mu       sync.Mutex
+	held     map[string]bool
+	attested map[types.UID]string
+}
+
+// configurationClaim is the claim on one account's configuration.
+type configurationClaim struct {
+	claims *configurationClaims
+	key    string
+	uid    types.UID
+}
+
+// tryClaim returns the claim on key for the Webhook uid, or nil when another reconcile holds it.
+func (c *configurationClaims) tryClaim(key string, uid types.UID) *configurationClaim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held[key] {
+		return nil
+	}
+	if c.held == nil {
+		c.held, c.attested = map[string]bool{}, map[types.UID]string{}
+	}
+	c.held[key] = true
+	return &configurationClaim{claims: c, key: key, uid: uid}
+}
+
+// forget drops what is remembered about a deleted Webhook.
+func (c *configurationClaims) forget(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.attested, uid)
+}
+
+// attested reports whether this manager wrote an attestation of the claim's configuration for uid
+// and has not cleared it since.
+func (cl *configurationClaim) attested(uid types.UID) bool {
+	cl.claims.mu.Lock()
+	defer cl.claims.mu.Unlock()
+	return cl.claims.attested[uid] == cl.key
+}
+
+// record notes whether uid now carries an attestation of the claim's configuration.
+func (cl *configurationClaim) record(uid types.UID, attested bool) {
+	cl.claims.mu.Lock()
+	defer cl.claims.mu.Unlock()
+	if attested {
+		cl.claims.attested[uid] = cl.key
+	} else {
+		delete(cl.claims.attested, uid)
+	}
+}
+
+// release records what the claimant's status write (err its outcome) left, and gives the claim
+// up. An attestation that may have been written counts as written; one is cleared only by a write
+// that succeeded. A nil claim is released without effect.
+func (cl *configurationClaim) release(st *managerStatus, err error) {
+	if cl == nil {
+		return
+	}
+	switch {
+	case st.attestation != "":
+		cl.record(cl.uid, true)
+	case err == nil && st.verified.Type != "":
+		cl.record(cl.uid, false)
+	}
+	cl.claims.mu.Lock()
+	delete(cl.claims.held, cl.key)
+	cl.claims.mu.Unlock()
+}
+
+// sameConfiguration enqueues, on each change of a Webhook, the other Webhooks that have (or had)
+// its configuration, so that when the oldest is deleted, set INACTIVE or changed, the next one in
+// line is verified, and a new one that sorts first (created in the same second, lower uid) demotes
+// the others. Updates that change neither the configuration nor whether the webhook competes (the
+// dispatcher's status writes) enqueue nothing.
+type sameConfiguration struct {
+	r *WebhookReconciler
+}
+
+var _ handler.EventHandler = sameConfiguration{}
+
+// Create implements handler.EventHandler.
+func (h sameConfiguration) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.enqueue(ctx, e.Object, q)
+}
+
+// Update implements handler.EventHandler.
+func (h sameConfiguration) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	o, ok1 := e.ObjectOld.(*hooklinev1.Webhook)
+	n, ok2 := e.ObjectNew.(*hooklinev1.Webhook)
+	if !ok1 || !ok2 {
+		return
+	}
+	if competes(o) == competes(n) && h.r.configuration(o) == h.r.configuration(n) {
+		return
+	}
+	h.enqueue(ctx, o, q)
+	h.enqueue(ctx, n, q)
+}
+
+// Delete implements handler.EventHandler.
+func (h sameConfiguration) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	h.r.claims.forget(e.Object.GetUID())
+	h.enqueue(ctx, e.Object, q)
+}
+
+// Generic implements handler.EventHandler.
+func (h sameConfiguration) Generic(context.Context, event.GenericEvent, workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+}
+
+func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	wh, ok := obj.(*hooklinev1.Webhook)
+	if !ok {
+		return
+	}
+	for _, req := range h.r.sameConfigurationAs(ctx, wh) {
+		q.Add(req)
+	}
+}
+
+// sameConfigurationAs returns requests for the ACTIVE Webhooks other than wh with wh's
+// configuration, in any account (the reconcile tells accounts apart).
+func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook) []reconcile.Request {
+	list := &hooklinev1.WebhookList{}
+	if err := r.List(ctx, list, client.MatchingFields{configurationIndex: r.configuration(wh)}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing webhooks with the same configuration", "webhook", client.ObjectKeyFromObject(wh))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].UID != wh.UID {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// webhooksAffectedBy maps a namespace whose binding changed to its Webhooks and to the Webhooks
+// that share a configuration with them: a winner's namespace bound to another account leaves its
+// duplicates in the old account without a winner.
+func (r *WebhookReconciler) webhooksAffectedBy(ctx context.Context, ns client.Object) []reconcile.Request {
+	list := &hooklinev1.WebhookList{}
+	if err := r.List(ctx, list, client.InNamespace(ns.GetName())); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing webhooks of namespace", "namespace", ns.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		reqs = append(reqs, r.sameConfigurationAs(ctx, &list.Items[i])...)
+	}
+	return reqs
+}

@@ -1,0 +1,287 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/controllers"
+)
+
+// expectDuplicateOf waits until wh is reported as a duplicate of winner: Inactive, Ready=False
+// with reason DuplicateConfiguration and a message naming winner, and neither verified nor
+// attested.
+func expectDuplicateOf(t *testing.T, wh, winner *hooklinev1.Webhook) *hooklinev1.Webhook {
+	t.Helper()
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonDuplicateConfiguration)
+	g := NewWithT(t)
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionReady).Message).
+		To(ContainSubstring("webhook %s/%s,", winner.Namespace, winner.Name))
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
+	g.Expect(got.Status.Attestation).To(BeEmpty())
+	g.Expect(got.Status.LastVerifiedTime).To(BeNil())
+	return got
+}
+
+// createdAfter waits until the API server's clock, which stamps creationTimestamp to the second,
+// has passed wh's creation second: a Webhook created next is then younger by creation time, not
+// by the uid that breaks ties within one second.
+func createdAfter(t *testing.T, wh *hooklinev1.Webhook) {
+	t.Helper()
+	created := getWebhook(NewWithT(t), wh).CreationTimestamp
+	NewWithT(t).Eventually(func() bool { return time.Now().Truncate(time.Second).After(created.Time) }).
+		WithTimeout(3 * time.Second).WithPolling(20 * time.Millisecond).Should(BeTrue())
+}
+
+func TestDuplicateConfigurationStaysInactive(t *testing.T) {
+	cases := []struct {
+		name string
+		// specs returns the first and second webhook's url and events; port is a receiver's.
+		first, second func(port int) (string, []hooklinev1.EventName)
+		reachable     bool
+	}{
+		{"identical", func(p int) (string, []hooklinev1.EventName) {
+			return fmt.Sprintf("http://127.0.0.1:%d/hook", p), []hooklinev1.EventName{"AGREEMENT_ALL"}
+		}, func(p int) (string, []hooklinev1.EventName) {
+			return fmt.Sprintf("http://127.0.0.1:%d/hook", p), []hooklinev1.EventName{"AGREEMENT_ALL"}
+		}, true},
+		{"events in another order", func(p int) (string, []hooklinev1.EventName) {
+			return fmt.Sprintf("http://127.0.0.1:%d/hook", p), []hooklinev1.EventName{"AGREEMENT_ALL", "WIDGET_ALL", "MEGASIGN_ALL"}
+		}, func(p int) (string, []hooklinev1.EventName) {
+			return fmt.Sprintf("http://127.0.0.1:%d/hook", p), []hooklinev1.EventName{"MEGASIGN_ALL", "AGREEMENT_ALL", "WIDGET_ALL"}
+		}, true},
+		{"host case and trailing dot", func(p int) (string, []hooklinev1.EventName) {
+			return fmt.Sprintf("http://localhost:%d/hook", p), []hooklinev1.EventName{"AGREEMENT_ALL"}
+		}, func(p int) (string, []hooklinev1.EventName) {
+			return fmt.Sprintf("http://LocalHost.:%d/hook", p), []hooklinev1.EventName{"AGREEMENT_ALL"}
+		}, true},
+		// Nothing listens on localhost:443: the first is the oldest whether or not it verifies.
+		{"scheme case and default port", func(int) (string, []hooklinev1.EventName) {
+			return "https://localhost/hook", []hooklinev1.EventName{"AGREEMENT_ALL"}
+		}, func(int) (string, []hooklinev1.EventName) {
+			return "HTTPS://LOCALHOST:443/hook", []hooklinev1.EventName{"AGREEMENT_ALL"}
+		}, false},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			ns := newNamespace(t, fmt.Sprintf("acc-dup-%d", i), "")
+			rc := newReceiver(t, false, echoHeader)
+			port := rc.Listener.Addr().(*net.TCPAddr).Port
+			spec := func(f func(int) (string, []hooklinev1.EventName)) func(*hooklinev1.WebhookSpec) {
+				return func(s *hooklinev1.WebhookSpec) { s.URL, s.Events = f(port) }
+			}
+			first := createWebhook(t, ns, "first", spec(tc.first))
+			if tc.reachable {
+				eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+			}
+			createdAfter(t, first)
+			second := createWebhook(t, ns, "second", spec(tc.second))
+			got := expectDuplicateOf(t, second, first)
+			g.Expect(meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+			expectEvent(t, got, corev1.EventTypeWarning, controllers.ReasonDuplicateConfiguration)
+			if tc.reachable {
+				g.Expect(rc.gets.Load()).To(BeEquivalentTo(1), "a duplicate must not be verified")
+				g.Expect(getWebhook(g, first).Status.State).To(Equal(hooklinev1.ObservedActive))
+			}
+		})
+	}
+}
+
+func TestDifferentConfigurationsAreNotDuplicates(t *testing.T) {
+	ns := newNamespace(t, "acc-dup-different", "")
+	rc := newReceiver(t, false, echoHeader)
+	resource := func(id string) func(*hooklinev1.WebhookSpec) {
+		return func(s *hooklinev1.WebhookSpec) {
+			s.URL, s.Scope = rc.URL, hooklinev1.ScopeResource
+			s.Resource = &hooklinev1.WebhookResource{Type: hooklinev1.ResourceAgreement, ID: id}
+		}
+	}
+	hooks := []*hooklinev1.Webhook{
+		createWebhook(t, ns, "base", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }),
+		createWebhook(t, ns, "other-client", func(s *hooklinev1.WebhookSpec) { s.URL, s.ClientID = rc.URL, "another-client" }),
+		createWebhook(t, ns, "other-path", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL + "/Hook" }),
+		createWebhook(t, ns, "agreement-1", resource("agr-1")),
+		createWebhook(t, ns, "agreement-2", resource("agr-2")),
+		createWebhook(t, ns, "widget-1", func(s *hooklinev1.WebhookSpec) {
+			resource("agr-1")(s)
+			s.Resource.Type = hooklinev1.ResourceWidget
+		}),
+	}
+	for _, wh := range hooks {
+		eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	}
+	NewWithT(t).Expect(rc.gets.Load()).To(BeEquivalentTo(len(hooks)))
+}
+
+func TestDuplicatesSpanNamespacesOfOneAccountOnly(t *testing.T) {
+	rc := newReceiver(t, false, echoHeader)
+	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
+	first := createWebhook(t, newNamespace(t, "acc-dup-span", ""), "hook", same)
+	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+	createdAfter(t, first)
+	// Another namespace of the same account: a duplicate, although its name is the same.
+	sameAccount := createWebhook(t, newNamespace(t, "acc-dup-span", ""), "hook", same)
+	// A namespace of another account: not a duplicate.
+	otherAccount := createWebhook(t, newNamespace(t, "acc-dup-span-other", ""), "hook", same)
+	expectDuplicateOf(t, sameAccount, first)
+	eventuallyReady(t, otherAccount, metav1.ConditionTrue, controllers.ReasonActive)
+	NewWithT(t).Expect(rc.gets.Load()).To(BeEquivalentTo(2))
+}
+
+// The next in line is verified as on creation when the oldest is deleted, set INACTIVE or changed;
+// an older one reactivated or changed back takes over again.
+func TestNextInLineTakesOver(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-dup-next", "")
+	rc := newReceiver(t, false, echoHeader)
+	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
+	w1 := createWebhook(t, ns, "w1", same)
+	eventuallyReady(t, w1, metav1.ConditionTrue, controllers.ReasonActive)
+	createdAfter(t, w1)
+	w2 := createWebhook(t, ns, "w2", same)
+	createdAfter(t, w2)
+	w3 := createWebhook(t, ns, "w3", same)
+	expectDuplicateOf(t, w2, w1)
+	expectDuplicateOf(t, w3, w1)
+	g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
+
+	// Deleted: the next in line is verified and Active; the third now names it.
+	g.Expect(k8s.Delete(ctx, w1)).To(Succeed())
+	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.gets.Load()).To(BeEquivalentTo(2), "the promoted webhook must be verified")
+	expectDuplicateOf(t, w3, w2)
+
+	// Set INACTIVE: the third takes over.
+	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateInactive })
+	eventuallyReady(t, w3, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.gets.Load()).To(BeEquivalentTo(3))
+
+	// Reactivated, the older one takes over again: the younger stops before it is attested.
+	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
+	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	expectDuplicateOf(t, w3, w2)
+
+	// Changed so that it no longer matches: the third takes over; changed back, it is the oldest
+	// again, and re-attested without a verification (its endpoint did not change).
+	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.Events = []hooklinev1.EventName{"WIDGET_ALL"} })
+	eventuallyReady(t, w3, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	gets := rc.gets.Load()
+	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.Events = []hooklinev1.EventName{"AGREEMENT_ALL"} })
+	expectDuplicateOf(t, w3, w2)
+	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	g.Expect(rc.gets.Load()).To(Equal(gets), "a change of events alone must not verify again")
+}
+
+// Acrobat Sign refuses to reactivate an INACTIVE webhook while an identical ACTIVE one exists.
+func TestReactivatingDuplicateStaysInactive(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-dup-reactivate", "")
+	rc := newReceiver(t, false, echoHeader)
+	original := createWebhook(t, ns, "original", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
+	eventuallyReady(t, original, metav1.ConditionTrue, controllers.ReasonActive)
+	createdAfter(t, original)
+	copyOf := createWebhook(t, ns, "copy", func(s *hooklinev1.WebhookSpec) { s.URL, s.State = rc.URL, hooklinev1.StateInactive })
+	eventuallyReady(t, copyOf, metav1.ConditionTrue, controllers.ReasonInactive)
+
+	patchSpec(t, copyOf, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
+	expectDuplicateOf(t, copyOf, original)
+	g.Expect(rc.gets.Load()).To(BeEquivalentTo(1), "a reactivated duplicate must not be verified")
+	g.Expect(getWebhook(g, original).Status.State).To(Equal(hooklinev1.ObservedActive))
+}
+
+func TestManyIdenticalWebhooksOneActive(t *testing.T) {
+	const n = 100
+	ns := newNamespace(t, "acc-dup-many", "")
+	rc := newReceiver(t, false, echoHeader)
+	hooks := make([]*hooklinev1.Webhook, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("same-%03d", i), Namespace: ns}, Spec: validSpec()}
+			wh.Spec.URL = rc.URL
+			if err := k8s.Create(context.Background(), wh); err != nil {
+				t.Errorf("creating %s: %v", wh.Name, err)
+			}
+			hooks[i] = wh
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	oldest := hooks[0]
+	for _, wh := range hooks[1:] {
+		if wh.CreationTimestamp.Before(&oldest.CreationTimestamp) ||
+			(wh.CreationTimestamp.Equal(&oldest.CreationTimestamp) && wh.UID < oldest.UID) {
+			oldest = wh
+		}
+	}
+	eventuallyReady(t, oldest, metav1.ConditionTrue, controllers.ReasonActive)
+	for _, wh := range hooks {
+		if wh != oldest {
+			expectDuplicateOf(t, wh, oldest)
+		}
+	}
+	list := &hooklinev1.WebhookList{}
+	NewWithT(t).Expect(k8s.List(context.Background(), list)).To(Succeed())
+	active := 0
+	for _, wh := range list.Items {
+		if wh.Namespace == ns && wh.Status.State == hooklinev1.ObservedActive {
+			active++
+		}
+	}
+	NewWithT(t).Expect(active).To(Equal(1))
+}
+
+// A namespace bound to another account takes its Webhooks out of the old account's duplicates.
+func TestRebindingWinnersNamespacePromotesNext(t *testing.T) {
+	g := NewWithT(t)
+	rc := newReceiver(t, false, echoHeader)
+	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
+	firstNS := newNamespace(t, "acc-dup-rebind", "")
+	first := createWebhook(t, firstNS, "hook", same)
+	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+	createdAfter(t, first)
+	second := createWebhook(t, newNamespace(t, "acc-dup-rebind", ""), "hook", same)
+	expectDuplicateOf(t, second, first)
+
+	nsObj := &corev1.Namespace{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: firstNS}, nsObj)).To(Succeed())
+	base := nsObj.DeepCopy()
+	nsObj.Labels["hookline.io/account"] = "acc-dup-rebind-other"
+	g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
+	eventuallyReady(t, second, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+}
