@@ -60,10 +60,9 @@ var familyResourceKey = map[hooklinev1.Family]string{
 	hooklinev1.FamilyLibraryDocument: "libraryDocument",
 }
 
-// fuzzSeeds returns the bodies every run starts from: each sample, the bare envelopeExpired notification
-// (internal/samples/events/seed002_envelope_expired_notification.json)
-// (not an event: it must be rejected) and the same notification wrapped in a minimal event, then
-// malformed variants that reach each of Parse's checks.
+// fuzzSeeds returns the bodies every run starts from: each sample, the bare envelopeExpired
+// notification of internal/samples (not an event: it must be rejected) and the same notification
+// wrapped in a minimal event, then malformed variants that reach each of Parse's checks.
 func fuzzSeeds(f *testing.F) [][]byte {
 	f.Helper()
 	var seeds [][]byte
