@@ -86,19 +86,13 @@ func Start() (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := os.Getenv("HOOKLINE_BIN")
-	if bin == "" {
-		bin = filepath.Join(root, "bin")
-	}
-	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
-			err := fmt.Errorf("%s not found in %s: run 'make controlplane' (make test and make test-integration do it for you)", b, bin)
-			if testing.Testing() && os.Getenv(RequireEnv) != "1" && os.Getenv("CI") != "true" {
-				fmt.Printf("SKIP: this package's tests need a control plane: %v\n", err)
-				os.Exit(0)
-			}
-			return nil, err
+	bin := binDir(root)
+	if err := missing(bin); err != nil {
+		if skippable() {
+			fmt.Printf("SKIP: this package's tests need a control plane: %v\n", err)
+			os.Exit(0)
 		}
+		return nil, err
 	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -135,6 +129,40 @@ func Start() (*Env, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// SkipIfMissing skips t when the control-plane binaries are absent and the run does not require
+// them (see Start); for a test that calls Start itself rather than from TestMain.
+func SkipIfMissing(t testing.TB) {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := missing(binDir(root)); err != nil && skippable() {
+		t.Skipf("needs a control plane: %v", err)
+	}
+}
+
+func binDir(root string) string {
+	if bin := os.Getenv("HOOKLINE_BIN"); bin != "" {
+		return bin
+	}
+	return filepath.Join(root, "bin")
+}
+
+func missing(bin string) error {
+	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%s not found in %s: run 'make controlplane' (make test and make test-integration do it for you)", b, bin)
+		}
+	}
+	return nil
+}
+
+// skippable: a test binary whose run does not require the control plane.
+func skippable() bool {
+	return testing.Testing() && os.Getenv(RequireEnv) != "1" && os.Getenv("CI") != "true"
 }
 
 // Stop shuts the control plane down and removes temporary files.
