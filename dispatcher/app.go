@@ -36,7 +36,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -48,6 +47,7 @@ import (
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
+	"github.com/hookline/hookline/internal/securemetrics"
 )
 
 // Config is everything the dispatcher needs besides the API server connection.
@@ -237,11 +237,7 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 }
 
 // metricsOptions serves metrics in plain HTTP, or over HTTPS with each scrape's token checked by
-// TokenReview and SubjectAccessReview (as the manager's --metrics-secure).
+// TokenReview and SubjectAccessReview and HTTP/2 off, as the manager's --metrics-secure.
 func metricsOptions(cfg Config) metricsserver.Options {
-	o := metricsserver.Options{BindAddress: cfg.MetricsAddress, SecureServing: cfg.MetricsSecure}
-	if cfg.MetricsSecure {
-		o.FilterProvider = filters.WithAuthenticationAndAuthorization
-	}
-	return o
+	return securemetrics.Options(cfg.MetricsAddress, cfg.MetricsSecure)
 }

@@ -38,7 +38,7 @@ import (
 // timerLateness is how late the fake clock is advanced past each due time.
 const timerLateness = 500 * time.Millisecond
 
-// acrobatSchedule is design §7: retry times in minutes after the first failure.
+// acrobatSchedule is Acrobat Sign's retry schedule (docs/reliability.md): retry times in minutes after the first failure.
 var acrobatSchedule = []int{1, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 1743, 2463, 3183, 3903, 4320}
 
 // runFailingSchedule drives a webhook whose receiver always fails through the whole retry schedule

@@ -35,5 +35,6 @@ for mod in . hack/controlplane/kube hack/controlplane/etcd hack/controlplane/hel
     echo "make verify: go.mod/go.sum in $mod are not tidy; run 'go mod tidy' there"; status=1
   fi
 done
+hack/controlplane/gen-kube-mod.sh --check || status=1
 [ $status -eq 0 ] && echo "make verify: clean"
 exit $status

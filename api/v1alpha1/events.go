@@ -48,7 +48,7 @@ var AcrobatEvents = []string{
 	"ENVELOPE_ALL",
 }
 
-// EnvelopeEventPattern matches the envelope-family event names (seed 002's "envelopeExpired" and its kin).
+// EnvelopeEventPattern matches the envelope-family event names ("envelopeExpired" and its kin).
 var EnvelopeEventPattern = regexp.MustCompile(`^(envelope|participant|recipient)[A-Z][A-Za-z]*$`)
 
 // Family is an event family: it decides the payload's resource object and which conditional

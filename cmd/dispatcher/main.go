@@ -198,8 +198,9 @@ func run(o options) error {
 	}
 	leaseCtx, stopLease := context.WithCancel(context.Background())
 	defer stopLease()
+	kept := make(chan struct{})
 	if lease != nil {
-		go lease.Keep(leaseCtx)
+		go func() { defer close(kept); lease.Keep(leaseCtx) }()
 		go func() {
 			<-lease.Lost()
 			if leaseCtx.Err() == nil {
@@ -268,6 +269,7 @@ func run(o options) error {
 	// expire.
 	stopLease()
 	if lease != nil {
+		<-kept // Keep renews the revision Release deletes: let it return first
 		lease.Release()
 	}
 	return err

@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -34,8 +33,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -44,6 +41,7 @@ import (
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/securemetrics"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -114,14 +112,9 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	if err != nil {
 		return err
 	}
-	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: metricsSecure}
-	if metricsSecure {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
-		metricsOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
-	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
+		Metrics:                       securemetrics.Options(metricsAddr, metricsSecure),
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "hookline-manager.hookline.io",

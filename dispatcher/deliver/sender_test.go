@@ -89,10 +89,16 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			url := tc.url
-			var got struct{ ct, id string }
+			// The handler passes the headers it saw over a channel: in the timeout case it is still
+			// running when Send returns, so a shared variable would race with the check below.
+			type headers struct{ ct, id string }
+			seen := make(chan headers, 1)
 			if tc.handler != nil {
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					got.ct, got.id = r.Header.Get("Content-Type"), r.Header.Get(echo.Header)
+					select {
+					case seen <- headers{r.Header.Get("Content-Type"), r.Header.Get(echo.Header)}:
+					default: // a retried request: the first one's headers are checked
+					}
 					tc.handler(w, r)
 				}))
 				defer srv.Close()
@@ -102,8 +108,11 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 			if a.OK != tc.ok || a.Reason != tc.reason {
 				t.Fatalf("Send = %+v, want ok=%v reason=%s", a, tc.ok, tc.reason)
 			}
-			if tc.handler != nil && (got.ct != "application/json" || got.id != id) {
-				t.Fatalf("request headers: Content-Type %q, client id %q", got.ct, got.id)
+			if tc.handler != nil {
+				got := <-seen // the receiver answered or timed out, so it has seen the request
+				if got.ct != "application/json" || got.id != id {
+					t.Fatalf("request headers: Content-Type %q, client id %q", got.ct, got.id)
+				}
 			}
 		})
 	}

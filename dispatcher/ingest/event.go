@@ -61,7 +61,7 @@ type Resource struct {
 	ParentID   string `json:"parentId,omitempty"`
 }
 
-// Event is an ingested event (design §5).
+// Event is an ingested event: the body of POST /v1/events (docs/architecture.md).
 type Event struct {
 	ID           string          `json:"id"`
 	Event        string          `json:"event"`

@@ -60,9 +60,9 @@ var familyResourceKey = map[hooklinev1.Family]string{
 	hooklinev1.FamilyLibraryDocument: "libraryDocument",
 }
 
-// fuzzSeeds returns the bodies every run starts from: each sample, seed 002's bare notification
-// (not an event: it must be rejected) and the same notification wrapped in a minimal event, then
-// malformed variants that reach each of Parse's checks.
+// fuzzSeeds returns the bodies every run starts from: each sample, the bare envelopeExpired
+// notification of internal/samples (not an event: it must be rejected) and the same notification
+// wrapped in a minimal event, then malformed variants that reach each of Parse's checks.
 func fuzzSeeds(f *testing.F) [][]byte {
 	f.Helper()
 	var seeds [][]byte

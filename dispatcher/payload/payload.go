@@ -14,12 +14,12 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package payload builds the body the dispatcher POSTs to one webhook for one event (design §7).
+// Package payload builds the body the dispatcher POSTs to one webhook for one event (docs/architecture.md).
 //
 // Acrobat-dialect notifications are rebuilt per webhook: hookline's own webhook* fields and accountId
 // come first, the platform's top-level fields follow as sent, and the resource object keeps only the
 // sections the webhook's conditionalParams ask for, trimmed further when the body would exceed the
-// size cap. Envelope-dialect notifications (seed 002) are delivered exactly as ingested.
+// size cap. Envelope-dialect notifications (such as envelopeExpired) are delivered exactly as ingested.
 //
 // Bodies reach 25 MB (a base64 signed PDF), so the builder never decodes values: it walks the
 // notification once, two object levels deep, keeps raw byte ranges, computes every candidate size

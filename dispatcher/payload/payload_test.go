@@ -416,7 +416,7 @@ func TestEnvelopePassthrough(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(res.Body, seed) {
-				t.Fatalf("body differs from seed 002:\n%s", res.Body)
+				t.Fatalf("body differs from the envelopeExpired notification as ingested:\n%s", res.Body)
 			}
 			if res.Trimmed != nil {
 				t.Fatalf("Trimmed = %v", res.Trimmed)

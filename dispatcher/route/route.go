@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package route decides which webhooks receive an event (design §6 and the seeds' "Webhook
-// notifications" tables): only webhooks in namespaces bound to the event's account; ACCOUNT scope
+// Package route decides which webhooks receive an event (docs/architecture.md, step
+// 3 of the data path): only webhooks in namespaces bound to the event's account; ACCOUNT scope
 // always, GROUP when the group matches, USER when the initiating user matches, RESOURCE when type and
 // id match; and only for subscribed events. Signers', CC'd and shared users' own webhooks never fire
 // unless one of these rules matches.

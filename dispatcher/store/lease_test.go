@@ -89,7 +89,8 @@ func TestLeaseHasOneHolderAndPassesOnRelease(t *testing.T) {
 	var a *Lease
 	g.Eventually(aCh).WithTimeout(10 * time.Second).Should(Receive(&a))
 	keepCtx, stopKeep := context.WithCancel(ctx)
-	go a.Keep(keepCtx)
+	kept := make(chan struct{})
+	go func() { defer close(kept); a.Keep(keepCtx) }()
 
 	bCh, _ := acquireIn(ctx, url, "b", ttl)
 	// Renewed every TTL/4, a's lease never expires: b keeps standing by for several TTLs.
@@ -97,6 +98,7 @@ func TestLeaseHasOneHolderAndPassesOnRelease(t *testing.T) {
 	g.Expect(a.Lost()).NotTo(BeClosed())
 
 	stopKeep()
+	<-kept // Release is called once Keep has returned, as cmd/dispatcher does
 	released := time.Now()
 	a.Release()
 	var b *Lease

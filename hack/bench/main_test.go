@@ -20,12 +20,15 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/hookline/hookline/internal/controlplane"
 )
 
 // TestSmoke runs every scenario of the benchmark at a tiny size and checks correctness only: every
 // notification arrives at the webhook it names, once, in order where order is checked. Figures are
 // printed, never asserted (performance lives in `make bench`).
 func TestSmoke(t *testing.T) {
+	controlplane.SkipIfMissing(t)
 	o := options{smoke: true, concurrency: 16,
 		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents"}
 	o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200

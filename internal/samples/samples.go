@@ -20,7 +20,7 @@ limitations under the License.
 //
 // The Acrobat-dialect samples carry every optional section of their resource object, because the
 // dispatcher, not the producer, decides per webhook which sections go out. The envelope sample
-// wraps seed 002's notification unchanged, byte for byte, since that dialect is delivered as ingested.
+// wraps the envelopeExpired notification of events/seed002_envelope_expired_notification.json unchanged, byte for byte, since that dialect is delivered as ingested.
 package samples
 
 import (
@@ -80,8 +80,8 @@ func Event(name string) ([]byte, error) {
 	return b, nil
 }
 
-// SeedEnvelopeNotification returns seed 002's envelopeExpired notification object exactly as the seed
-// prints it, from its opening to its closing brace: the bytes an envelope-dialect delivery of the
+// SeedEnvelopeNotification returns the envelopeExpired notification object of
+// events/seed002_envelope_expired_notification.json exactly as the file holds it, from its opening to its closing brace: the bytes an envelope-dialect delivery of the
 // envelope_expired sample must reproduce. Whitespace after the closing brace is cut, so an editor
 // adding a final newline to the file cannot break the comparison.
 func SeedEnvelopeNotification() []byte {

@@ -25,7 +25,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
-// ingest mirrors the fields of design §5 the tests rely on; notification stays raw so its bytes can
+// ingest mirrors the fields of the ingest API (POST /v1/events) the tests rely on; notification stays raw so its bytes can
 // be compared with the seed.
 type ingest struct {
 	ID           string          `json:"id"`
@@ -163,7 +163,7 @@ func TestEnvelopeSampleWrapsSeedByteForByte(t *testing.T) {
 	}
 	seed := SeedEnvelopeNotification()
 	if !bytes.Equal(ev.Notification, seed) {
-		t.Fatalf("notification differs from seed 002:\n%s\n---\n%s", ev.Notification, seed)
+		t.Fatalf("notification differs from the embedded envelopeExpired notification:\n%s\n---\n%s", ev.Notification, seed)
 	}
 	if !bytes.HasPrefix(seed, []byte("{\n\"event\": \"envelopeExpired\",\n\"data\": {\n")) || !bytes.HasSuffix(seed, []byte("\n}\n}")) {
 		t.Fatalf("seed notification lost its original layout: %q...", seed[:40])
