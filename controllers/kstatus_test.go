@@ -56,7 +56,8 @@ func TestKstatusHealth(t *testing.T) {
 		spec func(*hooklinev1.WebhookSpec)
 		want status.Status
 	}{
-		{"healthy", bound, func(s *hooklinev1.WebhookSpec) { s.URL = ok.URL }, status.CurrentStatus},
+		// Distinct paths: identical configurations in one account would be duplicates.
+		{"healthy", bound, func(s *hooklinev1.WebhookSpec) { s.URL = ok.URL + "/healthy" }, status.CurrentStatus},
 		{"inactive as desired", bound, func(s *hooklinev1.WebhookSpec) { s.URL, s.State = ok.URL, hooklinev1.StateInactive }, status.CurrentStatus},
 		{"unverified, retrying", bound, func(s *hooklinev1.WebhookSpec) { s.URL = down.URL }, status.InProgressStatus},
 		{"namespace not bound", unbound, func(s *hooklinev1.WebhookSpec) { s.URL = ok.URL }, status.FailedStatus},
@@ -75,7 +76,7 @@ func TestKstatusHealth(t *testing.T) {
 
 	t.Run("auto-disabled", func(t *testing.T) {
 		g := NewWithT(t)
-		wh := createWebhook(t, bound, "kstatus-disabled", func(s *hooklinev1.WebhookSpec) { s.URL = ok.URL })
+		wh := createWebhook(t, bound, "kstatus-disabled", func(s *hooklinev1.WebhookSpec) { s.URL = ok.URL + "/disabled" })
 		g.Eventually(func(g Gomega) status.Status { return kstatusOf(g, wh) }).WithTimeout(15 * time.Second).Should(Equal(status.CurrentStatus))
 		// What the dispatcher writes when it auto-disables a webhook.
 		applyDispatcherCondition(t, wh, metav1.ConditionTrue)
