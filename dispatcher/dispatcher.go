@@ -93,7 +93,7 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 			d.Engine.CountLost(t.UID)
 			continue
 		}
-		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: created}})
+		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}})
 	}
 	if len(items) > 0 {
 		results, err := d.Store.EnqueueAll(ctx, items)

@@ -460,6 +460,13 @@ func (s *Store) Routed(ctx context.Context, key string) (bool, error) {
 	return err == nil, err
 }
 
+// JetStream returns the store's JetStream context, for assets kept beside the store's own (the
+// delivery log).
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// Replicas is the number of replicas of each stream.
+func (s *Store) Replicas() int { return s.cfg.Replicas }
+
 // Close disconnects and stops the embedded server.
 func (s *Store) Close() {
 	if s.nc != nil {
@@ -547,26 +554,61 @@ type Note struct {
 	Seq uint64
 	// EventSeq is the event's sequence in the event log.
 	EventSeq uint64
-	// Created is when the event was accepted: the notification's 72-hour clock starts here.
+	// Created is when the event was accepted, or, for a replay, when the replay queued it: the
+	// notification's 72-hour clock starts here.
 	Created time.Time
+	// EventID and EventName identify the event without reading it, so that the delivery log can
+	// record a notification cancelled or dropped with its queue. Empty in notes queued before
+	// they were recorded.
+	EventID, EventName string
+	// Replay names the WebhookReplay that queued this note again; empty for the original.
+	Replay string
 }
 
+// encodeNote writes the two numbers every note has, then the optional strings, each length-prefixed;
+// a note of an older version ends after the numbers and decodes with empty strings.
 func encodeNote(n Note) []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen64)
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+3+len(n.EventID)+len(n.EventName)+len(n.Replay))
 	b = binary.AppendUvarint(b, n.EventSeq)
-	return binary.AppendVarint(b, n.Created.UnixNano())
+	b = binary.AppendVarint(b, n.Created.UnixNano())
+	if n.EventID == "" && n.EventName == "" && n.Replay == "" {
+		return b
+	}
+	for _, s := range []string{n.EventID, n.EventName, n.Replay} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
 }
+
+var errCorruptNote = errors.New("corrupt note")
 
 func decodeNote(b []byte) (Note, error) {
 	ev, k := binary.Uvarint(b)
 	if k <= 0 {
-		return Note{}, errors.New("corrupt note")
+		return Note{}, errCorruptNote
 	}
-	ts, j := binary.Varint(b[k:])
+	b = b[k:]
+	ts, j := binary.Varint(b)
 	if j <= 0 {
-		return Note{}, errors.New("corrupt note")
+		return Note{}, errCorruptNote
 	}
-	return Note{EventSeq: ev, Created: time.Unix(0, ts)}, nil
+	b = b[j:]
+	n := Note{EventSeq: ev, Created: time.Unix(0, ts)}
+	if len(b) == 0 {
+		return n, nil
+	}
+	var strs [3]string
+	for i := range strs {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return Note{}, errCorruptNote
+		}
+		strs[i] = string(b[k : k+int(l)])
+		b = b[k+int(l):]
+	}
+	n.EventID, n.EventName, n.Replay = strs[0], strs[1], strs[2]
+	return n, nil
 }
 
 func notesSubject(uid string) string { return notesPrefix + uid }

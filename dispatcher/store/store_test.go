@@ -130,3 +130,23 @@ func TestExternalNATS(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(q).To(Equal(map[string]uint64{"wh": 1}))
 }
+
+func TestNoteEncodingKeepsOldNotesReadable(t *testing.T) {
+	created := time.Unix(1700000000, 123)
+	old := encodeNote(Note{EventSeq: 42, Created: created})
+	n, err := decodeNote(old)
+	if err != nil || n.EventSeq != 42 || !n.Created.Equal(created) || n.EventID != "" || n.Replay != "" {
+		t.Fatalf("old note: %+v, %v", n, err)
+	}
+	full := Note{EventSeq: 7, Created: created, EventID: "ev-1", EventName: "AGREEMENT_ACTION_COMPLETED", Replay: "replay-a"}
+	got, err := decodeNote(encodeNote(full))
+	if err != nil || got != full {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	enc := encodeNote(full)
+	for i := len(old); i < len(enc); i++ {
+		if _, err := decodeNote(enc[:i]); err == nil && i > len(old) {
+			t.Fatalf("a note cut at %d of %d bytes decoded", i, len(enc))
+		}
+	}
+}
