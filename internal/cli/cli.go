@@ -15,9 +15,9 @@ limitations under the License.
 */
 
 // Package cli implements the hookline command: emit posts events to the dispatcher's ingest API,
-// status shows a Webhook's state and delivery record, reactivate lifts an auto-disable. The same
-// binary installed as kubectl-hookline is the kubectl plugin "kubectl hookline"; kubectl passes it
-// the arguments after the plugin name.
+// status shows a Webhook's state and delivery record, reactivate lifts an auto-disable, replay
+// creates a WebhookReplay and follows it. The same binary installed as kubectl-hookline is the
+// kubectl plugin "kubectl hookline"; kubectl passes it the arguments after the plugin name.
 package cli
 
 import (
@@ -104,6 +104,7 @@ func commands() []command {
 		{"emit", "post events (files, stdin or built-in samples) to the ingest API", emitUsage, (*App).emit},
 		{"status", "show a Webhook's state, conditions and delivery record, or list Webhooks", statusUsage, (*App).status},
 		{"reactivate", "reactivate an auto-disabled Webhook (sets the " + reactivateAnnotation + " annotation)", reactivateUsage, (*App).reactivate},
+		{"replay", "replay notifications of a Webhook: by id, or every failed one in a time range (creates a WebhookReplay)", replayUsage, (*App).replay},
 		{"version", "print the version", versionUsage, (*App).version},
 		{"help", "show this text, or a command's usage: help COMMAND", helpUsage, (*App).help},
 	}
@@ -209,7 +210,7 @@ func (a *App) help(_ context.Context, args []string) error {
 		}
 		cmd, ok := findCommand(args[0])
 		if !ok {
-			return usagef("unknown command %q; commands: emit, status, reactivate, version, help", args[0])
+			return usagef("unknown command %q; commands: emit, status, reactivate, replay, version, help", args[0])
 		}
 		fmt.Fprint(a.Stdout, cmd.usage(a))
 		return nil
@@ -220,7 +221,7 @@ func (a *App) help(_ context.Context, args []string) error {
 
 func (a *App) mainUsage() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `%[1]s posts events to hookline's ingest API and shows and reactivates Webhooks.
+	fmt.Fprintf(&b, `%[1]s posts events to hookline's ingest API and shows, reactivates and replays Webhooks.
 
 Usage:
   %[1]s COMMAND [flags] [arguments]
