@@ -89,6 +89,9 @@ type Config struct {
 	ProblemAfter time.Duration
 	// Registry receives the dispatcher's metrics.
 	Registry prometheus.Registerer
+	// ReplayPoll is how often a running WebhookReplay's progress, or the Webhook it waits for, is
+	// read again; 0 means 2 seconds.
+	ReplayPoll time.Duration
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -102,6 +105,8 @@ type App struct {
 	Syncer     *Syncer
 	Reporter   *Reporter
 	Dispatcher *Dispatcher
+	// Replayer runs WebhookReplays.
+	Replayer *Replayer
 	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
 	Ingest *ingest.Handler
 }
@@ -191,6 +196,14 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		Attestation: cfg.Attestation,
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.Replayer = &Replayer{
+		Client: mgr.GetClient(), Store: st, Engine: a.Engine, Log: nopReplayLog{}, // TODO(h4): a.Log once the delivery log lands
+		Recorder: a.Reporter.Recorder, Clock: clk, Poll: cfg.ReplayPoll,
+	}
+	if err := a.Replayer.SetupWithManager(ctx, mgr, cfg.SkipNameValidation); err != nil {
 		st.Close()
 		return nil, err
 	}

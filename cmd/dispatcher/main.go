@@ -62,6 +62,7 @@ type options struct {
 	eventCacheBytes         int
 	maxPayloadBytes         int
 	statusInterval          time.Duration
+	replayPoll              time.Duration
 	allowHTTP               bool
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
@@ -121,6 +122,7 @@ func main() {
 	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 16<<20, "Memory for parsed events awaiting delivery (a fan-out parses an event once; a backlog reads events back from the store).")
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
 	flag.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "Interval of routine status writes (state changes are written at once).")
+	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
@@ -222,7 +224,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, ReplayPoll: o.replayPoll, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
