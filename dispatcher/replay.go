@@ -29,7 +29,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -45,30 +44,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
-)
-
-// Conditions and reasons of WebhookReplay status, in kstatus' terms: Reconciling is True while the
-// replay waits or runs, Ready is True once it completed, Stalled is True when it cannot finish.
-const (
-	ConditionReady       = "Ready"
-	ConditionReconciling = "Reconciling"
-	ConditionStalled     = "Stalled"
-
-	// ReasonWebhookNotActive: the replay waits until its Webhook is Active.
-	ReasonWebhookNotActive = "WebhookNotActive"
-	// ReasonWebhookNotFound: the Webhook does not exist (yet); the replay waits for it.
-	ReasonWebhookNotFound = "WebhookNotFound"
-	// ReasonWebhookDeleted: the Webhook was deleted (or replaced by another of the same name)
-	// after the replay started: it cannot finish.
-	ReasonWebhookDeleted = "WebhookDeleted"
-	// ReasonQueueing: the selection is being queued.
-	ReasonQueueing = "Queueing"
-	// ReasonDelivering: everything selected is queued; the replay waits for the deliveries.
-	ReasonDelivering = "Delivering"
-	// ReasonCompleted: every queued notification was delivered or failed.
-	ReasonCompleted = "Completed"
-	// ReasonRunning is Stalled's reason (False) while the replay can finish.
-	ReasonRunning = "Running"
+	"github.com/hookline/hookline/internal/statusapply"
 )
 
 // ReplayLog is what a replay needs of the delivery log (deliverylog.Log): its records, to select
@@ -82,7 +58,7 @@ type ReplayLog interface {
 // Replayer runs WebhookReplays: it waits until the replay's Webhook is Active, selects the
 // notifications from the delivery log, queues them again at the tail of the webhook's queue in
 // their original order (store.EnqueueAll and Engine.Enqueue, as Dispatcher.Accept does), and
-// reports the progress read back from the log in the replay's status, under FieldManager.
+// reports the progress read back from the log in the replay's status.
 //
 // It resumes exactly after a crash: what this replay already queued is what its webhook's queue
 // holds with Replay set to its name, together with what the log records with that name beyond the
@@ -144,8 +120,8 @@ func (r *Replayer) replaysOf(ctx context.Context, o client.Object) []reconcile.R
 
 // finished reports whether rp completed or stalled: nothing more happens to it.
 func finished(rp *hooklinev1.WebhookReplay) bool {
-	return meta.IsStatusConditionTrue(rp.Status.Conditions, ConditionReady) ||
-		meta.IsStatusConditionTrue(rp.Status.Conditions, ConditionStalled)
+	return meta.IsStatusConditionTrue(rp.Status.Conditions, hooklinev1.ConditionReady) ||
+		meta.IsStatusConditionTrue(rp.Status.Conditions, hooklinev1.ConditionStalled)
 }
 
 func (r *Replayer) poll() time.Duration { return cmp.Or(r.Poll, 2*time.Second) }
@@ -170,29 +146,29 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	missing := apierrors.IsNotFound(err)
 	if started && (missing || string(wh.UID) != st.WebhookUID) {
 		msg := fmt.Sprintf("webhook %s was deleted while the replay ran; %d of %d queued notifications were delivered", rp.Spec.WebhookName, st.Delivered, st.Queued)
-		r.setConditions(st, rp.Generation, metav1.ConditionFalse, ReasonWebhookDeleted, msg)
+		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonWebhookDeleted, msg)
 		if err := r.apply(ctx, rp, st); err != nil {
 			return ctrl.Result{}, err
 		}
-		r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, ReasonWebhookDeleted, "Replay", "%s", msg)
+		r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, hooklinev1.ReasonWebhookDeleted, "Replay", "%s", msg)
 		return ctrl.Result{}, nil
 	}
 	if missing {
 		msg := fmt.Sprintf("webhook %s does not exist in namespace %s; the replay starts once it is created and Active", rp.Spec.WebhookName, rp.Namespace)
-		return r.wait(ctx, rp, st, ReasonWebhookNotFound, msg)
+		return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotFound, msg)
 	}
 	uid := string(wh.UID)
-	queuedAll := started && meta.FindStatusCondition(st.Conditions, ConditionReconciling) != nil &&
-		meta.FindStatusCondition(st.Conditions, ConditionReconciling).Reason == ReasonDelivering
+	queuedAll := started && meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling) != nil &&
+		meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling).Reason == hooklinev1.ReasonDelivering
 	if !queuedAll {
 		if ok, why := r.active(wh); !ok {
-			return r.wait(ctx, rp, st, ReasonWebhookNotActive, why)
+			return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotActive, why)
 		}
 		if !started {
 			now := metav1.NewTime(r.Clock.Now())
 			st.WebhookUID, st.StartedAt = uid, &now
 			msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
-			r.setConditions(st, rp.Generation, metav1.ConditionTrue, ReasonQueueing, msg)
+			r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)
 			// Recorded before anything is queued: a resumed replay reads its progress from here.
 			if err := r.apply(ctx, rp, st); err != nil {
 				return ctrl.Result{}, err
@@ -205,7 +181,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 		st.Matched, st.Queued, st.Unavailable = int64(res.matched), int64(res.queued), res.unavailable
 		ctrl.LoggerFrom(ctx).Info("Replay queued", "matched", res.matched, "queued", res.queued, "new", res.added)
-		r.setConditions(st, rp.Generation, metav1.ConditionTrue, ReasonDelivering,
+		r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonDelivering,
 			fmt.Sprintf("%d notifications queued again; waiting for their deliveries", st.Queued))
 	}
 
@@ -220,11 +196,11 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		if len(st.Unavailable) > 0 {
 			msg += "; some could not be replayed (see status.unavailable)"
 		}
-		r.setConditions(st, rp.Generation, metav1.ConditionFalse, ReasonCompleted, msg)
+		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonCompleted, msg)
 		if err := r.apply(ctx, rp, st); err != nil {
 			return ctrl.Result{}, err
 		}
-		r.Recorder.Eventf(rp, wh, corev1.EventTypeNormal, ReasonCompleted, "Replay", "%s", msg)
+		r.Recorder.Eventf(rp, wh, corev1.EventTypeNormal, hooklinev1.ReasonCompleted, "Replay", "%s", msg)
 		return ctrl.Result{}, nil
 	}
 	if err := r.apply(ctx, rp, st); err != nil {
@@ -238,7 +214,7 @@ func (r *Replayer) active(wh *hooklinev1.Webhook) (bool, string) {
 	state := cmp.Or(string(wh.Status.State), "not observed yet")
 	if wh.Status.State != hooklinev1.ObservedActive {
 		msg := fmt.Sprintf("webhook %s is %s", wh.Name, state)
-		if c := meta.FindStatusCondition(wh.Status.Conditions, "Ready"); c != nil && c.Status != metav1.ConditionTrue && c.Reason != "" {
+		if c := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady); c != nil && c.Status != metav1.ConditionTrue && c.Reason != "" {
 			msg += " (" + c.Reason + ")"
 		}
 		return false, msg + "; the replay starts once it is Active"
@@ -269,44 +245,27 @@ func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *h
 func (r *Replayer) setConditions(st *hooklinev1.WebhookReplayStatus, gen int64, reconciling metav1.ConditionStatus, reason, msg string) {
 	st.ObservedGeneration = gen
 	ready, stalled := metav1.ConditionFalse, metav1.ConditionFalse
-	stalledReason, stalledMsg := ReasonRunning, "the replay can finish"
+	stalledReason, stalledMsg := hooklinev1.ReasonRunning, "the replay can finish"
 	switch reason {
-	case ReasonCompleted:
-		ready, stalledReason, stalledMsg = metav1.ConditionTrue, ReasonCompleted, "the replay completed"
-	case ReasonWebhookDeleted:
-		stalled, stalledReason, stalledMsg = metav1.ConditionTrue, ReasonWebhookDeleted, msg
+	case hooklinev1.ReasonCompleted:
+		ready, stalledReason, stalledMsg = metav1.ConditionTrue, hooklinev1.ReasonCompleted, "the replay completed"
+	case hooklinev1.ReasonWebhookDeleted:
+		stalled, stalledReason, stalledMsg = metav1.ConditionTrue, hooklinev1.ReasonWebhookDeleted, msg
 	}
-	for _, c := range []metav1.Condition{
-		{Type: ConditionReady, Status: ready, Reason: reason, Message: msg},
-		{Type: ConditionReconciling, Status: reconciling, Reason: reason, Message: msg},
-		{Type: ConditionStalled, Status: stalled, Reason: stalledReason, Message: stalledMsg},
-	} {
-		c.ObservedGeneration = gen
-		c.LastTransitionTime = metav1.NewTime(r.Clock.Now())
-		meta.SetStatusCondition(&st.Conditions, c)
-	}
+	conds := statusapply.Conditions(st.Conditions, gen, metav1.NewTime(r.Clock.Now()),
+		metav1.Condition{Type: hooklinev1.ConditionReady, Status: ready, Reason: reason, Message: msg},
+		metav1.Condition{Type: hooklinev1.ConditionReconciling, Status: reconciling, Reason: reason, Message: msg},
+		metav1.Condition{Type: hooklinev1.ConditionStalled, Status: stalled, Reason: stalledReason, Message: stalledMsg})
+	st.Conditions = conds
 }
 
-// apply writes st as rp's status: one server-side apply under FieldManager, which owns every
-// status field.
+// apply writes st as rp's status: one server-side apply under the dispatcher's field manager,
+// which owns every status field of a replay.
 func (r *Replayer) apply(ctx context.Context, rp *hooklinev1.WebhookReplay, st *hooklinev1.WebhookReplayStatus) error {
 	if equalStatus(&rp.Status, st) {
 		return nil
 	}
-	raw, err := json.Marshal(map[string]any{
-		"apiVersion": hooklinev1.GroupVersion.String(),
-		"kind":       "WebhookReplay",
-		"metadata":   map[string]any{"name": rp.Name, "namespace": rp.Namespace, "uid": string(rp.UID)},
-		"status":     st,
-	})
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(raw); err != nil {
-		return err
-	}
-	if err := r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+	if err := statusapply.Apply(ctx, r.Client, hooklinev1.GroupVersion.WithKind("WebhookReplay"), rp, st, hooklinev1.FieldManagerDispatcher); err != nil {
 		return fmt.Errorf("writing replay status: %w", err)
 	}
 	rp.Status = *st.DeepCopy()

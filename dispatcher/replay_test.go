@@ -107,7 +107,7 @@ func waitCompleted(t *testing.T, rp *hooklinev1.WebhookReplay, timeout time.Dura
 	var got *hooklinev1.WebhookReplay
 	NewWithT(t).Eventually(func(g Gomega) {
 		got = getReplay(g, rp)
-		c := meta.FindStatusCondition(got.Status.Conditions, dispatcher.ConditionReady)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
 	}).WithTimeout(timeout).WithPolling(50 * time.Millisecond).Should(Succeed())
@@ -178,10 +178,10 @@ func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 		NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(first.notificationID)}})
 	g.Eventually(func(g Gomega) {
 		got := getReplay(g, rp)
-		c := meta.FindStatusCondition(got.Status.Conditions, dispatcher.ConditionReconciling)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(c.Reason).To(Equal(dispatcher.ReasonWebhookNotActive))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookNotActive))
 		g.Expect(c.Message).To(ContainSubstring("webhook orders is Inactive"))
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		g.Expect(replayKstatus(g, rp)).To(Equal(status.InProgressStatus))
@@ -198,8 +198,8 @@ func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 	g.Expect(got.Status.StartedAt).NotTo(BeNil())
 	g.Expect(got.Status.CompletedAt).NotTo(BeNil())
 	g.Expect(got.Status.WebhookUID).To(Equal(string(wh.UID)))
-	g.Expect(meta.FindStatusCondition(got.Status.Conditions, dispatcher.ConditionReady).Reason).To(Equal(dispatcher.ReasonCompleted))
-	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, dispatcher.ConditionReconciling)).To(BeFalse())
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Reason).To(Equal(hooklinev1.ReasonCompleted))
+	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, hooklinev1.ConditionReconciling)).To(BeFalse())
 	g.Expect(replayKstatus(g, rp)).To(Equal(status.CurrentStatus))
 
 	posts := rc.decoded(t)
@@ -224,7 +224,7 @@ func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 	g.Expect(list.Notification.State).To(BeEquivalentTo("delivered"))
 
 	g.Eventually(func(g Gomega) []string { return replayEvents(g, rp) }).WithTimeout(10 * time.Second).
-		Should(ContainElements("Started", dispatcher.ReasonCompleted))
+		Should(ContainElements("Started", hooklinev1.ReasonCompleted))
 }
 
 // A recover after an auto-disable and a reactivation delivers exactly the events ingested while the
@@ -317,7 +317,7 @@ func TestReplayReportsWhatIsBeyondRetentionAndReplaysTheRest(t *testing.T) {
 		ContainSubstring("1 notifications not found in the delivery log (beyond its retention, or never sent to this webhook): "+unknown),
 		ContainSubstring("1 notifications not replayed: their events are beyond the event log's retention"),
 	))
-	g.Expect(meta.FindStatusCondition(got.Status.Conditions, dispatcher.ConditionReady).Message).To(ContainSubstring("see status.unavailable"))
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Message).To(ContainSubstring("see status.unavailable"))
 	posts := rc.decoded(t)
 	g.Expect(posts).To(HaveLen(3))
 	g.Expect(posts[2]).To(Equal(recent))
@@ -341,17 +341,17 @@ func TestReplayStallsWhenItsWebhookIsDeleted(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := getReplay(g, rp)
 		g.Expect(got.Status.Queued).To(BeEquivalentTo(1))
-		g.Expect(meta.FindStatusCondition(got.Status.Conditions, dispatcher.ConditionReconciling).Reason).To(Equal(dispatcher.ReasonDelivering))
+		g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling).Reason).To(Equal(hooklinev1.ReasonDelivering))
 		g.Expect(replayKstatus(g, rp)).To(Equal(status.InProgressStatus))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 
 	g.Expect(k8s.Delete(context.Background(), wh)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		got := getReplay(g, rp)
-		c := meta.FindStatusCondition(got.Status.Conditions, dispatcher.ConditionStalled)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled)
 		g.Expect(c).NotTo(BeNil())
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(c.Reason).To(Equal(dispatcher.ReasonWebhookDeleted))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookDeleted))
 		g.Expect(c.Message).To(ContainSubstring("webhook orders was deleted while the replay ran"))
 		g.Expect(replayKstatus(g, rp)).To(Equal(status.FailedStatus))
 	}).WithTimeout(15 * time.Second).Should(Succeed())
@@ -418,11 +418,11 @@ func TestReplayResumesWithoutQueueingTwice(t *testing.T) {
 	rewound := cur.Status.DeepCopy()
 	rewound.Queued, rewound.Matched, rewound.Delivered = 0, 0, 0
 	for i := range rewound.Conditions {
-		if rewound.Conditions[i].Type == dispatcher.ConditionReconciling {
-			rewound.Conditions[i].Reason = dispatcher.ReasonQueueing
+		if rewound.Conditions[i].Type == hooklinev1.ConditionReconciling {
+			rewound.Conditions[i].Reason = hooklinev1.ReasonQueueing
 		}
 	}
-	applyReplayStatusAs(t, rp, dispatcher.FieldManager, rewound)
+	applyReplayStatusAs(t, rp, hooklinev1.FieldManagerDispatcher, rewound)
 
 	mu.Lock()
 	failing := len(answered)

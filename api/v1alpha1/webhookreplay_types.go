@@ -185,7 +185,3 @@ type WebhookReplayList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []WebhookReplay `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&WebhookReplay{}, &WebhookReplayList{})
-}

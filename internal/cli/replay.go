@@ -34,12 +34,6 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
-// Condition types of WebhookReplay status (dispatcher/replay.go).
-const (
-	conditionReconciling = "Reconciling"
-	conditionStalled     = "Stalled"
-)
-
 var (
 	notificationIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	replayStates          = []string{"failed", "dropped", "lost", "cancelled", "delivered"}
@@ -259,11 +253,11 @@ func (a *App) waitReplay(ctx context.Context, k *kube, key client.ObjectKey, tim
 		switch {
 		case err == nil:
 			lastErr = nil
-			if c := meta.FindStatusCondition(rp.Status.Conditions, conditionStalled); c != nil && c.Status == metav1.ConditionTrue {
+			if c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
 				p.end()
 				return fmt.Errorf("webhookreplay %s/%s cannot finish: %s: %s", key.Namespace, key.Name, c.Reason, oneLine(c.Message))
 			}
-			if c := meta.FindStatusCondition(rp.Status.Conditions, conditionReady); c != nil && c.Status == metav1.ConditionTrue &&
+			if c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue &&
 				c.ObservedGeneration == rp.Generation {
 				p.end()
 				fmt.Fprintf(a.Stdout, "webhookreplay %s/%s completed: %s\n", key.Namespace, key.Name, counts(&rp))
@@ -310,7 +304,7 @@ func counts(rp *hooklinev1.WebhookReplay) string {
 
 // replayProgress summarises where a replay stands.
 func replayProgress(rp *hooklinev1.WebhookReplay) string {
-	c := meta.FindStatusCondition(rp.Status.Conditions, conditionReconciling)
+	c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReconciling)
 	if c == nil {
 		return "not started: the dispatcher has not reported on it yet"
 	}
