@@ -186,7 +186,7 @@ func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 		g.Expect(replayKstatus(g, rp)).To(Equal(status.InProgressStatus))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
-	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500 * time.Millisecond).Should(Equal(2), "nothing is sent while the webhook is INACTIVE")
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500*time.Millisecond).Should(Equal(2), "nothing is sent while the webhook is INACTIVE")
 
 	setState(t, wh, hooklinev1.StateActive)
 	got := waitCompleted(t, rp, 30*time.Second)
