@@ -500,6 +500,16 @@ func run(ctx context.Context, o options) ([]row, error) {
 			return r, check()
 		})
 	}
+	// Last: it restarts the dispatcher (twice), which the other scenarios' figures must not see.
+	if o.want("recover") {
+		measure(fmt.Sprintf("recover (%d lost notifications vs drain)", o.recover), func() (row, error) {
+			r, err := s.recoverScenario(ctx, p, o.recover)
+			if err == nil {
+				err = check()
+			}
+			return r, err
+		})
+	}
 	if d := s.sink.dups.Load(); d > 0 {
 		rows = append(rows, row{scenario: "duplicates", note: fmt.Sprintf("%d re-deliveries (same webhookNotificationId)", d)})
 	}

@@ -67,6 +67,8 @@ type stack struct {
 	pprofAddr  string
 	sink       *sink
 	sinkURL    string
+	// baseArgs are the dispatcher's arguments as first started, for restarts.
+	baseArgs []string
 }
 
 func freeAddr() string {
