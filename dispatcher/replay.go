@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,7 @@ import (
 // again.
 type ReplayLog interface {
 	Append(r deliveries.Record)
+	Barrier(ctx context.Context) error
 	Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error
 }
 
@@ -77,6 +79,9 @@ type Replayer struct {
 	Poll time.Duration
 	// Batch is how many notifications are queued in one store round trip (default 500).
 	Batch int
+
+	mu    sync.Mutex
+	scans map[types.NamespacedName]scan // running replays: their last progress read
 }
 
 // webhookNameField indexes WebhookReplays by the Webhook they name.
@@ -88,6 +93,7 @@ const webhookNameField = "spec.webhookName"
 // SetupWithManager runs the replayer on replays (their creation: the spec is immutable) and on
 // changes of the Webhooks they wait for.
 func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipNameValidation bool) error {
+	r.scans = map[types.NamespacedName]scan{}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &hooklinev1.WebhookReplay{}, webhookNameField, func(o client.Object) []string {
 		return []string{o.(*hooklinev1.WebhookReplay).Spec.WebhookName}
 	}); err != nil {
@@ -130,9 +136,14 @@ func (r *Replayer) poll() time.Duration { return cmp.Or(r.Poll, 2*time.Second) }
 func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	rp := &hooklinev1.WebhookReplay{}
 	if err := r.Client.Get(ctx, req.NamespacedName, rp); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
 	}
 	if finished(rp) {
+		r.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	st := rp.Status.DeepCopy()
@@ -341,7 +352,12 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	batch := cmp.Or(r.Batch, 500)
 	for len(todo) > 0 {
 		n := min(batch, len(todo))
-		added, g, err := r.enqueue(ctx, rp, wh, todo[:n])
+		// Read per batch: the oldest events may expire while a long selection is queued.
+		first, err := r.Store.FirstEventSeq(ctx)
+		if err != nil {
+			return queueResult{}, err
+		}
+		added, g, err := r.enqueue(ctx, rp, wh, todo[:n], first)
 		if err != nil {
 			return queueResult{}, err
 		}
@@ -362,20 +378,18 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 // dispatcher's clock.
 const scanSkew = time.Minute
 
-// enqueue queues cs (in order) for wh as replays of rp, skipping the ones whose event is gone.
-// The "queued again" records are appended before the notes are stored, so that they precede every
-// record the engine writes about the new attempts.
-func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, cs []candidate) (int, []candidate, error) {
+// enqueue queues cs (in order) for wh as replays of rp, skipping the ones whose event is no longer
+// in the event log (first is its oldest event's sequence). The "queued again" records are appended
+// before the notes are stored, so that they precede every record the engine writes about the new
+// attempts.
+func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, cs []candidate, first uint64) (int, []candidate, error) {
 	now := r.Clock.Now()
 	var items []store.Enqueue
 	var gone []candidate
 	for _, c := range cs {
-		if _, _, err := r.Store.GetEvent(ctx, c.seq); err != nil {
-			if store.Gone(err) {
-				gone = append(gone, c)
-				continue
-			}
-			return 0, nil, err
+		if c.seq < first {
+			gone = append(gone, c)
+			continue
 		}
 		r.Log.Append(deliveries.Record{
 			Kind: deliveries.KindReplayQueued, WebhookUID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name,
@@ -504,8 +518,25 @@ func listSome(ss []string) string {
 }
 
 // progress counts, from the log, the notifications this replay queued that were delivered or
-// failed since, and reports whether all of them were.
+// failed, and reports whether all of them were. Reading the replay's records costs in proportion
+// to them, so it is done when the webhook's queue is empty (every replayed notification settled:
+// the count can be final), and otherwise only every so often, for the counts shown meanwhile.
 func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (bool, error) {
+	pending := int64(-1)
+	if es, ok := r.Engine.Status(uid); ok {
+		pending = es.Pending
+	}
+	r.mu.Lock()
+	last, scanned := r.scans[client.ObjectKeyFromObject(rp)]
+	r.mu.Unlock()
+	if pending != 0 && scanned && r.Clock.Since(last.at) < max(10*r.poll(), 20*last.took) {
+		return false, nil
+	}
+	// Records the engine appended before settling are stored: the scan sees them.
+	if err := r.Log.Barrier(ctx); err != nil {
+		return false, fmt.Errorf("waiting for the delivery log: %w", err)
+	}
+	start := r.Clock.Now()
 	final := map[uint64]deliveries.State{}
 	err := r.Log.Scan(ctx, uid, st.StartedAt.Add(-scanSkew), func(rec deliveries.Record) error {
 		if rec.Replay == rp.Name && rec.Kind != deliveries.KindReplayQueued {
@@ -525,13 +556,35 @@ func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, u
 			st.Failed++
 		}
 	}
-	return st.Delivered+st.Failed >= st.Queued, nil
+	done := st.Delivered+st.Failed >= st.Queued
+	r.mu.Lock()
+	if done {
+		delete(r.scans, client.ObjectKeyFromObject(rp))
+	} else {
+		r.scans[client.ObjectKeyFromObject(rp)] = scan{at: r.Clock.Now(), took: r.Clock.Since(start)}
+	}
+	r.mu.Unlock()
+	return done, nil
+}
+
+// scan is when a running replay's records were last read, and how long that took.
+type scan struct {
+	at   time.Time
+	took time.Duration
+}
+
+// forget drops what the replayer remembers of a replay that finished or was deleted.
+func (r *Replayer) forget(key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.scans, key)
+	r.mu.Unlock()
 }
 
 // nopReplayLog stands in for the delivery log until it is wired (TODO(h4)).
 type nopReplayLog struct{}
 
-func (nopReplayLog) Append(deliveries.Record) {}
+func (nopReplayLog) Append(deliveries.Record)          {}
+func (nopReplayLog) Barrier(context.Context) error { return nil }
 func (nopReplayLog) Scan(context.Context, string, time.Time, func(deliveries.Record) error) error {
 	return nil
 }
