@@ -583,7 +583,7 @@ func (r *Replayer) forget(key types.NamespacedName) {
 // nopReplayLog stands in for the delivery log until it is wired (TODO(h4)).
 type nopReplayLog struct{}
 
-func (nopReplayLog) Append(deliveries.Record)          {}
+func (nopReplayLog) Append(deliveries.Record)      {}
 func (nopReplayLog) Barrier(context.Context) error { return nil }
 func (nopReplayLog) Scan(context.Context, string, time.Time, func(deliveries.Record) error) error {
 	return nil
