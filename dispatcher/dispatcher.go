@@ -89,11 +89,12 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 	defer release()
 	items := make([]store.Enqueue, 0, len(targets))
 	for _, t := range targets {
+		n := store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}
 		if d.Engine.Disabled(t.UID) {
-			d.Engine.CountLost(t.UID)
+			d.Engine.CountLost(t.UID, n)
 			continue
 		}
-		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}})
+		items = append(items, store.Enqueue{UID: t.UID, Note: n})
 	}
 	if len(items) > 0 {
 		results, err := d.Store.EnqueueAll(ctx, items)
