@@ -28,6 +28,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
@@ -40,6 +41,9 @@ type Dispatcher struct {
 	Table  *route.Table
 	Clock  clock.PassiveClock
 	Log    logr.Logger
+	// DeliveryLog is the delivery log (nil when off). Events routed to an auto-disabled webhook are
+	// recorded as lost through Engine.CountLost; replays read it.
+	DeliveryLog *deliverylog.Log
 }
 
 var _ ingest.Acceptor = (*Dispatcher)(nil)
