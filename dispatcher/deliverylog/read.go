@@ -1,0 +1,649 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliverylog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+	// firstWindow is how far back the first read window reaches; each next one is twice as long.
+	firstWindow = time.Minute
+	// skew covers the difference between the dispatcher's clock (Created) and JetStream's (the
+	// records' stream time), which may be another machine's.
+	skew = 2 * time.Second
+	// fetchBatch is how many records one pull request asks for.
+	fetchBatch = 256
+)
+
+// errBudget: the request read as much as Config.MaxRead allows.
+var errBudget = errors.New("read bound reached")
+
+// position orders notifications newest first: by time (the newest record's stream time, or
+// Created for a queued notification without a record), then record-backed before queued, then
+// sequence (the newest record's, or the event's).
+type position struct {
+	t     int64
+	class uint8
+	n     uint64
+}
+
+const (
+	classQueued uint8 = 0
+	classRecord uint8 = 1
+)
+
+var top = position{t: math.MaxInt64, class: math.MaxUint8, n: math.MaxUint64}
+
+// newer reports whether a comes before b, newest first.
+func (a position) newer(b position) bool {
+	if a.t != b.t {
+		return a.t > b.t
+	}
+	if a.class != b.class {
+		return a.class > b.class
+	}
+	return a.n > b.n
+}
+
+// agg is what a read learnt about one notification.
+type agg struct {
+	n                  deliveries.Notification
+	newest, newestTime uint64
+	newestStream       int64
+	reasonSeq          uint64
+	minCreated         time.Time
+	after              bool // has records written after the snapshot
+	afterSeq           uint64
+	afterKind          deliveries.Kind
+	records            []deliveries.Record // Attempts only
+}
+
+// add folds r, stored at seq at stream time ts, into a. Records after bound only say that the
+// notification existed.
+func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) {
+	if a.minCreated.IsZero() || r.Created.Before(a.minCreated) {
+		a.minCreated = r.Created
+	}
+	if seq > bound {
+		if !a.after || seq < a.afterSeq {
+			a.after, a.afterSeq, a.afterKind = true, seq, r.Kind
+			if a.newest == 0 {
+				a.identify(r)
+			}
+		}
+		return
+	}
+	if r.Kind == deliveries.KindAttempt {
+		a.n.Attempts++
+	}
+	if seq > a.newest {
+		a.newest, a.newestStream = seq, ts.UnixNano()
+		a.identify(r)
+		a.n.State, a.n.Updated, a.n.Replay = r.State, r.At, r.Replay
+	}
+	if r.Reason != "" && seq > a.reasonSeq {
+		a.reasonSeq = seq
+		a.n.Reason, a.n.HTTPStatus = r.Reason, r.HTTPStatus
+	}
+}
+
+func (a *agg) identify(r *deliveries.Record) {
+	a.n.NotificationID, a.n.EventSeq, a.n.EventID, a.n.EventName, a.n.Created = r.NotificationID, r.EventSeq, r.EventID, r.EventName, r.Created
+}
+
+// reader is the state of one read request.
+type reader struct {
+	l      *Log
+	uid    string
+	budget int
+	end    uint64 // the stream's last sequence when the request began: later records are not read
+	bound  uint64 // the snapshot: records after it only witness
+	snap   time.Time
+	now    time.Time
+	floor  time.Time // no record needed is older
+	empty  bool
+
+	aggs    map[string]*agg
+	byEvent map[uint64]*agg
+
+	// Records read: every record with stream time ≥ recLo (unless recDone: all of them).
+	recLo   time.Time
+	recNext uint64 // the first sequence read so far: the next window ends before it
+	recSpan time.Duration
+	recDone bool
+	started bool
+
+	// Queue read backwards from its tail: every note with Created ≥ qLo (qDone: all of them).
+	notes      []store.Note
+	qLo        time.Time
+	qHi        uint64 // the next chunk ends before it
+	qFirst     uint64
+	qSpan      uint64
+	qDone      bool
+	qStarted   bool
+	qAnyLoaded bool
+}
+
+func (l *Log) newReader(ctx context.Context, uid string) (*reader, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the delivery log: %w", err)
+	}
+	now := time.Now()
+	r := &reader{
+		l: l, uid: uid, budget: l.cfg.MaxRead,
+		end: info.State.LastSeq, bound: info.State.LastSeq, snap: now, now: now,
+		floor: info.State.FirstTime, empty: info.State.Msgs == 0,
+		aggs: map[string]*agg{}, byEvent: map[uint64]*agg{},
+		recNext: info.State.LastSeq + 1, recSpan: firstWindow,
+	}
+	r.recDone = r.empty
+	return r, nil
+}
+
+// readRecords reads uid's records with stream time ≥ start (all when start is zero) or sequence ≥
+// startSeq, up to sequence end (exclusive), oldest first. It returns the first sequence read (0:
+// none). Each record read spends one unit of *budget (nil: unbounded).
+func (l *Log) readRecords(ctx context.Context, uid string, start time.Time, startSeq, end uint64, budget *int, fn func(seq uint64, ts time.Time, data []byte) error) (uint64, error) {
+	cfg := jetstream.ConsumerConfig{
+		FilterSubject:     subject(uid),
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // removed by the server should the delete below fail
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+	}
+	switch {
+	case startSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, startSeq
+	case !start.IsZero():
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	cons, err := l.stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return 0, fmt.Errorf("reading the delivery log: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = l.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	if cons.CachedInfo().NumPending == 0 {
+		return 0, nil
+	}
+	var first uint64
+	for {
+		n := fetchBatch
+		if budget != nil {
+			if *budget <= 0 {
+				return first, errBudget
+			}
+			n = min(n, *budget)
+		}
+		batch, err := cons.FetchNoWait(n)
+		if err != nil {
+			return first, fmt.Errorf("reading the delivery log: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return first, err
+			}
+			seq := md.Sequence.Stream
+			if seq >= end {
+				return first, nil
+			}
+			if first == 0 {
+				first = seq
+			}
+			if budget != nil {
+				*budget--
+			}
+			if err := fn(seq, md.Timestamp, m.Data()); err != nil {
+				return first, err
+			}
+			if md.NumPending == 0 {
+				return first, nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return first, fmt.Errorf("reading the delivery log: %w", err)
+		}
+		if got == 0 {
+			return first, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return first, err
+		}
+	}
+}
+
+// extendRecords reads the next window back in time.
+func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec *deliveries.Record, seq uint64, ts time.Time)) error {
+	if r.recDone {
+		return nil
+	}
+	var lo time.Time
+	if !r.started {
+		r.started = true
+		lo = from.Add(-r.recSpan)
+	} else {
+		lo = r.recLo.Add(-r.recSpan)
+		r.recSpan *= 2
+	}
+	last := !lo.After(r.floor)
+	if last {
+		lo = r.floor
+	}
+	first, err := r.l.readRecords(ctx, r.uid, lo, 0, r.recNext, &r.budget, func(seq uint64, ts time.Time, data []byte) error {
+		var rec deliveries.Record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			r.l.log.Error(err, "Unreadable delivery record skipped", "webhook", r.uid, "seq", seq)
+			return nil
+		}
+		fn(&rec, seq, ts)
+		return nil
+	})
+	if first != 0 {
+		r.recNext = first
+	}
+	if err != nil {
+		return err
+	}
+	r.recLo = lo
+	r.recDone = last
+	return nil
+}
+
+// fold is extendRecords' fn for listing: one aggregate per notification.
+func (r *reader) fold(rec *deliveries.Record, seq uint64, ts time.Time) {
+	a := r.aggs[rec.NotificationID]
+	if a == nil {
+		a = &agg{}
+		r.aggs[rec.NotificationID] = a
+	}
+	r.byEvent[rec.EventSeq] = a
+	a.add(rec, seq, ts, r.bound)
+}
+
+// extendQueue reads the next chunk of the queue back from its tail.
+func (r *reader) extendQueue(ctx context.Context) error {
+	if r.qDone {
+		return nil
+	}
+	if !r.qStarted {
+		r.qStarted = true
+		if r.l.q == nil {
+			r.qDone = true
+			return nil
+		}
+		st, err := r.l.js.Stream(ctx, store.NotesStream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			r.qDone = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		r.qHi, r.qFirst, r.qSpan = info.State.LastSeq+1, info.State.FirstSeq, 1024
+	}
+	lo := r.qFirst
+	if r.qHi > r.qSpan && r.qHi-r.qSpan > lo {
+		lo = r.qHi - r.qSpan
+	}
+	r.qSpan *= 2
+	var chunk []store.Note
+	for from, max := lo, 1; from < r.qHi; max = min(2*max, 64) {
+		if r.budget <= 0 {
+			return errBudget
+		}
+		ns, err := r.l.q.LoadNotes(ctx, r.uid, from, min(max, r.budget))
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		r.budget -= len(ns)
+		for _, n := range ns {
+			if n.Seq < r.qHi {
+				chunk = append(chunk, n)
+			}
+		}
+		if len(ns) < max || ns[len(ns)-1].Seq >= r.qHi {
+			break
+		}
+		from = ns[len(ns)-1].Seq + 1
+	}
+	if len(chunk) > 0 {
+		// The queue is in Created order (bar concurrent accepts a few milliseconds apart): every
+		// note not read yet is older than the oldest read.
+		r.qLo = chunk[0].Created
+		r.qAnyLoaded = true
+		r.notes = append(r.notes, chunk...)
+	}
+	r.qHi = lo
+	if lo <= r.qFirst {
+		r.qDone = true
+	}
+	return nil
+}
+
+// horizon is the time from which every notification is known: its newest record read and, for
+// one without a record, its note read.
+func (r *reader) horizon() int64 {
+	h := int64(math.MinInt64)
+	if !r.recDone && !r.started {
+		return math.MaxInt64
+	}
+	if !r.recDone {
+		h = r.recLo.Add(skew).UnixNano()
+	}
+	if !r.qDone {
+		if !r.qAnyLoaded {
+			return math.MaxInt64
+		}
+		h = max(h, r.qLo.UnixNano())
+	}
+	return h
+}
+
+type item struct {
+	pos position
+	n   deliveries.Notification
+	// minCreated bounds the records about it (their attempts are counted once read back to it).
+	minCreated time.Time
+}
+
+// items returns every notification known, with its position, in no order.
+func (r *reader) items(accountID string, haveAccount bool) []item {
+	out := make([]item, 0, len(r.aggs)+len(r.notes))
+	for _, a := range r.aggs {
+		switch {
+		case a.newest > 0:
+			out = append(out, item{pos: position{t: a.newestStream, class: classRecord, n: a.newest}, n: a.n, minCreated: a.minCreated})
+		case a.after && a.afterKind != deliveries.KindLost && !a.n.Created.After(r.snap):
+			// First recorded after the snapshot: it was queued, not attempted, then.
+			n := a.n
+			n.State, n.Updated, n.Attempts, n.Reason, n.HTTPStatus, n.Replay = deliveries.StatePending, n.Created, 0, "", 0, ""
+			out = append(out, item{pos: position{t: n.Created.UnixNano(), class: classQueued, n: n.EventSeq}, n: n, minCreated: n.Created})
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, note := range r.notes {
+		if r.byEvent[note.EventSeq] != nil || seen[note.EventSeq] || note.Created.After(r.snap) {
+			continue
+		}
+		seen[note.EventSeq] = true
+		out = append(out, item{pos: position{t: note.Created.UnixNano(), class: classQueued, n: note.EventSeq}, n: r.pendingOf(note, accountID, haveAccount), minCreated: note.Created})
+	}
+	return out
+}
+
+func (r *reader) pendingOf(note store.Note, accountID string, haveAccount bool) deliveries.Notification {
+	n := deliveries.Notification{
+		EventSeq: note.EventSeq, EventID: note.EventID, EventName: note.EventName,
+		Created: note.Created, Updated: note.Created, State: deliveries.StatePending, Replay: note.Replay,
+	}
+	if haveAccount && note.EventID != "" {
+		n.NotificationID = payload.NotificationID(r.uid, accountID, note.EventID)
+	}
+	return n
+}
+
+func (l *Log) accountOf(uid string) (string, bool) {
+	if l.cfg.AccountOf == nil {
+		return "", false
+	}
+	return l.cfg.AccountOf(uid)
+}
+
+// Notifications returns a page of uid's notifications, newest first (by their newest record;
+// pending ones from the queue), filtered by q.
+func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query) (deliveries.NotificationList, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	digest := filterDigest(uid, q)
+	out := deliveries.NotificationList{Items: []deliveries.Notification{}}
+	var cur cursor
+	if q.Cursor != "" {
+		var err error
+		if cur, err = l.decodeCursor(q.Cursor, digest); err != nil {
+			return out, err
+		}
+	}
+	if !validUID(uid) {
+		return out, nil
+	}
+	r, err := l.newReader(ctx, uid)
+	if err != nil {
+		return out, err
+	}
+	if q.Cursor == "" {
+		cur = cursor{bound: r.end, snap: r.snap.UnixNano(), pos: top}
+	} else {
+		r.bound, r.snap = cur.bound, time.Unix(0, cur.snap)
+	}
+	if !q.Since.IsZero() && q.Since.Add(-skew).After(r.floor) {
+		r.floor = q.Since.Add(-skew)
+	}
+	from := r.now
+	if cur.pos.t < from.UnixNano() {
+		from = time.Unix(0, cur.pos.t)
+	}
+	account, haveAccount := l.accountOf(uid)
+	f := newFilter(q)
+	for {
+		h := r.horizon()
+		var page []item
+		for _, it := range r.items(account, haveAccount) {
+			if it.pos.t >= h && cur.pos.newer(it.pos) && f.match(it.n) {
+				page = append(page, it)
+			}
+		}
+		slices.SortFunc(page, func(a, b item) int {
+			switch {
+			case a.pos == b.pos:
+				return 0
+			case a.pos.newer(b.pos):
+				return -1
+			}
+			return 1
+		})
+		full := len(page) >= limit
+		if full {
+			page = page[:limit]
+		}
+		counted := r.recDone
+		if full && !counted && r.started {
+			oldest := page[0].minCreated
+			for _, it := range page {
+				if it.minCreated.Before(oldest) {
+					oldest = it.minCreated
+				}
+			}
+			counted = !r.recLo.After(oldest.Add(-skew))
+		}
+		done := (full && counted) || (r.recDone && r.qDone)
+		var err error
+		if !done {
+			if !r.qDone && (r.recDone || !r.qAnyLoaded || r.qLo.After(r.recLo.Add(skew))) {
+				err = r.extendQueue(ctx)
+			} else {
+				err = r.extendRecords(ctx, from, r.fold)
+			}
+			if errors.Is(err, errBudget) {
+				out.Incomplete = true
+				done = true
+			} else if err != nil {
+				return out, err
+			}
+		}
+		if !done {
+			continue
+		}
+		for _, it := range page {
+			out.Items = append(out.Items, it.n)
+		}
+		if full {
+			next := cur
+			next.pos = page[len(page)-1].pos
+			out.Next = l.encodeCursor(next, digest)
+		}
+		return out, nil
+	}
+}
+
+// filter is a Query's selection, as sets.
+type filter struct {
+	states, events, ids, eventIDs map[string]bool
+	since, until                  time.Time
+}
+
+func newFilter(q deliveries.Query) filter {
+	set := func(ss []string) map[string]bool {
+		if len(ss) == 0 {
+			return nil
+		}
+		m := make(map[string]bool, len(ss))
+		for _, s := range ss {
+			m[s] = true
+		}
+		return m
+	}
+	states := make([]string, len(q.States))
+	for i, s := range q.States {
+		states[i] = string(s)
+	}
+	return filter{states: set(states), events: set(q.EventNames), ids: set(q.NotificationIDs), eventIDs: set(q.EventIDs), since: q.Since, until: q.Until}
+}
+
+func (f filter) match(n deliveries.Notification) bool {
+	switch {
+	case f.states != nil && !f.states[string(n.State)],
+		f.events != nil && !f.events[n.EventName],
+		f.ids != nil && !f.ids[n.NotificationID],
+		f.eventIDs != nil && !f.eventIDs[n.EventID],
+		!f.since.IsZero() && n.Created.Before(f.since),
+		!f.until.IsZero() && n.Created.After(f.until):
+		return false
+	}
+	return true
+}
+
+// Attempts returns one notification of uid with every record about it, oldest first; ErrNotFound
+// when there is none.
+func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliveries.AttemptList, error) {
+	if !validUID(uid) || notificationID == "" {
+		return deliveries.AttemptList{}, ErrNotFound
+	}
+	r, err := l.newReader(ctx, uid)
+	if err != nil {
+		return deliveries.AttemptList{}, err
+	}
+	var a agg
+	found := false
+	for !r.recDone {
+		var window []deliveries.Record
+		err := r.extendRecords(ctx, r.now, func(rec *deliveries.Record, seq uint64, ts time.Time) {
+			if rec.NotificationID == notificationID {
+				found = true
+				a.add(rec, seq, ts, r.bound)
+				window = append(window, *rec)
+			}
+		})
+		a.records = append(window, a.records...)
+		if errors.Is(err, errBudget) {
+			break
+		}
+		if err != nil {
+			return deliveries.AttemptList{}, err
+		}
+		if found && !r.recLo.After(a.minCreated.Add(-skew)) {
+			break
+		}
+	}
+	if found {
+		return deliveries.AttemptList{Notification: a.n, Records: a.records}, nil
+	}
+	// Not on record: maybe queued and not attempted yet.
+	account, ok := l.accountOf(uid)
+	if l.q == nil || !ok {
+		return deliveries.AttemptList{}, ErrNotFound
+	}
+	for from := uint64(0); r.budget > 0; {
+		ns, err := l.q.LoadNotes(ctx, uid, from, min(256, r.budget))
+		if err != nil {
+			return deliveries.AttemptList{}, fmt.Errorf("reading the queue: %w", err)
+		}
+		r.budget -= len(ns)
+		for _, n := range ns {
+			if n.EventID != "" && payload.NotificationID(uid, account, n.EventID) == notificationID {
+				return deliveries.AttemptList{Notification: r.pendingOf(n, account, true), Records: []deliveries.Record{}}, nil
+			}
+		}
+		if len(ns) == 0 {
+			break
+		}
+		from = ns[len(ns)-1].Seq + 1
+	}
+	return deliveries.AttemptList{}, ErrNotFound
+}
+
+// Scan calls fn for each of uid's records written at or after since, oldest first, until fn
+// returns an error (which Scan returns) or the log ends (its end when Scan began).
+func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error {
+	if !validUID(uid) {
+		return nil
+	}
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the delivery log: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	_, err = l.readRecords(ctx, uid, since, 0, info.State.LastSeq+1, nil, func(seq uint64, _ time.Time, data []byte) error {
+		var rec deliveries.Record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			l.log.Error(err, "Unreadable delivery record skipped", "webhook", uid, "seq", seq)
+			return nil
+		}
+		return fn(rec)
+	})
+	return err
+}
