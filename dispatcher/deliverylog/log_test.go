@@ -248,26 +248,28 @@ func TestPaginationIsConsistentWhileRecordsArrive(t *testing.T) {
 	}
 	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
 
-	// While paging: every notification gets a newer record (it moves to the top), and new
-	// notifications come.
+	// After the first page: every notification gets a newer record (it would move to the top),
+	// and new notifications come.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	startWriting := func() {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ev := fmt.Sprintf("ev-%03d", i%n)
+				f.log.Append(rec(ev, uint64(i%n+1), base.Add(time.Duration(i%n)*time.Second), deliveries.StateDelivered, 2, 200, "Delivered"))
+				nev := fmt.Sprintf("new-%d", i)
+				f.log.Append(rec(nev, uint64(1000+i), time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError"))
+				if i%20 == 0 {
+					_ = f.log.Barrier(f.ctx)
+				}
 			}
-			ev := fmt.Sprintf("ev-%03d", i%n)
-			f.log.Append(rec(ev, uint64(i%n+1), base.Add(time.Duration(i%n)*time.Second), deliveries.StateDelivered, 2, 200, "Delivered"))
-			nev := fmt.Sprintf("new-%d", i)
-			f.log.Append(rec(nev, uint64(1000+i), time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError"))
-			if i%20 == 0 {
-				_ = f.log.Barrier(f.ctx)
-			}
-		}
-	})
+		})
+	}
 	seen := map[string]int{}
 	var order []string
 	pages := 0
@@ -277,6 +279,9 @@ func TestPaginationIsConsistentWhileRecordsArrive(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(list.Incomplete).To(BeFalse())
 		pages++
+		if pages == 1 {
+			startWriting()
+		}
 		for _, it := range list.Items {
 			seen[it.EventID]++
 			order = append(order, it.EventID)
@@ -409,4 +414,58 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportMetric(float64(info.State.Bytes)/float64(info.State.Msgs), "stored-bytes/record")
 	b.Logf("typical attempt record: %.0f bytes JSON, %.0f bytes stored (%d records)",
 		f.metric(b, "hookline_delivery_log_bytes_total")/float64(b.N), float64(info.State.Bytes)/float64(info.State.Msgs), b.N)
+}
+
+// A notification queued at the first page and attempted (and removed from its queue) before a
+// later page is listed on the later page as it was: pending, at its place.
+func TestPendingAtSnapshotStaysPending(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	old := time.Now().Add(-time.Hour)
+	res, err := f.st.EnqueueAll(f.ctx, []store.Enqueue{{UID: testUID, Note: store.Note{EventSeq: 1, Created: old, EventID: "ev-p", EventName: "AGREEMENT_CREATED"}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	for i := range 3 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(10+i), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(list.Items)).To(Equal([]string{nid("ev-2"), nid("ev-1"), nid("ev-0")}))
+
+	// Delivered now: its record is written, then its note leaves the queue (the engine's order).
+	f.log.Append(rec("ev-p", 1, old, deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.st.Remove(f.ctx, testUID, res[0].Seq)).To(Succeed())
+
+	next, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 3, Cursor: list.Next})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(next.Items)).To(Equal([]string{nid("ev-p")}))
+	g.Expect(next.Items[0].State).To(Equal(deliveries.StatePending))
+	g.Expect(next.Next).To(BeEmpty())
+	// A new listing shows it delivered, at the top.
+	fresh, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fresh.Items[0].EventID).To(Equal("ev-p"))
+	g.Expect(fresh.Items[0].State).To(Equal(deliveries.StateDelivered))
+}
+
+// The first page of a long log reads its end only, not the whole log.
+func TestFirstPageReadsTheEndOfALongLog(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{MaxRead: 3000})
+	for i := range 6000 {
+		r := rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		if i%2 == 1 {
+			r.WebhookUID = "another-webhook"
+		}
+		f.log.Append(r)
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Incomplete).To(BeFalse())
+	g.Expect(list.Items).To(HaveLen(50))
+	g.Expect(list.Items[0].EventID).To(Equal("ev-5998"))
+	g.Expect(list.Items[49].EventID).To(Equal("ev-5900"))
+	g.Expect(list.Next).NotTo(BeEmpty())
 }

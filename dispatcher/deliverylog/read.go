@@ -35,11 +35,12 @@ import (
 const (
 	defaultLimit = 50
 	maxLimit     = 500
-	// firstWindow is how far back the first read window reaches; each next one is twice as long.
-	firstWindow = time.Minute
+	// firstWindow is how many stream sequences the first read window spans (of every webhook's
+	// records); each next one spans twice as many.
+	firstWindow = 1024
 	// skew covers the difference between the dispatcher's clock (Created) and JetStream's (the
 	// records' stream time), which may be another machine's.
-	skew = 2 * time.Second
+	skew = 250 * time.Millisecond
 	// fetchBatch is how many records one pull request asks for.
 	fetchBatch = 256
 )
@@ -76,15 +77,19 @@ func (a position) newer(b position) bool {
 
 // agg is what a read learnt about one notification.
 type agg struct {
-	n                  deliveries.Notification
-	newest, newestTime uint64
-	newestStream       int64
-	reasonSeq          uint64
-	minCreated         time.Time
-	after              bool // has records written after the snapshot
-	afterSeq           uint64
-	afterKind          deliveries.Kind
-	records            []deliveries.Record // Attempts only
+	n            deliveries.Notification
+	newest       uint64
+	newestStream int64
+	newestKind   deliveries.Kind
+	attempts     int    // attempt records read
+	attemptSeq   uint64 // the newest attempt record read
+	lastAttempt  int    // and its number
+	reasonSeq    uint64
+	minCreated   time.Time
+	after        bool // has records written after the snapshot
+	afterSeq     uint64
+	afterKind    deliveries.Kind
+	records      []deliveries.Record // Attempts only
 }
 
 // add folds r, stored at seq at stream time ts, into a. Records after bound only say that the
@@ -103,12 +108,19 @@ func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) 
 		return
 	}
 	if r.Kind == deliveries.KindAttempt {
-		a.n.Attempts++
+		a.attempts++
+		if seq > a.attemptSeq {
+			a.attemptSeq, a.lastAttempt = seq, r.Attempt
+		}
 	}
 	if seq > a.newest {
-		a.newest, a.newestStream = seq, ts.UnixNano()
+		a.newest, a.newestStream, a.newestKind = seq, ts.UnixNano(), r.Kind
 		a.identify(r)
-		a.n.State, a.n.Updated, a.n.Replay = r.State, r.At, r.Replay
+		a.n.State, a.n.Updated, a.n.Replay, a.n.Attempts = r.State, r.At, r.Replay, r.Attempt
+	}
+	if a.n.Attempts == 0 && a.newestKind != deliveries.KindReplayQueued && a.newestKind != deliveries.KindLost {
+		// A dropped or cancelled record written without the count: the newest attempt read.
+		a.n.Attempts = a.lastAttempt
 	}
 	if r.Reason != "" && seq > a.reasonSeq {
 		a.reasonSeq = seq
@@ -129,18 +141,20 @@ type reader struct {
 	bound  uint64 // the snapshot: records after it only witness
 	snap   time.Time
 	now    time.Time
-	floor  time.Time // no record needed is older
-	empty  bool
+	first  uint64    // the stream's first sequence
+	since  time.Time // no record older than this (less skew) is needed; zero: all are
 
 	aggs    map[string]*agg
 	byEvent map[uint64]*agg
 
-	// Records read: every record with stream time ≥ recLo (unless recDone: all of them).
-	recLo   time.Time
-	recNext uint64 // the first sequence read so far: the next window ends before it
-	recSpan time.Duration
-	recDone bool
-	started bool
+	// Records read: every record stored after recHorizon (unknown until hasHorizon), or all of
+	// them once recDone.
+	recHorizon time.Time
+	hasHorizon bool
+	recNext    uint64 // the first sequence read so far: the next window ends before it
+	recSpan    uint64
+	recDone    bool
+	started    bool
 
 	// Queue read backwards from its tail: every note with Created ≥ qLo (qDone: all of them).
 	notes      []store.Note
@@ -162,11 +176,10 @@ func (l *Log) newReader(ctx context.Context, uid string) (*reader, error) {
 	r := &reader{
 		l: l, uid: uid, budget: l.cfg.MaxRead,
 		end: info.State.LastSeq, bound: info.State.LastSeq, snap: now, now: now,
-		floor: info.State.FirstTime, empty: info.State.Msgs == 0,
+		first: info.State.FirstSeq, recDone: info.State.Msgs == 0,
 		aggs: map[string]*agg{}, byEvent: map[uint64]*agg{},
 		recNext: info.State.LastSeq + 1, recSpan: firstWindow,
 	}
-	r.recDone = r.empty
 	return r, nil
 }
 
@@ -248,24 +261,15 @@ func (l *Log) readRecords(ctx context.Context, uid string, start time.Time, star
 	}
 }
 
-// extendRecords reads the next window back in time.
+// extendRecords reads the next window back: on a later page first every record stored from the
+// cursor's time on (all of them are needed to know which record of a notification is its newest),
+// then windows of stream sequences, each twice as long as the one before, ending where the
+// previous one began.
 func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec *deliveries.Record, seq uint64, ts time.Time)) error {
 	if r.recDone {
 		return nil
 	}
-	var lo time.Time
-	if !r.started {
-		r.started = true
-		lo = from.Add(-r.recSpan)
-	} else {
-		lo = r.recLo.Add(-r.recSpan)
-		r.recSpan *= 2
-	}
-	last := !lo.After(r.floor)
-	if last {
-		lo = r.floor
-	}
-	first, err := r.l.readRecords(ctx, r.uid, lo, 0, r.recNext, &r.budget, func(seq uint64, ts time.Time, data []byte) error {
+	decode := func(seq uint64, ts time.Time, data []byte) error {
 		var rec deliveries.Record
 		if err := json.Unmarshal(data, &rec); err != nil {
 			r.l.log.Error(err, "Unreadable delivery record skipped", "webhook", r.uid, "seq", seq)
@@ -273,16 +277,63 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 		}
 		fn(&rec, seq, ts)
 		return nil
-	})
-	if first != 0 {
-		r.recNext = first
 	}
+	if !r.started && !from.IsZero() {
+		r.started = true
+		first, err := r.l.readRecords(ctx, r.uid, from, 0, r.recNext, &r.budget, decode)
+		if err != nil {
+			return err
+		}
+		if first != 0 {
+			r.recNext = first
+		}
+		r.setHorizon(from.Add(-1))
+		return nil
+	}
+	r.started = true
+	lo := r.first
+	if r.recNext > r.recSpan && r.recNext-r.recSpan > lo {
+		lo = r.recNext - r.recSpan
+	}
+	r.recSpan *= 2
+	var firstTS time.Time
+	first, err := r.l.readRecords(ctx, r.uid, time.Time{}, lo, r.recNext, &r.budget, func(seq uint64, ts time.Time, data []byte) error {
+		if firstTS.IsZero() {
+			firstTS = ts
+		}
+		return decode(seq, ts, data)
+	})
 	if err != nil {
+		// A window read in part leaves a gap: the horizon stays where it was.
 		return err
 	}
-	r.recLo = lo
-	r.recDone = last
+	r.recNext = lo
+	if lo <= r.first {
+		r.recDone = true
+		return nil
+	}
+	// Every record from lo on is read; those before it are older than the first one read, or
+	// than the message at lo, whichever webhook's it is.
+	if first != 0 {
+		r.setHorizon(firstTS)
+	} else if m, err := r.l.stream.GetMsg(ctx, lo); err == nil {
+		r.setHorizon(m.Time)
+	}
 	return nil
+}
+
+// setHorizon records that every record stored after t is read, and ends the reading once the
+// records needed are read.
+func (r *reader) setHorizon(t time.Time) {
+	r.recHorizon, r.hasHorizon = t, true
+	if !r.since.IsZero() && t.Before(r.since.Add(-skew)) {
+		r.recDone = true
+	}
+}
+
+// readBefore reports whether every record stored at or after t is read.
+func (r *reader) readBefore(t time.Time) bool {
+	return r.recDone || r.hasHorizon && r.recHorizon.Before(t)
 }
 
 // fold is extendRecords' fn for listing: one aggregate per notification.
@@ -360,15 +411,16 @@ func (r *reader) extendQueue(ctx context.Context) error {
 	return nil
 }
 
-// horizon is the time from which every notification is known: its newest record read and, for
-// one without a record, its note read.
-func (r *reader) horizon() int64 {
+// horizon is the time after which every notification and its place are known: every record after
+// it is read, every note after it is read, and each queued notification after it is known to
+// have no record. Among items, those at or before the horizon may still move or be missing.
+func (r *reader) horizon(items []item) int64 {
 	h := int64(math.MinInt64)
-	if !r.recDone && !r.started {
-		return math.MaxInt64
-	}
 	if !r.recDone {
-		h = r.recLo.Add(skew).UnixNano()
+		if !r.hasHorizon {
+			return math.MaxInt64
+		}
+		h = r.recHorizon.UnixNano()
 	}
 	if !r.qDone {
 		if !r.qAnyLoaded {
@@ -376,14 +428,22 @@ func (r *reader) horizon() int64 {
 		}
 		h = max(h, r.qLo.UnixNano())
 	}
+	if !r.recDone {
+		// A queued notification created shortly before the horizon may have a record stored
+		// before it (another clock): where it goes is not known yet, so neither is what follows.
+		uncertain := r.recHorizon.Add(skew).UnixNano()
+		for _, it := range items {
+			if it.pos.class == classQueued && it.pos.t > h && it.pos.t <= uncertain {
+				h = it.pos.t
+			}
+		}
+	}
 	return h
 }
 
 type item struct {
 	pos position
 	n   deliveries.Notification
-	// minCreated bounds the records about it (their attempts are counted once read back to it).
-	minCreated time.Time
 }
 
 // items returns every notification known, with its position, in no order.
@@ -392,12 +452,12 @@ func (r *reader) items(accountID string, haveAccount bool) []item {
 	for _, a := range r.aggs {
 		switch {
 		case a.newest > 0:
-			out = append(out, item{pos: position{t: a.newestStream, class: classRecord, n: a.newest}, n: a.n, minCreated: a.minCreated})
+			out = append(out, item{pos: position{t: a.newestStream, class: classRecord, n: a.newest}, n: a.n})
 		case a.after && a.afterKind != deliveries.KindLost && !a.n.Created.After(r.snap):
 			// First recorded after the snapshot: it was queued, not attempted, then.
 			n := a.n
 			n.State, n.Updated, n.Attempts, n.Reason, n.HTTPStatus, n.Replay = deliveries.StatePending, n.Created, 0, "", 0, ""
-			out = append(out, item{pos: position{t: n.Created.UnixNano(), class: classQueued, n: n.EventSeq}, n: n, minCreated: n.Created})
+			out = append(out, item{pos: position{t: n.Created.UnixNano(), class: classQueued, n: n.EventSeq}, n: n})
 		}
 	}
 	seen := map[uint64]bool{}
@@ -406,7 +466,7 @@ func (r *reader) items(accountID string, haveAccount bool) []item {
 			continue
 		}
 		seen[note.EventSeq] = true
-		out = append(out, item{pos: position{t: note.Created.UnixNano(), class: classQueued, n: note.EventSeq}, n: r.pendingOf(note, accountID, haveAccount), minCreated: note.Created})
+		out = append(out, item{pos: position{t: note.Created.UnixNano(), class: classQueued, n: note.EventSeq}, n: r.pendingOf(note, accountID, haveAccount)})
 	}
 	return out
 }
@@ -458,20 +518,19 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 	} else {
 		r.bound, r.snap = cur.bound, time.Unix(0, cur.snap)
 	}
-	if !q.Since.IsZero() && q.Since.Add(-skew).After(r.floor) {
-		r.floor = q.Since.Add(-skew)
-	}
-	from := r.now
-	if cur.pos.t < from.UnixNano() {
+	r.since = q.Since
+	var from time.Time // where the first window starts: the whole log after the cursor
+	if cur.pos != top {
 		from = time.Unix(0, cur.pos.t)
 	}
 	account, haveAccount := l.accountOf(uid)
 	f := newFilter(q)
 	for {
-		h := r.horizon()
+		items := r.items(account, haveAccount)
+		h := r.horizon(items)
 		var page []item
-		for _, it := range r.items(account, haveAccount) {
-			if it.pos.t >= h && cur.pos.newer(it.pos) && f.match(it.n) {
+		for _, it := range items {
+			if it.pos.t > h && cur.pos.newer(it.pos) && f.match(it.n) {
 				page = append(page, it)
 			}
 		}
@@ -488,20 +547,10 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 		if full {
 			page = page[:limit]
 		}
-		counted := r.recDone
-		if full && !counted && r.started {
-			oldest := page[0].minCreated
-			for _, it := range page {
-				if it.minCreated.Before(oldest) {
-					oldest = it.minCreated
-				}
-			}
-			counted = !r.recLo.After(oldest.Add(-skew))
-		}
-		done := (full && counted) || (r.recDone && r.qDone)
+		done := full || (r.recDone && r.qDone)
 		var err error
 		if !done {
-			if !r.qDone && (r.recDone || !r.qAnyLoaded || r.qLo.After(r.recLo.Add(skew))) {
+			if !r.qDone && (r.recDone || !r.qAnyLoaded || r.hasHorizon && r.qLo.After(r.recHorizon)) {
 				err = r.extendQueue(ctx)
 			} else {
 				err = r.extendRecords(ctx, from, r.fold)
@@ -579,7 +628,7 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 	found := false
 	for !r.recDone {
 		var window []deliveries.Record
-		err := r.extendRecords(ctx, r.now, func(rec *deliveries.Record, seq uint64, ts time.Time) {
+		err := r.extendRecords(ctx, time.Time{}, func(rec *deliveries.Record, seq uint64, ts time.Time) {
 			if rec.NotificationID == notificationID {
 				found = true
 				a.add(rec, seq, ts, r.bound)
@@ -593,7 +642,7 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 		if err != nil {
 			return deliveries.AttemptList{}, err
 		}
-		if found && !r.recLo.After(a.minCreated.Add(-skew)) {
+		if found && (r.readBefore(a.minCreated.Add(-skew)) || first(a.records[0])) {
 			break
 		}
 	}
@@ -622,6 +671,12 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 		from = ns[len(ns)-1].Seq + 1
 	}
 	return deliveries.AttemptList{}, ErrNotFound
+}
+
+// first reports whether r is the first record of its notification: its original delivery's first
+// attempt, or its loss (nothing is recorded of a notification before either).
+func first(r deliveries.Record) bool {
+	return r.Replay == "" && (r.Kind == deliveries.KindLost || r.Kind == deliveries.KindAttempt && r.Attempt == 1)
 }
 
 // Scan calls fn for each of uid's records written at or after since, oldest first, until fn
