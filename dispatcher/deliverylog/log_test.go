@@ -359,14 +359,32 @@ func TestCursorsAreAuthenticated(t *testing.T) {
 func TestReadBoundMarksIncomplete(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t, Config{MaxRead: 10})
+	created := time.Now()
+	f.log.Append(rec("ev-long", 100, created, deliveries.StateRetrying, 1, 500, "HTTPError"))
 	for i := range 30 {
 		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
 	}
+	f.log.Append(rec("ev-long", 100, created, deliveries.StateDelivered, 2, 200, "Delivered"))
 	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
 	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{States: []deliveries.State{deliveries.StateDropped}})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(list.Incomplete).To(BeTrue())
 	g.Expect(list.Items).To(BeEmpty())
+
+	// Its newest record is read, its first is beyond the bound.
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-long"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Incomplete).To(BeTrue())
+	g.Expect(al.Records).To(HaveLen(1))
+	g.Expect(al.Notification.State).To(Equal(deliveries.StateDelivered))
+	g.Expect(al.Notification.Attempts).To(Equal(2))
+	al, err = f.log.Attempts(f.ctx, testUID, nid("ev-29"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Incomplete).To(BeFalse(), "its first attempt was read")
+	g.Expect(al.Records).To(HaveLen(1))
+	// Entirely beyond the bound.
+	_, err = f.log.Attempts(f.ctx, testUID, nid("ev-0"))
+	g.Expect(err).To(MatchError(ErrNotFound))
 }
 
 func TestRetentionRemovesOldRecords(t *testing.T) {
@@ -468,4 +486,60 @@ func TestFirstPageReadsTheEndOfALongLog(t *testing.T) {
 	g.Expect(list.Items[0].EventID).To(Equal("ev-5998"))
 	g.Expect(list.Items[49].EventID).To(Equal("ev-5900"))
 	g.Expect(list.Next).NotTo(BeEmpty())
+}
+
+// BenchmarkRead measures the read side on a log of 200,000 records, half of them the webhook's:
+// the first page, the twentieth, and the attempts of the oldest notification.
+func BenchmarkRead(b *testing.B) {
+	f := newFixture(b, Config{})
+	const n = 200_000
+	start := time.Now()
+	for i := range n {
+		r := rec(fmt.Sprintf("ev-%d", i/2), uint64(i/2+1), start, deliveries.StateRetrying, 1, 500, "HTTPError")
+		if i%4 == 3 {
+			r.WebhookUID = "another-webhook"
+		}
+		f.log.Append(r)
+	}
+	if err := f.log.Barrier(f.ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("first-page", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("page-20", func(b *testing.B) {
+		q := deliveries.Query{}
+		for range 19 {
+			l, err := f.log.Notifications(f.ctx, testUID, q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			q.Cursor = l.Next
+		}
+		for b.Loop() {
+			l, err := f.log.Notifications(f.ctx, testUID, q)
+			if err != nil || len(l.Items) != 50 || l.Incomplete {
+				b.Fatal(err, len(l.Items), l.Incomplete)
+			}
+		}
+	})
+	b.Run("filtered-to-nothing", func(b *testing.B) {
+		for b.Loop() {
+			l, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{States: []deliveries.State{deliveries.StateDropped}})
+			if err != nil || len(l.Items) != 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("attempts-oldest", func(b *testing.B) {
+		for b.Loop() {
+			if al, err := f.log.Attempts(f.ctx, testUID, nid("ev-0")); err != nil || len(al.Records) != 2 {
+				b.Fatal(err)
+			}
+		}
+	})
 }
