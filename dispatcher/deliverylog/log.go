@@ -276,10 +276,12 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 					p.f = f
 					break
 				}
-				// Too many unacknowledged publishes (JetStream is slow) or a lost connection:
-				// wait and publish again.
-				l.metrics.writeErrors.Inc()
-				l.log.Error(err, "Publishing delivery record; retrying", "webhook", r.WebhookUID)
+				// Too many unacknowledged publishes (JetStream is slow: back-pressure, not an
+				// error) or a lost connection: wait and publish again.
+				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+					l.metrics.writeErrors.Inc()
+					l.log.Error(err, "Publishing delivery record; retrying", "webhook", r.WebhookUID)
+				}
 				if !sleep(ctx, backoff) {
 					return
 				}

@@ -185,7 +185,7 @@ type reader struct {
 	started      bool
 
 	// Queue read backwards from its tail: every note with Created ≥ qLo (qDone: all of them).
-	notes      []store.Note
+	notes      []queued
 	qLo        time.Time
 	qHi        uint64 // the next chunk ends before it
 	qFirst     uint64
@@ -452,11 +452,12 @@ func (r *reader) extendQueue(ctx context.Context) error {
 	}
 	r.qSpan *= 2
 	var chunk []store.Note
-	for from, max := lo, 1; from < r.qHi; max = min(2*max, 64) {
+	for from, n := lo, 1; from < r.qHi; n = min(2*n, 64) {
 		if r.budget <= 0 {
-			return errBudget
+			return errBudget // the chunk is not read whole: left out
 		}
-		ns, err := r.l.q.LoadNotes(ctx, r.uid, from, min(max, r.budget))
+		want := min(n, r.budget)
+		ns, err := r.l.q.LoadNotes(ctx, r.uid, from, want)
 		if err != nil {
 			return fmt.Errorf("reading the queue: %w", err)
 		}
@@ -466,8 +467,8 @@ func (r *reader) extendQueue(ctx context.Context) error {
 				chunk = append(chunk, n)
 			}
 		}
-		if len(ns) < max || ns[len(ns)-1].Seq >= r.qHi {
-			break
+		if len(ns) < want || ns[len(ns)-1].Seq >= r.qHi {
+			break // the queue's end, or the newer chunks' start
 		}
 		from = ns[len(ns)-1].Seq + 1
 	}
@@ -476,7 +477,10 @@ func (r *reader) extendQueue(ctx context.Context) error {
 		// note not read yet is older than the oldest read.
 		r.qLo = chunk[0].Created
 		r.qAnyLoaded = true
-		r.notes = append(r.notes, chunk...)
+		account, haveAccount := r.l.accountOf(r.uid)
+		for _, n := range chunk {
+			r.notes = append(r.notes, queued{n.EventSeq, pendingOf(r.uid, n, account, haveAccount)})
+		}
 	}
 	r.qHi = lo
 	if lo <= r.qFirst {
@@ -521,7 +525,7 @@ type item struct {
 }
 
 // items returns every notification known, with its position, in no order.
-func (r *reader) items(accountID string, haveAccount bool) []item {
+func (r *reader) items() []item {
 	out := make([]item, 0, len(r.aggs)+len(r.notes))
 	for _, a := range r.aggs {
 		switch {
@@ -536,22 +540,28 @@ func (r *reader) items(accountID string, haveAccount bool) []item {
 	}
 	seen := map[uint64]bool{}
 	for _, note := range r.notes {
-		if r.byEvent[note.EventSeq] != nil || seen[note.EventSeq] || note.Created.After(r.snap) {
+		if r.byEvent[note.eventSeq] != nil || seen[note.eventSeq] || note.n.Created.After(r.snap) {
 			continue
 		}
-		seen[note.EventSeq] = true
-		out = append(out, item{pos: position{t: note.Created.UnixNano(), class: classQueued, n: note.EventSeq}, n: r.pendingOf(note, accountID, haveAccount)})
+		seen[note.eventSeq] = true
+		out = append(out, item{pos: position{t: note.n.Created.UnixNano(), class: classQueued, n: note.eventSeq}, n: note.n})
 	}
 	return out
 }
 
-func (r *reader) pendingOf(note store.Note, accountID string, haveAccount bool) deliveries.Notification {
+// queued is a queued notification read, as it is listed when it has no record.
+type queued struct {
+	eventSeq uint64
+	n        deliveries.Notification
+}
+
+func pendingOf(uid string, note store.Note, accountID string, haveAccount bool) deliveries.Notification {
 	n := deliveries.Notification{
 		EventSeq: note.EventSeq, EventID: note.EventID, EventName: note.EventName,
 		Created: note.Created, Updated: note.Created, State: deliveries.StatePending, Replay: note.Replay,
 	}
 	if haveAccount && note.EventID != "" {
-		n.NotificationID = payload.NotificationID(r.uid, accountID, note.EventID)
+		n.NotificationID = payload.NotificationID(uid, accountID, note.EventID)
 	}
 	return n
 }
@@ -598,10 +608,9 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 	if cur.pos != top {
 		from = time.Unix(0, cur.pos.t)
 	}
-	account, haveAccount := l.accountOf(uid)
 	f := newFilter(q)
 	for {
-		items := r.items(account, haveAccount)
+		items := r.items()
 		h := r.horizon(items)
 		var page []item
 		for _, it := range items {
@@ -741,7 +750,7 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 		r.budget -= len(ns)
 		for _, n := range ns {
 			if n.EventID != "" && payload.NotificationID(uid, account, n.EventID) == notificationID {
-				return deliveries.AttemptList{Notification: r.pendingOf(n, account, true), Records: []deliveries.Record{}}, nil
+				return deliveries.AttemptList{Notification: pendingOf(uid, n, account, true), Records: []deliveries.Record{}}, nil
 			}
 		}
 		if len(ns) == 0 {
