@@ -164,6 +164,36 @@ func TestAppendBarrierAttempts(t *testing.T) {
 	g.Expect(f.metric(t, "hookline_delivery_log_write_errors_total")).To(BeEquivalentTo(0))
 }
 
+// A record JetStream refuses is published again until it is stored: the failure is counted and
+// Barrier keeps waiting meanwhile.
+func TestFailedWritesAreRetriedNotDropped(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	js := f.st.JetStream()
+	g.Expect(js.DeleteStream(f.ctx, Stream)).To(Succeed())
+	for i := range 3 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Eventually(func() float64 { return f.metric(t, "hookline_delivery_log_write_errors_total") }).
+		WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(BeNumerically(">=", 1))
+	short, cancel := context.WithTimeout(f.ctx, 100*time.Millisecond)
+	defer cancel()
+	g.Expect(f.log.Barrier(short)).To(MatchError(context.DeadlineExceeded), "nothing is stored yet")
+
+	_, err := New(f.ctx, js, nil, Config{}, logr.Discard(), nil) // the stream again
+	g.Expect(err).NotTo(HaveOccurred())
+	wait, cancel2 := context.WithTimeout(f.ctx, 30*time.Second)
+	defer cancel2()
+	g.Expect(f.log.Barrier(wait)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(3)))
+	var got []string
+	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
+		got = append(got, r.EventID)
+		return nil
+	})).To(Succeed())
+	g.Expect(got).To(ConsistOf("ev-0", "ev-1", "ev-2"))
+}
+
 func TestNotificationsStatesFiltersAndPending(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t, Config{})
@@ -409,8 +439,10 @@ func TestRetentionRemovesOldRecords(t *testing.T) {
 // bytes each typical attempt record takes (JSON, and in the stream with JetStream's overhead).
 func BenchmarkAppend(b *testing.B) {
 	f := newFixture(b, Config{})
-	r := rec("ev-bench-0000000000000000", 1, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+	// A typical attempt: a UUID event id, the client-id echo as the answer.
+	r := rec("3f2b8c4e-9d1a-4e6b-8f0c-2a7d5e9b1c34", 1, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
 	r.DurationMillis = 87
+	r.Response = `{"xAdobeSignClientId":"CBJCHBCAABAAjA3h4eHyw4Ry1-dQFN_3xe8kAUkaEJ4z"}`
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()

@@ -81,7 +81,6 @@ type agg struct {
 	newest       uint64
 	newestStream int64
 	newestKind   deliveries.Kind
-	attempts     int    // attempt records read
 	attemptSeq   uint64 // the newest attempt record read
 	lastAttempt  int    // and its number
 	reasonSeq    uint64
@@ -108,7 +107,6 @@ func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) 
 		return
 	}
 	if r.Kind == deliveries.KindAttempt {
-		a.attempts++
 		if seq > a.attemptSeq {
 			a.attemptSeq, a.lastAttempt = seq, r.Attempt
 		}
@@ -165,7 +163,6 @@ type reader struct {
 	end     uint64 // the stream's last sequence when the request began: later records are not read
 	bound   uint64 // the snapshot: records after it only witness
 	snap    time.Time
-	now     time.Time
 	first   uint64    // the stream's first sequence
 	since   time.Time // no record older than this (less skew) is needed; zero: all are
 
@@ -203,7 +200,7 @@ func (l *Log) newReader(ctx context.Context, uid string) (*reader, error) {
 	now := time.Now()
 	r := &reader{
 		l: l, uid: uid, budget: l.cfg.MaxRead,
-		end: info.State.LastSeq, bound: info.State.LastSeq, snap: now, now: now,
+		end: info.State.LastSeq, bound: info.State.LastSeq, snap: now,
 		first: info.State.FirstSeq, recDone: info.State.Msgs == 0,
 		aggs: map[string]*agg{}, byEvent: map[uint64]*agg{},
 		recNext: info.State.LastSeq + 1, recSpan: firstWindow,
