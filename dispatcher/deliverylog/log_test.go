@@ -161,6 +161,7 @@ func TestAppendBarrierAttempts(t *testing.T) {
 	g.Expect(f.metric(t, "hookline_delivery_log_records_total")).To(BeEquivalentTo(4))
 	g.Expect(f.metric(t, "hookline_delivery_log_bytes_total")).To(BeNumerically(">", 4*300))
 	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(4))
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically(">", 4*300))
 	g.Expect(f.metric(t, "hookline_delivery_log_write_errors_total")).To(BeEquivalentTo(0))
 }
 
@@ -332,6 +333,48 @@ func TestPaginationIsConsistentWhileRecordsArrive(t *testing.T) {
 	for i := range n {
 		g.Expect(order[i]).To(Equal(fmt.Sprintf("ev-%03d", n-1-i)), "newest first")
 	}
+}
+
+// Queued notifications without a record and recorded ones, interleaved in time and with another
+// webhook's notes between them, page by page: each once, newest first.
+func TestQueuedAndRecordedInterleaved(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	const n = 2400 // 1,600 notes: the queue is read back in more than one chunk
+	var want []string
+	for i := range n {
+		ev := fmt.Sprintf("ev-%04d", i)
+		switch i % 3 {
+		case 0:
+			_, err := f.st.EnqueueAll(f.ctx, []store.Enqueue{
+				{UID: testUID, Note: store.Note{EventSeq: uint64(i + 1), Created: time.Now(), EventID: ev, EventName: "AGREEMENT_CREATED"}},
+				{UID: "another-webhook", Note: store.Note{EventSeq: uint64(i + 1), Created: time.Now(), EventID: ev}},
+			})
+			g.Expect(err).NotTo(HaveOccurred())
+		default:
+			f.log.Append(rec(ev, uint64(i+1), time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError"))
+			g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+		}
+		want = append([]string{ev}, want...)
+	}
+	var got []string
+	q := deliveries.Query{Limit: 150}
+	for {
+		list, err := f.log.Notifications(f.ctx, testUID, q)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(list.Incomplete).To(BeFalse())
+		for _, it := range list.Items {
+			got = append(got, it.EventID)
+			if it.State == deliveries.StatePending {
+				g.Expect(it.NotificationID).To(Equal(nid(it.EventID)))
+			}
+		}
+		if list.Next == "" {
+			break
+		}
+		q.Cursor = list.Next
+	}
+	g.Expect(got).To(Equal(want))
 }
 
 func TestCursorsAreAuthenticated(t *testing.T) {
