@@ -18,6 +18,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,13 +41,15 @@ import (
 	"github.com/hookline/hookline/internal/verify"
 )
 
-// fakeRecorder keeps the records in memory. While hold is set, Barrier waits until it is cleared
-// (a log that has not stored its records yet).
+// fakeRecorder keeps the records in memory. While hold is set, Barrier waits until it is closed
+// (a log that has not stored its records yet); while failing is set, Barrier fails (a log that
+// cannot store them).
 type fakeRecorder struct {
 	mu       sync.Mutex
 	records  []deliveries.Record
 	barriers int
 	hold     chan struct{}
+	failing  atomic.Bool
 }
 
 func (f *fakeRecorder) Append(r deliveries.Record) {
@@ -66,6 +69,9 @@ func (f *fakeRecorder) Barrier(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if f.failing.Load() {
+		return errors.New("log unavailable")
 	}
 	return nil
 }
@@ -379,4 +385,19 @@ func TestRecordsAutoDisableAndLost(t *testing.T) {
 		"EventSeq": Equal(uint64(42)), "Namespace": Equal("ns"),
 	}))
 	g.Expect(h.rec.all()).To(HaveLen(6))
+}
+
+// While the log cannot store records, settled notes stay in their queue (a restart would send them
+// again rather than lose their record); once it can, they are purged.
+func TestSettledNotesWaitForTheLog(t *testing.T) {
+	h := newRecordHarness(t, fastPolicy(), 0)
+	g := h.g
+	h.rec.failing.Store(true)
+	h.e.Upsert(h.wh)
+	id, _ := h.enqueue("e1", time.Now())
+	g.Eventually(func() []deliveries.Record { return h.rec.of(id) }).WithTimeout(5 * time.Second).Should(HaveLen(1))
+	g.Expect(h.rec.of(id)[0].State).To(Equal(deliveries.StateDelivered))
+	g.Consistently(h.stored).WithTimeout(300 * time.Millisecond).Should(Equal(1))
+	h.rec.failing.Store(false)
+	g.Eventually(h.stored).WithTimeout(5 * time.Second).Should(BeZero())
 }
