@@ -1,0 +1,147 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command console serves hookline's web console (internal/console): the Webhooks page, with
+// sign-in by Kubernetes bearer token and every request sent to the API server as the signed-in user.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/hookline/hookline/internal/console"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "console:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		listen, certFile, keyFile, namespaces string
+		devHTTP, behindProxy                  bool
+	)
+	flag.StringVar(&listen, "listen-address", ":8443", "Address the console listens on.")
+	flag.StringVar(&certFile, "tls-cert-file", "", "Serve HTTPS with this certificate (reloaded when it changes).")
+	flag.StringVar(&keyFile, "tls-key-file", "", "Key of --tls-cert-file.")
+	flag.BoolVar(&behindProxy, "behind-tls-proxy", false, "Serve plain HTTP to a proxy that terminates TLS (an Ingress); cookies stay Secure, so browsers must reach the proxy over HTTPS.")
+	flag.BoolVar(&devHTTP, "insecure-dev-http", false, "Development only: serve plain HTTP with cookies that are not Secure. Refused unless --listen-address is a loopback address.")
+	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to list for users who may not list webhooks cluster-wide (besides a ServiceAccount's own namespace and the ones users add).")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	log := zap.New(zap.UseFlagOptions(&opts))
+	ctrl.SetLogger(log)
+
+	tlsFiles := certFile != "" || keyFile != ""
+	switch {
+	case tlsFiles && (certFile == "" || keyFile == ""):
+		return errors.New("--tls-cert-file and --tls-key-file go together")
+	case devHTTP && (tlsFiles || behindProxy):
+		return errors.New("--insecure-dev-http excludes --tls-cert-file and --behind-tls-proxy")
+	case devHTTP && !loopback(listen):
+		return fmt.Errorf("--insecure-dev-http serves session cookies over plain HTTP: only on a loopback address such as 127.0.0.1:8443, not %q", listen)
+	case !tlsFiles && !behindProxy && !devHTTP:
+		return errors.New("choose how browsers reach the console over HTTPS: --tls-cert-file/--tls-key-file, or --behind-tls-proxy (or, on 127.0.0.1 for development, --insecure-dev-http)")
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("locating the API server: %w", err)
+	}
+	var nss []string
+	for _, ns := range strings.Split(namespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			nss = append(nss, ns)
+		}
+	}
+	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console")})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// Forgotten sessions leave memory (and their tokens) once idle, not only when next used.
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				srv.Sessions().Sweep()
+			}
+		}
+	}()
+	hs := &http.Server{Addr: listen, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	scheme := "http"
+	if tlsFiles {
+		scheme = "https"
+	}
+	log.Info("Serving the console", "address", listen, "scheme", scheme)
+	if tlsFiles {
+		w, err := certwatcher.New(certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("console TLS: %w", err)
+		}
+		go func() { _ = w.Start(ctx) }()
+		hs.TLSConfig = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
+		err = hs.ListenAndServeTLS("", "")
+	} else {
+		err = hs.ListenAndServe()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// loopback reports whether addr's host is a loopback IP or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
