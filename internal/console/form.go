@@ -78,7 +78,7 @@ var eventFamilies = func() []eventFamily {
 
 // webhookForm is the create/edit form: every spec field as the browser sends it.
 type webhookForm struct {
-	Namespace, Name, ResourceVersion string
+	Namespace, Name, ResourceVersion   string
 	URL, State, Scope, GroupID, UserID string
 	ResourceType, ResourceID           string
 	Events                             map[string]bool // checked Acrobat Sign events and wildcards
