@@ -171,6 +171,10 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	user, err := whoAmI(ctx, uc)
 	switch {
+	case apierrors.IsForbidden(err):
+		// Authenticated (a rejected token is 401) but not allowed to ask who it is: a cluster that
+		// removed SelfSubjectReview from system:basic-user. The token is good; the name unknown.
+		user, err = "", nil
 	case apierrors.IsUnauthorized(err):
 		s.showSignin(w, r, L, http.StatusUnauthorized, L.T("signin.rejected"))
 		return
