@@ -22,7 +22,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
+	flagpkg "flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,6 +32,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -40,16 +42,17 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "console:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(args []string) error {
+	flag := flagpkg.NewFlagSet("console", flagpkg.ContinueOnError)
 	var (
-		listen, certFile, keyFile, namespaces string
-		devHTTP, behindProxy                  bool
+		listen, certFile, keyFile, namespaces, apiCA, kubeconfig string
+		devHTTP, behindProxy                                     bool
 	)
 	flag.StringVar(&listen, "listen-address", ":8443", "Address the console listens on.")
 	flag.StringVar(&certFile, "tls-cert-file", "", "Serve HTTPS with this certificate (reloaded when it changes).")
@@ -57,9 +60,16 @@ func run() error {
 	flag.BoolVar(&behindProxy, "behind-tls-proxy", false, "Serve plain HTTP to a proxy that terminates TLS (an Ingress); cookies stay Secure, so browsers must reach the proxy over HTTPS.")
 	flag.BoolVar(&devHTTP, "insecure-dev-http", false, "Development only: serve plain HTTP with cookies that are not Secure. Refused unless --listen-address is a loopback address.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to list for users who may not list webhooks cluster-wide (besides a ServiceAccount's own namespace and the ones users add).")
+	flag.StringVar(&kubeconfig, "kubeconfig", "", "A kubeconfig naming the API server (its credentials are never used); default $KUBECONFIG, the in-cluster configuration or ~/.kube/config.")
+	flag.StringVar(&apiCA, "api-ca-file", "", "In a pod without a mounted ServiceAccount token (the console needs none): reach the API server at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT and trust this CA bundle (the kube-root-ca.crt ConfigMap's ca.crt).")
 	opts := zap.Options{}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
+	opts.BindFlags(flag)
+	if err := flag.Parse(args); err != nil {
+		if errors.Is(err, flagpkg.ErrHelp) {
+			return nil
+		}
+		return err
+	}
 	log := zap.New(zap.UseFlagOptions(&opts))
 	ctrl.SetLogger(log)
 
@@ -74,7 +84,7 @@ func run() error {
 	case !tlsFiles && !behindProxy && !devHTTP:
 		return errors.New("choose how browsers reach the console over HTTPS: --tls-cert-file/--tls-key-file, or --behind-tls-proxy (or, on 127.0.0.1 for development, --insecure-dev-http)")
 	}
-	cfg, err := ctrl.GetConfig()
+	cfg, err := apiConfig(kubeconfig, apiCA)
 	if err != nil {
 		return fmt.Errorf("locating the API server: %w", err)
 	}
@@ -131,6 +141,29 @@ func run() error {
 		return nil
 	}
 	return err
+}
+
+// apiConfig says where the API server is. The console uses no credentials of its own, so in a pod
+// it needs no ServiceAccount token: with --api-ca-file the address comes from the environment
+// Kubernetes sets in every container, and the CA from the file. Otherwise --kubeconfig, $KUBECONFIG
+// or the in-cluster configuration (of which only the address and CA are used).
+func apiConfig(kubeconfig, caFile string) (*rest.Config, error) {
+	switch {
+	case kubeconfig != "" && caFile != "":
+		return nil, errors.New("--kubeconfig and --api-ca-file exclude each other")
+	case kubeconfig != "":
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	case caFile == "":
+		return ctrl.GetConfig()
+	}
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return nil, errors.New("--api-ca-file needs $KUBERNETES_SERVICE_HOST and $KUBERNETES_SERVICE_PORT (set in every pod)")
+	}
+	if _, err := os.Stat(caFile); err != nil {
+		return nil, fmt.Errorf("--api-ca-file: %w", err)
+	}
+	return &rest.Config{Host: "https://" + net.JoinHostPort(host, port), TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}}, nil
 }
 
 // loopback reports whether addr's host is a loopback IP or localhost.

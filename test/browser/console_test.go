@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -104,7 +106,7 @@ type browser struct {
 func newBrowser(t *testing.T, base string) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()))
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
@@ -124,6 +126,23 @@ func newBrowser(t *testing.T, base string) *browser {
 		}
 	}()
 	return b
+}
+
+// shot saves the viewport as <name>.png in $HOOKLINE_SCREENSHOTS, when set: make
+// console-screenshots refreshes the pictures of docs/console.md this way.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("HOOKLINE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
 }
 
 func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
@@ -282,6 +301,8 @@ func TestWebhookLifecycleInTheBrowser(t *testing.T) {
 	g.Expect(br.text("#url-error .field-error")).To(ContainSubstring("spec.url must be an absolute http(s) URL"))
 	g.Expect(br.attr("#url", "aria-invalid").Value).To(Equal("true"))
 	g.Expect(br.attr("#ev-AGREEMENT_ALL", "checked").Exists).To(BeTrue(), "the form keeps what was entered")
+	br.do(chromedp.ScrollIntoView(chromedp.ID("url")))
+	br.shot("form-error")
 	err := k8s.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: "orders"}, &hooklinev1.Webhook{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "a dry run creates nothing: %v", err)
 
@@ -293,10 +314,12 @@ func TestWebhookLifecycleInTheBrowser(t *testing.T) {
 	g.Expect(br.text("#done")).NotTo(BeEmpty())
 	br.eventuallyShowsState(a, "orders", "Active")
 	g.Expect(br.html("#conditions")).To(ContainSubstring(`data-condition="Ready"`))
+	br.shot("webhook")
 
 	// The list shows it, filtered and searched.
 	g.Expect(br.open("/webhooks?q=orders&state=Active")).To(Equal(http.StatusOK))
 	g.Expect(br.attr(chromedp.CSS(`tr[data-webhook="`+a.ns+`/orders"] td[data-state]`), "data-state").Value).To(Equal("Active"))
+	br.shot("list")
 	g.Expect(br.open("/webhooks?q=no-such-thing")).To(Equal(http.StatusOK))
 	g.Expect(br.html("#webhooks")).NotTo(ContainSubstring("orders"))
 
@@ -306,6 +329,7 @@ func TestWebhookLifecycleInTheBrowser(t *testing.T) {
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(path).To(Equal("/webhooks/" + a.ns + "/orders/deactivate"))
 	g.Expect(br.text("#confirm-question")).To(ContainSubstring(a.ns + "/orders"))
+	br.shot("confirm-deactivate")
 	status, _ = br.submit("confirm")
 	g.Expect(status).To(Equal(http.StatusOK))
 	var wh hooklinev1.Webhook
@@ -340,6 +364,7 @@ func TestWebhookLifecycleInTheBrowser(t *testing.T) {
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(br.attr("html", "lang").Value).To(Equal("zh-Hant"))
 	g.Expect(br.text("#deactivate")).To(Equal("停用"))
+	br.shot("webhook-zh-Hant")
 	br.submit("lang-en")
 	g.Expect(br.attr("html", "lang").Value).To(Equal("en"))
 
