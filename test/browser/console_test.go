@@ -453,3 +453,26 @@ func TestReceiverTextShowsAsText(t *testing.T) {
 	g.Expect(injected).To(BeEmpty())
 	br.expectCleanConsole()
 }
+
+// A token the API server stops accepting (its ServiceAccount deleted) ends the session at the next
+// request: the console never keeps acting on a credential Kubernetes has revoked.
+func TestRevokedTokenEndsTheSession(t *testing.T) {
+	g := NewWithT(t)
+	base := startConsole(t)
+	tn := newTenant(t, "acc-console-revoked")
+	br := newBrowser(t, base)
+	br.signIn(tn)
+	g.Expect(k8s.Delete(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: tn.ns, Name: "admin"}})).To(Succeed())
+	g.Eventually(func() string {
+		resp, err := chromedp.Run(br.ctx, chromedp.NavigateResponse(base+"/webhooks"))
+		if err != nil {
+			return err.Error()
+		}
+		u, _ := url.Parse(resp.URL)
+		return u.Path
+	}).WithTimeout(30*time.Second).WithPolling(250*time.Millisecond).Should(Equal("/signin"), "the API server caches token checks for seconds")
+	g.Expect(br.text(".notice")).To(ContainSubstring("session has ended"))
+	g.Expect(br.open("/webhooks")).To(Equal(http.StatusOK))
+	g.Expect(br.html("body")).To(ContainSubstring(`id="token"`), "still signed out")
+	br.expectCleanConsole()
+}
