@@ -127,11 +127,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/edit", s.authed(s.update))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/{action}", s.authed(s.confirmPage))
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/{action}", s.authed(s.act))
-	return securityHeaders(mux)
+	return securityHeaders(mux, !s.cfg.InsecureCookies)
 }
 
-// securityHeaders sets the headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
+// securityHeaders sets the headers every response carries; hsts adds Strict-Transport-Security,
+// for a console that browsers reach over HTTPS only (everything but --insecure-dev-http).
+func securityHeaders(next http.Handler, hsts bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -141,6 +142,9 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if hsts {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		if strings.HasPrefix(r.URL.Path, "/static/") {
 			h.Set("Cache-Control", "no-cache")
 		} else {

@@ -121,7 +121,12 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		g.Expect(rec.Header().Get("X-Content-Type-Options")).To(Equal("nosniff"), path)
 		g.Expect(rec.Header().Get("Referrer-Policy")).To(Equal("no-referrer"), path)
 		g.Expect(rec.Header().Get("X-Frame-Options")).To(Equal("DENY"), path)
+		g.Expect(rec.Header().Get("Strict-Transport-Security")).To(Equal("max-age=31536000"), path)
 	}
+	dev, _ := newTestServer(t, true)
+	rec := httptest.NewRecorder()
+	dev.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	NewWithT(t).Expect(rec.Header().Get("Strict-Transport-Security")).To(BeEmpty(), "no HSTS for plain-HTTP development on 127.0.0.1")
 }
 
 // No template may need 'unsafe-inline': no inline script, event handler attribute or style.
