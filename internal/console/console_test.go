@@ -18,6 +18,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -31,6 +32,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"golang.org/x/net/html"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -484,4 +486,71 @@ func TestCandidateNamespaces(t *testing.T) {
 	g.Expect(candidateNamespaces("system:serviceaccount:team-a:alice", []string{"shared", "team-a"}, []string{"team-b", "shared"})).
 		To(Equal([]string{"team-a", "shared", "team-b"}))
 	g.Expect(candidateNamespaces("oidc:alice@example.com", nil, []string{"x"})).To(Equal([]string{"x"}))
+}
+
+// Screen readers: every control of the form, the list's filters and the sign-in page has a label.
+func TestEveryControlHasALabel(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token", "system:serviceaccount:team-a:alice")
+	rc := &reqCtx{sess: *sess, L: localizerFor("da")}
+	pages := map[string]string{}
+	for _, editing := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		f := webhookForm{Namespace: "team-a", Name: "w", Scope: "RESOURCE", State: "ACTIVE", Events: map[string]bool{"AGREEMENT_ALL": true}, Params: map[string]bool{}}
+		s.showForm(rec, httptest.NewRequest(http.MethodGet, "/webhooks/new", nil), rc, http.StatusOK, f, editing,
+			formErrors{Fields: map[string][]string{"url": {"bad <url>"}}}, false)
+		pages[fmt.Sprintf("form (editing %v)", editing)] = rec.Body.String()
+	}
+	rec := httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks", nil), http.StatusOK, "list", s.page(rc, "x", listData{}))
+	pages["list"] = rec.Body.String()
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	pages["signin"] = rec.Body.String()
+
+	for name, body := range pages {
+		doc, err := html.Parse(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]bool{}
+		var controls []string
+		var walk func(n *html.Node)
+		walk = func(n *html.Node) {
+			if n.Type == html.ElementNode {
+				attr := map[string]string{}
+				for _, a := range n.Attr {
+					attr[a.Key] = a.Val
+				}
+				switch n.Data {
+				case "label":
+					labels[attr["for"]] = true
+				case "input":
+					if attr["type"] != "hidden" && attr["type"] != "submit" {
+						controls = append(controls, attr["id"])
+					}
+				case "select", "textarea":
+					controls = append(controls, attr["id"])
+				}
+			}
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				walk(c)
+			}
+		}
+		walk(doc)
+		if len(controls) == 0 {
+			t.Fatalf("%s: no controls found", name)
+		}
+		for _, id := range controls {
+			if id == "" || !labels[id] {
+				t.Errorf("%s: control %q has no label", name, id)
+			}
+		}
+		if !strings.Contains(body, `class="skip" href="#main"`) {
+			t.Errorf("%s: no skip link", name)
+		}
+	}
+	if !strings.Contains(pages["form (editing false)"], `aria-invalid="true"`) || !strings.Contains(pages["form (editing false)"], "bad &lt;url&gt;") {
+		t.Error("the field error is not tied to its field or not escaped")
+	}
 }
