@@ -58,29 +58,29 @@ type langOption struct {
 	Current   bool
 }
 
+// fmtTime shows a status time in UTC, or a dash when unset.
+func fmtTime(t *metav1.Time) string {
+	if t == nil || t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// fmtNum shows a status counter, or a dash when unset.
+func fmtNum(p *int64) string {
+	if p == nil {
+		return "—"
+	}
+	return strconv.FormatInt(*p, 10)
+}
+
 var templateFuncs = template.FuncMap{
-	"time": func(t *metav1.Time) string {
-		if t == nil || t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	},
-	"num": func(p *int64) string {
-		if p == nil {
-			return "—"
-		}
-		return strconv.FormatInt(*p, 10)
-	},
-	"has":  func(m map[string]bool, k string) bool { return m[k] },
-	"list": func(v ...string) []string { return v },
-	"ptr":  func(t metav1.Time) *metav1.Time { return &t },
-	"eventTime": func(e corev1.Event) string {
-		t := eventTime(&e)
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	},
+	"time":      fmtTime,
+	"num":       fmtNum,
+	"has":       func(m map[string]bool, k string) bool { return m[k] },
+	"list":      func(v ...string) []string { return v },
+	"ptr":       func(t metav1.Time) *metav1.Time { return &t },
+	"eventTime": func(e corev1.Event) string { return fmtTime(&metav1.Time{Time: eventTime(&e)}) },
 }
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
@@ -259,9 +259,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		}
 		row := listRow{Namespace: wh.Namespace, Name: wh.Name, URL: wh.Spec.URL, State: string(wh.Status.State),
 			Desired: string(wh.Spec.State), Scope: string(wh.Spec.Scope), Events: strings.Join(events, ", "),
-			LastSuccess: templateFuncs["time"].(func(*metav1.Time) string)(wh.Status.LastSuccessTime),
-			Failures:    templateFuncs["num"].(func(*int64) string)(wh.Status.ConsecutiveFailures),
-			Pending:     templateFuncs["num"].(func(*int64) string)(wh.Status.PendingNotifications)}
+			LastSuccess: fmtTime(wh.Status.LastSuccessTime), Failures: fmtNum(wh.Status.ConsecutiveFailures),
+			Pending: fmtNum(wh.Status.PendingNotifications)}
 		if c := meta.FindStatusCondition(wh.Status.Conditions, "Ready"); c != nil {
 			row.Ready = c.Reason
 		}
@@ -302,7 +301,8 @@ func (s *Server) showForm(w http.ResponseWriter, r *http.Request, rc *reqCtx, st
 	d := formData{Form: f, Errors: fe, Editing: editing, Valid: valid, Families: eventFamilies, Params: conditionalParams,
 		States:    []string{string(hooklinev1.StateActive), string(hooklinev1.StateInactive)},
 		Scopes:    []string{string(hooklinev1.ScopeAccount), string(hooklinev1.ScopeGroup), string(hooklinev1.ScopeUser), string(hooklinev1.ScopeResource)},
-		Resources: []string{"AGREEMENT", "WIDGET", "MEGASIGN", "LIBRARY_DOCUMENT", "ENVELOPE"},
+		Resources: []string{string(hooklinev1.ResourceAgreement), string(hooklinev1.ResourceWidget), string(hooklinev1.ResourceMegaSign),
+			string(hooklinev1.ResourceLibraryDocument), string(hooklinev1.ResourceEnvelope)},
 	}
 	title := rc.L.T("form.createTitle")
 	d.FormAction = "/webhooks/new"
