@@ -299,8 +299,8 @@ type formData struct {
 
 func (s *Server) showForm(w http.ResponseWriter, r *http.Request, rc *reqCtx, status int, f webhookForm, editing bool, fe formErrors, valid bool) {
 	d := formData{Form: f, Errors: fe, Editing: editing, Valid: valid, Families: eventFamilies, Params: conditionalParams,
-		States:    []string{string(hooklinev1.StateActive), string(hooklinev1.StateInactive)},
-		Scopes:    []string{string(hooklinev1.ScopeAccount), string(hooklinev1.ScopeGroup), string(hooklinev1.ScopeUser), string(hooklinev1.ScopeResource)},
+		States: []string{string(hooklinev1.StateActive), string(hooklinev1.StateInactive)},
+		Scopes: []string{string(hooklinev1.ScopeAccount), string(hooklinev1.ScopeGroup), string(hooklinev1.ScopeUser), string(hooklinev1.ScopeResource)},
 		Resources: []string{string(hooklinev1.ResourceAgreement), string(hooklinev1.ResourceWidget), string(hooklinev1.ResourceMegaSign),
 			string(hooklinev1.ResourceLibraryDocument), string(hooklinev1.ResourceEnvelope)},
 	}
