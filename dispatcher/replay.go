@@ -84,6 +84,10 @@ type Replayer struct {
 	scans map[types.NamespacedName]scan // running replays: their last progress read
 }
 
+// replayWorkers is how many replays run at once: each waits mostly on JetStream round trips, and
+// replays of different webhooks are independent.
+const replayWorkers = 8
+
 // webhookNameField indexes WebhookReplays by the Webhook they name.
 const webhookNameField = "spec.webhookName"
 
@@ -104,7 +108,7 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 		For(&hooklinev1.WebhookReplay{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&hooklinev1.Webhook{}, handler.EnqueueRequestsFromMapFunc(r.replaysOf),
 			builder.WithPredicates(routingChanged{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: &skipNameValidation}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: replayWorkers, SkipNameValidation: &skipNameValidation}).
 		Complete(r)
 }
 
@@ -124,10 +128,12 @@ func (r *Replayer) replaysOf(ctx context.Context, o client.Object) []reconcile.R
 	return out
 }
 
-// finished reports whether rp completed or stalled: nothing more happens to it.
+// finished reports whether rp completed, or stalled for good (its webhook is gone): nothing more
+// happens to it. A replay stalled for want of the delivery log runs once a dispatcher has it.
 func finished(rp *hooklinev1.WebhookReplay) bool {
+	stalled := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionStalled)
 	return meta.IsStatusConditionTrue(rp.Status.Conditions, hooklinev1.ConditionReady) ||
-		meta.IsStatusConditionTrue(rp.Status.Conditions, hooklinev1.ConditionStalled)
+		stalled != nil && stalled.Status == metav1.ConditionTrue && stalled.Reason == hooklinev1.ReasonWebhookDeleted
 }
 
 func (r *Replayer) poll() time.Duration { return cmp.Or(r.Poll, 2*time.Second) }
@@ -147,6 +153,11 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, nil
 	}
 	st := rp.Status.DeepCopy()
+	if r.Log == nil {
+		msg := "the dispatcher runs without its delivery log (--delivery-log=false): replays select and follow notifications in it"
+		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonDeliveryLogDisabled, msg)
+		return ctrl.Result{}, r.apply(ctx, rp, st)
+	}
 	started := st.WebhookUID != ""
 
 	wh := &hooklinev1.Webhook{}
@@ -176,7 +187,8 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotActive, why)
 		}
 		if !started {
-			now := metav1.NewTime(r.Clock.Now())
+			// Whole seconds, as the status keeps it: a resumed replay selects with the same bound.
+			now := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
 			st.WebhookUID, st.StartedAt = uid, &now
 			msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
 			r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)
@@ -260,8 +272,8 @@ func (r *Replayer) setConditions(st *hooklinev1.WebhookReplayStatus, gen int64, 
 	switch reason {
 	case hooklinev1.ReasonCompleted:
 		ready, stalledReason, stalledMsg = metav1.ConditionTrue, hooklinev1.ReasonCompleted, "the replay completed"
-	case hooklinev1.ReasonWebhookDeleted:
-		stalled, stalledReason, stalledMsg = metav1.ConditionTrue, hooklinev1.ReasonWebhookDeleted, msg
+	case hooklinev1.ReasonWebhookDeleted, hooklinev1.ReasonDeliveryLogDisabled:
+		stalled, stalledReason, stalledMsg = metav1.ConditionTrue, reason, msg
 	}
 	conds := statusapply.Conditions(st.Conditions, gen, metav1.NewTime(r.Clock.Now()),
 		metav1.Condition{Type: hooklinev1.ConditionReady, Status: ready, Reason: reason, Message: msg},
@@ -308,8 +320,9 @@ type queueResult struct {
 // queue selects rp's notifications and queues those this replay has not queued yet, in event order.
 func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, startedAt time.Time) (queueResult, error) {
 	uid := string(wh.UID)
-	// What this replay queued before (a previous run): the queue first, then the log, so that a
-	// note delivered and removed in between is found in the log (its record is stored first).
+	// What this replay queued before (a previous run): the queue first, then the log (read with the
+	// selection), so that a note delivered and removed in between is found in the log: its record
+	// is stored before it leaves the queue.
 	already := map[uint64]bool{}
 	for from := uint64(1); ; {
 		notes, err := r.Store.LoadNotes(ctx, uid, from, 1000)
@@ -326,16 +339,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 			break
 		}
 	}
-	if err := r.Log.Scan(ctx, uid, startedAt.Add(-scanSkew), func(rec deliveries.Record) error {
-		if rec.Replay == rp.Name && rec.Kind != deliveries.KindReplayQueued {
-			already[rec.EventSeq] = true
-		}
-		return nil
-	}); err != nil {
-		return queueResult{}, fmt.Errorf("reading the delivery log: %w", err)
-	}
-
-	sel, unavailable, err := r.selection(ctx, rp, uid, startedAt)
+	sel, unavailable, err := r.selection(ctx, rp, uid, startedAt, already)
 	if err != nil {
 		return queueResult{}, err
 	}
@@ -418,8 +422,9 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 
 // selection reads the log for rp's notifications, oldest event first. A notification's state is
 // that of its newest record not written by this replay (so that a resumed replay selects the same
-// ones); only final states are replayed.
-func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) ([]candidate, []string, error) {
+// ones); only final states are replayed. The same read adds to already the events this replay's
+// notifications were attempted, dropped or cancelled for (a previous run queued them).
+func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, already map[uint64]bool) ([]candidate, []string, error) {
 	newest := map[string]*candidate{}
 	var since time.Time
 	ids := map[string]bool{}
@@ -429,8 +434,15 @@ func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, 
 	if rp.Spec.Since != nil {
 		since = rp.Spec.Since.Time
 	}
-	err := r.Log.Scan(ctx, uid, since, func(rec deliveries.Record) error {
+	from := since
+	if own := startedAt.Add(-scanSkew); !from.IsZero() && own.Before(from) {
+		from = own
+	}
+	err := r.Log.Scan(ctx, uid, from, func(rec deliveries.Record) error {
 		if rec.Replay == rp.Name {
+			if rec.Kind != deliveries.KindReplayQueued {
+				already[rec.EventSeq] = true
+			}
 			return nil
 		}
 		key := cmp.Or(rec.NotificationID, fmt.Sprintf("event-%d", rec.EventSeq))
@@ -476,7 +488,9 @@ func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, 
 			unavailable = append(unavailable, fmt.Sprintf("%d notifications not replayed because they are still queued: %s", len(queued), listSome(queued)))
 		}
 	} else {
-		until := startedAt
+		// Up to the start (a second past its whole second, which covers every event accepted
+		// before it started).
+		until := startedAt.Truncate(time.Second).Add(time.Second)
 		if rp.Spec.Until != nil {
 			until = rp.Spec.Until.Time
 		}
@@ -578,13 +592,4 @@ func (r *Replayer) forget(key types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.scans, key)
 	r.mu.Unlock()
-}
-
-// nopReplayLog stands in for the delivery log until it is wired (TODO(h4)).
-type nopReplayLog struct{}
-
-func (nopReplayLog) Append(deliveries.Record)      {}
-func (nopReplayLog) Barrier(context.Context) error { return nil }
-func (nopReplayLog) Scan(context.Context, string, time.Time, func(deliveries.Record) error) error {
-	return nil
 }

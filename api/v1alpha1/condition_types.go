@@ -96,6 +96,9 @@ const (
 	// ReasonWebhookDeleted: the Webhook was deleted (or replaced by another of the same name)
 	// after the replay started: it cannot finish (Stalled).
 	ReasonWebhookDeleted = "WebhookDeleted"
+	// ReasonDeliveryLogDisabled: the dispatcher runs without its delivery log, which replays
+	// select from (Stalled).
+	ReasonDeliveryLogDisabled = "DeliveryLogDisabled"
 	// ReasonQueueing: the selection is being queued again.
 	ReasonQueueing = "Queueing"
 	// ReasonDelivering: everything selected is queued; the replay waits for the deliveries.

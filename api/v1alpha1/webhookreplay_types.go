@@ -137,8 +137,8 @@ type WebhookReplayStatus struct {
 
 	// conditions: Ready (True, reason Completed, once every queued notification is delivered or
 	// failed), Reconciling (True while waiting for the Webhook or for the deliveries), Stalled
-	// (True when the replay cannot finish: its Webhook was deleted). kstatus, Argo CD and Flux read
-	// them.
+	// (True when the replay cannot finish: its Webhook was deleted; or, until a dispatcher with
+	// its delivery log runs it, reason DeliveryLogDisabled). kstatus, Argo CD and Flux read them.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

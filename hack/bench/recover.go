@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,21 +40,25 @@ import (
 // they are disabled, they are reactivated, and one WebhookReplay per webhook (--state lost)
 // recovers them. Its rate is compared with the drain rate of the same number of notifications,
 // queued normally for the same webhooks while their receiver was down. The auto-disable needs
-// short drop and disable periods: the dispatcher is restarted with them for the recover and
-// without them (the production defaults) for the drain, on the same data directory.
+// short drop and disable periods: the dispatcher is replaced by one with them for the recover and
+// by one without them (the production defaults) for the drain.
 const (
 	recoverAccounts   = 10
 	recoverPerAccount = 10
 )
 
-// recoverFlags make a failing webhook auto-disable within seconds.
-var recoverFlags = []string{"--drop-after=3s", "--disable-after=1s", "--replay-poll-interval=500ms"}
+// disableFlags make a failing webhook auto-disable within seconds; replayFlags are the recovering
+// dispatcher's (Acrobat Sign's 72 hours again: nothing recovered may expire while it waits its turn).
+var (
+	disableFlags = []string{"--drop-after=3s", "--disable-after=1s"}
+	replayFlags  = []string{"--replay-poll-interval=500ms"}
+)
 
 func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications int) (row, error) {
 	webhooks := recoverAccounts * recoverPerAccount
 	events := max(notifications/recoverPerAccount, recoverAccounts)
 	lost := int64(events * recoverPerAccount)
-	if err := s.restartDispatcher(recoverFlags...); err != nil {
+	if err := s.restartDispatcher(disableFlags...); err != nil {
 		return row{}, err
 	}
 	g, _, err := s.createGroup(ctx, "r", recoverAccounts, recoverPerAccount)
@@ -82,7 +87,11 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 		return row{}, err
 	}
 
-	// 3. The receiver recovers; every webhook is reactivated and verified again.
+	// 3. The receiver recovers; every webhook is reactivated and verified again, by a dispatcher
+	// with the production drop and disable periods on the same data.
+	if err := s.resumeDispatcher(len(disableFlags), replayFlags...); err != nil {
+		return row{}, err
+	}
 	s.sink.dead.Delete("r")
 	list := &hooklinev1.WebhookList{}
 	if err := s.c.List(ctx, list); err != nil {
@@ -109,18 +118,24 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 	var replays []*hooklinev1.WebhookReplay
 	for i := range list.Items {
 		wh := &list.Items[i]
-		if !strings.HasPrefix(wh.Namespace, "bench-r-") {
-			continue
+		if strings.HasPrefix(wh.Namespace, "bench-r-") {
+			replays = append(replays, &hooklinev1.WebhookReplay{
+				ObjectMeta: metav1.ObjectMeta{Namespace: wh.Namespace, Name: wh.Name + "-recover"},
+				Spec: hooklinev1.WebhookReplaySpec{WebhookName: wh.Name, Since: &metav1.Time{Time: since},
+					States: []hooklinev1.ReplayState{hooklinev1.ReplayLost}},
+			})
 		}
-		rp := &hooklinev1.WebhookReplay{
-			ObjectMeta: metav1.ObjectMeta{Namespace: wh.Namespace, Name: wh.Name + "-recover"},
-			Spec: hooklinev1.WebhookReplaySpec{WebhookName: wh.Name, Since: &metav1.Time{Time: since},
-				States: []hooklinev1.ReplayState{hooklinev1.ReplayLost}},
-		}
-		if err := s.c.Create(ctx, rp); err != nil {
-			return row{}, err
-		}
-		replays = append(replays, rp)
+	}
+	// Created at once, as `kubectl apply -f` of a directory would: the clock runs from the first.
+	var wg sync.WaitGroup
+	createErrs := make([]error, len(replays))
+	for i, rp := range replays {
+		wg.Add(1)
+		go func() { defer wg.Done(); createErrs[i] = s.c.Create(ctx, rp) }()
+	}
+	wg.Wait()
+	if err := errors.Join(createErrs...); err != nil {
+		return row{}, err
 	}
 	cpu0, _, _ := procStats(s.dispatcher.Process.Pid)
 	if err := waitDelivered(s.sink, before+lost, 10*time.Minute); err != nil {
@@ -153,6 +168,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 	if err := s.restartDispatcher(); err != nil {
 		return row{}, err
 	}
+	s.routed(p, "r", recoverAccounts, recoverPerAccount)
 	s.sink.dead.Store("r", true)
 	if _, err := s.postEvents(p, "r", events); err != nil {
 		return row{}, err
@@ -169,7 +185,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s; %d replays completed in %.1fs; %d webhooks",
 		recoverRate, recoverRate/drainRate, drainRate, len(replays), completed.Seconds(), len(g.uids))
 	if recoverRate < drainRate {
-		return r, errors.New("the recover is slower than the drain")
+		return r, fmt.Errorf("the recover is slower than the drain: %s", r.note)
 	}
 	return r, nil
 }
@@ -220,26 +236,21 @@ func (s *stack) waitWebhooks(ctx context.Context, prefix string, want int, timeo
 	}
 }
 
-// restartDispatcher stops the dispatcher and starts it again on the same data directory with its
-// original flags and extra (later flags override earlier ones).
-func (s *stack) restartDispatcher(extra ...string) error {
+// resumeDispatcher stops the dispatcher and starts it again on its data directory, with its last
+// drop flags (the extra ones it was started with) replaced by extra.
+func (s *stack) resumeDispatcher(drop int, extra ...string) error {
 	old := s.dispatcher
 	_ = old.Process.Signal(syscall.SIGTERM)
 	_ = old.Wait()
-	args := append([]string(nil), old.Args[1:]...)
-	if s.baseArgs == nil {
-		s.baseArgs = args
-	}
-	cmd := exec.Command(old.Path, append(append([]string(nil), s.baseArgs...), extra...)...)
-	cmd.Stdout, cmd.Stderr = old.Stdout, old.Stderr
-	if err := cmd.Start(); err != nil {
+	args := append(slices.Clone(old.Args[1:len(old.Args)-drop]), extra...)
+	s.dispatchers++
+	s.dispatcher = exec.Command(old.Path, args...)
+	if err := start(s.dir, fmt.Sprintf("dispatcher-%d", s.dispatchers), s.dispatcher); err != nil {
 		return err
 	}
-	s.dispatcher = cmd
-	ingestHealth := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
+	healthz := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(ingestHealth)
-		if err == nil {
+		if resp, err := http.Get(healthz); err == nil {
 			resp.Body.Close()
 			return nil
 		}
