@@ -38,8 +38,10 @@ import (
 
 // Recover scenario: 10 accounts × 10 webhooks are auto-disabled, events for them are lost while
 // they are disabled, they are reactivated, and one WebhookReplay per webhook (--state lost)
-// recovers them. Its rate is compared with the drain rate of the same number of notifications,
-// queued normally for the same webhooks while their receiver was down. The auto-disable needs
+// recovers them, timed from the replays' creation. Its rate is compared with the drain rate of the
+// same number of notifications, queued normally for the same webhooks while their receiver was
+// down, timed from the first delivery; both read their events back from the store (each follows
+// a dispatcher restart), as a backlog larger than the event cache does. The auto-disable needs
 // short drop and disable periods: the dispatcher is replaced by one with them for the recover and
 // by one without them (the production defaults) for the drain.
 const (
@@ -173,8 +175,17 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 	if _, err := s.postEvents(p, "r", events); err != nil {
 		return row{}, err
 	}
+	// Read back from the store, as the recover reads its events (and a backlog beyond the event
+	// cache is): a dispatcher started on this data has none of them in memory.
+	if err := s.resumeDispatcher(0); err != nil {
+		return row{}, err
+	}
 	before = s.sink.count.Load()
 	s.sink.dead.Delete("r")
+	// From the first delivery: the heads wait out their retry delay (at most --retry-cap) first.
+	for deadline := time.Now().Add(time.Minute); s.sink.count.Load() == before && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	drainStart := time.Now()
 	if err := waitDelivered(s.sink, before+lost, 10*time.Minute); err != nil {
 		return row{}, fmt.Errorf("drain: %w", err)
