@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,6 +42,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
@@ -89,6 +91,9 @@ type Config struct {
 	ProblemAfter time.Duration
 	// Registry receives the dispatcher's metrics.
 	Registry prometheus.Registerer
+	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
+	// 0 means logapi.DefaultAuthTTL.
+	APIAuthTTL time.Duration
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -104,6 +109,10 @@ type App struct {
 	Dispatcher *Dispatcher
 	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
 	Ingest *ingest.Handler
+	// API is the delivery log's read API (serve it with NewAPIServer and ServeAPI). Only the
+	// dispatcher holding the delivery lease builds an App, so only it serves the API: a standby is
+	// not ready, the Service sends it nothing, and it does not listen on the API's port.
+	API *logapi.Handler
 }
 
 // NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
@@ -208,6 +217,15 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.API = &logapi.Handler{
+		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
+		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"),
 	}
 	return a, nil
 }
