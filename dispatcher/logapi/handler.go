@@ -73,7 +73,8 @@ type Handler struct {
 	// Webhooks finds a Webhook by namespace and name: the dispatcher's informer cache (its uid keys
 	// the log).
 	Webhooks client.Reader
-	Log      Log
+	// Log is the delivery log; nil when the dispatcher keeps none (every request is answered 503).
+	Log Log
 	Bodies   Bodies
 	Auth     *Auth
 	// Limits bounds what one identity and all callers together may ask at once.
@@ -138,6 +139,10 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 		ctx, cancel := context.WithTimeout(r.Context(), h.timeout())
 		defer cancel()
 		r = r.WithContext(ctx)
+		if h.Log == nil {
+			writeError(w, http.StatusServiceUnavailable, "LogOff", "this dispatcher keeps no delivery log (--delivery-log=false)")
+			return
+		}
 		release, ok := h.Limits.enter()
 		if !ok {
 			w.Header().Set("Retry-After", "1")

@@ -1,0 +1,317 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/testcerts"
+	"github.com/hookline/hookline/internal/testsupport"
+)
+
+// apiClient calls a stack's read API over TLS, as the CLI and console do.
+type apiClient struct {
+	base string
+	ca   *testcerts.CA
+	http *http.Client
+}
+
+// serveAPI serves s's read API over TLS (the ingest's certificate files, as in production) on a
+// free loopback port.
+func (s *stack) serveAPI(t *testing.T) *apiClient {
+	t.Helper()
+	g := NewWithT(t)
+	ca, err := testcerts.NewCA("api-ca")
+	g.Expect(err).NotTo(HaveOccurred())
+	leaf, err := ca.Server()
+	g.Expect(err).NotTo(HaveOccurred())
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	g.Expect(os.WriteFile(certFile, leaf.CertPEM, 0o600)).To(Succeed())
+	g.Expect(os.WriteFile(keyFile, leaf.KeyPEM, 0o600)).To(Succeed())
+	addr := testsupport.FreeAddr(t)
+	srv := dispatcher.NewAPIServer(addr, s.app.API)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- dispatcher.ServeAPI(ctx, srv, certFile, keyFile, false) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = srv.Shutdown(context.Background())
+		<-served
+	})
+	c := &apiClient{base: "https://" + addr, ca: ca,
+		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}}
+	g.Eventually(func() error {
+		resp, err := c.http.Get(c.base + "/")
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}).WithTimeout(5 * time.Second).Should(Succeed())
+	return c
+}
+
+// get sends GET path with token (none when empty) and returns the status, headers and body.
+func (c *apiClient) get(t *testing.T, token, path string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+// getJSON GETs path, expects status want and decodes the body into v.
+func (c *apiClient) getJSON(t *testing.T, token, path string, want int, v any) {
+	t.Helper()
+	code, _, b := c.get(t, token, path)
+	if code != want {
+		t.Fatalf("GET %s: %d %s, want %d", path, code, b, want)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", path, err, b)
+	}
+}
+
+// apiError GETs path, expects status want, and returns the error body.
+func (c *apiClient) apiError(t *testing.T, token, path string, want int) deliveries.Error {
+	t.Helper()
+	var e deliveries.Error
+	c.getJSON(t, token, path, want, &e)
+	if e.Status != want || e.Reason == "" || e.Message == "" {
+		t.Fatalf("GET %s: error body %+v", path, e)
+	}
+	return e
+}
+
+func notificationsPath(ns, name string) string {
+	return "/v1/namespaces/" + ns + "/webhooks/" + name + "/notifications"
+}
+
+// serviceAccountToken creates ServiceAccount ns/name and returns a token of it (TokenRequest).
+func serviceAccountToken(t *testing.T, cs kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// installDeliveryRoles creates the ClusterRoles hookline ships (config/rbac/deliveries_roles.yaml)
+// and returns them by name.
+func installDeliveryRoles(t *testing.T) map[string]*rbacv1.ClusterRole {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(cp.Root, "config", "rbac", "deliveries_roles.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]*rbacv1.ClusterRole{}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		role := &rbacv1.ClusterRole{}
+		if err := yaml.UnmarshalStrict([]byte(doc), role); err != nil {
+			t.Fatal(err)
+		}
+		roles[role.Name] = role.DeepCopy()
+		if err := k8s.Create(context.Background(), role); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	return roles
+}
+
+// bind binds ServiceAccount saNS/sa to ClusterRole role in namespace ns.
+func bind(t *testing.T, ns, role, saNS, sa string) {
+	t.Helper()
+	NewWithT(t).Expect(k8s.Create(context.Background(), &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "deliveries-", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: saNS, Name: sa}},
+	})).To(Succeed())
+}
+
+// Two tenants in two namespaces, each allowed to read its own webhooks' deliveries through a
+// RoleBinding to the shipped ClusterRole: each reads its own log; the other tenant, a user without
+// RBAC and a caller without a valid token learn nothing, not even whether the webhook or a guessed
+// notification id exists.
+func TestReadAPITenancy(t *testing.T) {
+	g := NewWithT(t)
+	nsA, nsB := newNamespace(t, "acc-logapi-a", ""), newNamespace(t, "acc-logapi-b", "")
+	rcA, rcB := newReceiver(t), newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}})
+	s.activeWebhook(t, nsA, "orders", accountSpec(rcA.URL))
+	s.activeWebhook(t, nsB, "orders", accountSpec(rcB.URL))
+	api := s.serveAPI(t)
+
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	alice := serviceAccountToken(t, cs, nsA, "alice")
+	bob := serviceAccountToken(t, cs, nsB, "bob")
+	carol := serviceAccountToken(t, cs, nsA, "carol") // no RoleBinding at all
+	bind(t, nsA, "hookline-deliveries-viewer", nsA, "alice")
+	bind(t, nsB, "hookline-deliveries-viewer", nsB, "bob")
+
+	for i := range 3 {
+		s.mustPost(t, event(fmt.Sprintf("evt-a-%d", i), "acc-logapi-a"))
+	}
+	s.mustPost(t, event("evt-b-0", "acc-logapi-b"))
+	g.Eventually(func() int { return len(rcA.got()) }).WithTimeout(10 * time.Second).Should(Equal(3))
+	g.Eventually(func() int { return len(rcB.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+
+	// Alice lists her webhook's notifications, newest first, each delivered once.
+	pathA := notificationsPath(nsA, "orders")
+	var page deliveries.NotificationList
+	g.Eventually(func(g Gomega) {
+		page = deliveries.NotificationList{}
+		api.getJSON(t, alice, pathA+"?state=delivered", http.StatusOK, &page)
+		g.Expect(page.Items).To(HaveLen(3))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Expect(page.Items[0].EventID).To(Equal("evt-a-2"))
+	g.Expect(page.Items[2].EventID).To(Equal("evt-a-0"))
+	for _, n := range page.Items {
+		g.Expect(n.State).To(Equal(deliveries.StateDelivered))
+		g.Expect(n.Attempts).To(Equal(1))
+		g.Expect(n.EventName).To(Equal("AGREEMENT_ACTION_COMPLETED"))
+	}
+	idA := page.Items[0].NotificationID
+
+	// Her notification's attempts, and its body: the bytes the receiver got.
+	var al deliveries.AttemptList
+	api.getJSON(t, alice, pathA+"/"+idA, http.StatusOK, &al)
+	g.Expect(al.Notification.NotificationID).To(Equal(idA))
+	g.Expect(al.Records).To(HaveLen(1))
+	g.Expect(al.Records[0].HTTPStatus).To(Equal(http.StatusOK))
+	g.Expect(al.Records[0].State).To(Equal(deliveries.StateDelivered))
+	code, hdr, body := api.get(t, alice, pathA+"/"+idA+"/body")
+	g.Expect(code).To(Equal(http.StatusOK), string(body))
+	g.Expect(hdr.Get("Content-Type")).To(Equal("application/json"))
+	var sent []byte
+	for _, d := range rcA.got() {
+		if strings.Contains(string(d.Body), idA) {
+			sent = d.Body
+		}
+	}
+	g.Expect(sent).NotTo(BeEmpty(), "the receiver got notification %s", idA)
+	g.Expect(body).To(Equal(sent), "the body endpoint answers exactly the bytes the receiver got")
+
+	// Bob, Carol, and any caller, get the answer of a webhook that does not exist.
+	missing := func(ns, name string) deliveries.Error {
+		return deliveries.Error{Status: http.StatusNotFound, Reason: "NotFound", Message: "webhook " + ns + "/" + name + " not found"}
+	}
+	g.Expect(api.apiError(t, alice, notificationsPath(nsA, "ghost"), http.StatusNotFound)).To(Equal(missing(nsA, "ghost")))
+	for _, who := range []string{bob, carol} {
+		g.Expect(api.apiError(t, who, pathA, http.StatusNotFound)).To(Equal(missing(nsA, "orders")))
+		g.Expect(api.apiError(t, who, pathA+"/"+idA, http.StatusNotFound)).To(Equal(missing(nsA, "orders")))
+		g.Expect(api.apiError(t, who, pathA+"/"+idA+"/body", http.StatusNotFound)).To(Equal(missing(nsA, "orders")))
+	}
+	// Alice cannot read Bob's namespace either, even for a webhook of the same name.
+	g.Expect(api.apiError(t, alice, notificationsPath(nsB, "orders"), http.StatusNotFound)).To(Equal(missing(nsB, "orders")))
+	// Bob guessing Alice's notification id on his own webhook finds nothing: ids are per webhook.
+	pathB := notificationsPath(nsB, "orders")
+	api.apiError(t, bob, pathB+"/"+idA, http.StatusNotFound)
+	api.apiError(t, bob, pathB+"/"+idA+"/body", http.StatusNotFound)
+	var pageB deliveries.NotificationList
+	api.getJSON(t, bob, pathB+"?notificationId="+idA, http.StatusOK, &pageB)
+	g.Expect(pageB.Items).To(BeEmpty())
+	api.getJSON(t, bob, pathB, http.StatusOK, &pageB)
+	g.Expect(pageB.Items).To(HaveLen(1))
+	g.Expect(pageB.Items[0].EventID).To(Equal("evt-b-0"))
+
+	// Without a valid token: 401 with a challenge, before anything else is looked at.
+	for _, token := range []string{"", "garbage-token", alice + "x"} {
+		code, hdr, b := api.get(t, token, pathA)
+		g.Expect(code).To(Equal(http.StatusUnauthorized), string(b))
+		g.Expect(hdr.Get("WWW-Authenticate")).To(HavePrefix("Bearer"))
+		var e deliveries.Error
+		g.Expect(json.Unmarshal(b, &e)).To(Succeed())
+		g.Expect(e.Reason).To(Equal("Unauthorized"))
+	}
+
+	// An unknown notification of a readable webhook: 404.
+	e := api.apiError(t, alice, pathA+"/0000000000notanid", http.StatusNotFound)
+	g.Expect(e.Message).To(ContainSubstring("notification 0000000000notanid"))
+	api.apiError(t, alice, pathA+"/0000000000notanid/body", http.StatusNotFound)
+
+	// Pages follow the cursor; a tampered cursor is refused.
+	var p1, p2 deliveries.NotificationList
+	api.getJSON(t, alice, pathA+"?limit=2", http.StatusOK, &p1)
+	g.Expect(p1.Items).To(HaveLen(2))
+	g.Expect(p1.Next).NotTo(BeEmpty())
+	api.getJSON(t, alice, pathA+"?limit=2&cursor="+p1.Next, http.StatusOK, &p2)
+	g.Expect(p2.Items).To(HaveLen(1))
+	g.Expect(p2.Items[0].EventID).To(Equal("evt-a-0"))
+	tampered := []byte(p1.Next)
+	tampered[len(tampered)/2] ^= 1
+	if tampered[len(tampered)/2] == '=' || tampered[len(tampered)/2] == '&' {
+		tampered[len(tampered)/2] = 'A'
+	}
+	e = api.apiError(t, alice, pathA+"?limit=2&cursor="+string(tampered), http.StatusBadRequest)
+	g.Expect(e.Message).To(HavePrefix("cursor:"))
+	// A cursor of other filters is refused too.
+	api.apiError(t, alice, pathA+"?limit=2&state=dropped&cursor="+p1.Next, http.StatusBadRequest)
+
+	// Bad parameters name themselves.
+	for q, field := range map[string]string{
+		"?state=bogus": "state:", "?limit=0": "limit:", "?limit=501": "limit:", "?since=yesterday": "since:",
+		"?until=2h&since=1h": "until", "?colour=red": "unknown parameter", "?event=AGREEMENT%0A": "event:",
+		"?limit=1&limit=2": "limit:",
+	} {
+		g.Expect(api.apiError(t, alice, pathA+q, http.StatusBadRequest).Message).To(HavePrefix(field), q)
+	}
+	// "failed" selects the states of notifications given up on: none here.
+	api.getJSON(t, alice, pathA+"?state=failed", http.StatusOK, &page)
+	g.Expect(page.Items).To(BeEmpty())
+}
