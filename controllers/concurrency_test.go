@@ -28,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 )
 
 // gate holds verification requests until opened and records how many were held at once.
@@ -83,7 +82,7 @@ func TestVerificationCapPerAccount(t *testing.T) {
 		throttled := 0
 		for _, wh := range slowHooks {
 			got := getWebhook(g, wh)
-			if c := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionVerified); c != nil && c.Reason == controllers.ReasonVerificationThrottled {
+			if c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionVerified); c != nil && c.Reason == hooklinev1.ReasonVerificationThrottled {
 				throttled++
 			}
 		}
@@ -93,14 +92,14 @@ func TestVerificationCapPerAccount(t *testing.T) {
 	// Another account is not held up by the busy one.
 	fastNS := newNamespace(t, "acc-fast", "")
 	fast := createWebhook(t, fastNS, "fast", func(s *hooklinev1.WebhookSpec) { s.URL = fastRc.URL })
-	eventuallyReady(t, fast, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, fast, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	for _, wh := range slowHooks {
 		g.Expect(getWebhook(g, wh).Status.State).NotTo(Equal(hooklinev1.ObservedActive))
 	}
 
 	close(slow.open)
 	for _, wh := range slowHooks {
-		eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+		eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	}
 	_, peak := slow.stats()
 	g.Expect(peak).To(Equal(limit), "at most %d verifications may run at once for one account", limit)

@@ -137,7 +137,7 @@ func (r *WebhookReconciler) duplicates(ctx context.Context, wh *hooklinev1.Webho
 func duplicateStatus(winner *hooklinev1.Webhook, b tenancy.Binding) *managerStatus {
 	st := &managerStatus{}
 	// Stalled: it receives nothing until someone deletes, deactivates or changes one of the two.
-	st.setPermanentFailure(ReasonDuplicateConfiguration, fmt.Sprintf(
+	st.setPermanentFailure(hooklinev1.ReasonDuplicateConfiguration, fmt.Sprintf(
 		"webhook %s/%s, older than this one in account %s (by creation time, then uid), has the same configuration (events, url, scope, group, user, resource and client id); "+
 			"only the oldest of identical webhooks receives notifications. This one stays Inactive, and is verified "+
 			"when that one is deleted, set INACTIVE or changed", winner.Namespace, winner.Name, b.AccountID))

@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 )
 
 // expectDuplicateOf waits until wh is reported as a duplicate of winner: Inactive, Ready=False
@@ -39,9 +38,9 @@ import (
 // attested.
 func expectDuplicateOf(t *testing.T, wh, winner *hooklinev1.Webhook) *hooklinev1.Webhook {
 	t.Helper()
-	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonDuplicateConfiguration)
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, hooklinev1.ReasonDuplicateConfiguration)
 	g := NewWithT(t)
-	g.Expect(meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionReady).Message).
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Message).
 		To(ContainSubstring("webhook %s/%s,", winner.Namespace, winner.Name))
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 	g.Expect(got.Status.Attestation).To(BeEmpty())
@@ -100,13 +99,13 @@ func TestDuplicateConfigurationStaysInactive(t *testing.T) {
 			}
 			first := createWebhook(t, ns, "first", spec(tc.first))
 			if tc.reachable {
-				eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+				eventuallyReady(t, first, metav1.ConditionTrue, hooklinev1.ReasonActive)
 			}
 			createdAfter(t, first)
 			second := createWebhook(t, ns, "second", spec(tc.second))
 			got := expectDuplicateOf(t, second, first)
-			g.Expect(meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
-			expectEvent(t, got, corev1.EventTypeWarning, controllers.ReasonDuplicateConfiguration)
+			g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
+			expectEvent(t, got, corev1.EventTypeWarning, hooklinev1.ReasonDuplicateConfiguration)
 			if tc.reachable {
 				g.Expect(rc.gets.Load()).To(BeEquivalentTo(1), "a duplicate must not be verified")
 				g.Expect(getWebhook(g, first).Status.State).To(Equal(hooklinev1.ObservedActive))
@@ -136,7 +135,7 @@ func TestDifferentConfigurationsAreNotDuplicates(t *testing.T) {
 		}),
 	}
 	for _, wh := range hooks {
-		eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+		eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	}
 	NewWithT(t).Expect(rc.gets.Load()).To(BeEquivalentTo(len(hooks)))
 }
@@ -145,14 +144,14 @@ func TestDuplicatesSpanNamespacesOfOneAccountOnly(t *testing.T) {
 	rc := newReceiver(t, false, echoHeader)
 	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
 	first := createWebhook(t, newNamespace(t, "acc-dup-span", ""), "hook", same)
-	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, first, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	createdAfter(t, first)
 	// Another namespace of the same account: a duplicate, although its name is the same.
 	sameAccount := createWebhook(t, newNamespace(t, "acc-dup-span", ""), "hook", same)
 	// A namespace of another account: not a duplicate.
 	otherAccount := createWebhook(t, newNamespace(t, "acc-dup-span-other", ""), "hook", same)
 	expectDuplicateOf(t, sameAccount, first)
-	eventuallyReady(t, otherAccount, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, otherAccount, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	NewWithT(t).Expect(rc.gets.Load()).To(BeEquivalentTo(2))
 }
 
@@ -165,7 +164,7 @@ func TestNextInLineTakesOver(t *testing.T) {
 	rc := newReceiver(t, false, echoHeader)
 	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
 	w1 := createWebhook(t, ns, "w1", same)
-	eventuallyReady(t, w1, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w1, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	createdAfter(t, w1)
 	w2 := createWebhook(t, ns, "w2", same)
 	createdAfter(t, w2)
@@ -176,29 +175,29 @@ func TestNextInLineTakesOver(t *testing.T) {
 
 	// Deleted: the next in line is verified and Active; the third now names it.
 	g.Expect(k8s.Delete(ctx, w1)).To(Succeed())
-	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w2, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.gets.Load()).To(BeEquivalentTo(2), "the promoted webhook must be verified")
 	expectDuplicateOf(t, w3, w2)
 
 	// Set INACTIVE: the third takes over.
 	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateInactive })
-	eventuallyReady(t, w3, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w3, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.gets.Load()).To(BeEquivalentTo(3))
 
 	// Reactivated, the older one takes over again: the younger stops before it is attested.
 	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
-	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w2, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	expectDuplicateOf(t, w3, w2)
 
 	// Changed so that it no longer matches: the third takes over; changed back, it is the oldest
 	// again, and re-attested without a verification (its endpoint did not change).
 	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.Events = []hooklinev1.EventName{"WIDGET_ALL"} })
-	eventuallyReady(t, w3, metav1.ConditionTrue, controllers.ReasonActive)
-	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w3, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	eventuallyReady(t, w2, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	gets := rc.gets.Load()
 	patchSpec(t, w2, func(s *hooklinev1.WebhookSpec) { s.Events = []hooklinev1.EventName{"AGREEMENT_ALL"} })
 	expectDuplicateOf(t, w3, w2)
-	eventuallyReady(t, w2, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, w2, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.gets.Load()).To(Equal(gets), "a change of events alone must not verify again")
 }
 
@@ -208,10 +207,10 @@ func TestReactivatingDuplicateStaysInactive(t *testing.T) {
 	ns := newNamespace(t, "acc-dup-reactivate", "")
 	rc := newReceiver(t, false, echoHeader)
 	original := createWebhook(t, ns, "original", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
-	eventuallyReady(t, original, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, original, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	createdAfter(t, original)
 	copyOf := createWebhook(t, ns, "copy", func(s *hooklinev1.WebhookSpec) { s.URL, s.State = rc.URL, hooklinev1.StateInactive })
-	eventuallyReady(t, copyOf, metav1.ConditionTrue, controllers.ReasonInactive)
+	eventuallyReady(t, copyOf, metav1.ConditionTrue, hooklinev1.ReasonInactive)
 
 	patchSpec(t, copyOf, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
 	expectDuplicateOf(t, copyOf, original)
@@ -248,7 +247,7 @@ func TestManyIdenticalWebhooksOneActive(t *testing.T) {
 			oldest = wh
 		}
 	}
-	eventuallyReady(t, oldest, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, oldest, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	for _, wh := range hooks {
 		if wh != oldest {
 			expectDuplicateOf(t, wh, oldest)
@@ -272,7 +271,7 @@ func TestRebindingWinnersNamespacePromotesNext(t *testing.T) {
 	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
 	firstNS := newNamespace(t, "acc-dup-rebind", "")
 	first := createWebhook(t, firstNS, "hook", same)
-	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, first, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	createdAfter(t, first)
 	second := createWebhook(t, newNamespace(t, "acc-dup-rebind", ""), "hook", same)
 	expectDuplicateOf(t, second, first)
@@ -282,6 +281,6 @@ func TestRebindingWinnersNamespacePromotesNext(t *testing.T) {
 	base := nsObj.DeepCopy()
 	nsObj.Labels["hookline.io/account"] = "acc-dup-rebind-other"
 	g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
-	eventuallyReady(t, second, metav1.ConditionTrue, controllers.ReasonActive)
-	eventuallyReady(t, first, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, second, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	eventuallyReady(t, first, metav1.ConditionTrue, hooklinev1.ReasonActive)
 }

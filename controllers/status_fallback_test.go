@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -93,20 +92,20 @@ func TestRefusedStatusFallsBackToInactive(t *testing.T) {
 	ns := newNamespace(t, "acc-fallback", "")
 	rc := newReceiver(t, false, echoHeader)
 	wh := createWebhook(t, ns, "refused", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
-	active := eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	active := eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(active.Status.Attestation).NotTo(BeEmpty())
 
 	refuseStatusWithReason(t, ns, wh, verify.ReasonClientIDNotEchoed)
 	rc.set(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }) // no echo
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL + "/moved" })
 
-	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonStatusWriteFailed)
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, hooklinev1.ReasonStatusWriteFailed)
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 	g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 	g.Expect(got.Status.Attestation).To(BeEmpty())
-	verified := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionVerified)
+	verified := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionVerified)
 	g.Expect(verified).NotTo(BeNil())
 	g.Expect(verified.Status).To(Equal(metav1.ConditionFalse))
-	g.Expect(verified.Reason).To(Equal(controllers.ReasonStatusWriteFailed))
-	expectEvent(t, wh, corev1.EventTypeWarning, controllers.ReasonStatusWriteFailed)
+	g.Expect(verified.Reason).To(Equal(hooklinev1.ReasonStatusWriteFailed))
+	expectEvent(t, wh, corev1.EventTypeWarning, hooklinev1.ReasonStatusWriteFailed)
 }

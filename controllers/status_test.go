@@ -28,7 +28,7 @@ import (
 func TestSummarize(t *testing.T) {
 	active := &hooklinev1.Webhook{Spec: hooklinev1.WebhookSpec{State: hooklinev1.StateActive}}
 	disabled := active.DeepCopy()
-	disabled.Status.Conditions = []metav1.Condition{{Type: ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: "NoSuccessIn7Days", Message: "dropped"}}
+	disabled.Status.Conditions = []metav1.Condition{{Type: hooklinev1.ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: "NoSuccessIn7Days", Message: "dropped"}}
 	cases := []struct {
 		name       string
 		wh         *hooklinev1.Webhook
@@ -38,12 +38,12 @@ func TestSummarize(t *testing.T) {
 		wantReady  metav1.ConditionStatus
 		wantReason string
 	}{
-		{"verified", active, metav1.ConditionTrue, "Verified", hooklinev1.ObservedActive, metav1.ConditionTrue, ReasonActive},
+		{"verified", active, metav1.ConditionTrue, "Verified", hooklinev1.ObservedActive, metav1.ConditionTrue, hooklinev1.ReasonActive},
 		{"failed", active, metav1.ConditionFalse, "EndpointTimeout", hooklinev1.ObservedInactive, metav1.ConditionFalse, "EndpointTimeout"},
-		{"throttled", active, metav1.ConditionUnknown, ReasonVerificationThrottled, hooklinev1.ObservedInactive, metav1.ConditionUnknown, ReasonVerificationThrottled},
-		{"unbound", active, metav1.ConditionUnknown, ReasonNamespaceNotBound, hooklinev1.ObservedInactive, metav1.ConditionFalse, ReasonNamespaceNotBound},
-		{"inactive", active, metav1.ConditionUnknown, ReasonInactive, hooklinev1.ObservedInactive, metav1.ConditionTrue, ReasonInactive},
-		{"auto-disabled", disabled, metav1.ConditionTrue, "Verified", hooklinev1.ObservedDisabled, metav1.ConditionFalse, ReasonAutoDisabled},
+		{"throttled", active, metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, hooklinev1.ObservedInactive, metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled},
+		{"unbound", active, metav1.ConditionUnknown, hooklinev1.ReasonNamespaceNotBound, hooklinev1.ObservedInactive, metav1.ConditionFalse, hooklinev1.ReasonNamespaceNotBound},
+		{"inactive", active, metav1.ConditionUnknown, hooklinev1.ReasonInactive, hooklinev1.ObservedInactive, metav1.ConditionTrue, hooklinev1.ReasonInactive},
+		{"auto-disabled", disabled, metav1.ConditionTrue, "Verified", hooklinev1.ObservedDisabled, metav1.ConditionFalse, hooklinev1.ReasonAutoDisabled},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

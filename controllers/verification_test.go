@@ -35,7 +35,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/testcerts"
 	"github.com/hookline/hookline/internal/testsupport"
@@ -121,7 +120,7 @@ func eventuallyReady(t *testing.T, wh *hooklinev1.Webhook, status metav1.Conditi
 	var got *hooklinev1.Webhook
 	NewWithT(t).Eventually(func(g Gomega) {
 		got = getWebhook(g, wh)
-		ready := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionReady)
+		ready := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady)
 		g.Expect(ready).NotTo(BeNil())
 		g.Expect(ready.ObservedGeneration).To(Equal(got.Generation))
 		g.Expect(ready.Status).To(Equal(status), "Ready message: %s", ready.Message)
@@ -157,17 +156,17 @@ func TestVerificationPasses(t *testing.T) {
 			g := NewWithT(t)
 			rc := newReceiver(t, tc.tls, tc.handler)
 			wh := createWebhook(t, ns, "pass-"+string(rune('a'+i)), func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL + "/hook" })
-			got := eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+			got := eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 
 			g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
 			g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
 			g.Expect(got.Status.LastVerifiedTime).NotTo(BeNil())
-			verified := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionVerified)
+			verified := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionVerified)
 			g.Expect(verified.Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
 			g.Expect(rc.lastID.Load()).To(Equal(testClientID))
 			expectEvent(t, got, corev1.EventTypeNormal, "Verified")
-			g.Expect(statusAppliedBy(got)).To(ConsistOf(controllers.FieldManager),
+			g.Expect(statusAppliedBy(got)).To(ConsistOf(hooklinev1.FieldManagerManager),
 				"status must be written only by server-side apply under the manager's field manager")
 		})
 	}
@@ -178,7 +177,7 @@ func TestSpecClientIDIsSentAndExpected(t *testing.T) {
 	ns := newNamespace(t, "acc-clientid", "")
 	rc := newReceiver(t, false, echoHeader)
 	wh := createWebhook(t, ns, "own-client", func(s *hooklinev1.WebhookSpec) { s.URL, s.ClientID = rc.URL, "CBJCHBCAABAA-custom" })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.lastID.Load()).To(Equal("CBJCHBCAABAA-custom"))
 }
 
@@ -263,7 +262,7 @@ func TestVerificationFailuresKeepWebhookInactive(t *testing.T) {
 			wh := createWebhook(t, ns, "fail-"+string(rune('a'+i)), func(s *hooklinev1.WebhookSpec) { s.URL = tc.url(t) })
 			got := eventuallyReady(t, wh, metav1.ConditionFalse, tc.reason)
 			g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
-			verified := meta.FindStatusCondition(got.Status.Conditions, controllers.ConditionVerified)
+			verified := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionVerified)
 			g.Expect(verified.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(verified.Reason).To(Equal(tc.reason))
 			g.Expect(got.Status.LastVerifiedTime).To(BeNil())
@@ -281,7 +280,7 @@ func TestFailedVerificationIsRetriedUntilItPasses(t *testing.T) {
 	// Backoff doubles from 200ms: several retries arrive within a few seconds without any change.
 	g.Eventually(rc.gets.Load).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 3))
 	rc.set(echoHeader)
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 }
 
 func TestInactiveToActiveReverifies(t *testing.T) {
@@ -289,18 +288,18 @@ func TestInactiveToActiveReverifies(t *testing.T) {
 	ns := newNamespace(t, "acc-toggle", "")
 	rc := newReceiver(t, true, echoHeader)
 	wh := createWebhook(t, ns, "toggled", func(s *hooklinev1.WebhookSpec) { s.URL, s.State = rc.URL, hooklinev1.StateInactive })
-	got := eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonInactive)
+	got := eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonInactive)
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 	g.Expect(rc.gets.Load()).To(BeZero(), "an INACTIVE webhook must not be verified")
 
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.gets.Load()).To(BeEquivalentTo(1))
 
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateInactive })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonInactive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonInactive)
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateActive })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.gets.Load()).To(BeEquivalentTo(2), "INACTIVE→ACTIVE must verify again")
 }
 
@@ -311,15 +310,15 @@ func TestURLAndClientIDChangesReverify(t *testing.T) {
 	second := newReceiver(t, true, echoBody)
 	broken := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) })
 	wh := createWebhook(t, ns, "moving", func(s *hooklinev1.WebhookSpec) { s.URL = first.URL })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = second.URL + "/v2" })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(second.gets.Load()).To(BeEquivalentTo(1))
 
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.ClientID = "rotated-client" })
 	g.Eventually(second.gets.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(second.lastID.Load()).To(Equal("rotated-client"))
 
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = broken.URL })
@@ -328,10 +327,10 @@ func TestURLAndClientIDChangesReverify(t *testing.T) {
 
 	// A change that touches neither url nor client id keeps an existing verification.
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.URL = first.URL })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	before := first.gets.Load()
 	patchSpec(t, wh, func(s *hooklinev1.WebhookSpec) { s.Events = []hooklinev1.EventName{"AGREEMENT_ALL", "WIDGET_ALL"} })
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(first.gets.Load()).To(Equal(before), "an events change must not re-verify")
 }
 
@@ -340,10 +339,10 @@ func TestUnboundNamespaceIsReported(t *testing.T) {
 	ns := newNamespace(t, "", "")
 	rc := newReceiver(t, true, echoHeader)
 	wh := createWebhook(t, ns, "unbound", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
-	got := eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonNamespaceNotBound)
+	got := eventuallyReady(t, wh, metav1.ConditionFalse, hooklinev1.ReasonNamespaceNotBound)
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 	g.Expect(rc.gets.Load()).To(BeZero(), "a webhook in an unbound namespace must not be verified")
-	expectEvent(t, got, corev1.EventTypeWarning, controllers.ReasonNamespaceNotBound)
+	expectEvent(t, got, corev1.EventTypeWarning, hooklinev1.ReasonNamespaceNotBound)
 
 	// Binding the namespace afterwards is enough: the namespace watch brings the webhook back.
 	nsObj := &corev1.Namespace{}
@@ -351,7 +350,7 @@ func TestUnboundNamespaceIsReported(t *testing.T) {
 	base := nsObj.DeepCopy()
 	nsObj.Labels["hookline.io/account"] = "acc-late"
 	g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 }
 
 func TestClientCertificateIsPresented(t *testing.T) {
@@ -376,14 +375,14 @@ func TestClientCertificateIsPresented(t *testing.T) {
 		s.URL, s.ClientCertificateSecretRef = srv.URL, &hooklinev1.SecretReference{Name: "client-cert"}
 	})
 	// The secret does not exist yet: reported, retried.
-	eventuallyReady(t, wh, metav1.ConditionFalse, controllers.ReasonClientCertificateNotFound)
+	eventuallyReady(t, wh, metav1.ConditionFalse, hooklinev1.ReasonClientCertificateNotFound)
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "client-cert", Namespace: ns},
 		Type:       corev1.SecretTypeTLS,
 		Data:       map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM},
 	}
 	g.Expect(k8s.Create(context.Background(), secret)).To(Succeed())
-	eventuallyReady(t, wh, metav1.ConditionTrue, controllers.ReasonActive)
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	g.Expect(rc.lastCerts.Load()).To(BeEquivalentTo(1))
 }
 

@@ -20,7 +20,6 @@ package controllers
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -29,7 +28,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -40,12 +38,10 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/statusapply"
 	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/verify"
 )
-
-// FieldManager is the server-side-apply field manager of the manager's status writes.
-const FieldManager = "hookline-manager"
 
 // Options tunes a WebhookReconciler.
 type Options struct {
@@ -124,11 +120,11 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}
 	switch {
 	case !bound:
-		st.setVerified(metav1.ConditionUnknown, ReasonNamespaceNotBound,
+		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonNamespaceNotBound,
 			fmt.Sprintf("namespace %s has no %s label; its webhooks receive nothing", wh.Namespace, tenancy.AccountLabel))
 		return ctrl.Result{}, nil
 	case wh.Spec.State == hooklinev1.StateInactive:
-		st.setVerified(metav1.ConditionUnknown, ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
+		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
 	}
@@ -136,9 +132,9 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if claim, proceed, res, err = r.claimConfiguration(ctx, wh, binding, st); !proceed {
 		return res, err
 	}
-	if conditionStatus(wh, ConditionAutoDisabled) == metav1.ConditionTrue {
+	if conditionStatus(wh, hooklinev1.ConditionAutoDisabled) == metav1.ConditionTrue {
 		// Dropping the verification record makes reactivation verify the endpoint again.
-		st.setVerified(metav1.ConditionUnknown, ReasonAutoDisabled, fmt.Sprintf(
+		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonAutoDisabled, fmt.Sprintf(
 			"webhook was auto-disabled by the dispatcher; set the %s annotation to a new value (or toggle spec.state) to reactivate and verify it again",
 			hooklinev1.ReactivateAnnotation))
 		return ctrl.Result{}, nil
@@ -153,7 +149,7 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (ctrl.Result, error) {
 	clientID := r.clientID(wh)
 	if clientID == "" {
-		st.setPermanentFailure(ReasonClientIDMissing, "spec.clientId is empty and the operator has no default client id")
+		st.setPermanentFailure(hooklinev1.ReasonClientIDMissing, "spec.clientId is empty and the operator has no default client id")
 		return ctrl.Result{}, nil
 	}
 	if bad := r.Verifier.CheckURL(wh.Spec.URL); bad != nil {
@@ -163,7 +159,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	cert, reason, err := r.clientCertificate(ctx, wh)
 	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
 		Configuration: r.configuration(wh)}
-	v := meta.FindStatusCondition(wh.Status.Conditions, ConditionVerified)
+	v := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionVerified)
 	verified := v != nil && v.Status == metav1.ConditionTrue
 	if err != nil {
 		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
@@ -192,7 +188,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 
 	if !r.slots.tryAcquire(b.AccountID) {
 		verificationsThrottled.Inc()
-		st.setVerified(metav1.ConditionUnknown, ReasonVerificationThrottled, fmt.Sprintf(
+		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, fmt.Sprintf(
 			"account %s already has %d verifications in flight; waiting for a slot", b.AccountID, r.Options.VerificationsPerAccount))
 		return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 	}
@@ -246,11 +242,11 @@ func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev
 	case err == nil:
 		return cert, "", nil
 	case errors.Is(err, clientcert.ErrInvalid):
-		return nil, ReasonClientCertificateInvalid, err
+		return nil, hooklinev1.ReasonClientCertificateInvalid, err
 	case apierrors.IsNotFound(err):
-		return nil, ReasonClientCertificateNotFound, fmt.Errorf("client certificate secret %s not found", wh.Spec.ClientCertificateSecretRef.Name)
+		return nil, hooklinev1.ReasonClientCertificateNotFound, fmt.Errorf("client certificate secret %s not found", wh.Spec.ClientCertificateSecretRef.Name)
 	default:
-		return nil, ReasonClientCertificateNotFound, fmt.Errorf("reading client certificate secret %s: %w", wh.Spec.ClientCertificateSecretRef.Name, err)
+		return nil, hooklinev1.ReasonClientCertificateNotFound, fmt.Errorf("reading client certificate secret %s: %w", wh.Spec.ClientCertificateSecretRef.Name, err)
 	}
 }
 
@@ -309,36 +305,23 @@ type appliedStatus struct {
 
 // applyStatus applies want as the manager's status fields of wh.
 func (r *WebhookReconciler) applyStatus(ctx context.Context, wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) error {
-	raw, err := json.Marshal(map[string]any{
-		"apiVersion": hooklinev1.GroupVersion.String(),
-		"kind":       "Webhook",
-		// The uid makes the apply fail rather than land on a new Webhook of the same name.
-		"metadata": map[string]any{"name": wh.Name, "namespace": wh.Namespace, "uid": string(wh.UID)},
-		// attestation is applied even when empty: the manager then owns the field, and a value
-		// someone else wrote into status is cleared instead of lingering beside the manager's.
-		"status": appliedStatus{WebhookStatus: want, Attestation: want.Attestation},
-	})
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(raw); err != nil {
-		return err
-	}
-	return r.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	// attestation is applied even when empty: the manager then owns the field, and a value
+	// someone else wrote into status is cleared instead of lingering beside the manager's.
+	return statusapply.Apply(ctx, r.Client, hooklinev1.GroupVersion.WithKind("Webhook"), wh,
+		appliedStatus{WebhookStatus: want, Attestation: want.Attestation}, hooklinev1.FieldManagerManager)
 }
 
 // recordTransition emits an Event when the Ready condition changes status or reason.
 func (r *WebhookReconciler) recordTransition(wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) {
-	ready := meta.FindStatusCondition(want.Conditions, ConditionReady)
-	old := meta.FindStatusCondition(wh.Status.Conditions, ConditionReady)
+	ready := meta.FindStatusCondition(want.Conditions, hooklinev1.ConditionReady)
+	old := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady)
 	if ready == nil || (old != nil && old.Status == ready.Status && old.Reason == ready.Reason) {
 		return
 	}
 	switch {
-	case ready.Status == metav1.ConditionTrue && ready.Reason == ReasonActive:
+	case ready.Status == metav1.ConditionTrue && ready.Reason == hooklinev1.ReasonActive:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, "Verified", "Verify", "Endpoint verified; webhook is Active")
-	case ready.Reason == ReasonVerificationThrottled || ready.Reason == ReasonInactive:
+	case ready.Reason == hooklinev1.ReasonVerificationThrottled || ready.Reason == hooklinev1.ReasonInactive:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ready.Reason, "Verify", "%s", ready.Message)
 	default:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ready.Reason, "Verify", "%s", ready.Message)

@@ -75,7 +75,7 @@ func (autoDisabledChanged) Update(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return false
 	}
-	return conditionStatus(oldWh, ConditionAutoDisabled) != conditionStatus(newWh, ConditionAutoDisabled)
+	return conditionStatus(oldWh, hooklinev1.ConditionAutoDisabled) != conditionStatus(newWh, hooklinev1.ConditionAutoDisabled)
 }
 
 // Create, Delete and Generic are left to the other predicates of the Or.

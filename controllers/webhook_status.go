@@ -22,38 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-)
-
-// Condition types. The manager owns Ready, Verified, Reconciling and Stalled; the dispatcher owns
-// Delivering and AutoDisabled. Reconciling and Stalled follow the kstatus convention that Argo CD and
-// Flux health checks read: Reconciling=True means "in progress" (verification pending or being
-// retried), Stalled=True means "failed" until someone acts (auto-disabled, unbound namespace, a spec
-// or setting that can never verify).
-const (
-	ConditionReady        = "Ready"
-	ConditionVerified     = "Verified"
-	ConditionReconciling  = "Reconciling"
-	ConditionStalled      = "Stalled"
-	ConditionDelivering   = "Delivering"
-	ConditionAutoDisabled = "AutoDisabled"
-)
-
-// Condition reasons the manager sets besides the verify.Reason* values.
-const (
-	ReasonActive                    = "Active"
-	ReasonInactive                  = "Inactive"
-	ReasonNamespaceNotBound         = "NamespaceNotBound"
-	ReasonVerificationThrottled     = "VerificationThrottled"
-	ReasonClientIDMissing           = "ClientIdMissing"
-	ReasonClientCertificateNotFound = "ClientCertificateNotFound"
-	ReasonClientCertificateInvalid  = "ClientCertificateInvalid"
-	ReasonAutoDisabled              = "AutoDisabled"
-	// ReasonDuplicateConfiguration: an older ACTIVE Webhook of the same account has the same
-	// configuration (Acrobat Sign's DUPLICATE_WEBHOOK_CONFIGURATION); the message names it.
-	ReasonDuplicateConfiguration = "DuplicateConfiguration"
-	// ReasonStatusWriteFailed: the API server refused the status the manager computed, so it wrote
-	// a minimal Inactive one instead (see fallbackStatus).
-	ReasonStatusWriteFailed = "StatusWriteFailed"
+	"github.com/hookline/hookline/internal/statusapply"
 )
 
 // managerStatus is the part of WebhookStatus the manager owns, rebuilt on every reconcile.
@@ -67,7 +36,7 @@ type managerStatus struct {
 }
 
 func (m *managerStatus) setVerified(status metav1.ConditionStatus, reason, message string) {
-	m.verified = metav1.Condition{Type: ConditionVerified, Status: status, Reason: reason, Message: message}
+	m.verified = metav1.Condition{Type: hooklinev1.ConditionVerified, Status: status, Reason: reason, Message: message}
 	m.permanent = false
 }
 
@@ -80,12 +49,12 @@ func (m *managerStatus) setPermanentFailure(reason, message string) {
 // progress derives the kstatus conditions from the summary: Stalled when only a person can move the
 // webhook on, Reconciling while hookline is still working towards Active.
 func progress(state hooklinev1.ObservedState, ready metav1.Condition, m *managerStatus) (reconciling, stalled metav1.Condition) {
-	reconciling = metav1.Condition{Type: ConditionReconciling, Status: metav1.ConditionFalse, Reason: ready.Reason}
-	stalled = metav1.Condition{Type: ConditionStalled, Status: metav1.ConditionFalse, Reason: ready.Reason}
+	reconciling = metav1.Condition{Type: hooklinev1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: ready.Reason}
+	stalled = metav1.Condition{Type: hooklinev1.ConditionStalled, Status: metav1.ConditionFalse, Reason: ready.Reason}
 	switch {
 	case ready.Status == metav1.ConditionTrue:
 		// Active, or INACTIVE as desired: nothing to do.
-	case state == hooklinev1.ObservedDisabled, ready.Reason == ReasonNamespaceNotBound, m.permanent:
+	case state == hooklinev1.ObservedDisabled, ready.Reason == hooklinev1.ReasonNamespaceNotBound, m.permanent:
 		stalled.Status, stalled.Message = metav1.ConditionTrue, ready.Message
 	default:
 		reconciling.Status, reconciling.Message = metav1.ConditionTrue, ready.Message
@@ -96,28 +65,28 @@ func progress(state hooklinev1.ObservedState, ready metav1.Condition, m *manager
 // summarize derives the observed state and the Ready condition from the verification outcome and
 // the dispatcher's AutoDisabled condition.
 func summarize(wh *hooklinev1.Webhook, m *managerStatus) (hooklinev1.ObservedState, metav1.Condition) {
-	ready := metav1.Condition{Type: ConditionReady}
-	if disabled := meta.FindStatusCondition(wh.Status.Conditions, ConditionAutoDisabled); disabled != nil &&
+	ready := metav1.Condition{Type: hooklinev1.ConditionReady}
+	if disabled := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionAutoDisabled); disabled != nil &&
 		disabled.Status == metav1.ConditionTrue && wh.Spec.State == hooklinev1.StateActive {
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, ReasonAutoDisabled, disabled.Message
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, hooklinev1.ReasonAutoDisabled, disabled.Message
 		return hooklinev1.ObservedDisabled, ready
 	}
-	if m.verified.Reason == ReasonInactive {
+	if m.verified.Reason == hooklinev1.ReasonInactive {
 		// INACTIVE is a desired state: reached, so Ready (GitOps tools then report it healthy); the
 		// State column says Inactive.
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, ReasonInactive, "webhook is INACTIVE as requested and receives nothing"
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, hooklinev1.ReasonInactive, "webhook is INACTIVE as requested and receives nothing"
 		return hooklinev1.ObservedInactive, ready
 	}
 	switch m.verified.Status {
 	case metav1.ConditionTrue:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, ReasonActive, "webhook is verified and receives notifications"
+		ready.Status, ready.Reason, ready.Message = metav1.ConditionTrue, hooklinev1.ReasonActive, "webhook is verified and receives notifications"
 		return hooklinev1.ObservedActive, ready
 	case metav1.ConditionFalse:
 		ready.Status = metav1.ConditionFalse
 	default:
 		ready.Status = metav1.ConditionUnknown
 	}
-	if m.verified.Reason == ReasonNamespaceNotBound {
+	if m.verified.Reason == hooklinev1.ReasonNamespaceNotBound {
 		ready.Status = metav1.ConditionFalse
 	}
 	ready.Reason, ready.Message = m.verified.Reason, m.verified.Message
@@ -135,14 +104,7 @@ func desiredStatus(wh *hooklinev1.Webhook, m *managerStatus, observedGeneration 
 		LastVerifiedTime:   m.lastVerifiedTime,
 		Attestation:        m.attestation,
 	}
-	for _, c := range []metav1.Condition{m.verified, ready, reconciling, stalled} {
-		c.ObservedGeneration = wh.Generation
-		c.LastTransitionTime = now
-		if old := meta.FindStatusCondition(wh.Status.Conditions, c.Type); old != nil && old.Status == c.Status {
-			c.LastTransitionTime = old.LastTransitionTime
-		}
-		out.Conditions = append(out.Conditions, c)
-	}
+	out.Conditions = statusapply.Conditions(wh.Status.Conditions, wh.Generation, now, m.verified, ready, reconciling, stalled)
 	return out
 }
 
@@ -154,7 +116,7 @@ func fallbackStatus(wh *hooklinev1.Webhook, now metav1.Time) hooklinev1.WebhookS
 	const message = "the manager could not write the outcome of this webhook's verification to its status " +
 		"(see the manager's log); it receives nothing until a status write succeeds"
 	m := &managerStatus{lastVerifiedTime: wh.Status.LastVerifiedTime}
-	m.setVerified(metav1.ConditionFalse, ReasonStatusWriteFailed, message)
+	m.setVerified(metav1.ConditionFalse, hooklinev1.ReasonStatusWriteFailed, message)
 	return desiredStatus(wh, m, wh.Generation, now)
 }
 

@@ -40,7 +40,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/safetext"
@@ -132,7 +131,7 @@ func forgeVerified(ctx context.Context, c client.Client, wh *hooklinev1.Webhook,
 	cur.Status.ObservedGeneration = cur.Generation
 	cur.Status.LastVerifiedTime = &now
 	cur.Status.Attestation = attestation
-	cur.Status.Conditions = []metav1.Condition{cond(controllers.ConditionVerified, verify.ReasonVerified), cond(controllers.ConditionReady, controllers.ReasonActive)}
+	cur.Status.Conditions = []metav1.Condition{cond(hooklinev1.ConditionVerified, verify.ReasonVerified), cond(hooklinev1.ConditionReady, hooklinev1.ReasonActive)}
 	return c.Status().Patch(ctx, cur, client.MergeFrom(base))
 }
 
@@ -213,7 +212,7 @@ func TestForgedVerifiedStatusIsNotDelivered(t *testing.T) {
 		wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: accountSpec(attacker.URL + "/" + name)}
 		g.Expect(tenant.Create(ctx, wh)).To(Succeed())
 		g.Eventually(func(g Gomega) {
-			v := condition(getWebhook(g, wh), controllers.ConditionVerified)
+			v := condition(getWebhook(g, wh), hooklinev1.ConditionVerified)
 			g.Expect(v).NotTo(BeNil())
 			g.Expect(v.Reason).To(Equal(verify.ReasonClientIDNotEchoed))
 		}).WithTimeout(20 * time.Second).Should(Succeed())
@@ -237,7 +236,7 @@ func TestForgedVerifiedStatusIsNotDelivered(t *testing.T) {
 			if n := attacker.posts.Load(); n > 0 {
 				StopTrying(fmt.Sprintf("a forged status was delivered to: %d POSTs", n)).Now()
 			}
-			d := condition(getWebhook(g, wh), dispatcher.ConditionDelivering)
+			d := condition(getWebhook(g, wh), hooklinev1.ConditionDelivering)
 			g.Expect(d).NotTo(BeNil())
 			g.Expect(d.Reason).To(Equal(dispatcher.ReasonVerificationNotAttested))
 			// The tenant's forgeries replace the whole condition list, so the dispatcher's condition
@@ -266,7 +265,7 @@ func TestForgedVerifiedStatusIsNotDelivered(t *testing.T) {
 			cur := getWebhook(g, wh)
 			g.Expect(cur.Status.State).To(Equal(hooklinev1.ObservedInactive))
 			g.Expect(cur.Status.Attestation).To(BeEmpty())
-			g.Expect(condition(cur, controllers.ConditionVerified)).To(HaveField("Reason", verify.ReasonClientIDNotEchoed))
+			g.Expect(condition(cur, hooklinev1.ConditionVerified)).To(HaveField("Reason", verify.ReasonClientIDNotEchoed))
 		}).WithTimeout(20 * time.Second).Should(Succeed())
 	}
 	s.deliveredTo(t, control, "forge-after", account)
@@ -393,7 +392,7 @@ func TestHugeVerificationAnswerIsClippedAndNotDelivered(t *testing.T) {
 				g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
 				g.Expect(cur.Status.State).To(Equal(hooklinev1.ObservedInactive))
 				g.Expect(cur.Status.Attestation).To(BeEmpty())
-				v := condition(cur, controllers.ConditionVerified)
+				v := condition(cur, hooklinev1.ConditionVerified)
 				g.Expect(v).NotTo(BeNil())
 				g.Expect(v.Reason).To(Equal(tc.reason), v.Message)
 				expectSafe(g, v.Message)
@@ -502,9 +501,9 @@ func TestRotatedClientCertificateIsVerifiedBeforeUse(t *testing.T) {
 	// keep queueing, held, and go out once the certificate is back.
 	g.Expect(k8s.Delete(ctx, secret)).To(Succeed())
 	g.Eventually(func(g Gomega) {
-		d := condition(getWebhook(g, wh), dispatcher.ConditionDelivering)
+		d := condition(getWebhook(g, wh), hooklinev1.ConditionDelivering)
 		g.Expect(d).NotTo(BeNil())
-		g.Expect(d.Reason).To(Equal(dispatcher.ReasonClientCertificateUnavailable))
+		g.Expect(d.Reason).To(Equal(hooklinev1.ReasonClientCertificateUnavailable))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 	s.mustPost(t, event("rot-3", account))
 	// Longer than the manager's certificate resync (1 s, jittered): it finds no Secret and keeps the

@@ -23,7 +23,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/hookline/hookline/dispatcher"
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
 func TestDeliversAndReportsStatus(t *testing.T) {
@@ -55,8 +55,8 @@ func TestDeliversAndReportsStatus(t *testing.T) {
 		g.Expect(deref(got.Status.ConsecutiveFailures)).To(BeEquivalentTo(0))
 		g.Expect(got.Status.LastSuccessTime).NotTo(BeNil())
 		g.Expect(got.Status.LastAttemptTime).NotTo(BeNil())
-		g.Expect(condition(got, dispatcher.ConditionDelivering).Status).To(BeEquivalentTo("True"))
-		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(BeEquivalentTo("False"))
+		g.Expect(condition(got, hooklinev1.ConditionDelivering).Status).To(BeEquivalentTo("True"))
+		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(BeEquivalentTo("False"))
 		g.Expect(got.Status.State).To(BeEquivalentTo("Active"), "the dispatcher's writes must not clobber the manager's fields")
 	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }

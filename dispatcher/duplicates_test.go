@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 )
 
 // webhookIDs returns the webhookId of each notification the receiver got.
@@ -55,10 +54,10 @@ func waitDuplicateOf(t *testing.T, wh, winner *hooklinev1.Webhook) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
 		cur := getWebhook(g, wh)
-		ready := condition(cur, controllers.ConditionReady)
+		ready := condition(cur, hooklinev1.ConditionReady)
 		g.Expect(ready).NotTo(BeNil())
 		g.Expect(ready.ObservedGeneration).To(Equal(cur.Generation))
-		g.Expect(ready.Reason).To(Equal(controllers.ReasonDuplicateConfiguration))
+		g.Expect(ready.Reason).To(Equal(hooklinev1.ReasonDuplicateConfiguration))
 		g.Expect(ready.Message).To(ContainSubstring("webhook %s/%s,", winner.Namespace, winner.Name))
 		g.Expect(cur.Status.Attestation).To(BeEmpty())
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())

@@ -38,7 +38,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/verify"
 )
@@ -959,7 +958,7 @@ func (r *hostileRun) check(t *testing.T, s *stack) latency {
 			st, _ := s.app.Engine.Status(string(r.whHostile.UID))
 			g.Expect(st.LastFailureReason).To(Equal(r.reason))
 			got := getWebhook(g, r.whHostile)
-			c := condition(got, dispatcher.ConditionDelivering)
+			c := condition(got, hooklinev1.ConditionDelivering)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Reason).To(Equal(r.reason))

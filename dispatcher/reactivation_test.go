@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/dispatcher"
 )
 
 // A tenant's 10 KB hookline.io/reactivate value reactivates an auto-disabled Webhook, and the
@@ -61,7 +60,7 @@ func TestLongReactivationValueKeepsStatusWritable(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := getWebhook(g, wh)
 		g.Expect(got.Status.LastHandledReactivation).To(Equal(token))
-		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
 	}).WithTimeout(15 * time.Second).Should(Succeed())
 

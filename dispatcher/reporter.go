@@ -27,7 +27,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,33 +34,12 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/notify"
-)
-
-// FieldManager is the server-side-apply field manager of the dispatcher's status writes.
-const FieldManager = "hookline-dispatcher"
-
-// Condition types and reasons the dispatcher owns.
-const (
-	ConditionDelivering   = "Delivering"
-	ConditionAutoDisabled = "AutoDisabled"
-
-	ReasonNoFailures      = "NoFailures"
-	ReasonAutoDisabled    = "AutoDisabled"
-	ReasonNoRecentSuccess = "NoRecentSuccess"
-	ReasonEnabled         = "Enabled"
-	ReasonReactivated     = "Reactivated"
-	// ReasonClientCertificateUnavailable and ReasonSigningSecretUnavailable hold deliveries of an
-	// Active webhook until its Secret is fixed.
-	ReasonClientCertificateUnavailable = "ClientCertificateUnavailable"
-	ReasonSigningSecretUnavailable     = "SigningSecretUnavailable"
-	// ReasonBindingChanged says that the namespace was bound to another account or group and
-	// what was queued under the old binding was cancelled.
-	ReasonBindingChanged = "BindingChanged"
+	"github.com/hookline/hookline/internal/statusapply"
 )
 
 // Reporter writes the engine's delivery state into Webhook status: every dirty webhook once per
 // interval, and at once when its state changes (failing, recovered, disabled, reactivated). Each
-// write is one server-side apply under FieldManager, skipped when nothing changed. It also persists
+// write is one server-side apply under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. It also persists
 // the engine's per-webhook state on the same cadence.
 type Reporter struct {
 	Client   client.Client
@@ -219,7 +197,7 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 		return nil
 	}
 	if !seen {
-		wasDisabled = meta.IsStatusConditionTrue(wh.Status.Conditions, ConditionAutoDisabled)
+		wasDisabled = meta.IsStatusConditionTrue(wh.Status.Conditions, hooklinev1.ConditionAutoDisabled)
 	}
 	if err := r.apply(ctx, wh, status); err != nil {
 		return err
@@ -230,10 +208,10 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 	r.mu.Unlock()
 	switch {
 	case st.Disabled && !wasDisabled:
-		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, ReasonAutoDisabled, "Deliver", "%s", st.DisabledMessage)
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, hooklinev1.ReasonAutoDisabled, "Deliver", "%s", st.DisabledMessage)
 		r.mail(wh, st, cfg, notify.AutoDisabled)
 	case !st.Disabled && wasDisabled:
-		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
+		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, hooklinev1.ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
 	case r.Problems != nil && !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter &&
 		!st.ProblemMailed.Equal(st.FailingSince):
 		// One e-mail per failing streak, remembered in the saved delivery state so that a restart
@@ -267,20 +245,7 @@ func (r *Reporter) mail(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.W
 }
 
 func (r *Reporter) apply(ctx context.Context, wh *hooklinev1.Webhook, status hooklinev1.WebhookStatus) error {
-	raw, err := json.Marshal(map[string]any{
-		"apiVersion": hooklinev1.GroupVersion.String(),
-		"kind":       "Webhook",
-		"metadata":   map[string]any{"name": wh.Name, "namespace": wh.Namespace, "uid": string(wh.UID)},
-		"status":     status,
-	})
-	if err != nil {
-		return err
-	}
-	u := &unstructured.Unstructured{}
-	if err := u.UnmarshalJSON(raw); err != nil {
-		return err
-	}
-	return r.Client.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(FieldManager), client.ForceOwnership)
+	return statusapply.Apply(ctx, r.Client, hooklinev1.GroupVersion.WithKind("Webhook"), wh, status, hooklinev1.FieldManagerDispatcher)
 }
 
 // deliveryStatus builds the dispatcher-owned status fields of wh from the engine's state and its
@@ -297,37 +262,30 @@ func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webho
 		CancelledTotal:          &st.Cancelled,
 		LastHandledReactivation: st.HandledReactivation,
 	}
-	delivering := metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionTrue, Reason: ReasonNoFailures,
+	delivering := metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonNoFailures,
 		Message: "the last delivery attempt succeeded, or none has failed"}
-	disabled := metav1.Condition{Type: ConditionAutoDisabled, Status: metav1.ConditionFalse, Reason: ReasonEnabled,
+	disabled := metav1.Condition{Type: hooklinev1.ConditionAutoDisabled, Status: metav1.ConditionFalse, Reason: hooklinev1.ReasonEnabled,
 		Message: "the webhook is not auto-disabled"}
 	switch {
 	case st.Disabled:
-		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: ReasonAutoDisabled,
+		delivering = metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionFalse, Reason: hooklinev1.ReasonAutoDisabled,
 			Message: "auto-disabled: nothing is queued or sent until it is reactivated"}
-		disabled = metav1.Condition{Type: ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: ReasonNoRecentSuccess,
+		disabled = metav1.Condition{Type: hooklinev1.ConditionAutoDisabled, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonNoRecentSuccess,
 			Message: st.DisabledMessage + fmt.Sprintf("; set the %s annotation to a new value to reactivate", hooklinev1.ReactivateAnnotation)}
 	case cfg.HeldReason != "":
-		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: cfg.HeldReason,
+		delivering = metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionFalse, Reason: cfg.HeldReason,
 			Message: cfg.HeldMessage + "; notifications stay queued until it is fixed"}
 	case st.ConsecutiveFailures > 0:
-		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.LastFailureReason,
+		delivering = metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionFalse, Reason: st.LastFailureReason,
 			Message: fmt.Sprintf("%d consecutive failed attempts since %s: %s; retrying", st.ConsecutiveFailures,
 				st.FailingSince.UTC().Format(time.RFC3339), st.LastFailureMessage)}
 	case !st.Rebound.At.IsZero():
 		rb := st.Rebound
-		delivering = metav1.Condition{Type: ConditionDelivering, Status: metav1.ConditionTrue, Reason: ReasonBindingChanged,
+		delivering = metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonBindingChanged,
 			Message: fmt.Sprintf("the namespace was bound to %s instead of %s at %s: %d queued notifications of the old binding were cancelled, never to be delivered under the new one",
 				rb.To, rb.From, rb.At.UTC().Format(time.RFC3339), rb.Cancelled)}
 	}
-	for _, c := range []metav1.Condition{delivering, disabled} {
-		c.ObservedGeneration = wh.Generation
-		c.LastTransitionTime = now
-		if old := meta.FindStatusCondition(wh.Status.Conditions, c.Type); old != nil && old.Status == c.Status {
-			c.LastTransitionTime = old.LastTransitionTime
-		}
-		out.Conditions = append(out.Conditions, c)
-	}
+	out.Conditions = statusapply.Conditions(wh.Status.Conditions, wh.Generation, now, delivering, disabled)
 	return out
 }
 

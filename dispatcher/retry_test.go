@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/dispatcher"
 )
 
@@ -117,7 +116,7 @@ func TestRetryScheduleAndDropWithoutAutoDisable(t *testing.T) {
 	// The fake clock starts now: at the drop the last verification is 72 hours old, less than 7 days.
 	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-keep", time.Now(), nil)
 	got := getWebhook(g, wh)
-	g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
 
 	// Still Active: the next event is delivered once the receiver recovers.
@@ -140,10 +139,10 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-disable", time.Now().Add(5*24*time.Hour), nil)
 	g.Eventually(func(g Gomega) {
 		got := getWebhook(g, wh)
-		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(condition(got, dispatcher.ConditionDelivering).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(condition(got, hooklinev1.ConditionDelivering).Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedDisabled), "the manager shows auto-disabled webhooks as Disabled")
-		g.Expect(condition(got, controllers.ConditionReady).Reason).To(Equal(controllers.ReasonAutoDisabled))
+		g.Expect(condition(got, hooklinev1.ConditionReady).Reason).To(Equal(hooklinev1.ReasonAutoDisabled))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 
 	// Events while disabled are lost, and counted.
@@ -154,7 +153,7 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 		g.Expect(deref(getWebhook(g, wh).Status.DroppedTotal)).To(BeEquivalentTo(3))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(16))
-	expectEvent(t, wh, "Warning", dispatcher.ReasonAutoDisabled)
+	expectEvent(t, wh, "Warning", hooklinev1.ReasonAutoDisabled)
 	g.Expect(s.metric(t, "hookline_webhooks_auto_disabled_total")).To(BeEquivalentTo(1))
 	g.Expect(s.metric(t, "hookline_notifications_lost_total")).To(BeEquivalentTo(2))
 	g.Expect(s.metric(t, "hookline_notifications_dropped_total")).To(BeEquivalentTo(1))
@@ -175,7 +174,7 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		got := getWebhook(g, wh)
 		g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
-		g.Expect(condition(got, dispatcher.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(got.Status.LastHandledReactivation).To(Equal("2026-11-25-ticket-42"))
 	}).WithTimeout(15 * time.Second).Should(Succeed())
 	g.Expect(rc.gets.Load()).To(BeNumerically(">", gets), "reactivation must verify the endpoint again")

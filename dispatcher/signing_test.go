@@ -32,7 +32,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/internal/signing"
 )
 
@@ -96,9 +95,9 @@ func TestStandardWebhooksSignaturesAndRotation(t *testing.T) {
 	g.Expect(k8s.Delete(ctx, secret)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		got := getWebhook(g, wh)
-		c := condition(got, dispatcher.ConditionDelivering)
+		c := condition(got, hooklinev1.ConditionDelivering)
 		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Reason).To(Equal(dispatcher.ReasonSigningSecretUnavailable))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonSigningSecretUnavailable))
 	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 	before := len(rc.got())
 	s.mustPost(t, event("s-held-1", "acc-sign"))
@@ -115,7 +114,7 @@ func TestStandardWebhooksSignaturesAndRotation(t *testing.T) {
 		g.Expect(verifies(d, nextKey)).To(Succeed())
 	}
 	g.Eventually(func(g Gomega) {
-		g.Expect(condition(getWebhook(g, wh), dispatcher.ConditionDelivering).Status).To(BeEquivalentTo("True"))
+		g.Expect(condition(getWebhook(g, wh), hooklinev1.ConditionDelivering).Status).To(BeEquivalentTo("True"))
 	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 

@@ -118,9 +118,9 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	cfg.Signing, signErr = signing.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.Signing)
 	switch {
 	case certErr != nil:
-		cfg.HeldReason, cfg.HeldMessage = ReasonClientCertificateUnavailable, "client certificate unavailable: "+certErr.Error()
+		cfg.HeldReason, cfg.HeldMessage = hooklinev1.ReasonClientCertificateUnavailable, "client certificate unavailable: "+certErr.Error()
 	case signErr != nil:
-		cfg.HeldReason, cfg.HeldMessage = ReasonSigningSecretUnavailable, "signing keys unavailable: "+signErr.Error()
+		cfg.HeldReason, cfg.HeldMessage = hooklinev1.ReasonSigningSecretUnavailable, "signing keys unavailable: "+signErr.Error()
 	}
 	if cfg.HeldReason != "" {
 		ctrl.LoggerFrom(ctx).Info("Holding deliveries", "reason", cfg.HeldMessage)

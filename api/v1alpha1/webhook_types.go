@@ -397,7 +397,3 @@ type WebhookList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Webhook `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Webhook{}, &WebhookList{})
-}

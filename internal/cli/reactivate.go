@@ -154,7 +154,7 @@ func (a *App) waitReactivated(ctx context.Context, k *kube, key client.ObjectKey
 				return errors.New("interrupted while waiting")
 			}
 			msg := fmt.Sprintf("timed out after %s waiting for %s/%s to become Active: %s", timeout, key.Namespace, key.Name, observed(&wh, value))
-			if c := meta.FindStatusCondition(wh.Status.Conditions, conditionReady); c != nil && c.Message != "" {
+			if c := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady); c != nil && c.Message != "" {
 				msg += "\n  Ready: " + oneLine(c.Message)
 			}
 			if !hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation) {
@@ -172,7 +172,7 @@ func (a *App) waitReactivated(ctx context.Context, k *kube, key client.ObjectKey
 // observed summarises what the wait is waiting for: state, Ready and the reactivation.
 func observed(wh *hooklinev1.Webhook, value string) string {
 	s := "state " + orDash(string(wh.Status.State))
-	if c := meta.FindStatusCondition(wh.Status.Conditions, conditionReady); c != nil {
+	if c := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady); c != nil {
 		s += fmt.Sprintf(", Ready %s (%s)", c.Status, orDash(c.Reason))
 	} else {
 		s += ", Ready not reported"

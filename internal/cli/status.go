@@ -37,19 +37,8 @@ import (
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
-// Condition types and the reason status explains. They are the manager's and the dispatcher's
-// (controllers.Condition*, dispatcher.Condition*), spelled out so that the CLI does not link them.
-const (
-	conditionReady        = "Ready"
-	conditionVerified     = "Verified"
-	conditionDelivering   = "Delivering"
-	conditionAutoDisabled = "AutoDisabled"
-	reasonNotBound        = "NamespaceNotBound"
-	reasonDuplicate       = "DuplicateConfiguration"
-)
-
 // mainConditions are always shown, in this order; others follow as they come.
-var mainConditions = []string{conditionReady, conditionVerified, conditionDelivering, conditionAutoDisabled}
+var mainConditions = []string{hooklinev1.ConditionReady, hooklinev1.ConditionVerified, hooklinev1.ConditionDelivering, hooklinev1.ConditionAutoDisabled}
 
 func (a *App) status(ctx context.Context, args []string) error {
 	var kf kubeFlags
@@ -183,7 +172,7 @@ func writeCondition(w io.Writer, c *metav1.Condition, now time.Time) {
 
 // statusHint says what to do about a Webhook that needs a person.
 func (a *App) statusHint(wh *hooklinev1.Webhook) string {
-	ready := meta.FindStatusCondition(wh.Status.Conditions, conditionReady)
+	ready := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady)
 	switch {
 	case wh.Status.State == hooklinev1.ObservedDisabled:
 		var b strings.Builder
@@ -201,12 +190,12 @@ func (a *App) statusHint(wh *hooklinev1.Webhook) string {
 			"number) in the Webhook's manifest in Git, or toggle spec.state to INACTIVE and back.\n",
 			a.Name, wh.Namespace, wh.Name, reactivateAnnotation)
 		return b.String()
-	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == reasonNotBound:
+	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == hooklinev1.ReasonNamespaceNotBound:
 		return fmt.Sprintf("Hint: namespace %[1]s is not bound to an Acrobat Sign account, so its webhooks receive nothing.\n"+
 			"A cluster administrator binds it with:\n"+
 			"  kubectl label namespace %[1]s %[2]s=<accountId>\n"+
 			"(and %[3]s=<groupId> to restrict it to one group).\n", wh.Namespace, tenancy.AccountLabel, tenancy.GroupLabel)
-	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == reasonDuplicate:
+	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == hooklinev1.ReasonDuplicateConfiguration:
 		return "Hint: an older Webhook of this account, named in the Ready message, has the same configuration (events,\n" +
 			"url, scope, group, user, resource and client id); only the oldest receives notifications. Delete this\n" +
 			"one, or change its configuration; it takes over, verified again, when the other is deleted, set INACTIVE\n" +
@@ -251,7 +240,7 @@ func (a *App) listWebhooks(ctx context.Context, k *kube, all bool, output string
 	for i := range list.Items {
 		wh := &list.Items[i]
 		ready := "-"
-		if c := meta.FindStatusCondition(wh.Status.Conditions, conditionReady); c != nil {
+		if c := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady); c != nil {
 			ready = string(c.Status)
 		}
 		lastSuccess := "<none>"
