@@ -131,7 +131,7 @@ func TestCLIReadsTheDeliveryLog(t *testing.T) {
 	g.Expect(code).To(Equal(cli.ExitOK), errOut)
 	g.Expect(out).To(MatchRegexp(`(?m)^Notification:\s+%s$`, failing.NotificationID))
 	g.Expect(out).To(MatchRegexp(`(?m)^#\s+AT\s+STATE\s+STATUS\s+DURATION\s+REASON\s+RESPONSE$`))
-	g.Expect(out).To(MatchRegexp(`(?m)^1\s+\S+\s+retrying\s+502\s+\S+\s+HTTPError.*"<h1>down</h1>`))
+	g.Expect(out).To(MatchRegexp(`(?m)^1\s+\S+\s+retrying\s+502\s+\S+\s+NonSuccessStatus: receiver answered 502\s+<h1>down</h1>\\u001b\[31mred\\nline2$`))
 	g.Expect(out).NotTo(ContainSubstring("\x1b"), "no escape sequence reaches the terminal")
 	g.Expect(strings.Count(out, "line2")).To(BeNumerically(">=", 1))
 	for _, line := range strings.Split(out, "\n") {

@@ -104,12 +104,16 @@ func (a *App) deliveries(ctx context.Context, args []string) error {
 		q.Set("cursor", page.Next)
 	}
 	if output != "" && output != "table" {
-		return writeStructured(a.Stdout, output, all)
+		if err := writeStructured(a.Stdout, output, all); err != nil {
+			return err
+		}
+	} else {
+		a.notificationTable(a.Stdout, all.Items)
+		if len(all.Items) == 0 {
+			fmt.Fprintf(a.Stderr, "No notifications of webhook %s/%s match.\n", key.Namespace, key.Name)
+		}
 	}
-	a.notificationTable(a.Stdout, all.Items)
-	if len(all.Items) == 0 {
-		fmt.Fprintf(a.Stderr, "No notifications of webhook %s/%s match.\n", key.Namespace, key.Name)
-	}
+	// Hints go to stderr, so that -o json stays parseable.
 	if all.Next != "" {
 		fmt.Fprintf(a.Stderr, "More notifications match: raise --limit (now %d) or narrow --since/--until.\n", limit)
 	}
@@ -268,8 +272,9 @@ func (a *App) attemptTable(out io.Writer, webhook string, al deliveries.AttemptL
 	_ = w.Flush()
 }
 
-// excerpt shows a receiver's answer as one quoted line of text: whatever it holds (markup, escape
-// sequences, newlines) is escaped, never interpreted by the terminal.
+// excerpt shows a receiver's answer as one line of text. The dispatcher stores it with control
+// characters escaped already; whatever else is not printable (a log written by something else) is
+// quoted and escaped here, so that nothing in it is ever interpreted by the terminal.
 func excerpt(s string) string {
 	if s == "" {
 		return "-"
@@ -277,7 +282,7 @@ func excerpt(s string) string {
 	if utf8.RuneCountInString(s) > responseWidth {
 		s = string([]rune(s)[:responseWidth]) + "…"
 	}
-	return strconv.QuoteToGraphic(s)
+	return terminalSafe(s)
 }
 
 func attemptsUsage(a *App) string {
