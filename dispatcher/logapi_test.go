@@ -35,10 +35,13 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/testcerts"
 	"github.com/hookline/hookline/internal/testsupport"
@@ -314,4 +317,66 @@ func TestReadAPITenancy(t *testing.T) {
 	// "failed" selects the states of notifications given up on: none here.
 	api.getJSON(t, alice, pathA+"?state=failed", http.StatusOK, &page)
 	g.Expect(page.Items).To(BeEmpty())
+}
+
+// One identity asking too much is slowed down (429) without affecting another; a token the API
+// server refused is remembered, so repeating it costs no further reviews.
+func TestReadAPILimitsEachIdentity(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-logapi-limits", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}})
+	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.app.API.Limits = &logapi.Limits{Rate: 0.01, Burst: 3}
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	greedy, calm := serviceAccountToken(t, cs, ns, "greedy"), serviceAccountToken(t, cs, ns, "calm")
+	bind(t, ns, "hookline-deliveries-viewer", ns, "greedy")
+	bind(t, ns, "hookline-deliveries-viewer", ns, "calm")
+
+	path := notificationsPath(ns, "orders")
+	var page deliveries.NotificationList
+	for range 3 {
+		api.getJSON(t, greedy, path, http.StatusOK, &page)
+	}
+	code, hdr, b := api.get(t, greedy, path)
+	g.Expect(code).To(Equal(http.StatusTooManyRequests), string(b))
+	g.Expect(hdr.Get("Retry-After")).NotTo(BeEmpty())
+	api.getJSON(t, calm, path, http.StatusOK, &page)
+}
+
+// The built-in roles aggregate the shipped ClusterRoles: their aggregation rules (bootstrapped by
+// the real API server) select the roles' labels. The test control plane runs no
+// kube-controller-manager, whose ClusterRole aggregation controller would copy the rules, so a
+// RoleBinding to view cannot be exercised end to end here; the selection is what it acts on.
+func TestDeliveryRolesAggregateIntoBuiltInRoles(t *testing.T) {
+	g := NewWithT(t)
+	roles := installDeliveryRoles(t)
+	selects := func(builtin string, role *rbacv1.ClusterRole) bool {
+		var agg rbacv1.ClusterRole
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: builtin}, &agg)).To(Succeed())
+		g.Expect(agg.AggregationRule).NotTo(BeNil(), builtin)
+		for _, sel := range agg.AggregationRule.ClusterRoleSelectors {
+			s, err := metav1.LabelSelectorAsSelector(&sel)
+			g.Expect(err).NotTo(HaveOccurred())
+			if s.Matches(labels.Set(role.Labels)) {
+				return true
+			}
+		}
+		return false
+	}
+	viewer, editor := roles["hookline-deliveries-viewer"], roles["hookline-replay-editor"]
+	g.Expect(viewer).NotTo(BeNil())
+	g.Expect(editor).NotTo(BeNil())
+	for _, builtin := range []string{"view", "edit", "admin"} {
+		g.Expect(selects(builtin, viewer)).To(BeTrue(), "%s aggregates the deliveries viewer", builtin)
+	}
+	g.Expect(selects("view", editor)).To(BeFalse(), "viewers do not replay")
+	g.Expect(selects("edit", editor)).To(BeTrue())
+	g.Expect(selects("admin", editor)).To(BeTrue())
+	// The viewer grants exactly what the read API asks the API server for.
+	g.Expect(viewer.Rules).To(Equal([]rbacv1.PolicyRule{{APIGroups: []string{"hookline.io"},
+		Resources: []string{logapi.Resource + "/" + logapi.Subresource}, Verbs: []string{logapi.Verb}}}))
 }
