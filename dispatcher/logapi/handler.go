@@ -515,3 +515,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // userOf is the identity a TokenReview established.
 type userOf = authenticationv1.UserInfo
+
+// authExtra is one extra attribute of a user.
+type authExtra = authenticationv1.ExtraValue
