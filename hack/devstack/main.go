@@ -41,6 +41,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,6 +62,8 @@ const (
 	demoNamespace = "demo"
 	demoAccount   = "demo-account"
 	demoClientID  = "hookline-demo"
+	// demoViewer is the ServiceAccount whose token reads the delivery log.
+	demoViewer = "demo-viewer"
 )
 
 func main() {
@@ -68,14 +71,15 @@ func main() {
 	managerMetrics := flag.String("manager-metrics-address", "127.0.0.1:18080", "Metrics address of the manager.")
 	managerProbes := flag.String("manager-probe-address", "127.0.0.1:18081", "Health probe address of the manager.")
 	ingestAddr := flag.String("ingest-address", "127.0.0.1:8090", "Address of the dispatcher's ingest API.")
+	apiAddr := flag.String("api-address", "127.0.0.1:18444", "Address of the dispatcher's read API (loopback only: plain HTTP).")
 	flag.Parse()
-	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr); err != nil {
+	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr, *apiAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
 }
 
-func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
+func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, apiAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -151,6 +155,10 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 		"--allow-http",
 		"--allowed-cidrs", localReceivers,
 		"--status-interval", "2s",
+		// The read API on loopback only, in plain HTTP: the CLI sends tokens in clear text to a
+		// loopback address and nowhere else.
+		"--api-bind-address", apiAddr,
+		"--api-allow-plain-http",
 	)
 	if err != nil {
 		return err
@@ -160,6 +168,23 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace, Labels: map[string]string{tenancy.AccountLabel: demoAccount}}}
 	if err := c.Create(ctx, ns); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", demoNamespace, err)
+	}
+	// A tenant who may read the demo namespace's delivery log: the admin of .run/kubeconfig
+	// authenticates with a client certificate, which the read API does not take.
+	say("Installing the tenants' ClusterRoles (config/rbac/deliveries_roles.yaml) and ServiceAccount %s/%s", demoNamespace, demoViewer)
+	if out, err := exec.CommandContext(ctx, filepath.Join(cp.Root, "bin", "kubectl"), "--kubeconfig", kubeconfig,
+		"apply", "-f", filepath.Join(cp.Root, "config", "rbac", "deliveries_roles.yaml")).CombinedOutput(); err != nil {
+		return fmt.Errorf("installing config/rbac/deliveries_roles.yaml: %w: %s", err, out)
+	}
+	if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: demoViewer, Namespace: demoNamespace}}); err != nil {
+		return fmt.Errorf("creating ServiceAccount %s: %w", demoViewer, err)
+	}
+	if err := c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: demoViewer, Namespace: demoNamespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hookline-deliveries-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: demoViewer, Namespace: demoNamespace}},
+	}); err != nil {
+		return fmt.Errorf("binding ServiceAccount %s: %w", demoViewer, err)
 	}
 	wh := &hooklinev1.Webhook{
 		ObjectMeta: metav1.ObjectMeta{Name: "demo-agreements", Namespace: demoNamespace},
@@ -194,10 +219,16 @@ Emit more events (the token is in %s):
   bin/hookline emit --url %s --token %s --all-samples --account %s
   bin/hookline status -n demo demo-agreements --kubeconfig .run/kubeconfig
 
-Logs: %s, %s   metrics: http://%s/metrics, http://127.0.0.1:18091/metrics
+Read the delivery log (as ServiceAccount %[11]s/%[12]s):
+  export HOOKLINE_DISPATCHER_URL=http://%[13]s
+  bin/hookline deliveries -n demo demo-agreements --kubeconfig .run/kubeconfig \
+    --token "$(bin/kubectl --kubeconfig .run/kubeconfig create token -n %[11]s %[12]s)"
+
+Logs: %[8]s, %[9]s   metrics: http://%[10]s/metrics, http://127.0.0.1:18091/metrics
 Press Ctrl-C to stop everything.
 `, kubeconfig, demoNamespace, demoNamespace, tokensFile, ingestURL, token, demoAccount,
-		filepath.Join(runDir, "manager.log"), filepath.Join(runDir, "dispatcher.log"), managerMetrics)
+		filepath.Join(runDir, "manager.log"), filepath.Join(runDir, "dispatcher.log"), managerMetrics,
+		demoNamespace, demoViewer, apiAddr)
 	<-ctx.Done()
 	say("Shutting down")
 	return nil
