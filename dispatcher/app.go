@@ -111,7 +111,7 @@ type App struct {
 	Ingest *ingest.Handler
 	// API is the delivery log's read API (serve it with NewAPIServer and ServeAPI). Only the
 	// dispatcher holding the delivery lease builds an App, so only it serves the API: a standby is
-	// not ready, the Service sends it nothing, and it does not listen on the API's port.
+	// not ready, the Service sends it nothing, and its API port answers 503 (logapi.Standby).
 	API *logapi.Handler
 }
 

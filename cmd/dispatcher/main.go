@@ -38,6 +38,7 @@ import (
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clusterranges"
@@ -286,6 +287,12 @@ func run(o options) error {
 // a certificate it stays off (and says so) unless plain HTTP is allowed: tokens never cross the
 // network in clear text by default, and existing deployments without TLS keep starting.
 func serveAPI(ctx context.Context, o options, app *dispatcher.App, log logr.Logger) (stop func()) {
+	return serveAPIHandler(ctx, o, app.API, log)
+}
+
+// serveAPIHandler serves h on the read API's address as serveAPI describes; stop returns once the
+// listener is closed, so that the address can be served again at once.
+func serveAPIHandler(ctx context.Context, o options, h http.Handler, log logr.Logger) (stop func()) {
 	if o.apiAddr == "" || o.apiAddr == "0" {
 		return nil
 	}
@@ -293,8 +300,10 @@ func serveAPI(ctx context.Context, o options, app *dispatcher.App, log logr.Logg
 		log.Info("Read API off: it needs --tls-cert-file and --tls-key-file, or --api-allow-plain-http for local development")
 		return nil
 	}
-	srv := dispatcher.NewAPIServer(o.apiAddr, app.API)
+	srv := dispatcher.NewAPIServer(o.apiAddr, h)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		log.Info("Serving read API", "address", o.apiAddr, "tls", o.tlsCert != "")
 		if err := dispatcher.ServeAPI(ctx, srv, o.tlsCert, o.tlsKey, o.apiAllowPlain); err != nil {
 			log.Error(err, "Read API server stopped")
@@ -304,6 +313,7 @@ func serveAPI(ctx context.Context, o options, app *dispatcher.App, log logr.Logg
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
+		<-done
 	}
 }
 
@@ -331,6 +341,12 @@ func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, err
 			}
 		}()
 	}
+	// The read API answers 503 while standing by (the lease holder serves the log), so that a
+	// caller reaching this replica directly learns why.
+	stopStandbyAPI := func() {}
+	if stop := serveAPIHandler(ctx, o, logapi.Standby(), log); stop != nil {
+		stopStandbyAPI = stop
+	}
 	lease, err := store.AcquireLease(ctx, store.LeaseConfig{
 		URL: o.store.URL, Auth: o.store.Auth, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
 	}, log.WithName("lease"))
@@ -338,6 +354,7 @@ func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, err
 		// The manager serves the probes from here on, on the same address.
 		_ = probes.Close()
 	}
+	stopStandbyAPI()
 	return lease, err
 }
 

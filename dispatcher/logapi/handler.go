@@ -518,3 +518,13 @@ type userOf = authenticationv1.UserInfo
 
 // authExtra is one extra attribute of a user.
 type authExtra = authenticationv1.ExtraValue
+
+// Standby answers every request 503: a dispatcher standing by for the delivery lease has no view of
+// the queues (only the lease holder serves the read API). It says nothing about any Webhook.
+func Standby() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Standby",
+			"this dispatcher is standing by for the delivery lease; the dispatcher holding it serves the read API")
+	})
+}

@@ -17,7 +17,9 @@ limitations under the License.
 package logapi
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -123,4 +125,15 @@ func TestAccessKeyIsUnambiguous(t *testing.T) {
 	u.Username = "v"
 	add("other user", u, "ns", "wh")
 	g.Expect(accessKey(base, "ns", "wh")).To(Equal(accessKey(base, "ns", "wh")))
+}
+
+func TestStandbyAnswers503(t *testing.T) {
+	g := NewWithT(t)
+	rec := httptest.NewRecorder()
+	Standby().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/namespaces/a/webhooks/b/notifications", nil))
+	g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(rec.Header().Get("Retry-After")).NotTo(BeEmpty())
+	var e deliveries.Error
+	g.Expect(json.Unmarshal(rec.Body.Bytes(), &e)).To(Succeed())
+	g.Expect(e.Reason).To(Equal("Standby"))
 }
