@@ -74,9 +74,9 @@ type Handler struct {
 	// the log).
 	Webhooks client.Reader
 	// Log is the delivery log; nil when the dispatcher keeps none (every request is answered 503).
-	Log Log
-	Bodies   Bodies
-	Auth     *Auth
+	Log    Log
+	Bodies Bodies
+	Auth   *Auth
 	// Limits bounds what one identity and all callers together may ask at once.
 	Limits *Limits
 	// Now is the clock of relative times (since=2h); nil means time.Now.
