@@ -40,9 +40,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/samples"
 	"github.com/hookline/hookline/internal/testcerts"
 	"github.com/hookline/hookline/internal/testsupport"
 )
@@ -379,4 +381,59 @@ func TestDeliveryRolesAggregateIntoBuiltInRoles(t *testing.T) {
 	// The viewer grants exactly what the read API asks the API server for.
 	g.Expect(viewer.Rules).To(Equal([]rbacv1.PolicyRule{{APIGroups: []string{"hookline.io"},
 		Resources: []string{logapi.Resource + "/" + logapi.Subresource}, Verbs: []string{logapi.Verb}}}))
+}
+
+// The body endpoint rebuilds what was sent with the Webhook's conditional parameters and the size
+// cap: the trimmed sections are left out exactly as they were for the receiver, and an envelope
+// event's notification comes back byte for byte.
+func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-logapi-body", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) { c.Engine.MaxPayloadBytes = 16 << 10 }})
+	spec := accountSpec(rc.URL, "AGREEMENT_WORKFLOW_COMPLETED", "ENVELOPE_ALL")
+	spec.ConditionalParams = &hooklinev1.ConditionalParams{Agreement: &hooklinev1.AgreementConditionalParams{
+		IncludeDetailedInfo: true, IncludeParticipantsInfo: true, IncludeDocumentsInfo: true, IncludeSignedDocuments: true}}
+	s.activeWebhook(t, ns, "detailed", spec)
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	token := serviceAccountToken(t, cs, ns, "owner")
+	bind(t, ns, "hookline-deliveries-viewer", ns, "owner")
+
+	for _, name := range []string{"agreement_workflow_completed", "envelope_expired"} {
+		raw, err := samples.Event(name)
+		g.Expect(err).NotTo(HaveOccurred())
+		var ev map[string]any
+		g.Expect(json.Unmarshal(raw, &ev)).To(Succeed())
+		ev["accountId"] = "acc-logapi-body"
+		if name == "agreement_workflow_completed" {
+			// A signed PDF larger than the cap: trimmed from the body.
+			ev["notification"].(map[string]any)["agreement"].(map[string]any)["signedDocumentInfo"] =
+				map[string]any{"document": strings.Repeat("QUJD", 8<<10)}
+		}
+		s.mustPost(t, mustJSON(ev))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
+
+	path := notificationsPath(ns, "detailed")
+	var page deliveries.NotificationList
+	g.Eventually(func(g Gomega) {
+		api.getJSON(t, token, path+"?state=delivered", http.StatusOK, &page)
+		g.Expect(page.Items).To(HaveLen(2))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	for i, n := range page.Items {
+		code, hdr, body := api.get(t, token, path+"/"+n.NotificationID+"/body")
+		g.Expect(code).To(Equal(http.StatusOK), string(body))
+		// Newest first: the envelope event, then the agreement.
+		sent := rc.got()[1-i].Body
+		g.Expect(body).To(Equal(sent), n.EventName)
+		if n.EventName == "AGREEMENT_WORKFLOW_COMPLETED" {
+			g.Expect(hdr.Get("Hookline-Trimmed")).To(Equal("includeSignedDocuments"))
+			g.Expect(string(body)).NotTo(ContainSubstring("signedDocumentInfo"))
+		} else {
+			g.Expect(hdr.Get("Hookline-Trimmed")).To(BeEmpty())
+		}
+	}
 }
