@@ -78,14 +78,15 @@ func older(a, b *hooklinev1.Webhook) bool {
 func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (claim *configurationClaim, proceed bool, res ctrl.Result, err error) {
 	winner, _, err := r.duplicates(ctx, wh, b)
 	if err != nil || winner != nil {
-		return nil, false, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+		return nil, false, ctrl.Result{}, r.duplicate(ctx, wh, winner, b, st, err)
 	}
 	if claim = r.claims.tryClaim(b.AccountID+"\x00"+r.configuration(wh), wh.UID); claim == nil {
+		ctrl.LoggerFrom(ctx).V(1).Info("Another reconcile holds the claim on this configuration; retrying shortly")
 		return nil, false, ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 	}
 	winner, younger, err := r.duplicates(ctx, wh, b)
 	if err != nil || winner != nil {
-		return claim, false, ctrl.Result{}, r.duplicate(wh, winner, b, st, err)
+		return claim, false, ctrl.Result{}, r.duplicate(ctx, wh, winner, b, st, err)
 	}
 	if err := r.demote(ctx, wh, younger, b, claim); err != nil {
 		return claim, false, ctrl.Result{}, err
@@ -94,8 +95,9 @@ func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hookline
 }
 
 // duplicate sets st to the duplicate status of wh when winner is set, and returns err.
-func (r *WebhookReconciler) duplicate(wh, winner *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus, err error) error {
+func (r *WebhookReconciler) duplicate(ctx context.Context, wh, winner *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus, err error) error {
 	if err == nil && winner != nil {
+		ctrl.LoggerFrom(ctx).V(1).Info("Duplicate of an older ACTIVE webhook; not verifying", "original", client.ObjectKeyFromObject(winner).String())
 		*st = *duplicateStatus(winner, b)
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 	}

@@ -30,6 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/go-logr/logr"
+
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookline/hookline/controllers"
@@ -56,7 +58,7 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
+	ctrl.SetLogger(logr.New(teeSink{zap.New(zap.UseDevMode(true), zap.Level(zapLevel())).GetSink(), managerLogs.Logger().GetSink()}))
 	var err error
 	env, err = controlplane.Start()
 	if err != nil {

@@ -103,6 +103,10 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// controller-runtime's logger names the Webhook (namespace/name); the uid tells a recreated
+	// Webhook from its predecessor.
+	log := ctrl.LoggerFrom(ctx).WithValues("uid", wh.UID)
+	ctx = ctrl.LoggerInto(ctx, log)
 	st := &managerStatus{}
 	var claim *configurationClaim // held from the duplicate check until the status is written
 	defer func() {
@@ -120,10 +124,12 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}
 	switch {
 	case !bound:
+		log.V(1).Info("Namespace is bound to no account; not verifying")
 		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonNamespaceNotBound,
 			fmt.Sprintf("namespace %s has no %s label; its webhooks receive nothing", wh.Namespace, tenancy.AccountLabel))
 		return ctrl.Result{}, nil
 	case wh.Spec.State == hooklinev1.StateInactive:
+		log.V(1).Info("Webhook is INACTIVE; not verifying")
 		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
@@ -134,6 +140,7 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	}
 	if conditionStatus(wh, hooklinev1.ConditionAutoDisabled) == metav1.ConditionTrue {
 		// Dropping the verification record makes reactivation verify the endpoint again.
+		log.V(1).Info("Webhook is auto-disabled; waiting for reactivation")
 		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonAutoDisabled, fmt.Sprintf(
 			"webhook was auto-disabled by the dispatcher; set the %s annotation to a new value (or toggle spec.state) to reactivate and verify it again",
 			hooklinev1.ReactivateAnnotation))
@@ -147,6 +154,7 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 // capped backoff. Only a successful verification, or one still covering the endpoint, yields an
 // attestation.
 func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
 	clientID := r.clientID(wh)
 	if clientID == "" {
 		st.setPermanentFailure(hooklinev1.ReasonClientIDMissing, "spec.clientId is empty and the operator has no default client id")
@@ -162,6 +170,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	v := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionVerified)
 	verified := v != nil && v.Status == metav1.ConditionTrue
 	if err != nil {
+		log.V(1).Info("Client certificate unavailable", "reason", reason, "keepingVerification", verified)
 		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
 			// The Secret of a verified endpoint is gone or broken for now (being rotated, re-synced
 			// by an external tool): keep the verification, so that events keep queueing; the
@@ -181,6 +190,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		// key's holders can have written an attestation that says so. Signing again attests the
 		// current configuration, which the duplicate check has just found the oldest: a change of
 		// events, scope or resource needs no new verification.
+		log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
 		st.verified = *v
 		st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Sign(subject)
 		return r.resync(wh), nil
@@ -188,17 +198,20 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 
 	if !r.slots.tryAcquire(b.AccountID) {
 		verificationsThrottled.Inc()
+		log.V(1).Info("Account's verification slots are all in use; retrying later", "account", b.AccountID)
 		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, fmt.Sprintf(
 			"account %s already has %d verifications in flight; waiting for a slot", b.AccountID, r.Options.VerificationsPerAccount))
 		return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 	}
 	verificationsInFlight.Inc()
+	log.V(1).Info("Verifying endpoint intent", "url", wh.Spec.URL)
 	start := r.Clock.Now()
 	result := r.Verifier.Verify(ctx, wh.Spec.URL, clientID, cert)
 	verificationDuration.Observe(r.Clock.Since(start).Seconds())
 	verificationsInFlight.Dec()
 	r.slots.release(b.AccountID)
 	verificationsTotal.WithLabelValues(result.Reason).Inc()
+	log.V(1).Info("Verification finished", "ok", result.OK, "reason", result.Reason, "permanent", result.Permanent)
 
 	if result.OK {
 		now := metav1.NewTime(r.Clock.Now())

@@ -151,6 +151,9 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 			return nil, err
 		}
 	}
+	if cfg.Store.Log.GetSink() == nil {
+		cfg.Store.Log = log.WithName("nats")
+	}
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
@@ -214,7 +217,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
 	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
 	a.Dispatcher = &Dispatcher{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log}
-	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes}
+	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
 	}

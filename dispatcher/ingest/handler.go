@@ -25,8 +25,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -69,8 +72,63 @@ type Handler struct {
 	MaxInFlight int64
 	// Metrics, when set, counts accepted and rejected events.
 	Metrics *Metrics
+	// Log receives the cause of every answer in the 5xx range, at most once per ServerErrorLogInterval and
+	// code (with the count of those not logged), so that an outage is visible without a line per
+	// request.
+	Log logr.Logger
+	// Now is the clock of that rate limit; nil means time.Now.
+	Now func() time.Time
 
 	inFlight atomic.Int64 // bytes reserved by requests being handled
+	logged   serverErrorLog
+}
+
+// ServerErrorLogInterval is the least time between two log lines about 5xx answers of one code.
+const ServerErrorLogInterval = 10 * time.Second
+
+// serverErrorLog rate-limits the log lines about 5xx answers, per error code.
+type serverErrorLog struct {
+	mu    sync.Mutex
+	codes map[string]*serverErrorCount
+}
+
+type serverErrorCount struct {
+	last       time.Time
+	suppressed int
+}
+
+// logServerError logs e's cause unless a line about its code was written within the interval;
+// the next line says how many answers went unlogged meanwhile.
+func (h *Handler) logServerError(e *Error) {
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	t := now()
+	l := &h.logged
+	l.mu.Lock()
+	if l.codes == nil {
+		l.codes = map[string]*serverErrorCount{}
+	}
+	c := l.codes[e.Code]
+	if c == nil {
+		c = &serverErrorCount{}
+		l.codes[e.Code] = c
+	}
+	if !c.last.IsZero() && t.Sub(c.last) < ServerErrorLogInterval {
+		c.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := c.suppressed
+	c.last, c.suppressed = t, 0
+	l.mu.Unlock()
+	cause := e.Cause
+	if cause == nil {
+		cause = errors.New(e.Message)
+	}
+	h.Log.Error(cause, "Answering an ingest request with a server error", "status", e.Status, "code", e.Code,
+		"unloggedSinceLast", suppressed)
 }
 
 // Metrics are the ingest counters.
@@ -141,7 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	receipt, err := h.Acceptor.Accept(r.Context(), ev, body)
 	if err != nil {
 		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Code: "STORAGE_UNAVAILABLE",
-			Message: "the event could not be stored; retry later"})
+			Message: "the event could not be stored; retry later", Cause: err})
 		return
 	}
 	if h.Metrics != nil {
@@ -230,7 +288,7 @@ func (h *Handler) authenticate(r *http.Request) (*Principal, *Error) {
 		// Fail closed, and say so: the producer's token may be fine, and its event is not lost if
 		// it retries once the operator has fixed the file.
 		return nil, &Error{Status: http.StatusServiceUnavailable, Code: "TOKENS_UNAVAILABLE",
-			Message: "the dispatcher's tokens file is invalid, so no token is accepted; retry later"}
+			Message: "the dispatcher's tokens file is invalid, so no token is accepted; retry later", Cause: err}
 	}
 	p := h.Tokens.Authenticate(strings.TrimSpace(token))
 	if p == nil {
@@ -246,6 +304,12 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	}
 	if h.Metrics != nil {
 		h.Metrics.Rejected.WithLabelValues(e.Code).Inc()
+	}
+	if e.Status >= 500 {
+		if e.Code == "MISC_SERVER_ERROR" && e.Cause == nil {
+			e.Cause = err
+		}
+		h.logServerError(e)
 	}
 	writeJSON(w, e.Status, e)
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/testlog"
 )
 
 // stubAcceptor records what the handler hands it and answers with a set receipt or error.
@@ -663,4 +664,42 @@ func (f *fixture) gauge(t *testing.T, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestServerErrorsAreLoggedWithTheirCauseRateLimited: a storage outage answers every producer 503,
+// and the operator's log says why — once per interval, not once per request, and the next line
+// counts the answers that went unlogged.
+func TestServerErrorsAreLoggedWithTheirCauseRateLimited(t *testing.T) {
+	f := newFixture(t)
+	logs := &testlog.Buffer{}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.h.Log, f.h.Now = logs.Logger(), func() time.Time { return now }
+	f.acc.err = errors.New("jetstream: no responders available")
+	agr := sample(t, "agreement_action_completed")
+	post := func() {
+		t.Helper()
+		if rec := f.serve(request{auth: bearer(tokAcc1), body: agr}); rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", rec.Code)
+		}
+	}
+	for range 5 {
+		post()
+	}
+	if n := strings.Count(logs.String(), "no responders available"); n != 1 {
+		t.Fatalf("cause logged %d times for 5 failures within the interval, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"code"="STORAGE_UNAVAILABLE"`) {
+		t.Fatalf("log line does not name the code:\n%s", logs.String())
+	}
+	now = now.Add(ingest.ServerErrorLogInterval)
+	post()
+	if n := strings.Count(logs.String(), "no responders available"); n != 2 {
+		t.Fatalf("cause logged %d times after the interval, want twice:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"unloggedSinceLast"=4`) {
+		t.Fatalf("second line does not count the 4 unlogged answers:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), tokAcc1) {
+		t.Fatal("a producer's token reached the log")
+	}
 }

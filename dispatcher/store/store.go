@@ -47,6 +47,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,6 +97,8 @@ type Config struct {
 	Retention time.Duration
 	// InlineMax is the largest event stored inside the event log; larger ones go to the object store.
 	InlineMax int
+	// Log receives the embedded server's log (see natsLogger); the zero Logger discards it.
+	Log logr.Logger
 }
 
 // Auth holds the files that authenticate the dispatcher to an external NATS cluster (mount them
@@ -314,7 +317,7 @@ func startEmbedded(cfg Config) (*server.Server, string, error) {
 		DontListen: cfg.ListenAddress == "",
 		SyncAlways: cfg.SyncAlways,
 		NoSigs:     true,
-		NoLog:      true,
+		NoLog:      cfg.Log.GetSink() == nil,
 	}
 	var token string
 	if cfg.ListenAddress != "" {
@@ -336,6 +339,9 @@ func startEmbedded(cfg Config) (*server.Server, string, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, "", fmt.Errorf("embedded JetStream: %w", err)
+	}
+	if !opts.NoLog {
+		srv.SetLoggerV2(natsLogger{cfg.Log}, cfg.Log.V(2).Enabled(), false, false)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {

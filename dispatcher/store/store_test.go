@@ -19,11 +19,14 @@ package store
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/internal/testlog"
 )
 
 func open(t *testing.T, dir string) *Store {
@@ -148,5 +151,19 @@ func TestNoteEncodingKeepsOldNotesReadable(t *testing.T) {
 		if _, err := decodeNote(enc[:i]); err == nil && i > len(old) {
 			t.Fatalf("a note cut at %d of %d bytes decoded", i, len(enc))
 		}
+	}
+}
+
+// TestEmbeddedServerLogsIntoTheDispatchersLog: the embedded NATS server's own log (a full disk, a
+// corrupt block) reaches the dispatcher's log instead of being switched off.
+func TestEmbeddedServerLogsIntoTheDispatchersLog(t *testing.T) {
+	logs := &testlog.Buffer{}
+	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), Log: logs.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if !strings.Contains(logs.String(), "JetStream") {
+		t.Fatalf("the embedded server logged nothing about JetStream:\n%s", logs.String())
 	}
 }
