@@ -437,3 +437,26 @@ func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
 		}
 	}
 }
+
+// The read API carries bearer tokens: HTTPS with HTTP/1.1 only (no HTTP/2 resets before any token
+// is checked); plain HTTP is refused on its port, and served only when explicitly allowed.
+func TestReadAPIServesTLSOnly(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-logapi-tls", "")
+	s := startStack(t, stackOptions{namespaces: []string{ns}})
+	api := s.serveAPI(t)
+	addr := strings.TrimPrefix(api.base, "https://")
+
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: api.ca.Pool(), NextProtos: []string{"h2", "http/1.1"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(conn.ConnectionState().NegotiatedProtocol).To(Equal("http/1.1"))
+	_ = conn.Close()
+	resp, err := http.Get("http://" + addr + notificationsPath(ns, "x"))
+	if err == nil {
+		_ = resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusBadRequest), "plain HTTP is not served")
+	}
+
+	srv := dispatcher.NewAPIServer(testsupport.FreeAddr(t), s.app.API)
+	g.Expect(dispatcher.ServeAPI(context.Background(), srv, "", "", false)).To(MatchError(dispatcher.ErrAPINeedsTLS))
+}

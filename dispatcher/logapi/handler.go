@@ -182,6 +182,9 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			writeError(w, http.StatusServiceUnavailable, "Unavailable", "access could not be reviewed; retry shortly")
 			return
 		}
+		// Who read what, for the operator's audit trail (never the token).
+		h.Logger.V(1).Info("Read API request", "user", user.Username, "namespace", ns, "name", name,
+			"path", r.URL.Path, "allowed", allowed)
 		if !allowed {
 			notFound(w, ns, name)
 			return
