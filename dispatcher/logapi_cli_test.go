@@ -68,7 +68,7 @@ func TestCLIReadsTheDeliveryLog(t *testing.T) {
 	g := NewWithT(t)
 	ns, other := newNamespace(t, "acc-logcli", ""), newNamespace(t, "acc-logcli-other", "")
 	rc := newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{ns, other}})
+	s := startStack(t, stackOptions{namespaces: []string{ns, other}, mutate: logOn})
 	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
 	api := s.serveAPI(t)
 	caFile := filepath.Join(t.TempDir(), "ca.crt")

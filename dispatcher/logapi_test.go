@@ -49,6 +49,9 @@ import (
 	"github.com/hookline/hookline/internal/testsupport"
 )
 
+// logOn turns the delivery log on.
+func logOn(c *dispatcher.Config) { c.DeliveryLog.Enabled = true }
+
 // apiClient calls a stack's read API over TLS, as the CLI and console do.
 type apiClient struct {
 	base string
@@ -195,7 +198,7 @@ func TestReadAPITenancy(t *testing.T) {
 	g := NewWithT(t)
 	nsA, nsB := newNamespace(t, "acc-logapi-a", ""), newNamespace(t, "acc-logapi-b", "")
 	rcA, rcB := newReceiver(t), newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}})
+	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: logOn})
 	s.activeWebhook(t, nsA, "orders", accountSpec(rcA.URL))
 	s.activeWebhook(t, nsB, "orders", accountSpec(rcB.URL))
 	api := s.serveAPI(t)
@@ -327,7 +330,7 @@ func TestReadAPILimitsEachIdentity(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "acc-logapi-limits", "")
 	rc := newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{ns}})
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: logOn})
 	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
 	s.app.API.Limits = &logapi.Limits{Rate: 0.01, Burst: 3}
 	api := s.serveAPI(t)
@@ -390,7 +393,10 @@ func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "acc-logapi-body", "")
 	rc := newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) { c.Engine.MaxPayloadBytes = 16 << 10 }})
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		logOn(c)
+		c.Engine.MaxPayloadBytes = 16 << 10
+	}})
 	spec := accountSpec(rc.URL, "AGREEMENT_WORKFLOW_COMPLETED", "ENVELOPE_ALL")
 	spec.ConditionalParams = &hooklinev1.ConditionalParams{Agreement: &hooklinev1.AgreementConditionalParams{
 		IncludeDetailedInfo: true, IncludeParticipantsInfo: true, IncludeDocumentsInfo: true, IncludeSignedDocuments: true}}
@@ -456,6 +462,9 @@ func TestReadAPIServesTLSOnly(t *testing.T) {
 		_ = resp.Body.Close()
 		g.Expect(resp.StatusCode).To(Equal(http.StatusBadRequest), "plain HTTP is not served")
 	}
+
+	// This dispatcher keeps no delivery log: every request is answered so.
+	g.Expect(api.apiError(t, "", notificationsPath(ns, "x"), http.StatusServiceUnavailable).Reason).To(Equal("LogOff"))
 
 	srv := dispatcher.NewAPIServer(testsupport.FreeAddr(t), s.app.API)
 	g.Expect(dispatcher.ServeAPI(context.Background(), srv, "", "", false)).To(MatchError(dispatcher.ErrAPINeedsTLS))

@@ -74,8 +74,13 @@ func (h timerHeap) peek() *queue { return h[0] }
 // order, so one purge up to the highest settled sequence covers every settlement since the last
 // purge; under load that turns many deliveries into one store operation. A crash before the purge
 // re-delivers those notes after restart, with the same webhookNotificationId.
+//
+// With a delivery log, each purge waits until the log has stored every record appended before it
+// (Recorder.Barrier): a note leaves its queue only once its record is stored, so that queue and log
+// together always account for it (what a replay resuming after a crash relies on).
 type acker struct {
 	store *store.Store
+	rec   Recorder
 	log   logr.Logger
 
 	mu   sync.Mutex
@@ -84,8 +89,8 @@ type acker struct {
 	kick chan struct{}
 }
 
-func newAcker(st *store.Store, log logr.Logger) *acker {
-	return &acker{store: st, log: log, upTo: map[string]uint64{}, all: map[string]bool{}, kick: make(chan struct{}, 1)}
+func newAcker(st *store.Store, rec Recorder, log logr.Logger) *acker {
+	return &acker{store: st, rec: rec, log: log, upTo: map[string]uint64{}, all: map[string]bool{}, kick: make(chan struct{}, 1)}
 }
 
 func (a *acker) remove(uid string, seq uint64) {
@@ -103,6 +108,22 @@ func (a *acker) removeAll(uid string) {
 	delete(a.upTo, uid)
 	a.mu.Unlock()
 	a.signal()
+}
+
+// putBack returns what a flush could not purge, for the next one (without kicking it: the caller
+// decides when to try again).
+func (a *acker) putBack(upTo map[string]uint64, all map[string]bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for uid := range all {
+		a.all[uid] = true
+		delete(a.upTo, uid)
+	}
+	for uid, seq := range upTo {
+		if !a.all[uid] && seq > a.upTo[uid] {
+			a.upTo[uid] = seq
+		}
+	}
 }
 
 func (a *acker) signal() {
@@ -133,6 +154,16 @@ func (a *acker) flush(ctx context.Context) {
 	upTo, all := a.upTo, a.all
 	a.upTo, a.all = map[string]uint64{}, map[string]bool{}
 	a.mu.Unlock()
+	if a.rec != nil && (len(upTo) > 0 || len(all) > 0) {
+		if err := a.rec.Barrier(ctx); err != nil {
+			if ctx.Err() == nil {
+				a.log.Error(err, "Waiting for the delivery log; settled notifications stay queued meanwhile")
+				time.AfterFunc(time.Second, a.signal)
+			}
+			a.putBack(upTo, all)
+			return
+		}
+	}
 	for uid := range all {
 		if err := a.store.RemoveQueue(ctx, uid); err != nil && ctx.Err() == nil {
 			a.log.Error(err, "Removing a disabled webhook's queue", "webhook", uid)
