@@ -700,12 +700,23 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		e.acks.remove(uid, s.ack)
 	}
 	if s.queued != nil {
-		// Auto-disabled: everything still queued was dropped with the queue.
-		if err := e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
-			"dropped with the queue: the webhook was auto-disabled"); err != nil && ctx.Err() == nil {
-			e.log.Error(err, "Recording the notifications dropped by an auto-disable", "webhook", uid)
+		// Auto-disabled: everything queued until now was dropped with the queue. Only that: a
+		// reactivation may queue new notes before the purge, and those must stay.
+		last, err := e.store.LastNoteSeq(ctx, uid)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error(err, "Finding the end of an auto-disabled webhook's queue; it is purged at the next start", "webhook", uid)
+			}
+		} else {
+			s.queued.upTo = last
+			if err := e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
+				"dropped with the queue: the webhook was auto-disabled"); err != nil && ctx.Err() == nil {
+				e.log.Error(err, "Recording the notifications dropped by an auto-disable", "webhook", uid)
+			}
+			if last > 0 {
+				e.acks.remove(uid, last)
+			}
 		}
-		e.acks.removeAll(uid)
 	}
 	if persist {
 		if err := e.Persist(ctx, uid); err != nil && ctx.Err() == nil {

@@ -57,6 +57,8 @@ type queuedNotes struct {
 	wh   Webhook
 	mem  []store.Note
 	from uint64
+	// upTo, when set, is the last note that belonged to the queue; later ones were queued after.
+	upTo uint64
 }
 
 // queuedLocked captures what q holds, before it is emptied (the notes only when they are recorded).
@@ -88,6 +90,9 @@ func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountI
 			return err
 		}
 		for _, n := range notes {
+			if queued.upTo != 0 && n.Seq > queued.upTo {
+				return e.rec.Barrier(ctx)
+			}
 			e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
 			from = n.Seq + 1
 		}

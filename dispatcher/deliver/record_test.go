@@ -401,3 +401,49 @@ func TestSettledNotesWaitForTheLog(t *testing.T) {
 	h.rec.failing.Store(false)
 	g.Eventually(h.stored).WithTimeout(5 * time.Second).Should(BeZero())
 }
+
+// An auto-disable drops what was queued then, and only that: a reactivation that queues a new note
+// before the disabled queue's purge has run keeps the new note.
+func TestReactivationBeforeTheDisablePurgeKeepsNewNotes(t *testing.T) {
+	pol := fastPolicy()
+	pol.MaxRetries = 0
+	h := newRecordHarness(t, pol, 0)
+	g := h.g
+	h.rec.hold = make(chan struct{}) // the log stores nothing yet: the purge waits
+	h.fail.Store(true)
+	wh := h.wh
+	wh.LastVerified = time.Time{} // never delivered: the first drop disables
+	wh.Deliverable = false
+	h.e.Upsert(wh)
+	h.enqueue("e0", time.Now())
+	h.enqueue("e1", time.Now())
+	wh.Deliverable = true
+	h.e.Upsert(wh)
+	g.Eventually(func() bool { return h.e.Disabled(recUID) }).WithTimeout(5 * time.Second).Should(BeTrue())
+	// Both the recording of the dropped queue and the acker wait on the log now.
+	g.Eventually(func() int { h.rec.mu.Lock(); defer h.rec.mu.Unlock(); return h.rec.barriers }).
+		WithTimeout(5 * time.Second).Should(BeNumerically(">=", 2))
+
+	changed, err := h.e.Reactivate(h.ctx, recUID, "again")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changed).To(BeTrue())
+	wh.Deliverable = false // being verified again: queued, not sent
+	h.e.Upsert(wh)
+	h.enqueue("new", time.Now())
+	close(h.rec.hold)
+
+	g.Eventually(func() []deliveries.Record { return h.rec.of(payload.NotificationID(recUID, recAccount, "e1")) }).
+		WithTimeout(5 * time.Second).Should(ContainElement(HaveField("Reason", ReasonWebhookDisabled)))
+	remaining := func() []string {
+		notes, err := h.st.LoadNotes(h.ctx, recUID, 1, 10)
+		g.Expect(err).NotTo(HaveOccurred())
+		var ids []string
+		for _, n := range notes {
+			ids = append(ids, n.EventID)
+		}
+		return ids
+	}
+	g.Eventually(remaining).WithTimeout(5 * time.Second).Should(Equal([]string{"new"}))
+	g.Consistently(remaining).WithTimeout(500 * time.Millisecond).Should(Equal([]string{"new"}))
+	g.Expect(h.rec.of(payload.NotificationID(recUID, recAccount, "new"))).To(BeEmpty(), "the new note is neither dropped nor sent")
+}
