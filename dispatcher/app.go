@@ -29,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -42,6 +43,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
@@ -108,6 +110,9 @@ type Config struct {
 	// ReplayPoll is how often a running WebhookReplay's progress, or the Webhook it waits for, is
 	// read again; 0 means 2 seconds.
 	ReplayPoll time.Duration
+	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
+	// 0 means logapi.DefaultAuthTTL.
+	APIAuthTTL time.Duration
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -125,6 +130,10 @@ type App struct {
 	Replayer *Replayer
 	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
 	Ingest *ingest.Handler
+	// API is the delivery log's read API (serve it with NewAPIServer and ServeAPI). Only the
+	// dispatcher holding the delivery lease builds an App, so only it serves the API: a standby is
+	// not ready, the Service sends it nothing, and its API port answers 503 (logapi.Standby).
+	API *logapi.Handler
 	// Log is the delivery log, for its read API and replays; nil when it is off.
 	Log *deliverylog.Log
 	// stopLog stops the log's writer once the engine has stopped appending to it.
@@ -252,6 +261,18 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fail(err)
+	}
+	a.API = &logapi.Handler{
+		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
+		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"),
+	}
+	if a.Log != nil {
+		// Not a nil *deliverylog.Log in the interface: without a log the API answers 503.
+		a.API.Log = a.Log
 	}
 	return a, nil
 }
