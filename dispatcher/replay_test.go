@@ -28,6 +28,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -501,4 +502,36 @@ func TestReplayStallsWithoutTheDeliveryLog(t *testing.T) {
 		g.Expect(c.Message).To(ContainSubstring("--delivery-log=false"))
 		g.Expect(replayKstatus(g, rp)).To(Equal(status.FailedStatus))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
+// A tenant cannot replay another namespace's webhook: a replay names a Webhook of its own
+// namespace only. Naming the other tenant's webhook from its own namespace finds nothing there (the
+// replay waits for such a Webhook to exist) and sends the other tenant's receiver nothing.
+func TestReplayCannotReachAnotherNamespacesWebhook(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-replay-tenants"
+	victimNS, attackerNS := newNamespace(t, account, ""), newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{victimNS, attackerNS}, mutate: fastReplays})
+	s.activeWebhook(t, victimNS, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("tenant-1", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
+
+	attacker := tenantClient(t, attackerNS, "tenant-"+attackerNS)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: attackerNS, Name: "steal"},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
+	g.Expect(attacker.Create(ctx, rp)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookNotFound))
+		g.Expect(c.Message).To(ContainSubstring("does not exist in namespace " + attackerNS))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	// Nor can it put the replay into the victim's namespace.
+	other := rp.DeepCopy()
+	other.ResourceVersion, other.Namespace = "", victimNS
+	g.Expect(apierrors.IsForbidden(attacker.Create(ctx, other))).To(BeTrue())
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500 * time.Millisecond).Should(Equal(1), "the victim's receiver gets nothing")
 }
