@@ -533,5 +533,5 @@ func TestReplayCannotReachAnotherNamespacesWebhook(t *testing.T) {
 	other := rp.DeepCopy()
 	other.ResourceVersion, other.Namespace = "", victimNS
 	g.Expect(apierrors.IsForbidden(attacker.Create(ctx, other))).To(BeTrue())
-	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500 * time.Millisecond).Should(Equal(1), "the victim's receiver gets nothing")
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500*time.Millisecond).Should(Equal(1), "the victim's receiver gets nothing")
 }
