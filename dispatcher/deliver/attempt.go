@@ -27,7 +27,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/event"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
@@ -253,7 +253,7 @@ func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
 			return nil, err
 		}
 		// The notification aliases raw: one copy of a large event in memory, not two.
-		ev, err := ingest.Decode(raw)
+		ev, err := event.Decode(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
 		}

@@ -30,7 +30,7 @@ import (
 	"k8s.io/utils/clock"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/event"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/signing"
 )
@@ -199,7 +199,7 @@ func (e *Engine) Known() []string {
 }
 
 // CacheEvent makes a just-accepted event available to payload building without a store read.
-func (e *Engine) CacheEvent(seq uint64, ev *ingest.Event, created time.Time, size int) {
+func (e *Engine) CacheEvent(seq uint64, ev *event.Event, created time.Time, size int) {
 	e.events.put(&cachedEvent{seq: seq, ev: ev, created: created, size: size})
 }
 
