@@ -39,8 +39,8 @@ import (
 
 // Reporter writes the engine's delivery state into Webhook status: every dirty webhook once per
 // interval, and at once when its state changes (failing, recovered, disabled, reactivated). Each
-// write is one server-side apply under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. It also persists
-// the engine's per-webhook state on the same cadence.
+// write is one server-side apply under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. The
+// engine saves its own state (deliver.Config.SaveInterval): nothing here is needed for durability.
 type Reporter struct {
 	Client   client.Client
 	Engine   *deliver.Engine
@@ -169,9 +169,6 @@ func (r *Reporter) flush(ctx context.Context, urgentOnly bool) {
 }
 
 func (r *Reporter) report(ctx context.Context, uid string) error {
-	if err := r.Engine.Persist(ctx, uid); err != nil {
-		return fmt.Errorf("persisting state: %w", err)
-	}
 	st, ok := r.Engine.Status(uid)
 	cfg, ok2 := r.Engine.Webhook(uid)
 	if !ok || !ok2 {
@@ -217,9 +214,8 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 		// One e-mail per failing streak, remembered in the saved delivery state so that a restart
 		// does not send it again; the notifier's interval covers flapping.
 		r.mail(wh, st, cfg, notify.SustainedFailure)
-		r.Engine.NoteProblemMailed(uid, st.FailingSince)
-		if err := r.Engine.Persist(ctx, uid); err != nil {
-			return fmt.Errorf("persisting state: %w", err)
+		if err := r.Engine.NoteProblemMailed(ctx, uid, st.FailingSince); err != nil {
+			return fmt.Errorf("saving that the problem was mailed: %w", err)
 		}
 	}
 	return nil

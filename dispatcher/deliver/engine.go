@@ -74,6 +74,9 @@ type Config struct {
 	// LargeBodyBytes bounds the memory of bodies above 1 MiB being built and sent at once (see
 	// attempt); 0 means 64 MiB.
 	LargeBodyBytes int
+	// SaveInterval is how often counters changed since the last save are written to the store (10 s
+	// when 0); state transitions and retry state are saved as they happen, and everything at a stop.
+	SaveInterval time.Duration
 	// Recorder receives the delivery log's records (dispatcher/deliverylog); nil records nothing,
 	// at no cost.
 	Recorder Recorder
@@ -93,7 +96,8 @@ type Engine struct {
 	// largeBodies is the memory for large bodies (Config.LargeBodyBytes).
 	largeBodies *semaphore.Weighted
 	// onChange is told when a webhook's Status changed; urgent changes (a state transition) should
-	// be reported at once, others at the reporting interval.
+	// be reported at once, others at the reporter's interval. It is only told: what it does never
+	// feeds back into delivery or its durability.
 	onChange func(uid string, urgent bool)
 	metrics  *Metrics
 	rec      Recorder
@@ -148,6 +152,9 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 	if cfg.LargeBodyBytes <= 0 {
 		cfg.LargeBodyBytes = 64 << 20
 	}
+	if cfg.SaveInterval <= 0 {
+		cfg.SaveInterval = 10 * time.Second
+	}
 	if onChange == nil {
 		onChange = func(string, bool) {}
 	}
@@ -173,14 +180,22 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.ctx = ctx
 	e.mu.Unlock()
 	e.acks = newAcker(e.store, e.rec, e.log)
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() { defer e.wg.Done(); e.acks.run(ctx) }()
 	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
+	go func() { defer e.wg.Done(); e.runSaver(ctx) }()
 	return nil
 }
 
-// Wait blocks until the engine's goroutines have stopped (after the Start context is cancelled).
-func (e *Engine) Wait() { e.wg.Wait() }
+// Wait blocks until the engine's goroutines have stopped (after the Start context is cancelled),
+// then saves the state changed since the last save, so that a clean stop loses no counter. The
+// caller closes the store only after Wait.
+func (e *Engine) Wait() {
+	e.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.saveDirty(ctx)
+}
 
 // Known lists the webhook uids with stored queues or state, for garbage collection.
 func (e *Engine) Known() []string {

@@ -292,6 +292,8 @@ type rig struct {
 	rx  *memReceiver
 	e   *Engine
 	t0  time.Time
+	// stop stops the engine and waits for it (once; cleanup calls it too).
+	stop func()
 }
 
 // rigStart is when every rig's clock starts.
@@ -312,13 +314,17 @@ func newRig(t *testing.T, cfg Config, prepare func(*memStore)) *rig {
 	r.e = New(cfg, r.st, r.rx, clk, logr.Discard(), nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.g.Expect(r.e.Start(ctx)).To(Succeed())
-	t.Cleanup(func() {
-		cancel()
-		if r.rx.hold {
-			close(r.rx.gate)
-		}
-		r.e.Wait()
-	})
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			if r.rx.hold {
+				close(r.rx.gate)
+			}
+			r.e.Wait()
+		})
+	}
+	t.Cleanup(r.stop)
 	return r
 }
 

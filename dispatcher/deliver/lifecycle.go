@@ -45,7 +45,7 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		// The first binding seen (a new webhook, or state saved before bindings were recorded).
 		q.status.Binding, q.dirty = b, true
 		e.mu.Unlock()
-		return e.Persist(ctx, uid)
+		return e.persist(ctx, uid)
 	}
 	queued := e.queuedLocked(q)
 	cancelled := e.cancelLocked(q)
@@ -65,7 +65,7 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	q.dirty = true
 	e.mu.Unlock()
 	e.onChange(uid, true)
-	return e.Persist(ctx, uid)
+	return e.persist(ctx, uid)
 }
 
 // CountLost records an event that uid, being disabled, does not receive; n is the note it would
@@ -113,7 +113,7 @@ func (e *Engine) Cancel(ctx context.Context, uid string) error {
 	if q != nil {
 		e.onChange(uid, true)
 	}
-	return e.Persist(ctx, uid)
+	return e.persist(ctx, uid)
 }
 
 // cancelLocked empties q in memory (the caller removes its store queue) and returns how many
@@ -173,5 +173,5 @@ func (e *Engine) Reactivate(ctx context.Context, uid, token string) (bool, error
 	q.dirty = true
 	e.mu.Unlock()
 	e.onChange(uid, true)
-	return true, e.Persist(ctx, uid)
+	return true, e.persist(ctx, uid)
 }

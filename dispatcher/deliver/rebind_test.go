@@ -135,7 +135,7 @@ func TestRebindCancelsTheQueueAndTheAttemptInFlight(t *testing.T) {
 	g.Expect(s.Rebound.At.IsZero()).To(BeTrue(), "an attempt supersedes the report of the rebinding")
 
 	// The binding is saved: a new engine on the same store knows it before any Upsert.
-	g.Expect(e.Persist(ctx, uid)).To(Succeed())
+	g.Expect(e.persist(ctx, uid)).To(Succeed())
 	e2 := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
 	g.Expect(e2.Start(ctx)).To(Succeed())
 	got2, known := e2.Binding(uid)

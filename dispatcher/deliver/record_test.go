@@ -326,7 +326,7 @@ func TestRecordsRebindCancellation(t *testing.T) {
 	id, _ := h.enqueue("e1", time.Now())
 
 	e2 := New(Config{Policy: fastPolicy(), Recorder: h.rec}, h.st, NewSender(time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
-	g.Expect(h.e.Persist(h.ctx, recUID)).To(Succeed())
+	g.Expect(h.e.persist(h.ctx, recUID)).To(Succeed())
 	g.Expect(e2.Start(h.ctx)).To(Succeed())
 	e2.Name(recUID, "ns", "wh")
 	g.Expect(e2.Rebind(h.ctx, recUID, Binding{AccountID: "other"})).To(Succeed())

@@ -295,3 +295,37 @@ func TestRuleAccountFairness(t *testing.T) {
 		})
 	}
 }
+
+// TestRuleEngineSavesItsState: the engine saves its counters itself — every SaveInterval, and
+// what is left when it stops — without a save per delivery and without anyone calling it; what it
+// saved is what a restarted engine starts from.
+func TestRuleEngineSavesItsState(t *testing.T) {
+	const interval = 10 * time.Second
+	r := newRig(t, Config{SaveInterval: interval}, nil)
+	r.e.Upsert(r.webhook("wh", "acc"))
+	r.queue("wh", "acc", 3, r.t0)
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(3))
+	r.idle()
+	_, puts := r.st.saved("wh")
+	r.g.Expect(puts).To(BeZero(), "successes alone are not saved one by one")
+
+	// The clock moves on: the saver writes the counters.
+	r.g.Eventually(func() int64 {
+		r.clk.Step(interval)
+		saved, _ := r.st.saved("wh")
+		return saved.Status.Delivered
+	}).Should(BeEquivalentTo(3))
+
+	// More deliveries, then a clean stop with the clock standing still: nothing is lost.
+	r.queue("wh", "acc", 2, r.t0)
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(5))
+	r.idle()
+	r.stop()
+	saved, _ := r.st.saved("wh")
+	r.g.Expect(saved.Status.Delivered).To(BeEquivalentTo(5))
+
+	// A new engine on the same store starts from it.
+	r2 := newRig(t, Config{}, func(st *memStore) { st.state["wh"] = r.st.state["wh"] })
+	r2.e.Upsert(r2.webhook("wh", "acc"))
+	r2.g.Expect(r2.status("wh").Delivered).To(BeEquivalentTo(5))
+}

@@ -56,7 +56,7 @@ func (e *Engine) settleCancelledLocked(q *queue, o outcome) (s settlement) {
 // settlement is what settling an outcome leaves to do once the engine's lock is released.
 type settlement struct {
 	// urgent: the status should show the change at once; persist: the stored state must be
-	// rewritten now (retry state changed), counters alone are persisted at the reporting interval.
+	// rewritten now (retry state changed); counters alone are saved by the engine's saver (runSaver).
 	urgent, persist bool
 	// attempt: rec records the attempt; dropped: the note was dropped without one.
 	attempt, dropped bool

@@ -105,19 +105,24 @@ func (e *Engine) Status(uid string) (Status, bool) {
 	return q.status, true
 }
 
-// NoteProblemMailed records that uid's failing streak that began at since was reported by e-mail;
-// it is saved with the state.
-func (e *Engine) NoteProblemMailed(uid string, since time.Time) {
+// NoteProblemMailed records that uid's failing streak that began at since was reported by e-mail,
+// and saves it at once: a restart must not mail the same streak again.
+func (e *Engine) NoteProblemMailed(ctx context.Context, uid string, since time.Time) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if q := e.queues[uid]; q != nil && !q.status.ProblemMailed.Equal(since) {
-		q.status.ProblemMailed = since
-		q.dirty = true
+	q := e.queues[uid]
+	if q == nil || q.status.ProblemMailed.Equal(since) {
+		e.mu.Unlock()
+		return nil
 	}
+	q.status.ProblemMailed = since
+	q.dirty = true
+	e.mu.Unlock()
+	return e.persist(ctx, uid)
 }
 
-// Persist writes uid's state to the store when it changed.
-func (e *Engine) Persist(ctx context.Context, uid string) error {
+// persist writes uid's state to the store when it changed. State transitions and retry state are
+// saved at once by whoever changed them; counters alone wait for the next save (saveDirty).
+func (e *Engine) persist(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
 	if q == nil || !q.dirty {
@@ -127,10 +132,48 @@ func (e *Engine) Persist(ctx context.Context, uid string) error {
 	raw, err := json.Marshal(record{Status: q.status, Head: q.head})
 	q.dirty = false
 	e.mu.Unlock()
-	if err != nil {
-		return err
+	if err == nil {
+		err = e.store.PutState(ctx, uid, raw)
 	}
-	return e.store.PutState(ctx, uid, raw)
+	if err != nil {
+		e.mu.Lock()
+		q.dirty = true // saved again next time
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// saveDirty saves every state changed since it was last saved (counters, mostly).
+func (e *Engine) saveDirty(ctx context.Context) {
+	e.mu.Lock()
+	var uids []string
+	for uid, q := range e.queues {
+		if q.dirty {
+			uids = append(uids, uid)
+		}
+	}
+	e.mu.Unlock()
+	for _, uid := range uids {
+		if err := e.persist(ctx, uid); err != nil && ctx.Err() == nil {
+			e.log.Error(err, "Saving delivery state; trying again at the next save", "webhook", uid)
+		}
+	}
+}
+
+// runSaver saves changed state every Config.SaveInterval, so that how many notifications were
+// delivered, dropped or cancelled survives a crash (up to one interval's worth) whatever else runs:
+// the engine owns its durability, no caller has to remember to save. Wait saves the rest at a stop.
+func (e *Engine) runSaver(ctx context.Context) {
+	for {
+		t := e.clock.NewTimer(e.cfg.SaveInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+			e.saveDirty(ctx)
+		}
+	}
 }
 
 // restore reads what a previous run left: every saved record, with its pending count taken from
