@@ -191,21 +191,37 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if cfg.Registry != nil {
 		metrics = deliver.NewMetrics(cfg.Registry)
 	}
+	// The engine tells of changes; the reporter and the problem mailer only read its state.
+	changed := []func(string, bool){a.Reporter.Mark}
+	var mailer *ProblemMailer
 	if cfg.Problems.Address != "" {
 		if cfg.Registry != nil {
 			cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
 		}
-		if a.Reporter.Problems, err = notify.New(cfg.Problems, clk, log.WithName("problem-emails")); err != nil {
+		notifier, err := notify.New(cfg.Problems, clk, log.WithName("problem-emails"))
+		if err != nil {
 			return fail(fmt.Errorf("problem e-mails: %w", err))
 		}
-		a.Reporter.ProblemAfter = cmp.Or(cfg.ProblemAfter, time.Hour)
-		if err := mgr.Add(a.Reporter.Problems); err != nil {
+		if err := mgr.Add(notifier); err != nil {
+			return fail(err)
+		}
+		mailer = &ProblemMailer{Client: mgr.GetClient(), Notifier: notifier, After: cmp.Or(cfg.ProblemAfter, time.Hour),
+			Clock: clk, Log: log.WithName("problem-emails")}
+		changed = append(changed, mailer.Mark)
+	}
+	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
+		clk, log.WithName("deliver"), metrics, func(uid string, urgent bool) {
+			for _, mark := range changed {
+				mark(uid, urgent)
+			}
+		})
+	a.Reporter.Engine = a.Engine
+	if mailer != nil {
+		mailer.Engine = a.Engine
+		if err := mgr.Add(mailer); err != nil {
 			return fail(err)
 		}
 	}
-	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
-		clk, log.WithName("deliver"), metrics, a.Reporter.Mark)
-	a.Reporter.Engine = a.Engine
 	if cfg.Registry != nil {
 		if err := cfg.Registry.Register(a.Engine.Collector()); err != nil {
 			return fail(err)
