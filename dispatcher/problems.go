@@ -30,6 +30,19 @@ import (
 	"github.com/hookline/hookline/internal/notify"
 )
 
+// ProblemState is what the ProblemMailer reads of the delivery engine (*deliver.Engine), and the one
+// thing it records there.
+type ProblemState interface {
+	Status(uid string) (deliver.Status, bool)
+	Webhook(uid string) (deliver.Webhook, bool)
+	NoteProblemMailed(ctx context.Context, uid string, since time.Time) error
+}
+
+// ProblemSender queues a problem e-mail (*notify.Notifier: rate limits, allowed domains, SMTP).
+type ProblemSender interface {
+	Enqueue(notify.Problem)
+}
+
 // ProblemMailer e-mails a webhook's problemNotificationEmails about its delivery problems: once per
 // failing streak that has lasted After, and once when the webhook is auto-disabled. It is a runnable
 // of its own that only reads the engine's state, so that status writes and e-mail neither wait for
@@ -39,8 +52,8 @@ import (
 type ProblemMailer struct {
 	// Client reads the Webhook (its recipients and URL), from the cache.
 	Client   client.Reader
-	Engine   *deliver.Engine
-	Notifier *notify.Notifier
+	Engine   ProblemState
+	Notifier ProblemSender
 	// After is how long a failing streak lasts before it is mailed.
 	After time.Duration
 	Clock clock.PassiveClock
