@@ -183,17 +183,18 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		st.Close()
 		return nil, err
 	}
-	a.Reporter = &Reporter{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
-	}
 	var metrics *deliver.Metrics
 	if cfg.Registry != nil {
 		metrics = deliver.NewMetrics(cfg.Registry)
 	}
-	// The engine tells of changes; the reporter and the problem mailer only read its state.
-	changed := []func(string, bool){a.Reporter.Mark}
-	var mailer *ProblemMailer
+	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
+		clk, log.WithName("deliver"), metrics)
+	// The engine only tells of changes; the reporter and the problem mailer read its state.
+	a.Reporter = &Reporter{
+		Client: mgr.GetClient(), Engine: a.Engine, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
+		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
+	}
+	a.Engine.Watch(a.Reporter.Mark)
 	if cfg.Problems.Address != "" {
 		if cfg.Registry != nil {
 			cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
@@ -202,22 +203,12 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		if err != nil {
 			return fail(fmt.Errorf("problem e-mails: %w", err))
 		}
+		mailer := &ProblemMailer{Client: mgr.GetClient(), Engine: a.Engine, Notifier: notifier,
+			After: cmp.Or(cfg.ProblemAfter, time.Hour), Clock: clk, Log: log.WithName("problem-emails")}
+		a.Engine.Watch(mailer.Mark)
 		if err := mgr.Add(notifier); err != nil {
 			return fail(err)
 		}
-		mailer = &ProblemMailer{Client: mgr.GetClient(), Notifier: notifier, After: cmp.Or(cfg.ProblemAfter, time.Hour),
-			Clock: clk, Log: log.WithName("problem-emails")}
-		changed = append(changed, mailer.Mark)
-	}
-	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
-		clk, log.WithName("deliver"), metrics, func(uid string, urgent bool) {
-			for _, mark := range changed {
-				mark(uid, urgent)
-			}
-		})
-	a.Reporter.Engine = a.Engine
-	if mailer != nil {
-		mailer.Engine = a.Engine
 		if err := mgr.Add(mailer); err != nil {
 			return fail(err)
 		}

@@ -95,10 +95,10 @@ type Engine struct {
 	events *eventCache
 	// largeBodies is the memory for large bodies (Config.LargeBodyBytes).
 	largeBodies *semaphore.Weighted
-	// onChange is told when a webhook's Status changed; urgent changes (a state transition) should
-	// be reported at once, others at the reporter's interval. It is only told: what it does never
+	// watchers are told when a webhook's Status changed (Watch); urgent changes (a state
+	// transition) should be shown at once, others may wait. They are only told: what they do never
 	// feeds back into delivery or its durability.
-	onChange func(uid string, urgent bool)
+	watchers []func(uid string, urgent bool)
 	metrics  *Metrics
 	rec      Recorder
 
@@ -139,7 +139,7 @@ type queue struct {
 }
 
 // New creates an Engine. Start must be called before use.
-func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.Logger, metrics *Metrics, onChange func(string, bool)) *Engine {
+func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.Logger, metrics *Metrics) *Engine {
 	if cfg.AccountConcurrency <= 0 {
 		cfg.AccountConcurrency = 30
 	}
@@ -155,17 +155,27 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 	if cfg.SaveInterval <= 0 {
 		cfg.SaveInterval = 10 * time.Second
 	}
-	if onChange == nil {
-		onChange = func(string, bool) {}
-	}
 	return &Engine{
-		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, onChange: onChange, rec: cfg.Recorder,
+		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
 		largeBodies: semaphore.NewWeighted(int64(cfg.LargeBodyBytes)),
 		queues:      map[string]*queue{},
 		accounts:    map[string]*account{},
 		restored:    map[string]*record{},
 		wake:        make(chan struct{}, 1),
+	}
+}
+
+// Watch adds f to those told when a webhook's delivery state changed (urgent: a state transition,
+// to be shown at once). f must not block. Call Watch before Start.
+func (e *Engine) Watch(f func(uid string, urgent bool)) {
+	e.watchers = append(e.watchers, f)
+}
+
+// onChange tells the watchers that uid's state changed.
+func (e *Engine) onChange(uid string, urgent bool) {
+	for _, f := range e.watchers {
+		f(uid, urgent)
 	}
 }
 

@@ -311,7 +311,7 @@ func newRig(t *testing.T, cfg Config, prepare func(*memStore)) *rig {
 	if cfg.Policy == (Policy{}) {
 		cfg.Policy = DefaultPolicy()
 	}
-	r.e = New(cfg, r.st, r.rx, clk, logr.Discard(), nil, nil)
+	r.e = New(cfg, r.st, r.rx, clk, logr.Discard(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.g.Expect(r.e.Start(ctx)).To(Succeed())
 	var once sync.Once
