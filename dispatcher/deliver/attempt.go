@@ -90,7 +90,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	}
 	if persist {
 		if err := e.persist(ctx, uid); err != nil && ctx.Err() == nil {
-			e.log.Error(err, "Saving delivery state; it is saved again at the next save", "webhook", uid)
+			e.log.Error(err, "Persisting delivery state; it is saved again at the next save", "webhook", uid)
 		}
 	}
 	e.onChange(uid, urgent)
