@@ -252,11 +252,17 @@ func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The notification aliases raw: one copy of a large event in memory, not two.
-		ev, err := event.Decode(raw)
-		if err != nil {
-			return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
-		}
-		return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}, nil
+		return decodeEvent(seq, raw, created)
 	})
+}
+
+// decodeEvent parses stored event seq for payload building. The notification aliases raw: one copy
+// of a large event in memory, not two. An event that does not decode is errCorruptEvent: it never
+// will.
+func decodeEvent(seq uint64, raw []byte, created time.Time) (*cachedEvent, error) {
+	ev, err := event.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
+	}
+	return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}, nil
 }
