@@ -203,8 +203,12 @@ func TestRuleAutoDisable(t *testing.T) {
 			r.rx.setFailing("wh", true)
 			wh := r.webhook("wh", "acc")
 			wh.LastVerified = ago(tc.verified)
+			// Queued while held, so that all three are queued when the first attempt fails.
+			wh.Deliverable = false
 			r.e.Upsert(wh)
 			r.queue("wh", "acc", 3, r.t0)
+			wh.Deliverable = true
+			r.e.Upsert(wh)
 			r.g.Eventually(func() int64 { return r.status("wh").Dropped }).ShouldNot(BeZero())
 			r.idle()
 			st := r.status("wh")
