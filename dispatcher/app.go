@@ -197,29 +197,36 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		st.Close()
 		return nil, err
 	}
-	a.Reporter = &Reporter{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
-	}
 	var metrics *deliver.Metrics
 	if cfg.Registry != nil {
 		metrics = deliver.NewMetrics(cfg.Registry)
 	}
+	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
+		clk, log.WithName("deliver"), metrics)
+	// The engine only tells of changes; the reporter and the problem mailer read its state.
+	a.Reporter = &Reporter{
+		Client: mgr.GetClient(), Engine: a.Engine, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
+		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
+	}
+	a.Engine.Watch(a.Reporter.Mark)
 	if cfg.Problems.Address != "" {
 		if cfg.Registry != nil {
 			cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
 		}
-		if a.Reporter.Problems, err = notify.New(cfg.Problems, clk, log.WithName("problem-emails")); err != nil {
+		notifier, err := notify.New(cfg.Problems, clk, log.WithName("problem-emails"))
+		if err != nil {
 			return fail(fmt.Errorf("problem e-mails: %w", err))
 		}
-		a.Reporter.ProblemAfter = cmp.Or(cfg.ProblemAfter, time.Hour)
-		if err := mgr.Add(a.Reporter.Problems); err != nil {
+		mailer := &ProblemMailer{Client: mgr.GetClient(), Engine: a.Engine, Notifier: notifier,
+			After: cmp.Or(cfg.ProblemAfter, time.Hour), Clock: clk, Log: log.WithName("problem-emails")}
+		a.Engine.Watch(mailer.Mark)
+		if err := mgr.Add(notifier); err != nil {
+			return fail(err)
+		}
+		if err := mgr.Add(mailer); err != nil {
 			return fail(err)
 		}
 	}
-	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
-		clk, log.WithName("deliver"), metrics, a.Reporter.Mark)
-	a.Reporter.Engine = a.Engine
 	if cfg.Registry != nil {
 		if err := cfg.Registry.Register(a.Engine.Collector()); err != nil {
 			return fail(err)

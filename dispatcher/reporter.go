@@ -33,14 +33,13 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
-	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/statusapply"
 )
 
-// Reporter writes the engine's delivery state into Webhook status: every dirty webhook once per
+// Reporter writes the engine's delivery state into Webhook status and records Events: every dirty webhook once per
 // interval, and at once when its state changes (failing, recovered, disabled, reactivated). Each
-// write is one server-side apply under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. It also persists
-// the engine's per-webhook state on the same cadence.
+// write is one server-side apply under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. The
+// engine saves its own state (deliver.Config.SaveInterval): nothing here is needed for durability.
 type Reporter struct {
 	Client   client.Client
 	Engine   *deliver.Engine
@@ -48,10 +47,6 @@ type Reporter struct {
 	Clock    clock.PassiveClock
 	Interval time.Duration
 	Log      logr.Logger
-	// Problems, when set, e-mails a webhook's problemNotificationEmails when it has been failing
-	// for ProblemAfter and when it is auto-disabled.
-	Problems     *notify.Notifier
-	ProblemAfter time.Duration
 
 	mu       sync.Mutex
 	dirty    map[string]bool
@@ -169,9 +164,6 @@ func (r *Reporter) flush(ctx context.Context, urgentOnly bool) {
 }
 
 func (r *Reporter) report(ctx context.Context, uid string) error {
-	if err := r.Engine.Persist(ctx, uid); err != nil {
-		return fmt.Errorf("persisting state: %w", err)
-	}
 	st, ok := r.Engine.Status(uid)
 	cfg, ok2 := r.Engine.Webhook(uid)
 	if !ok || !ok2 {
@@ -209,39 +201,10 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 	switch {
 	case st.Disabled && !wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeWarning, hooklinev1.ReasonAutoDisabled, "Deliver", "%s", st.DisabledMessage)
-		r.mail(wh, st, cfg, notify.AutoDisabled)
 	case !st.Disabled && wasDisabled:
 		r.Recorder.Eventf(wh, nil, corev1.EventTypeNormal, hooklinev1.ReasonReactivated, "Deliver", "Auto-disable lifted; the webhook will be verified again")
-	case r.Problems != nil && !st.Disabled && st.ConsecutiveFailures > 0 && r.Clock.Since(st.FailingSince) >= r.ProblemAfter &&
-		!st.ProblemMailed.Equal(st.FailingSince):
-		// One e-mail per failing streak, remembered in the saved delivery state so that a restart
-		// does not send it again; the notifier's interval covers flapping.
-		r.mail(wh, st, cfg, notify.SustainedFailure)
-		r.Engine.NoteProblemMailed(uid, st.FailingSince)
-		if err := r.Engine.Persist(ctx, uid); err != nil {
-			return fmt.Errorf("persisting state: %w", err)
-		}
 	}
 	return nil
-}
-
-// mail queues a problem e-mail to wh's problemNotificationEmails; it never blocks delivery.
-func (r *Reporter) mail(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webhook, kind notify.Kind) {
-	if r.Problems == nil || len(wh.Spec.ProblemNotificationEmails) == 0 {
-		return
-	}
-	p := notify.Problem{
-		Kind: kind, Namespace: wh.Namespace, Name: wh.Name, UID: string(wh.UID), URL: wh.Spec.URL, AccountID: cfg.AccountID,
-		Since: st.FailingSince, ConsecutiveFailures: int(st.ConsecutiveFailures), QueueDepth: int(st.Pending),
-		LastError: st.LastFailureReason + ": " + st.LastFailureMessage,
-	}
-	if kind == notify.AutoDisabled && st.DisabledMessage != "" {
-		p.LastError = st.DisabledMessage
-	}
-	for _, to := range wh.Spec.ProblemNotificationEmails {
-		p.To = append(p.To, string(to))
-	}
-	r.Problems.Enqueue(p)
 }
 
 func (r *Reporter) apply(ctx context.Context, wh *hooklinev1.Webhook, status hooklinev1.WebhookStatus) error {

@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-
-	"github.com/hookline/hookline/dispatcher/store"
 )
 
 // acker removes settled notes from the store in the background. Notes of one webhook are settled in
@@ -35,7 +33,7 @@ import (
 // (Recorder.Barrier): a note leaves its queue only once its record is stored, so that queue and log
 // together always account for it (what a replay resuming after a crash relies on).
 type acker struct {
-	store *store.Store
+	store QueueStore
 	rec   Recorder
 	log   logr.Logger
 
@@ -44,7 +42,7 @@ type acker struct {
 	kick chan struct{}
 }
 
-func newAcker(st *store.Store, rec Recorder, log logr.Logger) *acker {
+func newAcker(st QueueStore, rec Recorder, log logr.Logger) *acker {
 	return &acker{store: st, rec: rec, log: log, upTo: map[string]uint64{}, kick: make(chan struct{}, 1)}
 }
 

@@ -22,7 +22,6 @@ import (
 	"fmt"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/store"
 )
@@ -67,11 +66,9 @@ func (e *Engine) Body(ctx context.Context, wh payload.Webhook, seq uint64) (payl
 			}
 			return payload.Result{}, "", err
 		}
-		dec, err := ingest.Decode(raw)
-		if err != nil {
-			return payload.Result{}, "", fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
+		if ev, err = decodeEvent(seq, raw, created); err != nil {
+			return payload.Result{}, "", err
 		}
-		ev = &cachedEvent{seq: seq, ev: dec, created: created, size: len(raw)}
 	}
 	prep, err := ev.prepared()
 	if err != nil {

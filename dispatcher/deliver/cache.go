@@ -21,14 +21,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/event"
 	"github.com/hookline/hookline/dispatcher/payload"
 )
 
 // cachedEvent is a parsed event kept for building payloads.
 type cachedEvent struct {
 	seq     uint64
-	ev      *ingest.Event
+	ev      *event.Event
 	created time.Time
 	size    int
 	elem    *list.Element

@@ -60,7 +60,7 @@ func TestOutOfOrderEnqueueLosesNothing(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	e := New(Config{Policy: DefaultPolicy(), MemQueue: 4}, st, NewSender(time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+	e := New(Config{Policy: DefaultPolicy(), MemQueue: 4}, st, NewSender(time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
 	g.Expect(e.Start(ctx)).To(Succeed())
 	const uid = "wh-1"
 	e.Upsert(Webhook{UID: uid, Name: "wh", AccountID: "acc", URL: srv.URL, ClientID: "c", Scope: "ACCOUNT", Deliverable: false})

@@ -64,7 +64,7 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 	defer close(gate)
 
 	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 3 << 20},
-		st, NewSender(5*time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+		st, NewSender(5*time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
 	g.Expect(e.Start(ctx)).To(Succeed())
 
 	attachment := strings.Repeat("x", 3<<19)

@@ -76,7 +76,7 @@ func TestRebindCancelsTheQueueAndTheAttemptInFlight(t *testing.T) {
 
 	pol := DefaultPolicy()
 	pol.RetryBase, pol.RetryCap = 10*time.Millisecond, 20*time.Millisecond
-	e := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+	e := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
 	g.Expect(e.Start(ctx)).To(Succeed())
 	const uid = "wh-rebind"
 	a, b := Binding{AccountID: "acc-a"}, Binding{AccountID: "acc-b"}
@@ -135,8 +135,8 @@ func TestRebindCancelsTheQueueAndTheAttemptInFlight(t *testing.T) {
 	g.Expect(s.Rebound.At.IsZero()).To(BeTrue(), "an attempt supersedes the report of the rebinding")
 
 	// The binding is saved: a new engine on the same store knows it before any Upsert.
-	g.Expect(e.Persist(ctx, uid)).To(Succeed())
-	e2 := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
+	g.Expect(e.persist(ctx, uid)).To(Succeed())
+	e2 := New(Config{Policy: pol}, st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
 	g.Expect(e2.Start(ctx)).To(Succeed())
 	got2, known := e2.Binding(uid)
 	g.Expect(known).To(BeTrue())

@@ -131,7 +131,7 @@ func newRecordHarness(t *testing.T, pol Policy, memQueue int) *recordHarness {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	h.e = New(Config{Policy: pol, MemQueue: memQueue, Recorder: h.rec}, st, NewSender(5*time.Second, true, nil, loopback),
-		clock.RealClock{}, logr.Discard(), nil, nil)
+		clock.RealClock{}, logr.Discard(), nil)
 	g.Expect(h.e.Start(ctx)).To(Succeed())
 	h.wh = Webhook{UID: recUID, Namespace: "ns", Name: "wh", AccountID: recAccount, URL: srv.URL, ClientID: "c",
 		Scope: "ACCOUNT", Deliverable: true, LastVerified: time.Now()}
@@ -325,8 +325,8 @@ func TestRecordsRebindCancellation(t *testing.T) {
 	h.e.Upsert(wh)
 	id, _ := h.enqueue("e1", time.Now())
 
-	e2 := New(Config{Policy: fastPolicy(), Recorder: h.rec}, h.st, NewSender(time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil, nil)
-	g.Expect(h.e.Persist(h.ctx, recUID)).To(Succeed())
+	e2 := New(Config{Policy: fastPolicy(), Recorder: h.rec}, h.st, NewSender(time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
+	g.Expect(h.e.persist(h.ctx, recUID)).To(Succeed())
 	g.Expect(e2.Start(h.ctx)).To(Succeed())
 	e2.Name(recUID, "ns", "wh")
 	g.Expect(e2.Rebind(h.ctx, recUID, Binding{AccountID: "other"})).To(Succeed())

@@ -31,8 +31,22 @@ import (
 	"unicode/utf8"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/event"
 	"github.com/hookline/hookline/dispatcher/payload"
 )
+
+// Event and its parts are the decoded event, shared with delivery (package event).
+type (
+	// Event is an ingested event: the body of POST /v1/events (docs/architecture.md).
+	Event = event.Event
+	// Initiator is the user who caused the event.
+	Initiator = event.Initiator
+	// Resource is the resource the event is about.
+	Resource = event.Resource
+)
+
+// Decode reads a stored event body without copying its notification (event.Decode).
+func Decode(body []byte) (*Event, error) { return event.Decode(body) }
 
 // Limits on event fields.
 const (
@@ -46,38 +60,6 @@ const (
 	maxEchoedValue   = 64
 	maxEchoedProblem = 256
 )
-
-// Initiator is the user who caused the event.
-type Initiator struct {
-	UserID string `json:"userId,omitempty"`
-	Email  string `json:"email,omitempty"`
-}
-
-// Resource is the resource the event is about.
-type Resource struct {
-	Type       string `json:"type"`
-	ID         string `json:"id"`
-	ParentType string `json:"parentType,omitempty"`
-	ParentID   string `json:"parentId,omitempty"`
-}
-
-// Event is an ingested event: the body of POST /v1/events (docs/architecture.md).
-type Event struct {
-	ID           string          `json:"id"`
-	Event        string          `json:"event"`
-	OccurredAt   string          `json:"occurredAt,omitempty"`
-	AccountID    string          `json:"accountId"`
-	GroupID      string          `json:"groupId,omitempty"`
-	Initiator    Initiator       `json:"initiator"`
-	Resource     Resource        `json:"resource"`
-	Notification json.RawMessage `json:"notification"`
-}
-
-// Family returns the event's family; Parse guarantees it has one.
-func (e *Event) Family() hooklinev1.Family {
-	f, _ := hooklinev1.FamilyOf(e.Event)
-	return f
-}
 
 // Error is a client error with an HTTP status, a stable code and a message naming the problem.
 type Error struct {
@@ -110,39 +92,6 @@ var resourceTypes = map[hooklinev1.Family]string{
 	hooklinev1.FamilyMegaSign:        "MEGASIGN",
 	hooklinev1.FamilyLibraryDocument: "LIBRARY_DOCUMENT",
 	hooklinev1.FamilyEnvelope:        "ENVELOPE",
-}
-
-// rawAlias is json.RawMessage that keeps the decoded bytes as a slice of the input instead of a
-// copy: a notification can be 25 MB, and the body it comes from is kept (stored, then freed) anyway.
-type rawAlias []byte
-
-// UnmarshalJSON keeps data without copying it; safe because Decode's input is never modified.
-func (r *rawAlias) UnmarshalJSON(data []byte) error {
-	*r = data
-	return nil
-}
-
-// wireEvent is Event as decoded: Notification aliases the body.
-type wireEvent struct {
-	ID           string    `json:"id"`
-	Event        string    `json:"event"`
-	OccurredAt   string    `json:"occurredAt,omitempty"`
-	AccountID    string    `json:"accountId"`
-	GroupID      string    `json:"groupId,omitempty"`
-	Initiator    Initiator `json:"initiator"`
-	Resource     Resource  `json:"resource"`
-	Notification rawAlias  `json:"notification"`
-}
-
-// Decode reads a stored event body (one Parse accepted) without copying its notification, which
-// aliases body: body must not be modified while the event is in use.
-func Decode(body []byte) (*Event, error) {
-	var w wireEvent
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, err
-	}
-	return &Event{ID: w.ID, Event: w.Event, OccurredAt: w.OccurredAt, AccountID: w.AccountID, GroupID: w.GroupID,
-		Initiator: w.Initiator, Resource: w.Resource, Notification: json.RawMessage(w.Notification)}, nil
 }
 
 // The members each object of an event may have, exactly as spelled here.
@@ -198,7 +147,7 @@ func Parse(body []byte) (*Event, error) {
 			return nil, err
 		}
 	}
-	if err := ev.validate(); err != nil {
+	if err := validate(ev); err != nil {
 		return nil, err
 	}
 	return ev, nil
@@ -248,7 +197,7 @@ func member(ms []payload.Member, name string) []byte {
 	return v
 }
 
-func (e *Event) validate() error {
+func validate(e *Event) error {
 	for _, f := range []struct {
 		name, value string
 		max         int

@@ -1,0 +1,267 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+// One attempt: read the queue's head (from memory or the store), judge it against the 72 hours by
+// the time it was scheduled for, build the body and send it; then settle the outcome (settle.go)
+// and do, outside the lock, what settling left to do (records, acks, purge, persist).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hookline/hookline/dispatcher/event"
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// deliver makes one attempt for q's head and settles the outcome, unless the queue was cancelled
+// or removed meanwhile (its epoch moved on): then the attempt is only counted.
+func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
+	defer e.wg.Done()
+	ctx := e.ctx
+	o := e.attempt(ctx, q)
+	e.mu.Lock()
+	q.inFlight = false
+	acc.inFlight--
+	var s settlement
+	if q.epoch == epoch {
+		s = e.settleLocked(q, o)
+	} else {
+		s = e.settleCancelledLocked(q, o)
+	}
+	e.scheduleLocked(q)
+	e.pumpLocked(acc)
+	wh, removed := q.wh, q.removed
+	e.mu.Unlock()
+	if removed {
+		return
+	}
+	uid, urgent, persist := wh.UID, s.urgent, s.persist
+	// The records go to the log before the settled notes to the acker, which purges them only once
+	// the log has stored what was appended before (Recorder.Barrier).
+	if e.rec != nil {
+		switch {
+		case s.attempt:
+			e.rec.Append(s.rec)
+		case s.dropped:
+			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
+		}
+	}
+	if s.ack != 0 {
+		e.acks.remove(uid, s.ack)
+	}
+	if s.queued != nil {
+		// Auto-disabled: everything queued until now was dropped with the queue. Only that: a
+		// reactivation may queue new notes before the purge, and those must stay.
+		last, err := e.store.LastNoteSeq(ctx, uid)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error(err, "Finding the end of an auto-disabled webhook's queue; it is purged at the next start", "webhook", uid)
+			}
+		} else {
+			s.queued.upTo = last
+			if err := e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
+				"dropped with the queue: the webhook was auto-disabled"); err != nil && ctx.Err() == nil {
+				e.log.Error(err, "Recording the notifications dropped by an auto-disable", "webhook", uid)
+			}
+			if last > 0 {
+				e.acks.remove(uid, last)
+			}
+		}
+	}
+	if persist {
+		if err := e.persist(ctx, uid); err != nil && ctx.Err() == nil {
+			e.log.Error(err, "Persisting delivery state; it is saved again at the next save", "webhook", uid)
+		}
+	}
+	e.onChange(uid, urgent)
+}
+
+// outcome is what attempt observed, settled under the lock.
+type outcome struct {
+	note    store.Note
+	none    bool // nothing to send after all (the queue was emptied meanwhile)
+	expired bool // the head's 72 hours had passed: drop without an attempt
+	retry   bool // a transient problem of our own (store unreachable): try again shortly
+	attempt Attempt
+	at      time.Time
+	// For the delivery log: why an expired note was dropped; the attempt's number, what it sent and
+	// how long it took.
+	dropReason, dropMessage string
+	number                  int
+	ev                      *cachedEvent
+	id                      string
+	sent                    int
+	trimmed                 []string
+	took                    time.Duration
+}
+
+func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
+	note, ok, err := e.headNote(ctx, q)
+	if err != nil {
+		e.log.Error(err, "Loading queued notifications", "webhook", q.wh.UID)
+		return outcome{retry: true}
+	}
+	if !ok {
+		return outcome{none: true}
+	}
+	e.mu.Lock()
+	wh := q.wh
+	e.mu.Unlock()
+	now := e.clock.Now()
+	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last
+	// retry is scheduled exactly at the 72-hour mark, and a timer always fires a little late.
+	due := now
+	e.mu.Lock()
+	if q.head.Seq == note.Seq && !q.head.Next.IsZero() && q.head.Next.Before(now) {
+		due = q.head.Next
+	}
+	number := attemptNumber(q.head, note)
+	e.mu.Unlock()
+	if e.cfg.Policy.Expired(note.Created, due) {
+		return outcome{note: note, expired: true, at: now, dropReason: ReasonExpired,
+			dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String()}
+	}
+	ev, err := e.event(ctx, note.EventSeq)
+	if err != nil {
+		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
+			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
+			e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
+			if store.Gone(err) {
+				return outcome{note: note, expired: true, at: now, dropReason: ReasonEventGone, dropMessage: "the event is no longer in the event log"}
+			}
+			return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the stored event cannot be read"}
+		}
+		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
+		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
+		e.log.Error(err, "Loading event of a notification; retrying", "webhook", wh.UID, "event", note.EventSeq)
+		return outcome{retry: true}
+	}
+	prep, err := ev.prepared()
+	if err != nil {
+		e.log.Error(err, "Building payload; dropping the notification", "webhook", wh.UID, "event", note.EventSeq)
+		return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the notification cannot be built from the event"}
+	}
+	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
+	pw, opt := wh.payloadWebhook(), e.bodyOptions() // as Body builds it for the read API
+	// A body that keeps a large part of a large event (sections the size cap cannot trim) is a copy
+	// of it per attempt: such bodies take turns within LargeBodyBytes, so that a fan-out of one
+	// 25 MB event to many webhooks cannot hold dozens of copies at once. Small bodies never wait.
+	if n := prep.BodySize(pw, notificationID, opt); n > largeBody {
+		w := int64(min(n, e.cfg.LargeBodyBytes))
+		if err := e.largeBodies.Acquire(ctx, w); err != nil {
+			return outcome{retry: true} // stopping
+		}
+		defer e.largeBodies.Release(w)
+	}
+	body := prep.Build(pw, notificationID, opt)
+	if len(body.Trimmed) > 0 {
+		e.metrics.trimmed()
+	}
+	start := e.clock.Now()
+	var hdr http.Header
+	if len(wh.Signing) > 0 {
+		hdr = http.Header{}
+		wh.Signing.Sign(hdr, notificationID, start, body.Body)
+	}
+	a := e.sender.Send(ctx, wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
+	took := e.clock.Since(start)
+	e.metrics.attempt(a, took)
+	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}
+}
+
+// headNote returns q's first note, reading the next batch from the store when memory holds none.
+func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, error) {
+	e.mu.Lock()
+	if len(q.mem) > 0 {
+		n := q.mem[0]
+		e.mu.Unlock()
+		return n, true, nil
+	}
+	if !q.inStore {
+		// Nothing in memory or the store: a pending count above zero was wrong. Correct it, or the
+		// queue would be scheduled again at once, forever.
+		q.status.Pending = 0
+		e.mu.Unlock()
+		return store.Note{}, false, nil
+	}
+	// Ask for as many as are pending (the count is raised only after a note is stored), so that a
+	// queue with one new note costs one store read.
+	want := int(min(max(q.status.Pending, 1), int64(e.cfg.MemQueue)))
+	from, gen, epoch, uid := q.loadedUpTo+1, q.storeGen, q.epoch, q.wh.UID
+	e.mu.Unlock()
+
+	notes, err := e.store.LoadNotes(ctx, uid, from, want)
+	if err != nil {
+		return store.Note{}, false, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q.epoch != epoch {
+		// Cancelled while loading: what was read belongs to the cancelled queue.
+		return store.Note{}, false, nil
+	}
+	for _, n := range notes {
+		if n.Seq > q.loadedUpTo {
+			q.mem = append(q.mem, n)
+			q.loadedUpTo = n.Seq
+		}
+	}
+	if len(notes) < want && q.storeGen == gen {
+		q.inStore = false
+		if len(q.mem) == 0 {
+			// The count said there was more, the store says no, and nothing arrived meanwhile:
+			// trust the store.
+			q.status.Pending = 0
+		}
+	}
+	if len(q.mem) == 0 {
+		return store.Note{}, false, nil
+	}
+	return q.mem[0], true, nil
+}
+
+// errCorruptEvent marks a stored event that does not decode: it never will.
+var errCorruptEvent = errors.New("stored event does not decode")
+
+// event returns the parsed event with sequence seq, from the cache or the store. Concurrent attempts
+// for one event (a fan-out) share one read.
+func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
+	return e.events.load(seq, func() (*cachedEvent, error) {
+		raw, created, err := e.store.GetEvent(ctx, seq)
+		if err != nil {
+			return nil, err
+		}
+		return decodeEvent(seq, raw, created)
+	})
+}
+
+// decodeEvent parses stored event seq for payload building. The notification aliases raw: one copy
+// of a large event in memory, not two. An event that does not decode is errCorruptEvent: it never
+// will.
+func decodeEvent(seq uint64, raw []byte, created time.Time) (*cachedEvent, error) {
+	ev, err := event.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
+	}
+	return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}, nil
+}

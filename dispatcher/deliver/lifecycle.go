@@ -1,0 +1,177 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+// Changes of a queue that come from outside delivery (the Syncer): a new namespace binding, INACTIVE,
+// deletion, reactivation, and events an auto-disabled webhook does not receive.
+
+import (
+	"context"
+	"time"
+
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// Rebind records that uid's namespace is bound to b. When the queue was filled under another
+// binding, everything queued is cancelled first (counted, and described in Status.Rebound): a
+// notification queued for one account or group is never delivered under another. An attempt in
+// flight completes, but is not retried. The caller withdraws uid's route before (so that nothing
+// routed under the old binding arrives after) and routes it under b only after Rebind returned
+// without error; on an error the binding stays the old one and the next call cancels again.
+func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
+	e.mu.Lock()
+	q := e.queueLocked(uid)
+	old := q.status.Binding
+	switch old {
+	case b:
+		e.mu.Unlock()
+		return nil
+	case Binding{}:
+		// The first binding seen (a new webhook, or state saved before bindings were recorded).
+		q.status.Binding, q.dirty = b, true
+		e.mu.Unlock()
+		return e.persist(ctx, uid)
+	}
+	queued := e.queuedLocked(q)
+	cancelled := e.cancelLocked(q)
+	e.mu.Unlock()
+	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "webhook", uid,
+		"from", old.String(), "to", b.String(), "cancelled", cancelled)
+	if err := e.recordQueued(ctx, queued, old.AccountID, deliveries.KindCancelled, deliveries.StateCancelled, ReasonRebound,
+		"the namespace was bound to "+b.String()+" instead of "+old.String()); err != nil {
+		return err
+	}
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	q.status.Binding = b
+	q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
+	q.dirty = true
+	e.mu.Unlock()
+	e.onChange(uid, true)
+	return e.persist(ctx, uid)
+}
+
+// CountLost records an event that uid, being disabled, does not receive; n is the note it would
+// have been queued as.
+func (e *Engine) CountLost(uid string, n store.Note) {
+	e.mu.Lock()
+	q := e.queues[uid]
+	var wh Webhook
+	if q != nil {
+		q.status.Dropped++
+		q.dirty = true
+		e.metrics.lost()
+		wh = q.wh
+	}
+	e.mu.Unlock()
+	if q == nil {
+		return
+	}
+	if e.rec != nil {
+		e.rec.Append(e.noteRecord(e.ctx, wh, wh.AccountID, n, deliveries.KindLost, deliveries.StateLost,
+			ReasonWebhookDisabled, "not queued: the webhook is auto-disabled", e.clock.Now()))
+	}
+	e.onChange(uid, false)
+}
+
+// Cancel drops every queued notification of uid (the webhook went INACTIVE), counting them as
+// cancelled; an attempt in flight completes, but is not retried.
+func (e *Engine) Cancel(ctx context.Context, uid string) error {
+	e.mu.Lock()
+	q := e.queues[uid]
+	var queued *queuedNotes
+	var account string
+	if q != nil {
+		queued, account = e.queuedLocked(q), q.wh.AccountID
+		e.cancelLocked(q)
+	}
+	e.mu.Unlock()
+	if err := e.recordQueued(ctx, queued, account, deliveries.KindCancelled, deliveries.StateCancelled, ReasonInactive,
+		"cancelled unsent: the webhook was set INACTIVE"); err != nil {
+		return err
+	}
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
+	}
+	if q != nil {
+		e.onChange(uid, true)
+	}
+	return e.persist(ctx, uid)
+}
+
+// cancelLocked empties q in memory (the caller removes its store queue) and returns how many
+// notifications that cancelled. The one in flight, if any, is not among them: its attempt settles
+// it as delivered or, failing, as cancelled, and moves the queue no more.
+func (e *Engine) cancelLocked(q *queue) int64 {
+	n := q.status.Pending
+	if q.inFlight {
+		n--
+	}
+	n = max(n, 0)
+	q.status.Cancelled += n
+	q.mem, q.inStore, q.head = nil, false, head{}
+	q.status.Pending = 0
+	q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
+	q.epoch++
+	q.dirty = true
+	e.unscheduleLocked(q)
+	return n
+}
+
+// Remove forgets uid entirely: its queue and state leave the store (the webhook was deleted).
+func (e *Engine) Remove(ctx context.Context, uid string) error {
+	e.mu.Lock()
+	if q := e.queues[uid]; q != nil {
+		q.removed = true
+		q.epoch++
+		e.unscheduleLocked(q)
+		delete(e.queues, uid)
+	}
+	delete(e.restored, uid)
+	e.mu.Unlock()
+	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+		return err
+	}
+	return e.store.DeleteState(ctx, uid)
+}
+
+// Reactivate clears an auto-disable in answer to the request token (the reactivation annotation's
+// value, or "" for an INACTIVE→ACTIVE toggle). It reports whether anything changed.
+func (e *Engine) Reactivate(ctx context.Context, uid, token string) (bool, error) {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || !q.status.Disabled {
+		if q != nil && token != "" && q.status.HandledReactivation != token {
+			q.status.HandledReactivation = token
+			q.dirty = true
+		}
+		e.mu.Unlock()
+		return false, nil
+	}
+	q.status.Disabled, q.status.DisabledAt, q.status.DisabledMessage = false, time.Time{}, ""
+	q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
+	if token != "" {
+		q.status.HandledReactivation = token
+	}
+	q.dirty = true
+	e.mu.Unlock()
+	e.onChange(uid, true)
+	return true, e.persist(ctx, uid)
+}

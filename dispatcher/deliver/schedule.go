@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+// Scheduling: which queue may send next. One notification in flight per webhook (a failing head
+// holds back only its own queue), at most Config.AccountConcurrency per account, webhooks of one
+// account taking turns, and a timer heap for heads waiting for their retry. Everything here runs
+// under Engine.mu and decides only *when*; attempt.go decides what happens when it is time.
+
+import (
+	"context"
+	"time"
+
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+type account struct {
+	inFlight int
+	waiting  []*queue
+}
+
+// Enqueue takes in a note just stored for uid.
+func (e *Engine) Enqueue(uid string, n store.Note) {
+	if e.enqueueLocked(uid, n) {
+		e.onChange(uid, false)
+	}
+}
+
+func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil || q.removed {
+		return false // deleted meanwhile; the store queue is removed with it
+	}
+	q.status.Pending++
+	q.dirty = true
+	if n.Seq > q.loadedUpTo {
+		q.inStore = true
+		q.storeGen++
+	}
+	e.scheduleLocked(q)
+	return true
+}
+
+// scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
+// the timer heap when its head waits for a retry, nowhere when it has nothing to do.
+func (e *Engine) scheduleLocked(q *queue) {
+	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || q.status.Pending <= 0 {
+		return
+	}
+	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {
+		e.timers.upsert(q)
+		e.poke()
+		return
+	}
+	acc := e.accounts[q.wh.AccountID]
+	if acc == nil {
+		acc = &account{}
+		e.accounts[q.wh.AccountID] = acc
+	}
+	q.waiting = true
+	acc.waiting = append(acc.waiting, q)
+	e.pumpLocked(acc)
+}
+
+func (e *Engine) unscheduleLocked(q *queue) {
+	e.timers.remove(q)
+	if q.waiting {
+		if acc := e.accounts[q.wh.AccountID]; acc != nil {
+			for i, w := range acc.waiting {
+				if w == q {
+					acc.waiting = append(acc.waiting[:i], acc.waiting[i+1:]...)
+					break
+				}
+			}
+		}
+		q.waiting = false
+	}
+}
+
+// pumpLocked starts deliveries while the account has free slots. Webhooks of one account take turns
+// (a webhook that delivered goes to the back of the line), so one busy webhook cannot starve the
+// others.
+func (e *Engine) pumpLocked(acc *account) {
+	if e.ctx == nil || e.ctx.Err() != nil {
+		return // stopping: start nothing new
+	}
+	for acc.inFlight < e.cfg.AccountConcurrency && len(acc.waiting) > 0 {
+		q := acc.waiting[0]
+		acc.waiting[0] = nil
+		acc.waiting = acc.waiting[1:]
+		q.waiting = false
+		q.inFlight = true
+		acc.inFlight++
+		e.wg.Add(1)
+		go e.deliver(q, acc, q.epoch)
+	}
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runTimers moves queues whose retry time has come back to their account's waiting list.
+func (e *Engine) runTimers(ctx context.Context) {
+	for {
+		e.mu.Lock()
+		var wait time.Duration = time.Hour
+		now := e.clock.Now()
+		for e.timers.Len() > 0 {
+			q := e.timers.peek()
+			if d := q.head.Next.Sub(now); d > 0 {
+				wait = d
+				break
+			}
+			e.timers.remove(q)
+			e.scheduleLocked(q)
+		}
+		e.mu.Unlock()
+		t := e.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-e.wake:
+			t.Stop()
+		case <-t.C():
+		}
+	}
+}

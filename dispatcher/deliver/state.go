@@ -1,0 +1,211 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+// The engine's persisted state: what it keeps per webhook across restarts (Status and the head's
+// retry state, one record in the store's state bucket), how it is saved and restored. Kept apart
+// from scheduling and attempts because it is the contract with the stored data and with the status
+// the Reporter writes: changing a field here changes what survives a restart.
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Status is a webhook's delivery state, as reported in its status and kept across restarts.
+type Status struct {
+	LastAttempt         time.Time `json:"lastAttempt,omitzero"`
+	LastSuccess         time.Time `json:"lastSuccess,omitzero"`
+	FailingSince        time.Time `json:"failingSince,omitzero"`
+	ConsecutiveFailures int64     `json:"consecutiveFailures,omitempty"`
+	Pending             int64     `json:"pending,omitempty"`
+	Delivered           int64     `json:"delivered,omitempty"`
+	Dropped             int64     `json:"dropped,omitempty"`
+	// LastFailure is the reason and message of the last failed attempt.
+	LastFailureReason  string `json:"lastFailureReason,omitempty"`
+	LastFailureMessage string `json:"lastFailureMessage,omitempty"`
+	// Disabled is set when a drop found no success within DisableAfter.
+	Disabled        bool      `json:"disabled,omitempty"`
+	DisabledAt      time.Time `json:"disabledAt,omitzero"`
+	DisabledMessage string    `json:"disabledMessage,omitempty"`
+	// HandledReactivation is the last reactivation request (annotation value) acted upon.
+	HandledReactivation string `json:"handledReactivation,omitempty"`
+	// ProblemMailed is the FailingSince of the failing streak already reported by e-mail, kept
+	// across restarts so that a restart does not mail the same streak again.
+	ProblemMailed time.Time `json:"problemMailed,omitzero"`
+	// Cancelled counts queued notifications cancelled unsent (INACTIVE, or a change of binding).
+	Cancelled int64 `json:"cancelled,omitempty"`
+	// Binding is the namespace binding the queue is filled under; saved, so that a binding changed
+	// while the dispatcher was down is noticed at its next start.
+	Binding Binding `json:"binding,omitzero"`
+	// Rebound describes the last change of binding, until the next delivery attempt.
+	Rebound Rebound `json:"rebound,omitzero"`
+}
+
+// Binding is a namespace binding as a queue remembers it: the account and, when the namespace is
+// restricted to one, the group.
+type Binding struct {
+	AccountID string `json:"accountId,omitempty"`
+	GroupID   string `json:"groupId,omitempty"`
+}
+
+// String names b for status messages.
+func (b Binding) String() string {
+	if b.GroupID == "" {
+		return "account " + b.AccountID
+	}
+	return "account " + b.AccountID + " (group " + b.GroupID + ")"
+}
+
+// Rebound is a change of a webhook's namespace binding and what it cancelled.
+type Rebound struct {
+	From      Binding   `json:"from"`
+	To        Binding   `json:"to"`
+	Cancelled int64     `json:"cancelled,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// head is the retry state of a queue's first notification.
+type head struct {
+	Seq       uint64    `json:"seq,omitempty"`
+	Failures  int       `json:"failures,omitempty"`
+	Next      time.Time `json:"next,omitzero"`
+	Scheduled time.Time `json:"scheduled,omitzero"`
+}
+
+// record is what the state bucket keeps per webhook.
+type record struct {
+	Status Status `json:"status"`
+	Head   head   `json:"head"`
+}
+
+// Status returns a copy of uid's delivery state.
+func (e *Engine) Status(uid string) (Status, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil {
+		return Status{}, false
+	}
+	return q.status, true
+}
+
+// NoteProblemMailed records that uid's failing streak that began at since was reported by e-mail,
+// and saves it at once: a restart must not mail the same streak again.
+func (e *Engine) NoteProblemMailed(ctx context.Context, uid string, since time.Time) error {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || q.status.ProblemMailed.Equal(since) {
+		e.mu.Unlock()
+		return nil
+	}
+	q.status.ProblemMailed = since
+	q.dirty = true
+	e.mu.Unlock()
+	return e.persist(ctx, uid)
+}
+
+// persist writes uid's state to the store when it changed. State transitions and retry state are
+// saved at once by whoever changed them; counters alone wait for the next save (saveDirty).
+func (e *Engine) persist(ctx context.Context, uid string) error {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || !q.dirty {
+		e.mu.Unlock()
+		return nil
+	}
+	raw, err := json.Marshal(record{Status: q.status, Head: q.head})
+	q.dirty = false
+	e.mu.Unlock()
+	if err == nil {
+		err = e.store.PutState(ctx, uid, raw)
+	}
+	if err != nil {
+		e.mu.Lock()
+		q.dirty = true // saved again next time
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// saveDirty saves every state changed since it was last saved (counters, mostly).
+func (e *Engine) saveDirty(ctx context.Context) {
+	e.mu.Lock()
+	var uids []string
+	for uid, q := range e.queues {
+		if q.dirty {
+			uids = append(uids, uid)
+		}
+	}
+	e.mu.Unlock()
+	for _, uid := range uids {
+		if err := e.persist(ctx, uid); err != nil && ctx.Err() == nil {
+			e.log.Error(err, "Persisting delivery state; trying again at the next save", "webhook", uid)
+		}
+	}
+}
+
+// runSaver saves changed state every Config.SaveInterval, so that how many notifications were
+// delivered, dropped or cancelled survives a crash (up to one interval's worth) whatever else runs:
+// the engine owns its durability, no caller has to remember to save. Wait saves the rest at a stop.
+func (e *Engine) runSaver(ctx context.Context) {
+	for {
+		t := e.clock.NewTimer(e.cfg.SaveInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+			e.saveDirty(ctx)
+		}
+	}
+}
+
+// restore reads what a previous run left: every saved record, with its pending count taken from
+// the store's queues (the truth), including queues whose state was never saved. Queues claim their
+// record when they are first used (queueLocked).
+func (e *Engine) restore(ctx context.Context) (map[string]*record, error) {
+	counts, err := e.store.Queues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := e.store.StateKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	restored := map[string]*record{}
+	for _, uid := range keys {
+		raw, err := e.store.GetState(ctx, uid)
+		if err != nil {
+			return nil, err
+		}
+		rec := &record{}
+		if raw != nil && json.Unmarshal(raw, rec) == nil {
+			restored[uid] = rec
+		}
+	}
+	for uid, n := range counts {
+		rec := restored[uid]
+		if rec == nil {
+			rec = &record{}
+			restored[uid] = rec
+		}
+		rec.Status.Pending = int64(n)
+	}
+	return restored, nil
+}

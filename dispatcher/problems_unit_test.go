@@ -1,0 +1,147 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/internal/notify"
+)
+
+// problemEngine is ProblemState in memory: one webhook's delivery state.
+type problemEngine struct {
+	st    deliver.Status
+	wh    deliver.Webhook
+	noted []time.Time
+}
+
+func (f *problemEngine) Status(string) (deliver.Status, bool)   { return f.st, true }
+func (f *problemEngine) Webhook(string) (deliver.Webhook, bool) { return f.wh, true }
+func (f *problemEngine) NoteProblemMailed(_ context.Context, _ string, since time.Time) error {
+	f.st.ProblemMailed = since
+	f.noted = append(f.noted, since)
+	return nil
+}
+
+// outbox is ProblemSender in memory.
+type outbox []notify.Problem
+
+func (o *outbox) Enqueue(p notify.Problem) { *o = append(*o, p) }
+
+// oneWebhook is a client.Reader holding one Webhook.
+type oneWebhook struct{ wh *hooklinev1.Webhook }
+
+func (r oneWebhook) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	if key.Namespace != r.wh.Namespace || key.Name != r.wh.Name {
+		return apierrors.NewNotFound(hooklinev1.GroupVersion.WithResource("webhooks").GroupResource(), key.Name)
+	}
+	r.wh.DeepCopyInto(obj.(*hooklinev1.Webhook))
+	return nil
+}
+
+func (oneWebhook) List(context.Context, client.ObjectList, ...client.ListOption) error { return nil }
+
+// TestProblemMailerRules: one e-mail per failing streak once it is After old, remembered through
+// the engine (so a restart does not repeat it); one e-mail per auto-disable that happened in this
+// run; none to a replaced webhook or to nobody.
+func TestProblemMailerRules(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	started := now.Add(-10 * time.Minute)
+	failing := func(since time.Duration) deliver.Status {
+		return deliver.Status{ConsecutiveFailures: 6, FailingSince: now.Add(-since), LastFailureReason: "NonSuccessStatus"}
+	}
+	disabled := func(at time.Time) deliver.Status {
+		st := failing(72 * time.Hour)
+		st.Disabled, st.DisabledAt, st.DisabledMessage = true, at, "dropped"
+		return st
+	}
+	mailedBefore := failing(2 * time.Hour)
+	mailedBefore.ProblemMailed = mailedBefore.FailingSince
+	earlierStreak := failing(2 * time.Hour)
+	earlierStreak.ProblemMailed = now.Add(-30 * time.Hour)
+
+	for _, tc := range []struct {
+		name string
+		// checks are the states seen one after the other.
+		checks     []deliver.Status
+		recipients []hooklinev1.Email
+		replaced   bool
+		want       []notify.Kind
+		noted      int
+	}{
+		{name: "failing for 30 minutes", checks: []deliver.Status{failing(30 * time.Minute)}},
+		{name: "failing for an hour", checks: []deliver.Status{failing(time.Hour)}, want: []notify.Kind{notify.SustainedFailure}, noted: 1},
+		{name: "this streak mailed already (before a restart)", checks: []deliver.Status{mailedBefore}},
+		{name: "an earlier streak was mailed", checks: []deliver.Status{earlierStreak}, want: []notify.Kind{notify.SustainedFailure}, noted: 1},
+		{name: "checked again after mailing", checks: []deliver.Status{failing(time.Hour), failing(time.Hour)},
+			want: []notify.Kind{notify.SustainedFailure}, noted: 1},
+		{name: "auto-disabled in this run", checks: []deliver.Status{disabled(now)}, want: []notify.Kind{notify.AutoDisabled}},
+		{name: "auto-disabled while seen enabled, checked twice", checks: []deliver.Status{failing(time.Minute), disabled(now), disabled(now)},
+			want: []notify.Kind{notify.AutoDisabled}},
+		{name: "auto-disabled before this run", checks: []deliver.Status{disabled(started.Add(-time.Hour))}},
+		{name: "reactivated, then disabled again", checks: []deliver.Status{disabled(now), failing(time.Minute), disabled(now.Add(time.Minute))},
+			want: []notify.Kind{notify.AutoDisabled, notify.AutoDisabled}},
+		{name: "nobody to tell", checks: []deliver.Status{failing(time.Hour), disabled(now)}, recipients: []hooklinev1.Email{}, noted: 1},
+		{name: "replaced by a new webhook of the same name", checks: []deliver.Status{failing(time.Hour), disabled(now)}, replaced: true, noted: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wh", UID: "uid-1"}}
+			wh.Spec.URL = "https://receiver.example/hook"
+			wh.Spec.ProblemNotificationEmails = []hooklinev1.Email{"ops@example.com"}
+			if tc.recipients != nil {
+				wh.Spec.ProblemNotificationEmails = tc.recipients
+			}
+			if tc.replaced {
+				wh.UID = types.UID("uid-2")
+			}
+			eng := &problemEngine{wh: deliver.Webhook{UID: "uid-1", Namespace: "ns", Name: "wh", AccountID: "acc"}}
+			var sent outbox
+			p := &ProblemMailer{Client: oneWebhook{wh}, Engine: eng, Notifier: &sent, After: time.Hour,
+				Clock: clocktesting.NewFakePassiveClock(now), Log: logr.Discard()}
+			p.init()
+			p.started = started
+			for _, st := range tc.checks {
+				if eng.st.ProblemMailed.After(st.ProblemMailed) {
+					st.ProblemMailed = eng.st.ProblemMailed // what the engine remembers
+				}
+				eng.st = st
+				g.Expect(p.check(context.Background(), "uid-1")).To(Succeed())
+			}
+			var kinds []notify.Kind
+			for _, pr := range sent {
+				kinds = append(kinds, pr.Kind)
+				g.Expect(pr.To).To(Equal([]string{"ops@example.com"}))
+				g.Expect(pr.UID).To(Equal("uid-1"))
+			}
+			g.Expect(kinds).To(Equal(tc.want))
+			g.Expect(eng.noted).To(HaveLen(tc.noted))
+		})
+	}
+}
