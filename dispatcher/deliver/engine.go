@@ -576,7 +576,7 @@ func (e *Engine) Persist(ctx context.Context, uid string) error {
 // scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
 // the timer heap when its head waits for a retry, nowhere when it has nothing to do.
 func (e *Engine) scheduleLocked(q *queue) {
-	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || q.status.Pending <= 0 {
+	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
 		return
 	}
 	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {
@@ -837,6 +837,9 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	// Ask for as many as are pending (the count is raised only after a note is stored), so that a
 	// queue with one new note costs one store read.
 	want := int(min(max(q.status.Pending, 1), int64(e.cfg.MemQueue)))
+	if q.status.Pending <= 0 {
+		want = e.cfg.MemQueue // the count is low for sure: read a full batch
+	}
 	from, gen, epoch, uid := q.loadedUpTo+1, q.storeGen, q.epoch, q.wh.UID
 	e.mu.Unlock()
 
@@ -856,6 +859,8 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 			q.loadedUpTo = n.Seq
 		}
 	}
+	// What memory holds is pending, whatever the count said.
+	q.status.Pending = max(q.status.Pending, int64(len(q.mem)))
 	if len(notes) < want && q.storeGen == gen {
 		q.inStore = false
 		if len(q.mem) == 0 {
@@ -989,6 +994,14 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	}
 }
 
+// hasWork reports whether q may hold a notification to send. The pending count is an estimate (a
+// note can be loaded and settled before the Enqueue that counts it, and counts are restored from
+// the store at start): it never stops a queue that memory or the store still holds notes for, or
+// those notes would be stranded until the next Enqueue — and for good when none comes.
+func (q *queue) hasWork() bool {
+	return q.status.Pending > 0 || len(q.mem) > 0 || q.inStore
+}
+
 // popHeadLocked removes the settled head from memory and returns its sequence, for the caller to
 // hand to the acker (which removes it from the store).
 func (e *Engine) popHeadLocked(q *queue) uint64 {
@@ -996,7 +1009,7 @@ func (e *Engine) popHeadLocked(q *queue) uint64 {
 	q.mem[0] = store.Note{}
 	q.mem = q.mem[1:]
 	q.head = head{}
-	q.status.Pending--
+	q.status.Pending = max(q.status.Pending-1, 0)
 	q.dirty = true
 	return n.Seq
 }
