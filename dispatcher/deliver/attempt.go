@@ -207,6 +207,9 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 	// Ask for as many as are pending (the count is raised only after a note is stored), so that a
 	// queue with one new note costs one store read.
 	want := int(min(max(q.status.Pending, 1), int64(e.cfg.MemQueue)))
+	if q.status.Pending <= 0 {
+		want = e.cfg.MemQueue // the count is low for sure: read a full batch
+	}
 	from, gen, epoch, uid := q.loadedUpTo+1, q.storeGen, q.epoch, q.wh.UID
 	e.mu.Unlock()
 
@@ -226,6 +229,8 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 			q.loadedUpTo = n.Seq
 		}
 	}
+	// What memory holds is pending, whatever the count said.
+	q.status.Pending = max(q.status.Pending, int64(len(q.mem)))
 	if len(notes) < want && q.storeGen == gen {
 		q.inStore = false
 		if len(q.mem) == 0 {

@@ -57,10 +57,18 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
 	return true
 }
 
+// hasWork reports whether q may hold a notification to send. The pending count is an estimate (a
+// note can be loaded and settled before the Enqueue that counts it, and counts are restored from
+// the store at start): it never stops a queue that memory or the store still holds notes for, or
+// those notes would be stranded until the next Enqueue — and for good when none comes.
+func (q *queue) hasWork() bool {
+	return q.status.Pending > 0 || len(q.mem) > 0 || q.inStore
+}
+
 // scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
 // the timer heap when its head waits for a retry, nowhere when it has nothing to do.
 func (e *Engine) scheduleLocked(q *queue) {
-	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || q.status.Pending <= 0 {
+	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
 		return
 	}
 	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {

@@ -133,7 +133,7 @@ func (e *Engine) popHeadLocked(q *queue) uint64 {
 	q.mem[0] = store.Note{}
 	q.mem = q.mem[1:]
 	q.head = head{}
-	q.status.Pending--
+	q.status.Pending = max(q.status.Pending-1, 0)
 	q.dirty = true
 	return n.Seq
 }
