@@ -59,9 +59,10 @@ helm-lint: ## Lint charts/hookline (--strict) with the values of charts/hookline
 ##@ Build
 
 .PHONY: build
-build: ## Build bin/manager, bin/dispatcher and the CLI (bin/hookline, also as the kubectl plugin bin/kubectl-hookline).
+build: ## Build bin/manager, bin/dispatcher, bin/console (the web console) and the CLI (bin/hookline, also as the kubectl plugin bin/kubectl-hookline).
 	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(BIN)/manager ./cmd/manager
 	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(BIN)/dispatcher ./cmd/dispatcher
+	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(BIN)/console ./cmd/console
 	CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o $(BIN)/hookline ./cmd/hookline
 	cp $(BIN)/hookline $(BIN)/kubectl-hookline
 
@@ -91,6 +92,16 @@ test-unit: ## Run the tests that need no control plane (hack/test-packages.sh un
 .PHONY: test-integration
 test-integration: controlplane build ## Run the suites that start kube-apiserver, etcd and the binaries (hack/test-packages.sh integration).
 	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) $$(hack/test-packages.sh integration)
+
+.PHONY: test-browser
+test-browser: controlplane build ## Drive the web console in headless Chromium (installed by hack/chromium.sh if missing) against the real API server and manager; 1,000-webhook list time and RSS.
+	HOOKLINE_CHROMIUM=$$(hack/chromium.sh) KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 HOOKLINE_REQUIRE_BROWSER=1 \
+		go test $(GOTEST_FLAGS) -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./test/browser/
+
+.PHONY: console-screenshots
+console-screenshots: controlplane build ## Refresh the screenshots of docs/console.md (taken by the browser test).
+	HOOKLINE_CHROMIUM=$$(hack/chromium.sh --fonts) HOOKLINE_SCREENSHOTS=$(CURDIR)/docs/console KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_BROWSER=1 \
+		go test -count=1 -run TestWebhookLifecycleInTheBrowser ./test/browser/
 
 # Fuzz time per target: a short run inside make test, a long one in make fuzz.
 TEST_FUZZTIME ?= 3s

@@ -40,6 +40,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
@@ -50,10 +51,25 @@ import (
 	"github.com/hookline/hookline/internal/securemetrics"
 )
 
+// DeliveryLog configures the delivery log (package deliverylog).
+type DeliveryLog struct {
+	// Enabled records every delivery attempt and every change of a notification's state; off, the
+	// engine records nothing (the benchmark's baseline).
+	Enabled bool
+	// Config tunes the log. Replicas defaults to the store's; CursorKey is derived from the
+	// attestation key when empty.
+	deliverylog.Config
+}
+
+// deliveryLogCursorPurpose derives the log's cursor key from the attestation key.
+const deliveryLogCursorPurpose = "hookline delivery log cursor"
+
 // Config is everything the dispatcher needs besides the API server connection.
 type Config struct {
 	Store  store.Config
 	Engine deliver.Config
+	// DeliveryLog is the delivery log's configuration.
+	DeliveryLog DeliveryLog
 	// DeliveryTimeout bounds one delivery attempt (5 s).
 	DeliveryTimeout time.Duration
 	AllowHTTP       bool
@@ -104,6 +120,10 @@ type App struct {
 	Dispatcher *Dispatcher
 	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
 	Ingest *ingest.Handler
+	// Log is the delivery log, for its read API and replays; nil when it is off.
+	Log *deliverylog.Log
+	// stopLog stops the log's writer once the engine has stopped appending to it.
+	stopLog func()
 }
 
 // NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
@@ -149,7 +169,20 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Manager: mgr, Store: st, Table: route.NewTable()}
+	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
+	if cfg.DeliveryLog.Enabled {
+		if err := a.openLog(ctx, cfg, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+		cfg.Engine.Recorder = a.Log
+	}
+	// Every failure from here on stops the log's writer before closing the store.
+	fail := func(err error) (*App, error) {
+		a.stopLog()
+		st.Close()
+		return nil, err
+	}
 	a.Reporter = &Reporter{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
 		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
@@ -163,13 +196,11 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 			cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
 		}
 		if a.Reporter.Problems, err = notify.New(cfg.Problems, clk, log.WithName("problem-emails")); err != nil {
-			st.Close()
-			return nil, fmt.Errorf("problem e-mails: %w", err)
+			return fail(fmt.Errorf("problem e-mails: %w", err))
 		}
 		a.Reporter.ProblemAfter = cmp.Or(cfg.ProblemAfter, time.Hour)
 		if err := mgr.Add(a.Reporter.Problems); err != nil {
-			st.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
@@ -177,13 +208,11 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	a.Reporter.Engine = a.Engine
 	if cfg.Registry != nil {
 		if err := cfg.Registry.Register(a.Engine.Collector()); err != nil {
-			st.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	if err := a.Engine.Start(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("starting delivery engine: %w", err)
+		return fail(fmt.Errorf("starting delivery engine: %w", err))
 	}
 	resync := cmp.Or(cfg.SecretResync, 5*time.Minute)
 	a.Syncer = &Syncer{
@@ -194,20 +223,17 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		Attestation: cfg.Attestation,
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := mgr.Add(a.Reporter); err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := mgr.Add(a.Syncer.SweepEvery(cmp.Or(cfg.SweepInterval, time.Minute))); err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
 	}
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
 	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
-	a.Dispatcher = &Dispatcher{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log}
+	a.Dispatcher = &Dispatcher{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
 	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
@@ -222,6 +248,7 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	go func() {
 		err := a.Manager.Start(ctx)
 		a.Engine.Wait()
+		a.stopLog()
 		a.Store.Close()
 		ch <- err
 	}()
@@ -237,6 +264,37 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 		return ch, err
 	}
 	return ch, nil
+}
+
+// openLog opens the delivery log on the store's JetStream and starts its writer, which runs until
+// stopLog: after the engine, whose last settlements it must still store.
+func (a *App) openLog(ctx context.Context, cfg Config, log logr.Logger) error {
+	lc := cfg.DeliveryLog.Config
+	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
+	if len(lc.CursorKey) == 0 {
+		// Never the attestation key itself: a key of its own, derived from it, so that every
+		// replica hands out and accepts the same cursors without another Secret.
+		lc.CursorKey = cfg.Attestation.Derive(deliveryLogCursorPurpose)
+	}
+	l, err := deliverylog.New(ctx, a.Store.JetStream(), a.Store, lc, log.WithName("delivery-log"), cfg.Registry)
+	if err != nil {
+		return fmt.Errorf("opening the delivery log: %w", err)
+	}
+	a.Log = l
+	// Not ctx: the engine's acker still appends and waits for the log while it stops.
+	logCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); l.Start(logCtx) }()
+	a.stopLog = func() {
+		flush, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := l.Barrier(flush); err != nil {
+			log.Error(err, "Storing the last delivery log records")
+		}
+		cancelFlush()
+		cancel()
+		<-done
+	}
+	return nil
 }
 
 // metricsOptions serves metrics in plain HTTP, or over HTTPS with each scrape's token checked by

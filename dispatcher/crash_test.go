@@ -35,13 +35,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/testsupport"
 )
@@ -145,6 +150,45 @@ func createActiveWebhook(t *testing.T, ns, name string, spec hooklinev1.WebhookS
 	return wh
 }
 
+// expectQueuedOrOnRecord opens the data directory of a killed dispatcher and checks the delivery
+// log's promise: every acknowledged event's notification is still in its queue or on record (a
+// settled notification leaves its queue only once its record is stored), and every notification
+// the receiver took is on record as delivered unless it is still queued (then it is sent again).
+func expectQueuedOrOnRecord(t *testing.T, dataDir, uid, account string, acked []string, posts []crashPost) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Config{DataDir: dataDir})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer st.Close()
+	notes, err := st.LoadNotes(ctx, uid, 1, 1<<20)
+	g.Expect(err).NotTo(HaveOccurred())
+	queued := map[string]bool{}
+	for _, n := range notes {
+		queued[n.EventID] = true
+	}
+	l, err := deliverylog.New(ctx, st.JetStream(), st, deliverylog.Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 1 << 30}, logr.Discard(), nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	state := map[string]deliveries.State{} // newest record per notification
+	g.Expect(l.Scan(ctx, uid, time.Time{}, func(r deliveries.Record) error {
+		state[r.NotificationID] = r.State
+		return nil
+	})).To(Succeed())
+	var lost []string
+	for _, id := range acked {
+		if !queued[id] && state[payload.NotificationID(uid, account, id)] == "" {
+			lost = append(lost, id)
+		}
+	}
+	g.Expect(lost).To(BeEmpty(), "acknowledged events neither queued nor on record after SIGKILL")
+	for _, p := range posts {
+		if p.ok && strings.HasPrefix(p.eventID, "crash-") && !queued[p.eventID] {
+			g.Expect(state[p.notificationID]).To(Equal(deliveries.StateDelivered), "event %s was taken by the receiver and left its queue", p.eventID)
+		}
+	}
+	t.Logf("after SIGKILL: %d acknowledged events, %d still queued, %d notifications on record", len(acked), len(notes), len(state))
+}
+
 // crashPost is one POST the receiver got, decoded.
 type crashPost struct {
 	eventID        string // "" when the body is not an agreement notification
@@ -223,7 +267,7 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
 		w.WriteHeader(http.StatusOK)
 	})
-	createActiveWebhook(t, ns, "crash", accountSpec(rc.URL))
+	wh := createActiveWebhook(t, ns, "crash", accountSpec(rc.URL))
 
 	// decode pairs the receiver's POSTs with their outcomes.
 	decode := func() []crashPost {
@@ -383,7 +427,9 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	beforeKill := decode()[warmPosts:]
 	ackMu.Lock()
 	t.Logf("SIGKILL after %d acknowledged events (%d posts so far)", len(ackOrder), sent)
+	ackedBeforeKill := append([]string(nil), ackOrder...)
 	ackMu.Unlock()
+	expectQueuedOrOnRecord(t, dataDir, string(wh.UID), account, ackedBeforeKill, beforeKill)
 
 	// Restart on the same data directory; then the receiver recovers and the rest of the load goes
 	// to the new process.

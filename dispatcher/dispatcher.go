@@ -28,6 +28,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
@@ -40,6 +41,9 @@ type Dispatcher struct {
 	Table  *route.Table
 	Clock  clock.PassiveClock
 	Log    logr.Logger
+	// DeliveryLog is the delivery log (nil when off). Events routed to an auto-disabled webhook are
+	// recorded as lost through Engine.CountLost; replays read it.
+	DeliveryLog *deliverylog.Log
 }
 
 var _ ingest.Acceptor = (*Dispatcher)(nil)
@@ -89,11 +93,12 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 	defer release()
 	items := make([]store.Enqueue, 0, len(targets))
 	for _, t := range targets {
+		n := store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}
 		if d.Engine.Disabled(t.UID) {
-			d.Engine.CountLost(t.UID)
+			d.Engine.CountLost(t.UID, n)
 			continue
 		}
-		items = append(items, store.Enqueue{UID: t.UID, Note: store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}})
+		items = append(items, store.Enqueue{UID: t.UID, Note: n})
 	}
 	if len(items) > 0 {
 		results, err := d.Store.EnqueueAll(ctx, items)

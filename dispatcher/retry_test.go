@@ -32,6 +32,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // timerLateness is how late the fake clock is advanced past each due time.
@@ -136,7 +137,9 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	ctx := context.Background()
 	// The fake clock starts 5 days ahead: at the drop (72 h later) the last verification — the only
 	// success so far — is 8 days old, so the webhook is auto-disabled.
-	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-disable", time.Now().Add(5*24*time.Hour), nil)
+	s, rc, wh, _ := runFailingSchedule(t, "acc-sched-disable", time.Now().Add(5*24*time.Hour), func(c *dispatcher.Config, _ *hooklinev1.WebhookSpec) {
+		c.DeliveryLog.Enabled = true
+	})
 	g.Eventually(func(g Gomega) {
 		got := getWebhook(g, wh)
 		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))
@@ -161,6 +164,20 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	g.Expect(s.metric(t, "hookline_delivery_attempt_duration_seconds")).To(BeEquivalentTo(16))
 	g.Expect(s.metric(t, "hookline_webhooks_disabled")).To(BeEquivalentTo(1))
 	g.Expect(s.metric(t, "hookline_ingest_events_accepted_total")).To(BeEquivalentTo(3))
+	// The delivery log names what was lost: the events routed while disabled.
+	g.Eventually(func(g Gomega) {
+		list, err := s.app.Log.Notifications(ctx, string(wh.UID), deliveries.Query{States: []deliveries.State{deliveries.StateLost}})
+		g.Expect(err).NotTo(HaveOccurred())
+		var lost []string
+		for _, n := range list.Items {
+			lost = append(lost, n.EventID)
+		}
+		g.Expect(lost).To(ConsistOf("lost-1", "lost-2"))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	dropped, err := s.app.Log.Notifications(ctx, string(wh.UID), deliveries.Query{States: []deliveries.State{deliveries.StateDropped}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dropped.Items).To(HaveLen(1))
+	g.Expect(dropped.Items[0].Attempts).To(Equal(16))
 
 	// Reactivation is declarative: an annotation committed to Git. It verifies the endpoint again.
 	gets := rc.gets.Load()

@@ -108,7 +108,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{}, err
 	}
 	if bound {
-		if err := s.rebind(ctx, uid, binding); err != nil {
+		if err := s.rebind(ctx, wh, binding); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -199,13 +199,16 @@ func target(wh *hooklinev1.Webhook, b tenancy.Binding) *route.Target {
 // rebind cancels what uid queued under another binding before anything is routed or sent under b
 // (deliver.Engine.Rebind). The binding is compared with the one saved with the queue, so a change
 // made while the dispatcher was down counts too.
-func (s *Syncer) rebind(ctx context.Context, uid string, b tenancy.Binding) error {
+func (s *Syncer) rebind(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding) error {
+	uid := string(wh.UID)
 	nb := deliver.Binding{AccountID: b.AccountID, GroupID: b.GroupID}
 	if old, ok := s.Engine.Binding(uid); ok && old == nb {
 		return nil
 	}
 	// Nothing routed under the old binding may be queued after the cancellation.
 	s.Table.Withdraw(uid)
+	// At start the queue may not know its webhook's name yet; the cancellations are recorded with it.
+	s.Engine.Name(uid, wh.Namespace, wh.Name)
 	return s.Engine.Rebind(ctx, uid, nb)
 }
 

@@ -79,6 +79,7 @@ type options struct {
 	problems                notify.Config
 	problemAfter            time.Duration
 	leaseIdentity           string
+	deliveryLog             dispatcher.DeliveryLog
 }
 
 func main() {
@@ -143,6 +144,9 @@ func main() {
 	flag.DurationVar(&o.problemAfter, "problem-email-after", time.Hour, "A webhook failing for this long gets a problem e-mail (once per failing streak).")
 	flag.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "With --nats-url: dispatchers sharing the cluster elect one deliverer through a lease in JetStream; the others stand by and take over within this time of its death. 0 turns the lease off (one replica only).")
 	flag.StringVar(&o.leaseIdentity, "lease-identity", "", "This dispatcher's name in the delivery lease; defaults to the host name (the pod name).")
+	flag.BoolVar(&o.deliveryLog.Enabled, "delivery-log", true, "Record every delivery attempt and every change of a notification's state in the delivery log (JetStream stream HOOKLINE_LOG), which the read API and WebhookReplays use.")
+	flag.DurationVar(&o.deliveryLog.MaxAge, "delivery-log-max-age", 7*24*time.Hour, "How long delivery log records are kept.")
+	flag.Int64Var(&o.deliveryLog.MaxBytes, "delivery-log-max-bytes", 1<<30, "Most bytes the delivery log keeps; the oldest records go first.")
 	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -215,7 +219,7 @@ func run(o options) error {
 	o.problems.RootCAs = roots
 	app, err := dispatcher.NewApp(ctx, ctrl.GetConfigOrDie(), dispatcher.Config{
 		Problems: o.problems, ProblemAfter: o.problemAfter,
-		Store: o.store,
+		Store: o.store, DeliveryLog: o.deliveryLog,
 		Engine: deliver.Config{
 			Policy: o.policy, AccountConcurrency: o.accountConcurrency, MemQueue: o.memQueue,
 			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,

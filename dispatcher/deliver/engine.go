@@ -37,6 +37,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/signing"
 )
 
@@ -146,6 +147,9 @@ type Config struct {
 	// LargeBodyBytes bounds the memory of bodies above 1 MiB being built and sent at once (see
 	// attempt); 0 means 64 MiB.
 	LargeBodyBytes int
+	// Recorder receives the delivery log's records (dispatcher/deliverylog); nil records nothing,
+	// at no cost.
+	Recorder Recorder
 }
 
 // largeBody is the size above which a body counts against Config.LargeBodyBytes.
@@ -165,6 +169,7 @@ type Engine struct {
 	// be reported at once, others at the reporting interval.
 	onChange func(uid string, urgent bool)
 	metrics  *Metrics
+	rec      Recorder
 
 	mu       sync.Mutex
 	queues   map[string]*queue
@@ -225,7 +230,7 @@ func New(cfg Config, st *store.Store, sender *Sender, clk clock.Clock, log logr.
 		onChange = func(string, bool) {}
 	}
 	return &Engine{
-		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, onChange: onChange,
+		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, onChange: onChange, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
 		largeBodies: semaphore.NewWeighted(int64(cfg.LargeBodyBytes)),
 		queues:      map[string]*queue{},
@@ -268,7 +273,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.restored = restored
 	e.ctx = ctx
 	e.mu.Unlock()
-	e.acks = newAcker(e.store, e.log)
+	e.acks = newAcker(e.store, e.rec, e.log)
 	e.wg.Add(2)
 	go func() { defer e.wg.Done(); e.acks.run(ctx) }()
 	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
@@ -357,10 +362,15 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		e.mu.Unlock()
 		return e.Persist(ctx, uid)
 	}
+	queued := e.queuedLocked(q)
 	cancelled := e.cancelLocked(q)
 	e.mu.Unlock()
 	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "webhook", uid,
 		"from", old.String(), "to", b.String(), "cancelled", cancelled)
+	if err := e.recordQueued(ctx, queued, old.AccountID, deliveries.KindCancelled, deliveries.StateCancelled, ReasonRebound,
+		"the namespace was bound to "+b.String()+" instead of "+old.String()); err != nil {
+		return err
+	}
 	if err := e.store.RemoveQueue(ctx, uid); err != nil {
 		return err
 	}
@@ -414,19 +424,27 @@ func (e *Engine) NoteProblemMailed(uid string, since time.Time) {
 	}
 }
 
-// CountLost records an event that uid, being disabled, does not receive.
-func (e *Engine) CountLost(uid string) {
+// CountLost records an event that uid, being disabled, does not receive; n is the note it would
+// have been queued as.
+func (e *Engine) CountLost(uid string, n store.Note) {
 	e.mu.Lock()
 	q := e.queues[uid]
+	var wh Webhook
 	if q != nil {
 		q.status.Dropped++
 		q.dirty = true
 		e.metrics.lost()
+		wh = q.wh
 	}
 	e.mu.Unlock()
-	if q != nil {
-		e.onChange(uid, false)
+	if q == nil {
+		return
 	}
+	if e.rec != nil {
+		e.rec.Append(e.noteRecord(e.ctx, wh, wh.AccountID, n, deliveries.KindLost, deliveries.StateLost,
+			ReasonWebhookDisabled, "not queued: the webhook is auto-disabled", e.clock.Now()))
+	}
+	e.onChange(uid, false)
 }
 
 // Enqueue takes in a note just stored for uid.
@@ -458,10 +476,17 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
 func (e *Engine) Cancel(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
+	var queued *queuedNotes
+	var account string
 	if q != nil {
+		queued, account = e.queuedLocked(q), q.wh.AccountID
 		e.cancelLocked(q)
 	}
 	e.mu.Unlock()
+	if err := e.recordQueued(ctx, queued, account, deliveries.KindCancelled, deliveries.StateCancelled, ReasonInactive,
+		"cancelled unsent: the webhook was set INACTIVE"); err != nil {
+		return err
+	}
 	if err := e.store.RemoveQueue(ctx, uid); err != nil {
 		return err
 	}
@@ -643,22 +668,55 @@ func (e *Engine) runTimers(ctx context.Context) {
 func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	defer e.wg.Done()
 	ctx := e.ctx
-	outcome := e.attempt(ctx, q)
+	o := e.attempt(ctx, q)
 	e.mu.Lock()
 	q.inFlight = false
 	acc.inFlight--
-	var urgent, persist bool
+	var s settlement
 	if q.epoch == epoch {
-		urgent, persist = e.settleLocked(q, outcome)
+		s = e.settleLocked(q, o)
 	} else {
-		settleCancelledLocked(q, outcome)
+		s = e.settleCancelledLocked(q, o)
 	}
 	e.scheduleLocked(q)
 	e.pumpLocked(acc)
-	uid, removed := q.wh.UID, q.removed
+	wh, removed := q.wh, q.removed
 	e.mu.Unlock()
 	if removed {
 		return
+	}
+	uid, urgent, persist := wh.UID, s.urgent, s.persist
+	// The records go to the log before the settled notes to the acker, which purges them only once
+	// the log has stored what was appended before (Recorder.Barrier).
+	if e.rec != nil {
+		switch {
+		case s.attempt:
+			e.rec.Append(s.rec)
+		case s.dropped:
+			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
+		}
+	}
+	if s.ack != 0 {
+		e.acks.remove(uid, s.ack)
+	}
+	if s.queued != nil {
+		// Auto-disabled: everything queued until now was dropped with the queue. Only that: a
+		// reactivation may queue new notes before the purge, and those must stay.
+		last, err := e.store.LastNoteSeq(ctx, uid)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Error(err, "Finding the end of an auto-disabled webhook's queue; it is purged at the next start", "webhook", uid)
+			}
+		} else {
+			s.queued.upTo = last
+			if err := e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
+				"dropped with the queue: the webhook was auto-disabled"); err != nil && ctx.Err() == nil {
+				e.log.Error(err, "Recording the notifications dropped by an auto-disable", "webhook", uid)
+			}
+			if last > 0 {
+				e.acks.remove(uid, last)
+			}
+		}
 	}
 	if persist {
 		if err := e.Persist(ctx, uid); err != nil && ctx.Err() == nil {
@@ -676,6 +734,15 @@ type outcome struct {
 	retry   bool // a transient problem of our own (store unreachable): try again shortly
 	attempt Attempt
 	at      time.Time
+	// For the delivery log: why an expired note was dropped; the attempt's number, what it sent and
+	// how long it took.
+	dropReason, dropMessage string
+	number                  int
+	ev                      *cachedEvent
+	id                      string
+	sent                    int
+	trimmed                 []string
+	took                    time.Duration
 }
 
 func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
@@ -698,16 +765,21 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	if q.head.Seq == note.Seq && !q.head.Next.IsZero() && q.head.Next.Before(now) {
 		due = q.head.Next
 	}
+	number := attemptNumber(q.head, note)
 	e.mu.Unlock()
 	if e.cfg.Policy.Expired(note.Created, due) {
-		return outcome{note: note, expired: true, at: now}
+		return outcome{note: note, expired: true, at: now, dropReason: ReasonExpired,
+			dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String()}
 	}
 	ev, err := e.event(ctx, note.EventSeq)
 	if err != nil {
 		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
 			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
 			e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
-			return outcome{note: note, expired: true, at: now}
+			if store.Gone(err) {
+				return outcome{note: note, expired: true, at: now, dropReason: ReasonEventGone, dropMessage: "the event is no longer in the event log"}
+			}
+			return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the stored event cannot be read"}
 		}
 		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
 		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
@@ -717,7 +789,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	prep, err := ev.prepared()
 	if err != nil {
 		e.log.Error(err, "Building payload; dropping the notification", "webhook", wh.UID, "event", note.EventSeq)
-		return outcome{note: note, expired: true, at: now}
+		return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the notification cannot be built from the event"}
 	}
 	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
 	pw := payload.Webhook{UID: wh.UID, Name: wh.Name, URL: wh.URL, Scope: wh.Scope, Params: wh.Params}
@@ -743,8 +815,9 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		wh.Signing.Sign(hdr, notificationID, start, body.Body)
 	}
 	a := e.sender.Send(ctx, wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
-	e.metrics.attempt(a, e.clock.Since(start))
-	return outcome{note: note, attempt: a, at: start}
+	took := e.clock.Since(start)
+	e.metrics.attempt(a, took)
+	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}
 }
 
 // headNote returns q's first note, reading the next batch from the store when memory holds none.
@@ -821,48 +894,79 @@ func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
 // settleCancelledLocked counts the outcome of an attempt whose queue was cancelled while it was in
 // flight (the cancellation left it out of its count): delivered when it succeeded, cancelled
 // otherwise, including when it found its note gone. Nothing is retried.
-func settleCancelledLocked(q *queue, o outcome) {
+//
+// The cancellation recorded the note as cancelled; an attempt made is recorded after it, delivered
+// or cancelled.
+func (e *Engine) settleCancelledLocked(q *queue, o outcome) (s settlement) {
+	attempted := !o.none && !o.retry && !o.expired
 	switch {
-	case !o.none && !o.retry && !o.expired && o.attempt.OK:
+	case attempted && o.attempt.OK:
 		q.status.LastAttempt, q.status.LastSuccess = o.at, o.at
 		q.status.Delivered++
 	default:
 		q.status.Cancelled++
 	}
 	q.dirty = true
+	if attempted && e.rec != nil {
+		state := deliveries.StateCancelled
+		if o.attempt.OK {
+			state = deliveries.StateDelivered
+		}
+		s.attempt, s.rec = true, attemptRecord(q.wh, o, state)
+	}
+	return s
 }
 
-// settleLocked applies an outcome to q. It reports whether the change is urgent (a state change that
-// the status should show at once) and whether the stored state must be rewritten now (retry state
-// changed); counters alone are persisted at the reporting interval.
-func (e *Engine) settleLocked(q *queue, o outcome) (urgent, persist bool) {
+// settlement is what settling an outcome leaves to do once the engine's lock is released.
+type settlement struct {
+	// urgent: the status should show the change at once; persist: the stored state must be
+	// rewritten now (retry state changed), counters alone are persisted at the reporting interval.
+	urgent, persist bool
+	// attempt: rec records the attempt; dropped: the note was dropped without one.
+	attempt, dropped bool
+	rec              deliveries.Record
+	// ack is the settled note to purge from the store (0: none).
+	ack uint64
+	// queued is what an auto-disable dropped with the queue, to be recorded and purged.
+	queued *queuedNotes
+}
+
+// settleLocked applies an outcome to q and returns what is left to do (settlement).
+func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	st := &q.status
 	if !o.none && !o.retry {
 		// An attempt supersedes the report of a change of binding.
 		st.Rebound = Rebound{}
 	}
+	if !o.none && !o.retry && !o.expired && e.rec != nil {
+		// Its state (retrying or dropped, for a failure) is set below.
+		s.attempt, s.rec = true, attemptRecord(q.wh, o, deliveries.StateDelivered)
+	}
 	switch {
 	case o.none:
-		return false, false
+		return s
 	case o.retry:
 		q.head.Next = e.clock.Now().Add(time.Second)
-		return false, false
+		return s
 	case o.expired:
-		return e.dropHeadLocked(q), true
+		s.dropped = true
+		s.urgent, s.ack, s.queued = e.dropHeadLocked(q)
+		s.persist = true
+		return s
 	case o.attempt.OK:
-		urgent = st.ConsecutiveFailures > 0
-		persist = urgent || q.head.Failures > 0
+		s.urgent = st.ConsecutiveFailures > 0
+		s.persist = s.urgent || q.head.Failures > 0
 		st.LastAttempt, st.LastSuccess = o.at, o.at
 		st.ConsecutiveFailures, st.FailingSince = 0, time.Time{}
 		st.LastFailureReason, st.LastFailureMessage = "", ""
 		st.Delivered++
-		e.popHeadLocked(q)
-		return urgent, persist
+		s.ack = e.popHeadLocked(q)
+		return s
 	default:
 		st.LastAttempt = o.at
 		if st.ConsecutiveFailures == 0 {
 			st.FailingSince = o.at
-			urgent = true
+			s.urgent = true
 		}
 		st.ConsecutiveFailures++
 		st.LastFailureReason, st.LastFailureMessage = o.attempt.Reason, o.attempt.Message
@@ -872,38 +976,47 @@ func (e *Engine) settleLocked(q *queue, o outcome) (urgent, persist bool) {
 		}
 		q.head.Failures++
 		next, drop := e.cfg.Policy.NextAttempt(o.note.Created, q.head.Scheduled, q.head.Failures)
+		s.persist = true
 		if drop {
-			return e.dropHeadLocked(q) || urgent, true
+			s.rec.State = deliveries.StateDropped
+			var disabled bool
+			disabled, s.ack, s.queued = e.dropHeadLocked(q)
+			s.urgent = s.urgent || disabled
+			return s
 		}
+		s.rec.State = deliveries.StateRetrying
 		q.head.Next, q.head.Scheduled = next, next
-		return urgent, true
+		return s
 	}
 }
 
-// popHeadLocked removes the settled head from memory and the store.
-func (e *Engine) popHeadLocked(q *queue) {
+// popHeadLocked removes the settled head from memory and returns its sequence, for the caller to
+// hand to the acker (which removes it from the store).
+func (e *Engine) popHeadLocked(q *queue) uint64 {
 	n := q.mem[0]
 	q.mem[0] = store.Note{}
 	q.mem = q.mem[1:]
 	q.head = head{}
 	q.status.Pending--
 	q.dirty = true
-	e.acks.remove(q.wh.UID, n.Seq)
+	return n.Seq
 }
 
-// dropHeadLocked drops the head and, when the webhook has had no success within DisableAfter,
-// auto-disables it: its queue is cancelled and nothing is queued until it is reactivated.
-func (e *Engine) dropHeadLocked(q *queue) (urgent bool) {
+// dropHeadLocked drops the head (returning its sequence, as popHeadLocked) and, when the webhook has
+// had no success within DisableAfter, auto-disables it: its queue is cancelled and nothing is
+// queued until it is reactivated. What the queue still held is returned, for the caller to record
+// and remove from the store.
+func (e *Engine) dropHeadLocked(q *queue) (disabled bool, ack uint64, queued *queuedNotes) {
 	st := &q.status
 	st.Dropped++
 	e.metrics.dropped()
-	e.popHeadLocked(q)
+	ack = e.popHeadLocked(q)
 	since := st.LastSuccess
 	if since.IsZero() || q.wh.LastVerified.After(since) {
 		since = q.wh.LastVerified
 	}
 	if !since.IsZero() && e.clock.Since(since) < e.cfg.Policy.DisableAfter {
-		return false
+		return false, ack, nil
 	}
 	st.Disabled, st.DisabledAt = true, e.clock.Now()
 	st.DisabledMessage = "a notification was dropped after " + e.cfg.Policy.DropAfter.String() +
@@ -913,11 +1026,11 @@ func (e *Engine) dropHeadLocked(q *queue) (urgent bool) {
 		st.Dropped += st.Pending
 		e.metrics.droppedN(st.Pending)
 	}
+	queued = e.queuedLocked(q)
 	q.mem, q.inStore, q.head = nil, false, head{}
 	st.Pending = 0
 	e.metrics.disabled()
-	e.acks.removeAll(q.wh.UID)
-	return true
+	return true, ack, queued
 }
 
 // QueueDebug is a snapshot of one queue's internals, for diagnostics.

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/safetext"
@@ -47,6 +48,9 @@ type Attempt struct {
 	Status  int
 	Reason  string
 	Message string
+	// Response is the start of the receiver's answer body (deliveries.ExcerptMax bytes at most,
+	// made safe by safetext.Excerpt), for the delivery log.
+	Response string
 }
 
 // Sender POSTs notifications. Connections are kept alive and reused per receiver; webhooks with a
@@ -149,21 +153,23 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	}
 	var respBody []byte
 	var readErr error
+	var response string
 	if len(resp.Header.Values(echo.Header)) > 0 {
-		// The header decides: the body does not matter. Give it a moment to arrive so that the
-		// connection can be reused, but do not let a receiver that stalls after the header hold
+		// The header decides: the body does not matter (its start is kept for the delivery log).
+		// Give it a moment to arrive so that the connection can be reused, but do not let a receiver that stalls after the header hold
 		// its queue and an account slot until the timeout.
 		stop := time.AfterFunc(drainGrace, func() { _ = resp.Body.Close() })
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
+		response = drainExcerpt(resp.Body)
 		stop.Stop()
 	} else {
 		// The echo can only be in the body, and the error matters: a body cut short by the
 		// timeout or a broken connection is no answer.
 		respBody, readErr = echo.ReadBody(resp.Body)
+		response = excerpt(respBody)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
 	}
 	_ = resp.Body.Close()
-	a = Attempt{Status: resp.StatusCode}
+	a = Attempt{Status: resp.StatusCode, Response: response}
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		a.Reason, a.Message = verify.ReasonRedirected, fmt.Sprintf("receiver answered %d; redirects are not followed", resp.StatusCode)
@@ -184,6 +190,31 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		}
 	}
 	return a
+}
+
+// drainExcerpt reads r as the echo header's drain does (at most drainMax bytes, nothing more) and
+// returns the excerpt of its start.
+func drainExcerpt(r io.Reader) string {
+	r = io.LimitReader(r, drainMax)
+	buf := excerptBufs.Get().(*[deliveries.ExcerptMax]byte)
+	defer excerptBufs.Put(buf)
+	n, err := io.ReadFull(r, buf[:])
+	if err == nil {
+		_, _ = io.Copy(io.Discard, r)
+	}
+	return excerpt(buf[:n])
+}
+
+// excerptBufs spares each attempt a buffer of its own (the reader could keep it, so it cannot live
+// on the stack).
+var excerptBufs = sync.Pool{New: func() any { return new([deliveries.ExcerptMax]byte) }}
+
+// excerpt makes the start of a receiver's answer fit for the delivery log.
+func excerpt(body []byte) string {
+	if len(body) == 0 {
+		return ""
+	}
+	return safetext.Excerpt(body[:min(len(body), deliveries.ExcerptMax)], deliveries.ExcerptMax)
 }
 
 // Close releases idle connections.

@@ -29,6 +29,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/safetext"
@@ -174,5 +175,55 @@ func TestSenderClipsReceiverText(t *testing.T) {
 	a := NewSender(time.Second, true, nil, loopback).Send(context.Background(), srv.URL, "id", nil, []byte(`{}`), nil)
 	if a.OK || len(a.Message) > safetext.MaxReceiverText || !utf8.ValidString(a.Message) || strings.ContainsFunc(a.Message, safetext.IsControl) {
 		t.Fatalf("message not clipped and cleaned (%d bytes): %q", len(a.Message), a.Message)
+	}
+}
+
+// The start of the receiver's answer is kept for the delivery log, whichever way the client id is
+// echoed: at most deliveries.ExcerptMax bytes, never a cut rune, control characters escaped, and
+// markup kept as the characters it is (the log shows text, never renders it).
+func TestSenderKeepsAnExcerptOfTheAnswer(t *testing.T) {
+	const id = "client-1"
+	euros := strings.Repeat("€", 1000) // 3000 bytes; a rune straddles the 1024-byte mark
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+		ok      bool
+		want    string
+	}{
+		{"header echo, markup", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(echo.Header, id)
+			_, _ = io.WriteString(w, "<script>alert(1)</script>")
+		}, true, "<script>alert(1)</script>"},
+		{"body echo, line breaks", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "{\r\n\t\"xAdobeSignClientId\": \"client-1\"\n}\n")
+		}, true, `{\r\n\t"xAdobeSignClientId": "client-1"\n}\n`},
+		{"error, terminal escapes", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, "\x1b[31mfailed\x00\u2028\u202e")
+		}, false, `\u001b[31mfailed\u0000\u2028\u202e`},
+		{"error page, cut at a rune boundary", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, euros)
+		}, false, strings.Repeat("€", deliveries.ExcerptMax/3)},
+		{"header echo, long answer cut at a rune boundary", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(echo.Header, id)
+			_, _ = io.WriteString(w, strings.Repeat("a", deliveries.ExcerptMax-1)+euros)
+		}, true, strings.Repeat("a", deliveries.ExcerptMax-1)},
+		{"no answer body", func(w http.ResponseWriter, r *http.Request) { w.Header().Set(echo.Header, id) }, true, ""},
+	}
+	s := NewSender(2*time.Second, true, nil, loopback)
+	defer s.Close()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			a := s.Send(context.Background(), srv.URL, id, nil, []byte(`{}`), nil)
+			if a.OK != tc.ok || a.Response != tc.want {
+				t.Fatalf("Send = ok %v, response %q (%d bytes); want ok %v, %q", a.OK, a.Response, len(a.Response), tc.ok, tc.want)
+			}
+			if len(a.Response) > deliveries.ExcerptMax || !utf8.ValidString(a.Response) || strings.ContainsFunc(a.Response, safetext.IsControl) {
+				t.Fatalf("response excerpt not safe: %q", a.Response)
+			}
+		})
 	}
 }

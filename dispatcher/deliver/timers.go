@@ -16,16 +16,7 @@ limitations under the License.
 
 package deliver
 
-import (
-	"container/heap"
-	"context"
-	"sync"
-	"time"
-
-	"github.com/go-logr/logr"
-
-	"github.com/hookline/hookline/dispatcher/store"
-)
+import "container/heap"
 
 // timerHeap orders queues waiting for a retry by their head's next attempt time.
 type timerHeap []*queue
@@ -69,79 +60,3 @@ func (h *timerHeap) remove(q *queue) {
 }
 
 func (h timerHeap) peek() *queue { return h[0] }
-
-// acker removes settled notes from the store in the background. Notes of one webhook are settled in
-// order, so one purge up to the highest settled sequence covers every settlement since the last
-// purge; under load that turns many deliveries into one store operation. A crash before the purge
-// re-delivers those notes after restart, with the same webhookNotificationId.
-type acker struct {
-	store *store.Store
-	log   logr.Logger
-
-	mu   sync.Mutex
-	upTo map[string]uint64
-	all  map[string]bool
-	kick chan struct{}
-}
-
-func newAcker(st *store.Store, log logr.Logger) *acker {
-	return &acker{store: st, log: log, upTo: map[string]uint64{}, all: map[string]bool{}, kick: make(chan struct{}, 1)}
-}
-
-func (a *acker) remove(uid string, seq uint64) {
-	a.mu.Lock()
-	if seq > a.upTo[uid] {
-		a.upTo[uid] = seq
-	}
-	a.mu.Unlock()
-	a.signal()
-}
-
-func (a *acker) removeAll(uid string) {
-	a.mu.Lock()
-	a.all[uid] = true
-	delete(a.upTo, uid)
-	a.mu.Unlock()
-	a.signal()
-}
-
-func (a *acker) signal() {
-	select {
-	case a.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (a *acker) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			// Settle what is left with a short grace period so that a clean shutdown does not cause
-			// re-deliveries.
-			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			a.flush(flushCtx)
-			cancel()
-			return
-		case <-a.kick:
-			a.flush(ctx)
-		}
-	}
-}
-
-func (a *acker) flush(ctx context.Context) {
-	a.mu.Lock()
-	upTo, all := a.upTo, a.all
-	a.upTo, a.all = map[string]uint64{}, map[string]bool{}
-	a.mu.Unlock()
-	for uid := range all {
-		if err := a.store.RemoveQueue(ctx, uid); err != nil && ctx.Err() == nil {
-			a.log.Error(err, "Removing a disabled webhook's queue", "webhook", uid)
-		}
-	}
-	for uid, seq := range upTo {
-		if err := a.store.Remove(ctx, uid, seq); err != nil && ctx.Err() == nil {
-			a.log.Error(err, "Removing settled notifications", "webhook", uid)
-			a.remove(uid, seq) // try again with the next batch
-		}
-	}
-}

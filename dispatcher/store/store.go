@@ -692,6 +692,18 @@ func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
 	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1))
 }
 
+// LastNoteSeq returns the sequence of uid's newest queued note, or 0 when none is queued.
+func (s *Store) LastNoteSeq(ctx context.Context, uid string) (uint64, error) {
+	m, err := s.notes.GetLastMsgForSubject(ctx, notesSubject(uid))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
 // RemoveQueue deletes every note of uid (INACTIVE, disabled, deleted).
 func (s *Store) RemoveQueue(ctx context.Context, uid string) error {
 	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))

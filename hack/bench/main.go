@@ -35,7 +35,7 @@ import (
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "Length of each timed scenario.")
-	flag.StringVar(&o.scenarios, "scenarios", "throughput,latency,fanout,isolation,backlog,controlplane,bigevents", "Scenarios to run, comma separated.")
+	flag.StringVar(&o.scenarios, "scenarios", "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog", "Scenarios to run, comma separated (deliverylog: the throughput and backlog scenarios with the delivery log off and on, side by side).")
 	flag.IntVar(&o.backlog, "backlog", 1_000_000, "Notifications pending in the backlog scenario.")
 	flag.IntVar(&o.cpWebhooks, "controlplane-webhooks", 10_000, "Webhooks created in the control-plane scenario.")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "Concurrent posts of the load generator in the throughput scenario.")

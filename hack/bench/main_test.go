@@ -30,7 +30,7 @@ import (
 func TestSmoke(t *testing.T) {
 	controlplane.SkipIfMissing(t)
 	o := options{smoke: true, concurrency: 16,
-		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents"}
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog"}
 	o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200
 	rows, err := run(context.Background(), o)
 	var b strings.Builder

@@ -411,35 +411,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Store("b", true)
 			before, disorder0 := s.sink.count.Load(), s.sink.outOfOrd.Load()
 			events := int64(o.backlog / 10)
-			start := time.Now()
-			var posted atomic.Int64
-			var wg sync.WaitGroup
-			var firstErr atomic.Value
-			// One poster per account, so that each account's events are ingested in the order of their
-			// sequence numbers and the receiver can check per-webhook order.
-			for a := range 100 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := int64(a); i < events; i += 100 {
-						if err := p.post(s.ingestURL, p.event(account("b", a)), benchToken); err != nil {
-							firstErr.CompareAndSwap(nil, err)
-							return
-						}
-						posted.Add(1)
-					}
-				}()
-			}
-			wg.Wait()
-			if e, ok := firstErr.Load().(error); ok {
-				return row{}, e
-			}
-			ingestRate := float64(posted.Load()) / time.Since(start).Seconds()
-			var depth float64
-			for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-				if depth = scrape(s.metricsURL, "hookline_queue_depth"); depth >= float64(events*10) {
-					break
-				}
+			ingestRate, depth, err := s.fillBacklog(p, "b", events, 10)
+			if err != nil {
+				return row{}, err
 			}
 			_, _, rss := procStats(pid)
 			disk := dirSizeMB(s.dir + "/data")
@@ -500,10 +474,58 @@ func run(ctx context.Context, o options) ([]row, error) {
 			return r, check()
 		})
 	}
+	// Last: it replaces the dispatcher (twice).
+	if o.want("deliverylog") {
+		fmt.Fprintln(os.Stderr, "bench: delivery log on and off")
+		logRows, err := deliveryLogScenario(ctx, s, p, o)
+		if err == nil {
+			err = check()
+		}
+		if err != nil {
+			logRows = append(logRows, row{scenario: "delivery log on and off", note: "ERROR: " + err.Error()})
+			errs = append(errs, fmt.Errorf("delivery log: %w", err))
+		}
+		rows = append(rows, logRows...)
+	}
 	if d := s.sink.dups.Load(); d > 0 {
 		rows = append(rows, row{scenario: "duplicates", note: fmt.Sprintf("%d re-deliveries (same webhookNotificationId)", d)})
 	}
 	return rows, errors.Join(errs...)
+}
+
+// fillBacklog posts events events to the 100 accounts of prefix, one poster per account, so that each
+// account's events are ingested in the order of their sequence numbers and the receiver can check
+// per-webhook order; then it waits until the dispatcher reports events×perAccount notifications
+// queued. It returns the ingest rate (events/s) and the queue depth reached.
+func (s *stack) fillBacklog(p *poster, prefix string, events, perAccount int64) (ingestRate, depth float64, err error) {
+	start := time.Now()
+	var posted atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for a := range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int64(a); i < events; i += 100 {
+				if err := p.post(s.ingestURL, p.event(account(prefix, a)), benchToken); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				posted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e, ok := firstErr.Load().(error); ok {
+		return 0, 0, e
+	}
+	ingestRate = float64(posted.Load()) / time.Since(start).Seconds()
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if depth = scrape(s.metricsURL, "hookline_queue_depth"); depth >= float64(events*perAccount) {
+			break
+		}
+	}
+	return ingestRate, depth, nil
 }
 
 // apiserverStatusWrites reads the API server's count of writes to webhooks/status.

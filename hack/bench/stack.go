@@ -67,6 +67,10 @@ type stack struct {
 	pprofAddr  string
 	sink       *sink
 	sinkURL    string
+	// dispatcherArgs is the dispatcher's command line, without a data directory (see
+	// startDispatcher); dispatchers counts the ones started.
+	dispatcherArgs []string
+	dispatchers    int
 }
 
 func freeAddr() string {
@@ -118,37 +122,70 @@ func startStack(ctx context.Context) (*stack, error) {
 	// Production settings: embedded JetStream on file storage, Acrobat Sign's defaults — except the
 	// retry base and cap, scaled so that the backlog scenario's dead endpoints are retried while we
 	// watch, and http to 127.0.0.1.
-	s.dispatcher = exec.Command(bin("dispatcher"), "--kubeconfig", cp.Kubeconfig, "--tokens-file", tokens,
+	s.dispatcherArgs = []string{bin("dispatcher"), "--kubeconfig", cp.Kubeconfig, "--tokens-file", tokens,
 		"--attestation-key-file", key,
-		"--data-dir", filepath.Join(s.dir, "data"), "--listen-address", ingest, "--metrics-bind-address", metrics,
+		"--listen-address", ingest, "--metrics-bind-address", metrics,
 		"--health-probe-bind-address", "0", "--default-client-id", benchClientID, "--allow-http",
 		"--allowed-cidrs", "127.0.0.0/8",
-		"--retry-base", "1s", "--retry-cap", "2s", "--pprof-address", s.pprofAddr)
-	s.dispatcher.Args = append(s.dispatcher.Args, dispatcherExtraArgs...)
-	for _, cmd := range []*exec.Cmd{s.manager, s.dispatcher} {
-		logf, err := os.Create(filepath.Join(s.dir, filepath.Base(cmd.Path)+".log"))
-		if err != nil {
-			return nil, err
-		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("starting %s (run make build): %w", cmd.Path, err)
-		}
+		"--retry-base", "1s", "--retry-cap", "2s", "--pprof-address", s.pprofAddr}
+	if err := start(s.dir, "manager", s.manager); err != nil {
+		return nil, err
+	}
+	if err := s.startDispatcher(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start starts cmd with its output in dir/<name>.log.
+func start(dir, name string, cmd *exec.Cmd) error {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s (run make build): %w", cmd.Path, err)
+	}
+	return nil
+}
+
+// startDispatcher starts a dispatcher with an empty data directory of its own and the extra flags
+// (after -dispatcher-arg's, so they win), and waits until it serves.
+func (s *stack) startDispatcher(extra ...string) error {
+	s.dispatchers++
+	data, name := "data", "dispatcher"
+	if s.dispatchers > 1 {
+		data, name = fmt.Sprintf("data-%d", s.dispatchers), fmt.Sprintf("dispatcher-%d", s.dispatchers)
+	}
+	args := append(slices.Clone(s.dispatcherArgs[1:]), "--data-dir="+filepath.Join(s.dir, data))
+	args = append(append(args, dispatcherExtraArgs...), extra...)
+	s.dispatcher = exec.Command(s.dispatcherArgs[0], args...)
+	if err := start(s.dir, name, s.dispatcher); err != nil {
+		return err
 	}
 	// The dispatcher answers on its ingest port once its routing table has synced.
+	healthz := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + ingest + "/healthz")
+		resp, err := http.Get(healthz)
 		if err == nil {
 			resp.Body.Close()
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("dispatcher did not start; see %s", s.dir)
+			return fmt.Errorf("dispatcher did not start; see %s", s.dir)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return s, nil
+}
+
+// restartDispatcher stops the dispatcher (as Kubernetes does: SIGTERM) and starts a new one on an
+// empty data directory with the extra flags: the webhooks stay, their queues start empty.
+func (s *stack) restartDispatcher(extra ...string) error {
+	_ = s.dispatcher.Process.Signal(syscall.SIGTERM)
+	_ = s.dispatcher.Wait()
+	return s.startDispatcher(extra...)
 }
 
 func (s *stack) stop() {

@@ -18,7 +18,8 @@ limitations under the License.
 // hack/controlplane builds), installs the CRDs, binds a demo namespace to an account, starts the
 // manager, the dispatcher (embedded JetStream, data under .run/), a sample receiver that echoes the
 // client id and prints what it gets, applies a sample Webhook and emits a sample event of every
-// family. Ctrl-C stops everything.
+// family, and the web console with a sign-in token for the demo namespace's administrator. Ctrl-C
+// stops everything.
 package main
 
 import (
@@ -40,9 +41,13 @@ import (
 	"syscall"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -68,14 +73,15 @@ func main() {
 	managerMetrics := flag.String("manager-metrics-address", "127.0.0.1:18080", "Metrics address of the manager.")
 	managerProbes := flag.String("manager-probe-address", "127.0.0.1:18081", "Health probe address of the manager.")
 	ingestAddr := flag.String("ingest-address", "127.0.0.1:8090", "Address of the dispatcher's ingest API.")
+	consoleAddr := flag.String("console-address", "127.0.0.1:8443", "Address of the web console (plain HTTP, loopback only).")
 	flag.Parse()
-	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr); err != nil {
+	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr, *consoleAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
 }
 
-func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
+func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, consoleAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -182,6 +188,27 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr string) error {
 		return err
 	}
 
+	consoleToken, err := demoAdminToken(ctx, cp.Config, c)
+	if err != nil {
+		return err
+	}
+	consoleTokenFile := filepath.Join(runDir, "console-token")
+	if err := os.WriteFile(consoleTokenFile, []byte(consoleToken+"\n"), 0o600); err != nil {
+		return err
+	}
+	console, err := startProcess(cp.Root, "console", runDir,
+		"--kubeconfig", kubeconfig,
+		"--listen-address", consoleAddr,
+		"--insecure-dev-http",
+		"--namespaces", demoNamespace,
+	)
+	if err != nil {
+		return err
+	}
+	defer stopProcess(console)
+
+	fmt.Printf("\nWeb console: http://%s/\n  sign in as the %s namespace's administrator with the token in %s:\n  %s\n",
+		consoleAddr, demoNamespace, consoleTokenFile, consoleToken)
 	fmt.Printf(`
 hookline is running.
 
@@ -201,6 +228,38 @@ Press Ctrl-C to stop everything.
 	<-ctx.Done()
 	say("Shutting down")
 	return nil
+}
+
+// demoAdminToken gives the demo namespace an administrator, a ServiceAccount that may manage the
+// namespace's Webhooks and read its Events and nothing else, and returns an 8-hour token of it for
+// signing in to the console.
+func demoAdminToken(ctx context.Context, cfg *rest.Config, c client.Client) (string, error) {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{hooklinev1.GroupVersion.Group}, Resources: []string{"webhooks"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch"}},
+	}
+	for _, obj := range []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "demo-admin"}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "webhook-admin"}, Rules: rules},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "demo-admin"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "webhook-admin"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: demoNamespace, Name: "demo-admin"}}},
+	} {
+		if err := c.Create(ctx, obj); err != nil {
+			return "", fmt.Errorf("creating the console's demo user: %w", err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	expiry := int64(8 * 3600)
+	tr, err := cs.CoreV1().ServiceAccounts(demoNamespace).CreateToken(ctx, "demo-admin",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("requesting a token for the console's demo user: %w", err)
+	}
+	return tr.Status.Token, nil
 }
 
 // startProcess starts bin/<name> with its output in <runDir>/<name>.log.

@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Command image builds hookline's container image without a container engine: one layer holding the
-// static binaries (/manager, /dispatcher, /hookline), Debian's CA bundle and a passwd entry for the
+// static binaries (/manager, /dispatcher, /console, /hookline), Debian's CA bundle and a passwd entry for the
 // non-root user, on an empty base (the contents of distroless/static that a Go binary uses). The image
 // is reproducible: every timestamp is SOURCE_DATE_EPOCH (default 0), so the same binaries give the
 // same digest.
@@ -53,9 +53,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Binaries are the commands the image holds, each at /<name>. The chart runs /manager and
-// /dispatcher; /hookline is the CLI, for `kubectl exec` and debugging.
-var Binaries = []string{"manager", "dispatcher", "hookline"}
+// Binaries are the commands the image holds, each at /<name>. The chart runs /manager,
+// /dispatcher and /console (console.enabled); /hookline is the CLI, for `kubectl exec` and debugging.
+var Binaries = []string{"manager", "dispatcher", "console", "hookline"}
 
 const (
 	// User is distroless's "nonroot" user and group; the chart's securityContext runs as it too.

@@ -131,7 +131,7 @@ func TestImage(t *testing.T) {
 	defer func() { _ = rc.Close() }()
 	rootfs := t.TempDir()
 	names := untar(t, rc, rootfs)
-	for _, want := range []string{"manager", "dispatcher", "hookline", "etc/passwd", "etc/ssl/certs/ca-certificates.crt", "tmp/"} {
+	for _, want := range []string{"manager", "dispatcher", "console", "hookline", "etc/passwd", "etc/ssl/certs/ca-certificates.crt", "tmp/"} {
 		if !names[want] {
 			t.Errorf("layer lacks /%s", want)
 		}
@@ -141,7 +141,7 @@ func TestImage(t *testing.T) {
 			t.Errorf("layer holds %s: the image must not need or ship a shell", n)
 		}
 	}
-	for b, want := range map[string]string{"manager": "-leader-elect", "dispatcher": "-listen-address", "hookline": "Usage"} {
+	for b, want := range map[string]string{"manager": "-leader-elect", "dispatcher": "-listen-address", "console": "-insecure-dev-http", "hookline": "Usage"} {
 		cmd := exec.Command(filepath.Join(rootfs, b), "--help")
 		cmd.Env = []string{} // nothing from the host: the binaries are static
 		outb, err := cmd.CombinedOutput()

@@ -141,6 +141,15 @@ func EnsureKeyFile(path string) error {
 	return f.Close()
 }
 
+// Derive returns a key of its own for purpose (HMAC-SHA256 of the purpose under the attestation
+// key): other secrets the dispatcher needs, such as the delivery log's cursor key, come from the
+// one Secret already shared, while the attestation key itself is used for nothing else.
+func (k *Key) Derive(purpose string) []byte {
+	m := hmac.New(sha256.New, k.secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
 // String implements fmt.Stringer without revealing the key.
 func (k *Key) String() string { return "attest.Key(redacted)" }
 

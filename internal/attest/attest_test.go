@@ -194,3 +194,20 @@ func TestEnsureKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A derived key depends on the attestation key and the purpose, is stable, and is not the
+// attestation key.
+func TestDerive(t *testing.T) {
+	a, b := key(t, 1), key(t, 2)
+	const purpose = "hookline delivery log cursor"
+	da := a.Derive(purpose)
+	if len(da) != 32 || !bytes.Equal(da, a.Derive(purpose)) {
+		t.Fatalf("derived key not stable: %x", da)
+	}
+	if bytes.Equal(da, b.Derive(purpose)) || bytes.Equal(da, a.Derive("another purpose")) {
+		t.Fatal("derived keys of other keys or purposes are equal")
+	}
+	if bytes.Contains(da, a.secret[:8]) {
+		t.Fatal("derived key contains the attestation key")
+	}
+}

@@ -169,6 +169,9 @@ type NotificationList struct {
 type AttemptList struct {
 	Notification Notification `json:"notification"`
 	Records      []Record     `json:"records"`
+	// Incomplete is set when the log was not read back to the notification's first record (the
+	// read bound was reached): older records may be missing, and the summary may be out of date.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // Error is the JSON body of every error answer of the read API.

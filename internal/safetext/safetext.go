@@ -22,6 +22,7 @@ limitations under the License.
 package safetext
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -67,4 +68,57 @@ func Clip(s string, limit int) string {
 		n--
 	}
 	return s[:n] + ellipsis
+}
+
+// Excerpt returns the start of b — usually the first bytes of a receiver's answer, which may have
+// been longer — as text that is safe to show anywhere: valid UTF-8, on one line, with nothing a
+// terminal or a bidirectional renderer would interpret, in at most limit bytes. Control characters
+// (IsControl) and bidirectional formatting characters are escaped as in Go source (\n, \t, \u001b,
+// \u202e); a byte that is not part of valid UTF-8 becomes \xff. Backslashes are kept as they are, so
+// a JSON answer stays readable. A rune or escape that would not fit entirely is left out, never cut;
+// so is an incomplete rune at the end of b, which is where a longer answer was cut.
+func Excerpt(b []byte, limit int) string {
+	out := make([]byte, 0, min(len(b), limit))
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		var esc []byte
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			if !utf8.FullRune(b[i:]) {
+				return string(out) // the answer was cut inside this rune
+			}
+			esc = fmt.Appendf(nil, `\x%02x`, b[i])
+		case r == '\n':
+			esc = []byte(`\n`)
+		case r == '\r':
+			esc = []byte(`\r`)
+		case r == '\t':
+			esc = []byte(`\t`)
+		case IsControl(r) || isBidi(r):
+			esc = fmt.Appendf(nil, `\u%04x`, r)
+		}
+		if esc == nil {
+			esc = b[i : i+size]
+		}
+		if len(out)+len(esc) > limit {
+			break
+		}
+		out = append(out, esc...)
+		i += size
+	}
+	return string(out)
+}
+
+// isBidi reports whether r is a bidirectional formatting character, which can make text appear in
+// another order than it is stored ("Trojan Source").
+func isBidi(r rune) bool {
+	switch {
+	case r == '\u061c', r == '\u200e', r == '\u200f':
+		return true
+	case r >= '\u202a' && r <= '\u202e':
+		return true
+	case r >= '\u2066' && r <= '\u2069':
+		return true
+	}
+	return false
 }

@@ -47,3 +47,31 @@ func TestClipTinyLimit(t *testing.T) {
 		t.Fatalf("Clip to 2 bytes = %q, want empty (no room for the marker)", got)
 	}
 }
+
+func TestExcerpt(t *testing.T) {
+	for name, tc := range map[string]struct {
+		in    string
+		limit int
+		want  string
+	}{
+		"text is kept":                      {`{"error":"bad \"x\""}`, 100, `{"error":"bad \"x\""}`},
+		"markup stays text":                 {"<script>alert(1)</script>", 100, "<script>alert(1)</script>"},
+		"control characters are escaped":    {"a\r\nb\tc\x00d\x1b[31me\x7ff\u0085g\u2028h", 100, `a\r\nb\tc\u0000d\u001b[31me\u007ff\u0085g\u2028h`},
+		"bidi overrides are escaped":        {"x\u202eevil\u2066", 100, `x\u202eevil\u2066`},
+		"invalid bytes are escaped":         {"a\xffb", 100, `a\xffb`},
+		"an escape is never cut":            {"abc\n", 4, "abc"},
+		"a rune is never cut":               {"ab€", 4, "ab"},
+		"an incomplete last rune is left":   {"ab\xe2\x82", 100, "ab"},
+		"an invalid byte inside is escaped": {"\xe2\x82x", 100, `\xe2\x82x`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := Excerpt([]byte(tc.in), tc.limit)
+			if got != tc.want {
+				t.Fatalf("Excerpt(%q, %d) = %q, want %q", tc.in, tc.limit, got, tc.want)
+			}
+			if len(got) > tc.limit || !utf8.ValidString(got) || strings.ContainsFunc(got, IsControl) {
+				t.Fatalf("Excerpt(%q) = %q: %d bytes, valid UTF-8 %v", tc.in, got, len(got), utf8.ValidString(got))
+			}
+		})
+	}
+}

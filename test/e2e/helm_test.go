@@ -714,6 +714,19 @@ problemEmails: {after: 30m, interval: 2h}
 	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--lease-ttl")).To(BeEmpty(), "the embedded store needs no lease")
 }
 
+// The delivery log is on by default with its retention flags; values change them or turn it off.
+func TestHelmTemplateDeliveryLog(t *testing.T) {
+	g := NewWithT(t)
+	args := func(values string) []string {
+		sts := typed[appsv1.StatefulSet](t, mustRender(t, inlineTokens+values), "StatefulSet", "hookline-dispatcher")
+		return withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--delivery-log")
+	}
+	g.Expect(args("")).To(ConsistOf("--delivery-log=true", "--delivery-log-max-age=168h", "--delivery-log-max-bytes=1073741824"))
+	g.Expect(args("dispatcher: {deliveryLog: {maxAge: 72h, maxBytes: 5368709120}}\n")).To(
+		ConsistOf("--delivery-log=true", "--delivery-log-max-age=72h", "--delivery-log-max-bytes=5368709120"))
+	g.Expect(args("dispatcher: {deliveryLog: {enabled: false}}\n")).To(ConsistOf("--delivery-log=false"))
+}
+
 // The ingest API serves TLS from a Secret, and the readiness probe follows.
 func TestHelmTemplateIngestTLS(t *testing.T) {
 	g := NewWithT(t)
@@ -768,6 +781,8 @@ func TestHelmSchemaRejectsBadValues(t *testing.T) {
 		{"SMTP address without port", inlineTokens + "smtp: {address: smtp.example.com}\n", "at '/smtp/address'"},
 		{"unknown STARTTLS mode", inlineTokens + "smtp: {starttls: sometimes}\n", "at '/smtp/starttls'"},
 		{"lease TTL without unit", inlineTokens + "dispatcher: {leaseTTL: \"15\"}\n", "at '/dispatcher/leaseTTL'"},
+		{"delivery log age in days", inlineTokens + "dispatcher: {deliveryLog: {maxAge: 7d}}\n", "at '/dispatcher/deliveryLog/maxAge'"},
+		{"delivery log bytes as a quantity", inlineTokens + "dispatcher: {deliveryLog: {maxBytes: 1Gi}}\n", "at '/dispatcher/deliveryLog/maxBytes'"},
 		{"NATS URL without scheme", inlineTokens + "nats: {url: \"nats.nats.svc:4222\"}\n", "at '/nats/url'"},
 		{"replicas as a string", inlineTokens + "dispatcher: {replicas: \"3\"}\n", "at '/dispatcher/replicas': got string, want integer"},
 		{"extraArgs not a flag", inlineTokens + "manager: {extraArgs: [\"verification-timeout=1s\"]}\n", "at '/manager/extraArgs/0'"},

@@ -38,6 +38,11 @@ spec:
         - --health-probe-bind-address=:8092
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
         - --max-ingest-bytes-in-flight={{ $d.maxIngestBytesInFlight | int64 }}
+        - --delivery-log={{ $d.deliveryLog.enabled }}
+        {{- if $d.deliveryLog.enabled }}
+        - --delivery-log-max-age={{ $d.deliveryLog.maxAge }}
+        - --delivery-log-max-bytes={{ $d.deliveryLog.maxBytes | int64 }}
+        {{- end }}
         {{- if $d.tls.existingSecret }}
         - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
         - --tls-key-file=/etc/hookline/ingest-tls/tls.key

@@ -51,6 +51,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-manager" (include "hookline.fullname" .) }}
 {{- end }}
 
+{{- define "hookline.console.fullname" -}}
+{{- printf "%s-console" (include "hookline.fullname" .) }}
+{{- end }}
+
 {{- define "hookline.dispatcher.fullname" -}}
 {{- printf "%s-dispatcher" (include "hookline.fullname" .) }}
 {{- end }}

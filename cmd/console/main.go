@@ -1,0 +1,180 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command console serves hookline's web console (internal/console): the Webhooks page, with
+// sign-in by Kubernetes bearer token and every request sent to the API server as the signed-in user.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	flagpkg "flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/hookline/hookline/internal/console"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "console:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	flag := flagpkg.NewFlagSet("console", flagpkg.ContinueOnError)
+	var (
+		listen, certFile, keyFile, namespaces, apiCA, kubeconfig string
+		devHTTP, behindProxy                                     bool
+	)
+	flag.StringVar(&listen, "listen-address", ":8443", "Address the console listens on.")
+	flag.StringVar(&certFile, "tls-cert-file", "", "Serve HTTPS with this certificate (reloaded when it changes).")
+	flag.StringVar(&keyFile, "tls-key-file", "", "Key of --tls-cert-file.")
+	flag.BoolVar(&behindProxy, "behind-tls-proxy", false, "Serve plain HTTP to a proxy that terminates TLS (an Ingress); cookies stay Secure, so browsers must reach the proxy over HTTPS.")
+	flag.BoolVar(&devHTTP, "insecure-dev-http", false, "Development only: serve plain HTTP with cookies that are not Secure. Refused unless --listen-address is a loopback address.")
+	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to list for users who may not list webhooks cluster-wide (besides a ServiceAccount's own namespace and the ones users add).")
+	flag.StringVar(&kubeconfig, "kubeconfig", "", "A kubeconfig naming the API server (its credentials are never used); default $KUBECONFIG, the in-cluster configuration or ~/.kube/config.")
+	flag.StringVar(&apiCA, "api-ca-file", "", "In a pod without a mounted ServiceAccount token (the console needs none): reach the API server at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT and trust this CA bundle (the kube-root-ca.crt ConfigMap's ca.crt).")
+	opts := zap.Options{}
+	opts.BindFlags(flag)
+	if err := flag.Parse(args); err != nil {
+		if errors.Is(err, flagpkg.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := zap.New(zap.UseFlagOptions(&opts))
+	ctrl.SetLogger(log)
+
+	tlsFiles := certFile != "" || keyFile != ""
+	switch {
+	case tlsFiles && (certFile == "" || keyFile == ""):
+		return errors.New("--tls-cert-file and --tls-key-file go together")
+	case devHTTP && (tlsFiles || behindProxy):
+		return errors.New("--insecure-dev-http excludes --tls-cert-file and --behind-tls-proxy")
+	case devHTTP && !loopback(listen):
+		return fmt.Errorf("--insecure-dev-http serves session cookies over plain HTTP: only on a loopback address such as 127.0.0.1:8443, not %q", listen)
+	case !tlsFiles && !behindProxy && !devHTTP:
+		return errors.New("choose how browsers reach the console over HTTPS: --tls-cert-file/--tls-key-file, or --behind-tls-proxy (or, on 127.0.0.1 for development, --insecure-dev-http)")
+	}
+	cfg, err := apiConfig(kubeconfig, apiCA)
+	if err != nil {
+		return fmt.Errorf("locating the API server: %w", err)
+	}
+	var nss []string
+	for _, ns := range strings.Split(namespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			nss = append(nss, ns)
+		}
+	}
+	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console")})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// Forgotten sessions leave memory (and their tokens) once idle, not only when next used.
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				srv.Sessions().Sweep()
+			}
+		}
+	}()
+	hs := &http.Server{Addr: listen, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	scheme := "http"
+	if tlsFiles {
+		scheme = "https"
+	}
+	log.Info("Serving the console", "address", listen, "scheme", scheme)
+	if tlsFiles {
+		w, err := certwatcher.New(certFile, keyFile)
+		if err != nil {
+			return fmt.Errorf("console TLS: %w", err)
+		}
+		go func() { _ = w.Start(ctx) }()
+		hs.TLSConfig = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
+		err = hs.ListenAndServeTLS("", "")
+	} else {
+		err = hs.ListenAndServe()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// apiConfig says where the API server is. The console uses no credentials of its own, so in a pod
+// it needs no ServiceAccount token: with --api-ca-file the address comes from the environment
+// Kubernetes sets in every container, and the CA from the file. Otherwise --kubeconfig, $KUBECONFIG
+// or the in-cluster configuration (of which only the address and CA are used).
+func apiConfig(kubeconfig, caFile string) (*rest.Config, error) {
+	switch {
+	case kubeconfig != "" && caFile != "":
+		return nil, errors.New("--kubeconfig and --api-ca-file exclude each other")
+	case kubeconfig != "":
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	case caFile == "":
+		return ctrl.GetConfig()
+	}
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return nil, errors.New("--api-ca-file needs $KUBERNETES_SERVICE_HOST and $KUBERNETES_SERVICE_PORT (set in every pod)")
+	}
+	if _, err := os.Stat(caFile); err != nil {
+		return nil, fmt.Errorf("--api-ca-file: %w", err)
+	}
+	return &rest.Config{Host: "https://" + net.JoinHostPort(host, port), TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}}, nil
+}
+
+// loopback reports whether addr's host is a loopback IP or localhost.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,55 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// The console refuses every way of starting that would send session cookies over plain HTTP to
+// anything but the local machine, and contradictory flags.
+func TestRefusedSettings(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "choose how browsers reach the console over HTTPS"},
+		{[]string{"--insecure-dev-http", "--listen-address", ":8443"}, "only on a loopback address"},
+		{[]string{"--insecure-dev-http", "--listen-address", "0.0.0.0:8443"}, "only on a loopback address"},
+		{[]string{"--insecure-dev-http", "--listen-address", "10.0.0.1:8443"}, "only on a loopback address"},
+		{[]string{"--insecure-dev-http", "--behind-tls-proxy", "--listen-address", "127.0.0.1:8443"}, "excludes"},
+		{[]string{"--tls-cert-file", "/x.crt"}, "go together"},
+		{[]string{"--behind-tls-proxy", "--api-ca-file", "/nonexistent/ca.crt"}, "KUBERNETES_SERVICE_HOST"},
+		{[]string{"--behind-tls-proxy", "--api-ca-file", "/x", "--kubeconfig", "/y"}, "exclude each other"},
+	} {
+		err := run(tc.args)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:8443": true, "[::1]:8443": true, "localhost:8443": true,
+		":8443": false, "0.0.0.0:8443": false, "192.168.1.2:8443": false, "nonsense": false} {
+		if loopback(addr) != want {
+			t.Errorf("loopback(%q) = %v", addr, !want)
+		}
+	}
+}

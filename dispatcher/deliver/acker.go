@@ -1,0 +1,116 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// acker removes settled notes from the store in the background. Notes of one webhook are settled in
+// order, so one purge up to the highest settled sequence covers every settlement since the last
+// purge; under load that turns many deliveries into one store operation. A crash before the purge
+// re-delivers those notes after restart, with the same webhookNotificationId.
+//
+// With a delivery log, each purge waits until the log has stored every record appended before it
+// (Recorder.Barrier): a note leaves its queue only once its record is stored, so that queue and log
+// together always account for it (what a replay resuming after a crash relies on).
+type acker struct {
+	store *store.Store
+	rec   Recorder
+	log   logr.Logger
+
+	mu   sync.Mutex
+	upTo map[string]uint64
+	kick chan struct{}
+}
+
+func newAcker(st *store.Store, rec Recorder, log logr.Logger) *acker {
+	return &acker{store: st, rec: rec, log: log, upTo: map[string]uint64{}, kick: make(chan struct{}, 1)}
+}
+
+func (a *acker) remove(uid string, seq uint64) {
+	a.mu.Lock()
+	if seq > a.upTo[uid] {
+		a.upTo[uid] = seq
+	}
+	a.mu.Unlock()
+	a.signal()
+}
+
+// putBack returns what a flush could not purge, for the next one (without kicking it: the caller
+// decides when to try again).
+func (a *acker) putBack(upTo map[string]uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for uid, seq := range upTo {
+		if seq > a.upTo[uid] {
+			a.upTo[uid] = seq
+		}
+	}
+}
+
+func (a *acker) signal() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *acker) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// Settle what is left with a short grace period so that a clean shutdown does not cause
+			// re-deliveries.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			a.flush(flushCtx)
+			cancel()
+			return
+		case <-a.kick:
+			a.flush(ctx)
+		}
+	}
+}
+
+func (a *acker) flush(ctx context.Context) {
+	a.mu.Lock()
+	upTo := a.upTo
+	a.upTo = map[string]uint64{}
+	a.mu.Unlock()
+	if a.rec != nil && len(upTo) > 0 {
+		if err := a.rec.Barrier(ctx); err != nil {
+			if ctx.Err() == nil {
+				a.log.Error(err, "Waiting for the delivery log; settled notifications stay queued meanwhile")
+				time.AfterFunc(time.Second, a.signal)
+			}
+			a.putBack(upTo)
+			return
+		}
+	}
+	for uid, seq := range upTo {
+		if err := a.store.Remove(ctx, uid, seq); err != nil && ctx.Err() == nil {
+			a.log.Error(err, "Removing settled notifications", "webhook", uid)
+			a.remove(uid, seq) // try again with the next batch
+		}
+	}
+}

@@ -1,0 +1,159 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"context"
+	"time"
+
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// Recorder is the delivery log as the engine writes it (dispatcher/deliverylog.Log).
+type Recorder interface {
+	// Append hands a record to the log's writer without waiting for it to be stored.
+	Append(deliveries.Record)
+	// Barrier returns once every record appended before the call is stored.
+	Barrier(ctx context.Context) error
+}
+
+// Reasons of the records written about notifications that were not attempted (attempts carry the
+// attempt's outcome reason, as in status).
+const (
+	// ReasonExpired: its 72 hours passed while it waited.
+	ReasonExpired = "Expired"
+	// ReasonEventGone: its event is no longer in the event log (retention).
+	ReasonEventGone = "EventGone"
+	// ReasonEventUnreadable: its stored event cannot be read or turned into a notification.
+	ReasonEventUnreadable = "EventUnreadable"
+	// ReasonWebhookDisabled: dropped with the queue of the auto-disabled webhook, or not queued
+	// (lost) because the webhook was auto-disabled.
+	ReasonWebhookDisabled = "WebhookDisabled"
+	// ReasonInactive: cancelled because the webhook was set INACTIVE.
+	ReasonInactive = "WebhookInactive"
+	// ReasonRebound: cancelled because the namespace was bound to another account or group.
+	ReasonRebound = "NamespaceRebound"
+)
+
+// queuedNotes is what a queue held when it was cancelled or dropped: the notes read into memory,
+// and those the store holds from sequence from on (the store is read before the queue is removed).
+type queuedNotes struct {
+	wh   Webhook
+	mem  []store.Note
+	from uint64
+	// upTo, when set, is the last note that belonged to the queue; later ones were queued after.
+	upTo uint64
+}
+
+// queuedLocked captures what q holds, before it is emptied (the notes only when they are recorded).
+func (e *Engine) queuedLocked(q *queue) *queuedNotes {
+	qn := &queuedNotes{wh: q.wh, from: q.loadedUpTo + 1}
+	if e.rec != nil {
+		qn.mem = append([]store.Note(nil), q.mem...)
+	}
+	return qn
+}
+
+// recordBatch is how many notes recordQueued reads from the store at a time.
+const recordBatch = 1024
+
+// recordQueued writes a record of kind and state for every note in queued, reading the store's part
+// in batches, and waits until the log has stored them: the caller removes the queue next. accountID
+// is the account the notes were queued under.
+func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountID string, kind deliveries.Kind, state deliveries.State, reason, message string) error {
+	if e.rec == nil || queued == nil {
+		return nil
+	}
+	now := e.clock.Now()
+	for _, n := range queued.mem {
+		e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
+	}
+	for from := queued.from; ; {
+		notes, err := e.store.LoadNotes(ctx, queued.wh.UID, from, recordBatch)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			if queued.upTo != 0 && n.Seq > queued.upTo {
+				return e.rec.Barrier(ctx)
+			}
+			e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
+			from = n.Seq + 1
+		}
+		if len(notes) < recordBatch {
+			break
+		}
+	}
+	return e.rec.Barrier(ctx)
+}
+
+// noteRecord describes what happened at at to note n of wh, unattempted. accountID is the account
+// n was queued under.
+func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n store.Note, kind deliveries.Kind, state deliveries.State, reason, message string, at time.Time) deliveries.Record {
+	eventID, name, created := n.EventID, n.EventName, n.Created
+	if eventID == "" || n.Replay != "" {
+		// Queued before notes named their event, or queued again by a replay (whose Created is the
+		// replay's): the event tells, when it is still there.
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if ev, err := e.event(ctx, n.EventSeq); err == nil {
+			eventID, name, created, accountID = ev.ev.ID, ev.ev.Event, ev.created, ev.ev.AccountID
+		}
+	}
+	r := deliveries.Record{
+		Kind: kind, WebhookUID: wh.UID, Namespace: wh.Namespace, Name: wh.Name,
+		EventSeq: n.EventSeq, EventID: eventID, EventName: name, Created: created,
+		At: at, State: state, Reason: reason, Message: message, Replay: n.Replay,
+	}
+	if eventID != "" {
+		r.NotificationID = payload.NotificationID(wh.UID, accountID, eventID)
+	}
+	return r
+}
+
+// attemptNumber numbers the attempt about to be made for n, h being the queue's retry state: the
+// head's failures so far, plus one.
+func attemptNumber(h head, n store.Note) int {
+	if h.Seq != n.Seq {
+		return 1
+	}
+	return h.Failures + 1
+}
+
+// attemptRecord records the attempt of o.
+func attemptRecord(wh Webhook, o outcome, state deliveries.State) deliveries.Record {
+	return deliveries.Record{
+		Kind: deliveries.KindAttempt, WebhookUID: wh.UID, Namespace: wh.Namespace, Name: wh.Name,
+		NotificationID: o.id, EventSeq: o.note.EventSeq, EventID: o.ev.ev.ID, EventName: o.ev.ev.Event,
+		Created: o.ev.created, At: o.at, State: state, Attempt: o.number,
+		DurationMillis: o.took.Milliseconds(), Reason: o.attempt.Reason, Message: o.attempt.Message,
+		HTTPStatus: o.attempt.Status, Response: o.attempt.Response, BytesSent: o.sent, Trimmed: o.trimmed,
+		Replay: o.note.Replay,
+	}
+}
+
+// Name records the namespace and name of uid's webhook, for the records written before its first
+// Upsert (Rebind, at start).
+func (e *Engine) Name(uid, namespace, name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queueLocked(uid)
+	q.wh.Namespace, q.wh.Name = namespace, name
+}

@@ -1,0 +1,621 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliverylog
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+const (
+	testUID     = "0b9e6a4c-6c1d-4d53-9f51-6a2b7f1f0a01"
+	testAccount = "acc-1"
+)
+
+type fixture struct {
+	st  *store.Store
+	log *Log
+	reg *prometheus.Registry
+	ctx context.Context
+}
+
+// newFixture starts an embedded JetStream (the store's), the log on it and its writer.
+func newFixture(t testing.TB, cfg Config) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AccountOf == nil {
+		cfg.AccountOf = func(uid string) (string, bool) { return testAccount, uid == testUID }
+	}
+	reg := prometheus.NewRegistry()
+	l, err := New(ctx, st.JetStream(), st, cfg, logr.Discard(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Start(ctx)
+	t.Cleanup(func() {
+		cancel()
+		st.Close()
+	})
+	return &fixture{st: st, log: l, reg: reg, ctx: ctx}
+}
+
+func nid(event string) string { return payload.NotificationID(testUID, testAccount, event) }
+
+// rec is an attempt record of event ev (sequence seq) created at created.
+func rec(ev string, seq uint64, created time.Time, state deliveries.State, attempt, status int, reason string) deliveries.Record {
+	return deliveries.Record{
+		Kind: deliveries.KindAttempt, WebhookUID: testUID, Namespace: "tenant-a", Name: "orders",
+		NotificationID: nid(ev), EventSeq: seq, EventID: ev, EventName: "AGREEMENT_ACTION_COMPLETED",
+		Created: created, At: time.Now(), State: state, Attempt: attempt, DurationMillis: 12,
+		Reason: reason, HTTPStatus: status, Response: `{"xAdobeSignClientId":"abc"}`, BytesSent: 2048,
+	}
+}
+
+func (f *fixture) storedMsgs(t testing.TB) uint64 {
+	t.Helper()
+	info, err := f.log.stream.Info(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func (f *fixture) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func ids(items []deliveries.Notification) []string {
+	out := make([]string, len(items))
+	for i, n := range items {
+		out[i] = n.NotificationID
+	}
+	return out
+}
+
+func TestAppendBarrierAttempts(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	created := time.Now().Add(-time.Minute)
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateRetrying, 1, 500, "HTTPError"))
+	f.log.Append(rec("ev-b", 2, created, deliveries.StateDelivered, 1, 200, "Delivered"))
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateRetrying, 2, 0, "Timeout"))
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateDelivered, 3, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	// Barrier waited for JetStream: the records are stored now, not eventually.
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(4)))
+
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-a"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Records).To(HaveLen(3))
+	for i, r := range al.Records {
+		g.Expect(r.Attempt).To(Equal(i+1), "oldest first")
+	}
+	g.Expect(al.Notification.State).To(Equal(deliveries.StateDelivered))
+	g.Expect(al.Notification.Attempts).To(Equal(3))
+	g.Expect(al.Notification.Reason).To(Equal("Delivered"))
+	g.Expect(al.Notification.HTTPStatus).To(Equal(200))
+	g.Expect(al.Notification.EventID).To(Equal("ev-a"))
+	g.Expect(al.Records[0].Response).To(Equal(`{"xAdobeSignClientId":"abc"}`))
+
+	_, err = f.log.Attempts(f.ctx, testUID, nid("ev-none"))
+	g.Expect(err).To(MatchError(ErrNotFound))
+	_, err = f.log.Attempts(f.ctx, "other-webhook", nid("ev-a"))
+	g.Expect(err).To(MatchError(ErrNotFound))
+	// A uid that would be a wildcard subject reads nothing.
+	_, err = f.log.Attempts(f.ctx, "*", nid("ev-a"))
+	g.Expect(err).To(MatchError(ErrNotFound))
+
+	var scanned []int
+	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
+		scanned = append(scanned, r.Attempt)
+		return nil
+	})).To(Succeed())
+	g.Expect(scanned).To(Equal([]int{1, 1, 2, 3}))
+	g.Expect(f.metric(t, "hookline_delivery_log_records_total")).To(BeEquivalentTo(4))
+	g.Expect(f.metric(t, "hookline_delivery_log_bytes_total")).To(BeNumerically(">", 4*300))
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(4))
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically(">", 4*300))
+	g.Expect(f.metric(t, "hookline_delivery_log_write_errors_total")).To(BeEquivalentTo(0))
+}
+
+// A record JetStream refuses is published again until it is stored: the failure is counted and
+// Barrier keeps waiting meanwhile.
+func TestFailedWritesAreRetriedNotDropped(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	js := f.st.JetStream()
+	g.Expect(js.DeleteStream(f.ctx, Stream)).To(Succeed())
+	for i := range 3 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Eventually(func() float64 { return f.metric(t, "hookline_delivery_log_write_errors_total") }).
+		WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(BeNumerically(">=", 1))
+	short, cancel := context.WithTimeout(f.ctx, 100*time.Millisecond)
+	defer cancel()
+	g.Expect(f.log.Barrier(short)).To(MatchError(context.DeadlineExceeded), "nothing is stored yet")
+
+	_, err := New(f.ctx, js, nil, Config{}, logr.Discard(), nil) // the stream again
+	g.Expect(err).NotTo(HaveOccurred())
+	wait, cancel2 := context.WithTimeout(f.ctx, 30*time.Second)
+	defer cancel2()
+	g.Expect(f.log.Barrier(wait)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(3)))
+	var got []string
+	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
+		got = append(got, r.EventID)
+		return nil
+	})).To(Succeed())
+	g.Expect(got).To(ConsistOf("ev-0", "ev-1", "ev-2"))
+}
+
+func TestNotificationsStatesFiltersAndPending(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	t0 := time.Now().Add(-10 * time.Minute)
+	old := time.Now().Add(-time.Hour)
+	// Queued: ev-4 (attempted once, still queued) and ev-5 (never attempted, queued long ago).
+	_, err := f.st.EnqueueAll(f.ctx, []store.Enqueue{
+		{UID: testUID, Note: store.Note{EventSeq: 5, Created: old, EventID: "ev-5", EventName: "AGREEMENT_CREATED"}},
+		{UID: testUID, Note: store.Note{EventSeq: 4, Created: t0.Add(3 * time.Second), EventID: "ev-4", EventName: "AGREEMENT_ACTION_COMPLETED"}},
+		{UID: "another-webhook", Note: store.Note{EventSeq: 7, Created: old, EventID: "ev-7"}},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	f.log.Append(rec("ev-1", 1, t0, deliveries.StateRetrying, 1, 503, "HTTPError"))
+	f.log.Append(rec("ev-1", 1, t0, deliveries.StateDelivered, 2, 200, "Delivered"))
+	dropped := rec("ev-2", 2, t0.Add(time.Second), deliveries.StateDropped, 9, 0, "Timeout")
+	f.log.Append(dropped)
+	f.log.Append(deliveries.Record{Kind: deliveries.KindLost, WebhookUID: testUID, NotificationID: nid("ev-3"), EventSeq: 3,
+		EventID: "ev-3", EventName: "AGREEMENT_CREATED", Created: t0.Add(2 * time.Second), At: time.Now(), State: deliveries.StateLost, Reason: "WebhookDisabled"})
+	f.log.Append(rec("ev-4", 4, t0.Add(3*time.Second), deliveries.StateRetrying, 1, 404, "HTTPError"))
+	// Another webhook's records stay out.
+	other := rec("ev-9", 9, t0, deliveries.StateDelivered, 1, 200, "Delivered")
+	other.WebhookUID = "another-webhook"
+	f.log.Append(other)
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	// ev-6 is queued after every record was written: the newest.
+	_, err = f.st.EnqueueAll(f.ctx, []store.Enqueue{{UID: testUID, Note: store.Note{EventSeq: 6, Created: time.Now(), EventID: "ev-6", EventName: "AGREEMENT_CREATED"}}})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Incomplete).To(BeFalse())
+	g.Expect(list.Next).To(BeEmpty())
+	g.Expect(ids(list.Items)).To(Equal([]string{nid("ev-6"), nid("ev-4"), nid("ev-3"), nid("ev-2"), nid("ev-1"), nid("ev-5")}))
+	byID := map[string]deliveries.Notification{}
+	for _, n := range list.Items {
+		byID[n.EventID] = n
+	}
+	g.Expect(byID["ev-6"].State).To(Equal(deliveries.StatePending))
+	g.Expect(byID["ev-6"].EventName).To(Equal("AGREEMENT_CREATED"))
+	g.Expect(byID["ev-5"].State).To(Equal(deliveries.StatePending))
+	g.Expect(byID["ev-5"].Attempts).To(Equal(0))
+	g.Expect(byID["ev-4"].State).To(Equal(deliveries.StateRetrying), "queued but attempted: its record says so")
+	g.Expect(byID["ev-4"].HTTPStatus).To(Equal(404))
+	g.Expect(byID["ev-3"].State).To(Equal(deliveries.StateLost))
+	g.Expect(byID["ev-3"].Reason).To(Equal("WebhookDisabled"))
+	g.Expect(byID["ev-2"].State).To(Equal(deliveries.StateDropped))
+	g.Expect(byID["ev-1"].State).To(Equal(deliveries.StateDelivered))
+	g.Expect(byID["ev-1"].Attempts).To(Equal(2))
+	g.Expect(byID["ev-1"].Reason).To(Equal("Delivered"))
+	g.Expect(byID["ev-1"].Created.Equal(t0)).To(BeTrue())
+
+	query := func(q deliveries.Query) []string {
+		l, err := f.log.Notifications(f.ctx, testUID, q)
+		g.Expect(err).NotTo(HaveOccurred())
+		return ids(l.Items)
+	}
+	g.Expect(query(deliveries.Query{States: []deliveries.State{deliveries.StatePending}})).To(Equal([]string{nid("ev-6"), nid("ev-5")}))
+	g.Expect(query(deliveries.Query{States: []deliveries.State{deliveries.StateDropped, deliveries.StateLost}})).To(Equal([]string{nid("ev-3"), nid("ev-2")}))
+	g.Expect(query(deliveries.Query{EventNames: []string{"AGREEMENT_CREATED"}})).To(Equal([]string{nid("ev-6"), nid("ev-3"), nid("ev-5")}))
+	g.Expect(query(deliveries.Query{NotificationIDs: []string{nid("ev-5"), nid("ev-1")}})).To(Equal([]string{nid("ev-1"), nid("ev-5")}))
+	g.Expect(query(deliveries.Query{EventIDs: []string{"ev-2"}})).To(Equal([]string{nid("ev-2")}))
+	g.Expect(query(deliveries.Query{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second)})).To(Equal([]string{nid("ev-4"), nid("ev-3"), nid("ev-2")}))
+	g.Expect(query(deliveries.Query{Until: t0})).To(Equal([]string{nid("ev-1"), nid("ev-5")}))
+	g.Expect(query(deliveries.Query{Limit: 2})).To(Equal([]string{nid("ev-6"), nid("ev-4")}))
+
+	// A queued notification without a record: its summary, no records.
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-5"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Records).To(BeEmpty())
+	g.Expect(al.Notification.State).To(Equal(deliveries.StatePending))
+	g.Expect(al.Notification.EventID).To(Equal("ev-5"))
+}
+
+func TestPaginationIsConsistentWhileRecordsArrive(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	const n = 120
+	base := time.Now().Add(-time.Hour)
+	for i := range n {
+		ev := fmt.Sprintf("ev-%03d", i)
+		f.log.Append(rec(ev, uint64(i+1), base.Add(time.Duration(i)*time.Second), deliveries.StateRetrying, 1, 500, "HTTPError"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+
+	// After the first page: every notification gets a newer record (it would move to the top),
+	// and new notifications come.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	startWriting := func() {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ev := fmt.Sprintf("ev-%03d", i%n)
+				f.log.Append(rec(ev, uint64(i%n+1), base.Add(time.Duration(i%n)*time.Second), deliveries.StateDelivered, 2, 200, "Delivered"))
+				nev := fmt.Sprintf("new-%d", i)
+				f.log.Append(rec(nev, uint64(1000+i), time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError"))
+				if i%20 == 0 {
+					_ = f.log.Barrier(f.ctx)
+				}
+			}
+		})
+	}
+	seen := map[string]int{}
+	var order []string
+	pages := 0
+	q := deliveries.Query{Limit: 25}
+	for {
+		list, err := f.log.Notifications(f.ctx, testUID, q)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(list.Incomplete).To(BeFalse())
+		pages++
+		if pages == 1 {
+			startWriting()
+		}
+		for _, it := range list.Items {
+			seen[it.EventID]++
+			order = append(order, it.EventID)
+			g.Expect(it.State).To(Equal(deliveries.StateRetrying), "the state as of the first page")
+		}
+		if list.Next == "" {
+			break
+		}
+		q.Cursor = list.Next
+	}
+	close(stop)
+	wg.Wait()
+	g.Expect(pages).To(BeNumerically(">=", 5))
+	g.Expect(seen).To(HaveLen(n), "every notification of the snapshot, none of the later ones")
+	for ev, c := range seen {
+		g.Expect(c).To(Equal(1), "%s listed %d times", ev, c)
+	}
+	for i := range n {
+		g.Expect(order[i]).To(Equal(fmt.Sprintf("ev-%03d", n-1-i)), "newest first")
+	}
+}
+
+// Queued notifications without a record and recorded ones, interleaved in time and with another
+// webhook's notes between them, page by page: each once, newest first.
+func TestQueuedAndRecordedInterleaved(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	const n = 2400 // 1,600 notes: the queue is read back in more than one chunk
+	var want []string
+	for i := range n {
+		ev := fmt.Sprintf("ev-%04d", i)
+		switch i % 3 {
+		case 0:
+			_, err := f.st.EnqueueAll(f.ctx, []store.Enqueue{
+				{UID: testUID, Note: store.Note{EventSeq: uint64(i + 1), Created: time.Now(), EventID: ev, EventName: "AGREEMENT_CREATED"}},
+				{UID: "another-webhook", Note: store.Note{EventSeq: uint64(i + 1), Created: time.Now(), EventID: ev}},
+			})
+			g.Expect(err).NotTo(HaveOccurred())
+		default:
+			f.log.Append(rec(ev, uint64(i+1), time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError"))
+			g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+		}
+		want = append([]string{ev}, want...)
+	}
+	var got []string
+	q := deliveries.Query{Limit: 150}
+	for {
+		list, err := f.log.Notifications(f.ctx, testUID, q)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(list.Incomplete).To(BeFalse())
+		for _, it := range list.Items {
+			got = append(got, it.EventID)
+			if it.State == deliveries.StatePending {
+				g.Expect(it.NotificationID).To(Equal(nid(it.EventID)))
+			}
+		}
+		if list.Next == "" {
+			break
+		}
+		q.Cursor = list.Next
+	}
+	g.Expect(got).To(Equal(want))
+}
+
+func TestCursorsAreAuthenticated(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	for i := range 5 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	q := deliveries.Query{Limit: 2, States: []deliveries.State{deliveries.StateDelivered}}
+	list, err := f.log.Notifications(f.ctx, testUID, q)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Next).NotTo(BeEmpty())
+
+	next := q
+	next.Cursor = list.Next
+	_, err = f.log.Notifications(f.ctx, testUID, next)
+	g.Expect(err).NotTo(HaveOccurred())
+	// The page size may change between pages; the selection may not.
+	next.Limit = 3
+	_, err = f.log.Notifications(f.ctx, testUID, next)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	other := next
+	other.States = []deliveries.State{deliveries.StateDropped}
+	_, err = f.log.Notifications(f.ctx, testUID, other)
+	g.Expect(err).To(MatchError(ErrBadCursor))
+	_, err = f.log.Notifications(f.ctx, "another-webhook", next)
+	g.Expect(err).To(MatchError(ErrBadCursor), "a cursor is not valid for another webhook")
+
+	for i := range len(list.Next) {
+		tampered := []byte(list.Next)
+		if tampered[i] == 'A' {
+			tampered[i] = 'B'
+		} else {
+			tampered[i] = 'A'
+		}
+		bad := next
+		bad.Cursor = string(tampered)
+		_, err = f.log.Notifications(f.ctx, testUID, bad)
+		g.Expect(err).To(MatchError(ErrBadCursor), "cursor changed at %d", i)
+	}
+	for _, c := range []string{"x", "!!!", strings.Repeat("A", 80)} {
+		bad := next
+		bad.Cursor = c
+		_, err = f.log.Notifications(f.ctx, testUID, bad)
+		g.Expect(err).To(MatchError(ErrBadCursor))
+	}
+	// Another log's key (another cluster) does not sign the same cursors.
+	g2 := newFixture(t, Config{CursorKey: []byte("another key")})
+	_, err = g2.log.Notifications(g2.ctx, testUID, next)
+	g.Expect(err).To(MatchError(ErrBadCursor))
+}
+
+func TestReadBoundMarksIncomplete(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{MaxRead: 10})
+	created := time.Now()
+	f.log.Append(rec("ev-long", 100, created, deliveries.StateRetrying, 1, 500, "HTTPError"))
+	for i := range 30 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	f.log.Append(rec("ev-long", 100, created, deliveries.StateDelivered, 2, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{States: []deliveries.State{deliveries.StateDropped}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Incomplete).To(BeTrue())
+	g.Expect(list.Items).To(BeEmpty())
+
+	// Its newest record is read, its first is beyond the bound.
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-long"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Incomplete).To(BeTrue())
+	g.Expect(al.Records).To(HaveLen(1))
+	g.Expect(al.Notification.State).To(Equal(deliveries.StateDelivered))
+	g.Expect(al.Notification.Attempts).To(Equal(2))
+	al, err = f.log.Attempts(f.ctx, testUID, nid("ev-29"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Incomplete).To(BeFalse(), "its first attempt was read")
+	g.Expect(al.Records).To(HaveLen(1))
+	// Entirely beyond the bound.
+	_, err = f.log.Attempts(f.ctx, testUID, nid("ev-0"))
+	g.Expect(err).To(MatchError(ErrNotFound))
+}
+
+func TestRetentionRemovesOldRecords(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{MaxAge: time.Second})
+	for i := range 10 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(10))
+	g.Eventually(func() float64 { return f.metric(t, "hookline_delivery_log_removed_records_total") }).
+		WithTimeout(15 * time.Second).WithPolling(100 * time.Millisecond).Should(BeEquivalentTo(10))
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(0))
+	_, err := f.log.Attempts(f.ctx, testUID, nid("ev-1"))
+	g.Expect(err).To(MatchError(ErrNotFound))
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Items).To(BeEmpty())
+}
+
+// BenchmarkAppend measures the writer: records per second through Append and Barrier, and the
+// bytes each typical attempt record takes (JSON, and in the stream with JetStream's overhead).
+func BenchmarkAppend(b *testing.B) {
+	f := newFixture(b, Config{})
+	// A typical attempt: a UUID event id, the client-id echo as the answer.
+	r := rec("3f2b8c4e-9d1a-4e6b-8f0c-2a7d5e9b1c34", 1, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+	r.DurationMillis = 87
+	r.Response = `{"xAdobeSignClientId":"CBJCHBCAABAAjA3h4eHyw4Ry1-dQFN_3xe8kAUkaEJ4z"}`
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		r.EventSeq = uint64(i)
+		f.log.Append(r)
+	}
+	if err := f.log.Barrier(f.ctx); err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	info, err := f.log.stream.Info(f.ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(f.metric(b, "hookline_delivery_log_bytes_total")/float64(b.N), "json-bytes/record")
+	b.ReportMetric(float64(info.State.Bytes)/float64(info.State.Msgs), "stored-bytes/record")
+	b.Logf("typical attempt record: %.0f bytes JSON, %.0f bytes stored (%d records)",
+		f.metric(b, "hookline_delivery_log_bytes_total")/float64(b.N), float64(info.State.Bytes)/float64(info.State.Msgs), b.N)
+}
+
+// A notification queued at the first page and attempted (and removed from its queue) before a
+// later page is listed on the later page as it was: pending, at its place.
+func TestPendingAtSnapshotStaysPending(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	old := time.Now().Add(-time.Hour)
+	res, err := f.st.EnqueueAll(f.ctx, []store.Enqueue{{UID: testUID, Note: store.Note{EventSeq: 1, Created: old, EventID: "ev-p", EventName: "AGREEMENT_CREATED"}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	for i := range 3 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(10+i), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(list.Items)).To(Equal([]string{nid("ev-2"), nid("ev-1"), nid("ev-0")}))
+
+	// Delivered now: its record is written, then its note leaves the queue (the engine's order).
+	f.log.Append(rec("ev-p", 1, old, deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.st.Remove(f.ctx, testUID, res[0].Seq)).To(Succeed())
+
+	next, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 3, Cursor: list.Next})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(next.Items)).To(Equal([]string{nid("ev-p")}))
+	g.Expect(next.Items[0].State).To(Equal(deliveries.StatePending))
+	g.Expect(next.Next).To(BeEmpty())
+	// A new listing shows it delivered, at the top.
+	fresh, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(fresh.Items[0].EventID).To(Equal("ev-p"))
+	g.Expect(fresh.Items[0].State).To(Equal(deliveries.StateDelivered))
+}
+
+// The first page of a long log reads its end only, not the whole log.
+func TestFirstPageReadsTheEndOfALongLog(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{MaxRead: 3000})
+	for i := range 6000 {
+		r := rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		if i%2 == 1 {
+			r.WebhookUID = "another-webhook"
+		}
+		f.log.Append(r)
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Incomplete).To(BeFalse())
+	g.Expect(list.Items).To(HaveLen(50))
+	g.Expect(list.Items[0].EventID).To(Equal("ev-5998"))
+	g.Expect(list.Items[49].EventID).To(Equal("ev-5900"))
+	g.Expect(list.Next).NotTo(BeEmpty())
+}
+
+// BenchmarkRead measures the read side on a log of 200,000 records, three in four the webhook's:
+// the first page, the twentieth, one filtered to nothing (read to the bound), and the attempts of
+// a notification 60,000 of its records back.
+func BenchmarkRead(b *testing.B) {
+	f := newFixture(b, Config{})
+	const n = 200_000
+	start := time.Now()
+	for i := range n {
+		r := rec(fmt.Sprintf("ev-%d", i/2), uint64(i/2+1), start, deliveries.StateRetrying, 1, 500, "HTTPError")
+		if i%4 == 3 {
+			r.WebhookUID = "another-webhook"
+		}
+		f.log.Append(r)
+	}
+	if err := f.log.Barrier(f.ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("first-page", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("page-20", func(b *testing.B) {
+		q := deliveries.Query{}
+		for range 19 {
+			l, err := f.log.Notifications(f.ctx, testUID, q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			q.Cursor = l.Next
+		}
+		for b.Loop() {
+			l, err := f.log.Notifications(f.ctx, testUID, q)
+			if err != nil || len(l.Items) != 50 || l.Incomplete {
+				b.Fatal(err, len(l.Items), l.Incomplete)
+			}
+		}
+	})
+	b.Run("filtered-to-nothing", func(b *testing.B) {
+		for b.Loop() {
+			l, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{States: []deliveries.State{deliveries.StateDropped}})
+			if err != nil || len(l.Items) != 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("attempts-60k-records-back", func(b *testing.B) {
+		for b.Loop() {
+			if al, err := f.log.Attempts(f.ctx, testUID, nid("ev-60000")); err != nil || len(al.Records) != 2 || al.Incomplete {
+				b.Fatal(err)
+			}
+		}
+	})
+}

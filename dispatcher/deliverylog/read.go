@@ -1,0 +1,789 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliverylog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+	// firstWindow is how many stream sequences the first read window spans (of every webhook's
+	// records); each next one spans twice as many.
+	firstWindow = 1024
+	// skew covers the difference between the dispatcher's clock (Created) and JetStream's (the
+	// records' stream time), which may be another machine's.
+	skew = 250 * time.Millisecond
+	// fetchBatch is how many records one pull request asks for.
+	fetchBatch = 2048
+)
+
+// errBudget: the request read as much as Config.MaxRead allows.
+var errBudget = errors.New("read bound reached")
+
+// position orders notifications newest first: by time (the newest record's stream time, or
+// Created for a queued notification without a record), then record-backed before queued, then
+// sequence (the newest record's, or the event's).
+type position struct {
+	t     int64
+	class uint8
+	n     uint64
+}
+
+const (
+	classQueued uint8 = 0
+	classRecord uint8 = 1
+)
+
+var top = position{t: math.MaxInt64, class: math.MaxUint8, n: math.MaxUint64}
+
+// newer reports whether a comes before b, newest first.
+func (a position) newer(b position) bool {
+	if a.t != b.t {
+		return a.t > b.t
+	}
+	if a.class != b.class {
+		return a.class > b.class
+	}
+	return a.n > b.n
+}
+
+// agg is what a read learnt about one notification.
+type agg struct {
+	n            deliveries.Notification
+	newest       uint64
+	newestStream int64
+	newestKind   deliveries.Kind
+	attemptSeq   uint64 // the newest attempt record read
+	lastAttempt  int    // and its number
+	reasonSeq    uint64
+	minCreated   time.Time
+	after        bool // has records written after the snapshot
+	afterSeq     uint64
+	afterKind    deliveries.Kind
+	records      []deliveries.Record // Attempts only
+}
+
+// add folds r, stored at seq at stream time ts, into a. Records after bound only say that the
+// notification existed.
+func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) {
+	if a.minCreated.IsZero() || r.Created.Before(a.minCreated) {
+		a.minCreated = r.Created
+	}
+	if seq > bound {
+		if !a.after || seq < a.afterSeq {
+			a.after, a.afterSeq, a.afterKind = true, seq, r.Kind
+			if a.newest == 0 {
+				a.identify(r)
+			}
+		}
+		return
+	}
+	if r.Kind == deliveries.KindAttempt {
+		if seq > a.attemptSeq {
+			a.attemptSeq, a.lastAttempt = seq, r.Attempt
+		}
+	}
+	if seq > a.newest {
+		a.newest, a.newestStream, a.newestKind = seq, ts.UnixNano(), r.Kind
+		a.identify(r)
+		a.n.State, a.n.Updated, a.n.Replay, a.n.Attempts = r.State, r.At, r.Replay, r.Attempt
+	}
+	if a.n.Attempts == 0 && a.newestKind != deliveries.KindReplayQueued && a.newestKind != deliveries.KindLost {
+		// A dropped or cancelled record written without the count: the newest attempt read.
+		a.n.Attempts = a.lastAttempt
+	}
+	if r.Reason != "" && seq > a.reasonSeq {
+		a.reasonSeq = seq
+		a.n.Reason, a.n.HTTPStatus = r.Reason, r.HTTPStatus
+	}
+}
+
+func (a *agg) identify(r *deliveries.Record) {
+	a.n.NotificationID, a.n.EventSeq, a.n.EventID, a.n.EventName, a.n.Created = r.NotificationID, r.EventSeq, r.EventID, r.EventName, r.Created
+}
+
+// listed is the part of a Record a listing needs: decoding only it leaves the response excerpt
+// and the names alone, which makes reading a long log about a third cheaper.
+type listed struct {
+	Kind           deliveries.Kind  `json:"kind"`
+	NotificationID string           `json:"webhookNotificationId"`
+	EventSeq       uint64           `json:"eventSeq"`
+	EventID        string           `json:"eventId"`
+	EventName      string           `json:"event"`
+	Created        time.Time        `json:"created"`
+	At             time.Time        `json:"at"`
+	State          deliveries.State `json:"state"`
+	Attempt        int              `json:"attempt"`
+	Reason         string           `json:"reason"`
+	HTTPStatus     int              `json:"httpStatus"`
+	Replay         string           `json:"replay"`
+}
+
+func (l *listed) record() deliveries.Record {
+	return deliveries.Record{
+		Kind: l.Kind, NotificationID: l.NotificationID, EventSeq: l.EventSeq, EventID: l.EventID, EventName: l.EventName,
+		Created: l.Created, At: l.At, State: l.State, Attempt: l.Attempt, Reason: l.Reason, HTTPStatus: l.HTTPStatus, Replay: l.Replay,
+	}
+}
+
+// reader is the state of one read request.
+type reader struct {
+	l       *Log
+	listing bool // decode only what a listing needs
+	uid     string
+	budget  int
+	end     uint64 // the stream's last sequence when the request began: later records are not read
+	bound   uint64 // the snapshot: records after it only witness
+	snap    time.Time
+	first   uint64    // the stream's first sequence
+	since   time.Time // no record older than this (less skew) is needed; zero: all are
+
+	aggs    map[string]*agg
+	byEvent map[uint64]*agg
+
+	// Records read: every record stored after recHorizon (unknown until hasHorizon), or all of
+	// them once recDone.
+	recHorizon time.Time
+	hasHorizon bool
+	recNext    uint64 // the first sequence read so far: the next window ends before it
+	// heldFromNext is how many of the webhook's records the stream held from recNext on (to its
+	// end, records written during the request included), when that window was read.
+	heldFromNext uint64
+	recSpan      uint64
+	recDone      bool
+	started      bool
+
+	// Queue read backwards from its tail: every note with Created ≥ qLo (qDone: all of them).
+	notes      []queued
+	qLo        time.Time
+	qHi        uint64 // the next chunk ends before it
+	qFirst     uint64
+	qSpan      uint64
+	qDone      bool
+	qStarted   bool
+	qAnyLoaded bool
+}
+
+func (l *Log) newReader(ctx context.Context, uid string) (*reader, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the delivery log: %w", err)
+	}
+	now := time.Now()
+	r := &reader{
+		l: l, uid: uid, budget: l.cfg.MaxRead,
+		end: info.State.LastSeq, bound: info.State.LastSeq, snap: now,
+		first: info.State.FirstSeq, recDone: info.State.Msgs == 0,
+		aggs: map[string]*agg{}, byEvent: map[uint64]*agg{},
+		recNext: info.State.LastSeq + 1, recSpan: firstWindow,
+	}
+	return r, nil
+}
+
+// errTooMany: a window holds more records than the request may still read.
+var errTooMany = errors.New("window too large")
+
+// readRecords reads uid's records with stream time ≥ start (all when start is zero) or sequence ≥
+// startSeq, up to sequence end (exclusive), oldest first. It returns the first sequence read (0:
+// none) and how many of uid's records the stream held from the start on (to its end, not only
+// to end). Each record read spends one unit of *budget (nil: unbounded). When limit is set and
+// the stream holds more than limit records from the start on, it reads none and returns
+// errTooMany.
+func (l *Log) readRecords(ctx context.Context, uid string, start time.Time, startSeq, end uint64, budget *int, limit uint64, fn func(seq uint64, ts time.Time, data []byte) error) (first, held uint64, err error) {
+	cfg := jetstream.ConsumerConfig{
+		FilterSubject:     subject(uid),
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // removed by the server should the delete below fail
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+	}
+	switch {
+	case startSeq > 0:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, startSeq
+	case !start.IsZero():
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	cons, err := l.stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the delivery log: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = l.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	// pending is how many of uid's records the consumer has left to deliver, up to the stream's
+	// end: each fetch asks for no more, so that it is answered without waiting for records to
+	// come.
+	pending := cons.CachedInfo().NumPending
+	held = pending
+	if limit > 0 && held > limit {
+		return 0, held, errTooMany
+	}
+	for pending > 0 {
+		n := int(min(pending, fetchBatch))
+		if budget != nil {
+			if *budget <= 0 {
+				return first, held, errBudget
+			}
+			n = min(n, *budget)
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return first, held, fmt.Errorf("reading the delivery log: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			md, err := m.Metadata()
+			if err != nil {
+				return first, held, err
+			}
+			seq := md.Sequence.Stream
+			if seq >= end {
+				return first, held, nil
+			}
+			if first == 0 {
+				first = seq
+			}
+			if budget != nil {
+				*budget--
+			}
+			if err := fn(seq, md.Timestamp, m.Data()); err != nil {
+				return first, held, err
+			}
+			pending = md.NumPending
+			if pending == 0 {
+				return first, held, nil
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return first, held, fmt.Errorf("reading the delivery log: %w", err)
+		}
+		if got == 0 {
+			// Removed by retention meanwhile.
+			return first, held, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return first, held, err
+		}
+	}
+	return first, held, nil
+}
+
+// extendRecords reads the next window back: on a later page first every record stored from the
+// cursor's time on (all of them are needed to know which record of a notification is its newest),
+// then windows of stream sequences, each twice as long as the one before, ending where the
+// previous one began.
+func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec *deliveries.Record, seq uint64, ts time.Time)) error {
+	if r.recDone {
+		return nil
+	}
+	decode := func(seq uint64, ts time.Time, data []byte) error {
+		var rec deliveries.Record
+		var err error
+		if r.listing {
+			var l listed
+			err = json.Unmarshal(data, &l)
+			rec = l.record()
+		} else {
+			err = json.Unmarshal(data, &rec)
+		}
+		if err != nil {
+			r.l.log.Error(err, "Unreadable delivery record skipped", "webhook", r.uid, "seq", seq)
+			return nil
+		}
+		fn(&rec, seq, ts)
+		return nil
+	}
+	if r.budget <= 0 {
+		return errBudget
+	}
+	if !r.started && !from.IsZero() {
+		r.started = true
+		first, held, err := r.l.readRecords(ctx, r.uid, from, 0, r.recNext, &r.budget, uint64(r.budget), decode)
+		if errors.Is(err, errTooMany) {
+			return errBudget
+		}
+		if err != nil {
+			return err
+		}
+		if first != 0 {
+			r.recNext = first
+		}
+		r.heldFromNext = held
+		r.setHorizon(from.Add(-1))
+		return nil
+	}
+	r.started = true
+	var (
+		lo, held, first uint64
+		firstTS         time.Time
+		err             error
+	)
+	for {
+		lo = r.first
+		if r.recNext > r.recSpan && r.recNext-r.recSpan > lo {
+			lo = r.recNext - r.recSpan
+		}
+		// A window is read whole or not at all: one read in part would leave a gap between
+		// what it read and the newer windows. One that holds more records than the request may
+		// still read is made shorter instead.
+		first, held, err = r.l.readRecords(ctx, r.uid, time.Time{}, lo, r.recNext, &r.budget, r.heldFromNext+uint64(r.budget), func(seq uint64, ts time.Time, data []byte) error {
+			if firstTS.IsZero() {
+				firstTS = ts
+			}
+			return decode(seq, ts, data)
+		})
+		if !errors.Is(err, errTooMany) {
+			break
+		}
+		span := r.recNext - lo
+		if span <= 1 {
+			return errBudget
+		}
+		inWindow := max(held-min(held, r.heldFromNext), 1)
+		r.recSpan = max(1, min(span/2, span*uint64(r.budget)/inWindow))
+	}
+	if err != nil {
+		return err
+	}
+	r.recSpan *= 2
+	r.heldFromNext = held
+	r.recNext = lo
+	if lo <= r.first {
+		r.recDone = true
+		return nil
+	}
+	// Every record from lo on is read; those before it are older than the first one read, or
+	// than the message at lo, whichever webhook's it is.
+	if first != 0 {
+		r.setHorizon(firstTS)
+	} else if m, err := r.l.stream.GetMsg(ctx, lo); err == nil {
+		r.setHorizon(m.Time)
+	}
+	return nil
+}
+
+// setHorizon records that every record stored after t is read, and ends the reading once the
+// records needed are read.
+func (r *reader) setHorizon(t time.Time) {
+	r.recHorizon, r.hasHorizon = t, true
+	if !r.since.IsZero() && t.Before(r.since.Add(-skew)) {
+		r.recDone = true
+	}
+}
+
+// readBefore reports whether every record stored at or after t is read.
+func (r *reader) readBefore(t time.Time) bool {
+	return r.recDone || r.hasHorizon && r.recHorizon.Before(t)
+}
+
+// fold is extendRecords' fn for listing: one aggregate per notification.
+func (r *reader) fold(rec *deliveries.Record, seq uint64, ts time.Time) {
+	a := r.aggs[rec.NotificationID]
+	if a == nil {
+		a = &agg{}
+		r.aggs[rec.NotificationID] = a
+	}
+	r.byEvent[rec.EventSeq] = a
+	a.add(rec, seq, ts, r.bound)
+}
+
+// extendQueue reads the next chunk of the queue back from its tail.
+func (r *reader) extendQueue(ctx context.Context) error {
+	if r.qDone {
+		return nil
+	}
+	if !r.qStarted {
+		r.qStarted = true
+		if r.l.q == nil {
+			r.qDone = true
+			return nil
+		}
+		st, err := r.l.js.Stream(ctx, store.NotesStream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			r.qDone = true
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		r.qHi, r.qFirst, r.qSpan = info.State.LastSeq+1, info.State.FirstSeq, 1024
+	}
+	lo := r.qFirst
+	if r.qHi > r.qSpan && r.qHi-r.qSpan > lo {
+		lo = r.qHi - r.qSpan
+	}
+	r.qSpan *= 2
+	var chunk []store.Note
+	for from, n := lo, 1; from < r.qHi; n = min(2*n, 64) {
+		if r.budget <= 0 {
+			return errBudget // the chunk is not read whole: left out
+		}
+		want := min(n, r.budget)
+		ns, err := r.l.q.LoadNotes(ctx, r.uid, from, want)
+		if err != nil {
+			return fmt.Errorf("reading the queue: %w", err)
+		}
+		r.budget -= len(ns)
+		for _, n := range ns {
+			if n.Seq < r.qHi {
+				chunk = append(chunk, n)
+			}
+		}
+		if len(ns) < want || ns[len(ns)-1].Seq >= r.qHi {
+			break // the queue's end, or the newer chunks' start
+		}
+		from = ns[len(ns)-1].Seq + 1
+	}
+	if len(chunk) > 0 {
+		// The queue is in Created order (bar concurrent accepts a few milliseconds apart): every
+		// note not read yet is older than the oldest read.
+		r.qLo = chunk[0].Created
+		r.qAnyLoaded = true
+		account, haveAccount := r.l.accountOf(r.uid)
+		for _, n := range chunk {
+			r.notes = append(r.notes, queued{n.EventSeq, pendingOf(r.uid, n, account, haveAccount)})
+		}
+	}
+	r.qHi = lo
+	if lo <= r.qFirst {
+		r.qDone = true
+	}
+	return nil
+}
+
+// horizon is the time after which every notification and its place are known: every record after
+// it is read, every note after it is read, and each queued notification after it is known to
+// have no record. Among items, those at or before the horizon may still move or be missing.
+func (r *reader) horizon(items []item) int64 {
+	h := int64(math.MinInt64)
+	if !r.recDone {
+		if !r.hasHorizon {
+			return math.MaxInt64
+		}
+		h = r.recHorizon.UnixNano()
+	}
+	if !r.qDone {
+		if !r.qAnyLoaded {
+			return math.MaxInt64
+		}
+		h = max(h, r.qLo.UnixNano())
+	}
+	if !r.recDone {
+		// A queued notification created shortly before the horizon may have a record stored
+		// before it (another clock): where it goes is not known yet, so neither is what follows.
+		uncertain := r.recHorizon.Add(skew).UnixNano()
+		for _, it := range items {
+			if it.pos.class == classQueued && it.pos.t > h && it.pos.t <= uncertain {
+				h = it.pos.t
+			}
+		}
+	}
+	return h
+}
+
+type item struct {
+	pos position
+	n   deliveries.Notification
+}
+
+// items returns every notification known, with its position, in no order.
+func (r *reader) items() []item {
+	out := make([]item, 0, len(r.aggs)+len(r.notes))
+	for _, a := range r.aggs {
+		switch {
+		case a.newest > 0:
+			out = append(out, item{pos: position{t: a.newestStream, class: classRecord, n: a.newest}, n: a.n})
+		case a.after && a.afterKind != deliveries.KindLost && !a.n.Created.After(r.snap):
+			// First recorded after the snapshot: it was queued, not attempted, then.
+			n := a.n
+			n.State, n.Updated, n.Attempts, n.Reason, n.HTTPStatus, n.Replay = deliveries.StatePending, n.Created, 0, "", 0, ""
+			out = append(out, item{pos: position{t: n.Created.UnixNano(), class: classQueued, n: n.EventSeq}, n: n})
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, note := range r.notes {
+		if r.byEvent[note.eventSeq] != nil || seen[note.eventSeq] || note.n.Created.After(r.snap) {
+			continue
+		}
+		seen[note.eventSeq] = true
+		out = append(out, item{pos: position{t: note.n.Created.UnixNano(), class: classQueued, n: note.eventSeq}, n: note.n})
+	}
+	return out
+}
+
+// queued is a queued notification read, as it is listed when it has no record.
+type queued struct {
+	eventSeq uint64
+	n        deliveries.Notification
+}
+
+func pendingOf(uid string, note store.Note, accountID string, haveAccount bool) deliveries.Notification {
+	n := deliveries.Notification{
+		EventSeq: note.EventSeq, EventID: note.EventID, EventName: note.EventName,
+		Created: note.Created, Updated: note.Created, State: deliveries.StatePending, Replay: note.Replay,
+	}
+	if haveAccount && note.EventID != "" {
+		n.NotificationID = payload.NotificationID(uid, accountID, note.EventID)
+	}
+	return n
+}
+
+func (l *Log) accountOf(uid string) (string, bool) {
+	if l.cfg.AccountOf == nil {
+		return "", false
+	}
+	return l.cfg.AccountOf(uid)
+}
+
+// Notifications returns a page of uid's notifications, newest first (by their newest record;
+// pending ones from the queue), filtered by q.
+func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query) (deliveries.NotificationList, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+	digest := filterDigest(uid, q)
+	out := deliveries.NotificationList{Items: []deliveries.Notification{}}
+	var cur cursor
+	if q.Cursor != "" {
+		var err error
+		if cur, err = l.decodeCursor(q.Cursor, digest); err != nil {
+			return out, err
+		}
+	}
+	if !validUID(uid) {
+		return out, nil
+	}
+	r, err := l.newReader(ctx, uid)
+	if err != nil {
+		return out, err
+	}
+	r.listing = true
+	if q.Cursor == "" {
+		cur = cursor{bound: r.end, snap: r.snap.UnixNano(), pos: top}
+	} else {
+		r.bound, r.snap = cur.bound, time.Unix(0, cur.snap)
+	}
+	r.since = q.Since
+	var from time.Time // where the first window starts: the whole log after the cursor
+	if cur.pos != top {
+		from = time.Unix(0, cur.pos.t)
+	}
+	f := newFilter(q)
+	for {
+		items := r.items()
+		h := r.horizon(items)
+		var page []item
+		for _, it := range items {
+			if it.pos.t > h && cur.pos.newer(it.pos) && f.match(it.n) {
+				page = append(page, it)
+			}
+		}
+		slices.SortFunc(page, func(a, b item) int {
+			switch {
+			case a.pos == b.pos:
+				return 0
+			case a.pos.newer(b.pos):
+				return -1
+			}
+			return 1
+		})
+		full := len(page) >= limit
+		if full {
+			page = page[:limit]
+		}
+		done := full || (r.recDone && r.qDone)
+		var err error
+		if !done {
+			if !r.qDone && (r.recDone || !r.qAnyLoaded || r.hasHorizon && r.qLo.After(r.recHorizon)) {
+				err = r.extendQueue(ctx)
+			} else {
+				err = r.extendRecords(ctx, from, r.fold)
+			}
+			if errors.Is(err, errBudget) {
+				out.Incomplete = true
+				done = true
+			} else if err != nil {
+				return out, err
+			}
+		}
+		if !done {
+			continue
+		}
+		for _, it := range page {
+			out.Items = append(out.Items, it.n)
+		}
+		if full {
+			next := cur
+			next.pos = page[len(page)-1].pos
+			out.Next = l.encodeCursor(next, digest)
+		}
+		return out, nil
+	}
+}
+
+// filter is a Query's selection, as sets.
+type filter struct {
+	states, events, ids, eventIDs map[string]bool
+	since, until                  time.Time
+}
+
+func newFilter(q deliveries.Query) filter {
+	set := func(ss []string) map[string]bool {
+		if len(ss) == 0 {
+			return nil
+		}
+		m := make(map[string]bool, len(ss))
+		for _, s := range ss {
+			m[s] = true
+		}
+		return m
+	}
+	states := make([]string, len(q.States))
+	for i, s := range q.States {
+		states[i] = string(s)
+	}
+	return filter{states: set(states), events: set(q.EventNames), ids: set(q.NotificationIDs), eventIDs: set(q.EventIDs), since: q.Since, until: q.Until}
+}
+
+func (f filter) match(n deliveries.Notification) bool {
+	switch {
+	case f.states != nil && !f.states[string(n.State)],
+		f.events != nil && !f.events[n.EventName],
+		f.ids != nil && !f.ids[n.NotificationID],
+		f.eventIDs != nil && !f.eventIDs[n.EventID],
+		!f.since.IsZero() && n.Created.Before(f.since),
+		!f.until.IsZero() && n.Created.After(f.until):
+		return false
+	}
+	return true
+}
+
+// Attempts returns one notification of uid with every record about it, oldest first; ErrNotFound
+// when there is none. It reads the log back from its end until the notification's first record
+// (or its creation); when Config.MaxRead stops it first, the list is marked Incomplete, and a
+// notification none of whose records was reached is not found. A notification without a record
+// is looked for in the queue, from its head (within the same bound), with state pending.
+func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliveries.AttemptList, error) {
+	if !validUID(uid) || notificationID == "" {
+		return deliveries.AttemptList{}, ErrNotFound
+	}
+	r, err := l.newReader(ctx, uid)
+	if err != nil {
+		return deliveries.AttemptList{}, err
+	}
+	var a agg
+	found, incomplete := false, false
+	for !r.recDone {
+		var window []deliveries.Record
+		err := r.extendRecords(ctx, time.Time{}, func(rec *deliveries.Record, seq uint64, ts time.Time) {
+			if rec.NotificationID == notificationID {
+				found = true
+				a.add(rec, seq, ts, r.bound)
+				window = append(window, *rec)
+			}
+		})
+		a.records = append(window, a.records...)
+		if errors.Is(err, errBudget) {
+			incomplete = true
+			break
+		}
+		if err != nil {
+			return deliveries.AttemptList{}, err
+		}
+		if found && (r.readBefore(a.minCreated.Add(-skew)) || first(a.records[0])) {
+			break
+		}
+	}
+	if found {
+		return deliveries.AttemptList{Notification: a.n, Records: a.records, Incomplete: incomplete}, nil
+	}
+	// Not on record: maybe queued and not attempted yet.
+	account, ok := l.accountOf(uid)
+	if l.q == nil || !ok {
+		return deliveries.AttemptList{}, ErrNotFound
+	}
+	for from := uint64(0); r.budget > 0; {
+		ns, err := l.q.LoadNotes(ctx, uid, from, min(256, r.budget))
+		if err != nil {
+			return deliveries.AttemptList{}, fmt.Errorf("reading the queue: %w", err)
+		}
+		r.budget -= len(ns)
+		for _, n := range ns {
+			if n.EventID != "" && payload.NotificationID(uid, account, n.EventID) == notificationID {
+				return deliveries.AttemptList{Notification: pendingOf(uid, n, account, true), Records: []deliveries.Record{}}, nil
+			}
+		}
+		if len(ns) == 0 {
+			break
+		}
+		from = ns[len(ns)-1].Seq + 1
+	}
+	return deliveries.AttemptList{}, ErrNotFound
+}
+
+// first reports whether r is the first record of its notification: its original delivery's first
+// attempt, or its loss (nothing is recorded of a notification before either).
+func first(r deliveries.Record) bool {
+	return r.Replay == "" && (r.Kind == deliveries.KindLost || r.Kind == deliveries.KindAttempt && r.Attempt == 1)
+}
+
+// Scan calls fn for each of uid's records written at or after since, oldest first, until fn
+// returns an error (which Scan returns) or the log ends (its end when Scan began).
+func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error {
+	if !validUID(uid) {
+		return nil
+	}
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the delivery log: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	_, _, err = l.readRecords(ctx, uid, since, 0, info.State.LastSeq+1, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
+		var rec deliveries.Record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			l.log.Error(err, "Unreadable delivery record skipped", "webhook", uid, "seq", seq)
+			return nil
+		}
+		return fn(rec)
+	})
+	return err
+}

@@ -1,0 +1,135 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// logTargets are the delivery log's performance targets (issue 11): recording every attempt keeps
+// at least this share of the throughput without it, and adds at most this much RSS with the
+// backlog queued.
+const (
+	logMinThroughputShare = 0.90
+	logMaxExtraRSSMB      = 30.0
+)
+
+// logRun is what one dispatcher (log on or off) achieved.
+type logRun struct {
+	throughput, backlog row
+	// backlogRSS is the RSS with the backlog queued.
+	backlogRSS float64
+}
+
+// deliveryLogScenario measures what the delivery log costs, side by side: the throughput scenario's
+// load (100 accounts × 10 webhooks, closed loop) and the backlog scenario (o.backlog notifications
+// queued while the receiver answers 503, then drained), once on a dispatcher with
+// --delivery-log=false and once with it on — each a fresh dispatcher on an empty data directory,
+// for the same webhooks. It returns four rows; the "on" rows' notes compare with "off" and the
+// targets. It replaces the stack's dispatcher, so it runs last.
+func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([]row, error) {
+	const prefix = "d"
+	g, _, err := s.createGroup(ctx, prefix, 100, 10)
+	if err != nil {
+		return nil, err
+	}
+	perAccount := int64(len(g.uids) / 100)
+	var runs [2]logRun
+	for i, on := range []bool{false, true} {
+		mode := "off"
+		if on {
+			mode = "on"
+		}
+		fmt.Fprintf(os.Stderr, "bench: delivery log %s\n", mode)
+		if err := s.restartDispatcher(fmt.Sprintf("--delivery-log=%v", on)); err != nil {
+			return nil, err
+		}
+		pid := s.dispatcher.Process.Pid
+		s.routed(p, prefix, 100, int(perAccount))
+
+		// Throughput.
+		before, q0 := s.sink.count.Load(), p.queued.Load()
+		cpu0, _, _ := procStats(pid)
+		s.sink.record.Store(true)
+		start := time.Now()
+		n, err := p.closedLoop(s.ingestURL, o.concurrency, o.duration, func(i int) string { return account(prefix, i%100) })
+		if err != nil {
+			return nil, err
+		}
+		if q := p.queued.Load() - q0; q != n*perAccount {
+			return nil, fmt.Errorf("log %s: %d events queued %d notifications, want %d", mode, n, q, n*perAccount)
+		}
+		want := before + n*perAccount
+		if err := waitDelivered(s.sink, want, waitFor(o)); err != nil {
+			return nil, fmt.Errorf("log %s: %w", mode, err)
+		}
+		elapsed := time.Since(start)
+		s.sink.record.Store(false)
+		cpu1, peak, _ := procStats(pid)
+		lat := s.sink.takeLatencies()
+		delivered := float64(want - before)
+		runs[i].throughput = row{scenario: fmt.Sprintf("delivery log %s: throughput", mode),
+			offered: float64(n) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
+			p50: percentile(lat, .5), p95: percentile(lat, .95), p99: percentile(lat, .99),
+			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
+			note: fmt.Sprintf("%d events, %d deliveries, all checked", n, int64(delivered))}
+
+		// Backlog: the peak is taken from here on.
+		resetPeakRSS(pid)
+		s.sink.dead.Store(prefix, true)
+		before = s.sink.count.Load()
+		events := int64(o.backlog) / perAccount
+		ingestRate, depth, err := s.fillBacklog(p, prefix, events, perAccount)
+		if err != nil {
+			s.sink.dead.Delete(prefix)
+			return nil, err
+		}
+		_, _, rss := procStats(pid)
+		s.sink.dead.Delete(prefix)
+		cpu0, _, _ = procStats(pid)
+		drainStart := time.Now()
+		if err := waitDelivered(s.sink, before+events*perAccount, 10*time.Minute); err != nil {
+			return nil, fmt.Errorf("log %s: %w", mode, err)
+		}
+		drain := time.Since(drainStart)
+		cpu1, peak, _ = procStats(pid)
+		runs[i].backlog = row{scenario: fmt.Sprintf("delivery log %s: backlog (%d pending, then drain)", mode, o.backlog),
+			offered: ingestRate, delivered: float64(events*perAccount) / drain.Seconds(),
+			cpuPer1000: (cpu1 - cpu0) / float64(events*perAccount) * 1000, peakRSS: peak,
+			note: fmt.Sprintf("pending %.0f; RSS with backlog %.0f MB; drain %.1fs", depth, rss, drain.Seconds())}
+		runs[i].backlogRSS = rss
+	}
+
+	// The targets are reported, not enforced: a smoke run's figures mean nothing.
+	off, on := runs[0], runs[1]
+	share := on.throughput.delivered / off.throughput.delivered
+	on.throughput.note = fmt.Sprintf("log on ÷ off = %.3f (target ≥ %.2f%s); %s", share, logMinThroughputShare, missed(share < logMinThroughputShare), on.throughput.note)
+	extraPeak, extraRSS := on.backlog.peakRSS-off.backlog.peakRSS, on.backlogRSS-off.backlogRSS
+	on.backlog.note = fmt.Sprintf("peak RSS %+.0f MB, RSS with backlog %+.0f MB vs off (target ≤ %.0f MB%s); drain rate on ÷ off = %.3f; %s",
+		extraPeak, extraRSS, logMaxExtraRSSMB, missed(extraPeak > logMaxExtraRSSMB), on.backlog.delivered/off.backlog.delivered, on.backlog.note)
+	return []row{off.throughput, on.throughput, off.backlog, on.backlog}, nil
+}
+
+func missed(m bool) string {
+	if m {
+		return ", MISSED"
+	}
+	return ""
+}

@@ -1,0 +1,556 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"golang.org/x/net/html"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/rest"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// fakeClock is a settable clock for session expiry.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.t }
+
+// newTestServer returns a console whose API server is unreachable: enough for everything that
+// happens before an API call (headers, sessions, CSRF, rendering).
+func newTestServer(t *testing.T, insecure bool) (*Server, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: insecure, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, clk
+}
+
+func TestSessionsExpireWhenIdleAndAfterEightHours(t *testing.T) {
+	g := NewWithT(t)
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	st := NewSessionStore(clk.Now)
+	a, err := st.Create("token-a", "alice")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(a.ID).To(HaveLen(43), "256 bits, base64url")
+	g.Expect(a.CSRF).To(HaveLen(43))
+	g.Expect(a.CSRF).NotTo(Equal(a.ID))
+
+	// Used every 29 minutes, the session lives on ...
+	for elapsed := time.Duration(0); elapsed < AbsoluteTimeout-29*time.Minute; elapsed += 29 * time.Minute {
+		clk.t = clk.t.Add(29 * time.Minute)
+		_, ok := st.Get(a.ID)
+		g.Expect(ok).To(BeTrue(), "after %s", elapsed)
+	}
+	// ... but not past 8 hours after sign-in, however active.
+	clk.t = a.Created.Add(AbsoluteTimeout)
+	_, ok := st.Get(a.ID)
+	g.Expect(ok).To(BeFalse())
+	g.Expect(st.Len()).To(Equal(0), "an expired session is removed, token and all")
+
+	b, _ := st.Create("token-b", "bob")
+	clk.t = clk.t.Add(IdleTimeout)
+	_, ok = st.Get(b.ID)
+	g.Expect(ok).To(BeFalse(), "30 minutes idle ends the session")
+
+	c, _ := st.Create("token-c", "carol")
+	clk.t = clk.t.Add(IdleTimeout + time.Second)
+	st.Sweep()
+	g.Expect(st.Len()).To(Equal(0), "the sweep removes idle sessions nobody asks for")
+	_, ok = st.Get(c.ID)
+	g.Expect(ok).To(BeFalse())
+}
+
+func TestSessionIDsAreUnique(t *testing.T) {
+	st := NewSessionStore(nil)
+	seen := map[string]bool{}
+	for range 1000 {
+		s, err := st.Create("t", "u")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[s.ID] || seen[s.CSRF] {
+			t.Fatal("repeated random id")
+		}
+		seen[s.ID], seen[s.CSRF] = true, true
+	}
+}
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	s, _ := newTestServer(t, false)
+	h := s.Handler()
+	for _, path := range []string{"/signin", "/static/console.css", "/static/console.js", "/webhooks", "/nope"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		g := NewWithT(t)
+		csp := rec.Header().Get("Content-Security-Policy")
+		g.Expect(csp).To(ContainSubstring("default-src 'self'"), path)
+		g.Expect(csp).To(ContainSubstring("script-src 'self';"), path)
+		g.Expect(csp).To(ContainSubstring("frame-ancestors 'none'"), path)
+		g.Expect(csp).NotTo(ContainSubstring("unsafe-"), path)
+		g.Expect(rec.Header().Get("X-Content-Type-Options")).To(Equal("nosniff"), path)
+		g.Expect(rec.Header().Get("Referrer-Policy")).To(Equal("no-referrer"), path)
+		g.Expect(rec.Header().Get("X-Frame-Options")).To(Equal("DENY"), path)
+		g.Expect(rec.Header().Get("Strict-Transport-Security")).To(Equal("max-age=31536000"), path)
+	}
+	dev, _ := newTestServer(t, true)
+	rec := httptest.NewRecorder()
+	dev.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	NewWithT(t).Expect(rec.Header().Get("Strict-Transport-Security")).To(BeEmpty(), "no HSTS for plain-HTTP development on 127.0.0.1")
+}
+
+// No template may need 'unsafe-inline': no inline script, event handler attribute or style.
+func TestTemplatesHaveNoInlineScriptOrStyle(t *testing.T) {
+	files, err := filepath.Glob("templates/*.html")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no templates", err)
+	}
+	bad := []*regexp.Regexp{
+		regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`), // a script element with content
+		regexp.MustCompile(`<script\b(?:[^>](?:[^s]|s[^r]|sr[^c]))*>`),
+		regexp.MustCompile(`\son[a-z]+\s*=`),
+		regexp.MustCompile(`\sstyle\s*=`),
+		regexp.MustCompile(`<style\b`),
+		regexp.MustCompile(`javascript:`),
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range bad {
+			if m := re.Find(b); m != nil && !strings.Contains(string(m), `src="/static/`) {
+				t.Errorf("%s: %q", f, m)
+			}
+		}
+	}
+}
+
+func TestSignInCookiesAreHostOnlySecureStrict(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t, false)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	cookies := rec.Result().Cookies()
+	g.Expect(cookies).To(HaveLen(1))
+	c := cookies[0]
+	g.Expect(c.Name).To(HavePrefix("__Host-"))
+	g.Expect(c.Secure).To(BeTrue())
+	g.Expect(c.HttpOnly).To(BeTrue())
+	g.Expect(c.SameSite).To(Equal(http.SameSiteStrictMode))
+	g.Expect(c.Path).To(Equal("/"))
+	g.Expect(c.Domain).To(BeEmpty())
+	g.Expect(rec.Body.String()).To(ContainSubstring(`name="nonce" value="` + c.Value + `"`))
+
+	dev, _ := newTestServer(t, true)
+	rec = httptest.NewRecorder()
+	dev.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	c = rec.Result().Cookies()[0]
+	g.Expect(c.Secure).To(BeFalse(), "dev mode on http://127.0.0.1")
+	g.Expect(c.Name).NotTo(HavePrefix("__Host-"))
+	g.Expect(c.HttpOnly).To(BeTrue())
+	g.Expect(c.SameSite).To(Equal(http.SameSiteStrictMode))
+}
+
+// Login CSRF: a cross-site form posting a token (the attacker's) without the nonce cookie, or with
+// a nonce that is not the cookie's, signs nobody in.
+func TestSignInNeedsTheFormsNonce(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t, true)
+	h := s.Handler()
+	post := func(nonceCookie, nonceField string) *httptest.ResponseRecorder {
+		form := url.Values{"token": {"attacker-token"}, "nonce": {nonceField}}
+		req := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if nonceCookie != "" {
+			req.AddCookie(&http.Cookie{Name: s.signinCookie, Value: nonceCookie})
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	g.Expect(post("", "").Code).To(Equal(http.StatusForbidden))
+	g.Expect(post("", "guess").Code).To(Equal(http.StatusForbidden))
+	g.Expect(post("abc", "abd").Code).To(Equal(http.StatusForbidden))
+	g.Expect(s.Sessions().Len()).To(Equal(0))
+	// With a matching nonce the token goes to the API server (here unreachable): 502, no session.
+	g.Expect(post("abc", "abc").Code).To(Equal(http.StatusBadGateway))
+	g.Expect(s.Sessions().Len()).To(Equal(0))
+}
+
+// Every POST of a signed-in user must carry the session's CSRF token.
+func TestPostsNeedTheSessionsCSRFToken(t *testing.T) {
+	s, clk := newTestServer(t, true)
+	h := s.Handler()
+	sess, err := s.Sessions().Create("token", "system:serviceaccount:team-a:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, csrf string, cookie bool) *httptest.ResponseRecorder {
+		form := url.Values{"namespace": {"team-b"}}
+		if csrf != "" {
+			form.Set("csrf", csrf)
+		}
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if cookie {
+			req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	g := NewWithT(t)
+	for _, path := range []string{"/signout", "/namespaces", "/webhooks/new", "/webhooks/team-a/w/edit",
+		"/webhooks/team-a/w/delete", "/webhooks/team-a/w/deactivate", "/webhooks/team-a/w/reactivate"} {
+		g.Expect(post(path, "", true).Code).To(Equal(http.StatusForbidden), path)
+		g.Expect(post(path, "wrong", true).Code).To(Equal(http.StatusForbidden), path)
+		g.Expect(post(path, sess.ID, true).Code).To(Equal(http.StatusForbidden), "the session id is not the CSRF token: %s", path)
+		g.Expect(post(path, sess.CSRF, false).Code).To(Equal(http.StatusForbidden), "no session: %s", path)
+	}
+	got, ok := s.Sessions().Get(sess.ID)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(got.Namespaces).To(BeEmpty(), "no forged POST changed anything")
+
+	rec := post("/namespaces", sess.CSRF, true)
+	g.Expect(rec.Code).To(Equal(http.StatusSeeOther))
+	got, _ = s.Sessions().Get(sess.ID)
+	g.Expect(got.Namespaces).To(Equal([]string{"team-b"}))
+
+	rec = post("/signout", sess.CSRF, true)
+	g.Expect(rec.Code).To(Equal(http.StatusSeeOther))
+	g.Expect(rec.Header().Get("Location")).To(Equal("/signin"))
+	_, ok = s.Sessions().Get(sess.ID)
+	g.Expect(ok).To(BeFalse(), "signed out")
+
+	// An expired session is sent to sign in.
+	sess2, _ := s.Sessions().Create("token", "bob")
+	clk.t = clk.t.Add(IdleTimeout)
+	req := httptest.NewRequest(http.MethodGet, "/webhooks", nil)
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess2.ID})
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	g.Expect(rec.Code).To(Equal(http.StatusSeeOther))
+	g.Expect(rec.Header().Get("Location")).To(Equal("/signin"))
+}
+
+func TestPathsThatAreNotNamesAreNotFound(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	h := s.Handler()
+	sess, _ := s.Sessions().Create("token", "alice")
+	for _, path := range []string{"/webhooks/team-a/x%2Fstatus", "/webhooks/Team_A/x", "/webhooks/team-a/x/suspend"} {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, rec.Code)
+		}
+	}
+}
+
+func TestErrorTextIsEscaped(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	rec := httptest.NewRecorder()
+	s.renderError(rec, httptest.NewRequest(http.MethodGet, "/x", nil), localizerFor("en"), nil, http.StatusBadGateway, `<script>alert(1)</script>`)
+	body := rec.Body.String()
+	if strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Fatalf("not escaped: %s", body)
+	}
+}
+
+func TestCatalogsComplete(t *testing.T) {
+	g := NewWithT(t)
+	en := catalogs["en"]
+	verbs := regexp.MustCompile(`%(\[\d+\])?[sdv]`)
+	for tag, m := range catalogs {
+		for k, v := range en {
+			other, ok := m[k]
+			g.Expect(ok).To(BeTrue(), "%s lacks %q", tag, k)
+			g.Expect(other).NotTo(BeEmpty(), "%s: %q is empty", tag, k)
+			g.Expect(len(verbs.FindAllString(other, -1))).To(Equal(len(verbs.FindAllString(v, -1))), "%s: %q has other arguments than English", tag, k)
+		}
+		for k := range m {
+			_, ok := en[k]
+			g.Expect(ok).To(BeTrue(), "%s has %q, which English lacks", tag, k)
+		}
+	}
+	g.Expect(catalogs).To(HaveLen(3))
+	for _, tag := range []string{"en", "zh-Hant", "da"} {
+		g.Expect(catalogs).To(HaveKey(tag))
+	}
+}
+
+// Every message key the templates and the code use exists: literal keys are read from the
+// sources, keys built with printf are expanded from the values they are built from.
+func TestEveryUsedKeyIsInTheCatalog(t *testing.T) {
+	used := map[string]bool{}
+	literal := regexp.MustCompile(`\bT "([a-zA-Z.]+)"|L\.T\("([a-zA-Z.]+)"`)
+	files, _ := filepath.Glob("templates/*.html")
+	gofiles, _ := filepath.Glob("*.go")
+	for _, f := range append(files, gofiles...) {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range literal.FindAllStringSubmatch(string(b), -1) {
+			k := m[1] + m[2]
+			if !strings.HasSuffix(k, ".") {
+				used[k] = true
+			}
+		}
+	}
+	for _, s := range []string{"Active", "Inactive", "Disabled", "ACTIVE", "INACTIVE"} {
+		used["state."+s] = true
+	}
+	for _, s := range []string{"ACCOUNT", "GROUP", "USER", "RESOURCE"} {
+		used["scope."+s] = true
+	}
+	for _, f := range eventFamilies {
+		used["family."+string(f.Family)] = true
+	}
+	for _, p := range conditionalParams {
+		used["family."+p.Family] = true
+	}
+	for a := range actions {
+		used["action."+a] = true
+		for _, part := range []string{"title", "question", "effect"} {
+			used["confirm."+a+"."+part] = true
+		}
+	}
+	for _, d := range []string{"created", "updated", "deactivated", "reactivated"} {
+		used["done."+d] = true
+	}
+	var missing []string
+	for k := range used {
+		if _, ok := catalogs["en"][k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("keys missing from the catalog: %v", missing)
+	}
+	if len(used) < 100 {
+		t.Fatalf("found only %d keys: is the key pattern still right?", len(used))
+	}
+}
+
+func TestLanguageNegotiation(t *testing.T) {
+	for _, tc := range []struct{ accept, cookie, want string }{
+		{"", "", "en"},
+		{"zh-TW,zh;q=0.9,en;q=0.8", "", "zh-Hant"},
+		{"zh-Hant-HK", "", "zh-Hant"},
+		{"da-DK,da;q=0.9", "", "da"},
+		{"fr-FR,de;q=0.5", "", "en"},
+		{"en-GB,da;q=0.8", "", "en"},
+		{"da", "zh-Hant", "zh-Hant"},
+		{"da", "xx", "da"},
+		{"garbage;;;", "", "en"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.accept != "" {
+			r.Header.Set("Accept-Language", tc.accept)
+		}
+		if tc.cookie != "" {
+			r.AddCookie(&http.Cookie{Name: langCookie, Value: tc.cookie})
+		}
+		if got := negotiate(r).Lang; got != tc.want {
+			t.Errorf("Accept-Language %q, cookie %q: %s, want %s", tc.accept, tc.cookie, got, tc.want)
+		}
+	}
+}
+
+func TestLanguageSwitchSetsACookieAndStaysOnSite(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t, true)
+	h := s.Handler()
+	for next, want := range map[string]string{
+		"/webhooks?q=a": "/webhooks?q=a", "//evil.example/": "/", "https://evil.example/": "/", "/\\evil.example": "/", "": "/",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/lang?l=da&next="+url.QueryEscape(next), nil))
+		g.Expect(rec.Code).To(Equal(http.StatusSeeOther))
+		g.Expect(rec.Header().Get("Location")).To(Equal(want), next)
+		g.Expect(rec.Result().Cookies()[0].Value).To(Equal("da"))
+	}
+	// The page comes back in Danish.
+	req := httptest.NewRequest(http.MethodGet, "/signin", nil)
+	req.AddCookie(&http.Cookie{Name: langCookie, Value: "da"})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	body, _ := io.ReadAll(rec.Body)
+	g.Expect(string(body)).To(ContainSubstring(`<html lang="da">`))
+	g.Expect(string(body)).To(ContainSubstring(catalogs["da"]["signin.submit"]))
+}
+
+func TestAPIFieldErrorsGoNextToTheirFields(t *testing.T) {
+	g := NewWithT(t)
+	err := apierrors.NewInvalid(schema.GroupKind{Group: "hookline.io", Kind: "Webhook"}, "w", field.ErrorList{
+		field.Invalid(field.NewPath("spec", "url"), "ftp://x", "spec.url must be an absolute http(s) URL"),
+		field.Invalid(field.NewPath("spec", "events").Index(2), "NOPE", "unknown event name"),
+		field.Required(field.NewPath("spec", "resource", "id"), ""),
+		field.Invalid(field.NewPath("spec", "conditionalParams", "agreement"), nil, "needs an agreement event"),
+		field.Invalid(field.NewPath("metadata", "name"), "A", "a lowercase RFC 1123 subdomain"),
+		field.Forbidden(field.NewPath("spec", "somethingNew"), "nope"),
+	})
+	fe := errorsFromAPI(err)
+	g.Expect(fe.Fields["url"]).To(ConsistOf(ContainSubstring("absolute http(s) URL")))
+	g.Expect(fe.Fields["events"]).To(ConsistOf(ContainSubstring("unknown event name")))
+	g.Expect(fe.Fields["resourceId"]).To(HaveLen(1))
+	g.Expect(fe.Fields["conditionalParams"]).To(HaveLen(1))
+	g.Expect(fe.Fields["name"]).To(HaveLen(1))
+	g.Expect(fe.General).To(ConsistOf(ContainSubstring("spec.somethingNew")))
+}
+
+func TestFormRoundTripsEverySpecField(t *testing.T) {
+	g := NewWithT(t)
+	spec := hooklinev1.WebhookSpec{
+		URL: "https://r.example/h", State: hooklinev1.StateInactive, Scope: hooklinev1.ScopeResource,
+		Resource: &hooklinev1.WebhookResource{Type: hooklinev1.ResourceAgreement, ID: "CBJ123"},
+		Events:   []hooklinev1.EventName{"AGREEMENT_ALL", "WIDGET_CREATED", "envelopeExpired"},
+		ConditionalParams: &hooklinev1.ConditionalParams{
+			Agreement: &hooklinev1.AgreementConditionalParams{IncludeDetailedInfo: true, IncludeSignedDocuments: true},
+			Widget:    &hooklinev1.WidgetConditionalParams{IncludeDocumentsInfo: true},
+		},
+		ClientID:                   "client-1",
+		ClientCertificateSecretRef: &hooklinev1.SecretReference{Name: "mtls"},
+		Signing:                    &hooklinev1.WebhookSigning{SecretRef: hooklinev1.SecretReference{Name: "sig"}},
+		ProblemNotificationEmails:  []hooklinev1.Email{"a@example.com", "b@example.com"},
+	}
+	wh := &hooklinev1.Webhook{Spec: spec}
+	var back hooklinev1.WebhookSpec
+	formFromWebhook(wh).applyTo(&back)
+	want, _ := json.Marshal(spec)
+	got, _ := json.Marshal(back)
+	g.Expect(string(got)).To(MatchJSON(string(want)))
+
+	// Through an HTTP form too.
+	f := formFromWebhook(wh)
+	vals := url.Values{"url": {f.URL}, "state": {f.State}, "scope": {f.Scope}, "resourceType": {f.ResourceType},
+		"resourceId": {f.ResourceID}, "extraEvents": {f.ExtraEvents}, "clientId": {f.ClientID},
+		"clientCertificateSecret": {f.ClientCertSecret}, "signingSecret": {f.SigningSecret}, "problemNotificationEmails": {f.Emails}}
+	for e := range f.Events {
+		vals.Add("events", e)
+	}
+	for p := range f.Params {
+		vals.Set(p, "on")
+	}
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(vals.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	g.Expect(req.ParseForm()).To(Succeed())
+	var viaHTTP hooklinev1.WebhookSpec
+	formFromRequest(req).applyTo(&viaHTTP)
+	got, _ = json.Marshal(viaHTTP)
+	g.Expect(string(got)).To(MatchJSON(string(want)))
+}
+
+func TestCandidateNamespaces(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(candidateNamespaces("system:serviceaccount:team-a:alice", []string{"shared", "team-a"}, []string{"team-b", "shared"})).
+		To(Equal([]string{"team-a", "shared", "team-b"}))
+	g.Expect(candidateNamespaces("oidc:alice@example.com", nil, []string{"x"})).To(Equal([]string{"x"}))
+}
+
+// Screen readers: every control of the form, the list's filters and the sign-in page has a label.
+func TestEveryControlHasALabel(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token", "system:serviceaccount:team-a:alice")
+	rc := &reqCtx{sess: *sess, L: localizerFor("da")}
+	pages := map[string]string{}
+	for _, editing := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		f := webhookForm{Namespace: "team-a", Name: "w", Scope: "RESOURCE", State: "ACTIVE", Events: map[string]bool{"AGREEMENT_ALL": true}, Params: map[string]bool{}}
+		s.showForm(rec, httptest.NewRequest(http.MethodGet, "/webhooks/new", nil), rc, http.StatusOK, f, editing,
+			formErrors{Fields: map[string][]string{"url": {"bad <url>"}}}, false)
+		pages[fmt.Sprintf("form (editing %v)", editing)] = rec.Body.String()
+	}
+	rec := httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks", nil), http.StatusOK, "list", s.page(rc, "x", listData{}))
+	pages["list"] = rec.Body.String()
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	pages["signin"] = rec.Body.String()
+
+	for name, body := range pages {
+		doc, err := html.Parse(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]bool{}
+		var controls []string
+		var walk func(n *html.Node)
+		walk = func(n *html.Node) {
+			if n.Type == html.ElementNode {
+				attr := map[string]string{}
+				for _, a := range n.Attr {
+					attr[a.Key] = a.Val
+				}
+				switch n.Data {
+				case "label":
+					labels[attr["for"]] = true
+				case "input":
+					if attr["type"] != "hidden" && attr["type"] != "submit" {
+						controls = append(controls, attr["id"])
+					}
+				case "select", "textarea":
+					controls = append(controls, attr["id"])
+				}
+			}
+			for c := n.FirstChild; c != nil; c = c.NextSibling {
+				walk(c)
+			}
+		}
+		walk(doc)
+		if len(controls) == 0 {
+			t.Fatalf("%s: no controls found", name)
+		}
+		for _, id := range controls {
+			if id == "" || !labels[id] {
+				t.Errorf("%s: control %q has no label", name, id)
+			}
+		}
+		if !strings.Contains(body, `class="skip" href="#main"`) {
+			t.Errorf("%s: no skip link", name)
+		}
+	}
+	if !strings.Contains(pages["form (editing false)"], `aria-invalid="true"`) || !strings.Contains(pages["form (editing false)"], "bad &lt;url&gt;") {
+		t.Error("the field error is not tied to its field or not escaped")
+	}
+}
