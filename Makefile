@@ -27,8 +27,9 @@ generate: ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: docs
-docs: ## Generate docs/reference.md from the CRD.
+docs: ## Generate docs/reference.md and docs/reference-webhookreplay.md from the CRDs.
 	go run ./hack/crdref config/crd/bases/hookline.io_webhooks.yaml docs/reference.md
+	go run ./hack/crdref config/crd/bases/hookline.io_webhookreplays.yaml docs/reference-webhookreplay.md
 
 .PHONY: fmt
 fmt: ## go fmt.

@@ -29,6 +29,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -42,6 +43,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
@@ -105,6 +107,12 @@ type Config struct {
 	ProblemAfter time.Duration
 	// Registry receives the dispatcher's metrics.
 	Registry prometheus.Registerer
+	// ReplayPoll is how often a running WebhookReplay's progress, or the Webhook it waits for, is
+	// read again; 0 means 2 seconds.
+	ReplayPoll time.Duration
+	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
+	// 0 means logapi.DefaultAuthTTL.
+	APIAuthTTL time.Duration
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -118,8 +126,14 @@ type App struct {
 	Syncer     *Syncer
 	Reporter   *Reporter
 	Dispatcher *Dispatcher
+	// Replayer runs WebhookReplays.
+	Replayer *Replayer
 	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
 	Ingest *ingest.Handler
+	// API is the delivery log's read API (serve it with NewAPIServer and ServeAPI). Only the
+	// dispatcher holding the delivery lease builds an App, so only it serves the API: a standby is
+	// not ready, the Service sends it nothing, and its API port answers 503 (logapi.Standby).
+	API *logapi.Handler
 	// Log is the delivery log, for its read API and replays; nil when it is off.
 	Log *deliverylog.Log
 	// stopLog stops the log's writer once the engine has stopped appending to it.
@@ -225,6 +239,16 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		return fail(err)
 	}
+	a.Replayer = &Replayer{
+		Client: mgr.GetClient(), Store: st, Engine: a.Engine,
+		Recorder: a.Reporter.Recorder, Clock: clk, Poll: cfg.ReplayPoll,
+	}
+	if a.Log != nil { // not a typed nil in the interface: without the log, replays stall
+		a.Replayer.Log = a.Log
+	}
+	if err := a.Replayer.SetupWithManager(ctx, mgr, cfg.SkipNameValidation); err != nil {
+		return fail(err)
+	}
 	if err := mgr.Add(a.Reporter); err != nil {
 		return fail(err)
 	}
@@ -237,6 +261,18 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
+	}
+	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return fail(err)
+	}
+	a.API = &logapi.Handler{
+		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
+		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"),
+	}
+	if a.Log != nil {
+		// Not a nil *deliverylog.Log in the interface: without a log the API answers 503.
+		a.API.Log = a.Log
 	}
 	return a, nil
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
+
+	"github.com/hookline/hookline/internal/securemetrics"
 )
 
 // NewIngestServer returns the HTTP server of the ingest API: POST /v1/events and GET /healthz.
@@ -46,21 +48,64 @@ func NewIngestServer(addr string, events http.Handler) *http.Server {
 // kubernetes.io/tls Secret's files), reloading them when they change so that a renewed
 // certificate (cert-manager) is served without a restart; over plain HTTP otherwise.
 func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
-	var err error
-	switch {
-	case certFile == "" && keyFile == "":
-		err = srv.ListenAndServe()
-	case certFile == "" || keyFile == "":
-		return errors.New("ingest TLS needs both a certificate and a key file")
-	default:
-		w, werr := certwatcher.New(certFile, keyFile)
-		if werr != nil {
-			return fmt.Errorf("ingest TLS: %w", werr)
-		}
-		go func() { _ = w.Start(ctx) }()
-		srv.TLSConfig = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
-		err = srv.ListenAndServeTLS("", "")
+	if certFile == "" && keyFile == "" {
+		return ignoreClosed(srv.ListenAndServe())
 	}
+	return serveTLS(ctx, srv, certFile, keyFile, "ingest", false)
+}
+
+// NewAPIServer returns the HTTP server of the delivery log's read API (package logapi).
+func NewAPIServer(addr string, api http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A body can be 10 MiB (the payload cap) to a slow client.
+		WriteTimeout:   5 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
+// ErrAPINeedsTLS: the read API carries bearer tokens, so it is served in plain HTTP only when that
+// is allowed explicitly.
+var ErrAPINeedsTLS = errors.New("the read API needs --tls-cert-file and --tls-key-file (or --api-allow-plain-http, for local development only)")
+
+// ServeAPI serves the read API's srv until it is shut down: over TLS with the ingest API's
+// certificate (reloaded when it changes) and HTTP/1.1 only (see securemetrics.DisableHTTP2: the
+// API answers unauthenticated clients too); in plain HTTP only when allowPlain and no certificate
+// is given, and never silently.
+func ServeAPI(ctx context.Context, srv *http.Server, certFile, keyFile string, allowPlain bool) error {
+	if certFile == "" && keyFile == "" {
+		if !allowPlain {
+			return ErrAPINeedsTLS
+		}
+		return ignoreClosed(srv.ListenAndServe())
+	}
+	return serveTLS(ctx, srv, certFile, keyFile, "read API", true)
+}
+
+// serveTLS serves srv with the certificate and key files, reloading them when they change; with
+// http1Only it offers no HTTP/2.
+func serveTLS(ctx context.Context, srv *http.Server, certFile, keyFile, what string, http1Only bool) error {
+	if certFile == "" || keyFile == "" {
+		return fmt.Errorf("%s TLS needs both a certificate and a key file", what)
+	}
+	w, err := certwatcher.New(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("%s TLS: %w", what, err)
+	}
+	go func() { _ = w.Start(ctx) }()
+	tc := &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
+	if http1Only {
+		securemetrics.DisableHTTP2(tc)
+	}
+	srv.TLSConfig = tc
+	return ignoreClosed(srv.ListenAndServeTLS("", ""))
+}
+
+func ignoreClosed(err error) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 generated=(config/crd/bases config/rbac/role.yaml config/rbac/dispatcher/role.yaml api/v1alpha1/zz_generated.deepcopy.go docs/reference.md
+  docs/reference-webhookreplay.md
   charts/hookline/templates/crds charts/hookline/files/manager-rules.yaml charts/hookline/files/dispatcher-rules.yaml
   charts/hookline/templates/policies)
 snap=$(mktemp -d)

@@ -84,3 +84,27 @@ const (
 	// what was queued under the old binding was cancelled.
 	ReasonBindingChanged = "BindingChanged"
 )
+
+// Reasons of WebhookReplay conditions (the dispatcher runs replays). Reconciling is True while a
+// replay waits or runs, Ready is True once it completed, Stalled is True when it cannot finish.
+const (
+	// ReasonWebhookNotActive: the replay waits until its Webhook is Active (verified, not
+	// INACTIVE, not auto-disabled).
+	ReasonWebhookNotActive = "WebhookNotActive"
+	// ReasonWebhookNotFound: the Webhook does not exist (yet); the replay waits for it.
+	ReasonWebhookNotFound = "WebhookNotFound"
+	// ReasonWebhookDeleted: the Webhook was deleted (or replaced by another of the same name)
+	// after the replay started: it cannot finish (Stalled).
+	ReasonWebhookDeleted = "WebhookDeleted"
+	// ReasonDeliveryLogDisabled: the dispatcher runs without its delivery log, which replays
+	// select from (Stalled).
+	ReasonDeliveryLogDisabled = "DeliveryLogDisabled"
+	// ReasonQueueing: the selection is being queued again.
+	ReasonQueueing = "Queueing"
+	// ReasonDelivering: everything selected is queued; the replay waits for the deliveries.
+	ReasonDelivering = "Delivering"
+	// ReasonCompleted: every queued notification was delivered or failed.
+	ReasonCompleted = "Completed"
+	// ReasonRunning is Stalled's reason (False) while the replay can finish.
+	ReasonRunning = "Running"
+)

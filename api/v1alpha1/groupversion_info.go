@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package v1alpha1 contains the hookline.io/v1alpha1 API: the Webhook resource.
+// Package v1alpha1 contains the hookline.io/v1alpha1 API: the Webhook and WebhookReplay resources.
 // +kubebuilder:object:generate=true
 // +groupName=hookline.io
 package v1alpha1
@@ -40,7 +40,7 @@ var (
 // addKnownTypes registers every kind of this group version, with the meta types (ListOptions,
 // DeleteOptions, ...) clients send along.
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(GroupVersion, &Webhook{}, &WebhookList{})
+	scheme.AddKnownTypes(GroupVersion, &Webhook{}, &WebhookList{}, &WebhookReplay{}, &WebhookReplayList{})
 	metav1.AddToGroupVersion(scheme, GroupVersion)
 	return nil
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clusterranges"
@@ -62,6 +63,7 @@ type options struct {
 	eventCacheBytes         int
 	maxPayloadBytes         int
 	statusInterval          time.Duration
+	replayPoll              time.Duration
 	allowHTTP               bool
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
@@ -79,6 +81,8 @@ type options struct {
 	problems                notify.Config
 	problemAfter            time.Duration
 	leaseIdentity           string
+	apiAddr                 string
+	apiAllowPlain           bool
 	deliveryLog             dispatcher.DeliveryLog
 }
 
@@ -91,6 +95,8 @@ func main() {
 	flag.StringVar(&o.probes, "health-probe-bind-address", ":8092", "Address of /healthz and /readyz.")
 	flag.StringVar(&o.tlsCert, "tls-cert-file", "", "Serve the ingest API over TLS with this certificate (reloaded when it changes); plain HTTP without it.")
 	flag.StringVar(&o.tlsKey, "tls-key-file", "", "Key of --tls-cert-file.")
+	flag.StringVar(&o.apiAddr, "api-bind-address", ":8444", "Address of the delivery log's read API (GET /v1/namespaces/{ns}/webhooks/{name}/notifications...), served over HTTPS with --tls-cert-file; 0 disables it. Without a certificate it is off unless --api-allow-plain-http.")
+	flag.BoolVar(&o.apiAllowPlain, "api-allow-plain-http", false, "Serve the read API in plain HTTP when no --tls-cert-file is given (local development only: callers send Kubernetes bearer tokens).")
 	flag.StringVar(&o.tokensFile, "tokens-file", "", "YAML file of ingest tokens and the accounts each may post for (mount it from a Secret).")
 	flag.StringVar(&o.attestationKeyFile, "attestation-key-file", "", "File holding the attestation key (at least 32 random bytes, the manager's --attestation-key-file; mount it from a Secret). Required: webhooks are delivered to only when the manager attested their verification with it.")
 	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
@@ -122,6 +128,7 @@ func main() {
 	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 16<<20, "Memory for parsed events awaiting delivery (a fan-out parses an event once; a backlog reads events back from the store).")
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
 	flag.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "Interval of routine status writes (state changes are written at once).")
+	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
@@ -226,7 +233,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, ReplayPoll: o.replayPoll, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
@@ -263,6 +270,9 @@ func run(o options) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	if stopAPI := serveAPI(ctx, o, app, log); stopAPI != nil {
+		defer stopAPI()
+	}
 	log.Info("Serving ingest API", "address", o.listen, "tls", o.tlsCert != "", "embedded", o.store.URL == "",
 		"egressMode", mode, "allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String(), "clusterRangesInterval", o.clusterRanges)
 	if err := dispatcher.ServeIngest(ctx, srv, o.tlsCert, o.tlsKey); err != nil {
@@ -277,6 +287,40 @@ func run(o options) error {
 		lease.Release()
 	}
 	return err
+}
+
+// serveAPI starts the read API's server unless it is disabled, and returns what stops it. Without
+// a certificate it stays off (and says so) unless plain HTTP is allowed: tokens never cross the
+// network in clear text by default, and existing deployments without TLS keep starting.
+func serveAPI(ctx context.Context, o options, app *dispatcher.App, log logr.Logger) (stop func()) {
+	return serveAPIHandler(ctx, o, app.API, log)
+}
+
+// serveAPIHandler serves h on the read API's address as serveAPI describes; stop returns once the
+// listener is closed, so that the address can be served again at once.
+func serveAPIHandler(ctx context.Context, o options, h http.Handler, log logr.Logger) (stop func()) {
+	if o.apiAddr == "" || o.apiAddr == "0" {
+		return nil
+	}
+	if o.tlsCert == "" && o.tlsKey == "" && !o.apiAllowPlain {
+		log.Info("Read API off: it needs --tls-cert-file and --tls-key-file, or --api-allow-plain-http for local development")
+		return nil
+	}
+	srv := dispatcher.NewAPIServer(o.apiAddr, h)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		log.Info("Serving read API", "address", o.apiAddr, "tls", o.tlsCert != "")
+		if err := dispatcher.ServeAPI(ctx, srv, o.tlsCert, o.tlsKey, o.apiAllowPlain); err != nil {
+			log.Error(err, "Read API server stopped")
+		}
+	}()
+	return func() {
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+		<-done
+	}
 }
 
 // standBy waits until this dispatcher holds the delivery lease. Meanwhile it answers the health
@@ -303,6 +347,12 @@ func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, err
 			}
 		}()
 	}
+	// The read API answers 503 while standing by (the lease holder serves the log), so that a
+	// caller reaching this replica directly learns why.
+	stopStandbyAPI := func() {}
+	if stop := serveAPIHandler(ctx, o, logapi.Standby(), log); stop != nil {
+		stopStandbyAPI = stop
+	}
 	lease, err := store.AcquireLease(ctx, store.LeaseConfig{
 		URL: o.store.URL, Auth: o.store.Auth, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
 	}, log.WithName("lease"))
@@ -310,6 +360,7 @@ func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, err
 		// The manager serves the probes from here on, on the same address.
 		_ = probes.Close()
 	}
+	stopStandbyAPI()
 	return lease, err
 }
 

@@ -792,8 +792,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the notification cannot be built from the event"}
 	}
 	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
-	pw := payload.Webhook{UID: wh.UID, Name: wh.Name, URL: wh.URL, Scope: wh.Scope, Params: wh.Params}
-	opt := payload.Options{MaxBytes: e.cfg.MaxPayloadBytes}
+	pw, opt := wh.payloadWebhook(), e.bodyOptions() // as Body builds it for the read API
 	// A body that keeps a large part of a large event (sections the size cap cannot trim) is a copy
 	// of it per attempt: such bodies take turns within LargeBodyBytes, so that a fan-out of one
 	// 25 MB event to many webhooks cannot hold dozens of copies at once. Small bodies never wait.

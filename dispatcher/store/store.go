@@ -529,6 +529,17 @@ func (s *Store) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, er
 	return m.Data, created, nil
 }
 
+// FirstEventSeq returns the sequence of the oldest event still stored. The event log loses events
+// only oldest first, to its retention (MaxAge): every event below it is gone, every one from it on
+// is there. One stream-info round trip, where GetEvent would read each event.
+func (s *Store) FirstEventSeq(ctx context.Context) (uint64, error) {
+	info, err := s.events.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the event log's state: %w", err)
+	}
+	return info.State.FirstSeq, nil
+}
+
 // Gone reports whether an error of GetEvent says that the event is no longer stored (its retention
 // passed), rather than that the store could not answer now.
 func Gone(err error) bool {

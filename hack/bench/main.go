@@ -35,8 +35,9 @@ import (
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "Length of each timed scenario.")
-	flag.StringVar(&o.scenarios, "scenarios", "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog", "Scenarios to run, comma separated (deliverylog: the throughput and backlog scenarios with the delivery log off and on, side by side).")
+	flag.StringVar(&o.scenarios, "scenarios", "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover", "Scenarios to run, comma separated (deliverylog: the throughput and backlog scenarios with the delivery log off and on, side by side).")
 	flag.IntVar(&o.backlog, "backlog", 1_000_000, "Notifications pending in the backlog scenario.")
+	flag.IntVar(&o.recover, "recover", 100_000, "Lost notifications recovered by WebhookReplays in the recover scenario.")
 	flag.IntVar(&o.cpWebhooks, "controlplane-webhooks", 10_000, "Webhooks created in the control-plane scenario.")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "Concurrent posts of the load generator in the throughput scenario.")
 	flag.BoolVar(&o.smoke, "smoke", false, "Tiny run that checks correctness only (used by make test).")
@@ -48,7 +49,7 @@ func main() {
 	})
 	flag.Parse()
 	if o.smoke {
-		o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200
+		o.duration, o.backlog, o.cpWebhooks, o.recover = smokeDuration, 2_000, 200, 1_000
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -67,6 +68,7 @@ type options struct {
 	duration    time.Duration
 	scenarios   string
 	backlog     int
+	recover     int
 	cpWebhooks  int
 	concurrency int
 	smoke       bool

@@ -30,8 +30,8 @@ import (
 func TestSmoke(t *testing.T) {
 	controlplane.SkipIfMissing(t)
 	o := options{smoke: true, concurrency: 16,
-		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog"}
-	o.duration, o.backlog, o.cpWebhooks = smokeDuration, 2_000, 200
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover"}
+	o.duration, o.backlog, o.cpWebhooks, o.recover = smokeDuration, 2_000, 200, 1_000
 	rows, err := run(context.Background(), o)
 	var b strings.Builder
 	printTable(&b, rows)
@@ -39,7 +39,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) < 7 {
+	if len(rows) < 9 {
 		t.Fatalf("%d rows, want one per scenario", len(rows))
 	}
 }

@@ -487,6 +487,16 @@ func run(ctx context.Context, o options) ([]row, error) {
 		}
 		rows = append(rows, logRows...)
 	}
+	// Also last: it restarts the dispatcher (three times).
+	if o.want("recover") {
+		measure(fmt.Sprintf("recover (%d lost notifications vs drain)", o.recover), func() (row, error) {
+			r, err := s.recoverScenario(ctx, p, o.recover)
+			if err == nil {
+				err = check()
+			}
+			return r, err
+		})
+	}
 	if d := s.sink.dups.Load(); d > 0 {
 		rows = append(rows, row{scenario: "duplicates", note: fmt.Sprintf("%d re-deliveries (same webhookNotificationId)", d)})
 	}

@@ -14,7 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command crdref writes docs/reference.md, the Webhook reference, from the generated CRD: every
+// Command crdref writes a kind's reference (docs/reference.md for Webhook,
+// docs/reference-webhookreplay.md for WebhookReplay) from its generated CRD: every
 // field with its type, whether it is required, its validation and its description, and the CEL rules
 // with their messages. `make docs` runs it and `make verify` fails when the file is stale.
 package main

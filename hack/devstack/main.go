@@ -66,6 +66,8 @@ const (
 	demoNamespace = "demo"
 	demoAccount   = "demo-account"
 	demoClientID  = "hookline-demo"
+	// demoViewer is the ServiceAccount whose token reads the delivery log.
+	demoViewer = "demo-viewer"
 )
 
 func main() {
@@ -73,15 +75,16 @@ func main() {
 	managerMetrics := flag.String("manager-metrics-address", "127.0.0.1:18080", "Metrics address of the manager.")
 	managerProbes := flag.String("manager-probe-address", "127.0.0.1:18081", "Health probe address of the manager.")
 	ingestAddr := flag.String("ingest-address", "127.0.0.1:8090", "Address of the dispatcher's ingest API.")
+	apiAddr := flag.String("api-address", "127.0.0.1:18444", "Address of the dispatcher's read API (loopback only: plain HTTP).")
 	consoleAddr := flag.String("console-address", "127.0.0.1:8443", "Address of the web console (plain HTTP, loopback only).")
 	flag.Parse()
-	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr, *consoleAddr); err != nil {
+	if err := run(*receiverAddr, *managerMetrics, *managerProbes, *ingestAddr, *apiAddr, *consoleAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
 		os.Exit(1)
 	}
 }
 
-func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, consoleAddr string) error {
+func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, apiAddr, consoleAddr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -157,6 +160,10 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, consoleAddr st
 		"--allow-http",
 		"--allowed-cidrs", localReceivers,
 		"--status-interval", "2s",
+		// The read API on loopback only, in plain HTTP: the CLI sends tokens in clear text to a
+		// loopback address and nowhere else.
+		"--api-bind-address", apiAddr,
+		"--api-allow-plain-http",
 	)
 	if err != nil {
 		return err
@@ -166,6 +173,23 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, consoleAddr st
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace, Labels: map[string]string{tenancy.AccountLabel: demoAccount}}}
 	if err := c.Create(ctx, ns); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", demoNamespace, err)
+	}
+	// A tenant who may read the demo namespace's delivery log: the admin of .run/kubeconfig
+	// authenticates with a client certificate, which the read API does not take.
+	say("Installing the tenants' ClusterRoles (config/rbac/deliveries_roles.yaml) and ServiceAccount %s/%s", demoNamespace, demoViewer)
+	if out, err := exec.CommandContext(ctx, filepath.Join(cp.Root, "bin", "kubectl"), "--kubeconfig", kubeconfig,
+		"apply", "-f", filepath.Join(cp.Root, "config", "rbac", "deliveries_roles.yaml")).CombinedOutput(); err != nil {
+		return fmt.Errorf("installing config/rbac/deliveries_roles.yaml: %w: %s", err, out)
+	}
+	if err := c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: demoViewer, Namespace: demoNamespace}}); err != nil {
+		return fmt.Errorf("creating ServiceAccount %s: %w", demoViewer, err)
+	}
+	if err := c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: demoViewer, Namespace: demoNamespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hookline-deliveries-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: demoViewer, Namespace: demoNamespace}},
+	}); err != nil {
+		return fmt.Errorf("binding ServiceAccount %s: %w", demoViewer, err)
 	}
 	wh := &hooklinev1.Webhook{
 		ObjectMeta: metav1.ObjectMeta{Name: "demo-agreements", Namespace: demoNamespace},
@@ -221,10 +245,16 @@ Emit more events (the token is in %s):
   bin/hookline emit --url %s --token %s --all-samples --account %s
   bin/hookline status -n demo demo-agreements --kubeconfig .run/kubeconfig
 
-Logs: %s, %s   metrics: http://%s/metrics, http://127.0.0.1:18091/metrics
+Read the delivery log (as ServiceAccount %[11]s/%[12]s):
+  export HOOKLINE_DISPATCHER_URL=http://%[13]s
+  bin/hookline deliveries -n demo demo-agreements --kubeconfig .run/kubeconfig \
+    --token "$(bin/kubectl --kubeconfig .run/kubeconfig create token -n %[11]s %[12]s)"
+
+Logs: %[8]s, %[9]s   metrics: http://%[10]s/metrics, http://127.0.0.1:18091/metrics
 Press Ctrl-C to stop everything.
 `, kubeconfig, demoNamespace, demoNamespace, tokensFile, ingestURL, token, demoAccount,
-		filepath.Join(runDir, "manager.log"), filepath.Join(runDir, "dispatcher.log"), managerMetrics)
+		filepath.Join(runDir, "manager.log"), filepath.Join(runDir, "dispatcher.log"), managerMetrics,
+		demoNamespace, demoViewer, apiAddr)
 	<-ctx.Done()
 	say("Shutting down")
 	return nil

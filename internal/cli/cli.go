@@ -15,9 +15,10 @@ limitations under the License.
 */
 
 // Package cli implements the hookline command: emit posts events to the dispatcher's ingest API,
-// status shows a Webhook's state and delivery record, reactivate lifts an auto-disable. The same
-// binary installed as kubectl-hookline is the kubectl plugin "kubectl hookline"; kubectl passes it
-// the arguments after the plugin name.
+// status shows a Webhook's state and delivery record, deliveries and attempts read the
+// dispatcher's delivery log, reactivate lifts an auto-disable, replay creates a WebhookReplay and
+// follows it. The same binary installed as kubectl-hookline is the kubectl plugin
+// "kubectl hookline"; kubectl passes it the arguments after the plugin name.
 package cli
 
 import (
@@ -55,7 +56,8 @@ type App struct {
 	Stdin io.Reader
 	// Stdout receives results; Stderr receives errors, progress and hints about what to do next.
 	Stdout, Stderr io.Writer
-	// Getenv reads HOOKLINE_URL, HOOKLINE_TOKEN and KUBECONFIG; nil means os.Getenv.
+	// Getenv reads HOOKLINE_URL, HOOKLINE_TOKEN, HOOKLINE_DISPATCHER_URL and KUBECONFIG; nil means
+	// os.Getenv.
 	Getenv func(string) string
 	// Now is the clock for reactivation values and ages; nil means time.Now.
 	Now func() time.Time
@@ -63,6 +65,9 @@ type App struct {
 	ProgressInterval time.Duration
 	// PollInterval is how often `reactivate --wait` reads the Webhook; 0 means 1s.
 	PollInterval time.Duration
+	// PageSize is the most notifications `deliveries` asks the read API for at once; 0 means the
+	// API's largest page (500).
+	PageSize int
 	// RetryDelay is the first delay before emit retries an event the ingest API could not store
 	// (503); it doubles per retry. 0 means 500ms.
 	RetryDelay time.Duration
@@ -103,7 +108,10 @@ func commands() []command {
 	return []command{
 		{"emit", "post events (files, stdin or built-in samples) to the ingest API", emitUsage, (*App).emit},
 		{"status", "show a Webhook's state, conditions and delivery record, or list Webhooks", statusUsage, (*App).status},
+		{"deliveries", "list a Webhook's notifications and their delivery state from the delivery log", deliveriesUsage, (*App).deliveries},
+		{"attempts", "show every delivery attempt of one notification", attemptsUsage, (*App).attempts},
 		{"reactivate", "reactivate an auto-disabled Webhook (sets the " + reactivateAnnotation + " annotation)", reactivateUsage, (*App).reactivate},
+		{"replay", "replay notifications of a Webhook: by id, or every failed one in a time range (creates a WebhookReplay)", replayUsage, (*App).replay},
 		{"version", "print the version", versionUsage, (*App).version},
 		{"help", "show this text, or a command's usage: help COMMAND", helpUsage, (*App).help},
 	}
@@ -181,6 +189,9 @@ func (a *App) defaults() {
 	if a.PollInterval <= 0 {
 		a.PollInterval = time.Second
 	}
+	if a.PageSize <= 0 {
+		a.PageSize = maxPage
+	}
 	if a.RetryDelay <= 0 {
 		a.RetryDelay = 500 * time.Millisecond
 	}
@@ -209,7 +220,7 @@ func (a *App) help(_ context.Context, args []string) error {
 		}
 		cmd, ok := findCommand(args[0])
 		if !ok {
-			return usagef("unknown command %q; commands: emit, status, reactivate, version, help", args[0])
+			return usagef("unknown command %q; commands: emit, status, deliveries, attempts, reactivate, replay, version, help", args[0])
 		}
 		fmt.Fprint(a.Stdout, cmd.usage(a))
 		return nil
@@ -220,7 +231,7 @@ func (a *App) help(_ context.Context, args []string) error {
 
 func (a *App) mainUsage() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `%[1]s posts events to hookline's ingest API and shows and reactivates Webhooks.
+	fmt.Fprintf(&b, `%[1]s posts events to hookline's ingest API and shows, reactivates and replays Webhooks.
 
 Usage:
   %[1]s COMMAND [flags] [arguments]

@@ -29,12 +29,12 @@ func TestHelpAndVersion(t *testing.T) {
 		r := run(args...)
 		g.Expect(r.code).To(Equal(ExitOK), "%v", args)
 		g.Expect(r.stdout).To(ContainSubstring("Usage:\n  hookline COMMAND [flags] [arguments]"))
-		for _, c := range []string{"emit", "status", "reactivate", "version", "help"} {
+		for _, c := range []string{"emit", "status", "reactivate", "replay", "version", "help"} {
 			g.Expect(r.stdout).To(MatchRegexp(`(?m)^  %s\s+\S`, c))
 		}
 	}
 
-	for _, c := range []string{"emit", "status", "reactivate", "version"} {
+	for _, c := range []string{"emit", "status", "reactivate", "replay", "version"} {
 		viaHelp := run("help", c)
 		g.Expect(viaHelp.code).To(Equal(ExitOK))
 		g.Expect(viaHelp.stdout).To(ContainSubstring("Usage:\n  hookline " + c))

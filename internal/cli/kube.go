@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -63,6 +64,8 @@ type kube struct {
 	namespace string
 	// host is the API server's address, for error messages.
 	host string
+	// config is the loaded kubeconfig: its credentials also authenticate to the read API.
+	config *rest.Config
 }
 
 // connect loads the kubeconfig the way kubectl does (--kubeconfig, else $KUBECONFIG, else
@@ -110,7 +113,7 @@ func (a *App) connect(k kubeFlags) (*kube, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating Kubernetes client for %s: %w", cfg.Host, err)
 	}
-	return &kube{client: c, namespace: ns, host: cfg.Host}, nil
+	return &kube{client: c, namespace: ns, host: cfg.Host, config: cfg}, nil
 }
 
 // explain turns an API error into a message that says what to do.

@@ -864,10 +864,37 @@ func TestHelmTemplateRBACMatchesConfig(t *testing.T) {
 		{"config/rbac/metrics_auth_role.yaml", "ClusterRole", "hookline-manager-metrics-auth", "hookline-manager-metrics-auth"},
 		{"config/rbac/metrics_auth_role.yaml", "ClusterRole", "hookline-metrics-reader", "hookline-metrics-reader"},
 		{"config/rbac/secret_reader_role.yaml", "ClusterRole", "hookline-secret-reader", "hookline-secret-reader"},
+		{"config/rbac/deliveries_roles.yaml", "ClusterRole", "hookline-deliveries-viewer", "hookline-deliveries-viewer"},
+		{"config/rbac/deliveries_roles.yaml", "ClusterRole", "hookline-replay-editor", "hookline-replay-editor"},
 	} {
 		want := rules(decodeFile(t, c.file), c.kind, c.configName)
 		g.Expect(rules(objs, c.kind, c.chartName)).To(Equal(want), "%s %s differs from %s", c.kind, c.chartName, c.file)
 	}
+	// The tenants' roles aggregate into the built-in ones, as in config/rbac (kube-controller-manager
+	// does the aggregation; the integration tests' API server runs without it, so this is checked
+	// here, statically).
+	aggregation := func(o *unstructured.Unstructured) map[string]string {
+		out := map[string]string{}
+		for k, v := range o.GetLabels() {
+			if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	for name, want := range map[string][]string{
+		"hookline-deliveries-viewer": {"view", "edit", "admin"},
+		"hookline-replay-editor":     {"edit", "admin"},
+	} {
+		labels := map[string]string{}
+		for _, role := range want {
+			labels["rbac.authorization.k8s.io/aggregate-to-"+role] = "true"
+		}
+		g.Expect(aggregation(find(objs, "ClusterRole", name))).To(Equal(labels), name)
+		g.Expect(aggregation(find(decodeFile(t, "config/rbac/deliveries_roles.yaml"), "ClusterRole", name))).To(Equal(labels), name)
+	}
+	off := mustRender(t, inlineTokens+"deliveriesRBAC: {aggregateToDefaultRoles: false}\n")
+	g.Expect(aggregation(find(off, "ClusterRole", "hookline-deliveries-viewer"))).To(BeEmpty())
 	// Bindings name the component's own ServiceAccount in the release namespace.
 	for _, name := range []string{"hookline-manager", "hookline-dispatcher", "hookline-manager-metrics-auth"} {
 		crb := typed[rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding", name)
@@ -1359,5 +1386,57 @@ func canI(t *testing.T, user, verb, resource string, flags ...string) bool {
 	default:
 		t.Fatalf("kubectl auth can-i %s %s: %v\n%s", verb, resource, err, out)
 		return false
+	}
+}
+
+// TestHelmTemplateReadAPI: the delivery log's read API is served (flag, container port, Service
+// port, NetworkPolicy rule) only over the ingest TLS certificate or when plain HTTP is allowed
+// explicitly; otherwise the dispatcher is told to keep it off.
+func TestHelmTemplateReadAPI(t *testing.T) {
+	g := NewWithT(t)
+	for _, c := range []struct {
+		values     string
+		served     bool
+		plainFlag  bool
+		policyPort bool
+	}{
+		{values: "", served: false},
+		{values: "dispatcher: {tls: {existingSecret: ingest-tls}}\nnetworkPolicy: {enabled: true}\n", served: true, policyPort: true},
+		{values: "dispatcher: {api: {allowPlainHTTP: true}}\n", served: true, plainFlag: true},
+		{values: "dispatcher: {tls: {existingSecret: ingest-tls}, api: {enabled: false}}\nnetworkPolicy: {enabled: true}\n", served: false},
+		{values: "dispatcher: {tls: {existingSecret: ingest-tls}}\nnetworkPolicy: {enabled: true, api: {from: []}}\n", served: true},
+	} {
+		objs := mustRender(t, inlineTokens+c.values)
+		d := container(t, typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template.Spec, "dispatcher")
+		var ports []string
+		for _, p := range typed[corev1.Service](t, objs, "Service", "hookline-dispatcher").Spec.Ports {
+			ports = append(ports, p.Name)
+		}
+		var containerPorts []string
+		for _, p := range d.Ports {
+			containerPorts = append(containerPorts, p.Name)
+		}
+		if c.served {
+			g.Expect(d.Args).To(ContainElement("--api-bind-address=:8444"), c.values)
+			g.Expect(ports).To(Equal([]string{"ingest", "api"}), c.values)
+			g.Expect(containerPorts).To(ContainElement("api"), c.values)
+		} else {
+			g.Expect(d.Args).To(ContainElement("--api-bind-address=0"), c.values)
+			g.Expect(ports).To(Equal([]string{"ingest"}), c.values)
+			g.Expect(containerPorts).NotTo(ContainElement("api"), c.values)
+		}
+		g.Expect(d.Args).To(WithTransform(func(a []string) bool {
+			for _, s := range a {
+				if s == "--api-allow-plain-http" {
+					return true
+				}
+			}
+			return false
+		}, Equal(c.plainFlag)), c.values)
+		if np := find(objs, "NetworkPolicy", "hookline-dispatcher"); np != nil {
+			rendered, _, _ := unstructured.NestedSlice(np.Object, "spec", "ingress")
+			hasAPI := strings.Contains(fmt.Sprint(rendered), "port:api")
+			g.Expect(hasAPI).To(Equal(c.policyPort), c.values)
+		}
 	}
 }

@@ -47,6 +47,14 @@ spec:
         - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
         - --tls-key-file=/etc/hookline/ingest-tls/tls.key
         {{- end }}
+        {{- if include "hookline.dispatcher.apiServed" . }}
+        - --api-bind-address=:8444
+        {{- if and $d.api.allowPlainHTTP (not $d.tls.existingSecret) }}
+        - --api-allow-plain-http
+        {{- end }}
+        {{- else }}
+        - --api-bind-address=0
+        {{- end }}
         {{- if $embedded }}
         - --data-dir=/data
         {{- with .Values.nats.listen.address }}
@@ -107,6 +115,11 @@ spec:
         - name: ingest
           containerPort: 8090
           protocol: TCP
+        {{- if include "hookline.dispatcher.apiServed" . }}
+        - name: api
+          containerPort: 8444
+          protocol: TCP
+        {{- end }}
         - name: metrics
           containerPort: 8091
           protocol: TCP

@@ -182,3 +182,12 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Whether the dispatcher serves the delivery log's read API: it carries bearer tokens, so only over
+the ingest TLS certificate, or in plain HTTP when explicitly allowed. "true" or "".
+*/}}
+{{- define "hookline.dispatcher.apiServed" -}}
+{{- $d := .Values.dispatcher }}
+{{- if and $d.api.enabled (or $d.tls.existingSecret $d.api.allowPlainHTTP) }}true{{ end }}
+{{- end }}

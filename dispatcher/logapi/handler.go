@@ -1,0 +1,533 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package logapi serves the delivery log to the owners of webhooks: a Webhook's notifications with
+// their state, one notification's attempts, and its body as it was (or would now be) sent. Callers
+// authenticate with a Kubernetes bearer token (TokenReview) and are authorized per Webhook by a
+// SubjectAccessReview for `get` on webhooks/deliveries; a Webhook the caller may not read is
+// answered exactly like one that does not exist (404), so that existence does not leak.
+package logapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/deliverylog"
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// RBAC of the read API: the dispatcher reviews callers' tokens and their access.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// The attributes a caller needs on a Webhook to read its deliveries.
+const (
+	Verb        = "get"
+	Resource    = "webhooks"
+	Subresource = "deliveries"
+)
+
+// Log is what the API reads of the delivery log (deliverylog.Log).
+type Log interface {
+	Notifications(ctx context.Context, uid string, q deliveries.Query) (deliveries.NotificationList, error)
+	Attempts(ctx context.Context, uid, notificationID string) (deliveries.AttemptList, error)
+}
+
+// Bodies builds notification bodies as deliveries build them (deliver.Engine).
+type Bodies interface {
+	Body(ctx context.Context, wh payload.Webhook, seq uint64) (payload.Result, string, error)
+}
+
+// Handler serves the read API under /v1/namespaces/{ns}/webhooks/{name}/notifications.
+type Handler struct {
+	// Webhooks finds a Webhook by namespace and name: the dispatcher's informer cache (its uid keys
+	// the log).
+	Webhooks client.Reader
+	// Log is the delivery log; nil when the dispatcher keeps none (every request is answered 503).
+	Log    Log
+	Bodies Bodies
+	Auth   *Auth
+	// Limits bounds what one identity and all callers together may ask at once.
+	Limits *Limits
+	// Now is the clock of relative times (since=2h); nil means time.Now.
+	Now func() time.Time
+	// Timeout bounds one request's work (log reads, reviews); 0 means 30 s.
+	Timeout time.Duration
+	Logger  logr.Logger
+
+	mux *http.ServeMux
+}
+
+// Routes.
+const (
+	listPattern    = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications"
+	attemptPattern = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications/{id}"
+	bodyPattern    = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications/{id}/body"
+)
+
+func (h *Handler) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle(listPattern, h.guard(h.list))
+	mux.Handle(attemptPattern, h.guard(h.attempts))
+	mux.Handle(bodyPattern, h.guard(h.body))
+	// Everything else, including other methods on these paths: a JSON 404 (405 would confirm the
+	// path before authentication).
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "NotFound", "no such endpoint: the read API serves GET "+
+			"/v1/namespaces/{namespace}/webhooks/{name}/notifications[/{id}[/body]]")
+	})
+	return mux
+}
+
+// Init builds the routes; ServeHTTP calls it when it was not called.
+func (h *Handler) Init() *Handler {
+	if h.mux == nil {
+		h.mux = h.routes()
+	}
+	return h
+}
+
+// ServeHTTP serves one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.Init().mux.ServeHTTP(w, r)
+}
+
+// target is the Webhook of an authorized request.
+type target struct {
+	wh  *hooklinev1.Webhook
+	uid string
+}
+
+// guard authenticates, limits and authorizes a request and finds its Webhook before next runs. The
+// order matters for what a caller can learn: authorization is decided by namespace and name alone,
+// before anything about the Webhook is looked up, so a denied caller gets the 404 of a missing
+// Webhook on the same path, whatever exists.
+func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t target)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		ctx, cancel := context.WithTimeout(r.Context(), h.timeout())
+		defer cancel()
+		r = r.WithContext(ctx)
+		if h.Log == nil {
+			writeError(w, http.StatusServiceUnavailable, "LogOff", "this dispatcher keeps no delivery log (--delivery-log=false)")
+			return
+		}
+		release, ok := h.Limits.enter()
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "Busy", "the read API is serving as many requests as it may at once; retry shortly")
+			return
+		}
+		defer release()
+		token, ok := bearer(r)
+		if !ok {
+			unauthorized(w, "a bearer token is required (Authorization: Bearer <Kubernetes token>)")
+			return
+		}
+		user, err := h.Auth.Authenticate(ctx, token)
+		switch {
+		case errors.Is(err, ErrUnauthenticated):
+			unauthorized(w, "the bearer token is not valid")
+			return
+		case err != nil:
+			h.Logger.Error(err, "Reviewing a token")
+			writeError(w, http.StatusServiceUnavailable, "Unavailable", "the token could not be reviewed; retry shortly")
+			return
+		}
+		if !h.Limits.allow(user.Username) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many requests from "+user.Username+"; slow down")
+			return
+		}
+		ns, name := r.PathValue("ns"), r.PathValue("name")
+		if len(validation.ValidateNamespaceName(ns, false)) > 0 || len(validation.NameIsDNSSubdomain(name, false)) > 0 {
+			// Nothing by such a name can exist: the same answer as for any Webhook not found.
+			notFound(w, ns, name)
+			return
+		}
+		allowed, err := h.Auth.Authorize(ctx, user, ns, name)
+		if err != nil {
+			h.Logger.Error(err, "Reviewing access", "user", user.Username, "namespace", ns, "name", name)
+			writeError(w, http.StatusServiceUnavailable, "Unavailable", "access could not be reviewed; retry shortly")
+			return
+		}
+		// Who read what, for the operator's audit trail (never the token).
+		h.Logger.V(1).Info("Read API request", "user", user.Username, "namespace", ns, "name", name,
+			"path", r.URL.Path, "allowed", allowed)
+		if !allowed {
+			notFound(w, ns, name)
+			return
+		}
+		var wh hooklinev1.Webhook
+		if err := h.Webhooks.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &wh); err != nil {
+			if !apierrors.IsNotFound(err) {
+				// The cache does not watch this namespace (or failed): to the caller, not found.
+				h.Logger.V(1).Info("Reading a Webhook for the read API", "namespace", ns, "name", name, "error", err.Error())
+			}
+			notFound(w, ns, name)
+			return
+		}
+		next(w, r, target{wh: &wh, uid: string(wh.UID)})
+	})
+}
+
+func (h *Handler) timeout() time.Duration {
+	if h.Timeout > 0 {
+		return h.Timeout
+	}
+	return 30 * time.Second
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// list answers a page of the Webhook's notifications.
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, t target) {
+	q, err := ParseQuery(r.URL.Query(), h.now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	}
+	page, err := h.Log.Notifications(r.Context(), t.uid, q)
+	switch {
+	case errors.Is(err, deliverylog.ErrBadCursor):
+		writeError(w, http.StatusBadRequest, "BadRequest", "cursor: not a cursor this API handed out for these filters; start again without it")
+		return
+	case err != nil:
+		h.internal(w, err, t)
+		return
+	}
+	if page.Items == nil {
+		page.Items = []deliveries.Notification{}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// attempts answers one notification's records.
+func (h *Handler) attempts(w http.ResponseWriter, r *http.Request, t target) {
+	al, ok := h.notification(w, r, t)
+	if !ok {
+		return
+	}
+	if al.Records == nil {
+		al.Records = []deliveries.Record{}
+	}
+	writeJSON(w, http.StatusOK, al)
+}
+
+// body answers the notification's body as an attempt builds it now: what was sent, unless the
+// Webhook's conditional parameters or the size cap changed since.
+func (h *Handler) body(w http.ResponseWriter, r *http.Request, t target) {
+	al, ok := h.notification(w, r, t)
+	if !ok {
+		return
+	}
+	res, id, err := h.Bodies.Body(r.Context(), deliver.PayloadWebhook(t.wh), al.Notification.EventSeq)
+	switch {
+	case errors.Is(err, deliver.ErrEventGone):
+		writeError(w, http.StatusGone, "EventGone", fmt.Sprintf("the event of notification %s is no longer stored (beyond the event retention)", al.Notification.NotificationID))
+		return
+	case errors.Is(err, deliver.ErrBusy):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Busy", "large bodies are being delivered; retry shortly")
+		return
+	case err != nil:
+		h.internal(w, err, t)
+		return
+	case id != al.Notification.NotificationID:
+		// The log names another event than the one stored at its sequence (the store was
+		// replaced): there is no body to show for this notification.
+		h.Logger.Error(nil, "Event of a notification does not match its id", "webhook", t.uid, "notification", al.Notification.NotificationID, "eventSeq", al.Notification.EventSeq)
+		writeError(w, http.StatusGone, "EventGone", fmt.Sprintf("the event of notification %s is no longer stored", al.Notification.NotificationID))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if len(res.Trimmed) > 0 {
+		w.Header().Set("Hookline-Trimmed", strings.Join(res.Trimmed, ","))
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Body)
+}
+
+// notification reads the records of the notification the path names, answering 400 or 404 itself.
+func (h *Handler) notification(w http.ResponseWriter, r *http.Request, t target) (deliveries.AttemptList, bool) {
+	id := r.PathValue("id")
+	if !notificationIDPattern.MatchString(id) {
+		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("notification %q of webhook %s/%s not found", clip(id), t.wh.Namespace, t.wh.Name))
+		return deliveries.AttemptList{}, false
+	}
+	al, err := h.Log.Attempts(r.Context(), t.uid, id)
+	switch {
+	case errors.Is(err, deliverylog.ErrNotFound):
+		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("notification %s of webhook %s/%s not found", id, t.wh.Namespace, t.wh.Name))
+		return al, false
+	case err != nil:
+		h.internal(w, err, t)
+		return al, false
+	}
+	return al, true
+}
+
+func (h *Handler) internal(w http.ResponseWriter, err error, t target) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		writeError(w, http.StatusServiceUnavailable, "Timeout", "reading the delivery log took too long; narrow the query or retry")
+		return
+	}
+	h.Logger.Error(err, "Reading the delivery log", "webhook", t.uid)
+	writeError(w, http.StatusInternalServerError, "Internal", "reading the delivery log failed; retry, and tell the operator if it persists")
+}
+
+// notificationIDPattern matches what payload.NotificationID makes (and a little more): anything
+// else cannot name a notification.
+var notificationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// eventNamePattern matches event names (AGREEMENT_ACTION_COMPLETED, envelopeExpired).
+var eventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,128}$`)
+
+// Bounds of a query.
+const (
+	// DefaultLimit and MaxLimit bound a page.
+	DefaultLimit = 50
+	MaxLimit     = 500
+	// maxValues bounds the values of one list filter.
+	maxValues = 100
+	// maxIDLength bounds an event id filter (ingest accepts ids up to this).
+	maxIDLength = 512
+	maxCursor   = 2048
+)
+
+// StateFailed is the filter shorthand for every state of a notification that was not delivered
+// and will not be tried again: dropped, cancelled and lost.
+const StateFailed = "failed"
+
+// ParseQuery reads the filters of a list request; errors name the parameter.
+func ParseQuery(v url.Values, now time.Time) (deliveries.Query, error) {
+	var q deliveries.Query
+	for key := range v {
+		switch key {
+		case "state", "event", "since", "until", "notificationId", "eventId", "limit", "cursor":
+		default:
+			return q, fmt.Errorf("unknown parameter %q: use state, event, since, until, notificationId, eventId, limit or cursor", clip(key))
+		}
+	}
+	states, err := list(v, "state")
+	if err != nil {
+		return q, err
+	}
+	seen := map[deliveries.State]bool{}
+	for _, s := range states {
+		var add []deliveries.State
+		if s == StateFailed {
+			add = []deliveries.State{deliveries.StateDropped, deliveries.StateCancelled, deliveries.StateLost}
+		} else if known(deliveries.State(s)) {
+			add = []deliveries.State{deliveries.State(s)}
+		} else {
+			return q, fmt.Errorf("state: unknown state %q (use %s or %s)", clip(s), stateNames(), StateFailed)
+		}
+		for _, st := range add {
+			if !seen[st] {
+				seen[st] = true
+				q.States = append(q.States, st)
+			}
+		}
+	}
+	if q.EventNames, err = list(v, "event"); err != nil {
+		return q, err
+	}
+	for _, e := range q.EventNames {
+		if !eventNamePattern.MatchString(e) {
+			return q, fmt.Errorf("event: %q is not an event name (such as AGREEMENT_ACTION_COMPLETED)", clip(e))
+		}
+	}
+	if q.NotificationIDs, err = list(v, "notificationId"); err != nil {
+		return q, err
+	}
+	for _, id := range q.NotificationIDs {
+		if !notificationIDPattern.MatchString(id) {
+			return q, fmt.Errorf("notificationId: %q is not a webhookNotificationId", clip(id))
+		}
+	}
+	if q.EventIDs, err = list(v, "eventId"); err != nil {
+		return q, err
+	}
+	for _, id := range q.EventIDs {
+		if len(id) > maxIDLength {
+			return q, fmt.Errorf("eventId: longer than %d bytes", maxIDLength)
+		}
+	}
+	if q.Since, err = parseTime(v, "since", now); err != nil {
+		return q, err
+	}
+	if q.Until, err = parseTime(v, "until", now); err != nil {
+		return q, err
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		return q, fmt.Errorf("until (%s) is before since (%s)", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
+	}
+	q.Limit = DefaultLimit
+	if s, err := single(v, "limit"); err != nil {
+		return q, err
+	} else if s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxLimit {
+			return q, fmt.Errorf("limit: %q is not a number from 1 to %d", clip(s), MaxLimit)
+		}
+		q.Limit = n
+	}
+	if q.Cursor, err = single(v, "cursor"); err != nil {
+		return q, err
+	}
+	if len(q.Cursor) > maxCursor {
+		return q, errors.New("cursor: not a cursor this API handed out")
+	}
+	return q, nil
+}
+
+// list reads a filter given as repeated parameters, comma-separated values, or both.
+func list(v url.Values, key string) ([]string, error) {
+	var out []string
+	for _, raw := range v[key] {
+		for _, s := range strings.Split(raw, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				return nil, fmt.Errorf("%s: empty value", key)
+			}
+			out = append(out, s)
+		}
+	}
+	if len(out) > maxValues {
+		return nil, fmt.Errorf("%s: more than %d values", key, maxValues)
+	}
+	return out, nil
+}
+
+func single(v url.Values, key string) (string, error) {
+	switch len(v[key]) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[key][0], nil
+	}
+	return "", fmt.Errorf("%s: given %d times, expected once", key, len(v[key]))
+}
+
+// parseTime reads an RFC 3339 time, or a duration meaning that long before now (since=2h).
+func parseTime(v url.Values, key string, now time.Time) (time.Time, error) {
+	s, err := single(v, key)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%s: %q is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration before now (2h)", key, clip(s))
+}
+
+func known(s deliveries.State) bool {
+	for _, k := range deliveries.States {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
+
+func stateNames() string {
+	names := make([]string, len(deliveries.States))
+	for i, s := range deliveries.States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// clip bounds caller-supplied text echoed in an error message; JSON encoding escapes the rest.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// bearer returns the request's bearer token.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+	writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
+}
+
+// notFound is the one answer for a Webhook that does not exist and one the caller may not read.
+func notFound(w http.ResponseWriter, ns, name string) {
+	writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("webhook %s/%s not found", clip(ns), clip(name)))
+}
+
+func writeError(w http.ResponseWriter, status int, reason, msg string) {
+	writeJSON(w, status, deliveries.Error{Status: status, Reason: reason, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// userOf is the identity a TokenReview established.
+type userOf = authenticationv1.UserInfo
+
+// authExtra is one extra attribute of a user.
+type authExtra = authenticationv1.ExtraValue
+
+// Standby answers every request 503: a dispatcher standing by for the delivery lease has no view of
+// the queues (only the lease holder serves the read API). It says nothing about any Webhook.
+func Standby() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Standby",
+			"this dispatcher is standing by for the delivery lease; the dispatcher holding it serves the read API")
+	})
+}

@@ -1,0 +1,139 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package logapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func TestParseQuery(t *testing.T) {
+	g := NewWithT(t)
+	q, err := ParseQuery(url.Values{
+		"state": {"failed,delivered", "dropped"}, "event": {"AGREEMENT_CREATED"}, "since": {"2h"},
+		"until": {"2026-11-25T11:30:00Z"}, "notificationId": {"a-1,b-2"}, "eventId": {"evt 1"}, "limit": {"7"}, "cursor": {"abc"},
+	}, now)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(q).To(Equal(deliveries.Query{
+		States:     []deliveries.State{deliveries.StateDropped, deliveries.StateCancelled, deliveries.StateLost, deliveries.StateDelivered},
+		EventNames: []string{"AGREEMENT_CREATED"}, Since: now.Add(-2 * time.Hour), Until: time.Date(2026, 11, 25, 11, 30, 0, 0, time.UTC),
+		NotificationIDs: []string{"a-1", "b-2"}, EventIDs: []string{"evt 1"}, Limit: 7, Cursor: "abc",
+	}))
+	q, err = ParseQuery(url.Values{}, now)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(q).To(Equal(deliveries.Query{Limit: DefaultLimit}))
+
+	long := strings.Repeat("a", maxCursor+1)
+	for query, prefix := range map[string]string{
+		"state=bogus":         "state: unknown state",
+		"state=":              "state: empty value",
+		"state=delivered,":    "state: empty value",
+		"event=a%20b":         "event:",
+		"notificationId=../x": "notificationId:",
+		"limit=x":             "limit:",
+		"limit=0":             "limit:",
+		"limit=501":           "limit:",
+		"since=-2h":           "since:",
+		"since=tomorrow":      "since:",
+		"since=1h&until=2h":   "until (",
+		"until=1h&until=2h":   "until: given 2 times",
+		"cursor=" + long:      "cursor:",
+		"Limit=1":             "unknown parameter \"Limit\"",
+		"state=" + strings.Repeat("lost,", 100) + "lost": "state: more than 100 values",
+	} {
+		v, err := url.ParseQuery(query)
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = ParseQuery(v, now)
+		g.Expect(err).To(MatchError(HavePrefix(prefix)), query)
+	}
+}
+
+func TestBearer(t *testing.T) {
+	g := NewWithT(t)
+	for header, want := range map[string]string{
+		"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "Bearer": "", "Bearer   ": "", "": "",
+	} {
+		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Authorization", header)
+		got, ok := bearer(r)
+		g.Expect(got).To(Equal(want), header)
+		g.Expect(ok).To(Equal(want != ""), header)
+	}
+}
+
+// The concurrency bound answers at once when full, and a slot is free again after release.
+func TestLimits(t *testing.T) {
+	g := NewWithT(t)
+	l := &Limits{Concurrent: 2, Rate: 0.001, Burst: 2}
+	r1, ok1 := l.enter()
+	r2, ok2 := l.enter()
+	_, ok3 := l.enter()
+	g.Expect([]bool{ok1, ok2, ok3}).To(Equal([]bool{true, true, false}))
+	r1()
+	r3, ok := l.enter()
+	g.Expect(ok).To(BeTrue())
+	r2()
+	r3()
+	g.Expect([]bool{l.allow("a"), l.allow("a"), l.allow("a"), l.allow("b")}).To(Equal([]bool{true, true, false, true}))
+}
+
+// Access answers are remembered per user, groups, extra, namespace and name: no two of them share
+// a key.
+func TestAccessKeyIsUnambiguous(t *testing.T) {
+	g := NewWithT(t)
+	base := userOf{Username: "u", UID: "1", Groups: []string{"g1", "g2"}, Extra: map[string]authExtra{"k": {"v"}}}
+	keys := map[[32]byte]string{}
+	add := func(name string, u userOf, ns, wh string) {
+		k := accessKey(u, ns, wh)
+		g.Expect(keys).NotTo(HaveKey(k), "%s collides with %s", name, keys[k])
+		keys[k] = name
+	}
+	add("base", base, "ns", "wh")
+	add("other ns/name split", base, "nsw", "h")
+	u := base
+	u.Groups = []string{"g1g2"}
+	add("joined groups", u, "ns", "wh")
+	u = base
+	u.Extra = map[string]authExtra{"k": {"v", "w"}}
+	add("more extra", u, "ns", "wh")
+	u = base
+	u.Username = "v"
+	add("other user", u, "ns", "wh")
+	g.Expect(accessKey(base, "ns", "wh")).To(Equal(accessKey(base, "ns", "wh")))
+}
+
+func TestStandbyAnswers503(t *testing.T) {
+	g := NewWithT(t)
+	rec := httptest.NewRecorder()
+	Standby().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/namespaces/a/webhooks/b/notifications", nil))
+	g.Expect(rec.Code).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(rec.Header().Get("Retry-After")).NotTo(BeEmpty())
+	var e deliveries.Error
+	g.Expect(json.Unmarshal(rec.Body.Bytes(), &e)).To(Succeed())
+	g.Expect(e.Reason).To(Equal("Standby"))
+}

@@ -1,0 +1,537 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/deliver"
+)
+
+// fastReplays turns the delivery log on (replays select from it) and reads replays' progress
+// often, so that tests do not wait for the 2-second default.
+func fastReplays(c *dispatcher.Config) {
+	c.DeliveryLog.Enabled = true
+	c.ReplayPoll = 100 * time.Millisecond
+}
+
+// autoDisabling makes a webhook auto-disable within a second of failures: one retry, dropped after
+// 400 ms, disabled by a drop when nothing succeeded for 100 ms (its verification is older).
+func autoDisabling(c *dispatcher.Config) {
+	c.DeliveryLog.Enabled = true
+	c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1,
+		DropAfter: 400 * time.Millisecond, DisableAfter: 100 * time.Millisecond}
+}
+
+// posted is one POST a receiver got, decoded.
+type posted struct {
+	notificationID string
+	eventID        string // the event's id: the sample events name their agreement "agr-<id>"
+}
+
+func decodePost(t *testing.T, d delivery) posted {
+	t.Helper()
+	var body struct {
+		NotificationID string `json:"webhookNotificationId"`
+		Agreement      struct {
+			ID string `json:"id"`
+		} `json:"agreement"`
+	}
+	if err := json.Unmarshal(d.Body, &body); err != nil {
+		t.Fatalf("notification body: %v", err)
+	}
+	return posted{notificationID: body.NotificationID, eventID: strings.TrimPrefix(body.Agreement.ID, "agr-")}
+}
+
+func (rc *receiver) decoded(t *testing.T) []posted {
+	var out []posted
+	for _, d := range rc.got() {
+		out = append(out, decodePost(t, d))
+	}
+	return out
+}
+
+func createReplay(t *testing.T, ns, name string, spec hooklinev1.WebhookReplaySpec) *hooklinev1.WebhookReplay {
+	t.Helper()
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+	NewWithT(t).Expect(k8s.Create(context.Background(), rp)).To(Succeed())
+	return rp
+}
+
+func getReplay(g Gomega, rp *hooklinev1.WebhookReplay) *hooklinev1.WebhookReplay {
+	out := &hooklinev1.WebhookReplay{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(rp), out)).To(Succeed())
+	return out
+}
+
+// replayKstatus computes the status Argo CD and Flux health checks see (kstatus).
+func replayKstatus(g Gomega, rp *hooklinev1.WebhookReplay) status.Status {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(getReplay(g, rp))
+	g.Expect(err).NotTo(HaveOccurred())
+	res, err := status.Compute(&unstructured.Unstructured{Object: u})
+	g.Expect(err).NotTo(HaveOccurred())
+	return res.Status
+}
+
+// waitCompleted waits until rp is Ready (Completed) and returns it.
+func waitCompleted(t *testing.T, rp *hooklinev1.WebhookReplay, timeout time.Duration) *hooklinev1.WebhookReplay {
+	t.Helper()
+	var got *hooklinev1.WebhookReplay
+	NewWithT(t).Eventually(func(g Gomega) {
+		got = getReplay(g, rp)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
+	}).WithTimeout(timeout).WithPolling(50 * time.Millisecond).Should(Succeed())
+	return got
+}
+
+func setState(t *testing.T, wh *hooklinev1.Webhook, state hooklinev1.WebhookState) {
+	t.Helper()
+	g := NewWithT(t)
+	cur := getWebhook(g, wh)
+	base := cur.DeepCopy()
+	cur.Spec.State = state
+	g.Expect(k8s.Patch(context.Background(), cur, client.MergeFrom(base))).To(Succeed())
+}
+
+func reactivate(t *testing.T, wh *hooklinev1.Webhook) {
+	t.Helper()
+	g := NewWithT(t)
+	cur := getWebhook(g, wh)
+	base := cur.DeepCopy()
+	if cur.Annotations == nil {
+		cur.Annotations = map[string]string{}
+	}
+	cur.Annotations[hooklinev1.ReactivateAnnotation] = time.Now().Format(time.RFC3339Nano)
+	g.Expect(k8s.Patch(context.Background(), cur, client.MergeFrom(base))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedActive))
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+}
+
+// replayEvents lists the Kubernetes Events recorded about rp.
+func replayEvents(g Gomega, rp *hooklinev1.WebhookReplay) []string {
+	list := &eventsv1.EventList{}
+	g.Expect(k8s.List(context.Background(), list, client.InNamespace(rp.Namespace))).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "WebhookReplay" && e.Regarding.Name == rp.Name {
+			out = append(out, e.Reason)
+		}
+	}
+	return out
+}
+
+// A delivered notification, replayed by id, arrives once more with the same
+// webhookNotificationId; the log marks the new attempt as the replay's. The replay waits, with a
+// condition saying why, while its webhook is INACTIVE, and kstatus sees it in progress until it
+// completed.
+func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-replay-one"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: fastReplays})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("one-1", account))
+	s.mustPost(t, event("one-2", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
+	first := rc.decoded(t)[0]
+	g.Expect(first.eventID).To(Equal("one-1"))
+
+	setState(t, wh, hooklinev1.StateInactive)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedInactive))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+
+	rp := createReplay(t, ns, "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders",
+		NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(first.notificationID)}})
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, rp)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookNotActive))
+		g.Expect(c.Message).To(ContainSubstring("webhook orders is Inactive"))
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		g.Expect(replayKstatus(g, rp)).To(Equal(status.InProgressStatus))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500*time.Millisecond).Should(Equal(2), "nothing is sent while the webhook is INACTIVE")
+
+	setState(t, wh, hooklinev1.StateActive)
+	got := waitCompleted(t, rp, 30*time.Second)
+	g.Expect(got.Status.Matched).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Queued).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Failed).To(BeEquivalentTo(0))
+	g.Expect(got.Status.Unavailable).To(BeEmpty())
+	g.Expect(got.Status.StartedAt).NotTo(BeNil())
+	g.Expect(got.Status.CompletedAt).NotTo(BeNil())
+	g.Expect(got.Status.WebhookUID).To(Equal(string(wh.UID)))
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Reason).To(Equal(hooklinev1.ReasonCompleted))
+	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, hooklinev1.ConditionReconciling)).To(BeFalse())
+	g.Expect(replayKstatus(g, rp)).To(Equal(status.CurrentStatus))
+
+	posts := rc.decoded(t)
+	g.Expect(posts).To(HaveLen(3), "the replayed notification arrives once more, nothing else")
+	g.Expect(posts[2]).To(Equal(first), "with the same webhookNotificationId")
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(3))
+
+	// The log marks the new attempt as the replay's.
+	list, err := s.app.Log.Attempts(ctx, string(wh.UID), first.notificationID)
+	g.Expect(err).NotTo(HaveOccurred())
+	var replayed, attempts int
+	for _, r := range list.Records {
+		if r.Replay == "again" {
+			replayed++
+		}
+		if r.Replay == "again" && r.Kind == "attempt" && r.State == "delivered" {
+			attempts++
+		}
+	}
+	g.Expect(attempts).To(Equal(1), "%+v", list.Records)
+	g.Expect(replayed).To(Equal(2), "queued again, delivered: %+v", list.Records)
+	g.Expect(list.Notification.State).To(BeEquivalentTo("delivered"))
+
+	g.Eventually(func(g Gomega) []string { return replayEvents(g, rp) }).WithTimeout(10 * time.Second).
+		Should(ContainElements("Started", hooklinev1.ReasonCompleted))
+}
+
+// A recover after an auto-disable and a reactivation delivers exactly the events ingested while the
+// webhook was disabled, in their order, and nothing else.
+func TestRecoverDeliversExactlyTheEventsLostWhileDisabled(t *testing.T) {
+	g := NewWithT(t)
+	const account = "acc-replay-recover"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	rc.set(fail500)
+	dir := t.TempDir()
+	s := startStack(t, stackOptions{namespaces: []string{ns}, dir: dir, mutate: autoDisabling})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+
+	s.mustPost(t, event("before", account))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedDisabled))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	failedAttempts := len(rc.got())
+
+	// Times travel in whole seconds: every lost event is accepted from the next one on.
+	since := time.Now().Truncate(time.Second).Add(time.Second)
+	g.Eventually(func() bool { return !time.Now().Before(since) }).WithTimeout(2 * time.Second).WithPolling(10 * time.Millisecond).Should(BeTrue())
+	var lost []string
+	for i := range 12 {
+		id := fmt.Sprintf("lost-%02d", i)
+		lost = append(lost, id)
+		s.mustPost(t, event(id, account))
+	}
+	g.Expect(rc.got()).To(HaveLen(failedAttempts), "a disabled webhook is sent nothing")
+
+	// Acrobat Sign's 72 hours again, so that nothing recovered expires on a slow machine.
+	s.stop()
+	s = startStack(t, stackOptions{namespaces: []string{ns}, dir: dir, mutate: fastReplays})
+	rc.set(echoOK)
+	reactivate(t, wh)
+	s.waitRouted(t, wh)
+	s.mustPost(t, event("after", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(failedAttempts + 1))
+
+	rp := createReplay(t, ns, "recover", hooklinev1.WebhookReplaySpec{WebhookName: "orders",
+		Since: &metav1.Time{Time: since}, States: []hooklinev1.ReplayState{hooklinev1.ReplayLost}})
+	got := waitCompleted(t, rp, 30*time.Second)
+	g.Expect(got.Status.Matched).To(BeEquivalentTo(len(lost)))
+	g.Expect(got.Status.Queued).To(BeEquivalentTo(len(lost)))
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(len(lost)))
+	g.Expect(got.Status.Failed).To(BeEquivalentTo(0))
+
+	var recovered []string
+	ids := map[string]bool{}
+	for _, p := range rc.decoded(t)[failedAttempts+1:] {
+		recovered = append(recovered, p.eventID)
+		ids[p.notificationID] = true
+	}
+	g.Expect(recovered).To(Equal(lost), "exactly the lost events, once each, in their order")
+	g.Expect(ids).To(HaveLen(len(lost)))
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(failedAttempts + 1 + len(lost)))
+}
+
+// Part of a selection beyond the event log's retention (or not in the delivery log at all) is
+// listed in status.unavailable; the rest is replayed.
+func TestReplayReportsWhatIsBeyondRetentionAndReplaysTheRest(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-replay-retention"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Store.Retention, c.Store.DedupeWindow = 3*time.Second, time.Second
+	}})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+
+	s.mustPost(t, event("old", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	old := rc.decoded(t)[0]
+	list, err := s.app.Log.Attempts(ctx, string(wh.UID), old.notificationID)
+	g.Expect(err).NotTo(HaveOccurred())
+	seq := list.Notification.EventSeq
+	g.Eventually(func() error {
+		_, _, err := s.app.Store.GetEvent(ctx, seq)
+		return err
+	}).WithTimeout(20*time.Second).WithPolling(200*time.Millisecond).Should(HaveOccurred(), "the event log's retention removes the event")
+
+	s.mustPost(t, event("new", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
+	recent := rc.decoded(t)[1]
+
+	const unknown = "00000000-0000-5000-8000-000000000000"
+	rp := createReplay(t, ns, "partial", hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{
+		hooklinev1.NotificationID(old.notificationID), hooklinev1.NotificationID(recent.notificationID), unknown}})
+	got := waitCompleted(t, rp, 20*time.Second)
+	g.Expect(got.Status.Matched).To(BeEquivalentTo(2))
+	g.Expect(got.Status.Queued).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Unavailable).To(ConsistOf(
+		ContainSubstring("1 notifications not found in the delivery log (beyond its retention, or never sent to this webhook): "+unknown),
+		ContainSubstring("1 notifications not replayed: their events are beyond the event log's retention"),
+	))
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Message).To(ContainSubstring("see status.unavailable"))
+	posts := rc.decoded(t)
+	g.Expect(posts).To(HaveLen(3))
+	g.Expect(posts[2]).To(Equal(recent))
+}
+
+// A replay whose webhook is deleted while it runs cannot finish: Stalled, which kstatus reports as
+// Failed.
+func TestReplayStallsWhenItsWebhookIsDeleted(t *testing.T) {
+	g := NewWithT(t)
+	const account = "acc-replay-stalled"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: fastReplays})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("stall-1", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	rc.set(fail500) // the replayed notification waits for its retry (a minute away)
+
+	rp := createReplay(t, ns, "stuck", hooklinev1.WebhookReplaySpec{WebhookName: "orders",
+		NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)}})
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, rp)
+		g.Expect(got.Status.Queued).To(BeEquivalentTo(1))
+		g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling).Reason).To(Equal(hooklinev1.ReasonDelivering))
+		g.Expect(replayKstatus(g, rp)).To(Equal(status.InProgressStatus))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+
+	g.Expect(k8s.Delete(context.Background(), wh)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, rp)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookDeleted))
+		g.Expect(c.Message).To(ContainSubstring("webhook orders was deleted while the replay ran"))
+		g.Expect(replayKstatus(g, rp)).To(Equal(status.FailedStatus))
+	}).WithTimeout(15 * time.Second).Should(Succeed())
+	_ = s
+}
+
+// A dispatcher stopped while a replay is half delivered, and started again at the point where the
+// replay had not yet recorded that everything was queued, queues nothing a second time: what the
+// replay queued is found in the webhook's queue (not yet sent) and in the log (sent), so every
+// notification is delivered exactly once by the replay. (The kill -9 of the real binary is
+// TestKill9DuringRecoverSendsNothingTwice.)
+func TestReplayResumesWithoutQueueingTwice(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-replay-resume"
+	const total = 10
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	mutate := func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy.RetryBase, c.Engine.Policy.RetryCap = 100*time.Millisecond, 200*time.Millisecond
+	}
+	dir := t.TempDir()
+	s := startStack(t, stackOptions{namespaces: []string{ns}, dir: dir, mutate: mutate})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	for i := range total {
+		s.mustPost(t, event(fmt.Sprintf("resume-%02d", i), account))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(total))
+	originals := len(rc.got())
+
+	// The receiver takes three replayed notifications, then fails: the rest stay queued.
+	var (
+		mu       sync.Mutex
+		answered []bool // per replayed POST: answered with success
+	)
+	rc.set(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ok := len(answered) < 3
+		answered = append(answered, ok)
+		mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		echoOK(w, r)
+	})
+	since := time.Now().Add(-time.Hour)
+	rp := createReplay(t, ns, "resume", hooklinev1.WebhookReplaySpec{WebhookName: "orders",
+		Since: &metav1.Time{Time: since}, States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}})
+	g.Eventually(func() int { return len(rc.got()) - originals }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 5))
+	g.Eventually(func(g Gomega) {
+		g.Expect(getReplay(g, rp).Status.Queued).To(BeEquivalentTo(total))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	notes, err := s.app.Store.LoadNotes(ctx, string(wh.UID), 1, 100)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(notes).To(HaveLen(total-3), "queued by the replay, not delivered yet")
+	for _, n := range notes {
+		g.Expect(n.Replay).To(Equal("resume"))
+	}
+	s.stop()
+
+	// As if the dispatcher had died after queueing and before recording it: the replay's status
+	// says it is still queueing.
+	cur := getReplay(g, rp)
+	rewound := cur.Status.DeepCopy()
+	rewound.Queued, rewound.Matched, rewound.Delivered = 0, 0, 0
+	for i := range rewound.Conditions {
+		if rewound.Conditions[i].Type == hooklinev1.ConditionReconciling {
+			rewound.Conditions[i].Reason = hooklinev1.ReasonQueueing
+		}
+	}
+	applyReplayStatusAs(t, rp, hooklinev1.FieldManagerDispatcher, rewound)
+
+	mu.Lock()
+	failing := len(answered)
+	mu.Unlock()
+	rc.set(echoOK)
+	startStack(t, stackOptions{namespaces: []string{ns}, dir: dir, mutate: mutate})
+	got := waitCompleted(t, rp, 30*time.Second)
+	g.Expect(got.Status.Matched).To(BeEquivalentTo(total))
+	g.Expect(got.Status.Queued).To(BeEquivalentTo(total))
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(total))
+
+	// Every notification was delivered once by the replay; failed attempts were retried.
+	delivered := map[string]int{}
+	rc.mu.Lock()
+	posts := append([]delivery(nil), rc.posts[originals:]...)
+	rc.mu.Unlock()
+	for i, p := range posts {
+		if i >= failing || answered[i] {
+			delivered[decodePost(t, p).eventID]++
+		}
+	}
+	g.Expect(delivered).To(HaveLen(total))
+	for id, n := range delivered {
+		g.Expect(n).To(Equal(1), "%s delivered %d times by one replay", id, n)
+	}
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300 * time.Millisecond).Should(Equal(originals + len(posts)))
+}
+
+// applyReplayStatusAs writes st as rp's status under the field manager owner.
+func applyReplayStatusAs(t *testing.T, rp *hooklinev1.WebhookReplay, owner string, st *hooklinev1.WebhookReplayStatus) {
+	t.Helper()
+	raw, err := json.Marshal(map[string]any{
+		"apiVersion": hooklinev1.GroupVersion.String(), "kind": "WebhookReplay",
+		"metadata": map[string]any{"name": rp.Name, "namespace": rp.Namespace}, "status": st,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Status().Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u),
+		client.FieldOwner(owner), client.ForceOwnership); err != nil {
+		t.Fatalf("applying replay status: %v", err)
+	}
+}
+
+// Without its delivery log a dispatcher cannot select nor follow a replay: the replay says so
+// (Stalled, reason DeliveryLogDisabled) instead of waiting silently.
+func TestReplayStallsWithoutTheDeliveryLog(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-replay-nolog", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}})
+	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	rp := createReplay(t, ns, "nolog", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &metav1.Time{Time: time.Now().Add(-time.Hour)}})
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionStalled)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonDeliveryLogDisabled))
+		g.Expect(c.Message).To(ContainSubstring("--delivery-log=false"))
+		g.Expect(replayKstatus(g, rp)).To(Equal(status.FailedStatus))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
+// A tenant cannot replay another namespace's webhook: a replay names a Webhook of its own
+// namespace only. Naming the other tenant's webhook from its own namespace finds nothing there (the
+// replay waits for such a Webhook to exist) and sends the other tenant's receiver nothing.
+func TestReplayCannotReachAnotherNamespacesWebhook(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-replay-tenants"
+	victimNS, attackerNS := newNamespace(t, account, ""), newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{victimNS, attackerNS}, mutate: fastReplays})
+	s.activeWebhook(t, victimNS, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("tenant-1", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
+
+	attacker := tenantClient(t, attackerNS, "tenant-"+attackerNS)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: attackerNS, Name: "steal"},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
+	g.Expect(attacker.Create(ctx, rp)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookNotFound))
+		g.Expect(c.Message).To(ContainSubstring("does not exist in namespace " + attackerNS))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	// Nor can it put the replay into the victim's namespace.
+	other := rp.DeepCopy()
+	other.ResourceVersion, other.Namespace = "", victimNS
+	g.Expect(apierrors.IsForbidden(attacker.Create(ctx, other))).To(BeTrue())
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500*time.Millisecond).Should(Equal(1), "the victim's receiver gets nothing")
+}
