@@ -39,6 +39,11 @@ fmt: ## go fmt.
 vet: ## go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: ## Lint with golangci-lint (kubebuilder's set, logcheck, kube-api-linter on api/; .golangci.yml), built from hack/tools.
+	cd hack/tools && go build -o $(BIN)/golangci-lint ./golangci-lint
+	$(BIN)/golangci-lint run ./...
+
 .PHONY: verify
 verify: ## Regenerate everything and fail if a generated file, formatting or go.mod differs.
 	hack/verify.sh

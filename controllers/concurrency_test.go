@@ -69,7 +69,7 @@ func TestVerificationCapPerAccount(t *testing.T) {
 	fastRc := newReceiver(t, false, echoHeader)
 
 	slowNS := newNamespace(t, "acc-slow", "")
-	var slowHooks []*hooklinev1.Webhook
+	slowHooks := make([]*hooklinev1.Webhook, 0, webhooks)
 	for i := range webhooks {
 		slowHooks = append(slowHooks, createWebhook(t, slowNS, fmt.Sprintf("slow-%02d", i), func(s *hooklinev1.WebhookSpec) {
 			s.URL = fmt.Sprintf("%s/hook/%d", slowRc.URL, i)

@@ -40,7 +40,8 @@ func TestBackoffDoublesAndCaps(t *testing.T) {
 
 func TestAccountSlots(t *testing.T) {
 	s := newAccountSlots(2)
-	if !s.tryAcquire("a") || !s.tryAcquire("a") {
+	first, second := s.tryAcquire("a"), s.tryAcquire("a")
+	if !first || !second {
 		t.Fatal("first two slots of account a refused")
 	}
 	if s.tryAcquire("a") {

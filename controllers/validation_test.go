@@ -174,7 +174,7 @@ func TestImmutableFieldsCannotChange(t *testing.T) {
 func TestEveryKnownEventIsAccepted(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "acc-events", "")
-	var events []hooklinev1.EventName
+	events := make([]hooklinev1.EventName, 0, len(hooklinev1.AcrobatEvents)+5)
 	for _, e := range hooklinev1.AcrobatEvents {
 		events = append(events, hooklinev1.EventName(e))
 	}
@@ -202,8 +202,9 @@ func TestEventListMatchesCRD(t *testing.T) {
 	g.Expect(yaml.Unmarshal(raw, &crd)).To(Succeed())
 	m := regexp.MustCompile(`self in \[([^\]]*)\]`).FindStringSubmatch(string(mustJSON(t, crd)))
 	g.Expect(m).NotTo(BeNil(), "the events rule was not found in the CRD")
-	var inCRD []string
-	for _, q := range strings.Split(m[1], ",") {
+	quoted := strings.Split(m[1], ",")
+	inCRD := make([]string, 0, len(quoted))
+	for _, q := range quoted {
 		inCRD = append(inCRD, strings.Trim(strings.TrimSpace(q), "'"))
 	}
 	want := slices.Clone(hooklinev1.AcrobatEvents)

@@ -314,7 +314,7 @@ func TestChangedURLGetsNothingUntilVerified(t *testing.T) {
 	g.Eventually(moved.gets.Load).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
 	g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedActive))
 	delegated := func(id string) []byte {
-		return []byte(strings.Replace(string(event(id, account)), "AGREEMENT_ACTION_COMPLETED", "AGREEMENT_ACTION_DELEGATED", -1))
+		return []byte(strings.ReplaceAll(string(event(id, account)), "AGREEMENT_ACTION_COMPLETED", "AGREEMENT_ACTION_DELEGATED"))
 	}
 	s.mustPost(t, delegated("move-during"))
 	g.Eventually(func() []string { return agreementIDs(t, control.got()) }).WithTimeout(10 * time.Second).
@@ -412,7 +412,7 @@ func TestHugeVerificationAnswerIsClippedAndNotDelivered(t *testing.T) {
 			}).WithTimeout(10 * time.Second).Should(Succeed())
 
 			id := "huge-after-" + tc.name
-			s.mustPost(t, []byte(strings.Replace(string(event(id, account)), "AGREEMENT_ACTION_COMPLETED", "AGREEMENT_ACTION_DELEGATED", -1)))
+			s.mustPost(t, []byte(strings.ReplaceAll(string(event(id, account)), "AGREEMENT_ACTION_COMPLETED", "AGREEMENT_ACTION_DELEGATED")))
 			g.Eventually(func() []string { return agreementIDs(t, control.got()) }).WithTimeout(10 * time.Second).
 				Should(ContainElement("agr-" + id))
 			g.Consistently(hostile.posts.Load).WithTimeout(time.Second).Should(BeZero(), "the unverified URL was delivered to")

@@ -91,5 +91,5 @@ func TestAccountsAreIsolated(t *testing.T) {
 		g.Expect(json.Unmarshal(d.Body, &body)).To(Succeed())
 		g.Expect(body).To(HaveKeyWithValue("accountId", "acc-ten-b"), "B received %s", d.Path)
 	}
-	g.Expect(len(rcA.got())).To(Equal(1), "A's webhook received only A's event")
+	g.Expect(rcA.got()).To(HaveLen(1), "A's webhook received only A's event")
 }

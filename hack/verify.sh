@@ -31,7 +31,7 @@ unformatted=$(gofmt -l $(git ls-files '*.go'; git ls-files --others --exclude-st
 if [ -n "$unformatted" ]; then
   echo "make verify: gofmt needed for:"; echo "$unformatted"; status=1
 fi
-for mod in . hack/controlplane/kube hack/controlplane/etcd hack/controlplane/helm; do
+for mod in . hack/tools hack/controlplane/kube hack/controlplane/etcd hack/controlplane/helm; do
   if ! (cd "$mod" && go mod tidy -diff >/dev/null 2>&1); then
     echo "make verify: go.mod/go.sum in $mod are not tidy; run 'go mod tidy' there"; status=1
   fi

@@ -67,13 +67,13 @@ type EventName string
 type WebhookResource struct {
 	// type is the resource's type.
 	// +required
-	Type ResourceType `json:"type"`
+	Type ResourceType `json:"type,omitempty"`
 
 	// id is the resource's id (agreementId, widgetId, megaSignId, libraryDocumentId or envelopeId).
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
-	ID string `json:"id"`
+	ID string `json:"id,omitempty"`
 }
 
 // AgreementConditionalParams selects the optional sections of agreement notifications.
@@ -146,7 +146,7 @@ type SecretReference struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 }
 
 // WebhookSpec is the subscription a customer declares.
@@ -175,7 +175,7 @@ type WebhookSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="spec.url must not contain a fragment (#...)"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z]+://[^/?#]*@')",message="spec.url must not carry credentials (user:password@); use clientCertificateSecretRef for authentication"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\p{Cc}\\\\p{Cf}\\\\p{Z}]')",message="spec.url must not contain whitespace, control or invisible formatting characters (percent-encode them)"
-	URL string `json:"url"`
+	URL string `json:"url,omitempty"`
 
 	// state is the desired state: ACTIVE (verify and deliver) or INACTIVE (deliver nothing).
 	// +optional
@@ -184,7 +184,7 @@ type WebhookSpec struct {
 
 	// scope selects which of the account's events this webhook receives. Immutable.
 	// +required
-	Scope Scope `json:"scope"`
+	Scope Scope `json:"scope,omitempty"`
 
 	// groupId is the group whose events a GROUP-scope webhook receives. Immutable.
 	// +optional
@@ -200,14 +200,14 @@ type WebhookSpec struct {
 
 	// resource is the one resource a RESOURCE-scope webhook follows. Immutable.
 	// +optional
-	Resource *WebhookResource `json:"resource,omitempty"`
+	Resource *WebhookResource `json:"resource,omitempty,omitzero"` //nolint:kubeapilinter // nil is how the code tells "not set"
 
 	// events lists the subscribed events.
 	// +required
 	// +listType=set
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=100
-	Events []EventName `json:"events"`
+	Events []EventName `json:"events,omitempty"`
 
 	// conditionalParams selects optional payload sections per event family.
 	// +optional
@@ -224,12 +224,12 @@ type WebhookSpec struct {
 	// clientCertificateSecretRef names a kubernetes.io/tls Secret in this namespace whose certificate
 	// is presented for two-way TLS on verification and delivery.
 	// +optional
-	ClientCertificateSecretRef *SecretReference `json:"clientCertificateSecretRef,omitempty"`
+	ClientCertificateSecretRef *SecretReference `json:"clientCertificateSecretRef,omitempty,omitzero"` //nolint:kubeapilinter // nil is how the code tells "not set"
 
 	// signing adds Standard Webhooks signatures (webhook-id, webhook-timestamp, webhook-signature)
 	// to every notification, beyond what Acrobat Sign sends.
 	// +optional
-	Signing *WebhookSigning `json:"signing,omitempty"`
+	Signing *WebhookSigning `json:"signing,omitempty,omitzero"` //nolint:kubeapilinter // nil is how the code tells "not set"
 
 	// problemNotificationEmails are told about sustained failures and auto-disable.
 	// +optional
@@ -247,7 +247,7 @@ type WebhookSigning struct {
 	// per key, in the order of the Secret's keys. To rotate, add the new key, let receivers accept
 	// it, then remove the old one. Deliveries are held while the Secret is missing or invalid.
 	// +required
-	SecretRef SecretReference `json:"secretRef"`
+	SecretRef SecretReference `json:"secretRef,omitzero"`
 }
 
 // Email is an e-mail address.
@@ -274,20 +274,24 @@ const (
 // observedGeneration, the Ready and Verified conditions and the verification record; the dispatcher
 // writes the delivery fields and the Delivering and AutoDisabled conditions.
 type WebhookStatus struct {
+	// conditions are Ready (the summary), Verified, Reconciling and Stalled (the manager's),
+	// Delivering and AutoDisabled (the dispatcher's).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	// +kubebuilder:validation:MaxItems=16
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
 	// state is Active, Inactive or Disabled.
 	// +optional
 	State ObservedState `json:"state,omitempty"`
 
 	// observedGeneration is the generation this status describes.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions: Ready (summary), Verified, Delivering, AutoDisabled.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=16
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
 	// lastVerifiedTime is the time of the last successful intent verification.
 	// +optional
@@ -302,7 +306,7 @@ type WebhookStatus struct {
 	// events, scope or resource only for the manager's duplicate check.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
-	Attestation string `json:"attestation,omitempty"`
+	Attestation string `json:"attestation,omitempty"` //nolint:kubeapilinter // the manager applies "" to own and clear the field: a pointer or a minimum length would forbid that
 
 	// lastAttemptTime is the time of the last delivery attempt.
 	// +optional
@@ -344,7 +348,7 @@ type WebhookStatus struct {
 	// bytes); setting the annotation to a new value reactivates an auto-disabled webhook.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
-	LastHandledReactivation string `json:"lastHandledReactivation,omitempty"`
+	LastHandledReactivation string `json:"lastHandledReactivation,omitempty"` //nolint:kubeapilinter // "" and unset both mean that no reactivation was handled
 }
 
 // ReactivateAnnotation requests the reactivation of an auto-disabled Webhook: set it to a new value
@@ -383,11 +387,11 @@ type Webhook struct {
 	// deleted, set INACTIVE or changed so that it no longer matches, the next in line is verified as
 	// on creation; an older one set ACTIVE again, or changed to match, takes over from a younger one.
 	// +required
-	Spec WebhookSpec `json:"spec"`
+	Spec WebhookSpec `json:"spec,omitzero"`
 
 	// status is what hookline observes.
 	// +optional
-	Status WebhookStatus `json:"status,omitempty"`
+	Status WebhookStatus `json:"status,omitempty,omitzero"` //nolint:kubeapilinter // status is written only through the status subresource, never required
 }
 
 // WebhookList is a list of Webhooks.

@@ -55,7 +55,7 @@ type WebhookReplaySpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
-	WebhookName string `json:"webhookName"`
+	WebhookName string `json:"webhookName,omitempty"`
 
 	// notificationIds selects notifications by their webhookNotificationId. Ids not found in the
 	// delivery log, and notifications still queued, are listed in status.unavailable.
@@ -90,33 +90,51 @@ type WebhookReplaySpec struct {
 
 // WebhookReplayStatus reports a replay's progress. The dispatcher writes it.
 type WebhookReplayStatus struct {
+	// conditions are Ready (True, reason Completed, once every queued notification is delivered or
+	// failed), Reconciling (True while waiting for the Webhook or for the deliveries), Stalled
+	// (True when the replay cannot finish: its Webhook was deleted; or, until a dispatcher with
+	// its delivery log runs it, reason DeliveryLogDisabled). kstatus, Argo CD and Flux read them.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
 	// observedGeneration is the generation this status describes.
 	// +optional
+	// +kubebuilder:validation:Minimum=1
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// webhookUID is the uid of the Webhook the replay runs for, fixed when it starts: a Webhook
 	// deleted and created again under the same name is another webhook.
 	// +optional
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	WebhookUID string `json:"webhookUID,omitempty"`
 
 	// matched counts the notifications the selection found.
 	// +optional
-	Matched int64 `json:"matched"`
+	// +kubebuilder:validation:Minimum=0
+	Matched int64 `json:"matched"` //nolint:kubeapilinter // counters are always written, 0 included: progress starts at 0
 
 	// queued counts the notifications queued again (at the tail of the webhook's queue, in their
 	// original order).
 	// +optional
-	Queued int64 `json:"queued"`
+	// +kubebuilder:validation:Minimum=0
+	Queued int64 `json:"queued"` //nolint:kubeapilinter // counters are always written, 0 included: progress starts at 0
 
 	// delivered counts the queued notifications delivered.
 	// +optional
-	Delivered int64 `json:"delivered"`
+	// +kubebuilder:validation:Minimum=0
+	Delivered int64 `json:"delivered"` //nolint:kubeapilinter // counters are always written, 0 included: progress starts at 0
 
 	// failed counts the queued notifications that were not delivered after all (dropped after 72
 	// hours of failures, or cancelled).
 	// +optional
-	Failed int64 `json:"failed"`
+	// +kubebuilder:validation:Minimum=0
+	Failed int64 `json:"failed"` //nolint:kubeapilinter // counters are always written, 0 included: progress starts at 0
 
 	// unavailable says which part of the selection could not be replayed and why: notification
 	// ids not in the delivery log, events beyond the event log's retention, notifications still
@@ -134,16 +152,6 @@ type WebhookReplayStatus struct {
 	// completedAt is when every queued notification was delivered or failed.
 	// +optional
 	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
-
-	// conditions: Ready (True, reason Completed, once every queued notification is delivered or
-	// failed), Reconciling (True while waiting for the Webhook or for the deliveries), Stalled
-	// (True when the replay cannot finish: its Webhook was deleted; or, until a dispatcher with
-	// its delivery log runs it, reason DeliveryLogDisabled). kstatus, Argo CD and Flux read them.
-	// +optional
-	// +listType=map
-	// +listMapKey=type
-	// +kubebuilder:validation:MaxItems=8
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 
 // WebhookReplay delivers again notifications of one Webhook of its namespace, like a Job: chosen
@@ -171,11 +179,11 @@ type WebhookReplay struct {
 
 	// spec selects what to replay. Immutable.
 	// +required
-	Spec WebhookReplaySpec `json:"spec"`
+	Spec WebhookReplaySpec `json:"spec,omitzero"`
 
 	// status reports the progress.
 	// +optional
-	Status WebhookReplayStatus `json:"status,omitempty"`
+	Status WebhookReplayStatus `json:"status,omitempty,omitzero"` //nolint:kubeapilinter // status is written only through the status subresource, never required
 }
 
 // WebhookReplayList is a list of WebhookReplays.

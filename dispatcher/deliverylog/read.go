@@ -307,7 +307,8 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 	if r.recDone {
 		return nil
 	}
-	decode := func(seq uint64, ts time.Time, data []byte) error {
+	// An unreadable record is skipped, not an error: readRecords' callback may fail, this one never does.
+	decode := func(seq uint64, ts time.Time, data []byte) error { //nolint:unparam
 		var rec deliveries.Record
 		var err error
 		if r.listing {

@@ -17,7 +17,6 @@ limitations under the License.
 package store
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/go-logr/logr"
@@ -34,10 +33,10 @@ func (l natsLogger) Warnf(format string, v ...any) {
 	l.log.Info(fmt.Sprintf(format, v...), "level", "warning")
 }
 func (l natsLogger) Errorf(format string, v ...any) {
-	l.log.Error(errors.New(fmt.Sprintf(format, v...)), "Embedded NATS server")
+	l.log.Error(fmt.Errorf(format, v...), "Embedded NATS server")
 }
 func (l natsLogger) Fatalf(format string, v ...any) {
-	l.log.Error(errors.New(fmt.Sprintf(format, v...)), "Embedded NATS server (fatal)")
+	l.log.Error(fmt.Errorf(format, v...), "Embedded NATS server (fatal)")
 }
 func (l natsLogger) Debugf(format string, v ...any) { l.log.V(2).Info(fmt.Sprintf(format, v...)) }
 

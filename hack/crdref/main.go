@@ -166,7 +166,7 @@ func typeOf(p *apiextensionsv1.JSONSchemaProps) string {
 func constraints(p *apiextensionsv1.JSONSchemaProps) string {
 	var c []string
 	if len(p.Enum) > 0 {
-		var vals []string
+		vals := make([]string, 0, len(p.Enum))
 		for _, e := range p.Enum {
 			vals = append(vals, strings.Trim(string(e.Raw), `"`))
 		}

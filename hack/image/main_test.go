@@ -109,7 +109,7 @@ func TestImage(t *testing.T) {
 	if c.User != "65532:65532" {
 		t.Errorf("user %q, want the non-root 65532:65532", c.User)
 	}
-	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH || !cf.Created.Time.Equal(time.Unix(0, 0)) {
+	if cf.OS != "linux" || cf.Architecture != runtime.GOARCH || !cf.Created.Equal(time.Unix(0, 0)) {
 		t.Errorf("os/arch/created %s/%s/%s", cf.OS, cf.Architecture, cf.Created.Time)
 	}
 	if !contains(c.Env, "SSL_CERT_FILE="+CABundlePath) {

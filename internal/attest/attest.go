@@ -168,7 +168,9 @@ func (k *Key) Check(s Subject, att string) Coverage {
 		return None
 	}
 	parts := strings.Split(att, ".")
-	if !(len(parts) == 4 && parts[0] == version) && !(len(parts) == 3 && parts[0] == versionV1) {
+	current := len(parts) == 4 && parts[0] == version
+	legacy := len(parts) == 3 && parts[0] == versionV1
+	if !current && !legacy {
 		return None
 	}
 	if !equal(parts[1], k.tag(domainEndpoint, s)) {

@@ -138,7 +138,7 @@ func TestKeyIsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, out := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {
-		if strings.Contains(out, string(secret)) || strings.Contains(out, fmt.Sprint(secret[:4])) {
+		if strings.Contains(out, string(secret)) || strings.Contains(out, string(secret[:4])) {
 			t.Fatalf("key printed: %s", out)
 		}
 	}

@@ -49,9 +49,17 @@ type emitter struct {
 	forbidden map[string]bool
 }
 
+// What the ingest API did with one event, as the output's first word says it.
+const (
+	outcomeAccepted  = "accepted"
+	outcomeDuplicate = "duplicate"
+	outcomeRejected  = "rejected"
+	outcomeFailed    = "failed"
+)
+
 // outcome is what the ingest API did with one event.
 type outcome struct {
-	kind          string // accepted, duplicate, rejected, failed
+	kind          string // one of the outcome* constants
 	id            string
 	notifications int
 	status        int
@@ -196,7 +204,7 @@ func (e *emitter) post(ctx context.Context, body []byte, id string) outcome {
 	out := outcome{id: id}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
 	if err != nil {
-		out.kind, out.message, out.fatal = "failed", err.Error(), err
+		out.kind, out.message, out.fatal = outcomeFailed, err.Error(), err
 		return out
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -206,7 +214,7 @@ func (e *emitter) post(ctx context.Context, body []byte, id string) outcome {
 	}
 	resp, err := e.http.Do(req)
 	if err != nil {
-		out.kind = "failed"
+		out.kind = outcomeFailed
 		var uerr *url.Error
 		if errors.As(err, &uerr) && uerr.Timeout() {
 			out.message = fmt.Sprintf("no answer from %s within %s (--timeout)", e.endpoint, e.opts.timeout)
@@ -234,15 +242,15 @@ func (e *emitter) post(ctx context.Context, body []byte, id string) outcome {
 			Notifications int    `json:"notifications"`
 		}
 		if err := json.Unmarshal(raw, &receipt); err != nil {
-			out.kind, out.message = "failed", fmt.Sprintf("%d with an unreadable body (is %s hookline's ingest API?)", resp.StatusCode, e.endpoint)
+			out.kind, out.message = outcomeFailed, fmt.Sprintf("%d with an unreadable body (is %s hookline's ingest API?)", resp.StatusCode, e.endpoint)
 			return out
 		}
 		if receipt.ID != "" {
 			out.id = receipt.ID
 		}
-		out.kind, out.notifications = "accepted", receipt.Notifications
+		out.kind, out.notifications = outcomeAccepted, receipt.Notifications
 		if receipt.Duplicate {
-			out.kind = "duplicate"
+			out.kind = outcomeDuplicate
 		}
 		return out
 	}
@@ -260,7 +268,7 @@ func (e *emitter) post(ctx context.Context, body []byte, id string) outcome {
 	out.code, out.message = apiErr.Code, apiErr.Message
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		out.kind = "rejected"
+		out.kind = outcomeRejected
 		if apiErr.Code == "NO_AUTHORIZATION_HEADER" || e.token == "" {
 			out.fatal = errors.New("the ingest API wants a token (401): pass --token or --token-file, or set $HOOKLINE_TOKEN")
 		} else {
@@ -268,15 +276,15 @@ func (e *emitter) post(ctx context.Context, body []byte, id string) outcome {
 				apiErr.Code)
 		}
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
-		out.kind = "failed"
+		out.kind = outcomeFailed
 		out.fatal = fmt.Errorf("%s does not serve the ingest API (%d %s): check --url", e.endpoint, resp.StatusCode, http.StatusText(resp.StatusCode))
 	case resp.StatusCode/100 == 3:
-		out.kind = "failed"
+		out.kind = outcomeFailed
 		out.fatal = fmt.Errorf("%s redirects to %s: set --url to the ingest API itself", e.endpoint, resp.Header.Get("Location"))
 	case resp.StatusCode/100 == 4:
-		out.kind = "rejected"
+		out.kind = outcomeRejected
 	default:
-		out.kind = "failed"
+		out.kind = outcomeFailed
 	}
 	return out
 }
@@ -296,7 +304,7 @@ func (e *emitter) report(out outcome) {
 	w := e.app.Stdout
 	id := displayID(out.id)
 	switch out.kind {
-	case "accepted":
+	case outcomeAccepted:
 		e.accepted.Add(1)
 		e.notifications.Add(int64(out.notifications))
 		plural := "s"
@@ -304,10 +312,10 @@ func (e *emitter) report(out outcome) {
 			plural = ""
 		}
 		fmt.Fprintf(w, "accepted %s (%d notification%s)\n", id, out.notifications, plural)
-	case "duplicate":
+	case outcomeDuplicate:
 		e.duplicates.Add(1)
 		fmt.Fprintf(w, "duplicate %s\n", id)
-	case "rejected":
+	case outcomeRejected:
 		e.rejected.Add(1)
 		fmt.Fprintf(w, "rejected %s: %d %s: %s\n", id, out.status, out.code, out.message)
 		if out.status == http.StatusForbidden {

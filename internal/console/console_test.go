@@ -301,7 +301,7 @@ func TestCatalogsComplete(t *testing.T) {
 			other, ok := m[k]
 			g.Expect(ok).To(BeTrue(), "%s lacks %q", tag, k)
 			g.Expect(other).NotTo(BeEmpty(), "%s: %q is empty", tag, k)
-			g.Expect(len(verbs.FindAllString(other, -1))).To(Equal(len(verbs.FindAllString(v, -1))), "%s: %q has other arguments than English", tag, k)
+			g.Expect(verbs.FindAllString(other, -1)).To(HaveLen(len(verbs.FindAllString(v, -1))), "%s: %q has other arguments than English", tag, k)
 		}
 		for k := range m {
 			_, ok := en[k]

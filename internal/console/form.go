@@ -39,13 +39,21 @@ type conditionalParam struct {
 // Key is the form field's name.
 func (p conditionalParam) Key() string { return "cp." + p.Family + "." + p.Field }
 
+// The conditional parameters' field names, as in spec.conditionalParams.
+const (
+	paramDetailedInfo     = "includeDetailedInfo"
+	paramParticipantsInfo = "includeParticipantsInfo"
+	paramDocumentsInfo    = "includeDocumentsInfo"
+	paramSignedDocuments  = "includeSignedDocuments"
+)
+
 // conditionalParams lists every field of spec.conditionalParams, in the order of the form.
 var conditionalParams = []conditionalParam{
-	{"agreement", "includeDetailedInfo"}, {"agreement", "includeParticipantsInfo"},
-	{"agreement", "includeDocumentsInfo"}, {"agreement", "includeSignedDocuments"},
-	{"widget", "includeDetailedInfo"}, {"widget", "includeParticipantsInfo"}, {"widget", "includeDocumentsInfo"},
-	{"megaSign", "includeDetailedInfo"},
-	{"libraryDocument", "includeDetailedInfo"}, {"libraryDocument", "includeDocumentsInfo"},
+	{"agreement", paramDetailedInfo}, {"agreement", paramParticipantsInfo},
+	{"agreement", paramDocumentsInfo}, {"agreement", paramSignedDocuments},
+	{"widget", paramDetailedInfo}, {"widget", paramParticipantsInfo}, {"widget", paramDocumentsInfo},
+	{"megaSign", paramDetailedInfo},
+	{"libraryDocument", paramDetailedInfo}, {"libraryDocument", paramDocumentsInfo},
 }
 
 // eventFamily groups the event checkboxes of the form; Wildcard is the family's *_ALL.
@@ -141,18 +149,18 @@ func formFromWebhook(wh *hooklinev1.Webhook) webhookForm {
 			}
 		}
 		if a := cp.Agreement; a != nil {
-			set("agreement", map[string]bool{"includeDetailedInfo": a.IncludeDetailedInfo, "includeParticipantsInfo": a.IncludeParticipantsInfo,
-				"includeDocumentsInfo": a.IncludeDocumentsInfo, "includeSignedDocuments": a.IncludeSignedDocuments})
+			set("agreement", map[string]bool{paramDetailedInfo: a.IncludeDetailedInfo, paramParticipantsInfo: a.IncludeParticipantsInfo,
+				paramDocumentsInfo: a.IncludeDocumentsInfo, paramSignedDocuments: a.IncludeSignedDocuments})
 		}
 		if w := cp.Widget; w != nil {
-			set("widget", map[string]bool{"includeDetailedInfo": w.IncludeDetailedInfo, "includeParticipantsInfo": w.IncludeParticipantsInfo,
-				"includeDocumentsInfo": w.IncludeDocumentsInfo})
+			set("widget", map[string]bool{paramDetailedInfo: w.IncludeDetailedInfo, paramParticipantsInfo: w.IncludeParticipantsInfo,
+				paramDocumentsInfo: w.IncludeDocumentsInfo})
 		}
 		if m := cp.MegaSign; m != nil {
-			set("megaSign", map[string]bool{"includeDetailedInfo": m.IncludeDetailedInfo})
+			set("megaSign", map[string]bool{paramDetailedInfo: m.IncludeDetailedInfo})
 		}
 		if l := cp.LibraryDocument; l != nil {
-			set("libraryDocument", map[string]bool{"includeDetailedInfo": l.IncludeDetailedInfo, "includeDocumentsInfo": l.IncludeDocumentsInfo})
+			set("libraryDocument", map[string]bool{paramDetailedInfo: l.IncludeDetailedInfo, paramDocumentsInfo: l.IncludeDocumentsInfo})
 		}
 	}
 	if s.ClientCertificateSecretRef != nil {
@@ -161,7 +169,7 @@ func formFromWebhook(wh *hooklinev1.Webhook) webhookForm {
 	if s.Signing != nil {
 		f.SigningSecret = s.Signing.SecretRef.Name
 	}
-	var emails []string
+	emails := make([]string, 0, len(s.ProblemNotificationEmails))
 	for _, e := range s.ProblemNotificationEmails {
 		emails = append(emails, string(e))
 	}
@@ -206,20 +214,20 @@ func (f webhookForm) applyTo(s *hooklinev1.WebhookSpec) {
 	}
 	on := func(family, field string) bool { return f.Params["cp."+family+"."+field] }
 	cp := &hooklinev1.ConditionalParams{}
-	if a := (hooklinev1.AgreementConditionalParams{IncludeDetailedInfo: on("agreement", "includeDetailedInfo"),
-		IncludeParticipantsInfo: on("agreement", "includeParticipantsInfo"), IncludeDocumentsInfo: on("agreement", "includeDocumentsInfo"),
-		IncludeSignedDocuments: on("agreement", "includeSignedDocuments")}); a != (hooklinev1.AgreementConditionalParams{}) {
+	if a := (hooklinev1.AgreementConditionalParams{IncludeDetailedInfo: on("agreement", paramDetailedInfo),
+		IncludeParticipantsInfo: on("agreement", paramParticipantsInfo), IncludeDocumentsInfo: on("agreement", paramDocumentsInfo),
+		IncludeSignedDocuments: on("agreement", paramSignedDocuments)}); a != (hooklinev1.AgreementConditionalParams{}) {
 		cp.Agreement = &a
 	}
-	if w := (hooklinev1.WidgetConditionalParams{IncludeDetailedInfo: on("widget", "includeDetailedInfo"),
-		IncludeParticipantsInfo: on("widget", "includeParticipantsInfo"), IncludeDocumentsInfo: on("widget", "includeDocumentsInfo")}); w != (hooklinev1.WidgetConditionalParams{}) {
+	if w := (hooklinev1.WidgetConditionalParams{IncludeDetailedInfo: on("widget", paramDetailedInfo),
+		IncludeParticipantsInfo: on("widget", paramParticipantsInfo), IncludeDocumentsInfo: on("widget", paramDocumentsInfo)}); w != (hooklinev1.WidgetConditionalParams{}) {
 		cp.Widget = &w
 	}
-	if m := (hooklinev1.MegaSignConditionalParams{IncludeDetailedInfo: on("megaSign", "includeDetailedInfo")}); m != (hooklinev1.MegaSignConditionalParams{}) {
+	if m := (hooklinev1.MegaSignConditionalParams{IncludeDetailedInfo: on("megaSign", paramDetailedInfo)}); m != (hooklinev1.MegaSignConditionalParams{}) {
 		cp.MegaSign = &m
 	}
-	if l := (hooklinev1.LibraryDocumentConditionalParams{IncludeDetailedInfo: on("libraryDocument", "includeDetailedInfo"),
-		IncludeDocumentsInfo: on("libraryDocument", "includeDocumentsInfo")}); l != (hooklinev1.LibraryDocumentConditionalParams{}) {
+	if l := (hooklinev1.LibraryDocumentConditionalParams{IncludeDetailedInfo: on("libraryDocument", paramDetailedInfo),
+		IncludeDocumentsInfo: on("libraryDocument", paramDocumentsInfo)}); l != (hooklinev1.LibraryDocumentConditionalParams{}) {
 		cp.LibraryDocument = &l
 	}
 	s.ConditionalParams = nil

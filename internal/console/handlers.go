@@ -174,7 +174,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	case apierrors.IsForbidden(err):
 		// Authenticated (a rejected token is 401) but not allowed to ask who it is: a cluster that
 		// removed SelfSubjectReview from system:basic-user. The token is good; the name unknown.
-		user, err = "", nil
+		user = ""
 	case apierrors.IsUnauthorized(err):
 		s.showSignin(w, r, L, http.StatusUnauthorized, L.T("signin.rejected"))
 		return

@@ -264,7 +264,7 @@ func parse(t *testing.T, data []byte) parsed {
 }
 
 func addresses(as []*mail.Address) []string {
-	var out []string
+	out := make([]string, 0, len(as))
 	for _, a := range as {
 		out = append(out, a.Address)
 	}

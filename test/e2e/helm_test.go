@@ -886,12 +886,12 @@ func TestHelmTemplateRBACMatchesConfig(t *testing.T) {
 		"hookline-deliveries-viewer": {"view", "edit", "admin"},
 		"hookline-replay-editor":     {"edit", "admin"},
 	} {
-		labels := map[string]string{}
+		wantLabels := map[string]string{}
 		for _, role := range want {
-			labels["rbac.authorization.k8s.io/aggregate-to-"+role] = "true"
+			wantLabels["rbac.authorization.k8s.io/aggregate-to-"+role] = "true"
 		}
-		g.Expect(aggregation(find(objs, "ClusterRole", name))).To(Equal(labels), name)
-		g.Expect(aggregation(find(decodeFile(t, "config/rbac/deliveries_roles.yaml"), "ClusterRole", name))).To(Equal(labels), name)
+		g.Expect(aggregation(find(objs, "ClusterRole", name))).To(Equal(wantLabels), name)
+		g.Expect(aggregation(find(decodeFile(t, "config/rbac/deliveries_roles.yaml"), "ClusterRole", name))).To(Equal(wantLabels), name)
 	}
 	off := mustRender(t, inlineTokens+"deliveriesRBAC: {aggregateToDefaultRoles: false}\n")
 	g.Expect(aggregation(find(off, "ClusterRole", "hookline-deliveries-viewer"))).To(BeEmpty())

@@ -145,7 +145,7 @@ func startNATSCluster(t *testing.T) []*natsNode {
 	for i := range routes {
 		routes[i], clients[i] = testsupport.FreeAddr(t), testsupport.FreeAddr(t)
 	}
-	var routeURLs []string
+	routeURLs := make([]string, 0, len(routes))
 	for _, r := range routes {
 		routeURLs = append(routeURLs, "nats://"+r)
 	}

@@ -279,7 +279,7 @@ func boundNamespace(t *testing.T, account string) string {
 func activeWebhooks(t *testing.T, ns string, rc *checker, names ...string) []*hooklinev1.Webhook {
 	t.Helper()
 	g := NewWithT(t)
-	var out []*hooklinev1.Webhook
+	out := make([]*hooklinev1.Webhook, 0, len(names))
 	for _, name := range names {
 		wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: hooklinev1.WebhookSpec{
 			URL: rc.URL + "/" + name, Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"},
