@@ -243,12 +243,12 @@ func validate(e *Event) error {
 	if want := resourceTypes[fam]; e.Resource.Type != want {
 		return badRequest("INVALID_RESOURCE_TYPE", "resource.type is %q but %s is a %s event (want %q)", e.Resource.Type, e.Event, fam, want)
 	}
-	return e.validateNotification(fam)
+	return validateNotification(e, fam)
 }
 
 // validateNotification checks the notification object against the event's family: the envelope
 // dialect's event and data, or the resource object Acrobat Sign's families carry.
-func (e *Event) validateNotification(fam hooklinev1.Family) error {
+func validateNotification(e *Event, fam hooklinev1.Family) error {
 	if len(bytes.TrimSpace(e.Notification)) == 0 || bytes.Equal(bytes.TrimSpace(e.Notification), []byte("null")) {
 		return badRequest("MISSING_REQUIRED_PARAM", "notification is required")
 	}
