@@ -37,6 +37,10 @@ func TestRefusedSettings(t *testing.T) {
 		{[]string{"--tls-cert-file", "/x.crt"}, "go together"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/nonexistent/ca.crt"}, "KUBERNETES_SERVICE_HOST"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/x", "--kubeconfig", "/y"}, "exclude each other"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "http://10.0.0.1:8444"}, "plain HTTP"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "ftp://x"}, "want https"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-ca-file", "/x"}, "needs --dispatcher-api-url"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "https://d:8444", "--dispatcher-api-ca-file", "/nonexistent"}, "--dispatcher-api-ca-file"},
 	} {
 		err := run(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -225,6 +225,7 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, apiAddr, conso
 		"--listen-address", consoleAddr,
 		"--insecure-dev-http",
 		"--namespaces", demoNamespace,
+		"--dispatcher-api-url", "http://"+apiAddr,
 	)
 	if err != nil {
 		return err

@@ -354,6 +354,12 @@ func TestEveryUsedKeyIsInTheCatalog(t *testing.T) {
 			used["confirm."+a+"."+part] = true
 		}
 	}
+	for _, st := range logStates {
+		used["log.state."+st] = true
+	}
+	for _, k := range []string{"attempt", "dropped", "cancelled", "lost", "replayQueued"} {
+		used["log.kind."+k] = true
+	}
 	for _, d := range []string{"created", "updated", "deactivated", "reactivated"} {
 		used["done."+d] = true
 	}
