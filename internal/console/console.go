@@ -72,7 +72,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside layout.html.
-var pageNames = []string{"signin", "list", "form", "detail", "confirm", "error", "notification", "payload"}
+var pageNames = []string{"signin", "list", "form", "detail", "confirm", "error", "notification", "payload", "replayform", "replay"}
 
 // New returns a console for cfg.
 func New(cfg Config) (*Server, error) {
@@ -129,6 +129,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/edit", s.authed(s.update))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/notifications/{id}", s.authed(s.notification))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/notifications/{id}/body", s.authed(s.payload))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/notifications/{id}/replay", s.authed(s.replayForm))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/recover", s.authed(s.recoverForm))
+	mux.HandleFunc("POST /webhooks/{ns}/{name}/replays", s.authed(s.createReplay))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/replays/{replay}", s.authed(s.replayStatus))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/{action}", s.authed(s.confirmPage))
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/{action}", s.authed(s.act))
 	return securityHeaders(mux, !s.cfg.InsecureCookies)

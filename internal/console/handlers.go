@@ -50,6 +50,9 @@ type page struct {
 	Path  string
 	Langs []langOption
 	Data  any
+	// Refresh, when set, reloads the page after this many seconds (a meta refresh: a running
+	// replay's progress, without script).
+	Refresh int
 }
 
 // langOption is one entry of the language switch.

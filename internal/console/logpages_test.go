@@ -147,3 +147,28 @@ func TestNotificationPagesWithoutReadAPI(t *testing.T) {
 		t.Fatalf("%d %s", rec.Code, rec.Body.String())
 	}
 }
+
+func TestRecoverNeedsAValidTimeBeforeAnyAPICall(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token", "alice")
+	form := url.Values{"csrf": {sess.CSRF}, "since": {"<b>yesterday</b>"}, "states": {"failed"}}
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/team-a/hook/replays", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="replay-error"`) || !strings.Contains(body, `value="failed" checked`) {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+}
+
+func TestReplayPrefixKeepsNamesValid(t *testing.T) {
+	long := strings.Repeat("a", 253)
+	if p := replayPrefix(long); len(p)+5 > 253 {
+		t.Fatalf("prefix %d bytes", len(p))
+	}
+	if replayPrefix("orders") != "orders-replay-" {
+		t.Fatal(replayPrefix("orders"))
+	}
+}
