@@ -56,8 +56,10 @@ var (
 		m := meta.NewDefaultRESTMapper(nil)
 		m.Add(hooklinev1.GroupVersion.WithKind("Webhook"), meta.RESTScopeNamespace)
 		m.Add(hooklinev1.GroupVersion.WithKind("WebhookList"), meta.RESTScopeNamespace)
-		m.Add(hooklinev1.GroupVersion.WithKind("WebhookReplay"), meta.RESTScopeNamespace)
-		m.Add(hooklinev1.GroupVersion.WithKind("WebhookReplayList"), meta.RESTScopeNamespace)
+		// The default pluralization would say "webhookreplaies".
+		replays := hooklinev1.GroupVersion.WithResource("webhookreplays")
+		m.AddSpecific(hooklinev1.GroupVersion.WithKind("WebhookReplay"), replays, hooklinev1.GroupVersion.WithResource("webhookreplay"), meta.RESTScopeNamespace)
+		m.AddSpecific(hooklinev1.GroupVersion.WithKind("WebhookReplayList"), replays, hooklinev1.GroupVersion.WithResource("webhookreplay"), meta.RESTScopeNamespace)
 		m.Add(corev1.SchemeGroupVersion.WithKind("Event"), meta.RESTScopeNamespace)
 		m.Add(corev1.SchemeGroupVersion.WithKind("EventList"), meta.RESTScopeNamespace)
 		m.Add(authenticationv1.SchemeGroupVersion.WithKind("SelfSubjectReview"), meta.RESTScopeRoot)

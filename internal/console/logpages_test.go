@@ -27,6 +27,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
@@ -170,5 +171,27 @@ func TestReplayPrefixKeepsNamesValid(t *testing.T) {
 	}
 	if replayPrefix("orders") != "orders-replay-" {
 		t.Fatal(replayPrefix("orders"))
+	}
+}
+
+func TestWebhookReplaysMapToTheirResource(t *testing.T) {
+	m, err := mapper.RESTMapping(hooklinev1.GroupVersion.WithKind("WebhookReplay").GroupKind(), "v1alpha1")
+	if err != nil || m.Resource.Resource != "webhookreplays" {
+		t.Fatalf("%v %v", m, err)
+	}
+}
+
+func TestARunningReplaysPageReloadsItself(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	for _, running := range []bool{true, false} {
+		p := page{L: localizerFor("en"), Title: "r", CSRF: "x", Data: replayData{Namespace: "a", Name: "w", Replay: &hooklinev1.WebhookReplay{}, Running: running}}
+		if running {
+			p.Refresh = replayRefreshSeconds
+		}
+		rec := httptest.NewRecorder()
+		s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/a/w/replays/r", nil), http.StatusOK, "replay", p)
+		if got := strings.Contains(rec.Body.String(), `<meta http-equiv="refresh" content="2">`); got != running {
+			t.Errorf("running=%v: meta refresh %v: %s", running, got, rec.Body.String())
+		}
 	}
 }
