@@ -57,3 +57,22 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+// The read API's client: plain HTTP only to this machine (make run), no credentials of its own,
+// and redirects not followed (the user's token must not go elsewhere).
+func TestDeliveriesClient(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:18444", "http://localhost:18444", "http://[::1]:18444", "https://hookline-dispatcher.hookline-system.svc:8444"} {
+		c, err := deliveriesClient(ok, "")
+		if err != nil || c == nil || c.HTTP.CheckRedirect == nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	if c, err := deliveriesClient("", ""); c != nil || err != nil {
+		t.Errorf("no URL: %v %v", c, err)
+	}
+	for _, bad := range []string{"http://10.1.2.3:8444", "http://dispatcher:8444", "https://user:pw@d:8444", "d:8444"} {
+		if _, err := deliveriesClient(bad, ""); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
