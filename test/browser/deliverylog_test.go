@@ -218,6 +218,7 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	}).WithTimeout(30 * time.Second).WithPolling(300 * time.Millisecond).Should(Equal("delivered"))
 	g.Expect(br.text(`#notifications tbody tr[data-notification]`)).To(ContainSubstring("AGREEMENT_"))
 	g.Expect(rcv.count(id)).To(Equal(2))
+	br.do(chromedp.ScrollIntoView(chromedp.ID("log-heading")))
 	br.shot("delivery-log")
 
 	// Filters: state=retrying finds nothing now, delivered finds it.
