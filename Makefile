@@ -102,7 +102,7 @@ test-browser: controlplane build ## Drive the web console in headless Chromium (
 .PHONY: console-screenshots
 console-screenshots: controlplane build ## Refresh the screenshots of docs/console.md (taken by the browser test).
 	HOOKLINE_CHROMIUM=$$(hack/chromium.sh --fonts) HOOKLINE_SCREENSHOTS=$(CURDIR)/docs/console KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_BROWSER=1 \
-		go test -count=1 -run TestWebhookLifecycleInTheBrowser ./test/browser/
+		go test -count=1 -run 'TestWebhookLifecycleInTheBrowser|TestDeliveryLogAndReplayInTheBrowser' ./test/browser/
 
 # Fuzz time per target: a short run inside make test, a long one in make fuzz.
 TEST_FUZZTIME ?= 3s

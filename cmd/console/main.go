@@ -21,11 +21,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	flagpkg "flag"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -52,6 +54,7 @@ func run(args []string) error {
 	flag := flagpkg.NewFlagSet("console", flagpkg.ContinueOnError)
 	var (
 		listen, certFile, keyFile, namespaces, apiCA, kubeconfig string
+		logURL, logCA                                            string
 		devHTTP, behindProxy                                     bool
 	)
 	flag.StringVar(&listen, "listen-address", ":8443", "Address the console listens on.")
@@ -62,6 +65,8 @@ func run(args []string) error {
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to list for users who may not list webhooks cluster-wide (besides a ServiceAccount's own namespace and the ones users add).")
 	flag.StringVar(&kubeconfig, "kubeconfig", "", "A kubeconfig naming the API server (its credentials are never used); default $KUBECONFIG, the in-cluster configuration or ~/.kube/config.")
 	flag.StringVar(&apiCA, "api-ca-file", "", "In a pod without a mounted ServiceAccount token (the console needs none): reach the API server at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT and trust this CA bundle (the kube-root-ca.crt ConfigMap's ca.crt).")
+	flag.StringVar(&logURL, "dispatcher-api-url", "", "The dispatcher's read API (docs/read-api.md), e.g. https://hookline-dispatcher.hookline-system.svc:8444, for the delivery log; users' tokens are sent to it, so https (plain http only to a loopback address). Empty: no delivery log.")
+	flag.StringVar(&logCA, "dispatcher-api-ca-file", "", "PEM CA bundle trusted for --dispatcher-api-url (default: the system's).")
 	opts := zap.Options{}
 	opts.BindFlags(flag)
 	if err := flag.Parse(args); err != nil {
@@ -84,6 +89,10 @@ func run(args []string) error {
 	case !tlsFiles && !behindProxy && !devHTTP:
 		return errors.New("choose how browsers reach the console over HTTPS: --tls-cert-file/--tls-key-file, or --behind-tls-proxy (or, on 127.0.0.1 for development, --insecure-dev-http)")
 	}
+	logAPI, err := deliveriesClient(logURL, logCA)
+	if err != nil {
+		return err
+	}
 	cfg, err := apiConfig(kubeconfig, apiCA)
 	if err != nil {
 		return fmt.Errorf("locating the API server: %w", err)
@@ -94,7 +103,7 @@ func run(args []string) error {
 			nss = append(nss, ns)
 		}
 	}
-	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console")})
+	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console"), Deliveries: logAPI})
 	if err != nil {
 		return err
 	}
@@ -164,6 +173,41 @@ func apiConfig(kubeconfig, caFile string) (*rest.Config, error) {
 		return nil, fmt.Errorf("--api-ca-file: %w", err)
 	}
 	return &rest.Config{Host: "https://" + net.JoinHostPort(host, port), TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}}, nil
+}
+
+// deliveriesClient builds the read API's client: its CA and no credentials (each request carries
+// the user's token). A token goes over plain HTTP only to this machine.
+func deliveriesClient(raw, caFile string) (*console.LogAPI, error) {
+	if raw == "" {
+		if caFile != "" {
+			return nil, errors.New("--dispatcher-api-ca-file needs --dispatcher-api-url")
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("--dispatcher-api-url %q: want https://HOST[:PORT]", raw)
+	}
+	if u.Scheme == "http" && !loopback(u.Host) && !loopback(u.Host+":0") {
+		return nil, fmt.Errorf("--dispatcher-api-url %q: users' tokens would go over plain HTTP; use https (plain http only to a loopback address)", raw)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--dispatcher-api-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--dispatcher-api-ca-file %s: no PEM certificate in it", caFile)
+		}
+		tc.RootCAs = pool
+	}
+	u.RawQuery, u.Fragment = "", ""
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute}
+	return &console.LogAPI{Base: u, HTTP: &http.Client{Transport: tr, Timeout: 30 * time.Second,
+		// The user's token must not follow a redirect elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
 
 // loopback reports whether addr's host is a loopback IP or localhost.

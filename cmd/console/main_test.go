@@ -37,6 +37,10 @@ func TestRefusedSettings(t *testing.T) {
 		{[]string{"--tls-cert-file", "/x.crt"}, "go together"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/nonexistent/ca.crt"}, "KUBERNETES_SERVICE_HOST"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/x", "--kubeconfig", "/y"}, "exclude each other"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "http://10.0.0.1:8444"}, "plain HTTP"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "ftp://x"}, "want https"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-ca-file", "/x"}, "needs --dispatcher-api-url"},
+		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "https://d:8444", "--dispatcher-api-ca-file", "/nonexistent"}, "--dispatcher-api-ca-file"},
 	} {
 		err := run(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -50,6 +54,25 @@ func TestLoopback(t *testing.T) {
 		":8443": false, "0.0.0.0:8443": false, "192.168.1.2:8443": false, "nonsense": false} {
 		if loopback(addr) != want {
 			t.Errorf("loopback(%q) = %v", addr, !want)
+		}
+	}
+}
+
+// The read API's client: plain HTTP only to this machine (make run), no credentials of its own,
+// and redirects not followed (the user's token must not go elsewhere).
+func TestDeliveriesClient(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:18444", "http://localhost:18444", "http://[::1]:18444", "https://hookline-dispatcher.hookline-system.svc:8444"} {
+		c, err := deliveriesClient(ok, "")
+		if err != nil || c == nil || c.HTTP.CheckRedirect == nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	if c, err := deliveriesClient("", ""); c != nil || err != nil {
+		t.Errorf("no URL: %v %v", c, err)
+	}
+	for _, bad := range []string{"http://10.1.2.3:8444", "http://dispatcher:8444", "https://user:pw@d:8444", "d:8444"} {
+		if _, err := deliveriesClient(bad, ""); err == nil {
+			t.Errorf("%s accepted", bad)
 		}
 	}
 }

@@ -225,6 +225,7 @@ func run(receiverAddr, managerMetrics, managerProbes, ingestAddr, apiAddr, conso
 		"--listen-address", consoleAddr,
 		"--insecure-dev-http",
 		"--namespaces", demoNamespace,
+		"--dispatcher-api-url", "http://"+apiAddr,
 	)
 	if err != nil {
 		return err
@@ -273,6 +274,11 @@ func demoAdminToken(ctx context.Context, cfg *rest.Config, c client.Client) (str
 		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "webhook-admin"}, Rules: rules},
 		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "demo-admin"},
 			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "webhook-admin"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: demoNamespace, Name: "demo-admin"}}},
+		// The delivery log and Replay / Recover on the console's webhook page (config/rbac/deliveries_roles.yaml,
+		// installed above).
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "demo-admin-replays"},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "hookline-replay-editor"},
 			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: demoNamespace, Name: "demo-admin"}}},
 	} {
 		if err := c.Create(ctx, obj); err != nil {

@@ -51,6 +51,8 @@ type Config struct {
 	Now func() time.Time
 	// Log receives request failures; never tokens.
 	Log logr.Logger
+	// Deliveries is the dispatcher's read API, for the delivery log; nil leaves the log out.
+	Deliveries *LogAPI
 }
 
 // Server is the console's HTTP handler and session store.
@@ -70,7 +72,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates in templates/, each rendered inside layout.html.
-var pageNames = []string{"signin", "list", "form", "detail", "confirm", "error"}
+var pageNames = []string{"signin", "list", "form", "detail", "confirm", "error", "notification", "payload", "replayform", "replay"}
 
 // New returns a console for cfg.
 func New(cfg Config) (*Server, error) {
@@ -125,6 +127,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /webhooks/{ns}/{name}", s.authed(s.detail))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/edit", s.authed(s.editForm))
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/edit", s.authed(s.update))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/notifications/{id}", s.authed(s.notification))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/notifications/{id}/body", s.authed(s.payload))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/notifications/{id}/replay", s.authed(s.replayForm))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/recover", s.authed(s.recoverForm))
+	mux.HandleFunc("POST /webhooks/{ns}/{name}/replays", s.authed(s.createReplay))
+	mux.HandleFunc("GET /webhooks/{ns}/{name}/replays/{replay}", s.authed(s.replayStatus))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/{action}", s.authed(s.confirmPage))
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/{action}", s.authed(s.act))
 	return securityHeaders(mux, !s.cfg.InsecureCookies)
@@ -209,14 +217,19 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *reqCtx)) htt
 // apiError answers a failed API call: a token the API server no longer accepts ends the session;
 // a webhook that does not exist or may not be seen is 404 either way; anything else is shown.
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, rc *reqCtx, err error) {
+	var le *logError
 	switch {
-	case apierrors.IsUnauthorized(err):
+	case apierrors.IsUnauthorized(err) || errors.Is(err, errLogSignedOut):
 		s.sessions.Delete(rc.sess.ID)
 		http.Redirect(w, r, "/signin?expired=1", http.StatusSeeOther)
 	case errors.Is(err, errNotVisible):
 		s.renderError(w, r, rc.L, &rc.sess, http.StatusNotFound, rc.L.T("error.notFound"))
 	case apierrors.IsForbidden(err):
 		s.renderError(w, r, rc.L, &rc.sess, http.StatusForbidden, rc.L.T("error.forbidden", apiMessage(err)))
+	case errors.As(err, &le) && le.body.Status >= 400 && le.body.Status < 500:
+		// The read API's own answer (a bad filter or cursor, an event past retention, too many
+		// requests): the user's to read, with its status.
+		s.renderError(w, r, rc.L, &rc.sess, le.body.Status, rc.L.T("error.logAPI", le.body.Message))
 	default:
 		s.cfg.Log.Error(err, "API request failed", "user", rc.sess.User, "path", r.URL.Path)
 		s.renderError(w, r, rc.L, &rc.sess, http.StatusBadGateway, rc.L.T("error.api", apiMessage(err)))

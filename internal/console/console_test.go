@@ -235,7 +235,7 @@ func TestPostsNeedTheSessionsCSRFToken(t *testing.T) {
 	}
 	g := NewWithT(t)
 	for _, path := range []string{"/signout", "/namespaces", "/webhooks/new", "/webhooks/team-a/w/edit",
-		"/webhooks/team-a/w/delete", "/webhooks/team-a/w/deactivate", "/webhooks/team-a/w/reactivate"} {
+		"/webhooks/team-a/w/delete", "/webhooks/team-a/w/deactivate", "/webhooks/team-a/w/reactivate", "/webhooks/team-a/w/replays"} {
 		g.Expect(post(path, "", true).Code).To(Equal(http.StatusForbidden), path)
 		g.Expect(post(path, "wrong", true).Code).To(Equal(http.StatusForbidden), path)
 		g.Expect(post(path, sess.ID, true).Code).To(Equal(http.StatusForbidden), "the session id is not the CSRF token: %s", path)
@@ -353,6 +353,12 @@ func TestEveryUsedKeyIsInTheCatalog(t *testing.T) {
 		for _, part := range []string{"title", "question", "effect"} {
 			used["confirm."+a+"."+part] = true
 		}
+	}
+	for _, st := range logStates {
+		used["log.state."+st] = true
+	}
+	for _, k := range []string{"attempt", "dropped", "cancelled", "lost", "replayQueued"} {
+		used["log.kind."+k] = true
 	}
 	for _, d := range []string{"created", "updated", "deactivated", "reactivated"} {
 		used["done."+d] = true

@@ -50,6 +50,9 @@ type page struct {
 	Path  string
 	Langs []langOption
 	Data  any
+	// Refresh, when set, reloads the page after this many seconds (a meta refresh: a running
+	// replay's progress, without script).
+	Refresh int
 }
 
 // langOption is one entry of the language switch.
@@ -81,6 +84,7 @@ var templateFuncs = template.FuncMap{
 	"list":      func(v ...string) []string { return v },
 	"ptr":       func(t metav1.Time) *metav1.Time { return &t },
 	"eventTime": func(e corev1.Event) string { return fmtTime(&metav1.Time{Time: eventTime(&e)}) },
+	"logTime":   fmtLogTime,
 }
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
@@ -439,6 +443,7 @@ type detailData struct {
 	EventsAllowed bool
 	Done          string
 	Reactivation  string
+	Log           logData
 }
 
 func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -454,6 +459,10 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		return
 	}
 	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation]}
+	if d.Log, err = s.deliveryLog(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
+		s.apiError(w, r, rc, err)
+		return
+	}
 	switch done := r.URL.Query().Get("done"); done {
 	case "created", "updated", "deactivated", "reactivated":
 		d.Done = rc.L.T("done." + done)

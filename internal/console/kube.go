@@ -50,12 +50,16 @@ var (
 		utilruntime.Must(hooklinev1.AddToScheme(s))
 		return s
 	}()
-	// mapper is static: the console uses four kinds, and a discovery round trip per request (each
+	// mapper is static: the console uses a handful of kinds, and a discovery round trip per request (each
 	// request builds its own client) would double the API traffic for nothing.
 	mapper = func() meta.RESTMapper {
 		m := meta.NewDefaultRESTMapper(nil)
 		m.Add(hooklinev1.GroupVersion.WithKind("Webhook"), meta.RESTScopeNamespace)
 		m.Add(hooklinev1.GroupVersion.WithKind("WebhookList"), meta.RESTScopeNamespace)
+		// The default pluralization would say "webhookreplaies".
+		replays := hooklinev1.GroupVersion.WithResource("webhookreplays")
+		m.AddSpecific(hooklinev1.GroupVersion.WithKind("WebhookReplay"), replays, hooklinev1.GroupVersion.WithResource("webhookreplay"), meta.RESTScopeNamespace)
+		m.AddSpecific(hooklinev1.GroupVersion.WithKind("WebhookReplayList"), replays, hooklinev1.GroupVersion.WithResource("webhookreplay"), meta.RESTScopeNamespace)
 		m.Add(corev1.SchemeGroupVersion.WithKind("Event"), meta.RESTScopeNamespace)
 		m.Add(corev1.SchemeGroupVersion.WithKind("EventList"), meta.RESTScopeNamespace)
 		m.Add(authenticationv1.SchemeGroupVersion.WithKind("SelfSubjectReview"), meta.RESTScopeRoot)

@@ -73,7 +73,13 @@ func newTenant(t *testing.T, account string) tenant {
 // --insecure-dev-http does), reaching the API server with no credentials of its own.
 func startConsole(t *testing.T) string {
 	t.Helper()
-	srv, err := console.New(console.Config{API: env.Config, InsecureCookies: true})
+	return startConsoleWith(t, nil)
+}
+
+// startConsoleWith is startConsole reading the delivery log from the read API deliveries.
+func startConsoleWith(t *testing.T, deliveries *console.LogAPI) string {
+	t.Helper()
+	srv, err := console.New(console.Config{API: env.Config, InsecureCookies: true, Deliveries: deliveries})
 	if err != nil {
 		t.Fatal(err)
 	}

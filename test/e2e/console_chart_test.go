@@ -81,6 +81,25 @@ func TestChartConsole(t *testing.T) {
 	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(Equal(corev1.URISchemeHTTPS))
 	g.Expect(dep.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "console-tls")))
 
+	g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--dispatcher-api-url")), "no read API over TLS: no delivery log")
+
+	// The delivery log: with the dispatcher's read API on TLS, the console calls it by the
+	// Service's name, trusting only the CA key of the dispatcher's Secret (never its private key),
+	// and its NetworkPolicy lets it reach the dispatcher's api port and nothing more.
+	objs = mustRender(t, inlineTokens+"console: {enabled: true}\ndispatcher: {tls: {existingSecret: disp-tls}}\nnetworkPolicy: {enabled: true}\n")
+	dep = typed[appsv1.Deployment](t, objs, "Deployment", "hookline-console")
+	c = container(t, dep.Spec.Template.Spec, "console")
+	g.Expect(c.Args).To(ContainElements(HavePrefix("--dispatcher-api-url=https://hookline-dispatcher."), "--dispatcher-api-ca-file=/var/run/hookline/dispatcher-ca/ca.crt"))
+	g.Expect(dep.Spec.Template.Spec.Volumes).To(ContainElement(And(HaveField("Secret.SecretName", "disp-tls"),
+		HaveField("Secret.Items", ConsistOf(HaveField("Key", "ca.crt"))))))
+	np = typed[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy", "hookline-console")
+	g.Expect(np.Spec.Egress).To(HaveLen(3))
+	g.Expect(egressTo(np, 8444)).To(ConsistOf(HaveField("To", ConsistOf(HaveField("PodSelector.MatchLabels", HaveKeyWithValue("app.kubernetes.io/component", "dispatcher"))))))
+	objs = mustRender(t, inlineTokens+"console: {enabled: true, deliveryLog: {enabled: false}}\ndispatcher: {tls: {existingSecret: disp-tls}}\n")
+	c = container(t, typed[appsv1.Deployment](t, objs, "Deployment", "hookline-console").Spec.Template.Spec, "console")
+	g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--dispatcher-api-url")))
+	dep = typed[appsv1.Deployment](t, mustRender(t, inlineTokens+"console: {enabled: true, tls: {existingSecret: console-tls}}\n"), "Deployment", "hookline-console")
+
 	// The API server's Pod Security admission accepts its pod in a restricted namespace, and the
 	// NetworkPolicy is valid (server-side dry runs).
 	ctx := context.Background()

@@ -191,3 +191,12 @@ the ingest TLS certificate, or in plain HTTP when explicitly allowed. "true" or 
 {{- $d := .Values.dispatcher }}
 {{- if and $d.api.enabled (or $d.tls.existingSecret $d.api.allowPlainHTTP) }}true{{ end }}
 {{- end }}
+
+{{/*
+Whether the console reads the delivery log: the dispatcher serves the read API over TLS (the console
+sends users' tokens nowhere in plain HTTP). "true" or "".
+*/}}
+{{- define "hookline.console.deliveryLog" -}}
+{{- $d := .Values.dispatcher }}
+{{- if and .Values.console.deliveryLog.enabled $d.api.enabled $d.tls.existingSecret }}true{{ end }}
+{{- end }}

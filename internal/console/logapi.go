@@ -1,0 +1,136 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// LogAPI reaches the dispatcher's read API (docs/read-api.md) for the delivery log. Like every call
+// to the API server, every request carries the signed-in user's own token: the read API checks it
+// with a TokenReview and a SubjectAccessReview, so RBAC alone decides whose log a user may read and
+// the console holds no rights of its own there either.
+type LogAPI struct {
+	// Base is the read API's URL (scheme, host and an optional path prefix).
+	Base *url.URL
+	// HTTP sends the requests; its transport trusts the read API's CA and carries no credentials.
+	HTTP *http.Client
+}
+
+// errLogSignedOut is the read API's 401: the token is no longer accepted.
+var errLogSignedOut = errors.New("the read API no longer accepts the token")
+
+// logError is any other error answer of the read API.
+type logError struct{ body deliveries.Error }
+
+func (e *logError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.body.Status, e.body.Reason, e.body.Message)
+}
+
+// maxLogAnswer bounds an answer: a page of 500 notifications or a history of many attempts is a
+// few hundred KiB; a body is at most a few MiB (the dispatcher's size cap).
+const maxLogAnswer = 16 << 20
+
+// get GETs path below Base as the holder of token and returns the answer's body. 404 (not found or
+// not allowed, which the read API does not tell apart) is errNotVisible.
+func (l *LogAPI) get(ctx context.Context, token, path string, query url.Values) ([]byte, error) {
+	u := *l.Base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("User-Agent", "hookline-console")
+	resp, err := l.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching the dispatcher's read API: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLogAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("reading the read API's answer: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return body, nil
+	case http.StatusNotFound:
+		return nil, errNotVisible
+	case http.StatusUnauthorized:
+		return nil, errLogSignedOut
+	}
+	var e deliveries.Error
+	if json.Unmarshal(body, &e) != nil || e.Message == "" {
+		e = deliveries.Error{Status: resp.StatusCode, Reason: http.StatusText(resp.StatusCode), Message: "unexpected answer"}
+	}
+	return nil, &logError{body: e}
+}
+
+func notificationsPath(ns, name string) string {
+	return "/v1/namespaces/" + url.PathEscape(ns) + "/webhooks/" + url.PathEscape(name) + "/notifications"
+}
+
+// Notifications returns one page of the webhook's notifications.
+func (l *LogAPI) Notifications(ctx context.Context, token, ns, name string, query url.Values) (*deliveries.NotificationList, error) {
+	b, err := l.get(ctx, token, notificationsPath(ns, name), query)
+	if err != nil {
+		return nil, err
+	}
+	var out deliveries.NotificationList
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("the read API's answer: %w", err)
+	}
+	return &out, nil
+}
+
+// Attempts returns a notification's history.
+func (l *LogAPI) Attempts(ctx context.Context, token, ns, name, id string) (*deliveries.AttemptList, error) {
+	b, err := l.get(ctx, token, notificationsPath(ns, name)+"/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out deliveries.AttemptList
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("the read API's answer: %w", err)
+	}
+	return &out, nil
+}
+
+// Body returns a notification's JSON body, indented for reading (as it came when it is not JSON).
+func (l *LogAPI) Body(ctx context.Context, token, ns, name, id string) (string, error) {
+	b, err := l.get(ctx, token, notificationsPath(ns, name)+"/"+url.PathEscape(id)+"/body", nil)
+	if err != nil {
+		return "", err
+	}
+	var buf bytes.Buffer
+	if json.Indent(&buf, b, "", "  ") != nil {
+		return string(b), nil
+	}
+	return buf.String(), nil
+}

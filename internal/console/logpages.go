@@ -1,0 +1,174 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// logPageSize is how many notifications the webhook page shows at once.
+const logPageSize = 50
+
+// logData is the delivery log section of a webhook's page.
+type logData struct {
+	// Off: the console has no read API configured (--dispatcher-api-url).
+	Off bool
+	// Denied: the read API answered 404 for a webhook the API server showed: RBAC does not grant
+	// get on webhooks/deliveries.
+	Denied bool
+	// Error is any other failure, shown in place of the list (the rest of the page still works).
+	Error string
+	List  *deliveries.NotificationList
+	// The filters, as the form shows them, and the cursor of this page.
+	State, Event, Cursor string
+	States               []string
+	// NextQuery is the query string of the following page.
+	NextQuery string
+}
+
+// logStates are the state filter's choices: every state, and failed (dropped, cancelled, lost).
+var logStates = func() []string {
+	out := []string{}
+	for _, s := range deliveries.States {
+		out = append(out, string(s))
+	}
+	return append(out, "failed")
+}()
+
+// deliveryLog reads one page of the webhook's notifications for its page. Errors other than an
+// ended session are returned inside logData, so that the webhook's own page still shows.
+func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, ns, name string) (logData, error) {
+	q := r.URL.Query()
+	d := logData{State: q.Get("state"), Event: strings.TrimSpace(q.Get("event")), Cursor: q.Get("cursor"), States: logStates}
+	if s.cfg.Deliveries == nil {
+		d.Off = true
+		return d, nil
+	}
+	query := url.Values{"limit": {strconv.Itoa(logPageSize)}}
+	if d.State != "" {
+		query.Set("state", d.State)
+	}
+	if d.Event != "" {
+		query.Set("event", d.Event)
+	}
+	if d.Cursor != "" {
+		query.Set("cursor", d.Cursor)
+	}
+	list, err := s.cfg.Deliveries.Notifications(ctx, rc.sess.Token, ns, name, query)
+	var le *logError
+	switch {
+	case err == nil:
+		d.List = list
+		if list.Next != "" {
+			next := url.Values{"cursor": {list.Next}}
+			if d.State != "" {
+				next.Set("state", d.State)
+			}
+			if d.Event != "" {
+				next.Set("event", d.Event)
+			}
+			d.NextQuery = next.Encode()
+		}
+	case errors.Is(err, errLogSignedOut):
+		return d, err
+	case errors.Is(err, errNotVisible):
+		d.Denied = true
+	case errors.As(err, &le):
+		d.Error = le.body.Message
+	default:
+		s.cfg.Log.Error(err, "Reading the delivery log", "user", rc.sess.User, "namespace", ns, "name", name)
+		d.Error = rc.L.T("log.unreachable")
+	}
+	return d, nil
+}
+
+// notificationData is a notification page's data.
+type notificationData struct {
+	Namespace, Name string
+	Attempts        *deliveries.AttemptList
+}
+
+// pathNotification checks the names of a notification path; anything malformed is 404 like a
+// notification one may not see.
+func (s *Server) pathNotification(w http.ResponseWriter, r *http.Request, rc *reqCtx) (ns, name, id string, ok bool) {
+	ns, name, id = r.PathValue("ns"), r.PathValue("name"), r.PathValue("id")
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 || id == "" || len(id) > 256 {
+		s.apiError(w, r, rc, errNotVisible)
+		return "", "", "", false
+	}
+	if s.cfg.Deliveries == nil {
+		s.renderError(w, r, rc.L, &rc.sess, http.StatusNotFound, rc.L.T("log.off"))
+		return "", "", "", false
+	}
+	return ns, name, id, true
+}
+
+// notification shows one notification with every record about it. The read API decides who may
+// see it (404 for another tenant's, the same as for none).
+func (s *Server) notification(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	ns, name, id, ok := s.pathNotification(w, r, rc)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	a, err := s.cfg.Deliveries.Attempts(ctx, rc.sess.Token, ns, name, id)
+	if err != nil {
+		s.apiError(w, r, rc, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "notification", s.page(rc, rc.L.T("log.notificationTitle", id), notificationData{Namespace: ns, Name: name, Attempts: a}))
+}
+
+// payloadData is the payload viewer's data.
+type payloadData struct {
+	Namespace, Name, ID, Body string
+}
+
+// payload shows a notification's body, indented, as text.
+func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	ns, name, id, ok := s.pathNotification(w, r, rc)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	body, err := s.cfg.Deliveries.Body(ctx, rc.sess.Token, ns, name, id)
+	if err != nil {
+		s.apiError(w, r, rc, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body}))
+}
+
+// fmtLogTime shows a log time in UTC, or a dash when unset.
+func fmtLogTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}

@@ -1,0 +1,197 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// fakeReadAPI stands in for the dispatcher's read API (its real authorization is tested in
+// dispatcher/logapi and in test/browser): it answers only requests carrying tokenA and only for
+// team-a/hook, 404 otherwise, as the real one answers a denied SubjectAccessReview.
+func fakeReadAPI(t *testing.T, tokenA string, seen *[]string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*seen = append(*seen, r.Header.Get("Authorization")+" "+r.URL.RequestURI())
+		w.Header().Set("Content-Type", "application/json")
+		const base = "/v1/namespaces/team-a/webhooks/hook/notifications"
+		if r.Header.Get("Authorization") != "Bearer "+tokenA || !strings.HasPrefix(r.URL.Path, base) {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(deliveries.Error{Status: 404, Reason: "NotFound", Message: "webhook not found"})
+			return
+		}
+		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		n := deliveries.Notification{NotificationID: "n-1", EventName: "AGREEMENT_CREATED", State: deliveries.StateRetrying, Attempts: 1, HTTPStatus: 500, Reason: "HTTPError", Updated: at}
+		switch r.URL.Path {
+		case base:
+			_ = json.NewEncoder(w).Encode(deliveries.NotificationList{Items: []deliveries.Notification{n}, Next: "c2"})
+		case base + "/n-1":
+			_ = json.NewEncoder(w).Encode(deliveries.AttemptList{Notification: n, Records: []deliveries.Record{{Kind: deliveries.KindAttempt, At: at,
+				State: deliveries.StateRetrying, Attempt: 1, DurationMillis: 12, Reason: "HTTPError", HTTPStatus: 500,
+				Response: `<script>alert(1)</script><img src=x onerror=alert(2)>`}}})
+		case base + "/n-1/body":
+			_, _ = w.Write([]byte(`{"webhookNotificationId":"n-1","note":"<b>bold</b>"}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(deliveries.Error{Status: 404, Reason: "NotFound", Message: "notification not found"})
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestNotificationPagesPassTheUsersTokenAndShowReceiverTextAsText(t *testing.T) {
+	var seen []string
+	api := fakeReadAPI(t, "token-a", &seen)
+	base, _ := url.Parse(api.URL)
+	s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, Deliveries: &LogAPI{Base: base, HTTP: api.Client()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	a, _ := s.Sessions().Create("token-a", "alice")
+	b, _ := s.Sessions().Create("token-b", "bob")
+	get := func(sess *Session, path string) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+
+	code, body := get(a, "/webhooks/team-a/hook/notifications/n-1")
+	if code != http.StatusOK {
+		t.Fatalf("notification page: %d %s", code, body)
+	}
+	if strings.Contains(body, "<script>alert") || strings.Contains(body, "<img src=x") ||
+		!strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;") {
+		t.Fatalf("the receiver's answer is not shown as text: %s", body)
+	}
+	for _, want := range []string{"12 ms", "HTTPError", "500", `data-kind="attempt"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("notification page lacks %q", want)
+		}
+	}
+	code, body = get(a, "/webhooks/team-a/hook/notifications/n-1/body")
+	if code != http.StatusOK || !strings.Contains(body, "{\n  &#34;webhookNotificationId&#34;: &#34;n-1&#34;,") || strings.Contains(body, "<b>bold") {
+		t.Fatalf("payload page: %d, want the body indented and escaped: %s", code, body)
+	}
+	// Bob's token: the read API answers 404, and so does the console, for the page and the body.
+	for _, p := range []string{"/webhooks/team-a/hook/notifications/n-1", "/webhooks/team-a/hook/notifications/n-1/body"} {
+		if code, _ := get(b, p); code != http.StatusNotFound {
+			t.Errorf("%s as bob: %d, want 404", p, code)
+		}
+	}
+	for _, r := range seen {
+		if !strings.HasPrefix(r, "Bearer token-a ") && !strings.HasPrefix(r, "Bearer token-b ") {
+			t.Errorf("request without the user's token: %s", r)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("read API requests: %v", seen)
+	}
+}
+
+func TestReadAPIUnauthorizedEndsTheSession(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer api.Close()
+	base, _ := url.Parse(api.URL)
+	s, _ := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, Deliveries: &LogAPI{Base: base, HTTP: api.Client()}})
+	sess, _ := s.Sessions().Create("old", "alice")
+	req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/notifications/n-1", nil)
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusSeeOther || !strings.Contains(rec.Header().Get("Location"), "expired") {
+		t.Fatalf("%d %v, want a redirect to sign in", rec.Code, rec.Header())
+	}
+	if _, ok := s.Sessions().Get(sess.ID); ok {
+		t.Fatal("the session survived the read API's 401")
+	}
+}
+
+func TestNotificationPagesWithoutReadAPI(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token", "alice")
+	req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/notifications/n-1", nil)
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "no dispatcher read API") {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+}
+
+func TestRecoverNeedsAValidTimeBeforeAnyAPICall(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token", "alice")
+	form := url.Values{"csrf": {sess.CSRF}, "since": {"<b>yesterday</b>"}, "states": {"failed"}}
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/team-a/hook/replays", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="replay-error"`) || !strings.Contains(body, `value="failed" checked`) {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+}
+
+func TestReplayPrefixKeepsNamesValid(t *testing.T) {
+	long := strings.Repeat("a", 253)
+	if p := replayPrefix(long); len(p)+5 > 253 {
+		t.Fatalf("prefix %d bytes", len(p))
+	}
+	if replayPrefix("orders") != "orders-replay-" {
+		t.Fatal(replayPrefix("orders"))
+	}
+}
+
+func TestWebhookReplaysMapToTheirResource(t *testing.T) {
+	m, err := mapper.RESTMapping(hooklinev1.GroupVersion.WithKind("WebhookReplay").GroupKind(), "v1alpha1")
+	if err != nil || m.Resource.Resource != "webhookreplays" {
+		t.Fatalf("%v %v", m, err)
+	}
+}
+
+func TestARunningReplaysPageReloadsItself(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	for _, running := range []bool{true, false} {
+		p := page{L: localizerFor("en"), Title: "r", CSRF: "x", Data: replayData{Namespace: "a", Name: "w", Replay: &hooklinev1.WebhookReplay{}, Running: running}}
+		if running {
+			p.Refresh = replayRefreshSeconds
+		}
+		rec := httptest.NewRecorder()
+		s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/a/w/replays/r", nil), http.StatusOK, "replay", p)
+		if got := strings.Contains(rec.Body.String(), `<meta http-equiv="refresh" content="2">`); got != running {
+			t.Errorf("running=%v: meta refresh %v: %s", running, got, rec.Body.String())
+		}
+	}
+}

@@ -1,0 +1,190 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// Replay and Recover create a WebhookReplay as the user (RBAC on webhookreplays decides; the
+// dispatcher runs it) after a confirmation page; the replay's page shows its progress and reloads
+// itself (a meta refresh: no script needed) until the replay is Ready or Stalled.
+
+// replayRefreshSeconds is how often a running replay's page reloads.
+const replayRefreshSeconds = 2
+
+// recoverStates are the states "recover" may select (spec.states), failed being the default.
+var recoverStates = []string{string(hooklinev1.ReplayFailed), string(hooklinev1.ReplayDropped), string(hooklinev1.ReplayLost),
+	string(hooklinev1.ReplayCancelled), string(hooklinev1.ReplayDelivered)}
+
+// replayFormData is the confirmation page of a replay (ID set) or a recovery (Since set).
+type replayFormData struct {
+	Namespace, Name string
+	// ID is the notification to replay, for a replay of one.
+	ID string
+	// Since (datetime-local, UTC) and States select by time, for a recovery.
+	Since  string
+	States map[string]bool
+	All    []string
+	Error  string
+}
+
+// sinceLayout is the value format of an <input type="datetime-local">, read as UTC.
+const sinceLayout = "2006-01-02T15:04"
+
+func (s *Server) pathNames(w http.ResponseWriter, r *http.Request, rc *reqCtx) (ns, name string, ok bool) {
+	ns, name = r.PathValue("ns"), r.PathValue("name")
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		s.apiError(w, r, rc, errNotVisible)
+		return "", "", false
+	}
+	return ns, name, true
+}
+
+// replayForm asks before replaying one notification (the notification page's Replay).
+func (s *Server) replayForm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	ns, name, id, ok := s.pathNotification(w, r, rc)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	// The notification must be one the user may see in the log; the replay itself is then
+	// authorized by the API server.
+	if _, err := s.cfg.Deliveries.Attempts(ctx, rc.sess.Token, ns, name, id); err != nil {
+		s.apiError(w, r, rc, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "replayform", s.page(rc, rc.L.T("replay.title"), replayFormData{Namespace: ns, Name: name, ID: id}))
+}
+
+// recoverForm asks before recovering the webhook's failed notifications since a time.
+func (s *Server) recoverForm(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	wh, ok := s.pathWebhook(w, r, rc)
+	if !ok {
+		return
+	}
+	since := s.cfg.Now().UTC().Add(-24 * time.Hour).Format(sinceLayout)
+	s.render(w, r, http.StatusOK, "replayform", s.page(rc, rc.L.T("recover.title"), replayFormData{Namespace: wh.Namespace, Name: wh.Name,
+		Since: since, States: map[string]bool{string(hooklinev1.ReplayFailed): true}, All: recoverStates}))
+}
+
+// createReplay creates the confirmed WebhookReplay as the user and goes to its page.
+func (s *Server) createReplay(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	ns, name, ok := s.pathNames(w, r, rc)
+	if !ok {
+		return
+	}
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: replayPrefix(name)},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: name}}
+	d := replayFormData{Namespace: ns, Name: name, All: recoverStates, States: map[string]bool{}}
+	title := rc.L.T("replay.title")
+	if id := r.PostFormValue("notificationId"); id != "" {
+		d.ID = id
+		rp.Spec.NotificationIDs = []hooklinev1.NotificationID{hooklinev1.NotificationID(id)}
+	} else {
+		title = rc.L.T("recover.title")
+		d.Since = r.PostFormValue("since")
+		for _, st := range r.PostForm["states"] {
+			d.States[st] = true
+			rp.Spec.States = append(rp.Spec.States, hooklinev1.ReplayState(st))
+		}
+		t, err := time.Parse(sinceLayout, d.Since)
+		if err != nil {
+			d.Error = rc.L.T("recover.badSince")
+			s.render(w, r, http.StatusUnprocessableEntity, "replayform", s.page(rc, title, d))
+			return
+		}
+		rp.Spec.Since = &metav1.Time{Time: t.UTC()}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	if err := rc.client.Create(ctx, rp); err != nil {
+		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) {
+			d.Error = apiMessage(err)
+			s.render(w, r, http.StatusUnprocessableEntity, "replayform", s.page(rc, title, d))
+			return
+		}
+		s.apiError(w, r, rc, err)
+		return
+	}
+	s.cfg.Log.Info("Created WebhookReplay", "user", rc.sess.User, "namespace", ns, "name", rp.Name, "webhook", name)
+	http.Redirect(w, r, "/webhooks/"+ns+"/"+name+"/replays/"+rp.Name, http.StatusSeeOther)
+}
+
+// replayPrefix is the generateName of a replay: the webhook's name, shortened so that the name
+// with its random suffix stays a valid object name.
+func replayPrefix(webhook string) string {
+	const max = 253 - 5 - len("-replay-")
+	if len(webhook) > max {
+		webhook = webhook[:max]
+	}
+	return webhook + "-replay-"
+}
+
+// replayData is a replay page's data.
+type replayData struct {
+	Namespace, Name string
+	Replay          *hooklinev1.WebhookReplay
+	Ready, Stalled  *metav1.Condition
+	Running         bool
+}
+
+// replayStatus shows a WebhookReplay of the webhook, reloading while it runs.
+func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
+	ns, name, ok := s.pathNames(w, r, rc)
+	if !ok {
+		return
+	}
+	rname := r.PathValue("replay")
+	if len(validation.IsDNS1123Subdomain(rname)) > 0 {
+		s.apiError(w, r, rc, errNotVisible)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	var rp hooklinev1.WebhookReplay
+	if err := rc.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: rname}, &rp); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+			err = errNotVisible
+		}
+		s.apiError(w, r, rc, err)
+		return
+	}
+	if rp.Spec.WebhookName != name {
+		s.apiError(w, r, rc, errNotVisible)
+		return
+	}
+	d := replayData{Namespace: ns, Name: name, Replay: &rp,
+		Ready: meta.FindStatusCondition(rp.Status.Conditions, "Ready"), Stalled: meta.FindStatusCondition(rp.Status.Conditions, "Stalled")}
+	d.Running = !(d.Ready != nil && d.Ready.Status == metav1.ConditionTrue) && !(d.Stalled != nil && d.Stalled.Status == metav1.ConditionTrue)
+	p := s.page(rc, rc.L.T("replay.statusTitle", rp.Name), d)
+	if d.Running {
+		p.Refresh = replayRefreshSeconds
+	}
+	s.render(w, r, http.StatusOK, "replay", p)
+}
