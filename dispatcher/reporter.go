@@ -157,7 +157,7 @@ func (r *Reporter) flush(ctx context.Context, urgentOnly bool) {
 	r.mu.Unlock()
 	for _, uid := range uids {
 		if err := r.report(ctx, uid); err != nil && ctx.Err() == nil {
-			r.Log.Error(err, "Reporting delivery status", "webhook", uid)
+			r.Log.Error(err, "Reporting delivery status", "uid", uid)
 			r.Mark(uid, false) // next interval
 		}
 	}

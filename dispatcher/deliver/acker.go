@@ -107,7 +107,7 @@ func (a *acker) flush(ctx context.Context) {
 	}
 	for uid, seq := range upTo {
 		if err := a.store.Remove(ctx, uid, seq); err != nil && ctx.Err() == nil {
-			a.log.Error(err, "Removing settled notifications", "webhook", uid)
+			a.log.Error(err, "Removing settled notifications", "uid", uid)
 			a.remove(uid, seq) // try again with the next batch
 		}
 	}

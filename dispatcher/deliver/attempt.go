@@ -75,13 +75,13 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		last, err := e.store.LastNoteSeq(ctx, uid)
 		if err != nil {
 			if ctx.Err() == nil {
-				e.log.Error(err, "Finding the end of an auto-disabled webhook's queue; it is purged at the next start", "webhook", uid)
+				e.log.Error(err, "Finding the end of an auto-disabled webhook's queue; it is purged at the next start", "uid", uid)
 			}
 		} else {
 			s.queued.upTo = last
 			if err := e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
 				"dropped with the queue: the webhook was auto-disabled"); err != nil && ctx.Err() == nil {
-				e.log.Error(err, "Recording the notifications dropped by an auto-disable", "webhook", uid)
+				e.log.Error(err, "Recording the notifications dropped by an auto-disable", "uid", uid)
 			}
 			if last > 0 {
 				e.acks.remove(uid, last)
@@ -90,7 +90,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	}
 	if persist {
 		if err := e.persist(ctx, uid); err != nil && ctx.Err() == nil {
-			e.log.Error(err, "Persisting delivery state; it is saved again at the next save", "webhook", uid)
+			e.log.Error(err, "Persisting delivery state; it is saved again at the next save", "uid", uid)
 		}
 	}
 	e.onChange(uid, urgent)
@@ -118,7 +118,7 @@ type outcome struct {
 func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	note, ok, err := e.headNote(ctx, q)
 	if err != nil {
-		e.log.Error(err, "Loading queued notifications", "webhook", q.wh.UID)
+		e.log.Error(err, "Loading queued notifications", q.wh.logKeys()...)
 		return outcome{retry: true}
 	}
 	if !ok {
@@ -145,7 +145,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	if err != nil {
 		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
 			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
-			e.log.Error(err, "Loading event of a notification; dropping it", "webhook", wh.UID, "event", note.EventSeq)
+			e.log.Error(err, "Loading event of a notification; dropping it", append(wh.logKeys(), "event", note.EventSeq)...)
 			if store.Gone(err) {
 				return outcome{note: note, expired: true, at: now, dropReason: ReasonEventGone, dropMessage: "the event is no longer in the event log"}
 			}
@@ -153,12 +153,12 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		}
 		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
 		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
-		e.log.Error(err, "Loading event of a notification; retrying", "webhook", wh.UID, "event", note.EventSeq)
+		e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
 		return outcome{retry: true}
 	}
 	prep, err := ev.prepared()
 	if err != nil {
-		e.log.Error(err, "Building payload; dropping the notification", "webhook", wh.UID, "event", note.EventSeq)
+		e.log.Error(err, "Building payload; dropping the notification", append(wh.logKeys(), "event", note.EventSeq)...)
 		return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the notification cannot be built from the event"}
 	}
 	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sync/semaphore"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -313,4 +314,11 @@ func (e *Engine) Debug() []QueueDebug {
 		out = append(out, d)
 	}
 	return out
+}
+
+// logKeys names wh in log lines as every hookline component does: the Webhook as namespace/name
+// (as controller-runtime logs the object of a reconcile) and its uid, which tells a recreated
+// Webhook from its predecessor.
+func (wh Webhook) logKeys() []any {
+	return []any{"Webhook", klog.KRef(wh.Namespace, wh.Name), "uid", wh.UID}
 }

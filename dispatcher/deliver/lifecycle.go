@@ -50,7 +50,7 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	queued := e.queuedLocked(q)
 	cancelled := e.cancelLocked(q)
 	e.mu.Unlock()
-	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "webhook", uid,
+	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "uid", uid,
 		"from", old.String(), "to", b.String(), "cancelled", cancelled)
 	if err := e.recordQueued(ctx, queued, old.AccountID, deliveries.KindCancelled, deliveries.StateCancelled, ReasonRebound,
 		"the namespace was bound to "+b.String()+" instead of "+old.String()); err != nil {

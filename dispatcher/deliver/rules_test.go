@@ -22,11 +22,16 @@ package deliver
 // dispatcher package's suites.
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/testlog"
 )
 
 // TestRulePerWebhookOrder: each webhook's notifications arrive in the order they were queued, and a
@@ -332,4 +337,26 @@ func TestRuleEngineSavesItsState(t *testing.T) {
 	r2 := newRig(t, Config{}, func(st *memStore) { st.state["wh"] = r.st.state["wh"] })
 	r2.e.Upsert(r2.webhook("wh", "acc"))
 	r2.g.Expect(r2.status("wh").Delivered).To(BeEquivalentTo(5))
+}
+
+// Log lines about one webhook name it as every component does: the Webhook as namespace/name and
+// its uid (issue 15: the key "webhook" once held a uid here and namespace/name elsewhere).
+func TestLogLinesNameTheWebhookAndItsUID(t *testing.T) {
+	g := NewWithT(t)
+	logs := &testlog.Buffer{}
+	clk := clocktesting.NewFakeClock(rigStart)
+	st := newMemStore()
+	e := New(Config{Policy: DefaultPolicy()}, st, newMemReceiver(clk), clk, logs.Logger(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); e.Wait() }()
+	g.Expect(e.Start(ctx)).To(Succeed())
+	wh := Webhook{UID: "3b1d-uid", Namespace: "team-a", Name: "orders", AccountID: "acc", URL: "https://acc.test/orders",
+		ClientID: "client", Scope: "ACCOUNT", Deliverable: true}
+	e.Upsert(wh)
+	e.Enqueue(wh.UID, st.enqueue(wh.UID, store.Note{EventSeq: 4242, Created: rigStart})) // its event is gone
+	g.Eventually(logs.String).WithTimeout(5 * time.Second).Should(And(
+		ContainSubstring("Loading event of a notification; dropping it"),
+		ContainSubstring(`"Webhook"={"name"="orders" "namespace"="team-a"}`),
+		ContainSubstring(`"uid"="3b1d-uid"`)))
+	g.Expect(logs.String()).NotTo(ContainSubstring(`"webhook"=`))
 }

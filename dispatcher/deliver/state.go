@@ -155,7 +155,7 @@ func (e *Engine) saveDirty(ctx context.Context) {
 	e.mu.Unlock()
 	for _, uid := range uids {
 		if err := e.persist(ctx, uid); err != nil && ctx.Err() == nil {
-			e.log.Error(err, "Persisting delivery state; trying again at the next save", "webhook", uid)
+			e.log.Error(err, "Persisting delivery state; trying again at the next save", "uid", uid)
 		}
 	}
 }

@@ -239,7 +239,7 @@ func (l *Log) Append(r deliveries.Record) {
 		}
 	}
 	l.metrics.writeErrors.Inc()
-	l.log.Error(errStopped, "Delivery record not written", "webhook", r.WebhookUID, "notification", r.NotificationID, "state", r.State)
+	l.log.Error(errStopped, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID, "state", r.State)
 }
 
 var errStopped = errors.New("delivery log stopped")
@@ -258,13 +258,13 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 		if !validUID(r.WebhookUID) {
 			// Cannot be stored under its webhook; counted as written so that Barrier moves on.
 			l.metrics.writeErrors.Inc()
-			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "webhook", r.WebhookUID, "notification", r.NotificationID)
+			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			p.subj = ""
 		} else {
 			data, err := json.Marshal(r)
 			if err != nil { // cannot happen with the Record type; never silent
 				l.metrics.writeErrors.Inc()
-				l.log.Error(err, "Delivery record not written", "webhook", r.WebhookUID, "notification", r.NotificationID)
+				l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 				p.subj = ""
 			}
 			p.data = data
@@ -280,7 +280,7 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 				// error) or a lost connection: wait and publish again.
 				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 					l.metrics.writeErrors.Inc()
-					l.log.Error(err, "Publishing delivery record; retrying", "webhook", r.WebhookUID)
+					l.log.Error(err, "Publishing delivery record; retrying", "uid", r.WebhookUID)
 				}
 				if !sleep(ctx, backoff) {
 					return

@@ -319,7 +319,7 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 			err = json.Unmarshal(data, &rec)
 		}
 		if err != nil {
-			r.l.log.Error(err, "Unreadable delivery record skipped", "webhook", r.uid, "seq", seq)
+			r.l.log.Error(err, "Unreadable delivery record skipped", "uid", r.uid, "seq", seq)
 			return nil
 		}
 		fn(&rec, seq, ts)
@@ -781,7 +781,7 @@ func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(del
 	_, _, err = l.readRecords(ctx, uid, since, 0, info.State.LastSeq+1, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
 		var rec deliveries.Record
 		if err := json.Unmarshal(data, &rec); err != nil {
-			l.log.Error(err, "Unreadable delivery record skipped", "webhook", uid, "seq", seq)
+			l.log.Error(err, "Unreadable delivery record skipped", "uid", uid, "seq", seq)
 			return nil
 		}
 		return fn(rec)

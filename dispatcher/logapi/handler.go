@@ -272,7 +272,7 @@ func (h *Handler) body(w http.ResponseWriter, r *http.Request, t target) {
 	case id != al.Notification.NotificationID:
 		// The log names another event than the one stored at its sequence (the store was
 		// replaced): there is no body to show for this notification.
-		h.Logger.Error(nil, "Event of a notification does not match its id", "webhook", t.uid, "notification", al.Notification.NotificationID, "eventSeq", al.Notification.EventSeq)
+		h.Logger.Error(nil, "Event of a notification does not match its id", "uid", t.uid, "notification", al.Notification.NotificationID, "eventSeq", al.Notification.EventSeq)
 		writeError(w, http.StatusGone, "EventGone", fmt.Sprintf("the event of notification %s is no longer stored", al.Notification.NotificationID))
 		return
 	}
@@ -309,7 +309,7 @@ func (h *Handler) internal(w http.ResponseWriter, err error, t target) {
 		writeError(w, http.StatusServiceUnavailable, "Timeout", "reading the delivery log took too long; narrow the query or retry")
 		return
 	}
-	h.Logger.Error(err, "Reading the delivery log", "webhook", t.uid)
+	h.Logger.Error(err, "Reading the delivery log", "uid", t.uid)
 	writeError(w, http.StatusInternalServerError, "Internal", "reading the delivery log failed; retry, and tell the operator if it persists")
 }
 
