@@ -172,7 +172,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 			cfg.Guard = netguard.New(netguard.Policy{})
 		}
 		// Before the engine starts, so that no delivery dials before the ranges are blocked.
-		if err := clusterranges.Setup(ctx, mgr, cfg.Guard, cfg.ClusterRangesInterval, log.WithName("cluster-ranges")); err != nil {
+		if err := clusterranges.Setup(logr.NewContext(ctx, log.WithName("cluster-ranges")), mgr, cfg.Guard, cfg.ClusterRangesInterval); err != nil {
 			return nil, err
 		}
 	}
@@ -319,7 +319,7 @@ func (a *App) openLog(ctx context.Context, cfg Config, log logr.Logger) error {
 		// replica hands out and accepts the same cursors without another Secret.
 		lc.CursorKey = cfg.Attestation.Derive(deliveryLogCursorPurpose)
 	}
-	l, err := deliverylog.New(ctx, a.Store.JetStream(), a.Store, lc, log.WithName("delivery-log"), cfg.Registry)
+	l, err := deliverylog.New(logr.NewContext(ctx, log.WithName("delivery-log")), a.Store.JetStream(), a.Store, lc, cfg.Registry)
 	if err != nil {
 		return fmt.Errorf("opening the delivery log: %w", err)
 	}

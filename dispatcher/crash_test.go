@@ -35,7 +35,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -167,7 +166,7 @@ func expectQueuedOrOnRecord(t *testing.T, dataDir, uid, account string, acked []
 	for _, n := range notes {
 		queued[n.EventID] = true
 	}
-	l, err := deliverylog.New(ctx, st.JetStream(), st, deliverylog.Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 1 << 30}, logr.Discard(), nil)
+	l, err := deliverylog.New(ctx, st.JetStream(), st, deliverylog.Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 1 << 30}, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	state := map[string]deliveries.State{} // newest record per notification
 	g.Expect(l.Scan(ctx, uid, time.Time{}, func(r deliveries.Record) error {

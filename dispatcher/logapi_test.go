@@ -80,7 +80,7 @@ func (s *stack) serveAPI(t *testing.T) *apiClient {
 	t.Cleanup(func() {
 		cancel()
 		_ = srv.Shutdown(context.Background())
-		_ = <-served // served only reports how serving ended
+		<-served //nolint:errcheck // served only reports how serving ended
 	})
 	c := &apiClient{base: "https://" + addr, ca: ca,
 		http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}}

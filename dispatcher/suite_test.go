@@ -97,7 +97,7 @@ func runSuite(m *testing.M) int {
 	}
 	code := m.Run()
 	cancel()
-	_ = <-done // the dispatcher stopped; its result was logged
+	<-done //nolint:errcheck // the dispatcher stopped; its result was logged
 	return code
 }
 
@@ -188,7 +188,7 @@ func (s *stack) stop() {
 	}
 	s.srv.Close()
 	s.cancel()
-	_ = <-s.done // stopped; how does not matter to a restart
+	<-s.done //nolint:errcheck // stopped; how does not matter to a restart
 	s.cancel = nil
 }
 

@@ -136,9 +136,9 @@ func run(args []string) error {
 	}
 	log.Info("Serving the console", "address", listen, "scheme", scheme)
 	if tlsFiles {
-		w, err := certwatcher.New(certFile, keyFile)
-		if err != nil {
-			return fmt.Errorf("console TLS: %w", err)
+		w, werr := certwatcher.New(certFile, keyFile)
+		if werr != nil {
+			return fmt.Errorf("console TLS: %w", werr)
 		}
 		go func() { _ = w.Start(ctx) }()
 		hs.TLSConfig = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}

@@ -29,12 +29,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/go-logr/logr"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/ingest"
@@ -199,7 +199,7 @@ func run(o options) error {
 
 	var lease *store.Lease
 	if o.store.URL != "" && o.leaseTTL > 0 {
-		if lease, err = standBy(ctx, o, log); err != nil {
+		if lease, err = standBy(logr.NewContext(ctx, log), o); err != nil {
 			if ctx.Err() != nil {
 				log.Info("Stopped while standing by")
 				return nil // told to stop before it was needed: a clean exit
@@ -270,7 +270,7 @@ func run(o options) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	if stopAPI := serveAPI(ctx, o, app, log); stopAPI != nil {
+	if stopAPI := serveAPI(logr.NewContext(ctx, log), o, app); stopAPI != nil {
 		defer stopAPI()
 	}
 	log.Info("Serving ingest API", "address", o.listen, "tls", o.tlsCert != "", "embedded", o.store.URL == "",
@@ -292,13 +292,14 @@ func run(o options) error {
 // serveAPI starts the read API's server unless it is disabled, and returns what stops it. Without
 // a certificate it stays off (and says so) unless plain HTTP is allowed: tokens never cross the
 // network in clear text by default, and existing deployments without TLS keep starting.
-func serveAPI(ctx context.Context, o options, app *dispatcher.App, log logr.Logger) (stop func()) {
-	return serveAPIHandler(ctx, o, app.API, log)
+func serveAPI(ctx context.Context, o options, app *dispatcher.App) (stop func()) {
+	return serveAPIHandler(ctx, o, app.API)
 }
 
 // serveAPIHandler serves h on the read API's address as serveAPI describes; stop returns once the
 // listener is closed, so that the address can be served again at once.
-func serveAPIHandler(ctx context.Context, o options, h http.Handler, log logr.Logger) (stop func()) {
+func serveAPIHandler(ctx context.Context, o options, h http.Handler) (stop func()) {
+	log := logr.FromContextOrDiscard(ctx)
 	if o.apiAddr == "" || o.apiAddr == "0" {
 		return nil
 	}
@@ -325,7 +326,8 @@ func serveAPIHandler(ctx context.Context, o options, h http.Handler, log logr.Lo
 
 // standBy waits until this dispatcher holds the delivery lease. Meanwhile it answers the health
 // probes (live, not ready), so that Kubernetes keeps the standby running and sends it no events.
-func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, error) {
+func standBy(ctx context.Context, o options) (*store.Lease, error) {
+	log := logr.FromContextOrDiscard(ctx)
 	identity := o.leaseIdentity
 	if identity == "" {
 		var err error
@@ -350,12 +352,12 @@ func standBy(ctx context.Context, o options, log logr.Logger) (*store.Lease, err
 	// The read API answers 503 while standing by (the lease holder serves the log), so that a
 	// caller reaching this replica directly learns why.
 	stopStandbyAPI := func() {}
-	if stop := serveAPIHandler(ctx, o, logapi.Standby(), log); stop != nil {
+	if stop := serveAPIHandler(logr.NewContext(ctx, log), o, logapi.Standby()); stop != nil {
 		stopStandbyAPI = stop
 	}
-	lease, err := store.AcquireLease(ctx, store.LeaseConfig{
+	lease, err := store.AcquireLease(logr.NewContext(ctx, log.WithName("lease")), store.LeaseConfig{
 		URL: o.store.URL, Auth: o.store.Auth, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
-	}, log.WithName("lease"))
+	})
 	if probes != nil {
 		// The manager serves the probes from here on, on the same address.
 		_ = probes.Close()

@@ -25,6 +25,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -128,7 +129,7 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	}
 	// The first read is made here, before the manager starts, so that no verification dials
 	// before the cluster's ranges are blocked.
-	if err := clusterranges.Setup(context.Background(), mgr, guard, clusterRanges, ctrl.Log.WithName("cluster-ranges")); err != nil {
+	if err := clusterranges.Setup(logr.NewContext(context.Background(), ctrl.Log.WithName("cluster-ranges")), mgr, guard, clusterRanges); err != nil {
 		return err
 	}
 	r := &controllers.WebhookReconciler{

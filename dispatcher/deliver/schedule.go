@@ -131,7 +131,7 @@ func (e *Engine) poke() {
 func (e *Engine) runTimers(ctx context.Context) {
 	for {
 		e.mu.Lock()
-		var wait time.Duration = time.Hour
+		wait := time.Hour
 		now := e.clock.Now()
 		for e.timers.Len() > 0 {
 			q := e.timers.peek()

@@ -131,7 +131,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	// The message may quote the receiver; it ends up in status, Events and e-mails.
 	defer func() { a.Message = safetext.Receiver(a.Message) }()
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && s.allowHTTP)) {
+	if err != nil || (u.Scheme != "https" && (u.Scheme != "http" || !s.allowHTTP)) {
 		return Attempt{Reason: verify.ReasonInsecureURLNotAllowed, Message: "url must be https"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)

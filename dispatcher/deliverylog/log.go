@@ -141,7 +141,8 @@ type Log struct {
 }
 
 // New creates or updates the stream and returns the log; Start runs its writer.
-func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, log logr.Logger, reg prometheus.Registerer) (*Log, error) {
+func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg prometheus.Registerer) (*Log, error) {
+	log := logr.FromContextOrDiscard(ctx) // kept for the log's lifetime
 	if cfg.MaxAge <= 0 {
 		cfg.MaxAge = defaultMaxAge
 	}

@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -57,7 +56,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		cfg.AccountOf = func(uid string) (string, bool) { return testAccount, uid == testUID }
 	}
 	reg := prometheus.NewRegistry()
-	l, err := New(ctx, st.JetStream(), st, cfg, logr.Discard(), reg)
+	l, err := New(ctx, st.JetStream(), st, cfg, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +180,7 @@ func TestFailedWritesAreRetriedNotDropped(t *testing.T) {
 	defer cancel()
 	g.Expect(f.log.Barrier(short)).To(MatchError(context.DeadlineExceeded), "nothing is stored yet")
 
-	_, err := New(f.ctx, js, nil, Config{}, logr.Discard(), nil) // the stream again
+	_, err := New(f.ctx, js, nil, Config{}, nil) // the stream again
 	g.Expect(err).NotTo(HaveOccurred())
 	wait, cancel2 := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel2()

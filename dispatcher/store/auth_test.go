@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 	. "github.com/onsi/gomega"
@@ -100,7 +99,7 @@ func TestExternalClusterWithTLSAndNKey(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(raw)).To(Equal(`{"id":"e1"}`))
 
-	lease, err := AcquireLease(ctx, LeaseConfig{URL: url, Auth: auth, Identity: "d0", TTL: 2 * time.Second}, logr.Discard())
+	lease, err := AcquireLease(ctx, LeaseConfig{URL: url, Auth: auth, Identity: "d0", TTL: 2 * time.Second})
 	g.Expect(err).NotTo(HaveOccurred())
 	lease.Release()
 }

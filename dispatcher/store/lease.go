@@ -75,7 +75,8 @@ type Lease struct {
 
 // AcquireLease connects to the cluster and blocks until this dispatcher holds the delivery lease
 // (or ctx ends). Call Keep to renew it.
-func AcquireLease(ctx context.Context, cfg LeaseConfig, log logr.Logger) (*Lease, error) {
+func AcquireLease(ctx context.Context, cfg LeaseConfig) (*Lease, error) {
+	log := logr.FromContextOrDiscard(ctx) // the lease logs with ctx's logger for its lifetime
 	if cfg.TTL <= 0 {
 		return nil, errors.New("the delivery lease needs a TTL")
 	}

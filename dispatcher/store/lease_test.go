@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 )
 
@@ -67,7 +66,7 @@ func writeToken(t *testing.T, token string) string {
 func acquireIn(ctx context.Context, at natsAt, identity string, ttl time.Duration) (chan *Lease, chan error) {
 	got, failed := make(chan *Lease, 1), make(chan error, 1)
 	go func() {
-		l, err := AcquireLease(ctx, LeaseConfig{URL: at.URL, Auth: at.Auth, Identity: identity, TTL: ttl}, logr.Discard())
+		l, err := AcquireLease(ctx, LeaseConfig{URL: at.URL, Auth: at.Auth, Identity: identity, TTL: ttl})
 		if err != nil {
 			failed <- err
 			return

@@ -100,10 +100,10 @@ func (p *poster) postPatiently(url string, body []byte) (int, error) {
 		var buf bytes.Buffer
 		_, _ = buf.ReadFrom(resp.Body)
 		resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusAccepted:
+		switch resp.StatusCode {
+		case http.StatusAccepted:
 			return waits, nil
-		case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests:
+		case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 			secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 			if waits > 600 {
 				return waits, fmt.Errorf("still refused after %d waits: %d %s", waits, resp.StatusCode, buf.Bytes())

@@ -242,7 +242,7 @@ func waitDelivered(s *sink, want int64, timeout time.Duration) error {
 
 func run(ctx context.Context, o options) ([]row, error) {
 	fmt.Fprintln(os.Stderr, "bench: starting control plane, manager, dispatcher and receiver")
-	s, err := startStack(ctx)
+	s, err := startStack()
 	if err != nil {
 		return nil, err
 	}

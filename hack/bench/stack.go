@@ -82,7 +82,7 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-func startStack(ctx context.Context) (*stack, error) {
+func startStack() (*stack, error) {
 	cp, err := controlplane.Start()
 	if err != nil {
 		return nil, err

@@ -100,7 +100,9 @@ var _ manager.LeaderElectionRunnable = &Discoverer{}
 // and adds a Discoverer that reads them again every interval to mgr. An interval of 0 turns
 // discovery off; a negative one is an error. A failing first read is logged, not returned: the
 // guard's other ranges still apply, and the next read may succeed.
-func Setup(ctx context.Context, mgr manager.Manager, guard *netguard.Guard, interval time.Duration, log logr.Logger) error {
+// It logs with the logger of ctx (logr.NewContext).
+func Setup(ctx context.Context, mgr manager.Manager, guard *netguard.Guard, interval time.Duration) error {
+	log := logr.FromContextOrDiscard(ctx)
 	switch {
 	case interval < 0:
 		return fmt.Errorf("--cluster-ranges-interval must not be negative, got %s", interval)

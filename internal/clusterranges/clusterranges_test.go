@@ -147,7 +147,7 @@ func TestDiscoveryBlocksTheClusterRanges(t *testing.T) {
 	// An in-cluster receiver's ClusterIP is allowed: the allow-list wins over the cluster's ranges.
 	guard := netguard.New(netguard.Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/32")}})
 	logs := &testlog.Buffer{}
-	g.Expect(clusterranges.Setup(ctx, mgr, guard, 100*time.Millisecond, logs.Logger())).To(Succeed())
+	g.Expect(clusterranges.Setup(logr.NewContext(ctx, logs.Logger()), mgr, guard, 100*time.Millisecond)).To(Succeed())
 	done := make(chan error, 1)
 	mgrCtx, stop := context.WithCancel(ctx)
 	go func() { done <- mgr.Start(mgrCtx) }()
@@ -227,8 +227,8 @@ func TestErrorsKeepTheLastRanges(t *testing.T) {
 func TestSetupChecksTheInterval(t *testing.T) {
 	g := NewWithT(t)
 	// No manager is needed for either: nothing is added.
-	g.Expect(clusterranges.Setup(t.Context(), nil, netguard.New(netguard.Policy{}), 0, logr.Discard())).To(Succeed())
-	g.Expect(clusterranges.Setup(t.Context(), nil, netguard.New(netguard.Policy{}), -time.Second, logr.Discard())).
+	g.Expect(clusterranges.Setup(t.Context(), nil, netguard.New(netguard.Policy{}), 0)).To(Succeed())
+	g.Expect(clusterranges.Setup(t.Context(), nil, netguard.New(netguard.Policy{}), -time.Second)).
 		To(MatchError(ContainSubstring("must not be negative")))
 	d := &clusterranges.Discoverer{Reader: k8s, Guard: netguard.Default(), Interval: time.Minute, Log: logr.Discard()}
 	g.Expect(d.Refresh(t.Context())).To(MatchError(ContainSubstring("netguard.New")), "the shared default guard takes no ranges")

@@ -181,7 +181,9 @@ func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	}
 	d := replayData{Namespace: ns, Name: name, Replay: &rp,
 		Ready: meta.FindStatusCondition(rp.Status.Conditions, "Ready"), Stalled: meta.FindStatusCondition(rp.Status.Conditions, "Stalled")}
-	d.Running = !(d.Ready != nil && d.Ready.Status == metav1.ConditionTrue) && !(d.Stalled != nil && d.Stalled.Status == metav1.ConditionTrue)
+	done := d.Ready != nil && d.Ready.Status == metav1.ConditionTrue
+	stalled := d.Stalled != nil && d.Stalled.Status == metav1.ConditionTrue
+	d.Running = !done && !stalled
 	p := s.page(rc, rc.L.T("replay.statusTitle", rp.Name), d)
 	if d.Running {
 		p.Refresh = replayRefreshSeconds

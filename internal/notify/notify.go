@@ -347,7 +347,7 @@ func (n *Notifier) Notify(ctx context.Context, p Problem) error {
 	}
 	msg, err := compose(p, n.from, to, now)
 	if err == nil {
-		err = n.send(ctx, to, msg, log)
+		err = n.send(logr.NewContext(ctx, log), to, msg)
 	}
 	if err != nil {
 		release() // a later problem may try again at once
@@ -517,7 +517,9 @@ func parseAddress(s string) (*mail.Address, error) {
 }
 
 // send delivers msg to the recipients through the configured server, within Config.Timeout.
-func (n *Notifier) send(ctx context.Context, to []*mail.Address, msg []byte, log logr.Logger) (err error) {
+// The logger comes with ctx (logr.NewContext).
+func (n *Notifier) send(ctx context.Context, to []*mail.Address, msg []byte) (err error) {
+	log := logr.FromContextOrDiscard(ctx)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
 	defer cancel()
 	defer func() {
