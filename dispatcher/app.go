@@ -142,7 +142,9 @@ type App struct {
 
 // NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
 // controller-runtime manager; Run starts the rest.
-func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clock, log logr.Logger) (*App, error) {
+// It logs with the logger of ctx (logr.NewContext).
+func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clock) (*App, error) {
+	log := logr.FromContextOrDiscard(ctx)
 	if cfg.Attestation == nil {
 		return nil, errors.New("an attestation key is required: without one no webhook's verification can be checked")
 	}
@@ -185,7 +187,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
 	if cfg.DeliveryLog.Enabled {
-		if err := a.openLog(ctx, cfg, log); err != nil {
+		if err := a.openLog(ctx, cfg); err != nil {
 			st.Close()
 			return nil, err
 		}
@@ -311,7 +313,8 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 
 // openLog opens the delivery log on the store's JetStream and starts its writer, which runs until
 // stopLog: after the engine, whose last settlements it must still store.
-func (a *App) openLog(ctx context.Context, cfg Config, log logr.Logger) error {
+func (a *App) openLog(ctx context.Context, cfg Config) error {
+	log := logr.FromContextOrDiscard(ctx)
 	lc := cfg.DeliveryLog.Config
 	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
 	if len(lc.CursorKey) == 0 {

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
@@ -161,7 +162,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		clk = clock.RealClock{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := dispatcher.NewApp(ctx, cp.Config, cfg, clk, ctrl.Log.WithName(t.Name()))
+	app, err := dispatcher.NewApp(logr.NewContext(ctx, ctrl.Log.WithName(t.Name())), cp.Config, cfg, clk)
 	if err != nil {
 		cancel()
 		t.Fatalf("starting dispatcher: %v", err)

@@ -224,7 +224,7 @@ func run(o options) error {
 	}
 
 	o.problems.RootCAs = roots
-	app, err := dispatcher.NewApp(ctx, ctrl.GetConfigOrDie(), dispatcher.Config{
+	app, err := dispatcher.NewApp(logr.NewContext(ctx, log), ctrl.GetConfigOrDie(), dispatcher.Config{
 		Problems: o.problems, ProblemAfter: o.problemAfter,
 		Store: o.store, DeliveryLog: o.deliveryLog,
 		Engine: deliver.Config{
@@ -237,7 +237,7 @@ func run(o options) error {
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
-	}, clock.RealClock{}, log)
+	}, clock.RealClock{})
 	if err != nil {
 		return err
 	}
