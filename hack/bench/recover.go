@@ -207,10 +207,12 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 		time.Sleep(5 * time.Millisecond)
 	}
 	drainStart := time.Now()
+	dcpu0, _, _ := procStats(s.dispatcher.Process.Pid)
 	stopTimeline = s.timeline("drain", drainStart, before, lost)
 	profiled = profile("drain")
 	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
 	drainRate := float64(lost) / time.Since(drainStart).Seconds()
+	dcpu1, _, _ := procStats(s.dispatcher.Process.Pid)
 	stopTimeline()
 	if err != nil {
 		return row{}, fmt.Errorf("drain: %w", err)
@@ -218,8 +220,8 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	profiled()
 
 	r := row{offered: ingest, delivered: recoverRate, peakRSS: peak, cpuPer1000: (cpu1 - cpu0) / float64(lost) * 1000}
-	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s; %d replays completed in %.1fs; %d webhooks",
-		recoverRate, recoverRate/drainRate, drainRate, len(replays), completed.Seconds(), len(g.uids))
+	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
+		recoverRate, recoverRate/drainRate, drainRate, (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
 	if recoverRate < drainRate {
 		return r, fmt.Errorf("the recover is slower than the drain: %s", r.note)
 	}
