@@ -533,17 +533,25 @@ func listSome(ss []string) string {
 
 // progress counts, from the log, the notifications this replay queued that were delivered or
 // failed, and reports whether all of them were. Reading the replay's records costs in proportion
-// to them, so it is done when the webhook's queue is empty (every replayed notification settled:
-// the count can be final), and otherwise only every so often, for the counts shown meanwhile.
+// to every record written since the replay started (the log interleaves all webhooks, and the
+// server walks them all for one webhook's), CPU taken from the deliveries themselves; so it is
+// done when the webhook's queue is empty (every replayed notification settled: the count can be
+// final), and otherwise only every so often, for the counts shown meanwhile — not at all in the
+// first interval after the notifications were queued, when none of them can have settled.
 func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (bool, error) {
 	pending := int64(-1)
 	if es, ok := r.Engine.Status(uid); ok {
 		pending = es.Pending
 	}
+	key := client.ObjectKeyFromObject(rp)
 	r.mu.Lock()
-	last, scanned := r.scans[client.ObjectKeyFromObject(rp)]
+	last, scanned := r.scans[key]
+	if !scanned && pending != 0 {
+		// The interval starts now: the first count follows a while into the deliveries.
+		r.scans[key] = scan{at: r.Clock.Now()}
+	}
 	r.mu.Unlock()
-	if pending != 0 && scanned && r.Clock.Since(last.at) < max(10*r.poll(), 20*last.took) {
+	if pending != 0 && (!scanned || r.Clock.Since(last.at) < max(progressEvery, 10*r.poll(), 20*last.took)) {
 		return false, nil
 	}
 	// Records the engine appended before settling are stored: the scan sees them.
@@ -580,6 +588,10 @@ func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, u
 	r.mu.Unlock()
 	return done, nil
 }
+
+// progressEvery is the shortest interval between two counts of a running replay's deliveries
+// while its webhook's queue is not empty.
+const progressEvery = 30 * time.Second
 
 // scan is when a running replay's records were last read, and how long that took.
 type scan struct {

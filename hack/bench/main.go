@@ -42,6 +42,8 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 64, "Concurrent posts of the load generator in the throughput scenario.")
 	flag.BoolVar(&o.smoke, "smoke", false, "Tiny run that checks correctness only (used by make test).")
 	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile, taken during the throughput scenario, to this file.")
+	flag.StringVar(&o.recoverProfile, "recover-cpuprofile", "", "Write the dispatcher's CPU profiles, taken over the first -recover-profile-seconds of the recover and of its drain baseline, to this path with .recover and .drain appended.")
+	flag.IntVar(&o.recoverProfileSeconds, "recover-profile-seconds", 10, "Length of each recover scenario CPU profile.")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
 	flag.Func("dispatcher-arg", "Extra dispatcher flag, e.g. -dispatcher-arg=--event-cache-bytes=16777216 (repeatable).", func(v string) error {
 		dispatcherExtraArgs = append(dispatcherExtraArgs, v)
@@ -74,6 +76,9 @@ type options struct {
 	smoke       bool
 	profile     string
 	heapProfile string
+	// recoverProfile and recoverProfileSeconds: the recover scenario's CPU profiles.
+	recoverProfile        string
+	recoverProfileSeconds int
 }
 
 func (o options) want(s string) bool {

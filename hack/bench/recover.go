@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -56,7 +57,21 @@ var (
 	replayFlags  = []string{"--replay-poll-interval=500ms"}
 )
 
-func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications int) (row, error) {
+func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row, error) {
+	notifications := o.recover
+	// profile starts a CPU profile of the dispatcher; its result waits until it is written (before
+	// the dispatcher is replaced, after the timing).
+	profile := func(phase string) (wait func()) {
+		if o.recoverProfile == "" {
+			return func() {}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			saveURL(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprofAddr, o.recoverProfileSeconds), o.recoverProfile+"."+phase)
+		}()
+		return func() { <-done }
+	}
 	webhooks := recoverAccounts * recoverPerAccount
 	events := max(notifications/recoverPerAccount, recoverAccounts)
 	lost := int64(events * recoverPerAccount)
@@ -116,6 +131,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 
 	// 4. One replay per webhook recovers what was lost.
 	before := s.sink.count.Load()
+	profiled := profile("recover")
 	start := time.Now()
 	var replays []*hooklinev1.WebhookReplay
 	for i := range list.Items {
@@ -128,6 +144,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 			})
 		}
 	}
+	stopTimeline := s.timeline("recover", start, before, lost)
 	// Created at once, as `kubectl apply -f` of a directory would: the clock runs from the first.
 	var wg sync.WaitGroup
 	createErrs := make([]error, len(replays))
@@ -140,10 +157,12 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 		return row{}, err
 	}
 	cpu0, _, _ := procStats(s.dispatcher.Process.Pid)
-	if err := waitDelivered(s.sink, before+lost, 10*time.Minute); err != nil {
+	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
+	recoverTook := time.Since(start)
+	stopTimeline()
+	if err != nil {
 		return row{}, fmt.Errorf("recover: %w", err)
 	}
-	recoverTook := time.Since(start)
 	cpu1, peak, _ := procStats(s.dispatcher.Process.Pid)
 	var matched int64
 	for _, rp := range replays {
@@ -165,6 +184,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 		return row{}, fmt.Errorf("the replays matched %d notifications, %d were lost", matched, lost)
 	}
 	recoverRate := float64(lost) / recoverTook.Seconds()
+	profiled()
 
 	// 5. The drain rate of as many notifications, for the same webhooks, with production settings.
 	if err := s.restartDispatcher(); err != nil {
@@ -187,14 +207,21 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, notifications in
 		time.Sleep(5 * time.Millisecond)
 	}
 	drainStart := time.Now()
-	if err := waitDelivered(s.sink, before+lost, 10*time.Minute); err != nil {
+	dcpu0, _, _ := procStats(s.dispatcher.Process.Pid)
+	stopTimeline = s.timeline("drain", drainStart, before, lost)
+	profiled = profile("drain")
+	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
+	drainRate := float64(lost) / time.Since(drainStart).Seconds()
+	dcpu1, _, _ := procStats(s.dispatcher.Process.Pid)
+	stopTimeline()
+	if err != nil {
 		return row{}, fmt.Errorf("drain: %w", err)
 	}
-	drainRate := float64(lost) / time.Since(drainStart).Seconds()
+	profiled()
 
 	r := row{offered: ingest, delivered: recoverRate, peakRSS: peak, cpuPer1000: (cpu1 - cpu0) / float64(lost) * 1000}
-	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s; %d replays completed in %.1fs; %d webhooks",
-		recoverRate, recoverRate/drainRate, drainRate, len(replays), completed.Seconds(), len(g.uids))
+	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
+		recoverRate, recoverRate/drainRate, drainRate, (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
 	if recoverRate < drainRate {
 		return r, fmt.Errorf("the recover is slower than the drain: %s", r.note)
 	}
@@ -268,5 +295,43 @@ func (s *stack) resumeDispatcher(drop int, extra ...string) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("dispatcher did not restart; see %s", s.dir)
 		}
+	}
+}
+
+// timeline prints, when stopped, how long after start the sink had received the first
+// delivery and 10, 50, 90 and 100 % of n beyond before: where a phase loses time (its start, its
+// tail) shows there.
+func (s *stack) timeline(phase string, start time.Time, before, n int64) (stop func()) {
+	marks := []float64{0, 0.1, 0.5, 0.9, 1}
+	at := make([]time.Duration, len(marks))
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		next := 0
+		for next < len(marks) {
+			got := s.sink.count.Load() - before
+			for next < len(marks) && (marks[next] == 0 && got > 0 || marks[next] > 0 && float64(got) >= marks[next]*float64(n)) {
+				at[next] = time.Since(start)
+				next++
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		if at[len(at)-1] == 0 {
+			at[len(at)-1] = time.Since(start)
+		}
+		var b strings.Builder
+		for i, m := range marks {
+			fmt.Fprintf(&b, " %.0f%%@%.2fs", m*100, at[i].Seconds())
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s timeline:%s\n", phase, b.String())
 	}
 }

@@ -490,7 +490,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 	// Also last: it restarts the dispatcher (three times).
 	if o.want("recover") {
 		measure(fmt.Sprintf("recover (%d lost notifications vs drain)", o.recover), func() (row, error) {
-			r, err := s.recoverScenario(ctx, p, o.recover)
+			r, err := s.recoverScenario(ctx, p, o)
 			if err == nil {
 				err = check()
 			}
