@@ -103,6 +103,11 @@ func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (
 	if len(items) > 0 {
 		results, err := d.Store.EnqueueAll(ctx, items)
 		if err != nil {
+			// Some may be stored: their queues read the store for them (the producer's retry
+			// queues them again, with the same webhookNotificationId).
+			for _, it := range items {
+				d.Engine.Recheck(it.UID)
+			}
 			return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 		}
 		for i, r := range results {

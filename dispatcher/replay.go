@@ -410,6 +410,11 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 	}
 	results, err := r.Store.EnqueueAll(ctx, items)
 	if err != nil {
+		// Some may be stored: the queue reads the store for them, and the retry of this replay
+		// finds them there (Replay set) and does not queue them again.
+		for _, it := range items {
+			r.Engine.Recheck(it.UID)
+		}
 		return 0, nil, fmt.Errorf("queueing replayed notifications: %w", err)
 	}
 	for i, res := range results {

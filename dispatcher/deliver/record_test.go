@@ -480,3 +480,25 @@ func TestNotesInTheStoreAreSentWhateverThePendingCount(t *testing.T) {
 		})
 	}
 }
+
+// A batch whose storing failed part-way leaves notes in the store that the engine was never told
+// about (make bench: "stalled with too many outstanding async published messages"); Recheck makes
+// the queue find and send them.
+func TestRecheckFindsNotesStoredWithoutEnqueue(t *testing.T) {
+	h := newRecordHarness(t, fastPolicy(), 2)
+	g := h.g
+	h.e.Upsert(h.wh)
+	var items []store.Enqueue
+	for i := range 3 {
+		raw := fmt.Appendf(nil, `{"id":"s%d","event":"AGREEMENT_CREATED","accountId":%q,"resource":{"type":"AGREEMENT","id":"a"},"notification":{"agreement":{"id":"a","name":"n","status":"s"}}}`, i, recAccount)
+		seq, _, err := h.st.PutEvent(h.ctx, fmt.Sprintf("s%d", i), raw, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		items = append(items, store.Enqueue{UID: recUID, Note: store.Note{EventSeq: seq, Created: time.Now(), EventID: fmt.Sprintf("s%d", i)}})
+	}
+	_, err := h.st.EnqueueAll(h.ctx, items) // stored; the engine is not told
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Consistently(h.posts.Load).WithTimeout(200 * time.Millisecond).Should(BeZero())
+	h.e.Recheck(recUID)
+	g.Eventually(h.posts.Load).WithTimeout(5 * time.Second).Should(BeEquivalentTo(3))
+	g.Eventually(h.stored).WithTimeout(5 * time.Second).Should(BeZero())
+}

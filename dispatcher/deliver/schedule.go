@@ -33,6 +33,21 @@ type account struct {
 	waiting  []*queue
 }
 
+// Recheck tells the engine that uid's store queue may hold notes it was not told about (a batch
+// whose storing failed part-way: some notes are stored, which ones is unknown): the queue reads the
+// store until it is drained, whatever its pending count says.
+func (e *Engine) Recheck(uid string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil || q.removed {
+		return
+	}
+	q.inStore = true
+	q.storeGen++
+	e.scheduleLocked(q)
+}
+
 // Enqueue takes in a note just stored for uid.
 func (e *Engine) Enqueue(uid string, n store.Note) {
 	if e.enqueueLocked(uid, n) {

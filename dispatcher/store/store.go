@@ -641,7 +641,15 @@ type EnqueueResult struct {
 	Seq uint64
 }
 
-// EnqueueAll queues the notifications and waits until JetStream has stored every one of them.
+// enqueueBatch bounds the notes published at once without waiting for their acknowledgements,
+// well under the connection's limit of outstanding asynchronous publishes (4096), which many
+// concurrent callers share: past it a publish fails ("stalled with too many outstanding async
+// published messages") although JetStream is healthy.
+const enqueueBatch = 512
+
+// EnqueueAll queues the notifications and waits until JetStream has stored every one of them. On an
+// error some of them may be stored nonetheless: the caller must tell the engine to look at the
+// store queues of every item (deliver.Engine.Recheck), or those notes would wait for the next one.
 func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
 	out := make([]EnqueueResult, len(items))
 	if len(items) == 1 {
@@ -653,22 +661,25 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 		out[0] = EnqueueResult{Seq: ack.Sequence}
 		return out, nil
 	}
-	futures := make([]jetstream.PubAckFuture, len(items))
-	for i, it := range items {
-		f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note))
-		if err != nil {
-			return nil, fmt.Errorf("queueing notification: %w", err)
+	for start := 0; start < len(items); start += enqueueBatch {
+		batch := items[start:min(start+enqueueBatch, len(items))]
+		futures := make([]jetstream.PubAckFuture, len(batch))
+		for i, it := range batch {
+			f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note))
+			if err != nil {
+				return nil, fmt.Errorf("queueing notification: %w", err)
+			}
+			futures[i] = f
 		}
-		futures[i] = f
-	}
-	for i, f := range futures {
-		select {
-		case ack := <-f.Ok():
-			out[i] = EnqueueResult{Seq: ack.Sequence}
-		case err := <-f.Err():
-			return nil, fmt.Errorf("queueing notification: %w", err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		for i, f := range futures {
+			select {
+			case ack := <-f.Ok():
+				out[start+i] = EnqueueResult{Seq: ack.Sequence}
+			case err := <-f.Err():
+				return nil, fmt.Errorf("queueing notification: %w", err)
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 	}
 	return out, nil
