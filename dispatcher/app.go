@@ -119,13 +119,13 @@ type Config struct {
 
 // App is an assembled dispatcher.
 type App struct {
-	Manager    ctrl.Manager
-	Store      *store.Store
-	Engine     *deliver.Engine
-	Table      *route.Table
-	Syncer     *Syncer
-	Reporter   *Reporter
-	Dispatcher *Dispatcher
+	Manager  ctrl.Manager
+	Store    *store.Store
+	Engine   *deliver.Engine
+	Table    *route.Table
+	Syncer   *Syncer
+	Reporter *Reporter
+	Intake   *Intake
 	// Replayer runs WebhookReplays.
 	Replayer *Replayer
 	// Ingest is the POST /v1/events handler, without tokens: set Ingest.Tokens before serving.
@@ -266,8 +266,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
 	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
-	a.Dispatcher = &Dispatcher{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
-	a.Ingest = &ingest.Handler{Acceptor: a.Dispatcher, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
+	a.Intake = &Intake{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
+	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
 	}

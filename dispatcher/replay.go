@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -59,7 +60,7 @@ type ReplayLog interface {
 
 // Replayer runs WebhookReplays: it waits until the replay's Webhook is Active, selects the
 // notifications from the delivery log, queues them again at the tail of the webhook's queue in
-// their original order (store.EnqueueAll and Engine.Enqueue, as Dispatcher.Accept does), and
+// their original order (store.EnqueueAll and Engine.Enqueue, as Intake.Accept does), and
 // reports the progress read back from the log in the replay's status.
 //
 // It resumes exactly after a crash: what this replay already queued is what its webhook's queue
@@ -116,7 +117,7 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 func (r *Replayer) replaysOf(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &hooklinev1.WebhookReplayList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{webhookNameField: o.GetName()}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing the replays of a webhook", "webhook", o.GetName())
+		ctrl.LoggerFrom(ctx).Error(err, "Listing the replays of a webhook", "Webhook", klog.KObj(o))
 		return nil
 	}
 	var out []reconcile.Request

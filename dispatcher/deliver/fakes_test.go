@@ -335,7 +335,7 @@ func (r *rig) webhook(uid, account string) Webhook {
 }
 
 // queue stores n notifications for uid (notes <uid>-1..<uid>-n, created at created) and tells the
-// engine, as Dispatcher.Accept does.
+// engine, as Intake.Accept does.
 func (r *rig) queue(uid, account string, n int, created time.Time) {
 	r.t.Helper()
 	for i := 1; i <= n; i++ {

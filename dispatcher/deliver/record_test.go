@@ -144,7 +144,7 @@ func newRecordHarness(t *testing.T, pol Policy, memQueue int) *recordHarness {
 	return h
 }
 
-// enqueue stores event id and queues its note as Dispatcher.Accept does (created is the note's
+// enqueue stores event id and queues its note as Intake.Accept does (created is the note's
 // Created; the event is accepted now); it returns the notification id.
 func (h *recordHarness) enqueue(id string, created time.Time) (string, store.Note) {
 	raw := fmt.Appendf(nil, `{"id":%q,"event":"AGREEMENT_CREATED","accountId":%q,"resource":{"type":"AGREEMENT","id":"a-%s"},"notification":{"agreement":{"id":"a-%s","name":"n","status":"s"}}}`, id, recAccount, id, id)

@@ -34,8 +34,9 @@ import (
 	"github.com/hookline/hookline/dispatcher/store"
 )
 
-// Dispatcher accepts events and queues their notifications.
-type Dispatcher struct {
+// Intake is the accept step of the ingest API: it stores an event, routes it and queues its
+// notifications (named for what it does, not after the program it is part of).
+type Intake struct {
 	Store  *store.Store
 	Engine *deliver.Engine
 	Table  *route.Table
@@ -46,7 +47,7 @@ type Dispatcher struct {
 	DeliveryLog *deliverylog.Log
 }
 
-var _ ingest.Acceptor = (*Dispatcher)(nil)
+var _ ingest.Acceptor = (*Intake)(nil)
 
 // Accept stores ev, routes it and queues one notification per matching webhook; it returns once
 // all of that is durable. A re-post of the same event (same account and id, see store.EventKey)
@@ -54,7 +55,7 @@ var _ ingest.Acceptor = (*Dispatcher)(nil)
 // stored the event but crashed before its notifications were queued (no "routed" marker), in which
 // case this post completes the routing of the stored event: never with this request's attributes,
 // which are only the producer's claim, while the stored body is what every notification carries.
-func (d *Dispatcher) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
+func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
 	now := d.Clock.Now()
 	key := store.EventKey(ev.AccountID, ev.ID)
 	seq, duplicate, err := d.Store.PutEvent(ctx, key, raw, now)
