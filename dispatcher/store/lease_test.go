@@ -82,7 +82,10 @@ func TestLeaseHasOneHolderAndPassesOnRelease(t *testing.T) {
 	url := natsURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const ttl = 2 * time.Second
+	// Long enough that the hand-over below is told apart from an expiry with seconds to spare on a
+	// loaded CI machine: an expired lease would pass on no sooner than 3/4 TTL after the release
+	// (the last renewal is at most TTL/4 before it).
+	const ttl = 8 * time.Second
 
 	aCh, _ := acquireIn(ctx, url, "a", ttl)
 	var a *Lease
@@ -92,8 +95,8 @@ func TestLeaseHasOneHolderAndPassesOnRelease(t *testing.T) {
 	go func() { defer close(kept); a.Keep(keepCtx) }()
 
 	bCh, _ := acquireIn(ctx, url, "b", ttl)
-	// Renewed every TTL/4, a's lease never expires: b keeps standing by for several TTLs.
-	g.Consistently(bCh).WithTimeout(3 * ttl).WithPolling(50 * time.Millisecond).ShouldNot(Receive())
+	// Renewed every TTL/4, a's lease never expires: b keeps standing by for two TTLs.
+	g.Consistently(bCh).WithTimeout(2 * ttl).WithPolling(50 * time.Millisecond).ShouldNot(Receive())
 	g.Expect(a.Lost()).NotTo(BeClosed())
 
 	stopKeep()
@@ -101,7 +104,7 @@ func TestLeaseHasOneHolderAndPassesOnRelease(t *testing.T) {
 	released := time.Now()
 	a.Release()
 	var b *Lease
-	g.Eventually(bCh).WithTimeout(ttl).Should(Receive(&b), "a released lease passes on without waiting for the TTL")
+	g.Eventually(bCh).WithTimeout(5*ttl/8).Should(Receive(&b), "a released lease passes on without waiting for the TTL")
 	t.Logf("standby took over %s after the release", time.Since(released).Round(time.Millisecond))
 	b.Release()
 }
@@ -113,7 +116,10 @@ func TestLeaseHolderGivesUpBeforeStandbyTakesOver(t *testing.T) {
 	url := natsURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const ttl = 2 * time.Second
+	// Long enough that the hand-over below is told apart from an expiry with seconds to spare on a
+	// loaded CI machine: an expired lease would pass on no sooner than 3/4 TTL after the release
+	// (the last renewal is at most TTL/4 before it).
+	const ttl = 8 * time.Second
 
 	aCh, _ := acquireIn(ctx, url, "a", ttl)
 	var a *Lease
