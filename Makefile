@@ -82,8 +82,9 @@ controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module
 ##@ Test
 
 .PHONY: test
-test: controlplane build vet ## Build the control plane and the binaries, and run every test (quick fault suite and a short fuzz run included).
-	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./...
+test: controlplane build vet ## Build the control plane and the binaries, install Chromium if missing, and run every test (quick fault suite, browser tests and a short fuzz run included).
+	HOOKLINE_CHROMIUM=$$(hack/chromium.sh) HOOKLINE_REQUIRE_BROWSER=1 \
+		KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./...
 	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
 
 .PHONY: test-unit
