@@ -18,6 +18,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -27,6 +28,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
@@ -34,26 +37,18 @@ import (
 const maxPage = 500
 
 func (a *App) deliveries(ctx context.Context, args []string) error {
-	var kf kubeFlags
-	var af apiFlags
+	var lc logCommand
 	var states, events stringList
-	var since, until, output string
+	var since, until string
 	var limit int
-	fs := newFlagSet("deliveries")
-	kf.bind(fs)
-	af.bind(fs)
+	fs := lc.flags("deliveries")
 	fs.Var(&states, "state", "state filter")
 	fs.Var(&events, "event", "event filter")
 	fs.StringVar(&since, "since", "", "since")
 	fs.StringVar(&until, "until", "", "until")
 	fs.IntVar(&limit, "limit", 50, "most notifications")
-	fs.StringVar(&output, "o", "", "output format")
-	fs.StringVar(&output, "output", "", "output format")
-	pos, err := parseArgs(fs, args)
+	pos, err := lc.parse(fs, args)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(output); err != nil {
 		return err
 	}
 	if len(pos) != 1 {
@@ -75,15 +70,7 @@ func (a *App) deliveries(ctx context.Context, args []string) error {
 	if until != "" {
 		q.Set("until", until)
 	}
-	k, err := a.connect(kf)
-	if err != nil {
-		return err
-	}
-	key, err := objectKey(pos[0], kf.namespace, k.namespace)
-	if err != nil {
-		return err
-	}
-	c, err := a.logClient(k, af)
+	key, c, err := lc.connect(a, pos[0])
 	if err != nil {
 		return err
 	}
@@ -103,8 +90,8 @@ func (a *App) deliveries(ctx context.Context, args []string) error {
 		}
 		q.Set("cursor", page.Next)
 	}
-	if output != "" && output != "table" {
-		if err := writeStructured(a.Stdout, output, all); err != nil {
+	if lc.structured() {
+		if err := writeStructured(a.Stdout, lc.output, all); err != nil {
 			return err
 		}
 	} else {
@@ -123,13 +110,52 @@ func (a *App) deliveries(ctx context.Context, args []string) error {
 	return nil
 }
 
-// checkOutput accepts the output formats of deliveries and attempts.
-func checkOutput(output string) error {
-	switch output {
-	case "", "table", "json", "yaml":
-		return nil
+// logCommand is what deliveries and attempts share: the kubeconfig and read-API flags, -o, and
+// the connection to the read API for one Webhook.
+type logCommand struct {
+	kf     kubeFlags
+	af     apiFlags
+	output string
+}
+
+// flags returns the command's flag set with the shared flags bound.
+func (lc *logCommand) flags(name string) *flag.FlagSet {
+	fs := newFlagSet(name)
+	lc.kf.bind(fs)
+	lc.af.bind(fs)
+	fs.StringVar(&lc.output, "o", "", "output format")
+	fs.StringVar(&lc.output, "output", "", "output format")
+	return fs
+}
+
+// parse parses args and checks -o; it returns the positional arguments.
+func (lc *logCommand) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
 	}
-	return usagef("--output %q: use table, json or yaml", output)
+	switch lc.output {
+	case "", "table", "json", "yaml":
+		return pos, nil
+	}
+	return nil, usagef("--output %q: use table, json or yaml", lc.output)
+}
+
+// structured reports whether -o asks for JSON or YAML rather than a table.
+func (lc *logCommand) structured() bool { return lc.output != "" && lc.output != "table" }
+
+// connect resolves the Webhook argument (NAME or NAMESPACE/NAME) and a client of the read API.
+func (lc *logCommand) connect(a *App, webhook string) (client.ObjectKey, *logClient, error) {
+	k, err := a.connect(lc.kf)
+	if err != nil {
+		return client.ObjectKey{}, nil, err
+	}
+	key, err := objectKey(webhook, lc.kf.namespace, k.namespace)
+	if err != nil {
+		return client.ObjectKey{}, nil, err
+	}
+	c, err := a.logClient(k, lc.af)
+	return key, c, err
 }
 
 func (a *App) notificationTable(out io.Writer, items []deliveries.Notification) {
@@ -185,33 +211,15 @@ Examples:
 }
 
 func (a *App) attempts(ctx context.Context, args []string) error {
-	var kf kubeFlags
-	var af apiFlags
-	var output string
-	fs := newFlagSet("attempts")
-	kf.bind(fs)
-	af.bind(fs)
-	fs.StringVar(&output, "o", "", "output format")
-	fs.StringVar(&output, "output", "", "output format")
-	pos, err := parseArgs(fs, args)
+	var lc logCommand
+	pos, err := lc.parse(lc.flags("attempts"), args)
 	if err != nil {
-		return err
-	}
-	if err := checkOutput(output); err != nil {
 		return err
 	}
 	if len(pos) != 2 {
 		return usagef("attempts takes a Webhook NAME (or NAMESPACE/NAME) and a NOTIFICATION_ID, got %d arguments", len(pos))
 	}
-	k, err := a.connect(kf)
-	if err != nil {
-		return err
-	}
-	key, err := objectKey(pos[0], kf.namespace, k.namespace)
-	if err != nil {
-		return err
-	}
-	c, err := a.logClient(k, af)
+	key, c, err := lc.connect(a, pos[0])
 	if err != nil {
 		return err
 	}
@@ -222,8 +230,8 @@ func (a *App) attempts(ctx context.Context, args []string) error {
 	if al.Records == nil {
 		al.Records = []deliveries.Record{}
 	}
-	if output != "" && output != "table" {
-		return writeStructured(a.Stdout, output, al)
+	if lc.structured() {
+		return writeStructured(a.Stdout, lc.output, al)
 	}
 	a.attemptTable(a.Stdout, key.Namespace+"/"+key.Name, al)
 	return nil

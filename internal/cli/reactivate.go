@@ -19,13 +19,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -111,62 +109,30 @@ func (a *App) reactivationValue(wh *hooklinev1.Webhook) string {
 }
 
 // waitReactivated polls the Webhook until status.state is Active and the dispatcher has handled
-// value, printing a line on stderr whenever what it sees changes and a dot otherwise.
+// value.
 func (a *App) waitReactivated(ctx context.Context, k *kube, key client.ObjectKey, value string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	p := &progressDots{w: a.Stderr}
-	defer p.end()
-	p.line(fmt.Sprintf("waiting up to %s for %s/%s to become Active", timeout, key.Namespace, key.Name))
-	ticker := time.NewTicker(a.PollInterval)
-	defer ticker.Stop()
-	var wh hooklinev1.Webhook
-	var lastErr error
-	seen := ""
-	for {
-		err := k.client.Get(ctx, key, &wh)
-		switch {
-		case err == nil:
-			lastErr = nil
-			handled := hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation)
-			if wh.Status.State == hooklinev1.ObservedActive && handled {
-				p.end()
-				fmt.Fprintf(a.Stdout, "webhook %s/%s is Active: the dispatcher handled the reactivation and deliveries resume\n", key.Namespace, key.Name)
-				return nil
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	return a.waitFor(ctx, k, timeout, waiter{
+		obj: wh, noun: "webhook", what: key.String(), goal: "to become Active", timeoutGoal: " to become Active",
+		done: func() (bool, error) {
+			if wh.Status.State != hooklinev1.ObservedActive || !hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation) {
+				return false, nil
 			}
-			if now := observed(&wh, value); now != seen {
-				seen = now
-				p.line("  " + now)
-			} else {
-				p.dot()
-			}
-		case apierrors.IsNotFound(err):
-			return fmt.Errorf("webhook %s/%s was deleted while waiting", key.Namespace, key.Name)
-		case ctx.Err() == nil:
-			// A passing API server hiccup: keep waiting, and say so if the wait ends on it.
-			lastErr = err
-			p.dot()
-		}
-		select {
-		case <-ctx.Done():
-			p.end()
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return errors.New("interrupted while waiting")
-			}
-			msg := fmt.Sprintf("timed out after %s waiting for %s/%s to become Active: %s", timeout, key.Namespace, key.Name, observed(&wh, value))
+			fmt.Fprintf(a.Stdout, "webhook %s is Active: the dispatcher handled the reactivation and deliveries resume\n", key)
+			return true, nil
+		},
+		progress: func() string { return observed(wh, value) },
+		timedOut: func() string {
+			var msg string
 			if c := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionReady); c != nil && c.Message != "" {
 				msg += "\n  Ready: " + oneLine(c.Message)
 			}
 			if !hooklinev1.ReactivationHandled(value, wh.Status.LastHandledReactivation) {
 				msg += "\n  the dispatcher has not handled the reactivation: is it running?"
 			}
-			if lastErr != nil {
-				msg += "\n  last error reading the webhook: " + lastErr.Error()
-			}
-			return errors.New(msg)
-		case <-ticker.C:
-		}
-	}
+			return msg
+		},
+	})
 }
 
 // observed summarises what the wait is waiting for: state, Ready and the reactivation.
@@ -183,29 +149,6 @@ func observed(wh *hooklinev1.Webhook, value string) string {
 		s += ", reactivation not handled yet"
 	}
 	return s
-}
-
-// progressDots writes status lines and, between them, dots on one line.
-type progressDots struct {
-	w      io.Writer
-	dotted bool
-}
-
-func (p *progressDots) dot() {
-	fmt.Fprint(p.w, ".")
-	p.dotted = true
-}
-
-func (p *progressDots) line(s string) {
-	p.end()
-	fmt.Fprintln(p.w, s)
-}
-
-func (p *progressDots) end() {
-	if p.dotted {
-		fmt.Fprintln(p.w)
-		p.dotted = false
-	}
 }
 
 func reactivateUsage(a *App) string {

@@ -18,7 +18,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -235,66 +234,33 @@ func replayManifest(rp *hooklinev1.WebhookReplay) (string, error) {
 	return out.String(), nil
 }
 
-// waitReplay polls the replay until Ready or Stalled, printing a line on stderr whenever its
-// progress changes and a dot otherwise.
+// waitReplay polls the replay until Ready or Stalled.
 func (a *App) waitReplay(ctx context.Context, k *kube, key client.ObjectKey, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	p := &progressDots{w: a.Stderr}
-	defer p.end()
-	p.line(fmt.Sprintf("waiting up to %s for webhookreplay %s/%s to complete", timeout, key.Namespace, key.Name))
-	ticker := time.NewTicker(a.PollInterval)
-	defer ticker.Stop()
-	var rp hooklinev1.WebhookReplay
-	var lastErr error
-	seen := ""
-	for {
-		err := k.client.Get(ctx, key, &rp)
-		switch {
-		case err == nil:
-			lastErr = nil
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	return a.waitFor(ctx, k, timeout, waiter{
+		obj: rp, noun: "replay", what: "webhookreplay " + key.String(), goal: "to complete", goesOn: " (the replay goes on)",
+		done: func() (bool, error) {
 			if c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionStalled); c != nil && c.Status == metav1.ConditionTrue {
-				p.end()
-				return fmt.Errorf("webhookreplay %s/%s cannot finish: %s: %s", key.Namespace, key.Name, c.Reason, oneLine(c.Message))
+				return false, fmt.Errorf("webhookreplay %s cannot finish: %s: %s", key, c.Reason, oneLine(c.Message))
 			}
-			if c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReady); c != nil && c.Status == metav1.ConditionTrue &&
-				c.ObservedGeneration == rp.Generation {
-				p.end()
-				fmt.Fprintf(a.Stdout, "webhookreplay %s/%s completed: %s\n", key.Namespace, key.Name, counts(&rp))
-				for _, u := range rp.Status.Unavailable {
-					fmt.Fprintf(a.Stdout, "  not replayed: %s\n", oneLine(u))
-				}
-				return nil
+			c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReady)
+			if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != rp.Generation {
+				return false, nil
 			}
-			if now := replayProgress(&rp); now != seen {
-				seen = now
-				p.line("  " + now)
-			} else {
-				p.dot()
+			fmt.Fprintf(a.Stdout, "webhookreplay %s completed: %s\n", key, counts(rp))
+			for _, u := range rp.Status.Unavailable {
+				fmt.Fprintf(a.Stdout, "  not replayed: %s\n", oneLine(u))
 			}
-		case apierrors.IsNotFound(err):
-			return fmt.Errorf("webhookreplay %s/%s was deleted while waiting", key.Namespace, key.Name)
-		case ctx.Err() == nil:
-			lastErr = err
-			p.dot()
-		}
-		select {
-		case <-ctx.Done():
-			p.end()
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return errors.New("interrupted while waiting (the replay goes on)")
-			}
-			msg := fmt.Sprintf("timed out after %s waiting for webhookreplay %s/%s (it goes on): %s", timeout, key.Namespace, key.Name, replayProgress(&rp))
+			return true, nil
+		},
+		progress: func() string { return replayProgress(rp) },
+		timedOut: func() string {
 			if len(rp.Status.Conditions) == 0 {
-				msg += "\n  the dispatcher has not reported on the replay: is it running, and does it know WebhookReplays?"
+				return "\n  the dispatcher has not reported on the replay: is it running, and does it know WebhookReplays?"
 			}
-			if lastErr != nil {
-				msg += "\n  last error reading the replay: " + lastErr.Error()
-			}
-			return errors.New(msg)
-		case <-ticker.C:
-		}
-	}
+			return ""
+		},
+	})
 }
 
 func counts(rp *hooklinev1.WebhookReplay) string {

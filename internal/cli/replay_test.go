@@ -144,7 +144,7 @@ func TestReplayWaitEndsOnStalledAndTimeout(t *testing.T) {
 
 	r := run(append([]string{"replay"}, kubeArgs("-n", ns, "orders", "--notification", nid1, "--name", "slow", "--wait", "--timeout", "300ms")...)...)
 	g.Expect(r.code).To(Equal(ExitFailure))
-	g.Expect(r.stderr).To(ContainSubstring("error: timed out after 300ms waiting for webhookreplay " + ns + "/slow (it goes on): not started"))
+	g.Expect(r.stderr).To(ContainSubstring("error: timed out after 300ms waiting for webhookreplay " + ns + "/slow (the replay goes on): not started"))
 	g.Expect(r.stderr).To(ContainSubstring("the dispatcher has not reported on the replay: is it running"))
 
 	done := make(chan result, 1)
