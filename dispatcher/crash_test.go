@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,6 +64,24 @@ type dispatcherProc struct {
 // API answers.
 func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string, extra ...string) *dispatcherProc {
 	t.Helper()
+	p := launchDispatcherProc(t, bin, tokens, dataDir, logFile, extra...)
+	NewWithT(t).Eventually(func(g Gomega) {
+		select {
+		case <-p.done:
+			StopTrying(fmt.Sprintf("the dispatcher exited early: %v", p.err)).Now()
+		default:
+		}
+		resp, err := http.Get("http://" + p.addr + "/healthz")
+		g.Expect(err).NotTo(HaveOccurred())
+		_ = resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+	}).WithTimeout(60*time.Second).WithPolling(50*time.Millisecond).Should(Succeed(), "the dispatcher at %s never became healthy", p.addr)
+	return p
+}
+
+// launchDispatcherProc starts bin with the test's flags (and extra ones).
+func launchDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string, extra ...string) *dispatcherProc {
+	t.Helper()
 	g := NewWithT(t)
 	addr := testsupport.FreeAddr(t)
 	out, err := os.Create(logFile)
@@ -100,18 +119,28 @@ func startDispatcherProc(t *testing.T, bin, tokens, dataDir, logFile string, ext
 			t.Logf("dispatcher output (%s):\n%s", logFile, b)
 		}
 	})
-	g.Eventually(func(g Gomega) {
-		select {
-		case <-p.done:
-			StopTrying(fmt.Sprintf("the dispatcher exited early: %v", p.err)).Now()
-		default:
-		}
-		resp, err := http.Get("http://" + addr + "/healthz")
-		g.Expect(err).NotTo(HaveOccurred())
-		_ = resp.Body.Close()
-		g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
-	}).WithTimeout(60*time.Second).WithPolling(50*time.Millisecond).Should(Succeed(), "the dispatcher at %s never became healthy", addr)
 	return p
+}
+
+// buildDispatcherProc builds the dispatcher binary into dir and writes a tokens file there whose
+// token may post for every account; it returns both paths.
+func buildDispatcherProc(t *testing.T, dir string) (bin, tokens string) {
+	t.Helper()
+	bin = filepath.Join(dir, "dispatcher")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/dispatcher")
+	build.Dir = cp.Root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the dispatcher: %v\n%s", err, out)
+	}
+	tokens = filepath.Join(dir, "tokens.yaml")
+	raw, err := yaml.Marshal(ingest.TokenFile{Tokens: []ingest.TokenEntry{{Name: "test", Token: testToken, Accounts: []string{"*"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokens, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return bin, tokens
 }
 
 // kill sends sig and waits until the process has exited.
@@ -211,19 +240,8 @@ func TestKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	g := NewWithT(t)
 	dir := t.TempDir()
 
-	// 1. The real binary.
-	bin := filepath.Join(dir, "dispatcher")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/dispatcher")
-	build.Dir = cp.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the dispatcher: %v\n%s", err, out)
-	}
-
-	// 2. Its tokens file.
-	tokens := filepath.Join(dir, "tokens.yaml")
-	raw, err := yaml.Marshal(ingest.TokenFile{Tokens: []ingest.TokenEntry{{Name: "test", Token: testToken, Accounts: []string{"*"}}}})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(os.WriteFile(tokens, raw, 0o600)).To(Succeed())
+	// 1. The real binary and its tokens file.
+	bin, tokens := buildDispatcherProc(t, dir)
 
 	// 3. A namespace bound to the account, a receiver, an Active webhook.
 	ns := newNamespace(t, account, "")
@@ -542,4 +560,26 @@ func describeLast(posts []crashPost) string {
 		return p.eventID + " answered 200"
 	}
 	return p.eventID + " answered 500"
+}
+
+// A dispatcher whose read API cannot listen exits with the reason, rather than run without the API
+// its Service and users expect (it used to log the error and go on delivering).
+func TestDispatcherExitsWhenTheReadAPICannotListen(t *testing.T) {
+	g := NewWithT(t)
+	dir := t.TempDir()
+	bin, tokens := buildDispatcherProc(t, dir)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = taken.Close() }()
+
+	logFile := filepath.Join(dir, "dispatcher.log")
+	p := launchDispatcherProc(t, bin, tokens, filepath.Join(dir, "data"), logFile,
+		"--api-bind-address", taken.Addr().String(), "--api-allow-plain-http")
+	t.Cleanup(func() { p.kill(t, syscall.SIGKILL, 10*time.Second) })
+	g.Eventually(p.done).WithTimeout(60*time.Second).Should(BeClosed(), "the dispatcher kept running without its read API")
+	g.Expect(p.err).To(HaveOccurred(), "exit status")
+	out, err := os.ReadFile(logFile)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(out)).To(ContainSubstring("--api-bind-address " + taken.Addr().String()))
+	g.Expect(string(out)).To(ContainSubstring("address already in use"))
 }

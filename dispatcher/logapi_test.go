@@ -76,7 +76,7 @@ func (s *stack) serveAPI(t *testing.T) *apiClient {
 	srv := dispatcher.NewAPIServer(addr, s.app.API)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- dispatcher.ServeAPI(ctx, srv, certFile, keyFile, false) }()
+	go func() { served <- dispatcher.ServeAPI(ctx, srv, nil, certFile, keyFile, false) }()
 	t.Cleanup(func() {
 		cancel()
 		_ = srv.Shutdown(context.Background())
@@ -467,5 +467,5 @@ func TestReadAPIServesTLSOnly(t *testing.T) {
 	g.Expect(api.apiError(t, "", notificationsPath(ns, "x"), http.StatusServiceUnavailable).Reason).To(Equal("LogOff"))
 
 	srv := dispatcher.NewAPIServer(testsupport.FreeAddr(t), s.app.API)
-	g.Expect(dispatcher.ServeAPI(context.Background(), srv, "", "", false)).To(MatchError(dispatcher.ErrAPINeedsTLS))
+	g.Expect(dispatcher.ServeAPI(context.Background(), srv, nil, "", "", false)).To(MatchError(dispatcher.ErrAPINeedsTLS))
 }

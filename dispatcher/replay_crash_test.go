@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -32,10 +30,8 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/internal/echo"
 )
 
@@ -54,16 +50,7 @@ func TestKill9DuringRecoverSendsNothingTwice(t *testing.T) {
 	)
 	g := NewWithT(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dispatcher")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/dispatcher")
-	build.Dir = cp.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the dispatcher: %v\n%s", err, out)
-	}
-	tokens := filepath.Join(dir, "tokens.yaml")
-	raw, err := yaml.Marshal(ingest.TokenFile{Tokens: []ingest.TokenEntry{{Name: "test", Token: testToken, Accounts: []string{"*"}}}})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(os.WriteFile(tokens, raw, 0o600)).To(Succeed())
+	bin, tokens := buildDispatcherProc(t, dir)
 
 	ns := newNamespace(t, account, "")
 	rc := newReceiver(t)

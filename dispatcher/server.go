@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -51,7 +52,7 @@ func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string
 	if certFile == "" && keyFile == "" {
 		return ignoreClosed(srv.ListenAndServe())
 	}
-	return serveTLS(ctx, srv, certFile, keyFile, "ingest", false)
+	return serveTLS(ctx, srv, nil, certFile, keyFile, "ingest", false)
 }
 
 // NewAPIServer returns the HTTP server of the delivery log's read API (package logapi).
@@ -75,20 +76,24 @@ var ErrAPINeedsTLS = errors.New("the read API needs --tls-cert-file and --tls-ke
 // ServeAPI serves the read API's srv until it is shut down: over TLS with the ingest API's
 // certificate (reloaded when it changes) and HTTP/1.1 only (see securemetrics.DisableHTTP2: the
 // API answers unauthenticated clients too); in plain HTTP only when allowPlain and no certificate
-// is given, and never silently.
-func ServeAPI(ctx context.Context, srv *http.Server, certFile, keyFile string, allowPlain bool) error {
+// is given, and never silently. It serves on ln, or listens on srv.Addr when ln is nil (a caller
+// that listens first learns of an address in use before it reports itself started).
+func ServeAPI(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile string, allowPlain bool) error {
 	if certFile == "" && keyFile == "" {
 		if !allowPlain {
 			return ErrAPINeedsTLS
 		}
-		return ignoreClosed(srv.ListenAndServe())
+		if ln == nil {
+			return ignoreClosed(srv.ListenAndServe())
+		}
+		return ignoreClosed(srv.Serve(ln))
 	}
-	return serveTLS(ctx, srv, certFile, keyFile, "read API", true)
+	return serveTLS(ctx, srv, ln, certFile, keyFile, "read API", true)
 }
 
-// serveTLS serves srv with the certificate and key files, reloading them when they change; with
-// http1Only it offers no HTTP/2.
-func serveTLS(ctx context.Context, srv *http.Server, certFile, keyFile, what string, http1Only bool) error {
+// serveTLS serves srv on ln (srv.Addr when nil) with the certificate and key files, reloading them
+// when they change; with http1Only it offers no HTTP/2.
+func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile, what string, http1Only bool) error {
 	if certFile == "" || keyFile == "" {
 		return fmt.Errorf("%s TLS needs both a certificate and a key file", what)
 	}
@@ -102,7 +107,10 @@ func serveTLS(ctx context.Context, srv *http.Server, certFile, keyFile, what str
 		securemetrics.DisableHTTP2(tc)
 	}
 	srv.TLSConfig = tc
-	return ignoreClosed(srv.ListenAndServeTLS("", ""))
+	if ln == nil {
+		return ignoreClosed(srv.ListenAndServeTLS("", ""))
+	}
+	return ignoreClosed(srv.ServeTLS(ln, "", ""))
 }
 
 func ignoreClosed(err error) error {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -173,7 +174,9 @@ func main() {
 
 func run(o options) error {
 	log := ctrl.Log.WithName("dispatcher")
-	ctx := ctrl.SetupSignalHandler()
+	// fail stops the dispatcher for a server that cannot go on; run then returns its cause.
+	ctx, fail := context.WithCancelCause(ctrl.SetupSignalHandler())
+	defer fail(nil)
 	if o.tokensFile == "" {
 		return errors.New("--tokens-file is required: producers authenticate with account-scoped tokens")
 	}
@@ -199,8 +202,11 @@ func run(o options) error {
 
 	var lease *store.Lease
 	if o.store.URL != "" && o.leaseTTL > 0 {
-		if lease, err = standBy(logr.NewContext(ctx, log), o); err != nil {
-			if ctx.Err() != nil {
+		if lease, err = standBy(logr.NewContext(ctx, log), o, fail); err != nil {
+			if cause := context.Cause(ctx); cause != nil {
+				if !errors.Is(cause, context.Canceled) {
+					return cause
+				}
 				log.Info("Stopped while standing by")
 				return nil // told to stop before it was needed: a clean exit
 			}
@@ -270,15 +276,20 @@ func run(o options) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	if stopAPI := serveAPI(logr.NewContext(ctx, log), o, app); stopAPI != nil {
-		defer stopAPI()
+	stopAPI, err := serveAPI(logr.NewContext(ctx, log), o, app, fail)
+	if err != nil {
+		return err
 	}
+	defer stopAPI()
 	log.Info("Serving ingest API", "address", o.listen, "tls", o.tlsCert != "", "embedded", o.store.URL == "",
 		"egressMode", mode, "allowedCIDRs", o.allowedCIDRs.String(), "blockedCIDRs", o.blockedCIDRs.String(), "clusterRangesInterval", o.clusterRanges)
 	if err := dispatcher.ServeIngest(ctx, srv, o.tlsCert, o.tlsKey); err != nil {
 		return err
 	}
 	err = <-done
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
 	// Delivery has stopped: hand the lease over so a standby takes over without waiting for it to
 	// expire.
 	stopLease()
@@ -292,28 +303,36 @@ func run(o options) error {
 // serveAPI starts the read API's server unless it is disabled, and returns what stops it. Without
 // a certificate it stays off (and says so) unless plain HTTP is allowed: tokens never cross the
 // network in clear text by default, and existing deployments without TLS keep starting.
-func serveAPI(ctx context.Context, o options, app *dispatcher.App) (stop func()) {
-	return serveAPIHandler(ctx, o, app.API)
+func serveAPI(ctx context.Context, o options, app *dispatcher.App, fail context.CancelCauseFunc) (stop func(), err error) {
+	return serveAPIHandler(ctx, o, app.API, fail)
 }
 
 // serveAPIHandler serves h on the read API's address as serveAPI describes; stop returns once the
-// listener is closed, so that the address can be served again at once.
-func serveAPIHandler(ctx context.Context, o options, h http.Handler) (stop func()) {
+// listener is closed, so that the address can be served again at once. The address is bound
+// before it returns: one that cannot be (in use, not permitted) is an error, and a server that
+// stops on its own later calls fail, so that the dispatcher exits rather than run without the API
+// its Service and users expect.
+func serveAPIHandler(ctx context.Context, o options, h http.Handler, fail context.CancelCauseFunc) (stop func(), err error) {
 	log := logr.FromContextOrDiscard(ctx)
 	if o.apiAddr == "" || o.apiAddr == "0" {
-		return nil
+		return func() {}, nil
 	}
 	if o.tlsCert == "" && o.tlsKey == "" && !o.apiAllowPlain {
 		log.Info("Read API off: it needs --tls-cert-file and --tls-key-file, or --api-allow-plain-http for local development")
-		return nil
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", o.apiAddr)
+	if err != nil {
+		return nil, fmt.Errorf("read API (--api-bind-address %s): %w", o.apiAddr, err)
 	}
 	srv := dispatcher.NewAPIServer(o.apiAddr, h)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		log.Info("Serving read API", "address", o.apiAddr, "tls", o.tlsCert != "")
-		if err := dispatcher.ServeAPI(ctx, srv, o.tlsCert, o.tlsKey, o.apiAllowPlain); err != nil {
+		log.Info("Serving read API", "address", ln.Addr().String(), "tls", o.tlsCert != "")
+		if err := dispatcher.ServeAPI(ctx, srv, ln, o.tlsCert, o.tlsKey, o.apiAllowPlain); err != nil {
 			log.Error(err, "Read API server stopped")
+			fail(fmt.Errorf("read API: %w", err))
 		}
 	}()
 	return func() {
@@ -321,12 +340,12 @@ func serveAPIHandler(ctx context.Context, o options, h http.Handler) (stop func(
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 		<-done
-	}
+	}, nil
 }
 
 // standBy waits until this dispatcher holds the delivery lease. Meanwhile it answers the health
 // probes (live, not ready), so that Kubernetes keeps the standby running and sends it no events.
-func standBy(ctx context.Context, o options) (*store.Lease, error) {
+func standBy(ctx context.Context, o options, fail context.CancelCauseFunc) (*store.Lease, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	identity := o.leaseIdentity
 	if identity == "" {
@@ -351,9 +370,9 @@ func standBy(ctx context.Context, o options) (*store.Lease, error) {
 	}
 	// The read API answers 503 while standing by (the lease holder serves the log), so that a
 	// caller reaching this replica directly learns why.
-	stopStandbyAPI := func() {}
-	if stop := serveAPIHandler(logr.NewContext(ctx, log), o, logapi.Standby()); stop != nil {
-		stopStandbyAPI = stop
+	stopStandbyAPI, err := serveAPIHandler(logr.NewContext(ctx, log), o, logapi.Standby(), fail)
+	if err != nil {
+		return nil, err
 	}
 	lease, err := store.AcquireLease(logr.NewContext(ctx, log.WithName("lease")), store.LeaseConfig{
 		URL: o.store.URL, Auth: o.store.Auth, Replicas: o.store.Replicas, Identity: identity, TTL: o.leaseTTL,
