@@ -43,6 +43,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/deliverystats"
 	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
@@ -113,6 +114,9 @@ type Config struct {
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
+	// StatsCacheSize is how many webhooks' delivery statistics the read API keeps for the
+	// console's chart; 0 means deliverystats.DefaultSize.
+	StatsCacheSize int
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -282,6 +286,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if a.Log != nil {
 		// Not a nil *deliverylog.Log in the interface: without a log the API answers 503.
 		a.API.Log = a.Log
+		a.API.Stats = deliverystats.New(a.Log, cfg.StatsCacheSize, nil)
 	}
 	return a, nil
 }

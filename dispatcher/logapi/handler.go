@@ -63,6 +63,11 @@ type Log interface {
 	Attempts(ctx context.Context, uid, notificationID string) (deliveries.AttemptList, error)
 }
 
+// Stats sums a webhook's deliveries over a window (deliverystats.Cache).
+type Stats interface {
+	Stats(ctx context.Context, uid string, w deliveries.Window) (deliveries.Stats, error)
+}
+
 // Bodies builds notification bodies as deliveries build them (deliver.Engine).
 type Bodies interface {
 	Body(ctx context.Context, wh payload.Webhook, seq uint64) (payload.Result, string, error)
@@ -76,7 +81,9 @@ type Handler struct {
 	// Log is the delivery log; nil when the dispatcher keeps none (every request is answered 503).
 	Log    Log
 	Bodies Bodies
-	Auth   *Auth
+	// Stats answers the stats endpoint; nil: it is answered 503 like the rest without a log.
+	Stats Stats
+	Auth  *Auth
 	// Limits bounds what one identity and all callers together may ask at once.
 	Limits *Limits
 	// Now is the clock of relative times (since=2h); nil means time.Now.
@@ -93,6 +100,7 @@ const (
 	listPattern    = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications"
 	attemptPattern = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications/{id}"
 	bodyPattern    = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications/{id}/body"
+	statsPattern   = "GET /v1/namespaces/{ns}/webhooks/{name}/stats"
 )
 
 func (h *Handler) routes() *http.ServeMux {
@@ -100,11 +108,12 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.Handle(listPattern, h.guard(h.list))
 	mux.Handle(attemptPattern, h.guard(h.attempts))
 	mux.Handle(bodyPattern, h.guard(h.body))
+	mux.Handle(statsPattern, h.guard(h.stats))
 	// Everything else, including other methods on these paths: a JSON 404 (405 would confirm the
 	// path before authentication).
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "NotFound", "no such endpoint: the read API serves GET "+
-			"/v1/namespaces/{namespace}/webhooks/{name}/notifications[/{id}[/body]]")
+			"/v1/namespaces/{namespace}/webhooks/{name}/notifications[/{id}[/body]] and .../stats")
 	})
 	return mux
 }
@@ -283,6 +292,39 @@ func (h *Handler) body(w http.ResponseWriter, r *http.Request, t target) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Body)
+}
+
+// stats answers the Webhook's deliveries, failures and latency over ?window=24h (the default) or
+// 7d.
+func (h *Handler) stats(w http.ResponseWriter, r *http.Request, t target) {
+	q := r.URL.Query()
+	win := deliveries.Window24h
+	for key := range q {
+		if key != "window" {
+			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("unknown parameter %q: use window", clip(key)))
+			return
+		}
+	}
+	if s, err := single(q, "window"); err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	} else if s != "" {
+		win = deliveries.Window(s)
+	}
+	if _, _, ok := win.Span(); !ok {
+		writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("window: %q is not 24h or 7d", clip(string(win))))
+		return
+	}
+	if h.Stats == nil {
+		writeError(w, http.StatusServiceUnavailable, "LogOff", "this dispatcher keeps no delivery statistics")
+		return
+	}
+	st, err := h.Stats.Stats(r.Context(), t.uid, win)
+	if err != nil {
+		h.internal(w, err, t)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.
