@@ -444,6 +444,7 @@ type detailData struct {
 	Done          string
 	Reactivation  string
 	Log           logData
+	Chart         chartData
 }
 
 func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -462,6 +463,12 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if d.Log, err = s.deliveryLog(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
 		s.apiError(w, r, rc, err)
 		return
+	}
+	if !d.Log.Off && !d.Log.Denied {
+		if d.Chart, err = s.deliveryChart(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
+			s.apiError(w, r, rc, err)
+			return
+		}
 	}
 	switch done := r.URL.Query().Get("done"); done {
 	case "created", "updated", "deactivated", "reactivated":

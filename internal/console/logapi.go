@@ -92,9 +92,11 @@ func (l *LogAPI) get(ctx context.Context, token, path string, query url.Values) 
 	return nil, &logError{body: e}
 }
 
-func notificationsPath(ns, name string) string {
-	return "/v1/namespaces/" + url.PathEscape(ns) + "/webhooks/" + url.PathEscape(name) + "/notifications"
+func webhookPath(ns, name string) string {
+	return "/v1/namespaces/" + url.PathEscape(ns) + "/webhooks/" + url.PathEscape(name)
 }
+
+func notificationsPath(ns, name string) string { return webhookPath(ns, name) + "/notifications" }
 
 // Notifications returns one page of the webhook's notifications.
 func (l *LogAPI) Notifications(ctx context.Context, token, ns, name string, query url.Values) (*deliveries.NotificationList, error) {
@@ -133,4 +135,17 @@ func (l *LogAPI) Body(ctx context.Context, token, ns, name, id string) (string, 
 		return string(b), nil
 	}
 	return buf.String(), nil
+}
+
+// Stats returns the webhook's deliveries, failures and latency over window (24h or 7d).
+func (l *LogAPI) Stats(ctx context.Context, token, ns, name string, window deliveries.Window) (*deliveries.Stats, error) {
+	b, err := l.get(ctx, token, webhookPath(ns, name)+"/stats", url.Values{"window": {string(window)}})
+	if err != nil {
+		return nil, err
+	}
+	var out deliveries.Stats
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("the read API's answer: %w", err)
+	}
+	return &out, nil
 }

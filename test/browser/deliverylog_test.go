@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,6 +222,21 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	br.do(chromedp.ScrollIntoView(chromedp.ID("log-heading")))
 	br.shot("delivery-log")
 
+	// The chart: in the current hour one delivery and one failed attempt, drawn and in the table;
+	// the 7-day link switches to 6-hour buckets.
+	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("1"))
+	g.Expect(br.textContent("#chart-total-failed")).To(Equal("1"))
+	g.Expect(strings.Count(br.html("#chart-counts"), `class="bar-ok"`)).To(Equal(24))
+	g.Expect(br.attr(`#chart-counts g.bucket:last-of-type rect.bar-ok`, "height").Value).NotTo(Equal("0.0"))
+	g.Expect(br.attr(`#chart-window-24h`, "aria-current").Value).To(Equal("true"))
+	br.do(chromedp.ScrollIntoView(chromedp.ID("chart-heading")))
+	br.shot("chart")
+	status, _ := br.submit("chart-window-7d")
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(br.attr(`#chart-window-7d`, "aria-current").Value).To(Equal("true"))
+	g.Expect(strings.Count(br.html("#chart-counts"), `class="bar-ok"`)).To(Equal(28))
+	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("1"))
+
 	// Filters: state=retrying finds nothing now, delivered finds it.
 	g.Expect(br.open(page + "?state=retrying")).To(Equal(http.StatusOK))
 	g.Expect(br.html("#notifications")).NotTo(ContainSubstring(id))
@@ -263,6 +279,9 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	g.Expect(br.text("#replay-matched")).To(Equal("1"))
 	g.Expect(rcv.count(id)).To(Equal(3), "the receiver got the same webhookNotificationId again")
 	br.shot("replay")
+	// The chart's cached figures are extended with the replay's delivery.
+	g.Expect(br.open(page)).To(Equal(http.StatusOK))
+	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("2"))
 
 	// Recover: the form names the time and states; with nothing failed it matches nothing.
 	g.Expect(br.open(page)).To(Equal(http.StatusOK))
