@@ -73,8 +73,8 @@ type chartGeo struct {
 // windowLink is one of the window switch's links.
 type windowLink struct {
 	ID, Label string
-	Href    template.URL // built here from escaped parts: html/template would escape the query's = and &
-	Current bool
+	Href      template.URL // built here from escaped parts: html/template would escape the query's = and &
+	Current   bool
 }
 
 // chartBar is one bucket's bars: Y/H of the lower (delivered, or mean latency) and upper
