@@ -114,6 +114,9 @@ type Config struct {
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
+	// TestInterval is the least time between two test notifications of one webhook; 0 means
+	// logapi.DefaultTestInterval.
+	TestInterval time.Duration
 	// StatsCacheSize is how many webhooks' delivery statistics the read API keeps for the
 	// console's chart; 0 means deliverystats.DefaultSize.
 	StatsCacheSize int
@@ -281,7 +284,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.API = &logapi.Handler{
 		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
-		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"),
+		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"), Tester: a.Intake, TestInterval: cfg.TestInterval,
 	}
 	if a.Log != nil {
 		// Not a nil *deliverylog.Log in the interface: without a log the API answers 503.
