@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // apiTimeout bounds the API calls of one page.
@@ -85,6 +86,7 @@ var templateFuncs = template.FuncMap{
 	"ptr":       func(t metav1.Time) *metav1.Time { return &t },
 	"eventTime": func(e corev1.Event) string { return fmtTime(&metav1.Time{Time: eventTime(&e)}) },
 	"logTime":   fmtLogTime,
+	"isTest":    deliveries.IsTest,
 }
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
@@ -445,6 +447,8 @@ type detailData struct {
 	Reactivation  string
 	Log           logData
 	Chart         chartData
+	// TestEvents are the choices of "Send a test notification".
+	TestEvents []string
 }
 
 func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -459,7 +463,7 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation]}
+	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation], TestEvents: testEvents(wh)}
 	if d.Log, err = s.deliveryLog(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
 		s.apiError(w, r, rc, err)
 		return
@@ -471,7 +475,7 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		}
 	}
 	switch done := r.URL.Query().Get("done"); done {
-	case "created", "updated", "deactivated", "reactivated":
+	case "created", "updated", "deactivated", "reactivated", "tested":
 		d.Done = rc.L.T("done." + done)
 	}
 	s.render(w, r, http.StatusOK, "detail", s.page(rc, wh.Namespace+"/"+wh.Name, d))

@@ -142,6 +142,17 @@ func startLogReceiver(t *testing.T) *logReceiver {
 	return lr
 }
 
+// total counts every delivery the receiver got.
+func (lr *logReceiver) total() int {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	n := 0
+	for _, c := range lr.posts {
+		n += c
+	}
+	return n
+}
+
 func (lr *logReceiver) count(id string) int {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
@@ -292,13 +303,36 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	status, path = br.submit("confirm")
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(path).To(HavePrefix(page + "/replays/orders-replay-"))
+
+	// Send a test notification: the button queues it; the log lists it, marked test, delivered;
+	// the receiver got it once.
+	g.Expect(br.open(page)).To(Equal(http.StatusOK))
+	g.Expect(br.attr(`#test-event option`, "value").Value).To(Equal("AGREEMENT_ACTION_COMPLETED"))
+	before := rcv.total()
+	status, path = br.submit("send-test")
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(path).To(Equal(page))
+	g.Expect(br.attr("#done", "role").Exists).To(BeTrue())
+	g.Eventually(func() string {
+		br.open(page)
+		return br.attr(`#notifications tbody tr:has([data-test]) `, "data-state").Value
+	}).WithTimeout(30 * time.Second).WithPolling(300 * time.Millisecond).Should(Equal("delivered"))
+	g.Expect(rcv.total()).To(Equal(before + 1))
+	br.do(chromedp.ScrollIntoView(chromedp.ID("log-heading")))
+	br.shot("test-notification")
 	br.expectCleanConsole()
 
-	// The other tenant: 404 for every page of A's log and replays, as for things that do not exist.
+	// The other tenant: 404 for every page of A's log and replays, as for things that do not
+	// exist, and for a forged test notification with its own valid CSRF token.
 	bb := newBrowser(t, base)
 	bb.signIn(other)
 	for _, p := range []string{notification, notification + "/body", notification + "/replay", replayPage, page + "/recover"} {
 		g.Expect(bb.open(p)).To(Equal(http.StatusNotFound), p)
 	}
+	g.Expect(bb.open("/webhooks")).To(Equal(http.StatusOK))
+	resp := rawRequest(t, http.MethodPost, base+page+"/test", bb.sessionCookie().Value,
+		url.Values{"csrf": {bb.attr(`input[name="csrf"]`, "value").Value}, "event": {"AGREEMENT_ACTION_COMPLETED"}})
+	g.Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+	g.Expect(rcv.total()).To(Equal(before + 1))
 	g.Expect(bb.open("/webhooks/" + other.ns + "/orders/notifications/" + id)).To(Equal(http.StatusNotFound))
 }
