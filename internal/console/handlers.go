@@ -87,6 +87,16 @@ var templateFuncs = template.FuncMap{
 	"eventTime": func(e corev1.Event) string { return fmtTime(&metav1.Time{Time: eventTime(&e)}) },
 	"logTime":   fmtLogTime,
 	"isTest":    deliveries.IsTest,
+	"dict":      dict,
+}
+
+// dict makes a map of key, value pairs, for passing several values to a template.
+func dict(kv ...any) map[string]any {
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
 }
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
@@ -449,6 +459,9 @@ type detailData struct {
 	Chart         chartData
 	// TestEvents are the choices of "Send a test notification".
 	TestEvents []string
+	// Replays of the webhook, newest first; ReplaysAllowed is false when RBAC forbids listing them.
+	Replays        []replayRow
+	ReplaysAllowed bool
 }
 
 func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -465,6 +478,10 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	}
 	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation], TestEvents: testEvents(wh)}
 	if d.Log, err = s.deliveryLog(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
+		s.apiError(w, r, rc, err)
+		return
+	}
+	if d.Replays, d.ReplaysAllowed, err = webhookReplays(ctx, rc.client, wh.Namespace, wh.Name); err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}

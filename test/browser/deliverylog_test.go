@@ -303,6 +303,19 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	status, path = br.submit("confirm")
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(path).To(HavePrefix(page + "/replays/orders-replay-"))
+	recoverPage := path
+
+	// The webhook's page lists both replays with their progress and a link to each (read as the
+	// tenant, selected by spec.webhookName on the API server; newest first, but both may have been
+	// created within the same second).
+	g.Expect(br.open(page)).To(Equal(http.StatusOK))
+	replayRow := chromedp.CSS(`#replays tbody tr[data-replay="` + path[strings.LastIndex(path, "/")+1:] + `"]`)
+	g.Expect(br.attr(replayRow+" a", "href").Value).To(Equal(recoverPage))
+	replayRow = chromedp.CSS(`#replays tbody tr[data-replay="` + replayPage[strings.LastIndex(replayPage, "/")+1:] + `"]`)
+	g.Expect(br.attr(replayRow+" a", "href").Value).To(Equal(replayPage))
+	g.Expect(br.text(replayRow)).To(ContainSubstring(id))
+	g.Expect(br.text(replayRow + " td:nth-child(5)")).To(Equal("1"))
+	g.Expect(br.html("#replays")).To(ContainSubstring(`data-running="false"`))
 
 	// Send a test notification: the button queues it; the log lists it, marked test, delivered;
 	// the receiver got it once.
