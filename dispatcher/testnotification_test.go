@@ -26,8 +26,10 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
@@ -53,7 +55,8 @@ func (c *apiClient) post(t *testing.T, token, path string, body any) (int, []byt
 // ServiceAccount token against the real API server), reaches its webhook alone — not another
 // webhook of the same account subscribed to the same events — marked by its event id, with the
 // webhook's normal delivery; RBAC decides (403 without create on webhooks/test, 404 for another
-// namespace's webhook); one per interval per webhook; a producer cannot post a test event id.
+// namespace's webhook); one per interval per webhook; a recovery by time skips it; a producer
+// cannot post a test event id.
 func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 	g := NewWithT(t)
 	nsA, nsB := newNamespace(t, "acc-test-a", ""), newNamespace(t, "acc-test-b", "")
@@ -130,6 +133,15 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 		g.Expect(page.Items[0].State).To(Equal(deliveries.StateDelivered))
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Expect(page.Items[0].NotificationID).To(Equal(receipt.NotificationID))
+
+	// A recovery of delivered notifications by time selects the real event, not the test.
+	since := metav1.NewTime(time.Now().Add(-time.Hour))
+	rp := createReplay(t, nsA, "recover-all", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &since,
+		States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}})
+	got := waitCompleted(t, rp, 20*time.Second)
+	g.Expect(got.Status.Matched).To(Equal(int64(1)))
+	g.Eventually(func() int { return len(rc1.got()) }).WithTimeout(10 * time.Second).Should(Equal(3))
+	g.Expect(string(rc1.got()[2].Body)).To(ContainSubstring("agr-evt-after-test"))
 
 	// A producer cannot post an event with a test id.
 	ev := strings.Replace(string(event("x", "acc-test-a")), `"id":"x"`, `"id":"`+deliveries.TestEventPrefix+`forged"`, 1)
