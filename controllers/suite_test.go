@@ -19,7 +19,6 @@ package controllers_test
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -59,40 +58,14 @@ func TestMain(m *testing.M) {
 
 func runSuite(m *testing.M) int {
 	ctrl.SetLogger(logr.New(teeSink{zap.New(zap.UseDevMode(true), zap.Level(zapLevel())).GetSink(), managerLogs.Logger().GetSink()}))
-	var err error
-	env, err = controlplane.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-
-	if k8s, err = client.New(env.Config, client.Options{Scheme: env.Scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	var roots *x509.CertPool
-	roots, trustedCA = testsupport.HTTPTestRoots()
-	ctx, cancel := context.WithCancel(context.Background())
-	done, err := testsupport.StartManager(ctx, env, roots, testVerifyTimeout, controllers.Options{
+	return testsupport.RunWithManager(m, testVerifyTimeout, controllers.Options{
 		DefaultClientID:         testClientID,
 		VerificationsPerAccount: 10,
 		RetryBase:               200 * time.Millisecond,
 		RetryMax:                2 * time.Second,
 		ThrottleRetry:           100 * time.Millisecond,
 		MaxConcurrentReconciles: 32,
-	})
-	if err != nil {
-		cancel()
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-	}
-	return code
+	}, func(s testsupport.ManagerSuite) { env, k8s, trustedCA = s.Env, s.Client, s.TrustedCA })
 }
 
 func zapLevel() zapcore.Level {

@@ -42,6 +42,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/deliverylog"
+	"github.com/hookline/hookline/dispatcher/deliverystats"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/route"
@@ -113,6 +114,12 @@ type Config struct {
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
+	// TestInterval is the least time between two test notifications of one webhook; 0 means
+	// logapi.DefaultTestInterval.
+	TestInterval time.Duration
+	// StatsCacheSize is how many webhooks' delivery statistics the read API keeps for the
+	// console's chart; 0 means deliverystats.DefaultSize.
+	StatsCacheSize int
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
 }
@@ -277,11 +284,12 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.API = &logapi.Handler{
 		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
-		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"),
+		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"), Tester: a.Intake, TestInterval: cfg.TestInterval,
 	}
 	if a.Log != nil {
 		// Not a nil *deliverylog.Log in the interface: without a log the API answers 503.
 		a.API.Log = a.Log
+		a.API.Stats = deliverystats.New(a.Log, cfg.StatsCacheSize, nil)
 	}
 	return a, nil
 }

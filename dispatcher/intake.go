@@ -101,21 +101,8 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		}
 		items = append(items, store.Enqueue{UID: t.UID, Note: n})
 	}
-	if len(items) > 0 {
-		results, err := d.Store.EnqueueAll(ctx, items)
-		if err != nil {
-			// Some may be stored: their queues read the store for them (the producer's retry
-			// queues them again, with the same webhookNotificationId).
-			for _, it := range items {
-				d.Engine.Recheck(it.UID)
-			}
-			return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
-		}
-		for i, r := range results {
-			n := items[i].Note
-			n.Seq = r.Seq
-			d.Engine.Enqueue(items[i].UID, n)
-		}
+	if err := d.enqueue(ctx, items); err != nil {
+		return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 	}
 	if err := d.Store.MarkRouted(ctx, key); err != nil {
 		// The notifications are queued: the event is safe. Only a re-post within the dedupe
@@ -123,4 +110,26 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		d.Log.Error(err, "Recording that an event is routed", "event", ev.ID)
 	}
 	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items)}, nil
+}
+
+// enqueue stores items' notes in their webhooks' queues and hands them to the engine.
+func (d *Intake) enqueue(ctx context.Context, items []store.Enqueue) error {
+	if len(items) == 0 {
+		return nil
+	}
+	results, err := d.Store.EnqueueAll(ctx, items)
+	if err != nil {
+		// Some may be stored: their queues read the store for them (the producer's retry
+		// queues them again, with the same webhookNotificationId).
+		for _, it := range items {
+			d.Engine.Recheck(it.UID)
+		}
+		return err
+	}
+	for i, r := range results {
+		n := items[i].Note
+		n.Seq = r.Seq
+		d.Engine.Enqueue(items[i].UID, n)
+	}
+	return nil
 }

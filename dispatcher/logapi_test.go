@@ -322,6 +322,29 @@ func TestReadAPITenancy(t *testing.T) {
 	// "failed" selects the states of notifications given up on: none here.
 	api.getJSON(t, alice, pathA+"?state=failed", http.StatusOK, &page)
 	g.Expect(page.Items).To(BeEmpty())
+
+	// The statistics: Alice's three deliveries in the current hour (read by Dave, a second viewer
+	// of nsA: Alice has spent her request rate); Bob and Carol get the 404 of a webhook that does
+	// not exist.
+	dave := serviceAccountToken(t, cs, nsA, "dave")
+	bind(t, nsA, "hookline-deliveries-viewer", nsA, "dave")
+	statsA := "/v1/namespaces/" + nsA + "/webhooks/orders/stats"
+	g.Eventually(func() int { // the new RoleBinding reaches the API server's authorizer
+		code, _, _ := api.get(t, dave, statsA)
+		return code
+	}).WithTimeout(20 * time.Second).Should(Equal(http.StatusOK))
+	for _, w := range []string{"", "?window=24h", "?window=7d"} {
+		var st deliveries.Stats
+		api.getJSON(t, dave, statsA+w, http.StatusOK, &st)
+		g.Expect(st.Total.Delivered).To(Equal(3), w)
+		g.Expect(st.Total.Attempts).To(Equal(3), w)
+		g.Expect(st.Buckets[len(st.Buckets)-1].Delivered).To(Equal(3), w)
+	}
+	for _, who := range []string{bob, carol} {
+		g.Expect(api.apiError(t, who, statsA, http.StatusNotFound)).To(Equal(missing(nsA, "orders")))
+	}
+	g.Expect(api.apiError(t, dave, statsA+"?window=1y", http.StatusBadRequest).Message).To(HavePrefix("window:"))
+	g.Expect(api.apiError(t, dave, statsA+"?colour=red", http.StatusBadRequest).Message).To(HavePrefix("unknown parameter"))
 }
 
 // One identity asking too much is slowed down (429) without affecting another; a token the API

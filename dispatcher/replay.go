@@ -502,7 +502,9 @@ func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, 
 		}
 		states := selectedStates(rp.Spec.States)
 		for _, c := range newest {
-			if states[c.state] && !c.created.Before(since) && c.created.Before(until) {
+			// A test notification is the user's probe, not an event to recover: only a replay
+			// naming it sends it again.
+			if states[c.state] && !c.created.Before(since) && c.created.Before(until) && !deliveries.IsTest(c.eventID) {
 				out = append(out, *c)
 			}
 		}

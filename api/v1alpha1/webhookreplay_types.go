@@ -162,6 +162,7 @@ type WebhookReplayStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=whr,categories=hookline;all
+// +kubebuilder:selectablefield:JSONPath=`.spec.webhookName`
 // +kubebuilder:printcolumn:name="Webhook",type=string,JSONPath=`.spec.webhookName`
 // +kubebuilder:printcolumn:name="Matched",type=integer,JSONPath=`.status.matched`
 // +kubebuilder:printcolumn:name="Delivered",type=integer,JSONPath=`.status.delivered`

@@ -164,6 +164,45 @@ func TestAppendBarrierAttempts(t *testing.T) {
 	g.Expect(f.metric(t, "hookline_delivery_log_write_errors_total")).To(BeEquivalentTo(0))
 }
 
+// ScanFrom continues where it stopped: a second call reads only what was written since, and only
+// the webhook's own records among the others'.
+func TestScanFromContinues(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	created := time.Now().Add(-time.Minute)
+	other := rec("ev-x", 9, created, deliveries.StateDelivered, 1, 200, "Delivered")
+	other.WebhookUID = "another-webhook"
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateRetrying, 1, 500, "HTTPError"))
+	f.log.Append(other)
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateDelivered, 2, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	var seqs []uint64
+	collect := func(seq uint64, r deliveries.Record) error {
+		g.Expect(r.WebhookUID).To(Equal(testUID))
+		seqs = append(seqs, seq)
+		return nil
+	}
+	next, err := f.log.ScanFrom(f.ctx, testUID, time.Now().Add(-time.Hour), 0, collect)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(seqs).To(Equal([]uint64{1, 3}))
+	g.Expect(next).To(Equal(uint64(4)))
+
+	f.log.Append(other)
+	f.log.Append(rec("ev-b", 2, created, deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	seqs = nil
+	next, err = f.log.ScanFrom(f.ctx, testUID, time.Time{}, next, collect)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(seqs).To(Equal([]uint64{5}))
+	g.Expect(next).To(Equal(uint64(6)))
+	// Nothing new: nothing read, the same place.
+	seqs = nil
+	next, err = f.log.ScanFrom(f.ctx, testUID, time.Time{}, next, collect)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(seqs).To(BeEmpty())
+	g.Expect(next).To(Equal(uint64(6)))
+}
+
 // A record JetStream refuses is published again until it is stored: the failure is counted and
 // Barrier keeps waiting meanwhile.
 func TestFailedWritesAreRetriedNotDropped(t *testing.T) {

@@ -768,23 +768,41 @@ func first(r deliveries.Record) bool {
 // Scan calls fn for each of uid's records written at or after since, oldest first, until fn
 // returns an error (which Scan returns) or the log ends (its end when Scan began).
 func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error {
+	_, err := l.ScanFrom(ctx, uid, since, 0, func(_ uint64, rec deliveries.Record) error { return fn(rec) })
+	return err
+}
+
+// ScanFrom calls fn for each of uid's records, oldest first, from stream sequence from on (0: from
+// the first record stored at or after since), up to the log's end when ScanFrom began. It returns
+// the sequence to continue from: calling ScanFrom again with it reads only the records written
+// since. The records are read with one consumer filtered on uid's subject, so a later call costs
+// what was written meanwhile, not the log again (the statistics' cache extends itself this way).
+func (l *Log) ScanFrom(ctx context.Context, uid string, since time.Time, from uint64, fn func(seq uint64, rec deliveries.Record) error) (next uint64, err error) {
 	if !validUID(uid) {
-		return nil
+		return from, nil
 	}
 	info, err := l.stream.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the delivery log: %w", err)
+		return from, fmt.Errorf("reading the delivery log: %w", err)
 	}
-	if info.State.Msgs == 0 {
-		return nil
+	end := info.State.LastSeq + 1
+	if from >= end || info.State.Msgs == 0 {
+		return max(from, end), nil
 	}
-	_, _, err = l.readRecords(ctx, uid, since, 0, info.State.LastSeq+1, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
+	start := since
+	if from > 0 {
+		start = time.Time{}
+	}
+	_, _, err = l.readRecords(ctx, uid, start, from, end, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
 		var rec deliveries.Record
 		if err := json.Unmarshal(data, &rec); err != nil {
 			l.log.Error(err, "Unreadable delivery record skipped", "uid", uid, "seq", seq)
 			return nil
 		}
-		return fn(rec)
+		return fn(seq, rec)
 	})
-	return err
+	if err != nil {
+		return from, err
+	}
+	return end, nil
 }

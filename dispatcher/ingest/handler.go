@@ -31,6 +31,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // DefaultMaxBody is the default ingest limit: 25 MiB, enough for a signed PDF in base64.
@@ -189,6 +191,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev, err := Parse(body)
 	if err != nil {
 		h.fail(w, err)
+		return
+	}
+	if deliveries.IsTest(ev.ID) {
+		// Reserved: a producer's event must never pass for, or collide with, a test notification
+		// (whose event the read API stores for one webhook only).
+		h.fail(w, badRequest("INVALID_ARGUMENTS", "id must not begin with %q (reserved for test notifications)", deliveries.TestEventPrefix))
 		return
 	}
 	if !principal.MayPost(ev.AccountID) {

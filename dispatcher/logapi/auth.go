@@ -97,7 +97,12 @@ func (a *Auth) Authenticate(ctx context.Context, token string) (userOf, error) {
 // Authorize reports whether user may get the deliveries of Webhook namespace/name (whether or not
 // it exists).
 func (a *Auth) Authorize(ctx context.Context, user userOf, namespace, name string) (bool, error) {
-	key := accessKey(user, namespace, name)
+	return a.AuthorizeVerb(ctx, user, Verb, Subresource, namespace, name)
+}
+
+// AuthorizeVerb reports whether user may verb the subresource of Webhook namespace/name.
+func (a *Auth) AuthorizeVerb(ctx context.Context, user userOf, verb, subresource, namespace, name string) (bool, error) {
+	key := accessKey(user, verb+"/"+subresource, namespace, name)
 	if v, ok := a.access.Get(key); ok {
 		return v.(bool), nil
 	}
@@ -109,8 +114,8 @@ func (a *Auth) Authorize(ctx context.Context, user userOf, namespace, name strin
 		Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
 			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: namespace, Name: name, Verb: Verb,
-				Group: hooklinev1.GroupVersion.Group, Resource: Resource, Subresource: Subresource,
+				Namespace: namespace, Name: name, Verb: verb,
+				Group: hooklinev1.GroupVersion.Group, Resource: Resource, Subresource: subresource,
 			},
 		},
 	}, metav1.CreateOptions{})
@@ -122,7 +127,7 @@ func (a *Auth) Authorize(ctx context.Context, user userOf, namespace, name strin
 }
 
 // accessKey digests everything an access review depends on, unambiguously (length-prefixed).
-func accessKey(u userOf, namespace, name string) [32]byte {
+func accessKey(u userOf, attributes, namespace, name string) [32]byte {
 	h := sha256.New()
 	put := func(s string) {
 		var n [8]byte
@@ -132,6 +137,7 @@ func accessKey(u userOf, namespace, name string) [32]byte {
 	}
 	put(u.Username)
 	put(u.UID)
+	put(attributes)
 	put(namespace)
 	put(name)
 	for _, g := range u.Groups {

@@ -31,12 +31,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -63,6 +65,39 @@ type Log interface {
 	Attempts(ctx context.Context, uid, notificationID string) (deliveries.AttemptList, error)
 }
 
+// Stats sums a webhook's deliveries over a window (deliverystats.Cache).
+type Stats interface {
+	Stats(ctx context.Context, uid string, w deliveries.Window) (deliveries.Stats, error)
+}
+
+// Tester queues a test notification for one webhook (dispatcher.Intake).
+type Tester interface {
+	SendTest(ctx context.Context, uid, event string) (deliveries.TestReceipt, error)
+}
+
+// Errors a Tester answers with.
+var (
+	// ErrTestNotActive: the webhook is not Active (unverified, INACTIVE, Disabled, or in an
+	// unbound namespace): a test notification would not be delivered.
+	ErrTestNotActive = errors.New("the webhook is not active: it receives no notifications, test ones included")
+)
+
+// TestRequestError is a test request the Tester refuses (an event the webhook does not subscribe
+// to, or one no sample exists for): a 400 with its message.
+type TestRequestError struct{ Message string }
+
+func (e *TestRequestError) Error() string { return e.Message }
+
+// The attributes a caller needs on a Webhook to send it a test notification, besides reading its
+// deliveries.
+const (
+	TestVerb        = "create"
+	TestSubresource = "test"
+)
+
+// DefaultTestInterval is the least time between two test notifications of one webhook.
+const DefaultTestInterval = 5 * time.Second
+
 // Bodies builds notification bodies as deliveries build them (deliver.Engine).
 type Bodies interface {
 	Body(ctx context.Context, wh payload.Webhook, seq uint64) (payload.Result, string, error)
@@ -76,7 +111,14 @@ type Handler struct {
 	// Log is the delivery log; nil when the dispatcher keeps none (every request is answered 503).
 	Log    Log
 	Bodies Bodies
-	Auth   *Auth
+	// Stats answers the stats endpoint; nil: it is answered 503 like the rest without a log.
+	Stats Stats
+	// Tester sends test notifications; nil: the test endpoint answers 503.
+	Tester Tester
+	// TestInterval is the least time between two test notifications of one webhook; 0 means
+	// DefaultTestInterval.
+	TestInterval time.Duration
+	Auth         *Auth
 	// Limits bounds what one identity and all callers together may ask at once.
 	Limits *Limits
 	// Now is the clock of relative times (since=2h); nil means time.Now.
@@ -85,7 +127,9 @@ type Handler struct {
 	Timeout time.Duration
 	Logger  logr.Logger
 
-	mux *http.ServeMux
+	mux       *http.ServeMux
+	testMu    sync.Mutex
+	lastTests *utilcache.LRUExpireCache // webhook uid → its last test, while TestInterval runs
 }
 
 // Routes.
@@ -93,6 +137,8 @@ const (
 	listPattern    = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications"
 	attemptPattern = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications/{id}"
 	bodyPattern    = "GET /v1/namespaces/{ns}/webhooks/{name}/notifications/{id}/body"
+	statsPattern   = "GET /v1/namespaces/{ns}/webhooks/{name}/stats"
+	testPattern    = "POST /v1/namespaces/{ns}/webhooks/{name}/test"
 )
 
 func (h *Handler) routes() *http.ServeMux {
@@ -100,11 +146,13 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.Handle(listPattern, h.guard(h.list))
 	mux.Handle(attemptPattern, h.guard(h.attempts))
 	mux.Handle(bodyPattern, h.guard(h.body))
+	mux.Handle(statsPattern, h.guard(h.stats))
+	mux.Handle(testPattern, h.guard(h.test))
 	// Everything else, including other methods on these paths: a JSON 404 (405 would confirm the
 	// path before authentication).
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "NotFound", "no such endpoint: the read API serves GET "+
-			"/v1/namespaces/{namespace}/webhooks/{name}/notifications[/{id}[/body]]")
+			"/v1/namespaces/{namespace}/webhooks/{name}/notifications[/{id}[/body]] and .../stats, and POST .../test")
 	})
 	return mux
 }
@@ -113,6 +161,7 @@ func (h *Handler) routes() *http.ServeMux {
 func (h *Handler) Init() *Handler {
 	if h.mux == nil {
 		h.mux = h.routes()
+		h.lastTests = utilcache.NewLRUExpireCache(cacheSize)
 	}
 	return h
 }
@@ -124,8 +173,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // target is the Webhook of an authorized request.
 type target struct {
-	wh  *hooklinev1.Webhook
-	uid string
+	wh   *hooklinev1.Webhook
+	uid  string
+	user userOf
 }
 
 // guard authenticates, limits and authorizes a request and finds its Webhook before next runs. The
@@ -198,7 +248,7 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			notFound(w, ns, name)
 			return
 		}
-		next(w, r, target{wh: &wh, uid: string(wh.UID)})
+		next(w, r, target{wh: &wh, uid: string(wh.UID), user: user})
 	})
 }
 
@@ -283,6 +333,107 @@ func (h *Handler) body(w http.ResponseWriter, r *http.Request, t target) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Body)
+}
+
+// stats answers the Webhook's deliveries, failures and latency over ?window=24h (the default) or
+// 7d.
+func (h *Handler) stats(w http.ResponseWriter, r *http.Request, t target) {
+	q := r.URL.Query()
+	win := deliveries.Window24h
+	for key := range q {
+		if key != "window" {
+			writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("unknown parameter %q: use window", clip(key)))
+			return
+		}
+	}
+	if s, err := single(q, "window"); err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", err.Error())
+		return
+	} else if s != "" {
+		win = deliveries.Window(s)
+	}
+	if _, _, ok := win.Span(); !ok {
+		writeError(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("window: %q is not 24h or 7d", clip(string(win))))
+		return
+	}
+	if h.Stats == nil {
+		writeError(w, http.StatusServiceUnavailable, "LogOff", "this dispatcher keeps no delivery statistics")
+		return
+	}
+	st, err := h.Stats.Stats(r.Context(), t.uid, win)
+	if err != nil {
+		h.internal(w, err, t)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// maxTestRequest bounds a test request's body: {"event": "..."}.
+const maxTestRequest = 4 << 10
+
+// test queues a test notification of the chosen event for the Webhook alone. Who may read the
+// Webhook's deliveries but not send it a test gets 403 (they know it exists); a second test
+// within TestInterval gets 429.
+func (h *Handler) test(w http.ResponseWriter, r *http.Request, t target) {
+	allowed, err := h.Auth.AuthorizeVerb(r.Context(), t.user, TestVerb, TestSubresource, t.wh.Namespace, t.wh.Name)
+	if err != nil {
+		h.Logger.Error(err, "Reviewing access", "user", t.user.Username, "namespace", t.wh.Namespace, "name", t.wh.Name)
+		writeError(w, http.StatusServiceUnavailable, "Unavailable", "access could not be reviewed; retry shortly")
+		return
+	}
+	if !allowed {
+		writeError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%s may not send test notifications to webhook %s/%s (create on webhooks/test)", t.user.Username, t.wh.Namespace, t.wh.Name))
+		return
+	}
+	var req deliveries.TestRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTestRequest))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || !eventNamePattern.MatchString(req.Event) {
+		writeError(w, http.StatusBadRequest, "BadRequest", `the body must be {"event": "<one of the webhook's events>"}`)
+		return
+	}
+	if h.Tester == nil {
+		writeError(w, http.StatusServiceUnavailable, "Unavailable", "this dispatcher does not send test notifications")
+		return
+	}
+	if !h.takeTestSlot(t.uid) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(h.testInterval().Seconds())))
+		writeError(w, http.StatusTooManyRequests, "TooManyRequests", fmt.Sprintf("one test notification per %s per webhook; retry shortly", h.testInterval()))
+		return
+	}
+	receipt, err := h.Tester.SendTest(r.Context(), t.uid, req.Event)
+	var bad *TestRequestError
+	switch {
+	case errors.As(err, &bad):
+		writeError(w, http.StatusBadRequest, "BadRequest", bad.Message)
+		return
+	case errors.Is(err, ErrTestNotActive):
+		writeError(w, http.StatusConflict, "NotActive", ErrTestNotActive.Error())
+		return
+	case err != nil:
+		h.internal(w, err, t)
+		return
+	}
+	h.Logger.Info("Test notification queued", "user", t.user.Username, "namespace", t.wh.Namespace, "name", t.wh.Name, "eventId", receipt.EventID)
+	writeJSON(w, http.StatusAccepted, receipt)
+}
+
+func (h *Handler) testInterval() time.Duration {
+	if h.TestInterval > 0 {
+		return h.TestInterval
+	}
+	return DefaultTestInterval
+}
+
+// takeTestSlot reports whether uid may get a test notification now, and if so starts its interval.
+func (h *Handler) takeTestSlot(uid string) bool {
+	h.testMu.Lock()
+	defer h.testMu.Unlock()
+	if _, ok := h.lastTests.Get(uid); ok {
+		return false
+	}
+	h.lastTests.Add(uid, true, h.testInterval())
+	return true
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.

@@ -109,11 +109,14 @@ func TestAccessKeyIsUnambiguous(t *testing.T) {
 	base := userOf{Username: "u", UID: "1", Groups: []string{"g1", "g2"}, Extra: map[string]authExtra{"k": {"v"}}}
 	keys := map[[32]byte]string{}
 	add := func(name string, u userOf, ns, wh string) {
-		k := accessKey(u, ns, wh)
+		k := accessKey(u, "get/deliveries", ns, wh)
 		g.Expect(keys).NotTo(HaveKey(k), "%s collides with %s", name, keys[k])
 		keys[k] = name
 	}
 	add("base", base, "ns", "wh")
+	if k := accessKey(base, "create/test", "ns", "wh"); keys[k] != "" {
+		t.Errorf("another verb collides with %s", keys[k])
+	}
 	add("other ns/name split", base, "nsw", "h")
 	u := base
 	u.Groups = []string{"g1g2"}
@@ -124,7 +127,7 @@ func TestAccessKeyIsUnambiguous(t *testing.T) {
 	u = base
 	u.Username = "v"
 	add("other user", u, "ns", "wh")
-	g.Expect(accessKey(base, "ns", "wh")).To(Equal(accessKey(base, "ns", "wh")))
+	g.Expect(accessKey(base, "get/deliveries", "ns", "wh")).To(Equal(accessKey(base, "get/deliveries", "ns", "wh")))
 }
 
 func TestStandbyAnswers503(t *testing.T) {

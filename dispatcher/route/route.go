@@ -146,6 +146,21 @@ func (tb *Table) Route(ev *Event) (targets []*Target, release func()) {
 	return tb.Match(ev), tb.holds.RUnlock
 }
 
+// Hold returns the target with uid, if it is routable, and a release function like Route's: the
+// caller queues a notification for it alone (a test notification), and Withdraw waits for that.
+func (tb *Table) Hold(uid string) (t Target, release func(), ok bool) {
+	tb.holds.RLock()
+	tb.mu.RLock()
+	defer tb.mu.RUnlock()
+	if acc, found := tb.accountOf[uid]; found {
+		if p := tb.byAccount[acc][uid]; p != nil {
+			return *p, tb.holds.RUnlock, true
+		}
+	}
+	tb.holds.RUnlock()
+	return Target{}, func() {}, false
+}
+
 // Match returns the targets that receive ev.
 func (tb *Table) Match(ev *Event) []*Target {
 	tb.mu.RLock()

@@ -133,6 +133,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/recover", s.authed(s.recoverForm))
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/replays", s.authed(s.createReplay))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/replays/{replay}", s.authed(s.replayStatus))
+	mux.HandleFunc("POST /webhooks/{ns}/{name}/test", s.authed(s.sendTest))
 	mux.HandleFunc("GET /webhooks/{ns}/{name}/{action}", s.authed(s.confirmPage))
 	mux.HandleFunc("POST /webhooks/{ns}/{name}/{action}", s.authed(s.act))
 	return securityHeaders(mux, !s.cfg.InsecureCookies)

@@ -235,7 +235,8 @@ func TestPostsNeedTheSessionsCSRFToken(t *testing.T) {
 	}
 	g := NewWithT(t)
 	for _, path := range []string{"/signout", "/namespaces", "/webhooks/new", "/webhooks/team-a/w/edit",
-		"/webhooks/team-a/w/delete", "/webhooks/team-a/w/deactivate", "/webhooks/team-a/w/reactivate", "/webhooks/team-a/w/replays"} {
+		"/webhooks/team-a/w/delete", "/webhooks/team-a/w/deactivate", "/webhooks/team-a/w/reactivate", "/webhooks/team-a/w/replays",
+		"/webhooks/team-a/w/test"} {
 		g.Expect(post(path, "", true).Code).To(Equal(http.StatusForbidden), path)
 		g.Expect(post(path, "wrong", true).Code).To(Equal(http.StatusForbidden), path)
 		g.Expect(post(path, sess.ID, true).Code).To(Equal(http.StatusForbidden), "the session id is not the CSRF token: %s", path)

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // apiTimeout bounds the API calls of one page.
@@ -85,6 +86,17 @@ var templateFuncs = template.FuncMap{
 	"ptr":       func(t metav1.Time) *metav1.Time { return &t },
 	"eventTime": func(e corev1.Event) string { return fmtTime(&metav1.Time{Time: eventTime(&e)}) },
 	"logTime":   fmtLogTime,
+	"isTest":    deliveries.IsTest,
+	"dict":      dict,
+}
+
+// dict makes a map of key, value pairs, for passing several values to a template.
+func dict(kv ...any) map[string]any {
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
 }
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
@@ -444,6 +456,12 @@ type detailData struct {
 	Done          string
 	Reactivation  string
 	Log           logData
+	Chart         chartData
+	// TestEvents are the choices of "Send a test notification".
+	TestEvents []string
+	// Replays of the webhook, newest first; ReplaysAllowed is false when RBAC forbids listing them.
+	Replays        []replayRow
+	ReplaysAllowed bool
 }
 
 func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -458,13 +476,23 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation]}
+	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation], TestEvents: testEvents(wh)}
 	if d.Log, err = s.deliveryLog(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
+	if d.Replays, d.ReplaysAllowed, err = webhookReplays(ctx, rc.client, wh.Namespace, wh.Name); err != nil {
+		s.apiError(w, r, rc, err)
+		return
+	}
+	if !d.Log.Off && !d.Log.Denied {
+		if d.Chart, err = s.deliveryChart(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
+			s.apiError(w, r, rc, err)
+			return
+		}
+	}
 	switch done := r.URL.Query().Get("done"); done {
-	case "created", "updated", "deactivated", "reactivated":
+	case "created", "updated", "deactivated", "reactivated", "tested":
 		d.Done = rc.L.T("done." + done)
 	}
 	s.render(w, r, http.StatusOK, "detail", s.page(rc, wh.Namespace+"/"+wh.Name, d))

@@ -58,14 +58,23 @@ const maxLogAnswer = 16 << 20
 // get GETs path below Base as the holder of token and returns the answer's body. 404 (not found or
 // not allowed, which the read API does not tell apart) is errNotVisible.
 func (l *LogAPI) get(ctx context.Context, token, path string, query url.Values) ([]byte, error) {
+	return l.do(ctx, http.MethodGet, token, path, query, nil, http.StatusOK)
+}
+
+// do sends one request below Base as the holder of token and returns the body of an answer with
+// status ok; 404 is errNotVisible, 401 errLogSignedOut, anything else a logError.
+func (l *LogAPI) do(ctx context.Context, method, token, path string, query url.Values, body []byte, ok int) ([]byte, error) {
 	u := *l.Base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("User-Agent", "hookline-console")
 	resp, err := l.HTTP.Do(req)
@@ -73,28 +82,30 @@ func (l *LogAPI) get(ctx context.Context, token, path string, query url.Values) 
 		return nil, fmt.Errorf("reaching the dispatcher's read API: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLogAnswer))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxLogAnswer))
 	if err != nil {
 		return nil, fmt.Errorf("reading the read API's answer: %w", err)
 	}
 	switch resp.StatusCode {
-	case http.StatusOK:
-		return body, nil
+	case ok:
+		return answer, nil
 	case http.StatusNotFound:
 		return nil, errNotVisible
 	case http.StatusUnauthorized:
 		return nil, errLogSignedOut
 	}
 	var e deliveries.Error
-	if json.Unmarshal(body, &e) != nil || e.Message == "" {
+	if json.Unmarshal(answer, &e) != nil || e.Message == "" {
 		e = deliveries.Error{Status: resp.StatusCode, Reason: http.StatusText(resp.StatusCode), Message: "unexpected answer"}
 	}
 	return nil, &logError{body: e}
 }
 
-func notificationsPath(ns, name string) string {
-	return "/v1/namespaces/" + url.PathEscape(ns) + "/webhooks/" + url.PathEscape(name) + "/notifications"
+func webhookPath(ns, name string) string {
+	return "/v1/namespaces/" + url.PathEscape(ns) + "/webhooks/" + url.PathEscape(name)
 }
+
+func notificationsPath(ns, name string) string { return webhookPath(ns, name) + "/notifications" }
 
 // Notifications returns one page of the webhook's notifications.
 func (l *LogAPI) Notifications(ctx context.Context, token, ns, name string, query url.Values) (*deliveries.NotificationList, error) {
@@ -133,4 +144,34 @@ func (l *LogAPI) Body(ctx context.Context, token, ns, name, id string) (string, 
 		return string(b), nil
 	}
 	return buf.String(), nil
+}
+
+// Stats returns the webhook's deliveries, failures and latency over window (24h or 7d).
+func (l *LogAPI) Stats(ctx context.Context, token, ns, name string, window deliveries.Window) (*deliveries.Stats, error) {
+	b, err := l.get(ctx, token, webhookPath(ns, name)+"/stats", url.Values{"window": {string(window)}})
+	if err != nil {
+		return nil, err
+	}
+	var out deliveries.Stats
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("the read API's answer: %w", err)
+	}
+	return &out, nil
+}
+
+// SendTest asks the read API to send the webhook a test notification of event.
+func (l *LogAPI) SendTest(ctx context.Context, token, ns, name, event string) (*deliveries.TestReceipt, error) {
+	body, err := json.Marshal(deliveries.TestRequest{Event: event})
+	if err != nil {
+		return nil, err
+	}
+	b, err := l.do(ctx, http.MethodPost, token, webhookPath(ns, name)+"/test", nil, body, http.StatusAccepted)
+	if err != nil {
+		return nil, err
+	}
+	var out deliveries.TestReceipt
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("the read API's answer: %w", err)
+	}
+	return &out, nil
 }

@@ -19,6 +19,7 @@ package console
 import (
 	"context"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -46,8 +47,9 @@ type logData struct {
 	// The filters, as the form shows them, and the cursor of this page.
 	State, Event, Cursor string
 	States               []string
-	// NextQuery is the query string of the following page.
-	NextQuery string
+	// NextHref is the following page's link, built from escaped parts (html/template would
+	// escape the query's = and & as %3d and %26, breaking the link).
+	NextHref template.URL
 }
 
 // logStates are the state filter's choices: every state, and failed (dropped, cancelled, lost).
@@ -91,7 +93,7 @@ func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, n
 			if d.Event != "" {
 				next.Set("event", d.Event)
 			}
-			d.NextQuery = next.Encode()
+			d.NextHref = template.URL("/webhooks/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "?" + next.Encode()) //nolint:gosec // escaped parts
 		}
 	case errors.Is(err, errLogSignedOut):
 		return d, err

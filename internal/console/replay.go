@@ -19,6 +19,7 @@ package console
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -181,12 +182,48 @@ func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	}
 	d := replayData{Namespace: ns, Name: name, Replay: &rp,
 		Ready: meta.FindStatusCondition(rp.Status.Conditions, "Ready"), Stalled: meta.FindStatusCondition(rp.Status.Conditions, "Stalled")}
-	done := d.Ready != nil && d.Ready.Status == metav1.ConditionTrue
-	stalled := d.Stalled != nil && d.Stalled.Status == metav1.ConditionTrue
-	d.Running = !done && !stalled
+	d.Running = !finishedReplay(&rp)
 	p := s.page(rc, rc.L.T("replay.statusTitle", rp.Name), d)
 	if d.Running {
 		p.Refresh = replayRefreshSeconds
 	}
 	s.render(w, r, http.StatusOK, "replay", p)
+}
+
+// maxReplaysShown bounds the replays listed on a webhook's page (newest first).
+const maxReplaysShown = 20
+
+// replayRow is one replay on its webhook's page.
+type replayRow struct {
+	Replay  *hooklinev1.WebhookReplay
+	Ready   *metav1.Condition
+	Running bool
+}
+
+// webhookReplays lists the webhook's WebhookReplays as the user, newest first: the API server
+// selects them by spec.webhookName (a selectable field of the CRD), so the page does not read the
+// namespace's other replays. allowed is false when RBAC does not let the user list replays.
+func webhookReplays(ctx context.Context, c client.Client, ns, name string) (rows []replayRow, allowed bool, err error) {
+	var list hooklinev1.WebhookReplayList
+	err = c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"spec.webhookName": name})
+	if apierrors.IsForbidden(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	slices.SortFunc(list.Items, func(a, b hooklinev1.WebhookReplay) int {
+		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
+	})
+	for i := range list.Items[:min(len(list.Items), maxReplaysShown)] {
+		rp := &list.Items[i]
+		ready := meta.FindStatusCondition(rp.Status.Conditions, "Ready")
+		rows = append(rows, replayRow{Replay: rp, Ready: ready, Running: !finishedReplay(rp)})
+	}
+	return rows, true, nil
+}
+
+// finishedReplay reports whether rp is Ready or Stalled: its page no longer reloads.
+func finishedReplay(rp *hooklinev1.WebhookReplay) bool {
+	return meta.IsStatusConditionTrue(rp.Status.Conditions, "Ready") || meta.IsStatusConditionTrue(rp.Status.Conditions, "Stalled")
 }

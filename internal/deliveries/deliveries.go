@@ -20,7 +20,10 @@ limitations under the License.
 // nothing of the dispatcher, so that clients link only this.
 package deliveries
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // State is where a notification stands, derived from the newest record written about it (or from
 // the queue, for a notification that has no record yet).
@@ -179,4 +182,24 @@ type Error struct {
 	Status  int    `json:"status"`
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
+}
+
+// TestEventPrefix begins the id of every test notification's event ("send a test notification"):
+// the ingest API refuses producers' events with such an id, so the prefix alone marks a test.
+const TestEventPrefix = "hookline-test-"
+
+// IsTest reports whether eventID is a test notification's event.
+func IsTest(eventID string) bool { return strings.HasPrefix(eventID, TestEventPrefix) }
+
+// TestRequest is the body of POST .../webhooks/{name}/test.
+type TestRequest struct {
+	// Event is one of the webhook's subscribed events (a wildcard stands for its family's sample).
+	Event string `json:"event"`
+}
+
+// TestReceipt answers a test notification queued.
+type TestReceipt struct {
+	EventID        string `json:"eventId"`
+	Event          string `json:"event"`
+	NotificationID string `json:"webhookNotificationId"`
 }

@@ -26,11 +26,14 @@ package samples
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path"
 	"sort"
 	"strings"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
 //go:embed events/*.json
@@ -90,4 +93,40 @@ func SeedEnvelopeNotification() []byte {
 		panic(fmt.Sprintf("samples: reading embedded seed notification: %v", err))
 	}
 	return bytes.TrimRight(b, " \t\r\n")
+}
+
+// ForEvent returns the sample of name's family, for a test notification of name: the sample's
+// own event when it is one of that family's (agreement_action_completed for AGREEMENT_ALL), else
+// the first sample of the family. concrete is the event the sample should then be made into:
+// name itself, or the sample's event for a wildcard (name ending in _ALL). ok is false when no
+// sample has name's family.
+func ForEvent(name string) (sample, concrete string, ok bool) {
+	fam, ok := hooklinev1.FamilyOf(name)
+	if !ok {
+		return "", "", false
+	}
+	for _, n := range names {
+		ev := eventOf(n)
+		if f, ok := hooklinev1.FamilyOf(ev); ok && f == fam {
+			if strings.HasSuffix(name, "_ALL") {
+				return n, ev, true
+			}
+			return n, name, true
+		}
+	}
+	return "", "", false
+}
+
+// eventOf reads the event name of sample n (names are sorted, so each family's first sample is
+// the same every time).
+func eventOf(n string) string {
+	b, err := eventFS.ReadFile(path.Join("events", n+".json"))
+	if err != nil {
+		return ""
+	}
+	var ev struct {
+		Event string `json:"event"`
+	}
+	_ = json.Unmarshal(b, &ev)
+	return ev.Event
 }

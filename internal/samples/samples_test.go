@@ -194,3 +194,23 @@ func TestEventReturnsACopy(t *testing.T) {
 		t.Fatal("Event shares its bytes between callers")
 	}
 }
+
+func TestForEvent(t *testing.T) {
+	for name, want := range map[string][2]string{
+		"AGREEMENT_ALL":        {"agreement_action_completed", "AGREEMENT_ACTION_COMPLETED"},
+		"AGREEMENT_CREATED":    {"agreement_action_completed", "AGREEMENT_CREATED"},
+		"WIDGET_ALL":           {"widget_created", "WIDGET_CREATED"},
+		"ENVELOPE_ALL":         {"envelope_expired", "envelopeExpired"},
+		"envelopeCompleted":    {"envelope_expired", "envelopeCompleted"},
+		"LIBRARY_DOCUMENT_ALL": {"library_document_created", "LIBRARY_DOCUMENT_CREATED"},
+		"MEGASIGN_RECALLED":    {"megasign_created", "MEGASIGN_RECALLED"},
+	} {
+		sample, concrete, ok := ForEvent(name)
+		if !ok || sample != want[0] || concrete != want[1] {
+			t.Errorf("ForEvent(%s) = %s, %s, %v; want %v", name, sample, concrete, ok, want)
+		}
+	}
+	if _, _, ok := ForEvent("NOT_AN_EVENT"); ok {
+		t.Error("ForEvent(NOT_AN_EVENT) found a sample")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -109,6 +110,47 @@ func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPo
 	ch := make(chan error, 1)
 	go func() { ch <- mgr.Start(ctx) }()
 	return ch, nil
+}
+
+// ManagerSuite is what RunWithManager started: the control plane, a client of it, and the
+// certificate every httptest TLS server presents (the manager trusts it).
+type ManagerSuite struct {
+	Env       *controlplane.Env
+	Client    client.Client
+	TrustedCA *x509.Certificate
+}
+
+// RunWithManager is the body of a TestMain that needs the real API server with hookline's manager
+// in process: it starts both (StartManager with verifyTimeout and opts), hands them to setup (which
+// sets the package's variables), runs m and stops both. It returns m's exit code, or 1 when the
+// start failed (the reason on stderr).
+func RunWithManager(m *testing.M, verifyTimeout time.Duration, opts controllers.Options, setup func(ManagerSuite)) int {
+	env, err := controlplane.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	c, err := client.New(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	roots, trusted := HTTPTestRoots()
+	setup(ManagerSuite{Env: env, Client: c, TrustedCA: trusted})
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := StartManager(ctx, env, roots, verifyTimeout, opts)
+	if err != nil {
+		cancel()
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+	}
+	return code
 }
 
 // ExpectEvent waits for an events.k8s.io Event about obj with the given type and reason.

@@ -188,6 +188,16 @@ func (b *browser) text(sel chromedp.CSS) string {
 	return s
 }
 
+// textContent reads an element's text whether or not it is rendered (in a closed <details>).
+func (b *browser) textContent(sel chromedp.CSS) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.TextContent(sel))
+	if err != nil {
+		b.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
 func (b *browser) attr(sel chromedp.CSS, name string) chromedp.AttributeResult {
 	b.t.Helper()
 	a, err := chromedp.Run(b.ctx, chromedp.AttributeValue(sel, name))

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +142,17 @@ func startLogReceiver(t *testing.T) *logReceiver {
 	return lr
 }
 
+// total counts every delivery the receiver got.
+func (lr *logReceiver) total() int {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	n := 0
+	for _, c := range lr.posts {
+		n += c
+	}
+	return n
+}
+
 func (lr *logReceiver) count(id string) int {
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
@@ -221,6 +233,21 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	br.do(chromedp.ScrollIntoView(chromedp.ID("log-heading")))
 	br.shot("delivery-log")
 
+	// The chart: in the current hour one delivery and one failed attempt, drawn and in the table;
+	// the 7-day link switches to 6-hour buckets.
+	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("1"))
+	g.Expect(br.textContent("#chart-total-failed")).To(Equal("1"))
+	g.Expect(strings.Count(br.html("#chart-counts"), `class="bar-ok"`)).To(Equal(24))
+	g.Expect(br.attr(`#chart-counts g.bucket:last-of-type rect.bar-ok`, "height").Value).NotTo(Equal("0.0"))
+	g.Expect(br.attr(`#chart-window-24h`, "aria-current").Value).To(Equal("true"))
+	br.do(chromedp.ScrollIntoView(chromedp.ID("chart-heading")))
+	br.shot("chart")
+	status, _ := br.submit("chart-window-7d")
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(br.attr(`#chart-window-7d`, "aria-current").Value).To(Equal("true"))
+	g.Expect(strings.Count(br.html("#chart-counts"), `class="bar-ok"`)).To(Equal(28))
+	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("1"))
+
 	// Filters: state=retrying finds nothing now, delivered finds it.
 	g.Expect(br.open(page + "?state=retrying")).To(Equal(http.StatusOK))
 	g.Expect(br.html("#notifications")).NotTo(ContainSubstring(id))
@@ -263,6 +290,9 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	g.Expect(br.text("#replay-matched")).To(Equal("1"))
 	g.Expect(rcv.count(id)).To(Equal(3), "the receiver got the same webhookNotificationId again")
 	br.shot("replay")
+	// The chart's cached figures are extended with the replay's delivery.
+	g.Expect(br.open(page)).To(Equal(http.StatusOK))
+	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("2"))
 
 	// Recover: the form names the time and states; with nothing failed it matches nothing.
 	g.Expect(br.open(page)).To(Equal(http.StatusOK))
@@ -273,13 +303,49 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	status, path = br.submit("confirm")
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(path).To(HavePrefix(page + "/replays/orders-replay-"))
+	recoverPage := path
+
+	// The webhook's page lists both replays with their progress and a link to each (read as the
+	// tenant, selected by spec.webhookName on the API server; newest first, but both may have been
+	// created within the same second).
+	g.Expect(br.open(page)).To(Equal(http.StatusOK))
+	replayRow := chromedp.CSS(`#replays tbody tr[data-replay="` + path[strings.LastIndex(path, "/")+1:] + `"]`)
+	g.Expect(br.attr(replayRow+" a", "href").Value).To(Equal(recoverPage))
+	replayRow = chromedp.CSS(`#replays tbody tr[data-replay="` + replayPage[strings.LastIndex(replayPage, "/")+1:] + `"]`)
+	g.Expect(br.attr(replayRow+" a", "href").Value).To(Equal(replayPage))
+	g.Expect(br.text(replayRow)).To(ContainSubstring(id))
+	g.Expect(br.text(replayRow + " td:nth-child(5)")).To(Equal("1"))
+	g.Expect(br.html("#replays")).To(ContainSubstring(`data-running="false"`))
+
+	// Send a test notification: the button queues it; the log lists it, marked test, delivered;
+	// the receiver got it once.
+	g.Expect(br.open(page)).To(Equal(http.StatusOK))
+	g.Expect(br.attr(`#test-event option`, "value").Value).To(Equal("AGREEMENT_ACTION_COMPLETED"))
+	before := rcv.total()
+	status, path = br.submit("send-test")
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(path).To(Equal(page))
+	g.Expect(br.attr("#done", "role").Exists).To(BeTrue())
+	g.Eventually(func() string {
+		br.open(page)
+		return br.attr(`#notifications tbody tr:has([data-test]) `, "data-state").Value
+	}).WithTimeout(30 * time.Second).WithPolling(300 * time.Millisecond).Should(Equal("delivered"))
+	g.Expect(rcv.total()).To(Equal(before + 1))
+	br.do(chromedp.ScrollIntoView(chromedp.ID("log-heading")))
+	br.shot("test-notification")
 	br.expectCleanConsole()
 
-	// The other tenant: 404 for every page of A's log and replays, as for things that do not exist.
+	// The other tenant: 404 for every page of A's log and replays, as for things that do not
+	// exist, and for a forged test notification with its own valid CSRF token.
 	bb := newBrowser(t, base)
 	bb.signIn(other)
 	for _, p := range []string{notification, notification + "/body", notification + "/replay", replayPage, page + "/recover"} {
 		g.Expect(bb.open(p)).To(Equal(http.StatusNotFound), p)
 	}
+	g.Expect(bb.open("/webhooks")).To(Equal(http.StatusOK))
+	resp := rawRequest(t, http.MethodPost, base+page+"/test", bb.sessionCookie().Value,
+		url.Values{"csrf": {bb.attr(`input[name="csrf"]`, "value").Value}, "event": {"AGREEMENT_ACTION_COMPLETED"}})
+	g.Expect(resp.StatusCode).To(Equal(http.StatusNotFound))
+	g.Expect(rcv.total()).To(Equal(before + 1))
 	g.Expect(bb.open("/webhooks/" + other.ns + "/orders/notifications/" + id)).To(Equal(http.StatusNotFound))
 }

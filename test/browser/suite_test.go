@@ -20,8 +20,6 @@ limitations under the License.
 package browser
 
 import (
-	"context"
-	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -81,45 +79,22 @@ func runSuite(m *testing.M) int {
 		return 0
 	}
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.ErrorLevel)))
-	var err error
-	if env, err = controlplane.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	if k8s, err = client.New(env.Config, client.Options{Scheme: env.Scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	var roots *x509.CertPool
-	roots, _ = testsupport.HTTPTestRoots()
-	ctx, cancel := context.WithCancel(context.Background())
-	done, err := testsupport.StartManager(ctx, env, roots, time.Second, controllers.Options{
+	return testsupport.RunWithManager(m, time.Second, controllers.Options{
 		DefaultClientID:         testClientID,
 		VerificationsPerAccount: 10,
 		RetryBase:               200 * time.Millisecond,
 		RetryMax:                2 * time.Second,
 		ThrottleRetry:           100 * time.Millisecond,
 		MaxConcurrentReconciles: 4,
-	})
-	if err != nil {
-		cancel()
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := m.Run()
-	cancel()
-	if err := <-done; err != nil {
-		fmt.Fprintln(os.Stderr, "manager:", err)
-	}
-	return code
+	}, func(s testsupport.ManagerSuite) { env, k8s = s.Env, s.Client })
 }
 
 // tenantRules is what a tenant's RoleBinding grants in its own namespace: its webhooks, their
-// delivery logs and replays, and reading the Events about them.
+// delivery logs, replays and test notifications, and reading the Events about them.
 var tenantRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
 	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks/deliveries"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks/test"}, Verbs: []string{"create"}},
 	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhookreplays"}, Verbs: []string{"get", "list", "watch", "create"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch"}},
 }
