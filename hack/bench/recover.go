@@ -157,7 +157,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 		return row{}, err
 	}
 	cpu0, _, _ := procStats(s.dispatcher.Process.Pid)
-	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
+	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	recoverTook := time.Since(start)
 	stopTimeline()
 	if err != nil {
@@ -210,7 +210,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	dcpu0, _, _ := procStats(s.dispatcher.Process.Pid)
 	stopTimeline = s.timeline("drain", drainStart, before, lost)
 	profiled = profile("drain")
-	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
+	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	drainRate := float64(lost) / time.Since(drainStart).Seconds()
 	dcpu1, _, _ := procStats(s.dispatcher.Process.Pid)
 	stopTimeline()
@@ -222,10 +222,20 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	r := row{offered: ingest, delivered: recoverRate, peakRSS: peak, cpuPer1000: (cpu1 - cpu0) / float64(lost) * 1000}
 	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
 		recoverRate, recoverRate/drainRate, drainRate, (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
-	if recoverRate < drainRate {
+	// A figure, not a correctness check: asserted only at full size (a smoke run's phases last
+	// about a second, mostly the replays' poll interval).
+	if recoverRate < drainRate && !o.smoke {
 		return r, fmt.Errorf("the recover is slower than the drain: %s", r.note)
 	}
 	return r, nil
+}
+
+// recoverWait is how long the recover and the drain wait for their deliveries.
+func recoverWait(o options) time.Duration {
+	if o.smoke {
+		return 2 * time.Minute
+	}
+	return 10 * time.Minute
 }
 
 // postEvents posts events events spread over the group's accounts (one poster per account, so
