@@ -29,11 +29,8 @@ import (
 // printed, never asserted (performance lives in `make bench`).
 func TestSmoke(t *testing.T) {
 	controlplane.SkipIfMissing(t)
-	// recover is left out until its drain baseline is fixed: in a clean-clone CI run of session 4
-	// the baseline's restarted dispatcher had every queue empty while the bench still waited for
-	// its deliveries (issue 11, open). Run it alone: go run ./hack/bench -scenarios=recover.
 	o := options{smoke: true, concurrency: 16,
-		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog"}
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover"}
 	o.duration, o.backlog, o.cpWebhooks, o.recover = smokeDuration, 2_000, 200, 1_000
 	rows, err := run(context.Background(), o)
 	var b strings.Builder

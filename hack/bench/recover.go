@@ -32,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -157,7 +158,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 		return row{}, err
 	}
 	cpu0, _, _ := procStats(s.dispatcher.Process.Pid)
-	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
+	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	recoverTook := time.Since(start)
 	stopTimeline()
 	if err != nil {
@@ -210,7 +211,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	dcpu0, _, _ := procStats(s.dispatcher.Process.Pid)
 	stopTimeline = s.timeline("drain", drainStart, before, lost)
 	profiled = profile("drain")
-	err = waitDelivered(s.sink, before+lost, 10*time.Minute)
+	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	drainRate := float64(lost) / time.Since(drainStart).Seconds()
 	dcpu1, _, _ := procStats(s.dispatcher.Process.Pid)
 	stopTimeline()
@@ -222,10 +223,20 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	r := row{offered: ingest, delivered: recoverRate, peakRSS: peak, cpuPer1000: (cpu1 - cpu0) / float64(lost) * 1000}
 	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
 		recoverRate, recoverRate/drainRate, drainRate, (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
-	if recoverRate < drainRate {
+	// A figure, not a correctness check: asserted only at full size (a smoke run's phases last
+	// about a second, mostly the replays' poll interval).
+	if recoverRate < drainRate && !o.smoke {
 		return r, fmt.Errorf("the recover is slower than the drain: %s", r.note)
 	}
 	return r, nil
+}
+
+// recoverWait is how long the recover and the drain wait for their deliveries.
+func recoverWait(o options) time.Duration {
+	if o.smoke {
+		return 2 * time.Minute
+	}
+	return 10 * time.Minute
 }
 
 // postEvents posts events events spread over the group's accounts (one poster per account, so
@@ -259,19 +270,44 @@ func (s *stack) waitWebhooks(ctx context.Context, prefix string, want int, timeo
 			return err
 		}
 		n := 0
+		var others []*hooklinev1.Webhook
 		for i := range list.Items {
-			if strings.HasPrefix(list.Items[i].Namespace, "bench-"+prefix+"-") && ok(&list.Items[i]) {
+			if !strings.HasPrefix(list.Items[i].Namespace, "bench-"+prefix+"-") {
+				continue
+			}
+			if ok(&list.Items[i]) {
 				n++
+			} else {
+				others = append(others, &list.Items[i])
 			}
 		}
 		if n == want {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d webhooks after %s", n, want, timeout)
+			return fmt.Errorf("%d of %d webhooks after %s; %s", n, want, timeout, describeWebhooks(others, 3))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// describeWebhooks tells, for the first max of whs, what their status says: whether the dispatcher
+// or the manager (which derives the state from the dispatcher's conditions) is behind.
+func describeWebhooks(whs []*hooklinev1.Webhook, max int) string {
+	var b strings.Builder
+	for i, wh := range whs[:min(len(whs), max)] {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		st := &wh.Status
+		fmt.Fprintf(&b, "%s/%s: state %q, pending %d, delivered %d, dropped %d, %d consecutive failures, conditions",
+			wh.Namespace, wh.Name, st.State, ptr.Deref(st.PendingNotifications, 0), ptr.Deref(st.DeliveredTotal, 0),
+			ptr.Deref(st.DroppedTotal, 0), ptr.Deref(st.ConsecutiveFailures, 0))
+		for _, c := range st.Conditions {
+			fmt.Fprintf(&b, " %s=%s(%s)", c.Type, c.Status, c.Reason)
+		}
+	}
+	return b.String()
 }
 
 // resumeDispatcher stops the dispatcher and starts it again on its data directory, with its last

@@ -231,9 +231,10 @@ func waitDelivered(s *sink, want int64, timeout time.Duration) error {
 				f.Close()
 				resp.Body.Close()
 			}
-			return fmt.Errorf("%d of %d notifications delivered after %s (dispatcher: queue depth %.0f, in flight %.0f, attempts %.0f)",
+			// Dropped ones never arrive: a queue depth of 0 with a shortfall is read there first.
+			return fmt.Errorf("%d of %d notifications delivered after %s (dispatcher: queue depth %.0f, in flight %.0f; since it started: attempts %.0f, dropped %.0f)",
 				s.count.Load(), want, timeout, scrape(metricsURL, "hookline_queue_depth"), scrape(metricsURL, "hookline_deliveries_in_flight"),
-				scrape(metricsURL, "hookline_deliveries_total"))
+				scrape(metricsURL, "hookline_deliveries_total"), scrape(metricsURL, "hookline_notifications_dropped_total"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
