@@ -17,6 +17,7 @@ limitations under the License.
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,11 +43,15 @@ import (
 // engine saves its own state (deliver.Config.SaveInterval): nothing here is needed for durability.
 type Reporter struct {
 	Client   client.Client
-	Engine   *deliver.Engine
+	Engine   DeliveryState
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
 	Interval time.Duration
 	Log      logr.Logger
+	// StopTimeout bounds the last write of every dirty status when the dispatcher stops (default
+	// 10 s): the engine saved its counters already, so what is not written then is written by the
+	// next dispatcher, and a stop must fit in the pod's grace period whatever the number of webhooks.
+	StopTimeout time.Duration
 
 	mu       sync.Mutex
 	dirty    map[string]bool
@@ -55,6 +60,17 @@ type Reporter struct {
 	disabled map[string]bool
 	kick     chan struct{}
 }
+
+// DeliveryState is what the reporter reads of the engine (*deliver.Engine): a webhook's delivery
+// state and its delivery configuration.
+type DeliveryState interface {
+	Status(uid string) (deliver.Status, bool)
+	Webhook(uid string) (deliver.Webhook, bool)
+}
+
+// reportWorkers is how many status writes are in flight at once: each is a round trip to the API
+// server, and thousands of webhooks can change within one interval.
+const reportWorkers = 8
 
 func (r *Reporter) init() {
 	if r.dirty == nil {
@@ -129,7 +145,11 @@ func (r *Reporter) Start(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			r.flush(context.Background(), false) // last counters, so that a clean stop loses none
+			// The last counters, so that the status is current after a clean stop; bounded, since
+			// the engine's saved state has them too.
+			stop, cancel := context.WithTimeout(context.Background(), cmp.Or(r.StopTimeout, 10*time.Second))
+			r.flush(stop, false)
+			cancel()
 			return nil
 		case <-r.kick:
 			r.flush(ctx, true)
@@ -155,12 +175,32 @@ func (r *Reporter) flush(ctx context.Context, urgentOnly bool) {
 	}
 	r.urgent = map[string]bool{}
 	r.mu.Unlock()
-	for _, uid := range uids {
-		if err := r.report(ctx, uid); err != nil && ctx.Err() == nil {
-			r.Log.Error(err, "Reporting delivery status", "uid", uid)
-			r.Mark(uid, false) // next interval
-		}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(reportWorkers, len(uids)) {
+		wg.Go(func() {
+			for uid := range work {
+				if err := r.report(ctx, uid); err != nil {
+					if ctx.Err() == nil {
+						r.Log.Error(err, "Reporting delivery status", "uid", uid)
+					}
+					r.Mark(uid, false) // next interval
+				}
+			}
+		})
 	}
+	for i, uid := range uids {
+		if ctx.Err() != nil {
+			// Stopping: the last flush (or, out of time, the next dispatcher) writes the rest.
+			for _, rest := range uids[i:] {
+				r.Mark(rest, false)
+			}
+			break
+		}
+		work <- uid
+	}
+	close(work)
+	wg.Wait()
 }
 
 func (r *Reporter) report(ctx context.Context, uid string) error {

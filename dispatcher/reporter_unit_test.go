@@ -1,0 +1,120 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/deliver"
+)
+
+// manyWebhooks is DeliveryState for n webhooks named wh-0… in namespace ns, uid "uid-i".
+type manyWebhooks struct{ ns string }
+
+func (m manyWebhooks) Status(string) (deliver.Status, bool) {
+	return deliver.Status{Delivered: 1, LastSuccess: time.Unix(1_700_000_000, 0)}, true
+}
+func (m manyWebhooks) Webhook(uid string) (deliver.Webhook, bool) {
+	var i int
+	_, _ = fmt.Sscanf(uid, "uid-%d", &i)
+	return deliver.Webhook{Namespace: m.ns, Name: fmt.Sprintf("wh-%d", i)}, true
+}
+
+// reporterWithBlockedWrites returns a reporter of n dirty webhooks whose status writes call write.
+func reporterWithBlockedWrites(t *testing.T, n int, write func(ctx context.Context) error) *Reporter {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := hooklinev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for i := range n {
+		objs = append(objs, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{
+			Namespace: "team-a", Name: fmt.Sprintf("wh-%d", i), UID: types.UID(fmt.Sprintf("uid-%d", i))}})
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+		SubResourceApply: func(ctx context.Context, _ client.Client, _ string, _ runtime.ApplyConfiguration, _ ...client.SubResourceApplyOption) error {
+			return write(ctx)
+		},
+	}).Build()
+	r := &Reporter{Client: c, Engine: manyWebhooks{ns: "team-a"}, Recorder: &events.FakeRecorder{},
+		Clock: clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0)), Interval: time.Hour, Log: logr.Discard()}
+	for i := range n {
+		r.Mark(fmt.Sprintf("uid-%d", i), false)
+	}
+	return r
+}
+
+// Thousands of webhooks can change within one interval: their status writes overlap, up to
+// reportWorkers at once (one at a time took 27 s for 2,300 webhooks at a dispatcher's stop).
+func TestReporterWritesStatusesInParallel(t *testing.T) {
+	g := NewWithT(t)
+	var inFlight, most atomic.Int64
+	release := make(chan struct{})
+	r := reporterWithBlockedWrites(t, 3*reportWorkers, func(context.Context) error {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		return nil
+	})
+	flushed := make(chan struct{})
+	go func() { defer close(flushed); r.flush(context.Background(), false) }()
+	g.Eventually(inFlight.Load).Should(BeNumerically("==", reportWorkers), "writes in flight at once")
+	close(release)
+	g.Eventually(flushed).Should(BeClosed())
+	g.Expect(most.Load()).To(BeNumerically("==", reportWorkers), "never more than reportWorkers")
+}
+
+// A dispatcher's stop writes the last statuses within StopTimeout, however slow the API server:
+// the engine saved the counters already, and a stop must fit in the pod's grace period.
+func TestReporterStopIsBounded(t *testing.T) {
+	g := NewWithT(t)
+	var writes sync.WaitGroup
+	r := reporterWithBlockedWrites(t, 100, func(ctx context.Context) error {
+		writes.Add(1)
+		defer writes.Done()
+		<-ctx.Done() // an API server that never answers
+		return ctx.Err()
+	})
+	r.StopTimeout = 200 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- r.Start(ctx) }()
+	g.Eventually(returned).WithTimeout(10 * time.Second).Should(Receive(BeNil()))
+	writes.Wait()
+	g.Expect(r.Known()).To(HaveLen(100), "what was not written is still marked for the next flush")
+}
