@@ -59,12 +59,21 @@ func (p Policy) gap(n int) time.Duration {
 // its 72 hours have passed. The last retry is clamped to the 72-hour mark, so a notification gets its
 // final chance exactly when its time runs out. Delays add up from the scheduled times, not from when
 // the receiver answered, so the schedule does not drift with slow receivers.
-func (p Policy) NextAttempt(created, scheduled time.Time, failures int) (next time.Time, drop bool) {
+//
+// Slots missed altogether are not made up: when the next slot has passed already at now (the
+// failure was settled after an outage of the dispatcher, or of its store, longer than the gap), the
+// next attempt comes one RetryBase after now rather than at once. Otherwise a head overdue by hours
+// would be tried several times within a second at a receiver that is probably still down, each
+// failure using up one of its retries.
+func (p Policy) NextAttempt(created, scheduled, now time.Time, failures int) (next time.Time, drop bool) {
 	deadline := created.Add(p.DropAfter)
 	if failures > p.MaxRetries || !scheduled.Before(deadline) {
 		return time.Time{}, true
 	}
 	next = scheduled.Add(p.gap(failures))
+	if !next.After(now) {
+		next = now.Add(p.RetryBase)
+	}
 	if next.After(deadline) {
 		next = deadline
 	}

@@ -30,7 +30,7 @@ func TestScheduleMatchesAcrobatSign(t *testing.T) {
 	want := []int{1, 3, 7, 15, 31, 63, 127, 255, 511, 1023, 1743, 2463, 3183, 3903, 4320}
 	scheduled := created // the first attempt happens at creation and fails
 	for i, minutes := range want {
-		next, drop := p.NextAttempt(created, scheduled, i+1)
+		next, drop := p.NextAttempt(created, scheduled, scheduled, i+1)
 		if drop {
 			t.Fatalf("dropped after %d failures, want retry at minute %d", i+1, minutes)
 		}
@@ -39,7 +39,7 @@ func TestScheduleMatchesAcrobatSign(t *testing.T) {
 		}
 		scheduled = next
 	}
-	if _, drop := p.NextAttempt(created, scheduled, len(want)+1); !drop {
+	if _, drop := p.NextAttempt(created, scheduled, scheduled, len(want)+1); !drop {
 		t.Fatal("not dropped after the 15th retry at the 72-hour mark")
 	}
 }
@@ -49,13 +49,13 @@ func TestDropWhenRetriesRunOutBeforeTheDeadline(t *testing.T) {
 	created := time.Now()
 	s := created
 	for i := 1; i <= 3; i++ {
-		next, drop := p.NextAttempt(created, s, i)
+		next, drop := p.NextAttempt(created, s, s, i)
 		if drop {
 			t.Fatalf("dropped after %d failures", i)
 		}
 		s = next
 	}
-	if _, drop := p.NextAttempt(created, s, 4); !drop {
+	if _, drop := p.NextAttempt(created, s, s, 4); !drop {
 		t.Fatal("a fourth failure with MaxRetries 3 must drop")
 	}
 }
@@ -65,11 +65,11 @@ func TestLateStartedNotificationKeepsItsOwnClock(t *testing.T) {
 	created := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	// Waited 71h50m behind a failing head, then failed once: the retry is clamped to its 72 h mark.
 	first := created.Add(71*time.Hour + 50*time.Minute)
-	next, drop := p.NextAttempt(created, first, 1)
+	next, drop := p.NextAttempt(created, first, first, 1)
 	if drop || !next.Equal(first.Add(time.Minute)) {
 		t.Fatalf("next=%s drop=%v", next, drop)
 	}
-	next, drop = p.NextAttempt(created, created.Add(71*time.Hour+59*time.Minute), 5)
+	next, drop = p.NextAttempt(created, created.Add(71*time.Hour+59*time.Minute), created.Add(71*time.Hour+59*time.Minute), 5)
 	if drop || !next.Equal(created.Add(72*time.Hour)) {
 		t.Fatalf("clamp: next=%s drop=%v", next, drop)
 	}

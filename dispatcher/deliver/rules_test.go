@@ -138,6 +138,34 @@ func TestRuleRetryScheduleAndDrop(t *testing.T) {
 	}
 }
 
+// TestRuleMissedRetriesAreNotMadeUpInABurst: a head whose retry slots passed while the dispatcher
+// was down gets one attempt at once, and its next one a RetryBase later — not one attempt per
+// missed slot within the same second, each using up a retry. Slots not missed keep the schedule.
+func TestRuleMissedRetriesAreNotMadeUpInABurst(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.rx.setFailing("wh", true)
+	wh := r.webhook("wh", "acc")
+	wh.LastVerified = r.t0
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 1, r.t0)
+	r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(1))
+	r.idle()
+	r.g.Expect(r.next("wh")).To(Equal(r.t0.Add(time.Minute)))
+
+	// Down for 40 minutes: the slots at 1, 3, 7, 15 and 31 minutes pass without an attempt.
+	resumed := r.t0.Add(40 * time.Minute)
+	r.at(resumed)
+	r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(2))
+	r.idle()
+	r.g.Expect(len(r.rx.notes("wh"))).To(Equal(2), "one attempt for the missed slots")
+	r.g.Expect(r.next("wh")).To(Equal(resumed.Add(time.Minute)), "the next a RetryBase later")
+	r.at(resumed.Add(time.Minute))
+	r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(3))
+	r.idle()
+	r.g.Expect(r.next("wh")).To(Equal(resumed.Add(time.Minute+4*time.Minute)), "then the schedule again, from that attempt")
+	r.g.Expect(r.status("wh").ConsecutiveFailures).To(BeEquivalentTo(3))
+}
+
 // TestRuleExpiredWithoutAttempt: a notification whose 72 hours passed while it waited (its webhook
 // held, or the dispatcher down) is dropped without an attempt; one exactly at the mark still goes.
 func TestRuleExpiredWithoutAttempt(t *testing.T) {

@@ -111,7 +111,7 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 			q.head = head{Seq: o.note.Seq, Scheduled: o.at}
 		}
 		q.head.Failures++
-		next, drop := e.cfg.Policy.NextAttempt(o.note.Created, q.head.Scheduled, q.head.Failures)
+		next, drop := e.cfg.Policy.NextAttempt(o.note.Created, q.head.Scheduled, e.clock.Now(), q.head.Failures)
 		s.persist = true
 		if drop {
 			s.rec.State = deliveries.StateDropped
