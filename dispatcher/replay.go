@@ -101,6 +101,8 @@ type Replayer struct {
 	running map[string]map[types.NamespacedName]bool
 	// shown is when each running replay's progress was last written to its status.
 	shown map[types.NamespacedName]time.Time
+	// written is the status last written for each replay, until the cache shows it finished.
+	written map[types.NamespacedName]*hooklinev1.WebhookReplayStatus
 	// peak is the most replays that ran at once in each namespace (tests read it).
 	peak map[string]int
 }
@@ -131,6 +133,7 @@ func (r *Replayer) init() {
 	r.phase = map[types.NamespacedName]string{}
 	r.running = map[string]map[types.NamespacedName]bool{}
 	r.shown = map[types.NamespacedName]time.Time{}
+	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
 	r.peak = map[string]int{}
 }
 
@@ -214,6 +217,13 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, nil
 	}
 	st := rp.Status.DeepCopy()
+	if w := r.writtenStatus(req.NamespacedName); w != nil && stage(w) > stage(st) {
+		// The cache has not seen this dispatcher's last write yet: go on from there, not again.
+		if w.CompletedAt != nil {
+			return ctrl.Result{}, nil
+		}
+		st = w
+	}
 	if r.Log == nil {
 		msg := "the dispatcher runs without its delivery log (--delivery-log=false): replays select and follow notifications in it"
 		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonDeliveryLogDisabled, msg)
@@ -241,7 +251,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		msg := fmt.Sprintf("webhook %s does not exist in namespace %s; the replay starts once it is created and Active", rp.Spec.WebhookName, rp.Namespace)
 		return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotFound, msg)
 	}
-	if c := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling); !started || c == nil || c.Reason != hooklinev1.ReasonDelivering {
+	if !delivering(st) {
 		if ok, why := r.active(wh); !ok {
 			return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotActive, why)
 		}
@@ -263,6 +273,32 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	r.admitted(rp)
 	return r.follow(ctx, rp, wh, st)
+}
+
+// delivering reports whether st says that everything selected is queued.
+func delivering(st *hooklinev1.WebhookReplayStatus) bool {
+	c := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling)
+	return st.WebhookUID != "" && c != nil && c.Reason == hooklinev1.ReasonDelivering
+}
+
+// stage orders a replay's statuses: not started, started, everything queued, completed.
+func stage(st *hooklinev1.WebhookReplayStatus) int {
+	switch {
+	case st.CompletedAt != nil:
+		return 3
+	case delivering(st):
+		return 2
+	case st.WebhookUID != "":
+		return 1
+	}
+	return 0
+}
+
+// writtenStatus is the status this dispatcher last wrote for key (nil if none).
+func (r *Replayer) writtenStatus(key types.NamespacedName) *hooklinev1.WebhookReplayStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.written[key].DeepCopy()
 }
 
 // start admits rp to run now, when its turn has come in its namespace, and records that it
@@ -315,7 +351,7 @@ func (r *Replayer) follow(ctx context.Context, rp *hooklinev1.WebhookReplay, wh 
 		if r.Metrics != nil {
 			r.Metrics.completed.Inc()
 		}
-		r.forget(ctx, key)
+		r.finish(ctx, key)
 		return ctrl.Result{}, nil
 	}
 	r.mu.Lock()
@@ -406,6 +442,9 @@ func (r *Replayer) apply(ctx context.Context, rp *hooklinev1.WebhookReplay, st *
 		return fmt.Errorf("writing replay status: %w", err)
 	}
 	rp.Status = *st.DeepCopy()
+	r.mu.Lock()
+	r.written[client.ObjectKeyFromObject(rp)] = st.DeepCopy()
+	r.mu.Unlock()
 	return nil
 }
 

@@ -148,9 +148,17 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 	}
 }
 
-// forget drops what the replayer holds of a replay that finished or was deleted, and frees its
-// turn.
+// forget drops what the replayer holds of a replay that the cache shows finished, or deleted.
 func (r *Replayer) forget(ctx context.Context, key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.written, key)
+	r.mu.Unlock()
+	r.finish(ctx, key)
+}
+
+// finish drops what the replayer holds of a replay that finished but its last status written,
+// and frees its turn.
+func (r *Replayer) finish(ctx context.Context, key types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.phase, key)
 	delete(r.shown, key)
