@@ -41,7 +41,9 @@ const (
 	phaseRunning = "running" // selecting, queueing, following its deliveries
 )
 
-func (r *Replayer) maxPerNamespace() int { return cmp.Or(r.MaxPerNamespace, DefaultReplaysPerNamespace) }
+func (r *Replayer) maxPerNamespace() int {
+	return cmp.Or(r.MaxPerNamespace, DefaultReplaysPerNamespace)
+}
 
 // admit decides whether rp, not started yet, may start now: fewer than maxPerNamespace replays run
 // in its namespace, counting the ones created before it that wait their turn as running first
