@@ -782,4 +782,4 @@ func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, u
 
 // progressEvery is the shortest interval between two writes of a running replay's counts to its
 // status (the count itself is free; the write is not).
-const progressEvery = 5 * time.Second
+const progressEvery = 10 * time.Second
