@@ -332,7 +332,7 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 // completes it once every notification it queued is settled.
 func (r *Replayer) follow(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(rp)
-	counted, err := r.progress(ctx, rp, string(wh.UID), st)
+	counted, err := r.progress(rp, string(wh.UID), st)
 	if err != nil || !counted {
 		return ctrl.Result{RequeueAfter: r.poll()}, err
 	}
@@ -757,7 +757,7 @@ func listSome(ss []string) string {
 // progress sets rp's delivered and failed counts from its tally. After a restart the tally is
 // rebuilt first, from the log (asked once, answered together with every other replay's), and
 // counted reports false until then.
-func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
+func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
 	delivered, failed, complete := r.tally.counts(uid, rp.Name, st.Queued)
 	if !complete {
 		key := client.ObjectKeyFromObject(rp)

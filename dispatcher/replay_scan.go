@@ -65,20 +65,18 @@ func newReplayReads(log ReplayLog, clk clock.PassiveClock, gather time.Duration,
 		reads: map[types.NamespacedName]*logRead{}, kick: make(chan struct{}, 1)}
 }
 
-// ask queues rd for key unless key has a read queued or answered already; it reports whether
-// rd was queued.
-func (b *replayReads) ask(key types.NamespacedName, rd *logRead) bool {
+// ask queues rd for key unless key has a read queued or answered already.
+func (b *replayReads) ask(key types.NamespacedName, rd *logRead) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.reads[key] != nil {
-		return false
+		return
 	}
 	b.reads[key] = rd
 	select {
 	case b.kick <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 // take returns key's answered read and forgets it; ok is false while there is none (asked is

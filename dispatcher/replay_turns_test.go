@@ -192,6 +192,6 @@ func TestReplaysStartingTogetherShareOneLogRead(t *testing.T) {
 		got := waitCompleted(t, rp, 30*time.Second)
 		g.Expect(got.Status.Delivered).To(BeEquivalentTo(1), rp.Namespace)
 	}
-	g.Expect(len(rc.got())).To(Equal(2 * replays))
+	g.Expect(rc.got()).To(HaveLen(2 * replays))
 	g.Expect(s.metric(t, "hookline_replay_log_read_seconds")).To(BeNumerically("<=", 2), "one read for the replays created together (two if the creations straddled an interval)")
 }
