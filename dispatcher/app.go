@@ -111,6 +111,9 @@ type Config struct {
 	// ReplayPoll is how often a running WebhookReplay's progress, or the Webhook it waits for, is
 	// read again; 0 means 2 seconds.
 	ReplayPoll time.Duration
+	// ReplayMaxPerNamespace is how many WebhookReplays run at once in one namespace; 0 means
+	// DefaultReplaysPerNamespace.
+	ReplayMaxPerNamespace int
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
@@ -193,12 +196,18 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		return nil, err
 	}
 	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
+	a.Replayer = &Replayer{
+		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
+		Clock: clk, Poll: cfg.ReplayPoll, MaxPerNamespace: cfg.ReplayMaxPerNamespace,
+	}
 	if cfg.DeliveryLog.Enabled {
 		if err := a.openLog(ctx, cfg); err != nil {
 			st.Close()
 			return nil, err
 		}
-		cfg.Engine.Recorder = a.Log
+		a.Replayer.Log = a.Log // not a typed nil in the interface: without the log, replays stall
+		// The replays count their deliveries as the engine records them.
+		cfg.Engine.Recorder = a.Replayer.Observe(a.Log)
 	}
 	// Every failure from here on stops the log's writer before closing the store.
 	fail := func(err error) (*App, error) {
@@ -255,12 +264,11 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		return fail(err)
 	}
-	a.Replayer = &Replayer{
-		Client: mgr.GetClient(), Store: st, Engine: a.Engine,
-		Recorder: a.Reporter.Recorder, Clock: clk, Poll: cfg.ReplayPoll,
-	}
-	if a.Log != nil { // not a typed nil in the interface: without the log, replays stall
-		a.Replayer.Log = a.Log
+	a.Replayer.Engine = a.Engine
+	if cfg.Registry != nil {
+		if a.Replayer.Metrics, err = NewReplayMetrics(cfg.Registry); err != nil {
+			return fail(err)
+		}
 	}
 	if err := a.Replayer.SetupWithManager(ctx, mgr, cfg.SkipNameValidation); err != nil {
 		return fail(err)

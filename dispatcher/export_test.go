@@ -25,3 +25,6 @@ func PauseSyncer(s *Syncer) (resume func()) {
 	s.exclusive.Lock()
 	return sync.OnceFunc(s.exclusive.Unlock)
 }
+
+// PeakReplays is the most WebhookReplays that ran at once in namespace ns.
+func PeakReplays(r *Replayer, ns string) int { return r.peakRunning(ns) }

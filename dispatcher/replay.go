@@ -38,9 +38,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
@@ -50,18 +52,20 @@ import (
 )
 
 // ReplayLog is what a replay needs of the delivery log (deliverylog.Log): its records, to select
-// notifications and follow their progress, and a place for the records saying they were queued
-// again.
+// notifications (read for several webhooks at once) and to count, after a restart, what a previous
+// run delivered; and a place for the records saying they were queued again.
 type ReplayLog interface {
 	Append(r deliveries.Record)
 	Barrier(ctx context.Context) error
-	Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error
+	ScanMany(ctx context.Context, uids []string, since time.Time, fn func(deliveries.Record) error) error
 }
 
-// Replayer runs WebhookReplays: it waits until the replay's Webhook is Active, selects the
-// notifications from the delivery log, queues them again at the tail of the webhook's queue in
-// their original order (store.EnqueueAll and Engine.Enqueue, as Intake.Accept does), and
-// reports the progress read back from the log in the replay's status.
+// Replayer runs WebhookReplays: it waits until the replay's Webhook is Active and the replay's
+// turn has come in its namespace (at most MaxPerNamespace run at once there, started in creation
+// order), selects the notifications from the delivery log (one read for all the replays that
+// start together, replayReads), queues them again at the tail of the webhook's queue in their
+// original order (store.EnqueueAll and Engine.Enqueue, as Intake.Accept does), and reports the
+// progress counted as the engine records the deliveries (replayTally) in the replay's status.
 //
 // It resumes exactly after a crash: what this replay already queued is what its webhook's queue
 // holds with Replay set to its name, together with what the log records with that name beyond the
@@ -80,9 +84,27 @@ type Replayer struct {
 	Poll time.Duration
 	// Batch is how many notifications are queued in one store round trip (default 500).
 	Batch int
+	// MaxPerNamespace is how many replays run at once in one namespace (default 2); the others
+	// wait their turn (Reconciling, reason Queued) and start in creation order.
+	MaxPerNamespace int
+	// Metrics, when set, receives the replays' metrics (NewReplayMetrics).
+	Metrics *ReplayMetrics
 
-	mu    sync.Mutex
-	scans map[types.NamespacedName]scan // running replays: their last progress read
+	tally   *replayTally
+	reads   *replayReads
+	wakeups chan event.GenericEvent
+
+	mu sync.Mutex
+	// phase is what each replay known to this dispatcher does: waiting, queued or running.
+	phase map[types.NamespacedName]string
+	// running holds, per namespace, the replays admitted to run (until they finish or go).
+	running map[string]map[types.NamespacedName]bool
+	// shown is when each running replay's progress was last written to its status.
+	shown map[types.NamespacedName]time.Time
+	// written is the status last written for each replay, until the cache shows it finished.
+	written map[types.NamespacedName]*hooklinev1.WebhookReplayStatus
+	// peak is the most replays that ran at once in each namespace (tests read it).
+	peak map[string]int
 }
 
 // replayWorkers is how many replays run at once: each waits mostly on JetStream round trips, and
@@ -95,10 +117,50 @@ const webhookNameField = "spec.webhookName"
 // +kubebuilder:rbac:groups=hookline.io,resources=webhookreplays,verbs=get;list;watch
 // +kubebuilder:rbac:groups=hookline.io,resources=webhookreplays/status,verbs=get;patch;update
 
-// SetupWithManager runs the replayer on replays (their creation: the spec is immutable) and on
-// changes of the Webhooks they wait for.
+// Observe returns the delivery log as the engine should write it: the replays' progress is
+// counted from the records as they are appended. Call it before SetupWithManager.
+func (r *Replayer) Observe(rec deliver.Recorder) deliver.Recorder {
+	r.init()
+	return observedRecorder{Recorder: rec, tally: r.tally}
+}
+
+func (r *Replayer) init() {
+	if r.tally != nil {
+		return
+	}
+	r.wakeups = make(chan event.GenericEvent, 1024)
+	r.tally = newReplayTally(r.wake)
+	r.phase = map[types.NamespacedName]string{}
+	r.running = map[string]map[types.NamespacedName]bool{}
+	r.shown = map[types.NamespacedName]time.Time{}
+	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
+	r.peak = map[string]int{}
+}
+
+// wake has key reconciled soon; when the channel is full the replay's poll comes instead.
+func (r *Replayer) wake(key types.NamespacedName) {
+	select {
+	case r.wakeups <- event.GenericEvent{Object: &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}:
+	default:
+	}
+}
+
+// SetupWithManager runs the replayer on replays (their creation: the spec is immutable), on
+// changes of the Webhooks they wait for, and on its own wake-ups (a read of the log answered, a
+// replay's last delivery settled, a turn freed in a namespace).
 func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipNameValidation bool) error {
-	r.scans = map[types.NamespacedName]scan{}
+	r.init()
+	var observe func(time.Duration)
+	if r.Metrics != nil {
+		observe = func(d time.Duration) { r.Metrics.scanSeconds.Observe(d.Seconds()) }
+		r.Metrics.phases = r.phases
+	}
+	if r.Log != nil {
+		r.reads = newReplayReads(r.Log, r.Clock, r.poll(), r.wake, observe)
+		if err := mgr.Add(r.reads); err != nil {
+			return err
+		}
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &hooklinev1.WebhookReplay{}, webhookNameField, func(o client.Object) []string {
 		return []string{o.(*hooklinev1.WebhookReplay).Spec.WebhookName}
 	}); err != nil {
@@ -109,6 +171,7 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 		For(&hooklinev1.WebhookReplay{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&hooklinev1.Webhook{}, handler.EnqueueRequestsFromMapFunc(r.replaysOf),
 			builder.WithPredicates(routingChanged{})).
+		WatchesRawSource(source.Channel(r.wakeups, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: replayWorkers, SkipNameValidation: &skipNameValidation}).
 		Complete(r)
 }
@@ -144,16 +207,23 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	rp := &hooklinev1.WebhookReplay{}
 	if err := r.Client.Get(ctx, req.NamespacedName, rp); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
+			r.forget(ctx, req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
 	if finished(rp) {
-		r.forget(req.NamespacedName)
+		r.forget(ctx, req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	st := rp.Status.DeepCopy()
+	if w := r.writtenStatus(req.NamespacedName); w != nil && stage(w) > stage(st) {
+		// The cache has not seen this dispatcher's last write yet: go on from there, not again.
+		if w.CompletedAt != nil {
+			return ctrl.Result{}, nil
+		}
+		st = w
+	}
 	if r.Log == nil {
 		msg := "the dispatcher runs without its delivery log (--delivery-log=false): replays select and follow notifications in it"
 		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonDeliveryLogDisabled, msg)
@@ -174,46 +244,99 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			return ctrl.Result{}, err
 		}
 		r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, hooklinev1.ReasonWebhookDeleted, "Replay", "%s", msg)
+		r.forget(ctx, req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if missing {
 		msg := fmt.Sprintf("webhook %s does not exist in namespace %s; the replay starts once it is created and Active", rp.Spec.WebhookName, rp.Namespace)
 		return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotFound, msg)
 	}
-	uid := string(wh.UID)
-	queuedAll := started && meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling) != nil &&
-		meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling).Reason == hooklinev1.ReasonDelivering
-	if !queuedAll {
+	if !delivering(st) {
 		if ok, why := r.active(wh); !ok {
 			return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotActive, why)
 		}
 		if !started {
-			// Whole seconds, as the status keeps it: a resumed replay selects with the same bound.
-			now := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
-			st.WebhookUID, st.StartedAt = uid, &now
-			msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
-			r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)
-			// Recorded before anything is queued: a resumed replay reads its progress from here.
-			if err := r.apply(ctx, rp, st); err != nil {
-				return ctrl.Result{}, err
+			if ok, err := r.start(ctx, rp, wh, st); !ok || err != nil {
+				return ctrl.Result{RequeueAfter: r.poll()}, err
 			}
-			r.Recorder.Eventf(rp, wh, corev1.EventTypeNormal, "Started", "Replay", "Replaying notifications of webhook %s", wh.Name)
 		}
-		res, err := r.queue(ctx, rp, wh, st.StartedAt.Time)
-		if err != nil {
-			return ctrl.Result{}, err
+		r.admitted(rp)
+		res, asked, err := r.queue(ctx, rp, wh, st.StartedAt.Time)
+		if err != nil || asked {
+			// Asked the log: woken when it answered.
+			return ctrl.Result{RequeueAfter: r.poll()}, err
 		}
 		st.Matched, st.Queued, st.Unavailable = int64(res.matched), int64(res.queued), res.unavailable
 		ctrl.LoggerFrom(ctx).Info("Replay queued", "matched", res.matched, "queued", res.queued, "new", res.added)
 		r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonDelivering,
 			fmt.Sprintf("%d notifications queued again; waiting for their deliveries", st.Queued))
 	}
+	r.admitted(rp)
+	return r.follow(ctx, rp, wh, st)
+}
 
-	done, err := r.progress(ctx, rp, uid, st)
-	if err != nil {
-		return ctrl.Result{}, err
+// delivering reports whether st says that everything selected is queued.
+func delivering(st *hooklinev1.WebhookReplayStatus) bool {
+	c := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling)
+	return st.WebhookUID != "" && c != nil && c.Reason == hooklinev1.ReasonDelivering
+}
+
+// stage orders a replay's statuses: not started, started, everything queued, completed.
+func stage(st *hooklinev1.WebhookReplayStatus) int {
+	switch {
+	case st.CompletedAt != nil:
+		return 3
+	case delivering(st):
+		return 2
+	case st.WebhookUID != "":
+		return 1
 	}
-	if done {
+	return 0
+}
+
+// writtenStatus is the status this dispatcher last wrote for key (nil if none).
+func (r *Replayer) writtenStatus(key types.NamespacedName) *hooklinev1.WebhookReplayStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.written[key].DeepCopy()
+}
+
+// start admits rp to run now, when its turn has come in its namespace, and records that it
+// started; otherwise it records that it waits its turn. ok reports whether it started.
+func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ok bool, err error) {
+	ok, ahead, err := r.admit(ctx, rp)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		msg := fmt.Sprintf("%d replays run or wait ahead of it in namespace %s, where at most %d run at once; it starts after them",
+			ahead, rp.Namespace, r.maxPerNamespace())
+		_, err := r.wait(ctx, rp, st, hooklinev1.ReasonQueued, msg)
+		return false, err
+	}
+	// Whole seconds, as the status keeps it: a resumed replay selects with the same bound.
+	now := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
+	st.WebhookUID, st.StartedAt = string(wh.UID), &now
+	msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
+	r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)
+	// Recorded before anything is queued: a resumed replay reads its progress from here.
+	if err := r.apply(ctx, rp, st); err != nil {
+		r.release(ctx, client.ObjectKeyFromObject(rp))
+		return false, err
+	}
+	r.Recorder.Eventf(rp, wh, corev1.EventTypeNormal, "Started", "Replay", "Replaying notifications of webhook %s", wh.Name)
+	return true, nil
+}
+
+// follow counts rp's settled notifications, writes them to its status every so often, and
+// completes it once every notification it queued is settled.
+func (r *Replayer) follow(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(rp)
+	counted, err := r.progress(rp, string(wh.UID), st)
+	if err != nil || !counted {
+		return ctrl.Result{RequeueAfter: r.poll()}, err
+	}
+	if st.Delivered+st.Failed >= st.Queued {
 		now := metav1.NewTime(r.Clock.Now())
 		st.CompletedAt = &now
 		msg := fmt.Sprintf("%d of %d matched notifications queued again: %d delivered, %d failed", st.Queued, st.Matched, st.Delivered, st.Failed)
@@ -225,12 +348,33 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			return ctrl.Result{}, err
 		}
 		r.Recorder.Eventf(rp, wh, corev1.EventTypeNormal, hooklinev1.ReasonCompleted, "Replay", "%s", msg)
+		if r.Metrics != nil {
+			r.Metrics.completed.Inc()
+		}
+		r.finish(ctx, key)
 		return ctrl.Result{}, nil
+	}
+	r.mu.Lock()
+	last, shownBefore := r.shown[key]
+	r.mu.Unlock()
+	if progressed(&rp.Status, st) && shownBefore && r.Clock.Since(last) < progressEvery {
+		// The counts meanwhile are shown every so often, not at every delivery: each is a write.
+		return ctrl.Result{RequeueAfter: r.poll()}, nil
 	}
 	if err := r.apply(ctx, rp, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.mu.Lock()
+	r.shown[key] = r.Clock.Now()
+	r.mu.Unlock()
 	return ctrl.Result{RequeueAfter: r.poll()}, nil
+}
+
+// progressed reports whether st differs from was only in the delivered and failed counts.
+func progressed(was, st *hooklinev1.WebhookReplayStatus) bool {
+	cp := st.DeepCopy()
+	cp.Delivered, cp.Failed = was.Delivered, was.Failed
+	return equalStatus(was, cp)
 }
 
 // active reports whether wh is Active and delivered to, and otherwise why not.
@@ -256,6 +400,11 @@ func (r *Replayer) active(wh *hooklinev1.Webhook) (bool, string) {
 // wait records that rp waits for its webhook, and looks again later (the Webhook watch usually
 // comes first).
 func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *hooklinev1.WebhookReplayStatus, reason, msg string) (ctrl.Result, error) {
+	phase := phaseWaiting
+	if reason == hooklinev1.ReasonQueued {
+		phase = phaseQueued
+	}
+	r.setPhase(client.ObjectKeyFromObject(rp), phase)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, reason, msg)
 	if err := r.apply(ctx, rp, st); err != nil {
 		return ctrl.Result{}, err
@@ -293,6 +442,9 @@ func (r *Replayer) apply(ctx context.Context, rp *hooklinev1.WebhookReplay, st *
 		return fmt.Errorf("writing replay status: %w", err)
 	}
 	rp.Status = *st.DeepCopy()
+	r.mu.Lock()
+	r.written[client.ObjectKeyFromObject(rp)] = st.DeepCopy()
+	r.mu.Unlock()
 	return nil
 }
 
@@ -319,35 +471,31 @@ type queueResult struct {
 }
 
 // queue selects rp's notifications and queues those this replay has not queued yet, in event order.
-func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, startedAt time.Time) (queueResult, error) {
+// The selection needs the log: the first call asks for it (asked), and the call after the answer
+// queues.
+func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, startedAt time.Time) (res queueResult, asked bool, err error) {
 	uid := string(wh.UID)
-	// What this replay queued before (a previous run): the queue first, then the log (read with the
-	// selection), so that a note delivered and removed in between is found in the log: its record
-	// is stored before it leaves the queue.
-	already := map[uint64]bool{}
-	for from := uint64(1); ; {
-		notes, err := r.Store.LoadNotes(ctx, uid, from, 1000)
-		if err != nil {
-			return queueResult{}, err
-		}
-		for _, n := range notes {
-			if n.Replay == rp.Name {
-				already[n.EventSeq] = true
-			}
-			from = n.Seq + 1
-		}
-		if len(notes) < 1000 {
-			break
-		}
+	key := client.ObjectKeyFromObject(rp)
+	rd, answered, pending := r.reads.take(key)
+	if pending && !answered {
+		return queueResult{}, true, nil
 	}
-	sel, unavailable, err := r.selection(ctx, rp, uid, startedAt, already)
-	if err != nil {
-		return queueResult{}, err
+	if !answered {
+		return queueResult{}, true, r.askSelection(ctx, rp, uid, startedAt)
 	}
-	res := queueResult{matched: len(sel)}
+	if rd.err != nil {
+		return queueResult{}, false, rd.err
+	}
+	if !rd.sel.selecting {
+		// A count's answer (the replay was Delivering when it was asked): select afresh.
+		return queueResult{}, true, r.askSelection(ctx, rp, uid, startedAt)
+	}
+	r.tally.merge(uid, rp.Name, rd.sel.own)
+	sel, unavailable := rd.sel.result()
+	res = queueResult{matched: len(sel)}
 	var todo []candidate
 	for _, c := range sel {
-		if already[c.seq] {
+		if rd.sel.already(c.seq) {
 			res.queued++
 		} else {
 			todo = append(todo, c)
@@ -360,14 +508,17 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		// Read per batch: the oldest events may expire while a long selection is queued.
 		first, err := r.Store.FirstEventSeq(ctx)
 		if err != nil {
-			return queueResult{}, err
+			return queueResult{}, false, err
 		}
 		added, g, err := r.enqueue(ctx, rp, wh, todo[:n], first)
 		if err != nil {
-			return queueResult{}, err
+			return queueResult{}, false, err
 		}
 		res.queued += added
 		res.added += added
+		if r.Metrics != nil {
+			r.Metrics.requeued.Add(float64(added))
+		}
 		gone = append(gone, g...)
 		todo = todo[n:]
 	}
@@ -376,7 +527,35 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 			len(gone), gone[0].created.UTC().Format(time.RFC3339), gone[len(gone)-1].created.UTC().Format(time.RFC3339)))
 	}
 	res.unavailable = unavailable
-	return res, nil
+	return res, false, nil
+}
+
+// askSelection asks the log for rp's selection. What this replay queued before (a previous run)
+// is read from the queue first, then from the log (with the selection), so that a note delivered
+// and removed in between is found in the log: its record is stored before it leaves the queue.
+// The replay's tally begins before the log is read, and before anything is queued.
+func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) error {
+	inQueue := map[uint64]bool{}
+	for from := uint64(1); ; {
+		notes, err := r.Store.LoadNotes(ctx, uid, from, 1000)
+		if err != nil {
+			return err
+		}
+		for _, n := range notes {
+			if n.Replay == rp.Name {
+				inQueue[n.EventSeq] = true
+			}
+			from = n.Seq + 1
+		}
+		if len(notes) < 1000 {
+			break
+		}
+	}
+	key := client.ObjectKeyFromObject(rp)
+	r.tally.begin(key, uid)
+	sel := newSelector(rp, startedAt, inQueue, true)
+	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
+	return nil
 }
 
 // scanSkew widens the log reads that start at a replay's start, for records stamped by another
@@ -426,57 +605,94 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 	return len(items), gone, nil
 }
 
-// selection reads the log for rp's notifications, oldest event first. A notification's state is
-// that of its newest record not written by this replay (so that a resumed replay selects the same
-// ones); only final states are replayed. The same read adds to already the events this replay's
-// notifications were attempted, dropped or cancelled for (a previous run queued them).
-func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, already map[uint64]bool) ([]candidate, []string, error) {
-	newest := map[string]*candidate{}
-	var since time.Time
-	ids := map[string]bool{}
+// selector folds a webhook's records into a replay's selection, oldest record first. A
+// notification's state is that of its newest record not written by this replay (so that a resumed
+// replay selects the same ones); only final states are replayed. The same read finds what a
+// previous run of this replay queued and how those deliveries ended (own).
+type selector struct {
+	name      string
+	spec      hooklinev1.WebhookReplaySpec
+	startedAt time.Time
+	ids       map[string]bool
+	// selecting is false when only own is wanted (the count after a restart).
+	selecting bool
+	newest    map[string]*candidate
+	inQueue   map[uint64]bool
+	// own is the state after the newest record of each notification this replay queued, beyond
+	// the "queued again" record itself.
+	own map[uint64]deliveries.State
+}
+
+func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool) *selector {
+	s := &selector{name: rp.Name, spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
+		newest: map[string]*candidate{}, inQueue: inQueue, own: map[uint64]deliveries.State{}}
 	for _, id := range rp.Spec.NotificationIDs {
-		ids[strings.ToLower(string(id))] = true
+		s.ids[strings.ToLower(string(id))] = true
 	}
-	if rp.Spec.Since != nil {
-		since = rp.Spec.Since.Time
+	return s
+}
+
+// from is where the log is read from: the selection's start, or the replay's own, whichever is
+// first (all of it for a selection by id).
+func (s *selector) from() time.Time {
+	own := s.startedAt.Add(-scanSkew)
+	if !s.selecting {
+		return own
 	}
-	from := since
-	if own := startedAt.Add(-scanSkew); !from.IsZero() && own.Before(from) {
-		from = own
+	if s.spec.Since == nil {
+		return time.Time{}
 	}
-	err := r.Log.Scan(ctx, uid, from, func(rec deliveries.Record) error {
-		if rec.Replay == rp.Name {
-			if rec.Kind != deliveries.KindReplayQueued {
-				already[rec.EventSeq] = true
-			}
-			return nil
-		}
-		key := cmp.Or(rec.NotificationID, fmt.Sprintf("event-%d", rec.EventSeq))
-		if len(ids) > 0 && !ids[key] {
-			return nil
-		}
-		c := newest[key]
-		if c == nil {
-			c = &candidate{created: rec.Created}
-			newest[key] = c
-		}
-		c.id = cmp.Or(rec.NotificationID, c.id)
-		c.seq, c.eventID, c.event, c.state = rec.EventSeq, rec.EventID, rec.EventName, rec.State
-		// A replay's records may date the notification from the replay: keep the original.
-		if !rec.Created.IsZero() && (c.created.IsZero() || rec.Created.Before(c.created)) {
-			c.created = rec.Created
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the delivery log: %w", err)
+	return minTime(s.spec.Since.Time, own)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
 	}
+	return a
+}
+
+// already reports whether this replay queued the notification of event seq before.
+func (s *selector) already(seq uint64) bool {
+	_, recorded := s.own[seq]
+	return recorded || s.inQueue[seq]
+}
+
+func (s *selector) add(rec deliveries.Record) {
+	if rec.Replay == s.name {
+		if rec.Kind != deliveries.KindReplayQueued {
+			s.own[rec.EventSeq] = rec.State
+		}
+		return
+	}
+	if !s.selecting {
+		return
+	}
+	key := cmp.Or(rec.NotificationID, fmt.Sprintf("event-%d", rec.EventSeq))
+	if len(s.ids) > 0 && !s.ids[key] {
+		return
+	}
+	c := s.newest[key]
+	if c == nil {
+		c = &candidate{created: rec.Created}
+		s.newest[key] = c
+	}
+	c.id = cmp.Or(rec.NotificationID, c.id)
+	c.seq, c.eventID, c.event, c.state = rec.EventSeq, rec.EventID, rec.EventName, rec.State
+	// A replay's records may date the notification from the replay: keep the original.
+	if !rec.Created.IsZero() && (c.created.IsZero() || rec.Created.Before(c.created)) {
+		c.created = rec.Created
+	}
+}
+
+// result is the selection, oldest event first, and what of it cannot be replayed.
+func (s *selector) result() ([]candidate, []string) {
 	var out []candidate
 	var unavailable []string
-	if len(ids) > 0 {
+	if len(s.ids) > 0 {
 		var missing, queued []string
-		for _, id := range rp.Spec.NotificationIDs {
-			c := newest[strings.ToLower(string(id))]
+		for _, id := range s.spec.NotificationIDs {
+			c := s.newest[strings.ToLower(string(id))]
 			switch {
 			case c == nil:
 				missing = append(missing, string(id))
@@ -494,14 +710,15 @@ func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, 
 			unavailable = append(unavailable, fmt.Sprintf("%d notifications not replayed because they are still queued: %s", len(queued), listSome(queued)))
 		}
 	} else {
+		since := s.spec.Since.Time
 		// Up to the start (a second past its whole second, which covers every event accepted
 		// before it started).
-		until := startedAt.Truncate(time.Second).Add(time.Second)
-		if rp.Spec.Until != nil {
-			until = rp.Spec.Until.Time
+		until := s.startedAt.Truncate(time.Second).Add(time.Second)
+		if s.spec.Until != nil {
+			until = s.spec.Until.Time
 		}
-		states := selectedStates(rp.Spec.States)
-		for _, c := range newest {
+		states := selectedStates(s.spec.States)
+		for _, c := range s.newest {
 			// A test notification is the user's probe, not an event to recover: only a replay
 			// naming it sends it again.
 			if states[c.state] && !c.created.Before(since) && c.created.Before(until) && !deliveries.IsTest(c.eventID) {
@@ -510,7 +727,7 @@ func (r *Replayer) selection(ctx context.Context, rp *hooklinev1.WebhookReplay, 
 		}
 	}
 	slices.SortFunc(out, func(a, b candidate) int { return cmp.Compare(a.seq, b.seq) })
-	return out, unavailable, nil
+	return out, unavailable
 }
 
 // selectedStates expands spec.states ("failed" is dropped, lost and cancelled; none is failed).
@@ -539,77 +756,32 @@ func listSome(ss []string) string {
 	return strings.Join(ss[:show], ", ") + fmt.Sprintf(" and %d more", len(ss)-show)
 }
 
-// progress counts, from the log, the notifications this replay queued that were delivered or
-// failed, and reports whether all of them were. Reading the replay's records costs in proportion
-// to every record written since the replay started (the log interleaves all webhooks, and the
-// server walks them all for one webhook's), CPU taken from the deliveries themselves; so it is
-// done when the webhook's queue is empty (every replayed notification settled: the count can be
-// final), and otherwise only every so often, for the counts shown meanwhile — not at all in the
-// first interval after the notifications were queued, when none of them can have settled.
-func (r *Replayer) progress(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (bool, error) {
-	pending := int64(-1)
-	if es, ok := r.Engine.Status(uid); ok {
-		pending = es.Pending
-	}
-	key := client.ObjectKeyFromObject(rp)
-	r.mu.Lock()
-	last, scanned := r.scans[key]
-	if !scanned && pending != 0 {
-		// The interval starts now: the first count follows a while into the deliveries.
-		r.scans[key] = scan{at: r.Clock.Now()}
-	}
-	r.mu.Unlock()
-	if pending != 0 && (!scanned || r.Clock.Since(last.at) < max(progressEvery, 10*r.poll(), 20*last.took)) {
-		return false, nil
-	}
-	// Records the engine appended before settling are stored: the scan sees them.
-	if err := r.Log.Barrier(ctx); err != nil {
-		return false, fmt.Errorf("waiting for the delivery log: %w", err)
-	}
-	start := r.Clock.Now()
-	final := map[uint64]deliveries.State{}
-	err := r.Log.Scan(ctx, uid, st.StartedAt.Add(-scanSkew), func(rec deliveries.Record) error {
-		if rec.Replay == rp.Name && rec.Kind != deliveries.KindReplayQueued {
-			final[rec.EventSeq] = rec.State
+// progress sets rp's delivered and failed counts from its tally. After a restart the tally is
+// rebuilt first, from the log (asked once, answered together with every other replay's), and
+// counted reports false until then.
+func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
+	delivered, failed, complete := r.tally.counts(uid, rp.Name, st.Queued)
+	if !complete {
+		key := client.ObjectKeyFromObject(rp)
+		rd, answered, pending := r.reads.take(key)
+		switch {
+		case pending && !answered:
+			return false, nil
+		case !answered:
+			r.tally.begin(key, uid)
+			sel := newSelector(rp, st.StartedAt.Time, nil, false)
+			r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
+			return false, nil
+		case rd.err != nil:
+			return false, rd.err
 		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("reading the delivery log: %w", err)
+		r.tally.merge(uid, rp.Name, rd.sel.own)
+		delivered, failed, _ = r.tally.counts(uid, rp.Name, st.Queued)
 	}
-	st.Delivered, st.Failed = 0, 0
-	for _, s := range final {
-		switch s {
-		case deliveries.StateDelivered:
-			st.Delivered++
-		case deliveries.StateDropped, deliveries.StateCancelled, deliveries.StateLost:
-			st.Failed++
-		}
-	}
-	done := st.Delivered+st.Failed >= st.Queued
-	r.mu.Lock()
-	if done {
-		delete(r.scans, client.ObjectKeyFromObject(rp))
-	} else {
-		r.scans[client.ObjectKeyFromObject(rp)] = scan{at: r.Clock.Now(), took: r.Clock.Since(start)}
-	}
-	r.mu.Unlock()
-	return done, nil
+	st.Delivered, st.Failed = delivered, failed
+	return true, nil
 }
 
-// progressEvery is the shortest interval between two counts of a running replay's deliveries
-// while its webhook's queue is not empty.
-const progressEvery = 30 * time.Second
-
-// scan is when a running replay's records were last read, and how long that took.
-type scan struct {
-	at   time.Time
-	took time.Duration
-}
-
-// forget drops what the replayer remembers of a replay that finished or was deleted.
-func (r *Replayer) forget(key types.NamespacedName) {
-	r.mu.Lock()
-	delete(r.scans, key)
-	r.mu.Unlock()
-}
+// progressEvery is the shortest interval between two writes of a running replay's counts to its
+// status (the count itself is free; the write is not).
+const progressEvery = 10 * time.Second

@@ -99,6 +99,9 @@ const (
 	// ReasonDeliveryLogDisabled: the dispatcher runs without its delivery log, which replays
 	// select from (Stalled).
 	ReasonDeliveryLogDisabled = "DeliveryLogDisabled"
+	// ReasonQueued: the replay waits for its turn: as many replays as the dispatcher runs at once
+	// in one namespace (--replay-max-per-namespace) run there, or wait ahead of it.
+	ReasonQueued = "Queued"
 	// ReasonQueueing: the selection is being queued again.
 	ReasonQueueing = "Queueing"
 	// ReasonDelivering: everything selected is queued; the replay waits for the deliveries.

@@ -65,6 +65,7 @@ type options struct {
 	maxPayloadBytes         int
 	statusInterval          time.Duration
 	replayPoll              time.Duration
+	replayMaxPerNamespace   int
 	allowHTTP               bool
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
@@ -130,6 +131,7 @@ func main() {
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
 	flag.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "Interval of routine status writes (state changes are written at once).")
 	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
+	flag.IntVar(&o.replayMaxPerNamespace, "replay-max-per-namespace", dispatcher.DefaultReplaysPerNamespace, "Most WebhookReplays running at once in one namespace; the others wait their turn (reason Queued) and start in creation order.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
@@ -182,6 +184,9 @@ func run(o options) error {
 	}
 	if o.maxInFlight < o.maxBody {
 		return fmt.Errorf("--max-ingest-bytes-in-flight (%d) must be at least --max-event-bytes (%d), or the largest events never fit", o.maxInFlight, o.maxBody)
+	}
+	if o.replayMaxPerNamespace < 1 {
+		return fmt.Errorf("--replay-max-per-namespace (%d) must be at least 1, or no replay ever runs", o.replayMaxPerNamespace)
 	}
 	tokens, err := ingest.LoadTokens(o.tokensFile)
 	if err != nil {
@@ -239,7 +244,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, ReplayPoll: o.replayPoll, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,

@@ -233,6 +233,25 @@ func TestFailedWritesAreRetriedNotDropped(t *testing.T) {
 	g.Expect(got).To(ConsistOf("ev-0", "ev-1", "ev-2"))
 }
 
+// ScanMany reads several webhooks' records in one pass, in stream order, and nothing of the others
+// (nor of a uid that would be a wildcard subject).
+func TestScanManyReadsSeveralWebhooksInOnePass(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	for i, uid := range []string{"wh-a", "wh-b", "wh-c", "wh-a", "wh-b", "wh-c"} {
+		r := rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		r.WebhookUID = uid
+		f.log.Append(r)
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	var got []string
+	g.Expect(f.log.ScanMany(f.ctx, []string{"wh-a", "wh-b", "*"}, time.Time{}, func(r deliveries.Record) error {
+		got = append(got, r.WebhookUID+"/"+r.EventID)
+		return nil
+	})).To(Succeed())
+	g.Expect(got).To(Equal([]string{"wh-a/ev-0", "wh-b/ev-1", "wh-a/ev-3", "wh-b/ev-4"}))
+}
+
 func TestNotificationsStatesFiltersAndPending(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t, Config{})

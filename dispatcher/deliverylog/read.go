@@ -211,19 +211,25 @@ func (l *Log) newReader(ctx context.Context, uid string) (*reader, error) {
 // errTooMany: a window holds more records than the request may still read.
 var errTooMany = errors.New("window too large")
 
-// readRecords reads uid's records with stream time ≥ start (all when start is zero) or sequence ≥
+// readRecords reads the records of the webhooks in uids with stream time ≥ start (all when start is zero) or sequence ≥
 // startSeq, up to sequence end (exclusive), oldest first. It returns the first sequence read (0:
 // none) and how many of uid's records the stream held from the start on (to its end, not only
 // to end). Each record read spends one unit of *budget (nil: unbounded). When limit is set and
 // the stream holds more than limit records from the start on, it reads none and returns
 // errTooMany.
-func (l *Log) readRecords(ctx context.Context, uid string, start time.Time, startSeq, end uint64, budget *int, limit uint64, fn func(seq uint64, ts time.Time, data []byte) error) (first, held uint64, err error) {
+func (l *Log) readRecords(ctx context.Context, uids []string, start time.Time, startSeq, end uint64, budget *int, limit uint64, fn func(seq uint64, ts time.Time, data []byte) error) (first, held uint64, err error) {
 	cfg := jetstream.ConsumerConfig{
-		FilterSubject:     subject(uid),
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
 		InactiveThreshold: time.Minute, // removed by the server should the delete below fail
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
+	}
+	if len(uids) == 1 {
+		cfg.FilterSubject = subject(uids[0])
+	} else {
+		for _, uid := range uids {
+			cfg.FilterSubjects = append(cfg.FilterSubjects, subject(uid))
+		}
 	}
 	switch {
 	case startSeq > 0:
@@ -240,7 +246,7 @@ func (l *Log) readRecords(ctx context.Context, uid string, start time.Time, star
 		defer cancel()
 		_ = l.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
-	// pending is how many of uid's records the consumer has left to deliver, up to the stream's
+	// pending is how many of the webhooks' records the consumer has left to deliver, up to the stream's
 	// end: each fetch asks for no more, so that it is answered without waiting for records to
 	// come.
 	pending := cons.CachedInfo().NumPending
@@ -330,7 +336,7 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 	}
 	if !r.started && !from.IsZero() {
 		r.started = true
-		first, held, err := r.l.readRecords(ctx, r.uid, from, 0, r.recNext, &r.budget, uint64(r.budget), decode)
+		first, held, err := r.l.readRecords(ctx, []string{r.uid}, from, 0, r.recNext, &r.budget, uint64(r.budget), decode)
 		if errors.Is(err, errTooMany) {
 			return errBudget
 		}
@@ -358,7 +364,7 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 		// A window is read whole or not at all: one read in part would leave a gap between
 		// what it read and the newer windows. One that holds more records than the request may
 		// still read is made shorter instead.
-		first, held, err = r.l.readRecords(ctx, r.uid, time.Time{}, lo, r.recNext, &r.budget, r.heldFromNext+uint64(r.budget), func(seq uint64, ts time.Time, data []byte) error {
+		first, held, err = r.l.readRecords(ctx, []string{r.uid}, time.Time{}, lo, r.recNext, &r.budget, r.heldFromNext+uint64(r.budget), func(seq uint64, ts time.Time, data []byte) error {
 			if firstTS.IsZero() {
 				firstTS = ts
 			}
@@ -768,7 +774,14 @@ func first(r deliveries.Record) bool {
 // Scan calls fn for each of uid's records written at or after since, oldest first, until fn
 // returns an error (which Scan returns) or the log ends (its end when Scan began).
 func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error {
-	_, err := l.ScanFrom(ctx, uid, since, 0, func(_ uint64, rec deliveries.Record) error { return fn(rec) })
+	return l.ScanMany(ctx, []string{uid}, since, fn)
+}
+
+// ScanMany is Scan for every webhook in uids together, in one pass over the log (records of all of
+// them in stream order): the log interleaves all webhooks, so reading several together
+// costs about what reading one does (the server walks the same records either way).
+func (l *Log) ScanMany(ctx context.Context, uids []string, since time.Time, fn func(deliveries.Record) error) error {
+	_, err := l.scan(ctx, uids, since, 0, func(_ uint64, rec deliveries.Record) error { return fn(rec) })
 	return err
 }
 
@@ -778,7 +791,13 @@ func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(del
 // since. The records are read with one consumer filtered on uid's subject, so a later call costs
 // what was written meanwhile, not the log again (the statistics' cache extends itself this way).
 func (l *Log) ScanFrom(ctx context.Context, uid string, since time.Time, from uint64, fn func(seq uint64, rec deliveries.Record) error) (next uint64, err error) {
-	if !validUID(uid) {
+	return l.scan(ctx, []string{uid}, since, from, fn)
+}
+
+// scan reads the records of uids as ScanFrom describes.
+func (l *Log) scan(ctx context.Context, uids []string, since time.Time, from uint64, fn func(seq uint64, rec deliveries.Record) error) (next uint64, err error) {
+	uids = slices.DeleteFunc(slices.Clone(uids), func(uid string) bool { return !validUID(uid) })
+	if len(uids) == 0 {
 		return from, nil
 	}
 	info, err := l.stream.Info(ctx)
@@ -793,10 +812,10 @@ func (l *Log) ScanFrom(ctx context.Context, uid string, since time.Time, from ui
 	if from > 0 {
 		start = time.Time{}
 	}
-	_, _, err = l.readRecords(ctx, uid, start, from, end, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
+	_, _, err = l.readRecords(ctx, uids, start, from, end, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
 		var rec deliveries.Record
 		if err := json.Unmarshal(data, &rec); err != nil {
-			l.log.Error(err, "Unreadable delivery record skipped", "uid", uid, "seq", seq)
+			l.log.Error(err, "Unreadable delivery record skipped", "seq", seq)
 			return nil
 		}
 		return fn(seq, rec)

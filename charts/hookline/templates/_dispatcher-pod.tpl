@@ -43,6 +43,7 @@ spec:
         - --delivery-log-max-age={{ $d.deliveryLog.maxAge }}
         - --delivery-log-max-bytes={{ $d.deliveryLog.maxBytes | int64 }}
         {{- end }}
+        - --replay-max-per-namespace={{ $d.replay.maxPerNamespace | int64 }}
         {{- if $d.tls.existingSecret }}
         - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
         - --tls-key-file=/etc/hookline/ingest-tls/tls.key

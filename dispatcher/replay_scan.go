@@ -1,0 +1,178 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// logRead is what one replay asks of the delivery log: its webhook's records from since on, each
+// handed to fold. err is set once the read is done.
+type logRead struct {
+	uid   string
+	since time.Time
+	fold  func(deliveries.Record)
+	// sel is the replay's selection the read feeds (nil when it only counts the replay's own
+	// deliveries, after a restart).
+	sel *selector
+
+	done bool
+	err  error
+}
+
+// replayReads reads the delivery log for replays in batches: the log interleaves every
+// webhook's records, and the server walks all of them for any one webhook's, so a hundred replays
+// each reading their own would cost a hundred walks. A replay asks (ask) and comes back for the
+// answer (take); asks that come within one gathering interval are answered by one read of all
+// their webhooks (ScanMany), after which each asking replay is woken.
+type replayReads struct {
+	log    ReplayLog
+	clock  clock.PassiveClock
+	gather time.Duration
+	wake   func(types.NamespacedName)
+	// observe receives how long each read took.
+	observe func(time.Duration)
+
+	mu    sync.Mutex
+	reads map[types.NamespacedName]*logRead
+	kick  chan struct{}
+}
+
+func newReplayReads(log ReplayLog, clk clock.PassiveClock, gather time.Duration, wake func(types.NamespacedName), observe func(time.Duration)) *replayReads {
+	return &replayReads{log: log, clock: clk, gather: gather, wake: wake, observe: observe,
+		reads: map[types.NamespacedName]*logRead{}, kick: make(chan struct{}, 1)}
+}
+
+// ask queues rd for key unless key has a read queued or answered already.
+func (b *replayReads) ask(key types.NamespacedName, rd *logRead) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.reads[key] != nil {
+		return
+	}
+	b.reads[key] = rd
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take returns key's answered read and forgets it; ok is false while there is none (asked is
+// then whether one is queued).
+func (b *replayReads) take(key types.NamespacedName) (rd *logRead, ok, asked bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rd = b.reads[key]
+	if rd == nil || !rd.done {
+		return nil, false, rd != nil
+	}
+	delete(b.reads, key)
+	return rd, true, true
+}
+
+// drop forgets key's read (the replay was deleted).
+func (b *replayReads) drop(key types.NamespacedName) {
+	b.mu.Lock()
+	delete(b.reads, key)
+	b.mu.Unlock()
+}
+
+// Start answers the asks until ctx ends (a manager Runnable).
+func (b *replayReads) Start(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.kick:
+		}
+		// The replays created together (kubectl apply of a directory) ask within about one
+		// interval: read for all of them at once.
+		t := time.NewTimer(b.gather)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		b.answer(ctx)
+	}
+}
+
+// answer reads the log once for every queued ask and wakes the replays that asked.
+func (b *replayReads) answer(ctx context.Context) {
+	b.mu.Lock()
+	batch := map[types.NamespacedName]*logRead{}
+	for key, rd := range b.reads {
+		if !rd.done {
+			batch[key] = rd
+		}
+	}
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	byUID := map[string][]*logRead{}
+	var since time.Time
+	first := true
+	for _, rd := range batch {
+		byUID[rd.uid] = append(byUID[rd.uid], rd)
+		if first || rd.since.Before(since) {
+			since, first = rd.since, false
+		}
+	}
+	uids := make([]string, 0, len(byUID))
+	for uid := range byUID {
+		uids = append(uids, uid)
+	}
+	start := b.clock.Now()
+	// Every record appended before the read is in it: a tally begun before the ask misses none.
+	err := b.log.Barrier(ctx)
+	if err == nil {
+		// Reading from the earliest start hands a replay records older than it asked for: its
+		// selection keeps the newest record of each notification, which they do not change.
+		err = b.log.ScanMany(ctx, uids, since, func(rec deliveries.Record) error {
+			for _, rd := range byUID[rec.WebhookUID] {
+				rd.fold(rec)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		err = fmt.Errorf("reading the delivery log: %w", err)
+	} else if b.observe != nil {
+		b.observe(b.clock.Since(start))
+	}
+	b.mu.Lock()
+	for key, rd := range batch {
+		rd.done, rd.err = true, err
+		if b.reads[key] != rd {
+			delete(batch, key) // dropped meanwhile
+		}
+	}
+	b.mu.Unlock()
+	for key := range batch {
+		b.wake(key)
+	}
+}

@@ -1,0 +1,155 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// replayTally counts the deliveries of running replays as the engine records them, so that a
+// replay's progress costs nothing per count: reading it back from the log would cost every record
+// of every webhook written since the replay started, once per replay.
+//
+// A replay's tally begins before anything it queues can be attempted (or, after a restart, before
+// the log is read for what the previous run recorded: records appended before that read are
+// stored when it starts, Log.Barrier); what the read finds is merged under what was observed
+// meanwhile, which is newer.
+type replayTally struct {
+	// wake is called once every notification a replay queued is settled.
+	wake func(types.NamespacedName)
+
+	mu   sync.Mutex
+	runs map[tallyKey]*tally
+}
+
+// tallyKey names a replay by its webhook's uid (its namespace) and its name.
+type tallyKey struct{ uid, replay string }
+
+// tally is one replay's count: the state after the newest record of each notification it queued.
+type tally struct {
+	key    types.NamespacedName
+	states map[uint64]deliveries.State
+	// delivered and failed count the final states in states.
+	delivered, failed int64
+	// queued is how many the replay queued (0: not known yet).
+	queued int64
+	// complete is set once the records stored before the tally began were read in.
+	complete bool
+}
+
+func newReplayTally(wake func(types.NamespacedName)) *replayTally {
+	return &replayTally{wake: wake, runs: map[tallyKey]*tally{}}
+}
+
+// observe counts r when it is about a running replay's delivery. It runs on every Append.
+func (t *replayTally) observe(r deliveries.Record) {
+	if r.Replay == "" || r.Kind == deliveries.KindReplayQueued {
+		return
+	}
+	t.mu.Lock()
+	tl := t.runs[tallyKey{r.WebhookUID, r.Replay}]
+	settled := tl != nil && tl.set(r.EventSeq, r.State)
+	t.mu.Unlock()
+	if settled && t.wake != nil {
+		t.wake(tl.key)
+	}
+}
+
+// set records state for seq and reports whether that settled the last of the queued ones.
+func (tl *tally) set(seq uint64, state deliveries.State) bool {
+	tl.count(tl.states[seq], -1)
+	tl.states[seq] = state
+	tl.count(state, 1)
+	return tl.queued > 0 && tl.delivered+tl.failed == tl.queued
+}
+
+func (tl *tally) count(s deliveries.State, d int64) {
+	switch s {
+	case deliveries.StateDelivered:
+		tl.delivered += d
+	case deliveries.StateDropped, deliveries.StateCancelled, deliveries.StateLost:
+		tl.failed += d
+	}
+}
+
+// begin starts counting the replay key of webhook uid (nothing when it counts already).
+func (t *replayTally) begin(key types.NamespacedName, uid string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := tallyKey{uid, key.Name}
+	if t.runs[k] == nil {
+		t.runs[k] = &tally{key: key, states: map[uint64]deliveries.State{}}
+	}
+}
+
+// merge adds what the log held of the replay (read after begin) under what was observed since.
+func (t *replayTally) merge(uid, replay string, stored map[uint64]deliveries.State) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tl := t.runs[tallyKey{uid, replay}]
+	if tl == nil {
+		return
+	}
+	for seq, s := range stored {
+		if _, newer := tl.states[seq]; !newer {
+			tl.set(seq, s)
+		}
+	}
+	tl.complete = true
+}
+
+// counts returns the replay's delivered and failed notifications, once its tally is complete,
+// and remembers how many it queued (to wake it when they are settled).
+func (t *replayTally) counts(uid, replay string, queued int64) (delivered, failed int64, complete bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tl := t.runs[tallyKey{uid, replay}]
+	if tl == nil || !tl.complete {
+		return 0, 0, false
+	}
+	tl.queued = queued
+	return tl.delivered, tl.failed, true
+}
+
+// end forgets the tally of the replay key.
+func (t *replayTally) end(key types.NamespacedName) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, tl := range t.runs {
+		if tl.key == key {
+			delete(t.runs, k)
+		}
+	}
+}
+
+// observedRecorder is the delivery log as the engine writes it, with the replays' tally observing
+// each record as it is appended.
+type observedRecorder struct {
+	deliver.Recorder
+	tally *replayTally
+}
+
+// Append counts r for its replay, then hands it to the log.
+func (o observedRecorder) Append(r deliveries.Record) {
+	o.tally.observe(r)
+	o.Recorder.Append(r)
+}

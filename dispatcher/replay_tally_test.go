@@ -1,0 +1,69 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+func replayRecord(uid, replay string, seq uint64, kind deliveries.Kind, state deliveries.State) deliveries.Record {
+	return deliveries.Record{Kind: kind, WebhookUID: uid, EventSeq: seq, State: state, Replay: replay}
+}
+
+// A replay's tally counts the final state of each notification it queued, once: a retry then a
+// delivery is one delivered, a notification delivered again after a crash is still one; what the
+// log held before the tally began counts only where nothing newer was observed. The replay is
+// woken when the last one settles. Other replays' and original deliveries' records do not count.
+func TestReplayTallyCountsEachNotificationsNewestState(t *testing.T) {
+	g := NewWithT(t)
+	key := types.NamespacedName{Namespace: "team-a", Name: "recover"}
+	var woken []types.NamespacedName
+	tl := newReplayTally(func(k types.NamespacedName) { woken = append(woken, k) })
+	tl.begin(key, "uid-1")
+
+	_, _, complete := tl.counts("uid-1", "recover", 4)
+	g.Expect(complete).To(BeFalse(), "not complete before the log was read")
+
+	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindReplayQueued, deliveries.StateReplayed))
+	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateRetrying))
+	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateDelivered))
+	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateDelivered)) // after a crash
+	tl.observe(replayRecord("uid-1", "other", 2, deliveries.KindAttempt, deliveries.StateDelivered))
+	tl.observe(replayRecord("uid-1", "", 2, deliveries.KindAttempt, deliveries.StateDelivered))
+	tl.observe(replayRecord("uid-2", "recover", 2, deliveries.KindAttempt, deliveries.StateDelivered))
+	// Read from the log: seq 1 was retrying then (older than what was observed), 2 and 3 settled.
+	tl.merge("uid-1", "recover", map[uint64]deliveries.State{1: deliveries.StateRetrying, 2: deliveries.StateDropped, 3: deliveries.StateDelivered})
+
+	delivered, failed, complete := tl.counts("uid-1", "recover", 4)
+	g.Expect(complete).To(BeTrue())
+	g.Expect([]int64{delivered, failed}).To(Equal([]int64{2, 1}))
+	g.Expect(woken).To(BeEmpty())
+
+	tl.observe(replayRecord("uid-1", "recover", 4, deliveries.KindCancelled, deliveries.StateCancelled))
+	delivered, failed, _ = tl.counts("uid-1", "recover", 4)
+	g.Expect([]int64{delivered, failed}).To(Equal([]int64{2, 2}))
+	g.Expect(woken).To(Equal([]types.NamespacedName{key}), "woken once the last one settled")
+
+	tl.end(key)
+	_, _, complete = tl.counts("uid-1", "recover", 4)
+	g.Expect(complete).To(BeFalse())
+}

@@ -1,0 +1,197 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"cmp"
+	"context"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// DefaultReplaysPerNamespace is how many replays run at once in one namespace by default. Anyone
+// allowed to create WebhookReplays in a namespace could otherwise start hundreds, each queueing
+// its selection again and each costing the dispatcher every tenant shares.
+const DefaultReplaysPerNamespace = 2
+
+// What a replay known to this dispatcher does (the hookline_replays gauge's state label).
+const (
+	phaseWaiting = "waiting" // for its Webhook (missing, not Active)
+	phaseQueued  = "queued"  // for its turn in its namespace
+	phaseRunning = "running" // selecting, queueing, following its deliveries
+)
+
+func (r *Replayer) maxPerNamespace() int {
+	return cmp.Or(r.MaxPerNamespace, DefaultReplaysPerNamespace)
+}
+
+// admit decides whether rp, not started yet, may start now: fewer than maxPerNamespace replays run
+// in its namespace, counting the ones created before it that wait their turn as running first
+// (replays start in creation order). Otherwise it returns how many run or wait ahead of it.
+//
+// What runs is what this dispatcher admitted, and what the cache shows started and not finished
+// (admitted by a previous run); the decision is taken under the replayer's lock, so that two
+// replays reconciled at once cannot both take the last turn.
+func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, ahead int, err error) {
+	list := &hooklinev1.WebhookReplayList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace)); err != nil {
+		return false, 0, err
+	}
+	key := client.ObjectKeyFromObject(rp)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	running := map[types.NamespacedName]bool{}
+	for k := range r.running[rp.Namespace] {
+		running[k] = true
+	}
+	var waiting []*hooklinev1.WebhookReplay
+	for i := range list.Items {
+		o := &list.Items[i]
+		k := client.ObjectKeyFromObject(o)
+		switch {
+		case k == key || finished(o) || running[k]:
+		case o.Status.WebhookUID != "":
+			running[k] = true
+		case waitsTurn(o) && createdBefore(o, rp):
+			waiting = append(waiting, o)
+		}
+	}
+	if running[key] {
+		return true, 0, nil
+	}
+	ahead = len(running) + len(waiting)
+	if ahead >= r.maxPerNamespace() {
+		return false, ahead, nil
+	}
+	r.admitLocked(key)
+	return true, 0, nil
+}
+
+// waitsTurn reports whether rp, not started, waits for its turn (or has not been looked at yet),
+// rather than for its Webhook: only those go before a replay created after them.
+func waitsTurn(rp *hooklinev1.WebhookReplay) bool {
+	c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReconciling)
+	return c == nil || c.Reason == hooklinev1.ReasonQueued
+}
+
+// createdBefore orders replays by creation (the name breaks ties within a second).
+func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// admitted records that rp, started, runs (after a restart: it was admitted by the previous run).
+func (r *Replayer) admitted(rp *hooklinev1.WebhookReplay) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.admitLocked(client.ObjectKeyFromObject(rp))
+}
+
+func (r *Replayer) admitLocked(key types.NamespacedName) {
+	if r.running[key.Namespace] == nil {
+		r.running[key.Namespace] = map[types.NamespacedName]bool{}
+	}
+	r.running[key.Namespace][key] = true
+	r.phase[key] = phaseRunning
+	r.peak[key.Namespace] = max(r.peak[key.Namespace], len(r.running[key.Namespace]))
+}
+
+// release frees key's turn in its namespace and wakes the replays waiting there.
+func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
+	r.mu.Lock()
+	_, held := r.running[key.Namespace][key]
+	delete(r.running[key.Namespace], key)
+	if len(r.running[key.Namespace]) == 0 {
+		delete(r.running, key.Namespace)
+	}
+	r.mu.Unlock()
+	if !held {
+		return
+	}
+	list := &hooklinev1.WebhookReplayList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(key.Namespace)); err != nil {
+		// Each polls anyway.
+		ctrl.LoggerFrom(ctx).Error(err, "Listing the replays waiting for a turn")
+		return
+	}
+	waiting := slices.DeleteFunc(list.Items, func(o hooklinev1.WebhookReplay) bool {
+		return o.Status.WebhookUID != "" || finished(&o) || !waitsTurn(&o)
+	})
+	slices.SortFunc(waiting, func(a, b hooklinev1.WebhookReplay) int {
+		if createdBefore(&a, &b) {
+			return -1
+		}
+		return 1
+	})
+	for _, o := range waiting {
+		r.wake(client.ObjectKeyFromObject(&o))
+	}
+}
+
+// forget drops what the replayer holds of a replay that the cache shows finished, or deleted.
+func (r *Replayer) forget(ctx context.Context, key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.written, key)
+	r.mu.Unlock()
+	r.finish(ctx, key)
+}
+
+// finish drops what the replayer holds of a replay that finished but its last status written,
+// and frees its turn.
+func (r *Replayer) finish(ctx context.Context, key types.NamespacedName) {
+	r.mu.Lock()
+	delete(r.phase, key)
+	delete(r.shown, key)
+	r.mu.Unlock()
+	r.tally.end(key)
+	if r.reads != nil {
+		r.reads.drop(key)
+	}
+	r.release(ctx, key)
+}
+
+func (r *Replayer) setPhase(key types.NamespacedName, phase string) {
+	r.mu.Lock()
+	r.phase[key] = phase
+	r.mu.Unlock()
+}
+
+// phases counts the replays known to this dispatcher by what they do.
+func (r *Replayer) phases() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{phaseWaiting: 0, phaseQueued: 0, phaseRunning: 0}
+	for _, p := range r.phase {
+		out[p]++
+	}
+	return out
+}
+
+// peakRunning is the most replays that ran at once in namespace ns.
+func (r *Replayer) peakRunning(ns string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.peak[ns]
+}

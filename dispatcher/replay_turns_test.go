@@ -1,0 +1,197 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/deliver"
+)
+
+// metricWith returns the value of the gauge or counter name with label = value.
+func (s *stack) metricWith(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// replaysByState counts the replays of ns by what their status says: started and not finished
+// (running), or waiting their turn (Reconciling, reason Queued). One List is one consistent view.
+func replaysByState(g Gomega, ns string) (running, queued int, list *hooklinev1.WebhookReplayList) {
+	list = &hooklinev1.WebhookReplayList{}
+	g.Expect(k8s.List(context.Background(), list, client.InNamespace(ns))).To(Succeed())
+	for _, rp := range list.Items {
+		c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReconciling)
+		switch {
+		case rp.Status.WebhookUID != "" && rp.Status.CompletedAt == nil:
+			running++
+		case c != nil && c.Reason == hooklinev1.ReasonQueued:
+			queued++
+		}
+	}
+	return running, queued, list
+}
+
+// A tenant allowed to create WebhookReplays in its namespace floods it with 30 of them: at most
+// --replay-max-per-namespace (2) run at once there, the others wait with Reconciling=True, reason
+// Queued, saying how many run or wait ahead, and start in creation order; another namespace's
+// replay runs meanwhile and its webhook's ordinary deliveries go on. The replays' metrics count
+// them.
+func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const flood = 30
+	accA, accB := "acc-replay-flood-a", "acc-replay-flood-b"
+	nsA, nsB := newNamespace(t, accA, ""), newNamespace(t, accB, "")
+	rcA, rcB := newReceiver(t), newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		// Failing receivers are tried again within 100 ms, and nothing is dropped meanwhile.
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	}})
+	s.activeWebhook(t, nsA, "orders", accountSpec(rcA.URL))
+	s.activeWebhook(t, nsB, "orders", accountSpec(rcB.URL))
+	for i := range flood {
+		s.mustPost(t, event(fmt.Sprintf("flood-%02d", i), accA))
+	}
+	s.mustPost(t, event("other-1", accB))
+	g.Eventually(func() int { return len(rcA.got()) }).WithTimeout(20 * time.Second).Should(Equal(flood))
+	g.Eventually(func() int { return len(rcB.got()) }).WithTimeout(20 * time.Second).Should(Equal(1))
+
+	// A's receiver fails from now on: every replay that starts in A keeps running.
+	rcA.set(fail500)
+	tenant := tenantClient(t, nsA, "tenant-"+nsA)
+	var replays []*hooklinev1.WebhookReplay
+	for i, p := range rcA.decoded(t) {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: fmt.Sprintf("flood-%02d", i)},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(p.notificationID)}}}
+		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
+		replays = append(replays, rp)
+	}
+	g.Eventually(func(g Gomega) {
+		running, queued, list := replaysByState(g, nsA)
+		g.Expect(running).To(BeNumerically("<=", dispatcher.DefaultReplaysPerNamespace), "never more than the cap at once")
+		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(queued).To(Equal(flood - dispatcher.DefaultReplaysPerNamespace))
+		last := list.Items[len(list.Items)-1] // the List is sorted by name: the last created
+		c := meta.FindStatusCondition(last.Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Message).To(HavePrefix(fmt.Sprintf("%d replays run or wait ahead of it in namespace %s", flood-1, nsA)))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	g.Expect(s.metricWith(t, "hookline_replays", "state", "running")).To(BeEquivalentTo(dispatcher.DefaultReplaysPerNamespace))
+	g.Expect(s.metricWith(t, "hookline_replays", "state", "queued")).To(BeEquivalentTo(flood - dispatcher.DefaultReplaysPerNamespace))
+
+	// Meanwhile, B: its replay starts at once and completes, and its ordinary deliveries go on.
+	idB := hooklinev1.NotificationID(rcB.decoded(t)[0].notificationID)
+	rpB := createReplay(t, nsB, "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{idB}})
+	g.Expect(waitCompleted(t, rpB, 20*time.Second).Status.Delivered).To(BeEquivalentTo(1))
+	s.mustPost(t, event("other-2", accB))
+	g.Eventually(func() int { return len(rcB.got()) }).WithTimeout(10 * time.Second).Should(Equal(3))
+	running, _, _ := replaysByState(g, nsA)
+	g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace), "A's flood still waits")
+
+	// A's receiver recovers: the flood drains two at a time, in creation order.
+	rcA.set(echoOK)
+	g.Eventually(func(g Gomega) {
+		running, _, list := replaysByState(g, nsA)
+		g.Expect(running).To(BeNumerically("<=", dispatcher.DefaultReplaysPerNamespace), "never more than the cap at once")
+		for _, rp := range list.Items {
+			g.Expect(meta.IsStatusConditionTrue(rp.Status.Conditions, hooklinev1.ConditionReady)).To(BeTrue(), rp.Name)
+		}
+	}).WithTimeout(60 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	g.Expect(dispatcher.PeakReplays(s.app.Replayer, nsA)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+	var prev time.Time
+	for _, rp := range replays {
+		got := getReplay(g, rp)
+		g.Expect(got.Status.Delivered).To(BeEquivalentTo(1), rp.Name)
+		g.Expect(got.Status.StartedAt.Time).NotTo(BeTemporally("<", prev), "%s started in creation order", rp.Name)
+		prev = got.Status.StartedAt.Time
+	}
+	ids := map[string]int{}
+	for _, p := range rcA.decoded(t) {
+		ids[p.notificationID]++
+	}
+	g.Expect(ids).To(HaveLen(flood))
+	for id, n := range ids {
+		g.Expect(n).To(BeNumerically(">=", 2), "%s delivered once and replayed", id)
+	}
+
+	g.Expect(s.metric(t, "hookline_replays_completed_total")).To(BeEquivalentTo(flood + 1))
+	g.Expect(s.metric(t, "hookline_replay_notifications_queued_total")).To(BeEquivalentTo(flood + 1))
+	g.Expect(s.metric(t, "hookline_replays")).To(BeZero(), "nothing waits or runs any more")
+	g.Expect(s.metric(t, "hookline_replay_log_read_seconds")).To(BeNumerically(">=", 1))
+}
+
+// Replays created together are selected with one read of the delivery log, not one each.
+func TestReplaysStartingTogetherShareOneLogRead(t *testing.T) {
+	g := NewWithT(t)
+	const replays = 8
+	var namespaces []string
+	for i := range replays {
+		namespaces = append(namespaces, newNamespace(t, fmt.Sprintf("acc-replay-batch-%d", i), ""))
+	}
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.ReplayPoll = 2 * time.Second // the gathering interval: every creation below falls into it
+	}})
+	for _, ns := range namespaces {
+		s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	}
+	for i := range replays {
+		s.mustPost(t, event("batch-1", fmt.Sprintf("acc-replay-batch-%d", i)))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(replays))
+	since := metav1.NewTime(time.Now().Add(-time.Minute))
+	var rps []*hooklinev1.WebhookReplay
+	for _, ns := range namespaces {
+		rps = append(rps, createReplay(t, ns, "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &since,
+			States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}}))
+	}
+	for _, rp := range rps {
+		got := waitCompleted(t, rp, 30*time.Second)
+		g.Expect(got.Status.Delivered).To(BeEquivalentTo(1), rp.Namespace)
+	}
+	g.Expect(rc.got()).To(HaveLen(2 * replays))
+	g.Expect(s.metric(t, "hookline_replay_log_read_seconds")).To(BeNumerically("<=", 2), "one read for the replays created together (two if the creations straddled an interval)")
+}
