@@ -55,7 +55,10 @@ const (
 // dispatcher's (Acrobat Sign's 72 hours again: nothing recovered may expire while it waits its turn).
 var (
 	disableFlags = []string{"--drop-after=3s", "--disable-after=1s"}
-	replayFlags  = []string{"--replay-poll-interval=500ms"}
+	// The cap on replays running at once per namespace is raised to the webhooks of a namespace
+	// (recoverPerAccount), as docs/deliveries.md advises for a recover of a whole namespace: with
+	// the default of 2 the scenario measures the cap (about half the drain rate), not the replays.
+	replayFlags = []string{"--replay-poll-interval=500ms", fmt.Sprintf("--replay-max-per-namespace=%d", recoverPerAccount)}
 )
 
 func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row, error) {
