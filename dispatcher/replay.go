@@ -319,9 +319,11 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	st.WebhookUID, st.StartedAt = string(wh.UID), &now
 	msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)
-	// Recorded before anything is queued: a resumed replay reads its progress from here.
+	// Recorded before anything is queued: a resumed replay reads its progress from here. A write
+	// that fails keeps the turn: the retry starts it, before any replay created after it (giving
+	// the turn back let a later one start first under a loaded API server). Deleting the replay
+	// frees the turn (forget).
 	if err := r.apply(ctx, rp, st); err != nil {
-		r.release(ctx, client.ObjectKeyFromObject(rp))
 		return false, err
 	}
 	r.Recorder.Eventf(rp, wh, corev1.EventTypeNormal, "Started", "Replay", "Replaying notifications of webhook %s", wh.Name)
