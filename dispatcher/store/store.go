@@ -229,6 +229,7 @@ type Store struct {
 	bodies jetstream.ObjectStore
 	state  jetstream.KeyValue
 	routed jetstream.KeyValue
+	recent *recentNotes
 }
 
 // Open starts (or connects to) JetStream and creates or updates the assets.
@@ -274,6 +275,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.recent = newRecentNotes(s.notes.CachedInfo().State.LastSeq)
 	return s, nil
 }
 
@@ -651,6 +653,17 @@ const enqueueBatch = 512
 // error some of them may be stored nonetheless: the caller must tell the engine to look at the
 // store queues of every item (deliver.Engine.Recheck), or those notes would wait for the next one.
 func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
+	call := s.recent.begin()
+	out, err := s.enqueueAll(ctx, items)
+	if err != nil {
+		s.recent.fail(call)
+		return nil, err
+	}
+	s.recent.record(call, items, out)
+	return out, nil
+}
+
+func (s *Store) enqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
 	out := make([]EnqueueResult, len(items))
 	if len(items) == 1 {
 		it := items[0]
@@ -687,6 +700,14 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 
 // LoadNotes returns up to max notes queued for uid with sequence ≥ from, in order.
 func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int) ([]Note, error) {
+	if notes, ok := s.recent.load(uid, from, max); ok {
+		return notes, nil
+	}
+	return s.readNotes(ctx, uid, from, max)
+}
+
+// readNotes reads LoadNotes' answer from JetStream, one direct get per note.
+func (s *Store) readNotes(ctx context.Context, uid string, from uint64, max int) ([]Note, error) {
 	var out []Note
 	subj := notesSubject(uid)
 	for len(out) < max {
@@ -711,7 +732,11 @@ func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int)
 // Remove deletes uid's notes with sequence ≤ upTo: the delivered or dropped head and anything
 // before it.
 func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
-	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1))
+	if err := s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1)); err != nil {
+		return err
+	}
+	s.recent.removed(uid, upTo)
+	return nil
 }
 
 // LastNoteSeq returns the sequence of uid's newest queued note, or 0 when none is queued.
@@ -728,6 +753,8 @@ func (s *Store) LastNoteSeq(ctx context.Context, uid string) (uint64, error) {
 
 // RemoveQueue deletes every note of uid (INACTIVE, disabled, deleted).
 func (s *Store) RemoveQueue(ctx context.Context, uid string) error {
+	s.recent.purging(uid)
+	defer s.recent.purged(uid)
 	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))
 }
 

@@ -411,7 +411,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Store("b", true)
 			before, disorder0 := s.sink.count.Load(), s.sink.outOfOrd.Load()
 			events := int64(o.backlog / 10)
+			stopSampling := sampleQueueingPeak(pid, s.pprofAddr, o.peakHeapProfile)
 			ingestRate, depth, err := s.fillBacklog(p, "b", events, 10)
+			queueingPeak := stopSampling()
 			if err != nil {
 				return row{}, err
 			}
@@ -429,8 +431,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			drain := time.Since(drainStart)
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
-			r.note = fmt.Sprintf("pending %.0f; RSS with backlog %.0f MB; disk %.0f MB; drain %.1fs; out of order %d; %d webhooks",
-				depth, rss, disk, drain.Seconds(), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+			r.note = fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB; drain %.1fs; out of order %d; %d webhooks",
+				depth, queueingPeak, rss, disk, drain.Seconds(), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}
@@ -607,4 +609,36 @@ func saveURL(url, path string) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
+}
+
+// sampleQueueingPeak samples the dispatcher's RSS every 250 ms until the returned function is called,
+// which returns the highest RSS seen (MB). With path set it also saves a heap profile whenever the
+// RSS reaches a new high (16 MB above the last saved one), so that path ends up holding the profile
+// taken nearest the peak: what the memory is while the backlog is being queued, not after.
+func sampleQueueingPeak(pid int, pprofAddr, path string) func() float64 {
+	done := make(chan struct{})
+	result := make(chan float64, 1)
+	go func() {
+		var peak, saved float64
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			_, _, rss := procStats(pid)
+			peak = max(peak, rss)
+			if path != "" && rss > saved+16 {
+				saved = rss
+				saveURL(fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr), path)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		return <-result
+	}
 }
