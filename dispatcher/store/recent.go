@@ -96,7 +96,7 @@ func (r *recentNotes) restartLocked(after uint64) {
 	r.total = 0
 }
 
-// begin returns the number of a call about to publish notes, for record or fail.
+// begin returns the number of a call about to publish notes, for add, then done or fail.
 func (r *recentNotes) begin() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -116,27 +116,33 @@ func (r *recentNotes) fail(n uint64) {
 	r.healLocked()
 }
 
-// record ends call n, whose notes are all stored: items[i] at results[i].Seq.
-func (r *recentNotes) record(n uint64, items []Enqueue, results []EnqueueResult) {
+// add records that a note of uid is stored at seq, as soon as its acknowledgement arrives: a hole
+// in the sequence keeps the queues with notes above it from being served, so holes must be short.
+func (r *recentNotes) add(uid string, n Note, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.maxSeen = max(r.maxSeen, seq)
+	if r.suspended {
+		return
+	}
+	r.addLocked(uid, n, seq)
+	if len(r.ahead) > recentMaxAhead || r.total > recentTotal {
+		r.restartLocked(r.maxSeen)
+	}
+}
+
+// done ends call n, whose notes are all stored and added.
+func (r *recentNotes) done(n uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.open, n)
-	defer r.healLocked()
-	for i, res := range results {
-		r.maxSeen = max(r.maxSeen, res.Seq)
-		if !r.suspended {
-			r.addLocked(items[i].UID, items[i].Note, res.Seq)
-		}
-	}
-	switch {
-	case r.suspended && n >= r.suspendedAt:
+	if r.suspended && n >= r.suspendedAt {
 		// The failed calls' notes were sent on this connection before this call's, so they
 		// are stored below them.
 		r.suspended = false
 		r.restartLocked(r.maxSeen)
-	case len(r.ahead) > recentMaxAhead || r.total > recentTotal:
-		r.restartLocked(r.maxSeen)
 	}
+	r.healLocked()
 }
 
 func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {

@@ -38,7 +38,8 @@ func seqs(notes []Note) []uint64 {
 
 // recordOne ends call n, which stored one note of uid at seq.
 func recordOne(r *recentNotes, n uint64, uid string, seq uint64) {
-	r.record(n, []Enqueue{{UID: uid, Note: Note{EventSeq: seq}}}, []EnqueueResult{{Seq: seq}})
+	r.add(uid, Note{EventSeq: seq}, seq)
+	r.done(n)
 }
 
 // A note recorded above a hole is not served until the hole fills: the hole may be a note of the same

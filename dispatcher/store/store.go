@@ -654,25 +654,30 @@ const enqueueBatch = 512
 // store queues of every item (deliver.Engine.Recheck), or those notes would wait for the next one.
 func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
 	call := s.recent.begin()
-	out, err := s.enqueueAll(ctx, items)
-	if err != nil {
+	out := make([]EnqueueResult, len(items))
+	stored := func(i int, seq uint64) {
+		out[i] = EnqueueResult{Seq: seq}
+		s.recent.add(items[i].UID, items[i].Note, seq)
+	}
+	if err := s.enqueueAll(ctx, items, stored); err != nil {
 		s.recent.fail(call)
 		return nil, err
 	}
-	s.recent.record(call, items, out)
+	s.recent.done(call)
 	return out, nil
 }
 
-func (s *Store) enqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
-	out := make([]EnqueueResult, len(items))
+// enqueueAll publishes items and calls stored with each one's index and sequence as JetStream
+// acknowledges it.
+func (s *Store) enqueueAll(ctx context.Context, items []Enqueue, stored func(i int, seq uint64)) error {
 	if len(items) == 1 {
 		it := items[0]
 		ack, err := s.js.Publish(ctx, notesSubject(it.UID), encodeNote(it.Note))
 		if err != nil {
-			return nil, fmt.Errorf("queueing notification: %w", err)
+			return fmt.Errorf("queueing notification: %w", err)
 		}
-		out[0] = EnqueueResult{Seq: ack.Sequence}
-		return out, nil
+		stored(0, ack.Sequence)
+		return nil
 	}
 	for start := 0; start < len(items); start += enqueueBatch {
 		batch := items[start:min(start+enqueueBatch, len(items))]
@@ -680,22 +685,22 @@ func (s *Store) enqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 		for i, it := range batch {
 			f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note))
 			if err != nil {
-				return nil, fmt.Errorf("queueing notification: %w", err)
+				return fmt.Errorf("queueing notification: %w", err)
 			}
 			futures[i] = f
 		}
 		for i, f := range futures {
 			select {
 			case ack := <-f.Ok():
-				out[start+i] = EnqueueResult{Seq: ack.Sequence}
+				stored(start+i, ack.Sequence)
 			case err := <-f.Err():
-				return nil, fmt.Errorf("queueing notification: %w", err)
+				return fmt.Errorf("queueing notification: %w", err)
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // LoadNotes returns up to max notes queued for uid with sequence ≥ from, in order.
