@@ -21,6 +21,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Bounds of the recent-notes index: a webhook whose notes pile up (its endpoint is down) stops being
@@ -33,6 +34,8 @@ const (
 	// is taken for a note this process will never record (another writer, a publish whose
 	// acknowledgement was lost); the process has at most 4096 publishes outstanding.
 	recentMaxAhead = 8 << 10
+	// recentHoleWait bounds how long a read waits for a hole below its queue's notes to fill.
+	recentHoleWait = 2 * time.Millisecond
 )
 
 // recentNotes indexes the notes this process queued, by webhook, so that reading a queue's next notes
@@ -57,6 +60,9 @@ type recentNotes struct {
 	complete uint64
 	// ahead holds recorded sequences above complete+1, until the hole below them fills.
 	ahead map[uint64]struct{}
+	// progress, when a read waits for a hole to fill, is closed when complete moves.
+	progress chan struct{}
+	holeWait time.Duration
 	// maxSeen is the highest sequence recorded.
 	maxSeen uint64
 	// queueFloor raises floor for one queue whose notes were dropped from the index (noFloor: not
@@ -79,7 +85,7 @@ type recentNotes struct {
 const noFloor = math.MaxUint64
 
 func newRecentNotes(lastSeq uint64) *recentNotes {
-	r := &recentNotes{open: map[uint64]struct{}{}, healing: map[string]uint64{}}
+	r := &recentNotes{open: map[uint64]struct{}{}, healing: map[string]uint64{}, holeWait: recentHoleWait}
 	r.restartLocked(lastSeq)
 	return r
 }
@@ -94,6 +100,10 @@ func (r *recentNotes) restartLocked(after uint64) {
 	}
 	r.queues = map[string][]Note{}
 	r.total = 0
+	if r.progress != nil {
+		close(r.progress)
+		r.progress = nil
+	}
 }
 
 // begin returns the number of a call about to publish notes, for add, then done or fail.
@@ -158,6 +168,10 @@ func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {
 			delete(r.ahead, r.complete+1)
 			r.complete++
 		}
+		if r.progress != nil {
+			close(r.progress)
+			r.progress = nil
+		}
 	} else {
 		r.ahead[seq] = struct{}{}
 	}
@@ -200,17 +214,39 @@ func (r *recentNotes) healLocked() {
 	}
 }
 
-// load answers LoadNotes from the index; ok is false when the store must answer.
+// load answers LoadNotes from the index; ok is false when the store must answer. When a hole below
+// the queue's newest note is what stops it, it waits up to recentHoleWait for the hole to fill:
+// the acknowledgement is usually on its way, and the store's answer costs a walk.
 func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.suspended || from < r.floor || from < r.queueFloor[uid] {
-		return nil, false
+	var deadline *time.Timer
+	for {
+		if r.suspended || from < r.floor || from < r.queueFloor[uid] {
+			return nil, false
+		}
+		q := r.queues[uid]
+		if len(q) == 0 || q[len(q)-1].Seq <= r.complete {
+			break
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(r.holeWait)
+			defer deadline.Stop()
+		}
+		if r.progress == nil {
+			r.progress = make(chan struct{})
+		}
+		progress := r.progress
+		r.mu.Unlock()
+		select {
+		case <-progress:
+			r.mu.Lock()
+		case <-deadline.C:
+			r.mu.Lock()
+			return nil, false
+		}
 	}
 	q := r.queues[uid]
-	if len(q) > 0 && q[len(q)-1].Seq > r.complete {
-		return nil, false
-	}
 	i, _ := slices.BinarySearchFunc(q, from, func(n Note, seq uint64) int { return cmp.Compare(n.Seq, seq) })
 	q = q[i:]
 	if len(q) > limit {

@@ -71,6 +71,35 @@ func TestRecentNotesWaitForHoles(t *testing.T) {
 	g.Expect(seqs(notes)).To(Equal([]uint64{12}))
 }
 
+// A read stopped by a hole waits for it to fill rather than walk the store: the acknowledgement is
+// usually on its way.
+func TestRecentNotesReadWaitsForAHole(t *testing.T) {
+	g := NewWithT(t)
+	r := newRecentNotes(10)
+	r.holeWait = time.Minute
+	a, b := r.begin(), r.begin()
+	recordOne(r, b, "w", 12)
+	type answer struct {
+		notes []Note
+		ok    bool
+	}
+	got := make(chan answer, 1)
+	go func() {
+		notes, ok := r.load("w", 11, 10)
+		got <- answer{notes, ok}
+	}()
+	g.Eventually(func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.progress != nil
+	}).Should(BeTrue(), "the read waits")
+	recordOne(r, a, "w", 11)
+	var ans answer
+	g.Eventually(got).Should(Receive(&ans))
+	g.Expect(ans.ok).To(BeTrue())
+	g.Expect(seqs(ans.notes)).To(Equal([]uint64{11, 12}))
+}
+
 // After a failed publish the index answers nothing until a call begun after the failure succeeds, and
 // then only above that call's notes: the failed call may have stored notes it never learnt the
 // sequences of.
