@@ -84,9 +84,13 @@ type recentNotes struct {
 // noFloor marks a queue that is not indexed.
 const noFloor = math.MaxUint64
 
-func newRecentNotes(lastSeq uint64) *recentNotes {
+// newRecentNotes returns an index that answers nothing until this process's first call has stored
+// its notes: a dispatcher that took over from another (a standby taking the lease) must not take
+// the notes the other one queued for missing.
+func newRecentNotes() *recentNotes {
 	r := &recentNotes{open: map[uint64]struct{}{}, healing: map[string]uint64{}, holeWait: recentHoleWait}
-	r.restartLocked(lastSeq)
+	r.restartLocked(0)
+	r.suspended = true
 	return r
 }
 

@@ -36,6 +36,30 @@ func seqs(notes []Note) []uint64 {
 	return out
 }
 
+// indexAbove returns an index serving reads of notes above after.
+func indexAbove(after uint64) *recentNotes {
+	r := newRecentNotes()
+	r.suspended = false
+	r.restartLocked(after)
+	return r
+}
+
+// A fresh index answers nothing until this process has queued notes: another dispatcher (the one a
+// standby took over from) may have queued some it never saw.
+func TestRecentNotesStartSuspended(t *testing.T) {
+	g := NewWithT(t)
+	r := newRecentNotes()
+	_, ok := r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse(), "notes 1 to 7 were queued by another dispatcher")
+	recordOne(r, r.begin(), "w", 8)
+	_, ok = r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse())
+	recordOne(r, r.begin(), "w", 9)
+	notes, ok := r.load("w", 9, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{9}))
+}
+
 // recordOne ends call n, which stored one note of uid at seq.
 func recordOne(r *recentNotes, n uint64, uid string, seq uint64) {
 	r.add(uid, Note{EventSeq: seq}, seq)
@@ -47,7 +71,7 @@ func recordOne(r *recentNotes, n uint64, uid string, seq uint64) {
 // deliver out of order (and lose the earlier one, read past).
 func TestRecentNotesWaitForHoles(t *testing.T) {
 	g := NewWithT(t)
-	r := newRecentNotes(10)
+	r := indexAbove(10)
 	a, b := r.begin(), r.begin()
 	recordOne(r, b, "w", 12)
 	_, ok := r.load("w", 11, 10)
@@ -75,7 +99,7 @@ func TestRecentNotesWaitForHoles(t *testing.T) {
 // usually on its way.
 func TestRecentNotesReadWaitsForAHole(t *testing.T) {
 	g := NewWithT(t)
-	r := newRecentNotes(10)
+	r := indexAbove(10)
 	r.holeWait = time.Minute
 	a, b := r.begin(), r.begin()
 	recordOne(r, b, "w", 12)
@@ -105,7 +129,7 @@ func TestRecentNotesReadWaitsForAHole(t *testing.T) {
 // sequences of.
 func TestRecentNotesSuspendAfterAFailure(t *testing.T) {
 	g := NewWithT(t)
-	r := newRecentNotes(0)
+	r := indexAbove(0)
 	before := r.begin()
 	failed := r.begin()
 	r.fail(failed) // stored 1 for w, say, without an acknowledgement
@@ -130,7 +154,7 @@ func TestRecentNotesSuspendAfterAFailure(t *testing.T) {
 // may have stored a note before the purge (gone now) and record it after.
 func TestRecentNotesPurgeWhileQueueing(t *testing.T) {
 	g := NewWithT(t)
-	r := newRecentNotes(0)
+	r := indexAbove(0)
 	inFlight := r.begin()
 	r.purging("w")
 	r.purged("w")
@@ -148,7 +172,7 @@ func TestRecentNotesPurgeWhileQueueing(t *testing.T) {
 // A queue nobody reads stops being indexed past its bound, and is indexed again from what comes next.
 func TestRecentNotesBoundPerQueue(t *testing.T) {
 	g := NewWithT(t)
-	r := newRecentNotes(0)
+	r := indexAbove(0)
 	for seq := uint64(1); seq <= recentPerQueue+1; seq++ {
 		recordOne(r, r.begin(), "w", seq)
 	}

@@ -275,7 +275,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.recent = newRecentNotes(s.notes.CachedInfo().State.LastSeq)
+	s.recent = newRecentNotes()
 	return s, nil
 }
 
