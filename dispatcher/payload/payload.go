@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -302,6 +303,9 @@ func Prepare(ev Event) (*Prepared, error) {
 		p.st.size[f.sec] += f.size()
 		p.st.count[f.sec]++
 	}
+	// A Prepared lives as long as its event in the delivery engine's cache: keep only the members,
+	// not the room parsing started with (64 members, 5 KB, where a typical event has a dozen).
+	p.top, p.fields = slices.Clone(p.top), slices.Clone(p.fields)
 	return p, nil
 }
 

@@ -229,6 +229,7 @@ type Store struct {
 	bodies jetstream.ObjectStore
 	state  jetstream.KeyValue
 	routed jetstream.KeyValue
+	recent *recentNotes
 }
 
 // Open starts (or connects to) JetStream and creates or updates the assets.
@@ -274,6 +275,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.recent = newRecentNotes()
 	return s, nil
 }
 
@@ -651,15 +653,31 @@ const enqueueBatch = 512
 // error some of them may be stored nonetheless: the caller must tell the engine to look at the
 // store queues of every item (deliver.Engine.Recheck), or those notes would wait for the next one.
 func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResult, error) {
+	call := s.recent.begin()
 	out := make([]EnqueueResult, len(items))
+	stored := func(i int, seq uint64) {
+		out[i] = EnqueueResult{Seq: seq}
+		s.recent.add(items[i].UID, items[i].Note, seq)
+	}
+	if err := s.enqueueAll(ctx, items, stored); err != nil {
+		s.recent.fail(call)
+		return nil, err
+	}
+	s.recent.done(call)
+	return out, nil
+}
+
+// enqueueAll publishes items and calls stored with each one's index and sequence as JetStream
+// acknowledges it.
+func (s *Store) enqueueAll(ctx context.Context, items []Enqueue, stored func(i int, seq uint64)) error {
 	if len(items) == 1 {
 		it := items[0]
 		ack, err := s.js.Publish(ctx, notesSubject(it.UID), encodeNote(it.Note))
 		if err != nil {
-			return nil, fmt.Errorf("queueing notification: %w", err)
+			return fmt.Errorf("queueing notification: %w", err)
 		}
-		out[0] = EnqueueResult{Seq: ack.Sequence}
-		return out, nil
+		stored(0, ack.Sequence)
+		return nil
 	}
 	for start := 0; start < len(items); start += enqueueBatch {
 		batch := items[start:min(start+enqueueBatch, len(items))]
@@ -667,26 +685,34 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 		for i, it := range batch {
 			f, err := s.js.PublishAsync(notesSubject(it.UID), encodeNote(it.Note))
 			if err != nil {
-				return nil, fmt.Errorf("queueing notification: %w", err)
+				return fmt.Errorf("queueing notification: %w", err)
 			}
 			futures[i] = f
 		}
 		for i, f := range futures {
 			select {
 			case ack := <-f.Ok():
-				out[start+i] = EnqueueResult{Seq: ack.Sequence}
+				stored(start+i, ack.Sequence)
 			case err := <-f.Err():
-				return nil, fmt.Errorf("queueing notification: %w", err)
+				return fmt.Errorf("queueing notification: %w", err)
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // LoadNotes returns up to max notes queued for uid with sequence ≥ from, in order.
 func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int) ([]Note, error) {
+	if notes, ok := s.recent.load(uid, from, max); ok {
+		return notes, nil
+	}
+	return s.readNotes(ctx, uid, from, max)
+}
+
+// readNotes reads LoadNotes' answer from JetStream, one direct get per note.
+func (s *Store) readNotes(ctx context.Context, uid string, from uint64, max int) ([]Note, error) {
 	var out []Note
 	subj := notesSubject(uid)
 	for len(out) < max {
@@ -711,7 +737,11 @@ func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int)
 // Remove deletes uid's notes with sequence ≤ upTo: the delivered or dropped head and anything
 // before it.
 func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
-	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1))
+	if err := s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1)); err != nil {
+		return err
+	}
+	s.recent.removed(uid, upTo)
+	return nil
 }
 
 // LastNoteSeq returns the sequence of uid's newest queued note, or 0 when none is queued.
@@ -728,6 +758,8 @@ func (s *Store) LastNoteSeq(ctx context.Context, uid string) (uint64, error) {
 
 // RemoveQueue deletes every note of uid (INACTIVE, disabled, deleted).
 func (s *Store) RemoveQueue(ctx context.Context, uid string) error {
+	s.recent.purging(uid)
+	defer s.recent.purged(uid)
 	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))
 }
 

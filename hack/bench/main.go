@@ -45,6 +45,7 @@ func main() {
 	flag.StringVar(&o.recoverProfile, "recover-cpuprofile", "", "Write the dispatcher's CPU profiles, taken over the first -recover-profile-seconds of the recover and of its drain baseline, to this path with .recover and .drain appended.")
 	flag.IntVar(&o.recoverProfileSeconds, "recover-profile-seconds", 10, "Length of each recover scenario CPU profile.")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
+	flag.StringVar(&o.peakHeapProfile, "peak-heapprofile", "", "Write the dispatcher's heap profile taken at the highest RSS while the backlog is being queued to this file.")
 	flag.Func("dispatcher-arg", "Extra dispatcher flag, e.g. -dispatcher-arg=--event-cache-bytes=16777216 (repeatable).", func(v string) error {
 		dispatcherExtraArgs = append(dispatcherExtraArgs, v)
 		return nil
@@ -76,6 +77,8 @@ type options struct {
 	smoke       bool
 	profile     string
 	heapProfile string
+	// peakHeapProfile is the heap profile at the backlog's queueing peak.
+	peakHeapProfile string
 	// recoverProfile and recoverProfileSeconds: the recover scenario's CPU profiles.
 	recoverProfile        string
 	recoverProfileSeconds int

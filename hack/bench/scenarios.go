@@ -35,6 +35,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// latencyShare: the latency scenario offers 1/latencyShare of the raw ceiling.
+const latencyShare = 25
+
 // row is one line of the result table.
 type row struct {
 	scenario      string
@@ -259,7 +262,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 		r, err := f()
 		r.scenario = name
 		if err != nil {
-			r.note = "ERROR: " + err.Error()
+			r.note += "ERROR: " + err.Error()
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 		if r.peakRSS == 0 {
@@ -275,13 +278,22 @@ func run(ctx context.Context, o options) ([]row, error) {
 	}
 
 	var latencyP99 time.Duration
+	// raw is the raw ceiling of this run (req/s), measured once, by the throughput scenario or the
+	// first scenario that needs it.
+	var raw float64
+	rawCeiling := func() float64 {
+		if raw == 0 {
+			raw = p.rawCeiling(s.sinkURL, o.concurrency, min(o.duration, 10*time.Second))
+		}
+		return raw
+	}
 	if o.want("throughput") {
 		measure("throughput (100 accounts × 10 webhooks, 1 KB)", func() (row, error) {
 			g, _, err := s.createGroup(ctx, "t", 100, 10)
 			if err != nil {
 				return row{}, err
 			}
-			raw := p.rawCeiling(s.sinkURL, o.concurrency, min(o.duration, 10*time.Second))
+			raw := rawCeiling()
 			s.routed(p, "t", 100, 10)
 			before, q0 := s.sink.count.Load(), p.queued.Load()
 			cpu0, _, _ := procStats(pid)
@@ -320,6 +332,12 @@ func run(ctx context.Context, o options) ([]row, error) {
 			return rows, err
 		}
 		s.routed(p, "l", 100, 1)
+		// The latency target is set at 1/25 of the raw ceiling, so that the figure means the same on
+		// faster and slower machines.
+		rate := 100
+		if !o.smoke {
+			rate = max(int(rawCeiling()/latencyShare), 10)
+		}
 		latency := func(name string, hang int) {
 			measure(name, func() (row, error) {
 				for i := range hang {
@@ -329,10 +347,6 @@ func run(ctx context.Context, o options) ([]row, error) {
 				cpu0, _, _ := procStats(pid)
 				s.sink.record.Store(true)
 				start := time.Now()
-				rate := 1000
-				if o.smoke {
-					rate = 100
-				}
 				n, err := p.openLoop(s.ingestURL, rate, o.duration, func(i int) string { return account("l", i%100) })
 				if err != nil {
 					return row{}, err
@@ -363,13 +377,13 @@ func run(ctx context.Context, o options) ([]row, error) {
 					}
 				} else {
 					latencyP99 = r.p99
-					r.note = "open loop, 100 accounts × 1 webhook"
+					r.note = fmt.Sprintf("open loop at 1/%d of the raw ceiling (%.0f req/s), 100 accounts × 1 webhook", latencyShare, raw)
 				}
 				return r, check()
 			})
 		}
 		if o.want("latency") {
-			latency("latency (1,000 events/s)", 0)
+			latency(fmt.Sprintf("latency (%d events/s)", rate), 0)
 		}
 		if o.want("isolation") {
 			latency("isolation (10% of webhooks hang)", 10)
@@ -412,7 +426,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Store("b", true)
 			before, disorder0 := s.sink.count.Load(), s.sink.outOfOrd.Load()
 			events := int64(o.backlog / 10)
+			stopSampling := sampleQueueingPeak(pid, s.pprofAddr, o.peakHeapProfile)
 			ingestRate, depth, err := s.fillBacklog(p, "b", events, 10)
+			queueingPeak := stopSampling()
 			if err != nil {
 				return row{}, err
 			}
@@ -424,14 +440,15 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
 			drainStart := time.Now()
+			queued := fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB", depth, queueingPeak, rss, disk)
 			if err := waitDelivered(s.sink, before+events*10, 10*time.Minute); err != nil {
-				return row{}, err
+				return row{offered: ingestRate, note: queued + "; "}, err
 			}
 			drain := time.Since(drainStart)
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
-			r.note = fmt.Sprintf("pending %.0f; RSS with backlog %.0f MB; disk %.0f MB; drain %.1fs; out of order %d; %d webhooks",
-				depth, rss, disk, drain.Seconds(), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+			r.note = fmt.Sprintf("%s; drain %.1fs; out of order %d; %d webhooks",
+				queued, drain.Seconds(), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}
@@ -608,4 +625,36 @@ func saveURL(url, path string) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
+}
+
+// sampleQueueingPeak samples the dispatcher's RSS every 250 ms until the returned function is called,
+// which returns the highest RSS seen (MB). With path set it also saves a heap profile whenever the
+// RSS reaches a new high (16 MB above the last saved one), so that path ends up holding the profile
+// taken nearest the peak: what the memory is while the backlog is being queued, not after.
+func sampleQueueingPeak(pid int, pprofAddr, path string) func() float64 {
+	done := make(chan struct{})
+	result := make(chan float64, 1)
+	go func() {
+		var peak, saved float64
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			_, _, rss := procStats(pid)
+			peak = max(peak, rss)
+			if path != "" && rss > saved+16 {
+				saved = rss
+				saveURL(fmt.Sprintf("http://%s/debug/pprof/heap", pprofAddr), path)
+			}
+			select {
+			case <-done:
+				result <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		return <-result
+	}
 }

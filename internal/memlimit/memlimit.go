@@ -41,16 +41,38 @@ const unlimitedV1 = 1 << 62
 // the GOMEMLIMIT environment variable is set (the operator's explicit choice wins) or there is no
 // limit. It returns the limit it set, 0 when it set none.
 func Set(ratio float64) (int64, error) {
+	return SetAtMost(ratio, 0)
+}
+
+// SetAtMost is Set with a ceiling: the limit is the smaller of ratio × the cgroup's limit and
+// ceiling (when above 0), so that a program can keep its heap smaller than its container allows —
+// the collector then works harder instead of letting garbage grow to twice the live heap — and
+// have a limit outside a container too. GOMEMLIMIT still wins.
+func SetAtMost(ratio float64, ceiling int64) (int64, error) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return 0, nil
 	}
 	limit, err := cgroupLimit("/", "/sys/fs/cgroup")
-	if err != nil || limit <= 0 {
+	if err != nil {
 		return 0, err
 	}
-	n := int64(float64(limit) * ratio)
-	debug.SetMemoryLimit(n)
+	n := choose(limit, ratio, ceiling)
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+	}
 	return n, nil
+}
+
+// choose returns the limit for a cgroup limit (0: none), ratio and ceiling (0: none).
+func choose(cgroup int64, ratio float64, ceiling int64) int64 {
+	n := int64(0)
+	if cgroup > 0 {
+		n = int64(float64(cgroup) * ratio)
+	}
+	if ceiling > 0 && (n == 0 || ceiling < n) {
+		n = ceiling
+	}
+	return n
 }
 
 // cgroupLimit returns the memory limit of the process's cgroup, 0 when there is none. proc is the

@@ -67,3 +67,22 @@ func TestSetKeepsAnExplicitGOMEMLIMIT(t *testing.T) {
 		t.Errorf("Set with GOMEMLIMIT set = %d, %v; want 0, nil (left alone)", n, err)
 	}
 }
+
+// The ceiling lowers the container's limit, and gives one where the container has none; the
+// container's limit, when lower, wins.
+func TestChooseCeiling(t *testing.T) {
+	const mi = 1 << 20
+	for _, c := range []struct {
+		cgroup, ceiling, want int64
+	}{
+		{cgroup: 500 * mi, want: 450 * mi},
+		{cgroup: 512 * mi, ceiling: 270 * mi, want: 270 * mi},
+		{cgroup: 250 * mi, ceiling: 270 * mi, want: 225 * mi},
+		{ceiling: 270 * mi, want: 270 * mi},
+		{},
+	} {
+		if got := choose(c.cgroup, DefaultRatio, c.ceiling); got != c.want {
+			t.Errorf("choose(%d, %v, %d) = %d, want %d", c.cgroup, DefaultRatio, c.ceiling, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,255 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+)
+
+// seqs returns the sequences of notes.
+func seqs(notes []Note) []uint64 {
+	out := make([]uint64, len(notes))
+	for i, n := range notes {
+		out[i] = n.Seq
+	}
+	return out
+}
+
+// indexAbove returns an index serving reads of notes above after.
+func indexAbove(after uint64) *recentNotes {
+	r := newRecentNotes()
+	r.suspended = false
+	r.restartLocked(after)
+	return r
+}
+
+// A fresh index answers nothing until this process has queued notes: another dispatcher (the one a
+// standby took over from) may have queued some it never saw.
+func TestRecentNotesStartSuspended(t *testing.T) {
+	g := NewWithT(t)
+	r := newRecentNotes()
+	_, ok := r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse(), "notes 1 to 7 were queued by another dispatcher")
+	recordOne(r, r.begin(), "w", 8)
+	_, ok = r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse())
+	recordOne(r, r.begin(), "w", 9)
+	notes, ok := r.load("w", 9, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{9}))
+}
+
+// recordOne ends call n, which stored one note of uid at seq.
+func recordOne(r *recentNotes, n uint64, uid string, seq uint64) {
+	r.add(uid, Note{EventSeq: seq}, seq)
+	r.done(n)
+}
+
+// A note recorded above a hole is not served until the hole fills: the hole may be a note of the same
+// queue whose acknowledgement has not reached its caller yet, and serving the later one first would
+// deliver out of order (and lose the earlier one, read past).
+func TestRecentNotesWaitForHoles(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(10)
+	a, b := r.begin(), r.begin()
+	recordOne(r, b, "w", 12)
+	_, ok := r.load("w", 11, 10)
+	g.Expect(ok).To(BeFalse(), "note 11 may be w's and is not recorded yet")
+	_, ok = r.load("x", 11, 10)
+	g.Expect(ok).To(BeTrue(), "x has nothing above the hole: its answer is known")
+
+	recordOne(r, a, "w", 11)
+	notes, ok := r.load("w", 11, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{11, 12}))
+	notes, _ = r.load("w", 12, 10)
+	g.Expect(seqs(notes)).To(Equal([]uint64{12}))
+	notes, _ = r.load("w", 11, 1)
+	g.Expect(seqs(notes)).To(Equal([]uint64{11}))
+	_, ok = r.load("w", 10, 10)
+	g.Expect(ok).To(BeFalse(), "below the floor only the store knows")
+
+	r.removed("w", 11)
+	notes, _ = r.load("w", 11, 10)
+	g.Expect(seqs(notes)).To(Equal([]uint64{12}))
+}
+
+// A read stopped by a hole waits for it to fill rather than walk the store: the acknowledgement is
+// usually on its way.
+func TestRecentNotesReadWaitsForAHole(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(10)
+	r.holeWait = time.Minute
+	a, b := r.begin(), r.begin()
+	recordOne(r, b, "w", 12)
+	type answer struct {
+		notes []Note
+		ok    bool
+	}
+	got := make(chan answer, 1)
+	go func() {
+		notes, ok := r.load("w", 11, 10)
+		got <- answer{notes, ok}
+	}()
+	g.Eventually(func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.progress != nil
+	}).Should(BeTrue(), "the read waits")
+	recordOne(r, a, "w", 11)
+	var ans answer
+	g.Eventually(got).Should(Receive(&ans))
+	g.Expect(ans.ok).To(BeTrue())
+	g.Expect(seqs(ans.notes)).To(Equal([]uint64{11, 12}))
+}
+
+// After a failed publish the index answers nothing until a call begun after the failure succeeds, and
+// then only above that call's notes: the failed call may have stored notes it never learnt the
+// sequences of.
+func TestRecentNotesSuspendAfterAFailure(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(0)
+	before := r.begin()
+	failed := r.begin()
+	r.fail(failed) // stored 1 for w, say, without an acknowledgement
+	_, ok := r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse())
+	recordOne(r, before, "w", 2)
+	_, ok = r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse(), "a call begun before the failure does not end the suspension")
+
+	after := r.begin()
+	recordOne(r, after, "w", 3)
+	_, ok = r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse(), "notes 1 and 2 are only in the store")
+	next := r.begin()
+	recordOne(r, next, "w", 4)
+	notes, ok := r.load("w", 4, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{4}))
+}
+
+// A queue purged while a call was under way is not indexed again before that call is over: the call
+// may have stored a note before the purge (gone now) and record it after.
+func TestRecentNotesPurgeWhileQueueing(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(0)
+	inFlight := r.begin()
+	r.purging("w")
+	r.purged("w")
+	recordOne(r, r.begin(), "x", 2)
+	recordOne(r, inFlight, "w", 1) // stored before the purge: gone from the store
+	_, ok := r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse())
+
+	recordOne(r, r.begin(), "w", 3)
+	notes, ok := r.load("w", 3, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{3}))
+}
+
+// A queue nobody reads stops being indexed past its bound, and is indexed again from what comes next.
+func TestRecentNotesBoundPerQueue(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(0)
+	for seq := uint64(1); seq <= recentPerQueue+1; seq++ {
+		recordOne(r, r.begin(), "w", seq)
+	}
+	g.Expect(r.total).To(BeZero())
+	_, ok := r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse())
+	recordOne(r, r.begin(), "w", recentPerQueue+2)
+	notes, ok := r.load("w", recentPerQueue+2, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{recentPerQueue + 2}))
+}
+
+// Whatever concurrent callers queue, purge and read, every read the index answers equals what
+// JetStream answers at that moment, and reading a queue's head in a loop, as the delivery engine does,
+// never skips a note.
+func TestLoadNotesAgreesWithTheStream(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+
+	const uids, callers, calls = 20, 8, 60
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 1))
+			for range calls {
+				items := make([]Enqueue, 1+rng.IntN(12))
+				for i := range items {
+					items[i] = Enqueue{UID: fmt.Sprintf("w%d", rng.IntN(uids)), Note: Note{EventSeq: 1, Created: time.Now()}}
+				}
+				if _, err := s.EnqueueAll(ctx, items); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	served := 0
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	heads := map[string]uint64{}
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		for u := range uids {
+			uid := fmt.Sprintf("w%d", u)
+			from := heads[uid] + 1
+			cached, ok := s.recent.load(uid, from, 5)
+			stream, err := s.readNotes(ctx, uid, from, 5)
+			g.Expect(err).NotTo(HaveOccurred())
+			if ok {
+				served++
+				// The stream may have stored notes since the index answered: the index's answer
+				// is a prefix of the stream's.
+				g.Expect(seqs(stream)[:len(cached)]).To(Equal(seqs(cached)), "queue %s from %d", uid, from)
+			}
+			if len(stream) > 0 {
+				// Settle the first note, as delivery does.
+				heads[uid] = stream[0].Seq
+				g.Expect(s.Remove(ctx, uid, stream[0].Seq)).To(Succeed())
+			}
+		}
+	}
+	g.Expect(served).To(BeNumerically(">", 0), "the index answered no read")
+	// Drained: the index and the stream both know every remaining note.
+	for u := range uids {
+		uid := fmt.Sprintf("w%d", u)
+		want, err := s.readNotes(ctx, uid, heads[uid]+1, 1<<20)
+		g.Expect(err).NotTo(HaveOccurred())
+		got, err := s.LoadNotes(ctx, uid, heads[uid]+1, 1<<20)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(seqs(got)).To(Equal(seqs(want)), "queue %s", uid)
+	}
+}
