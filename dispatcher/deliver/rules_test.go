@@ -157,7 +157,7 @@ func TestRuleMissedRetriesAreNotMadeUpInABurst(t *testing.T) {
 	r.at(resumed)
 	r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(2))
 	r.idle()
-	r.g.Expect(len(r.rx.notes("wh"))).To(Equal(2), "one attempt for the missed slots")
+	r.g.Expect(r.rx.notes("wh")).To(HaveLen(2), "one attempt for the missed slots")
 	r.g.Expect(r.next("wh")).To(Equal(resumed.Add(time.Minute)), "the next a RetryBase later")
 	r.at(resumed.Add(time.Minute))
 	r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(3))
