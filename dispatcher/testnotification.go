@@ -81,7 +81,7 @@ func (d *Intake) SendTest(ctx context.Context, uid, name string) (deliveries.Tes
 // is what t would receive for such an event.
 func testEvent(name string, t *route.Target, id string, now time.Time) ([]byte, *ingest.Event, error) {
 	sample, concrete, ok := samples.ForEvent(name)
-	if !ok || !subscribed(t.Events, name) {
+	if !ok || !hooklinev1.SubscriptionMatches(t.Events, name) {
 		return nil, nil, &logapi.TestRequestError{Message: fmt.Sprintf("event %q: choose one of the webhook's events (%v)", name, t.Events)}
 	}
 	b, err := samples.Event(sample)
@@ -119,14 +119,4 @@ func testEvent(name string, t *route.Target, id string, now time.Time) ([]byte, 
 		return nil, nil, &logapi.TestRequestError{Message: fmt.Sprintf("event %q: the sample does not make a valid event: %v", name, err)}
 	}
 	return raw, parsed, nil
-}
-
-// subscribed reports whether name is one of subs, or an event they select.
-func subscribed(subs []hooklinev1.EventName, name string) bool {
-	for _, s := range subs {
-		if string(s) == name {
-			return true
-		}
-	}
-	return hooklinev1.SubscriptionMatches(subs, name)
 }

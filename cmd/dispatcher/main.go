@@ -293,7 +293,7 @@ func run(o options) error {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	stopAPI, err := serveAPI(logr.NewContext(ctx, log), o, app, fail)
+	stopAPI, err := serveAPI(logr.NewContext(ctx, log), o, app.API, fail)
 	if err != nil {
 		return err
 	}
@@ -317,19 +317,15 @@ func run(o options) error {
 	return err
 }
 
-// serveAPI starts the read API's server unless it is disabled, and returns what stops it. Without
-// a certificate it stays off (and says so) unless plain HTTP is allowed: tokens never cross the
-// network in clear text by default, and existing deployments without TLS keep starting.
-func serveAPI(ctx context.Context, o options, app *dispatcher.App, fail context.CancelCauseFunc) (stop func(), err error) {
-	return serveAPIHandler(ctx, o, app.API, fail)
-}
-
-// serveAPIHandler serves h on the read API's address as serveAPI describes; stop returns once the
-// listener is closed, so that the address can be served again at once. The address is bound
+// serveAPI serves h (the read API, or its standby answer) on the read API's address unless it is
+// disabled, and returns what stops it; stop returns once the listener is closed, so that the
+// address can be served again at once. Without a certificate it stays off (and says so) unless
+// plain HTTP is allowed: tokens never cross the network in clear text by default, and existing
+// deployments without TLS keep starting. The address is bound
 // before it returns: one that cannot be (in use, not permitted) is an error, and a server that
 // stops on its own later calls fail, so that the dispatcher exits rather than run without the API
 // its Service and users expect.
-func serveAPIHandler(ctx context.Context, o options, h http.Handler, fail context.CancelCauseFunc) (stop func(), err error) {
+func serveAPI(ctx context.Context, o options, h http.Handler, fail context.CancelCauseFunc) (stop func(), err error) {
 	log := logr.FromContextOrDiscard(ctx)
 	if o.apiAddr == "" || o.apiAddr == "0" {
 		return func() {}, nil
@@ -387,7 +383,7 @@ func standBy(ctx context.Context, o options, fail context.CancelCauseFunc) (*sto
 	}
 	// The read API answers 503 while standing by (the lease holder serves the log), so that a
 	// caller reaching this replica directly learns why.
-	stopStandbyAPI, err := serveAPIHandler(logr.NewContext(ctx, log), o, logapi.Standby(), fail)
+	stopStandbyAPI, err := serveAPI(logr.NewContext(ctx, log), o, logapi.Standby(), fail)
 	if err != nil {
 		return nil, err
 	}
