@@ -53,9 +53,11 @@ const (
 	// histogram's next bucket above the timeout (5 s; the buckets end there).
 	hostileMargin = hostileTimeout / 2
 	// hostileOverlap is how long two attempts of one webhook may appear to overlap at the
-	// receiver: a scheduling delay before the receiver sees the previous attempt's end. Attempts
-	// that last at least dripEvery or the timeout would overlap by that much were two in flight.
-	hostileOverlap = hostileTimeout / 20
+	// receiver: a scheduling delay before the receiver sees the previous attempt's end (a
+	// streaming receiver learns of it only when a write fails; 212 ms was seen on a loaded
+	// machine). The hanging and dripping receivers' attempts last the timeout, ten times this:
+	// two in flight would overlap by seconds.
+	hostileOverlap = hostileTimeout / 10
 	// hostileRetryCap keeps the retry delay short, so that a stuck head is attempted many times.
 	hostileRetryCap = 200 * time.Millisecond
 	// hostileWait is how long a check waits for a few hostile attempts to happen or a stuck queue
@@ -991,8 +993,8 @@ func (r *hostileRun) check(t *testing.T, s *stack) latency {
 	}
 	if r.timesOut {
 		// The timeout, not something else, ended these attempts. The receiver sees an attempt
-		// start a little after the dispatcher does.
-		g.Expect(shortest).To(BeNumerically(">=", hostileTimeout*8/10))
+		// start after the dispatcher does: 0.7 s after it on a loaded machine.
+		g.Expect(shortest).To(BeNumerically(">=", hostileTimeout/2))
 	}
 	gap := r.watch.maxGap()
 	if !r.flap {

@@ -176,9 +176,11 @@ func TestKill9DuringRecoverSendsNothingTwice(t *testing.T) {
 	g.Expect(resent).To(Equal(1), "only the notification in flight at the kill answered anything but success")
 	g.Expect(delivered).To(HaveLen(lostCount))
 	// The replay queued each notification once, also across the kill: had the new process queued
-	// them again, everything delivered before the kill would arrive twice. What the engine sends
-	// again after any crash is only what it had settled but not yet removed from its queue (a
-	// removal is batched and waits for the log): the last few deliveries before the kill.
+	// them again, everything delivered before the kill would arrive twice. A note settled but not
+	// yet removed from its queue at the kill (a removal is batched and waits for the log) is not
+	// sent again either: the new process finds its record in the log (deliver/resume.go). What
+	// may still arrive twice is a settlement whose record the log had not stored at the kill: the
+	// last few deliveries before it.
 	recent := map[string]bool{}
 	for _, id := range beforeKill[max(0, len(beforeKill)-maxSettledAtKill):] {
 		recent[id] = true
@@ -194,10 +196,10 @@ func TestKill9DuringRecoverSendsNothingTwice(t *testing.T) {
 	for i, id := range order {
 		g.Expect(id).To(Equal(fmt.Sprintf("lost-%03d", i)), "replayed in the original order")
 	}
-	t.Logf("%d lost notifications recovered across a SIGKILL after %d; %d delivered again (settled, not yet removed at the kill)",
+	t.Logf("%d lost notifications recovered across a SIGKILL after %d; %d delivered again (settled, its record not yet stored at the kill)",
 		lostCount, len(beforeKill), again)
 }
 
-// maxSettledAtKill bounds the notifications the engine had settled but not yet removed from their
-// queue when the process died: its removals are batched behind the delivery log's writes.
+// maxSettledAtKill bounds the notifications the engine had settled but whose records the log had
+// not yet stored when the process died: records are published without waiting, a few at a time.
 const maxSettledAtKill = 5

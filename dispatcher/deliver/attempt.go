@@ -100,6 +100,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 type outcome struct {
 	note    store.Note
 	none    bool // nothing to send after all (the queue was emptied meanwhile)
+	settled bool // settled before this process started (recentlySettled): remove unsent
 	expired bool // the head's 72 hours had passed: drop without an attempt
 	retry   bool // a transient problem of our own (store unreachable): try again shortly
 	attempt Attempt
@@ -126,7 +127,11 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	}
 	e.mu.Lock()
 	wh := q.wh
+	settled := e.settledBeforeLocked(wh.UID, note)
 	e.mu.Unlock()
+	if settled {
+		return outcome{note: note, settled: true}
+	}
 	now := e.clock.Now()
 	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last
 	// retry is scheduled exactly at the 72-hour mark, and a timer always fires a little late.

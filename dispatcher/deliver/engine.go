@@ -107,11 +107,14 @@ type Engine struct {
 	queues   map[string]*queue
 	accounts map[string]*account
 	restored map[string]*record // state loaded at start, claimed by Upsert
-	timers   timerHeap
-	wake     chan struct{}
-	ctx      context.Context
-	wg       sync.WaitGroup
-	acks     *acker
+	// settledBefore is what the delivery log recorded as settled shortly before this process
+	// started (recentlySettled), per webhook, until the webhook's queue head is past them.
+	settledBefore map[string]map[settledKey]time.Time
+	timers        timerHeap
+	wake          chan struct{}
+	ctx           context.Context
+	wg            sync.WaitGroup
+	acks          *acker
 }
 
 type queue struct {
@@ -186,8 +189,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	settled, err := e.recentlySettled(ctx)
+	if err != nil {
+		return err
+	}
 	e.mu.Lock()
 	e.restored = restored
+	e.settledBefore = settled
 	e.ctx = ctx
 	e.mu.Unlock()
 	e.acks = newAcker(e.store, e.rec, e.log)

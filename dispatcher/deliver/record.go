@@ -31,6 +31,9 @@ type Recorder interface {
 	Append(deliveries.Record)
 	// Barrier returns once every record appended before the call is stored.
 	Barrier(ctx context.Context) error
+	// Tail calls fn for the newest stored records, oldest first: those stored within `within`
+	// before the newest one, at most limit of them.
+	Tail(ctx context.Context, within time.Duration, limit int, fn func(deliveries.Record)) error
 }
 
 // Reasons of the records written about notifications that were not attempted (attempts carry the

@@ -50,6 +50,15 @@ type fakeRecorder struct {
 	barriers int
 	hold     chan struct{}
 	failing  atomic.Bool
+	// tail is what Tail hands over: the newest records a previous process stored.
+	tail []deliveries.Record
+}
+
+func (f *fakeRecorder) Tail(_ context.Context, _ time.Duration, _ int, fn func(deliveries.Record)) error {
+	for _, r := range f.tail {
+		fn(r)
+	}
+	return nil
 }
 
 func (f *fakeRecorder) Append(r deliveries.Record) {

@@ -34,7 +34,7 @@ import (
 // The cancellation recorded the note as cancelled; an attempt made is recorded after it, delivered
 // or cancelled.
 func (e *Engine) settleCancelledLocked(q *queue, o outcome) (s settlement) {
-	attempted := !o.none && !o.retry && !o.expired
+	attempted := !o.none && !o.retry && !o.expired && !o.settled
 	switch {
 	case attempted && o.attempt.OK:
 		q.status.LastAttempt, q.status.LastSuccess = o.at, o.at
@@ -70,16 +70,20 @@ type settlement struct {
 // settleLocked applies an outcome to q and returns what is left to do (settlement).
 func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	st := &q.status
-	if !o.none && !o.retry {
+	if !o.none && !o.retry && !o.settled {
 		// An attempt supersedes the report of a change of binding.
 		st.Rebound = Rebound{}
 	}
-	if !o.none && !o.retry && !o.expired && e.rec != nil {
+	if !o.none && !o.retry && !o.expired && !o.settled && e.rec != nil {
 		// Its state (retrying or dropped, for a failure) is set below.
 		s.attempt, s.rec = true, attemptRecord(q.wh, o, deliveries.StateDelivered)
 	}
 	switch {
 	case o.none:
+		return s
+	case o.settled:
+		// On record already, and counted by the process that settled it.
+		s.ack = e.popHeadLocked(q)
 		return s
 	case o.retry:
 		q.head.Next = e.clock.Now().Add(time.Second)

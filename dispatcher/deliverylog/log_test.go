@@ -252,6 +252,36 @@ func TestScanManyReadsSeveralWebhooksInOnePass(t *testing.T) {
 	g.Expect(got).To(Equal([]string{"wh-a/ev-0", "wh-b/ev-1", "wh-a/ev-3", "wh-b/ev-4"}))
 }
 
+// Tail hands over the newest records of every webhook, oldest first: at most the limit, and only
+// those stored within the window before the newest.
+func TestTailReadsTheNewestRecords(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	tail := func(within time.Duration, limit int) []string {
+		var got []string
+		g.Expect(f.log.Tail(f.ctx, within, limit, func(r deliveries.Record) { got = append(got, r.WebhookUID+"/"+r.EventID) })).To(Succeed())
+		return got
+	}
+	g.Expect(tail(time.Hour, 10)).To(BeEmpty(), "an empty log")
+	for i, uid := range []string{"wh-a", "wh-b", "wh-c", "wh-a", "wh-b", "wh-c"} {
+		r := rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		r.WebhookUID = uid
+		f.log.Append(r)
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(tail(time.Hour, 100)).To(Equal([]string{"wh-a/ev-0", "wh-b/ev-1", "wh-c/ev-2", "wh-a/ev-3", "wh-b/ev-4", "wh-c/ev-5"}))
+	g.Expect(tail(time.Hour, 2)).To(Equal([]string{"wh-b/ev-4", "wh-c/ev-5"}))
+	g.Expect(tail(time.Hour, 0)).To(BeEmpty())
+
+	// Records stored a while after the others: a window shorter than the pause leaves the others out.
+	start := time.Now()
+	g.Eventually(func() time.Duration { return time.Since(start) }).WithPolling(10 * time.Millisecond).Should(BeNumerically(">", 200*time.Millisecond))
+	f.log.Append(rec("late", 7, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(tail(100*time.Millisecond, 100)).To(Equal([]string{testUID + "/late"}))
+	g.Expect(tail(time.Hour, 100)).To(HaveLen(7))
+}
+
 func TestNotificationsStatesFiltersAndPending(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t, Config{})

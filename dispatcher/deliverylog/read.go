@@ -825,3 +825,35 @@ func (l *Log) scan(ctx context.Context, uids []string, since time.Time, from uin
 	}
 	return end, nil
 }
+
+// Tail calls fn for the log's newest records, oldest first: those stored within `within` before the
+// newest one, at most limit of them (the newest). The engine reads it once as it starts, to know
+// what the previous process settled but had not yet removed from its queues.
+func (l *Log) Tail(ctx context.Context, within time.Duration, limit int, fn func(deliveries.Record)) error {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the delivery log: %w", err)
+	}
+	st := info.State
+	if st.Msgs == 0 || limit <= 0 {
+		return nil
+	}
+	from := st.FirstSeq
+	if st.LastSeq >= uint64(limit) {
+		from = max(from, st.LastSeq-uint64(limit)+1)
+	}
+	oldest := st.LastTime.Add(-within)
+	_, _, err = l.readRecords(ctx, nil, time.Time{}, from, st.LastSeq+1, nil, 0, func(seq uint64, ts time.Time, data []byte) error {
+		if ts.Before(oldest) {
+			return nil
+		}
+		var rec deliveries.Record
+		if err := json.Unmarshal(data, &rec); err != nil {
+			l.log.Error(err, "Unreadable delivery record skipped", "seq", seq)
+			return nil
+		}
+		fn(rec)
+		return nil
+	})
+	return err
+}
