@@ -111,6 +111,9 @@ type Config struct {
 	// ReplayPoll is how often a running WebhookReplay's progress, or the Webhook it waits for, is
 	// read again; 0 means 2 seconds.
 	ReplayPoll time.Duration
+	// ReplayGather is how long the first replay to ask for a read of the delivery log waits for
+	// others to ask too, so that replays created together share one read (default 200 ms).
+	ReplayGather time.Duration
 	// ReplayMaxPerNamespace is how many WebhookReplays run at once in one namespace; 0 means
 	// DefaultReplaysPerNamespace.
 	ReplayMaxPerNamespace int
@@ -198,7 +201,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
 	a.Replayer = &Replayer{
 		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Poll: cfg.ReplayPoll, MaxPerNamespace: cfg.ReplayMaxPerNamespace,
+		Clock: clk, Poll: cfg.ReplayPoll, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace,
 	}
 	if cfg.DeliveryLog.Enabled {
 		if err := a.openLog(ctx, cfg); err != nil {

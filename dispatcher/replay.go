@@ -82,6 +82,10 @@ type Replayer struct {
 	// Poll is how often the progress of a running replay, or the state of the Webhook a replay
 	// waits for, is read again (default 2 s).
 	Poll time.Duration
+	// Gather is how long the first replay to ask for a read of the log waits for others to ask
+	// (default 200 ms): the replays created together (kubectl apply of a directory) then share
+	// one read, and those that ask while it runs share the next.
+	Gather time.Duration
 	// Batch is how many notifications are queued in one store round trip (default 500).
 	Batch int
 	// MaxPerNamespace is how many replays run at once in one namespace (default 2); the others
@@ -107,9 +111,10 @@ type Replayer struct {
 	peak map[string]int
 }
 
-// replayWorkers is how many replays run at once: each waits mostly on JetStream round trips, and
-// replays of different webhooks are independent.
-const replayWorkers = 8
+// replayWorkers is how many replays are reconciled at once: each waits mostly on API server and
+// JetStream round trips, and replays of different webhooks are independent. A hundred replays
+// created together start within about a second with 16 (the recover scenario of hack/bench).
+const replayWorkers = 16
 
 // webhookNameField indexes WebhookReplays by the Webhook they name.
 const webhookNameField = "spec.webhookName"
@@ -156,7 +161,7 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 		r.Metrics.phases = r.phases
 	}
 	if r.Log != nil {
-		r.reads = newReplayReads(r.Log, r.Clock, r.poll(), r.wake, observe)
+		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe)
 		if err := mgr.Add(r.reads); err != nil {
 			return err
 		}

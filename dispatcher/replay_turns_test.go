@@ -173,7 +173,7 @@ func TestReplaysStartingTogetherShareOneLogRead(t *testing.T) {
 	rc := newReceiver(t)
 	s := startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
 		fastReplays(c)
-		c.ReplayPoll = 2 * time.Second // the gathering interval: every creation below falls into it
+		c.ReplayGather = 2 * time.Second // every creation below falls into it
 	}})
 	for _, ns := range namespaces {
 		s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))

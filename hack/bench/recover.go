@@ -58,7 +58,7 @@ var (
 	// The cap on replays running at once per namespace is raised to the webhooks of a namespace
 	// (recoverPerAccount), as docs/deliveries.md advises for a recover of a whole namespace: with
 	// the default of 2 the scenario measures the cap (about half the drain rate), not the replays.
-	replayFlags = []string{"--replay-poll-interval=500ms", fmt.Sprintf("--replay-max-per-namespace=%d", recoverPerAccount)}
+	replayFlags = []string{fmt.Sprintf("--replay-max-per-namespace=%d", recoverPerAccount)}
 )
 
 func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row, error) {
