@@ -123,6 +123,9 @@ type Config struct {
 	// TestInterval is the least time between two test notifications of one webhook; 0 means
 	// logapi.DefaultTestInterval.
 	TestInterval time.Duration
+	// TestsPerNamespace is how many test notifications one namespace may send per minute; 0 means
+	// logapi.DefaultTestsPerNamespace.
+	TestsPerNamespace int
 	// StatsCacheSize is how many webhooks' delivery statistics the read API keeps for the
 	// console's chart; 0 means deliverystats.DefaultSize.
 	StatsCacheSize int
@@ -295,7 +298,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.API = &logapi.Handler{
 		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
-		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"), Tester: a.Intake, TestInterval: cfg.TestInterval,
+		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"), Tester: a.Intake, TestInterval: cfg.TestInterval, TestsPerNamespace: cfg.TestsPerNamespace,
 	}
 	if a.Log != nil {
 		// Not a nil *deliverylog.Log in the interface: without a log the API answers 503.

@@ -60,10 +60,11 @@ func (c *apiClient) post(t *testing.T, token, path string, body any) (int, []byt
 func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 	g := NewWithT(t)
 	nsA, nsB := newNamespace(t, "acc-test-a", ""), newNamespace(t, "acc-test-b", "")
-	rc1, rc2, rcB := newReceiver(t), newReceiver(t), newReceiver(t)
+	rc1, rc2, rc3, rcB := newReceiver(t), newReceiver(t), newReceiver(t), newReceiver(t)
 	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: func(c *dispatcherConfig) {
 		logOn(c)
 		c.TestInterval = time.Hour // the second test within the test is refused
+		c.TestsPerNamespace = 2    // and a third webhook's test in the namespace
 	}})
 	s.activeWebhook(t, nsA, "orders", accountSpec(rc1.URL, "AGREEMENT_ALL"))
 	s.activeWebhook(t, nsA, "audit", accountSpec(rc2.URL, "AGREEMENT_ALL"))
@@ -90,7 +91,8 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 		code, _ := api.post(t, vic, pathA, deliveries.TestRequest{Event: "AGREEMENT_ALL"})
 		return code
 	}).WithTimeout(20 * time.Second).Should(Equal(http.StatusForbidden))
-	// An event the webhook does not subscribe to (on audit, whose interval it then starts).
+	// An event the webhook does not subscribe to (on audit): refused, and it queues nothing, so it
+	// uses up neither audit's interval nor the namespace's budget.
 	var code int
 	var body []byte
 	g.Eventually(func() int {
@@ -108,6 +110,21 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 	g.Expect(receipt.Event).To(Equal("AGREEMENT_ACTION_COMPLETED"))
 	code, body = api.post(t, alice, pathA, deliveries.TestRequest{Event: "AGREEMENT_ALL"})
 	g.Expect(code).To(Equal(http.StatusTooManyRequests), string(body))
+	g.Expect(string(body)).To(ContainSubstring("per webhook"))
+
+	// Audit's test, after its refused one: the namespace's second of two per minute. A third
+	// webhook of the namespace then finds the budget spent, whoever asks; the other namespace's
+	// budget is its own (below, bob's test is refused only by RBAC).
+	code, body = api.post(t, alice, testPath(nsA, "audit"), deliveries.TestRequest{Event: "AGREEMENT_ALL"})
+	g.Expect(code).To(Equal(http.StatusAccepted), string(body))
+	s.activeWebhook(t, nsA, "third", accountSpec(rc3.URL, "AGREEMENT_ALL"))
+	g.Eventually(func() int {
+		code, body = api.post(t, alice, testPath(nsA, "third"), deliveries.TestRequest{Event: "AGREEMENT_ALL"})
+		return code
+	}).WithTimeout(20*time.Second).Should(Equal(http.StatusTooManyRequests), "the namespace's budget")
+	g.Expect(string(body)).To(ContainSubstring("test notifications per minute"))
+	g.Eventually(func() int { return len(rc2.got()) }).WithTimeout(10*time.Second).Should(Equal(1), "audit's test")
+	g.Consistently(func() int { return len(rc3.got()) }).WithTimeout(300 * time.Millisecond).Should(BeZero())
 
 	g.Eventually(func() int { return len(rc1.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
 	var sent map[string]any
@@ -117,12 +134,13 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 	g.Expect(sent["accountId"]).To(Equal("acc-test-a"))
 	g.Expect(sent["webhookName"]).To(Equal("orders"))
 
-	// A real event after it reaches both of the account's webhooks; audit got nothing before it,
-	// and the other account nothing at all.
+	// A real event after it reaches every webhook of the account (audit after its own test, third
+	// with nothing before it), and the other account nothing at all.
 	s.mustPost(t, event("evt-after-test", "acc-test-a"))
-	g.Eventually(func() int { return len(rc2.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	g.Eventually(func() int { return len(rc2.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
 	g.Eventually(func() int { return len(rc1.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
-	g.Expect(string(rc2.got()[0].Body)).To(ContainSubstring("agr-evt-after-test"))
+	g.Expect(string(rc2.got()[1].Body)).To(ContainSubstring("agr-evt-after-test"))
+	g.Eventually(func() int { return len(rc3.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
 	g.Expect(rcB.got()).To(BeEmpty())
 
 	// The log shows it, delivered, under its test event id.

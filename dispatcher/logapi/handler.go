@@ -98,6 +98,11 @@ const (
 // DefaultTestInterval is the least time between two test notifications of one webhook.
 const DefaultTestInterval = 5 * time.Second
 
+// DefaultTestsPerNamespace is how many test notifications one namespace may send per minute, all
+// its webhooks together: each is an event stored in the shared event log, and a tenant may create
+// as many Webhooks as it likes.
+const DefaultTestsPerNamespace = 30
+
 // Bodies builds notification bodies as deliveries build them (deliver.Engine).
 type Bodies interface {
 	Body(ctx context.Context, wh payload.Webhook, seq uint64) (payload.Result, string, error)
@@ -118,7 +123,10 @@ type Handler struct {
 	// TestInterval is the least time between two test notifications of one webhook; 0 means
 	// DefaultTestInterval.
 	TestInterval time.Duration
-	Auth         *Auth
+	// TestsPerNamespace is how many test notifications one namespace may send per minute (at
+	// most that many at once); 0 means DefaultTestsPerNamespace.
+	TestsPerNamespace int
+	Auth              *Auth
 	// Limits bounds what one identity and all callers together may ask at once.
 	Limits *Limits
 	// Now is the clock of relative times (since=2h); nil means time.Now.
@@ -130,6 +138,7 @@ type Handler struct {
 	mux       *http.ServeMux
 	testMu    sync.Mutex
 	lastTests *utilcache.LRUExpireCache // webhook uid → its last test, while TestInterval runs
+	nsTests   *utilcache.LRUExpireCache // namespace → its *testBudget
 }
 
 // Routes.
@@ -162,6 +171,7 @@ func (h *Handler) Init() *Handler {
 	if h.mux == nil {
 		h.mux = h.routes()
 		h.lastTests = utilcache.NewLRUExpireCache(cacheSize)
+		h.nsTests = utilcache.NewLRUExpireCache(cacheSize)
 	}
 	return h
 }
@@ -373,7 +383,7 @@ const maxTestRequest = 4 << 10
 
 // test queues a test notification of the chosen event for the Webhook alone. Who may read the
 // Webhook's deliveries but not send it a test gets 403 (they know it exists); a second test
-// within TestInterval gets 429.
+// within TestInterval, or more than TestsPerNamespace a minute in the namespace, gets 429.
 func (h *Handler) test(w http.ResponseWriter, r *http.Request, t target) {
 	allowed, err := h.Auth.AuthorizeVerb(r.Context(), t.user, TestVerb, TestSubresource, t.wh.Namespace, t.wh.Name)
 	if err != nil {
@@ -396,12 +406,15 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, http.StatusServiceUnavailable, "Unavailable", "this dispatcher does not send test notifications")
 		return
 	}
-	if !h.takeTestSlot(t.uid) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(h.testInterval().Seconds())))
-		writeError(w, http.StatusTooManyRequests, "TooManyRequests", fmt.Sprintf("one test notification per %s per webhook; retry shortly", h.testInterval()))
+	done, why, retry := h.takeTestSlot(t.uid, t.wh.Namespace)
+	if why != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, retry).Seconds())))
+		writeError(w, http.StatusTooManyRequests, "TooManyRequests", why)
 		return
 	}
 	receipt, err := h.Tester.SendTest(r.Context(), t.uid, req.Event)
+	// Nothing queued: the slot stays free for a corrected request.
+	done(err == nil)
 	var bad *TestRequestError
 	switch {
 	case errors.As(err, &bad):
@@ -411,7 +424,7 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, http.StatusConflict, "NotActive", ErrTestNotActive.Error())
 		return
 	case err != nil:
-		h.internal(w, err, t)
+		h.failed(w, err, t, "queueing the test notification failed")
 		return
 	}
 	h.Logger.Info("Test notification queued", "user", t.user.Username, "namespace", t.wh.Namespace, "name", t.wh.Name, "eventId", receipt.EventID)
@@ -425,15 +438,53 @@ func (h *Handler) testInterval() time.Duration {
 	return DefaultTestInterval
 }
 
-// takeTestSlot reports whether uid may get a test notification now, and if so starts its interval.
-func (h *Handler) takeTestSlot(uid string) bool {
+func (h *Handler) testsPerNamespace() int {
+	if h.TestsPerNamespace > 0 {
+		return h.TestsPerNamespace
+	}
+	return DefaultTestsPerNamespace
+}
+
+// takeTestSlot takes uid's test slot (one per TestInterval) and one of its namespace's tests (so
+// many per minute), or says why not and when to retry. done(false) gives both back, for a request
+// that queued nothing.
+func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), why string, retry time.Duration) {
 	h.testMu.Lock()
 	defer h.testMu.Unlock()
 	if _, ok := h.lastTests.Get(uid); ok {
-		return false
+		return nil, fmt.Sprintf("one test notification per %s per webhook; retry shortly", h.testInterval()), h.testInterval()
 	}
+	per := float64(h.testsPerNamespace())
+	now := h.now()
+	b := &testBudget{tokens: per, at: now}
+	if v, ok := h.nsTests.Get(namespace); ok {
+		b = v.(*testBudget)
+	}
+	// Refilled evenly over a minute, up to a minute's worth.
+	b.tokens, b.at = min(per, b.tokens+now.Sub(b.at).Minutes()*per), now
+	if b.tokens < 1 {
+		return nil, fmt.Sprintf("namespace %s may send %d test notifications per minute; retry shortly", namespace, h.testsPerNamespace()),
+			time.Duration((1 - b.tokens) / per * float64(time.Minute))
+	}
+	b.tokens--
+	// Idle for a minute, a namespace has its whole budget again: forgetting it then changes nothing.
+	h.nsTests.Add(namespace, b, time.Minute)
 	h.lastTests.Add(uid, true, h.testInterval())
-	return true
+	return func(queued bool) {
+		if queued {
+			return
+		}
+		h.testMu.Lock()
+		defer h.testMu.Unlock()
+		h.lastTests.Remove(uid)
+		b.tokens = min(per, b.tokens+1)
+	}, "", 0
+}
+
+// testBudget is what a namespace has left of its test notifications (guarded by testMu).
+type testBudget struct {
+	tokens float64
+	at     time.Time
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.
@@ -460,8 +511,13 @@ func (h *Handler) internal(w http.ResponseWriter, err error, t target) {
 		writeError(w, http.StatusServiceUnavailable, "Timeout", "reading the delivery log took too long; narrow the query or retry")
 		return
 	}
-	h.Logger.Error(err, "Reading the delivery log", "uid", t.uid)
-	writeError(w, http.StatusInternalServerError, "Internal", "reading the delivery log failed; retry, and tell the operator if it persists")
+	h.failed(w, err, t, "reading the delivery log failed")
+}
+
+// failed answers 500 for what failed (logged with its error, which the caller does not see).
+func (h *Handler) failed(w http.ResponseWriter, err error, t target, what string) {
+	h.Logger.Error(err, what, "uid", t.uid)
+	writeError(w, http.StatusInternalServerError, "Internal", what+"; retry, and tell the operator if it persists")
 }
 
 // notificationIDPattern matches what payload.NotificationID makes (and a little more): anything

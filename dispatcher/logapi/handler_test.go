@@ -140,3 +140,40 @@ func TestStandbyAnswers503(t *testing.T) {
 	g.Expect(json.Unmarshal(rec.Body.Bytes(), &e)).To(Succeed())
 	g.Expect(e.Reason).To(Equal("Standby"))
 }
+
+// Test notifications: one per interval per webhook, and a namespace's budget per minute shared by
+// its webhooks, refilled evenly; a request that queued nothing gives both back.
+func TestTestSlots(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	h := (&Handler{TestInterval: time.Hour, TestsPerNamespace: 2, Now: func() time.Time { return now }}).Init()
+	take := func(uid, ns string) (func(bool), string, time.Duration) { return h.takeTestSlot(uid, ns) }
+
+	doneA, why, _ := take("a", "ns")
+	g.Expect(why).To(BeEmpty())
+	doneA(true)
+	_, why, retry := take("a", "ns")
+	g.Expect(why).To(ContainSubstring("per webhook"))
+	g.Expect(retry).To(Equal(time.Hour))
+	doneB, why, _ := take("b", "ns")
+	g.Expect(why).To(BeEmpty())
+	_, why, retry = take("c", "ns")
+	g.Expect(why).To(ContainSubstring("2 test notifications per minute"))
+	g.Expect(retry).To(Equal(30 * time.Second))
+	_, why, _ = take("d", "other")
+	g.Expect(why).To(BeEmpty(), "another namespace's budget is its own")
+
+	doneB(false) // b's request queued nothing
+	doneB2, why, _ := take("b", "ns")
+	g.Expect(why).To(BeEmpty(), "b's slot and the namespace's test were given back")
+	doneB2(true)
+	_, why, _ = take("c", "ns")
+	g.Expect(why).NotTo(BeEmpty())
+
+	now = now.Add(30 * time.Second)
+	doneC, why, _ := take("c", "ns")
+	g.Expect(why).To(BeEmpty(), "half a minute later, one more")
+	doneC(true)
+	_, why, _ = take("e", "ns")
+	g.Expect(why).NotTo(BeEmpty())
+}
