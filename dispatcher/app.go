@@ -214,6 +214,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		a.Replayer.Log = a.Log // not a typed nil in the interface: without the log, replays stall
 		// The replays count their deliveries as the engine records them.
 		cfg.Engine.Recorder = a.Replayer.Observe(a.Log)
+		// Deleting a replay withdraws what it queued and has not sent yet.
+		cfg.Engine.ReplayGone = a.Replayer.Gone
 	}
 	// Every failure from here on stops the log's writer before closing the store.
 	fail := func(err error) (*App, error) {

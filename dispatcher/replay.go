@@ -181,6 +181,21 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 		Complete(r)
 }
 
+// Gone reports whether the WebhookReplay name in namespace no longer exists, or is being deleted
+// (deliver.Config.ReplayGone): from the informer cache, which a Get waits for at first. Asked
+// before each replayed attempt, so the cached object is read in place, not copied.
+func (r *Replayer) Gone(ctx context.Context, namespace, name string) (bool, error) {
+	rp := &hooklinev1.WebhookReplay{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, rp, client.UnsafeDisableDeepCopy)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return rp.DeletionTimestamp != nil, nil
+}
+
 // replaysOf maps a Webhook to the unfinished replays naming it.
 func (r *Replayer) replaysOf(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &hooklinev1.WebhookReplayList{}

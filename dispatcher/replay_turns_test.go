@@ -30,6 +30,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // metricWith returns the value of the gauge or counter name with label = value.
@@ -194,4 +195,67 @@ func TestReplaysStartingTogetherShareOneLogRead(t *testing.T) {
 	}
 	g.Expect(rc.got()).To(HaveLen(2 * replays))
 	g.Expect(s.metric(t, "hookline_replay_log_read_seconds")).To(BeNumerically("<=", 2), "one read for the replays created together (two if the creations straddled an interval)")
+}
+
+// Deleting a running replay stops it, as deleting a Job stops its Pods: what it queued and has not
+// sent yet is cancelled at its queue's head, unsent, and the log says why; the webhook's own
+// notifications go on.
+func TestDeletingAReplayWithdrawsWhatItQueued(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const (
+		account = "acc-replay-withdrawn"
+		events  = 5
+	)
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	}})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	for i := range events {
+		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(events))
+
+	// The receiver fails: the replay's first notification is retried at its queue's head.
+	rc.set(fail500)
+	since := metav1.NewTime(time.Now().Add(-time.Hour))
+	rp := createReplay(t, ns, "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &since,
+		States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}})
+	g.Eventually(func(g Gomega) {
+		g.Expect(getReplay(g, rp).Status.Queued).To(BeEquivalentTo(events))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10*time.Second).Should(BeNumerically(">", events+1), "retried")
+
+	g.Expect(k8s.Delete(ctx, rp)).To(Succeed())
+	rc.set(echoOK)
+	s.mustPost(t, event("after", account))
+	g.Eventually(func() []string {
+		var ok []string
+		for _, p := range rc.decoded(t)[events:] {
+			if p.eventID != "w-0" {
+				ok = append(ok, p.eventID)
+			}
+		}
+		return ok
+	}).WithTimeout(20*time.Second).Should(Equal([]string{"after"}), "the replay's notifications are withdrawn; the webhook's own go on")
+	for _, p := range rc.decoded(t)[events:] {
+		g.Expect(p.eventID).To(BeElementOf("w-0", "after"), "only the head was ever attempted again")
+	}
+
+	// The log: each replayed notification ends cancelled, for the deleted replay.
+	for i := range events {
+		g.Eventually(func(g Gomega) {
+			list, err := s.app.Log.Notifications(ctx, string(wh.UID), deliveries.Query{EventIDs: []string{fmt.Sprintf("w-%d", i)}})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(list.Items).To(HaveLen(1))
+			g.Expect(list.Items[0].State).To(Equal(deliveries.StateCancelled))
+			g.Expect(list.Items[0].Reason).To(Equal(deliver.ReasonReplayDeleted))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	n := len(rc.got())
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300*time.Millisecond).Should(Equal(n), "nothing more is sent")
 }

@@ -64,6 +64,9 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 			e.rec.Append(s.rec)
 		case s.dropped:
 			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
+		case s.withdrawn:
+			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindCancelled, deliveries.StateCancelled, ReasonReplayDeleted,
+				"not sent: WebhookReplay "+o.note.Replay+" was deleted", o.at))
 		}
 	}
 	if s.ack != 0 {
@@ -101,6 +104,8 @@ type outcome struct {
 	note    store.Note
 	none    bool // nothing to send after all (the queue was emptied meanwhile)
 	settled bool // settled before this process started (recentlySettled): remove unsent
+	// withdrawn: queued by a WebhookReplay deleted since (Config.ReplayGone): cancel unsent
+	withdrawn bool
 	expired bool // the head's 72 hours had passed: drop without an attempt
 	retry   bool // a transient problem of our own (store unreachable): try again shortly
 	attempt Attempt
@@ -133,6 +138,11 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		return outcome{note: note, settled: true}
 	}
 	now := e.clock.Now()
+	if note.Replay != "" && e.cfg.ReplayGone != nil {
+		if gone, err := e.cfg.ReplayGone(ctx, wh.Namespace, note.Replay); err == nil && gone {
+			return outcome{note: note, withdrawn: true, at: now}
+		}
+	}
 	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last
 	// retry is scheduled exactly at the 72-hour mark, and a timer always fires a little late.
 	due := now

@@ -52,6 +52,8 @@ const (
 	ReasonInactive = "WebhookInactive"
 	// ReasonRebound: cancelled because the namespace was bound to another account or group.
 	ReasonRebound = "NamespaceRebound"
+	// ReasonReplayDeleted: queued again by a WebhookReplay that was deleted before it was sent.
+	ReasonReplayDeleted = "ReplayDeleted"
 )
 
 // queuedNotes is what a queue held when it was cancelled or dropped: the notes read into memory,

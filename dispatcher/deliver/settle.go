@@ -34,7 +34,7 @@ import (
 // The cancellation recorded the note as cancelled; an attempt made is recorded after it, delivered
 // or cancelled.
 func (e *Engine) settleCancelledLocked(q *queue, o outcome) (s settlement) {
-	attempted := !o.none && !o.retry && !o.expired && !o.settled
+	attempted := !o.none && !o.retry && !o.expired && !o.settled && !o.withdrawn
 	switch {
 	case attempted && o.attempt.OK:
 		q.status.LastAttempt, q.status.LastSuccess = o.at, o.at
@@ -58,8 +58,9 @@ type settlement struct {
 	// urgent: the status should show the change at once; persist: the stored state must be
 	// rewritten now (retry state changed); counters alone are saved by the engine's saver (runSaver).
 	urgent, persist bool
-	// attempt: rec records the attempt; dropped: the note was dropped without one.
-	attempt, dropped bool
+	// attempt: rec records the attempt; dropped: the note was dropped without one; withdrawn: it
+	// was cancelled without one (its replay was deleted).
+	attempt, dropped, withdrawn bool
 	rec              deliveries.Record
 	// ack is the settled note to purge from the store (0: none).
 	ack uint64
@@ -70,11 +71,11 @@ type settlement struct {
 // settleLocked applies an outcome to q and returns what is left to do (settlement).
 func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	st := &q.status
-	if !o.none && !o.retry && !o.settled {
+	if !o.none && !o.retry && !o.settled && !o.withdrawn {
 		// An attempt supersedes the report of a change of binding.
 		st.Rebound = Rebound{}
 	}
-	if !o.none && !o.retry && !o.expired && !o.settled && e.rec != nil {
+	if !o.none && !o.retry && !o.expired && !o.settled && !o.withdrawn && e.rec != nil {
 		// Its state (retrying or dropped, for a failure) is set below.
 		s.attempt, s.rec = true, attemptRecord(q.wh, o, deliveries.StateDelivered)
 	}
@@ -83,6 +84,11 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		return s
 	case o.settled:
 		// On record already, and counted by the process that settled it.
+		s.ack = e.popHeadLocked(q)
+		return s
+	case o.withdrawn:
+		st.Cancelled++
+		s.withdrawn = true
 		s.ack = e.popHeadLocked(q)
 		return s
 	case o.retry:
