@@ -106,10 +106,10 @@ type outcome struct {
 	settled bool // settled before this process started (recentlySettled): remove unsent
 	// withdrawn: queued by a WebhookReplay deleted since (Config.ReplayGone): cancel unsent
 	withdrawn bool
-	expired bool // the head's 72 hours had passed: drop without an attempt
-	retry   bool // a transient problem of our own (store unreachable): try again shortly
-	attempt Attempt
-	at      time.Time
+	expired   bool // the head's 72 hours had passed: drop without an attempt
+	retry     bool // a transient problem of our own (store unreachable): try again shortly
+	attempt   Attempt
+	at        time.Time
 	// For the delivery log: why an expired note was dropped; the attempt's number, what it sent and
 	// how long it took.
 	dropReason, dropMessage string

@@ -61,7 +61,7 @@ type settlement struct {
 	// attempt: rec records the attempt; dropped: the note was dropped without one; withdrawn: it
 	// was cancelled without one (its replay was deleted).
 	attempt, dropped, withdrawn bool
-	rec              deliveries.Record
+	rec                         deliveries.Record
 	// ack is the settled note to purge from the store (0: none).
 	ack uint64
 	// queued is what an auto-disable dropped with the queue, to be recorded and purged.
