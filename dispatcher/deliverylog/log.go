@@ -84,6 +84,11 @@ const (
 	defaultMaxRead = 100_000
 )
 
+// MaxPending is how many unacknowledged asynchronous publishes the JetStream context given to New
+// should allow (jetstream.WithPublishAsyncMaxPending): the writer keeps at most Config.Buffer
+// records in flight, 4096 by default.
+const MaxPending = defaultBuffer
+
 // Config tunes the log.
 type Config struct {
 	// MaxAge is how long records are kept (default 7 days).
