@@ -56,9 +56,9 @@ limitations under the License.
 package deliverylog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -253,6 +253,7 @@ var errStopped = errors.New("delivery log stopped")
 // publish marshals and publishes records in Append order, without waiting for acknowledgements.
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
+	var buf []byte // encoding scratch, reused: each record keeps a copy of its exact size
 	for {
 		var r deliveries.Record
 		select {
@@ -267,13 +268,14 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			p.subj = ""
 		} else {
-			data, err := json.Marshal(r)
-			if err != nil { // cannot happen with the Record type; never silent
+			var err error
+			buf, err = appendRecord(buf[:0], &r)
+			if err != nil { // a time JSON cannot hold; never silent
 				l.metrics.writeErrors.Inc()
 				l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 				p.subj = ""
 			}
-			p.data = data
+			p.data = bytes.Clone(buf)
 		}
 		if p.subj != "" {
 			for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
