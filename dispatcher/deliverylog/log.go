@@ -27,7 +27,9 @@ limitations under the License.
 // the writer publishes each record asynchronously (one PublishAsync per record, no per-record
 // wait) and a second goroutine checks the acknowledgements in publishing order, publishing a
 // failed record again until it is stored. Barrier waits until every record appended before it is
-// acknowledged.
+// acknowledged. Records are encoded without reflection (appendRecord: the bytes json.Marshal would
+// write). The dispatcher gives the log a NATS connection of its own (store.Store.Connect), so that
+// its publishes and acknowledgements do not queue in front of the queues' on the store's.
 //
 // Reading: JetStream reads a subject forward only. A read walks back from the log's end over
 // windows of stream sequences (1,024 of every webhook's records, then twice as many each time),
