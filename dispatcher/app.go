@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -346,8 +347,21 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 		// replica hands out and accepts the same cursors without another Secret.
 		lc.CursorKey = cfg.Attestation.Derive(deliveryLogCursorPurpose)
 	}
-	l, err := deliverylog.New(logr.NewContext(ctx, log.WithName("delivery-log")), a.Store.JetStream(), a.Store, lc, cfg.Registry)
+	// A connection of its own: the log publishes one message per attempt, which on the store's
+	// connection delayed the queue's acknowledgements behind the log's (and shared its limit of
+	// unacknowledged publishes).
+	nc, err := a.Store.Connect("hookline-dispatcher-log")
 	if err != nil {
+		return fmt.Errorf("opening the delivery log: %w", err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(deliverylog.MaxPending))
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("opening the delivery log: %w", err)
+	}
+	l, err := deliverylog.New(logr.NewContext(ctx, log.WithName("delivery-log")), js, a.Store, lc, cfg.Registry)
+	if err != nil {
+		nc.Close()
 		return fmt.Errorf("opening the delivery log: %w", err)
 	}
 	a.Log = l
@@ -363,6 +377,7 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 		cancelFlush()
 		cancel()
 		<-done
+		nc.Close()
 	}
 	return nil
 }

@@ -27,7 +27,9 @@ limitations under the License.
 // the writer publishes each record asynchronously (one PublishAsync per record, no per-record
 // wait) and a second goroutine checks the acknowledgements in publishing order, publishing a
 // failed record again until it is stored. Barrier waits until every record appended before it is
-// acknowledged.
+// acknowledged. Records are encoded without reflection (appendRecord: the bytes json.Marshal would
+// write). The dispatcher gives the log a NATS connection of its own (store.Store.Connect), so that
+// its publishes and acknowledgements do not queue in front of the queues' on the store's.
 //
 // Reading: JetStream reads a subject forward only. A read walks back from the log's end over
 // windows of stream sequences (1,024 of every webhook's records, then twice as many each time),
@@ -56,9 +58,9 @@ limitations under the License.
 package deliverylog
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -83,6 +85,11 @@ const (
 	defaultBuffer  = 4096
 	defaultMaxRead = 100_000
 )
+
+// MaxPending is how many unacknowledged asynchronous publishes the JetStream context given to New
+// should allow (jetstream.WithPublishAsyncMaxPending): the writer keeps at most Config.Buffer
+// records in flight, 4096 by default.
+const MaxPending = defaultBuffer
 
 // Config tunes the log.
 type Config struct {
@@ -248,6 +255,7 @@ var errStopped = errors.New("delivery log stopped")
 // publish marshals and publishes records in Append order, without waiting for acknowledgements.
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
+	var buf []byte // encoding scratch, reused: each record keeps a copy of its exact size
 	for {
 		var r deliveries.Record
 		select {
@@ -262,13 +270,14 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			p.subj = ""
 		} else {
-			data, err := json.Marshal(r)
-			if err != nil { // cannot happen with the Record type; never silent
+			var err error
+			buf, err = appendRecord(buf[:0], &r)
+			if err != nil { // a time JSON cannot hold; never silent
 				l.metrics.writeErrors.Inc()
 				l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 				p.subj = ""
 			}
-			p.data = data
+			p.data = bytes.Clone(buf)
 		}
 		if p.subj != "" {
 			for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {

@@ -230,6 +230,8 @@ type Store struct {
 	state  jetstream.KeyValue
 	routed jetstream.KeyValue
 	recent *recentNotes
+	// dial opens a connection to the same server as nc's (Connect).
+	dial func(name string) (*nats.Conn, error)
 }
 
 // Open starts (or connects to) JetStream and creates or updates the assets.
@@ -253,16 +255,21 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		if s.srv, token, err = startEmbedded(cfg); err != nil {
 			return nil, err
 		}
-		opts := []nats.Option{nats.InProcessServer(s.srv), nats.Name("hookline-dispatcher")}
-		if token != "" {
-			opts = append(opts, nats.Token(token))
-		}
-		if s.nc, err = nats.Connect("", opts...); err != nil {
-			err = fmt.Errorf("connecting to NATS: %w", err)
+		s.dial = func(name string) (*nats.Conn, error) {
+			opts := []nats.Option{nats.InProcessServer(s.srv), nats.Name(name)}
+			if token != "" {
+				opts = append(opts, nats.Token(token))
+			}
+			nc, err := nats.Connect("", opts...)
+			if err != nil {
+				return nil, fmt.Errorf("connecting to NATS: %w", err)
+			}
+			return nc, nil
 		}
 	} else {
-		s.nc, err = cfg.Auth.Connect(cfg.URL, "hookline-dispatcher")
+		s.dial = func(name string) (*nats.Conn, error) { return cfg.Auth.Connect(cfg.URL, name) }
 	}
+	s.nc, err = s.dial("hookline-dispatcher")
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -471,6 +478,12 @@ func (s *Store) Routed(ctx context.Context, key string) (bool, error) {
 // JetStream returns the store's JetStream context, for assets kept beside the store's own (the
 // delivery log).
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// Connect opens another connection to the store's server, for a component whose traffic must not
+// queue behind the store's: one connection is one ordered pipe each way, so a component publishing
+// thousands of messages a second on the store's connection delays the store's acknowledgements
+// and reads (the delivery log did). The caller closes it, before Close.
+func (s *Store) Connect(name string) (*nats.Conn, error) { return s.dial(name) }
 
 // Replicas is the number of replicas of each stream.
 func (s *Store) Replicas() int { return s.cfg.Replicas }

@@ -69,6 +69,9 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 		cpu0, _, _ := procStats(pid)
 		s.sink.record.Store(true)
 		start := time.Now()
+		if o.logProfile != "" {
+			go captureProfile(s.pprofAddr, o.logProfile+".cpu."+mode, o.duration/2)
+		}
 		n, err := p.closedLoop(s.ingestURL, o.concurrency, o.duration, func(i int) string { return account(prefix, i%100) })
 		if err != nil {
 			return nil, err
@@ -96,8 +99,14 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 		s.sink.dead.Store(prefix, true)
 		before = s.sink.count.Load()
 		events := int64(o.backlog) / perAccount
+		heapPath := ""
+		if o.logProfile != "" {
+			heapPath = o.logProfile + ".peakheap." + mode
+		}
+		stopSampling := sampleQueueingPeak(pid, s.pprofAddr, heapPath)
 		ingestRate, depth, err := s.fillBacklog(p, prefix, events, perAccount)
 		if err != nil {
+			stopSampling()
 			s.sink.dead.Delete(prefix)
 			return nil, err
 		}
@@ -105,7 +114,9 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 		s.sink.dead.Delete(prefix)
 		cpu0, _, _ = procStats(pid)
 		drainStart := time.Now()
-		if err := waitDelivered(s.sink, before+events*perAccount, 10*time.Minute); err != nil {
+		err = waitDelivered(s.sink, before+events*perAccount, 10*time.Minute)
+		stopSampling()
+		if err != nil {
 			return nil, fmt.Errorf("log %s: %w", mode, err)
 		}
 		drain := time.Since(drainStart)
