@@ -64,7 +64,9 @@ func TestLongReactivationValueKeepsStatusWritable(t *testing.T) {
 		g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
 	}).WithTimeout(15 * time.Second).Should(Succeed())
 
-	// Later status writes still go through: the delivery is counted in the status.
+	// Later status writes still go through: the delivery is counted in the status (once the
+	// dispatcher's cache has the new verification and routes to the webhook again).
+	s.waitRouted(t, wh)
 	delivered := deref(getWebhook(g, wh).Status.DeliveredTotal)
 	s.mustPost(t, event("after-long-reactivation", account))
 	g.Eventually(func(g Gomega) {

@@ -196,6 +196,10 @@ func TestAutoDisableLostEventsAndDeclarativeReactivation(t *testing.T) {
 	}).WithTimeout(15 * time.Second).Should(Succeed())
 	g.Expect(rc.gets.Load()).To(BeNumerically(">", gets), "reactivation must verify the endpoint again")
 
+	// The manager shows Active once the endpoint is verified again; the dispatcher routes to the
+	// webhook once its cache has that verification too (until then an event does not reach it:
+	// seen once on a loaded machine).
+	s.waitRouted(t, wh)
 	s.mustPost(t, event("after-reactivation", "acc-sched-disable"))
 	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(17))
 	var body map[string]any
