@@ -114,22 +114,28 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 
 // enqueue stores items' notes in their webhooks' queues and hands them to the engine.
 func (d *Intake) enqueue(ctx context.Context, items []store.Enqueue) error {
+	return enqueueNotes(ctx, d.Store, d.Engine, items)
+}
+
+// enqueueNotes stores items' notes in their webhooks' queues and hands them to the engine: how
+// every note is queued (ingest, test notifications, replays). When storing fails some notes may be
+// stored: their queues read the store for them (Engine.Recheck), and the caller's retry (the
+// producer's, or the replay's, which finds its own notes by name) does not lose the rest.
+func enqueueNotes(ctx context.Context, st *store.Store, e *deliver.Engine, items []store.Enqueue) error {
 	if len(items) == 0 {
 		return nil
 	}
-	results, err := d.Store.EnqueueAll(ctx, items)
+	results, err := st.EnqueueAll(ctx, items)
 	if err != nil {
-		// Some may be stored: their queues read the store for them (the producer's retry
-		// queues them again, with the same webhookNotificationId).
 		for _, it := range items {
-			d.Engine.Recheck(it.UID)
+			e.Recheck(it.UID)
 		}
 		return err
 	}
 	for i, r := range results {
 		n := items[i].Note
 		n.Seq = r.Seq
-		d.Engine.Enqueue(items[i].UID, n)
+		e.Enqueue(items[i].UID, n)
 	}
 	return nil
 }

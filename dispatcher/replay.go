@@ -610,19 +610,9 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 	if len(items) == 0 {
 		return 0, gone, nil
 	}
-	results, err := r.Store.EnqueueAll(ctx, items)
-	if err != nil {
-		// Some may be stored: the queue reads the store for them, and the retry of this replay
-		// finds them there (Replay set) and does not queue them again.
-		for _, it := range items {
-			r.Engine.Recheck(it.UID)
-		}
+	if err := enqueueNotes(ctx, r.Store, r.Engine, items); err != nil {
+		// The retry of this replay finds what was stored (Replay set) and does not queue it again.
 		return 0, nil, fmt.Errorf("queueing replayed notifications: %w", err)
-	}
-	for i, res := range results {
-		n := items[i].Note
-		n.Seq = res.Seq
-		r.Engine.Enqueue(items[i].UID, n)
 	}
 	return len(items), gone, nil
 }

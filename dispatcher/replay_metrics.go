@@ -43,7 +43,7 @@ func NewReplayMetrics(reg prometheus.Registerer) (*ReplayMetrics, error) {
 		}),
 		scanSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookline_replay_log_read_seconds",
-			Help:    "Duration of the delivery log reads for replays (each serves every replay that asked within one poll interval).",
+			Help:    "Duration of the delivery log reads for replays (each serves every replay that asked within 200 ms of the first, or while the previous read ran).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 9),
 		}),
 		replays: prometheus.NewDesc("hookline_replays",

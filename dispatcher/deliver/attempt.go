@@ -121,6 +121,12 @@ type outcome struct {
 	took                    time.Duration
 }
 
+// attempted reports whether o is an attempt made: a request sent (whatever its answer), not a
+// note dropped, withdrawn or skipped unsent, nor nothing to do.
+func (o outcome) attempted() bool {
+	return !o.none && !o.retry && !o.expired && !o.settled && !o.withdrawn
+}
+
 func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	note, ok, err := e.headNote(ctx, q)
 	if err != nil {

@@ -34,7 +34,7 @@ import (
 // The cancellation recorded the note as cancelled; an attempt made is recorded after it, delivered
 // or cancelled.
 func (e *Engine) settleCancelledLocked(q *queue, o outcome) (s settlement) {
-	attempted := !o.none && !o.retry && !o.expired && !o.settled && !o.withdrawn
+	attempted := o.attempted()
 	switch {
 	case attempted && o.attempt.OK:
 		q.status.LastAttempt, q.status.LastSuccess = o.at, o.at
@@ -75,7 +75,7 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		// An attempt supersedes the report of a change of binding.
 		st.Rebound = Rebound{}
 	}
-	if !o.none && !o.retry && !o.expired && !o.settled && !o.withdrawn && e.rec != nil {
+	if o.attempted() && e.rec != nil {
 		// Its state (retrying or dropped, for a failure) is set below.
 		s.attempt, s.rec = true, attemptRecord(q.wh, o, deliveries.StateDelivered)
 	}

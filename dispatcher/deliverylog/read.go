@@ -213,8 +213,8 @@ var errTooMany = errors.New("window too large")
 
 // readRecords reads the records of the webhooks in uids with stream time ≥ start (all when start is zero) or sequence ≥
 // startSeq, up to sequence end (exclusive), oldest first. It returns the first sequence read (0:
-// none) and how many of uid's records the stream held from the start on (to its end, not only
-// to end). Each record read spends one unit of *budget (nil: unbounded). When limit is set and
+// none) and how many records the consumer held from the start on (to the stream's end, not only
+// to end): uid's when uids holds one, every webhook's otherwise. Each record read spends one unit of *budget (nil: unbounded). When limit is set and
 // the stream holds more than limit records from the start on, it reads none and returns
 // errTooMany.
 func (l *Log) readRecords(ctx context.Context, uids []string, start time.Time, startSeq, end uint64, budget *int, limit uint64, fn func(seq uint64, ts time.Time, data []byte) error) (first, held uint64, err error) {
@@ -827,9 +827,8 @@ func (l *Log) scan(ctx context.Context, uids []string, since time.Time, from uin
 		start = time.Time{}
 	}
 	_, _, err = l.readRecords(ctx, uids, start, from, end, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
-		var rec deliveries.Record
-		if err := json.Unmarshal(data, &rec); err != nil {
-			l.log.Error(err, "Unreadable delivery record skipped", "seq", seq)
+		rec, ok := l.decode(seq, data)
+		if !ok {
 			return nil
 		}
 		return fn(seq, rec)
@@ -861,13 +860,20 @@ func (l *Log) Tail(ctx context.Context, within time.Duration, limit int, fn func
 		if ts.Before(oldest) {
 			return nil
 		}
-		var rec deliveries.Record
-		if err := json.Unmarshal(data, &rec); err != nil {
-			l.log.Error(err, "Unreadable delivery record skipped", "seq", seq)
-			return nil
+		if rec, ok := l.decode(seq, data); ok {
+			fn(rec)
 		}
-		fn(rec)
 		return nil
 	})
 	return err
+}
+
+// decode decodes the record stored at seq; false (logged) when it cannot be read.
+func (l *Log) decode(seq uint64, data []byte) (deliveries.Record, bool) {
+	var rec deliveries.Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		l.log.Error(err, "Unreadable delivery record skipped", "seq", seq)
+		return rec, false
+	}
+	return rec, true
 }
