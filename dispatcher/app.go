@@ -86,6 +86,9 @@ type Config struct {
 	// (package clusterranges); 0 turns that off (tests).
 	ClusterRangesInterval time.Duration
 	StatusInterval        time.Duration
+	// StatusWritesPerSecond bounds the routine status writes (Reporter.WritesPerSecond); 0 means
+	// DefaultStatusWritesPerSecond.
+	StatusWritesPerSecond float64
 	DefaultClientID       string
 	// Attestation is the key the manager attests verifications with (--attestation-key-file):
 	// webhooks are delivered to only when their attestation covers the current spec. Required.
@@ -233,7 +236,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	// The engine only tells of changes; the reporter and the problem mailer read its state.
 	a.Reporter = &Reporter{
 		Client: mgr.GetClient(), Engine: a.Engine, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Interval: cfg.StatusInterval, Log: log.WithName("status"),
+		Clock: clk, Interval: cfg.StatusInterval, WritesPerSecond: cfg.StatusWritesPerSecond, Log: log.WithName("status"),
 	}
 	a.Engine.Watch(a.Reporter.Mark)
 	if cfg.Problems.Address != "" {

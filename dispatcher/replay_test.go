@@ -306,9 +306,13 @@ func TestReplayReportsWhatIsBeyondRetentionAndReplaysTheRest(t *testing.T) {
 	s.mustPost(t, event("old", account))
 	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
 	old := rc.decoded(t)[0]
-	list, err := s.app.Log.Attempts(ctx, string(wh.UID), old.notificationID)
-	g.Expect(err).NotTo(HaveOccurred())
-	seq := list.Notification.EventSeq
+	// The log stores the attempt's record asynchronously: the receiver can see the delivery first.
+	var seq uint64
+	g.Eventually(func(g Gomega) {
+		list, err := s.app.Log.Attempts(ctx, string(wh.UID), old.notificationID)
+		g.Expect(err).NotTo(HaveOccurred())
+		seq = list.Notification.EventSeq
+	}).WithTimeout(5 * time.Second).Should(Succeed())
 	g.Eventually(func() error {
 		_, _, err := s.app.Store.GetEvent(ctx, seq)
 		return err

@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,10 +38,11 @@ import (
 	"github.com/hookline/hookline/internal/statusapply"
 )
 
-// Reporter writes the engine's delivery state into Webhook status and records Events: every dirty webhook once per
-// interval, and at once when its state changes (failing, recovered, disabled, reactivated). Each
-// write is one server-side apply under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. The
-// engine saves its own state (deliver.Config.SaveInterval): nothing here is needed for durability.
+// Reporter writes the engine's delivery state into Webhook status and records Events: at once when
+// a webhook's state changes (failing, recovered, disabled, reactivated), and its counters once per
+// interval within a budget of routine writes (WritesPerSecond). Each write is one server-side apply
+// under hooklinev1.FieldManagerDispatcher, skipped when nothing changed. The engine saves its own
+// state (deliver.Config.SaveInterval): nothing here is needed for durability.
 type Reporter struct {
 	Client   client.Client
 	Engine   DeliveryState
@@ -52,14 +54,52 @@ type Reporter struct {
 	// 10 s): the engine saved its counters already, so what is not written then is written by the
 	// next dispatcher, and a stop must fit in the pod's grace period whatever the number of webhooks.
 	StopTimeout time.Duration
+	// WritesPerSecond bounds the routine writes (counters only): routine passes come ten times an
+	// interval and each writes at most its share of WritesPerSecond, taken from the webhooks dirty
+	// and last served at least an interval ago, those served longest ago first; the rest wait for
+	// the next pass. Every delivering webhook's counters change all the time, so without a bound
+	// the writes grew with the number of webhooks (1,000 webhooks at a 10 s interval were 100
+	// server-side applies a second, all at each interval's start: two thirds of a core of
+	// kube-apiserver, in bursts that delayed deliveries sharing its machine). State changes are
+	// not bounded. 0 means DefaultStatusWritesPerSecond.
+	WritesPerSecond float64
 
 	mu       sync.Mutex
 	dirty    map[string]bool
 	urgent   map[string]bool
 	written  map[string]string
 	disabled map[string]bool
+	// served is when each webhook's status was last written or found unchanged: routine passes
+	// serve a webhook at most once an interval, the longest-waiting first. Counted in routine
+	// passes, which come at a fixed pace of real time: not Clock, which tests move by days.
+	served   map[string]service
+	passes   uint64
+	services uint64
 	kick     chan struct{}
 }
+
+// service is when a webhook's status was last served: the routine pass it came in or after, and
+// a count of services that orders services within one pass (so that ties cannot starve anyone).
+type service struct {
+	pass, seq uint64
+}
+
+// DefaultStatusWritesPerSecond is Reporter.WritesPerSecond's default: the request rate
+// controller-runtime's clients are given by default, so that a dispatcher's routine status writes
+// weigh on the API server like one ordinary controller's, whatever the number of webhooks.
+const DefaultStatusWritesPerSecond = 20
+
+// flushMode says which dirty webhooks a flush writes.
+type flushMode int
+
+const (
+	// flushUrgent writes the webhooks whose state changed, all of them.
+	flushUrgent flushMode = iota
+	// flushRoutine writes the dirty webhooks within the interval's budget, longest-waiting first.
+	flushRoutine
+	// flushAll writes every dirty webhook (the last flush at a stop, bounded by StopTimeout).
+	flushAll
+)
 
 // DeliveryState is what the reporter reads of the engine (*deliver.Engine): a webhook's delivery
 // state and its delivery configuration.
@@ -75,6 +115,7 @@ const reportWorkers = 8
 func (r *Reporter) init() {
 	if r.dirty == nil {
 		r.dirty, r.urgent, r.written, r.disabled = map[string]bool{}, map[string]bool{}, map[string]string{}, map[string]bool{}
+		r.served = map[string]service{}
 		r.kick = make(chan struct{}, 1)
 	}
 }
@@ -105,6 +146,7 @@ func (r *Reporter) Forget(uid string) {
 	delete(r.urgent, uid)
 	delete(r.written, uid)
 	delete(r.disabled, uid)
+	delete(r.served, uid)
 	// The problem e-mail limits stay: they are keyed by namespace and name, so that deleting and
 	// recreating a Webhook does not reset them.
 }
@@ -140,7 +182,7 @@ func (r *Reporter) Start(ctx context.Context) error {
 	r.mu.Lock()
 	r.init()
 	r.mu.Unlock()
-	tick := time.NewTicker(r.Interval)
+	tick := time.NewTicker(r.pace())
 	defer tick.Stop()
 	for {
 		select {
@@ -148,33 +190,76 @@ func (r *Reporter) Start(ctx context.Context) error {
 			// The last counters, so that the status is current after a clean stop; bounded, since
 			// the engine's saved state has them too.
 			stop, cancel := context.WithTimeout(context.Background(), cmp.Or(r.StopTimeout, 10*time.Second))
-			r.flush(stop, false)
+			r.flush(stop, flushAll)
 			cancel()
 			return nil
 		case <-r.kick:
-			r.flush(ctx, true)
+			r.flush(ctx, flushUrgent)
 		case <-tick.C:
-			r.flush(ctx, false)
+			r.flush(ctx, flushRoutine)
 		}
 	}
 }
 
-func (r *Reporter) flush(ctx context.Context, urgentOnly bool) {
+// pace is the period of routine passes: a tenth of the interval (at least 100 ms), so that the
+// routine writes come evenly rather than all at once.
+func (r *Reporter) pace() time.Duration {
+	return min(r.Interval, max(r.Interval/10, 100*time.Millisecond))
+}
+
+// passesPerInterval is how many routine passes make an interval.
+func (r *Reporter) passesPerInterval() uint64 {
+	return uint64(max((r.Interval+r.pace()-1)/r.pace(), 1))
+}
+
+// budget is how many statuses a routine pass may write.
+func (r *Reporter) budget() int {
+	rate := r.WritesPerSecond
+	if rate <= 0 {
+		rate = DefaultStatusWritesPerSecond
+	}
+	return max(int(rate*r.pace().Seconds()), 1)
+}
+
+// take removes the webhooks mode writes from the dirty set and returns them, urgent ones first,
+// then those served longest ago.
+func (r *Reporter) take(mode flushMode) []string {
 	r.mu.Lock()
-	var uids []string
-	if urgentOnly {
-		for uid := range r.urgent {
-			uids = append(uids, uid)
-			delete(r.dirty, uid)
-		}
-	} else {
-		for uid := range r.dirty {
-			uids = append(uids, uid)
-		}
-		r.dirty = map[string]bool{}
+	defer r.mu.Unlock()
+	uids := make([]string, 0, len(r.urgent))
+	for uid := range r.urgent {
+		uids = append(uids, uid)
+		delete(r.dirty, uid)
 	}
 	r.urgent = map[string]bool{}
-	r.mu.Unlock()
+	if mode == flushUrgent {
+		return uids
+	}
+	if mode == flushRoutine {
+		r.passes++
+	}
+	rest := make([]string, 0, len(r.dirty))
+	for uid := range r.dirty {
+		sv, seen := r.served[uid]
+		if mode == flushAll || !seen || r.passes-sv.pass >= r.passesPerInterval() {
+			rest = append(rest, uid)
+		}
+	}
+	if mode == flushRoutine && len(rest) > r.budget() {
+		slices.SortFunc(rest, func(a, b string) int {
+			sa, sb := r.served[a], r.served[b] // never served: the zero service, first
+			return cmp.Or(cmp.Compare(sa.pass, sb.pass), cmp.Compare(sa.seq, sb.seq))
+		})
+		rest = rest[:r.budget()]
+	}
+	for _, uid := range rest {
+		delete(r.dirty, uid)
+	}
+	return append(uids, rest...)
+}
+
+func (r *Reporter) flush(ctx context.Context, mode flushMode) {
+	uids := r.take(mode)
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(reportWorkers, len(uids)) {
@@ -224,6 +309,8 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 	r.mu.Lock()
 	unchanged := r.written[uid] == string(raw)
 	wasDisabled, seen := r.disabled[uid]
+	r.services++
+	r.served[uid] = service{pass: r.passes, seq: r.services}
 	r.mu.Unlock()
 	if unchanged {
 		return nil

@@ -91,7 +91,7 @@ func TestReporterWritesStatusesInParallel(t *testing.T) {
 		return nil
 	})
 	flushed := make(chan struct{})
-	go func() { defer close(flushed); r.flush(context.Background(), false) }()
+	go func() { defer close(flushed); r.flush(context.Background(), flushRoutine) }()
 	g.Eventually(inFlight.Load).Should(BeNumerically("==", reportWorkers), "writes in flight at once")
 	close(release)
 	g.Eventually(flushed).Should(BeClosed())
@@ -117,4 +117,94 @@ func TestReporterStopIsBounded(t *testing.T) {
 	g.Eventually(returned).WithTimeout(10 * time.Second).Should(Receive(BeNil()))
 	writes.Wait()
 	g.Expect(r.Known()).To(HaveLen(100), "what was not written is still marked for the next flush")
+}
+
+// changingWebhooks is manyWebhooks whose counters change at every read, as a delivering webhook's
+// do: no status is ever unchanged.
+type changingWebhooks struct {
+	manyWebhooks
+	reads *atomic.Int64
+}
+
+func (c changingWebhooks) Status(string) (deliver.Status, bool) {
+	return deliver.Status{Delivered: c.reads.Add(1)}, true
+}
+
+// Routine writes stay within the budget whatever the number of webhooks, come a tenth of an
+// interval at a time, serve each webhook at most once an interval and every webhook in turn (the
+// longest-waiting first); state changes are written at once beyond the budget.
+func TestReporterBoundsRoutineWrites(t *testing.T) {
+	g := NewWithT(t)
+	const n = 50
+	var mu sync.Mutex
+	writes := map[string]int{}
+	r := reporterWithBlockedWrites(t, 0, nil)
+	scheme := r.Client.Scheme()
+	var objs []client.Object
+	for i := range n {
+		objs = append(objs, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{
+			Namespace: "team-a", Name: fmt.Sprintf("wh-%d", i), UID: types.UID(fmt.Sprintf("uid-%d", i))}})
+	}
+	r.Client = fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+		SubResourceApply: func(_ context.Context, _ client.Client, _ string, obj runtime.ApplyConfiguration, _ ...client.SubResourceApplyOption) error {
+			mu.Lock()
+			defer mu.Unlock()
+			writes[obj.(interface{ GetName() string }).GetName()]++
+			return nil
+		},
+	}).Build()
+	r.Engine = changingWebhooks{manyWebhooks: manyWebhooks{ns: "team-a"}, reads: &atomic.Int64{}}
+	// 10 writes a second, passes every second (a tenth of the interval): 10 writes a pass.
+	r.Interval, r.WritesPerSecond = 10*time.Second, 10
+	const perPass = 10
+	total := func() (sum int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, w := range writes {
+			sum += w
+		}
+		return sum
+	}
+	markAll := func() {
+		for i := range n {
+			r.Mark(fmt.Sprintf("uid-%d", i), false)
+		}
+	}
+	pass := func() { r.flush(context.Background(), flushRoutine) }
+
+	// Every webhook changing before each pass: 10 writes a pass, and each webhook is written once,
+	// not the same ten every time.
+	for i := 1; i <= n/perPass; i++ {
+		markAll()
+		pass()
+		g.Expect(total()).To(Equal(i*perPass), "pass %d writes within the budget", i)
+		g.Expect(r.Known()).To(HaveLen(n), "the others stay dirty for the next pass")
+	}
+	mu.Lock()
+	g.Expect(writes).To(HaveLen(n), "every webhook had its turn")
+	for name, w := range writes {
+		g.Expect(w).To(Equal(1), "%s written once", name)
+	}
+	mu.Unlock()
+	// All dirty, none served an interval ago yet: nothing is written until the first one's
+	// interval is over, then its pass's ten again.
+	for range 5 {
+		markAll()
+		pass()
+	}
+	g.Expect(total()).To(Equal(n), "no webhook is written twice within an interval")
+	pass()
+	g.Expect(total()).To(Equal(n+perPass), "the longest-waiting are due again")
+
+	// State changes are written at once, beyond the budget.
+	for i := range 3 * perPass {
+		r.Mark(fmt.Sprintf("uid-%d", i), true)
+	}
+	r.flush(context.Background(), flushUrgent)
+	g.Expect(total()).To(Equal(n+4*perPass), "urgent writes are not bounded")
+
+	// The last flush at a stop writes everything dirty.
+	markAll()
+	r.flush(context.Background(), flushAll)
+	g.Expect(total()).To(Equal(2*n + 4*perPass))
 }

@@ -66,6 +66,7 @@ type options struct {
 	memoryLimit             string
 	maxPayloadBytes         int
 	statusInterval          time.Duration
+	statusWrites            float64
 	replayPoll              time.Duration
 	replayMaxPerNamespace   int
 	allowHTTP               bool
@@ -133,6 +134,7 @@ func main() {
 	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 16<<20, "Memory for parsed events awaiting delivery (a fan-out parses an event once; a backlog reads events back from the store).")
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
 	flag.DurationVar(&o.statusInterval, "status-interval", 10*time.Second, "Interval of routine status writes (state changes are written at once).")
+	flag.Float64Var(&o.statusWrites, "status-writes-per-second", dispatcher.DefaultStatusWritesPerSecond, "Average routine status writes per second (counters; state changes are written at once, beyond it): with more delivering webhooks than this × --status-interval, each one's counters are written less often, the longest-waiting first, so that the API server's load does not grow with the number of webhooks.")
 	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
 	flag.IntVar(&o.replayMaxPerNamespace, "replay-max-per-namespace", dispatcher.DefaultReplaysPerNamespace, "Most WebhookReplays running at once in one namespace; the others wait their turn (reason Queued) and start in creation order.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
@@ -256,7 +258,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry: ctrlmetrics.Registry,
