@@ -37,6 +37,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -714,6 +715,52 @@ problemEmails: {after: 30m, interval: 2h}
 	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--lease-ttl")).To(BeEmpty(), "the embedded store needs no lease")
 }
 
+// Standby replicas spread over nodes and are evicted one at a time: a node lost or drained never
+// takes every dispatcher. One replica, or the embedded JetStream, gets neither.
+func TestHelmTemplateDispatcherSpreadAndDisruptionBudget(t *testing.T) {
+	g := NewWithT(t)
+	const external = `nats: {url: "nats://nats.nats:4222"}
+`
+	objs := mustRender(t, inlineTokens+external+"dispatcher: {replicas: 3}\n")
+	dep := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher")
+	pdb := typed[policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget", "hookline-dispatcher")
+	g.Expect(pdb.Spec.MaxUnavailable.IntValue()).To(Equal(1))
+	g.Expect(pdb.Spec.Selector.MatchLabels).To(Equal(dep.Spec.Selector.MatchLabels), "the budget covers the dispatcher's pods")
+	spread := dep.Spec.Template.Spec.TopologySpreadConstraints
+	g.Expect(spread).To(HaveLen(1))
+	g.Expect(spread[0].TopologyKey).To(Equal("kubernetes.io/hostname"))
+	g.Expect(spread[0].WhenUnsatisfiable).To(Equal(corev1.ScheduleAnyway), "a one-node cluster still runs every replica")
+	g.Expect(spread[0].LabelSelector.MatchLabels).To(Equal(dep.Spec.Selector.MatchLabels))
+
+	// Values replace the constraint and turn the budget off.
+	objs = mustRender(t, inlineTokens+external+`dispatcher:
+  replicas: 2
+  podDisruptionBudget: {enabled: false}
+  topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule,
+    labelSelector: {matchLabels: {app.kubernetes.io/component: dispatcher}}}]
+`)
+	g.Expect(ofKind(objs, "PodDisruptionBudget")).To(BeEmpty())
+	spread = typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher").Spec.Template.Spec.TopologySpreadConstraints
+	g.Expect(spread).To(HaveLen(1))
+	g.Expect(spread[0].TopologyKey).To(Equal("topology.kubernetes.io/zone"))
+
+	for name, values := range map[string]string{"one replica": external, "embedded JetStream": "dispatcher: {replicas: 3}\n"} {
+		objs := mustRender(t, inlineTokens+values)
+		g.Expect(ofKind(objs, "PodDisruptionBudget")).To(BeEmpty(), name)
+		for _, kind := range []string{"Deployment", "StatefulSet"} {
+			if find(objs, kind, "hookline-dispatcher") == nil {
+				continue
+			}
+			u := find(objs, kind, "hookline-dispatcher")
+			_, found, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "topologySpreadConstraints")
+			g.Expect(found).To(BeFalse(), name)
+		}
+	}
+	_, out, err := render(t, inlineTokens+external+"dispatcher: {replicas: 2, podDisruptionBudget: {maxUnavailable: 0}}\n")
+	g.Expect(err).To(HaveOccurred(), "a budget that allows no eviction would block every drain")
+	g.Expect(out).To(ContainSubstring("maxUnavailable"))
+}
+
 // The delivery log is on by default with its retention flags; values change them or turn it off.
 func TestHelmTemplateDeliveryLog(t *testing.T) {
 	g := NewWithT(t)
@@ -1342,7 +1389,7 @@ ingestTokens: {existingSecret: producer-tokens}
 `))
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found") })
-	g.Expect(out).To(ContainSubstring("webhooks are not yet partitioned"))
+	g.Expect(out).To(ContainSubstring("one dispatcher holds the delivery lease and"))
 	g.Expect(out).To(ContainSubstring("Webhooks that name Secrets (client certificates, signing keys) need secretAccess.namespaces"))
 
 	manifest, err := helm(t, "get", "manifest", rel, "-n", ns)
@@ -1351,6 +1398,8 @@ ingestTokens: {existingSecret: producer-tokens}
 	dep := &appsv1.Deployment{}
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "edge-hookline-dispatcher"}, dep)).To(Succeed())
 	g.Expect(dep.Spec.Replicas).To(HaveValue(BeEquivalentTo(2)))
+	pdb := &policyv1.PodDisruptionBudget{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "edge-hookline-dispatcher"}, pdb)).To(Succeed(), "the API server accepts the budget")
 	g.Expect(dep.Spec.Template.Spec.Volumes).To(ContainElement(HaveField("Secret.SecretName", "producer-tokens")))
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "edge-hookline-manager"}, &appsv1.Deployment{})).To(Succeed())
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: "edge-hookline-manager"}, &rbacv1.ClusterRole{})).To(Succeed())

@@ -225,4 +225,19 @@ spec:
   {{- with (include "hookline.scheduling" $d | trim) }}
   {{- . | nindent 2 }}
   {{- end }}
+  {{- if and (not $embedded) (gt (int $d.replicas) 1) }}
+  # Replicas on different nodes where the scheduler can: a node lost takes the lease holder or a
+  # standby, not both. Soft, so that a small cluster still runs every replica.
+  topologySpreadConstraints:
+    {{- if $d.topologySpreadConstraints }}
+    {{- toYaml $d.topologySpreadConstraints | nindent 4 }}
+    {{- else }}
+    - maxSkew: 1
+      topologyKey: kubernetes.io/hostname
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "hookline.selectorLabels" (dict "ctx" $ "component" "dispatcher") | nindent 10 }}
+    {{- end }}
+  {{- end }}
 {{- end }}
