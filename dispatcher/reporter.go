@@ -59,9 +59,9 @@ type Reporter struct {
 	// and last served at least an interval ago, those served longest ago first; the rest wait for
 	// the next pass. Every delivering webhook's counters change all the time, so without a bound
 	// the writes grew with the number of webhooks (1,000 webhooks at a 10 s interval were 100
-	// server-side applies a second, all at each interval's start: two thirds of a core of
-	// kube-apiserver, in bursts that delayed deliveries sharing its machine). State changes are
-	// not bounded. 0 means DefaultStatusWritesPerSecond.
+	// server-side applies a second, all at each interval's start: 70-100 % of a core of
+	// kube-apiserver in the bench, in bursts that delayed deliveries sharing its machine). State
+	// changes are not bounded. 0 means DefaultStatusWritesPerSecond.
 	WritesPerSecond float64
 
 	mu       sync.Mutex
