@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
@@ -275,10 +276,15 @@ func Prepare(ev Event) (*Prepared, error) {
 		return p, nil
 	}
 	resKey := resourceKeys[fam]
+	// Parsed into scratch room from a pool and copied out at the end at their exact size: every
+	// event is prepared once, and the room (5 KB) was most of what preparing it allocated.
+	scratch := scratchPool.Get().(*scratchMembers)
+	defer scratch.put()
 	var err error
-	if p.top, err = parseMembers(ev.Notification, make([]member, 0, 24)); err != nil {
+	if p.top, err = parseMembers(ev.Notification, scratch.top[:0]); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
 	}
+	scratch.top = p.top[:0] // keep what grew
 	for i := range p.top {
 		m := &p.top[i]
 		switch {
@@ -294,9 +300,10 @@ func Prepare(ev Event) (*Prepared, error) {
 	if p.res < 0 {
 		return nil, fmt.Errorf("%w: %s: notification has no %q object", ErrInvalidNotification, ev.Event, resKey)
 	}
-	if p.fields, err = parseMembers(p.top[p.res].val, make([]member, 0, 40)); err != nil {
+	if p.fields, err = parseMembers(p.top[p.res].val, scratch.fields[:0]); err != nil {
 		return nil, fmt.Errorf("%w: %s: %q: %v", ErrInvalidNotification, ev.Event, resKey, err)
 	}
+	scratch.fields = p.fields[:0]
 	for i := range p.fields {
 		f := &p.fields[i]
 		f.sec = classify(f.name)
@@ -304,9 +311,34 @@ func Prepare(ev Event) (*Prepared, error) {
 		p.st.count[f.sec]++
 	}
 	// A Prepared lives as long as its event in the delivery engine's cache: keep only the members,
-	// not the room parsing started with (64 members, 5 KB, where a typical event has a dozen).
+	// not the scratch room (64 members, 5 KB, where a typical event has a dozen).
 	p.top, p.fields = slices.Clone(p.top), slices.Clone(p.fields)
 	return p, nil
+}
+
+// scratchMembers is the room Prepare parses members into before copying them out.
+type scratchMembers struct {
+	top, fields []member
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratchMembers{top: make([]member, 0, 24), fields: make([]member, 0, 40)}
+}}
+
+// maxScratchMembers bounds the room a scratch keeps for the next event: an event with thousands of
+// members does not pin that much memory in the pool.
+const maxScratchMembers = 256
+
+// put clears the scratch (its members point into the event, which must not be kept alive by the
+// pool) and returns it to the pool.
+func (s *scratchMembers) put() {
+	if cap(s.top) > maxScratchMembers || cap(s.fields) > maxScratchMembers {
+		return
+	}
+	clear(s.top[:cap(s.top)])
+	clear(s.fields[:cap(s.fields)])
+	s.top, s.fields = s.top[:0], s.fields[:0]
+	scratchPool.Put(s)
 }
 
 // plan is what one webhook's body is made of.

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -694,5 +695,35 @@ func TestCaseVariantsOfWebhookFieldsAreDropped(t *testing.T) {
 	}
 	if got.Identity != "kept" {
 		t.Errorf("an unrelated key was dropped: %+v", got)
+	}
+}
+
+// Prepare parses into pooled scratch room: a Prepared must not share it, or events prepared later
+// (concurrently, in the engine) would rewrite an earlier event's members.
+func TestPreparedOutlivesLaterPrepares(t *testing.T) {
+	wh := testWebhook
+	wh.Params = allParams()
+	first, err := Prepare(Event{ID: "e-1", Event: "AGREEMENT_ACTION_COMPLETED", AccountID: "acc-1", Notification: smallAgreement})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(first.Build(wh, testNotificationID, Options{}).Body)
+	if !strings.Contains(want, `"name":"msa.pdf"`) || !strings.Contains(want, `"event":"AGREEMENT_ACTION_COMPLETED"`) {
+		t.Fatalf("the body lost the notification's members: %s", want)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				other := bytes.ReplaceAll(smallAgreement, []byte("msa"), []byte(fmt.Sprintf("other-%d-%d", i, j)))
+				if _, err := Prepare(Event{ID: "e-2", Event: "AGREEMENT_ACTION_COMPLETED", AccountID: "acc-1", Notification: other}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := string(first.Build(wh, testNotificationID, Options{}).Body); got != want {
+		t.Fatalf("the first event's body changed after later events were prepared:\n got %s\nwant %s", got, want)
 	}
 }
