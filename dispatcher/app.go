@@ -345,6 +345,11 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 	log := logr.FromContextOrDiscard(ctx)
 	lc := cfg.DeliveryLog.Config
 	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
+	if lc.Patiently == nil {
+		// As the store's own assets: a standby taking over right after a NATS node died must not
+		// exit because the log's stream has no leader yet (seen in the fault suite).
+		lc.Patiently = a.Store.Patiently
+	}
 	if len(lc.CursorKey) == 0 {
 		// Never the attestation key itself: a key of its own, derived from it, so that every
 		// replica hands out and accepts the same cursors without another Secret.

@@ -93,6 +93,10 @@ const MaxPending = defaultBuffer
 
 // Config tunes the log.
 type Config struct {
+	// Patiently, when set, runs the stream's creation until it succeeds (store.Store.Patiently): a
+	// NATS cluster electing leaders after a node died answers nothing for a few seconds, and a
+	// dispatcher taking over the lease then must not exit. Nil tries once.
+	Patiently func(ctx context.Context, f func(context.Context) error) error
 	// MaxAge is how long records are kept (default 7 days).
 	MaxAge time.Duration
 	// MaxBytes bounds the stream's size; the oldest records go first (0: no bound besides MaxAge).
@@ -172,20 +176,17 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 	if maxBytes <= 0 {
 		maxBytes = -1
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        Stream,
-		Description: "hookline: delivery log (one record per attempt and state change)",
-		Subjects:    []string{subjectPrefix + "*"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      cfg.MaxAge,
-		MaxBytes:    maxBytes,
-		// Records carry no message ids: keep the smallest window JetStream allows.
-		Duplicates:  min(time.Second, cfg.MaxAge),
-		Replicas:    cfg.Replicas,
-		AllowDirect: cfg.Replicas == 1, // as the store's streams: no lagging follower answers
-	})
+	var st jetstream.Stream
+	create := func(ctx context.Context) (err error) {
+		st, err = js.CreateOrUpdateStream(ctx, streamConfig(cfg, maxBytes))
+		return err
+	}
+	var err error
+	if cfg.Patiently != nil {
+		err = cfg.Patiently(ctx, create)
+	} else {
+		err = create(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", Stream, err)
 	}
@@ -201,6 +202,24 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 		}
 	}
 	return l, nil
+}
+
+// streamConfig is the delivery log's stream.
+func streamConfig(cfg Config, maxBytes int64) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        Stream,
+		Description: "hookline: delivery log (one record per attempt and state change)",
+		Subjects:    []string{subjectPrefix + "*"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.MaxAge,
+		MaxBytes:    maxBytes,
+		// Records carry no message ids: keep the smallest window JetStream allows.
+		Duplicates:  min(time.Second, cfg.MaxAge),
+		Replicas:    cfg.Replicas,
+		AllowDirect: cfg.Replicas == 1, // as the store's streams: no lagging follower answers
+	}
 }
 
 // validUID reports whether uid can name a subject: a webhook uid never holds the separators or

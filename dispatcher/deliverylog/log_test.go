@@ -18,6 +18,7 @@ package deliverylog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -705,4 +706,30 @@ func BenchmarkRead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The stream is created through Config.Patiently when one is given: a dispatcher taking over while
+// the NATS cluster elects leaders retries the creation instead of exiting. A failure that outlasts
+// the patience is New's error.
+func TestNewCreatesTheStreamPatiently(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	js := f.st.JetStream()
+	tries := 0
+	flaky := func(ctx context.Context, create func(context.Context) error) error {
+		for {
+			tries++
+			if tries < 3 {
+				continue // as if the stream had no leader yet: this try is not made
+			}
+			return create(ctx)
+		}
+	}
+	_, err := New(f.ctx, js, nil, Config{Patiently: flaky}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(tries).To(Equal(3), "the creation went through Patiently")
+
+	gaveUp := errors.New("no leader within the patience")
+	_, err = New(f.ctx, js, nil, Config{Patiently: func(context.Context, func(context.Context) error) error { return gaveUp }}, nil)
+	g.Expect(err).To(MatchError(gaveUp))
 }

@@ -292,15 +292,23 @@ const assetsPatience = 2 * time.Minute
 // ensureAssetsRetrying creates the assets, waiting out a cluster that is electing leaders (a node
 // just died) instead of failing the dispatcher's start.
 func (s *Store) ensureAssetsRetrying(ctx context.Context) error {
+	return s.Patiently(ctx, s.ensureAssets)
+}
+
+// Patiently runs f, a JetStream request that is safe to repeat (creating a stream or bucket), until
+// it succeeds: on an external cluster for up to two minutes, each try bounded to 2 s, because a
+// cluster electing leaders after a node died answers nothing for a few seconds and a dispatcher
+// taking over then must not fail its start; with the embedded server, once.
+func (s *Store) Patiently(ctx context.Context, f func(context.Context) error) error {
 	if s.cfg.URL == "" {
-		return s.ensureAssets(ctx)
+		return f(ctx)
 	}
 	deadline := time.Now().Add(assetsPatience)
 	for {
 		// A request to a stream without a leader waits for JetStream's whole API timeout; ask
 		// again sooner, elections take a few seconds.
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := s.ensureAssets(actx)
+		err := f(actx)
 		cancel()
 		if err == nil || time.Now().After(deadline) {
 			return err
