@@ -78,8 +78,9 @@ type Reporter struct {
 	kick     chan struct{}
 }
 
-// service is when a webhook's status was last served: the routine pass it came in or after, and
-// a count of services that orders services within one pass (so that ties cannot starve anyone).
+// service is when a webhook's status was last served: the routine pass it came in or after (for
+// the once-an-interval rule), and a count of all services (for the order: it grows with the pass,
+// and has no ties that could starve anyone).
 type service struct {
 	pass, seq uint64
 }
@@ -239,18 +240,17 @@ func (r *Reporter) take(mode flushMode) []string {
 		r.passes++
 	}
 	rest := make([]string, 0, len(r.dirty))
+	every := r.passesPerInterval()
 	for uid := range r.dirty {
 		sv, seen := r.served[uid]
-		if mode == flushAll || !seen || r.passes-sv.pass >= r.passesPerInterval() {
+		if mode == flushAll || !seen || r.passes-sv.pass >= every {
 			rest = append(rest, uid)
 		}
 	}
-	if mode == flushRoutine && len(rest) > r.budget() {
-		slices.SortFunc(rest, func(a, b string) int {
-			sa, sb := r.served[a], r.served[b] // never served: the zero service, first
-			return cmp.Or(cmp.Compare(sa.pass, sb.pass), cmp.Compare(sa.seq, sb.seq))
-		})
-		rest = rest[:r.budget()]
+	if budget := r.budget(); mode == flushRoutine && len(rest) > budget {
+		// Never served: the zero service, first.
+		slices.SortFunc(rest, func(a, b string) int { return cmp.Compare(r.served[a].seq, r.served[b].seq) })
+		rest = rest[:budget]
 	}
 	for _, uid := range rest {
 		delete(r.dirty, uid)

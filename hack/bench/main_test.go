@@ -20,6 +20,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookline/hookline/internal/controlplane"
 )
@@ -41,5 +42,29 @@ func TestSmoke(t *testing.T) {
 	}
 	if len(rows) < 9 {
 		t.Fatalf("%d rows, want one per scenario", len(rows))
+	}
+}
+
+// The latency row's tail summary counts the slow deliveries per second of sending and names the
+// seconds holding most of them, so that a burst (a stall) tells itself from a spread.
+func TestSlowestSeconds(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	var samples []latency
+	add := func(second, n int, d time.Duration) {
+		for i := range n {
+			samples = append(samples, latency{sent: start.Add(time.Duration(second)*time.Second + time.Duration(i)*time.Millisecond), d: d})
+		}
+	}
+	add(0, 50, time.Millisecond)
+	add(2, 7, 90*time.Millisecond)
+	add(3, 1, 30*time.Millisecond)
+	add(4, 2, 40*time.Millisecond)
+	add(19, 50, time.Millisecond)
+	want := "above 25ms: 10 deliveries in 3 of 20 s; most at s2 (7, max 90ms), s4 (2, max 40ms), s3 (1, max 30ms)"
+	if got := slowestSeconds(samples, 25*time.Millisecond); got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if got := slowestSeconds(samples[:50], 25*time.Millisecond); got != "none above 25ms in 1 s" {
+		t.Fatalf("got %q", got)
 	}
 }
