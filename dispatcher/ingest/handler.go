@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
@@ -328,9 +330,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// quote quotes s for an error message as a JSON string, with every control character escaped:
+// JSON leaves DEL and the C1 controls (U+0080–U+009F) as they are, and a message must show exactly
+// what it says in a response and a log line.
 func quote(s string) string {
 	b, _ := json.Marshal(s)
-	return string(b)
+	q := string(b)
+	if !strings.ContainsFunc(q, unicode.IsControl) {
+		return q
+	}
+	var out strings.Builder
+	for _, r := range q {
+		if unicode.IsControl(r) {
+			fmt.Fprintf(&out, `\u%04x`, r)
+			continue
+		}
+		out.WriteRune(r)
+	}
+	return out.String()
 }
 
 func humanBytes(n int64) string {
