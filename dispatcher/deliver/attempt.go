@@ -42,6 +42,9 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	e.mu.Lock()
 	q.inFlight = false
 	acc.inFlight--
+	if q.own == ownReleasing {
+		e.idle.Broadcast() // Release waits for the attempts of its queues
+	}
 	var s settlement
 	if q.epoch == epoch {
 		s = e.settleLocked(q, o)

@@ -86,6 +86,15 @@ type Config struct {
 	// (deleting a replay stops it, as deleting a Job stops its Pods). An error leaves the note
 	// to be sent.
 	ReplayGone func(ctx context.Context, namespace, replay string) (bool, error)
+	// Partitions, when above 0, makes the engine deliver only the partitions it is given (Acquire,
+	// Release; partitions.go): dispatchers sharing a NATS cluster divide the webhooks by account.
+	Partitions int
+	// Announce, with Partitions, is told of every note stored for a webhook this engine does not
+	// deliver, for its owner (whose engine takes it in with Arrived). It must not block.
+	Announce func(uid string, n store.Note)
+	// Taken, with Partitions, is told of the webhooks whose delivery this engine has just taken
+	// over, so that their resources are read again (a change made while nobody delivered them).
+	Taken func(uids []string)
 }
 
 // largeBody is the size above which a body counts against Config.LargeBodyBytes.
@@ -120,6 +129,14 @@ type Engine struct {
 	ctx           context.Context
 	wg            sync.WaitGroup
 	acks          *acker
+
+	// Partitioned delivery (partitions.go): the partitions owned, the queues whose state is to be
+	// read (uid → claim), and idle, signalled when an attempt of a queue being released ends.
+	owned    map[int]bool
+	toLoad   map[string]uint64
+	loadGen  uint64
+	loadKick chan struct{}
+	idle     *sync.Cond
 }
 
 type queue struct {
@@ -145,6 +162,9 @@ type queue struct {
 	timerIdx int // index in the timer heap, -1 when not there
 	removed  bool
 	dirty    bool
+	// own and part: whether this engine delivers the queue, and its partition (partitions.go).
+	own  ownership
+	part int
 }
 
 // New creates an Engine. Start must be called before use.
@@ -164,7 +184,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 	if cfg.SaveInterval <= 0 {
 		cfg.SaveInterval = 10 * time.Second
 	}
-	return &Engine{
+	e := &Engine{
 		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
 		largeBodies: semaphore.NewWeighted(int64(cfg.LargeBodyBytes)),
@@ -172,7 +192,12 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		accounts:    map[string]*account{},
 		restored:    map[string]*record{},
 		wake:        make(chan struct{}, 1),
+		owned:       map[int]bool{},
+		toLoad:      map[string]uint64{},
+		loadKick:    make(chan struct{}, 1),
 	}
+	e.idle = sync.NewCond(&e.mu)
+	return e
 }
 
 // Watch adds f to those told when a webhook's delivery state changed (urgent: a state transition,
@@ -190,6 +215,19 @@ func (e *Engine) onChange(uid string, urgent bool) {
 
 // Start loads the queues and states left by a previous run and starts the retry timer.
 func (e *Engine) Start(ctx context.Context) error {
+	if e.partitioned() {
+		// Nothing is restored at start: each partition's queues are read when it is acquired.
+		e.mu.Lock()
+		e.ctx = ctx
+		e.mu.Unlock()
+		e.acks = newAcker(e.store, e.rec, e.log)
+		e.wg.Add(4)
+		go func() { defer e.wg.Done(); e.acks.run(ctx) }()
+		go func() { defer e.wg.Done(); e.runTimers(ctx) }()
+		go func() { defer e.wg.Done(); e.runSaver(ctx) }()
+		go func() { defer e.wg.Done(); e.runLoader(ctx) }()
+		return nil
+	}
 	restored, err := e.restore(ctx)
 	if err != nil {
 		return err
@@ -229,7 +267,10 @@ func (e *Engine) Known() []string {
 	for uid := range e.restored {
 		out = append(out, uid)
 	}
-	for uid := range e.queues {
+	for uid, q := range e.queues {
+		if q.own != ownActive {
+			continue // another dispatcher's: it sweeps them
+		}
 		if _, dup := e.restored[uid]; !dup {
 			out = append(out, uid)
 		}
@@ -248,6 +289,7 @@ func (e *Engine) Upsert(wh Webhook) {
 	defer e.mu.Unlock()
 	q := e.queueLocked(wh.UID)
 	q.wh = wh
+	e.placeLocked(q)
 	e.scheduleLocked(q)
 }
 
@@ -256,6 +298,9 @@ func (e *Engine) queueLocked(uid string) *queue {
 	q := e.queues[uid]
 	if q == nil {
 		q = &queue{wh: Webhook{UID: uid}, timerIdx: -1}
+		if e.partitioned() {
+			q.own, q.part = ownDormant, -1 // placed by Upsert
+		}
 		if rec := e.restored[uid]; rec != nil {
 			q.status, q.head = rec.Status, rec.Head
 			q.inStore = rec.Status.Pending > 0

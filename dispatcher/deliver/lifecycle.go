@@ -36,6 +36,10 @@ import (
 func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	e.mu.Lock()
 	q := e.queueLocked(uid)
+	if q.own != ownActive {
+		e.mu.Unlock()
+		return nil // another dispatcher's; its owner rebinds it (and again when it takes it over)
+	}
 	old := q.status.Binding
 	switch old {
 	case b:
@@ -73,6 +77,9 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 func (e *Engine) CountLost(uid string, n store.Note) {
 	e.mu.Lock()
 	q := e.queues[uid]
+	if q != nil && q.own != ownActive {
+		q = nil // another dispatcher's: Arrived counts it there
+	}
 	var wh Webhook
 	if q != nil {
 		q.status.Dropped++
@@ -96,6 +103,10 @@ func (e *Engine) CountLost(uid string, n store.Note) {
 func (e *Engine) Cancel(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
+	if e.partitioned() && (q == nil || q.own != ownActive) {
+		e.mu.Unlock()
+		return nil // another dispatcher's; its owner cancels it (and again when it takes it over)
+	}
 	var queued *queuedNotes
 	var account string
 	if q != nil {
@@ -138,7 +149,16 @@ func (e *Engine) cancelLocked(q *queue) int64 {
 // Remove forgets uid entirely: its queue and state leave the store (the webhook was deleted).
 func (e *Engine) Remove(ctx context.Context, uid string) error {
 	e.mu.Lock()
-	if q := e.queues[uid]; q != nil {
+	q := e.queues[uid]
+	if q != nil && q.own != ownActive && q.own != ownReleasing {
+		// Another dispatcher's: it removes the stored queue and state.
+		e.resetLocked(q)
+		q.removed = true
+		delete(e.queues, uid)
+		e.mu.Unlock()
+		return nil
+	}
+	if q != nil {
 		q.removed = true
 		q.epoch++
 		e.unscheduleLocked(q)
@@ -157,6 +177,10 @@ func (e *Engine) Remove(ctx context.Context, uid string) error {
 func (e *Engine) Reactivate(ctx context.Context, uid, token string) (bool, error) {
 	e.mu.Lock()
 	q := e.queues[uid]
+	if q != nil && q.own != ownActive {
+		e.mu.Unlock()
+		return false, nil // another dispatcher's; its owner reactivates it
+	}
 	if q == nil || !q.status.Disabled {
 		if q != nil && token != "" && q.status.HandledReactivation != token {
 			q.status.HandledReactivation = token

@@ -49,18 +49,33 @@ func (e *Engine) Recheck(uid string) {
 }
 
 // Enqueue takes in a note just stored for uid.
+// Partitioned, a note for a queue another engine delivers is announced to it (Config.Announce).
 func (e *Engine) Enqueue(uid string, n store.Note) {
-	if e.enqueueLocked(uid, n) {
+	changed, elsewhere := e.enqueueLocked(uid, n)
+	if changed {
 		e.onChange(uid, false)
+	}
+	if elsewhere && e.cfg.Announce != nil {
+		e.cfg.Announce(uid, n)
 	}
 }
 
-func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
+func (e *Engine) enqueueLocked(uid string, n store.Note) (changed, elsewhere bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[uid]
 	if q == nil || q.removed {
-		return false // deleted meanwhile; the store queue is removed with it
+		return false, false // deleted meanwhile; the store queue is removed with it
+	}
+	switch q.own {
+	case ownActive:
+	case ownLoading:
+		// The load may have counted the store before this note: make sure it is read.
+		q.inStore = true
+		q.storeGen++
+		return false, false
+	default:
+		return false, true
 	}
 	q.status.Pending++
 	q.dirty = true
@@ -69,7 +84,7 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) bool {
 		q.storeGen++
 	}
 	e.scheduleLocked(q)
-	return true
+	return true, false
 }
 
 // hasWork reports whether q may hold a notification to send. The pending count is an estimate (a
@@ -83,7 +98,7 @@ func (q *queue) hasWork() bool {
 // scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
 // the timer heap when its head waits for a retry, nowhere when it has nothing to do.
 func (e *Engine) scheduleLocked(q *queue) {
-	if q.inFlight || q.waiting || q.removed || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
+	if q.inFlight || q.waiting || q.removed || q.own != ownActive || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
 		return
 	}
 	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {

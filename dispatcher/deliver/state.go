@@ -99,7 +99,7 @@ func (e *Engine) Status(uid string) (Status, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[uid]
-	if q == nil {
+	if q == nil || q.own != ownActive {
 		return Status{}, false
 	}
 	return q.status, true
@@ -110,7 +110,7 @@ func (e *Engine) Status(uid string) (Status, bool) {
 func (e *Engine) NoteProblemMailed(ctx context.Context, uid string, since time.Time) error {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q == nil || q.status.ProblemMailed.Equal(since) {
+	if q == nil || q.own != ownActive || q.status.ProblemMailed.Equal(since) {
 		e.mu.Unlock()
 		return nil
 	}
@@ -125,9 +125,9 @@ func (e *Engine) NoteProblemMailed(ctx context.Context, uid string, since time.T
 func (e *Engine) persist(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q == nil || !q.dirty {
+	if q == nil || !q.dirty || q.own != ownActive && q.own != ownReleasing {
 		e.mu.Unlock()
-		return nil
+		return nil // a dormant queue's state is its owner's to save
 	}
 	raw, err := json.Marshal(record{Status: q.status, Head: q.head})
 	q.dirty = false

@@ -1,0 +1,365 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+// Partitioned delivery (active-active dispatchers, Config.Partitions > 0). Every dispatcher knows
+// every webhook (its Syncer sees them all, for routing), but delivers only the queues of the
+// partitions it owns (package partition: by account, so that an account's cap and each webhook's
+// order stay with one owner). A queue is dormant on the others: its configuration is kept, its
+// delivery state is not — the owner's state lives in the store, and a dispatcher taking a partition
+// over reads it afresh (Acquire), as a restart does. Giving a partition up (Release) stops new
+// attempts at once, lets the ones in flight settle, saves the state and forgets it.
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"time"
+
+	"github.com/hookline/hookline/dispatcher/partition"
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// ownership is a queue's place in partitioned delivery. The zero value is active: an engine that is
+// not partitioned owns every queue.
+type ownership uint8
+
+const (
+	ownActive    ownership = iota // delivered by this engine
+	ownDormant                    // another engine's, or nobody's: configuration only
+	ownLoading                    // this engine's; its state is being read from the store
+	ownReleasing                  // being given up: no new attempt, those in flight settle
+)
+
+// recountInterval is how often a partitioned engine compares its queues with the store, for
+// arrivals whose announcement it missed (announcements are not durable).
+const recountInterval = 30 * time.Second
+
+func (e *Engine) partitioned() bool { return e.cfg.Partitions > 0 }
+
+// Owns reports whether this engine delivers uid's queue now (always, unless partitioned).
+func (e *Engine) Owns(uid string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	return !e.partitioned() || q != nil && q.own == ownActive
+}
+
+// placeLocked puts q, whose account may have changed, in its partition: claimed when this engine
+// owns it, dormant otherwise.
+func (e *Engine) placeLocked(q *queue) {
+	if !e.partitioned() {
+		return
+	}
+	p := partition.Of(q.wh.AccountID, e.cfg.Partitions)
+	if p != q.part && q.own != ownDormant {
+		// Moved to another account (a namespace bound anew): Rebind saved and cancelled what the
+		// old account had queued; whoever owns the new partition reads the state afresh.
+		e.resetLocked(q)
+	}
+	q.part = p
+	if q.own == ownDormant && e.owned[p] {
+		e.claimLocked(q)
+	}
+}
+
+// claimLocked starts reading q's state: q is delivered once the loader has read it.
+func (e *Engine) claimLocked(q *queue) {
+	q.own = ownLoading
+	e.loadGen++
+	e.toLoad[q.wh.UID] = e.loadGen
+	select {
+	case e.loadKick <- struct{}{}:
+	default:
+	}
+}
+
+// resetLocked makes q dormant, forgetting its delivery state; an attempt in flight settles into
+// nothing (its epoch moved on).
+func (e *Engine) resetLocked(q *queue) {
+	e.unscheduleLocked(q)
+	q.epoch++
+	q.mem, q.inStore, q.loadedUpTo, q.head, q.status, q.dirty = nil, false, 0, head{}, Status{}, false
+	q.storeGen++
+	q.own = ownDormant
+	delete(e.toLoad, q.wh.UID)
+	delete(e.settledBefore, q.wh.UID)
+}
+
+// Acquire makes this engine deliver partition p: its queues' state is read from the store in the
+// background (as at a restart: counters, retry state, and the delivery log's newest settlements),
+// then delivery starts. It returns at once.
+func (e *Engine) Acquire(p int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.owned[p] = true
+	for _, q := range e.queues {
+		if q.part == p && q.own == ownDormant && !q.removed {
+			e.claimLocked(q)
+		}
+	}
+}
+
+// Release stops this engine delivering partition p: no attempt starts from when it is called, the
+// attempts in flight settle (until ctx ends: then they settle into nothing and their notifications
+// are sent again by the next owner, with the same id), and the queues' state is saved for the next
+// owner. It returns once nothing more is sent for p.
+func (e *Engine) Release(ctx context.Context, p int) {
+	e.mu.Lock()
+	delete(e.owned, p)
+	var releasing []*queue
+	for _, q := range e.queues {
+		if q.part != p {
+			continue
+		}
+		switch q.own {
+		case ownLoading:
+			e.resetLocked(q)
+		case ownActive:
+			e.unscheduleLocked(q)
+			q.own = ownReleasing
+			releasing = append(releasing, q)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		e.mu.Lock()
+		e.idle.Broadcast()
+		e.mu.Unlock()
+	})
+	defer stop()
+	for ctx.Err() == nil && anyInFlight(releasing) {
+		e.idle.Wait()
+	}
+	saves := map[string][]byte{}
+	for _, q := range releasing {
+		if q.own != ownReleasing {
+			continue // claimed again meanwhile: its state is read afresh
+		}
+		if q.dirty {
+			if raw, err := json.Marshal(record{Status: q.status, Head: q.head}); err == nil {
+				saves[q.wh.UID] = raw
+			}
+		}
+		e.resetLocked(q)
+	}
+	e.mu.Unlock()
+	// Saved after delivery stopped and before the partition's lease goes: the next owner reads it.
+	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for uid, raw := range saves {
+		if err := e.store.PutState(save, uid, raw); err != nil {
+			e.log.Error(err, "Saving the delivery state of a partition given up; its counters since the last save are lost", "uid", uid, "partition", p)
+		}
+	}
+	if len(releasing) > 0 {
+		e.log.V(1).Info("Partition released", "partition", p, "webhooks", len(releasing))
+	}
+}
+
+func anyInFlight(qs []*queue) bool {
+	for _, q := range qs {
+		if q.inFlight && q.own == ownReleasing {
+			return true
+		}
+	}
+	return false
+}
+
+// Arrived takes in a note that another dispatcher stored for uid (its announcement): counted and
+// scheduled when this engine delivers uid, lost at once when uid is auto-disabled (the dispatcher
+// that routed it could not know), ignored otherwise.
+func (e *Engine) Arrived(uid string, n store.Note) {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || q.removed {
+		e.mu.Unlock()
+		return
+	}
+	switch q.own {
+	case ownLoading:
+		q.inStore = true
+		q.storeGen++
+		e.mu.Unlock()
+		return
+	case ownActive:
+	default:
+		e.mu.Unlock()
+		return
+	}
+	disabled := q.status.Disabled
+	e.mu.Unlock()
+	if disabled {
+		e.CountLost(uid, n)
+		e.acks.remove(uid, n.Seq)
+		return
+	}
+	e.Enqueue(uid, n)
+}
+
+// runLoader reads the state of claimed queues, and every recountInterval looks for stored notes
+// the engine was not told about.
+func (e *Engine) runLoader(ctx context.Context) {
+	recount := e.clock.NewTimer(recountInterval)
+	defer recount.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.loadKick:
+		case <-recount.C():
+			recount.Reset(recountInterval)
+			if err := e.recount(ctx); err != nil && ctx.Err() == nil {
+				e.log.Info("Comparing the queues with the store failed; trying again later", "error", err.Error())
+			}
+			continue
+		}
+		for ctx.Err() == nil {
+			e.mu.Lock()
+			batch := maps.Clone(e.toLoad)
+			e.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			if err := e.load(ctx, batch); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				e.log.Info("Reading the state of partitions taken over failed; trying again", "error", err.Error())
+				t := e.clock.NewTimer(time.Second)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C():
+				}
+			}
+		}
+	}
+}
+
+// load reads the state of the queues in batch (uid → the claim it answers) and starts delivering
+// them, unless they were given up or claimed again meanwhile.
+func (e *Engine) load(ctx context.Context, batch map[string]uint64) error {
+	counts, err := e.store.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	recs := make(map[string]record, len(batch))
+	for uid := range batch {
+		raw, err := e.store.GetState(ctx, uid)
+		if err != nil {
+			return err
+		}
+		var rec record
+		if raw != nil {
+			_ = json.Unmarshal(raw, &rec)
+		}
+		recs[uid] = rec
+	}
+	settled, err := e.recentlySettled(ctx)
+	if err != nil {
+		return err
+	}
+	var started, lost []string
+	e.mu.Lock()
+	for uid, claim := range batch {
+		q := e.queues[uid]
+		if e.toLoad[uid] != claim {
+			continue // released, or claimed again: the newer claim reads again
+		}
+		delete(e.toLoad, uid)
+		if q == nil || q.own != ownLoading {
+			continue
+		}
+		rec := recs[uid]
+		q.status, q.head = rec.Status, rec.Head
+		q.status.Pending = int64(counts[uid])
+		q.inStore = q.inStore || counts[uid] > 0
+		if s := settled[uid]; s != nil {
+			if e.settledBefore == nil {
+				e.settledBefore = map[string]map[settledKey]time.Time{}
+			}
+			e.settledBefore[uid] = s
+		}
+		q.own = ownActive
+		if q.status.Disabled && counts[uid] > 0 {
+			lost = append(lost, uid)
+		}
+		e.scheduleLocked(q)
+		started = append(started, uid)
+	}
+	e.mu.Unlock()
+	for _, uid := range started {
+		e.onChange(uid, true)
+	}
+	for _, uid := range lost {
+		// Routed by dispatchers that did not know the webhook was disabled.
+		if err := e.loseStored(ctx, uid); err != nil {
+			return err
+		}
+	}
+	if len(started) > 0 && e.cfg.Taken != nil {
+		e.cfg.Taken(started)
+	}
+	return nil
+}
+
+// recount schedules every delivered queue the store holds notes for that the engine does not know
+// of (an announcement missed while reconnecting), and loses those of auto-disabled webhooks.
+func (e *Engine) recount(ctx context.Context) error {
+	counts, err := e.store.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	var lost []string
+	e.mu.Lock()
+	for uid, n := range counts {
+		q := e.queues[uid]
+		if n == 0 || q == nil || q.own != ownActive || q.removed || q.inFlight || q.hasWork() && !q.status.Disabled {
+			continue
+		}
+		if q.status.Disabled {
+			lost = append(lost, uid)
+			continue
+		}
+		q.inStore = true
+		q.storeGen++
+		q.status.Pending = int64(n)
+		e.scheduleLocked(q)
+	}
+	e.mu.Unlock()
+	for _, uid := range lost {
+		if err := e.loseStored(ctx, uid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loseStored counts and removes the notes an auto-disabled webhook's queue holds (stored by
+// dispatchers that did not know it was disabled), as lost.
+func (e *Engine) loseStored(ctx context.Context, uid string) error {
+	notes, err := e.store.LoadNotes(ctx, uid, 0, 1000)
+	if err != nil {
+		return err
+	}
+	for _, n := range notes {
+		e.CountLost(uid, n)
+		e.acks.remove(uid, n.Seq)
+	}
+	return nil
+}

@@ -1,0 +1,176 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/dispatcher/partition"
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// accountIn returns an account whose webhooks fall in partition p of n.
+func accountIn(p, n int) string {
+	for i := 0; ; i++ {
+		if a := fmt.Sprintf("acct-%d", i); partition.Of(a, n) == p {
+			return a
+		}
+	}
+}
+
+// peers are partitioned engines sharing one store and one clock, each with its own receiver,
+// announcing to each other as dispatchers do over NATS.
+type peers struct {
+	*rig
+	engines []*Engine
+	rxs     []*memReceiver
+}
+
+func newPeers(t *testing.T, n, parts int) *peers {
+	p := &peers{rig: newRig(t, Config{}, nil)}
+	p.stop() // the rig's own engine is not a peer: only its store, clock and helpers are used
+	for range n {
+		rx := newMemReceiver(p.clk)
+		i := len(p.engines)
+		e := New(Config{Policy: DefaultPolicy(), Partitions: parts, Announce: func(uid string, note store.Note) {
+			for j, other := range p.engines {
+				if j != i {
+					other.Arrived(uid, note)
+				}
+			}
+		}}, p.st, rx, p.clk, logr.Discard(), nil)
+		p.engines = append(p.engines, e)
+		p.rxs = append(p.rxs, rx)
+		ctx, cancel := context.WithCancel(context.Background())
+		p.g.Expect(e.Start(ctx)).To(Succeed())
+		t.Cleanup(func() { cancel(); e.Wait() })
+	}
+	return p
+}
+
+// upsert tells every peer of wh, as every dispatcher's Syncer does.
+func (p *peers) upsert(wh Webhook) {
+	for _, e := range p.engines {
+		e.Upsert(wh)
+	}
+}
+
+// TestPartitionsDeliverEachQueueOnceAndHandOver: with two engines owning two partitions each, every
+// notification is sent by the owner of its webhook's account only, whichever engine it was queued
+// through; a partition given up is taken over with its state (a failing streak and the retry it
+// waits for), and its queue goes on in order.
+func TestPartitionsDeliverEachQueueOnceAndHandOver(t *testing.T) {
+	p := newPeers(t, 2, 4)
+	a, b := p.engines[0], p.engines[1]
+	a.Acquire(0)
+	a.Acquire(1)
+	b.Acquire(2)
+	b.Acquire(3)
+	accounts := []string{accountIn(0, 4), accountIn(1, 4), accountIn(2, 4), accountIn(3, 4)}
+	for i, acct := range accounts {
+		p.upsert(p.webhook(fmt.Sprintf("wh%d", i), acct))
+	}
+	p.g.Eventually(func() bool { return a.Owns("wh0") && a.Owns("wh1") && b.Owns("wh2") && b.Owns("wh3") }).Should(BeTrue())
+	p.g.Expect(a.Owns("wh2")).To(BeFalse())
+	p.rxs[0].setFailing("wh1", true)
+
+	// Everything is queued through a, as if one replica took every event in.
+	for i, acct := range accounts {
+		p.e = a
+		p.queue(fmt.Sprintf("wh%d", i), acct, 3, p.t0)
+	}
+	delivered := func(e *Engine, uid string) int64 { st, _ := e.Status(uid); return st.Delivered }
+	p.g.Eventually(func() []int64 {
+		return []int64{delivered(a, "wh0"), delivered(b, "wh2"), delivered(b, "wh3")}
+	}).Should(Equal([]int64{3, 3, 3}))
+	p.g.Eventually(func() int64 { st, _ := a.Status("wh1"); return st.ConsecutiveFailures }).Should(BeEquivalentTo(1))
+	p.g.Expect(p.rxs[0].notes("wh2")).To(BeEmpty(), "b's webhooks are not sent by a")
+	p.g.Expect(p.rxs[1].notes("wh0")).To(BeEmpty(), "a's webhooks are not sent by b")
+	p.g.Expect(p.rxs[1].notes("wh2")).To(Equal([]string{"wh2-1", "wh2-2", "wh2-3"}))
+	_, known := b.Status("wh0")
+	p.g.Expect(known).To(BeFalse(), "b reports nothing for a webhook it does not deliver")
+
+	// a gives partition 1 up; b takes it over with the failing streak and the retry time.
+	retryAt := p.next("wh1")
+	p.e = a
+	p.g.Expect(retryAt).NotTo(BeZero())
+	a.Release(context.Background(), 1)
+	p.g.Expect(a.Owns("wh1")).To(BeFalse())
+	b.Acquire(1)
+	p.g.Eventually(func() bool { return b.Owns("wh1") }).Should(BeTrue())
+	st, _ := b.Status("wh1")
+	p.g.Expect(st.ConsecutiveFailures).To(BeEquivalentTo(1))
+	p.g.Expect(st.Pending).To(BeEquivalentTo(3))
+	p.e = b
+	p.g.Expect(p.next("wh1")).To(Equal(retryAt), "the retry keeps its time")
+	p.at(retryAt)
+	p.g.Eventually(func() int64 { return delivered(b, "wh1") }).Should(BeEquivalentTo(3))
+	p.g.Expect(p.rxs[1].notes("wh1")).To(Equal([]string{"wh1-1", "wh1-2", "wh1-3"}))
+	p.g.Expect(p.rxs[0].notes("wh1")).To(Equal([]string{"wh1-1"}), "a tried the head once, before it gave the partition up")
+}
+
+// TestReleaseWaitsForAttemptsInFlight: giving a partition up returns only once its attempts in
+// flight have settled, so that the next owner never sends beside them (the account's cap holds
+// across dispatchers) and what they delivered is not sent again.
+func TestReleaseWaitsForAttemptsInFlight(t *testing.T) {
+	p := newPeers(t, 1, 2)
+	e := p.engines[0]
+	p.rxs[0].hold = true
+	e.Acquire(0)
+	acct := accountIn(0, 2)
+	p.upsert(p.webhook("wh", acct))
+	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
+	p.e = e
+	p.queue("wh", acct, 2, p.t0)
+	p.g.Eventually(func() int { return p.rxs[0].inFlightOf(acct) }).Should(Equal(1))
+
+	done := make(chan struct{})
+	go func() { defer close(done); e.Release(context.Background(), 0) }()
+	p.g.Consistently(done).WithTimeout(100 * time.Millisecond).ShouldNot(BeClosed())
+	p.rxs[0].release()
+	p.g.Eventually(done).Should(BeClosed())
+	p.g.Expect(p.rxs[0].notes("wh")).To(Equal([]string{"wh-1"}), "nothing new started once the release began")
+	rec, _ := p.st.saved("wh")
+	p.g.Expect(rec.Status.Delivered).To(BeEquivalentTo(1), "the state is saved for the next owner")
+	p.g.Expect(rec.Status.Pending).To(BeEquivalentTo(1))
+}
+
+// TestArrivalForDisabledWebhookIsLost: a note another dispatcher queued for a webhook this engine
+// knows is auto-disabled is counted as lost and removed, not delivered after a reactivation.
+func TestArrivalForDisabledWebhookIsLost(t *testing.T) {
+	acct := accountIn(0, 2)
+	p := newPeers(t, 1, 2)
+	raw, _ := json.Marshal(record{Status: Status{Disabled: true, Binding: Binding{AccountID: acct}}})
+	p.g.Expect(p.st.PutState(context.Background(), "wh", raw)).To(Succeed())
+	e := p.engines[0]
+	p.upsert(p.webhook("wh", acct))
+	e.Acquire(0)
+	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
+	n := p.st.enqueue("wh", store.Note{EventSeq: p.st.putEvent([]byte(`{}`), p.t0), Created: p.t0})
+	e.Arrived("wh", n)
+	p.g.Eventually(func() int { return p.st.queued("wh") }).Should(BeZero())
+	st, _ := e.Status("wh")
+	p.g.Expect(st.Dropped).To(BeEquivalentTo(1))
+	p.g.Expect(p.rxs[0].sends()).To(BeEmpty())
+}
