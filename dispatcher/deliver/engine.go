@@ -215,29 +215,22 @@ func (e *Engine) onChange(uid string, urgent bool) {
 
 // Start loads the queues and states left by a previous run and starts the retry timer.
 func (e *Engine) Start(ctx context.Context) error {
-	if e.partitioned() {
-		// Nothing is restored at start: each partition's queues are read when it is acquired.
-		e.mu.Lock()
-		e.ctx = ctx
-		e.mu.Unlock()
-		e.acks = newAcker(e.store, e.rec, e.log)
-		e.wg.Add(4)
-		go func() { defer e.wg.Done(); e.acks.run(ctx) }()
-		go func() { defer e.wg.Done(); e.runTimers(ctx) }()
-		go func() { defer e.wg.Done(); e.runSaver(ctx) }()
-		go func() { defer e.wg.Done(); e.runLoader(ctx) }()
-		return nil
-	}
-	restored, err := e.restore(ctx)
-	if err != nil {
-		return err
-	}
-	settled, err := e.recentlySettled(ctx)
-	if err != nil {
-		return err
+	// Partitioned, nothing is restored here: each partition's queues are read when it is acquired.
+	var restored map[string]*record
+	var settled map[string]map[settledKey]time.Time
+	if !e.partitioned() {
+		var err error
+		if restored, err = e.restore(ctx); err != nil {
+			return err
+		}
+		if settled, err = e.recentlySettled(ctx); err != nil {
+			return err
+		}
 	}
 	e.mu.Lock()
-	e.restored = restored
+	if restored != nil {
+		e.restored = restored
+	}
 	e.settledBefore = settled
 	e.ctx = ctx
 	e.mu.Unlock()
@@ -246,6 +239,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	go func() { defer e.wg.Done(); e.acks.run(ctx) }()
 	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
 	go func() { defer e.wg.Done(); e.runSaver(ctx) }()
+	if e.partitioned() {
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); e.runLoader(ctx) }()
+	}
 	return nil
 }
 

@@ -144,27 +144,28 @@ func (e *Engine) Release(ctx context.Context, p int) {
 	for ctx.Err() == nil && anyInFlight(releasing) {
 		e.idle.Wait()
 	}
-	saves := map[string][]byte{}
+	var saved []string
 	for _, q := range releasing {
-		if q.own != ownReleasing {
-			continue // claimed again meanwhile: its state is read afresh
+		if q.own == ownReleasing {
+			saved = append(saved, q.wh.UID) // not claimed again meanwhile
 		}
-		if q.dirty {
-			if raw, err := json.Marshal(record{Status: q.status, Head: q.head}); err == nil {
-				saves[q.wh.UID] = raw
-			}
-		}
-		e.resetLocked(q)
 	}
 	e.mu.Unlock()
 	// Saved after delivery stopped and before the partition's lease goes: the next owner reads it.
 	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	for uid, raw := range saves {
-		if err := e.store.PutState(save, uid, raw); err != nil {
+	for _, uid := range saved {
+		if err := e.persist(save, uid); err != nil {
 			e.log.Error(err, "Saving the delivery state of a partition given up; its counters since the last save are lost", "uid", uid, "partition", p)
 		}
 	}
+	e.mu.Lock()
+	for _, q := range releasing {
+		if q.own == ownReleasing {
+			e.resetLocked(q)
+		}
+	}
+	e.mu.Unlock()
 	if len(releasing) > 0 {
 		e.log.V(1).Info("Partition released", "partition", p, "webhooks", len(releasing))
 	}
@@ -203,8 +204,7 @@ func (e *Engine) Arrived(uid string, n store.Note) {
 	disabled := q.status.Disabled
 	e.mu.Unlock()
 	if disabled {
-		e.CountLost(uid, n)
-		e.acks.remove(uid, n.Seq)
+		e.lose(uid, n)
 		return
 	}
 	e.Enqueue(uid, n)
@@ -358,8 +358,13 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 		return err
 	}
 	for _, n := range notes {
-		e.CountLost(uid, n)
-		e.acks.remove(uid, n.Seq)
+		e.lose(uid, n)
 	}
 	return nil
+}
+
+// lose counts n, stored for the auto-disabled uid, as lost and removes it from the store.
+func (e *Engine) lose(uid string, n store.Note) {
+	e.CountLost(uid, n)
+	e.acks.remove(uid, n.Seq)
 }
