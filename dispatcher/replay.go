@@ -101,8 +101,9 @@ type Replayer struct {
 	mu sync.Mutex
 	// phase is what each replay known to this dispatcher does: waiting, queued or running.
 	phase map[types.NamespacedName]string
-	// running holds, per namespace, the replays admitted to run (until they finish or go).
-	running map[string]map[types.NamespacedName]bool
+	// running holds, per namespace, the replays admitted to run (until they finish or go), with
+	// when they were admitted.
+	running map[string]map[types.NamespacedName]time.Time
 	// shown is when each running replay's progress was last written to its status.
 	shown map[types.NamespacedName]time.Time
 	// written is the status last written for each replay, until the cache shows it finished.
@@ -136,7 +137,7 @@ func (r *Replayer) init() {
 	r.wakeups = make(chan event.GenericEvent, 1024)
 	r.tally = newReplayTally(r.wake)
 	r.phase = map[types.NamespacedName]string{}
-	r.running = map[string]map[types.NamespacedName]bool{}
+	r.running = map[string]map[types.NamespacedName]time.Time{}
 	r.shown = map[types.NamespacedName]time.Time{}
 	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
 	r.peak = map[string]int{}
@@ -324,7 +325,7 @@ func (r *Replayer) writtenStatus(key types.NamespacedName) *hooklinev1.WebhookRe
 // start admits rp to run now, when its turn has come in its namespace, and records that it
 // started; otherwise it records that it waits its turn. ok reports whether it started.
 func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ok bool, err error) {
-	ok, ahead, err := r.admit(ctx, rp)
+	ok, ahead, since, err := r.admit(ctx, rp)
 	if err != nil {
 		return false, err
 	}
@@ -334,8 +335,10 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		_, err := r.wait(ctx, rp, st, hooklinev1.ReasonQueued, msg)
 		return false, err
 	}
-	// Whole seconds, as the status keeps it: a resumed replay selects with the same bound.
-	now := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
+	// Whole seconds, as the status keeps it: a resumed replay selects with the same bound. The
+	// admission's time, not now: a retried write must not record a start after that of a replay
+	// admitted since (it did under a loaded API server).
+	now := metav1.NewTime(since.Truncate(time.Second))
 	st.WebhookUID, st.StartedAt = string(wh.UID), &now
 	msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -48,14 +49,16 @@ func (r *Replayer) maxPerNamespace() int {
 // admit decides whether rp, not started yet, may start now: fewer than maxPerNamespace replays run
 // in its namespace, counting the ones created before it that wait their turn as running first
 // (replays start in creation order). Otherwise it returns how many run or wait ahead of it.
+// since is when rp was admitted: the first admission's time, also when its start is retried, so
+// that the recorded start times follow the order of admission.
 //
 // What runs is what this dispatcher admitted, and what the cache shows started and not finished
 // (admitted by a previous run); the decision is taken under the replayer's lock, so that two
 // replays reconciled at once cannot both take the last turn.
-func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, ahead int, err error) {
+func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, ahead int, since time.Time, err error) {
 	list := &hooklinev1.WebhookReplayList{}
 	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace)); err != nil {
-		return false, 0, err
+		return false, 0, time.Time{}, err
 	}
 	key := client.ObjectKeyFromObject(rp)
 	r.mu.Lock()
@@ -76,15 +79,14 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 			waiting = append(waiting, o)
 		}
 	}
-	if running[key] {
-		return true, 0, nil
+	if !running[key] {
+		ahead = len(running) + len(waiting)
+		if ahead >= r.maxPerNamespace() {
+			return false, ahead, time.Time{}, nil
+		}
+		r.admitLocked(key)
 	}
-	ahead = len(running) + len(waiting)
-	if ahead >= r.maxPerNamespace() {
-		return false, ahead, nil
-	}
-	r.admitLocked(key)
-	return true, 0, nil
+	return true, 0, r.running[key.Namespace][key], nil
 }
 
 // waitsTurn reports whether rp, not started, waits for its turn (or has not been looked at yet),
@@ -111,9 +113,11 @@ func (r *Replayer) admitted(rp *hooklinev1.WebhookReplay) {
 
 func (r *Replayer) admitLocked(key types.NamespacedName) {
 	if r.running[key.Namespace] == nil {
-		r.running[key.Namespace] = map[types.NamespacedName]bool{}
+		r.running[key.Namespace] = map[types.NamespacedName]time.Time{}
 	}
-	r.running[key.Namespace][key] = true
+	if _, held := r.running[key.Namespace][key]; !held {
+		r.running[key.Namespace][key] = r.Clock.Now()
+	}
 	r.phase[key] = phaseRunning
 	r.peak[key.Namespace] = max(r.peak[key.Namespace], len(r.running[key.Namespace]))
 }

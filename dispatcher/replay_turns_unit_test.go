@@ -1,0 +1,85 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// A replay whose start could not be written keeps its turn, and its retry records the time it was
+// admitted, not the time of the retry: a replay admitted in between (a turn freed meanwhile) must
+// not appear to have started before it. Under a loaded API server the retry came a second later
+// and the recorded start times went out of creation order.
+func TestRetriedStartKeepsTheAdmissionTime(t *testing.T) {
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	g.Expect(hooklinev1.AddToScheme(scheme)).To(Succeed())
+	base := time.Unix(1_700_000_000, 0)
+	replay := func(name string, created time.Duration) *hooklinev1.WebhookReplay {
+		return &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, UID: types.UID("uid-" + name),
+			CreationTimestamp: metav1.NewTime(base.Add(created))}, Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
+	}
+	first, second := replay("first", 0), replay("second", time.Second)
+	failing := true
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(first, second).WithInterceptorFuncs(interceptor.Funcs{
+		SubResourceApply: func(ctx context.Context, c client.Client, sub string, obj runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error {
+			if failing {
+				return errors.New("the API server timed out")
+			}
+			return nil
+		},
+	}).Build()
+	clk := clocktesting.NewFakePassiveClock(base.Add(2 * time.Second))
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2}
+	r.init()
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "orders", UID: "wh-uid"}}
+
+	st := first.Status.DeepCopy()
+	ok, err := r.start(context.Background(), first, wh, st)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(ok).To(BeFalse())
+
+	clk.SetTime(base.Add(3 * time.Second))
+	failing = false
+	st2 := second.Status.DeepCopy()
+	ok, err = r.start(context.Background(), second, wh, st2)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue(), "a turn is left for the second")
+
+	clk.SetTime(base.Add(5 * time.Second))
+	st = first.Status.DeepCopy()
+	ok, err = r.start(context.Background(), first, wh, st)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue(), "the first kept its turn")
+	g.Expect(st.StartedAt.Time).To(BeTemporally("==", base.Add(2*time.Second)), "admitted then")
+	g.Expect(st.StartedAt.Time).NotTo(BeTemporally(">", st2.StartedAt.Time), "not after the one admitted since")
+}
