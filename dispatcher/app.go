@@ -135,6 +135,10 @@ type Config struct {
 	StatsCacheSize int
 	// SkipNameValidation lets several dispatchers run in one process (tests).
 	SkipNameValidation bool
+	// Partitioning, with Partitions above 0, makes this dispatcher one of several that deliver at
+	// once, each its share of the accounts (partitioned.go); it needs an external NATS cluster
+	// (or another dispatcher's embedded server) shared by all of them.
+	Partitioning Partitioning
 }
 
 // App is an assembled dispatcher.
@@ -158,6 +162,9 @@ type App struct {
 	Log *deliverylog.Log
 	// stopLog stops the log's writer once the engine has stopped appending to it.
 	stopLog func()
+	// partitioned is this dispatcher's part among active-active dispatchers; nil when it delivers
+	// everything.
+	partitioned *partitioned
 }
 
 // NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
@@ -201,6 +208,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if cfg.Store.Log.GetSink() == nil {
 		cfg.Store.Log = log.WithName("nats")
 	}
+	// Active-active dispatchers all queue notes into the same streams.
+	cfg.Store.SharedQueues = cfg.Store.SharedQueues || cfg.Partitioning.Partitions > 0
 	st, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return nil, err
@@ -224,8 +233,17 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	// Every failure from here on stops the log's writer before closing the store.
 	fail := func(err error) (*App, error) {
 		a.stopLog()
+		if a.partitioned != nil {
+			a.partitioned.close()
+		}
 		st.Close()
 		return nil, err
+	}
+	if cfg.Partitioning.Partitions > 0 {
+		// Before the engine: the group's number of partitions is the engine's.
+		if err := a.joinPartitions(ctx, &cfg); err != nil {
+			return fail(err)
+		}
 	}
 	var metrics *deliver.Metrics
 	if cfg.Registry != nil {
@@ -233,6 +251,9 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
 		clk, log.WithName("deliver"), metrics)
+	if a.partitioned != nil {
+		a.partitioned.engine = a.Engine
+	}
 	// The engine only tells of changes; the reporter and the problem mailer read its state.
 	a.Reporter = &Reporter{
 		Client: mgr.GetClient(), Engine: a.Engine, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
@@ -272,6 +293,9 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		APIReader: &secretReader{Reader: mgr.GetAPIReader(), clock: clock.RealClock{}, maxAge: resync / 2},
 		Reporter:  a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: resync,
 		Attestation: cfg.Attestation,
+	}
+	if a.partitioned != nil {
+		a.Syncer.Retake = a.partitioned.taken
 	}
 	if err := a.Syncer.SetupWithManager(mgr, max(cfg.SyncWorkers, 1), cfg.SkipNameValidation); err != nil {
 		return fail(err)
@@ -318,8 +342,18 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 // accepted from then on); the manager runs until ctx ends, then done receives its result.
 func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	ch := make(chan error, 1)
+	// Closed once this dispatcher gave its partitions up (at once when it has none): the engine
+	// and the store stop after that, since giving a partition up saves its queues' state.
+	groupDone := make(chan struct{})
+	grouped := false
+	defer func() {
+		if !grouped {
+			close(groupDone)
+		}
+	}()
 	go func() {
 		err := a.Manager.Start(ctx)
+		<-groupDone
 		a.Engine.Wait()
 		a.stopLog()
 		a.Store.Close()
@@ -335,6 +369,15 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	// exists; the controller's own first pass repeats it harmlessly.
 	if err := a.Syncer.SyncAll(ctx); err != nil {
 		return ch, err
+	}
+	if p := a.partitioned; p != nil {
+		// Every webhook is known: the partitions taken from here on find their queues.
+		grouped = true
+		go func() {
+			defer close(groupDone)
+			p.run(ctx)
+			p.close()
+		}()
 	}
 	return ch, nil
 }

@@ -272,6 +272,11 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		msg := fmt.Sprintf("webhook %s does not exist in namespace %s; the replay starts once it is created and Active", rp.Spec.WebhookName, rp.Namespace)
 		return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotFound, msg)
 	}
+	if !r.Engine.Owns(string(wh.UID)) {
+		// Another dispatcher delivers this webhook (active-active): it runs the replay, whose
+		// progress only its engine records. Looked at again in case that changes.
+		return ctrl.Result{RequeueAfter: r.poll()}, nil
+	}
 	if !delivering(st) {
 		if ok, why := r.active(wh); !ok {
 			return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotActive, why)

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
@@ -65,6 +66,9 @@ type Syncer struct {
 	// again. Secrets are not watched: that would need list and watch on every Secret in the
 	// cluster, where get by name is enough. Rotations take effect within this interval.
 	SecretResync time.Duration
+	// Retake, when set, names webhooks to reconcile again: those whose delivery this dispatcher
+	// has just taken over from another (active-active dispatchers).
+	Retake <-chan event.GenericEvent
 
 	// exclusive is read-locked by every reconcile and write-locked by Sweep, which compares the
 	// routing table, the queues and the reporter with the informer cache while no reconcile is
@@ -350,14 +354,17 @@ func (s *Syncer) SweepEvery(interval time.Duration) manager.RunnableFunc {
 // SetupWithManager watches Webhooks (changes that matter to routing and delivery, not the
 // dispatcher's own status writes) and namespace bindings.
 func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidation bool) error {
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("dispatcher").
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(routingChanged{})).
 		WatchesMetadata(&corev1.Namespace{},
 			handler.EnqueueRequestsFromMapFunc(tenancy.WebhooksIn(s.Client)),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation}).
-		Complete(s)
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation})
+	if s.Retake != nil {
+		b = b.WatchesRawSource(source.Channel(s.Retake, &handler.EnqueueRequestForObject{}))
+	}
+	return b.Complete(s)
 }
 
 // routingChanged passes creations, deletions and updates that change what the dispatcher acts on:

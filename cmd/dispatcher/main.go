@@ -86,6 +86,7 @@ type options struct {
 	problems                notify.Config
 	problemAfter            time.Duration
 	leaseIdentity           string
+	partitions              int
 	apiAddr                 string
 	apiAllowPlain           bool
 	deliveryLog             dispatcher.DeliveryLog
@@ -158,7 +159,8 @@ func main() {
 	flag.IntVar(&o.problems.TotalLimit, "problem-email-total-limit", notify.DefaultTotalLimit, "Most problem e-mails per hour overall; negative for no limit.")
 	flag.DurationVar(&o.problemAfter, "problem-email-after", time.Hour, "A webhook failing for this long gets a problem e-mail (once per failing streak).")
 	flag.DurationVar(&o.leaseTTL, "lease-ttl", 15*time.Second, "With --nats-url: dispatchers sharing the cluster elect one deliverer through a lease in JetStream; the others stand by and take over within this time of its death. 0 turns the lease off (one replica only).")
-	flag.StringVar(&o.leaseIdentity, "lease-identity", "", "This dispatcher's name in the delivery lease; defaults to the host name (the pod name).")
+	flag.StringVar(&o.leaseIdentity, "lease-identity", "", "This dispatcher's name in the delivery lease, or among active-active dispatchers; defaults to the host name (the pod name).")
+	flag.IntVar(&o.partitions, "partitions", 0, "Active-active: above 0, every dispatcher sharing the NATS cluster ingests and delivers its share of this many partitions of the accounts (rebalanced as dispatchers come and go; a dead one's share moves within --lease-ttl) instead of one delivering while the others stand by. An existing group keeps the number it was created with.")
 	flag.BoolVar(&o.deliveryLog.Enabled, "delivery-log", true, "Record every delivery attempt and every change of a notification's state in the delivery log (JetStream stream HOOKLINE_LOG), which the read API and WebhookReplays use.")
 	flag.DurationVar(&o.deliveryLog.MaxAge, "delivery-log-max-age", 7*24*time.Hour, "How long delivery log records are kept.")
 	flag.Int64Var(&o.deliveryLog.MaxBytes, "delivery-log-max-bytes", 1<<30, "Most bytes the delivery log keeps; the oldest records go first.")
@@ -202,6 +204,12 @@ func run(o options) error {
 	if o.replayMaxPerNamespace < 1 {
 		return fmt.Errorf("--replay-max-per-namespace (%d) must be at least 1, or no replay ever runs", o.replayMaxPerNamespace)
 	}
+	if o.partitions < 0 || o.partitions > 1024 {
+		return fmt.Errorf("--partitions (%d) must be between 0 (one dispatcher delivers) and 1024", o.partitions)
+	}
+	if o.partitions > 0 && o.leaseTTL <= 0 {
+		return errors.New("--partitions needs a --lease-ttl above 0: it bounds how long a dead dispatcher's partitions go undelivered")
+	}
 	tokens, err := ingest.LoadTokens(o.tokensFile)
 	if err != nil {
 		return err
@@ -219,9 +227,15 @@ func run(o options) error {
 		return fmt.Errorf("--egress-mode: %w", err)
 	}
 
+	identity := o.leaseIdentity
+	if identity == "" {
+		if identity, err = os.Hostname(); err != nil {
+			return fmt.Errorf("--lease-identity is empty and the host name is unknown: %w", err)
+		}
+	}
 	var lease *store.Lease
-	if o.store.URL != "" && o.leaseTTL > 0 {
-		if lease, err = standBy(logr.NewContext(ctx, log), o, fail); err != nil {
+	if o.store.URL != "" && o.leaseTTL > 0 && o.partitions == 0 {
+		if lease, err = standBy(logr.NewContext(ctx, log), o, identity, fail); err != nil {
 			if cause := context.Cause(ctx); cause != nil {
 				if !errors.Is(cause, context.Canceled) {
 					return cause
@@ -261,7 +275,8 @@ func run(o options) error {
 		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
-		Registry: ctrlmetrics.Registry,
+		Registry:     ctrlmetrics.Registry,
+		Partitioning: dispatcher.Partitioning{Partitions: o.partitions, Identity: identity, TTL: o.leaseTTL},
 	}, clock.RealClock{})
 	if err != nil {
 		return err
@@ -360,15 +375,8 @@ func serveAPI(ctx context.Context, o options, h http.Handler, fail context.Cance
 
 // standBy waits until this dispatcher holds the delivery lease. Meanwhile it answers the health
 // probes (live, not ready), so that Kubernetes keeps the standby running and sends it no events.
-func standBy(ctx context.Context, o options, fail context.CancelCauseFunc) (*store.Lease, error) {
+func standBy(ctx context.Context, o options, identity string, fail context.CancelCauseFunc) (*store.Lease, error) {
 	log := logr.FromContextOrDiscard(ctx)
-	identity := o.leaseIdentity
-	if identity == "" {
-		var err error
-		if identity, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("--lease-identity is empty and the host name is unknown: %w", err)
-		}
-	}
 	var probes *http.Server
 	if o.probes != "" && o.probes != "0" {
 		mux := http.NewServeMux()

@@ -91,7 +91,7 @@ type Config struct {
 	Partitions int
 	// Announce, with Partitions, is told of every note stored for a webhook this engine does not
 	// deliver, for its owner (whose engine takes it in with Arrived). It must not block.
-	Announce func(uid string, n store.Note)
+	Announce func(partition int, uid string, n store.Note)
 	// Taken, with Partitions, is told of the webhooks whose delivery this engine has just taken
 	// over, so that their resources are read again (a change made while nobody delivered them).
 	Taken func(uids []string)

@@ -53,7 +53,7 @@ func newPeers(t *testing.T, n, parts int) *peers {
 	for range n {
 		rx := newMemReceiver(p.clk)
 		i := len(p.engines)
-		e := New(Config{Policy: DefaultPolicy(), Partitions: parts, Announce: func(uid string, note store.Note) {
+		e := New(Config{Policy: DefaultPolicy(), Partitions: parts, Announce: func(_ int, uid string, note store.Note) {
 			for j, other := range p.engines {
 				if j != i {
 					other.Arrived(uid, note)

@@ -51,21 +51,21 @@ func (e *Engine) Recheck(uid string) {
 // Enqueue takes in a note just stored for uid.
 // Partitioned, a note for a queue another engine delivers is announced to it (Config.Announce).
 func (e *Engine) Enqueue(uid string, n store.Note) {
-	changed, elsewhere := e.enqueueLocked(uid, n)
+	changed, elsewhere, part := e.enqueueLocked(uid, n)
 	if changed {
 		e.onChange(uid, false)
 	}
 	if elsewhere && e.cfg.Announce != nil {
-		e.cfg.Announce(uid, n)
+		e.cfg.Announce(part, uid, n)
 	}
 }
 
-func (e *Engine) enqueueLocked(uid string, n store.Note) (changed, elsewhere bool) {
+func (e *Engine) enqueueLocked(uid string, n store.Note) (changed, elsewhere bool, part int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[uid]
 	if q == nil || q.removed {
-		return false, false // deleted meanwhile; the store queue is removed with it
+		return false, false, 0 // deleted meanwhile; the store queue is removed with it
 	}
 	switch q.own {
 	case ownActive:
@@ -73,9 +73,9 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) (changed, elsewhere boo
 		// The load may have counted the store before this note: make sure it is read.
 		q.inStore = true
 		q.storeGen++
-		return false, false
+		return false, false, 0
 	default:
-		return false, true
+		return false, true, q.part
 	}
 	q.status.Pending++
 	q.dirty = true
@@ -84,7 +84,7 @@ func (e *Engine) enqueueLocked(uid string, n store.Note) (changed, elsewhere boo
 		q.storeGen++
 	}
 	e.scheduleLocked(q)
-	return true, false
+	return true, false, 0
 }
 
 // hasWork reports whether q may hold a notification to send. The pending count is an estimate (a

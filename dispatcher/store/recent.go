@@ -53,7 +53,8 @@ const (
 //     hole that does not fill, its bounds) makes it start afresh above everything recorded.
 //
 // Notes are told to the delivery engine only after they are recorded here, so a read it answers never
-// misses a note the engine was told about.
+// misses a note the engine was told about. That holds only while this process is the one writer: a
+// nil index (Config.SharedQueues) records nothing and answers nothing.
 type recentNotes struct {
 	mu       sync.Mutex
 	floor    uint64
@@ -112,6 +113,9 @@ func (r *recentNotes) restartLocked(after uint64) {
 
 // begin returns the number of a call about to publish notes, for add, then done or fail.
 func (r *recentNotes) begin() uint64 {
+	if r == nil {
+		return 0
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.nextCall
@@ -123,6 +127,9 @@ func (r *recentNotes) begin() uint64 {
 // fail ends call n, which failed: notes may be stored that will never be recorded. The index
 // answers nothing until a call begun after the failure has recorded its notes.
 func (r *recentNotes) fail(n uint64) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.open, n)
@@ -133,6 +140,9 @@ func (r *recentNotes) fail(n uint64) {
 // add records that a note of uid is stored at seq, as soon as its acknowledgement arrives: a hole
 // in the sequence keeps the queues with notes above it from being served, so holes must be short.
 func (r *recentNotes) add(uid string, n Note, seq uint64) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.maxSeen = max(r.maxSeen, seq)
@@ -147,6 +157,9 @@ func (r *recentNotes) add(uid string, n Note, seq uint64) {
 
 // done ends call n, whose notes are all stored and added.
 func (r *recentNotes) done(n uint64) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.open, n)
@@ -222,6 +235,9 @@ func (r *recentNotes) healLocked() {
 // the queue's newest note is what stops it, it waits up to recentHoleWait for the hole to fill:
 // the acknowledgement is usually on its way, and the store's answer costs a walk.
 func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok bool) {
+	if r == nil {
+		return nil, false
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var deadline *time.Timer
@@ -261,6 +277,9 @@ func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok
 
 // removed applies a purge of uid's notes up to upTo, once it is done.
 func (r *recentNotes) removed(uid string, upTo uint64) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queues[uid]
@@ -279,6 +298,9 @@ func (r *recentNotes) removed(uid string, upTo uint64) {
 // purging stops indexing uid before its whole queue is purged, and purged (after the purge, done or
 // not) says when to index it again.
 func (r *recentNotes) purging(uid string) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.total -= len(r.queues[uid])
@@ -288,6 +310,9 @@ func (r *recentNotes) purging(uid string) {
 }
 
 func (r *recentNotes) purged(uid string) {
+	if r == nil {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// Calls under way may have stored notes before the purge that they have not recorded yet.

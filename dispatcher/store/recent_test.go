@@ -264,3 +264,31 @@ func TestLoadNotesAgreesWithTheStream(t *testing.T) {
 		g.Expect(seqs(got)).To(Equal(seqs(want)), "queue %s", uid)
 	}
 }
+
+// Dispatchers that queue into the same streams at once (SharedQueues) read every queue from
+// JetStream: a note another one queued lies between this one's notes, where the index, which
+// knows only its own, would answer that the queue ends (seen as a notification delivered only at
+// the next recount in the active-active test).
+func TestSharedQueuesReadNotesOthersQueued(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	at := natsURL(t)
+	open := func() *Store {
+		s, err := Open(ctx, Config{URL: at.URL, Auth: at.Auth, SharedQueues: true})
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(s.Close)
+		return s
+	}
+	one, two := open(), open()
+	note := Note{EventSeq: 1, Created: time.Now()}
+	mine, err := one.EnqueueAll(ctx, []Enqueue{{UID: "w", Note: note}})
+	g.Expect(err).NotTo(HaveOccurred())
+	theirs, err := two.EnqueueAll(ctx, []Enqueue{{UID: "w", Note: note}})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = one.EnqueueAll(ctx, []Enqueue{{UID: "other", Note: note}})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	got, err := one.LoadNotes(ctx, "w", mine[0].Seq+1, 10)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(seqs(got)).To(Equal([]uint64{theirs[0].Seq}), "the note the other dispatcher queued")
+}

@@ -99,6 +99,11 @@ type Config struct {
 	InlineMax int
 	// Log receives the embedded server's log (see natsLogger); the zero Logger discards it.
 	Log logr.Logger
+	// SharedQueues says that other processes queue notes in the same streams at the same time
+	// (active-active dispatchers). The recent-notes index, which can know only this process's
+	// notes, is then off: its answer would miss notes another dispatcher queued, which the
+	// engine was told of by announcement or which it took over with a partition.
+	SharedQueues bool
 }
 
 // Auth holds the files that authenticate the dispatcher to an external NATS cluster (mount them
@@ -282,7 +287,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.recent = newRecentNotes()
+	if !cfg.SharedQueues {
+		s.recent = newRecentNotes()
+	}
 	return s, nil
 }
 

@@ -1,0 +1,192 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/partition"
+	"github.com/hookline/hookline/dispatcher/store"
+)
+
+// activeActive is two dispatchers delivering at once: one embeds NATS and lets the other in.
+type activeActive struct {
+	one, two *stack
+	// accounts, their namespaces and receivers, and which dispatcher each account's partition
+	// belongs to while both run.
+	accounts []string
+	ns       map[string]string
+	rc       map[string]*receiver
+	owner    map[string]string
+	hooks    map[string]*hooklinev1.Webhook
+}
+
+const aaPartitions = 8
+
+// startActiveActive starts dispatchers "one" and "two" sharing one NATS server, over accounts
+// chosen so that each dispatcher delivers at least two of them.
+func startActiveActive(t *testing.T) *activeActive {
+	t.Helper()
+	aa := &activeActive{ns: map[string]string{}, rc: map[string]*receiver{}, owner: map[string]string{}, hooks: map[string]*hooklinev1.Webhook{}}
+	members := []string{"one", "two"}
+	count := map[string]int{}
+	prefix := fmt.Sprintf("aa%d-", time.Now().UnixNano()%1_000_000)
+	for i := 0; len(aa.accounts) < 6 || count["one"] < 2 || count["two"] < 2; i++ {
+		acc := fmt.Sprintf("%s%d", prefix, i)
+		o := partition.Owner(members, partition.Of(acc, aaPartitions))
+		if count[o] >= 4 {
+			continue
+		}
+		count[o]++
+		aa.accounts = append(aa.accounts, acc)
+		aa.owner[acc] = o
+	}
+	var namespaces []string
+	for _, acc := range aa.accounts {
+		aa.ns[acc] = newNamespace(t, acc, "grp-1")
+		aa.rc[acc] = newReceiver(t)
+		namespaces = append(namespaces, aa.ns[acc])
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(strings.Repeat("t0ken", 8)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	group := func(identity string) dispatcher.Partitioning {
+		return dispatcher.Partitioning{Partitions: aaPartitions, Identity: identity, TTL: 2 * time.Second}
+	}
+	aa.one = startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
+		c.Store.ListenAddress, c.Store.ListenTokenFile = addr, tokenFile
+		c.Partitioning = group("one")
+	}})
+	aa.two = startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
+		c.Store = store.Config{URL: "nats://" + addr, Auth: store.Auth{TokenFile: tokenFile}}
+		c.Partitioning = group("two")
+	}})
+	for _, acc := range aa.accounts {
+		aa.hooks[acc] = aa.one.activeWebhook(t, aa.ns[acc], "orders", accountSpec(aa.rc[acc].URL))
+		aa.two.waitRouted(t, aa.hooks[acc])
+	}
+	return aa
+}
+
+// stackOf is the dispatcher named identity.
+func (aa *activeActive) stackOf(identity string) *stack {
+	if identity == "one" {
+		return aa.one
+	}
+	return aa.two
+}
+
+// waitShared waits until each dispatcher delivers exactly the accounts the assignment gives it.
+func (aa *activeActive) waitShared(t *testing.T) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		for _, acc := range aa.accounts {
+			uid := string(aa.hooks[acc].UID)
+			g.Expect(aa.stackOf(aa.owner[acc]).app.Engine.Owns(uid)).To(BeTrue(), "%s delivers %s", aa.owner[acc], acc)
+			other := "one"
+			if aa.owner[acc] == "one" {
+				other = "two"
+			}
+			g.Expect(aa.stackOf(other).app.Engine.Owns(uid)).To(BeFalse(), "%s does not deliver %s", other, acc)
+		}
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+}
+
+// Both dispatchers ingest, and each delivers its share of the accounts: every event posted to
+// either is delivered once, in the order posted, by the dispatcher that owns its account, and
+// only that one reports the webhook's status. When one stops, the other delivers everything.
+func TestActiveActiveDispatchersShareDelivery(t *testing.T) {
+	g := NewWithT(t)
+	aa := startActiveActive(t)
+	aa.waitShared(t)
+
+	const perAccount = 6
+	for i := range perAccount {
+		for j, acc := range aa.accounts {
+			// Alternately to each: a note stored by one for the other's account is announced.
+			s := aa.one
+			if (i+j)%2 == 1 {
+				s = aa.two
+			}
+			s.mustPost(t, event(fmt.Sprintf("%s-e%d", acc, i), acc))
+		}
+	}
+	for _, acc := range aa.accounts {
+		var want []string
+		for i := range perAccount {
+			want = append(want, fmt.Sprintf("%s-e%d", acc, i))
+		}
+		g.Eventually(func() []string {
+			var ids []string
+			for _, p := range aa.rc[acc].decoded(t) {
+				ids = append(ids, p.eventID)
+			}
+			return ids
+		}).WithTimeout(20*time.Second).Should(Equal(want), "%s (delivered by %s): each once, in the order posted", acc, aa.owner[acc])
+		// Only the owner has the webhook's delivery state; the other keeps its configuration.
+		uid := string(aa.hooks[acc].UID)
+		st, ok := aa.stackOf(aa.owner[acc]).app.Engine.Status(uid)
+		g.Expect(ok).To(BeTrue())
+		g.Expect(st.Delivered).To(BeEquivalentTo(perAccount), acc)
+		for _, s := range []*stack{aa.one, aa.two} {
+			if s != aa.stackOf(aa.owner[acc]) {
+				_, ok := s.app.Engine.Status(uid)
+				g.Expect(ok).To(BeFalse(), "%s: no status on the dispatcher that does not deliver it", acc)
+			}
+		}
+		g.Eventually(func(g Gomega) {
+			g.Expect(deref(getWebhook(g, aa.hooks[acc]).Status.DeliveredTotal)).To(BeEquivalentTo(perAccount))
+		}).WithTimeout(10*time.Second).Should(Succeed(), acc)
+	}
+
+	// "two" stops: "one" takes its partitions over at once (given up, not expired), with their
+	// counters, and delivers what is posted from then on.
+	aa.two.stop()
+	g.Eventually(func(g Gomega) {
+		for _, acc := range aa.accounts {
+			g.Expect(aa.one.app.Engine.Owns(string(aa.hooks[acc].UID))).To(BeTrue(), acc)
+		}
+	}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	for _, acc := range aa.accounts {
+		aa.one.mustPost(t, event(acc+"-after", acc))
+	}
+	for _, acc := range aa.accounts {
+		g.Eventually(func() int { return len(aa.rc[acc].got()) }).WithTimeout(20*time.Second).Should(Equal(perAccount+1), acc)
+		g.Expect(aa.rc[acc].decoded(t)[perAccount].eventID).To(Equal(acc + "-after"))
+		g.Eventually(func() int64 {
+			st, _ := aa.one.app.Engine.Status(string(aa.hooks[acc].UID))
+			return st.Delivered
+		}).Should(BeEquivalentTo(perAccount+1), "%s: the counters moved with the partition", acc)
+	}
+}
