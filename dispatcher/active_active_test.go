@@ -87,10 +87,12 @@ func startActiveActive(t *testing.T) *activeActive {
 	aa.one = startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
 		c.Store.ListenAddress, c.Store.ListenTokenFile = addr, tokenFile
 		c.Partitioning = group("one")
+		fastReplays(c)
 	}})
 	aa.two = startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
 		c.Store = store.Config{URL: "nats://" + addr, Auth: store.Auth{TokenFile: tokenFile}}
 		c.Partitioning = group("two")
+		fastReplays(c)
 	}})
 	for _, acc := range aa.accounts {
 		aa.hooks[acc] = aa.one.activeWebhook(t, aa.ns[acc], "orders", accountSpec(aa.rc[acc].URL))
@@ -130,6 +132,8 @@ func TestActiveActiveDispatchersShareDelivery(t *testing.T) {
 	g := NewWithT(t)
 	aa := startActiveActive(t)
 	aa.waitShared(t)
+	g.Expect(aa.one.metric(t, "hookline_partitions_owned") + aa.two.metric(t, "hookline_partitions_owned")).To(BeEquivalentTo(aaPartitions))
+	g.Expect(aa.one.metric(t, "hookline_partition_members")).To(BeEquivalentTo(2))
 
 	const perAccount = 6
 	for i := range perAccount {
@@ -170,6 +174,17 @@ func TestActiveActiveDispatchersShareDelivery(t *testing.T) {
 		}).WithTimeout(10*time.Second).Should(Succeed(), acc)
 	}
 
+	// A replay runs on the dispatcher that delivers its webhook, and only there: each replayed
+	// notification arrives once more, not once per dispatcher.
+	for _, acc := range aa.accounts {
+		id := hooklinev1.NotificationID(aa.rc[acc].decoded(t)[0].notificationID)
+		rp := createReplay(t, aa.ns[acc], "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}})
+		g.Expect(waitCompleted(t, rp, 20*time.Second).Status.Delivered).To(BeEquivalentTo(1), acc)
+	}
+	for _, acc := range aa.accounts {
+		g.Consistently(func() int { return len(aa.rc[acc].got()) }).WithTimeout(time.Second).Should(Equal(perAccount+1), acc)
+	}
+
 	// "two" stops: "one" takes its partitions over at once (given up, not expired), with their
 	// counters, and delivers what is posted from then on.
 	aa.two.stop()
@@ -178,15 +193,16 @@ func TestActiveActiveDispatchersShareDelivery(t *testing.T) {
 			g.Expect(aa.one.app.Engine.Owns(string(aa.hooks[acc].UID))).To(BeTrue(), acc)
 		}
 	}).WithTimeout(10 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	g.Expect(aa.one.metric(t, "hookline_partitions_owned")).To(BeEquivalentTo(aaPartitions))
 	for _, acc := range aa.accounts {
 		aa.one.mustPost(t, event(acc+"-after", acc))
 	}
 	for _, acc := range aa.accounts {
-		g.Eventually(func() int { return len(aa.rc[acc].got()) }).WithTimeout(20*time.Second).Should(Equal(perAccount+1), acc)
-		g.Expect(aa.rc[acc].decoded(t)[perAccount].eventID).To(Equal(acc + "-after"))
+		g.Eventually(func() int { return len(aa.rc[acc].got()) }).WithTimeout(20*time.Second).Should(Equal(perAccount+2), acc)
+		g.Expect(aa.rc[acc].decoded(t)[perAccount+1].eventID).To(Equal(acc + "-after"))
 		g.Eventually(func() int64 {
 			st, _ := aa.one.app.Engine.Status(string(aa.hooks[acc].UID))
 			return st.Delivered
-		}).Should(BeEquivalentTo(perAccount+1), "%s: the counters moved with the partition", acc)
+		}).Should(BeEquivalentTo(perAccount+2), "%s: the counters moved with the partition", acc)
 	}
 }

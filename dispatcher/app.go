@@ -22,6 +22,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -317,6 +318,11 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
 	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
+	// Not ready while events cannot be stored: another replica (active-active) takes them.
+	_ = mgr.AddReadyzCheck("nats", func(*http.Request) error { return st.Reachable() })
+	if p := a.partitioned; p != nil {
+		_ = mgr.AddReadyzCheck("partitions", p.ready)
+	}
 	a.Intake = &Intake{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
 	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.Registry != nil {

@@ -26,12 +26,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -114,6 +116,11 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 	// A connection of its own: announcements must not wait behind the store's publishes.
 	if p.nc, err = a.Store.Connect("hookline-dispatcher-arrivals"); err != nil {
 		return fmt.Errorf("connecting for announcements: %w", err)
+	}
+	if cfg.Registry != nil {
+		if err := p.register(cfg.Registry); err != nil {
+			return err
+		}
 	}
 	cfg.Engine.Partitions = g.Partitions()
 	cfg.Engine.Announce = p.announce
@@ -200,6 +207,29 @@ func (p *partitioned) retake(uids []string) {
 func (p *partitioned) run(ctx context.Context) {
 	defer close(p.stopped)
 	p.group.Run(ctx)
+}
+
+// ready fails until this dispatcher is a current member of the group (its first pass, or NATS out
+// of reach): the others do not count it yet, or no longer, and it may deliver nothing.
+func (p *partitioned) ready(*http.Request) error {
+	if !p.group.Member() {
+		return errors.New("not a current member of the delivering dispatchers")
+	}
+	return nil
+}
+
+// register exports the partitions this dispatcher delivers and the members it sees.
+func (p *partitioned) register(reg prometheus.Registerer) error {
+	return errors.Join(
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookline_partitions_owned",
+			Help: "Partitions of the accounts this dispatcher delivers (active-active dispatchers).",
+		}, func() float64 { return float64(len(p.group.Owned())) })),
+		reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookline_partition_members",
+			Help: "Dispatchers this one sees sharing the partitions, itself included.",
+		}, func() float64 { return float64(len(p.group.Members())) })),
+	)
 }
 
 // close ends the announcements' connection, after run returned.

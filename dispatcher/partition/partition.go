@@ -100,6 +100,8 @@ type Group struct {
 	mu    sync.Mutex
 	held  map[int]*lease // owned partitions
 	alive []string       // members seen last
+	// renewed is when this member's membership was last written (the write sent then).
+	renewed time.Time
 }
 
 // lease is one owned partition: the revision this member wrote last and when it sent that write.
@@ -181,6 +183,22 @@ func (g *Group) Owns(p int) bool {
 	return l != nil && time.Now().Before(l.renewed.Add(g.safe()))
 }
 
+// Member reports whether this member's membership is current: written within three quarters of the
+// TTL, so that the others count it in the assignment. It is false before Run's first pass and while
+// NATS is out of reach.
+func (g *Group) Member() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.renewed.IsZero() && time.Now().Before(g.renewed.Add(g.safe()))
+}
+
+// Members lists the members seen alive at the last pass, this one included.
+func (g *Group) Members() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.alive)
+}
+
 // Owned lists the partitions this member owns, in order.
 func (g *Group) Owned() []int {
 	g.mu.Lock()
@@ -248,8 +266,13 @@ func (g *Group) drop(p int) {
 func (g *Group) pass(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, g.cfg.TTL/4)
 	defer cancel()
-	if _, err := g.members.Put(rctx, g.cfg.Identity, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	sent := time.Now()
+	if _, err := g.members.Put(rctx, g.cfg.Identity, []byte(sent.UTC().Format(time.RFC3339Nano))); err != nil {
 		g.log.Info("Renewing the group membership failed; retrying", "error", err.Error())
+	} else {
+		g.mu.Lock()
+		g.renewed = sent
+		g.mu.Unlock()
 	}
 	alive, err := g.live(rctx)
 	if err != nil {

@@ -99,11 +99,14 @@ func TestAMemberCutOffFromNATSStopsBeforeAnotherTakesOver(t *testing.T) {
 	mon.expectAssigned(g, a, b)
 	owned := a.group.Owned()
 	g.Expect(owned).NotTo(BeEmpty())
+	g.Expect(a.group.Member()).To(BeTrue())
+	g.Expect(a.group.Members()).To(Equal([]string{"a", "b"}))
 
 	proxy.cut()
 	// a keeps running, but cannot renew: it stops everything (the monitor checks that it does so
 	// before b starts any of it), and b takes over.
 	g.Eventually(a.group.Owned).WithTimeout(2 * testTTL).Should(BeEmpty())
+	g.Eventually(a.group.Member).WithTimeout(testTTL).Should(BeFalse(), "no longer a current member: not ready")
 	for _, p := range owned {
 		g.Expect(a.group.Owns(p)).To(BeFalse())
 	}

@@ -503,6 +503,15 @@ func (s *Store) Connect(name string) (*nats.Conn, error) { return s.dial(name) }
 // Replicas is the number of replicas of each stream.
 func (s *Store) Replicas() int { return s.cfg.Replicas }
 
+// Reachable returns an error while the connection to NATS is down (reconnecting): nothing can be
+// stored then, so the ingest API answers 503 until it is back.
+func (s *Store) Reachable() error {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("the connection to NATS is %s", strings.ToLower(st.String()))
+	}
+	return nil
+}
+
 // Close disconnects and stops the embedded server.
 func (s *Store) Close() {
 	if s.nc != nil {
