@@ -166,6 +166,35 @@ type App struct {
 	// partitioned is this dispatcher's part among active-active dispatchers; nil when it delivers
 	// everything.
 	partitioned *partitioned
+	// readiness are the checks of Ready, by name.
+	readiness []namedCheck
+}
+
+type namedCheck struct {
+	name  string
+	check healthz.Checker
+}
+
+// AddReadyCheck adds a condition of Ready, also served on the manager's /readyz. Call it before Run.
+func (a *App) AddReadyCheck(name string, check healthz.Checker) error {
+	if err := a.Manager.AddReadyzCheck(name, check); err != nil {
+		return err
+	}
+	a.readiness = append(a.readiness, namedCheck{name, check})
+	return nil
+}
+
+// Ready reports why this dispatcher should not be sent events now (nil: it should): NATS out of
+// reach, not a current member of the active-active group, or a check added with AddReadyCheck
+// (the tokens file). The ingest API serves it as GET /readyz, the pod's readiness probe.
+func (a *App) Ready(r *http.Request) error {
+	var errs []error
+	for _, c := range a.readiness {
+		if err := c.check(r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
@@ -319,9 +348,13 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
 	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
 	// Not ready while events cannot be stored: another replica (active-active) takes them.
-	_ = mgr.AddReadyzCheck("nats", func(*http.Request) error { return st.Reachable() })
+	if err := a.AddReadyCheck("nats", func(*http.Request) error { return st.Reachable() }); err != nil {
+		return fail(err)
+	}
 	if p := a.partitioned; p != nil {
-		_ = mgr.AddReadyzCheck("partitions", p.ready)
+		if err := a.AddReadyCheck("partitions", p.ready); err != nil {
+			return fail(err)
+		}
 	}
 	a.Intake = &Intake{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
 	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}

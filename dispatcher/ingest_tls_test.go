@@ -61,7 +61,7 @@ func TestIngestOverTLSWithCertificateRotation(t *testing.T) {
 	first := issue()
 
 	addr := testsupport.FreeAddr(t)
-	srv := dispatcher.NewIngestServer(addr, s.app.Ingest)
+	srv := dispatcher.NewIngestServer(addr, s.app.Ingest, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- dispatcher.ServeIngest(ctx, srv, certFile, keyFile) }()

@@ -30,11 +30,22 @@ import (
 	"github.com/hookline/hookline/internal/securemetrics"
 )
 
-// NewIngestServer returns the HTTP server of the ingest API: POST /v1/events and GET /healthz.
-func NewIngestServer(addr string, events http.Handler) *http.Server {
+// NewIngestServer returns the HTTP server of the ingest API: POST /v1/events, GET /healthz (it
+// serves), and GET /readyz, which answers 503 with the reason while ready fails (nil: always
+// ready), so that a Service sends events only to dispatchers that can store them.
+func NewIngestServer(addr string, events http.Handler, ready func(*http.Request) error) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", events)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil {
+			if err := ready(r); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
 	return &http.Server{
 		Addr:              addr,
 		Handler:           mux,

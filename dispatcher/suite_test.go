@@ -177,7 +177,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		cancel()
 		t.Fatalf("running dispatcher: %v", err)
 	}
-	srv := httptest.NewServer(dispatcher.NewIngestServer("", app.Ingest).Handler)
+	srv := httptest.NewServer(dispatcher.NewIngestServer("", app.Ingest, app.Ready).Handler)
 	s := &stack{app: app, url: srv.URL, dir: o.dir, cancel: cancel, done: done, srv: srv, reg: reg}
 	t.Cleanup(s.stop)
 	return s

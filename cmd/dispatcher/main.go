@@ -287,7 +287,7 @@ func run(o options) error {
 		return err
 	}
 	// Not ready while the tokens file is invalid: every token is refused then (fail closed).
-	if err := app.Manager.AddReadyzCheck("tokens", tokens.Check); err != nil {
+	if err := app.AddReadyCheck("tokens", tokens.Check); err != nil {
 		return err
 	}
 	if o.pprof != "" {
@@ -303,7 +303,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	srv := dispatcher.NewIngestServer(o.listen, app.Ingest)
+	srv := dispatcher.NewIngestServer(o.listen, app.Ingest, app.Ready)
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -689,12 +689,35 @@ func TestHelmTemplateSSRFGuard(t *testing.T) {
 	}
 }
 
-// With external NATS and two replicas the dispatchers share one delivery lease; SMTP values turn on
-// problem e-mails with the password mounted from a Secret, never in the arguments.
+// With external NATS the dispatchers are active-active by default: each is started with the
+// group's partitions, rolls over by surging (a new replica takes its share before an old one
+// leaves), and is ready by /readyz on the ingest port (NATS reachable, a current member).
+func TestHelmTemplateActiveActiveReplicas(t *testing.T) {
+	g := NewWithT(t)
+	objs := mustRender(t, inlineTokens+`nats: {url: "nats://nats.nats:4222", replicas: 3}
+dispatcher: {replicas: 3}
+`)
+	dep := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher")
+	g.Expect(*dep.Spec.Replicas).To(BeEquivalentTo(3))
+	g.Expect(dep.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()).To(Equal(1))
+	g.Expect(dep.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue()).To(BeZero(), "capacity kept during a rollout")
+	c := container(t, dep.Spec.Template.Spec, "dispatcher")
+	g.Expect(c.Args).To(ContainElements("--partitions=32", "--lease-ttl=15s"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+	g.Expect(c.ReadinessProbe.HTTPGet.Port.String()).To(Equal("ingest"))
+	g.Expect(typed[policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget", "hookline-dispatcher").Spec.MaxUnavailable.IntValue()).To(Equal(1))
+	g.Expect(dep.Spec.Template.Spec.TopologySpreadConstraints).To(HaveLen(1))
+	// The embedded JetStream runs one dispatcher, with no partitions.
+	sts := typed[appsv1.StatefulSet](t, mustRender(t, inlineTokens), "StatefulSet", "hookline-dispatcher")
+	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--partitions")).To(BeEmpty())
+}
+
+// With external NATS, partitions 0 and two replicas the dispatchers share one delivery lease; SMTP
+// values turn on problem e-mails with the password mounted from a Secret, never in the arguments.
 func TestHelmTemplateStandbyReplicasAndProblemEmails(t *testing.T) {
 	g := NewWithT(t)
 	objs := mustRender(t, inlineTokens+`nats: {url: "nats://nats.nats:4222", replicas: 3}
-dispatcher: {replicas: 2, leaseTTL: 20s}
+dispatcher: {replicas: 2, leaseTTL: 20s, partitions: 0}
 smtp: {address: "smtp.example.com:587", from: "hookline@example.com", username: hookline, existingSecret: smtp-credentials, starttls: always}
 problemEmails: {after: 30m, interval: 2h}
 `)
@@ -703,6 +726,7 @@ problemEmails: {after: 30m, interval: 2h}
 	g.Expect(dep.Spec.Strategy.RollingUpdate).NotTo(BeNil())
 	g.Expect(dep.Spec.Strategy.RollingUpdate.MaxSurge.IntValue()).To(BeZero(), "a surging pod would stand by unready forever")
 	c := container(t, dep.Spec.Template.Spec, "dispatcher")
+	g.Expect(withPrefix(c.Args, "--partitions")).To(BeEmpty())
 	g.Expect(c.Args).To(ContainElements("--lease-ttl=20s", "--smtp-address=smtp.example.com:587", "--smtp-from=hookline@example.com",
 		"--smtp-starttls=always", "--smtp-username=hookline", "--smtp-password-file=/etc/hookline/smtp/password",
 		"--problem-email-after=30m", "--problem-email-interval=2h"))

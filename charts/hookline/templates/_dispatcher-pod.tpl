@@ -69,6 +69,9 @@ spec:
         - {{ printf "--nats-url=%s" .Values.nats.url | quote }}
         - --nats-replicas={{ .Values.nats.replicas }}
         - --lease-ttl={{ $d.leaseTTL }}
+        {{- if gt (int $d.partitions) 0 }}
+        - --partitions={{ $d.partitions }}
+        {{- end }}
         {{- if .Values.nats.auth.existingSecret }}
         {{- if eq .Values.nats.auth.type "nkey" }}
         - --nats-nkey-seed-file=/etc/hookline/nats-auth/nkey.seed
@@ -133,10 +136,12 @@ spec:
           port: probes
         initialDelaySeconds: 15
         periodSeconds: 20
-      # The ingest API answers only once the routing table reflects the cluster.
+      # The ingest API answers only once the routing table reflects the cluster, and is ready while
+      # events can be stored (NATS reachable, the tokens file valid) and, active-active, while this
+      # replica is a current member of the group.
       readinessProbe:
         httpGet:
-          path: /healthz
+          path: /readyz
           port: ingest
           {{- if $d.tls.existingSecret }}
           scheme: HTTPS
@@ -226,8 +231,9 @@ spec:
   {{- . | nindent 2 }}
   {{- end }}
   {{- if and (not $embedded) (gt (int $d.replicas) 1) }}
-  # Replicas on different nodes where the scheduler can: a node lost takes the lease holder or a
-  # standby, not both. Soft, so that a small cluster still runs every replica.
+  # Replicas on different nodes where the scheduler can: a node lost takes one replica's share (or
+  # the lease holder or a standby), not all of them. Soft, so that a small cluster still runs every
+  # replica.
   topologySpreadConstraints:
     {{- if $d.topologySpreadConstraints }}
     {{- toYaml $d.topologySpreadConstraints | nindent 4 }}
