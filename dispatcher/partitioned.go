@@ -106,6 +106,9 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 		g, err = partition.Join(logr.NewContext(ctx, p.log), partition.Config{
 			JetStream: a.Store.JetStream(), Identity: pc.Identity, Partitions: pc.Partitions, TTL: ttl,
 			Replicas: a.Store.Replicas(), Start: p.start, Stop: p.stop,
+			// A rollout from the standby mode: nothing is delivered here until its lease holder
+			// has stopped, and no standby takes the lease over meanwhile.
+			Fence: store.LeaseFence(a.Store.JetStream(), store.LeaseConfig{Replicas: a.Store.Replicas(), TTL: ttl}),
 		})
 		return err
 	})
@@ -215,6 +218,9 @@ func (p *partitioned) ready(*http.Request) error {
 	if !p.group.Member() {
 		return errors.New("not a current member of the delivering dispatchers")
 	}
+	// Ready also while a dispatcher in the standby mode delivers (Group.BlockedBy): its events
+	// are stored and wait until that one stops, and a rollout from the standby mode needs this
+	// replica ready to go on replacing the old ones.
 	return nil
 }
 

@@ -83,6 +83,11 @@ type Config struct {
 	TTL time.Duration
 	// Replicas of the buckets.
 	Replicas int
+	// Fence, when set, keeps another kind of deliverer out (the standby mode's lease holder, of an
+	// older release during a rollout): called at every pass, it marks the way in as taken by the
+	// group and returns who else delivers ("" when nobody). While somebody else does, or while
+	// Fence has not succeeded for three quarters of the TTL, this member owns nothing.
+	Fence func(ctx context.Context) (holder string, err error)
 	// Start is called once this member owns partition p, Stop before it gives p up or once it
 	// can no longer be sure to own it; Stop must return only when no new delivery for p starts.
 	// Both are called from Run's goroutine, in order for each partition.
@@ -102,6 +107,9 @@ type Group struct {
 	alive []string       // members seen last
 	// renewed is when this member's membership was last written (the write sent then).
 	renewed time.Time
+	// fenced is when Fence last succeeded (the call began then); blockedBy is who else delivers.
+	fenced    time.Time
+	blockedBy string
 }
 
 // lease is one owned partition: the revision this member wrote last and when it sent that write.
@@ -190,6 +198,14 @@ func (g *Group) Member() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return !g.renewed.IsZero() && time.Now().Before(g.renewed.Add(g.safe()))
+}
+
+// BlockedBy names the deliverer of another kind that keeps this member from owning anything
+// (Config.Fence), "" when none.
+func (g *Group) BlockedBy() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.blockedBy
 }
 
 // Members lists the members seen alive at the last pass, this one included.
@@ -285,6 +301,15 @@ func (g *Group) pass(ctx context.Context) {
 	}
 	alive = g.alive
 	g.mu.Unlock()
+	if !g.fenceOpen(rctx) {
+		for _, p := range g.Owned() {
+			g.mu.Lock()
+			l := g.held[p]
+			g.mu.Unlock()
+			g.release(rctx, p, l)
+		}
+		return
+	}
 	for p := range g.n {
 		want := alive == nil || Owner(alive, p) == g.cfg.Identity
 		g.mu.Lock()
@@ -299,6 +324,31 @@ func (g *Group) pass(ctx context.Context) {
 			g.take(rctx, p)
 		}
 	}
+}
+
+// fenceOpen runs Config.Fence and reports whether this member may own partitions.
+func (g *Group) fenceOpen(ctx context.Context) bool {
+	if g.cfg.Fence == nil {
+		return true
+	}
+	began := time.Now()
+	holder, err := g.cfg.Fence(ctx)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err != nil {
+		g.log.Info("Checking that no other kind of dispatcher delivers failed; retrying", "error", err.Error())
+	} else {
+		g.fenced = began
+		if holder != g.blockedBy {
+			if holder != "" {
+				g.log.Info("Not delivering: a dispatcher in the standby mode holds the delivery lease", "holder", holder)
+			} else if g.blockedBy != "" {
+				g.log.Info("The standby mode's delivery lease is free: delivering", "previousHolder", g.blockedBy)
+			}
+		}
+		g.blockedBy = holder
+	}
+	return g.blockedBy == "" && !g.fenced.IsZero() && began.Before(g.fenced.Add(g.safe()))
 }
 
 // live lists the members whose membership has not expired, this one included.

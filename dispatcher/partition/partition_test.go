@@ -29,6 +29,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/dispatcher/store"
 )
 
 const (
@@ -113,6 +115,52 @@ func TestAMemberCutOffFromNATSStopsBeforeAnotherTakesOver(t *testing.T) {
 	g.Eventually(b.group.Owned).WithTimeout(4 * testTTL).Should(HaveLen(testPartitions))
 }
 
+// A rollout between the modes never has both kinds deliver: an active-active member owns nothing
+// while a standby-mode dispatcher holds the delivery lease, takes its partitions once that one
+// stops, and keeps every standby-mode dispatcher waiting while it runs.
+func TestActiveActiveWaitsForTheStandbyModesDeliverer(t *testing.T) {
+	g := NewWithT(t)
+	url := startServer(t)
+	leaseCfg := store.LeaseConfig{URL: url, Identity: "old-holder", TTL: testTTL}
+	old, err := store.AcquireLease(context.Background(), leaseCfg)
+	g.Expect(err).NotTo(HaveOccurred())
+	keepCtx, stopKeeping := context.WithCancel(context.Background())
+	kept := make(chan struct{})
+	go func() { defer close(kept); old.Keep(keepCtx) }()
+
+	mon := newMonitor(t)
+	mon.fence = func(js jetstream.JetStream) func(context.Context) (string, error) {
+		return store.LeaseFence(js, store.LeaseConfig{TTL: testTTL})
+	}
+	a := mon.start(t, url, "a")
+	g.Eventually(a.group.BlockedBy).WithTimeout(testTTL).Should(Equal("old-holder"))
+	g.Consistently(a.group.Owned).WithTimeout(testTTL).Should(BeEmpty(), "nothing delivered beside the lease holder")
+	g.Expect(a.group.Member()).To(BeTrue(), "a member, ready to ingest, while it waits")
+
+	stopKeeping()
+	<-kept
+	old.Release()
+	g.Eventually(a.group.Owned).WithTimeout(2 * testTTL).Should(HaveLen(testPartitions))
+	g.Expect(a.group.BlockedBy()).To(BeEmpty())
+
+	// A standby-mode dispatcher started now waits while a runs, and takes over once it is gone.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan *store.Lease, 1)
+	go func() {
+		l, err := store.AcquireLease(ctx, store.LeaseConfig{URL: url, Identity: "late-standby", TTL: testTTL})
+		if err == nil {
+			got <- l
+		}
+	}()
+	g.Consistently(got).WithTimeout(2 * testTTL).ShouldNot(Receive(), "the active-active members hold the way in")
+	a.stop()
+	g.Expect(a.group.Owned()).To(BeEmpty())
+	var late *store.Lease
+	g.Eventually(got).WithTimeout(3 * testTTL).Should(Receive(&late), "the mark expires after the last member")
+	late.Release()
+}
+
 // startServer starts an embedded JetStream server and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
@@ -131,7 +179,9 @@ func startServer(t *testing.T) string {
 // monitor records which member delivers each partition, from the Start and Stop calls, and fails
 // the test when two would deliver one partition at once.
 type monitor struct {
-	t     *testing.T
+	t *testing.T
+	// fence, when set, is the members' Config.Fence on their JetStream.
+	fence func(js jetstream.JetStream) func(context.Context) (string, error)
 	mu    sync.Mutex
 	owner map[int]string
 	moves int
@@ -165,8 +215,12 @@ func (m *monitor) start(t *testing.T, url, id string) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var fence func(context.Context) (string, error)
+	if m.fence != nil {
+		fence = m.fence(js)
+	}
 	grp, err := Join(context.Background(), Config{
-		JetStream: js, Identity: id, Partitions: testPartitions, TTL: testTTL,
+		JetStream: js, Identity: id, Partitions: testPartitions, TTL: testTTL, Fence: fence,
 		Start: func(p int) {
 			m.mu.Lock()
 			defer m.mu.Unlock()

@@ -274,3 +274,51 @@ func (l *Lease) Err() error {
 	<-l.lost
 	return l.err
 }
+
+// PartitionedHolder is the delivery lease's holder while active-active dispatchers deliver: a
+// dispatcher in the standby mode (of an older release, during a rollout from one mode to the other)
+// waits for it as for any holder, so that the two kinds never deliver at once.
+const PartitionedHolder = "hookline-active-active"
+
+// LeaseFence returns the fence of active-active dispatchers (partition.Config.Fence) on js: each call
+// marks the delivery lease as held by PartitionedHolder (creating it, or renewing it when another
+// active-active dispatcher did) and returns the holder when a dispatcher in the standby mode holds
+// it instead. The mark expires like a lease, TTL after the last active-active dispatcher's renewal.
+func LeaseFence(js jetstream.JetStream, cfg LeaseConfig) func(ctx context.Context) (string, error) {
+	l := &Lease{cfg: cfg, log: logr.Discard()}
+	return func(ctx context.Context) (string, error) {
+		if l.kv == nil {
+			kv, err := l.bucket(ctx, js, max(cfg.Replicas, 1))
+			if err != nil {
+				return "", err
+			}
+			l.kv = kv
+		}
+		if _, err := l.kv.Create(ctx, leaseKey, []byte(PartitionedHolder)); !errors.Is(err, jetstream.ErrKeyExists) {
+			return "", err
+		}
+		e, err := l.kv.Get(ctx, leaseKey)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return "", errors.New("the delivery lease expired meanwhile; marking it again")
+		}
+		if err != nil {
+			return "", err
+		}
+		if holder := string(e.Value()); holder != PartitionedHolder {
+			return holder, nil
+		}
+		_, err = l.kv.Update(ctx, leaseKey, []byte(PartitionedHolder), e.Revision())
+		if err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
+			// Renewed by another active-active dispatcher since the read, or taken: read again.
+			e, err = l.kv.Get(ctx, leaseKey)
+			if err != nil {
+				return "", err
+			}
+			if holder := string(e.Value()); holder != PartitionedHolder {
+				return holder, nil
+			}
+			return "", nil
+		}
+		return "", err
+	}
+}
