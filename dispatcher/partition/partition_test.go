@@ -153,11 +153,11 @@ func TestActiveActiveWaitsForTheStandbyModesDeliverer(t *testing.T) {
 			got <- l
 		}
 	}()
-	g.Consistently(got).WithTimeout(2 * testTTL).ShouldNot(Receive(), "the active-active members hold the way in")
+	g.Consistently(got).WithTimeout(2*testTTL).ShouldNot(Receive(), "the active-active members hold the way in")
 	a.stop()
 	g.Expect(a.group.Owned()).To(BeEmpty())
 	var late *store.Lease
-	g.Eventually(got).WithTimeout(3 * testTTL).Should(Receive(&late), "the mark expires after the last member")
+	g.Eventually(got).WithTimeout(3*testTTL).Should(Receive(&late), "the mark expires after the last member")
 	late.Release()
 }
 
