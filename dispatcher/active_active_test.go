@@ -17,15 +17,20 @@ limitations under the License.
 package dispatcher_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
@@ -205,4 +210,83 @@ func TestActiveActiveDispatchersShareDelivery(t *testing.T) {
 			return st.Delivered
 		}).Should(BeEquivalentTo(perAccount+2), "%s: the counters moved with the partition", acc)
 	}
+}
+
+// Events accepted while a dispatcher is still taking its partitions (ready as soon as it is a
+// member, its queues dormant or loading) are all delivered.
+func TestActiveActiveEventsAcceptedWhileTakingPartitions(t *testing.T) {
+	g := NewWithT(t)
+	var accounts, namespaces []string
+	rcs := map[string]*receiver{}
+	prefix := fmt.Sprintf("aas%d-", time.Now().UnixNano()%1_000_000)
+	for i := range 4 {
+		acc := fmt.Sprintf("%s%d", prefix, i)
+		accounts = append(accounts, acc)
+		ns := newNamespace(t, acc, "grp-1")
+		namespaces = append(namespaces, ns)
+		rcs[acc] = newReceiver(t)
+		wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns}, Spec: accountSpec(rcs[acc].URL)}
+		g.Expect(k8s.Create(context.Background(), wh)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedActive))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+	}
+	s := startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
+		c.Partitioning = dispatcher.Partitioning{Partitions: aaPartitions, Identity: "only", TTL: 2 * time.Second}
+	}})
+	const per = 10
+	for i := range per {
+		for _, acc := range accounts {
+			s.mustPost(t, event(fmt.Sprintf("%s-e%d", acc, i), acc))
+		}
+	}
+	for _, acc := range accounts {
+		g.Eventually(func() int { return len(rcs[acc].got()) }).WithTimeout(15*time.Second).Should(Equal(per), acc)
+	}
+}
+
+// A dispatcher that does not deliver a webhook (it knows no binding for it) keeps routing to it
+// through every reconcile: the route was withdrawn and set again each time, and the events
+// accepted in between were acknowledged without the webhook's notification.
+func TestActiveActiveReconcileKeepsTheRoutesOfOthersWebhooks(t *testing.T) {
+	g := NewWithT(t)
+	aa := startActiveActive(t)
+	aa.waitShared(t)
+	var acc string
+	for _, a := range aa.accounts {
+		if aa.owner[a] == "one" {
+			acc = a
+		}
+	}
+	wh := aa.hooks[acc]
+	routed := func() bool {
+		for _, tg := range aa.two.app.Table.Targets() {
+			if tg.UID == string(wh.UID) {
+				return true
+			}
+		}
+		return false
+	}
+	var gone atomic.Bool
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if !routed() {
+				gone.Store(true)
+			}
+		}
+	}()
+	for range 50 {
+		_, err := aa.two.app.Syncer.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(wh)})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	close(stop)
+	<-done
+	g.Expect(gone.Load()).To(BeFalse(), "two withdrew the route of a webhook one delivers while reconciling it")
 }

@@ -128,6 +128,7 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 	cfg.Engine.Partitions = g.Partitions()
 	cfg.Engine.Announce = p.announce
 	cfg.Engine.Taken = p.retake
+	cfg.Engine.ReleaseSaveTimeout = p.stopTimeout
 	a.partitioned = p
 	return nil
 }

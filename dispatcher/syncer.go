@@ -206,11 +206,18 @@ func target(wh *hooklinev1.Webhook, b tenancy.Binding) *route.Target {
 func (s *Syncer) rebind(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding) error {
 	uid := string(wh.UID)
 	nb := deliver.Binding{AccountID: b.AccountID, GroupID: b.GroupID}
-	if old, ok := s.Engine.Binding(uid); ok && old == nb {
+	old, known := s.Engine.Binding(uid)
+	if known && old == nb {
 		return nil
 	}
-	// Nothing routed under the old binding may be queued after the cancellation.
-	s.Table.Withdraw(uid)
+	if known {
+		// Nothing routed under the old binding may be queued after the cancellation.
+		s.Table.Withdraw(uid)
+	}
+	// Unknown: a new webhook (the first binding is recorded), or one another dispatcher delivers
+	// or whose state is being read here (active-active; its owner rebinds it once it knows the
+	// old binding). Withdrawing its route would lose the events routed meanwhile: they were
+	// acknowledged without its notification.
 	// At start the queue may not know its webhook's name yet; the cancellations are recorded with it.
 	s.Engine.Name(uid, wh.Namespace, wh.Name)
 	return s.Engine.Rebind(ctx, uid, nb)

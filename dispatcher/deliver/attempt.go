@@ -144,6 +144,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	settled := e.settledBeforeLocked(wh.UID, note)
 	e.mu.Unlock()
 	if settled {
+		e.log.V(1).Info("Removing a notification settled before this process took its queue over, unsent", append(wh.logKeys(), "event", note.EventSeq, "eventID", note.EventID, "seq", note.Seq)...)
 		return outcome{note: note, settled: true}
 	}
 	now := e.clock.Now()

@@ -95,6 +95,9 @@ type Config struct {
 	// Taken, with Partitions, is told of the webhooks whose delivery this engine has just taken
 	// over, so that their resources are read again (a change made while nobody delivered them).
 	Taken func(uids []string)
+	// ReleaseSaveTimeout bounds how long Release saves the state of a partition given up (5 s by
+	// default): a dispatcher cut off from NATS must finish giving its partitions up quickly.
+	ReleaseSaveTimeout time.Duration
 }
 
 // largeBody is the size above which a body counts against Config.LargeBodyBytes.

@@ -25,6 +25,7 @@ package deliver
 // attempts at once, lets the ones in flight settle, saves the state and forgets it.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
@@ -152,7 +153,7 @@ func (e *Engine) Release(ctx context.Context, p int) {
 	}
 	e.mu.Unlock()
 	// Saved after delivery stopped and before the partition's lease goes: the next owner reads it.
-	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(e.cfg.ReleaseSaveTimeout, 5*time.Second))
 	defer cancel()
 	for _, uid := range saved {
 		if err := e.persist(save, uid); err != nil {

@@ -90,7 +90,7 @@ type Config struct {
 	Fence func(ctx context.Context) (holder string, err error)
 	// Start is called once this member owns partition p, Stop before it gives p up or once it
 	// can no longer be sure to own it; Stop must return only when no new delivery for p starts.
-	// Both are called from Run's goroutine, in order for each partition.
+	// They are called in order for each partition; Stop may run for several partitions at once.
 	Start, Stop func(p int)
 }
 
@@ -255,8 +255,10 @@ func (g *Group) Run(ctx context.Context) {
 	}
 }
 
-// fence stops every partition whose lease could not be renewed in time.
+// fence stops every partition whose lease could not be renewed in time, all at once: one that stops
+// slowly (NATS out of reach while it saves) must not delay the others past their own deadlines.
 func (g *Group) fence(now time.Time) {
+	var wg sync.WaitGroup
 	for _, p := range g.Owned() {
 		g.mu.Lock()
 		l := g.held[p]
@@ -264,9 +266,10 @@ func (g *Group) fence(now time.Time) {
 		g.mu.Unlock()
 		if late {
 			g.log.Info("Partition lease not renewed in time: stopping", "partition", p)
-			g.drop(p)
+			wg.Go(func() { g.drop(p) })
 		}
 	}
+	wg.Wait()
 }
 
 // drop stops delivering p and forgets its lease.

@@ -156,6 +156,9 @@ func startNATSCluster(t *testing.T) []*natsNode {
 			"--jetstream", "--store_dir", filepath.Join(t.TempDir(), fmt.Sprintf("nats-%d", i)),
 			"--server_name", fmt.Sprintf("n%d", i), "--addr", host, "--port", port,
 			"--cluster_name", "hookline", "--cluster", "nats://"+routes[i], "--routes", strings.Join(routeURLs, ","),
+			// Clients reach only the servers they are given: one connected through a proxy must not
+			// learn the others' addresses and go around it.
+			"--no_advertise=true",
 		)}
 	}
 	// JetStream answers once the cluster has elected its meta leader.

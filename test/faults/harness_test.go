@@ -123,7 +123,11 @@ type proc struct {
 // startProc starts bin with args, its output in a log file that the test prints when it fails.
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
-	logFile := filepath.Join(t.TempDir(), name+".log")
+	dir := os.Getenv("HOOKLINE_FAULTS_LOGDIR") // kept after the test, for a closer look
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	logFile := filepath.Join(dir, name+".log")
 	out, err := os.Create(logFile)
 	if err != nil {
 		t.Fatal(err)
@@ -307,8 +311,13 @@ type checker struct {
 }
 
 func newChecker(t *testing.T) *checker {
+	return newCheckerBehind(t, func(rc http.Handler) http.Handler { return rc })
+}
+
+// newCheckerBehind is a checker whose requests go through the handler wrap returns first.
+func newCheckerBehind(t *testing.T, wrap func(rc http.Handler) http.Handler) *checker {
 	rc := &checker{events: map[string][]string{}, ids: map[string]map[string]string{}}
-	rc.Server = httptest.NewServer(rc)
+	rc.Server = httptest.NewServer(wrap(rc))
 	t.Cleanup(rc.Close)
 	return rc
 }
@@ -570,28 +579,34 @@ func report(t *testing.T, f figures) {
 	}
 }
 
-// apiProxy stands between the components and the API server, so that a test can take the API
-// server away from them (refused connections, cut watches) and give it back, without restarting
-// it.
-type apiProxy struct {
+// tcpProxy stands between components and a server (the API server, a NATS node), so that a test
+// can take the server away from them (refused connections, cut streams) and give it back, without
+// restarting it.
+type tcpProxy struct {
 	target, addr string
 	mu           sync.Mutex
 	l            net.Listener
 	conns        map[net.Conn]struct{}
 }
 
-func newAPIProxy(t *testing.T) *apiProxy {
+// newAPIProxy is a proxy to the API server, up.
+func newAPIProxy(t *testing.T) *tcpProxy {
 	u, err := url.Parse(cp.Config.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &apiProxy{target: u.Host, addr: testsupport.FreeAddr(t), conns: map[net.Conn]struct{}{}}
+	return newTCPProxy(t, u.Host)
+}
+
+// newTCPProxy is a proxy to target (host:port), up.
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	p := &tcpProxy{target: target, addr: testsupport.FreeAddr(t), conns: map[net.Conn]struct{}{}}
 	p.up(t)
 	t.Cleanup(p.down)
 	return p
 }
 
-func (p *apiProxy) up(t *testing.T) {
+func (p *tcpProxy) up(t *testing.T) {
 	t.Helper()
 	var l net.Listener
 	var err error
@@ -611,7 +626,7 @@ func (p *apiProxy) up(t *testing.T) {
 	}()
 }
 
-func (p *apiProxy) pipe(c net.Conn) {
+func (p *tcpProxy) pipe(c net.Conn) {
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		_ = c.Close()
@@ -632,7 +647,7 @@ func (p *apiProxy) pipe(c net.Conn) {
 }
 
 // down refuses new connections and cuts the open ones.
-func (p *apiProxy) down() {
+func (p *tcpProxy) down() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.l != nil {
@@ -646,7 +661,7 @@ func (p *apiProxy) down() {
 }
 
 // kubeconfig writes a kubeconfig that reaches the API server through the proxy.
-func (p *apiProxy) kubeconfig(t *testing.T) string {
+func (p *tcpProxy) kubeconfig(t *testing.T) string {
 	raw, err := os.ReadFile(cp.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,244 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package faults_test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/internal/testsupport"
+)
+
+// inflight wraps a checker's handler: it answers each webhook of slow accounts after a delay and
+// records the most requests in flight at once per webhook (more than one means two dispatchers
+// delivered one webhook at the same time) and per account (the cap holds across dispatchers).
+type inflight struct {
+	rc    http.Handler
+	delay map[string]time.Duration // per account
+
+	mu                sync.Mutex
+	hook, account     map[string]int
+	maxHook, maxAccnt map[string]int
+}
+
+// accountOf is the account of a webhook named "<account>-w<n>".
+func accountOf(path string) string {
+	i := strings.LastIndex(path, "-w")
+	if i < 0 {
+		return path
+	}
+	return path[:i]
+}
+
+func (f *inflight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		f.rc.ServeHTTP(w, r)
+		return
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	acc := accountOf(path)
+	f.mu.Lock()
+	f.hook[path]++
+	f.account[acc]++
+	f.maxHook[path] = max(f.maxHook[path], f.hook[path])
+	f.maxAccnt[acc] = max(f.maxAccnt[acc], f.account[acc])
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.hook[path]--
+		f.account[acc]--
+		f.mu.Unlock()
+	}()
+	if d := f.delay[acc]; d > 0 {
+		time.Sleep(d) // a slow receiver: what keeps requests in flight
+	}
+	f.rc.ServeHTTP(w, r)
+}
+
+// most returns the highest of m's values and its key.
+func most(m map[string]int) (string, int) {
+	key, n := "", 0
+	for k, v := range m {
+		if v > n {
+			key, n = k, v
+		}
+	}
+	return key, n
+}
+
+// owned scrapes a dispatcher's hookline_partitions_owned (-1 when it does not answer).
+func owned(metrics string) int {
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "hookline_partitions_owned "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return -1
+			}
+			return int(n)
+		}
+	}
+	return -1
+}
+
+// Three active-active dispatchers on a three-node JetStream cluster, under load from four accounts
+// (one of them with more webhooks than the per-account cap, behind a slow receiver). The group
+// scales 1→3, one dispatcher is killed with SIGKILL and replaced, one is cut off from NATS (its
+// only server is behind a proxy that is stopped) and reconnected, and the group scales back to
+// 1 with clean stops. Throughout: every acknowledged event is delivered to every webhook, in order;
+// no webhook ever has two requests in flight (two owners at once); no account ever has more than
+// 30 in flight across the dispatchers.
+func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
+	const (
+		ttl        = 3 * time.Second
+		partitions = 16
+		bigHooks   = 32
+	)
+	g := NewWithT(t)
+	nodes := startNATSCluster(t)
+	urls := nodes[0].client + "," + nodes[1].client + "," + nodes[2].client
+	proxy := newTCPProxy(t, strings.TrimPrefix(nodes[2].client, "nats://"))
+
+	big, small := "acc-aa-big", []string{"acc-aa-1", "acc-aa-2", "acc-aa-3"}
+	f := &inflight{delay: map[string]time.Duration{big: 100 * time.Millisecond},
+		hook: map[string]int{}, account: map[string]int{}, maxHook: map[string]int{}, maxAccnt: map[string]int{}}
+	rc := newCheckerBehind(t, func(rc http.Handler) http.Handler { f.rc = rc; return f })
+	startManager(t, cp.Kubeconfig)
+	hooks := map[string][]string{}
+	for i := range bigHooks {
+		hooks[big] = append(hooks[big], fmt.Sprintf("%s-w%02d", big, i))
+	}
+	for _, acc := range small {
+		hooks[acc] = []string{acc + "-w0", acc + "-w1"}
+	}
+	for acc, names := range hooks {
+		activeWebhooks(t, boundNamespace(t, acc), rc, names...)
+	}
+
+	opts := make([]dispatcherOpts, 3)
+	metrics := make([]string, 3)
+	procs := make([]*proc, 3)
+	for i := range opts {
+		url := urls
+		if i == 2 {
+			url = "nats://" + proxy.addr // its only way to NATS
+		}
+		metrics[i] = testsupport.FreeAddr(t)
+		opts[i] = dispatcherOpts{name: fmt.Sprintf("aa-%d", i), kubeconfig: cp.Kubeconfig, listen: testsupport.FreeAddr(t), natsURL: url,
+			extra: []string{"--partitions", strconv.Itoa(partitions), "--lease-ttl", ttl.String(), "--lease-identity", fmt.Sprintf("aa-%d", i),
+				"--metrics-bind-address", metrics[i]}}
+	}
+	start := func(i int) {
+		procs[i] = startDispatcher(t, opts[i])
+		waitHTTP(t, procs[i], "http://"+opts[i].listen+"/readyz", http.StatusOK, time.Minute)
+	}
+	// shares waits until the running dispatchers in want own every partition between them, each
+	// some, and the others none; it returns how long that took.
+	shares := func(want ...int) time.Duration {
+		t.Helper()
+		began := time.Now()
+		g.Eventually(func(g Gomega) {
+			sum := 0
+			for _, i := range want {
+				n := owned(metrics[i])
+				g.Expect(n).To(BeNumerically(">", 0), "aa-%d owns some", i)
+				sum += n
+			}
+			g.Expect(sum).To(Equal(partitions))
+		}).WithTimeout(4 * ttl).WithPolling(100 * time.Millisecond).Should(Succeed())
+		return time.Since(began)
+	}
+
+	// 1 → 3 under load.
+	start(0)
+	addrs := []string{opts[0].listen, opts[1].listen, opts[2].listen}
+	loads := map[string]*load{big: startLoad(big, addrs, 0, 120*time.Millisecond)}
+	for _, acc := range small {
+		loads[acc] = startLoad(acc, addrs, 0, 30*time.Millisecond)
+	}
+	progress := func() {
+		t.Helper()
+		for _, l := range loads {
+			l.waitAcked(t, l.ackedCount()+20, time.Minute)
+		}
+	}
+	progress()
+	start(1)
+	start(2)
+	shares(0, 1, 2)
+	progress()
+
+	// kill -9 one: the others deliver its partitions within the lease TTL; it is replaced.
+	procs[1].kill(t, syscall.SIGKILL)
+	takeover := shares(0, 2)
+	progress()
+	opts[1].name = "aa-1-replaced"
+	start(1)
+	shares(0, 1, 2)
+
+	// Cut one off from NATS: it stops (owns nothing) and the others take its partitions.
+	progress()
+	proxy.down()
+	cut := time.Now()
+	g.Eventually(func() int { return owned(metrics[2]) }).WithTimeout(3 * ttl).WithPolling(50 * time.Millisecond).Should(BeZero())
+	fenced := time.Since(cut)
+	shares(0, 1)
+	progress()
+	proxy.up(t)
+	shares(0, 1, 2)
+	progress()
+
+	// 3 → 1 with clean stops.
+	for _, i := range []int{2, 1} {
+		procs[i].kill(t, syscall.SIGTERM)
+		g.Expect(procs[i].err).NotTo(HaveOccurred(), "aa-%d stops cleanly", i)
+	}
+	shares(0)
+	progress()
+
+	var notes []string
+	for acc, l := range loads {
+		l.finish(t, time.Minute)
+		fig := verify(t, "active-active, 3 dispatchers: "+acc, rc, l, hooks[acc], 3*time.Minute)
+		notes = append(notes, fmt.Sprintf("%s: %d acknowledged, %d delivered, %d duplicates", acc, fig.acked, fig.delivered, fig.dups))
+	}
+	f.mu.Lock()
+	hook, perHook := most(f.maxHook)
+	acc, perAccount := most(f.maxAccnt)
+	f.mu.Unlock()
+	g.Expect(perHook).To(Equal(1), "webhook %s had %d requests in flight at once: two dispatchers delivered it", hook, perHook)
+	g.Expect(perAccount).To(BeNumerically("<=", 30), "account %s had %d requests in flight at once", acc, perAccount)
+	g.Expect(perAccount).To(BeNumerically(">=", 25), "the slow account's webhooks kept the cap busy (else the check proves little)")
+
+	report(t, figures{scenario: "active-active: 1→3, kill -9 + replace, NATS cut + reconnect, 3→1 (3-node cluster)",
+		note: fmt.Sprintf("takeover after kill -9 %s (TTL %s); cut-off dispatcher owned nothing %s after the cut; most in flight: %d per webhook, %d per account (%s); %s",
+			takeover.Round(100*time.Millisecond), ttl, fenced.Round(100*time.Millisecond), perHook, perAccount, acc, strings.Join(notes, "; "))})
+}
