@@ -106,6 +106,7 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 		g, err = partition.Join(logr.NewContext(ctx, p.log), partition.Config{
 			JetStream: a.Store.JetStream(), Identity: pc.Identity, Partitions: pc.Partitions, TTL: ttl,
 			Replicas: a.Store.Replicas(), Start: p.start, Stop: p.stop,
+			Renewed: func(part int, until time.Time) { p.engine.Extend(part, until) },
 			// A rollout from the standby mode: nothing is delivered here until its lease holder
 			// has stopped, and no standby takes the lease over meanwhile.
 			Fence: store.LeaseFence(a.Store.JetStream(), store.LeaseConfig{Replicas: a.Store.Replicas(), TTL: ttl}),

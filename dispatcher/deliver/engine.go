@@ -135,7 +135,11 @@ type Engine struct {
 
 	// Partitioned delivery (partitions.go): the partitions owned, the queues whose state is to be
 	// read (uid → claim), and idle, signalled when an attempt of a queue being released ends.
-	owned    map[int]bool
+	owned map[int]bool
+	// until is when each owned partition's lease stops covering new attempts (Extend); stalled
+	// marks the partitions whose queues were held back because it had passed.
+	until    map[int]time.Time
+	stalled  map[int]bool
 	toLoad   map[string]uint64
 	loadGen  uint64
 	loadKick chan struct{}
@@ -196,6 +200,8 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		restored:    map[string]*record{},
 		wake:        make(chan struct{}, 1),
 		owned:       map[int]bool{},
+		until:       map[int]time.Time{},
+		stalled:     map[int]bool{},
 		toLoad:      map[string]uint64{},
 		loadKick:    make(chan struct{}, 1),
 	}

@@ -115,6 +115,34 @@ func (e *Engine) Acquire(p int) {
 	}
 }
 
+// Extend records that partition p's lease covers attempts started before until: the engine starts
+// none for p from then on until the lease is renewed, whatever its owner's group does meanwhile
+// (a group blocked on NATS must not let a delivery start after another dispatcher may have taken
+// p over). Without Extend, an acquired partition has no deadline.
+func (e *Engine) Extend(p int, until time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.until[p] = until
+	if !e.stalled[p] || !e.leaseCoversLocked(p) {
+		return
+	}
+	delete(e.stalled, p)
+	for _, q := range e.queues {
+		if q.part == p {
+			e.scheduleLocked(q)
+		}
+	}
+}
+
+// leaseCoversLocked reports whether an attempt for partition p may start now.
+func (e *Engine) leaseCoversLocked(p int) bool {
+	if !e.partitioned() {
+		return true
+	}
+	until, ok := e.until[p]
+	return !ok || e.clock.Now().Before(until)
+}
+
 // Release stops this engine delivering partition p: no attempt starts from when it is called, the
 // attempts in flight settle (until ctx ends: then they settle into nothing and their notifications
 // are sent again by the next owner, with the same id), and the queues' state is saved for the next
@@ -122,6 +150,8 @@ func (e *Engine) Acquire(p int) {
 func (e *Engine) Release(ctx context.Context, p int) {
 	e.mu.Lock()
 	delete(e.owned, p)
+	delete(e.until, p)
+	delete(e.stalled, p)
 	var releasing []*queue
 	for _, q := range e.queues {
 		if q.part != p {

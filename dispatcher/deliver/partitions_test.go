@@ -174,3 +174,26 @@ func TestArrivalForDisabledWebhookIsLost(t *testing.T) {
 	p.g.Expect(st.Dropped).To(BeEquivalentTo(1))
 	p.g.Expect(p.rxs[0].sends()).To(BeEmpty())
 }
+
+// TestNoAttemptStartsPastTheLease: once a partition's lease no longer covers new attempts (its
+// owner could not renew it: another dispatcher may take it over), nothing is sent for it, whatever
+// is queued, until the lease is renewed.
+func TestNoAttemptStartsPastTheLease(t *testing.T) {
+	p := newPeers(t, 1, 2)
+	e := p.engines[0]
+	acct := accountIn(0, 2)
+	e.Extend(0, p.t0.Add(time.Second))
+	e.Acquire(0)
+	p.upsert(p.webhook("wh", acct))
+	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
+	p.e = e
+	p.queue("wh", acct, 1, p.t0)
+	p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(Equal([]string{"wh-1"}))
+
+	p.at(p.t0.Add(2 * time.Second)) // the lease ran out
+	p.queue("wh", acct, 2, p.t0.Add(2*time.Second))
+	p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300 * time.Millisecond).Should(HaveLen(1), "nothing sent past the lease")
+
+	e.Extend(0, p.t0.Add(time.Hour)) // renewed
+	p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(HaveLen(3), "held back, then sent once renewed")
+}

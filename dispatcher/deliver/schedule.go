@@ -143,6 +143,12 @@ func (e *Engine) pumpLocked(acc *account) {
 		acc.waiting[0] = nil
 		acc.waiting = acc.waiting[1:]
 		q.waiting = false
+		if !e.leaseCoversLocked(q.part) {
+			// The partition's lease may have expired (NATS out of reach): another dispatcher may
+			// take it over at any moment. Held back until the lease is renewed (Extend).
+			e.stalled[q.part] = true
+			continue
+		}
 		q.inFlight = true
 		acc.inFlight++
 		e.wg.Add(1)

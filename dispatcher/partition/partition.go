@@ -88,6 +88,10 @@ type Config struct {
 	// group and returns who else delivers ("" when nobody). While somebody else does, or while
 	// Fence has not succeeded for three quarters of the TTL, this member owns nothing.
 	Fence func(ctx context.Context) (holder string, err error)
+	// Renewed, when set, is told after each write of partition p's lease (taking it, before Start,
+	// and renewing it) until when this member may start work for p: three quarters of the TTL
+	// after the write was sent. A deliverer that checks it stops in time even when Run is held up.
+	Renewed func(p int, until time.Time)
 	// Start is called once this member owns partition p, Stop before it gives p up or once it
 	// can no longer be sure to own it; Stop must return only when no new delivery for p starts.
 	// They are called in order for each partition; Stop may run for several partitions at once.
@@ -404,6 +408,9 @@ func (g *Group) take(ctx context.Context, p int) {
 	g.held[p] = &lease{rev: rev, renewed: sent}
 	g.mu.Unlock()
 	g.log.V(1).Info("Took partition", "partition", p)
+	if g.cfg.Renewed != nil {
+		g.cfg.Renewed(p, sent.Add(g.safe()))
+	}
 	g.cfg.Start(p)
 }
 
@@ -416,6 +423,9 @@ func (g *Group) renew(ctx context.Context, p int, l *lease) {
 		g.mu.Lock()
 		l.rev, l.renewed = rev, sent
 		g.mu.Unlock()
+		if g.cfg.Renewed != nil {
+			g.cfg.Renewed(p, sent.Add(g.safe()))
+		}
 	case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err):
 		g.log.Info("Partition taken over by another dispatcher", "partition", p)
 		g.drop(p)
