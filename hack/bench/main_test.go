@@ -31,7 +31,7 @@ import (
 func TestSmoke(t *testing.T) {
 	controlplane.SkipIfMissing(t)
 	o := options{smoke: true, concurrency: 16,
-		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover"}
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover,replicas"}
 	o.duration, o.backlog, o.cpWebhooks, o.recover = smokeDuration, 2_000, 200, 1_000
 	rows, err := run(context.Background(), o)
 	var b strings.Builder

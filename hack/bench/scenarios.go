@@ -142,6 +142,11 @@ func (p *poster) post(url string, body []byte, token string) error {
 
 // closedLoop posts with c workers until d has passed; accounts picks the account of each event.
 func (p *poster) closedLoop(url string, c int, d time.Duration, accounts func(i int) string) (int64, error) {
+	return p.closedLoopTo([]string{url}, c, d, accounts)
+}
+
+// closedLoopTo is closedLoop over several ingest APIs, each worker posting to one of them.
+func (p *poster) closedLoopTo(urls []string, c int, d time.Duration, accounts func(i int) string) (int64, error) {
 	var n atomic.Int64
 	var firstErr atomic.Value
 	deadline := time.Now().Add(d)
@@ -151,7 +156,7 @@ func (p *poster) closedLoop(url string, c int, d time.Duration, accounts func(i 
 		go func() {
 			defer wg.Done()
 			for i := w; time.Now().Before(deadline); i += c {
-				if err := p.post(url, p.event(accounts(i)), benchToken); err != nil {
+				if err := p.post(urls[w%len(urls)], p.event(accounts(i)), benchToken); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
@@ -519,6 +524,19 @@ func run(ctx context.Context, o options) ([]row, error) {
 			}
 			return r, err
 		})
+	}
+	// Last of all: it replaces the dispatcher with its own active-active replicas.
+	if o.want("replicas") {
+		fmt.Fprintln(os.Stderr, "bench: active-active replicas")
+		repRows, err := s.replicasScenario(ctx, p, o)
+		if err == nil {
+			err = check()
+		}
+		if err != nil {
+			repRows = append(repRows, row{scenario: "active-active replicas", note: "ERROR: " + err.Error()})
+			errs = append(errs, fmt.Errorf("replicas: %w", err))
+		}
+		rows = append(rows, repRows...)
 	}
 	if d := s.sink.dups.Load(); d > 0 {
 		rows = append(rows, row{scenario: "duplicates", note: fmt.Sprintf("%d re-deliveries (same webhookNotificationId)", d)})

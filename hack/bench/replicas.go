@@ -1,0 +1,193 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// replicaPartitions is the number of partitions of the replicas scenario's group.
+const replicaPartitions = 16
+
+// replica is one active-active dispatcher of the replicas scenario.
+type replica struct {
+	cmd             *exec.Cmd
+	ingest, metrics string
+}
+
+// startReplica starts active-active dispatcher i (from 1): the first embeds JetStream and lets
+// the others in through a listener with a token.
+func (s *stack) startReplica(i int, natsAddr, tokenFile string) (*replica, error) {
+	r := &replica{ingest: freeAddr(), metrics: freeAddr()}
+	args := slices.Clone(s.dispatcherArgs[1:])
+	set := func(flag, value string) {
+		for j, a := range args {
+			if a == flag && j+1 < len(args) {
+				args[j+1] = value
+				return
+			}
+		}
+		args = append(args, flag, value)
+	}
+	set("--listen-address", r.ingest)
+	set("--metrics-bind-address", r.metrics)
+	set("--pprof-address", "")
+	args = append(args, dispatcherExtraArgs...)
+	args = append(args, "--partitions", fmt.Sprint(replicaPartitions), "--lease-ttl", "5s",
+		"--lease-identity", fmt.Sprintf("replica-%d", i))
+	if i == 1 {
+		args = append(args, "--data-dir", filepath.Join(s.dir, "data-replicas"),
+			"--nats-listen-address", natsAddr, "--nats-listen-token-file", tokenFile)
+	} else {
+		args = append(args, "--nats-url", "nats://"+natsAddr, "--nats-token-file", tokenFile)
+	}
+	r.cmd = exec.Command(s.dispatcherArgs[0], args...)
+	if err := start(s.dir, fmt.Sprintf("replica-%d", i), r.cmd); err != nil {
+		return nil, err
+	}
+	ready := "http://" + r.ingest + "/readyz"
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("replica %d did not become ready; see %s", i, s.dir)
+		}
+	}
+}
+
+// replicasScenario measures active-active dispatchers: the same closed-loop load as the throughput
+// scenario, spread over the ingest APIs of 1, 2 and 3 replicas that share one JetStream (embedded
+// in the first), each delivering its share of 16 partitions. It replaces the stack's dispatcher,
+// so it runs last. CPU is that of every replica together, the embedded NATS server included.
+func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]row, error) {
+	// The single dispatcher of the other scenarios stops: this one brings its own.
+	_ = s.dispatcher.Process.Signal(syscall.SIGTERM)
+	_ = s.dispatcher.Wait()
+	tokenFile := filepath.Join(s.dir, "nats-token")
+	if err := os.WriteFile(tokenFile, []byte(strings.Repeat("bench-nats-token", 3)), 0o600); err != nil {
+		return nil, err
+	}
+	g, _, err := s.createGroup(ctx, "rep", 100, 10)
+	if err != nil {
+		return nil, err
+	}
+	perEvent := int64(len(g.uids) / 100)
+	natsAddr := freeAddr()
+	var replicas []*replica
+	defer func() {
+		for _, r := range replicas {
+			_ = r.cmd.Process.Signal(syscall.SIGTERM)
+			_ = r.cmd.Wait()
+		}
+	}()
+	var rows []row
+	for n := 1; n <= 3; n++ {
+		r, err := s.startReplica(n, natsAddr, tokenFile)
+		if err != nil {
+			return rows, err
+		}
+		replicas = append(replicas, r)
+		if err := waitShared(replicas); err != nil {
+			return rows, err
+		}
+		urls := make([]string, len(replicas))
+		for i, r := range replicas {
+			urls[i] = "http://" + r.ingest + "/v1/events"
+		}
+		// Every replica routes every webhook before the load (one probe event per account).
+		before, q0 := s.sink.count.Load(), p.queued.Load()
+		for a := range 100 {
+			if err := p.post(urls[a%len(urls)], p.event(account("rep", a)), benchToken); err != nil {
+				return rows, err
+			}
+		}
+		if err := waitDelivered(s.sink, before+p.queued.Load()-q0, waitFor(o)); err != nil {
+			return rows, err
+		}
+		before, q0 = s.sink.count.Load(), p.queued.Load()
+		cpu0 := replicasCPU(replicas)
+		start := time.Now()
+		sent, err := p.closedLoopTo(urls, o.concurrency, o.duration, func(i int) string { return account("rep", i%100) })
+		if err != nil {
+			return rows, err
+		}
+		if q := p.queued.Load() - q0; q != sent*perEvent {
+			return rows, fmt.Errorf("%d replicas: %d events queued %d notifications, want %d", n, sent, q, sent*perEvent)
+		}
+		want := before + sent*perEvent
+		if err := waitDelivered(s.sink, want, waitFor(o)); err != nil {
+			return rows, fmt.Errorf("%d replicas: %w", n, err)
+		}
+		elapsed := time.Since(start)
+		cpu1 := replicasCPU(replicas)
+		delivered := float64(want - before)
+		peak := 0.0
+		for _, r := range replicas {
+			_, mb, _ := procStats(r.cmd.Process.Pid)
+			peak = max(peak, mb)
+		}
+		rows = append(rows, row{
+			scenario: fmt.Sprintf("active-active, %d replica(s) (100 accounts × 10 webhooks, 1 KB)", n),
+			offered:  float64(sent) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
+			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
+			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server; %d deliveries, all checked", replicaPartitions, int64(delivered)),
+		})
+	}
+	return rows, nil
+}
+
+// replicasCPU is the CPU seconds used so far by every replica.
+func replicasCPU(rs []*replica) float64 {
+	total := 0.0
+	for _, r := range rs {
+		cpu, _, _ := procStats(r.cmd.Process.Pid)
+		total += cpu
+	}
+	return total
+}
+
+// waitShared waits until every replica delivers some of the partitions and together they deliver
+// all of them.
+func waitShared(rs []*replica) error {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		sum, each := 0, true
+		for _, r := range rs {
+			n := int(scrape("http://"+r.metrics+"/metrics", "hookline_partitions_owned"))
+			sum += n
+			each = each && n > 0
+		}
+		if each && sum == replicaPartitions {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d replicas never shared the %d partitions", len(rs), replicaPartitions)
+		}
+	}
+}
