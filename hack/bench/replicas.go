@@ -133,6 +133,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		}
 		before, q0 = s.sink.count.Load(), p.queued.Load()
 		cpu0 := replicasCPU(replicas)
+		each0 := cpuEach(replicas)
 		start := time.Now()
 		sent, err := p.closedLoopTo(urls, o.concurrency, o.duration, func(i int) string { return account("rep", i%100) })
 		if err != nil {
@@ -147,6 +148,11 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		}
 		elapsed := time.Since(start)
 		cpu1 := replicasCPU(replicas)
+		each1 := cpuEach(replicas)
+		var split []string
+		for i := range each1 {
+			split = append(split, fmt.Sprintf("%.3f", (each1[i]-each0[i])/float64(want-before)*1000))
+		}
 		delivered := float64(want - before)
 		peak := 0.0
 		for _, r := range replicas {
@@ -157,10 +163,20 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 			scenario: fmt.Sprintf("active-active, %d replica(s) (100 accounts × 10 webhooks, 1 KB)", n),
 			offered:  float64(sent) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
 			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
-			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server; %d deliveries, all checked", replicaPartitions, int64(delivered)),
+			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server, per replica %s (the first embeds NATS); %d deliveries, all checked",
+				replicaPartitions, strings.Join(split, " + "), int64(delivered)),
 		})
 	}
 	return rows, nil
+}
+
+// cpuEach is the CPU seconds used so far by each replica.
+func cpuEach(rs []*replica) []float64 {
+	out := make([]float64, len(rs))
+	for i, r := range rs {
+		out[i], _, _ = procStats(r.cmd.Process.Pid)
+	}
+	return out
 }
 
 // replicasCPU is the CPU seconds used so far by every replica.
