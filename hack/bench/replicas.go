@@ -94,11 +94,15 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 	if err := os.WriteFile(tokenFile, []byte(strings.Repeat("bench-nats-token", 3)), 0o600); err != nil {
 		return nil, err
 	}
-	g, _, err := s.createGroup(ctx, "rep", 100, 10)
+	accounts, per := 100, 10
+	if o.smoke {
+		accounts, per = 20, 5 // correctness only: fewer webhooks to verify
+	}
+	g, _, err := s.createGroup(ctx, "rep", accounts, per)
 	if err != nil {
 		return nil, err
 	}
-	perEvent := int64(len(g.uids) / 100)
+	perEvent := int64(len(g.uids) / accounts)
 	natsAddr := freeAddr()
 	var replicas []*replica
 	defer func() {
@@ -123,7 +127,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		}
 		// Every replica routes every webhook before the load (one probe event per account).
 		before, q0 := s.sink.count.Load(), p.queued.Load()
-		for a := range 100 {
+		for a := range accounts {
 			if err := p.post(urls[a%len(urls)], p.event(account("rep", a)), benchToken); err != nil {
 				return rows, err
 			}
@@ -135,7 +139,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		cpu0 := replicasCPU(replicas)
 		each0 := cpuEach(replicas)
 		start := time.Now()
-		sent, err := p.closedLoopTo(urls, o.concurrency, o.duration, func(i int) string { return account("rep", i%100) })
+		sent, err := p.closedLoopTo(urls, o.concurrency, o.duration, func(i int) string { return account("rep", i%accounts) })
 		if err != nil {
 			return rows, err
 		}
@@ -160,7 +164,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 			peak = max(peak, mb)
 		}
 		rows = append(rows, row{
-			scenario: fmt.Sprintf("active-active, %d replica(s) (100 accounts × 10 webhooks, 1 KB)", n),
+			scenario: fmt.Sprintf("active-active, %d replica(s) (%d accounts × %d webhooks, 1 KB)", n, accounts, per),
 			offered:  float64(sent) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
 			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
 			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server, per replica %s (the first embeds NATS); %d deliveries, all checked",
