@@ -175,6 +175,59 @@ type namedCheck struct {
 	check healthz.Checker
 }
 
+// newEngine creates the delivery engine on the store, with its metrics.
+func (a *App) newEngine(cfg Config, clk clock.Clock, log logr.Logger) error {
+	var metrics *deliver.Metrics
+	if cfg.Registry != nil {
+		metrics = deliver.NewMetrics(cfg.Registry)
+	}
+	a.Engine = deliver.New(cfg.Engine, a.Store, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
+		clk, log.WithName("deliver"), metrics)
+	if a.partitioned != nil {
+		a.partitioned.engine = a.Engine
+	}
+	if cfg.Registry != nil {
+		return cfg.Registry.Register(a.Engine.Collector())
+	}
+	return nil
+}
+
+// addProblemMailer e-mails webhooks' problemNotificationEmails when cfg.Problems has an address.
+func (a *App) addProblemMailer(cfg Config, clk clock.Clock, log logr.Logger) error {
+	if cfg.Problems.Address == "" {
+		return nil
+	}
+	if cfg.Registry != nil {
+		cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
+	}
+	notifier, err := notify.New(cfg.Problems, clk, log.WithName("problem-emails"))
+	if err != nil {
+		return fmt.Errorf("problem e-mails: %w", err)
+	}
+	mailer := &ProblemMailer{Client: a.Manager.GetClient(), Engine: a.Engine, Notifier: notifier,
+		After: cmp.Or(cfg.ProblemAfter, time.Hour), Clock: clk, Log: log.WithName("problem-emails")}
+	a.Engine.Watch(mailer.Mark)
+	if err := a.Manager.Add(notifier); err != nil {
+		return err
+	}
+	return a.Manager.Add(mailer)
+}
+
+// addProbes adds the manager's liveness check and the conditions of Ready: not ready while events
+// cannot be stored (another replica, active-active, takes them), nor while not a current member of
+// the group.
+func (a *App) addProbes() error {
+	_ = a.Manager.AddHealthzCheck("healthz", healthz.Ping)
+	_ = a.Manager.AddReadyzCheck("readyz", healthz.Ping)
+	if err := a.AddReadyCheck("nats", func(*http.Request) error { return a.Store.Reachable() }); err != nil {
+		return err
+	}
+	if p := a.partitioned; p != nil {
+		return a.AddReadyCheck("partitions", p.ready)
+	}
+	return nil
+}
+
 // AddReadyCheck adds a condition of Ready, also served on the manager's /readyz. Call it before Run.
 func (a *App) AddReadyCheck(name string, check healthz.Checker) error {
 	if err := a.Manager.AddReadyzCheck(name, check); err != nil {
@@ -197,14 +250,9 @@ func (a *App) Ready(r *http.Request) error {
 	return errors.Join(errs...)
 }
 
-// NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
-// controller-runtime manager; Run starts the rest.
-// It logs with the logger of ctx (logr.NewContext).
-func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clock) (*App, error) {
-	log := logr.FromContextOrDiscard(ctx)
-	if cfg.Attestation == nil {
-		return nil, errors.New("an attestation key is required: without one no webhook's verification can be checked")
-	}
+// newManager is the dispatcher's controller-runtime manager: Secrets are never cached, and the
+// cache holds cfg.Namespaces only when given.
+func newManager(restCfg *rest.Config, cfg Config) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hooklinev1.AddToScheme(scheme))
@@ -224,6 +272,21 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// NewApp opens the store, starts the delivery engine and wires the syncer and reporter into a
+// controller-runtime manager; Run starts the rest.
+// It logs with the logger of ctx (logr.NewContext).
+func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clock) (*App, error) {
+	log := logr.FromContextOrDiscard(ctx)
+	if cfg.Attestation == nil {
+		return nil, errors.New("an attestation key is required: without one no webhook's verification can be checked")
+	}
+	mgr, err := newManager(restCfg, cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.ClusterRangesInterval != 0 {
 		if cfg.Guard == nil {
@@ -275,14 +338,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 			return fail(err)
 		}
 	}
-	var metrics *deliver.Metrics
-	if cfg.Registry != nil {
-		metrics = deliver.NewMetrics(cfg.Registry)
-	}
-	a.Engine = deliver.New(cfg.Engine, st, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
-		clk, log.WithName("deliver"), metrics)
-	if a.partitioned != nil {
-		a.partitioned.engine = a.Engine
+	if err := a.newEngine(cfg, clk, log); err != nil {
+		return fail(err)
 	}
 	// The engine only tells of changes; the reporter and the problem mailer read its state.
 	a.Reporter = &Reporter{
@@ -290,28 +347,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		Clock: clk, Interval: cfg.StatusInterval, WritesPerSecond: cfg.StatusWritesPerSecond, Log: log.WithName("status"),
 	}
 	a.Engine.Watch(a.Reporter.Mark)
-	if cfg.Problems.Address != "" {
-		if cfg.Registry != nil {
-			cfg.Problems.Metrics = notify.NewMetrics(cfg.Registry)
-		}
-		notifier, err := notify.New(cfg.Problems, clk, log.WithName("problem-emails"))
-		if err != nil {
-			return fail(fmt.Errorf("problem e-mails: %w", err))
-		}
-		mailer := &ProblemMailer{Client: mgr.GetClient(), Engine: a.Engine, Notifier: notifier,
-			After: cmp.Or(cfg.ProblemAfter, time.Hour), Clock: clk, Log: log.WithName("problem-emails")}
-		a.Engine.Watch(mailer.Mark)
-		if err := mgr.Add(notifier); err != nil {
-			return fail(err)
-		}
-		if err := mgr.Add(mailer); err != nil {
-			return fail(err)
-		}
-	}
-	if cfg.Registry != nil {
-		if err := cfg.Registry.Register(a.Engine.Collector()); err != nil {
-			return fail(err)
-		}
+	if err := a.addProblemMailer(cfg, clk, log); err != nil {
+		return fail(err)
 	}
 	if err := a.Engine.Start(ctx); err != nil {
 		return fail(fmt.Errorf("starting delivery engine: %w", err))
@@ -345,16 +382,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err := mgr.Add(a.Syncer.SweepEvery(cmp.Or(cfg.SweepInterval, time.Minute))); err != nil {
 		return fail(err)
 	}
-	_ = mgr.AddHealthzCheck("healthz", healthz.Ping)
-	_ = mgr.AddReadyzCheck("readyz", healthz.Ping)
-	// Not ready while events cannot be stored: another replica (active-active) takes them.
-	if err := a.AddReadyCheck("nats", func(*http.Request) error { return st.Reachable() }); err != nil {
+	if err := a.addProbes(); err != nil {
 		return fail(err)
-	}
-	if p := a.partitioned; p != nil {
-		if err := a.AddReadyCheck("partitions", p.ready); err != nil {
-			return fail(err)
-		}
 	}
 	a.Intake = &Intake{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
 	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}

@@ -433,6 +433,8 @@ func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *h
 	phase := phaseWaiting
 	if reason == hooklinev1.ReasonQueued {
 		phase = phaseQueued
+	} else if st.WebhookUID == "" {
+		r.giveBack(ctx, rp)
 	}
 	r.setPhase(client.ObjectKeyFromObject(rp), phase)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, reason, msg)

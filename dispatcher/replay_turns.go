@@ -84,9 +84,24 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		if ahead >= r.maxPerNamespace() {
 			return false, ahead, time.Time{}, nil
 		}
-		r.admitLocked(key)
+		// The replays created before rp that wait their turn fit too (they were counted): they are
+		// admitted first, at the same moment, so that replays start in creation order whichever is
+		// reconciled first; each starts when it is reconciled, woken now.
+		now := r.Clock.Now()
+		for _, w := range waiting {
+			k := client.ObjectKeyFromObject(w)
+			r.admitLocked(k, now)
+			r.wake(k)
+		}
+		r.admitLocked(key, now)
 	}
 	return true, 0, r.running[key.Namespace][key], nil
+}
+
+// giveBack frees the turn of rp, not started, when it waits for its Webhook instead (missing, not
+// Active): a turn held meanwhile would keep the replays after it waiting for nothing.
+func (r *Replayer) giveBack(ctx context.Context, rp *hooklinev1.WebhookReplay) {
+	r.release(ctx, client.ObjectKeyFromObject(rp))
 }
 
 // waitsTurn reports whether rp, not started, waits for its turn (or has not been looked at yet),
@@ -108,15 +123,16 @@ func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
 func (r *Replayer) admitted(rp *hooklinev1.WebhookReplay) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.admitLocked(client.ObjectKeyFromObject(rp))
+	r.admitLocked(client.ObjectKeyFromObject(rp), r.Clock.Now())
 }
 
-func (r *Replayer) admitLocked(key types.NamespacedName) {
+// admitLocked records that key runs, admitted at now unless it was admitted before.
+func (r *Replayer) admitLocked(key types.NamespacedName, now time.Time) {
 	if r.running[key.Namespace] == nil {
 		r.running[key.Namespace] = map[types.NamespacedName]time.Time{}
 	}
 	if _, held := r.running[key.Namespace][key]; !held {
-		r.running[key.Namespace][key] = r.Clock.Now()
+		r.running[key.Namespace][key] = now
 	}
 	r.phase[key] = phaseRunning
 	r.peak[key.Namespace] = max(r.peak[key.Namespace], len(r.running[key.Namespace]))

@@ -142,6 +142,12 @@ func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
 	}).WithTimeout(60 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	g.Expect(dispatcher.PeakReplays(s.app.Replayer, nsA)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
 	var prev time.Time
+	var starts []string
+	for _, rp := range replays {
+		got := getReplay(g, rp)
+		starts = append(starts, fmt.Sprintf("%s %s created %s", rp.Name, got.Status.StartedAt.Format("15:04:05"), got.CreationTimestamp.Format("15:04:05")))
+	}
+	t.Logf("start times: %v", starts)
 	for _, rp := range replays {
 		got := getReplay(g, rp)
 		g.Expect(got.Status.Delivered).To(BeEquivalentTo(1), rp.Name)

@@ -83,3 +83,43 @@ func TestRetriedStartKeepsTheAdmissionTime(t *testing.T) {
 	g.Expect(st.StartedAt.Time).To(BeTemporally("==", base.Add(2*time.Second)), "admitted then")
 	g.Expect(st.StartedAt.Time).NotTo(BeTemporally(">", st2.StartedAt.Time), "not after the one admitted since")
 }
+
+// Replays that wait their turn start in creation order even when a later one is reconciled first
+// with room for both: the earlier ones are admitted with it, at the same moment (seen in the flood
+// test: a later replay started a second before an earlier one).
+func TestReplaysWithRoomStartInCreationOrder(t *testing.T) {
+	g := NewWithT(t)
+	scheme := runtime.NewScheme()
+	g.Expect(hooklinev1.AddToScheme(scheme)).To(Succeed())
+	base := time.Unix(1_700_000_000, 0)
+	queued := []metav1.Condition{{Type: hooklinev1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonQueued,
+		LastTransitionTime: metav1.NewTime(base)}}
+	replay := func(name string, created time.Duration) *hooklinev1.WebhookReplay {
+		return &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, UID: types.UID("uid-" + name),
+			CreationTimestamp: metav1.NewTime(base.Add(created))}, Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"},
+			Status: hooklinev1.WebhookReplayStatus{Conditions: queued}}
+	}
+	earlier, later := replay("earlier", 0), replay("later", time.Second)
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(earlier, later).WithStatusSubresource(earlier, later).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourceApply: func(context.Context, client.Client, string, runtime.ApplyConfiguration, ...client.SubResourceApplyOption) error {
+				return nil
+			},
+		}).Build()
+	clk := clocktesting.NewFakePassiveClock(base.Add(2 * time.Second))
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2}
+	r.init()
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "orders", UID: "wh-uid"}}
+
+	stLater := later.Status.DeepCopy()
+	ok, err := r.start(context.Background(), later, wh, stLater)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue(), "room for both")
+
+	clk.SetTime(base.Add(5 * time.Second)) // the earlier one is reconciled a while later
+	stEarlier := earlier.Status.DeepCopy()
+	ok, err = r.start(context.Background(), earlier, wh, stEarlier)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue())
+	g.Expect(stEarlier.StartedAt.Time).NotTo(BeTemporally(">", stLater.StartedAt.Time), "the earlier replay did not start after the later one")
+}

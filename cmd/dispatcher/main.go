@@ -190,11 +190,8 @@ func main() {
 	}
 }
 
-func run(o options) error {
-	log := ctrl.Log.WithName("dispatcher")
-	// fail stops the dispatcher for a server that cannot go on; run then returns its cause.
-	ctx, fail := context.WithCancelCause(ctrl.SetupSignalHandler())
-	defer fail(nil)
+// validate checks the flags that do not depend on each other's files.
+func (o options) validate() error {
 	if o.tokensFile == "" {
 		return errors.New("--tokens-file is required: producers authenticate with account-scoped tokens")
 	}
@@ -209,6 +206,17 @@ func run(o options) error {
 	}
 	if o.partitions > 0 && o.leaseTTL <= 0 {
 		return errors.New("--partitions needs a --lease-ttl above 0: it bounds how long a dead dispatcher's partitions go undelivered")
+	}
+	return nil
+}
+
+func run(o options) error {
+	log := ctrl.Log.WithName("dispatcher")
+	// fail stops the dispatcher for a server that cannot go on; run then returns its cause.
+	ctx, fail := context.WithCancelCause(ctrl.SetupSignalHandler())
+	defer fail(nil)
+	if err := o.validate(); err != nil {
+		return err
 	}
 	tokens, err := ingest.LoadTokens(o.tokensFile)
 	if err != nil {

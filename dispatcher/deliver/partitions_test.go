@@ -192,7 +192,7 @@ func TestNoAttemptStartsPastTheLease(t *testing.T) {
 
 	p.at(p.t0.Add(2 * time.Second)) // the lease ran out
 	p.queue("wh", acct, 2, p.t0.Add(2*time.Second))
-	p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300 * time.Millisecond).Should(HaveLen(1), "nothing sent past the lease")
+	p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).Should(HaveLen(1), "nothing sent past the lease")
 
 	e.Extend(0, p.t0.Add(time.Hour)) // renewed
 	p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(HaveLen(3), "held back, then sent once renewed")

@@ -246,6 +246,6 @@ func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
 	g.Expect(perAccount).To(BeNumerically(">=", 25), "the slow account's webhooks kept the cap busy (else the check proves little)")
 
 	total.note = fmt.Sprintf("takeover after kill -9 %s (TTL %s); cut-off dispatcher owned nothing %s after the cut; most in flight: %d per webhook, %d per account (%s); %s",
-			takeover.Round(100*time.Millisecond), ttl, fenced.Round(100*time.Millisecond), perHook, perAccount, acc, strings.Join(notes, "; "))
+		takeover.Round(100*time.Millisecond), ttl, fenced.Round(100*time.Millisecond), perHook, perAccount, acc, strings.Join(notes, "; "))
 	report(t, total)
 }
