@@ -31,8 +31,10 @@ import (
 )
 
 // NewIngestServer returns the HTTP server of the ingest API: POST /v1/events, GET /healthz (it
-// serves), and GET /readyz, which answers 503 with the reason while ready fails (nil: always
-// ready), so that a Service sends events only to dispatchers that can store them.
+// serves), and GET /readyz, which answers 503 while ready fails (nil: always ready), so that a
+// Service sends events only to dispatchers that can store them. The reason is not given: anyone who
+// reaches the ingest port can ask, and a check's error may quote a file (the tokens file); the
+// manager's /readyz on the probes port names the failing check.
 func NewIngestServer(addr string, events http.Handler, ready func(*http.Request) error) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", events)
@@ -40,7 +42,7 @@ func NewIngestServer(addr string, events http.Handler, ready func(*http.Request)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if ready != nil {
 			if err := ready(r); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				http.Error(w, "not ready", http.StatusServiceUnavailable)
 				return
 			}
 		}

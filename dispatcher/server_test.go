@@ -1,0 +1,55 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	. "github.com/onsi/gomega"
+)
+
+// The ingest port's /readyz says whether to send events, never why not: anyone on the network can
+// ask, and a failing check may quote the tokens file.
+func TestIngestReadyzWithholdsTheReason(t *testing.T) {
+	g := NewWithT(t)
+	var failing atomic.Bool
+	failing.Store(true)
+	ready := func(*http.Request) error {
+		if failing.Load() {
+			return errors.New(`tokens file: yaml: cannot unmarshal !!str "s3cret-token-0123456789"`)
+		}
+		return nil
+	}
+	srv := httptest.NewServer(NewIngestServer("", http.NotFoundHandler(), ready).Handler)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	g.Expect(err).NotTo(HaveOccurred())
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(string(body)).NotTo(ContainSubstring("s3cret"))
+	failing.Store(false)
+	resp, err = http.Get(srv.URL + "/readyz")
+	g.Expect(err).NotTo(HaveOccurred())
+	_ = resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+}
