@@ -34,8 +34,10 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/partition"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/notify"
 )
 
 // activeActive is two dispatchers delivering at once: one embeds NATS and lets the other in.
@@ -54,7 +56,7 @@ const aaPartitions = 8
 
 // startActiveActive starts dispatchers "one" and "two" sharing one NATS server, over accounts
 // chosen so that each dispatcher delivers at least two of them.
-func startActiveActive(t *testing.T) *activeActive {
+func startActiveActive(t *testing.T, mutate ...func(*dispatcher.Config)) *activeActive {
 	t.Helper()
 	aa := &activeActive{ns: map[string]string{}, rc: map[string]*receiver{}, owner: map[string]string{}, hooks: map[string]*hooklinev1.Webhook{}}
 	members := []string{"one", "two"}
@@ -93,11 +95,17 @@ func startActiveActive(t *testing.T) *activeActive {
 		c.Store.ListenAddress, c.Store.ListenTokenFile = addr, tokenFile
 		c.Partitioning = group("one")
 		fastReplays(c)
+		for _, m := range mutate {
+			m(c)
+		}
 	}})
 	aa.two = startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
 		c.Store = store.Config{URL: "nats://" + addr, Auth: store.Auth{TokenFile: tokenFile}}
 		c.Partitioning = group("two")
 		fastReplays(c)
+		for _, m := range mutate {
+			m(c)
+		}
 	}})
 	for _, acc := range aa.accounts {
 		aa.hooks[acc] = aa.one.activeWebhook(t, aa.ns[acc], "orders", accountSpec(aa.rc[acc].URL))
@@ -289,4 +297,44 @@ func TestActiveActiveReconcileKeepsTheRoutesOfOthersWebhooks(t *testing.T) {
 	close(stop)
 	<-done
 	g.Expect(gone.Load()).To(BeFalse(), "two withdrew the route of a webhook one delivers while reconciling it")
+}
+
+// Problem e-mails are sent by the dispatcher that delivers the webhook, once: the other one, which
+// runs a problem mailer too and routes the same events, sends none.
+func TestActiveActiveProblemEmailsComeFromTheOwnerOnly(t *testing.T) {
+	g := NewWithT(t)
+	mb := startMailbox(t)
+	aa := startActiveActive(t, func(c *dispatcher.Config) {
+		c.Problems = notify.Config{Address: mb.addr, From: "hookline@example.com", StartTLS: notify.StartTLSNever,
+			AllowedDomains: notify.AllowedDomains{notify.AnyAccount: {"example.com"}}}
+		c.ProblemAfter = 300 * time.Millisecond
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 10_000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	})
+	aa.waitShared(t)
+	for _, owner := range []string{"one", "two"} {
+		var acc string
+		for _, a := range aa.accounts {
+			if aa.owner[a] == owner {
+				acc = a
+			}
+		}
+		wh := getWebhook(g, aa.hooks[acc])
+		wh.Spec.ProblemNotificationEmails = []hooklinev1.Email{hooklinev1.Email("ops-" + owner + "@example.com")}
+		g.Expect(k8s.Update(context.Background(), wh)).To(Succeed())
+		aa.rc[acc].set(fail500)
+		// Posted to the dispatcher that does not deliver it: routed there, failing at the owner.
+		other := aa.one
+		if owner == "one" {
+			other = aa.two
+		}
+		other.mustPost(t, event(acc+"-fails", acc))
+	}
+	g.Eventually(func() int { return len(mb.got()) }).WithTimeout(20*time.Second).Should(Equal(2), func() string { return fmt.Sprintf("%+v", mb.got()) })
+	g.Consistently(func() int { return len(mb.got()) }).WithTimeout(time.Second).Should(Equal(2), "one e-mail per failing webhook, from its owner only")
+	var to []string
+	for _, m := range mb.got() {
+		to = append(to, m.to...)
+	}
+	g.Expect(to).To(ConsistOf("ops-one@example.com", "ops-two@example.com"))
 }
