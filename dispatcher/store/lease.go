@@ -297,28 +297,31 @@ func LeaseFence(js jetstream.JetStream, cfg LeaseConfig) func(ctx context.Contex
 		if _, err := l.kv.Create(ctx, leaseKey, []byte(PartitionedHolder)); !errors.Is(err, jetstream.ErrKeyExists) {
 			return "", err
 		}
-		e, err := l.kv.Get(ctx, leaseKey)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return "", errors.New("the delivery lease expired meanwhile; marking it again")
+		holder, rev, err := l.holder(ctx)
+		if err != nil || holder != PartitionedHolder {
+			return holder, err
 		}
-		if err != nil {
-			return "", err
-		}
-		if holder := string(e.Value()); holder != PartitionedHolder {
-			return holder, nil
-		}
-		_, err = l.kv.Update(ctx, leaseKey, []byte(PartitionedHolder), e.Revision())
+		_, err = l.kv.Update(ctx, leaseKey, []byte(PartitionedHolder), rev)
 		if err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
 			// Renewed by another active-active dispatcher since the read, or taken: read again.
-			e, err = l.kv.Get(ctx, leaseKey)
-			if err != nil {
-				return "", err
-			}
-			if holder := string(e.Value()); holder != PartitionedHolder {
-				return holder, nil
+			if holder, _, err = l.holder(ctx); err != nil || holder != PartitionedHolder {
+				return holder, err
 			}
 			return "", nil
 		}
 		return "", err
 	}
+}
+
+// holder reads who holds the delivery lease ("" and an error when nobody does: it expired between
+// two calls) and the revision of that write.
+func (l *Lease) holder(ctx context.Context) (string, uint64, error) {
+	e, err := l.kv.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", 0, errors.New("the delivery lease expired meanwhile; marking it again")
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	return string(e.Value()), e.Revision(), nil
 }
