@@ -74,6 +74,7 @@ type partitioned struct {
 	nc       *nats.Conn
 	identity string
 	engine   *deliver.Engine
+	store    *store.Store
 	log      logr.Logger
 	// stopTimeout bounds how long giving a partition up waits for attempts in flight: below the
 	// quarter TTL between an owner's fence and its lease's expiry.
@@ -98,7 +99,7 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 		ttl = 15 * time.Second
 	}
 	var g *partition.Group
-	p := &partitioned{identity: pc.Identity, log: logr.FromContextOrDiscard(ctx).WithName("partitions"),
+	p := &partitioned{identity: pc.Identity, store: a.Store, log: logr.FromContextOrDiscard(ctx).WithName("partitions"),
 		subs: map[int]*nats.Subscription{}, taken: make(chan event.GenericEvent, 1024), stopped: make(chan struct{})}
 	p.stopTimeout = min(cfg.DeliveryTimeout+time.Second, ttl/5)
 	err := a.Store.Patiently(ctx, func(ctx context.Context) error {
@@ -147,12 +148,14 @@ func (p *partitioned) announce(part int, uid string, n store.Note) {
 }
 
 // arrived takes in an announcement. Only the uid and the note's sequence and identity matter: the
-// engine reads notes from the store, never from the message.
+// engine reads notes from the store, never from the message. The store learns of the note first,
+// so that its index answers no read of the queue without it.
 func (p *partitioned) arrived(m *nats.Msg) {
 	var a arrival
 	if err := json.Unmarshal(m.Data, &a); err != nil || a.UID == "" || a.From == p.identity {
 		return
 	}
+	p.store.Announced(a.UID, a.Note.Seq)
 	p.engine.Arrived(a.UID, a.Note)
 }
 

@@ -53,8 +53,8 @@ const (
 //     hole that does not fill, its bounds) makes it start afresh above everything recorded.
 //
 // Notes are told to the delivery engine only after they are recorded here, so a read it answers never
-// misses a note the engine was told about. That holds only while this process is the one writer: a
-// nil index (Config.SharedQueues) records nothing and answers nothing.
+// misses a note the engine was told about. That holds only while this process is the one writer;
+// with several (Config.SharedQueues) the store uses streamNotes instead.
 type recentNotes struct {
 	mu       sync.Mutex
 	floor    uint64
@@ -126,7 +126,7 @@ func (r *recentNotes) begin() uint64 {
 
 // fail ends call n, which failed: notes may be stored that will never be recorded. The index
 // answers nothing until a call begun after the failure has recorded its notes.
-func (r *recentNotes) fail(n uint64) {
+func (r *recentNotes) fail(n uint64, _ []Enqueue) {
 	if r == nil {
 		return
 	}
@@ -275,6 +275,9 @@ func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok
 	return slices.Clone(q), true
 }
 
+func (r *recentNotes) mark(string) uint64                     { return 0 }
+func (r *recentNotes) readAll(string, uint64, []Note, uint64) {}
+
 // removed applies a purge of uid's notes up to upTo, once it is done.
 func (r *recentNotes) removed(uid string, upTo uint64) {
 	if r == nil {
@@ -309,7 +312,7 @@ func (r *recentNotes) purging(uid string) {
 	r.healing[uid] = noFloor
 }
 
-func (r *recentNotes) purged(uid string) {
+func (r *recentNotes) purged(uid string, _ uint64) {
 	if r == nil {
 		return
 	}

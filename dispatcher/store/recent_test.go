@@ -132,7 +132,7 @@ func TestRecentNotesSuspendAfterAFailure(t *testing.T) {
 	r := indexAbove(0)
 	before := r.begin()
 	failed := r.begin()
-	r.fail(failed) // stored 1 for w, say, without an acknowledgement
+	r.fail(failed, nil) // stored 1 for w, say, without an acknowledgement
 	_, ok := r.load("w", 1, 10)
 	g.Expect(ok).To(BeFalse())
 	recordOne(r, before, "w", 2)
@@ -157,7 +157,7 @@ func TestRecentNotesPurgeWhileQueueing(t *testing.T) {
 	r := indexAbove(0)
 	inFlight := r.begin()
 	r.purging("w")
-	r.purged("w")
+	r.purged("w", 0)
 	recordOne(r, r.begin(), "x", 2)
 	recordOne(r, inFlight, "w", 1) // stored before the purge: gone from the store
 	_, ok := r.load("w", 1, 10)
@@ -227,9 +227,10 @@ func TestLoadNotesAgreesWithTheStream(t *testing.T) {
 			uid := fmt.Sprintf("w%d", u)
 			// From the index's floor at least, where it can answer (it restarts above everything
 			// recorded when a hole does not fill in time, which concurrent callers cause).
-			s.recent.mu.Lock()
-			from := max(heads[uid]+1, s.recent.floor)
-			s.recent.mu.Unlock()
+			idx := s.recent.(*recentNotes)
+			idx.mu.Lock()
+			from := max(heads[uid]+1, idx.floor)
+			idx.mu.Unlock()
 			cached, ok := s.recent.load(uid, from, 5)
 			stream, err := s.readNotes(ctx, uid, from, 5)
 			g.Expect(err).NotTo(HaveOccurred())

@@ -100,9 +100,9 @@ type Config struct {
 	// Log receives the embedded server's log (see natsLogger); the zero Logger discards it.
 	Log logr.Logger
 	// SharedQueues says that other processes queue notes in the same streams at the same time
-	// (active-active dispatchers). The recent-notes index, which can know only this process's
-	// notes, is then off: its answer would miss notes another dispatcher queued, which the
-	// engine was told of by announcement or which it took over with a partition.
+	// (active-active dispatchers). The index of recent notes is then fed by a consumer of the
+	// notes stream (streamNotes) rather than by this process's publishes, which would miss the
+	// notes another dispatcher queued; Store.Announced must be told of the notes announced.
 	SharedQueues bool
 }
 
@@ -234,7 +234,10 @@ type Store struct {
 	bodies jetstream.ObjectStore
 	state  jetstream.KeyValue
 	routed jetstream.KeyValue
-	recent *recentNotes
+	recent noteIndex
+	// following stops the consumer feeding a streamNotes index; its connection is followConn.
+	following  func()
+	followConn *nats.Conn
 	// dial opens a connection to the same server as nc's (Connect).
 	dial func(name string) (*nats.Conn, error)
 }
@@ -289,6 +292,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if !cfg.SharedQueues {
 		s.recent = newRecentNotes()
+		return s, nil
+	}
+	if err := s.follow(ctx); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -512,8 +520,41 @@ func (s *Store) Reachable() error {
 	return nil
 }
 
+// follow starts the index of shared queues at the notes stream's end, on a connection of its own:
+// every note of every dispatcher comes through it, and must not queue in front of the store's
+// requests.
+func (s *Store) follow(ctx context.Context) error {
+	info, err := s.notes.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", NotesStream, err)
+	}
+	idx := newStreamNotes(info.State.LastSeq)
+	if s.followConn, err = s.dial("hookline-dispatcher-queues"); err != nil {
+		return err
+	}
+	if s.following, err = followStream(ctx, s.followConn, idx); err != nil {
+		return err
+	}
+	s.recent = idx
+	return nil
+}
+
+// Announced tells the store that the engine is about to learn of note seq in uid's queue, which
+// another dispatcher stored and announced (Config.SharedQueues): reads of uid's queue include it.
+func (s *Store) Announced(uid string, seq uint64) {
+	if idx, ok := s.recent.(*streamNotes); ok {
+		idx.announced(uid, seq)
+	}
+}
+
 // Close disconnects and stops the embedded server.
 func (s *Store) Close() {
+	if s.following != nil {
+		s.following()
+	}
+	if s.followConn != nil {
+		s.followConn.Close()
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
@@ -697,7 +738,7 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 		s.recent.add(items[i].UID, items[i].Note, seq)
 	}
 	if err := s.enqueueAll(ctx, items, stored); err != nil {
-		s.recent.fail(call)
+		s.recent.fail(call, items)
 		return nil, err
 	}
 	s.recent.done(call)
@@ -742,10 +783,21 @@ func (s *Store) enqueueAll(ctx context.Context, items []Enqueue, stored func(i i
 
 // LoadNotes returns up to max notes queued for uid with sequence ≥ from, in order.
 func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int) ([]Note, error) {
+	notes, _, err := s.loadNotes(ctx, uid, from, max)
+	return notes, err
+}
+
+// loadNotes is LoadNotes; indexed says whether the index answered.
+func (s *Store) loadNotes(ctx context.Context, uid string, from uint64, max int) (notes []Note, indexed bool, err error) {
 	if notes, ok := s.recent.load(uid, from, max); ok {
-		return notes, nil
+		return notes, true, nil
 	}
-	return s.readNotes(ctx, uid, from, max)
+	mark := s.recent.mark(uid)
+	notes, err = s.readNotes(ctx, uid, from, max)
+	if err == nil && len(notes) < max {
+		s.recent.readAll(uid, from, notes, mark)
+	}
+	return notes, false, err
 }
 
 // readNotes reads LoadNotes' answer from JetStream, one direct get per note.
@@ -796,8 +848,17 @@ func (s *Store) LastNoteSeq(ctx context.Context, uid string) (uint64, error) {
 // RemoveQueue deletes every note of uid (INACTIVE, disabled, deleted).
 func (s *Store) RemoveQueue(ctx context.Context, uid string) error {
 	s.recent.purging(uid)
-	defer s.recent.purged(uid)
-	return s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))
+	err := s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))
+	var after uint64
+	if _, shared := s.recent.(*streamNotes); shared && err == nil {
+		// The purged notes lie at or below the stream's end now; the index must not take them
+		// from its consumer for queued ones.
+		if info, ierr := s.notes.Info(ctx); ierr == nil {
+			after = info.State.LastSeq
+		}
+	}
+	s.recent.purged(uid, after)
+	return err
 }
 
 // Queues returns the number of queued notes per webhook uid.

@@ -34,14 +34,17 @@ const replicaPartitions = 16
 
 // replica is one active-active dispatcher of the replicas scenario.
 type replica struct {
-	cmd             *exec.Cmd
-	ingest, metrics string
+	cmd                    *exec.Cmd
+	ingest, metrics, pprof string
 }
 
 // startReplica starts active-active dispatcher i (from 1): the first embeds JetStream and lets
 // the others in through a listener with a token.
-func (s *stack) startReplica(i int, natsAddr, tokenFile string) (*replica, error) {
+func (s *stack) startReplica(i int, natsAddr, tokenFile string, profiled bool) (*replica, error) {
 	r := &replica{ingest: freeAddr(), metrics: freeAddr()}
+	if profiled {
+		r.pprof = freeAddr()
+	}
 	args := slices.Clone(s.dispatcherArgs[1:])
 	set := func(flag, value string) {
 		for j, a := range args {
@@ -54,7 +57,7 @@ func (s *stack) startReplica(i int, natsAddr, tokenFile string) (*replica, error
 	}
 	set("--listen-address", r.ingest)
 	set("--metrics-bind-address", r.metrics)
-	set("--pprof-address", "")
+	set("--pprof-address", r.pprof)
 	args = append(args, dispatcherExtraArgs...)
 	args = append(args, "--partitions", fmt.Sprint(replicaPartitions), "--lease-ttl", "5s",
 		"--lease-identity", fmt.Sprintf("replica-%d", i))
@@ -113,7 +116,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 	}()
 	var rows []row
 	for n := 1; n <= 3; n++ {
-		r, err := s.startReplica(n, natsAddr, tokenFile)
+		r, err := s.startReplica(n, natsAddr, tokenFile, n == 1 && o.replicasProfile != "")
 		if err != nil {
 			return rows, err
 		}
@@ -139,6 +142,9 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		cpu0 := replicasCPU(replicas)
 		each0 := cpuEach(replicas)
 		start := time.Now()
+		if o.replicasProfile != "" {
+			go captureProfile(replicas[0].pprof, fmt.Sprintf("%s.%d", o.replicasProfile, n), o.duration/2)
+		}
 		sent, err := p.closedLoopTo(urls, o.concurrency, o.duration, func(i int) string { return account("rep", i%accounts) })
 		if err != nil {
 			return rows, err
