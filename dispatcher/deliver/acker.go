@@ -37,13 +37,16 @@ type acker struct {
 	rec   Recorder
 	log   logr.Logger
 
-	mu   sync.Mutex
-	upTo map[string]uint64
-	kick chan struct{}
+	// flushing is held (a token in it) by each flush, so that settle returns only after a flush
+	// that already took its queues' settlements is done.
+	flushing chan struct{}
+	mu       sync.Mutex
+	upTo     map[string]uint64
+	kick     chan struct{}
 }
 
 func newAcker(st QueueStore, rec Recorder, log logr.Logger) *acker {
-	return &acker{store: st, rec: rec, log: log, upTo: map[string]uint64{}, kick: make(chan struct{}, 1)}
+	return &acker{store: st, rec: rec, log: log, upTo: map[string]uint64{}, kick: make(chan struct{}, 1), flushing: make(chan struct{}, 1)}
 }
 
 func (a *acker) remove(uid string, seq uint64) {
@@ -91,10 +94,40 @@ func (a *acker) run(ctx context.Context) {
 }
 
 func (a *acker) flush(ctx context.Context) {
+	a.flushing <- struct{}{}
+	defer func() { <-a.flushing }()
 	a.mu.Lock()
 	upTo := a.upTo
 	a.upTo = map[string]uint64{}
 	a.mu.Unlock()
+	a.purge(ctx, upTo)
+}
+
+// settle purges the settled notes of uids now, and returns once they are purged or ctx ended (NATS
+// out of reach: the next owner sends them again, with the same ids): a partition given up must
+// leave its queues without notes already delivered.
+func (a *acker) settle(ctx context.Context, uids []string) {
+	select {
+	case a.flushing <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-a.flushing }()
+	upTo := map[string]uint64{}
+	a.mu.Lock()
+	for _, uid := range uids {
+		if seq, ok := a.upTo[uid]; ok {
+			upTo[uid] = seq
+			delete(a.upTo, uid)
+		}
+	}
+	a.mu.Unlock()
+	a.purge(ctx, upTo)
+}
+
+// purge removes the notes up to upTo from their queues, once the delivery log stored their
+// records; what fails is put back for the next flush.
+func (a *acker) purge(ctx context.Context, upTo map[string]uint64) {
 	if a.rec != nil && len(upTo) > 0 {
 		if err := a.rec.Barrier(ctx); err != nil {
 			if ctx.Err() == nil {

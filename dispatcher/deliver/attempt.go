@@ -41,10 +41,9 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	o := e.attempt(ctx, q)
 	e.mu.Lock()
 	q.inFlight = false
+	q.acking++
+	defer e.acked(q)
 	acc.inFlight--
-	if q.own == ownReleasing {
-		e.idle.Broadcast() // Release waits for the attempts of its queues
-	}
 	var s settlement
 	if q.epoch == epoch {
 		s = e.settleLocked(q, o)
@@ -100,6 +99,17 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		}
 	}
 	e.onChange(uid, urgent)
+}
+
+// acked ends what deliver does for q's attempt that Release waits for: its settled note is with the
+// acker, which Release flushes before the partition goes.
+func (e *Engine) acked(q *queue) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q.acking--
+	if q.own == ownReleasing {
+		e.idle.Broadcast()
+	}
 }
 
 // outcome is what attempt observed, settled under the lock.

@@ -44,6 +44,8 @@ type memStore struct {
 	events map[uint64]memEvent
 	state  map[string][]byte
 	puts   map[string]int // PutState calls per uid
+	// removing, when set, holds every Remove until it is closed.
+	removing chan struct{}
 }
 
 type memEvent struct {
@@ -125,6 +127,12 @@ func (s *memStore) LastNoteSeq(_ context.Context, uid string) (uint64, error) {
 }
 
 func (s *memStore) Remove(_ context.Context, uid string, upTo uint64) error {
+	s.mu.Lock()
+	gate := s.removing
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ns := s.notes[uid]

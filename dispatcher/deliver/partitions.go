@@ -182,9 +182,11 @@ func (e *Engine) Release(ctx context.Context, p int) {
 		}
 	}
 	e.mu.Unlock()
-	// Saved after delivery stopped and before the partition's lease goes: the next owner reads it.
+	// Saved after delivery stopped and before the partition's lease goes: the next owner reads it,
+	// and the queues without the notes delivered here.
 	save, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(e.cfg.ReleaseSaveTimeout, 5*time.Second))
 	defer cancel()
+	e.acks.settle(save, saved)
 	for _, uid := range saved {
 		if err := e.persist(save, uid); err != nil {
 			e.log.Error(err, "Saving the delivery state of a partition given up; its counters since the last save are lost", "uid", uid, "partition", p)
@@ -204,7 +206,7 @@ func (e *Engine) Release(ctx context.Context, p int) {
 
 func anyInFlight(qs []*queue) bool {
 	for _, q := range qs {
-		if q.inFlight && q.own == ownReleasing {
+		if (q.inFlight || q.acking > 0) && q.own == ownReleasing {
 			return true
 		}
 	}

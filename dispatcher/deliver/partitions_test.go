@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,8 +132,9 @@ func TestPartitionsDeliverEachQueueOnceAndHandOver(t *testing.T) {
 }
 
 // TestReleaseWaitsForAttemptsInFlight: giving a partition up returns only once its attempts in
-// flight have settled, so that the next owner never sends beside them (the account's cap holds
-// across dispatchers) and what they delivered is not sent again.
+// flight have settled and what they delivered is removed from the queues, so that the next owner
+// never sends beside them (the account's cap holds across dispatchers) and does not send again
+// what they delivered (seen as a duplicate of every attempt in flight at a clean stop).
 func TestReleaseWaitsForAttemptsInFlight(t *testing.T) {
 	p := newPeers(t, 1, 2)
 	e := p.engines[0]
@@ -145,11 +147,22 @@ func TestReleaseWaitsForAttemptsInFlight(t *testing.T) {
 	p.queue("wh", acct, 2, p.t0)
 	p.g.Eventually(func() int { return p.rxs[0].inFlightOf(acct) }).Should(Equal(1))
 
+	// The store is slow to remove what was delivered: the release waits for that too.
+	removing := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(removing) }) }
+	t.Cleanup(open) // before the engine stops: it flushes its acker
+	p.st.mu.Lock()
+	p.st.removing = removing
+	p.st.mu.Unlock()
 	done := make(chan struct{})
 	go func() { defer close(done); e.Release(context.Background(), 0) }()
 	p.g.Consistently(done).WithTimeout(100 * time.Millisecond).ShouldNot(BeClosed())
 	p.rxs[0].release()
+	p.g.Consistently(done).WithTimeout(100*time.Millisecond).ShouldNot(BeClosed(), "the delivered note is still queued")
+	open()
 	p.g.Eventually(done).Should(BeClosed())
+	p.g.Expect(p.st.queued("wh")).To(Equal(1), "the next owner does not find the delivered note")
 	p.g.Expect(p.rxs[0].notes("wh")).To(Equal([]string{"wh-1"}), "nothing new started once the release began")
 	rec, _ := p.st.saved("wh")
 	p.g.Expect(rec.Status.Delivered).To(BeEquivalentTo(1), "the state is saved for the next owner")

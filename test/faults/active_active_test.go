@@ -197,6 +197,8 @@ func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
 	progress()
 
 	// kill -9 one: the others deliver its partitions within the lease TTL; it is replaced.
+	var handovers []handover
+	handovers = append(handovers, handover{name: "kill -9", at: time.Now()})
 	procs[1].kill(t, syscall.SIGKILL)
 	takeover := shares(0, 2)
 	progress()
@@ -208,6 +210,8 @@ func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
 	progress()
 	proxy.down()
 	cut := time.Now()
+	// Cut off, it goes on delivering until its lease's deadline, and cannot record the outcomes.
+	handovers = append(handovers, handover{name: "NATS cut", at: cut, upTo: ttl})
 	g.Eventually(func() int { return owned(metrics[2]) }).WithTimeout(3 * ttl).WithPolling(50 * time.Millisecond).Should(BeZero())
 	fenced := time.Since(cut)
 	shares(0, 1)
@@ -218,6 +222,8 @@ func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
 
 	// 3 → 1 with clean stops.
 	for _, i := range []int{2, 1} {
+		// A clean stop waits for the attempts in flight a bounded time (TTL/5).
+		handovers = append(handovers, handover{name: fmt.Sprintf("SIGTERM aa-%d", i), at: time.Now(), upTo: ttl / 5})
 		procs[i].kill(t, syscall.SIGTERM)
 		g.Expect(procs[i].err).NotTo(HaveOccurred(), "aa-%d stops cleanly", i)
 	}
@@ -245,7 +251,57 @@ func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
 	g.Expect(perAccount).To(BeNumerically("<=", 30), "account %s had %d requests in flight at once", acc, perAccount)
 	g.Expect(perAccount).To(BeNumerically(">=", 25), "the slow account's webhooks kept the cap busy (else the check proves little)")
 
-	total.note = fmt.Sprintf("takeover after kill -9 %s (TTL %s); cut-off dispatcher owned nothing %s after the cut; most in flight: %d per webhook, %d per account (%s); %s",
-		takeover.Round(100*time.Millisecond), ttl, fenced.Round(100*time.Millisecond), perHook, perAccount, acc, strings.Join(notes, "; "))
+	// Duplicates only of attempts in flight at a handover: the first copy arrived at most
+	// inFlight before it (the slow receiver's 100 ms and the settlement's store write after it)
+	// or, from an owner that goes on until its lease deadline, before that deadline.
+	const inFlight = time.Second
+	perHandover, unexplained := explainDuplicates(rc, handovers, inFlight)
+	g.Expect(unexplained).To(BeEmpty(), "duplicates whose first copy was not in flight at a handover")
+	total.note = fmt.Sprintf("takeover after kill -9 %s (TTL %s); cut-off dispatcher owned nothing %s after the cut; most in flight: %d per webhook, %d per account (%s); %s; duplicates by handover: %s",
+		takeover.Round(100*time.Millisecond), ttl, fenced.Round(100*time.Millisecond), perHook, perAccount, acc, strings.Join(notes, "; "), perHandover)
 	report(t, total)
+}
+
+// handover is a moment delivery changed hands: from at on, the partitions of a dispatcher are
+// someone else's; the dispatcher itself may start attempts until at+upTo.
+type handover struct {
+	name string
+	at   time.Time
+	upTo time.Duration
+}
+
+// explainDuplicates finds, for every duplicate delivery rc received, the handover whose attempts in
+// flight its first copy was among: it arrived within inFlight before the handover, or before the
+// handover's upTo ran out. It returns how many each handover explains and the duplicates none does.
+func explainDuplicates(rc *checker, handovers []handover, inFlight time.Duration) (perHandover string, unexplained []string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	count := make([]int, len(handovers))
+	for path, ids := range rc.events {
+		first := map[string]time.Time{}
+		for i, id := range ids {
+			at := rc.at[path][i]
+			t1, seen := first[id]
+			if !seen {
+				first[id] = at
+				continue
+			}
+			explained := false
+			for j, h := range handovers {
+				if !t1.Before(h.at.Add(-inFlight)) && !t1.After(h.at.Add(h.upTo)) {
+					count[j]++
+					explained = true
+					break
+				}
+			}
+			if !explained {
+				unexplained = append(unexplained, fmt.Sprintf("%s: event %s first at %s, again at %s", path, id, t1.Format("15:04:05.000"), at.Format("15:04:05.000")))
+			}
+		}
+	}
+	var parts []string
+	for j, h := range handovers {
+		parts = append(parts, fmt.Sprintf("%s %d", h.name, count[j]))
+	}
+	return strings.Join(parts, ", "), unexplained
 }

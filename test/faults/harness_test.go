@@ -306,6 +306,7 @@ type checker struct {
 	*httptest.Server
 	mu     sync.Mutex
 	events map[string][]string          // path → event ids in arrival order
+	at     map[string][]time.Time       // path → when each of events arrived
 	ids    map[string]map[string]string // path → event id → first webhookNotificationId
 	bad    []string                     // deliveries that broke a rule
 }
@@ -316,7 +317,7 @@ func newChecker(t *testing.T) *checker {
 
 // newCheckerBehind is a checker whose requests go through the handler wrap returns first.
 func newCheckerBehind(t *testing.T, wrap func(rc http.Handler) http.Handler) *checker {
-	rc := &checker{events: map[string][]string{}, ids: map[string]map[string]string{}}
+	rc := &checker{events: map[string][]string{}, at: map[string][]time.Time{}, ids: map[string]map[string]string{}}
 	rc.Server = httptest.NewServer(wrap(rc))
 	t.Cleanup(rc.Close)
 	return rc
@@ -343,6 +344,7 @@ func (rc *checker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id := strings.TrimPrefix(body.Agreement.ID, "agr-")
 	rc.events[path] = append(rc.events[path], id)
+	rc.at[path] = append(rc.at[path], time.Now())
 	if rc.ids[path] == nil {
 		rc.ids[path] = map[string]string{}
 	}
