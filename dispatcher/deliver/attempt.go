@@ -37,7 +37,7 @@ import (
 // or removed meanwhile (its epoch moved on): then the attempt is only counted.
 func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	defer e.wg.Done()
-	ctx := e.ctx
+	ctx := e.attemptCtx
 	o := e.attempt(ctx, q)
 	e.mu.Lock()
 	q.inFlight = false
@@ -109,6 +109,13 @@ func (e *Engine) acked(q *queue) {
 	q.acking--
 	if q.own == ownReleasing {
 		e.idle.Broadcast()
+	}
+	if e.running--; e.running == 0 && e.ctx.Err() != nil {
+		select {
+		case <-e.drained:
+		default:
+			close(e.drained)
+		}
 	}
 }
 

@@ -98,6 +98,9 @@ type Config struct {
 	// ReleaseSaveTimeout bounds how long Release saves the state of a partition given up (5 s by
 	// default): a dispatcher cut off from NATS must finish giving its partitions up quickly.
 	ReleaseSaveTimeout time.Duration
+	// StopGrace bounds how long the attempts in flight when the engine stops may go on (5 s by
+	// default); past it their requests are cancelled, and the notifications sent again later.
+	StopGrace time.Duration
 }
 
 // largeBody is the size above which a body counts against Config.LargeBodyBytes.
@@ -129,8 +132,16 @@ type Engine struct {
 	settledBefore map[string]map[settledKey]time.Time
 	timers        timerHeap
 	wake          chan struct{}
-	ctx           context.Context
-	wg            sync.WaitGroup
+	// ctx is Start's: once it ends nothing new starts. The attempts under way and their
+	// settlements run on attemptCtx, which ends once they are over or Config.StopGrace has
+	// passed, so that a clean stop does not cut requests that the next deliverer would repeat.
+	ctx        context.Context
+	attemptCtx context.Context
+	// running counts the attempts started and not yet acked; drained is closed once it is 0
+	// after ctx ended.
+	running int
+	drained chan struct{}
+	wg      sync.WaitGroup
 	acks          *acker
 
 	// Partitioned delivery (partitions.go): the partitions owned, the queues whose state is to be
@@ -194,6 +205,9 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 	if cfg.SaveInterval <= 0 {
 		cfg.SaveInterval = 10 * time.Second
 	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 5 * time.Second
+	}
 	e := &Engine{
 		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
@@ -207,6 +221,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		stalled:     map[int]bool{},
 		toLoad:      map[string]uint64{},
 		loadKick:    make(chan struct{}, 1),
+		drained:     make(chan struct{}),
 	}
 	e.idle = sync.NewCond(&e.mu)
 	return e
@@ -245,10 +260,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.settledBefore = settled
 	e.ctx = ctx
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	e.attemptCtx = attemptCtx
 	e.mu.Unlock()
 	e.acks = newAcker(e.store, e.rec, e.log)
-	e.wg.Add(3)
-	go func() { defer e.wg.Done(); e.acks.run(ctx) }()
+	e.wg.Add(4)
+	go func() { defer e.wg.Done(); e.drainOnStop(ctx, cancelAttempts) }()
+	// The acker's last flush comes after the attempts' settlements.
+	go func() { defer e.wg.Done(); e.acks.run(attemptCtx) }()
 	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
 	go func() { defer e.wg.Done(); e.runSaver(ctx) }()
 	if e.partitioned() {
@@ -256,6 +275,26 @@ func (e *Engine) Start(ctx context.Context) error {
 		go func() { defer e.wg.Done(); e.runLoader(ctx) }()
 	}
 	return nil
+}
+
+// drainOnStop ends the attempts' context once ctx has ended and the attempts in flight are over,
+// or StopGrace later.
+func (e *Engine) drainOnStop(ctx context.Context, cancelAttempts context.CancelFunc) {
+	defer cancelAttempts()
+	<-ctx.Done()
+	e.mu.Lock()
+	if e.running == 0 {
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+	// Wall-clock time, not the engine's clock: it bounds how long stopping the process takes.
+	grace := time.NewTimer(e.cfg.StopGrace)
+	defer grace.Stop()
+	select {
+	case <-e.drained:
+	case <-grace.C:
+	}
 }
 
 // Wait blocks until the engine's goroutines have stopped (after the Start context is cancelled),

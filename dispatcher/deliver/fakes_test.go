@@ -240,10 +240,12 @@ func (r *memReceiver) Send(ctx context.Context, rawURL, _ string, _ *tls.Certifi
 	r.log = append(r.log, sent{uid: uid, account: account, note: b.Agreement.ID, at: r.clk.Now()})
 	failing := r.fail[uid]
 	r.mu.Unlock()
+	cut := false
 	if r.hold {
 		select {
 		case <-r.gate:
 		case <-ctx.Done():
+			cut = true
 		}
 	}
 	if r.took > 0 {
@@ -252,7 +254,10 @@ func (r *memReceiver) Send(ctx context.Context, rawURL, _ string, _ *tls.Certifi
 	r.mu.Lock()
 	r.inFlight[account]--
 	r.mu.Unlock()
-	if failing {
+	switch {
+	case cut:
+		return Attempt{Reason: "Timeout", Message: "the request was cancelled"}
+	case failing:
 		return Attempt{Status: 503, Reason: "HTTPError", Message: "503 Service Unavailable"}
 	}
 	return Attempt{OK: true, Status: 200}
@@ -300,8 +305,10 @@ type rig struct {
 	rx  *memReceiver
 	e   *Engine
 	t0  time.Time
-	// stop stops the engine and waits for it (once; cleanup calls it too).
-	stop func()
+	// stop stops the engine and waits for it (once; cleanup calls it too); cancel only ends its
+	// context.
+	stop   func()
+	cancel context.CancelFunc
 }
 
 // rigStart is when every rig's clock starts.
@@ -321,6 +328,7 @@ func newRig(t *testing.T, cfg Config, prepare func(*memStore)) *rig {
 	}
 	r.e = New(cfg, r.st, r.rx, clk, logr.Discard(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
 	r.g.Expect(r.e.Start(ctx)).To(Succeed())
 	var once sync.Once
 	r.stop = func() {

@@ -210,3 +210,33 @@ func TestNoAttemptStartsPastTheLease(t *testing.T) {
 	e.Extend(0, p.t0.Add(time.Hour)) // renewed
 	p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(HaveLen(3), "held back, then sent once renewed")
 }
+
+// TestStopLetsTheAttemptsInFlightFinish: a clean stop starts nothing new, lets the attempt in flight
+// finish and settles it, so whoever delivers next does not send it again (a rollout's
+// duplicates); an attempt that outlasts Config.StopGrace is cancelled and stays queued.
+func TestStopLetsTheAttemptsInFlightFinish(t *testing.T) {
+	for _, finishes := range []bool{true, false} {
+		t.Run(fmt.Sprintf("finishes=%v", finishes), func(t *testing.T) {
+			r := newRig(t, Config{StopGrace: 200 * time.Millisecond}, nil)
+			r.rx.hold = true
+			r.e.Upsert(r.webhook("wh", "acct"))
+			r.queue("wh", "acct", 2, r.t0)
+			r.g.Eventually(func() int { return r.rx.inFlightOf("acct") }).Should(Equal(1))
+
+			r.cancel()
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); r.e.Wait() }()
+			if finishes {
+				r.g.Consistently(stopped).WithTimeout(100 * time.Millisecond).ShouldNot(BeClosed())
+				r.rx.release()
+			}
+			r.g.Eventually(stopped).Should(BeClosed())
+			if finishes {
+				r.g.Expect(r.rx.notes("wh")).To(Equal([]string{"wh-1"}), "nothing new started")
+				r.g.Expect(r.st.queued("wh")).To(Equal(1), "the delivered note is settled")
+			} else {
+				r.g.Expect(r.st.queued("wh")).To(Equal(2), "the cancelled attempt's note stays")
+			}
+		})
+	}
+}

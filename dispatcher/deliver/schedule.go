@@ -151,6 +151,7 @@ func (e *Engine) pumpLocked(acc *account) {
 		}
 		q.inFlight = true
 		acc.inFlight++
+		e.running++
 		e.wg.Add(1)
 		go e.deliver(q, acc, q.epoch)
 	}
