@@ -142,7 +142,7 @@ type Engine struct {
 	running int
 	drained chan struct{}
 	wg      sync.WaitGroup
-	acks          *acker
+	acks    *acker
 
 	// Partitioned delivery (partitions.go): the partitions owned, the queues whose state is to be
 	// read (uid → claim), and idle, signalled when an attempt of a queue being released ends.
