@@ -427,6 +427,15 @@ func (g *Group) renew(ctx context.Context, p int, l *lease) {
 			g.cfg.Renewed(p, sent.Add(g.safe()))
 		}
 	case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err):
+		// A renewal of ours whose answer was lost (a timeout under load) moved the revision on
+		// too: the key still names this member, and nobody else can have written it since.
+		if e, gerr := g.parts.Get(ctx, key(p)); gerr == nil && string(e.Value()) == g.cfg.Identity {
+			g.mu.Lock()
+			l.rev = e.Revision()
+			g.mu.Unlock()
+			g.log.V(1).Info("Partition lease renewed by an earlier write; renewing from its revision", "partition", p)
+			return
+		}
 		g.log.Info("Partition taken over by another dispatcher", "partition", p)
 		g.drop(p)
 	default:

@@ -164,6 +164,30 @@ func TestActiveActiveWaitsForTheStandbyModesDeliverer(t *testing.T) {
 	late.Release()
 }
 
+// A renewal whose answer was lost (timed out under load, though JetStream applied it) leaves the
+// lease at a revision the member does not know: the member keeps the partition (it churned: stopped
+// as "taken over by another dispatcher", then took it back).
+func TestALostRenewalAnswerKeepsThePartition(t *testing.T) {
+	g := NewWithT(t)
+	url := startServer(t)
+	mon := newMonitor(t)
+	a := mon.start(t, url, "a")
+	mon.expectAssigned(g, a)
+	starts := mon.starts()
+
+	ctx := context.Background()
+	e, err := a.group.parts.Get(ctx, key(3))
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = a.group.parts.Update(ctx, key(3), []byte("a"), e.Revision()) // a's own write, answer lost
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Consistently(func() int { return mon.starts() }).WithTimeout(2*testTTL).Should(Equal(starts), "no partition stopped and started again")
+	g.Expect(a.group.Owns(3)).To(BeTrue())
+	after, err := a.group.parts.Get(ctx, key(3))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(after.Revision()).To(BeNumerically(">", e.Revision()+1), "renewed since")
+}
+
 // startServer starts an embedded JetStream server and returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
