@@ -33,6 +33,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -82,6 +83,9 @@ type partitioned struct {
 	// taken carries webhooks to reconcile again (the Syncer's source).
 	taken chan event.GenericEvent
 
+	// leaseNC carries the group's lease and membership writes.
+	leaseNC *nats.Conn
+
 	mu   sync.Mutex
 	subs map[int]*nats.Subscription
 	// stopped ends the goroutines that feed taken.
@@ -102,15 +106,25 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 	p := &partitioned{identity: pc.Identity, store: a.Store, log: logr.FromContextOrDiscard(ctx).WithName("partitions"),
 		subs: map[int]*nats.Subscription{}, taken: make(chan event.GenericEvent, 1024), stopped: make(chan struct{})}
 	p.stopTimeout = min(cfg.DeliveryTimeout+time.Second, ttl/5)
-	err := a.Store.Patiently(ctx, func(ctx context.Context) error {
+	// The leases on a connection of their own: renewals must not wait behind the store's
+	// publishes (under load they missed their deadline and the replica stopped its partitions).
+	var err error
+	if p.leaseNC, err = a.Store.Connect("hookline-dispatcher-partitions"); err != nil {
+		return fmt.Errorf("connecting for the partitions' leases: %w", err)
+	}
+	leases, err := jetstream.New(p.leaseNC)
+	if err != nil {
+		return err
+	}
+	err = a.Store.Patiently(ctx, func(ctx context.Context) error {
 		var err error
 		g, err = partition.Join(logr.NewContext(ctx, p.log), partition.Config{
-			JetStream: a.Store.JetStream(), Identity: pc.Identity, Partitions: pc.Partitions, TTL: ttl,
+			JetStream: leases, Identity: pc.Identity, Partitions: pc.Partitions, TTL: ttl,
 			Replicas: a.Store.Replicas(), Start: p.start, Stop: p.stop,
 			Renewed: func(part int, until time.Time) { p.engine.Extend(part, until) },
 			// A rollout from the standby mode: nothing is delivered here until its lease holder
 			// has stopped, and no standby takes the lease over meanwhile.
-			Fence: store.LeaseFence(a.Store.JetStream(), store.LeaseConfig{Replicas: a.Store.Replicas(), TTL: ttl}),
+			Fence: store.LeaseFence(leases, store.LeaseConfig{Replicas: a.Store.Replicas(), TTL: ttl}),
 		})
 		return err
 	})
@@ -246,4 +260,5 @@ func (p *partitioned) register(reg prometheus.Registerer) error {
 // close ends the announcements' connection, after run returned.
 func (p *partitioned) close() {
 	p.nc.Close()
+	p.leaseNC.Close()
 }
