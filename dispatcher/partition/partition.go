@@ -394,12 +394,12 @@ func (g *Group) take(ctx context.Context, p int) {
 	sent := time.Now()
 	rev, err := g.parts.Create(ctx, key(p), []byte(g.cfg.Identity))
 	if errors.Is(err, jetstream.ErrKeyExists) {
-		var e jetstream.KeyValueEntry
-		if e, err = g.parts.Get(ctx, key(p)); err != nil || string(e.Value()) != g.cfg.Identity {
+		mine, ok := g.ownRevision(ctx, p)
+		if !ok {
 			return // held by another member (or just expired): it gives p up, or its lease expires
 		}
 		sent = time.Now()
-		rev, err = g.parts.Update(ctx, key(p), []byte(g.cfg.Identity), e.Revision())
+		rev, err = g.parts.Update(ctx, key(p), []byte(g.cfg.Identity), mine)
 	}
 	if err != nil {
 		return
@@ -412,6 +412,15 @@ func (g *Group) take(ctx context.Context, p int) {
 		g.cfg.Renewed(p, sent.Add(g.safe()))
 	}
 	g.cfg.Start(p)
+}
+
+// ownRevision returns the revision of p's lease key when it names this member.
+func (g *Group) ownRevision(ctx context.Context, p int) (uint64, bool) {
+	e, err := g.parts.Get(ctx, key(p))
+	if err != nil || string(e.Value()) != g.cfg.Identity {
+		return 0, false
+	}
+	return e.Revision(), true
 }
 
 // renew extends p's lease; a lease somebody else wrote is lost at once.
@@ -429,9 +438,9 @@ func (g *Group) renew(ctx context.Context, p int, l *lease) {
 	case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err):
 		// A renewal of ours whose answer was lost (a timeout under load) moved the revision on
 		// too: the key still names this member, and nobody else can have written it since.
-		if e, gerr := g.parts.Get(ctx, key(p)); gerr == nil && string(e.Value()) == g.cfg.Identity {
+		if mine, ok := g.ownRevision(ctx, p); ok {
 			g.mu.Lock()
-			l.rev = e.Revision()
+			l.rev = mine
 			g.mu.Unlock()
 			g.log.V(1).Info("Partition lease renewed by an earlier write; renewing from its revision", "partition", p)
 			return

@@ -17,7 +17,6 @@ limitations under the License.
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -89,7 +88,7 @@ type streamNotes struct {
 	// stale holds queues whose notes may be stored without the engine knowing their sequence (a
 	// failed EnqueueAll): their next read goes to the stream.
 	stale    map[string]struct{}
-	progress chan struct{}
+	progress progress
 	holeWait time.Duration
 }
 
@@ -140,10 +139,7 @@ func (r *streamNotes) record(uid string, n Note, seq uint64, ok bool) {
 		return
 	}
 	r.complete = seq
-	if r.progress != nil {
-		close(r.progress)
-		r.progress = nil
-	}
+	r.progress.moved()
 	if k, found := r.known[uid]; found && k <= seq {
 		delete(r.known, uid)
 	}
@@ -200,29 +196,11 @@ func (r *streamNotes) load(uid string, from uint64, limit int) ([]Note, bool) {
 			deadline = time.NewTimer(r.holeWait)
 			defer deadline.Stop()
 		}
-		if r.progress == nil {
-			r.progress = make(chan struct{})
-		}
-		progress := r.progress
-		r.mu.Unlock()
-		select {
-		case <-progress:
-			r.mu.Lock()
-		case <-deadline.C:
-			r.mu.Lock()
-			return nil, false
-		}
-		if r.floors[uid] != floor {
-			return nil, false // unfollowed meanwhile
+		if !r.progress.wait(&r.mu, deadline.C) || r.floors[uid] != floor {
+			return nil, false // too late, or unfollowed meanwhile
 		}
 	}
-	q := r.queues[uid]
-	i, _ := slices.BinarySearchFunc(q, from, func(n Note, seq uint64) int { return cmp.Compare(n.Seq, seq) })
-	q = q[i:]
-	if len(q) > limit {
-		q = q[:limit]
-	}
-	return slices.Clone(q), true
+	return notesFrom(r.queues[uid], from, limit), true
 }
 
 // mark returns uid's floor before the store reads the queue (0: not followed).
@@ -262,7 +240,7 @@ func (r *streamNotes) removed(uid string, upTo uint64) {
 		return
 	}
 	q := r.queues[uid]
-	i, _ := slices.BinarySearchFunc(q, upTo+1, func(n Note, seq uint64) int { return cmp.Compare(n.Seq, seq) })
+	i := indexOf(q, upTo+1)
 	r.total -= i
 	r.queues[uid] = slices.Delete(q, 0, i)
 	r.floors[uid] = max(floor, upTo+1)

@@ -62,7 +62,7 @@ type recentNotes struct {
 	// ahead holds recorded sequences above complete+1, until the hole below them fills.
 	ahead map[uint64]struct{}
 	// progress, when a read waits for a hole to fill, is closed when complete moves.
-	progress chan struct{}
+	progress progress
 	holeWait time.Duration
 	// maxSeen is the highest sequence recorded.
 	maxSeen uint64
@@ -105,10 +105,7 @@ func (r *recentNotes) restartLocked(after uint64) {
 	}
 	r.queues = map[string][]Note{}
 	r.total = 0
-	if r.progress != nil {
-		close(r.progress)
-		r.progress = nil
-	}
+	r.progress.moved()
 }
 
 // begin returns the number of a call about to publish notes, for add, then done or fail.
@@ -185,10 +182,7 @@ func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {
 			delete(r.ahead, r.complete+1)
 			r.complete++
 		}
-		if r.progress != nil {
-			close(r.progress)
-			r.progress = nil
-		}
+		r.progress.moved()
 	} else {
 		r.ahead[seq] = struct{}{}
 	}
@@ -253,26 +247,11 @@ func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok
 			deadline = time.NewTimer(r.holeWait)
 			defer deadline.Stop()
 		}
-		if r.progress == nil {
-			r.progress = make(chan struct{})
-		}
-		progress := r.progress
-		r.mu.Unlock()
-		select {
-		case <-progress:
-			r.mu.Lock()
-		case <-deadline.C:
-			r.mu.Lock()
+		if !r.progress.wait(&r.mu, deadline.C) {
 			return nil, false
 		}
 	}
-	q := r.queues[uid]
-	i, _ := slices.BinarySearchFunc(q, from, func(n Note, seq uint64) int { return cmp.Compare(n.Seq, seq) })
-	q = q[i:]
-	if len(q) > limit {
-		q = q[:limit]
-	}
-	return slices.Clone(q), true
+	return notesFrom(r.queues[uid], from, limit), true
 }
 
 func (r *recentNotes) mark(string) uint64                     { return 0 }
@@ -286,7 +265,7 @@ func (r *recentNotes) removed(uid string, upTo uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.queues[uid]
-	i, _ := slices.BinarySearchFunc(q, upTo+1, func(n Note, seq uint64) int { return cmp.Compare(n.Seq, seq) })
+	i := indexOf(q, upTo+1)
 	if i == 0 {
 		return
 	}
@@ -321,4 +300,44 @@ func (r *recentNotes) purged(uid string, _ uint64) {
 	// Calls under way may have stored notes before the purge that they have not recorded yet.
 	r.healing[uid] = r.nextCall
 	r.healLocked()
+}
+
+// progress lets a reader holding an index's lock wait until the index moves on.
+type progress struct{ ch chan struct{} }
+
+// moved wakes the waiting readers; the index's lock is held.
+func (p *progress) moved() {
+	if p.ch != nil {
+		close(p.ch)
+		p.ch = nil
+	}
+}
+
+// wait releases mu until the index moves on or deadline fires, and takes it again; false when the
+// deadline fired.
+func (p *progress) wait(mu *sync.Mutex, deadline <-chan time.Time) bool {
+	if p.ch == nil {
+		p.ch = make(chan struct{})
+	}
+	ch := p.ch
+	mu.Unlock()
+	defer mu.Lock()
+	select {
+	case <-ch:
+		return true
+	case <-deadline:
+		return false
+	}
+}
+
+// indexOf is the position in q, sorted by sequence, of its first note at or above seq.
+func indexOf(q []Note, seq uint64) int {
+	i, _ := slices.BinarySearchFunc(q, seq, func(n Note, seq uint64) int { return cmp.Compare(n.Seq, seq) })
+	return i
+}
+
+// notesFrom returns a copy of up to limit of q's notes from sequence from on.
+func notesFrom(q []Note, from uint64, limit int) []Note {
+	q = q[indexOf(q, from):]
+	return slices.Clone(q[:min(len(q), limit)])
 }

@@ -115,7 +115,7 @@ func TestRecentNotesReadWaitsForAHole(t *testing.T) {
 	g.Eventually(func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.progress != nil
+		return r.progress.ch != nil
 	}).Should(BeTrue(), "the read waits")
 	recordOne(r, a, "w", 11)
 	var ans answer
