@@ -308,6 +308,12 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		return nil, err
 	}
 	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(queueReadsCollector(st)); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	a.Replayer = &Replayer{
 		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
 		Clock: clk, Poll: cfg.ReplayPoll, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace,

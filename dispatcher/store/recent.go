@@ -136,6 +136,7 @@ func (r *recentNotes) fail(n uint64, _ []Enqueue) {
 
 // add records that a note of uid is stored at seq, as soon as its acknowledgement arrives: a hole
 // in the sequence keeps the queues with notes above it from being served, so holes must be short.
+// Recording a note twice is a no-op.
 func (r *recentNotes) add(uid string, n Note, seq uint64) {
 	if r == nil {
 		return
@@ -172,6 +173,9 @@ func (r *recentNotes) done(n uint64) {
 func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {
 	if seq < r.floor || seq <= r.complete {
 		return
+	}
+	if _, ok := r.ahead[seq]; ok {
+		return // recorded already (Store.noteStored, then EnqueueAll)
 	}
 	if seq == r.complete+1 {
 		r.complete = seq

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
 )
 
@@ -93,6 +94,45 @@ func TestRecentNotesWaitForHoles(t *testing.T) {
 	r.removed("w", 11)
 	notes, _ = r.load("w", 11, 10)
 	g.Expect(seqs(notes)).To(Equal([]uint64{12}))
+}
+
+// A note is recorded twice, by the acknowledgement handler and by its caller: the second time
+// changes nothing, whether the note is above a hole or not.
+func TestRecentNotesRecordOnce(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(10)
+	a, b := r.begin(), r.begin()
+	r.add("w", Note{EventSeq: 12}, 12)
+	r.add("w", Note{EventSeq: 12}, 12)
+	recordOne(r, b, "w", 12)
+	recordOne(r, a, "w", 11)
+	r.add("w", Note{EventSeq: 11}, 11)
+	notes, ok := r.load("w", 11, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(seqs(notes)).To(Equal([]uint64{11, 12}))
+	g.Expect(r.total).To(Equal(2))
+}
+
+// The acknowledgements record the notes in the index on the goroutine that receives them, in the
+// stream's order, without waiting for the callers of EnqueueAll to be scheduled.
+func TestAcknowledgementsFeedTheIndex(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	// The index answers once a call of this process has stored its notes.
+	_, err := s.EnqueueAll(ctx, []Enqueue{{UID: "v", Note: Note{EventSeq: 1, Created: time.Now()}}})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// Published as EnqueueAll does, but nobody records it but the acknowledgement handler.
+	f, err := s.js.PublishAsync(notesSubject("w"), encodeNote(Note{EventSeq: 2, Created: time.Now()}))
+	g.Expect(err).NotTo(HaveOccurred())
+	var ack *jetstream.PubAck
+	g.Eventually(f.Ok()).Should(Receive(&ack))
+	g.Eventually(func() []uint64 {
+		notes, _ := s.recent.load("w", ack.Sequence, 10)
+		return seqs(notes)
+	}).Should(Equal([]uint64{ack.Sequence}))
 }
 
 // A read stopped by a hole waits for it to fill rather than walk the store: the acknowledgement is
@@ -264,6 +304,9 @@ func TestLoadNotesAgreesWithTheStream(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(seqs(got)).To(Equal(seqs(want)), "queue %s", uid)
 	}
+	index, stream := s.QueueReads()
+	g.Expect(index+stream).To(Equal(uint64(uids)), "every LoadNotes is counted once")
+	g.Expect(index).To(BeNumerically(">", 0), "quiet queues are answered by the index")
 }
 
 // Dispatchers that queue into the same streams at once (SharedQueues) read every queue from

@@ -305,6 +305,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			raw := rawCeiling()
 			s.routed(p, "t", 100, 10)
 			before, q0 := s.sink.count.Load(), p.queued.Load()
+			ri0, ra0 := queueReads(s.metricsURL)
 			cpu0, _, _ := procStats(pid)
 			s.sink.record.Store(true)
 			start := time.Now()
@@ -331,7 +332,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 				p50: percentile(lat, .5), p95: percentile(lat, .95), p99: percentile(lat, .99),
 				cpuPer1000: (cpu1 - cpu0) / delivered * 1000}
 			r.ratio = r.delivered / raw
-			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked", raw, n, int64(delivered))
+			ri1, ra1 := queueReads(s.metricsURL)
+			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s", raw, n, int64(delivered), indexShare(ri0, ra0, ri1, ra1))
 			return r, check()
 		})
 	}
@@ -353,9 +355,13 @@ func run(ctx context.Context, o options) ([]row, error) {
 					s.sink.hang.Store(g.paths[i], true)
 				}
 				before := s.sink.count.Load()
+				ri0, ra0 := queueReads(s.metricsURL)
 				cpu0, _, _ := procStats(pid)
 				s.sink.record.Store(true)
 				start := time.Now()
+				if o.profile != "" && hang == 0 {
+					go captureProfile(s.pprofAddr, o.profile+".latency", o.duration/2)
+				}
 				n, err := p.openLoop(s.ingestURL, rate, o.duration, func(i int) string { return account("l", i%100) })
 				if err != nil {
 					return row{}, err
@@ -386,8 +392,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 					}
 				} else {
 					latencyP99 = r.p99
-					r.note = fmt.Sprintf("open loop at 1/%d of the raw ceiling (%.0f req/s), 100 accounts × 1 webhook; %s",
-						latencyShare, raw, slowestSeconds(samples, latencyTarget))
+					ri1, ra1 := queueReads(s.metricsURL)
+					r.note = fmt.Sprintf("open loop at 1/%d of the raw ceiling (%.0f req/s), 100 accounts × 1 webhook; %s; %s",
+						latencyShare, raw, slowestSeconds(samples, latencyTarget), indexShare(ri0, ra0, ri1, ra1))
 				}
 				return r, check()
 			})

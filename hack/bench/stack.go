@@ -529,7 +529,8 @@ func procStats(pid int) (cpu float64, peakMB, rssMB float64) {
 	return cpu, peakMB, rssMB
 }
 
-// scrape returns the value of an unlabelled metric from a Prometheus text endpoint.
+// scrape returns the value of a metric from a Prometheus text endpoint: the sum of its series, or
+// one series when name ends with its labels (name{label="value"}).
 func scrape(url, name string) float64 {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -541,7 +542,7 @@ func scrape(url, name string) float64 {
 	sum, found := 0.0, false
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+		if strings.HasPrefix(line, name+" ") || (!strings.HasSuffix(name, "}") && strings.HasPrefix(line, name+"{")) {
 			f := strings.Fields(line)
 			v, err := strconv.ParseFloat(f[len(f)-1], 64)
 			if err == nil {
@@ -554,6 +555,19 @@ func scrape(url, name string) float64 {
 		return -1
 	}
 	return sum
+}
+
+// queueReads returns the dispatcher's queue reads so far: answered by its index, and in all.
+func queueReads(url string) (index, all float64) {
+	return scrape(url, `hookline_store_queue_reads_total{answered_by="index"}`), scrape(url, "hookline_store_queue_reads_total")
+}
+
+// indexShare describes the queue reads between two queueReads samples.
+func indexShare(index0, all0, index1, all1 float64) string {
+	if all1 <= all0 {
+		return "no queue reads"
+	}
+	return fmt.Sprintf("index answered %.0f%% of %.0f queue reads", 100*(index1-index0)/(all1-all0), all1-all0)
 }
 
 func dirSizeMB(dir string) float64 {
