@@ -458,7 +458,14 @@ func run(ctx context.Context, o options) ([]row, error) {
 			cpu0, _, _ := procStats(pid)
 			drainStart := time.Now()
 			queued := fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB", depth, queueingPeak, rss, disk)
-			if err := waitDelivered(s.sink, before+events*10, 10*time.Minute); err != nil {
+			drainPeakPath := ""
+			if o.peakHeapProfile != "" {
+				drainPeakPath = o.peakHeapProfile + ".drain"
+			}
+			stopDrainSampling := sampleQueueingPeak(pid, s.pprofAddr, drainPeakPath)
+			err = waitDelivered(s.sink, before+events*10, 10*time.Minute)
+			queued += fmt.Sprintf("; peak RSS while draining %.0f MB", stopDrainSampling())
+			if err != nil {
 				return row{offered: ingestRate, note: queued + "; "}, err
 			}
 			drain := time.Since(drainStart)
