@@ -47,6 +47,7 @@ func main() {
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
 	flag.StringVar(&o.replicasProfile, "replicas-cpuprofile", "", "Write the CPU profile of the first active-active replica (the one embedding NATS), taken over the first half of each replicas run, to this path with the replica count appended (.1, .2, .3).")
 	flag.StringVar(&o.logProfile, "deliverylog-profile", "", "Write the dispatcher's profiles of the deliverylog scenario to this path with suffixes: .cpu.off and .cpu.on (CPU, over the second half of each throughput run), .peakheap.off and .peakheap.on (heap at the highest RSS of each backlog run, queueing and drain).")
+	flag.StringVar(&o.apiserverProfile, "apiserver-cpuprofile", "", "Write the API server's CPU profile, taken during the throughput scenario, to this file; also print each process's CPU per delivery and the API server's requests per second.")
 	flag.StringVar(&o.peakHeapProfile, "peak-heapprofile", "", "Write the dispatcher's heap profile taken at the highest RSS while the backlog is being queued to this file, and the one at the highest RSS while it drains to this file + \".drain\".")
 	flag.Func("dispatcher-arg", "Extra dispatcher flag, e.g. -dispatcher-arg=--event-cache-bytes=16777216 (repeatable).", func(v string) error {
 		dispatcherExtraArgs = append(dispatcherExtraArgs, v)
@@ -81,6 +82,8 @@ type options struct {
 	heapProfile string
 	// peakHeapProfile is the heap profile at the backlog's queueing peak.
 	peakHeapProfile string
+	// apiserverProfile is the API server's CPU profile during the throughput scenario.
+	apiserverProfile string
 	// logProfile is the deliverylog scenario's profiles' path prefix.
 	logProfile string
 	// replicasProfile is the replicas scenario's profiles' path prefix.

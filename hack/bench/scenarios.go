@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,7 +209,7 @@ func (p *poster) openLoop(url string, rate int, d time.Duration, accounts func(i
 }
 
 // rawCeiling posts the same body straight to the receiver with the same client and concurrency.
-func (p *poster) rawCeiling(sinkURL string, c int, d time.Duration) float64 {
+func (p *poster) rawCeiling(sinkURL string, c int, d time.Duration) (rate float64, requests int64) {
 	body := p.event("raw")
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
@@ -226,7 +227,7 @@ func (p *poster) rawCeiling(sinkURL string, c int, d time.Duration) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds()
+	return float64(n.Load()) / time.Since(start).Seconds(), n.Load()
 }
 
 // metricsURL and debugURL are the dispatcher's metrics and queue dump, for diagnostics.
@@ -290,9 +291,14 @@ func run(ctx context.Context, o options) ([]row, error) {
 	// raw is the raw ceiling of this run (req/s), measured once, by the throughput scenario or the
 	// first scenario that needs it.
 	var raw float64
+	// rawCPU is the load generator's and receiver's CPU per raw request (this process's).
+	var rawCPU float64
 	rawCeiling := func() float64 {
 		if raw == 0 {
-			raw = p.rawCeiling(s.sinkURL, o.concurrency, min(o.duration, 10*time.Second))
+			cpu0 := selfCPU()
+			var n int64
+			raw, n = p.rawCeiling(s.sinkURL, o.concurrency, min(o.duration, 10*time.Second))
+			rawCPU = (selfCPU() - cpu0) / float64(max(n, 1))
 		}
 		return raw
 	}
@@ -307,6 +313,12 @@ func run(ctx context.Context, o options) ([]row, error) {
 			before, q0 := s.sink.count.Load(), p.queued.Load()
 			ri0, ra0 := queueReads(s.metricsURL)
 			cpu0, _, _ := procStats(pid)
+			tree0, self0, byName0 := treeCPU(), selfCPU(), treeCPUByName()
+			var req0 map[string]float64
+			if o.apiserverProfile != "" {
+				req0 = apiserverRequests(s)
+				go captureAPIServerProfile(s, o.apiserverProfile, o.duration/3, o.duration/2)
+			}
 			s.sink.record.Store(true)
 			start := time.Now()
 			if o.profile != "" {
@@ -326,6 +338,17 @@ func run(ctx context.Context, o options) ([]row, error) {
 			elapsed := time.Since(start)
 			s.sink.record.Store(false)
 			cpu1, _, _ := procStats(pid)
+			tree1, self1, byName1 := treeCPU(), selfCPU(), treeCPUByName()
+			if o.apiserverProfile != "" {
+				for name, cpu := range byName1 {
+					fmt.Fprintf(os.Stderr, "bench: %s: %.0f µs per delivery\n", name, (cpu-byName0[name])/float64(want-before)*1e6)
+				}
+				for k, v := range apiserverRequests(s) {
+					if d := v - req0[k]; d > 0 {
+						fmt.Fprintf(os.Stderr, "bench: API server: %s: %.1f/s\n", k, d/time.Since(start).Seconds())
+					}
+				}
+			}
 			lat := s.sink.takeLatencies()
 			delivered := float64(want - before)
 			r := row{offered: float64(n) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
@@ -333,7 +356,13 @@ func run(ctx context.Context, o options) ([]row, error) {
 				cpuPer1000: (cpu1 - cpu0) / delivered * 1000}
 			r.ratio = r.delivered / raw
 			ri1, ra1 := queueReads(s.metricsURL)
-			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s", raw, n, int64(delivered), indexShare(ri0, ra0, ri1, ra1))
+			// The same ratio from CPU costs: what the rate ratio is when both runs saturate
+			// the same cores at the same speed; steadier than the rates on a shared machine,
+			// whose speed drifts between the two runs.
+			stackPerDelivery := (tree1 - tree0) / delivered
+			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s; CPU per raw request %.0f µs, whole stack per delivery %.0f µs (dispatcher %.0f, load generator and receiver %.0f, control plane and manager %.0f): ratio from CPU %.3f",
+				raw, n, int64(delivered), indexShare(ri0, ra0, ri1, ra1), rawCPU*1e6, stackPerDelivery*1e6,
+				(cpu1-cpu0)/delivered*1e6, (self1-self0)/delivered*1e6, ((tree1-tree0)-(cpu1-cpu0)-(self1-self0))/delivered*1e6, rawCPU/stackPerDelivery)
 			return r, check()
 		})
 	}
@@ -594,6 +623,36 @@ func (s *stack) fillBacklog(p *poster, prefix string, events, perAccount int64) 
 }
 
 // apiserverStatusWrites reads the API server's count of writes to webhooks/status.
+// apiserverRequests returns the API server's request counts by verb, resource and subresource.
+func apiserverRequests(s *stack) map[string]float64 {
+	cs, err := kubernetes.NewForConfig(s.cp.Config)
+	if err != nil {
+		return nil
+	}
+	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	label := func(line, name string) string {
+		i := strings.Index(line, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		rest := line[i+len(name)+2:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "apiserver_request_total{") {
+			f := strings.Fields(line)
+			var v float64
+			_, _ = fmt.Sscan(f[len(f)-1], &v)
+			out[label(line, "verb")+" "+label(line, "resource")+"/"+label(line, "subresource")] += v
+		}
+	}
+	return out
+}
+
 func apiserverStatusWrites(s *stack) float64 {
 	cs, err := kubernetes.NewForConfig(s.cp.Config)
 	if err != nil {
@@ -640,6 +699,24 @@ func waitFor(o options) time.Duration {
 		return 30 * time.Second
 	}
 	return 5 * time.Minute
+}
+
+// captureAPIServerProfile saves the API server's CPU profile over d, after a wait, into path.
+func captureAPIServerProfile(s *stack, path string, after, d time.Duration) {
+	time.Sleep(after)
+	cs, err := kubernetes.NewForConfig(s.cp.Config)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: API server profile:", err)
+		return
+	}
+	b, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(max(int(d.Seconds()), 1))).DoRaw(context.Background())
+	if err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: API server profile:", err)
+	}
 }
 
 // captureProfile saves the dispatcher's CPU profile over d into path.

@@ -557,6 +557,60 @@ func scrape(url, name string) float64 {
 	return sum
 }
 
+// selfCPU returns the CPU seconds this process (load generator and receiver) used so far.
+func selfCPU() float64 {
+	cpu, _, _ := procStats(os.Getpid())
+	return cpu
+}
+
+// treeCPU returns the CPU seconds used so far by this process and every process descended from
+// it: the whole stack (control plane, manager, dispatcher, receiver and load generator).
+func treeCPU() float64 {
+	var total float64
+	for _, cpu := range treeCPUByName() {
+		total += cpu
+	}
+	return total
+}
+
+// treeCPUByName is treeCPU by process name (comm).
+func treeCPUByName() map[string]float64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children, names := map[int][]int{}, map[int]string{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+		if i, j := strings.IndexByte(string(raw), '('), strings.LastIndexByte(string(raw), ')'); i >= 0 && j > i {
+			names[pid] = string(raw[i+1 : j])
+		}
+	}
+	out := map[string]float64{}
+	for todo := []int{os.Getpid()}; len(todo) > 0; {
+		pid := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		cpu, _, _ := procStats(pid)
+		out[names[pid]] += cpu
+		todo = append(todo, children[pid]...)
+	}
+	return out
+}
+
 // queueReads returns the dispatcher's queue reads so far: answered by its index, and in all.
 func queueReads(url string) (index, all float64) {
 	return scrape(url, `hookline_store_queue_reads_total{answered_by="index"}`), scrape(url, "hookline_store_queue_reads_total")
