@@ -139,7 +139,7 @@ func (r *streamNotes) record(uid string, n Note, seq uint64, ok bool) {
 		return
 	}
 	r.complete = seq
-	r.progress.moved()
+	r.progress.reached(seq)
 	if k, found := r.known[uid]; found && k <= seq {
 		delete(r.known, uid)
 	}
@@ -191,12 +191,12 @@ func (r *streamNotes) load(uid string, from uint64, limit int) ([]Note, bool) {
 	}
 	var deadline *time.Timer
 	// from ≥ floor > 0: the engine has read the queue up to from-1.
-	for r.complete < max(r.known[uid], from-1) {
+	for until := max(r.known[uid], from-1); r.complete < until; until = max(r.known[uid], from-1) {
 		if deadline == nil {
 			deadline = time.NewTimer(r.holeWait)
 			defer deadline.Stop()
 		}
-		if !r.progress.wait(&r.mu, deadline.C) || r.floors[uid] != floor {
+		if !r.progress.wait(&r.mu, until, deadline.C) || r.floors[uid] != floor {
 			return nil, false // too late, or unfollowed meanwhile
 		}
 	}

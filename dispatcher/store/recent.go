@@ -186,7 +186,7 @@ func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {
 			delete(r.ahead, r.complete+1)
 			r.complete++
 		}
-		r.progress.moved()
+		r.progress.reached(r.complete)
 	} else {
 		r.ahead[seq] = struct{}{}
 	}
@@ -251,7 +251,7 @@ func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok
 			deadline = time.NewTimer(r.holeWait)
 			defer deadline.Stop()
 		}
-		if !r.progress.wait(&r.mu, deadline.C) {
+		if !r.progress.wait(&r.mu, q[len(q)-1].Seq, deadline.C) {
 			return nil, false
 		}
 	}
@@ -306,30 +306,59 @@ func (r *recentNotes) purged(uid string, _ uint64) {
 	r.healLocked()
 }
 
-// progress lets a reader holding an index's lock wait until the index moves on.
-type progress struct{ ch chan struct{} }
+// progress lets a reader holding an index's lock wait until the index's complete sequence reaches
+// the one the reader needs. Only the readers whose sequence is reached are woken: under load the
+// index moves at every note, and waking every waiting reader each time kept the index's lock busy
+// with readers that went back to sleep.
+type progress struct{ waiters []progressWaiter }
 
-// moved wakes the waiting readers; the index's lock is held.
-func (p *progress) moved() {
-	if p.ch != nil {
-		close(p.ch)
-		p.ch = nil
-	}
+type progressWaiter struct {
+	until uint64
+	ch    chan struct{}
 }
 
-// wait releases mu until the index moves on or deadline fires, and takes it again; false when the
-// deadline fired.
-func (p *progress) wait(mu *sync.Mutex, deadline <-chan time.Time) bool {
-	if p.ch == nil {
-		p.ch = make(chan struct{})
+// reached wakes the readers waiting for complete ≤ c; the index's lock is held.
+func (p *progress) reached(c uint64) {
+	if len(p.waiters) == 0 {
+		return
 	}
-	ch := p.ch
+	kept := p.waiters[:0]
+	for _, w := range p.waiters {
+		if w.until <= c {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(p.waiters[len(kept):])
+	p.waiters = kept
+}
+
+// moved wakes every waiting reader (the index started afresh); the index's lock is held.
+func (p *progress) moved() {
+	for _, w := range p.waiters {
+		close(w.ch)
+	}
+	clear(p.waiters)
+	p.waiters = p.waiters[:0]
+}
+
+// wait releases mu until complete reaches until (reached), the index starts afresh (moved) or
+// deadline fires, and takes it again; false when the deadline fired.
+func (p *progress) wait(mu *sync.Mutex, until uint64, deadline <-chan time.Time) bool {
+	ch := make(chan struct{})
+	p.waiters = append(p.waiters, progressWaiter{until: until, ch: ch})
 	mu.Unlock()
-	defer mu.Lock()
 	select {
 	case <-ch:
+		mu.Lock()
 		return true
 	case <-deadline:
+		mu.Lock()
+		// Still listed unless woken meanwhile: a reader that gave up leaves nothing behind.
+		if i := slices.IndexFunc(p.waiters, func(w progressWaiter) bool { return w.ch == ch }); i >= 0 {
+			p.waiters = slices.Delete(p.waiters, i, i+1)
+		}
 		return false
 	}
 }

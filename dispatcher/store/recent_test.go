@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -155,7 +156,7 @@ func TestRecentNotesReadWaitsForAHole(t *testing.T) {
 	g.Eventually(func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.progress.ch != nil
+		return len(r.progress.waiters) > 0
 	}).Should(BeTrue(), "the read waits")
 	recordOne(r, a, "w", 11)
 	var ans answer
@@ -335,4 +336,46 @@ func TestSharedQueuesReadNotesOthersQueued(t *testing.T) {
 	got, err := one.LoadNotes(ctx, "w", mine[0].Seq+1, 10)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(seqs(got)).To(Equal([]uint64{theirs[0].Seq}), "the note the other dispatcher queued")
+}
+
+// A reader waiting for the index to reach a sequence is woken when it is reached, not by every
+// step below it; one that gives up leaves nothing behind; a fresh start wakes every reader.
+func TestProgressWakesReadersWhoseSequenceIsReached(t *testing.T) {
+	g := NewWithT(t)
+	var mu sync.Mutex
+	var p progress
+	wait := func(until uint64, deadline <-chan time.Time) chan bool {
+		woken := make(chan bool, 1)
+		go func() {
+			mu.Lock()
+			defer mu.Unlock()
+			woken <- p.wait(&mu, until, deadline)
+		}()
+		g.Eventually(func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.ContainsFunc(p.waiters, func(w progressWaiter) bool { return w.until == until })
+		}).Should(BeTrue())
+		return woken
+	}
+	at10, at20 := wait(10, nil), wait(20, nil)
+	mu.Lock()
+	p.reached(9)
+	mu.Unlock()
+	g.Consistently(at10, 20*time.Millisecond).ShouldNot(Receive(), "9 is below what it waits for")
+	mu.Lock()
+	p.reached(10)
+	mu.Unlock()
+	g.Eventually(at10).Should(Receive(BeTrue()))
+	g.Consistently(at20, 20*time.Millisecond).ShouldNot(Receive())
+
+	expired := make(chan time.Time, 1)
+	at30 := wait(30, expired)
+	expired <- time.Now()
+	g.Eventually(at30).Should(Receive(BeFalse()))
+	mu.Lock()
+	g.Expect(p.waiters).To(HaveLen(1), "the reader that gave up is no longer listed")
+	p.moved()
+	mu.Unlock()
+	g.Eventually(at20).Should(Receive(BeTrue()), "a fresh start wakes every reader")
 }

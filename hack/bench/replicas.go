@@ -141,6 +141,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		before, q0 = s.sink.count.Load(), p.queued.Load()
 		cpu0 := replicasCPU(replicas)
 		each0 := cpuEach(replicas)
+		ri0, ra0 := replicasQueueReads(replicas)
 		start := time.Now()
 		if o.replicasProfile != "" {
 			go captureProfile(replicas[0].pprof, fmt.Sprintf("%s.%d", o.replicasProfile, n), o.duration/2)
@@ -159,6 +160,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 		elapsed := time.Since(start)
 		cpu1 := replicasCPU(replicas)
 		each1 := cpuEach(replicas)
+		ri1, ra1 := replicasQueueReads(replicas)
 		var split []string
 		for i := range each1 {
 			split = append(split, fmt.Sprintf("%.3f", (each1[i]-each0[i])/float64(want-before)*1000))
@@ -173,11 +175,20 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 			scenario: fmt.Sprintf("active-active, %d replica(s) (%d accounts × %d webhooks, 1 KB)", n, accounts, per),
 			offered:  float64(sent) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
 			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
-			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server, per replica %s (the first embeds NATS); %d deliveries, all checked",
-				replicaPartitions, strings.Join(split, " + "), int64(delivered)),
+			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server, per replica %s (the first embeds NATS); %d deliveries, all checked; %s",
+				replicaPartitions, strings.Join(split, " + "), int64(delivered), indexShare(ri0, ra0, ri1, ra1)),
 		})
 	}
 	return rows, nil
+}
+
+// replicasQueueReads sums queueReads over the replicas.
+func replicasQueueReads(rs []*replica) (index, all float64) {
+	for _, r := range rs {
+		i, a := queueReads("http://" + r.metrics + "/metrics")
+		index, all = index+i, all+a
+	}
+	return index, all
 }
 
 // cpuEach is the CPU seconds used so far by each replica.
