@@ -285,17 +285,22 @@ func (s *stack) createGroup(ctx context.Context, prefix string, accounts, perAcc
 		if err := s.c.List(ctx, list, client.MatchingLabels{}); err != nil {
 			return nil, 0, err
 		}
-		active := 0
+		active, stuck := 0, ""
 		for _, wh := range list.Items {
-			if strings.HasPrefix(wh.Namespace, "bench-"+prefix+"-") && wh.Status.State == hooklinev1.ObservedActive {
+			if !strings.HasPrefix(wh.Namespace, "bench-"+prefix+"-") {
+				continue
+			}
+			if wh.Status.State == hooklinev1.ObservedActive {
 				active++
+			} else if stuck == "" {
+				stuck = describeStuck(&wh)
 			}
 		}
 		if active == total {
 			break
 		}
 		if time.Since(start) > 10*time.Minute {
-			return nil, 0, fmt.Errorf("%d of %d webhooks Active after 10 minutes", active, total)
+			return nil, 0, fmt.Errorf("%d of %d webhooks Active after 10 minutes; first one not Active: %s", active, total, stuck)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -555,6 +560,16 @@ func scrape(url, name string) float64 {
 		return -1
 	}
 	return sum
+}
+
+// describeStuck says where a Webhook that is not Active stands: its name, state and conditions.
+func describeStuck(wh *hooklinev1.Webhook) string {
+	out := fmt.Sprintf("%s/%s (uid %s, generation %d, observed %d) state %q", wh.Namespace, wh.Name, wh.UID,
+		wh.Generation, wh.Status.ObservedGeneration, wh.Status.State)
+	for _, c := range wh.Status.Conditions {
+		out += fmt.Sprintf("; %s=%s %s: %s", c.Type, c.Status, c.Reason, c.Message)
+	}
+	return out
 }
 
 // selfCPU returns the CPU seconds this process (load generator and receiver) used so far.
