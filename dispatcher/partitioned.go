@@ -106,6 +106,12 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 	p := &partitioned{identity: pc.Identity, store: a.Store, log: logr.FromContextOrDiscard(ctx).WithName("partitions"),
 		subs: map[int]*nats.Subscription{}, taken: make(chan event.GenericEvent, 1024), stopped: make(chan struct{})}
 	p.stopTimeout = min(cfg.DeliveryTimeout+time.Second, ttl/5)
+	joined := false
+	defer func() {
+		if !joined {
+			p.close() // the connections opened so far
+		}
+	}()
 	// The leases on a connection of their own: renewals must not wait behind the store's
 	// publishes (under load they missed their deadline and the replica stopped its partitions).
 	var err error
@@ -146,6 +152,7 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 	cfg.Engine.Taken = p.retake
 	cfg.Engine.ReleaseSaveTimeout = p.stopTimeout
 	a.partitioned = p
+	joined = true
 	return nil
 }
 
@@ -257,7 +264,8 @@ func (p *partitioned) register(reg prometheus.Registerer) error {
 	)
 }
 
-// close ends the announcements' connection, after run returned.
+// close ends the announcements' and the leases' connections, after run returned (either may be
+// nil when joining failed).
 func (p *partitioned) close() {
 	p.nc.Close()
 	p.leaseNC.Close()

@@ -191,7 +191,11 @@ func (r *streamNotes) load(uid string, from uint64, limit int) ([]Note, bool) {
 	}
 	var deadline *time.Timer
 	// from ≥ floor > 0: the engine has read the queue up to from-1.
-	for until := max(r.known[uid], from-1); r.complete < until; until = max(r.known[uid], from-1) {
+	for {
+		until := max(r.known[uid], from-1)
+		if r.complete >= until {
+			break
+		}
 		if deadline == nil {
 			deadline = time.NewTimer(r.holeWait)
 			defer deadline.Stop()

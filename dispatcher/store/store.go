@@ -292,8 +292,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.js, err = jetstream.New(s.nc, jetstream.WithPublishAsyncMaxPending(4096),
-		jetstream.WithPublishAsyncAckHandler(s.noteStored)); err != nil {
+	jsOpts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncMaxPending(4096)}
+	if !cfg.SharedQueues {
+		// Shared queues are indexed from the stream's consumer, not from this process's publishes.
+		jsOpts = append(jsOpts, jetstream.WithPublishAsyncAckHandler(s.noteStored))
+	}
+	if s.js, err = jetstream.New(s.nc, jsOpts...); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -790,7 +794,7 @@ func (s *Store) enqueueAll(ctx context.Context, items []Enqueue, stored func(i i
 // recorded late is a hole that keeps other queues' reads from the index meanwhile.
 func (s *Store) noteStored(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.PubAck) {
 	uid, ok := strings.CutPrefix(m.Subject, notesPrefix)
-	if !ok || s.cfg.SharedQueues {
+	if !ok {
 		return
 	}
 	if n, err := decodeNote(m.Data); err == nil {

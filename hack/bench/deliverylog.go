@@ -103,7 +103,7 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 		if o.logProfile != "" {
 			heapPath = o.logProfile + ".peakheap." + mode
 		}
-		stopSampling := sampleQueueingPeak(pid, s.pprofAddr, heapPath)
+		stopSampling := samplePeakRSS(pid, s.pprofAddr, heapPath)
 		ingestRate, depth, err := s.fillBacklog(p, prefix, events, perAccount)
 		if err != nil {
 			stopSampling()

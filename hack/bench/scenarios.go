@@ -313,7 +313,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			before, q0 := s.sink.count.Load(), p.queued.Load()
 			ri0, ra0 := queueReads(s.metricsURL)
 			cpu0, _, _ := procStats(pid)
-			tree0, self0, byName0 := treeCPU(), selfCPU(), treeCPUByName()
+			byName0, self0 := treeCPUByName(), selfCPU()
+			tree0 := sumCPU(byName0)
 			var req0 map[string]float64
 			if o.apiserverProfile != "" {
 				req0 = apiserverRequests(s)
@@ -338,7 +339,8 @@ func run(ctx context.Context, o options) ([]row, error) {
 			elapsed := time.Since(start)
 			s.sink.record.Store(false)
 			cpu1, _, _ := procStats(pid)
-			tree1, self1, byName1 := treeCPU(), selfCPU(), treeCPUByName()
+			byName1, self1 := treeCPUByName(), selfCPU()
+			tree1 := sumCPU(byName1)
 			if o.apiserverProfile != "" {
 				for name, cpu := range byName1 {
 					fmt.Fprintf(os.Stderr, "bench: %s: %.0f µs per delivery\n", name, (cpu-byName0[name])/float64(want-before)*1e6)
@@ -472,7 +474,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Store("b", true)
 			before, disorder0 := s.sink.count.Load(), s.sink.outOfOrd.Load()
 			events := int64(o.backlog / 10)
-			stopSampling := sampleQueueingPeak(pid, s.pprofAddr, o.peakHeapProfile)
+			stopSampling := samplePeakRSS(pid, s.pprofAddr, o.peakHeapProfile)
 			ingestRate, depth, err := s.fillBacklog(p, "b", events, 10)
 			queueingPeak := stopSampling()
 			if err != nil {
@@ -491,7 +493,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			if o.peakHeapProfile != "" {
 				drainPeakPath = o.peakHeapProfile + ".drain"
 			}
-			stopDrainSampling := sampleQueueingPeak(pid, s.pprofAddr, drainPeakPath)
+			stopDrainSampling := samplePeakRSS(pid, s.pprofAddr, drainPeakPath)
 			err = waitDelivered(s.sink, before+events*10, 10*time.Minute)
 			queued += fmt.Sprintf("; peak RSS while draining %.0f MB", stopDrainSampling())
 			if err != nil {
@@ -622,14 +624,23 @@ func (s *stack) fillBacklog(p *poster, prefix string, events, perAccount int64) 
 	return ingestRate, depth, nil
 }
 
-// apiserverStatusWrites reads the API server's count of writes to webhooks/status.
-// apiserverRequests returns the API server's request counts by verb, resource and subresource.
-func apiserverRequests(s *stack) map[string]float64 {
+// apiserverGet reads path from the API server (its metrics or profiles).
+func apiserverGet(s *stack, path string, params map[string]string) ([]byte, error) {
 	cs, err := kubernetes.NewForConfig(s.cp.Config)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	req := cs.Discovery().RESTClient().Get().AbsPath(path)
+	for k, v := range params {
+		req = req.Param(k, v)
+	}
+	return req.DoRaw(context.Background())
+}
+
+// apiserverRequests returns the API server's request counts by "verb resource/subresource"; nil
+// when it cannot be read.
+func apiserverRequests(s *stack) map[string]float64 {
+	b, err := apiserverGet(s, "/metrics", nil)
 	if err != nil {
 		return nil
 	}
@@ -653,26 +664,14 @@ func apiserverRequests(s *stack) map[string]float64 {
 	return out
 }
 
+// apiserverStatusWrites reads the API server's count of writes to webhooks/status (-1 when it
+// cannot be read).
 func apiserverStatusWrites(s *stack) float64 {
-	cs, err := kubernetes.NewForConfig(s.cp.Config)
-	if err != nil {
+	reqs := apiserverRequests(s)
+	if reqs == nil {
 		return -1
 	}
-	b, err := cs.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		return -1
-	}
-	sum := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "apiserver_request_total{") && strings.Contains(line, `resource="webhooks"`) &&
-			strings.Contains(line, `subresource="status"`) && (strings.Contains(line, `verb="PATCH"`) || strings.Contains(line, `verb="APPLY"`) || strings.Contains(line, `verb="PUT"`)) {
-			f := strings.Fields(line)
-			var v float64
-			_, _ = fmt.Sscan(f[len(f)-1], &v)
-			sum += v
-		}
-	}
-	return sum
+	return reqs["PATCH webhooks/status"] + reqs["APPLY webhooks/status"] + reqs["PUT webhooks/status"]
 }
 
 // routed posts one probe event per account until the dispatcher queues it for every webhook of the
@@ -704,13 +703,7 @@ func waitFor(o options) time.Duration {
 // captureAPIServerProfile saves the API server's CPU profile over d, after a wait, into path.
 func captureAPIServerProfile(s *stack, path string, after, d time.Duration) {
 	time.Sleep(after)
-	cs, err := kubernetes.NewForConfig(s.cp.Config)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench: API server profile:", err)
-		return
-	}
-	b, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
-		Param("seconds", strconv.Itoa(max(int(d.Seconds()), 1))).DoRaw(context.Background())
+	b, err := apiserverGet(s, "/debug/pprof/profile", map[string]string{"seconds": strconv.Itoa(max(int(d.Seconds()), 1))})
 	if err == nil {
 		err = os.WriteFile(path, b, 0o644)
 	}
@@ -741,11 +734,11 @@ func saveURL(url, path string) {
 	_, _ = io.Copy(f, resp.Body)
 }
 
-// sampleQueueingPeak samples the dispatcher's RSS every 250 ms until the returned function is called,
+// samplePeakRSS samples the dispatcher's RSS every 250 ms until the returned function is called,
 // which returns the highest RSS seen (MB). With path set it also saves a heap profile whenever the
 // RSS reaches a new high (16 MB above the last saved one), so that path ends up holding the profile
-// taken nearest the peak: what the memory is while the backlog is being queued, not after.
-func sampleQueueingPeak(pid int, pprofAddr, path string) func() float64 {
+// taken nearest the peak of the phase sampled (queueing a backlog, or draining it).
+func samplePeakRSS(pid int, pprofAddr, path string) func() float64 {
 	done := make(chan struct{})
 	result := make(chan float64, 1)
 	go func() {

@@ -578,17 +578,18 @@ func selfCPU() float64 {
 	return cpu
 }
 
-// treeCPU returns the CPU seconds used so far by this process and every process descended from
-// it: the whole stack (control plane, manager, dispatcher, receiver and load generator).
-func treeCPU() float64 {
+// sumCPU adds up treeCPUByName's figures: the whole stack's CPU seconds.
+func sumCPU(byName map[string]float64) float64 {
 	var total float64
-	for _, cpu := range treeCPUByName() {
+	for _, cpu := range byName {
 		total += cpu
 	}
 	return total
 }
 
-// treeCPUByName is treeCPU by process name (comm).
+// treeCPUByName returns the CPU seconds used so far by this process and every process descended
+// from it (control plane, manager, dispatcher; this process is the receiver and load generator),
+// by process name (comm).
 func treeCPUByName() map[string]float64 {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
