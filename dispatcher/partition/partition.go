@@ -51,6 +51,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookline/hookline/dispatcher/kvlease"
 )
 
 // Names of the buckets.
@@ -392,17 +394,9 @@ func key(p int) string { return "p" + strconv.Itoa(p) }
 // take acquires p's lease if it is free, or still this member's own from before a restart.
 func (g *Group) take(ctx context.Context, p int) {
 	sent := time.Now()
-	rev, err := g.parts.Create(ctx, key(p), []byte(g.cfg.Identity))
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		mine, ok := g.ownRevision(ctx, p)
-		if !ok {
-			return // held by another member (or just expired): it gives p up, or its lease expires
-		}
-		sent = time.Now()
-		rev, err = g.parts.Update(ctx, key(p), []byte(g.cfg.Identity), mine)
-	}
-	if err != nil {
-		return
+	rev, holder, err := kvlease.Take(ctx, g.parts, key(p), g.cfg.Identity)
+	if err != nil || holder != "" {
+		return // held by another member: it gives p up, or its lease expires
 	}
 	g.mu.Lock()
 	g.held[p] = &lease{rev: rev, renewed: sent}
@@ -414,19 +408,10 @@ func (g *Group) take(ctx context.Context, p int) {
 	g.cfg.Start(p)
 }
 
-// ownRevision returns the revision of p's lease key when it names this member.
-func (g *Group) ownRevision(ctx context.Context, p int) (uint64, bool) {
-	e, err := g.parts.Get(ctx, key(p))
-	if err != nil || string(e.Value()) != g.cfg.Identity {
-		return 0, false
-	}
-	return e.Revision(), true
-}
-
 // renew extends p's lease; a lease somebody else wrote is lost at once.
 func (g *Group) renew(ctx context.Context, p int, l *lease) {
 	sent := time.Now()
-	rev, err := g.parts.Update(ctx, key(p), []byte(g.cfg.Identity), l.rev)
+	rev, err := kvlease.Renew(ctx, g.parts, key(p), g.cfg.Identity, l.rev)
 	switch {
 	case err == nil:
 		g.mu.Lock()
@@ -435,16 +420,7 @@ func (g *Group) renew(ctx context.Context, p int, l *lease) {
 		if g.cfg.Renewed != nil {
 			g.cfg.Renewed(p, sent.Add(g.safe()))
 		}
-	case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err):
-		// A renewal of ours whose answer was lost (a timeout under load) moved the revision on
-		// too: the key still names this member, and nobody else can have written it since.
-		if mine, ok := g.ownRevision(ctx, p); ok {
-			g.mu.Lock()
-			l.rev = mine
-			g.mu.Unlock()
-			g.log.V(1).Info("Partition lease renewed by an earlier write; renewing from its revision", "partition", p)
-			return
-		}
+	case errors.Is(err, kvlease.ErrTaken):
 		g.log.Info("Partition taken over by another dispatcher", "partition", p)
 		g.drop(p)
 	default:
@@ -456,7 +432,7 @@ func (g *Group) renew(ctx context.Context, p int, l *lease) {
 // release stops delivering p, then deletes its lease so that its new owner takes it at once.
 func (g *Group) release(ctx context.Context, p int, l *lease) {
 	g.drop(p)
-	if err := g.parts.Delete(ctx, key(p), jetstream.LastRevision(l.rev)); err != nil {
+	if err := kvlease.Release(ctx, g.parts, key(p), g.cfg.Identity, l.rev); err != nil {
 		g.log.V(1).Info("Releasing a partition failed; it expires on its own", "partition", p, "error", err.Error())
 	}
 }
@@ -474,9 +450,4 @@ func (g *Group) leave() {
 	if err := g.members.Delete(ctx, g.cfg.Identity); err != nil {
 		g.log.V(1).Info("Leaving the group failed; the membership expires on its own", "error", err.Error())
 	}
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }

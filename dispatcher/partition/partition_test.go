@@ -102,15 +102,14 @@ func TestAMemberCutOffFromNATSStopsBeforeAnotherTakesOver(t *testing.T) {
 	owned := a.group.Owned()
 	g.Expect(owned).NotTo(BeEmpty())
 	g.Expect(a.group.Member()).To(BeTrue())
-	g.Expect(a.group.Members()).To(Equal([]string{"a", "b"}))
+	// a may have taken its share before it saw b (b took the rest first): its view of the members
+	// catches up at its next pass.
+	g.Eventually(a.group.Members).WithTimeout(testTTL).Should(Equal([]string{"a", "b"}))
 
 	proxy.cut()
-	cutAt := time.Now()
-	defer func() { t.Logf("DBG owned nothing %s after the cut", time.Since(cutAt)) }()
 	// a keeps running, but cannot renew: it stops everything (the monitor checks that it does so
 	// before b starts any of it), and b takes over.
 	g.Eventually(a.group.Owned).WithTimeout(2 * testTTL).Should(BeEmpty())
-	t.Logf("DBG empty after %s", time.Since(cutAt))
 	g.Eventually(a.group.Member).WithTimeout(testTTL).Should(BeFalse(), "no longer a current member: not ready")
 	for _, p := range owned {
 		g.Expect(a.group.Owns(p)).To(BeFalse())

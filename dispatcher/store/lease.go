@@ -26,6 +26,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hookline/hookline/dispatcher/kvlease"
 )
 
 // LeaseBucket holds the delivery lease of dispatchers sharing an external NATS cluster.
@@ -169,30 +171,11 @@ func (l *Lease) bucket(ctx context.Context, js jetstream.JetStream, replicas int
 // try takes the lease when it is free or still ours from a previous run.
 func (l *Lease) try(ctx context.Context) (held bool, holder string, err error) {
 	sent := time.Now()
-	rev, err := l.kv.Create(ctx, leaseKey, []byte(l.cfg.Identity))
-	if err == nil {
-		l.rev, l.renewed = rev, sent
-		return true, "", nil
+	rev, holder, err := kvlease.Take(ctx, l.kv, leaseKey, l.cfg.Identity)
+	if err != nil || holder != "" {
+		return false, holder, err
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return false, "", err
-	}
-	e, err := l.kv.Get(ctx, leaseKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, "", nil // expired between the two calls: the next try creates it
-	}
-	if err != nil {
-		return false, "", err
-	}
-	if string(e.Value()) != l.cfg.Identity {
-		return false, string(e.Value()), nil
-	}
-	// Our own lease from before a restart: nobody else can hold it, take it back.
-	sent = time.Now()
-	if l.rev, err = l.kv.Update(ctx, leaseKey, []byte(l.cfg.Identity), e.Revision()); err != nil {
-		return false, "", err
-	}
-	l.renewed = sent
+	l.rev, l.renewed = rev, sent
 	return true, "", nil
 }
 
@@ -223,14 +206,14 @@ func (l *Lease) Keep(ctx context.Context) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, every)
-		rev, err := l.kv.Update(rctx, leaseKey, []byte(l.cfg.Identity), l.rev)
+		rev, err := kvlease.Renew(rctx, l.kv, leaseKey, l.cfg.Identity, l.rev)
 		cancel()
 		switch {
 		case err == nil:
 			l.rev, l.renewed = rev, now
 			deadline = now.Add(l.cfg.TTL * 3 / 4)
 			next = now.Add(every)
-		case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err):
+		case errors.Is(err, kvlease.ErrTaken):
 			l.fail(fmt.Errorf("%w: taken over by another dispatcher", ErrLeaseLost))
 			return
 		default:
@@ -238,11 +221,6 @@ func (l *Lease) Keep(ctx context.Context) {
 			l.log.Info("Renewing the delivery lease failed; retrying", "error", err.Error())
 		}
 	}
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 func (l *Lease) fail(err error) {
@@ -257,7 +235,7 @@ func (l *Lease) fail(err error) {
 func (l *Lease) Release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := l.kv.Delete(ctx, leaseKey, jetstream.LastRevision(l.rev)); err != nil {
+	if err := kvlease.Release(ctx, l.kv, leaseKey, l.cfg.Identity, l.rev); err != nil {
 		l.log.Info("Releasing the delivery lease failed; it expires on its own", "error", err.Error())
 	} else {
 		l.log.Info("Released the delivery lease")
@@ -294,34 +272,9 @@ func LeaseFence(js jetstream.JetStream, cfg LeaseConfig) func(ctx context.Contex
 			}
 			l.kv = kv
 		}
-		if _, err := l.kv.Create(ctx, leaseKey, []byte(PartitionedHolder)); !errors.Is(err, jetstream.ErrKeyExists) {
-			return "", err
-		}
-		holder, rev, err := l.holder(ctx)
-		if err != nil || holder != PartitionedHolder {
-			return holder, err
-		}
-		_, err = l.kv.Update(ctx, leaseKey, []byte(PartitionedHolder), rev)
-		if err != nil && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
-			// Renewed by another active-active dispatcher since the read, or taken: read again.
-			if holder, _, err = l.holder(ctx); err != nil || holder != PartitionedHolder {
-				return holder, err
-			}
-			return "", nil
-		}
-		return "", err
+		// Every active-active dispatcher writes the same name: Take renews the mark another one
+		// wrote as its own.
+		_, holder, err := kvlease.Take(ctx, l.kv, leaseKey, PartitionedHolder)
+		return holder, err
 	}
-}
-
-// holder reads who holds the delivery lease ("" and an error when nobody does: it expired between
-// two calls) and the revision of that write.
-func (l *Lease) holder(ctx context.Context) (string, uint64, error) {
-	e, err := l.kv.Get(ctx, leaseKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", 0, errors.New("the delivery lease expired meanwhile; marking it again")
-	}
-	if err != nil {
-		return "", 0, err
-	}
-	return string(e.Value()), e.Revision(), nil
 }

@@ -183,3 +183,44 @@ func TestLeaseFollowsTheBucketTTL(t *testing.T) {
 	g.Expect(b.cfg.TTL).To(Equal(2*time.Second), "b renews on the bucket's schedule")
 	b.Release()
 }
+
+// A renewal whose answer was lost (a timeout under load; a renewal cut short when the dispatcher
+// stops) was applied all the same: the holder keeps the lease instead of giving it up as taken over.
+func TestLeaseOutlivesALostRenewalAnswer(t *testing.T) {
+	g := NewWithT(t)
+	url := natsURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = 2 * time.Second
+
+	got, _ := acquireIn(ctx, url, "a", ttl)
+	var a *Lease
+	g.Eventually(got).WithTimeout(10 * time.Second).Should(Receive(&a))
+	_, err := a.kv.Update(ctx, leaseKey, []byte("a"), a.rev) // applied, answer lost
+	g.Expect(err).NotTo(HaveOccurred())
+	go a.Keep(ctx)
+	g.Consistently(a.Lost()).WithTimeout(2 * ttl).ShouldNot(BeClosed())
+	cancel()
+}
+
+// A release after a lost answer still hands the lease over at once: with a TTL far longer than the
+// test, only the release can explain the standby taking over.
+func TestLeaseReleasedAfterALostAnswerPassesOn(t *testing.T) {
+	g := NewWithT(t)
+	url := natsURL(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = time.Minute
+
+	got, _ := acquireIn(ctx, url, "a", ttl)
+	var a *Lease
+	g.Eventually(got).WithTimeout(10 * time.Second).Should(Receive(&a))
+	_, err := a.kv.Update(ctx, leaseKey, []byte("a"), a.rev) // the last renewal, cut short by the stop
+	g.Expect(err).NotTo(HaveOccurred())
+	a.Release()
+
+	next, _ := acquireIn(ctx, url, "b", ttl)
+	var b *Lease
+	g.Eventually(next).WithTimeout(10 * time.Second).Should(Receive(&b))
+	b.Release()
+}
