@@ -96,7 +96,7 @@ test-integration: controlplane build ## Run the suites that start kube-apiserver
 	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) $$(hack/test-packages.sh integration)
 
 .PHONY: test-browser
-test-browser: controlplane build ## Drive the web console in headless Chromium (installed by hack/chromium.sh if missing) against the real API server and manager; 1,000-webhook list time and RSS.
+test-browser: controlplane build ## Drive the web console in headless Chromium (installed by hack/chromium.sh if missing) against the real API server and manager.
 	HOOKLINE_CHROMIUM=$$(hack/chromium.sh) KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 HOOKLINE_REQUIRE_BROWSER=1 \
 		go test $(GOTEST_FLAGS) -p 1 -count=1 -timeout $(TEST_TIMEOUT) -v ./test/browser/
 
@@ -122,7 +122,7 @@ faults: controlplane build ## Run the long fault suite (kills, API outage, NATS 
 ##@ Benchmarks
 
 .PHONY: bench
-bench: controlplane build ## Measure throughput, latency, isolation, backlog and control-plane scale; prints a table.
+bench: controlplane build ## Measure throughput, latency, isolation, backlog, control-plane scale and the console's list; prints a table.
 	go run ./hack/bench $(BENCH_FLAGS)
 
 ##@ Run

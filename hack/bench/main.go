@@ -35,7 +35,7 @@ import (
 func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "Length of each timed scenario.")
-	flag.StringVar(&o.scenarios, "scenarios", "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover,replicas", "Scenarios to run, comma separated (deliverylog: the throughput and backlog scenarios with the delivery log off and on, side by side; replicas: the throughput scenario on 1, 2 and 3 active-active dispatchers).")
+	flag.StringVar(&o.scenarios, "scenarios", "throughput,latency,fanout,isolation,backlog,controlplane,console,bigevents,deliverylog,recover,replicas", "Scenarios to run, comma separated (deliverylog: the throughput and backlog scenarios with the delivery log off and on, side by side; replicas: the throughput scenario on 1, 2 and 3 active-active dispatchers).")
 	flag.IntVar(&o.backlog, "backlog", 1_000_000, "Notifications pending in the backlog scenario.")
 	flag.IntVar(&o.recover, "recover", 100_000, "Lost notifications recovered by WebhookReplays in the recover scenario.")
 	flag.IntVar(&o.cpWebhooks, "controlplane-webhooks", 10_000, "Webhooks created in the control-plane scenario.")

@@ -31,7 +31,7 @@ import (
 func TestSmoke(t *testing.T) {
 	controlplane.SkipIfMissing(t)
 	o := options{smoke: true, concurrency: 16,
-		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,bigevents,deliverylog,recover,replicas"}
+		scenarios: "throughput,latency,fanout,isolation,backlog,controlplane,console,bigevents,deliverylog,recover,replicas"}
 	o.duration, o.backlog, o.cpWebhooks, o.recover = smokeDuration, 2_000, 200, 1_000
 	rows, err := run(context.Background(), o)
 	var b strings.Builder
@@ -66,5 +66,34 @@ func TestSlowestSeconds(t *testing.T) {
 	}
 	if got := slowestSeconds(samples[:50], 25*time.Millisecond); got != "none above 25ms in 1 s" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// The burst's CPU account sets each process's cores in the second with most slow deliveries against
+// its mean over the run, the machine's busy time outside the stack counted as "other".
+func TestBurstCPU(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	lat := []latency{{sent: start, d: time.Millisecond}, {sent: start.Add(2500 * time.Millisecond), d: 80 * time.Millisecond}}
+	var cpu []cpuSample
+	api, disp, machine := 0.0, 0.0, 0.0
+	for i := range 5 {
+		// One sample a second: the API server uses 0.1 cores, and 0.9 in the third second, when
+		// something outside the stack takes 0.5 more.
+		cpu = append(cpu, cpuSample{at: start.Add(time.Duration(i) * time.Second), machine: machine,
+			byName: map[string]float64{"kube-apiserver": api, "dispatcher": disp}})
+		apiNow, other := 0.1, 0.0
+		if i == 2 {
+			apiNow, other = 0.9, 0.5
+		}
+		api += apiNow
+		disp += 0.4
+		machine += apiNow + 0.4 + other
+	}
+	want := "CPU at s2 (cores, run mean): kube-apiserver 0.90 (0.30), other 0.50 (0.12), dispatcher 0.40 (0.40)"
+	if got := burstCPU(lat, cpu, 25*time.Millisecond); got != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if got := burstCPU(lat[:1], cpu, 25*time.Millisecond); got != "" {
+		t.Fatalf("no slow delivery, no account: got %q", got)
 	}
 }

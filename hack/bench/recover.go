@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -325,16 +324,10 @@ func (s *stack) resumeDispatcher(drop int, extra ...string) error {
 	if err := start(s.dir, fmt.Sprintf("dispatcher-%d", s.dispatchers), s.dispatcher); err != nil {
 		return err
 	}
-	healthz := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(healthz); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dispatcher did not restart; see %s", s.dir)
-		}
+	if err := waitHTTP(strings.TrimSuffix(s.ingestURL, "/v1/events")+"/healthz", time.Minute); err != nil {
+		return fmt.Errorf("dispatcher did not restart; see %s", s.dir)
 	}
+	return nil
 }
 
 // timeline prints, when stopped, how long after start the sink had received the first

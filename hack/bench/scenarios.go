@@ -393,13 +393,16 @@ func run(ctx context.Context, o options) ([]row, error) {
 				if o.profile != "" && hang == 0 {
 					go captureProfile(s.pprofAddr, o.profile+".latency", o.duration/2)
 				}
+				cpu := recordCPU(200 * time.Millisecond)
 				n, err := p.openLoop(s.ingestURL, rate, o.duration, func(i int) string { return account("l", i%100) })
 				if err != nil {
 					return row{}, err
 				}
 				// Healthy webhooks' notifications: those not sent to a hanging one.
 				want := before + n - n*int64(hang)/100
-				if err := waitDelivered(s.sink, want, 2*time.Minute); err != nil {
+				err = waitDelivered(s.sink, want, 2*time.Minute)
+				cpuSamples := cpu.Stop()
+				if err != nil {
 					return row{}, err
 				}
 				elapsed := time.Since(start)
@@ -426,6 +429,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 					ri1, ra1 := queueReads(s.metricsURL)
 					r.note = fmt.Sprintf("open loop at 1/%d of the raw ceiling (%.0f req/s), 100 accounts × 1 webhook; %s; %s",
 						latencyShare, raw, slowestSeconds(samples, latencyTarget), indexShare(ri0, ra0, ri1, ra1))
+					if b := burstCPU(samples, cpuSamples, latencyTarget); b != "" {
+						r.note += "; " + b
+					}
 				}
 				return r, check()
 			})
@@ -537,6 +543,13 @@ func run(ctx context.Context, o options) ([]row, error) {
 				note: fmt.Sprintf("all Active in %.1fs; manager peak RSS %.0f MB; %.0f status writes while creating; %.1f status writes/s while delivering %.0f/s",
 					took.Seconds(), mgrPeak, creationWrites, writes, float64(n*perAcc)/elapsed)}, check()
 		})
+	}
+	if o.want("console") {
+		n := 1000
+		if o.smoke {
+			n = 50
+		}
+		measure(fmt.Sprintf("console list (%d Webhooks)", n), func() (row, error) { return consoleList(ctx, s, n) })
 	}
 	if o.want("bigevents") {
 		measure("big events (24 MiB: concurrent, then fan-out)", func() (row, error) {

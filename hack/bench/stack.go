@@ -180,19 +180,10 @@ func (s *stack) startDispatcher(extra ...string) error {
 		return err
 	}
 	// The dispatcher answers on its ingest port once its routing table has synced.
-	healthz := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(healthz)
-		if err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dispatcher did not start; see %s", s.dir)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := waitHTTP(strings.TrimSuffix(s.ingestURL, "/v1/events")+"/healthz", time.Minute); err != nil {
+		return fmt.Errorf("dispatcher did not start; see %s", s.dir)
 	}
+	return nil
 }
 
 // restartDispatcher stops the dispatcher (as Kubernetes does: SIGTERM) and starts a new one on an

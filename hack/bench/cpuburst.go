@@ -1,0 +1,162 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// cpuSample is the CPU seconds used so far by each process of the stack (by name) and by the
+// whole machine, at one moment.
+type cpuSample struct {
+	at      time.Time
+	byName  map[string]float64
+	machine float64
+}
+
+// cpuRecorder samples the stack's and the machine's CPU at an interval until stopped, so that a
+// burst of slow deliveries can be set against who used the CPU at that moment.
+type cpuRecorder struct {
+	mu      sync.Mutex
+	samples []cpuSample
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func recordCPU(every time.Duration) *cpuRecorder {
+	r := &cpuRecorder{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			s := cpuSample{at: time.Now(), byName: treeCPUByName(), machine: machineCPU()}
+			r.mu.Lock()
+			r.samples = append(r.samples, s)
+			r.mu.Unlock()
+			select {
+			case <-r.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return r
+}
+
+// Stop ends the sampling and returns the samples.
+func (r *cpuRecorder) Stop() []cpuSample {
+	close(r.stop)
+	<-r.done
+	return r.samples
+}
+
+// machineCPU reads the CPU seconds every core has spent busy (not idle, not waiting for I/O).
+func machineCPU() float64 {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	busy := 0.0
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / 100 // USER_HZ
+}
+
+// cpuAt is the CPU each process used per second between the samples around [from, to), "other"
+// being the machine's busy time outside the stack (other tenants of the machine).
+func cpuAt(samples []cpuSample, from, to time.Time) map[string]float64 {
+	i := 0 // the last sample at or before from
+	for k, s := range samples {
+		if !s.at.After(from) {
+			i = k
+		}
+	}
+	j := slices.IndexFunc(samples, func(s cpuSample) bool { return !s.at.Before(to) })
+	if j < 0 {
+		j = len(samples) - 1
+	}
+	if j <= i {
+		return nil
+	}
+	a, b := samples[i], samples[j]
+	secs := b.at.Sub(a.at).Seconds()
+	out := map[string]float64{}
+	stack := 0.0
+	for name, cpu := range b.byName {
+		d := cpu - a.byName[name]
+		stack += d
+		out[name] = d / secs
+	}
+	out["other"] = max(0, (b.machine-a.machine)-stack) / secs
+	return out
+}
+
+// burstCPU names, for the second holding most deliveries slower than above, the cores each
+// process used then and on average over the run, the largest differences first: e.g.
+// "CPU at s7 (cores, run mean): kube-apiserver 0.81 (0.12), other 0.40 (0.05), dispatcher 0.35 (0.50)".
+func burstCPU(lat []latency, cpu []cpuSample, above time.Duration) string {
+	if len(lat) == 0 || len(cpu) < 2 {
+		return ""
+	}
+	first := lat[0].sent
+	for _, l := range lat {
+		if l.sent.Before(first) {
+			first = l.sent
+		}
+	}
+	bySecond := map[int]int{}
+	for _, l := range lat {
+		if l.d > above {
+			bySecond[int(l.sent.Sub(first)/time.Second)]++
+		}
+	}
+	if len(bySecond) == 0 {
+		return ""
+	}
+	worst := slices.MinFunc(slices.Collect(maps.Keys(bySecond)), func(a, b int) int {
+		return cmp.Or(bySecond[b]-bySecond[a], a-b)
+	})
+	from := first.Add(time.Duration(worst) * time.Second)
+	then := cpuAt(cpu, from, from.Add(time.Second))
+	mean := cpuAt(cpu, cpu[0].at, cpu[len(cpu)-1].at)
+	names := slices.Collect(maps.Keys(then))
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(then[b]-mean[b], then[a]-mean[a]) })
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		if then[n] < 0.01 && mean[n] < 0.01 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f)", n, then[n], mean[n]))
+	}
+	return fmt.Sprintf("CPU at s%d (cores, run mean): %s", worst, strings.Join(parts, ", "))
+}
