@@ -185,7 +185,7 @@ func (h *recordHarness) stored() int {
 // recordsOf waits until the records of notification id satisfy m and returns them: the engine
 // counts an outcome in the status before it appends the outcome's record, outside its lock.
 func (h *recordHarness) recordsOf(id string, m types.GomegaMatcher) []deliveries.Record {
-	h.g.Eventually(func() []deliveries.Record { return h.rec.of(id) }).WithTimeout(5 * time.Second).Should(m, "records of %s", id)
+	h.g.Eventually(func() []deliveries.Record { return h.rec.of(id) }).WithTimeout(5*time.Second).Should(m, "records of %s", id)
 	return h.rec.of(id)
 }
 
