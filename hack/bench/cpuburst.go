@@ -28,12 +28,12 @@ import (
 	"time"
 )
 
-// cpuSample is the CPU seconds used so far by each process of the stack (by name) and by the
-// whole machine, at one moment.
+// cpuSample is the CPU seconds used so far by each process of the stack (by name), by the whole
+// machine, and stolen from this machine by its hypervisor, at one moment.
 type cpuSample struct {
-	at      time.Time
-	byName  map[string]float64
-	machine float64
+	at             time.Time
+	byName         map[string]float64
+	machine, steal float64
 }
 
 // cpuRecorder samples the stack's and the machine's CPU at an interval until stopped, so that a
@@ -52,7 +52,8 @@ func recordCPU(every time.Duration) *cpuRecorder {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			s := cpuSample{at: time.Now(), byName: treeCPUByName(), machine: machineCPU()}
+			s := cpuSample{at: time.Now(), byName: treeCPUByName()}
+			s.machine, s.steal = machineCPU()
 			r.mu.Lock()
 			r.samples = append(r.samples, s)
 			r.mu.Unlock()
@@ -73,27 +74,26 @@ func (r *cpuRecorder) Stop() []cpuSample {
 	return r.samples
 }
 
-// machineCPU reads the CPU seconds every core has spent busy (not idle, not waiting for I/O).
-func machineCPU() float64 {
+// machineCPU reads the CPU seconds the machine's cores have spent busy (user, nice, system, irq,
+// softirq; guest time is inside user) and those its hypervisor gave to other machines while this
+// one had work (steal): on a shared virtual machine, stolen time delays every process alike.
+func machineCPU() (busy, steal float64) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
 	f := strings.Fields(line)
-	busy := 0.0
-	for i, v := range f[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		x, _ := strconv.ParseFloat(v, 64)
-		busy += x
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
 	}
-	return busy / 100 // USER_HZ
+	jiffies := func(i int) float64 { x, _ := strconv.ParseFloat(f[i], 64); return x / 100 } // USER_HZ
+	return jiffies(1) + jiffies(2) + jiffies(3) + jiffies(6) + jiffies(7), jiffies(8)
 }
 
 // cpuAt is the CPU each process used per second between the samples around [from, to), "other"
-// being the machine's busy time outside the stack (other tenants of the machine).
+// being the machine's busy time outside the stack (other work on this machine) and "steal" the
+// time its hypervisor gave to other machines.
 func cpuAt(samples []cpuSample, from, to time.Time) map[string]float64 {
 	i := 0 // the last sample at or before from
 	for k, s := range samples {
@@ -118,6 +118,7 @@ func cpuAt(samples []cpuSample, from, to time.Time) map[string]float64 {
 		out[name] = d / secs
 	}
 	out["other"] = max(0, (b.machine-a.machine)-stack) / secs
+	out["steal"] = (b.steal - a.steal) / secs
 	return out
 }
 

@@ -75,21 +75,22 @@ func TestBurstCPU(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
 	lat := []latency{{sent: start, d: time.Millisecond}, {sent: start.Add(2500 * time.Millisecond), d: 80 * time.Millisecond}}
 	var cpu []cpuSample
-	api, disp, machine := 0.0, 0.0, 0.0
+	api, disp, machine, steal := 0.0, 0.0, 0.0, 0.0
 	for i := range 5 {
 		// One sample a second: the API server uses 0.1 cores, and 0.9 in the third second, when
-		// something outside the stack takes 0.5 more.
-		cpu = append(cpu, cpuSample{at: start.Add(time.Duration(i) * time.Second), machine: machine,
+		// something outside the stack takes 0.5 more and the hypervisor 0.6.
+		cpu = append(cpu, cpuSample{at: start.Add(time.Duration(i) * time.Second), machine: machine, steal: steal,
 			byName: map[string]float64{"kube-apiserver": api, "dispatcher": disp}})
 		apiNow, other := 0.1, 0.0
 		if i == 2 {
 			apiNow, other = 0.9, 0.5
+			steal += 0.6
 		}
 		api += apiNow
 		disp += 0.4
 		machine += apiNow + 0.4 + other
 	}
-	want := "CPU at s2 (cores, run mean): kube-apiserver 0.90 (0.30), other 0.50 (0.12), dispatcher 0.40 (0.40)"
+	want := "CPU at s2 (cores, run mean): kube-apiserver 0.90 (0.30), steal 0.60 (0.15), other 0.50 (0.12), dispatcher 0.40 (0.40)"
 	if got := burstCPU(lat, cpu, 25*time.Millisecond); got != want {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
