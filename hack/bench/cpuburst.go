@@ -129,24 +129,11 @@ func burstCPU(lat []latency, cpu []cpuSample, above time.Duration) string {
 	if len(lat) == 0 || len(cpu) < 2 {
 		return ""
 	}
-	first := lat[0].sent
-	for _, l := range lat {
-		if l.sent.Before(first) {
-			first = l.sent
-		}
-	}
-	bySecond := map[int]int{}
-	for _, l := range lat {
-		if l.d > above {
-			bySecond[int(l.sent.Sub(first)/time.Second)]++
-		}
-	}
-	if len(bySecond) == 0 {
+	first, _, _, order := slowBySecond(lat, above)
+	if len(order) == 0 {
 		return ""
 	}
-	worst := slices.MinFunc(slices.Collect(maps.Keys(bySecond)), func(a, b int) int {
-		return cmp.Or(bySecond[b]-bySecond[a], a-b)
-	})
+	worst := order[0]
 	from := first.Add(time.Duration(worst) * time.Second)
 	then := cpuAt(cpu, from, from.Add(time.Second))
 	mean := cpuAt(cpu, cpu[0].at, cpu[len(cpu)-1].at)

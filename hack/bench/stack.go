@@ -450,6 +450,32 @@ func slowestSeconds(samples []latency, above time.Duration) string {
 	if len(samples) == 0 {
 		return ""
 	}
+	_, seconds, bySecond, order := slowBySecond(samples, above)
+	if len(order) == 0 {
+		return fmt.Sprintf("none above %v in %d s", above, seconds)
+	}
+	slow := 0
+	for _, sec := range bySecond {
+		slow += sec.n
+	}
+	parts := make([]string, 0, 3)
+	for _, k := range order[:min(3, len(order))] {
+		parts = append(parts, fmt.Sprintf("s%d (%d, max %v)", k, bySecond[k].n, bySecond[k].max.Round(time.Millisecond)))
+	}
+	return fmt.Sprintf("above %v: %d deliveries in %d of %d s; most at %s", above, slow, len(bySecond), seconds, strings.Join(parts, ", "))
+}
+
+// slowSecond is how many deliveries of one second of sending were slow, and the slowest.
+type slowSecond struct {
+	n   int
+	max time.Duration
+}
+
+// slowBySecond groups the deliveries slower than above by the second their event was sent, counted
+// from the first sample's: the first send, the seconds the samples span, the slow ones per second,
+// and those seconds ordered by most slow deliveries (then the earlier first). samples must not be
+// empty.
+func slowBySecond(samples []latency, above time.Duration) (first time.Time, seconds int, bySecond map[int]*slowSecond, order []int) {
 	first, last := samples[0].sent, samples[0].sent
 	for _, l := range samples {
 		if l.sent.Before(first) {
@@ -459,35 +485,21 @@ func slowestSeconds(samples []latency, above time.Duration) string {
 			last = l.sent
 		}
 	}
-	type second struct {
-		n   int
-		max time.Duration
-	}
-	bySecond := map[int]*second{}
-	slow := 0
+	bySecond = map[int]*slowSecond{}
 	for _, l := range samples {
 		if l.d <= above {
 			continue
 		}
-		slow++
 		k := int(l.sent.Sub(first) / time.Second)
 		if bySecond[k] == nil {
-			bySecond[k] = &second{}
+			bySecond[k] = &slowSecond{}
 		}
 		bySecond[k].n++
 		bySecond[k].max = max(bySecond[k].max, l.d)
 	}
-	seconds := int(last.Sub(first)/time.Second) + 1
-	if slow == 0 {
-		return fmt.Sprintf("none above %v in %d s", above, seconds)
-	}
-	keys := slices.Collect(maps.Keys(bySecond))
-	slices.SortFunc(keys, func(a, b int) int { return cmp.Or(bySecond[b].n-bySecond[a].n, a-b) })
-	parts := make([]string, 0, 3)
-	for _, k := range keys[:min(3, len(keys))] {
-		parts = append(parts, fmt.Sprintf("s%d (%d, max %v)", k, bySecond[k].n, bySecond[k].max.Round(time.Millisecond)))
-	}
-	return fmt.Sprintf("above %v: %d deliveries in %d of %d s; most at %s", above, slow, len(bySecond), seconds, strings.Join(parts, ", "))
+	order = slices.Collect(maps.Keys(bySecond))
+	slices.SortFunc(order, func(a, b int) int { return cmp.Or(bySecond[b].n-bySecond[a].n, a-b) })
+	return first, int(last.Sub(first)/time.Second) + 1, bySecond, order
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
