@@ -23,7 +23,7 @@ import (
 )
 
 var queueReadsDesc = prometheus.NewDesc("hookline_store_queue_reads_total",
-	"Reads of a webhook's queued notifications, by what answered them: the index of recent notes (index) or a walk of the notes stream (stream).",
+	"Reads of a webhook's queued notifications, by what answered them: the index of recent notes (index), the sweep of a backlog (sweep: one sequential read of the notes stream shared by many queues), or a walk of the notes stream (stream).",
 	[]string{"answered_by"}, nil)
 
 // queueReads exposes the store's queue-read counters, read when scraped.
@@ -36,7 +36,8 @@ func (q queueReads) Describe(ch chan<- *prometheus.Desc) { ch <- queueReadsDesc 
 
 // Collect implements prometheus.Collector.
 func (q queueReads) Collect(ch chan<- prometheus.Metric) {
-	index, stream := q.st.QueueReads()
+	index, sweep, stream := q.st.QueueReads()
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(index), "index")
+	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(sweep), "sweep")
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(stream), "stream")
 }

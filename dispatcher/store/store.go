@@ -45,6 +45,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -241,15 +242,26 @@ type Store struct {
 	followConn *nats.Conn
 	// dial opens a connection to the same server as nc's (Connect).
 	dial func(name string) (*nats.Conn, error)
-	// indexReads and streamReads count the queue reads answered by the index and by JetStream.
-	indexReads, streamReads atomic.Uint64
+	// sweep answers the reads of backlogged queues from one sequential read of the notes stream
+	// (single writer only); its fetches use sweepConn and sweepCons, which reads on from sweepNext.
+	sweep       *sweep
+	sweepMu     sync.Mutex
+	sweepConn   *nats.Conn
+	sweepClosed bool
+	sweepCons   jetstream.Consumer
+	sweepNext   uint64
+	// indexReads, sweepReads and streamReads count the queue reads answered by the index, by the
+	// sweep and by JetStream.
+	indexReads, sweepReads, streamReads atomic.Uint64
+	// storedUpTo is the highest note sequence acknowledged to this process (single writer).
+	storedUpTo atomic.Uint64
 }
 
-// QueueReads returns how many queue reads (LoadNotes) the index of recent notes answered and how
-// many JetStream did, since the store opened: the second kind walks the notes stream, so a high
-// share of it is what to look at when the store's CPU grows.
-func (s *Store) QueueReads() (index, stream uint64) {
-	return s.indexReads.Load(), s.streamReads.Load()
+// QueueReads returns how many queue reads (LoadNotes) the index of recent notes answered, how many
+// the sweep did and how many JetStream did, since the store opened: the last kind walks the notes
+// stream, so a high share of it is what to look at when the store's CPU grows.
+func (s *Store) QueueReads() (index, sweep, stream uint64) {
+	return s.indexReads.Load(), s.sweepReads.Load(), s.streamReads.Load()
 }
 
 // Open starts (or connects to) JetStream and creates or updates the assets.
@@ -307,6 +319,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if !cfg.SharedQueues {
 		s.recent = newRecentNotes()
+		// Every note the engine knows of is acknowledged (it is told after), or was stored
+		// before this store opened.
+		s.storedUpTo.Store(s.notes.CachedInfo().State.LastSeq)
+		s.sweep = newSweep(s.sweepFetch, s.storedUpTo.Load)
 		return s, nil
 	}
 	if err := s.follow(ctx); err != nil {
@@ -570,6 +586,13 @@ func (s *Store) Close() {
 	if s.followConn != nil {
 		s.followConn.Close()
 	}
+	s.sweepMu.Lock()
+	sweepConn := s.sweepConn
+	s.sweepConn, s.sweepClosed = nil, true
+	s.sweepMu.Unlock()
+	if sweepConn != nil {
+		sweepConn.Close()
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
@@ -750,6 +773,7 @@ func (s *Store) EnqueueAll(ctx context.Context, items []Enqueue) ([]EnqueueResul
 	out := make([]EnqueueResult, len(items))
 	stored := func(i int, seq uint64) {
 		out[i] = EnqueueResult{Seq: seq}
+		s.acked(seq)
 		s.recent.add(items[i].UID, items[i].Note, seq)
 	}
 	if err := s.enqueueAll(ctx, items, stored); err != nil {
@@ -797,8 +821,19 @@ func (s *Store) noteStored(_ jetstream.JetStream, m *nats.Msg, ack *jetstream.Pu
 	if !ok {
 		return
 	}
+	s.acked(ack.Sequence)
 	if n, err := decodeNote(m.Data); err == nil {
 		s.recent.add(uid, n, ack.Sequence)
+	}
+}
+
+// acked records that note seq is stored (storedUpTo).
+func (s *Store) acked(seq uint64) {
+	for {
+		cur := s.storedUpTo.Load()
+		if seq <= cur || s.storedUpTo.CompareAndSwap(cur, seq) {
+			return
+		}
 	}
 }
 
@@ -812,7 +847,14 @@ func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int)
 func (s *Store) loadNotes(ctx context.Context, uid string, from uint64, max int) (notes []Note, indexed bool, err error) {
 	if notes, ok := s.recent.load(uid, from, max); ok {
 		s.indexReads.Add(1)
+		s.loaded(uid, notes, max)
 		return notes, true, nil
+	}
+	if s.sweep != nil {
+		if notes, ok := s.sweep.load(ctx, uid, from, max); ok {
+			s.sweepReads.Add(1)
+			return notes, true, nil
+		}
 	}
 	s.streamReads.Add(1)
 	mark := s.recent.mark(uid)
@@ -820,7 +862,16 @@ func (s *Store) loadNotes(ctx context.Context, uid string, from uint64, max int)
 	if err == nil && len(notes) < max {
 		s.recent.readAll(uid, from, notes, mark)
 	}
+	s.loaded(uid, notes, max)
 	return notes, false, err
+}
+
+// loaded tells the sweep how far a queue's reader has read (the delivery engine's reads ask for
+// a read-ahead, other readers for more than a sweep holds).
+func (s *Store) loaded(uid string, notes []Note, max int) {
+	if s.sweep != nil && len(notes) > 0 && max <= sweepPerQueue {
+		s.sweep.loaded(uid, notes[len(notes)-1].Seq+1)
+	}
 }
 
 // readNotes reads LoadNotes' answer from JetStream, one direct get per note.
@@ -846,6 +897,71 @@ func (s *Store) readNotes(ctx context.Context, uid string, from uint64, max int)
 	return out, nil
 }
 
+// sweepFetch reads up to n notes of every queue from sequence from on, for the sweep: over a
+// connection of its own (a batch of thousands of notes must not queue in front of the
+// acknowledgements the index of recent notes waits for), with an ephemeral consumer that reads on
+// while the sweep asks for what follows its last batch.
+func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote, bool, error) {
+	// One fetch at a time (the sweep's rule): sweepCons and sweepNext are the fetch's own;
+	// sweepMu guards the connection against Close only, which must not wait for a fetch.
+	s.sweepMu.Lock()
+	if s.sweepConn == nil && !s.sweepClosed {
+		nc, err := s.dial("hookline-dispatcher-sweep")
+		if err != nil {
+			s.sweepMu.Unlock()
+			return nil, false, err
+		}
+		s.sweepConn = nc
+	}
+	nc := s.sweepConn
+	s.sweepMu.Unlock()
+	if nc == nil {
+		return nil, true, errors.New("store closed")
+	}
+	if s.sweepCons == nil || s.sweepNext != from {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, false, err
+		}
+		if s.sweepCons != nil {
+			_ = js.DeleteConsumer(ctx, NotesStream, s.sweepCons.CachedInfo().Name)
+			s.sweepCons = nil
+		}
+		cons, err := js.CreateConsumer(ctx, NotesStream, jetstream.ConsumerConfig{
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       from,
+			AckPolicy:         jetstream.AckNonePolicy,
+			MemoryStorage:     true,
+			InactiveThreshold: 30 * time.Second,
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+		}
+		s.sweepCons, s.sweepNext = cons, from
+	}
+	batch, err := s.sweepCons.FetchNoWait(n)
+	if err != nil {
+		s.sweepCons = nil
+		return nil, false, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+	}
+	out := make([]sweptNote, 0, n)
+	for m := range batch.Messages() {
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		note, err := decodeNote(m.Data())
+		note.Seq = meta.Sequence.Stream
+		out = append(out, sweptNote{uid: strings.TrimPrefix(m.Subject(), notesPrefix), note: note, ok: err == nil})
+		s.sweepNext = note.Seq + 1
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		s.sweepCons = nil
+		return out, true, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+	}
+	return out, len(out) < n, nil
+}
+
 // Remove deletes uid's notes with sequence ≤ upTo: the delivered or dropped head and anything
 // before it.
 func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
@@ -853,6 +969,9 @@ func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
 		return err
 	}
 	s.recent.removed(uid, upTo)
+	if s.sweep != nil {
+		s.sweep.removed(uid, upTo)
+	}
 	return nil
 }
 
@@ -871,6 +990,10 @@ func (s *Store) LastNoteSeq(ctx context.Context, uid string) (uint64, error) {
 // RemoveQueue deletes every note of uid (INACTIVE, disabled, deleted).
 func (s *Store) RemoveQueue(ctx context.Context, uid string) error {
 	s.recent.purging(uid)
+	if s.sweep != nil {
+		s.sweep.purging(uid)
+		defer s.sweep.purged(uid)
+	}
 	err := s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)))
 	var after uint64
 	if _, shared := s.recent.(*streamNotes); shared && err == nil {

@@ -41,7 +41,7 @@ func main() {
 	flag.IntVar(&o.cpWebhooks, "controlplane-webhooks", 10_000, "Webhooks created in the control-plane scenario.")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "Concurrent posts of the load generator in the throughput scenario.")
 	flag.BoolVar(&o.smoke, "smoke", false, "Tiny run that checks correctness only (used by make test).")
-	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile, taken during the throughput scenario, to this file (and the latency scenario's to this file + \".latency\").")
+	flag.StringVar(&o.profile, "cpuprofile", "", "Write the dispatcher's CPU profile, taken during the throughput scenario, to this file (and the latency scenario's to this file + \".latency\", the first 20 s of the backlog's drain to this file + \".drain\").")
 	flag.StringVar(&o.recoverProfile, "recover-cpuprofile", "", "Write the dispatcher's CPU profiles, taken over the first -recover-profile-seconds of the recover and of its drain baseline, to this path with .recover and .drain appended.")
 	flag.IntVar(&o.recoverProfileSeconds, "recover-profile-seconds", 10, "Length of each recover scenario CPU profile.")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")

@@ -502,6 +502,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			}
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
+			sw0, sa0 := sweepReads(s.metricsURL)
 			drainStart := time.Now()
 			queued := fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB", depth, queueingPeak, rss, disk)
 			drainPeakPath := ""
@@ -509,6 +510,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 				drainPeakPath = o.peakHeapProfile + ".drain"
 			}
 			stopDrainSampling := samplePeakRSS(pid, s.pprofAddr, drainPeakPath)
+			if o.profile != "" {
+				go captureProfile(s.pprofAddr, o.profile+".drain", 20*time.Second)
+			}
 			err = waitDelivered(s.sink, before+events*10, 10*time.Minute)
 			queued += fmt.Sprintf("; peak RSS while draining %.0f MB", stopDrainSampling())
 			if err != nil {
@@ -517,8 +521,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			drain := time.Since(drainStart)
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
-			r.note = fmt.Sprintf("%s; drain %.1fs; out of order %d; %d webhooks",
-				queued, drain.Seconds(), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+			sw1, sa1 := sweepReads(s.metricsURL)
+			r.note = fmt.Sprintf("%s; drain %.1fs; %s; out of order %d; %d webhooks",
+				queued, drain.Seconds(), sweepShare(sw0, sa0, sw1, sa1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}

@@ -643,6 +643,19 @@ func indexShare(index0, all0, index1, all1 float64) string {
 	return fmt.Sprintf("index answered %.0f%% of %.0f queue reads", 100*(index1-index0)/(all1-all0), all1-all0)
 }
 
+// sweepShare describes the queue reads between two samples of the sweep's count and all reads.
+func sweepShare(sweep0, all0, sweep1, all1 float64) string {
+	if all1 <= all0 {
+		return "no queue reads"
+	}
+	return fmt.Sprintf("sweep answered %.0f%% of %.0f queue reads", 100*(sweep1-sweep0)/(all1-all0), all1-all0)
+}
+
+// sweepReads returns the dispatcher's queue reads so far: answered by the sweep, and in all.
+func sweepReads(url string) (sweep, all float64) {
+	return scrape(url, `hookline_store_queue_reads_total{answered_by="sweep"}`), scrape(url, "hookline_store_queue_reads_total")
+}
+
 func dirSizeMB(dir string) float64 {
 	var total int64
 	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {

@@ -1,0 +1,324 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Bounds of the sweep.
+const (
+	// sweepBatch is how many notes one fetch reads.
+	sweepBatch = 4096
+	// sweepPerQueue caps the notes held for one queue: past it the queue is cut (its later notes
+	// are not held, its reads go to the stream once the held ones are read).
+	sweepPerQueue = 512
+	// sweepTotal caps the notes held for every queue together; past it the queues read least
+	// recently are dropped.
+	sweepTotal = 96 << 10
+	// sweepMinQueues is how many queues' reads must miss before a new pass starts: one queue's
+	// backlog is read as cheaply by the stream's walk, which visits only what is still queued.
+	sweepMinQueues = 8
+	// sweepMinGap is the least time between the starts of two passes; a pass that fetched for a
+	// while (a large backlog, perhaps of queues nobody reads) waits sweepGapPerFetch times as long.
+	sweepMinGap      = time.Second
+	sweepGapPerFetch = 5
+	// sweepMaxFetches bounds the fetches one read may wait for.
+	sweepMaxFetches = 32
+)
+
+// sweptNote is a note as a sweep's fetch reads it: its queue, the note, and whether it decoded.
+type sweptNote struct {
+	uid  string
+	note Note
+	ok   bool
+}
+
+// sweep answers the reads of many backlogged queues by reading the notes stream once, in sequence
+// order, instead of one walk per read. JetStream finds "the next note of this queue after n" by
+// visiting every message stored since n; in a drain of a thousand backlogged webhooks whose notes
+// interleave, that walk was a third of the dispatcher's CPU and most of its garbage (a copy of each
+// visited message's subject). A pass fetches the stream from its first note on in batches and
+// hands each note to its queue's list; a read is answered from its queue's list when that proves
+// to be the store's answer:
+//
+//   - every note of the queue stored from the list's floor up to the pass's position is in the
+//     list (the pass read them all, in order; a removal raises the floor; a queue purged while the
+//     pass runs is not answered until the next pass);
+//   - the read starts at or above the floor, and the list holds as many notes from there as the
+//     read asks for, or the pass is past every note stored when the read began (the engine takes
+//     a short answer for the queue's end, so it must be the whole queue).
+//
+// Anything else goes to the stream, as before. Passes start when reads of several queues missed
+// (sweepMinQueues), at most once per sweepMinGap; they advance only while reads need them to,
+// and memory is bounded by sweepPerQueue and sweepTotal. Used with a single writer only: with
+// shared queues another process's purges could leave a list holding removed notes.
+type sweep struct {
+	mu sync.Mutex
+	// fetch reads up to n notes from sequence from on, in order; end says that it reached the
+	// stream's end (fewer than n were there).
+	fetch  func(ctx context.Context, from uint64, n int) (notes []sweptNote, end bool, err error)
+	stored func() uint64
+	now    func() time.Time
+
+	// pass numbers the passes (0: none started); pos is the next sequence the pass reads; ended
+	// says that a fetch failed, and the pass will not advance.
+	pass      uint64
+	pos       uint64
+	ended     bool
+	startedAt time.Time
+	// fetchTime is how long the pass's fetches took.
+	fetchTime time.Duration
+	queues    map[string]*sweptQueue
+	total     int
+	peak      int // the most notes held at once
+	// fetching is closed when the fetch under way ends; nil when none is.
+	fetching chan struct{}
+	// misses holds the queues whose reads the sweep could not answer since the pass started.
+	misses map[string]struct{}
+	// purgingNow holds the queues being purged whole.
+	purgingNow map[string]int
+	// loadedTo holds, per queue, the sequence above the last note its reader loaded (whoever
+	// answered): notes below it are with the reader, and a pass does not hold them. In a drain
+	// every queue's reader is a read-ahead past the pass's start, and holding those notes until
+	// each queue's next read filled the budget.
+	loadedTo map[string]uint64
+	reads    uint64 // clock of the queues' last reads, for dropping the least recent
+}
+
+// sweptQueue is one queue's part of a pass. A queue without one is covered from the pass's start
+// (sequence 1) and has no notes yet.
+type sweptQueue struct {
+	// floor: every note of the queue from floor up to the pass's position is in notes (noFloor:
+	// none is, until the next pass).
+	floor uint64
+	notes []Note
+	// cut: notes above the last one held were not kept (sweepPerQueue, or one that did not decode).
+	cut      bool
+	lastRead uint64
+}
+
+// newSweep returns a sweep reading with fetch; stored returns a sequence at or above every note
+// stored so far that the delivery engine may know of.
+func newSweep(fetch func(ctx context.Context, from uint64, n int) ([]sweptNote, bool, error), stored func() uint64) *sweep {
+	return &sweep{fetch: fetch, stored: stored, now: time.Now, queues: map[string]*sweptQueue{}, misses: map[string]struct{}{},
+		purgingNow: map[string]int{}, loadedTo: map[string]uint64{}}
+}
+
+// load answers a read of uid's queue (limit notes from sequence from on) when it can prove the
+// answer; ok false sends the read to the stream.
+func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (notes []Note, ok bool) {
+	// Every note the reader may know of is at or below known: once the pass is past it, the list
+	// holds the whole queue from the floor on, and a shorter answer is the store's answer too.
+	known := s.stored()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for fetches := 0; ; {
+		if s.pass == 0 {
+			return s.missLocked(uid)
+		}
+		q := s.queueLocked(uid)
+		if from < q.floor {
+			return s.missLocked(uid)
+		}
+		// Notes below from are with the reader already (it reads on from its last one).
+		i := indexOf(q.notes, from)
+		q.notes = q.notes[i:]
+		s.total -= i
+		q.floor = from
+		if len(q.notes) >= limit || (!q.cut && s.pos > known) {
+			n := min(limit, len(q.notes))
+			s.reads++
+			q.lastRead = s.reads
+			if n > 0 {
+				s.loadedTo[uid] = q.notes[n-1].Seq + 1
+			}
+			return slices.Clone(q.notes[:n]), true
+		}
+		if q.cut || s.ended || s.total >= sweepTotal || fetches >= sweepMaxFetches || ctx.Err() != nil {
+			return s.missLocked(uid)
+		}
+		if s.fetching != nil {
+			ch := s.fetching
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+			}
+			s.mu.Lock()
+			continue
+		}
+		fetches++
+		s.fetchLocked(ctx)
+	}
+}
+
+// missLocked counts a read the sweep did not answer and starts a new pass when enough queues missed.
+func (s *sweep) missLocked(uid string) ([]Note, bool) {
+	s.misses[uid] = struct{}{}
+	if len(s.misses) >= sweepMinQueues && s.fetching == nil && (s.pass == 0 || s.now().Sub(s.startedAt) >= max(sweepMinGap, sweepGapPerFetch*s.fetchTime)) {
+		s.startLocked()
+	}
+	return nil, false
+}
+
+// startLocked starts a new pass from the stream's first note, forgetting the last one's lists.
+func (s *sweep) startLocked() {
+	s.pass++
+	s.pos, s.ended, s.startedAt, s.fetchTime = 1, false, s.now(), 0
+	s.queues = make(map[string]*sweptQueue, len(s.queues))
+	for uid := range s.purgingNow {
+		s.queues[uid] = &sweptQueue{floor: noFloor}
+	}
+	s.total = 0
+	clear(s.misses)
+}
+
+// fetchLocked advances the pass by one batch; the lock is released while the store reads.
+func (s *sweep) fetchLocked(ctx context.Context) {
+	done := make(chan struct{})
+	s.fetching = done
+	pass, from := s.pass, s.pos
+	s.mu.Unlock()
+	known := s.stored()
+	began := s.now()
+	notes, end, err := s.fetch(ctx, from, sweepBatch)
+	took := s.now().Sub(began)
+	s.mu.Lock()
+	s.fetching = nil
+	s.fetchTime += took
+	close(done)
+	if s.pass != pass {
+		return // a pass starts only when no fetch is under way; kept as a guard
+	}
+	for _, n := range notes {
+		s.recordLocked(n)
+		s.pos = max(s.pos, n.note.Seq+1)
+	}
+	if err != nil {
+		s.ended = true
+	} else if end {
+		// Past the stream's end: past every note stored before the fetch, the last of them
+		// perhaps removed since.
+		s.pos = max(s.pos, known+1)
+	}
+	s.peak = max(s.peak, s.total)
+	if s.total > sweepTotal {
+		s.dropLocked()
+	}
+}
+
+// queueLocked returns uid's part of the pass. A queue the pass has no part for yet had no note
+// among those it read: it is covered from where its reader is on.
+func (s *sweep) queueLocked(uid string) *sweptQueue {
+	q := s.queues[uid]
+	if q == nil {
+		q = &sweptQueue{floor: max(1, s.loadedTo[uid])}
+		s.queues[uid] = q
+	}
+	return q
+}
+
+// recordLocked hands one fetched note to its queue's list.
+func (s *sweep) recordLocked(n sweptNote) {
+	q := s.queueLocked(n.uid)
+	if q.cut || n.note.Seq < q.floor {
+		return
+	}
+	if !n.ok || len(q.notes) >= sweepPerQueue {
+		// A note that does not decode is left for the stream's read, which reports it.
+		q.cut = true
+		return
+	}
+	q.notes = append(q.notes, n.note)
+	s.total++
+}
+
+// dropLocked drops the lists of the queues read least recently until a quarter of the budget is
+// free: their reads go to the stream until the next pass.
+func (s *sweep) dropLocked() {
+	held := make([]*sweptQueue, 0, len(s.queues))
+	for _, q := range s.queues {
+		if len(q.notes) > 0 {
+			held = append(held, q)
+		}
+	}
+	slices.SortFunc(held, func(a, b *sweptQueue) int { return cmpUint(a.lastRead, b.lastRead) })
+	for _, q := range held {
+		if s.total <= sweepTotal*3/4 {
+			return
+		}
+		s.total -= len(q.notes)
+		q.notes, q.floor = nil, noFloor
+	}
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// loaded tells the sweep that uid's reader loaded the queue's notes below next (a read the sweep
+// did not answer).
+func (s *sweep) loaded(uid string, next uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, purging := s.purgingNow[uid]; !purging {
+		s.loadedTo[uid] = max(s.loadedTo[uid], next)
+	}
+}
+
+// removed applies a removal of uid's notes up to upTo (after it was done).
+func (s *sweep) removed(uid string, upTo uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := s.queueLocked(uid)
+	i := indexOf(q.notes, upTo+1)
+	q.notes = q.notes[i:]
+	s.total -= i
+	q.floor = max(q.floor, upTo+1)
+}
+
+// purging starts a purge of uid's whole queue: it is not answered until the next pass, since a
+// fetch under way may still hand over notes the purge removes.
+func (s *sweep) purging(uid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purgingNow[uid]++
+	delete(s.loadedTo, uid)
+	if q := s.queues[uid]; q != nil {
+		s.total -= len(q.notes)
+	}
+	s.queues[uid] = &sweptQueue{floor: noFloor}
+}
+
+// purged ends a purge begun by purging.
+func (s *sweep) purged(uid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.purgingNow[uid]--; s.purgingNow[uid] <= 0 {
+		delete(s.purgingNow, uid)
+	}
+}
