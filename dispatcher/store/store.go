@@ -918,7 +918,9 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 	if nc == nil {
 		return nil, true, errors.New("store closed")
 	}
-	if s.sweepCons == nil || s.sweepNext != from {
+	// The consumer reads on from sweepNext; a sweep past it (it reached the stream's end, and
+	// nothing is stored below from that it has not passed) reads on with it too.
+	if s.sweepCons == nil || from < s.sweepNext {
 		js, err := jetstream.New(nc)
 		if err != nil {
 			return nil, false, err

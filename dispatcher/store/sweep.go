@@ -42,6 +42,10 @@ const (
 	sweepGapPerFetch = 5
 	// sweepMaxFetches bounds the fetches one read may wait for.
 	sweepMaxFetches = 32
+	// sweepDeep is how far behind the last stored note a read must start to count towards a
+	// pass: reads near the stream's end (queues keeping up, under load) walk little, and must not
+	// start passes whose fetches they would then wait for.
+	sweepDeep = 4 * sweepBatch
 )
 
 // sweptNote is a note as a sweep's fetch reads it: its queue, the note, and whether it decoded.
@@ -67,7 +71,7 @@ type sweptNote struct {
 //     a short answer for the queue's end, so it must be the whole queue).
 //
 // Anything else goes to the stream, as before. Passes start when reads of several queues missed
-// (sweepMinQueues), at most once per sweepMinGap; they advance only while reads need them to,
+// far behind the stream's end (sweepMinQueues, sweepDeep), at most once per sweepMinGap; they advance only while reads need them to,
 // and memory is bounded by sweepPerQueue and sweepTotal. Used with a single writer only: with
 // shared queues another process's purges could leave a list holding removed notes.
 type sweep struct {
@@ -77,6 +81,7 @@ type sweep struct {
 	fetch  func(ctx context.Context, from uint64, n int) (notes []sweptNote, end bool, err error)
 	stored func() uint64
 	now    func() time.Time
+	deep   uint64 // sweepDeep
 
 	// pass numbers the passes (0: none started); pos is the next sequence the pass reads; ended
 	// says that a fetch failed, and the pass will not advance.
@@ -118,7 +123,7 @@ type sweptQueue struct {
 // newSweep returns a sweep reading with fetch; stored returns a sequence at or above every note
 // stored so far that the delivery engine may know of.
 func newSweep(fetch func(ctx context.Context, from uint64, n int) ([]sweptNote, bool, error), stored func() uint64) *sweep {
-	return &sweep{fetch: fetch, stored: stored, now: time.Now, queues: map[string]*sweptQueue{}, misses: map[string]struct{}{},
+	return &sweep{fetch: fetch, stored: stored, now: time.Now, deep: sweepDeep, queues: map[string]*sweptQueue{}, misses: map[string]struct{}{},
 		purgingNow: map[string]int{}, loadedTo: map[string]uint64{}}
 }
 
@@ -128,15 +133,18 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 	// Every note the reader may know of is at or below known: once the pass is past it, the list
 	// holds the whole queue from the floor on, and a shorter answer is the store's answer too.
 	known := s.stored()
+	// Only reads far behind the stream's end are worth starting a pass for: the walk visits at
+	// most what is stored between from and the end. Once a pass runs, every read may use it.
+	deep := known >= from+s.deep
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for fetches := 0; ; {
 		if s.pass == 0 {
-			return s.missLocked(uid)
+			return s.missLocked(uid, deep)
 		}
 		q := s.queueLocked(uid)
 		if from < q.floor {
-			return s.missLocked(uid)
+			return s.missLocked(uid, deep)
 		}
 		// Notes below from are with the reader already (it reads on from its last one).
 		i := indexOf(q.notes, from)
@@ -153,7 +161,7 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 			return slices.Clone(q.notes[:n]), true
 		}
 		if q.cut || s.ended || s.total >= sweepTotal || fetches >= sweepMaxFetches || ctx.Err() != nil {
-			return s.missLocked(uid)
+			return s.missLocked(uid, deep)
 		}
 		if s.fetching != nil {
 			ch := s.fetching
@@ -170,8 +178,12 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 	}
 }
 
-// missLocked counts a read the sweep did not answer and starts a new pass when enough queues missed.
-func (s *sweep) missLocked(uid string) ([]Note, bool) {
+// missLocked counts a read the sweep did not answer (deep: far behind the stream's end) and starts
+// a new pass when enough queues missed so.
+func (s *sweep) missLocked(uid string, deep bool) ([]Note, bool) {
+	if !deep {
+		return nil, false
+	}
 	s.misses[uid] = struct{}{}
 	if len(s.misses) >= sweepMinQueues && s.fetching == nil && (s.pass == 0 || s.now().Sub(s.startedAt) >= max(sweepMinGap, sweepGapPerFetch*s.fetchTime)) {
 		s.startLocked()
@@ -209,6 +221,9 @@ func (s *sweep) fetchLocked(ctx context.Context) {
 		return // a pass starts only when no fetch is under way; kept as a guard
 	}
 	for _, n := range notes {
+		if n.note.Seq < from {
+			continue // passed already (a fetch may read on from below where the pass is)
+		}
 		s.recordLocked(n)
 		s.pos = max(s.pos, n.note.Seq+1)
 	}

@@ -176,6 +176,28 @@ func TestSweepLeavesASingleBacklogToTheStream(t *testing.T) {
 	g.Expect(m.fetches).To(BeZero())
 }
 
+// Reads near the stream's end (queues keeping up under load, whose walks are short) neither start a
+// pass nor wait for a fetch, however many of them miss the index.
+func TestSweepLeavesReadsNearTheEndToTheStream(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	m := newModelStream()
+	for range sweepDeep {
+		m.add("far")
+	}
+	for q := range 4 * sweepMinQueues {
+		m.add(fmt.Sprintf("w%d", q))
+	}
+	s := newSweep(m.fetch, m.stored)
+	for q := range 4 * sweepMinQueues {
+		uid := fmt.Sprintf("w%d", q)
+		_, ok := s.load(ctx, uid, m.byUID[uid][0], 1)
+		g.Expect(ok).To(BeFalse())
+	}
+	g.Expect(m.fetches).To(BeZero())
+	g.Expect(s.pass).To(BeZero())
+}
+
 // Whatever is queued, removed and purged while a pass runs, every answer the sweep gives is the
 // walk's answer at that moment. The reads are the engine's (from the last note read on) and, now
 // and then, another reader's from a random point.
@@ -187,6 +209,7 @@ func TestSweepAnswersAgreeWithTheStream(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			m := newModelStream()
 			s := newSweep(m.fetch, m.stored)
+			s.deep = 1 // a small stream: every read counts
 			clock := time.Unix(0, 0)
 			s.now = func() time.Time { return clock }
 			const queues = 24
@@ -271,6 +294,7 @@ func TestSweepForgetsNotesRemovedDuringAFetch(t *testing.T) {
 		}
 		return out, end, err
 	}, m.stored)
+	s.deep = 1
 	for q := range sweepMinQueues {
 		_, ok := s.load(ctx, fmt.Sprintf("w%d", q), 1, 1)
 		g.Expect(ok).To(BeFalse(), "no pass yet")
@@ -295,6 +319,7 @@ func TestSweepAnswersABacklogFromJetStream(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, t.TempDir())
 	defer s.Close()
+	s.sweep.deep = 1 // a small backlog: every read counts
 	const queues, perQueue = 40, 2 * recentPerQueue
 	for range perQueue {
 		items := make([]Enqueue, queues)
@@ -341,6 +366,7 @@ func TestSweepLeavesACorruptNoteToTheStream(t *testing.T) {
 	corrupt := m.byUID["w0"][5]
 	m.notes[corrupt-1].ok = false
 	s := newSweep(m.fetch, m.stored)
+	s.deep = 1
 	for q := range sweepMinQueues {
 		_, ok := s.load(ctx, fmt.Sprintf("w%d", q), 1, 100)
 		g.Expect(ok).To(BeFalse(), "no pass yet")
