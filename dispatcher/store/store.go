@@ -250,6 +250,9 @@ type Store struct {
 	sweepClosed bool
 	sweepCons   jetstream.Consumer
 	sweepNext   uint64
+	// sweepDelivered is the consumer's delivery count so far: a message the consumer sent that
+	// did not arrive shows as a jump in it.
+	sweepDelivered uint64
 	// indexReads, sweepReads and streamReads count the queue reads answered by the index, by the
 	// sweep and by JetStream.
 	indexReads, sweepReads, streamReads atomic.Uint64
@@ -918,9 +921,7 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 	if nc == nil {
 		return nil, true, errors.New("store closed")
 	}
-	// The consumer reads on from sweepNext; a sweep past it (it reached the stream's end, and
-	// nothing is stored below from that it has not passed) reads on with it too.
-	if s.sweepCons == nil || from < s.sweepNext {
+	if s.sweepCons == nil || from != s.sweepNext {
 		js, err := jetstream.New(nc)
 		if err != nil {
 			return nil, false, err
@@ -939,7 +940,7 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 		if err != nil {
 			return nil, false, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
 		}
-		s.sweepCons, s.sweepNext = cons, from
+		s.sweepCons, s.sweepNext, s.sweepDelivered = cons, from, 0
 	}
 	batch, err := s.sweepCons.FetchNoWait(n)
 	if err != nil {
@@ -949,9 +950,15 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 	out := make([]sweptNote, 0, n)
 	for m := range batch.Messages() {
 		meta, err := m.Metadata()
-		if err != nil {
-			continue
+		if err != nil || meta.Sequence.Consumer != s.sweepDelivered+1 {
+			// A message the consumer delivered did not arrive (AckNone: it is not sent
+			// again): the batch ends before the gap, and the next fetch starts afresh there.
+			s.sweepCons = nil
+			for range batch.Messages() {
+			}
+			return out, true, fmt.Errorf("sweeping stream %s: a delivery is missing after %d", NotesStream, s.sweepDelivered)
 		}
+		s.sweepDelivered = meta.Sequence.Consumer
 		note, err := decodeNote(m.Data())
 		note.Seq = meta.Sequence.Stream
 		out = append(out, sweptNote{uid: strings.TrimPrefix(m.Subject(), notesPrefix), note: note, ok: err == nil})

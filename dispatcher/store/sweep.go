@@ -209,9 +209,11 @@ func (s *sweep) fetchLocked(ctx context.Context) {
 	s.fetching = done
 	pass, from := s.pass, s.pos
 	s.mu.Unlock()
-	known := s.stored()
 	began := s.now()
-	notes, end, err := s.fetch(ctx, from, sweepBatch)
+	// The position moves only past notes the fetch handed over: a batch shorter than asked
+	// for is not taken for the stream's end (the pass stays short of a last note since removed,
+	// and such reads walk).
+	notes, _, err := s.fetch(ctx, from, sweepBatch)
 	took := s.now().Sub(began)
 	s.mu.Lock()
 	s.fetching = nil
@@ -229,10 +231,6 @@ func (s *sweep) fetchLocked(ctx context.Context) {
 	}
 	if err != nil {
 		s.ended = true
-	} else if end {
-		// Past the stream's end: past every note stored before the fetch, the last of them
-		// perhaps removed since.
-		s.pos = max(s.pos, known+1)
 	}
 	s.peak = max(s.peak, s.total)
 	if s.total > sweepTotal {
