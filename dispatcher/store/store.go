@@ -850,7 +850,6 @@ func (s *Store) LoadNotes(ctx context.Context, uid string, from uint64, max int)
 func (s *Store) loadNotes(ctx context.Context, uid string, from uint64, max int) (notes []Note, indexed bool, err error) {
 	if notes, ok := s.recent.load(uid, from, max); ok {
 		s.indexReads.Add(1)
-		s.loaded(uid, notes, max)
 		return notes, true, nil
 	}
 	if s.sweep != nil {
@@ -869,8 +868,9 @@ func (s *Store) loadNotes(ctx context.Context, uid string, from uint64, max int)
 	return notes, false, err
 }
 
-// loaded tells the sweep how far a queue's reader has read (the delivery engine's reads ask for
-// a read-ahead, other readers for more than a sweep holds).
+// loaded tells the sweep how far a queue's reader has read from the stream (the delivery engine's
+// reads ask for a read-ahead, other readers for more than a sweep holds). Reads the index answers
+// are not told: they are the hot path, and a queue the index keeps up with has no backlog to sweep.
 func (s *Store) loaded(uid string, notes []Note, max int) {
 	if s.sweep != nil && len(notes) > 0 && max <= sweepPerQueue {
 		s.sweep.loaded(uid, notes[len(notes)-1].Seq+1)
@@ -904,7 +904,7 @@ func (s *Store) readNotes(ctx context.Context, uid string, from uint64, max int)
 // connection of its own (a batch of thousands of notes must not queue in front of the
 // acknowledgements the index of recent notes waits for), with an ephemeral consumer that reads on
 // while the sweep asks for what follows its last batch.
-func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote, bool, error) {
+func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote, error) {
 	// One fetch at a time (the sweep's rule): sweepCons and sweepNext are the fetch's own;
 	// sweepMu guards the connection against Close only, which must not wait for a fetch.
 	s.sweepMu.Lock()
@@ -912,19 +912,19 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 		nc, err := s.dial("hookline-dispatcher-sweep")
 		if err != nil {
 			s.sweepMu.Unlock()
-			return nil, false, err
+			return nil, err
 		}
 		s.sweepConn = nc
 	}
 	nc := s.sweepConn
 	s.sweepMu.Unlock()
 	if nc == nil {
-		return nil, true, errors.New("store closed")
+		return nil, errors.New("store closed")
 	}
 	if s.sweepCons == nil || from != s.sweepNext {
 		js, err := jetstream.New(nc)
 		if err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if s.sweepCons != nil {
 			_ = js.DeleteConsumer(ctx, NotesStream, s.sweepCons.CachedInfo().Name)
@@ -938,14 +938,14 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 			InactiveThreshold: 30 * time.Second,
 		})
 		if err != nil {
-			return nil, false, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+			return nil, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
 		}
 		s.sweepCons, s.sweepNext, s.sweepDelivered = cons, from, 0
 	}
 	batch, err := s.sweepCons.FetchNoWait(n)
 	if err != nil {
 		s.sweepCons = nil
-		return nil, false, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+		return nil, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
 	}
 	out := make([]sweptNote, 0, n)
 	for m := range batch.Messages() {
@@ -956,7 +956,7 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 			s.sweepCons = nil
 			for range batch.Messages() {
 			}
-			return out, true, fmt.Errorf("sweeping stream %s: a delivery is missing after %d", NotesStream, s.sweepDelivered)
+			return out, fmt.Errorf("sweeping stream %s: a delivery is missing after %d", NotesStream, s.sweepDelivered)
 		}
 		s.sweepDelivered = meta.Sequence.Consumer
 		note, err := decodeNote(m.Data())
@@ -966,9 +966,9 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 		s.sweepCons = nil
-		return out, true, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+		return out, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
 	}
-	return out, len(out) < n, nil
+	return out, nil
 }
 
 // Remove deletes uid's notes with sequence ≤ upTo: the delivered or dropped head and anything

@@ -76,9 +76,9 @@ type sweptNote struct {
 // shared queues another process's purges could leave a list holding removed notes.
 type sweep struct {
 	mu sync.Mutex
-	// fetch reads up to n notes from sequence from on, in order; end says that it reached the
-	// stream's end (fewer than n were there).
-	fetch  func(ctx context.Context, from uint64, n int) (notes []sweptNote, end bool, err error)
+	// fetch reads up to n notes from sequence from on, in order, without gaps but removed notes;
+	// it may return fewer than n before the stream's end.
+	fetch  func(ctx context.Context, from uint64, n int) (notes []sweptNote, err error)
 	stored func() uint64
 	now    func() time.Time
 	deep   uint64 // sweepDeep
@@ -122,7 +122,7 @@ type sweptQueue struct {
 
 // newSweep returns a sweep reading with fetch; stored returns a sequence at or above every note
 // stored so far that the delivery engine may know of.
-func newSweep(fetch func(ctx context.Context, from uint64, n int) ([]sweptNote, bool, error), stored func() uint64) *sweep {
+func newSweep(fetch func(ctx context.Context, from uint64, n int) ([]sweptNote, error), stored func() uint64) *sweep {
 	return &sweep{fetch: fetch, stored: stored, now: time.Now, deep: sweepDeep, queues: map[string]*sweptQueue{}, misses: map[string]struct{}{},
 		purgingNow: map[string]int{}, loadedTo: map[string]uint64{}}
 }
@@ -213,7 +213,7 @@ func (s *sweep) fetchLocked(ctx context.Context) {
 	// The position moves only past notes the fetch handed over: a batch shorter than asked
 	// for is not taken for the stream's end (the pass stays short of a last note since removed,
 	// and such reads walk).
-	notes, _, err := s.fetch(ctx, from, sweepBatch)
+	notes, err := s.fetch(ctx, from, sweepBatch)
 	took := s.now().Sub(began)
 	s.mu.Lock()
 	s.fetching = nil

@@ -53,13 +53,11 @@ func (m *modelStream) add(uid string) uint64 {
 	return m.seq
 }
 
-func (m *modelStream) fetch(_ context.Context, from uint64, n int) ([]sweptNote, bool, error) {
+func (m *modelStream) fetch(_ context.Context, from uint64, n int) ([]sweptNote, error) {
 	m.fetches++
 	var out []sweptNote
-	cut := false
 	if m.short != nil {
-		k := m.short(n)
-		n, cut = k, k < n
+		n = m.short(n)
 	}
 	first, _ := slices.BinarySearchFunc(m.notes, from, func(sn sweptNote, seq uint64) int { return cmp.Compare(sn.note.Seq, seq) })
 	for _, sn := range m.notes[first:] {
@@ -71,7 +69,7 @@ func (m *modelStream) fetch(_ context.Context, from uint64, n int) ([]sweptNote,
 		}
 	}
 	m.fetched += len(out)
-	return out, len(out) < n || cut, nil
+	return out, nil
 }
 
 // interleaved returns a stream of n notes for each of sweepMinQueues queues, w0, w1…, interleaved.
@@ -291,8 +289,8 @@ func TestSweepForgetsNotesRemovedDuringAFetch(t *testing.T) {
 	m := interleaved(20)
 	var s *sweep
 	removeDuring := true
-	s = newSweep(func(ctx context.Context, from uint64, n int) ([]sweptNote, bool, error) {
-		out, end, err := m.fetch(ctx, from, n)
+	s = newSweep(func(ctx context.Context, from uint64, n int) ([]sweptNote, error) {
+		out, err := m.fetch(ctx, from, n)
 		if removeDuring {
 			// Delivered and removed while this fetch was on its way, then the purge of w1.
 			removeDuring = false
@@ -305,7 +303,7 @@ func TestSweepForgetsNotesRemovedDuringAFetch(t *testing.T) {
 			}
 			s.purged("w1")
 		}
-		return out, end, err
+		return out, err
 	}, m.stored)
 	s.deep = 1
 	for q := range sweepMinQueues {

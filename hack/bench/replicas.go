@@ -176,7 +176,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 			offered:  float64(sent) / o.duration.Seconds(), delivered: delivered / elapsed.Seconds(),
 			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
 			note: fmt.Sprintf("%d partitions; CPU of all replicas with the embedded NATS server, per replica %s (the first embeds NATS); %d deliveries, all checked; %s",
-				replicaPartitions, strings.Join(split, " + "), int64(delivered), indexShare(ri0, ra0, ri1, ra1)),
+				replicaPartitions, strings.Join(split, " + "), int64(delivered), readShare("index", ri0, ra0, ri1, ra1)),
 		})
 	}
 	return rows, nil
@@ -185,7 +185,7 @@ func (s *stack) replicasScenario(ctx context.Context, p *poster, o options) ([]r
 // replicasQueueReads sums queueReads over the replicas.
 func replicasQueueReads(rs []*replica) (index, all float64) {
 	for _, r := range rs {
-		i, a := queueReads("http://" + r.metrics + "/metrics")
+		i, a := queueReads("http://"+r.metrics+"/metrics", "index")
 		index, all = index+i, all+a
 	}
 	return index, all

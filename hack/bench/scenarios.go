@@ -317,7 +317,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			raw := rawCeiling()
 			s.routed(p, "t", 100, 10)
 			before, q0 := s.sink.count.Load(), p.queued.Load()
-			ri0, ra0 := queueReads(s.metricsURL)
+			ri0, ra0 := queueReads(s.metricsURL, "index")
 			cpu0, _, _ := procStats(pid)
 			byName0, self0 := treeCPUByName(), selfCPU()
 			tree0 := sumCPU(byName0)
@@ -364,14 +364,14 @@ func run(ctx context.Context, o options) ([]row, error) {
 				p50: percentile(lat, .5), p95: percentile(lat, .95), p99: percentile(lat, .99),
 				cpuPer1000: (cpu1 - cpu0) / delivered * 1000}
 			r.ratio = r.delivered / raw
-			ri1, ra1 := queueReads(s.metricsURL)
+			ri1, ra1 := queueReads(s.metricsURL, "index")
 			// The same ratio from CPU costs: what the rate ratio is when both runs saturate
 			// the same cores at the same speed; steadier than the rates on a shared machine,
 			// whose speed drifts between the two runs.
 			stackPerDelivery := (tree1 - tree0) / delivered
 			_, steal1 := machineCPU()
 			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s; CPU per raw request %.0f µs, whole stack per delivery %.0f µs (dispatcher %.0f, load generator and receiver %.0f, control plane and manager %.0f): ratio from CPU %.3f; hypervisor steal %.2f cores",
-				raw, n, int64(delivered), indexShare(ri0, ra0, ri1, ra1), rawCPU*1e6, stackPerDelivery*1e6,
+				raw, n, int64(delivered), readShare("index", ri0, ra0, ri1, ra1), rawCPU*1e6, stackPerDelivery*1e6,
 				(cpu1-cpu0)/delivered*1e6, (self1-self0)/delivered*1e6, ((tree1-tree0)-(cpu1-cpu0)-(self1-self0))/delivered*1e6, rawCPU/stackPerDelivery,
 				(steal1-steal0)/elapsed.Seconds())
 			return r, check()
@@ -395,7 +395,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 					s.sink.hang.Store(g.paths[i], true)
 				}
 				before := s.sink.count.Load()
-				ri0, ra0 := queueReads(s.metricsURL)
+				ri0, ra0 := queueReads(s.metricsURL, "index")
 				cpu0, _, _ := procStats(pid)
 				s.sink.record.Store(true)
 				start := time.Now()
@@ -435,9 +435,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 					}
 				} else {
 					latencyP99 = r.p99
-					ri1, ra1 := queueReads(s.metricsURL)
+					ri1, ra1 := queueReads(s.metricsURL, "index")
 					r.note = fmt.Sprintf("open loop at 1/%d of the raw ceiling (%.0f req/s), 100 accounts × 1 webhook; %s; %s",
-						latencyShare, raw, slowestSeconds(samples, latencyTarget), indexShare(ri0, ra0, ri1, ra1))
+						latencyShare, raw, slowestSeconds(samples, latencyTarget), readShare("index", ri0, ra0, ri1, ra1))
 					if b := burstCPU(samples, cpuSamples, latencyTarget); b != "" {
 						r.note += "; " + b
 					}
@@ -502,7 +502,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			}
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
-			sw0, sa0 := sweepReads(s.metricsURL)
+			sw0, sa0 := queueReads(s.metricsURL, "sweep")
 			drainStart := time.Now()
 			queued := fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB", depth, queueingPeak, rss, disk)
 			drainPeakPath := ""
@@ -521,9 +521,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			drain := time.Since(drainStart)
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
-			sw1, sa1 := sweepReads(s.metricsURL)
+			sw1, sa1 := queueReads(s.metricsURL, "sweep")
 			r.note = fmt.Sprintf("%s; drain %.1fs; %s; out of order %d; %d webhooks",
-				queued, drain.Seconds(), sweepShare(sw0, sa0, sw1, sa1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}

@@ -630,30 +630,18 @@ func treeCPUByName() map[string]float64 {
 	return out
 }
 
-// queueReads returns the dispatcher's queue reads so far: answered by its index, and in all.
-func queueReads(url string) (index, all float64) {
-	return scrape(url, `hookline_store_queue_reads_total{answered_by="index"}`), scrape(url, "hookline_store_queue_reads_total")
+// queueReads returns the dispatcher's queue reads so far: answered by one kind (the metric's
+// answered_by: index, sweep or stream), and in all.
+func queueReads(url, by string) (n, all float64) {
+	return scrape(url, `hookline_store_queue_reads_total{answered_by="`+by+`"}`), scrape(url, "hookline_store_queue_reads_total")
 }
 
-// indexShare describes the queue reads between two queueReads samples.
-func indexShare(index0, all0, index1, all1 float64) string {
+// readShare describes the queue reads of one kind between two queueReads samples.
+func readShare(by string, n0, all0, n1, all1 float64) string {
 	if all1 <= all0 {
 		return "no queue reads"
 	}
-	return fmt.Sprintf("index answered %.0f%% of %.0f queue reads", 100*(index1-index0)/(all1-all0), all1-all0)
-}
-
-// sweepShare describes the queue reads between two samples of the sweep's count and all reads.
-func sweepShare(sweep0, all0, sweep1, all1 float64) string {
-	if all1 <= all0 {
-		return "no queue reads"
-	}
-	return fmt.Sprintf("sweep answered %.0f%% of %.0f queue reads", 100*(sweep1-sweep0)/(all1-all0), all1-all0)
-}
-
-// sweepReads returns the dispatcher's queue reads so far: answered by the sweep, and in all.
-func sweepReads(url string) (sweep, all float64) {
-	return scrape(url, `hookline_store_queue_reads_total{answered_by="sweep"}`), scrape(url, "hookline_store_queue_reads_total")
+	return fmt.Sprintf("%s answered %.0f%% of %.0f queue reads", by, 100*(n1-n0)/(all1-all0), all1-all0)
 }
 
 func dirSizeMB(dir string) float64 {
