@@ -18,6 +18,8 @@ package faults_test
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -27,8 +29,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
 
+	"github.com/hookline/hookline/dispatcher/deliverylog"
+	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/testsupport"
 )
 
@@ -251,12 +257,11 @@ func TestActiveActiveDispatchersUnderFaults(t *testing.T) {
 	g.Expect(perAccount).To(BeNumerically("<=", 30), "account %s had %d requests in flight at once", acc, perAccount)
 	g.Expect(perAccount).To(BeNumerically(">=", 25), "the slow account's webhooks kept the cap busy (else the check proves little)")
 
-	// Duplicates only of attempts in flight at a handover: the first copy arrived at most
-	// inFlight before it (the slow receiver's 100 ms and the settlement's store write after it)
-	// or, from an owner that goes on until its lease deadline, before that deadline.
-	const inFlight = time.Second
-	perHandover, unexplained := explainDuplicates(rc, handovers, inFlight)
-	g.Expect(unexplained).To(BeEmpty(), "duplicates whose first copy was not in flight at a handover")
+	// Duplicates only of attempts in flight at a handover: sent by the old owner before it stopped,
+	// with the record that settles them not yet stored in the delivery log when the partitions
+	// changed hands (a stored record keeps the next owner from sending the notification again).
+	perHandover, unexplained := explainDuplicates(rc, handovers, settlementsStored(t, urls))
+	g.Expect(unexplained).To(BeEmpty(), "duplicates whose first copy was not in flight at a handover (hand-overs: %s)", perHandover)
 	total.note = fmt.Sprintf("takeover after kill -9 %s (TTL %s); cut-off dispatcher owned nothing %s after the cut; most in flight: %d per webhook, %d per account (%s); %s; duplicates by handover: %s",
 		takeover.Round(100*time.Millisecond), ttl, fenced.Round(100*time.Millisecond), perHook, perAccount, acc, strings.Join(notes, "; "), perHandover)
 	report(t, total)
@@ -270,13 +275,27 @@ type handover struct {
 	upTo time.Duration
 }
 
+const (
+	// recordLag bounds how long after its attempt a settlement record may be stored and still
+	// explain a duplicate: a record stored later than that is a fault of its own.
+	recordLag = 10 * time.Second
+	// receiveLag is how much later than its sender stopped a request may reach the receiver's
+	// handler: a request written just before a SIGKILL took effect is read after it, later still
+	// on a loaded machine. No new owner sends that soon: it waits out the lease TTL (3 s).
+	receiveLag = time.Second
+)
+
 // explainDuplicates finds, for every duplicate delivery rc received, the handover whose attempts in
-// flight its first copy was among: it arrived within inFlight before the handover, or before the
-// handover's upTo ran out. It returns how many each handover explains and the duplicates none does.
-func explainDuplicates(rc *checker, handovers []handover, inFlight time.Duration) (perHandover string, unexplained []string) {
+// flight its first copy was among: the first copy arrived before the old owner stopped (the
+// handover's at+upTo, give or take receiveLag), at most recordLag before the handover, and the record that settles it was
+// not stored before the handover (stored maps a webhookNotificationId to when its first settling
+// record was stored). It returns how many each handover explains and the duplicates none does.
+func explainDuplicates(rc *checker, handovers []handover, stored map[string]time.Time) (perHandover string, unexplained []string) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	count := make([]int, len(handovers))
+	earliest := make([]time.Duration, len(handovers)) // the first copies' times relative to the handover
+	latest := make([]time.Duration, len(handovers))
 	for path, ids := range rc.events {
 		first := map[string]time.Time{}
 		for i, id := range ids {
@@ -286,22 +305,93 @@ func explainDuplicates(rc *checker, handovers []handover, inFlight time.Duration
 				first[id] = at
 				continue
 			}
+			settled, recorded := stored[rc.ids[path][id]]
 			explained := false
 			for j, h := range handovers {
-				if !t1.Before(h.at.Add(-inFlight)) && !t1.After(h.at.Add(h.upTo)) {
+				if !t1.Before(h.at.Add(-recordLag)) && !t1.After(h.at.Add(h.upTo+receiveLag)) && (!recorded || !settled.Before(h.at)) {
 					count[j]++
+					if d := t1.Sub(h.at); count[j] == 1 {
+						earliest[j], latest[j] = d, d
+					} else {
+						earliest[j], latest[j] = min(earliest[j], d), max(latest[j], d)
+					}
 					explained = true
 					break
 				}
 			}
 			if !explained {
-				unexplained = append(unexplained, fmt.Sprintf("%s: event %s first at %s, again at %s", path, id, t1.Format("15:04:05.000"), at.Format("15:04:05.000")))
+				rec := "no settling record"
+				if recorded {
+					rec = "settling record stored at " + settled.Format("15:04:05.000")
+				}
+				unexplained = append(unexplained, fmt.Sprintf("%s: event %s first at %s (%s), again at %s", path, id,
+					t1.Format("15:04:05.000"), rec, at.Format("15:04:05.000")))
 			}
 		}
 	}
 	var parts []string
 	for j, h := range handovers {
-		parts = append(parts, fmt.Sprintf("%s %d", h.name, count[j]))
+		part := fmt.Sprintf("%s at %s: %d", h.name, h.at.Format("15:04:05.000"), count[j])
+		if count[j] > 0 {
+			part += fmt.Sprintf(" (first copies %s to %s from it)", earliest[j].Round(time.Millisecond), latest[j].Round(time.Millisecond))
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, ", "), unexplained
+}
+
+// settlementsStored reads the delivery log's stream: for every webhookNotificationId, when
+// JetStream stored the first record that settles it (delivered, dropped or cancelled).
+func settlementsStored(t *testing.T, urls string) map[string]time.Time {
+	t.Helper()
+	nc, err := nats.Connect(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, deliverylog.Stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]time.Time{}
+	for {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending := uint64(0)
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			meta, err := msg.Metadata()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pending = meta.NumPending
+			var r deliveries.Record
+			if err := json.Unmarshal(msg.Data(), &r); err != nil {
+				t.Fatalf("undecodable delivery record: %v", err)
+			}
+			settles := r.Kind == deliveries.KindDropped || r.Kind == deliveries.KindCancelled ||
+				r.Kind == deliveries.KindAttempt && r.State.Final() && r.State != deliveries.StateLost
+			if !settles {
+				continue
+			}
+			if at, seen := out[r.NotificationID]; !seen || meta.Timestamp.Before(at) {
+				out[r.NotificationID] = meta.Timestamp
+			}
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 || pending == 0 {
+			return out
+		}
+	}
 }
