@@ -19,6 +19,7 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -76,8 +77,8 @@ func reporterWithBlockedWrites(t *testing.T, n int, write func(ctx context.Conte
 	return r
 }
 
-// Thousands of webhooks can change within one interval: their status writes overlap, up to
-// reportWorkers at once (one at a time took 27 s for 2,300 webhooks at a dispatcher's stop).
+// A stop writes every dirty status, thousands of them: the writes overlap, up to reportWorkers
+// at once (one at a time took 27 s for 2,300 webhooks at a dispatcher's stop).
 func TestReporterWritesStatusesInParallel(t *testing.T) {
 	g := NewWithT(t)
 	var inFlight, most atomic.Int64
@@ -91,7 +92,7 @@ func TestReporterWritesStatusesInParallel(t *testing.T) {
 		return nil
 	})
 	flushed := make(chan struct{})
-	go func() { defer close(flushed); r.flush(context.Background(), flushRoutine) }()
+	go func() { defer close(flushed); r.flush(context.Background(), flushAll) }()
 	g.Eventually(inFlight.Load).Should(BeNumerically("==", reportWorkers), "writes in flight at once")
 	close(release)
 	g.Eventually(flushed).Should(BeClosed())
@@ -130,15 +131,107 @@ func (c changingWebhooks) Status(string) (deliver.Status, bool) {
 	return deliver.Status{Delivered: c.reads.Add(1)}, true
 }
 
-// Routine writes stay within the budget whatever the number of webhooks, come a tenth of an
-// interval at a time, serve each webhook at most once an interval and every webhook in turn (the
+// Routine writes stay within the budget whatever the number of webhooks, come a few at a time
+// every routinePace, serve each webhook at most once an interval and every webhook in turn (the
 // longest-waiting first); state changes are written at once beyond the budget.
 func TestReporterBoundsRoutineWrites(t *testing.T) {
 	g := NewWithT(t)
 	const n = 50
+	r, total, each := reporterCountingWrites(t, n)
+	// 10 writes a second, passes every 100 ms: one write a pass.
+	r.Interval, r.WritesPerSecond = 10*time.Second, 10
+	every := int(r.passesPerInterval())
+	g.Expect(every).To(Equal(100))
+	markAll := func() {
+		for i := range n {
+			r.Mark(fmt.Sprintf("uid-%d", i), false)
+		}
+	}
+	pass := func() { r.flush(context.Background(), flushRoutine) }
+
+	// Every webhook changing before each pass: one write a pass, and each webhook is written once,
+	// not the same one every time.
+	for i := 1; i <= n; i++ {
+		markAll()
+		pass()
+		g.Expect(total()).To(Equal(i), "pass %d writes within the budget", i)
+		g.Expect(r.Known()).To(HaveLen(n), "the others stay dirty for the next pass")
+	}
+	g.Expect(each()).To(HaveLen(n), "every webhook had its turn")
+	for name, w := range each() {
+		g.Expect(w).To(Equal(1), "%s written once", name)
+	}
+	// All dirty, none served an interval ago yet: nothing is written until the first one's
+	// interval is over, then it is due again.
+	for range every - n {
+		markAll()
+		pass()
+	}
+	g.Expect(total()).To(Equal(n), "no webhook is written twice within an interval")
+	pass()
+	g.Expect(total()).To(Equal(n+1), "the longest-waiting is due again")
+
+	// State changes are written at once, beyond the budget.
+	for i := range 30 {
+		r.Mark(fmt.Sprintf("uid-%d", i), true)
+	}
+	r.flush(context.Background(), flushUrgent)
+	g.Expect(total()).To(Equal(n+31), "urgent writes are not bounded")
+
+	// The last flush at a stop writes everything dirty.
+	markAll()
+	r.flush(context.Background(), flushAll)
+	g.Expect(total()).To(Equal(2*n + 31))
+}
+
+// The routine writes come evenly, not in a burst a second: at the default 20 a second, two a pass
+// every 100 ms; a rate below one write a pass holds on average; a quiet spell earns no burst.
+func TestReporterSpreadsRoutineWrites(t *testing.T) {
+	g := NewWithT(t)
+	const n = 200
+	r, total, _ := reporterCountingWrites(t, n)
+	r.Interval = time.Hour
+	markAll := func() {
+		for i := range n {
+			r.Mark(fmt.Sprintf("uid-%d", i), false)
+		}
+	}
+	// passes runs k routine passes and returns the most writes one of them made.
+	passes := func(k int) (most int) {
+		for range k {
+			before := total()
+			r.flush(context.Background(), flushRoutine)
+			most = max(most, total()-before)
+		}
+		return most
+	}
+	markAll()
+	g.Expect(passes(10)).To(Equal(2), "the default rate: two writes a pass")
+	g.Expect(total()).To(Equal(DefaultStatusWritesPerSecond), "a second's passes write the second's budget")
+
+	r.WritesPerSecond = 2.5 // a quarter of a write a pass
+	before := total()
+	g.Expect(passes(40)).To(Equal(1))
+	g.Expect(total()-before).To(Equal(10), "four seconds at 2.5 a second")
+
+	r.WritesPerSecond = 20
+	r.Interval = time.Second // everyone written is due again after 10 passes
+	r.flush(context.Background(), flushAll)
+	before = total()
+	for range 50 {
+		r.flush(context.Background(), flushRoutine) // nothing dirty: credit does not pile up
+	}
+	g.Expect(total()).To(Equal(before), "nothing dirty, nothing written")
+	markAll()
+	g.Expect(passes(1)).To(Equal(2), "after a quiet spell, still one pass's share")
+}
+
+// reporterCountingWrites returns a reporter of n webhooks whose counters change at every read and
+// functions that count the status writes so far, in all and per webhook name.
+func reporterCountingWrites(t *testing.T, n int) (r *Reporter, total func() int, each func() map[string]int) {
 	var mu sync.Mutex
 	writes := map[string]int{}
-	r := reporterWithBlockedWrites(t, 0, nil)
+	r = reporterWithBlockedWrites(t, 0, nil)
 	scheme := r.Client.Scheme()
 	var objs []client.Object
 	for i := range n {
@@ -154,10 +247,7 @@ func TestReporterBoundsRoutineWrites(t *testing.T) {
 		},
 	}).Build()
 	r.Engine = changingWebhooks{manyWebhooks: manyWebhooks{ns: "team-a"}, reads: &atomic.Int64{}}
-	// 10 writes a second, passes every second (a tenth of the interval): 10 writes a pass.
-	r.Interval, r.WritesPerSecond = 10*time.Second, 10
-	const perPass = 10
-	total := func() (sum int) {
+	total = func() (sum int) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, w := range writes {
@@ -165,46 +255,10 @@ func TestReporterBoundsRoutineWrites(t *testing.T) {
 		}
 		return sum
 	}
-	markAll := func() {
-		for i := range n {
-			r.Mark(fmt.Sprintf("uid-%d", i), false)
-		}
+	each = func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(writes)
 	}
-	pass := func() { r.flush(context.Background(), flushRoutine) }
-
-	// Every webhook changing before each pass: 10 writes a pass, and each webhook is written once,
-	// not the same ten every time.
-	for i := 1; i <= n/perPass; i++ {
-		markAll()
-		pass()
-		g.Expect(total()).To(Equal(i*perPass), "pass %d writes within the budget", i)
-		g.Expect(r.Known()).To(HaveLen(n), "the others stay dirty for the next pass")
-	}
-	mu.Lock()
-	g.Expect(writes).To(HaveLen(n), "every webhook had its turn")
-	for name, w := range writes {
-		g.Expect(w).To(Equal(1), "%s written once", name)
-	}
-	mu.Unlock()
-	// All dirty, none served an interval ago yet: nothing is written until the first one's
-	// interval is over, then its pass's ten again.
-	for range 5 {
-		markAll()
-		pass()
-	}
-	g.Expect(total()).To(Equal(n), "no webhook is written twice within an interval")
-	pass()
-	g.Expect(total()).To(Equal(n+perPass), "the longest-waiting are due again")
-
-	// State changes are written at once, beyond the budget.
-	for i := range 3 * perPass {
-		r.Mark(fmt.Sprintf("uid-%d", i), true)
-	}
-	r.flush(context.Background(), flushUrgent)
-	g.Expect(total()).To(Equal(n+4*perPass), "urgent writes are not bounded")
-
-	// The last flush at a stop writes everything dirty.
-	markAll()
-	r.flush(context.Background(), flushAll)
-	g.Expect(total()).To(Equal(2*n + 4*perPass))
+	return r, total, each
 }
