@@ -20,9 +20,9 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/jsonstr"
 )
 
 // appendRecord appends r's JSON to dst: the bytes json.Marshal(r) gives (TestAppendRecord compares
@@ -36,27 +36,27 @@ func appendRecord(dst []byte, r *deliveries.Record) ([]byte, error) {
 		return append(dst, b...), err
 	}
 	dst = append(dst, `{"kind":`...)
-	dst = appendString(dst, string(r.Kind))
+	dst = jsonstr.Append(dst, string(r.Kind), true)
 	dst = append(dst, `,"webhookUid":`...)
-	dst = appendString(dst, r.WebhookUID)
+	dst = jsonstr.Append(dst, r.WebhookUID, true)
 	dst = append(dst, `,"namespace":`...)
-	dst = appendString(dst, r.Namespace)
+	dst = jsonstr.Append(dst, r.Namespace, true)
 	dst = append(dst, `,"name":`...)
-	dst = appendString(dst, r.Name)
+	dst = jsonstr.Append(dst, r.Name, true)
 	dst = append(dst, `,"webhookNotificationId":`...)
-	dst = appendString(dst, r.NotificationID)
+	dst = jsonstr.Append(dst, r.NotificationID, true)
 	dst = append(dst, `,"eventSeq":`...)
 	dst = strconv.AppendUint(dst, r.EventSeq, 10)
 	dst = append(dst, `,"eventId":`...)
-	dst = appendString(dst, r.EventID)
+	dst = jsonstr.Append(dst, r.EventID, true)
 	dst = append(dst, `,"event":`...)
-	dst = appendString(dst, r.EventName)
+	dst = jsonstr.Append(dst, r.EventName, true)
 	dst = append(dst, `,"created":"`...)
 	dst = r.Created.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","at":"`...)
 	dst = r.At.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","state":`...)
-	dst = appendString(dst, string(r.State))
+	dst = jsonstr.Append(dst, string(r.State), true)
 	if r.Attempt != 0 {
 		dst = append(dst, `,"attempt":`...)
 		dst = strconv.AppendInt(dst, int64(r.Attempt), 10)
@@ -67,11 +67,11 @@ func appendRecord(dst []byte, r *deliveries.Record) ([]byte, error) {
 	}
 	if r.Reason != "" {
 		dst = append(dst, `,"reason":`...)
-		dst = appendString(dst, r.Reason)
+		dst = jsonstr.Append(dst, r.Reason, true)
 	}
 	if r.Message != "" {
 		dst = append(dst, `,"message":`...)
-		dst = appendString(dst, r.Message)
+		dst = jsonstr.Append(dst, r.Message, true)
 	}
 	if r.HTTPStatus != 0 {
 		dst = append(dst, `,"httpStatus":`...)
@@ -79,7 +79,7 @@ func appendRecord(dst []byte, r *deliveries.Record) ([]byte, error) {
 	}
 	if r.Response != "" {
 		dst = append(dst, `,"response":`...)
-		dst = appendString(dst, r.Response)
+		dst = jsonstr.Append(dst, r.Response, true)
 	}
 	if r.BytesSent != 0 {
 		dst = append(dst, `,"bytesSent":`...)
@@ -91,13 +91,13 @@ func appendRecord(dst []byte, r *deliveries.Record) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, s)
+			dst = jsonstr.Append(dst, s, true)
 		}
 		dst = append(dst, ']')
 	}
 	if r.Replay != "" {
 		dst = append(dst, `,"replay":`...)
-		dst = appendString(dst, r.Replay)
+		dst = jsonstr.Append(dst, r.Replay, true)
 	}
 	return append(dst, '}'), nil
 }
@@ -108,57 +108,4 @@ func jsonTime(t time.Time) bool {
 	_, offset := t.Zone()
 	y := t.Year()
 	return y >= 0 && y <= 9999 && offset > -24*60*60 && offset < 24*60*60
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way encoding/json does: HTML-safe (<, > and & as
-// \u00XX), control characters escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case c == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case c == '\u2028' || c == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

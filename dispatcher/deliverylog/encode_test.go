@@ -25,22 +25,8 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/testsupport"
 )
-
-// awkwardStrings are what a string field may hold: escapes, markup, controls, unicode, invalid
-// UTF-8.
-var awkwardStrings = []string{
-	"",
-	"plain",
-	`quote " backslash \ slash /`,
-	"<script>alert('x')</script> & more",
-	"tab\t newline\n return\r backspace\b formfeed\f nul\x00 unit\x1f del\x7f",
-	"é ü 漢字 🚀 \u00a0",
-	"line\u2028separator\u2029paragraph",
-	"bad \xff\xfe utf-8 \xc3",
-	"truncated rune \xe2\x82",
-	`{"xAdobeSignClientId":"CBJCHBCAABAAjA3h4eHyw4Ry1-dQFN_3xe8kAUkaEJ4z"}`,
-}
 
 // fullRecord has every field of deliveries.Record set (by reflection, so that a field added later
 // is set too, and appendRecord must write it).
@@ -74,7 +60,7 @@ func TestAppendRecord(t *testing.T) {
 	g := NewWithT(t)
 	berlin := time.FixedZone("CET", 3600)
 	var records []deliveries.Record
-	for _, s := range awkwardStrings {
+	for _, s := range testsupport.AwkwardStrings {
 		records = append(records, fullRecord(t, s))
 		r := fullRecord(t, s)
 		r.Attempt, r.DurationMillis, r.HTTPStatus, r.BytesSent = 0, 0, 0, 0
@@ -121,22 +107,6 @@ func TestAppendRecordRefusesWhatJSONRefuses(t *testing.T) {
 		_, err := appendRecord(nil, &r)
 		g.Expect(err).To(HaveOccurred())
 	}
-}
-
-// FuzzAppendString: any string is written as encoding/json writes it.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range awkwardStrings {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendString(nil, s); string(got) != string(want) {
-			t.Fatalf("appendString(%q) = %s, want %s", s, got, want)
-		}
-	})
 }
 
 func BenchmarkEncodeRecord(b *testing.B) {

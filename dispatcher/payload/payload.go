@@ -38,6 +38,7 @@ import (
 	"sync"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/jsonstr"
 )
 
 // DefaultMaxBytes is Acrobat Sign's 10 MB payload cap (read as 10 MiB), used when Options.MaxBytes is
@@ -507,27 +508,20 @@ func appendObject(dst []byte, fields []member, incl *[numSections]bool, trimmed 
 // header renders the opening brace and hookline's fields, which lead the body so a receiver can
 // route and dedupe before reading a large payload.
 func header(wh Webhook, notificationID, accountID string) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
 	// URLs keep their '&' readable; escaping is for HTML embedding, not for webhook bodies.
-	enc.SetEscapeHTML(false)
-	str := func(s string) {
-		_ = enc.Encode(s) // encoding a string cannot fail
-		b.Truncate(b.Len() - 1)
-	}
-	b.WriteString(`{"webhookId":`)
-	str(wh.UID)
-	b.WriteString(`,"webhookName":`)
-	str(wh.Name)
-	b.WriteString(`,"webhookNotificationId":`)
-	str(notificationID)
-	b.WriteString(`,"webhookUrlInfo":{"url":`)
-	str(wh.URL)
-	b.WriteString(`},"webhookScope":`)
-	str(wh.Scope)
-	b.WriteString(`,"accountId":`)
-	str(accountID)
-	return b.Bytes()
+	b := make([]byte, 0, 128+len(wh.UID)+len(wh.Name)+len(notificationID)+len(wh.URL)+len(wh.Scope)+len(accountID))
+	b = append(b, `{"webhookId":`...)
+	b = jsonstr.Append(b, wh.UID, false)
+	b = append(b, `,"webhookName":`...)
+	b = jsonstr.Append(b, wh.Name, false)
+	b = append(b, `,"webhookNotificationId":`...)
+	b = jsonstr.Append(b, notificationID, false)
+	b = append(b, `,"webhookUrlInfo":{"url":`...)
+	b = jsonstr.Append(b, wh.URL, false)
+	b = append(b, `},"webhookScope":`...)
+	b = jsonstr.Append(b, wh.Scope, false)
+	b = append(b, `,"accountId":`...)
+	return jsonstr.Append(b, accountID, false)
 }
 
 // NotificationID is the stable webhookNotificationId for (webhook, event). Receivers dedupe on it,

@@ -180,3 +180,19 @@ func FreeAddr(t testing.TB) string {
 	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
+
+// AwkwardStrings are what a string field may hold and an encoder must get right: escapes, markup,
+// controls, unicode, line separators, invalid UTF-8.
+var AwkwardStrings = []string{
+	"",
+	"plain",
+	`quote " backslash \ slash /`,
+	"<script>alert('x')</script> & more",
+	"tab\t newline\n return\r backspace\b formfeed\f nul\x00 unit\x1f del\x7f",
+	"é ü 漢字 🚀 \u00a0",
+	"line\u2028separator\u2029paragraph",
+	"bad \xff\xfe utf-8 \xc3",
+	"truncated rune \xe2\x82",
+	`{"xAdobeSignClientId":"CBJCHBCAABAAjA3h4eHyw4Ry1-dQFN_3xe8kAUkaEJ4z"}`,
+	"https://hooks.example.com/a?b=1&c=<2>",
+}
