@@ -262,3 +262,45 @@ func reporterCountingWrites(t *testing.T, n int) (r *Reporter, total func() int,
 	}
 	return r, total, each
 }
+
+// A pass picks the webhooks served longest ago, whether it keeps a few in order as it goes or
+// sorts them all (a large share).
+func TestReporterPicksTheLongestWaiting(t *testing.T) {
+	g := NewWithT(t)
+	r := &Reporter{}
+	r.init()
+	const n = 500
+	for i := range n {
+		uid := fmt.Sprintf("uid-%d", i)
+		r.dirty[uid] = true
+		if i%5 != 0 { // every fifth never served: the zero service, first
+			r.served[uid] = service{seq: uint64((i * 7919) % 1000)}
+		}
+	}
+	notEvery7th := func(uid string) bool { var i int; _, _ = fmt.Sscanf(uid, "uid-%d", &i); return i%7 != 0 }
+	var due []string
+	for uid := range r.dirty {
+		if notEvery7th(uid) {
+			due = append(due, uid)
+		}
+	}
+	seq := func(uid string) uint64 { return r.served[uid].seq }
+	for _, k := range []int{1, 2, maxInsertionPicks, maxInsertionPicks + 1, 300, len(due), len(due) + 10} {
+		got := r.longestWaiting(k, notEvery7th)
+		g.Expect(got).To(HaveLen(min(k, len(due))), "pick %d", k)
+		// Exactly the k smallest services: the largest picked is at most the smallest left out.
+		picked := map[string]bool{}
+		var most uint64
+		for _, uid := range got {
+			g.Expect(notEvery7th(uid)).To(BeTrue(), "only due webhooks")
+			picked[uid] = true
+			most = max(most, seq(uid))
+		}
+		for _, uid := range due {
+			if !picked[uid] {
+				g.Expect(seq(uid)).To(BeNumerically(">=", most), "pick %d: %s (served %d) waited longer than one picked (served %d)", k, uid, seq(uid), most)
+			}
+		}
+	}
+	g.Expect(r.longestWaiting(0, notEvery7th)).To(BeEmpty())
+}
