@@ -223,13 +223,10 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	profiled()
 
 	r := row{offered: ingest, delivered: recoverRate, peakRSS: peak, cpuPer1000: (cpu1 - cpu0) / float64(lost) * 1000}
-	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
-		recoverRate, recoverRate/drainRate, drainRate, (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
-	// A figure, not a correctness check: asserted only at full size (a smoke run's phases last
-	// about a second, mostly the replays' poll interval).
-	if recoverRate < drainRate && !o.smoke {
-		return r, fmt.Errorf("the recover is slower than the drain: %s", r.note)
-	}
+	// A figure, not a correctness check: reported as every target is, not enforced (a smoke run's
+	// phases last about a second, mostly the replays' poll interval, so its ratio means nothing).
+	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (target ≥ 1%s; CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
+		recoverRate, recoverRate/drainRate, drainRate, missed(recoverRate < drainRate && !o.smoke), (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
 	return r, nil
 }
 
