@@ -341,42 +341,56 @@ func explainDuplicates(rc *checker, handovers []handover, stored map[string]time
 }
 
 // settlementsStored reads the delivery log's stream: for every webhookNotificationId, when
-// JetStream stored the first record that settles it (delivered, dropped or cancelled).
+// JetStream stored the first record that settles it (delivered, dropped or cancelled). A read
+// that fails is started again: in a cluster, a consumer's first pull can find no responder yet.
 func settlementsStored(t *testing.T, urls string) map[string]time.Time {
 	t.Helper()
+	var out map[string]time.Time
+	NewWithT(t).Eventually(func() (err error) {
+		out, err = readSettlements(urls)
+		return err
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "reading the delivery log")
+	return out
+}
+
+func readSettlements(urls string) (map[string]time.Time, error) {
 	nc, err := nats.Connect(urls)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cons, err := js.OrderedConsumer(ctx, deliverylog.Stream, jetstream.OrderedConsumerConfig{})
+	stream, err := js.Stream(ctx, deliverylog.Stream)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
+	}
+	last := stream.CachedInfo().State.LastSeq // the test's load is over: nothing is added now
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]time.Time{}
-	for {
+	for read := uint64(0); read < last; {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		pending := uint64(0)
 		n := 0
 		for msg := range batch.Messages() {
 			n++
 			meta, err := msg.Metadata()
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
-			pending = meta.NumPending
+			read = meta.Sequence.Stream
 			var r deliveries.Record
 			if err := json.Unmarshal(msg.Data(), &r); err != nil {
-				t.Fatalf("undecodable delivery record: %v", err)
+				return nil, fmt.Errorf("undecodable delivery record: %w", err)
 			}
 			settles := r.Kind == deliveries.KindDropped || r.Kind == deliveries.KindCancelled ||
 				r.Kind == deliveries.KindAttempt && r.State.Final() && r.State != deliveries.StateLost
@@ -388,10 +402,11 @@ func settlementsStored(t *testing.T, urls string) map[string]time.Time {
 			}
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		if n == 0 || pending == 0 {
-			return out
+		if n == 0 {
+			return nil, fmt.Errorf("the delivery log's stream ended at %d of %d", read, last)
 		}
 	}
+	return out, nil
 }
