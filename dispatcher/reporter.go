@@ -281,10 +281,6 @@ func (r *Reporter) take(mode flushMode) []string {
 	return append(uids, rest...)
 }
 
-// maxInsertionPicks is the largest pick that longestWaiting keeps in order as it goes; a larger
-// one (a rate of hundreds of writes a second) sorts every due webhook once instead.
-const maxInsertionPicks = 64
-
 // longestWaiting returns at most n of the dirty webhooks that are due, those served longest ago
 // first (never served: the zero service, first). A pass picks a few out of possibly thousands, so
 // it keeps the n best rather than sorting them all. Lock must be held.
@@ -302,10 +298,6 @@ func (r *Reporter) longestWaiting(n int, due func(uid string) bool) []string {
 			continue
 		}
 		seq := r.served[uid].seq
-		if n > maxInsertionPicks {
-			best = append(best, pick{uid, seq}) // sorted and cut below
-			continue
-		}
 		if len(best) == n && seq >= best[n-1].seq {
 			continue
 		}
@@ -314,10 +306,6 @@ func (r *Reporter) longestWaiting(n int, due func(uid string) bool) []string {
 			best = best[:n-1]
 		}
 		best = slices.Insert(best, i, pick{uid, seq})
-	}
-	if n > maxInsertionPicks {
-		slices.SortFunc(best, func(a, b pick) int { return cmp.Compare(a.seq, b.seq) })
-		best = best[:min(n, len(best))]
 	}
 	out := make([]string, len(best))
 	for i, p := range best {
