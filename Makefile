@@ -84,16 +84,16 @@ controlplane: ## Build kube-apiserver, etcd, kubectl and helm from the Go module
 .PHONY: test
 test: controlplane build vet ## Build the control plane and the binaries, install Chromium if missing, and run every test (quick fault suite, browser tests and a short fuzz run included).
 	HOOKLINE_CHROMIUM=$$(hack/chromium.sh) HOOKLINE_REQUIRE_BROWSER=1 \
-		KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./...
+		KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 hack/gotest.sh $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) ./...
 	FUZZTIME=$(TEST_FUZZTIME) hack/fuzz.sh
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane (hack/test-packages.sh unit), with the race detector; seconds to a few minutes.
-	go test $(GOTEST_FLAGS) -race -timeout $(TEST_TIMEOUT) $$(hack/test-packages.sh unit)
+	hack/gotest.sh $(GOTEST_FLAGS) -race -timeout $(TEST_TIMEOUT) $$(hack/test-packages.sh unit)
 
 .PHONY: test-integration
 test-integration: controlplane build ## Run the suites that start kube-apiserver, etcd and the binaries (hack/test-packages.sh integration).
-	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 go test $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) $$(hack/test-packages.sh integration)
+	KUBEBUILDER_ASSETS=$(BIN) HOOKLINE_BIN=$(BIN) HOOKLINE_REQUIRE_CONTROLPLANE=1 hack/gotest.sh $(GOTEST_FLAGS) -p 1 -timeout $(TEST_TIMEOUT) $$(hack/test-packages.sh integration)
 
 .PHONY: test-browser
 test-browser: controlplane build ## Drive the web console in headless Chromium (installed by hack/chromium.sh if missing) against the real API server and manager.
