@@ -102,7 +102,7 @@ func TestCLIReadsTheDeliveryLog(t *testing.T) {
 		g.Expect(json.Unmarshal([]byte(out), &list)).To(Succeed())
 		g.Expect(list.Items).To(HaveLen(4))
 		g.Expect(list.Items[0].State).To(Equal(deliveries.StateRetrying))
-	}).WithTimeout(10 * time.Second).Should(Succeed())
+	}).WithTimeout(10 * time.Second).WithPolling(apiPoll).Should(Succeed())
 	failing := list.Items[0]
 	g.Expect(failing.EventID).To(Equal("evt-cli-fail"))
 
