@@ -243,16 +243,11 @@ type Store struct {
 	// dial opens a connection to the same server as nc's (Connect).
 	dial func(name string) (*nats.Conn, error)
 	// sweep answers the reads of backlogged queues from one sequential read of the notes stream
-	// (single writer only); its fetches use sweepConn and sweepCons, which reads on from sweepNext.
+	// (single writer only); its fetches use sweepConn.
 	sweep       *sweep
 	sweepMu     sync.Mutex
 	sweepConn   *nats.Conn
 	sweepClosed bool
-	sweepCons   jetstream.Consumer
-	sweepNext   uint64
-	// sweepDelivered is the consumer's delivery count so far: a message the consumer sent that
-	// did not arrive shows as a jump in it.
-	sweepDelivered uint64
 	// indexReads, sweepReads and streamReads count the queue reads answered by the index, by the
 	// sweep and by JetStream.
 	indexReads, sweepReads, streamReads atomic.Uint64
@@ -902,10 +897,12 @@ func (s *Store) readNotes(ctx context.Context, uid string, from uint64, max int)
 
 // sweepFetch reads up to n notes of every queue from sequence from on, for the sweep: over a
 // connection of its own (a batch of thousands of notes must not queue in front of the
-// acknowledgements the index of recent notes waits for), with an ephemeral consumer that reads on
-// while the sweep asks for what follows its last batch.
+// acknowledgements the index of recent notes waits for), through a consumer made for this fetch
+// and deleted after it. A consumer left on the notes stream between fetches costs far more than
+// making one: every purge of more than one note (the acker's, thousands a second in a drain)
+// makes nats-server count the consumer's pending messages again, walking the message block the
+// consumer is in — 23 % of the dispatcher's CPU in a drain of 100,000 notifications.
 func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote, error) {
-	// One fetch at a time (the sweep's rule): sweepCons and sweepNext are the fetch's own;
 	// sweepMu guards the connection against Close only, which must not wait for a fetch.
 	s.sweepMu.Lock()
 	if s.sweepConn == nil && !s.sweepClosed {
@@ -921,51 +918,47 @@ func (s *Store) sweepFetch(ctx context.Context, from uint64, n int) ([]sweptNote
 	if nc == nil {
 		return nil, errors.New("store closed")
 	}
-	if s.sweepCons == nil || from != s.sweepNext {
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return nil, err
-		}
-		if s.sweepCons != nil {
-			_ = js.DeleteConsumer(ctx, NotesStream, s.sweepCons.CachedInfo().Name)
-			s.sweepCons = nil
-		}
-		cons, err := js.CreateConsumer(ctx, NotesStream, jetstream.ConsumerConfig{
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       from,
-			AckPolicy:         jetstream.AckNonePolicy,
-			MemoryStorage:     true,
-			InactiveThreshold: 30 * time.Second,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
-		}
-		s.sweepCons, s.sweepNext, s.sweepDelivered = cons, from, 0
-	}
-	batch, err := s.sweepCons.FetchNoWait(n)
+	js, err := jetstream.New(nc)
 	if err != nil {
-		s.sweepCons = nil
+		return nil, err
+	}
+	cons, err := js.CreateConsumer(ctx, NotesStream, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+		AckPolicy:     jetstream.AckNonePolicy,
+		MemoryStorage: true,
+		// Deleted below; the threshold is for a delete that did not arrive.
+		InactiveThreshold: 30 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = js.DeleteConsumer(dctx, NotesStream, cons.CachedInfo().Name)
+	}()
+	batch, err := cons.FetchNoWait(n)
+	if err != nil {
 		return nil, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
 	}
 	out := make([]sweptNote, 0, n)
+	var delivered uint64
 	for m := range batch.Messages() {
 		meta, err := m.Metadata()
-		if err != nil || meta.Sequence.Consumer != s.sweepDelivered+1 {
+		if err != nil || meta.Sequence.Consumer != delivered+1 {
 			// A message the consumer delivered did not arrive (AckNone: it is not sent
-			// again): the batch ends before the gap, and the next fetch starts afresh there.
-			s.sweepCons = nil
+			// again): the batch ends before the gap, and the next fetch starts there.
 			for range batch.Messages() {
 			}
-			return out, fmt.Errorf("sweeping stream %s: a delivery is missing after %d", NotesStream, s.sweepDelivered)
+			return out, fmt.Errorf("sweeping stream %s: a delivery is missing after %d", NotesStream, delivered)
 		}
-		s.sweepDelivered = meta.Sequence.Consumer
+		delivered = meta.Sequence.Consumer
 		note, err := decodeNote(m.Data())
 		note.Seq = meta.Sequence.Stream
 		out = append(out, sweptNote{uid: strings.TrimPrefix(m.Subject(), notesPrefix), note: note, ok: err == nil})
-		s.sweepNext = note.Seq + 1
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		s.sweepCons = nil
 		return out, fmt.Errorf("sweeping stream %s: %w", NotesStream, err)
 	}
 	return out, nil

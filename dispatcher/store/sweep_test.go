@@ -366,6 +366,11 @@ func TestSweepAnswersABacklogFromJetStream(t *testing.T) {
 	t.Logf("queue reads: index %d, sweep %d, stream %d", index, sweep, stream)
 	g.Expect(sweep).To(BeNumerically(">", stream), "the sweep answered most reads")
 	g.Expect(stream).To(BeNumerically("<=", 2*sweepMinQueues))
+	// And no consumer is left on the notes stream: one left there makes every purge of several
+	// notes recount its pending messages.
+	info, err := s.notes.Info(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(info.State.Consumers).To(BeZero(), "consumers left on the notes stream after the sweep's fetches")
 }
 
 // A note that does not decode is left to the stream's read, which reports it: the sweep answers
