@@ -95,14 +95,14 @@ func TestCLIReadsTheDeliveryLog(t *testing.T) {
 
 	env := map[string]string{"KUBECONFIG": kubeconfigWithToken(t, dana, ns), "HOOKLINE_DISPATCHER_URL": api.base}
 	var list deliveries.NotificationList
-	g.Eventually(func(g Gomega) {
+	api.eventually(g, func(g Gomega) {
 		code, out, errOut := runCLI(env, 0, "deliveries", "orders", "--dispatcher-ca", caFile, "-o", "json")
 		g.Expect(code).To(Equal(cli.ExitOK), errOut)
 		list = deliveries.NotificationList{}
 		g.Expect(json.Unmarshal([]byte(out), &list)).To(Succeed())
 		g.Expect(list.Items).To(HaveLen(4))
 		g.Expect(list.Items[0].State).To(Equal(deliveries.StateRetrying))
-	}).WithTimeout(10 * time.Second).WithPolling(apiPoll).Should(Succeed())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	failing := list.Items[0]
 	g.Expect(failing.EventID).To(Equal("evt-cli-fail"))
 

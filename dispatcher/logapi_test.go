@@ -59,14 +59,16 @@ type apiClient struct {
 	http *http.Client
 }
 
+// eventually polls f as a wait on the read API should: slower than the API's per-identity rate
+// (logapi.DefaultRate), so that the wait does not spend the caller's burst, which the requests
+// after it need (at Gomega's default of every 10 ms, a wait of a few seconds on a loaded machine
+// left the caller answered 429 TooManyRequests).
+func (c *apiClient) eventually(g Gomega, f any) AsyncAssertion {
+	return g.Eventually(f).WithPolling(3 * time.Second / (2 * logapi.DefaultRate))
+}
+
 // serveAPI serves s's read API over TLS (the ingest's certificate files, as in production) on a
 // free loopback port.
-// apiPoll is how often a test polls the read API while it waits: slower than the API's
-// per-identity rate (logapi.DefaultRate), so that the wait does not spend the identity's burst,
-// which the requests after it need (polling every 10 ms, Gomega's default, a wait of a few
-// seconds on a loaded machine left the caller answered 429 TooManyRequests).
-const apiPoll = 3 * time.Second / (2 * logapi.DefaultRate)
-
 func (s *stack) serveAPI(t *testing.T) *apiClient {
 	t.Helper()
 	g := NewWithT(t)
@@ -228,11 +230,11 @@ func TestReadAPITenancy(t *testing.T) {
 	// Alice lists her webhook's notifications, newest first, each delivered once.
 	pathA := notificationsPath(nsA, "orders")
 	var page deliveries.NotificationList
-	g.Eventually(func(g Gomega) {
+	api.eventually(g, func(g Gomega) {
 		page = deliveries.NotificationList{}
 		api.getJSON(t, alice, pathA+"?state=delivered", http.StatusOK, &page)
 		g.Expect(page.Items).To(HaveLen(3))
-	}).WithTimeout(10 * time.Second).WithPolling(apiPoll).Should(Succeed())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Expect(page.Items[0].EventID).To(Equal("evt-a-2"))
 	g.Expect(page.Items[2].EventID).To(Equal("evt-a-0"))
 	for _, n := range page.Items {
@@ -335,10 +337,10 @@ func TestReadAPITenancy(t *testing.T) {
 	dave := serviceAccountToken(t, cs, nsA, "dave")
 	bind(t, nsA, "hookline-deliveries-viewer", nsA, "dave")
 	statsA := "/v1/namespaces/" + nsA + "/webhooks/orders/stats"
-	g.Eventually(func() int { // the new RoleBinding reaches the API server's authorizer
+	api.eventually(g, func() int { // the new RoleBinding reaches the API server's authorizer
 		code, _, _ := api.get(t, dave, statsA)
 		return code
-	}).WithTimeout(20 * time.Second).WithPolling(apiPoll).Should(Equal(http.StatusOK))
+	}).WithTimeout(20 * time.Second).Should(Equal(http.StatusOK))
 	for _, w := range []string{"", "?window=24h", "?window=7d"} {
 		var st deliveries.Stats
 		api.getJSON(t, dave, statsA+w, http.StatusOK, &st)
@@ -454,10 +456,10 @@ func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
 
 	path := notificationsPath(ns, "detailed")
 	var page deliveries.NotificationList
-	g.Eventually(func(g Gomega) {
+	api.eventually(g, func(g Gomega) {
 		api.getJSON(t, token, path+"?state=delivered", http.StatusOK, &page)
 		g.Expect(page.Items).To(HaveLen(2))
-	}).WithTimeout(10 * time.Second).WithPolling(apiPoll).Should(Succeed())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	for i, n := range page.Items {
 		code, hdr, body := api.get(t, token, path+"/"+n.NotificationID+"/body")
 		g.Expect(code).To(Equal(http.StatusOK), string(body))

@@ -83,22 +83,22 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 	pathA := testPath(nsA, "orders")
 
 	// Bob: the 404 of a webhook that does not exist. Vic sees the webhook: 403.
-	g.Eventually(func() int {
+	api.eventually(g, func() int {
 		code, _ := api.post(t, bob, pathA, deliveries.TestRequest{Event: "AGREEMENT_ALL"})
 		return code
-	}).WithTimeout(20 * time.Second).WithPolling(apiPoll).Should(Equal(http.StatusNotFound))
-	g.Eventually(func() int {
+	}).WithTimeout(20 * time.Second).Should(Equal(http.StatusNotFound))
+	api.eventually(g, func() int {
 		code, _ := api.post(t, vic, pathA, deliveries.TestRequest{Event: "AGREEMENT_ALL"})
 		return code
-	}).WithTimeout(20 * time.Second).WithPolling(apiPoll).Should(Equal(http.StatusForbidden))
+	}).WithTimeout(20 * time.Second).Should(Equal(http.StatusForbidden))
 	// An event the webhook does not subscribe to (on audit): refused, and it queues nothing, so it
 	// uses up neither audit's interval nor the namespace's budget.
 	var code int
 	var body []byte
-	g.Eventually(func() int {
+	api.eventually(g, func() int {
 		code, body = api.post(t, alice, testPath(nsA, "audit"), deliveries.TestRequest{Event: "WIDGET_CREATED"})
 		return code
-	}).WithTimeout(20 * time.Second).WithPolling(apiPoll).Should(Equal(http.StatusBadRequest))
+	}).WithTimeout(20 * time.Second).Should(Equal(http.StatusBadRequest))
 	g.Expect(string(body)).To(ContainSubstring("choose one of the webhook's events"))
 
 	// Alice's test of orders.
@@ -118,10 +118,10 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 	code, body = api.post(t, alice, testPath(nsA, "audit"), deliveries.TestRequest{Event: "AGREEMENT_ALL"})
 	g.Expect(code).To(Equal(http.StatusAccepted), string(body))
 	s.activeWebhook(t, nsA, "third", accountSpec(rc3.URL, "AGREEMENT_ALL"))
-	g.Eventually(func() int {
+	api.eventually(g, func() int {
 		code, body = api.post(t, alice, testPath(nsA, "third"), deliveries.TestRequest{Event: "AGREEMENT_ALL"})
 		return code
-	}).WithTimeout(20*time.Second).WithPolling(apiPoll).Should(Equal(http.StatusTooManyRequests), "the namespace's budget")
+	}).WithTimeout(20*time.Second).Should(Equal(http.StatusTooManyRequests), "the namespace's budget")
 	g.Expect(string(body)).To(ContainSubstring("test notifications per minute"))
 	g.Eventually(func() int { return len(rc2.got()) }).WithTimeout(10*time.Second).Should(Equal(1), "audit's test")
 	g.Consistently(func() int { return len(rc3.got()) }).WithTimeout(300 * time.Millisecond).Should(BeZero())
@@ -145,11 +145,11 @@ func TestTestNotificationReachesOnlyItsWebhook(t *testing.T) {
 
 	// The log shows it, delivered, under its test event id.
 	var page deliveries.NotificationList
-	g.Eventually(func(g Gomega) {
+	api.eventually(g, func(g Gomega) {
 		api.getJSON(t, alice, notificationsPath(nsA, "orders")+"?eventId="+receipt.EventID, http.StatusOK, &page)
 		g.Expect(page.Items).To(HaveLen(1))
 		g.Expect(page.Items[0].State).To(Equal(deliveries.StateDelivered))
-	}).WithTimeout(10 * time.Second).WithPolling(apiPoll).Should(Succeed())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	g.Expect(page.Items[0].NotificationID).To(Equal(receipt.NotificationID))
 
 	// A recovery of delivered notifications by time selects the real event, not the test.
