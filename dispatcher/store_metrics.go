@@ -26,13 +26,20 @@ var queueReadsDesc = prometheus.NewDesc("hookline_store_queue_reads_total",
 	"Reads of a webhook's queued notifications, by what answered them: the index of recent notes (index), the sweep of a backlog (sweep: one sequential read of the notes stream shared by many queues), or a walk of the notes stream (stream).",
 	[]string{"answered_by"}, nil)
 
-// queueReads exposes the store's queue-read counters, read when scraped.
+var removalsDesc = prometheus.NewDesc("hookline_store_removals_total",
+	"Removals of a webhook's settled notifications from its queue (one per webhook and acknowledgement flush), by what removed them: a compaction of the notes stream up to its oldest notification still queued (compaction), or a purge of the webhook's queue (queue), which walks the stream and is what a compaction held by an old notification leaves.",
+	[]string{"by"}, nil)
+
+// queueReads exposes the store's queue-read and removal counters, read when scraped.
 type queueReads struct{ st *store.Store }
 
 func queueReadsCollector(st *store.Store) prometheus.Collector { return queueReads{st} }
 
 // Describe implements prometheus.Collector.
-func (q queueReads) Describe(ch chan<- *prometheus.Desc) { ch <- queueReadsDesc }
+func (q queueReads) Describe(ch chan<- *prometheus.Desc) {
+	ch <- queueReadsDesc
+	ch <- removalsDesc
+}
 
 // Collect implements prometheus.Collector.
 func (q queueReads) Collect(ch chan<- prometheus.Metric) {
@@ -40,4 +47,7 @@ func (q queueReads) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(index), "index")
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(sweep), "sweep")
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(stream), "stream")
+	compacted, queue := q.st.Removals()
+	ch <- prometheus.MustNewConstMetric(removalsDesc, prometheus.CounterValue, float64(compacted), "compaction")
+	ch <- prometheus.MustNewConstMetric(removalsDesc, prometheus.CounterValue, float64(queue), "queue")
 }

@@ -51,6 +51,20 @@ type QueueStore interface {
 	DeleteState(ctx context.Context, uid string) error
 }
 
+// Compactor is a QueueStore that removes settled notes in bulk (*store.Store with a single
+// writer): the acker hands it the notes settled since the last flush, and removes queue by queue
+// only what the compaction could not reach in time.
+type Compactor interface {
+	// Compacts reports whether compaction is on.
+	Compacts() bool
+	// Compact records settled as settled and removes every note below the first one that is not
+	// known to be settled or gone, which it returns, with how long the compaction has stopped
+	// there.
+	Compact(ctx context.Context, settled []uint64) (below uint64, held time.Duration, err error)
+	// Removed tells the store that uid's notes up to upTo are gone (removed by a compaction).
+	Removed(uid string, upTo uint64)
+}
+
 // Transport posts one notification and judges the answer (*Sender); tests replace it with a
 // receiver in memory.
 type Transport interface {

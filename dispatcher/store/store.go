@@ -253,6 +253,11 @@ type Store struct {
 	indexReads, sweepReads, streamReads atomic.Uint64
 	// storedUpTo is the highest note sequence acknowledged to this process (single writer).
 	storedUpTo atomic.Uint64
+	// settled knows which notes are settled, for Compact (single writer only).
+	settled *settledNotes
+	// compactedRemovals and queueRemovals count the removals of settled notes by Compact and by
+	// Remove.
+	compactedRemovals, queueRemovals atomic.Uint64
 }
 
 // QueueReads returns how many queue reads (LoadNotes) the index of recent notes answered, how many
@@ -321,6 +326,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		// before this store opened.
 		s.storedUpTo.Store(s.notes.CachedInfo().State.LastSeq)
 		s.sweep = newSweep(s.sweepFetch, s.storedUpTo.Load)
+		s.settled = newSettledNotes(s.notes.CachedInfo().State.FirstSeq)
 		return s, nil
 	}
 	if err := s.follow(ctx); err != nil {
@@ -970,10 +976,8 @@ func (s *Store) Remove(ctx context.Context, uid string, upTo uint64) error {
 	if err := s.notes.Purge(ctx, jetstream.WithPurgeSubject(notesSubject(uid)), jetstream.WithPurgeSequence(upTo+1)); err != nil {
 		return err
 	}
-	s.recent.removed(uid, upTo)
-	if s.sweep != nil {
-		s.sweep.removed(uid, upTo)
-	}
+	s.queueRemovals.Add(1)
+	s.removed(uid, upTo)
 	return nil
 }
 

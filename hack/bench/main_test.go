@@ -98,3 +98,20 @@ func TestBurstCPU(t *testing.T) {
 		t.Fatalf("no slow delivery, no account: got %q", got)
 	}
 }
+
+// The isolation scenario waits for the healthy webhooks' notifications: every count of events
+// must leave out exactly those sent to the hanging ones (an open loop's count is rarely a multiple
+// of 100; the old formula n*hang/100 waited for notifications that never existed).
+func TestHungEvents(t *testing.T) {
+	for _, n := range []int64{0, 4, 9, 10, 11, 99, 100, 27260, 28204} {
+		var hung int64
+		for i := range n {
+			if i%100 < 10 {
+				hung++
+			}
+		}
+		if got := hungEvents(n, 10); got != hung {
+			t.Errorf("hungEvents(%d, 10) = %d, want %d", n, got, hung)
+		}
+	}
+}

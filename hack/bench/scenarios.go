@@ -318,6 +318,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.routed(p, "t", 100, 10)
 			before, q0 := s.sink.count.Load(), p.queued.Load()
 			ri0, ra0 := queueReads(s.metricsURL, "index")
+			rc0, rm0 := removals(s.metricsURL)
 			cpu0, _, _ := procStats(pid)
 			byName0, self0 := treeCPUByName(), selfCPU()
 			tree0 := sumCPU(byName0)
@@ -365,13 +366,14 @@ func run(ctx context.Context, o options) ([]row, error) {
 				cpuPer1000: (cpu1 - cpu0) / delivered * 1000}
 			r.ratio = r.delivered / raw
 			ri1, ra1 := queueReads(s.metricsURL, "index")
+			rc1, rm1 := removals(s.metricsURL)
 			// The same ratio from CPU costs: what the rate ratio is when both runs saturate
 			// the same cores at the same speed; steadier than the rates on a shared machine,
 			// whose speed drifts between the two runs.
 			stackPerDelivery := (tree1 - tree0) / delivered
 			_, steal1 := machineCPU()
-			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s; CPU per raw request %.0f µs, whole stack per delivery %.0f µs (dispatcher %.0f, load generator and receiver %.0f, control plane and manager %.0f): ratio from CPU %.3f; hypervisor steal %.2f cores",
-				raw, n, int64(delivered), readShare("index", ri0, ra0, ri1, ra1), rawCPU*1e6, stackPerDelivery*1e6,
+			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s; %s; CPU per raw request %.0f µs, whole stack per delivery %.0f µs (dispatcher %.0f, load generator and receiver %.0f, control plane and manager %.0f): ratio from CPU %.3f; hypervisor steal %.2f cores",
+				raw, n, int64(delivered), readShare("index", ri0, ra0, ri1, ra1), removalShare(rc0, rm0, rc1, rm1), rawCPU*1e6, stackPerDelivery*1e6,
 				(cpu1-cpu0)/delivered*1e6, (self1-self0)/delivered*1e6, ((tree1-tree0)-(cpu1-cpu0)-(self1-self0))/delivered*1e6, rawCPU/stackPerDelivery,
 				(steal1-steal0)/elapsed.Seconds())
 			return r, check()
@@ -407,8 +409,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 				if err != nil {
 					return row{}, err
 				}
-				// Healthy webhooks' notifications: those not sent to a hanging one.
-				want := before + n - n*int64(hang)/100
+				// Healthy webhooks' notifications: those not sent to a hanging one (event i goes to
+				// account i%100; the first hang accounts' webhooks hang).
+				want := before + n - hungEvents(n, int64(hang))
 				err = waitDelivered(s.sink, want, 2*time.Minute)
 				cpuSamples := cpu.Stop()
 				if err != nil {
@@ -503,6 +506,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
 			sw0, sa0 := queueReads(s.metricsURL, "sweep")
+			rc0, rm0 := removals(s.metricsURL)
 			drainStart := time.Now()
 			queued := fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB", depth, queueingPeak, rss, disk)
 			drainPeakPath := ""
@@ -522,8 +526,9 @@ func run(ctx context.Context, o options) ([]row, error) {
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
 			sw1, sa1 := queueReads(s.metricsURL, "sweep")
-			r.note = fmt.Sprintf("%s; drain %.1fs; %s; out of order %d; %d webhooks",
-				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+			rc1, rm1 := removals(s.metricsURL)
+			r.note = fmt.Sprintf("%s; drain %.1fs; %s; %s; out of order %d; %d webhooks",
+				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), removalShare(rc0, rm0, rc1, rm1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}
@@ -791,4 +796,10 @@ func samplePeakRSS(pid int, pprofAddr, path string) func() float64 {
 		close(done)
 		return <-result
 	}
+}
+
+// hungEvents is how many of n events posted round-robin over 100 accounts go to the first hang of
+// them.
+func hungEvents(n, hang int64) int64 {
+	return n/100*hang + min(n%100, hang)
 }

@@ -644,6 +644,20 @@ func readShare(by string, n0, all0, n1, all1 float64) string {
 	return fmt.Sprintf("%s answered %.0f%% of %.0f queue reads", by, 100*(n1-n0)/(all1-all0), all1-all0)
 }
 
+// removals returns the dispatcher's removals of settled notes so far: by a compaction of the notes
+// stream, and in all.
+func removals(url string) (compacted, all float64) {
+	return scrape(url, `hookline_store_removals_total{by="compaction"}`), scrape(url, "hookline_store_removals_total")
+}
+
+// removalShare describes the compaction's share of the removals between two removals samples.
+func removalShare(c0, all0, c1, all1 float64) string {
+	if all1 <= all0 {
+		return "no removals"
+	}
+	return fmt.Sprintf("compaction did %.0f%% of %.0f removals", 100*(c1-c0)/(all1-all0), all1-all0)
+}
+
 func dirSizeMB(dir string) float64 {
 	var total int64
 	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
