@@ -83,8 +83,8 @@ func (c *compactingStore) Compact(_ context.Context, settled []uint64) (uint64, 
 	}
 	c.memStore.mu.Lock()
 	defer c.memStore.mu.Unlock()
-	to := c.memStore.seq + 1
-	for _, ns := range c.memStore.notes {
+	to := c.seq + 1
+	for _, ns := range c.notes {
 		for _, n := range ns {
 			if !c.settled[n.Seq] {
 				to = min(to, n.Seq)
@@ -92,11 +92,11 @@ func (c *compactingStore) Compact(_ context.Context, settled []uint64) (uint64, 
 			}
 		}
 	}
-	for uid, ns := range c.memStore.notes {
+	for uid, ns := range c.notes {
 		for len(ns) > 0 && ns[0].Seq < to {
 			ns = ns[1:]
 		}
-		c.memStore.notes[uid] = ns
+		c.notes[uid] = ns
 	}
 	return to, c.held, nil
 }
