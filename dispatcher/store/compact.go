@@ -173,7 +173,7 @@ func (s *Store) probeGone(ctx context.Context, from, limit uint64) (uint64, erro
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for seq := from; seq < next; seq++ {
+	for seq := from; seq < min(next, c.base+compactSpan); seq++ {
 		c.markLocked(seq)
 	}
 	c.probedAt = time.Now()

@@ -211,3 +211,46 @@ func TestCompactionStopsAtANoteQueuedBeforeTheStart(t *testing.T) {
 		g.Expect(errors.Is(err, jetstream.ErrMsgNotFound)).To(BeTrue(), "note %d is still stored: %v", seq, err)
 	}
 }
+
+// The settled-notes bitmap against a set: marks in any order, advances to any point, bases not
+// aligned to its words, and the span past which it keeps nothing.
+func TestSettledNotesAgreeWithASet(t *testing.T) {
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		first := uint64(1 + rng.IntN(200))
+		c := newSettledNotes(first)
+		set := map[uint64]bool{}
+		base := first
+		want := func(limit uint64) uint64 {
+			seq := base
+			for seq < limit && (set[seq] && seq-base < compactSpan) {
+				seq++
+			}
+			return seq
+		}
+		for range 3000 {
+			limit := base + uint64(rng.IntN(700))
+			switch r := rng.IntN(10); {
+			case r < 6:
+				seq := base + uint64(rng.IntN(600))
+				if rng.IntN(50) == 0 {
+					seq = base + compactSpan + uint64(rng.IntN(10)) // beyond the span: not kept
+				} else {
+					set[seq] = true
+				}
+				c.markLocked(seq)
+			case r < 8:
+				to := want(limit)
+				c.advanceLocked(to)
+				base = max(base, to)
+			default:
+				if got, w := c.firstUnsettledLocked(limit), want(limit); got != w {
+					t.Fatalf("seed %d: first unsettled below %d from %d: got %d, want %d", seed, limit, base, got, w)
+				}
+			}
+		}
+		if uint64(len(c.words)) > 700/64+3 {
+			t.Errorf("seed %d: %d words kept for a window of about 700 sequences", seed, len(c.words))
+		}
+	}
+}
