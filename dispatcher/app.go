@@ -309,7 +309,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
 	if cfg.Registry != nil {
-		if err := cfg.Registry.Register(queueReadsCollector(st)); err != nil {
+		if err := cfg.Registry.Register(storeCollector(st)); err != nil {
 			st.Close()
 			return nil, err
 		}

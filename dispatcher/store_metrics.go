@@ -30,19 +30,19 @@ var removalsDesc = prometheus.NewDesc("hookline_store_removals_total",
 	"Removals of a webhook's settled notifications from its queue (one per webhook and acknowledgement flush), by what removed them: a compaction of the notes stream up to its oldest notification still queued (compaction), or a purge of the webhook's queue (queue), which walks the stream and is what a compaction held by an old notification leaves.",
 	[]string{"by"}, nil)
 
-// queueReads exposes the store's queue-read and removal counters, read when scraped.
-type queueReads struct{ st *store.Store }
+// storeCounters exposes the store's queue-read and removal counters, read when scraped.
+type storeCounters struct{ st *store.Store }
 
-func queueReadsCollector(st *store.Store) prometheus.Collector { return queueReads{st} }
+func storeCollector(st *store.Store) prometheus.Collector { return storeCounters{st} }
 
 // Describe implements prometheus.Collector.
-func (q queueReads) Describe(ch chan<- *prometheus.Desc) {
+func (q storeCounters) Describe(ch chan<- *prometheus.Desc) {
 	ch <- queueReadsDesc
 	ch <- removalsDesc
 }
 
 // Collect implements prometheus.Collector.
-func (q queueReads) Collect(ch chan<- prometheus.Metric) {
+func (q storeCounters) Collect(ch chan<- prometheus.Metric) {
 	index, sweep, stream := q.st.QueueReads()
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(index), "index")
 	ch <- prometheus.MustNewConstMetric(queueReadsDesc, prometheus.CounterValue, float64(sweep), "sweep")

@@ -630,32 +630,41 @@ func treeCPUByName() map[string]float64 {
 	return out
 }
 
+// counted returns one series of a dispatcher counter (label="value") and the counter's sum over
+// every series.
+func counted(url, metric, label, value string) (n, all float64) {
+	return scrape(url, metric+`{`+label+`="`+value+`"}`), scrape(url, metric)
+}
+
+// share describes one series' share of a counter between two counted samples: "<who> N% of M
+// <what>".
+func share(who, what string, n0, all0, n1, all1 float64) string {
+	if all1 <= all0 {
+		return "no " + what
+	}
+	return fmt.Sprintf("%s %.0f%% of %.0f %s", who, 100*(n1-n0)/(all1-all0), all1-all0, what)
+}
+
 // queueReads returns the dispatcher's queue reads so far: answered by one kind (the metric's
 // answered_by: index, sweep or stream), and in all.
 func queueReads(url, by string) (n, all float64) {
-	return scrape(url, `hookline_store_queue_reads_total{answered_by="`+by+`"}`), scrape(url, "hookline_store_queue_reads_total")
+	return counted(url, "hookline_store_queue_reads_total", "answered_by", by)
 }
 
 // readShare describes the queue reads of one kind between two queueReads samples.
 func readShare(by string, n0, all0, n1, all1 float64) string {
-	if all1 <= all0 {
-		return "no queue reads"
-	}
-	return fmt.Sprintf("%s answered %.0f%% of %.0f queue reads", by, 100*(n1-n0)/(all1-all0), all1-all0)
+	return share(by+" answered", "queue reads", n0, all0, n1, all1)
 }
 
 // removals returns the dispatcher's removals of settled notes so far: by a compaction of the notes
 // stream, and in all.
 func removals(url string) (compacted, all float64) {
-	return scrape(url, `hookline_store_removals_total{by="compaction"}`), scrape(url, "hookline_store_removals_total")
+	return counted(url, "hookline_store_removals_total", "by", "compaction")
 }
 
 // removalShare describes the compaction's share of the removals between two removals samples.
 func removalShare(c0, all0, c1, all1 float64) string {
-	if all1 <= all0 {
-		return "no removals"
-	}
-	return fmt.Sprintf("compaction did %.0f%% of %.0f removals", 100*(c1-c0)/(all1-all0), all1-all0)
+	return share("compaction did", "removals", c0, all0, c1, all1)
 }
 
 func dirSizeMB(dir string) float64 {
