@@ -472,9 +472,9 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 		// replica hands out and accepts the same cursors without another Secret.
 		lc.CursorKey = cfg.Attestation.Derive(deliveryLogCursorPurpose)
 	}
-	// A connection of its own: the log publishes one message per attempt, which on the store's
-	// connection delayed the queue's acknowledgements behind the log's (and shared its limit of
-	// unacknowledged publishes).
+	// A connection of its own: the log's messages (each webhook's records, every 200 ms) on the
+	// store's connection delayed the queue's acknowledgements behind the log's (and shared its
+	// limit of unacknowledged publishes).
 	nc, err := a.Store.Connect("hookline-dispatcher-log")
 	if err != nil {
 		return fmt.Errorf("opening the delivery log: %w", err)

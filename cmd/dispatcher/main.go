@@ -64,6 +64,7 @@ type options struct {
 	memQueue                int
 	eventCacheBytes         int
 	memoryLimit             string
+	deliveryLogGather       time.Duration
 	maxPayloadBytes         int
 	statusInterval          time.Duration
 	statusWrites            float64
@@ -164,6 +165,7 @@ func main() {
 	flag.BoolVar(&o.deliveryLog.Enabled, "delivery-log", true, "Record every delivery attempt and every change of a notification's state in the delivery log (JetStream stream HOOKLINE_LOG), which the read API and WebhookReplays use.")
 	flag.DurationVar(&o.deliveryLog.MaxAge, "delivery-log-max-age", 7*24*time.Hour, "How long delivery log records are kept.")
 	flag.Int64Var(&o.deliveryLog.MaxBytes, "delivery-log-max-bytes", 1<<30, "Most bytes the delivery log keeps; the oldest records go first.")
+	flag.DurationVar(&o.deliveryLogGather, "delivery-log-gather", 200*time.Millisecond, "How long a Webhook's delivery records are gathered into one JetStream message (JetStream's cost is mostly per message). A SIGKILL re-sends, with the same id, notifications settled within about this long before it. 0: each record in a message of its own, at once.")
 	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -271,6 +273,10 @@ func run(o options) error {
 	}
 
 	o.problems.RootCAs = roots
+	o.deliveryLog.Gather = o.deliveryLogGather
+	if o.deliveryLogGather <= 0 {
+		o.deliveryLog.Gather = -1 // no gathering: the Config's zero is its default
+	}
 	app, err := dispatcher.NewApp(logr.NewContext(ctx, log), ctrl.GetConfigOrDie(), dispatcher.Config{
 		Problems: o.problems, ProblemAfter: o.problemAfter,
 		Store: o.store, DeliveryLog: o.deliveryLog,

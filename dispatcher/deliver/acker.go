@@ -181,7 +181,12 @@ func (a *acker) purge(ctx context.Context, upTo map[string]uint64, settled []uin
 		return
 	}
 	if a.rec != nil {
-		if err := a.rec.Barrier(ctx); err != nil {
+		// Unless now, the log's next tick: its records gather meanwhile.
+		barrier := a.rec.BarrierAtTick
+		if now {
+			barrier = a.rec.Barrier
+		}
+		if err := barrier(ctx); err != nil {
 			if ctx.Err() == nil {
 				a.log.Error(err, "Waiting for the delivery log; settled notifications stay queued meanwhile")
 				time.AfterFunc(time.Second, a.signal)

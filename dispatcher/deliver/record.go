@@ -31,6 +31,9 @@ type Recorder interface {
 	Append(deliveries.Record)
 	// Barrier returns once every record appended before the call is stored.
 	Barrier(ctx context.Context) error
+	// BarrierAtTick is Barrier when the log next publishes what it gathered (a fraction of a
+	// second): the acker's, which runs often and need not hurry the log.
+	BarrierAtTick(ctx context.Context) error
 	// Tail calls fn for the newest stored records, oldest first: those stored within `within`
 	// before the newest one, at most limit of them.
 	Tail(ctx context.Context, within time.Duration, limit int, fn func(deliveries.Record)) error

@@ -68,6 +68,8 @@ func (f *fakeRecorder) Append(r deliveries.Record) {
 	f.records = append(f.records, r)
 }
 
+func (f *fakeRecorder) BarrierAtTick(ctx context.Context) error { return f.Barrier(ctx) }
+
 func (f *fakeRecorder) Barrier(ctx context.Context) error {
 	f.mu.Lock()
 	f.barriers++

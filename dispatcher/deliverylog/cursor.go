@@ -21,13 +21,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"math"
 	"slices"
 
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
 const (
-	cursorVersion = 1
+	cursorVersion = 2 // 2: positions name a record's place in its message
 	digestLen     = 16
 	macLen        = 16
 )
@@ -97,6 +98,7 @@ func (l *Log) encodeCursor(c cursor, digest [digestLen]byte) string {
 	b = binary.AppendVarint(b, c.pos.t)
 	b = append(b, c.pos.class)
 	b = binary.AppendUvarint(b, c.pos.n)
+	b = binary.AppendUvarint(b, uint64(c.pos.i))
 	b = append(b, l.mac(b)...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
@@ -109,7 +111,7 @@ func (l *Log) mac(b []byte) []byte {
 
 // decodeCursor checks s's signature and that it was handed out for the same selection.
 func (l *Log) decodeCursor(s string, digest [digestLen]byte) (cursor, error) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s) // Strict: no unused bits to change unnoticed
 	if err != nil || len(b) < 1+digestLen+macLen {
 		return cursor{}, ErrBadCursor
 	}
@@ -132,8 +134,14 @@ func (l *Log) decodeCursor(s string, digest [digestLen]byte) (cursor, error) {
 		return cursor{}, ErrBadCursor
 	}
 	c.pos.class, p = p[k], p[k+1:]
-	if c.pos.n, k = binary.Uvarint(p); k <= 0 || k != len(p) {
+	if c.pos.n, k = binary.Uvarint(p); k <= 0 || len(p) <= k {
 		return cursor{}, ErrBadCursor
 	}
+	p = p[k:]
+	i, k := binary.Uvarint(p)
+	if k <= 0 || k != len(p) || i > math.MaxUint32 {
+		return cursor{}, ErrBadCursor
+	}
+	c.pos.i = uint32(i)
 	return c, nil
 }

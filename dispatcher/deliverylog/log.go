@@ -19,17 +19,22 @@ limitations under the License.
 // operator sets; and it answers the read API's questions from it (a webhook's notifications with
 // their state, newest first; one notification's records).
 //
-// Layout: stream HOOKLINE_LOG, subject hookline.log.<webhook uid>, one JSON record per message
-// (about 500 bytes for a typical attempt, 580 stored; BenchmarkAppend measures it), file storage,
-// limits retention (MaxAge, MaxBytes; the oldest records go first).
+// Layout: stream HOOKLINE_LOG, subject hookline.log.<webhook uid>, one or more JSON records per
+// message, one per line (a webhook's records written together; about 500 bytes for a typical
+// attempt, BenchmarkAppend measures what is stored), file storage, limits retention (MaxAge,
+// MaxBytes; the oldest messages go first).
 //
-// Writing: Append hands a record to a bounded buffer (it blocks only while the buffer is full);
-// the writer publishes each record asynchronously (one PublishAsync per record, no per-record
-// wait) and a second goroutine checks the acknowledgements in publishing order, publishing a
-// failed record again until it is stored. Barrier waits until every record appended before it is
-// acknowledged. Records are encoded without reflection (appendRecord: the bytes json.Marshal would
-// write). The dispatcher gives the log a NATS connection of its own (store.Store.Connect), so that
-// its publishes and acknowledgements do not queue in front of the queues' on the store's.
+// Writing: Append hands a record to a bounded buffer (it blocks only while the buffer is full).
+// The writer gathers each webhook's records for up to Config.Gather (200 ms; at most Config.Batch
+// records and 64 KiB) and publishes them as one message, asynchronously (no per-message wait): at
+// high rates most of the log's cost was JetStream's per message (its store, index and
+// acknowledgement), not per byte. A second goroutine checks the acknowledgements in publishing
+// order, publishing a failed message again until it is stored. Barrier publishes what is
+// gathered and waits until every record appended before it is acknowledged; BarrierAtTick waits
+// for the next tick instead (the engine's acker, which calls it every flush). Records are encoded
+// without reflection (appendRecord: the bytes json.Marshal would write). The dispatcher gives the
+// log a NATS connection of its own (store.Store.Connect), so that its publishes and
+// acknowledgements do not queue in front of the queues' on the store's.
 //
 // Reading: JetStream reads a subject forward only. A read walks back from the log's end over
 // windows of stream sequences (1,024 of every webhook's records, then twice as many each time),
@@ -43,8 +48,9 @@ limitations under the License.
 // notification's newest record may be anywhere after it), then further back.
 //
 // Cost: one request reads at most Config.MaxRead records and queued notes (default 100,000;
-// about 10 µs each on an idle core, JSON decoding most of it); a window that would exceed what
-// is left is made shorter, never read in part. When the bound stops a request first, the page is
+// about 10 µs each on an idle core, JSON decoding most of it); a window whose messages would
+// exceed what is left is made shorter, and one whose records do (messages hold up to
+// Config.Batch) ends the request where the bound is reached. When the bound stops a request first, the page is
 // marked Incomplete (narrow the filters or the time range). The first pages of a webhook cost a
 // few milliseconds; a selective filter over a long history costs up to the bound. Attempts reads
 // back until the notification's first record; Scan reads forward from its start time without
@@ -58,19 +64,18 @@ limitations under the License.
 package deliverylog
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
@@ -84,6 +89,11 @@ const (
 	defaultMaxAge  = 7 * 24 * time.Hour
 	defaultBuffer  = 4096
 	defaultMaxRead = 100_000
+	defaultGather  = 200 * time.Millisecond
+	defaultBatch   = 32
+	// maxMessage bounds a message of several records, well under NATS's default payload limit
+	// (1 MiB); one record larger than this goes alone.
+	maxMessage = 64 << 10
 )
 
 // MaxPending is how many unacknowledged asynchronous publishes the JetStream context given to New
@@ -112,8 +122,17 @@ type Config struct {
 	// notification belongs to the webhook's current account, as a rebind cancels the queue.
 	// Nil or unknown: queued notifications without a record are listed without an id.
 	AccountOf func(uid string) (string, bool)
-	// Buffer is how many records Append holds before it blocks (default 4096).
+	// Buffer is how many records Append holds before it blocks, and how many the writer gathers
+	// before it publishes them all (default 4096).
 	Buffer int
+	// Gather is how long the writer gathers a webhook's records into one message (default 200 ms):
+	// JetStream's cost is mostly per message, so one message per webhook and tick instead of one
+	// per record is most of the log's cost saved at high rates. BarrierAtTick waits for the next
+	// tick. Negative: no gathering, each record goes out at once in a message of its own.
+	Gather time.Duration
+	// Batch is the most records one message holds (default 32): a read of the log's windows
+	// handles whole messages.
+	Batch int
 	// MaxRead bounds the records and queued notifications one read request reads (default
 	// 100,000).
 	MaxRead int
@@ -141,14 +160,10 @@ type Log struct {
 	log     logr.Logger
 	metrics *metrics
 
-	ch       chan deliveries.Record
-	started  atomic.Bool
-	stopped  chan struct{} // closed when the writer has stopped
-	appended atomic.Uint64 // records handed to Append
-
-	mu    sync.Mutex
-	acked uint64        // records stored, in Append order
-	wake  chan struct{} // closed when acked moves, made by a waiting Barrier
+	ch      chan entry
+	flying  *semaphore.Weighted // records published and not yet acknowledged: at most Buffer
+	started atomic.Bool
+	stopped chan struct{} // closed when the writer has stopped
 }
 
 // New creates or updates the stream and returns the log; Start runs its writer.
@@ -165,6 +180,15 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 	}
 	if cfg.MaxRead <= 0 {
 		cfg.MaxRead = defaultMaxRead
+	}
+	switch {
+	case cfg.Gather == 0:
+		cfg.Gather = defaultGather
+	case cfg.Gather < 0:
+		cfg.Gather, cfg.Batch = time.Hour, 1 // a batch of one goes out at once: no tick needed
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = defaultBatch
 	}
 	if len(cfg.CursorKey) == 0 {
 		cfg.CursorKey = make([]byte, 32)
@@ -192,7 +216,8 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 	}
 	l := &Log{
 		js: js, stream: st, q: q, cfg: cfg, log: log,
-		ch:      make(chan deliveries.Record, cfg.Buffer),
+		ch:      make(chan entry, cfg.Buffer),
+		flying:  semaphore.NewWeighted(int64(cfg.Buffer)),
 		stopped: make(chan struct{}),
 	}
 	l.metrics = newMetrics(l)
@@ -230,11 +255,21 @@ func validUID(uid string) bool {
 
 func subject(uid string) string { return subjectPrefix + uid }
 
-// inflight is one published record waiting for its acknowledgement.
+// inflight is one published message of records waiting for its acknowledgement, or a fence:
+// the Barriers to release once everything published before it is stored.
 type inflight struct {
-	f    jetstream.PubAckFuture
-	subj string
-	data []byte
+	f     jetstream.PubAckFuture
+	subj  string
+	data  []byte
+	n     int // records in data
+	fence []chan struct{}
+}
+
+// entry is what Append and Barrier hand to the writer, in their order.
+type entry struct {
+	r       deliveries.Record
+	barrier chan struct{} // a Barrier's: closed once every record before it is stored
+	now     bool          // the Barrier publishes what is gathered at once
 }
 
 // Start runs the writer until ctx ends; it returns at once. Records appended after ctx ended are
@@ -254,93 +289,184 @@ func (l *Log) Start(ctx context.Context) {
 // Append hands r to the writer. It does not wait for JetStream; it blocks only while the writer's
 // buffer is full (back-pressure rather than a lost record).
 func (l *Log) Append(r deliveries.Record) {
-	l.appended.Add(1)
-	select {
-	case <-l.stopped:
-		// Checked first: a free buffer slot must not swallow a record nobody will write.
-	default:
-		select {
-		case l.ch <- r:
-			return
-		case <-l.stopped:
-		}
+	if l.put(entry{r: r}) {
+		return
 	}
 	l.metrics.writeErrors.Inc()
 	l.log.Error(errStopped, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID, "state", r.State)
 }
 
+// put hands e to the writer; false once the writer has stopped.
+func (l *Log) put(e entry) bool {
+	select {
+	case <-l.stopped:
+		// Checked first: a free buffer slot must not swallow an entry nobody will write.
+		return false
+	default:
+	}
+	select {
+	case l.ch <- e:
+		return true
+	case <-l.stopped:
+		return false
+	}
+}
+
 var errStopped = errors.New("delivery log stopped")
 
-// publish marshals and publishes records in Append order, without waiting for acknowledgements.
+// batch is the records of one webhook gathered for one message, one JSON record per line.
+type batch struct {
+	subj string
+	data []byte
+	n    int
+}
+
+// publish encodes the records in Append order, gathers them into one batch per webhook and
+// publishes the batches (in the order of their first records) without waiting for
+// acknowledgements: a batch when it holds Config.Batch
+// records or would exceed maxMessage bytes, every batch at each tick of Config.Gather and when
+// Config.Buffer records are held. A Barrier's entry goes out behind the batches at once (at the
+// next tick for BarrierAtTick, unless nothing is held), so that it follows every record appended
+// before it.
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
-	var buf []byte // encoding scratch, reused: each record keeps a copy of its exact size
-	for {
-		var r deliveries.Record
-		select {
-		case r = <-l.ch:
-		case <-ctx.Done():
-			return
-		}
-		p := inflight{subj: subject(r.WebhookUID)}
-		if !validUID(r.WebhookUID) {
-			// Cannot be stored under its webhook; counted as written so that Barrier moves on.
-			l.metrics.writeErrors.Inc()
-			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
-			p.subj = ""
-		} else {
-			var err error
-			buf, err = appendRecord(buf[:0], &r)
-			if err != nil { // a time JSON cannot hold; never silent
-				l.metrics.writeErrors.Inc()
-				l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
-				p.subj = ""
-			}
-			p.data = bytes.Clone(buf)
-		}
-		if p.subj != "" {
-			for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
-				f, err := l.js.PublishAsync(p.subj, p.data)
-				if err == nil {
-					p.f = f
-					break
-				}
-				// Too many unacknowledged publishes (JetStream is slow: back-pressure, not an
-				// error) or a lost connection: wait and publish again.
-				if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-					l.metrics.writeErrors.Inc()
-					l.log.Error(err, "Publishing delivery record; retrying", "uid", r.WebhookUID)
-				}
-				if !sleep(ctx, backoff) {
-					return
-				}
-			}
-		}
+	var (
+		buf     []byte // encoding scratch, reused: a batch keeps a copy
+		batches = map[string]*batch{}
+		order   []*batch // in the order of their first records, flushed ones included
+		held    int      // records in batches
+		fence   []chan struct{}
+	)
+	send := func(p inflight) bool {
 		select {
 		case out <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	flush := func(b *batch) bool {
+		delete(batches, b.subj)
+		held -= b.n
+		data, n := b.data, b.n
+		b.data, b.n = nil, 0
+		// Bounds the memory of what is in flight by records, as the buffer does, not by
+		// messages (which hold up to 64 KiB each).
+		if l.flying.Acquire(ctx, int64(n)) != nil {
+			return false
+		}
+		f, ok := l.publishAsync(ctx, b.subj, data)
+		return ok && send(inflight{f: f, subj: b.subj, data: data, n: n})
+	}
+	flushAll := func() bool {
+		for _, b := range order {
+			if b.n > 0 && !flush(b) {
+				return false
+			}
+		}
+		clear(order)
+		order = order[:0]
+		if len(fence) > 0 && !send(inflight{fence: fence}) {
+			return false
+		}
+		fence = nil
+		return true
+	}
+	tick := time.NewTicker(l.cfg.Gather)
+	defer tick.Stop()
+	for {
+		var e entry
+		select {
+		case e = <-l.ch:
+		case <-tick.C:
+			if !flushAll() {
+				return
+			}
+			continue
 		case <-ctx.Done():
 			return
+		}
+		if e.barrier != nil {
+			fence = append(fence, e.barrier)
+			if (e.now || held == 0) && !flushAll() {
+				return
+			}
+			continue
+		}
+		r := &e.r
+		if !validUID(r.WebhookUID) {
+			// Cannot be stored under its webhook.
+			l.metrics.writeErrors.Inc()
+			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
+			continue
+		}
+		var err error
+		buf, err = appendRecord(buf[:0], r)
+		if err != nil { // a time JSON cannot hold; never silent
+			l.metrics.writeErrors.Inc()
+			l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
+			continue
+		}
+		subj := subject(r.WebhookUID)
+		b := batches[subj]
+		if b != nil && len(b.data)+1+len(buf) > maxMessage {
+			if !flush(b) {
+				return
+			}
+			b = nil
+		}
+		if b == nil {
+			b = &batch{subj: subj, data: make([]byte, 0, max(2*len(buf), 1024))}
+			batches[subj] = b
+			order = append(order, b)
+		} else {
+			b.data = append(b.data, '\n')
+		}
+		b.data = append(b.data, buf...)
+		b.n++
+		held++
+		switch {
+		case b.n >= l.cfg.Batch:
+			if !flush(b) {
+				return
+			}
+		case held >= l.cfg.Buffer:
+			if !flushAll() {
+				return
+			}
 		}
 	}
 }
 
-// confirm waits for the acknowledgements in publishing order, publishes a failed record again
-// until it is stored, and moves Barrier's mark.
+// publishAsync publishes data until JetStream takes it; false when ctx ended first.
+func (l *Log) publishAsync(ctx context.Context, subj string, data []byte) (jetstream.PubAckFuture, bool) {
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+		f, err := l.js.PublishAsync(subj, data)
+		if err == nil {
+			return f, true
+		}
+		// Too many unacknowledged publishes (JetStream is slow: back-pressure, not an error) or a
+		// lost connection: wait and publish again.
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			l.metrics.writeErrors.Inc()
+			l.log.Error(err, "Publishing delivery records; retrying", "subject", subj)
+		}
+		if !sleep(ctx, backoff) {
+			return nil, false
+		}
+	}
+}
+
+// confirm waits for the acknowledgements in publishing order, publishes a failed message again
+// until it is stored, and releases the Barriers of each fence once everything before it is.
 func (l *Log) confirm(ctx context.Context, in <-chan inflight) {
-	var acked uint64
 	for p := range in {
 		if p.f != nil && !l.await(ctx, p) {
 			return
 		}
-		acked++
-		if len(in) == 0 || acked%256 == 0 {
-			l.mu.Lock()
-			l.acked = acked
-			if l.wake != nil {
-				close(l.wake)
-				l.wake = nil
-			}
-			l.mu.Unlock()
+		l.flying.Release(int64(p.n))
+		for _, b := range p.fence {
+			close(b)
 		}
 	}
 }
@@ -351,7 +477,7 @@ func (l *Log) await(ctx context.Context, p inflight) bool {
 	var err error
 	select {
 	case ack := <-p.f.Ok():
-		l.stored(ack, len(p.data))
+		l.stored(ack, p)
 		return true
 	case err = <-p.f.Err():
 	case <-ctx.Done():
@@ -359,7 +485,7 @@ func (l *Log) await(ctx context.Context, p inflight) bool {
 	}
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		l.metrics.writeErrors.Inc()
-		l.log.Error(err, "Storing delivery record; retrying", "subject", p.subj)
+		l.log.Error(err, "Storing delivery records; retrying", "subject", p.subj)
 		if !sleep(ctx, backoff) {
 			return false
 		}
@@ -368,15 +494,16 @@ func (l *Log) await(ctx context.Context, p inflight) bool {
 		ack, err = l.js.Publish(pctx, p.subj, p.data)
 		cancel()
 		if err == nil {
-			l.stored(ack, len(p.data))
+			l.stored(ack, p)
 			return true
 		}
 	}
 }
 
-func (l *Log) stored(_ *jetstream.PubAck, n int) {
-	l.metrics.records.Inc()
-	l.metrics.bytes.Add(float64(n))
+func (l *Log) stored(_ *jetstream.PubAck, p inflight) {
+	l.metrics.records.Add(float64(p.n))
+	l.metrics.messages.Inc()
+	l.metrics.bytes.Add(float64(len(p.data) - (p.n - 1))) // the records, not the lines' ends
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -390,28 +517,31 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Barrier returns once every record appended before the call is stored (or ctx ends). The engine
+// Barrier returns once every record appended before the call is stored (or ctx ends); what the
+// writer gathered is published at once.
+func (l *Log) Barrier(ctx context.Context) error { return l.barrier(ctx, true) }
+
+// BarrierAtTick is Barrier at the writer's next tick (Config.Gather; at once when it holds no
+// record): for a caller that can wait that long, so that the records keep gathering. The engine
 // calls it before removing settled notifications from their queues, so that a notification never
 // leaves its queue without its record.
-func (l *Log) Barrier(ctx context.Context) error {
-	target := l.appended.Load()
-	for {
-		l.mu.Lock()
-		if l.acked >= target {
-			l.mu.Unlock()
-			return nil
-		}
-		if l.wake == nil {
-			l.wake = make(chan struct{})
-		}
-		w := l.wake
-		l.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-l.stopped:
-			return errStopped
-		}
+func (l *Log) BarrierAtTick(ctx context.Context) error { return l.barrier(ctx, false) }
+
+func (l *Log) barrier(ctx context.Context, now bool) error {
+	done := make(chan struct{})
+	select {
+	case l.ch <- entry{barrier: done, now: now}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.stopped:
+		return errStopped
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.stopped:
+		return errStopped
 	}
 }

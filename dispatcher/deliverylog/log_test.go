@@ -128,8 +128,9 @@ func TestAppendBarrierAttempts(t *testing.T) {
 	f.log.Append(rec("ev-a", 1, created, deliveries.StateRetrying, 2, 0, "Timeout"))
 	f.log.Append(rec("ev-a", 1, created, deliveries.StateDelivered, 3, 200, "Delivered"))
 	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
-	// Barrier waited for JetStream: the records are stored now, not eventually.
-	g.Expect(f.storedMsgs(t)).To(Equal(uint64(4)))
+	// Barrier waited for JetStream: the records are stored now, not eventually (gathered into
+	// one message: one webhook's, appended together).
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(1)))
 
 	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-a"))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -160,7 +161,8 @@ func TestAppendBarrierAttempts(t *testing.T) {
 	g.Expect(scanned).To(Equal([]int{1, 1, 2, 3}))
 	g.Expect(f.metric(t, "hookline_delivery_log_records_total")).To(BeEquivalentTo(4))
 	g.Expect(f.metric(t, "hookline_delivery_log_bytes_total")).To(BeNumerically(">", 4*300))
-	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(4))
+	g.Expect(f.metric(t, "hookline_delivery_log_messages_total")).To(BeEquivalentTo(1), "one webhook's records appended together: one message")
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_messages")).To(BeEquivalentTo(1))
 	g.Expect(f.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically(">", 4*300))
 	g.Expect(f.metric(t, "hookline_delivery_log_write_errors_total")).To(BeEquivalentTo(0))
 }
@@ -185,8 +187,9 @@ func TestScanFromContinues(t *testing.T) {
 	}
 	next, err := f.log.ScanFrom(f.ctx, testUID, time.Now().Add(-time.Hour), 0, collect)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(seqs).To(Equal([]uint64{1, 3}))
-	g.Expect(next).To(Equal(uint64(4)))
+	// The webhook's two records were gathered into one message, written before the other's.
+	g.Expect(seqs).To(Equal([]uint64{1, 1}))
+	g.Expect(next).To(Equal(uint64(3)))
 
 	f.log.Append(other)
 	f.log.Append(rec("ev-b", 2, created, deliveries.StateDelivered, 1, 200, "Delivered"))
@@ -194,14 +197,14 @@ func TestScanFromContinues(t *testing.T) {
 	seqs = nil
 	next, err = f.log.ScanFrom(f.ctx, testUID, time.Time{}, next, collect)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(seqs).To(Equal([]uint64{5}))
-	g.Expect(next).To(Equal(uint64(6)))
+	g.Expect(seqs).To(Equal([]uint64{4}))
+	g.Expect(next).To(Equal(uint64(5)))
 	// Nothing new: nothing read, the same place.
 	seqs = nil
 	next, err = f.log.ScanFrom(f.ctx, testUID, time.Time{}, next, collect)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(seqs).To(BeEmpty())
-	g.Expect(next).To(Equal(uint64(6)))
+	g.Expect(next).To(Equal(uint64(5)))
 }
 
 // A record JetStream refuses is published again until it is stored: the failure is counted and
@@ -225,7 +228,7 @@ func TestFailedWritesAreRetriedNotDropped(t *testing.T) {
 	wait, cancel2 := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel2()
 	g.Expect(f.log.Barrier(wait)).To(Succeed())
-	g.Expect(f.storedMsgs(t)).To(Equal(uint64(3)))
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(1)), "the three records gathered into one message")
 	var got []string
 	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
 		got = append(got, r.EventID)
@@ -250,7 +253,9 @@ func TestScanManyReadsSeveralWebhooksInOnePass(t *testing.T) {
 		got = append(got, r.WebhookUID+"/"+r.EventID)
 		return nil
 	})).To(Succeed())
-	g.Expect(got).To(Equal([]string{"wh-a/ev-0", "wh-b/ev-1", "wh-a/ev-3", "wh-b/ev-4"}))
+	// Each webhook's records in their order; gathered per webhook, the webhooks' messages in the
+	// order of their first records.
+	g.Expect(got).To(Equal([]string{"wh-a/ev-0", "wh-a/ev-3", "wh-b/ev-1", "wh-b/ev-4"}))
 }
 
 // Tail hands over the newest records of every webhook, oldest first: at most the limit, and only
@@ -270,8 +275,8 @@ func TestTailReadsTheNewestRecords(t *testing.T) {
 		f.log.Append(r)
 	}
 	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
-	g.Expect(tail(time.Hour, 100)).To(Equal([]string{"wh-a/ev-0", "wh-b/ev-1", "wh-c/ev-2", "wh-a/ev-3", "wh-b/ev-4", "wh-c/ev-5"}))
-	g.Expect(tail(time.Hour, 2)).To(Equal([]string{"wh-b/ev-4", "wh-c/ev-5"}))
+	g.Expect(tail(time.Hour, 100)).To(Equal([]string{"wh-a/ev-0", "wh-a/ev-3", "wh-b/ev-1", "wh-b/ev-4", "wh-c/ev-2", "wh-c/ev-5"}))
+	g.Expect(tail(time.Hour, 3)).To(Equal([]string{"wh-b/ev-4", "wh-c/ev-2", "wh-c/ev-5"}), "the newest three records, not messages")
 	g.Expect(tail(time.Hour, 0)).To(BeEmpty())
 
 	// Records stored a while after the others: a window shorter than the pause leaves the others out.
@@ -519,7 +524,7 @@ func TestCursorsAreAuthenticated(t *testing.T) {
 
 func TestReadBoundMarksIncomplete(t *testing.T) {
 	g := NewWithT(t)
-	f := newFixture(t, Config{MaxRead: 10})
+	f := newFixture(t, Config{MaxRead: 10, Batch: 1}) // the bound counts records; here one per message
 	created := time.Now()
 	f.log.Append(rec("ev-long", 100, created, deliveries.StateRetrying, 1, 500, "HTTPError"))
 	for i := range 30 {
@@ -555,10 +560,12 @@ func TestRetentionRemovesOldRecords(t *testing.T) {
 		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
 	}
 	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
-	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(10))
-	g.Eventually(func() float64 { return f.metric(t, "hookline_delivery_log_removed_records_total") }).
-		WithTimeout(15 * time.Second).WithPolling(100 * time.Millisecond).Should(BeEquivalentTo(10))
-	g.Expect(f.metric(t, "hookline_delivery_log_stored_records")).To(BeEquivalentTo(0))
+	g.Expect(f.metric(t, "hookline_delivery_log_records_total")).To(BeEquivalentTo(10))
+	msgs := f.metric(t, "hookline_delivery_log_messages_total")
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_messages")).To(Equal(msgs))
+	g.Eventually(func() float64 { return f.metric(t, "hookline_delivery_log_removed_messages_total") }).
+		WithTimeout(15 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(msgs))
+	g.Expect(f.metric(t, "hookline_delivery_log_stored_messages")).To(BeEquivalentTo(0))
 	_, err := f.log.Attempts(f.ctx, testUID, nid("ev-1"))
 	g.Expect(err).To(MatchError(ErrNotFound))
 	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
@@ -732,4 +739,124 @@ func TestNewCreatesTheStreamPatiently(t *testing.T) {
 	gaveUp := errors.New("no leader within the patience")
 	_, err = New(f.ctx, js, nil, Config{Patiently: func(context.Context, func(context.Context) error) error { return gaveUp }}, nil)
 	g.Expect(err).To(MatchError(gaveUp))
+}
+
+// The writer gathers each webhook's records into one message: until its tick (BarrierAtTick waits
+// for it), a batch of Config.Batch records, Config.Buffer records held, or a Barrier.
+func TestRecordsGatherPerWebhook(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: time.Hour, Batch: 3, Buffer: 8})
+	other := func(ev string, seq uint64) deliveries.Record {
+		r := rec(ev, seq, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		r.WebhookUID = "another-webhook"
+		return r
+	}
+	f.log.Append(rec("ev-1", 1, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	f.log.Append(other("ev-2", 2))
+	short, cancel := context.WithTimeout(f.ctx, 200*time.Millisecond)
+	defer cancel()
+	g.Expect(f.log.BarrierAtTick(short)).To(MatchError(context.DeadlineExceeded), "gathered until the tick, an hour away")
+	g.Expect(f.storedMsgs(t)).To(BeZero())
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(2)), "one message per webhook")
+	g.Expect(f.log.BarrierAtTick(f.ctx)).To(Succeed(), "nothing held: at once")
+
+	// Seven records of one webhook: two full batches go out by themselves.
+	for i := range 7 {
+		f.log.Append(rec(fmt.Sprintf("ev-b%d", i), uint64(10+i), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Eventually(f.storedMsgs).WithArguments(t).Should(Equal(uint64(4)))
+	g.Consistently(f.storedMsgs).WithArguments(t).WithTimeout(200 * time.Millisecond).Should(Equal(uint64(4)))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(5)))
+
+	// Records of many webhooks: once Buffer of them are held, all go out.
+	for i := range 8 {
+		f.log.Append(other(fmt.Sprintf("ev-c%d", i), uint64(20+i)))
+		r := rec(fmt.Sprintf("ev-d%d", i), uint64(30+i), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		r.WebhookUID = fmt.Sprintf("webhook-%d", i)
+		f.log.Append(r)
+	}
+	g.Eventually(f.storedMsgs).WithArguments(t).Should(BeNumerically(">=", uint64(5+8)))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.metric(t, "hookline_delivery_log_records_total")).To(BeEquivalentTo(2 + 7 + 16))
+	g.Expect(f.metric(t, "hookline_delivery_log_messages_total")).To(BeEquivalentTo(f.storedMsgs(t)))
+	var got []string
+	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
+		got = append(got, r.EventID)
+		return nil
+	})).To(Succeed())
+	g.Expect(got).To(Equal([]string{"ev-1", "ev-b0", "ev-b1", "ev-b2", "ev-b3", "ev-b4", "ev-b5", "ev-b6"}))
+}
+
+// Records of one message are read in their order: the later record of a notification gives its
+// state, and notifications whose newest records share a message are listed, and paged through, by
+// their place in it.
+func TestRecordsOfOneMessageKeepTheirOrder(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: time.Hour})
+	created := time.Now().Add(-time.Minute)
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateRetrying, 1, 500, "HTTPError"))
+	f.log.Append(rec("ev-b", 2, created, deliveries.StateDelivered, 1, 200, "Delivered"))
+	f.log.Append(rec("ev-a", 1, created, deliveries.StateDelivered, 2, 200, "Delivered"))
+	f.log.Append(rec("ev-c", 3, created, deliveries.StateRetrying, 1, 503, "HTTPError"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(1)))
+
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(list.Items)).To(Equal([]string{nid("ev-c"), nid("ev-a"), nid("ev-b")}))
+	g.Expect(list.Items[1].State).To(Equal(deliveries.StateDelivered))
+	g.Expect(list.Items[1].Attempts).To(Equal(2))
+	g.Expect(list.Items[1].HTTPStatus).To(Equal(200))
+
+	var paged []string
+	q := deliveries.Query{Limit: 1}
+	for range 4 {
+		page, err := f.log.Notifications(f.ctx, testUID, q)
+		g.Expect(err).NotTo(HaveOccurred())
+		paged = append(paged, ids(page.Items)...)
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	g.Expect(paged).To(Equal(ids(list.Items)), "pages of one, through one message")
+
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-a"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Records).To(HaveLen(2))
+	g.Expect(al.Records[0].Attempt).To(Equal(1))
+	g.Expect(al.Notification.State).To(Equal(deliveries.StateDelivered))
+}
+
+// Config.MaxRead bounds records, not messages: a read of messages of 32 records stops at the
+// bound.
+func TestReadBoundCountsRecords(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{MaxRead: 40})
+	for i := range 100 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(4)))
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{States: []deliveries.State{deliveries.StateDropped}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Incomplete).To(BeTrue(), "100 records to read against a bound of 40")
+	// The window is read forward: the first two messages (64 records) spend the bound.
+	_, err = f.log.Attempts(f.ctx, testUID, nid("ev-70"))
+	g.Expect(err).To(MatchError(ErrNotFound), "its message is past the bound")
+}
+
+// Without gathering (--delivery-log-gather=0) each record goes out at once, in a message of its own.
+func TestNoGathering(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: -1})
+	for i := range 3 {
+		f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Eventually(f.storedMsgs).WithArguments(t).Should(Equal(uint64(3)))
+	short, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	g.Expect(f.log.BarrierAtTick(short)).To(Succeed(), "nothing is ever held for a tick")
 }

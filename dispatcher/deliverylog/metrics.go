@@ -25,8 +25,8 @@ import (
 
 // metrics are the log's: what the writer stored, and what the stream holds and has let go.
 type metrics struct {
-	records, bytes, writeErrors prometheus.Counter
-	stream                      *streamCollector
+	records, messages, bytes, writeErrors prometheus.Counter
+	stream                                *streamCollector
 }
 
 func newMetrics(l *Log) *metrics {
@@ -34,6 +34,10 @@ func newMetrics(l *Log) *metrics {
 		records: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookline_delivery_log_records_total",
 			Help: "Delivery records written to the delivery log (acknowledged by JetStream).",
+		}),
+		messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookline_delivery_log_messages_total",
+			Help: "JetStream messages the delivery log's records were written in (a webhook's records gathered together; acknowledged by JetStream).",
 		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookline_delivery_log_bytes_total",
@@ -45,18 +49,18 @@ func newMetrics(l *Log) *metrics {
 		}),
 		stream: &streamCollector{
 			l: l,
-			stored: prometheus.NewDesc("hookline_delivery_log_stored_records",
-				"Delivery records the delivery log holds now.", nil, nil),
+			stored: prometheus.NewDesc("hookline_delivery_log_stored_messages",
+				"Messages the delivery log holds now (each holds one or more records of one webhook).", nil, nil),
 			storedBytes: prometheus.NewDesc("hookline_delivery_log_stored_bytes",
 				"Bytes the delivery log's stream holds now (records with JetStream's overhead).", nil, nil),
-			removed: prometheus.NewDesc("hookline_delivery_log_removed_records_total",
-				"Delivery records removed by retention (max age or max bytes) since the stream was created.", nil, nil),
+			removed: prometheus.NewDesc("hookline_delivery_log_removed_messages_total",
+				"Messages of delivery records removed by retention (max age or max bytes) since the stream was created.", nil, nil),
 		},
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.records, m.bytes, m.writeErrors, m.stream} {
+	for _, c := range []prometheus.Collector{m.records, m.messages, m.bytes, m.writeErrors, m.stream} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ limitations under the License.
 package deliverylog
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,11 +51,12 @@ var errBudget = errors.New("read bound reached")
 
 // position orders notifications newest first: by time (the newest record's stream time, or
 // Created for a queued notification without a record), then record-backed before queued, then
-// sequence (the newest record's, or the event's).
+// sequence (the newest record's, or the event's), then the record's place in its message.
 type position struct {
 	t     int64
 	class uint8
 	n     uint64
+	i     uint32
 }
 
 const (
@@ -72,13 +74,17 @@ func (a position) newer(b position) bool {
 	if a.class != b.class {
 		return a.class > b.class
 	}
-	return a.n > b.n
+	if a.n != b.n {
+		return a.n > b.n
+	}
+	return a.i > b.i
 }
 
 // agg is what a read learnt about one notification.
 type agg struct {
 	n            deliveries.Notification
-	newest       uint64
+	newest       uint64 // the newest record's message
+	newestIndex  uint32 // and its place in it
 	newestStream int64
 	newestKind   deliveries.Kind
 	attemptSeq   uint64 // the newest attempt record read
@@ -91,9 +97,10 @@ type agg struct {
 	records      []deliveries.Record // Attempts only
 }
 
-// add folds r, stored at seq at stream time ts, into a. Records after bound only say that the
-// notification existed.
-func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) {
+// add folds r, record i of the message stored at seq at stream time ts, into a. Records after
+// bound only say that the notification existed. The records of one message come in their order,
+// so a record at the seq already held is the newer one.
+func (a *agg) add(r *deliveries.Record, seq uint64, i uint32, ts time.Time, bound uint64) {
 	if a.minCreated.IsZero() || r.Created.Before(a.minCreated) {
 		a.minCreated = r.Created
 	}
@@ -107,12 +114,12 @@ func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) 
 		return
 	}
 	if r.Kind == deliveries.KindAttempt {
-		if seq > a.attemptSeq {
+		if seq >= a.attemptSeq {
 			a.attemptSeq, a.lastAttempt = seq, r.Attempt
 		}
 	}
-	if seq > a.newest {
-		a.newest, a.newestStream, a.newestKind = seq, ts.UnixNano(), r.Kind
+	if seq >= a.newest {
+		a.newest, a.newestIndex, a.newestStream, a.newestKind = seq, i, ts.UnixNano(), r.Kind
 		a.identify(r)
 		a.n.State, a.n.Updated, a.n.Replay, a.n.Attempts = r.State, r.At, r.Replay, r.Attempt
 	}
@@ -120,7 +127,7 @@ func (a *agg) add(r *deliveries.Record, seq uint64, ts time.Time, bound uint64) 
 		// A dropped or cancelled record written without the count: the newest attempt read.
 		a.n.Attempts = a.lastAttempt
 	}
-	if r.Reason != "" && seq > a.reasonSeq {
+	if r.Reason != "" && seq >= a.reasonSeq {
 		a.reasonSeq = seq
 		a.n.Reason, a.n.HTTPStatus = r.Reason, r.HTTPStatus
 	}
@@ -214,9 +221,10 @@ var errTooMany = errors.New("window too large")
 // readRecords reads the records of the webhooks in uids with stream time ≥ start (all when start is zero) or sequence ≥
 // startSeq, up to sequence end (exclusive), oldest first. It returns the first sequence read (0:
 // none) and how many records the consumer held from the start on (to the stream's end, not only
-// to end): uid's when uids holds one, every webhook's otherwise. Each record read spends one unit of *budget (nil: unbounded). When limit is set and
-// the stream holds more than limit records from the start on, it reads none and returns
-// errTooMany.
+// to end): uid's when uids holds one, every webhook's otherwise. Each message read spends one unit
+// of *budget (nil: unbounded; fn spends more for a message of several records), and reading stops
+// with errBudget once it is spent. When limit is set and the stream holds more than limit messages
+// from the start on, it reads none and returns errTooMany.
 func (l *Log) readRecords(ctx context.Context, uids []string, start time.Time, startSeq, end uint64, budget *int, limit uint64, fn func(seq uint64, ts time.Time, data []byte) error) (first, held uint64, err error) {
 	cfg := jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
@@ -288,6 +296,11 @@ func (l *Log) readRecords(ctx context.Context, uids []string, start time.Time, s
 				first = seq
 			}
 			if budget != nil {
+				// Checked per message too: fn spends a unit for each further record a message
+				// holds, so that the bound counts records.
+				if *budget <= 0 {
+					return first, held, errBudget
+				}
 				*budget--
 			}
 			if only != nil && !only[m.Subject()] {
@@ -323,26 +336,29 @@ func (l *Log) readRecords(ctx context.Context, uids []string, start time.Time, s
 // cursor's time on (all of them are needed to know which record of a notification is its newest),
 // then windows of stream sequences, each twice as long as the one before, ending where the
 // previous one began.
-func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec *deliveries.Record, seq uint64, ts time.Time)) error {
+func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time)) error {
 	if r.recDone {
 		return nil
 	}
 	// An unreadable record is skipped, not an error: readRecords' callback may fail, this one never does.
 	decode := func(seq uint64, ts time.Time, data []byte) error { //nolint:unparam
-		var rec deliveries.Record
-		var err error
-		if r.listing {
-			var l listed
-			err = json.Unmarshal(data, &l)
-			rec = l.record()
-		} else {
-			err = json.Unmarshal(data, &rec)
-		}
-		if err != nil {
-			r.l.log.Error(err, "Unreadable delivery record skipped", "uid", r.uid, "seq", seq)
-			return nil
-		}
-		fn(&rec, seq, ts)
+		n := eachRecord(data, func(i int, line []byte) {
+			var rec deliveries.Record
+			var err error
+			if r.listing {
+				var l listed
+				err = json.Unmarshal(line, &l)
+				rec = l.record()
+			} else {
+				err = json.Unmarshal(line, &rec)
+			}
+			if err != nil {
+				r.l.log.Error(err, "Unreadable delivery record skipped", "uid", r.uid, "seq", seq)
+				return
+			}
+			fn(&rec, seq, uint32(i), ts)
+		})
+		r.budget -= n - 1 // readRecords spent one for the message
 		return nil
 	}
 	if r.budget <= 0 {
@@ -429,14 +445,14 @@ func (r *reader) readBefore(t time.Time) bool {
 }
 
 // fold is extendRecords' fn for listing: one aggregate per notification.
-func (r *reader) fold(rec *deliveries.Record, seq uint64, ts time.Time) {
+func (r *reader) fold(rec *deliveries.Record, seq uint64, i uint32, ts time.Time) {
 	a := r.aggs[rec.NotificationID]
 	if a == nil {
 		a = &agg{}
 		r.aggs[rec.NotificationID] = a
 	}
 	r.byEvent[rec.EventSeq] = a
-	a.add(rec, seq, ts, r.bound)
+	a.add(rec, seq, i, ts, r.bound)
 }
 
 // extendQueue reads the next chunk of the queue back from its tail.
@@ -548,7 +564,7 @@ func (r *reader) items() []item {
 	for _, a := range r.aggs {
 		switch {
 		case a.newest > 0:
-			out = append(out, item{pos: position{t: a.newestStream, class: classRecord, n: a.newest}, n: a.n})
+			out = append(out, item{pos: position{t: a.newestStream, class: classRecord, n: a.newest, i: a.newestIndex}, n: a.n})
 		case a.after && a.afterKind != deliveries.KindLost && !a.n.Created.After(r.snap):
 			// First recorded after the snapshot: it was queued, not attempted, then.
 			n := a.n
@@ -733,10 +749,10 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 	found, incomplete := false, false
 	for !r.recDone {
 		var window []deliveries.Record
-		err := r.extendRecords(ctx, time.Time{}, func(rec *deliveries.Record, seq uint64, ts time.Time) {
+		err := r.extendRecords(ctx, time.Time{}, func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time) {
 			if rec.NotificationID == notificationID {
 				found = true
-				a.add(rec, seq, ts, r.bound)
+				a.add(rec, seq, i, ts, r.bound)
 				window = append(window, *rec)
 			}
 		})
@@ -792,7 +808,8 @@ func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(del
 }
 
 // ScanMany is Scan for every webhook in uids together, in one pass over the log (records of all of
-// them in stream order): the log interleaves all webhooks, so reading several together
+// them in stream order: each webhook's in their order, the webhooks' interleaved as their
+// messages were written): the log interleaves all webhooks, so reading several together
 // costs about what reading one does (the server walks the same records either way).
 func (l *Log) ScanMany(ctx context.Context, uids []string, since time.Time, fn func(deliveries.Record) error) error {
 	_, err := l.scan(ctx, uids, since, 0, func(_ uint64, rec deliveries.Record) error { return fn(rec) })
@@ -827,11 +844,13 @@ func (l *Log) scan(ctx context.Context, uids []string, since time.Time, from uin
 		start = time.Time{}
 	}
 	_, _, err = l.readRecords(ctx, uids, start, from, end, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
-		rec, ok := l.decode(seq, data)
-		if !ok {
-			return nil
-		}
-		return fn(seq, rec)
+		var err error
+		eachRecord(data, func(_ int, line []byte) {
+			if rec, ok := l.decode(seq, line); ok && err == nil {
+				err = fn(seq, rec)
+			}
+		})
+		return err
 	})
 	if err != nil {
 		return from, err
@@ -839,8 +858,8 @@ func (l *Log) scan(ctx context.Context, uids []string, since time.Time, from uin
 	return end, nil
 }
 
-// Tail calls fn for the log's newest records, oldest first: those stored within `within` before the
-// newest one, at most limit of them (the newest). The engine reads it once as it starts, to know
+// Tail calls fn for the log's newest records, oldest first (in stream order, as ScanMany): those
+// stored within `within` before the newest one, at most limit of them (the newest). The engine reads it once as it starts, to know
 // what the previous process settled but had not yet removed from its queues.
 func (l *Log) Tail(ctx context.Context, within time.Duration, limit int, fn func(deliveries.Record)) error {
 	info, err := l.stream.Info(ctx)
@@ -856,19 +875,47 @@ func (l *Log) Tail(ctx context.Context, within time.Duration, limit int, fn func
 		from = max(from, st.LastSeq-uint64(limit)+1)
 	}
 	oldest := st.LastTime.Add(-within)
+	var recs []deliveries.Record
 	_, _, err = l.readRecords(ctx, nil, time.Time{}, from, st.LastSeq+1, nil, 0, func(seq uint64, ts time.Time, data []byte) error {
 		if ts.Before(oldest) {
 			return nil
 		}
-		if rec, ok := l.decode(seq, data); ok {
-			fn(rec)
-		}
+		eachRecord(data, func(_ int, line []byte) {
+			if rec, ok := l.decode(seq, line); ok {
+				recs = append(recs, rec)
+			}
+		})
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// The messages read hold at least limit records: the newest limit of them.
+	for _, rec := range recs[max(0, len(recs)-limit):] {
+		fn(rec)
+	}
+	return nil
 }
 
-// decode decodes the record stored at seq; false (logged) when it cannot be read.
+// eachRecord calls fn with each record of a message, one JSON record per line (the writer gathers
+// a webhook's records into one message; a message holds one or more), and returns how many
+// there were.
+func eachRecord(data []byte, fn func(i int, line []byte)) int {
+	n := 0
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		fn(n, line)
+		n++
+	}
+	return n
+}
+
+// decode decodes a record of the message stored at seq; false (logged) when it cannot be read.
 func (l *Log) decode(seq uint64, data []byte) (deliveries.Record, bool) {
 	var rec deliveries.Record
 	if err := json.Unmarshal(data, &rec); err != nil {

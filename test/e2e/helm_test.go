@@ -792,9 +792,9 @@ func TestHelmTemplateDeliveryLog(t *testing.T) {
 		sts := typed[appsv1.StatefulSet](t, mustRender(t, inlineTokens+values), "StatefulSet", "hookline-dispatcher")
 		return withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--delivery-log")
 	}
-	g.Expect(args("")).To(ConsistOf("--delivery-log=true", "--delivery-log-max-age=168h", "--delivery-log-max-bytes=1073741824"))
-	g.Expect(args("dispatcher: {deliveryLog: {maxAge: 72h, maxBytes: 5368709120}}\n")).To(
-		ConsistOf("--delivery-log=true", "--delivery-log-max-age=72h", "--delivery-log-max-bytes=5368709120"))
+	g.Expect(args("")).To(ConsistOf("--delivery-log=true", "--delivery-log-max-age=168h", "--delivery-log-max-bytes=1073741824", "--delivery-log-gather=200ms"))
+	g.Expect(args("dispatcher: {deliveryLog: {maxAge: 72h, maxBytes: 5368709120, gather: \"0\"}}\n")).To(
+		ConsistOf("--delivery-log=true", "--delivery-log-max-age=72h", "--delivery-log-max-bytes=5368709120", "--delivery-log-gather=0"))
 	g.Expect(args("dispatcher: {deliveryLog: {enabled: false}}\n")).To(ConsistOf("--delivery-log=false"))
 }
 

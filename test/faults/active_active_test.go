@@ -18,6 +18,7 @@ package faults_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -388,17 +389,20 @@ func readSettlements(urls string) (map[string]time.Time, error) {
 				return nil, err
 			}
 			read = meta.Sequence.Stream
-			var r deliveries.Record
-			if err := json.Unmarshal(msg.Data(), &r); err != nil {
-				return nil, fmt.Errorf("undecodable delivery record: %w", err)
-			}
-			settles := r.Kind == deliveries.KindDropped || r.Kind == deliveries.KindCancelled ||
-				r.Kind == deliveries.KindAttempt && r.State.Final() && r.State != deliveries.StateLost
-			if !settles {
-				continue
-			}
-			if at, seen := out[r.NotificationID]; !seen || meta.Timestamp.Before(at) {
-				out[r.NotificationID] = meta.Timestamp
+			// A message holds one webhook's records written together, one per line.
+			for line := range bytes.SplitSeq(msg.Data(), []byte("\n")) {
+				var r deliveries.Record
+				if err := json.Unmarshal(line, &r); err != nil {
+					return nil, fmt.Errorf("undecodable delivery record: %w", err)
+				}
+				settles := r.Kind == deliveries.KindDropped || r.Kind == deliveries.KindCancelled ||
+					r.Kind == deliveries.KindAttempt && r.State.Final() && r.State != deliveries.StateLost
+				if !settles {
+					continue
+				}
+				if at, seen := out[r.NotificationID]; !seen || meta.Timestamp.Before(at) {
+					out[r.NotificationID] = meta.Timestamp
+				}
 			}
 		}
 		if err := batch.Error(); err != nil {

@@ -42,6 +42,7 @@ spec:
         {{- if $d.deliveryLog.enabled }}
         - --delivery-log-max-age={{ $d.deliveryLog.maxAge }}
         - --delivery-log-max-bytes={{ $d.deliveryLog.maxBytes | int64 }}
+        - --delivery-log-gather={{ $d.deliveryLog.gather }}
         {{- end }}
         - --replay-max-per-namespace={{ $d.replay.maxPerNamespace | int64 }}
         {{- if $d.tls.existingSecret }}
