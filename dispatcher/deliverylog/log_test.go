@@ -18,8 +18,8 @@ package deliverylog
 
 import (
 	"context"
-	"flag"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"sync"
