@@ -333,7 +333,7 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	var (
 		buf     []byte // encoding scratch, reused: a batch keeps a copy
 		batches = map[string]*batch{}
-		order   []*batch // in the order of their first records, flushed ones included
+		order   []*batch // batches, in the order of their first records since the last tick
 		held    int      // records in batches
 		fence   []chan struct{}
 	)
@@ -346,7 +346,6 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 		}
 	}
 	flush := func(b *batch) bool {
-		delete(batches, b.subj)
 		held -= b.n
 		data, n := b.data, b.n
 		b.data, b.n = nil, 0
@@ -364,6 +363,7 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 				return false
 			}
 		}
+		clear(batches)
 		clear(order)
 		order = order[:0]
 		if len(fence) > 0 && !send(inflight{fence: fence}) {
@@ -409,16 +409,16 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 		}
 		subj := subject(r.WebhookUID)
 		b := batches[subj]
-		if b != nil && len(b.data)+1+len(buf) > maxMessage {
-			if !flush(b) {
-				return
-			}
-			b = nil
-		}
 		if b == nil {
-			b = &batch{subj: subj, data: make([]byte, 0, max(2*len(buf), 1024))}
+			b = &batch{subj: subj}
 			batches[subj] = b
 			order = append(order, b)
+		}
+		if b.n > 0 && len(b.data)+1+len(buf) > maxMessage && !flush(b) {
+			return
+		}
+		if b.n == 0 {
+			b.data = make([]byte, 0, max(2*len(buf), 1024))
 		} else {
 			b.data = append(b.data, '\n')
 		}

@@ -870,3 +870,43 @@ func TestNoGathering(t *testing.T) {
 	defer cancel()
 	g.Expect(f.log.BarrierAtTick(short)).To(Succeed(), "nothing is ever held for a tick")
 }
+
+// Tail reads windows back from the end until they hold the limit, whether messages hold one
+// record or many.
+func TestTailAcrossWindows(t *testing.T) {
+	for _, gather := range []time.Duration{0, -1} {
+		g := NewWithT(t)
+		f := newFixture(t, Config{Gather: gather})
+		for i := range 300 {
+			f.log.Append(rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+		}
+		g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+		var got, want []string
+		g.Expect(f.log.Tail(f.ctx, time.Hour, 70, func(r deliveries.Record) { got = append(got, r.EventID) })).To(Succeed())
+		for i := 230; i < 300; i++ {
+			want = append(want, fmt.Sprintf("ev-%d", i))
+		}
+		g.Expect(got).To(Equal(want), "gather %s", gather)
+	}
+}
+
+// A hostile receiver cannot forge a record by answering with a line break and a record of its
+// own: records are one per line, and every string in a record is JSON-escaped.
+func TestAnswerCannotForgeARecord(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: time.Hour})
+	forged := "\n" + `{"kind":"attempt","webhookUid":"` + testUID + `","webhookNotificationId":"` + nid("ev-forged") + `","state":"delivered"}` + "\n"
+	r := rec("ev-a", 1, time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError")
+	r.Response, r.Message = forged, forged
+	f.log.Append(r)
+	f.log.Append(rec("ev-b", 2, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(1)), "both records in one message")
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ids(list.Items)).To(ConsistOf(nid("ev-a"), nid("ev-b")))
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-a"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Records).To(HaveLen(1))
+	g.Expect(al.Records[0].Response).To(Equal(forged))
+}

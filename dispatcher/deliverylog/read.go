@@ -870,29 +870,56 @@ func (l *Log) Tail(ctx context.Context, within time.Duration, limit int, fn func
 	if st.Msgs == 0 || limit <= 0 {
 		return nil
 	}
-	from := st.FirstSeq
-	if st.LastSeq >= uint64(limit) {
-		from = max(from, st.LastSeq-uint64(limit)+1)
-	}
 	oldest := st.LastTime.Add(-within)
-	var recs []deliveries.Record
-	_, _, err = l.readRecords(ctx, nil, time.Time{}, from, st.LastSeq+1, nil, 0, func(seq uint64, ts time.Time, data []byte) error {
-		if ts.Before(oldest) {
-			return nil
+	// Windows of messages read back from the end (each forward) until they hold limit records or
+	// reach before oldest. A message holds up to Config.Batch records, so the first window decodes
+	// at most limit of them; the next ones are sized from the records per message read so far.
+	var (
+		windows       [][]deliveries.Record // newest first
+		have, decoded int
+		end           = st.LastSeq + 1
+		perMsg        = float64(l.cfg.Batch)
+		reachedOldest bool
+	)
+	for end > st.FirstSeq && have < limit && !reachedOldest {
+		from := st.FirstSeq
+		if w := uint64(math.Ceil(float64(limit-have) / perMsg)); end-st.FirstSeq > w {
+			from = end - w
 		}
-		eachRecord(data, func(_ int, line []byte) {
-			if rec, ok := l.decode(seq, line); ok {
-				recs = append(recs, rec)
+		var window []deliveries.Record
+		_, _, err = l.readRecords(ctx, nil, time.Time{}, from, end, nil, 0, func(seq uint64, ts time.Time, data []byte) error {
+			if ts.Before(oldest) {
+				reachedOldest = true
+				return nil
 			}
+			decoded++
+			eachRecord(data, func(_ int, line []byte) {
+				if rec, ok := l.decode(seq, line); ok {
+					window = append(window, rec)
+				}
+			})
+			return nil
 		})
-		return nil
-	})
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
+		windows = append(windows, window)
+		have += len(window)
+		if decoded > 0 {
+			perMsg = max(1, float64(have)/float64(decoded))
+		}
+		end = from
 	}
-	// The messages read hold at least limit records: the newest limit of them.
-	for _, rec := range recs[max(0, len(recs)-limit):] {
-		fn(rec)
+	// Oldest first; the newest limit records.
+	skip := max(0, have-limit)
+	for i := len(windows) - 1; i >= 0; i-- {
+		for _, rec := range windows[i] {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			fn(rec)
+		}
 	}
 	return nil
 }
