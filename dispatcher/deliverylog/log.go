@@ -69,6 +69,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -331,7 +332,7 @@ type batch struct {
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
 	var (
-		buf     []byte // encoding scratch, reused: a batch keeps a copy
+		spill   []byte // a record that did not fit its batch, on its way to the next
 		batches = map[string]*batch{}
 		order   []*batch // batches, in the order of their first records since the last tick
 		held    int      // records in batches
@@ -400,13 +401,6 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			continue
 		}
-		var err error
-		buf, err = appendRecord(buf[:0], r)
-		if err != nil { // a time JSON cannot hold; never silent
-			l.metrics.writeErrors.Inc()
-			l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
-			continue
-		}
 		subj := subject(r.WebhookUID)
 		b := batches[subj]
 		if b == nil {
@@ -414,15 +408,31 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			batches[subj] = b
 			order = append(order, b)
 		}
-		if b.n > 0 && len(b.data)+1+len(buf) > maxMessage && !flush(b) {
-			return
-		}
+		// Encoded straight into the batch (a scratch copy was a third of the writer's time).
 		if b.n == 0 {
-			b.data = make([]byte, 0, max(2*len(buf), 1024))
-		} else {
+			b.data = getBuffer()
+		}
+		end := len(b.data)
+		if b.n > 0 {
 			b.data = append(b.data, '\n')
 		}
-		b.data = append(b.data, buf...)
+		var err error
+		b.data, err = appendRecord(b.data, r)
+		if err != nil { // a time JSON cannot hold; never silent
+			b.data = b.data[:end]
+			l.metrics.writeErrors.Inc()
+			l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
+			continue
+		}
+		if b.n > 0 && len(b.data) > maxMessage {
+			// It opens the next message.
+			spill = append(spill[:0], b.data[end+1:]...)
+			b.data = b.data[:end]
+			if !flush(b) {
+				return
+			}
+			b.data = append(getBuffer(), spill...)
+		}
 		b.n++
 		held++
 		switch {
@@ -436,6 +446,21 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			}
 		}
 	}
+}
+
+// buffers holds batch buffers whose messages JetStream acknowledged, for the next batches: reusing
+// a buffer already grown to a batch's size saves growing one from nothing for every batch. A new
+// one holds about three typical records.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func getBuffer() []byte { return (*buffers.Get().(*[]byte))[:0] }
+
+func putBuffer(b []byte) {
+	if cap(b) > 2*maxMessage {
+		return
+	}
+	b = b[:0]
+	buffers.Put(&b)
 }
 
 // publishAsync publishes data until JetStream takes it; false when ctx ended first.
@@ -465,6 +490,9 @@ func (l *Log) confirm(ctx context.Context, in <-chan inflight) {
 			return
 		}
 		l.flying.Release(int64(p.n))
+		if p.data != nil {
+			putBuffer(p.data)
+		}
 		for _, b := range p.fence {
 			close(b)
 		}

@@ -18,6 +18,7 @@ package deliverylog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -909,4 +910,40 @@ func TestAnswerCannotForgeARecord(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(al.Records).To(HaveLen(1))
 	g.Expect(al.Records[0].Response).To(Equal(forged))
+}
+
+// A batch stays under maxMessage bytes: the record that would cross it opens the next message.
+// A record that cannot be encoded leaves its batch as it was.
+func TestBatchesStayUnderTheMessageBound(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: time.Hour})
+	big := strings.Repeat("x", 20<<10) // three fit in a message, four do not
+	for i := range 7 {
+		r := rec(fmt.Sprintf("ev-%d", i), uint64(i+1), time.Now(), deliveries.StateRetrying, 1, 500, "HTTPError")
+		r.Response = big
+		f.log.Append(r)
+		if i == 4 {
+			bad := rec("ev-bad", 99, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+			bad.At = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // JSON cannot hold it
+			f.log.Append(bad)
+		}
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(3)), "3 + 3 + 1 records")
+	g.Expect(f.metric(t, "hookline_delivery_log_write_errors_total")).To(BeEquivalentTo(1))
+	for seq := uint64(1); seq <= 3; seq++ {
+		m, err := f.log.stream.GetMsg(f.ctx, seq)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(len(m.Data)).To(BeNumerically("<=", maxMessage))
+		for line := range strings.SplitSeq(string(m.Data), "\n") {
+			g.Expect(json.Valid([]byte(line))).To(BeTrue(), "message %d: %.80q", seq, line)
+		}
+	}
+	var got []string
+	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
+		g.Expect(r.Response).To(Equal(big))
+		got = append(got, r.EventID)
+		return nil
+	})).To(Succeed())
+	g.Expect(got).To(Equal([]string{"ev-0", "ev-1", "ev-2", "ev-3", "ev-4", "ev-5", "ev-6"}))
 }

@@ -50,3 +50,26 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppend measures the delivery log's typical strings: ids, names, a short JSON answer.
+func BenchmarkAppend(b *testing.B) {
+	strs := []string{
+		"3f2b8c4e-9d1a-4e6b-8f0c-2a7d5e9b1c34",
+		"AGREEMENT_WORKFLOW_COMPLETED",
+		"team-payments",
+		`{"xAdobeSignClientId":"CBJCHBCAABAAjA3h4eHyw4Ry1-dQFN_3xe8kAUkaEJ4z"}`,
+		"Delivered",
+	}
+	n := 0
+	for _, s := range strs {
+		n += len(s)
+	}
+	b.SetBytes(int64(n))
+	buf := make([]byte, 0, 1024)
+	for b.Loop() {
+		buf = buf[:0]
+		for _, s := range strs {
+			buf = Append(buf, s, true)
+		}
+	}
+}
