@@ -46,6 +46,7 @@ func main() {
 	flag.IntVar(&o.recoverProfileSeconds, "recover-profile-seconds", 10, "Length of each recover scenario CPU profile.")
 	flag.StringVar(&o.heapProfile, "heapprofile", "", "Write the dispatcher's heap profile, taken with the backlog queued, to this file.")
 	flag.StringVar(&o.replicasProfile, "replicas-cpuprofile", "", "Write the CPU profile of the first active-active replica (the one embedding NATS), taken over the first half of each replicas run, to this path with the replica count appended (.1, .2, .3).")
+	flag.IntVar(&o.logRounds, "deliverylog-rounds", 3, "Pairs of throughput runs in the deliverylog scenario (log off and on; the second pair on first, and so on, alternating); its ratio is their median. The backlog runs once per mode.")
 	flag.StringVar(&o.logProfile, "deliverylog-profile", "", "Write the dispatcher's profiles of the deliverylog scenario to this path with suffixes: .cpu.off and .cpu.on (CPU, over the second half of each throughput run), .peakheap.off and .peakheap.on (heap at the highest RSS of each backlog run, queueing and drain).")
 	flag.StringVar(&o.apiserverProfile, "apiserver-cpuprofile", "", "Write the API server's CPU profile, taken during the throughput scenario, to this file; also print each process's CPU per delivery and the API server's requests per second.")
 	flag.StringVar(&o.peakHeapProfile, "peak-heapprofile", "", "Write the dispatcher's heap profile taken at the highest RSS while the backlog is being queued to this file, and the one at the highest RSS while it drains to this file + \".drain\".")
@@ -55,7 +56,7 @@ func main() {
 	})
 	flag.Parse()
 	if o.smoke {
-		o.duration, o.backlog, o.cpWebhooks, o.recover = smokeDuration, 2_000, 200, 1_000
+		o.duration, o.backlog, o.cpWebhooks, o.recover, o.logRounds = smokeDuration, 2_000, 200, 1_000, 2
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -84,6 +85,8 @@ type options struct {
 	peakHeapProfile string
 	// apiserverProfile is the API server's CPU profile during the throughput scenario.
 	apiserverProfile string
+	// logRounds is the number of throughput pairs of the deliverylog scenario.
+	logRounds int
 	// logProfile is the deliverylog scenario's profiles' path prefix.
 	logProfile string
 	// replicasProfile is the replicas scenario's profiles' path prefix.

@@ -18,6 +18,8 @@ package main
 
 import (
 	"context"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +114,25 @@ func TestHungEvents(t *testing.T) {
 		}
 		if got := hungEvents(n, 10); got != hung {
 			t.Errorf("hungEvents(%d, 10) = %d, want %d", n, got, hung)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{0.9}, 0.9},
+		{[]float64{1.1, 0.8, 0.95}, 0.95},
+		{[]float64{1.0, 0.8, 0.9, 0.7}, 0.85},
+	} {
+		xs := slices.Clone(c.xs)
+		if got := median(xs); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
+		}
+		if !slices.Equal(xs, c.xs) {
+			t.Errorf("median changed its argument: %v", xs)
 		}
 	}
 }
