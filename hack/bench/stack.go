@@ -85,6 +85,8 @@ type stack struct {
 	// startDispatcher); dispatchers counts the ones started.
 	dispatcherArgs []string
 	dispatchers    int
+	// dataDir is the current dispatcher's data directory.
+	dataDir string
 }
 
 func freeAddr() string {
@@ -173,7 +175,8 @@ func (s *stack) startDispatcher(extra ...string) error {
 	if s.dispatchers > 1 {
 		data, name = fmt.Sprintf("data-%d", s.dispatchers), fmt.Sprintf("dispatcher-%d", s.dispatchers)
 	}
-	args := append(slices.Clone(s.dispatcherArgs[1:]), "--data-dir="+filepath.Join(s.dir, data))
+	s.dataDir = filepath.Join(s.dir, data)
+	args := append(slices.Clone(s.dispatcherArgs[1:]), "--data-dir="+s.dataDir)
 	args = append(append(args, dispatcherExtraArgs...), extra...)
 	s.dispatcher = exec.Command(s.dispatcherArgs[0], args...)
 	if err := start(s.dir, name, s.dispatcher); err != nil {
@@ -187,10 +190,17 @@ func (s *stack) startDispatcher(extra ...string) error {
 }
 
 // restartDispatcher stops the dispatcher (as Kubernetes does: SIGTERM) and starts a new one on an
-// empty data directory with the extra flags: the webhooks stay, their queues start empty.
+// empty data directory with the extra flags: the webhooks stay, their queues start empty. The old
+// data directory is removed (unless HOOKLINE_BENCH_KEEP is set): nothing reads it again, and the
+// kernel would otherwise spend the next runs' CPU writing its gigabytes back to disk.
 func (s *stack) restartDispatcher(extra ...string) error {
 	_ = s.dispatcher.Process.Signal(syscall.SIGTERM)
 	_ = s.dispatcher.Wait()
+	if os.Getenv("HOOKLINE_BENCH_KEEP") == "" {
+		if err := os.RemoveAll(s.dataDir); err != nil {
+			return err
+		}
+	}
 	return s.startDispatcher(extra...)
 }
 
