@@ -322,6 +322,31 @@ type batch struct {
 	n    int
 }
 
+// add encodes r at the end of the batch: straight into it, since a scratch copy was a third of the
+// writer's time. A record that would take a batch of others past maxMessage is not added but
+// copied to spill (over), for the caller to publish the batch first; one that cannot be encoded
+// leaves the batch as it was.
+func (b *batch) add(r *deliveries.Record, spill *[]byte) (over bool, err error) {
+	if b.n == 0 {
+		b.data = getBuffer()
+	}
+	end := len(b.data)
+	if b.n > 0 {
+		b.data = append(b.data, '\n')
+	}
+	if b.data, err = appendRecord(b.data, r); err != nil {
+		b.data = b.data[:end]
+		return false, err
+	}
+	if b.n > 0 && len(b.data) > maxMessage {
+		*spill = append((*spill)[:0], b.data[end+1:]...)
+		b.data = b.data[:end]
+		return true, nil
+	}
+	b.n++
+	return false, nil
+}
+
 // publish encodes the records in Append order, gathers them into one batch per webhook and
 // publishes the batches (in the order of their first records) without waiting for
 // acknowledgements: a batch when it holds Config.Batch
@@ -408,32 +433,19 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			batches[subj] = b
 			order = append(order, b)
 		}
-		// Encoded straight into the batch (a scratch copy was a third of the writer's time).
-		if b.n == 0 {
-			b.data = getBuffer()
-		}
-		end := len(b.data)
-		if b.n > 0 {
-			b.data = append(b.data, '\n')
-		}
-		var err error
-		b.data, err = appendRecord(b.data, r)
+		over, err := b.add(r, &spill)
 		if err != nil { // a time JSON cannot hold; never silent
-			b.data = b.data[:end]
 			l.metrics.writeErrors.Inc()
 			l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			continue
 		}
-		if b.n > 0 && len(b.data) > maxMessage {
-			// It opens the next message.
-			spill = append(spill[:0], b.data[end+1:]...)
-			b.data = b.data[:end]
+		if over {
+			// The record opens the next message.
 			if !flush(b) {
 				return
 			}
-			b.data = append(getBuffer(), spill...)
+			b.data, b.n = append(getBuffer(), spill...), 1
 		}
-		b.n++
 		held++
 		switch {
 		case b.n >= l.cfg.Batch:
