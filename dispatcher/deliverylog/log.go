@@ -357,10 +357,10 @@ func (b *batch) add(r *deliveries.Record, spill *[]byte) (over bool, err error) 
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
 	var (
-		spill   []byte // a record that did not fit its batch, on its way to the next
-		batches = map[string]*batch{}
-		order   []*batch // batches, in the order of their first records since the last tick
-		held    int      // records in batches
+		spill   []byte                // a record that did not fit its batch, on its way to the next
+		batches = map[string]*batch{} // by webhook uid
+		order   []*batch              // batches, in the order of their first records since the last tick
+		held    int                   // records in batches
 		fence   []chan struct{}
 	)
 	send := func(p inflight) bool {
@@ -426,11 +426,10 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			l.log.Error(errors.New("invalid webhook uid"), "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			continue
 		}
-		subj := subject(r.WebhookUID)
-		b := batches[subj]
-		if b == nil {
-			b = &batch{subj: subj}
-			batches[subj] = b
+		b := batches[r.WebhookUID]
+		if b == nil { // the subject is built once per batch, not per record
+			b = &batch{subj: subject(r.WebhookUID)}
+			batches[r.WebhookUID] = b
 			order = append(order, b)
 		}
 		over, err := b.add(r, &spill)

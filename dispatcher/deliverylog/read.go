@@ -846,7 +846,10 @@ func (l *Log) scan(ctx context.Context, uids []string, since time.Time, from uin
 	_, _, err = l.readRecords(ctx, uids, start, from, end, nil, 0, func(seq uint64, _ time.Time, data []byte) error {
 		var err error
 		eachRecord(data, func(_ int, line []byte) {
-			if rec, ok := l.decode(seq, line); ok && err == nil {
+			if err != nil {
+				return // fn refused an earlier record: the rest is not decoded
+			}
+			if rec, ok := l.decode(seq, line); ok {
 				err = fn(seq, rec)
 			}
 		})

@@ -90,13 +90,14 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 			cpuPer1000: (cpu1 - cpu0) / delivered * 1000, peakRSS: peak,
 			note: fmt.Sprintf("%d events, %d deliveries, all checked; steal %.2f cores", n, int64(delivered), steal)}, steal, nil
 	}
+	// restart starts a fresh dispatcher with the log on or off.
+	restart := func(on bool, round int) error {
+		fmt.Fprintf(os.Stderr, "bench: delivery log %s, round %d\n", logMode(on), round)
+		return s.restartDispatcher(fmt.Sprintf("--delivery-log=%v", on))
+	}
 	for i, on := range []bool{false, true} {
-		mode := "off"
-		if on {
-			mode = "on"
-		}
-		fmt.Fprintf(os.Stderr, "bench: delivery log %s\n", mode)
-		if err := s.restartDispatcher(fmt.Sprintf("--delivery-log=%v", on)); err != nil {
+		mode := logMode(on)
+		if err := restart(on, 1); err != nil {
 			return nil, err
 		}
 		pid := s.dispatcher.Process.Pid
@@ -150,26 +151,17 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 		}
 		var rate, steal [2]float64
 		for _, m := range modes {
-			mode := "off"
-			if m {
-				mode = "on"
-			}
-			fmt.Fprintf(os.Stderr, "bench: delivery log %s, round %d\n", mode, r+1)
-			if err := s.restartDispatcher(fmt.Sprintf("--delivery-log=%v", m)); err != nil {
+			if err := restart(m, r+1); err != nil {
 				return nil, err
 			}
-			t, st, err := throughput(mode, false)
+			t, st, err := throughput(logMode(m), false)
 			if err != nil {
 				return nil, err
 			}
 			rate[b2i(m)], steal[b2i(m)] = t.delivered, st
 		}
 		shares = append(shares, rate[1]/rate[0])
-		first := "off"
-		if modes[0] {
-			first = "on"
-		}
-		pairs = append(pairs, fmt.Sprintf("%.3f (%s first: off %.0f/s, on %.0f/s, steal %.2f/%.2f cores)", rate[1]/rate[0], first, rate[0], rate[1], steal[0], steal[1]))
+		pairs = append(pairs, fmt.Sprintf("%.3f (%s first: off %.0f/s, on %.0f/s, steal %.2f/%.2f cores)", rate[1]/rate[0], logMode(modes[0]), rate[0], rate[1], steal[0], steal[1]))
 	}
 
 	// The targets are reported, not enforced: a smoke run's figures mean nothing.
@@ -183,6 +175,13 @@ func deliveryLogScenario(ctx context.Context, s *stack, p *poster, o options) ([
 	on.backlog.note = fmt.Sprintf("peak RSS %+.0f MB, RSS with backlog %+.0f MB vs off (target ≤ %.0f MB%s); drain rate on ÷ off = %.3f; %s",
 		extraPeak, extraRSS, logMaxExtraRSSMB, missed(extraPeak > logMaxExtraRSSMB), on.backlog.delivered/off.backlog.delivered, on.backlog.note)
 	return []row{off.throughput, on.throughput, off.backlog, on.backlog}, nil
+}
+
+func logMode(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 func b2i(b bool) int {
