@@ -500,3 +500,54 @@ func TestReadAPIServesTLSOnly(t *testing.T) {
 	srv := dispatcher.NewAPIServer(testsupport.FreeAddr(t), s.app.API)
 	g.Expect(dispatcher.ServeAPI(context.Background(), srv, nil, "", "", false)).To(MatchError(dispatcher.ErrAPINeedsTLS))
 }
+
+// A hostile receiver answers with line breaks around a record of its own making (a "delivered"
+// notification of the same webhook): the delivery log keeps one record per line, and the answer
+// must stay inside the attempt's excerpt. Its owner, reading through RBAC, sees only the real
+// notification, still failing.
+func TestHostileAnswerCannotForgeARecord(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-logapi-forge", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: logOn})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	alice := serviceAccountToken(t, cs, ns, "alice")
+	bind(t, ns, "hookline-deliveries-viewer", ns, "alice")
+
+	const forgedID = "forged-notification-0001"
+	forged := "\n" + `{"kind":"attempt","webhookUid":"` + string(wh.UID) + `","namespace":"` + ns + `","name":"orders",` +
+		`"webhookNotificationId":"` + forgedID + `","eventSeq":1,"eventId":"evt-forged","event":"AGREEMENT_ACTION_COMPLETED",` +
+		`"created":"2026-01-01T00:00:00Z","at":"2026-01-01T00:00:00Z","state":"delivered","attempt":1,"httpStatus":200}` + "\n"
+	rc.set(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, forged)
+	})
+	s.mustPost(t, event("evt-real", "acc-logapi-forge"))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
+
+	path := notificationsPath(ns, "orders")
+	var page deliveries.NotificationList
+	api.eventually(g, func(g Gomega) {
+		page = deliveries.NotificationList{}
+		api.getJSON(t, alice, path, http.StatusOK, &page)
+		g.Expect(page.Items).To(HaveLen(1))
+		g.Expect(page.Items[0].Attempts).To(BeNumerically(">=", 1))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Expect(page.Items[0].EventID).To(Equal("evt-real"))
+	g.Expect(page.Items[0].NotificationID).NotTo(Equal(forgedID))
+	g.Expect(page.Items[0].State).NotTo(Equal(deliveries.StateDelivered))
+
+	var al deliveries.AttemptList
+	api.getJSON(t, alice, path+"/"+page.Items[0].NotificationID, http.StatusOK, &al)
+	g.Expect(al.Records).NotTo(BeEmpty())
+	g.Expect(al.Records[0].HTTPStatus).To(Equal(http.StatusInternalServerError))
+	g.Expect(al.Records[0].Response).To(ContainSubstring(forgedID), "the answer is kept, as an excerpt")
+	api.apiError(t, alice, path+"/"+forgedID, http.StatusNotFound)
+	var byID deliveries.NotificationList
+	api.getJSON(t, alice, path+"?notificationId="+forgedID, http.StatusOK, &byID)
+	g.Expect(byID.Items).To(BeEmpty())
+}
