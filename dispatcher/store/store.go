@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -70,6 +71,13 @@ const (
 	defaultDedupe  = 10 * time.Minute
 	defaultRetains = 73 * time.Hour
 )
+
+// mediumBlocks is a per-subject message limit no stream reaches. It is set only for its side
+// effect: nats-server gives a stream with a per-subject limit 4 MB message blocks instead of the
+// 8 MB of an unbounded limits stream, and the stream API has no block size of its own. Each block
+// read or written is cached whole, so the blocks held in memory while the queues are read at many
+// places at once (docs/performance.md, "Smaller blocks") take half the memory.
+const mediumBlocks = math.MaxInt64
 
 // Config says where JetStream is and how to lay the assets out.
 type Config struct {
@@ -433,15 +441,16 @@ func splitHostPort(addr string) (string, int, error) {
 func (s *Store) ensureAssets(ctx context.Context) error {
 	var err error
 	s.events, err = s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        EventsStream,
-		Description: "hookline: accepted events",
-		Subjects:    []string{eventsSubject},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      s.cfg.Retention,
-		Duplicates:  s.cfg.DedupeWindow,
-		Replicas:    s.cfg.Replicas,
-		AllowDirect: s.directGet(),
+		Name:              EventsStream,
+		Description:       "hookline: accepted events",
+		Subjects:          []string{eventsSubject},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		MaxAge:            s.cfg.Retention,
+		Duplicates:        s.cfg.DedupeWindow,
+		MaxMsgsPerSubject: mediumBlocks,
+		Replicas:          s.cfg.Replicas,
+		AllowDirect:       s.directGet(),
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", EventsStream, err)
@@ -455,9 +464,10 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 		MaxAge:      s.cfg.Retention,
 		// Notifications are published without message ids (see HOOKLINE_ROUTED): keep the
 		// smallest window JetStream allows.
-		Duplicates:  time.Second,
-		Replicas:    s.cfg.Replicas,
-		AllowDirect: s.directGet(),
+		Duplicates:        time.Second,
+		MaxMsgsPerSubject: mediumBlocks,
+		Replicas:          s.cfg.Replicas,
+		AllowDirect:       s.directGet(),
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", NotesStream, err)

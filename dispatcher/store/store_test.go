@@ -19,11 +19,15 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
 
 	"github.com/hookline/hookline/internal/testlog"
@@ -166,4 +170,80 @@ func TestEmbeddedServerLogsIntoTheDispatchersLog(t *testing.T) {
 	if !strings.Contains(logs.String(), "JetStream") {
 		t.Fatalf("the embedded server logged nothing about JetStream:\n%s", logs.String())
 	}
+}
+
+// The events and the queues are stored in 4 MB message blocks, not the 8 MB nats-server gives an
+// unbounded stream: every block read or written is held in memory whole, and a drain reads the
+// queues at a thousand places at once (docs/performance.md, "Smaller blocks").
+func TestStreamsUseMediumBlocks(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, Config{DataDir: dir})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer s.Close()
+
+	const total = 10 << 20 // more than one 8 MB block
+	now := time.Now()
+	body := bytes.Repeat([]byte("e"), 200<<10) // inline: below the default InlineMax
+	var seqs []uint64
+	for i := 0; i*len(body) < total; i++ {
+		seq, _, err := s.PutEvent(ctx, fmt.Sprintf("acc/e%d", i), body, now)
+		g.Expect(err).NotTo(HaveOccurred())
+		seqs = append(seqs, seq)
+	}
+	id := strings.Repeat("n", 4<<10) // notes are small; a long event id makes them big
+	var batch []Enqueue
+	for i := 0; i*len(id) < total; i++ {
+		batch = append(batch, Enqueue{UID: "wh-a", Note: Note{EventSeq: seqs[i%len(seqs)], EventID: id, Created: now}})
+	}
+	_, err = s.EnqueueAll(ctx, batch)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	for _, stream := range []string{EventsStream, NotesStream} {
+		blocks, err := filepath.Glob(filepath.Join(dir, "jetstream", "*", "streams", stream, "msgs", "*.blk"))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(len(blocks)).To(BeNumerically(">=", 3), "%s: %d MB in blocks of at most 4 MB", stream, total>>20)
+		for _, b := range blocks {
+			fi, err := os.Stat(b)
+			g.Expect(err).NotTo(HaveOccurred())
+			// A block is closed by the first message that does not fit.
+			g.Expect(fi.Size()).To(BeNumerically("<=", 4<<20+len(body)+1024), "%s: %s", stream, filepath.Base(b))
+		}
+	}
+}
+
+// A store created before the streams had their per-subject limit opens with it set, its events and
+// queues intact.
+func TestStreamsGainTheirLimitOnUpgrade(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	now := time.Now()
+	seq, _, err := s.PutEvent(ctx, "acc/e1", []byte(`{"id":"e1"}`), now)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.EnqueueAll(ctx, []Enqueue{{UID: "wh-a", Note: Note{EventSeq: seq, Created: now}}})
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, st := range []jetstream.Stream{s.events, s.notes} {
+		cfg := st.CachedInfo().Config
+		cfg.MaxMsgsPerSubject = -1 // as created before
+		_, err := s.js.UpdateStream(ctx, cfg)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	s.Close()
+
+	s = open(t, dir)
+	defer s.Close()
+	for _, st := range []jetstream.Stream{s.events, s.notes} {
+		info, err := st.Info(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(info.Config.MaxMsgsPerSubject).To(BeEquivalentTo(mediumBlocks), info.Config.Name)
+	}
+	raw, _, err := s.GetEvent(ctx, seq)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(raw).To(MatchJSON(`{"id":"e1"}`))
+	notes, err := s.LoadNotes(ctx, "wh-a", 0, 10)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(notes).To(HaveLen(1))
 }
