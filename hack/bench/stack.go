@@ -315,7 +315,7 @@ func account(prefix string, a int) string { return fmt.Sprintf("%s-%03d", prefix
 type sink struct {
 	mu        sync.Mutex
 	expectUID map[string]string   // path → webhook uid
-	seen      map[string]struct{} // webhookNotificationId
+	seen      notificationSet     // webhookNotificationId
 	lastSeq   map[string]int64    // path → last benchSeq (order check)
 	lat       []latency
 	count     atomic.Int64
@@ -328,7 +328,7 @@ type sink struct {
 }
 
 func newSink() *sink {
-	return &sink{expectUID: map[string]string{}, seen: map[string]struct{}{}, lastSeq: map[string]int64{}}
+	return &sink{expectUID: map[string]string{}, seen: newNotificationSet(), lastSeq: map[string]int64{}}
 }
 
 func (s *sink) expect(path, uid string) {
@@ -374,10 +374,9 @@ func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.expectUID[r.URL.Path] != b.WebhookID {
 		s.wrong.Add(1)
 	}
-	if _, dup := s.seen[b.NotificationID]; dup {
+	if !s.seen.add(b.NotificationID) {
 		s.dups.Add(1)
 	} else {
-		s.seen[b.NotificationID] = struct{}{}
 		s.count.Add(1)
 		if b.Seq > 0 { // events without a sequence (large ones, read only for their ids) are not ordered
 			if b.Seq < s.lastSeq[r.URL.Path] {
