@@ -314,9 +314,9 @@ func account(prefix string, a int) string { return fmt.Sprintf("%s-%03d", prefix
 // names, and records latency and notification ids.
 type sink struct {
 	mu        sync.Mutex
-	expectUID map[string]string   // path → webhook uid
-	seen      notificationSet     // webhookNotificationId
-	lastSeq   map[string]int64    // path → last benchSeq (order check)
+	expectUID map[string]string // path → webhook uid
+	seen      notificationSet   // webhookNotificationId
+	lastSeq   map[string]int64  // path → last benchSeq (order check)
 	lat       []latency
 	count     atomic.Int64
 	dups      atomic.Int64
