@@ -324,9 +324,9 @@ type batch struct {
 
 // add encodes r at the end of the batch: straight into it, since a scratch copy was a third of the
 // writer's time. A record that would take a batch of others past maxMessage is not added but
-// copied to spill (over), for the caller to publish the batch first; one that cannot be encoded
-// leaves the batch as it was.
-func (b *batch) add(r *deliveries.Record, spill *[]byte) (over bool, err error) {
+// returned in a buffer of its own (next), to open the next message once the caller has published
+// this one; one that cannot be encoded leaves the batch as it was.
+func (b *batch) add(r *deliveries.Record) (next []byte, err error) {
 	if b.n == 0 {
 		b.data = getBuffer()
 	}
@@ -336,15 +336,15 @@ func (b *batch) add(r *deliveries.Record, spill *[]byte) (over bool, err error) 
 	}
 	if b.data, err = appendRecord(b.data, r); err != nil {
 		b.data = b.data[:end]
-		return false, err
+		return nil, err
 	}
 	if b.n > 0 && len(b.data) > maxMessage {
-		*spill = append((*spill)[:0], b.data[end+1:]...)
+		next = append(getBuffer(), b.data[end+1:]...)
 		b.data = b.data[:end]
-		return true, nil
+		return next, nil
 	}
 	b.n++
-	return false, nil
+	return nil, nil
 }
 
 // publish encodes the records in Append order, gathers them into one batch per webhook and
@@ -357,7 +357,6 @@ func (b *batch) add(r *deliveries.Record, spill *[]byte) (over bool, err error) 
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
 	var (
-		spill   []byte                // a record that did not fit its batch, on its way to the next
 		batches = map[string]*batch{} // by webhook uid
 		order   []*batch              // batches, in the order of their first records since the last tick
 		held    int                   // records in batches
@@ -432,18 +431,18 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			batches[r.WebhookUID] = b
 			order = append(order, b)
 		}
-		over, err := b.add(r, &spill)
+		next, err := b.add(r)
 		if err != nil { // a time JSON cannot hold; never silent
 			l.metrics.writeErrors.Inc()
 			l.log.Error(err, "Delivery record not written", "uid", r.WebhookUID, "notification", r.NotificationID)
 			continue
 		}
-		if over {
+		if next != nil {
 			// The record opens the next message.
 			if !flush(b) {
 				return
 			}
-			b.data, b.n = append(getBuffer(), spill...), 1
+			b.data, b.n = next, 1
 		}
 		held++
 		switch {

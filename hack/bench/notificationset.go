@@ -16,7 +16,7 @@ limitations under the License.
 
 package main
 
-import "encoding/hex"
+import "github.com/google/uuid"
 
 // notificationSet holds every webhookNotificationId the sink has seen, to catch duplicates over
 // the whole bench. A full bench sees millions; as strings they made a map the collector of the
@@ -24,17 +24,17 @@ import "encoding/hex"
 // cycle, so each scenario ran a little slower than the one before. UUID-shaped ids (all of
 // hookline's) are kept as 16 bytes in a map without pointers, which the collector does not scan.
 type notificationSet struct {
-	uuids map[[16]byte]struct{}
+	uuids map[uuid.UUID]struct{}
 	other map[string]struct{}
 }
 
 func newNotificationSet() notificationSet {
-	return notificationSet{uuids: map[[16]byte]struct{}{}, other: map[string]struct{}{}}
+	return notificationSet{uuids: map[uuid.UUID]struct{}{}, other: map[string]struct{}{}}
 }
 
 // add records id and reports whether it was new.
 func (s notificationSet) add(id string) bool {
-	if u, ok := parseUUID(id); ok {
+	if u, err := uuid.Parse(id); err == nil {
 		if _, dup := s.uuids[u]; dup {
 			return false
 		}
@@ -46,21 +46,4 @@ func (s notificationSet) add(id string) bool {
 	}
 	s.other[id] = struct{}{}
 	return true
-}
-
-// parseUUID reads the canonical 8-4-4-4-12 form.
-func parseUUID(id string) (u [16]byte, ok bool) {
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
-		return u, false
-	}
-	var hexDigits [32]byte
-	copy(hexDigits[0:8], id[0:8])
-	copy(hexDigits[8:12], id[9:13])
-	copy(hexDigits[12:16], id[14:18])
-	copy(hexDigits[16:20], id[19:23])
-	copy(hexDigits[20:32], id[24:36])
-	if _, err := hex.Decode(u[:], hexDigits[:]); err != nil {
-		return u, false
-	}
-	return u, true
 }

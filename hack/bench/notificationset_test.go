@@ -17,7 +17,10 @@ limitations under the License.
 package main
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 
 	"github.com/hookline/hookline/dispatcher/payload"
 )
@@ -28,10 +31,11 @@ func TestNotificationSetCatchesRepeats(t *testing.T) {
 	s := newNotificationSet()
 	a := payload.NotificationID("wh-1", "acc", "e1")
 	b := payload.NotificationID("wh-1", "acc", "e2")
-	if _, ok := parseUUID(a); !ok {
+	if _, err := uuid.Parse(a); err != nil {
 		t.Fatalf("%s: not read as a UUID", a)
 	}
-	flipped := a[:35] + string("0123456789abcdef"[(indexHex(a[35])+1)%16])
+	const digits = "0123456789abcdef"
+	flipped := a[:35] + string(digits[(strings.IndexByte(digits, a[35])+1)%16])
 	for _, id := range []string{a, b, flipped, "not-a-uuid", a[:35] + "g"} {
 		if !s.add(id) {
 			t.Errorf("%s: new, reported as seen", id)
@@ -45,13 +49,4 @@ func TestNotificationSetCatchesRepeats(t *testing.T) {
 	if len(s.uuids) != 3 || len(s.other) != 2 {
 		t.Errorf("%d UUIDs and %d other ids kept, want 3 and 2", len(s.uuids), len(s.other))
 	}
-}
-
-func indexHex(c byte) int {
-	for i, d := range "0123456789abcdef" {
-		if byte(d) == c {
-			return i
-		}
-	}
-	return -1
 }
