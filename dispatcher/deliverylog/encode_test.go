@@ -30,7 +30,7 @@ import (
 
 // fullRecord has every field of deliveries.Record set (by reflection, so that a field added later
 // is set too, and appendRecord must write it).
-func fullRecord(t *testing.T, s string) deliveries.Record {
+func fullRecord(t testing.TB, s string) deliveries.Record {
 	t.Helper()
 	var r deliveries.Record
 	v := reflect.ValueOf(&r).Elem()
@@ -54,10 +54,9 @@ func fullRecord(t *testing.T, s string) deliveries.Record {
 	return r
 }
 
-// appendRecord writes exactly what encoding/json writes, for every field set or empty, awkward
-// strings, times in other zones and without fractions, and Trimmed nil, empty or long.
-func TestAppendRecord(t *testing.T) {
-	g := NewWithT(t)
+// sampleRecords are records with every field set or empty, awkward strings, times in other zones
+// and without fractions, and Trimmed nil, empty or long.
+func sampleRecords(t testing.TB) []deliveries.Record {
 	berlin := time.FixedZone("CET", 3600)
 	var records []deliveries.Record
 	for _, s := range testsupport.AwkwardStrings {
@@ -77,6 +76,14 @@ func TestAppendRecord(t *testing.T) {
 			HTTPStatus: 503, Reason: "HTTPError", Response: "Service Unavailable\n", Trimmed: []string{"payload.agreement", "payload.participants"}},
 		deliveries.Record{Created: time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC), At: time.Date(0, 1, 1, 0, 0, 0, 1, time.UTC)},
 	)
+	return records
+}
+
+// appendRecord writes exactly what encoding/json writes, for every field set or empty, awkward
+// strings, times in other zones and without fractions, and Trimmed nil, empty or long.
+func TestAppendRecord(t *testing.T) {
+	g := NewWithT(t)
+	records := sampleRecords(t)
 	buf := []byte("prefix")
 	for i, r := range records {
 		want, err := json.Marshal(r)

@@ -19,7 +19,6 @@ package deliverylog
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -137,41 +136,16 @@ func (a *agg) identify(r *deliveries.Record) {
 	a.n.NotificationID, a.n.EventSeq, a.n.EventID, a.n.EventName, a.n.Created = r.NotificationID, r.EventSeq, r.EventID, r.EventName, r.Created
 }
 
-// listed is the part of a Record a listing needs: decoding only it leaves the response excerpt
-// and the names alone, which makes reading a long log about a third cheaper.
-type listed struct {
-	Kind           deliveries.Kind  `json:"kind"`
-	NotificationID string           `json:"webhookNotificationId"`
-	EventSeq       uint64           `json:"eventSeq"`
-	EventID        string           `json:"eventId"`
-	EventName      string           `json:"event"`
-	Created        time.Time        `json:"created"`
-	At             time.Time        `json:"at"`
-	State          deliveries.State `json:"state"`
-	Attempt        int              `json:"attempt"`
-	Reason         string           `json:"reason"`
-	HTTPStatus     int              `json:"httpStatus"`
-	Replay         string           `json:"replay"`
-}
-
-func (l *listed) record() deliveries.Record {
-	return deliveries.Record{
-		Kind: l.Kind, NotificationID: l.NotificationID, EventSeq: l.EventSeq, EventID: l.EventID, EventName: l.EventName,
-		Created: l.Created, At: l.At, State: l.State, Attempt: l.Attempt, Reason: l.Reason, HTTPStatus: l.HTTPStatus, Replay: l.Replay,
-	}
-}
-
 // reader is the state of one read request.
 type reader struct {
-	l       *Log
-	listing bool // decode only what a listing needs
-	uid     string
-	budget  int
-	end     uint64 // the stream's last sequence when the request began: later records are not read
-	bound   uint64 // the snapshot: records after it only witness
-	snap    time.Time
-	first   uint64    // the stream's first sequence
-	since   time.Time // no record older than this (less skew) is needed; zero: all are
+	l      *Log
+	uid    string
+	budget int
+	end    uint64 // the stream's last sequence when the request began: later records are not read
+	bound  uint64 // the snapshot: records after it only witness
+	snap   time.Time
+	first  uint64    // the stream's first sequence
+	since  time.Time // no record older than this (less skew) is needed; zero: all are
 
 	aggs    map[string]*agg
 	byEvent map[uint64]*agg
@@ -344,15 +318,7 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 	decode := func(seq uint64, ts time.Time, data []byte) error { //nolint:unparam
 		n := eachRecord(data, func(i int, line []byte) {
 			var rec deliveries.Record
-			var err error
-			if r.listing {
-				var l listed
-				err = json.Unmarshal(line, &l)
-				rec = l.record()
-			} else {
-				err = json.Unmarshal(line, &rec)
-			}
-			if err != nil {
+			if err := unmarshalRecord(line, &rec); err != nil {
 				r.l.log.Error(err, "Unreadable delivery record skipped", "uid", r.uid, "seq", seq)
 				return
 			}
@@ -631,7 +597,6 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 	if err != nil {
 		return out, err
 	}
-	r.listing = true
 	if q.Cursor == "" {
 		cur = cursor{bound: r.end, snap: r.snap.UnixNano(), pos: top}
 	} else {
@@ -948,7 +913,7 @@ func eachRecord(data []byte, fn func(i int, line []byte)) int {
 // decode decodes a record of the message stored at seq; false (logged) when it cannot be read.
 func (l *Log) decode(seq uint64, data []byte) (deliveries.Record, bool) {
 	var rec deliveries.Record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if err := unmarshalRecord(data, &rec); err != nil {
 		l.log.Error(err, "Unreadable delivery record skipped", "seq", seq)
 		return rec, false
 	}
