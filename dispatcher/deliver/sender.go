@@ -140,9 +140,10 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	if err != nil {
 		return Attempt{Reason: verify.ReasonInvalidURL, Message: err.Error()}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(echo.Header, clientID)
-	req.Header.Set("User-Agent", "hookline")
+	// Keys already canonical, set without Header.Set's canonicalisation: this runs for every delivery.
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header[echo.CanonicalHeader] = []string{clientID}
+	req.Header["User-Agent"] = []string{"hookline"}
 	for k, v := range extra {
 		req.Header[k] = v
 	}
@@ -154,7 +155,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	var respBody []byte
 	var readErr error
 	var response string
-	if len(resp.Header.Values(echo.Header)) > 0 {
+	if len(echo.Values(resp.Header)) > 0 {
 		// The header decides: the body does not matter (its start is kept for the delivery log).
 		// Give it a moment to arrive so that the connection can be reused, but do not let a receiver that stalls after the header hold
 		// its queue and an account slot until the timeout.

@@ -29,6 +29,14 @@ import (
 // names, so a receiver may answer with any capitalisation (X-ADOBESIGN-CLIENTID, ...).
 const Header = "X-AdobeSign-ClientId"
 
+// CanonicalHeader is Header as net/http keys it in an http.Header. Header.Values(Header) would
+// canonicalise the name again, allocating, at every delivery: index the map with this instead.
+var CanonicalHeader = http.CanonicalHeaderKey(Header)
+
+// Values returns the echo header's values in h (h.Values(Header), without canonicalising the name
+// again).
+func Values(h http.Header) []string { return h[CanonicalHeader] }
+
 // BodyKey is the JSON body key a receiver may echo the client id in.
 const BodyKey = "xAdobeSignClientId"
 
@@ -53,7 +61,7 @@ const (
 // as JSON and its BodyKey (or, leniently, the header name used as a key, as one Adobe KB article
 // writes it) compared.
 func Check(h http.Header, body []byte, clientID string) Result {
-	if vals := h.Values(Header); len(vals) > 0 {
+	if vals := Values(h); len(vals) > 0 {
 		for _, v := range vals {
 			if v == clientID {
 				return Echoed

@@ -17,7 +17,10 @@ limitations under the License.
 package echo
 
 import (
+	"bufio"
 	"net/http"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +56,22 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("Check = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Values finds the echo header however the receiver spelled its name on the wire, as
+// Header.Values(Header) does.
+func TestValuesReadsTheHeaderInAnyCase(t *testing.T) {
+	raw := "HTTP/1.1 200 OK\r\nx-adobesign-clientid: a\r\nX-ADOBESIGN-CLIENTID: b\r\nX-AdobeSign-ClientId: c\r\nContent-Length: 0\r\n\r\n"
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := Values(resp.Header), resp.Header.Values(Header)
+	if !slices.Equal(got, want) || len(got) != 3 {
+		t.Fatalf("Values = %q, Header.Values = %q", got, want)
+	}
+	if Values(http.Header{}) != nil {
+		t.Fatal("Values of an empty header")
 	}
 }
