@@ -275,6 +275,15 @@ func (s *Store) QueueReads() (index, sweep, stream uint64) {
 	return s.indexReads.Load(), s.sweepReads.Load(), s.streamReads.Load()
 }
 
+// SweepMisses returns, by reason (MissReasons), how many queue reads the sweep left to JetStream
+// since the store opened; nil when the store has no sweep (shared queues).
+func (s *Store) SweepMisses() map[string]uint64 {
+	if s.sweep == nil {
+		return nil
+	}
+	return s.sweep.missCounts()
+}
+
 // Open starts (or connects to) JetStream and creates or updates the assets.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DedupeWindow <= 0 {

@@ -18,6 +18,7 @@ package store
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -106,7 +107,34 @@ type sweep struct {
 	// each queue's next read filled the budget.
 	loadedTo map[string]uint64
 	reads    uint64 // clock of the queues' last reads, for dropping the least recent
+	// missed counts the reads left to the stream, by reason (SweepMisses).
+	missed map[string]uint64
 }
+
+// Why the sweep left a read to the stream (Store.SweepMisses, the metric
+// hookline_store_sweep_misses_total): every such read walks the notes stream.
+const (
+	// MissNearEnd: no pass runs, and the read starts near the stream's end (a short walk).
+	MissNearEnd = "near-end"
+	// MissNoPass: no pass runs yet (fewer than sweepMinQueues queues missed far behind, or the
+	// last pass started less than sweepMinGap ago).
+	MissNoPass = "no-pass"
+	// MissFloor: the read starts below what the pass holds for the queue: its list was dropped
+	// for the budget, or the queue was purged, or its reader read past the pass from the stream.
+	MissFloor = "floor"
+	// MissCut: the queue's list was cut at sweepPerQueue notes (or at a note that did not decode)
+	// and the read goes past what it holds.
+	MissCut = "cut"
+	// MissBudget: the lists held sweepTotal notes, so the pass could not read on.
+	MissBudget = "budget"
+	// MissFar: the answer was more than sweepMaxFetches fetches ahead of the pass.
+	MissFar = "far"
+	// MissEnded: the pass ended (a fetch failed), or the read was cancelled.
+	MissEnded = "ended"
+)
+
+// MissReasons lists the reasons of SweepMisses.
+var MissReasons = []string{MissNearEnd, MissNoPass, MissFloor, MissCut, MissBudget, MissFar, MissEnded}
 
 // sweptQueue is one queue's part of a pass. A queue without one is covered from the pass's start
 // (sequence 1) and has no notes yet.
@@ -124,7 +152,7 @@ type sweptQueue struct {
 // stored so far that the delivery engine may know of.
 func newSweep(fetch func(ctx context.Context, from uint64, n int) ([]sweptNote, error), stored func() uint64) *sweep {
 	return &sweep{fetch: fetch, stored: stored, now: time.Now, deep: sweepDeep, queues: map[string]*sweptQueue{}, misses: map[string]struct{}{},
-		purgingNow: map[string]int{}, loadedTo: map[string]uint64{}}
+		purgingNow: map[string]int{}, loadedTo: map[string]uint64{}, missed: map[string]uint64{}}
 }
 
 // load answers a read of uid's queue (limit notes from sequence from on) when it can prove the
@@ -140,11 +168,11 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 	defer s.mu.Unlock()
 	for fetches := 0; ; {
 		if s.pass == 0 {
-			return s.missLocked(uid, deep)
+			return s.missLocked(uid, deep, MissNoPass)
 		}
 		q := s.queueLocked(uid)
 		if from < q.floor {
-			return s.missLocked(uid, deep)
+			return s.missLocked(uid, deep, MissFloor)
 		}
 		// Notes below from are with the reader already (it reads on from its last one).
 		i := indexOf(q.notes, from)
@@ -160,8 +188,15 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 			}
 			return slices.Clone(q.notes[:n]), true
 		}
-		if q.cut || s.ended || s.total >= sweepTotal || fetches >= sweepMaxFetches || ctx.Err() != nil {
-			return s.missLocked(uid, deep)
+		switch {
+		case q.cut:
+			return s.missLocked(uid, deep, MissCut)
+		case s.ended || ctx.Err() != nil:
+			return s.missLocked(uid, deep, MissEnded)
+		case s.total >= sweepTotal:
+			return s.missLocked(uid, deep, MissBudget)
+		case fetches >= sweepMaxFetches:
+			return s.missLocked(uid, deep, MissFar)
 		}
 		if s.fetching != nil {
 			ch := s.fetching
@@ -180,7 +215,11 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 
 // missLocked counts a read the sweep did not answer (deep: far behind the stream's end) and starts
 // a new pass when enough queues missed so.
-func (s *sweep) missLocked(uid string, deep bool) ([]Note, bool) {
+func (s *sweep) missLocked(uid string, deep bool, reason string) ([]Note, bool) {
+	if !deep && s.pass == 0 {
+		reason = MissNearEnd
+	}
+	s.missed[reason]++
 	if !deep {
 		return nil, false
 	}
@@ -291,6 +330,13 @@ func cmpUint(a, b uint64) int {
 		return 1
 	}
 	return 0
+}
+
+// missCounts returns how many reads the sweep left to the stream, by reason.
+func (s *sweep) missCounts() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.missed)
 }
 
 // loaded tells the sweep that uid's reader loaded the queue's notes below next (a read the sweep

@@ -159,6 +159,7 @@ func TestSweepDrainsManyQueuesInOnePass(t *testing.T) {
 	}
 	t.Logf("%d reads answered by the sweep, %d walked; %d notes fetched in %d fetches for %d stored; at most %d held", answered, walked, m.fetched, m.fetches, queues*perQueue, s.peak)
 	g.Expect(walked).To(BeNumerically("<=", sweepMinQueues), "only the reads before the pass started walk")
+	g.Expect(s.missCounts()).To(Equal(map[string]uint64{MissNoPass: uint64(walked)}))
 	g.Expect(m.fetched).To(BeNumerically("<=", queues*perQueue), "no note is fetched twice")
 	// Each queue's next read-ahead and part of the one after; holding the notes read before the
 	// drain too would take a read-ahead more per queue.
@@ -180,6 +181,7 @@ func TestSweepLeavesASingleBacklogToTheStream(t *testing.T) {
 		g.Expect(ok).To(BeFalse())
 	}
 	g.Expect(m.fetches).To(BeZero())
+	g.Expect(s.missCounts()).To(Equal(map[string]uint64{MissNearEnd: 16}))
 }
 
 // Reads near the stream's end (queues keeping up under load, whose walks are short) neither start a
@@ -202,6 +204,7 @@ func TestSweepLeavesReadsNearTheEndToTheStream(t *testing.T) {
 	}
 	g.Expect(m.fetches).To(BeZero())
 	g.Expect(s.pass).To(BeZero())
+	g.Expect(s.missCounts()).To(Equal(map[string]uint64{MissNearEnd: 4 * sweepMinQueues}))
 }
 
 // Whatever is queued, removed and purged while a pass runs, every answer the sweep gives is the
@@ -395,4 +398,30 @@ func TestSweepLeavesACorruptNoteToTheStream(t *testing.T) {
 	g.Expect(seqs(got)).To(Equal(m.answer("w0", 1, 5)))
 	_, ok = s.load(ctx, "w0", m.byUID["w0"][4]+1, 100)
 	g.Expect(ok).To(BeFalse(), "the corrupt note is the stream's to report")
+	g.Expect(s.missCounts()).To(Equal(map[string]uint64{MissNoPass: sweepMinQueues, MissCut: 1}))
+}
+
+// Each read the sweep leaves to the stream is counted under its reason (the metric
+// hookline_store_sweep_misses_total): here no pass yet, a read below what the pass holds, and a
+// queue cut at its cap.
+func TestSweepCountsWhyItLeavesReads(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	m := interleaved(sweepPerQueue + 88)
+	s := newSweep(m.fetch, m.stored)
+	s.deep = 1
+	for q := range sweepMinQueues {
+		_, ok := s.load(ctx, fmt.Sprintf("w%d", q), 1, 10)
+		g.Expect(ok).To(BeFalse(), "no pass yet")
+	}
+	w1 := m.byUID["w1"]
+	_, ok := s.load(ctx, "w1", 1, 10)
+	g.Expect(ok).To(BeTrue())
+	_, ok = s.load(ctx, "w1", w1[10], 10)
+	g.Expect(ok).To(BeTrue())
+	_, ok = s.load(ctx, "w1", 1, 10)
+	g.Expect(ok).To(BeFalse(), "below the floor: the pass no longer holds the queue's first notes")
+	_, ok = s.load(ctx, "w0", 1, sweepPerQueue+88)
+	g.Expect(ok).To(BeFalse(), "more than a queue's list holds")
+	g.Expect(s.missCounts()).To(Equal(map[string]uint64{MissNoPass: sweepMinQueues, MissFloor: 1, MissCut: 1}))
 }

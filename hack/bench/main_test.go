@@ -18,7 +18,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -134,5 +137,24 @@ func TestMedian(t *testing.T) {
 		if !slices.Equal(xs, c.xs) {
 			t.Errorf("median changed its argument: %v", xs)
 		}
+	}
+}
+
+// The sweep's misses are read from every series of the metric and listed by the drain's share,
+// most first.
+func TestSweepMissesFromTheMetric(t *testing.T) {
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n++
+		fmt.Fprintf(w, "# HELP hookline_store_sweep_misses_total x\nhookline_store_sweep_misses_total{reason=\"cut\"} %d\n", 10*n)
+		fmt.Fprintf(w, "hookline_store_sweep_misses_total{reason=\"floor\"} %d\nhookline_store_sweep_misses_total{reason=\"far\"} 0\nother_total 5\n", 50*n)
+	}))
+	defer srv.Close()
+	m0, m1 := sweepMisses(srv.URL), sweepMisses(srv.URL)
+	if got, want := missList(m0, m1), "sweep missed: floor 50, cut 10"; got != want {
+		t.Fatalf("%q, want %q", got, want)
+	}
+	if got := missList(m1, m1); got != "sweep missed none" {
+		t.Fatalf("%q", got)
 	}
 }

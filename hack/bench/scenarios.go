@@ -506,6 +506,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
 			sw0, sa0 := queueReads(s.metricsURL, "sweep")
+			miss0 := sweepMisses(s.metricsURL)
 			rc0, rm0 := removals(s.metricsURL)
 			drainStart := time.Now()
 			queued := fmt.Sprintf("pending %.0f; peak RSS while queueing %.0f MB; RSS with backlog %.0f MB; disk %.0f MB", depth, queueingPeak, rss, disk)
@@ -526,9 +527,10 @@ func run(ctx context.Context, o options) ([]row, error) {
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
 			sw1, sa1 := queueReads(s.metricsURL, "sweep")
+			miss1 := sweepMisses(s.metricsURL)
 			rc1, rm1 := removals(s.metricsURL)
-			r.note = fmt.Sprintf("%s; drain %.1fs; %s; %s; out of order %d; %d webhooks",
-				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), removalShare(rc0, rm0, rc1, rm1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+			r.note = fmt.Sprintf("%s; drain %.1fs; %s (%s); %s; out of order %d; %d webhooks",
+				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), missList(miss0, miss1), removalShare(rc0, rm0, rc1, rm1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}

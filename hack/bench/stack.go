@@ -665,6 +665,55 @@ func readShare(by string, n0, all0, n1, all1 float64) string {
 	return share(by+" answered", "queue reads", n0, all0, n1, all1)
 }
 
+// sweepMisses returns the dispatcher's queue reads the sweep left to the stream so far, by reason
+// (the label of each series of hookline_store_sweep_misses_total).
+func sweepMisses(url string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(url)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	const prefix = `hookline_store_sweep_misses_total{reason="`
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		reason, value, ok2 := strings.Cut(rest, `"} `)
+		if !ok || !ok2 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[reason] = v
+		}
+	}
+	return out
+}
+
+// missList describes the sweep's misses between two sweepMisses samples, most first: "sweep
+// missed: cut 12, floor 3" (reasons with none left out).
+func missList(m0, m1 map[string]float64) string {
+	type miss struct {
+		reason string
+		n      float64
+	}
+	var ms []miss
+	for r, v := range m1 {
+		if n := v - m0[r]; n > 0 {
+			ms = append(ms, miss{r, n})
+		}
+	}
+	if len(ms) == 0 {
+		return "sweep missed none"
+	}
+	slices.SortFunc(ms, func(a, b miss) int { return cmp.Or(cmp.Compare(b.n, a.n), strings.Compare(a.reason, b.reason)) })
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%s %.0f", m.reason, m.n)
+	}
+	return "sweep missed: " + strings.Join(parts, ", ")
+}
+
 // removals returns the dispatcher's removals of settled notes so far: by a compaction of the notes
 // stream, and in all.
 func removals(url string) (compacted, all float64) {
