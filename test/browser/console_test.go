@@ -207,6 +207,21 @@ func (b *browser) attr(sel chromedp.CSS, name string) chromedp.AttributeResult {
 	return a
 }
 
+// attrNow reads an attribute of the first element matching sel as the page is now, without
+// waiting for one to appear ("" when none matches): for polls that re-open a page until a row
+// shows up, where attr would wait on a page that no longer changes.
+func (b *browser) attrNow(sel chromedp.CSS, name string) string {
+	b.t.Helper()
+	nodes, err := chromedp.Run(b.ctx, chromedp.Nodes(chromedp.CSSAll(string(sel)), chromedp.AtLeast(0)))
+	if err != nil {
+		b.t.Fatalf("reading %s[%s]: %v", sel, name, err)
+	}
+	if len(nodes) == 0 {
+		return ""
+	}
+	return nodes[0].AttributeValue(name)
+}
+
 func (b *browser) html(sel chromedp.CSS) string {
 	b.t.Helper()
 	s, err := chromedp.Run(b.ctx, chromedp.OuterHTML(sel))

@@ -328,7 +328,8 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	g.Expect(br.attr("#done", "role").Exists).To(BeTrue())
 	g.Eventually(func() string {
 		br.open(page)
-		return br.attr(`#notifications tbody tr:has([data-test]) `, "data-state").Value
+		// Not attr: a page rendered before the notification shows would be waited on for good.
+		return br.attrNow(`#notifications tbody tr:has([data-test])`, "data-state")
 	}).WithTimeout(30 * time.Second).WithPolling(300 * time.Millisecond).Should(Equal("delivered"))
 	g.Expect(rcv.total()).To(Equal(before + 1))
 	br.do(chromedp.ScrollIntoView(chromedp.ID("log-heading")))
