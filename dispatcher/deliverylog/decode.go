@@ -18,6 +18,7 @@ package deliverylog
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -254,11 +255,16 @@ func (d *decoder) escaped(start int) ([]byte, bool) {
 			if d.i+6 > len(d.b) {
 				return nil, false
 			}
-			v, err := strconv.ParseUint(string(d.b[d.i+2:d.i+6]), 16, 16)
-			if err != nil || !hex4(d.b[d.i+2:d.i+6]) || v >= 0xD800 && v < 0xE000 {
+			// Four hex digits of either case, as JSON allows: hex.Decode takes exactly those.
+			var u [2]byte
+			if _, err := hex.Decode(u[:], d.b[d.i+2:d.i+6]); err != nil {
 				return nil, false
 			}
-			out = utf8.AppendRune(out, rune(v))
+			v := rune(u[0])<<8 | rune(u[1])
+			if v >= 0xD800 && v < 0xE000 {
+				return nil, false
+			}
+			out = utf8.AppendRune(out, v)
 			d.i += 4
 		default:
 			return nil, false
@@ -267,16 +273,6 @@ func (d *decoder) escaped(start int) ([]byte, bool) {
 		plain = d.i
 	}
 	return nil, false
-}
-
-// hex4 reports whether b is four hex digits (ParseUint alone would take a sign or underscores).
-func hex4(b []byte) bool {
-	for _, c := range b {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 // strs reads an array of strings ([] gives an empty slice, as encoding/json does).

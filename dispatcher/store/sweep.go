@@ -168,6 +168,9 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 	defer s.mu.Unlock()
 	for fetches := 0; ; {
 		if s.pass == 0 {
+			if !deep {
+				return s.missLocked(uid, deep, MissNearEnd)
+			}
 			return s.missLocked(uid, deep, MissNoPass)
 		}
 		q := s.queueLocked(uid)
@@ -216,9 +219,6 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 // missLocked counts a read the sweep did not answer (deep: far behind the stream's end) and starts
 // a new pass when enough queues missed so.
 func (s *sweep) missLocked(uid string, deep bool, reason string) ([]Note, bool) {
-	if !deep && s.pass == 0 {
-		reason = MissNearEnd
-	}
 	s.missed[reason]++
 	if !deep {
 		return nil, false

@@ -549,16 +549,8 @@ func procStats(pid int) (cpu float64, peakMB, rssMB float64) {
 // scrape returns the value of a metric from a Prometheus text endpoint: the sum of its series, or
 // one series when name ends with its labels (name{label="value"}).
 func scrape(url, name string) float64 {
-	resp, err := http.Get(url)
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	sum, found := 0.0, false
-	for sc.Scan() {
-		line := sc.Text()
+	metricLines(url, func(line string) {
 		if strings.HasPrefix(line, name+" ") || (!strings.HasSuffix(name, "}") && strings.HasPrefix(line, name+"{")) {
 			f := strings.Fields(line)
 			v, err := strconv.ParseFloat(f[len(f)-1], 64)
@@ -567,11 +559,25 @@ func scrape(url, name string) float64 {
 				found = true
 			}
 		}
-	}
+	})
 	if !found {
 		return -1
 	}
 	return sum
+}
+
+// metricLines calls fn with each line of the metrics page at url (none when it cannot be read).
+func metricLines(url string, fn func(line string)) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
 }
 
 // describeStuck says where a Webhook that is not Active stands: its name, state and conditions.
@@ -669,24 +675,17 @@ func readShare(by string, n0, all0, n1, all1 float64) string {
 // (the label of each series of hookline_store_sweep_misses_total).
 func sweepMisses(url string) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get(url)
-	if err != nil {
-		return out
-	}
-	defer resp.Body.Close()
 	const prefix = `hookline_store_sweep_misses_total{reason="`
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+	metricLines(url, func(line string) {
+		rest, ok := strings.CutPrefix(line, prefix)
 		reason, value, ok2 := strings.Cut(rest, `"} `)
 		if !ok || !ok2 {
-			continue
+			return
 		}
 		if v, err := strconv.ParseFloat(value, 64); err == nil {
 			out[reason] = v
 		}
-	}
+	})
 	return out
 }
 

@@ -52,13 +52,12 @@ func New(headroom uint64) *Tuner {
 	if headroom == 0 || os.Getenv("GOGC") != "" {
 		return nil
 	}
-	// SetGCPercent returns the setting it replaces: read it and put it back.
-	setting := debug.SetGCPercent(100)
-	debug.SetGCPercent(setting)
+	setting := int(metric("/gc/gogc:percent"))
 	if setting <= 0 {
 		return nil
 	}
-	return &Tuner{Headroom: headroom, Max: setting, Live: liveHeap, Set: func(p int) { debug.SetGCPercent(p) }}
+	return &Tuner{Headroom: headroom, Max: setting, Live: func() uint64 { return metric("/gc/heap/live:bytes") },
+		Set: func(p int) { debug.SetGCPercent(p) }}
 }
 
 // Percent returns the GOGC for a live heap of live bytes.
@@ -96,12 +95,13 @@ func (t *Tuner) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// liveHeap reads the live heap the last collection marked.
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
+// metric reads one of the runtime's uint64 metrics: the live heap the last collection marked
+// (/gc/heap/live:bytes), the GOGC in force (/gc/gogc:percent).
+func metric(name string) uint64 {
+	sample := []metrics.Sample{{Name: name}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
-	return s[0].Value.Uint64()
+	return sample[0].Value.Uint64()
 }
