@@ -31,9 +31,16 @@ const (
 	// sweepPerQueue caps the notes held for one queue: past it the queue is cut (its later notes
 	// are not held, its reads go to the stream once the held ones are read).
 	sweepPerQueue = 512
-	// sweepTotal caps the notes held for every queue together; past it the queues read least
-	// recently are dropped.
-	sweepTotal = 96 << 10
+	// The notes held for every queue together are capped at sweepShare per queue the pass serves,
+	// within sweepTotalMin and sweepTotalMax; past the cap the lists of the queues read least
+	// recently are dropped, and those queues' reads walk until the next pass. Readers of a drain
+	// do not move in step (each webhook's deliveries go at their own pace), so the pass, which
+	// must lead the fastest, holds more than one read-ahead for most: a fixed 96k for the bench's
+	// 1,000 backlogged queues dropped lists again and again and left 28 % of the reads to walks
+	// (a third of the drain's garbage); 192 per queue answered them all.
+	sweepShare    = 256
+	sweepTotalMin = 96 << 10
+	sweepTotalMax = 512 << 10
 	// sweepMinQueues is how many queues' reads must miss before a new pass starts: one queue's
 	// backlog is read as cheaply by the stream's walk, which visits only what is still queued.
 	sweepMinQueues = 8
@@ -73,7 +80,7 @@ type sweptNote struct {
 //
 // Anything else goes to the stream, as before. Passes start when reads of several queues missed
 // far behind the stream's end (sweepMinQueues, sweepDeep), at most once per sweepMinGap; they advance only while reads need them to,
-// and memory is bounded by sweepPerQueue and sweepTotal. Used with a single writer only: with
+// and memory is bounded by sweepPerQueue and the cap (budgetLocked). Used with a single writer only: with
 // shared queues another process's purges could leave a list holding removed notes.
 type sweep struct {
 	mu sync.Mutex
@@ -125,7 +132,7 @@ const (
 	// MissCut: the queue's list was cut at sweepPerQueue notes (or at a note that did not decode)
 	// and the read goes past what it holds.
 	MissCut = "cut"
-	// MissBudget: the lists held sweepTotal notes, so the pass could not read on.
+	// MissBudget: the lists held as many notes as the cap allows, so the pass could not read on.
 	MissBudget = "budget"
 	// MissFar: the answer was more than sweepMaxFetches fetches ahead of the pass.
 	MissFar = "far"
@@ -196,7 +203,7 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 			return s.missLocked(uid, deep, MissCut)
 		case s.ended || ctx.Err() != nil:
 			return s.missLocked(uid, deep, MissEnded)
-		case s.total >= sweepTotal:
+		case s.total >= s.budgetLocked():
 			return s.missLocked(uid, deep, MissBudget)
 		case fetches >= sweepMaxFetches:
 			return s.missLocked(uid, deep, MissFar)
@@ -272,9 +279,16 @@ func (s *sweep) fetchLocked(ctx context.Context) {
 		s.ended = true
 	}
 	s.peak = max(s.peak, s.total)
-	if s.total > sweepTotal {
+	if s.total > s.budgetLocked() {
 		s.dropLocked()
 	}
+}
+
+// budgetLocked is the most notes the lists may hold together: sweepShare for each queue the pass
+// serves (every queue it handed a note or that read from it), within sweepTotalMin and
+// sweepTotalMax.
+func (s *sweep) budgetLocked() int {
+	return min(max(sweepShare*len(s.queues), sweepTotalMin), sweepTotalMax)
 }
 
 // queueLocked returns uid's part of the pass. A queue the pass has no part for yet had no note
@@ -313,8 +327,9 @@ func (s *sweep) dropLocked() {
 		}
 	}
 	slices.SortFunc(held, func(a, b *sweptQueue) int { return cmpUint(a.lastRead, b.lastRead) })
+	target := s.budgetLocked() * 3 / 4
 	for _, q := range held {
-		if s.total <= sweepTotal*3/4 {
+		if s.total <= target {
 			return
 		}
 		s.total -= len(q.notes)
