@@ -50,6 +50,12 @@ type fixture struct {
 // newFixture starts an embedded JetStream (the store's), the log on it and its writer.
 func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
+	return newFixtureWithQueue(t, cfg, func(st *store.Store) Queue { return st })
+}
+
+// newFixtureWithQueue is newFixture with the log reading the store's queues through queue.
+func newFixtureWithQueue(t testing.TB, cfg Config, queue func(*store.Store) Queue) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
 	if err != nil {
@@ -59,7 +65,7 @@ func newFixture(t testing.TB, cfg Config) *fixture {
 		cfg.AccountOf = func(uid string) (string, bool) { return testAccount, uid == testUID }
 	}
 	reg := prometheus.NewRegistry()
-	l, err := New(ctx, st.JetStream(), st, cfg, reg)
+	l, err := New(ctx, st.JetStream(), queue(st), cfg, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,6 +652,61 @@ func TestPendingAtSnapshotStaysPending(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(fresh.Items[0].EventID).To(Equal("ev-p"))
 	g.Expect(fresh.Items[0].State).To(Equal(deliveries.StateDelivered))
+}
+
+// queueHook is a Queue that runs before once, ahead of the first read of the queue.
+type queueHook struct {
+	Queue
+	once   sync.Once
+	before func()
+}
+
+func (q *queueHook) LoadNotes(ctx context.Context, uid string, from uint64, limit int) ([]store.Note, error) {
+	q.once.Do(func() {
+		if q.before != nil {
+			q.before()
+		}
+	})
+	return q.Queue.LoadNotes(ctx, uid, from, limit)
+}
+
+// A notification delivered after a request took its snapshot of the log but before it read the
+// queue is gone from the queue, and its record is newer than the snapshot: the request reads the
+// records stored meanwhile once the queue is read, and lists it (pending, as it was at the
+// snapshot); its attempts are found too.
+func TestDeliveredWhileTheQueueIsReadIsListed(t *testing.T) {
+	g := NewWithT(t)
+	hook := &queueHook{}
+	f := newFixtureWithQueue(t, Config{}, func(st *store.Store) Queue { hook.Queue = st; return hook })
+	created := time.Now().Add(-time.Minute)
+	deliver := func(ev string, seq uint64) func() {
+		res, err := f.st.EnqueueAll(f.ctx, []store.Enqueue{{UID: testUID, Note: store.Note{EventSeq: seq, Created: created, EventID: ev, EventName: "AGREEMENT_CREATED"}}})
+		g.Expect(err).NotTo(HaveOccurred())
+		return func() {
+			// The engine's order: the record stored, then the note removed.
+			f.log.Append(rec(ev, seq, created, deliveries.StateDelivered, 1, 200, "Delivered"))
+			g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+			g.Expect(f.st.Remove(f.ctx, testUID, res[0].Seq)).To(Succeed())
+		}
+	}
+	f.log.Append(rec("ev-0", 1, created.Add(-time.Minute), deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+
+	hook.before = deliver("ev-1", 2)
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{})
+	g.Expect(err).NotTo(HaveOccurred())
+	// ev-0 by its record's time (now), ev-1 by its creation, a minute ago.
+	g.Expect(ids(list.Items)).To(Equal([]string{nid("ev-0"), nid("ev-1")}))
+	g.Expect(list.Items[1].State).To(Equal(deliveries.StatePending), "as it was when the listing began")
+	g.Expect(list.Incomplete).To(BeFalse())
+
+	// The attempts of a notification delivered while they are looked for.
+	hook.once, hook.before = sync.Once{}, deliver("ev-2", 3)
+	al, err := f.log.Attempts(f.ctx, testUID, nid("ev-2"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(al.Notification.State).To(Equal(deliveries.StateDelivered))
+	g.Expect(al.Records).To(HaveLen(1))
+	g.Expect(al.Records[0].HTTPStatus).To(Equal(200))
 }
 
 // The first page of a long log reads its end only, not the whole log.

@@ -43,6 +43,9 @@ const (
 	skew = 250 * time.Millisecond
 	// fetchBatch is how many records one pull request asks for.
 	fetchBatch = 2048
+	// catchUpRecords is the least a request may read of the records stored while it ran (catchUp),
+	// whatever its bound left.
+	catchUpRecords = 1024
 )
 
 // errBudget: the request read as much as Config.MaxRead allows.
@@ -171,6 +174,8 @@ type reader struct {
 	qDone      bool
 	qStarted   bool
 	qAnyLoaded bool
+	// caughtUp: the records stored since the request began were read, after the queue (catchUp).
+	caughtUp bool
 }
 
 func (l *Log) newReader(ctx context.Context, uid string) (*reader, error) {
@@ -314,19 +319,7 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 	if r.recDone {
 		return nil
 	}
-	// An unreadable record is skipped, not an error: readRecords' callback may fail, this one never does.
-	decode := func(seq uint64, ts time.Time, data []byte) error { //nolint:unparam
-		n := eachRecord(data, func(i int, line []byte) {
-			var rec deliveries.Record
-			if err := unmarshalRecord(line, &rec); err != nil {
-				r.l.log.Error(err, "Unreadable delivery record skipped", "uid", r.uid, "seq", seq)
-				return
-			}
-			fn(&rec, seq, uint32(i), ts)
-		})
-		r.budget -= n - 1 // readRecords spent one for the message
-		return nil
-	}
+	decode := r.decoder(fn)
 	if r.budget <= 0 {
 		return errBudget
 	}
@@ -394,6 +387,37 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 		r.setHorizon(m.Time)
 	}
 	return nil
+}
+
+// decoder returns readRecords' callback handing each record of a message to fn. An unreadable
+// record is skipped, not an error: readRecords' callback may fail, this one never does.
+func (r *reader) decoder(fn func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time)) func(seq uint64, ts time.Time, data []byte) error {
+	return func(seq uint64, ts time.Time, data []byte) error {
+		n := eachRecord(data, func(i int, line []byte) {
+			var rec deliveries.Record
+			if err := unmarshalRecord(line, &rec); err != nil {
+				r.l.log.Error(err, "Unreadable delivery record skipped", "uid", r.uid, "seq", seq)
+				return
+			}
+			fn(&rec, seq, uint32(i), ts)
+		})
+		r.budget -= n - 1 // readRecords spent one for the message
+		return nil
+	}
+}
+
+// catchUp hands fn the records stored since the request began (after end), once the queue has
+// been read. A notification delivered while the request read its queue is then in one or the
+// other: the engine removes a note from its queue only once the log has stored its record
+// (BarrierAtTick), so a note gone from the queue when it was read has its record stored before
+// this read. Without it, such a notification was in neither the records read (stored after the
+// request's end) nor the queue, and missing from the page.
+func (r *reader) catchUp(ctx context.Context, fn func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time)) error {
+	r.caughtUp = true
+	// What was stored during the request, usually a handful: not refused for a spent bound.
+	r.budget = max(r.budget, catchUpRecords)
+	_, _, err := r.l.readRecords(ctx, []string{r.uid}, time.Time{}, r.end+1, math.MaxUint64, &r.budget, 0, r.decoder(fn))
+	return err
 }
 
 // setHorizon records that every record stored after t is read, and ends the reading once the
@@ -648,6 +672,16 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 		if !done {
 			continue
 		}
+		if !r.caughtUp && r.qStarted && l.q != nil {
+			// Once more with the notifications delivered while the queue was read.
+			if err := r.catchUp(ctx, r.fold); errors.Is(err, errBudget) {
+				out.Incomplete = true
+			} else if err != nil {
+				return out, err
+			} else {
+				continue
+			}
+		}
 		for _, it := range page {
 			out.Items = append(out.Items, it.n)
 		}
@@ -756,6 +790,20 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 			break
 		}
 		from = ns[len(ns)-1].Seq + 1
+	}
+	// Delivered while the queue was read: its records were stored after the request's end.
+	err = r.catchUp(ctx, func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time) {
+		if rec.NotificationID == notificationID {
+			found = true
+			a.add(rec, seq, i, ts, math.MaxUint64)
+			a.records = append(a.records, *rec)
+		}
+	})
+	if err != nil && !errors.Is(err, errBudget) {
+		return deliveries.AttemptList{}, err
+	}
+	if found {
+		return deliveries.AttemptList{Notification: a.n, Records: a.records, Incomplete: err != nil}, nil
 	}
 	return deliveries.AttemptList{}, ErrNotFound
 }
