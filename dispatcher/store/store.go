@@ -741,6 +741,9 @@ func encodeNote(n Note) []byte {
 
 var errCorruptNote = errors.New("corrupt note")
 
+// eventNames holds one copy of each event name decoded: every note carries one.
+var eventNames internTable
+
 func decodeNote(b []byte) (Note, error) {
 	ev, k := binary.Uvarint(b)
 	if k <= 0 {
@@ -762,7 +765,11 @@ func decodeNote(b []byte) (Note, error) {
 		if k <= 0 || l > uint64(len(b)-k) {
 			return Note{}, errCorruptNote
 		}
-		strs[i] = string(b[k : k+int(l)])
+		if i == 1 {
+			strs[i] = eventNames.get(b[k : k+int(l)])
+		} else {
+			strs[i] = string(b[k : k+int(l)])
+		}
 		b = b[k+int(l):]
 	}
 	n.EventID, n.EventName, n.Replay = strs[0], strs[1], strs[2]
