@@ -412,12 +412,34 @@ func (r *reader) decoder(fn func(rec *deliveries.Record, seq uint64, i uint32, t
 // (BarrierAtTick), so a note gone from the queue when it was read has its record stored before
 // this read. Without it, such a notification was in neither the records read (stored after the
 // request's end) nor the queue, and missing from the page.
-func (r *reader) catchUp(ctx context.Context, fn func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time)) error {
+func (r *reader) catchUp(ctx context.Context, fn func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time)) (read bool, err error) {
 	r.caughtUp = true
-	// What was stored during the request, usually a handful: not refused for a spent bound.
+	// What was stored during the request, usually none or a message or two: read with direct
+	// gets (each walks only the messages stored since the request began; a consumer costs
+	// more than the whole read), and not refused for a spent bound.
 	r.budget = max(r.budget, catchUpRecords)
-	_, _, err := r.l.readRecords(ctx, []string{r.uid}, time.Time{}, r.end+1, math.MaxUint64, &r.budget, 0, r.decoder(fn))
-	return err
+	// Up to the end now: records keep coming, and those stored from here on are not needed.
+	info, err := r.l.stream.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("reading the delivery log: %w", err)
+	}
+	decode := r.decoder(fn)
+	for seq := r.end + 1; seq <= info.State.LastSeq; {
+		if r.budget <= 0 {
+			return read, errBudget
+		}
+		m, err := r.l.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject(r.uid)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && m.Sequence > info.State.LastSeq {
+			return read, nil
+		}
+		if err != nil {
+			return read, fmt.Errorf("reading the delivery log: %w", err)
+		}
+		r.budget--
+		_ = decode(m.Sequence, m.Time, m.Data)
+		read, seq = true, m.Sequence+1
+	}
+	return read, nil
 }
 
 // setHorizon records that every record stored after t is read, and ends the reading once the
@@ -674,11 +696,13 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 		}
 		if !r.caughtUp && r.qStarted && l.q != nil {
 			// Once more with the notifications delivered while the queue was read.
-			if err := r.catchUp(ctx, r.fold); errors.Is(err, errBudget) {
+			read, err := r.catchUp(ctx, r.fold)
+			switch {
+			case errors.Is(err, errBudget):
 				out.Incomplete = true
-			} else if err != nil {
+			case err != nil:
 				return out, err
-			} else {
+			case read:
 				continue
 			}
 		}
@@ -792,7 +816,7 @@ func (l *Log) Attempts(ctx context.Context, uid, notificationID string) (deliver
 		from = ns[len(ns)-1].Seq + 1
 	}
 	// Delivered while the queue was read: its records were stored after the request's end.
-	err = r.catchUp(ctx, func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time) {
+	_, err = r.catchUp(ctx, func(rec *deliveries.Record, seq uint64, i uint32, ts time.Time) {
 		if rec.NotificationID == notificationID {
 			found = true
 			a.add(rec, seq, i, ts, math.MaxUint64)
