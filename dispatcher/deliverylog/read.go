@@ -655,36 +655,10 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 	}
 	f := newFilter(q)
 	for {
-		items := r.items()
-		h := r.horizon(items)
-		var page []item
-		for _, it := range items {
-			if it.pos.t > h && cur.pos.newer(it.pos) && f.match(it.n) {
-				page = append(page, it)
-			}
-		}
-		slices.SortFunc(page, func(a, b item) int {
-			switch {
-			case a.pos == b.pos:
-				return 0
-			case a.pos.newer(b.pos):
-				return -1
-			}
-			return 1
-		})
-		full := len(page) >= limit
-		if full {
-			page = page[:limit]
-		}
+		page, full := r.page(cur.pos, f, limit)
 		done := full || (r.recDone && r.qDone)
-		var err error
 		if !done {
-			if !r.qDone && (r.recDone || !r.qAnyLoaded || r.hasHorizon && r.qLo.After(r.recHorizon)) {
-				err = r.extendQueue(ctx)
-			} else {
-				err = r.extendRecords(ctx, from, r.fold)
-			}
-			if errors.Is(err, errBudget) {
+			if err := r.extend(ctx, from); errors.Is(err, errBudget) {
 				out.Incomplete = true
 				done = true
 			} else if err != nil {
@@ -716,6 +690,40 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 		}
 		return out, nil
 	}
+}
+
+// page returns the notifications known to follow after (newest first) that f selects, up to
+// limit, and whether there are that many.
+func (r *reader) page(after position, f filter, limit int) (page []item, full bool) {
+	items := r.items()
+	h := r.horizon(items)
+	for _, it := range items {
+		if it.pos.t > h && after.newer(it.pos) && f.match(it.n) {
+			page = append(page, it)
+		}
+	}
+	slices.SortFunc(page, func(a, b item) int {
+		switch {
+		case a.pos == b.pos:
+			return 0
+		case a.pos.newer(b.pos):
+			return -1
+		}
+		return 1
+	})
+	if len(page) >= limit {
+		return page[:limit], true
+	}
+	return page, false
+}
+
+// extend reads on: the queue's next chunk while it is behind the records read, else the next
+// window of records (from: where the first window starts).
+func (r *reader) extend(ctx context.Context, from time.Time) error {
+	if !r.qDone && (r.recDone || !r.qAnyLoaded || r.hasHorizon && r.qLo.After(r.recHorizon)) {
+		return r.extendQueue(ctx)
+	}
+	return r.extendRecords(ctx, from, r.fold)
 }
 
 // filter is a Query's selection, as sets.
