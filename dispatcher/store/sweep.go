@@ -31,9 +31,10 @@ const (
 	// sweepPerQueue caps the notes held for one queue: past it the queue is cut (its later notes
 	// are not held, its reads go to the stream once the held ones are read).
 	sweepPerQueue = 512
-	// The notes held for every queue together are capped at sweepShare per queue the pass serves,
-	// within sweepTotalMin and sweepTotalMax; past the cap the lists of the queues read least
-	// recently are dropped, and those queues' reads walk until the next pass. Readers of a drain
+	// The notes held for every queue together are capped at sweepShare per queue reading from the
+	// pass (queues nobody reads do not raise it), within sweepTotalMin and sweepTotalMax; past
+	// the cap the lists of the queues read least recently are dropped, and those queues' reads
+	// walk until the next pass. Readers of a drain
 	// do not move in step (each webhook's deliveries go at their own pace), so the pass, which
 	// must lead the fastest, holds more than one read-ahead for most: a fixed 96k for the bench's
 	// 1,000 backlogged queues dropped lists again and again and left 28 % of the reads to walks
@@ -100,8 +101,10 @@ type sweep struct {
 	// fetchTime is how long the pass's fetches took.
 	fetchTime time.Duration
 	queues    map[string]*sweptQueue
-	total     int
-	peak      int // the most notes held at once
+	// readers counts the queues read since the pass started (budgetLocked).
+	readers int
+	total   int
+	peak    int // the most notes held at once
 	// fetching is closed when the fetch under way ends; nil when none is.
 	fetching chan struct{}
 	// misses holds the queues whose reads the sweep could not answer since the pass started.
@@ -153,6 +156,8 @@ type sweptQueue struct {
 	// cut: notes above the last one held were not kept (sweepPerQueue, or one that did not decode).
 	cut      bool
 	lastRead uint64
+	// reading: the queue's reader read since the pass started.
+	reading bool
 }
 
 // newSweep returns a sweep reading with fetch; stored returns a sequence at or above every note
@@ -181,6 +186,10 @@ func (s *sweep) load(ctx context.Context, uid string, from uint64, limit int) (n
 			return s.missLocked(uid, deep, MissNoPass)
 		}
 		q := s.queueLocked(uid)
+		if !q.reading {
+			q.reading = true
+			s.readers++
+		}
 		if from < q.floor {
 			return s.missLocked(uid, deep, MissFloor)
 		}
@@ -245,7 +254,7 @@ func (s *sweep) startLocked() {
 	for uid := range s.purgingNow {
 		s.queues[uid] = &sweptQueue{floor: noFloor}
 	}
-	s.total = 0
+	s.total, s.readers = 0, 0
 	clear(s.misses)
 }
 
@@ -284,11 +293,11 @@ func (s *sweep) fetchLocked(ctx context.Context) {
 	}
 }
 
-// budgetLocked is the most notes the lists may hold together: sweepShare for each queue the pass
-// serves (every queue it handed a note or that read from it), within sweepTotalMin and
-// sweepTotalMax.
+// budgetLocked is the most notes the lists may hold together: sweepShare for each queue read
+// since the pass started, within sweepTotalMin and sweepTotalMax. Queues nobody reads (their
+// endpoints down, or the Webhooks inactive) would otherwise raise the budget only to fill it.
 func (s *sweep) budgetLocked() int {
-	return min(max(sweepShare*len(s.queues), sweepTotalMin), sweepTotalMax)
+	return min(max(sweepShare*s.readers, sweepTotalMin), sweepTotalMax)
 }
 
 // queueLocked returns uid's part of the pass. A queue the pass has no part for yet had no note
@@ -382,10 +391,11 @@ func (s *sweep) purging(uid string) {
 	defer s.mu.Unlock()
 	s.purgingNow[uid]++
 	delete(s.loadedTo, uid)
-	if q := s.queues[uid]; q != nil {
+	q := s.queues[uid]
+	if q != nil {
 		s.total -= len(q.notes)
 	}
-	s.queues[uid] = &sweptQueue{floor: noFloor}
+	s.queues[uid] = &sweptQueue{floor: noFloor, reading: q != nil && q.reading}
 }
 
 // purged ends a purge begun by purging.

@@ -227,6 +227,53 @@ func TestSweepFollowsReadersAtTheirOwnPace(t *testing.T) {
 	g.Expect(walked).To(BeNumerically("<=", sweepMinQueues))
 }
 
+// Queues nobody reads (endpoints down, Webhooks inactive) do not raise the budget: a thousand of
+// them with 200 notes each among a few queues being drained are held to the least budget, not to
+// 256 notes each.
+func TestSweepBudgetCountsOnlyQueuesThatRead(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	m := newModelStream()
+	const idle, active, perIdle, perActive, batch = 1000, 16, 200, 600, 64
+	for i := range perActive {
+		for q := range active {
+			m.add(fmt.Sprintf("a%d", q))
+		}
+		if i < perIdle {
+			for q := range idle {
+				m.add(fmt.Sprintf("i%d", q))
+			}
+		}
+	}
+	s := newSweep(m.fetch, m.stored)
+	next := map[string]uint64{}
+	answered := 0
+	for progressed := true; progressed; {
+		progressed = false
+		for q := range active {
+			uid := fmt.Sprintf("a%d", q)
+			want := m.answer(uid, next[uid]+1, batch)
+			if len(want) == 0 {
+				continue
+			}
+			progressed = true
+			got, ok := s.load(ctx, uid, next[uid]+1, len(want))
+			if ok {
+				answered++
+				g.Expect(seqs(got)).To(Equal(want))
+			} else {
+				s.loaded(uid, want[len(want)-1]+1)
+			}
+			next[uid] = want[len(want)-1]
+			m.removeUpTo(s, uid, want[len(want)-1])
+		}
+	}
+	t.Logf("%d reads answered; at most %d notes held, budget %d", answered, s.peak, s.budgetLocked())
+	g.Expect(s.budgetLocked()).To(Equal(sweepTotalMin))
+	g.Expect(s.peak).To(BeNumerically("<=", sweepTotalMin+sweepBatch), "the idle queues' notes are dropped at the least budget")
+	g.Expect(answered).To(BeNumerically(">", 0))
+}
+
 // One queue's backlog does not start a pass: the walk visits only what is still queued, which is
 // then mostly that queue's own notes.
 func TestSweepLeavesASingleBacklogToTheStream(t *testing.T) {
