@@ -34,11 +34,11 @@ const (
 	// The notes held for every queue together are capped at sweepShare per queue reading from the
 	// pass (queues nobody reads do not raise it), within sweepTotalMin and sweepTotalMax; past
 	// the cap the lists of the queues read least recently are dropped, and those queues' reads
-	// walk until the next pass. Readers of a drain
-	// do not move in step (each webhook's deliveries go at their own pace), so the pass, which
-	// must lead the fastest, holds more than one read-ahead for most: a fixed 96k for the bench's
-	// 1,000 backlogged queues dropped lists again and again and left 28 % of the reads to walks
-	// (a third of the drain's garbage); 192 per queue answered them all.
+	// walk until the next pass. Readers of a drain do not move in step (each webhook's
+	// deliveries go at their own pace), so the pass, which must lead the fastest, holds more than
+	// one read-ahead for most: a fixed 96k for the bench's 1,000 backlogged queues dropped lists
+	// again and again and left 28 % of the reads to walks (a third of the drain's garbage); 192
+	// per queue answered them all.
 	sweepShare    = 256
 	sweepTotalMin = 96 << 10
 	sweepTotalMax = 512 << 10
@@ -80,9 +80,10 @@ type sweptNote struct {
 //     a short answer for the queue's end, so it must be the whole queue).
 //
 // Anything else goes to the stream, as before. Passes start when reads of several queues missed
-// far behind the stream's end (sweepMinQueues, sweepDeep), at most once per sweepMinGap; they advance only while reads need them to,
-// and memory is bounded by sweepPerQueue and the cap (budgetLocked). Used with a single writer only: with
-// shared queues another process's purges could leave a list holding removed notes.
+// far behind the stream's end (sweepMinQueues, sweepDeep), at most once per sweepMinGap; they
+// advance only while reads need them to, and memory is bounded by sweepPerQueue and the cap
+// (budgetLocked). Used with a single writer only: with shared queues another process's purges
+// could leave a list holding removed notes.
 type sweep struct {
 	mu sync.Mutex
 	// fetch reads up to n notes from sequence from on, in order, without gaps but removed notes;

@@ -97,6 +97,27 @@ func (m *modelStream) answer(uid string, from uint64, limit int) []uint64 {
 	return out
 }
 
+// read is the engine's read of uid's queue (limit notes from sequence from on, asking the sweep for
+// ask, or for as many as the walk answers when ask is 0): the sweep's answer, checked against the walk's, or else the walk's, whose end the reader
+// then tells the sweep. It returns the walk's answer (empty at the queue's end) and whether the
+// sweep gave it.
+func (m *modelStream) read(ctx context.Context, g Gomega, s *sweep, uid string, from uint64, limit, ask int) (want []uint64, answered bool) {
+	want = m.answer(uid, from, limit)
+	if len(want) == 0 {
+		return want, false
+	}
+	if ask == 0 {
+		ask = len(want)
+	}
+	got, ok := s.load(ctx, uid, from, ask)
+	if ok {
+		g.Expect(seqs(got)).To(Equal(want), "queue %s from %d", uid, from)
+	} else {
+		s.loaded(uid, want[len(want)-1]+1)
+	}
+	return want, ok
+}
+
 // removeUpTo removes uid's notes up to upTo, as Store.Remove does, and tells the sweep after.
 func (m *modelStream) removeUpTo(s *sweep, uid string, upTo uint64) {
 	for _, seq := range m.byUID[uid] {
@@ -137,18 +158,15 @@ func TestSweepDrainsManyQueuesInOnePass(t *testing.T) {
 		for q := range queues {
 			uid := fmt.Sprintf("w%d", q)
 			from := next[uid] + 1
-			want := m.answer(uid, from, batch)
+			want, ok := m.read(ctx, g, s, uid, from, batch, 0)
 			if len(want) == 0 {
 				continue
 			}
 			progressed = true
-			got, ok := s.load(ctx, uid, from, len(want))
 			if ok {
 				answered++
-				g.Expect(seqs(got)).To(Equal(want), "queue %s from %d", uid, from)
 			} else {
 				walked++
-				s.loaded(uid, want[len(want)-1]+1)
 			}
 			next[uid] = want[len(want)-1]
 			m.removeUpTo(s, uid, want[len(want)-1])
@@ -200,19 +218,16 @@ func TestSweepFollowsReadersAtTheirOwnPace(t *testing.T) {
 				continue
 			}
 			if len(r.held) == 0 {
-				want := m.answer(r.uid, r.next, batch)
+				want, ok := m.read(ctx, g, s, r.uid, r.next, batch, batch)
 				if len(want) == 0 {
 					r.finished = true
 					left--
 					continue
 				}
-				got, ok := s.load(ctx, r.uid, r.next, batch)
 				if ok {
 					answered++
-					g.Expect(seqs(got)).To(Equal(want), "queue %s from %d", r.uid, r.next)
 				} else {
 					walked++
-					s.loaded(r.uid, want[len(want)-1]+1)
 				}
 				r.held, r.next = want, want[len(want)-1]+1
 			}
@@ -252,17 +267,13 @@ func TestSweepBudgetCountsOnlyQueuesThatRead(t *testing.T) {
 		progressed = false
 		for q := range active {
 			uid := fmt.Sprintf("a%d", q)
-			want := m.answer(uid, next[uid]+1, batch)
+			want, ok := m.read(ctx, g, s, uid, next[uid]+1, batch, 0)
 			if len(want) == 0 {
 				continue
 			}
 			progressed = true
-			got, ok := s.load(ctx, uid, next[uid]+1, len(want))
 			if ok {
 				answered++
-				g.Expect(seqs(got)).To(Equal(want))
-			} else {
-				s.loaded(uid, want[len(want)-1]+1)
 			}
 			next[uid] = want[len(want)-1]
 			m.removeUpTo(s, uid, want[len(want)-1])
