@@ -79,8 +79,6 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 			return ingest.Receipt{}, fmt.Errorf("reading stored event %d: %w", seq, err)
 		}
 		created = at
-	} else {
-		d.Engine.CacheEvent(seq, ev, now, len(raw))
 	}
 	// Held until the notifications are queued: a webhook withdrawn meanwhile (deleted, INACTIVE,
 	// namespace rebound) has its queue cleared only after, so nothing routed here outlives that.
@@ -101,6 +99,9 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		}
 		items = append(items, store.Enqueue{UID: t.UID, Note: n})
 	}
+	if !duplicate {
+		d.Engine.CacheEvent(seq, ev, now, len(raw), uids(items)...)
+	}
 	if err := d.enqueue(ctx, items); err != nil {
 		return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 	}
@@ -110,6 +111,15 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		d.Log.Error(err, "Recording that an event is routed", "event", ev.ID)
 	}
 	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items)}, nil
+}
+
+// uids returns the webhooks items are queued for.
+func uids(items []store.Enqueue) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.UID
+	}
+	return out
 }
 
 // enqueue stores items' notes in their webhooks' queues and hands them to the engine.

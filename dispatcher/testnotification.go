@@ -64,7 +64,7 @@ func (d *Intake) SendTest(ctx context.Context, uid, name string) (deliveries.Tes
 	if err != nil {
 		return deliveries.TestReceipt{}, err
 	}
-	d.Engine.CacheEvent(seq, ev, now, len(raw))
+	d.Engine.CacheEvent(seq, ev, now, len(raw), uid)
 	n := store.Note{EventSeq: seq, Created: now, EventID: id, EventName: ev.Event}
 	if err := d.enqueue(ctx, []store.Enqueue{{UID: uid, Note: n}}); err != nil {
 		return deliveries.TestReceipt{}, fmt.Errorf("queueing test notification %s: %w", id, err)

@@ -17,9 +17,11 @@ limitations under the License.
 package deliver
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 
@@ -74,4 +76,43 @@ func TestEventCacheReadsALargeEventOnce(t *testing.T) {
 	_, ok = c.get(8)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(c.used).To(BeZero(), "large events are not counted in the budget of small ones")
+}
+
+// A just-accepted event is cached only for a queue about to send it. While a backlog of a million
+// notifications built up behind failing receivers, the cache held its budget's worth of events
+// (and as much again parsed) that no queue would send for minutes: 20 MB of the dispatcher's peak
+// while queueing (docs/performance.md, "Cached only when sent soon").
+func TestAcceptedEventsAreCachedOnlyForQueuesAboutToSendThem(t *testing.T) {
+	r := newRig(t, Config{MemQueue: 4}, nil)
+	r.rx.hold = true
+	r.rx.setFailing("retrying", true)
+	paused := r.webhook("paused", "acc")
+	paused.Deliverable = false
+	for _, wh := range []Webhook{r.webhook("idle", "acc"), paused, r.webhook("retrying", "acc"), r.webhook("behind", "acc")} {
+		r.e.Upsert(wh)
+	}
+	// retrying's head failed once and waits for its retry; behind has a read-ahead's worth
+	// pending, its head in flight.
+	r.queue("retrying", "acc", 1, r.t0)
+	r.rx.release()
+	r.g.Eventually(func() time.Time { return r.next("retrying") }).Should(BeTemporally(">", r.clk.Now()))
+	r.queue("behind", "acc", 4, r.t0)
+	r.g.Eventually(func() int { return r.rx.inFlightOf("acc") }).Should(Equal(1))
+
+	seq := uint64(1000)
+	cachedFor := func(uids ...string) bool {
+		seq++
+		ev, err := ingest.Parse(fmt.Appendf(nil, `{"id":"e%d","event":"AGREEMENT_CREATED","accountId":"acc","resource":{"type":"AGREEMENT","id":"a"},"notification":{"agreement":{"id":"a"}}}`, seq))
+		r.g.Expect(err).NotTo(HaveOccurred())
+		r.e.CacheEvent(seq, ev, r.clk.Now(), 256, uids...)
+		_, ok := r.e.events.get(seq)
+		return ok
+	}
+	r.g.Expect(cachedFor("idle")).To(BeTrue(), "a queue with nothing pending sends it at once")
+	r.g.Expect(cachedFor("paused")).To(BeFalse(), "a paused queue sends nothing")
+	r.g.Expect(cachedFor("retrying")).To(BeFalse(), "a head waiting for its retry holds the queue")
+	r.g.Expect(cachedFor("behind")).To(BeFalse(), "behind a read-ahead's worth of notes, it is read again when its turn comes")
+	r.g.Expect(cachedFor("gone")).To(BeFalse(), "a queue the engine does not know")
+	r.g.Expect(cachedFor()).To(BeFalse(), "an event routed to no one")
+	r.g.Expect(cachedFor("behind", "retrying", "idle")).To(BeTrue(), "one queue about to send it is enough")
 }

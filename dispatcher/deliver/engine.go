@@ -326,9 +326,36 @@ func (e *Engine) Known() []string {
 	return out
 }
 
-// CacheEvent makes a just-accepted event available to payload building without a store read.
-func (e *Engine) CacheEvent(seq uint64, ev *event.Event, created time.Time, size int) {
+// CacheEvent makes a just-accepted event available to payload building without a store read, when
+// one of the queues uids (those it is queued for) is to send it soon. An event queued behind a
+// backlog is read from the store when its turn comes, as the cache would have let it go long
+// before: caching it would only take the budget from events about to be sent (and, while a
+// backlog of a million builds up, hold the budget's worth of events no one sends).
+func (e *Engine) CacheEvent(seq uint64, ev *event.Event, created time.Time, size int, uids ...string) {
+	if !e.sendsSoon(uids) {
+		return
+	}
 	e.events.put(&cachedEvent{seq: seq, ev: ev, created: created, size: size})
+}
+
+// sendsSoon reports whether one of the queues uids would send a note queued now within its next
+// read-ahead: a queue this engine delivers, able to send, whose head does not wait for a retry and
+// whose pending notes are fewer than a read-ahead.
+func (e *Engine) sendsSoon(uids []string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	for _, uid := range uids {
+		q := e.queues[uid]
+		if q == nil || q.removed || q.own != ownActive || q.status.Disabled || !q.wh.Deliverable {
+			continue
+		}
+		if q.head.Next.After(now) || q.status.Pending >= int64(e.cfg.MemQueue) {
+			continue
+		}
+		return true
+	}
+	return false
 }
 
 // Upsert creates or updates the queue of wh.

@@ -75,7 +75,7 @@ func TestOutOfOrderEnqueueLosesNothing(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		seq, _, err := st.PutEvent(ctx, "acc/"+id, raw, time.Now())
 		g.Expect(err).NotTo(HaveOccurred())
-		e.CacheEvent(seq, ev, time.Now(), len(raw))
+		e.CacheEvent(seq, ev, time.Now(), len(raw), uid)
 		res, err := st.EnqueueAll(ctx, []store.Enqueue{{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}}})
 		g.Expect(err).NotTo(HaveOccurred())
 		notes = append(notes, store.Note{Seq: res[0].Seq, EventSeq: seq, Created: time.Now()})

@@ -89,7 +89,7 @@ func TestRebindCancelsTheQueueAndTheAttemptInFlight(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		seq, _, err := st.PutEvent(ctx, account+"/"+id, raw, time.Now())
 		g.Expect(err).NotTo(HaveOccurred())
-		e.CacheEvent(seq, ev, time.Now(), len(raw))
+		e.CacheEvent(seq, ev, time.Now(), len(raw), uid)
 		res, err := st.EnqueueAll(ctx, []store.Enqueue{{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}}})
 		g.Expect(err).NotTo(HaveOccurred())
 		e.Enqueue(uid, store.Note{Seq: res[0].Seq, EventSeq: seq, Created: time.Now()})

@@ -164,7 +164,7 @@ func (h *recordHarness) enqueue(id string, created time.Time) (string, store.Not
 	h.g.Expect(err).NotTo(HaveOccurred())
 	seq, _, err := h.st.PutEvent(h.ctx, recAccount+"/"+id, raw, created)
 	h.g.Expect(err).NotTo(HaveOccurred())
-	h.e.CacheEvent(seq, ev, created, len(raw))
+	h.e.CacheEvent(seq, ev, created, len(raw), recUID)
 	n := store.Note{EventSeq: seq, Created: created, EventID: id, EventName: "AGREEMENT_CREATED"}
 	h.enqueueNote(n)
 	return payload.NotificationID(recUID, recAccount, id), n
