@@ -64,7 +64,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	}
 	created := now
 	if duplicate {
-		routed, err := d.Store.Routed(ctx, key)
+		routed, err := d.Store.Routed(ctx, key, seq)
 		if err != nil {
 			return ingest.Receipt{}, err
 		}
@@ -105,7 +105,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	if err := d.enqueue(ctx, items); err != nil {
 		return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 	}
-	if err := d.Store.MarkRouted(ctx, key); err != nil {
+	if err := d.Store.MarkRouted(ctx, key, seq); err != nil {
 		// The notifications are queued: the event is safe. Only a re-post within the dedupe
 		// window could now queue them twice (same webhookNotificationId, so receivers dedupe).
 		d.Log.Error(err, "Recording that an event is routed", "event", ev.ID)

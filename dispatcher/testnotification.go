@@ -70,7 +70,7 @@ func (d *Intake) SendTest(ctx context.Context, uid, name string) (deliveries.Tes
 		return deliveries.TestReceipt{}, fmt.Errorf("queueing test notification %s: %w", id, err)
 	}
 	// Marked routed, so that nothing routes the stored event to the account's other webhooks.
-	if err := d.Store.MarkRouted(ctx, key); err != nil {
+	if err := d.Store.MarkRouted(ctx, key, seq); err != nil {
 		d.Log.Error(err, "Recording that a test event is routed", "event", id)
 	}
 	return deliveries.TestReceipt{EventID: id, Event: ev.Event, NotificationID: payload.NotificationID(uid, t.AccountID, id)}, nil

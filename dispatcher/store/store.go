@@ -244,6 +244,8 @@ type Store struct {
 	bodies jetstream.ObjectStore
 	state  jetstream.KeyValue
 	routed jetstream.KeyValue
+	// rt records which events this process stored are routed (HOOKLINE_ROUTED).
+	rt     *routed
 	recent noteIndex
 	// following stops the consumer feeding a streamNotes index; its connection is followConn.
 	following  func()
@@ -337,6 +339,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.rt = newRouted(s.js, s.routed, cfg.DedupeWindow)
 	if !cfg.SharedQueues {
 		s.recent = newRecentNotes()
 		// Every note the engine knows of is acknowledged (it is told after), or was stored
@@ -536,20 +539,38 @@ func EventKey(accountID, id string) string {
 	return "ev-" + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-// MarkRouted records that the notifications of the event with idempotency key key (EventKey) are
-// queued.
-func (s *Store) MarkRouted(ctx context.Context, key string) error {
+// MarkRouted records that the notifications of event seq, whose idempotency key is key (EventKey),
+// are queued, and returns once that is stored. An event this process stored and has not marked yet
+// goes into its intake's record (see routed), with the marks of concurrent callers; any other (the
+// re-post of an event stored by another intake, or by an earlier run) gets a marker of its own
+// under key, as every event did before the records.
+func (s *Store) MarkRouted(ctx context.Context, key string, seq uint64) error {
+	if ok, err := s.rt.markRouted(ctx, seq); ok {
+		return err
+	}
 	_, err := s.routed.Put(ctx, key, nil)
 	return err
 }
 
-// Routed reports whether MarkRouted was called for key within the dedupe window.
-func (s *Store) Routed(ctx context.Context, key string) (bool, error) {
+// Routed reports whether MarkRouted was called for the event seq, whose key is key, within the
+// dedupe window.
+func (s *Store) Routed(ctx context.Context, key string, seq uint64) (bool, error) {
 	_, err := s.routed.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+	if err == nil {
+		return true, nil
 	}
-	return err == nil, err
+	if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, err
+	}
+	m, err := s.events.GetMsg(ctx, seq)
+	if err != nil {
+		return false, fmt.Errorf("loading event %d: %w", seq, err)
+	}
+	id := m.Header.Get(intakeHeader)
+	if id == "" {
+		return false, nil // stored before intakes had records: its marker would have said
+	}
+	return s.rt.isRouted(ctx, id, seq)
 }
 
 // JetStream returns the store's JetStream context, for assets kept beside the store's own (the
@@ -639,10 +660,14 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 	} else {
 		msg.Data = raw
 	}
+	msg.Header.Set(intakeHeader, s.rt.id)
+	tok := s.rt.begin()
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 	if err != nil {
+		s.rt.end(tok, msg, msgID, 0, false, err)
 		return 0, false, fmt.Errorf("storing event: %w", err)
 	}
+	s.rt.end(tok, msg, msgID, ack.Sequence, ack.Duplicate, nil)
 	if ack.Duplicate && msg.Header.Get(bodyHeader) != "" {
 		// The original already holds the body; this copy is not referenced.
 		_ = s.bodies.Delete(ctx, msg.Header.Get(bodyHeader))
