@@ -28,10 +28,13 @@ limitations under the License.
 //     and lets one purge cover several deliveries;
 //   - key-value bucket HOOKLINE_STATE: per webhook, counters and the failing head's retry state, so
 //     that a restart resumes retry schedules;
-//   - key-value bucket HOOKLINE_ROUTED: a marker per event whose notifications are all queued, kept
-//     for the dedupe window under the same EventKey. Notifications carry no message ids (JetStream would remember each one
-//     for the whole window, about 190 bytes apiece): a re-posted event is routed again only when its
-//     marker is missing, that is when a crash came between storing it and queueing its notifications.
+//   - key-value bucket HOOKLINE_ROUTED: which events have all their notifications queued, for the
+//     dedupe window: one record per intake (each opened Store; every event names its intake in a
+//     header), saying which of the events it stored are routed (see routed), and a marker under the
+//     event's EventKey for a re-post routed by another intake. Notifications carry no message ids
+//     (JetStream would remember each one for the whole window, about 190 bytes apiece): a re-posted
+//     event is routed again only when it is not recorded as routed, that is when a crash came
+//     between storing it and queueing its notifications.
 package store
 
 import (
