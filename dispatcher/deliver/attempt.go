@@ -310,5 +310,5 @@ func decodeEvent(seq uint64, raw []byte, created time.Time) (*cachedEvent, error
 	if err != nil {
 		return nil, fmt.Errorf("%w %d: %v", errCorruptEvent, seq, err)
 	}
-	return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw)}, nil
+	return &cachedEvent{seq: seq, ev: ev, created: created, size: len(raw) + eventOverhead}, nil
 }

@@ -25,13 +25,21 @@ import (
 	"github.com/hookline/hookline/dispatcher/payload"
 )
 
+// eventOverhead is what a cached event holds besides its raw bytes and its prepared members: the
+// decoded event's fields, the entry and its list element, and, for an event read from the store,
+// the message's subject and headers around its bytes. TestEventCacheHoldsItsBudget measures it.
+const eventOverhead = 768
+
 // cachedEvent is a parsed event kept for building payloads.
 type cachedEvent struct {
 	seq     uint64
 	ev      *event.Event
 	created time.Time
-	size    int
-	elem    *list.Element
+	// size is what the event counts against the cache's budget: its raw bytes and eventOverhead,
+	// and its members once prepared.
+	size  int
+	elem  *list.Element
+	cache *eventCache // the cache holding it, for charging its members
 
 	// The notification is read for payload building once, by the first attempt that needs it, and
 	// shared by every webhook's attempts (see payload.Prepared).
@@ -44,6 +52,9 @@ type cachedEvent struct {
 func (c *cachedEvent) prepared() (*payload.Prepared, error) {
 	c.prepOnce.Do(func() {
 		c.prep, c.prepErr = payload.Prepare(payload.Event{ID: c.ev.ID, Event: c.ev.Event, AccountID: c.ev.AccountID, Notification: c.ev.Notification})
+		if c.prep != nil {
+			c.cache.charge(c, c.prep.Footprint())
+		}
 	})
 	return c.prep, c.prepErr
 }
@@ -93,8 +104,29 @@ func (c *eventCache) putLocked(e *cachedEvent) {
 		return
 	}
 	e.elem = c.lru.PushFront(e)
+	e.cache = c
 	c.m[e.seq] = e
 	c.used += e.size
+	c.evictLocked()
+}
+
+// charge counts n more bytes for e (its members, once prepared), if it is still cached.
+func (c *eventCache) charge(e *cachedEvent, n int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[e.seq] != e {
+		return
+	}
+	e.size += n
+	c.used += n
+	c.evictLocked()
+}
+
+// evictLocked lets the least recently used events go until the cache is within its budget.
+func (c *eventCache) evictLocked() {
 	for c.used > c.budget {
 		last := c.lru.Back()
 		victim := last.Value.(*cachedEvent)

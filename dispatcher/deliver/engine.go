@@ -335,7 +335,7 @@ func (e *Engine) CacheEvent(seq uint64, ev *event.Event, created time.Time, size
 	if !e.sendsSoon(uids) {
 		return
 	}
-	e.events.put(&cachedEvent{seq: seq, ev: ev, created: created, size: size})
+	e.events.put(&cachedEvent{seq: seq, ev: ev, created: created, size: size + eventOverhead})
 }
 
 // sendsSoon reports whether one of the queues uids would send a note queued now within its next

@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/jsonstr"
@@ -315,6 +316,13 @@ func Prepare(ev Event) (*Prepared, error) {
 	// not the scratch room (64 members, 5 KB, where a typical event has a dozen).
 	p.top, p.fields = slices.Clone(p.top), slices.Clone(p.fields)
 	return p, nil
+}
+
+// Footprint is the memory p holds besides the event's bytes, which its members point into: what a
+// cache of prepared events counts against its budget. (A key with escapes has its decoded name
+// copied; such keys are rare and not counted.)
+func (p *Prepared) Footprint() int {
+	return int(unsafe.Sizeof(*p)) + (cap(p.top)+cap(p.fields))*int(unsafe.Sizeof(member{}))
 }
 
 // scratchMembers is the room Prepare parses members into before copying them out.
