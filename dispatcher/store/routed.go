@@ -37,6 +37,15 @@ const intakeHeader = "Hookline-Intake"
 // unsureRetry is how often a waiter retries an event publish whose outcome is unknown.
 const unsureRetry = time.Second
 
+// maxPending bounds the events a record lists as not routed, so that it stays far below JetStream's
+// largest message (1 MB) when routing fails for many events (the notes stream failing while the
+// events stream works). Past it the record's Hi stops below the excess, and events above it are
+// marked one by one (errRecordFull).
+const maxPending = 4096
+
+// errRecordFull says that the record cannot cover an event: the caller marks it on its own.
+var errRecordFull = errors.New("the routed record lists too many events not routed")
+
 // routedRecord is an intake's record: every event it stored with a sequence up to Hi is routed,
 // except those listed in Pending. Events above Hi are not known to be routed.
 type routedRecord struct {
@@ -56,10 +65,11 @@ type routedRecord struct {
 // below the sequences it may get (open), and one whose outcome is unknown (a timeout) is published
 // again, with its message id, until JetStream says which sequence it has.
 type routed struct {
-	kv     jetstream.KeyValue
-	js     jetstream.JetStream
-	id     string
-	window time.Duration
+	kv         jetstream.KeyValue
+	js         jetstream.JetStream
+	id         string
+	window     time.Duration
+	maxPending int
 
 	mu       sync.Mutex
 	hi       uint64               // highest sequence stored by this intake
@@ -70,6 +80,8 @@ type routed struct {
 	gen      uint64 // changes to pending and hi
 	savedGen uint64
 	savedHi  uint64
+	// full says that the last saved record stopped below the events it held, for maxPending.
+	full     bool
 	flushing bool
 	// lastRetry is when the unsure publishes were last retried.
 	lastRetry time.Time
@@ -83,7 +95,7 @@ type unsurePub struct {
 }
 
 func newRouted(js jetstream.JetStream, kv jetstream.KeyValue, window time.Duration) *routed {
-	return &routed{kv: kv, js: js, id: "in-" + rand.Text(), window: window, pending: map[uint64]time.Time{},
+	return &routed{kv: kv, js: js, id: "in-" + rand.Text(), window: window, maxPending: maxPending, pending: map[uint64]time.Time{},
 		open: map[uint64]uint64{}, unsure: map[uint64]unsurePub{}, wake: make(chan struct{})}
 }
 
@@ -171,11 +183,16 @@ func (r *routed) waitSaved(ctx context.Context, seq, gen uint64) error {
 			if err != nil {
 				return err
 			}
-			if r.covered(seq, gen) {
+			r.mu.Lock()
+			if r.savedGen >= gen && r.savedHi >= seq {
+				r.mu.Unlock()
 				return nil
 			}
+			if r.full && r.savedGen >= gen {
+				r.mu.Unlock()
+				return errRecordFull
+			}
 			// Nothing more to save until a publish in progress ends.
-			r.mu.Lock()
 		}
 		wake := r.wake
 		r.mu.Unlock()
@@ -186,12 +203,6 @@ func (r *routed) waitSaved(ctx context.Context, seq, gen uint64) error {
 			return fmt.Errorf("recording that event %d is routed: %w", seq, ctx.Err())
 		}
 	}
-}
-
-func (r *routed) covered(seq, gen uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.savedGen >= gen && r.savedHi >= seq
 }
 
 // save publishes again what is unsure, then stores the record as it stands.
@@ -212,6 +223,11 @@ func (r *routed) save(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 	slices.Sort(rec.Pending)
+	full := len(rec.Pending) > r.maxPending
+	if full {
+		hi = rec.Pending[r.maxPending] - 1
+		rec.Hi, rec.Pending = hi, rec.Pending[:r.maxPending]
+	}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -220,7 +236,8 @@ func (r *routed) save(ctx context.Context) error {
 		return fmt.Errorf("saving the routed record: %w", err)
 	}
 	r.mu.Lock()
-	r.savedGen, r.savedHi = max(r.savedGen, gen), max(r.savedHi, hi)
+	// Saves take turns (flushing), and Hi only drops when the record is full.
+	r.savedGen, r.savedHi, r.full = max(r.savedGen, gen), hi, full
 	r.mu.Unlock()
 	return nil
 }

@@ -158,3 +158,32 @@ func TestRoutedFindsWhereAnUnansweredPublishWent(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(routed).To(BeTrue())
 }
+
+// A record lists at most maxPending events not routed, so that it stays far below JetStream's
+// largest message when routing fails for many events. Past it the record stops below the excess and
+// an event above is marked on its own: still recorded, never lost.
+func TestRoutedRecordIsBounded(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	s.rt.maxPending = 3
+	seqs := make([]uint64, 6)
+	for i := range seqs {
+		seq, _, err := s.PutEvent(ctx, EventKey("acc", fmt.Sprint(i)), []byte(`{}`), time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		seqs[i] = seq
+	}
+	// Only the last is routed: five listed as not routed, more than the record holds.
+	g.Expect(s.MarkRouted(ctx, EventKey("acc", "5"), seqs[5])).To(Succeed())
+	for i, want := range []bool{false, false, false, false, false, true} {
+		routed, err := s.Routed(ctx, EventKey("acc", fmt.Sprint(i)), seqs[i])
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(routed).To(Equal(want), "event %d", i)
+	}
+	e, err := s.routed.Get(ctx, s.rt.id)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(e.Value())).To(Equal(fmt.Sprintf(`{"hi":%d,"pending":[%d,%d,%d]}`, seqs[3]-1, seqs[0], seqs[1], seqs[2])))
+	_, err = s.routed.Get(ctx, EventKey("acc", "5"))
+	g.Expect(err).NotTo(HaveOccurred(), "the event above the record has a marker of its own")
+}

@@ -548,7 +548,7 @@ func EventKey(accountID, id string) string {
 // re-post of an event stored by another intake, or by an earlier run) gets a marker of its own
 // under key, as every event did before the records.
 func (s *Store) MarkRouted(ctx context.Context, key string, seq uint64) error {
-	if ok, err := s.rt.markRouted(ctx, seq); ok {
+	if ok, err := s.rt.markRouted(ctx, seq); ok && !errors.Is(err, errRecordFull) {
 		return err
 	}
 	_, err := s.routed.Put(ctx, key, nil)
