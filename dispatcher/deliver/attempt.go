@@ -265,6 +265,13 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 		// Cancelled while loading: what was read belongs to the cancelled queue.
 		return store.Note{}, false, nil
 	}
+	if room := cap(q.mem) - len(q.mem); room < len(notes) {
+		// At the size it needs: a thousand queues' read-aheads grown by append held about twice
+		// what they used.
+		mem := make([]store.Note, len(q.mem), len(q.mem)+len(notes))
+		copy(mem, q.mem)
+		q.mem = mem
+	}
 	for _, n := range notes {
 		if n.Seq > q.loadedUpTo {
 			q.mem = append(q.mem, n)
