@@ -19,6 +19,7 @@ package deliver
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookline/hookline/dispatcher/event"
@@ -75,6 +76,9 @@ type eventCache struct {
 	lru     *list.List
 	big     *cachedEvent
 	loading map[uint64]*eventLoad
+	// hits and misses count the reads load answered from memory (a concurrent read of the same
+	// event included) and from the store.
+	hits, misses atomic.Uint64
 }
 
 // eventLoad is a read of an event from the store in progress; other callers wait for it.
@@ -108,6 +112,13 @@ func (c *eventCache) putLocked(e *cachedEvent) {
 	c.m[e.seq] = e
 	c.used += e.size
 	c.evictLocked()
+}
+
+// bytes returns what the cached events count against the budget.
+func (c *eventCache) bytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
 }
 
 // charge counts n more bytes for e (its members, once prepared), if it is still cached.
@@ -159,13 +170,16 @@ func (c *eventCache) load(seq uint64, read func() (*cachedEvent, error)) (*cache
 	c.mu.Lock()
 	if e, ok := c.getLocked(seq); ok {
 		c.mu.Unlock()
+		c.hits.Add(1)
 		return e, nil
 	}
 	if l := c.loading[seq]; l != nil {
 		c.mu.Unlock()
+		c.hits.Add(1)
 		<-l.done
 		return l.ev, l.err
 	}
+	c.misses.Add(1)
 	l := &eventLoad{done: make(chan struct{})}
 	c.loading[seq] = l
 	c.mu.Unlock()

@@ -26,8 +26,10 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/store"
 )
 
 // A fan-out of an event larger than the whole cache budget used to read and parse it from the store
@@ -151,4 +153,37 @@ func TestEventCacheHoldsItsBudget(t *testing.T) {
 	g.Expect(held).To(BeNumerically("<=", budget*11/10), "the cache holds no more than its budget")
 	g.Expect(held).To(BeNumerically(">=", budget/2), "and it does hold events")
 	runtime.KeepAlive(c)
+}
+
+// hookline_event_cache_reads_total says how often a delivery found its event in memory: the figure
+// for sizing --event-cache-bytes. An event queued for two webhooks is read from the store once
+// (miss) and found by the other's attempt (hit); the cache's bytes are what its events hold.
+func TestEventCacheReadsAreCounted(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	for _, uid := range []string{"a", "b"} {
+		r.e.Upsert(r.webhook(uid, "acc-"+uid))
+	}
+	seq := r.st.putEvent([]byte(`{"id":"e1","event":"AGREEMENT_CREATED","accountId":"acc","resource":{"type":"AGREEMENT","id":"x"},"notification":{"agreement":{"id":"x"}}}`), r.t0)
+	for _, uid := range []string{"a", "b"} {
+		r.e.Enqueue(uid, r.st.enqueue(uid, store.Note{EventSeq: seq, Created: r.t0}))
+	}
+	r.g.Eventually(func() int { return len(r.rx.sends()) }).Should(Equal(2))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(r.e.Collector())
+	families, err := reg.Gather()
+	r.g.Expect(err).NotTo(HaveOccurred())
+	reads, cached := map[string]float64{}, -1.0
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch f.GetName() {
+			case "hookline_event_cache_reads_total":
+				reads[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			case "hookline_event_cache_bytes":
+				cached = m.GetGauge().GetValue()
+			}
+		}
+	}
+	r.g.Expect(reads).To(Equal(map[string]float64{"hit": 1, "miss": 1}))
+	r.g.Expect(cached).To(BeNumerically(">", eventOverhead), "the event, its overhead and its members")
 }

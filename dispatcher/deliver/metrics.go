@@ -111,6 +111,10 @@ var (
 		"Delivery attempts in flight.", nil, nil)
 	disabledDesc = prometheus.NewDesc("hookline_webhooks_disabled",
 		"Webhooks currently auto-disabled.", nil, nil)
+	cacheReadsDesc = prometheus.NewDesc("hookline_event_cache_reads_total",
+		"Reads of events for delivery, by where they were answered: hit (the event cache) or miss (the store).", []string{"result"}, nil)
+	cacheBytesDesc = prometheus.NewDesc("hookline_event_cache_bytes",
+		"Memory the event cache's events hold, counted against --event-cache-bytes.", nil, nil)
 )
 
 // engineCollector reads queue gauges from the engine at scrape time.
@@ -125,6 +129,8 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- oldestDesc
 	ch <- inFlightDesc
 	ch <- disabledDesc
+	ch <- cacheReadsDesc
+	ch <- cacheBytesDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -155,4 +161,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
 	ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, inFlight)
 	ch <- prometheus.MustNewConstMetric(disabledDesc, prometheus.GaugeValue, disabled)
+	ch <- prometheus.MustNewConstMetric(cacheReadsDesc, prometheus.CounterValue, float64(e.events.hits.Load()), "hit")
+	ch <- prometheus.MustNewConstMetric(cacheReadsDesc, prometheus.CounterValue, float64(e.events.misses.Load()), "miss")
+	ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, float64(e.events.bytes()))
 }
