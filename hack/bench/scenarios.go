@@ -318,6 +318,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.routed(p, "t", 100, 10)
 			before, q0 := s.sink.count.Load(), p.queued.Load()
 			ri0, ra0 := queueReads(s.metricsURL, "index")
+			ch0, ca0 := cacheReads(s.metricsURL)
 			rc0, rm0 := removals(s.metricsURL)
 			cpu0, _, _ := procStats(pid)
 			byName0, self0 := treeCPUByName(), selfCPU()
@@ -366,14 +367,15 @@ func run(ctx context.Context, o options) ([]row, error) {
 				cpuPer1000: (cpu1 - cpu0) / delivered * 1000}
 			r.ratio = r.delivered / raw
 			ri1, ra1 := queueReads(s.metricsURL, "index")
+			ch1, ca1 := cacheReads(s.metricsURL)
 			rc1, rm1 := removals(s.metricsURL)
 			// The same ratio from CPU costs: what the rate ratio is when both runs saturate
 			// the same cores at the same speed; steadier than the rates on a shared machine,
 			// whose speed drifts between the two runs.
 			stackPerDelivery := (tree1 - tree0) / delivered
 			_, steal1 := machineCPU()
-			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s; %s; CPU per raw request %.0f µs, whole stack per delivery %.0f µs (dispatcher %.0f, load generator and receiver %.0f, control plane and manager %.0f): ratio from CPU %.3f; hypervisor steal %.2f cores",
-				raw, n, int64(delivered), readShare("index", ri0, ra0, ri1, ra1), removalShare(rc0, rm0, rc1, rm1), rawCPU*1e6, stackPerDelivery*1e6,
+			r.note = fmt.Sprintf("raw ceiling %.0f req/s; %d events, %d deliveries, all checked; %s; %s; %s; CPU per raw request %.0f µs, whole stack per delivery %.0f µs (dispatcher %.0f, load generator and receiver %.0f, control plane and manager %.0f): ratio from CPU %.3f; hypervisor steal %.2f cores",
+				raw, n, int64(delivered), readShare("index", ri0, ra0, ri1, ra1), cacheShare(ch0, ca0, ch1, ca1), removalShare(rc0, rm0, rc1, rm1), rawCPU*1e6, stackPerDelivery*1e6,
 				(cpu1-cpu0)/delivered*1e6, (self1-self0)/delivered*1e6, ((tree1-tree0)-(cpu1-cpu0)-(self1-self0))/delivered*1e6, rawCPU/stackPerDelivery,
 				(steal1-steal0)/elapsed.Seconds())
 			return r, check()
@@ -506,6 +508,7 @@ func run(ctx context.Context, o options) ([]row, error) {
 			s.sink.dead.Delete("b")
 			cpu0, _, _ := procStats(pid)
 			sw0, sa0 := queueReads(s.metricsURL, "sweep")
+			ch0, ca0 := cacheReads(s.metricsURL)
 			miss0 := sweepMisses(s.metricsURL)
 			rc0, rm0 := removals(s.metricsURL)
 			drainStart := time.Now()
@@ -527,10 +530,11 @@ func run(ctx context.Context, o options) ([]row, error) {
 			cpu1, _, _ := procStats(pid)
 			r := row{offered: ingestRate, delivered: float64(events*10) / drain.Seconds(), cpuPer1000: (cpu1 - cpu0) / float64(events*10) * 1000}
 			sw1, sa1 := queueReads(s.metricsURL, "sweep")
+			ch1, ca1 := cacheReads(s.metricsURL)
 			miss1 := sweepMisses(s.metricsURL)
 			rc1, rm1 := removals(s.metricsURL)
-			r.note = fmt.Sprintf("%s; drain %.1fs; %s (%s); %s; out of order %d; %d webhooks",
-				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), missList(miss0, miss1), removalShare(rc0, rm0, rc1, rm1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
+			r.note = fmt.Sprintf("%s; drain %.1fs; %s (%s); %s; %s; out of order %d; %d webhooks",
+				queued, drain.Seconds(), readShare("sweep", sw0, sa0, sw1, sa1), missList(miss0, miss1), cacheShare(ch0, ca0, ch1, ca1), removalShare(rc0, rm0, rc1, rm1), s.sink.outOfOrd.Load()-disorder0, len(g.uids))
 			if s.sink.outOfOrd.Load() > disorder0 {
 				return r, errors.New("per-webhook order violated")
 			}

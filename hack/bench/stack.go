@@ -666,6 +666,17 @@ func queueReads(url, by string) (n, all float64) {
 	return counted(url, "hookline_store_queue_reads_total", "answered_by", by)
 }
 
+// cacheReads returns the dispatcher's reads of events for delivery so far: answered by the event
+// cache, and in all.
+func cacheReads(url string) (hits, all float64) {
+	return counted(url, "hookline_event_cache_reads_total", "result", "hit")
+}
+
+// cacheShare describes the event reads the cache answered between two cacheReads samples.
+func cacheShare(h0, all0, h1, all1 float64) string {
+	return share("event cache answered", "event reads", h0, all0, h1, all1)
+}
+
 // readShare describes the queue reads of one kind between two queueReads samples.
 func readShare(by string, n0, all0, n1, all1 float64) string {
 	return share(by+" answered", "queue reads", n0, all0, n1, all1)
