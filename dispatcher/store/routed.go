@@ -113,16 +113,17 @@ func (r *routed) begin() uint64 {
 func (r *routed) end(tok uint64, msg *nats.Msg, msgID string, seq uint64, duplicate bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.signalLocked()
 	var apiErr *jetstream.APIError
 	switch {
 	case err == nil && !duplicate:
 		r.storedLocked(seq)
 	case err != nil && !errors.As(err, &apiErr):
+		// Stays open; waiters retry it (waitSaved).
 		r.unsure[tok] = unsurePub{msg: msg, msgID: msgID}
-		return // stays open
+		return
 	}
 	delete(r.open, tok)
-	r.signalLocked()
 }
 
 func (r *routed) storedLocked(seq uint64) {
@@ -167,9 +168,13 @@ func (r *routed) markRouted(ctx context.Context, seq uint64) (bool, error) {
 func (r *routed) waitSaved(ctx context.Context, seq, gen uint64) error {
 	for {
 		r.mu.Lock()
-		if r.savedGen >= gen && r.savedHi >= seq {
+		switch {
+		case r.savedGen >= gen && r.savedHi >= seq:
 			r.mu.Unlock()
 			return nil
+		case r.full && r.savedGen >= gen:
+			r.mu.Unlock()
+			return errRecordFull
 		}
 		retry := len(r.unsure) > 0 && time.Since(r.lastRetry) >= unsureRetry
 		if !r.flushing && (retry || r.gen > r.savedGen || r.safeHiLocked() > r.savedHi) {
@@ -183,22 +188,17 @@ func (r *routed) waitSaved(ctx context.Context, seq, gen uint64) error {
 			if err != nil {
 				return err
 			}
-			r.mu.Lock()
-			if r.savedGen >= gen && r.savedHi >= seq {
-				r.mu.Unlock()
-				return nil
-			}
-			if r.full && r.savedGen >= gen {
-				r.mu.Unlock()
-				return errRecordFull
-			}
-			// Nothing more to save until a publish in progress ends.
+			continue
 		}
-		wake := r.wake
+		// Nothing to save until something changes, or until an unsure publish is due again.
+		wake, due := r.wake, (<-chan time.Time)(nil)
+		if len(r.unsure) > 0 {
+			due = time.After(unsureRetry)
+		}
 		r.mu.Unlock()
 		select {
 		case <-wake:
-		case <-time.After(unsureRetry):
+		case <-due:
 		case <-ctx.Done():
 			return fmt.Errorf("recording that event %d is routed: %w", seq, ctx.Err())
 		}
@@ -246,6 +246,10 @@ func (r *routed) save(ctx context.Context) error {
 // JetStream answer with the sequence it stored it at, if it did.
 func (r *routed) retryUnsure(ctx context.Context) {
 	r.mu.Lock()
+	if len(r.unsure) == 0 {
+		r.mu.Unlock()
+		return
+	}
 	r.lastRetry = time.Now()
 	todo := make(map[uint64]unsurePub, len(r.unsure))
 	for tok, p := range r.unsure {

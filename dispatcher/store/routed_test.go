@@ -109,16 +109,19 @@ func TestRoutedWaitsForPublishesInProgress(t *testing.T) {
 		done <- err
 	}()
 	g.Consistently(done).WithTimeout(300*time.Millisecond).ShouldNot(Receive(), "saved while a lower sequence may be unknown")
-	routed, err := r.isRouted(ctx, r.id, 6)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(routed).To(BeFalse())
+	expectRecord(g, r, map[uint64]bool{6: false})
 
 	r.end(slow, nil, "", 5, false, nil)
 	g.Eventually(done).WithTimeout(5 * time.Second).Should(Receive(BeNil()))
-	for seq, want := range map[uint64]bool{5: false, 6: true, 7: false} {
-		routed, err := r.isRouted(ctx, r.id, seq)
+	expectRecord(g, r, map[uint64]bool{5: false, 6: true, 7: false})
+}
+
+// expectRecord checks what r's saved record says of each event.
+func expectRecord(g Gomega, r *routed, want map[uint64]bool) {
+	for seq, w := range want {
+		routed, err := r.isRouted(context.Background(), r.id, seq)
 		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(routed).To(Equal(want), "event %d", seq)
+		g.Expect(routed).To(Equal(w), "event %d", seq)
 	}
 }
 
@@ -151,12 +154,7 @@ func TestRoutedFindsWhereAnUnansweredPublishWent(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(m.Data)).To(Equal(`{"lost":true}`))
 	g.Expect(m.Sequence).To(BeNumerically(">", seq))
-	routed, err := r.isRouted(ctx, r.id, m.Sequence)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(routed).To(BeFalse(), "found, and pending")
-	routed, err = r.isRouted(ctx, r.id, seq)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(routed).To(BeTrue())
+	expectRecord(g, r, map[uint64]bool{m.Sequence: false, seq: true}) // found, and pending
 }
 
 // A record lists at most maxPending events not routed, so that it stays far below JetStream's
@@ -186,4 +184,34 @@ func TestRoutedRecordIsBounded(t *testing.T) {
 	g.Expect(string(e.Value())).To(Equal(fmt.Sprintf(`{"hi":%d,"pending":[%d,%d,%d]}`, seqs[3]-1, seqs[0], seqs[1], seqs[2])))
 	_, err = s.routed.Get(ctx, EventKey("acc", "5"))
 	g.Expect(err).NotTo(HaveOccurred(), "the event above the record has a marker of its own")
+}
+
+// A mark already waiting behind a publish in progress is not stranded when that publish then has no
+// answer: the waiter publishes it again and the record moves on.
+func TestRoutedWaiterRetriesAPublishThatLostItsAnswer(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	r := newRouted(s.js, s.routed, time.Hour)
+	lost := r.begin()
+	later := r.begin()
+	seq, _, err := s.PutEvent(ctx, EventKey("acc", "later"), []byte(`{}`), time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	r.end(later, nil, "", seq, false, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.markRouted(ctx, seq)
+		done <- err
+	}()
+	g.Consistently(done).WithTimeout(200 * time.Millisecond).ShouldNot(Receive())
+
+	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}, Data: []byte(`{"lost":true}`)}
+	msg.Header.Set(intakeHeader, r.id)
+	r.end(lost, msg, EventKey("acc", "lost"), 0, false, nats.ErrTimeout)
+	g.Eventually(done).WithTimeout(5 * time.Second).Should(Receive(BeNil()))
+	m, err := s.events.GetLastMsgForSubject(ctx, eventsSubject)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(m.Data)).To(Equal(`{"lost":true}`))
+	expectRecord(g, r, map[uint64]bool{m.Sequence: false, seq: true})
 }
