@@ -136,9 +136,7 @@ func TestRoutedFindsWhereAnUnansweredPublishWent(t *testing.T) {
 	r := newRouted(s.js, s.routed, time.Hour)
 
 	lost := r.begin()
-	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}, Data: []byte(`{"lost":true}`)}
-	msg.Header.Set(intakeHeader, r.id)
-	r.end(lost, msg, EventKey("acc", "lost"), 0, false, nats.ErrTimeout) // never reached the server
+	loseAnswer(r, lost) // never reached the server
 
 	later := r.begin()
 	seq, dup, err := s.PutEvent(ctx, EventKey("acc", "later"), []byte(`{}`), time.Now())
@@ -206,12 +204,18 @@ func TestRoutedWaiterRetriesAPublishThatLostItsAnswer(t *testing.T) {
 	}()
 	g.Consistently(done).WithTimeout(200 * time.Millisecond).ShouldNot(Receive())
 
-	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}, Data: []byte(`{"lost":true}`)}
-	msg.Header.Set(intakeHeader, r.id)
-	r.end(lost, msg, EventKey("acc", "lost"), 0, false, nats.ErrTimeout)
+	loseAnswer(r, lost)
 	g.Eventually(done).WithTimeout(5 * time.Second).Should(Receive(BeNil()))
 	m, err := s.events.GetLastMsgForSubject(ctx, eventsSubject)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(m.Data)).To(Equal(`{"lost":true}`))
 	expectRecord(g, r, map[uint64]bool{m.Sequence: false, seq: true})
+}
+
+// loseAnswer ends publish tok of event {"lost":true} as a timeout would: no answer, and nothing
+// stored yet.
+func loseAnswer(r *routed, tok uint64) {
+	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}, Data: []byte(`{"lost":true}`)}
+	msg.Header.Set(intakeHeader, r.id)
+	r.end(tok, msg, EventKey("acc", "lost"), 0, false, nats.ErrTimeout)
 }
