@@ -160,7 +160,7 @@ func TestSustainedFailureIsMailedOnceAcrossRestarts(t *testing.T) {
 		g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10*time.Second).Should(Equal(k+1), "attempt %d", k)
 		g.Eventually(func(g Gomega) {
 			g.Expect(deref(getWebhook(g, wh).Status.ConsecutiveFailures)).To(BeEquivalentTo(k + 1))
-		}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed(), "attempt %d", k)
+		}).WithTimeout(10*time.Second).WithPolling(20*time.Millisecond).Should(Succeed(), "attempt %d", k)
 	}
 	attemptAt := func(k int, minutes int) {
 		t.Helper()
