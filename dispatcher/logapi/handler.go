@@ -46,6 +46,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/kubeauth"
 )
 
 // RBAC of the read API: the dispatcher reviews callers' tokens and their access.
@@ -210,7 +211,7 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			return
 		}
 		defer release()
-		token, ok := bearer(r)
+		token, ok := kubeauth.BearerToken(r)
 		if !ok {
 			unauthorized(w, "a bearer token is required (Authorization: Bearer <Kubernetes token>)")
 			return
@@ -693,16 +694,6 @@ func clip(s string) string {
 	return s
 }
 
-// bearer returns the request's bearer token.
-func bearer(r *http.Request) (string, bool) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
-}
-
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
 	writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
@@ -725,9 +716,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // userOf is the identity a TokenReview established.
 type userOf = authenticationv1.UserInfo
-
-// authExtra is one extra attribute of a user.
-type authExtra = authenticationv1.ExtraValue
 
 // Standby answers every request 503: a dispatcher standing by for the delivery lease has no view of
 // the queues (only the lease holder serves the read API). It says nothing about any Webhook.

@@ -73,19 +73,6 @@ func TestParseQuery(t *testing.T) {
 	}
 }
 
-func TestBearer(t *testing.T) {
-	g := NewWithT(t)
-	for header, want := range map[string]string{
-		"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "Bearer": "", "Bearer   ": "", "": "",
-	} {
-		r, _ := http.NewRequest(http.MethodGet, "/", nil)
-		r.Header.Set("Authorization", header)
-		got, ok := bearer(r)
-		g.Expect(got).To(Equal(want), header)
-		g.Expect(ok).To(Equal(want != ""), header)
-	}
-}
-
 // The concurrency bound answers at once when full, and a slot is free again after release.
 func TestLimits(t *testing.T) {
 	g := NewWithT(t)
@@ -100,34 +87,6 @@ func TestLimits(t *testing.T) {
 	r2()
 	r3()
 	g.Expect([]bool{l.allow("a"), l.allow("a"), l.allow("a"), l.allow("b")}).To(Equal([]bool{true, true, false, true}))
-}
-
-// Access answers are remembered per user, groups, extra, namespace and name: no two of them share
-// a key.
-func TestAccessKeyIsUnambiguous(t *testing.T) {
-	g := NewWithT(t)
-	base := userOf{Username: "u", UID: "1", Groups: []string{"g1", "g2"}, Extra: map[string]authExtra{"k": {"v"}}}
-	keys := map[[32]byte]string{}
-	add := func(name string, u userOf, ns, wh string) {
-		k := accessKey(u, "get/deliveries", ns, wh)
-		g.Expect(keys).NotTo(HaveKey(k), "%s collides with %s", name, keys[k])
-		keys[k] = name
-	}
-	add("base", base, "ns", "wh")
-	if k := accessKey(base, "create/test", "ns", "wh"); keys[k] != "" {
-		t.Errorf("another verb collides with %s", keys[k])
-	}
-	add("other ns/name split", base, "nsw", "h")
-	u := base
-	u.Groups = []string{"g1g2"}
-	add("joined groups", u, "ns", "wh")
-	u = base
-	u.Extra = map[string]authExtra{"k": {"v", "w"}}
-	add("more extra", u, "ns", "wh")
-	u = base
-	u.Username = "v"
-	add("other user", u, "ns", "wh")
-	g.Expect(accessKey(base, "get/deliveries", "ns", "wh")).To(Equal(accessKey(base, "get/deliveries", "ns", "wh")))
 }
 
 func TestStandbyAnswers503(t *testing.T) {

@@ -1,0 +1,192 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package kubeauth asks the API server who a bearer token belongs to (TokenReview) and what that
+// user may do (SubjectAccessReview), remembering each answer for a while. The dispatcher's read API
+// and both binaries' metrics endpoints authenticate and authorize their callers with it, so that
+// Kubernetes RBAC alone decides who reads what.
+package kubeauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
+	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
+	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
+	"k8s.io/client-go/rest"
+)
+
+// ErrUnauthenticated: the API server did not accept the token.
+var ErrUnauthenticated = errors.New("token not authenticated")
+
+// cacheSize bounds the remembered answers of each kind.
+const cacheSize = 4096
+
+// Reviewer reviews tokens and access with the API server, remembering each answer (allowed or not)
+// for its TTL: a revoked token or RoleBinding takes effect within it. Tokens are remembered by their
+// SHA-256 digest only.
+type Reviewer struct {
+	authn  authenticationclient.TokenReviewsGetter
+	authz  authorizationclient.SubjectAccessReviewsGetter
+	ttl    time.Duration
+	tokens *utilcache.LRUExpireCache
+	access *utilcache.LRUExpireCache
+}
+
+// New reviews through authn and authz, remembering answers for ttl (above 0).
+func New(authn authenticationclient.TokenReviewsGetter, authz authorizationclient.SubjectAccessReviewsGetter, ttl time.Duration) *Reviewer {
+	return &Reviewer{authn: authn, authz: authz, ttl: ttl,
+		tokens: utilcache.NewLRUExpireCache(cacheSize), access: utilcache.NewLRUExpireCache(cacheSize)}
+}
+
+// NewForConfig reviews with the API server of cfg, through hc.
+func NewForConfig(cfg *rest.Config, hc *http.Client, ttl time.Duration) (*Reviewer, error) {
+	authn, err := authenticationclient.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := authorizationclient.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	return New(authn, authz, ttl), nil
+}
+
+// BearerToken returns the token of r's "Authorization: Bearer" header.
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// tokenAnswer is a remembered TokenReview.
+type tokenAnswer struct {
+	user authenticationv1.UserInfo
+	ok   bool
+}
+
+// Authenticate returns the user token belongs to; ErrUnauthenticated when the API server does not
+// accept it (remembered as well, so that a client repeating a bad token costs no more reviews).
+func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticationv1.UserInfo, error) {
+	key := sha256.Sum256([]byte(token))
+	if v, ok := r.tokens.Get(key); ok {
+		ans := v.(tokenAnswer)
+		if !ans.ok {
+			return authenticationv1.UserInfo{}, ErrUnauthenticated
+		}
+		return ans.user, nil
+	}
+	tr, err := r.authn.TokenReviews().Create(ctx,
+		&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	if err != nil {
+		return authenticationv1.UserInfo{}, fmt.Errorf("TokenReview: %w", err)
+	}
+	ans := tokenAnswer{user: tr.Status.User, ok: tr.Status.Authenticated && tr.Status.User.Username != ""}
+	r.tokens.Add(key, ans, r.ttl)
+	if !ans.ok {
+		return authenticationv1.UserInfo{}, ErrUnauthenticated
+	}
+	return ans.user, nil
+}
+
+// Attributes is what an access review asks about: a resource (Resource) or a path on the server
+// (NonResource), exactly one of them.
+type Attributes struct {
+	Resource    *authorizationv1.ResourceAttributes
+	NonResource *authorizationv1.NonResourceAttributes
+}
+
+// Allowed reports whether user may do what attrs describe.
+func (r *Reviewer) Allowed(ctx context.Context, user authenticationv1.UserInfo, attrs Attributes) (bool, error) {
+	if (attrs.Resource == nil) == (attrs.NonResource == nil) {
+		return false, errors.New("an access review needs either resource or non-resource attributes")
+	}
+	key := accessKey(user, attrs)
+	if v, ok := r.access.Get(key); ok {
+		return v.(bool), nil
+	}
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range user.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar, err := r.authz.SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
+			ResourceAttributes: attrs.Resource, NonResourceAttributes: attrs.NonResource,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("SubjectAccessReview: %w", err)
+	}
+	r.access.Add(key, sar.Status.Allowed, r.ttl)
+	return sar.Status.Allowed, nil
+}
+
+// accessKey digests everything an access review depends on, unambiguously (length-prefixed).
+func accessKey(u authenticationv1.UserInfo, attrs Attributes) [32]byte {
+	h := sha256.New()
+	put := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	put(u.Username)
+	put(u.UID)
+	if a := attrs.Resource; a != nil {
+		put("resource")
+		for _, s := range []string{a.Group, a.Version, a.Resource, a.Subresource, a.Verb, a.Namespace, a.Name} {
+			put(s)
+		}
+	} else {
+		put("path")
+		put(attrs.NonResource.Path)
+		put(attrs.NonResource.Verb)
+	}
+	for _, g := range u.Groups {
+		put("g")
+		put(g)
+	}
+	keys := make([]string, 0, len(u.Extra))
+	for k := range u.Extra {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		put("x")
+		put(k)
+		for _, v := range u.Extra[k] {
+			put(v)
+		}
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
