@@ -31,7 +31,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -396,12 +395,12 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
 	}
-	cs, err := kubernetes.NewForConfig(mgr.GetConfig())
+	auth, err := logapi.NewAuth(mgr.GetConfig(), mgr.GetHTTPClient(), cfg.APIAuthTTL)
 	if err != nil {
 		return fail(err)
 	}
 	a.API = &logapi.Handler{
-		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: logapi.NewAuth(cs, cfg.APIAuthTTL),
+		Webhooks: mgr.GetCache(), Bodies: a.Engine, Auth: auth,
 		Limits: &logapi.Limits{}, Logger: log.WithName("log-api"), Tester: a.Intake, TestInterval: cfg.TestInterval, TestsPerNamespace: cfg.TestsPerNamespace,
 	}
 	if a.Log != nil {

@@ -18,13 +18,14 @@ package logapi
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	utilcache "k8s.io/apimachinery/pkg/util/cache"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/kubeauth"
@@ -47,12 +48,16 @@ const DefaultAuthTTL = 10 * time.Second
 // cacheSize bounds the per-identity rate limiters.
 const cacheSize = 4096
 
-// NewAuth reviews through cs; ttl 0 means DefaultAuthTTL.
-func NewAuth(cs kubernetes.Interface, ttl time.Duration) *Auth {
+// NewAuth reviews with the API server of cfg, through hc; ttl 0 means DefaultAuthTTL.
+func NewAuth(cfg *rest.Config, hc *http.Client, ttl time.Duration) (*Auth, error) {
 	if ttl <= 0 {
 		ttl = DefaultAuthTTL
 	}
-	return &Auth{kubeauth.New(cs.AuthenticationV1(), cs.AuthorizationV1(), ttl)}
+	rv, err := kubeauth.NewForConfig(cfg, hc, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &Auth{rv}, nil
 }
 
 // Authorize reports whether user may get the deliveries of Webhook namespace/name (whether or not

@@ -57,13 +57,14 @@ type Reviewer struct {
 	access *utilcache.LRUExpireCache
 }
 
-// New reviews through authn and authz, remembering answers for ttl (above 0).
-func New(authn authenticationclient.TokenReviewsGetter, authz authorizationclient.SubjectAccessReviewsGetter, ttl time.Duration) *Reviewer {
+// newReviewer reviews through authn and authz, remembering answers for ttl (above 0).
+func newReviewer(authn authenticationclient.TokenReviewsGetter, authz authorizationclient.SubjectAccessReviewsGetter, ttl time.Duration) *Reviewer {
 	return &Reviewer{authn: authn, authz: authz, ttl: ttl,
 		tokens: utilcache.NewLRUExpireCache(cacheSize), access: utilcache.NewLRUExpireCache(cacheSize)}
 }
 
-// NewForConfig reviews with the API server of cfg, through hc.
+// NewForConfig reviews with the API server of cfg, through hc, remembering answers for ttl
+// (above 0).
 func NewForConfig(cfg *rest.Config, hc *http.Client, ttl time.Duration) (*Reviewer, error) {
 	authn, err := authenticationclient.NewForConfigAndClient(cfg, hc)
 	if err != nil {
@@ -73,7 +74,7 @@ func NewForConfig(cfg *rest.Config, hc *http.Client, ttl time.Duration) (*Review
 	if err != nil {
 		return nil, err
 	}
-	return New(authn, authz, ttl), nil
+	return newReviewer(authn, authz, ttl), nil
 }
 
 // BearerToken returns the token of r's "Authorization: Bearer" header.
