@@ -134,7 +134,7 @@ func main() {
 	flag.DurationVar(&o.policy.DisableAfter, "disable-after", def.DisableAfter, "A drop disables a webhook without a success for this long.")
 	flag.IntVar(&o.accountConcurrency, "account-concurrency", 30, "Most notifications in flight per account.")
 	flag.IntVar(&o.memQueue, "memory-queue-length", 64, "Queued notifications per webhook held in memory; the rest stay in the store.")
-	flag.StringVar(&o.gcHeadroom, "gc-headroom", "96Mi", "Most garbage the heap may grow by between collections: GOGC is lowered as the live heap grows past this, down to 25, so that a large live heap (a drain of a big backlog) is not doubled. 0: GOGC alone decides, as does setting the GOGC environment variable.")
+	flag.StringVar(&o.gcHeadroom, "gc-headroom", "96Mi", "Most garbage the heap may grow by between collections: GOGC is lowered as the live heap grows past this, down to 25, so that a large live heap (a drain of a big backlog) is not doubled; the Go memory limit follows what that lets the process hold (never above --memory-limit), so that free heap pages go back to the system at once. 0: GOGC alone decides, as does setting the GOGC environment variable; GOMEMLIMIT leaves the memory limit alone.")
 	flag.StringVar(&o.memoryLimit, "memory-limit", "", "Soft memory limit of the Go runtime, e.g. 270Mi: the collector works harder as the heap nears it instead of letting garbage grow to twice the live heap. Empty: 90% of the container's memory limit; the lower of the two applies; GOMEMLIMIT overrides both.")
 	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 16<<20, "Memory for parsed events awaiting delivery (a fan-out parses an event once; a backlog reads events back from the store).")
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
@@ -215,14 +215,16 @@ func (o options) validate() error {
 	return nil
 }
 
-// tuneGC lowers GOGC as the live heap grows past headroom (gcheadroom), until ctx ends.
+// tuneGC lowers GOGC as the live heap grows past headroom, and keeps the memory limit just above
+// what that lets the process hold (gcheadroom), until ctx ends. Four times a second: the limit
+// must follow a live heap that grows quickly.
 func tuneGC(ctx context.Context, headroom string) error {
 	q, err := resource.ParseQuantity(headroom)
 	if err != nil || q.Sign() < 0 {
 		return fmt.Errorf("--gc-headroom %q: a non-negative quantity such as 128Mi", headroom)
 	}
 	if tu := gcheadroom.New(uint64(q.Value())); tu != nil {
-		go tu.Run(ctx, time.Second)
+		go tu.Run(ctx, 250*time.Millisecond)
 	}
 	return nil
 }

@@ -17,10 +17,14 @@ limitations under the License.
 package gcheadroom
 
 import (
+	"context"
+	"math"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
 	"testing"
+	"time"
 )
 
 const mib = 1 << 20
@@ -90,4 +94,79 @@ func TestTunerLowersTheRuntimesGOGC(t *testing.T) {
 		t.Fatalf("the runtime's GOGC is %d", got)
 	}
 	runtime.KeepAlive(held)
+}
+
+// The memory limit is the heap's goal at the GOGC set, plus the runtime's other memory, over 95 %,
+// plus LimitSlack; never above the ceiling; set when it moves by a MiB or more.
+func TestLimitFollowsTheGoal(t *testing.T) {
+	var live, other uint64
+	var limits []int64
+	tu := &Tuner{Headroom: 100 * mib, Max: 100, Live: func() uint64 { return live }, Set: func(int) {},
+		Ceiling: 400 * mib, Other: func() uint64 { return other }, SetLimit: func(n int64) { limits = append(limits, n) }}
+	bound := func(goal, other uint64) int64 { return int64((goal+other)*100/95 + LimitSlack) }
+	for _, c := range []struct {
+		live, other uint64
+		want        int64 // 0: not set
+	}{
+		{0, 30 * mib, bound(8*mib, 30*mib)},           // before the first collection: the runtime's least goal
+		{50 * mib, 30 * mib, bound(100*mib, 30*mib)},  // GOGC 100: twice the live heap
+		{50*mib + 100<<10, 30 * mib, 0},               // moved by less than a MiB
+		{200 * mib, 28 * mib, bound(300*mib, 28*mib)}, // GOGC 50: the live heap and the headroom
+		{260 * mib, 40 * mib, 400 * mib},              // above the ceiling
+		{270 * mib, 40 * mib, 0},                      // still the ceiling
+		{40 * mib, 20 * mib, bound(80*mib, 20*mib)},   // back down as the heap shrinks
+	} {
+		live, other = c.live, c.other
+		n := len(limits)
+		tu.Adjust()
+		switch {
+		case c.want == 0 && len(limits) != n:
+			t.Errorf("live %d KiB: limit set to %d", c.live>>10, limits[n])
+		case c.want != 0 && (len(limits) != n+1 || limits[n] != c.want):
+			t.Errorf("live %d KiB: limits %v, want %d last", c.live>>10, limits, c.want)
+		}
+	}
+}
+
+// Against the real runtime: the limit follows the live heap, and Run puts the ceiling back when it
+// ends; GOMEMLIMIT in the environment leaves the limit alone.
+func TestTunerSetsTheRuntimesMemoryLimit(t *testing.T) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		t.Skip("GOGC or GOMEMLIMIT is set in the environment")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	debug.SetMemoryLimit(1 << 40)
+	tu := New(16 * mib)
+	if tu.Ceiling != 1<<40 {
+		t.Fatalf("ceiling %d, want the limit in force", tu.Ceiling)
+	}
+	held := make([]byte, 64*mib)
+	for i := range held {
+		held[i] = byte(i)
+	}
+	runtime.GC()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tu.Run(ctx, time.Hour); close(done) }()
+	// The first adjustment is made at once; wait for it by its effect.
+	deadline := time.Now().Add(10 * time.Second)
+	for debug.SetMemoryLimit(-1) == 1<<40 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	limit := debug.SetMemoryLimit(-1)
+	// 64 MiB live at GOGC 25: an 80 MiB goal, and the runtime's other memory.
+	if limit < 80*mib*100/95 || limit > 200*mib {
+		t.Errorf("memory limit %d MiB with 64 MiB live", limit/mib)
+	}
+	cancel()
+	<-done
+	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+		t.Errorf("memory limit %d after Run ended, want the ceiling back", got)
+	}
+	runtime.KeepAlive(held)
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	if tu := New(16 * mib); tu.Ceiling != 0 {
+		t.Errorf("with GOMEMLIMIT set the Tuner manages the limit (ceiling %d)", tu.Ceiling)
+	}
 }
