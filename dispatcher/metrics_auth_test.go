@@ -80,6 +80,12 @@ func TestSecureMetricsNeedAnAuthorizedToken(t *testing.T) {
 	g.Expect(scrape("")).To(Equal(http.StatusUnauthorized))
 	g.Expect(scrape("not-a-token")).To(Equal(http.StatusUnauthorized))
 	g.Expect(scrape(stranger)).To(Equal(http.StatusForbidden))
+	// A 401 says which credentials it wants (RFC 9110).
+	if resp, err := httpc.Get("https://" + addr + "/metrics"); g.Expect(err).NotTo(HaveOccurred()) {
+		_ = resp.Body.Close()
+		g.Expect(resp.StatusCode).To(Equal(http.StatusUnauthorized))
+		g.Expect(resp.Header.Get("WWW-Authenticate")).To(HavePrefix("Bearer "))
+	}
 	// The answers are remembered (securemetrics.ReviewTTL), each for its own token.
 	g.Expect(scrape(scraper)).To(Equal(http.StatusOK))
 	g.Expect(scrape(stranger)).To(Equal(http.StatusForbidden))

@@ -77,13 +77,13 @@ func Filter(rv *kubeauth.Reviewer, log logr.Logger, next http.Handler) http.Hand
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := kubeauth.BearerToken(r)
 		if !ok {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			unauthorized(w)
 			return
 		}
 		user, err := rv.Authenticate(r.Context(), token)
 		switch {
 		case errors.Is(err, kubeauth.ErrUnauthenticated):
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			unauthorized(w)
 			return
 		case err != nil:
 			log.Error(err, "Reviewing a scrape's token")
@@ -104,4 +104,10 @@ func Filter(rv *kubeauth.Reviewer, log logr.Logger, next http.Handler) http.Hand
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// unauthorized answers 401 with the challenge RFC 9110 requires of it: a bearer token.
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+	http.Error(w, "Unauthorized", http.StatusUnauthorized)
 }
