@@ -95,9 +95,11 @@ func New(headroom uint64) *Tuner {
 // Limit returns the memory limit for a live heap of live bytes collected at GOGC percent, with
 // other bytes of the runtime's other memory: the heap's goal and the other memory with
 // LimitSlack to spare, over 95 % (the runtime's scavenger keeps what is mapped under 95 % of
-// the limit), and never above Ceiling.
+// the limit), and never above Ceiling. The goal counted is at least Headroom: a small heap that
+// grows fast (a dispatcher starting on a large store) must not meet a limit set for its size a
+// moment before, and below that the runtime's own scavenging goal is the stricter one anyway.
 func (t *Tuner) Limit(live uint64, percent int, other uint64) int64 {
-	goal := max(live, minGoal) * uint64(100+percent) / 100
+	goal := max(max(live, minGoal)*uint64(100+percent)/100, t.Headroom)
 	n := (goal+other)*100/95 + LimitSlack
 	return int64(min(n, uint64(t.Ceiling)))
 }

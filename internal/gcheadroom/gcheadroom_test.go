@@ -96,8 +96,9 @@ func TestTunerLowersTheRuntimesGOGC(t *testing.T) {
 	runtime.KeepAlive(held)
 }
 
-// The memory limit is the heap's goal at the GOGC set, plus the runtime's other memory, over 95 %,
-// plus LimitSlack; never above the ceiling; set when it moves by a MiB or more.
+// The memory limit is the heap's goal at the GOGC set (at least the headroom), plus the runtime's
+// other memory, over 95 %, plus LimitSlack; never above the ceiling; set when it moves by a MiB or
+// more.
 func TestLimitFollowsTheGoal(t *testing.T) {
 	var live, other uint64
 	var limits []int64
@@ -108,13 +109,14 @@ func TestLimitFollowsTheGoal(t *testing.T) {
 		live, other uint64
 		want        int64 // 0: not set
 	}{
-		{0, 30 * mib, bound(8*mib, 30*mib)},           // before the first collection: the runtime's least goal
-		{50 * mib, 30 * mib, bound(100*mib, 30*mib)},  // GOGC 100: twice the live heap
-		{50*mib + 100<<10, 30 * mib, 0},               // moved by less than a MiB
+		{0, 30 * mib, bound(100*mib, 30*mib)},         // before the first collection: the headroom
+		{20 * mib, 30 * mib, 0},                       // a small heap: still the headroom
+		{70 * mib, 30 * mib, bound(140*mib, 30*mib)},  // GOGC 100: twice the live heap
+		{70*mib + 100<<10, 30 * mib, 0},               // moved by less than a MiB
 		{200 * mib, 28 * mib, bound(300*mib, 28*mib)}, // GOGC 50: the live heap and the headroom
 		{260 * mib, 40 * mib, 400 * mib},              // above the ceiling
 		{270 * mib, 40 * mib, 0},                      // still the ceiling
-		{40 * mib, 20 * mib, bound(80*mib, 20*mib)},   // back down as the heap shrinks
+		{60 * mib, 20 * mib, bound(120*mib, 20*mib)},  // back down as the heap shrinks
 	} {
 		live, other = c.live, c.other
 		n := len(limits)
