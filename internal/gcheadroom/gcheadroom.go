@@ -66,7 +66,7 @@ type Tuner struct {
 
 // LimitSlack is what the memory limit leaves above the heap's goal and the runtime's other
 // memory. With none, a limit under what the heap reaches between two adjustments makes the
-// collector run without pause (a 1,000,000 drain: 40 % slower, and more garbage); 8 MiB cost it
+// collector run without pause (a 1,000,000 drain: 35 % slower, and more garbage); 8 MiB cost it
 // nothing measurable (docs/performance.md, session 23).
 const LimitSlack = 8 << 20
 
