@@ -695,7 +695,7 @@ func clip(s string) string {
 }
 
 func unauthorized(w http.ResponseWriter, msg string) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+	w.Header().Set("WWW-Authenticate", kubeauth.Challenge)
 	writeError(w, http.StatusUnauthorized, "Unauthorized", msg)
 }
 

@@ -152,20 +152,14 @@ func (t *Tuner) Run(ctx context.Context, every time.Duration) {
 
 // metric reads one of the runtime's uint64 metrics: the live heap the last collection marked
 // (/gc/heap/live:bytes), the GOGC in force (/gc/gogc:percent).
-func metric(name string) uint64 {
-	sample := []metrics.Sample{{Name: name}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return sample[0].Value.Uint64()
-}
+func metric(name string) uint64 { return read(name)[0] }
 
-// otherMemory returns what the runtime has mapped and not released, less the heap's objects and
-// free pages: goroutine stacks, the runtime's metadata, the unused parts of the heap's spans.
-func otherMemory() uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/memory/classes/heap/free:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+// read reads the runtime's uint64 metrics names in one call; 0 for one it does not have.
+func read(names ...string) []uint64 {
+	sample := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		sample[i].Name = n
+	}
 	metrics.Read(sample)
 	v := make([]uint64, len(sample))
 	for i, s := range sample {
@@ -173,6 +167,14 @@ func otherMemory() uint64 {
 			v[i] = s.Value.Uint64()
 		}
 	}
+	return v
+}
+
+// otherMemory returns what the runtime has mapped and not released, less the heap's objects and
+// free pages: goroutine stacks, the runtime's metadata, the unused parts of the heap's spans.
+func otherMemory() uint64 {
+	v := read("/memory/classes/total:bytes", "/memory/classes/heap/objects:bytes", "/memory/classes/heap/free:bytes",
+		"/memory/classes/heap/released:bytes")
 	if held := v[1] + v[2] + v[3]; v[0] > held {
 		return v[0] - held
 	}

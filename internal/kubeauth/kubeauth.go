@@ -43,6 +43,10 @@ import (
 // ErrUnauthenticated: the API server did not accept the token.
 var ErrUnauthenticated = errors.New("token not authenticated")
 
+// Challenge is the WWW-Authenticate value of a 401 from an endpoint that takes Kubernetes bearer
+// tokens (RFC 9110 requires one).
+const Challenge = `Bearer realm="hookline"`
+
 // cacheSize bounds the remembered answers of each kind.
 const cacheSize = 4096
 

@@ -106,8 +106,8 @@ func Filter(rv *kubeauth.Reviewer, log logr.Logger, next http.Handler) http.Hand
 	})
 }
 
-// unauthorized answers 401 with the challenge RFC 9110 requires of it: a bearer token.
+// unauthorized answers 401 with its challenge.
 func unauthorized(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="hookline"`)
+	w.Header().Set("WWW-Authenticate", kubeauth.Challenge)
 	http.Error(w, "Unauthorized", http.StatusUnauthorized)
 }
