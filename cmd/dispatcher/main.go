@@ -66,6 +66,7 @@ type options struct {
 	eventCacheBytes         int
 	memoryLimit             string
 	gcHeadroom              string
+	memoryTarget            string
 	deliveryLogGather       time.Duration
 	maxPayloadBytes         int
 	statusInterval          time.Duration
@@ -135,6 +136,7 @@ func main() {
 	flag.IntVar(&o.accountConcurrency, "account-concurrency", 30, "Most notifications in flight per account.")
 	flag.IntVar(&o.memQueue, "memory-queue-length", 64, "Queued notifications per webhook held in memory; the rest stay in the store.")
 	flag.StringVar(&o.gcHeadroom, "gc-headroom", "96Mi", "Most garbage the heap may grow by between collections: GOGC is lowered as the live heap grows past this, down to 25, so that a large live heap (a drain of a big backlog) is not doubled; the Go memory limit follows what that lets the process hold (never above --memory-limit), so that free heap pages go back to the system at once. 0: GOGC alone decides, as does setting the GOGC environment variable; GOMEMLIMIT leaves the memory limit alone.")
+	flag.StringVar(&o.memoryTarget, "memory-target", "256Mi", "Soft bound on the Go runtime's memory, under --memory-limit: as the process nears it the collector works harder, until the garbage it lets grow is down to a quarter of the live heap (GOGC 25); a larger live heap then raises the memory with it rather than keep the collector running. 0: none, the --gc-headroom alone bounds the garbage. Needs --gc-headroom; GOMEMLIMIT turns it off.")
 	flag.StringVar(&o.memoryLimit, "memory-limit", "", "Soft memory limit of the Go runtime, e.g. 270Mi: the collector works harder as the heap nears it instead of letting garbage grow to twice the live heap. Empty: 90% of the container's memory limit; the lower of the two applies; GOMEMLIMIT overrides both.")
 	flag.IntVar(&o.eventCacheBytes, "event-cache-bytes", 16<<20, "Memory for parsed events awaiting delivery (a fan-out parses an event once; a backlog reads events back from the store).")
 	flag.IntVar(&o.maxPayloadBytes, "max-payload-bytes", 10<<20, "Notification size cap; optional sections are trimmed above it.")
@@ -216,14 +218,19 @@ func (o options) validate() error {
 }
 
 // tuneGC lowers GOGC as the live heap grows past headroom, and keeps the memory limit just above
-// what that lets the process hold (gcheadroom), until ctx ends. Four times a second: the limit
-// must follow a live heap that grows quickly.
-func tuneGC(ctx context.Context, headroom string) error {
-	q, err := resource.ParseQuantity(headroom)
-	if err != nil || q.Sign() < 0 {
+// what that lets the process hold, or at target while that leaves GOGC 25 (gcheadroom), until ctx
+// ends. Four times a second: the limit must follow a live heap that grows quickly.
+func tuneGC(ctx context.Context, headroom, target string) error {
+	h, err := resource.ParseQuantity(headroom)
+	if err != nil || h.Sign() < 0 {
 		return fmt.Errorf("--gc-headroom %q: a non-negative quantity such as 128Mi", headroom)
 	}
-	if tu := gcheadroom.New(uint64(q.Value())); tu != nil {
+	t, err := resource.ParseQuantity(target)
+	if err != nil || t.Sign() < 0 {
+		return fmt.Errorf("--memory-target %q: a non-negative quantity such as 256Mi", target)
+	}
+	if tu := gcheadroom.New(uint64(h.Value())); tu != nil {
+		tu.Target = t.Value()
 		go tu.Run(ctx, 250*time.Millisecond)
 	}
 	return nil
@@ -237,7 +244,9 @@ func run(o options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	if err := tuneGC(ctx, o.gcHeadroom); err != nil {
+	// For the process's whole life, not until the signal: a stopping dispatcher still flushes
+	// its log and writes status, and must not do so with the memory limit lifted.
+	if err := tuneGC(context.Background(), o.gcHeadroom, o.memoryTarget); err != nil {
 		return err
 	}
 	tokens, err := ingest.LoadTokens(o.tokensFile)

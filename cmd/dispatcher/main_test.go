@@ -21,14 +21,17 @@ import (
 	"testing"
 )
 
-// --gc-headroom takes a non-negative quantity; 0 turns the tuning off.
-func TestTuneGCReadsTheHeadroom(t *testing.T) {
+// --gc-headroom and --memory-target take non-negative quantities; 0 turns them off.
+func TestTuneGCReadsTheHeadroomAndTarget(t *testing.T) {
 	for _, bad := range []string{"", "lots", "-1Mi", "128MB!"} {
-		if err := tuneGC(context.Background(), bad); err == nil {
+		if err := tuneGC(context.Background(), bad, "0"); err == nil {
 			t.Errorf("--gc-headroom %q accepted", bad)
 		}
+		if err := tuneGC(context.Background(), "0", bad); err == nil {
+			t.Errorf("--memory-target %q accepted", bad)
+		}
 	}
-	if err := tuneGC(context.Background(), "0"); err != nil {
-		t.Errorf("--gc-headroom 0: %v", err)
+	if err := tuneGC(context.Background(), "0", "0"); err != nil {
+		t.Errorf("--gc-headroom 0 --memory-target 0: %v", err)
 	}
 }

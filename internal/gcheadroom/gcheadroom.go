@@ -27,6 +27,12 @@ limitations under the License.
 // pages up to a tenth of the heap's goal and returns the rest slowly: 20-45 MB of a draining
 // dispatcher's resident memory were such pages. The limit never drives the collector: it sits
 // above the goal, and follows it as the live heap grows.
+//
+// A Target, when set, is a soft bound on that memory: as the process nears it the limit stays at
+// the target and the collector works harder, until the heap's garbage is down to a quarter of the
+// live heap (GOGC 25, MinPercent); a live heap larger than that makes the limit follow it again,
+// so a target set too low costs collector CPU within that bound, never a collector that runs
+// without pause.
 package gcheadroom
 
 import (
@@ -62,6 +68,10 @@ type Tuner struct {
 	Other     func() uint64
 	SetLimit  func(bytes int64)
 	lastLimit int64
+
+	// Target is a soft bound on the memory limit set (0: none): it is kept while the heap's goal
+	// under it leaves at least MinPercent of the live heap as garbage, and given up above that.
+	Target int64
 }
 
 // LimitSlack is what the memory limit leaves above the heap's goal and the runtime's other
@@ -98,9 +108,14 @@ func New(headroom uint64) *Tuner {
 // the limit), and never above Ceiling. The goal counted is at least Headroom: a small heap that
 // grows fast (a dispatcher starting on a large store) must not meet a limit set for its size a
 // moment before, and below that the runtime's own scavenging goal is the stricter one anyway.
+// Above Target, the limit is Target or the bound of a goal at MinPercent, whichever is higher.
 func (t *Tuner) Limit(live uint64, percent int, other uint64) int64 {
-	goal := max(max(live, minGoal)*uint64(100+percent)/100, t.Headroom)
-	n := (goal+other)*100/95 + LimitSlack
+	live = max(live, minGoal)
+	bound := func(goal uint64) uint64 { return (goal+other)*100/95 + LimitSlack }
+	n := bound(max(live*uint64(100+percent)/100, t.Headroom))
+	if t.Target > 0 {
+		n = min(n, max(uint64(t.Target), bound(live*uint64(100+min(MinPercent, t.Max))/100)))
+	}
 	return int64(min(n, uint64(t.Ceiling)))
 }
 

@@ -130,6 +130,33 @@ func TestLimitFollowsTheGoal(t *testing.T) {
 	}
 }
 
+// A target holds the limit while the heap's goal under it leaves a quarter of the live heap as
+// garbage (GOGC 25); past that the limit follows the live heap at that GOGC, up to the ceiling.
+func TestTargetHoldsTheLimitDownToGOGC25(t *testing.T) {
+	tu := &Tuner{Headroom: 100 * mib, Max: 100, Ceiling: 400 * mib, Target: 200 * mib}
+	bound := func(goal, other uint64) int64 { return int64((goal+other)*100/95 + LimitSlack) }
+	for _, c := range []struct {
+		live, other uint64
+		want        int64
+	}{
+		{0, 30 * mib, bound(100*mib, 30*mib)},                 // under the target: as without one
+		{50 * mib, 30 * mib, bound(100*mib, 30*mib)},          // still under it
+		{90 * mib, 30 * mib, 200 * mib},                       // the goal (180 MiB) would pass it: the target
+		{120 * mib, 30 * mib, 200 * mib},                      // GOGC 25 still fits under it
+		{150 * mib, 30 * mib, bound(187*mib+512<<10, 30*mib)}, // it does not: GOGC 25's goal
+		{380 * mib, 40 * mib, 400 * mib},                      // and never above the ceiling
+	} {
+		if got := tu.Limit(c.live, tu.Percent(c.live), c.other); got != c.want {
+			t.Errorf("live %d MiB, other %d MiB: limit %.1f MiB, want %.1f", c.live/mib, c.other/mib, float64(got)/mib, float64(c.want)/mib)
+		}
+	}
+	// Without a target the same heaps get the goal's bound.
+	tu.Target = 0
+	if got, want := tu.Limit(90*mib, tu.Percent(90*mib), 30*mib), bound(180*mib, 30*mib); got != want {
+		t.Errorf("no target, live 90 MiB: limit %.1f MiB, want %.1f", float64(got)/mib, float64(want)/mib)
+	}
+}
+
 // Against the real runtime: the limit follows the live heap, and Run puts the ceiling back when it
 // ends; GOMEMLIMIT in the environment leaves the limit alone.
 func TestTunerSetsTheRuntimesMemoryLimit(t *testing.T) {
