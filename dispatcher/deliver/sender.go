@@ -25,7 +25,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -130,15 +129,13 @@ const (
 func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte, extra http.Header) (a Attempt) {
 	// The message may quote the receiver; it ends up in status, Events and e-mails.
 	defer func() { a.Message = safetext.Receiver(a.Message) }()
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && (u.Scheme != "http" || !s.allowHTTP)) {
-		return Attempt{Reason: verify.ReasonInsecureURLNotAllowed, Message: "url must be https"}
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	// The request's URL is the one parse of rawURL (this runs for every delivery): with the
+	// method and context fixed, NewRequest fails only on a URL url.Parse rejects.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
-	if err != nil {
-		return Attempt{Reason: verify.ReasonInvalidURL, Message: err.Error()}
+	if err != nil || (req.URL.Scheme != "https" && (req.URL.Scheme != "http" || !s.allowHTTP)) {
+		return Attempt{Reason: verify.ReasonInsecureURLNotAllowed, Message: "url must be https"}
 	}
 	// Keys already canonical, set without Header.Set's canonicalisation: this runs for every delivery.
 	req.Header["Content-Type"] = []string{"application/json"}
