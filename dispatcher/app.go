@@ -116,7 +116,8 @@ type Config struct {
 	// read again; 0 means 2 seconds.
 	ReplayPoll time.Duration
 	// ReplayGather is how long the first replay to ask for a read of the delivery log waits for
-	// others to ask too, so that replays created together share one read (default 200 ms).
+	// others to ask too, so that replays created together share one read (default 200 ms); while
+	// asks keep coming it waits on, a quarter of it at a time, up to five times it.
 	ReplayGather time.Duration
 	// ReplayMaxPerNamespace is how many WebhookReplays run at once in one namespace; 0 means
 	// DefaultReplaysPerNamespace.

@@ -83,8 +83,9 @@ type Replayer struct {
 	// waits for, is read again (default 2 s).
 	Poll time.Duration
 	// Gather is how long the first replay to ask for a read of the log waits for others to ask
-	// (default 200 ms): the replays created together (kubectl apply of a directory) then share
-	// one read, and those that ask while it runs share the next.
+	// (default 200 ms), and on while asks keep coming (a quarter of it at a time, up to five
+	// times it): the replays created together (kubectl apply of a directory) then share one read,
+	// and those that ask while it runs share the next.
 	Gather time.Duration
 	// Batch is how many notifications are queued in one store round trip (default 500).
 	Batch int
@@ -141,6 +142,15 @@ func (r *Replayer) init() {
 	r.shown = map[types.NamespacedName]time.Time{}
 	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
 	r.peak = map[string]int{}
+	if r.Log != nil {
+		// Metrics may be set after init (before the manager starts): looked up at each read.
+		observe := func(d time.Duration) {
+			if r.Metrics != nil {
+				r.Metrics.scanSeconds.Observe(d.Seconds())
+			}
+		}
+		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe)
+	}
 }
 
 // wake has key reconciled soon; when the channel is full the replay's poll comes instead.
@@ -156,13 +166,10 @@ func (r *Replayer) wake(key types.NamespacedName) {
 // replay's last delivery settled, a turn freed in a namespace).
 func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipNameValidation bool) error {
 	r.init()
-	var observe func(time.Duration)
 	if r.Metrics != nil {
-		observe = func(d time.Duration) { r.Metrics.scanSeconds.Observe(d.Seconds()) }
 		r.Metrics.phases = r.phases
 	}
-	if r.Log != nil {
-		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe)
+	if r.reads != nil {
 		if err := mgr.Add(r.reads); err != nil {
 			return err
 		}
@@ -347,6 +354,11 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	st.WebhookUID, st.StartedAt = string(wh.UID), &now
 	msg := fmt.Sprintf("selecting and queueing the notifications of webhook %s", wh.Name)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, msg)
+	// The selection's read of the log is asked for now, before the write: it only reads, and
+	// replays created together then ask within one gathering interval (replayReads) instead of
+	// one API write apart each, so that one read serves them all. Nothing of this replay is
+	// queued yet: that waits for the write.
+	r.askRead(rp, st.WebhookUID, now.Time, map[uint64]bool{})
 	// Recorded before anything is queued: a resumed replay reads its progress from here. A write
 	// that fails keeps the turn: the retry starts it, before any replay created after it (giving
 	// the turn back let a later one start first under a loaded API server). Deleting the replay
@@ -583,11 +595,17 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 			break
 		}
 	}
+	r.askRead(rp, uid, startedAt, inQueue)
+	return nil
+}
+
+// askRead begins rp's tally and asks the log for its selection, given what it queued before
+// (inQueue, by event sequence). A read asked already is not asked again.
+func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool) {
 	key := client.ObjectKeyFromObject(rp)
 	r.tally.begin(key, uid)
 	sel := newSelector(rp, startedAt, inQueue, true)
 	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
-	return nil
 }
 
 // scanSkew widens the log reads that start at a replay's start, for records stamped by another

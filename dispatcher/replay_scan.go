@@ -108,15 +108,43 @@ func (b *replayReads) Start(ctx context.Context) error {
 		case <-b.kick:
 		}
 		// The replays created together (kubectl apply of a directory) ask within about one
-		// interval: read for all of them at once.
-		t := time.NewTimer(b.gather)
+		// interval: read for all of them at once. A hundred of them start a few at a time (each
+		// after an API round trip), so while asks keep coming the read waits a little longer,
+		// a quarter interval at a time, up to gatherMax intervals: each read walks the log.
+		if !b.gathered(ctx) {
+			return nil
+		}
+		b.answer(ctx)
+	}
+}
+
+// gatherMax bounds, in gathering intervals, how long asks that keep coming delay a read.
+const gatherMax = 5
+
+// gathered waits for the asks that come with the first one: one interval, then a quarter
+// interval more at a time while asks still came in the last wait, at most gatherMax intervals in
+// all. It reports false when ctx ended.
+func (b *replayReads) gathered(ctx context.Context) bool {
+	end := time.Now().Add(gatherMax * b.gather)
+	wait := b.gather
+	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return false
 		case <-t.C:
 		}
-		b.answer(ctx)
+		select {
+		case <-b.kick:
+			// Asked meanwhile: more may follow.
+			wait = b.gather / 4
+			if time.Until(end) < wait {
+				return true
+			}
+		default:
+			return true
+		}
 	}
 }
 

@@ -59,7 +59,7 @@ func TestRetriedStartKeepsTheAdmissionTime(t *testing.T) {
 		},
 	}).Build()
 	clk := clocktesting.NewFakePassiveClock(base.Add(2 * time.Second))
-	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2}
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2, Log: &countingLog{}}
 	r.init()
 	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "orders", UID: "wh-uid"}}
 
@@ -107,7 +107,7 @@ func TestReplaysWithRoomStartInCreationOrder(t *testing.T) {
 			},
 		}).Build()
 	clk := clocktesting.NewFakePassiveClock(base.Add(2 * time.Second))
-	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2}
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2, Log: &countingLog{}}
 	r.init()
 	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "orders", UID: "wh-uid"}}
 

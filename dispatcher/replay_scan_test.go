@@ -1,0 +1,102 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// countingLog counts the reads replayReads makes and the webhooks each asked for.
+type countingLog struct {
+	mu    sync.Mutex
+	reads [][]string
+}
+
+func (l *countingLog) Append(deliveries.Record)      {}
+func (l *countingLog) Barrier(context.Context) error { return nil }
+func (l *countingLog) read() [][]string              { l.mu.Lock(); defer l.mu.Unlock(); return l.reads }
+func (l *countingLog) ScanMany(_ context.Context, uids []string, _ time.Time, _ func(deliveries.Record) error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reads = append(l.reads, uids)
+	return nil
+}
+
+// startReads runs replayReads on log with the gathering interval gather; woken receives every
+// replay whose read was answered.
+func startReads(t *testing.T, log *countingLog, gather time.Duration) (*replayReads, chan types.NamespacedName) {
+	t.Helper()
+	woken := make(chan types.NamespacedName, 1000)
+	b := newReplayReads(log, clock.RealClock{}, gather, func(k types.NamespacedName) { woken <- k }, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return b, woken
+}
+
+// askEvery asks a read for n replays, one every step: as a hundred replays created together
+// start, a few at a time, each after an API write.
+func askEvery(b *replayReads, n int, step time.Duration) {
+	tick := time.NewTicker(step)
+	defer tick.Stop()
+	for i := range n {
+		key := types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("r-%d", i)}
+		b.ask(key, &logRead{uid: fmt.Sprintf("uid-%d", i), fold: func(deliveries.Record) {}})
+		<-tick.C
+	}
+}
+
+// Asks that keep coming past the first gathering interval still share one read, as long as none
+// is a quarter interval after the one before.
+func TestReplayReadsGatherAsksThatKeepComing(t *testing.T) {
+	log := &countingLog{}
+	const gather = 400 * time.Millisecond
+	b, woken := startReads(t, log, gather)
+	const n = 40
+	askEvery(b, n, 20*time.Millisecond) // 800 ms: twice the interval, within gatherMax
+	for range n {
+		select {
+		case <-woken:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("reads %v: not every replay was answered", log.read())
+		}
+	}
+	if reads := log.read(); len(reads) != 1 || len(reads[0]) != n {
+		t.Fatalf("%d reads (%v), want one for all %d webhooks", len(reads), reads, n)
+	}
+}
+
+// Asks that never stop do not hold the read back for longer than gatherMax intervals.
+func TestReplayReadsDoNotWaitForeverForAsks(t *testing.T) {
+	log := &countingLog{}
+	const gather = 100 * time.Millisecond
+	b, _ := startReads(t, log, gather)
+	askEvery(b, 150, 10*time.Millisecond) // 1.5 s of asks: three times gatherMax intervals
+	if reads := log.read(); len(reads) == 0 {
+		t.Fatalf("no read while asks came for 1.5 s, want the first within %d intervals of 100 ms", gatherMax)
+	}
+}
