@@ -358,7 +358,7 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	// replays created together then ask within one gathering interval (replayReads) instead of
 	// one API write apart each, so that one read serves them all. Nothing of this replay is
 	// queued yet: that waits for the write.
-	r.askRead(rp, st.WebhookUID, now.Time, map[uint64]bool{})
+	r.askRead(rp, st.WebhookUID, now.Time, nil)
 	// Recorded before anything is queued: a resumed replay reads its progress from here. A write
 	// that fails keeps the turn: the retry starts it, before any replay created after it (giving
 	// the turn back let a later one start first under a loaded API server). Deleting the replay
@@ -600,7 +600,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 }
 
 // askRead begins rp's tally and asks the log for its selection, given what it queued before
-// (inQueue, by event sequence). A read asked already is not asked again.
+// (inQueue, by event sequence; nil for nothing). A read asked already is not asked again.
 func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool) {
 	key := client.ObjectKeyFromObject(rp)
 	r.tally.begin(key, uid)

@@ -114,7 +114,7 @@ func (t *Tuner) Limit(live uint64, percent int, other uint64) int64 {
 	bound := func(goal uint64) uint64 { return (goal+other)*100/95 + LimitSlack }
 	n := bound(max(live*uint64(100+percent)/100, t.Headroom))
 	if t.Target > 0 {
-		n = min(n, max(uint64(t.Target), bound(live*uint64(100+min(MinPercent, t.Max))/100)))
+		n = min(n, max(uint64(t.Target), bound(live*uint64(100+t.least())/100)))
 	}
 	return int64(min(n, uint64(t.Ceiling)))
 }
@@ -125,8 +125,12 @@ func (t *Tuner) Percent(live uint64) int {
 		return t.Max
 	}
 	p := t.Headroom * 100 / live
-	return int(max(min(p, uint64(t.Max)), uint64(min(MinPercent, t.Max))))
+	return int(max(min(p, uint64(t.Max)), uint64(t.least())))
 }
+
+// least is the lowest GOGC the Tuner sets, and the one a Target gives way at: MinPercent, or the
+// runtime's own setting when that is lower.
+func (t *Tuner) least() int { return min(MinPercent, t.Max) }
 
 // Adjust sets GOGC for the current live heap, when it moved by 5 points or more since the last
 // setting (each setting makes the runtime recompute its pacing).
