@@ -23,6 +23,7 @@ import (
 	"context"
 	"crypto/tls"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -143,6 +144,13 @@ type Engine struct {
 	drained chan struct{}
 	wg      sync.WaitGroup
 	acks    *acker
+	// jobs hands attempts to waiting delivery workers (startLocked); at most idleMax wait, and
+	// idleLow is the fewest that waited since reapWorkers last looked. workers counts the workers
+	// started, liveWorkers those not ended (tests read them).
+	jobs                              chan attemptJob
+	idleMax                           int64
+	idleWorkers, idleLow, liveWorkers atomic.Int64
+	workers                           atomic.Int64
 
 	// Partitioned delivery (partitions.go): the partitions owned, the queues whose state is to be
 	// read (uid → claim), and idle, signalled when an attempt of a queue being released ends.
@@ -222,6 +230,8 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		toLoad:      map[string]uint64{},
 		loadKick:    make(chan struct{}, 1),
 		drained:     make(chan struct{}),
+		jobs:        make(chan attemptJob),
+		idleMax:     maxIdleWorkers,
 	}
 	e.idle = sync.NewCond(&e.mu)
 	return e
@@ -264,8 +274,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.attemptCtx = attemptCtx
 	e.mu.Unlock()
 	e.acks = newAcker(e.store, e.rec, e.log)
-	e.wg.Add(4)
+	e.wg.Add(5)
 	go func() { defer e.wg.Done(); e.drainOnStop(ctx, cancelAttempts) }()
+	go func() { defer e.wg.Done(); e.reapWorkers(ctx) }()
 	// The acker's last flush comes after the attempts' settlements.
 	go func() { defer e.wg.Done(); e.acks.run(attemptCtx) }()
 	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
@@ -283,6 +294,9 @@ func (e *Engine) drainOnStop(ctx context.Context, cancelAttempts context.CancelF
 	defer cancelAttempts()
 	<-ctx.Done()
 	e.mu.Lock()
+	// Nothing is handed to a worker any more (pumpLocked starts nothing once ctx has ended): the
+	// waiting workers end.
+	close(e.jobs)
 	if e.running == 0 {
 		e.mu.Unlock()
 		return

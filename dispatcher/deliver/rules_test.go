@@ -388,3 +388,64 @@ func TestLogLinesNameTheWebhookAndItsUID(t *testing.T) {
 		ContainSubstring(`"uid"="3b1d-uid"`)))
 	g.Expect(logs.String()).NotTo(ContainSubstring(`"webhook"=`))
 }
+
+// TestWorkersCarryOnFromOneAttemptToTheNext: attempts go to the delivery workers that finished
+// theirs instead of a goroutine each (whose stack would grow anew every time), and the waiting
+// workers end when the engine stops.
+func TestWorkersCarryOnFromOneAttemptToTheNext(t *testing.T) {
+	reapEvery(t, time.Hour)
+	r := newRig(t, Config{}, nil)
+	r.e.Upsert(r.webhook("wh", "acc"))
+	const n = 200
+	r.queue("wh", "acc", n, r.t0)
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(n))
+	r.idle()
+	// One queue's attempts follow one another, each handed over while the one before settles:
+	// workers take turns (two or three here, where an attempt takes no time; one per attempt
+	// without them).
+	started := r.e.workers.Load()
+	r.g.Expect(started).To(BeNumerically("<=", n/10), "workers started for %d attempts in a row", n)
+	r.g.Eventually(r.e.liveWorkers.Load).Should(BeEquivalentTo(started), "the workers wait for more")
+
+	r.stop()
+	r.g.Eventually(r.e.liveWorkers.Load).Should(BeZero(), "workers left after the engine stopped")
+}
+
+// TestWorkersNotNeededEnd: the workers of a burst that wait all along until the next look end.
+func TestWorkersNotNeededEnd(t *testing.T) {
+	reapEvery(t, 50*time.Millisecond)
+	r := newRig(t, Config{}, nil)
+	for i := range 5 {
+		uid := fmt.Sprintf("wh%d", i)
+		r.e.Upsert(r.webhook(uid, uid))
+		r.queue(uid, uid, 20, r.t0)
+	}
+	r.g.Eventually(func() int64 { return r.status("wh4").Delivered }).Should(BeEquivalentTo(20))
+	r.idle()
+	r.g.Expect(r.e.workers.Load()).To(BeNumerically(">", 1))
+	r.g.Eventually(r.e.liveWorkers.Load).Should(BeZero(), "workers left waiting")
+}
+
+// reapEvery sets workerReap for one test, restored after the rig's cleanup (registered later, so
+// run first) has stopped its engine.
+func reapEvery(t *testing.T, d time.Duration) {
+	was := workerReap
+	t.Cleanup(func() { workerReap = was })
+	workerReap = d
+}
+
+// TestWorkersBeyondTheIdleCapEnd: a worker that finishes when as many wait as the engine allows
+// ends; with none allowed to wait, every attempt has a worker of its own.
+func TestWorkersBeyondTheIdleCapEnd(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.e.mu.Lock()
+	r.e.idleMax = 0 // before the first attempt: workers read it after this lock
+	r.e.mu.Unlock()
+	r.e.Upsert(r.webhook("wh", "acc"))
+	const n = 20
+	r.queue("wh", "acc", n, r.t0)
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(n))
+	r.idle()
+	r.g.Expect(r.e.workers.Load()).To(BeNumerically(">=", n), "one worker per attempt (and per look at a queue found empty)")
+	r.g.Eventually(r.e.liveWorkers.Load).Should(BeZero())
+}
