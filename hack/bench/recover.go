@@ -321,10 +321,7 @@ func (s *stack) resumeDispatcher(drop int, extra ...string) error {
 	if err := start(s.dir, fmt.Sprintf("dispatcher-%d", s.dispatchers), s.dispatcher); err != nil {
 		return err
 	}
-	if err := waitHTTP(strings.TrimSuffix(s.ingestURL, "/v1/events")+"/healthz", time.Minute); err != nil {
-		return fmt.Errorf("dispatcher did not restart; see %s", s.dir)
-	}
-	return nil
+	return s.waitServing(s.dispatcher, time.Minute)
 }
 
 // timeline prints, when stopped, how long after start the sink had received the first

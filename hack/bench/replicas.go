@@ -73,6 +73,9 @@ func (s *stack) startReplica(i int, natsAddr, tokenFile string, profiled bool) (
 	}
 	ready := "http://" + r.ingest + "/readyz"
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if exited(r.cmd.Process.Pid) {
+			return nil, fmt.Errorf("replica %d exited at start; see its log in %s", i, s.dir)
+		}
 		if resp, err := http.Get(ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

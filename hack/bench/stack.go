@@ -183,10 +183,44 @@ func (s *stack) startDispatcher(extra ...string) error {
 		return err
 	}
 	// The dispatcher answers on its ingest port once its routing table has synced.
-	if err := waitHTTP(strings.TrimSuffix(s.ingestURL, "/v1/events")+"/healthz", time.Minute); err != nil {
-		return fmt.Errorf("dispatcher did not start; see %s", s.dir)
+	return s.waitServing(s.dispatcher, time.Minute)
+}
+
+// waitServing waits until the dispatcher cmd serves on the ingest port. One that exits meanwhile
+// fails at once, and an answer counts only while cmd still runs: when a process another run left
+// behind holds the port, the new dispatcher exits ("address already in use") and the old one
+// answers, and the bench used to measure, and wait ten minutes for, that one.
+func (s *stack) waitServing(cmd *exec.Cmd, timeout time.Duration) error {
+	addr := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
+	name := filepath.Base(cmd.Path)
+	deadline := time.Now().Add(timeout)
+	for {
+		if exited(cmd.Process.Pid) {
+			return fmt.Errorf("%s exited at start; see its log in %s", name, s.dir)
+		}
+		resp, err := http.Get(addr)
+		if err == nil {
+			_ = resp.Body.Close()
+			if exited(cmd.Process.Pid) {
+				return fmt.Errorf("%s exited at start, and another process answers on %s (one left by an earlier run?); see its log in %s", name, addr, s.dir)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not serve on %s within %s (%w); see its log in %s", name, addr, timeout, err, s.dir)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return nil
+}
+
+// exited reports whether the child process pid has ended (a zombie until the bench waits for it).
+func exited(pid int) bool {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
 }
 
 // restartDispatcher stops the dispatcher (as Kubernetes does: SIGTERM) and starts a new one on an
