@@ -167,7 +167,7 @@ type attemptJob struct {
 
 // maxIdleWorkers is how many delivery workers may wait for an attempt; a worker that finishes
 // when as many wait ends.
-const maxIdleWorkers = 256
+const maxIdleWorkers = 32
 
 // workerReap is how often the workers that were not needed are ended: as many as waited all along
 // since the last time (the fewest that waited meanwhile).
