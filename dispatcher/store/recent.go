@@ -24,12 +24,26 @@ import (
 	"time"
 )
 
-// Bounds of the recent-notes index: a webhook whose notes pile up (its endpoint is down) stops being
-// indexed past recentPerQueue, and the whole index starts afresh past recentTotal, so that a backlog
-// costs disk, not memory.
+// Bounds of the recent-notes index, so that a backlog costs disk, not memory: a webhook whose notes
+// pile up (its endpoint is down) stops being indexed past recentPerQueue, and the whole index starts
+// afresh past recentTotal (streamNotes).
+//
+// recentNotes tells a queue nobody reads from one read as fast as it fills by the age of its oldest
+// indexed note: a WebhookReplay queues a webhook's notes 500 at a time, and the engine reads them at
+// once, but the index used to drop such a queue past 128 notes (and restart whole past 32 Ki), so
+// that a recover read most replayed notes from the stream (a walk, or the sweep). There a queue stops
+// being indexed past recentPerQueue only when its oldest indexed note is recentStale older than the
+// note being added (or past recentPerQueueMax); past recentTotal the queues whose oldest note is
+// that old are dropped (looked for again once the index has grown by a quarter of recentTotal); and
+// the whole index starts afresh only past recentTotalMax.
 const (
-	recentPerQueue = 128
-	recentTotal    = 32 << 10
+	recentPerQueue    = 128
+	recentPerQueueMax = 4 << 10
+	recentTotal       = 32 << 10
+	recentTotalMax    = 128 << 10
+	// recentStale is how long a queue's oldest indexed note may wait before the queue counts as
+	// one nobody reads: longer than a replay of a few thousand notes takes to deliver.
+	recentStale = 10 * time.Second
 	// recentMaxAhead is how many notes may be recorded above a hole in the sequence before the hole
 	// is taken for a note this process will never record (another writer, a publish whose
 	// acknowledgement was lost); the process has at most 4096 publishes outstanding.
@@ -71,6 +85,8 @@ type recentNotes struct {
 	queueFloor map[string]uint64
 	queues     map[string][]Note
 	total      int
+	// pruneAt is the total at which the queues nobody reads are next looked for (0: recentTotal).
+	pruneAt int
 
 	// Calls of EnqueueAll under way, by number, so that a queue purged while some were under way
 	// is indexed again only once they are over (healing: queue → first call number after the
@@ -104,7 +120,7 @@ func (r *recentNotes) restartLocked(after uint64) {
 		r.queueFloor[uid] = noFloor
 	}
 	r.queues = map[string][]Note{}
-	r.total = 0
+	r.total, r.pruneAt = 0, 0
 	r.progress.moved()
 }
 
@@ -148,9 +164,37 @@ func (r *recentNotes) add(uid string, n Note, seq uint64) {
 		return
 	}
 	r.addLocked(uid, n, seq)
-	if len(r.ahead) > recentMaxAhead || r.total > recentTotal {
+	switch {
+	case len(r.ahead) > recentMaxAhead || r.total > recentTotalMax:
 		r.restartLocked(r.maxSeen)
+	case r.total <= recentTotal:
+		r.pruneAt = 0
+	case r.total > r.pruneAt:
+		r.dropStaleLocked(n.Created)
+		r.pruneAt = r.total + recentTotal/4
 	}
+}
+
+// stale reports whether q, a queue's indexed notes, waited too long to be read by now (the creation
+// of the note being added).
+func stale(q []Note, now time.Time) bool {
+	return len(q) > 0 && now.Sub(q[0].Created) > recentStale
+}
+
+// dropStaleLocked stops indexing the queues nobody reads (stale) until what comes next.
+func (r *recentNotes) dropStaleLocked(now time.Time) {
+	for uid, q := range r.queues {
+		if stale(q, now) {
+			r.dropLocked(uid)
+		}
+	}
+}
+
+// dropLocked stops indexing uid's queue until what comes next.
+func (r *recentNotes) dropLocked(uid string) {
+	r.total -= len(r.queues[uid])
+	delete(r.queues, uid)
+	r.queueFloor[uid] = r.maxSeen + 1
 }
 
 // done ends call n, whose notes are all stored and added.
@@ -194,11 +238,9 @@ func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {
 		return
 	}
 	q := r.queues[uid]
-	if len(q) >= recentPerQueue {
+	if len(q) >= recentPerQueue && (len(q) >= recentPerQueueMax || stale(q, n.Created)) {
 		// Nobody reads this queue (its endpoint is down): index only what comes next.
-		r.total -= len(q)
-		delete(r.queues, uid)
-		r.queueFloor[uid] = r.maxSeen + 1
+		r.dropLocked(uid)
 		return
 	}
 	n.Seq = seq

@@ -210,20 +210,90 @@ func TestRecentNotesPurgeWhileQueueing(t *testing.T) {
 	g.Expect(seqs(notes)).To(Equal([]uint64{3}))
 }
 
-// A queue nobody reads stops being indexed past its bound, and is indexed again from what comes next.
+// recordAt records note seq of uid, created at t.
+func recordAt(r *recentNotes, uid string, seq uint64, t time.Time) {
+	n := r.begin()
+	r.add(uid, Note{EventSeq: seq, Created: t}, seq)
+	r.done(n)
+}
+
+// A queue nobody reads (its notes a second apart and none read) stops being indexed past its bound,
+// and is indexed again from what comes next.
 func TestRecentNotesBoundPerQueue(t *testing.T) {
 	g := NewWithT(t)
 	r := indexAbove(0)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	for seq := uint64(1); seq <= recentPerQueue+1; seq++ {
-		recordOne(r, r.begin(), "w", seq)
+		recordAt(r, "w", seq, t0.Add(time.Duration(seq)*time.Second))
 	}
 	g.Expect(r.total).To(BeZero())
 	_, ok := r.load("w", 1, 10)
 	g.Expect(ok).To(BeFalse())
-	recordOne(r, r.begin(), "w", recentPerQueue+2)
+	recordAt(r, "w", recentPerQueue+2, t0.Add(time.Hour))
 	notes, ok := r.load("w", recentPerQueue+2, 10)
 	g.Expect(ok).To(BeTrue())
 	g.Expect(seqs(notes)).To(Equal([]uint64{recentPerQueue + 2}))
+}
+
+// A queue filled faster than its bound (a WebhookReplay queues 500 at once) stays indexed while its
+// oldest note is recent, up to recentPerQueueMax.
+func TestRecentNotesKeepAQueueFilledAtOnce(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(0)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	const n = 4 * recentPerQueue
+	for seq := uint64(1); seq <= n; seq++ {
+		recordAt(r, "w", seq, t0.Add(time.Duration(seq)*time.Millisecond))
+	}
+	notes, ok := r.load("w", 1, n)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(notes).To(HaveLen(n))
+	g.Expect(notes[n-1].Seq).To(BeEquivalentTo(n))
+
+	for seq := uint64(n + 1); seq <= recentPerQueueMax+1; seq++ {
+		recordAt(r, "w", seq, t0.Add(time.Second))
+	}
+	_, ok = r.load("w", 1, 10)
+	g.Expect(ok).To(BeFalse(), "indexed past recentPerQueueMax")
+}
+
+// Past recentTotal the queues nobody reads are dropped and the ones read as fast as they fill stay;
+// past recentTotalMax the whole index starts afresh.
+func TestRecentNotesDropStaleQueuesPastTheTotal(t *testing.T) {
+	g := NewWithT(t)
+	r := indexAbove(0)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	seq := uint64(0)
+	// Stale: 300 queues of 100 notes each, queued at t0.
+	for q := range 300 {
+		for range 100 {
+			seq++
+			recordAt(r, fmt.Sprintf("dead%d", q), seq, t0)
+		}
+	}
+	g.Expect(r.total).To(Equal(30000))
+	// Fresh: one queue filled a minute later, past recentTotal in all.
+	firstFresh := seq + 1
+	for range 4000 {
+		seq++
+		recordAt(r, "live", seq, t0.Add(time.Minute))
+	}
+	g.Expect(r.total).To(Equal(4000), "the stale queues dropped, the fresh one kept")
+	_, ok := r.load("dead0", 1, 10)
+	g.Expect(ok).To(BeFalse())
+	notes, ok := r.load("live", firstFresh, 10)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(notes[0].Seq).To(Equal(firstFresh))
+
+	// Fresh queues only, past recentTotalMax: the index starts afresh.
+	for i := 0; r.total == 4000+i; i++ {
+		seq++
+		recordAt(r, fmt.Sprintf("burst%d", i/(recentPerQueueMax-1)), seq, t0.Add(time.Minute))
+	}
+	g.Expect(seq-firstFresh+1).To(BeEquivalentTo(recentTotalMax+1), "indexed until past recentTotalMax")
+	g.Expect(r.total).To(BeZero())
+	_, ok = r.load("live", firstFresh, 10)
+	g.Expect(ok).To(BeFalse())
 }
 
 // Whatever concurrent callers queue, purge and read, every read the index answers equals what

@@ -454,12 +454,13 @@ func TestSweepAnswersABacklogFromJetStream(t *testing.T) {
 	defer s.Close()
 	s.sweep.deep = 1 // a small backlog: every read counts
 	const queues, perQueue = 40, 2 * recentPerQueue
+	start := time.Now()
 	for round := range perQueue {
 		items := make([]Enqueue, queues)
 		for q := range items {
 			// One event per round (its notes share their strings in the sweep's lists), some of
-			// them replays.
-			n := Note{EventSeq: uint64(round + 1), Created: time.Now(), EventID: fmt.Sprintf("e%d", round), EventName: "AGREEMENT_ACTION_COMPLETED"}
+			// them replays; a minute apart, as a backlog's are, so that the index drops them.
+			n := Note{EventSeq: uint64(round + 1), Created: start.Add(time.Duration(round) * time.Minute), EventID: fmt.Sprintf("e%d", round), EventName: "AGREEMENT_ACTION_COMPLETED"}
 			if q%3 == 0 {
 				n.Replay = fmt.Sprintf("r%d", q)
 			}
