@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -356,7 +357,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err := a.addProblemMailer(cfg, clk, log); err != nil {
 		return fail(err)
 	}
-	if err := a.Engine.Start(ctx); err != nil {
+	if err := startPatiently(ctx, a.Engine.Start, engineStartPatience); err != nil {
 		return fail(fmt.Errorf("starting delivery engine: %w", err))
 	}
 	resync := cmp.Or(cfg.SecretResync, 5*time.Minute)
@@ -511,4 +512,38 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 // TokenReview and SubjectAccessReview and HTTP/2 off, as the manager's --metrics-secure.
 func metricsOptions(cfg Config) metricsserver.Options {
 	return securemetrics.Options(cfg.MetricsAddress, cfg.MetricsSecure)
+}
+
+// engineStartPatience is how long a dispatcher that took the lease tries to start its engine while
+// JetStream does not answer.
+const engineStartPatience = 30 * time.Second
+
+// startPatiently runs start (the engine's, whose reads of the queues' state and the delivery log
+// change nothing until they all succeed) and, while it fails because JetStream does not answer,
+// runs it again, for at most patience. The engine's reads are the first requests a dispatcher makes
+// once it holds the lease, and a stream of a NATS cluster can be without a leader for a moment (a
+// node lost): the fault suite's dispatcher, taking over after such a loss, exited there ("no
+// responders available for request") and left the lease unused until it was restarted.
+func startPatiently(ctx context.Context, start func(context.Context) error, patience time.Duration) error {
+	log := logr.FromContextOrDiscard(ctx)
+	deadline := time.Now().Add(patience)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := start(ctx)
+		if err == nil || !jetStreamUnanswered(err) || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		log.Info("JetStream did not answer while the delivery engine started; trying again", "error", err.Error(), "after", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// jetStreamUnanswered reports whether err says that JetStream did not answer a request (no stream
+// leader, or none in time), as opposed to answering with an error.
+func jetStreamUnanswered(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded)
 }
