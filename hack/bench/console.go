@@ -75,8 +75,8 @@ func consoleList(ctx context.Context, s *stack, n int) (row, error) {
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	base := "http://" + addr
-	if err := waitHTTP(base+"/healthz", 10*time.Second); err != nil {
-		return row{}, fmt.Errorf("console did not start; see %s", s.dir)
+	if err := waitServing(cmd, base+"/healthz", 0, 10*time.Second, s.dir); err != nil {
+		return row{}, err
 	}
 	hc, err := consoleSignIn(base, token)
 	if err != nil {
@@ -179,20 +179,4 @@ func consoleSignIn(base, token string) (*http.Client, error) {
 		return nil, fmt.Errorf("console sign-in: HTTP %d at %s", resp.StatusCode, resp.Request.URL.Path)
 	}
 	return hc, nil
-}
-
-// waitHTTP waits until addr answers (with any status): a process started by the bench serves.
-func waitHTTP(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(addr)
-		if err == nil {
-			_ = resp.Body.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -321,7 +321,7 @@ func (s *stack) resumeDispatcher(drop int, extra ...string) error {
 	if err := start(s.dir, fmt.Sprintf("dispatcher-%d", s.dispatchers), s.dispatcher); err != nil {
 		return err
 	}
-	return s.waitServing(s.dispatcher, time.Minute)
+	return s.waitDispatcher(time.Minute)
 }
 
 // timeline prints, when stopped, how long after start the sink had received the first

@@ -71,21 +71,10 @@ func (s *stack) startReplica(i int, natsAddr, tokenFile string, profiled bool) (
 	if err := start(s.dir, fmt.Sprintf("replica-%d", i), r.cmd); err != nil {
 		return nil, err
 	}
-	ready := "http://" + r.ingest + "/readyz"
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		if exited(r.cmd.Process.Pid) {
-			return nil, fmt.Errorf("replica %d exited at start; see its log in %s", i, s.dir)
-		}
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("replica %d did not become ready; see %s", i, s.dir)
-		}
+	if err := waitServing(r.cmd, "http://"+r.ingest+"/readyz", http.StatusOK, time.Minute, s.dir); err != nil {
+		return nil, fmt.Errorf("replica %d: %w", i, err)
 	}
+	return r, nil
 }
 
 // replicasScenario measures active-active dispatchers: the same closed-loop load as the throughput

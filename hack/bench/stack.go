@@ -183,31 +183,39 @@ func (s *stack) startDispatcher(extra ...string) error {
 		return err
 	}
 	// The dispatcher answers on its ingest port once its routing table has synced.
-	return s.waitServing(s.dispatcher, time.Minute)
+	return s.waitDispatcher(time.Minute)
 }
 
-// waitServing waits until the dispatcher cmd serves on the ingest port. One that exits meanwhile
-// fails at once, and an answer counts only while cmd still runs: when a process another run left
-// behind holds the port, the new dispatcher exits ("address already in use") and the old one
-// answers, and the bench used to measure, and wait ten minutes for, that one.
-func (s *stack) waitServing(cmd *exec.Cmd, timeout time.Duration) error {
-	addr := strings.TrimSuffix(s.ingestURL, "/v1/events") + "/healthz"
+// waitDispatcher waits until the stack's dispatcher serves on the ingest port.
+func (s *stack) waitDispatcher(timeout time.Duration) error {
+	return waitServing(s.dispatcher, strings.TrimSuffix(s.ingestURL, "/v1/events")+"/healthz", 0, timeout, s.dir)
+}
+
+// waitServing waits until cmd, a process the bench started, answers url (with status want; 0: any).
+// A process that exits meanwhile fails it at once, and an answer counts only while cmd still runs:
+// when a process another run left behind holds the port, the new one exits ("address already in
+// use") and the old one answers, and the bench used to measure, and wait ten minutes for, that one.
+// dir is where the process's log is.
+func waitServing(cmd *exec.Cmd, url string, want int, timeout time.Duration, dir string) error {
 	name := filepath.Base(cmd.Path)
 	deadline := time.Now().Add(timeout)
 	for {
 		if exited(cmd.Process.Pid) {
-			return fmt.Errorf("%s exited at start; see its log in %s", name, s.dir)
+			return fmt.Errorf("%s exited at start; see its log in %s", name, dir)
 		}
-		resp, err := http.Get(addr)
+		resp, err := http.Get(url)
 		if err == nil {
 			_ = resp.Body.Close()
 			if exited(cmd.Process.Pid) {
-				return fmt.Errorf("%s exited at start, and another process answers on %s (one left by an earlier run?); see its log in %s", name, addr, s.dir)
+				return fmt.Errorf("%s exited at start, and another process answers on %s (one left by an earlier run?); see its log in %s", name, url, dir)
 			}
-			return nil
+			if want == 0 || resp.StatusCode == want {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not serve on %s within %s (%w); see its log in %s", name, addr, timeout, err, s.dir)
+			return fmt.Errorf("%s did not serve on %s within %s (%w); see its log in %s", name, url, timeout, err, dir)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -215,12 +223,18 @@ func (s *stack) waitServing(cmd *exec.Cmd, timeout time.Duration) error {
 
 // exited reports whether the child process pid has ended (a zombie until the bench waits for it).
 func exited(pid int) bool {
+	f := statFields(pid)
+	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
+}
+
+// statFields returns the fields of /proc/pid/stat after the command's name (state first); nil when
+// it cannot be read.
+func statFields(pid int) []string {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true
+		return nil
 	}
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	return len(f) == 0 || f[0] == "Z" || f[0] == "X"
+	return strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
 }
 
 // restartDispatcher stops the dispatcher (as Kubernetes does: SIGTERM) and starts a new one on an
@@ -555,13 +569,10 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 // procStats reads a process's CPU seconds (user+system) and peak and current RSS.
 func procStats(pid int) (cpu float64, peakMB, rssMB float64) {
-	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-		if len(f) > 13 {
-			ut, _ := strconv.ParseFloat(f[11], 64)
-			st, _ := strconv.ParseFloat(f[12], 64)
-			cpu = (ut + st) / 100 // USER_HZ
-		}
+	if f := statFields(pid); len(f) > 13 {
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		cpu = (ut + st) / 100 // USER_HZ
 	}
 	if fh, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(fh)

@@ -30,7 +30,7 @@ import (
 func TestWaitServingNoticesADispatcherThatDied(t *testing.T) {
 	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer other.Close()
-	s := &stack{ingestURL: other.URL + "/v1/events", dir: t.TempDir()}
+	url, dir := other.URL+"/healthz", t.TempDir()
 
 	died := exec.Command("true")
 	if err := died.Start(); err != nil {
@@ -41,7 +41,7 @@ func TestWaitServingNoticesADispatcherThatDied(t *testing.T) {
 			t.Fatal("true did not exit")
 		}
 	}
-	err := s.waitServing(died, 10*time.Second)
+	err := waitServing(died, url, 0, 10*time.Second, dir)
 	if err == nil || !strings.Contains(err.Error(), "exited at start") {
 		t.Errorf("waitServing on a process that exited = %v, want an error saying it exited at start", err)
 	}
@@ -55,7 +55,7 @@ func TestWaitServingNoticesADispatcherThatDied(t *testing.T) {
 	if exited(running.Process.Pid) {
 		t.Fatal("a running process counted as exited")
 	}
-	if err := s.waitServing(running, 10*time.Second); err != nil {
+	if err := waitServing(running, url, 0, 10*time.Second, dir); err != nil {
 		t.Errorf("waitServing on a running process that answers = %v", err)
 	}
 }
