@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,6 +108,18 @@ func createWebhook(t *testing.T, ns, name string, mutate func(*hooklinev1.Webhoo
 	return wh
 }
 
+// distinctURL gives u a last path segment of its own. Parallel cases share one account, and a case's
+// receiver may get the port of one that already ended: identical URLs would make the later webhook a
+// duplicate of the earlier, which is the manager's rule, not what these cases test.
+func distinctURL(t *testing.T, u, name string) string {
+	t.Helper()
+	out, err := url.JoinPath(u, name)
+	if err != nil {
+		t.Fatalf("joining %q and %q: %v", u, name, err)
+	}
+	return out
+}
+
 func getWebhook(g Gomega, wh *hooklinev1.Webhook) *hooklinev1.Webhook {
 	out := &hooklinev1.Webhook{}
 	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(wh), out)).To(Succeed())
@@ -155,7 +168,8 @@ func TestVerificationPasses(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
 			rc := newReceiver(t, tc.tls, tc.handler)
-			wh := createWebhook(t, ns, "pass-"+string(rune('a'+i)), func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL + "/hook" })
+			name := "pass-" + string(rune('a'+i))
+			wh := createWebhook(t, ns, name, func(s *hooklinev1.WebhookSpec) { s.URL = distinctURL(t, rc.URL+"/hook", name) })
 			got := eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 
 			g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
@@ -259,7 +273,8 @@ func TestVerificationFailuresKeepWebhookInactive(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			wh := createWebhook(t, ns, "fail-"+string(rune('a'+i)), func(s *hooklinev1.WebhookSpec) { s.URL = tc.url(t) })
+			name := "fail-" + string(rune('a'+i))
+			wh := createWebhook(t, ns, name, func(s *hooklinev1.WebhookSpec) { s.URL = distinctURL(t, tc.url(t), name) })
 			got := eventuallyReady(t, wh, metav1.ConditionFalse, tc.reason)
 			g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 			verified := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionVerified)
