@@ -79,7 +79,12 @@ type WebhookReconciler struct {
 	slots   *accountSlots
 	backoff *backoff
 	claims  configurationClaims
+	written writtenVersions
 }
+
+// cacheLagRetry is how soon a reconcile that found the cache behind this manager's own status
+// write reads again; the watch brings the write within milliseconds.
+const cacheLagRetry = 50 * time.Millisecond
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks/status,verbs=get;patch
@@ -100,8 +105,15 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err := r.Get(ctx, req.NamespacedName, wh); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.backoff.forget(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.written.behind(req.NamespacedName, wh.ResourceVersion) {
+		// Decided on this copy, the reconcile would undo or repeat what the last one wrote (a
+		// verification request to the endpoint, among others).
+		ctrl.LoggerFrom(ctx).V(1).Info("Cache has not yet seen this manager's last status write; reading again shortly")
+		return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
 	}
 	// controller-runtime's logger names the Webhook (namespace/name); the uid tells a recreated
 	// Webhook from its predecessor.
@@ -316,12 +328,17 @@ type appliedStatus struct {
 	Attestation string `json:"attestation"`
 }
 
-// applyStatus applies want as the manager's status fields of wh.
+// applyStatus applies want as the manager's status fields of wh, and records the version written
+// so that the next reconcile waits for the cache to hold it.
 func (r *WebhookReconciler) applyStatus(ctx context.Context, wh *hooklinev1.Webhook, want hooklinev1.WebhookStatus) error {
 	// attestation is applied even when empty: the manager then owns the field, and a value
 	// someone else wrote into status is cleared instead of lingering beside the manager's.
-	return statusapply.Apply(ctx, r.Client, hooklinev1.GroupVersion.WithKind("Webhook"), wh,
+	rv, err := statusapply.ApplyVersion(ctx, r.Client, hooklinev1.GroupVersion.WithKind("Webhook"), wh,
 		appliedStatus{WebhookStatus: want, Attestation: want.Attestation}, hooklinev1.FieldManagerManager)
+	if err == nil {
+		r.written.record(client.ObjectKeyFromObject(wh), rv)
+	}
+	return err
 }
 
 // recordTransition emits an Event when the Ready condition changes status or reason.

@@ -50,6 +50,12 @@ func Conditions(old []metav1.Condition, generation int64, now metav1.Time, conds
 // status subresource as fieldManager, forcing ownership of those fields. The apply names obj's
 // uid, so that it fails instead of landing on a new object created under the same name.
 func Apply(ctx context.Context, c client.Client, gvk schema.GroupVersionKind, obj client.Object, status any, fieldManager string) error {
+	_, err := ApplyVersion(ctx, c, gvk, obj, status, fieldManager)
+	return err
+}
+
+// ApplyVersion is Apply, and returns the resourceVersion the object has after the apply.
+func ApplyVersion(ctx context.Context, c client.Client, gvk schema.GroupVersionKind, obj client.Object, status any, fieldManager string) (string, error) {
 	raw, err := json.Marshal(map[string]any{
 		"apiVersion": gvk.GroupVersion().String(),
 		"kind":       gvk.Kind,
@@ -57,11 +63,15 @@ func Apply(ctx context.Context, c client.Client, gvk schema.GroupVersionKind, ob
 		"status":     status,
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	u := &unstructured.Unstructured{}
 	if err := u.UnmarshalJSON(raw); err != nil {
-		return err
+		return "", err
 	}
-	return c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership)
+	// The answer, the whole object as applied, is decoded into u.
+	if err := c.Status().Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
+		return "", err
+	}
+	return u.GetResourceVersion(), nil
 }
