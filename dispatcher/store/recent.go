@@ -28,22 +28,25 @@ import (
 // pile up (its endpoint is down) stops being indexed past recentPerQueue, and the whole index starts
 // afresh past recentTotal (streamNotes).
 //
-// recentNotes tells a queue nobody reads from one read as fast as it fills by the age of its oldest
-// indexed note: a WebhookReplay queues a webhook's notes 500 at a time, and the engine reads them at
-// once, but the index used to drop such a queue past 128 notes (and restart whole past 32 Ki), so
-// that a recover read most replayed notes from the stream (a walk, or the sweep). There a queue stops
-// being indexed past recentPerQueue only when its oldest indexed note is recentStale older than the
-// note being added (or past recentPerQueueMax); past recentTotal the queues whose oldest note is
-// that old are dropped (looked for again once the index has grown by a quarter of recentTotal); and
-// the whole index starts afresh only past recentTotalMax.
+// recentNotes tells a queue nobody reads from one read as fast as it fills by how long it has grown
+// unread: a WebhookReplay queues a webhook's notes 500 at a time, and the engine reads them at once,
+// but the index used to drop such a queue past 128 notes (and restart whole past 32 Ki), so that a
+// recover read most replayed notes from the stream (a walk, or the sweep). There a queue stops being
+// indexed past recentPerQueue only when it has not been read for recentUnread (its last read, or its
+// oldest indexed note if none, that much older than the note being added), or past
+// recentPerQueueMax; past recentTotal the queues unread that long are dropped (looked for again once
+// the index has grown by a quarter of recentTotal); and the whole index starts afresh only past
+// recentTotalMax. A queue counts as read when the index answers a read of it or a purge removes
+// some of its indexed notes: reads below its indexed notes (a queue far behind) do not count.
 const (
 	recentPerQueue    = 128
 	recentPerQueueMax = 4 << 10
 	recentTotal       = 32 << 10
 	recentTotalMax    = 128 << 10
-	// recentStale is how long a queue's oldest indexed note may wait before the queue counts as
-	// one nobody reads: longer than a replay of a few thousand notes takes to deliver.
-	recentStale = 10 * time.Second
+	// recentUnread is how long a queue may grow unread before it counts as one nobody reads. Its
+	// notes cost memory until the engine reaches them: a backlog of dead endpoints, queued at 40,000
+	// notes a second, held about 10 MB through its drain with 10 seconds here.
+	recentUnread = 2 * time.Second
 	// recentMaxAhead is how many notes may be recorded above a hole in the sequence before the hole
 	// is taken for a note this process will never record (another writer, a publish whose
 	// acknowledgement was lost); the process has at most 4096 publishes outstanding.
@@ -84,7 +87,10 @@ type recentNotes struct {
 	// indexed at all until healing says).
 	queueFloor map[string]uint64
 	queues     map[string][]Note
-	total      int
+	// readAt is, for a queue read since it was last dropped, the creation of its newest note at its
+	// last read (notes carry the clock stale compares with).
+	readAt map[string]time.Time
+	total  int
 	// pruneAt is the total at which the queues nobody reads are next looked for (0: recentTotal).
 	pruneAt int
 
@@ -120,6 +126,7 @@ func (r *recentNotes) restartLocked(after uint64) {
 		r.queueFloor[uid] = noFloor
 	}
 	r.queues = map[string][]Note{}
+	r.readAt = map[string]time.Time{}
 	r.total, r.pruneAt = 0, 0
 	r.progress.moved()
 }
@@ -175,16 +182,31 @@ func (r *recentNotes) add(uid string, n Note, seq uint64) {
 	}
 }
 
-// stale reports whether q, a queue's indexed notes, waited too long to be read by now (the creation
-// of the note being added).
-func stale(q []Note, now time.Time) bool {
-	return len(q) > 0 && now.Sub(q[0].Created) > recentStale
+// staleLocked reports whether uid's queue has grown unread for too long by now (the creation of the
+// note being added).
+func (r *recentNotes) staleLocked(uid string, now time.Time) bool {
+	q := r.queues[uid]
+	if len(q) == 0 {
+		return false
+	}
+	since := q[0].Created
+	if at, ok := r.readAt[uid]; ok && at.After(since) {
+		since = at
+	}
+	return now.Sub(since) > recentUnread
+}
+
+// readLocked notes that uid's queue was read now.
+func (r *recentNotes) readLocked(uid string) {
+	if q := r.queues[uid]; len(q) > 0 {
+		r.readAt[uid] = q[len(q)-1].Created
+	}
 }
 
 // dropStaleLocked stops indexing the queues nobody reads (stale) until what comes next.
 func (r *recentNotes) dropStaleLocked(now time.Time) {
-	for uid, q := range r.queues {
-		if stale(q, now) {
+	for uid := range r.queues {
+		if r.staleLocked(uid, now) {
 			r.dropLocked(uid)
 		}
 	}
@@ -194,6 +216,7 @@ func (r *recentNotes) dropStaleLocked(now time.Time) {
 func (r *recentNotes) dropLocked(uid string) {
 	r.total -= len(r.queues[uid])
 	delete(r.queues, uid)
+	delete(r.readAt, uid)
 	r.queueFloor[uid] = r.maxSeen + 1
 }
 
@@ -238,7 +261,7 @@ func (r *recentNotes) addLocked(uid string, n Note, seq uint64) {
 		return
 	}
 	q := r.queues[uid]
-	if len(q) >= recentPerQueue && (len(q) >= recentPerQueueMax || stale(q, n.Created)) {
+	if len(q) >= recentPerQueue && (len(q) >= recentPerQueueMax || r.staleLocked(uid, n.Created)) {
 		// Nobody reads this queue (its endpoint is down): index only what comes next.
 		r.dropLocked(uid)
 		return
@@ -297,6 +320,7 @@ func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok
 			return nil, false
 		}
 	}
+	r.readLocked(uid)
 	return notesFrom(r.queues[uid], from, limit), true
 }
 
@@ -318,8 +342,10 @@ func (r *recentNotes) removed(uid string, upTo uint64) {
 	r.total -= i
 	if i == len(q) {
 		delete(r.queues, uid)
+		delete(r.readAt, uid)
 		return
 	}
+	r.readLocked(uid)
 	r.queues[uid] = slices.Delete(q, 0, i)
 }
 
@@ -333,6 +359,7 @@ func (r *recentNotes) purging(uid string) {
 	defer r.mu.Unlock()
 	r.total -= len(r.queues[uid])
 	delete(r.queues, uid)
+	delete(r.readAt, uid)
 	r.queueFloor[uid] = noFloor
 	r.healing[uid] = noFloor
 }

@@ -257,6 +257,45 @@ func TestRecentNotesKeepAQueueFilledAtOnce(t *testing.T) {
 	g.Expect(ok).To(BeFalse(), "indexed past recentPerQueueMax")
 }
 
+// A queue that grows for longer than recentUnread stays indexed while the engine reads it (a replay
+// delivered as it is queued), or while purges take its delivered notes; one that is not read, or
+// read only below its indexed notes (a queue far behind, a dead endpoint's), is dropped once past
+// its bound and unread for recentUnread.
+func TestRecentNotesKeepQueuesThatAreRead(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	const n = 1000 // 10 ms apart: 10 s in all, five times recentUnread
+	at := func(seq uint64) time.Time { return t0.Add(time.Duration(seq) * 10 * time.Millisecond) }
+
+	read, purged, unread, below := indexAbove(0), indexAbove(0), indexAbove(0), indexAbove(0)
+	for seq := uint64(1); seq <= n; seq++ {
+		for _, r := range []*recentNotes{read, purged, unread, below} {
+			recordAt(r, "w", seq, at(seq))
+		}
+		if seq%50 == 0 {
+			notes, ok := read.load("w", seq-49, 50)
+			g.Expect(ok).To(BeTrue(), "read at %d", seq)
+			g.Expect(notes).To(HaveLen(50))
+			purged.removed("w", seq-40)
+			_, ok = below.load("w", 0, 50)
+			g.Expect(ok).To(BeFalse())
+		}
+	}
+	notes, ok := read.load("w", 1, n)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(notes).To(HaveLen(n), "a queue read as it fills keeps every note indexed")
+	notes, ok = purged.load("w", n-39, n)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(notes).To(HaveLen(40), "a queue purged as it is delivered keeps its notes indexed")
+
+	for _, r := range []*recentNotes{unread, below} {
+		g.Expect(r.total).To(BeNumerically("<=", max(recentPerQueue, int(recentUnread/(10*time.Millisecond))+1)),
+			"an unread queue holds at most its bound, or recentUnread's notes")
+		_, ok := r.load("w", 1, n)
+		g.Expect(ok).To(BeFalse())
+	}
+}
+
 // Past recentTotal the queues nobody reads are dropped and the ones read as fast as they fill stay;
 // past recentTotalMax the whole index starts afresh.
 func TestRecentNotesDropStaleQueuesPastTheTotal(t *testing.T) {
