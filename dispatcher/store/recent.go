@@ -37,7 +37,8 @@ import (
 // recentPerQueueMax; past recentTotal the queues unread that long are dropped (looked for again once
 // the index has grown by a quarter of recentTotal); and the whole index starts afresh only past
 // recentTotalMax. A queue counts as read when the index answers a read of it or a purge removes
-// some of its indexed notes: reads below its indexed notes (a queue far behind) do not count.
+// some of its indexed notes: reads below its indexed notes (a queue far behind) do not count, and
+// such a read drops the queue's notes once they have waited unread for recentUnread.
 const (
 	recentPerQueue    = 128
 	recentPerQueueMax = 4 << 10
@@ -81,6 +82,8 @@ type recentNotes struct {
 	// progress, when a read waits for a hole to fill, is closed when complete moves.
 	progress progress
 	holeWait time.Duration
+	// now is the clock of the notes' creation times (time.Now; tests replace it).
+	now func() time.Time
 	// maxSeen is the highest sequence recorded.
 	maxSeen uint64
 	// queueFloor raises floor for one queue whose notes were dropped from the index (noFloor: not
@@ -111,7 +114,7 @@ const noFloor = math.MaxUint64
 // its notes: a dispatcher that took over from another (a standby taking the lease) must not take
 // the notes the other one queued for missing.
 func newRecentNotes() *recentNotes {
-	r := &recentNotes{open: map[uint64]struct{}{}, healing: map[string]uint64{}, holeWait: recentHoleWait}
+	r := &recentNotes{open: map[uint64]struct{}{}, healing: map[string]uint64{}, holeWait: recentHoleWait, now: time.Now}
 	r.restartLocked(0)
 	r.suspended = true
 	return r
@@ -186,8 +189,8 @@ func (r *recentNotes) add(uid string, n Note, seq uint64) {
 // note being added).
 func (r *recentNotes) staleLocked(uid string, now time.Time) bool {
 	q := r.queues[uid]
-	if len(q) == 0 {
-		return false
+	if len(q) == 0 || q[0].Created.IsZero() {
+		return false // a note without a creation time cannot be judged
 	}
 	since := q[0].Created
 	if at, ok := r.readAt[uid]; ok && at.After(since) {
@@ -306,6 +309,11 @@ func (r *recentNotes) load(uid string, from uint64, limit int) (notes []Note, ok
 	var deadline *time.Timer
 	for {
 		if r.suspended || from < r.floor || from < r.queueFloor[uid] {
+			if !r.suspended && r.staleLocked(uid, r.now()) {
+				// Read far below its indexed notes, which waited unread: the engine reaches them
+				// only after what lies between (a backlog's drain), and the store answers then.
+				r.dropLocked(uid)
+			}
 			return nil, false
 		}
 		q := r.queues[uid]

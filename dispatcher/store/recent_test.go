@@ -296,6 +296,38 @@ func TestRecentNotesKeepQueuesThatAreRead(t *testing.T) {
 	}
 }
 
+// A queue read far below its indexed notes (a backlog's drain reaching a dead endpoint's queue)
+// drops them once they have waited unread for recentUnread; while they are fresh (a replay's notes,
+// read first from where the engine stood before) it keeps them.
+func TestRecentNotesReadBelowDropsNotesThatWaited(t *testing.T) {
+	g := NewWithT(t)
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	r := indexAbove(100)
+	for seq := uint64(101); seq <= 150; seq++ {
+		recordAt(r, "w", seq, t0)
+	}
+	r.now = func() time.Time { return t0.Add(recentUnread / 2) }
+	_, ok := r.load("w", 1, 64)
+	g.Expect(ok).To(BeFalse(), "below the index's floor")
+	notes, ok := r.load("w", 101, 64)
+	g.Expect(ok).To(BeTrue(), "fresh notes are kept")
+	g.Expect(notes).To(HaveLen(50))
+
+	for seq := uint64(151); seq <= 200; seq++ {
+		recordAt(r, "v", seq, t0)
+	}
+	r.now = func() time.Time { return t0.Add(2 * recentUnread) }
+	_, ok = r.load("v", 1, 64)
+	g.Expect(ok).To(BeFalse())
+	g.Expect(r.total).To(Equal(50), "v's notes, unread for twice recentUnread, dropped; w's, read, kept")
+	_, ok = r.load("v", 151, 64)
+	g.Expect(ok).To(BeFalse())
+	recordAt(r, "v", 201, t0.Add(2*recentUnread))
+	notes, ok = r.load("v", 201, 64)
+	g.Expect(ok).To(BeTrue(), "indexed again from what comes next")
+	g.Expect(seqs(notes)).To(Equal([]uint64{201}))
+}
+
 // Past recentTotal the queues nobody reads are dropped and the ones read as fast as they fill stay;
 // past recentTotalMax the whole index starts afresh.
 func TestRecentNotesDropStaleQueuesPastTheTotal(t *testing.T) {
