@@ -61,6 +61,13 @@ type Webhook struct {
 	LastVerified time.Time
 }
 
+// DefaultMemQueue is Config.MemQueue's default. A webhook has one notification in flight, so its
+// read-ahead need only outlast a read from the store's index or sweep; every note held costs memory
+// in each of a thousand draining queues (with their parsed events and the sweep's lists): with 64,
+// about 26 MB more of a 1,000,000 drain's peak heap than with 16, for no throughput
+// (docs/performance.md, session 27).
+const DefaultMemQueue = 16
+
 // Config tunes an Engine.
 type Config struct {
 	Policy Policy
@@ -202,7 +209,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		cfg.AccountConcurrency = 30
 	}
 	if cfg.MemQueue <= 0 {
-		cfg.MemQueue = 64
+		cfg.MemQueue = DefaultMemQueue
 	}
 	if cfg.EventCacheBytes <= 0 {
 		cfg.EventCacheBytes = 16 << 20
