@@ -91,7 +91,7 @@ type recentNotes struct {
 	queueFloor map[string]uint64
 	queues     map[string][]Note
 	// readAt is, for a queue read since it was last dropped, the creation of its newest note at its
-	// last read (notes carry the clock stale compares with).
+	// last read (notes carry the clock staleLocked compares with).
 	readAt map[string]time.Time
 	total  int
 	// pruneAt is the total at which the queues nobody reads are next looked for (0: recentTotal).
