@@ -97,6 +97,7 @@ type Replayer struct {
 
 	tally   *replayTally
 	reads   *replayReads
+	present presentReplays
 	wakeups chan event.GenericEvent
 
 	mu sync.Mutex
@@ -191,17 +192,26 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 
 // Gone reports whether the WebhookReplay name in namespace no longer exists, or is being deleted
 // (deliver.Config.ReplayGone): from the informer cache, which a Get waits for at first. Asked
-// before each replayed attempt, so the cached object is read in place, not copied.
+// before each replayed attempt, so the cached object is read in place, not copied, and a replay
+// found present is taken as present for replayPresentFor.
 func (r *Replayer) Gone(ctx context.Context, namespace, name string) (bool, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	now := r.Clock.Now()
+	if r.present.present(key, now) {
+		return false, nil
+	}
 	rp := &hooklinev1.WebhookReplay{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, rp, client.UnsafeDisableDeepCopy)
+	err := r.Client.Get(ctx, key, rp, client.UnsafeDisableDeepCopy)
 	switch {
 	case apierrors.IsNotFound(err):
 		return true, nil
 	case err != nil:
 		return false, err
+	case rp.DeletionTimestamp != nil:
+		return true, nil
 	}
-	return rp.DeletionTimestamp != nil, nil
+	r.present.found(key, now)
+	return false, nil
 }
 
 // replaysOf maps a Webhook to the unfinished replays naming it.
