@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -95,9 +96,10 @@ type Replayer struct {
 	// Metrics, when set, receives the replays' metrics (NewReplayMetrics).
 	Metrics *ReplayMetrics
 
-	tally   *replayTally
-	reads   *replayReads
-	present presentReplays
+	tally *replayTally
+	reads *replayReads
+	// present holds the replays Gone found present, each for replayPresentFor.
+	present *utilcache.LRUExpireCache
 	wakeups chan event.GenericEvent
 
 	mu sync.Mutex
@@ -143,6 +145,7 @@ func (r *Replayer) init() {
 	r.shown = map[types.NamespacedName]time.Time{}
 	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
 	r.peak = map[string]int{}
+	r.present = utilcache.NewLRUExpireCacheWithClock(1024, r.Clock)
 	if r.Log != nil {
 		// Metrics may be set after init (before the manager starts): looked up at each read.
 		observe := func(d time.Duration) {
@@ -190,14 +193,19 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 		Complete(r)
 }
 
+// replayPresentFor is how long Gone trusts that a replay it found present still is. The engine
+// asks before every replayed attempt, and the informer cache's Get cost 3 % of a recover's CPU
+// (docs/performance.md, session 27); a replay deleted meanwhile sends at most this long more (its
+// reconcile on the deletion forgets it at once, which is usually sooner).
+const replayPresentFor = 250 * time.Millisecond
+
 // Gone reports whether the WebhookReplay name in namespace no longer exists, or is being deleted
 // (deliver.Config.ReplayGone): from the informer cache, which a Get waits for at first. Asked
 // before each replayed attempt, so the cached object is read in place, not copied, and a replay
 // found present is taken as present for replayPresentFor.
 func (r *Replayer) Gone(ctx context.Context, namespace, name string) (bool, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
-	now := r.Clock.Now()
-	if r.present.present(key, now) {
+	if _, ok := r.present.Get(key); ok {
 		return false, nil
 	}
 	rp := &hooklinev1.WebhookReplay{}
@@ -210,7 +218,8 @@ func (r *Replayer) Gone(ctx context.Context, namespace, name string) (bool, erro
 	case rp.DeletionTimestamp != nil:
 		return true, nil
 	}
-	r.present.found(key, now)
+	// The cache keeps an entry through its expiry instant: present for replayPresentFor, not longer.
+	r.present.Add(key, struct{}{}, replayPresentFor-time.Nanosecond)
 	return false, nil
 }
 

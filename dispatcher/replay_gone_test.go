@@ -54,6 +54,7 @@ func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 	base := time.Unix(1_700_000_000, 0)
 	clk := clocktesting.NewFakePassiveClock(base)
 	r := &Replayer{Client: c, Clock: clk}
+	r.init()
 
 	for range 100 {
 		gone, err := r.Gone(ctx, "team-a", "recover")
@@ -83,7 +84,7 @@ func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 	gone, _ = r.Gone(ctx, "team-a", "again")
 	g.Expect(gone).To(BeFalse())
 	g.Expect(c.Delete(ctx, again)).To(Succeed())
-	r.present.forget(types.NamespacedName{Namespace: "team-a", Name: "again"})
+	r.present.Remove(types.NamespacedName{Namespace: "team-a", Name: "again"})
 	gone, _ = r.Gone(ctx, "team-a", "again")
 	g.Expect(gone).To(BeTrue())
 }

@@ -172,7 +172,7 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 
 // forget drops what the replayer holds of a replay that the cache shows finished, or deleted.
 func (r *Replayer) forget(ctx context.Context, key types.NamespacedName) {
-	r.present.forget(key)
+	r.present.Remove(key)
 	r.mu.Lock()
 	delete(r.written, key)
 	r.mu.Unlock()
