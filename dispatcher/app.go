@@ -123,6 +123,9 @@ type Config struct {
 	// ReplayMaxPerNamespace is how many WebhookReplays run at once in one namespace; 0 means
 	// DefaultReplaysPerNamespace.
 	ReplayMaxPerNamespace int
+	// ReplayMaxSelection bounds the notifications one WebhookReplay's selection holds
+	// (Replayer.MaxSelection); 0 means DefaultReplayMaxSelection.
+	ReplayMaxSelection int
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
@@ -317,7 +320,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	}
 	a.Replayer = &Replayer{
 		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Poll: cfg.ReplayPoll, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace,
+		Clock: clk, Poll: cfg.ReplayPoll, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace, MaxSelection: cfg.ReplayMaxSelection,
 	}
 	if cfg.DeliveryLog.Enabled {
 		if err := a.openLog(ctx, cfg); err != nil {

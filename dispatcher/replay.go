@@ -93,6 +93,12 @@ type Replayer struct {
 	// MaxPerNamespace is how many replays run at once in one namespace (default 2); the others
 	// wait their turn (Reconciling, reason Queued) and start in creation order.
 	MaxPerNamespace int
+	// MaxSelection bounds the notifications one replay's selection holds while the log is read
+	// (DefaultReplayMaxSelection when 0): those whose newest record is, at that point of the read,
+	// in one of the replay's states. A replay whose selection would hold more stops (Stalled,
+	// reason SelectionTooLarge) before it queues anything, so that one tenant's replay cannot
+	// take the memory of the dispatcher every tenant shares.
+	MaxSelection int
 	// Metrics, when set, receives the replays' metrics (NewReplayMetrics).
 	Metrics *ReplayMetrics
 
@@ -115,6 +121,12 @@ type Replayer struct {
 	// peak is the most replays that ran at once in each namespace (tests read it).
 	peak map[string]int
 }
+
+// DefaultReplayMaxSelection is Replayer.MaxSelection's default. A held notification is about 130
+// bytes (BenchmarkSelectionMemory), and a selected one is copied twice more (88 bytes each) while
+// it is queued: one replay's selection takes at most about 33 MB while the log is read, 77 MB
+// while it is queued.
+const DefaultReplayMaxSelection = 250_000
 
 // replayWorkers is how many replays are reconciled at once: each waits mostly on API server and
 // JetStream round trips, and replays of different webhooks are independent. A hundred replays
@@ -239,12 +251,17 @@ func (r *Replayer) replaysOf(ctx context.Context, o client.Object) []reconcile.R
 	return out
 }
 
-// finished reports whether rp completed, or stalled for good (its webhook is gone): nothing more
-// happens to it. A replay stalled for want of the delivery log runs once a dispatcher has it.
-func finished(rp *hooklinev1.WebhookReplay) bool {
-	stalled := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionStalled)
-	return meta.IsStatusConditionTrue(rp.Status.Conditions, hooklinev1.ConditionReady) ||
-		stalled != nil && stalled.Status == metav1.ConditionTrue && stalled.Reason == hooklinev1.ReasonWebhookDeleted
+// finished reports whether rp completed, or stalled for good (its webhook is gone, or its
+// selection is too large: the spec is immutable): nothing more happens to it. A replay stalled
+// for want of the delivery log runs once a dispatcher has it.
+func finished(rp *hooklinev1.WebhookReplay) bool { return over(&rp.Status) }
+
+// over is finished, for a status.
+func over(st *hooklinev1.WebhookReplayStatus) bool {
+	stalled := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionStalled)
+	return meta.IsStatusConditionTrue(st.Conditions, hooklinev1.ConditionReady) ||
+		stalled != nil && stalled.Status == metav1.ConditionTrue &&
+			(stalled.Reason == hooklinev1.ReasonWebhookDeleted || stalled.Reason == hooklinev1.ReasonSelectionTooLarge)
 }
 
 func (r *Replayer) poll() time.Duration { return cmp.Or(r.Poll, 2*time.Second) }
@@ -266,7 +283,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	st := rp.Status.DeepCopy()
 	if w := r.writtenStatus(req.NamespacedName); w != nil && stage(w) > stage(st) {
 		// The cache has not seen this dispatcher's last write yet: go on from there, not again.
-		if w.CompletedAt != nil {
+		if stage(w) == stageOver {
 			return ctrl.Result{}, nil
 		}
 		st = w
@@ -318,6 +335,9 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			// Asked the log: woken when it answered.
 			return ctrl.Result{RequeueAfter: r.poll()}, err
 		}
+		if res.tooLarge {
+			return r.tooLarge(ctx, rp, wh, st)
+		}
 		st.Matched, st.Queued, st.Unavailable = int64(res.matched), int64(res.queued), res.unavailable
 		ctrl.LoggerFrom(ctx).Info("Replay queued", "matched", res.matched, "queued", res.queued, "new", res.added)
 		r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonDelivering,
@@ -327,17 +347,35 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	return r.follow(ctx, rp, wh, st)
 }
 
+// tooLarge ends rp, whose selection did not fit in MaxSelection, before anything of it is queued
+// (Stalled, reason SelectionTooLarge): the user narrows it, or the operator raises the bound.
+func (r *Replayer) tooLarge(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ctrl.Result, error) {
+	msg := fmt.Sprintf("the selection holds more than %d notifications of webhook %s at once, the most one replay may (--replay-max-selection); nothing was queued: "+
+		"replay the time range in parts (spec.since and spec.until), or fewer states", r.maxSelection(), wh.Name)
+	r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonSelectionTooLarge, msg)
+	if err := r.apply(ctx, rp, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(rp, wh, corev1.EventTypeWarning, hooklinev1.ReasonSelectionTooLarge, "Replay", "%s", msg)
+	r.finish(ctx, client.ObjectKeyFromObject(rp))
+	return ctrl.Result{}, nil
+}
+
 // delivering reports whether st says that everything selected is queued.
 func delivering(st *hooklinev1.WebhookReplayStatus) bool {
 	c := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling)
 	return st.WebhookUID != "" && c != nil && c.Reason == hooklinev1.ReasonDelivering
 }
 
-// stage orders a replay's statuses: not started, started, everything queued, completed.
+// stageOver is stage's last: the replay completed, or stalled for good.
+const stageOver = 3
+
+// stage orders a replay's statuses: not started, started, everything queued, completed (or
+// stalled for good).
 func stage(st *hooklinev1.WebhookReplayStatus) int {
 	switch {
-	case st.CompletedAt != nil:
-		return 3
+	case st.CompletedAt != nil || over(st):
+		return stageOver
 	case delivering(st):
 		return 2
 	case st.WebhookUID != "":
@@ -485,7 +523,7 @@ func (r *Replayer) setConditions(st *hooklinev1.WebhookReplayStatus, gen int64, 
 	switch reason {
 	case hooklinev1.ReasonCompleted:
 		ready, stalledReason, stalledMsg = metav1.ConditionTrue, hooklinev1.ReasonCompleted, "the replay completed"
-	case hooklinev1.ReasonWebhookDeleted, hooklinev1.ReasonDeliveryLogDisabled:
+	case hooklinev1.ReasonWebhookDeleted, hooklinev1.ReasonDeliveryLogDisabled, hooklinev1.ReasonSelectionTooLarge:
 		stalled, stalledReason, stalledMsg = metav1.ConditionTrue, reason, msg
 	}
 	conds := statusapply.Conditions(st.Conditions, gen, metav1.NewTime(r.Clock.Now()),
@@ -531,7 +569,12 @@ type candidate struct {
 type queueResult struct {
 	matched, queued, added int
 	unavailable            []string
+	// tooLarge is set when the selection did not fit in MaxSelection: nothing was queued.
+	tooLarge bool
 }
+
+// maxSelection is MaxSelection or its default.
+func (r *Replayer) maxSelection() int { return cmp.Or(r.MaxSelection, DefaultReplayMaxSelection) }
 
 // queue selects rp's notifications and queues those this replay has not queued yet, in event order.
 // The selection needs the log: the first call asks for it (asked), and the call after the answer
@@ -554,6 +597,9 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		return queueResult{}, true, r.askSelection(ctx, rp, uid, startedAt)
 	}
 	r.tally.merge(uid, rp.Name, rd.sel.own)
+	if rd.sel.overflow {
+		return queueResult{tooLarge: true}, false, nil
+	}
 	sel, unavailable := rd.sel.result()
 	res = queueResult{matched: len(sel)}
 	var todo []candidate
@@ -623,7 +669,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool) {
 	key := client.ObjectKeyFromObject(rp)
 	r.tally.begin(key, uid)
-	sel := newSelector(rp, startedAt, inQueue, true)
+	sel := newSelector(rp, startedAt, inQueue, true, r.maxSelection())
 	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
 }
 
@@ -675,18 +721,30 @@ type selector struct {
 	ids       map[string]bool
 	// selecting is false when only own is wanted (the count after a restart).
 	selecting bool
-	newest    map[string]*candidate
-	inQueue   map[uint64]bool
+	// newest holds the notifications whose newest record so far is one the replay may select:
+	// in states (a selection by time), or any (a selection by id, at most 1,000 ids). A
+	// notification whose newest record is in another state is not held: most of a busy
+	// webhook's notifications were delivered, and a later record that brings one into the
+	// selection brings its event and id with it.
+	newest map[string]*candidate
+	states map[deliveries.State]bool
+	// max bounds newest; overflow is set when a notification did not fit.
+	max      int
+	overflow bool
+	inQueue  map[uint64]bool
 	// own is the state after the newest record of each notification this replay queued, beyond
 	// the "queued again" record itself.
 	own map[uint64]deliveries.State
 }
 
-func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool) *selector {
+func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool, max int) *selector {
 	s := &selector{name: rp.Name, spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
-		newest: map[string]*candidate{}, inQueue: inQueue, own: map[uint64]deliveries.State{}}
+		newest: map[string]*candidate{}, max: max, inQueue: inQueue, own: map[uint64]deliveries.State{}}
 	for _, id := range rp.Spec.NotificationIDs {
 		s.ids[strings.ToLower(string(id))] = true
+	}
+	if len(s.ids) == 0 {
+		s.states = selectedStates(rp.Spec.States)
 	}
 	return s
 }
@@ -731,8 +789,16 @@ func (s *selector) add(rec deliveries.Record) {
 	if len(s.ids) > 0 && !s.ids[key] {
 		return
 	}
+	if s.states != nil && !s.states[rec.State] {
+		delete(s.newest, key)
+		return
+	}
 	c := s.newest[key]
 	if c == nil {
+		if s.max > 0 && len(s.newest) >= s.max {
+			s.overflow = true
+			return
+		}
 		c = &candidate{created: rec.Created}
 		s.newest[key] = c
 	}
@@ -776,11 +842,10 @@ func (s *selector) result() ([]candidate, []string) {
 		if s.spec.Until != nil {
 			until = s.spec.Until.Time
 		}
-		states := selectedStates(s.spec.States)
 		for _, c := range s.newest {
 			// A test notification is the user's probe, not an event to recover: only a replay
 			// naming it sends it again.
-			if states[c.state] && !c.created.Before(since) && c.created.Before(until) && !deliveries.IsTest(c.eventID) {
+			if s.states[c.state] && !c.created.Before(since) && c.created.Before(until) && !deliveries.IsTest(c.eventID) {
 				out = append(out, *c)
 			}
 		}
@@ -828,7 +893,7 @@ func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hookli
 			return false, nil
 		case !answered:
 			r.tally.begin(key, uid)
-			sel := newSelector(rp, st.StartedAt.Time, nil, false)
+			sel := newSelector(rp, st.StartedAt.Time, nil, false, 0)
 			r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
 			return false, nil
 		case rd.err != nil:

@@ -545,3 +545,55 @@ func TestReplayCannotReachAnotherNamespacesWebhook(t *testing.T) {
 	g.Expect(apierrors.IsForbidden(attacker.Create(ctx, other))).To(BeTrue())
 	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500*time.Millisecond).Should(Equal(1), "the victim's receiver gets nothing")
 }
+
+// A replay's selection holds only the notifications it may replay, and at most
+// Config.ReplayMaxSelection of them: a tenant's replay over a busy webhook's history cannot take
+// the memory of the dispatcher every tenant shares. Over the bound, the replay stops before it
+// queues anything (Stalled, reason SelectionTooLarge, a Warning Event) and stays stopped. A replay
+// of failed notifications over the same history holds none of the delivered ones, and runs.
+func TestReplayStallsWhenItsSelectionIsTooLarge(t *testing.T) {
+	g := NewWithT(t)
+	const account = "acc-replay-toolarge"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.ReplayMaxSelection = 2
+	}})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	since := &metav1.Time{Time: time.Now().Add(-time.Minute)}
+	for i := range 3 {
+		s.mustPost(t, event(fmt.Sprintf("big-%d", i), account))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(3))
+
+	// Three delivered notifications: a replay of the failed ones holds none of them.
+	failed := waitCompleted(t, createReplay(t, ns, "failed", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: since}), 30*time.Second)
+	g.Expect(failed.Status.Matched).To(BeEquivalentTo(0))
+
+	// A replay of the delivered ones would hold three.
+	rp := createReplay(t, ns, "everything", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: since,
+		States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}})
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, rp)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonSelectionTooLarge))
+		g.Expect(c.Message).To(ContainSubstring("more than 2 notifications of webhook orders"))
+		g.Expect(c.Message).To(ContainSubstring("spec.since and spec.until"))
+		g.Expect(got.Status.Queued).To(BeEquivalentTo(0))
+		g.Expect(got.Status.WebhookUID).To(Equal(string(wh.UID)))
+		g.Expect(replayKstatus(g, rp)).To(Equal(status.FailedStatus))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Eventually(func(g Gomega) []string { return replayEvents(g, rp) }).WithTimeout(10 * time.Second).
+		Should(ContainElement(hooklinev1.ReasonSelectionTooLarge))
+	// It stays stopped when its Webhook changes (which wakes the replays naming it), and sends nothing.
+	setState(t, wh, hooklinev1.StateInactive)
+	setState(t, wh, hooklinev1.StateActive)
+	g.Consistently(func(g Gomega) {
+		c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionStalled)
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonSelectionTooLarge))
+		g.Expect(rc.got()).To(HaveLen(3))
+	}).WithTimeout(time.Second).Should(Succeed())
+}

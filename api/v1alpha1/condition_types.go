@@ -99,6 +99,9 @@ const (
 	// ReasonDeliveryLogDisabled: the dispatcher runs without its delivery log, which replays
 	// select from (Stalled).
 	ReasonDeliveryLogDisabled = "DeliveryLogDisabled"
+	// ReasonSelectionTooLarge: the replay's selection holds more notifications at once than one
+	// replay may (--replay-max-selection); nothing was queued (Stalled).
+	ReasonSelectionTooLarge = "SelectionTooLarge"
 	// ReasonQueued: the replay waits for its turn: as many replays as the dispatcher runs at once
 	// in one namespace (--replay-max-per-namespace) run there, or wait ahead of it.
 	ReasonQueued = "Queued"

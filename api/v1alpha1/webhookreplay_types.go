@@ -92,8 +92,10 @@ type WebhookReplaySpec struct {
 type WebhookReplayStatus struct {
 	// conditions are Ready (True, reason Completed, once every queued notification is delivered or
 	// failed), Reconciling (True while waiting for the Webhook or for the deliveries), Stalled
-	// (True when the replay cannot finish: its Webhook was deleted; or, until a dispatcher with
-	// its delivery log runs it, reason DeliveryLogDisabled). kstatus, Argo CD and Flux read them.
+	// (True when the replay cannot finish: its Webhook was deleted; its selection holds more
+	// notifications than one replay may, reason SelectionTooLarge, before anything was queued; or,
+	// until a dispatcher with its delivery log runs it, reason DeliveryLogDisabled). kstatus, Argo
+	// CD and Flux read them.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -73,6 +73,7 @@ type options struct {
 	statusWrites            float64
 	replayPoll              time.Duration
 	replayMaxPerNamespace   int
+	replayMaxSelection      int
 	allowHTTP               bool
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
@@ -144,6 +145,7 @@ func main() {
 	flag.Float64Var(&o.statusWrites, "status-writes-per-second", dispatcher.DefaultStatusWritesPerSecond, "Average routine status writes per second (counters; state changes are written at once, beyond it): with more delivering webhooks than this × --status-interval, each one's counters are written less often, the longest-waiting first, so that the API server's load does not grow with the number of webhooks.")
 	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
 	flag.IntVar(&o.replayMaxPerNamespace, "replay-max-per-namespace", dispatcher.DefaultReplaysPerNamespace, "Most WebhookReplays running at once in one namespace; the others wait their turn (reason Queued) and start in creation order.")
+	flag.IntVar(&o.replayMaxSelection, "replay-max-selection", dispatcher.DefaultReplayMaxSelection, "Most notifications one WebhookReplay's selection holds while the delivery log is read (about 130 bytes each, about 300 while they are queued); a replay that needs more stops before it queues anything (Stalled, reason SelectionTooLarge) and is to be split by time.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
@@ -207,6 +209,9 @@ func (o options) validate() error {
 	}
 	if o.replayMaxPerNamespace < 1 {
 		return fmt.Errorf("--replay-max-per-namespace (%d) must be at least 1, or no replay ever runs", o.replayMaxPerNamespace)
+	}
+	if o.replayMaxSelection < 1 {
+		return fmt.Errorf("--replay-max-selection (%d) must be at least 1, or no replay by time ever runs", o.replayMaxSelection)
 	}
 	if o.partitions < 0 || o.partitions > 1024 {
 		return fmt.Errorf("--partitions (%d) must be between 0 (one dispatcher delivers) and 1024", o.partitions)
@@ -315,7 +320,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry:     ctrlmetrics.Registry,

@@ -45,6 +45,7 @@ spec:
         - --delivery-log-gather={{ $d.deliveryLog.gather }}
         {{- end }}
         - --replay-max-per-namespace={{ $d.replay.maxPerNamespace | int64 }}
+        - --replay-max-selection={{ $d.replay.maxSelection | int64 }}
         {{- if $d.tls.existingSecret }}
         - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
         - --tls-key-file=/etc/hookline/ingest-tls/tls.key

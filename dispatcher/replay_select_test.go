@@ -1,0 +1,125 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// A selection by time holds a notification only while its newest record is in one of the
+// replay's states, so that its memory follows what it may replay, not the webhook's history; it
+// selects by the newest record all the same, and it stops holding more at its bound.
+func TestSelectorHoldsOnlyWhatItMaySelect(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Name: "recover"}, Spec: hooklinev1.WebhookReplaySpec{
+		WebhookName: "orders", Since: &metav1.Time{Time: t0}, States: []hooklinev1.ReplayState{hooklinev1.ReplayLost}}}
+	rec := func(seq uint64, state deliveries.State, replay string) deliveries.Record {
+		return deliveries.Record{Kind: deliveries.KindAttempt, WebhookUID: "uid", NotificationID: fmt.Sprintf("n-%d", seq), EventSeq: seq,
+			EventID: fmt.Sprintf("e-%d", seq), EventName: "AGREEMENT_ACTION_COMPLETED", Created: t0.Add(time.Duration(seq) * time.Second),
+			At: t0.Add(time.Hour), State: state, Replay: replay}
+	}
+	s := newSelector(rp, t0.Add(2*time.Hour), nil, true, 3)
+	for seq := uint64(1); seq <= 1000; seq++ {
+		s.add(rec(seq, deliveries.StateDelivered, ""))
+	}
+	if len(s.newest) != 0 {
+		t.Fatalf("holds %d delivered notifications, want none", len(s.newest))
+	}
+	s.add(rec(7, deliveries.StateLost, ""))         // delivered, then lost: selected
+	s.add(rec(1001, deliveries.StateLost, ""))      // lost, then delivered: not selected
+	s.add(rec(1001, deliveries.StateDelivered, "")) //
+	s.add(rec(1002, deliveries.StateLost, ""))      // lost, then replayed by another replay and lost again
+	s.add(rec(1002, deliveries.StateReplayed, "earlier"))
+	s.add(rec(1002, deliveries.StateLost, "earlier"))
+	s.add(rec(1003, deliveries.StateLost, "recover")) // this replay's own record: counted, not selected
+	got, unavailable := s.result()
+	if len(unavailable) != 0 || s.overflow {
+		t.Fatalf("unavailable %v, overflow %v", unavailable, s.overflow)
+	}
+	var seqs []uint64
+	for _, c := range got {
+		seqs = append(seqs, c.seq)
+		if c.id != fmt.Sprintf("n-%d", c.seq) || c.eventID != fmt.Sprintf("e-%d", c.seq) || !c.created.Equal(t0.Add(time.Duration(c.seq)*time.Second)) {
+			t.Errorf("candidate %+v lost its notification's id, event or time", c)
+		}
+	}
+	if fmt.Sprint(seqs) != "[7 1002]" {
+		t.Fatalf("selected %v, want [7 1002]", seqs)
+	}
+	if s.own[1003] != deliveries.StateLost {
+		t.Fatalf("own %v", s.own)
+	}
+
+	// Two held; the bound is three: the fourth and fifth do not fit.
+	s.add(rec(2000, deliveries.StateLost, ""))
+	if s.overflow {
+		t.Fatal("overflow at three held notifications, the bound")
+	}
+	s.add(rec(2001, deliveries.StateLost, ""))
+	if !s.overflow || len(s.newest) != 3 {
+		t.Fatalf("overflow %v with %d held, want true with 3", s.overflow, len(s.newest))
+	}
+}
+
+// BenchmarkSelectionMemory measures what a selection by time holds per notification in one of its
+// states (held-B/op, the figure behind --replay-max-selection's "about 130 bytes") and per
+// notification in another state (other-B/op): go test ./dispatcher -run XXX -bench SelectionMemory.
+func BenchmarkSelectionMemory(b *testing.B) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Name: "recover"}, Spec: hooklinev1.WebhookReplaySpec{
+		WebhookName: "orders", Since: &metav1.Time{Time: t0}, States: []hooklinev1.ReplayState{hooklinev1.ReplayLost}}}
+	const n = 100_000
+	// Records as the log's decoder hands them over: strings of their own.
+	records := func(state deliveries.State) []deliveries.Record {
+		out := make([]deliveries.Record, n)
+		for i := range out {
+			out[i] = deliveries.Record{Kind: deliveries.KindAttempt, WebhookUID: "uid", NotificationID: payload.NotificationID("uid", "account", fmt.Sprint(i)),
+				EventSeq: uint64(i + 1), EventID: fmt.Sprintf("3AAABLblqZhD%012d", i), EventName: string([]byte("AGREEMENT_ACTION_COMPLETED")),
+				Created: t0.Add(time.Duration(i) * time.Millisecond), State: deliveries.State([]byte(state))}
+		}
+		return out
+	}
+	held := func(recs []deliveries.Record) float64 {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		s := newSelector(rp, t0.Add(time.Hour), nil, true, 0)
+		for _, r := range recs {
+			s.add(r)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		runtime.KeepAlive(s)
+		return float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / n
+	}
+	lost, delivered := records(deliveries.StateLost), records(deliveries.StateDelivered)
+	var h, o float64
+	for range b.N {
+		h, o = held(lost), held(delivered)
+	}
+	b.ReportMetric(h, "held-B/op")
+	b.ReportMetric(o, "other-B/op")
+}
