@@ -348,9 +348,11 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 }
 
 // tooLarge ends rp, whose selection did not fit in MaxSelection, before anything of it is queued
-// (Stalled, reason SelectionTooLarge): the user narrows it, or the operator raises the bound.
+// (Stalled, reason SelectionTooLarge): the user replays the range in parts, or the operator raises
+// the bound. (A replay resumed after a crash, whose selection has grown past the bound since, keeps
+// what it queued before and queues nothing more.)
 func (r *Replayer) tooLarge(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ctrl.Result, error) {
-	msg := fmt.Sprintf("the selection holds more than %d notifications of webhook %s at once, the most one replay may (--replay-max-selection); nothing was queued: "+
+	msg := fmt.Sprintf("the selection holds more than %d notifications of webhook %s at once, the most one replay may (--replay-max-selection), so the replay queues nothing (more): "+
 		"replay the time range in parts (spec.since and spec.until), or fewer states", r.maxSelection(), wh.Name)
 	r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonSelectionTooLarge, msg)
 	if err := r.apply(ctx, rp, st); err != nil {
