@@ -162,6 +162,19 @@ func TestRecoverNeedsAValidTimeBeforeAnyAPICall(t *testing.T) {
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="replay-error"`) || !strings.Contains(body, `value="failed" checked`) {
 		t.Fatalf("%d %s", rec.Code, body)
 	}
+
+	// The same for the optional end of the range.
+	form = url.Values{"csrf": {sess.CSRF}, "since": {"2026-12-01T00:00"}, "until": {"tomorrow"}, "states": {"lost"}}
+	req = httptest.NewRequest(http.MethodPost, "/webhooks/team-a/hook/replays", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	body = rec.Body.String()
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(body, "Give the end as") || !strings.Contains(body, `value="tomorrow"`) ||
+		!strings.Contains(body, `value="lost" checked`) {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
 }
 
 func TestReplayPrefixKeepsNamesValid(t *testing.T) {

@@ -47,9 +47,10 @@ type replayFormData struct {
 	Namespace, Name string
 	// ID is the notification to replay, for a replay of one.
 	ID string
-	// Since (datetime-local, UTC) and States select by time, for a recovery.
-	Since  string
-	States map[string]bool
+	// Since (datetime-local, UTC), Until (optional, the same) and States select by time, for a
+	// recovery; Until lets a recovery too large for one replay be done in parts.
+	Since, Until string
+	States       map[string]bool
 	All    []string
 	Error  string
 }
@@ -121,6 +122,15 @@ func (s *Server) createReplay(w http.ResponseWriter, r *http.Request, rc *reqCtx
 			return
 		}
 		rp.Spec.Since = &metav1.Time{Time: t.UTC()}
+		if d.Until = r.PostFormValue("until"); d.Until != "" {
+			u, err := time.Parse(sinceLayout, d.Until)
+			if err != nil {
+				d.Error = rc.L.T("recover.badUntil")
+				s.render(w, r, http.StatusUnprocessableEntity, "replayform", s.page(rc, title, d))
+				return
+			}
+			rp.Spec.Until = &metav1.Time{Time: u.UTC()}
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()

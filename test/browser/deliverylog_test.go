@@ -294,16 +294,24 @@ func TestDeliveryLogAndReplayInTheBrowser(t *testing.T) {
 	g.Expect(br.open(page)).To(Equal(http.StatusOK))
 	g.Expect(br.textContent("#chart-total-delivered")).To(Equal("2"))
 
-	// Recover: the form names the time and states; with nothing failed it matches nothing.
+	// Recover: the form names the time range (its end optional, for a recovery in parts) and the
+	// states; with nothing failed it matches nothing.
 	g.Expect(br.open(page)).To(Equal(http.StatusOK))
 	status, path = br.submit("recover")
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(path).To(Equal(page + "/recover"))
 	g.Expect(br.attr(`input[name="states"][value="failed"]`, "checked").Exists).To(BeTrue())
+	g.Expect(br.attr("#until", "value").Value).To(BeEmpty())
+	until := time.Now().UTC().Add(time.Hour).Truncate(time.Minute)
+	br.do(chromedp.SetValue(chromedp.ID("until"), until.Format("2006-01-02T15:04")))
 	status, path = br.submit("confirm")
 	g.Expect(status).To(Equal(http.StatusOK))
 	g.Expect(path).To(HavePrefix(page + "/replays/orders-replay-"))
 	recoverPage := path
+	recovery := &hooklinev1.WebhookReplay{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: path[strings.LastIndex(path, "/")+1:]}, recovery)).To(Succeed())
+	g.Expect(recovery.Spec.Until).NotTo(BeNil())
+	g.Expect(recovery.Spec.Until.Time.Equal(until)).To(BeTrue(), "until %v", recovery.Spec.Until)
 
 	// The webhook's page lists both replays with their progress and a link to each (read as the
 	// tenant, selected by spec.webhookName on the API server; newest first, but both may have been
