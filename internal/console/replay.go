@@ -51,8 +51,8 @@ type replayFormData struct {
 	// recovery; Until lets a recovery too large for one replay be done in parts.
 	Since, Until string
 	States       map[string]bool
-	All    []string
-	Error  string
+	All          []string
+	Error        string
 }
 
 // sinceLayout is the value format of an <input type="datetime-local">, read as UTC.
