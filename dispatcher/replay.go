@@ -244,20 +244,17 @@ func (r *Replayer) replaysOf(ctx context.Context, o client.Object) []reconcile.R
 	}
 	var out []reconcile.Request
 	for _, rp := range list.Items {
-		if !finished(&rp) {
+		if !finished(&rp.Status) {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: rp.Namespace, Name: rp.Name}})
 		}
 	}
 	return out
 }
 
-// finished reports whether rp completed, or stalled for good (its webhook is gone, or its
-// selection is too large: the spec is immutable): nothing more happens to it. A replay stalled
-// for want of the delivery log runs once a dispatcher has it.
-func finished(rp *hooklinev1.WebhookReplay) bool { return over(&rp.Status) }
-
-// over is finished, for a status.
-func over(st *hooklinev1.WebhookReplayStatus) bool {
+// finished reports whether a replay with status st completed, or stalled for good (its webhook is
+// gone, or its selection is too large: the spec is immutable): nothing more happens to it. A
+// replay stalled for want of the delivery log runs once a dispatcher has it.
+func finished(st *hooklinev1.WebhookReplayStatus) bool {
 	stalled := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionStalled)
 	return meta.IsStatusConditionTrue(st.Conditions, hooklinev1.ConditionReady) ||
 		stalled != nil && stalled.Status == metav1.ConditionTrue &&
@@ -276,7 +273,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 		return ctrl.Result{}, err
 	}
-	if finished(rp) {
+	if finished(&rp.Status) {
 		r.forget(ctx, req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
@@ -376,7 +373,7 @@ const stageOver = 3
 // stalled for good).
 func stage(st *hooklinev1.WebhookReplayStatus) int {
 	switch {
-	case st.CompletedAt != nil || over(st):
+	case st.CompletedAt != nil || finished(st):
 		return stageOver
 	case delivering(st):
 		return 2
@@ -847,10 +844,11 @@ func (s *selector) result() ([]candidate, []string) {
 		if s.spec.Until != nil {
 			until = s.spec.Until.Time
 		}
+		// Every notification held is in one of the states (add keeps no other).
 		for _, c := range s.newest {
 			// A test notification is the user's probe, not an event to recover: only a replay
 			// naming it sends it again.
-			if s.states[c.state] && !c.created.Before(since) && c.created.Before(until) && !deliveries.IsTest(c.eventID) {
+			if !c.created.Before(since) && c.created.Before(until) && !deliveries.IsTest(c.eventID) {
 				out = append(out, *c)
 			}
 		}

@@ -23,11 +23,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -40,12 +38,10 @@ import (
 func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	g.Expect(hooklinev1.AddToScheme(scheme)).To(Succeed())
 	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "recover"},
 		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
 	var gets int
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(rp).WithInterceptorFuncs(interceptor.Funcs{
+	c := fakeClientBuilder(t).WithObjects(rp).WithInterceptorFuncs(interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 			gets++
 			return c.Get(ctx, key, obj, opts...)

@@ -571,9 +571,11 @@ func TestReplayStallsWhenItsSelectionIsTooLarge(t *testing.T) {
 	failed := waitCompleted(t, createReplay(t, ns, "failed", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: since}), 30*time.Second)
 	g.Expect(failed.Status.Matched).To(BeEquivalentTo(0))
 
-	// A replay of the delivered ones would hold three.
-	rp := createReplay(t, ns, "everything", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: since,
-		States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}})
+	// A replay of the delivered ones would hold three. The tenant creates it, with every right in
+	// its namespace (impersonated through RBAC).
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "everything"},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: since, States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}}}
+	g.Expect(tenantClient(t, ns, "tenant-"+ns).Create(context.Background(), rp)).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		got := getReplay(g, rp)
 		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled)

@@ -72,7 +72,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		o := &list.Items[i]
 		k := client.ObjectKeyFromObject(o)
 		switch {
-		case k == key || finished(o) || running[k]:
+		case k == key || finished(&o.Status) || running[k]:
 		case o.Status.WebhookUID != "":
 			running[k] = true
 		case waitsTurn(o) && createdBefore(o, rp):
@@ -157,7 +157,7 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 		return
 	}
 	waiting := slices.DeleteFunc(list.Items, func(o hooklinev1.WebhookReplay) bool {
-		return o.Status.WebhookUID != "" || finished(&o) || !waitsTurn(&o)
+		return o.Status.WebhookUID != "" || finished(&o.Status) || !waitsTurn(&o)
 	})
 	slices.SortFunc(waiting, func(a, b hooklinev1.WebhookReplay) int {
 		if createdBefore(&a, &b) {

@@ -29,7 +29,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -41,8 +40,6 @@ import (
 // and the recorded start times went out of creation order.
 func TestRetriedStartKeepsTheAdmissionTime(t *testing.T) {
 	g := NewWithT(t)
-	scheme := runtime.NewScheme()
-	g.Expect(hooklinev1.AddToScheme(scheme)).To(Succeed())
 	base := time.Unix(1_700_000_000, 0)
 	replay := func(name string, created time.Duration) *hooklinev1.WebhookReplay {
 		return &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: name, UID: types.UID("uid-" + name),
@@ -50,7 +47,7 @@ func TestRetriedStartKeepsTheAdmissionTime(t *testing.T) {
 	}
 	first, second := replay("first", 0), replay("second", time.Second)
 	failing := true
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(first, second).WithInterceptorFuncs(interceptor.Funcs{
+	c := fakeClientBuilder(t).WithObjects(first, second).WithInterceptorFuncs(interceptor.Funcs{
 		SubResourceApply: func(ctx context.Context, c client.Client, sub string, obj runtime.ApplyConfiguration, opts ...client.SubResourceApplyOption) error {
 			if failing {
 				return errors.New("the API server timed out")
@@ -89,8 +86,6 @@ func TestRetriedStartKeepsTheAdmissionTime(t *testing.T) {
 // test: a later replay started a second before an earlier one).
 func TestReplaysWithRoomStartInCreationOrder(t *testing.T) {
 	g := NewWithT(t)
-	scheme := runtime.NewScheme()
-	g.Expect(hooklinev1.AddToScheme(scheme)).To(Succeed())
 	base := time.Unix(1_700_000_000, 0)
 	queued := []metav1.Condition{{Type: hooklinev1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonQueued,
 		LastTransitionTime: metav1.NewTime(base)}}
@@ -100,7 +95,7 @@ func TestReplaysWithRoomStartInCreationOrder(t *testing.T) {
 			Status: hooklinev1.WebhookReplayStatus{Conditions: queued}}
 	}
 	earlier, later := replay("earlier", 0), replay("later", time.Second)
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(earlier, later).WithStatusSubresource(earlier, later).
+	c := fakeClientBuilder(t).WithObjects(earlier, later).WithStatusSubresource(earlier, later).
 		WithInterceptorFuncs(interceptor.Funcs{
 			SubResourceApply: func(context.Context, client.Client, string, runtime.ApplyConfiguration, ...client.SubResourceApplyOption) error {
 				return nil

@@ -55,16 +55,12 @@ func (m manyWebhooks) Webhook(uid string) (deliver.Webhook, bool) {
 // reporterWithBlockedWrites returns a reporter of n dirty webhooks whose status writes call write.
 func reporterWithBlockedWrites(t *testing.T, n int, write func(ctx context.Context) error) *Reporter {
 	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := hooklinev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	var objs []client.Object
 	for i := range n {
 		objs = append(objs, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{
 			Namespace: "team-a", Name: fmt.Sprintf("wh-%d", i), UID: types.UID(fmt.Sprintf("uid-%d", i))}})
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+	c := fakeClientBuilder(t).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
 		SubResourceApply: func(ctx context.Context, _ client.Client, _ string, _ runtime.ApplyConfiguration, _ ...client.SubResourceApplyOption) error {
 			return write(ctx)
 		},

@@ -149,15 +149,21 @@ func TestNotificationPagesWithoutReadAPI(t *testing.T) {
 	}
 }
 
+// postReplayForm posts form to team-a/hook's replays as the session sessionID.
+func postReplayForm(s *Server, sessionID string, form url.Values) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/team-a/hook/replays", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sessionID})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
 func TestRecoverNeedsAValidTimeBeforeAnyAPICall(t *testing.T) {
 	s, _ := newTestServer(t, true)
 	sess, _ := s.Sessions().Create("token", "alice")
 	form := url.Values{"csrf": {sess.CSRF}, "since": {"<b>yesterday</b>"}, "states": {"failed"}}
-	req := httptest.NewRequest(http.MethodPost, "/webhooks/team-a/hook/replays", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
-	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, req)
+	rec := postReplayForm(s, sess.ID, form)
 	body := rec.Body.String()
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="replay-error"`) || !strings.Contains(body, `value="failed" checked`) {
 		t.Fatalf("%d %s", rec.Code, body)
@@ -165,14 +171,24 @@ func TestRecoverNeedsAValidTimeBeforeAnyAPICall(t *testing.T) {
 
 	// The same for the optional end of the range.
 	form = url.Values{"csrf": {sess.CSRF}, "since": {"2026-12-01T00:00"}, "until": {"tomorrow"}, "states": {"lost"}}
-	req = httptest.NewRequest(http.MethodPost, "/webhooks/team-a/hook/replays", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
-	rec = httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, req)
+	rec = postReplayForm(s, sess.ID, form)
 	body = rec.Body.String()
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(body, "Give the end as") || !strings.Contains(body, `value="tomorrow"`) ||
 		!strings.Contains(body, `value="lost" checked`) {
+		t.Fatalf("%d %s", rec.Code, body)
+	}
+}
+
+// The end of a recovery's range is the user's text: a refused one is shown back in the form as
+// an attribute's value, never as markup.
+func TestRecoverFormShowsARefusedEndAsText(t *testing.T) {
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token", "alice")
+	hostile := `"><img src=x id=injected>`
+	form := url.Values{"csrf": {sess.CSRF}, "since": {"2026-12-01T00:00"}, "until": {hostile}, "states": {"failed"}}
+	rec := postReplayForm(s, sess.ID, form)
+	body := rec.Body.String()
+	if rec.Code != http.StatusUnprocessableEntity || strings.Contains(body, "<img") || !strings.Contains(body, `value="&#34;&gt;&lt;img src=x id=injected&gt;"`) {
 		t.Fatalf("%d %s", rec.Code, body)
 	}
 }

@@ -58,6 +58,18 @@ type replayFormData struct {
 // sinceLayout is the value format of an <input type="datetime-local">, read as UTC.
 const sinceLayout = "2006-01-02T15:04"
 
+// formTime reads a datetime-local field as UTC: nil when it is empty; bad when it is not a time.
+func formTime(v string) (t *metav1.Time, bad bool) {
+	if v == "" {
+		return nil, false
+	}
+	parsed, err := time.Parse(sinceLayout, v)
+	if err != nil {
+		return nil, true
+	}
+	return &metav1.Time{Time: parsed.UTC()}, false
+}
+
 func (s *Server) pathNames(w http.ResponseWriter, r *http.Request, rc *reqCtx) (ns, name string, ok bool) {
 	ns, name = r.PathValue("ns"), r.PathValue("name")
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
@@ -110,26 +122,20 @@ func (s *Server) createReplay(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		rp.Spec.NotificationIDs = []hooklinev1.NotificationID{hooklinev1.NotificationID(id)}
 	} else {
 		title = rc.L.T("recover.title")
-		d.Since = r.PostFormValue("since")
+		d.Since, d.Until = r.PostFormValue("since"), r.PostFormValue("until")
 		for _, st := range r.PostForm["states"] {
 			d.States[st] = true
 			rp.Spec.States = append(rp.Spec.States, hooklinev1.ReplayState(st))
 		}
-		t, err := time.Parse(sinceLayout, d.Since)
-		if err != nil {
+		var bad bool
+		if rp.Spec.Since, bad = formTime(d.Since); bad || rp.Spec.Since == nil {
 			d.Error = rc.L.T("recover.badSince")
+		} else if rp.Spec.Until, bad = formTime(d.Until); bad {
+			d.Error = rc.L.T("recover.badUntil")
+		}
+		if d.Error != "" {
 			s.render(w, r, http.StatusUnprocessableEntity, "replayform", s.page(rc, title, d))
 			return
-		}
-		rp.Spec.Since = &metav1.Time{Time: t.UTC()}
-		if d.Until = r.PostFormValue("until"); d.Until != "" {
-			u, err := time.Parse(sinceLayout, d.Until)
-			if err != nil {
-				d.Error = rc.L.T("recover.badUntil")
-				s.render(w, r, http.StatusUnprocessableEntity, "replayform", s.page(rc, title, d))
-				return
-			}
-			rp.Spec.Until = &metav1.Time{Time: u.UTC()}
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
