@@ -30,6 +30,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/types"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -128,7 +129,9 @@ func getWebhook(g Gomega, wh *hooklinev1.Webhook) *hooklinev1.Webhook {
 
 // eventuallyReady waits until wh's Ready condition has status and reason, for its current generation,
 // and returns the webhook as then observed.
-func eventuallyReady(t *testing.T, wh *hooklinev1.Webhook, status metav1.ConditionStatus, reason string) *hooklinev1.Webhook {
+// eventuallyReady waits until wh's Ready condition, for its current generation, has status and
+// reason and its message matches every one of message.
+func eventuallyReady(t *testing.T, wh *hooklinev1.Webhook, status metav1.ConditionStatus, reason string, message ...types.GomegaMatcher) *hooklinev1.Webhook {
 	t.Helper()
 	var got *hooklinev1.Webhook
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -138,6 +141,9 @@ func eventuallyReady(t *testing.T, wh *hooklinev1.Webhook, status metav1.Conditi
 		g.Expect(ready.ObservedGeneration).To(Equal(got.Generation))
 		g.Expect(ready.Status).To(Equal(status), "Ready message: %s", ready.Message)
 		g.Expect(ready.Reason).To(Equal(reason), "Ready message: %s", ready.Message)
+		for _, m := range message {
+			g.Expect(ready.Message).To(m)
+		}
 	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	return got
 }
