@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -148,6 +149,9 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 		}
 	}
 	stopTimeline := s.timeline("recover", start, before, lost)
+	// The whole stack's CPU by process, for each phase: both phases fill the machine, so what the
+	// control plane spends on the replays' writes is taken from the deliveries too.
+	stack0 := treeCPUByName()
 	// Created at once, as `kubectl apply -f` of a directory would: the clock runs from the first.
 	var wg sync.WaitGroup
 	createErrs := make([]error, len(replays))
@@ -162,6 +166,7 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	cpu0, _, _ := procStats(s.dispatcher.Process.Pid)
 	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	recoverTook := time.Since(start)
+	stack1 := treeCPUByName()
 	stopTimeline()
 	if err != nil {
 		return row{}, fmt.Errorf("recover: %w", err)
@@ -211,11 +216,13 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	}
 	drainStart := time.Now()
 	dcpu0, _, _ := procStats(s.dispatcher.Process.Pid)
+	dstack0 := treeCPUByName()
 	stopTimeline = s.timeline("drain", drainStart, before, lost)
 	profiled = profile("drain")
 	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	drainRate := float64(lost) / time.Since(drainStart).Seconds()
 	dcpu1, _, _ := procStats(s.dispatcher.Process.Pid)
+	dstack1 := treeCPUByName()
 	stopTimeline()
 	if err != nil {
 		return row{}, fmt.Errorf("drain: %w", err)
@@ -225,8 +232,9 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	r := row{offered: ingest, delivered: recoverRate, peakRSS: peak, cpuPer1000: (cpu1 - cpu0) / float64(lost) * 1000}
 	// A figure, not a correctness check: reported as every target is, not enforced (a smoke run's
 	// phases last about a second, mostly the replays' poll interval, so its ratio means nothing).
-	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (target ≥ 1%s; CPU s/1k: drain %.3f); %d replays completed in %.1fs; %d webhooks",
-		recoverRate, recoverRate/drainRate, drainRate, missed(recoverRate < drainRate && !o.smoke), (dcpu1-dcpu0)/float64(lost)*1000, len(replays), completed.Seconds(), len(g.uids))
+	r.note = fmt.Sprintf("recover %.0f/s = %.2f × drain %.0f/s (target ≥ 1%s; CPU s/1k: drain %.3f); whole stack µs per notification: recover %s, drain %s; %d replays completed in %.1fs; %d webhooks",
+		recoverRate, recoverRate/drainRate, drainRate, missed(recoverRate < drainRate && !o.smoke), (dcpu1-dcpu0)/float64(lost)*1000,
+		cpuByProcess(stack0, stack1, lost), cpuByProcess(dstack0, dstack1, lost), len(replays), completed.Seconds(), len(g.uids))
 	return r, nil
 }
 
@@ -360,4 +368,27 @@ func (s *stack) timeline(phase string, start time.Time, before, n int64) (stop f
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s timeline:%s\n", phase, b.String())
 	}
+}
+
+// cpuByProcess describes the CPU the stack's processes used between two treeCPUByName samples, in
+// µs per notification of n: the total, then each process that used any, most first.
+func cpuByProcess(before, after map[string]float64, n int64) string {
+	type use struct {
+		name string
+		us   float64
+	}
+	var uses []use
+	var total float64
+	for name, cpu := range after {
+		if d := (cpu - before[name]) / float64(n) * 1e6; d >= 0.5 {
+			uses = append(uses, use{name, d})
+			total += d
+		}
+	}
+	slices.SortFunc(uses, func(a, b use) int { return cmp.Compare(b.us, a.us) })
+	parts := make([]string, len(uses))
+	for i, u := range uses {
+		parts[i] = fmt.Sprintf("%s %.0f", u.name, u.us)
+	}
+	return fmt.Sprintf("%.0f (%s)", total, strings.Join(parts, ", "))
 }
