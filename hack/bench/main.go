@@ -48,7 +48,7 @@ func main() {
 	flag.StringVar(&o.replicasProfile, "replicas-cpuprofile", "", "Write the CPU profile of the first active-active replica (the one embedding NATS), taken over the first half of each replicas run, to this path with the replica count appended (.1, .2, .3).")
 	flag.IntVar(&o.logRounds, "deliverylog-rounds", 3, "Pairs of throughput runs in the deliverylog scenario (log off and on; the second pair on first, and so on, alternating); its ratio is their median. The backlog runs once per mode.")
 	flag.StringVar(&o.logProfile, "deliverylog-profile", "", "Write the dispatcher's profiles of the deliverylog scenario to this path with suffixes: .cpu.off and .cpu.on (CPU, over the second half of each throughput run), .peakheap.off and .peakheap.on (heap at the highest RSS of each backlog run, queueing and drain).")
-	flag.StringVar(&o.apiserverProfile, "apiserver-cpuprofile", "", "Write the API server's CPU profile, taken during the throughput scenario, to this file; also print each process's CPU per delivery and the API server's requests per second.")
+	flag.StringVar(&o.apiserverProfile, "apiserver-cpuprofile", "", "Write the API server's CPU profile, taken during the throughput scenario, to this file (and one of the recover scenario's recover phase to this file + \".recover\"); also print each process's CPU per delivery and the API server's requests per second (for the recover phase, its requests).")
 	flag.StringVar(&o.peakHeapProfile, "peak-heapprofile", "", "Write the dispatcher's heap profile taken at the highest RSS while the backlog is being queued to this file, and the one at the highest RSS while it drains to this file + \".drain\".")
 	flag.Func("dispatcher-arg", "Extra dispatcher flag, e.g. -dispatcher-arg=--event-cache-bytes=16777216 (repeatable).", func(v string) error {
 		dispatcherExtraArgs = append(dispatcherExtraArgs, v)
@@ -83,7 +83,8 @@ type options struct {
 	heapProfile string
 	// peakHeapProfile is the heap profile at the backlog's queueing peak.
 	peakHeapProfile string
-	// apiserverProfile is the API server's CPU profile during the throughput scenario.
+	// apiserverProfile is the API server's CPU profile during the throughput scenario (and, with
+	// ".recover" appended, during the recover scenario's recover phase).
 	apiserverProfile string
 	// logRounds is the number of throughput pairs of the deliverylog scenario.
 	logRounds int

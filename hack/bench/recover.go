@@ -152,6 +152,11 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	// The whole stack's CPU by process, for each phase: both phases fill the machine, so what the
 	// control plane spends on the replays' writes is taken from the deliveries too.
 	stack0 := treeCPUByName()
+	var req0 map[string]float64
+	if o.apiserverProfile != "" {
+		req0 = apiserverRequests(s)
+		go captureAPIServerProfile(s, o.apiserverProfile+".recover", 0, 6*time.Second)
+	}
 	// Created at once, as `kubectl apply -f` of a directory would: the clock runs from the first.
 	var wg sync.WaitGroup
 	createErrs := make([]error, len(replays))
@@ -167,6 +172,13 @@ func (s *stack) recoverScenario(ctx context.Context, p *poster, o options) (row,
 	err = waitDelivered(s.sink, before+lost, recoverWait(o))
 	recoverTook := time.Since(start)
 	stack1 := treeCPUByName()
+	if o.apiserverProfile != "" {
+		for k, v := range apiserverRequests(s) {
+			if d := v - req0[k]; d > 0 {
+				fmt.Fprintf(os.Stderr, "bench: recover: API server: %s: %.0f\n", k, d)
+			}
+		}
+	}
 	stopTimeline()
 	if err != nil {
 		return row{}, fmt.Errorf("recover: %w", err)
