@@ -290,7 +290,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonDeliveryLogDisabled, msg)
 		return ctrl.Result{}, r.apply(ctx, rp, st)
 	}
-	started := st.WebhookUID != ""
+	began := started(st)
 
 	wh := &hooklinev1.Webhook{}
 	err := r.Client.Get(ctx, client.ObjectKey{Namespace: rp.Namespace, Name: rp.Spec.WebhookName}, wh)
@@ -298,7 +298,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, err
 	}
 	missing := apierrors.IsNotFound(err)
-	if started && (missing || string(wh.UID) != st.WebhookUID) {
+	if began && (missing || string(wh.UID) != st.WebhookUID) {
 		msg := fmt.Sprintf("webhook %s was deleted while the replay ran; %d of %d queued notifications were delivered", rp.Spec.WebhookName, st.Delivered, st.Queued)
 		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonWebhookDeleted, msg)
 		if err := r.apply(ctx, rp, st); err != nil {
@@ -321,12 +321,18 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		if ok, why := r.active(wh); !ok {
 			return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotActive, why)
 		}
-		if !started {
+		if !began {
 			if ok, err := r.start(ctx, rp, wh, st); !ok || err != nil {
 				return ctrl.Result{RequeueAfter: r.poll()}, err
 			}
 		}
-		r.admitted(rp)
+	}
+	// The status says that it started (here or in a previous run), but the status is the tenant's
+	// to write: it runs only when its turn comes, like a replay that starts now.
+	if ok, err := r.resume(ctx, rp); !ok || err != nil {
+		return ctrl.Result{RequeueAfter: r.poll()}, err
+	}
+	if !delivering(st) {
 		res, asked, err := r.queue(ctx, rp, wh, st.StartedAt.Time)
 		if err != nil || asked {
 			// Asked the log: woken when it answered.
@@ -340,7 +346,6 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonDelivering,
 			fmt.Sprintf("%d notifications queued again; waiting for their deliveries", st.Queued))
 	}
-	r.admitted(rp)
 	return r.follow(ctx, rp, wh, st)
 }
 
@@ -360,10 +365,16 @@ func (r *Replayer) tooLarge(ctx context.Context, rp *hooklinev1.WebhookReplay, w
 	return ctrl.Result{}, nil
 }
 
+// started reports whether st says that the replay started: the Webhook it replays and when are
+// recorded. (Both: a status that names one without the other was not written by a dispatcher.)
+func started(st *hooklinev1.WebhookReplayStatus) bool {
+	return st.WebhookUID != "" && st.StartedAt != nil
+}
+
 // delivering reports whether st says that everything selected is queued.
 func delivering(st *hooklinev1.WebhookReplayStatus) bool {
 	c := meta.FindStatusCondition(st.Conditions, hooklinev1.ConditionReconciling)
-	return st.WebhookUID != "" && c != nil && c.Reason == hooklinev1.ReasonDelivering
+	return started(st) && c != nil && c.Reason == hooklinev1.ReasonDelivering
 }
 
 // stageOver is stage's last: the replay completed, or stalled for good.
@@ -377,7 +388,7 @@ func stage(st *hooklinev1.WebhookReplayStatus) int {
 		return stageOver
 	case delivering(st):
 		return 2
-	case st.WebhookUID != "":
+	case started(st):
 		return 1
 	}
 	return 0
@@ -501,7 +512,7 @@ func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *h
 	phase := phaseWaiting
 	if reason == hooklinev1.ReasonQueued {
 		phase = phaseQueued
-	} else if st.WebhookUID == "" {
+	} else if !started(st) {
 		r.giveBack(ctx, rp)
 	}
 	r.setPhase(client.ObjectKeyFromObject(rp), phase)

@@ -73,7 +73,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		k := client.ObjectKeyFromObject(o)
 		switch {
 		case k == key || finished(&o.Status) || running[k]:
-		case o.Status.WebhookUID != "":
+		case started(&o.Status):
 			running[k] = true
 		case waitsTurn(o) && createdBefore(o, rp):
 			waiting = append(waiting, o)
@@ -119,11 +119,51 @@ func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
 	return a.Name < b.Name
 }
 
-// admitted records that rp, started, runs (after a restart: it was admitted by the previous run).
-func (r *Replayer) admitted(rp *hooklinev1.WebhookReplay) {
+// resume decides whether rp, which its status says started, may run now. One this dispatcher
+// admitted runs. Another (admitted by a previous run of the dispatcher, or a status the tenant
+// wrote: the status subresource is the namespace's to write) runs when fewer than
+// maxPerNamespace replays run in its namespace, counting first the ones started before it
+// that wait to resume too (they resume in creation order); otherwise it waits, and is looked at
+// again at its poll or when a turn is freed. Without this, a tenant that wrote "started" into the
+// status of a hundred replays had them all select at once, each holding up to MaxSelection
+// notifications in the memory every tenant's deliveries share.
+func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, err error) {
+	key := client.ObjectKeyFromObject(rp)
+	if r.runs(key) {
+		return true, nil
+	}
+	list := &hooklinev1.WebhookReplayList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace)); err != nil {
+		return false, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.admitLocked(client.ObjectKeyFromObject(rp), r.Clock.Now())
+	running := r.running[rp.Namespace]
+	if _, held := running[key]; held {
+		return true, nil
+	}
+	ahead := len(running)
+	for i := range list.Items {
+		o := &list.Items[i]
+		k := client.ObjectKeyFromObject(o)
+		if _, held := running[k]; !held && k != key && started(&o.Status) && !finished(&o.Status) && createdBefore(o, rp) {
+			ahead++
+		}
+	}
+	if ahead >= r.maxPerNamespace() {
+		r.phase[key] = phaseQueued
+		return false, nil
+	}
+	r.admitLocked(key, r.Clock.Now())
+	return true, nil
+}
+
+// runs reports whether key holds a turn in its namespace.
+func (r *Replayer) runs(key types.NamespacedName) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, held := r.running[key.Namespace][key]
+	return held
 }
 
 // admitLocked records that key runs, admitted at now unless it was admitted before.
@@ -157,7 +197,8 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 		return
 	}
 	waiting := slices.DeleteFunc(list.Items, func(o hooklinev1.WebhookReplay) bool {
-		return o.Status.WebhookUID != "" || finished(&o.Status) || !waitsTurn(&o)
+		// Started and not running here: a replay waiting to resume (resume), woken too.
+		return finished(&o.Status) || !started(&o.Status) && !waitsTurn(&o)
 	})
 	slices.SortFunc(waiting, func(a, b hooklinev1.WebhookReplay) int {
 		if createdBefore(&a, &b) {

@@ -72,6 +72,91 @@ func replaysByState(g Gomega, ns string) (running, queued int, list *hooklinev1.
 	return running, queued, list
 }
 
+// replayEach creates, as tenant, one WebhookReplay of webhook "orders" in ns for each notification
+// rc received, in order, named prefix-00, prefix-01, …
+func replayEach(t *testing.T, tenant client.Client, ns, prefix string, rc *receiver) []*hooklinev1.WebhookReplay {
+	t.Helper()
+	var replays []*hooklinev1.WebhookReplay
+	for i, p := range rc.decoded(t) {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%02d", prefix, i)},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(p.notificationID)}}}
+		NewWithT(t).Expect(tenant.Create(context.Background(), rp)).To(Succeed())
+		replays = append(replays, rp)
+	}
+	return replays
+}
+
+// deliveredThenFailing starts a stack with fast replays, whose failed attempts are retried within
+// 100 ms and never dropped, and an Active webhook "orders" in a new namespace of account; n
+// events are delivered to it, then its receiver fails with 500.
+func deliveredThenFailing(t *testing.T, account string, n int) (*stack, string, *receiver, *hooklinev1.Webhook) {
+	t.Helper()
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	}})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	for i := range n {
+		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
+	}
+	NewWithT(t).Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(n))
+	rc.set(fail500)
+	return s, ns, rc, wh
+}
+
+// A tenant holds every right in its namespace, the replays' status subresource included. It writes
+// "started" (status.webhookUID and startedAt) into the status of replays that wait their turn, and
+// into one the webhook's uid alone: none of them runs before its turn. Before, each went straight to
+// selecting (the status was taken as a previous run's start), so that a tenant could have hundreds
+// hold a selection at once in the dispatcher every tenant shares, and the one without a start
+// time panicked at each reconcile and never completed.
+func TestForgedReplayStatusWaitsItsTurn(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const n = 7
+	// The receiver fails once they are delivered: the replays that start keep running.
+	s, ns, rc, wh := deliveredThenFailing(t, "acc-replay-forged", n)
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	replays := replayEach(t, tenant, ns, "forged", rc)
+	g.Eventually(func(g Gomega) {
+		running, queued, _ := replaysByState(g, ns)
+		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(queued).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+	// The tenant writes "started" into the status of every one that waits.
+	_, _, list := replaysByState(g, ns)
+	forged := 0
+	for i := range list.Items {
+		cur := &list.Items[i]
+		if c := meta.FindStatusCondition(cur.Status.Conditions, hooklinev1.ConditionReconciling); c == nil || c.Reason != hooklinev1.ReasonQueued {
+			continue
+		}
+		base := cur.DeepCopy()
+		cur.Status.WebhookUID = string(wh.UID)
+		if forged++; forged < n-dispatcher.DefaultReplaysPerNamespace {
+			now := metav1.Now()
+			cur.Status.StartedAt = &now
+		}
+		g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed(), cur.Name)
+	}
+	g.Expect(forged).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
+
+	// Each is looked at again every 100 ms (its poll): for twenty polls, no more than the cap run.
+	g.Consistently(func() int { return dispatcher.PeakReplays(s.app.Replayer, ns) }).
+		WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Equal(dispatcher.DefaultReplaysPerNamespace))
+
+	// The receiver recovers: every replay completes, the forged ones too, never more than the cap at once.
+	rc.set(echoOK)
+	for _, rp := range replays {
+		g.Expect(waitCompleted(t, rp, time.Minute).Status.Delivered).To(BeEquivalentTo(1), rp.Name)
+	}
+	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+}
+
 // A tenant allowed to create WebhookReplays in its namespace floods it with 30 of them: at most
 // --replay-max-per-namespace (2) run at once there, the others wait with Reconciling=True, reason
 // Queued, saying how many run or wait ahead, and start in creation order; another namespace's
@@ -79,7 +164,6 @@ func replaysByState(g Gomega, ns string) (running, queued int, list *hooklinev1.
 // them.
 func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	const flood = 30
 	accA, accB := "acc-replay-flood-a", "acc-replay-flood-b"
 	nsA, nsB := newNamespace(t, accA, ""), newNamespace(t, accB, "")
@@ -101,14 +185,7 @@ func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
 
 	// A's receiver fails from now on: every replay that starts in A keeps running.
 	rcA.set(fail500)
-	tenant := tenantClient(t, nsA, "tenant-"+nsA)
-	var replays []*hooklinev1.WebhookReplay
-	for i, p := range rcA.decoded(t) {
-		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: nsA, Name: fmt.Sprintf("flood-%02d", i)},
-			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(p.notificationID)}}}
-		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
-		replays = append(replays, rp)
-	}
+	replays := replayEach(t, tenantClient(t, nsA, "tenant-"+nsA), nsA, "flood", rcA)
 	g.Eventually(func(g Gomega) {
 		running, queued, list := replaysByState(g, nsA)
 		g.Expect(running).To(BeNumerically("<=", dispatcher.DefaultReplaysPerNamespace), "never more than the cap at once")
@@ -213,21 +290,9 @@ func TestDeletingAReplayWithdrawsWhatItQueued(t *testing.T) {
 		account = "acc-replay-withdrawn"
 		events  = 5
 	)
-	ns := newNamespace(t, account, "")
-	rc := newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
-		fastReplays(c)
-		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
-			DropAfter: time.Hour, DisableAfter: time.Hour}
-	}})
-	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
-	for i := range events {
-		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
-	}
-	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(events))
-
-	// The receiver fails: the replay's first notification is retried at its queue's head.
-	rc.set(fail500)
+	// The receiver fails once they are delivered: the replay's first notification is retried at
+	// its queue's head.
+	s, ns, rc, wh := deliveredThenFailing(t, account, events)
 	since := metav1.NewTime(time.Now().Add(-time.Hour))
 	rp := createReplay(t, ns, "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &since,
 		States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered}})

@@ -410,6 +410,10 @@ func TestLanguageSwitchSetsACookieAndStaysOnSite(t *testing.T) {
 	h := s.Handler()
 	for next, want := range map[string]string{
 		"/webhooks?q=a": "/webhooks?q=a", "//evil.example/": "/", "https://evil.example/": "/", "/\\evil.example": "/", "": "/",
+		// A browser drops tabs and line breaks and reads a backslash as a slash: each of these is
+		// "//evil.example" to it. An escaped tab stays a path on this site.
+		"/\t/evil.example": "/", "/\t\\evil.example": "/", "/\n/evil.example": "/", "/webhooks\\..\\/evil.example": "/",
+		"/\x7f/evil.example": "/", "/%09/evil.example": "/%09/evil.example",
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/lang?l=da&next="+url.QueryEscape(next), nil))

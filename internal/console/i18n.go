@@ -113,9 +113,13 @@ func negotiate(r *http.Request) Localizer {
 }
 
 // safeNext returns p when it is a path on this site ("/..." but not "//host" or "/\host"), and
-// "/" otherwise, so that the language switch cannot be used as an open redirect.
+// "/" otherwise, so that the language switch cannot be used as an open redirect. A browser drops
+// tabs and line breaks from a URL and reads a backslash as a slash (WHATWG URL), so that
+// "/<tab>/host" is "//host" to it: p may hold no control character and no backslash anywhere.
 func safeNext(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsFunc(p, func(c rune) bool {
+		return c < 0x20 || c == 0x7f || c == '\\'
+	}) {
 		return "/"
 	}
 	return p
