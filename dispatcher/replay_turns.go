@@ -197,8 +197,11 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 		return
 	}
 	waiting := slices.DeleteFunc(list.Items, func(o hooklinev1.WebhookReplay) bool {
-		// Started and not running here: a replay waiting to resume (resume), woken too.
-		return finished(&o.Status) || !started(&o.Status) && !waitsTurn(&o)
+		// One started and not running here waits to resume (resume): woken too.
+		if started(&o.Status) {
+			return finished(&o.Status) || r.runs(client.ObjectKeyFromObject(&o))
+		}
+		return finished(&o.Status) || !waitsTurn(&o)
 	})
 	slices.SortFunc(waiting, func(a, b hooklinev1.WebhookReplay) int {
 		if createdBefore(&a, &b) {

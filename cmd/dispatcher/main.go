@@ -112,7 +112,7 @@ func main() {
 	flag.StringVar(&o.attestationKeyFile, "attestation-key-file", "", "File holding the attestation key (at least 32 random bytes, the manager's --attestation-key-file; mount it from a Secret). Required: webhooks are delivered to only when the manager attested their verification with it.")
 	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
-	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once; a post beyond it is answered 503 with Retry-After (at least --max-event-bytes).")
+	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once, and one token's requests at most the larger of --max-event-bytes and half of it; a post beyond either is answered 503 with Retry-After (at least --max-event-bytes).")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
 	flag.StringVar(&o.store.DataDir, "data-dir", "data", "Storage directory of the embedded JetStream.")
 	flag.StringVar(&o.store.ListenAddress, "nats-listen-address", "", "Let other processes reach the embedded NATS server here (e.g. 127.0.0.1:4222); needs --nats-listen-token-file.")

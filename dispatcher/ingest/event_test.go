@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/samples"
 )
 
@@ -245,6 +247,13 @@ func TestParseRejectsBadBodies(t *testing.T) {
 		{name: "accountId a number", body: edit(agr, func(ev map[string]any) { ev["accountId"] = 5 }), code: "INVALID_JSON", field: "accountId", msg: "string"},
 		{name: "resource.id a number", body: edit(agr, func(ev map[string]any) { obj(t, ev, "resource")["id"] = 9 }), code: "INVALID_JSON", field: "resource.id"},
 		{name: "initiator a string", body: edit(agr, func(ev map[string]any) { ev["initiator"] = "u-1" }), code: "INVALID_JSON", field: "initiator"},
+		// Bounded as they are met (payload.MaxMembers), before any name is looked at.
+		{name: "more members than the bound", body: splice(agr, `{`, "{"+strings.Repeat(`"":0,`, payload.MaxMembers)),
+			code: "INVALID_JSON", msg: fmt.Sprintf("more than %d members", payload.MaxMembers)},
+		{name: "resource with more members than the bound", body: splice(agr, `"resource": {`, `"resource": {`+strings.Repeat(`"x":0,`, payload.MaxMembers)),
+			code: "INVALID_JSON", field: "resource", msg: fmt.Sprintf("more than %d members", payload.MaxMembers)},
+		{name: "notification.agreement with more members than the bound", body: splice(agr, `"agreement": {`, `"agreement": {`+strings.Repeat(`"x":0,`, payload.MaxMembers)),
+			code: "INVALID_NOTIFICATION", field: "notification.agreement", msg: fmt.Sprintf("more than %d members", payload.MaxMembers)},
 	}
 	// Every Acrobat family: the resource object is required, and resource.type must match the family.
 	for name, f := range sampleFamilies {

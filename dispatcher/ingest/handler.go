@@ -84,7 +84,17 @@ type Handler struct {
 	Now func() time.Time
 
 	inFlight atomic.Int64 // bytes reserved by requests being handled
+	byToken  sync.Map     // Principal.Name → *atomic.Int64: the part of inFlight each token's requests hold
 	logged   serverErrorLog
+}
+
+// tokenHeld is the counter of the bytes that the requests of the token named name hold.
+func (h *Handler) tokenHeld(name string) *atomic.Int64 {
+	if c, ok := h.byToken.Load(name); ok {
+		return c.(*atomic.Int64)
+	}
+	c, _ := h.byToken.LoadOrStore(name, new(atomic.Int64))
+	return c.(*atomic.Int64)
 }
 
 // ServerErrorLogInterval is the least time between two log lines about 5xx answers of one code.
@@ -181,8 +191,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = DefaultMaxBody
 	}
 	var held int64
-	defer func() { h.inFlight.Add(-held) }()
-	body, rerr := h.readBody(w, r, limit, &held)
+	tokenHeld := h.tokenHeld(principal.Name)
+	defer func() { h.inFlight.Add(-held); tokenHeld.Add(-held) }()
+	body, rerr := h.readBody(w, r, limit, tokenHeld, &held)
 	if rerr != nil {
 		if rerr.Status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", busyRetryAfter)
@@ -226,18 +237,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody reads the request body within limit, reserving its bytes in the in-flight bound first
-// (*held says how many, to be released when the request is done). A declared length is read into a
-// buffer of exactly that size; a streamed body reserves each growth of its buffer before making it.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, held *int64) ([]byte, *Error) {
+// (*held says how many, to be released when the request is done), and in the share of it that one
+// token's requests may hold (tokenHeld counts theirs): the larger of the largest body and half the
+// bound. The bytes are reserved before they arrive, so that without the share a producer that
+// declared two large bodies and sent them slowly (or not at all) held the whole bound, and every
+// other producer got INGEST_BUSY, for as long as the server waits for a body. A declared length is
+// read into a buffer of exactly that size; a streamed body reserves each growth of its buffer
+// before making it.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, tokenHeld *atomic.Int64, held *int64) ([]byte, *Error) {
 	tooBig := &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
 		Message: "body is larger than the ingest limit of " + humanBytes(limit)}
 	bound := max(h.MaxInFlight, limit)
 	if h.MaxInFlight <= 0 {
 		bound = max(DefaultMaxInFlight, limit)
 	}
+	share := max(limit+1, bound/2) // a streamed body reserves limit+1 bytes, to tell a larger one
 	reserve := func(n int64) *Error {
+		if tokenHeld.Add(n) > share {
+			tokenHeld.Add(-n)
+			return &Error{Status: http.StatusServiceUnavailable, Code: "INGEST_BUSY",
+				Message: "this token's requests are sending " + humanBytes(share) + " of events already, the most one token may at once; retry after " + busyRetryAfter + " s"}
+		}
 		if h.inFlight.Add(n) > bound {
 			h.inFlight.Add(-n)
+			tokenHeld.Add(-n)
 			return &Error{Status: http.StatusServiceUnavailable, Code: "INGEST_BUSY",
 				Message: "the dispatcher is receiving " + humanBytes(bound) + " of events already; retry after " + busyRetryAfter + " s"}
 		}

@@ -22,6 +22,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -30,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
@@ -543,17 +546,19 @@ func TestHandlerBoundsBytesInFlight(t *testing.T) {
 	f.h.MaxInFlight = 4 << 10
 	body := paddedEvent(t, 2<<10)
 
-	// Two 2 KiB events fill the 4 KiB bound while their storage is slow.
+	// Two 2 KiB events of two producers fill the 4 KiB bound while their storage is slow.
 	done := make(chan *httptest.ResponseRecorder, 2)
-	for range 2 {
-		go func() { done <- f.serve(request{auth: bearer(tokAcc1), body: body}) }()
+	for _, tok := range []string{tokAcc1, tokGlobal} {
+		go func() { done <- f.serve(request{auth: bearer(tok), body: body}) }()
 	}
 	<-acc.entered
 	<-acc.entered
 
+	// A third producer's event waits (its token may not post for acc-1: the bound is taken before
+	// the body is read).
 	for _, streamed := range []bool{false, true} {
 		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
-		req.Header.Set("Authorization", bearer(tokAcc1))
+		req.Header.Set("Authorization", bearer(tokOther))
 		if streamed {
 			req.ContentLength = -1 // chunked: the bound is taken as the body arrives
 		}
@@ -582,6 +587,53 @@ func TestHandlerBoundsBytesInFlight(t *testing.T) {
 		t.Fatalf("retry: status = %d, want 202; body %s", rec.Code, rec.Body)
 	}
 	f.assertCounters(t, rejectedMetric, map[string]float64{"INGEST_BUSY": 2})
+}
+
+// TestOneTokenCannotHoldTheWholeIngestBound performs the slow-upload attack of a producer (P): it
+// declares two bodies of the largest size and sends almost nothing, over a real connection. Their
+// bytes are reserved before they arrive, so without a share per token the two held the whole
+// in-flight bound for as long as the server waited for them, and every other producer got
+// INGEST_BUSY. Now its own second upload is refused at once, naming the share, and another
+// producer's event is accepted meanwhile.
+func TestOneTokenCannotHoldTheWholeIngestBound(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	f.h.MaxBody = 2 << 10
+	f.h.MaxInFlight = 4 << 10
+	srv := httptest.NewServer(f.h)
+	t.Cleanup(srv.Close)
+	post := func(tok string, body []byte) (int, string, string) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", bearer(tok))
+		resp, err := srv.Client().Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		var e struct{ Code, Message string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Code, e.Message
+	}
+
+	// Two uploads that declare the largest body, send its first byte and stop.
+	for range 2 {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{",
+			bearer(tokAcc1), 2<<10)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	// Once the handler holds them, the same token's next event is refused, naming the token's
+	// share (not the whole bound: the second stalled upload got no more than the first's share).
+	g.Eventually(func(g Gomega) {
+		status, code, msg := post(tokAcc1, paddedEvent(t, 2<<10))
+		g.Expect(status).To(Equal(http.StatusServiceUnavailable))
+		g.Expect(code).To(Equal("INGEST_BUSY"))
+		g.Expect(msg).To(ContainSubstring("the most one token may at once"))
+	}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+	// Another producer is not held up by them.
+	status, code, msg := post(tokGlobal, paddedEvent(t, 2<<10))
+	g.Expect(status).To(Equal(http.StatusAccepted), "%s %s", code, msg)
 }
 
 // TestHandlerRefusesEveryTokenWhileTheFileIsInvalid performs the revocation attack: the operator

@@ -221,13 +221,25 @@ type member struct {
 // size is the member's serialized length without separators.
 func (m *member) size() int { return len(m.rawKey) + 1 + len(m.val) }
 
-// parseMembers scans the object b (exactly one object, whitespace around it allowed) one level deep.
+// MaxMembers is the most members an object whose members are listed (the event, its
+// initiator and resource, the notification and its resource object) may have. Acrobat Sign's
+// objects have a few dozen; without a bound, a 25 MB body of five-byte members ({"":0,"":0,…})
+// made the listing 25 times its size in memory, before anything refused it.
+const MaxMembers = 1000
+
+// parseMembers scans the object b (exactly one object, whitespace around it allowed) one level
+// deep. More than MaxMembers members are refused as they are met.
 func parseMembers(b []byte, dst []member) ([]member, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, errAt(i, "expected a JSON object")
 	}
+	n := 0
 	i, err := walkObject(b, i, 1, func(rawKey, val []byte) error {
+		if n++; n > MaxMembers {
+			// rawKey is b[k:…]: its capacity says where it starts.
+			return errAt(cap(b)-cap(rawKey), fmt.Sprintf("object has more than %d members", MaxMembers))
+		}
 		name := rawKey[1 : len(rawKey)-1]
 		if bytes.IndexByte(name, '\\') >= 0 {
 			// Escaped keys are rare; only they pay for a decode, and the scanner has vetted them.

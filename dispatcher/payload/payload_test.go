@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -725,5 +726,41 @@ func TestPreparedOutlivesLaterPrepares(t *testing.T) {
 	wg.Wait()
 	if got := string(first.Build(wh, testNotificationID, Options{}).Body); got != want {
 		t.Fatalf("the first event's body changed after later events were prepared:\n got %s\nwant %s", got, want)
+	}
+}
+
+// manyMembers is an object of n five-byte members, {"":0,"":0,…}: the most members a body of its
+// size can hold.
+func manyMembers(n int) []byte {
+	return append(append([]byte{'{'}, bytes.TrimSuffix(bytes.Repeat([]byte(`"":0,`), n), []byte(","))...), '}')
+}
+
+// A producer's body of a million five-byte members is refused at the bound, as it is met: listing
+// it cost 25 times its size in memory (80 bytes a member, then 40 more in Members' copy) before
+// anything looked at the names. The notification and its resource object are bounded alike.
+func TestMembersAreBounded(t *testing.T) {
+	if _, err := Members(manyMembers(MaxMembers)); err != nil {
+		t.Fatalf("%d members: %v", MaxMembers, err)
+	}
+	huge := manyMembers(1_000_000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Members(huge)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("object has more than %d members at offset %d", MaxMembers, 1+5*MaxMembers)) {
+		t.Fatalf("a million members: err = %v", err)
+	}
+	// What the bound allows (1,000 members, a few times over while the slice grows), not what the body holds.
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Fatalf("refusing %d bytes of members allocated %d bytes", len(huge), alloc)
+	}
+	for name, notification := range map[string][]byte{
+		"notification":  append([]byte(`{"agreement":{"id":"a"},`), manyMembers(MaxMembers + 1)[1:]...),
+		"its agreement": append(append([]byte(`{"agreement":`), manyMembers(MaxMembers+1)...), '}'),
+	} {
+		if _, err := Prepare(Event{Event: "AGREEMENT_CREATED", Notification: notification}); !errors.Is(err, ErrInvalidNotification) ||
+			!strings.Contains(err.Error(), "more than 1000 members") {
+			t.Errorf("%s with %d members: err = %v", name, MaxMembers+1, err)
+		}
 	}
 }

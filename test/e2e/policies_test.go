@@ -236,6 +236,22 @@ func checkBindingGuarded(t *testing.T, policy, ns string, allowAdminGroup func()
 		// A user who is not an administrator, with a ClusterRole to patch namespaces, neither.
 		out, err = kubectlAs(t, "outsider", nil, "label", "ns", ns, tenancy.AccountLabel+"=acc-b", "--overwrite")
 		refused(g, out, err, tenancy.AccountLabel)
+		// Nor through the namespace's status or finalize subresource: RBAC authorizes both within
+		// the namespace as it does the namespace itself, and the API server keeps the labels a
+		// write to either carries (a policy that matched "namespaces" alone let both through).
+		out, err = kubectlAs(t, tenantUser, nil, "patch", "ns", ns, "--subresource=status", "--type=merge",
+			"-p", `{"metadata":{"labels":{"`+tenancy.AccountLabel+`":"acc-b"}}}`)
+		refused(g, out, err, tenancy.AccountLabel)
+		cfg := rest.CopyConfig(env.Config)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: tenantUser}
+		cs, err := kubernetes.NewForConfig(cfg)
+		g.Expect(err).NotTo(HaveOccurred())
+		obj, err := cs.CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		obj.Labels[tenancy.AccountLabel] = "acc-b"
+		_, err = cs.CoreV1().Namespaces().Finalize(context.Background(), obj, metav1.UpdateOptions{})
+		g.Expect(err).To(HaveOccurred(), "finalize relabelled the namespace")
+		refused(g, err.Error(), err, tenancy.AccountLabel)
 		g.Expect(namespaceLabels(t, ns)).To(HaveKeyWithValue(tenancy.AccountLabel, "acc-a"))
 		g.Expect(namespaceLabels(t, ns)).NotTo(HaveKey(tenancy.GroupLabel))
 	})
