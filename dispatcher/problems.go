@@ -18,6 +18,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -38,10 +39,15 @@ type ProblemState interface {
 	NoteProblemMailed(ctx context.Context, uid string, since time.Time) error
 }
 
-// ProblemSender queues a problem e-mail (*notify.Notifier: rate limits, allowed domains, SMTP).
+// ProblemSender queues a problem e-mail (*notify.Notifier: rate limits, allowed domains, SMTP), and
+// reports false when it could not (its queue is full).
 type ProblemSender interface {
-	Enqueue(notify.Problem)
+	Enqueue(notify.Problem) bool
 }
+
+// errMailQueueFull is check's error when the e-mail could not be queued: it is tried again at the
+// next retry, and not recorded as mailed meanwhile.
+var errMailQueueFull = errors.New("the problem e-mail queue is full")
 
 // ProblemMailer e-mails a webhook's problemNotificationEmails about its delivery problems: once per
 // failing streak that has lasted After, and once when the webhook is auto-disabled. It is a runnable
@@ -113,7 +119,11 @@ func (p *ProblemMailer) Start(ctx context.Context) error {
 		p.mu.Unlock()
 		for uid := range marked {
 			if err := p.check(ctx, uid); err != nil && ctx.Err() == nil {
-				p.Log.Error(err, "Recording a problem e-mail; checking again shortly", "uid", uid)
+				if errors.Is(err, errMailQueueFull) {
+					p.Log.Info("Problem e-mail queue full; trying again shortly", "uid", uid)
+				} else {
+					p.Log.Error(err, "Recording a problem e-mail; checking again shortly", "uid", uid)
+				}
 				p.mu.Lock()
 				p.marked[uid] = true
 				p.mu.Unlock()
@@ -153,7 +163,18 @@ func (p *ProblemMailer) check(ctx context.Context, uid string) error {
 	}
 	switch {
 	case st.Disabled && !wasDisabled:
-		return p.mail(ctx, uid, st, cfg, notify.AutoDisabled)
+		err := p.mail(ctx, uid, st, cfg, notify.AutoDisabled)
+		if err != nil {
+			// Not mailed: the next check sees the auto-disable as new again.
+			p.mu.Lock()
+			if seen {
+				p.disabled[uid] = wasDisabled
+			} else {
+				delete(p.disabled, uid)
+			}
+			p.mu.Unlock()
+		}
+		return err
 	case !st.Disabled && st.ConsecutiveFailures > 0 && p.Clock.Since(st.FailingSince) >= p.After &&
 		!st.ProblemMailed.Equal(st.FailingSince):
 		// One e-mail per failing streak, remembered in the saved delivery state so that a restart
@@ -186,6 +207,8 @@ func (p *ProblemMailer) mail(ctx context.Context, uid string, st deliver.Status,
 	for _, to := range wh.Spec.ProblemNotificationEmails {
 		pr.To = append(pr.To, string(to))
 	}
-	p.Notifier.Enqueue(pr)
+	if !p.Notifier.Enqueue(pr) {
+		return errMailQueueFull
+	}
 	return nil
 }

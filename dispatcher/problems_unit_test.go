@@ -52,7 +52,21 @@ func (f *problemEngine) NoteProblemMailed(_ context.Context, _ string, since tim
 // outbox is ProblemSender in memory.
 type outbox []notify.Problem
 
-func (o *outbox) Enqueue(p notify.Problem) { *o = append(*o, p) }
+func (o *outbox) Enqueue(p notify.Problem) bool { *o = append(*o, p); return true }
+
+// fullOutbox is an outbox whose queue is full for the first full e-mails.
+type fullOutbox struct {
+	outbox
+	full int
+}
+
+func (o *fullOutbox) Enqueue(p notify.Problem) bool {
+	if o.full > 0 {
+		o.full--
+		return false
+	}
+	return o.outbox.Enqueue(p)
+}
 
 // oneWebhook is a client.Reader holding one Webhook.
 type oneWebhook struct{ wh *hooklinev1.Webhook }
@@ -142,6 +156,41 @@ func TestProblemMailerRules(t *testing.T) {
 			}
 			g.Expect(kinds).To(Equal(tc.want))
 			g.Expect(eng.noted).To(HaveLen(tc.noted))
+		})
+	}
+}
+
+// A problem e-mail that finds the notifier's queue full (another namespace's burst: the queue is
+// shared) is neither lost nor recorded as mailed: the check fails, and the next one mails it. Before,
+// the failing streak was recorded as mailed either way, and its e-mail never came.
+func TestProblemMailerTriesAgainWhenTheQueueIsFull(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	failing := deliver.Status{ConsecutiveFailures: 6, FailingSince: now.Add(-2 * time.Hour), LastFailureReason: "NonSuccessStatus"}
+	disabled := failing
+	disabled.Disabled, disabled.DisabledAt, disabled.DisabledMessage = true, now, "dropped"
+	for _, tc := range []struct {
+		name string
+		st   deliver.Status
+		kind notify.Kind
+	}{{"a failing streak", failing, notify.SustainedFailure}, {"an auto-disable", disabled, notify.AutoDisabled}} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wh", UID: "uid-1"}}
+			wh.Spec.ProblemNotificationEmails = []hooklinev1.Email{"ops@example.com"}
+			eng := &problemEngine{st: tc.st, wh: deliver.Webhook{UID: "uid-1", Namespace: "ns", Name: "wh", AccountID: "acc"}}
+			sent := &fullOutbox{full: 1}
+			p := &ProblemMailer{Client: oneWebhook{wh}, Engine: eng, Notifier: sent, After: time.Hour,
+				Clock: clocktesting.NewFakePassiveClock(now), Log: logr.Discard()}
+			p.init()
+			p.started = now.Add(-time.Hour)
+			g.Expect(p.check(context.Background(), "uid-1")).To(MatchError(errMailQueueFull))
+			g.Expect(sent.outbox).To(BeEmpty())
+			g.Expect(eng.noted).To(BeEmpty(), "not recorded as mailed")
+			g.Expect(p.check(context.Background(), "uid-1")).To(Succeed())
+			g.Expect(sent.outbox).To(HaveLen(1))
+			g.Expect(sent.outbox[0].Kind).To(Equal(tc.kind))
+			g.Expect(p.check(context.Background(), "uid-1")).To(Succeed())
+			g.Expect(sent.outbox).To(HaveLen(1), "once")
 		})
 	}
 }

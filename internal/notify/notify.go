@@ -305,23 +305,27 @@ func (n *Notifier) Start(ctx context.Context) error {
 }
 
 // Enqueue hands p to the worker without waiting. A problem that would be suppressed is counted so
-// at once; when the queue is full, p is dropped, counted and logged.
-func (n *Notifier) Enqueue(p Problem) {
+// at once; when the queue is full, p is dropped, counted and logged. It reports whether p was
+// dealt with (queued, or held back by a rate limit): false means that it is for the caller to
+// try again, as a full queue may be another namespace's burst, not a reason to lose this e-mail.
+func (n *Notifier) Enqueue(p Problem) bool {
 	if !p.Kind.valid() {
 		n.log.Error(nil, "Unknown problem kind; not enqueued", "kind", p.Kind, "webhook", p.Namespace+"/"+p.Name)
-		return
+		return false
 	}
 	if limit := n.suppressed(p); limit != "" {
 		n.metrics.count(p.Kind, OutcomeSuppressed)
 		n.log.V(1).Info("Problem e-mail suppressed by a rate limit", "webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind, "limit", limit)
-		return
+		return true
 	}
 	p.To = slices.Clone(p.To) // the caller may hand us a slice of a cached object
 	select {
 	case n.queue <- p:
+		return true
 	default:
 		n.metrics.count(p.Kind, OutcomeDropped)
 		n.log.Info("Problem e-mail queue full; dropping", "webhook", p.Namespace+"/"+p.Name, "kind", p.Kind, "queueSize", cap(n.queue))
+		return false
 	}
 }
 

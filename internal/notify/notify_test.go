@@ -547,11 +547,12 @@ func TestEnqueueNeverBlocks(t *testing.T) {
 	srv := startServer(t, serverOpts{})
 	f := newNotifier(t, notify.Config{Address: srv.Addr, QueueSize: 2})
 
-	// No worker yet: two fit, the rest are dropped at once.
+	// No worker yet: two fit, the rest are dropped at once, and Enqueue says so (the caller tries
+	// them again later).
 	for _, uid := range []string{"a", "b", "c", "d", "e"} {
 		p := problem(notify.SustainedFailure)
 		p.UID, p.Name = uid, "wh-"+uid
-		f.n.Enqueue(p)
+		g.Expect(f.n.Enqueue(p)).To(Equal(uid == "a" || uid == "b"), uid)
 	}
 	g.Expect(f.count(notify.SustainedFailure, notify.OutcomeDropped)).To(Equal(3.0))
 	g.Expect(f.logs.String()).To(ContainSubstring("queue full"))
