@@ -32,6 +32,7 @@ import (
 	"unicode/utf8"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/safetext"
 )
 
 // compose builds the RFC 5322 message about p. The Subject holds no text a tenant chose (only the
@@ -133,7 +134,7 @@ func body(p Problem, ns, name string, now time.Time) string {
 	field("Consecutive failures", fmt.Sprint(p.ConsecutiveFailures))
 	field("Queued notifications", fmt.Sprint(p.QueueDepth))
 	if p.LastError != "" {
-		field("Last error", inert(clean(truncate(redactError(p.LastError, p.URL), 1000)), p.URL))
+		field("Last error", inertText(clean(truncate(redactError(p.LastError, p.URL), 1000)), p.URL))
 	}
 	line("")
 	line("What to do:")
@@ -163,11 +164,11 @@ func body(p Problem, ns, name string, now time.Time) string {
 }
 
 // clean makes s safe for a header or a single body line: valid UTF-8 without control characters
-// (CR and LF above all).
+// (CR and LF above all) or bidirectional formatting characters (which reorder what a reader sees).
 func clean(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
-		if isControl(r) {
+		if isControl(r) || safetext.IsBidi(r) {
 			return -1
 		}
 		return r
@@ -215,6 +216,19 @@ func inert(s, rawURL string) string {
 	}
 	s = strings.ReplaceAll(s, "https://", "hxxps://")
 	return strings.ReplaceAll(s, "http://", "hxxp://")
+}
+
+// dotted matches what a mail client may take for a host name or an address: two or more labels
+// joined by dots ("www.evil.example", "10.0.0.1"), or the part after an @.
+var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+`)
+
+// inertText is inert for text a receiver may have written (an error message quoting its answer):
+// every dotted name in it is written with [.], and every @ as [at], not only the endpoint's, so
+// that no mail client makes a link of "re-authorise at www.evil.example/login".
+func inertText(s, rawURL string) string {
+	s = inert(s, rawURL)
+	s = dotted.ReplaceAllStringFunc(s, func(m string) string { return strings.ReplaceAll(m, ".", "[.]") })
+	return strings.ReplaceAll(s, "@", "[at]")
 }
 
 // redactError removes the endpoint's query and user info from an error message, which Go's HTTP

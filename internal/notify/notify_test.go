@@ -444,6 +444,29 @@ func TestSecretsOfTheEndpointAreNotMailed(t *testing.T) {
 	g.Expect(m.Body).To(ContainSubstring("dial tcp: i/o timeout"))
 }
 
+// A receiver writes what it likes into the error a failed delivery reports (here Go's "malformed
+// HTTP response" quoting its status line): none of it becomes a link or reorders the line in the
+// e-mail, which says that hookline sends no links. Before, only the endpoint's own host and
+// http(s):// were written inert, and a mail client linked "www.evil.example/login".
+func TestReceiverTextInTheErrorIsNoLink(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServer(t, serverOpts{})
+	f := newNotifier(t, notify.Config{Address: srv.Addr})
+	p := problem(notify.SustainedFailure)
+	p.LastError = `ConnectionFailed: net/http: Transport failed to read from server: malformed HTTP response ` +
+		`"HTTP/1.1 Deliveries suspended - re-authorise at www.evil.example/login or 203.0.113.7, ask help@evil.example ` + "\u202e" + `gnp.exe"`
+
+	g.Expect(f.n.Notify(context.Background(), p)).To(Succeed())
+
+	got := srv.received()
+	g.Expect(got).To(HaveLen(1))
+	m := parse(t, got[0].Data)
+	g.Expect(m.Body).To(ContainSubstring("re-authorise at www[.]evil[.]example/login or 203[.]0[.]113[.]7, ask help[at]evil[.]example gnp[.]exe"))
+	for _, linkable := range []string{"www.evil.example", "evil.example", "203.0.113.7", "help@", "\u202e"} {
+		g.Expect(m.Body).NotTo(ContainSubstring(linkable))
+	}
+}
+
 // closedAddress is a 127.0.0.1 port nobody listens on.
 func closedAddress(t *testing.T) string {
 	t.Helper()

@@ -38,11 +38,13 @@ const ellipsis = "…"
 func Receiver(s string) string { return Clip(Clean(s), MaxReceiverText) }
 
 // Clean returns s as valid UTF-8 with every control character (C0, DEL, C1, and the Unicode line
-// and paragraph separators) replaced by a space, so that it stays on one line.
+// and paragraph separators) and every bidirectional formatting character replaced by a space, so
+// that it stays on one line and shows in the order it is stored (a receiver's text is shown in
+// status, Events, e-mails and the console).
 func Clean(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
-		if IsControl(r) {
+		if IsControl(r) || IsBidi(r) {
 			return ' '
 		}
 		return r
@@ -94,7 +96,7 @@ func Excerpt(b []byte, limit int) string {
 			esc = []byte(`\r`)
 		case r == '\t':
 			esc = []byte(`\t`)
-		case IsControl(r) || isBidi(r):
+		case IsControl(r) || IsBidi(r):
 			esc = fmt.Appendf(nil, `\u%04x`, r)
 		}
 		if esc == nil {
@@ -109,9 +111,9 @@ func Excerpt(b []byte, limit int) string {
 	return string(out)
 }
 
-// isBidi reports whether r is a bidirectional formatting character, which can make text appear in
+// IsBidi reports whether r is a bidirectional formatting character, which can make text appear in
 // another order than it is stored ("Trojan Source").
-func isBidi(r rune) bool {
+func IsBidi(r rune) bool {
 	switch {
 	case r == '\u061c', r == '\u200e', r == '\u200f':
 		return true

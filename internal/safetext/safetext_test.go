@@ -27,6 +27,7 @@ func TestReceiver(t *testing.T) {
 		"short text is kept":         {"endpoint answered 500", "endpoint answered 500"},
 		"control characters":         {"a\r\nb\tc\x00d\x7fe\u0085f\u2028g", "a  b c d e f g"},
 		"invalid UTF-8 is replaced":  {"a\xffb", "a\uFFFDb"},
+		"bidi formatting characters": {"file\u202egnp.exe \u2066x\u2069\u200f", "file gnp.exe  x  "},
 		"clipped with a marker":      {strings.Repeat("x", 300), strings.Repeat("x", MaxReceiverText-len("…")) + "…"},
 		"clipped at a rune boundary": {strings.Repeat("€", 200), strings.Repeat("€", (MaxReceiverText-len("…"))/3) + "…"},
 	} {
