@@ -20,10 +20,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,6 +40,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/testcerts"
 	"github.com/hookline/hookline/internal/testsupport"
 	"github.com/hookline/hookline/internal/verify"
@@ -425,4 +428,44 @@ func statusAppliedBy(wh *hooklinev1.Webhook) []string {
 		}
 	}
 	return out
+}
+
+// A tenant may set labels other than the binding's on its namespace (the policy allows them): each
+// such change reconciled every Webhook of the namespace, in the manager every tenant shares (each
+// reconcile reads a client-certificate Secret uncached). Now only a change of the binding does.
+func TestOtherNamespaceLabelsReconcileNothing(t *testing.T) {
+	g := NewWithT(t)
+	const n = 5
+	ns := newNamespace(t, "acc-labels", "")
+	for i := range n {
+		wh := createWebhook(t, ns, fmt.Sprintf("quiet-%d", i), func(s *hooklinev1.WebhookSpec) { s.State = hooklinev1.StateInactive })
+		eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonInactive)
+	}
+	// Each reconcile of an INACTIVE Webhook logs this line (V(1)), naming the namespace.
+	reconciles := func() int {
+		count := 0
+		for _, l := range strings.Split(managerLogs.String(), "\n") {
+			if strings.Contains(l, "Webhook is INACTIVE; not verifying") && strings.Contains(l, `"namespace"="`+ns+`"`) {
+				count++
+			}
+		}
+		return count
+	}
+	g.Eventually(reconciles).WithTimeout(10 * time.Second).Should(BeNumerically(">=", n))
+	before := reconciles()
+	label := func(key, value string) {
+		nsObj := &corev1.Namespace{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+		base := nsObj.DeepCopy()
+		nsObj.Labels[key] = value
+		g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
+	}
+	for i := range 3 {
+		label("team", fmt.Sprintf("blue-%d", i))
+	}
+	// An absence, over a window of many reconciles' length (each takes milliseconds here).
+	g.Consistently(reconciles).WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Equal(before))
+	// A change of the binding still reaches every Webhook of the namespace.
+	label(tenancy.GroupLabel, "grp-1")
+	g.Eventually(reconciles).WithTimeout(10 * time.Second).Should(BeNumerically(">=", before+n))
 }

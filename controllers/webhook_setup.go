@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/tenancy"
 )
 
 // SetupWithManager registers the reconciler. Webhooks are watched for spec changes only (the
@@ -57,7 +58,7 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&hooklinev1.Webhook{}, sameConfiguration{r: r}).
 		WatchesMetadata(&corev1.Namespace{},
 			handler.EnqueueRequestsFromMapFunc(r.webhooksAffectedBy),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+			builder.WithPredicates(tenancy.BindingChanged{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
 		Complete(r)
 }

@@ -366,7 +366,7 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidat
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(routingChanged{})).
 		WatchesMetadata(&corev1.Namespace{},
 			handler.EnqueueRequestsFromMapFunc(tenancy.WebhooksIn(s.Client)),
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+			builder.WithPredicates(tenancy.BindingChanged{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, SkipNameValidation: &skipNameValidation})
 	if s.Retake != nil {
 		b = b.WatchesRawSource(source.Channel(s.Retake, &handler.EnqueueRequestForObject{}))

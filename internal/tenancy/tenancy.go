@@ -28,7 +28,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -83,4 +85,23 @@ func WebhooksIn(c client.Reader) handler.MapFunc {
 		}
 		return reqs
 	}
+}
+
+// BindingChanged is a predicate for namespace watches: it passes creations, deletions, and the
+// updates that change the binding (FromLabels), not other label changes. Any label change used to
+// reconcile every Webhook of the namespace, so that a tenant (who may set other labels on its
+// namespace) made the shared manager and dispatcher do a reconcile per Webhook, each with an
+// uncached Secret read for a client certificate, for every label it set.
+type BindingChanged struct {
+	predicate.Funcs
+}
+
+// Update implements predicate.Predicate.
+func (BindingChanged) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return true
+	}
+	was, wasBound := FromLabels(e.ObjectOld.GetLabels())
+	is, isBound := FromLabels(e.ObjectNew.GetLabels())
+	return was != is || wasBound != isBound
 }
