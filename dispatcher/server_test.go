@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -52,4 +53,33 @@ func TestIngestReadyzWithholdsTheReason(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	_ = resp.Body.Close()
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+}
+
+// Anyone who reaches the ingest or read API port may send a header before any token is checked:
+// it is bounded at MaxHeaderBytes (Go's default, 1 MiB a connection, let a few hundred slow
+// connections hold the memory of the dispatcher every tenant shares).
+func TestListenersBoundTheHeader(t *testing.T) {
+	for name, s := range map[string]*http.Server{
+		"ingest":   NewIngestServer("", http.NotFoundHandler(), nil),
+		"read API": NewAPIServer("", http.NotFoundHandler()),
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			srv := httptest.NewUnstartedServer(s.Handler)
+			srv.Config = s
+			srv.Start()
+			defer srv.Close()
+			send := func(headerBytes int) int {
+				req, err := http.NewRequest(http.MethodGet, srv.URL+"/v1/events", nil)
+				g.Expect(err).NotTo(HaveOccurred())
+				req.Header.Set("X-Padding", strings.Repeat("x", headerBytes))
+				resp, err := srv.Client().Do(req)
+				g.Expect(err).NotTo(HaveOccurred())
+				_ = resp.Body.Close()
+				return resp.StatusCode
+			}
+			g.Expect(send(16 << 10)).To(Equal(http.StatusNotFound), "a header well within the bound reaches the handler")
+			g.Expect(send(MaxHeaderBytes + 8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
+		})
+	}
 }

@@ -432,7 +432,8 @@ func standBy(ctx context.Context, o options, identity string, fail context.Cance
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "standing by for the delivery lease", http.StatusServiceUnavailable)
 		})
-		probes = &http.Server{Addr: o.probes, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		probes = &http.Server{Addr: o.probes, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			IdleTimeout: time.Minute, MaxHeaderBytes: dispatcher.MaxHeaderBytes}
 		go func() {
 			if err := probes.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error(err, "Standby probe server")
