@@ -21,8 +21,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -78,7 +78,7 @@ func TestListenersBoundTheHeader(t *testing.T) {
 				_ = resp.Body.Close()
 				return resp.StatusCode
 			}
-			g.Expect(send(16 << 10)).To(Equal(http.StatusNotFound), "a header well within the bound reaches the handler")
+			g.Expect(send(16<<10)).To(Equal(http.StatusNotFound), "a header well within the bound reaches the handler")
 			g.Expect(send(MaxHeaderBytes + 8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 		})
 	}
