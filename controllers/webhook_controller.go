@@ -199,12 +199,12 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 
 	if verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
 		// The recorded verification still covers this url, client id and certificate: only the
-		// key's holders can have written an attestation that says so. Signing again attests the
+		// key's holders can have written an attestation that says so. Attesting again covers the
 		// current configuration, which the duplicate check has just found the oldest: a change of
 		// events, scope or resource needs no new verification.
 		log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
 		st.verified = *v
-		st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Sign(subject)
+		st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.attestAgain(wh, subject)
 		return r.resync(wh), nil
 	}
 
@@ -226,7 +226,9 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	log.V(1).Info("Verification finished", "ok", result.OK, "reason", result.Reason, "permanent", result.Permanent)
 
 	if result.OK {
-		now := metav1.NewTime(r.Clock.Now())
+		// To the second, as the status keeps it and the attestation covers it.
+		now := metav1.NewTime(r.Clock.Now().Truncate(time.Second))
+		subject.VerifiedAt = now.Time
 		st.setVerified(metav1.ConditionTrue, result.Reason, result.Message)
 		st.lastVerifiedTime, st.attestation = &now, r.Attestation.Sign(subject)
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
@@ -238,6 +240,24 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	}
 	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
+}
+
+// attestAgain attests wh's recorded verification, which covers subject's endpoint and certificate,
+// for subject's configuration. The time of a v3 is carried over as it was attested, whatever the
+// status says now (anyone allowed to patch the status could have written another). An attestation
+// of before the time was attested (v1, v2: an upgrade) is signed with the status's time once,
+// never later than now, and covers it from then on.
+func (r *WebhookReconciler) attestAgain(wh *hooklinev1.Webhook, subject attest.Subject) string {
+	if attest.Timed(wh.Status.Attestation) {
+		return r.Attestation.Reattest(wh.Status.Attestation, subject)
+	}
+	if t := wh.Status.LastVerifiedTime; t != nil {
+		subject.VerifiedAt = t.Time
+		if now := r.Clock.Now(); subject.VerifiedAt.After(now) {
+			subject.VerifiedAt = now
+		}
+	}
+	return r.Attestation.Sign(subject)
 }
 
 // resync schedules the next read of a verified webhook's client-certificate Secret, jittered so

@@ -550,3 +550,40 @@ func TestRotatedClientCertificateIsVerifiedBeforeUse(t *testing.T) {
 	g.Expect(k8s.Create(ctx, secret)).To(Succeed())
 	g.Eventually(requests).WithTimeout(10 * time.Second).Should(ContainElement(seen{http.MethodPost, "hookline-2", "agr-rot-3"}))
 }
+
+// A tenant writes a verification time far in the future into its own Webhook's status, and its
+// endpoint then stops answering: the webhook is auto-disabled all the same. The dispatcher counts
+// the rule's days from the time the manager's attestation covers (a v3), not from the status's;
+// before, it took the status's time, and the webhook was never disabled, so an endpoint handed to
+// someone else kept getting its retries instead of a re-verification.
+func TestForgedVerificationTimeDoesNotPostponeAutoDisable(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-forged-time"
+	s, ns, rc, wh := stackWithWebhook(t, account, autoDisabling)
+	g.Expect(getWebhook(g, wh).Status.Attestation).To(HavePrefix("v3."), "the manager attests the verification's time")
+
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	cur := &hooklinev1.Webhook{}
+	g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
+	base := cur.DeepCopy()
+	future := metav1.NewTime(time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC))
+	cur.Status.LastVerifiedTime = &future
+	g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	// The dispatcher has seen the forged time (its routing reads the cache). It takes none then: the
+	// attestation covers another, so the rule counts from the last success.
+	g.Eventually(func(g Gomega) {
+		seen := &hooklinev1.Webhook{}
+		g.Expect(s.app.Manager.GetCache().Get(ctx, client.ObjectKeyFromObject(wh), seen)).To(Succeed())
+		g.Expect(seen.Status.LastVerifiedTime).NotTo(BeNil())
+		g.Expect(seen.Status.LastVerifiedTime.Time).To(BeTemporally("==", future.Time))
+	}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+
+	rc.set(fail500)
+	s.mustPost(t, event("after-forgery", account))
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled)).NotTo(BeNil())
+		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}

@@ -91,14 +91,11 @@ func replayEach(t *testing.T, tenant client.Client, ns, prefix string, rc *recei
 // events are delivered to it, then its receiver fails with 500.
 func deliveredThenFailing(t *testing.T, account string, n int) (*stack, string, *receiver, *hooklinev1.Webhook) {
 	t.Helper()
-	ns := newNamespace(t, account, "")
-	rc := newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+	s, ns, rc, wh := stackWithWebhook(t, account, func(c *dispatcher.Config) {
 		fastReplays(c)
 		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
 			DropAfter: time.Hour, DisableAfter: time.Hour}
-	}})
-	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	})
 	for i := range n {
 		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
 	}

@@ -337,6 +337,16 @@ func (s *stack) waitRouted(t *testing.T, wh *hooklinev1.Webhook) {
 	}).WithTimeout(10*time.Second).WithPolling(10*time.Millisecond).Should(BeTrue(), "the dispatcher does not route to %s", wh.Name)
 }
 
+// stackWithWebhook starts a stack configured by mutate with an Active webhook "orders" of a new
+// namespace bound to account, delivering to a new receiver.
+func stackWithWebhook(t *testing.T, account string, mutate func(*dispatcher.Config)) (*stack, string, *receiver, *hooklinev1.Webhook) {
+	t.Helper()
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: mutate})
+	return s, ns, rc, s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+}
+
 func accountSpec(url string, events ...hooklinev1.EventName) hooklinev1.WebhookSpec {
 	if len(events) == 0 {
 		events = []hooklinev1.EventName{"AGREEMENT_ALL", "WIDGET_ALL", "MEGASIGN_ALL", "LIBRARY_DOCUMENT_ALL", "ENVELOPE_ALL"}

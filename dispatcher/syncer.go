@@ -185,8 +185,11 @@ func (s *Syncer) config(wh *hooklinev1.Webhook, b tenancy.Binding) deliver.Webho
 		UID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name, AccountID: b.AccountID,
 		URL: wh.Spec.URL, ClientID: clientID, Scope: string(wh.Spec.Scope), Params: wh.Spec.ConditionalParams,
 	}
-	if wh.Status.LastVerifiedTime != nil {
-		cfg.LastVerified = wh.Status.LastVerifiedTime.Time
+	// The start of the auto-disable rule's days: only a time the manager attested (anyone allowed
+	// to patch the status could write one in the future, and the webhook would never be disabled).
+	if t := wh.Status.LastVerifiedTime; t != nil && s.Attestation.CoversVerifiedAt(
+		attest.Subject{UID: cfg.UID, URL: cfg.URL, ClientID: clientID, VerifiedAt: t.Time}, wh.Status.Attestation) {
+		cfg.LastVerified = t.Time
 	}
 	return cfg
 }

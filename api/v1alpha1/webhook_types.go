@@ -303,9 +303,11 @@ type WebhookStatus struct {
 	// the oldest of its account. The dispatcher delivers only while it covers the current spec, so a
 	// status written by anyone else (a forged "Active") or left from before a spec change delivers
 	// nothing; a change of url, client id or certificate calls for a new verification, a change of
-	// events, scope or resource only for the manager's duplicate check.
+	// events, scope or resource only for the manager's duplicate check. It also covers
+	// lastVerifiedTime (from which the dispatcher counts the auto-disable rule), so that a time
+	// written by anyone else does not count.
 	// +optional
-	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:MaxLength=160
 	Attestation string `json:"attestation,omitempty"` //nolint:kubeapilinter // the manager applies "" to own and clear the field: a pointer or a minimum length would forbid that
 
 	// lastAttemptTime is the time of the last delivery attempt.

@@ -27,7 +27,10 @@ limitations under the License.
 // for its verification; only the second lets it send. The third says that no older Webhook of the
 // account has the same configuration: a change of events, scope or resource voids it until the
 // manager has checked the new configuration, without a new verification (verifying and checking
-// for duplicates are separate steps, so the first two tags carry over).
+// for duplicates are separate steps, so the first two tags carry over). A fourth tag, over the
+// endpoint and the verification's time (a v3), lets the dispatcher trust status.lastVerifiedTime,
+// from which it counts the auto-disable rule's days: written by anyone else, it could postpone an
+// auto-disable for ever.
 package attest
 
 import (
@@ -40,7 +43,9 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // MinKeyBytes is the shortest key accepted: 256 bits, the size of SHA-256's output.
@@ -48,17 +53,20 @@ const MinKeyBytes = 32
 
 // version prefixes every attestation, so that a change of scheme is never mistaken for a forgery.
 // v1 attestations (endpoint and certificate tags only) still prove a verification, so that an
-// upgrade re-attests every webhook without verifying it again; they cover no configuration.
+// upgrade re-attests every webhook without verifying it again; they cover no configuration. A v3
+// is a v2 with a fourth tag over the verification's time (versionTimed).
 const (
-	version   = "v2"
-	versionV1 = "v1"
+	version      = "v2"
+	versionTimed = "v3"
+	versionV1    = "v1"
 )
 
-// Domain separators of the three tags.
+// Domain separators of the four tags.
 const (
 	domainEndpoint      = "hookline.io/attestation/v1/endpoint"
 	domainCertificate   = "hookline.io/attestation/v1/certificate"
 	domainConfiguration = "hookline.io/attestation/v2/configuration"
+	domainVerified      = "hookline.io/attestation/v3/verified"
 )
 
 // Subject is what a verification covered.
@@ -76,6 +84,10 @@ type Subject struct {
 	// Configuration is webhookkey.Of the Webhook's spec: the manager found no older Webhook of
 	// the account with the same one.
 	Configuration string
+	// VerifiedAt is when the endpoint was verified (status.lastVerifiedTime), to the second; zero
+	// when the attestation is not to cover a time. The dispatcher starts the auto-disable rule's
+	// 7 days from it, so that a time written into the status by anyone else must not count.
+	VerifiedAt time.Time
 }
 
 // Coverage says how much of a Subject an attestation covers.
@@ -156,9 +168,31 @@ func (k *Key) String() string { return "attest.Key(redacted)" }
 // GoString implements fmt.GoStringer without revealing the key.
 func (k *Key) GoString() string { return k.String() }
 
-// Sign returns the attestation of s.
+// Sign returns the attestation of s: a v3, covering s.VerifiedAt, when it is set.
 func (k *Key) Sign(s Subject) string {
-	return strings.Join([]string{version, k.tag(domainEndpoint, s), k.tag(domainCertificate, s), k.tag(domainConfiguration, s)}, ".")
+	tags := []string{version, k.tag(domainEndpoint, s), k.tag(domainCertificate, s), k.tag(domainConfiguration, s)}
+	if !s.VerifiedAt.IsZero() {
+		tags[0] = versionTimed
+		tags = append(tags, k.tag(domainVerified, s))
+	}
+	return strings.Join(tags, ".")
+}
+
+// Timed reports whether att is of the scheme that covers the verification's time (a v3), whether
+// or not the time it covers is the one now in the status.
+func Timed(att string) bool {
+	parts := strings.Split(att, ".")
+	return len(parts) == 5 && parts[0] == versionTimed
+}
+
+// CoversVerifiedAt reports whether att covers s's endpoint and s.VerifiedAt: the manager
+// verified s's endpoint at that time. A nil Key covers nothing.
+func (k *Key) CoversVerifiedAt(s Subject, att string) bool {
+	if k == nil || s.VerifiedAt.IsZero() || !Timed(att) {
+		return false
+	}
+	parts := strings.Split(att, ".")
+	return equal(parts[1], k.tag(domainEndpoint, s)) && equal(parts[4], k.tag(domainVerified, s))
 }
 
 // Check reports how much of s's verification (endpoint and certificate) the attestation att
@@ -168,7 +202,7 @@ func (k *Key) Check(s Subject, att string) Coverage {
 		return None
 	}
 	parts := strings.Split(att, ".")
-	current := len(parts) == 4 && parts[0] == version
+	current := len(parts) == 4 && parts[0] == version || Timed(att)
 	legacy := len(parts) == 3 && parts[0] == versionV1
 	if !current && !legacy {
 		return None
@@ -183,14 +217,19 @@ func (k *Key) Check(s Subject, att string) Coverage {
 }
 
 // Reattest returns att, which must cover s's endpoint, made to cover s's configuration as well;
-// its certificate tag is kept, whichever certificate it covers. The manager uses it when it has
-// checked a changed configuration for duplicates but cannot read the client certificate to sign
-// the whole Subject again. It returns "" when att does not cover s's endpoint.
+// its certificate tag is kept, whichever certificate it covers, and so is its time tag (a v3),
+// whichever time it covers (s.VerifiedAt is not used). The manager uses it when it has checked a
+// changed configuration for duplicates but cannot read the client certificate to sign the whole
+// Subject again, and when it attests again a verification whose time it cannot vouch for anew. It
+// returns "" when att does not cover s's endpoint.
 func (k *Key) Reattest(att string, s Subject) string {
 	if k.Check(s, att) == None {
 		return ""
 	}
 	parts := strings.Split(att, ".")
+	if Timed(att) {
+		return strings.Join([]string{versionTimed, parts[1], parts[2], k.tag(domainConfiguration, s), parts[4]}, ".")
+	}
 	return strings.Join([]string{version, parts[1], parts[2], k.tag(domainConfiguration, s)}, ".")
 }
 
@@ -202,7 +241,7 @@ func (k *Key) CoversConfiguration(s Subject, att string) bool {
 		return false
 	}
 	parts := strings.Split(att, ".")
-	return len(parts) == 4 && parts[0] == version &&
+	return (len(parts) == 4 && parts[0] == version || Timed(att)) &&
 		equal(parts[1], k.tag(domainEndpoint, s)) && equal(parts[3], k.tag(domainConfiguration, s))
 }
 
@@ -217,14 +256,17 @@ func (k *Key) tag(domain string, s Subject) string {
 		fields = append(fields, s.CertFingerprint)
 	case domainConfiguration:
 		fields = append(fields, s.Configuration)
+	case domainVerified:
+		fields = append(fields, strconv.FormatInt(s.VerifiedAt.Unix(), 10))
 	}
 	for _, f := range fields {
 		write(mac, f)
 	}
 	sum := mac.Sum(nil)
-	if domain == domainConfiguration {
-		// 128 bits, so that the attestation fits status.attestation's 128 bytes: forging it would
-		// take 2^128 tries, each one an object written for the dispatcher to check.
+	if domain == domainConfiguration || domain == domainVerified {
+		// 128 bits, so that the attestation stays short (a v3 takes 136 bytes of
+		// status.attestation's 160): forging it would take 2^128 tries, each one an object written
+		// for the dispatcher to check.
 		sum = sum[:16]
 	}
 	return base64.RawURLEncoding.EncodeToString(sum)

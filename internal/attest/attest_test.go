@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func key(t *testing.T, b byte) *Key {
@@ -209,5 +210,53 @@ func TestDerive(t *testing.T) {
 	}
 	if bytes.Contains(da, a.secret[:8]) {
 		t.Fatal("derived key contains the attestation key")
+	}
+}
+
+// A v3 covers the verification's time: a time written into the status by anyone else is not
+// covered, and a re-attestation keeps the time tag of the verification it carries over.
+func TestVerifiedAtIsCovered(t *testing.T) {
+	k := key(t, 1)
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	s := Subject{UID: "uid-1", URL: "https://example.com/hook", ClientID: "client", CertFingerprint: "ab12", Configuration: "key-1", VerifiedAt: at}
+	att := k.Sign(s)
+	if !strings.HasPrefix(att, "v3.") || !Timed(att) || len(att) > 160 {
+		t.Fatalf("a timed attestation is a v3 of at most 160 bytes (status.attestation): %q, %d bytes", att, len(att))
+	}
+	if k.Check(s, att) != Full || !k.CoversConfiguration(s, att) || !k.CoversVerifiedAt(s, att) {
+		t.Fatal("a v3 must cover its whole subject")
+	}
+	other := func(f func(*Subject)) Subject { c := s; f(&c); return c }
+	for name, c := range map[string]Subject{
+		"a later time":        other(func(c *Subject) { c.VerifiedAt = time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC) }),
+		"a second later":      other(func(c *Subject) { c.VerifiedAt = at.Add(time.Second) }),
+		"no time":             other(func(c *Subject) { c.VerifiedAt = time.Time{} }),
+		"another url":         other(func(c *Subject) { c.URL += "x" }),
+		"another uid":         other(func(c *Subject) { c.UID = "uid-2" }),
+		"another key's words": s,
+	} {
+		kk := k
+		if name == "another key's words" {
+			kk = key(t, 2)
+		}
+		if kk.CoversVerifiedAt(c, att) {
+			t.Errorf("%s: covered", name)
+		}
+	}
+	if !k.CoversVerifiedAt(other(func(c *Subject) { c.VerifiedAt = at.Add(400 * time.Millisecond) }), att) {
+		t.Error("the time is covered to the second, as the status keeps it")
+	}
+	parts := strings.Split(att, ".")
+	if k.CoversVerifiedAt(s, strings.Join(parts[:4], ".")) || k.CoversVerifiedAt(s, strings.Join([]string{"v3", parts[1], parts[2], parts[4], parts[3]}, ".")) {
+		t.Error("a v2, or a v3 with its tags swapped, covers no time")
+	}
+	untimed := k.Sign(other(func(c *Subject) { c.VerifiedAt = time.Time{} }))
+	if Timed(untimed) || k.CoversVerifiedAt(s, untimed) {
+		t.Error("an attestation signed without a time covers none")
+	}
+	changed := other(func(c *Subject) { c.Configuration, c.VerifiedAt = "key-2", time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC) })
+	again := k.Reattest(att, changed)
+	if !k.CoversConfiguration(changed, again) || k.CoversVerifiedAt(changed, again) || !k.CoversVerifiedAt(other(func(c *Subject) { c.Configuration = "key-2" }), again) {
+		t.Error("a re-attestation covers the new configuration and the original time, not another")
 	}
 }
