@@ -26,11 +26,13 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -229,4 +231,71 @@ func TestRebindingWhileStoppedCancelsAtStart(t *testing.T) {
 	agreement, account := agreementOf(g, rc.got()[failed])
 	g.Expect(agreement).To(Equal("agr-rebind-stop-new"))
 	g.Expect(account).To(Equal(to.account))
+}
+
+// A rebind cancels what the old binding queued; a WebhookReplay the tenant creates afterwards
+// selects those cancelled notifications from its webhook's log and queues them again, but none is
+// sent: the engine sends no event of another binding (account, or group), whatever queued it.
+// Before, the replay delivered the old account's (or group's) events under the new binding.
+func TestReplayCannotCarryNotificationsAcrossARebind(t *testing.T) {
+	cases := []struct {
+		name     string
+		from, to binding
+		before   func(id string) []byte
+		after    func(id string) []byte
+	}{{
+		name: "another account", from: binding{"acc-rereplay-a", ""}, to: binding{"acc-rereplay-b", ""},
+		before: func(id string) []byte { return event(id, "acc-rereplay-a") },
+		after:  func(id string) []byte { return event(id, "acc-rereplay-b") },
+	}, {
+		name: "another group", from: binding{"acc-rereplay-g", "grp-1"}, to: binding{"acc-rereplay-g", "grp-2"},
+		before: func(id string) []byte { return groupEvent(id, "acc-rereplay-g", "grp-1") },
+		after:  func(id string) []byte { return groupEvent(id, "acc-rereplay-g", "grp-2") },
+	}}
+	namespaces := make([]string, len(cases))
+	for i, tc := range cases {
+		namespaces[i] = newNamespace(t, tc.from.account, tc.from.group)
+	}
+	s := startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	}})
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			ctx := context.Background()
+			ns := namespaces[i]
+			rc := newReceiver(t)
+			rc.set(fail500)
+			wh := s.activeWebhook(t, ns, "hook", accountSpec(rc.URL+"/hook"))
+			since := metav1.NewTime(time.Now().Add(-time.Hour))
+			for _, id := range []string{"1", "2"} {
+				s.mustPost(t, tc.before("rereplay-old-"+id+"-"+ns))
+			}
+			g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
+
+			rebindNamespace(t, ns, tc.to)
+			g.Eventually(func(g Gomega) {
+				got := getWebhook(g, wh)
+				g.Expect(deref(got.Status.PendingNotifications)).To(BeZero())
+				g.Expect(deref(got.Status.CancelledTotal)).To(BeEquivalentTo(2))
+			}).WithTimeout(20 * time.Second).Should(Succeed())
+			rc.set(echoOK)
+			before := len(rc.got())
+
+			rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "carry-over"},
+				Spec: hooklinev1.WebhookReplaySpec{WebhookName: "hook", Since: &since, States: []hooklinev1.ReplayState{hooklinev1.ReplayCancelled}}}
+			g.Expect(tenantClient(t, ns, "tenant-"+ns).Create(ctx, rp)).To(Succeed())
+			got := waitCompleted(t, rp, 30*time.Second)
+			g.Expect(got.Status.Queued).To(BeEquivalentTo(2), "the log still holds them")
+			g.Expect(got.Status.Delivered).To(BeZero())
+			g.Expect(got.Status.Failed).To(BeEquivalentTo(2))
+			g.Expect(rc.got()).To(HaveLen(before), "nothing of the old binding is sent")
+
+			// The new binding's events are delivered.
+			s.mustPost(t, tc.after("rereplay-new-"+ns))
+			g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(before + 1))
+		})
+	}
 }

@@ -67,8 +67,11 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		case s.dropped:
 			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
 		case s.withdrawn:
-			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindCancelled, deliveries.StateCancelled, ReasonReplayDeleted,
-				"not sent: WebhookReplay "+o.note.Replay+" was deleted", o.at))
+			reason, msg := ReasonReplayDeleted, "not sent: WebhookReplay "+o.note.Replay+" was deleted"
+			if o.dropReason != "" {
+				reason, msg = o.dropReason, o.dropMessage
+			}
+			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindCancelled, deliveries.StateCancelled, reason, msg, o.at))
 		}
 	}
 	if s.ack != 0 {
@@ -124,14 +127,15 @@ type outcome struct {
 	note    store.Note
 	none    bool // nothing to send after all (the queue was emptied meanwhile)
 	settled bool // settled before this process started (recentlySettled): remove unsent
-	// withdrawn: queued by a WebhookReplay deleted since (Config.ReplayGone): cancel unsent
+	// withdrawn: cancel unsent; queued by a WebhookReplay deleted since (Config.ReplayGone), or
+	// (dropReason set) its event is not of the namespace's binding
 	withdrawn bool
 	expired   bool // the head's 72 hours had passed: drop without an attempt
 	retry     bool // a transient problem of our own (store unreachable): try again shortly
 	attempt   Attempt
 	at        time.Time
-	// For the delivery log: why an expired note was dropped; the attempt's number, what it sent and
-	// how long it took.
+	// For the delivery log: why an expired note was dropped (or a withdrawn one cancelled); the
+	// attempt's number, what it sent and how long it took.
 	dropReason, dropMessage string
 	number                  int
 	ev                      *cachedEvent
@@ -157,7 +161,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		return outcome{none: true}
 	}
 	e.mu.Lock()
-	wh := q.wh
+	wh, binding := q.wh, q.status.Binding
 	settled := e.settledBeforeLocked(wh.UID, note)
 	e.mu.Unlock()
 	if settled {
@@ -197,6 +201,13 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
 		e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
 		return outcome{retry: true}
+	}
+	if b := binding; b.AccountID != "" && (ev.ev.AccountID != b.AccountID || b.GroupID != "" && ev.ev.GroupID != b.GroupID) {
+		// Never another binding's event: a rebind cancels what was queued, but a WebhookReplay
+		// created since could queue it again (its records are the webhook's), and so could any
+		// path that queues a note without routing it.
+		return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonRebound,
+			dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
 	}
 	prep, err := ev.prepared()
 	if err != nil {
