@@ -154,27 +154,28 @@ func (p *ProblemMailer) check(ctx context.Context, uid string) error {
 		p.mu.Unlock()
 		return nil
 	}
-	p.disabled[uid] = st.Disabled
 	started := p.started
 	p.mu.Unlock()
 	if !seen {
 		// First seen in this run: an auto-disable before it was reported by the run that made it.
 		wasDisabled = st.Disabled && st.DisabledAt.Before(started)
 	}
+	err := p.mailFor(ctx, uid, st, cfg, wasDisabled)
+	if err == nil {
+		// Recorded once what it called for is done: after a failure (the e-mail queue was full)
+		// the next check sees the same change again.
+		p.mu.Lock()
+		p.disabled[uid] = st.Disabled
+		p.mu.Unlock()
+	}
+	return err
+}
+
+// mailFor mails what uid's state st calls for, given the auto-disable state last seen.
+func (p *ProblemMailer) mailFor(ctx context.Context, uid string, st deliver.Status, cfg deliver.Webhook, wasDisabled bool) error {
 	switch {
 	case st.Disabled && !wasDisabled:
-		err := p.mail(ctx, uid, st, cfg, notify.AutoDisabled)
-		if err != nil {
-			// Not mailed: the next check sees the auto-disable as new again.
-			p.mu.Lock()
-			if seen {
-				p.disabled[uid] = wasDisabled
-			} else {
-				delete(p.disabled, uid)
-			}
-			p.mu.Unlock()
-		}
-		return err
+		return p.mail(ctx, uid, st, cfg, notify.AutoDisabled)
 	case !st.Disabled && st.ConsecutiveFailures > 0 && p.Clock.Since(st.FailingSince) >= p.After &&
 		!st.ProblemMailed.Equal(st.FailingSince):
 		// One e-mail per failing streak, remembered in the saved delivery state so that a restart

@@ -67,11 +67,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		case s.dropped:
 			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
 		case s.withdrawn:
-			reason, msg := ReasonReplayDeleted, "not sent: WebhookReplay "+o.note.Replay+" was deleted"
-			if o.dropReason != "" {
-				reason, msg = o.dropReason, o.dropMessage
-			}
-			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindCancelled, deliveries.StateCancelled, reason, msg, o.at))
+			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindCancelled, deliveries.StateCancelled, o.dropReason, o.dropMessage, o.at))
 		}
 	}
 	if s.ack != 0 {
@@ -127,8 +123,8 @@ type outcome struct {
 	note    store.Note
 	none    bool // nothing to send after all (the queue was emptied meanwhile)
 	settled bool // settled before this process started (recentlySettled): remove unsent
-	// withdrawn: cancel unsent; queued by a WebhookReplay deleted since (Config.ReplayGone), or
-	// (dropReason set) its event is not of the namespace's binding
+	// withdrawn: cancel unsent (queued by a WebhookReplay deleted since, Config.ReplayGone, or its
+	// event is not of the namespace's binding)
 	withdrawn bool
 	expired   bool // the head's 72 hours had passed: drop without an attempt
 	retry     bool // a transient problem of our own (store unreachable): try again shortly
@@ -171,7 +167,8 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	now := e.clock.Now()
 	if note.Replay != "" && e.cfg.ReplayGone != nil {
 		if gone, err := e.cfg.ReplayGone(ctx, wh.Namespace, note.Replay); err == nil && gone {
-			return outcome{note: note, withdrawn: true, at: now}
+			return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonReplayDeleted,
+				dropMessage: "not sent: WebhookReplay " + note.Replay + " was deleted"}
 		}
 	}
 	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last

@@ -22,6 +22,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/hookline/hookline/internal/safetext"
 )
 
 // AnyAccount is the account key of domains every account may mail.
@@ -92,7 +94,7 @@ func (a *AllowedDomains) Set(s string) error {
 		account, list := AnyAccount, entry
 		if k, v, ok := strings.Cut(entry, "="); ok {
 			account, list = strings.TrimSpace(k), v
-			if account == "" || strings.IndexFunc(account, isControl) >= 0 || strings.ContainsAny(account, " ,") {
+			if account == "" || strings.IndexFunc(account, safetext.IsControl) >= 0 || strings.ContainsAny(account, " ,") {
 				return fmt.Errorf("problem e-mail allowed domains: %q is not an account id", account)
 			}
 		}

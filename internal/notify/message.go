@@ -28,7 +28,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -168,16 +167,11 @@ func body(p Problem, ns, name string, now time.Time) string {
 func clean(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	return strings.Map(func(r rune) rune {
-		if isControl(r) || safetext.IsBidi(r) {
+		if safetext.IsControl(r) || safetext.IsBidi(r) {
 			return -1
 		}
 		return r
 	}, s)
-}
-
-// isControl covers C0, DEL, C1 and the Unicode line and paragraph separators.
-func isControl(r rune) bool {
-	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
 }
 
 func truncate(s string, n int) string {

@@ -53,6 +53,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
+
+	"github.com/hookline/hookline/internal/safetext"
 )
 
 // Kind is what went wrong with a webhook.
@@ -507,14 +509,14 @@ func (n *Notifier) recipients(p Problem, log logr.Logger) []*mail.Address {
 // parseAddress accepts exactly one RFC 5322 address with no control characters anywhere: a CR or
 // LF would let a crafted value add headers or SMTP commands.
 func parseAddress(s string) (*mail.Address, error) {
-	if strings.IndexFunc(s, isControl) >= 0 {
+	if strings.IndexFunc(s, safetext.IsControl) >= 0 {
 		return nil, errors.New("contains control characters")
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil {
 		return nil, err
 	}
-	if strings.IndexFunc(a.Address, isControl) >= 0 || strings.IndexFunc(a.Name, isControl) >= 0 {
+	if strings.IndexFunc(a.Address, safetext.IsControl) >= 0 || strings.IndexFunc(a.Name, safetext.IsControl) >= 0 {
 		return nil, errors.New("contains control characters")
 	}
 	return a, nil
