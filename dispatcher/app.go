@@ -47,6 +47,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliverystats"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/logapi"
+	"github.com/hookline/hookline/dispatcher/quota"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
@@ -55,6 +56,10 @@ import (
 	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/securemetrics"
 )
+
+// DefaultAccountQuota is the default of --max-stored-bytes-per-account: 2 GiB, a fifth of the
+// chart's default volume, about 1.4 million Acrobat Sign events of 1.5 KB within the retention.
+const DefaultAccountQuota = 2 << 30
 
 // DeliveryLog configures the delivery log (package deliverylog).
 type DeliveryLog struct {
@@ -101,6 +106,9 @@ type Config struct {
 	SweepInterval time.Duration
 	SyncWorkers   int
 	MaxEventBytes int64
+	// AccountQuota is the most event bytes one account may keep stored within the retention
+	// (quota.Usage); 0 leaves accounts unbounded.
+	AccountQuota int64
 	// Namespaces restricts the watched namespaces (tests); empty watches all.
 	Namespaces []string
 	// MetricsAddress and ProbeAddress of the controller-runtime manager ("0" disables).
@@ -220,6 +228,30 @@ func (a *App) addProblemMailer(cfg Config, clk clock.Clock, log logr.Logger) err
 // addProbes adds the manager's liveness check and the conditions of Ready: not ready while events
 // cannot be stored (another replica, active-active, takes them), nor while not a current member of
 // the group.
+// newIngest makes the ingest handler; when cfg sets a quota, it bounds the event bytes each account
+// keeps stored.
+func (a *App) newIngest(ctx context.Context, cfg Config) error {
+	log := logr.FromContextOrDiscard(ctx)
+	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
+	if cfg.Registry != nil {
+		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
+	}
+	if cfg.AccountQuota <= 0 {
+		return nil
+	}
+	usage, err := quota.Open(ctx, a.Store.JetStream(), quota.Config{
+		Limit: cfg.AccountQuota, Retention: a.Store.Retention(), Replicas: a.Store.Replicas(), Log: log.WithName("quota"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.Manager.Add(usage); err != nil {
+		return err
+	}
+	a.Ingest.Quota = usage
+	return nil
+}
+
 func (a *App) addProbes() error {
 	_ = a.Manager.AddHealthzCheck("healthz", healthz.Ping)
 	_ = a.Manager.AddReadyzCheck("readyz", healthz.Ping)
@@ -396,9 +428,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		return fail(err)
 	}
 	a.Intake = &Intake{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
-	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
-	if cfg.Registry != nil {
-		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
+	if err := a.newIngest(ctx, cfg); err != nil {
+		return fail(err)
 	}
 	auth, err := logapi.NewAuth(mgr.GetConfig(), mgr.GetHTTPClient(), cfg.APIAuthTTL)
 	if err != nil {

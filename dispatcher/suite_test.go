@@ -118,6 +118,7 @@ type stackOptions struct {
 	clock      clock.Clock
 	dir        string // reuse a data directory (restart)
 	mutate     func(*dispatcher.Config)
+	tokens     []ingest.TokenEntry // besides testToken's, which may post for every account
 }
 
 // fastPolicy keeps Acrobat Sign's proportions (1 min → 12 h → 72 h → 7 d) scaled so that tests
@@ -141,6 +142,7 @@ func fastConfig() dispatcher.Config {
 		ProbeAddress:       "0",
 		Registry:           prometheus.NewRegistry(),
 		SkipNameValidation: true,
+		AccountQuota:       dispatcher.DefaultAccountQuota,
 	}
 }
 
@@ -167,7 +169,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		cancel()
 		t.Fatalf("starting dispatcher: %v", err)
 	}
-	tokens, err := ingest.StaticTokens(ingest.TokenEntry{Name: "test", Token: testToken, Accounts: []string{"*"}})
+	tokens, err := ingest.StaticTokens(append([]ingest.TokenEntry{{Name: "test", Token: testToken, Accounts: []string{"*"}}}, o.tokens...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +198,13 @@ func (s *stack) stop() {
 // postWith sends an event with token and returns the status code and body.
 func (s *stack) postWith(t *testing.T, token string, body []byte) (int, []byte) {
 	t.Helper()
+	code, b, _ := s.postFull(t, token, body)
+	return code, b
+}
+
+// postFull sends an event with token and returns the status code, body and header of the answer.
+func (s *stack) postFull(t *testing.T, token string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, s.url+"/v1/events", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +217,7 @@ func (s *stack) postWith(t *testing.T, token string, body []byte) (int, []byte) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp.StatusCode, b, resp.Header
 }
 
 // dispatcherConfig is the configuration tests adjust.

@@ -58,6 +58,7 @@ type options struct {
 	tokensReload            time.Duration
 	maxBody                 int64
 	maxInFlight             int64
+	accountQuota            int64
 	store                   store.Config
 	policy                  deliver.Policy
 	timeout                 time.Duration
@@ -113,6 +114,7 @@ func main() {
 	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
 	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once, and one token's requests at most the larger of --max-event-bytes and half of it; a post beyond either is answered 503 with Retry-After (at least --max-event-bytes).")
+	flag.Int64Var(&o.accountQuota, "max-stored-bytes-per-account", dispatcher.DefaultAccountQuota, "Most event bytes one account may keep stored within the event retention, counted across every dispatcher; a post beyond it is answered 429 ACCOUNT_QUOTA_EXCEEDED with Retry-After, so that a producer of one account cannot fill the store every account shares. 0 removes the bound.")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
 	flag.StringVar(&o.store.DataDir, "data-dir", "data", "Storage directory of the embedded JetStream.")
 	flag.StringVar(&o.store.ListenAddress, "nats-listen-address", "", "Let other processes reach the embedded NATS server here (e.g. 127.0.0.1:4222); needs --nats-listen-token-file.")
@@ -206,6 +208,9 @@ func (o options) validate() error {
 	}
 	if o.maxInFlight < o.maxBody {
 		return fmt.Errorf("--max-ingest-bytes-in-flight (%d) must be at least --max-event-bytes (%d), or the largest events never fit", o.maxInFlight, o.maxBody)
+	}
+	if o.accountQuota != 0 && o.accountQuota < o.maxBody {
+		return fmt.Errorf("--max-stored-bytes-per-account (%d) must be 0 or at least --max-event-bytes (%d), or an account's largest events never fit", o.accountQuota, o.maxBody)
 	}
 	if o.replayMaxPerNamespace < 1 {
 		return fmt.Errorf("--replay-max-per-namespace (%d) must be at least 1, or no replay ever runs", o.replayMaxPerNamespace)
@@ -322,7 +327,7 @@ func run(o options) error {
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
-		MaxEventBytes: o.maxBody, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
+		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry:     ctrlmetrics.Registry,
 		Partitioning: dispatcher.Partitioning{Partitions: o.partitions, Identity: identity, TTL: o.leaseTTL},
 	}, clock.RealClock{})

@@ -57,6 +57,17 @@ type Receipt struct {
 	Notifications int `json:"notifications"`
 }
 
+// Quota bounds the event bytes each account keeps stored (quota.Usage).
+type Quota interface {
+	// Reserve counts n bytes of an event about to be stored for account, or counts nothing and
+	// returns false, with how long until the account has room, when they would pass the limit.
+	Reserve(account string, n int64) (ok bool, retryAfter time.Duration)
+	// Release gives back what Reserve counted for an event that was not stored.
+	Release(account string, n int64)
+	// Limit is the most event bytes one account may keep stored.
+	Limit() int64
+}
+
 // Acceptor stores an event durably and queues its notifications; it returns only once both are
 // safe, so that the 202 the handler then sends is a promise.
 type Acceptor interface {
@@ -82,6 +93,9 @@ type Handler struct {
 	Log logr.Logger
 	// Now is the clock of that rate limit; nil means time.Now.
 	Now func() time.Time
+	// Quota, when set, bounds the event bytes each account keeps stored: an event that would take
+	// its account above it is answered 429 ACCOUNT_QUOTA_EXCEEDED, with Retry-After, and not stored.
+	Quota Quota
 
 	inFlight atomic.Int64 // bytes reserved by requests being handled
 	byToken  sync.Map     // Principal.Name → *atomic.Int64: the part of inFlight each token's requests hold
@@ -217,11 +231,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "this token may not post events for accountId " + quote(ev.AccountID)})
 		return
 	}
+	release := func() {}
+	if h.Quota != nil {
+		n := int64(len(body))
+		ok, wait := h.Quota.Reserve(ev.AccountID, n)
+		if !ok {
+			secs := strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10)
+			w.Header().Set("Retry-After", secs)
+			h.fail(w, &Error{Status: http.StatusTooManyRequests, Code: "ACCOUNT_QUOTA_EXCEEDED",
+				Message: "the events of accountId " + quote(ev.AccountID) + " stored within the retention would pass the quota of " +
+					humanBytes(h.Quota.Limit()) + " per account with this one; retry after " + secs + " s, when older events have expired"})
+			return
+		}
+		release = func() { h.Quota.Release(ev.AccountID, n) }
+	}
 	receipt, err := h.Acceptor.Accept(r.Context(), ev, body)
 	if err != nil {
+		// Not counted: the retry either stores it (and counts it then) or finds it stored.
+		release()
 		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Code: "STORAGE_UNAVAILABLE",
 			Message: "the event could not be stored; retry later", Cause: err})
 		return
+	}
+	if receipt.Duplicate {
+		release() // the first post's bytes are the ones stored
 	}
 	if h.Metrics != nil {
 		outcome := "new"

@@ -755,3 +755,79 @@ func TestServerErrorsAreLoggedWithTheirCauseRateLimited(t *testing.T) {
 		t.Fatal("a producer's token reached the log")
 	}
 }
+
+// countingQuota is a Quota that counts in memory (quota.Usage is tested against JetStream).
+type countingQuota struct {
+	mu     sync.Mutex
+	limit  int64
+	stored map[string]int64
+}
+
+func (q *countingQuota) Reserve(account string, n int64) (bool, time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stored[account]+n > q.limit {
+		return false, 90*time.Minute + time.Millisecond
+	}
+	q.stored[account] += n
+	return true, 0
+}
+
+func (q *countingQuota) Release(account string, n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stored[account] -= n
+}
+
+func (q *countingQuota) Limit() int64 { return q.limit }
+
+func (q *countingQuota) of(account string) int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stored[account]
+}
+
+// Only a stored event keeps its bytes counted: a re-post and an event that could not be stored
+// give them back, and a refused event is not handed to the acceptor.
+func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	agr := sample(t, "agreement_action_completed")
+	var ev struct {
+		AccountID string `json:"accountId"`
+	}
+	g.Expect(json.Unmarshal(agr, &ev)).To(Succeed())
+	q := &countingQuota{limit: int64(2*len(agr) + 1), stored: map[string]int64{}}
+	f.h.Quota = q
+	post := func() *httptest.ResponseRecorder { return f.serve(request{auth: bearer(tokGlobal), body: agr}) }
+
+	g.Expect(post().Code).To(Equal(http.StatusAccepted))
+	g.Expect(q.of(ev.AccountID)).To(Equal(int64(len(agr))))
+
+	f.acc.mu.Lock()
+	f.acc.receipt = ingest.Receipt{Duplicate: true}
+	f.acc.mu.Unlock()
+	g.Expect(post().Code).To(Equal(http.StatusAccepted))
+	g.Expect(q.of(ev.AccountID)).To(Equal(int64(len(agr))), "a re-post stores nothing")
+
+	f.acc.mu.Lock()
+	f.acc.receipt, f.acc.err = ingest.Receipt{}, errors.New("JetStream is away")
+	f.acc.mu.Unlock()
+	g.Expect(post().Code).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(q.of(ev.AccountID)).To(Equal(int64(len(agr))), "an event not stored is not counted")
+
+	f.acc.mu.Lock()
+	f.acc.err = nil
+	f.acc.mu.Unlock()
+	g.Expect(post().Code).To(Equal(http.StatusAccepted))
+	calls := len(f.acc.recorded())
+	rec := post()
+	g.Expect(rec.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(rec.Header().Get("Retry-After")).To(Equal("5401"), "rounded up to whole seconds")
+	var e struct{ Code, Message string }
+	g.Expect(json.Unmarshal(rec.Body.Bytes(), &e)).To(Succeed())
+	g.Expect(e.Code).To(Equal("ACCOUNT_QUOTA_EXCEEDED"))
+	g.Expect(e.Message).To(ContainSubstring("retry after 5401 s"))
+	g.Expect(f.acc.recorded()).To(HaveLen(calls), "a refused event is not stored")
+	g.Expect(q.of(ev.AccountID)).To(Equal(int64(2 * len(agr))))
+}

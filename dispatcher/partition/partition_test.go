@@ -25,12 +25,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
 
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/testsupport/natstest"
 )
 
 const (
@@ -66,7 +66,7 @@ func TestOwnerMovesOnlyTheJoiningMembersShare(t *testing.T) {
 // test when a member starts a partition another has not stopped.
 func TestPartitionsFollowTheMembersWithOneOwnerAtATime(t *testing.T) {
 	g := NewWithT(t)
-	url := startServer(t)
+	url := natstest.Server(t)
 	mon := newMonitor(t)
 
 	a := mon.start(t, url, "a")
@@ -92,7 +92,7 @@ func TestPartitionsFollowTheMembersWithOneOwnerAtATime(t *testing.T) {
 // A member cut off from NATS stops delivering before another member takes its partitions over.
 func TestAMemberCutOffFromNATSStopsBeforeAnotherTakesOver(t *testing.T) {
 	g := NewWithT(t)
-	url := startServer(t)
+	url := natstest.Server(t)
 	proxy := newProxy(t, url)
 	mon := newMonitor(t)
 
@@ -122,7 +122,7 @@ func TestAMemberCutOffFromNATSStopsBeforeAnotherTakesOver(t *testing.T) {
 // stops, and keeps every standby-mode dispatcher waiting while it runs.
 func TestActiveActiveWaitsForTheStandbyModesDeliverer(t *testing.T) {
 	g := NewWithT(t)
-	url := startServer(t)
+	url := natstest.Server(t)
 	leaseCfg := store.LeaseConfig{URL: url, Identity: "old-holder", TTL: testTTL}
 	old, err := store.AcquireLease(context.Background(), leaseCfg)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -168,7 +168,7 @@ func TestActiveActiveWaitsForTheStandbyModesDeliverer(t *testing.T) {
 // as "taken over by another dispatcher", then took it back).
 func TestALostRenewalAnswerKeepsThePartition(t *testing.T) {
 	g := NewWithT(t)
-	url := startServer(t)
+	url := natstest.Server(t)
 	mon := newMonitor(t)
 	a := mon.start(t, url, "a")
 	mon.expectAssigned(g, a)
@@ -185,21 +185,6 @@ func TestALostRenewalAnswerKeepsThePartition(t *testing.T) {
 	after, err := a.group.parts.Get(ctx, key(3))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(after.Revision()).To(BeNumerically(">", e.Revision()+1), "renewed since")
-}
-
-// startServer starts an embedded JetStream server and returns its URL.
-func startServer(t *testing.T) string {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	return srv.ClientURL()
 }
 
 // monitor records which member delivers each partition, from the Start and Stop calls, and fails

@@ -586,6 +586,9 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 // and reads (the delivery log did). The caller closes it, before Close.
 func (s *Store) Connect(name string) (*nats.Conn, error) { return s.dial(name) }
 
+// Retention is how long events are kept.
+func (s *Store) Retention() time.Duration { return s.cfg.Retention }
+
 // Replicas is the number of replicas of each stream.
 func (s *Store) Replicas() int { return s.cfg.Replicas }
 

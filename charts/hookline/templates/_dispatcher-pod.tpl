@@ -38,6 +38,7 @@ spec:
         - --health-probe-bind-address=:8092
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
         - --max-ingest-bytes-in-flight={{ $d.maxIngestBytesInFlight | int64 }}
+        - --max-stored-bytes-per-account={{ $d.maxStoredBytesPerAccount | int64 }}
         - --delivery-log={{ $d.deliveryLog.enabled }}
         {{- if $d.deliveryLog.enabled }}
         - --delivery-log-max-age={{ $d.deliveryLog.maxAge }}
