@@ -227,6 +227,9 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	if len(body.Trimmed) > 0 {
 		e.metrics.trimmed()
 	}
+	if !e.maySend(q) {
+		return outcome{retry: true}
+	}
 	start := e.clock.Now()
 	var hdr http.Header
 	if len(wh.Signing) > 0 {
@@ -237,6 +240,18 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)
 	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}
+}
+
+// maySend reports whether q's attempt may still send, just before it does. The attempt was
+// scheduled while this engine owned q's partition under a lease, but reading the note and the
+// event, or waiting for the large bodies' turn, has no deadline: meanwhile the partition may have
+// been given up (Release waits for attempts in flight only so long) or its lease run out, and
+// another dispatcher may be sending the same queue. Only a request already sent may be repeated
+// by the next owner.
+func (e *Engine) maySend(q *queue) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return q.own == ownActive && e.leaseCoversLocked(q.part)
 }
 
 // headNote returns q's first note, reading the next batch from the store when memory holds none.

@@ -44,8 +44,10 @@ type memStore struct {
 	events map[uint64]memEvent
 	state  map[string][]byte
 	puts   map[string]int // PutState calls per uid
-	// removing, when set, holds every Remove until it is closed.
-	removing chan struct{}
+	// removing, when set, holds every Remove until it is closed; getting, every GetEvent (gets
+	// counts the calls).
+	removing, getting chan struct{}
+	gets              int
 }
 
 type memEvent struct {
@@ -151,6 +153,13 @@ func (s *memStore) RemoveQueue(_ context.Context, uid string) error {
 }
 
 func (s *memStore) GetEvent(_ context.Context, seq uint64) ([]byte, time.Time, error) {
+	s.mu.Lock()
+	s.gets++
+	gate := s.getting
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ev, ok := s.events[seq]

@@ -211,6 +211,76 @@ func TestNoAttemptStartsPastTheLease(t *testing.T) {
 	p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(HaveLen(3), "held back, then sent once renewed")
 }
 
+// holdEventReads makes every event read wait until the returned func is called, and waits until
+// n reads are waiting or done.
+func (p *peers) holdEventReads() (reading func(n int), open func()) {
+	gate := make(chan struct{})
+	p.st.mu.Lock()
+	p.st.getting = gate
+	p.st.mu.Unlock()
+	reading = func(n int) {
+		p.g.Eventually(func() int { p.st.mu.Lock(); defer p.st.mu.Unlock(); return p.st.gets }).Should(Equal(n))
+	}
+	open = func() {
+		p.st.mu.Lock()
+		p.st.getting = nil
+		p.st.mu.Unlock()
+		close(gate)
+	}
+	return reading, open
+}
+
+// TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved: an attempt scheduled under the
+// lease but held before it sends (a slow event read, the large bodies' turn) sends nothing once
+// its partition was given up and taken over by another engine, or once its lease ran out
+// meanwhile: only a request already sent may be repeated by the next owner.
+func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.T) {
+	t.Run("released", func(t *testing.T) {
+		p := newPeers(t, 2, 2)
+		a, b := p.engines[0], p.engines[1]
+		acct := accountIn(0, 2)
+		a.Acquire(0)
+		p.upsert(p.webhook("wh", acct))
+		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+		reading, open := p.holdEventReads()
+		p.e = a
+		p.queue("wh", acct, 1, p.t0)
+		reading(1)
+
+		// Given up while the attempt reads its event: Release waits for it only so long.
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		a.Release(ctx, 0)
+		cancel()
+		b.Acquire(0)
+		p.g.Eventually(func() bool { return b.Owns("wh") }).Should(BeTrue())
+		open()
+		p.g.Eventually(func() []string { return p.rxs[1].notes("wh") }).Should(Equal([]string{"wh-1"}))
+		p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).
+			Should(BeEmpty(), "the old owner sends nothing once the partition moved")
+	})
+	t.Run("lease ran out", func(t *testing.T) {
+		p := newPeers(t, 1, 2)
+		e := p.engines[0]
+		acct := accountIn(0, 2)
+		e.Extend(0, p.t0.Add(time.Second))
+		e.Acquire(0)
+		p.upsert(p.webhook("wh", acct))
+		p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
+		reading, open := p.holdEventReads()
+		p.e = e
+		p.queue("wh", acct, 1, p.t0)
+		reading(1)
+
+		p.at(p.t0.Add(2 * time.Second)) // the lease runs out while the event is read
+		open()
+		p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).
+			Should(BeEmpty(), "nothing sent past the lease")
+		e.Extend(0, p.t0.Add(time.Hour)) // renewed
+		p.at(p.t0.Add(4 * time.Second))  // past the retry's second
+		p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(Equal([]string{"wh-1"}))
+	})
+}
+
 // TestStopLetsTheAttemptsInFlightFinish: a clean stop starts nothing new, lets the attempt in flight
 // finish and settles it, so whoever delivers next does not send it again (a rollout's
 // duplicates); an attempt that outlasts Config.StopGrace is cancelled and stays queued.
