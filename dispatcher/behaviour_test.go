@@ -280,7 +280,7 @@ func TestInactiveCancelsAndDeletionRemovesTheQueue(t *testing.T) {
 		q, err := s.app.Store.Queues(ctx)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(q).NotTo(HaveKey(string(wh2.UID)))
-		st, err := s.app.Store.GetState(ctx, string(wh2.UID))
+		st, _, err := s.app.Store.GetState(ctx, string(wh2.UID))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(st).To(BeNil())
 	}).WithTimeout(10 * time.Second).Should(Succeed())

@@ -182,7 +182,7 @@ func (p *partitioned) arrived(m *nats.Msg) {
 
 // start makes this dispatcher deliver partition part: announcements first, so that none stored
 // after the engine counts the store is missed.
-func (p *partitioned) start(part int) {
+func (p *partitioned) start(part int, token uint64) {
 	sub, err := p.nc.Subscribe(arrivalsSubject(part), p.arrived)
 	if err != nil {
 		p.log.Error(err, "Subscribing to a partition's announcements; its notes are found at each recount", "partition", part)
@@ -191,7 +191,7 @@ func (p *partitioned) start(part int) {
 		p.subs[part] = sub
 		p.mu.Unlock()
 	}
-	p.engine.Acquire(part)
+	p.engine.Acquire(part, token)
 	p.log.Info("Delivering partition", "partition", part)
 }
 

@@ -179,7 +179,7 @@ func TestSweepDropsWhatNoWebhookHolds(t *testing.T) {
 	queues, err = s.app.Store.Queues(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(queues).NotTo(HaveKey(ghost), "the ghost's queue left the store")
-	state, err := s.app.Store.GetState(ctx, ghost)
+	state, _, err := s.app.Store.GetState(ctx, ghost)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(state).To(BeNil(), "the ghost's saved state left the store")
 

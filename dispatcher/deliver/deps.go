@@ -43,11 +43,12 @@ type QueueStore interface {
 	// GetEvent returns the stored event seq and when it was accepted; store.Gone reports an event
 	// that is no longer there.
 	GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, error)
-	// StateKeys lists the uids with saved state; GetState returns one (nil when none), PutState
-	// saves one and DeleteState forgets it.
+	// StateKeys lists the uids with saved state; GetState returns one with its revision (nil and
+	// 0 when none), PutState saves one if the stored one is still revision rev (0: none), or
+	// returns store.ErrStateChanged, and DeleteState forgets it.
 	StateKeys(ctx context.Context) ([]string, error)
-	GetState(ctx context.Context, uid string) ([]byte, error)
-	PutState(ctx context.Context, uid string, v []byte) error
+	GetState(ctx context.Context, uid string) ([]byte, uint64, error)
+	PutState(ctx context.Context, uid string, v []byte, rev uint64) (uint64, error)
 	DeleteState(ctx context.Context, uid string) error
 }
 

@@ -164,8 +164,11 @@ type Engine struct {
 	owned map[int]bool
 	// until is when each owned partition's lease stops covering new attempts (Extend); stalled
 	// marks the partitions whose queues were held back because it had passed.
-	until    map[int]time.Time
-	stalled  map[int]bool
+	until   map[int]time.Time
+	stalled map[int]bool
+	// tokens holds each owned partition's fencing token (Acquire), written into the state of its
+	// queues: a later owner's is higher.
+	tokens   map[int]uint64
 	toLoad   map[string]uint64
 	loadGen  uint64
 	loadKick chan struct{}
@@ -201,6 +204,11 @@ type queue struct {
 	// own and part: whether this engine delivers the queue, and its partition (partitions.go).
 	own  ownership
 	part int
+	// stateRev is the revision of the stored state this engine last read or wrote (0: none);
+	// saving holds persist's writes of the queue's state to one at a time, so that they land
+	// in the order their snapshots were taken.
+	stateRev uint64
+	saving   sync.Mutex
 }
 
 // New creates an Engine. Start must be called before use.
@@ -233,6 +241,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		wake:        make(chan struct{}, 1),
 		owned:       map[int]bool{},
 		until:       map[int]time.Time{},
+		tokens:      map[int]uint64{},
 		stalled:     map[int]bool{},
 		toLoad:      map[string]uint64{},
 		loadKick:    make(chan struct{}, 1),
@@ -398,7 +407,7 @@ func (e *Engine) queueLocked(uid string) *queue {
 			q.own, q.part = ownDormant, -1 // placed by Upsert
 		}
 		if rec := e.restored[uid]; rec != nil {
-			q.status, q.head = rec.Status, rec.Head
+			q.status, q.head, q.stateRev = rec.Status, rec.Head, rec.rev
 			q.inStore = rec.Status.Pending > 0
 			delete(e.restored, uid)
 		}

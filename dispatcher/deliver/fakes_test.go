@@ -44,6 +44,9 @@ type memStore struct {
 	events map[uint64]memEvent
 	state  map[string][]byte
 	puts   map[string]int // PutState calls per uid
+	// revs holds each state's revision, from stateSeq.
+	revs     map[string]uint64
+	stateSeq uint64
 	// removing, when set, holds every Remove until it is closed; getting, every GetEvent (gets
 	// counts the calls).
 	removing, getting chan struct{}
@@ -56,7 +59,7 @@ type memEvent struct {
 }
 
 func newMemStore() *memStore {
-	return &memStore{notes: map[string][]store.Note{}, events: map[uint64]memEvent{}, state: map[string][]byte{}, puts: map[string]int{}}
+	return &memStore{notes: map[string][]store.Note{}, events: map[uint64]memEvent{}, state: map[string][]byte{}, puts: map[string]int{}, revs: map[string]uint64{}}
 }
 
 // putEvent stores an event and returns its sequence.
@@ -179,24 +182,37 @@ func (s *memStore) StateKeys(context.Context) ([]string, error) {
 	return out, nil
 }
 
-func (s *memStore) GetState(_ context.Context, uid string) ([]byte, error) {
+func (s *memStore) GetState(_ context.Context, uid string) ([]byte, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.state[uid], nil
+	return s.state[uid], s.revs[uid], nil
 }
 
-func (s *memStore) PutState(_ context.Context, uid string, v []byte) error {
+// PutState compares revisions as JetStream's key-value store does: one sequence for every key,
+// and a deleted key has a revision of its own.
+func (s *memStore) PutState(_ context.Context, uid string, v []byte, rev uint64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cur := s.revs[uid]
+	if _, ok := s.state[uid]; !ok && rev == 0 {
+		cur = 0 // none, or deleted: a create succeeds
+	}
+	if cur != rev {
+		return 0, fmt.Errorf("%w: at %d, not %d", store.ErrStateChanged, cur, rev)
+	}
+	s.stateSeq++
 	s.state[uid] = append([]byte(nil), v...)
+	s.revs[uid] = s.stateSeq
 	s.puts[uid]++
-	return nil
+	return s.stateSeq, nil
 }
 
 func (s *memStore) DeleteState(_ context.Context, uid string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.state, uid)
+	s.stateSeq++
+	s.revs[uid] = s.stateSeq
 	return nil
 }
 

@@ -94,7 +94,7 @@ func (e *Engine) claimLocked(q *queue) {
 func (e *Engine) resetLocked(q *queue) {
 	e.unscheduleLocked(q)
 	q.epoch++
-	q.mem, q.inStore, q.loadedUpTo, q.head, q.status, q.dirty = nil, false, 0, head{}, Status{}, false
+	q.mem, q.inStore, q.loadedUpTo, q.head, q.status, q.dirty, q.stateRev = nil, false, 0, head{}, Status{}, false, 0
 	q.storeGen++
 	q.own = ownDormant
 	delete(e.toLoad, q.wh.UID)
@@ -103,11 +103,14 @@ func (e *Engine) resetLocked(q *queue) {
 
 // Acquire makes this engine deliver partition p: its queues' state is read from the store in the
 // background (as at a restart: counters, retry state, and the delivery log's newest settlements),
-// then delivery starts. It returns at once.
-func (e *Engine) Acquire(p int) {
+// then delivery starts. It returns at once. token is p's fencing token, higher for every later
+// owner (the revision of the lease taken): the state the engine saves carries it, so that a
+// previous owner's write that arrives late cannot take the state back.
+func (e *Engine) Acquire(p int, token uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.owned[p] = true
+	e.tokens[p] = token
 	for _, q := range e.queues {
 		if q.part == p && q.own == ownDormant && !q.removed {
 			e.claimLocked(q)
@@ -197,6 +200,9 @@ func (e *Engine) Release(ctx context.Context, p int) {
 		if q.own == ownReleasing {
 			e.resetLocked(q)
 		}
+	}
+	if !e.owned[p] {
+		delete(e.tokens, p) // kept for the saves above
 	}
 	e.mu.Unlock()
 	if len(releasing) > 0 {
@@ -293,7 +299,7 @@ func (e *Engine) load(ctx context.Context, batch map[string]uint64) error {
 	}
 	recs := make(map[string]record, len(batch))
 	for uid := range batch {
-		raw, err := e.store.GetState(ctx, uid)
+		raw, rev, err := e.store.GetState(ctx, uid)
 		if err != nil {
 			return err
 		}
@@ -301,6 +307,7 @@ func (e *Engine) load(ctx context.Context, batch map[string]uint64) error {
 		if raw != nil {
 			_ = json.Unmarshal(raw, &rec)
 		}
+		rec.rev = rev
 		recs[uid] = rec
 	}
 	settled, err := e.recentlySettled(ctx)
@@ -319,7 +326,10 @@ func (e *Engine) load(ctx context.Context, batch map[string]uint64) error {
 			continue
 		}
 		rec := recs[uid]
-		q.status, q.head = rec.Status, rec.Head
+		q.status, q.head, q.stateRev = rec.Status, rec.Head, rec.rev
+		// Saved soon with this owner's token, even if nothing changes: from then on a write of
+		// the previous owner that arrives late finds a newer revision and is refused.
+		q.dirty = rec.rev != 0
 		q.status.Pending = int64(counts[uid])
 		q.inStore = q.inStore || counts[uid] > 0
 		if s := settled[uid]; s != nil {

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,10 +85,10 @@ func (p *peers) upsert(wh Webhook) {
 func TestPartitionsDeliverEachQueueOnceAndHandOver(t *testing.T) {
 	p := newPeers(t, 2, 4)
 	a, b := p.engines[0], p.engines[1]
-	a.Acquire(0)
-	a.Acquire(1)
-	b.Acquire(2)
-	b.Acquire(3)
+	a.Acquire(0, nextToken())
+	a.Acquire(1, nextToken())
+	b.Acquire(2, nextToken())
+	b.Acquire(3, nextToken())
 	accounts := []string{accountIn(0, 4), accountIn(1, 4), accountIn(2, 4), accountIn(3, 4)}
 	for i, acct := range accounts {
 		p.upsert(p.webhook(fmt.Sprintf("wh%d", i), acct))
@@ -118,7 +119,7 @@ func TestPartitionsDeliverEachQueueOnceAndHandOver(t *testing.T) {
 	p.g.Expect(retryAt).NotTo(BeZero())
 	a.Release(context.Background(), 1)
 	p.g.Expect(a.Owns("wh1")).To(BeFalse())
-	b.Acquire(1)
+	b.Acquire(1, nextToken())
 	p.g.Eventually(func() bool { return b.Owns("wh1") }).Should(BeTrue())
 	st, _ := b.Status("wh1")
 	p.g.Expect(st.ConsecutiveFailures).To(BeEquivalentTo(1))
@@ -139,7 +140,7 @@ func TestReleaseWaitsForAttemptsInFlight(t *testing.T) {
 	p := newPeers(t, 1, 2)
 	e := p.engines[0]
 	p.rxs[0].hold = true
-	e.Acquire(0)
+	e.Acquire(0, nextToken())
 	acct := accountIn(0, 2)
 	p.upsert(p.webhook("wh", acct))
 	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
@@ -175,10 +176,11 @@ func TestArrivalForDisabledWebhookIsLost(t *testing.T) {
 	acct := accountIn(0, 2)
 	p := newPeers(t, 1, 2)
 	raw, _ := json.Marshal(record{Status: Status{Disabled: true, Binding: Binding{AccountID: acct}}})
-	p.g.Expect(p.st.PutState(context.Background(), "wh", raw)).To(Succeed())
+	_, err := p.st.PutState(context.Background(), "wh", raw, 0)
+	p.g.Expect(err).NotTo(HaveOccurred())
 	e := p.engines[0]
 	p.upsert(p.webhook("wh", acct))
-	e.Acquire(0)
+	e.Acquire(0, nextToken())
 	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
 	n := p.st.enqueue("wh", store.Note{EventSeq: p.st.putEvent([]byte(`{}`), p.t0), Created: p.t0})
 	e.Arrived("wh", n)
@@ -196,7 +198,7 @@ func TestNoAttemptStartsPastTheLease(t *testing.T) {
 	e := p.engines[0]
 	acct := accountIn(0, 2)
 	e.Extend(0, p.t0.Add(time.Second))
-	e.Acquire(0)
+	e.Acquire(0, nextToken())
 	p.upsert(p.webhook("wh", acct))
 	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
 	p.e = e
@@ -239,7 +241,7 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		p := newPeers(t, 2, 2)
 		a, b := p.engines[0], p.engines[1]
 		acct := accountIn(0, 2)
-		a.Acquire(0)
+		a.Acquire(0, nextToken())
 		p.upsert(p.webhook("wh", acct))
 		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
 		reading, open := p.holdEventReads()
@@ -251,7 +253,7 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		a.Release(ctx, 0)
 		cancel()
-		b.Acquire(0)
+		b.Acquire(0, nextToken())
 		p.g.Eventually(func() bool { return b.Owns("wh") }).Should(BeTrue())
 		open()
 		p.g.Eventually(func() []string { return p.rxs[1].notes("wh") }).Should(Equal([]string{"wh-1"}))
@@ -263,7 +265,7 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		e := p.engines[0]
 		acct := accountIn(0, 2)
 		e.Extend(0, p.t0.Add(time.Second))
-		e.Acquire(0)
+		e.Acquire(0, nextToken())
 		p.upsert(p.webhook("wh", acct))
 		p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
 		reading, open := p.holdEventReads()
@@ -279,6 +281,62 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		p.at(p.t0.Add(4 * time.Second))  // past the retry's second
 		p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(Equal([]string{"wh-1"}))
 	})
+}
+
+// storedRecord reads uid's saved state.
+func (p *peers) storedRecord(uid string) (record, uint64) {
+	raw, rev, err := p.st.GetState(context.Background(), uid)
+	p.g.Expect(err).NotTo(HaveOccurred())
+	var rec record
+	p.g.Expect(json.Unmarshal(raw, &rec)).To(Succeed())
+	return rec, rev
+}
+
+// TestStateWritesAreFenced: the state an owner saves carries its partition's fencing token. A
+// write of a previous owner that arrives late (its connection to NATS was lost, and the client
+// sent it again after reconnecting) cannot take the state back: the new owner's next save finds
+// it and writes over it. And an owner that no longer knows it lost the partition stops delivering
+// the queue once it finds a later owner's state, instead of writing over it.
+func TestStateWritesAreFenced(t *testing.T) {
+	p := newPeers(t, 2, 2)
+	a, b := p.engines[0], p.engines[1]
+	acct := accountIn(0, 2)
+	ctx := context.Background()
+	ta := nextToken()
+	a.Acquire(0, ta)
+	p.upsert(p.webhook("wh", acct))
+	p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+	since := p.t0.Add(-time.Hour)
+	p.g.Expect(a.NoteProblemMailed(ctx, "wh", since)).To(Succeed())
+	saved, revA := p.storedRecord("wh")
+	p.g.Expect(saved.Token).To(Equal(ta))
+
+	// b takes the partition over while a, cut off, still believes it owns it.
+	tb := nextToken()
+	b.Acquire(0, tb)
+	p.g.Eventually(func() bool { return b.Owns("wh") }).Should(BeTrue())
+	// a's last save lands late, at the revision b read, before b saved anything: a stale
+	// snapshot that says the webhook is auto-disabled.
+	late := saved
+	late.Status.Disabled = true
+	raw, err := json.Marshal(late)
+	p.g.Expect(err).NotTo(HaveOccurred())
+	_, err = p.st.PutState(ctx, "wh", raw, revA)
+	p.g.Expect(err).NotTo(HaveOccurred())
+
+	// b's next save writes over it: the state is b's again.
+	p.g.Expect(b.NoteProblemMailed(ctx, "wh", since.Add(time.Minute))).To(Succeed())
+	rec, _ := p.storedRecord("wh")
+	p.g.Expect(rec.Token).To(Equal(tb))
+	p.g.Expect(rec.Status.Disabled).To(BeFalse(), "the late snapshot does not stay")
+	p.g.Expect(b.Owns("wh")).To(BeTrue())
+
+	// a saves again: it finds b's state, writes nothing and stops delivering the queue.
+	p.g.Expect(a.NoteProblemMailed(ctx, "wh", since.Add(2*time.Minute))).To(Succeed())
+	rec, _ = p.storedRecord("wh")
+	p.g.Expect(rec.Token).To(Equal(tb))
+	p.g.Expect(rec.Status.ProblemMailed).To(BeTemporally("==", since.Add(time.Minute)), "b's state, not a's")
+	p.g.Expect(a.Owns("wh")).To(BeFalse(), "a no longer delivers a queue a later owner saved")
 }
 
 // TestStopLetsTheAttemptsInFlightFinish: a clean stop starts nothing new, lets the attempt in flight
@@ -310,3 +368,8 @@ func TestStopLetsTheAttemptsInFlightFinish(t *testing.T) {
 		})
 	}
 }
+
+// tokens hands out fencing tokens as the partitions' lease bucket does: each higher than the last.
+var tokens atomic.Uint64
+
+func nextToken() uint64 { return tokens.Add(1) }

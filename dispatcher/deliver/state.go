@@ -24,7 +24,10 @@ package deliver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
+
+	"github.com/hookline/hookline/dispatcher/store"
 )
 
 // Status is a webhook's delivery state, as reported in its status and kept across restarts.
@@ -92,6 +95,11 @@ type head struct {
 type record struct {
 	Status Status `json:"status"`
 	Head   head   `json:"head"`
+	// Token is the fencing token of the partition's owner that wrote it (Engine.Acquire; 0 when
+	// not partitioned).
+	Token uint64 `json:"token,omitempty"`
+	// rev is the stored revision it was read at.
+	rev uint64
 }
 
 // Status returns a copy of uid's delivery state.
@@ -122,25 +130,84 @@ func (e *Engine) NoteProblemMailed(ctx context.Context, uid string, since time.T
 
 // persist writes uid's state to the store when it changed. State transitions and retry state are
 // saved at once by whoever changed them; counters alone wait for the next save (saveDirty).
+//
+// The write expects the revision this engine last read or wrote. When somebody else wrote
+// meanwhile, the fencing tokens decide: a state written by a later owner of the partition means
+// this engine lost it (it forgets the queue and writes nothing), one written by an earlier owner
+// (a write its lost connection delivered late, after this engine took over) is overwritten.
 func (e *Engine) persist(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q == nil || !q.dirty || q.own != ownActive && q.own != ownReleasing {
+	if q == nil {
+		e.mu.Unlock()
+		return nil
+	}
+	e.mu.Unlock()
+	q.saving.Lock()
+	defer q.saving.Unlock()
+	e.mu.Lock()
+	if e.queues[uid] != q || !q.dirty || q.own != ownActive && q.own != ownReleasing {
 		e.mu.Unlock()
 		return nil // a dormant queue's state is its owner's to save
 	}
-	raw, err := json.Marshal(record{Status: q.status, Head: q.head})
+	token := e.tokens[q.part]
+	raw, err := json.Marshal(record{Status: q.status, Head: q.head, Token: token})
+	rev, epoch := q.stateRev, q.epoch
 	q.dirty = false
 	e.mu.Unlock()
 	if err == nil {
-		err = e.store.PutState(ctx, uid, raw)
+		rev, err = e.store.PutState(ctx, uid, raw, rev)
+		if errors.Is(err, store.ErrStateChanged) {
+			rev, err = e.overwrite(ctx, q, uid, raw, token, epoch)
+		}
 	}
-	if err != nil {
-		e.mu.Lock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case err == nil:
+		q.stateRev = rev
+	case errors.Is(err, errStateTaken):
+		return nil
+	default:
 		q.dirty = true // saved again next time
-		e.mu.Unlock()
 	}
 	return err
+}
+
+// errStateTaken says that a later owner of the queue's partition wrote its state.
+var errStateTaken = errors.New("the state was written by a later owner of the partition")
+
+// overwrite writes raw over a state that somebody else wrote since this engine read or wrote it,
+// unless a later owner of the partition (a higher token) wrote it: then this engine lost the
+// partition, and forgets the queue (errStateTaken). Partitions are renewed and released through
+// their own leases; this only keeps the state from going back.
+func (e *Engine) overwrite(ctx context.Context, q *queue, uid string, raw []byte, token, epoch uint64) (uint64, error) {
+	cur, rev, err := e.store.GetState(ctx, uid)
+	if err != nil {
+		return 0, err
+	}
+	var rec record
+	if cur != nil {
+		_ = json.Unmarshal(cur, &rec)
+	}
+	if cur != nil && rec.Token > token {
+		e.log.Info("The delivery state of a webhook was written by a later owner of its partition; no longer delivering it",
+			append(q.wh.logKeys(), "partition", q.part)...)
+		e.mu.Lock()
+		if q.epoch == epoch && q.own != ownDormant && e.partitioned() {
+			e.resetLocked(q)
+		}
+		e.mu.Unlock()
+		return 0, errStateTaken
+	}
+	e.mu.Lock()
+	removed := q.removed
+	e.mu.Unlock()
+	if removed {
+		return 0, errStateTaken // deleted meanwhile: nothing to save
+	}
+	e.log.V(1).Info("Overwriting a delivery state an earlier owner wrote late", append(q.wh.logKeys(), "partition", q.part)...)
+	return e.store.PutState(ctx, uid, raw, rev)
 }
 
 // saveDirty saves every state changed since it was last saved (counters, mostly).
@@ -190,12 +257,13 @@ func (e *Engine) restore(ctx context.Context) (map[string]*record, error) {
 	}
 	restored := map[string]*record{}
 	for _, uid := range keys {
-		raw, err := e.store.GetState(ctx, uid)
+		raw, rev, err := e.store.GetState(ctx, uid)
 		if err != nil {
 			return nil, err
 		}
 		rec := &record{}
 		if raw != nil && json.Unmarshal(raw, rec) == nil {
+			rec.rev = rev
 			restored[uid] = rec
 		}
 	}

@@ -94,10 +94,14 @@ type Config struct {
 	// and renewing it) until when this member may start work for p: three quarters of the TTL
 	// after the write was sent. A deliverer that checks it stops in time even when Run is held up.
 	Renewed func(p int, until time.Time)
-	// Start is called once this member owns partition p, Stop before it gives p up or once it
-	// can no longer be sure to own it; Stop must return only when no new delivery for p starts.
-	// They are called in order for each partition; Stop may run for several partitions at once.
-	Start, Stop func(p int)
+	// Start is called once this member owns partition p, with a fencing token: the revision of
+	// the lease it took, higher for every later owner of p (the bucket's revisions only grow), so
+	// that whatever an owner writes can be told from what an earlier one wrote late. Stop is
+	// called before this member gives p up or once it can no longer be sure to own it; it must
+	// return only when no new delivery for p starts. They are called in order for each partition;
+	// Stop may run for several partitions at once.
+	Start func(p int, token uint64)
+	Stop  func(p int)
 }
 
 // Group is one member's view of the partitions: which it owns, kept up to date by Run.
@@ -130,7 +134,7 @@ func Join(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, errors.New("partition: a group member needs a TTL, an identity and a number of partitions")
 	}
 	if cfg.Start == nil {
-		cfg.Start = func(int) {}
+		cfg.Start = func(int, uint64) {}
 	}
 	if cfg.Stop == nil {
 		cfg.Stop = func(int) {}
@@ -405,7 +409,7 @@ func (g *Group) take(ctx context.Context, p int) {
 	if g.cfg.Renewed != nil {
 		g.cfg.Renewed(p, sent.Add(g.safe()))
 	}
-	g.cfg.Start(p)
+	g.cfg.Start(p, rev)
 }
 
 // renew extends p's lease; a lease somebody else wrote is lost at once.

@@ -196,9 +196,13 @@ type monitor struct {
 	mu    sync.Mutex
 	owner map[int]string
 	moves int
+	// token is the fencing token each partition was last started with.
+	token map[int]uint64
 }
 
-func newMonitor(t *testing.T) *monitor { return &monitor{t: t, owner: map[int]string{}} }
+func newMonitor(t *testing.T) *monitor {
+	return &monitor{t: t, owner: map[int]string{}, token: map[int]uint64{}}
+}
 
 func (m *monitor) starts() int {
 	m.mu.Lock()
@@ -232,12 +236,16 @@ func (m *monitor) start(t *testing.T, url, id string) *member {
 	}
 	grp, err := Join(context.Background(), Config{
 		JetStream: js, Identity: id, Partitions: testPartitions, TTL: testTTL, Fence: fence,
-		Start: func(p int) {
+		Start: func(p int, token uint64) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
 			if cur, ok := m.owner[p]; ok && cur != id {
 				m.t.Errorf("partition %d started by %s while %s has not stopped it", p, id, cur)
 			}
+			if token <= m.token[p] {
+				m.t.Errorf("partition %d started by %s with fencing token %d, not above the previous owner's %d", p, id, token, m.token[p])
+			}
+			m.token[p] = token
 			m.owner[p] = id
 			m.moves++
 		},

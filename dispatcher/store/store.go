@@ -1083,22 +1083,38 @@ func (s *Store) Queues(ctx context.Context) (map[string]uint64, error) {
 	return out, nil
 }
 
-// GetState returns the stored state of uid, or nil.
-func (s *Store) GetState(ctx context.Context, uid string) ([]byte, error) {
+// ErrStateChanged is PutState's answer when the stored state is not the revision it expected:
+// somebody else wrote (or deleted) it since.
+var ErrStateChanged = errors.New("the stored delivery state changed since it was read")
+
+// GetState returns the stored state of uid and its revision, or nil and 0.
+func (s *Store) GetState(ctx context.Context, uid string) ([]byte, uint64, error) {
 	e, err := s.state.Get(ctx, uid)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return e.Value(), nil
+	return e.Value(), e.Revision(), nil
 }
 
-// PutState stores the state of uid.
-func (s *Store) PutState(ctx context.Context, uid string, v []byte) error {
-	_, err := s.state.Put(ctx, uid, v)
-	return err
+// PutState stores the state of uid if the stored one is still revision rev (0: none is stored),
+// and returns the new revision; otherwise it stores nothing and returns ErrStateChanged. A write
+// that a lost connection delayed (the client sends it again after reconnecting) therefore cannot
+// overwrite what was written after it was read.
+func (s *Store) PutState(ctx context.Context, uid string, v []byte, rev uint64) (uint64, error) {
+	var err error
+	var next uint64
+	if rev == 0 {
+		next, err = s.state.Create(ctx, uid, v)
+	} else {
+		next, err = s.state.Update(ctx, uid, v, rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return 0, fmt.Errorf("%w: %w", ErrStateChanged, err)
+	}
+	return next, err
 }
 
 // DeleteState forgets uid.

@@ -104,14 +104,32 @@ func TestEventsAreDeduplicatedAndSurviveRestart(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(q).To(Equal(map[string]uint64{"wh-a": 1}))
 
-	g.Expect(s.PutState(ctx, "wh-a", []byte("state"))).To(Succeed())
-	st, err := s.GetState(ctx, "wh-a")
+	rev, err := s.PutState(ctx, "wh-a", []byte("state"), 0)
+	g.Expect(err).NotTo(HaveOccurred())
+	st, got, err := s.GetState(ctx, "wh-a")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(st).To(Equal([]byte("state")))
+	g.Expect(got).To(Equal(rev))
+	// Written at the revision read, and only then: a write that expects an older one, or none,
+	// stores nothing (a late write of a previous owner).
+	rev2, err := s.PutState(ctx, "wh-a", []byte("state 2"), rev)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = s.PutState(ctx, "wh-a", []byte("late"), rev)
+	g.Expect(err).To(MatchError(ErrStateChanged))
+	_, err = s.PutState(ctx, "wh-a", []byte("late"), 0)
+	g.Expect(err).To(MatchError(ErrStateChanged))
+	st, _, _ = s.GetState(ctx, "wh-a")
+	g.Expect(st).To(Equal([]byte("state 2")))
+
 	g.Expect(s.DeleteState(ctx, "wh-a")).To(Succeed())
-	st, err = s.GetState(ctx, "wh-a")
+	st, got, err = s.GetState(ctx, "wh-a")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(st).To(BeNil())
+	g.Expect(got).To(BeZero())
+	_, err = s.PutState(ctx, "wh-a", []byte("late"), rev2)
+	g.Expect(err).To(MatchError(ErrStateChanged), "a deleted state is not written back by a late write")
+	_, err = s.PutState(ctx, "wh-a", []byte("new"), 0)
+	g.Expect(err).NotTo(HaveOccurred(), "a deleted state may be created again")
 }
 
 // TestExternalNATS runs the store against a separate NATS server with JetStream reached by URL, as
