@@ -92,7 +92,8 @@ type Config struct {
 	Fence func(ctx context.Context) (holder string, err error)
 	// Renewed, when set, is told after each write of partition p's lease (taking it, before Start,
 	// and renewing it) until when this member may start work for p: three quarters of the TTL
-	// after the write was sent. A deliverer that checks it stops in time even when Run is held up.
+	// after the write was sent, or after the last check of Fence that succeeded if that is
+	// earlier. A deliverer that checks it stops in time even when Run is held up.
 	Renewed func(p int, until time.Time)
 	// Start is called once this member owns partition p, with a fencing token: the revision of
 	// the lease it took, higher for every later owner of p (the bucket's revisions only grow), so
@@ -272,14 +273,29 @@ func (g *Group) fence(now time.Time) {
 	for _, p := range g.Owned() {
 		g.mu.Lock()
 		l := g.held[p]
-		late := !now.Before(l.renewed.Add(g.safe()))
+		late := !now.Before(g.deadlineLocked(l.renewed))
 		g.mu.Unlock()
 		if late {
-			g.log.Info("Partition lease not renewed in time: stopping", "partition", p)
+			g.log.Info("Partition lease (or the check that no standby-mode dispatcher delivers) not renewed in time: stopping", "partition", p)
 			wg.Go(func() { g.drop(p) })
 		}
 	}
 	wg.Wait()
+}
+
+// deadlineLocked is until when a partition whose lease was last written at renewed may be
+// delivered: three quarters of the TTL after that write, and after the last check of Config.Fence
+// that succeeded, whichever comes first. The fence's mark keeps standby-mode dispatchers out for a
+// TTL after that check, so a member whose checks fail must stop as if its leases had lapsed, even
+// while their renewals succeed.
+func (g *Group) deadlineLocked(renewed time.Time) time.Time {
+	d := renewed.Add(g.safe())
+	if g.cfg.Fence != nil {
+		if f := g.fenced.Add(g.safe()); f.Before(d) {
+			d = f
+		}
+	}
+	return d
 }
 
 // drop stops delivering p and forgets its lease.
@@ -407,7 +423,10 @@ func (g *Group) take(ctx context.Context, p int) {
 	g.mu.Unlock()
 	g.log.V(1).Info("Took partition", "partition", p)
 	if g.cfg.Renewed != nil {
-		g.cfg.Renewed(p, sent.Add(g.safe()))
+		g.mu.Lock()
+		until := g.deadlineLocked(sent)
+		g.mu.Unlock()
+		g.cfg.Renewed(p, until)
 	}
 	g.cfg.Start(p, rev)
 }
@@ -420,9 +439,10 @@ func (g *Group) renew(ctx context.Context, p int, l *lease) {
 	case err == nil:
 		g.mu.Lock()
 		l.rev, l.renewed = rev, sent
+		until := g.deadlineLocked(sent)
 		g.mu.Unlock()
 		if g.cfg.Renewed != nil {
-			g.cfg.Renewed(p, sent.Add(g.safe()))
+			g.cfg.Renewed(p, until)
 		}
 	case errors.Is(err, kvlease.ErrTaken):
 		g.log.Info("Partition taken over by another dispatcher", "partition", p)

@@ -18,6 +18,8 @@ package partition
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -163,6 +165,56 @@ func TestActiveActiveWaitsForTheStandbyModesDeliverer(t *testing.T) {
 	late.Release()
 }
 
+// A member whose checks that no standby-mode dispatcher delivers keep failing, while its partition
+// leases renew fine, stops delivering by three quarters of the TTL after the last check that
+// succeeded: the mark that check left keeps standby-mode dispatchers out only for a TTL. No renewal
+// lets the deliverer go on past that.
+func TestAFailingFenceStopsThePartitionsInTime(t *testing.T) {
+	g := NewWithT(t)
+	url := natstest.Server(t)
+	mon := newMonitor(t)
+	var mu sync.Mutex
+	var failing bool
+	var lastOK time.Time // when the last check that succeeded began
+	var late []string
+	mon.fence = func(js jetstream.JetStream) func(context.Context) (string, error) {
+		real := store.LeaseFence(js, store.LeaseConfig{TTL: testTTL})
+		return func(ctx context.Context) (string, error) {
+			began := time.Now()
+			mu.Lock()
+			fail := failing
+			mu.Unlock()
+			if fail {
+				return "", errors.New("JetStream answered no (fence bucket unavailable)")
+			}
+			holder, err := real(ctx)
+			if err == nil {
+				mu.Lock()
+				lastOK = began
+				mu.Unlock()
+			}
+			return holder, err
+		}
+	}
+	mon.renewed = func(_ string, p int, until time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing && until.After(lastOK.Add(testTTL*3/4)) {
+			late = append(late, fmt.Sprintf("partition %d until %s, the fence's deadline %s", p, until.Format(time.StampMilli), lastOK.Add(testTTL*3/4).Format(time.StampMilli)))
+		}
+	}
+	a := mon.start(t, url, "a")
+	mon.expectAssigned(g, a)
+
+	mu.Lock()
+	failing = true
+	mu.Unlock()
+	g.Eventually(a.group.Owned).WithTimeout(2 * testTTL).Should(BeEmpty())
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(late).To(BeEmpty(), "renewals extended delivery past the fence's deadline")
+}
+
 // A renewal whose answer was lost (timed out under load, though JetStream applied it) leaves the
 // lease at a revision the member does not know: the member keeps the partition (it churned: stopped
 // as "taken over by another dispatcher", then took it back).
@@ -198,6 +250,8 @@ type monitor struct {
 	moves int
 	// token is the fencing token each partition was last started with.
 	token map[int]uint64
+	// renewed, when set, is the members' Config.Renewed.
+	renewed func(id string, p int, until time.Time)
 }
 
 func newMonitor(t *testing.T) *monitor {
@@ -236,6 +290,11 @@ func (m *monitor) start(t *testing.T, url, id string) *member {
 	}
 	grp, err := Join(context.Background(), Config{
 		JetStream: js, Identity: id, Partitions: testPartitions, TTL: testTTL, Fence: fence,
+		Renewed: func(p int, until time.Time) {
+			if m.renewed != nil {
+				m.renewed(id, p, until)
+			}
+		},
 		Start: func(p int, token uint64) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
