@@ -335,6 +335,11 @@ func run(o options) error {
 		return err
 	}
 	app.Ingest.Tokens = tokens
+	if lease != nil {
+		// No attempt starts past the lease's deadline, even in a process paused past it that
+		// resumes before Keep notices and exits.
+		lease.Covers(func(until time.Time) { app.Engine.Extend(0, until) })
+	}
 	app.Ingest.MaxInFlight = o.maxInFlight
 	if err := tokens.Register(ctrlmetrics.Registry); err != nil {
 		return err

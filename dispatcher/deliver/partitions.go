@@ -121,7 +121,8 @@ func (e *Engine) Acquire(p int, token uint64) {
 // Extend records that partition p's lease covers attempts started before until: the engine starts
 // none for p from then on until the lease is renewed, whatever its owner's group does meanwhile
 // (a group blocked on NATS must not let a delivery start after another dispatcher may have taken
-// p over). Without Extend, an acquired partition has no deadline.
+// p over). Without Extend, an acquired partition has no deadline. An engine that is not
+// partitioned has every queue in partition 0: the standby mode's delivery lease extends it.
 func (e *Engine) Extend(p int, until time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -137,11 +138,9 @@ func (e *Engine) Extend(p int, until time.Time) {
 	}
 }
 
-// leaseCoversLocked reports whether an attempt for partition p may start now.
+// leaseCoversLocked reports whether an attempt for partition p may start now. Not partitioned,
+// every queue is in partition 0, which the standby mode's lease extends.
 func (e *Engine) leaseCoversLocked(p int) bool {
-	if !e.partitioned() {
-		return true
-	}
 	until, ok := e.until[p]
 	return !ok || e.clock.Now().Before(until)
 }

@@ -213,6 +213,23 @@ func TestNoAttemptStartsPastTheLease(t *testing.T) {
 	p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(HaveLen(3), "held back, then sent once renewed")
 }
 
+// TestTheStandbyLeaseBoundsAttemptsToo: an engine that is not partitioned (the standby mode) is
+// extended by the delivery lease as partition 0, and starts nothing past it either: a process
+// paused past its lease's deadline must not send before it notices and exits.
+func TestTheStandbyLeaseBoundsAttemptsToo(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.e.Extend(0, r.t0.Add(time.Second))
+	r.e.Upsert(r.webhook("wh", "acct"))
+	r.queue("wh", "acct", 1, r.t0)
+	r.g.Eventually(func() []string { return r.rx.notes("wh") }).Should(Equal([]string{"wh-1"}))
+
+	r.at(r.t0.Add(2 * time.Second))
+	r.queue("wh", "acct", 1, r.t0.Add(2*time.Second))
+	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300*time.Millisecond).Should(HaveLen(1), "nothing sent past the lease")
+	r.e.Extend(0, r.t0.Add(time.Hour))
+	r.g.Eventually(func() []string { return r.rx.notes("wh") }).Should(HaveLen(2))
+}
+
 // holdEventReads makes every event read wait until the returned func is called, and waits until
 // n reads are waiting or done.
 func (p *peers) holdEventReads() (reading func(n int), open func()) {

@@ -73,6 +73,32 @@ type Lease struct {
 	lost    chan struct{}
 	once    sync.Once
 	err     error
+	// mu guards renewed's writes once Keep runs, and covers, told of each renewal's deadline.
+	mu     sync.Mutex
+	covers func(until time.Time)
+}
+
+// Covers has f told, now and after every renewal, until when the lease covers new deliveries:
+// three quarters of the TTL after the last renewal was sent. A deliverer that checks it before
+// each attempt stops in time even when the process is paused (a stopped container, a long
+// collection) past the deadline and resumes before Keep notices.
+func (l *Lease) Covers(f func(until time.Time)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.covers = f
+	f(l.renewed.Add(l.cfg.TTL * 3 / 4))
+}
+
+// renewedAt records a successful write sent at sent and returns the deadline it gives.
+func (l *Lease) renewedAt(sent time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.renewed = sent
+	deadline := sent.Add(l.cfg.TTL * 3 / 4)
+	if l.covers != nil {
+		l.covers(deadline)
+	}
+	return deadline
 }
 
 // AcquireLease connects to the cluster and blocks until this dispatcher holds the delivery lease
@@ -205,16 +231,21 @@ func (l *Lease) Keep(ctx context.Context) {
 		if now.Before(next) {
 			continue
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
+		// Never waiting past the deadline: a renewal that hangs must not keep this holder
+		// delivering after the key may have expired.
+		rctx, cancel := context.WithDeadline(ctx, minTime(now.Add(every), deadline))
 		rev, err := kvlease.Renew(rctx, l.kv, leaseKey, l.cfg.Identity, l.rev)
 		cancel()
 		switch {
 		case err == nil:
-			l.rev, l.renewed = rev, now
-			deadline = now.Add(l.cfg.TTL * 3 / 4)
+			l.rev = rev
+			deadline = l.renewedAt(now)
 			next = now.Add(every)
 		case errors.Is(err, kvlease.ErrTaken):
 			l.fail(fmt.Errorf("%w: taken over by another dispatcher", ErrLeaseLost))
+			return
+		case !time.Now().Before(deadline):
+			l.fail(fmt.Errorf("%w: not renewed within %s (%v)", ErrLeaseLost, l.cfg.TTL*3/4, err))
 			return
 		default:
 			// The cluster may be electing a leader; try again on the next tick until the deadline.
@@ -277,4 +308,11 @@ func LeaseFence(js jetstream.JetStream, cfg LeaseConfig) func(ctx context.Contex
 		_, holder, err := kvlease.Take(ctx, l.kv, leaseKey, PartitionedHolder)
 		return holder, err
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

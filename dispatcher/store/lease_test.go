@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,4 +224,112 @@ func TestLeaseReleasedAfterALostAnswerPassesOn(t *testing.T) {
 	var b *Lease
 	g.Eventually(next).WithTimeout(10 * time.Second).Should(Receive(&b))
 	b.Release()
+}
+
+// stallingProxy forwards TCP to a NATS server until stalled: from then on it holds every byte
+// either way and keeps the connections open, as a network that drops packets does (the client
+// notices nothing until its pings go unanswered, minutes later).
+type stallingProxy struct {
+	ln      net.Listener
+	mu      sync.Mutex
+	stalled bool
+	conns   []net.Conn
+}
+
+func newStallingProxy(t *testing.T, natsURL string) *stallingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallingProxy{ln: ln}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", strings.TrimPrefix(natsURL, "nats://"))
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go p.pipe(in, out)
+			go p.pipe(out, in)
+		}
+	}()
+	return p
+}
+
+func (p *stallingProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			_ = dst.Close()
+			return
+		}
+		p.mu.Lock()
+		stalled := p.stalled
+		p.mu.Unlock()
+		if stalled {
+			continue // held for ever
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (p *stallingProxy) stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
+// A holder whose renewals hang (the network holds its packets) gives up at its deadline, not a
+// renewal's timeout later: no renewal waits past it. And the deadline it reports to the deliverer
+// (Covers) moves with each renewal.
+func TestLeaseHolderGivesUpAtItsDeadlineWhenRenewalsHang(t *testing.T) {
+	g := NewWithT(t)
+	at := natsURL(t)
+	px := newStallingProxy(t, at.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const ttl = 4 * time.Second
+	l, err := AcquireLease(ctx, LeaseConfig{URL: "nats://" + px.ln.Addr().String(), Auth: at.Auth, Identity: "a", TTL: ttl})
+	g.Expect(err).NotTo(HaveOccurred())
+	var mu sync.Mutex
+	var covered []time.Time
+	l.Covers(func(until time.Time) { mu.Lock(); covered = append(covered, until); mu.Unlock() })
+	lastCovered := func() time.Time { mu.Lock(); defer mu.Unlock(); return covered[len(covered)-1] }
+	first := lastCovered()
+	g.Expect(first).To(BeTemporally("~", time.Now().Add(ttl*3/4), ttl/4))
+	go l.Keep(ctx)
+	g.Eventually(lastCovered).WithTimeout(ttl).Should(BeTemporally(">", first), "a renewal moves the deadline")
+
+	px.stall()
+	var lost time.Time
+	select {
+	case <-l.Lost():
+		lost = time.Now()
+	case <-time.After(2 * ttl):
+		t.Fatal("the holder never gave up")
+	}
+	until := lastCovered()
+	// Before the change a renewal sent just before the deadline waited a quarter TTL, and the
+	// loop noticed the deadline a sixteenth of a TTL after that at the earliest.
+	g.Expect(lost).To(BeTemporally("<", until.Add(ttl/32)), "gave up %s after its deadline", lost.Sub(until))
+	g.Expect(l.Err()).To(MatchError(ErrLeaseLost))
 }
