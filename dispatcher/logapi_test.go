@@ -383,6 +383,45 @@ func TestReadAPILimitsEachIdentity(t *testing.T) {
 	api.getJSON(t, calm, path, http.StatusOK, &page)
 }
 
+// A tenant that creates ServiceAccounts to multiply its identities still shares one budget for its
+// namespace's Webhooks; another namespace's reader is not slowed down.
+func TestReadAPILimitsEachNamespace(t *testing.T) {
+	g := NewWithT(t)
+	nsA := newNamespace(t, "acc-logapi-ns-a", "")
+	nsB := newNamespace(t, "acc-logapi-ns-b", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: logOn})
+	s.activeWebhook(t, nsA, "orders", accountSpec(rc.URL))
+	s.activeWebhook(t, nsB, "orders", accountSpec(rc.URL))
+	s.app.API.Limits = &logapi.Limits{Rate: 100, Burst: 100, NamespaceRate: 0.01, NamespaceBurst: 3}
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	other := serviceAccountToken(t, cs, nsB, "reader")
+	bind(t, nsB, "hookline-deliveries-viewer", nsB, "reader")
+	// A reader of namespace B cannot spend namespace A's budget by asking for A's Webhooks: it is
+	// refused (404) before anything is counted.
+	for range 5 {
+		g.Expect(api.apiError(t, other, notificationsPath(nsA, "orders"), http.StatusNotFound).Reason).To(Equal("NotFound"))
+	}
+	var page deliveries.NotificationList
+	for i := range 3 {
+		name := fmt.Sprintf("reader-%d", i)
+		tok := serviceAccountToken(t, cs, nsA, name)
+		bind(t, nsA, "hookline-deliveries-viewer", nsA, name)
+		api.getJSON(t, tok, notificationsPath(nsA, "orders"), http.StatusOK, &page)
+	}
+	fresh := serviceAccountToken(t, cs, nsA, "reader-fresh")
+	bind(t, nsA, "hookline-deliveries-viewer", nsA, "reader-fresh")
+	code, hdr, b := api.get(t, fresh, notificationsPath(nsA, "orders"))
+	g.Expect(code).To(Equal(http.StatusTooManyRequests), "a new identity of the same namespace: %s", b)
+	g.Expect(string(b)).To(ContainSubstring("namespace " + nsA))
+	g.Expect(hdr.Get("Retry-After")).NotTo(BeEmpty())
+
+	api.getJSON(t, other, notificationsPath(nsB, "orders"), http.StatusOK, &page)
+}
+
 // The built-in roles aggregate the shipped ClusterRoles: their aggregation rules (bootstrapped by
 // the real API server) select the roles' labels. The test control plane runs no
 // kube-controller-manager, whose ClusterRole aggregation controller would copy the rules, so a

@@ -77,15 +77,24 @@ func (a *Auth) AuthorizeVerb(ctx context.Context, user userOf, verb, subresource
 // Limits bounds the read API's load, so that no client can take the dispatcher's CPU, memory or
 // store bandwidth from delivery: at most Concurrent requests at once overall (others are answered
 // 503 at once rather than queued), and Rate requests per second per identity (Burst at once), 429
-// beyond it.
+// beyond it. A tenant may create as many identities (ServiceAccounts) as it likes, so the
+// requests for the Webhooks of one namespace are bounded too, once they are authorized:
+// NamespaceConcurrent at once (503 beyond) and NamespaceRate per second (NamespaceBurst at once,
+// 429 beyond), whoever asks.
 type Limits struct {
-	Concurrent int
-	Rate       float64
-	Burst      int
+	Concurrent          int
+	Rate                float64
+	Burst               int
+	NamespaceConcurrent int
+	NamespaceRate       float64
+	NamespaceBurst      int
 
-	once     sync.Once
-	sem      chan struct{}
-	limiters *utilcache.LRUExpireCache
+	once       sync.Once
+	sem        chan struct{}
+	limiters   *utilcache.LRUExpireCache
+	mu         sync.Mutex
+	inNS       map[string]int
+	namespaces *utilcache.LRUExpireCache
 }
 
 // Default limits.
@@ -93,6 +102,10 @@ const (
 	DefaultConcurrent = 8
 	DefaultRate       = 10
 	DefaultBurst      = 20
+	// A namespace may hold a quarter of the slots, and twice one identity's rate.
+	DefaultNamespaceConcurrent = DefaultConcurrent / 4
+	DefaultNamespaceRate       = 2 * DefaultRate
+	DefaultNamespaceBurst      = 2 * DefaultBurst
 )
 
 func (l *Limits) init() {
@@ -106,8 +119,19 @@ func (l *Limits) init() {
 		if l.Burst <= 0 {
 			l.Burst = DefaultBurst
 		}
+		if l.NamespaceConcurrent <= 0 {
+			l.NamespaceConcurrent = max(l.Concurrent/4, 1)
+		}
+		if l.NamespaceRate <= 0 {
+			l.NamespaceRate = 2 * l.Rate
+		}
+		if l.NamespaceBurst <= 0 {
+			l.NamespaceBurst = 2 * l.Burst
+		}
 		l.sem = make(chan struct{}, l.Concurrent)
 		l.limiters = utilcache.NewLRUExpireCache(cacheSize)
+		l.namespaces = utilcache.NewLRUExpireCache(cacheSize)
+		l.inNS = map[string]int{}
 	})
 }
 
@@ -120,6 +144,33 @@ func (l *Limits) enter() (release func(), ok bool) {
 	default:
 		return nil, false
 	}
+}
+
+// enterNamespace takes one of namespace's request slots and spends one of its requests; it
+// returns why not (busy: all its slots are taken) when it cannot.
+func (l *Limits) enterNamespace(namespace string) (release func(), busy, ok bool) {
+	l.init()
+	v, found := l.namespaces.Get(namespace)
+	if !found {
+		v = rate.NewLimiter(rate.Limit(l.NamespaceRate), l.NamespaceBurst)
+		l.namespaces.Add(namespace, v, time.Minute)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inNS[namespace] >= l.NamespaceConcurrent {
+		return nil, true, false
+	}
+	if !v.(*rate.Limiter).Allow() {
+		return nil, false, false
+	}
+	l.inNS[namespace]++
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.inNS[namespace]--; l.inNS[namespace] <= 0 {
+			delete(l.inNS, namespace)
+		}
+	}, false, true
 }
 
 // allow spends one of user's requests.

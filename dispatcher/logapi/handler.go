@@ -250,6 +250,19 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			notFound(w, ns, name)
 			return
 		}
+		// Counted once authorized: nobody spends another namespace's requests.
+		leave, busy, ok := h.Limits.enterNamespace(ns)
+		switch {
+		case busy:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "Busy", "the read API is serving as many requests for namespace "+ns+" as it may at once; retry shortly")
+			return
+		case !ok:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many requests for the Webhooks of namespace "+ns+", from every identity together; slow down")
+			return
+		}
+		defer leave()
 		var wh hooklinev1.Webhook
 		if err := h.Webhooks.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &wh); err != nil {
 			if !apierrors.IsNotFound(err) {

@@ -89,6 +89,27 @@ func TestLimits(t *testing.T) {
 	g.Expect([]bool{l.allow("a"), l.allow("a"), l.allow("a"), l.allow("b")}).To(Equal([]bool{true, true, false, true}))
 }
 
+// A namespace's requests are bounded whoever makes them: its slots, then its rate; another
+// namespace has its own.
+func TestNamespaceLimits(t *testing.T) {
+	g := NewWithT(t)
+	l := &Limits{Concurrent: 8, NamespaceConcurrent: 2, NamespaceRate: 0.001, NamespaceBurst: 3}
+	r1, _, ok1 := l.enterNamespace("a")
+	r2, _, ok2 := l.enterNamespace("a")
+	_, busy, ok3 := l.enterNamespace("a")
+	g.Expect([]bool{ok1, ok2, ok3, busy}).To(Equal([]bool{true, true, false, true}))
+	r1()
+	r3, _, ok := l.enterNamespace("a")
+	g.Expect(ok).To(BeTrue(), "a slot is free again")
+	r2()
+	r3()
+	_, busy, ok = l.enterNamespace("a")
+	g.Expect([]bool{ok, busy}).To(Equal([]bool{false, false}), "its rate is spent")
+	rb, _, ok := l.enterNamespace("b")
+	g.Expect(ok).To(BeTrue(), "another namespace has its own")
+	rb()
+}
+
 func TestStandbyAnswers503(t *testing.T) {
 	g := NewWithT(t)
 	rec := httptest.NewRecorder()
