@@ -134,6 +134,10 @@ type Config struct {
 	// ReplayMaxSelection bounds the notifications one WebhookReplay's selection holds
 	// (Replayer.MaxSelection); 0 means DefaultReplayMaxSelection.
 	ReplayMaxSelection int
+	// ReplayLogReadsPerMinute and ReplayLogReadBurst are each namespace's budget of delivery log
+	// reads for its replays (Replayer.LogReadsPerMinute); 0 means the defaults.
+	ReplayLogReadsPerMinute float64
+	ReplayLogReadBurst      int
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
@@ -353,6 +357,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	a.Replayer = &Replayer{
 		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
 		Clock: clk, Poll: cfg.ReplayPoll, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace, MaxSelection: cfg.ReplayMaxSelection,
+		LogReadsPerMinute: cfg.ReplayLogReadsPerMinute, LogReadBurst: cfg.ReplayLogReadBurst,
 	}
 	if cfg.DeliveryLog.Enabled {
 		if err := a.openLog(ctx, cfg); err != nil {

@@ -99,6 +99,13 @@ type Replayer struct {
 	// reason SelectionTooLarge) before it queues anything, so that one tenant's replay cannot
 	// take the memory of the dispatcher every tenant shares.
 	MaxSelection int
+	// LogReadsPerMinute and LogReadBurst are each namespace's budget of delivery log reads
+	// (DefaultReplayLogReadsPerMinute and DefaultReplayLogReadBurst when 0): a read walks the log
+	// from the earliest start asked, every tenant's records, and the replays created together
+	// share one. A namespace that spent its budget has its replays wait for their read while
+	// other namespaces' go ahead.
+	LogReadsPerMinute float64
+	LogReadBurst      int
 	// Metrics, when set, receives the replays' metrics (NewReplayMetrics).
 	Metrics *ReplayMetrics
 
@@ -165,7 +172,8 @@ func (r *Replayer) init() {
 				r.Metrics.scanSeconds.Observe(d.Seconds())
 			}
 		}
-		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe)
+		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe,
+			newReadBudget(r.LogReadsPerMinute, r.LogReadBurst))
 	}
 }
 

@@ -17,12 +17,15 @@ limitations under the License.
 package dispatcher
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
 
 	"github.com/hookline/hookline/internal/deliveries"
@@ -47,6 +50,10 @@ type logRead struct {
 // each reading their own would cost a hundred walks. A replay asks (ask) and comes back for the
 // answer (take); asks that come within one gathering interval are answered by one read of all
 // their webhooks (ScanMany), after which each asking replay is woken.
+//
+// Each read walks the log from the earliest start asked, every tenant's records, and a tenant may
+// create replays one after another: each namespace has a budget of reads (budget), and the asks
+// of a namespace that spent it wait for its next read, while the other namespaces' are answered.
 type replayReads struct {
 	log    ReplayLog
 	clock  clock.PassiveClock
@@ -54,15 +61,57 @@ type replayReads struct {
 	wake   func(types.NamespacedName)
 	// observe receives how long each read took.
 	observe func(time.Duration)
+	budget  *readBudget
 
 	mu    sync.Mutex
 	reads map[types.NamespacedName]*logRead
 	kick  chan struct{}
+	// deferred is set while a kick is planned for the asks a budget held back.
+	deferred bool
 }
 
-func newReplayReads(log ReplayLog, clk clock.PassiveClock, gather time.Duration, wake func(types.NamespacedName), observe func(time.Duration)) *replayReads {
-	return &replayReads{log: log, clock: clk, gather: gather, wake: wake, observe: observe,
+func newReplayReads(log ReplayLog, clk clock.PassiveClock, gather time.Duration, wake func(types.NamespacedName), observe func(time.Duration), budget *readBudget) *replayReads {
+	return &replayReads{log: log, clock: clk, gather: gather, wake: wake, observe: observe, budget: budget,
 		reads: map[types.NamespacedName]*logRead{}, kick: make(chan struct{}, 1)}
+}
+
+// Defaults of a namespace's budget of log reads for replays: five at once, then one per 30 s.
+const (
+	DefaultReplayLogReadsPerMinute = 2
+	DefaultReplayLogReadBurst      = 5
+)
+
+// readBudget is each namespace's budget of log reads: Burst at once, refilled at PerMinute.
+type readBudget struct {
+	perMinute float64
+	burst     int
+	limiters  *utilcache.LRUExpireCache
+}
+
+func newReadBudget(perMinute float64, burst int) *readBudget {
+	return &readBudget{perMinute: cmp.Or(perMinute, DefaultReplayLogReadsPerMinute), burst: cmp.Or(burst, DefaultReplayLogReadBurst),
+		limiters: utilcache.NewLRUExpireCache(4096)}
+}
+
+// take spends one of namespace's reads at now, or says how long until it has one.
+func (b *readBudget) take(namespace string, now time.Time) (ok bool, wait time.Duration) {
+	if b == nil {
+		return true, 0
+	}
+	v, found := b.limiters.Get(namespace)
+	if !found {
+		v = rate.NewLimiter(rate.Limit(b.perMinute/60), b.burst)
+		// Idle long enough to be full again: forgetting it changes nothing.
+		b.limiters.Add(namespace, v, time.Duration(float64(b.burst)/b.perMinute*float64(time.Minute))+time.Minute)
+	}
+	lim := v.(*rate.Limiter)
+	if lim.AllowN(now, 1) {
+		return true, 0
+	}
+	r := lim.ReserveN(now, 1)
+	wait = r.DelayFrom(now)
+	r.CancelAt(now)
+	return false, wait
 }
 
 // ask queues rd for key unless key has a read queued or answered already.
@@ -148,14 +197,42 @@ func (b *replayReads) gathered(ctx context.Context) bool {
 	}
 }
 
-// answer reads the log once for every queued ask and wakes the replays that asked.
+// answer reads the log once for every queued ask of a namespace with reads left in its budget,
+// and wakes the replays that asked.
 func (b *replayReads) answer(ctx context.Context) {
 	b.mu.Lock()
 	batch := map[types.NamespacedName]*logRead{}
+	now := time.Now() // a budget of real work, whatever clock the replays keep
+	allowed := map[string]bool{}
+	var later time.Duration
 	for key, rd := range b.reads {
-		if !rd.done {
+		if rd.done {
+			continue
+		}
+		ok, seen := allowed[key.Namespace]
+		if !seen {
+			var wait time.Duration
+			ok, wait = b.budget.take(key.Namespace, now)
+			allowed[key.Namespace] = ok
+			if !ok && (later == 0 || wait < later) {
+				later = wait
+			}
+		}
+		if ok {
 			batch[key] = rd
 		}
+	}
+	if later > 0 && !b.deferred {
+		b.deferred = true
+		time.AfterFunc(later, func() {
+			b.mu.Lock()
+			b.deferred = false
+			b.mu.Unlock()
+			select {
+			case b.kick <- struct{}{}:
+			default:
+			}
+		})
 	}
 	b.mu.Unlock()
 	if len(batch) == 0 {

@@ -50,7 +50,7 @@ func (l *countingLog) ScanMany(_ context.Context, uids []string, _ time.Time, _ 
 func startReads(t *testing.T, log *countingLog, gather time.Duration) (*replayReads, chan types.NamespacedName) {
 	t.Helper()
 	woken := make(chan types.NamespacedName, 1000)
-	b := newReplayReads(log, clock.RealClock{}, gather, func(k types.NamespacedName) { woken <- k }, nil)
+	b := newReplayReads(log, clock.RealClock{}, gather, func(k types.NamespacedName) { woken <- k }, nil, newReadBudget(60, 1000))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = b.Start(ctx); close(done) }()
@@ -99,4 +99,45 @@ func TestReplayReadsDoNotWaitForeverForAsks(t *testing.T) {
 	if reads := log.read(); len(reads) == 0 {
 		t.Fatalf("no read while asks came for 1.5 s, want the first within %d intervals of 100 ms", gatherMax)
 	}
+}
+
+// A namespace that spent its budget of log reads has its replays wait for its next read, while
+// another namespace's replays are answered without it (and their read does not walk from its
+// replays' start).
+func TestReplayReadsKeepANamespaceToItsBudget(t *testing.T) {
+	log := &countingLog{}
+	woken := make(chan types.NamespacedName, 100)
+	b := newReplayReads(log, clock.RealClock{}, 20*time.Millisecond, func(k types.NamespacedName) { woken <- k }, nil, newReadBudget(60, 2))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	ask := func(ns, name string) types.NamespacedName {
+		key := types.NamespacedName{Namespace: ns, Name: name}
+		b.ask(key, &logRead{uid: ns + "-" + name, fold: func(deliveries.Record) {}})
+		return key
+	}
+	answered := func(want types.NamespacedName, within time.Duration) {
+		t.Helper()
+		select {
+		case got := <-woken:
+			if got != want {
+				t.Fatalf("answered %v, want %v", got, want)
+			}
+		case <-time.After(within):
+			t.Fatalf("%v not answered within %s", want, within)
+		}
+	}
+	// Two reads, one after the other: the burst.
+	answered(ask("greedy", "r1"), 5*time.Second)
+	answered(ask("greedy", "r2"), 5*time.Second)
+	// The third waits; a victim's replay asked at the same time does not.
+	held := ask("greedy", "r3")
+	victim := ask("victim", "v1")
+	answered(victim, 500*time.Millisecond)
+	if reads := log.read(); len(reads) != 3 || len(reads[2]) != 1 || reads[2][0] != "victim-v1" {
+		t.Fatalf("reads %v: want the third for the victim alone", reads)
+	}
+	// The greedy namespace's read comes once its budget has one again (one per second here).
+	answered(held, 5*time.Second)
 }

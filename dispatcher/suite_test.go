@@ -143,6 +143,10 @@ func fastConfig() dispatcher.Config {
 		Registry:           prometheus.NewRegistry(),
 		SkipNameValidation: true,
 		AccountQuota:       dispatcher.DefaultAccountQuota,
+		// Tests run many replays in one namespace one after another: the budget of log reads is
+		// TestReplayReadsKeepANamespaceToItsBudget's subject.
+		ReplayLogReadsPerMinute: 6000,
+		ReplayLogReadBurst:      1000,
 	}
 }
 

@@ -75,6 +75,7 @@ type options struct {
 	replayPoll              time.Duration
 	replayMaxPerNamespace   int
 	replayMaxSelection      int
+	replayLogReads          float64
 	allowHTTP               bool
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
@@ -147,6 +148,7 @@ func main() {
 	flag.Float64Var(&o.statusWrites, "status-writes-per-second", dispatcher.DefaultStatusWritesPerSecond, "Average routine status writes per second (counters; state changes are written at once, beyond it): with more delivering webhooks than this × --status-interval, each one's counters are written less often, the longest-waiting first, so that the API server's load does not grow with the number of webhooks.")
 	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
 	flag.IntVar(&o.replayMaxPerNamespace, "replay-max-per-namespace", dispatcher.DefaultReplaysPerNamespace, "Most WebhookReplays running at once in one namespace; the others wait their turn (reason Queued) and start in creation order.")
+	flag.Float64Var(&o.replayLogReads, "replay-log-reads-per-minute", dispatcher.DefaultReplayLogReadsPerMinute, "Each namespace's budget of delivery log reads for its WebhookReplays, after a burst of 5: a read walks the log from the earliest start asked (every tenant's records), and the replays created together share one; a namespace over its budget has its replays wait while other namespaces' go ahead.")
 	flag.IntVar(&o.replayMaxSelection, "replay-max-selection", dispatcher.DefaultReplayMaxSelection, "Most notifications one WebhookReplay's selection holds while the delivery log is read (about 130 bytes each, 220 at the peak, when they are sorted for queueing); a replay that needs more stops before it queues anything (Stalled, reason SelectionTooLarge) and is to be split by time.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
@@ -214,6 +216,9 @@ func (o options) validate() error {
 	}
 	if o.replayMaxPerNamespace < 1 {
 		return fmt.Errorf("--replay-max-per-namespace (%d) must be at least 1, or no replay ever runs", o.replayMaxPerNamespace)
+	}
+	if o.replayLogReads <= 0 {
+		return fmt.Errorf("--replay-log-reads-per-minute (%g) must be above 0, or a namespace's replays wait for ever once its burst is spent", o.replayLogReads)
 	}
 	if o.replayMaxSelection < 1 {
 		return fmt.Errorf("--replay-max-selection (%d) must be at least 1, or no replay by time ever runs", o.replayMaxSelection)
@@ -325,7 +330,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, ReplayLogReadsPerMinute: o.replayLogReads, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry:     ctrlmetrics.Registry,
