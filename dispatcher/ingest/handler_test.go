@@ -43,6 +43,8 @@ import (
 type stubAcceptor struct {
 	receipt ingest.Receipt
 	err     error
+	// onAccept, when set, sees each call's context.
+	onAccept func(ctx context.Context)
 
 	mu    sync.Mutex
 	calls []acceptCall
@@ -59,6 +61,9 @@ func (s *stubAcceptor) Accept(ctx context.Context, ev *ingest.Event, raw []byte)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.onAccept != nil {
+		s.onAccept(ctx)
+	}
 	s.calls = append(s.calls, acceptCall{ev: ev, raw: bytes.Clone(raw)})
 	return s.receipt, s.err
 }
@@ -779,6 +784,12 @@ func (q *countingQuota) Release(account string, n int64) {
 	q.stored[account] -= n
 }
 
+func (q *countingQuota) Add(account string, n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stored[account] += n
+}
+
 func (q *countingQuota) Limit() int64 { return q.limit }
 
 func (q *countingQuota) of(account string) int64 {
@@ -787,8 +798,9 @@ func (q *countingQuota) of(account string) int64 {
 	return q.stored[account]
 }
 
-// Only a stored event keeps its bytes counted: a re-post and an event that could not be stored
-// give them back, and a refused event is not handed to the acceptor.
+// Only a stored event keeps its bytes counted, with what the store keeps besides its body (its
+// record, a note per notification): a re-post and an event that could not be stored give them
+// back, and a refused event is not handed to the acceptor.
 func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
@@ -797,27 +809,29 @@ func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 		AccountID string `json:"accountId"`
 	}
 	g.Expect(json.Unmarshal(agr, &ev)).To(Succeed())
-	q := &countingQuota{limit: int64(2*len(agr) + 1), stored: map[string]int64{}}
+	event := int64(len(agr) + ingest.StoredEventOverhead)
+	notes := 2 * int64(ingest.StoredNoteBytes) // the stub queues two notifications
+	q := &countingQuota{limit: 2*event + 2*notes, stored: map[string]int64{}}
 	f.h.Quota = q
 	post := func() *httptest.ResponseRecorder { return f.serve(request{auth: bearer(tokGlobal), body: agr}) }
 
 	g.Expect(post().Code).To(Equal(http.StatusAccepted))
-	g.Expect(q.of(ev.AccountID)).To(Equal(int64(len(agr))))
+	g.Expect(q.of(ev.AccountID)).To(Equal(event + notes))
 
 	f.acc.mu.Lock()
 	f.acc.receipt = ingest.Receipt{Duplicate: true}
 	f.acc.mu.Unlock()
 	g.Expect(post().Code).To(Equal(http.StatusAccepted))
-	g.Expect(q.of(ev.AccountID)).To(Equal(int64(len(agr))), "a re-post stores nothing")
+	g.Expect(q.of(ev.AccountID)).To(Equal(event+notes), "a re-post stores nothing")
 
 	f.acc.mu.Lock()
 	f.acc.receipt, f.acc.err = ingest.Receipt{}, errors.New("JetStream is away")
 	f.acc.mu.Unlock()
 	g.Expect(post().Code).To(Equal(http.StatusServiceUnavailable))
-	g.Expect(q.of(ev.AccountID)).To(Equal(int64(len(agr))), "an event not stored is not counted")
+	g.Expect(q.of(ev.AccountID)).To(Equal(event+notes), "an event not stored is not counted")
 
 	f.acc.mu.Lock()
-	f.acc.err = nil
+	f.acc.receipt, f.acc.err = ingest.Receipt{Notifications: 2}, nil
 	f.acc.mu.Unlock()
 	g.Expect(post().Code).To(Equal(http.StatusAccepted))
 	calls := len(f.acc.recorded())
@@ -829,5 +843,22 @@ func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 	g.Expect(e.Code).To(Equal("ACCOUNT_QUOTA_EXCEEDED"))
 	g.Expect(e.Message).To(ContainSubstring("retry after 5401 s"))
 	g.Expect(f.acc.recorded()).To(HaveLen(calls), "a refused event is not stored")
-	g.Expect(q.of(ev.AccountID)).To(Equal(int64(2 * len(agr))))
+	g.Expect(q.of(ev.AccountID)).To(Equal(2 * (event + notes)))
+}
+
+// A producer that hangs up does not cancel the store of its event half way: the store runs on,
+// and its event is counted (before, a cancelled store was given back to the quota, while the
+// routing's retry stored the event after all).
+func TestAcceptOutlivesTheRequest(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	var seen error = errors.New("not called")
+	f.acc.onAccept = func(ctx context.Context) { seen = ctx.Err() }
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the producer is gone
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/v1/events", bytes.NewReader(sample(t, "agreement_action_completed")))
+	req.Header.Set("Authorization", bearer(tokGlobal))
+	req.Header.Set("Content-Type", "application/json")
+	f.h.ServeHTTP(httptest.NewRecorder(), req)
+	g.Expect(seen).NotTo(HaveOccurred(), "Accept ran with the request's cancellation")
 }

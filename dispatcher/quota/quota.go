@@ -88,6 +88,8 @@ type Usage struct {
 	cfg    Config
 	kv     jetstream.KeyValue
 	intake string
+	// watch follows the other intakes' keys; Open read what they held then.
+	watch jetstream.KeyWatcher
 
 	mu sync.Mutex
 	// own holds this intake's counts by account key (see accountKey); dirty, the accounts whose
@@ -123,10 +125,32 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Usage, erro
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s: %w", Bucket, err)
 	}
-	return &Usage{
+	u := &Usage{
 		cfg: cfg, kv: kv, intake: "in-" + strings.ToLower(rand.Text()),
 		own: map[string]hours{}, dirty: map[string]bool{}, others: map[string]map[string]hours{},
-	}, nil
+	}
+	// What every other intake counted, before the first event is counted: a dispatcher that
+	// started taking events before it knew would let an account at its quota store more.
+	// The watch lives until Start ends (it stops it), not with ctx: a watch ended by ctx before
+	// Start noticed that ctx ended would make Start return without its last write.
+	if u.watch, err = kv.WatchAll(context.WithoutCancel(ctx)); err != nil {
+		return nil, fmt.Errorf("watching %s: %w", Bucket, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			_ = u.watch.Stop()
+			return nil, fmt.Errorf("reading %s: %w", Bucket, ctx.Err())
+		case e, ok := <-u.watch.Updates():
+			if !ok {
+				return nil, fmt.Errorf("reading %s: the watch ended", Bucket)
+			}
+			if e == nil { // the values stored when the watch began are all in
+				return u, nil
+			}
+			u.learn(e)
+		}
+	}
 }
 
 // Limit is the most event bytes one account may keep stored.
@@ -149,6 +173,32 @@ func (u *Usage) expires(h int64) time.Time {
 
 // counts says whether hour h's bytes still count at now.
 func (u *Usage) counts(h int64, now time.Time) bool { return now.Before(u.expires(h)) }
+
+// Add counts n more bytes stored for account whatever the limit: what an accepted event queued
+// besides itself (its notifications).
+func (u *Usage) Add(account string, n int64) {
+	if n <= 0 {
+		return
+	}
+	now := u.cfg.Now()
+	key := accountKey(account)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.addLocked(key, n, now)
+}
+
+// addLocked counts n bytes for key in now's hour.
+func (u *Usage) addLocked(key string, n int64, now time.Time) {
+	h := u.current(now)
+	own := prune(u.own[key], u, now)
+	if len(own) > 0 && own[len(own)-1].hour == h {
+		own[len(own)-1].bytes += n
+	} else {
+		own = append(own, hourBytes{hour: h, bytes: n})
+	}
+	u.own[key] = own
+	u.dirty[key] = true
+}
 
 // Reserve counts n bytes of an event about to be stored for account. When the account's stored
 // bytes and n would pass the limit it counts nothing and returns false, with how long until
@@ -173,15 +223,7 @@ func (u *Usage) Reserve(account string, n int64) (ok bool, retryAfter time.Durat
 		}
 		return false, u.cfg.Retention // n alone passes the limit
 	}
-	h := u.current(now)
-	own := prune(u.own[key], u, now)
-	if len(own) > 0 && own[len(own)-1].hour == h {
-		own[len(own)-1].bytes += n
-	} else {
-		own = append(own, hourBytes{hour: h, bytes: n})
-	}
-	u.own[key] = own
-	u.dirty[key] = true
+	u.addLocked(key, n, now)
 	return true, 0
 }
 
@@ -249,26 +291,27 @@ func (u *Usage) NeedLeaderElection() bool { return false }
 // Start writes this intake's counts every FlushEvery and follows the other intakes' until ctx
 // ends; it then writes once more. It implements manager.Runnable.
 func (u *Usage) Start(ctx context.Context) error {
-	w, err := u.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watching %s: %w", Bucket, err)
-	}
+	w := u.watch
 	defer func() { _ = w.Stop() }()
 	tick := time.NewTicker(u.cfg.FlushEvery)
 	defer tick.Stop()
+	last := func() {
+		// The counts of the last moments, with a context of their own: ctx is done.
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		u.Flush(fctx)
+		cancel()
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			// The counts of the last moments, with a context of their own: ctx is done.
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			u.Flush(fctx)
-			cancel()
+			last()
 			return nil
 		case <-tick.C:
 			u.Flush(ctx)
 			u.forget()
 		case e, ok := <-w.Updates():
 			if !ok {
+				last()
 				return fmt.Errorf("watching %s: the watch ended", Bucket)
 			}
 			if e != nil {
