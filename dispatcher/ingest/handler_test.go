@@ -852,7 +852,7 @@ func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 func TestAcceptOutlivesTheRequest(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
-	var seen error = errors.New("not called")
+	seen := errors.New("not called")
 	f.acc.onAccept = func(ctx context.Context) { seen = ctx.Err() }
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the producer is gone
