@@ -101,7 +101,10 @@ func (a *App) logClient(k *kube, f apiFlags) (*logClient, error) {
 		return nil, fmt.Errorf("read API client: %w", err)
 	}
 	u.Path, u.RawQuery = strings.TrimSuffix(u.Path, "/"), ""
-	return &logClient{base: u, http: &http.Client{Transport: rt, Timeout: f.timeout}}, nil
+	// Never following a redirect: the transport adds the bearer token to every request, wherever
+	// a redirect would lead.
+	return &logClient{base: u, http: &http.Client{Transport: rt, Timeout: f.timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
 
 // loopback reports whether host names this machine.

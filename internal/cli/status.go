@@ -180,8 +180,9 @@ func (a *App) statusHint(wh *hooklinev1.Webhook) string {
 			"succeeded for 7 days. Nothing is queued or sent while it is Disabled; events in between are lost.\n")
 		requested := wh.Annotations[reactivateAnnotation]
 		if requested != "" && !hooklinev1.ReactivationHandled(requested, wh.Status.LastHandledReactivation) {
+			// The annotation is the tenant's: as the status table shows it, never raw to a terminal.
 			fmt.Fprintf(&b, "A reactivation (%s=%s) is requested but not yet handled: is the dispatcher running?\n",
-				reactivateAnnotation, requested)
+				reactivateAnnotation, terminalSafe(hooklinev1.ReactivationToken(requested)))
 			return b.String()
 		}
 		fmt.Fprintf(&b, "Fix the receiver, then reactivate it (the endpoint is verified again, then deliveries resume):\n"+

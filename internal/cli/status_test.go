@@ -268,4 +268,14 @@ func TestStatusEscapesControlCharacters(t *testing.T) {
 	g.Expect(r.stdout).NotTo(ContainSubstring("\u202e"))
 	g.Expect(r.stdout).To(ContainSubstring(`GROUP (groupId "grp\x1b[31m\u202eevil")`))
 	g.Expect(r.stdout).To(ContainSubstring(`requested "now\x1b]0;pwned\a"`))
+
+	// The hint of a disabled Webhook quotes the annotation too: its status is the tenant's to
+	// write (or its receiver's failures make it so).
+	wh.Status.State = hooklinev1.ObservedDisabled
+	g.Expect(k8s.Status().Update(context.Background(), wh)).To(Succeed())
+	r = run(append([]string{"status"}, kubeArgs("-n", ns, "hostile")...)...)
+	g.Expect(r.code).To(Equal(ExitOK), r.stderr)
+	g.Expect(r.stdout + r.stderr).To(ContainSubstring("is requested but not yet handled"))
+	g.Expect(r.stdout + r.stderr).NotTo(ContainSubstring("\x1b"))
+	g.Expect(r.stdout + r.stderr).NotTo(ContainSubstring("\a"))
 }

@@ -108,6 +108,42 @@ func TestSessionIDsAreUnique(t *testing.T) {
 	}
 }
 
+// One signer cannot fill the store: a user's sixth session ends its oldest, and the ServiceAccounts
+// of one namespace (which its tenant creates at will) share fifty; the store then still has room
+// for everyone else. Before, one tenant replaying its own token ten thousand times made every
+// other sign-in fail.
+func TestOneSignerCannotFillTheSessionStore(t *testing.T) {
+	g := NewWithT(t)
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	st := NewSessionStore(clk.Now)
+	var first []*Session
+	for i := range 2 * maxSessions {
+		clk.t = clk.t.Add(time.Millisecond)
+		sa := fmt.Sprintf("system:serviceaccount:tenant-a:flood-%d", i%200)
+		sess, err := st.Create("token", sa)
+		g.Expect(err).NotTo(HaveOccurred(), "sign-in %d", i)
+		if i < 5 {
+			first = append(first, sess)
+		}
+	}
+	g.Expect(st.Len()).To(Equal(maxPerServiceAccountNamespace), "one namespace's ServiceAccounts share fifty sessions")
+	for _, sess := range first {
+		_, ok := st.Get(sess.ID)
+		g.Expect(ok).To(BeFalse(), "the oldest made room")
+	}
+	for i := range 7 {
+		clk.t = clk.t.Add(time.Millisecond)
+		_, err := st.Create("token", "alice")
+		g.Expect(err).NotTo(HaveOccurred(), "alice's sign-in %d", i)
+	}
+	g.Expect(st.Len()).To(Equal(maxPerServiceAccountNamespace+maxPerUser), "a user holds five")
+	_, err := st.Create("token", "system:serviceaccount:tenant-b:reader")
+	g.Expect(err).NotTo(HaveOccurred(), "another tenant signs in")
+	g.Expect(signer("system:serviceaccount:ns:name")).To(Equal("ns"))
+	g.Expect(signer("system:serviceaccounts")).To(BeEmpty())
+	g.Expect(signer("alice")).To(BeEmpty())
+}
+
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	s, _ := newTestServer(t, false)
 	h := s.Handler()

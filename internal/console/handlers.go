@@ -254,11 +254,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	q := r.URL.Query()
 	d := listData{Query: strings.TrimSpace(q.Get("q")), State: q.Get("state"), Namespace: q.Get("namespace"),
 		Denied: denied, ClusterWide: clusterWide, Total: len(items), DefaultNamespace: serviceAccountNamespace(rc.sess.User)}
-	switch {
-	case q.Get("added") != "":
-		d.Notice = rc.L.T("list.added", q.Get("added"))
-	case q.Get("deleted") != "":
-		d.Notice = rc.L.T("list.deleted", q.Get("deleted"))
+	// The notices come from the console's own redirects, but anyone can link to them: only a
+	// namespace or a Webhook name is shown, never a sentence a link chose ("session expiring,
+	// re-enter your token at ...").
+	switch added, deleted := q.Get("added"), q.Get("deleted"); {
+	case added != "" && len(validation.IsDNS1123Label(added)) == 0:
+		d.Notice = rc.L.T("list.added", added)
+	case deleted != "" && len(validation.IsDNS1123Subdomain(deleted)) == 0:
+		d.Notice = rc.L.T("list.deleted", deleted)
 	}
 	needle := strings.ToLower(d.Query)
 	for i := range items {

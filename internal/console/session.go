@@ -20,6 +20,8 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -33,7 +35,24 @@ const (
 	// maxSessions bounds the store: sign-ins beyond it first evict expired sessions, then fail,
 	// so that a flood of sign-ins cannot exhaust memory.
 	maxSessions = 10000
+	// maxPerUser and maxPerServiceAccountNamespace bound one signer's share of the store: a new
+	// session beyond them ends the oldest of the same user (or of the ServiceAccounts of the same
+	// namespace, which a tenant can create at will). Without them one tenant replaying its own
+	// token filled the store, and every other user's sign-in failed.
+	maxPerUser                    = 5
+	maxPerServiceAccountNamespace = 50
 )
+
+// signer is whose share of the store a session of user counts against besides the user's own: the
+// namespace of a ServiceAccount, "" for other users.
+func signer(user string) string {
+	if rest, ok := strings.CutPrefix(user, "system:serviceaccount:"); ok {
+		if ns, _, ok := strings.Cut(rest, ":"); ok {
+			return ns
+		}
+	}
+	return ""
+}
 
 // Session is one signed-in user. It lives only in the server's memory: the browser holds nothing
 // but the session's random id, so the bearer token never reaches the browser after sign-in.
@@ -94,9 +113,31 @@ func (s *SessionStore) Create(token, user string) (*Session, error) {
 			return nil, errStoreFull{}
 		}
 	}
+	s.evictOldestLocked(maxPerUser, func(o *Session) bool { return o.User == user })
+	if ns := signer(user); ns != "" {
+		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return signer(o.User) == ns })
+	}
 	sess := &Session{ID: randomID(), CSRF: randomID(), Token: token, User: user, Created: now, LastSeen: now}
 	s.m[sess.ID] = sess
 	return sess, nil
+}
+
+// evictOldestLocked ends the oldest sessions that match until fewer than limit are left, to make
+// room for one more.
+func (s *SessionStore) evictOldestLocked(limit int, match func(*Session) bool) {
+	var mine []*Session
+	for _, o := range s.m {
+		if match(o) {
+			mine = append(mine, o)
+		}
+	}
+	if len(mine) < limit {
+		return
+	}
+	slices.SortFunc(mine, func(a, b *Session) int { return a.Created.Compare(b.Created) })
+	for _, o := range mine[:len(mine)-limit+1] {
+		delete(s.m, o.ID)
+	}
 }
 
 // Get returns a copy of the live session with this id and marks it used; an expired session is

@@ -449,6 +449,14 @@ func TestWebhookLifecycleInTheBrowser(t *testing.T) {
 		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Namespace: a.ns, Name: "orders"}, &hooklinev1.Webhook{}))
 	}).WithTimeout(10 * time.Second).Should(BeTrue())
 
+	// The notice is the console's own word: a link cannot put a sentence of its choosing there.
+	for _, q := range []string{"deleted=orders.+Session+expiring%3A+re-enter+your+token+at+evil.example", "added=x+y"} {
+		g.Expect(br.open("/webhooks?" + q)).To(Equal(http.StatusOK))
+		notices, err := chromedp.Run(br.ctx, chromedp.Nodes(chromedp.CSSAll("#notice"), chromedp.AtLeast(0)))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(notices).To(BeEmpty(), q)
+	}
+
 	br.expectCleanConsole()
 }
 
