@@ -197,18 +197,35 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
 	}
 
+	// An attestation of before the verification's time was attested (v1, v2: an upgrade, or a
+	// tenant that cut a v3 down to its first tags, which check as a v2) covers no time: the
+	// endpoint is verified again, and the recorded verification stands meanwhile. Signing the
+	// status's time instead let a tenant mint an attested time of its choosing, and postpone the
+	// auto-disable for ever.
+	untimed := false
 	if verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
-		// The recorded verification still covers this url, client id and certificate: only the
-		// key's holders can have written an attestation that says so. Attesting again covers the
-		// current configuration, which the duplicate check has just found the oldest: a change of
-		// events, scope or resource needs no new verification.
-		log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
-		st.verified = *v
-		st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.attestAgain(wh, subject)
-		return r.resync(wh), nil
+		if !attest.Timed(wh.Status.Attestation) {
+			untimed = true
+		} else {
+			// The recorded verification still covers this url, client id and certificate: only
+			// the key's holders can have written an attestation that says so. Attesting again
+			// covers the current configuration, which the duplicate check has just found the
+			// oldest: a change of events, scope or resource needs no new verification. The
+			// verification's time is carried over as it was attested, whatever the status says.
+			log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
+			st.verified = *v
+			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
+			return r.resync(wh), nil
+		}
 	}
 
 	if !r.slots.tryAcquire(b.AccountID) {
+		if untimed {
+			// Still routed on the recorded verification while it waits for its turn.
+			st.verified = *v
+			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
+			return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
+		}
 		verificationsThrottled.Inc()
 		log.V(1).Info("Account's verification slots are all in use; retrying later", "account", b.AccountID)
 		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, fmt.Sprintf(
@@ -240,24 +257,6 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	}
 	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
-}
-
-// attestAgain attests wh's recorded verification, which covers subject's endpoint and certificate,
-// for subject's configuration. The time of a v3 is carried over as it was attested, whatever the
-// status says now (anyone allowed to patch the status could have written another). An attestation
-// of before the time was attested (v1, v2: an upgrade) is signed with the status's time once,
-// never later than now, and covers it from then on.
-func (r *WebhookReconciler) attestAgain(wh *hooklinev1.Webhook, subject attest.Subject) string {
-	if attest.Timed(wh.Status.Attestation) {
-		return r.Attestation.Reattest(wh.Status.Attestation, subject)
-	}
-	if t := wh.Status.LastVerifiedTime; t != nil {
-		subject.VerifiedAt = t.Time
-		if now := r.Clock.Now(); subject.VerifiedAt.After(now) {
-			subject.VerifiedAt = now
-		}
-	}
-	return r.Attestation.Sign(subject)
 }
 
 // resync schedules the next read of a verified webhook's client-certificate Secret, jittered so

@@ -587,3 +587,41 @@ func TestForgedVerificationTimeDoesNotPostponeAutoDisable(t *testing.T) {
 		g.Expect(condition(got, hooklinev1.ConditionAutoDisabled).Status).To(Equal(metav1.ConditionTrue))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
+
+// A tenant cuts its Webhook's v3 attestation down to its first tags, which check as a v2 (an
+// attestation of before the verification's time was attested), writes its own verification time
+// and touches an annotation to have the manager reconcile. The manager must verify the endpoint
+// again rather than attest the status's time: before, it signed a v3 over the tenant's time, and a
+// tenant repeating this weekly was never auto-disabled.
+func TestCutDownAttestationIsVerifiedAgain(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-cut-attestation"
+	_, ns, rc, wh := stackWithWebhook(t, account, nil)
+	att := getWebhook(g, wh).Status.Attestation
+	g.Expect(att).To(HavePrefix("v3."))
+	parts := strings.Split(att, ".")
+	g.Expect(parts).To(HaveLen(5))
+	gets := rc.gets.Load()
+
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	cur := &hooklinev1.Webhook{}
+	g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
+	base := cur.DeepCopy()
+	forged := metav1.NewTime(time.Now().Add(time.Hour).Truncate(time.Second))
+	cur.Status.Attestation = strings.Join(append([]string{"v2"}, parts[1:4]...), ".")
+	cur.Status.LastVerifiedTime = &forged
+	g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
+	base = cur.DeepCopy()
+	cur.Annotations = map[string]string{"example.com/touched": "1"}
+	g.Expect(tenant.Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+
+	g.Eventually(rc.gets.Load).WithTimeout(20*time.Second).Should(BeNumerically(">", gets), "the endpoint is verified again")
+	g.Eventually(func(g Gomega) {
+		got := getWebhook(g, wh)
+		g.Expect(got.Status.Attestation).To(HavePrefix("v3."))
+		g.Expect(got.Status.LastVerifiedTime).NotTo(BeNil())
+		g.Expect(got.Status.LastVerifiedTime.Time).To(BeTemporally("<", forged.Time), "the verification's own time, not the tenant's")
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
