@@ -103,7 +103,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		d.Engine.CacheEvent(seq, ev, now, len(raw), uids(items)...)
 	}
 	if err := d.enqueue(ctx, items); err != nil {
-		return ingest.Receipt{}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
+		return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 	}
 	if err := d.Store.MarkRouted(ctx, key, seq); err != nil {
 		// The notifications are queued: the event is safe. Only a re-post within the dedupe

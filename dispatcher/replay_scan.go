@@ -66,8 +66,10 @@ type replayReads struct {
 	mu    sync.Mutex
 	reads map[types.NamespacedName]*logRead
 	kick  chan struct{}
-	// deferred is set while a kick is planned for the asks a budget held back.
-	deferred bool
+	// deferred kicks the reads again when the earliest held-back namespace has a read again;
+	// deferredAt is when.
+	deferred   *time.Timer
+	deferredAt time.Time
 }
 
 func newReplayReads(log ReplayLog, clk clock.PassiveClock, gather time.Duration, wake func(types.NamespacedName), observe func(time.Duration), budget *readBudget) *replayReads {
@@ -101,9 +103,10 @@ func (b *readBudget) take(namespace string, now time.Time) (ok bool, wait time.D
 	v, found := b.limiters.Get(namespace)
 	if !found {
 		v = rate.NewLimiter(rate.Limit(b.perMinute/60), b.burst)
-		// Idle long enough to be full again: forgetting it changes nothing.
-		b.limiters.Add(namespace, v, time.Duration(float64(b.burst)/b.perMinute*float64(time.Minute))+time.Minute)
 	}
+	// Kept from its last use on (the cache's expiry counts from Add): idle long enough, it is full
+	// again, and forgetting it changes nothing.
+	b.limiters.Add(namespace, v, time.Duration(float64(b.burst)/b.perMinute*float64(time.Minute))+time.Minute)
 	lim := v.(*rate.Limiter)
 	if lim.AllowN(now, 1) {
 		return true, 0
@@ -222,12 +225,12 @@ func (b *replayReads) answer(ctx context.Context) {
 			batch[key] = rd
 		}
 	}
-	if later > 0 && !b.deferred {
-		b.deferred = true
-		time.AfterFunc(later, func() {
-			b.mu.Lock()
-			b.deferred = false
-			b.mu.Unlock()
+	if at := now.Add(later); later > 0 && (b.deferred == nil || at.Before(b.deferredAt) || !now.Before(b.deferredAt)) {
+		if b.deferred != nil {
+			b.deferred.Stop()
+		}
+		b.deferredAt = at
+		b.deferred = time.AfterFunc(later, func() {
 			select {
 			case b.kick <- struct{}{}:
 			default:

@@ -107,7 +107,7 @@ func TestReplayReadsDoNotWaitForeverForAsks(t *testing.T) {
 func TestReplayReadsKeepANamespaceToItsBudget(t *testing.T) {
 	log := &countingLog{}
 	woken := make(chan types.NamespacedName, 100)
-	b := newReplayReads(log, clock.RealClock{}, 20*time.Millisecond, func(k types.NamespacedName) { woken <- k }, nil, newReadBudget(60, 2))
+	b := newReplayReads(log, clock.RealClock{}, 20*time.Millisecond, func(k types.NamespacedName) { woken <- k }, nil, newReadBudget(12, 2))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = b.Start(ctx); close(done) }()
@@ -138,6 +138,6 @@ func TestReplayReadsKeepANamespaceToItsBudget(t *testing.T) {
 	if reads := log.read(); len(reads) != 3 || len(reads[2]) != 1 || reads[2][0] != "victim-v1" {
 		t.Fatalf("reads %v: want the third for the victim alone", reads)
 	}
-	// The greedy namespace's read comes once its budget has one again (one per second here).
-	answered(held, 5*time.Second)
+	// The greedy namespace's read comes once its budget has one again (one per 5 s here).
+	answered(held, 15*time.Second)
 }

@@ -38,7 +38,7 @@ import (
 func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	defer e.wg.Done()
 	ctx := e.attemptCtx
-	o := e.attempt(ctx, q)
+	o := e.attempt(ctx, q, epoch)
 	e.mu.Lock()
 	q.inFlight = false
 	q.acking++
@@ -147,7 +147,7 @@ func (o outcome) attempted() bool {
 	return !o.none && !o.retry && !o.expired && !o.settled && !o.withdrawn
 }
 
-func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
+func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	note, ok, err := e.headNote(ctx, q)
 	if err != nil {
 		e.log.Error(err, "Loading queued notifications", q.wh.logKeys()...)
@@ -227,7 +227,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 	if len(body.Trimmed) > 0 {
 		e.metrics.trimmed()
 	}
-	if !e.maySend(q) {
+	if !e.maySend(q, epoch) {
 		return outcome{retry: true}
 	}
 	start := e.clock.Now()
@@ -247,11 +247,12 @@ func (e *Engine) attempt(ctx context.Context, q *queue) outcome {
 // event, or waiting for the large bodies' turn, has no deadline: meanwhile the partition may have
 // been given up (Release waits for attempts in flight only so long) or its lease run out, and
 // another dispatcher may be sending the same queue. Only a request already sent may be repeated
-// by the next owner.
-func (e *Engine) maySend(q *queue) bool {
+// by the next owner. The queue must also still be the one the attempt began in (its epoch): one
+// given up and claimed again meanwhile may have had its head sent by another dispatcher.
+func (e *Engine) maySend(q *queue, epoch uint64) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return q.own == ownActive && e.leaseCoversLocked(q.part)
+	return q.epoch == epoch && q.own == ownActive && e.leaseCoversLocked(q.part)
 }
 
 // headNote returns q's first note, reading the next batch from the store when memory holds none.

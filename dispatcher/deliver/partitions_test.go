@@ -277,6 +277,30 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).
 			Should(BeEmpty(), "the old owner sends nothing once the partition moved")
 	})
+	t.Run("claimed again", func(t *testing.T) {
+		// Given up and taken back by the same engine while the attempt reads its event: the
+		// queue is claimed anew (another dispatcher may have sent its head meanwhile), and only
+		// the new claim's attempt sends.
+		p := newPeers(t, 1, 2)
+		a := p.engines[0]
+		acct := accountIn(0, 2)
+		a.Acquire(0, nextToken())
+		p.upsert(p.webhook("wh", acct))
+		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+		reading, open := p.holdEventReads()
+		p.e = a
+		p.queue("wh", acct, 1, p.t0)
+		reading(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		a.Release(ctx, 0)
+		cancel()
+		a.Acquire(0, nextToken())
+		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+		open()
+		p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(Equal([]string{"wh-1"}))
+		p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).
+			Should(HaveLen(1), "the old claim's attempt sends nothing")
+	})
 	t.Run("lease ran out", func(t *testing.T) {
 		p := newPeers(t, 1, 2)
 		e := p.engines[0]
@@ -354,6 +378,34 @@ func TestStateWritesAreFenced(t *testing.T) {
 	p.g.Expect(rec.Token).To(Equal(tb))
 	p.g.Expect(rec.Status.ProblemMailed).To(BeTemporally("==", since.Add(time.Minute)), "b's state, not a's")
 	p.g.Expect(a.Owns("wh")).To(BeFalse(), "a no longer delivers a queue a later owner saved")
+}
+
+// A dispatcher that is not partitioned (the standby mode's deliverer) writes over a state it finds
+// changed, whatever token it carries: a partitioned member's late write (a rollout between the
+// modes) must not freeze the webhook's state for good.
+func TestTheStandbyModeWritesOverALateTokenedState(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	ctx := context.Background()
+	r.e.Upsert(r.webhook("wh", "acct"))
+	since := r.t0.Add(-time.Hour)
+	r.g.Expect(r.e.NoteProblemMailed(ctx, "wh", since)).To(Succeed())
+	_, rev, err := r.st.GetState(ctx, "wh")
+	r.g.Expect(err).NotTo(HaveOccurred())
+	late, err := json.Marshal(record{Status: Status{Disabled: true}, Token: 99})
+	r.g.Expect(err).NotTo(HaveOccurred())
+	_, err = r.st.PutState(ctx, "wh", late, rev)
+	r.g.Expect(err).NotTo(HaveOccurred())
+
+	for i := 1; i <= 2; i++ {
+		at := since.Add(time.Duration(i) * time.Minute)
+		r.g.Expect(r.e.NoteProblemMailed(ctx, "wh", at)).To(Succeed())
+		raw, _, err := r.st.GetState(ctx, "wh")
+		r.g.Expect(err).NotTo(HaveOccurred())
+		var rec record
+		r.g.Expect(json.Unmarshal(raw, &rec)).To(Succeed())
+		r.g.Expect(rec.Status.ProblemMailed).To(BeTemporally("==", at), "save %d", i)
+		r.g.Expect(rec.Status.Disabled).To(BeFalse())
+	}
 }
 
 // TestStopLetsTheAttemptsInFlightFinish: a clean stop starts nothing new, lets the attempt in flight

@@ -96,8 +96,9 @@ type record struct {
 	Status Status `json:"status"`
 	Head   head   `json:"head"`
 	// Token is the fencing token of the partition's owner that wrote it (Engine.Acquire; 0 when
-	// not partitioned).
+	// not partitioned), and Part that partition: tokens of different partitions do not compare.
 	Token uint64 `json:"token,omitempty"`
+	Part  int    `json:"part,omitempty"`
 	// rev is the stored revision it was read at.
 	rev uint64
 }
@@ -151,7 +152,7 @@ func (e *Engine) persist(ctx context.Context, uid string) error {
 		return nil // a dormant queue's state is its owner's to save
 	}
 	token := e.tokens[q.part]
-	raw, err := json.Marshal(record{Status: q.status, Head: q.head, Token: token})
+	raw, err := json.Marshal(record{Status: q.status, Head: q.head, Token: token, Part: max(q.part, 0)})
 	rev, epoch := q.stateRev, q.epoch
 	q.dirty = false
 	e.mu.Unlock()
@@ -190,7 +191,9 @@ func (e *Engine) overwrite(ctx context.Context, q *queue, uid string, raw []byte
 	if cur != nil {
 		_ = json.Unmarshal(cur, &rec)
 	}
-	if cur != nil && rec.Token > token {
+	// Only a later owner of the same partition wins. A dispatcher that is not partitioned (the
+	// standby mode: one deliverer, holding the delivery lease) writes over whatever it finds.
+	if cur != nil && e.partitioned() && rec.Part == q.part && rec.Token > token {
 		e.log.Info("The delivery state of a webhook was written by a later owner of its partition; no longer delivering it",
 			append(q.wh.logKeys(), "partition", q.part)...)
 		e.mu.Lock()

@@ -55,6 +55,10 @@ type Receipt struct {
 	Duplicate bool `json:"duplicate"`
 	// Notifications is the number of webhooks the event was queued for.
 	Notifications int `json:"notifications"`
+	// Stored says, with an error, that the event was stored as new before the error came (its
+	// notifications were not all queued): a retry completes it as a duplicate, so its bytes stay
+	// counted against its account's quota.
+	Stored bool `json:"-"`
 }
 
 // Quota bounds the event bytes each account keeps stored (quota.Usage).
@@ -265,8 +269,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	receipt, err := h.Acceptor.Accept(ctx, ev, body)
 	if err != nil {
-		// Not counted: the retry either stores it (and counts it then) or finds it stored.
-		release()
+		if !receipt.Stored {
+			// Not stored: the retry stores it, and counts it then.
+			release()
+		}
 		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Code: "STORAGE_UNAVAILABLE",
 			Message: "the event could not be stored; retry later", Cause: err})
 		return

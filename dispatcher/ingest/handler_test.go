@@ -862,3 +862,30 @@ func TestAcceptOutlivesTheRequest(t *testing.T) {
 	f.h.ServeHTTP(httptest.NewRecorder(), req)
 	g.Expect(seen).NotTo(HaveOccurred(), "Accept ran with the request's cancellation")
 }
+
+// An event stored before its notifications failed to queue stays counted: the producer's retry
+// completes it as a re-post, which counts nothing (before, both gave the bytes back, and the event
+// was never counted).
+func TestQuotaKeepsAnEventStoredBeforeAnError(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	agr := sample(t, "agreement_action_completed")
+	var ev struct {
+		AccountID string `json:"accountId"`
+	}
+	g.Expect(json.Unmarshal(agr, &ev)).To(Succeed())
+	q := &countingQuota{limit: 1 << 20, stored: map[string]int64{}}
+	f.h.Quota = q
+	f.acc.mu.Lock()
+	f.acc.receipt, f.acc.err = ingest.Receipt{Stored: true}, errors.New("queueing notifications: timeout")
+	f.acc.mu.Unlock()
+	g.Expect(f.serve(request{auth: bearer(tokGlobal), body: agr}).Code).To(Equal(http.StatusServiceUnavailable))
+	event := int64(len(agr) + ingest.StoredEventOverhead)
+	g.Expect(q.of(ev.AccountID)).To(Equal(event))
+
+	f.acc.mu.Lock()
+	f.acc.receipt, f.acc.err = ingest.Receipt{Duplicate: true, Notifications: 2}, nil
+	f.acc.mu.Unlock()
+	g.Expect(f.serve(request{auth: bearer(tokGlobal), body: agr}).Code).To(Equal(http.StatusAccepted))
+	g.Expect(q.of(ev.AccountID)).To(Equal(event+2*ingest.StoredNoteBytes), "the retry counts only the notes it queued")
+}

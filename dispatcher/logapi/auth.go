@@ -153,8 +153,10 @@ func (l *Limits) enterNamespace(namespace string) (release func(), busy, ok bool
 	v, found := l.namespaces.Get(namespace)
 	if !found {
 		v = rate.NewLimiter(rate.Limit(l.NamespaceRate), l.NamespaceBurst)
-		l.namespaces.Add(namespace, v, time.Minute)
 	}
+	// A minute from its last use (the cache's expiry counts from Add): only an idle namespace
+	// starts again with a full bucket.
+	l.namespaces.Add(namespace, v, time.Minute)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inNS[namespace] >= l.NamespaceConcurrent {
@@ -179,8 +181,10 @@ func (l *Limits) allow(user string) bool {
 	v, ok := l.limiters.Get(user)
 	if !ok {
 		v = rate.NewLimiter(rate.Limit(l.Rate), l.Burst)
-		// An identity idle for a minute starts again with a full bucket.
-		l.limiters.Add(user, v, time.Minute)
 	}
+	// An identity idle for a minute starts again with a full bucket; the cache's expiry counts
+	// from Add, so it is added again at every use (before, every identity's bucket was full again
+	// a minute after its first request, however busy).
+	l.limiters.Add(user, v, time.Minute)
 	return v.(*rate.Limiter).Allow()
 }

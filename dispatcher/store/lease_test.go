@@ -307,7 +307,9 @@ func TestLeaseHolderGivesUpAtItsDeadlineWhenRenewalsHang(t *testing.T) {
 	px := newStallingProxy(t, at.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	const ttl = 4 * time.Second
+	// Long enough that a busy machine's scheduling (the slack below, ttl/32) is told apart from the
+	// lateness of the code before the change (ttl/16 at least).
+	const ttl = 8 * time.Second
 	l, err := AcquireLease(ctx, LeaseConfig{URL: "nats://" + px.ln.Addr().String(), Auth: at.Auth, Identity: "a", TTL: ttl})
 	g.Expect(err).NotTo(HaveOccurred())
 	var mu sync.Mutex

@@ -107,15 +107,17 @@ func (s *SessionStore) Create(token, user string) (*Session, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The signer's own share first: a user at its cap makes room by ending its oldest session,
+	// whether or not the store is full.
+	s.evictOldestLocked(maxPerUser, func(o *Session) bool { return o.User == user })
+	if ns := signer(user); ns != "" {
+		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return signer(o.User) == ns })
+	}
 	if len(s.m) >= maxSessions {
 		s.sweepLocked(now)
 		if len(s.m) >= maxSessions {
 			return nil, errStoreFull{}
 		}
-	}
-	s.evictOldestLocked(maxPerUser, func(o *Session) bool { return o.User == user })
-	if ns := signer(user); ns != "" {
-		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return signer(o.User) == ns })
 	}
 	sess := &Session{ID: randomID(), CSRF: randomID(), Token: token, User: user, Created: now, LastSeen: now}
 	s.m[sess.ID] = sess
