@@ -249,6 +249,25 @@ func (p *peers) holdEventReads() (reading func(n int), open func()) {
 	return reading, open
 }
 
+// releasedWhileReading has the first engine own partition 0 and attempt one note of webhook "wh"
+// there, and gives the partition up while the attempt reads its event (Release waits for it
+// only so long). The returned func lets the read go on.
+func (p *peers) releasedWhileReading() (open func()) {
+	a := p.engines[0]
+	acct := accountIn(0, 2)
+	a.Acquire(0, nextToken())
+	p.upsert(p.webhook("wh", acct))
+	p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+	reading, open := p.holdEventReads()
+	p.e = a
+	p.queue("wh", acct, 1, p.t0)
+	reading(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	a.Release(ctx, 0)
+	return open
+}
+
 // TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved: an attempt scheduled under the
 // lease but held before it sends (a slow event read, the large bodies' turn) sends nothing once
 // its partition was given up and taken over by another engine, or once its lease ran out
@@ -256,20 +275,8 @@ func (p *peers) holdEventReads() (reading func(n int), open func()) {
 func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.T) {
 	t.Run("released", func(t *testing.T) {
 		p := newPeers(t, 2, 2)
-		a, b := p.engines[0], p.engines[1]
-		acct := accountIn(0, 2)
-		a.Acquire(0, nextToken())
-		p.upsert(p.webhook("wh", acct))
-		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
-		reading, open := p.holdEventReads()
-		p.e = a
-		p.queue("wh", acct, 1, p.t0)
-		reading(1)
-
-		// Given up while the attempt reads its event: Release waits for it only so long.
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		a.Release(ctx, 0)
-		cancel()
+		b := p.engines[1]
+		open := p.releasedWhileReading()
 		b.Acquire(0, nextToken())
 		p.g.Eventually(func() bool { return b.Owns("wh") }).Should(BeTrue())
 		open()
@@ -283,17 +290,7 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		// the new claim's attempt sends.
 		p := newPeers(t, 1, 2)
 		a := p.engines[0]
-		acct := accountIn(0, 2)
-		a.Acquire(0, nextToken())
-		p.upsert(p.webhook("wh", acct))
-		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
-		reading, open := p.holdEventReads()
-		p.e = a
-		p.queue("wh", acct, 1, p.t0)
-		reading(1)
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		a.Release(ctx, 0)
-		cancel()
+		open := p.releasedWhileReading()
 		a.Acquire(0, nextToken())
 		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
 		open()

@@ -798,17 +798,26 @@ func (q *countingQuota) of(account string) int64 {
 	return q.stored[account]
 }
 
+// quotaSample returns a sample event and its account.
+func quotaSample(t *testing.T) ([]byte, string) {
+	t.Helper()
+	agr := sample(t, "agreement_action_completed")
+	var ev struct {
+		AccountID string `json:"accountId"`
+	}
+	if err := json.Unmarshal(agr, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return agr, ev.AccountID
+}
+
 // Only a stored event keeps its bytes counted, with what the store keeps besides its body (its
 // record, a note per notification): a re-post and an event that could not be stored give them
 // back, and a refused event is not handed to the acceptor.
 func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
-	agr := sample(t, "agreement_action_completed")
-	var ev struct {
-		AccountID string `json:"accountId"`
-	}
-	g.Expect(json.Unmarshal(agr, &ev)).To(Succeed())
+	agr, account := quotaSample(t)
 	event := int64(len(agr) + ingest.StoredEventOverhead)
 	notes := 2 * int64(ingest.StoredNoteBytes) // the stub queues two notifications
 	q := &countingQuota{limit: 2*event + 2*notes, stored: map[string]int64{}}
@@ -816,19 +825,19 @@ func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 	post := func() *httptest.ResponseRecorder { return f.serve(request{auth: bearer(tokGlobal), body: agr}) }
 
 	g.Expect(post().Code).To(Equal(http.StatusAccepted))
-	g.Expect(q.of(ev.AccountID)).To(Equal(event + notes))
+	g.Expect(q.of(account)).To(Equal(event + notes))
 
 	f.acc.mu.Lock()
 	f.acc.receipt = ingest.Receipt{Duplicate: true}
 	f.acc.mu.Unlock()
 	g.Expect(post().Code).To(Equal(http.StatusAccepted))
-	g.Expect(q.of(ev.AccountID)).To(Equal(event+notes), "a re-post stores nothing")
+	g.Expect(q.of(account)).To(Equal(event+notes), "a re-post stores nothing")
 
 	f.acc.mu.Lock()
 	f.acc.receipt, f.acc.err = ingest.Receipt{}, errors.New("JetStream is away")
 	f.acc.mu.Unlock()
 	g.Expect(post().Code).To(Equal(http.StatusServiceUnavailable))
-	g.Expect(q.of(ev.AccountID)).To(Equal(event+notes), "an event not stored is not counted")
+	g.Expect(q.of(account)).To(Equal(event+notes), "an event not stored is not counted")
 
 	f.acc.mu.Lock()
 	f.acc.receipt, f.acc.err = ingest.Receipt{Notifications: 2}, nil
@@ -843,7 +852,7 @@ func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 	g.Expect(e.Code).To(Equal("ACCOUNT_QUOTA_EXCEEDED"))
 	g.Expect(e.Message).To(ContainSubstring("retry after 5401 s"))
 	g.Expect(f.acc.recorded()).To(HaveLen(calls), "a refused event is not stored")
-	g.Expect(q.of(ev.AccountID)).To(Equal(2 * (event + notes)))
+	g.Expect(q.of(account)).To(Equal(2 * (event + notes)))
 }
 
 // A producer that hangs up does not cancel the store of its event half way: the store runs on,
@@ -869,11 +878,7 @@ func TestAcceptOutlivesTheRequest(t *testing.T) {
 func TestQuotaKeepsAnEventStoredBeforeAnError(t *testing.T) {
 	g := NewWithT(t)
 	f := newFixture(t)
-	agr := sample(t, "agreement_action_completed")
-	var ev struct {
-		AccountID string `json:"accountId"`
-	}
-	g.Expect(json.Unmarshal(agr, &ev)).To(Succeed())
+	agr, account := quotaSample(t)
 	q := &countingQuota{limit: 1 << 20, stored: map[string]int64{}}
 	f.h.Quota = q
 	f.acc.mu.Lock()
@@ -881,11 +886,11 @@ func TestQuotaKeepsAnEventStoredBeforeAnError(t *testing.T) {
 	f.acc.mu.Unlock()
 	g.Expect(f.serve(request{auth: bearer(tokGlobal), body: agr}).Code).To(Equal(http.StatusServiceUnavailable))
 	event := int64(len(agr) + ingest.StoredEventOverhead)
-	g.Expect(q.of(ev.AccountID)).To(Equal(event))
+	g.Expect(q.of(account)).To(Equal(event))
 
 	f.acc.mu.Lock()
 	f.acc.receipt, f.acc.err = ingest.Receipt{Duplicate: true, Notifications: 2}, nil
 	f.acc.mu.Unlock()
 	g.Expect(f.serve(request{auth: bearer(tokGlobal), body: agr}).Code).To(Equal(http.StatusAccepted))
-	g.Expect(q.of(ev.AccountID)).To(Equal(event+2*ingest.StoredNoteBytes), "the retry counts only the notes it queued")
+	g.Expect(q.of(account)).To(Equal(event+2*ingest.StoredNoteBytes), "the retry counts only the notes it queued")
 }
