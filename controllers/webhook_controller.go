@@ -176,11 +176,17 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		st.setPermanentFailure(bad.Reason, bad.Message)
 		return ctrl.Result{}, nil
 	}
+	v := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionVerified)
+	verified := v != nil && v.Status == metav1.ConditionTrue
+	if !verified && r.slots.full(b.AccountID) {
+		// It needs a verification, and the account has no slot free: wait for one before reading
+		// its certificate Secret (from the API server, uncached), so that a tenant's thousands of
+		// webhooks waiting for their account's slots cost no API reads while they wait.
+		return r.throttled(ctx, b, st), nil
+	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
 	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
 		Configuration: r.configuration(wh)}
-	v := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionVerified)
-	verified := v != nil && v.Status == metav1.ConditionTrue
 	if err != nil {
 		log.V(1).Info("Client certificate unavailable", "reason", reason, "keepingVerification", verified)
 		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
@@ -226,11 +232,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
 			return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 		}
-		verificationsThrottled.Inc()
-		log.V(1).Info("Account's verification slots are all in use; retrying later", "account", b.AccountID)
-		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, fmt.Sprintf(
-			"account %s already has %d verifications in flight; waiting for a slot", b.AccountID, r.Options.VerificationsPerAccount))
-		return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
+		return r.throttled(ctx, b, st), nil
 	}
 	verificationsInFlight.Inc()
 	log.V(1).Info("Verifying endpoint intent", "url", wh.Spec.URL)
@@ -257,6 +259,17 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	}
 	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
+}
+
+// throttled reports a webhook waiting for one of its account's verification slots. It tries again
+// after ThrottleRetry, jittered up to twice it, so that many waiting webhooks do not all come back
+// in the same instant.
+func (r *WebhookReconciler) throttled(ctx context.Context, b tenancy.Binding, st *managerStatus) ctrl.Result {
+	verificationsThrottled.Inc()
+	ctrl.LoggerFrom(ctx).V(1).Info("Account's verification slots are all in use; retrying later", "account", b.AccountID)
+	st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, fmt.Sprintf(
+		"account %s already has %d verifications in flight; waiting for a slot", b.AccountID, r.Options.VerificationsPerAccount))
+	return ctrl.Result{RequeueAfter: wait.Jitter(r.Options.ThrottleRetry, 1)}
 }
 
 // resync schedules the next read of a verified webhook's client-certificate Secret, jittered so

@@ -1,0 +1,111 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/attest"
+	"github.com/hookline/hookline/internal/tenancy"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// A webhook waiting for one of its account's verification slots reads nothing from the API server
+// while it waits: its certificate Secret is read (uncached) only once a slot is free. Before, a
+// tenant's thousands of webhooks waiting for their account's ten slots each read their Secret once
+// a second. A narrow test on the fake client: what is counted is the reads.
+func TestAWebhookWaitingForASlotReadsNoSecret(t *testing.T) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, hooklinev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Labels: map[string]string{tenancy.AccountLabel: "acc"}}}
+	wh := &hooklinev1.Webhook{
+		ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: "tenant", UID: "uid-1", Generation: 1},
+		Spec: hooklinev1.WebhookSpec{URL: "https://receiver.example.com/hook", Scope: hooklinev1.ScopeAccount,
+			Events: []hooklinev1.EventName{"AGREEMENT_ALL"}, ClientCertificateSecretRef: &hooklinev1.SecretReference{Name: "client-tls"}},
+	}
+	key, err := attest.New([]byte("hookline-unit-test-attestation-key/hookline-unit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &WebhookReconciler{
+		Recorder: events.NewFakeRecorder(16), Verifier: verify.New(verify.Config{Timeout: time.Second}), Attestation: key,
+		Clock:   clock.RealClock{},
+		Options: Options{DefaultClientID: "client", VerificationsPerAccount: 1, ThrottleRetry: time.Second, RetryBase: time.Second, RetryMax: time.Second},
+	}
+	r.slots, r.backoff = newAccountSlots(1), newBackoff(time.Second, time.Second)
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ns, wh).WithStatusSubresource(wh).
+		WithIndex(&hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration).Build()
+	var secretReads atomic.Int32
+	r.Client = c
+	r.APIReader = interceptor.NewClient(c, interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if _, ok := obj.(*corev1.Secret); ok {
+			secretReads.Add(1)
+		}
+		return c.Get(ctx, k, obj, opts...)
+	}})
+
+	if !r.slots.tryAcquire("acc") { // the account's one slot is busy with another webhook
+		t.Fatal("no slot")
+	}
+	for range 3 {
+		res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(wh)})
+		if err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		if res.RequeueAfter < time.Second || res.RequeueAfter > 2*time.Second {
+			t.Errorf("retry after %s, want 1–2 s (jittered)", res.RequeueAfter)
+		}
+	}
+	if n := secretReads.Load(); n != 0 {
+		t.Errorf("%d Secret reads while waiting for a slot, want none", n)
+	}
+	got := &hooklinev1.Webhook{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(wh), got); err != nil {
+		t.Fatal(err)
+	}
+	if v := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionVerified); v == nil || v.Reason != hooklinev1.ReasonVerificationThrottled {
+		t.Errorf("Verified = %+v, want reason %s", v, hooklinev1.ReasonVerificationThrottled)
+	}
+
+	r.slots.release("acc") // a slot frees: the Secret is read (and found missing) this time
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(wh)}); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if n := secretReads.Load(); n != 1 {
+		t.Errorf("%d Secret reads once a slot is free, want 1", n)
+	}
+}
