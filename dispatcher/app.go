@@ -243,8 +243,15 @@ func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	if cfg.AccountQuota <= 0 {
 		return nil
 	}
-	usage, err := quota.Open(ctx, a.Store.JetStream(), quota.Config{
-		Limit: cfg.AccountQuota, Retention: a.Store.Retention(), Replicas: a.Store.Replicas(), Log: log.WithName("quota"),
+	// Patiently, as the store's own assets: a cluster electing leaders answers nothing for a few
+	// seconds, and a dispatcher starting then must not fail.
+	var usage *quota.Usage
+	err := a.Store.Patiently(ctx, func(ctx context.Context) error {
+		var err error
+		usage, err = quota.Open(ctx, a.Store.JetStream(), quota.Config{
+			Limit: cfg.AccountQuota, Retention: a.Store.Retention(), Replicas: a.Store.Replicas(), Log: log.WithName("quota"),
+		})
+		return err
 	})
 	if err != nil {
 		return err

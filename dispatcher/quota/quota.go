@@ -292,27 +292,41 @@ func (u *Usage) NeedLeaderElection() bool { return false }
 // ends; it then writes once more. It implements manager.Runnable.
 func (u *Usage) Start(ctx context.Context) error {
 	w := u.watch
-	defer func() { _ = w.Stop() }()
+	defer func() {
+		if w != nil {
+			_ = w.Stop()
+		}
+	}()
+	updates := w.Updates()
 	tick := time.NewTicker(u.cfg.FlushEvery)
 	defer tick.Stop()
-	last := func() {
-		// The counts of the last moments, with a context of their own: ctx is done.
-		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		u.Flush(fctx)
-		cancel()
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			last()
+			// The counts of the last moments, with a context of their own: ctx is done.
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			u.Flush(fctx)
+			cancel()
 			return nil
 		case <-tick.C:
 			u.Flush(ctx)
 			u.forget()
-		case e, ok := <-w.Updates():
+			if w == nil {
+				// The watch ended (NATS lost a node, or this connection): watch again, which
+				// hands every intake's counts anew. Nothing else stops meanwhile: the counts
+				// known are used, and this intake's are written as before.
+				if nw, err := u.kv.WatchAll(context.WithoutCancel(ctx)); err != nil {
+					u.cfg.Log.Info("Watching the other dispatchers' counts again failed; retrying", "error", err.Error())
+				} else {
+					w, updates = nw, nw.Updates()
+				}
+			}
+		case e, ok := <-updates:
 			if !ok {
-				last()
-				return fmt.Errorf("watching %s: the watch ended", Bucket)
+				u.cfg.Log.Info("The watch of the other dispatchers' counts ended; watching again at the next write")
+				_ = w.Stop()
+				w, updates = nil, nil
+				continue
 			}
 			if e != nil {
 				u.learn(e)

@@ -169,3 +169,30 @@ func TestEncodeDecode(t *testing.T) {
 	_, err = decode([]byte{0x80})
 	g.Expect(err).To(HaveOccurred())
 }
+
+// A watch that ends (NATS lost a node, or the connection) does not stop the dispatcher: the counts
+// known are kept, and the watch is made again at the next write, with every intake's counts.
+func TestAnEndedWatchIsMadeAgain(t *testing.T) {
+	g := NewWithT(t)
+	js := natstest.JetStream(t)
+	clk := &clock{now: time.Date(2026, 12, 6, 10, 20, 0, 0, time.UTC)}
+	first := open(t, js, 10_000, clk)
+	run(t, first)
+	second := open(t, js, 10_000, clk)
+	watch := second.watch
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+	go func() { done <- second.Start(ctx) }()
+
+	g.Expect(watch.Stop()).To(Succeed())
+	ok, _ := first.Reserve("acc-a", 4_000)
+	g.Expect(ok).To(BeTrue())
+	g.Eventually(func() int64 { return second.Stored("acc-a") }).WithTimeout(10 * time.Second).Should(Equal(int64(4_000)))
+	g.Consistently(done).WithTimeout(100*time.Millisecond).ShouldNot(Receive(), "Start goes on")
+}
