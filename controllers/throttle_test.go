@@ -25,18 +25,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
-	"github.com/hookline/hookline/internal/attest"
-	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -45,30 +38,13 @@ import (
 // tenant's thousands of webhooks waiting for their account's ten slots each read their Secret once
 // a second. A narrow test on the fake client: what is counted is the reads.
 func TestAWebhookWaitingForASlotReadsNoSecret(t *testing.T) {
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, hooklinev1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Labels: map[string]string{tenancy.AccountLabel: "acc"}}}
 	wh := &hooklinev1.Webhook{
 		ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: "tenant", UID: "uid-1", Generation: 1},
 		Spec: hooklinev1.WebhookSpec{URL: "https://receiver.example.com/hook", Scope: hooklinev1.ScopeAccount,
 			Events: []hooklinev1.EventName{"AGREEMENT_ALL"}, ClientCertificateSecretRef: &hooklinev1.SecretReference{Name: "client-tls"}},
 	}
-	key, err := attest.New([]byte("hookline-unit-test-attestation-key/hookline-unit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &WebhookReconciler{
-		Recorder: events.NewFakeRecorder(16), Verifier: verify.New(verify.Config{Timeout: time.Second}), Attestation: key,
-		Clock:   clock.RealClock{},
-		Options: Options{DefaultClientID: "client", VerificationsPerAccount: 1, ThrottleRetry: time.Second, RetryBase: time.Second, RetryMax: time.Second},
-	}
-	r.slots, r.backoff = newAccountSlots(1), newBackoff(time.Second, time.Second)
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ns, wh).WithStatusSubresource(wh).
-		WithIndex(&hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration).Build()
+	r, c := unitReconciler(t, wh, verify.New(verify.Config{Timeout: time.Second}),
+		Options{DefaultClientID: "client", VerificationsPerAccount: 1, ThrottleRetry: time.Second, RetryBase: time.Second, RetryMax: time.Second})
 	var secretReads atomic.Int32
 	r.Client = c
 	r.APIReader = interceptor.NewClient(c, interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {

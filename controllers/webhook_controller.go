@@ -195,41 +195,35 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 			// dispatcher holds them (ClientCertificateUnavailable) and sends only with a
 			// certificate the attestation covers. The configuration, checked for duplicates
 			// above, is attested anew: an events change meanwhile does not stop the queueing.
-			st.verified = *v
-			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
+			r.keepVerification(wh, v, subject, st)
 		} else {
 			st.setVerified(metav1.ConditionFalse, reason, err.Error())
 		}
 		return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
 	}
 
+	// The recorded verification still covers this url, client id and certificate: only the key's
+	// holders can have written an attestation that says so.
+	covered := verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full
+	if covered && attest.Timed(wh.Status.Attestation) {
+		// Attesting again covers the current configuration, which the duplicate check has just
+		// found the oldest: a change of events, scope or resource needs no new verification. The
+		// verification's time is carried over as it was attested, whatever the status says.
+		log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
+		r.keepVerification(wh, v, subject, st)
+		return r.resync(wh), nil
+	}
 	// An attestation of before the verification's time was attested (v1, v2: an upgrade, or a
 	// tenant that cut a v3 down to its first tags, which check as a v2) covers no time: the
 	// endpoint is verified again, and the recorded verification stands meanwhile. Signing the
 	// status's time instead let a tenant mint an attested time of its choosing, and postpone the
 	// auto-disable for ever.
-	untimed := false
-	if verified && r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
-		if !attest.Timed(wh.Status.Attestation) {
-			untimed = true
-		} else {
-			// The recorded verification still covers this url, client id and certificate: only
-			// the key's holders can have written an attestation that says so. Attesting again
-			// covers the current configuration, which the duplicate check has just found the
-			// oldest: a change of events, scope or resource needs no new verification. The
-			// verification's time is carried over as it was attested, whatever the status says.
-			log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
-			st.verified = *v
-			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
-			return r.resync(wh), nil
-		}
-	}
+	untimed := covered
 
 	if !r.slots.tryAcquire(b.AccountID) {
 		if untimed {
 			// Still routed on the recorded verification while it waits for its turn.
-			st.verified = *v
-			st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
+			r.keepVerification(wh, v, subject, st)
 			return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 		}
 		return r.throttled(ctx, b, st), nil
@@ -259,6 +253,13 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	}
 	st.setVerified(metav1.ConditionFalse, result.Reason, result.Message)
 	return ctrl.Result{RequeueAfter: r.backoff.next(client.ObjectKeyFromObject(wh))}, nil
+}
+
+// keepVerification keeps wh's recorded verification v in st, its attestation carried over (its
+// time tag, if any, as it was attested) and made to cover subject's configuration.
+func (r *WebhookReconciler) keepVerification(wh *hooklinev1.Webhook, v *metav1.Condition, subject attest.Subject, st *managerStatus) {
+	st.verified = *v
+	st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
 }
 
 // throttled reports a webhook waiting for one of its account's verification slots. It tries again

@@ -57,34 +57,15 @@ func TestStaleCacheDoesNotVerifyAgain(t *testing.T) {
 	}))
 	t.Cleanup(rc.Close)
 
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, hooklinev1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Labels: map[string]string{tenancy.AccountLabel: "acc"}}}
 	wh := &hooklinev1.Webhook{
 		ObjectMeta: metav1.ObjectMeta{Name: "hook", Namespace: "tenant", UID: "uid-1", Generation: 1},
 		Spec:       hooklinev1.WebhookSpec{URL: rc.URL + "/hook", Scope: hooklinev1.ScopeAccount, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}},
 	}
-	key, err := attest.New([]byte("hookline-unit-test-attestation-key/hookline-unit"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &WebhookReconciler{
-		Recorder: events.NewFakeRecorder(16),
-		Verifier: verify.New(verify.Config{Timeout: time.Second, AllowHTTP: true, Guard: netguard.New(netguard.Policy{
-			Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})}),
-		Attestation: key,
-		Clock:       clock.RealClock{},
-		Options:     Options{DefaultClientID: "client", VerificationsPerAccount: 1, RetryBase: time.Second, RetryMax: time.Second},
-	}
-	r.slots, r.backoff = newAccountSlots(1), newBackoff(time.Second, time.Second)
+	r, c := unitReconciler(t, wh, verify.New(verify.Config{Timeout: time.Second, AllowHTTP: true, Guard: netguard.New(netguard.Policy{
+		Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})}),
+		Options{DefaultClientID: "client", VerificationsPerAccount: 1, RetryBase: time.Second, RetryMax: time.Second})
 
 	var stale atomic.Pointer[hooklinev1.Webhook] // when set, what Get answers for the Webhook
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ns, wh).WithStatusSubresource(wh).
-		WithIndex(&hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration).Build()
 	cached := interceptor.NewClient(c, interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 		if old, ok := obj.(*hooklinev1.Webhook); ok && stale.Load() != nil {
 			stale.Load().DeepCopyInto(old)
@@ -136,4 +117,28 @@ func TestStaleCacheDoesNotVerifyAgain(t *testing.T) {
 	if n := gets.Load(); n != 1 || !verified() {
 		t.Fatalf("reconcile after the cache caught up: %d verification requests, verified %v; want 1 and true", n, verified())
 	}
+}
+
+// unitReconciler returns a WebhookReconciler for narrow tests on the fake client, and that client,
+// which holds wh and its namespace "tenant" (bound to account "acc"). The account has
+// opts.VerificationsPerAccount verification slots. The caller sets r.Client and r.APIReader,
+// wrapping c where a test fakes or counts reads.
+func unitReconciler(t *testing.T, wh *hooklinev1.Webhook, verifier *verify.Verifier, opts Options) (*WebhookReconciler, client.WithWatch) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, hooklinev1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Labels: map[string]string{tenancy.AccountLabel: "acc"}}}
+	key, err := attest.New([]byte("hookline-unit-test-attestation-key/hookline-unit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &WebhookReconciler{Recorder: events.NewFakeRecorder(16), Verifier: verifier, Attestation: key, Clock: clock.RealClock{}, Options: opts}
+	r.slots, r.backoff = newAccountSlots(opts.VerificationsPerAccount), newBackoff(opts.RetryBase, opts.RetryMax)
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ns, wh).WithStatusSubresource(wh).
+		WithIndex(&hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration).Build()
+	return r, c
 }

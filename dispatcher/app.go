@@ -229,9 +229,6 @@ func (a *App) addProblemMailer(cfg Config, clk clock.Clock, log logr.Logger) err
 	return a.Manager.Add(mailer)
 }
 
-// addProbes adds the manager's liveness check and the conditions of Ready: not ready while events
-// cannot be stored (another replica, active-active, takes them), nor while not a current member of
-// the group.
 // newIngest makes the ingest handler; when cfg sets a quota, it bounds the event bytes each account
 // keeps stored.
 func (a *App) newIngest(ctx context.Context, cfg Config) error {
@@ -263,6 +260,9 @@ func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// addProbes adds the manager's liveness check and the conditions of Ready: not ready while events
+// cannot be stored (another replica, active-active, takes them), nor while not a current member of
+// the group.
 func (a *App) addProbes() error {
 	_ = a.Manager.AddHealthzCheck("healthz", healthz.Ping)
 	_ = a.Manager.AddReadyzCheck("readyz", healthz.Ping)

@@ -188,6 +188,15 @@ func installDeliveryRoles(t *testing.T) map[string]*rbacv1.ClusterRole {
 	return roles
 }
 
+// viewerToken returns a token of a new ServiceAccount name of ns, bound in ns to the role that
+// reads its Webhooks' delivery log.
+func viewerToken(t *testing.T, cs kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	token := serviceAccountToken(t, cs, ns, name)
+	bind(t, ns, "hookline-deliveries-viewer", ns, name)
+	return token
+}
+
 // bind binds ServiceAccount saNS/sa to ClusterRole role in namespace ns.
 func bind(t *testing.T, ns, role, saNS, sa string) {
 	t.Helper()
@@ -398,8 +407,7 @@ func TestReadAPILimitsEachNamespace(t *testing.T) {
 	cs, err := kubernetes.NewForConfig(cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
 	installDeliveryRoles(t)
-	other := serviceAccountToken(t, cs, nsB, "reader")
-	bind(t, nsB, "hookline-deliveries-viewer", nsB, "reader")
+	other := viewerToken(t, cs, nsB, "reader")
 	// A reader of namespace B cannot spend namespace A's budget by asking for A's Webhooks: it is
 	// refused (404) before anything is counted.
 	for range 5 {
@@ -408,12 +416,9 @@ func TestReadAPILimitsEachNamespace(t *testing.T) {
 	var page deliveries.NotificationList
 	for i := range 3 {
 		name := fmt.Sprintf("reader-%d", i)
-		tok := serviceAccountToken(t, cs, nsA, name)
-		bind(t, nsA, "hookline-deliveries-viewer", nsA, name)
-		api.getJSON(t, tok, notificationsPath(nsA, "orders"), http.StatusOK, &page)
+		api.getJSON(t, viewerToken(t, cs, nsA, name), notificationsPath(nsA, "orders"), http.StatusOK, &page)
 	}
-	fresh := serviceAccountToken(t, cs, nsA, "reader-fresh")
-	bind(t, nsA, "hookline-deliveries-viewer", nsA, "reader-fresh")
+	fresh := viewerToken(t, cs, nsA, "reader-fresh")
 	code, hdr, b := api.get(t, fresh, notificationsPath(nsA, "orders"))
 	g.Expect(code).To(Equal(http.StatusTooManyRequests), "a new identity of the same namespace: %s", b)
 	g.Expect(string(b)).To(ContainSubstring("namespace " + nsA))
@@ -475,8 +480,7 @@ func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
 	cs, err := kubernetes.NewForConfig(cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
 	installDeliveryRoles(t)
-	token := serviceAccountToken(t, cs, ns, "owner")
-	bind(t, ns, "hookline-deliveries-viewer", ns, "owner")
+	token := viewerToken(t, cs, ns, "owner")
 
 	for _, name := range []string{"agreement_workflow_completed", "envelope_expired"} {
 		raw, err := samples.Event(name)

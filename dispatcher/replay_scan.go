@@ -25,10 +25,10 @@ import (
 
 	"golang.org/x/time/rate"
 	"k8s.io/apimachinery/pkg/types"
-	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
 
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/keyrate"
 )
 
 // logRead is what one replay asks of the delivery log: its webhook's records from since on, each
@@ -83,16 +83,14 @@ const (
 	DefaultReplayLogReadBurst      = 5
 )
 
-// readBudget is each namespace's budget of log reads: Burst at once, refilled at PerMinute.
-type readBudget struct {
-	perMinute float64
-	burst     int
-	limiters  *utilcache.LRUExpireCache
-}
+// readBudget is each namespace's budget of log reads: a burst at once, then so many a minute.
+type readBudget struct{ limiters *keyrate.Limiters }
 
 func newReadBudget(perMinute float64, burst int) *readBudget {
-	return &readBudget{perMinute: cmp.Or(perMinute, DefaultReplayLogReadsPerMinute), burst: cmp.Or(burst, DefaultReplayLogReadBurst),
-		limiters: utilcache.NewLRUExpireCache(4096)}
+	perMinute, burst = cmp.Or(perMinute, DefaultReplayLogReadsPerMinute), cmp.Or(burst, DefaultReplayLogReadBurst)
+	// Idle long enough to be full again, a namespace's limiter is forgotten: that changes nothing.
+	full := time.Duration(float64(burst)/perMinute*float64(time.Minute)) + time.Minute
+	return &readBudget{limiters: keyrate.New(rate.Limit(perMinute/60), burst, full, 4096)}
 }
 
 // take spends one of namespace's reads at now, or says how long until it has one.
@@ -100,14 +98,7 @@ func (b *readBudget) take(namespace string, now time.Time) (ok bool, wait time.D
 	if b == nil {
 		return true, 0
 	}
-	v, found := b.limiters.Get(namespace)
-	if !found {
-		v = rate.NewLimiter(rate.Limit(b.perMinute/60), b.burst)
-	}
-	// Kept from its last use on (the cache's expiry counts from Add): idle long enough, it is full
-	// again, and forgetting it changes nothing.
-	b.limiters.Add(namespace, v, time.Duration(float64(b.burst)/b.perMinute*float64(time.Minute))+time.Minute)
-	lim := v.(*rate.Limiter)
+	lim := b.limiters.Get(namespace)
 	if lim.AllowN(now, 1) {
 		return true, 0
 	}

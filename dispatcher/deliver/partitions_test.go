@@ -255,9 +255,8 @@ func (p *peers) holdEventReads() (reading func(n int), open func()) {
 func (p *peers) releasedWhileReading() (open func()) {
 	a := p.engines[0]
 	acct := accountIn(0, 2)
-	a.Acquire(0, nextToken())
 	p.upsert(p.webhook("wh", acct))
-	p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+	p.takeOver(a)
 	reading, open := p.holdEventReads()
 	p.e = a
 	p.queue("wh", acct, 1, p.t0)
@@ -266,6 +265,12 @@ func (p *peers) releasedWhileReading() (open func()) {
 	defer cancel()
 	a.Release(ctx, 0)
 	return open
+}
+
+// takeOver has e acquire partition 0 and waits until it delivers webhook "wh".
+func (p *peers) takeOver(e *Engine) {
+	e.Acquire(0, nextToken())
+	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
 }
 
 // TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved: an attempt scheduled under the
@@ -277,8 +282,7 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		p := newPeers(t, 2, 2)
 		b := p.engines[1]
 		open := p.releasedWhileReading()
-		b.Acquire(0, nextToken())
-		p.g.Eventually(func() bool { return b.Owns("wh") }).Should(BeTrue())
+		p.takeOver(b)
 		open()
 		p.g.Eventually(func() []string { return p.rxs[1].notes("wh") }).Should(Equal([]string{"wh-1"}))
 		p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).
@@ -291,8 +295,7 @@ func TestAnAttemptHeldBeforeSendingSendsNothingOnceThePartitionMoved(t *testing.
 		p := newPeers(t, 1, 2)
 		a := p.engines[0]
 		open := p.releasedWhileReading()
-		a.Acquire(0, nextToken())
-		p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
+		p.takeOver(a)
 		open()
 		p.g.Eventually(func() []string { return p.rxs[0].notes("wh") }).Should(Equal([]string{"wh-1"}))
 		p.g.Consistently(func() []string { return p.rxs[0].notes("wh") }).WithTimeout(300*time.Millisecond).

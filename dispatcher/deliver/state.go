@@ -152,7 +152,7 @@ func (e *Engine) persist(ctx context.Context, uid string) error {
 		return nil // a dormant queue's state is its owner's to save
 	}
 	token := e.tokens[q.part]
-	raw, err := json.Marshal(record{Status: q.status, Head: q.head, Token: token, Part: max(q.part, 0)})
+	raw, err := json.Marshal(record{Status: q.status, Head: q.head, Token: token, Part: q.part})
 	rev, epoch := q.stateRev, q.epoch
 	q.dirty = false
 	e.mu.Unlock()
@@ -197,7 +197,7 @@ func (e *Engine) overwrite(ctx context.Context, q *queue, uid string, raw []byte
 		e.log.Info("The delivery state of a webhook was written by a later owner of its partition; no longer delivering it",
 			append(q.wh.logKeys(), "partition", q.part)...)
 		e.mu.Lock()
-		if q.epoch == epoch && q.own != ownDormant && e.partitioned() {
+		if q.epoch == epoch && q.own != ownDormant {
 			e.resetLocked(q)
 		}
 		e.mu.Unlock()

@@ -24,10 +24,10 @@ import (
 
 	"golang.org/x/time/rate"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/rest"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/kubeauth"
 )
 
@@ -91,10 +91,10 @@ type Limits struct {
 
 	once       sync.Once
 	sem        chan struct{}
-	limiters   *utilcache.LRUExpireCache
+	users      *keyrate.Limiters
+	namespaces *keyrate.Limiters
 	mu         sync.Mutex
 	inNS       map[string]int
-	namespaces *utilcache.LRUExpireCache
 }
 
 // Default limits.
@@ -129,8 +129,9 @@ func (l *Limits) init() {
 			l.NamespaceBurst = 2 * l.Burst
 		}
 		l.sem = make(chan struct{}, l.Concurrent)
-		l.limiters = utilcache.NewLRUExpireCache(cacheSize)
-		l.namespaces = utilcache.NewLRUExpireCache(cacheSize)
+		// An identity or namespace idle for a minute starts again with a full bucket.
+		l.users = keyrate.New(rate.Limit(l.Rate), l.Burst, time.Minute, cacheSize)
+		l.namespaces = keyrate.New(rate.Limit(l.NamespaceRate), l.NamespaceBurst, time.Minute, cacheSize)
 		l.inNS = map[string]int{}
 	})
 }
@@ -150,19 +151,13 @@ func (l *Limits) enter() (release func(), ok bool) {
 // returns why not (busy: all its slots are taken) when it cannot.
 func (l *Limits) enterNamespace(namespace string) (release func(), busy, ok bool) {
 	l.init()
-	v, found := l.namespaces.Get(namespace)
-	if !found {
-		v = rate.NewLimiter(rate.Limit(l.NamespaceRate), l.NamespaceBurst)
-	}
-	// A minute from its last use (the cache's expiry counts from Add): only an idle namespace
-	// starts again with a full bucket.
-	l.namespaces.Add(namespace, v, time.Minute)
+	lim := l.namespaces.Get(namespace)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.inNS[namespace] >= l.NamespaceConcurrent {
 		return nil, true, false
 	}
-	if !v.(*rate.Limiter).Allow() {
+	if !lim.Allow() {
 		return nil, false, false
 	}
 	l.inNS[namespace]++
@@ -178,13 +173,5 @@ func (l *Limits) enterNamespace(namespace string) (release func(), busy, ok bool
 // allow spends one of user's requests.
 func (l *Limits) allow(user string) bool {
 	l.init()
-	v, ok := l.limiters.Get(user)
-	if !ok {
-		v = rate.NewLimiter(rate.Limit(l.Rate), l.Burst)
-	}
-	// An identity idle for a minute starts again with a full bucket; the cache's expiry counts
-	// from Add, so it is added again at every use (before, every identity's bucket was full again
-	// a minute after its first request, however busy).
-	l.limiters.Add(user, v, time.Minute)
-	return v.(*rate.Limiter).Allow()
+	return l.users.Get(user).Allow()
 }

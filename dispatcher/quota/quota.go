@@ -100,7 +100,7 @@ type Usage struct {
 	others map[string]map[string]hours
 }
 
-// Open creates (or finds) the bucket on js and returns a Usage counting for a new intake. Run
+// Open creates (or finds) the bucket on js and returns a Usage counting for a new intake. Start
 // must be running for the counts to reach, and come from, other intakes.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Usage, error) {
 	if cfg.Limit <= 0 {
@@ -190,7 +190,7 @@ func (u *Usage) Add(account string, n int64) {
 // addLocked counts n bytes for key in now's hour.
 func (u *Usage) addLocked(key string, n int64, now time.Time) {
 	h := u.current(now)
-	own := prune(u.own[key], u, now)
+	own := u.prune(u.own[key], now)
 	if len(own) > 0 && own[len(own)-1].hour == h {
 		own[len(own)-1].bytes += n
 	} else {
@@ -208,14 +208,10 @@ func (u *Usage) Reserve(account string, n int64) (ok bool, retryAfter time.Durat
 	key := accountKey(account)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	all := u.liveLocked(key, now)
-	var total int64
-	for _, hb := range all {
-		total += hb.bytes
-	}
+	total := u.totalLocked(key, now)
 	if total+n > u.cfg.Limit {
 		// Hours leave oldest first: wait for as many as it takes.
-		for _, hb := range all {
+		for _, hb := range u.liveLocked(key, now) {
 			total -= hb.bytes
 			if total+n <= u.cfg.Limit {
 				return false, u.expires(hb.hour).Sub(now)
@@ -249,10 +245,14 @@ func (u *Usage) Stored(account string) int64 {
 	now := u.cfg.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	return u.totalLocked(accountKey(account), now)
+}
+
+// totalLocked returns the bytes of key that count at now, from every intake: what every event
+// that is accepted asks, without the copy and sort liveLocked makes for a refusal's wait.
+func (u *Usage) totalLocked(key string, now time.Time) int64 {
 	var total int64
-	for _, hb := range u.liveLocked(accountKey(account), now) {
-		total += hb.bytes
-	}
+	u.eachLiveLocked(key, now, func(hb hourBytes) { total += hb.bytes })
 	return total
 }
 
@@ -260,23 +260,28 @@ func (u *Usage) Stored(account string) int64 {
 // first.
 func (u *Usage) liveLocked(key string, now time.Time) hours {
 	var all hours
-	add := func(hs hours) {
-		for _, hb := range hs {
-			if hb.bytes > 0 && u.counts(hb.hour, now) {
-				all = append(all, hb)
-			}
-		}
-	}
-	add(u.own[key])
-	for _, hs := range u.others[key] {
-		add(hs)
-	}
+	u.eachLiveLocked(key, now, func(hb hourBytes) { all = append(all, hb) })
 	slices.SortFunc(all, func(a, b hourBytes) int { return cmp.Compare(a.hour, b.hour) })
 	return all
 }
 
+// eachLiveLocked calls f with each hour of key, of every intake, that has bytes counting at now.
+func (u *Usage) eachLiveLocked(key string, now time.Time, f func(hourBytes)) {
+	each := func(hs hours) {
+		for _, hb := range hs {
+			if hb.bytes > 0 && u.counts(hb.hour, now) {
+				f(hb)
+			}
+		}
+	}
+	each(u.own[key])
+	for _, hs := range u.others[key] {
+		each(hs)
+	}
+}
+
 // prune drops the hours of hs that no longer count at now.
-func prune(hs hours, u *Usage, now time.Time) hours {
+func (u *Usage) prune(hs hours, now time.Time) hours {
 	i := 0
 	for i < len(hs) && !u.counts(hs[i].hour, now) {
 		i++
@@ -341,7 +346,7 @@ func (u *Usage) Flush(ctx context.Context) {
 	u.mu.Lock()
 	writes := make(map[string][]byte, len(u.dirty))
 	for key := range u.dirty {
-		own := prune(u.own[key], u, now)
+		own := u.prune(u.own[key], now)
 		if len(own) == 0 {
 			delete(u.own, key)
 		} else {
@@ -400,7 +405,7 @@ func (u *Usage) forget() {
 	defer u.mu.Unlock()
 	for key, byIntake := range u.others {
 		for intake, hs := range byIntake {
-			if hs = prune(hs, u, now); len(hs) == 0 {
+			if hs = u.prune(hs, now); len(hs) == 0 {
 				delete(byIntake, intake)
 			} else {
 				byIntake[intake] = hs

@@ -49,6 +49,17 @@ func open(t *testing.T, js jetstream.JetStream, limit int64, clk *clock) *Usage 
 	return u
 }
 
+// twoIntakes opens two intakes on one JetStream, each with a limit of 10,000 bytes, at 10:20 on
+// one settable clock; the first runs (until stopFirst or the test's end), the second is only open.
+func twoIntakes(t *testing.T) (js jetstream.JetStream, clk *clock, first *Usage, stopFirst func(), second *Usage) {
+	t.Helper()
+	js = natstest.JetStream(t)
+	clk = &clock{now: time.Date(2026, 12, 6, 10, 20, 0, 0, time.UTC)}
+	first = open(t, js, 10_000, clk)
+	stopFirst = run(t, first)
+	return js, clk, first, stopFirst, open(t, js, 10_000, clk)
+}
+
 // run starts u's writes and watch until the returned stop is called (or the test ends).
 func run(t *testing.T, u *Usage) (stop func()) {
 	t.Helper()
@@ -125,11 +136,7 @@ func TestBytesStopCountingAfterTheRetention(t *testing.T) {
 // intake writes what it counted, and the others count it too.
 func TestUsageIsSharedAcrossIntakesAndRestarts(t *testing.T) {
 	g := NewWithT(t)
-	js := natstest.JetStream(t)
-	clk := &clock{now: time.Date(2026, 12, 6, 10, 20, 0, 0, time.UTC)}
-	first := open(t, js, 10_000, clk)
-	stopFirst := run(t, first)
-	second := open(t, js, 10_000, clk)
+	js, clk, first, stopFirst, second := twoIntakes(t)
 	run(t, second)
 
 	ok, _ := first.Reserve("acc-a", 8_000)
@@ -174,11 +181,7 @@ func TestEncodeDecode(t *testing.T) {
 // known are kept, and the watch is made again at the next write, with every intake's counts.
 func TestAnEndedWatchIsMadeAgain(t *testing.T) {
 	g := NewWithT(t)
-	js := natstest.JetStream(t)
-	clk := &clock{now: time.Date(2026, 12, 6, 10, 20, 0, 0, time.UTC)}
-	first := open(t, js, 10_000, clk)
-	run(t, first)
-	second := open(t, js, 10_000, clk)
+	_, _, first, _, second := twoIntakes(t)
 	watch := second.watch
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())

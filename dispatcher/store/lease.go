@@ -78,6 +78,10 @@ type Lease struct {
 	covers func(until time.Time)
 }
 
+// covered is how long after a renewal was sent the holder may go on: a quarter TTL less than the
+// store keeps it, for clocks that run at slightly different rates.
+func (l *Lease) covered() time.Duration { return l.cfg.TTL * 3 / 4 }
+
 // Covers has f told, now and after every renewal, until when the lease covers new deliveries:
 // three quarters of the TTL after the last renewal was sent. A deliverer that checks it before
 // each attempt stops in time even when the process is paused (a stopped container, a long
@@ -86,7 +90,7 @@ func (l *Lease) Covers(f func(until time.Time)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.covers = f
-	f(l.renewed.Add(l.cfg.TTL * 3 / 4))
+	f(l.renewed.Add(l.covered()))
 }
 
 // renewedAt records a successful write sent at sent and returns the deadline it gives.
@@ -94,7 +98,7 @@ func (l *Lease) renewedAt(sent time.Time) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.renewed = sent
-	deadline := sent.Add(l.cfg.TTL * 3 / 4)
+	deadline := sent.Add(l.covered())
 	if l.covers != nil {
 		l.covers(deadline)
 	}
@@ -213,7 +217,7 @@ func (l *Lease) Keep(ctx context.Context) {
 	// Give up a quarter TTL before the key could expire: the store's clock and ours may run at
 	// slightly different rates, and delivery must have stopped before another dispatcher can take
 	// over.
-	deadline := l.renewed.Add(l.cfg.TTL * 3 / 4)
+	deadline := l.renewed.Add(l.covered())
 	t := time.NewTicker(max(every/4, 10*time.Millisecond))
 	defer t.Stop()
 	next := l.renewed.Add(every)
@@ -225,7 +229,7 @@ func (l *Lease) Keep(ctx context.Context) {
 		}
 		now := time.Now()
 		if now.After(deadline) {
-			l.fail(fmt.Errorf("%w: not renewed within %s", ErrLeaseLost, l.cfg.TTL*3/4))
+			l.fail(fmt.Errorf("%w: not renewed within %s", ErrLeaseLost, l.covered()))
 			return
 		}
 		if now.Before(next) {
@@ -245,7 +249,7 @@ func (l *Lease) Keep(ctx context.Context) {
 			l.fail(fmt.Errorf("%w: taken over by another dispatcher", ErrLeaseLost))
 			return
 		case !time.Now().Before(deadline):
-			l.fail(fmt.Errorf("%w: not renewed within %s (%v)", ErrLeaseLost, l.cfg.TTL*3/4, err))
+			l.fail(fmt.Errorf("%w: not renewed within %s (%v)", ErrLeaseLost, l.covered(), err))
 			return
 		default:
 			// The cluster may be electing a leader; try again on the next tick until the deadline.

@@ -139,9 +139,9 @@ func TestOneSignerCannotFillTheSessionStore(t *testing.T) {
 	g.Expect(st.Len()).To(Equal(maxPerServiceAccountNamespace+maxPerUser), "a user holds five")
 	_, err := st.Create("token", "system:serviceaccount:tenant-b:reader")
 	g.Expect(err).NotTo(HaveOccurred(), "another tenant signs in")
-	g.Expect(signer("system:serviceaccount:ns:name")).To(Equal("ns"))
-	g.Expect(signer("system:serviceaccounts")).To(BeEmpty())
-	g.Expect(signer("alice")).To(BeEmpty())
+	g.Expect(serviceAccountNamespace("system:serviceaccount:ns:name")).To(Equal("ns"))
+	g.Expect(serviceAccountNamespace("system:serviceaccounts")).To(BeEmpty())
+	g.Expect(serviceAccountNamespace("alice")).To(BeEmpty())
 }
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {

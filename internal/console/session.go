@@ -21,7 +21,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -42,17 +41,6 @@ const (
 	maxPerUser                    = 5
 	maxPerServiceAccountNamespace = 50
 )
-
-// signer is whose share of the store a session of user counts against besides the user's own: the
-// namespace of a ServiceAccount, "" for other users.
-func signer(user string) string {
-	if rest, ok := strings.CutPrefix(user, "system:serviceaccount:"); ok {
-		if ns, _, ok := strings.Cut(rest, ":"); ok {
-			return ns
-		}
-	}
-	return ""
-}
 
 // Session is one signed-in user. It lives only in the server's memory: the browser holds nothing
 // but the session's random id, so the bearer token never reaches the browser after sign-in.
@@ -110,8 +98,9 @@ func (s *SessionStore) Create(token, user string) (*Session, error) {
 	// The signer's own share first: a user at its cap makes room by ending its oldest session,
 	// whether or not the store is full.
 	s.evictOldestLocked(maxPerUser, func(o *Session) bool { return o.User == user })
-	if ns := signer(user); ns != "" {
-		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return signer(o.User) == ns })
+	// A ServiceAccount's session counts against its namespace's share too.
+	if ns := serviceAccountNamespace(user); ns != "" {
+		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return serviceAccountNamespace(o.User) == ns })
 	}
 	if len(s.m) >= maxSessions {
 		s.sweepLocked(now)
