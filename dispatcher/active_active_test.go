@@ -19,7 +19,6 @@ package dispatcher_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +37,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/partition"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/notify"
+	"github.com/hookline/hookline/internal/testsupport/freeport"
 )
 
 // activeActive is two dispatchers delivering at once: one embeds NATS and lets the other in.
@@ -78,12 +78,7 @@ func startActiveActive(t *testing.T, mutate ...func(*dispatcher.Config)) *active
 		aa.rc[acc] = newReceiver(t)
 		namespaces = append(namespaces, aa.ns[acc])
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := freeport.Addr(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte(strings.Repeat("t0ken", 8)), 0o600); err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ package store
 import (
 	"context"
 	"crypto/tls"
-	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,6 +31,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/hookline/hookline/internal/testcerts"
+	"github.com/hookline/hookline/internal/testsupport/freeport"
 )
 
 // An external cluster that requires TLS with client certificates and an NKey user: without the
@@ -57,10 +58,9 @@ func TestExternalClusterWithTLSAndNKey(t *testing.T) {
 	seed, err := user.Seed()
 	g.Expect(err).NotTo(HaveOccurred())
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ap, err := netip.ParseAddrPort(freeport.Addr(t))
 	g.Expect(err).NotTo(HaveOccurred())
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := int(ap.Port())
 	srv, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: filepath.Join(dir, "js"), NoSigs: true, NoLog: true,
 		Nkeys: []*server.NkeyUser{{Nkey: pub}},

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/internal/testsupport/freeport"
 )
 
 // natsAt is where a test's NATS server listens and how to authenticate to it.
@@ -39,12 +41,7 @@ type natsAt struct {
 // where it is.
 func natsURL(t *testing.T) natsAt {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
+	addr := freeport.Addr(t)
 	tokenFile := writeToken(t, strings.Repeat("t0ken", 8))
 	s, err := Open(context.Background(), Config{DataDir: t.TempDir(), ListenAddress: addr, ListenTokenFile: tokenFile})
 	if err != nil {

@@ -18,7 +18,6 @@ package store
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -26,18 +25,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/internal/testsupport/freeport"
 )
 
 // freeAddr returns a 127.0.0.1 address nobody listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	return freeport.Addr(t)
 }
 
 // The embedded server's listener does not open without a token, and once open it refuses every

@@ -23,7 +23,6 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -43,6 +42,7 @@ import (
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/netguard"
+	"github.com/hookline/hookline/internal/testsupport/freeport"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -170,15 +170,10 @@ func ExpectEvent(t *testing.T, c client.Client, obj client.Object, eventType, re
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port nobody listens on at the moment, for a process
-// the test starts and must know the address of in advance.
+// the test starts and must know the address of in advance (see freeport.Addr).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	return freeport.Addr(t)
 }
 
 // AwkwardStrings are what a string field may hold and an encoder must get right: escapes, markup,

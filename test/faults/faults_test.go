@@ -161,9 +161,24 @@ func startNATSCluster(t *testing.T) []*natsNode {
 			"--no_advertise=true",
 		)}
 	}
+	// A node that could not start (its port taken) makes the cluster wait for a quorum forever: say
+	// which one rather than time out on the symptom.
+	exited := func() error {
+		for _, n := range nodes {
+			select {
+			case <-n.done:
+				return StopTrying(n.name + " exited while the cluster was forming; its log follows")
+			default:
+			}
+		}
+		return nil
+	}
 	// JetStream answers once the cluster has elected its meta leader.
 	var nc *nats.Conn
 	NewWithT(t).Eventually(func() (err error) {
+		if err := exited(); err != nil {
+			return err
+		}
 		nc, err = nats.Connect(nodes[0].client + "," + nodes[1].client + "," + nodes[2].client)
 		return err
 	}).WithTimeout(time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
@@ -173,6 +188,9 @@ func startNATSCluster(t *testing.T) []*natsNode {
 		t.Fatal(err)
 	}
 	NewWithT(t).Eventually(func() error {
+		if err := exited(); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
