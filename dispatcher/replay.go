@@ -173,7 +173,7 @@ func (r *Replayer) init() {
 			}
 		}
 		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe,
-			newReadBudget(r.LogReadsPerMinute, r.LogReadBurst))
+			newReadBudget(r.readsPerMinute(), r.readBurst()))
 	}
 }
 
@@ -342,6 +342,13 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	if !delivering(st) {
 		res, asked, err := r.queue(ctx, rp, wh, st.StartedAt.Time)
+		if err == nil && !res.heldUntil.IsZero() {
+			// Said, so that a tenant whose replays seem stuck learns why and until when.
+			r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, fmt.Sprintf(
+				"namespace %s has spent its budget of delivery log reads for replays (%d at once, then %g a minute); the selection of webhook %s is read at %s",
+				rp.Namespace, r.readBurst(), r.readsPerMinute(), wh.Name, res.heldUntil.UTC().Format(time.RFC3339)))
+			err = r.apply(ctx, rp, st)
+		}
 		if err != nil || asked {
 			// Asked the log: woken when it answered.
 			return ctrl.Result{RequeueAfter: r.poll()}, err
@@ -589,6 +596,15 @@ type queueResult struct {
 	unavailable            []string
 	// tooLarge is set when the selection did not fit in MaxSelection: nothing was queued.
 	tooLarge bool
+	// heldUntil is set while the selection's read waits for the namespace's budget of log reads.
+	heldUntil time.Time
+}
+
+// readBurst and readsPerMinute are each namespace's budget of log reads, as configured or by default.
+func (r *Replayer) readBurst() int { return cmp.Or(r.LogReadBurst, DefaultReplayLogReadBurst) }
+
+func (r *Replayer) readsPerMinute() float64 {
+	return cmp.Or(r.LogReadsPerMinute, DefaultReplayLogReadsPerMinute)
 }
 
 // maxSelection is MaxSelection or its default.
@@ -602,7 +618,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	key := client.ObjectKeyFromObject(rp)
 	rd, answered, pending := r.reads.take(key)
 	if pending && !answered {
-		return queueResult{}, true, nil
+		return queueResult{heldUntil: r.reads.held(key)}, true, nil
 	}
 	if !answered {
 		return queueResult{}, true, r.askSelection(ctx, rp, uid, startedAt)

@@ -43,6 +43,9 @@ type logRead struct {
 
 	done bool
 	err  error
+	// heldUntil is when the read may be made, while its namespace's budget is spent (zero
+	// otherwise).
+	heldUntil time.Time
 }
 
 // replayReads reads the delivery log for replays in batches: the log interleaves every
@@ -135,6 +138,17 @@ func (b *replayReads) take(key types.NamespacedName) (rd *logRead, ok, asked boo
 	return rd, true, true
 }
 
+// held returns when key's queued read may be made, while its namespace has spent its budget
+// (zero otherwise).
+func (b *replayReads) held(key types.NamespacedName) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if rd := b.reads[key]; rd != nil && !rd.done {
+		return rd.heldUntil
+	}
+	return time.Time{}
+}
+
 // drop forgets key's read (the replay was deleted).
 func (b *replayReads) drop(key types.NamespacedName) {
 	b.mu.Lock()
@@ -198,6 +212,7 @@ func (b *replayReads) answer(ctx context.Context) {
 	batch := map[types.NamespacedName]*logRead{}
 	now := time.Now() // a budget of real work, whatever clock the replays keep
 	allowed := map[string]bool{}
+	heldUntil := map[string]time.Time{}
 	var later time.Duration
 	for key, rd := range b.reads {
 		if rd.done {
@@ -208,10 +223,15 @@ func (b *replayReads) answer(ctx context.Context) {
 			var wait time.Duration
 			ok, wait = b.budget.take(key.Namespace, now)
 			allowed[key.Namespace] = ok
-			if !ok && (later == 0 || wait < later) {
-				later = wait
+			if !ok {
+				// Whole seconds: the replay's status says when, and is written when that changes.
+				heldUntil[key.Namespace] = now.Add(wait).Truncate(time.Second).Add(time.Second)
+				if later == 0 || wait < later {
+					later = wait
+				}
 			}
 		}
+		rd.heldUntil = heldUntil[key.Namespace]
 		if ok {
 			batch[key] = rd
 		}

@@ -599,3 +599,83 @@ func TestReplayStallsWhenItsSelectionIsTooLarge(t *testing.T) {
 		g.Expect(rc.got()).To(HaveLen(3))
 	}).WithTimeout(time.Second).Should(Succeed())
 }
+
+// A tenant holding every right in its namespace creates replays one after another, each making
+// the dispatcher walk the delivery log every tenant shares. Past its namespace's budget of log
+// reads its replays wait, and say until when; another tenant's replay created meanwhile is read,
+// queued and delivered without waiting for them.
+func TestATenantsReplaysCannotHoldUpAnothersPastItsReadBudget(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const greedyAccount, victimAccount = "acc-budget-greedy", "acc-budget-victim"
+	greedyNS, victimNS := newNamespace(t, greedyAccount, ""), newNamespace(t, victimAccount, "")
+	greedyRC, victimRC := newReceiver(t), newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{greedyNS, victimNS}, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		// Two reads at once, then one every two minutes: nothing refills while the test runs.
+		c.ReplayLogReadBurst, c.ReplayLogReadsPerMinute = 2, 0.5
+	}})
+	s.activeWebhook(t, greedyNS, "orders", accountSpec(greedyRC.URL))
+	s.activeWebhook(t, victimNS, "orders", accountSpec(victimRC.URL))
+	s.mustPost(t, event("budget-greedy-1", greedyAccount))
+	s.mustPost(t, event("budget-victim-1", victimAccount))
+	g.Eventually(func() int { return len(greedyRC.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	g.Eventually(func() int { return len(victimRC.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	greedyID := hooklinev1.NotificationID(greedyRC.decoded(t)[0].notificationID)
+	victimID := hooklinev1.NotificationID(victimRC.decoded(t)[0].notificationID)
+
+	greedy := tenantClient(t, greedyNS, "tenant-"+greedyNS)
+	victim := tenantClient(t, victimNS, "tenant-"+victimNS)
+	replayOf := func(ns, name string, id hooklinev1.NotificationID) *hooklinev1.WebhookReplay {
+		return &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
+	}
+	// heldMessage is the message of rp's Reconciling condition while its read waits for the budget.
+	heldMessage := func(g Gomega, rp *hooklinev1.WebhookReplay) string {
+		got := getReplay(g, rp)
+		g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, hooklinev1.ConditionReady)).To(BeFalse(), "%s completed", rp.Name)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Message).To(ContainSubstring("has spent its budget of delivery log reads"))
+		return c.Message
+	}
+
+	// The greedy tenant replays its notification again and again, each replay after the previous
+	// one completed, until one waits for the budget.
+	var held *hooklinev1.WebhookReplay
+	completed := 0
+	for i := range 6 {
+		rp := replayOf(greedyNS, fmt.Sprintf("again-%d", i), greedyID)
+		g.Expect(greedy.Create(ctx, rp)).To(Succeed())
+		var isHeld bool
+		g.Eventually(func(g Gomega) {
+			got := getReplay(g, rp)
+			if meta.IsStatusConditionTrue(got.Status.Conditions, hooklinev1.ConditionReady) {
+				return
+			}
+			heldMessage(g, rp)
+			isHeld = true
+		}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+		if isHeld {
+			held = rp
+			break
+		}
+		completed++
+	}
+	g.Expect(held).NotTo(BeNil(), "six replays one after another, none waited for the namespace's budget")
+	g.Expect(completed).To(BeNumerically(">=", 1), "the budget allows a burst")
+	msg := heldMessage(g, held)
+	g.Expect(msg).To(MatchRegexp(`namespace %s has spent .*\(2 at once, then 0.5 a minute\).* is read at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`, greedyNS))
+
+	// The victim's replay is read and delivered meanwhile.
+	vrp := replayOf(victimNS, "mine", victimID)
+	g.Expect(victim.Create(ctx, vrp)).To(Succeed())
+	got := waitCompleted(t, vrp, 20*time.Second)
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(1))
+	g.Eventually(func() int { return len(victimRC.got()) }).WithTimeout(10 * time.Second).Should(Equal(2))
+	g.Expect(victimRC.decoded(t)[1].notificationID).To(BeEquivalentTo(victimID))
+
+	// The greedy namespace's held replay still waits, and sent nothing.
+	heldMessage(g, held)
+	g.Expect(greedyRC.got()).To(HaveLen(1+completed), "one delivery and one per completed replay")
+}
