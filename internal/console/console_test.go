@@ -17,6 +17,7 @@ limitations under the License.
 package console
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -142,6 +143,55 @@ func TestOneSignerCannotFillTheSessionStore(t *testing.T) {
 	g.Expect(serviceAccountNamespace("system:serviceaccount:ns:name")).To(Equal("ns"))
 	g.Expect(serviceAccountNamespace("system:serviceaccounts")).To(BeEmpty())
 	g.Expect(serviceAccountNamespace("alice")).To(BeEmpty())
+}
+
+// On a cluster that does not let its users ask who they are, the console knows no user name:
+// such sign-ins count against the ServiceAccount their token names, or against the token, never
+// against one shared "unknown user" (the sixth sign-in of anybody ended the first's session).
+func TestUnnamedSignersDoNotShareOneShare(t *testing.T) {
+	g := NewWithT(t)
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	st := NewSessionStore(clk.Now)
+	var first *Session
+	for i := range 2 * maxPerUser {
+		clk.t = clk.t.Add(time.Millisecond)
+		sess, err := st.Create(fmt.Sprintf("opaque-token-%d", i), "")
+		g.Expect(err).NotTo(HaveOccurred())
+		if i == 0 {
+			first = sess
+		}
+	}
+	g.Expect(st.Len()).To(Equal(2*maxPerUser), "ten users with tokens of their own")
+	_, ok := st.Get(first.ID)
+	g.Expect(ok).To(BeTrue())
+	for range maxPerUser {
+		clk.t = clk.t.Add(time.Millisecond)
+		_, err := st.Create("opaque-token-1", "")
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	_, ok = st.Get(first.ID)
+	g.Expect(ok).To(BeTrue(), "one token's sign-ins end only that token's sessions")
+	unnamed := 2*maxPerUser - 1 + maxPerUser
+	g.Expect(st.Len()).To(Equal(unnamed), "that token holds five")
+
+	// ServiceAccount tokens (bound and legacy claims) count against their namespace's share.
+	jwt := func(claims string) string {
+		return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".c2ln"
+	}
+	for i := range maxPerServiceAccountNamespace + 10 {
+		clk.t = clk.t.Add(time.Millisecond)
+		claims := fmt.Sprintf(`{"kubernetes.io":{"namespace":"tenant-a","serviceaccount":{"name":"flood-%d"}}}`, i)
+		if i%2 == 1 {
+			claims = fmt.Sprintf(`{"kubernetes.io/serviceaccount/namespace":"tenant-a","kubernetes.io/serviceaccount/service-account.name":"flood-%d"}`, i)
+		}
+		_, err := st.Create(jwt(claims), "")
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Expect(st.Len()).To(Equal(unnamed+maxPerServiceAccountNamespace), "one namespace's ServiceAccounts share fifty")
+	g.Expect(signerOf(jwt(`{"kubernetes.io":{"namespace":"ns","serviceaccount":{"name":"sa"}}}`), "")).To(Equal("system:serviceaccount:ns:sa"))
+	g.Expect(signerOf("a.b.c", "alice")).To(Equal("alice"), "the API server's name wins")
+	g.Expect(signerOf("not-a-jwt", "")).To(HavePrefix("token:"))
+	g.Expect(signerOf("not-a-jwt", "")).NotTo(ContainSubstring("not-a-jwt"))
 }
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {

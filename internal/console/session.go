@@ -18,9 +18,13 @@ package console
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,6 +62,8 @@ type Session struct {
 	Namespaces []string
 	// Created and LastSeen drive the absolute and idle expiry.
 	Created, LastSeen time.Time
+	// signer is whom the session counts against (signerOf).
+	signer string
 }
 
 // SessionStore keeps sessions in memory. A console restart signs everybody out, which is the
@@ -97,10 +103,11 @@ func (s *SessionStore) Create(token, user string) (*Session, error) {
 	defer s.mu.Unlock()
 	// The signer's own share first: a user at its cap makes room by ending its oldest session,
 	// whether or not the store is full.
-	s.evictOldestLocked(maxPerUser, func(o *Session) bool { return o.User == user })
+	signer := signerOf(token, user)
+	s.evictOldestLocked(maxPerUser, func(o *Session) bool { return o.signer == signer })
 	// A ServiceAccount's session counts against its namespace's share too.
-	if ns := serviceAccountNamespace(user); ns != "" {
-		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return serviceAccountNamespace(o.User) == ns })
+	if ns := serviceAccountNamespace(signer); ns != "" {
+		s.evictOldestLocked(maxPerServiceAccountNamespace, func(o *Session) bool { return serviceAccountNamespace(o.signer) == ns })
 	}
 	if len(s.m) >= maxSessions {
 		s.sweepLocked(now)
@@ -108,9 +115,58 @@ func (s *SessionStore) Create(token, user string) (*Session, error) {
 			return nil, errStoreFull{}
 		}
 	}
-	sess := &Session{ID: randomID(), CSRF: randomID(), Token: token, User: user, Created: now, LastSeen: now}
+	sess := &Session{ID: randomID(), CSRF: randomID(), Token: token, User: user, Created: now, LastSeen: now, signer: signer}
 	s.m[sess.ID] = sess
 	return sess, nil
+}
+
+// signerOf is whom a session of token counts against: the user the API server named, or, on a
+// cluster that does not let its users ask who they are (user is ""), the ServiceAccount a
+// ServiceAccount token names, else the token itself. Counting every unnamed user as one user
+// signed everybody out at the sixth sign-in on such clusters.
+//
+// A token's claims are read without checking its signature: the API server has just accepted the
+// token, and the claims only choose which share the session counts against.
+func signerOf(token, user string) string {
+	if user != "" {
+		return user
+	}
+	if ns, name := serviceAccountClaims(token); ns != "" && name != "" {
+		return "system:serviceaccount:" + ns + ":" + name
+	}
+	sum := sha256.Sum256([]byte(token))
+	return "token:" + hex.EncodeToString(sum[:16])
+}
+
+// serviceAccountClaims returns the namespace and name of the ServiceAccount a Kubernetes
+// ServiceAccount token (JWT) names: bound tokens carry them under "kubernetes.io", legacy Secret
+// tokens as "kubernetes.io/serviceaccount/..." claims. Empty for any other token.
+func serviceAccountClaims(token string) (namespace, name string) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", ""
+	}
+	var c struct {
+		Bound struct {
+			Namespace      string `json:"namespace"`
+			ServiceAccount struct {
+				Name string `json:"name"`
+			} `json:"serviceaccount"`
+		} `json:"kubernetes.io"`
+		LegacyNamespace string `json:"kubernetes.io/serviceaccount/namespace"`
+		LegacyName      string `json:"kubernetes.io/serviceaccount/service-account.name"`
+	}
+	if json.Unmarshal(payload, &c) != nil {
+		return "", ""
+	}
+	if c.Bound.Namespace != "" {
+		return c.Bound.Namespace, c.Bound.ServiceAccount.Name
+	}
+	return c.LegacyNamespace, c.LegacyName
 }
 
 // evictOldestLocked ends the oldest sessions that match until fewer than limit are left, to make
