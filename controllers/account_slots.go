@@ -43,13 +43,6 @@ func (s *accountSlots) tryAcquire(account string) bool {
 	return true
 }
 
-// full reports whether account has no slot free now.
-func (s *accountSlots) full(account string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.inUse[account] >= s.limit
-}
-
 // release returns a slot taken by tryAcquire.
 func (s *accountSlots) release(account string) {
 	s.mu.Lock()

@@ -50,6 +50,8 @@ var (
 	k8s client.Client
 	// trustedCA is the certificate of every httptest TLS server; the manager trusts it.
 	trustedCA *x509.Certificate
+	// managerRequests counts the manager's requests to the API server.
+	managerRequests *testsupport.APIRequests
 )
 
 func TestMain(m *testing.M) {
@@ -65,7 +67,9 @@ func runSuite(m *testing.M) int {
 		RetryMax:                2 * time.Second,
 		ThrottleRetry:           100 * time.Millisecond,
 		MaxConcurrentReconciles: 32,
-	}, func(s testsupport.ManagerSuite) { env, k8s, trustedCA = s.Env, s.Client, s.TrustedCA })
+	}, func(s testsupport.ManagerSuite) {
+		env, k8s, trustedCA, managerRequests = s.Env, s.Client, s.TrustedCA, s.Requests
+	})
 }
 
 func zapLevel() zapcore.Level {

@@ -178,16 +178,21 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	}
 	v := meta.FindStatusCondition(wh.Status.Conditions, hooklinev1.ConditionVerified)
 	verified := v != nil && v.Status == metav1.ConditionTrue
-	if !verified && r.slots.full(b.AccountID) {
-		// It needs a verification, and the account has no slot free: wait for one before reading
-		// its certificate Secret (from the API server, uncached), so that a tenant's thousands of
-		// webhooks waiting for their account's slots cost no API reads while they wait.
+	// A webhook that needs a verification takes one of its account's slots before it reads its
+	// certificate Secret (from the API server, uncached): a tenant's thousands of webhooks waiting
+	// for their account's slots cost no API reads while they wait, and a Secret is read only by a
+	// webhook about to verify (checking for a free slot first still let several read per slot).
+	slot := !verified && r.slots.tryAcquire(b.AccountID)
+	if !verified && !slot {
 		return r.throttled(ctx, b, st), nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
 	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
 		Configuration: r.configuration(wh)}
 	if err != nil {
+		if slot {
+			r.slots.release(b.AccountID)
+		}
 		log.V(1).Info("Client certificate unavailable", "reason", reason, "keepingVerification", verified)
 		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
 			// The Secret of a verified endpoint is gone or broken for now (being rotated, re-synced
@@ -220,7 +225,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	// auto-disable for ever.
 	untimed := covered
 
-	if !r.slots.tryAcquire(b.AccountID) {
+	if !slot && !r.slots.tryAcquire(b.AccountID) {
 		if untimed {
 			// Still routed on the recorded verification while it waits for its turn.
 			r.keepVerification(wh, v, subject, st)

@@ -90,7 +90,7 @@ func runSuite(m *testing.M) int {
 	done, err := testsupport.StartManager(ctx, cp, roots, 2*time.Second, controllers.Options{
 		DefaultClientID: testClientID, VerificationsPerAccount: 10, RetryBase: 100 * time.Millisecond,
 		RetryMax: time.Second, ThrottleRetry: 100 * time.Millisecond, MaxConcurrentReconciles: 16,
-		CertificateResync: time.Second})
+		CertificateResync: time.Second}, nil)
 	if err != nil {
 		cancel()
 		fmt.Fprintln(os.Stderr, err)

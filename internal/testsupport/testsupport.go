@@ -23,16 +23,20 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,8 +90,12 @@ func AttestationKeyFile(dir string) (string, error) {
 // StartManager runs hookline's Webhook reconciler in process against env until ctx ends; done
 // receives the manager's result. http URLs and loopback receivers (LoopbackGuard) are allowed and
 // roots are trusted.
-func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPool, verifyTimeout time.Duration, opts controllers.Options) (done <-chan error, err error) {
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPool, verifyTimeout time.Duration, opts controllers.Options, requests *APIRequests) (done <-chan error, err error) {
+	cfg := rest.CopyConfig(env.Config)
+	if requests != nil {
+		cfg.Wrap(requests.wrap)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
@@ -112,13 +120,51 @@ func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPo
 	return ch, nil
 }
 
-// ManagerSuite is what RunWithManager started: the control plane, a client of it, and the
-// certificate every httptest TLS server presents (the manager trusts it).
+// ManagerSuite is what RunWithManager started: the control plane, a client of it, the
+// certificate every httptest TLS server presents (the manager trusts it), and the manager's
+// requests to the API server.
 type ManagerSuite struct {
 	Env       *controlplane.Env
 	Client    client.Client
 	TrustedCA *x509.Certificate
+	Requests  *APIRequests
 }
+
+// APIRequests counts the requests a client made to the API server, by method and path, for tests
+// that bound how much load something puts on the API server.
+type APIRequests struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// Count returns how many requests with method were made to a path starting with prefix.
+func (a *APIRequests) Count(method, prefix string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for k, c := range a.counts {
+		if m, path, _ := strings.Cut(k, " "); m == method && strings.HasPrefix(path, prefix) {
+			n += c
+		}
+	}
+	return n
+}
+
+func (a *APIRequests) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		a.mu.Lock()
+		if a.counts == nil {
+			a.counts = map[string]int{}
+		}
+		a.counts[r.Method+" "+r.URL.Path]++
+		a.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // RunWithManager is the body of a TestMain that needs the real API server with hookline's manager
 // in process: it starts both (StartManager with verifyTimeout and opts), hands them to setup (which
@@ -137,9 +183,10 @@ func RunWithManager(m *testing.M, verifyTimeout time.Duration, opts controllers.
 		return 1
 	}
 	roots, trusted := HTTPTestRoots()
-	setup(ManagerSuite{Env: env, Client: c, TrustedCA: trusted})
+	requests := &APIRequests{}
+	setup(ManagerSuite{Env: env, Client: c, TrustedCA: trusted, Requests: requests})
 	ctx, cancel := context.WithCancel(context.Background())
-	done, err := StartManager(ctx, env, roots, verifyTimeout, opts)
+	done, err := StartManager(ctx, env, roots, verifyTimeout, opts, requests)
 	if err != nil {
 		cancel()
 		fmt.Fprintln(os.Stderr, err)

@@ -1,0 +1,131 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/testcerts"
+)
+
+// A webhook waiting for one of its account's verification slots reads no Secret (see
+// TestAWebhookWaitingForASlotReadsNoSecret), against the real API server, counting the manager's
+// requests: a tenant (impersonated through RBAC) creates twenty webhooks with a client certificate
+// each, for an account that verifies ten at a time, at receivers that hold every verification
+// until it times out. A webhook reads its Secret only when it has a slot, and then verifies: its
+// Secret is read at most once more than its endpoint was asked (the read just before the request).
+// Before, each waiting webhook read its Secret at every retry, 5–10 times a second here.
+func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const webhooks = 20
+	slow := &gate{open: make(chan struct{})}
+	t.Cleanup(func() {
+		select {
+		case <-slow.open:
+		default:
+			close(slow.open)
+		}
+	})
+	var mu sync.Mutex
+	asked := map[string]int{}
+	rc := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked[path.Base(r.URL.Path)]++
+		mu.Unlock()
+		slow.handler(w, r)
+	})
+	ca, err := testcerts.NewCA("tenant-mtls")
+	g.Expect(err).NotTo(HaveOccurred())
+	leaf, err := ca.Client("hookline-webhooks")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	ns := newNamespace(t, "acc-secret-reads", "")
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	var names []string
+	for i := range webhooks {
+		name := fmt.Sprintf("hook-%02d", i)
+		names = append(names, name)
+		g.Expect(tenant.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM}})).To(Succeed())
+		spec := validSpec()
+		spec.URL = rc.URL + "/hooks/" + name
+		spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: name}
+		g.Expect(tenant.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec})).To(Succeed())
+	}
+	reads := func(name string) int {
+		return managerRequests.Count(http.MethodGet, "/api/v1/namespaces/"+ns+"/secrets/"+name)
+	}
+	// readsBeyondRequests names the webhooks whose Secret was read more than once more than
+	// their endpoint was asked.
+	readsBeyondRequests := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, name := range names {
+			if n, m := reads(name), asked[name]; n > m+1 {
+				out = append(out, fmt.Sprintf("%s: %d reads, %d requests", name, n, m))
+			}
+		}
+		return out
+	}
+	g.Eventually(func() int { n, _ := slow.stats(); return n }).WithTimeout(10*time.Second).Should(Equal(10), "the account's ten slots are busy")
+	// Every verification is held for a second (the verification timeout) and retried; the ten
+	// waiting retry every 100–200 ms meanwhile.
+	g.Consistently(readsBeyondRequests).WithTimeout(3 * time.Second).WithPolling(100 * time.Millisecond).Should(BeEmpty())
+	_, peak := slow.stats()
+	g.Expect(peak).To(Equal(10), "at most ten verifications at once")
+
+	close(slow.open)
+	for _, name := range names {
+		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
+		g.Expect(reads(name)).To(BeNumerically(">=", 1), "the manager's reads of %s are counted", name)
+	}
+}
+
+// impersonatedTenant returns a client acting as user, who may do anything in namespace ns and
+// nothing elsewhere (a Role and a RoleBinding).
+func impersonatedTenant(t *testing.T, ns, user string) client.Client {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	g.Expect(k8s.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "tenant-admin", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}})).To(Succeed())
+	g.Expect(k8s.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "tenant-admin", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "tenant-admin"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}})).To(Succeed())
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() error { return c.List(ctx, &hooklinev1.WebhookList{}, client.InNamespace(ns)) }).WithTimeout(10 * time.Second).Should(Succeed())
+	return c
+}
