@@ -88,7 +88,7 @@ func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hookline
 	if err != nil || winner != nil {
 		return claim, false, ctrl.Result{}, r.duplicate(ctx, wh, winner, b, st, err)
 	}
-	if err := r.demote(ctx, wh, younger, b, claim); err != nil {
+	if err := r.demote(ctx, younger, b, claim); err != nil {
 		return claim, false, ctrl.Result{}, err
 	}
 	return claim, true, ctrl.Result{}, nil
@@ -98,7 +98,7 @@ func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hookline
 func (r *WebhookReconciler) duplicate(ctx context.Context, wh, winner *hooklinev1.Webhook, b tenancy.Binding, st *managerStatus, err error) error {
 	if err == nil && winner != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("Duplicate of an older ACTIVE webhook; not verifying", "original", client.ObjectKeyFromObject(winner).String())
-		*st = *duplicateStatus(winner, b)
+		*st = *duplicateStatus(b)
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 	}
 	return err
@@ -110,39 +110,84 @@ func (r *WebhookReconciler) duplicate(ctx context.Context, wh, winner *hooklinev
 // (DUPLICATE_WEBHOOK_CONFIGURATION), only the oldest of identical Webhooks receives notifications.
 // The decision depends on specs, creation times and namespace bindings only, so every reconcile
 // of a group of duplicates reaches the same one.
+//
+// The list is the cache's objects, not copies: a tenant's thousand identical Webhooks made every
+// reconcile of one of them copy the thousand. They are only read here; demote copies the few it
+// writes.
 func (r *WebhookReconciler) duplicates(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding) (winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, err error) {
-	list := &hooklinev1.WebhookList{}
-	if err := r.List(ctx, list, client.MatchingFields{configurationIndex: r.configuration(wh)}); err != nil {
-		return nil, nil, err
-	}
-	for i := range list.Items {
-		c := &list.Items[i]
-		if c.UID == wh.UID || !competes(c) {
-			continue
+	accounts := r.accountsOf(ctx)
+	err = r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
+		if c.UID == wh.UID {
+			return nil
 		}
-		cb, bound, err := tenancy.Lookup(ctx, r.Client, c.Namespace)
-		if err != nil {
-			return nil, nil, err
-		}
+		account, err := accounts(c.Namespace)
 		switch {
-		case !bound || cb.AccountID != b.AccountID:
+		case err != nil:
+			return err
+		case account != b.AccountID:
 		case !older(c, wh):
 			younger = append(younger, c)
 		case winner == nil || older(c, winner):
 			winner = c
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return winner, younger, nil
 }
 
-// duplicateStatus is the manager's status of a Webhook that duplicates winner in account b.
-func duplicateStatus(winner *hooklinev1.Webhook, b tenancy.Binding) *managerStatus {
+// eachCompeting calls fn with each ACTIVE Webhook of configuration key, in any account: the
+// cache's own objects, which fn must not modify.
+func (r *WebhookReconciler) eachCompeting(ctx context.Context, key string, fn func(*hooklinev1.Webhook) error) error {
+	list := &hooklinev1.WebhookList{}
+	if err := r.List(ctx, list, client.MatchingFields{configurationIndex: key}, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		if c := &list.Items[i]; competes(c) {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// accountsOf returns a lookup of the account a namespace is bound to ("" when none), which reads
+// each namespace once: a group of duplicates mostly shares a few namespaces.
+func (r *WebhookReconciler) accountsOf(ctx context.Context) func(namespace string) (string, error) {
+	seen := map[string]string{}
+	return func(namespace string) (string, error) {
+		if account, ok := seen[namespace]; ok {
+			return account, nil
+		}
+		b, bound, err := tenancy.Lookup(ctx, r.Client, namespace)
+		if err != nil {
+			return "", err
+		}
+		if !bound {
+			b.AccountID = ""
+		}
+		seen[namespace] = b.AccountID
+		return b.AccountID, nil
+	}
+}
+
+// duplicateStatus is the manager's status of a Webhook that duplicates an older one in account b.
+//
+// The message does not name the older one: a name made every duplicate's status change with the
+// oldest, so that a tenant setting its oldest of a thousand identical Webhooks INACTIVE and ACTIVE
+// again had the manager write a thousand statuses each time; and the oldest may be in a namespace
+// of the account that this one's readers may not see.
+func duplicateStatus(b tenancy.Binding) *managerStatus {
 	st := &managerStatus{}
 	// Stalled: it receives nothing until someone deletes, deactivates or changes one of the two.
 	st.setPermanentFailure(hooklinev1.ReasonDuplicateConfiguration, fmt.Sprintf(
-		"webhook %s/%s, older than this one in account %s (by creation time, then uid), has the same configuration (events, url, scope, group, user, resource and client id); "+
+		"an older ACTIVE webhook of account %s (by creation time, then uid; in this namespace or another namespace bound to the account) has the same configuration (events, url, scope, group, user, resource and client id); "+
 			"only the oldest of identical webhooks receives notifications. This one stays Inactive, and is verified "+
-			"when that one is deleted, set INACTIVE or changed", winner.Namespace, winner.Name, b.AccountID))
+			"when no older one with this configuration is left ACTIVE (deleted, set INACTIVE or changed)", b.AccountID))
 	return st
 }
 
@@ -152,13 +197,15 @@ func duplicateStatus(winner *hooklinev1.Webhook, b tenancy.Binding) *managerStat
 // written, then stops routing to the younger one before it starts routing to winner, so that no
 // notification goes to both. A younger one holds an attestation when it was the oldest until
 // winner was created in the same second with a lower uid, set ACTIVE again, or changed to match.
-// Their own reconciles, which the change queued, write the same status.
-func (r *WebhookReconciler) demote(ctx context.Context, winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, b tenancy.Binding, claim *configurationClaim) error {
+// The one winner displaced is queued by the change too (sameConfigurationAs) and writes the same
+// status.
+func (r *WebhookReconciler) demote(ctx context.Context, younger []*hooklinev1.Webhook, b tenancy.Binding, claim *configurationClaim) error {
 	for _, d := range younger {
 		if d.Status.Attestation == "" && !claim.attested(d.UID) {
 			continue
 		}
-		if err := r.writeStatus(ctx, d, duplicateStatus(winner, b), true); err != nil {
+		// A copy: d is the cache's object.
+		if err := r.writeStatus(ctx, d.DeepCopy(), duplicateStatus(b), true); err != nil {
 			return fmt.Errorf("stopping %s/%s, a younger duplicate: %w", d.Namespace, d.Name, err)
 		}
 		claim.record(d.UID, false)
@@ -292,19 +339,35 @@ func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q wor
 	}
 }
 
-// sameConfigurationAs returns requests for the ACTIVE Webhooks other than wh with wh's
-// configuration, in any account (the reconcile tells accounts apart).
+// sameConfigurationAs returns a request for the oldest ACTIVE Webhook other than wh with wh's
+// configuration in each account: the only one whose decision a change of wh can change. When wh
+// was the oldest and leaves, the next in line is verified; when wh becomes the oldest, the one it
+// displaces learns it (and wh's own reconcile demotes it first). The younger ones stay duplicates
+// with the same status (duplicateStatus names no Webhook), so they are not reconciled: queueing
+// all of a group at every change of one made a group of N cost N reconciles of N each.
 func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook) []reconcile.Request {
-	list := &hooklinev1.WebhookList{}
-	if err := r.List(ctx, list, client.MatchingFields{configurationIndex: r.configuration(wh)}); err != nil {
+	accounts := r.accountsOf(ctx)
+	oldest := map[string]*hooklinev1.Webhook{}
+	err := r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
+		if c.UID == wh.UID {
+			return nil
+		}
+		account, err := accounts(c.Namespace)
+		if err != nil {
+			return err
+		}
+		if o := oldest[account]; o == nil || older(c, o) {
+			oldest[account] = c
+		}
+		return nil
+	})
+	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Listing webhooks with the same configuration", "webhook", client.ObjectKeyFromObject(wh))
 		return nil
 	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		if list.Items[i].UID != wh.UID {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
+	reqs := make([]reconcile.Request, 0, len(oldest))
+	for _, o := range oldest {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
 	}
 	return reqs
 }

@@ -20,6 +20,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,19 +37,17 @@ import (
 )
 
 // expectDuplicateOf waits until wh is reported as a duplicate of winner: Inactive, Ready=False
-// with reason DuplicateConfiguration and a message naming winner, and neither verified nor
-// attested.
+// with reason DuplicateConfiguration, neither verified nor attested. The message names no Webhook
+// (duplicateStatus), winner included; it names the account.
 func expectDuplicateOf(t *testing.T, wh, winner *hooklinev1.Webhook) *hooklinev1.Webhook {
 	t.Helper()
-	// The message names the oldest duplicate the last reconcile saw: one that ran before a Webhook
-	// created in the same second with a lower uid reached the cache names another, until that
-	// Webhook's creation enqueues it again. So the message is awaited, not read once.
 	got := eventuallyReady(t, wh, metav1.ConditionFalse, hooklinev1.ReasonDuplicateConfiguration,
-		ContainSubstring("webhook %s/%s,", winner.Namespace, winner.Name))
+		ContainSubstring("an older ACTIVE webhook of account "))
 	g := NewWithT(t)
 	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
 	g.Expect(got.Status.Attestation).To(BeEmpty())
 	g.Expect(got.Status.LastVerifiedTime).To(BeNil())
+	g.Expect(got.Status.Conditions).NotTo(ContainElement(HaveField("Message", ContainSubstring(winner.Namespace+"/"+winner.Name))))
 	return got
 }
 
@@ -285,4 +286,77 @@ func TestRebindingWinnersNamespacePromotesNext(t *testing.T) {
 	g.Expect(k8s.Patch(context.Background(), nsObj, client.MergeFrom(base))).To(Succeed())
 	eventuallyReady(t, second, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	eventuallyReady(t, first, metav1.ConditionTrue, hooklinev1.ReasonActive)
+}
+
+// A tenant (impersonated through RBAC) holding many identical Webhooks sets the oldest INACTIVE and
+// ACTIVE again. Only the two whose decision changes are written: the next in line takes over and
+// is demoted again. Before, every duplicate was reconciled at each change (each reconcile listing
+// and copying the whole group) and its status rewritten to name the new oldest: the manager every
+// tenant shares wrote the group's size in statuses per change.
+func TestTogglingTheOldestOfManyDuplicatesWritesOnlyTheTwo(t *testing.T) {
+	const n = 40
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-dup-toggle", "")
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	rc := newReceiver(t, false, echoHeader)
+	hooks := make([]*hooklinev1.Webhook, n)
+	for i := range n {
+		hooks[i] = &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("same-%03d", i), Namespace: ns}, Spec: validSpec()}
+		hooks[i].Spec.URL = rc.URL
+		g.Expect(tenant.Create(ctx, hooks[i])).To(Succeed())
+	}
+	slices.SortFunc(hooks, func(a, b *hooklinev1.Webhook) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.UID), string(b.UID))
+	})
+	oldest, next := hooks[0], hooks[1]
+	eventuallyReady(t, oldest, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	for _, wh := range hooks[1:] {
+		expectDuplicateOf(t, wh, oldest)
+	}
+
+	writes := func(wh *hooklinev1.Webhook) int {
+		return managerRequests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+ns+"/webhooks/"+wh.Name+"/status")
+	}
+	othersWritten := func() (sum int) {
+		for _, wh := range hooks[2:] {
+			sum += writes(wh)
+		}
+		return sum
+	}
+	// Each reconcile of a duplicate logs this line (V(1)) with the Webhook's uid.
+	othersReconciled := func() (count int) {
+		for _, l := range strings.Split(managerLogs.String(), "\n") {
+			if !strings.Contains(l, "Duplicate of an older ACTIVE webhook; not verifying") {
+				continue
+			}
+			for _, wh := range hooks[2:] {
+				if strings.Contains(l, string(wh.UID)) {
+					count++
+				}
+			}
+		}
+		return count
+	}
+	before, reconciledBefore := othersWritten(), othersReconciled()
+	setState := func(wh *hooklinev1.Webhook, state hooklinev1.WebhookState) {
+		cur := &hooklinev1.Webhook{}
+		g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
+		cur.Spec.State = state
+		g.Expect(tenant.Update(ctx, cur)).To(Succeed())
+	}
+	for range 2 {
+		setState(oldest, hooklinev1.StateInactive)
+		eventuallyReady(t, next, metav1.ConditionTrue, hooklinev1.ReasonActive)
+		setState(oldest, hooklinev1.StateActive)
+		eventuallyReady(t, oldest, metav1.ConditionTrue, hooklinev1.ReasonActive)
+		expectDuplicateOf(t, next, oldest)
+	}
+	g.Expect(writes(next)).To(BeNumerically(">=", 4), "the next in line was written at each change (the count is of the manager's requests)")
+	g.Consistently(othersWritten).WithTimeout(time.Second).WithPolling(100*time.Millisecond).Should(Equal(before),
+		"the %d younger duplicates' statuses are not written", n-2)
+	g.Expect(othersReconciled()).To(Equal(reconciledBefore), "nor are they reconciled")
 }

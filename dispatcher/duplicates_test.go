@@ -49,7 +49,8 @@ func webhookIDs(t *testing.T, ds []delivery) []string {
 	return out
 }
 
-// waitDuplicateOf waits until the manager reports wh as a duplicate of winner.
+// waitDuplicateOf waits until the manager reports wh as a duplicate, and winner as Active (the
+// duplicate's message names no Webhook).
 func waitDuplicateOf(t *testing.T, wh, winner *hooklinev1.Webhook) {
 	t.Helper()
 	NewWithT(t).Eventually(func(g Gomega) {
@@ -58,8 +59,9 @@ func waitDuplicateOf(t *testing.T, wh, winner *hooklinev1.Webhook) {
 		g.Expect(ready).NotTo(BeNil())
 		g.Expect(ready.ObservedGeneration).To(Equal(cur.Generation))
 		g.Expect(ready.Reason).To(Equal(hooklinev1.ReasonDuplicateConfiguration))
-		g.Expect(ready.Message).To(ContainSubstring("webhook %s/%s,", winner.Namespace, winner.Name))
+		g.Expect(ready.Message).To(ContainSubstring("an older ACTIVE webhook of account "))
 		g.Expect(cur.Status.Attestation).To(BeEmpty())
+		g.Expect(getWebhook(g, winner).Status.State).To(Equal(hooklinev1.ObservedActive))
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 }
 

@@ -385,7 +385,8 @@ type Webhook struct {
 	// written), scope, groupId, userId, resource (type and id) and effective client id (clientId, or
 	// the operator's default). Of the ACTIVE ones, the oldest (creationTimestamp, then uid) receives
 	// notifications; every other one stays Inactive with Ready=False, reason DuplicateConfiguration
-	// and a message naming the oldest, is not verified and receives nothing. When the oldest is
+	// and a message naming the account (not the oldest, which may be in a namespace its readers
+	// cannot see), is not verified and receives nothing. When the oldest is
 	// deleted, set INACTIVE or changed so that it no longer matches, the next in line is verified as
 	// on creation; an older one set ACTIVE again, or changed to match, takes over from a younger one.
 	// +required

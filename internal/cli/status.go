@@ -197,10 +197,10 @@ func (a *App) statusHint(wh *hooklinev1.Webhook) string {
 			"  kubectl label namespace %[1]s %[2]s=<accountId>\n"+
 			"(and %[3]s=<groupId> to restrict it to one group).\n", wh.Namespace, tenancy.AccountLabel, tenancy.GroupLabel)
 	case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == hooklinev1.ReasonDuplicateConfiguration:
-		return "Hint: an older Webhook of this account, named in the Ready message, has the same configuration (events,\n" +
-			"url, scope, group, user, resource and client id); only the oldest receives notifications. Delete this\n" +
-			"one, or change its configuration; it takes over, verified again, when the other is deleted, set INACTIVE\n" +
-			"or changed.\n"
+		return "Hint: an older ACTIVE Webhook of this account (in this namespace or another namespace bound to the\n" +
+			"account) has the same configuration (events, url, scope, group, user, resource and client id); only the\n" +
+			"oldest receives notifications. Delete this one, or change its configuration; it takes over, verified\n" +
+			"again, when no older one with this configuration is left ACTIVE.\n"
 	case wh.Spec.State == hooklinev1.StateInactive:
 		return "Hint: spec.state is INACTIVE: nothing is delivered. Set it to ACTIVE to verify the endpoint and resume.\n"
 	}

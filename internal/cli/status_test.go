@@ -136,7 +136,7 @@ func TestStatusOfDuplicate(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "acc-1")
 	newWebhook(t, ns, "copy", hooklinev1.StateActive)
-	message := "webhook " + ns + "/original, created earlier in account acc-1, has the same configuration"
+	message := "an older ACTIVE webhook of account acc-1 (by creation time, then uid; in this namespace or another namespace bound to the account) has the same configuration"
 	applyStatus(t, ns, "copy", map[string]any{
 		"state": "Inactive",
 		"conditions": []any{
@@ -148,7 +148,7 @@ func TestStatusOfDuplicate(t *testing.T) {
 	r := run(append([]string{"status"}, kubeArgs("-n", ns, "copy")...)...)
 	g.Expect(r.code).To(Equal(ExitOK), r.stderr)
 	g.Expect(r.stdout).To(MatchRegexp(`(?m)^  Ready\s+False\s+DuplicateConfiguration\s+60s ago\s+webhook ` + ns + `/original,`))
-	g.Expect(r.stdout).To(ContainSubstring("Hint: an older Webhook of this account, named in the Ready message, has the same configuration"))
+	g.Expect(r.stdout).To(ContainSubstring("Hint: an older ACTIVE Webhook of this account (in this namespace or another namespace bound to the\naccount) has the same configuration"))
 }
 
 func TestStatusListsWebhooks(t *testing.T) {
