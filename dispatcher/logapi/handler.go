@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation"
@@ -46,6 +47,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/kubeauth"
 )
 
@@ -139,7 +141,7 @@ type Handler struct {
 	mux       *http.ServeMux
 	testMu    sync.Mutex
 	lastTests *utilcache.LRUExpireCache // webhook uid → its last test, while TestInterval runs
-	nsTests   *utilcache.LRUExpireCache // namespace → its *testBudget
+	nsTests   *keyrate.Limiters         // each namespace's test notifications
 }
 
 // Routes.
@@ -172,7 +174,10 @@ func (h *Handler) Init() *Handler {
 	if h.mux == nil {
 		h.mux = h.routes()
 		h.lastTests = utilcache.NewLRUExpireCache(cacheSize)
-		h.nsTests = utilcache.NewLRUExpireCache(cacheSize)
+		// Refilled evenly over a minute, up to a minute's worth; idle for a minute, a namespace has
+		// its whole budget again, so forgetting it then changes nothing.
+		per := h.testsPerNamespace()
+		h.nsTests = keyrate.New(rate.Limit(float64(per)/60), per, time.Minute, cacheSize)
 	}
 	return h
 }
@@ -468,21 +473,12 @@ func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), w
 	if _, ok := h.lastTests.Get(uid); ok {
 		return nil, fmt.Sprintf("one test notification per %s per webhook; retry shortly", h.testInterval()), h.testInterval()
 	}
-	per := float64(h.testsPerNamespace())
 	now := h.now()
-	b := &testBudget{tokens: per, at: now}
-	if v, ok := h.nsTests.Get(namespace); ok {
-		b = v.(*testBudget)
+	res := h.nsTests.Get(namespace).ReserveN(now, 1)
+	if wait := res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now)
+		return nil, fmt.Sprintf("namespace %s may send %d test notifications per minute; retry shortly", namespace, h.testsPerNamespace()), wait
 	}
-	// Refilled evenly over a minute, up to a minute's worth.
-	b.tokens, b.at = min(per, b.tokens+now.Sub(b.at).Minutes()*per), now
-	if b.tokens < 1 {
-		return nil, fmt.Sprintf("namespace %s may send %d test notifications per minute; retry shortly", namespace, h.testsPerNamespace()),
-			time.Duration((1 - b.tokens) / per * float64(time.Minute))
-	}
-	b.tokens--
-	// Idle for a minute, a namespace has its whole budget again: forgetting it then changes nothing.
-	h.nsTests.Add(namespace, b, time.Minute)
 	h.lastTests.Add(uid, true, h.testInterval())
 	return func(queued bool) {
 		if queued {
@@ -491,14 +487,8 @@ func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), w
 		h.testMu.Lock()
 		defer h.testMu.Unlock()
 		h.lastTests.Remove(uid)
-		b.tokens = min(per, b.tokens+1)
+		res.CancelAt(h.now())
 	}, "", 0
-}
-
-// testBudget is what a namespace has left of its test notifications (guarded by testMu).
-type testBudget struct {
-	tokens float64
-	at     time.Time
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.
