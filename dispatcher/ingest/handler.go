@@ -118,16 +118,18 @@ type Handler struct {
 	Quota Quota
 
 	inFlight atomic.Int64 // bytes reserved by requests being handled
-	byToken  sync.Map     // Principal.Name → *atomic.Int64: the part of inFlight each token's requests hold
+	byToken  sync.Map     // token digest → *atomic.Int64: the part of inFlight each token's requests hold
 	logged   serverErrorLog
 }
 
-// tokenHeld is the counter of the bytes that the requests of the token named name hold.
-func (h *Handler) tokenHeld(name string) *atomic.Int64 {
-	if c, ok := h.byToken.Load(name); ok {
+// tokenHeld is the counter of the bytes that the requests of p's token hold. It is keyed by the
+// token, not its name: keyed by name, a producer stalling uploads held the share of every other
+// producer whose token had the same name (or none), whatever accounts it was for.
+func (h *Handler) tokenHeld(p *Principal) *atomic.Int64 {
+	if c, ok := h.byToken.Load(p.digest); ok {
 		return c.(*atomic.Int64)
 	}
-	c, _ := h.byToken.LoadOrStore(name, new(atomic.Int64))
+	c, _ := h.byToken.LoadOrStore(p.digest, new(atomic.Int64))
 	return c.(*atomic.Int64)
 }
 
@@ -225,7 +227,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit = DefaultMaxBody
 	}
 	var held int64
-	tokenHeld := h.tokenHeld(principal.Name)
+	tokenHeld := h.tokenHeld(principal)
 	defer func() { h.inFlight.Add(-held); tokenHeld.Add(-held) }()
 	body, rerr := h.readBody(w, r, limit, tokenHeld, &held)
 	if rerr != nil {

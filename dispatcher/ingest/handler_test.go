@@ -601,44 +601,70 @@ func TestHandlerBoundsBytesInFlight(t *testing.T) {
 // INGEST_BUSY. Now its own second upload is refused at once, naming the share, and another
 // producer's event is accepted meanwhile.
 func TestOneTokenCannotHoldTheWholeIngestBound(t *testing.T) {
-	g := NewWithT(t)
-	f := newFixture(t)
-	f.h.MaxBody = 2 << 10
-	f.h.MaxInFlight = 4 << 10
-	srv := httptest.NewServer(f.h)
-	t.Cleanup(srv.Close)
-	post := func(tok string, body []byte) (int, string, string) {
-		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
-		g.Expect(err).NotTo(HaveOccurred())
-		req.Header.Set("Authorization", bearer(tok))
-		resp, err := srv.Client().Do(req)
-		g.Expect(err).NotTo(HaveOccurred())
-		defer resp.Body.Close()
-		var e struct{ Code, Message string }
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return resp.StatusCode, e.Code, e.Message
+	// Token names are labels for people: two producers' tokens may carry one (or none), and their
+	// shares are still their own.
+	sameName, err := ingest.StaticTokens(
+		ingest.TokenEntry{Name: "esign-platform", Token: tokAcc1, Accounts: []string{"acc-1"}},
+		ingest.TokenEntry{Name: "esign-platform", Token: tokOther, Accounts: []string{"acc-9"}},
+	)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, tc := range []struct {
+		name   string
+		tokens *ingest.Tokens // nil: the fixture's, each named apart
+		victim string         // the other producer's token
+		body   []byte
+	}{
+		{name: "tokens named apart", victim: tokGlobal, body: paddedEvent(t, 2<<10)},
+		{name: "two producers' tokens of one name", tokens: sameName, victim: tokOther,
+			body: bytes.Replace(paddedEvent(t, 2<<10), []byte(`"acc-1"`), []byte(`"acc-9"`), 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t)
+			if tc.tokens != nil {
+				f.h.Tokens = tc.tokens
+			}
+			f.h.MaxBody = 2 << 10
+			f.h.MaxInFlight = 4 << 10
+			srv := httptest.NewServer(f.h)
+			t.Cleanup(srv.Close)
+			post := func(tok string, body []byte) (int, string, string) {
+				req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
+				g.Expect(err).NotTo(HaveOccurred())
+				req.Header.Set("Authorization", bearer(tok))
+				resp, err := srv.Client().Do(req)
+				g.Expect(err).NotTo(HaveOccurred())
+				defer resp.Body.Close()
+				var e struct{ Code, Message string }
+				_ = json.NewDecoder(resp.Body).Decode(&e)
+				return resp.StatusCode, e.Code, e.Message
+			}
 
-	// Two uploads that declare the largest body, send its first byte and stop.
-	for range 2 {
-		c, err := net.Dial("tcp", srv.Listener.Addr().String())
-		g.Expect(err).NotTo(HaveOccurred())
-		t.Cleanup(func() { _ = c.Close() })
-		_, err = fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{",
-			bearer(tokAcc1), 2<<10)
-		g.Expect(err).NotTo(HaveOccurred())
+			// Two uploads that declare the largest body, send its first byte and stop.
+			for range 2 {
+				c, err := net.Dial("tcp", srv.Listener.Addr().String())
+				g.Expect(err).NotTo(HaveOccurred())
+				t.Cleanup(func() { _ = c.Close() })
+				_, err = fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{",
+					bearer(tokAcc1), 2<<10)
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+			// Once the handler holds them, the same token's next event is refused, naming the
+			// token's share (not the whole bound: the second stalled upload got no more than the
+			// first's share).
+			g.Eventually(func(g Gomega) {
+				status, code, msg := post(tokAcc1, paddedEvent(t, 2<<10))
+				g.Expect(status).To(Equal(http.StatusServiceUnavailable))
+				g.Expect(code).To(Equal("INGEST_BUSY"))
+				g.Expect(msg).To(ContainSubstring("the most one token may at once"))
+			}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+			// Another producer is not held up by them.
+			status, code, msg := post(tc.victim, tc.body)
+			g.Expect(status).To(Equal(http.StatusAccepted), "%s %s", code, msg)
+		})
 	}
-	// Once the handler holds them, the same token's next event is refused, naming the token's
-	// share (not the whole bound: the second stalled upload got no more than the first's share).
-	g.Eventually(func(g Gomega) {
-		status, code, msg := post(tokAcc1, paddedEvent(t, 2<<10))
-		g.Expect(status).To(Equal(http.StatusServiceUnavailable))
-		g.Expect(code).To(Equal("INGEST_BUSY"))
-		g.Expect(msg).To(ContainSubstring("the most one token may at once"))
-	}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
-	// Another producer is not held up by them.
-	status, code, msg := post(tokGlobal, paddedEvent(t, 2<<10))
-	g.Expect(status).To(Equal(http.StatusAccepted), "%s %s", code, msg)
 }
 
 // TestHandlerRefusesEveryTokenWhileTheFileIsInvalid performs the revocation attack: the operator

@@ -51,6 +51,9 @@ type TokenEntry struct {
 type Principal struct {
 	Name     string
 	accounts []string
+	// digest is the token's SHA-256: what tells producers apart (names are labels for people, and
+	// two tokens may carry one).
+	digest [32]byte
 }
 
 // MayPost reports whether the producer may post events of account.
@@ -229,7 +232,7 @@ func index(entries []TokenEntry) (map[[32]byte]*Principal, error) {
 		if _, dup := m[h]; dup {
 			return nil, errors.New("the same token appears twice")
 		}
-		m[h] = &Principal{Name: e.Name, accounts: slices.Clone(e.Accounts)}
+		m[h] = &Principal{Name: e.Name, accounts: slices.Clone(e.Accounts), digest: h}
 	}
 	return m, nil
 }
