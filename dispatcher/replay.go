@@ -419,13 +419,15 @@ func (r *Replayer) writtenStatus(key types.NamespacedName) *hooklinev1.WebhookRe
 // start admits rp to run now, when its turn has come in its namespace, and records that it
 // started; otherwise it records that it waits its turn. ok reports whether it started.
 func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus) (ok bool, err error) {
-	ok, ahead, since, err := r.admit(ctx, rp)
+	ok, since, err := r.admit(ctx, rp)
 	if err != nil {
 		return false, err
 	}
 	if !ok {
-		msg := fmt.Sprintf("%d replays run or wait ahead of it in namespace %s, where at most %d run at once; it starts after them",
-			ahead, rp.Namespace, r.maxPerNamespace())
+		// No count of the replays ahead: it changed with every replay that started, and each
+		// waiting replay's status was written again each time.
+		msg := fmt.Sprintf("replays created before it run or wait in namespace %s, where at most %d run at once (--replay-max-per-namespace); it starts after them",
+			rp.Namespace, r.maxPerNamespace())
 		_, err := r.wait(ctx, rp, st, hooklinev1.ReasonQueued, msg)
 		return false, err
 	}

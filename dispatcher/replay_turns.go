@@ -48,19 +48,27 @@ func (r *Replayer) maxPerNamespace() int {
 
 // admit decides whether rp, not started yet, may start now: fewer than maxPerNamespace replays run
 // in its namespace, counting the ones created before it that wait their turn as running first
-// (replays start in creation order). Otherwise it returns how many run or wait ahead of it.
+// (replays start in creation order). ok is false otherwise.
 // since is when rp was admitted: the first admission's time, also when its start is retried, so
 // that the recorded start times follow the order of admission.
 //
 // What runs is what this dispatcher admitted, and what the cache shows started and not finished
 // (admitted by a previous run); the decision is taken under the replayer's lock, so that two
 // replays reconciled at once cannot both take the last turn.
-func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, ahead int, since time.Time, err error) {
-	list := &hooklinev1.WebhookReplayList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace)); err != nil {
-		return false, 0, time.Time{}, err
-	}
+//
+// A namespace whose turns are all taken answers at once, without listing its replays: a tenant's
+// thousands of waiting replays each made every poll list (and copy) them all.
+func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, since time.Time, err error) {
 	key := client.ObjectKeyFromObject(rp)
+	if held, full := r.turnsTaken(key); held {
+		return true, r.admittedAt(key), nil
+	} else if full {
+		return false, time.Time{}, nil
+	}
+	list, err := r.replaysIn(ctx, rp.Namespace)
+	if err != nil {
+		return false, time.Time{}, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	running := map[types.NamespacedName]bool{}
@@ -68,8 +76,8 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		running[k] = true
 	}
 	var waiting []*hooklinev1.WebhookReplay
-	for i := range list.Items {
-		o := &list.Items[i]
+	for i := range list {
+		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
 		switch {
 		case k == key || finished(&o.Status) || running[k]:
@@ -80,9 +88,8 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		}
 	}
 	if !running[key] {
-		ahead = len(running) + len(waiting)
-		if ahead >= r.maxPerNamespace() {
-			return false, ahead, time.Time{}, nil
+		if len(running)+len(waiting) >= r.maxPerNamespace() {
+			return false, time.Time{}, nil
 		}
 		// The replays created before rp that wait their turn fit too (they were counted): they are
 		// admitted first, at the same moment, so that replays start in creation order whichever is
@@ -95,7 +102,33 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		}
 		r.admitLocked(key, now)
 	}
-	return true, 0, r.running[key.Namespace][key], nil
+	return true, r.running[key.Namespace][key], nil
+}
+
+// turnsTaken reports whether key holds a turn in its namespace, and whether every turn there is
+// held (by replays this dispatcher admitted).
+func (r *Replayer) turnsTaken(key types.NamespacedName) (held, full bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	running := r.running[key.Namespace]
+	_, held = running[key]
+	return held, len(running) >= r.maxPerNamespace()
+}
+
+// admittedAt is when key was admitted.
+func (r *Replayer) admittedAt(key types.NamespacedName) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running[key.Namespace][key]
+}
+
+// replaysIn lists namespace's replays from the cache without copying them: they are only read.
+func (r *Replayer) replaysIn(ctx context.Context, namespace string) ([]hooklinev1.WebhookReplay, error) {
+	list := &hooklinev1.WebhookReplayList{}
+	if err := r.Client.List(ctx, list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }
 
 // giveBack frees the turn of rp, not started, when it waits for its Webhook instead (missing, not
@@ -129,11 +162,14 @@ func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
 // notifications in the memory every tenant's deliveries share.
 func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, err error) {
 	key := client.ObjectKeyFromObject(rp)
-	if r.runs(key) {
+	if held, full := r.turnsTaken(key); held {
 		return true, nil
+	} else if full {
+		r.setPhase(key, phaseQueued)
+		return false, nil
 	}
-	list := &hooklinev1.WebhookReplayList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(rp.Namespace)); err != nil {
+	list, err := r.replaysIn(ctx, rp.Namespace)
+	if err != nil {
 		return false, err
 	}
 	r.mu.Lock()
@@ -143,8 +179,8 @@ func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok
 		return true, nil
 	}
 	ahead := len(running)
-	for i := range list.Items {
-		o := &list.Items[i]
+	for i := range list {
+		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
 		if _, held := running[k]; !held && k != key && started(&o.Status) && !finished(&o.Status) && createdBefore(o, rp) {
 			ahead++
@@ -190,13 +226,13 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 	if !held {
 		return
 	}
-	list := &hooklinev1.WebhookReplayList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(key.Namespace)); err != nil {
+	list, err := r.replaysIn(ctx, key.Namespace)
+	if err != nil {
 		// Each polls anyway.
 		ctrl.LoggerFrom(ctx).Error(err, "Listing the replays waiting for a turn")
 		return
 	}
-	waiting := slices.DeleteFunc(list.Items, func(o hooklinev1.WebhookReplay) bool {
+	waiting := slices.DeleteFunc(list, func(o hooklinev1.WebhookReplay) bool {
 		// One started and not running here waits to resume (resume): woken too.
 		if started(&o.Status) {
 			return finished(&o.Status) || r.runs(client.ObjectKeyFromObject(&o))
@@ -209,7 +245,10 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 		}
 		return 1
 	})
-	for _, o := range waiting {
+	// The first in line are woken, as many as may run: one admitted also admits those created
+	// before it (admit), and the rest are woken at the next release. Waking all of them had each
+	// reconciled, for a turn or two.
+	for _, o := range waiting[:min(len(waiting), r.maxPerNamespace())] {
 		r.wake(client.ObjectKeyFromObject(&o))
 	}
 }

@@ -19,6 +19,7 @@ package dispatcher_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 // metricWith returns the value of the gauge or counter name with label = value.
@@ -156,7 +158,8 @@ func TestForgedReplayStatusWaitsItsTurn(t *testing.T) {
 
 // A tenant allowed to create WebhookReplays in its namespace floods it with 30 of them: at most
 // --replay-max-per-namespace (2) run at once there, the others wait with Reconciling=True, reason
-// Queued, saying how many run or wait ahead, and start in creation order; another namespace's
+// Queued, saying why (not how many are ahead: that changed each waiting status at every start), and
+// start in creation order; another namespace's
 // replay runs meanwhile and its webhook's ordinary deliveries go on. The replays' metrics count
 // them.
 func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
@@ -191,7 +194,8 @@ func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
 		last := list.Items[len(list.Items)-1] // the List is sorted by name: the last created
 		c := meta.FindStatusCondition(last.Status.Conditions, hooklinev1.ConditionReconciling)
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
-		g.Expect(c.Message).To(HavePrefix(fmt.Sprintf("%d replays run or wait ahead of it in namespace %s", flood-1, nsA)))
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonQueued))
+		g.Expect(c.Message).To(HavePrefix(fmt.Sprintf("replays created before it run or wait in namespace %s, where at most 2 run at once", nsA)))
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	g.Expect(s.metricWith(t, "hookline_replays", "state", "running")).To(BeEquivalentTo(dispatcher.DefaultReplaysPerNamespace))
 	g.Expect(s.metricWith(t, "hookline_replays", "state", "queued")).To(BeEquivalentTo(flood - dispatcher.DefaultReplaysPerNamespace))
@@ -326,4 +330,59 @@ func TestDeletingAReplayWithdrawsWhatItQueued(t *testing.T) {
 	}
 	n := len(rc.got())
 	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300*time.Millisecond).Should(Equal(n), "nothing more is sent")
+}
+
+// A tenant with many replays waiting for their turn, deleting the oldest waiting one again and
+// again: the others' statuses are not written. Before, each waiting replay's message counted the
+// replays ahead of it, so every start or deletion had the dispatcher write every waiting replay's
+// status again (and each of their polls listed and copied the namespace's replays).
+func TestWaitingReplaysAreNotWrittenWhenTheLineMoves(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const n = 30
+	account := "acc-replay-line"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	requests := &testsupport.APIRequests{}
+	s := startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	}})
+	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("line-1", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(1))
+	rc.set(fail500) // the replays that run never finish
+	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
+
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	var replays []*hooklinev1.WebhookReplay
+	for i := range n {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("line-%02d", i)},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
+		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
+		replays = append(replays, rp)
+	}
+	g.Eventually(func(g Gomega) {
+		running, queued, _ := replaysByState(g, ns)
+		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(queued).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+	const deleted = 5
+	waiting := replays[dispatcher.DefaultReplaysPerNamespace+deleted:]
+	writes := func() (sum int) {
+		for _, rp := range waiting {
+			sum += requests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+ns+"/webhookreplays/"+rp.Name+"/status")
+		}
+		return sum
+	}
+	g.Expect(writes()).To(BeNumerically(">=", len(waiting)), "each waiting replay's Queued status was written (the count is of the dispatcher's requests)")
+	before := writes()
+	for _, rp := range replays[dispatcher.DefaultReplaysPerNamespace : dispatcher.DefaultReplaysPerNamespace+deleted] {
+		g.Expect(tenant.Delete(ctx, rp)).To(Succeed())
+	}
+	// Their polls come every 100 ms here.
+	g.Consistently(writes).WithTimeout(time.Second).WithPolling(100*time.Millisecond).Should(Equal(before),
+		"the %d replays still waiting are not written again", len(waiting))
 }

@@ -118,7 +118,8 @@ type stackOptions struct {
 	clock      clock.Clock
 	dir        string // reuse a data directory (restart)
 	mutate     func(*dispatcher.Config)
-	tokens     []ingest.TokenEntry // besides testToken's, which may post for every account
+	tokens     []ingest.TokenEntry      // besides testToken's, which may post for every account
+	requests   *testsupport.APIRequests // counts the dispatcher's requests to the API server
 }
 
 // fastPolicy keeps Acrobat Sign's proportions (1 min → 12 h → 72 h → 7 d) scaled so that tests
@@ -168,7 +169,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		clk = clock.RealClock{}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := dispatcher.NewApp(logr.NewContext(ctx, ctrl.Log.WithName(t.Name())), cp.Config, cfg, clk)
+	app, err := dispatcher.NewApp(logr.NewContext(ctx, ctrl.Log.WithName(t.Name())), o.requests.Config(cp.Config), cfg, clk)
 	if err != nil {
 		cancel()
 		t.Fatalf("starting dispatcher: %v", err)

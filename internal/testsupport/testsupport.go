@@ -91,11 +91,7 @@ func AttestationKeyFile(dir string) (string, error) {
 // receives the manager's result. http URLs and loopback receivers (LoopbackGuard) are allowed and
 // roots are trusted.
 func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPool, verifyTimeout time.Duration, opts controllers.Options, requests *APIRequests) (done <-chan error, err error) {
-	cfg := rest.CopyConfig(env.Config)
-	if requests != nil {
-		cfg.Wrap(requests.wrap)
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(requests.Config(env.Config), ctrl.Options{
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
@@ -148,6 +144,16 @@ func (a *APIRequests) Count(method, prefix string) int {
 		}
 	}
 	return n
+}
+
+// Config returns a copy of cfg whose requests a counts (cfg itself when a is nil).
+func (a *APIRequests) Config(cfg *rest.Config) *rest.Config {
+	if a == nil {
+		return cfg
+	}
+	out := rest.CopyConfig(cfg)
+	out.Wrap(a.wrap)
+	return out
 }
 
 func (a *APIRequests) wrap(rt http.RoundTripper) http.RoundTripper {
