@@ -334,27 +334,40 @@ func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q wor
 	if !ok {
 		return
 	}
-	for _, req := range h.r.sameConfigurationAs(ctx, wh) {
+	// A change of a Webhook changes decisions in its own account only: the oldest of another
+	// account with this configuration is not queued (a tenant knowing another account's exact
+	// configuration could otherwise have its Webhook reconciled at will, each time reading its
+	// certificate Secret).
+	for _, req := range h.r.sameConfigurationAs(ctx, wh, true) {
 		q.Add(req)
 	}
 }
 
 // sameConfigurationAs returns a request for the oldest ACTIVE Webhook other than wh with wh's
-// configuration in each account: the only one whose decision a change of wh can change. When wh
+// configuration in each account (in wh's account only when ownAccount): the only one whose
+// decision a change of wh can change. When wh
 // was the oldest and leaves, the next in line is verified; when wh becomes the oldest, the one it
 // displaces learns it (and wh's own reconcile demotes it first). The younger ones stay duplicates
 // with the same status (duplicateStatus names no Webhook), so they are not reconciled: queueing
 // all of a group at every change of one made a group of N cost N reconciles of N each.
-func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook) []reconcile.Request {
+func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook, ownAccount bool) []reconcile.Request {
 	accounts := r.accountsOf(ctx)
+	own, err := accounts(wh.Namespace)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Reading the binding of a webhook's namespace", "webhook", client.ObjectKeyFromObject(wh))
+		return nil
+	}
 	oldest := map[string]*hooklinev1.Webhook{}
-	err := r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
+	err = r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
 		if c.UID == wh.UID {
 			return nil
 		}
 		account, err := accounts(c.Namespace)
 		if err != nil {
 			return err
+		}
+		if ownAccount && account != own {
+			return nil
 		}
 		if o := oldest[account]; o == nil || older(c, o) {
 			oldest[account] = c
@@ -384,7 +397,9 @@ func (r *WebhookReconciler) webhooksAffectedBy(ctx context.Context, ns client.Ob
 	var reqs []reconcile.Request
 	for i := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		reqs = append(reqs, r.sameConfigurationAs(ctx, &list.Items[i])...)
+		// Every account: the namespace may have left one (its Webhooks' old account has lost
+		// them) for another.
+		reqs = append(reqs, r.sameConfigurationAs(ctx, &list.Items[i], false)...)
 	}
 	return reqs
 }

@@ -314,6 +314,11 @@ func TestTogglingTheOldestOfManyDuplicatesWritesOnlyTheTwo(t *testing.T) {
 	})
 	oldest, next := hooks[0], hooks[1]
 	eventuallyReady(t, oldest, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	// The same configuration in another account: not a duplicate, and none of this tenant's
+	// business.
+	stranger := createWebhook(t, newNamespace(t, "acc-dup-toggle-other", ""), "same", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
+	eventuallyReady(t, stranger, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	strangerLogged := func() int { return strings.Count(managerLogs.String(), string(stranger.UID)) }
 	for _, wh := range hooks[1:] {
 		expectDuplicateOf(t, wh, oldest)
 	}
@@ -341,7 +346,7 @@ func TestTogglingTheOldestOfManyDuplicatesWritesOnlyTheTwo(t *testing.T) {
 		}
 		return count
 	}
-	before, reconciledBefore := othersWritten(), othersReconciled()
+	before, reconciledBefore, strangerBefore := othersWritten(), othersReconciled(), strangerLogged()
 	setState := func(wh *hooklinev1.Webhook, state hooklinev1.WebhookState) {
 		cur := &hooklinev1.Webhook{}
 		g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
@@ -359,4 +364,5 @@ func TestTogglingTheOldestOfManyDuplicatesWritesOnlyTheTwo(t *testing.T) {
 	g.Consistently(othersWritten).WithTimeout(time.Second).WithPolling(100*time.Millisecond).Should(Equal(before),
 		"the %d younger duplicates' statuses are not written", n-2)
 	g.Expect(othersReconciled()).To(Equal(reconciledBefore), "nor are they reconciled")
+	g.Expect(strangerLogged()).To(Equal(strangerBefore), "another account's Webhook of the same configuration is not reconciled")
 }
