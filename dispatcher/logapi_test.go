@@ -18,6 +18,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -26,6 +27,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -425,6 +428,68 @@ func TestReadAPILimitsEachNamespace(t *testing.T) {
 	g.Expect(hdr.Get("Retry-After")).NotTo(BeEmpty())
 
 	api.getJSON(t, other, notificationsPath(nsB, "orders"), http.StatusOK, &page)
+}
+
+// Anyone who can reach the read API sends a new random token with every request, from many
+// connections at once: each would cost the API server a TokenReview asked with the dispatcher's
+// identity, and held one of the read API's shared slots while it ran. Now a client address brings
+// so many new tokens a second (429 beyond), the reviews of new tokens have a budget of their own,
+// and the shared slots are taken once the caller is known: an authorized reader meanwhile gets
+// every page.
+func TestRandomTokensCannotCrowdOutReaders(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-logapi-random-tokens", "")
+	rc := newReceiver(t)
+	requests := &testsupport.APIRequests{}
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: logOn, requests: requests})
+	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.app.API.Limits = &logapi.Limits{Concurrent: 2, NamespaceConcurrent: 2, Rate: 100, Burst: 100, NamespaceRate: 100, NamespaceBurst: 100,
+		NewTokenRate: 1, NewTokenBurst: 5}
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	reader := viewerToken(t, cs, ns, "reader")
+	path := notificationsPath(ns, "orders")
+	var page deliveries.NotificationList
+	api.getJSON(t, reader, path, http.StatusOK, &page) // its review is remembered from now on
+
+	reviews := func() int { return requests.Count(http.MethodPost, "/apis/authentication.k8s.io/v1/tokenreviews") }
+	before := reviews()
+	var wg sync.WaitGroup
+	var answers sync.Map // status → count
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				req, _ := http.NewRequest(http.MethodGet, api.base+path, nil)
+				req.Header.Set("Authorization", "Bearer "+rand.Text())
+				resp, err := api.http.Do(req)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				n, _ := answers.LoadOrStore(resp.StatusCode, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+		}()
+	}
+	started := time.Now()
+	for range 20 {
+		code, _, b := api.get(t, reader, path)
+		g.Expect(code).To(Equal(http.StatusOK), "the reader's page during the flood: %s", b)
+	}
+	wg.Wait()
+	elapsed := time.Since(started)
+	flood := map[int]int64{}
+	answers.Range(func(k, v any) bool { flood[k.(int)] = v.(*atomic.Int64).Load(); return true })
+	t.Logf("flood answers in %s: %v; TokenReviews %d", elapsed.Round(time.Millisecond), flood, reviews()-before)
+	g.Expect(flood[http.StatusTooManyRequests]).To(BeNumerically(">", 700), "the flood was refused")
+	g.Expect(flood[http.StatusOK]).To(BeZero())
+	// The burst, then one a second.
+	g.Expect(reviews() - before).To(BeNumerically("<=", 5+int(elapsed.Seconds())+1))
 }
 
 // The built-in roles aggregate the shipped ClusterRoles: their aggregation rules (bootstrapped by

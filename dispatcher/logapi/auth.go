@@ -88,11 +88,16 @@ type Limits struct {
 	NamespaceConcurrent int
 	NamespaceRate       float64
 	NamespaceBurst      int
+	// NewTokenRate and NewTokenBurst bound, per client address, the requests whose token has not
+	// been reviewed lately (each costs a TokenReview): 429 beyond.
+	NewTokenRate  float64
+	NewTokenBurst int
 
 	once       sync.Once
 	sem        chan struct{}
 	users      *keyrate.Limiters
 	namespaces *keyrate.Limiters
+	addresses  *keyrate.Limiters
 	mu         sync.Mutex
 	inNS       map[string]int
 }
@@ -106,6 +111,10 @@ const (
 	DefaultNamespaceConcurrent = DefaultConcurrent / 4
 	DefaultNamespaceRate       = 2 * DefaultRate
 	DefaultNamespaceBurst      = 2 * DefaultBurst
+	// A client address may bring ten new tokens a second: the console's users all come from its
+	// address, each token reviewed again at most once per DefaultAuthTTL.
+	DefaultNewTokenRate  = 10
+	DefaultNewTokenBurst = 50
 )
 
 func (l *Limits) init() {
@@ -128,12 +137,25 @@ func (l *Limits) init() {
 		if l.NamespaceBurst <= 0 {
 			l.NamespaceBurst = 2 * l.Burst
 		}
+		if l.NewTokenRate <= 0 {
+			l.NewTokenRate = DefaultNewTokenRate
+		}
+		if l.NewTokenBurst <= 0 {
+			l.NewTokenBurst = DefaultNewTokenBurst
+		}
 		l.sem = make(chan struct{}, l.Concurrent)
 		// An identity or namespace idle for a minute starts again with a full bucket.
 		l.users = keyrate.New(rate.Limit(l.Rate), l.Burst, time.Minute, cacheSize)
 		l.namespaces = keyrate.New(rate.Limit(l.NamespaceRate), l.NamespaceBurst, time.Minute, cacheSize)
+		l.addresses = keyrate.New(rate.Limit(l.NewTokenRate), l.NewTokenBurst, time.Minute, cacheSize)
 		l.inNS = map[string]int{}
 	})
+}
+
+// allowNewToken spends one of address's reviews of new tokens.
+func (l *Limits) allowNewToken(address string) bool {
+	l.init()
+	return l.addresses.Get(address).Allow()
 }
 
 // enter takes a request slot; false when all are taken.

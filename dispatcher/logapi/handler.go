@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -209,22 +210,27 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			writeError(w, http.StatusServiceUnavailable, "LogOff", "this dispatcher keeps no delivery log (--delivery-log=false)")
 			return
 		}
-		release, ok := h.Limits.enter()
-		if !ok {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, "Busy", "the read API is serving as many requests as it may at once; retry shortly")
-			return
-		}
-		defer release()
 		token, ok := kubeauth.BearerToken(r)
 		if !ok {
 			unauthorized(w, "a bearer token is required (Authorization: Bearer <Kubernetes token>)")
+			return
+		}
+		// A token not reviewed lately costs a TokenReview: each client address may bring so many
+		// new tokens a second, whoever it claims to be (a random token with every request made
+		// the API server review each, and took the read API's slots from everyone).
+		if !h.Auth.Known(token) && !h.Limits.allowNewToken(clientAddress(r)) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many new tokens from this address; slow down")
 			return
 		}
 		user, err := h.Auth.Authenticate(ctx, token)
 		switch {
 		case errors.Is(err, ErrUnauthenticated):
 			unauthorized(w, "the bearer token is not valid")
+			return
+		case errors.Is(err, kubeauth.ErrBusy):
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "Busy", "too many new tokens to review at the moment; retry shortly")
 			return
 		case err != nil:
 			h.Logger.Error(err, "Reviewing a token")
@@ -236,6 +242,15 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many requests from "+user.Username+"; slow down")
 			return
 		}
+		// The shared slots are taken once the caller is known: unauthenticated requests held them
+		// before.
+		release, ok := h.Limits.enter()
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, "Busy", "the read API is serving as many requests as it may at once; retry shortly")
+			return
+		}
+		defer release()
 		ns, name := r.PathValue("ns"), r.PathValue("name")
 		if len(validation.ValidateNamespaceName(ns, false)) > 0 || len(validation.NameIsDNSSubdomain(name, false)) > 0 {
 			// Nothing by such a name can exist: the same answer as for any Webhook not found.
@@ -487,8 +502,18 @@ func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), w
 		h.testMu.Lock()
 		defer h.testMu.Unlock()
 		h.lastTests.Remove(uid)
-		res.CancelAt(h.now())
+		// At the reservation's own time: a reservation cancelled at a later time gives nothing
+		// back.
+		res.CancelAt(now)
 	}, "", 0
+}
+
+// clientAddress is the IP address r came from (its port dropped).
+func clientAddress(r *http.Request) string {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().String()
+	}
+	return r.RemoteAddr
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.

@@ -143,14 +143,15 @@ func TestTestSlots(t *testing.T) {
 	_, why, _ = take("d", "other")
 	g.Expect(why).To(BeEmpty(), "another namespace's budget is its own")
 
-	doneB(false) // b's request queued nothing
+	now = now.Add(time.Millisecond) // the request took a while
+	doneB(false)                    // b's request queued nothing
 	doneB2, why, _ := take("b", "ns")
 	g.Expect(why).To(BeEmpty(), "b's slot and the namespace's test were given back")
 	doneB2(true)
 	_, why, _ = take("c", "ns")
 	g.Expect(why).NotTo(BeEmpty())
 
-	now = now.Add(30 * time.Second)
+	now = now.Add(30*time.Second - time.Millisecond)
 	doneC, why, _ := take("c", "ns")
 	g.Expect(why).To(BeEmpty(), "half a minute later, one more")
 	doneC(true)

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,17 @@ import (
 
 // ErrUnauthenticated: the API server did not accept the token.
 var ErrUnauthenticated = errors.New("token not authenticated")
+
+// ErrBusy: the token is not known, and as many new tokens as may be reviewed have been lately.
+var ErrBusy = errors.New("too many new tokens to review; retry shortly")
+
+// Reviews of tokens not remembered: NewTokenRate a second, NewTokenBurst at once. Anyone who can
+// reach an endpoint can send a new random token with every request, and each would cost a
+// TokenReview of the API server, asked with the dispatcher's own identity.
+const (
+	NewTokenRate  = 50
+	NewTokenBurst = 100
+)
 
 // Challenge is the WWW-Authenticate value of a 401 from an endpoint that takes Kubernetes bearer
 // tokens (RFC 9110 requires one).
@@ -59,12 +71,15 @@ type Reviewer struct {
 	ttl    time.Duration
 	tokens *utilcache.LRUExpireCache
 	access *utilcache.LRUExpireCache
+	// reviews bounds the TokenReviews of tokens not remembered.
+	reviews *rate.Limiter
 }
 
 // newReviewer reviews through authn and authz, remembering answers for ttl (above 0).
 func newReviewer(authn authenticationclient.TokenReviewsGetter, authz authorizationclient.SubjectAccessReviewsGetter, ttl time.Duration) *Reviewer {
 	return &Reviewer{authn: authn, authz: authz, ttl: ttl,
-		tokens: utilcache.NewLRUExpireCache(cacheSize), access: utilcache.NewLRUExpireCache(cacheSize)}
+		tokens: utilcache.NewLRUExpireCache(cacheSize), access: utilcache.NewLRUExpireCache(cacheSize),
+		reviews: rate.NewLimiter(NewTokenRate, NewTokenBurst)}
 }
 
 // NewForConfig reviews with the API server of cfg, through hc, remembering answers for ttl
@@ -97,8 +112,15 @@ type tokenAnswer struct {
 	ok   bool
 }
 
+// Known reports whether token's review is remembered: authenticating it costs no TokenReview.
+func (r *Reviewer) Known(token string) bool {
+	_, ok := r.tokens.Get(sha256.Sum256([]byte(token)))
+	return ok
+}
+
 // Authenticate returns the user token belongs to; ErrUnauthenticated when the API server does not
-// accept it (remembered as well, so that a client repeating a bad token costs no more reviews).
+// accept it (remembered as well, so that a client repeating a bad token costs no more reviews);
+// ErrBusy when the token is new and the budget of reviews of new tokens is spent.
 func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticationv1.UserInfo, error) {
 	key := sha256.Sum256([]byte(token))
 	if v, ok := r.tokens.Get(key); ok {
@@ -107,6 +129,9 @@ func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticati
 			return authenticationv1.UserInfo{}, ErrUnauthenticated
 		}
 		return ans.user, nil
+	}
+	if !r.reviews.Allow() {
+		return authenticationv1.UserInfo{}, ErrBusy
 	}
 	tr, err := r.authn.TokenReviews().Create(ctx,
 		&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})

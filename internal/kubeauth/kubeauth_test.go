@@ -17,12 +17,19 @@ limitations under the License.
 package kubeauth
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestBearerToken(t *testing.T) {
@@ -70,4 +77,43 @@ func TestAccessKeyIsUnambiguous(t *testing.T) {
 	u.Username = "v"
 	add("other user", u, res("get", "deliveries", "ns", "wh"))
 	g.Expect(accessKey(base, res("get", "deliveries", "ns", "wh"))).To(Equal(accessKey(base, res("get", "deliveries", "ns", "wh"))))
+}
+
+// New tokens cost a TokenReview each, within a budget: past NewTokenBurst at once, a new token is
+// refused with ErrBusy without asking the API server, while a remembered one is still answered.
+func TestNewTokensHaveABudgetOfReviews(t *testing.T) {
+	cs := fake.NewClientset()
+	reviews := 0
+	cs.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		reviews++
+		tr := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview)
+		tr.Status = authenticationv1.TokenReviewStatus{Authenticated: tr.Spec.Token == "good-token",
+			User: authenticationv1.UserInfo{Username: "alice"}}
+		return true, tr, nil
+	})
+	r := newReviewer(cs.AuthenticationV1(), cs.AuthorizationV1(), time.Hour)
+	ctx := context.Background()
+	if r.Known("good-token") {
+		t.Fatal("known before its review")
+	}
+	if u, err := r.Authenticate(ctx, "good-token"); err != nil || u.Username != "alice" {
+		t.Fatalf("good token: %v %v", u, err)
+	}
+	if !r.Known("good-token") {
+		t.Fatal("not remembered")
+	}
+	for i := range NewTokenBurst - 1 {
+		if _, err := r.Authenticate(ctx, fmt.Sprintf("random-%d", i)); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("random token %d: %v", i, err)
+		}
+	}
+	if _, err := r.Authenticate(ctx, "one-more"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("past the budget: %v, want ErrBusy", err)
+	}
+	if reviews != NewTokenBurst {
+		t.Fatalf("%d reviews, want %d", reviews, NewTokenBurst)
+	}
+	if u, err := r.Authenticate(ctx, "good-token"); err != nil || u.Username != "alice" {
+		t.Fatalf("a remembered token is still answered: %v %v", u, err)
+	}
 }

@@ -85,6 +85,11 @@ func Filter(rv *kubeauth.Reviewer, log logr.Logger, next http.Handler) http.Hand
 		case errors.Is(err, kubeauth.ErrUnauthenticated):
 			unauthorized(w)
 			return
+		case errors.Is(err, kubeauth.ErrBusy):
+			// Not logged: a flood of new tokens would make a line each.
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too many new tokens to review; retry shortly", http.StatusServiceUnavailable)
+			return
 		case err != nil:
 			log.Error(err, "Reviewing a scrape's token")
 			http.Error(w, "Authentication failed", http.StatusInternalServerError)
