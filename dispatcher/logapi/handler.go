@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation"
@@ -48,7 +47,6 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliverylog"
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/deliveries"
-	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/kubeauth"
 )
 
@@ -142,7 +140,7 @@ type Handler struct {
 	mux       *http.ServeMux
 	testMu    sync.Mutex
 	lastTests *utilcache.LRUExpireCache // webhook uid → its last test, while TestInterval runs
-	nsTests   *keyrate.Limiters         // each namespace's test notifications
+	nsTests   *utilcache.LRUExpireCache // namespace → its *testBudget
 }
 
 // Routes.
@@ -175,10 +173,7 @@ func (h *Handler) Init() *Handler {
 	if h.mux == nil {
 		h.mux = h.routes()
 		h.lastTests = utilcache.NewLRUExpireCache(cacheSize)
-		// Refilled evenly over a minute, up to a minute's worth; idle for a minute, a namespace has
-		// its whole budget again, so forgetting it then changes nothing.
-		per := h.testsPerNamespace()
-		h.nsTests = keyrate.New(rate.Limit(float64(per)/60), per, time.Minute, cacheSize)
+		h.nsTests = utilcache.NewLRUExpireCache(cacheSize)
 	}
 	return h
 }
@@ -488,12 +483,22 @@ func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), w
 	if _, ok := h.lastTests.Get(uid); ok {
 		return nil, fmt.Sprintf("one test notification per %s per webhook; retry shortly", h.testInterval()), h.testInterval()
 	}
+	per := float64(h.testsPerNamespace())
 	now := h.now()
-	res := h.nsTests.Get(namespace).ReserveN(now, 1)
-	if wait := res.DelayFrom(now); wait > 0 {
-		res.CancelAt(now)
-		return nil, fmt.Sprintf("namespace %s may send %d test notifications per minute; retry shortly", namespace, h.testsPerNamespace()), wait
+	b := &testBudget{tokens: per, at: now}
+	if v, ok := h.nsTests.Get(namespace); ok {
+		b = v.(*testBudget)
 	}
+	// Refilled evenly over a minute, up to a minute's worth. (Not a rate.Limiter: giving a token
+	// back through a Reservation gives nothing back once another reservation came after it.)
+	b.tokens, b.at = min(per, b.tokens+now.Sub(b.at).Minutes()*per), now
+	if b.tokens < 1 {
+		return nil, fmt.Sprintf("namespace %s may send %d test notifications per minute; retry shortly", namespace, h.testsPerNamespace()),
+			time.Duration((1 - b.tokens) / per * float64(time.Minute))
+	}
+	b.tokens--
+	// Idle for a minute, a namespace has its whole budget again: forgetting it then changes nothing.
+	h.nsTests.Add(namespace, b, time.Minute)
 	h.lastTests.Add(uid, true, h.testInterval())
 	return func(queued bool) {
 		if queued {
@@ -502,18 +507,27 @@ func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), w
 		h.testMu.Lock()
 		defer h.testMu.Unlock()
 		h.lastTests.Remove(uid)
-		// At the reservation's own time: a reservation cancelled at a later time gives nothing
-		// back.
-		res.CancelAt(now)
+		b.tokens = min(per, b.tokens+1)
 	}, "", 0
 }
 
-// clientAddress is the IP address r came from (its port dropped).
+// testBudget is what a namespace has left of its test notifications (guarded by testMu).
+type testBudget struct {
+	tokens float64
+	at     time.Time
+}
+
+// clientAddress is the address r came from, as a limit's key: an IPv4 address, or an IPv6 /64
+// (one host commonly holds a whole /64).
 func clientAddress(r *http.Request) string {
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return ap.Addr().String()
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
 	}
-	return r.RemoteAddr
+	if a := ap.Addr().Unmap(); a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return ap.Addr().Unmap().String()
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.

@@ -143,18 +143,34 @@ func TestTestSlots(t *testing.T) {
 	_, why, _ = take("d", "other")
 	g.Expect(why).To(BeEmpty(), "another namespace's budget is its own")
 
-	now = now.Add(time.Millisecond) // the request took a while
-	doneB(false)                    // b's request queued nothing
+	// A retry refused meanwhile, then b's request ends having queued nothing (with a
+	// rate.Limiter's Reservation, the refused retry made the give-back give nothing).
+	now = now.Add(500 * time.Millisecond)
+	_, why, _ = take("c", "ns")
+	g.Expect(why).NotTo(BeEmpty())
+	now = now.Add(100 * time.Millisecond)
+	doneB(false)
 	doneB2, why, _ := take("b", "ns")
 	g.Expect(why).To(BeEmpty(), "b's slot and the namespace's test were given back")
 	doneB2(true)
 	_, why, _ = take("c", "ns")
 	g.Expect(why).NotTo(BeEmpty())
 
-	now = now.Add(30*time.Second - time.Millisecond)
+	now = now.Add(30*time.Second - 600*time.Millisecond)
 	doneC, why, _ := take("c", "ns")
 	g.Expect(why).To(BeEmpty(), "half a minute later, one more")
 	doneC(true)
 	_, why, _ = take("e", "ns")
 	g.Expect(why).NotTo(BeEmpty())
+}
+
+// A limit per client address counts an IPv6 host's whole /64 as one address.
+func TestClientAddressGroupsIPv6By64(t *testing.T) {
+	g := NewWithT(t)
+	at := func(remote string) string { return clientAddress(&http.Request{RemoteAddr: remote}) }
+	g.Expect(at("10.1.2.3:4567")).To(Equal("10.1.2.3"))
+	g.Expect(at("[::ffff:10.1.2.3]:4567")).To(Equal("10.1.2.3"))
+	g.Expect(at("[2001:db8:1:2:aaaa::1]:443")).To(Equal("2001:db8:1:2::/64"))
+	g.Expect(at("[2001:db8:1:2:bbbb::9]:443")).To(Equal(at("[2001:db8:1:2:aaaa::1]:443")))
+	g.Expect(at("[2001:db8:1:3::1]:443")).NotTo(Equal(at("[2001:db8:1:2::1]:443")))
 }

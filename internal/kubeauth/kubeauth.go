@@ -39,6 +39,7 @@ import (
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 )
 
 // ErrUnauthenticated: the API server did not accept the token.
@@ -47,12 +48,16 @@ var ErrUnauthenticated = errors.New("token not authenticated")
 // ErrBusy: the token is not known, and as many new tokens as may be reviewed have been lately.
 var ErrBusy = errors.New("too many new tokens to review; retry shortly")
 
-// Reviews of tokens not remembered: NewTokenRate a second, NewTokenBurst at once. Anyone who can
-// reach an endpoint can send a new random token with every request, and each would cost a
-// TokenReview of the API server, asked with the dispatcher's own identity.
+// Reviews of new tokens: NewTokenRate a second, NewTokenBurst at once. Anyone who can reach an
+// endpoint can send a new random token with every request, and each would cost a TokenReview of
+// the API server, asked with the dispatcher's own identity. A token the API server accepted within
+// GoodFor is not new: its answer is still reviewed again after the TTL (so that a revocation takes
+// effect), but outside this budget, so that a flood of random tokens never locks out the users
+// already known.
 const (
 	NewTokenRate  = 50
 	NewTokenBurst = 100
+	GoodFor       = time.Hour
 )
 
 // Challenge is the WWW-Authenticate value of a 401 from an endpoint that takes Kubernetes bearer
@@ -71,15 +76,19 @@ type Reviewer struct {
 	ttl    time.Duration
 	tokens *utilcache.LRUExpireCache
 	access *utilcache.LRUExpireCache
-	// reviews bounds the TokenReviews of tokens not remembered.
+	// reviews bounds the TokenReviews of new tokens; good holds the digests of the tokens
+	// accepted within GoodFor.
 	reviews *rate.Limiter
+	good    *utilcache.LRUExpireCache
 }
 
-// newReviewer reviews through authn and authz, remembering answers for ttl (above 0).
-func newReviewer(authn authenticationclient.TokenReviewsGetter, authz authorizationclient.SubjectAccessReviewsGetter, ttl time.Duration) *Reviewer {
+// newReviewer reviews through authn and authz, remembering answers for ttl (above 0) by clk.
+func newReviewer(authn authenticationclient.TokenReviewsGetter, authz authorizationclient.SubjectAccessReviewsGetter, ttl time.Duration, clk utilcache.Clock) *Reviewer {
 	return &Reviewer{authn: authn, authz: authz, ttl: ttl,
-		tokens: utilcache.NewLRUExpireCache(cacheSize), access: utilcache.NewLRUExpireCache(cacheSize),
-		reviews: rate.NewLimiter(NewTokenRate, NewTokenBurst)}
+		tokens:  utilcache.NewLRUExpireCacheWithClock(cacheSize, clk),
+		access:  utilcache.NewLRUExpireCacheWithClock(cacheSize, clk),
+		reviews: rate.NewLimiter(NewTokenRate, NewTokenBurst),
+		good:    utilcache.NewLRUExpireCacheWithClock(cacheSize, clk)}
 }
 
 // NewForConfig reviews with the API server of cfg, through hc, remembering answers for ttl
@@ -93,7 +102,7 @@ func NewForConfig(cfg *rest.Config, hc *http.Client, ttl time.Duration) (*Review
 	if err != nil {
 		return nil, err
 	}
-	return newReviewer(authn, authz, ttl), nil
+	return newReviewer(authn, authz, ttl, clock.RealClock{}), nil
 }
 
 // BearerToken returns the token of r's "Authorization: Bearer" header.
@@ -112,9 +121,14 @@ type tokenAnswer struct {
 	ok   bool
 }
 
-// Known reports whether token's review is remembered: authenticating it costs no TokenReview.
+// Known reports whether token is not new: its review is remembered (authenticating it costs no
+// TokenReview), or the API server accepted it within GoodFor.
 func (r *Reviewer) Known(token string) bool {
-	_, ok := r.tokens.Get(sha256.Sum256([]byte(token)))
+	key := sha256.Sum256([]byte(token))
+	if _, ok := r.tokens.Get(key); ok {
+		return true
+	}
+	_, ok := r.good.Get(key)
 	return ok
 }
 
@@ -130,7 +144,7 @@ func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticati
 		}
 		return ans.user, nil
 	}
-	if !r.reviews.Allow() {
+	if _, good := r.good.Get(key); !good && !r.reviews.Allow() {
 		return authenticationv1.UserInfo{}, ErrBusy
 	}
 	tr, err := r.authn.TokenReviews().Create(ctx,
@@ -140,6 +154,11 @@ func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticati
 	}
 	ans := tokenAnswer{user: tr.Status.User, ok: tr.Status.Authenticated && tr.Status.User.Username != ""}
 	r.tokens.Add(key, ans, r.ttl)
+	if ans.ok {
+		r.good.Add(key, true, GoodFor)
+	} else {
+		r.good.Remove(key) // revoked: new again
+	}
 	if !ans.ok {
 		return authenticationv1.UserInfo{}, ErrUnauthenticated
 	}

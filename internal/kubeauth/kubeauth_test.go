@@ -25,11 +25,13 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 func TestBearerToken(t *testing.T) {
@@ -91,7 +93,9 @@ func TestNewTokensHaveABudgetOfReviews(t *testing.T) {
 			User: authenticationv1.UserInfo{Username: "alice"}}
 		return true, tr, nil
 	})
-	r := newReviewer(cs.AuthenticationV1(), cs.AuthorizationV1(), time.Hour)
+	clk := testingclock.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	r := newReviewer(cs.AuthenticationV1(), cs.AuthorizationV1(), 10*time.Second, clk)
+	r.reviews = rate.NewLimiter(rate.Every(time.Hour), NewTokenBurst) // no refill while the test runs
 	ctx := context.Background()
 	if r.Known("good-token") {
 		t.Fatal("known before its review")
@@ -113,7 +117,15 @@ func TestNewTokensHaveABudgetOfReviews(t *testing.T) {
 	if reviews != NewTokenBurst {
 		t.Fatalf("%d reviews, want %d", reviews, NewTokenBurst)
 	}
+	// The good token's answer expires: it is reviewed again, outside the budget.
+	clk.Step(11 * time.Second)
+	if !r.Known("good-token") {
+		t.Fatal("a token accepted lately is not new")
+	}
 	if u, err := r.Authenticate(ctx, "good-token"); err != nil || u.Username != "alice" {
-		t.Fatalf("a remembered token is still answered: %v %v", u, err)
+		t.Fatalf("a token accepted lately is reviewed again despite the spent budget: %v %v", u, err)
+	}
+	if reviews != NewTokenBurst+1 {
+		t.Fatalf("%d reviews, want %d: the good token's answer was not reviewed again", reviews, NewTokenBurst+1)
 	}
 }
