@@ -353,9 +353,10 @@ func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q wor
 func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook, ownAccount bool) []reconcile.Request {
 	accounts := r.accountsOf(ctx)
 	own, err := accounts(wh.Namespace)
-	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Reading the binding of a webhook's namespace", "webhook", client.ObjectKeyFromObject(wh))
-		return nil
+	if err != nil || own == "" {
+		// Unknown (the namespace is being deleted and already gone from the cache, or unbound):
+		// every account's oldest, rather than miss the one whose decision changed.
+		ownAccount = false
 	}
 	oldest := map[string]*hooklinev1.Webhook{}
 	err = r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
