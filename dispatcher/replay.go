@@ -426,7 +426,7 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	if !ok {
 		// No count of the replays ahead: it changed with every replay that started, and each
 		// waiting replay's status was written again each time.
-		msg := fmt.Sprintf("replays created before it run or wait in namespace %s, where at most %d run at once (--replay-max-per-namespace); it starts after them",
+		msg := fmt.Sprintf("other replays run or wait ahead of it in namespace %s, where at most %d run at once (--replay-max-per-namespace); it starts after them",
 			rp.Namespace, r.maxPerNamespace())
 		_, err := r.wait(ctx, rp, st, hooklinev1.ReasonQueued, msg)
 		return false, err

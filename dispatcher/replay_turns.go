@@ -239,7 +239,15 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 		}
 		return finished(&o.Status) || !waitsTurn(&o)
 	})
+	// Those waiting to resume first (admit counts them as running, ahead of any replay not
+	// started), then in creation order.
 	slices.SortFunc(waiting, func(a, b hooklinev1.WebhookReplay) int {
+		if sa, sb := started(&a.Status), started(&b.Status); sa != sb {
+			if sa {
+				return -1
+			}
+			return 1
+		}
 		if createdBefore(&a, &b) {
 			return -1
 		}

@@ -195,7 +195,7 @@ func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
 		c := meta.FindStatusCondition(last.Status.Conditions, hooklinev1.ConditionReconciling)
 		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonQueued))
-		g.Expect(c.Message).To(HavePrefix(fmt.Sprintf("replays created before it run or wait in namespace %s, where at most 2 run at once", nsA)))
+		g.Expect(c.Message).To(HavePrefix(fmt.Sprintf("other replays run or wait ahead of it in namespace %s, where at most 2 run at once", nsA)))
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	g.Expect(s.metricWith(t, "hookline_replays", "state", "running")).To(BeEquivalentTo(dispatcher.DefaultReplaysPerNamespace))
 	g.Expect(s.metricWith(t, "hookline_replays", "state", "queued")).To(BeEquivalentTo(flood - dispatcher.DefaultReplaysPerNamespace))
