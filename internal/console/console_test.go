@@ -180,15 +180,17 @@ func TestUnnamedSignersDoNotShareOneShare(t *testing.T) {
 	}
 	for i := range maxPerServiceAccountNamespace + 10 {
 		clk.t = clk.t.Add(time.Millisecond)
-		claims := fmt.Sprintf(`{"kubernetes.io":{"namespace":"tenant-a","serviceaccount":{"name":"flood-%d"}}}`, i)
+		claims := fmt.Sprintf(`{"sub":"system:serviceaccount:tenant-a:flood-%[1]d","kubernetes.io":{"namespace":"tenant-a","serviceaccount":{"name":"flood-%[1]d"}}}`, i)
 		if i%2 == 1 {
-			claims = fmt.Sprintf(`{"kubernetes.io/serviceaccount/namespace":"tenant-a","kubernetes.io/serviceaccount/service-account.name":"flood-%d"}`, i)
+			claims = fmt.Sprintf(`{"sub":"system:serviceaccount:tenant-a:flood-%[1]d","kubernetes.io/serviceaccount/namespace":"tenant-a","kubernetes.io/serviceaccount/service-account.name":"flood-%[1]d"}`, i)
 		}
 		_, err := st.Create(jwt(claims), "")
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	g.Expect(st.Len()).To(Equal(unnamed+maxPerServiceAccountNamespace), "one namespace's ServiceAccounts share fifty")
-	g.Expect(signerOf(jwt(`{"kubernetes.io":{"namespace":"ns","serviceaccount":{"name":"sa"}}}`), "")).To(Equal("system:serviceaccount:ns:sa"))
+	g.Expect(signerOf(jwt(`{"sub":"system:serviceaccount:ns:sa","kubernetes.io":{"namespace":"ns","serviceaccount":{"name":"sa"}}}`), "")).To(Equal("system:serviceaccount:ns:sa"))
+	g.Expect(signerOf(jwt(`{"sub":"oidc-user","kubernetes.io":{"namespace":"ns","serviceaccount":{"name":"sa"}}}`), "")).To(HavePrefix("token:"),
+		"another issuer's token with ServiceAccount claims counts as itself")
 	g.Expect(signerOf("a.b.c", "alice")).To(Equal("alice"), "the API server's name wins")
 	g.Expect(signerOf("not-a-jwt", "")).To(HavePrefix("token:"))
 	g.Expect(signerOf("not-a-jwt", "")).NotTo(ContainSubstring("not-a-jwt"))

@@ -151,7 +151,8 @@ func serviceAccountClaims(token string) (namespace, name string) {
 		return "", ""
 	}
 	var c struct {
-		Bound struct {
+		Subject string `json:"sub"`
+		Bound   struct {
 			Namespace      string `json:"namespace"`
 			ServiceAccount struct {
 				Name string `json:"name"`
@@ -163,10 +164,16 @@ func serviceAccountClaims(token string) (namespace, name string) {
 	if json.Unmarshal(payload, &c) != nil {
 		return "", ""
 	}
+	namespace, name = c.LegacyNamespace, c.LegacyName
 	if c.Bound.Namespace != "" {
-		return c.Bound.Namespace, c.Bound.ServiceAccount.Name
+		namespace, name = c.Bound.Namespace, c.Bound.ServiceAccount.Name
 	}
-	return c.LegacyNamespace, c.LegacyName
+	// Only a token whose subject is that ServiceAccount, as the API server's issuer writes it:
+	// another issuer's token that carries such claims is not one.
+	if c.Subject != "system:serviceaccount:"+namespace+":"+name {
+		return "", ""
+	}
+	return namespace, name
 }
 
 // evictOldestLocked ends the oldest sessions that match until fewer than limit are left, to make
