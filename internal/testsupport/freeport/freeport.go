@@ -32,13 +32,14 @@ import (
 // The port is taken below the kernel's ephemeral range: a port the kernel handed out for a listener
 // on :0 is just as likely to be given next to an outgoing connection (a NATS node dialling its
 // routes), and the process started on it then fails to bind. CI saw that once in a three-node NATS
-// cluster. Below the range only another Addr can collide, and each one checks with a bind and
-// never hands the same port out twice in a process.
+// cluster. Below the range only another Addr can collide: each checks with a bind, never hands the
+// same port out twice in a process, and picks from a slice of the range of its own process's (by
+// process id), since `go test ./...` runs several test binaries at once.
 func Addr(t testing.TB) string {
 	t.Helper()
 	freeMu.Lock()
 	defer freeMu.Unlock()
-	lo, hi := belowEphemeral()
+	lo, hi := ownSlice(belowEphemeral())
 	for range 200 {
 		port := lo + rand.IntN(hi-lo)
 		if freeGiven[port] {
@@ -65,6 +66,16 @@ var (
 	freeMu    sync.Mutex
 	freeGiven = map[int]bool{}
 )
+
+// slices is how many parts the range is cut into, one per process (by process id).
+const slices = 8
+
+// ownSlice returns this process's part of [lo, hi).
+func ownSlice(lo, hi int) (int, int) {
+	n := (hi - lo) / slices
+	start := lo + os.Getpid()%slices*n
+	return start, start + n
+}
 
 // belowEphemeral returns the ports [lo, hi) Addr picks from: up to 12,000 ports under the
 // kernel's ephemeral range, never below 10,000.

@@ -22,9 +22,10 @@ import (
 	"testing"
 )
 
-// The ports come from below the ephemeral range, are free, and are never handed out twice.
+// The ports come from this process's slice of the range below the ephemeral one, are free, and are
+// never handed out twice.
 func TestAddrIsFreeUniqueAndOutsideTheEphemeralRange(t *testing.T) {
-	lo, hi := belowEphemeral()
+	lo, hi := ownSlice(belowEphemeral())
 	seen := map[string]bool{}
 	for range 200 {
 		a := Addr(t)
