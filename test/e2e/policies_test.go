@@ -421,12 +421,24 @@ func checkSecretReferencesGuarded(t *testing.T, policy, ns string) {
 		refused(g, out, err, fmt.Sprintf("spec.signing.secretRef: you may not get Secret %s/other-tls", ns))
 	})
 
-	t.Run("updates that keep the references are not refused", func(t *testing.T) {
+	t.Run("moving the url of a Webhook that uses a Secret is checked like setting the reference", func(t *testing.T) {
+		g := NewWithT(t)
+		moved := `{"spec":{"url":"https://receiver.example.com/moved"}}`
+		out, err := kubectlAs(t, webhookDev, nil, "patch", "webhook", "owned", "-n", ns, "--type=merge", "-p", moved)
+		refused(g, out, err, fmt.Sprintf("spec.url: this Webhook presents Secret %s/client-tls (spec.clientCertificateSecretRef), which you may not get", ns))
+		out, err = kubectlAs(t, secretDev, nil, "patch", "webhook", "owned", "-n", ns, "--type=merge", "-p", moved)
+		g.Expect(err).NotTo(HaveOccurred(), "who may get the Secret moves it: %s", out)
+		out, err = kubectlAs(t, secretDev, nil, "patch", "webhook", "owned", "-n", ns, "--type=merge",
+			"-p", `{"spec":{"url":"https://receiver.example.com/owned"}}`)
+		g.Expect(err).NotTo(HaveOccurred(), "and back: %s", out)
+	})
+
+	t.Run("updates that keep the references and the url are not refused", func(t *testing.T) {
 		g := NewWithT(t)
 		// Someone who may not read the Secret edits the rest of the Webhook, and re-applies it
 		// unchanged server-side.
 		out, err := kubectlAs(t, webhookDev, nil, "patch", "webhook", "owned", "-n", ns, "--type=merge",
-			"-p", `{"spec":{"url":"https://receiver.example.com/moved"},"metadata":{"labels":{"team":"blue"}}}`)
+			"-p", `{"spec":{"events":["AGREEMENT_ALL","WIDGET_ALL"]},"metadata":{"labels":{"team":"blue"}}}`)
 		g.Expect(err).NotTo(HaveOccurred(), out)
 		out, err = kubectlAs(t, webhookDev, nil, "apply", "--server-side", "--force-conflicts", "-f", writeManifest(t, webhookManifest(ns, "owned", withCert)))
 		g.Expect(err).NotTo(HaveOccurred(), out)
