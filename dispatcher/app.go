@@ -39,7 +39,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
@@ -51,6 +50,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
+	"github.com/hookline/hookline/internal/boundedhttp"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
@@ -182,8 +182,9 @@ type App struct {
 	// partitioned is this dispatcher's part among active-active dispatchers; nil when it delivers
 	// everything.
 	partitioned *partitioned
-	// readiness are the checks of Ready, by name.
+	// readiness are the checks of Ready, by name; probes serves them on the probe address.
 	readiness []namedCheck
+	probes    boundedhttp.Probes
 }
 
 type namedCheck struct {
@@ -260,12 +261,19 @@ func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// addProbes adds the manager's liveness check and the conditions of Ready: not ready while events
+// addProbes serves the metrics and the probes, and adds the liveness check and the conditions of
+// Ready: not ready while events
 // cannot be stored (another replica, active-active, takes them), nor while not a current member of
 // the group.
-func (a *App) addProbes() error {
-	_ = a.Manager.AddHealthzCheck("healthz", healthz.Ping)
-	_ = a.Manager.AddReadyzCheck("readyz", healthz.Ping)
+func (a *App) addProbes(cfg Config) error {
+	if err := securemetrics.Serve(a.Manager, cfg.MetricsAddress, cfg.MetricsSecure); err != nil {
+		return err
+	}
+	if err := a.Manager.Add(&boundedhttp.Endpoint{Name: "probes", Addr: cfg.ProbeAddress, Handler: a.probes.Handler()}); err != nil {
+		return err
+	}
+	_ = a.probes.AddHealthzCheck("healthz", healthz.Ping)
+	_ = a.probes.AddReadyzCheck("readyz", healthz.Ping)
 	if err := a.AddReadyCheck("nats", func(*http.Request) error { return a.Store.Reachable() }); err != nil {
 		return err
 	}
@@ -277,7 +285,7 @@ func (a *App) addProbes() error {
 
 // AddReadyCheck adds a condition of Ready, also served on the manager's /readyz. Call it before Run.
 func (a *App) AddReadyCheck(name string, check healthz.Checker) error {
-	if err := a.Manager.AddReadyzCheck(name, check); err != nil {
+	if err := a.probes.AddReadyzCheck(name, check); err != nil {
 		return err
 	}
 	a.readiness = append(a.readiness, namedCheck{name, check})
@@ -311,10 +319,11 @@ func newManager(restCfg *rest.Config, cfg Config) (ctrl.Manager, error) {
 		}
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Cache:                  cacheOpts,
-		Metrics:                metricsOptions(cfg),
-		HealthProbeBindAddress: cfg.ProbeAddress,
+		Scheme: scheme,
+		Cache:  cacheOpts,
+		// Both served by bounded servers (boundedhttp, addProbes), not by controller-runtime's.
+		Metrics:                securemetrics.Off,
+		HealthProbeBindAddress: "0",
 		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
 	if err != nil {
@@ -436,7 +445,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err := mgr.Add(a.Syncer.SweepEvery(cmp.Or(cfg.SweepInterval, time.Minute))); err != nil {
 		return fail(err)
 	}
-	if err := a.addProbes(); err != nil {
+	if err := a.addProbes(cfg); err != nil {
 		return fail(err)
 	}
 	a.Intake = &Intake{Store: st, Engine: a.Engine, Table: a.Table, Clock: clk, Log: log, DeliveryLog: a.Log}
@@ -552,12 +561,6 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 		nc.Close()
 	}
 	return nil
-}
-
-// metricsOptions serves metrics in plain HTTP, or over HTTPS with each scrape's token checked by
-// TokenReview and SubjectAccessReview and HTTP/2 off, as the manager's --metrics-secure.
-func metricsOptions(cfg Config) metricsserver.Options {
-	return securemetrics.Options(cfg.MetricsAddress, cfg.MetricsSecure)
 }
 
 // engineStartPatience is how long a dispatcher that took the lease tries to start its engine while

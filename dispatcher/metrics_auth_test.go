@@ -19,7 +19,9 @@ package dispatcher_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +96,44 @@ func TestSecureMetricsNeedAnAuthorizedToken(t *testing.T) {
 	if err == nil {
 		_ = plain.Body.Close()
 		g.Expect(plain.StatusCode).To(Equal(http.StatusBadRequest), "plain HTTP is not served")
+	}
+}
+
+// The probe and metrics ports answer anyone on the pod network before any token is checked: a
+// header beyond 64 KiB is refused (controller-runtime's servers, which served them before, read
+// 1 MiB headers for 32 s, and a few hundred stalled connections took a dispatcher's memory).
+func TestProbeAndMetricsListenersBoundTheHeader(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		t.Run(fmt.Sprint("secure metrics=", secure), func(t *testing.T) {
+			g := NewWithT(t)
+			ns := newNamespace(t, "acc-probe-headers", "")
+			probes, metrics := testsupport.FreeAddr(t), testsupport.FreeAddr(t)
+			startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+				c.ProbeAddress, c.MetricsAddress, c.MetricsSecure = probes, metrics, secure
+			}})
+			scheme := "http"
+			if secure {
+				scheme = "https"
+			}
+			httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed on purpose
+			get := func(url string, headerBytes int) int {
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				req.Header.Set("X-Padding", strings.Repeat("x", headerBytes))
+				resp, err := httpc.Do(req)
+				if err != nil {
+					return 0
+				}
+				_ = resp.Body.Close()
+				return resp.StatusCode
+			}
+			for _, url := range []string{"http://" + probes + "/healthz", "http://" + probes + "/readyz", scheme + "://" + metrics + "/metrics"} {
+				want := http.StatusOK
+				if secure && strings.HasSuffix(url, "/metrics") {
+					want = http.StatusUnauthorized // no token
+				}
+				g.Eventually(func() int { return get(url, 1<<10) }).WithTimeout(20*time.Second).Should(Equal(want), url)
+				g.Expect(get(url, dispatcher.MaxHeaderBytes+8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge), url)
+			}
+		})
 	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
+	"github.com/hookline/hookline/internal/boundedhttp"
 	"github.com/hookline/hookline/internal/securemetrics"
 )
 
@@ -63,7 +64,7 @@ func NewIngestServer(addr string, events http.Handler, ready func(*http.Request)
 // held per connection before any token is checked: five hundred connections trickling headers
 // within the header timeout held half a GiB of a dispatcher every tenant shares. A producer's
 // header (a bearer token, a content type) is a few hundred bytes.
-const MaxHeaderBytes = 64 << 10
+const MaxHeaderBytes = boundedhttp.MaxHeaderBytes
 
 // ServeIngest serves srv until it is shut down: over TLS when certFile and keyFile are set (a
 // kubernetes.io/tls Secret's files), reloading them when they change so that a renewed

@@ -40,6 +40,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/attest"
+	"github.com/hookline/hookline/internal/boundedhttp"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/securemetrics"
@@ -114,9 +115,10 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 		return err
 	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       securemetrics.Options(metricsAddr, metricsSecure),
-		HealthProbeBindAddress:        probeAddr,
+		Scheme: scheme,
+		// Both served below by bounded servers (boundedhttp), not by controller-runtime's.
+		Metrics:                       securemetrics.Off,
+		HealthProbeBindAddress:        "0",
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "hookline-manager.hookline.io",
 		LeaderElectionNamespace:       leNamespace,
@@ -144,10 +146,17 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up webhook controller: %w", err)
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+	if err := securemetrics.Serve(mgr, metricsAddr, metricsSecure); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	probes := &boundedhttp.Probes{}
+	if err := probes.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := probes.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.Add(&boundedhttp.Endpoint{Name: "probes", Addr: probeAddr, Handler: probes.Handler()}); err != nil {
 		return err
 	}
 	log.Info("Starting manager", "allowHTTP", allowHTTP, "verificationTimeout", verifyTimeout)

@@ -147,7 +147,7 @@ func TestStatusOfDuplicate(t *testing.T) {
 
 	r := run(append([]string{"status"}, kubeArgs("-n", ns, "copy")...)...)
 	g.Expect(r.code).To(Equal(ExitOK), r.stderr)
-	g.Expect(r.stdout).To(MatchRegexp(`(?m)^  Ready\s+False\s+DuplicateConfiguration\s+60s ago\s+webhook ` + ns + `/original,`))
+	g.Expect(r.stdout).To(MatchRegexp(`(?m)^  Ready\s+False\s+DuplicateConfiguration\s+60s ago\s+an older ACTIVE webhook of account acc-1 `))
 	g.Expect(r.stdout).To(ContainSubstring("Hint: an older ACTIVE Webhook of this account (in this namespace or another namespace bound to the\naccount) has the same configuration"))
 }
 

@@ -14,8 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package securemetrics holds the metrics-server options the manager and the dispatcher share, so
-// that --metrics-secure means the same in both.
+// Package securemetrics serves the metrics of the manager and the dispatcher alike, so that
+// --metrics-secure means the same in both.
 package securemetrics
 
 import (
@@ -28,24 +28,58 @@ import (
 	"github.com/go-logr/logr"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/hookline/hookline/internal/boundedhttp"
 	"github.com/hookline/hookline/internal/kubeauth"
 )
 
-// Options serves metrics at addr ("0" disables them) in plain HTTP, or, when secure, over HTTPS
-// with each scrape's bearer token checked by TokenReview and SubjectAccessReview, and with HTTP/2
-// switched off: HTTP/2 Rapid Reset (CVE-2023-44487) and Stream Cancellation (CVE-2023-39325) let an
-// unauthenticated client exhaust the server before any token is checked, and a scraper needs
-// nothing but HTTP/1.1.
-func Options(addr string, secure bool) metricsserver.Options {
-	o := metricsserver.Options{BindAddress: addr, SecureServing: secure}
-	if secure {
-		o.FilterProvider = authorized
-		o.TLSOpts = []func(*tls.Config){DisableHTTP2}
+// Serve adds to mgr the metrics endpoint at addr ("0" or "" serves none): plain HTTP, or, when
+// secure, HTTPS (a self-signed certificate) with each scrape's bearer token checked by TokenReview
+// and SubjectAccessReview, and with HTTP/2 switched off: HTTP/2 Rapid Reset (CVE-2023-44487) and
+// Stream Cancellation (CVE-2023-39325) let an unauthenticated client exhaust the server before any
+// token is checked, and a scraper needs nothing but HTTP/1.1. The server bounds request headers
+// (boundedhttp): controller-runtime's own metrics server accepted 1 MiB headers for 32 s before any
+// token was checked. The manager's own metrics server must be off (metricsserver.Options with
+// BindAddress "0").
+func Serve(mgr manager.Manager, addr string, secure bool) error {
+	if addr == "" || addr == "0" {
+		return nil
 	}
-	return o
+	e, err := Endpoint(addr, secure, mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return err
+	}
+	return mgr.Add(e)
 }
+
+// Endpoint is the metrics endpoint Serve adds, reviewing tokens with the API server of cfg
+// through hc when secure.
+func Endpoint(addr string, secure bool, cfg *rest.Config, hc *http.Client) (*boundedhttp.Endpoint, error) {
+	h := boundedhttp.Metrics()
+	var tc *tls.Config
+	if secure {
+		f, err := authorized(cfg, hc)
+		if err != nil {
+			return nil, err
+		}
+		if h, err = f(ctrl.Log.WithName("metrics"), h); err != nil {
+			return nil, err
+		}
+		if tc, err = boundedhttp.SelfSigned(); err != nil {
+			return nil, err
+		}
+		DisableHTTP2(tc)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", h)
+	return &boundedhttp.Endpoint{Name: "metrics", Addr: addr, Handler: mux, TLS: tc}, nil
+}
+
+// Off is the manager's own metrics server, switched off: Serve serves the metrics.
+var Off = metricsserver.Options{BindAddress: "0"}
 
 // DisableHTTP2 offers only HTTP/1.1 in the TLS handshake.
 func DisableHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }

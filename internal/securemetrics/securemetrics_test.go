@@ -17,28 +17,46 @@ limitations under the License.
 package securemetrics
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
+	"fmt"
+	"net"
 	"net/http"
-	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"k8s.io/client-go/rest"
 )
 
-// A client that prefers HTTP/2 gets HTTP/1.1 from a server configured by Options.
+// startEndpoint starts the metrics endpoint Serve would add, on 127.0.0.1, and returns its address.
+func startEndpoint(t *testing.T, secure bool) string {
+	t.Helper()
+	e, err := Endpoint("127.0.0.1:0", secure, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := e.Listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return e.BoundAddr()
+}
+
+// A client that prefers HTTP/2 gets HTTP/1.1 from the secure metrics endpoint.
 func TestSecureMetricsRefuseHTTP2(t *testing.T) {
-	o := Options(":0", true)
-	if o.FilterProvider == nil || !o.SecureServing {
-		t.Fatal("secure metrics without authentication and authorization")
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	for _, opt := range o.TLSOpts {
-		opt(srv.TLS)
-	}
-	// The listener reads srv.TLS at each handshake, so the options apply from the next connection.
-	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{
-		InsecureSkipVerify: true, // a throwaway test certificate; only the negotiated protocol matters
+	addr := startEndpoint(t, true)
+	conn, err := tls.Dial("tcp", addr, &tls.Config{
+		InsecureSkipVerify: true, // a self-signed certificate; only the negotiated protocol matters
 		NextProtos:         []string{"h2", "http/1.1"},
 	})
 	if err != nil {
@@ -48,8 +66,40 @@ func TestSecureMetricsRefuseHTTP2(t *testing.T) {
 	if p := conn.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
 		t.Fatalf("negotiated %q, want http/1.1 only", p)
 	}
+}
 
-	if plain := Options(":0", false); plain.SecureServing || plain.FilterProvider != nil || len(plain.TLSOpts) != 0 {
-		t.Fatalf("plain metrics got secure options: %+v", plain)
+// A request header beyond 64 KiB is refused before any token is checked (controller-runtime's
+// metrics server took 1 MiB), on the plain and the secure endpoint alike.
+func TestMetricsBoundTheHeader(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		t.Run(fmt.Sprint("secure=", secure), func(t *testing.T) {
+			addr := startEndpoint(t, secure)
+			var conn interface {
+				Write([]byte) (int, error)
+				Read([]byte) (int, error)
+				Close() error
+			}
+			var err error
+			if secure {
+				conn, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // self-signed on purpose
+			} else {
+				conn, err = net.Dial("tcp", addr)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = conn.Close() }()
+			if _, err := fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n", strings.Repeat("x", 72<<10)); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("status %d, want 431", resp.StatusCode)
+			}
+		})
 	}
 }

@@ -1,0 +1,187 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package boundedhttp serves the endpoints anyone on the pod network may reach before any token is
+// checked (health probes, metrics) with bounded request headers, as a controller-runtime Runnable.
+// controller-runtime's own probe and metrics servers accept 1 MiB headers for 32 s each: a few
+// hundred stalled connections took hundreds of MiB from a component every tenant shares.
+package boundedhttp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	certutil "k8s.io/client-go/util/cert"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// MaxHeaderBytes bounds a request's header on every listener of the components. Go's default,
+// 1 MiB, lets each connection that never ends its header hold that much.
+const MaxHeaderBytes = 64 << 10
+
+// NewServer returns a server of h whose requests' headers are bounded in size and in time.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: MaxHeaderBytes}
+}
+
+// Endpoint serves a handler on an address until the manager stops; a Runnable that runs on every
+// replica, leader or not.
+type Endpoint struct {
+	// Name is said in its log lines.
+	Name string
+	// Addr is where it listens; "" or "0" serves nothing.
+	Addr string
+	// Handler is what it serves.
+	Handler http.Handler
+	// TLS, when set, serves HTTPS with it.
+	TLS *tls.Config
+
+	mu    sync.Mutex
+	bound string
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: every replica serves.
+func (e *Endpoint) NeedLeaderElection() bool { return false }
+
+// BoundAddr is the address it listens on once started ("" before).
+func (e *Endpoint) BoundAddr() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.bound
+}
+
+// Start implements manager.Runnable: Listen, then Serve.
+func (e *Endpoint) Start(ctx context.Context) error {
+	l, err := e.Listen(ctx)
+	if l == nil {
+		return err
+	}
+	return e.Serve(ctx, l)
+}
+
+// Listen opens the endpoint's listener (nil when it serves nothing).
+func (e *Endpoint) Listen(ctx context.Context) (net.Listener, error) {
+	if e.Addr == "" || e.Addr == "0" {
+		return nil, nil
+	}
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", e.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e.Name, err)
+	}
+	e.mu.Lock()
+	e.bound = l.Addr().String()
+	e.mu.Unlock()
+	if e.TLS != nil {
+		l = tls.NewListener(l, e.TLS)
+	}
+	return l, nil
+}
+
+// Serve serves on l until ctx ends.
+func (e *Endpoint) Serve(ctx context.Context, l net.Listener) error {
+	srv := NewServer(e.Handler)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			logr.FromContextOrDiscard(ctx).Error(err, "Stopping", "server", e.Name)
+		}
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	<-done
+	return nil
+}
+
+// Probes holds the liveness and readiness checks served on /healthz and /readyz (each check also
+// on /healthz/<name> and /readyz/<name>), as controller-runtime's manager serves them.
+type Probes struct {
+	mu            sync.Mutex
+	health, ready map[string]healthz.Checker
+}
+
+// AddHealthzCheck adds a liveness check.
+func (p *Probes) AddHealthzCheck(name string, c healthz.Checker) error {
+	return p.add(&p.health, name, c)
+}
+
+// AddReadyzCheck adds a readiness check.
+func (p *Probes) AddReadyzCheck(name string, c healthz.Checker) error {
+	return p.add(&p.ready, name, c)
+}
+
+func (p *Probes) add(m *map[string]healthz.Checker, name string, c healthz.Checker) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if *m == nil {
+		*m = map[string]healthz.Checker{}
+	}
+	if _, dup := (*m)[name]; dup {
+		return fmt.Errorf("a check named %q exists already", name)
+	}
+	(*m)[name] = c
+	return nil
+}
+
+// Handler serves the checks; those added later are served too.
+func (p *Probes) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for path, checks := range map[string]*map[string]healthz.Checker{"/healthz": &p.health, "/readyz": &p.ready} {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.mu.Lock()
+			snapshot := maps.Clone(*checks)
+			p.mu.Unlock()
+			http.StripPrefix(path, &healthz.Handler{Checks: snapshot}).ServeHTTP(w, r)
+		})
+		mux.Handle(path, h)
+		mux.Handle(path+"/", h)
+	}
+	return mux
+}
+
+// Metrics serves controller-runtime's registry, which holds every metric of the components.
+func Metrics() http.Handler {
+	return promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
+}
+
+// SelfSigned is a TLS configuration with a self-signed certificate for localhost, as
+// controller-runtime's secure metrics serving without a certificate directory.
+func SelfSigned() (*tls.Config, error) {
+	cert, key, err := certutil.GenerateSelfSignedCertKeyWithFixtures("localhost", []net.IP{{127, 0, 0, 1}}, nil, "")
+	if err != nil {
+		return nil, fmt.Errorf("generating the metrics server's self-signed certificate: %w", err)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
