@@ -207,16 +207,34 @@ func attestationKeyFile(t *testing.T) string {
 	return path
 }
 
-// managerArgs are the manager's flags for a kubeconfig.
+// startManager runs the manager binary on a kubeconfig and waits until its probes answer (its
+// probe server bounds request headers: a header beyond 64 KiB gets 431).
 func startManager(t *testing.T, kubeconfig string) *proc {
-	return startProc(t, "manager", bins.manager,
+	t.Helper()
+	probes := testsupport.FreeAddr(t)
+	p := startProc(t, "manager", bins.manager,
 		"--kubeconfig", kubeconfig,
 		"--attestation-key-file", attestationKeyFile(t),
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--metrics-bind-address", "0", "--health-probe-bind-address", probes,
 		"--allow-http", "--allowed-cidrs", "127.0.0.0/8",
 		"--default-client-id", clientID,
 		"--verification-retry-base", "100ms", "--verification-retry-max", "1s",
 	)
+	waitHTTP(t, p, "http://"+probes+"/readyz", http.StatusOK, time.Minute)
+	req, err := http.NewRequest(http.MethodGet, "http://"+probes+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Padding", strings.Repeat("x", 72<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("the manager's probe server answered %d to a 72 KiB header, want 431", resp.StatusCode)
+	}
+	return p
 }
 
 // dispatcherOpts says how to run one dispatcher process.
