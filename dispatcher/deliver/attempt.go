@@ -217,11 +217,11 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	// of it per attempt: such bodies take turns within LargeBodyBytes, so that a fan-out of one
 	// 25 MB event to many webhooks cannot hold dozens of copies at once. Small bodies never wait.
 	if n := prep.BodySize(pw, notificationID, opt); n > largeBody {
-		w := int64(min(n, e.cfg.LargeBodyBytes))
-		if err := e.largeBodies.Acquire(ctx, w); err != nil {
+		release, err := e.largeBodies.acquire(ctx, ev.ev.AccountID, int64(min(n, e.cfg.LargeBodyBytes)))
+		if err != nil {
 			return outcome{retry: true} // stopping
 		}
-		defer e.largeBodies.Release(w)
+		defer release()
 	}
 	body := prep.Build(pw, notificationID, opt)
 	if len(body.Trimmed) > 0 {

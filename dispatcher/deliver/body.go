@@ -77,11 +77,11 @@ func (e *Engine) Body(ctx context.Context, wh payload.Webhook, seq uint64) (payl
 	id := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
 	opt := e.bodyOptions()
 	if n := prep.BodySize(wh, id, opt); n > largeBody {
-		w := int64(min(n, e.cfg.LargeBodyBytes))
-		if !e.largeBodies.TryAcquire(w) {
+		release, ok := e.largeBodies.tryAcquire(ev.ev.AccountID, int64(min(n, e.cfg.LargeBodyBytes)))
+		if !ok {
 			return payload.Result{}, "", ErrBusy
 		}
-		defer e.largeBodies.Release(w)
+		defer release()
 	}
 	return prep.Build(wh, id, opt), id, nil
 }

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"golang.org/x/sync/semaphore"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -81,7 +80,7 @@ type Config struct {
 	// MaxPayloadBytes is the notification size cap (10 MiB).
 	MaxPayloadBytes int
 	// LargeBodyBytes bounds the memory of bodies above 1 MiB being built and sent at once (see
-	// attempt); 0 means 64 MiB.
+	// attempt), one account's at half of it; 0 means 64 MiB.
 	LargeBodyBytes int
 	// SaveInterval is how often counters changed since the last save are written to the store (10 s
 	// when 0); state transitions and retry state are saved as they happen, and everything at a stop.
@@ -122,8 +121,9 @@ type Engine struct {
 	clock  clock.Clock
 	log    logr.Logger
 	events *eventCache
-	// largeBodies is the memory for large bodies (Config.LargeBodyBytes).
-	largeBodies *semaphore.Weighted
+	// largeBodies is the memory for large bodies (Config.LargeBodyBytes), half of it at most per
+	// account.
+	largeBodies *largeTurns
 	// watchers are told when a webhook's Status changed (Watch); urgent changes (a state
 	// transition) should be shown at once, others may wait. They are only told: what they do never
 	// feeds back into delivery or its durability.
@@ -234,7 +234,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 	e := &Engine{
 		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
-		largeBodies: semaphore.NewWeighted(int64(cfg.LargeBodyBytes)),
+		largeBodies: newLargeTurns(int64(cfg.LargeBodyBytes)),
 		queues:      map[string]*queue{},
 		accounts:    map[string]*account{},
 		restored:    map[string]*record{},

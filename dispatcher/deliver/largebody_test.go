@@ -63,7 +63,8 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 	defer srv.Close()
 	defer close(gate)
 
-	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 3 << 20},
+	// 6 MiB of large bodies, 3 MiB for one account: two of these 1.5 MiB bodies at once.
+	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 6 << 20},
 		st, NewSender(5*time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
 	g.Expect(e.Start(ctx)).To(Succeed())
 
@@ -97,4 +98,67 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 	}
 	g.Eventually(delivered.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(webhooks))
 	g.Expect(most.Load()).To(BeEquivalentTo(2))
+}
+
+// One account holds at most half of the large-body memory: its receivers holding every request
+// (as long as the attempt's timeout allows) cannot make another account's large notifications
+// wait for them.
+func TestOneAccountHoldsHalfTheLargeBodies(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer st.Close()
+
+	var held atomic.Int64
+	gate := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		held.Add(1)
+		<-gate
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer slow.Close()
+	defer close(gate)
+	var otherDelivered atomic.Int64
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		otherDelivered.Add(1)
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer fast.Close()
+
+	// 4 MiB of large bodies: two 1.5 MiB bodies fit, one per account.
+	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 4 << 20},
+		st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
+	g.Expect(e.Start(ctx)).To(Succeed())
+	bigEvent := func(account string) uint64 {
+		raw := fmt.Appendf(nil, `{"id":"big","event":"AGREEMENT_CREATED","accountId":%q,"resource":{"type":"AGREEMENT","id":"a-1"},`+
+			`"notification":{"attachment":%q,"agreement":{"id":"a-1","name":"n","status":"s"}}}`, account, strings.Repeat("x", 3<<19))
+		seq, _, err := st.PutEvent(ctx, store.EventKey(account, "big"), raw, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		return seq
+	}
+	enqueue := func(account, url string, webhooks int) {
+		seq := bigEvent(account)
+		var items []store.Enqueue
+		for i := range webhooks {
+			uid := fmt.Sprintf("%s-%d", account, i)
+			e.Upsert(Webhook{UID: uid, Name: uid, AccountID: account, URL: url, ClientID: "c", Scope: "ACCOUNT", Deliverable: true})
+			items = append(items, store.Enqueue{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}})
+		}
+		res, err := st.EnqueueAll(ctx, items)
+		g.Expect(err).NotTo(HaveOccurred())
+		for i, r := range res {
+			n := items[i].Note
+			n.Seq = r.Seq
+			e.Enqueue(items[i].UID, n)
+		}
+	}
+	enqueue("greedy", slow.URL, 10)
+	g.Eventually(held.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(1))
+	g.Consistently(held.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(1), "one account held more than half")
+	enqueue("other", fast.URL, 1)
+	g.Eventually(otherDelivered.Load).WithTimeout(10*time.Second).Should(BeEquivalentTo(1), "the other account's large notification waited")
 }
