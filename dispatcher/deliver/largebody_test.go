@@ -83,13 +83,7 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 		e.Upsert(Webhook{UID: uid, Name: uid, AccountID: "acc", URL: srv.URL, ClientID: "c", Scope: "ACCOUNT", Deliverable: true})
 		items = append(items, store.Enqueue{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}})
 	}
-	res, err := st.EnqueueAll(ctx, items)
-	g.Expect(err).NotTo(HaveOccurred())
-	for i, r := range res {
-		n := items[i].Note
-		n.Seq = r.Seq
-		e.Enqueue(items[i].UID, n)
-	}
+	storeAndEnqueue(t, ctx, st, e, items)
 
 	g.Eventually(inFlight.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
 	g.Consistently(inFlight.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(2), "a third large body was built")
@@ -148,17 +142,25 @@ func TestOneAccountHoldsHalfTheLargeBodies(t *testing.T) {
 			e.Upsert(Webhook{UID: uid, Name: uid, AccountID: account, URL: url, ClientID: "c", Scope: "ACCOUNT", Deliverable: true})
 			items = append(items, store.Enqueue{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}})
 		}
-		res, err := st.EnqueueAll(ctx, items)
-		g.Expect(err).NotTo(HaveOccurred())
-		for i, r := range res {
-			n := items[i].Note
-			n.Seq = r.Seq
-			e.Enqueue(items[i].UID, n)
-		}
+		storeAndEnqueue(t, ctx, st, e, items)
 	}
 	enqueue("greedy", slow.URL, 10)
 	g.Eventually(held.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(1))
 	g.Consistently(held.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(1), "one account held more than half")
 	enqueue("other", fast.URL, 1)
 	g.Eventually(otherDelivered.Load).WithTimeout(10*time.Second).Should(BeEquivalentTo(1), "the other account's large notification waited")
+}
+
+// storeAndEnqueue stores items' notes and hands them to e, as the intake does.
+func storeAndEnqueue(t *testing.T, ctx context.Context, st *store.Store, e *Engine, items []store.Enqueue) {
+	t.Helper()
+	res, err := st.EnqueueAll(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		n := items[i].Note
+		n.Seq = r.Seq
+		e.Enqueue(items[i].UID, n)
+	}
 }
