@@ -28,6 +28,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/lru"
+
 	"github.com/hookline/hookline/internal/clientcert"
 	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/echo"
@@ -61,10 +63,16 @@ type Sender struct {
 	roots     *x509.CertPool
 	guard     *netguard.Guard
 
-	base   *http.Transport
+	base *http.Transport
+	// byCert holds a transport per client certificate, the least recently used going first beyond
+	// maxCertTransports: kept for ever, a tenant rotating its certificates again and again grew
+	// the dispatcher's memory by a transport (its key pair, its idle connections) each time.
 	mu     sync.Mutex
-	byCert map[string]*http.Transport
+	byCert *lru.Cache
 }
+
+// maxCertTransports bounds the transports kept for client certificates.
+const maxCertTransports = 4096
 
 // NewSender returns a Sender with the given attempt timeout (Acrobat Sign: 5 s). guard decides
 // which addresses it may connect to; nil means netguard.Default().
@@ -72,7 +80,8 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 	if guard == nil {
 		guard = netguard.Default()
 	}
-	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard, byCert: map[string]*http.Transport{}}
+	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
+		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, t any) { t.(*http.Transport).CloseIdleConnections() })}
 	s.base = s.newTransport(nil)
 	return s
 }
@@ -108,11 +117,11 @@ func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
 	key := clientcert.Fingerprint(cert)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.byCert[key]
-	if t == nil {
-		t = s.newTransport(cert)
-		s.byCert[key] = t
+	if t, ok := s.byCert.Get(key); ok {
+		return t.(*http.Transport)
 	}
+	t := s.newTransport(cert)
+	s.byCert.Add(key, t)
 	return t
 }
 
@@ -220,7 +229,5 @@ func (s *Sender) Close() {
 	s.base.CloseIdleConnections()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, t := range s.byCert {
-		t.CloseIdleConnections()
-	}
+	s.byCert.Clear() // closes each one's idle connections
 }

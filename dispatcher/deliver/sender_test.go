@@ -18,6 +18,8 @@ package deliver
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -225,5 +227,32 @@ func TestSenderKeepsAnExcerptOfTheAnswer(t *testing.T) {
 				t.Fatalf("response excerpt not safe: %q", a.Response)
 			}
 		})
+	}
+}
+
+// The transports kept per client certificate are bounded: a tenant rotating its certificates again
+// and again does not grow the dispatcher's memory by a transport each time. The least recently
+// used goes first; one in use stays the same transport (its connections are reused).
+func TestSenderBoundsItsClientCertificateTransports(t *testing.T) {
+	s := NewSender(time.Second, true, nil, nil)
+	defer s.Close()
+	cert := func(i int) *tls.Certificate {
+		return &tls.Certificate{Certificate: [][]byte{fmt.Appendf(nil, "certificate %d", i)}}
+	}
+	first, kept := s.transport(cert(0)), s.transport(cert(1))
+	for i := range maxCertTransports + 10 {
+		s.transport(cert(i + 2))
+		if i%100 == 0 && s.transport(cert(1)) != kept {
+			t.Fatal("a certificate in use got a new transport")
+		}
+	}
+	if n := s.byCert.Len(); n != maxCertTransports {
+		t.Fatalf("%d transports kept, want %d", n, maxCertTransports)
+	}
+	if s.transport(cert(1)) != kept {
+		t.Fatal("a certificate in use got a new transport")
+	}
+	if s.transport(cert(0)) == first {
+		t.Fatal("the least recently used transport was kept")
 	}
 }
