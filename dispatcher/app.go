@@ -269,7 +269,7 @@ func (a *App) addProbes(cfg Config) error {
 	if err := securemetrics.Serve(a.Manager, cfg.MetricsAddress, cfg.MetricsSecure); err != nil {
 		return err
 	}
-	if err := a.Manager.Add(&boundedhttp.Endpoint{Name: "probes", Addr: cfg.ProbeAddress, Handler: a.probes.Handler()}); err != nil {
+	if err := boundedhttp.Add(a.Manager, "probes", cfg.ProbeAddress, a.probes.Handler(), nil); err != nil {
 		return err
 	}
 	_ = a.probes.AddHealthzCheck("healthz", healthz.Ping)

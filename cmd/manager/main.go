@@ -156,7 +156,7 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	if err := probes.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := mgr.Add(&boundedhttp.Endpoint{Name: "probes", Addr: probeAddr, Handler: probes.Handler()}); err != nil {
+	if err := boundedhttp.Add(mgr, "probes", probeAddr, probes.Handler(), nil); err != nil {
 		return err
 	}
 	log.Info("Starting manager", "allowHTTP", allowHTTP, "verificationTimeout", verifyTimeout)

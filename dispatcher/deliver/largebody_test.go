@@ -96,7 +96,7 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 
 // One account holds at most half of the large-body memory: its receivers holding every request
 // (as long as the attempt's timeout allows) cannot make another account's large notifications
-// wait for them.
+// wait for them. The whole bounds every account's together.
 func TestOneAccountHoldsHalfTheLargeBodies(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -149,6 +149,13 @@ func TestOneAccountHoldsHalfTheLargeBodies(t *testing.T) {
 	g.Consistently(held.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(1), "one account held more than half")
 	enqueue("other", fast.URL, 1)
 	g.Eventually(otherDelivered.Load).WithTimeout(10*time.Second).Should(BeEquivalentTo(1), "the other account's large notification waited")
+
+	// The whole still bounds them all: two more accounts at the slow receiver, one body each, find
+	// room for one of them only (two 1.5 MiB bodies within 4 MiB).
+	enqueue("second", slow.URL, 1)
+	enqueue("third", slow.URL, 1)
+	g.Eventually(held.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
+	g.Consistently(held.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(2), "more large bodies at once than the whole allows")
 }
 
 // storeAndEnqueue stores items' notes and hands them to e, as the intake does.

@@ -81,7 +81,13 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 		guard = netguard.Default()
 	}
 	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
-		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, t any) { t.(*http.Transport).CloseIdleConnections() })}
+		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, v any) {
+			// Now, and once the attempts that still use it are over (each within the timeout):
+			// their connections come back to its idle pool, which nobody would close otherwise.
+			t := v.(*http.Transport)
+			t.CloseIdleConnections()
+			time.AfterFunc(timeout+time.Second, t.CloseIdleConnections)
+		})}
 	s.base = s.newTransport(nil)
 	return s
 }

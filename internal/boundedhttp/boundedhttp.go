@@ -15,15 +15,14 @@ limitations under the License.
 */
 
 // Package boundedhttp serves the endpoints anyone on the pod network may reach before any token is
-// checked (health probes, metrics) with bounded request headers, as a controller-runtime Runnable.
+// checked (health probes, metrics) with bounded request headers, among a controller-runtime
+// manager's HTTP servers.
 // controller-runtime's own probe and metrics servers accept 1 MiB headers for 32 s each: a few
 // hundred stalled connections took hundreds of MiB from a component every tenant shares.
 package boundedhttp
 
 import (
-	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -31,10 +30,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	certutil "k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -48,77 +47,35 @@ func NewServer(h http.Handler) *http.Server {
 		WriteTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: MaxHeaderBytes}
 }
 
-// Endpoint serves a handler on an address until the manager stops; a Runnable that runs on every
-// replica, leader or not.
-type Endpoint struct {
-	// Name is said in its log lines.
-	Name string
-	// Addr is where it listens; "" or "0" serves nothing.
-	Addr string
-	// Handler is what it serves.
-	Handler http.Handler
-	// TLS, when set, serves HTTPS with it.
-	TLS *tls.Config
-
-	mu    sync.Mutex
-	bound string
-}
-
-// NeedLeaderElection implements manager.LeaderElectionRunnable: every replica serves.
-func (e *Endpoint) NeedLeaderElection() bool { return false }
-
-// BoundAddr is the address it listens on once started ("" before).
-func (e *Endpoint) BoundAddr() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.bound
-}
-
-// Start implements manager.Runnable: Listen, then Serve.
-func (e *Endpoint) Start(ctx context.Context) error {
-	l, err := e.Listen(ctx)
-	if l == nil {
-		return err
-	}
-	return e.Serve(ctx, l)
-}
-
-// Listen opens the endpoint's listener (nil when it serves nothing).
-func (e *Endpoint) Listen(ctx context.Context) (net.Listener, error) {
-	if e.Addr == "" || e.Addr == "0" {
+// Listen binds addr now, with TLS when tc is set; nil when addr is "" or "0" (nothing served).
+func Listen(addr string, tc *tls.Config) (net.Listener, error) {
+	if addr == "" || addr == "0" {
 		return nil, nil
 	}
-	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", e.Addr)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", e.Name, err)
+		return nil, err
 	}
-	e.mu.Lock()
-	e.bound = l.Addr().String()
-	e.mu.Unlock()
-	if e.TLS != nil {
-		l = tls.NewListener(l, e.TLS)
+	if tc != nil {
+		l = tls.NewListener(l, tc)
 	}
 	return l, nil
 }
 
-// Serve serves on l until ctx ends.
-func (e *Endpoint) Serve(ctx context.Context, l net.Listener) error {
-	srv := NewServer(e.Handler)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			logr.FromContextOrDiscard(ctx).Error(err, "Stopping", "server", e.Name)
-		}
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("%s: %w", e.Name, err)
+// Add serves h at addr ("" or "0": nothing) among mgr's HTTP servers, as controller-runtime
+// serves its own probes and metrics: bound now, so that an address in use fails the setup;
+// started before the caches sync and stopped after everything else, so that the probes answer
+// while a first list is slow and while the components drain.
+func Add(mgr manager.Manager, name, addr string, h http.Handler, tc *tls.Config) error {
+	l, err := Listen(addr, tc)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	<-done
-	return nil
+	if l == nil {
+		return nil
+	}
+	grace := 10 * time.Second
+	return mgr.Add(&manager.Server{Name: name, Server: NewServer(h), Listener: l, ShutdownTimeout: &grace})
 }
 
 // Probes holds the liveness and readiness checks served on /healthz and /readyz (each check also

@@ -17,7 +17,6 @@ limitations under the License.
 package boundedhttp
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -36,16 +35,16 @@ func TestProbesServeTheirChecksWithBoundedHeaders(t *testing.T) {
 	g.Expect(p.AddHealthzCheck("healthz", healthz.Ping)).To(Succeed())
 	g.Expect(p.AddReadyzCheck("readyz", healthz.Ping)).To(Succeed())
 	g.Expect(p.AddReadyzCheck("readyz", healthz.Ping)).NotTo(Succeed(), "one name once")
-	e := &Endpoint{Name: "probes", Addr: "127.0.0.1:0", Handler: p.Handler()}
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := e.Listen(ctx)
+	l, err := Listen("127.0.0.1:0", nil)
 	g.Expect(err).NotTo(HaveOccurred())
+	srv := NewServer(p.Handler())
 	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, l) }()
-	defer func() { cancel(); g.Expect(<-done).To(Succeed()) }()
+	go func() { done <- srv.Serve(l) }()
+	defer func() { _ = srv.Close(); g.Expect(<-done).To(MatchError(http.ErrServerClosed)) }()
+	addr := l.Addr().String()
 
 	get := func(path string, headerBytes int) int {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+e.BoundAddr()+path, nil)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 		req.Header.Set("X-Padding", strings.Repeat("x", headerBytes))
 		resp, err := http.DefaultClient.Do(req)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -61,5 +60,7 @@ func TestProbesServeTheirChecksWithBoundedHeaders(t *testing.T) {
 	g.Expect(get("/healthz", 0)).To(Equal(http.StatusOK), "readiness is not liveness")
 	g.Expect(get("/healthz", MaxHeaderBytes+8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 
-	g.Expect((&Endpoint{Addr: "0"}).Start(context.Background())).To(Succeed(), "an endpoint at 0 serves nothing and returns")
+	l, err = Listen("0", nil)
+	g.Expect(l).To(BeNil(), "an address of 0 serves nothing")
+	g.Expect(err).NotTo(HaveOccurred())
 }

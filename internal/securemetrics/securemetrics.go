@@ -48,34 +48,34 @@ func Serve(mgr manager.Manager, addr string, secure bool) error {
 	if addr == "" || addr == "0" {
 		return nil
 	}
-	e, err := Endpoint(addr, secure, mgr.GetConfig(), mgr.GetHTTPClient())
+	h, tc, err := Handler(secure, mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
 		return err
 	}
-	return mgr.Add(e)
+	return boundedhttp.Add(mgr, "metrics", addr, h, tc)
 }
 
-// Endpoint is the metrics endpoint Serve adds, reviewing tokens with the API server of cfg
-// through hc when secure.
-func Endpoint(addr string, secure bool, cfg *rest.Config, hc *http.Client) (*boundedhttp.Endpoint, error) {
+// Handler is what Serve serves, and its TLS configuration when secure (nil otherwise); tokens are
+// reviewed with the API server of cfg through hc.
+func Handler(secure bool, cfg *rest.Config, hc *http.Client) (http.Handler, *tls.Config, error) {
 	h := boundedhttp.Metrics()
 	var tc *tls.Config
 	if secure {
 		f, err := authorized(cfg, hc)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if h, err = f(ctrl.Log.WithName("metrics"), h); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if tc, err = boundedhttp.SelfSigned(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		DisableHTTP2(tc)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
-	return &boundedhttp.Endpoint{Name: "metrics", Addr: addr, Handler: mux, TLS: tc}, nil
+	return mux, tc, nil
 }
 
 // Off is the manager's own metrics server, switched off: Serve serves the metrics.

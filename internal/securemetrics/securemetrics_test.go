@@ -18,7 +18,6 @@ package securemetrics
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -27,29 +26,25 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/hookline/hookline/internal/boundedhttp"
 )
 
-// startEndpoint starts the metrics endpoint Serve would add, on 127.0.0.1, and returns its address.
+// startEndpoint serves what Serve would serve, on 127.0.0.1, and returns its address.
 func startEndpoint(t *testing.T, secure bool) string {
 	t.Helper()
-	e, err := Endpoint("127.0.0.1:0", secure, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
+	h, tc, err := Handler(secure, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l, err := e.Listen(ctx)
+	l, err := boundedhttp.Listen("127.0.0.1:0", tc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- e.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return e.BoundAddr()
+	srv := boundedhttp.NewServer(h)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l.Addr().String()
 }
 
 // A client that prefers HTTP/2 gets HTTP/1.1 from the secure metrics endpoint.
