@@ -348,10 +348,13 @@ func TestTogglingTheOldestOfManyDuplicatesWritesOnlyTheTwo(t *testing.T) {
 	}
 	before, reconciledBefore, strangerBefore := othersWritten(), othersReconciled(), strangerLogged()
 	setState := func(wh *hooklinev1.Webhook, state hooklinev1.WebhookState) {
+		// A merge patch, as kubectl patch: the manager writes the status meanwhile, which an
+		// Update of the object read before would conflict with.
 		cur := &hooklinev1.Webhook{}
 		g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur)).To(Succeed())
+		base := cur.DeepCopy()
 		cur.Spec.State = state
-		g.Expect(tenant.Update(ctx, cur)).To(Succeed())
+		g.Expect(tenant.Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
 	}
 	for range 2 {
 		setState(oldest, hooklinev1.StateInactive)
