@@ -345,9 +345,9 @@ func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q wor
 
 // sameConfigurationAs returns a request for the oldest ACTIVE Webhook other than wh with wh's
 // configuration in each account (in wh's account only when ownAccount): the only one whose
-// decision a change of wh can change. When wh
-// was the oldest and leaves, the next in line is verified; when wh becomes the oldest, the one it
-// displaces learns it (and wh's own reconcile demotes it first). The younger ones stay duplicates
+// decision a change of wh can change. When wh was the oldest and leaves, the next in line is
+// verified; when wh becomes the oldest, the one it displaces learns it (and wh's own reconcile
+// demotes it first). The younger ones stay duplicates
 // with the same status (duplicateStatus names no Webhook), so they are not reconciled: queueing
 // all of a group at every change of one made a group of N cost N reconciles of N each.
 func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook, ownAccount bool) []reconcile.Request {

@@ -184,7 +184,7 @@ type App struct {
 	partitioned *partitioned
 	// readiness are the checks of Ready, by name; probes serves them on the probe address.
 	readiness []namedCheck
-	probes    boundedhttp.Probes
+	probes    *boundedhttp.Probes
 }
 
 type namedCheck struct {
@@ -261,19 +261,18 @@ func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// addProbes serves the metrics and the probes, and adds the liveness check and the conditions of
-// Ready: not ready while events
-// cannot be stored (another replica, active-active, takes them), nor while not a current member of
-// the group.
+// addProbes serves the metrics and the probes, and adds the conditions of Ready: not ready while
+// events cannot be stored (another replica, active-active, takes them), nor while not a current
+// member of the group.
 func (a *App) addProbes(cfg Config) error {
 	if err := securemetrics.Serve(a.Manager, cfg.MetricsAddress, cfg.MetricsSecure); err != nil {
 		return err
 	}
-	if err := boundedhttp.Add(a.Manager, "probes", cfg.ProbeAddress, a.probes.Handler(), nil); err != nil {
+	probes, err := boundedhttp.ServeProbes(a.Manager, cfg.ProbeAddress)
+	if err != nil {
 		return err
 	}
-	_ = a.probes.AddHealthzCheck("healthz", healthz.Ping)
-	_ = a.probes.AddReadyzCheck("readyz", healthz.Ping)
+	a.probes = probes
 	if err := a.AddReadyCheck("nats", func(*http.Request) error { return a.Store.Reachable() }); err != nil {
 		return err
 	}

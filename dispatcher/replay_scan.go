@@ -17,7 +17,6 @@ limitations under the License.
 package dispatcher
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -89,8 +88,9 @@ const (
 // readBudget is each namespace's budget of log reads: a burst at once, then so many a minute.
 type readBudget struct{ limiters *keyrate.Limiters }
 
+// newReadBudget is a budget of burst reads at once, then perMinute (both above 0: the replayer
+// resolves the defaults).
 func newReadBudget(perMinute float64, burst int) *readBudget {
-	perMinute, burst = cmp.Or(perMinute, DefaultReplayLogReadsPerMinute), cmp.Or(burst, DefaultReplayLogReadBurst)
 	// Idle long enough to be full again, a namespace's limiter is forgotten: that changes nothing.
 	full := time.Duration(float64(burst)/perMinute*float64(time.Minute)) + time.Minute
 	return &readBudget{limiters: keyrate.New(rate.Limit(perMinute/60), burst, full, 4096)}

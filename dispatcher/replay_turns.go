@@ -60,10 +60,8 @@ func (r *Replayer) maxPerNamespace() int {
 // thousands of waiting replays each made every poll list (and copy) them all.
 func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, since time.Time, err error) {
 	key := client.ObjectKeyFromObject(rp)
-	if held, full := r.turnsTaken(key); held {
-		return true, r.admittedAt(key), nil
-	} else if full {
-		return false, time.Time{}, nil
+	if since, held, full := r.turn(key); held || full {
+		return held, since, nil
 	}
 	list, err := r.replaysIn(ctx, rp.Namespace)
 	if err != nil {
@@ -105,21 +103,14 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 	return true, r.running[key.Namespace][key], nil
 }
 
-// turnsTaken reports whether key holds a turn in its namespace, and whether every turn there is
-// held (by replays this dispatcher admitted).
-func (r *Replayer) turnsTaken(key types.NamespacedName) (held, full bool) {
+// turn reports whether key holds a turn in its namespace (and since when), and whether every
+// turn there is held (by replays this dispatcher admitted).
+func (r *Replayer) turn(key types.NamespacedName) (since time.Time, held, full bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	running := r.running[key.Namespace]
-	_, held = running[key]
-	return held, len(running) >= r.maxPerNamespace()
-}
-
-// admittedAt is when key was admitted.
-func (r *Replayer) admittedAt(key types.NamespacedName) time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.running[key.Namespace][key]
+	since, held = running[key]
+	return since, held, len(running) >= r.maxPerNamespace()
 }
 
 // replaysIn lists namespace's replays from the cache without copying them: they are only read.
@@ -162,11 +153,11 @@ func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
 // notifications in the memory every tenant's deliveries share.
 func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, err error) {
 	key := client.ObjectKeyFromObject(rp)
-	if held, full := r.turnsTaken(key); held {
-		return true, nil
-	} else if full {
-		r.setPhase(key, phaseQueued)
-		return false, nil
+	if _, held, full := r.turn(key); held || full {
+		if !held {
+			r.setPhase(key, phaseQueued)
+		}
+		return held, nil
 	}
 	list, err := r.replaysIn(ctx, rp.Namespace)
 	if err != nil {
@@ -192,14 +183,6 @@ func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok
 	}
 	r.admitLocked(key, r.Clock.Now())
 	return true, nil
-}
-
-// runs reports whether key holds a turn in its namespace.
-func (r *Replayer) runs(key types.NamespacedName) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	_, held := r.running[key.Namespace][key]
-	return held
 }
 
 // admitLocked records that key runs, admitted at now unless it was admitted before.
@@ -235,7 +218,8 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 	waiting := slices.DeleteFunc(list, func(o hooklinev1.WebhookReplay) bool {
 		// One started and not running here waits to resume (resume): woken too.
 		if started(&o.Status) {
-			return finished(&o.Status) || r.runs(client.ObjectKeyFromObject(&o))
+			_, held, _ := r.turn(client.ObjectKeyFromObject(&o))
+			return finished(&o.Status) || held
 		}
 		return finished(&o.Status) || !waitsTurn(&o)
 	})

@@ -43,6 +43,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/logapi"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
+	"github.com/hookline/hookline/internal/boundedhttp"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/gcheadroom"
 	"github.com/hookline/hookline/internal/memlimit"
@@ -447,8 +448,8 @@ func standBy(ctx context.Context, o options, identity string, fail context.Cance
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 			http.Error(w, "standing by for the delivery lease", http.StatusServiceUnavailable)
 		})
-		probes = &http.Server{Addr: o.probes, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			IdleTimeout: time.Minute, MaxHeaderBytes: dispatcher.MaxHeaderBytes}
+		probes = boundedhttp.NewServer(mux)
+		probes.Addr = o.probes
 		go func() {
 			if err := probes.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error(err, "Standby probe server")

@@ -32,7 +32,6 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	corev1 "k8s.io/api/core/v1"
@@ -149,14 +148,7 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	if err := securemetrics.Serve(mgr, metricsAddr, metricsSecure); err != nil {
 		return err
 	}
-	probes := &boundedhttp.Probes{}
-	if err := probes.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := probes.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := boundedhttp.Add(mgr, "probes", probeAddr, probes.Handler(), nil); err != nil {
+	if _, err := boundedhttp.ServeProbes(mgr, probeAddr); err != nil {
 		return err
 	}
 	log.Info("Starting manager", "allowHTTP", allowHTTP, "verificationTimeout", verifyTimeout)

@@ -85,6 +85,15 @@ type Probes struct {
 	health, ready map[string]healthz.Checker
 }
 
+// ServeProbes serves new Probes at addr ("" or "0": none) among mgr's HTTP servers (Add), with a
+// ping as liveness and as the first condition of readiness; the caller adds its own conditions.
+func ServeProbes(mgr manager.Manager, addr string) (*Probes, error) {
+	p := &Probes{}
+	_ = p.AddHealthzCheck("healthz", healthz.Ping)
+	_ = p.AddReadyzCheck("readyz", healthz.Ping)
+	return p, Add(mgr, "probes", addr, p.Handler(), nil)
+}
+
 // AddHealthzCheck adds a liveness check.
 func (p *Probes) AddHealthzCheck(name string, c healthz.Checker) error {
 	return p.add(&p.health, name, c)

@@ -61,13 +61,15 @@ func Handler(secure bool, cfg *rest.Config, hc *http.Client) (http.Handler, *tls
 	h := boundedhttp.Metrics()
 	var tc *tls.Config
 	if secure {
-		f, err := authorized(cfg, hc)
+		// kubeauth does what controller-runtime's filters.WithAuthenticationAndAuthorization does,
+		// without that package's dependency on k8s.io/apiserver: about a fifth of each binary's
+		// packages (CEL, gRPC, OpenTelemetry), and 16 MB of a draining dispatcher's resident size in
+		// the binary's pages alone (docs/performance.md).
+		rv, err := kubeauth.NewForConfig(cfg, hc, ReviewTTL)
 		if err != nil {
 			return nil, nil, err
 		}
-		if h, err = f(ctrl.Log.WithName("metrics"), h); err != nil {
-			return nil, nil, err
-		}
+		h = Filter(rv, ctrl.Log.WithName("metrics"), h)
 		if tc, err = boundedhttp.SelfSigned(); err != nil {
 			return nil, nil, err
 		}
@@ -88,20 +90,6 @@ func DisableHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 // costs the API server two reviews a minute, and a revoked token or binding stops scraping within
 // it.
 const ReviewTTL = time.Minute
-
-// authorized is the FilterProvider of secure metrics. It does what controller-runtime's
-// filters.WithAuthenticationAndAuthorization does, without that package's dependency on
-// k8s.io/apiserver: about a fifth of each binary's packages (CEL, gRPC, OpenTelemetry), and 16 MB
-// of a draining dispatcher's resident size in the binary's pages alone (docs/performance.md).
-func authorized(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
-	rv, err := kubeauth.NewForConfig(cfg, hc, ReviewTTL)
-	if err != nil {
-		return nil, err
-	}
-	return func(log logr.Logger, next http.Handler) (http.Handler, error) {
-		return Filter(rv, log, next), nil
-	}, nil
-}
 
 // Filter serves next only to a bearer token the API server authenticates (TokenReview) and
 // authorizes for the request's verb on its path (SubjectAccessReview of a non-resource URL, such as
