@@ -651,9 +651,11 @@ func TestOneTokenCannotHoldTheWholeIngestBound(t *testing.T) {
 					bearer(tokAcc1), 2<<10)
 				g.Expect(err).NotTo(HaveOccurred())
 			}
-			// Once the handler holds them, the same token's next event is refused, naming the
-			// token's share (not the whole bound: the second stalled upload got no more than the
-			// first's share).
+			// Once the handler holds them (posting before could take the share first and have the
+			// stalled uploads refused: CI saw it), the same token's next event is refused, naming
+			// the token's share (not the whole bound: the second stalled upload got no more than
+			// the first's share).
+			g.Eventually(f.h.BytesInFlight).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 2<<10))
 			g.Eventually(func(g Gomega) {
 				status, code, msg := post(tokAcc1, paddedEvent(t, 2<<10))
 				g.Expect(status).To(Equal(http.StatusServiceUnavailable))
