@@ -179,6 +179,8 @@ type App struct {
 	Log *deliverylog.Log
 	// stopLog stops the log's writer once the engine has stopped appending to it.
 	stopLog func()
+	// accounts is every webhook's account, kept by the Syncer, for the log.
+	accounts Accounts
 	// partitioned is this dispatcher's part among active-active dispatchers; nil when it delivers
 	// everything.
 	partitioned *partitioned
@@ -421,7 +423,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		// Half an interval: a Webhook's next resync always reads the Secret afresh.
 		APIReader: &secretReader{Reader: mgr.GetAPIReader(), clock: clock.RealClock{}, maxAge: resync / 2},
 		Reporter:  a.Reporter, DefaultClientID: cfg.DefaultClientID, SecretResync: resync,
-		Attestation: cfg.Attestation,
+		Attestation: cfg.Attestation, Accounts: &a.accounts,
 	}
 	if a.partitioned != nil {
 		a.Syncer.Retake = a.partitioned.taken
@@ -517,6 +519,9 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 	log := logr.FromContextOrDiscard(ctx)
 	lc := cfg.DeliveryLog.Config
 	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
+	if lc.AccountOf == nil {
+		lc.AccountOf = a.accounts.Of
+	}
 	if lc.Patiently == nil {
 		// As the store's own assets: a standby taking over right after a NATS node died must not
 		// exit because the log's stream has no leader yet (seen in the fault suite).

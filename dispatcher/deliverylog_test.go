@@ -32,6 +32,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/verify"
 )
@@ -195,4 +196,42 @@ func TestDeliveryLogSurvivesARestart(t *testing.T) {
 		}
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 	g.Expect(ids).To(HaveLen(n))
+}
+
+// Notifications still queued are listed with the webhookNotificationId they will be sent with:
+// the log asks the dispatcher which account each webhook is bound to (dispatcher.Accounts).
+func TestQueuedNotificationsAreListedWithTheirIDs(t *testing.T) {
+	g := NewWithT(t)
+	const account = "acc-log-queued"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	release := make(chan struct{})
+	rc.set(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		echoOK(w, r)
+	})
+	t.Cleanup(func() { close(release) })
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: withDeliveryLog(time.Second, 2*time.Second)})
+	wh := s.activeWebhook(t, ns, "queued", accountSpec(rc.URL))
+
+	for i := range 3 {
+		s.mustPost(t, event(fmt.Sprintf("queued-%d", i), account))
+	}
+	// The first is held by the receiver; the two behind it wait in the webhook's queue.
+	g.Eventually(func() int { return len(rc.got()) }).Should(Equal(1))
+	var pending []deliveries.Notification
+	g.Eventually(func(g Gomega) {
+		list, err := s.app.Log.Notifications(context.Background(), string(wh.UID), deliveries.Query{})
+		g.Expect(err).NotTo(HaveOccurred())
+		pending = nil
+		for _, n := range list.Items {
+			if n.State == deliveries.StatePending && n.EventID != "queued-0" {
+				pending = append(pending, n)
+			}
+		}
+		g.Expect(pending).To(HaveLen(2))
+	}).Should(Succeed())
+	for _, n := range pending {
+		g.Expect(n.NotificationID).To(Equal(payload.NotificationID(string(wh.UID), account, n.EventID)), n.EventID)
+	}
 }

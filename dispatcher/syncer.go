@@ -69,6 +69,8 @@ type Syncer struct {
 	// Retake, when set, names webhooks to reconcile again: those whose delivery this dispatcher
 	// has just taken over from another (active-active dispatchers).
 	Retake <-chan event.GenericEvent
+	// Accounts, when set, is kept up to date with every webhook's account.
+	Accounts *Accounts
 
 	// exclusive is read-locked by every reconcile and write-locked by Sweep, which compares the
 	// routing table, the queues and the reporter with the informer cache while no reconcile is
@@ -110,6 +112,11 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	binding, bound, err := tenancy.Lookup(ctx, s.Client, wh.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if bound {
+		s.Accounts.set(uid, binding.AccountID)
+	} else {
+		s.Accounts.forget(uid)
 	}
 	if bound {
 		if err := s.rebind(ctx, wh, binding); err != nil {
@@ -272,6 +279,7 @@ func (s *Syncer) drop(ctx context.Context, uid string) error {
 	ctrl.LoggerFrom(ctx).Info("Removing the route and queue of a deleted webhook", "uid", uid)
 	s.Table.Withdraw(uid)
 	s.Reporter.Forget(uid)
+	s.Accounts.forget(uid)
 	return s.Engine.Remove(ctx, uid)
 }
 

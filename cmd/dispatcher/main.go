@@ -176,7 +176,7 @@ func main() {
 	flag.IntVar(&o.partitions, "partitions", 0, "Active-active: above 0, every dispatcher sharing the NATS cluster ingests and delivers its share of this many partitions of the accounts (rebalanced as dispatchers come and go; a dead one's share moves within --lease-ttl) instead of one delivering while the others stand by. An existing group keeps the number it was created with.")
 	flag.BoolVar(&o.deliveryLog.Enabled, "delivery-log", true, "Record every delivery attempt and every change of a notification's state in the delivery log (JetStream stream HOOKLINE_LOG), which the read API and WebhookReplays use.")
 	flag.DurationVar(&o.deliveryLog.MaxAge, "delivery-log-max-age", 7*24*time.Hour, "How long delivery log records are kept.")
-	flag.Int64Var(&o.deliveryLog.MaxBytes, "delivery-log-max-bytes", 1<<30, "Most bytes the delivery log keeps; the oldest records go first.")
+	flag.Int64Var(&o.deliveryLog.MaxBytes, "delivery-log-max-bytes", 1<<30, "Most bytes the delivery log keeps: from 90 % of it, the oldest records of the account holding the most of the log are removed, down to 80 %. Keep it above about 100 MiB (what a dispatcher writes between its checks must fit above the mark).")
 	flag.DurationVar(&o.deliveryLogGather, "delivery-log-gather", 200*time.Millisecond, "How long a Webhook's delivery records are gathered into one JetStream message (JetStream's cost is mostly per message). A SIGKILL re-sends, with the same id, notifications settled within about this long before it. 0: each record in a message of its own, at once.")
 	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
 	zapOpts := zap.Options{}

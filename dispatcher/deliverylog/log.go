@@ -22,7 +22,8 @@ limitations under the License.
 // Layout: stream HOOKLINE_LOG, subject hookline.log.<webhook uid>, one or more JSON records per
 // message, one per line (a webhook's records written together; about 500 bytes for a typical
 // attempt, BenchmarkAppend measures what is stored), file storage, limits retention (MaxAge,
-// MaxBytes; the oldest messages go first).
+// MaxBytes). Near MaxBytes the account holding the most of the log loses its oldest records
+// first (share.go), so that one account's records cannot push another's out.
 //
 // Writing: Append hands a record to a bounded buffer (it blocks only while the buffer is full).
 // The writer gathers each webhook's records for up to Config.Gather (200 ms; at most Config.Batch
@@ -110,7 +111,9 @@ type Config struct {
 	Patiently func(ctx context.Context, f func(context.Context) error) error
 	// MaxAge is how long records are kept (default 7 days).
 	MaxAge time.Duration
-	// MaxBytes bounds the stream's size; the oldest records go first (0: no bound besides MaxAge).
+	// MaxBytes bounds the stream's size (0: no bound besides MaxAge). From shareHigh of it, the
+	// oldest records of the account holding the most of the log are removed (share.go); the
+	// stream's own bound, the oldest records whoever they belong to, stays as the last resort.
 	MaxBytes int64
 	// Replicas of the stream (as the store's).
 	Replicas int
@@ -120,8 +123,9 @@ type Config struct {
 	CursorKey []byte
 	// AccountOf returns the account of a webhook, which names its queued notifications (their
 	// webhookNotificationId is payload.NotificationID(uid, account, event id)): a queued
-	// notification belongs to the webhook's current account, as a rebind cancels the queue.
-	// Nil or unknown: queued notifications without a record are listed without an id.
+	// notification belongs to the webhook's current account, as a rebind cancels the queue. The
+	// share of the bound counts records by it too. Nil or unknown: queued notifications without
+	// a record are listed without an id, and the records count as one account's, "".
 	AccountOf func(uid string) (string, bool)
 	// Buffer is how many records Append holds before it blocks, and how many the writer gathers
 	// before it publishes them all (default 4096).
@@ -160,6 +164,7 @@ type Log struct {
 	cfg     Config
 	log     logr.Logger
 	metrics *metrics
+	share   *share // nil: no bound
 
 	ch      chan entry
 	flying  *semaphore.Weighted // records published and not yet acknowledged: at most Buffer
@@ -222,6 +227,7 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 		stopped: make(chan struct{}),
 	}
 	l.metrics = newMetrics(l)
+	l.share = newShare(l)
 	if reg != nil {
 		if err := l.metrics.register(reg); err != nil {
 			return nil, err
@@ -281,6 +287,9 @@ func (l *Log) Start(ctx context.Context) {
 	}
 	pending := make(chan inflight, l.cfg.Buffer)
 	go l.publish(ctx, pending)
+	if l.share != nil {
+		go l.share.run(ctx)
+	}
 	go func() {
 		defer close(l.stopped)
 		l.confirm(ctx, pending)
@@ -378,6 +387,10 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 		// messages (which hold up to 64 KiB each).
 		if l.flying.Acquire(ctx, int64(n)) != nil {
 			return false
+		}
+		if l.share != nil {
+			// Before the publish: a trim the check starts holds this writer's next messages.
+			l.share.wrote(ctx, len(data))
 		}
 		f, ok := l.publishAsync(ctx, b.subj, data)
 		return ok && send(inflight{f: f, subj: b.subj, data: data, n: n})

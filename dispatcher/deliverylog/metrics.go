@@ -25,8 +25,8 @@ import (
 
 // metrics are the log's: what the writer stored, and what the stream holds and has let go.
 type metrics struct {
-	records, messages, bytes, writeErrors prometheus.Counter
-	stream                                *streamCollector
+	records, messages, bytes, writeErrors, trimmed prometheus.Counter
+	stream                                         *streamCollector
 }
 
 func newMetrics(l *Log) *metrics {
@@ -47,6 +47,10 @@ func newMetrics(l *Log) *metrics {
 			Name: "hookline_delivery_log_write_errors_total",
 			Help: "Failed writes to the delivery log: each failed publish (retried until stored) and each record that could not be written at all (logged).",
 		}),
+		trimmed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookline_delivery_log_trimmed_bytes_total",
+			Help: "Bytes of delivery records removed to keep the log under --delivery-log-max-bytes, each time from the account holding the most of it (counted from the messages' sizes).",
+		}),
 		stream: &streamCollector{
 			l: l,
 			stored: prometheus.NewDesc("hookline_delivery_log_stored_messages",
@@ -54,13 +58,13 @@ func newMetrics(l *Log) *metrics {
 			storedBytes: prometheus.NewDesc("hookline_delivery_log_stored_bytes",
 				"Bytes the delivery log's stream holds now (records with JetStream's overhead).", nil, nil),
 			removed: prometheus.NewDesc("hookline_delivery_log_removed_messages_total",
-				"Messages of delivery records removed by retention (max age or max bytes) since the stream was created.", nil, nil),
+				"Messages of delivery records removed by retention (max age or max bytes) or trimmed from the account holding the most of the log, since the stream was created.", nil, nil),
 		},
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.records, m.messages, m.bytes, m.writeErrors, m.stream} {
+	for _, c := range []prometheus.Collector{m.records, m.messages, m.bytes, m.writeErrors, m.trimmed, m.stream} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -91,10 +95,11 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.stored, prometheus.GaugeValue, float64(info.State.Msgs))
 	ch <- prometheus.MustNewConstMetric(c.storedBytes, prometheus.GaugeValue, float64(info.State.Bytes))
-	// Nothing but retention removes records, so every sequence before the first is one removed.
-	removed := uint64(0)
+	// Nothing but retention and the share's trims remove records: every sequence before the
+	// first is one removed, and every one deleted after it.
+	removed := uint64(info.State.NumDeleted)
 	if info.State.FirstSeq > 0 {
-		removed = info.State.FirstSeq - 1
+		removed += info.State.FirstSeq - 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.removed, prometheus.CounterValue, float64(removed))
 }

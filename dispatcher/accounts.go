@@ -1,0 +1,61 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher
+
+import "sync"
+
+// Accounts is the account each webhook's namespace is bound to, by webhook uid, as the Syncer
+// last saw it: every webhook, whatever its state and whichever dispatcher delivers it. The
+// delivery log asks it who a webhook's records belong to (its share of the log's bound, the ids
+// of queued notifications).
+type Accounts struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+// Of returns the account uid's namespace is bound to; false for a webhook not seen, deleted, or
+// in a namespace bound to none.
+func (a *Accounts) Of(uid string) (string, bool) {
+	if a == nil {
+		return "", false
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	account, ok := a.m[uid]
+	return account, ok
+}
+
+func (a *Accounts) set(uid, account string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]string{}
+	}
+	a.m[uid] = account
+}
+
+func (a *Accounts) forget(uid string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.m, uid)
+}

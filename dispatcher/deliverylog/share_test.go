@@ -1,0 +1,118 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliverylog
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/dispatcher/payload"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+const floodAccount = "acc-flood"
+
+var floodUIDs = []string{"5d6f0e1a-0000-4000-8000-00000000f001", "5d6f0e1a-0000-4000-8000-00000000f002"}
+
+// floodRecord is a delivered attempt of webhook uid (of floodAccount) for event i, about 1.3 KB.
+func floodRecord(uid string, i int) deliveries.Record {
+	ev := fmt.Sprintf("flood-%d", i)
+	r := rec(ev, uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+	r.WebhookUID, r.NotificationID = uid, payload.NotificationID(uid, floodAccount, ev)
+	r.Response = strings.Repeat("x", 1000)
+	return r
+}
+
+func floodAccountOf(uid string) (string, bool) {
+	switch uid {
+	case testUID:
+		return testAccount, true
+	case floodUIDs[0], floodUIDs[1]:
+		return floodAccount, true
+	}
+	return "", false
+}
+
+// flood appends n flood records, spread over floodUIDs, and waits until they are stored.
+func (f *fixture) flood(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		f.log.Append(floodRecord(floodUIDs[i%len(floodUIDs)], i))
+	}
+	if err := f.log.Barrier(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) storedBytes(t *testing.T) int64 {
+	t.Helper()
+	info, err := f.log.stream.Info(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(info.State.Bytes)
+}
+
+// A producer of one account posts enough events to fill the log several times over: the stream's
+// own bound would take every account's oldest records; the share takes the flooding account's,
+// and the other account's history stays whole.
+func TestTheAccountHoldingMostOfTheLogLosesItsOldestRecordsFirst(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 2 << 20
+	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 64})
+	const victims = 300
+	for i := range victims {
+		f.log.Append(rec(fmt.Sprintf("victim-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+
+	const floods = 4 * bound / 1300 // the log filled four times over
+	f.flood(t, floods)
+
+	// Every one of the other account's notifications is still on record, the oldest included.
+	for _, ev := range []string{"victim-0", fmt.Sprintf("victim-%d", victims-1)} {
+		a, err := f.log.Attempts(f.ctx, testUID, nid(ev))
+		g.Expect(err).NotTo(HaveOccurred(), ev)
+		g.Expect(a.Records).To(HaveLen(1), ev)
+	}
+	list, err := f.log.Notifications(f.ctx, testUID, deliveries.Query{Limit: 500})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(list.Items).To(HaveLen(victims))
+	// The flooding account lost its oldest, kept its newest.
+	_, err = f.log.Attempts(f.ctx, floodUIDs[0], floodRecord(floodUIDs[0], 0).NotificationID)
+	g.Expect(err).To(MatchError(ErrNotFound))
+	last := floodRecord(floodUIDs[(floods-1)%2], floods-1)
+	_, err = f.log.Attempts(f.ctx, last.WebhookUID, last.NotificationID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(f.storedBytes(t)).To(BeNumerically("<=", bound))
+	g.Expect(f.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeNumerically(">", bound))
+}
+
+// With one account the share takes nothing the stream's bound would have left: the log stays
+// filled to about its bound instead of being cut to a part of it.
+func TestOneAccountKeepsUsingTheWholeLog(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 2 << 20
+	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 64})
+	f.flood(t, 3*bound/1300)
+	g.Expect(f.storedBytes(t)).To(And(BeNumerically(">", 0.75*bound), BeNumerically("<=", bound)))
+	g.Expect(f.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeNumerically(">", 0))
+}

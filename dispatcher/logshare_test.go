@@ -1,0 +1,104 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dispatcher_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/echo"
+)
+
+// TestOneAccountsRecordsCannotPushAnothersOutOfTheLog performs the producer's attack on the shared
+// delivery log: with a token for its own account only, it posts events until its webhook's
+// records (its receiver answers with a long body, which each attempt record keeps an excerpt of)
+// have filled the log three times over. The log's bound holds, and every notification of the
+// other account stays on record with its state; without the share the stream's own bound took
+// the oldest records first, the other account's.
+func TestOneAccountsRecordsCannotPushAnothersOutOfTheLog(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 2 << 20
+	tokVictim, tokFlood := "token-for-share-v-only-0123456789", "token-for-share-f-only-0123456789"
+	nsVictim, nsFlood := newNamespace(t, "share-v", ""), newNamespace(t, "share-f", "")
+	victim, flooder := newReceiver(t), newReceiver(t)
+	long := strings.Repeat("x", 1024)
+	flooder.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+		_, _ = w.Write([]byte(long))
+	})
+	s := startStack(t, stackOptions{
+		namespaces: []string{nsVictim, nsFlood},
+		tokens: []ingest.TokenEntry{
+			{Name: "victim", Token: tokVictim, Accounts: []string{"share-v"}},
+			{Name: "flood", Token: tokFlood, Accounts: []string{"share-f"}},
+		},
+		mutate: func(c *dispatcher.Config) {
+			withDeliveryLog(time.Second, 2*time.Second)(c)
+			// The writer's records in flight must fit in the tenth of the bound above the share's
+			// high mark (deliverylog.share); the default's 4,096 do for bounds from about 40 MiB.
+			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = bound, 128
+		},
+	})
+	whVictim := s.activeWebhook(t, nsVictim, "orders", accountSpec(victim.URL))
+	s.activeWebhook(t, nsFlood, "orders", accountSpec(flooder.URL))
+
+	const victims = 40
+	for i := range victims {
+		s.mustPostWith(t, tokVictim, event(fmt.Sprintf("victim-%02d", i), "share-v"))
+	}
+	g.Eventually(victim.got).WithTimeout(20 * time.Second).Should(HaveLen(victims))
+	delivered := func() []string {
+		list, err := s.app.Log.Notifications(context.Background(), string(whVictim.UID), deliveries.Query{Limit: 500})
+		g.Expect(err).NotTo(HaveOccurred())
+		var ids []string
+		for _, n := range list.Items {
+			if n.State == deliveries.StateDelivered {
+				ids = append(ids, n.EventID)
+			}
+		}
+		return ids
+	}
+	g.Eventually(delivered).Should(HaveLen(victims))
+
+	// Each flood notification leaves about 1.3 KB of records; eight producers post at once.
+	const floods = 3 * bound / 1300
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < floods; i += 8 {
+				s.mustPostWith(t, tokFlood, event(fmt.Sprintf("flood-%05d", i), "share-f"))
+			}
+		})
+	}
+	wg.Wait()
+	g.Eventually(func() int { return len(flooder.got()) }).WithTimeout(2 * time.Minute).Should(BeNumerically(">=", floods))
+	g.Expect(s.app.Log.Barrier(context.Background())).To(Succeed())
+
+	g.Expect(delivered()).To(HaveLen(victims), "the other account's notifications are all still on record")
+	g.Expect(s.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically("<=", bound))
+	g.Expect(s.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeNumerically(">=", bound))
+}
