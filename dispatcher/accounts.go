@@ -16,7 +16,10 @@ limitations under the License.
 
 package dispatcher
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Accounts is the account each webhook's namespace is bound to, by webhook uid, as the Syncer
 // last saw it: every webhook, whatever its state and whichever dispatcher delivers it. The
@@ -25,10 +28,15 @@ import "sync"
 type Accounts struct {
 	mu sync.RWMutex
 	m  map[string]string
+	// known is set once every webhook has been seen (the Syncer's first pass).
+	known atomic.Bool
 }
 
-// Of returns the account uid's namespace is bound to; false for a webhook not seen, deleted, or
-// in a namespace bound to none.
+// Known reports whether every webhook has been seen: before, Of does not know all of them.
+func (a *Accounts) Known() bool { return a != nil && a.known.Load() }
+
+// Of returns the account uid's namespace is bound to (the last one, if it is bound to none now);
+// false for a webhook not seen or deleted.
 func (a *Accounts) Of(uid string) (string, bool) {
 	if a == nil {
 		return "", false

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -46,6 +47,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/deliverystats"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/dispatcher/logapi"
+	"github.com/hookline/hookline/dispatcher/partition"
 	"github.com/hookline/hookline/dispatcher/quota"
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
@@ -181,6 +183,9 @@ type App struct {
 	stopLog func()
 	// accounts is every webhook's account, kept by the Syncer, for the log.
 	accounts Accounts
+	// logTrimmer is the group of active-active dispatchers, whose owner of partition 0 trims the
+	// delivery log near its bound; nil: this dispatcher delivers everything, and trims.
+	logTrimmer atomic.Pointer[partition.Group]
 	// partitioned is this dispatcher's part among active-active dispatchers; nil when it delivers
 	// everything.
 	partitioned *partitioned
@@ -501,6 +506,7 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	if err := a.Syncer.SyncAll(ctx); err != nil {
 		return ch, err
 	}
+	a.accounts.known.Store(true)
 	if p := a.partitioned; p != nil {
 		// Every webhook is known: the partitions taken from here on find their queues.
 		grouped = true
@@ -520,7 +526,13 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 	lc := cfg.DeliveryLog.Config
 	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
 	if lc.AccountOf == nil {
-		lc.AccountOf = a.accounts.Of
+		lc.AccountOf, lc.AccountsKnown = a.accounts.Of, a.accounts.Known
+	}
+	if lc.Trims == nil {
+		lc.Trims = func() bool {
+			g := a.logTrimmer.Load()
+			return g == nil || g.Owns(0)
+		}
 	}
 	if lc.Patiently == nil {
 		// As the store's own assets: a standby taking over right after a NATS node died must not

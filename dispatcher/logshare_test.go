@@ -59,8 +59,8 @@ func TestOneAccountsRecordsCannotPushAnothersOutOfTheLog(t *testing.T) {
 		mutate: func(c *dispatcher.Config) {
 			withDeliveryLog(time.Second, 2*time.Second)(c)
 			// The writer's records in flight must fit in the tenth of the bound above the share's
-			// high mark (deliverylog.share); the default's 4,096 do for bounds from about 40 MiB.
-			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = bound, 128
+			// high mark (deliverylog.share); the default's 4,096 do for bounds from about 100 MiB.
+			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = bound, 64
 		},
 	})
 	whVictim := s.activeWebhook(t, nsVictim, "orders", accountSpec(victim.URL))

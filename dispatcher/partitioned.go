@@ -138,6 +138,7 @@ func (a *App) joinPartitions(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("joining the delivering dispatchers: %w", err)
 	}
 	p.group = g
+	a.logTrimmer.Store(g)
 	// A connection of its own: announcements must not wait behind the store's publishes.
 	if p.nc, err = a.Store.Connect("hookline-dispatcher-arrivals"); err != nil {
 		return fmt.Errorf("connecting for announcements: %w", err)

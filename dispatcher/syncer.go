@@ -114,11 +114,8 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{}, err
 	}
 	if bound {
+		// An unbound namespace keeps its last account here: its webhook's records are still its.
 		s.Accounts.set(uid, binding.AccountID)
-	} else {
-		s.Accounts.forget(uid)
-	}
-	if bound {
 		if err := s.rebind(ctx, wh, binding); err != nil {
 			return ctrl.Result{}, err
 		}

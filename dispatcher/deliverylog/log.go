@@ -127,6 +127,13 @@ type Config struct {
 	// share of the bound counts records by it too. Nil or unknown: queued notifications without
 	// a record are listed without an id, and the records count as one account's, "".
 	AccountOf func(uid string) (string, bool)
+	// AccountsKnown reports whether AccountOf knows every webhook's account yet (nil: always):
+	// until then the share of the bound does not trim, since every record would count as a
+	// deleted webhook's.
+	AccountsKnown func() bool
+	// Trims reports whether this dispatcher is the one that trims the log near its bound (nil:
+	// always): one at a time, since another's purges are not in this one's count.
+	Trims func() bool
 	// Buffer is how many records Append holds before it blocks, and how many the writer gathers
 	// before it publishes them all (default 4096).
 	Buffer int

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,20 +37,29 @@ const (
 	shareHigh = 0.90
 	// shareLow: what a trim brings the stream back to.
 	shareLow = 0.80
-	// shareStep: a writer checks the stream's size each time it has stored this much since its
-	// last check. Small against the gap between shareHigh and the bound, so that a few
-	// replicas writing at once stay under the bound.
+	// shareStep: a writer asks for a check each time it has written this much since the last one
+	// started, and waits for one after twice as much, so that its own writes cannot outrun the
+	// trims. Small against the gap between shareHigh and the bound, so that a few replicas
+	// writing at once stay under the bound.
 	shareStep = 0.02
+	// shareEpochs is how many epochs the count divides the high mark into: a webhook's bytes are
+	// counted per epoch, so that what left the stream by age is forgotten an epoch at a time.
+	shareEpochs = 32
 )
 
 const (
 	// shareEvery is how often the stream's size is checked besides the writer's steps: records
 	// leave by age, and other replicas write.
 	shareEvery = 10 * time.Second
-	// shareCatchUp bounds how long a trim waits for the count to read up to the stream's end.
+	// shareCatchUp bounds how long a check waits for the count to read up to the stream's end; a
+	// check whose count is behind does not trim.
 	shareCatchUp = 2 * time.Second
-	// spanMin is the smallest span counted apart (the trims' step on a small log).
-	spanMin = 16 << 10
+	// shareWait bounds how long the writer waits for a check.
+	shareWait = 10 * time.Second
+	// shareRounds bounds the trims of one check.
+	shareRounds = 64
+	// epochMin is the smallest epoch (a small log's).
+	epochMin = 16 << 10
 	// msgOverhead approximates what JetStream's file store keeps per message besides its subject
 	// and data (a record header and a hash), so that the count is close to the stream's bytes.
 	msgOverhead = 30
@@ -60,30 +70,40 @@ const (
 // The stream's own bound (MaxBytes with DiscardOld) takes the oldest records whoever they belong
 // to: one account whose events make many records would push every other account's history out
 // of the log, and with it what their replays select. The share keeps the stream under its bound
-// before JetStream has to, and takes from the account that holds the most of it: once the stream
-// holds more than shareHigh of MaxBytes, the oldest records of the account holding the most bytes
-// are purged (a webhook's subject up to a sequence), then again of whichever account holds the
-// most, until the stream holds shareLow. An account loses nothing while another holds more than
-// it, and a cluster of one account keeps using the whole log. MaxBytes stays as the last resort.
+// before JetStream has to: once the stream holds more than shareHigh of MaxBytes, the records of
+// deleted webhooks go first (nobody can read them), then the oldest records of the account that
+// holds the most of the log, down to what the next largest holds, over and over, until the stream
+// holds shareLow. An account loses nothing while another holds more than it, and a cluster of one
+// account keeps using the whole log. MaxBytes stays as the last resort.
 //
 // What each webhook holds is counted from the stream itself: an ordered consumer reads every
-// message's subject and size (headers only) from the log's start, so every replica counts every
-// other's writes, and a restarted dispatcher counts what was there. The count is kept per
-// webhook as spans of consecutive messages (about a 256th of the high mark each), oldest first,
-// the unit a trim removes. Accounts are asked of Config.AccountOf at each trim (a rebind moves a
-// webhook's records to its new account); webhooks it does not know (deleted ones) count as one
-// account, "".
+// message's subject and size (headers only) from the log's start, so that the count covers every
+// replica's writes and a restarted dispatcher counts what was there. A webhook's bytes are kept
+// per epoch (a shareEpochs-th of the high mark, in the order the stream holds them), with the
+// first and last stream sequences of each, so that what the stream removed by age or by its bound
+// is forgotten an epoch at a time and a trim can cut an account at one sequence across all its
+// webhooks. Accounts are asked of Config.AccountOf at each trim (a rebind moves a webhook's
+// records to its new account).
+//
+// Checks run on a goroutine of their own, asked for by the writer every shareStep of the bound
+// it writes and every shareEvery. Only a dispatcher that Config.Trims names trims (one at a time
+// across replicas: another's purges are not in this one's count), and only once Config.AccountsKnown
+// says every webhook's account is known and the count has read up to the stream's end.
 type share struct {
-	l                     *Log
-	high, low, step, span int64
+	l                 *Log
+	high, low, step   int64
+	epoch             int64
+	trims, accountsOK func() bool
 
-	mu    sync.Mutex
-	held  map[string]*held // by webhook uid
-	seen  uint64           // the last stream sequence counted
-	moved chan struct{}    // closed (and replaced) when seen advances
+	mu      sync.Mutex
+	held    map[string]*held // by webhook uid
+	seen    uint64           // the last stream sequence counted
+	counted int64            // bytes counted since the start: the epoch is counted / epoch
+	moved   chan struct{}    // closed (and replaced) when seen advances
+	checked chan struct{}    // closed (and replaced) when a check ends
 
-	written  atomic.Int64 // bytes this writer stored since the last check
-	checking sync.Mutex   // one check at a time
+	kick    chan struct{} // asks for a check
+	written atomic.Int64  // bytes this writer wrote since the last check started
 }
 
 // held is what one webhook holds in the log.
@@ -92,10 +112,11 @@ type held struct {
 	bytes int64
 }
 
-// span is a run of one webhook's messages, up to stream sequence last.
+// span is a webhook's messages within one epoch.
 type span struct {
-	last  uint64
-	bytes int64
+	epoch       int64
+	first, last uint64
+	bytes       int64
 }
 
 // newShare returns the share of a log with a bound, or nil.
@@ -104,15 +125,25 @@ func newShare(l *Log) *share {
 	if bound <= 0 {
 		return nil
 	}
+	always := func() bool { return true }
 	high := int64(bound * shareHigh)
-	return &share{
-		l: l, high: high, low: int64(bound * shareLow),
-		step: max(int64(bound*shareStep), 1), span: max(high/256, spanMin),
-		held: map[string]*held{}, moved: make(chan struct{}),
+	s := &share{
+		l: l, high: high, low: int64(bound * shareLow), step: max(int64(bound*shareStep), 1),
+		epoch: max(high/shareEpochs, epochMin), trims: always, accountsOK: always,
+		held: map[string]*held{}, moved: make(chan struct{}), checked: make(chan struct{}),
+		kick: make(chan struct{}, 1),
 	}
+	if l.cfg.Trims != nil {
+		s.trims = l.cfg.Trims
+	}
+	if l.cfg.AccountsKnown != nil {
+		s.accountsOK = l.cfg.AccountsKnown
+	}
+	return s
 }
 
-// run counts the stream's messages and checks its size every shareEvery until ctx ends.
+// run counts the stream's messages and checks its size when asked and every shareEvery, until
+// ctx ends.
 func (s *share) run(ctx context.Context) {
 	go s.follow(ctx)
 	t := time.NewTicker(shareEvery)
@@ -120,10 +151,11 @@ func (s *share) run(ctx context.Context) {
 	for {
 		select {
 		case <-t.C:
-			s.check(ctx)
+		case <-s.kick:
 		case <-ctx.Done():
 			return
 		}
+		s.check(ctx)
 	}
 }
 
@@ -192,52 +224,106 @@ func (s *share) count(uid string, seq uint64, n int64) {
 		h = &held{}
 		s.held[uid] = h
 	}
-	if k := len(h.spans); k > 0 && h.spans[k-1].bytes < s.span {
+	e := s.counted / s.epoch
+	if k := len(h.spans); k > 0 && h.spans[k-1].epoch == e {
 		h.spans[k-1].last = seq
 		h.spans[k-1].bytes += n
 	} else {
-		h.spans = append(h.spans, span{last: seq, bytes: n})
+		h.spans = append(h.spans, span{epoch: e, first: seq, last: seq, bytes: n})
 	}
 	h.bytes += n
+	s.counted += n
 	s.seen = seq
 	close(s.moved)
 	s.moved = make(chan struct{})
 }
 
-// wrote tells the share that this writer is about to publish a message of n bytes: every
-// shareStep of the bound, the writer checks the stream and waits for a trim the check starts, so
-// that its own writes cannot outrun the trims. What the stream may still receive unchecked is a
-// step and what the writer has in flight (Config.Buffer records): the gap between shareHigh and
-// the bound must hold both, as it does for any bound above about 100 MiB.
+// wrote tells the share that this writer is about to publish a message of n bytes. Every
+// shareStep of the bound it asks for a check; after two steps without one having started, it
+// waits (at most shareWait) for the next to end. What the stream may receive unchecked is
+// therefore two steps and what the writer has in flight (Config.Buffer records): the gap between
+// shareHigh and the bound must hold both, as it does for any bound above about 100 MiB.
 func (s *share) wrote(ctx context.Context, n int) {
-	if s.written.Add(int64(n)) < s.step {
+	w := s.written.Add(int64(n))
+	if w < s.step {
 		return
 	}
-	s.written.Store(0)
-	s.check(ctx)
+	s.mu.Lock()
+	checked := s.checked
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	if w < 2*s.step {
+		return
+	}
+	t := time.NewTimer(shareWait)
+	defer t.Stop()
+	select {
+	case <-checked:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // check reads the stream's state, forgets what it no longer holds and, above the high mark, trims.
 func (s *share) check(ctx context.Context) {
-	s.checking.Lock()
-	defer s.checking.Unlock()
+	s.written.Store(0)
+	defer func() {
+		s.mu.Lock()
+		close(s.checked)
+		s.checked = make(chan struct{})
+		s.mu.Unlock()
+	}()
+	info, ok := s.info(ctx)
+	if !ok || int64(info.State.Bytes) <= s.high || !s.trims() || !s.accountsOK() {
+		return
+	}
+	if !s.waitSeen(ctx, info.State.LastSeq) {
+		s.l.log.V(1).Info("Delivery log near its bound; not trimming yet: its messages are still being counted", "stored", info.State.Bytes)
+		return
+	}
+	trimmed := map[string]int64{}
+	defer func() {
+		for account, n := range trimmed {
+			s.l.log.Info("Delivery log near its bound: removed the oldest records of the account holding the most of it",
+				"account", account, "bytes", n)
+		}
+	}()
+	for range shareRounds {
+		account, cut, ok := s.cut(int64(info.State.Bytes) - s.low)
+		if !ok {
+			return
+		}
+		n, err := s.purge(ctx, account, cut)
+		trimmed[account] += n
+		s.l.metrics.trimmed.Add(float64(n))
+		if err != nil {
+			s.l.log.Error(err, "Trimming the delivery log failed", "account", account)
+			return
+		}
+		if info, ok = s.info(ctx); !ok || int64(info.State.Bytes) <= s.low {
+			return
+		}
+	}
+}
+
+// info reads the stream's state and forgets what it no longer holds.
+func (s *share) info(ctx context.Context) (*jetstream.StreamInfo, bool) {
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	info, err := s.l.stream.Info(ictx)
-	cancel()
 	if err != nil {
 		s.l.log.V(1).Info("Reading the delivery log's size failed", "error", err.Error())
-		return
+		return nil, false
 	}
 	s.prune(info.State.FirstSeq)
-	if int64(info.State.Bytes) <= s.high {
-		return
-	}
-	s.waitSeen(ctx, info.State.LastSeq)
-	s.trim(ctx, int64(info.State.Bytes)-s.low)
+	return info, true
 }
 
 // waitSeen waits until the count has read up to seq, for at most shareCatchUp.
-func (s *share) waitSeen(ctx context.Context, seq uint64) {
+func (s *share) waitSeen(ctx context.Context, seq uint64) bool {
 	t := time.NewTimer(shareCatchUp)
 	defer t.Stop()
 	for {
@@ -245,14 +331,14 @@ func (s *share) waitSeen(ctx context.Context, seq uint64) {
 		seen, moved := s.seen, s.moved
 		s.mu.Unlock()
 		if seen >= seq {
-			return
+			return true
 		}
 		select {
 		case <-moved:
 		case <-t.C:
-			return
+			return false
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
 }
@@ -262,89 +348,118 @@ func (s *share) prune(first uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for uid, h := range s.held {
-		for len(h.spans) > 0 && h.spans[0].last < first {
-			h.bytes -= h.spans[0].bytes
-			h.spans = h.spans[1:]
+		k := 0
+		for k < len(h.spans) && h.spans[k].last < first {
+			h.bytes -= h.spans[k].bytes
+			k++
 		}
+		h.spans = h.spans[k:]
 		if len(h.spans) == 0 {
 			delete(s.held, uid)
 		}
 	}
 }
 
-// trim purges the oldest span of the account holding the most, over and over, until over bytes
-// are gone or nothing counted is left.
-func (s *share) trim(ctx context.Context, over int64) {
-	trimmed := map[string]int64{}
-	defer func() {
-		for account, n := range trimmed {
-			s.l.log.Info("Delivery log near its bound: removed the oldest records of the account holding the most of it",
-				"account", account, "bytes", n)
-		}
-	}()
-	for over > 0 {
-		account, uid, sp, ok := s.oldestOfLargest()
-		if !ok {
-			return
-		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.l.stream.Purge(pctx, jetstream.WithPurgeSubject(subject(uid)), jetstream.WithPurgeSequence(sp.last+1))
-		cancel()
-		if err != nil {
-			s.l.log.Error(err, "Trimming the delivery log failed", "account", account)
-			return
-		}
-		s.drop(uid, sp)
-		over -= sp.bytes
-		trimmed[account] += sp.bytes
-		s.l.metrics.trimmed.Add(float64(sp.bytes))
-	}
-}
-
-// oldestOfLargest returns the oldest span of the account that holds the most bytes.
-func (s *share) oldestOfLargest() (account, uid string, sp span, ok bool) {
+// cut chooses what to trim of over bytes: the account whose records go (deleted webhooks' first,
+// then the one holding the most) and the stream sequence before which they go: as many of its
+// oldest epochs as over needs, but for the largest account no more than takes it down to the
+// next largest (then that one's turn comes), and at least one epoch.
+func (s *share) cut(over int64) (account string, cut uint64, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	accounts := make(map[string]string, len(s.held))
 	totals := map[string]int64{}
-	for u, h := range s.held {
-		a, _ := s.l.accountOf(u)
-		accounts[u] = a
-		totals[a] += h.bytes
+	for uid, h := range s.held {
+		totals[s.accountOf(uid)] += h.bytes
 	}
-	first := true
+	var largest, next int64
 	for a, n := range totals {
-		if first || n > totals[account] || (n == totals[account] && a < account) {
-			account, first = a, false
+		switch {
+		case a == "":
+		case n > largest || (n == largest && a < account):
+			largest, next, account = n, largest, a
+		case n > next:
+			next = n
 		}
 	}
-	for u, h := range s.held {
-		if accounts[u] != account || len(h.spans) == 0 {
+	take := min(over, max(largest-next, s.epoch))
+	if totals[""] > 0 {
+		account, take = "", over
+	}
+	// The account's bytes per epoch, oldest first.
+	var epochs []span
+	for uid, h := range s.held {
+		if s.accountOf(uid) != account {
 			continue
 		}
-		if !ok || cmp.Less(h.spans[0].last, sp.last) {
-			uid, sp, ok = u, h.spans[0], true
+		for _, sp := range h.spans {
+			epochs = append(epochs, sp)
 		}
 	}
-	return account, uid, sp, ok
+	if len(epochs) == 0 {
+		return "", 0, false
+	}
+	slices.SortFunc(epochs, func(a, b span) int { return cmp.Compare(a.epoch, b.epoch) })
+	var got int64
+	for i, sp := range epochs {
+		got += sp.bytes
+		cut = max(cut, sp.last+1)
+		if got >= take && (i+1 == len(epochs) || epochs[i+1].epoch != sp.epoch) {
+			break
+		}
+	}
+	return account, cut, true
 }
 
-// drop forgets sp, purged from uid. The consumer may have added to the span since it was taken
-// (a webhook's only span grows): then only the bytes taken are forgotten.
-func (s *share) drop(uid string, sp span) {
+// accountOf is uid's account; "" for a webhook Config.AccountOf does not know (deleted). Called
+// with mu held.
+func (s *share) accountOf(uid string) string {
+	a, _ := s.l.accountOf(uid)
+	return a
+}
+
+// purge removes account's records before stream sequence cut, a webhook at a time, and forgets
+// them; it returns the bytes forgotten.
+func (s *share) purge(ctx context.Context, account string, cut uint64) (int64, error) {
+	s.mu.Lock()
+	var uids []string
+	for uid, h := range s.held {
+		if len(h.spans) > 0 && h.spans[0].first < cut && s.accountOf(uid) == account {
+			uids = append(uids, uid)
+		}
+	}
+	s.mu.Unlock()
+	var n int64
+	for _, uid := range uids {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.l.stream.Purge(pctx, jetstream.WithPurgeSubject(subject(uid)), jetstream.WithPurgeSequence(cut))
+		cancel()
+		if err != nil {
+			return n, err
+		}
+		n += s.forget(uid, cut)
+	}
+	return n, nil
+}
+
+// forget drops uid's spans before cut (a span cut through counts as gone: the next check's
+// stream size corrects the estimate) and returns their bytes.
+func (s *share) forget(uid string, cut uint64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.held[uid]
-	if h == nil || len(h.spans) == 0 {
-		return
+	if h == nil {
+		return 0
 	}
-	h.bytes -= sp.bytes
-	if h.spans[0].last == sp.last {
-		h.spans = h.spans[1:]
-	} else {
-		h.spans[0].bytes = max(h.spans[0].bytes-sp.bytes, 0)
+	var n int64
+	k := 0
+	for k < len(h.spans) && h.spans[k].first < cut {
+		n += h.spans[k].bytes
+		k++
 	}
-	if len(h.spans) == 0 || h.bytes <= 0 {
+	h.spans = h.spans[k:]
+	h.bytes -= n
+	if len(h.spans) == 0 {
 		delete(s.held, uid)
 	}
+	return n
 }

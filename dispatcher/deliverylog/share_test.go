@@ -116,3 +116,55 @@ func TestOneAccountKeepsUsingTheWholeLog(t *testing.T) {
 	g.Expect(f.storedBytes(t)).To(And(BeNumerically(">", 0.75*bound), BeNumerically("<=", bound)))
 	g.Expect(f.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeNumerically(">", 0))
 }
+
+// Records of webhooks that no longer exist (AccountOf does not know them) go first: nobody can
+// read them, and deleting a webhook must not move a tenant's records out of its account's count.
+func TestDeletedWebhooksRecordsGoFirst(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 2 << 20
+	const deleted = "5d6f0e1a-0000-4000-8000-0000000dead1"
+	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 64})
+	first := floodRecord(deleted, 0)
+	for i := range 600 { // about 0.8 MB
+		f.log.Append(floodRecord(deleted, i))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	f.flood(t, 900) // about 1.2 MB: past the high mark
+	_, err := f.log.Attempts(f.ctx, deleted, first.NotificationID)
+	g.Expect(err).To(MatchError(ErrNotFound), "the deleted webhook's oldest record went")
+	oldest := floodRecord(floodUIDs[0], 0)
+	_, err = f.log.Attempts(f.ctx, oldest.WebhookUID, oldest.NotificationID)
+	g.Expect(err).NotTo(HaveOccurred(), "the largest account's oldest record stayed while a deleted webhook's could go")
+	g.Expect(f.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeNumerically(">", 0))
+}
+
+// Until every webhook's account is known (a dispatcher starting), nothing is trimmed: every record
+// would count as a deleted webhook's.
+func TestNothingIsTrimmedBeforeTheAccountsAreKnown(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 2 << 20
+	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 64, AccountsKnown: func() bool { return false }})
+	f.flood(t, 2*bound/1300)
+	g.Expect(f.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeZero())
+	g.Expect(f.storedBytes(t)).To(BeNumerically(">", 0.9*bound), "the stream's own bound acted")
+}
+
+// A quiet webhook's bytes are counted per epoch, so that what the stream removed by age is
+// forgotten even when the webhook wrote again since (one span from its first record to its last
+// would never be forgotten, and the quiet account would look ever larger).
+func TestAQuietWebhooksOldRecordsAreForgotten(t *testing.T) {
+	g := NewWithT(t)
+	s := newShare(&Log{cfg: Config{MaxBytes: 1 << 30}})
+	const quiet, busy = "quiet", "busy"
+	s.count(quiet, 1, 500)
+	seq := uint64(2)
+	for range 3 * shareEpochs { // three times the high mark, in epochs
+		s.count(busy, seq, s.epoch)
+		seq++
+	}
+	s.count(quiet, seq, 500)
+	g.Expect(s.held[quiet].bytes).To(BeEquivalentTo(1000))
+	s.prune(seq - shareEpochs) // the stream now starts an epoch-full of messages before the end
+	g.Expect(s.held[quiet].bytes).To(BeEquivalentTo(500))
+	g.Expect(s.held[busy].bytes).To(BeEquivalentTo(shareEpochs * s.epoch))
+}
