@@ -19,6 +19,9 @@ package dispatcher
 import (
 	"sync"
 	"sync/atomic"
+	"time"
+
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 )
 
 // Accounts is the account each webhook's namespace is bound to, by webhook uid, as the Syncer
@@ -30,7 +33,33 @@ type Accounts struct {
 	m  map[string]string
 	// known is set once every webhook has been seen (the Syncer's first pass).
 	known atomic.Bool
+	// gone remembers the webhooks deleted while this process ran, for the log's retention.
+	gone *utilcache.LRUExpireCache
 }
+
+// Deleted reports whether uid was deleted while this process ran (the most recent
+// maxDeletedRemembered, for deletedRemembered).
+func (a *Accounts) Deleted(uid string) bool {
+	if a == nil {
+		return false
+	}
+	a.mu.RLock()
+	gone := a.gone
+	a.mu.RUnlock()
+	if gone == nil {
+		return false
+	}
+	_, ok := gone.Get(uid)
+	return ok
+}
+
+const (
+	// maxDeletedRemembered bounds the deleted webhooks remembered.
+	maxDeletedRemembered = 1 << 16
+	// deletedRemembered is how long a deleted webhook is remembered: the delivery log's default
+	// retention and a day.
+	deletedRemembered = 8 * 24 * time.Hour
+)
 
 // Known reports whether every webhook has been seen: before, Of does not know all of them.
 func (a *Accounts) Known() bool { return a != nil && a.known.Load() }
@@ -59,6 +88,7 @@ func (a *Accounts) set(uid, account string) {
 	a.m[uid] = account
 }
 
+// forget drops uid, which was deleted.
 func (a *Accounts) forget(uid string) {
 	if a == nil {
 		return
@@ -66,4 +96,8 @@ func (a *Accounts) forget(uid string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.m, uid)
+	if a.gone == nil {
+		a.gone = utilcache.NewLRUExpireCache(maxDeletedRemembered)
+	}
+	a.gone.Add(uid, true, deletedRemembered)
 }

@@ -526,7 +526,7 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 	lc := cfg.DeliveryLog.Config
 	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
 	if lc.AccountOf == nil {
-		lc.AccountOf, lc.AccountsKnown = a.accounts.Of, a.accounts.Known
+		lc.AccountOf, lc.AccountsKnown, lc.Deleted = a.accounts.Of, a.accounts.Known, a.accounts.Deleted
 	}
 	if lc.Trims == nil {
 		lc.Trims = func() bool {

@@ -127,6 +127,10 @@ type Config struct {
 	// share of the bound counts records by it too. Nil or unknown: queued notifications without
 	// a record are listed without an id, and the records count as one account's, "".
 	AccountOf func(uid string) (string, bool)
+	// Deleted reports whether a webhook that AccountOf does not know was deleted (nil: never).
+	// Deleted webhooks' records are the first the share of the bound removes (nobody can read
+	// them); the records of a webhook neither knows are not removed by it.
+	Deleted func(uid string) bool
 	// AccountsKnown reports whether AccountOf knows every webhook's account yet (nil: always):
 	// until then the share of the bound does not trim, since every record would count as a
 	// deleted webhook's.

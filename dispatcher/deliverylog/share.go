@@ -71,10 +71,11 @@ const (
 // to: one account whose events make many records would push every other account's history out
 // of the log, and with it what their replays select. The share keeps the stream under its bound
 // before JetStream has to: once the stream holds more than shareHigh of MaxBytes, the records of
-// deleted webhooks go first (nobody can read them), then the oldest records of the account that
-// holds the most of the log, down to what the next largest holds, over and over, until the stream
-// holds shareLow. An account loses nothing while another holds more than it, and a cluster of one
-// account keeps using the whole log. MaxBytes stays as the last resort.
+// deleted webhooks go first (nobody can read them), then the accounts holding the most give up
+// their oldest records, each what it holds above one level, so that the stream holds shareLow
+// (plan). An account loses nothing while another holds more than it, and a cluster of one account
+// keeps using the log between the marks. Records of a webhook that is neither an account's nor
+// known to be deleted are not removed. MaxBytes stays as the last resort.
 //
 // What each webhook holds is counted from the stream itself: an ordered consumer reads every
 // message's subject and size (headers only) from the log's start, so that the count covers every
@@ -85,15 +86,17 @@ const (
 // webhooks. Accounts are asked of Config.AccountOf at each trim (a rebind moves a webhook's
 // records to its new account).
 //
-// Checks run on a goroutine of their own, asked for by the writer every shareStep of the bound
-// it writes and every shareEvery. Only a dispatcher that Config.Trims names trims (one at a time
-// across replicas: another's purges are not in this one's count), and only once Config.AccountsKnown
+// Checks run on a goroutine of their own, asked for every shareStep of the bound the count reads
+// or the writer writes, and every shareEvery. Only a dispatcher that Config.Trims names counts and
+// trims (one at a time across replicas: another's purges would not be in this one's count; one
+// that becomes the trimmer counts afresh), and only once Config.AccountsKnown
 // says every webhook's account is known and the count has read up to the stream's end.
 type share struct {
 	l                 *Log
 	high, low, step   int64
 	epoch             int64
 	trims, accountsOK func() bool
+	deleted           func(uid string) bool
 
 	mu      sync.Mutex
 	held    map[string]*held // by webhook uid
@@ -104,6 +107,7 @@ type share struct {
 
 	kick    chan struct{} // asks for a check
 	written atomic.Int64  // bytes this writer wrote since the last check started
+	waited  chan struct{} // the check the writer last waited for (the writer's own)
 }
 
 // held is what one webhook holds in the log.
@@ -139,24 +143,65 @@ func newShare(l *Log) *share {
 	if l.cfg.AccountsKnown != nil {
 		s.accountsOK = l.cfg.AccountsKnown
 	}
+	s.deleted = l.cfg.Deleted
+	if s.deleted == nil {
+		s.deleted = func(string) bool { return false }
+	}
 	return s
 }
 
-// run counts the stream's messages and checks its size when asked and every shareEvery, until
-// ctx ends.
+// run checks the stream's size when asked and every shareEvery, until ctx ends, and counts its
+// messages while this dispatcher is the one that trims: a count kept meanwhile would miss the
+// trimmer's purges, so a dispatcher that becomes the trimmer counts afresh from the log's start.
 func (s *share) run(ctx context.Context) {
-	go s.follow(ctx)
 	t := time.NewTicker(shareEvery)
 	defer t.Stop()
+	var stop func() // stops the count
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
 	for {
+		switch {
+		case s.trims():
+			if stop == nil {
+				stop = s.startCount(ctx)
+			}
+			s.check(ctx)
+		case stop != nil:
+			stop()
+			stop = nil
+			s.reset()
+		}
 		select {
 		case <-t.C:
 		case <-s.kick:
 		case <-ctx.Done():
 			return
 		}
-		s.check(ctx)
 	}
+}
+
+// startCount runs follow until the returned func, which waits for it to end.
+func (s *share) startCount(ctx context.Context) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.follow(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// reset forgets the count.
+func (s *share) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held, s.seen, s.counted = map[string]*held{}, 0, 0
 }
 
 // follow counts every message of the stream, from its first, until ctx ends. The ordered
@@ -232,32 +277,42 @@ func (s *share) count(uid string, seq uint64, n int64) {
 		h.spans = append(h.spans, span{epoch: e, first: seq, last: seq, bytes: n})
 	}
 	h.bytes += n
+	if (s.counted+n)/s.step != s.counted/s.step {
+		// Every replica's writes, not only this one's, ask for checks.
+		s.kickCheck()
+	}
 	s.counted += n
 	s.seen = seq
 	close(s.moved)
 	s.moved = make(chan struct{})
 }
 
-// wrote tells the share that this writer is about to publish a message of n bytes. Every
-// shareStep of the bound it asks for a check; after two steps without one having started, it
-// waits (at most shareWait) for the next to end. What the stream may receive unchecked is
-// therefore two steps and what the writer has in flight (Config.Buffer records): the gap between
-// shareHigh and the bound must hold both, as it does for any bound above about 100 MiB.
-func (s *share) wrote(ctx context.Context, n int) {
-	w := s.written.Add(int64(n))
-	if w < s.step {
-		return
-	}
-	s.mu.Lock()
-	checked := s.checked
-	s.mu.Unlock()
+func (s *share) kickCheck() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
-	if w < 2*s.step {
+}
+
+// wrote tells the share that this writer is about to publish a message of n bytes. Every
+// shareStep of the bound it asks for a check; after two steps without one having started, it
+// waits (at most shareWait, once per check) for the next to end. What the stream may receive
+// unchecked from this writer is therefore two steps and what it has in flight (Config.Buffer
+// records): the gap between shareHigh and the bound must hold both, as it does for any bound above
+// about 100 MiB. A dispatcher that does not trim does not wait: the trimmer counts its writes.
+func (s *share) wrote(ctx context.Context, n int) {
+	w := s.written.Add(int64(n))
+	if w < s.step || !s.trims() {
 		return
 	}
+	s.kickCheck()
+	s.mu.Lock()
+	checked := s.checked
+	s.mu.Unlock()
+	if w < 2*s.step || checked == s.waited {
+		return
+	}
+	s.waited = checked
 	t := time.NewTimer(shareWait)
 	defer t.Stop()
 	select {
@@ -287,21 +342,26 @@ func (s *share) check(ctx context.Context) {
 	trimmed := map[string]int64{}
 	defer func() {
 		for account, n := range trimmed {
-			s.l.log.Info("Delivery log near its bound: removed the oldest records of the account holding the most of it",
+			s.l.log.Info("Delivery log near its bound: removed the oldest records of the accounts holding the most of it",
 				"account", account, "bytes", n)
 		}
 	}()
 	for range shareRounds {
-		account, cut, ok := s.cut(int64(info.State.Bytes) - s.low)
-		if !ok {
+		if !s.trims() {
 			return
 		}
-		n, err := s.purge(ctx, account, cut)
-		trimmed[account] += n
-		s.l.metrics.trimmed.Add(float64(n))
-		if err != nil {
-			s.l.log.Error(err, "Trimming the delivery log failed", "account", account)
+		cuts := s.plan(int64(info.State.Bytes) - s.low)
+		if len(cuts) == 0 {
 			return
+		}
+		for _, c := range cuts {
+			n, err := s.purge(ctx, c)
+			trimmed[c.name()] += n
+			s.l.metrics.trimmed.Add(float64(n))
+			if err != nil {
+				s.l.log.Error(err, "Trimming the delivery log failed", "account", c.name())
+				return
+			}
 		}
 		if info, ok = s.info(ctx); !ok || int64(info.State.Bytes) <= s.low {
 			return
@@ -360,70 +420,138 @@ func (s *share) prune(first uint64) {
 	}
 }
 
-// cut chooses what to trim of over bytes: the account whose records go (deleted webhooks' first,
-// then the one holding the most) and the stream sequence before which they go: as many of its
-// oldest epochs as over needs, but for the largest account no more than takes it down to the
-// next largest (then that one's turn comes), and at least one epoch.
-func (s *share) cut(over int64) (account string, cut uint64, ok bool) {
+// cutAt is what one trim removes: the records of one bucket (an account's webhooks, or the
+// deleted ones') before one stream sequence.
+type cutAt struct {
+	account string
+	deleted bool
+	seq     uint64
+}
+
+func (c cutAt) name() string {
+	if c.deleted {
+		return "(deleted webhooks)"
+	}
+	return c.account
+}
+
+// bucket is the bucket of uid's records; false for a webhook of no known account that is not
+// known to be deleted (one the dispatcher has not seen yet, or seen before it started): those
+// are not trimmed. Called with mu held.
+func (s *share) bucket(uid string) (b cutAt, ok bool) {
+	if a, ok := s.l.accountOf(uid); ok {
+		return cutAt{account: a}, true
+	}
+	if s.deleted(uid) {
+		return cutAt{deleted: true}, true
+	}
+	return cutAt{}, false
+}
+
+// epochBytes is a bucket's records of one epoch.
+type epochBytes struct {
+	epoch       int64
+	first, last uint64
+	bytes       int64
+}
+
+// plan chooses what to trim of over bytes: deleted webhooks' records first, oldest first; then,
+// from the accounts holding the most, what is above the level L at which they give up the rest
+// of over together (each gives up what it holds above L, so that none is left holding less than
+// another that gave up nothing), each its oldest. The cut of an account within an epoch is placed
+// by its share of the epoch's sequences: the next check's stream size corrects the estimate.
+func (s *share) plan(over int64) []cutAt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	totals := map[string]int64{}
+	byBucket := map[cutAt]map[int64]*epochBytes{}
+	totals := map[cutAt]int64{}
 	for uid, h := range s.held {
-		totals[s.accountOf(uid)] += h.bytes
-	}
-	var largest, next int64
-	for a, n := range totals {
-		switch {
-		case a == "":
-		case n > largest || (n == largest && a < account):
-			largest, next, account = n, largest, a
-		case n > next:
-			next = n
-		}
-	}
-	take := min(over, max(largest-next, s.epoch))
-	if totals[""] > 0 {
-		account, take = "", over
-	}
-	// The account's bytes per epoch, oldest first.
-	var epochs []span
-	for uid, h := range s.held {
-		if s.accountOf(uid) != account {
+		b, ok := s.bucket(uid)
+		if !ok {
 			continue
 		}
+		eps := byBucket[b]
+		if eps == nil {
+			eps = map[int64]*epochBytes{}
+			byBucket[b] = eps
+		}
 		for _, sp := range h.spans {
-			epochs = append(epochs, sp)
+			e := eps[sp.epoch]
+			if e == nil {
+				e = &epochBytes{epoch: sp.epoch, first: sp.first, last: sp.last}
+				eps[sp.epoch] = e
+			}
+			e.first, e.last, e.bytes = min(e.first, sp.first), max(e.last, sp.last), e.bytes+sp.bytes
+		}
+		totals[b] += h.bytes
+	}
+	var cuts []cutAt
+	del := cutAt{deleted: true}
+	if n := min(totals[del], over); n > 0 {
+		cuts = append(cuts, cutFor(del, byBucket[del], n))
+		over -= n
+	}
+	delete(totals, del)
+	type held struct {
+		b cutAt
+		n int64
+	}
+	var accounts []held
+	for b, n := range totals {
+		if n > 0 {
+			accounts = append(accounts, held{b, n})
 		}
 	}
-	if len(epochs) == 0 {
-		return "", 0, false
-	}
-	slices.SortFunc(epochs, func(a, b span) int { return cmp.Compare(a.epoch, b.epoch) })
-	var got int64
-	for i, sp := range epochs {
-		got += sp.bytes
-		cut = max(cut, sp.last+1)
-		if got >= take && (i+1 == len(epochs) || epochs[i+1].epoch != sp.epoch) {
+	slices.SortFunc(accounts, func(x, y held) int {
+		return cmp.Or(cmp.Compare(y.n, x.n), cmp.Compare(x.b.account, y.b.account))
+	})
+	// The level: with the k largest above it, sum(T_i - L) = over.
+	var sum, level int64
+	for k, a := range accounts {
+		sum += a.n
+		level = max((sum-over)/int64(k+1), 0)
+		if k+1 == len(accounts) || level >= accounts[k+1].n {
 			break
 		}
 	}
-	return account, cut, true
+	for _, a := range accounts {
+		if over <= 0 || a.n <= level {
+			break
+		}
+		cuts = append(cuts, cutFor(a.b, byBucket[a.b], a.n-level))
+	}
+	return cuts
 }
 
-// accountOf is uid's account; "" for a webhook Config.AccountOf does not know (deleted). Called
-// with mu held.
-func (s *share) accountOf(uid string) string {
-	a, _ := s.l.accountOf(uid)
-	return a
+// cutFor places b's cut so that about need bytes of its oldest records are before it.
+func cutFor(b cutAt, eps map[int64]*epochBytes, need int64) cutAt {
+	list := make([]*epochBytes, 0, len(eps))
+	for _, e := range eps {
+		list = append(list, e)
+	}
+	slices.SortFunc(list, func(x, y *epochBytes) int { return cmp.Compare(x.epoch, y.epoch) })
+	for _, e := range list {
+		if need >= e.bytes || e.bytes == 0 {
+			need -= e.bytes
+			b.seq = e.last + 1
+			if need <= 0 {
+				break
+			}
+			continue
+		}
+		b.seq = e.first + uint64(float64(e.last-e.first+1)*float64(need)/float64(e.bytes)) + 1
+		break
+	}
+	return b
 }
 
-// purge removes account's records before stream sequence cut, a webhook at a time, and forgets
-// them; it returns the bytes forgotten.
-func (s *share) purge(ctx context.Context, account string, cut uint64) (int64, error) {
+// purge removes c's records before c.seq, a webhook at a time, and forgets them; it returns the
+// bytes forgotten.
+func (s *share) purge(ctx context.Context, c cutAt) (int64, error) {
 	s.mu.Lock()
 	var uids []string
 	for uid, h := range s.held {
-		if len(h.spans) > 0 && h.spans[0].first < cut && s.accountOf(uid) == account {
+		if b, ok := s.bucket(uid); ok && b == (cutAt{account: c.account, deleted: c.deleted}) && len(h.spans) > 0 && h.spans[0].first < c.seq {
 			uids = append(uids, uid)
 		}
 	}
@@ -431,18 +559,18 @@ func (s *share) purge(ctx context.Context, account string, cut uint64) (int64, e
 	var n int64
 	for _, uid := range uids {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.l.stream.Purge(pctx, jetstream.WithPurgeSubject(subject(uid)), jetstream.WithPurgeSequence(cut))
+		err := s.l.stream.Purge(pctx, jetstream.WithPurgeSubject(subject(uid)), jetstream.WithPurgeSequence(c.seq))
 		cancel()
 		if err != nil {
 			return n, err
 		}
-		n += s.forget(uid, cut)
+		n += s.forget(uid, c.seq)
 	}
 	return n, nil
 }
 
-// forget drops uid's spans before cut (a span cut through counts as gone: the next check's
-// stream size corrects the estimate) and returns their bytes.
+// forget drops uid's records before cut from the count and returns their bytes; of a span the
+// cut goes through, the part before it by its share of the span's sequences.
 func (s *share) forget(uid string, cut uint64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -452,11 +580,18 @@ func (s *share) forget(uid string, cut uint64) int64 {
 	}
 	var n int64
 	k := 0
-	for k < len(h.spans) && h.spans[k].first < cut {
+	for k < len(h.spans) && h.spans[k].last < cut {
 		n += h.spans[k].bytes
 		k++
 	}
 	h.spans = h.spans[k:]
+	if len(h.spans) > 0 && h.spans[0].first < cut {
+		sp := &h.spans[0]
+		part := int64(float64(sp.bytes) * float64(cut-sp.first) / float64(sp.last-sp.first+1))
+		sp.bytes -= part
+		sp.first = cut
+		n += part
+	}
 	h.bytes -= n
 	if len(h.spans) == 0 {
 		delete(s.held, uid)

@@ -106,8 +106,8 @@ func TestTheAccountHoldingMostOfTheLogLosesItsOldestRecordsFirst(t *testing.T) {
 	g.Expect(f.metric(t, "hookline_delivery_log_trimmed_bytes_total")).To(BeNumerically(">", bound))
 }
 
-// With one account the share takes nothing the stream's bound would have left: the log stays
-// filled to about its bound instead of being cut to a part of it.
+// With one account the share takes nothing the stream's bound would not have taken: the log stays
+// filled to between its marks (80 and 90 % of the bound) instead of being cut to a part of it.
 func TestOneAccountKeepsUsingTheWholeLog(t *testing.T) {
 	g := NewWithT(t)
 	const bound = 2 << 20
@@ -123,7 +123,7 @@ func TestDeletedWebhooksRecordsGoFirst(t *testing.T) {
 	g := NewWithT(t)
 	const bound = 2 << 20
 	const deleted = "5d6f0e1a-0000-4000-8000-0000000dead1"
-	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 64})
+	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 64, Deleted: func(uid string) bool { return uid == deleted }})
 	first := floodRecord(deleted, 0)
 	for i := range 600 { // about 0.8 MB
 		f.log.Append(floodRecord(deleted, i))
@@ -167,4 +167,29 @@ func TestAQuietWebhooksOldRecordsAreForgotten(t *testing.T) {
 	s.prune(seq - shareEpochs) // the stream now starts an epoch-full of messages before the end
 	g.Expect(s.held[quiet].bytes).To(BeEquivalentTo(500))
 	g.Expect(s.held[busy].bytes).To(BeEquivalentTo(shareEpochs * s.epoch))
+}
+
+// The accounts holding the most give up what they hold above one level, together: none is left
+// holding less than another that gave up nothing.
+func TestTrimsTakeTheLargestAccountsDownToOneLevel(t *testing.T) {
+	g := NewWithT(t)
+	accounts := map[string]string{"a1": "acc-1", "a2": "acc-2", "a3": "acc-3"}
+	s := newShare(&Log{cfg: Config{MaxBytes: 1 << 30, AccountOf: func(uid string) (string, bool) {
+		a, ok := accounts[uid]
+		return a, ok
+	}}})
+	s.epoch = 100 // a message an epoch: a1 holds 600, a2 500, a3 100
+	seq := uint64(1)
+	for _, uid := range []string{"a1", "a2", "a1", "a2", "a3", "a1", "a2", "a1", "a2", "a1", "a2", "a1"} {
+		s.count(uid, seq, 100)
+		seq++
+	}
+	s.count("unknown", seq, 5000) // neither an account's nor known to be deleted: never cut
+	cuts := s.plan(300)           // the level is 400: a1 gives up 200, a2 100, a3 nothing
+	g.Expect(cuts).To(HaveLen(2))
+	g.Expect(cuts[0].account).To(Equal("acc-1"))
+	g.Expect(cuts[1].account).To(Equal("acc-2"))
+	// a1's two oldest messages (sequences 1 and 3) and a2's oldest (2) are before the cuts.
+	g.Expect(cuts[0].seq).To(BeEquivalentTo(4))
+	g.Expect(cuts[1].seq).To(BeEquivalentTo(3))
 }
