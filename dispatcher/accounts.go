@@ -17,6 +17,7 @@ limitations under the License.
 package dispatcher
 
 import (
+	"cmp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,12 +34,15 @@ type Accounts struct {
 	m  map[string]string
 	// known is set once every webhook has been seen (the Syncer's first pass).
 	known atomic.Bool
-	// gone remembers the webhooks deleted while this process ran, for the log's retention.
+	// gone remembers the webhooks deleted while this process ran, for keepDeleted.
 	gone *utilcache.LRUExpireCache
+	// keepDeleted is how long a deletion is remembered: the delivery log's retention and a day
+	// (set before the Syncer runs; 0: deletedRemembered).
+	keepDeleted time.Duration
 }
 
 // Deleted reports whether uid was deleted while this process ran (the most recent
-// maxDeletedRemembered, for deletedRemembered).
+// maxDeletedRemembered, for the delivery log's retention).
 func (a *Accounts) Deleted(uid string) bool {
 	if a == nil {
 		return false
@@ -56,8 +60,8 @@ func (a *Accounts) Deleted(uid string) bool {
 const (
 	// maxDeletedRemembered bounds the deleted webhooks remembered.
 	maxDeletedRemembered = 1 << 16
-	// deletedRemembered is how long a deleted webhook is remembered: the delivery log's default
-	// retention and a day.
+	// deletedRemembered is how long a deleted webhook is remembered without keepDeleted: the
+	// delivery log's default retention and a day.
 	deletedRemembered = 8 * 24 * time.Hour
 )
 
@@ -99,5 +103,5 @@ func (a *Accounts) forget(uid string) {
 	if a.gone == nil {
 		a.gone = utilcache.NewLRUExpireCache(maxDeletedRemembered)
 	}
-	a.gone.Add(uid, true, deletedRemembered)
+	a.gone.Add(uid, true, cmp.Or(a.keepDeleted, deletedRemembered))
 }

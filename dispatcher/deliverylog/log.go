@@ -111,9 +111,10 @@ type Config struct {
 	Patiently func(ctx context.Context, f func(context.Context) error) error
 	// MaxAge is how long records are kept (default 7 days).
 	MaxAge time.Duration
-	// MaxBytes bounds the stream's size (0: no bound besides MaxAge). From shareHigh of it, the
-	// oldest records of the account holding the most of the log are removed (share.go); the
-	// stream's own bound, the oldest records whoever they belong to, stays as the last resort.
+	// MaxBytes bounds the stream's size (0: no bound besides MaxAge). From shareHigh of it,
+	// deleted webhooks' records and then the oldest of the accounts holding the most of the log
+	// are removed (share.go); the stream's own bound, the oldest records whoever they belong to,
+	// stays as the last resort.
 	MaxBytes int64
 	// Replicas of the stream (as the store's).
 	Replicas int
@@ -125,15 +126,16 @@ type Config struct {
 	// webhookNotificationId is payload.NotificationID(uid, account, event id)): a queued
 	// notification belongs to the webhook's current account, as a rebind cancels the queue. The
 	// share of the bound counts records by it too. Nil or unknown: queued notifications without
-	// a record are listed without an id, and the records count as one account's, "".
+	// a record are listed without an id, and the share does not remove the webhook's records
+	// (unless Deleted says it was deleted).
 	AccountOf func(uid string) (string, bool)
 	// Deleted reports whether a webhook that AccountOf does not know was deleted (nil: never).
 	// Deleted webhooks' records are the first the share of the bound removes (nobody can read
 	// them); the records of a webhook neither knows are not removed by it.
 	Deleted func(uid string) bool
 	// AccountsKnown reports whether AccountOf knows every webhook's account yet (nil: always):
-	// until then the share of the bound does not trim, since every record would count as a
-	// deleted webhook's.
+	// until then the share of the bound does not trim, since it cannot tell which account holds
+	// the most.
 	AccountsKnown func() bool
 	// Trims reports whether this dispatcher is the one that trims the log near its bound (nil:
 	// always): one at a time, since another's purges are not in this one's count.

@@ -42,6 +42,11 @@ const (
 	// trims. Small against the gap between shareHigh and the bound, so that a few replicas
 	// writing at once stay under the bound.
 	shareStep = 0.02
+	// shareCountFrom: the count runs while the stream holds more than this (a log far from its
+	// bound needs no trim, and a count read from its start holds JetStream's blocks in memory a
+	// while); shareCountUntil: it stops below this.
+	shareCountFrom  = 0.50
+	shareCountUntil = 0.40
 	// shareEpochs is how many epochs the count divides the high mark into: a webhook's bytes are
 	// counted per epoch, so that what left the stream by age is forgotten an epoch at a time.
 	shareEpochs = 32
@@ -92,11 +97,12 @@ const (
 // that becomes the trimmer counts afresh), and only once Config.AccountsKnown
 // says every webhook's account is known and the count has read up to the stream's end.
 type share struct {
-	l                 *Log
-	high, low, step   int64
-	epoch             int64
-	trims, accountsOK func() bool
-	deleted           func(uid string) bool
+	l                     *Log
+	high, low, step       int64
+	countFrom, countUntil int64
+	epoch                 int64
+	trims, accountsOK     func() bool
+	deleted               func(uid string) bool
 
 	mu      sync.Mutex
 	held    map[string]*held // by webhook uid
@@ -133,6 +139,7 @@ func newShare(l *Log) *share {
 	high := int64(bound * shareHigh)
 	s := &share{
 		l: l, high: high, low: int64(bound * shareLow), step: max(int64(bound*shareStep), 1),
+		countFrom: int64(bound * shareCountFrom), countUntil: int64(bound * shareCountUntil),
 		epoch: max(high/shareEpochs, epochMin), trims: always, accountsOK: always,
 		held: map[string]*held{}, moved: make(chan struct{}), checked: make(chan struct{}),
 		kick: make(chan struct{}, 1),
@@ -150,9 +157,10 @@ func newShare(l *Log) *share {
 	return s
 }
 
-// run checks the stream's size when asked and every shareEvery, until ctx ends, and counts its
-// messages while this dispatcher is the one that trims: a count kept meanwhile would miss the
-// trimmer's purges, so a dispatcher that becomes the trimmer counts afresh from the log's start.
+// run checks the stream's size when asked and every shareEvery, until ctx ends. It counts the
+// stream's messages while this dispatcher is the one that trims and the stream holds more than
+// shareCountFrom of the bound: a count kept by another dispatcher would miss the trimmer's purges,
+// so a dispatcher that becomes the trimmer counts afresh from the log's start.
 func (s *share) run(ctx context.Context) {
 	t := time.NewTicker(shareEvery)
 	defer t.Stop()
@@ -163,23 +171,58 @@ func (s *share) run(ctx context.Context) {
 		}
 	}()
 	for {
-		switch {
-		case s.trims():
-			if stop == nil {
-				stop = s.startCount(ctx)
-			}
-			s.check(ctx)
-		case stop != nil:
-			stop()
-			stop = nil
-			s.reset()
-		}
+		s.pass(ctx, &stop)
 		select {
 		case <-t.C:
 		case <-s.kick:
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// pass is one check: it starts or stops the count as the stream's size and the trimmer's role
+// say, and trims above the high mark. The writer waiting for a check is released at its end.
+func (s *share) pass(ctx context.Context, stop *func()) {
+	defer func() {
+		s.mu.Lock()
+		close(s.checked)
+		s.checked = make(chan struct{})
+		s.mu.Unlock()
+	}()
+	forget := func() {
+		if *stop != nil {
+			(*stop)()
+			*stop = nil
+		}
+		s.reset()
+	}
+	if !s.trims() {
+		forget()
+		s.written.Store(0)
+		return
+	}
+	info, ok := s.info(ctx)
+	if !ok {
+		return
+	}
+	stored := int64(info.State.Bytes)
+	switch {
+	case info.State.LastSeq < s.seenSeq():
+		// The stream was made anew: its sequences start again.
+		forget()
+	case stored < s.countUntil && *stop != nil:
+		forget()
+	}
+	if stored > s.countFrom && *stop == nil {
+		*stop = s.startCount(ctx)
+	}
+	if stored <= s.high {
+		s.written.Store(0)
+		return
+	}
+	if *stop != nil && s.trim(ctx, info) {
+		s.written.Store(0)
 	}
 }
 
@@ -218,7 +261,11 @@ func (s *share) follow(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.l.log.V(1).Info("Counting the delivery log's messages; starting again", "error", err.Error(), "after", backoff)
+		if backoff < 5*time.Second {
+			s.l.log.V(1).Info("Counting the delivery log's messages; starting again", "error", err.Error(), "after", backoff)
+		} else {
+			s.l.log.Error(err, "Counting the delivery log's messages failed; nothing is trimmed until it works", "after", backoff)
+		}
 		if !sleep(ctx, backoff) {
 			return
 		}
@@ -322,22 +369,16 @@ func (s *share) wrote(ctx context.Context, n int) {
 	}
 }
 
-// check reads the stream's state, forgets what it no longer holds and, above the high mark, trims.
-func (s *share) check(ctx context.Context) {
-	s.written.Store(0)
-	defer func() {
-		s.mu.Lock()
-		close(s.checked)
-		s.checked = make(chan struct{})
-		s.mu.Unlock()
-	}()
-	info, ok := s.info(ctx)
-	if !ok || int64(info.State.Bytes) <= s.high || !s.trims() || !s.accountsOK() {
-		return
+// trim removes records until the stream holds shareLow of the bound (at most shareRounds
+// rounds), once every webhook's account is known and the count has read up to the stream's end.
+// It reports whether it trimmed what it could.
+func (s *share) trim(ctx context.Context, info *jetstream.StreamInfo) bool {
+	if !s.accountsOK() {
+		return false
 	}
 	if !s.waitSeen(ctx, info.State.LastSeq) {
 		s.l.log.V(1).Info("Delivery log near its bound; not trimming yet: its messages are still being counted", "stored", info.State.Bytes)
-		return
+		return false
 	}
 	trimmed := map[string]int64{}
 	defer func() {
@@ -348,11 +389,11 @@ func (s *share) check(ctx context.Context) {
 	}()
 	for range shareRounds {
 		if !s.trims() {
-			return
+			return false
 		}
 		cuts := s.plan(int64(info.State.Bytes) - s.low)
 		if len(cuts) == 0 {
-			return
+			return true
 		}
 		for _, c := range cuts {
 			n, err := s.purge(ctx, c)
@@ -360,13 +401,18 @@ func (s *share) check(ctx context.Context) {
 			s.l.metrics.trimmed.Add(float64(n))
 			if err != nil {
 				s.l.log.Error(err, "Trimming the delivery log failed", "account", c.name())
-				return
+				return false
 			}
 		}
-		if info, ok = s.info(ctx); !ok || int64(info.State.Bytes) <= s.low {
-			return
+		var ok bool
+		if info, ok = s.info(ctx); !ok {
+			return false
+		}
+		if int64(info.State.Bytes) <= s.low {
+			return true
 		}
 	}
+	return true
 }
 
 // info reads the stream's state and forgets what it no longer holds.
@@ -465,9 +511,11 @@ func (s *share) plan(over int64) []cutAt {
 	defer s.mu.Unlock()
 	byBucket := map[cutAt]map[int64]*epochBytes{}
 	totals := map[cutAt]int64{}
+	var untrimmable int64
 	for uid, h := range s.held {
 		b, ok := s.bucket(uid)
 		if !ok {
+			untrimmable += h.bytes
 			continue
 		}
 		eps := byBucket[b]
@@ -502,6 +550,14 @@ func (s *share) plan(over int64) []cutAt {
 			accounts = append(accounts, held{b, n})
 		}
 	}
+	// Records of webhooks of no known account (namespaces unbound when this dispatcher started,
+	// webhooks deleted before it) take part in the level as one bucket that is never cut: the
+	// accounts give up only what they would if those records were an account's, and the stream's
+	// own bound takes the rest.
+	const never = "\x00untrimmable"
+	if untrimmable > 0 {
+		accounts = append(accounts, held{cutAt{account: never}, untrimmable})
+	}
 	slices.SortFunc(accounts, func(x, y held) int {
 		return cmp.Or(cmp.Compare(y.n, x.n), cmp.Compare(x.b.account, y.b.account))
 	})
@@ -518,7 +574,9 @@ func (s *share) plan(over int64) []cutAt {
 		if over <= 0 || a.n <= level {
 			break
 		}
-		cuts = append(cuts, cutFor(a.b, byBucket[a.b], a.n-level))
+		if a.b.account != never {
+			cuts = append(cuts, cutFor(a.b, byBucket[a.b], a.n-level))
+		}
 	}
 	return cuts
 }
@@ -539,7 +597,8 @@ func cutFor(b cutAt, eps map[int64]*epochBytes, need int64) cutAt {
 			}
 			continue
 		}
-		b.seq = e.first + uint64(float64(e.last-e.first+1)*float64(need)/float64(e.bytes)) + 1
+		// Rounded down (the next round takes what is left), but at least the epoch's first message.
+		b.seq = max(e.first+uint64(float64(e.last-e.first+1)*float64(need)/float64(e.bytes)), e.first+1)
 		break
 	}
 	return b
