@@ -31,7 +31,7 @@ import (
 // of queued notifications).
 type Accounts struct {
 	mu sync.RWMutex
-	m  map[string]string
+	m  map[string]string // "": a webhook seen in a namespace never bound while this process ran
 	// known is set once every webhook has been seen (the Syncer's first pass).
 	known atomic.Bool
 	// gone remembers the webhooks deleted while this process ran, for keepDeleted.
@@ -69,15 +69,42 @@ const (
 func (a *Accounts) Known() bool { return a != nil && a.known.Load() }
 
 // Of returns the account uid's namespace is bound to (the last one, if it is bound to none now);
-// false for a webhook not seen or deleted.
+// false for a webhook not seen, deleted, or never bound while this process ran.
 func (a *Accounts) Of(uid string) (string, bool) {
 	if a == nil {
 		return "", false
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	account, ok := a.m[uid]
-	return account, ok
+	account := a.m[uid]
+	return account, account != ""
+}
+
+// Seen reports whether uid is a webhook the Syncer saw and has not seen deleted.
+func (a *Accounts) Seen(uid string) bool {
+	if a == nil {
+		return false
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	_, ok := a.m[uid]
+	return ok
+}
+
+// see records uid, in a namespace bound to no account now: it keeps the account it had.
+func (a *Accounts) see(uid string) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.m[uid]; ok {
+		return
+	}
+	if a.m == nil {
+		a.m = map[string]string{}
+	}
+	a.m[uid] = ""
 }
 
 func (a *Accounts) set(uid, account string) {

@@ -526,7 +526,7 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 	lc := cfg.DeliveryLog.Config
 	lc.Replicas = cmp.Or(lc.Replicas, a.Store.Replicas())
 	if lc.AccountOf == nil {
-		lc.AccountOf, lc.AccountsKnown, lc.Deleted = a.accounts.Of, a.accounts.Known, a.accounts.Deleted
+		lc.AccountOf, lc.AccountsKnown, lc.Deleted, lc.Seen = a.accounts.Of, a.accounts.Known, a.accounts.Deleted, a.accounts.Seen
 		a.accounts.keepDeleted = cmp.Or(lc.MaxAge, 7*24*time.Hour) + 24*time.Hour
 	}
 	if lc.Trims == nil {

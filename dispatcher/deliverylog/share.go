@@ -102,14 +102,18 @@ type share struct {
 	countFrom, countUntil int64
 	epoch                 int64
 	trims, accountsOK     func() bool
-	deleted               func(uid string) bool
+	deleted, live         func(uid string) bool
 
-	mu      sync.Mutex
-	held    map[string]*held // by webhook uid
-	seen    uint64           // the last stream sequence counted
-	counted int64            // bytes counted since the start: the epoch is counted / epoch
-	moved   chan struct{}    // closed (and replaced) when seen advances
-	checked chan struct{}    // closed (and replaced) when a check ends
+	mu sync.Mutex
+	// before is the stream's last sequence when every webhook's account was first known
+	// (beforeSet): a webhook not seen then whose records are older was deleted.
+	before    uint64
+	beforeSet bool
+	held      map[string]*held // by webhook uid
+	seen      uint64           // the last stream sequence counted
+	counted   int64            // bytes counted since the start: the epoch is counted / epoch
+	moved     chan struct{}    // closed (and replaced) when seen advances
+	checked   chan struct{}    // closed (and replaced) when a check ends
 
 	kick    chan struct{} // asks for a check
 	written atomic.Int64  // bytes this writer wrote since the last check started
@@ -150,9 +154,12 @@ func newShare(l *Log) *share {
 	if l.cfg.AccountsKnown != nil {
 		s.accountsOK = l.cfg.AccountsKnown
 	}
-	s.deleted = l.cfg.Deleted
+	s.deleted, s.live = l.cfg.Deleted, l.cfg.Seen
 	if s.deleted == nil {
 		s.deleted = func(string) bool { return false }
+	}
+	if s.live == nil {
+		s.live = func(uid string) bool { _, ok := l.accountOf(uid); return ok }
 	}
 	return s
 }
@@ -211,11 +218,21 @@ func (s *share) pass(ctx context.Context, stop *func()) {
 	case info.State.LastSeq < s.seenSeq():
 		// The stream was made anew: its sequences start again.
 		forget()
+		s.mu.Lock()
+		s.before, s.beforeSet = 0, false
+		s.mu.Unlock()
 	case stored < s.countUntil && *stop != nil:
 		forget()
 	}
 	if stored > s.countFrom && *stop == nil {
 		*stop = s.startCount(ctx)
+	}
+	if s.accountsOK() {
+		s.mu.Lock()
+		if !s.beforeSet {
+			s.before, s.beforeSet = info.State.LastSeq, true
+		}
+		s.mu.Unlock()
 	}
 	if stored <= s.high {
 		s.written.Store(0)
@@ -360,6 +377,9 @@ func (s *share) wrote(ctx context.Context, n int) {
 		return
 	}
 	s.waited = checked
+	// Once per two steps, whatever the check finds: one that cannot trim (the count still reading
+	// the log, the accounts not known yet) must not hold every message after it.
+	s.written.Add(-2 * s.step)
 	t := time.NewTimer(shareWait)
 	defer t.Stop()
 	select {
@@ -481,14 +501,14 @@ func (c cutAt) name() string {
 	return c.account
 }
 
-// bucket is the bucket of uid's records; false for a webhook of no known account that is not
-// known to be deleted (one the dispatcher has not seen yet, or seen before it started): those
-// are not trimmed. Called with mu held.
-func (s *share) bucket(uid string) (b cutAt, ok bool) {
+// bucket is the bucket of uid's records (h); false for records of no known account that are not
+// known to be a deleted webhook's (a namespace unbound since this dispatcher started, or a webhook
+// created since then that it has not seen yet): those are not trimmed. Called with mu held.
+func (s *share) bucket(uid string, h *held) (b cutAt, ok bool) {
 	if a, ok := s.l.accountOf(uid); ok {
 		return cutAt{account: a}, true
 	}
-	if s.deleted(uid) {
+	if s.deleted(uid) || s.beforeSet && len(h.spans) > 0 && h.spans[0].first <= s.before && !s.live(uid) {
 		return cutAt{deleted: true}, true
 	}
 	return cutAt{}, false
@@ -513,7 +533,7 @@ func (s *share) plan(over int64) []cutAt {
 	totals := map[cutAt]int64{}
 	var untrimmable int64
 	for uid, h := range s.held {
-		b, ok := s.bucket(uid)
+		b, ok := s.bucket(uid, h)
 		if !ok {
 			untrimmable += h.bytes
 			continue
@@ -610,7 +630,7 @@ func (s *share) purge(ctx context.Context, c cutAt) (int64, error) {
 	s.mu.Lock()
 	var uids []string
 	for uid, h := range s.held {
-		if b, ok := s.bucket(uid); ok && b == (cutAt{account: c.account, deleted: c.deleted}) && len(h.spans) > 0 && h.spans[0].first < c.seq {
+		if b, ok := s.bucket(uid, h); ok && b == (cutAt{account: c.account, deleted: c.deleted}) && len(h.spans) > 0 && h.spans[0].first < c.seq {
 			uids = append(uids, uid)
 		}
 	}

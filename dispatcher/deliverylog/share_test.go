@@ -213,3 +213,24 @@ func TestUntrimmableRecordsDoNotMakeTheAccountsPayForThem(t *testing.T) {
 	g.Expect(cuts[0].account).To(Equal("acc-1"))
 	g.Expect(cuts[0].seq).To(BeEquivalentTo(4)) // a1's two oldest messages, sequences 1 and 3
 }
+
+// Once every webhook's account is known, records of a webhook the dispatcher does not know whose
+// records were in the log before then belong to a webhook deleted before it started: they go
+// first. Those of an unknown webhook written later (one created since, not seen yet) are left.
+func TestWebhooksGoneBeforeTheStartAreDeleted(t *testing.T) {
+	g := NewWithT(t)
+	s := newShare(&Log{cfg: Config{MaxBytes: 1 << 30,
+		AccountOf: func(uid string) (string, bool) { return "acc-1", uid == "a1" },
+		Seen:      func(uid string) bool { return uid == "a1" },
+	}})
+	s.epoch = 100
+	s.count("gone", 1, 100)
+	s.count("a1", 2, 100)
+	s.before, s.beforeSet = 2, true // the accounts became known here
+	s.count("new", 3, 100)
+	s.count("a1", 4, 100)
+	cuts := s.plan(100) // what the deleted webhook holds: nothing of an account
+	g.Expect(cuts).To(HaveLen(1))
+	g.Expect(cuts[0].deleted).To(BeTrue())
+	g.Expect(cuts[0].seq).To(BeEquivalentTo(2)) // "gone"'s only message; "new" is not a deleted webhook's
+}
