@@ -98,6 +98,9 @@ func (a *Accounts) see(uid string) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.gone != nil {
+		a.gone.Remove(uid)
+	}
 	if _, ok := a.m[uid]; ok {
 		return
 	}
@@ -113,6 +116,9 @@ func (a *Accounts) set(uid, account string) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.gone != nil {
+		a.gone.Remove(uid) // seen again: it exists
+	}
 	if a.m == nil {
 		a.m = map[string]string{}
 	}

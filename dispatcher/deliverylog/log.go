@@ -133,9 +133,11 @@ type Config struct {
 	// Deleted webhooks' records are the first the share of the bound removes (nobody can read
 	// them); the records of a webhook neither knows are not removed by it.
 	Deleted func(uid string) bool
-	// Seen reports whether a webhook is one the dispatcher knows to exist (nil: those AccountOf
-	// knows). Once AccountsKnown, a webhook not seen whose records were in the log before then
-	// was deleted (before this process started, or since): its records go first too.
+	// Seen reports whether a webhook is one the dispatcher knows to exist (nil: none besides those
+	// AccountOf knows). A webhook seen without an account counts in the share as one of an
+	// account of its own, the unbound namespaces'; once AccountsKnown, a webhook not seen whose
+	// newest record is older than that was deleted (before this process started): its records go
+	// first, as Deleted's.
 	Seen func(uid string) bool
 	// AccountsKnown reports whether AccountOf knows every webhook's account yet (nil: always):
 	// until then the share of the bound does not trim, since it cannot tell which account holds

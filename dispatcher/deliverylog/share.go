@@ -159,7 +159,7 @@ func newShare(l *Log) *share {
 		s.deleted = func(string) bool { return false }
 	}
 	if s.live == nil {
-		s.live = func(uid string) bool { _, ok := l.accountOf(uid); return ok }
+		s.live = func(string) bool { return false }
 	}
 	return s
 }
@@ -215,7 +215,7 @@ func (s *share) pass(ctx context.Context, stop *func()) {
 	}
 	stored := int64(info.State.Bytes)
 	switch {
-	case info.State.LastSeq < s.seenSeq():
+	case info.State.LastSeq < s.seenSeq() || info.State.LastSeq < s.beforeSeq():
 		// The stream was made anew: its sequences start again.
 		forget()
 		s.mu.Lock()
@@ -313,6 +313,12 @@ func (s *share) consume(ctx context.Context, cons jetstream.Consumer) error {
 		subj := m.Subject()
 		s.count(strings.TrimPrefix(subj, subjectPrefix), md.Sequence.Stream, int64(size+len(subj)+msgOverhead))
 	}
+}
+
+func (s *share) beforeSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.before
 }
 
 func (s *share) seenSeq() uint64 {
@@ -501,14 +507,22 @@ func (c cutAt) name() string {
 	return c.account
 }
 
-// bucket is the bucket of uid's records (h); false for records of no known account that are not
-// known to be a deleted webhook's (a namespace unbound since this dispatcher started, or a webhook
-// created since then that it has not seen yet): those are not trimmed. Called with mu held.
+// unbound is the bucket of webhooks that exist in namespaces bound to no account since this
+// dispatcher started: one more account in the level.
+const unbound = "(namespaces bound to no account)"
+
+// bucket is the bucket of uid's records (h): its account's; the unbound namespaces' for a webhook
+// that exists without one; the deleted webhooks' for one seen deleted, or one not seen once every
+// webhook was whose newest record is older than that. False for the rest (a webhook created since
+// and not seen yet): those are not trimmed. Called with mu held.
 func (s *share) bucket(uid string, h *held) (b cutAt, ok bool) {
 	if a, ok := s.l.accountOf(uid); ok {
 		return cutAt{account: a}, true
 	}
-	if s.deleted(uid) || s.beforeSet && len(h.spans) > 0 && h.spans[0].first <= s.before && !s.live(uid) {
+	if s.live(uid) {
+		return cutAt{account: unbound}, true
+	}
+	if s.deleted(uid) || s.beforeSet && len(h.spans) > 0 && h.spans[len(h.spans)-1].last <= s.before {
 		return cutAt{deleted: true}, true
 	}
 	return cutAt{}, false

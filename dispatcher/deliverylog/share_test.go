@@ -221,7 +221,7 @@ func TestWebhooksGoneBeforeTheStartAreDeleted(t *testing.T) {
 	g := NewWithT(t)
 	s := newShare(&Log{cfg: Config{MaxBytes: 1 << 30,
 		AccountOf: func(uid string) (string, bool) { return "acc-1", uid == "a1" },
-		Seen:      func(uid string) bool { return uid == "a1" },
+		Seen:      func(uid string) bool { return uid == "a1" || uid == "unbound" },
 	}})
 	s.epoch = 100
 	s.count("gone", 1, 100)
@@ -233,4 +233,11 @@ func TestWebhooksGoneBeforeTheStartAreDeleted(t *testing.T) {
 	g.Expect(cuts).To(HaveLen(1))
 	g.Expect(cuts[0].deleted).To(BeTrue())
 	g.Expect(cuts[0].seq).To(BeEquivalentTo(2)) // "gone"'s only message; "new" is not a deleted webhook's
+	// A webhook that exists in a namespace bound to no account is not a deleted one, however old
+	// its records: it counts as one of the unbound namespaces' account.
+	s.count("unbound", 5, 100)
+	s.held["unbound"].spans[0].first, s.held["unbound"].spans[0].last = 1, 1
+	b, ok := s.bucket("unbound", s.held["unbound"])
+	g.Expect(ok).To(BeTrue())
+	g.Expect(b).To(Equal(cutAt{account: unbound}))
 }
