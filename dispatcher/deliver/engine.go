@@ -206,9 +206,10 @@ type queue struct {
 	part int
 	// stateRev is the revision of the stored state this engine last read or wrote (0: none);
 	// saving holds persist's writes of the queue's state to one at a time, so that they land
-	// in the order their snapshots were taken.
+	// in the order their snapshots were taken: a one-slot semaphore, so that a writer with a
+	// deadline (a partition given up) does not wait past it behind another's write.
 	stateRev uint64
-	saving   sync.Mutex
+	saving   chan struct{}
 }
 
 // New creates an Engine. Start must be called before use.
@@ -402,7 +403,7 @@ func (e *Engine) Upsert(wh Webhook) {
 func (e *Engine) queueLocked(uid string) *queue {
 	q := e.queues[uid]
 	if q == nil {
-		q = &queue{wh: Webhook{UID: uid}, timerIdx: -1}
+		q = &queue{wh: Webhook{UID: uid}, timerIdx: -1, saving: make(chan struct{}, 1)}
 		if e.partitioned() {
 			q.own, q.part = ownDormant, -1 // placed by Upsert
 		}

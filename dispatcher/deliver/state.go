@@ -144,8 +144,19 @@ func (e *Engine) persist(ctx context.Context, uid string) error {
 		return nil
 	}
 	e.mu.Unlock()
-	q.saving.Lock()
-	defer q.saving.Unlock()
+	// Not a mutex: with NATS out of reach the saver's write of this state waits for JetStream's
+	// timeout (5 s), and a partition given up (Release, a deadline of a fifth of the lease TTL)
+	// waited behind it, holding up the group's lease loop (the fault suite's NATS cut).
+	select {
+	case q.saving <- struct{}{}:
+	default:
+		select {
+		case q.saving <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer func() { <-q.saving }()
 	e.mu.Lock()
 	if e.queues[uid] != q || !q.dirty || q.own != ownActive && q.own != ownReleasing {
 		e.mu.Unlock()
