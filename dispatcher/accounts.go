@@ -91,26 +91,9 @@ func (a *Accounts) Seen(uid string) bool {
 	return ok
 }
 
-// see records uid, in a namespace bound to no account now: it keeps the account it had.
-func (a *Accounts) see(uid string) {
-	if a == nil {
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.gone != nil {
-		a.gone.Remove(uid)
-	}
-	if _, ok := a.m[uid]; ok {
-		return
-	}
-	if a.m == nil {
-		a.m = map[string]string{}
-	}
-	a.m[uid] = ""
-}
-
-func (a *Accounts) set(uid, account string) {
+// saw records that uid exists, in a namespace bound to account (bound) or to none now: then it
+// keeps the account it had, its records still being that account's.
+func (a *Accounts) saw(uid, account string, bound bool) {
 	if a == nil {
 		return
 	}
@@ -119,8 +102,14 @@ func (a *Accounts) set(uid, account string) {
 	if a.gone != nil {
 		a.gone.Remove(uid) // seen again: it exists
 	}
+	if _, ok := a.m[uid]; ok && !bound {
+		return
+	}
 	if a.m == nil {
 		a.m = map[string]string{}
+	}
+	if !bound {
+		account = ""
 	}
 	a.m[uid] = account
 }

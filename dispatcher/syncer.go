@@ -113,12 +113,8 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if !bound {
-		// An unbound namespace keeps its last account here: its webhook's records are still its.
-		s.Accounts.see(uid)
-	}
+	s.Accounts.saw(uid, binding.AccountID, bound)
 	if bound {
-		s.Accounts.set(uid, binding.AccountID)
 		if err := s.rebind(ctx, wh, binding); err != nil {
 			return ctrl.Result{}, err
 		}
