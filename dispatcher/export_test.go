@@ -28,3 +28,6 @@ func PauseSyncer(s *Syncer) (resume func()) {
 
 // PeakReplays is the most WebhookReplays that ran at once in namespace ns.
 func PeakReplays(r *Replayer, ns string) int { return r.peakRunning(ns) }
+
+// AccountsOf returns the webhooks' accounts a keeps for its delivery log.
+func AccountsOf(a *App) *Accounts { return &a.accounts }

@@ -26,7 +26,10 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/ingest"
 	"github.com/hookline/hookline/internal/deliveries"
@@ -101,4 +104,101 @@ func TestOneAccountsRecordsCannotPushAnothersOutOfTheLog(t *testing.T) {
 	g.Expect(delivered()).To(HaveLen(victims), "the other account's notifications are all still on record")
 	g.Expect(s.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically("<=", bound))
 	g.Eventually(func() float64 { return s.metric(t, "hookline_delivery_log_trimmed_bytes_total") }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", bound))
+}
+
+// TestATenantDeletingItsWebhooksCannotPushAnothersRecordsOut is the tenant's side of the attack:
+// holding every right in its namespace (impersonated through RBAC against the API server), it
+// floods through one Webhook, deletes it and floods again through a new one, so that its records
+// spread over a Webhook that no longer exists and one that does. The deleted Webhook's records
+// are trimmed first (nobody can read them), then the live one's oldest; every notification of
+// the other account stays on record.
+func TestATenantDeletingItsWebhooksCannotPushAnothersRecordsOut(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const bound = 2 << 20
+	tokVictim, tokFlood := "token-for-sharedel-v-0123456789", "token-for-sharedel-f-0123456789"
+	nsVictim, nsFlood := newNamespace(t, "sharedel-v", ""), newNamespace(t, "sharedel-f", "")
+	victim, flooder := newReceiver(t), newReceiver(t)
+	long := strings.Repeat("x", 1024)
+	flooder.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+		_, _ = w.Write([]byte(long))
+	})
+	s := startStack(t, stackOptions{
+		namespaces: []string{nsVictim, nsFlood},
+		tokens: []ingest.TokenEntry{
+			{Name: "victim", Token: tokVictim, Accounts: []string{"sharedel-v"}},
+			{Name: "flood", Token: tokFlood, Accounts: []string{"sharedel-f"}},
+		},
+		mutate: func(c *dispatcher.Config) {
+			withDeliveryLog(time.Second, 2*time.Second)(c)
+			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = bound, 32
+		},
+	})
+	tenant := tenantClient(t, nsFlood, "sharedel-f-admin")
+	whVictim := s.activeWebhook(t, nsVictim, "orders", accountSpec(victim.URL))
+
+	const victims = 40
+	for i := range victims {
+		s.mustPostWith(t, tokVictim, event(fmt.Sprintf("victim-%02d", i), "sharedel-v"))
+	}
+	g.Eventually(victim.got).WithTimeout(20 * time.Second).Should(HaveLen(victims))
+	onRecord := func(uid string, state deliveries.State) []string {
+		list, err := s.app.Log.Notifications(ctx, uid, deliveries.Query{Limit: 500})
+		g.Expect(err).NotTo(HaveOccurred())
+		var ids []string
+		for _, n := range list.Items {
+			if n.State == state {
+				ids = append(ids, n.EventID)
+			}
+		}
+		return ids
+	}
+	g.Eventually(func() []string { return onRecord(string(whVictim.UID), deliveries.StateDelivered) }).Should(HaveLen(victims))
+
+	// The tenant's own Webhook, created, and later deleted, by the tenant.
+	tenantWebhook := func(name string) *hooklinev1.Webhook {
+		wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: nsFlood}, Spec: accountSpec(flooder.URL)}
+		g.Expect(tenant.Create(ctx, wh)).To(Succeed())
+		g.Eventually(func(g Gomega) {
+			g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(wh), wh)).To(Succeed())
+			g.Expect(wh.Status.State).To(Equal(hooklinev1.ObservedActive))
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		s.waitRouted(t, wh)
+		return wh
+	}
+	// Each flood notification leaves about 1.3 KB of records; eight producers post at once.
+	sent := 0
+	flood := func(n int) {
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < n; i += 8 {
+					s.mustPostWith(t, tokFlood, event(fmt.Sprintf("flood-%06d", sent+i), "sharedel-f"))
+				}
+			})
+		}
+		wg.Wait()
+		sent += n
+		g.Eventually(func() int { return len(flooder.got()) }).WithTimeout(2 * time.Minute).Should(BeNumerically(">=", sent))
+		g.Expect(s.app.Log.Barrier(ctx)).To(Succeed())
+	}
+
+	first := tenantWebhook("flood-1")
+	flood(bound / 1300)
+	g.Expect(tenant.Delete(ctx, first)).To(Succeed())
+	g.Eventually(func() bool {
+		return dispatcher.AccountsOf(s.app).Deleted(string(first.UID))
+	}).WithTimeout(10*time.Second).Should(BeTrue(), "the dispatcher saw the deletion")
+	kept := len(onRecord(string(first.UID), deliveries.StateDelivered))
+	g.Expect(kept).To(BeNumerically(">", 0), "the deleted Webhook's records are on record before the second flood")
+
+	second := tenantWebhook("flood-2")
+	flood(2 * bound / 1300)
+
+	g.Expect(onRecord(string(whVictim.UID), deliveries.StateDelivered)).To(HaveLen(victims), "the other account's notifications are all still on record")
+	g.Eventually(func() []string { return onRecord(string(first.UID), deliveries.StateDelivered) }).WithTimeout(10*time.Second).Should(BeEmpty(),
+		"the deleted Webhook's records went first")
+	g.Expect(onRecord(string(second.UID), deliveries.StateDelivered)).NotTo(BeEmpty(), "the live Webhook keeps its newest records")
+	g.Expect(s.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically("<=", bound))
 }

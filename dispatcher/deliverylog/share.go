@@ -65,6 +65,12 @@ const (
 	shareRounds = 64
 	// epochMin is the smallest epoch (a small log's).
 	epochMin = 16 << 10
+	// shareUnknownGrace is how long records of a webhook that is neither an account's nor known
+	// to be deleted are left untrimmed, from the first trim that found it so: long enough for
+	// this dispatcher to see a webhook another replica saw first, short enough that a tenant who
+	// deletes more webhooks than are remembered (Config.Deleted) cannot keep their records out of
+	// every trim.
+	shareUnknownGrace = 2 * time.Minute
 	// msgOverhead approximates what JetStream's file store keeps per message besides its subject
 	// and data (a record header and a hash), so that the count is close to the stream's bytes.
 	msgOverhead = 30
@@ -80,7 +86,8 @@ const (
 // their oldest records, each what it holds above one level, so that the stream holds shareLow
 // (plan). An account loses nothing while another holds more than it, and a cluster of one account
 // keeps using the log between the marks. Records of a webhook that is neither an account's nor
-// known to be deleted are not removed. MaxBytes stays as the last resort.
+// known to be deleted are not removed for a while (shareUnknownGrace). MaxBytes stays as the last
+// resort.
 //
 // What each webhook holds is counted from the stream itself: an ordered consumer reads every
 // message's subject and size (headers only) from the log's start, so that the count covers every
@@ -103,6 +110,7 @@ type share struct {
 	epoch                 int64
 	trims, accountsOK     func() bool
 	deleted, live         func(uid string) bool
+	now                   func() time.Time
 
 	mu sync.Mutex
 	// before is the stream's last sequence when every webhook's account was first known
@@ -124,6 +132,9 @@ type share struct {
 type held struct {
 	spans []span // oldest first
 	bytes int64
+	// unknownSince is when a trim first found the webhook of no account and not known to be
+	// deleted (zero until then).
+	unknownSince time.Time
 }
 
 // span is a webhook's messages within one epoch.
@@ -146,7 +157,7 @@ func newShare(l *Log) *share {
 		countFrom: int64(bound * shareCountFrom), countUntil: int64(bound * shareCountUntil),
 		epoch: max(high/shareEpochs, epochMin), trims: always, accountsOK: always,
 		held: map[string]*held{}, moved: make(chan struct{}), checked: make(chan struct{}),
-		kick: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), now: time.Now,
 	}
 	if l.cfg.Trims != nil {
 		s.trims = l.cfg.Trims
@@ -513,8 +524,9 @@ const unbound = "(namespaces bound to no account)"
 
 // bucket is the bucket of uid's records (h): its account's; the unbound namespaces' for a webhook
 // that exists without one; the deleted webhooks' for one seen deleted, or one not seen once every
-// webhook was whose newest record is older than that. False for the rest (a webhook created since
-// and not seen yet): those are not trimmed. Called with mu held.
+// webhook was whose newest record is older than that, or one of neither for shareUnknownGrace
+// since a trim first found it so. False for the rest (a webhook created since and not seen yet):
+// those are not trimmed. Called with mu held.
 func (s *share) bucket(uid string, h *held) (b cutAt, ok bool) {
 	if a, ok := s.l.accountOf(uid); ok {
 		return cutAt{account: a}, true
@@ -523,6 +535,14 @@ func (s *share) bucket(uid string, h *held) (b cutAt, ok bool) {
 		return cutAt{account: unbound}, true
 	}
 	if s.deleted(uid) || s.beforeSet && len(h.spans) > 0 && h.spans[len(h.spans)-1].last <= s.before {
+		return cutAt{deleted: true}, true
+	}
+	// Unknown since a grace: deleted, though no longer remembered as such.
+	now := s.now()
+	if h.unknownSince.IsZero() {
+		h.unknownSince = now
+	}
+	if now.Sub(h.unknownSince) >= shareUnknownGrace {
 		return cutAt{deleted: true}, true
 	}
 	return cutAt{}, false

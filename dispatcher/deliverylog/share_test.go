@@ -241,3 +241,34 @@ func TestWebhooksGoneBeforeTheStartAreDeleted(t *testing.T) {
 	g.Expect(ok).To(BeTrue())
 	g.Expect(b).To(Equal(cutAt{account: unbound}))
 }
+
+// Records of a webhook that is neither an account's nor remembered as deleted (a tenant that
+// deleted more webhooks than are remembered, since the accounts became known) are left for
+// shareUnknownGrace only, in case it is a webhook created since and not seen yet; then they go
+// as a deleted webhook's.
+func TestForgottenDeletedWebhooksRecordsGoAfterAGrace(t *testing.T) {
+	g := NewWithT(t)
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	s := newShare(&Log{cfg: Config{MaxBytes: 1 << 30,
+		AccountOf: func(uid string) (string, bool) { return "acc-1", uid == "a1" },
+	}})
+	s.now = func() time.Time { return now }
+	s.epoch = 100
+	s.before, s.beforeSet = 0, true
+	for i := range 6 {
+		s.count("a1", uint64(2*i+1), 100)        // acc-1 holds 600
+		s.count("forgotten", uint64(2*i+2), 100) // 600 of no known account, since the start
+	}
+	cuts := s.plan(400)
+	g.Expect(cuts).To(HaveLen(1), "within the grace, only the account is cut")
+	g.Expect(cuts[0].account).To(Equal("acc-1"))
+
+	now = now.Add(shareUnknownGrace - time.Second)
+	g.Expect(s.plan(400)).To(HaveLen(1))
+
+	now = now.Add(time.Second)
+	cuts = s.plan(400)
+	g.Expect(cuts).To(HaveLen(1), "past the grace, the forgotten webhook's records are all that go")
+	g.Expect(cuts[0].deleted).To(BeTrue())
+	g.Expect(cuts[0].seq).To(BeEquivalentTo(9)) // before 9: its four oldest messages, 2, 4, 6 and 8
+}
