@@ -44,34 +44,15 @@ import (
 // the oldest records first, the other account's.
 func TestOneAccountsRecordsCannotPushAnothersOutOfTheLog(t *testing.T) {
 	g := NewWithT(t)
-	const bound = 2 << 20
-	tokVictim, tokFlood := "token-for-share-v-only-0123456789", "token-for-share-f-only-0123456789"
-	nsVictim, nsFlood := newNamespace(t, "share-v", ""), newNamespace(t, "share-f", "")
-	victim, flooder := newReceiver(t), newReceiver(t)
-	long := strings.Repeat("x", 1024)
-	flooder.set(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-		_, _ = w.Write([]byte(long))
-	})
-	s := startStack(t, stackOptions{
-		namespaces: []string{nsVictim, nsFlood},
-		tokens: []ingest.TokenEntry{
-			{Name: "victim", Token: tokVictim, Accounts: []string{"share-v"}},
-			{Name: "flood", Token: tokFlood, Accounts: []string{"share-f"}},
-		},
-		mutate: func(c *dispatcher.Config) {
-			withDeliveryLog(time.Second, 2*time.Second)(c)
-			// The writer's records in flight must fit in the tenth of the bound above the share's
-			// high mark (deliverylog.share); the default's 4,096 do for bounds from about 100 MiB.
-			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = bound, 32
-		},
-	})
+	const bound = shareBound
+	a := startShareStack(t, "share")
+	s, tokVictim, tokFlood, nsVictim, nsFlood, victim, flooder := a.s, a.tokVictim, a.tokFlood, a.nsVictim, a.nsFlood, a.victim, a.flooder
 	whVictim := s.activeWebhook(t, nsVictim, "orders", accountSpec(victim.URL))
 	s.activeWebhook(t, nsFlood, "orders", accountSpec(flooder.URL))
 
 	const victims = 40
 	for i := range victims {
-		s.mustPostWith(t, tokVictim, event(fmt.Sprintf("victim-%02d", i), "share-v"))
+		s.mustPostWith(t, tokVictim, event(fmt.Sprintf("victim-%02d", i), a.victimAccount))
 	}
 	g.Eventually(victim.got).WithTimeout(20 * time.Second).Should(HaveLen(victims))
 	delivered := func() []string {
@@ -93,7 +74,7 @@ func TestOneAccountsRecordsCannotPushAnothersOutOfTheLog(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < floods; i += 8 {
-				s.mustPostWith(t, tokFlood, event(fmt.Sprintf("flood-%05d", i), "share-f"))
+				s.mustPostWith(t, tokFlood, event(fmt.Sprintf("flood-%05d", i), a.floodAccount))
 			}
 		})
 	}
@@ -115,32 +96,15 @@ func TestOneAccountsRecordsCannotPushAnothersOutOfTheLog(t *testing.T) {
 func TestATenantDeletingItsWebhooksCannotPushAnothersRecordsOut(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	const bound = 2 << 20
-	tokVictim, tokFlood := "token-for-sharedel-v-0123456789", "token-for-sharedel-f-0123456789"
-	nsVictim, nsFlood := newNamespace(t, "sharedel-v", ""), newNamespace(t, "sharedel-f", "")
-	victim, flooder := newReceiver(t), newReceiver(t)
-	long := strings.Repeat("x", 1024)
-	flooder.set(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-		_, _ = w.Write([]byte(long))
-	})
-	s := startStack(t, stackOptions{
-		namespaces: []string{nsVictim, nsFlood},
-		tokens: []ingest.TokenEntry{
-			{Name: "victim", Token: tokVictim, Accounts: []string{"sharedel-v"}},
-			{Name: "flood", Token: tokFlood, Accounts: []string{"sharedel-f"}},
-		},
-		mutate: func(c *dispatcher.Config) {
-			withDeliveryLog(time.Second, 2*time.Second)(c)
-			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = bound, 32
-		},
-	})
+	const bound = shareBound
+	a := startShareStack(t, "sharedel")
+	s, tokVictim, tokFlood, nsVictim, nsFlood, victim, flooder := a.s, a.tokVictim, a.tokFlood, a.nsVictim, a.nsFlood, a.victim, a.flooder
 	tenant := tenantClient(t, nsFlood, "sharedel-f-admin")
 	whVictim := s.activeWebhook(t, nsVictim, "orders", accountSpec(victim.URL))
 
 	const victims = 40
 	for i := range victims {
-		s.mustPostWith(t, tokVictim, event(fmt.Sprintf("victim-%02d", i), "sharedel-v"))
+		s.mustPostWith(t, tokVictim, event(fmt.Sprintf("victim-%02d", i), a.victimAccount))
 	}
 	g.Eventually(victim.got).WithTimeout(20 * time.Second).Should(HaveLen(victims))
 	onRecord := func(uid string, state deliveries.State) []string {
@@ -174,7 +138,7 @@ func TestATenantDeletingItsWebhooksCannotPushAnothersRecordsOut(t *testing.T) {
 		for w := range 8 {
 			wg.Go(func() {
 				for i := w; i < n; i += 8 {
-					s.mustPostWith(t, tokFlood, event(fmt.Sprintf("flood-%06d", sent+i), "sharedel-f"))
+					s.mustPostWith(t, tokFlood, event(fmt.Sprintf("flood-%06d", sent+i), a.floodAccount))
 				}
 			})
 		}
@@ -201,4 +165,46 @@ func TestATenantDeletingItsWebhooksCannotPushAnothersRecordsOut(t *testing.T) {
 		"the deleted Webhook's records went first")
 	g.Expect(onRecord(string(second.UID), deliveries.StateDelivered)).NotTo(BeEmpty(), "the live Webhook keeps its newest records")
 	g.Expect(s.metric(t, "hookline_delivery_log_stored_bytes")).To(BeNumerically("<=", bound))
+}
+
+// shareBound is the delivery log's bound in the share's attack tests.
+const shareBound = 2 << 20
+
+// shareStack is a stack whose delivery log is bounded to shareBound, with two accounts
+// (prefix-v, prefix-f), a namespace and a producer token each, and two receivers: the victim's,
+// and the flooder's, which answers every notification with 1 KiB (kept as each attempt record's
+// excerpt), so that its records fill the log fast.
+type shareStack struct {
+	s                           *stack
+	victimAccount, floodAccount string
+	tokVictim, tokFlood         string
+	nsVictim, nsFlood           string
+	victim, flooder             *receiver
+}
+
+func startShareStack(t *testing.T, prefix string) shareStack {
+	t.Helper()
+	a := shareStack{victimAccount: prefix + "-v", floodAccount: prefix + "-f",
+		tokVictim: "token-for-" + prefix + "-v-only-0123456789", tokFlood: "token-for-" + prefix + "-f-only-0123456789"}
+	a.nsVictim, a.nsFlood = newNamespace(t, a.victimAccount, ""), newNamespace(t, a.floodAccount, "")
+	a.victim, a.flooder = newReceiver(t), newReceiver(t)
+	long := strings.Repeat("x", 1024)
+	a.flooder.set(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+		_, _ = w.Write([]byte(long))
+	})
+	a.s = startStack(t, stackOptions{
+		namespaces: []string{a.nsVictim, a.nsFlood},
+		tokens: []ingest.TokenEntry{
+			{Name: "victim", Token: a.tokVictim, Accounts: []string{a.victimAccount}},
+			{Name: "flood", Token: a.tokFlood, Accounts: []string{a.floodAccount}},
+		},
+		mutate: func(c *dispatcher.Config) {
+			withDeliveryLog(time.Second, 2*time.Second)(c)
+			// The writer's records in flight must fit in the tenth of the bound above the share's
+			// high mark (deliverylog.share); the default's 4,096 do for bounds from about 100 MiB.
+			c.DeliveryLog.MaxBytes, c.DeliveryLog.Buffer = shareBound, 32
+		},
+	})
+	return a
 }
