@@ -1008,3 +1008,32 @@ func TestBatchesStayUnderTheMessageBound(t *testing.T) {
 	})).To(Succeed())
 	g.Expect(got).To(Equal([]string{"ev-0", "ev-1", "ev-2", "ev-3", "ev-4", "ev-5", "ev-6"}))
 }
+
+// A window of a read that holds none of the webhook's records still tells that every record
+// before it is older than its first message, also when that message was removed (trims remove
+// messages from the middle of the log): the next message's time stands for it. Without that, a
+// read with a time filter kept reading windows back to the log's start.
+func TestAWindowWhoseFirstMessageWasRemovedStillBoundsTheRead(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: -1})
+	const others = 40
+	for i := range others {
+		r := rec(fmt.Sprintf("other-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		r.WebhookUID = "other-webhook"
+		f.log.Append(r)
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(others)))
+
+	r, err := f.log.newReader(f.ctx, testUID)
+	g.Expect(err).NotTo(HaveOccurred())
+	r.recSpan = 10 // the window is sequences 31 to 40
+	g.Expect(f.log.stream.DeleteMsg(f.ctx, 31)).To(Succeed())
+	next, err := f.log.stream.GetMsg(f.ctx, 32)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Expect(r.extendRecords(f.ctx, time.Time{}, func(*deliveries.Record, uint64, uint32, time.Time) {})).To(Succeed())
+	g.Expect(r.recDone).To(BeFalse())
+	g.Expect(r.hasHorizon).To(BeTrue(), "the horizon is known")
+	g.Expect(r.recHorizon).To(BeTemporally("==", next.Time))
+}

@@ -380,10 +380,11 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 		return nil
 	}
 	// Every record from lo on is read; those before it are older than the first one read, or
-	// than the message at lo, whichever webhook's it is.
+	// than the first message from lo on, whichever webhook's it is (lo itself may have been
+	// removed: the share trims from the middle of the log).
 	if first != 0 {
 		r.setHorizon(firstTS)
-	} else if m, err := r.l.stream.GetMsg(ctx, lo); err == nil {
+	} else if m, err := r.l.stream.GetMsg(ctx, lo, jetstream.WithGetMsgSubject(subjectPrefix+">")); err == nil {
 		r.setHorizon(m.Time)
 	}
 	return nil
