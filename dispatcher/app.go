@@ -529,10 +529,13 @@ func (a *App) openLog(ctx context.Context, cfg Config) error {
 		lc.AccountOf, lc.AccountsKnown, lc.Deleted, lc.Seen = a.accounts.Of, a.accounts.Known, a.accounts.Deleted, a.accounts.Seen
 		a.accounts.keepDeleted = cmp.Or(lc.MaxAge, 7*24*time.Hour) + 24*time.Hour
 	}
-	if lc.Trims == nil {
-		lc.Trims = func() bool {
+	if lc.Trimmer == nil {
+		lc.Trimmer = func() uint64 {
 			g := a.logTrimmer.Load()
-			return g == nil || g.Owns(0)
+			if g == nil {
+				return 1
+			}
+			return g.Token(0)
 		}
 	}
 	if lc.Patiently == nil {

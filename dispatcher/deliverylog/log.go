@@ -143,9 +143,11 @@ type Config struct {
 	// until then the share of the bound does not trim, since it cannot tell which account holds
 	// the most.
 	AccountsKnown func() bool
-	// Trims reports whether this dispatcher is the one that trims the log near its bound (nil:
-	// always): one at a time, since another's purges are not in this one's count.
-	Trims func() bool
+	// Trimmer returns 0 unless this dispatcher is the one that trims the log near its bound, and
+	// then a number that changes each time it becomes the trimmer anew (nil: always the trimmer):
+	// one at a time, since another's purges are not in this one's count, which it therefore
+	// starts afresh when the number changes.
+	Trimmer func() uint64
 	// Buffer is how many records Append holds before it blocks, and how many the writer gathers
 	// before it publishes them all (default 4096).
 	Buffer int

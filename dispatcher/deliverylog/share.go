@@ -99,7 +99,7 @@ const (
 // records to its new account).
 //
 // Checks run on a goroutine of their own, asked for every shareStep of the bound the count reads
-// or the writer writes, and every shareEvery. Only a dispatcher that Config.Trims names counts and
+// or the writer writes, and every shareEvery. Only a dispatcher that Config.Trimmer names counts and
 // trims (one at a time across replicas: another's purges would not be in this one's count; one
 // that becomes the trimmer counts afresh), and only once Config.AccountsKnown
 // says every webhook's account is known and the count has read up to the stream's end.
@@ -108,9 +108,12 @@ type share struct {
 	high, low, step       int64
 	countFrom, countUntil int64
 	epoch                 int64
-	trims, accountsOK     func() bool
-	deleted, live         func(uid string) bool
-	now                   func() time.Time
+	trimmer               func() uint64
+	accountsOK            func() bool
+	// gen is Config.Trimmer's number the count was kept under (the check goroutine's own).
+	gen           uint64
+	deleted, live func(uid string) bool
+	now           func() time.Time
 
 	mu sync.Mutex
 	// before is the stream's last sequence when every webhook's account was first known
@@ -155,12 +158,12 @@ func newShare(l *Log) *share {
 	s := &share{
 		l: l, high: high, low: int64(bound * shareLow), step: max(int64(bound*shareStep), 1),
 		countFrom: int64(bound * shareCountFrom), countUntil: int64(bound * shareCountUntil),
-		epoch: max(high/shareEpochs, epochMin), trims: always, accountsOK: always,
+		epoch: max(high/shareEpochs, epochMin), trimmer: func() uint64 { return 1 }, accountsOK: always,
 		held: map[string]*held{}, moved: make(chan struct{}), checked: make(chan struct{}),
 		kick: make(chan struct{}, 1), now: time.Now,
 	}
-	if l.cfg.Trims != nil {
-		s.trims = l.cfg.Trims
+	if l.cfg.Trimmer != nil {
+		s.trimmer = l.cfg.Trimmer
 	}
 	if l.cfg.AccountsKnown != nil {
 		s.accountsOK = l.cfg.AccountsKnown
@@ -215,10 +218,16 @@ func (s *share) pass(ctx context.Context, stop *func()) {
 		}
 		s.reset()
 	}
-	if !s.trims() {
+	gen := s.trimmer()
+	if gen == 0 {
 		forget()
 		s.written.Store(0)
 		return
+	}
+	if gen != s.gen {
+		// The trimmer anew: whoever trimmed meanwhile purged what this count holds.
+		forget()
+		s.gen = gen
 	}
 	info, ok := s.info(ctx)
 	if !ok {
@@ -383,7 +392,7 @@ func (s *share) kickCheck() {
 // about 100 MiB. A dispatcher that does not trim does not wait: the trimmer counts its writes.
 func (s *share) wrote(ctx context.Context, n int) {
 	w := s.written.Add(int64(n))
-	if w < s.step || !s.trims() {
+	if w < s.step || s.trimmer() == 0 {
 		return
 	}
 	s.kickCheck()
@@ -425,7 +434,7 @@ func (s *share) trim(ctx context.Context, info *jetstream.StreamInfo) bool {
 		}
 	}()
 	for range shareRounds {
-		if !s.trims() {
+		if s.trimmer() != s.gen {
 			return false
 		}
 		cuts := s.plan(int64(info.State.Bytes) - s.low)

@@ -19,9 +19,11 @@ package deliverylog
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
 
 	"github.com/hookline/hookline/dispatcher/payload"
@@ -271,4 +273,48 @@ func TestForgottenDeletedWebhooksRecordsGoAfterAGrace(t *testing.T) {
 	g.Expect(cuts).To(HaveLen(1), "past the grace, the forgotten webhook's records are all that go")
 	g.Expect(cuts[0].deleted).To(BeTrue())
 	g.Expect(cuts[0].seq).To(BeEquivalentTo(9)) // before 9: its four oldest messages, 2, 4, 6 and 8
+}
+
+// A dispatcher that becomes the trimmer anew (its number from Config.Trimmer changed: it gave the
+// role up and took it again, and another trimmed meanwhile) counts afresh from the stream: what
+// it had counted may have been purged by the other.
+func TestANewTrimmerCountsAfresh(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 2 << 20
+	var gen atomic.Uint64
+	gen.Store(1)
+	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 32, Trimmer: gen.Load})
+	s := f.log.share
+	// Above the half where the count starts, under the high mark; the webhook's records in the
+	// middle of the stream, where a trim cuts (records at its start are forgotten as they leave).
+	f.flood(t, bound*3/10/1300)
+	for i := range 100 {
+		r := floodRecord(testUID, i)
+		r.NotificationID = nid(r.EventID)
+		f.log.Append(r)
+	}
+	f.flood(t, bound*3/10/1300)
+	held := func(uid string) int64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if h := s.held[uid]; h != nil {
+			return h.bytes
+		}
+		return 0
+	}
+	caughtUp := func() bool {
+		info, ok := s.info(f.ctx)
+		return ok && s.seenSeq() >= info.State.LastSeq
+	}
+	g.Eventually(caughtUp).WithTimeout(10 * time.Second).Should(BeTrue())
+	g.Expect(held(testUID)).To(BeNumerically(">", 0))
+
+	// Another dispatcher, the trimmer meanwhile, removed the webhook's records.
+	g.Expect(f.log.stream.Purge(f.ctx, jetstream.WithPurgeSubject(subject(testUID)))).To(Succeed())
+	g.Expect(f.storedBytes(t)).To(BeNumerically(">", bound/2), "the count goes on")
+	gen.Store(2)
+	s.kickCheck()
+	g.Eventually(func() int64 { return held(testUID) }).WithTimeout(10 * time.Second).Should(BeZero())
+	g.Eventually(caughtUp).WithTimeout(10 * time.Second).Should(BeTrue())
+	g.Expect(held(floodUIDs[0])).To(BeNumerically(">", 0), "the rest is counted again")
 }

@@ -123,10 +123,12 @@ type Group struct {
 	blockedBy string
 }
 
-// lease is one owned partition: the revision this member wrote last and when it sent that write.
+// lease is one owned partition: the revision this member wrote last and when it sent that write,
+// and the revision it took it at (the fencing token Config.Start was given).
 type lease struct {
 	rev     uint64
 	renewed time.Time
+	token   uint64
 }
 
 // Join opens (or creates) the group's buckets. Call Run to take part.
@@ -200,6 +202,18 @@ func (g *Group) Owns(p int) bool {
 	defer g.mu.Unlock()
 	l := g.held[p]
 	return l != nil && time.Now().Before(l.renewed.Add(g.safe()))
+}
+
+// Token returns the fencing token this member took partition p with (Config.Start's) while it
+// owns p (Owns), and 0 otherwise: a member that gives p up and takes it again gets a new one.
+func (g *Group) Token(p int) uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.held[p]
+	if l == nil || !time.Now().Before(l.renewed.Add(g.safe())) {
+		return 0
+	}
+	return l.token
 }
 
 // Member reports whether this member's membership is current: written within three quarters of the
@@ -419,7 +433,7 @@ func (g *Group) take(ctx context.Context, p int) {
 		return // held by another member: it gives p up, or its lease expires
 	}
 	g.mu.Lock()
-	g.held[p] = &lease{rev: rev, renewed: sent}
+	g.held[p] = &lease{rev: rev, renewed: sent, token: rev}
 	g.mu.Unlock()
 	g.log.V(1).Info("Took partition", "partition", p)
 	if g.cfg.Renewed != nil {
