@@ -192,6 +192,8 @@ type App struct {
 	// readiness are the checks of Ready, by name; probes serves them on the probe address.
 	readiness []namedCheck
 	probes    *boundedhttp.Probes
+	// managerStopped receives the manager's error when it stops while Run's ctx lives.
+	managerStopped chan error
 }
 
 type namedCheck struct {
@@ -369,7 +371,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}}
+	a := &App{Manager: mgr, Store: st, Table: route.NewTable(), stopLog: func() {}, managerStopped: make(chan error, 1)}
 	if cfg.Registry != nil {
 		if err := cfg.Registry.Register(storeCollector(st)); err != nil {
 			st.Close()
@@ -475,7 +477,9 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 }
 
 // Run starts the manager and returns once the routing table reflects the cluster (events may be
-// accepted from then on); the manager runs until ctx ends, then done receives its result.
+// accepted from then on); the manager runs until ctx ends, then done receives its result. A manager
+// that stops on its own (a runnable failed) is reported on ManagerStopped: the caller must then
+// end ctx, since the rest (delivery, the partitions) runs until it ends.
 func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	ch := make(chan error, 1)
 	// Closed once this dispatcher gave its partitions up (at once when it has none): the engine
@@ -489,6 +493,9 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	}()
 	go func() {
 		err := a.Manager.Start(ctx)
+		if ctx.Err() == nil {
+			a.managerStopped <- cmp.Or(err, errors.New("stopped without an error"))
+		}
 		<-groupDone
 		a.Engine.Wait()
 		a.stopLog()
@@ -518,6 +525,11 @@ func (a *App) Run(ctx context.Context) (done <-chan error, err error) {
 	}
 	return ch, nil
 }
+
+// ManagerStopped receives the controller manager's error when it stops before Run's ctx ends:
+// the dispatcher then no longer sees changes of Webhooks, namespaces or replays, nor writes
+// status, and must stop.
+func (a *App) ManagerStopped() <-chan error { return a.managerStopped }
 
 // openLog opens the delivery log on the store's JetStream and starts its writer, which runs until
 // stopLog: after the engine, whose last settlements it must still store.

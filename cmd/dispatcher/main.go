@@ -367,6 +367,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	go stopWithManager(ctx, app, fail)
 	srv := dispatcher.NewIngestServer(o.listen, app.Ingest, app.Ready)
 	go func() {
 		<-ctx.Done()
@@ -396,6 +397,17 @@ func run(o options) error {
 		lease.Release()
 	}
 	return err
+}
+
+// stopWithManager stops the dispatcher (fail) when app's controller manager stops before ctx ends:
+// without it the dispatcher would go on delivering and accepting events blind to every change of a
+// Webhook (one set INACTIVE would still receive).
+func stopWithManager(ctx context.Context, app *dispatcher.App, fail context.CancelCauseFunc) {
+	select {
+	case err := <-app.ManagerStopped():
+		fail(fmt.Errorf("controller manager stopped: %w", err))
+	case <-ctx.Done():
+	}
 }
 
 // serveAPI serves h (the read API, or its standby answer) on the read API's address unless it is
