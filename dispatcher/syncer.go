@@ -19,6 +19,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -279,18 +281,59 @@ func (s *Syncer) drop(ctx context.Context, uid string) error {
 	return s.Engine.Remove(ctx, uid)
 }
 
-// SyncAll reconciles every webhook in the cache once.
+// syncAllPatience bounds how long SyncAll retries the webhooks whose reconcile failed (JetStream
+// electing a leader after a NATS node restarted, the API server restarting) before it gives up.
+const syncAllPatience = 2 * time.Minute
+
+// SyncAll reconciles every webhook in the cache once. Those whose reconcile fails are tried again,
+// with a growing pause, for up to syncAllPatience: one webhook's error does not keep the others
+// from being synced, and a short outage does not stop the dispatcher (whose restarts would then
+// back off for minutes).
 func (s *Syncer) SyncAll(ctx context.Context) error {
 	list := &hooklinev1.WebhookList{}
 	if err := s.List(ctx, list); err != nil {
 		return err
 	}
-	for _, wh := range list.Items {
-		if _, err := s.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&wh)}); err != nil {
-			return err
+	keys := make([]types.NamespacedName, len(list.Items))
+	for i := range list.Items {
+		keys[i] = client.ObjectKeyFromObject(&list.Items[i])
+	}
+	return syncAll(ctx, keys, func(key types.NamespacedName) error {
+		_, err := s.Reconcile(ctx, ctrl.Request{NamespacedName: key})
+		return err
+	}, clock.RealClock{}, syncAllPatience)
+}
+
+// syncAll calls reconcile for each key, then again for those that failed, after 100 ms, doubling
+// up to 5 s, until none fails, patience has passed (the last errors are returned) or ctx ends.
+func syncAll(ctx context.Context, keys []types.NamespacedName, reconcile func(types.NamespacedName) error, clk clock.Clock, patience time.Duration) error {
+	log := ctrl.LoggerFrom(ctx)
+	start := clk.Now()
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		var failed []types.NamespacedName
+		var errs []error
+		for _, key := range keys {
+			if err := reconcile(key); err != nil {
+				failed = append(failed, key)
+				errs = append(errs, fmt.Errorf("webhook %s: %w", key, err))
+			}
+		}
+		if len(failed) == 0 {
+			return nil
+		}
+		if clk.Since(start) >= patience {
+			return fmt.Errorf("syncing %d webhooks: %w", len(failed), errors.Join(errs...))
+		}
+		log.Error(errs[0], "Syncing webhooks before accepting events; trying the ones that failed again", "failed", len(failed), "after", pause)
+		keys = failed
+		t := clk.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
 		}
 	}
-	return nil
 }
 
 // Sweep drops the route, queue, state and reporter entry of every webhook uid that the informer
