@@ -87,3 +87,22 @@ func TestSyncAllGivesUpAfterItsPatience(t *testing.T) {
 	_, err = syncAllWith(ctx, t, []types.NamespacedName{a, b}, map[types.NamespacedName]int{b: -1}, time.Hour)
 	g.Expect(err).To(MatchError(context.Canceled))
 }
+
+// Failing reconciles may each take long (a timeout): the patience holds within a pass, so that
+// thousands of failing webhooks do not hold the start for hours.
+func TestSyncAllsPatienceHoldsWithinAPass(t *testing.T) {
+	g := NewWithT(t)
+	clk := clocktesting.NewFakeClock(time.Now())
+	var keys []types.NamespacedName
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		keys = append(keys, types.NamespacedName{Namespace: "ns", Name: name})
+	}
+	tried := 0
+	err := syncAll(context.Background(), keys, func(types.NamespacedName) error {
+		tried++
+		clk.Step(time.Minute) // a timeout
+		return errors.New("JetStream not available")
+	}, clk, 2*time.Minute)
+	g.Expect(err).To(MatchError(ContainSubstring("syncing 2 webhooks, 3 not tried")))
+	g.Expect(tried).To(Equal(2))
+}

@@ -363,11 +363,12 @@ func run(o options) error {
 		go func() { log.Error(http.ListenAndServe(o.pprof, mux), "pprof server stopped") }()
 	}
 	go tokens.Watch(ctx.Done(), o.tokensReload, func(err error) { log.Error(err, "Reloading tokens") })
+	// Before Run: a manager that fails while Run waits for its caches would leave Run waiting.
+	go stopWithManager(ctx, app, fail)
 	done, err := app.Run(ctx)
 	if err != nil {
 		return err
 	}
-	go stopWithManager(ctx, app, fail)
 	srv := dispatcher.NewIngestServer(o.listen, app.Ingest, app.Ready)
 	go func() {
 		<-ctx.Done()

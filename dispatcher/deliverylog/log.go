@@ -127,11 +127,12 @@ type Config struct {
 	// notification belongs to the webhook's current account, as a rebind cancels the queue. The
 	// share of the bound counts records by it too. Nil or unknown: queued notifications without
 	// a record are listed without an id, and the share does not remove the webhook's records
-	// (unless Deleted says it was deleted).
+	// (unless Deleted says it was deleted) for a while, then counts them as one more account's.
 	AccountOf func(uid string) (string, bool)
 	// Deleted reports whether a webhook that AccountOf does not know was deleted (nil: never).
 	// Deleted webhooks' records are the first the share of the bound removes (nobody can read
-	// them); the records of a webhook neither knows are not removed by it.
+	// them); the records of a webhook neither knows are spared for a while (in case it was
+	// created since and not seen yet), then cut as one more account's.
 	Deleted func(uid string) bool
 	// Seen reports whether a webhook is one the dispatcher knows to exist (nil: none besides those
 	// AccountOf knows). A webhook seen without an account counts in the share as one of an

@@ -381,11 +381,18 @@ func (r *reader) extendRecords(ctx context.Context, from time.Time, fn func(rec 
 	}
 	// Every record from lo on is read; those before it are older than the first one read, or
 	// than the first message from lo on, whichever webhook's it is (lo itself may have been
-	// removed: the share trims from the middle of the log).
-	if first != 0 {
-		r.setHorizon(firstTS)
-	} else if m, err := r.l.stream.GetMsg(ctx, lo, jetstream.WithGetMsgSubject(subjectPrefix+">")); err == nil {
-		r.setHorizon(m.Time)
+	// removed: the share trims from the middle of the log). A horizon known already stays when
+	// it is earlier (a window emptied by trims finds a message past it).
+	t := firstTS
+	if first == 0 {
+		m, err := r.l.stream.GetMsg(ctx, lo, jetstream.WithGetMsgSubject(subjectPrefix+"*"))
+		if err != nil {
+			return nil
+		}
+		t = m.Time
+	}
+	if !r.hasHorizon || t.Before(r.recHorizon) {
+		r.setHorizon(t)
 	}
 	return nil
 }

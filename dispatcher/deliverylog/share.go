@@ -86,8 +86,8 @@ const (
 // their oldest records, each what it holds above one level, so that the stream holds shareLow
 // (plan). An account loses nothing while another holds more than it, and a cluster of one account
 // keeps using the log between the marks. Records of a webhook that is neither an account's nor
-// known to be deleted are not removed for a while (shareUnknownGrace). MaxBytes stays as the last
-// resort.
+// known to be deleted are not removed for a while (shareUnknownGrace), then count as one more
+// account's. MaxBytes stays as the last resort.
 //
 // What each webhook holds is counted from the stream itself: an ordered consumer reads every
 // message's subject and size (headers only) from the log's start, so that the count covers every
@@ -531,11 +531,15 @@ func (c cutAt) name() string {
 // dispatcher started: one more account in the level.
 const unbound = "(namespaces bound to no account)"
 
+// unknown is the bucket of webhooks of no known account that are not known to be deleted either,
+// past shareUnknownGrace: one more account in the level.
+const unknown = "(webhooks of no known account)"
+
 // bucket is the bucket of uid's records (h): its account's; the unbound namespaces' for a webhook
 // that exists without one; the deleted webhooks' for one seen deleted, or one not seen once every
-// webhook was whose newest record is older than that, or one of neither for shareUnknownGrace
-// since a trim first found it so. False for the rest (a webhook created since and not seen yet):
-// those are not trimmed. Called with mu held.
+// webhook was whose newest record is older than that; the unknown webhooks' for the rest, once
+// shareUnknownGrace has passed since a trim first found them so. False before (a webhook created
+// since and not seen yet): those are not trimmed. Called with mu held.
 func (s *share) bucket(uid string, h *held) (b cutAt, ok bool) {
 	if a, ok := s.l.accountOf(uid); ok {
 		return cutAt{account: a}, true
@@ -546,13 +550,15 @@ func (s *share) bucket(uid string, h *held) (b cutAt, ok bool) {
 	if s.deleted(uid) || s.beforeSet && len(h.spans) > 0 && h.spans[len(h.spans)-1].last <= s.before {
 		return cutAt{deleted: true}, true
 	}
-	// Unknown since a grace: deleted, though no longer remembered as such.
+	// Unknown for longer than a grace: most likely deleted and no longer remembered as such, but
+	// perhaps a live webhook this dispatcher has not managed to sync, whose records must not go
+	// first. Cut by the level, as one account of their own.
 	now := s.now()
 	if h.unknownSince.IsZero() {
 		h.unknownSince = now
 	}
 	if now.Sub(h.unknownSince) >= shareUnknownGrace {
-		return cutAt{deleted: true}, true
+		return cutAt{account: unknown}, true
 	}
 	return cutAt{}, false
 }
@@ -613,10 +619,10 @@ func (s *share) plan(over int64) []cutAt {
 			accounts = append(accounts, held{b, n})
 		}
 	}
-	// Records of webhooks of no known account (namespaces unbound when this dispatcher started,
-	// webhooks deleted before it) take part in the level as one bucket that is never cut: the
-	// accounts give up only what they would if those records were an account's, and the stream's
-	// own bound takes the rest.
+	// Records of webhooks of no known account not yet past shareUnknownGrace (created since and
+	// not seen yet, or deleted and no longer remembered) take part in the level as one bucket
+	// that is not cut: the accounts give up only what they would if those records were an
+	// account's, and the stream's own bound takes the rest.
 	const never = "\x00untrimmable"
 	if untrimmable > 0 {
 		accounts = append(accounts, held{cutAt{account: never}, untrimmable})

@@ -245,10 +245,10 @@ func TestWebhooksGoneBeforeTheStartAreDeleted(t *testing.T) {
 }
 
 // Records of a webhook that is neither an account's nor remembered as deleted (a tenant that
-// deleted more webhooks than are remembered, since the accounts became known) are left for
-// shareUnknownGrace only, in case it is a webhook created since and not seen yet; then they go
-// as a deleted webhook's.
-func TestForgottenDeletedWebhooksRecordsGoAfterAGrace(t *testing.T) {
+// deleted more webhooks than are remembered, since the accounts became known; or a live webhook
+// this dispatcher has not managed to sync) are left for shareUnknownGrace only, in case it is a
+// webhook created since and not seen yet; then they are cut as one more account's, by the level.
+func TestUnknownWebhooksRecordsAreCutAfterAGrace(t *testing.T) {
 	g := NewWithT(t)
 	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	s := newShare(&Log{cfg: Config{MaxBytes: 1 << 30,
@@ -258,21 +258,22 @@ func TestForgottenDeletedWebhooksRecordsGoAfterAGrace(t *testing.T) {
 	s.epoch = 100
 	s.before, s.beforeSet = 0, true
 	for i := range 6 {
-		s.count("a1", uint64(2*i+1), 100)        // acc-1 holds 600
-		s.count("forgotten", uint64(2*i+2), 100) // 600 of no known account, since the start
+		s.count("a1", uint64(2*i+1), 100)      // acc-1 holds 600
+		s.count("unknown", uint64(2*i+2), 100) // 600 of no known account, since the start
 	}
-	cuts := s.plan(400)
+	cuts := s.plan(400) // the level is 400: acc-1 gives up 200, the unknown records are left
 	g.Expect(cuts).To(HaveLen(1), "within the grace, only the account is cut")
 	g.Expect(cuts[0].account).To(Equal("acc-1"))
+	g.Expect(cuts[0].seq).To(BeEquivalentTo(4))
 
 	now = now.Add(shareUnknownGrace - time.Second)
 	g.Expect(s.plan(400)).To(HaveLen(1))
 
 	now = now.Add(time.Second)
-	cuts = s.plan(400)
-	g.Expect(cuts).To(HaveLen(1), "past the grace, the forgotten webhook's records are all that go")
-	g.Expect(cuts[0].deleted).To(BeTrue())
-	g.Expect(cuts[0].seq).To(BeEquivalentTo(9)) // before 9: its four oldest messages, 2, 4, 6 and 8
+	cuts = s.plan(400) // the level is 400 again: each gives up 200
+	g.Expect(cuts).To(ConsistOf(
+		cutAt{account: "acc-1", seq: 4},  // before 4: its messages 1 and 3
+		cutAt{account: unknown, seq: 5})) // before 5: the unknown webhook's 2 and 4
 }
 
 // A dispatcher that becomes the trimmer anew (its number from Config.Trimmer changed: it gave the
