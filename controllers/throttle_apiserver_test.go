@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,4 +130,112 @@ func impersonatedTenant(t *testing.T, ns, user string) client.Client {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Eventually(func() error { return c.List(ctx, &hooklinev1.WebhookList{}, client.InNamespace(ns)) }).WithTimeout(10 * time.Second).Should(Succeed())
 	return c
+}
+
+// A verified webhook whose attestation covers no verification time (a tenant cut its v3 down to
+// a v2's tags) is verified again; while it waits for one of its account's slots it is still
+// routed on its recorded verification, and it reads no Secret: the tenant's twenty webhooks, their
+// attestations cut, at receivers that now hold every verification until it times out. Before, the
+// ten waiting read their Secrets at every retry, 5–10 times a second each here, and without the
+// jitter all in step.
+func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const webhooks = 20
+	open := &gate{open: make(chan struct{})}
+	close(open.open)
+	slow := &gate{open: make(chan struct{})}
+	t.Cleanup(func() { close(slow.open) })
+	var current atomic.Pointer[gate]
+	current.Store(open)
+	var mu sync.Mutex
+	asked := map[string]int{}
+	rc := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked[path.Base(r.URL.Path)]++
+		mu.Unlock()
+		current.Load().handler(w, r)
+	})
+	ca, err := testcerts.NewCA("tenant-mtls-again")
+	g.Expect(err).NotTo(HaveOccurred())
+	leaf, err := ca.Client("hookline-webhooks")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	ns := newNamespace(t, "acc-secret-reads-again", "")
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	var names []string
+	for i := range webhooks {
+		name := fmt.Sprintf("hook-%02d", i)
+		names = append(names, name)
+		g.Expect(tenant.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM}})).To(Succeed())
+		spec := validSpec()
+		spec.URL = rc.URL + "/hooks/" + name
+		spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: name}
+		g.Expect(tenant.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec})).To(Succeed())
+	}
+	for _, name := range names {
+		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	}
+
+	current.Store(slow)
+	reads := func(name string) int {
+		return managerRequests.Count(http.MethodGet, "/api/v1/namespaces/"+ns+"/secrets/"+name)
+	}
+	mu.Lock()
+	readsBefore, askedBefore := map[string]int{}, map[string]int{}
+	for _, name := range names {
+		readsBefore[name], askedBefore[name] = reads(name), asked[name]
+	}
+	mu.Unlock()
+	// The tenant cuts every attestation down to a v2's tags: the time tag goes.
+	for _, name := range names {
+		g.Eventually(func() error {
+			wh := &hooklinev1.Webhook{}
+			if err := tenant.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, wh); err != nil {
+				return err
+			}
+			parts := strings.Split(wh.Status.Attestation, ".")
+			if len(parts) != 5 || parts[0] != "v3" {
+				return fmt.Errorf("%s: not a v3 attestation: %q", name, wh.Status.Attestation)
+			}
+			wh.Status.Attestation = strings.Join(append([]string{"v2"}, parts[1:4]...), ".")
+			if err := tenant.Status().Update(ctx, wh); err != nil {
+				return err
+			}
+			// An annotation's change has the manager look at the webhook now.
+			wh.Annotations = map[string]string{"example.com/poke": "1"}
+			return tenant.Update(ctx, wh)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	readsBeyondRequests := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, name := range names {
+			if n, m := reads(name)-readsBefore[name], asked[name]-askedBefore[name]; n > m+1 {
+				out = append(out, fmt.Sprintf("%s: %d reads, %d requests", name, n, m))
+			}
+		}
+		return out
+	}
+	g.Eventually(func() int { n, _ := slow.stats(); return n }).WithTimeout(10*time.Second).Should(Equal(10), "the account's ten slots are busy")
+	// Those waiting are still routed on their recorded verification.
+	mu.Lock()
+	var waiting []string
+	for _, name := range names {
+		if asked[name] == askedBefore[name] {
+			waiting = append(waiting, name)
+		}
+	}
+	mu.Unlock()
+	g.Expect(waiting).NotTo(BeEmpty())
+	for _, name := range waiting {
+		wh := &hooklinev1.Webhook{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, wh)).To(Succeed())
+		g.Expect(wh.Status.State).To(Equal(hooklinev1.ObservedActive), name)
+	}
+	g.Consistently(readsBeyondRequests).WithTimeout(3 * time.Second).WithPolling(100 * time.Millisecond).Should(BeEmpty())
+	_, peak := slow.stats()
+	g.Expect(peak).To(Equal(10), "at most ten verifications at once")
 }

@@ -182,8 +182,24 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	// certificate Secret (from the API server, uncached): a tenant's thousands of webhooks waiting
 	// for their account's slots cost no API reads while they wait, and a Secret is read only by a
 	// webhook about to verify (checking for a free slot first still let several read per slot).
-	slot := !verified && r.slots.tryAcquire(b.AccountID)
-	if !verified && !slot {
+	// An attestation of before the verification's time was attested (v1, v2: an upgrade, or a
+	// tenant that cut a v3 down to its first tags, which check as a v2) covers no time: the
+	// endpoint is verified again, and the recorded verification stands meanwhile. Signing the
+	// status's time instead let a tenant mint an attested time of its choosing, and postpone the
+	// auto-disable for ever. That is known without the Secret, so such a webhook waits as an
+	// unverified one does: reading its Secret at every retry let a tenant whose webhooks held
+	// their account's slots have the manager read hundreds of Secrets a second.
+	needs := !verified || !attest.Timed(wh.Status.Attestation)
+	slot := needs && r.slots.tryAcquire(b.AccountID)
+	if needs && !slot {
+		endpoint := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, Configuration: r.configuration(wh)}
+		if verified && r.Attestation.Check(endpoint, wh.Status.Attestation) >= attest.Endpoint {
+			// Still routed on the recorded verification while it waits for its turn; the
+			// dispatcher sends only with a certificate the attestation covers.
+			r.keepVerification(wh, v, endpoint, st)
+			verificationsThrottled.Inc()
+			return ctrl.Result{RequeueAfter: wait.Jitter(r.Options.ThrottleRetry, 1)}, nil
+		}
 		return r.throttled(ctx, b, st), nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
@@ -218,19 +234,8 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		r.keepVerification(wh, v, subject, st)
 		return r.resync(wh), nil
 	}
-	// An attestation of before the verification's time was attested (v1, v2: an upgrade, or a
-	// tenant that cut a v3 down to its first tags, which check as a v2) covers no time: the
-	// endpoint is verified again, and the recorded verification stands meanwhile. Signing the
-	// status's time instead let a tenant mint an attested time of its choosing, and postpone the
-	// auto-disable for ever.
-	untimed := covered
-
+	// Here without a slot: a verified endpoint whose certificate changed (a rotation).
 	if !slot && !r.slots.tryAcquire(b.AccountID) {
-		if untimed {
-			// Still routed on the recorded verification while it waits for its turn.
-			r.keepVerification(wh, v, subject, st)
-			return ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
-		}
 		return r.throttled(ctx, b, st), nil
 	}
 	verificationsInFlight.Inc()
