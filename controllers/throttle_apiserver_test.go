@@ -47,7 +47,6 @@ import (
 // Before, each waiting webhook read its Secret at every retry, 5–10 times a second here.
 func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	const webhooks = 20
 	slow := &gate{open: make(chan struct{})}
 	t.Cleanup(func() {
@@ -65,24 +64,9 @@ func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *tes
 		mu.Unlock()
 		slow.handler(w, r)
 	})
-	ca, err := testcerts.NewCA("tenant-mtls")
-	g.Expect(err).NotTo(HaveOccurred())
-	leaf, err := ca.Client("hookline-webhooks")
-	g.Expect(err).NotTo(HaveOccurred())
-
 	ns := newNamespace(t, "acc-secret-reads", "")
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
-	var names []string
-	for i := range webhooks {
-		name := fmt.Sprintf("hook-%02d", i)
-		names = append(names, name)
-		g.Expect(tenant.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM}})).To(Succeed())
-		spec := validSpec()
-		spec.URL = rc.URL + "/hooks/" + name
-		spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: name}
-		g.Expect(tenant.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec})).To(Succeed())
-	}
+	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
 	reads := func(name string) int {
 		return managerRequests.Count(http.MethodGet, "/api/v1/namespaces/"+ns+"/secrets/"+name)
 	}
@@ -111,6 +95,30 @@ func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *tes
 		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
 		g.Expect(reads(name)).To(BeNumerically(">=", 1), "the manager's reads of %s are counted", name)
 	}
+}
+
+// certWebhooks creates, as tenant, n webhooks of namespace ns (hook-00, hook-01, …) at url/hooks/
+// <name>, each with a client certificate in a Secret of its own, and returns their names.
+func certWebhooks(t *testing.T, tenant client.Client, ns, url string, n int) []string {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ca, err := testcerts.NewCA("tenant-mtls")
+	g.Expect(err).NotTo(HaveOccurred())
+	leaf, err := ca.Client("hookline-webhooks")
+	g.Expect(err).NotTo(HaveOccurred())
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("hook-%02d", i)
+		names = append(names, name)
+		g.Expect(tenant.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM}})).To(Succeed())
+		spec := validSpec()
+		spec.URL = url + "/hooks/" + name
+		spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: name}
+		g.Expect(tenant.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec})).To(Succeed())
+	}
+	return names
 }
 
 // impersonatedTenant returns a client acting as user, who may do anything in namespace ns and
@@ -156,24 +164,9 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 		mu.Unlock()
 		current.Load().handler(w, r)
 	})
-	ca, err := testcerts.NewCA("tenant-mtls-again")
-	g.Expect(err).NotTo(HaveOccurred())
-	leaf, err := ca.Client("hookline-webhooks")
-	g.Expect(err).NotTo(HaveOccurred())
-
 	ns := newNamespace(t, "acc-secret-reads-again", "")
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
-	var names []string
-	for i := range webhooks {
-		name := fmt.Sprintf("hook-%02d", i)
-		names = append(names, name)
-		g.Expect(tenant.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM}})).To(Succeed())
-		spec := validSpec()
-		spec.URL = rc.URL + "/hooks/" + name
-		spec.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: name}
-		g.Expect(tenant.Create(ctx, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec})).To(Succeed())
-	}
+	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
 	for _, name := range names {
 		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
 	}
