@@ -184,7 +184,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return outcome{note: note, expired: true, at: now, dropReason: ReasonExpired,
 			dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String()}
 	}
-	ev, err := e.event(ctx, note.EventSeq)
+	ev, err := e.eventOf(ctx, wh.AccountID, note.EventSeq)
 	if err != nil {
 		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
 			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
@@ -214,14 +214,33 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
 	pw, opt := wh.payloadWebhook(), e.bodyOptions() // as Body builds it for the read API
 	// A body that keeps a large part of a large event (sections the size cap cannot trim) is a copy
-	// of it per attempt: such bodies take turns within LargeBodyBytes, so that a fan-out of one
-	// 25 MB event to many webhooks cannot hold dozens of copies at once. Small bodies never wait.
-	if n := prep.BodySize(pw, notificationID, opt); n > largeBody {
-		release, err := e.largeBodies.acquire(ctx, ev.ev.AccountID, int64(min(n, e.cfg.LargeBodyBytes)))
-		if err != nil {
-			return outcome{retry: true} // stopping
+	// of it per attempt, and a large event read for this attempt is held by it until it ends: such
+	// attempts take turns within LargeBodyBytes, so that a fan-out of one 25 MB event to many
+	// webhooks cannot hold dozens of copies at once, nor attempts of many large events hold them
+	// all. Small ones never wait.
+	if n := max(prep.BodySize(pw, notificationID, opt), ev.size); n > largeBody {
+		account, w := ev.ev.AccountID, int64(min(n, e.cfg.LargeBodyBytes))
+		e.holdLarge(1)
+		release, ok := e.largeBodies.tryAcquire(account, w)
+		if !ok {
+			// The turn is waited for without the event: attempts waiting with large events of
+			// their own (up to 25 MB each, 30 attempts per account) held more than the turns
+			// bound. It is read again once the turn comes (from the cache, often).
+			ev, prep = nil, nil
+			e.holdLarge(-1)
+			if release, err = e.largeBodies.acquire(ctx, account, w); err != nil {
+				return outcome{retry: true} // stopping
+			}
+			if ev, err = e.eventOf(ctx, wh.AccountID, note.EventSeq); err == nil {
+				prep, err = ev.prepared()
+			}
+			if err != nil {
+				release()
+				return outcome{retry: true} // the next attempt reads it again, and judges what failed
+			}
+			e.holdLarge(1)
 		}
-		defer release()
+		defer func() { e.holdLarge(-1); release() }()
 	}
 	body := prep.Build(pw, notificationID, opt)
 	if len(body.Trimmed) > 0 {
@@ -324,13 +343,31 @@ var errCorruptEvent = errors.New("stored event does not decode")
 // event returns the parsed event with sequence seq, from the cache or the store. Concurrent attempts
 // for one event (a fan-out) share one read.
 func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
+	return e.eventOf(ctx, "", seq)
+}
+
+// eventOf is event for an attempt of account, whose reads from the store take one of its account's
+// turns (Engine.eventLoads): the size of an event is known only once it is read.
+func (e *Engine) eventOf(ctx context.Context, account string, seq uint64) (*cachedEvent, error) {
 	return e.events.load(seq, func() (*cachedEvent, error) {
+		release, err := e.eventLoads.acquire(ctx, account, 1)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		raw, created, err := e.store.GetEvent(ctx, seq)
 		if err != nil {
 			return nil, err
 		}
 		return decodeEvent(seq, raw, created)
 	})
+}
+
+// holdLarge counts an attempt starting (1) or ending (-1) to hold a large event.
+func (e *Engine) holdLarge(d int64) {
+	n := e.largeHeld.Add(d)
+	for m := e.largeHeldPeak.Load(); n > m && !e.largeHeldPeak.CompareAndSwap(m, n); m = e.largeHeldPeak.Load() {
+	}
 }
 
 // decodeEvent parses stored event seq for payload building. The notification aliases raw: one copy

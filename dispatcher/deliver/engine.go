@@ -110,8 +110,17 @@ type Config struct {
 	StopGrace time.Duration
 }
 
-// largeBody is the size above which a body counts against Config.LargeBodyBytes.
+// largeBody is the size above which a body, or an event an attempt holds, counts against
+// Config.LargeBodyBytes.
 const largeBody = 1 << 20
+
+// Reads of events from the store at once, per account and in all (Engine.eventLoads). Events are
+// mostly a few KB, read in tens of microseconds from the embedded store, so a few at a time keep
+// up with any account's deliveries; what they bound is the memory of large ones read at once.
+const (
+	eventLoadsPerAccount = 2
+	eventLoadsAll        = 8
+)
 
 // Engine delivers queued notifications.
 type Engine struct {
@@ -121,9 +130,16 @@ type Engine struct {
 	clock  clock.Clock
 	log    logr.Logger
 	events *eventCache
-	// largeBodies is the memory for large bodies (Config.LargeBodyBytes), half of it at most per
-	// account.
+	// largeBodies is the memory for large bodies and events (Config.LargeBodyBytes), half of it
+	// at most per account.
 	largeBodies *largeTurns
+	// eventLoads are the reads of events from the store in progress: their size is known only once
+	// read (up to the largest event accepted, 25 MiB by default), so an account reads at most
+	// eventLoadsPerAccount at once, and every account together eventLoadsAll.
+	eventLoads *largeTurns
+	// largeHeld counts the attempts holding a large event (or one whose body is large), and
+	// largeHeldPeak their most at once (for tests).
+	largeHeld, largeHeldPeak atomic.Int64
 	// watchers are told when a webhook's Status changed (Watch); urgent changes (a state
 	// transition) should be shown at once, others may wait. They are only told: what they do never
 	// feeds back into delivery or its durability.
@@ -236,6 +252,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
 		largeBodies: newLargeTurns(int64(cfg.LargeBodyBytes)),
+		eventLoads:  newTurns(eventLoadsAll, eventLoadsPerAccount),
 		queues:      map[string]*queue{},
 		accounts:    map[string]*account{},
 		restored:    map[string]*record{},

@@ -171,3 +171,76 @@ func storeAndEnqueue(t *testing.T, ctx context.Context, st *store.Store, e *Engi
 		e.Enqueue(items[i].UID, n)
 	}
 }
+
+// countingStore counts the reads of events in progress, and their most at once.
+type countingStore struct {
+	*store.Store
+	reading, most atomic.Int64
+}
+
+func (c *countingStore) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, error) {
+	n := c.reading.Add(1)
+	defer c.reading.Add(-1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	return c.Store.GetEvent(ctx, seq)
+}
+
+// Ten webhooks of one account, each with a large event of its own at its queue's head (the
+// producer's attack: an event per route, each near the largest accepted), at a receiver that holds
+// every request: the account's attempts may be 30 at once, but those waiting for their turn do not
+// hold their events meanwhile, and the account reads at most two events from the store at once.
+// Before, every attempt read its event first and held it while it waited: ten events in memory
+// where the turns allow two bodies (up to 30 × 25 MB for one account).
+func TestAttemptsWaitingForALargeTurnHoldNoEvent(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opened, err := store.Open(ctx, store.Config{DataDir: t.TempDir()})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer opened.Close()
+	st := &countingStore{Store: opened}
+
+	var inFlight, delivered atomic.Int64
+	gate := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-gate
+		inFlight.Add(-1)
+		delivered.Add(1)
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	defer srv.Close()
+	defer close(gate)
+
+	// 6 MiB of turns, 3 MiB for one account: two of these 1.5 MiB events at once.
+	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 6 << 20},
+		st, NewSender(5*time.Second, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
+	g.Expect(e.Start(ctx)).To(Succeed())
+
+	const webhooks = 10
+	var items []store.Enqueue
+	for i := range webhooks {
+		id := fmt.Sprintf("big-%d", i)
+		raw := fmt.Appendf(nil, `{"id":%q,"event":"AGREEMENT_CREATED","accountId":"acc","resource":{"type":"AGREEMENT","id":"a-1"},`+
+			`"notification":{"attachment":%q,"agreement":{"id":"a-1","name":"n","status":"s"}}}`, id, strings.Repeat(string(rune('a'+i)), 3<<19))
+		_, err = ingest.Parse(raw)
+		g.Expect(err).NotTo(HaveOccurred())
+		seq, _, err := st.PutEvent(ctx, store.EventKey("acc", id), raw, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		uid := fmt.Sprintf("wh-%d", i)
+		e.Upsert(Webhook{UID: uid, Name: uid, AccountID: "acc", URL: srv.URL, ClientID: "c", Scope: "ACCOUNT", Deliverable: true})
+		items = append(items, store.Enqueue{UID: uid, Note: store.Note{EventSeq: seq, Created: time.Now()}})
+	}
+	storeAndEnqueue(t, ctx, st.Store, e, items)
+
+	g.Eventually(inFlight.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(2))
+	g.Consistently(inFlight.Load).WithTimeout(300*time.Millisecond).Should(BeEquivalentTo(2), "a third large body was built")
+	for range webhooks {
+		gate <- struct{}{}
+	}
+	g.Eventually(delivered.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(webhooks))
+	g.Expect(e.largeHeldPeak.Load()).To(BeNumerically("<=", 2+eventLoadsPerAccount), "held by the two with a turn, and those that have just read theirs")
+	g.Expect(st.most.Load()).To(BeNumerically("<=", eventLoadsPerAccount), "the account's reads of events at once")
+}
