@@ -121,6 +121,10 @@ type Replayer struct {
 	// running holds, per namespace, the replays admitted to run (until they finish or go), with
 	// when they were admitted.
 	running map[string]map[types.NamespacedName]time.Time
+	// elsewhere holds, per namespace, how many replays the cache showed started and not finished
+	// without this dispatcher having admitted them, when admit or resume last listed them (for
+	// turnsSeenFor): turns those hold are seen without listing again.
+	elsewhere map[string]seenTurns
 	// shown is when each running replay's progress was last written to its status.
 	shown map[types.NamespacedName]time.Time
 	// written is the status last written for each replay, until the cache shows it finished.
@@ -161,6 +165,7 @@ func (r *Replayer) init() {
 	r.tally = newReplayTally(r.wake)
 	r.phase = map[types.NamespacedName]string{}
 	r.running = map[string]map[types.NamespacedName]time.Time{}
+	r.elsewhere = map[string]seenTurns{}
 	r.shown = map[types.NamespacedName]time.Time{}
 	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
 	r.peak = map[string]int{}

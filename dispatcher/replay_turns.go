@@ -74,6 +74,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		running[k] = true
 	}
 	var waiting []*hooklinev1.WebhookReplay
+	elsewhere := 0
 	for i := range list {
 		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
@@ -81,10 +82,12 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		case k == key || finished(&o.Status) || running[k]:
 		case started(&o.Status):
 			running[k] = true
+			elsewhere++
 		case waitsTurn(o) && createdBefore(o, rp):
 			waiting = append(waiting, o)
 		}
 	}
+	r.sawTurnsLocked(rp.Namespace, elsewhere)
 	if !running[key] {
 		if len(running)+len(waiting) >= r.maxPerNamespace() {
 			return false, time.Time{}, nil
@@ -104,13 +107,40 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 }
 
 // turn reports whether key holds a turn in its namespace (and since when), and whether every
-// turn there is held (by replays this dispatcher admitted).
+// turn there is held: by replays this dispatcher admitted, and by those the cache showed started
+// without it at the last listing, for turnsSeenFor after it.
 func (r *Replayer) turn(key types.NamespacedName) (since time.Time, held, full bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	running := r.running[key.Namespace]
 	since, held = running[key]
-	return since, held, len(running) >= r.maxPerNamespace()
+	taken := len(running)
+	if seen, ok := r.elsewhere[key.Namespace]; ok && r.Clock.Since(seen.at) < turnsSeenFor {
+		taken += seen.n
+	}
+	return since, held, taken >= r.maxPerNamespace()
+}
+
+// seenTurns is how many turns of a namespace the cache showed held by replays this dispatcher did
+// not admit (started by a previous run, or a status the tenant wrote), and when.
+type seenTurns struct {
+	n  int
+	at time.Time
+}
+
+// turnsSeenFor is how long a listing's count of the turns held elsewhere stands: replays whose
+// status says started but that wait for their Webhook hold a turn without running, and without
+// it every replay waiting behind them listed the namespace's replays at each poll (a tenant's
+// thousands of replays listing thousands each).
+const turnsSeenFor = time.Second
+
+// sawTurnsLocked records n turns of namespace held elsewhere, at the listing just made.
+func (r *Replayer) sawTurnsLocked(namespace string, n int) {
+	if n == 0 {
+		delete(r.elsewhere, namespace)
+		return
+	}
+	r.elsewhere[namespace] = seenTurns{n: n, at: r.Clock.Now()}
 }
 
 // replaysIn lists namespace's replays from the cache without copying them: they are only read.
@@ -169,14 +199,18 @@ func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok
 	if _, held := running[key]; held {
 		return true, nil
 	}
-	ahead := len(running)
+	ahead, elsewhere := len(running), 0
 	for i := range list {
 		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
-		if _, held := running[k]; !held && k != key && started(&o.Status) && !finished(&o.Status) && createdBefore(o, rp) {
-			ahead++
+		if _, held := running[k]; !held && k != key && started(&o.Status) && !finished(&o.Status) {
+			elsewhere++
+			if createdBefore(o, rp) {
+				ahead++
+			}
 		}
 	}
+	r.sawTurnsLocked(rp.Namespace, elsewhere)
 	if ahead >= r.maxPerNamespace() {
 		r.phase[key] = phaseQueued
 		return false, nil

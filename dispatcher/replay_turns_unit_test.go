@@ -19,6 +19,7 @@ package dispatcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -117,4 +118,52 @@ func TestReplaysWithRoomStartInCreationOrder(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(ok).To(BeTrue())
 	g.Expect(stEarlier.StartedAt.Time).NotTo(BeTemporally(">", stLater.StartedAt.Time), "the earlier replay did not start after the later one")
+}
+
+// Turns held by replays whose status says started but that this dispatcher did not admit (a
+// status the tenant wrote, for replays of a Webhook it keeps INACTIVE, so that they never run)
+// are seen without listing the namespace again for turnsSeenFor: before, each of the tenant's
+// waiting replays listed (and copied) every replay of the namespace at each poll.
+func TestTurnsHeldElsewhereAreSeenWithoutListingAgain(t *testing.T) {
+	g := NewWithT(t)
+	base := time.Unix(1_700_000_000, 0)
+	queued := []metav1.Condition{{Type: hooklinev1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonQueued,
+		LastTransitionTime: metav1.NewTime(base)}}
+	var objs []client.Object
+	for i := range 2 {
+		objs = append(objs, &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprintf("forged-%d", i),
+			CreationTimestamp: metav1.NewTime(base)}, Spec: hooklinev1.WebhookReplaySpec{WebhookName: "inactive"},
+			Status: hooklinev1.WebhookReplayStatus{WebhookUID: "wh-inactive", StartedAt: &metav1.Time{Time: base}}})
+	}
+	var waiting []*hooklinev1.WebhookReplay
+	for i := range 50 {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprintf("waiting-%02d", i),
+			CreationTimestamp: metav1.NewTime(base.Add(time.Second))}, Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"},
+			Status: hooklinev1.WebhookReplayStatus{Conditions: queued}}
+		waiting = append(waiting, rp)
+		objs = append(objs, rp)
+	}
+	lists := 0
+	c := fakeClientBuilder(t).WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			lists++
+			return c.List(ctx, list, opts...)
+		},
+	}).Build()
+	clk := clocktesting.NewFakePassiveClock(base.Add(2 * time.Second))
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2, Log: &countingLog{}}
+	r.init()
+
+	for _, rp := range waiting {
+		ok, _, err := r.admit(context.Background(), rp)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(ok).To(BeFalse(), "both turns are held")
+	}
+	g.Expect(lists).To(Equal(1), "one listing for the fifty")
+
+	clk.SetTime(base.Add(2*time.Second + turnsSeenFor))
+	ok, _, err := r.admit(context.Background(), waiting[0])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeFalse())
+	g.Expect(lists).To(Equal(2), "listed again once the count is old")
 }
