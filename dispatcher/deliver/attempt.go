@@ -184,7 +184,26 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return outcome{note: note, expired: true, at: now, dropReason: ReasonExpired,
 			dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String()}
 	}
-	ev, err := e.eventOf(ctx, wh.AccountID, note.EventSeq)
+	// A large event read from the store for this attempt is held by it until it ends: its turn
+	// (within LargeBodyBytes, as large bodies take) is taken before it is read (turn, below), so
+	// that attempts of many distinct large events cannot hold them all at once (up to 30 of 25 MB
+	// for one account).
+	var turn func()
+	defer func() {
+		if turn != nil {
+			e.holdLarge(-1)
+			turn()
+		}
+	}()
+	ev, err := e.eventWithin(ctx, note.EventSeq, func(size int64) error {
+		release, err := e.largeBodies.acquire(ctx, wh.AccountID, min(size, int64(e.cfg.LargeBodyBytes)))
+		if err != nil {
+			return err
+		}
+		turn = release
+		e.holdLarge(1)
+		return nil
+	})
 	if err != nil {
 		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
 			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
@@ -214,33 +233,15 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	notificationID := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
 	pw, opt := wh.payloadWebhook(), e.bodyOptions() // as Body builds it for the read API
 	// A body that keeps a large part of a large event (sections the size cap cannot trim) is a copy
-	// of it per attempt, and a large event read for this attempt is held by it until it ends: such
-	// attempts take turns within LargeBodyBytes, so that a fan-out of one 25 MB event to many
-	// webhooks cannot hold dozens of copies at once, nor attempts of many large events hold them
-	// all. Small ones never wait.
-	if n := max(prep.BodySize(pw, notificationID, opt), ev.size); n > largeBody {
-		account, w := ev.ev.AccountID, int64(min(n, e.cfg.LargeBodyBytes))
-		e.holdLarge(1)
-		release, ok := e.largeBodies.tryAcquire(account, w)
-		if !ok {
-			// The turn is waited for without the event: attempts waiting with large events of
-			// their own (up to 25 MB each, 30 attempts per account) held more than the turns
-			// bound. It is read again once the turn comes (from the cache, often).
-			ev, prep = nil, nil
-			e.holdLarge(-1)
-			if release, err = e.largeBodies.acquire(ctx, account, w); err != nil {
-				return outcome{retry: true} // stopping
-			}
-			if ev, err = e.eventOf(ctx, wh.AccountID, note.EventSeq); err == nil {
-				prep, err = ev.prepared()
-			}
-			if err != nil {
-				release()
-				return outcome{retry: true} // the next attempt reads it again, and judges what failed
-			}
-			e.holdLarge(1)
+	// of it per attempt, and an attempt holds the event it was handed (from the cache, or read by
+	// another attempt of the same event) until it ends: such attempts take turns within
+	// LargeBodyBytes too, so that a fan-out of one 25 MB event to many webhooks cannot hold dozens
+	// of copies at once. Small ones never wait.
+	if n := max(prep.BodySize(pw, notificationID, opt), ev.size); n > largeBody && turn == nil {
+		var ok bool
+		if ev, prep, ok = e.largeTurn(ctx, wh.AccountID, note.EventSeq, ev, prep, n, &turn); !ok {
+			return outcome{retry: true} // stopping, or the event's read failed: the next attempt judges it
 		}
-		defer func() { e.holdLarge(-1); release() }()
 	}
 	body := prep.Build(pw, notificationID, opt)
 	if len(body.Trimmed) > 0 {
@@ -343,19 +344,15 @@ var errCorruptEvent = errors.New("stored event does not decode")
 // event returns the parsed event with sequence seq, from the cache or the store. Concurrent attempts
 // for one event (a fan-out) share one read.
 func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
-	return e.eventOf(ctx, "", seq)
+	return e.eventWithin(ctx, seq, nil)
 }
 
-// eventOf is event for an attempt of account, whose reads from the store take one of its account's
-// turns (Engine.eventLoads): the size of an event is known only once it is read.
-func (e *Engine) eventOf(ctx context.Context, account string, seq uint64) (*cachedEvent, error) {
+// eventWithin is event, telling reserve (unless nil) the size of a large event before this caller
+// reads it from the store (store.Store.GetEventWithin); a caller handed the event from the cache,
+// or from another caller's read, is not asked.
+func (e *Engine) eventWithin(ctx context.Context, seq uint64, reserve func(size int64) error) (*cachedEvent, error) {
 	return e.events.load(seq, func() (*cachedEvent, error) {
-		release, err := e.eventLoads.acquire(ctx, account, 1)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		raw, created, err := e.store.GetEvent(ctx, seq)
+		raw, created, err := e.store.GetEventWithin(ctx, seq, reserve)
 		if err != nil {
 			return nil, err
 		}
@@ -363,7 +360,47 @@ func (e *Engine) eventOf(ctx context.Context, account string, seq uint64) (*cach
 	})
 }
 
-// holdLarge counts an attempt starting (1) or ending (-1) to hold a large event.
+// largeTurn takes the turn of an attempt of account handed event seq (ev, prepared) from the cache
+// or from another's read, whose event or body takes n bytes: at once when it is free; otherwise
+// without the event, which it reads again once the turn comes (attempts waiting with the events
+// they were handed held more than the turns bound). It returns the event to use and sets *turn;
+// ok is false when the wait ended (stopping) or the read again failed.
+func (e *Engine) largeTurn(ctx context.Context, account string, seq uint64, ev *cachedEvent, prep *payload.Prepared, n int, turn *func()) (*cachedEvent, *payload.Prepared, bool) {
+	w := int64(min(n, e.cfg.LargeBodyBytes))
+	e.holdLarge(1)
+	if release, ok := e.largeBodies.tryAcquire(account, w); ok {
+		*turn = release
+		return ev, prep, true
+	}
+	e.holdLarge(-1)
+	release, err := e.largeBodies.acquire(ctx, account, w)
+	if err != nil {
+		return nil, nil, false
+	}
+	e.holdLarge(1)
+	*turn = release
+	if ev, err = e.eventHolding(ctx, seq); err == nil {
+		prep, err = ev.prepared()
+	}
+	return ev, prep, err == nil
+}
+
+// eventHolding returns event seq for an attempt that holds a large turn: from the cache, or read
+// from the store by itself. It does not wait for another caller's read, whose reserve may be
+// waiting for the very turn this caller holds.
+func (e *Engine) eventHolding(ctx context.Context, seq uint64) (*cachedEvent, error) {
+	if ev, ok := e.events.get(seq); ok {
+		return ev, nil
+	}
+	raw, created, err := e.store.GetEvent(ctx, seq)
+	if err != nil {
+		return nil, err
+	}
+	return decodeEvent(seq, raw, created)
+}
+
+// holdLarge counts an attempt starting (1) or ending (-1) to hold a large event or body (or its
+// turn, taken before the event is read).
 func (e *Engine) holdLarge(d int64) {
 	n := e.largeHeld.Add(d)
 	for m := e.largeHeldPeak.Load(); n > m && !e.largeHeldPeak.CompareAndSwap(m, n); m = e.largeHeldPeak.Load() {

@@ -57,9 +57,24 @@ var (
 // not evict events awaiting delivery. A large body is built only when the memory for large bodies
 // is free at once (ErrBusy otherwise), so that readers never hold deliveries back.
 func (e *Engine) Body(ctx context.Context, wh payload.Webhook, seq uint64) (payload.Result, string, error) {
+	var turn func()
+	defer func() {
+		if turn != nil {
+			turn()
+		}
+	}()
 	ev, ok := e.events.get(seq)
 	if !ok {
-		raw, created, err := e.store.GetEvent(ctx, seq)
+		// A large event is read only within a turn free at once, as a large body is built; its
+		// account is not known before it is read, so the reads share one account's part.
+		raw, created, err := e.store.GetEventWithin(ctx, seq, func(size int64) error {
+			release, ok := e.largeBodies.tryAcquire("", min(size, int64(e.cfg.LargeBodyBytes)))
+			if !ok {
+				return ErrBusy
+			}
+			turn = release
+			return nil
+		})
 		if err != nil {
 			if store.Gone(err) {
 				return payload.Result{}, "", fmt.Errorf("%w: %v", ErrEventGone, err)
@@ -76,12 +91,12 @@ func (e *Engine) Body(ctx context.Context, wh payload.Webhook, seq uint64) (payl
 	}
 	id := payload.NotificationID(wh.UID, ev.ev.AccountID, ev.ev.ID)
 	opt := e.bodyOptions()
-	if n := prep.BodySize(wh, id, opt); n > largeBody {
+	if n := prep.BodySize(wh, id, opt); n > largeBody && turn == nil {
 		release, ok := e.largeBodies.tryAcquire(ev.ev.AccountID, int64(min(n, e.cfg.LargeBodyBytes)))
 		if !ok {
 			return payload.Result{}, "", ErrBusy
 		}
-		defer release()
+		turn = release
 	}
 	return prep.Build(wh, id, opt), id, nil
 }

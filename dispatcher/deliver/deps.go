@@ -43,6 +43,9 @@ type QueueStore interface {
 	// GetEvent returns the stored event seq and when it was accepted; store.Gone reports an event
 	// that is no longer there.
 	GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, error)
+	// GetEventWithin is GetEvent telling reserve (unless nil) the size of a large event before
+	// it is read (store.Store.GetEventWithin); reserve may wait, or refuse with an error.
+	GetEventWithin(ctx context.Context, seq uint64, reserve func(size int64) error) ([]byte, time.Time, error)
 	// StateKeys lists the uids with saved state; GetState returns one with its revision (nil and
 	// 0 when none), PutState saves one if the stored one is still revision rev (0: none), or
 	// returns store.ErrStateChanged, and DeleteState forgets it.

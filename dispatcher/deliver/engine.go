@@ -114,14 +114,6 @@ type Config struct {
 // Config.LargeBodyBytes.
 const largeBody = 1 << 20
 
-// Reads of events from the store at once, per account and in all (Engine.eventLoads). Events are
-// mostly a few KB, read in tens of microseconds from the embedded store, so a few at a time keep
-// up with any account's deliveries; what they bound is the memory of large ones read at once.
-const (
-	eventLoadsPerAccount = 2
-	eventLoadsAll        = 8
-)
-
 // Engine delivers queued notifications.
 type Engine struct {
 	cfg    Config
@@ -133,10 +125,6 @@ type Engine struct {
 	// largeBodies is the memory for large bodies and events (Config.LargeBodyBytes), half of it
 	// at most per account.
 	largeBodies *largeTurns
-	// eventLoads are the reads of events from the store in progress: their size is known only once
-	// read (up to the largest event accepted, 25 MiB by default), so an account reads at most
-	// eventLoadsPerAccount at once, and every account together eventLoadsAll.
-	eventLoads *largeTurns
 	// largeHeld counts the attempts holding a large event (or one whose body is large), and
 	// largeHeldPeak their most at once (for tests).
 	largeHeld, largeHeldPeak atomic.Int64
@@ -252,7 +240,6 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		cfg: cfg, store: st, sender: sender, clock: clk, log: log, metrics: metrics, rec: cfg.Recorder,
 		events:      newEventCache(cfg.EventCacheBytes),
 		largeBodies: newLargeTurns(int64(cfg.LargeBodyBytes)),
-		eventLoads:  newTurns(eventLoadsAll, eventLoadsPerAccount),
 		queues:      map[string]*queue{},
 		accounts:    map[string]*account{},
 		restored:    map[string]*record{},

@@ -172,6 +172,20 @@ func (s *memStore) GetEvent(_ context.Context, seq uint64) ([]byte, time.Time, e
 	return ev.raw, ev.created, nil
 }
 
+// GetEventWithin is GetEvent, telling reserve the size of events above 512 KiB first (those the
+// store keeps in its object store by default).
+func (s *memStore) GetEventWithin(ctx context.Context, seq uint64, reserve func(int64) error) ([]byte, time.Time, error) {
+	s.mu.Lock()
+	ev, ok := s.events[seq]
+	s.mu.Unlock()
+	if ok && reserve != nil && len(ev.raw) > 512<<10 {
+		if err := reserve(int64(len(ev.raw))); err != nil {
+			return nil, time.Time{}, err
+		}
+	}
+	return s.GetEvent(ctx, seq)
+}
+
 func (s *memStore) StateKeys(context.Context) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -41,11 +41,8 @@ type accountTurns struct {
 	users int
 }
 
-func newLargeTurns(size int64) *largeTurns { return newTurns(size, size/2) }
-
-// newTurns returns turns of size in all, of which one account holds at most share.
-func newTurns(size, share int64) *largeTurns {
-	return &largeTurns{all: semaphore.NewWeighted(size), share: max(share, 1), accounts: map[string]*accountTurns{}}
+func newLargeTurns(size int64) *largeTurns {
+	return &largeTurns{all: semaphore.NewWeighted(size), share: max(size/2, 1), accounts: map[string]*accountTurns{}}
 }
 
 // acquire waits for w bytes of account's share and of the whole, and returns their release.

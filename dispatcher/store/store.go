@@ -683,6 +683,13 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 
 // GetEvent loads the raw event with sequence seq and its acceptance time.
 func (s *Store) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, error) {
+	return s.GetEventWithin(ctx, seq, nil)
+}
+
+// GetEventWithin is GetEvent for a reader that bounds the memory of large events: when the event is
+// kept in the object store (larger than InlineMax), reserve (unless nil) is told its size before it
+// is read, and may wait for room or refuse (its error is returned).
+func (s *Store) GetEventWithin(ctx context.Context, seq uint64, reserve func(size int64) error) ([]byte, time.Time, error) {
 	m, err := s.events.GetMsg(ctx, seq)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("loading event %d: %w", seq, err)
@@ -692,7 +699,7 @@ func (s *Store) GetEvent(ctx context.Context, seq uint64) ([]byte, time.Time, er
 		created = time.Unix(0, ns)
 	}
 	if name := m.Header.Get(bodyHeader); name != "" {
-		raw, err := s.getBody(ctx, name)
+		raw, err := s.getBody(ctx, name, reserve)
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("loading body of event %d: %w", seq, err)
 		}
@@ -719,8 +726,18 @@ func Gone(err error) bool {
 }
 
 // getBody reads an object into a buffer of its exact size: ObjectStore.GetBytes grows one as it
-// reads, which for a 25 MB event allocates about twice that.
-func (s *Store) getBody(ctx context.Context, name string) ([]byte, error) {
+// reads, which for a 25 MB event allocates about twice that. Its size is told to reserve (unless
+// nil) before any of it is read: a Get starts the object's chunks flowing at once.
+func (s *Store) getBody(ctx context.Context, name string, reserve func(size int64) error) ([]byte, error) {
+	if reserve != nil {
+		info, err := s.bodies.GetInfo(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := reserve(int64(info.Size)); err != nil {
+			return nil, err
+		}
+	}
 	obj, err := s.bodies.Get(ctx, name)
 	if err != nil {
 		return nil, err
