@@ -74,7 +74,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		running[k] = true
 	}
 	var waiting []*hooklinev1.WebhookReplay
-	elsewhere := 0
+	elsewhere := map[types.NamespacedName]bool{}
 	for i := range list {
 		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
@@ -82,7 +82,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		case k == key || finished(&o.Status) || running[k]:
 		case started(&o.Status):
 			running[k] = true
-			elsewhere++
+			elsewhere[k] = true
 		case waitsTurn(o) && createdBefore(o, rp):
 			waiting = append(waiting, o)
 		}
@@ -116,16 +116,21 @@ func (r *Replayer) turn(key types.NamespacedName) (since time.Time, held, full b
 	since, held = running[key]
 	taken := len(running)
 	if seen, ok := r.elsewhere[key.Namespace]; ok && r.Clock.Since(seen.at) < turnsSeenFor {
-		taken += seen.n
+		for k := range seen.keys {
+			if _, admitted := running[k]; k != key && !admitted {
+				taken++
+			}
+		}
 	}
 	return since, held, taken >= r.maxPerNamespace()
 }
 
-// seenTurns is how many turns of a namespace the cache showed held by replays this dispatcher did
-// not admit (started by a previous run, or a status the tenant wrote), and when.
+// seenTurns is which replays of a namespace the cache showed holding turns without this
+// dispatcher having admitted them (started by a previous run, or a status the tenant wrote), and
+// when. Keys, not a count: such a replay asking for its own turn must not count itself.
 type seenTurns struct {
-	n  int
-	at time.Time
+	keys map[types.NamespacedName]bool
+	at   time.Time
 }
 
 // turnsSeenFor is how long a listing's count of the turns held elsewhere stands: replays whose
@@ -134,13 +139,13 @@ type seenTurns struct {
 // thousands of replays listing thousands each).
 const turnsSeenFor = time.Second
 
-// sawTurnsLocked records n turns of namespace held elsewhere, at the listing just made.
-func (r *Replayer) sawTurnsLocked(namespace string, n int) {
-	if n == 0 {
+// sawTurnsLocked records the turns of namespace held elsewhere (keys), at the listing just made.
+func (r *Replayer) sawTurnsLocked(namespace string, keys map[types.NamespacedName]bool) {
+	if len(keys) == 0 {
 		delete(r.elsewhere, namespace)
 		return
 	}
-	r.elsewhere[namespace] = seenTurns{n: n, at: r.Clock.Now()}
+	r.elsewhere[namespace] = seenTurns{keys: keys, at: r.Clock.Now()}
 }
 
 // replaysIn lists namespace's replays from the cache without copying them: they are only read.
@@ -199,13 +204,13 @@ func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok
 	if _, held := running[key]; held {
 		return true, nil
 	}
-	ahead, elsewhere := len(running), 0
+	ahead, elsewhere := len(running), map[types.NamespacedName]bool{}
 	for i := range list {
 		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
-		if _, held := running[k]; !held && k != key && started(&o.Status) && !finished(&o.Status) {
-			elsewhere++
-			if createdBefore(o, rp) {
+		if _, held := running[k]; !held && started(&o.Status) && !finished(&o.Status) {
+			elsewhere[k] = true
+			if k != key && createdBefore(o, rp) {
 				ahead++
 			}
 		}

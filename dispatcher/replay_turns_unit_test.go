@@ -167,3 +167,27 @@ func TestTurnsHeldElsewhereAreSeenWithoutListingAgain(t *testing.T) {
 	g.Expect(ok).To(BeFalse())
 	g.Expect(lists).To(Equal(2), "listed again once the count is old")
 }
+
+// A replay left started by a previous run is not kept waiting by its own turn, counted among those
+// the cache showed held elsewhere: with two turns, one new replay admitted beside it leaves it the
+// second.
+func TestAReplayHeldElsewhereDoesNotCountItselfAgainstItsTurn(t *testing.T) {
+	g := NewWithT(t)
+	base := time.Unix(1_700_000_000, 0)
+	left := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "left", CreationTimestamp: metav1.NewTime(base)},
+		Spec:   hooklinev1.WebhookReplaySpec{WebhookName: "orders"},
+		Status: hooklinev1.WebhookReplayStatus{WebhookUID: "wh-uid", StartedAt: &metav1.Time{Time: base}}}
+	fresh := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "fresh", CreationTimestamp: metav1.NewTime(base.Add(time.Second))},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
+	c := fakeClientBuilder(t).WithObjects(left, fresh).Build()
+	clk := clocktesting.NewFakePassiveClock(base.Add(2 * time.Second))
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 2, Log: &countingLog{}}
+	r.init()
+
+	ok, _, err := r.admit(context.Background(), fresh)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue(), "the left one and the fresh one fit")
+	ok, err = r.resume(context.Background(), left)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue(), "the second turn is the left one's")
+}

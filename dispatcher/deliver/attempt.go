@@ -196,6 +196,9 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		}
 	}()
 	ev, err := e.eventWithin(ctx, note.EventSeq, func(size int64) error {
+		if size <= largeBody {
+			return nil
+		}
 		release, err := e.largeBodies.acquire(ctx, wh.AccountID, min(size, int64(e.cfg.LargeBodyBytes)))
 		if err != nil {
 			return err
@@ -341,15 +344,10 @@ func (e *Engine) headNote(ctx context.Context, q *queue) (store.Note, bool, erro
 // errCorruptEvent marks a stored event that does not decode: it never will.
 var errCorruptEvent = errors.New("stored event does not decode")
 
-// event returns the parsed event with sequence seq, from the cache or the store. Concurrent attempts
-// for one event (a fan-out) share one read.
-func (e *Engine) event(ctx context.Context, seq uint64) (*cachedEvent, error) {
-	return e.eventWithin(ctx, seq, nil)
-}
-
-// eventWithin is event, telling reserve (unless nil) the size of a large event before this caller
-// reads it from the store (store.Store.GetEventWithin); a caller handed the event from the cache,
-// or from another caller's read, is not asked.
+// eventWithin returns the parsed event with sequence seq, from the cache or the store, telling
+// reserve (unless nil) the size of an event kept in the object store before this caller reads it
+// (store.Store.GetEventWithin); a caller handed the event from the cache, or from another caller's
+// read, is not asked. Concurrent attempts for one event (a fan-out) share one read.
 func (e *Engine) eventWithin(ctx context.Context, seq uint64, reserve func(size int64) error) (*cachedEvent, error) {
 	return e.events.load(seq, func() (*cachedEvent, error) {
 		raw, created, err := e.store.GetEventWithin(ctx, seq, reserve)

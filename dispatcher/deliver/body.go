@@ -68,6 +68,9 @@ func (e *Engine) Body(ctx context.Context, wh payload.Webhook, seq uint64) (payl
 		// A large event is read only within a turn free at once, as a large body is built; its
 		// account is not known before it is read, so the reads share one account's part.
 		raw, created, err := e.store.GetEventWithin(ctx, seq, func(size int64) error {
+			if size <= largeBody {
+				return nil
+			}
 			release, ok := e.largeBodies.tryAcquire("", min(size, int64(e.cfg.LargeBodyBytes)))
 			if !ok {
 				return ErrBusy

@@ -18,6 +18,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/hookline/hookline/dispatcher/payload"
@@ -121,7 +122,9 @@ func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		if ev, err := e.event(ctx, n.EventSeq); err == nil {
+		// Not a large event, though, which would be read whole, outside the turns, for its id
+		// and time: the note's own fields stand for them (Created then the replay's).
+		if ev, err := e.eventWithin(ctx, n.EventSeq, refuseLarge); err == nil {
 			eventID, name, created, accountID = ev.ev.ID, ev.ev.Event, ev.created, ev.ev.AccountID
 		}
 	}
@@ -134,6 +137,17 @@ func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n
 		r.NotificationID = payload.NotificationID(wh.UID, accountID, eventID)
 	}
 	return r
+}
+
+// errLargeEvent is refuseLarge's answer.
+var errLargeEvent = errors.New("a large event is not read for a record")
+
+// refuseLarge is a reserve (store.Store.GetEventWithin) that lets no large event be read.
+func refuseLarge(size int64) error {
+	if size <= largeBody {
+		return nil
+	}
+	return errLargeEvent
 }
 
 // attemptNumber numbers the attempt about to be made for n, h being the queue's retry state: the
