@@ -79,7 +79,7 @@ type Reviewer struct {
 	// reviews bounds the TokenReviews of new tokens; good holds the digests of the tokens
 	// accepted within GoodFor.
 	reviews *rate.Limiter
-	good    *utilcache.LRUExpireCache
+	good    *goodTokens
 }
 
 // newReviewer reviews through authn and authz, remembering answers for ttl (above 0) by clk.
@@ -88,7 +88,7 @@ func newReviewer(authn authenticationclient.TokenReviewsGetter, authz authorizat
 		tokens:  utilcache.NewLRUExpireCacheWithClock(cacheSize, clk),
 		access:  utilcache.NewLRUExpireCacheWithClock(cacheSize, clk),
 		reviews: rate.NewLimiter(NewTokenRate, NewTokenBurst),
-		good:    utilcache.NewLRUExpireCacheWithClock(cacheSize, clk)}
+		good:    newGoodTokens(cacheSize, clk)}
 }
 
 // NewForConfig reviews with the API server of cfg, through hc, remembering answers for ttl
@@ -128,8 +128,7 @@ func (r *Reviewer) Known(token string) bool {
 	if _, ok := r.tokens.Get(key); ok {
 		return true
 	}
-	_, ok := r.good.Get(key)
-	return ok
+	return r.good.has(key)
 }
 
 // Authenticate returns the user token belongs to; ErrUnauthenticated when the API server does not
@@ -144,7 +143,7 @@ func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticati
 		}
 		return ans.user, nil
 	}
-	if _, good := r.good.Get(key); !good && !r.reviews.Allow() {
+	if !r.good.has(key) && !r.reviews.Allow() {
 		return authenticationv1.UserInfo{}, ErrBusy
 	}
 	tr, err := r.authn.TokenReviews().Create(ctx,
@@ -155,9 +154,9 @@ func (r *Reviewer) Authenticate(ctx context.Context, token string) (authenticati
 	ans := tokenAnswer{user: tr.Status.User, ok: tr.Status.Authenticated && tr.Status.User.Username != ""}
 	r.tokens.Add(key, ans, r.ttl)
 	if ans.ok {
-		r.good.Add(key, true, GoodFor)
+		r.good.add(key, ans.user.Username)
 	} else {
-		r.good.Remove(key) // revoked: new again
+		r.good.remove(key) // revoked: new again
 	}
 	if !ans.ok {
 		return authenticationv1.UserInfo{}, ErrUnauthenticated

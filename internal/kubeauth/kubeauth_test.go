@@ -18,6 +18,7 @@ package kubeauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -127,5 +128,46 @@ func TestNewTokensHaveABudgetOfReviews(t *testing.T) {
 	}
 	if reviews != NewTokenBurst+1 {
 		t.Fatalf("%d reviews, want %d: the good token's answer was not reviewed again", reviews, NewTokenBurst+1)
+	}
+}
+
+// A tenant minting ServiceAccount tokens at will (each one accepted by the API server) cannot push
+// the tokens of other users out of those remembered as accepted: each owner (a ServiceAccount's
+// namespace, or a user) keeps at most goodPerOwner, and past the whole bound the owner holding the
+// most gives up its oldest. Before, one list for everybody let the tenant's new tokens push out
+// every user idle for a minute, whose next request then needed a review from the budget of new
+// tokens the same tenant kept spent.
+func TestOneTenantsTokensCannotPushOthersOut(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	g := newGoodTokens(4*goodPerOwner, clk)
+	key := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+	g.add(key("alice-token"), "alice")
+	g.add(key("bob-token"), "system:serviceaccount:team-b:reader")
+	for i := range 10 * goodPerOwner {
+		g.add(key(fmt.Sprintf("flood-%d", i)), fmt.Sprintf("system:serviceaccount:tenant:sa-%d", i))
+	}
+	if !g.has(key("alice-token")) || !g.has(key("bob-token")) {
+		t.Fatal("another tenant's tokens pushed a user's out")
+	}
+	if n := len(g.byOwner["namespace/tenant"]); n != goodPerOwner {
+		t.Fatalf("the tenant holds %d, want %d", n, goodPerOwner)
+	}
+	if !g.has(key(fmt.Sprintf("flood-%d", 10*goodPerOwner-1))) || g.has(key("flood-0")) {
+		t.Fatal("the tenant's newest are kept, its oldest go")
+	}
+	// Past the whole bound, the owner holding the most gives up its oldest.
+	for i := range 3 * goodPerOwner {
+		g.add(key(fmt.Sprintf("user-%d", i)), fmt.Sprintf("user-%d", i))
+	}
+	if !g.has(key("alice-token")) || !g.has(key("bob-token")) {
+		t.Fatal("a user's token went while a larger owner held more")
+	}
+	if n := len(g.byKey); n > 4*goodPerOwner {
+		t.Fatalf("%d remembered, bound %d", n, 4*goodPerOwner)
+	}
+	// Accepted within GoodFor only.
+	clk.Step(GoodFor)
+	if g.has(key("alice-token")) {
+		t.Fatal("remembered past GoodFor")
 	}
 }
