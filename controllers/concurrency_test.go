@@ -36,6 +36,10 @@ type gate struct {
 	inFlight int
 	peak     int
 	open     chan struct{}
+	// holdFor, when set, answers 503 after that long (under the verification timeout) instead
+	// of holding until the client gives up: the server notices a client that gave up only a
+	// little later, and the request it abandoned would count beside the one taking its slot.
+	holdFor time.Duration
 }
 
 func (g *gate) handler(w http.ResponseWriter, r *http.Request) {
@@ -48,9 +52,17 @@ func (g *gate) handler(w http.ResponseWriter, r *http.Request) {
 		g.inFlight--
 		g.mu.Unlock()
 	}()
+	var timeout <-chan time.Time
+	if g.holdFor > 0 {
+		t := time.NewTimer(g.holdFor)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case <-g.open:
 		echoHeader(w, r)
+	case <-timeout:
+		w.WriteHeader(http.StatusServiceUnavailable)
 	case <-r.Context().Done():
 	}
 }

@@ -42,13 +42,13 @@ import (
 // TestAWebhookWaitingForASlotReadsNoSecret), against the real API server, counting the manager's
 // requests: a tenant (impersonated through RBAC) creates twenty webhooks with a client certificate
 // each, for an account that verifies ten at a time, at receivers that hold every verification
-// until it times out. A webhook reads its Secret only when it has a slot, and then verifies: its
+// for half the verification timeout, then fail it. A webhook reads its Secret only when it has a slot, and then verifies: its
 // Secret is read at most once more than its endpoint was asked (the read just before the request).
 // Before, each waiting webhook read its Secret at every retry, 5–10 times a second here.
 func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *testing.T) {
 	g := NewWithT(t)
 	const webhooks = 20
-	slow := &gate{open: make(chan struct{})}
+	slow := &gate{open: make(chan struct{}), holdFor: testVerifyTimeout / 2}
 	t.Cleanup(func() {
 		select {
 		case <-slow.open:
@@ -143,7 +143,7 @@ func impersonatedTenant(t *testing.T, ns, user string) client.Client {
 // A verified webhook whose attestation covers no verification time (a tenant cut its v3 down to
 // a v2's tags) is verified again; while it waits for one of its account's slots it is still
 // routed on its recorded verification, and it reads no Secret: the tenant's twenty webhooks, their
-// attestations cut, at receivers that now hold every verification until it times out. Before, the
+// attestations cut, at receivers that now hold every verification, then fail it. Before, the
 // ten waiting read their Secrets at every retry, 5–10 times a second each here, and without the
 // jitter all in step.
 func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
@@ -152,7 +152,7 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 	const webhooks = 20
 	open := &gate{open: make(chan struct{})}
 	close(open.open)
-	slow := &gate{open: make(chan struct{})}
+	slow := &gate{open: make(chan struct{}), holdFor: testVerifyTimeout / 2}
 	t.Cleanup(func() { close(slow.open) })
 	var current atomic.Pointer[gate]
 	current.Store(open)
