@@ -17,6 +17,7 @@ limitations under the License.
 package kubeauth
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +32,8 @@ import (
 const goodPerOwner = 128
 
 // goodTokens holds the digests of the tokens the API server accepted within GoodFor, at most size
-// in all and goodPerOwner per owner. Past either bound the owner's own oldest goes; past the whole,
-// the oldest of the owner holding the most.
+// in all and goodPerOwner per owner. Past either bound the owner's own least recently accepted
+// goes; past the whole, that of the owner holding the most.
 type goodTokens struct {
 	clk  utilcache.Clock
 	size int
@@ -65,7 +66,12 @@ func (g *goodTokens) add(key [32]byte, user string) {
 	defer g.mu.Unlock()
 	owner := ownerOf(user)
 	if t, ok := g.byKey[key]; ok && t.owner == owner {
+		// Accepted again: the newest of its owner's, so that a token in use outlasts idle ones.
 		g.byKey[key] = goodToken{owner: owner, until: g.clk.Now().Add(GoodFor)}
+		list := g.byOwner[owner]
+		if i := slices.Index(list, key); i >= 0 {
+			g.byOwner[owner] = append(slices.Delete(list, i, i+1), key)
+		}
 		return
 	}
 	g.removeLocked(key)

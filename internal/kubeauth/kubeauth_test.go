@@ -143,8 +143,15 @@ func TestOneTenantsTokensCannotPushOthersOut(t *testing.T) {
 	key := func(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 	g.add(key("alice-token"), "alice")
 	g.add(key("bob-token"), "system:serviceaccount:team-b:reader")
+	g.add(key("tenant-reader"), "system:serviceaccount:tenant:reader")
 	for i := range 10 * goodPerOwner {
 		g.add(key(fmt.Sprintf("flood-%d", i)), fmt.Sprintf("system:serviceaccount:tenant:sa-%d", i))
+		if i%64 == 0 {
+			g.add(key("tenant-reader"), "system:serviceaccount:tenant:reader") // in use: reviewed again
+		}
+	}
+	if !g.has(key("tenant-reader")) {
+		t.Fatal("a token in use went before the owner's idle ones")
 	}
 	if !g.has(key("alice-token")) || !g.has(key("bob-token")) {
 		t.Fatal("another tenant's tokens pushed a user's out")
