@@ -56,33 +56,16 @@ func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *tes
 			close(slow.open)
 		}
 	})
-	var mu sync.Mutex
-	asked := map[string]int{}
+	ns := newNamespace(t, "acc-secret-reads", "")
+	counts := &secretReads{ns: ns}
 	rc := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		asked[path.Base(r.URL.Path)]++
-		mu.Unlock()
+		counts.asked(r)
 		slow.handler(w, r)
 	})
-	ns := newNamespace(t, "acc-secret-reads", "")
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
 	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
-	reads := func(name string) int {
-		return managerRequests.Count(http.MethodGet, "/api/v1/namespaces/"+ns+"/secrets/"+name)
-	}
-	// readsBeyondRequests names the webhooks whose Secret was read more than once more than
-	// their endpoint was asked.
-	readsBeyondRequests := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []string
-		for _, name := range names {
-			if n, m := reads(name), asked[name]; n > m+1 {
-				out = append(out, fmt.Sprintf("%s: %d reads, %d requests", name, n, m))
-			}
-		}
-		return out
-	}
+	reads := counts.reads
+	readsBeyondRequests := func() []string { return counts.beyondRequests(names) }
 	g.Eventually(func() int { n, _ := slow.stats(); return n }).WithTimeout(10*time.Second).Should(Equal(10), "the account's ten slots are busy")
 	// Every verification is held for a second (the verification timeout) and retried; the ten
 	// waiting retry every 100–200 ms meanwhile.
@@ -95,6 +78,61 @@ func TestWebhooksWaitingForTheirAccountsSlotsReadNoSecretFromTheAPIServer(t *tes
 		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
 		g.Expect(reads(name)).To(BeNumerically(">=", 1), "the manager's reads of %s are counted", name)
 	}
+}
+
+// secretReads counts, per webhook of namespace ns, the requests its endpoint got (asked, from the
+// receiver's handler) and the manager's reads of its client-certificate Secret, since mark (or
+// since the start).
+type secretReads struct {
+	ns                            string
+	mu                            sync.Mutex
+	requests, requestsAt, readsAt map[string]int
+}
+
+// asked counts r, a request to the endpoint .../<webhook name>.
+func (c *secretReads) asked(r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.requests == nil {
+		c.requests = map[string]int{}
+	}
+	c.requests[path.Base(r.URL.Path)]++
+}
+
+// reads is how many times the manager read name's Secret, in all.
+func (c *secretReads) reads(name string) int {
+	return managerRequests.Count(http.MethodGet, "/api/v1/namespaces/"+c.ns+"/secrets/"+name)
+}
+
+// mark starts the counts of names again from now.
+func (c *secretReads) mark(names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.requestsAt, c.readsAt = map[string]int{}, map[string]int{}
+	for _, name := range names {
+		c.requestsAt[name], c.readsAt[name] = c.requests[name], c.reads(name)
+	}
+}
+
+// askedSince is how many requests name's endpoint got since mark.
+func (c *secretReads) askedSince(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.requests[name] - c.requestsAt[name]
+}
+
+// beyondRequests names the webhooks whose Secret was read, since mark, more than once more than
+// their endpoint was asked.
+func (c *secretReads) beyondRequests(names []string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, name := range names {
+		if n, m := c.reads(name)-c.readsAt[name], c.requests[name]-c.requestsAt[name]; n > m+1 {
+			out = append(out, fmt.Sprintf("%s: %d reads, %d requests", name, n, m))
+		}
+	}
+	return out
 }
 
 // certWebhooks creates, as tenant, n webhooks of namespace ns (hook-00, hook-01, …) at url/hooks/
@@ -156,15 +194,12 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 	t.Cleanup(func() { close(slow.open) })
 	var current atomic.Pointer[gate]
 	current.Store(open)
-	var mu sync.Mutex
-	asked := map[string]int{}
+	ns := newNamespace(t, "acc-secret-reads-again", "")
+	counts := &secretReads{ns: ns}
 	rc := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		asked[path.Base(r.URL.Path)]++
-		mu.Unlock()
+		counts.asked(r)
 		current.Load().handler(w, r)
 	})
-	ns := newNamespace(t, "acc-secret-reads-again", "")
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
 	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
 	for _, name := range names {
@@ -172,15 +207,7 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 	}
 
 	current.Store(slow)
-	reads := func(name string) int {
-		return managerRequests.Count(http.MethodGet, "/api/v1/namespaces/"+ns+"/secrets/"+name)
-	}
-	mu.Lock()
-	readsBefore, askedBefore := map[string]int{}, map[string]int{}
-	for _, name := range names {
-		readsBefore[name], askedBefore[name] = reads(name), asked[name]
-	}
-	mu.Unlock()
+	counts.mark(names)
 	// The tenant cuts every attestation down to a v2's tags: the time tag goes.
 	for _, name := range names {
 		g.Eventually(func() error {
@@ -201,27 +228,15 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 			return tenant.Update(ctx, wh)
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	}
-	readsBeyondRequests := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []string
-		for _, name := range names {
-			if n, m := reads(name)-readsBefore[name], asked[name]-askedBefore[name]; n > m+1 {
-				out = append(out, fmt.Sprintf("%s: %d reads, %d requests", name, n, m))
-			}
-		}
-		return out
-	}
+	readsBeyondRequests := func() []string { return counts.beyondRequests(names) }
 	g.Eventually(func() int { n, _ := slow.stats(); return n }).WithTimeout(10*time.Second).Should(Equal(10), "the account's ten slots are busy")
 	// Those waiting are still routed on their recorded verification.
-	mu.Lock()
 	var waiting []string
 	for _, name := range names {
-		if asked[name] == askedBefore[name] {
+		if counts.askedSince(name) == 0 {
 			waiting = append(waiting, name)
 		}
 	}
-	mu.Unlock()
 	g.Expect(waiting).NotTo(BeEmpty())
 	for _, name := range waiting {
 		wh := &hooklinev1.Webhook{}

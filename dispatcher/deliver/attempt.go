@@ -195,18 +195,15 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 			turn()
 		}
 	}()
-	ev, err := e.eventWithin(ctx, note.EventSeq, func(size int64) error {
-		if size <= largeBody {
-			return nil
-		}
-		release, err := e.largeBodies.acquire(ctx, wh.AccountID, min(size, int64(e.cfg.LargeBodyBytes)))
+	ev, err := e.eventWithin(ctx, note.EventSeq, e.reserveLarge(func(w int64) error {
+		release, err := e.largeBodies.acquire(ctx, wh.AccountID, w)
 		if err != nil {
 			return err
 		}
 		turn = release
 		e.holdLarge(1)
 		return nil
-	})
+	}))
 	if err != nil {
 		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
 			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
@@ -349,13 +346,29 @@ var errCorruptEvent = errors.New("stored event does not decode")
 // (store.Store.GetEventWithin); a caller handed the event from the cache, or from another caller's
 // read, is not asked. Concurrent attempts for one event (a fan-out) share one read.
 func (e *Engine) eventWithin(ctx context.Context, seq uint64, reserve func(size int64) error) (*cachedEvent, error) {
-	return e.events.load(seq, func() (*cachedEvent, error) {
-		raw, created, err := e.store.GetEventWithin(ctx, seq, reserve)
-		if err != nil {
-			return nil, err
+	return e.events.load(seq, func() (*cachedEvent, error) { return e.readEvent(ctx, seq, reserve) })
+}
+
+// readEvent reads event seq from the store, past the cache (store.Store.GetEventWithin's reserve),
+// and parses it.
+func (e *Engine) readEvent(ctx context.Context, seq uint64, reserve func(size int64) error) (*cachedEvent, error) {
+	raw, created, err := e.store.GetEventWithin(ctx, seq, reserve)
+	if err != nil {
+		return nil, err
+	}
+	return decodeEvent(seq, raw, created)
+}
+
+// reserveLarge returns a reserve (store.Store.GetEventWithin) that lets events up to largeBody be
+// read as they are, and asks take for the turn of a larger one: its size, at most the whole of
+// LargeBodyBytes.
+func (e *Engine) reserveLarge(take func(w int64) error) func(size int64) error {
+	return func(size int64) error {
+		if size <= largeBody {
+			return nil
 		}
-		return decodeEvent(seq, raw, created)
-	})
+		return take(min(size, int64(e.cfg.LargeBodyBytes)))
+	}
 }
 
 // largeTurn takes the turn of an attempt of account handed event seq (ev, prepared) from the cache
@@ -390,11 +403,7 @@ func (e *Engine) eventHolding(ctx context.Context, seq uint64) (*cachedEvent, er
 	if ev, ok := e.events.get(seq); ok {
 		return ev, nil
 	}
-	raw, created, err := e.store.GetEvent(ctx, seq)
-	if err != nil {
-		return nil, err
-	}
-	return decodeEvent(seq, raw, created)
+	return e.readEvent(ctx, seq, nil)
 }
 
 // holdLarge counts an attempt starting (1) or ending (-1) to hold a large event or body (or its

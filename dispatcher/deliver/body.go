@@ -67,24 +67,19 @@ func (e *Engine) Body(ctx context.Context, wh payload.Webhook, seq uint64) (payl
 	if !ok {
 		// A large event is read only within a turn free at once, as a large body is built; its
 		// account is not known before it is read, so the reads share one account's part.
-		raw, created, err := e.store.GetEventWithin(ctx, seq, func(size int64) error {
-			if size <= largeBody {
-				return nil
-			}
-			release, ok := e.largeBodies.tryAcquire("", min(size, int64(e.cfg.LargeBodyBytes)))
+		var err error
+		ev, err = e.readEvent(ctx, seq, e.reserveLarge(func(w int64) error {
+			release, ok := e.largeBodies.tryAcquire("", w)
 			if !ok {
 				return ErrBusy
 			}
 			turn = release
 			return nil
-		})
-		if err != nil {
-			if store.Gone(err) {
-				return payload.Result{}, "", fmt.Errorf("%w: %v", ErrEventGone, err)
-			}
-			return payload.Result{}, "", err
+		}))
+		if store.Gone(err) {
+			return payload.Result{}, "", fmt.Errorf("%w: %v", ErrEventGone, err)
 		}
-		if ev, err = decodeEvent(seq, raw, created); err != nil {
+		if err != nil {
 			return payload.Result{}, "", err
 		}
 	}

@@ -48,27 +48,10 @@ func TestLargeBodiesTakeTurns(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	defer st.Close()
 
-	var inFlight, most, delivered atomic.Int64
-	gate := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := inFlight.Add(1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		<-gate
-		inFlight.Add(-1)
-		delivered.Add(1)
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-	}))
-	defer srv.Close()
-	defer close(gate)
-
-	// 8 MiB of large bodies, 4 MiB for one account: two of these 1.5 MiB bodies at once (three
-	// do not fit). The sends' timeout is longer than the test: a third may not come from a
-	// timed-out one (with 6 MiB only one fitted, and the second came from the first's timeout).
-	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 8 << 20},
-		st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
-	g.Expect(e.Start(ctx)).To(Succeed())
+	rc := newHeldReceiver(t)
+	srv, gate, inFlight, most, delivered := rc.srv, rc.gate, &rc.inFlight, &rc.most, &rc.delivered
+	// (with 6 MiB of turns only one body fitted, and the second came from the first's timeout)
+	e := largeTurnsEngine(t, ctx, st)
 
 	attachment := strings.Repeat("x", 3<<19)
 	raw := fmt.Appendf(nil, `{"id":"big","event":"AGREEMENT_CREATED","accountId":"acc","resource":{"type":"AGREEMENT","id":"a-1"},`+
@@ -211,24 +194,9 @@ func TestAttemptsWaitingForALargeTurnHoldNoEvent(t *testing.T) {
 	defer opened.Close()
 	st := &countingStore{Store: opened}
 
-	var inFlight, delivered atomic.Int64
-	gate := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inFlight.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		<-gate
-		inFlight.Add(-1)
-		delivered.Add(1)
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-	}))
-	defer srv.Close()
-	defer close(gate)
-
-	// 8 MiB of turns, 4 MiB for one account: two of these 1.5 MiB events (and bodies) at once. The
-	// sends' timeout is longer than the test: a third may not come from a timed-out one.
-	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 8 << 20},
-		st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
-	g.Expect(e.Start(ctx)).To(Succeed())
+	rc := newHeldReceiver(t)
+	srv, gate, inFlight, delivered := rc.srv, rc.gate, &rc.inFlight, &rc.delivered
+	e := largeTurnsEngine(t, ctx, st)
 
 	const webhooks = 10
 	var items []store.Enqueue
@@ -254,4 +222,42 @@ func TestAttemptsWaitingForALargeTurnHoldNoEvent(t *testing.T) {
 	g.Eventually(delivered.Load).WithTimeout(10 * time.Second).Should(BeEquivalentTo(webhooks))
 	g.Expect(e.largeHeldPeak.Load()).To(BeEquivalentTo(2), "large events held: by the two with a turn only")
 	g.Expect(st.unreserved.Load()).To(BeZero(), "every large event was read within a turn taken before")
+}
+
+// heldReceiver holds every request until gate lets one go, counting the requests held (inFlight,
+// and their most at once) and answered.
+type heldReceiver struct {
+	srv                       *httptest.Server
+	gate                      chan struct{}
+	inFlight, most, delivered atomic.Int64
+}
+
+// newHeldReceiver starts a heldReceiver, stopped when the test ends (every request let go first).
+func newHeldReceiver(t *testing.T) *heldReceiver {
+	rc := &heldReceiver{gate: make(chan struct{})}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := rc.inFlight.Add(1)
+		for m := rc.most.Load(); n > m && !rc.most.CompareAndSwap(m, n); m = rc.most.Load() {
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-rc.gate
+		rc.inFlight.Add(-1)
+		rc.delivered.Add(1)
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	t.Cleanup(rc.srv.Close)
+	t.Cleanup(func() { close(rc.gate) })
+	return rc
+}
+
+// largeTurnsEngine starts an engine on st with 8 MiB of large turns, 4 MiB for one account: two
+// 1.5 MiB events or bodies at once, not three. The sends' timeout is longer than the tests, so that
+// a third cannot come from a timed-out one.
+func largeTurnsEngine(t *testing.T, ctx context.Context, st QueueStore) *Engine {
+	e := New(Config{Policy: DefaultPolicy(), AccountConcurrency: 30, EventCacheBytes: 1 << 20, LargeBodyBytes: 8 << 20},
+		st, NewSender(time.Minute, true, nil, loopback), clock.RealClock{}, logr.Discard(), nil)
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -124,7 +124,7 @@ func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n
 		}
 		// Not a large event, though, which would be read whole, outside the turns, for its id
 		// and time: the note's own fields stand for them (Created then the replay's).
-		if ev, err := e.eventWithin(ctx, n.EventSeq, refuseLarge); err == nil {
+		if ev, err := e.eventWithin(ctx, n.EventSeq, e.reserveLarge(refuseLarge)); err == nil {
 			eventID, name, created, accountID = ev.ev.ID, ev.ev.Event, ev.created, ev.ev.AccountID
 		}
 	}
@@ -142,13 +142,8 @@ func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n
 // errLargeEvent is refuseLarge's answer.
 var errLargeEvent = errors.New("a large event is not read for a record")
 
-// refuseLarge is a reserve (store.Store.GetEventWithin) that lets no large event be read.
-func refuseLarge(size int64) error {
-	if size <= largeBody {
-		return nil
-	}
-	return errLargeEvent
-}
+// refuseLarge refuses the turn of every large event (reserveLarge).
+func refuseLarge(int64) error { return errLargeEvent }
 
 // attemptNumber numbers the attempt about to be made for n, h being the queue's retry state: the
 // head's failures so far, plus one.

@@ -197,15 +197,11 @@ func (g *Group) Partitions() int { return g.n }
 
 // Owns reports whether this member owns partition p now: it holds p's lease and renewed it
 // recently enough that nobody else can have taken it.
-func (g *Group) Owns(p int) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	l := g.held[p]
-	return l != nil && time.Now().Before(l.renewed.Add(g.safe()))
-}
+func (g *Group) Owns(p int) bool { return g.Token(p) != 0 }
 
-// Token returns the fencing token this member took partition p with (Config.Start's) while it
-// owns p (Owns), and 0 otherwise: a member that gives p up and takes it again gets a new one.
+// Token returns the fencing token this member took partition p with (Config.Start's, a KV
+// revision: never 0) while it owns p (Owns), and 0 otherwise: a member that gives p up and takes
+// it again gets a new one.
 func (g *Group) Token(p int) uint64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
