@@ -31,3 +31,6 @@ func PeakReplays(r *Replayer, ns string) int { return r.peakRunning(ns) }
 
 // AccountsOf returns the webhooks' accounts a keeps for its delivery log.
 func AccountsOf(a *App) *Accounts { return &a.accounts }
+
+// QueueScans counts r's scans of a webhook's queue for what a replay queued before.
+func QueueScans(r *Replayer) int64 { return r.scans.Load() }

@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,6 +112,8 @@ type Replayer struct {
 
 	tally *replayTally
 	reads *replayReads
+	// scans counts the scans of a webhook's queue for what a replay queued before (tests).
+	scans atomic.Int64
 	// present holds the replays Gone found present, each for replayPresentFor.
 	present *utilcache.LRUExpireCache
 	wakeups chan event.GenericEvent
@@ -447,7 +450,7 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	// replays created together then ask within one gathering interval (replayReads) instead of
 	// one API write apart each, so that one read serves them all. Nothing of this replay is
 	// queued yet: that waits for the write.
-	r.askRead(rp, st.WebhookUID, now.Time, nil)
+	r.askRead(rp, st.WebhookUID, now.Time, nil, false)
 	// Recorded before anything is queued: a resumed replay reads its progress from here. A write
 	// that fails keeps the turn: the retry starts it, before any replay created after it (giving
 	// the turn back let a later one start first under a loaded API server). Deleting the replay
@@ -628,14 +631,16 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		return queueResult{heldUntil: r.reads.held(key)}, true, nil
 	}
 	if !answered {
-		return queueResult{}, true, r.askSelection(ctx, rp, uid, startedAt)
+		held, err := r.askSelection(ctx, rp, uid, startedAt)
+		return queueResult{heldUntil: held}, true, err
 	}
 	if rd.err != nil {
 		return queueResult{}, false, rd.err
 	}
 	if !rd.sel.selecting {
 		// A count's answer (the replay was Delivering when it was asked): select afresh.
-		return queueResult{}, true, r.askSelection(ctx, rp, uid, startedAt)
+		held, err := r.askSelection(ctx, rp, uid, startedAt)
+		return queueResult{heldUntil: held}, true, err
 	}
 	r.tally.merge(uid, rp.Name, rd.sel.own)
 	if rd.sel.overflow {
@@ -687,12 +692,21 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 // is read from the queue first, then from the log (with the selection), so that a note delivered
 // and removed in between is found in the log: its record is stored before it leaves the queue.
 // The replay's tally begins before the log is read, and before anything is queued.
-func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) error {
+//
+// The scan walks the webhook's whole queue, which may hold millions of notes, and the status that
+// leads here (started, not yet delivering) is the tenant's to write, again for each replay it
+// creates: the scan is paid from the namespace's budget of log reads, and the read it asks for
+// rides on that. heldUntil is set, and nothing is done, while the budget is spent.
+func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) (heldUntil time.Time, err error) {
+	if ok, until := r.reads.prepay(rp.Namespace); !ok {
+		return until, nil
+	}
+	r.scans.Add(1)
 	inQueue := map[uint64]bool{}
 	for from := uint64(1); ; {
 		notes, err := r.Store.LoadNotes(ctx, uid, from, 1000)
 		if err != nil {
-			return err
+			return time.Time{}, err
 		}
 		for _, n := range notes {
 			if n.Replay == rp.Name {
@@ -704,17 +718,18 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 			break
 		}
 	}
-	r.askRead(rp, uid, startedAt, inQueue)
-	return nil
+	r.askRead(rp, uid, startedAt, inQueue, true)
+	return time.Time{}, nil
 }
 
 // askRead begins rp's tally and asks the log for its selection, given what it queued before
-// (inQueue, by event sequence; nil for nothing). A read asked already is not asked again.
-func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool) {
+// (inQueue, by event sequence; nil for nothing); paid says that the namespace's budget was
+// charged for it already. A read asked already is not asked again.
+func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool, paid bool) {
 	key := client.ObjectKeyFromObject(rp)
 	r.tally.begin(key, uid)
 	sel := newSelector(rp, startedAt, inQueue, true, r.maxSelection())
-	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
+	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel, paid: paid})
 }
 
 // scanSkew widens the log reads that start at a replay's start, for records stamped by another

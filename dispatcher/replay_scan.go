@@ -39,6 +39,9 @@ type logRead struct {
 	// sel is the replay's selection the read feeds (nil when it only counts the replay's own
 	// deliveries, after a restart).
 	sel *selector
+	// paid says that the namespace's budget was charged for this read already (prepay): it is
+	// made with the next read, whatever the budget says then.
+	paid bool
 
 	done bool
 	err  error
@@ -109,6 +112,25 @@ func (b *readBudget) take(namespace string, now time.Time) (ok bool, wait time.D
 	wait = r.DelayFrom(now)
 	r.CancelAt(now)
 	return false, wait
+}
+
+// heldTill is when a read held for wait from now may be made, in whole seconds: a replay's status
+// says when, and is written again only when that changes.
+func heldTill(now time.Time, wait time.Duration) time.Time {
+	return now.Add(wait).Truncate(time.Second).Add(time.Second)
+}
+
+// prepay charges namespace's budget for one read now, for work that comes before the read and
+// costs as much (a replay's scan of its webhook's queue); the read then asked with paid set
+// costs nothing more. When the budget is spent it charges nothing and says when it has a read
+// again.
+func (b *replayReads) prepay(namespace string) (ok bool, heldUntil time.Time) {
+	now := time.Now() // a budget of real work, as answer's
+	ok, wait := b.budget.take(namespace, now)
+	if ok {
+		return true, time.Time{}
+	}
+	return false, heldTill(now, wait)
 }
 
 // ask queues rd for key unless key has a read queued or answered already.
@@ -218,14 +240,18 @@ func (b *replayReads) answer(ctx context.Context) {
 		if rd.done {
 			continue
 		}
+		if rd.paid {
+			rd.heldUntil = time.Time{}
+			batch[key] = rd
+			continue
+		}
 		ok, seen := allowed[key.Namespace]
 		if !seen {
 			var wait time.Duration
 			ok, wait = b.budget.take(key.Namespace, now)
 			allowed[key.Namespace] = ok
 			if !ok {
-				// Whole seconds: the replay's status says when, and is written when that changes.
-				heldUntil[key.Namespace] = now.Add(wait).Truncate(time.Second).Add(time.Second)
+				heldUntil[key.Namespace] = heldTill(now, wait)
 				if later == 0 || wait < later {
 					later = wait
 				}

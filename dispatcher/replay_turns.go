@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,7 +61,7 @@ func (r *Replayer) maxPerNamespace() int {
 // thousands of waiting replays each made every poll list (and copy) them all.
 func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, since time.Time, err error) {
 	key := client.ObjectKeyFromObject(rp)
-	if since, held, full := r.turn(key); held || full {
+	if since, held, full := r.turn(key, nil); held || full {
 		return held, since, nil
 	}
 	list, err := r.replaysIn(ctx, rp.Namespace)
@@ -74,7 +75,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		running[k] = true
 	}
 	var waiting []*hooklinev1.WebhookReplay
-	elsewhere := map[types.NamespacedName]bool{}
+	elsewhere := map[types.NamespacedName]*metav1.Time{}
 	for i := range list {
 		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
@@ -82,7 +83,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		case k == key || finished(&o.Status) || running[k]:
 		case started(&o.Status):
 			running[k] = true
-			elsewhere[k] = true
+			elsewhere[k] = o.CreationTimestamp.DeepCopy()
 		case waitsTurn(o) && createdBefore(o, rp):
 			waiting = append(waiting, o)
 		}
@@ -108,16 +109,22 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 
 // turn reports whether key holds a turn in its namespace (and since when), and whether every
 // turn there is held: by replays this dispatcher admitted, and by those the cache showed started
-// without it at the last listing, for turnsSeenFor after it.
-func (r *Replayer) turn(key types.NamespacedName) (since time.Time, held, full bool) {
+// without it at the last listing, for turnsSeenFor after it. A replay waiting to resume (created
+// set to its creation) counts only those of the latter created before it, as resume's listing
+// does: counting every one, a replay created after it that listed at each expiry of the
+// listing's memo kept the first in line from its turn for ever.
+func (r *Replayer) turn(key types.NamespacedName, created *metav1.Time) (since time.Time, held, full bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	running := r.running[key.Namespace]
 	since, held = running[key]
 	taken := len(running)
 	if seen, ok := r.elsewhere[key.Namespace]; ok && r.Clock.Since(seen.at) < turnsSeenFor {
-		for k := range seen.keys {
-			if _, admitted := running[k]; k != key && !admitted {
+		for k, at := range seen.keys {
+			if _, admitted := running[k]; k == key || admitted {
+				continue
+			}
+			if created == nil || at.Before(created) || (at.Equal(created) && k.Name < key.Name) {
 				taken++
 			}
 		}
@@ -126,10 +133,11 @@ func (r *Replayer) turn(key types.NamespacedName) (since time.Time, held, full b
 }
 
 // seenTurns is which replays of a namespace the cache showed holding turns without this
-// dispatcher having admitted them (started by a previous run, or a status the tenant wrote), and
-// when. Keys, not a count: such a replay asking for its own turn must not count itself.
+// dispatcher having admitted them (started by a previous run, or a status the tenant wrote), with
+// their creation, and when. Keys, not a count: such a replay asking for its own turn must not
+// count itself.
 type seenTurns struct {
-	keys map[types.NamespacedName]bool
+	keys map[types.NamespacedName]*metav1.Time
 	at   time.Time
 }
 
@@ -140,7 +148,7 @@ type seenTurns struct {
 const turnsSeenFor = time.Second
 
 // sawTurnsLocked records the turns of namespace held elsewhere (keys), at the listing just made.
-func (r *Replayer) sawTurnsLocked(namespace string, keys map[types.NamespacedName]bool) {
+func (r *Replayer) sawTurnsLocked(namespace string, keys map[types.NamespacedName]*metav1.Time) {
 	if len(keys) == 0 {
 		delete(r.elsewhere, namespace)
 		return
@@ -188,7 +196,7 @@ func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
 // notifications in the memory every tenant's deliveries share.
 func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok bool, err error) {
 	key := client.ObjectKeyFromObject(rp)
-	if _, held, full := r.turn(key); held || full {
+	if _, held, full := r.turn(key, &rp.CreationTimestamp); held || full {
 		if !held {
 			r.setPhase(key, phaseQueued)
 		}
@@ -204,12 +212,12 @@ func (r *Replayer) resume(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok
 	if _, held := running[key]; held {
 		return true, nil
 	}
-	ahead, elsewhere := len(running), map[types.NamespacedName]bool{}
+	ahead, elsewhere := len(running), map[types.NamespacedName]*metav1.Time{}
 	for i := range list {
 		o := &list[i]
 		k := client.ObjectKeyFromObject(o)
 		if _, held := running[k]; !held && started(&o.Status) && !finished(&o.Status) {
-			elsewhere[k] = true
+			elsewhere[k] = o.CreationTimestamp.DeepCopy()
 			if k != key && createdBefore(o, rp) {
 				ahead++
 			}
@@ -257,7 +265,7 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 	waiting := slices.DeleteFunc(list, func(o hooklinev1.WebhookReplay) bool {
 		// One started and not running here waits to resume (resume): woken too.
 		if started(&o.Status) {
-			_, held, _ := r.turn(client.ObjectKeyFromObject(&o))
+			_, held, _ := r.turn(client.ObjectKeyFromObject(&o), nil)
 			return finished(&o.Status) || held
 		}
 		return finished(&o.Status) || !waitsTurn(&o)

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,13 +91,17 @@ func replayEach(t *testing.T, tenant client.Client, ns, prefix string, rc *recei
 
 // deliveredThenFailing starts a stack with fast replays, whose failed attempts are retried within
 // 100 ms and never dropped, and an Active webhook "orders" in a new namespace of account; n
-// events are delivered to it, then its receiver fails with 500.
-func deliveredThenFailing(t *testing.T, account string, n int) (*stack, string, *receiver, *hooklinev1.Webhook) {
+// events are delivered to it, then its receiver fails with 500. more changes the configuration
+// further.
+func deliveredThenFailing(t *testing.T, account string, n int, more ...func(*dispatcher.Config)) (*stack, string, *receiver, *hooklinev1.Webhook) {
 	t.Helper()
 	s, ns, rc, wh := stackWithWebhook(t, account, func(c *dispatcher.Config) {
 		fastReplays(c)
 		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
 			DropAfter: time.Hour, DisableAfter: time.Hour}
+		for _, m := range more {
+			m(c)
+		}
 	})
 	for i := range n {
 		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
@@ -154,6 +159,79 @@ func TestForgedReplayStatusWaitsItsTurn(t *testing.T) {
 		g.Expect(waitCompleted(t, rp, time.Minute).Status.Delivered).To(BeEquivalentTo(1), rp.Name)
 	}
 	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+}
+
+// A tenant writes "started" into the status of replays waiting their turn, and deletes each as
+// soon as it had its turn. A replay whose status says it started scans its webhook's whole queue
+// (which may hold millions of notes) for what a previous run queued; before, it scanned before
+// its namespace's budget of log reads was charged, so that the tenant had the queue walked once
+// per replay it created. Now the scan is paid from that budget, and a replay past it waits, saying
+// until when.
+func TestForgedStartedReplaysScanTheQueueOnlyWithinTheReadBudget(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const blockers, forgedN, burst = 2, 5, 2
+	// The receiver fails once both are delivered: the blockers' replays keep running, holding the
+	// namespace's two turns while the forged replays are queued behind them.
+	s, ns, rc, wh := deliveredThenFailing(t, "acc-replay-scan", blockers, func(c *dispatcher.Config) {
+		// Nothing refills while the test runs.
+		c.ReplayLogReadBurst, c.ReplayLogReadsPerMinute = burst, 0.01
+	})
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	blocking := replayEach(t, tenant, ns, "blocker", rc)
+	g.Eventually(func(g Gomega) {
+		running, _, _ := replaysByState(g, ns)
+		g.Expect(running).To(Equal(blockers))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
+	var forged []*hooklinev1.WebhookReplay
+	for i := range forgedN {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("forged-%02d", i)},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
+		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
+		forged = append(forged, rp)
+	}
+	reason := func(g Gomega, rp *hooklinev1.WebhookReplay) (string, string) {
+		c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil(), rp.Name)
+		return c.Reason, c.Message
+	}
+	for _, rp := range forged {
+		g.Eventually(func(g Gomega) {
+			r, _ := reason(g, rp)
+			g.Expect(r).To(Equal(hooklinev1.ReasonQueued), rp.Name)
+		}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+		cur := getReplay(g, rp)
+		base := cur.DeepCopy()
+		now := metav1.Now()
+		cur.Status.WebhookUID, cur.Status.StartedAt = string(wh.UID), &now
+		g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed(), rp.Name)
+	}
+	scansBefore := dispatcher.QueueScans(s.app.Replayer)
+
+	// The blockers go: the forged replays have their turns, two at a time, and each is deleted
+	// once it had its turn (it left Queued).
+	for _, rp := range blocking {
+		g.Expect(tenant.Delete(ctx, rp)).To(Succeed())
+	}
+	held := 0
+	for _, rp := range forged {
+		var msg string
+		g.Eventually(func(g Gomega) {
+			var r string
+			r, msg = reason(g, rp)
+			g.Expect(r).NotTo(Equal(hooklinev1.ReasonQueued), rp.Name)
+		}).WithTimeout(30 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
+		if strings.Contains(msg, "has spent its budget of delivery log reads") {
+			held++
+		}
+		g.Expect(tenant.Delete(ctx, rp)).To(Succeed())
+	}
+	scans := dispatcher.QueueScans(s.app.Replayer) - scansBefore
+	g.Expect(scans).To(BeNumerically(">", 0), "no forged replay scanned its queue: the test shows nothing")
+	g.Expect(scans).To(BeNumerically("<=", burst), "the queue was scanned once per forged replay, past the namespace's budget")
+	g.Expect(held).To(BeNumerically(">=", forgedN-burst), "the replays past the budget say so")
 }
 
 // A tenant allowed to create WebhookReplays in its namespace floods it with 30 of them: at most

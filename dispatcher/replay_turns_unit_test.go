@@ -191,3 +191,37 @@ func TestAReplayHeldElsewhereDoesNotCountItselfAgainstItsTurn(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(ok).To(BeTrue(), "the second turn is the left one's")
 }
+
+// Replays whose status says started, more than the turns (a tenant wrote it), resume in creation
+// order: the first in line is not kept waiting by the ones created after it. Before, the turns
+// seen held elsewhere counted every such replay, so that the later ones listing the namespace
+// each time that count expired (polls in step with it) kept the first from its turn for ever.
+func TestAReplayWaitingToResumeCountsOnlyThoseCreatedBeforeIt(t *testing.T) {
+	g := NewWithT(t)
+	base := time.Unix(1_700_000_000, 0)
+	var replays []*hooklinev1.WebhookReplay
+	var objs []client.Object
+	for i := range 3 {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprintf("forged-%d", i),
+			CreationTimestamp: metav1.NewTime(base.Add(time.Duration(i) * time.Second))}, Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"},
+			Status: hooklinev1.WebhookReplayStatus{WebhookUID: "wh-uid", StartedAt: &metav1.Time{Time: base}}}
+		replays = append(replays, rp)
+		objs = append(objs, rp)
+	}
+	c := fakeClientBuilder(t).WithObjects(objs...).Build()
+	clk := clocktesting.NewFakePassiveClock(base.Add(time.Minute))
+	r := &Replayer{Client: c, Clock: clk, Recorder: &events.FakeRecorder{}, MaxPerNamespace: 1, Log: &countingLog{}}
+	r.init()
+
+	// The last lists first: two ahead of it.
+	ok, err := r.resume(context.Background(), replays[2])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeFalse(), "two were created before it")
+	// The first, within the listing's memo: nothing is ahead of it.
+	ok, err = r.resume(context.Background(), replays[0])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeTrue(), "the first in line waited for replays created after it")
+	ok, err = r.resume(context.Background(), replays[1])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeFalse(), "the only turn is the first's")
+}
