@@ -256,7 +256,8 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		hdr = http.Header{}
 		wh.Signing.Sign(hdr, notificationID, start, body.Body)
 	}
-	a := e.sender.Send(ctx, wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
+	// The account's connections are bounded (connLimit): the dial of a new one names it.
+	a := e.sender.Send(withAccount(ctx, wh.AccountID), wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)
 	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}

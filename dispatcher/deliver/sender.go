@@ -62,6 +62,8 @@ type Sender struct {
 	allowHTTP bool
 	roots     *x509.CertPool
 	guard     *netguard.Guard
+	// conns bounds the connections held open per account, across every transport.
+	conns *connLimit
 
 	base *http.Transport
 	// byCert holds a transport per client certificate, the least recently used going first beyond
@@ -81,6 +83,8 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 		guard = netguard.Default()
 	}
 	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
+		// A connection silent for longer than an attempt may last carries none.
+		conns: newConnLimit(DefaultConnsPerAccount, timeout+time.Second),
 		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, v any) {
 			// Now, and once the attempts that still use it are over (each within the timeout):
 			// their connections come back to its idle pool, which nobody would close otherwise.
@@ -100,7 +104,7 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 	return &http.Transport{
 		// No proxy: the guard checks the address dialed, which must be the receiver's.
 		Proxy:               nil,
-		DialContext:         s.guard.Dialer(&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         s.conns.dialer(s.guard.Dialer(&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext),
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: s.timeout,
 		// Many webhooks often share one receiver host (one service, one path per customer): keep

@@ -1,0 +1,199 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/hookline/hookline/internal/echo"
+	"github.com/hookline/hookline/internal/verify"
+)
+
+// streamStarver is a receiver speaking HTTP/2 that answers one request per connection, echoing
+// the client id, then sets SETTINGS_MAX_CONCURRENT_STREAMS to 0 and keeps the connection open:
+// the client may send nothing more on it, and a client that opens a new connection whenever its
+// connections are at their limit opens one per request.
+type streamStarver struct {
+	URL   string
+	Roots *x509.CertPool
+	open  atomic.Int64
+	ln    net.Listener
+	wg    sync.WaitGroup
+}
+
+func newStreamStarver(t *testing.T) *streamStarver {
+	t.Helper()
+	// httptest's certificate (127.0.0.1), served by a listener of our own.
+	certSrv := httptest.NewUnstartedServer(nil)
+	certSrv.StartTLS()
+	cert := certSrv.TLS.Certificates[0]
+	roots := x509.NewCertPool()
+	roots.AddCert(certSrv.Certificate())
+	certSrv.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &streamStarver{URL: "https://" + ln.Addr().String() + "/hook", Roots: roots, ln: ln}
+	var conns sync.Map
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Store(c, true)
+			s.open.Add(1)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.open.Add(-1)
+				defer conns.Delete(c)
+				defer c.Close()
+				s.serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		conns.Range(func(c, _ any) bool { _ = c.(net.Conn).Close(); return true })
+		s.wg.Wait()
+	})
+	return s
+}
+
+// Open is how many connections the receiver holds open.
+func (s *streamStarver) Open() int { return int(s.open.Load()) }
+
+func (s *streamStarver) serve(c net.Conn) {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}) != nil {
+		return
+	}
+	var hbuf bytes.Buffer
+	enc := hpack.NewEncoder(&hbuf)
+	starved := false
+	clientID := ""
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		end := false
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() && fr.WriteSettingsAck() != nil {
+				return
+			}
+		case *http2.MetaHeadersFrame:
+			for _, hf := range f.Fields {
+				if strings.EqualFold(hf.Name, echo.CanonicalHeader) {
+					clientID = hf.Value
+				}
+			}
+			end = f.StreamEnded()
+		case *http2.DataFrame:
+			end = f.StreamEnded()
+		}
+		if !end {
+			continue
+		}
+		// The limit first, so that the client knows it when it reads the answer.
+		if !starved {
+			starved = true
+			if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0}) != nil {
+				return
+			}
+		}
+		hbuf.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+		_ = enc.WriteField(hpack.HeaderField{Name: strings.ToLower(echo.CanonicalHeader), Value: clientID})
+		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.Header().StreamID, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true}) != nil {
+			return
+		}
+	}
+}
+
+// A receiver that forbids new requests on each connection once it answered one (HTTP/2
+// SETTINGS_MAX_CONCURRENT_STREAMS 0) had the sender open a connection per delivery and keep each
+// for the transport's 90 s idle timeout: tens of thousands at the rate one account delivers.
+// Now an account holds at most its bound; past it, its silent connections are closed for new
+// ones, and while none is silent its deliveries fail (to be retried), naming the cause. Another
+// account's deliveries go on meanwhile.
+func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
+	g := NewWithT(t)
+	const bound = 8
+	rc := newStreamStarver(t)
+	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	good.EnableHTTP2 = true
+	good.StartTLS()
+	t.Cleanup(good.Close)
+	roots := rc.Roots.Clone()
+	roots.AddCert(good.Certificate())
+	s := NewSender(2*time.Second, false, roots, loopback)
+	s.conns = newConnLimit(bound, time.Hour) // nothing is silent for long enough while the test runs
+	s.base = s.newTransport(nil)
+	evil := withAccount(context.Background(), "acc-evil")
+	failed := 0
+	for range 50 {
+		a := s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
+		if !a.OK {
+			failed++
+			g.Expect(a.Reason).To(Equal(verify.ReasonConnectionFailed))
+			g.Expect(a.Message).To(ContainSubstring("holds %d connections to the receivers of account acc-evil", bound))
+		}
+	}
+	g.Expect(rc.Open()).To(BeNumerically("<=", bound), "connections held open for one account")
+	g.Expect(failed).To(Equal(50-bound), "each delivery past the bound fails")
+
+	// Another account delivers meanwhile.
+	for range 3 {
+		a := s.Send(withAccount(context.Background(), "acc-good"), good.URL, "id", nil, []byte(`{}`), nil)
+		g.Expect(a.OK).To(BeTrue(), "%+v", a)
+	}
+
+	// Once its connections have been silent for longer than an attempt lasts, they give way.
+	s.conns.silent = 50 * time.Millisecond
+	g.Eventually(func() bool { return s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil).OK }).
+		WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(BeTrue())
+	g.Eventually(rc.Open).WithTimeout(5 * time.Second).Should(BeNumerically("<=", bound))
+}
