@@ -25,37 +25,52 @@ import (
 	"time"
 )
 
-// DefaultConnsPerAccount bounds the connections the sender holds open for one account's
-// deliveries: as many as the idle connections kept per receiver host, so that an account whose
-// webhooks spread over many hosts keeps reusing its connections.
-const DefaultConnsPerAccount = 1024
+// Defaults of the connections the sender holds open: per account and receiver address, as many
+// as the idle connections kept per host, and per account, across every address, four times that,
+// so that an account whose webhooks spread over many hosts keeps reusing its connections while
+// one hostile receiver among them cannot take the connections the others need.
+const (
+	DefaultConnsPerHost    = 1024
+	DefaultConnsPerAccount = 4 * DefaultConnsPerHost
+)
 
-// connLimit bounds the connections a Sender holds open for one account's deliveries, counted
-// from the dial to the close, whichever transport holds them.
+// connLimit bounds the connections a Sender holds open for one account's deliveries, per receiver
+// address and in all, counted from the dial to the close, whichever transport holds them.
 //
 // A receiver speaking HTTP/2 may forbid any new request on a connection once it answered one
 // (SETTINGS_MAX_CONCURRENT_STREAMS 0). The transport then opens a new connection for the next
 // request and keeps the old one until it has been idle for its IdleConnTimeout (90 s): a
 // malicious receiver had the dispatcher open one connection per delivery and hold tens of
 // thousands of them (about 20 KB each, and a file descriptor), enough to exhaust the memory of
-// the process every tenant shares. Past the bound, the account's connections silent for longer
-// than an attempt may last (they carry no request) are closed; if none is, the dial is refused
-// and the attempt fails, to be retried like any connection failure.
+// the process every tenant shares. Past a bound, the connection of the bound that has been silent
+// longest is closed for the new one, if it has carried nothing for longer than an attempt may
+// last (it carries no request); otherwise the dial is refused and the attempt fails, to be
+// retried like any connection failure.
 type connLimit struct {
-	max int
-	// silent is how long a connection must have carried nothing to be closed for a new one.
-	silent time.Duration
-	start  time.Time // the origin of the connections' activity stamps
+	perHost, perAccount int
 
-	mu   sync.Mutex
-	open map[string]map[*limitedConn]struct{}
-	// dialing counts the dials under way per account: they count against the bound.
-	dialing map[string]int
+	mu sync.Mutex
+	// silent is how long a connection must have carried nothing to be closed for a new one.
+	silent   time.Duration
+	start    time.Time // the origin of the connections' activity stamps
+	accounts map[string]*accountConns
 }
 
-func newConnLimit(max int, silent time.Duration) *connLimit {
-	return &connLimit{max: max, silent: silent, start: time.Now(),
-		open: map[string]map[*limitedConn]struct{}{}, dialing: map[string]int{}}
+// accountConns are one account's connections, by address; n counts them and the dials under way.
+type accountConns struct {
+	n     int
+	hosts map[string]*hostConns
+}
+
+// hostConns are one account's connections to one address; n counts them and the dials under way.
+type hostConns struct {
+	n    int
+	open map[*limitedConn]struct{}
+}
+
+func newConnLimit(perHost, perAccount int, silent time.Duration) *connLimit {
+	return &connLimit{perHost: perHost, perAccount: perAccount, silent: silent, start: time.Now(),
+		accounts: map[string]*accountConns{}}
 }
 
 // accountKey carries the account a delivery is for to the dial of its connection.
@@ -68,99 +83,192 @@ func withAccount(ctx context.Context, account string) context.Context {
 
 // ConnLimitError refuses a dial for an account that holds the most connections it may.
 type ConnLimitError struct {
-	Account string
-	Max     int
+	Account, Address string
+	// Max is the bound reached: per address, or (PerAccount) of the account in all.
+	Max        int
+	PerAccount bool
 }
 
 func (e *ConnLimitError) Error() string {
-	return fmt.Sprintf("the dispatcher holds %d connections to the receivers of account %s already, the most it may, and none is idle: "+
-		"a receiver that lets no request reuse its connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0) has one opened per delivery", e.Max, e.Account)
+	where := "to " + e.Address
+	if e.PerAccount {
+		where = "in all"
+	}
+	return fmt.Sprintf("the dispatcher holds %d connections for account %s %s already, the most it may, and none is idle: "+
+		"a receiver that lets no request reuse its connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0) has one opened per delivery", e.Max, e.Account, where)
 }
 
-// dialer wraps dial so that each connection counts against the bound of the account its first
+// setSilent changes how long a connection must have been silent to be closed for a new one.
+func (l *connLimit) setSilent(d time.Duration) {
+	l.mu.Lock()
+	l.silent = d
+	l.mu.Unlock()
+}
+
+// dialer wraps dial so that each connection counts against the bounds of the account its first
 // request is for (net/http dials with the request's context values).
 func (l *connLimit) dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		account, _ := ctx.Value(accountKey{}).(string)
-		if err := l.reserve(account); err != nil {
+		if err := l.reserve(account, addr); err != nil {
 			return nil, err
 		}
 		c, err := dial(ctx, network, addr)
 		l.mu.Lock()
-		l.dialing[account]--
-		if l.dialing[account] == 0 {
-			delete(l.dialing, account)
-		}
+		defer l.mu.Unlock()
+		a := l.accounts[account]
+		h := a.hosts[addr]
 		if err != nil {
-			l.mu.Unlock()
+			l.uncountLocked(account, addr, a, h)
 			return nil, err
 		}
-		lc := &limitedConn{Conn: c, l: l, account: account}
-		lc.touch()
-		if l.open[account] == nil {
-			l.open[account] = map[*limitedConn]struct{}{}
-		}
-		l.open[account][lc] = struct{}{}
-		l.mu.Unlock()
+		lc := &limitedConn{Conn: c, l: l, account: account, addr: addr}
+		lc.active.Store(l.now())
+		h.open[lc] = struct{}{}
 		return lc, nil
 	}
 }
 
-// reserve counts a dial for account, closing its silent connections first when it holds the most
-// it may, or refuses it.
-func (l *connLimit) reserve(account string) error {
+// reserve counts a dial for account to addr. At a bound, the bound's connection silent longest is
+// closed for it, if it has been silent long enough; otherwise the dial is refused.
+func (l *connLimit) reserve(account, addr string) error {
 	l.mu.Lock()
-	if len(l.open[account])+l.dialing[account] < l.max {
-		l.dialing[account]++
-		l.mu.Unlock()
-		return nil
+	a := l.accounts[account]
+	if a == nil {
+		a = &accountConns{hosts: map[string]*hostConns{}}
+		l.accounts[account] = a
 	}
-	cutoff := l.now() - int64(l.silent)
-	var silent []*limitedConn
-	for c := range l.open[account] {
-		if c.active.Load() < cutoff {
-			silent = append(silent, c)
-			delete(l.open[account], c) // counted out now: a concurrent dial may take its place
+	h := a.hosts[addr]
+	if h == nil {
+		h = &hostConns{open: map[*limitedConn]struct{}{}}
+		a.hosts[addr] = h
+	}
+	var victim *limitedConn
+	if h.n >= l.perHost || a.n >= l.perAccount {
+		if h.n >= l.perHost {
+			victim = l.claimSilentLocked(a, h)
+		} else {
+			victim = l.claimSilentLocked(a, nil)
+		}
+		if victim == nil {
+			err := &ConnLimitError{Account: account, Address: addr, Max: l.perHost}
+			if h.n < l.perHost {
+				err.Max, err.PerAccount = l.perAccount, true
+			}
+			if h.n == 0 {
+				delete(a.hosts, addr)
+			}
+			l.mu.Unlock()
+			return err
 		}
 	}
-	ok := len(silent) > 0
-	if ok {
-		l.dialing[account]++
+	h.n++
+	a.n++
+	if victim != nil {
+		// After counting the dial: the victim's removal must not empty (and drop) h or a.
+		l.removeLocked(victim)
 	}
 	l.mu.Unlock()
-	for _, c := range silent {
-		_ = c.Close()
-	}
-	if !ok {
-		return &ConnLimitError{Account: account, Max: l.max}
+	if victim != nil {
+		_ = victim.Conn.Close()
 	}
 	return nil
 }
 
-func (l *connLimit) now() int64 { return int64(time.Since(l.start)) }
-
-// release forgets c, closed.
-func (l *connLimit) release(c *limitedConn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if m := l.open[c.account]; m != nil {
-		delete(m, c)
-		if len(m) == 0 {
-			delete(l.open, c.account)
+// claimSilentLocked finds the connection of h (of every address of a when h is nil) silent
+// longest, and claims it for closing if it has been silent for l.silent: a request that starts
+// writing on it after the claim is refused before anything is written (net/http then retries it
+// on another connection), and one that started before keeps it.
+func (l *connLimit) claimSilentLocked(a *accountConns, h *hostConns) *limitedConn {
+	cutoff := l.now() - int64(l.silent)
+	var oldest *limitedConn
+	var at int64
+	pick := func(open map[*limitedConn]struct{}) {
+		for c := range open {
+			if t := c.active.Load(); t >= 0 && t < cutoff && (oldest == nil || t < at) {
+				oldest, at = c, t
+			}
 		}
 	}
+	if h != nil {
+		pick(h.open)
+	} else {
+		for _, h := range a.hosts {
+			pick(h.open)
+		}
+	}
+	if oldest == nil || !oldest.active.CompareAndSwap(at, reclaimed) {
+		return nil
+	}
+	return oldest
+}
+
+// reclaimed marks a connection's activity stamp once it is claimed for closing.
+const reclaimed = -1
+
+func (l *connLimit) now() int64 { return int64(time.Since(l.start)) }
+
+// removeLocked forgets c, closed or about to be; it counts once.
+func (l *connLimit) removeLocked(c *limitedConn) {
+	a := l.accounts[c.account]
+	if a == nil {
+		return
+	}
+	h := a.hosts[c.addr]
+	if h == nil {
+		return
+	}
+	if _, ok := h.open[c]; !ok {
+		return
+	}
+	delete(h.open, c)
+	l.uncountLocked(c.account, c.addr, a, h)
+}
+
+// uncountLocked takes one connection or dial of account to addr out of the counts.
+func (l *connLimit) uncountLocked(account, addr string, a *accountConns, h *hostConns) {
+	h.n--
+	a.n--
+	if h.n == 0 {
+		delete(a.hosts, addr)
+	}
+	if a.n == 0 {
+		delete(l.accounts, account)
+	}
+}
+
+// counted is how many connections and dials account holds (tests).
+func (l *connLimit) counted(account string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.accounts[account]; a != nil {
+		return a.n
+	}
+	return 0
 }
 
 // limitedConn is a connection counted by a connLimit, stamped whenever it carries bytes.
 type limitedConn struct {
 	net.Conn
-	l       *connLimit
-	account string
-	active  atomic.Int64 // when it last carried bytes, since l.start
-	closed  sync.Once
+	l             *connLimit
+	account, addr string
+	// active is when it last carried bytes, since l.start, or reclaimed.
+	active atomic.Int64
+	closed sync.Once
 }
 
-func (c *limitedConn) touch() { c.active.Store(c.l.now()) }
+// touch stamps c unless it was claimed for closing, and reports whether it was not.
+func (c *limitedConn) touch() bool {
+	for {
+		t := c.active.Load()
+		if t == reclaimed {
+			return false
+		}
+		if c.active.CompareAndSwap(t, c.l.now()) {
+			return true
+		}
+	}
+}
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
@@ -170,15 +278,20 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write stamps c before writing: a connection claimed for closing writes nothing, so that the
+// request fails having written nothing (which net/http retries), never half sent.
 func (c *limitedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	if n > 0 {
-		c.touch()
+	if !c.touch() {
+		return 0, net.ErrClosed
 	}
-	return n, err
+	return c.Conn.Write(p)
 }
 
 func (c *limitedConn) Close() error {
-	c.closed.Do(func() { c.l.release(c) })
+	c.closed.Do(func() {
+		c.l.mu.Lock()
+		c.l.removeLocked(c)
+		c.l.mu.Unlock()
+	})
 	return c.Conn.Close()
 }

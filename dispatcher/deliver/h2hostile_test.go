@@ -46,6 +46,7 @@ import (
 type streamStarver struct {
 	URL   string
 	Roots *x509.CertPool
+	certs []*x509.Certificate
 	open  atomic.Int64
 	ln    net.Listener
 	wg    sync.WaitGroup
@@ -64,7 +65,7 @@ func newStreamStarver(t *testing.T) *streamStarver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &streamStarver{URL: "https://" + ln.Addr().String() + "/hook", Roots: roots, ln: ln}
+	s := &streamStarver{URL: "https://" + ln.Addr().String() + "/hook", Roots: roots, ln: ln, certs: []*x509.Certificate{certSrv.Certificate()}}
 	var conns sync.Map
 	s.wg.Add(1)
 	go func() {
@@ -154,12 +155,14 @@ func (s *streamStarver) serve(c net.Conn) {
 // A receiver that forbids new requests on each connection once it answered one (HTTP/2
 // SETTINGS_MAX_CONCURRENT_STREAMS 0) had the sender open a connection per delivery and keep each
 // for the transport's 90 s idle timeout: tens of thousands at the rate one account delivers.
-// Now an account holds at most its bound; past it, its silent connections are closed for new
-// ones, and while none is silent its deliveries fail (to be retried), naming the cause. Another
-// account's deliveries go on meanwhile.
+// Now an account holds at most its bound per receiver address; past it, the connection silent
+// longest is closed for a new one if it has been silent for longer than an attempt lasts, and
+// otherwise the delivery fails (to be retried), naming the cause. The account's other receivers
+// and another account's deliveries go on meanwhile, and every connection is counted out once
+// closed.
 func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	g := NewWithT(t)
-	const bound = 8
+	const perHost = 8
 	rc := newStreamStarver(t)
 	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
@@ -170,7 +173,7 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	roots := rc.Roots.Clone()
 	roots.AddCert(good.Certificate())
 	s := NewSender(2*time.Second, false, roots, loopback)
-	s.conns = newConnLimit(bound, time.Hour) // nothing is silent for long enough while the test runs
+	s.conns = newConnLimit(perHost, 4*perHost, time.Hour) // nothing is silent for long enough until said
 	s.base = s.newTransport(nil)
 	evil := withAccount(context.Background(), "acc-evil")
 	failed := 0
@@ -179,21 +182,83 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 		if !a.OK {
 			failed++
 			g.Expect(a.Reason).To(Equal(verify.ReasonConnectionFailed))
-			g.Expect(a.Message).To(ContainSubstring("holds %d connections to the receivers of account acc-evil", bound))
+			g.Expect(a.Message).To(ContainSubstring("holds %d connections for account acc-evil to 127.0.0.1:", perHost))
 		}
 	}
-	g.Expect(rc.Open()).To(BeNumerically("<=", bound), "connections held open for one account")
-	g.Expect(failed).To(Equal(50-bound), "each delivery past the bound fails")
+	g.Expect(rc.Open()).To(BeNumerically("<=", perHost), "connections held open for one account and receiver")
+	g.Expect(failed).To(Equal(50-perHost), "each delivery past the bound fails")
 
-	// Another account delivers meanwhile.
-	for range 3 {
-		a := s.Send(withAccount(context.Background(), "acc-good"), good.URL, "id", nil, []byte(`{}`), nil)
-		g.Expect(a.OK).To(BeTrue(), "%+v", a)
+	// The same account's other receiver, and another account, deliver meanwhile.
+	for _, ctx := range []context.Context{evil, withAccount(context.Background(), "acc-good")} {
+		for range 3 {
+			a := s.Send(ctx, good.URL, "id", nil, []byte(`{}`), nil)
+			g.Expect(a.OK).To(BeTrue(), "%+v", a)
+		}
 	}
 
-	// Once its connections have been silent for longer than an attempt lasts, they give way.
-	s.conns.silent = 50 * time.Millisecond
+	// Once its connections have been silent for longer than an attempt lasts, they give way, one
+	// for each new one.
+	s.conns.setSilent(50 * time.Millisecond)
 	g.Eventually(func() bool { return s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil).OK }).
 		WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(BeTrue())
-	g.Eventually(rc.Open).WithTimeout(5 * time.Second).Should(BeNumerically("<=", bound))
+	g.Eventually(rc.Open).WithTimeout(5 * time.Second).Should(BeNumerically("<=", perHost))
+
+	// Closed, every connection is counted out (the last answer's stream may still be ending when
+	// the idle ones are first closed).
+	g.Eventually(func() int {
+		s.base.CloseIdleConnections()
+		return s.conns.counted("acc-evil") + s.conns.counted("acc-good")
+	}).
+		WithTimeout(5 * time.Second).Should(BeZero())
+}
+
+// The account's bound in all holds across receiver addresses: a tenant's webhooks pointing at
+// many names of one hostile receiver gain nothing past it.
+func TestAnAccountsConnectionsAreBoundedAcrossReceivers(t *testing.T) {
+	g := NewWithT(t)
+	const perHost, perAccount = 4, 6
+	var receivers []*streamStarver
+	roots := x509.NewCertPool()
+	for range 3 {
+		rc := newStreamStarver(t)
+		receivers = append(receivers, rc)
+		for _, c := range rc.certs {
+			roots.AddCert(c)
+		}
+	}
+	s := NewSender(2*time.Second, false, roots, loopback)
+	s.conns = newConnLimit(perHost, perAccount, time.Hour)
+	s.base = s.newTransport(nil)
+	evil := withAccount(context.Background(), "acc-evil")
+	var last Attempt
+	for range 5 {
+		for _, rc := range receivers {
+			last = s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
+		}
+	}
+	open := 0
+	for _, rc := range receivers {
+		open += rc.Open()
+	}
+	g.Expect(open).To(Equal(perAccount), "connections held open for one account")
+	g.Expect(last.Message).To(ContainSubstring("holds %d connections for account acc-evil in all", perAccount))
+}
+
+// A connection claimed for closing writes nothing more: a request that picked it at that moment
+// fails having written nothing, which net/http retries on another connection, instead of being
+// cut after it was sent (and perhaps processed, then sent again).
+func TestAClaimedConnectionWritesNothing(t *testing.T) {
+	g := NewWithT(t)
+	client, server := net.Pipe()
+	t.Cleanup(func() { _ = server.Close() })
+	l := newConnLimit(1, 1, 0)
+	g.Expect(l.reserve("acc", "addr")).To(Succeed())
+	lc := &limitedConn{Conn: client, l: l, account: "acc", addr: "addr"}
+	lc.active.Store(l.now() - 1)
+	l.accounts["acc"].hosts["addr"].open[lc] = struct{}{}
+	// The bound is reached: the silent connection is claimed for the new dial.
+	g.Expect(l.reserve("acc", "addr")).To(Succeed())
+	n, err := lc.Write([]byte("POST"))
+	g.Expect(n).To(BeZero())
+	g.Expect(err).To(MatchError(net.ErrClosed))
 }

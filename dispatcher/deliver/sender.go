@@ -62,7 +62,7 @@ type Sender struct {
 	allowHTTP bool
 	roots     *x509.CertPool
 	guard     *netguard.Guard
-	// conns bounds the connections held open per account, across every transport.
+	// conns bounds the connections held open per account and address, across every transport.
 	conns *connLimit
 
 	base *http.Transport
@@ -84,7 +84,7 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 	}
 	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
 		// A connection silent for longer than an attempt may last carries none.
-		conns: newConnLimit(DefaultConnsPerAccount, timeout+time.Second),
+		conns: newConnLimit(DefaultConnsPerHost, DefaultConnsPerAccount, timeout+time.Second),
 		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, v any) {
 			// Now, and once the attempts that still use it are over (each within the timeout):
 			// their connections come back to its idle pool, which nobody would close otherwise.
