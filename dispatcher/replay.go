@@ -698,7 +698,8 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 // creates: the scan is paid from the namespace's budget of log reads, and the read it asks for
 // rides on that. heldUntil is set, and nothing is done, while the budget is spent.
 func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) (heldUntil time.Time, err error) {
-	if ok, until := r.reads.prepay(rp.Namespace); !ok {
+	ok, until, refund := r.reads.prepay(rp.Namespace)
+	if !ok {
 		return until, nil
 	}
 	r.scans.Add(1)
@@ -706,6 +707,9 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 	for from := uint64(1); ; {
 		notes, err := r.Store.LoadNotes(ctx, uid, from, 1000)
 		if err != nil {
+			// Nothing was asked: the retry pays again, so a failing store does not spend the
+			// namespace's budget.
+			refund()
 			return time.Time{}, err
 		}
 		for _, n := range notes {

@@ -70,7 +70,9 @@ type replayReads struct {
 
 	mu    sync.Mutex
 	reads map[types.NamespacedName]*logRead
-	kick  chan struct{}
+	// credit holds, per namespace, reads paid for work that failed (prepay's refund).
+	credit map[string]int
+	kick   chan struct{}
 	// deferred kicks the reads again when the earliest held-back namespace has a read again;
 	// deferredAt is when.
 	deferred   *time.Timer
@@ -79,7 +81,7 @@ type replayReads struct {
 
 func newReplayReads(log ReplayLog, clk clock.PassiveClock, gather time.Duration, wake func(types.NamespacedName), observe func(time.Duration), budget *readBudget) *replayReads {
 	return &replayReads{log: log, clock: clk, gather: gather, wake: wake, observe: observe, budget: budget,
-		reads: map[types.NamespacedName]*logRead{}, kick: make(chan struct{}, 1)}
+		reads: map[types.NamespacedName]*logRead{}, credit: map[string]int{}, kick: make(chan struct{}, 1)}
 }
 
 // Defaults of a namespace's budget of log reads for replays: five at once, then one per 30 s.
@@ -122,15 +124,30 @@ func heldTill(now time.Time, wait time.Duration) time.Time {
 
 // prepay charges namespace's budget for one read now, for work that comes before the read and
 // costs as much (a replay's scan of its webhook's queue); the read then asked with paid set
-// costs nothing more. When the budget is spent it charges nothing and says when it has a read
+// costs nothing more, and refund gives the read back if the work failed (the next prepay of the
+// namespace takes it). When the budget is spent it charges nothing and says when it has a read
 // again.
-func (b *replayReads) prepay(namespace string) (ok bool, heldUntil time.Time) {
+func (b *replayReads) prepay(namespace string) (ok bool, heldUntil time.Time, refund func()) {
+	// Under the lock, as answer's charges: one namespace's charges never overlap.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	refund = func() {
+		b.mu.Lock()
+		b.credit[namespace]++
+		b.mu.Unlock()
+	}
+	if b.credit[namespace] > 0 {
+		if b.credit[namespace]--; b.credit[namespace] == 0 {
+			delete(b.credit, namespace)
+		}
+		return true, time.Time{}, refund
+	}
 	now := time.Now() // a budget of real work, as answer's
 	ok, wait := b.budget.take(namespace, now)
-	if ok {
-		return true, time.Time{}
+	if !ok {
+		return false, heldTill(now, wait), nil
 	}
-	return false, heldTill(now, wait)
+	return true, time.Time{}, refund
 }
 
 // ask queues rd for key unless key has a read queued or answered already.

@@ -141,3 +141,41 @@ func TestReplayReadsKeepANamespaceToItsBudget(t *testing.T) {
 	// The greedy namespace's read comes once its budget has one again (one per 5 s here).
 	answered(held, 15*time.Second)
 }
+
+// A replay's scan of its queue is paid before it runs (prepay), and the read it then asks rides on
+// that: past the budget the scan waits, saying until when. A scan that failed gives its read
+// back, so that a failing store does not spend the namespace's budget.
+func TestPrepaidReadsAreChargedOnceAndRefunded(t *testing.T) {
+	log := &countingLog{}
+	woken := make(chan types.NamespacedName, 100)
+	b := newReplayReads(log, clock.RealClock{}, 20*time.Millisecond, func(k types.NamespacedName) { woken <- k }, nil, newReadBudget(0.01, 2))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// A failed scan: paid, then refunded.
+	ok, _, refund := b.prepay("team")
+	if !ok {
+		t.Fatal("the budget's first read was refused")
+	}
+	refund()
+	// Two scans paid, their reads asked as paid: both answered, the budget spent by the scans.
+	for _, name := range []string{"r1", "r2"} {
+		ok, held, _ := b.prepay("team")
+		if !ok {
+			t.Fatalf("%s: refused (held until %s): the refunded read was not given back", name, held)
+		}
+		key := types.NamespacedName{Namespace: "team", Name: name}
+		b.ask(key, &logRead{uid: name, fold: func(deliveries.Record) {}, paid: true})
+		select {
+		case <-woken:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s's paid read not answered", name)
+		}
+	}
+	ok, held, _ := b.prepay("team")
+	if ok || held.IsZero() {
+		t.Fatalf("a third scan was paid (ok %v, held until %v): the reads charged again, or the scans not at all", ok, held)
+	}
+}

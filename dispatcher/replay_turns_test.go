@@ -170,7 +170,7 @@ func TestForgedReplayStatusWaitsItsTurn(t *testing.T) {
 func TestForgedStartedReplaysScanTheQueueOnlyWithinTheReadBudget(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	const blockers, forgedN, burst = 2, 5, 2
+	const blockers, forgedN, burst = 2, 5, 3
 	// The receiver fails once both are delivered: the blockers' replays keep running, holding the
 	// namespace's two turns while the forged replays are queued behind them.
 	s, ns, rc, wh := deliveredThenFailing(t, "acc-replay-scan", blockers, func(c *dispatcher.Config) {

@@ -19,6 +19,7 @@ limitations under the License.
 package keyrate
 
 import (
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -31,6 +32,9 @@ type Limiters struct {
 	burst int
 	idle  time.Duration
 	cache *utilcache.LRUExpireCache
+	// mu makes Get's look-up and addition one step: two first uses of a key at once each made a
+	// limiter of their own, and the one not kept lost its charge.
+	mu sync.Mutex
 }
 
 // New returns limiters of limit events per second and burst, each kept for idle after its last
@@ -44,6 +48,8 @@ func New(limit rate.Limit, burst int, idle time.Duration, size int) *Limiters {
 // when an entry was added, so it is added again at every use (a limiter kept from its creation
 // only was full again every idle period, however busy its key).
 func (l *Limiters) Get(key string) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	v, ok := l.cache.Get(key)
 	if !ok {
 		v = rate.NewLimiter(l.limit, l.burst)
