@@ -17,11 +17,8 @@ limitations under the License.
 package keyrate
 
 import (
-	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // One limiter per key, the same one at every use; keys do not share.
@@ -40,28 +37,3 @@ func TestOneLimiterPerKey(t *testing.T) {
 	}
 }
 
-// Two first uses of a key at once share one limiter: each making its own lost one's charges.
-func TestFirstUsesAtOnceShareOneLimiter(t *testing.T) {
-	for trial := range 200 {
-		l := New(1, 1, time.Minute, 16)
-		const n = 8
-		got := make([]*rate.Limiter, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				got[i] = l.Get("key")
-			}()
-		}
-		close(start)
-		wg.Wait()
-		for i := range got {
-			if got[i] != got[0] {
-				t.Fatalf("trial %d: %d limiters for one key", trial, n)
-			}
-		}
-	}
-}
