@@ -36,4 +36,3 @@ func TestOneLimiterPerKey(t *testing.T) {
 		t.Fatal("another key shares a's bucket")
 	}
 }
-
