@@ -99,6 +99,48 @@ func TestSecureMetricsNeedAnAuthorizedToken(t *testing.T) {
 	}
 }
 
+// A caller holding a token (any ServiceAccount of a tenant's namespace: the metrics port is open
+// to the pod network) sends requests with made-up methods. The access review's verb was the
+// method, so that each new method was a SubjectAccessReview the cache had not seen, made with the
+// dispatcher's identity. Now only GET and HEAD are served, any other method is refused before a
+// review, and the review asks for get.
+func TestMadeUpMethodsCostTheMetricsNoReview(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-metrics-methods", "")
+	addr := testsupport.FreeAddr(t)
+	requests := &testsupport.APIRequests{}
+	startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: func(c *dispatcher.Config) {
+		c.MetricsAddress, c.MetricsSecure = addr, true
+	}})
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tenant"}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "tenant", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed on purpose
+	send := func(method string) int {
+		req, _ := http.NewRequest(method, "https://"+addr+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return 0
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Reviewed once: the token is not allowed to read the metrics.
+	g.Eventually(func() int { return send(http.MethodGet) }).WithTimeout(20 * time.Second).Should(Equal(http.StatusForbidden))
+	const sar = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+	before := requests.Count(http.MethodPost, sar)
+	for i := range 20 {
+		g.Expect(send(fmt.Sprintf("X%d", i))).To(Equal(http.StatusMethodNotAllowed))
+	}
+	g.Expect(send(http.MethodHead)).To(Equal(http.StatusForbidden), "HEAD reads, as GET")
+	g.Expect(requests.Count(http.MethodPost, sar)).To(Equal(before), "access reviews for made-up methods")
+}
+
 // The probe and metrics ports answer anyone on the pod network before any token is checked: a
 // header beyond 64 KiB is refused (controller-runtime's servers, which served them before, read
 // 1 MiB headers for 32 s, and a few hundred stalled connections took a dispatcher's memory).

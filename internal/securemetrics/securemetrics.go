@@ -22,7 +22,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -76,7 +75,9 @@ func Handler(secure bool, cfg *rest.Config, hc *http.Client) (http.Handler, *tls
 		DisableHTTP2(tc)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", h)
+	// GET (and HEAD) only, answered 405 otherwise before any review: the review's verb was the
+	// request's method, so that every made-up method was a review the cache had not seen.
+	mux.Handle("GET /metrics", h)
 	return mux, tc, nil
 }
 
@@ -117,8 +118,10 @@ func Filter(rv *kubeauth.Reviewer, log logr.Logger, next http.Handler) http.Hand
 			http.Error(w, "Authentication failed", http.StatusInternalServerError)
 			return
 		}
+		// Only reading is served: the verb is get whatever the method (HEAD reads too), so that a
+		// caller cannot make a review per method it makes up.
 		allowed, err := rv.Allowed(r.Context(), user, kubeauth.Attributes{
-			NonResource: &authorizationv1.NonResourceAttributes{Path: r.URL.Path, Verb: strings.ToLower(r.Method)}})
+			NonResource: &authorizationv1.NonResourceAttributes{Path: r.URL.Path, Verb: "get"}})
 		if err != nil {
 			log.Error(err, "Reviewing a scrape's access", "user", user.Username)
 			http.Error(w, "Authorization failed", http.StatusInternalServerError)
