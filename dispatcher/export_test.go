@@ -16,7 +16,10 @@ limitations under the License.
 
 package dispatcher
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // PauseSyncer holds back every reconcile of s, as a dispatcher too busy to keep up would, until
 // resume is called (once or more). Changes seen meanwhile are coalesced per name by the
@@ -34,3 +37,7 @@ func AccountsOf(a *App) *Accounts { return &a.accounts }
 
 // QueueScans counts r's scans of a webhook's queue for what a replay queued before.
 func QueueScans(r *Replayer) int64 { return r.scans.Load() }
+
+// SetRoutingGrace changes how long a re-post of an event another dispatcher stored and has not
+// routed is answered "in progress" (a negative d: not at all).
+func SetRoutingGrace(a *App, d time.Duration) { a.Intake.grace.Store(int64(d)) }

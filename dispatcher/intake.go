@@ -22,6 +22,10 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/utils/clock"
@@ -45,7 +49,32 @@ type Intake struct {
 	// DeliveryLog is the delivery log (nil when off). Events routed to an auto-disabled webhook are
 	// recorded as lost through Engine.CountLost; replays read it.
 	DeliveryLog *deliverylog.Log
+
+	// grace, when set (tests), replaces routingGrace.
+	grace atomic.Int64
+
+	mu sync.Mutex
+	// accepting holds the keys of the events whose Accept runs in this process, each closed when
+	// that Accept returns.
+	accepting map[string]chan struct{}
 }
+
+// routingGrace is how long a re-post of an event stored but not routed by another dispatcher is
+// answered "in progress" rather than routed here: that dispatcher is probably routing it now, and
+// after this long it probably crashed doing so.
+const routingGrace = 10 * time.Second
+
+func (d *Intake) routingGrace() time.Duration {
+	if g := d.grace.Load(); g != 0 {
+		return time.Duration(g)
+	}
+	return routingGrace
+}
+
+// ErrBeingRouted answers a re-post of an event another dispatcher stored moments ago and is still
+// routing: the producer retries, and finds it routed.
+var ErrBeingRouted = &ingest.Error{Status: http.StatusServiceUnavailable, Code: "EVENT_IN_PROGRESS",
+	Message: "an earlier post of this event is being stored and routed; retry after 1 s"}
 
 var _ ingest.Acceptor = (*Intake)(nil)
 
@@ -55,21 +84,35 @@ var _ ingest.Acceptor = (*Intake)(nil)
 // stored the event but crashed before its notifications were queued (no "routed" marker), in which
 // case this post completes the routing of the stored event: never with this request's attributes,
 // which are only the producer's claim, while the stored body is what every notification carries.
+//
+// Re-posts of an event whose first post is still being routed neither read the stored event nor
+// queue it again: in this process they wait for that post's Accept, and a re-post of an event
+// another dispatcher stored less than routingGrace ago is answered ErrBeingRouted. Before, each
+// re-post of a large event in that window read the whole stored body (a producer's 300-byte
+// requests each made the dispatcher read 25 MB) and queued its notifications again.
 func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
-	now := d.Clock.Now()
 	key := store.EventKey(ev.AccountID, ev.ID)
+	done, err := d.claim(ctx, key)
+	if err != nil {
+		return ingest.Receipt{}, err
+	}
+	defer done()
+	now := d.Clock.Now()
 	seq, duplicate, err := d.Store.PutEvent(ctx, key, raw, now)
 	if err != nil {
 		return ingest.Receipt{}, err
 	}
 	created := now
 	if duplicate {
-		routed, err := d.Store.Routed(ctx, key, seq)
+		r, err := d.Store.Routing(ctx, key, seq)
 		if err != nil {
 			return ingest.Receipt{}, err
 		}
-		if routed {
+		if r.Routed {
 			return ingest.Receipt{Duplicate: true}, nil
+		}
+		if !r.Mine && d.Clock.Since(r.StoredAt) < d.routingGrace() {
+			return ingest.Receipt{}, ErrBeingRouted
 		}
 		stored, at, err := d.Store.GetEvent(ctx, seq)
 		if err != nil {
@@ -111,6 +154,35 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		d.Log.Error(err, "Recording that an event is routed", "event", ev.ID)
 	}
 	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items)}, nil
+}
+
+// claim waits for this process's Accept of key in progress, if any, then holds key until done is
+// called: one Accept of an event at a time here.
+func (d *Intake) claim(ctx context.Context, key string) (done func(), err error) {
+	for {
+		d.mu.Lock()
+		ch, busy := d.accepting[key]
+		if !busy {
+			if d.accepting == nil {
+				d.accepting = map[string]chan struct{}{}
+			}
+			ch = make(chan struct{})
+			d.accepting[key] = ch
+			d.mu.Unlock()
+			return func() {
+				d.mu.Lock()
+				delete(d.accepting, key)
+				d.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // uids returns the webhooks items are queued for.

@@ -275,6 +275,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Not stored: the retry stores it, and counts it then.
 			release()
 		}
+		if e := (*Error)(nil); errors.As(err, &e) {
+			// The acceptor's own answer: an earlier post of the event is still in progress.
+			w.Header().Set("Retry-After", busyRetryAfter)
+			h.fail(w, e)
+			return
+		}
 		h.fail(w, &Error{Status: http.StatusServiceUnavailable, Code: "STORAGE_UNAVAILABLE",
 			Message: "the event could not be stored; retry later", Cause: err})
 		return

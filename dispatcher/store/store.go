@@ -558,22 +558,48 @@ func (s *Store) MarkRouted(ctx context.Context, key string, seq uint64) error {
 // Routed reports whether MarkRouted was called for the event seq, whose key is key, within the
 // dedupe window.
 func (s *Store) Routed(ctx context.Context, key string, seq uint64) (bool, error) {
+	r, err := s.Routing(ctx, key, seq)
+	return r.Routed, err
+}
+
+// Routing is where the routing of a stored event stands, for a re-post of it.
+type Routing struct {
+	Routed bool
+	// StoredAt is when the event was stored, and Mine whether this process stored it (set when it
+	// is not routed: the time tells a routing under way elsewhere from one a crash left undone).
+	StoredAt time.Time
+	Mine     bool
+}
+
+// Routing is Routed, and when not routed, when and by whom the event was stored: read from the
+// stream's message, which holds a large event's body by name only.
+func (s *Store) Routing(ctx context.Context, key string, seq uint64) (Routing, error) {
 	_, err := s.routed.Get(ctx, key)
 	if err == nil {
-		return true, nil
+		return Routing{Routed: true}, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, err
+		return Routing{}, err
 	}
 	m, err := s.events.GetMsg(ctx, seq)
 	if err != nil {
-		return false, fmt.Errorf("loading event %d: %w", seq, err)
+		return Routing{}, fmt.Errorf("loading event %d: %w", seq, err)
 	}
 	id := m.Header.Get(intakeHeader)
+	r := Routing{StoredAt: storedAt(m), Mine: id != "" && id == s.rt.id}
 	if id == "" {
-		return false, nil // stored before intakes had records: its marker would have said
+		return r, nil // stored before intakes had records: its marker would have said
 	}
-	return s.rt.isRouted(ctx, id, seq)
+	r.Routed, err = s.rt.isRouted(ctx, id, seq)
+	return r, err
+}
+
+// storedAt is when the event in m was stored.
+func storedAt(m *jetstream.RawStreamMsg) time.Time {
+	if ns, err := strconv.ParseInt(m.Header.Get(createdHeader), 10, 64); err == nil {
+		return time.Unix(0, ns)
+	}
+	return m.Time
 }
 
 // JetStream returns the store's JetStream context, for assets kept beside the store's own (the
@@ -694,10 +720,7 @@ func (s *Store) GetEventWithin(ctx context.Context, seq uint64, reserve func(siz
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("loading event %d: %w", seq, err)
 	}
-	created := m.Time
-	if ns, err := strconv.ParseInt(m.Header.Get(createdHeader), 10, 64); err == nil {
-		created = time.Unix(0, ns)
-	}
+	created := storedAt(m)
 	if name := m.Header.Get(bodyHeader); name != "" {
 		raw, err := s.getBody(ctx, name, reserve)
 		if err != nil {
