@@ -46,6 +46,10 @@ const DefaultMaxBody = 25 << 20
 // the dispatcher near 300 MB (make bench, scenario bigevents), with no faster ingest than one.
 const DefaultMaxInFlight = 48 << 20
 
+// requestFloor is the least a request reserves in the in-flight bound and its token's share,
+// whatever the length of its body.
+const requestFloor = 64 << 10
+
 // busyRetryAfter is what a producer refused for lack of memory is told to wait, in seconds.
 const busyRetryAfter = "1"
 
@@ -347,7 +351,10 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, 
 		if n > limit {
 			return nil, tooBig
 		}
-		if e := reserve(n); e != nil {
+		// At least what a streamed body reserves first: a request costs its goroutine, its
+		// connection's buffers and TLS state whatever it declares, and requests declaring one byte
+		// and sending nothing cost the bound nothing, so that one token held thousands at once.
+		if e := reserve(max(n, min(requestFloor, limit))); e != nil {
 			return nil, e
 		}
 		buf := make([]byte, n)
@@ -360,7 +367,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, 
 	var buf []byte
 	for {
 		if len(buf) == cap(buf) {
-			size := min(max(2*int64(cap(buf)), 64<<10), limit+1)
+			size := min(max(2*int64(cap(buf)), requestFloor), limit+1)
 			if e := reserve(size - int64(cap(buf))); e != nil {
 				return nil, e
 			}

@@ -669,6 +669,46 @@ func TestOneTokenCannotHoldTheWholeIngestBound(t *testing.T) {
 	}
 }
 
+// A producer (P) opens uploads that declare a one-byte body and send nothing. Each reserved one
+// byte of the in-flight bound, so that a token held thousands of them at once, each a goroutine,
+// a connection and its buffers, for the server's read timeout: tens of megabytes the bound never
+// saw. Now a request reserves at least 64 KiB (what a streamed body reserves first): the token's
+// share holds eight here, its next request is refused naming the share, and another producer's
+// event is accepted.
+func TestStalledOneByteUploadsCountAgainstTheBound(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	f.h.MaxBody = 256 << 10
+	f.h.MaxInFlight = 1 << 20 // a token's share: 512 KiB, eight requests
+	srv := httptest.NewServer(f.h)
+	t.Cleanup(srv.Close)
+	for range 8 {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n", bearer(tokAcc1))
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Eventually(f.h.BytesInFlight).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 8*(64<<10)))
+	post := func(tok string, body []byte) (int, string, string) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", bearer(tok))
+		resp, err := srv.Client().Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		var e struct{ Code, Message string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Code, e.Message
+	}
+	status, code, msg := post(tokAcc1, paddedEvent(t, 2<<10))
+	g.Expect(status).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(code).To(Equal("INGEST_BUSY"))
+	g.Expect(msg).To(ContainSubstring("the most one token may at once"))
+	status, code, msg = post(tokGlobal, paddedEvent(t, 2<<10))
+	g.Expect(status).To(Equal(http.StatusAccepted), "%s %s", code, msg)
+}
+
 // TestHandlerRefusesEveryTokenWhileTheFileIsInvalid performs the revocation attack: the operator
 // removes a leaked token but the new file does not parse. The leaked token must not keep working:
 // every token is refused with 503 (retry later: nothing is lost), the metrics and the readiness
