@@ -223,8 +223,8 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 			if err := tenant.Status().Update(ctx, wh); err != nil {
 				return err
 			}
-			// An annotation's change has the manager look at the webhook now.
-			wh.Annotations = map[string]string{"example.com/poke": "1"}
+			// The reactivation annotation's change has the manager look at the webhook now.
+			wh.Annotations = map[string]string{hooklinev1.ReactivateAnnotation: "1"}
 			return tenant.Update(ctx, wh)
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	}
@@ -246,4 +246,54 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 	g.Consistently(readsBeyondRequests).WithTimeout(3 * time.Second).WithPolling(100 * time.Millisecond).Should(BeEmpty())
 	_, peak := slow.stats()
 	g.Expect(peak).To(Equal(10), "at most ten verifications at once")
+}
+
+// A tenant (or a tool stamping annotations) changes annotations of its verified webhooks with a
+// client certificate again and again. Any annotation woke the manager, and each wake of such a
+// webhook read its Secret from the API server: one uncached read per write. Now only the
+// reactivation annotation, the one the manager reads, wakes it.
+func TestOtherAnnotationsReadNoSecret(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-annotation-reads", "")
+	rc := newReceiver(t, true, echoHeader)
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	names := certWebhooks(t, tenant, ns, rc.URL, 3)
+	for _, name := range names {
+		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	}
+	counts := &secretReads{ns: ns}
+	annotate := func(name, key, value string) {
+		g.Eventually(func() error {
+			wh := &hooklinev1.Webhook{}
+			if err := tenant.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, wh); err != nil {
+				return err
+			}
+			if wh.Annotations == nil {
+				wh.Annotations = map[string]string{}
+			}
+			wh.Annotations[key] = value
+			return tenant.Update(ctx, wh)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	// Verified (the Secret read before), then resynced only every 5 minutes.
+	before := map[string]int{}
+	for _, name := range names {
+		before[name] = counts.reads(name)
+	}
+	for i := range 10 {
+		for _, name := range names {
+			annotate(name, "example.com/stamp", fmt.Sprint(i))
+		}
+	}
+	g.Consistently(func() int {
+		n := 0
+		for _, name := range names {
+			n += counts.reads(name) - before[name]
+		}
+		return n
+	}).WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(), "Secret reads for annotations the manager does not read")
+	// Positive control: the reactivation annotation wakes it, and it reads the Secret again.
+	annotate(names[0], hooklinev1.ReactivateAnnotation, "1")
+	g.Eventually(func() int { return counts.reads(names[0]) - before[names[0]] }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
 }

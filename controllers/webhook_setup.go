@@ -52,7 +52,7 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("webhook").
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
-			predicate.AnnotationChangedPredicate{},
+			reactivateChanged{},
 			autoDisabledChanged{},
 		))).
 		Watches(&hooklinev1.Webhook{}, sameConfiguration{r: r}).
@@ -62,6 +62,27 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles}).
 		Complete(r)
 }
+
+// reactivateChanged passes updates in which the reactivation annotation changed, the one
+// annotation the manager reads: any annotation woke it before, and each wake of a verified webhook
+// with a client certificate reads its Secret from the API server (tools that stamp annotations,
+// or a tenant doing so in a loop, cost a read each).
+type reactivateChanged struct {
+	predicate.Funcs
+}
+
+// Update implements predicate.Predicate.
+func (reactivateChanged) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld == nil || e.ObjectNew == nil {
+		return false
+	}
+	return e.ObjectOld.GetAnnotations()[hooklinev1.ReactivateAnnotation] != e.ObjectNew.GetAnnotations()[hooklinev1.ReactivateAnnotation]
+}
+
+// Create, Delete and Generic are left to the other predicates of the Or.
+func (reactivateChanged) Create(event.CreateEvent) bool   { return false }
+func (reactivateChanged) Delete(event.DeleteEvent) bool   { return false }
+func (reactivateChanged) Generic(event.GenericEvent) bool { return false }
 
 // autoDisabledChanged passes updates in which the dispatcher's AutoDisabled condition changed
 // status, so that the manager reports the webhook as Disabled (or no longer) at once.
