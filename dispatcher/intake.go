@@ -59,10 +59,10 @@ type Intake struct {
 	accepting map[string]chan struct{}
 }
 
-// routingGrace is how long a re-post of an event stored but not routed by another dispatcher is
-// answered "in progress" rather than routed here: that dispatcher is probably routing it now, and
-// after this long it probably crashed doing so.
-const routingGrace = 10 * time.Second
+// routingGrace is how long after it was stored a re-post of an event stored but not routed by
+// another dispatcher is answered "in progress" rather than routed here: that dispatcher may be
+// routing it for as long as an Accept may last, and after that it crashed doing so.
+const routingGrace = ingest.AcceptTimeout + 5*time.Second
 
 func (d *Intake) routingGrace() time.Duration {
 	if g := d.grace.Load(); g != 0 {
@@ -87,14 +87,16 @@ var _ ingest.Acceptor = (*Intake)(nil)
 //
 // Re-posts of an event whose first post is still being routed neither read the stored event nor
 // queue it again: in this process they wait for that post's Accept, and a re-post of an event
-// another dispatcher stored less than routingGrace ago is answered ErrBeingRouted. Before, each
+// another dispatcher stored less than routingGrace ago (by JetStream's clock, one for every
+// dispatcher) is answered ErrBeingRouted. Before, each
 // re-post of a large event in that window read the whole stored body (a producer's 300-byte
 // requests each made the dispatcher read 25 MB) and queued its notifications again.
 func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
 	key := store.EventKey(ev.AccountID, ev.ID)
 	done, err := d.claim(ctx, key)
 	if err != nil {
-		return ingest.Receipt{}, err
+		// The earlier post's Accept outlasted this one's time: it is still in progress.
+		return ingest.Receipt{}, ErrBeingRouted
 	}
 	defer done()
 	now := d.Clock.Now()
@@ -111,7 +113,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		if r.Routed {
 			return ingest.Receipt{Duplicate: true}, nil
 		}
-		if !r.Mine && d.Clock.Since(r.StoredAt) < d.routingGrace() {
+		if !r.Mine && time.Until(r.StoredAt) > -d.routingGrace() {
 			return ingest.Receipt{}, ErrBeingRouted
 		}
 		stored, at, err := d.Store.GetEvent(ctx, seq)

@@ -130,6 +130,8 @@ type Replayer struct {
 	elsewhere map[string]seenTurns
 	// shown is when each running replay's progress was last written to its status.
 	shown map[types.NamespacedName]time.Time
+	// waitShown is when why each waiting replay waits was last written to its status.
+	waitShown map[types.NamespacedName]time.Time
 	// written is the status last written for each replay, until the cache shows it finished.
 	written map[types.NamespacedName]*hooklinev1.WebhookReplayStatus
 	// peak is the most replays that ran at once in each namespace (tests read it).
@@ -170,6 +172,7 @@ func (r *Replayer) init() {
 	r.running = map[string]map[types.NamespacedName]time.Time{}
 	r.elsewhere = map[string]seenTurns{}
 	r.shown = map[types.NamespacedName]time.Time{}
+	r.waitShown = map[types.NamespacedName]time.Time{}
 	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
 	r.peak = map[string]int{}
 	r.present = utilcache.NewLRUExpireCacheWithClock(1024, r.Clock)
@@ -540,13 +543,32 @@ func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *h
 	} else if !started(st) {
 		r.giveBack(ctx, rp)
 	}
-	r.setPhase(client.ObjectKeyFromObject(rp), phase)
+	key := client.ObjectKeyFromObject(rp)
+	r.setPhase(key, phase)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, reason, msg)
+	if equalStatus(&rp.Status, st) {
+		return ctrl.Result{RequeueAfter: r.poll()}, nil
+	}
+	// Why a replay waits is written at most every waitShownEvery: a tenant flipping its Webhook's
+	// state (its status is the tenant's to write) had every waiting replay of it written at each
+	// flip, one dispatcher write per replay per flip.
+	r.mu.Lock()
+	last, shownBefore := r.waitShown[key]
+	r.mu.Unlock()
+	if since := r.Clock.Since(last); shownBefore && since < waitShownEvery {
+		return ctrl.Result{RequeueAfter: waitShownEvery - since}, nil
+	}
 	if err := r.apply(ctx, rp, st); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.mu.Lock()
+	r.waitShown[key] = r.Clock.Now()
+	r.mu.Unlock()
 	return ctrl.Result{RequeueAfter: r.poll()}, nil
 }
+
+// waitShownEvery is the shortest interval between two writes of why a replay waits.
+const waitShownEvery = 5 * time.Second
 
 // setConditions sets the three conditions for a replay whose Reconciling reason is reason:
 // Reconciling True while it waits or runs; at the end Ready True (Completed), or Stalled True

@@ -307,6 +307,7 @@ func (r *Replayer) finish(ctx context.Context, key types.NamespacedName) {
 	r.mu.Lock()
 	delete(r.phase, key)
 	delete(r.shown, key)
+	delete(r.waitShown, key)
 	r.mu.Unlock()
 	r.tally.end(key)
 	if r.reads != nil {

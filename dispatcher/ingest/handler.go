@@ -87,10 +87,10 @@ const (
 	StoredNoteBytes     = 128
 )
 
-// acceptTimeout bounds how long an event may take to be stored. It runs detached from the
+// AcceptTimeout bounds how long an event may take to be stored. It runs detached from the
 // request: a producer that hangs up must not cancel a store half done (whose event, stored after
 // all by a retry of the routing, would then have been given back to the quota uncounted).
-const acceptTimeout = 30 * time.Second
+const AcceptTimeout = 30 * time.Second
 
 // Acceptor stores an event durably and queues its notifications; it returns only once both are
 // safe, so that the 202 the handler then sends is a promise.
@@ -271,7 +271,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		release = func() { h.Quota.Release(ev.AccountID, n) }
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), acceptTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), AcceptTimeout)
 	defer cancel()
 	receipt, err := h.Acceptor.Accept(ctx, ev, body)
 	if err != nil {
@@ -354,12 +354,19 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, 
 		// At least what a streamed body reserves first: a request costs its goroutine, its
 		// connection's buffers and TLS state whatever it declares, and requests declaring one byte
 		// and sending nothing cost the bound nothing, so that one token held thousands at once.
-		if e := reserve(max(n, min(requestFloor, limit))); e != nil {
+		floor := max(n, min(requestFloor, limit))
+		if e := reserve(floor); e != nil {
 			return nil, e
 		}
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, readErr(err)
+		}
+		// Read: the floor's excess goes back, so that slow storing holds only the bytes read.
+		if extra := floor - n; extra > 0 {
+			h.inFlight.Add(-extra)
+			tokenHeld.Add(-extra)
+			*held -= extra
 		}
 		return buf, nil
 	}

@@ -709,6 +709,25 @@ func TestStalledOneByteUploadsCountAgainstTheBound(t *testing.T) {
 	g.Expect(status).To(Equal(http.StatusAccepted), "%s %s", code, msg)
 }
 
+// The floor a request reserves while its body arrives goes back once the body is read: a small
+// event held by slow storing holds its own bytes, so that many small posts in flight are not
+// refused for room they do not use.
+func TestTheFloorGoesBackOnceTheBodyIsRead(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	acc := &blockingAcceptor{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	f.h.Acceptor = acc
+	f.h.MaxBody = 256 << 10
+	body := paddedEvent(t, 2<<10)
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- f.serve(request{auth: bearer(tokAcc1), body: body}) }()
+	<-acc.entered
+	g.Expect(f.h.BytesInFlight()).To(BeEquivalentTo(len(body)), "held while stored: the body's bytes, not the floor")
+	close(acc.release)
+	g.Expect((<-done).Code).To(Equal(http.StatusAccepted))
+	g.Expect(f.h.BytesInFlight()).To(BeZero())
+}
+
 // TestHandlerRefusesEveryTokenWhileTheFileIsInvalid performs the revocation attack: the operator
 // removes a leaked token but the new file does not parse. The leaked token must not keep working:
 // every token is refused with 503 (retry later: nothing is lost), the metrics and the readiness

@@ -586,7 +586,9 @@ func (s *Store) Routing(ctx context.Context, key string, seq uint64) (Routing, e
 		return Routing{}, fmt.Errorf("loading event %d: %w", seq, err)
 	}
 	id := m.Header.Get(intakeHeader)
-	r := Routing{StoredAt: storedAt(m), Mine: id != "" && id == s.rt.id}
+	// JetStream's time of the message, not the intake's stamp: taken after a large body's upload,
+	// and by one clock for every dispatcher.
+	r := Routing{StoredAt: m.Time, Mine: id != "" && id == s.rt.id}
 	if id == "" {
 		return r, nil // stored before intakes had records: its marker would have said
 	}

@@ -39,6 +39,12 @@ const (
 	progressThreshold = 10
 	// storageRetries is how often an event the ingest API could not store (503) is sent again.
 	storageRetries = 3
+	// inProgressPatience is how long an event whose earlier post is still in progress
+	// (EVENT_IN_PROGRESS) is sent again: the dispatcher answers so for 35 s after it was stored.
+	inProgressPatience = 40 * time.Second
+	// maxRetryDoublings bounds the doubling delay between two sends of one event, in first
+	// delays (RetryDelay: 500 ms, so 4 s).
+	maxRetryDoublings = 8
 )
 
 type emitOptions struct {
@@ -243,7 +249,8 @@ Output, one line per event on stdout:
   rejected ID: STATUS CODE: MESSAGE
   failed ID: ERROR
 With more than 10 events, a progress line every second and a summary go to stderr.
-An event the ingest API could not store (503) is retried 3 times.
+An event the ingest API could not store (503) is retried 3 times; one whose earlier post is still
+in progress (503 EVENT_IN_PROGRESS) for up to 40 s.
 
 Exit status: 0 when every event was accepted or a duplicate, 1 when any was rejected or failed
 (a wrong token or an unreachable URL stops at the first event), 2 on usage errors.

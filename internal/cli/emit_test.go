@@ -51,14 +51,14 @@ type fakeIngest struct {
 	bodies [][]byte
 	paths  []string
 	seen   map[string]bool
-	// unavailable answers 503 to the next n posts of an id.
-	unavailable map[string]int
+	// unavailable answers 503 to the next n posts of an id; inProgress 503 EVENT_IN_PROGRESS.
+	unavailable, inProgress map[string]int
 	// delay slows every answer down, so that progress lines appear.
 	delay time.Duration
 }
 
 func newFakeIngest(t *testing.T) *fakeIngest {
-	f := &fakeIngest{seen: map[string]bool{}, unavailable: map[string]int{}}
+	f := &fakeIngest{seen: map[string]bool{}, unavailable: map[string]int{}, inProgress: map[string]int{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
@@ -117,6 +117,12 @@ func (f *fakeIngest) serve(w http.ResponseWriter, r *http.Request) {
 		f.unavailable[ev.ID]--
 		f.mu.Unlock()
 		fail(http.StatusServiceUnavailable, "STORAGE_UNAVAILABLE", "the event could not be stored; retry later")
+		return
+	}
+	if f.inProgress[ev.ID] > 0 {
+		f.inProgress[ev.ID]--
+		f.mu.Unlock()
+		fail(http.StatusServiceUnavailable, "EVENT_IN_PROGRESS", "an earlier post of this event is being stored and routed; retry after 1 s")
 		return
 	}
 	key := ev.AccountID + "/" + ev.ID
@@ -410,6 +416,29 @@ func TestEmitRetriesStorageUnavailable(t *testing.T) {
 	g.Expect(srv.posted()).To(HaveLen(3 + 1 + storageRetries))
 }
 
+// An event whose earlier post another dispatcher stored and may still be routing (or crashed
+// routing) is answered EVENT_IN_PROGRESS until the dispatcher routes it itself, 35 s after it was
+// stored: emit keeps sending it for 40 s, not for its three retries of a storage failure.
+func TestEmitWaitsOutAnEventInProgress(t *testing.T) {
+	g := NewWithT(t)
+	srv := newFakeIngest(t)
+	srv.inProgress["routing"] = 2 * storageRetries
+	srv.inProgress["stuck"] = 1000
+	file := writeFile(t, t.TempDir(), "e.ndjson",
+		miniEvent("routing", "AGREEMENT_CREATED", "acc-1")+"\n"+miniEvent("stuck", "AGREEMENT_CREATED", "acc-1"))
+	app := newApp(nil)
+	now := testNow
+	app.Now = func() time.Time { now = now.Add(time.Second); return now } // a second per look
+	r := runApp(app, "emit", "--url", srv.URL, "--token", goodToken, file)
+	g.Expect(r.code).To(Equal(ExitFailure))
+	out := lines(r.stdout)
+	g.Expect(out).To(HaveLen(2))
+	g.Expect(out[0]).To(Equal("accepted routing (2 notifications)"))
+	g.Expect(out[1]).To(HavePrefix("failed stuck: 503 EVENT_IN_PROGRESS"))
+	g.Expect(srv.inProgress["stuck"]).To(BeNumerically("<", 1000-storageRetries-1), "stuck was sent again past the storage retries")
+	g.Expect(srv.inProgress["stuck"]).To(BeNumerically(">", 1000-60), "stuck was sent for more than its patience")
+}
+
 func TestEmitProgressAndSummary(t *testing.T) {
 	g := NewWithT(t)
 	srv := newFakeIngest(t)
@@ -518,7 +547,7 @@ func TestIngestEndpoint(t *testing.T) {
 // An https ingest URL signed by a private CA works with --ca-file, and fails without it.
 func TestEmitOverTLSWithCAFile(t *testing.T) {
 	g := NewWithT(t)
-	f := &fakeIngest{seen: map[string]bool{}, unavailable: map[string]int{}}
+	f := &fakeIngest{seen: map[string]bool{}, unavailable: map[string]int{}, inProgress: map[string]int{}}
 	f.Server = httptest.NewTLSServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.Certificate().Raw})

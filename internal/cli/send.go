@@ -183,12 +183,22 @@ func displayID(id string) string {
 	return id
 }
 
-// send posts one event, retrying a 503 (storage unavailable) a few times with doubling delays.
+// send posts one event, retrying a 503 (storage unavailable) a few times with doubling delays,
+// and an earlier post of the same event still in progress (EVENT_IN_PROGRESS: another dispatcher
+// stored it and may still be routing it, or crashed doing so) for as long as that may last.
 func (e *emitter) send(ctx context.Context, body []byte, id string) outcome {
 	delay := e.app.RetryDelay
-	for attempt := 0; ; attempt++ {
+	patience := e.app.Now().Add(inProgressPatience)
+	for attempt := 0; ; {
 		out := e.post(ctx, body, id)
-		if out.status != http.StatusServiceUnavailable || attempt == storageRetries {
+		if out.status != http.StatusServiceUnavailable {
+			return out
+		}
+		if out.code == "EVENT_IN_PROGRESS" {
+			if !e.app.Now().Before(patience) {
+				return out
+			}
+		} else if attempt++; attempt > storageRetries {
 			return out
 		}
 		select {
@@ -196,7 +206,7 @@ func (e *emitter) send(ctx context.Context, body []byte, id string) outcome {
 			return out
 		case <-time.After(delay):
 		}
-		delay *= 2
+		delay = min(2*delay, maxRetryDoublings*e.app.RetryDelay)
 	}
 }
 
