@@ -464,3 +464,67 @@ func TestWaitingReplaysAreNotWrittenWhenTheLineMoves(t *testing.T) {
 	g.Consistently(writes).WithTimeout(time.Second).WithPolling(100*time.Millisecond).Should(Equal(before),
 		"the %d replays still waiting are not written again", len(waiting))
 }
+
+// A tenant creates replays of a Webhook it keeps INACTIVE (they wait, saying why), then flips the
+// Webhook's status.state (the status subresource is its to write) between Inactive and Active.
+// Every flip changed why each replay waits, and each was written again: one dispatcher write per
+// replay per flip. Now why a replay waits is written at most every 5 s.
+func TestFlippingAWebhooksStateDoesNotRewriteItsWaitingReplays(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const n, flips = 8, 20
+	account := "acc-replay-flip"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	requests := &testsupport.APIRequests{}
+	s := startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: fastReplays})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	setState(t, wh, hooklinev1.StateInactive)
+	g.Eventually(func(g Gomega) {
+		g.Expect(getWebhook(g, wh).Status.State).To(Equal(hooklinev1.ObservedInactive))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	var replays []*hooklinev1.WebhookReplay
+	for i := range n {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("flip-%02d", i)},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &metav1.Time{Time: time.Now().Add(-time.Hour)}}}
+		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
+		replays = append(replays, rp)
+	}
+	for _, rp := range replays {
+		g.Eventually(func(g Gomega) {
+			c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionReconciling)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookNotActive))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	writes := func() (sum int) {
+		for _, rp := range replays {
+			sum += requests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+ns+"/webhookreplays/"+rp.Name+"/status")
+		}
+		return sum
+	}
+	before := writes()
+	for i := range flips {
+		state := hooklinev1.ObservedActive
+		if i%2 == 1 {
+			state = hooklinev1.ObservedInactive
+		}
+		g.Eventually(func() error {
+			cur := &hooklinev1.Webhook{}
+			if err := tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur); err != nil {
+				return err
+			}
+			cur.Status.State = state
+			return tenant.Status().Update(ctx, cur)
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+		// The dispatcher sees each flip before the next (its replays' polls come every 100 ms).
+		g.Eventually(func(g Gomega) {
+			got := &hooklinev1.Webhook{}
+			g.Expect(s.app.Manager.GetCache().Get(ctx, client.ObjectKeyFromObject(wh), got)).To(Succeed())
+			g.Expect(got.Status.State).To(Equal(state))
+		}).WithTimeout(5 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
+	}
+	g.Expect(writes()-before).To(BeNumerically("<=", 2*n), "writes of the waiting replays for %d flips", flips)
+}

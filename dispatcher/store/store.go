@@ -40,6 +40,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -686,6 +687,12 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}}
 	msg.Header.Set(createdHeader, strconv.FormatInt(now.UnixNano(), 10))
 	if len(raw) > s.cfg.InlineMax {
+		// A re-post of a large event already routed is told so before its body is uploaded: the
+		// upload would be deleted at once, and each deletion leaves a marker in the object store for
+		// the retention (a producer re-posting large events left one per re-post).
+		if _, err := s.routed.Get(ctx, msgID); err == nil {
+			return 0, true, nil
+		}
 		name := "event-" + strconv.FormatInt(now.UnixNano(), 36) + "-" + hashName(msgID)
 		if _, err := s.bodies.PutBytes(ctx, name, raw); err != nil {
 			return 0, false, fmt.Errorf("storing event body: %w", err)
@@ -702,11 +709,26 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 		return 0, false, fmt.Errorf("storing event: %w", err)
 	}
 	s.rt.end(tok, msg, msgID, ack.Sequence, ack.Duplicate, nil)
-	if ack.Duplicate && msg.Header.Get(bodyHeader) != "" {
-		// The original already holds the body; this copy is not referenced.
-		_ = s.bodies.Delete(ctx, msg.Header.Get(bodyHeader))
+	if name := msg.Header.Get(bodyHeader); ack.Duplicate && name != "" {
+		// The original already holds the body; this copy is not referenced. Its deletion marker
+		// goes too: kept, it stayed for the retention, one per re-post.
+		if s.bodies.Delete(ctx, name) == nil {
+			s.purgeBodyMarker(ctx, name)
+		}
 	}
 	return ack.Sequence, ack.Duplicate, nil
+}
+
+// purgeBodyMarker removes what the object store keeps of the deleted body name: the message saying
+// it was deleted, on the bucket's metadata subject for it.
+func (s *Store) purgeBodyMarker(ctx context.Context, name string) {
+	st, err := s.js.Stream(ctx, "OBJ_"+BodiesBucket)
+	if err == nil {
+		err = st.Purge(ctx, jetstream.WithPurgeSubject("$O."+BodiesBucket+".M."+base64.URLEncoding.EncodeToString([]byte(name))))
+	}
+	if err != nil {
+		s.cfg.Log.V(1).Info("Removing the marker of a deleted event body", "name", name, "error", err.Error())
+	}
 }
 
 // GetEvent loads the raw event with sequence seq and its acceptance time.

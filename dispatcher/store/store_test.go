@@ -265,3 +265,48 @@ func TestStreamsGainTheirLimitOnUpgrade(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(notes).To(HaveLen(1))
 }
+
+// A producer re-posting a large event (its body kept in the object store) had each re-post's
+// upload deleted at once, and each deletion left a marker in the object store for the retention:
+// one message per re-post, never counted against any quota. A re-post of a routed event now
+// uploads nothing, and one of an event not routed yet leaves nothing behind.
+func TestRepostsOfALargeEventLeaveNothingInTheObjectStore(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	t.Cleanup(s.Close)
+	big := bytes.Repeat([]byte("x"), 300<<10)
+	objects := func() uint64 {
+		st, err := s.JetStream().Stream(ctx, "OBJ_"+BodiesBucket)
+		g.Expect(err).NotTo(HaveOccurred())
+		info, err := st.Info(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		return info.State.Msgs
+	}
+	routed, _, err := s.PutEvent(ctx, "acc/routed", big, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.MarkRouted(ctx, "acc/routed", routed)).To(Succeed())
+	_, _, err = s.PutEvent(ctx, "acc/pending", big, time.Now())
+	g.Expect(err).NotTo(HaveOccurred())
+	before := objects()
+	for range 5 {
+		_, dup, err := s.PutEvent(ctx, "acc/routed", big, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dup).To(BeTrue())
+		_, dup, err = s.PutEvent(ctx, "acc/pending", big, time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dup).To(BeTrue())
+	}
+	g.Expect(objects()).To(Equal(before), "messages left in the object store by re-posts")
+	// The originals are whole.
+	for _, key := range []string{"acc/routed", "acc/pending"} {
+		seq, dup, err := s.PutEvent(ctx, key, []byte("{}"), time.Now())
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dup).To(BeTrue())
+		if key == "acc/pending" {
+			raw, _, err := s.GetEvent(ctx, seq)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(raw).To(Equal(big))
+		}
+	}
+}
