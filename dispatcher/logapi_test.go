@@ -221,6 +221,8 @@ func TestReadAPITenancy(t *testing.T) {
 	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: logOn})
 	s.activeWebhook(t, nsA, "orders", accountSpec(rcA.URL))
 	s.activeWebhook(t, nsB, "orders", accountSpec(rcB.URL))
+	// This test is about who may read what, not how fast: its many reads are not limited.
+	s.app.API.Limits = &logapi.Limits{Rate: 1e6, Burst: 1e6, NamespaceRate: 1e6, NamespaceBurst: 1e6}
 	api := s.serveAPI(t)
 
 	cs, err := kubernetes.NewForConfig(cp.Config)
@@ -380,9 +382,12 @@ func TestReadAPILimitsEachIdentity(t *testing.T) {
 	cs, err := kubernetes.NewForConfig(cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
 	installDeliveryRoles(t)
-	greedy, calm := serviceAccountToken(t, cs, ns, "greedy"), serviceAccountToken(t, cs, ns, "calm")
+	// calm is another owner's: a ServiceAccount of another namespace (those of one namespace
+	// share their rate: TestANamespacesServiceAccountsShareOneRate).
+	other := newNamespace(t, "acc-logapi-limits-other", "")
+	greedy, calm := serviceAccountToken(t, cs, ns, "greedy"), serviceAccountToken(t, cs, other, "calm")
 	bind(t, ns, "hookline-deliveries-viewer", ns, "greedy")
-	bind(t, ns, "hookline-deliveries-viewer", ns, "calm")
+	bind(t, ns, "hookline-deliveries-viewer", other, "calm")
 
 	path := notificationsPath(ns, "orders")
 	var page deliveries.NotificationList
@@ -428,6 +433,41 @@ func TestReadAPILimitsEachNamespace(t *testing.T) {
 	g.Expect(hdr.Get("Retry-After")).NotTo(BeEmpty())
 
 	api.getJSON(t, other, notificationsPath(nsB, "orders"), http.StatusOK, &page)
+}
+
+// A tenant creates ServiceAccounts in its namespace and has each ask for Webhooks by names never
+// asked before: each request cost an access review (SubjectAccessReview) with the dispatcher's
+// identity, and the per-identity rate, one per ServiceAccount, multiplied with them. Now a
+// namespace's ServiceAccounts share one rate.
+func TestANamespacesServiceAccountsShareOneRate(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-logapi-sa-rate", "")
+	requests := &testsupport.APIRequests{}
+	s := startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: logOn})
+	s.app.API.Limits = &logapi.Limits{Rate: 0.01, Burst: 5}
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	var tokens []string
+	for i := range 4 {
+		tokens = append(tokens, viewerToken(t, cs, ns, fmt.Sprintf("minted-%d", i)))
+	}
+	reviews := func() int {
+		return requests.Count(http.MethodPost, "/apis/authorization.k8s.io/v1/subjectaccessreviews")
+	}
+	before := reviews()
+	limited := 0
+	for i, tok := range tokens {
+		for j := range 5 {
+			code, _, _ := api.get(t, tok, notificationsPath(ns, fmt.Sprintf("never-%d-%d", i, j)))
+			if code == http.StatusTooManyRequests {
+				limited++
+			}
+		}
+	}
+	g.Expect(reviews()-before).To(BeNumerically("<=", 5), "access reviews past the namespace's burst")
+	g.Expect(limited).To(Equal(4*5 - 5))
 }
 
 // Anyone who can reach the read API sends a new random token with every request, from many

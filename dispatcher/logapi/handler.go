@@ -232,9 +232,12 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			writeError(w, http.StatusServiceUnavailable, "Unavailable", "the token could not be reviewed; retry shortly")
 			return
 		}
-		if !h.Limits.allow(user.Username) {
+		// One rate per owner: a namespace's ServiceAccounts share theirs, as a tenant may create
+		// them at will, and each request may cost an access review (a name never asked before).
+		if !h.Limits.allow(kubeauth.OwnerOf(user.Username)) {
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many requests from "+user.Username+"; slow down")
+			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many requests from "+user.Username+
+				" (with the other ServiceAccounts of its namespace, if it is one); slow down")
 			return
 		}
 		// The shared slots are taken once the caller is known: unauthenticated requests held them

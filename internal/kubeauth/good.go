@@ -64,7 +64,7 @@ func (g *goodTokens) has(key [32]byte) bool {
 func (g *goodTokens) add(key [32]byte, user string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	owner := ownerOf(user)
+	owner := OwnerOf(user)
 	if t, ok := g.byKey[key]; ok && t.owner == owner {
 		// Accepted again: the newest of its owner's, so that a token in use outlasts idle ones.
 		g.byKey[key] = goodToken{owner: owner, until: g.clk.Now().Add(GoodFor)}
@@ -154,9 +154,9 @@ func (g *goodTokens) largestLocked() string {
 	return best
 }
 
-// ownerOf is whose share a token of user counts in: a ServiceAccount's namespace (its tenant may
+// OwnerOf is whose share a token of user counts in: a ServiceAccount's namespace (its tenant may
 // create ServiceAccounts at will), or the user.
-func ownerOf(user string) string {
+func OwnerOf(user string) string {
 	if rest, ok := strings.CutPrefix(user, "system:serviceaccount:"); ok {
 		if ns, name, ok := strings.Cut(rest, ":"); ok && ns != "" && name != "" {
 			return "namespace/" + ns
