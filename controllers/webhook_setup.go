@@ -17,6 +17,8 @@ limitations under the License.
 package controllers
 
 import (
+	"maps"
+	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +54,7 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("webhook").
 		For(&hooklinev1.Webhook{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{},
-			reactivateChanged{},
+			hooklineAnnotationsChanged{},
 			autoDisabledChanged{},
 		))).
 		Watches(&hooklinev1.Webhook{}, sameConfiguration{r: r}).
@@ -63,26 +65,38 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// reactivateChanged passes updates in which the reactivation annotation changed, the one
-// annotation the manager reads: any annotation woke it before, and each wake of a verified webhook
-// with a client certificate reads its Secret from the API server (tools that stamp annotations,
-// or a tenant doing so in a loop, cost a read each).
-type reactivateChanged struct {
+// hooklineAnnotationsChanged passes updates in which an annotation of hookline's own prefix
+// changed (hookline.io/reactivate, or any other, such as hookline.io/verify-at to verify at once):
+// any annotation woke the manager before, and each wake of a verified webhook with a client
+// certificate reads its Secret from the API server, so that tools stamping their own annotations
+// cost a read each.
+type hooklineAnnotationsChanged struct {
 	predicate.Funcs
 }
 
 // Update implements predicate.Predicate.
-func (reactivateChanged) Update(e event.UpdateEvent) bool {
+func (hooklineAnnotationsChanged) Update(e event.UpdateEvent) bool {
 	if e.ObjectOld == nil || e.ObjectNew == nil {
 		return false
 	}
-	return e.ObjectOld.GetAnnotations()[hooklinev1.ReactivateAnnotation] != e.ObjectNew.GetAnnotations()[hooklinev1.ReactivateAnnotation]
+	return !maps.Equal(hooklineAnnotations(e.ObjectOld.GetAnnotations()), hooklineAnnotations(e.ObjectNew.GetAnnotations()))
 }
 
 // Create, Delete and Generic are left to the other predicates of the Or.
-func (reactivateChanged) Create(event.CreateEvent) bool   { return false }
-func (reactivateChanged) Delete(event.DeleteEvent) bool   { return false }
-func (reactivateChanged) Generic(event.GenericEvent) bool { return false }
+func (hooklineAnnotationsChanged) Create(event.CreateEvent) bool   { return false }
+func (hooklineAnnotationsChanged) Delete(event.DeleteEvent) bool   { return false }
+func (hooklineAnnotationsChanged) Generic(event.GenericEvent) bool { return false }
+
+// hooklineAnnotations returns the annotations of hookline's own prefix.
+func hooklineAnnotations(in map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range in {
+		if strings.HasPrefix(k, hooklinev1.GroupVersion.Group+"/") {
+			out[k] = v
+		}
+	}
+	return out
+}
 
 // autoDisabledChanged passes updates in which the dispatcher's AutoDisabled condition changed
 // status, so that the manager reports the webhook as Disabled (or no longer) at once.

@@ -54,9 +54,8 @@ type Intake struct {
 	grace atomic.Int64
 
 	mu sync.Mutex
-	// accepting holds the keys of the events whose Accept runs in this process, each closed when
-	// that Accept returns.
-	accepting map[string]chan struct{}
+	// accepting holds the keys of the events whose Accept runs in this process.
+	accepting map[string]struct{}
 }
 
 // routingGrace is how long after it was stored a re-post of an event stored but not routed by
@@ -86,16 +85,15 @@ var _ ingest.Acceptor = (*Intake)(nil)
 // which are only the producer's claim, while the stored body is what every notification carries.
 //
 // Re-posts of an event whose first post is still being routed neither read the stored event nor
-// queue it again: in this process they wait for that post's Accept, and a re-post of an event
+// queue it again: one that comes while this process accepts it, or a re-post of an event
 // another dispatcher stored less than routingGrace ago (by JetStream's clock, one for every
 // dispatcher) is answered ErrBeingRouted. Before, each
 // re-post of a large event in that window read the whole stored body (a producer's 300-byte
 // requests each made the dispatcher read 25 MB) and queued its notifications again.
 func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (ingest.Receipt, error) {
 	key := store.EventKey(ev.AccountID, ev.ID)
-	done, err := d.claim(ctx, key)
-	if err != nil {
-		// The earlier post's Accept outlasted this one's time: it is still in progress.
+	done, ok := d.claim(key)
+	if !ok {
 		return ingest.Receipt{}, ErrBeingRouted
 	}
 	defer done()
@@ -105,6 +103,10 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		return ingest.Receipt{}, err
 	}
 	created := now
+	if duplicate && seq == 0 {
+		// The store found it routed before storing anything (a large event's re-post).
+		return ingest.Receipt{Duplicate: true}, nil
+	}
 	if duplicate {
 		r, err := d.Store.Routing(ctx, key, seq)
 		if err != nil {
@@ -158,33 +160,24 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items)}, nil
 }
 
-// claim waits for this process's Accept of key in progress, if any, then holds key until done is
-// called: one Accept of an event at a time here.
-func (d *Intake) claim(ctx context.Context, key string) (done func(), err error) {
-	for {
-		d.mu.Lock()
-		ch, busy := d.accepting[key]
-		if !busy {
-			if d.accepting == nil {
-				d.accepting = map[string]chan struct{}{}
-			}
-			ch = make(chan struct{})
-			d.accepting[key] = ch
-			d.mu.Unlock()
-			return func() {
-				d.mu.Lock()
-				delete(d.accepting, key)
-				d.mu.Unlock()
-				close(ch)
-			}, nil
-		}
-		d.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+// claim holds key until done is called, or reports false when this process's Accept of key is in
+// progress: one Accept of an event at a time here. The other is answered at once rather than
+// made to wait, so that re-posts hold no connection for the length of an Accept.
+func (d *Intake) claim(key string) (done func(), ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, busy := d.accepting[key]; busy {
+		return nil, false
 	}
+	if d.accepting == nil {
+		d.accepting = map[string]struct{}{}
+	}
+	d.accepting[key] = struct{}{}
+	return func() {
+		d.mu.Lock()
+		delete(d.accepting, key)
+		d.mu.Unlock()
+	}, true
 }
 
 // uids returns the webhooks items are queued for.

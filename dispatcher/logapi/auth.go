@@ -88,6 +88,12 @@ type Limits struct {
 	NamespaceConcurrent int
 	NamespaceRate       float64
 	NamespaceBurst      int
+	// OwnerRate and OwnerBurst bound, before any access review, the requests of every identity of
+	// one owner together (a ServiceAccount's namespace, or a user: kubeauth.OwnerOf), so that a
+	// tenant minting ServiceAccounts cannot multiply the per-identity rate, and with it the access
+	// reviews its requests cost. 0: four times Rate and Burst.
+	OwnerRate  float64
+	OwnerBurst int
 	// NewTokenRate and NewTokenBurst bound, per client address, the requests whose token has not
 	// been reviewed lately (each costs a TokenReview): 429 beyond.
 	NewTokenRate  float64
@@ -96,6 +102,7 @@ type Limits struct {
 	once       sync.Once
 	sem        chan struct{}
 	users      *keyrate.Limiters
+	owners     *keyrate.Limiters
 	namespaces *keyrate.Limiters
 	addresses  *keyrate.Limiters
 	mu         sync.Mutex
@@ -137,6 +144,12 @@ func (l *Limits) init() {
 		if l.NamespaceBurst <= 0 {
 			l.NamespaceBurst = 2 * l.Burst
 		}
+		if l.OwnerRate <= 0 {
+			l.OwnerRate = 4 * l.Rate
+		}
+		if l.OwnerBurst <= 0 {
+			l.OwnerBurst = 4 * l.Burst
+		}
 		if l.NewTokenRate <= 0 {
 			l.NewTokenRate = DefaultNewTokenRate
 		}
@@ -146,6 +159,7 @@ func (l *Limits) init() {
 		l.sem = make(chan struct{}, l.Concurrent)
 		// An identity or namespace idle for a minute starts again with a full bucket.
 		l.users = keyrate.New(rate.Limit(l.Rate), l.Burst, time.Minute, cacheSize)
+		l.owners = keyrate.New(rate.Limit(l.OwnerRate), l.OwnerBurst, time.Minute, cacheSize)
 		l.namespaces = keyrate.New(rate.Limit(l.NamespaceRate), l.NamespaceBurst, time.Minute, cacheSize)
 		l.addresses = keyrate.New(rate.Limit(l.NewTokenRate), l.NewTokenBurst, time.Minute, cacheSize)
 		l.inNS = map[string]int{}
@@ -192,8 +206,8 @@ func (l *Limits) enterNamespace(namespace string) (release func(), busy, ok bool
 	}, false, true
 }
 
-// allow spends one of user's requests.
-func (l *Limits) allow(user string) bool {
+// allow spends one of user's requests, and one of its owner's.
+func (l *Limits) allow(user, owner string) bool {
 	l.init()
-	return l.users.Get(user).Allow()
+	return l.users.Get(user).Allow() && l.owners.Get(owner).Allow()
 }

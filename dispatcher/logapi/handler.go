@@ -232,12 +232,13 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 			writeError(w, http.StatusServiceUnavailable, "Unavailable", "the token could not be reviewed; retry shortly")
 			return
 		}
-		// One rate per owner: a namespace's ServiceAccounts share theirs, as a tenant may create
-		// them at will, and each request may cost an access review (a name never asked before).
-		if !h.Limits.allow(kubeauth.OwnerOf(user.Username)) {
+		// A rate per identity, and one per owner: a namespace's ServiceAccounts share the latter, as
+		// a tenant may create them at will, and each request may cost an access review (a name
+		// never asked before).
+		if !h.Limits.allow(user.Username, kubeauth.OwnerOf(user.Username)) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many requests from "+user.Username+
-				" (with the other ServiceAccounts of its namespace, if it is one); slow down")
+				" (or from the ServiceAccounts of its namespace together, if it is one); slow down")
 			return
 		}
 		// The shared slots are taken once the caller is known: unauthenticated requests held them

@@ -86,7 +86,7 @@ func TestLimits(t *testing.T) {
 	g.Expect(ok).To(BeTrue())
 	r2()
 	r3()
-	g.Expect([]bool{l.allow("a"), l.allow("a"), l.allow("a"), l.allow("b")}).To(Equal([]bool{true, true, false, true}))
+	g.Expect([]bool{l.allow("a", "user/a"), l.allow("a", "user/a"), l.allow("a", "user/a"), l.allow("b", "user/b")}).To(Equal([]bool{true, true, false, true}))
 }
 
 // A namespace's requests are bounded whoever makes them: its slots, then its rate; another
