@@ -17,11 +17,11 @@ limitations under the License.
 package controllers
 
 import (
-	"maps"
-	"strings"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
