@@ -21,6 +21,9 @@ import (
 	"fmt"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -173,6 +176,13 @@ func (r *WebhookReconciler) accountsOf(ctx context.Context) func(namespace strin
 		seen[namespace] = b.AccountID
 		return b.AccountID, nil
 	}
+}
+
+// namespaceExists reports whether namespace is in the cache (on an error, that it may be).
+func (r *WebhookReconciler) namespaceExists(ctx context.Context, namespace string) bool {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	return !apierrors.IsNotFound(r.Get(ctx, client.ObjectKey{Name: namespace}, m))
 }
 
 // duplicateStatus is the manager's status of a Webhook that duplicates an older one in account b.
@@ -354,8 +364,15 @@ func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklin
 	accounts := r.accountsOf(ctx)
 	own, err := accounts(wh.Namespace)
 	if err != nil || own == "" {
-		// Unknown (the namespace is being deleted and already gone from the cache, or unbound):
-		// every account's oldest, rather than miss the one whose decision changed.
+		if ownAccount && err == nil && r.namespaceExists(ctx, wh.Namespace) {
+			// A Webhook of an unbound namespace competes in no account: its change changes no
+			// decision (a rebinding reaches the others through the namespace watch). Before,
+			// anyone who may create Webhooks in an unbound namespace had every account's oldest
+			// with a configuration it knew reconciled at each write.
+			return nil
+		}
+		// Unknown (the namespace is being deleted and already gone from the cache, or was
+		// rebound): every account's oldest, rather than miss the one whose decision changed.
 		ownAccount = false
 	}
 	oldest := map[string]*hooklinev1.Webhook{}

@@ -297,3 +297,45 @@ func TestOtherAnnotationsReadNoSecret(t *testing.T) {
 	annotate(names[0], hooklinev1.ReactivateAnnotation, "1")
 	g.Eventually(func() int { return counts.reads(names[0]) - before[names[0]] }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
 }
+
+// Someone who may create Webhooks in a namespace bound to no account (not an onboarded tenant)
+// creates one with another account's configuration and sets it INACTIVE and ACTIVE again and
+// again. Its changes had every account's oldest Webhook with that configuration reconciled, each
+// reconcile of a verified one with a client certificate reading its Secret from the API server.
+// A Webhook of an unbound namespace competes in no account: its changes reconcile nothing else.
+func TestAnUnboundNamespacesWebhookReconcilesNoOtherAccount(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-dup-victim", "")
+	rc := newReceiver(t, true, echoHeader)
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	names := certWebhooks(t, tenant, ns, rc.URL, 1)
+	victim := &hooklinev1.Webhook{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: names[0]}, victim)).To(Succeed())
+	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	counts := &secretReads{ns: ns}
+	before := counts.reads(names[0])
+
+	unbound := newNamespace(t, "", "")
+	stranger := impersonatedTenant(t, unbound, "stranger-"+unbound)
+	spec := victim.Spec
+	spec.ClientCertificateSecretRef = nil // not part of the configuration
+	copycat := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: unbound, Name: "copycat"}, Spec: spec}
+	g.Expect(stranger.Create(ctx, copycat)).To(Succeed())
+	for i := range 10 {
+		state := hooklinev1.StateInactive
+		if i%2 == 1 {
+			state = hooklinev1.StateActive
+		}
+		g.Eventually(func() error {
+			cur := &hooklinev1.Webhook{}
+			if err := stranger.Get(ctx, client.ObjectKeyFromObject(copycat), cur); err != nil {
+				return err
+			}
+			cur.Spec.State = state
+			return stranger.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	g.Consistently(func() int { return counts.reads(names[0]) - before }).
+		WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(), "the victim's Secret read for another namespace's changes")
+}

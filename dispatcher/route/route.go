@@ -22,6 +22,7 @@ limitations under the License.
 package route
 
 import (
+	"hash/maphash"
 	"sync"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -85,9 +86,23 @@ type Table struct {
 	mu        sync.RWMutex
 	byAccount map[string]map[string]*Target
 	accountOf map[string]string
-	// holds is read-locked by every Route call until its caller has queued its notifications, and
-	// write-locked (briefly) by Withdraw: a barrier after which no one still acts on a removed target.
-	holds sync.RWMutex
+	// holds are read-locked by every Route call until its caller has queued its notifications, and
+	// write-locked (briefly) by Withdraw: a barrier after which no one still acts on a removed
+	// target. Accounts share them by hash, holdStripes of them: one for all made a tenant's
+	// Withdraw (its Webhook's status.state is its to write) hold up every account's intake while
+	// the events in flight were queued.
+	holds [holdStripes]sync.RWMutex
+}
+
+// holdStripes is how many barriers the accounts share.
+const holdStripes = 256
+
+// holdSeed hashes accounts to their barrier.
+var holdSeed = maphash.MakeSeed()
+
+// holdsOf is account's barrier.
+func (tb *Table) holdsOf(account string) *sync.RWMutex {
+	return &tb.holds[maphash.String(holdSeed, account)%holdStripes]
 }
 
 // NewTable returns an empty table.
@@ -115,19 +130,22 @@ func (tb *Table) Set(t *Target) {
 // in behind (and being delivered under a binding or uid that is gone).
 func (tb *Table) Withdraw(uid string) {
 	tb.mu.Lock()
-	present := tb.deleteLocked(uid)
+	acc, present := tb.accountOf[uid]
+	tb.deleteLocked(uid)
 	tb.mu.Unlock()
 	if present {
-		// A target absent here was removed by an earlier Withdraw, which waited already.
-		tb.holds.Lock()
-		tb.holds.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+		// A target absent here was removed by an earlier Withdraw, which waited already. Only
+		// its account's barrier: Route calls of other accounts never returned it.
+		h := tb.holdsOf(acc)
+		h.Lock()
+		h.Unlock() //nolint:staticcheck // an empty critical section is the barrier
 	}
 }
 
-func (tb *Table) deleteLocked(uid string) bool {
+func (tb *Table) deleteLocked(uid string) {
 	acc, ok := tb.accountOf[uid]
 	if !ok {
-		return false
+		return
 	}
 	delete(tb.accountOf, uid)
 	if m := tb.byAccount[acc]; m != nil {
@@ -136,28 +154,37 @@ func (tb *Table) deleteLocked(uid string) bool {
 			delete(tb.byAccount, acc)
 		}
 	}
-	return true
 }
 
 // Route returns the targets that receive ev, like Match, and a release function that the caller
 // must call once it has queued (or given up queueing) their notifications. Withdraw waits for it.
 func (tb *Table) Route(ev *Event) (targets []*Target, release func()) {
-	tb.holds.RLock()
-	return tb.Match(ev), tb.holds.RUnlock
+	h := tb.holdsOf(ev.AccountID)
+	h.RLock()
+	return tb.Match(ev), h.RUnlock
 }
 
 // Hold returns the target with uid, if it is routable, and a release function like Route's: the
 // caller queues a notification for it alone (a test notification), and Withdraw waits for that.
 func (tb *Table) Hold(uid string) (t Target, release func(), ok bool) {
-	tb.holds.RLock()
+	tb.mu.RLock()
+	acc, found := tb.accountOf[uid]
+	tb.mu.RUnlock()
+	if !found {
+		return Target{}, func() {}, false
+	}
+	h := tb.holdsOf(acc)
+	h.RLock()
+	// Looked up again under the barrier: a Withdraw that removed it meanwhile did not wait for
+	// this hold, and one that removes it from now on does.
 	tb.mu.RLock()
 	defer tb.mu.RUnlock()
-	if acc, found := tb.accountOf[uid]; found {
+	if tb.accountOf[uid] == acc {
 		if p := tb.byAccount[acc][uid]; p != nil {
-			return *p, tb.holds.RUnlock, true
+			return *p, h.RUnlock, true
 		}
 	}
-	tb.holds.RUnlock()
+	h.RUnlock()
 	return Target{}, func() {}, false
 }
 

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
@@ -205,4 +206,57 @@ func TestWithdrawWaitsForRoutesInProgress(t *testing.T) {
 		release()
 	}
 	tb.Withdraw("u") // absent: returns at once
+}
+
+// A tenant whose Webhook stops being routable (it may write the Webhook's status.state) has it
+// withdrawn, and the withdrawal waits for the events in flight that may have routed to it. One
+// barrier for all accounts made every account's new events wait behind it, for as long as the
+// slowest event in flight took to be queued. Now only its account's (and those sharing its
+// barrier by hash) wait.
+func TestAWithdrawalHoldsUpNoOtherAccountsEvents(t *testing.T) {
+	tb := NewTable()
+	tenant := "acc-tenant"
+	other := ""
+	for i := 0; other == ""; i++ {
+		if a := "acc-other-" + string(rune('a'+i%26)) + string(rune('a'+i/26)); tb.holdsOf(a) != tb.holdsOf(tenant) {
+			other = a
+		}
+	}
+	events := []hooklinev1.EventName{"AGREEMENT_ALL"}
+	tb.Set(&Target{UID: "wh-tenant", AccountID: tenant, Scope: hooklinev1.ScopeAccount, Events: events})
+	tb.Set(&Target{UID: "wh-other", AccountID: other, Scope: hooklinev1.ScopeAccount, Events: events})
+	ev := func(account string) *Event {
+		return &Event{Name: "AGREEMENT_CREATED", AccountID: account, Resource: hooklinev1.WebhookResource{Type: hooklinev1.ResourceAgreement, ID: "agr-1"}}
+	}
+	// An event of the tenant's account is being queued.
+	targets, release := tb.Route(ev(tenant))
+	if len(targets) != 1 {
+		t.Fatalf("routed to %d targets, want the tenant's", len(targets))
+	}
+	withdrawn := make(chan struct{})
+	go func() { tb.Withdraw("wh-tenant"); close(withdrawn) }()
+	// Other accounts' events are routed meanwhile, again and again while the withdrawal waits:
+	// with one barrier for all, one of them soon waited behind it.
+	routed := make(chan struct{})
+	go func() {
+		for range 100_000 {
+			_, r := tb.Route(ev(other))
+			r()
+		}
+		close(routed)
+	}()
+	select {
+	case <-routed:
+	case <-withdrawn:
+		t.Fatal("the withdrawal ended before the tenant's event was queued")
+	case <-time.After(10 * time.Second):
+		t.Fatal("another account's event waited for the tenant's withdrawal")
+	}
+	select {
+	case <-withdrawn:
+		t.Fatal("the withdrawal did not wait for the tenant's event in flight")
+	default:
+	}
+	release()
+	<-withdrawn
 }
