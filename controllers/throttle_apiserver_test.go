@@ -250,8 +250,8 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 
 // A tenant (or a tool stamping annotations) changes annotations of its verified webhooks with a
 // client certificate again and again. Any annotation woke the manager, and each wake of such a
-// webhook read its Secret from the API server: one uncached read per write. Now only the
-// reactivation annotation, the one the manager reads, wakes it.
+// webhook read its Secret from the API server: one uncached read per write. Now only annotations
+// of hookline's prefix (hookline.io/reactivate, hookline.io/verify-at) wake it.
 func TestOtherAnnotationsReadNoSecret(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()

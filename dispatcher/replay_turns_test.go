@@ -89,6 +89,20 @@ func replayEach(t *testing.T, tenant client.Client, ns, prefix string, rc *recei
 	return replays
 }
 
+// replaysOf creates, as tenant, n WebhookReplays of notification id of webhook "orders" in ns,
+// named prefix-00, prefix-01, …
+func replaysOf(t *testing.T, tenant client.Client, ns, prefix string, id hooklinev1.NotificationID, n int) []*hooklinev1.WebhookReplay {
+	t.Helper()
+	var replays []*hooklinev1.WebhookReplay
+	for i := range n {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%02d", prefix, i)},
+			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
+		NewWithT(t).Expect(tenant.Create(context.Background(), rp)).To(Succeed())
+		replays = append(replays, rp)
+	}
+	return replays
+}
+
 // deliveredThenFailing starts a stack with fast replays, whose failed attempts are retried within
 // 100 ms and never dropped, and an Active webhook "orders" in a new namespace of account; n
 // events are delivered to it, then its receiver fails with 500. more changes the configuration
@@ -185,13 +199,7 @@ func TestForgedStartedReplaysScanTheQueueOnlyWithinTheReadBudget(t *testing.T) {
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 
 	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
-	var forged []*hooklinev1.WebhookReplay
-	for i := range forgedN {
-		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("forged-%02d", i)},
-			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
-		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
-		forged = append(forged, rp)
-	}
+	forged := replaysOf(t, tenant, ns, "forged", id, forgedN)
 	reason := func(g Gomega, rp *hooklinev1.WebhookReplay) (string, string) {
 		c := meta.FindStatusCondition(getReplay(g, rp).Status.Conditions, hooklinev1.ConditionReconciling)
 		g.Expect(c).NotTo(BeNil(), rp.Name)
@@ -434,13 +442,7 @@ func TestWaitingReplaysAreNotWrittenWhenTheLineMoves(t *testing.T) {
 	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
 
 	tenant := tenantClient(t, ns, "tenant-"+ns)
-	var replays []*hooklinev1.WebhookReplay
-	for i := range n {
-		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("line-%02d", i)},
-			Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: []hooklinev1.NotificationID{id}}}
-		g.Expect(tenant.Create(ctx, rp)).To(Succeed())
-		replays = append(replays, rp)
-	}
+	replays := replaysOf(t, tenant, ns, "line", id, n)
 	g.Eventually(func(g Gomega) {
 		running, queued, _ := replaysByState(g, ns)
 		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))

@@ -630,17 +630,7 @@ func TestOneTokenCannotHoldTheWholeIngestBound(t *testing.T) {
 			f.h.MaxInFlight = 4 << 10
 			srv := httptest.NewServer(f.h)
 			t.Cleanup(srv.Close)
-			post := func(tok string, body []byte) (int, string, string) {
-				req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
-				g.Expect(err).NotTo(HaveOccurred())
-				req.Header.Set("Authorization", bearer(tok))
-				resp, err := srv.Client().Do(req)
-				g.Expect(err).NotTo(HaveOccurred())
-				defer resp.Body.Close()
-				var e struct{ Code, Message string }
-				_ = json.NewDecoder(resp.Body).Decode(&e)
-				return resp.StatusCode, e.Code, e.Message
-			}
+			post := func(tok string, body []byte) (int, string, string) { return postTo(g, srv, tok, body) }
 
 			// Two uploads that declare the largest body, send its first byte and stop.
 			for range 2 {
@@ -690,17 +680,7 @@ func TestStalledOneByteUploadsCountAgainstTheBound(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 	}
 	g.Eventually(f.h.BytesInFlight).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 8*(64<<10)))
-	post := func(tok string, body []byte) (int, string, string) {
-		req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
-		g.Expect(err).NotTo(HaveOccurred())
-		req.Header.Set("Authorization", bearer(tok))
-		resp, err := srv.Client().Do(req)
-		g.Expect(err).NotTo(HaveOccurred())
-		defer resp.Body.Close()
-		var e struct{ Code, Message string }
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return resp.StatusCode, e.Code, e.Message
-	}
+	post := func(tok string, body []byte) (int, string, string) { return postTo(g, srv, tok, body) }
 	status, code, msg := post(tokAcc1, paddedEvent(t, 2<<10))
 	g.Expect(status).To(Equal(http.StatusServiceUnavailable))
 	g.Expect(code).To(Equal("INGEST_BUSY"))
@@ -726,6 +706,20 @@ func TestTheFloorGoesBackOnceTheBodyIsRead(t *testing.T) {
 	close(acc.release)
 	g.Expect((<-done).Code).To(Equal(http.StatusAccepted))
 	g.Expect(f.h.BytesInFlight()).To(BeZero())
+}
+
+// postTo posts body to srv's ingest API with tok, and returns the status and the error's code and
+// message.
+func postTo(g Gomega, srv *httptest.Server, tok string, body []byte) (int, string, string) {
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/events", bytes.NewReader(body))
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", bearer(tok))
+	resp, err := srv.Client().Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	var e struct{ Code, Message string }
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Code, e.Message
 }
 
 // TestHandlerRefusesEveryTokenWhileTheFileIsInvalid performs the revocation attack: the operator
