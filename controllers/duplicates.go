@@ -333,6 +333,7 @@ func (h sameConfiguration) Update(ctx context.Context, e event.UpdateEvent, q wo
 func (h sameConfiguration) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	h.r.claims.forget(e.Object.GetUID())
 	h.enqueue(ctx, e.Object, q)
+	h.r.boundTo.Delete(e.Object.GetUID())
 }
 
 // Generic implements handler.EventHandler.
@@ -366,14 +367,21 @@ func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklin
 	if err != nil || own == "" {
 		if ownAccount && err == nil && r.namespaceExists(ctx, wh.Namespace) {
 			// A Webhook of an unbound namespace competes in no account: its change changes no
-			// decision (a rebinding reaches the others through the namespace watch). Before,
-			// anyone who may create Webhooks in an unbound namespace had every account's oldest
-			// with a configuration it knew reconciled at each write.
-			return nil
+			// decision, but in the account it was last reconciled in, if any (its namespace lost
+			// the binding as it changed: the namespace watch, which came first, found it with
+			// its new configuration or gone). Before, anyone who may create Webhooks in an
+			// unbound namespace had every account's oldest with a configuration it knew
+			// reconciled at each write.
+			was, ok := r.boundTo.Load(wh.UID)
+			if !ok {
+				return nil
+			}
+			own = was.(string)
+		} else {
+			// Unknown (the namespace is being deleted and already gone from the cache): every
+			// account's oldest, rather than miss the one whose decision changed.
+			ownAccount = false
 		}
-		// Unknown (the namespace is being deleted and already gone from the cache, or was
-		// rebound): every account's oldest, rather than miss the one whose decision changed.
-		ownAccount = false
 	}
 	oldest := map[string]*hooklinev1.Webhook{}
 	err = r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {

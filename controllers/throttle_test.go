@@ -85,3 +85,33 @@ func TestAWebhookWaitingForASlotReadsNoSecret(t *testing.T) {
 		t.Errorf("%d Secret reads once a slot is free, want 1", n)
 	}
 }
+
+// A Webhook whose namespace lost its binding as the Webhook changed (a GitOps apply removing the
+// label and changing or deleting the Webhook) still wakes the oldest other Webhook of its old
+// configuration in the account it was last reconciled in; one never bound wakes nobody (anyone
+// who may create Webhooks in an unbound namespace could otherwise have every account's oldest of a
+// configuration it knows reconciled at each write). A narrow test of the decision on the fake
+// client.
+func TestAWebhookThatLostItsBindingWakesOnlyItsLastAccount(t *testing.T) {
+	spec := hooklinev1.WebhookSpec{URL: "https://receiver.example.com/hook", Scope: hooklinev1.ScopeAccount,
+		Events: []hooklinev1.EventName{"AGREEMENT_ALL"}}
+	older := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "older", Namespace: "tenant", UID: "uid-older",
+		CreationTimestamp: metav1.NewTime(time.Unix(1_700_000_000, 0))}, Spec: spec}
+	r, c := unitReconciler(t, older, verify.New(verify.Config{Timeout: time.Second}), Options{DefaultClientID: "client"})
+	r.Client = c
+	ctx := context.Background()
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unbound"}}); err != nil {
+		t.Fatal(err)
+	}
+	moved := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "moved", Namespace: "unbound", UID: "uid-moved"}, Spec: spec}
+	stranger := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "stranger", Namespace: "unbound", UID: "uid-stranger"}, Spec: spec}
+	r.boundTo.Store(moved.UID, "acc") // reconciled while its namespace was bound to acc
+
+	if got := r.sameConfigurationAs(ctx, stranger, true); len(got) != 0 {
+		t.Errorf("a Webhook never bound woke %v", got)
+	}
+	got := r.sameConfigurationAs(ctx, moved, true)
+	if len(got) != 1 || got[0].NamespacedName != client.ObjectKeyFromObject(older) {
+		t.Errorf("a Webhook that lost its binding woke %v, want its last account's oldest %s", got, client.ObjectKeyFromObject(older))
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,6 +81,10 @@ type WebhookReconciler struct {
 	backoff *backoff
 	claims  configurationClaims
 	written writtenVersions
+	// boundTo holds, by uid, the account each Webhook was last reconciled in (until it is
+	// deleted): a change of one whose namespace has since lost its binding wakes that account's
+	// oldest of its configuration, and one never bound wakes nobody.
+	boundTo sync.Map
 }
 
 // cacheLagRetry is how soon a reconcile that found the cache behind this manager's own status
@@ -133,6 +138,9 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	binding, bound, err := tenancy.Lookup(ctx, r.Client, wh.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if bound {
+		r.boundTo.Store(wh.UID, binding.AccountID)
 	}
 	switch {
 	case !bound:

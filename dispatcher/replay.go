@@ -549,16 +549,14 @@ func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *h
 	if equalStatus(&rp.Status, st) {
 		return ctrl.Result{RequeueAfter: r.poll()}, nil
 	}
-	// Why a replay waits, within one reason, is written at most every waitShownEvery: a tenant
-	// flipping its Webhook's state (its status is the tenant's to write) had every waiting replay of
-	// it written at each flip, one dispatcher write per replay per flip. A new reason is written at
-	// once: admission reads it (waitsTurn), and a replay waiting its turn must say so.
+	// Why a replay waits is written at most every waitShownEvery: a tenant flipping its Webhook's
+	// state (its status is the tenant's to write) had every waiting replay of it written at each
+	// flip, one dispatcher write per replay per flip (between two messages, or between waiting for
+	// the Webhook and for a turn). Admission reads the phase set above, not this status.
 	r.mu.Lock()
 	last, shownBefore := r.waitShown[key]
 	r.mu.Unlock()
-	was := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReconciling)
-	sameReason := was != nil && was.Reason == reason
-	if since := r.Clock.Since(last); shownBefore && sameReason && since < waitShownEvery {
+	if since := r.Clock.Since(last); shownBefore && since < waitShownEvery {
 		return ctrl.Result{RequeueAfter: waitShownEvery - since}, nil
 	}
 	if err := r.apply(ctx, rp, st); err != nil {
@@ -570,7 +568,7 @@ func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *h
 	return ctrl.Result{RequeueAfter: r.poll()}, nil
 }
 
-// waitShownEvery is the shortest interval between two writes of why a replay waits, for one reason.
+// waitShownEvery is the shortest interval between two writes of why a replay waits.
 const waitShownEvery = 5 * time.Second
 
 // setConditions sets the three conditions for a replay whose Reconciling reason is reason:

@@ -84,7 +84,7 @@ func (r *Replayer) admit(ctx context.Context, rp *hooklinev1.WebhookReplay) (ok 
 		case started(&o.Status):
 			running[k] = true
 			elsewhere[k] = o.CreationTimestamp.DeepCopy()
-		case waitsTurn(o) && createdBefore(o, rp):
+		case r.waitsTurnLocked(o) && createdBefore(o, rp):
 			waiting = append(waiting, o)
 		}
 	}
@@ -178,6 +178,19 @@ func waitsTurn(rp *hooklinev1.WebhookReplay) bool {
 	return c == nil || c.Reason == hooklinev1.ReasonQueued
 }
 
+// waitsTurnLocked is waitsTurn from what this dispatcher last decided for rp when it decided
+// anything (its phase): why a replay waits is written to its status at most every
+// waitShownEvery, so the status may still say what it waited for before.
+func (r *Replayer) waitsTurnLocked(rp *hooklinev1.WebhookReplay) bool {
+	switch r.phase[client.ObjectKeyFromObject(rp)] {
+	case phaseQueued:
+		return true
+	case phaseWaiting, phaseRunning:
+		return false
+	}
+	return waitsTurn(rp)
+}
+
 // createdBefore orders replays by creation (the name breaks ties within a second).
 func createdBefore(a, b *hooklinev1.WebhookReplay) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
@@ -268,7 +281,10 @@ func (r *Replayer) release(ctx context.Context, key types.NamespacedName) {
 			_, held, _ := r.turn(client.ObjectKeyFromObject(&o), nil)
 			return finished(&o.Status) || held
 		}
-		return finished(&o.Status) || !waitsTurn(&o)
+		r.mu.Lock()
+		waits := r.waitsTurnLocked(&o)
+		r.mu.Unlock()
+		return finished(&o.Status) || !waits
 	})
 	// Those waiting to resume first (admit counts them as running, ahead of any replay not
 	// started), then in creation order.

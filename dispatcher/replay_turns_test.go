@@ -530,3 +530,62 @@ func TestFlippingAWebhooksStateDoesNotRewriteItsWaitingReplays(t *testing.T) {
 	}
 	g.Expect(writes()-before).To(BeNumerically("<=", 2*n), "writes of the waiting replays for %d flips", flips)
 }
+
+// The same flips while the namespace's turns are taken: each moved every waiting replay between
+// waiting for its Webhook and waiting for its turn, a new reason each time, and each was written
+// at once. Why a replay waits is written at most every 5 s whatever the reason; admission reads
+// what the dispatcher decided, not the status.
+func TestFlippingAWebhooksStateDoesNotRewriteReplaysWaitingTheirTurn(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const waiting, flips = 6, 20
+	const account = "acc-replay-flip-turns"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	requests := &testsupport.APIRequests{}
+	s := startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+			DropAfter: time.Hour, DisableAfter: time.Hour}
+	}})
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("flip-1", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(1))
+	rc.set(fail500) // the replays that run never finish: the namespace's turns stay taken
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
+	replays := replaysOf(t, tenant, ns, "turns", id, dispatcher.DefaultReplaysPerNamespace+waiting)
+	g.Eventually(func(g Gomega) {
+		running, queued, _ := replaysByState(g, ns)
+		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(queued).To(Equal(waiting))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	queuedOnes := replays[dispatcher.DefaultReplaysPerNamespace:]
+	writes := func() (sum int) {
+		for _, rp := range queuedOnes {
+			sum += requests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+ns+"/webhookreplays/"+rp.Name+"/status")
+		}
+		return sum
+	}
+	before := writes()
+	for i := range flips {
+		state := hooklinev1.ObservedInactive
+		if i%2 == 1 {
+			state = hooklinev1.ObservedActive
+		}
+		g.Eventually(func() error {
+			cur := &hooklinev1.Webhook{}
+			if err := tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur); err != nil {
+				return err
+			}
+			cur.Status.State = state
+			return tenant.Status().Update(ctx, cur)
+		}).WithTimeout(5 * time.Second).Should(Succeed())
+		g.Eventually(func(g Gomega) {
+			got := &hooklinev1.Webhook{}
+			g.Expect(s.app.Manager.GetCache().Get(ctx, client.ObjectKeyFromObject(wh), got)).To(Succeed())
+			g.Expect(got.Status.State).To(Equal(state))
+		}).WithTimeout(5 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
+	}
+	g.Expect(writes()-before).To(BeNumerically("<=", 2*waiting), "writes of the replays waiting their turn for %d flips", flips)
+}

@@ -113,7 +113,7 @@ func NewTable() *Table {
 // Set adds or replaces a target.
 func (tb *Table) Set(t *Target) {
 	tb.mu.Lock()
-	defer tb.mu.Unlock()
+	was, had := tb.accountOf[t.UID]
 	tb.deleteLocked(t.UID)
 	m := tb.byAccount[t.AccountID]
 	if m == nil {
@@ -122,6 +122,14 @@ func (tb *Table) Set(t *Target) {
 	}
 	m[t.UID] = t
 	tb.accountOf[t.UID] = t.AccountID
+	tb.mu.Unlock()
+	if had && was != t.AccountID {
+		// Moved to another account: the Route calls of the old one that returned it are waited
+		// for, as by Withdraw, since a later Withdraw waits on the new account's barrier only.
+		h := tb.holdsOf(was)
+		h.Lock()
+		h.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+	}
 }
 
 // Withdraw removes the target with uid, if present, and then waits until every Route call that

@@ -260,3 +260,32 @@ func TestAWithdrawalHoldsUpNoOtherAccountsEvents(t *testing.T) {
 	release()
 	<-withdrawn
 }
+
+// A target moved to another account (its namespace rebound) waits, like a withdrawal, for the
+// events of its old account in flight that routed to it: a later Withdraw waits on the new
+// account's barrier only, and would not see them.
+func TestMovingATargetWaitsForItsOldAccountsEventsInFlight(t *testing.T) {
+	tb := NewTable()
+	events := []hooklinev1.EventName{"AGREEMENT_ALL"}
+	tb.Set(&Target{UID: "wh", AccountID: "acc-old", Scope: hooklinev1.ScopeAccount, Events: events})
+	targets, release := tb.Route(&Event{Name: "AGREEMENT_CREATED", AccountID: "acc-old",
+		Resource: hooklinev1.WebhookResource{Type: hooklinev1.ResourceAgreement, ID: "agr-1"}})
+	if len(targets) != 1 {
+		t.Fatalf("routed to %d targets, want 1", len(targets))
+	}
+	moved := make(chan struct{})
+	go func() {
+		tb.Set(&Target{UID: "wh", AccountID: "acc-new", Scope: hooklinev1.ScopeAccount, Events: events})
+		close(moved)
+	}()
+	for range 10_000 {
+		select {
+		case <-moved:
+			t.Fatal("the move did not wait for the old account's event in flight")
+		default:
+			runtime.Gosched()
+		}
+	}
+	release()
+	<-moved
+}

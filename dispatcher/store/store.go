@@ -682,7 +682,8 @@ func (s *Store) Close() {
 }
 
 // PutEvent stores raw under the idempotency key msgID (EventKey). It returns the event's sequence and whether
-// the key was already stored within the dedupe window (then seq is the original's).
+// the key was already stored within the dedupe window (then seq is the original's, or 0 for a large event found
+// routed before its body was uploaded).
 func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time.Time) (seq uint64, duplicate bool, err error) {
 	msg := &nats.Msg{Subject: eventsSubject, Header: nats.Header{}}
 	msg.Header.Set(createdHeader, strconv.FormatInt(now.UnixNano(), 10))
