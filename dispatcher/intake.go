@@ -103,14 +103,13 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		return ingest.Receipt{}, err
 	}
 	created := now
-	if duplicate && seq == 0 {
-		// The store found it routed before storing anything (a large event's re-post).
-		return ingest.Receipt{Duplicate: true}, nil
-	}
 	if duplicate {
-		r, err := d.Store.Routing(ctx, key, seq)
-		if err != nil {
-			return ingest.Receipt{}, err
+		// seq 0: the store found it routed before storing anything (a large event's re-post).
+		r := store.Routing{Routed: seq == 0}
+		if !r.Routed {
+			if r, err = d.Store.Routing(ctx, key, seq); err != nil {
+				return ingest.Receipt{}, err
+			}
 		}
 		if r.Routed {
 			return ingest.Receipt{Duplicate: true}, nil

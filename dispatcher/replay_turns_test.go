@@ -501,33 +501,9 @@ func TestFlippingAWebhooksStateDoesNotRewriteItsWaitingReplays(t *testing.T) {
 			g.Expect(c.Reason).To(Equal(hooklinev1.ReasonWebhookNotActive))
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 	}
-	writes := func() (sum int) {
-		for _, rp := range replays {
-			sum += requests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+ns+"/webhookreplays/"+rp.Name+"/status")
-		}
-		return sum
-	}
+	writes := func() int { return statusWrites(requests, replays) }
 	before := writes()
-	for i := range flips {
-		state := hooklinev1.ObservedActive
-		if i%2 == 1 {
-			state = hooklinev1.ObservedInactive
-		}
-		g.Eventually(func() error {
-			cur := &hooklinev1.Webhook{}
-			if err := tenant.Get(ctx, client.ObjectKeyFromObject(wh), cur); err != nil {
-				return err
-			}
-			cur.Status.State = state
-			return tenant.Status().Update(ctx, cur)
-		}).WithTimeout(5 * time.Second).Should(Succeed())
-		// The dispatcher sees each flip before the next (its replays' polls come every 100 ms).
-		g.Eventually(func(g Gomega) {
-			got := &hooklinev1.Webhook{}
-			g.Expect(s.app.Manager.GetCache().Get(ctx, client.ObjectKeyFromObject(wh), got)).To(Succeed())
-			g.Expect(got.Status.State).To(Equal(state))
-		}).WithTimeout(5 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
-	}
+	flipStatusState(t, s, tenant, wh, flips, hooklinev1.ObservedActive)
 	g.Expect(writes()-before).To(BeNumerically("<=", 2*n), "writes of the waiting replays for %d flips", flips)
 }
 
@@ -537,7 +513,6 @@ func TestFlippingAWebhooksStateDoesNotRewriteItsWaitingReplays(t *testing.T) {
 // what the dispatcher decided, not the status.
 func TestFlippingAWebhooksStateDoesNotRewriteReplaysWaitingTheirTurn(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
 	const waiting, flips = 6, 20
 	const account = "acc-replay-flip-turns"
 	ns := newNamespace(t, account, "")
@@ -561,17 +536,34 @@ func TestFlippingAWebhooksStateDoesNotRewriteReplaysWaitingTheirTurn(t *testing.
 		g.Expect(queued).To(Equal(waiting))
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	queuedOnes := replays[dispatcher.DefaultReplaysPerNamespace:]
-	writes := func() (sum int) {
-		for _, rp := range queuedOnes {
-			sum += requests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+ns+"/webhookreplays/"+rp.Name+"/status")
-		}
-		return sum
-	}
+	writes := func() int { return statusWrites(requests, queuedOnes) }
 	before := writes()
+	flipStatusState(t, s, tenant, wh, flips, hooklinev1.ObservedInactive)
+	g.Expect(writes()-before).To(BeNumerically("<=", 2*waiting), "writes of the replays waiting their turn for %d flips", flips)
+}
+
+// statusWrites counts the dispatcher's writes of replays' statuses.
+func statusWrites(requests *testsupport.APIRequests, replays []*hooklinev1.WebhookReplay) (sum int) {
+	for _, rp := range replays {
+		sum += requests.Count(http.MethodPatch, "/apis/hookline.io/v1alpha1/namespaces/"+rp.Namespace+"/webhookreplays/"+rp.Name+"/status")
+	}
+	return sum
+}
+
+// flipStatusState has tenant write wh's status.state flips times, first to first, then to the
+// other state and back, each flip seen by s's dispatcher before the next.
+func flipStatusState(t *testing.T, s *stack, tenant client.Client, wh *hooklinev1.Webhook, flips int, first hooklinev1.ObservedState) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	other := hooklinev1.ObservedInactive
+	if first == hooklinev1.ObservedInactive {
+		other = hooklinev1.ObservedActive
+	}
 	for i := range flips {
-		state := hooklinev1.ObservedInactive
+		state := first
 		if i%2 == 1 {
-			state = hooklinev1.ObservedActive
+			state = other
 		}
 		g.Eventually(func() error {
 			cur := &hooklinev1.Webhook{}
@@ -581,11 +573,11 @@ func TestFlippingAWebhooksStateDoesNotRewriteReplaysWaitingTheirTurn(t *testing.
 			cur.Status.State = state
 			return tenant.Status().Update(ctx, cur)
 		}).WithTimeout(5 * time.Second).Should(Succeed())
+		// The dispatcher sees each flip before the next (its replays' polls come every 100 ms).
 		g.Eventually(func(g Gomega) {
 			got := &hooklinev1.Webhook{}
 			g.Expect(s.app.Manager.GetCache().Get(ctx, client.ObjectKeyFromObject(wh), got)).To(Succeed())
 			g.Expect(got.Status.State).To(Equal(state))
 		}).WithTimeout(5 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
 	}
-	g.Expect(writes()-before).To(BeNumerically("<=", 2*waiting), "writes of the replays waiting their turn for %d flips", flips)
 }

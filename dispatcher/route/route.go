@@ -113,8 +113,7 @@ func NewTable() *Table {
 // Set adds or replaces a target.
 func (tb *Table) Set(t *Target) {
 	tb.mu.Lock()
-	was, had := tb.accountOf[t.UID]
-	tb.deleteLocked(t.UID)
+	was, had := tb.deleteLocked(t.UID)
 	m := tb.byAccount[t.AccountID]
 	if m == nil {
 		m = map[string]*Target{}
@@ -126,9 +125,7 @@ func (tb *Table) Set(t *Target) {
 	if had && was != t.AccountID {
 		// Moved to another account: the Route calls of the old one that returned it are waited
 		// for, as by Withdraw, since a later Withdraw waits on the new account's barrier only.
-		h := tb.holdsOf(was)
-		h.Lock()
-		h.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+		tb.waitForRoutes(was)
 	}
 }
 
@@ -138,22 +135,28 @@ func (tb *Table) Set(t *Target) {
 // in behind (and being delivered under a binding or uid that is gone).
 func (tb *Table) Withdraw(uid string) {
 	tb.mu.Lock()
-	acc, present := tb.accountOf[uid]
-	tb.deleteLocked(uid)
+	acc, present := tb.deleteLocked(uid)
 	tb.mu.Unlock()
 	if present {
 		// A target absent here was removed by an earlier Withdraw, which waited already. Only
 		// its account's barrier: Route calls of other accounts never returned it.
-		h := tb.holdsOf(acc)
-		h.Lock()
-		h.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+		tb.waitForRoutes(acc)
 	}
 }
 
-func (tb *Table) deleteLocked(uid string) {
+// waitForRoutes returns once every Route call of account under way when it was called has been
+// released.
+func (tb *Table) waitForRoutes(account string) {
+	h := tb.holdsOf(account)
+	h.Lock()
+	h.Unlock() //nolint:staticcheck // an empty critical section is the barrier
+}
+
+// deleteLocked removes the target with uid, and returns the account it was in, if it was present.
+func (tb *Table) deleteLocked(uid string) (account string, ok bool) {
 	acc, ok := tb.accountOf[uid]
 	if !ok {
-		return
+		return "", false
 	}
 	delete(tb.accountOf, uid)
 	if m := tb.byAccount[acc]; m != nil {
@@ -162,6 +165,7 @@ func (tb *Table) deleteLocked(uid string) {
 			delete(tb.byAccount, acc)
 		}
 	}
+	return acc, true
 }
 
 // Route returns the targets that receive ev, like Match, and a release function that the caller

@@ -246,8 +246,10 @@ type Store struct {
 	events jetstream.Stream
 	notes  jetstream.Stream
 	bodies jetstream.ObjectStore
-	state  jetstream.KeyValue
-	routed jetstream.KeyValue
+	// bodiesStream is the bodies' object store's stream.
+	bodiesStream jetstream.Stream
+	state        jetstream.KeyValue
+	routed       jetstream.KeyValue
 	// rt records which events this process stored are routed (HOOKLINE_ROUTED).
 	rt     *routed
 	recent noteIndex
@@ -498,6 +500,11 @@ func (s *Store) ensureAssets(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("object store %s: %w", BodiesBucket, err)
 	}
+	// Its stream, for purging the markers of deleted duplicates' bodies (purgeBodyMarker) without
+	// looking it up at each.
+	if s.bodiesStream, err = s.js.Stream(ctx, "OBJ_"+BodiesBucket); err != nil {
+		return fmt.Errorf("object store %s: %w", BodiesBucket, err)
+	}
 	s.state, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,
 		Description: "hookline: per-webhook delivery state",
@@ -595,14 +602,6 @@ func (s *Store) Routing(ctx context.Context, key string, seq uint64) (Routing, e
 	}
 	r.Routed, err = s.rt.isRouted(ctx, id, seq)
 	return r, err
-}
-
-// storedAt is when the event in m was stored.
-func storedAt(m *jetstream.RawStreamMsg) time.Time {
-	if ns, err := strconv.ParseInt(m.Header.Get(createdHeader), 10, 64); err == nil {
-		return time.Unix(0, ns)
-	}
-	return m.Time
 }
 
 // JetStream returns the store's JetStream context, for assets kept beside the store's own (the
@@ -723,10 +722,7 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 // purgeBodyMarker removes what the object store keeps of the deleted body name: the message saying
 // it was deleted, on the bucket's metadata subject for it.
 func (s *Store) purgeBodyMarker(ctx context.Context, name string) {
-	st, err := s.js.Stream(ctx, "OBJ_"+BodiesBucket)
-	if err == nil {
-		err = st.Purge(ctx, jetstream.WithPurgeSubject("$O."+BodiesBucket+".M."+base64.URLEncoding.EncodeToString([]byte(name))))
-	}
+	err := s.bodiesStream.Purge(ctx, jetstream.WithPurgeSubject("$O."+BodiesBucket+".M."+base64.URLEncoding.EncodeToString([]byte(name))))
 	if err != nil {
 		s.cfg.Log.V(1).Info("Removing the marker of a deleted event body", "name", name, "error", err.Error())
 	}
@@ -745,7 +741,10 @@ func (s *Store) GetEventWithin(ctx context.Context, seq uint64, reserve func(siz
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("loading event %d: %w", seq, err)
 	}
-	created := storedAt(m)
+	created := m.Time
+	if ns, err := strconv.ParseInt(m.Header.Get(createdHeader), 10, 64); err == nil {
+		created = time.Unix(0, ns)
+	}
 	if name := m.Header.Get(bodyHeader); name != "" {
 		raw, err := s.getBody(ctx, name, reserve)
 		if err != nil {
