@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hookline/hookline/internal/deliveries"
 )
@@ -64,6 +65,11 @@ func (l *LogAPI) get(ctx context.Context, token, path string, query url.Values) 
 // do sends one request below Base as the holder of token and returns the body of an answer with
 // status ok; 404 is errNotVisible, 401 errLogSignedOut, anything else a logError.
 func (l *LogAPI) do(ctx context.Context, method, token, path string, query url.Values, body []byte, ok int) ([]byte, error) {
+	return l.fetch(ctx, method, token, path, query, body, ok, maxLogAnswer)
+}
+
+// fetch is do reading at most limit bytes of the answer.
+func (l *LogAPI) fetch(ctx context.Context, method, token, path string, query url.Values, body []byte, ok int, limit int64) ([]byte, error) {
 	u := *l.Base
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawQuery = query.Encode()
@@ -82,7 +88,7 @@ func (l *LogAPI) do(ctx context.Context, method, token, path string, query url.V
 		return nil, fmt.Errorf("reaching the dispatcher's read API: %w", err)
 	}
 	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxLogAnswer))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return nil, fmt.Errorf("reading the read API's answer: %w", err)
 	}
@@ -133,17 +139,88 @@ func (l *LogAPI) Attempts(ctx context.Context, token, ns, name, id string) (*del
 	return &out, nil
 }
 
-// Body returns a notification's JSON body, indented for reading (as it came when it is not JSON).
-func (l *LogAPI) Body(ctx context.Context, token, ns, name, id string) (string, error) {
-	b, err := l.get(ctx, token, notificationsPath(ns, name)+"/"+url.PathEscape(id)+"/body", nil)
+// ShownBody bounds the part of a body a payload page shows: html/template escapes it to up to six
+// times its size, and one console serves every tenant of the cluster from a small pod.
+const ShownBody = 1 << 20
+
+// maxIndented bounds the indented copy of a body. Indenting writes a newline and two spaces per
+// level of nesting before every element, so a body of 120 KB nested a thousand deep becomes
+// 120 MB: such a body is shown as it came.
+const maxIndented = 2 << 20
+
+// Payload is a notification's body as a page shows it.
+type Payload struct {
+	// Text is the body, indented for reading when it is JSON whose indented form stays within
+	// maxIndented, as it came otherwise; at most ShownBody bytes of it.
+	Text string
+	// Truncated: the body is longer than ShownBody and Text is its beginning.
+	Truncated bool
+}
+
+// Body returns a notification's body as a payload page shows it. Only ShownBody bytes of it (and
+// one more, to know) are read.
+func (l *LogAPI) Body(ctx context.Context, token, ns, name, id string) (Payload, error) {
+	b, err := l.fetch(ctx, http.MethodGet, token, notificationsPath(ns, name)+"/"+url.PathEscape(id)+"/body", nil, nil, http.StatusOK, ShownBody+1)
 	if err != nil {
-		return "", err
+		return Payload{}, err
 	}
-	var buf bytes.Buffer
-	if json.Indent(&buf, b, "", "  ") != nil {
-		return string(b), nil
+	if len(b) > ShownBody {
+		// Cut on a character's start: the page stays valid UTF-8.
+		cut := ShownBody
+		for cut > ShownBody-utf8.UTFMax && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		return Payload{Text: string(b[:cut]), Truncated: true}, nil
 	}
-	return buf.String(), nil
+	if indentedSize(b, maxIndented) <= maxIndented {
+		var buf bytes.Buffer
+		if json.Indent(&buf, b, "", "  ") == nil {
+			return Payload{Text: buf.String()}, nil
+		}
+	}
+	return Payload{Text: string(b)}, nil
+}
+
+// indentedSize bounds from above the size of json.Indent(b, "", "  "), without building it: it
+// counts, outside strings, what Indent adds at each bracket, comma and colon (a newline and the
+// level's indentation, a space); whitespace Indent drops is counted as kept. It stops counting
+// once past limit.
+func indentedSize(b []byte, limit int) int {
+	size, depth := len(b), 0
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		case c == '"':
+			inString = true
+			continue
+		case c == '{' || c == '[':
+			depth++
+			size += 1 + 2*depth
+		case c == '}' || c == ']':
+			depth = max(depth-1, 0)
+			size += 1 + 2*depth
+		case c == ',':
+			size += 1 + 2*depth
+		case c == ':':
+			size++
+		default:
+			continue
+		}
+		if size > limit {
+			return size
+		}
+	}
+	return size
 }
 
 // Stats returns the webhook's deliveries, failures and latency over window (24h or 7d).

@@ -148,7 +148,10 @@ func (s *Server) notification(w http.ResponseWriter, r *http.Request, rc *reqCtx
 
 // payloadData is the payload viewer's data.
 type payloadData struct {
-	Namespace, Name, ID, Body string
+	Namespace, Name, ID string
+	Body                Payload
+	// Shown is ShownBody in words, for the notice of a cut body.
+	Shown string
 }
 
 // payload shows a notification's body, indented, as text.
@@ -164,7 +167,7 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body}))
+	s.render(w, r, http.StatusOK, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: "1 MiB"}))
 }
 
 // fmtLogTime shows a log time in UTC, or a dash when unset.

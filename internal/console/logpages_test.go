@@ -17,6 +17,7 @@ limitations under the License.
 package console
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +25,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/client-go/rest"
 
@@ -222,5 +224,74 @@ func TestARunningReplaysPageReloadsItself(t *testing.T) {
 		if got := strings.Contains(rec.Body.String(), `<meta http-equiv="refresh" content="2">`); got != running {
 			t.Errorf("running=%v: meta refresh %v: %s", running, got, rec.Body.String())
 		}
+	}
+}
+
+// A producer's event shapes the body a tenant opens in the console, which serves every tenant from
+// one small pod: a body nested a thousand deep grows a thousandfold when indented (120 KB became
+// 120 MB, and the page more), and a long one grows up to sixfold when escaped. The page shows a
+// body whose indented form would pass 2 MiB as it came, and at most the first MiB of any body.
+func TestPayloadPagesStayBoundedWhateverTheBody(t *testing.T) {
+	const depth, members = 1000, 60000
+	deep := `{"webhookNotificationId":"deep","a":` + strings.Repeat("[", depth) + strings.Repeat("0,", members) + "0" + strings.Repeat("]", depth) + "}"
+	long := `{"webhookNotificationId":"long","a":"` + strings.Repeat("&", 3<<20) + `é"}`
+	bodies := map[string]string{"deep": deep, "long": long, "small": `{"webhookNotificationId":"small","n":[1,{"a":"<b>"}]}`}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/namespaces/team-a/webhooks/hook/notifications/"), "/body")
+		_, _ = w.Write([]byte(bodies[id]))
+	}))
+	t.Cleanup(srv.Close)
+	base, _ := url.Parse(srv.URL)
+	s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, Deliveries: &LogAPI{Base: base, HTTP: srv.Client()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.Sessions().Create("token-a", "alice")
+	page := func(id string) string {
+		req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/notifications/"+id+"/body", nil)
+		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: a.ID})
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", id, rec.Code, rec.Body.String())
+		}
+		return rec.Body.String()
+	}
+
+	got := page("deep")
+	if len(got) > 1<<20 || !strings.Contains(got, "&#34;a&#34;:[[[[") || strings.Contains(got, "payload-truncated") {
+		t.Errorf("deep body: a page of %d bytes; want the body as it came (%d bytes), whole", len(got), len(deep))
+	}
+	got = page("long")
+	if len(got) > 7<<20 || !strings.Contains(got, `id="payload-truncated"`) || !strings.Contains(got, "1 MiB") ||
+		strings.Contains(got, "é") || strings.Count(got, "&amp;") < 1<<20-64 || !utf8.ValidString(got) {
+		t.Errorf("long body: a page of %d bytes with %d escaped characters; want its first MiB and the notice", len(got), strings.Count(got, "&amp;"))
+	}
+	got = page("small")
+	if !strings.Contains(got, "{\n  &#34;webhookNotificationId&#34;: &#34;small&#34;,\n  &#34;n&#34;: [\n    1,") || strings.Contains(got, "payload-truncated") {
+		t.Errorf("small body: want it indented, whole: %s", got)
+	}
+}
+
+// indentedSize never says less than json.Indent writes, so a body it lets through is indented
+// within the bound, and says not much more; it stops counting soon after the limit.
+func TestIndentedSizeBoundsIndent(t *testing.T) {
+	for _, b := range []string{
+		`{}`, `[]`, `{"a":[1,2,{"b":"c,d{[\"]"}],"e":{}}`, `[[[[0,0],[]],{"x":[{"y":null}]}]]`,
+		`{"webhookNotificationId":"n","agreement":{"id":"1","participantSetsInfo":[{"memberInfos":[{"email":"a@b"}]}]}}`,
+		` { "spaced" : [ 1 , 2 ] } `,
+	} {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, []byte(b), "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		n := indentedSize([]byte(b), 1<<30)
+		if n < buf.Len() || n > 2*buf.Len()+len(b) {
+			t.Errorf("%s: indentedSize %d, json.Indent wrote %d", b, n, buf.Len())
+		}
+	}
+	deep := []byte(strings.Repeat("[", 100000))
+	if n := indentedSize(deep, len(deep)+1000); n <= len(deep)+1000 || n > len(deep)+1100 {
+		t.Errorf("past the limit: %d, want it to stop soon after %d", n, len(deep)+1000)
 	}
 }
