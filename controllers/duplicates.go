@@ -334,6 +334,7 @@ func (h sameConfiguration) Delete(ctx context.Context, e event.DeleteEvent, q wo
 	h.r.claims.forget(e.Object.GetUID())
 	h.enqueue(ctx, e.Object, q)
 	h.r.boundTo.Delete(e.Object.GetUID())
+	h.r.rotated.Delete(e.Object.GetUID())
 }
 
 // Generic implements handler.EventHandler.

@@ -369,3 +369,56 @@ func TestTogglingTheOldestOfManyDuplicatesWritesOnlyTheTwo(t *testing.T) {
 	g.Expect(othersReconciled()).To(Equal(reconciledBefore), "nor are they reconciled")
 	g.Expect(strangerLogged()).To(Equal(strangerBefore), "another account's Webhook of the same configuration is not reconciled")
 }
+
+// A tenant sharing an account with a victim copies the victim's Webhook into its own namespace
+// (the copy, younger, is a duplicate) and fills the copy's status with conditions of its own
+// types. The manager's conditions then no longer fitted the list's 16, so every status write to
+// the copy failed, and with it every reconcile of the victim's Webhook that had to stop the copy
+// first: set INACTIVE and ACTIVE again (or auto-disabled, or its certificate rotated), it was
+// never verified again. The API server now accepts only the six condition types hookline writes.
+func TestATenantCannotCrowdOutTheManagersConditions(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	victimNS, tenantNS := newNamespace(t, "acc-crowded-conditions", ""), newNamespace(t, "acc-crowded-conditions", "")
+	tenant := impersonatedTenant(t, tenantNS, "tenant-"+tenantNS)
+	rc := newReceiver(t, false, echoHeader)
+	victim := createWebhook(t, victimNS, "orders", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL })
+	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	createdAfter(t, victim)
+	cp := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "copy"}, Spec: getWebhook(g, victim).Spec}
+	g.Expect(tenant.Create(ctx, cp)).To(Succeed())
+	expectDuplicateOf(t, cp, victim)
+
+	// The tenant may write its own status with hookline's types (a forged attestation too): that
+	// routes nothing and stops nobody.
+	g.Expect(tenant.Get(ctx, client.ObjectKeyFromObject(cp), cp)).To(Succeed())
+	forged := cp.DeepCopy()
+	forged.Status.Attestation = "x"
+	forged.Status.Conditions = []metav1.Condition{{Type: hooklinev1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Forged", LastTransitionTime: metav1.Now()}}
+	g.Expect(tenant.Status().Patch(ctx, forged, client.MergeFrom(cp))).To(Succeed())
+	// But not fill the list with types of its own.
+	cp, forged = forged, forged.DeepCopy()
+	for i := range 15 {
+		forged.Status.Conditions = append(forged.Status.Conditions, metav1.Condition{Type: fmt.Sprintf("Forged%02d", i),
+			Status: metav1.ConditionTrue, Reason: "Forged", LastTransitionTime: metav1.Now()})
+	}
+	err := tenant.Status().Patch(ctx, forged, client.MergeFrom(cp))
+	g.Expect(err).To(HaveOccurred(), "conditions of made-up types are refused")
+	g.Expect(err.Error()).To(And(ContainSubstring("status.conditions"), ContainSubstring("only the condition types")))
+
+	// The victim sets its Webhook INACTIVE (the copy becomes the oldest and is verified) and ACTIVE
+	// again: it is verified again and the copy stopped.
+	asked := rc.gets.Load()
+	setVictimState := func(state hooklinev1.WebhookState) {
+		cur := getWebhook(g, victim)
+		base := cur.DeepCopy()
+		cur.Spec.State = state
+		g.Expect(k8s.Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	}
+	setVictimState(hooklinev1.StateInactive)
+	eventuallyReady(t, cp, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	setVictimState(hooklinev1.StateActive)
+	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	g.Expect(rc.gets.Load()).To(BeNumerically(">", asked+1), "both were verified")
+	expectDuplicateOf(t, cp, victim)
+}

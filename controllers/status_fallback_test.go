@@ -78,7 +78,7 @@ func refuseStatusWithReason(t *testing.T, ns string, probe *hooklinev1.Webhook, 
 	g.Eventually(func(g Gomega) {
 		cur := getWebhook(g, probe)
 		base := cur.DeepCopy()
-		meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: "Probe", Status: metav1.ConditionFalse, Reason: reason})
+		meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionFalse, Reason: reason})
 		err := k8s.Status().Patch(ctx, cur, client.MergeFrom(base), client.DryRunAll)
 		g.Expect(err).To(MatchError(ContainSubstring(message)))
 	}).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())

@@ -135,6 +135,18 @@ func (c *secretReads) beyondRequests(names []string) []string {
 	return out
 }
 
+// switchableGates returns a gate that answers at once, one that holds each verification for half
+// the verification timeout and then fails it, and the current one, set to the first.
+func switchableGates(t *testing.T) (open, slow *gate, current *atomic.Pointer[gate]) {
+	open = &gate{open: make(chan struct{})}
+	close(open.open)
+	slow = &gate{open: make(chan struct{}), holdFor: testVerifyTimeout / 2}
+	t.Cleanup(func() { close(slow.open) })
+	current = &atomic.Pointer[gate]{}
+	current.Store(open)
+	return open, slow, current
+}
+
 // certWebhooks creates, as tenant, n webhooks of namespace ns (hook-00, hook-01, …) at url/hooks/
 // <name>, each with a client certificate in a Secret of its own, and returns their names.
 func certWebhooks(t *testing.T, tenant client.Client, ns, url string, n int) []string {
@@ -188,12 +200,7 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	const webhooks = 20
-	open := &gate{open: make(chan struct{})}
-	close(open.open)
-	slow := &gate{open: make(chan struct{}), holdFor: testVerifyTimeout / 2}
-	t.Cleanup(func() { close(slow.open) })
-	var current atomic.Pointer[gate]
-	current.Store(open)
+	_, slow, current := switchableGates(t)
 	ns := newNamespace(t, "acc-secret-reads-again", "")
 	counts := &secretReads{ns: ns}
 	rc := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
@@ -338,4 +345,98 @@ func TestAnUnboundNamespacesWebhookReconcilesNoOtherAccount(t *testing.T) {
 	}
 	g.Consistently(func() int { return counts.reads(names[0]) - before }).
 		WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(), "the victim's Secret read for another namespace's changes")
+}
+
+// A verified webhook whose client certificate is rotated while its account's slots are all busy
+// (another namespace's webhooks being verified slowly: anyone sharing the account can keep them
+// so) stays routed on its recorded verification until it gets a slot: the dispatcher keeps
+// queueing its events and holds them until the new certificate is verified. Before, it was
+// reported throttled, its attestation dropped: Inactive, unroutable, its events of the wait never
+// queued. While it waits it reads its Secret no more: the next tries take a slot first.
+func TestARotatedCertificateWaitingForASlotKeepsItsRoute(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const webhooks = 11
+	open, slow, current := switchableGates(t)
+	ns := newNamespace(t, "acc-rotate-wait", "")
+	counts := &secretReads{ns: ns}
+	const rotated = "hook-10"
+	rc := newReceiver(t, true, func(w http.ResponseWriter, r *http.Request) {
+		counts.asked(r)
+		if path.Base(r.URL.Path) == rotated {
+			echoHeader(w, r) // its endpoint agrees at once, whenever it is asked
+			return
+		}
+		current.Load().handler(w, r)
+	})
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
+	for _, name := range names {
+		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	}
+	// Ten webhooks need verifying again (their attestations cut to a v2's tags) at endpoints that
+	// hold each verification: the account's ten slots stay busy.
+	current.Store(slow)
+	touch := func(name string, change func(*hooklinev1.Webhook) error) {
+		g.Eventually(func() error {
+			wh := &hooklinev1.Webhook{}
+			if err := tenant.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, wh); err != nil {
+				return err
+			}
+			if err := change(wh); err != nil {
+				return err
+			}
+			wh.Annotations = map[string]string{hooklinev1.ReactivateAnnotation: fmt.Sprint(time.Now().UnixNano())}
+			return tenant.Update(ctx, wh)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	for _, name := range names[:10] {
+		touch(name, func(wh *hooklinev1.Webhook) error {
+			parts := strings.Split(wh.Status.Attestation, ".")
+			wh.Status.Attestation = strings.Join(append([]string{"v2"}, parts[1:4]...), ".")
+			return tenant.Status().Update(ctx, wh)
+		})
+	}
+	g.Eventually(func() int { n, _ := slow.stats(); return n }).WithTimeout(10*time.Second).Should(Equal(10), "the account's ten slots are busy")
+
+	// The eleventh's certificate is rotated.
+	ca, err := testcerts.NewCA("tenant-mtls-rotated")
+	g.Expect(err).NotTo(HaveOccurred())
+	leaf, err := ca.Client("hookline-webhooks")
+	g.Expect(err).NotTo(HaveOccurred())
+	secret := &corev1.Secret{}
+	g.Expect(tenant.Get(ctx, client.ObjectKey{Namespace: ns, Name: rotated}, secret)).To(Succeed())
+	secret.Data = map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM}
+	g.Expect(tenant.Update(ctx, secret)).To(Succeed())
+	wh := &hooklinev1.Webhook{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: rotated}, wh)).To(Succeed())
+	waited := func() int {
+		n := 0
+		for _, l := range strings.Split(managerLogs.String(), "\n") {
+			if strings.Contains(l, "routed on the recorded verification meanwhile") && strings.Contains(l, string(wh.UID)) {
+				n++
+			}
+		}
+		return n
+	}
+	counts.mark([]string{rotated})
+	readsBefore := counts.reads(rotated)
+	touch(rotated, func(*hooklinev1.Webhook) error { return nil })
+	g.Eventually(waited).WithTimeout(10*time.Second).Should(BeNumerically(">=", 1), "it waits for a slot")
+	g.Consistently(func(g Gomega) {
+		cur := &hooklinev1.Webhook{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: rotated}, cur)).To(Succeed())
+		g.Expect(cur.Status.State).To(Equal(hooklinev1.ObservedActive))
+		g.Expect(cur.Status.Attestation).NotTo(BeEmpty())
+		if counts.askedSince(rotated) == 0 {
+			// Not verified yet: the Secret was read when the rotation was found, and perhaps
+			// just now for a verification about to ask.
+			g.Expect(counts.reads(rotated)-readsBefore).To(BeNumerically("<=", 2), "Secret reads while waiting")
+		}
+	}).WithTimeout(2 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+	// Once the slots free up, the new certificate is verified.
+	current.Store(open)
+	g.Eventually(func() int { return counts.askedSince(rotated) }).WithTimeout(15 * time.Second).Should(BeNumerically(">=", 1))
+	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 }

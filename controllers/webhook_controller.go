@@ -85,6 +85,10 @@ type WebhookReconciler struct {
 	// deleted): a change of one whose namespace has since lost its binding wakes that account's
 	// oldest of its configuration, and one never bound wakes nobody.
 	boundTo sync.Map
+	// rotated holds, by uid, the verified Webhooks found with a client certificate their
+	// attestation does not cover that had no slot to verify it: their next reconciles take a slot
+	// before reading the Secret again, as any Webhook needing a verification does.
+	rotated sync.Map
 }
 
 // cacheLagRetry is how soon a reconcile that found the cache behind this manager's own status
@@ -197,18 +201,12 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	// auto-disable for ever. That is known without the Secret, so such a webhook waits as an
 	// unverified one does: reading its Secret at every retry let a tenant whose webhooks held
 	// their account's slots have the manager read hundreds of Secrets a second.
-	needs := !verified || !attest.Timed(wh.Status.Attestation)
+	_, rotated := r.rotated.Load(wh.UID)
+	needs := !verified || !attest.Timed(wh.Status.Attestation) || rotated
 	slot := needs && r.slots.tryAcquire(b.AccountID)
 	if needs && !slot {
 		endpoint := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, Configuration: r.configuration(wh)}
-		if verified && r.Attestation.Check(endpoint, wh.Status.Attestation) >= attest.Endpoint {
-			// Still routed on the recorded verification while it waits for its turn; the
-			// dispatcher sends only with a certificate the attestation covers.
-			r.keepVerification(wh, v, endpoint, st)
-			verificationsThrottled.Inc()
-			return ctrl.Result{RequeueAfter: wait.Jitter(r.Options.ThrottleRetry, 1)}, nil
-		}
-		return r.throttled(ctx, b, st), nil
+		return r.waitForSlot(ctx, wh, v, endpoint, b, st), nil
 	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
 	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
@@ -239,13 +237,19 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		// found the oldest: a change of events, scope or resource needs no new verification. The
 		// verification's time is carried over as it was attested, whatever the status says.
 		log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
+		if slot { // taken for a rotation that is no longer one (the certificate put back)
+			r.slots.release(b.AccountID)
+		}
+		r.rotated.Delete(wh.UID)
 		r.keepVerification(wh, v, subject, st)
 		return r.resync(wh), nil
 	}
 	// Here without a slot: a verified endpoint whose certificate changed (a rotation).
 	if !slot && !r.slots.tryAcquire(b.AccountID) {
-		return r.throttled(ctx, b, st), nil
+		r.rotated.Store(wh.UID, struct{}{})
+		return r.waitForSlot(ctx, wh, v, subject, b, st), nil
 	}
+	r.rotated.Delete(wh.UID)
 	verificationsInFlight.Inc()
 	log.V(1).Info("Verifying endpoint intent", "url", wh.Spec.URL)
 	start := r.Clock.Now()
@@ -278,6 +282,21 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 func (r *WebhookReconciler) keepVerification(wh *hooklinev1.Webhook, v *metav1.Condition, subject attest.Subject, st *managerStatus) {
 	st.verified = *v
 	st.lastVerifiedTime, st.attestation = wh.Status.LastVerifiedTime, r.Attestation.Reattest(wh.Status.Attestation, subject)
+}
+
+// waitForSlot answers a webhook that needs a verification while its account's slots are all in
+// use. One whose recorded verification still covers its endpoint (subject; a rotated client
+// certificate aside) stays routed on it meanwhile: the dispatcher keeps queueing its events and
+// sends only with a certificate the attestation covers. Reporting it throttled instead dropped its
+// attestation, and the events of the wait were never queued for it. Any other waits as throttled.
+func (r *WebhookReconciler) waitForSlot(ctx context.Context, wh *hooklinev1.Webhook, v *metav1.Condition, subject attest.Subject, b tenancy.Binding, st *managerStatus) ctrl.Result {
+	if v == nil || v.Status != metav1.ConditionTrue || r.Attestation.Check(subject, wh.Status.Attestation) < attest.Endpoint {
+		return r.throttled(ctx, b, st)
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Waiting for one of the account's verification slots; routed on the recorded verification meanwhile", "account", b.AccountID)
+	r.keepVerification(wh, v, subject, st)
+	verificationsThrottled.Inc()
+	return ctrl.Result{RequeueAfter: wait.Jitter(r.Options.ThrottleRetry, 1)}
 }
 
 // throttled reports a webhook waiting for one of its account's verification slots. It tries again

@@ -275,13 +275,16 @@ const (
 // writes the delivery fields and the Delivering and AutoDisabled conditions.
 type WebhookStatus struct {
 	// conditions are Ready (the summary), Verified, Reconciling and Stalled (the manager's),
-	// Delivering and AutoDisabled (the dispatcher's).
+	// Delivering and AutoDisabled (the dispatcher's). No other type is accepted: whoever may write
+	// the status (a tenant) could otherwise fill the list with its own, so that the manager's
+	// conditions no longer fit and its every status write to the Webhook failed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge
 	// +patchMergeKey=type
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(c, c.type in ['Ready', 'Verified', 'Reconciling', 'Stalled', 'Delivering', 'AutoDisabled'])",message="only the condition types Ready, Verified, Reconciling, Stalled, Delivering and AutoDisabled are written here"
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
 	// state is Active, Inactive or Disabled.
