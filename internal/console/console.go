@@ -63,7 +63,17 @@ type Server struct {
 	static   http.Handler
 	// cookie names: __Host- prefixed (Secure, Path=/, no Domain) unless InsecureCookies.
 	sessionCookie, signinCookie string
+	// payloads bounds the payload pages built at once: each holds a body, its indented copy and
+	// the escaped page, some MiB, and one pod serves every tenant.
+	payloads chan struct{}
 }
+
+// payloadPagesAtOnce is how many payload pages are built at once.
+const payloadPagesAtOnce = 4
+
+// payloadWait is how long a payload page waits for its turn before the console answers 503 (a
+// variable for tests).
+var payloadWait = 5 * time.Second
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -82,7 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}}
+	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}, payloads: make(chan struct{}, payloadPagesAtOnce)}
 	for _, name := range pageNames {
 		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {

@@ -141,12 +141,12 @@ func (l *LogAPI) Attempts(ctx context.Context, token, ns, name, id string) (*del
 
 // ShownBody bounds the part of a body a payload page shows: html/template escapes it to up to six
 // times its size, and one console serves every tenant of the cluster from a small pod.
-const ShownBody = 1 << 20
+const ShownBody = 512 << 10
 
 // maxIndented bounds the indented copy of a body. Indenting writes a newline and two spaces per
 // level of nesting before every element, so a body of 120 KB nested a thousand deep becomes
 // 120 MB: such a body is shown as it came.
-const maxIndented = 2 << 20
+const maxIndented = 1 << 20
 
 // Payload is a notification's body as a page shows it.
 type Payload struct {

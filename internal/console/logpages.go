@@ -162,12 +162,24 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
+	turn := time.NewTimer(payloadWait)
+	defer turn.Stop()
+	select {
+	case s.payloads <- struct{}{}:
+		defer func() { <-s.payloads }()
+	case <-turn.C:
+		w.Header().Set("Retry-After", "5")
+		s.renderError(w, r, rc.L, &rc.sess, http.StatusServiceUnavailable, rc.L.T("error.busy"))
+		return
+	case <-ctx.Done():
+		return
+	}
 	body, err := s.cfg.Deliveries.Body(ctx, rc.sess.Token, ns, name, id)
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: "1 MiB"}))
+	s.render(w, r, http.StatusOK, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: "512 KiB"}))
 }
 
 // fmtLogTime shows a log time in UTC, or a dash when unset.

@@ -230,12 +230,15 @@ func TestARunningReplaysPageReloadsItself(t *testing.T) {
 // A producer's event shapes the body a tenant opens in the console, which serves every tenant from
 // one small pod: a body nested a thousand deep grows a thousandfold when indented (120 KB became
 // 120 MB, and the page more), and a long one grows up to sixfold when escaped. The page shows a
-// body whose indented form would pass 2 MiB as it came, and at most the first MiB of any body.
+// body whose indented form would pass 1 MiB as it came, and at most its first 512 KiB, cut on a
+// character's start; at most four such pages are built at once.
 func TestPayloadPagesStayBoundedWhateverTheBody(t *testing.T) {
 	const depth, members = 1000, 60000
 	deep := `{"webhookNotificationId":"deep","a":` + strings.Repeat("[", depth) + strings.Repeat("0,", members) + "0" + strings.Repeat("]", depth) + "}"
 	long := `{"webhookNotificationId":"long","a":"` + strings.Repeat("&", 3<<20) + `é"}`
-	bodies := map[string]string{"deep": deep, "long": long, "small": `{"webhookNotificationId":"small","n":[1,{"a":"<b>"}]}`}
+	// é's first byte is the last the page may show.
+	split := `{"a":"` + strings.Repeat("a", ShownBody-1-len(`{"a":"`)) + `é` + strings.Repeat("b", 100) + `"}`
+	bodies := map[string]string{"deep": deep, "long": long, "split": split, "small": `{"webhookNotificationId":"small","n":[1,{"a":"<b>"}]}`}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/namespaces/team-a/webhooks/hook/notifications/"), "/body")
 		_, _ = w.Write([]byte(bodies[id]))
@@ -247,15 +250,19 @@ func TestPayloadPagesStayBoundedWhateverTheBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := s.Sessions().Create("token-a", "alice")
-	page := func(id string) string {
+	get := func(id string) (int, string) {
 		req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/notifications/"+id+"/body", nil)
 		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: a.ID})
 		rec := httptest.NewRecorder()
 		s.Handler().ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("%s: %d %s", id, rec.Code, rec.Body.String())
+		return rec.Code, rec.Body.String()
+	}
+	page := func(id string) string {
+		code, body := get(id)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %s", id, code, body)
 		}
-		return rec.Body.String()
+		return body
 	}
 
 	got := page("deep")
@@ -263,13 +270,32 @@ func TestPayloadPagesStayBoundedWhateverTheBody(t *testing.T) {
 		t.Errorf("deep body: a page of %d bytes; want the body as it came (%d bytes), whole", len(got), len(deep))
 	}
 	got = page("long")
-	if len(got) > 7<<20 || !strings.Contains(got, `id="payload-truncated"`) || !strings.Contains(got, "1 MiB") ||
-		strings.Contains(got, "é") || strings.Count(got, "&amp;") < 1<<20-64 || !utf8.ValidString(got) {
-		t.Errorf("long body: a page of %d bytes with %d escaped characters; want its first MiB and the notice", len(got), strings.Count(got, "&amp;"))
+	if len(got) > 4<<20 || !strings.Contains(got, `id="payload-truncated"`) || !strings.Contains(got, "512 KiB") ||
+		strings.Contains(got, "é") || strings.Count(got, "&amp;") < ShownBody-64 || !utf8.ValidString(got) {
+		t.Errorf("long body: a page of %d bytes with %d escaped characters; want its first 512 KiB and the notice", len(got), strings.Count(got, "&amp;"))
+	}
+	got = page("split")
+	if !utf8.ValidString(got) || strings.Contains(got, "é") || !strings.Contains(got, strings.Repeat("a", 64)+"</pre>") {
+		t.Errorf("a body cut inside a character: want it cut before the character, the page valid UTF-8")
 	}
 	got = page("small")
 	if !strings.Contains(got, "{\n  &#34;webhookNotificationId&#34;: &#34;small&#34;,\n  &#34;n&#34;: [\n    1,") || strings.Contains(got, "payload-truncated") {
 		t.Errorf("small body: want it indented, whole: %s", got)
+	}
+
+	// Four pages being built: a fifth waits its turn, then is answered 503; with one done, it is
+	// built.
+	payloadWait = 50 * time.Millisecond
+	t.Cleanup(func() { payloadWait = 5 * time.Second })
+	for range payloadPagesAtOnce {
+		s.payloads <- struct{}{}
+	}
+	if code, body := get("small"); code != http.StatusServiceUnavailable || !strings.Contains(body, "as many payloads as it may at once") {
+		t.Errorf("a fifth payload page at once: %d, want 503 with its reason", code)
+	}
+	<-s.payloads
+	if code, _ := get("small"); code != http.StatusOK {
+		t.Errorf("with a turn free: %d, want 200", code)
 	}
 }
 
