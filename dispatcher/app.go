@@ -53,6 +53,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/boundedhttp"
+	"github.com/hookline/hookline/internal/cachetrim"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
@@ -319,7 +320,9 @@ func newManager(restCfg *rest.Config, cfg Config) (ctrl.Manager, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(hooklinev1.AddToScheme(scheme))
-	cacheOpts := cache.Options{}
+	// Only what hookline reads of tenants' objects is kept (labels and annotations grown by a
+	// tenant are not).
+	cacheOpts := cache.Options{DefaultTransform: cachetrim.Transform}
 	if len(cfg.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range cfg.Namespaces {

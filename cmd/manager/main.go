@@ -31,6 +31,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -40,6 +41,7 @@ import (
 	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/boundedhttp"
+	"github.com/hookline/hookline/internal/cachetrim"
 	"github.com/hookline/hookline/internal/clusterranges"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/securemetrics"
@@ -124,6 +126,9 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 		LeaderElectionReleaseOnCancel: true,
 		// Secrets are read on demand and never cached: the manager may only "get" them.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// Only what hookline reads of tenants' objects is kept (labels and annotations grown by a
+		// tenant are not).
+		Cache: cache.Options{DefaultTransform: cachetrim.Transform},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

@@ -39,11 +39,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/hookline/hookline/controllers"
 	"github.com/hookline/hookline/internal/attest"
+	"github.com/hookline/hookline/internal/cachetrim"
 	"github.com/hookline/hookline/internal/controlplane"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/testsupport/freeport"
@@ -95,6 +97,7 @@ func StartManager(ctx context.Context, env *controlplane.Env, roots *x509.CertPo
 		Scheme:  env.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		Client:  client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Cache:   cache.Options{DefaultTransform: cachetrim.Transform}, // as cmd/manager's
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,72 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package cachetrim keeps what the manager's and the dispatcher's informers hold of the objects
+// tenants write to what hookline reads of them. A tenant may grow each of its Webhooks, replays and
+// its namespace to the API server's limit of about 1.5 MiB with labels (no bound on their number),
+// annotations and the managedFields recording them, while a ResourceQuota bounds only how many it
+// has: a few hundred such objects filled the shared manager's memory, and every restart's first
+// list filled it again. hookline reads only its own labels and annotations (hookline.io/), so the
+// rest is dropped as objects enter the cache.
+package cachetrim
+
+import (
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// prefix is the prefix of the labels and annotations hookline reads.
+const prefix = "hookline.io/"
+
+// Transform trims Webhooks, WebhookReplays and objects watched as metadata (namespaces, whose
+// hookline.io/ labels bind them to an account): managedFields go, and the labels and annotations
+// outside hookline.io/. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
+// bytes at most; a longer one by its digest), which is all any reader of it compares. Other
+// objects pass unchanged. It is a cache.TransformFunc for controller-runtime's cache.Options.
+func Transform(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *hooklinev1.Webhook, *hooklinev1.WebhookReplay, *metav1.PartialObjectMetadata:
+		trim(o.(metav1.Object))
+	}
+	return obj, nil
+}
+
+var _ cache.TransformFunc = Transform
+
+func trim(o metav1.Object) {
+	o.SetManagedFields(nil)
+	o.SetLabels(own(o.GetLabels(), func(v string) string { return v }))
+	o.SetAnnotations(own(o.GetAnnotations(), hooklinev1.ReactivationToken))
+}
+
+// own returns the entries of m under hookline's prefix, their values through value; nil when none.
+func own(m map[string]string, value func(string) string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = value(v)
+	}
+	return out
+}
