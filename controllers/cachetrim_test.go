@@ -31,8 +31,8 @@ import (
 	"github.com/hookline/hookline/internal/cachetrim"
 )
 
-// A tenant grows its Webhook to hundreds of KB with labels (their number has no bound) and
-// annotations, which the API server stores with the managedFields recording them; a quota bounds
+// A tenant grows its Webhook to hundreds of KB with labels and finalizers (their number has no
+// bound) and annotations, which the API server stores with the managedFields recording them; a quota bounds
 // only how many Webhooks it has, and the shared manager's and dispatcher's informers held every
 // byte of each: a few hundred such objects filled the manager's memory. What they now cache of it
 // is what hookline reads (hookline.io/ labels and annotations, a long value by its digest), and the
@@ -50,8 +50,18 @@ func TestATenantsGrownWebhookIsCachedSmall(t *testing.T) {
 	wh.Spec.URL = rc.URL
 	for i := range 4000 {
 		wh.Labels[fmt.Sprintf("filler.example.com/label-%05d", i)] = strings.Repeat("v", 63)
+		if i < 1000 {
+			wh.Finalizers = append(wh.Finalizers, fmt.Sprintf("filler.example.com/finalizer-%05d", i))
+		}
 	}
 	g.Expect(tenant.Create(ctx, wh)).To(Succeed())
+	t.Cleanup(func() { // its finalizers would keep the object, and its namespace, for ever
+		cur := &hooklinev1.Webhook{}
+		if k8s.Get(context.Background(), client.ObjectKeyFromObject(wh), cur) == nil {
+			cur.Finalizers = nil
+			_ = k8s.Update(context.Background(), cur)
+		}
+	})
 	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 
 	stored := &hooklinev1.Webhook{}
@@ -66,6 +76,7 @@ func TestATenantsGrownWebhookIsCachedSmall(t *testing.T) {
 	kept := trimmed.(*hooklinev1.Webhook)
 	g.Expect(kept.Labels).To(BeEmpty())
 	g.Expect(kept.ManagedFields).To(BeEmpty())
+	g.Expect(kept.Finalizers).To(BeEmpty())
 	g.Expect(kept.Annotations).To(Equal(map[string]string{hooklinev1.ReactivateAnnotation: hooklinev1.ReactivationToken(wh.Annotations[hooklinev1.ReactivateAnnotation])}))
 	g.Expect(kept.Spec).To(Equal(stored.Spec))
 	g.Expect(kept.Status).To(Equal(stored.Status))

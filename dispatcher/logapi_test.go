@@ -633,6 +633,82 @@ func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
 	}
 }
 
+// A tenant asks for the body of a large notification and never reads the answer. The write
+// blocked until the server's WriteTimeout (5 minutes), holding one of the namespace's request
+// slots (four such namespaces held all eight of the read API's) and the body's tens of MiB, which
+// nothing counted. A body is now written within a grace plus its size at a minimum rate, or the
+// connection is cut, and the bodies being written at once are bounded in bytes.
+func TestReadersThatStallOnALargeBodyLetGoOfTheirSlots(t *testing.T) {
+	g := NewWithT(t)
+	nsA, nsB := newNamespace(t, "acc-logapi-stall-a", ""), newNamespace(t, "acc-logapi-stall-b", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: logOn})
+	s.activeWebhook(t, nsA, "envelopes", accountSpec(rc.URL, "ENVELOPE_ALL"))
+	s.activeWebhook(t, nsB, "envelopes", accountSpec(rc.URL, "ENVELOPE_ALL"))
+	s.app.API.Limits = &logapi.Limits{Rate: 100, Burst: 100, NamespaceConcurrent: 1,
+		BodyWriteGrace: 4 * time.Second, BodyWriteRate: 1 << 30, BodyBytes: 16 << 20}
+	api := s.serveAPI(t)
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	installDeliveryRoles(t)
+	staller, readerA, readerB := viewerToken(t, cs, nsA, "staller"), viewerToken(t, cs, nsA, "reader"), viewerToken(t, cs, nsB, "reader")
+
+	const size = 12 << 20 // more than the sockets of a reader that does not read take in
+	for _, account := range []string{"acc-logapi-stall-a", "acc-logapi-stall-b"} {
+		raw, err := samples.Event("envelope_expired")
+		g.Expect(err).NotTo(HaveOccurred())
+		var ev map[string]any
+		g.Expect(json.Unmarshal(raw, &ev)).To(Succeed())
+		ev["accountId"] = account
+		ev["notification"].(map[string]any)["data"].(map[string]any)["filler"] = strings.Repeat("x", size)
+		s.mustPost(t, mustJSON(ev))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(2))
+	bodyOf := func(token, ns string) string {
+		var page deliveries.NotificationList
+		api.eventually(g, func(g Gomega) {
+			api.getJSON(t, token, notificationsPath(ns, "envelopes")+"?state=delivered", http.StatusOK, &page)
+			g.Expect(page.Items).To(HaveLen(1))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		return notificationsPath(ns, "envelopes") + "/" + page.Items[0].NotificationID + "/body"
+	}
+	bodyA, bodyB := bodyOf(readerA, nsA), bodyOf(readerB, nsB)
+	bodyOf(staller, nsA) // its token reviewed: the stall below starts at once
+
+	// The staller asks for the body and reads the status line only (a request of before may still
+	// hold the namespace's slot for a moment: it asks again then).
+	g.Eventually(func() string {
+		conn, err := tls.Dial("tcp", strings.TrimPrefix(api.base, "https://"), &tls.Config{RootCAs: api.ca.Pool()})
+		if err != nil {
+			return err.Error()
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer %s\r\n\r\n", bodyA, staller); err != nil {
+			return err.Error()
+		}
+		status := make([]byte, len("HTTP/1.1 200"))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(conn, status); err != nil {
+			return err.Error()
+		}
+		return string(status)
+	}).WithTimeout(10 * time.Second).Should(Equal("HTTP/1.1 200"))
+	// The stalled body holds namespace A's one slot, and 12 of the 16 MiB for bodies.
+	g.Eventually(func() string {
+		code, _, b := api.get(t, readerA, notificationsPath(nsA, "envelopes"))
+		return fmt.Sprint(code, " ", string(b))
+	}).WithTimeout(3 * time.Second).WithPolling(50 * time.Millisecond).Should(ContainSubstring("for namespace " + nsA))
+	code, _, b := api.get(t, readerB, bodyB)
+	g.Expect(code).To(Equal(http.StatusServiceUnavailable), "another namespace's large body meanwhile")
+	g.Expect(string(b)).To(ContainSubstring("large bodies are being read"))
+	// Its write is cut after the grace: both are served again.
+	g.Eventually(func() int { code, _, _ := api.get(t, readerA, notificationsPath(nsA, "envelopes")); return code }).
+		WithTimeout(10 * time.Second).WithPolling(200 * time.Millisecond).Should(Equal(http.StatusOK))
+	code, _, b = api.get(t, readerB, bodyB)
+	g.Expect(code).To(Equal(http.StatusOK))
+	g.Expect(len(b)).To(BeNumerically(">", size))
+}
+
 // The read API carries bearer tokens: HTTPS with HTTP/1.1 only (no HTTP/2 resets before any token
 // is checked); plain HTTP is refused on its port, and served only when explicitly allowed.
 func TestReadAPIServesTLSOnly(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/client-go/rest"
@@ -98,8 +99,19 @@ type Limits struct {
 	// been reviewed lately (each costs a TokenReview): 429 beyond.
 	NewTokenRate  float64
 	NewTokenBurst int
+	// BodyWriteGrace and BodyWriteRate bound how long writing a notification's body may take:
+	// BodyWriteGrace plus its size at BodyWriteRate bytes a second. A reader taking it slower loses
+	// the connection, and with it the request's slots and the body's memory, which it held for the
+	// server's WriteTimeout (5 minutes) before. 0: DefaultBodyWriteGrace, DefaultBodyWriteRate.
+	BodyWriteGrace time.Duration
+	BodyWriteRate  float64
+	// BodyBytes bounds the bytes of the bodies being written at once (a larger body takes it
+	// whole): 503 beyond. Bodies of large events are tens of MiB, and eight of them at once were
+	// 200 MiB of the dispatcher's memory. 0: DefaultBodyBytes.
+	BodyBytes int64
 
 	once       sync.Once
+	bodies     *semaphore.Weighted
 	sem        chan struct{}
 	users      *keyrate.Limiters
 	owners     *keyrate.Limiters
@@ -122,6 +134,10 @@ const (
 	// address, each token reviewed again at most once per DefaultAuthTTL.
 	DefaultNewTokenRate  = 10
 	DefaultNewTokenBurst = 50
+	// A body is written within 10 s plus its size at 1 MiB/s: a 25 MiB event's within 35 s.
+	DefaultBodyWriteGrace = 10 * time.Second
+	DefaultBodyWriteRate  = 1 << 20
+	DefaultBodyBytes      = 64 << 20
 )
 
 func (l *Limits) init() {
@@ -156,6 +172,16 @@ func (l *Limits) init() {
 		if l.NewTokenBurst <= 0 {
 			l.NewTokenBurst = DefaultNewTokenBurst
 		}
+		if l.BodyWriteGrace <= 0 {
+			l.BodyWriteGrace = DefaultBodyWriteGrace
+		}
+		if l.BodyWriteRate <= 0 {
+			l.BodyWriteRate = DefaultBodyWriteRate
+		}
+		if l.BodyBytes <= 0 {
+			l.BodyBytes = DefaultBodyBytes
+		}
+		l.bodies = semaphore.NewWeighted(l.BodyBytes)
 		l.sem = make(chan struct{}, l.Concurrent)
 		// An identity or namespace idle for a minute starts again with a full bucket.
 		l.users = keyrate.New(rate.Limit(l.Rate), l.Burst, time.Minute, cacheSize)
@@ -170,6 +196,18 @@ func (l *Limits) init() {
 func (l *Limits) allowNewToken(address string) bool {
 	l.init()
 	return l.addresses.Get(address).Allow()
+}
+
+// writeBody takes n bytes of the bodies' budget (all of it for a larger body) and returns when a
+// body of n bytes must be written by, and the release; false when the budget is taken.
+func (l *Limits) writeBody(n int) (deadline time.Time, release func(), ok bool) {
+	l.init()
+	w := min(int64(n), l.BodyBytes)
+	if !l.bodies.TryAcquire(w) {
+		return time.Time{}, nil, false
+	}
+	d := l.BodyWriteGrace + time.Duration(float64(n)/l.BodyWriteRate*float64(time.Second))
+	return time.Now().Add(d), func() { l.bodies.Release(w) }, true
 }
 
 // enter takes a request slot; false when all are taken.

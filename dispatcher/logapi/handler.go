@@ -369,6 +369,17 @@ func (h *Handler) body(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, http.StatusGone, "EventGone", fmt.Sprintf("the event of notification %s is no longer stored", al.Notification.NotificationID))
 		return
 	}
+	deadline, release, ok := h.Limits.writeBody(len(res.Body))
+	if !ok {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "Busy", "large bodies are being read; retry shortly")
+		return
+	}
+	defer release()
+	if err := http.NewResponseController(w).SetWriteDeadline(deadline); err != nil {
+		h.internal(w, err, t)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	if len(res.Trimmed) > 0 {
 		w.Header().Set("Hookline-Trimmed", strings.Join(res.Trimmed, ","))

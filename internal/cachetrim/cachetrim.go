@@ -16,8 +16,8 @@ limitations under the License.
 
 // Package cachetrim keeps what the manager's and the dispatcher's informers hold of the objects
 // tenants write to what hookline reads of them. A tenant may grow each of its Webhooks, replays and
-// its namespace to the API server's limit of about 1.5 MiB with labels (no bound on their number),
-// annotations and the managedFields recording them, while a ResourceQuota bounds only how many it
+// its namespace to the API server's limit of about 1.5 MiB with labels or finalizers (no bound on
+// their number), annotations and the managedFields recording them, while a ResourceQuota bounds only how many it
 // has: a few hundred such objects filled the shared manager's memory, and every restart's first
 // list filled it again. hookline reads only its own labels and annotations (hookline.io/), so the
 // rest is dropped as objects enter the cache.
@@ -36,8 +36,8 @@ import (
 const prefix = "hookline.io/"
 
 // Transform trims Webhooks, WebhookReplays and objects watched as metadata (namespaces, whose
-// hookline.io/ labels bind them to an account): managedFields go, and the labels and annotations
-// outside hookline.io/. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
+// hookline.io/ labels bind them to an account): managedFields, finalizers and ownerReferences go,
+// and the labels and annotations outside hookline.io/. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
 // bytes at most; a longer one by its digest), which is all any reader of it compares. Other
 // objects pass unchanged. It is a cache.TransformFunc for controller-runtime's cache.Options.
 func Transform(obj any) (any, error) {
@@ -52,6 +52,8 @@ var _ cache.TransformFunc = Transform
 
 func trim(o metav1.Object) {
 	o.SetManagedFields(nil)
+	o.SetFinalizers(nil)      // no bound on their number either, and nothing of hookline reads them
+	o.SetOwnerReferences(nil) // the same
 	o.SetLabels(own(o.GetLabels(), func(v string) string { return v }))
 	o.SetAnnotations(own(o.GetAnnotations(), hooklinev1.ReactivationToken))
 }

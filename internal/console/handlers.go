@@ -101,6 +101,11 @@ func dict(kv ...any) map[string]any {
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	s.write(w, status, s.build(r, name, p))
+}
+
+// build renders a page; nil when its template failed (logged).
+func (s *Server) build(r *http.Request, name string, p page) []byte {
 	p.Path = r.URL.RequestURI()
 	for _, tag := range languages {
 		t := tag.String()
@@ -109,12 +114,20 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	var buf bytes.Buffer
 	if err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
 		s.cfg.Log.Error(err, "Rendering page", "page", name)
+		return nil
+	}
+	return buf.Bytes()
+}
+
+// write sends a page build made with status code; a failed build (nil) is a 500.
+func (s *Server) write(w http.ResponseWriter, status int, page []byte) {
+	if page == nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(page)
 }
 
 func (s *Server) page(rc *reqCtx, title string, data any) page {

@@ -160,26 +160,37 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if !ok {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
+	// The turn bounds the pages being built, not their sending: a reader that takes a page
+	// slowly holds no turn.
 	turn := time.NewTimer(payloadWait)
 	defer turn.Stop()
 	select {
 	case s.payloads <- struct{}{}:
-		defer func() { <-s.payloads }()
 	case <-turn.C:
 		w.Header().Set("Retry-After", "5")
 		s.renderError(w, r, rc.L, &rc.sess, http.StatusServiceUnavailable, rc.L.T("error.busy"))
 		return
-	case <-ctx.Done():
+	case <-r.Context().Done():
 		return
 	}
-	body, err := s.cfg.Deliveries.Body(ctx, rc.sess.Token, ns, name, id)
+	page, err := s.buildPayload(r, rc, ns, name, id)
+	<-s.payloads
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: "512 KiB"}))
+	s.write(w, http.StatusOK, page)
+}
+
+// buildPayload reads a notification's body and renders its page.
+func (s *Server) buildPayload(r *http.Request, rc *reqCtx, ns, name, id string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	body, err := s.cfg.Deliveries.Body(ctx, rc.sess.Token, ns, name, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.build(r, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: "512 KiB"})), nil
 }
 
 // fmtLogTime shows a log time in UTC, or a dash when unset.
