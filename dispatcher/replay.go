@@ -134,6 +134,8 @@ type Replayer struct {
 	waitShown map[types.NamespacedName]time.Time
 	// written is the status last written for each replay, until the cache shows it finished.
 	written map[types.NamespacedName]*hooklinev1.WebhookReplayStatus
+	// uids is the uid of the object each replay name was last reconciled as.
+	uids map[types.NamespacedName]types.UID
 	// peak is the most replays that ran at once in each namespace (tests read it).
 	peak map[string]int
 }
@@ -174,6 +176,7 @@ func (r *Replayer) init() {
 	r.shown = map[types.NamespacedName]time.Time{}
 	r.waitShown = map[types.NamespacedName]time.Time{}
 	r.written = map[types.NamespacedName]*hooklinev1.WebhookReplayStatus{}
+	r.uids = map[types.NamespacedName]types.UID{}
 	r.peak = map[string]int{}
 	r.present = utilcache.NewLRUExpireCacheWithClock(1024, r.Clock)
 	if r.Log != nil {
@@ -230,14 +233,16 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 // reconcile on the deletion forgets it at once, which is usually sooner).
 const replayPresentFor = 250 * time.Millisecond
 
-// Gone reports whether the WebhookReplay name in namespace no longer exists, or is being deleted
+// Gone reports whether the WebhookReplay that ref names (deliveries.ReplayRef) in namespace no
+// longer exists, or is being deleted, or was replaced by another object of its name
 // (deliver.Config.ReplayGone): from the informer cache, which a Get waits for at first. Asked
 // before each replayed attempt, so the cached object is read in place, not copied, and a replay
 // found present is taken as present for replayPresentFor.
-func (r *Replayer) Gone(ctx context.Context, namespace, name string) (bool, error) {
-	key := types.NamespacedName{Namespace: namespace, Name: name}
-	if _, ok := r.present.Get(key); ok {
-		return false, nil
+func (r *Replayer) Gone(ctx context.Context, namespace, ref string) (bool, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: deliveries.ReplayName(ref)}
+	prefix := deliveries.ReplayUIDPrefix(ref)
+	if uid, ok := r.present.Get(key); ok {
+		return !strings.HasPrefix(uid.(string), prefix), nil
 	}
 	rp := &hooklinev1.WebhookReplay{}
 	err := r.Client.Get(ctx, key, rp, client.UnsafeDisableDeepCopy)
@@ -250,8 +255,8 @@ func (r *Replayer) Gone(ctx context.Context, namespace, name string) (bool, erro
 		return true, nil
 	}
 	// The cache keeps an entry through its expiry instant: present for replayPresentFor, not longer.
-	r.present.Add(key, struct{}{}, replayPresentFor-time.Nanosecond)
-	return false, nil
+	r.present.Add(key, string(rp.UID), replayPresentFor-time.Nanosecond)
+	return !strings.HasPrefix(string(rp.UID), prefix), nil
 }
 
 // replaysOf maps a Webhook to the unfinished replays naming it.
@@ -291,6 +296,12 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
+	}
+	if r.replaced(req.NamespacedName, rp.UID) {
+		// Deleted and created again under its name before a reconcile saw it gone: what is
+		// held of the first (its turn, its last status written, its tally) is not the second's.
+		r.forget(ctx, req.NamespacedName)
+		r.replaced(req.NamespacedName, rp.UID)
 	}
 	if finished(&rp.Status) {
 		r.forget(ctx, req.NamespacedName)
@@ -665,7 +676,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
 		return queueResult{heldUntil: held}, true, err
 	}
-	r.tally.merge(uid, rp.Name, rd.sel.own)
+	r.tally.merge(uid, deliveries.ReplayRef(rp.Name, string(rp.UID)), rd.sel.own)
 	if rd.sel.overflow {
 		return queueResult{tooLarge: true}, false, nil
 	}
@@ -736,7 +747,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 			return time.Time{}, err
 		}
 		for _, n := range notes {
-			if n.Replay == rp.Name {
+			if deliveries.NamesReplay(n.Replay, rp.Name, string(rp.UID)) {
 				inQueue[n.EventSeq] = true
 			}
 			from = n.Seq + 1
@@ -754,7 +765,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 // charged for it already. A read asked already is not asked again.
 func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool, paid bool) {
 	key := client.ObjectKeyFromObject(rp)
-	r.tally.begin(key, uid)
+	r.tally.begin(key, uid, deliveries.ReplayRef(rp.Name, string(rp.UID)))
 	sel := newSelector(rp, startedAt, inQueue, true, r.maxSelection())
 	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel, paid: paid})
 }
@@ -769,6 +780,7 @@ const scanSkew = time.Minute
 // attempts.
 func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, cs []candidate, first uint64) (int, []candidate, error) {
 	now := r.Clock.Now()
+	ref := deliveries.ReplayRef(rp.Name, string(rp.UID))
 	var items []store.Enqueue
 	var gone []candidate
 	for _, c := range cs {
@@ -779,11 +791,11 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 		r.Log.Append(deliveries.Record{
 			Kind: deliveries.KindReplayQueued, WebhookUID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name,
 			NotificationID: c.id, EventSeq: c.seq, EventID: c.eventID, EventName: c.event, Created: c.created, At: now,
-			State: deliveries.StateReplayed, Reason: "Replayed", Replay: rp.Name,
+			State: deliveries.StateReplayed, Reason: "Replayed", Replay: ref,
 			Message: fmt.Sprintf("queued again by WebhookReplay %s (was %s)", rp.Name, c.state),
 		})
 		items = append(items, store.Enqueue{UID: string(wh.UID), Note: store.Note{
-			EventSeq: c.seq, Created: now, EventID: c.eventID, EventName: c.event, Replay: rp.Name,
+			EventSeq: c.seq, Created: now, EventID: c.eventID, EventName: c.event, Replay: ref,
 		}})
 	}
 	if len(items) == 0 {
@@ -801,7 +813,7 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 // replay selects the same ones); only final states are replayed. The same read finds what a
 // previous run of this replay queued and how those deliveries ended (own).
 type selector struct {
-	name      string
+	name, uid string
 	spec      hooklinev1.WebhookReplaySpec
 	startedAt time.Time
 	ids       map[string]bool
@@ -824,7 +836,7 @@ type selector struct {
 }
 
 func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool, max int) *selector {
-	s := &selector{name: rp.Name, spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
+	s := &selector{name: rp.Name, uid: string(rp.UID), spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
 		newest: map[string]*candidate{}, max: max, inQueue: inQueue, own: map[uint64]deliveries.State{}}
 	for _, id := range rp.Spec.NotificationIDs {
 		s.ids[strings.ToLower(string(id))] = true
@@ -862,7 +874,7 @@ func (s *selector) already(seq uint64) bool {
 }
 
 func (s *selector) add(rec deliveries.Record) {
-	if rec.Replay == s.name {
+	if deliveries.NamesReplay(rec.Replay, s.name, s.uid) {
 		if rec.Kind != deliveries.KindReplayQueued {
 			s.own[rec.EventSeq] = rec.State
 		}
@@ -971,7 +983,8 @@ func listSome(ss []string) string {
 // rebuilt first, from the log (asked once, answered together with every other replay's), and
 // counted reports false until then.
 func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
-	delivered, failed, complete := r.tally.counts(uid, rp.Name, st.Queued)
+	ref := deliveries.ReplayRef(rp.Name, string(rp.UID))
+	delivered, failed, complete := r.tally.counts(uid, ref, st.Queued)
 	if !complete {
 		key := client.ObjectKeyFromObject(rp)
 		rd, answered, pending := r.reads.take(key)
@@ -979,15 +992,15 @@ func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hookli
 		case pending && !answered:
 			return false, nil
 		case !answered:
-			r.tally.begin(key, uid)
+			r.tally.begin(key, uid, ref)
 			sel := newSelector(rp, st.StartedAt.Time, nil, false, 0)
 			r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel})
 			return false, nil
 		case rd.err != nil:
 			return false, rd.err
 		}
-		r.tally.merge(uid, rp.Name, rd.sel.own)
-		delivered, failed, _ = r.tally.counts(uid, rp.Name, st.Queued)
+		r.tally.merge(uid, ref, rd.sel.own)
+		delivered, failed, _ = r.tally.counts(uid, ref, st.Queued)
 	}
 	st.Delivered, st.Failed = delivered, failed
 	return true, nil

@@ -41,7 +41,8 @@ type replayTally struct {
 	runs map[tallyKey]*tally
 }
 
-// tallyKey names a replay by its webhook's uid (its namespace) and its name.
+// tallyKey names a replay by its webhook's uid (its namespace) and the ref its notes and records
+// carry (deliveries.ReplayRef, or the bare name of before).
 type tallyKey struct{ uid, replay string }
 
 // tally is one replay's count: the state after the newest record of each notification it queued.
@@ -91,13 +92,16 @@ func (tl *tally) count(s deliveries.State, d int64) {
 	}
 }
 
-// begin starts counting the replay key of webhook uid (nothing when it counts already).
-func (t *replayTally) begin(key types.NamespacedName, uid string) {
+// begin starts counting the replay key of webhook uid, whose notes and records carry ref
+// (deliveries.ReplayRef; nothing when it counts already). Records of notes queued before replays
+// were told apart by uid carry the bare name: they count too.
+func (t *replayTally) begin(key types.NamespacedName, uid, ref string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k := tallyKey{uid, key.Name}
+	k := tallyKey{uid, ref}
 	if t.runs[k] == nil {
-		t.runs[k] = &tally{key: key, states: map[uint64]deliveries.State{}}
+		tl := &tally{key: key, states: map[uint64]deliveries.State{}}
+		t.runs[k], t.runs[tallyKey{uid, key.Name}] = tl, tl
 	}
 }
 

@@ -32,38 +32,41 @@ func replayRecord(uid, replay string, seq uint64, kind deliveries.Kind, state de
 // A replay's tally counts the final state of each notification it queued, once: a retry then a
 // delivery is one delivered, a notification delivered again after a crash is still one; what the
 // log held before the tally began counts only where nothing newer was observed. The replay is
-// woken when the last one settles. Other replays' and original deliveries' records do not count.
+// woken when the last one settles. Other replays' (another object of the same name included) and
+// original deliveries' records do not count.
 func TestReplayTallyCountsEachNotificationsNewestState(t *testing.T) {
 	g := NewWithT(t)
 	key := types.NamespacedName{Namespace: "team-a", Name: "recover"}
 	var woken []types.NamespacedName
 	tl := newReplayTally(func(k types.NamespacedName) { woken = append(woken, k) })
-	tl.begin(key, "uid-1")
+	ref := deliveries.ReplayRef("recover", "0a1b2c3d-4e5f-4a5b-8c7d-0123456789ab")
+	tl.begin(key, "uid-1", ref)
 
-	_, _, complete := tl.counts("uid-1", "recover", 4)
+	_, _, complete := tl.counts("uid-1", ref, 4)
 	g.Expect(complete).To(BeFalse(), "not complete before the log was read")
 
-	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindReplayQueued, deliveries.StateReplayed))
-	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateRetrying))
-	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateDelivered))
-	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateDelivered)) // after a crash
+	tl.observe(replayRecord("uid-1", ref, 1, deliveries.KindReplayQueued, deliveries.StateReplayed))
+	tl.observe(replayRecord("uid-1", ref, 1, deliveries.KindAttempt, deliveries.StateRetrying))
+	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateDelivered))                                                               // a note queued before refs carried the uid
+	tl.observe(replayRecord("uid-1", ref, 1, deliveries.KindAttempt, deliveries.StateDelivered))                                                                     // after a crash
+	tl.observe(replayRecord("uid-1", deliveries.ReplayRef("recover", "ffff0000-0000-4000-8000-000000000000"), 5, deliveries.KindAttempt, deliveries.StateDelivered)) // another object of the name
 	tl.observe(replayRecord("uid-1", "other", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	tl.observe(replayRecord("uid-1", "", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	tl.observe(replayRecord("uid-2", "recover", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	// Read from the log: seq 1 was retrying then (older than what was observed), 2 and 3 settled.
-	tl.merge("uid-1", "recover", map[uint64]deliveries.State{1: deliveries.StateRetrying, 2: deliveries.StateDropped, 3: deliveries.StateDelivered})
+	tl.merge("uid-1", ref, map[uint64]deliveries.State{1: deliveries.StateRetrying, 2: deliveries.StateDropped, 3: deliveries.StateDelivered})
 
-	delivered, failed, complete := tl.counts("uid-1", "recover", 4)
+	delivered, failed, complete := tl.counts("uid-1", ref, 4)
 	g.Expect(complete).To(BeTrue())
 	g.Expect([]int64{delivered, failed}).To(Equal([]int64{2, 1}))
 	g.Expect(woken).To(BeEmpty())
 
-	tl.observe(replayRecord("uid-1", "recover", 4, deliveries.KindCancelled, deliveries.StateCancelled))
-	delivered, failed, _ = tl.counts("uid-1", "recover", 4)
+	tl.observe(replayRecord("uid-1", ref, 4, deliveries.KindCancelled, deliveries.StateCancelled))
+	delivered, failed, _ = tl.counts("uid-1", ref, 4)
 	g.Expect([]int64{delivered, failed}).To(Equal([]int64{2, 2}))
 	g.Expect(woken).To(Equal([]types.NamespacedName{key}), "woken once the last one settled")
 
 	tl.end(key)
-	_, _, complete = tl.counts("uid-1", "recover", 4)
+	_, _, complete = tl.counts("uid-1", ref, 4)
 	g.Expect(complete).To(BeFalse())
 }

@@ -40,6 +40,7 @@ import (
 	"github.com/hookline/hookline/dispatcher"
 	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // fastReplays turns the delivery log on (replays select from it) and reads replays' progress
@@ -218,10 +219,10 @@ func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	var replayed, attempts int
 	for _, r := range list.Records {
-		if r.Replay == "again" {
+		if deliveries.ReplayName(r.Replay) == "again" {
 			replayed++
 		}
-		if r.Replay == "again" && r.Kind == "attempt" && r.State == "delivered" {
+		if deliveries.ReplayName(r.Replay) == "again" && r.Kind == "attempt" && r.State == "delivered" {
 			attempts++
 		}
 	}
@@ -432,7 +433,7 @@ func TestReplayResumesWithoutQueueingTwice(t *testing.T) {
 		g.Expect(notes).To(HaveLen(total-3), "queued by the replay, not delivered yet")
 	}).WithTimeout(10 * time.Second).Should(Succeed())
 	for _, n := range notes {
-		g.Expect(n.Replay).To(Equal("resume"))
+		g.Expect(n.Replay).To(Equal(deliveries.ReplayRef("resume", string(rp.UID))))
 	}
 	s.stop()
 

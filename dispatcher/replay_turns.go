@@ -313,8 +313,19 @@ func (r *Replayer) forget(ctx context.Context, key types.NamespacedName) {
 	r.present.Remove(key)
 	r.mu.Lock()
 	delete(r.written, key)
+	delete(r.uids, key)
 	r.mu.Unlock()
 	r.finish(ctx, key)
+}
+
+// replaced records uid as key's and reports whether another object of that name was recorded
+// before (until forget).
+func (r *Replayer) replaced(key types.NamespacedName, uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	was, ok := r.uids[key]
+	r.uids[key] = uid
+	return ok && was != uid
 }
 
 // finish drops what the replayer holds of a replay that finished but its last status written,

@@ -418,6 +418,41 @@ func TestDeletingAReplayWithdrawsWhatItQueued(t *testing.T) {
 	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(300*time.Millisecond).Should(Equal(n), "nothing more is sent")
 }
 
+// A replay deleted and created again under the same name (a manifest applied again, as GitOps
+// tools do) is another replay. Notes and records named the replay by its name only, so the second
+// took the first's for its own: the notification the first had queued, whose deletion cancelled
+// it, counted as "queued already" and failed, and the second reported Completed with nothing
+// delivered, nothing sent. They now carry the replay's uid as well (deliveries.ReplayRef).
+func TestAReplayCreatedAgainUnderItsNameIsAnotherReplay(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account = "acc-replay-same-name"
+	s, ns, rc, wh := deliveredThenFailing(t, account, 1)
+	first := rc.decoded(t)[0]
+	since := metav1.NewTime(time.Now().Add(-time.Hour))
+	// Delivered, then cancelled by the first replay's deletion: both are selected.
+	spec := hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &since, States: []hooklinev1.ReplayState{hooklinev1.ReplayDelivered, hooklinev1.ReplayCancelled}}
+	rp := createReplay(t, ns, "again", spec)
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20*time.Second).Should(BeNumerically(">", 2), "queued again, retried")
+	g.Expect(k8s.Delete(ctx, rp)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		list, err := s.app.Log.Notifications(ctx, string(wh.UID), deliveries.Query{EventIDs: []string{"w-0"}})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(list.Items).To(HaveLen(1))
+		g.Expect(list.Items[0].Reason).To(Equal(deliver.ReasonReplayDeleted))
+	}).WithTimeout(10*time.Second).Should(Succeed(), "the deleted replay's notification is cancelled")
+
+	rc.set(echoOK)
+	sent := len(rc.got())
+	again := createReplay(t, ns, "again", spec)
+	g.Expect(again.UID).NotTo(Equal(rp.UID))
+	got := waitCompleted(t, again, 30*time.Second)
+	g.Expect([]int64{got.Status.Queued, got.Status.Delivered, got.Status.Failed}).To(Equal([]int64{1, 1, 0}), "queued, delivered, failed")
+	posts := rc.decoded(t)[sent:]
+	g.Expect(posts).To(HaveLen(1), "delivered once more")
+	g.Expect(posts[0].notificationID).To(Equal(first.notificationID))
+}
+
 // A tenant with many replays waiting for their turn, deleting the oldest waiting one again and
 // again: the others' statuses are not written. Before, each waiting replay's message counted the
 // replays ahead of it, so every start or deletion had the dispatcher write every waiting replay's

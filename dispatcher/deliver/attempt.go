@@ -168,7 +168,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	if note.Replay != "" && e.cfg.ReplayGone != nil {
 		if gone, err := e.cfg.ReplayGone(ctx, wh.Namespace, note.Replay); err == nil && gone {
 			return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonReplayDeleted,
-				dropMessage: "not sent: WebhookReplay " + note.Replay + " was deleted"}
+				dropMessage: "not sent: WebhookReplay " + deliveries.ReplayName(note.Replay) + " was deleted"}
 		}
 	}
 	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last

@@ -88,8 +88,9 @@ type Config struct {
 	// Recorder receives the delivery log's records (dispatcher/deliverylog); nil records nothing,
 	// at no cost.
 	Recorder Recorder
-	// ReplayGone, when set, reports whether the WebhookReplay named replay in namespace no longer
-	// exists: the notes it queued are then cancelled when they reach their queue's head, unsent
+	// ReplayGone, when set, reports whether the WebhookReplay replay names in namespace (a note's
+	// Replay: deliveries.ReplayRef) no longer exists, or is another object of that name now: the
+	// notes it queued are then cancelled when they reach their queue's head, unsent
 	// (deleting a replay stops it, as deleting a Job stops its Pods). An error leaves the note
 	// to be sent.
 	ReplayGone func(ctx context.Context, namespace, replay string) (bool, error)

@@ -328,6 +328,9 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, t target) {
 	if page.Items == nil {
 		page.Items = []deliveries.Notification{}
 	}
+	for i := range page.Items {
+		page.Items[i].Replay = deliveries.ReplayName(page.Items[i].Replay)
+	}
 	writeJSON(w, http.StatusOK, page)
 }
 
@@ -339,6 +342,12 @@ func (h *Handler) attempts(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	if al.Records == nil {
 		al.Records = []deliveries.Record{}
+	}
+	// Notes and records name a replay with its uid's start (deliveries.ReplayRef): readers see
+	// its name, as kubectl shows it.
+	al.Notification.Replay = deliveries.ReplayName(al.Notification.Replay)
+	for i := range al.Records {
+		al.Records[i].Replay = deliveries.ReplayName(al.Records[i].Replay)
 	}
 	writeJSON(w, http.StatusOK, al)
 }

@@ -203,3 +203,31 @@ type TestReceipt struct {
 	Event          string `json:"event"`
 	NotificationID string `json:"webhookNotificationId"`
 }
+
+// ReplayRef is how notes and records name the WebhookReplay that queued them again: its name, "@",
+// and the first 8 characters of its uid. A replay deleted and created again under the same name
+// is another object, and must not take the first one's notes and records for its own (it found
+// them "queued already" and queued nothing, or a deletion stopped nothing). Names cannot hold "@".
+// Notes and records of before carry the bare name.
+func ReplayRef(name, uid string) string {
+	return name + "@" + uid[:min(len(uid), 8)]
+}
+
+// ReplayName is the WebhookReplay name ref (ReplayRef, or a bare name) names.
+func ReplayName(ref string) string {
+	name, _, _ := strings.Cut(ref, "@")
+	return name
+}
+
+// ReplayUIDPrefix is the uid prefix ref carries ("" for a bare name).
+func ReplayUIDPrefix(ref string) string {
+	_, prefix, _ := strings.Cut(ref, "@")
+	return prefix
+}
+
+// NamesReplay reports whether ref was written for the replay name with uid: by it (ReplayRef), or
+// before replays were told apart by uid (the bare name; a replay running across the upgrade finds
+// its own notes so).
+func NamesReplay(ref, name, uid string) bool {
+	return ref == ReplayRef(name, uid) || ref == name
+}
