@@ -18,10 +18,15 @@ package dispatcher_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,12 +62,7 @@ func TestSecureMetricsNeedAnAuthorizedToken(t *testing.T) {
 		return tr.Status.Token
 	}
 	scraper, stranger := token("prometheus"), token("stranger")
-	reader := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{GenerateName: "metrics-reader-"},
-		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}
-	g.Expect(k8s.Create(ctx, reader)).To(Succeed())
-	g.Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: "metrics-reader-"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "prometheus"}}})).To(Succeed())
+	allowMetrics(t, ns, "prometheus")
 
 	// The certificate is self-signed, as in the chart's ServiceMonitor (insecureSkipVerify).
 	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed on purpose
@@ -97,6 +97,19 @@ func TestSecureMetricsNeedAnAuthorizedToken(t *testing.T) {
 		_ = plain.Body.Close()
 		g.Expect(plain.StatusCode).To(Equal(http.StatusBadRequest), "plain HTTP is not served")
 	}
+}
+
+// allowMetrics lets ServiceAccount ns/sa get /metrics (a ClusterRole and its binding).
+func allowMetrics(t *testing.T, ns, sa string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	reader := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{GenerateName: "metrics-reader-"},
+		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}
+	g.Expect(k8s.Create(ctx, reader)).To(Succeed())
+	g.Expect(k8s.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: "metrics-reader-"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa}}})).To(Succeed())
 }
 
 // A caller holding a token (any ServiceAccount of a tenant's namespace: the metrics port is open
@@ -139,6 +152,83 @@ func TestMadeUpMethodsCostTheMetricsNoReview(t *testing.T) {
 	}
 	g.Expect(send(http.MethodHead)).To(Equal(http.StatusForbidden), "HEAD reads, as GET")
 	g.Expect(requests.Count(http.MethodPost, sar)).To(Equal(before), "access reviews for made-up methods")
+}
+
+// Anyone on the pod network sends random bearer tokens to the metrics port, as fast as it can. The
+// reviewer's budget of new tokens (50 a second) is shared: the flood spent it alone, and a
+// scraper's new token (a projected ServiceAccount token is rotated about hourly) was answered 503
+// for as long as it lasted, blinding the alerts. One address now spends at most 5 a second of it.
+func TestARandomTokenFloodDoesNotLockOutANewScraperToken(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-metrics-flood", "")
+	addr := testsupport.FreeAddr(t)
+	startStack(t, stackOptions{namespaces: []string{ns}, mutate: func(c *dispatcher.Config) {
+		c.MetricsAddress, c.MetricsSecure = addr, true
+	}})
+	cs, err := kubernetes.NewForConfig(cp.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "prometheus"}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	newToken := func() string { // a new token each time, as the kubelet rotates them
+		tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "prometheus", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return tr.Status.Token
+	}
+	allowMetrics(t, ns, "prometheus")
+	client := func(local string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: d.DialContext,
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed on purpose
+	}
+	scrape := func(c *http.Client, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	prometheus := client("127.0.0.1")
+	g.Eventually(func() int { return scrape(prometheus, newToken()) }).WithTimeout(20 * time.Second).Should(Equal(http.StatusOK))
+
+	// The flood, from another address of the pod network.
+	flooder := client("127.0.0.2")
+	var sent atomic.Int64
+	var answers sync.Map // status → count
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code := scrape(flooder, rand.Text())
+				sent.Add(1)
+				n, _ := answers.LoadOrStore(code, new(atomic.Int64))
+				n.(*atomic.Int64).Add(1)
+			}
+		}()
+	}
+	// Well past the reviewer's burst of 100 new tokens.
+	g.Eventually(sent.Load).WithTimeout(20 * time.Second).Should(BeNumerically(">=", 300))
+	for i := range 3 {
+		g.Expect(scrape(prometheus, newToken())).To(Equal(http.StatusOK), "the scraper's new token %d during the flood", i)
+	}
+	close(stop)
+	wg.Wait()
+	flood := map[int]int64{}
+	answers.Range(func(k, v any) bool { flood[k.(int)] = v.(*atomic.Int64).Load(); return true })
+	t.Logf("flood answers: %v", flood)
+	g.Expect(flood[http.StatusTooManyRequests]).To(BeNumerically(">", 250), "the flood was refused")
 }
 
 // The probe and metrics ports answer anyone on the pod network before any token is checked: a

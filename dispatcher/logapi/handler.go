@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -213,7 +212,7 @@ func (h *Handler) guard(next func(w http.ResponseWriter, r *http.Request, t targ
 		// A token not reviewed lately costs a TokenReview: each client address may bring so many
 		// new tokens a second, whoever it claims to be (a random token with every request made
 		// the API server review each, and took the read API's slots from everyone).
-		if !h.Auth.Known(token) && !h.Limits.allowNewToken(clientAddress(r)) {
+		if !h.Auth.Known(token) && !h.Limits.allowNewToken(kubeauth.ClientAddress(r)) {
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusTooManyRequests, "TooManyRequests", "too many new tokens from this address; slow down")
 			return
@@ -539,19 +538,6 @@ func (h *Handler) takeTestSlot(uid, namespace string) (done func(queued bool), w
 type testBudget struct {
 	tokens float64
 	at     time.Time
-}
-
-// clientAddress is the address r came from, as a limit's key: an IPv4 address, or an IPv6 /64
-// (one host commonly holds a whole /64).
-func clientAddress(r *http.Request) string {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	if a := ap.Addr().Unmap(); a.Is6() {
-		return netip.PrefixFrom(a, 64).Masked().String()
-	}
-	return ap.Addr().Unmap().String()
 }
 
 // notification reads the records of the notification the path names, answering 400 or 404 itself.

@@ -163,14 +163,3 @@ func TestTestSlots(t *testing.T) {
 	_, why, _ = take("e", "ns")
 	g.Expect(why).NotTo(BeEmpty())
 }
-
-// A limit per client address counts an IPv6 host's whole /64 as one address.
-func TestClientAddressGroupsIPv6By64(t *testing.T) {
-	g := NewWithT(t)
-	at := func(remote string) string { return clientAddress(&http.Request{RemoteAddr: remote}) }
-	g.Expect(at("10.1.2.3:4567")).To(Equal("10.1.2.3"))
-	g.Expect(at("[::ffff:10.1.2.3]:4567")).To(Equal("10.1.2.3"))
-	g.Expect(at("[2001:db8:1:2:aaaa::1]:443")).To(Equal("2001:db8:1:2::/64"))
-	g.Expect(at("[2001:db8:1:2:bbbb::9]:443")).To(Equal(at("[2001:db8:1:2:aaaa::1]:443")))
-	g.Expect(at("[2001:db8:1:3::1]:443")).NotTo(Equal(at("[2001:db8:1:2::1]:443")))
-}

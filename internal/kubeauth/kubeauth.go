@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -103,6 +104,19 @@ func NewForConfig(cfg *rest.Config, hc *http.Client, ttl time.Duration) (*Review
 		return nil, err
 	}
 	return newReviewer(authn, authz, ttl, clock.RealClock{}), nil
+}
+
+// ClientAddress is the address r came from, as a limit's key: an IPv4 address, or an IPv6 /64
+// (one host commonly holds a whole /64).
+func ClientAddress(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	if a := ap.Addr().Unmap(); a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked().String()
+	}
+	return ap.Addr().Unmap().String()
 }
 
 // BearerToken returns the token of r's "Authorization: Bearer" header.

@@ -32,6 +32,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/hookline/hookline/internal/boundedhttp"
+	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/kubeauth"
 )
 
@@ -92,15 +93,32 @@ func DisableHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 // it.
 const ReviewTTL = time.Minute
 
+// NewTokenRate and NewTokenBurst bound, per client address, the scrapes whose token has not been
+// reviewed lately (429 beyond): the reviewer's budget of new tokens (kubeauth.NewTokenRate) is
+// shared, and anyone on the pod network could spend it alone with random tokens, so that a
+// scraper's rotated token (a projected ServiceAccount token, new about hourly) was refused 503 for
+// as long as the flood lasted. One address now spends at most a tenth of it.
+const (
+	NewTokenRate  = 5
+	NewTokenBurst = 10
+)
+
 // Filter serves next only to a bearer token the API server authenticates (TokenReview) and
 // authorizes for the request's verb on its path (SubjectAccessReview of a non-resource URL, such as
 // get /metrics): 401 without such a token, 403 without the right, 500 when the API server cannot
 // answer.
 func Filter(rv *kubeauth.Reviewer, log logr.Logger, next http.Handler) http.Handler {
+	addresses := keyrate.New(NewTokenRate, NewTokenBurst, time.Minute, 4096)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := kubeauth.BearerToken(r)
 		if !ok {
 			unauthorized(w)
+			return
+		}
+		if !rv.Known(token) && !addresses.Get(kubeauth.ClientAddress(r)).Allow() {
+			// Not logged: a flood of new tokens would make a line each.
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too many new tokens from this address; slow down", http.StatusTooManyRequests)
 			return
 		}
 		user, err := rv.Authenticate(r.Context(), token)
