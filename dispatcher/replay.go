@@ -233,16 +233,19 @@ func (r *Replayer) SetupWithManager(ctx context.Context, mgr ctrl.Manager, skipN
 // reconcile on the deletion forgets it at once, which is usually sooner).
 const replayPresentFor = 250 * time.Millisecond
 
-// Gone reports whether the WebhookReplay that ref names (deliveries.ReplayRef) in namespace no
-// longer exists, or is being deleted, or was replaced by another object of its name
+// Gone reports whether the WebhookReplay that ref names (deliveries.ReplayRef) in namespace, on a
+// note queued at queued, no longer exists, or is being deleted, or was replaced by another object
+// of its name (another uid, or a bare name of before on a note older than the object)
 // (deliver.Config.ReplayGone): from the informer cache, which a Get waits for at first. Asked
 // before each replayed attempt, so the cached object is read in place, not copied, and a replay
 // found present is taken as present for replayPresentFor.
-func (r *Replayer) Gone(ctx context.Context, namespace, ref string) (bool, error) {
+func (r *Replayer) Gone(ctx context.Context, namespace, ref string, queued time.Time) (bool, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: deliveries.ReplayName(ref)}
 	prefix := deliveries.ReplayUIDPrefix(ref)
-	if uid, ok := r.present.Get(key); ok {
-		return !strings.HasPrefix(uid.(string), prefix), nil
+	// Another object's, or one created after the note (a bare name of before): read again, in
+	// case the cache holds the name's previous object.
+	if p, ok := r.present.Get(key); ok && strings.HasPrefix(p.(presentReplay).uid, prefix) && !queued.Before(p.(presentReplay).created) {
+		return false, nil
 	}
 	rp := &hooklinev1.WebhookReplay{}
 	err := r.Client.Get(ctx, key, rp, client.UnsafeDisableDeepCopy)
@@ -255,8 +258,15 @@ func (r *Replayer) Gone(ctx context.Context, namespace, ref string) (bool, error
 		return true, nil
 	}
 	// The cache keeps an entry through its expiry instant: present for replayPresentFor, not longer.
-	r.present.Add(key, string(rp.UID), replayPresentFor-time.Nanosecond)
-	return !strings.HasPrefix(string(rp.UID), prefix), nil
+	p := presentReplay{uid: string(rp.UID), created: rp.CreationTimestamp.Time}
+	r.present.Add(key, p, replayPresentFor-time.Nanosecond)
+	return !strings.HasPrefix(p.uid, prefix) || queued.Before(p.created), nil
+}
+
+// presentReplay is what Gone remembers of a replay it found present.
+type presentReplay struct {
+	uid     string
+	created time.Time
 }
 
 // replaysOf maps a Webhook to the unfinished replays naming it.
@@ -747,7 +757,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 			return time.Time{}, err
 		}
 		for _, n := range notes {
-			if deliveries.NamesReplay(n.Replay, rp.Name, string(rp.UID)) {
+			if deliveries.NamesReplay(n.Replay, rp.Name, string(rp.UID), n.Created, rp.CreationTimestamp.Time) {
 				inQueue[n.EventSeq] = true
 			}
 			from = n.Seq + 1
@@ -814,6 +824,7 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 // previous run of this replay queued and how those deliveries ended (own).
 type selector struct {
 	name, uid string
+	created   time.Time // the replay's creation
 	spec      hooklinev1.WebhookReplaySpec
 	startedAt time.Time
 	ids       map[string]bool
@@ -836,7 +847,7 @@ type selector struct {
 }
 
 func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool, max int) *selector {
-	s := &selector{name: rp.Name, uid: string(rp.UID), spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
+	s := &selector{name: rp.Name, uid: string(rp.UID), created: rp.CreationTimestamp.Time, spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
 		newest: map[string]*candidate{}, max: max, inQueue: inQueue, own: map[uint64]deliveries.State{}}
 	for _, id := range rp.Spec.NotificationIDs {
 		s.ids[strings.ToLower(string(id))] = true
@@ -874,7 +885,7 @@ func (s *selector) already(seq uint64) bool {
 }
 
 func (s *selector) add(rec deliveries.Record) {
-	if deliveries.NamesReplay(rec.Replay, s.name, s.uid) {
+	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) {
 		if rec.Kind != deliveries.KindReplayQueued {
 			s.own[rec.EventSeq] = rec.State
 		}

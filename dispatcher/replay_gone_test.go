@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // The engine asks Gone before every replayed attempt: a replay found present is not read again for
@@ -53,7 +54,7 @@ func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 	r.init()
 
 	for range 100 {
-		gone, err := r.Gone(ctx, "team-a", "recover")
+		gone, err := r.Gone(ctx, "team-a", "recover", base)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(gone).To(BeFalse())
 	}
@@ -61,15 +62,15 @@ func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 
 	g.Expect(c.Delete(ctx, rp)).To(Succeed())
 	clk.SetTime(base.Add(replayPresentFor / 2))
-	gone, _ := r.Gone(ctx, "team-a", "recover")
+	gone, _ := r.Gone(ctx, "team-a", "recover", base)
 	g.Expect(gone).To(BeFalse(), "taken as present within the interval")
 	clk.SetTime(base.Add(replayPresentFor))
-	gone, _ = r.Gone(ctx, "team-a", "recover")
+	gone, _ = r.Gone(ctx, "team-a", "recover", base)
 	g.Expect(gone).To(BeTrue(), "deleted: gone once the interval has passed")
 	g.Expect(gets).To(Equal(2))
-	gone, _ = r.Gone(ctx, "team-a", "never-was")
+	gone, _ = r.Gone(ctx, "team-a", "never-was", base)
 	g.Expect(gone).To(BeTrue())
-	gone, _ = r.Gone(ctx, "team-a", "never-was")
+	gone, _ = r.Gone(ctx, "team-a", "never-was", base)
 	g.Expect(gone).To(BeTrue())
 	g.Expect(gets).To(Equal(4), "a missing replay is read every time")
 
@@ -77,10 +78,25 @@ func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 	again := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "again"},
 		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
 	g.Expect(c.Create(ctx, again)).To(Succeed())
-	gone, _ = r.Gone(ctx, "team-a", "again")
+	gone, _ = r.Gone(ctx, "team-a", "again", base)
 	g.Expect(gone).To(BeFalse())
 	g.Expect(c.Delete(ctx, again)).To(Succeed())
 	r.present.Remove(types.NamespacedName{Namespace: "team-a", Name: "again"})
-	gone, _ = r.Gone(ctx, "team-a", "again")
+	gone, _ = r.Gone(ctx, "team-a", "again", base)
 	g.Expect(gone).To(BeTrue())
+
+	// Created again under its name: the notes of the first object are gone, those of the second
+	// are not, whatever the cache held last.
+	created := metav1.NewTime(base.Add(time.Hour))
+	second := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "again", UID: "22222222-aaaa",
+		CreationTimestamp: created}, Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
+	g.Expect(c.Create(ctx, second)).To(Succeed())
+	gone, _ = r.Gone(ctx, "team-a", deliveries.ReplayRef("again", "22222222-aaaa"), created.Time)
+	g.Expect(gone).To(BeFalse(), "the second's own note")
+	gone, _ = r.Gone(ctx, "team-a", deliveries.ReplayRef("again", "11111111-bbbb"), created.Time)
+	g.Expect(gone).To(BeTrue(), "the first object's note, under the second")
+	gone, _ = r.Gone(ctx, "team-a", "again", base)
+	g.Expect(gone).To(BeTrue(), "a bare name of before, on a note older than the second")
+	gone, _ = r.Gone(ctx, "team-a", "again", created.Time.Add(time.Second))
+	g.Expect(gone).To(BeFalse(), "a bare name of before, on a note of the second (queued across the upgrade)")
 }

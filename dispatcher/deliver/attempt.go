@@ -166,7 +166,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	}
 	now := e.clock.Now()
 	if note.Replay != "" && e.cfg.ReplayGone != nil {
-		if gone, err := e.cfg.ReplayGone(ctx, wh.Namespace, note.Replay); err == nil && gone {
+		if gone, err := e.cfg.ReplayGone(ctx, wh.Namespace, note.Replay, note.Created); err == nil && gone {
 			return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonReplayDeleted,
 				dropMessage: "not sent: WebhookReplay " + deliveries.ReplayName(note.Replay) + " was deleted"}
 		}

@@ -93,7 +93,7 @@ type Config struct {
 	// notes it queued are then cancelled when they reach their queue's head, unsent
 	// (deleting a replay stops it, as deleting a Job stops its Pods). An error leaves the note
 	// to be sent.
-	ReplayGone func(ctx context.Context, namespace, replay string) (bool, error)
+	ReplayGone func(ctx context.Context, namespace, replay string, queued time.Time) (bool, error)
 	// Partitions, when above 0, makes the engine deliver only the partitions it is given (Acquire,
 	// Release; partitions.go): dispatchers sharing a NATS cluster divide the webhooks by account.
 	Partitions int

@@ -225,9 +225,10 @@ func ReplayUIDPrefix(ref string) string {
 	return prefix
 }
 
-// NamesReplay reports whether ref was written for the replay name with uid: by it (ReplayRef), or
-// before replays were told apart by uid (the bare name; a replay running across the upgrade finds
-// its own notes so).
-func NamesReplay(ref, name, uid string) bool {
-	return ref == ReplayRef(name, uid) || ref == name
+// NamesReplay reports whether ref, on a note or record of time at, was written for the replay
+// name with uid created at created: by it (ReplayRef), or before replays were told apart by uid
+// (the bare name, so that a replay running across the upgrade finds its own notes), not before the
+// replay existed (a bare name of before is another object's if it is older than this one).
+func NamesReplay(ref, name, uid string, at, created time.Time) bool {
+	return ref == ReplayRef(name, uid) || ref == name && !at.Before(created)
 }
