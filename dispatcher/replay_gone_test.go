@@ -97,6 +97,6 @@ func TestGoneReadsAPresentReplayOncePerInterval(t *testing.T) {
 	g.Expect(gone).To(BeTrue(), "the first object's note, under the second")
 	gone, _ = r.Gone(ctx, "team-a", "again", base)
 	g.Expect(gone).To(BeTrue(), "a bare name of before, on a note older than the second")
-	gone, _ = r.Gone(ctx, "team-a", "again", created.Time.Add(time.Second))
+	gone, _ = r.Gone(ctx, "team-a", "again", created.Add(time.Second))
 	g.Expect(gone).To(BeFalse(), "a bare name of before, on a note of the second (queued across the upgrade)")
 }
