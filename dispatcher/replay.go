@@ -244,7 +244,7 @@ func (r *Replayer) Gone(ctx context.Context, namespace, ref string, queued time.
 	prefix := deliveries.ReplayUIDPrefix(ref)
 	// Another object's, or one created after the note (a bare name of before): read again, in
 	// case the cache holds the name's previous object.
-	if p, ok := r.present.Get(key); ok && strings.HasPrefix(p.(presentReplay).uid, prefix) && !queued.Before(p.(presentReplay).created) {
+	if p, ok := r.present.Get(key); ok && !p.(presentReplay).replaces(prefix, queued) {
 		return false, nil
 	}
 	rp := &hooklinev1.WebhookReplay{}
@@ -260,13 +260,22 @@ func (r *Replayer) Gone(ctx context.Context, namespace, ref string, queued time.
 	// The cache keeps an entry through its expiry instant: present for replayPresentFor, not longer.
 	p := presentReplay{uid: string(rp.UID), created: rp.CreationTimestamp.Time}
 	r.present.Add(key, p, replayPresentFor-time.Nanosecond)
-	return !strings.HasPrefix(p.uid, prefix) || queued.Before(p.created), nil
+	return p.replaces(prefix, queued), nil
 }
 
 // presentReplay is what Gone remembers of a replay it found present.
 type presentReplay struct {
 	uid     string
 	created time.Time
+}
+
+// replaces reports whether the replay p is another object than the one that queued a note with
+// uid prefix (a bare name of before: "") at queued.
+func (p presentReplay) replaces(prefix string, queued time.Time) bool {
+	if prefix != "" {
+		return !strings.HasPrefix(p.uid, prefix)
+	}
+	return deliveries.BeforeReplay(queued, p.created)
 }
 
 // replaysOf maps a Webhook to the unfinished replays naming it.
@@ -885,7 +894,9 @@ func (s *selector) already(seq uint64) bool {
 }
 
 func (s *selector) add(rec deliveries.Record) {
-	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) {
+	// A cancellation for a deletion under a bare name of before is a previous object's: this one
+	// exists.
+	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) && (rec.Replay != s.name || rec.Reason != deliver.ReasonReplayDeleted) {
 		if rec.Kind != deliveries.KindReplayQueued {
 			s.own[rec.EventSeq] = rec.State
 		}

@@ -66,6 +66,11 @@ func (t *replayTally) observe(r deliveries.Record) {
 	if r.Replay == "" || r.Kind == deliveries.KindReplayQueued {
 		return
 	}
+	if deliveries.ReplayUIDPrefix(r.Replay) == "" && r.Reason == deliver.ReasonReplayDeleted {
+		// A bare name of before, cancelled for a deletion: a previous object's, whatever object of
+		// the name counts now.
+		return
+	}
 	t.mu.Lock()
 	tl := t.runs[tallyKey{r.WebhookUID, r.Replay}]
 	settled := tl != nil && tl.set(r.EventSeq, r.State)

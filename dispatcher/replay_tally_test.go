@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
@@ -50,6 +51,9 @@ func TestReplayTallyCountsEachNotificationsNewestState(t *testing.T) {
 	tl.observe(replayRecord("uid-1", "recover", 1, deliveries.KindAttempt, deliveries.StateDelivered))                                                               // a note queued before refs carried the uid
 	tl.observe(replayRecord("uid-1", ref, 1, deliveries.KindAttempt, deliveries.StateDelivered))                                                                     // after a crash
 	tl.observe(replayRecord("uid-1", deliveries.ReplayRef("recover", "ffff0000-0000-4000-8000-000000000000"), 5, deliveries.KindAttempt, deliveries.StateDelivered)) // another object of the name
+	deleted := replayRecord("uid-1", "recover", 6, deliveries.KindCancelled, deliveries.StateCancelled)
+	deleted.Reason = deliver.ReasonReplayDeleted
+	tl.observe(deleted) // a previous object's, of before refs, cancelled for its deletion
 	tl.observe(replayRecord("uid-1", "other", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	tl.observe(replayRecord("uid-1", "", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	tl.observe(replayRecord("uid-2", "recover", 2, deliveries.KindAttempt, deliveries.StateDelivered))

@@ -228,7 +228,15 @@ func ReplayUIDPrefix(ref string) string {
 // NamesReplay reports whether ref, on a note or record of time at, was written for the replay
 // name with uid created at created: by it (ReplayRef), or before replays were told apart by uid
 // (the bare name, so that a replay running across the upgrade finds its own notes), not before the
-// replay existed (a bare name of before is another object's if it is older than this one).
+// replay existed (a bare name of before on an older note is another object's), give or take
+// ReplaySkew between the clocks that stamp the two.
 func NamesReplay(ref, name, uid string, at, created time.Time) bool {
-	return ref == ReplayRef(name, uid) || ref == name && !at.Before(created)
+	return ref == ReplayRef(name, uid) || ref == name && !BeforeReplay(at, created)
 }
+
+// ReplaySkew is how much earlier than a replay's creation (the API server's clock) a note or record
+// of it may be stamped (a dispatcher's clock).
+const ReplaySkew = time.Minute
+
+// BeforeReplay reports whether a note or record stamped at predates a replay created at created.
+func BeforeReplay(at, created time.Time) bool { return at.Before(created.Add(-ReplaySkew)) }
