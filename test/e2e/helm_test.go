@@ -1044,7 +1044,13 @@ func TestHelmTemplatePoliciesMatchConfig(t *testing.T) {
 		got = got.DeepCopy()
 		g.Expect(got.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/component", "admission"))
 		got.SetLabels(nil)
+		// Kept on uninstall, as the CRD and the Webhooks are (admissionPolicies.keep).
+		g.Expect(got.GetAnnotations()).To(Equal(map[string]string{"helm.sh/resource-policy": "keep"}))
+		got.SetAnnotations(nil)
 		g.Expect(got.Object).To(Equal(w.Object), "%s drifted from config/policies: run make helm-sync", got.GetName())
+	}
+	for _, p := range ofKind(mustRender(t, inlineTokens+"admissionPolicies: {keep: false}\n"), "ValidatingAdmissionPolicy") {
+		g.Expect(p.GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"), "%s with keep: false", p.GetName())
 	}
 
 	objs = mustRender(t, inlineTokens+`admissionPolicies:
@@ -1086,7 +1092,10 @@ secretAccess: {namespaces: [`+tenantNS+`]}
 admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`]}}
 `))
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	t.Cleanup(func() { _, _ = helm(t, "uninstall", release, "-n", namespace, "--ignore-not-found") })
+	t.Cleanup(func() {
+		_, _ = helm(t, "uninstall", release, "-n", namespace, "--ignore-not-found")
+		dropKeptPolicies(t, release)
+	})
 	g.Expect(out).To(ContainSubstring("STATUS: deployed"))
 	g.Expect(out).To(ContainSubstring("kubectl get webhooks -A"))
 	g.Expect(out).To(ContainSubstring("/v1/events"))
@@ -1355,15 +1364,26 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`
 		g.Expect(shortNames()).NotTo(ContainElement("whnext"))
 	})
 
-	t.Run("uninstall keeps the CRD and the Webhooks", func(t *testing.T) {
+	t.Run("uninstall keeps the CRD, the Webhooks and the admission policies", func(t *testing.T) {
 		g := NewWithT(t)
 		out, err := kubectl(t, "apply", "-n", tenantNS, "-f", "config/samples/webhook_account.yaml")
 		g.Expect(err).NotTo(HaveOccurred(), out)
+		victim := boundNamespace(t, "kept-", "acc-kept", tenantUser)
 
 		out, err = helm(t, "uninstall", release, "-n", namespace)
 		g.Expect(err).NotTo(HaveOccurred(), out)
 		g.Expect(out).To(ContainSubstring("kept due to the resource policy"))
 		g.Expect(out).To(ContainSubstring(crdName))
+		t.Cleanup(func() { dropKeptPolicies(t, release) })
+		// The Webhooks are kept, and so is what keeps a tenant from rebinding its namespace to
+		// another account meanwhile: without it, the tenant's label would stay when hookline is
+		// installed again, and its Webhooks receive that account's events.
+		for _, obj := range []client.Object{&admissionregistrationv1.ValidatingAdmissionPolicy{}, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}} {
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Name: "hookline-namespace-binding"}, obj)).To(Succeed(), "%T kept", obj)
+		}
+		out, err = kubectlAs(t, tenantUser, nil, "label", "ns", victim, tenancy.AccountLabel+"=acc-other", "--overwrite")
+		g.Expect(err).To(HaveOccurred(), "a tenant relabels its namespace after the uninstall: %s", out)
+		g.Expect(namespaceLabels(t, victim)).To(HaveKeyWithValue(tenancy.AccountLabel, "acc-kept"))
 
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
@@ -1379,7 +1399,6 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`
 			{&corev1.Secret{}, client.ObjectKey{Namespace: namespace, Name: "hookline-ingest-tokens"}},
 			{&rbacv1.ClusterRole{}, client.ObjectKey{Name: "hookline-manager"}},
 			{&rbacv1.ClusterRoleBinding{}, client.ObjectKey{Name: "hookline-dispatcher"}},
-			{&admissionregistrationv1.ValidatingAdmissionPolicy{}, client.ObjectKey{Name: "hookline-namespace-binding"}},
 			{&rbacv1.RoleBinding{}, client.ObjectKey{Namespace: tenantNS, Name: "hookline-secret-reader"}},
 		} {
 			err := k8s.Get(ctx, c.key, c.obj)
@@ -1412,7 +1431,10 @@ dispatcher: {replicas: 2}
 ingestTokens: {existingSecret: producer-tokens}
 `))
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	t.Cleanup(func() { _, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found") })
+	t.Cleanup(func() {
+		_, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found")
+		dropKeptPolicies(t, rel)
+	})
 	g.Expect(out).To(ContainSubstring("one dispatcher holds the delivery lease and"))
 	g.Expect(out).To(ContainSubstring("Webhooks that name Secrets (client certificates, signing keys) need secretAccess.namespaces"))
 
@@ -1432,10 +1454,19 @@ ingestTokens: {existingSecret: producer-tokens}
 
 	out, err = helm(t, "uninstall", rel, "-n", ns)
 	g.Expect(err).NotTo(HaveOccurred(), out)
+	dropKeptPolicies(t, rel)
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
 	g.Expect(crd.ResourceVersion).To(Equal(before), "the release never touched the CRD")
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "producer-tokens"}, &corev1.Secret{})).To(Succeed(),
 		"the existing Secret is not the release's")
+}
+
+// dropKeptPolicies deletes the admission policies that uninstalling release rel keeps
+// (admissionPolicies.keep), as an operator removing hookline for good would with the CRD: the
+// tests after it start without them.
+func dropKeptPolicies(t *testing.T, rel string) {
+	t.Helper()
+	_, _ = kubectl(t, "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "-l", "app.kubernetes.io/instance="+rel, "--ignore-not-found")
 }
 
 func createNamespace(t *testing.T, name string, l map[string]string) {
