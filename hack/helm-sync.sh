@@ -93,8 +93,9 @@ rules config/rbac/dispatcher/role.yaml "$chart/files/dispatcher-rules.yaml"
 # --- Admission policies -------------------------------------------------------------------------
 # config/policies/<file>.yaml  ->  charts/hookline/templates/policies/<file>.yaml
 #     wrapped in {{- if .Values.admissionPolicies.enabled }}, names prefixed with the release's
-#     fullname instead of "hookline", the chart's labels, helm.sh/resource-policy: keep when
-#     admissionPolicies.keep, and the variables adminGroups/adminUsers (the binding administrators)
+#     fullname instead of "hookline", the chart's labels, helm.sh/resource-policy: keep unless
+#     admissionPolicies.keep is false (dig: an upgrade with --reuse-values from a chart without the
+#     value keeps them too), and the variables adminGroups/adminUsers (the binding administrators)
 #     filled from admissionPolicies.bindingAdmins.
 mkdir -p "$chart/templates/policies"
 want=()
@@ -119,7 +120,7 @@ for src in config/policies/*.yaml; do
         print
         print "  labels:"
         print "    {{- include \"hookline.labels\" (dict \"ctx\" $ \"component\" \"admission\") | nindent 4 }}"
-        print "  {{- if .Values.admissionPolicies.keep }}"
+        print "  {{- if dig \"keep\" true .Values.admissionPolicies }}"
         print "  annotations:"
         print "    helm.sh/resource-policy: keep"
         print "  {{- end }}"

@@ -1052,6 +1052,10 @@ func TestHelmTemplatePoliciesMatchConfig(t *testing.T) {
 	for _, p := range ofKind(mustRender(t, inlineTokens+"admissionPolicies: {keep: false}\n"), "ValidatingAdmissionPolicy") {
 		g.Expect(p.GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"), "%s with keep: false", p.GetName())
 	}
+	// Values without the key (helm upgrade --reuse-values from a chart of before) keep them too.
+	for _, p := range ofKind(mustRender(t, inlineTokens+"admissionPolicies: {keep: null}\n"), "ValidatingAdmissionPolicy") {
+		g.Expect(p.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"), "%s without keep", p.GetName())
+	}
 
 	objs = mustRender(t, inlineTokens+`admissionPolicies:
   bindingAdmins:
