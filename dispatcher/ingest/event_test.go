@@ -236,6 +236,12 @@ func TestParseRejectsBadBodies(t *testing.T) {
 		{name: "envelope notification without data", body: edit(env, func(ev map[string]any) { delete(notif(ev), "data") }), code: "INVALID_NOTIFICATION", field: "notification.data"},
 		{name: "envelope notification.data an array", body: edit(env, func(ev map[string]any) { notif(ev)["data"] = []any{} }), code: "INVALID_NOTIFICATION", field: "notification.data"},
 		{name: "envelope notification.data null", body: edit(env, func(ev map[string]any) { notif(ev)["data"] = nil }), code: "INVALID_NOTIFICATION", field: "notification.data"},
+		// Delivered byte for byte: hookline's own fields (which receivers check and dedupe on) and
+		// duplicate keys (read differently by different receivers) are refused.
+		{name: "envelope notification with a webhookNotificationId", body: edit(env, func(ev map[string]any) { notif(ev)["webhookNotificationId"] = "forged" }), code: "INVALID_NOTIFICATION", field: "notification.webhookNotificationId"},
+		{name: "envelope notification with an accountId in another case", body: edit(env, func(ev map[string]any) { notif(ev)["AccountID"] = "acc-other" }), code: "INVALID_NOTIFICATION", field: "notification.AccountID"},
+		{name: "envelope notification.event twice", body: splice(env, `"notification": {`, `"notification": {"event": "envelopeCompleted", `), code: "INVALID_NOTIFICATION", field: "notification.event", msg: "twice"},
+		{name: "envelope notification.data twice in two cases", body: splice(env, `"notification": {`, `"notification": {"Data": {}, `), code: "INVALID_NOTIFICATION", field: "notification.data", msg: "twice"},
 		{name: "agreement event without notification.agreement", body: edit(agr, func(ev map[string]any) { delete(notif(ev), "agreement") }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement an array", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = []any{} }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement null", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = nil }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},

@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
 	"unsafe"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -163,6 +164,27 @@ var resourceKeys = map[hooklinev1.Family]string{
 
 // reservedKeys are the top-level keys hookline sets itself.
 var reservedKeys = []string{"webhookId", "webhookName", "webhookNotificationId", "webhookUrlInfo", "webhookScope", "accountId"}
+
+// ReservedKey reports whether a top-level key of a notification reads as one hookline sets
+// itself in Acrobat Sign notifications (reservedKey).
+func ReservedKey(key string) bool { return reservedKey([]byte(key)) }
+
+// FoldKey is key with each character replaced by the least of its case-folding orbit: two keys
+// that strings.EqualFold (and decoders matching keys case-insensitively, such as Go's
+// encoding/json) take for one have the same FoldKey, so a set of them finds duplicates in linear
+// time.
+func FoldKey(key string) string {
+	var b strings.Builder
+	b.Grow(len(key))
+	for _, r := range key {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
+}
 
 // reservedKey reports whether a top-level key is one hookline sets itself, in any letter case; a
 // producer's copy is dropped so a receiver never sees two conflicting values or a forged webhook

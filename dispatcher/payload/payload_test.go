@@ -764,3 +764,20 @@ func TestMembersAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// FoldKey gives the keys strings.EqualFold takes for one the same value (Go's encoding/json
+// matches keys so), and others different ones.
+func TestFoldKeyMatchesEqualFold(t *testing.T) {
+	for _, keys := range [][]string{{"data", "Data", "DATA"}, {"k", "K", "\u212a"}, {"s", "S", "\u017f"}, {"webhookId", "WEBHOOKID"}} {
+		for _, k := range keys[1:] {
+			if FoldKey(k) != FoldKey(keys[0]) {
+				t.Errorf("FoldKey(%q) = %q, FoldKey(%q) = %q; want equal", k, FoldKey(k), keys[0], FoldKey(keys[0]))
+			}
+		}
+	}
+	for _, pair := range [][2]string{{"data", "date"}, {"event", "events"}, {"a", "\u00e1"}} {
+		if FoldKey(pair[0]) == FoldKey(pair[1]) {
+			t.Errorf("FoldKey(%q) = FoldKey(%q)", pair[0], pair[1])
+		}
+	}
+}

@@ -250,6 +250,9 @@ type Store struct {
 	bodiesStream jetstream.Stream
 	state        jetstream.KeyValue
 	routed       jetstream.KeyValue
+	// large holds the sequences of the large events this process stored and has not marked
+	// routed yet: their marks go under their keys too (MarkRouted).
+	large sync.Map
 	// rt records which events this process stored are routed (HOOKLINE_ROUTED).
 	rt     *routed
 	recent noteIndex
@@ -555,12 +558,21 @@ func EventKey(accountID, id string) string {
 // goes into its intake's record (see routed), with the marks of concurrent callers; any other (the
 // re-post of an event stored by another intake, or by an earlier run) gets a marker of its own
 // under key, as every event did before the records.
+//
+// A large event's mark goes under its key as well: a re-post of it reads that before uploading its
+// body (PutEvent), when the record, found by the sequence the upload's publish returns, cannot be
+// read yet. Without it every re-post of a routed large event wrote its whole body into the store
+// and deleted it again, uncounted by any quota.
 func (s *Store) MarkRouted(ctx context.Context, key string, seq uint64) error {
-	if ok, err := s.rt.markRouted(ctx, seq); ok && !errors.Is(err, errRecordFull) {
+	_, large := s.large.Load(seq)
+	if ok, err := s.rt.markRouted(ctx, seq); ok && !errors.Is(err, errRecordFull) && (err != nil || !large) {
 		return err
 	}
-	_, err := s.routed.Put(ctx, key, nil)
-	return err
+	if _, err := s.routed.Put(ctx, key, nil); err != nil {
+		return err
+	}
+	s.large.Delete(seq)
+	return nil
 }
 
 // Routed reports whether MarkRouted was called for the event seq, whose key is key, within the
@@ -709,6 +721,9 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 		return 0, false, fmt.Errorf("storing event: %w", err)
 	}
 	s.rt.end(tok, msg, msgID, ack.Sequence, ack.Duplicate, nil)
+	if msg.Header.Get(bodyHeader) != "" && !ack.Duplicate {
+		s.large.Store(ack.Sequence, struct{}{})
+	}
 	if name := msg.Header.Get(bodyHeader); ack.Duplicate && name != "" {
 		// The original already holds the body; this copy is not referenced. Its deletion marker
 		// goes too: kept, it stayed for the retention, one per re-post.
