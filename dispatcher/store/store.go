@@ -58,6 +58,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 )
 
 // Names of the JetStream assets.
@@ -251,8 +252,9 @@ type Store struct {
 	state        jetstream.KeyValue
 	routed       jetstream.KeyValue
 	// large holds the sequences of the large events this process stored and has not marked
-	// routed yet: their marks go under their keys too (MarkRouted).
-	large sync.Map
+	// routed yet, for the dedupe window (at most largePending of them): their marks go under their
+	// keys too (MarkRouted). One whose routing failed is forgotten with the window.
+	large *utilcache.LRUExpireCache
 	// rt records which events this process stored are routed (HOOKLINE_ROUTED).
 	rt     *routed
 	recent noteIndex
@@ -349,6 +351,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.rt = newRouted(s.js, s.routed, cfg.DedupeWindow)
+	s.large = utilcache.NewLRUExpireCache(largePending)
 	if !cfg.SharedQueues {
 		s.recent = newRecentNotes()
 		// Every note the engine knows of is acknowledged (it is told after), or was stored
@@ -553,6 +556,10 @@ func EventKey(accountID, id string) string {
 	return "ev-" + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
+// largePending bounds Store.large: each is an event over InlineMax stored within the dedupe
+// window and not routed yet; past it the oldest lose only their marker under the key.
+const largePending = 4096
+
 // MarkRouted records that the notifications of event seq, whose idempotency key is key (EventKey),
 // are queued, and returns once that is stored. An event this process stored and has not marked yet
 // goes into its intake's record (see routed), with the marks of concurrent callers; any other (the
@@ -564,14 +571,14 @@ func EventKey(accountID, id string) string {
 // read yet. Without it every re-post of a routed large event wrote its whole body into the store
 // and deleted it again, uncounted by any quota.
 func (s *Store) MarkRouted(ctx context.Context, key string, seq uint64) error {
-	_, large := s.large.Load(seq)
+	_, large := s.large.Get(seq)
 	if ok, err := s.rt.markRouted(ctx, seq); ok && !errors.Is(err, errRecordFull) && (err != nil || !large) {
 		return err
 	}
 	if _, err := s.routed.Put(ctx, key, nil); err != nil {
 		return err
 	}
-	s.large.Delete(seq)
+	s.large.Remove(seq)
 	return nil
 }
 
@@ -722,7 +729,7 @@ func (s *Store) PutEvent(ctx context.Context, msgID string, raw []byte, now time
 	}
 	s.rt.end(tok, msg, msgID, ack.Sequence, ack.Duplicate, nil)
 	if msg.Header.Get(bodyHeader) != "" && !ack.Duplicate {
-		s.large.Store(ack.Sequence, struct{}{})
+		s.large.Add(ack.Sequence, struct{}{}, s.cfg.DedupeWindow)
 	}
 	if name := msg.Header.Get(bodyHeader); ack.Duplicate && name != "" {
 		// The original already holds the body; this copy is not referenced. Its deletion marker
