@@ -173,8 +173,10 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	case <-r.Context().Done():
 		return
 	}
-	page, err := s.buildPayload(r, rc, ns, name, id)
-	<-s.payloads
+	page, err := func() ([]byte, error) {
+		defer func() { <-s.payloads }() // given back even if building panics
+		return s.buildPayload(r, rc, ns, name, id)
+	}()
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
