@@ -147,6 +147,16 @@ func switchableGates(t *testing.T) (open, slow *gate, current *atomic.Pointer[ga
 	return open, slow, current
 }
 
+// activeCertWebhooks is certWebhooks, once each of them is Active.
+func activeCertWebhooks(t *testing.T, tenant client.Client, ns, url string, n int) []string {
+	t.Helper()
+	names := certWebhooks(t, tenant, ns, url, n)
+	for _, name := range names {
+		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	}
+	return names
+}
+
 // certWebhooks creates, as tenant, n webhooks of namespace ns (hook-00, hook-01, …) at url/hooks/
 // <name>, each with a client certificate in a Secret of its own, and returns their names.
 func certWebhooks(t *testing.T, tenant client.Client, ns, url string, n int) []string {
@@ -208,10 +218,7 @@ func TestVerifiedWebhooksWaitingToBeVerifiedAgainReadNoSecret(t *testing.T) {
 		current.Load().handler(w, r)
 	})
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
-	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
-	for _, name := range names {
-		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
-	}
+	names := activeCertWebhooks(t, tenant, ns, rc.URL, webhooks)
 
 	current.Store(slow)
 	counts.mark(names)
@@ -265,10 +272,7 @@ func TestOtherAnnotationsReadNoSecret(t *testing.T) {
 	ns := newNamespace(t, "acc-annotation-reads", "")
 	rc := newReceiver(t, true, echoHeader)
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
-	names := certWebhooks(t, tenant, ns, rc.URL, 3)
-	for _, name := range names {
-		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
-	}
+	names := activeCertWebhooks(t, tenant, ns, rc.URL, 3)
 	counts := &secretReads{ns: ns}
 	annotate := func(name, key, value string) {
 		g.Eventually(func() error {
@@ -370,10 +374,7 @@ func TestARotatedCertificateWaitingForASlotKeepsItsRoute(t *testing.T) {
 		current.Load().handler(w, r)
 	})
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
-	names := certWebhooks(t, tenant, ns, rc.URL, webhooks)
-	for _, name := range names {
-		eventuallyReady(t, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.ConditionTrue, hooklinev1.ReasonActive)
-	}
+	names := activeCertWebhooks(t, tenant, ns, rc.URL, webhooks)
 	// Twenty webhooks need verifying again (their attestations cut to a v2's tags) at endpoints
 	// that hold each verification: the account's ten slots stay busy, each freed one taken at once
 	// by one of the ten waiting.

@@ -32,7 +32,6 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
-	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -258,8 +257,7 @@ func TestReplayCannotCarryNotificationsAcrossARebind(t *testing.T) {
 	}
 	s := startStack(t, stackOptions{namespaces: namespaces, mutate: func(c *dispatcher.Config) {
 		fastReplays(c)
-		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
-			DropAfter: time.Hour, DisableAfter: time.Hour}
+		c.Engine.Policy = retryingForAnHour
 	}})
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

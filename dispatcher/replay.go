@@ -263,6 +263,17 @@ func (r *Replayer) Gone(ctx context.Context, namespace, ref string, queued time.
 	return p.replaces(prefix, queued), nil
 }
 
+// replayRef is how rp's notes and records name it (deliveries.ReplayRef).
+func replayRef(rp *hooklinev1.WebhookReplay) string {
+	return deliveries.ReplayRef(rp.Name, string(rp.UID))
+}
+
+// deletedEarlier reports whether rec is a cancellation for a replay's deletion under a bare name
+// of before: a previous object's, whatever object of the name is live now (it exists).
+func deletedEarlier(rec deliveries.Record) bool {
+	return deliveries.ReplayUIDPrefix(rec.Replay) == "" && rec.Reason == deliver.ReasonReplayDeleted
+}
+
 // presentReplay is what Gone remembers of a replay it found present.
 type presentReplay struct {
 	uid     string
@@ -316,12 +327,7 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		}
 		return ctrl.Result{}, err
 	}
-	if r.replaced(req.NamespacedName, rp.UID) {
-		// Deleted and created again under its name before a reconcile saw it gone: what is
-		// held of the first (its turn, its last status written, its tally) is not the second's.
-		r.forget(ctx, req.NamespacedName)
-		r.replaced(req.NamespacedName, rp.UID)
-	}
+	r.track(ctx, req.NamespacedName, rp.UID)
 	if finished(&rp.Status) {
 		r.forget(ctx, req.NamespacedName)
 		return ctrl.Result{}, nil
@@ -695,7 +701,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
 		return queueResult{heldUntil: held}, true, err
 	}
-	r.tally.merge(uid, deliveries.ReplayRef(rp.Name, string(rp.UID)), rd.sel.own)
+	r.tally.merge(uid, replayRef(rp), rd.sel.own)
 	if rd.sel.overflow {
 		return queueResult{tooLarge: true}, false, nil
 	}
@@ -784,7 +790,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 // charged for it already. A read asked already is not asked again.
 func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time, inQueue map[uint64]bool, paid bool) {
 	key := client.ObjectKeyFromObject(rp)
-	r.tally.begin(key, uid, deliveries.ReplayRef(rp.Name, string(rp.UID)))
+	r.tally.begin(key, uid, replayRef(rp))
 	sel := newSelector(rp, startedAt, inQueue, true, r.maxSelection())
 	r.reads.ask(key, &logRead{uid: uid, since: sel.from(), fold: sel.add, sel: sel, paid: paid})
 }
@@ -799,7 +805,7 @@ const scanSkew = time.Minute
 // attempts.
 func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, cs []candidate, first uint64) (int, []candidate, error) {
 	now := r.Clock.Now()
-	ref := deliveries.ReplayRef(rp.Name, string(rp.UID))
+	ref := replayRef(rp)
 	var items []store.Enqueue
 	var gone []candidate
 	for _, c := range cs {
@@ -894,9 +900,7 @@ func (s *selector) already(seq uint64) bool {
 }
 
 func (s *selector) add(rec deliveries.Record) {
-	// A cancellation for a deletion under a bare name of before is a previous object's: this one
-	// exists.
-	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) && (rec.Replay != s.name || rec.Reason != deliver.ReasonReplayDeleted) {
+	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) && !deletedEarlier(rec) {
 		if rec.Kind != deliveries.KindReplayQueued {
 			s.own[rec.EventSeq] = rec.State
 		}
@@ -1005,7 +1009,7 @@ func listSome(ss []string) string {
 // rebuilt first, from the log (asked once, answered together with every other replay's), and
 // counted reports false until then.
 func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
-	ref := deliveries.ReplayRef(rp.Name, string(rp.UID))
+	ref := replayRef(rp)
 	delivered, failed, complete := r.tally.counts(uid, ref, st.Queued)
 	if !complete {
 		key := client.ObjectKeyFromObject(rp)

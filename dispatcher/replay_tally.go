@@ -66,9 +66,7 @@ func (t *replayTally) observe(r deliveries.Record) {
 	if r.Replay == "" || r.Kind == deliveries.KindReplayQueued {
 		return
 	}
-	if deliveries.ReplayUIDPrefix(r.Replay) == "" && r.Reason == deliver.ReasonReplayDeleted {
-		// A bare name of before, cancelled for a deletion: a previous object's, whatever object of
-		// the name counts now.
+	if deletedEarlier(r) {
 		return
 	}
 	t.mu.Lock()

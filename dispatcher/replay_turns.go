@@ -318,14 +318,19 @@ func (r *Replayer) forget(ctx context.Context, key types.NamespacedName) {
 	r.finish(ctx, key)
 }
 
-// replaced records uid as key's and reports whether another object of that name was recorded
-// before (until forget).
-func (r *Replayer) replaced(key types.NamespacedName, uid types.UID) bool {
+// track records uid as key's object. One deleted and created again under its name before a
+// reconcile saw it gone is another replay: what is held of the first (its turn, its last status
+// written, its tally) is forgotten.
+func (r *Replayer) track(ctx context.Context, key types.NamespacedName, uid types.UID) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	was, ok := r.uids[key]
+	r.mu.Unlock()
+	if ok && was != uid {
+		r.forget(ctx, key)
+	}
+	r.mu.Lock()
 	r.uids[key] = uid
-	return ok && was != uid
+	r.mu.Unlock()
 }
 
 // finish drops what the replayer holds of a replay that finished but its last status written,

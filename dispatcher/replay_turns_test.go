@@ -103,6 +103,11 @@ func replaysOf(t *testing.T, tenant client.Client, ns, prefix string, id hooklin
 	return replays
 }
 
+// retryingForAnHour retries a failing notification every 50–100 ms and neither drops it nor
+// disables its webhook within a test.
+var retryingForAnHour = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
+	DropAfter: time.Hour, DisableAfter: time.Hour}
+
 // deliveredThenFailing starts a stack with fast replays, whose failed attempts are retried within
 // 100 ms and never dropped, and an Active webhook "orders" in a new namespace of account; n
 // events are delivered to it, then its receiver fails with 500. more changes the configuration
@@ -111,8 +116,7 @@ func deliveredThenFailing(t *testing.T, account string, n int, more ...func(*dis
 	t.Helper()
 	s, ns, rc, wh := stackWithWebhook(t, account, func(c *dispatcher.Config) {
 		fastReplays(c)
-		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
-			DropAfter: time.Hour, DisableAfter: time.Hour}
+		c.Engine.Policy = retryingForAnHour
 		for _, m := range more {
 			m(c)
 		}
@@ -257,8 +261,7 @@ func TestReplayFloodRunsAtMostTheCapPerNamespace(t *testing.T) {
 	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: func(c *dispatcher.Config) {
 		fastReplays(c)
 		// Failing receivers are tried again within 100 ms, and nothing is dropped meanwhile.
-		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
-			DropAfter: time.Hour, DisableAfter: time.Hour}
+		c.Engine.Policy = retryingForAnHour
 	}})
 	s.activeWebhook(t, nsA, "orders", accountSpec(rcA.URL))
 	s.activeWebhook(t, nsB, "orders", accountSpec(rcB.URL))
@@ -467,8 +470,7 @@ func TestWaitingReplaysAreNotWrittenWhenTheLineMoves(t *testing.T) {
 	requests := &testsupport.APIRequests{}
 	s := startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: func(c *dispatcher.Config) {
 		fastReplays(c)
-		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
-			DropAfter: time.Hour, DisableAfter: time.Hour}
+		c.Engine.Policy = retryingForAnHour
 	}})
 	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
 	s.mustPost(t, event("line-1", account))
@@ -555,8 +557,7 @@ func TestFlippingAWebhooksStateDoesNotRewriteReplaysWaitingTheirTurn(t *testing.
 	requests := &testsupport.APIRequests{}
 	s := startStack(t, stackOptions{namespaces: []string{ns}, requests: requests, mutate: func(c *dispatcher.Config) {
 		fastReplays(c)
-		c.Engine.Policy = deliver.Policy{RetryBase: 50 * time.Millisecond, RetryCap: 100 * time.Millisecond, MaxRetries: 1000,
-			DropAfter: time.Hour, DisableAfter: time.Hour}
+		c.Engine.Policy = retryingForAnHour
 	}})
 	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
 	s.mustPost(t, event("flip-1", account))

@@ -571,9 +571,10 @@ const largePending = 4096
 // read yet. Without it every re-post of a routed large event wrote its whole body into the store
 // and deleted it again, uncounted by any quota.
 func (s *Store) MarkRouted(ctx context.Context, key string, seq uint64) error {
-	_, large := s.large.Get(seq)
-	if ok, err := s.rt.markRouted(ctx, seq); ok && !errors.Is(err, errRecordFull) && (err != nil || !large) {
-		return err
+	if ok, err := s.rt.markRouted(ctx, seq); ok && !errors.Is(err, errRecordFull) {
+		if _, large := s.large.Get(seq); err != nil || !large {
+			return err
+		}
 	}
 	if _, err := s.routed.Put(ctx, key, nil); err != nil {
 		return err

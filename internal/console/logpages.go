@@ -19,6 +19,7 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -192,7 +193,7 @@ func (s *Server) buildPayload(r *http.Request, rc *reqCtx, ns, name, id string) 
 	if err != nil {
 		return nil, err
 	}
-	return s.build(r, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: "512 KiB"})), nil
+	return s.build(r, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: fmt.Sprintf("%d KiB", ShownBody>>10)})), nil
 }
 
 // fmtLogTime shows a log time in UTC, or a dash when unset.
