@@ -137,6 +137,9 @@ type Config struct {
 	// ReplayMaxSelection bounds the notifications one WebhookReplay's selection holds
 	// (Replayer.MaxSelection); 0 means DefaultReplayMaxSelection.
 	ReplayMaxSelection int
+	// ReplayBatch is how many notifications a WebhookReplay queues in one store round trip
+	// (Replayer.Batch); 0 means 500.
+	ReplayBatch int
 	// ReplayLogReadsPerMinute and ReplayLogReadBurst are each namespace's budget of delivery log
 	// reads for its replays (Replayer.LogReadsPerMinute); 0 means the defaults.
 	ReplayLogReadsPerMinute float64
@@ -382,8 +385,8 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		}
 	}
 	a.Replayer = &Replayer{
-		Client: mgr.GetClient(), Store: st, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
-		Clock: clk, Poll: cfg.ReplayPoll, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace, MaxSelection: cfg.ReplayMaxSelection,
+		Client: mgr.GetClient(), Store: st, Table: a.Table, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
+		Clock: clk, Poll: cfg.ReplayPoll, Batch: cfg.ReplayBatch, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace, MaxSelection: cfg.ReplayMaxSelection,
 		LogReadsPerMinute: cfg.ReplayLogReadsPerMinute, LogReadBurst: cfg.ReplayLogReadBurst,
 	}
 	if cfg.DeliveryLog.Enabled {

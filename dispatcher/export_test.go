@@ -41,3 +41,6 @@ func QueueScans(r *Replayer) int64 { return r.scans.Load() }
 // SetRoutingGrace changes how long a re-post of an event another dispatcher stored and has not
 // routed is answered "in progress" (a negative d: not at all).
 func SetRoutingGrace(a *App, d time.Duration) { a.Intake.grace.Store(int64(d)) }
+
+// BeforeReplayBatch has r call f before it queues each batch of a replay's selection.
+func BeforeReplayBatch(r *Replayer, f func()) { r.beforeBatch.Store(&f) }

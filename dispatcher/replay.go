@@ -48,6 +48,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/statusapply"
@@ -75,9 +76,13 @@ type ReplayLog interface {
 // a note leaves its queue). Only the rest is queued, so no notification is sent twice by one
 // replay.
 type Replayer struct {
-	Client   client.Client
-	Store    *store.Store
-	Engine   *deliver.Engine
+	Client client.Client
+	Store  *store.Store
+	Engine *deliver.Engine
+	// Table is the routing table: a replay stores its notes under the route's hold, as the
+	// intake does, so that a webhook withdrawn meanwhile (INACTIVE, deleted, namespace rebound)
+	// has nothing of the replay queued after its queue was cleared.
+	Table    *route.Table
 	Log      ReplayLog
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -112,6 +117,8 @@ type Replayer struct {
 
 	tally *replayTally
 	reads *replayReads
+	// beforeBatch, when set, is called before each batch of a selection is queued (tests).
+	beforeBatch atomic.Pointer[func()]
 	// scans counts the scans of a webhook's queue for what a replay queued before (tests).
 	scans atomic.Int64
 	// present holds the replays Gone found present, each for replayPresentFor.
@@ -727,7 +734,19 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		if err != nil {
 			return queueResult{}, false, err
 		}
+		if f := r.beforeBatch.Load(); f != nil {
+			(*f)()
+		}
+		release, ok := r.hold(uid)
+		if !ok {
+			// Withdrawn (INACTIVE, deleted, rebound) or handed to another dispatcher while this
+			// replay queued: it stops here, and whoever runs it next reads what it queued from
+			// the queue, as after a crash.
+			ctrl.LoggerFrom(ctx).Info("Replay's webhook withdrawn or handed over while queueing; resuming later", "queued", res.queued)
+			return queueResult{}, true, nil
+		}
 		added, g, err := r.enqueue(ctx, rp, wh, todo[:n], first)
+		release()
 		if err != nil {
 			return queueResult{}, false, err
 		}
@@ -745,6 +764,23 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	}
 	res.unavailable = unavailable
 	return res, false, nil
+}
+
+// hold takes uid's route and queue for one batch of a replay's notes (route.Table.Hold,
+// deliver.Engine.Hold): ok is false once the webhook is withdrawn or no longer delivered here.
+func (r *Replayer) hold(uid string) (release func(), ok bool) {
+	releaseRoute := func() {}
+	if r.Table != nil {
+		if _, releaseRoute, ok = r.Table.Hold(uid); !ok {
+			return nil, false
+		}
+	}
+	releaseQueue, ok := r.Engine.Hold(uid)
+	if !ok {
+		releaseRoute()
+		return nil, false
+	}
+	return func() { releaseQueue(); releaseRoute() }, true
 }
 
 // askSelection asks the log for rp's selection. What this replay queued before (a previous run)

@@ -199,6 +199,9 @@ type queue struct {
 	// acking counts the attempts that are over and whose settlements are not yet with the acker;
 	// Release waits for them as for one in flight.
 	acking int
+	// holds counts the callers storing notes for the queue outside the intake (Hold); Release
+	// waits for them as for an attempt in flight.
+	holds int
 	// epoch moves on whenever the queue is cancelled or removed; an attempt started in an earlier
 	// epoch completes, but its outcome no longer changes the queue (a failure is not retried).
 	epoch    uint64

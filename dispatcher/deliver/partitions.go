@@ -29,6 +29,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/hookline/hookline/dispatcher/partition"
@@ -211,11 +212,34 @@ func (e *Engine) Release(ctx context.Context, p int) {
 
 func anyInFlight(qs []*queue) bool {
 	for _, q := range qs {
-		if (q.inFlight || q.acking > 0) && q.own == ownReleasing {
+		if (q.inFlight || q.acking > 0 || q.holds > 0) && q.own == ownReleasing {
 			return true
 		}
 	}
 	return false
+}
+
+// Hold lets the caller store notes in uid's queue outside the intake (a replay queueing its
+// selection) for as long as this engine delivers the queue: ok is false when it does not (another
+// dispatcher's partition, one being given up, or a lease that lapsed). Release waits for the holds
+// of the partition it gives up, as for attempts in flight, before the state is saved and the lease
+// goes: the next owner, which reads the queue afresh, then finds every note stored under a hold,
+// and no note of the previous owner's lands after it looked. release must be called once the
+// notes are stored (or their store failed).
+func (e *Engine) Hold(uid string) (release func(), ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queues[uid]
+	if q == nil || q.removed || e.partitioned() && q.own != ownActive || !e.leaseCoversLocked(q.part) {
+		return func() {}, false
+	}
+	q.holds++
+	return sync.OnceFunc(func() {
+		e.mu.Lock()
+		q.holds--
+		e.idle.Broadcast()
+		e.mu.Unlock()
+	}), true
 }
 
 // Arrived takes in a note that another dispatcher stored for uid (its announcement): counted and

@@ -442,3 +442,40 @@ func TestStopLetsTheAttemptsInFlightFinish(t *testing.T) {
 var tokens atomic.Uint64
 
 func nextToken() uint64 { return tokens.Add(1) }
+
+// TestReleaseWaitsForHoldsAndRefusesNewOnes: notes stored for a queue outside the intake (a
+// replay's batch, under Hold) are all stored before a partition given up is saved and its lease
+// goes, so that the next owner, which reads the queue afresh, finds them; and no hold is granted
+// for a partition being given up, another engine's, or one whose lease lapsed.
+func TestReleaseWaitsForHoldsAndRefusesNewOnes(t *testing.T) {
+	p := newPeers(t, 1, 2)
+	e := p.engines[0]
+	e.Acquire(0, nextToken())
+	p.upsert(p.webhook("wh", accountIn(0, 2)))
+	p.upsert(p.webhook("elsewhere", accountIn(1, 2)))
+	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
+	_, ok := e.Hold("elsewhere")
+	p.g.Expect(ok).To(BeFalse(), "another engine's partition")
+	_, ok = e.Hold("unknown")
+	p.g.Expect(ok).To(BeFalse(), "a webhook the engine does not know")
+
+	release, ok := e.Hold("wh")
+	p.g.Expect(ok).To(BeTrue())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Release(context.Background(), 0) }()
+	p.g.Consistently(done).WithTimeout(200*time.Millisecond).ShouldNot(BeClosed(), "the release waits for the hold")
+	_, ok = e.Hold("wh")
+	p.g.Expect(ok).To(BeFalse(), "no hold for a partition being given up")
+	release()
+	release() // a second call changes nothing
+	p.g.Eventually(done).Should(BeClosed())
+	_, ok = e.Hold("wh")
+	p.g.Expect(ok).To(BeFalse(), "given up")
+
+	e.Acquire(0, nextToken())
+	p.g.Eventually(func() bool { return e.Owns("wh") }).Should(BeTrue())
+	e.Extend(0, p.t0.Add(time.Second))
+	p.at(p.t0.Add(2 * time.Second))
+	_, ok = e.Hold("wh")
+	p.g.Expect(ok).To(BeFalse(), "past the lease another dispatcher may have taken the partition over")
+}
