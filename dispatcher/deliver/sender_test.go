@@ -256,3 +256,39 @@ func TestSenderBoundsItsClientCertificateTransports(t *testing.T) {
 		t.Fatal("the least recently used transport was kept")
 	}
 }
+
+// A receiver answering 101 Switching Protocols and then saying nothing: Go hands the connection
+// over as the body, and the transport no longer closes it when the attempt's context ends. The
+// attempt ends at its timeout all the same, failed with the status, whether or not the receiver
+// echoed the client id in the 101's headers.
+func TestSenderEndsAnAttemptAnswered101AtItsDeadline(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		echoed := ""
+		if r.URL.Path == "/echo" {
+			echoed = echo.CanonicalHeader + ": id\r\n"
+		}
+		_, _ = c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n" + echoed + "\r\n"))
+		<-hold
+	}))
+	t.Cleanup(srv.Close)
+	s := NewSender(300*time.Millisecond, true, nil, loopback)
+	for _, path := range []string{"/", "/echo"} {
+		done := make(chan Attempt, 1)
+		go func() { done <- s.Send(context.Background(), srv.URL+path, "id", nil, []byte(`{}`), nil) }()
+		select {
+		case a := <-done:
+			if a.OK || a.Status != http.StatusSwitchingProtocols || a.Reason != verify.ReasonNonSuccessStatus {
+				t.Errorf("%s: got %+v, want a failure with status 101", path, a)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the attempt did not end at its 300 ms timeout", path)
+		}
+	}
+}

@@ -203,3 +203,33 @@ func TestReceiverTextIsClippedAndCleaned(t *testing.T) {
 		})
 	}
 }
+
+// An endpoint answering 101 Switching Protocols and then saying nothing: Go hands the connection
+// over as the body, and the transport no longer closes it when the verification's context ends.
+// The verification ends at its timeout all the same, failed (it held its account's verification
+// slot for ever before).
+func TestA101AnswerEndsAtTheDeadline(t *testing.T) {
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"))
+		<-hold
+	}))
+	t.Cleanup(srv.Close)
+	v := New(Config{Timeout: 300 * time.Millisecond, AllowHTTP: true, Guard: loopback})
+	done := make(chan Result, 1)
+	go func() { done <- v.Verify(context.Background(), srv.URL, "id", nil) }()
+	select {
+	case res := <-done:
+		if res.OK || res.Reason != ReasonNonSuccessStatus {
+			t.Errorf("got %+v, want %s", res, ReasonNonSuccessStatus)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the verification did not end at its 300 ms timeout")
+	}
+}
