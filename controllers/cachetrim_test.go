@@ -35,8 +35,9 @@ import (
 // bound) and annotations, which the API server stores with the managedFields recording them; a quota bounds
 // only how many Webhooks it has, and the shared manager's and dispatcher's informers held every
 // byte of each: a few hundred such objects filled the manager's memory. What they now cache of it
-// is what hookline reads (hookline.io/ labels and annotations, a long value by its digest), and the
-// Webhook is verified as any other.
+// is what hookline reads (the few labels and annotations it knows, a long value by its digest; not
+// any other key of its prefix, which a tenant may use as freely), and the Webhook is verified as
+// any other.
 func TestATenantsGrownWebhookIsCachedSmall(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -44,12 +45,17 @@ func TestATenantsGrownWebhookIsCachedSmall(t *testing.T) {
 	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
 	rc := newReceiver(t, false, echoHeader)
 	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grown", Labels: map[string]string{}, Annotations: map[string]string{
-		"example.com/filler":            strings.Repeat("a", 200<<10),
+		"example.com/filler":            strings.Repeat("a", 100<<10),
+		"hookline.io/filler":            strings.Repeat("h", 100<<10),
 		hooklinev1.ReactivateAnnotation: strings.Repeat("r", 10<<10),
 	}}, Spec: validSpec()}
 	wh.Spec.URL = rc.URL
 	for i := range 4000 {
-		wh.Labels[fmt.Sprintf("filler.example.com/label-%05d", i)] = strings.Repeat("v", 63)
+		prefix := "filler.example.com"
+		if i%2 == 0 {
+			prefix = "hookline.io"
+		}
+		wh.Labels[fmt.Sprintf("%s/label-%05d", prefix, i)] = strings.Repeat("v", 63)
 		if i < 1000 {
 			wh.Finalizers = append(wh.Finalizers, fmt.Sprintf("filler.example.com/finalizer-%05d", i))
 		}

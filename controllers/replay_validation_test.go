@@ -205,3 +205,25 @@ spec:
 	g.Expect(err).To(HaveOccurred(), out)
 	g.Expect(out).To(ContainSubstring("spec is immutable"))
 }
+
+// A tenant may write its replays' status (it holds every right in its namespace), but not
+// conditions of types of its own: eight of them filled the list (MaxItems), so that the
+// dispatcher's status writes were refused, and they kept up to 256 KiB of the tenant's text in
+// every dispatcher's cache.
+func TestATenantCannotAddConditionTypesToAReplay(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "", "")
+	tenant := impersonatedTenant(t, ns, "tenant-"+ns)
+	r := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Name: "forged", Namespace: ns}, Spec: validReplaySpec()}
+	g.Expect(tenant.Create(ctx, r)).To(Succeed())
+	base := r.DeepCopy()
+	r.Status.Conditions = []metav1.Condition{{Type: hooklinev1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "Forged", LastTransitionTime: metav1.Now()}}
+	g.Expect(tenant.Status().Patch(ctx, r, client.MergeFrom(base))).To(Succeed(), "its own status, of the known types")
+	base = r.DeepCopy()
+	r.Status.Conditions = append(r.Status.Conditions, metav1.Condition{Type: "Filler", Status: metav1.ConditionTrue, Reason: "Forged",
+		Message: strings.Repeat("x", 32<<10), LastTransitionTime: metav1.Now()})
+	err := tenant.Status().Patch(ctx, r, client.MergeFrom(base))
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(err.Error()).To(And(ContainSubstring("status.conditions"), ContainSubstring("only the condition types Ready, Reconciling and Stalled")))
+}

@@ -19,25 +19,34 @@ limitations under the License.
 // its namespace to the API server's limit of about 1.5 MiB with labels or finalizers (no bound on
 // their number), annotations and the managedFields recording them, while a ResourceQuota bounds only how many it
 // has: a few hundred such objects filled the shared manager's memory, and every restart's first
-// list filled it again. hookline reads only its own labels and annotations (hookline.io/), so the
-// rest is dropped as objects enter the cache.
+// list filled it again. hookline reads only a few labels and annotations of its own, so the rest is
+// dropped as objects enter the cache: every other one, of its prefix (hookline.io/) too, which a
+// tenant may use as freely as any other.
 package cachetrim
 
 import (
-	"strings"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/tenancy"
 )
 
-// prefix is the prefix of the labels and annotations hookline reads.
-const prefix = "hookline.io/"
+// Labels and Annotations are the keys hookline reads: a namespace's binding to an account (and
+// group), and a Webhook's requests to be reactivated or verified again (any change of verify-at
+// wakes the manager).
+var (
+	Labels      = []string{tenancy.AccountLabel, tenancy.GroupLabel}
+	Annotations = []string{hooklinev1.ReactivateAnnotation, VerifyAtAnnotation}
+)
+
+// VerifyAtAnnotation is the annotation whose change makes the manager verify a Webhook at once
+// (docs/troubleshooting.md): its value is not read.
+const VerifyAtAnnotation = "hookline.io/verify-at"
 
 // Transform trims Webhooks, WebhookReplays and objects watched as metadata (namespaces, whose
-// hookline.io/ labels bind them to an account): managedFields, finalizers and ownerReferences go,
-// and the labels and annotations outside hookline.io/. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
+// labels bind them to an account): managedFields, finalizers and ownerReferences go, and every
+// label and annotation but Labels and Annotations. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
 // bytes at most; a longer one by its digest), which is all any reader of it compares. Other
 // objects pass unchanged. It is a cache.TransformFunc for controller-runtime's cache.Options.
 func Transform(obj any) (any, error) {
@@ -54,15 +63,16 @@ func trim(o metav1.Object) {
 	o.SetManagedFields(nil)
 	o.SetFinalizers(nil)      // no bound on their number either, and nothing of hookline reads them
 	o.SetOwnerReferences(nil) // the same
-	o.SetLabels(own(o.GetLabels(), func(v string) string { return v }))
-	o.SetAnnotations(own(o.GetAnnotations(), hooklinev1.ReactivationToken))
+	o.SetLabels(keep(o.GetLabels(), Labels, func(v string) string { return v }))
+	o.SetAnnotations(keep(o.GetAnnotations(), Annotations, hooklinev1.ReactivationToken))
 }
 
-// own returns the entries of m under hookline's prefix, their values through value; nil when none.
-func own(m map[string]string, value func(string) string) map[string]string {
+// keep returns the entries of m under keys, their values through value; nil when none.
+func keep(m map[string]string, keys []string, value func(string) string) map[string]string {
 	var out map[string]string
-	for k, v := range m {
-		if !strings.HasPrefix(k, prefix) {
+	for _, k := range keys {
+		v, ok := m[k]
+		if !ok {
 			continue
 		}
 		if out == nil {
