@@ -22,6 +22,7 @@ limitations under the License.
 package console
 
 import (
+	"cmp"
 	"embed"
 	"errors"
 	"html/template"
@@ -31,9 +32,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hookline/hookline/internal/keyrate"
 )
 
 // Config configures the console.
@@ -53,6 +57,10 @@ type Config struct {
 	Log logr.Logger
 	// Deliveries is the dispatcher's read API, for the delivery log; nil leaves the log out.
 	Deliveries *LogAPI
+	// SignInsPerSecond and SignInBurst bound the sign-ins one client address starts (0: 5 a
+	// second, 60 at once).
+	SignInsPerSecond rate.Limit
+	SignInBurst      int
 }
 
 // Server is the console's HTTP handler and session store.
@@ -63,17 +71,20 @@ type Server struct {
 	static   http.Handler
 	// cookie names: __Host- prefixed (Secure, Path=/, no Domain) unless InsecureCookies.
 	sessionCookie, signinCookie string
-	// payloads bounds the payload pages built at once: each holds a body, its indented copy and
-	// the escaped page, some MiB, and one pod serves every tenant.
-	payloads chan struct{}
+	// turns bounds the pages built at once (bounds.go).
+	turns *turns
+	// signInLimits bounds, per client address, the tokens sent to the API server to sign in.
+	signInLimits *keyrate.Limiters
 }
 
-// payloadPagesAtOnce is how many payload pages are built at once.
-const payloadPagesAtOnce = 4
-
-// payloadWait is how long a payload page waits for its turn before the console answers 503 (a
-// variable for tests).
-var payloadWait = 5 * time.Second
+// Sign-ins a client address may start: each sends a token to the API server to be reviewed (with
+// a webhook or OIDC authenticator, a call beyond it), and the nonce of one sign-in form serves any
+// number of them. A person signs in a few times a day; a script guessing tokens, or making the
+// API server review them, is held to 5 a second.
+const (
+	signInsPerSecond = 5
+	signInBurst      = 60
+)
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -92,7 +103,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}, payloads: make(chan struct{}, payloadPagesAtOnce)}
+	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}, turns: newTurns(),
+		signInLimits: keyrate.New(cmp.Or(cfg.SignInsPerSecond, signInsPerSecond), cmp.Or(cfg.SignInBurst, signInBurst), time.Minute, 4096)}
 	for _, name := range pageNames {
 		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -215,6 +227,14 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *reqCtx)) htt
 				return
 			}
 		}
+		release, ok := s.turns.take(r, sess.ID)
+		if !ok {
+			w.Header().Set("Retry-After", "5")
+			s.renderError(w, r, L, &sess, http.StatusServiceUnavailable, L.T("error.busy"))
+			return
+		}
+		defer release() // given back even if the handler panics
+		w = &turnWriter{ResponseWriter: w, release: release}
 		uc, err := userClient(s.cfg.API, sess.Token)
 		if err != nil {
 			s.cfg.Log.Error(err, "Building the user's client", "user", sess.User)

@@ -299,6 +299,34 @@ func TestSignInNeedsTheFormsNonce(t *testing.T) {
 	g.Expect(s.Sessions().Len()).To(Equal(0))
 }
 
+// Anyone on the network may fetch a sign-in form and post tokens with its nonce, each sent to the
+// API server to be reviewed: one client address gets signInBurst of them, then 429, while another
+// address still signs in.
+func TestSignInsFromOneAddressAreBounded(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t, true)
+	h := s.Handler()
+	post := func(addr string) int {
+		form := url.Values{"token": {"guessed-token"}, "nonce": {"abc"}}
+		req := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: s.signinCookie, Value: "abc"})
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	reviewed := 0
+	for range signInBurst + 20 {
+		if post("192.0.2.7:40000") == http.StatusBadGateway { // the token went to the (unreachable) API server
+			reviewed++
+		}
+	}
+	g.Expect(reviewed).To(BeNumerically("<=", signInBurst+1), "a refill of at most one during the loop")
+	g.Expect(post("192.0.2.7:40001")).To(Equal(http.StatusTooManyRequests))
+	g.Expect(post("198.51.100.9:40000")).To(Equal(http.StatusBadGateway), "another address is not held up")
+}
+
 // Every POST of a signed-in user must carry the session's CSRF token.
 func TestPostsNeedTheSessionsCSRFToken(t *testing.T) {
 	s, clk := newTestServer(t, true)

@@ -17,9 +17,9 @@ limitations under the License.
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"strconv"
@@ -36,6 +36,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/kubeauth"
 )
 
 // apiTimeout bounds the API calls of one page.
@@ -88,6 +89,7 @@ var templateFuncs = template.FuncMap{
 	"logTime":   fmtLogTime,
 	"isTest":    deliveries.IsTest,
 	"dict":      dict,
+	"clip":      clip,
 }
 
 // dict makes a map of key, value pairs, for passing several values to a template.
@@ -104,23 +106,41 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	s.write(w, status, s.build(r, name, p))
 }
 
-// build renders a page; nil when its template failed (logged).
-func (s *Server) build(r *http.Request, name string, p page) []byte {
+// built is a page built, or why not.
+type built struct {
+	page []byte
+	// status replaces the page's status when set: the page is an error page instead.
+	status int
+}
+
+// build renders a page. A failed template is nil (logged); a page larger than maxPage is an error
+// page saying so.
+func (s *Server) build(r *http.Request, name string, p page) built {
 	p.Path = r.URL.RequestURI()
 	for _, tag := range languages {
 		t := tag.String()
 		p.Langs = append(p.Langs, langOption{Tag: t, Name: langNames[t], Current: t == p.L.Lang})
 	}
-	var buf bytes.Buffer
-	if err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p); err != nil {
-		s.cfg.Log.Error(err, "Rendering page", "page", name)
-		return nil
+	var buf pageBuffer
+	err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p)
+	if errors.Is(err, errPageTooLarge) && name != "error" {
+		s.cfg.Log.Info("A page grew past the bound; shown as an error", "page", name, "bound", maxPage)
+		ep := page{L: p.L, Title: p.L.T("error.title"), User: p.User, CSRF: p.CSRF, Data: p.L.T("error.pageTooLarge")}
+		return built{page: s.build(r, "error", ep).page, status: http.StatusInternalServerError}
 	}
-	return buf.Bytes()
+	if err != nil {
+		s.cfg.Log.Error(err, "Rendering page", "page", name)
+		return built{}
+	}
+	return built{page: buf.Bytes()}
 }
 
-// write sends a page build made with status code; a failed build (nil) is a 500.
-func (s *Server) write(w http.ResponseWriter, status int, page []byte) {
+// write sends a page built for status code; a failed build (nil) is a 500.
+func (s *Server) write(w http.ResponseWriter, status int, b built) {
+	page := b.page
+	if b.status != 0 {
+		status = b.status
+	}
 	if page == nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -191,6 +211,11 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		s.showSignin(w, r, L, http.StatusBadRequest, L.T("signin.badToken"))
 		return
 	}
+	if !s.signInLimits.Get(kubeauth.ClientAddress(r)).Allow() {
+		w.Header().Set("Retry-After", "1")
+		s.showSignin(w, r, L, http.StatusTooManyRequests, L.T("signin.tooMany"))
+		return
+	}
 	uc, err := userClient(s.cfg.API, token)
 	if err != nil {
 		s.showSignin(w, r, L, http.StatusInternalServerError, L.T("error.internal"))
@@ -247,10 +272,12 @@ type listRow struct {
 
 // listData is the list page's data.
 type listData struct {
-	Rows                     []listRow
-	Query, State, Namespace  string
-	Denied                   []string
-	ClusterWide              bool
+	Rows                    []listRow
+	Query, State, Namespace string
+	Denied                  []string
+	ClusterWide             bool
+	// Truncated says that only the first maxListed webhooks were read.
+	Truncated                bool
 	Total                    int
 	DefaultNamespace, Notice string
 }
@@ -259,14 +286,14 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	candidates := candidateNamespaces(rc.sess.User, s.cfg.Namespaces, rc.sess.Namespaces)
-	items, denied, clusterWide, err := visibleWebhooks(ctx, rc.client, candidates)
+	items, denied, clusterWide, truncated, err := visibleWebhooks(ctx, rc.client, candidates)
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
 	q := r.URL.Query()
 	d := listData{Query: strings.TrimSpace(q.Get("q")), State: q.Get("state"), Namespace: q.Get("namespace"),
-		Denied: denied, ClusterWide: clusterWide, Total: len(items), DefaultNamespace: serviceAccountNamespace(rc.sess.User)}
+		Denied: denied, ClusterWide: clusterWide, Truncated: truncated, Total: len(items), DefaultNamespace: serviceAccountNamespace(rc.sess.User)}
 	// The notices come from the console's own redirects, but anyone can link to them: only a
 	// namespace or a Webhook name is shown, never a sentence a link chose ("session expiring,
 	// re-enter your token at ...").

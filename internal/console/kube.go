@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -73,6 +74,7 @@ func userClient(base *rest.Config, token string) (client.Client, error) {
 	cfg := rest.AnonymousClientConfig(base)
 	cfg.BearerToken = token
 	cfg.UserAgent = "hookline-console"
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cappedAnswers{next: rt} })
 	return client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 }
 
@@ -104,26 +106,32 @@ func serviceAccountNamespace(user string) string {
 // and returned in denied, so the page can say so; Kubernetes offers no way to ask "which
 // namespaces may I list X in" that works with every authorizer, and trying is what RBAC answers
 // exactly.
-func visibleWebhooks(ctx context.Context, c client.Client, candidates []string) (items []hooklinev1.Webhook, denied []string, clusterWide bool, err error) {
-	var all hooklinev1.WebhookList
-	err = c.List(ctx, &all)
+//
+// The lists are read in pages (each answer at most maxAnswer), and at most maxListed webhooks in
+// all: truncated says that there were more.
+func visibleWebhooks(ctx context.Context, c client.Client, candidates []string) (items []hooklinev1.Webhook, denied []string, clusterWide, truncated bool, err error) {
+	items, truncated, err = listWebhooks(ctx, c, nil)
 	switch {
 	case err == nil:
-		items, clusterWide = all.Items, true
+		clusterWide = true
 	case apierrors.IsForbidden(err):
+		items = nil
 		for _, ns := range candidates {
-			var l hooklinev1.WebhookList
-			if err := c.List(ctx, &l, client.InNamespace(ns)); err != nil {
+			got, more, err := listWebhooks(ctx, c, items, client.InNamespace(ns))
+			if err != nil {
 				if apierrors.IsForbidden(err) {
 					denied = append(denied, ns)
 					continue
 				}
-				return nil, nil, false, err
+				return nil, nil, false, false, err
 			}
-			items = append(items, l.Items...)
+			if items = got; more {
+				truncated = true
+				break
+			}
 		}
 	default:
-		return nil, nil, false, err
+		return nil, nil, false, false, err
 	}
 	sort.Slice(items, func(i, j int) bool {
 		if items[i].Namespace != items[j].Namespace {
@@ -131,7 +139,36 @@ func visibleWebhooks(ctx context.Context, c client.Client, candidates []string) 
 		}
 		return items[i].Name < items[j].Name
 	})
-	return items, denied, clusterWide, nil
+	return items, denied, clusterWide, truncated, nil
+}
+
+// maxListed bounds the webhooks the list page reads; listPage is how many one answer brings.
+const (
+	maxListed = 5000
+	listPage  = 500
+)
+
+// listWebhooks appends the webhooks opts select to items, a page at a time, up to maxListed in
+// all; more says that there were more.
+func listWebhooks(ctx context.Context, c client.Client, items []hooklinev1.Webhook, opts ...client.ListOption) (_ []hooklinev1.Webhook, more bool, err error) {
+	cont := ""
+	for {
+		var l hooklinev1.WebhookList
+		if err := c.List(ctx, &l, append(opts, client.Limit(listPage), client.Continue(cont))...); err != nil {
+			return items, false, err
+		}
+		room := maxListed - len(items)
+		if len(l.Items) > room {
+			return append(items, l.Items[:room]...), true, nil
+		}
+		items = append(items, l.Items...)
+		if cont = l.Continue; cont == "" {
+			return items, false, nil
+		}
+		if len(items) == maxListed {
+			return items, true, nil
+		}
+	}
 }
 
 // candidateNamespaces merges the namespaces worth trying, without duplicates, in a stable order.

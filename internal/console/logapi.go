@@ -52,9 +52,9 @@ func (e *logError) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.body.Status, e.body.Reason, e.body.Message)
 }
 
-// maxLogAnswer bounds an answer: a page of 500 notifications or a history of many attempts is a
-// few hundred KiB; a body is at most a few MiB (the dispatcher's size cap).
-const maxLogAnswer = 16 << 20
+// maxLogAnswer bounds an answer (maxAnswer): a page of 500 notifications or a history of many
+// attempts is a few hundred KiB; a body is read only as far as a page shows it (ShownBody).
+const maxLogAnswer = maxAnswer
 
 // get GETs path below Base as the holder of token and returns the answer's body. 404 (not found or
 // not allowed, which the read API does not tell apart) is errNotVisible.
@@ -65,7 +65,11 @@ func (l *LogAPI) get(ctx context.Context, token, path string, query url.Values) 
 // do sends one request below Base as the holder of token and returns the body of an answer with
 // status ok; 404 is errNotVisible, 401 errLogSignedOut, anything else a logError.
 func (l *LogAPI) do(ctx context.Context, method, token, path string, query url.Values, body []byte, ok int) ([]byte, error) {
-	return l.fetch(ctx, method, token, path, query, body, ok, maxLogAnswer)
+	answer, err := l.fetch(ctx, method, token, path, query, body, ok, maxLogAnswer+1)
+	if err == nil && len(answer) > maxLogAnswer {
+		return nil, errAnswerTooLarge
+	}
+	return answer, err
 }
 
 // fetch is do reading at most limit bytes of the answer.

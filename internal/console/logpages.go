@@ -161,23 +161,8 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if !ok {
 		return
 	}
-	// The turn bounds the pages being built, not their sending: a reader that takes a page
-	// slowly holds no turn.
-	turn := time.NewTimer(payloadWait)
-	defer turn.Stop()
-	select {
-	case s.payloads <- struct{}{}:
-	case <-turn.C:
-		w.Header().Set("Retry-After", "5")
-		s.renderError(w, r, rc.L, &rc.sess, http.StatusServiceUnavailable, rc.L.T("error.busy"))
-		return
-	case <-r.Context().Done():
-		return
-	}
-	page, err := func() ([]byte, error) {
-		defer func() { <-s.payloads }() // given back even if building panics
-		return s.buildPayload(r, rc, ns, name, id)
-	}()
+	// Built whole, then sent: the request's turn (bounds.go) is given back at the first byte.
+	page, err := s.buildPayload(r, rc, ns, name, id)
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
@@ -186,12 +171,12 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 }
 
 // buildPayload reads a notification's body and renders its page.
-func (s *Server) buildPayload(r *http.Request, rc *reqCtx, ns, name, id string) ([]byte, error) {
+func (s *Server) buildPayload(r *http.Request, rc *reqCtx, ns, name, id string) (built, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	body, err := s.cfg.Deliveries.Body(ctx, rc.sess.Token, ns, name, id)
 	if err != nil {
-		return nil, err
+		return built{}, err
 	}
 	return s.build(r, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: fmt.Sprintf("%d KiB", ShownBody>>10)})), nil
 }

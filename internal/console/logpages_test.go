@@ -283,19 +283,54 @@ func TestPayloadPagesStayBoundedWhateverTheBody(t *testing.T) {
 		t.Errorf("small body: want it indented, whole: %s", got)
 	}
 
-	// Four pages being built: a fifth waits its turn, then is answered 503; with one done, it is
-	// built.
-	payloadWait = 50 * time.Millisecond
-	t.Cleanup(func() { payloadWait = 5 * time.Second })
-	for range payloadPagesAtOnce {
-		s.payloads <- struct{}{}
+	// Every turn to build a page taken: a request waits its turn, then is answered 503; with one
+	// given back, it is built.
+	pageWait = 50 * time.Millisecond
+	t.Cleanup(func() { pageWait = 5 * time.Second })
+	for range pageTurns {
+		s.turns.all <- struct{}{}
 	}
-	if code, body := get("small"); code != http.StatusServiceUnavailable || !strings.Contains(body, "as many payloads as it may at once") {
-		t.Errorf("a fifth payload page at once: %d, want 503 with its reason", code)
+	if code, body := get("small"); code != http.StatusServiceUnavailable || !strings.Contains(body, "as many pages as it may at once") {
+		t.Errorf("a page beyond the turns: %d, want 503 with its reason", code)
 	}
-	<-s.payloads
+	<-s.turns.all
 	if code, _ := get("small"); code != http.StatusOK {
 		t.Errorf("with a turn free: %d, want 200", code)
+	}
+
+	// One session holds at most sessionTurns of them: its next page is refused at once, another
+	// session's is built; the session's turns given back, its page is built again.
+	for range pageTurns - 1 {
+		<-s.turns.all
+	}
+	b, _ := s.Sessions().Create("token-b", "bob")
+	var held []func()
+	for range sessionTurns {
+		release, ok := s.turns.take(httptest.NewRequest(http.MethodGet, "/", nil), a.ID)
+		if !ok {
+			t.Fatal("a session's own turns")
+		}
+		held = append(held, release)
+	}
+	if code, _ := get("small"); code != http.StatusServiceUnavailable {
+		t.Errorf("a session's page beyond its turns: %d, want 503", code)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/notifications/small/body", nil)
+	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: b.ID})
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("another session's page: %d, want 200", rec.Code)
+	}
+	for _, release := range held {
+		release()
+		release() // once only
+	}
+	if code, _ := get("small"); code != http.StatusOK {
+		t.Errorf("with the session's turns given back: %d, want 200", code)
+	}
+	if n := len(s.turns.all); n != 0 {
+		t.Errorf("%d turns still taken after every page was sent", n)
 	}
 }
 

@@ -79,7 +79,14 @@ func startConsole(t *testing.T) string {
 // startConsoleWith is startConsole reading the delivery log from the read API deliveries.
 func startConsoleWith(t *testing.T, deliveries *console.LogAPI) string {
 	t.Helper()
-	srv, err := console.New(console.Config{API: env.Config, InsecureCookies: true, Deliveries: deliveries})
+	return startConsoleWithConfig(t, console.Config{Deliveries: deliveries})
+}
+
+// startConsoleWithConfig is startConsole with cfg's settings.
+func startConsoleWithConfig(t *testing.T, cfg console.Config) string {
+	t.Helper()
+	cfg.API, cfg.InsecureCookies = env.Config, true
+	srv, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
