@@ -335,17 +335,9 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, err
 	}
 	r.track(ctx, req.NamespacedName, rp.UID)
-	if finished(&rp.Status) {
-		r.forget(ctx, req.NamespacedName)
+	st, done := r.current(ctx, rp)
+	if done {
 		return ctrl.Result{}, nil
-	}
-	st := rp.Status.DeepCopy()
-	if w := r.writtenStatus(req.NamespacedName); w != nil && stage(w) > stage(st) {
-		// The cache has not seen this dispatcher's last write yet: go on from there, not again.
-		if stage(w) == stageOver {
-			return ctrl.Result{}, nil
-		}
-		st = w
 	}
 	if r.Log == nil {
 		msg := "the dispatcher runs without its delivery log (--delivery-log=false): replays select and follow notifications in it"
@@ -416,6 +408,38 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			fmt.Sprintf("%d notifications queued again; waiting for their deliveries", st.Queued))
 	}
 	return r.follow(ctx, rp, wh, st)
+}
+
+// current returns the status rp goes on from: the cache's, or what this dispatcher last wrote.
+// done is set when nothing more is to be done: rp finished (and is forgotten), or finished here
+// already.
+func (r *Replayer) current(ctx context.Context, rp *hooklinev1.WebhookReplay) (st *hooklinev1.WebhookReplayStatus, done bool) {
+	key := client.ObjectKeyFromObject(rp)
+	w := r.writtenStatus(key)
+	if finished(&rp.Status) && !r.runsHere(w) {
+		r.forget(ctx, key)
+		return nil, true
+	}
+	st = rp.Status.DeepCopy()
+	if w != nil && (stage(w) > stage(st) || finished(st)) {
+		// The cache has not seen this dispatcher's last write yet: go on from there, not again.
+		// Or the status says finished while this dispatcher runs the replay: the status is the
+		// tenant's to write, and a replay finished by hand would free its turn while what it
+		// queued is still being sent. It goes on from what this dispatcher wrote, whose next
+		// write puts its own status back.
+		if stage(w) == stageOver {
+			return nil, true
+		}
+		st = w
+	}
+	return st, false
+}
+
+// runsHere reports whether this dispatcher runs a replay and has not finished it (w is the status
+// it last wrote): it delivers the webhook the replay started on. A replay finished by another dispatcher
+// (whose webhook's partition moved there) is not.
+func (r *Replayer) runsHere(w *hooklinev1.WebhookReplayStatus) bool {
+	return w != nil && stage(w) > 0 && stage(w) < stageOver && r.Engine.Owns(w.WebhookUID)
 }
 
 // tooLarge ends rp, whose selection did not fit in MaxSelection, before anything of it is queued

@@ -179,6 +179,61 @@ func TestForgedReplayStatusWaitsItsTurn(t *testing.T) {
 	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
 }
 
+// A tenant writes "completed" into the status of its running replays, whose notifications are
+// still being sent: they keep their turns, and the replays waiting behind them wait on. Before,
+// the dispatcher took the status at its word and gave the turns up, so that a tenant could have
+// any number of replays' notifications queued at once by finishing each by hand. Once their
+// deliveries succeed, the dispatcher writes its own status back, and every replay completes.
+func TestAReplayFinishedByHandKeepsItsTurn(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const n = 4
+	s, ns, rc, _ := deliveredThenFailing(t, "acc-replay-finished", n)
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	replays := replayEach(t, tenant, ns, "finished", rc)
+	g.Eventually(func(g Gomega) {
+		running, queued, _ := replaysByState(g, ns)
+		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(queued).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+	_, _, list := replaysByState(g, ns)
+	var waiting []string
+	for i := range list.Items {
+		cur := &list.Items[i]
+		if c := meta.FindStatusCondition(cur.Status.Conditions, hooklinev1.ConditionReconciling); c != nil && c.Reason == hooklinev1.ReasonQueued {
+			waiting = append(waiting, cur.Name)
+			continue
+		}
+		base := cur.DeepCopy()
+		now := metav1.Now()
+		cur.Status.CompletedAt = &now
+		meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: hooklinev1.ConditionReady, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonCompleted, Message: "forged"})
+		meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: hooklinev1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: hooklinev1.ReasonCompleted, Message: "forged"})
+		g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed(), cur.Name)
+	}
+	g.Expect(waiting).To(HaveLen(n - dispatcher.DefaultReplaysPerNamespace))
+
+	// Each is looked at again every 100 ms (its poll): for twenty polls, the waiting ones wait.
+	g.Consistently(func(g Gomega) {
+		for _, name := range waiting {
+			got := &hooklinev1.WebhookReplay{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, got)).To(Succeed())
+			c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(hooklinev1.ReasonQueued), name)
+		}
+	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+	rc.set(echoOK)
+	for _, rp := range replays {
+		got := waitCompleted(t, rp, time.Minute)
+		g.Expect(got.Status.Delivered).To(BeEquivalentTo(1), rp.Name)
+		g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Message).NotTo(Equal("forged"), rp.Name)
+	}
+	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+}
+
 // A tenant writes "started" into the status of replays waiting their turn, and deletes each as
 // soon as it had its turn. A replay whose status says it started scans its webhook's whole queue
 // (which may hold millions of notes) for what a previous run queued; before, it scanned before
