@@ -168,14 +168,11 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		r := verify.Classify(err, s.timeout)
 		return Attempt{Reason: r.Reason, Message: r.Message}
 	}
-	// The attempt's deadline ends every read of the answer, whatever the transport does with it:
-	// a 101 Switching Protocols hands the connection itself over as the body, which the transport
-	// no longer closes when ctx ends, and a receiver that then says nothing held the attempt, its
-	// account's slot and the engine's shutdown for ever.
-	stopBody := context.AfterFunc(ctx, func() { _ = resp.Body.Close() })
-	defer stopBody()
 	if resp.StatusCode < http.StatusOK {
-		// No final answer (Go hands over only a 101 this way): nothing of it is read.
+		// A 101 Switching Protocols, the only answer below 200 Go's transport returns: it hands
+		// the connection itself over as the body, which it no longer closes when ctx ends, so a
+		// receiver that then said nothing held the attempt, its account's slot and the engine's
+		// shutdown for ever. Nothing of it is read.
 		_ = resp.Body.Close()
 		return Attempt{Status: resp.StatusCode, Reason: verify.ReasonNonSuccessStatus, Message: fmt.Sprintf("receiver answered %d", resp.StatusCode)}
 	}

@@ -148,12 +148,11 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 		return Classify(err, v.cfg.Timeout)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	// The deadline ends every read of the answer: a 101 Switching Protocols hands the connection
-	// itself over as the body, which the transport no longer closes when ctx ends (an endpoint
-	// then saying nothing held its account's verification slot for ever).
-	stopBody := context.AfterFunc(ctx, func() { _ = resp.Body.Close() })
-	defer stopBody()
 	if resp.StatusCode < http.StatusOK {
+		// A 101 Switching Protocols, the only answer below 200 Go's transport returns: it hands
+		// the connection itself over as the body, which it no longer closes when ctx ends (an
+		// endpoint then saying nothing held its account's verification slot for ever). Nothing
+		// of it is read.
 		return Result{Reason: ReasonNonSuccessStatus, Message: fmt.Sprintf("endpoint answered %d, want 2xx", resp.StatusCode)}
 	}
 	// With the echo in the header the body does not matter: do not wait for it. Otherwise the echo
