@@ -103,7 +103,8 @@ func run(args []string) error {
 			nss = append(nss, ns)
 		}
 	}
-	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console"), Deliveries: logAPI})
+	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console"), Deliveries: logAPI,
+		BehindProxy: behindProxy})
 	if err != nil {
 		return err
 	}

@@ -24,20 +24,27 @@ package console
 //
 //   - every answer read, of the API server or of the read API, up to maxAnswer;
 //   - every page built up to maxPage (beyond, the page says so instead);
+//   - lists read a page at a time, each page's items trimmed to what is shown as it is read, and
+//     at most maxAnswers answers in all;
 //   - at most pageTurns pages built at once, sessionTurns of them for one session; a request
-//     waits pageWait for its turn, then gets 503. The turn is given back once the page is built,
-//     before it is sent, so a reader that takes a page slowly holds none.
+//     waits pageWait for its turn, then gets 503. Once built, a page holds its size of the
+//     sending budget (sendBudget) instead of its turn until it is sent, which must happen within
+//     sendGrace plus its size at sendRate: a reader that takes pages slowly holds neither a turn
+//     nor bytes for long.
 //
-// A page's worst case is then about two answers decoded and one page: some 3 × 8 MiB, three at
-// once.
+// In all, some 3 × (an answer being decoded and a page being built) plus sendBudget: under 100 MiB
+// at worst.
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hookline/hookline/internal/safetext"
 )
@@ -107,25 +114,32 @@ func (t *turns) take(r *http.Request, session string) (release func(), ok bool) 
 	return sync.OnceFunc(func() { <-t.all; mine() }), true
 }
 
-// turnWriter gives its request's turn back when the page starts to be sent: pages are built
-// whole before the first byte is written.
-type turnWriter struct {
-	http.ResponseWriter
-	release func()
+// turnKey carries a request's turn in its context, for write to give it back.
+type turnKey struct{}
+
+// withTurn returns r carrying release, its turn's release.
+func withTurn(r *http.Request, release func()) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), turnKey{}, release))
 }
 
-func (w *turnWriter) WriteHeader(code int) {
-	w.release()
-	w.ResponseWriter.WriteHeader(code)
+// giveTurnBack gives r's turn back, if it has one.
+func giveTurnBack(r *http.Request) {
+	if release, ok := r.Context().Value(turnKey{}).(func()); ok {
+		release()
+	}
 }
 
-func (w *turnWriter) Write(b []byte) (int, error) {
-	w.release()
-	return w.ResponseWriter.Write(b)
-}
+// sendWait is how long a built page waits for room in the sending budget; sendGrace and sendRate
+// make the deadline by which it must be sent (sendGrace plus its size at sendRate), so that a
+// reader that takes a page slowly holds its bytes for a bounded time.
+const (
+	sendGrace = 10 * time.Second
+	sendRate  = 1 << 20 // bytes a second
+)
 
-// Unwrap lets http.ResponseController reach the connection.
-func (w *turnWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// sendBudget bounds the bytes of the pages being sent at once: each is held in memory until the
+// reader has it.
+const sendBudget = 24 << 20
 
 // cappedAnswers is a RoundTripper whose answers' bodies end with errAnswerTooLarge past maxAnswer.
 type cappedAnswers struct{ next http.RoundTripper }
@@ -162,6 +176,37 @@ func (b *pageBuffer) Write(p []byte) (int, error) {
 		return 0, errPageTooLarge
 	}
 	return b.Buffer.Write(p)
+}
+
+// maxAnswers bounds the answers one list is read in.
+const maxAnswers = 20
+
+// readPages reads a list a page of limit items at a time into a fresh list from newList each, and
+// hands each page to take, which keeps what it needs of it (trimmed: tenants decide how large the
+// items are) and reports whether it has enough (stop) and whether it left items out (cut). A page
+// whose answer is larger than maxAnswer is read again in smaller pages, down to one item (an
+// object is at most the API server's 1.5 MiB), so one grown object does not make the list fail.
+// truncated says that the list holds more than was read: take had enough, or maxAnswers were read.
+func readPages[L client.ObjectList](ctx context.Context, c client.Client, newList func() L, limit int64, opts []client.ListOption,
+	take func(L) (stop, cut bool)) (truncated bool, err error) {
+	cont := ""
+	for range maxAnswers {
+		l := newList()
+		err := c.List(ctx, l, append(opts[:len(opts):len(opts)], client.Limit(limit), client.Continue(cont))...)
+		if errors.Is(err, errAnswerTooLarge) && limit > 1 {
+			limit = max(1, limit/10)
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		stop, cut := take(l)
+		cont = l.GetContinue()
+		if stop || cont == "" {
+			return cut || stop && cont != "", nil
+		}
+	}
+	return true, nil
 }
 
 // clip shortens s to maxShownText bytes, marking the cut.

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
@@ -57,6 +58,10 @@ type Config struct {
 	Log logr.Logger
 	// Deliveries is the dispatcher's read API, for the delivery log; nil leaves the log out.
 	Deliveries *LogAPI
+	// BehindProxy says that every request comes through a proxy that terminates TLS (an
+	// Ingress), which appends the address it took the request from to X-Forwarded-For: the
+	// header's last address is the client's, as far as the limits per client address go.
+	BehindProxy bool
 	// SignInsPerSecond and SignInBurst bound the sign-ins one client address starts (0: 5 a
 	// second, 60 at once).
 	SignInsPerSecond rate.Limit
@@ -71,8 +76,9 @@ type Server struct {
 	static   http.Handler
 	// cookie names: __Host- prefixed (Secure, Path=/, no Domain) unless InsecureCookies.
 	sessionCookie, signinCookie string
-	// turns bounds the pages built at once (bounds.go).
-	turns *turns
+	// turns bounds the pages built at once, sending the bytes of the pages being sent (bounds.go).
+	turns   *turns
+	sending *semaphore.Weighted
 	// signInLimits bounds, per client address, the tokens sent to the API server to sign in.
 	signInLimits *keyrate.Limiters
 }
@@ -103,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}, turns: newTurns(),
+	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}, turns: newTurns(), sending: semaphore.NewWeighted(sendBudget),
 		signInLimits: keyrate.New(cmp.Or(cfg.SignInsPerSecond, signInsPerSecond), cmp.Or(cfg.SignInBurst, signInBurst), time.Minute, 4096)}
 	for _, name := range pageNames {
 		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -233,8 +239,8 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *reqCtx)) htt
 			s.renderError(w, r, L, &sess, http.StatusServiceUnavailable, L.T("error.busy"))
 			return
 		}
-		defer release() // given back even if the handler panics
-		w = &turnWriter{ResponseWriter: w, release: release}
+		defer release() // given back even if the handler panics (once: write gives it back earlier)
+		r = withTurn(r, release)
 		uc, err := userClient(s.cfg.API, sess.Token)
 		if err != nil {
 			s.cfg.Log.Error(err, "Building the user's client", "user", sess.User)
@@ -257,6 +263,8 @@ func (s *Server) apiError(w http.ResponseWriter, r *http.Request, rc *reqCtx, er
 		s.renderError(w, r, rc.L, &rc.sess, http.StatusNotFound, rc.L.T("error.notFound"))
 	case apierrors.IsForbidden(err):
 		s.renderError(w, r, rc.L, &rc.sess, http.StatusForbidden, rc.L.T("error.forbidden", apiMessage(err)))
+	case errors.Is(err, errAnswerTooLarge):
+		s.renderError(w, r, rc.L, &rc.sess, http.StatusBadGateway, rc.L.T("error.api", errAnswerTooLarge.Error()))
 	case errors.As(err, &le) && le.body.Status >= 400 && le.body.Status < 500:
 		// The read API's own answer (a bad filter or cursor, an event past retention, too many
 		// requests): the user's to read, with its status.

@@ -306,25 +306,39 @@ func TestSignInsFromOneAddressAreBounded(t *testing.T) {
 	g := NewWithT(t)
 	s, _ := newTestServer(t, true)
 	h := s.Handler()
-	post := func(addr string) int {
+	post := func(addr, forwarded string) int {
 		form := url.Values{"token": {"guessed-token"}, "nonce": {"abc"}}
 		req := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(&http.Cookie{Name: s.signinCookie, Value: "abc"})
 		req.RemoteAddr = addr
+		if forwarded != "" {
+			req.Header.Set("X-Forwarded-For", forwarded)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		return rec.Code
 	}
 	reviewed := 0
 	for range signInBurst + 20 {
-		if post("192.0.2.7:40000") == http.StatusBadGateway { // the token went to the (unreachable) API server
+		if post("192.0.2.7:40000", "") == http.StatusBadGateway { // the token went to the (unreachable) API server
 			reviewed++
 		}
 	}
 	g.Expect(reviewed).To(BeNumerically("<=", signInBurst+1), "a refill of at most one during the loop")
-	g.Expect(post("192.0.2.7:40001")).To(Equal(http.StatusTooManyRequests))
-	g.Expect(post("198.51.100.9:40000")).To(Equal(http.StatusBadGateway), "another address is not held up")
+	g.Expect(post("192.0.2.7:40001", "")).To(Equal(http.StatusTooManyRequests))
+	g.Expect(post("198.51.100.9:40000", "")).To(Equal(http.StatusBadGateway), "another address is not held up")
+
+	// Behind a proxy every request comes from the proxy: the client is the address the proxy
+	// appended to X-Forwarded-For, whatever the client wrote before it.
+	proxied, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, BehindProxy: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	s, h = proxied, proxied.Handler()
+	for i := range signInBurst + 1 {
+		post("10.0.0.1:5000", fmt.Sprintf("198.51.100.%d, 203.0.113.5", i))
+	}
+	g.Expect(post("10.0.0.1:5000", "192.0.2.99, 203.0.113.5")).To(Equal(http.StatusTooManyRequests), "the flooding client")
+	g.Expect(post("10.0.0.1:5000", "203.0.113.6")).To(Equal(http.StatusBadGateway), "another client behind the same proxy")
 }
 
 // Every POST of a signed-in user must carry the session's CSRF token.

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func dict(kv ...any) map[string]any {
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	s.write(w, status, s.build(r, name, p))
+	s.write(w, r, status, s.build(r, name, p))
 }
 
 // built is a page built, or why not.
@@ -135,8 +136,9 @@ func (s *Server) build(r *http.Request, name string, p page) built {
 	return built{page: buf.Bytes()}
 }
 
-// write sends a page built for status code; a failed build (nil) is a 500.
-func (s *Server) write(w http.ResponseWriter, status int, b built) {
+// write sends a page built for status code; a failed build (nil) is a 500. The page holds its size
+// of the sending budget, instead of r's turn, until it is sent, within a deadline its size sets.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, b built) {
 	page := b.page
 	if b.status != 0 {
 		status = b.status
@@ -145,6 +147,17 @@ func (s *Server) write(w http.ResponseWriter, status int, b built) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), pageWait)
+	defer cancel()
+	n := int64(len(page))
+	if err := s.sending.Acquire(ctx, n); err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "the console is sending as many pages as it may at once; try again in a few seconds", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.sending.Release(n)
+	giveTurnBack(r)
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(sendGrace + time.Duration(n)*time.Second/sendRate))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(page)
@@ -211,7 +224,7 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		s.showSignin(w, r, L, http.StatusBadRequest, L.T("signin.badToken"))
 		return
 	}
-	if !s.signInLimits.Get(kubeauth.ClientAddress(r)).Allow() {
+	if !s.signInLimits.Get(s.clientAddress(r)).Allow() {
 		w.Header().Set("Retry-After", "1")
 		s.showSignin(w, r, L, http.StatusTooManyRequests, L.T("signin.tooMany"))
 		return
@@ -246,6 +259,22 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, s.cookie(s.signinCookie, "", -1))
 	http.SetCookie(w, s.cookie(s.sessionCookie, sess.ID, 0))
 	http.Redirect(w, r, "/webhooks", http.StatusSeeOther)
+}
+
+// clientAddress is the address r came from, as a limit's key (kubeauth.ClientAddress): behind a
+// proxy, the last address of X-Forwarded-For, the one the proxy appended (the ones before it are
+// the client's to write); the proxy's own when there is none.
+func (s *Server) clientAddress(r *http.Request) string {
+	if s.cfg.BehindProxy {
+		if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
+			last := fwd[len(fwd)-1]
+			last = strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
+			if a, err := netip.ParseAddr(last); err == nil {
+				return kubeauth.AddressKey(a)
+			}
+		}
+	}
+	return kubeauth.ClientAddress(r)
 }
 
 func (s *Server) signout(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
@@ -286,12 +315,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	candidates := candidateNamespaces(rc.sess.User, s.cfg.Namespaces, rc.sess.Namespaces)
-	items, denied, clusterWide, truncated, err := visibleWebhooks(ctx, rc.client, candidates)
+	q := r.URL.Query()
+	items, denied, clusterWide, truncated, err := visibleWebhooks(ctx, rc.client, candidates, q.Get("namespace"))
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	q := r.URL.Query()
 	d := listData{Query: strings.TrimSpace(q.Get("q")), State: q.Get("state"), Namespace: q.Get("namespace"),
 		Denied: denied, ClusterWide: clusterWide, Truncated: truncated, Total: len(items), DefaultNamespace: serviceAccountNamespace(rc.sess.User)}
 	// The notices come from the console's own redirects, but anyone can link to them: only a
@@ -496,10 +525,12 @@ type detailData struct {
 	WH            *hooklinev1.Webhook
 	Events        []corev1.Event
 	EventsAllowed bool
-	Done          string
-	Reactivation  string
-	Log           logData
-	Chart         chartData
+	// MoreEvents says that there are more Events than the page shows (or reads).
+	MoreEvents   bool
+	Done         string
+	Reactivation string
+	Log          logData
+	Chart        chartData
 	// TestEvents are the choices of "Send a test notification".
 	TestEvents []string
 	// Replays of the webhook, newest first; ReplaysAllowed is false when RBAC forbids listing them.
@@ -514,12 +545,12 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
-	events, allowed, err := webhookEvents(ctx, rc.client, wh)
+	events, allowed, more, err := webhookEvents(ctx, rc.client, wh)
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation], TestEvents: testEvents(wh)}
+	d := detailData{WH: wh, Events: events, EventsAllowed: allowed, MoreEvents: more, Reactivation: wh.Annotations[hooklinev1.ReactivateAnnotation], TestEvents: testEvents(wh)}
 	if d.Log, err = s.deliveryLog(ctx, r, rc, wh.Namespace, wh.Name); err != nil {
 		s.apiError(w, r, rc, err)
 		return

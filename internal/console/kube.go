@@ -108,38 +108,48 @@ func serviceAccountNamespace(user string) string {
 // exactly.
 //
 // The lists are read in pages (each answer at most maxAnswer), and at most maxListed webhooks in
-// all: truncated says that there were more.
-func visibleWebhooks(ctx context.Context, c client.Client, candidates []string) (items []hooklinev1.Webhook, denied []string, clusterWide, truncated bool, err error) {
-	items, truncated, err = listWebhooks(ctx, c, nil)
-	switch {
-	case err == nil:
-		clusterWide = true
-	case apierrors.IsForbidden(err):
-		items = nil
-		for _, ns := range candidates {
-			got, more, err := listWebhooks(ctx, c, items, client.InNamespace(ns))
-			if err != nil {
-				if apierrors.IsForbidden(err) {
-					denied = append(denied, ns)
-					continue
-				}
-				return nil, nil, false, false, err
-			}
-			if items = got; more {
-				truncated = true
-				break
-			}
+// all: truncated says that there were more. only, when set, is the one namespace listed (the
+// page's filter, asked of the API server: a cluster's first maxListed webhooks may not hold it).
+func visibleWebhooks(ctx context.Context, c client.Client, candidates []string, only string) (items []hooklinev1.Webhook, denied []string, clusterWide, truncated bool, err error) {
+	if only != "" {
+		candidates = []string{only}
+	} else {
+		items, truncated, err = listWebhooks(ctx, c, nil)
+		switch {
+		case err == nil:
+			sortWebhooks(items)
+			return items, nil, true, truncated, nil
+		case !apierrors.IsForbidden(err):
+			return nil, nil, false, false, err
 		}
-	default:
-		return nil, nil, false, false, err
+		items, truncated = nil, false
 	}
+	for _, ns := range candidates {
+		got, more, err := listWebhooks(ctx, c, items, client.InNamespace(ns))
+		if err != nil {
+			if apierrors.IsForbidden(err) {
+				denied = append(denied, ns)
+				continue
+			}
+			return nil, nil, false, false, err
+		}
+		if items = got; more {
+			truncated = true
+			break
+		}
+	}
+	sortWebhooks(items)
+	return items, denied, false, truncated, nil
+}
+
+// sortWebhooks orders items by namespace, then name.
+func sortWebhooks(items []hooklinev1.Webhook) {
 	sort.Slice(items, func(i, j int) bool {
 		if items[i].Namespace != items[j].Namespace {
 			return items[i].Namespace < items[j].Namespace
 		}
 		return items[i].Name < items[j].Name
 	})
-	return items, denied, clusterWide, truncated, nil
 }
 
 // maxListed bounds the webhooks the list page reads; listPage is how many one answer brings.
@@ -148,27 +158,33 @@ const (
 	listPage  = 500
 )
 
-// listWebhooks appends the webhooks opts select to items, a page at a time, up to maxListed in
-// all; more says that there were more.
+// listWebhooks appends the webhooks opts select to items, up to maxListed in all, each trimmed to
+// what the list page shows; more says that there were more.
 func listWebhooks(ctx context.Context, c client.Client, items []hooklinev1.Webhook, opts ...client.ListOption) (_ []hooklinev1.Webhook, more bool, err error) {
-	cont := ""
-	for {
-		var l hooklinev1.WebhookList
-		if err := c.List(ctx, &l, append(opts, client.Limit(listPage), client.Continue(cont))...); err != nil {
-			return items, false, err
-		}
-		room := maxListed - len(items)
-		if len(l.Items) > room {
-			return append(items, l.Items[:room]...), true, nil
-		}
-		items = append(items, l.Items...)
-		if cont = l.Continue; cont == "" {
-			return items, false, nil
-		}
-		if len(items) == maxListed {
-			return items, true, nil
-		}
+	more, err = readPages(ctx, c, func() *hooklinev1.WebhookList { return &hooklinev1.WebhookList{} }, listPage, opts,
+		func(l *hooklinev1.WebhookList) (stop, cut bool) {
+			for i := range l.Items {
+				if len(items) == maxListed {
+					return true, true
+				}
+				items = append(items, listed(&l.Items[i]))
+			}
+			return len(items) == maxListed, false
+		})
+	return items, more, err
+}
+
+// listed is wh as the list page keeps it: without what it does not show (labels, annotations and
+// managedFields a tenant may grow, the conditions' messages).
+func listed(wh *hooklinev1.Webhook) hooklinev1.Webhook {
+	out := hooklinev1.Webhook{TypeMeta: wh.TypeMeta, Spec: wh.Spec, Status: wh.Status}
+	out.Namespace, out.Name, out.UID, out.CreationTimestamp = wh.Namespace, wh.Name, wh.UID, wh.CreationTimestamp
+	out.Status.Conditions = nil
+	for _, c := range wh.Status.Conditions {
+		c.Message = ""
+		out.Status.Conditions = append(out.Status.Conditions, c)
 	}
+	return out
 }
 
 // candidateNamespaces merges the namespaces worth trying, without duplicates, in a stable order.
@@ -202,17 +218,38 @@ func getWebhook(ctx context.Context, c client.Client, ns, name string) (*hooklin
 	return &wh, nil
 }
 
-// webhookEvents lists the Kubernetes Events about wh, newest first; forbidden is reported as
-// allowed=false rather than an error (a user may see webhooks but not Events).
-func webhookEvents(ctx context.Context, c client.Client, wh *hooklinev1.Webhook) (events []corev1.Event, allowed bool, err error) {
-	var l corev1.EventList
-	err = c.List(ctx, &l, client.InNamespace(wh.Namespace), client.MatchingFields{"involvedObject.uid": string(wh.UID)})
+// webhookEvents lists the Kubernetes Events about wh, newest first, at most maxEventsShown of
+// them (more says there were more); forbidden is reported as allowed=false rather than an error (a
+// user may see webhooks but not Events). Events created through core/v1 carry text of any length:
+// each is kept trimmed as it is read.
+func webhookEvents(ctx context.Context, c client.Client, wh *hooklinev1.Webhook) (events []corev1.Event, allowed, more bool, err error) {
+	read, err := readPages(ctx, c, func() *corev1.EventList { return &corev1.EventList{} }, eventsPage,
+		[]client.ListOption{client.InNamespace(wh.Namespace), client.MatchingFields{"involvedObject.uid": string(wh.UID)}},
+		func(l *corev1.EventList) (stop, cut bool) {
+			for i := range l.Items {
+				e := &l.Items[i]
+				e.ManagedFields, e.Labels, e.Annotations = nil, nil, nil
+				e.Message, e.Reason, e.Type = clip(e.Message), clip(e.Reason), clip(e.Type)
+				events = append(events, *e)
+			}
+			return false, false
+		})
 	if apierrors.IsForbidden(err) {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("listing events: %w", err)
+		return nil, false, false, fmt.Errorf("listing events: %w", err)
 	}
-	sort.Slice(l.Items, func(i, j int) bool { return eventTime(&l.Items[i]).After(eventTime(&l.Items[j])) })
-	return l.Items, true, nil
+	sort.Slice(events, func(i, j int) bool { return eventTime(&events[i]).After(eventTime(&events[j])) })
+	if len(events) > maxEventsShown {
+		events, read = events[:maxEventsShown], true
+	}
+	return events, true, read, nil
 }
+
+// eventsPage is how many Events one answer brings, and maxEventsShown how many the page shows
+// (the newest): the API server keeps Events an hour, and the recorder counts repeats in one.
+const (
+	eventsPage     = 250
+	maxEventsShown = 100
+)

@@ -161,13 +161,12 @@ func (s *Server) payload(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	if !ok {
 		return
 	}
-	// Built whole, then sent: the request's turn (bounds.go) is given back at the first byte.
 	page, err := s.buildPayload(r, rc, ns, name, id)
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	s.write(w, http.StatusOK, page)
+	s.write(w, r, http.StatusOK, page)
 }
 
 // buildPayload reads a notification's body and renders its page.

@@ -206,8 +206,12 @@ func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	s.render(w, r, http.StatusOK, "replay", p)
 }
 
-// maxReplaysShown bounds the replays listed on a webhook's page (newest first).
-const maxReplaysShown = 20
+// maxReplaysShown bounds the replays listed on a webhook's page (newest first); replaysPage is how
+// many one answer brings.
+const (
+	maxReplaysShown = 20
+	replaysPage     = 250
+)
 
 // replayRow is one replay on its webhook's page.
 type replayRow struct {
@@ -221,7 +225,20 @@ type replayRow struct {
 // namespace's other replays. allowed is false when RBAC does not let the user list replays.
 func webhookReplays(ctx context.Context, c client.Client, ns, name string) (rows []replayRow, allowed bool, err error) {
 	var list hooklinev1.WebhookReplayList
-	err = c.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"spec.webhookName": name})
+	_, err = readPages(ctx, c, func() *hooklinev1.WebhookReplayList { return &hooklinev1.WebhookReplayList{} }, replaysPage,
+		[]client.ListOption{client.InNamespace(ns), client.MatchingFields{"spec.webhookName": name}},
+		func(l *hooklinev1.WebhookReplayList) (stop, cut bool) {
+			for i := range l.Items {
+				rp := &l.Items[i]
+				// Kept as the page shows it: a tenant may grow a replay to the API server's limit.
+				rp.ManagedFields, rp.Labels, rp.Annotations, rp.Status.Unavailable = nil, nil, nil, nil
+				for j := range rp.Status.Conditions {
+					rp.Status.Conditions[j].Message = clip(rp.Status.Conditions[j].Message)
+				}
+				list.Items = append(list.Items, *rp)
+			}
+			return false, false
+		})
 	if apierrors.IsForbidden(err) {
 		return nil, false, nil
 	}

@@ -113,10 +113,15 @@ func ClientAddress(r *http.Request) string {
 	if err != nil {
 		return r.RemoteAddr
 	}
-	if a := ap.Addr().Unmap(); a.Is6() {
+	return AddressKey(ap.Addr())
+}
+
+// AddressKey is a's key as ClientAddress makes it.
+func AddressKey(a netip.Addr) string {
+	if a = a.Unmap(); a.Is6() {
 		return netip.PrefixFrom(a, 64).Masked().String()
 	}
-	return ap.Addr().Unmap().String()
+	return a.String()
 }
 
 // BearerToken returns the token of r's "Authorization: Bearer" header.
