@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/safetext"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -45,16 +46,34 @@ var (
 const VerifyAtAnnotation = "hookline.io/verify-at"
 
 // Transform trims Webhooks, WebhookReplays and objects watched as metadata (namespaces, whose
-// labels bind them to an account): managedFields, finalizers and ownerReferences go, and every
-// label and annotation but Labels and Annotations. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
+// labels bind them to an account): managedFields, finalizers and ownerReferences go, every
+// label and annotation but Labels and Annotations, and of conditions' messages all but MaxMessage
+// bytes. An annotation value is kept as hooklinev1.ReactivationToken keeps it (256
 // bytes at most; a longer one by its digest), which is all any reader of it compares. Other
 // objects pass unchanged. It is a cache.TransformFunc for controller-runtime's cache.Options.
 func Transform(obj any) (any, error) {
 	switch o := obj.(type) {
-	case *hooklinev1.Webhook, *hooklinev1.WebhookReplay, *metav1.PartialObjectMetadata:
-		trim(o.(metav1.Object))
+	case *hooklinev1.Webhook:
+		trim(o)
+		clipMessages(o.Status.Conditions)
+	case *hooklinev1.WebhookReplay:
+		trim(o)
+		clipMessages(o.Status.Conditions)
+	case *metav1.PartialObjectMetadata:
+		trim(o)
 	}
 	return obj, nil
+}
+
+// MaxMessage bounds a condition's message as cached: far beyond any hookline writes (a receiver's
+// text is clipped to 256 bytes in them), far below the 32 KiB the API server accepts from whoever
+// may write the status (a tenant).
+const MaxMessage = 4 << 10
+
+func clipMessages(cs []metav1.Condition) {
+	for i := range cs {
+		cs[i].Message = safetext.Clip(cs[i].Message, MaxMessage)
+	}
 }
 
 var _ cache.TransformFunc = Transform
