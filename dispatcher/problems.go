@@ -45,9 +45,10 @@ type ProblemSender interface {
 	Enqueue(notify.Problem) bool
 }
 
-// errMailQueueFull is check's error when the e-mail could not be queued: it is tried again at the
-// next retry, and not recorded as mailed meanwhile.
-var errMailQueueFull = errors.New("the problem e-mail queue is full")
+// errMailQueueFull is check's error when the e-mail could not be queued (the queue is full, or the
+// e-mails of all namespaces reached the overall limit): it is tried again at the next retry, and
+// not recorded as mailed meanwhile.
+var errMailQueueFull = errors.New("the problem e-mail could not be queued now")
 
 // ProblemMailer e-mails a webhook's problemNotificationEmails about its delivery problems: once per
 // failing streak that has lasted After, and once when the webhook is auto-disabled. It is a runnable
@@ -120,7 +121,7 @@ func (p *ProblemMailer) Start(ctx context.Context) error {
 		for uid := range marked {
 			if err := p.check(ctx, uid); err != nil && ctx.Err() == nil {
 				if errors.Is(err, errMailQueueFull) {
-					p.Log.Info("Problem e-mail queue full; trying again shortly", "uid", uid)
+					p.Log.V(1).Info("Problem e-mail not queued (queue full, or the overall limit reached); trying again shortly", "uid", uid)
 				} else {
 					p.Log.Error(err, "Recording a problem e-mail; checking again shortly", "uid", uid)
 				}

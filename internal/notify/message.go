@@ -98,7 +98,14 @@ func messageID(from *mail.Address, now time.Time) (string, error) {
 	return fmt.Sprintf("<%s.%s@%s>", now.UTC().Format("20060102T150405Z"), hex.EncodeToString(r[:]), domain), nil
 }
 
-func body(p Problem, ns, name string, now time.Time) string {
+func body(p Problem, ns, rawName string, now time.Time) string {
+	// A Webhook's name may be dotted ("www.login-acme.example"): shown inert, as the endpoint, and
+	// in the commands as NAME, explained, rather than as a link of the tenant's choosing.
+	name := dotted.ReplaceAllStringFunc(rawName, func(m string) string { return strings.ReplaceAll(m, ".", "[.]") })
+	qns, qname := shellQuote(ns), shellQuote(rawName)
+	if name != rawName {
+		qname = "NAME"
+	}
 	var b strings.Builder
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	field := func(label, value string) { fmt.Fprintf(&b, "%-22s %s\n", label+":", value) }
@@ -127,7 +134,7 @@ func body(p Problem, ns, name string, now time.Time) string {
 		field("Account", clean(truncate(p.AccountID, 256)))
 	}
 	if p.URL != "" {
-		field("Endpoint", inert(redactURL(p.URL), p.URL))
+		field("Endpoint", inertText(redactURL(p.URL), p.URL))
 	}
 	field("Failing since", since)
 	field("Consecutive failures", fmt.Sprint(p.ConsecutiveFailures))
@@ -140,7 +147,6 @@ func body(p Problem, ns, name string, now time.Time) string {
 	line("1. Make the endpoint answer hookline's POSTs with a 2xx status within the")
 	line("   delivery timeout (check its availability, TLS certificate and any firewall")
 	line("   in between).")
-	qns, qname := shellQuote(ns), shellQuote(name)
 	if p.Kind == AutoDisabled {
 		line("2. Reactivate the webhook; hookline verifies the endpoint again first:")
 		line("     kubectl annotate webhook %s -n %s %s=$(date +%%s) --overwrite", qname, qns, hooklinev1.ReactivateAnnotation)
@@ -155,10 +161,13 @@ func body(p Problem, ns, name string, now time.Time) string {
 	line("")
 	line("Status: kubectl get webhook %s -n %s -o yaml", qname, qns)
 	line("    or: hookline status -n %s %s", qns, qname)
+	if qname == "NAME" {
+		line("where NAME is the Webhook's name above, each [.] written for a dot.")
+	}
 	line("")
 	line("You receive this because your address is in spec.problemNotificationEmails")
-	line("of this Webhook; remove it there to stop these messages. The endpoint is")
-	line("written with [.] and hxxp so that it is no link: hookline sends no links.")
+	line("of this Webhook; remove it there to stop these messages. Names are written")
+	line("with [.] and hxxp so that they are no links: hookline sends no links.")
 	return b.String()
 }
 

@@ -308,8 +308,9 @@ func (n *Notifier) Start(ctx context.Context) error {
 
 // Enqueue hands p to the worker without waiting. A problem that would be suppressed is counted so
 // at once; when the queue is full, p is dropped, counted and logged. It reports whether p was
-// dealt with (queued, or held back by a rate limit): false means that it is for the caller to
-// try again, as a full queue may be another namespace's burst, not a reason to lose this e-mail.
+// dealt with (queued, or held back by its webhook's or namespace's rate limit): false means that
+// it is for the caller to try again, as a full queue, or the overall limit reached, may be other
+// namespaces' doing, not a reason to lose this e-mail (an auto-disable's is sent once).
 func (n *Notifier) Enqueue(p Problem) bool {
 	if !p.Kind.valid() {
 		n.log.Error(nil, "Unknown problem kind; not enqueued", "kind", p.Kind, "webhook", p.Namespace+"/"+p.Name)
@@ -318,7 +319,7 @@ func (n *Notifier) Enqueue(p Problem) bool {
 	if limit := n.suppressed(p); limit != "" {
 		n.metrics.count(p.Kind, OutcomeSuppressed)
 		n.log.V(1).Info("Problem e-mail suppressed by a rate limit", "webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind, "limit", limit)
-		return true
+		return limit != limitTotal
 	}
 	p.To = slices.Clone(p.To) // the caller may hand us a slice of a cached object
 	select {

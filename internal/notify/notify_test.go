@@ -467,6 +467,27 @@ func TestReceiverTextInTheErrorIsNoLink(t *testing.T) {
 	}
 }
 
+// A tenant names its Webhook, or the path of its endpoint, like a host ("www.login-acme.example"):
+// neither becomes a link in the e-mail, and the commands name the Webhook as NAME, explained.
+func TestDottedNamesInTheEmailAreNoLinks(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServer(t, serverOpts{})
+	f := newNotifier(t, notify.Config{Address: srv.Addr})
+	p := problem(notify.AutoDisabled)
+	p.Name = "www.login-acme.example"
+	p.URL = "https://hooks.example.com/www.evil.example/login"
+	g.Expect(f.n.Notify(context.Background(), p)).To(Succeed())
+	got := srv.received()
+	g.Expect(got).To(HaveLen(1))
+	m := parse(t, got[0].Data)
+	for _, linkable := range []string{"www.login-acme.example", "login-acme.example", "www.evil.example", "hooks.example.com", "https://"} {
+		g.Expect(m.Body).NotTo(ContainSubstring(linkable))
+	}
+	g.Expect(m.Body).To(ContainSubstring("www[.]login-acme[.]example"))
+	g.Expect(m.Body).To(ContainSubstring("hookline reactivate -n demo NAME --wait"))
+	g.Expect(m.Body).To(ContainSubstring("where NAME is the Webhook's name above"))
+}
+
 // closedAddress is a 127.0.0.1 port nobody listens on.
 func closedAddress(t *testing.T) string {
 	t.Helper()

@@ -105,6 +105,31 @@ func TestRateLimitsSurviveRecreationAndCoverNamespaces(t *testing.T) {
 	g.Expect(srv.received()).To(HaveLen(6))
 }
 
+// Other namespaces' e-mails fill the overall limit (a tenant with ten namespaces of failing
+// receivers can): a victim's auto-disable e-mail is then not lost but left for its caller to try
+// again, and queued once the window has room; what a webhook's or namespace's own limit holds back
+// is dealt with (suppressed).
+func TestTheOverallLimitDelaysAnotherNamespacesEmailInsteadOfLosingIt(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServer(t, serverOpts{})
+	f := newNotifier(t, notify.Config{Address: srv.Addr, MinInterval: time.Hour, NamespaceLimit: 3, TotalLimit: 4})
+	ctx := context.Background()
+	for i := range 4 {
+		q := problem(notify.SustainedFailure)
+		q.Namespace = fmt.Sprintf("flood-%d", i)
+		g.Expect(f.n.Notify(ctx, q)).To(Succeed())
+	}
+	victim := problem(notify.AutoDisabled)
+	victim.Namespace = "victim"
+	g.Expect(f.n.Enqueue(victim)).To(BeFalse(), "held back by other namespaces: for the caller to try again")
+	again := problem(notify.SustainedFailure)
+	again.Namespace = "flood-0"
+	g.Expect(f.n.Enqueue(again)).To(BeTrue(), "held back by its own webhook's interval: dealt with")
+
+	f.clock.Step(notify.RateWindow)
+	g.Expect(f.n.Enqueue(victim)).To(BeTrue(), "the window has room again")
+}
+
 func TestAllowedDomainsFlag(t *testing.T) {
 	g := NewWithT(t)
 	var a notify.AllowedDomains
