@@ -340,6 +340,24 @@ func TestEmitRejectedEvents(t *testing.T) {
 	}))
 }
 
+// An events file's ids are its author's to choose: one carrying terminal control sequences (an
+// OSC 52 that writes the clipboard) is printed escaped, as every other text the CLI shows.
+func TestEmitPrintsEventIDsEscaped(t *testing.T) {
+	g := NewWithT(t)
+	srv := newFakeIngest(t)
+	file := writeFile(t, t.TempDir(), "e.ndjson", strings.Join([]string{
+		strings.NewReplacer("ESC", `\u001b`, "BEL", `\u0007`).Replace(miniEvent("ok-ESC]52;c;cm0gLXJmIH4=BEL", "AGREEMENT_CREATED", "acc-1")),
+		strings.NewReplacer("ESC", `\u001b`).Replace(miniEvent("bad-ESC[2J", "BOGUS", "acc-1")),
+	}, "\n"))
+	r := run("emit", "--url", srv.URL, "--token", goodToken, "--new-ids=false", file)
+	g.Expect(r.stdout).NotTo(ContainSubstring("\x1b"))
+	g.Expect(r.stdout).NotTo(ContainSubstring("\a"))
+	g.Expect(lines(r.stdout)).To(Equal([]string{
+		`accepted "ok-\x1b]52;c;cm0gLXJmIH4=\a" (2 notifications)`,
+		`rejected "bad-\x1b[2J": 400 INVALID_EVENT: unknown event "BOGUS"`,
+	}))
+}
+
 func TestEmitForbiddenAccount(t *testing.T) {
 	g := NewWithT(t)
 	srv := newFakeIngest(t)

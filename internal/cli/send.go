@@ -180,7 +180,7 @@ func displayID(id string) string {
 	if id == "" {
 		return "(no id)"
 	}
-	return id
+	return terminalSafe(id) // the events file's to choose, and read back from it
 }
 
 // send posts one event, retrying a 503 (storage unavailable) a few times with doubling delays,
@@ -327,16 +327,16 @@ func (e *emitter) report(out outcome) {
 		fmt.Fprintf(w, "duplicate %s\n", id)
 	case outcomeRejected:
 		e.rejected.Add(1)
-		fmt.Fprintf(w, "rejected %s: %d %s: %s\n", id, out.status, out.code, out.message)
+		fmt.Fprintf(w, "rejected %s: %d %s: %s\n", id, out.status, terminalSafe(out.code), terminalSafe(out.message))
 		if out.status == http.StatusForbidden {
 			e.explainForbidden(out)
 		}
 	default:
 		e.failed.Add(1)
 		if out.status != 0 {
-			fmt.Fprintf(w, "failed %s: %d %s: %s\n", id, out.status, out.code, out.message)
+			fmt.Fprintf(w, "failed %s: %d %s: %s\n", id, out.status, terminalSafe(out.code), terminalSafe(out.message))
 		} else {
-			fmt.Fprintf(w, "failed %s: %s\n", id, out.message)
+			fmt.Fprintf(w, "failed %s: %s\n", id, terminalSafe(out.message))
 		}
 	}
 }
