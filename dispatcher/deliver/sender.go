@@ -104,7 +104,7 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 	return &http.Transport{
 		// No proxy: the guard checks the address dialed, which must be the receiver's.
 		Proxy:               nil,
-		DialContext:         s.conns.dialer(s.guard.Dialer(&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second}).DialContext),
+		DialContext:         s.conns.dialer(s.guard.DialContext(&net.Dialer{Timeout: s.timeout, KeepAlive: 30 * time.Second})),
 		TLSClientConfig:     tlsCfg,
 		TLSHandshakeTimeout: s.timeout,
 		// Many webhooks often share one receiver host (one service, one path per customer): keep

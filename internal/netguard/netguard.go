@@ -468,6 +468,37 @@ func (g *Guard) Dialer(d *net.Dialer) *net.Dialer {
 	return &out
 }
 
+// DialContext is g.Dialer(d)'s DialContext, looking every host name up as an absolute name. A pod's
+// resolver tries its search domains first for a name with fewer dots than its ndots (5 in
+// Kubernetes): hooks.example.com was looked up as hooks.example.com.svc.cluster.local before
+// itself, which is the pod named "hooks" behind the headless Service "example" of a namespace
+// named "com" — whoever may create such a Service in a namespace named like a top-level domain
+// answered for every receiver of that shape. A receiver's URL names a host on the internet; one in
+// the cluster needs its full name (receiver.team-a.svc.cluster.local), and a dotted name in the
+// pod's hosts file (hostAliases) is not found.
+func (g *Guard) DialContext(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
+	dial := g.Dialer(d).DialContext
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		return dial(ctx, network, Absolute(address))
+	}
+}
+
+// Absolute returns address (host:port) with its host name made absolute (a trailing dot) when it
+// has a dot; an IP address, a name absolute already, or a single label ("localhost", a name of the
+// pod's hosts file, which Go's resolver consults only for relative names) is returned as it is.
+// (A single label is searched for only in the pod's own namespace first, and then as a namespace
+// of that name without a Service: nothing a tenant controls.)
+func Absolute(address string) string {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil || !strings.Contains(strings.TrimSuffix(host, "."), ".") || strings.HasSuffix(host, ".") {
+		return address
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return address
+	}
+	return net.JoinHostPort(host+".", port)
+}
+
 // ParseCIDRs parses a comma-separated list of CIDRs; a bare IP stands for that one address.
 // Prefixes must be network addresses (10.0.0.0/8, not 10.1.2.3/8), so that a typo cannot
 // silently open or close a wider range than meant.

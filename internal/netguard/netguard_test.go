@@ -435,3 +435,40 @@ func startDNS(t *testing.T, answers ...netip.Addr) *net.Resolver {
 		},
 	}
 }
+
+// A receiver's host name is looked up as an absolute name, never through the pod's search domains
+// (hooks.example.com was looked up as hooks.example.com.svc.cluster.local first, a pod of a
+// namespace named "com"); IP addresses and absolute names pass unchanged, and a name from the hosts
+// file still connects.
+func TestHostNamesAreLookedUpAbsolute(t *testing.T) {
+	for in, want := range map[string]string{
+		"hooks.example.com:443":  "hooks.example.com.:443",
+		"hooks.example.com.:443": "hooks.example.com.:443",
+		"receiver:8443":          "receiver:8443",
+		"receiver.team-a.svc:80": "receiver.team-a.svc.:80",
+		"10.0.0.5:443":           "10.0.0.5:443",
+		"[2001:db8::1]:443":      "[2001:db8::1]:443",
+		"not-an-address":         "not-an-address",
+	} {
+		if got := Absolute(in); got != want {
+			t.Errorf("Absolute(%q) = %q, want %q", in, got, want)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			_ = c.Close()
+		}
+	}()
+	g := New(Policy{Allowed: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	c, err := g.DialContext(&net.Dialer{Timeout: 5 * time.Second})(context.Background(), "tcp4", net.JoinHostPort("localhost", port))
+	if err != nil {
+		t.Fatalf("localhost from the hosts file: %v", err)
+	}
+	_ = c.Close()
+}

@@ -192,7 +192,7 @@ func (v *Verifier) transport(cert *tls.Certificate) *http.Transport {
 	}
 	return &http.Transport{
 		Proxy:                  nil, // never route verification through an ambient proxy
-		DialContext:            v.cfg.Guard.Dialer(&net.Dialer{Timeout: v.cfg.Timeout}).DialContext,
+		DialContext:            v.cfg.Guard.DialContext(&net.Dialer{Timeout: v.cfg.Timeout}),
 		TLSClientConfig:        tlsCfg,
 		TLSHandshakeTimeout:    v.cfg.Timeout,
 		DisableKeepAlives:      true,
