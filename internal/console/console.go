@@ -199,6 +199,9 @@ type reqCtx struct {
 	client client.Client
 }
 
+// autoReload is the query parameter of a page's own reloads (layout.html's meta refresh).
+const autoReload = "auto"
+
 // maxFormBytes bounds a POST body: the largest form (a webhook with 100 events) is a few KiB.
 const maxFormBytes = 64 << 10
 
@@ -211,7 +214,11 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *reqCtx)) htt
 		c, err := r.Cookie(s.sessionCookie)
 		var sess Session
 		ok := false
-		if err == nil {
+		switch {
+		case err != nil:
+		case r.Method == http.MethodGet && r.URL.Query().Get(autoReload) == "1":
+			sess, ok = s.sessions.Peek(c.Value) // the page reloading itself: not the user's doing
+		default:
 			sess, ok = s.sessions.Get(c.Value)
 		}
 		if !ok {

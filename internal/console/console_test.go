@@ -94,6 +94,39 @@ func TestSessionsExpireWhenIdleAndAfterEightHours(t *testing.T) {
 	g.Expect(ok).To(BeFalse())
 }
 
+// A page that reloads itself (a running replay's, whose status a tenant can keep "running" for
+// ever) does not keep its session alive: a tab left open on it signs out after the idle timeout,
+// as any other. Its reloads ask with ?auto=1, which does not count as use.
+func TestAPageReloadingItselfDoesNotKeepItsSessionAlive(t *testing.T) {
+	g := NewWithT(t)
+	s, clk := newTestServer(t, true)
+	h := s.Handler()
+	a, _ := s.Sessions().Create("token-a", "alice")
+	open := func(path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: a.ID})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	signedOut := func(rec *httptest.ResponseRecorder) bool {
+		return rec.Code == http.StatusSeeOther && rec.Header().Get("Location") == "/signin"
+	}
+	const page = "/webhooks/team-a/hook/replays/again"
+	for range 20 { // reloads every 2 s for 20 minutes
+		clk.t = clk.t.Add(time.Minute)
+		g.Expect(signedOut(open(page + "?auto=1"))).To(BeFalse())
+	}
+	clk.t = clk.t.Add(IdleTimeout - 19*time.Minute)
+	g.Expect(signedOut(open(page+"?auto=1"))).To(BeTrue(), "30 minutes after the user's last request")
+
+	a, _ = s.Sessions().Create("token-b", "bob")
+	for range 40 { // the user's own requests keep it alive
+		clk.t = clk.t.Add(time.Minute)
+		g.Expect(signedOut(open(page))).To(BeFalse())
+	}
+}
+
 func TestSessionIDsAreUnique(t *testing.T) {
 	st := NewSessionStore(nil)
 	seen := map[string]bool{}

@@ -221,7 +221,7 @@ func TestARunningReplaysPageReloadsItself(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/a/w/replays/r", nil), http.StatusOK, "replay", p)
-		if got := strings.Contains(rec.Body.String(), `<meta http-equiv="refresh" content="2">`); got != running {
+		if got := strings.Contains(rec.Body.String(), `<meta http-equiv="refresh" content="2;url=?auto=1">`); got != running {
 			t.Errorf("running=%v: meta refresh %v: %s", running, got, rec.Body.String())
 		}
 	}

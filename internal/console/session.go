@@ -196,7 +196,13 @@ func (s *SessionStore) evictOldestLocked(limit int, match func(*Session) bool) {
 
 // Get returns a copy of the live session with this id and marks it used; an expired session is
 // removed and reported as absent.
-func (s *SessionStore) Get(id string) (Session, bool) {
+func (s *SessionStore) Get(id string) (Session, bool) { return s.get(id, true) }
+
+// Peek is Get without marking the session used: for what a page does on its own (its reloads), so
+// that a tab left open does not keep its session alive past the idle timeout.
+func (s *SessionStore) Peek(id string) (Session, bool) { return s.get(id, false) }
+
+func (s *SessionStore) get(id string, use bool) (Session, bool) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -208,7 +214,9 @@ func (s *SessionStore) Get(id string) (Session, bool) {
 		delete(s.m, id)
 		return Session{}, false
 	}
-	sess.LastSeen = now
+	if use {
+		sess.LastSeen = now
+	}
 	c := *sess
 	c.Namespaces = append([]string(nil), sess.Namespaces...)
 	return c, true
