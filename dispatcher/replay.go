@@ -727,8 +727,10 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	if rd.err != nil {
 		return queueResult{}, false, rd.err
 	}
-	if !rd.sel.selecting {
-		// A count's answer (the replay was Delivering when it was asked): select afresh.
+	if !rd.sel.selecting || rd.uid != uid {
+		// A count's answer (the replay was Delivering when it was asked), or one for another
+		// Webhook of the name (deleted and created again, its uid written into the status by
+		// hand): select afresh, from this Webhook's log.
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
 		return queueResult{heldUntil: held}, true, err
 	}
