@@ -137,6 +137,28 @@ func TestEnvelopeEventIsPassedThroughByteForByte(t *testing.T) {
 	s.mustPost(t, raw)
 	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
 	g.Expect(rc.got()[0].Body).To(Equal(samples.SeedEnvelopeNotification()))
+
+	// Delivered as it came, an envelope notification may not speak for hookline: a producer's
+	// accountId (another account's), webhookNotificationId or a key given twice is refused by the
+	// running dispatcher, and nothing more is delivered.
+	for name, edit := range map[string]func(string) string{
+		"another account": func(b string) string {
+			return strings.Replace(b, `"notification": {`, `"notification": {"accountId": "acc-victim", `, 1)
+		},
+		"a chosen notification id": func(b string) string {
+			return strings.Replace(b, `"notification": {`, `"notification": {"WebhookNotificationId": "dedupe-me", `, 1)
+		},
+		"a key twice": func(b string) string {
+			return strings.Replace(b, `"notification": {`, `"notification": {"Data": {}, `, 1)
+		},
+	} {
+		forged := strings.Replace(edit(string(raw)), `"id": "`, `"id": "forged-`, 1)
+		g.Expect(forged).NotTo(Equal(string(raw)), name)
+		code, body := s.postWith(t, testToken, []byte(forged))
+		g.Expect(code).To(Equal(http.StatusBadRequest), "%s: %s", name, body)
+		g.Expect(string(body)).To(ContainSubstring("INVALID_NOTIFICATION"), name)
+	}
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500 * time.Millisecond).Should(Equal(1))
 }
 
 // gatedReceiver answers POSTs for one path according to a switch, recording order.
