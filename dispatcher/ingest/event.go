@@ -260,21 +260,26 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 	if err != nil {
 		return badRequest("INVALID_NOTIFICATION", "notification must be a JSON object")
 	}
+	// Nothing in a notification may say two things at once: decoders differ in which of two keys
+	// they keep, and some match keys in any letter case (Go's encoding/json), so that an
+	// "Agreement" beside the "agreement" the payload builder trims by conditionalParams reached
+	// such a receiver untrimmed.
+	seen := make(map[string]bool, len(top))
+	for _, m := range top {
+		k := payload.FoldKey(m.Name)
+		if seen[k] {
+			return badRequest("INVALID_NOTIFICATION", "notification.%s appears twice (in some letter case): receivers differ in which one they read", clip(m.Name, maxEchoedValue))
+		}
+		seen[k] = true
+	}
 	if fam == hooklinev1.FamilyEnvelope {
 		// Delivered byte for byte: nothing in it may read as what hookline says of a notification
 		// (its webhook, account and id, which receivers check and dedupe on; a producer of one
-		// account wrote another's there), nor say two things at once (decoders differ in which of
-		// two keys they keep, and some match keys in any letter case).
-		seen := make(map[string]bool, len(top))
+		// account wrote another's there).
 		for _, m := range top {
 			if payload.ReservedKey(m.Name) {
 				return badRequest("INVALID_NOTIFICATION", "notification.%s: hookline sets the webhook, account and notification id of what it delivers; an envelope notification, delivered as it came, may not carry them", clip(m.Name, maxEchoedValue))
 			}
-			k := payload.FoldKey(m.Name)
-			if seen[k] {
-				return badRequest("INVALID_NOTIFICATION", "notification.%s appears twice (in some letter case): receivers differ in which one they read", clip(m.Name, maxEchoedValue))
-			}
-			seen[k] = true
 		}
 		var name string
 		if err := json.Unmarshal(member(top, "event"), &name); err != nil || name != e.Event {

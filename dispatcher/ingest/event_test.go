@@ -242,6 +242,7 @@ func TestParseRejectsBadBodies(t *testing.T) {
 		{name: "envelope notification with an accountId in another case", body: edit(env, func(ev map[string]any) { notif(ev)["AccountID"] = "acc-other" }), code: "INVALID_NOTIFICATION", field: "notification.AccountID"},
 		{name: "envelope notification.event twice", body: splice(env, `"notification": {`, `"notification": {"event": "envelopeCompleted", `), code: "INVALID_NOTIFICATION", field: "notification.event", msg: "twice"},
 		{name: "envelope notification.data twice in two cases", body: splice(env, `"notification": {`, `"notification": {"Data": {}, `), code: "INVALID_NOTIFICATION", field: "notification.data", msg: "twice"},
+		{name: "agreement notification with an Agreement beside it", body: splice(agr, `"notification": {`, `"notification": {"Agreement": {"id": "x"}, `), code: "INVALID_NOTIFICATION", field: "notification.agreement", msg: "twice"},
 		{name: "agreement event without notification.agreement", body: edit(agr, func(ev map[string]any) { delete(notif(ev), "agreement") }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement an array", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = []any{} }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement null", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = nil }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
