@@ -299,17 +299,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.attemptCtx = attemptCtx
 	e.mu.Unlock()
 	e.acks = newAcker(e.store, e.rec, e.log)
-	e.wg.Add(5)
+	e.wg.Add(6)
 	go func() { defer e.wg.Done(); e.drainOnStop(ctx, cancelAttempts) }()
 	go func() { defer e.wg.Done(); e.reapWorkers(ctx) }()
 	// The acker's last flush comes after the attempts' settlements.
 	go func() { defer e.wg.Done(); e.acks.run(attemptCtx) }()
 	go func() { defer e.wg.Done(); e.runTimers(ctx) }()
 	go func() { defer e.wg.Done(); e.runSaver(ctx) }()
-	if e.partitioned() {
-		e.wg.Add(1)
-		go func() { defer e.wg.Done(); e.runLoader(ctx) }()
-	}
+	// Partitioned, it loads the queues taken over; in every mode it recounts the store for notes
+	// it was not told of (another dispatcher's: an announcement missed, or in the standby mode a
+	// previous lease holder that was paused past its lease and stored them after this one read
+	// the queues).
+	go func() { defer e.wg.Done(); e.runLoader(ctx) }()
 	return nil
 }
 

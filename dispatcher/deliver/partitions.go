@@ -47,8 +47,9 @@ const (
 	ownReleasing                  // being given up: no new attempt, those in flight settle
 )
 
-// recountInterval is how often a partitioned engine compares its queues with the store, for
-// arrivals whose announcement it missed (announcements are not durable).
+// recountInterval is how often an engine compares its queues with the store, for notes it was not
+// told of: arrivals whose announcement it missed (announcements are not durable), or in the standby
+// mode notes a paused previous lease holder stored late.
 const recountInterval = 30 * time.Second
 
 func (e *Engine) partitioned() bool { return e.cfg.Partitions > 0 }

@@ -479,3 +479,17 @@ func TestReleaseWaitsForHoldsAndRefusesNewOnes(t *testing.T) {
 	_, ok = e.Hold("wh")
 	p.g.Expect(ok).To(BeFalse(), "past the lease another dispatcher may have taken the partition over")
 }
+
+// TestTheStandbyModeFindsNotesItWasNotToldOf: a dispatcher of the standby mode, like a partitioned
+// one, delivers a note stored for one of its queues without its knowing (by a previous lease
+// holder paused past its lease, which stored it after this one had read the queues) at its next
+// recount, rather than only when another note for that webhook arrives.
+func TestTheStandbyModeFindsNotesItWasNotToldOf(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.e.Upsert(r.webhook("wh", "acct"))
+	raw := []byte(`{"id":"late","event":"AGREEMENT_CREATED","accountId":"acct","resource":{"type":"AGREEMENT","id":"late"},"notification":{"agreement":{"id":"late","name":"n","status":"OUT_FOR_SIGNATURE"}}}`)
+	r.st.enqueue("wh", store.Note{EventSeq: r.st.putEvent(raw, r.t0), Created: r.t0}) // the engine is not told
+	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(200 * time.Millisecond).Should(BeEmpty())
+	r.at(r.t0.Add(recountInterval))
+	r.g.Eventually(func() []string { return r.rx.notes("wh") }).Should(Equal([]string{"late"}))
+}
