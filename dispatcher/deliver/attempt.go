@@ -45,10 +45,13 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	defer e.acked(q)
 	acc.inFlight--
 	var s settlement
-	if q.epoch == epoch {
+	switch {
+	case q.epoch == epoch:
 		s = e.settleLocked(q, o)
-	} else {
+	case q.cancelEpoch > epoch:
 		s = e.settleCancelledLocked(q, o)
+	default:
+		s = e.settleHandedOverLocked(q, o)
 	}
 	e.scheduleLocked(q)
 	e.pumpLocked(acc)

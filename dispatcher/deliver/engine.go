@@ -202,13 +202,16 @@ type queue struct {
 	// holds counts the callers storing notes for the queue outside the intake (Hold); Release
 	// waits for them as for an attempt in flight.
 	holds int
-	// epoch moves on whenever the queue is cancelled or removed; an attempt started in an earlier
-	// epoch completes, but its outcome no longer changes the queue (a failure is not retried).
-	epoch    uint64
-	waiting  bool
-	timerIdx int // index in the timer heap, -1 when not there
-	removed  bool
-	dirty    bool
+	// epoch moves on whenever the queue is cancelled, removed or reset (its partition given up);
+	// an attempt started in an earlier epoch completes, but its outcome no longer changes the
+	// queue. cancelEpoch is the epoch the last cancellation began: an attempt older than it
+	// settles as cancelled; one older only than a reset leaves its note to the next owner.
+	epoch       uint64
+	cancelEpoch uint64
+	waiting     bool
+	timerIdx    int // index in the timer heap, -1 when not there
+	removed     bool
+	dirty       bool
 	// own and part: whether this engine delivers the queue, and its partition (partitions.go).
 	own  ownership
 	part int

@@ -141,6 +141,7 @@ func (e *Engine) cancelLocked(q *queue) int64 {
 	q.status.Pending = 0
 	q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
 	q.epoch++
+	q.cancelEpoch = q.epoch
 	q.dirty = true
 	e.unscheduleLocked(q)
 	return n

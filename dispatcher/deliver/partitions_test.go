@@ -30,6 +30,7 @@ import (
 
 	"github.com/hookline/hookline/dispatcher/partition"
 	"github.com/hookline/hookline/dispatcher/store"
+	"github.com/hookline/hookline/internal/deliveries"
 )
 
 // accountIn returns an account whose webhooks fall in partition p of n.
@@ -49,19 +50,23 @@ type peers struct {
 	rxs     []*memReceiver
 }
 
-func newPeers(t *testing.T, n, parts int) *peers {
+func newPeers(t *testing.T, n, parts int, more ...func(*Config)) *peers {
 	p := &peers{rig: newRig(t, Config{}, nil)}
 	p.stop() // the rig's own engine is not a peer: only its store, clock and helpers are used
 	for range n {
 		rx := newMemReceiver(p.clk)
 		i := len(p.engines)
-		e := New(Config{Policy: DefaultPolicy(), Partitions: parts, Announce: func(_ int, uid string, note store.Note) {
+		cfg := Config{Policy: DefaultPolicy(), Partitions: parts, Announce: func(_ int, uid string, note store.Note) {
 			for j, other := range p.engines {
 				if j != i {
 					other.Arrived(uid, note)
 				}
 			}
-		}}, p.st, rx, p.clk, logr.Discard(), nil)
+		}}
+		for _, m := range more {
+			m(&cfg)
+		}
+		e := New(cfg, p.st, rx, p.clk, logr.Discard(), nil)
 		p.engines = append(p.engines, e)
 		p.rxs = append(p.rxs, rx)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -492,4 +497,48 @@ func TestTheStandbyModeFindsNotesItWasNotToldOf(t *testing.T) {
 	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(200 * time.Millisecond).Should(BeEmpty())
 	r.at(r.t0.Add(recountInterval))
 	r.g.Eventually(func() []string { return r.rx.notes("wh") }).Should(Equal([]string{"late"}))
+}
+
+// sharedLog is one delivery log for every peer: what one appends, the others' Tail reads.
+type sharedLog struct{ fakeRecorder }
+
+func (l *sharedLog) Tail(_ context.Context, _ time.Duration, _ int, fn func(deliveries.Record)) error {
+	for _, r := range l.all() {
+		fn(r)
+	}
+	return nil
+}
+
+// TestAnAttemptFailingAfterItsPartitionMovedLeavesItsNoteToTheNextOwner: an attempt still in flight
+// when its partition was given up (the release waits only so long), and failing after, is recorded
+// as retrying, and the next owner sends its note again. Before, it was recorded as cancelled, as
+// for a cancellation: the next owner, reading the log's newest records at its start, took the note
+// for settled and removed it unsent — a notification of an Active webhook lost on a rollout.
+func TestAnAttemptFailingAfterItsPartitionMovedLeavesItsNoteToTheNextOwner(t *testing.T) {
+	log := &sharedLog{}
+	p := newPeers(t, 2, 2, func(c *Config) { c.Recorder = log })
+	a, b := p.engines[0], p.engines[1]
+	acct := accountIn(0, 2)
+	p.rxs[0].hold = true
+	p.rxs[0].setFailing("wh", true)
+	p.upsert(p.webhook("wh", acct))
+	p.takeOver(a)
+	p.e = a
+	p.queue("wh", acct, 1, p.t0)
+	p.g.Eventually(func() int { return p.rxs[0].inFlightOf(acct) }).Should(Equal(1))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	a.Release(ctx, 0) // gives up waiting for the attempt
+	p.rxs[0].release()
+	p.g.Eventually(func() []deliveries.State {
+		var states []deliveries.State
+		for _, r := range log.all() {
+			states = append(states, r.State)
+		}
+		return states
+	}).Should(Equal([]deliveries.State{deliveries.StateRetrying}), "the failure after the hand-over")
+
+	p.takeOver(b)
+	p.g.Eventually(func() []string { return p.rxs[1].notes("wh") }).Should(Equal([]string{"wh-1"}), "sent again by the next owner")
 }

@@ -53,6 +53,23 @@ func (e *Engine) settleCancelledLocked(q *queue, o outcome) (s settlement) {
 	return s
 }
 
+// settleHandedOverLocked records the outcome of an attempt whose queue was reset while it was in
+// flight (its partition given up, and maybe taken over already): the queue's state is the next
+// owner's, which reads it afresh, so nothing is counted here. A delivery is recorded as such (the
+// next owner finds it settled and does not send it again); a failure as retrying, so that the next
+// owner sends the note again, with the same id. (Recorded as cancelled, as for a cancellation, the
+// next owner took it for settled and removed it unsent.)
+func (e *Engine) settleHandedOverLocked(q *queue, o outcome) (s settlement) {
+	if o.attempted() && e.rec != nil {
+		state := deliveries.StateRetrying
+		if o.attempt.OK {
+			state = deliveries.StateDelivered
+		}
+		s.attempt, s.rec = true, attemptRecord(q.wh, o, state)
+	}
+	return s
+}
+
 // settlement is what settling an outcome leaves to do once the engine's lock is released.
 type settlement struct {
 	// urgent: the status should show the change at once; persist: the stored state must be
