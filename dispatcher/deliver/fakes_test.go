@@ -50,7 +50,9 @@ type memStore struct {
 	// removing, when set, holds every Remove until it is closed; getting, every GetEvent (gets
 	// counts the calls).
 	removing, getting chan struct{}
-	gets              int
+	// loaded, when set, is called once LoadNotes has read (without the lock).
+	loaded func(uid string)
+	gets   int
 }
 
 type memEvent struct {
@@ -112,12 +114,16 @@ func (s *memStore) Queues(context.Context) (map[string]uint64, error) {
 
 func (s *memStore) LoadNotes(_ context.Context, uid string, from uint64, max int) ([]store.Note, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []store.Note
 	for _, n := range s.notes[uid] {
 		if n.Seq >= from && len(out) < max {
 			out = append(out, n)
 		}
+	}
+	loaded := s.loaded
+	s.mu.Unlock()
+	if loaded != nil {
+		loaded(uid)
 	}
 	return out, nil
 }

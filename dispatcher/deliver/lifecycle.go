@@ -56,11 +56,7 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	e.mu.Unlock()
 	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "uid", uid,
 		"from", old.String(), "to", b.String(), "cancelled", cancelled)
-	if err := e.recordQueued(ctx, queued, old.AccountID, deliveries.KindCancelled, deliveries.StateCancelled, ReasonRebound,
-		"the namespace was bound to "+b.String()+" instead of "+old.String()); err != nil {
-		return err
-	}
-	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+	if err := e.cancelStored(ctx, uid, queued, old.AccountID, ReasonRebound, "the namespace was bound to "+b.String()+" instead of "+old.String()); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -98,6 +94,29 @@ func (e *Engine) CountLost(uid string, n store.Note) {
 	e.onChange(uid, false)
 }
 
+// cancelStored records as cancelled (reason, message) what queued, captured as the queue was
+// cancelled, holds in memory and in the store up to the queue's last note now, and removes that
+// much from the store. What is recorded is what is removed: a note another dispatcher stores
+// meanwhile (active-active: it routes until it sees the change) stays queued, for the next
+// cancellation or for the check of its binding before it is sent, where purging the whole queue
+// removed it unrecorded after its 202.
+func (e *Engine) cancelStored(ctx context.Context, uid string, queued *queuedNotes, account, reason, message string) error {
+	last, err := e.store.LastNoteSeq(ctx, uid)
+	if err != nil {
+		return err
+	}
+	if queued != nil {
+		queued.upTo = last
+	}
+	if err := e.recordQueued(ctx, queued, account, deliveries.KindCancelled, deliveries.StateCancelled, reason, message); err != nil {
+		return err
+	}
+	if last == 0 {
+		return nil
+	}
+	return e.store.Remove(ctx, uid, last)
+}
+
 // Cancel drops every queued notification of uid (the webhook went INACTIVE), counting them as
 // cancelled; an attempt in flight completes, but is not retried.
 func (e *Engine) Cancel(ctx context.Context, uid string) error {
@@ -114,11 +133,7 @@ func (e *Engine) Cancel(ctx context.Context, uid string) error {
 		e.cancelLocked(q)
 	}
 	e.mu.Unlock()
-	if err := e.recordQueued(ctx, queued, account, deliveries.KindCancelled, deliveries.StateCancelled, ReasonInactive,
-		"cancelled unsent: the webhook was set INACTIVE"); err != nil {
-		return err
-	}
-	if err := e.store.RemoveQueue(ctx, uid); err != nil {
+	if err := e.cancelStored(ctx, uid, queued, account, ReasonInactive, "cancelled unsent: the webhook was set INACTIVE"); err != nil {
 		return err
 	}
 	if q != nil {

@@ -519,3 +519,38 @@ func TestRecheckFindsNotesStoredWithoutEnqueue(t *testing.T) {
 	g.Eventually(h.posts.Load).WithTimeout(5 * time.Second).Should(BeEquivalentTo(3))
 	g.Eventually(h.stored).WithTimeout(5 * time.Second).Should(BeZero())
 }
+
+// TestACancellationRemovesOnlyWhatItRecorded: a note stored while a cancellation records the queue
+// (by another dispatcher, which routes until it sees INACTIVE) is not purged with the rest
+// unrecorded, after its 202: it stays queued, and the next cancellation records it as cancelled.
+func TestACancellationRemovesOnlyWhatItRecorded(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Recorder: rec}, nil)
+	wh := r.webhook("wh", "acct")
+	wh.Deliverable = false // held: nothing is attempted meanwhile
+	r.e.Upsert(wh)
+	r.queue("wh", "acct", 2, r.t0)
+	var once sync.Once
+	r.st.mu.Lock()
+	r.st.loaded = func(string) {
+		once.Do(func() { r.st.enqueue("wh", store.Note{EventSeq: r.st.putEvent([]byte(`{}`), r.t0), Created: r.t0}) })
+	}
+	r.st.mu.Unlock()
+	cancelled := func() int {
+		n := 0
+		for _, x := range rec.all() {
+			if x.State == deliveries.StateCancelled {
+				n++
+			}
+		}
+		return n
+	}
+
+	r.g.Expect(r.e.Cancel(context.Background(), "wh")).To(Succeed())
+	r.g.Expect(cancelled()).To(Equal(2))
+	r.g.Expect(r.st.queued("wh")).To(Equal(1), "the note stored meanwhile stays queued, not purged unrecorded")
+
+	r.g.Expect(r.e.Cancel(context.Background(), "wh")).To(Succeed())
+	r.g.Expect(cancelled()).To(Equal(3), "and the next cancellation records it")
+	r.g.Expect(r.st.queued("wh")).To(BeZero())
+}
