@@ -137,13 +137,22 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	})
 	defer release()
 	items := make([]store.Enqueue, 0, len(targets))
+	lost := false
 	for _, t := range targets {
 		n := store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}
 		if d.Engine.Disabled(t.UID) {
 			d.Engine.CountLost(t.UID, n)
+			lost = true
 			continue
 		}
 		items = append(items, store.Enqueue{UID: t.UID, Note: n})
+	}
+	if lost && d.DeliveryLog != nil {
+		// A lost notification is only its record, which a recover replays from: stored before the
+		// 202, as the notes are, so that a crash right after it loses neither.
+		if err := d.DeliveryLog.Barrier(ctx); err != nil {
+			return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("recording notifications of event %s lost to auto-disabled webhooks: %w", ev.ID, err)
+		}
 	}
 	if !duplicate {
 		d.Engine.CacheEvent(seq, ev, now, len(raw), uids(items)...)
