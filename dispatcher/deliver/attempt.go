@@ -79,20 +79,19 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	if s.queued != nil {
 		// Auto-disabled: everything queued until now was dropped with the queue. Only that: a
 		// reactivation may queue new notes before the purge, and those must stay.
+		// What is not recorded here stays queued: the next recount of the store (recountInterval)
+		// records what an auto-disabled queue still holds as lost, and removes it.
 		last, err := e.store.LastNoteSeq(ctx, uid)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.log.Error(err, "Finding the end of an auto-disabled webhook's queue; it is purged at the next start", "uid", uid)
-			}
-		} else {
+		if err == nil {
 			s.queued.upTo = last
-			if err := e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
-				"dropped with the queue: the webhook was auto-disabled"); err != nil && ctx.Err() == nil {
-				e.log.Error(err, "Recording the notifications dropped by an auto-disable", "uid", uid)
-			}
-			if last > 0 {
-				e.acks.remove(uid, last)
-			}
+			err = e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
+				"dropped with the queue: the webhook was auto-disabled")
+		}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
+		case err == nil && last > 0:
+			e.acks.remove(uid, last)
 		}
 	}
 	if persist {
