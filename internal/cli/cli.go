@@ -159,7 +159,8 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	case errors.Is(err, errReported):
 		return ExitFailure
 	default:
-		fmt.Fprintf(a.Stderr, "error: %v\n", err)
+		// An error may quote what a server answered (a code, a redirect's Location).
+		fmt.Fprintf(a.Stderr, "error: %s\n", terminalSafeLines(err.Error()))
 		return ExitFailure
 	}
 }

@@ -358,6 +358,25 @@ func TestEmitPrintsEventIDsEscaped(t *testing.T) {
 	}))
 }
 
+// A server the CLI is pointed at chooses the text of its errors (a 401's code): the CLI prints it
+// escaped. (Go's HTTP client refuses header values with control characters itself, a redirect's
+// Location among them.)
+func TestEmitPrintsAServersErrorsEscaped(t *testing.T) {
+	g := NewWithT(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"code": "BAD\u001b]52;c;cm0gLXJmIH4=\u0007", "message": "no"}`))
+	}))
+	t.Cleanup(srv.Close)
+	file := writeFile(t, t.TempDir(), "e.json", miniEvent("one", "AGREEMENT_CREATED", "acc-1"))
+	r := run("emit", "--url", srv.URL, "--token", goodToken, file)
+	g.Expect(r.code).To(Equal(ExitFailure))
+	g.Expect(r.stderr).To(ContainSubstring(`error: "the ingest API refused the token (401 BAD\x1b]52;c;cm0gLXJmIH4=\a)`))
+	g.Expect(r.stdout + r.stderr).NotTo(ContainSubstring("\x1b"))
+	g.Expect(r.stdout + r.stderr).NotTo(ContainSubstring("\a"))
+}
+
 func TestEmitForbiddenAccount(t *testing.T) {
 	g := NewWithT(t)
 	srv := newFakeIngest(t)

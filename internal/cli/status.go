@@ -302,6 +302,15 @@ func oneLine(s string) string {
 // terminalSafe quotes s, escaping what is not printable, when it holds control, format (bidi
 // overrides, zero-width) or other non-graphic characters: ids and annotation values are free text
 // in the API, and an escape sequence must not reach the operator's terminal as one.
+// terminalSafeLines is terminalSafe for each line of s: a message of several lines keeps them.
+func terminalSafeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = terminalSafe(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
 func terminalSafe(s string) string {
 	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) < 0 {
 		return s
