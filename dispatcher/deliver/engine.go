@@ -212,6 +212,9 @@ type queue struct {
 	timerIdx    int // index in the timer heap, -1 when not there
 	removed     bool
 	dirty       bool
+	// rebinding: the queue is being cancelled for a new binding (Rebind); nothing is sent until
+	// the new one is recorded.
+	rebinding bool
 	// own and part: whether this engine delivers the queue, and its partition (partitions.go).
 	own  ownership
 	part int

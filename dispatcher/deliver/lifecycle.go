@@ -53,16 +53,25 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	}
 	queued := e.queuedLocked(q)
 	cancelled := e.cancelLocked(q)
+	// Nothing is sent from q until its new binding is recorded: the notes of the old one are still
+	// in the store meanwhile, and a recount or an arrival would schedule them under a binding
+	// check that still passes them.
+	q.rebinding = true
 	e.mu.Unlock()
 	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "uid", uid,
 		"from", old.String(), "to", b.String(), "cancelled", cancelled)
-	if err := e.cancelStored(ctx, uid, queued, old.AccountID, ReasonRebound, "the namespace was bound to "+b.String()+" instead of "+old.String()); err != nil {
+	err := e.cancelStored(ctx, uid, queued, old.AccountID, ReasonRebound, "the namespace was bound to "+b.String()+" instead of "+old.String())
+	e.mu.Lock()
+	q.rebinding = false
+	if err != nil {
+		e.scheduleLocked(q)
+		e.mu.Unlock()
 		return err
 	}
-	e.mu.Lock()
 	q.status.Binding = b
 	q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
 	q.dirty = true
+	e.scheduleLocked(q)
 	e.mu.Unlock()
 	e.onChange(uid, true)
 	return e.persist(ctx, uid)

@@ -396,7 +396,7 @@ func (e *Engine) recount(ctx context.Context) error {
 	e.mu.Lock()
 	for uid, n := range counts {
 		q := e.queues[uid]
-		if n == 0 || q == nil || q.own != ownActive || q.removed || q.inFlight || q.hasWork() && !q.status.Disabled {
+		if n == 0 || q == nil || q.own != ownActive || q.removed || q.rebinding || q.inFlight || q.hasWork() && !q.status.Disabled {
 			continue
 		}
 		if q.status.Disabled {

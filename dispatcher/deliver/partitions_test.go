@@ -542,3 +542,37 @@ func TestAnAttemptFailingAfterItsPartitionMovedLeavesItsNoteToTheNextOwner(t *te
 	p.takeOver(b)
 	p.g.Eventually(func() []string { return p.rxs[1].notes("wh") }).Should(Equal([]string{"wh-1"}), "sent again by the next owner")
 }
+
+// TestNothingIsSentWhileAQueueIsRebound: while a namespace's new binding is being recorded (the old
+// one's notes recorded as cancelled and removed, which takes store round trips), nothing is sent
+// from the webhook's queue, even when a recount finds the old notes still stored and the webhook
+// deliverable: they were queued for the old account.
+func TestNothingIsSentWhileAQueueIsRebound(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	wh := r.webhook("wh", "acct-old")
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	r.queue("wh", "acct-old", 2, r.t0)
+
+	removing := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(removing) }) }
+	t.Cleanup(open)
+	r.st.mu.Lock()
+	r.st.removing = removing
+	r.st.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"}) }()
+	r.g.Eventually(func() int64 { st, _ := r.e.Status("wh"); return st.Cancelled }).Should(BeEquivalentTo(2))
+	r.g.Expect(r.st.queued("wh")).To(Equal(2), "cancelled, not removed yet")
+
+	wh.AccountID, wh.Deliverable = "acct-new", true
+	r.e.Upsert(wh)
+	r.at(r.t0.Add(recountInterval))
+	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
+	open()
+	r.g.Eventually(done).Should(Receive(BeNil()))
+	r.g.Expect(r.st.queued("wh")).To(BeZero())
+	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
+}

@@ -66,7 +66,8 @@ type queuedNotes struct {
 	wh   Webhook
 	mem  []store.Note
 	from uint64
-	// upTo, when set, is the last note that belonged to the queue; later ones were queued after.
+	// upTo is the last note that belonged to the queue (0: none in the store); later ones were
+	// queued after.
 	upTo uint64
 }
 
@@ -83,7 +84,8 @@ func (e *Engine) queuedLocked(q *queue) *queuedNotes {
 const recordBatch = 1024
 
 // recordQueued writes a record of kind and state for every note in queued, reading the store's part
-// in batches, and waits until the log has stored them: the caller removes the queue next. accountID
+// (up to queued.upTo) in batches, and waits until the log has stored them: the caller removes them
+// next. accountID
 // is the account the notes were queued under.
 func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountID string, kind deliveries.Kind, state deliveries.State, reason, message string) error {
 	if e.rec == nil || queued == nil {
@@ -93,13 +95,13 @@ func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountI
 	for _, n := range queued.mem {
 		e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
 	}
-	for from := queued.from; ; {
+	for from := queued.from; from <= queued.upTo; {
 		notes, err := e.store.LoadNotes(ctx, queued.wh.UID, from, recordBatch)
 		if err != nil {
 			return err
 		}
 		for _, n := range notes {
-			if queued.upTo != 0 && n.Seq > queued.upTo {
+			if n.Seq > queued.upTo {
 				return e.rec.Barrier(ctx)
 			}
 			e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
