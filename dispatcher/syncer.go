@@ -139,6 +139,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	// re-synced by an external tool must not lose events.
 	routable := active && bound && s.verifiedActive(wh, &cfg)
 	cfg.Deliverable = routable && cfg.HeldReason == ""
+	cfg.Inactive = !active
 	s.Engine.Upsert(cfg)
 
 	if !active {

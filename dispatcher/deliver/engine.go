@@ -55,6 +55,10 @@ type Webhook struct {
 	// Deliverable is false while the webhook is not Active (for instance while a new URL is being
 	// verified): its queue is kept, nothing is sent.
 	Deliverable bool
+	// Inactive says that the webhook is set INACTIVE: what arrives in its queue meanwhile (stored
+	// by another dispatcher before it saw the change) is cancelled as it arrives, not kept for an
+	// ACTIVE that is a new start.
+	Inactive bool
 	// LastVerified is the last successful verification: the starting point of the 7-day rule when
 	// the webhook has had no successful delivery since.
 	LastVerified time.Time
@@ -212,9 +216,9 @@ type queue struct {
 	timerIdx    int // index in the timer heap, -1 when not there
 	removed     bool
 	dirty       bool
-	// rebinding: the queue is being cancelled for a new binding (Rebind); nothing is sent until
-	// the new one is recorded.
-	rebinding bool
+	// cancelling counts the cancellations (Cancel, Rebind) recording and removing the queue's
+	// stored notes: nothing is sent from it, nor does a recount cancel or schedule it, meanwhile.
+	cancelling int
 	// own and part: whether this engine delivers the queue, and its partition (partitions.go).
 	own  ownership
 	part int

@@ -56,13 +56,13 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	// Nothing is sent from q until its new binding is recorded: the notes of the old one are still
 	// in the store meanwhile, and a recount or an arrival would schedule them under a binding
 	// check that still passes them.
-	q.rebinding = true
+	q.cancelling++
 	e.mu.Unlock()
 	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "uid", uid,
 		"from", old.String(), "to", b.String(), "cancelled", cancelled)
 	err := e.cancelStored(ctx, uid, queued, old.AccountID, ReasonRebound, "the namespace was bound to "+b.String()+" instead of "+old.String())
 	e.mu.Lock()
-	q.rebinding = false
+	q.cancelling--
 	if err != nil {
 		e.scheduleLocked(q)
 		e.mu.Unlock()
@@ -138,11 +138,23 @@ func (e *Engine) Cancel(ctx context.Context, uid string) error {
 	var queued *queuedNotes
 	var account string
 	if q != nil {
+		if q.cancelling > 0 {
+			e.mu.Unlock()
+			return nil // a cancellation runs; what it leaves, the next recount cancels
+		}
 		queued, account = e.queuedLocked(q), q.wh.AccountID
 		e.cancelLocked(q)
+		q.cancelling++
 	}
 	e.mu.Unlock()
-	if err := e.cancelStored(ctx, uid, queued, account, ReasonInactive, "cancelled unsent: the webhook was set INACTIVE"); err != nil {
+	err := e.cancelStored(ctx, uid, queued, account, ReasonInactive, "cancelled unsent: the webhook was set INACTIVE")
+	if q != nil {
+		e.mu.Lock()
+		q.cancelling--
+		e.scheduleLocked(q)
+		e.mu.Unlock()
+	}
+	if err != nil {
 		return err
 	}
 	if q != nil {

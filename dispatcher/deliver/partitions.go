@@ -270,6 +270,7 @@ func (e *Engine) Arrived(uid string, n store.Note) {
 		e.lose(uid, n)
 		return
 	}
+	// An INACTIVE webhook's note is kept (not sent) until the next recount cancels it.
 	e.Enqueue(uid, n)
 }
 
@@ -392,15 +393,22 @@ func (e *Engine) recount(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var lost []string
+	var lost, cancelled []string
 	e.mu.Lock()
 	for uid, n := range counts {
 		q := e.queues[uid]
-		if n == 0 || q == nil || q.own != ownActive || q.removed || q.rebinding || q.inFlight || q.hasWork() && !q.status.Disabled {
+		if n == 0 || q == nil || q.own != ownActive || q.removed || q.cancelling > 0 || q.inFlight || q.hasWork() && !q.status.Disabled && !q.wh.Inactive {
 			continue
 		}
-		if q.status.Disabled {
+		switch {
+		case q.status.Disabled:
 			lost = append(lost, uid)
+			continue
+		case q.wh.Inactive:
+			// Stored by another dispatcher before it saw the change, or after this one's
+			// cancellation began: cancelled as INACTIVE cancels, not kept for an ACTIVE that is
+			// a new start.
+			cancelled = append(cancelled, uid)
 			continue
 		}
 		q.inStore = true
@@ -411,6 +419,11 @@ func (e *Engine) recount(ctx context.Context) error {
 	e.mu.Unlock()
 	for _, uid := range lost {
 		if err := e.loseStored(ctx, uid); err != nil {
+			return err
+		}
+	}
+	for _, uid := range cancelled {
+		if err := e.Cancel(ctx, uid); err != nil {
 			return err
 		}
 	}

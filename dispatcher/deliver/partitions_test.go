@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
+	. "github.com/onsi/gomega/gstruct"
 
 	"github.com/hookline/hookline/dispatcher/partition"
 	"github.com/hookline/hookline/dispatcher/store"
@@ -495,8 +496,7 @@ func TestTheStandbyModeFindsNotesItWasNotToldOf(t *testing.T) {
 	raw := []byte(`{"id":"late","event":"AGREEMENT_CREATED","accountId":"acct","resource":{"type":"AGREEMENT","id":"late"},"notification":{"agreement":{"id":"late","name":"n","status":"OUT_FOR_SIGNATURE"}}}`)
 	r.st.enqueue("wh", store.Note{EventSeq: r.st.putEvent(raw, r.t0), Created: r.t0}) // the engine is not told
 	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(200 * time.Millisecond).Should(BeEmpty())
-	r.at(r.t0.Add(recountInterval))
-	r.g.Eventually(func() []string { return r.rx.notes("wh") }).Should(Equal([]string{"late"}))
+	r.g.Eventually(func() []string { r.recount(); return r.rx.notes("wh") }).Should(Equal([]string{"late"}))
 }
 
 // sharedLog is one delivery log for every peer: what one appends, the others' Tail reads.
@@ -569,10 +569,35 @@ func TestNothingIsSentWhileAQueueIsRebound(t *testing.T) {
 
 	wh.AccountID, wh.Deliverable = "acct-new", true
 	r.e.Upsert(wh)
-	r.at(r.t0.Add(recountInterval))
-	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
+	r.g.Consistently(func() []string { r.recount(); return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
 	open()
 	r.g.Eventually(done).Should(Receive(BeNil()))
 	r.g.Expect(r.st.queued("wh")).To(BeZero())
 	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
 }
+
+// TestANoteArrivingForAnInactiveWebhookIsCancelled: a note another dispatcher stored for a webhook
+// set INACTIVE (it routed the event before it saw the change) is cancelled, recorded so, at the
+// next recount, not kept and sent once the webhook is ACTIVE again, which is a new start.
+func TestANoteArrivingForAnInactiveWebhookIsCancelled(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Recorder: rec}, nil)
+	wh := r.webhook("wh", "acct")
+	wh.Deliverable, wh.Inactive = false, true
+	r.e.Upsert(wh)
+	raw := []byte(`{"id":"late","event":"AGREEMENT_CREATED","accountId":"acct","resource":{"type":"AGREEMENT","id":"late"},"notification":{"agreement":{"id":"late","name":"n","status":"OUT_FOR_SIGNATURE"}}}`)
+	r.e.Arrived("wh", r.st.enqueue("wh", store.Note{EventSeq: r.st.putEvent(raw, r.t0), Created: r.t0}))
+
+	r.g.Eventually(func() int { r.recount(); return r.st.queued("wh") }).Should(BeZero())
+	r.g.Expect(rec.all()).To(ConsistOf(MatchFields(IgnoreExtras, Fields{
+		"Kind": Equal(deliveries.KindCancelled), "State": Equal(deliveries.StateCancelled), "Reason": Equal(ReasonInactive), "EventID": Equal("late"),
+	})))
+
+	wh.Deliverable, wh.Inactive = true, false
+	r.e.Upsert(wh)
+	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
+}
+
+// recount moves the clock on by a recount interval (the loader's timer may have been set after the
+// clock last moved, so a test steps until what it waits for happens).
+func (r *rig) recount() { r.at(r.clk.Now().Add(recountInterval)) }

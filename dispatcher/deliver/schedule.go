@@ -99,7 +99,7 @@ func (q *queue) hasWork() bool {
 // scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
 // the timer heap when its head waits for a retry, nowhere when it has nothing to do.
 func (e *Engine) scheduleLocked(q *queue) {
-	if q.inFlight || q.waiting || q.removed || q.rebinding || q.own != ownActive || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
+	if q.inFlight || q.waiting || q.removed || q.cancelling > 0 || q.own != ownActive || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
 		return
 	}
 	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {
