@@ -91,6 +91,9 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		case err != nil && ctx.Err() == nil:
 			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
 		case err == nil && last > 0:
+			e.mu.Lock()
+			q.droppedUpTo = max(q.droppedUpTo, last)
+			e.mu.Unlock()
 			e.acks.remove(uid, last)
 		}
 	}

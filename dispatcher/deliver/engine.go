@@ -216,6 +216,9 @@ type queue struct {
 	timerIdx    int // index in the timer heap, -1 when not there
 	removed     bool
 	dirty       bool
+	// droppedUpTo is the last note an auto-disable recorded as dropped with the queue: those wait
+	// for the acker's purge, and a recount does not count them again as lost.
+	droppedUpTo uint64
 	// cancelling counts the cancellations (Cancel, Rebind) recording and removing the queue's
 	// stored notes: nothing is sent from it, nor does a recount cancel or schedule it, meanwhile.
 	cancelling int

@@ -433,11 +433,22 @@ func (e *Engine) recount(ctx context.Context) error {
 // loseStored counts and removes the notes an auto-disabled webhook's queue holds (stored by
 // dispatchers that did not know it was disabled), as lost.
 func (e *Engine) loseStored(ctx context.Context, uid string) error {
-	notes, err := e.store.LoadNotes(ctx, uid, 0, 1000)
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || !q.status.Disabled {
+		e.mu.Unlock()
+		return nil // reactivated meanwhile: what is stored now is its queue
+	}
+	from := q.droppedUpTo + 1 // those the auto-disable recorded wait for the acker's purge
+	e.mu.Unlock()
+	notes, err := e.store.LoadNotes(ctx, uid, from, 1000)
 	if err != nil {
 		return err
 	}
 	for _, n := range notes {
+		if !e.Disabled(uid) {
+			return nil
+		}
 		e.lose(uid, n)
 	}
 	return nil

@@ -601,3 +601,34 @@ func TestANoteArrivingForAnInactiveWebhookIsCancelled(t *testing.T) {
 // recount moves the clock on by a recount interval (the loader's timer may have been set after the
 // clock last moved, so a test steps until what it waits for happens).
 func (r *rig) recount() { r.at(r.clk.Now().Add(recountInterval)) }
+
+// TestARecountDoesNotCountAnAutoDisablesNotesAgain: the notes an auto-disable recorded as dropped
+// with the queue wait for the acker's purge; a recount meanwhile does not count and record them a
+// second time, as lost.
+func TestARecountDoesNotCountAnAutoDisablesNotesAgain(t *testing.T) {
+	policy := DefaultPolicy()
+	policy.MaxRetries = 0
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Policy: policy, Recorder: rec}, nil)
+	r.rx.setFailing("wh", true)
+	wh := r.webhook("wh", "acc")
+	wh.LastVerified = time.Time{} // never delivered: the first drop disables
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 3, r.t0)
+	removing := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(removing) }) }
+	t.Cleanup(open) // before the engine stops: it flushes its acker
+	r.st.mu.Lock()
+	r.st.removing = removing // the purge waits
+	r.st.mu.Unlock()
+	wh.Deliverable = true
+	r.e.Upsert(wh)
+	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	r.g.Eventually(func() int { return len(rec.all()) }).Should(Equal(3)) // one attempt, two dropped with the queue
+	r.g.Consistently(func() int { r.recount(); return len(rec.all()) }).WithTimeout(300*time.Millisecond).Should(Equal(3), "%+v", rec.all())
+	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(3))
+	open()
+	r.g.Eventually(func() int { return r.st.queued("wh") }).Should(BeZero())
+}
