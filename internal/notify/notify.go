@@ -301,7 +301,7 @@ func (n *Notifier) Start(ctx context.Context) error {
 				n.metrics.count(p.Kind, OutcomeDropped)
 				continue
 			}
-			_ = n.Notify(ctx, p) // Notify logs and counts its outcome
+			_ = n.notify(ctx, p, true) // notify logs and counts its outcome
 		}
 	}
 }
@@ -316,10 +316,14 @@ func (n *Notifier) Enqueue(p Problem) bool {
 		n.log.Error(nil, "Unknown problem kind; not enqueued", "kind", p.Kind, "webhook", p.Namespace+"/"+p.Name)
 		return false
 	}
-	if limit := n.suppressed(p); limit != "" {
+	switch limit := n.suppressed(p); limit {
+	case "":
+	case limitTotal:
+		return false // for the caller to try again: not counted (it is, every few seconds)
+	default:
 		n.metrics.count(p.Kind, OutcomeSuppressed)
 		n.log.V(1).Info("Problem e-mail suppressed by a rate limit", "webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind, "limit", limit)
-		return limit != limitTotal
+		return true
 	}
 	p.To = slices.Clone(p.To) // the caller may hand us a slice of a cached object
 	select {
@@ -335,13 +339,18 @@ func (n *Notifier) Enqueue(p Problem) bool {
 // Notify sends one e-mail about p to all its valid recipients in allowed domains, unless a rate
 // limit holds it back (ErrSuppressed). It logs and counts its outcome; it returns ErrNoRecipients,
 // without counting an e-mail or using up a limit, when no address of p.To is valid and allowed.
-func (n *Notifier) Notify(ctx context.Context, p Problem) error {
+func (n *Notifier) Notify(ctx context.Context, p Problem) error { return n.notify(ctx, p, false) }
+
+// notify is Notify; admitted says that Enqueue found the overall limit not reached when it queued
+// p, and told its caller so: p is not held back by that limit now (its caller recorded it as sent),
+// so the limit may be passed by what was queued at once when it was reached.
+func (n *Notifier) notify(ctx context.Context, p Problem, admitted bool) error {
 	if !p.Kind.valid() {
 		return fmt.Errorf("unknown problem kind %q", p.Kind)
 	}
 	log := n.log.WithValues("webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind)
 	now := n.clk.Now()
-	release, limit := n.reserve(p, now)
+	release, limit := n.reserve(p, now, admitted)
 	if limit != "" {
 		n.metrics.count(p.Kind, OutcomeSuppressed)
 		log.V(1).Info("Problem e-mail suppressed by a rate limit", "limit", limit)
@@ -378,12 +387,12 @@ const (
 func (n *Notifier) suppressed(p Problem) string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.limitedLocked(p, n.clk.Now())
+	return n.limitedLocked(p, n.clk.Now(), false)
 }
 
 // limitedLocked returns the rate limit that holds an e-mail about p back at now, or "". It drops
 // the window entries older than RateWindow on the way.
-func (n *Notifier) limitedLocked(p Problem, now time.Time) string {
+func (n *Notifier) limitedLocked(p Problem, now time.Time, admitted bool) string {
 	if n.cfg.MinInterval >= 0 {
 		if t, ok := n.last[rateKey{p.Namespace, p.Name, p.Kind}]; ok && now.Sub(t) < n.cfg.MinInterval {
 			return limitWebhook
@@ -402,7 +411,7 @@ func (n *Notifier) limitedLocked(p Problem, now time.Time) string {
 	}
 	if n.cfg.TotalLimit > 0 {
 		n.total = recent(n.total, now)
-		if len(n.total) >= n.cfg.TotalLimit {
+		if len(n.total) >= n.cfg.TotalLimit && !admitted {
 			return limitTotal
 		}
 	}
@@ -421,11 +430,11 @@ func recent(ts []time.Time, now time.Time) []time.Time {
 // reserve records an e-mail about p at now unless a rate limit holds it back (then it returns the
 // limit); recording before sending keeps two concurrent calls from both sending. release undoes
 // the record when nothing was sent.
-func (n *Notifier) reserve(p Problem, now time.Time) (release func(), limit string) {
+func (n *Notifier) reserve(p Problem, now time.Time, admitted bool) (release func(), limit string) {
 	k := rateKey{p.Namespace, p.Name, p.Kind}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if limit := n.limitedLocked(p, now); limit != "" {
+	if limit := n.limitedLocked(p, now, admitted); limit != "" {
 		return nil, limit
 	}
 	// Forget expired records, so that the maps do not keep every webhook that ever failed.

@@ -130,6 +130,27 @@ func TestTheOverallLimitDelaysAnotherNamespacesEmailInsteadOfLosingIt(t *testing
 	g.Expect(f.n.Enqueue(victim)).To(BeTrue(), "the window has room again")
 }
 
+// Problems queued at once while the overall limit had room are all sent, each caller having been
+// told its e-mail was queued: the worker does not hold one back by the limit the others reached
+// meanwhile (it was counted as sent, and lost).
+func TestWhatTheQueueAdmittedIsSent(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServer(t, serverOpts{})
+	f := newNotifier(t, notify.Config{Address: srv.Addr, MinInterval: time.Hour, NamespaceLimit: 3, TotalLimit: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := problem(notify.SustainedFailure)
+	first.Namespace = "first"
+	g.Expect(f.n.Notify(ctx, first)).To(Succeed())
+	for _, ns := range []string{"a", "b"} {
+		q := problem(notify.AutoDisabled)
+		q.Namespace = ns
+		g.Expect(f.n.Enqueue(q)).To(BeTrue(), ns)
+	}
+	go func() { _ = f.n.Start(ctx) }()
+	g.Eventually(srv.received).WithTimeout(10 * time.Second).Should(HaveLen(3))
+}
+
 func TestAllowedDomainsFlag(t *testing.T) {
 	g := NewWithT(t)
 	var a notify.AllowedDomains
