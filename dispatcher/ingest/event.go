@@ -301,6 +301,18 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 	if d := bytes.TrimSpace(raw); len(d) == 0 || d[0] != '{' {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s must be an object: %s events carry their resource there", key, e.Event)
 	}
+	// The resource object's sections are trimmed by conditionalParams: two keys that a receiver
+	// may read as one ("signedDocumentInfo", "SignedDocumentInfo") are refused, as above.
+	// (An object Members cannot read is judged by the payload builder below, which says why.)
+	fields, _ := payload.Members(raw)
+	clear(seen)
+	for _, m := range fields {
+		k := payload.FoldKey(m.Name)
+		if seen[k] {
+			return badRequest("INVALID_NOTIFICATION", "notification.%s.%s appears twice (in some letter case): receivers differ in which one they read", key, clip(m.Name, maxEchoedValue))
+		}
+		seen[k] = true
+	}
 	var res struct {
 		ID string `json:"id"`
 	}

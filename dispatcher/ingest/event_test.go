@@ -243,6 +243,7 @@ func TestParseRejectsBadBodies(t *testing.T) {
 		{name: "envelope notification.event twice", body: splice(env, `"notification": {`, `"notification": {"event": "envelopeCompleted", `), code: "INVALID_NOTIFICATION", field: "notification.event", msg: "twice"},
 		{name: "envelope notification.data twice in two cases", body: splice(env, `"notification": {`, `"notification": {"Data": {}, `), code: "INVALID_NOTIFICATION", field: "notification.data", msg: "twice"},
 		{name: "agreement notification with an Agreement beside it", body: splice(agr, `"notification": {`, `"notification": {"Agreement": {"id": "x"}, `), code: "INVALID_NOTIFICATION", field: "notification.agreement", msg: "twice"},
+		{name: "agreement with signedDocumentInfo in two cases", body: splice(agr, `"agreement": {`, `"agreement": {"SignedDocumentInfo": {}, "signedDocumentInfo": {}, `), code: "INVALID_NOTIFICATION", field: "notification.agreement.signedDocumentInfo", msg: "twice"},
 		{name: "agreement event without notification.agreement", body: edit(agr, func(ev map[string]any) { delete(notif(ev), "agreement") }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement an array", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = []any{} }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement null", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = nil }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},

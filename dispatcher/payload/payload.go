@@ -138,20 +138,26 @@ var flagOf = [numSections]string{
 // classify places a resource-object key. The section keys are sections in every family: a family
 // without the matching flag never sends them, rather than letting includeDetailedInfo leak, say, a
 // signed PDF a producer attached to the wrong object.
+//
+// Keys compare in any letter case: a receiver decoding keys case-insensitively (Go's encoding/json)
+// reads "SignedDocumentInfo" as the signed documents, which must then be trimmed as they are.
 func classify(key []byte) section {
-	switch string(key) {
-	case "id", "name", "status":
-		return secCore
-	case "participantSetsInfo":
-		return secParticipants
-	case "documentsInfo":
-		return secDocuments
-	case "signedDocumentInfo":
-		return secSigned
-	case TrimmedKey:
-		return secOmit
+	for _, c := range sectionKeys {
+		if len(key) == len(c.key) && strings.EqualFold(string(key), c.key) {
+			return c.sec
+		}
 	}
 	return secDetailed
+}
+
+// sectionKeys are the resource-object keys of a section of their own.
+var sectionKeys = []struct {
+	key string
+	sec section
+}{
+	{"id", secCore}, {"name", secCore}, {"status", secCore},
+	{"participantSetsInfo", secParticipants}, {"documentsInfo", secDocuments}, {"signedDocumentInfo", secSigned},
+	{TrimmedKey, secOmit},
 }
 
 // resourceKeys names each Acrobat family's resource object, as Acrobat Sign's JSON spells it.

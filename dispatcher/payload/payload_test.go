@@ -699,6 +699,23 @@ func TestCaseVariantsOfWebhookFieldsAreDropped(t *testing.T) {
 	}
 }
 
+// A section key in another letter case ("SignedDocumentInfo") is that section: trimmed when the
+// webhook did not ask for it, as a receiver decoding keys case-insensitively would read it as the
+// section itself.
+func TestCaseVariantsOfSectionKeysAreTheirSections(t *testing.T) {
+	ev := Event{ID: "evt-1", Event: "AGREEMENT_WORKFLOW_COMPLETED", AccountID: "acc-1", Notification: json.RawMessage(`{
+		"agreement": {"id": "a", "name": "n", "status": "SIGNED", "SignedDocumentInfo": {"document": "PDF"},
+		"ParticipantSetsInfo": [{"email": "x"}], "messageInfo": "detail"}}`)}
+	wh := testWebhook
+	wh.Params = paramsFor(hooklinev1.FamilyAgreement, FlagDetailedInfo)
+	res := mustBuild(t, ev, wh, Options{})
+	_, vals := object(t, res.Body)
+	rk, _ := object(t, vals["agreement"])
+	if slices.Contains(rk, "SignedDocumentInfo") || slices.Contains(rk, "ParticipantSetsInfo") || !slices.Contains(rk, "messageInfo") {
+		t.Errorf("resource keys = %v: want the detailed info only", rk)
+	}
+}
+
 // Prepare parses into pooled scratch room: a Prepared must not share it, or events prepared later
 // (concurrently, in the engine) would rewrite an earlier event's members.
 func TestPreparedOutlivesLaterPrepares(t *testing.T) {
