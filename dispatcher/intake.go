@@ -135,6 +135,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		UserID:    ev.Initiator.UserID,
 		Resource:  hooklinev1.WebhookResource{Type: hooklinev1.ResourceType(ev.Resource.Type), ID: ev.Resource.ID},
 	})
+	release = sync.OnceFunc(release)
 	defer release()
 	items := make([]store.Enqueue, 0, len(targets))
 	lost := false
@@ -147,18 +148,20 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		}
 		items = append(items, store.Enqueue{UID: t.UID, Note: n})
 	}
-	if lost && d.DeliveryLog != nil {
-		// A lost notification is only its record, which a recover replays from: stored before the
-		// 202, as the notes are, so that a crash right after it loses neither.
-		if err := d.DeliveryLog.Barrier(ctx); err != nil {
-			return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("recording notifications of event %s lost to auto-disabled webhooks: %w", ev.ID, err)
-		}
-	}
 	if !duplicate {
 		d.Engine.CacheEvent(seq, ev, now, len(raw), uids(items)...)
 	}
 	if err := d.enqueue(ctx, items); err != nil {
 		return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
+	}
+	release() // queued: a withdrawal need not wait for what follows
+	if lost && d.DeliveryLog != nil {
+		// A lost notification is only its record, which a recover replays from: stored before the
+		// 202 (and before the event counts as routed, so that a re-post after an error here routes
+		// it again), as the notes are, so that a crash right after it loses neither.
+		if err := d.DeliveryLog.Barrier(ctx); err != nil {
+			return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("recording notifications of event %s lost to auto-disabled webhooks: %w", ev.ID, err)
+		}
 	}
 	if err := d.Store.MarkRouted(ctx, key, seq); err != nil {
 		// The notifications are queued: the event is safe. Only a re-post within the dedupe

@@ -92,7 +92,10 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
 		case err == nil && last > 0:
 			e.mu.Lock()
+			// Recorded as dropped: a recount does not count them again as lost, nor does a
+			// reactivation before the purge load and send them.
 			q.droppedUpTo = max(q.droppedUpTo, last)
+			q.loadedUpTo = max(q.loadedUpTo, last)
 			e.mu.Unlock()
 			e.acks.remove(uid, last)
 		}

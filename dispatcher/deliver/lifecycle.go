@@ -21,6 +21,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/hookline/hookline/dispatcher/store"
@@ -51,6 +52,10 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		e.mu.Unlock()
 		return e.persist(ctx, uid)
 	}
+	if q.cancelling > 0 {
+		e.mu.Unlock()
+		return errCancelling
+	}
 	queued := e.queuedLocked(q)
 	cancelled := e.cancelLocked(q)
 	// Nothing is sent from q until its new binding is recorded: the notes of the old one are still
@@ -77,30 +82,39 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	return e.persist(ctx, uid)
 }
 
+// errCancelling answers a Rebind while another cancellation of the queue runs: the caller tries
+// again (the Syncer's reconcile is requeued), once it is over.
+var errCancelling = errors.New("a cancellation of the webhook's queue is under way; rebinding once it is over")
+
 // CountLost records an event that uid, being disabled, does not receive; n is the note it would
 // have been queued as.
-func (e *Engine) CountLost(uid string, n store.Note) {
+func (e *Engine) CountLost(uid string, n store.Note) { e.countLost(uid, n) }
+
+// countLost is CountLost, reporting whether n was counted (uid's queue is this engine's).
+func (e *Engine) countLost(uid string, n store.Note) bool {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q != nil && q.own != ownActive {
-		q = nil // another dispatcher's: Arrived counts it there
+	if q != nil && (q.own != ownActive || !e.leaseCoversLocked(q.part)) {
+		q = nil // another dispatcher's, or maybe by now: its owner counts it
 	}
 	var wh Webhook
 	if q != nil {
 		q.status.Dropped++
 		q.dirty = true
+		q.droppedUpTo = max(q.droppedUpTo, n.Seq)
 		e.metrics.lost()
 		wh = q.wh
 	}
 	e.mu.Unlock()
 	if q == nil {
-		return
+		return false
 	}
 	if e.rec != nil {
 		e.rec.Append(e.noteRecord(e.ctx, wh, wh.AccountID, n, deliveries.KindLost, deliveries.StateLost,
 			ReasonWebhookDisabled, "not queued: the webhook is auto-disabled", e.clock.Now()))
 	}
 	e.onChange(uid, false)
+	return true
 }
 
 // cancelStored records as cancelled (reason, message) what queued, captured as the queue was
@@ -128,9 +142,18 @@ func (e *Engine) cancelStored(ctx context.Context, uid string, queued *queuedNot
 
 // Cancel drops every queued notification of uid (the webhook went INACTIVE), counting them as
 // cancelled; an attempt in flight completes, but is not retried.
-func (e *Engine) Cancel(ctx context.Context, uid string) error {
+func (e *Engine) Cancel(ctx context.Context, uid string) error { return e.cancel(ctx, uid, false) }
+
+// cancel is Cancel; stillInactive cancels only a queue this engine delivers under its lease whose
+// webhook is INACTIVE when the cancellation begins (a recount's, decided before: the webhook may
+// be ACTIVE again by now).
+func (e *Engine) cancel(ctx context.Context, uid string, stillInactive bool) error {
 	e.mu.Lock()
 	q := e.queues[uid]
+	if stillInactive && (q == nil || !q.wh.Inactive || q.own != ownActive || !e.leaseCoversLocked(q.part)) {
+		e.mu.Unlock()
+		return nil
+	}
 	if e.partitioned() && (q == nil || q.own != ownActive) {
 		e.mu.Unlock()
 		return nil // another dispatcher's; its owner cancels it (and again when it takes it over)

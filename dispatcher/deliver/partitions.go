@@ -28,6 +28,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"sync"
 	"time"
@@ -213,7 +214,7 @@ func (e *Engine) Release(ctx context.Context, p int) {
 
 func anyInFlight(qs []*queue) bool {
 	for _, q := range qs {
-		if (q.inFlight || q.acking > 0 || q.holds > 0) && q.own == ownReleasing {
+		if (q.inFlight || q.acking > 0 || q.holds > 0 || q.cancelling > 0) && q.own == ownReleasing {
 			return true
 		}
 	}
@@ -397,7 +398,8 @@ func (e *Engine) recount(ctx context.Context) error {
 	e.mu.Lock()
 	for uid, n := range counts {
 		q := e.queues[uid]
-		if n == 0 || q == nil || q.own != ownActive || q.removed || q.cancelling > 0 || q.inFlight || q.hasWork() && !q.status.Disabled && !q.wh.Inactive {
+		if n == 0 || q == nil || q.own != ownActive || !e.leaseCoversLocked(q.part) || q.removed || q.cancelling > 0 || q.inFlight || q.acking > 0 ||
+			q.hasWork() && !q.status.Disabled && !q.wh.Inactive {
 			continue
 		}
 		switch {
@@ -407,7 +409,8 @@ func (e *Engine) recount(ctx context.Context) error {
 		case q.wh.Inactive:
 			// Stored by another dispatcher before it saw the change, or after this one's
 			// cancellation began: cancelled as INACTIVE cancels, not kept for an ACTIVE that is
-			// a new start.
+			// a new start (and counted: the cancellation counts what is pending).
+			q.status.Pending = max(q.status.Pending, int64(n))
 			cancelled = append(cancelled, uid)
 			continue
 		}
@@ -417,17 +420,14 @@ func (e *Engine) recount(ctx context.Context) error {
 		e.scheduleLocked(q)
 	}
 	e.mu.Unlock()
+	var errs []error
 	for _, uid := range lost {
-		if err := e.loseStored(ctx, uid); err != nil {
-			return err
-		}
+		errs = append(errs, e.loseStored(ctx, uid))
 	}
 	for _, uid := range cancelled {
-		if err := e.Cancel(ctx, uid); err != nil {
-			return err
-		}
+		errs = append(errs, e.cancel(ctx, uid, true))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // loseStored counts and removes the notes an auto-disabled webhook's queue holds (stored by
@@ -456,6 +456,7 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 
 // lose counts n, stored for the auto-disabled uid, as lost and removes it from the store.
 func (e *Engine) lose(uid string, n store.Note) {
-	e.CountLost(uid, n)
-	e.acks.remove(uid, n.Seq)
+	if e.countLost(uid, n) { // not another dispatcher's note to remove
+		e.acks.remove(uid, n.Seq)
+	}
 }

@@ -627,8 +627,24 @@ func TestARecountDoesNotCountAnAutoDisablesNotesAgain(t *testing.T) {
 	r.e.Upsert(wh)
 	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
 	r.g.Eventually(func() int { return len(rec.all()) }).Should(Equal(3)) // one attempt, two dropped with the queue
+	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(3))
 	r.g.Consistently(func() int { r.recount(); return len(rec.all()) }).WithTimeout(300*time.Millisecond).Should(Equal(3), "%+v", rec.all())
 	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(3))
 	open()
 	r.g.Eventually(func() int { return r.st.queued("wh") }).Should(BeZero())
+}
+
+// TestARecountsCancellationSparesAWebhookActiveAgain: a recount decides to cancel an INACTIVE
+// webhook's stored notes, and the cancellation runs a moment later: set ACTIVE meanwhile, the
+// webhook keeps what was queued since (new events of an Active webhook).
+func TestARecountsCancellationSparesAWebhookActiveAgain(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Recorder: rec}, nil)
+	wh := r.webhook("wh", "acct")
+	wh.Deliverable = false // held: nothing is sent meanwhile
+	r.e.Upsert(wh)         // ACTIVE again by now
+	r.queue("wh", "acct", 1, r.t0)
+	r.g.Expect(r.e.cancel(context.Background(), "wh", true)).To(Succeed())
+	r.g.Expect(r.st.queued("wh")).To(Equal(1))
+	r.g.Expect(rec.all()).To(BeEmpty())
 }
