@@ -157,10 +157,11 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	release() // queued: a withdrawal need not wait for what follows
 	if lost && d.DeliveryLog != nil {
 		// A lost notification is only its record, which a recover replays from: stored before the
-		// 202 (and before the event counts as routed, so that a re-post after an error here routes
-		// it again), as the notes are, so that a crash right after it loses neither.
+		// 202, as the notes are, so that a crash right after it loses neither. Should the log not
+		// store it in time, the 202 is given all the same (the notes are queued, and a re-post
+		// would queue them twice): the writer keeps retrying, and only a crash meanwhile loses it.
 		if err := d.DeliveryLog.Barrier(ctx); err != nil {
-			return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("recording notifications of event %s lost to auto-disabled webhooks: %w", ev.ID, err)
+			d.Log.Error(err, "Storing the records of notifications lost to auto-disabled webhooks before acknowledging; they are stored later", "event", ev.ID)
 		}
 	}
 	if err := d.Store.MarkRouted(ctx, key, seq); err != nil {

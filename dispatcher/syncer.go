@@ -117,7 +117,11 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	}
 	s.Accounts.saw(uid, binding.AccountID, bound)
 	if bound {
-		if err := s.rebind(ctx, wh, binding); err != nil {
+		if err := s.rebind(ctx, wh, binding); errors.Is(err, deliver.ErrCancelling) {
+			// Another cancellation of the queue is being recorded (seconds): again shortly,
+			// without the error backoff's growing waits.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		} else if err != nil {
 			return ctrl.Result{}, err
 		}
 	}

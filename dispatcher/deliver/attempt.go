@@ -87,16 +87,19 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 			err = e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
 				"dropped with the queue: the webhook was auto-disabled")
 		}
-		switch {
-		case err != nil && ctx.Err() == nil:
-			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
-		case err == nil && last > 0:
-			e.mu.Lock()
+		e.mu.Lock()
+		if err == nil {
 			// Recorded as dropped: a recount does not count them again as lost, nor does a
 			// reactivation before the purge load and send them.
 			q.droppedUpTo = max(q.droppedUpTo, last)
 			q.loadedUpTo = max(q.loadedUpTo, last)
-			e.mu.Unlock()
+		}
+		e.endCancellingLocked(q) // from dropHeadLocked
+		e.mu.Unlock()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
+		case err == nil && last > 0:
 			e.acks.remove(uid, last)
 		}
 	}

@@ -54,7 +54,7 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	}
 	if q.cancelling > 0 {
 		e.mu.Unlock()
-		return errCancelling
+		return ErrCancelling
 	}
 	queued := e.queuedLocked(q)
 	cancelled := e.cancelLocked(q)
@@ -67,24 +67,33 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		"from", old.String(), "to", b.String(), "cancelled", cancelled)
 	err := e.cancelStored(ctx, uid, queued, old.AccountID, ReasonRebound, "the namespace was bound to "+b.String()+" instead of "+old.String())
 	e.mu.Lock()
-	q.cancelling--
 	if err != nil {
-		e.scheduleLocked(q)
+		e.endCancellingLocked(q)
 		e.mu.Unlock()
 		return err
 	}
 	q.status.Binding = b
 	q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
 	q.dirty = true
-	e.scheduleLocked(q)
+	e.endCancellingLocked(q)
 	e.mu.Unlock()
 	e.onChange(uid, true)
 	return e.persist(ctx, uid)
 }
 
-// errCancelling answers a Rebind while another cancellation of the queue runs: the caller tries
-// again (the Syncer's reconcile is requeued), once it is over.
-var errCancelling = errors.New("a cancellation of the webhook's queue is under way; rebinding once it is over")
+// ErrCancelling answers a Rebind while another cancellation of the queue runs (a recount's, or an
+// auto-disable's recording): the caller tries again shortly.
+var ErrCancelling = errors.New("a cancellation of the webhook's queue is under way; rebinding once it is over")
+
+// endCancellingLocked ends one of q's cancellations: q may be scheduled again, and a Release
+// waiting for it goes on.
+func (e *Engine) endCancellingLocked(q *queue) {
+	q.cancelling--
+	e.scheduleLocked(q)
+	if q.own == ownReleasing {
+		e.idle.Broadcast()
+	}
+}
 
 // CountLost records an event that uid, being disabled, does not receive; n is the note it would
 // have been queued as.
@@ -94,14 +103,17 @@ func (e *Engine) CountLost(uid string, n store.Note) { e.countLost(uid, n) }
 func (e *Engine) countLost(uid string, n store.Note) bool {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q != nil && (q.own != ownActive || !e.leaseCoversLocked(q.part)) {
-		q = nil // another dispatcher's, or maybe by now: its owner counts it
+	if q != nil && q.own != ownActive {
+		q = nil // another dispatcher's: Arrived counts it there
 	}
 	var wh Webhook
 	if q != nil {
 		q.status.Dropped++
 		q.dirty = true
+		// A stored note recorded as lost waits for its purge: neither lost again by a recount
+		// nor loaded again after a reactivation.
 		q.droppedUpTo = max(q.droppedUpTo, n.Seq)
+		q.loadedUpTo = max(q.loadedUpTo, n.Seq)
 		e.metrics.lost()
 		wh = q.wh
 	}
@@ -173,8 +185,7 @@ func (e *Engine) cancel(ctx context.Context, uid string, stillInactive bool) err
 	err := e.cancelStored(ctx, uid, queued, account, ReasonInactive, "cancelled unsent: the webhook was set INACTIVE")
 	if q != nil {
 		e.mu.Lock()
-		q.cancelling--
-		e.scheduleLocked(q)
+		e.endCancellingLocked(q)
 		e.mu.Unlock()
 	}
 	if err != nil {

@@ -268,7 +268,11 @@ func (e *Engine) Arrived(uid string, n store.Note) {
 	disabled := q.status.Disabled
 	e.mu.Unlock()
 	if disabled {
-		e.lose(uid, n)
+		// In order, from the first not recorded yet: losing n alone would purge the notes before
+		// it, whose announcements may come later (another dispatcher's) or never.
+		if err := e.loseStored(e.ctx, uid); err != nil {
+			e.log.Info("Recording notes of an auto-disabled webhook as lost failed; the next recount does", "uid", uid, "error", err.Error())
+		}
 		return
 	}
 	// An INACTIVE webhook's note is kept (not sent) until the next recount cancels it.
@@ -456,7 +460,11 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 
 // lose counts n, stored for the auto-disabled uid, as lost and removes it from the store.
 func (e *Engine) lose(uid string, n store.Note) {
-	if e.countLost(uid, n) { // not another dispatcher's note to remove
+	e.mu.Lock()
+	q := e.queues[uid]
+	covered := q != nil && e.leaseCoversLocked(q.part)
+	e.mu.Unlock()
+	if covered && e.countLost(uid, n) { // this engine's note to remove, under its lease
 		e.acks.remove(uid, n.Seq)
 	}
 }

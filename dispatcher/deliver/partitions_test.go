@@ -635,16 +635,56 @@ func TestARecountDoesNotCountAnAutoDisablesNotesAgain(t *testing.T) {
 }
 
 // TestARecountsCancellationSparesAWebhookActiveAgain: a recount decides to cancel an INACTIVE
-// webhook's stored notes, and the cancellation runs a moment later: set ACTIVE meanwhile, the
-// webhook keeps what was queued since (new events of an Active webhook).
+// webhook's stored notes, and the cancellation runs a moment later; it cancels only if the webhook
+// is still INACTIVE then: set ACTIVE meanwhile, the webhook keeps what was queued since (new events
+// of an Active webhook).
 func TestARecountsCancellationSparesAWebhookActiveAgain(t *testing.T) {
 	rec := &fakeRecorder{}
 	r := newRig(t, Config{Recorder: rec}, nil)
 	wh := r.webhook("wh", "acct")
-	wh.Deliverable = false // held: nothing is sent meanwhile
-	r.e.Upsert(wh)         // ACTIVE again by now
+	wh.Deliverable, wh.Inactive = false, true
+	r.e.Upsert(wh)
 	r.queue("wh", "acct", 1, r.t0)
 	r.g.Expect(r.e.cancel(context.Background(), "wh", true)).To(Succeed())
-	r.g.Expect(r.st.queued("wh")).To(Equal(1))
-	r.g.Expect(rec.all()).To(BeEmpty())
+	r.g.Expect(r.st.queued("wh")).To(BeZero(), "still INACTIVE: cancelled")
+	r.g.Expect(rec.all()).To(HaveLen(1))
+
+	wh.Inactive = false // ACTIVE again (held: nothing is sent meanwhile)
+	r.e.Upsert(wh)
+	r.queue("wh", "acct", 1, r.t0)
+	r.g.Expect(r.e.cancel(context.Background(), "wh", true)).To(Succeed())
+	r.g.Expect(r.st.queued("wh")).To(Equal(1), "ACTIVE again: kept")
+	r.g.Expect(rec.all()).To(HaveLen(1))
+}
+
+// TestReleaseWaitsForACancellation: a partition given up while one of its queues is being cancelled
+// (its notes recorded and removed) is let go once the cancellation is over, not before (the next
+// owner would load notes about to be removed) and not only at its deadline.
+func TestReleaseWaitsForACancellation(t *testing.T) {
+	p := newPeers(t, 1, 2)
+	e := p.engines[0]
+	acct := accountIn(0, 2)
+	wh := p.webhook("wh", acct)
+	wh.Deliverable = false // held: nothing is sent meanwhile
+	p.upsert(wh)
+	p.takeOver(e)
+	p.e = e
+	p.queue("wh", acct, 1, p.t0)
+	removing := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(removing) }) }
+	t.Cleanup(open)
+	p.st.mu.Lock()
+	p.st.removing = removing
+	p.st.mu.Unlock()
+	cancelled := make(chan error, 1)
+	go func() { cancelled <- e.Cancel(context.Background(), "wh") }()
+	p.g.Eventually(func() int64 { st, _ := e.Status("wh"); return st.Cancelled }).Should(BeEquivalentTo(1))
+
+	released := make(chan struct{})
+	go func() { defer close(released); e.Release(context.Background(), 0) }()
+	p.g.Consistently(released).WithTimeout(200 * time.Millisecond).ShouldNot(BeClosed())
+	open()
+	p.g.Eventually(cancelled).Should(Receive(BeNil()))
+	p.g.Eventually(released).Should(BeClosed())
 }

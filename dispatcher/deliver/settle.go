@@ -192,6 +192,9 @@ func (e *Engine) dropHeadLocked(q *queue) (disabled bool, ack uint64, queued *qu
 	queued = e.queuedLocked(q)
 	q.mem, q.inStore, q.head = nil, false, head{}
 	st.Pending = 0
+	// Nothing is loaded or sent from the queue while what it held is recorded and removed (a
+	// reactivation meanwhile would load the dropped notes again): deliver ends this.
+	q.cancelling++
 	e.metrics.disabled()
 	return true, ack, queued
 }
