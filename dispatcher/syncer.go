@@ -117,12 +117,8 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	}
 	s.Accounts.saw(uid, binding.AccountID, bound)
 	if bound {
-		if err := s.rebind(ctx, wh, binding); errors.Is(err, deliver.ErrCancelling) {
-			// Another cancellation of the queue is being recorded (seconds): again shortly,
-			// without the error backoff's growing waits.
-			return ctrl.Result{RequeueAfter: time.Second}, nil
-		} else if err != nil {
-			return ctrl.Result{}, err
+		if err := s.rebind(ctx, wh, binding); err != nil {
+			return cancellingOr(err)
 		}
 	}
 	cfg := s.config(wh, binding)
@@ -150,11 +146,11 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		// INACTIVE cancels what is queued and lifts an auto-disable: ACTIVE again is a new start.
 		s.Table.Withdraw(uid)
 		if _, err := s.Engine.Reactivate(ctx, uid, ""); err != nil {
-			return ctrl.Result{}, err
+			return cancellingOr(err)
 		}
 		if st, _ := s.Engine.Status(uid); st.Pending > 0 || st.ConsecutiveFailures > 0 {
 			if err := s.Engine.Cancel(ctx, uid); err != nil {
-				return ctrl.Result{}, err
+				return cancellingOr(err)
 			}
 		}
 		s.Reporter.Mark(uid, true)
@@ -163,7 +159,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if token := hooklinev1.ReactivationToken(wh.Annotations[hooklinev1.ReactivateAnnotation]); token != "" {
 		if st, _ := s.Engine.Status(uid); st.HandledReactivation != token {
 			if _, err := s.Engine.Reactivate(ctx, uid, token); err != nil {
-				return ctrl.Result{}, err
+				return cancellingOr(err)
 			}
 			s.Reporter.Mark(uid, true)
 		}
@@ -179,6 +175,16 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{RequeueAfter: wait.Jitter(s.SecretResync, 0.2)}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// cancellingOr answers a reconcile that err ended: a cancellation of the queue being recorded
+// (deliver.ErrCancelling, seconds) is waited for by a requeue a second later, without the error
+// backoff's growing waits; anything else is an error.
+func cancellingOr(err error) (ctrl.Result, error) {
+	if errors.Is(err, deliver.ErrCancelling) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // secretRefs reports whether wh reads Secrets.

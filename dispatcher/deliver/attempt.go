@@ -88,7 +88,10 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 				"dropped with the queue: the webhook was auto-disabled")
 		}
 		e.mu.Lock()
-		if err == nil {
+		// Reset meanwhile (its partition given up past Release's wait): the next owner reads the
+		// queue afresh and records what is left as lost; nothing more is done to it here.
+		handedOver := q.epoch != epoch
+		if err == nil && !handedOver {
 			// Recorded as dropped: a recount does not count them again as lost, nor does a
 			// reactivation before the purge load and send them.
 			q.droppedUpTo = max(q.droppedUpTo, last)
@@ -99,7 +102,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		switch {
 		case err != nil && ctx.Err() == nil:
 			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
-		case err == nil && last > 0:
+		case err == nil && last > 0 && !handedOver:
 			e.acks.remove(uid, last)
 		}
 	}

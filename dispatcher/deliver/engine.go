@@ -177,8 +177,11 @@ type Engine struct {
 	stalled map[int]bool
 	// tokens holds each owned partition's fencing token (Acquire), written into the state of its
 	// queues: a later owner's is higher.
-	tokens   map[int]uint64
-	toLoad   map[string]uint64
+	tokens map[int]uint64
+	toLoad map[string]uint64
+	// toLose holds the uids whose stored notes the loader records as lost (Arrived, for an
+	// auto-disabled webhook): in order, once per burst, and not on the announcements' goroutine.
+	toLose   map[string]bool
 	loadGen  uint64
 	loadKick chan struct{}
 	idle     *sync.Cond
@@ -266,6 +269,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		tokens:      map[int]uint64{},
 		stalled:     map[int]bool{},
 		toLoad:      map[string]uint64{},
+		toLose:      map[string]bool{},
 		loadKick:    make(chan struct{}, 1),
 		drained:     make(chan struct{}),
 		jobs:        make(chan attemptJob),
@@ -469,7 +473,9 @@ func (e *Engine) Disabled(uid string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queues[uid]
-	return q != nil && q.status.Disabled
+	// Only a queue this engine delivers: one being given up keeps its state until the next owner
+	// reads it, and an event lost to it here would have no note, no announcement and no record.
+	return q != nil && q.own == ownActive && q.status.Disabled
 }
 
 // QueueDebug is a snapshot of one queue's internals, for diagnostics.

@@ -81,8 +81,8 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	return e.persist(ctx, uid)
 }
 
-// ErrCancelling answers a Rebind while another cancellation of the queue runs (a recount's, or an
-// auto-disable's recording): the caller tries again shortly.
+// ErrCancelling answers a Rebind, Cancel or Reactivate while a cancellation of the queue runs (a
+// recount's, or an auto-disable's recording): the caller tries again shortly.
 var ErrCancelling = errors.New("a cancellation of the webhook's queue is under way; rebinding once it is over")
 
 // endCancellingLocked ends one of q's cancellations: q may be scheduled again, and a Release
@@ -103,8 +103,8 @@ func (e *Engine) CountLost(uid string, n store.Note) { e.countLost(uid, n) }
 func (e *Engine) countLost(uid string, n store.Note) bool {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q != nil && q.own != ownActive {
-		q = nil // another dispatcher's: Arrived counts it there
+	if q != nil && (q.own != ownActive || n.Seq != 0 && n.Seq <= q.droppedUpTo) {
+		q = nil // another dispatcher's (its owner counts it), or recorded already
 	}
 	var wh Webhook
 	if q != nil {
@@ -175,7 +175,10 @@ func (e *Engine) cancel(ctx context.Context, uid string, stillInactive bool) err
 	if q != nil {
 		if q.cancelling > 0 {
 			e.mu.Unlock()
-			return nil // a cancellation runs; what it leaves, the next recount cancels
+			if stillInactive {
+				return nil // what the running one leaves, the next recount cancels
+			}
+			return ErrCancelling // the caller tries again shortly
 		}
 		queued, account = e.queuedLocked(q), q.wh.AccountID
 		e.cancelLocked(q)
@@ -251,6 +254,12 @@ func (e *Engine) Reactivate(ctx context.Context, uid, token string) (bool, error
 	if q != nil && q.own != ownActive {
 		e.mu.Unlock()
 		return false, nil // another dispatcher's; its owner reactivates it
+	}
+	if q != nil && q.cancelling > 0 {
+		// An auto-disable (or a cancellation) is being recorded: reactivated now, the queue
+		// would send what it records as dropped should the recording fail.
+		e.mu.Unlock()
+		return false, ErrCancelling
 	}
 	if q == nil || !q.status.Disabled {
 		if q != nil && token != "" && q.status.HandledReactivation != token {

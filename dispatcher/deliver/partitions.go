@@ -268,10 +268,15 @@ func (e *Engine) Arrived(uid string, n store.Note) {
 	disabled := q.status.Disabled
 	e.mu.Unlock()
 	if disabled {
-		// In order, from the first not recorded yet: losing n alone would purge the notes before
-		// it, whose announcements may come later (another dispatcher's) or never.
-		if err := e.loseStored(e.ctx, uid); err != nil {
-			e.log.Info("Recording notes of an auto-disabled webhook as lost failed; the next recount does", "uid", uid, "error", err.Error())
+		// The loader records the stored notes as lost, in order from the first not recorded yet:
+		// losing n alone would purge the notes before it, whose announcements may come later
+		// (another dispatcher's) or never.
+		e.mu.Lock()
+		e.toLose[uid] = true
+		e.mu.Unlock()
+		select {
+		case e.loadKick <- struct{}{}:
+		default:
 		}
 		return
 	}
@@ -295,6 +300,15 @@ func (e *Engine) runLoader(ctx context.Context) {
 				e.log.Info("Comparing the queues with the store failed; trying again later", "error", err.Error())
 			}
 			continue
+		}
+		e.mu.Lock()
+		lose := e.toLose
+		e.toLose = map[string]bool{}
+		e.mu.Unlock()
+		for uid := range lose {
+			if err := e.loseStored(ctx, uid); err != nil && ctx.Err() == nil {
+				e.log.Info("Recording the notes of an auto-disabled webhook as lost failed; the next recount does", "uid", uid, "error", err.Error())
+			}
 		}
 		for ctx.Err() == nil {
 			e.mu.Lock()
@@ -439,9 +453,11 @@ func (e *Engine) recount(ctx context.Context) error {
 func (e *Engine) loseStored(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q == nil || !q.status.Disabled {
+	if q == nil || !q.status.Disabled || q.cancelling > 0 {
+		// Reactivated meanwhile (what is stored now is its queue), or its auto-disable is being
+		// recorded (what that leaves, the next recount loses).
 		e.mu.Unlock()
-		return nil // reactivated meanwhile: what is stored now is its queue
+		return nil
 	}
 	from := q.droppedUpTo + 1 // those the auto-disable recorded wait for the acker's purge
 	e.mu.Unlock()
