@@ -145,21 +145,25 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if !active {
 		// INACTIVE cancels what is queued and lifts an auto-disable: ACTIVE again is a new start.
 		s.Table.Withdraw(uid)
-		if _, err := s.Engine.Reactivate(ctx, uid, ""); err != nil {
-			return cancellingOr(err)
-		}
-		if st, _ := s.Engine.Status(uid); st.Pending > 0 || st.ConsecutiveFailures > 0 {
-			if err := s.Engine.Cancel(ctx, uid); err != nil {
-				return cancellingOr(err)
-			}
+		_, err := s.Engine.Reactivate(ctx, uid, "")
+		if st, _ := s.Engine.Status(uid); err == nil && (st.Pending > 0 || st.ConsecutiveFailures > 0) {
+			err = s.Engine.Cancel(ctx, uid)
 		}
 		s.Reporter.Mark(uid, true)
+		if err != nil {
+			return cancellingOr(err)
+		}
 		return ctrl.Result{}, nil
 	}
+	// A reactivation asked while the queue's auto-disable is being recorded waits for it (a
+	// second); the rest of the reconcile (routes, status) is done meanwhile.
+	var again error
 	if token := hooklinev1.ReactivationToken(wh.Annotations[hooklinev1.ReactivateAnnotation]); token != "" {
 		if st, _ := s.Engine.Status(uid); st.HandledReactivation != token {
-			if _, err := s.Engine.Reactivate(ctx, uid, token); err != nil {
-				return cancellingOr(err)
+			if _, err := s.Engine.Reactivate(ctx, uid, token); errors.Is(err, deliver.ErrCancelling) {
+				again = err
+			} else if err != nil {
+				return ctrl.Result{}, err
 			}
 			s.Reporter.Mark(uid, true)
 		}
@@ -170,6 +174,9 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		s.Table.Withdraw(uid)
 	}
 	s.Reporter.Mark(uid, false)
+	if again != nil {
+		return cancellingOr(again)
+	}
 	if secretRefs(wh) && s.SecretResync > 0 {
 		// Jittered, so that the reads of many webhooks spread out instead of arriving together.
 		return ctrl.Result{RequeueAfter: wait.Jitter(s.SecretResync, 0.2)}, nil

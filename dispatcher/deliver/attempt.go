@@ -89,20 +89,32 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		}
 		e.mu.Lock()
 		// Reset meanwhile (its partition given up past Release's wait): the next owner reads the
-		// queue afresh and records what is left as lost; nothing more is done to it here.
+		// queue afresh; what was recorded here is still removed (its records exist), nothing else.
 		handedOver := q.epoch != epoch
-		if err == nil && !handedOver {
+		switch {
+		case err == nil && !handedOver:
 			// Recorded as dropped: a recount does not count them again as lost, nor does a
 			// reactivation before the purge load and send them.
 			q.droppedUpTo = max(q.droppedUpTo, last)
 			q.loadedUpTo = max(q.loadedUpTo, last)
+		case err != nil && !handedOver:
+			// Not all recorded: the loader loses the rest (in order, from droppedUpTo), and the
+			// webhook is not reactivated before, or it would send what was counted as dropped.
+			q.unrecorded = true
+			e.toLose[uid] = true
 		}
 		e.endCancellingLocked(q) // from dropHeadLocked
 		e.mu.Unlock()
 		switch {
-		case err != nil && ctx.Err() == nil:
-			e.log.Error(err, "Recording the notifications dropped by an auto-disable; what is left is recorded as lost at the next recount", "uid", uid)
-		case err == nil && last > 0 && !handedOver:
+		case err != nil:
+			select {
+			case e.loadKick <- struct{}{}:
+			default:
+			}
+			if ctx.Err() == nil {
+				e.log.Error(err, "Recording the notifications dropped by an auto-disable; the rest is recorded as lost shortly", "uid", uid)
+			}
+		case last > 0:
 			e.acks.remove(uid, last)
 		}
 	}

@@ -222,6 +222,9 @@ type queue struct {
 	// droppedUpTo is the last note an auto-disable recorded as dropped with the queue: those wait
 	// for the acker's purge, and a recount does not count them again as lost.
 	droppedUpTo uint64
+	// unrecorded: an auto-disable could not record all it dropped; the loader loses the rest,
+	// and the webhook is not reactivated meanwhile.
+	unrecorded bool
 	// cancelling counts the cancellations (Cancel, Rebind) recording and removing the queue's
 	// stored notes: nothing is sent from it, nor does a recount cancel or schedule it, meanwhile.
 	cancelling int

@@ -255,9 +255,9 @@ func (e *Engine) Reactivate(ctx context.Context, uid, token string) (bool, error
 		e.mu.Unlock()
 		return false, nil // another dispatcher's; its owner reactivates it
 	}
-	if q != nil && q.cancelling > 0 {
-		// An auto-disable (or a cancellation) is being recorded: reactivated now, the queue
-		// would send what it records as dropped should the recording fail.
+	if q != nil && (q.cancelling > 0 || q.unrecorded) {
+		// An auto-disable (or a cancellation) is being recorded, or what it could not record is
+		// being recorded as lost: reactivated now, the queue would send what was counted dropped.
 		e.mu.Unlock()
 		return false, ErrCancelling
 	}

@@ -98,6 +98,7 @@ func (e *Engine) resetLocked(q *queue) {
 	e.unscheduleLocked(q)
 	q.epoch++
 	q.mem, q.inStore, q.loadedUpTo, q.head, q.status, q.dirty, q.stateRev = nil, false, 0, head{}, Status{}, false, 0
+	q.unrecorded, q.droppedUpTo = false, 0
 	q.storeGen++
 	q.own = ownDormant
 	delete(e.toLoad, q.wh.UID)
@@ -470,6 +471,19 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 			return nil
 		}
 		e.lose(uid, n)
+	}
+	if len(notes) < 1000 {
+		e.mu.Lock()
+		q.unrecorded = false // all lost: it may be reactivated
+		e.mu.Unlock()
+	} else {
+		e.mu.Lock()
+		e.toLose[uid] = true // more: the loader goes on
+		e.mu.Unlock()
+		select {
+		case e.loadKick <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }

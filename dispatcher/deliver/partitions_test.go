@@ -688,3 +688,31 @@ func TestReleaseWaitsForACancellation(t *testing.T) {
 	p.g.Eventually(cancelled).Should(Receive(BeNil()))
 	p.g.Eventually(released).Should(BeClosed())
 }
+
+// TestAnAutoDisableThatCouldNotRecordSendsNothingItDropped: when the log cannot store what an
+// auto-disable dropped, the loader records the rest as lost (in order) before the webhook may be
+// reactivated (Reactivate answers ErrCancelling meanwhile: the Syncer tries again); a reactivation
+// then never sends what was counted as dropped. Before, it was reactivated at once and the next
+// recount sent the dropped notes.
+func TestAnAutoDisableThatCouldNotRecordSendsNothingItDropped(t *testing.T) {
+	policy := DefaultPolicy()
+	policy.MaxRetries = 0
+	rec := &fakeRecorder{}
+	// A read-ahead of one: the dropped notes are in the store only.
+	r := newRig(t, Config{Policy: policy, Recorder: rec, MemQueue: 1}, nil)
+	r.rx.setFailing("wh", true)
+	wh := r.webhook("wh", "acc")
+	wh.LastVerified = time.Time{} // never delivered: the first drop disables
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 3, r.t0)
+	rec.failing.Store(true) // the log cannot store the drop's records
+	wh.Deliverable = true
+	r.e.Upsert(wh)
+	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	rec.failing.Store(false)
+	r.g.Eventually(func() error { _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).Should(Succeed())
+	r.rx.setFailing("wh", false)
+	r.g.Consistently(func() []string { r.recount(); return r.rx.notes("wh") }).WithTimeout(300*time.Millisecond).
+		Should(Equal([]string{"wh-1"}), "only the attempt that failed")
+}
