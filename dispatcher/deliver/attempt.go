@@ -89,7 +89,8 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		}
 		e.mu.Lock()
 		// Reset meanwhile (its partition given up past Release's wait): the next owner reads the
-		// queue afresh; what was recorded here is still removed (its records exist), nothing else.
+		// queue afresh and decides; nothing more is done to it here (a note recorded here as
+		// dropped may be recorded again there as lost, rather than removed under its feet).
 		handedOver := q.epoch != epoch
 		switch {
 		case err == nil && !handedOver:
@@ -114,7 +115,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 			if ctx.Err() == nil {
 				e.log.Error(err, "Recording the notifications dropped by an auto-disable; the rest is recorded as lost shortly", "uid", uid)
 			}
-		case last > 0:
+		case last > 0 && !handedOver:
 			e.acks.remove(uid, last)
 		}
 	}

@@ -50,9 +50,11 @@ type memStore struct {
 	// removing, when set, holds every Remove until it is closed; getting, every GetEvent (gets
 	// counts the calls).
 	removing, getting chan struct{}
-	// loaded, when set, is called once LoadNotes has read (without the lock).
-	loaded func(uid string)
-	gets   int
+	// loaded, when set, is called once LoadNotes has read (without the lock); loadErr, when set,
+	// fails every LoadNotes.
+	loaded  func(uid string)
+	loadErr error
+	gets    int
 }
 
 type memEvent struct {
@@ -114,6 +116,10 @@ func (s *memStore) Queues(context.Context) (map[string]uint64, error) {
 
 func (s *memStore) LoadNotes(_ context.Context, uid string, from uint64, max int) ([]store.Note, error) {
 	s.mu.Lock()
+	if err := s.loadErr; err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
 	var out []store.Note
 	for _, n := range s.notes[uid] {
 		if n.Seq >= from && len(out) < max {

@@ -415,6 +415,13 @@ func (e *Engine) recount(ctx context.Context) error {
 	}
 	var lost, cancelled []string
 	e.mu.Lock()
+	for uid, q := range e.queues {
+		// An auto-disable that could not record all it dropped is finished here whatever the
+		// store holds now (its last notes may be gone): the webhook waits for it to be reactivated.
+		if q.unrecorded && q.status.Disabled && counts[uid] == 0 && q.own == ownActive && q.cancelling == 0 {
+			lost = append(lost, uid)
+		}
+	}
 	for uid, n := range counts {
 		q := e.queues[uid]
 		if n == 0 || q == nil || q.own != ownActive || !e.leaseCoversLocked(q.part) || q.removed || q.cancelling > 0 || q.inFlight || q.acking > 0 ||
@@ -466,17 +473,21 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 	if err != nil {
 		return err
 	}
+	all := true
 	for _, n := range notes {
 		if !e.Disabled(uid) {
 			return nil
 		}
-		e.lose(uid, n)
+		all = e.lose(uid, n) && all
 	}
-	if len(notes) < 1000 {
+	switch {
+	case !all:
+		// Not this engine's to lose now (its lease lapsed): the next recount tries again.
+	case len(notes) < 1000:
 		e.mu.Lock()
 		q.unrecorded = false // all lost: it may be reactivated
 		e.mu.Unlock()
-	} else {
+	default:
 		e.mu.Lock()
 		e.toLose[uid] = true // more: the loader goes on
 		e.mu.Unlock()
@@ -489,12 +500,22 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 }
 
 // lose counts n, stored for the auto-disabled uid, as lost and removes it from the store.
-func (e *Engine) lose(uid string, n store.Note) {
+// It reports whether n is recorded: lost now, or before (a note seen again).
+func (e *Engine) lose(uid string, n store.Note) bool {
 	e.mu.Lock()
 	q := e.queues[uid]
 	covered := q != nil && e.leaseCoversLocked(q.part)
+	recorded := q != nil && n.Seq != 0 && n.Seq <= q.droppedUpTo
 	e.mu.Unlock()
-	if covered && e.countLost(uid, n) { // this engine's note to remove, under its lease
-		e.acks.remove(uid, n.Seq)
+	if !covered {
+		return false
 	}
+	if recorded {
+		return true
+	}
+	if e.countLost(uid, n) { // this engine's note to remove, under its lease
+		e.acks.remove(uid, n.Seq)
+		return true
+	}
+	return false
 }

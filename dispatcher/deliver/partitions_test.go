@@ -19,6 +19,7 @@ package deliver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -715,4 +716,41 @@ func TestAnAutoDisableThatCouldNotRecordSendsNothingItDropped(t *testing.T) {
 	r.rx.setFailing("wh", false)
 	r.g.Consistently(func() []string { r.recount(); return r.rx.notes("wh") }).WithTimeout(300*time.Millisecond).
 		Should(Equal([]string{"wh-1"}), "only the attempt that failed")
+}
+
+// TestAnUnrecordedAutoDisableIsFinishedEvenOnceItsNotesAreGone: the store failing both the
+// recording of an auto-disable and the loader's loss of the rest, and the queue's notes gone
+// meanwhile, the next recount still finishes it: the webhook can be reactivated, not refused for
+// good (the Syncer would ask every second).
+func TestAnUnrecordedAutoDisableIsFinishedEvenOnceItsNotesAreGone(t *testing.T) {
+	policy := DefaultPolicy()
+	policy.MaxRetries = 0
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Policy: policy, Recorder: rec, MemQueue: 1}, nil)
+	r.rx.setFailing("wh", true)
+	wh := r.webhook("wh", "acc")
+	wh.LastVerified = time.Time{} // never delivered: the first drop disables
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 3, r.t0)
+	var once sync.Once
+	r.st.mu.Lock()
+	r.st.loaded = func(string) { // after the head's load: the recording's and the loader's reads fail
+		once.Do(func() { r.st.mu.Lock(); r.st.loadErr = errors.New("store unavailable"); r.st.mu.Unlock() })
+	}
+	r.st.mu.Unlock()
+	wh.Deliverable = true
+	r.e.Upsert(wh)
+	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	r.g.Eventually(func() error { _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).Should(MatchError(ErrCancelling))
+
+	r.st.mu.Lock()
+	r.st.loadErr = nil
+	delete(r.st.notes, "wh") // gone meanwhile (retention, a purge)
+	r.st.mu.Unlock()
+	r.g.Eventually(func() error {
+		r.recount()
+		_, err := r.e.Reactivate(context.Background(), "wh", "again")
+		return err
+	}).Should(Succeed())
 }
