@@ -75,6 +75,17 @@ func replaysByState(g Gomega, ns string) (running, queued int, list *hooklinev1.
 	return running, queued, list
 }
 
+// waitRunningAtTheCap waits until namespace ns has as many replays running as it may at once, and
+// queued waiting their turn.
+func waitRunningAtTheCap(t *testing.T, ns string, queued int) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		running, waiting, _ := replaysByState(g, ns)
+		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(waiting).To(Equal(queued))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+}
+
 // replayEach creates, as tenant, one WebhookReplay of webhook "orders" in ns for each notification
 // rc received, in order, named prefix-00, prefix-01, …
 func replayEach(t *testing.T, tenant client.Client, ns, prefix string, rc *receiver) []*hooklinev1.WebhookReplay {
@@ -143,11 +154,7 @@ func TestForgedReplayStatusWaitsItsTurn(t *testing.T) {
 	s, ns, rc, wh := deliveredThenFailing(t, "acc-replay-forged", n)
 	tenant := tenantClient(t, ns, "tenant-"+ns)
 	replays := replayEach(t, tenant, ns, "forged", rc)
-	g.Eventually(func(g Gomega) {
-		running, queued, _ := replaysByState(g, ns)
-		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
-		g.Expect(queued).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
-	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	waitRunningAtTheCap(t, ns, n-dispatcher.DefaultReplaysPerNamespace)
 
 	// The tenant writes "started" into the status of every one that waits.
 	_, _, list := replaysByState(g, ns)
@@ -191,11 +198,7 @@ func TestAReplayFinishedByHandKeepsItsTurn(t *testing.T) {
 	s, ns, rc, _ := deliveredThenFailing(t, "acc-replay-finished", n)
 	tenant := tenantClient(t, ns, "tenant-"+ns)
 	replays := replayEach(t, tenant, ns, "finished", rc)
-	g.Eventually(func(g Gomega) {
-		running, queued, _ := replaysByState(g, ns)
-		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
-		g.Expect(queued).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
-	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	waitRunningAtTheCap(t, ns, n-dispatcher.DefaultReplaysPerNamespace)
 
 	_, _, list := replaysByState(g, ns)
 	var waiting []string
@@ -535,11 +538,7 @@ func TestWaitingReplaysAreNotWrittenWhenTheLineMoves(t *testing.T) {
 
 	tenant := tenantClient(t, ns, "tenant-"+ns)
 	replays := replaysOf(t, tenant, ns, "line", id, n)
-	g.Eventually(func(g Gomega) {
-		running, queued, _ := replaysByState(g, ns)
-		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
-		g.Expect(queued).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
-	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	waitRunningAtTheCap(t, ns, n-dispatcher.DefaultReplaysPerNamespace)
 
 	const deleted = 5
 	waiting := replays[dispatcher.DefaultReplaysPerNamespace+deleted:]
@@ -621,11 +620,7 @@ func TestFlippingAWebhooksStateDoesNotRewriteReplaysWaitingTheirTurn(t *testing.
 	tenant := tenantClient(t, ns, "tenant-"+ns)
 	id := hooklinev1.NotificationID(rc.decoded(t)[0].notificationID)
 	replays := replaysOf(t, tenant, ns, "turns", id, dispatcher.DefaultReplaysPerNamespace+waiting)
-	g.Eventually(func(g Gomega) {
-		running, queued, _ := replaysByState(g, ns)
-		g.Expect(running).To(Equal(dispatcher.DefaultReplaysPerNamespace))
-		g.Expect(queued).To(Equal(waiting))
-	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	waitRunningAtTheCap(t, ns, waiting)
 	queuedOnes := replays[dispatcher.DefaultReplaysPerNamespace:]
 	writes := func() int { return statusWrites(requests, queuedOnes) }
 	before := writes()

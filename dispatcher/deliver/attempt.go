@@ -108,10 +108,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		e.mu.Unlock()
 		switch {
 		case err != nil:
-			select {
-			case e.loadKick <- struct{}{}:
-			default:
-			}
+			e.kickLoader()
 			if ctx.Err() == nil {
 				e.log.Error(err, "Recording the notifications dropped by an auto-disable; the rest is recorded as lost shortly", "uid", uid)
 			}

@@ -452,3 +452,15 @@ func (r *rig) status(uid string) Status {
 	st, _ := r.e.Status(uid)
 	return st
 }
+
+// holdRemovals makes every Remove wait until open is called (once or more). The test's cleanup
+// calls it, before the engine's stop, which flushes its acker.
+func (s *memStore) holdRemovals(t *testing.T) (open func()) {
+	removing := make(chan struct{})
+	open = sync.OnceFunc(func() { close(removing) })
+	t.Cleanup(open)
+	s.mu.Lock()
+	s.removing = removing
+	s.mu.Unlock()
+	return open
+}

@@ -86,10 +86,7 @@ func (e *Engine) claimLocked(q *queue) {
 	q.own = ownLoading
 	e.loadGen++
 	e.toLoad[q.wh.UID] = e.loadGen
-	select {
-	case e.loadKick <- struct{}{}:
-	default:
-	}
+	e.kickLoader()
 }
 
 // resetLocked makes q dormant, forgetting its delivery state; an attempt in flight settles into
@@ -275,14 +272,19 @@ func (e *Engine) Arrived(uid string, n store.Note) {
 		e.mu.Lock()
 		e.toLose[uid] = true
 		e.mu.Unlock()
-		select {
-		case e.loadKick <- struct{}{}:
-		default:
-		}
+		e.kickLoader()
 		return
 	}
 	// An INACTIVE webhook's note is kept (not sent) until the next recount cancels it.
 	e.Enqueue(uid, n)
+}
+
+// kickLoader wakes the loader (without waiting: one wake serves every change made before it runs).
+func (e *Engine) kickLoader() {
+	select {
+	case e.loadKick <- struct{}{}:
+	default:
+	}
 }
 
 // runLoader reads the state of claimed queues, and every recountInterval looks for stored notes
@@ -491,10 +493,7 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 		e.mu.Lock()
 		e.toLose[uid] = true // more: the loader goes on
 		e.mu.Unlock()
-		select {
-		case e.loadKick <- struct{}{}:
-		default:
-		}
+		e.kickLoader()
 	}
 	return nil
 }

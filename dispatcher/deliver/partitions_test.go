@@ -156,13 +156,7 @@ func TestReleaseWaitsForAttemptsInFlight(t *testing.T) {
 	p.g.Eventually(func() int { return p.rxs[0].inFlightOf(acct) }).Should(Equal(1))
 
 	// The store is slow to remove what was delivered: the release waits for that too.
-	removing := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(removing) }) }
-	t.Cleanup(open) // before the engine stops: it flushes its acker
-	p.st.mu.Lock()
-	p.st.removing = removing
-	p.st.mu.Unlock()
+	open := p.st.holdRemovals(t) // the purge waits
 	done := make(chan struct{})
 	go func() { defer close(done); e.Release(context.Background(), 0) }()
 	p.g.Consistently(done).WithTimeout(100 * time.Millisecond).ShouldNot(BeClosed())
@@ -556,13 +550,7 @@ func TestNothingIsSentWhileAQueueIsRebound(t *testing.T) {
 	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
 	r.queue("wh", "acct-old", 2, r.t0)
 
-	removing := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(removing) }) }
-	t.Cleanup(open)
-	r.st.mu.Lock()
-	r.st.removing = removing
-	r.st.mu.Unlock()
+	open := r.st.holdRemovals(t) // the purge waits
 	done := make(chan error, 1)
 	go func() { done <- r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"}) }()
 	r.g.Eventually(func() int64 { st, _ := r.e.Status("wh"); return st.Cancelled }).Should(BeEquivalentTo(2))
@@ -607,26 +595,9 @@ func (r *rig) recount() { r.at(r.clk.Now().Add(recountInterval)) }
 // with the queue wait for the acker's purge; a recount meanwhile does not count and record them a
 // second time, as lost.
 func TestARecountDoesNotCountAnAutoDisablesNotesAgain(t *testing.T) {
-	policy := DefaultPolicy()
-	policy.MaxRetries = 0
-	rec := &fakeRecorder{}
-	r := newRig(t, Config{Policy: policy, Recorder: rec}, nil)
-	r.rx.setFailing("wh", true)
-	wh := r.webhook("wh", "acc")
-	wh.LastVerified = time.Time{} // never delivered: the first drop disables
-	wh.Deliverable = false
-	r.e.Upsert(wh)
-	r.queue("wh", "acc", 3, r.t0)
-	removing := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(removing) }) }
-	t.Cleanup(open) // before the engine stops: it flushes its acker
-	r.st.mu.Lock()
-	r.st.removing = removing // the purge waits
-	r.st.mu.Unlock()
-	wh.Deliverable = true
-	r.e.Upsert(wh)
-	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	r, rec, disable := disablingRig(t, 0)
+	open := r.st.holdRemovals(t) // the purge waits
+	disable()
 	r.g.Eventually(func() int { return len(rec.all()) }).Should(Equal(3)) // one attempt, two dropped with the queue
 	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(3))
 	r.g.Consistently(func() int { r.recount(); return len(rec.all()) }).WithTimeout(300*time.Millisecond).Should(Equal(3), "%+v", rec.all())
@@ -671,13 +642,7 @@ func TestReleaseWaitsForACancellation(t *testing.T) {
 	p.takeOver(e)
 	p.e = e
 	p.queue("wh", acct, 1, p.t0)
-	removing := make(chan struct{})
-	var once sync.Once
-	open := func() { once.Do(func() { close(removing) }) }
-	t.Cleanup(open)
-	p.st.mu.Lock()
-	p.st.removing = removing
-	p.st.mu.Unlock()
+	open := p.st.holdRemovals(t) // the purge waits
 	cancelled := make(chan error, 1)
 	go func() { cancelled <- e.Cancel(context.Background(), "wh") }()
 	p.g.Eventually(func() int64 { st, _ := e.Status("wh"); return st.Cancelled }).Should(BeEquivalentTo(1))
@@ -696,21 +661,9 @@ func TestReleaseWaitsForACancellation(t *testing.T) {
 // then never sends what was counted as dropped. Before, it was reactivated at once and the next
 // recount sent the dropped notes.
 func TestAnAutoDisableThatCouldNotRecordSendsNothingItDropped(t *testing.T) {
-	policy := DefaultPolicy()
-	policy.MaxRetries = 0
-	rec := &fakeRecorder{}
-	// A read-ahead of one: the dropped notes are in the store only.
-	r := newRig(t, Config{Policy: policy, Recorder: rec, MemQueue: 1}, nil)
-	r.rx.setFailing("wh", true)
-	wh := r.webhook("wh", "acc")
-	wh.LastVerified = time.Time{} // never delivered: the first drop disables
-	wh.Deliverable = false
-	r.e.Upsert(wh)
-	r.queue("wh", "acc", 3, r.t0)
-	rec.failing.Store(true) // the log cannot store the drop's records
-	wh.Deliverable = true
-	r.e.Upsert(wh)
-	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	r, rec, disable := disablingRig(t, 1) // a read-ahead of one: the dropped notes are in the store only
+	rec.failing.Store(true)               // the log cannot store the drop's records
+	disable()
 	rec.failing.Store(false)
 	r.g.Eventually(func() error { _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).Should(Succeed())
 	r.rx.setFailing("wh", false)
@@ -723,25 +676,14 @@ func TestAnAutoDisableThatCouldNotRecordSendsNothingItDropped(t *testing.T) {
 // meanwhile, the next recount still finishes it: the webhook can be reactivated, not refused for
 // good (the Syncer would ask every second).
 func TestAnUnrecordedAutoDisableIsFinishedEvenOnceItsNotesAreGone(t *testing.T) {
-	policy := DefaultPolicy()
-	policy.MaxRetries = 0
-	rec := &fakeRecorder{}
-	r := newRig(t, Config{Policy: policy, Recorder: rec, MemQueue: 1}, nil)
-	r.rx.setFailing("wh", true)
-	wh := r.webhook("wh", "acc")
-	wh.LastVerified = time.Time{} // never delivered: the first drop disables
-	wh.Deliverable = false
-	r.e.Upsert(wh)
-	r.queue("wh", "acc", 3, r.t0)
+	r, _, disable := disablingRig(t, 1)
 	var once sync.Once
 	r.st.mu.Lock()
 	r.st.loaded = func(string) { // after the head's load: the recording's and the loader's reads fail
 		once.Do(func() { r.st.mu.Lock(); r.st.loadErr = errors.New("store unavailable"); r.st.mu.Unlock() })
 	}
 	r.st.mu.Unlock()
-	wh.Deliverable = true
-	r.e.Upsert(wh)
-	r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	disable()
 	r.g.Eventually(func() error { _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).Should(MatchError(ErrCancelling))
 
 	r.st.mu.Lock()
@@ -753,4 +695,25 @@ func TestAnUnrecordedAutoDisableIsFinishedEvenOnceItsNotesAreGone(t *testing.T) 
 		_, err := r.e.Reactivate(context.Background(), "wh", "again")
 		return err
 	}).Should(Succeed())
+}
+
+// disablingRig is a rig whose webhook "wh" (account "acc", never delivered, its receiver failing, no
+// retries) holds three queued notes, not sent yet; disable makes it deliverable, so that the first
+// drop auto-disables it, and waits until it has. memQueue is the read-ahead (0: the default).
+func disablingRig(t *testing.T, memQueue int) (r *rig, rec *fakeRecorder, disable func()) {
+	policy := DefaultPolicy()
+	policy.MaxRetries = 0
+	rec = &fakeRecorder{}
+	r = newRig(t, Config{Policy: policy, Recorder: rec, MemQueue: memQueue}, nil)
+	r.rx.setFailing("wh", true)
+	wh := r.webhook("wh", "acc")
+	wh.LastVerified = time.Time{} // never delivered: the first drop disables
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 3, r.t0)
+	return r, rec, func() {
+		wh.Deliverable = true
+		r.e.Upsert(wh)
+		r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
+	}
 }
