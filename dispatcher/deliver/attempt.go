@@ -151,6 +151,10 @@ type outcome struct {
 	// event is not of the namespace's binding)
 	withdrawn bool
 	expired   bool // the head's 72 hours had passed: drop without an attempt
+	// held: the webhook was held back (not Deliverable) when the attempt began; nothing was sent.
+	// With none, heldUntil is when the head's 72 hours end, for the queue to be looked at again.
+	held      bool
+	heldUntil time.Time
 	retry     bool // a transient problem of our own (store unreachable): try again shortly
 	attempt   Attempt
 	at        time.Time
@@ -204,6 +208,9 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	}
 	number := attemptNumber(q.head, note)
 	e.mu.Unlock()
+	if !wh.Deliverable {
+		return e.held(wh, note, now)
+	}
 	if e.cfg.Policy.Expired(note.Created, due) {
 		return outcome{note: note, expired: true, at: now, dropReason: ReasonExpired,
 			dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String()}
@@ -285,6 +292,23 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)
 	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}
+}
+
+// held is the outcome of an attempt whose webhook is held back (a client certificate or signing
+// Secret missing, a new url being verified): nothing is sent, but the head is dropped on record
+// once its 72 hours have passed, judged by the clock (a retry's scheduled time would keep a note
+// held days past its mark waiting for ever); until then the queue is looked at again when they
+// end.
+func (e *Engine) held(wh Webhook, note store.Note, now time.Time) outcome {
+	if !e.cfg.Policy.Expired(note.Created, now) {
+		return outcome{none: true, heldUntil: note.Created.Add(e.cfg.Policy.DropAfter + time.Nanosecond)}
+	}
+	why := "its webhook was not Active"
+	if wh.HeldReason != "" {
+		why = "its webhook was held (" + wh.HeldReason + ")"
+	}
+	return outcome{note: note, expired: true, held: true, at: now, dropReason: ReasonExpired,
+		dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String() + ": " + why}
 }
 
 // maySend reports whether q's attempt may still send, just before it does. The attempt was

@@ -200,9 +200,13 @@ type queue struct {
 	inStore    bool
 	storeGen   uint64
 
-	head     head
-	status   Status
-	inFlight bool
+	head head
+	// heldUntil is when the head of a queue held back (its webhook not Deliverable) is next
+	// looked at: its 72 hours end then. Held notes are never sent, but they expire as any other,
+	// on record, before the stream's own age limit removes them with none.
+	heldUntil time.Time
+	status    Status
+	inFlight  bool
 	// acking counts the attempts that are over and whose settlements are not yet with the acker;
 	// Release waits for them as for one in flight.
 	acking int
@@ -423,6 +427,8 @@ func (e *Engine) Upsert(wh Webhook) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queueLocked(wh.UID)
+	// The timer heap is ordered by wakeAt, which follows Deliverable: out of it while that changes.
+	e.timers.remove(q)
 	q.wh = wh
 	e.placeLocked(q)
 	e.scheduleLocked(q)

@@ -277,6 +277,8 @@ func TestRecordsDropsWithoutAttempt(t *testing.T) {
 	h.e.Upsert(held)
 	old := time.Now().Add(-73 * time.Hour).Truncate(time.Millisecond)
 	expired, _ := h.enqueue("old", old)
+	// Dropped while the webhook is still held: its 72 hours are over.
+	g.Eventually(func() int64 { s, _ := h.e.Status(recUID); return s.Dropped }).WithTimeout(5 * time.Second).Should(Equal(int64(1)))
 	gone := store.Note{EventSeq: 999, Created: time.Now(), EventID: "gone", EventName: "AGREEMENT_EXPIRED"}
 	h.enqueueNote(gone)
 	h.e.Upsert(h.wh)
@@ -287,6 +289,7 @@ func TestRecordsDropsWithoutAttempt(t *testing.T) {
 	g.Expect(recs[0]).To(MatchFields(IgnoreExtras, Fields{
 		"Kind": Equal(deliveries.KindDropped), "State": Equal(deliveries.StateDropped), "Reason": Equal(ReasonExpired),
 		"EventID": Equal("old"), "Namespace": Equal("ns"), "Name": Equal("wh"), "Attempt": BeZero(),
+		"Message": ContainSubstring("its webhook was not Active"),
 	}))
 	g.Expect(recs[0].Created).To(BeTemporally("==", old))
 

@@ -200,6 +200,43 @@ func TestRuleExpiredWithoutAttempt(t *testing.T) {
 	}
 }
 
+// TestRuleHeldNotificationsExpireOnTime: a webhook held back (its signing Secret missing) sends
+// nothing, but its notifications are dropped when their 72 hours pass, one by one, while it stays
+// held: the stream's own age limit would otherwise remove them an hour later with no record. A
+// drop of a held notification does not auto-disable (no request was made), and the webhook
+// delivers what is left once it is no longer held.
+func TestRuleHeldNotificationsExpireOnTime(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	wh := r.webhook("wh", "acc")
+	wh.Deliverable, wh.HeldReason = false, "SigningSecretUnavailable"
+	wh.LastVerified = r.t0.Add(-10 * 24 * time.Hour) // a drop after a delivery failure would auto-disable
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 2, r.t0)
+	r.queue("wh", "acc", 1, r.t0.Add(2*time.Hour))
+
+	r.at(r.t0.Add(72 * time.Hour))
+	r.idle()
+	r.g.Expect(r.status("wh").Dropped).To(BeZero(), "not before the 72 hours have passed")
+
+	r.at(r.t0.Add(72*time.Hour + time.Second))
+	r.g.Eventually(func() int64 { return r.status("wh").Dropped }).Should(BeEquivalentTo(2))
+	r.g.Eventually(func() int { return r.st.queued("wh") }).Should(Equal(1), "the dropped notes leave the store")
+	r.idle()
+	r.g.Expect(r.status("wh")).To(And(HaveField("Dropped", BeEquivalentTo(2)), HaveField("Disabled", BeFalse())))
+
+	r.at(r.t0.Add(73 * time.Hour))
+	r.queue("wh", "acc", 1, r.t0.Add(73*time.Hour))
+	r.at(r.t0.Add(74*time.Hour + time.Second))
+	r.g.Eventually(func() int64 { return r.status("wh").Dropped }).Should(BeEquivalentTo(3))
+	r.idle()
+	r.g.Expect(r.rx.sends()).To(BeEmpty(), "a held webhook is sent nothing")
+
+	wh.Deliverable, wh.HeldReason = true, ""
+	r.e.Upsert(wh)
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
+	r.g.Expect(r.status("wh")).To(And(HaveField("Dropped", BeEquivalentTo(3)), HaveField("Disabled", BeFalse())))
+}
+
 // TestRuleAutoDisable: a drop disables the webhook when nothing succeeded within 7 days, counted from
 // its last successful delivery or its last successful verification, whichever is later; disabling
 // drops everything still queued, in memory and in the store, and is saved.

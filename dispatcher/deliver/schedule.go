@@ -99,10 +99,12 @@ func (q *queue) hasWork() bool {
 // scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
 // the timer heap when its head waits for a retry, nowhere when it has nothing to do.
 func (e *Engine) scheduleLocked(q *queue) {
-	if q.inFlight || q.waiting || q.removed || q.cancelling > 0 || q.own != ownActive || q.status.Disabled || !q.wh.Deliverable || !q.hasWork() {
+	if q.inFlight || q.waiting || q.removed || q.cancelling > 0 || q.own != ownActive || q.status.Disabled || !q.hasWork() {
 		return
 	}
-	if !q.head.Next.IsZero() && q.head.Next.After(e.clock.Now()) {
+	// A queue held back (its webhook not Deliverable) is scheduled too, but only to have its
+	// head expire on time: its attempts never send (Engine.attempt).
+	if at := q.wakeAt(); !at.IsZero() && at.After(e.clock.Now()) {
 		e.timers.upsert(q)
 		e.poke()
 		return
@@ -251,7 +253,8 @@ func (e *Engine) poke() {
 	}
 }
 
-// runTimers moves queues whose retry time has come back to their account's waiting list.
+// runTimers moves queues whose retry time (or held head's expiry) has come back to their
+// account's waiting list.
 func (e *Engine) runTimers(ctx context.Context) {
 	for {
 		e.mu.Lock()
@@ -259,7 +262,7 @@ func (e *Engine) runTimers(ctx context.Context) {
 		now := e.clock.Now()
 		for e.timers.Len() > 0 {
 			q := e.timers.peek()
-			if d := q.head.Next.Sub(now); d > 0 {
+			if d := q.wakeAt().Sub(now); d > 0 {
 				wait = d
 				break
 			}

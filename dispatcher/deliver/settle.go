@@ -98,6 +98,9 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	}
 	switch {
 	case o.none:
+		if !o.heldUntil.IsZero() {
+			q.heldUntil = o.heldUntil
+		}
 		return s
 	case o.settled:
 		// On record already, and counted by the process that settled it.
@@ -113,7 +116,7 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		return s
 	case o.expired:
 		s.dropped = true
-		s.urgent, s.ack, s.queued = e.dropHeadLocked(q)
+		s.urgent, s.ack, s.queued = e.dropHeadLocked(q, !o.held)
 		s.persist = true
 		return s
 	case o.attempt.OK:
@@ -143,7 +146,7 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		if drop {
 			s.rec.State = deliveries.StateDropped
 			var disabled bool
-			disabled, s.ack, s.queued = e.dropHeadLocked(q)
+			disabled, s.ack, s.queued = e.dropHeadLocked(q, true)
 			s.urgent = s.urgent || disabled
 			return s
 		}
@@ -165,15 +168,22 @@ func (e *Engine) popHeadLocked(q *queue) uint64 {
 	return n.Seq
 }
 
-// dropHeadLocked drops the head (returning its sequence, as popHeadLocked) and, when the webhook has
-// had no success within DisableAfter, auto-disables it: its queue is cancelled and nothing is
-// queued until it is reactivated. What the queue still held is returned, for the caller to record
-// and remove from the store.
-func (e *Engine) dropHeadLocked(q *queue) (disabled bool, ack uint64, queued *queuedNotes) {
+// dropHeadLocked drops the head (returning its sequence, as popHeadLocked) and, when mayDisable and
+// the webhook has had no success within DisableAfter, auto-disables it: its queue is cancelled and
+// nothing is queued until it is reactivated. What the queue still held is returned, for the caller
+// to record and remove from the store.
+//
+// A head that expired while its webhook was held back does not auto-disable it: no request was
+// made, the hold is the status' to report (HeldReason), and the webhook delivers again as soon as
+// what held it is fixed, without a reactivation.
+func (e *Engine) dropHeadLocked(q *queue, mayDisable bool) (disabled bool, ack uint64, queued *queuedNotes) {
 	st := &q.status
 	st.Dropped++
 	e.metrics.dropped()
 	ack = e.popHeadLocked(q)
+	if !mayDisable {
+		return false, ack, nil
+	}
 	since := st.LastSuccess
 	if since.IsZero() || q.wh.LastVerified.After(since) {
 		since = q.wh.LastVerified

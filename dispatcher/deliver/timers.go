@@ -16,13 +16,17 @@ limitations under the License.
 
 package deliver
 
-import "container/heap"
+import (
+	"container/heap"
+	"time"
+)
 
-// timerHeap orders queues waiting for a retry by their head's next attempt time.
+// timerHeap orders queues waiting for a retry, or held back until their head expires, by when
+// they are next looked at (queue.wakeAt).
 type timerHeap []*queue
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].head.Next.Before(h[j].head.Next) }
+func (h timerHeap) Less(i, j int) bool { return h[i].wakeAt().Before(h[j].wakeAt()) }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].timerIdx, h[j].timerIdx = i, j
@@ -60,3 +64,12 @@ func (h *timerHeap) remove(q *queue) {
 }
 
 func (h timerHeap) peek() *queue { return h[0] }
+
+// wakeAt is when q's head is next attempted, or, while its webhook is held back (not
+// Deliverable), when it expires; zero when it waits for neither.
+func (q *queue) wakeAt() time.Time {
+	if !q.wh.Deliverable {
+		return q.heldUntil
+	}
+	return q.head.Next
+}
