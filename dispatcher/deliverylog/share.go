@@ -52,15 +52,19 @@ const (
 	shareEpochs = 32
 )
 
-const (
-	// shareEvery is how often the stream's size is checked besides the writer's steps: records
-	// leave by age, and other replicas write.
-	shareEvery = 10 * time.Second
+// Variables, for the tests to wait longer on a busy machine.
+var (
 	// shareCatchUp bounds how long a check waits for the count to read up to the stream's end; a
 	// check whose count is behind does not trim.
 	shareCatchUp = 2 * time.Second
 	// shareWait bounds how long the writer waits for a check.
 	shareWait = 10 * time.Second
+)
+
+const (
+	// shareEvery is how often the stream's size is checked besides the writer's steps: records
+	// leave by age, and other replicas write.
+	shareEvery = 10 * time.Second
 	// shareRounds bounds the trims of one check.
 	shareRounds = 64
 	// epochMin is the smallest epoch (a small log's).
