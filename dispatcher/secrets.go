@@ -25,6 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hookline/hookline/internal/secretaccess"
 )
 
 // secretReader reads Secrets through an uncached reader (the dispatcher may only get them), but
@@ -60,6 +62,11 @@ func (r *secretReader) Get(ctx context.Context, key client.ObjectKey, obj client
 	if !hit || now.Sub(a.at) >= r.maxAge {
 		fresh := &corev1.Secret{}
 		a = secretAnswer{at: now, err: r.Reader.Get(ctx, key, fresh, opts...)}
+		if a.err == nil {
+			// One that is too large is kept as its error only (secretaccess.Get would refuse it):
+			// a tenant's Secrets of 1 MiB each, kept here for maxAge, would add up.
+			a.err = secretaccess.CheckSize(fresh)
+		}
 		if a.err == nil {
 			a.secret = fresh
 		}

@@ -28,6 +28,8 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/hookline/hookline/internal/secretaccess"
 )
 
 // countingReader counts the reads that reach the API.
@@ -85,4 +87,26 @@ func TestSecretReaderSharesReads(t *testing.T) {
 		g.Expect(r.Get(ctx, client.ObjectKeyFromObject(ns), &corev1.Namespace{})).To(Succeed())
 	}
 	g.Expect(counted.gets).To(Equal(before + 2))
+}
+
+// A Secret larger than a client certificate or signing keys need is answered as an error and not
+// kept: a tenant may write Secrets of 1 MiB and name them from as many Webhooks as it likes.
+func TestSecretReaderKeepsNoOversizedSecret(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	big := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "big"},
+		Data: map[string][]byte{"tls.crt": make([]byte, secretaccess.MaxBytes)}}
+	api := fake.NewClientBuilder().WithObjects(big).Build()
+	r := &secretReader{Reader: api, clock: clocktesting.NewFakePassiveClock(time.Now()), maxAge: time.Minute}
+	err := r.Get(ctx, client.ObjectKeyFromObject(big), &corev1.Secret{})
+	g.Expect(err).To(MatchError(secretaccess.ErrTooLarge))
+	g.Expect(err.Error()).To(ContainSubstring("secret ns/big holds more than 64 KiB"))
+	g.Expect(r.last[client.ObjectKeyFromObject(big)].secret).To(BeNil(), "only the error is kept")
+
+	_, err = secretaccess.Get(ctx, api, "ns", "big")
+	g.Expect(err).To(MatchError(secretaccess.ErrTooLarge), "uncached reads refuse it too")
+	big.Data["tls.crt"] = make([]byte, secretaccess.MaxBytes-len("tls.crt"))
+	g.Expect(api.Update(ctx, big)).To(Succeed())
+	_, err = secretaccess.Get(ctx, api, "ns", "big")
+	g.Expect(err).NotTo(HaveOccurred(), "exactly the bound")
 }

@@ -118,6 +118,51 @@ func TestStandardWebhooksSignaturesAndRotation(t *testing.T) {
 	}).WithTimeout(10 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
+// A tenant's signing Secret cannot cost the shared dispatcher without bound: one of more than
+// signing.MaxKeys keys (each attempt signs its whole body once per key) or of more than 64 KiB
+// holds the Webhook's deliveries, saying why; and an INACTIVE Webhook's Secrets are not read or
+// kept at all.
+func TestOversizedSigningSecretsAreRefused(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-sign-big", "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}})
+	many := map[string]string{}
+	for i := range signing.MaxKeys + 1 {
+		many[fmt.Sprintf("k%02d", i)] = whsec(byte(i + 1))
+	}
+	large := map[string]string{"k": whsec(1), "padding": string(bytes.Repeat([]byte("x"), 64<<10))}
+	for name, data := range map[string]map[string]string{"many": many, "large": large} {
+		g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: data})).To(Succeed())
+	}
+	for name, want := range map[string]string{
+		"many":  fmt.Sprintf("must hold 1 to %d entries", signing.MaxKeys),
+		"large": "holds more than 64 KiB",
+	} {
+		spec := accountSpec(rc.URL + "/" + name)
+		spec.Signing = &hooklinev1.WebhookSigning{SecretRef: hooklinev1.SecretReference{Name: name}}
+		wh := s.activeWebhook(t, ns, name, spec)
+		g.Eventually(func(g Gomega) {
+			c := condition(getWebhook(g, wh), hooklinev1.ConditionDelivering)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(hooklinev1.ReasonSigningSecretUnavailable))
+			g.Expect(c.Message).To(ContainSubstring(want))
+		}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), name)
+	}
+
+	spec := accountSpec(rc.URL + "/inactive")
+	spec.State = hooklinev1.StateInactive
+	spec.Signing = &hooklinev1.WebhookSigning{SecretRef: hooklinev1.SecretReference{Name: "fine"}}
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fine"}, StringData: map[string]string{"k": whsec(7)}})).To(Succeed())
+	inactive := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "inactive", Namespace: ns}, Spec: spec}
+	g.Expect(k8s.Create(ctx, inactive)).To(Succeed())
+	// Once the dispatcher has taken its configuration in (Inactive is the syncer's).
+	g.Eventually(func() bool { got, _ := s.app.Engine.Webhook(string(inactive.UID)); return got.Inactive }).WithTimeout(10 * time.Second).Should(BeTrue())
+	got, _ := s.app.Engine.Webhook(string(inactive.UID))
+	g.Expect(got.Signing).To(BeEmpty(), "an INACTIVE webhook's keys are not kept")
+}
+
 // An unsigned webhook (the Acrobat Sign default) carries no Standard Webhooks headers.
 func TestUnsignedWebhookHasNoSignatureHeaders(t *testing.T) {
 	g := NewWithT(t)

@@ -122,9 +122,14 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		}
 	}
 	cfg := s.config(wh, binding)
+	active := wh.Spec.State == hooklinev1.StateActive
 	var certErr, signErr error
-	cfg.Cert, certErr = clientcert.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.ClientCertificateSecretRef)
-	cfg.Signing, signErr = signing.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.Signing)
+	if active {
+		// An INACTIVE webhook sends nothing: what its Secrets hold is not kept for it (a tenant
+		// could otherwise keep them in memory many times over through as many such Webhooks).
+		cfg.Cert, certErr = clientcert.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.ClientCertificateSecretRef)
+		cfg.Signing, signErr = signing.Load(ctx, s.APIReader, wh.Namespace, wh.Spec.Signing)
+	}
 	switch {
 	case certErr != nil:
 		cfg.HeldReason, cfg.HeldMessage = hooklinev1.ReasonClientCertificateUnavailable, "client certificate unavailable: "+certErr.Error()
@@ -134,7 +139,6 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 	if cfg.HeldReason != "" {
 		ctrl.LoggerFrom(ctx).Info("Holding deliveries", "reason", cfg.HeldMessage)
 	}
-	active := wh.Spec.State == hooklinev1.StateActive
 	// A webhook held for its Secrets keeps receiving into its queue: a Secret being rotated or
 	// re-synced by an external tool must not lose events.
 	routable := active && bound && s.verifiedActive(wh, &cfg)

@@ -222,7 +222,8 @@ type WebhookSpec struct {
 	ClientID string `json:"clientId,omitempty"`
 
 	// clientCertificateSecretRef names a kubernetes.io/tls Secret in this namespace whose certificate
-	// is presented for two-way TLS on verification and delivery.
+	// is presented for two-way TLS on verification and delivery (64 KiB at most in all, the chain
+	// with its key).
 	// +optional
 	ClientCertificateSecretRef *SecretReference `json:"clientCertificateSecretRef,omitempty,omitzero"` //nolint:kubeapilinter // nil is how the code tells "not set"
 
@@ -245,7 +246,8 @@ type WebhookSigning struct {
 	// secretRef names a Secret in this namespace. Every value in it is a signing key in the
 	// Standard Webhooks form "whsec_<base64 of 24 to 64 bytes>"; notifications carry one signature
 	// per key, in the order of the Secret's keys. To rotate, add the new key, let receivers accept
-	// it, then remove the old one. Deliveries are held while the Secret is missing or invalid.
+	// it, then remove the old one. At most 10 keys, and 64 KiB in all. Deliveries are held while
+	// the Secret is missing or invalid.
 	// +required
 	SecretRef SecretReference `json:"secretRef,omitzero"`
 }

@@ -22,6 +22,7 @@ package secretaccess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -47,14 +48,43 @@ func (e *NotGrantedError) Error() string {
 // Unwrap returns the API server's error, so apierrors.IsForbidden still holds.
 func (e *NotGrantedError) Unwrap() error { return e.Err }
 
+// MaxBytes bounds what a Secret a Webhook names may hold, its entries' names and values together:
+// a client certificate chain with its key and CA, or a few signing keys, take a few KiB. The
+// dispatcher keeps what it reads for every Webhook that names it, and a tenant may write Secrets of
+// 1 MiB in its namespace and name them from as many Webhooks as it likes.
+const MaxBytes = 64 << 10
+
+// ErrTooLarge marks a Secret holding more than MaxBytes.
+var ErrTooLarge = errors.New("secret too large")
+
+// CheckSize returns an error wrapping ErrTooLarge when s holds more than MaxBytes. It names the
+// Secret and the bound, not the Secret's size or entries.
+func CheckSize(s *corev1.Secret) error {
+	n := 0
+	for k, v := range s.Data {
+		n += len(k) + len(v)
+	}
+	for k, v := range s.StringData {
+		n += len(k) + len(v)
+	}
+	if n > MaxBytes {
+		return fmt.Errorf("%w: secret %s/%s holds more than %d KiB, more than a client certificate or signing keys need", ErrTooLarge, s.Namespace, s.Name, MaxBytes>>10)
+	}
+	return nil
+}
+
 // Get reads Secret namespace/name through r (uncached: only get on Secrets is granted, never list
-// or watch). A Forbidden answer becomes a *NotGrantedError; other errors are the API server's.
+// or watch). A Forbidden answer becomes a *NotGrantedError; other errors are the API server's, and
+// a Secret holding more than MaxBytes gives an error wrapping ErrTooLarge.
 func Get(ctx context.Context, r client.Reader, namespace, name string) (*corev1.Secret, error) {
 	secret := &corev1.Secret{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, secret); err != nil {
 		if apierrors.IsForbidden(err) {
 			return nil, &NotGrantedError{Namespace: namespace, Err: err}
 		}
+		return nil, err
+	}
+	if err := CheckSize(secret); err != nil {
 		return nil, err
 	}
 	return secret, nil

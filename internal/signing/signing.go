@@ -52,6 +52,9 @@ const (
 	SecretPrefix = "whsec_"
 	MinKeyBytes  = 24
 	MaxKeyBytes  = 64
+	// MaxKeys bounds the keys of one Secret: every attempt signs its whole body once per key, and
+	// a rotation needs two.
+	MaxKeys = 10
 )
 
 // ErrInvalid marks a Secret that exists but does not hold usable signing keys.
@@ -90,12 +93,17 @@ func FromSecret(s *corev1.Secret) (Keys, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%w: secret %s/%s holds no keys", ErrInvalid, s.Namespace, s.Name)
 	}
+	invalid := fmt.Errorf("%w: secret %s/%s must hold 1 to %d entries, each a %q key of %d to %d bytes, and does not",
+		ErrInvalid, s.Namespace, s.Name, MaxKeys, SecretPrefix+"<base64>", MinKeyBytes, MaxKeyBytes)
+	if len(names) > MaxKeys {
+		// Every attempt computes one HMAC of the whole body per key.
+		return nil, invalid
+	}
 	keys := make(Keys, 0, len(names))
 	for _, name := range names {
 		k, err := ParseKey(strings.TrimSpace(string(s.Data[name])))
 		if err != nil {
-			return nil, fmt.Errorf("%w: secret %s/%s: every entry must be a %q key of %d to %d bytes, and not all are",
-				ErrInvalid, s.Namespace, s.Name, SecretPrefix+"<base64>", MinKeyBytes, MaxKeyBytes)
+			return nil, invalid
 		}
 		keys = append(keys, k)
 	}

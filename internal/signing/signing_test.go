@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -148,10 +149,27 @@ func TestInvalidSecretsRevealNoEntryNames(t *testing.T) {
 					t.Errorf("error %q reveals a length or count (%q)", msg, n)
 				}
 			}
-			if want := "secret ns/sig: every entry must be a \"whsec_<base64>\" key of 24 to 64 bytes, and not all are"; !strings.HasSuffix(msg, want) {
+			if want := "secret ns/sig must hold 1 to 10 entries, each a \"whsec_<base64>\" key of 24 to 64 bytes, and does not"; !strings.HasSuffix(msg, want) {
 				t.Errorf("error %q, want it to end with %q", msg, want)
 			}
 		})
+	}
+}
+
+// Every attempt signs its whole body once per key: a Secret of thousands of keys (1 MiB of them)
+// made each attempt cost seconds of the dispatcher's CPU, every tenant's. At most MaxKeys.
+func TestASecretHoldsAtMostMaxKeys(t *testing.T) {
+	data := map[string]string{}
+	for i := range signing.MaxKeys {
+		data[fmt.Sprintf("k%02d", i)] = key(byte(i+1), 32)
+	}
+	keys, err := signing.FromSecret(secretOf(data))
+	if err != nil || len(keys) != signing.MaxKeys {
+		t.Fatalf("%d keys: got %d keys, %v", signing.MaxKeys, len(keys), err)
+	}
+	data["k99"] = key(99, 32)
+	if _, err := signing.FromSecret(secretOf(data)); !errors.Is(err, signing.ErrInvalid) {
+		t.Fatalf("%d keys: err = %v, want ErrInvalid", len(data), err)
 	}
 }
 
