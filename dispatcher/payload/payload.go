@@ -143,7 +143,8 @@ var flagOf = [numSections]string{
 // reads "SignedDocumentInfo" as the signed documents, which must then be trimmed as they are.
 func classify(key []byte) section {
 	for _, c := range sectionKeys {
-		if len(key) == len(c.key) && strings.EqualFold(string(key), c.key) {
+		// Longer in bytes too: "ſ" (U+017F) and the Kelvin sign fold to "s" and "k".
+		if len(key) >= len(c.key) && len(key) <= 3*len(c.key) && strings.EqualFold(string(key), c.key) {
 			return c.sec
 		}
 	}

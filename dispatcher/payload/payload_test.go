@@ -703,15 +703,16 @@ func TestCaseVariantsOfWebhookFieldsAreDropped(t *testing.T) {
 // webhook did not ask for it, as a receiver decoding keys case-insensitively would read it as the
 // section itself.
 func TestCaseVariantsOfSectionKeysAreTheirSections(t *testing.T) {
+	// Unicode case too: Go's encoding/json reads "documentſInfo" (U+017F) as "documentsInfo".
 	ev := Event{ID: "evt-1", Event: "AGREEMENT_WORKFLOW_COMPLETED", AccountID: "acc-1", Notification: json.RawMessage(`{
 		"agreement": {"id": "a", "name": "n", "status": "SIGNED", "SignedDocumentInfo": {"document": "PDF"},
-		"ParticipantSetsInfo": [{"email": "x"}], "messageInfo": "detail"}}`)}
+		"ParticipantSetsInfo": [{"email": "x"}], "documentſInfo": [{"name": "d"}], "messageInfo": "detail"}}`)}
 	wh := testWebhook
 	wh.Params = paramsFor(hooklinev1.FamilyAgreement, FlagDetailedInfo)
 	res := mustBuild(t, ev, wh, Options{})
 	_, vals := object(t, res.Body)
 	rk, _ := object(t, vals["agreement"])
-	if slices.Contains(rk, "SignedDocumentInfo") || slices.Contains(rk, "ParticipantSetsInfo") || !slices.Contains(rk, "messageInfo") {
+	if slices.Contains(rk, "SignedDocumentInfo") || slices.Contains(rk, "ParticipantSetsInfo") || slices.Contains(rk, "documentſInfo") || !slices.Contains(rk, "messageInfo") {
 		t.Errorf("resource keys = %v: want the detailed info only", rk)
 	}
 }
