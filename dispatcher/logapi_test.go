@@ -722,6 +722,11 @@ func TestReadAPIServesTLSOnly(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(conn.ConnectionState().NegotiatedProtocol).To(Equal("http/1.1"))
 	_ = conn.Close()
+	// A client offering only h2 is not served it (ServeTLS used to add it back to the offer).
+	if conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: api.ca.Pool(), NextProtos: []string{"h2"}}); err == nil {
+		g.Expect(conn.ConnectionState().NegotiatedProtocol).NotTo(Equal("h2"))
+		_ = conn.Close()
+	}
 	resp, err := http.Get("http://" + addr + notificationsPath(ns, "x"))
 	if err == nil {
 		_ = resp.Body.Close()

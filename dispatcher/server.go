@@ -126,6 +126,10 @@ func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, 
 	tc := &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
 	if http1Only {
 		securemetrics.DisableHTTP2(tc)
+		// ServeTLS would add "h2" to the offer again, and serve it to a client asking only for it.
+		var p http.Protocols
+		p.SetHTTP1(true)
+		srv.Protocols = &p
 	}
 	srv.TLSConfig = tc
 	if ln == nil {
