@@ -82,23 +82,27 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		// What is not recorded here stays queued: the next recount of the store (recountInterval)
 		// records what an auto-disabled queue still holds as lost, and removes it.
 		last, err := e.store.LastNoteSeq(ctx, uid)
+		var through uint64
 		if err == nil {
 			s.queued.upTo = last
-			err = e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
+			through, err = e.recordQueued(ctx, s.queued, wh.AccountID, deliveries.KindDropped, deliveries.StateDropped, ReasonWebhookDisabled,
 				"dropped with the queue: the webhook was auto-disabled")
 		}
+		// What the store's index did not show yet is left unrecorded: the loader loses it, as
+		// it does what a failed recording leaves.
+		partly := err == nil && through < last
 		e.mu.Lock()
 		// Reset meanwhile (its partition given up past Release's wait): the next owner reads the
 		// queue afresh and decides; nothing more is done to it here (a note recorded here as
 		// dropped may be recorded again there as lost, rather than removed under its feet).
 		handedOver := q.epoch != epoch
-		switch {
-		case err == nil && !handedOver:
+		if err == nil && !handedOver {
 			// Recorded as dropped: a recount does not count them again as lost, nor does a
 			// reactivation before the purge load and send them.
-			q.droppedUpTo = max(q.droppedUpTo, last)
-			q.loadedUpTo = max(q.loadedUpTo, last)
-		case err != nil && !handedOver:
+			q.droppedUpTo = max(q.droppedUpTo, through)
+			q.loadedUpTo = max(q.loadedUpTo, through)
+		}
+		if (err != nil || partly) && !handedOver {
 			// Not all recorded: the loader loses the rest (in order, from droppedUpTo), and the
 			// webhook is not reactivated before, or it would send what was counted as dropped.
 			q.unrecorded = true
@@ -112,8 +116,13 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 			if ctx.Err() == nil {
 				e.log.Error(err, "Recording the notifications dropped by an auto-disable; the rest is recorded as lost shortly", "uid", uid)
 			}
-		case last > 0 && !handedOver:
-			e.acks.remove(uid, last)
+		case !handedOver:
+			if through > 0 {
+				e.acks.remove(uid, through)
+			}
+			if partly {
+				e.kickLoader()
+			}
 		}
 	}
 	if persist {

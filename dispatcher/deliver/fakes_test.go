@@ -55,6 +55,10 @@ type memStore struct {
 	loaded  func(uid string)
 	loadErr error
 	gets    int
+	// lagFrom, when set, hides the notes from that sequence on from LoadNotes, as the store's
+	// index of recent notes hides a note another dispatcher stored until its announcement comes
+	// (LastNoteSeq and Queues, read from the stream, see them).
+	lagFrom uint64
 }
 
 type memEvent struct {
@@ -122,6 +126,9 @@ func (s *memStore) LoadNotes(_ context.Context, uid string, from uint64, max int
 	}
 	var out []store.Note
 	for _, n := range s.notes[uid] {
+		if s.lagFrom != 0 && n.Seq >= s.lagFrom {
+			break
+		}
 		if n.Seq >= from && len(out) < max {
 			out = append(out, n)
 		}
@@ -463,4 +470,11 @@ func (s *memStore) holdRemovals(t *testing.T) (open func()) {
 	s.removing = removing
 	s.mu.Unlock()
 	return open
+}
+
+// lag hides the notes from sequence from on from LoadNotes (0: none hidden).
+func (s *memStore) lag(from uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lagFrom = from
 }

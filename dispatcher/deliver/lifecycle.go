@@ -140,16 +140,17 @@ func (e *Engine) cancelStored(ctx context.Context, uid string, queued *queuedNot
 	if err != nil {
 		return err
 	}
+	through := last
 	if queued != nil {
 		queued.upTo = last
+		if through, err = e.recordQueued(ctx, queued, account, deliveries.KindCancelled, deliveries.StateCancelled, reason, message); err != nil {
+			return err
+		}
 	}
-	if err := e.recordQueued(ctx, queued, account, deliveries.KindCancelled, deliveries.StateCancelled, reason, message); err != nil {
-		return err
-	}
-	if last == 0 {
+	if through == 0 {
 		return nil
 	}
-	return e.store.Remove(ctx, uid, last)
+	return e.store.Remove(ctx, uid, through)
 }
 
 // Cancel drops every queued notification of uid (the webhook went INACTIVE), counting them as

@@ -471,29 +471,38 @@ func (e *Engine) loseStored(ctx context.Context, uid string) error {
 	}
 	from := q.droppedUpTo + 1 // those the auto-disable recorded wait for the acker's purge
 	e.mu.Unlock()
+	// The reads are answered by the store's index, which may not show yet the last notes (stored
+	// by another dispatcher a moment ago): only reaching the queue's last note now finishes it.
+	last, err := e.store.LastNoteSeq(ctx, uid)
+	if err != nil {
+		return err
+	}
 	notes, err := e.store.LoadNotes(ctx, uid, from, 1000)
 	if err != nil {
 		return err
 	}
-	all := true
+	all, seen := true, from-1
 	for _, n := range notes {
 		if !e.Disabled(uid) {
 			return nil
 		}
 		all = e.lose(uid, n) && all
+		seen = n.Seq
 	}
 	switch {
 	case !all:
 		// Not this engine's to lose now (its lease lapsed): the next recount tries again.
-	case len(notes) < 1000:
-		e.mu.Lock()
-		q.unrecorded = false // all lost: it may be reactivated
-		e.mu.Unlock()
-	default:
+	case len(notes) == 1000:
 		e.mu.Lock()
 		e.toLose[uid] = true // more: the loader goes on
 		e.mu.Unlock()
 		e.kickLoader()
+	case seen >= last:
+		e.mu.Lock()
+		q.unrecorded = false // all lost: it may be reactivated
+		e.mu.Unlock()
+	default:
+		// The index does not show them all yet: the next recount goes on.
 	}
 	return nil
 }

@@ -717,3 +717,49 @@ func disablingRig(t *testing.T, memQueue int) (r *rig, rec *fakeRecorder, disabl
 		r.g.Eventually(func() bool { return r.status("wh").Disabled }).Should(BeTrue())
 	}
 }
+
+// TestACancellationLeavesWhatItCouldNotReadQueued: a cancellation records the queue's notes from the
+// store's index, which may not show yet a note another dispatcher stored a moment ago; it removes
+// only what it recorded, and the next recount cancels the rest once it shows. Before, the queue
+// was removed up to its last note, and that note left with no record after its 202.
+func TestACancellationLeavesWhatItCouldNotReadQueued(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Recorder: rec, MemQueue: 1}, nil)
+	wh := r.webhook("wh", "acct")
+	wh.Deliverable, wh.Inactive = false, true
+	r.e.Upsert(wh)
+	r.queue("wh", "acct", 3, r.t0)
+	last, _ := r.st.LastNoteSeq(context.Background(), "wh")
+	r.st.lag(last)
+	r.g.Expect(r.e.Cancel(context.Background(), "wh")).To(Succeed())
+	r.g.Expect(rec.all()).To(HaveLen(2))
+	r.g.Expect(r.st.queued("wh")).To(Equal(1), "what it could not read stays queued")
+
+	r.st.lag(0)
+	r.g.Eventually(func() int { r.recount(); return r.st.queued("wh") }).Should(BeZero())
+	r.g.Expect(rec.all()).To(HaveLen(3))
+	r.g.Expect(rec.all()[2]).To(And(HaveField("State", deliveries.StateCancelled), HaveField("EventSeq", rec.all()[1].EventSeq+1)))
+}
+
+// TestAnAutoDisableLeavesWhatItCouldNotReadToTheLoader: an auto-disable that could not read all its
+// queue from the store's index records and removes what it read; the loader records the rest as
+// lost once it shows, and the webhook may be reactivated only then.
+func TestAnAutoDisableLeavesWhatItCouldNotReadToTheLoader(t *testing.T) {
+	r, rec, disable := disablingRig(t, 1)
+	last, _ := r.st.LastNoteSeq(context.Background(), "wh")
+	r.st.lag(last)
+	disable()
+	r.g.Eventually(func() int { return len(rec.all()) }).Should(Equal(2)) // the attempt, the second note dropped
+	r.g.Eventually(func() int { return r.st.queued("wh") }).Should(Equal(1), "what it could not read stays queued")
+	_, err := r.e.Reactivate(context.Background(), "wh", "again")
+	r.g.Expect(err).To(MatchError(ErrCancelling), "not before the rest is on record")
+
+	r.g.Consistently(func() error { r.recount(); _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).
+		WithTimeout(200*time.Millisecond).Should(MatchError(ErrCancelling), "nor while the index does not show it")
+
+	r.st.lag(0)
+	r.g.Eventually(func() int { r.recount(); return r.st.queued("wh") }).Should(BeZero())
+	r.g.Expect(rec.all()).To(HaveLen(3))
+	r.g.Expect(rec.all()[2].State).To(Equal(deliveries.StateLost))
+	r.g.Eventually(func() error { _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).Should(Succeed())
+}

@@ -84,34 +84,42 @@ func (e *Engine) queuedLocked(q *queue) *queuedNotes {
 const recordBatch = 1024
 
 // recordQueued writes a record of kind and state for every note in queued, reading the store's part
-// (up to queued.upTo) in batches, and waits until the log has stored them: the caller removes them
-// next. accountID
-// is the account the notes were queued under.
-func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountID string, kind deliveries.Kind, state deliveries.State, reason, message string) error {
-	if e.rec == nil || queued == nil {
-		return nil
+// (up to queued.upTo) in batches, and waits until the log has stored them. It returns the last
+// note it recorded through: the caller removes no further. The store's reads are answered by its
+// index of recent notes, which may not hold yet a note another dispatcher stored a moment ago (its
+// announcement on its way): that note, and any after it, are left queued unrecorded, for the
+// caller's follow-up (a recount's cancellation, the loader's losses), not removed with no record
+// after their 202. accountID is the account the notes were queued under.
+func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountID string, kind deliveries.Kind, state deliveries.State, reason, message string) (through uint64, err error) {
+	if queued == nil {
+		return 0, nil
+	}
+	if e.rec == nil {
+		return queued.upTo, nil
 	}
 	now := e.clock.Now()
 	for _, n := range queued.mem {
 		e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
 	}
+	// Memory holds the queue's notes below from.
+	through = min(queued.upTo, queued.from-1)
 	for from := queued.from; from <= queued.upTo; {
 		notes, err := e.store.LoadNotes(ctx, queued.wh.UID, from, recordBatch)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for _, n := range notes {
 			if n.Seq > queued.upTo {
-				return e.rec.Barrier(ctx)
+				return through, e.rec.Barrier(ctx)
 			}
 			e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
-			from = n.Seq + 1
+			from, through = n.Seq+1, n.Seq
 		}
 		if len(notes) < recordBatch {
 			break
 		}
 	}
-	return e.rec.Barrier(ctx)
+	return through, e.rec.Barrier(ctx)
 }
 
 // noteRecord describes what happened at at to note n of wh, unattempted. accountID is the account
