@@ -219,10 +219,13 @@ type queue struct {
 	// settles as cancelled; one older only than a reset leaves its note to the next owner.
 	epoch       uint64
 	cancelEpoch uint64
-	waiting     bool
-	timerIdx    int // index in the timer heap, -1 when not there
-	removed     bool
-	dirty       bool
+	// waitingOn is the account whose waiting list holds q (nil: none). Kept, not looked up from
+	// q.wh, which may change meanwhile (a rebinding): a queue left on an old account's list was
+	// started twice, by each account's turn.
+	waitingOn *account
+	timerIdx  int // index in the timer heap, -1 when not there
+	removed   bool
+	dirty     bool
 	// droppedUpTo is the last note an auto-disable recorded as dropped with the queue: those wait
 	// for the acker's purge, and a recount does not count them again as lost.
 	droppedUpTo uint64
@@ -508,7 +511,7 @@ func (e *Engine) Debug() []QueueDebug {
 	out := make([]QueueDebug, 0, len(e.queues))
 	for uid, q := range e.queues {
 		d := QueueDebug{UID: uid, Pending: q.status.Pending, InMemory: len(q.mem), InStore: q.inStore, LoadedUpTo: q.loadedUpTo,
-			InFlight: q.inFlight, Waiting: q.waiting, Deliverable: q.wh.Deliverable, Disabled: q.status.Disabled}
+			InFlight: q.inFlight, Waiting: q.waitingOn != nil, Deliverable: q.wh.Deliverable, Disabled: q.status.Disabled}
 		if !q.head.Next.IsZero() {
 			d.HeadNext = q.head.Next.Format(time.RFC3339Nano)
 		}

@@ -302,6 +302,31 @@ func TestRuleAutoDisable(t *testing.T) {
 	}
 }
 
+// TestRuleAQueueMovedToAnotherAccountStartsOnce: a queue waiting for its account's slot when its
+// webhook moves to another account (its namespace rebound) and is cancelled leaves the old
+// account's waiting list; before, it stayed there, and once it had work under the new account
+// both accounts' turns started it: two attempts of one head at once (a duplicate, and the second
+// settling popped the next note unsent, or panicked on an empty queue).
+func TestRuleAQueueMovedToAnotherAccountStartsOnce(t *testing.T) {
+	r := newRig(t, Config{AccountConcurrency: 1}, nil)
+	r.rx.hold = true
+	r.e.Upsert(r.webhook("x", "a"))
+	r.queue("x", "a", 1, r.t0)
+	r.g.Eventually(func() int { return r.rx.inFlightOf("a") }).Should(Equal(1))
+	r.e.Upsert(r.webhook("w", "a"))
+	r.queue("w", "a", 1, r.t0) // waits for a's slot
+	r.e.Upsert(r.webhook("w", "b"))
+	r.g.Expect(r.e.Cancel(context.Background(), "w")).To(Succeed())
+	r.queue("w", "b", 1, r.t0)
+	r.g.Eventually(func() int { return r.rx.inFlightOf("b") }).Should(Equal(1))
+
+	r.rx.release() // x's answer (the first held): a's slot frees
+	r.g.Eventually(func() int { return r.rx.inFlightOf("a") }).Should(BeZero())
+	r.g.Consistently(func() []string { return r.rx.notes("w") }).WithTimeout(100*time.Millisecond).Should(HaveLen(1), "one attempt at a time")
+	r.rx.release()
+	r.g.Eventually(func() int64 { return r.status("w").Delivered }).Should(BeEquivalentTo(1))
+}
+
 // TestRuleAccountCap: never more than AccountConcurrency notifications in flight for one account,
 // however many of its webhooks have work; another account is not held back by it.
 func TestRuleAccountCap(t *testing.T) {

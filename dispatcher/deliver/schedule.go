@@ -99,7 +99,7 @@ func (q *queue) hasWork() bool {
 // scheduleLocked puts q where it belongs: on its account's waiting list when it can send now, on
 // the timer heap when its head waits for a retry, nowhere when it has nothing to do.
 func (e *Engine) scheduleLocked(q *queue) {
-	if q.inFlight || q.waiting || q.removed || q.cancelling > 0 || q.own != ownActive || q.status.Disabled || !q.hasWork() {
+	if q.inFlight || q.waitingOn != nil || q.removed || q.cancelling > 0 || q.own != ownActive || q.status.Disabled || !q.hasWork() {
 		return
 	}
 	// A queue held back (its webhook not Deliverable) is scheduled too, but only to have its
@@ -114,23 +114,21 @@ func (e *Engine) scheduleLocked(q *queue) {
 		acc = &account{}
 		e.accounts[q.wh.AccountID] = acc
 	}
-	q.waiting = true
+	q.waitingOn = acc
 	acc.waiting = append(acc.waiting, q)
 	e.pumpLocked(acc)
 }
 
 func (e *Engine) unscheduleLocked(q *queue) {
 	e.timers.remove(q)
-	if q.waiting {
-		if acc := e.accounts[q.wh.AccountID]; acc != nil {
-			for i, w := range acc.waiting {
-				if w == q {
-					acc.waiting = append(acc.waiting[:i], acc.waiting[i+1:]...)
-					break
-				}
+	if acc := q.waitingOn; acc != nil {
+		for i, w := range acc.waiting {
+			if w == q {
+				acc.waiting = append(acc.waiting[:i], acc.waiting[i+1:]...)
+				break
 			}
 		}
-		q.waiting = false
+		q.waitingOn = nil
 	}
 }
 
@@ -145,7 +143,7 @@ func (e *Engine) pumpLocked(acc *account) {
 		q := acc.waiting[0]
 		acc.waiting[0] = nil
 		acc.waiting = acc.waiting[1:]
-		q.waiting = false
+		q.waitingOn = nil
 		if !e.leaseCoversLocked(q.part) {
 			// The partition's lease may have expired (NATS out of reach): another dispatcher may
 			// take it over at any moment. Held back until the lease is renewed (Extend).
