@@ -24,13 +24,15 @@ package console
 //
 //   - every answer read, of the API server or of the read API, up to maxAnswer;
 //   - every page built up to maxPage (beyond, the page says so instead);
-//   - lists read a page at a time, each page's items trimmed to what is shown as it is read, and
-//     at most maxAnswers answers in all;
-//   - at most pageTurns pages built at once, sessionTurns of them for one session; a request
-//     waits pageWait for its turn, then gets 503. Once built, a page holds its size of the
-//     sending budget (sendBudget) instead of its turn until it is sent, which must happen within
-//     sendGrace plus its size at sendRate: a reader that takes pages slowly holds neither a turn
-//     nor bytes for long.
+//   - lists read a page at a time, each page's items copied as they are read into fresh objects
+//     that hold only what is shown (clipped), of which only the newest that are shown are kept
+//     (newest), and at most maxAnswers answers in all: a list costs what its page shows plus the
+//     answer being read, however many items it has and however large;
+//   - at most pageTurns pages built at once, userTurns of them for one user (all its sessions
+//     together: one user may hold several); a request waits pageWait for its turn, then gets 503.
+//     Once built, a page holds its size of the sending budget (sendBudget) instead of its turn
+//     until it is sent, which must happen within sendGrace plus its size at sendRate: a reader
+//     that takes pages slowly holds neither a turn nor bytes for long.
 //
 // In all, some 3 × (an answer being decoded and a page being built) plus sendBudget: under 100 MiB
 // at worst.
@@ -41,6 +43,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,9 +59,9 @@ const (
 	// maxPage bounds a built page: the largest normal page, a payload's (ShownBody indented and
 	// escaped), is a few MiB.
 	maxPage = 8 << 20
-	// pageTurns and sessionTurns bound the pages built at once, in all and for one session.
-	pageTurns    = 3
-	sessionTurns = 2
+	// pageTurns and userTurns bound the pages built at once, in all and for one user.
+	pageTurns = 3
+	userTurns = 2
 	// maxShownText bounds a message shown from an object (an Event's, a condition's): Events
 	// created through core/v1 carry messages of any length.
 	maxShownText = 2 << 10
@@ -78,25 +81,27 @@ var errPageTooLarge = errors.New("page too large")
 type turns struct {
 	all chan struct{}
 	mu  sync.Mutex
-	per map[string]int // turns held, by session
+	per map[string]int // turns held, by user (Session.signer)
 }
 
 func newTurns() *turns { return &turns{all: make(chan struct{}, pageTurns), per: map[string]int{}} }
 
-// take waits for a turn for session, at most pageWait; release gives it back (once, whatever the
-// number of calls). ok is false when none came (or r ended).
-func (t *turns) take(r *http.Request, session string) (release func(), ok bool) {
+// take waits for a turn for user, at most pageWait; release gives it back (once, whatever the
+// number of calls). ok is false when none came (or r ended). user is whom the caller's session
+// counts against, not the session: a user may hold several sessions (maxPerUser), and counted per
+// session they had several times userTurns pages built at once.
+func (t *turns) take(r *http.Request, user string) (release func(), ok bool) {
 	t.mu.Lock()
-	if t.per[session] >= sessionTurns {
+	if t.per[user] >= userTurns {
 		t.mu.Unlock()
 		return nil, false
 	}
-	t.per[session]++
+	t.per[user]++
 	t.mu.Unlock()
 	mine := func() {
 		t.mu.Lock()
-		if t.per[session]--; t.per[session] <= 0 {
-			delete(t.per, session)
+		if t.per[user]--; t.per[user] <= 0 {
+			delete(t.per, user)
 		}
 		t.mu.Unlock()
 	}
@@ -207,6 +212,40 @@ func readPages[L client.ObjectList](ctx context.Context, c client.Client, newLis
 		}
 	}
 	return true, nil
+}
+
+// newest keeps the n newest of the items added to it (cmp orders the newest first), holding at
+// most 2n at any time: when it holds 2n, it sorts them and drops the older half. A list read a
+// page at a time thus holds what its page shows, not every item of every answer.
+type newest[T any] struct {
+	n   int
+	cmp func(a, b T) int
+	// items are the ones kept; dropped says that some were left out.
+	items   []T
+	dropped bool
+}
+
+// add keeps v, if it is among the n newest so far.
+func (k *newest[T]) add(v T) {
+	k.items = append(k.items, v)
+	if len(k.items) >= 2*k.n {
+		k.trim()
+	}
+}
+
+// trim sorts the items kept, newest first, and drops all but the first n.
+func (k *newest[T]) trim() {
+	slices.SortStableFunc(k.items, k.cmp)
+	if len(k.items) > k.n {
+		clear(k.items[k.n:]) // what they point to is garbage now, not held by the array
+		k.items, k.dropped = k.items[:k.n], true
+	}
+}
+
+// result returns the n newest, newest first, and whether others were left out.
+func (k *newest[T]) result() ([]T, bool) {
+	k.trim()
+	return k.items, k.dropped
 }
 
 // clip shortens s to maxShownText bytes, marking the cut.

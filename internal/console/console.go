@@ -52,7 +52,8 @@ type Config struct {
 	// InsecureCookies drops the Secure attribute and the __Host- prefix from cookies, for serving
 	// plain http on 127.0.0.1 during development only (cmd/console allows it only on loopback).
 	InsecureCookies bool
-	// Now is the clock of session expiry; time.Now when nil.
+	// Now is the clock of session expiry and of the sign-ins of all addresses together; time.Now
+	// when nil.
 	Now func() time.Time
 	// Log receives request failures; never tokens.
 	Log logr.Logger
@@ -66,6 +67,11 @@ type Config struct {
 	// second, 60 at once).
 	SignInsPerSecond rate.Limit
 	SignInBurst      int
+	// AllSignInsPerSecond and AllSignInBurst bound the sign-ins of all client addresses together
+	// (0: 20 a second, 200 at once): a client can make up addresses (a forged X-Forwarded-For, when
+	// it reaches the console past the proxy), not make the API server review more tokens than these.
+	AllSignInsPerSecond rate.Limit
+	AllSignInBurst      int
 }
 
 // Server is the console's HTTP handler and session store.
@@ -79,17 +85,27 @@ type Server struct {
 	// turns bounds the pages built at once, sending the bytes of the pages being sent (bounds.go).
 	turns   *turns
 	sending *semaphore.Weighted
-	// signInLimits bounds, per client address, the tokens sent to the API server to sign in.
+	// signInLimits bounds, per client address, the tokens sent to the API server to sign in;
+	// allSignIns bounds them for all addresses together.
 	signInLimits *keyrate.Limiters
+	allSignIns   *rate.Limiter
 }
 
 // Sign-ins a client address may start: each sends a token to the API server to be reviewed (with
 // a webhook or OIDC authenticator, a call beyond it), and the nonce of one sign-in form serves any
 // number of them. A person signs in a few times a day; a script guessing tokens, or making the
 // API server review them, is held to 5 a second.
+//
+// All addresses together start at most 20 a second, 200 at once: the address is what the client
+// says behind --behind-tls-proxy (X-Forwarded-For, which a pod reaching the console's Service
+// directly writes as it likes), so the bound per address alone bounds nothing for a client that
+// makes up a new one for each sign-in. A sign-in flood then holds up other users' sign-ins (429),
+// not their sessions, and makes the API server review at most these.
 const (
-	signInsPerSecond = 5
-	signInBurst      = 60
+	signInsPerSecond    = 5
+	signInBurst         = 60
+	allSignInsPerSecond = 20
+	allSignInBurst      = 200
 )
 
 //go:embed templates/*.html
@@ -110,7 +126,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, sessions: NewSessionStore(cfg.Now), pages: map[string]*template.Template{}, turns: newTurns(), sending: semaphore.NewWeighted(sendBudget),
-		signInLimits: keyrate.New(cmp.Or(cfg.SignInsPerSecond, signInsPerSecond), cmp.Or(cfg.SignInBurst, signInBurst), time.Minute, 4096)}
+		signInLimits: keyrate.New(cmp.Or(cfg.SignInsPerSecond, signInsPerSecond), cmp.Or(cfg.SignInBurst, signInBurst), time.Minute, 4096),
+		allSignIns:   rate.NewLimiter(cmp.Or(cfg.AllSignInsPerSecond, allSignInsPerSecond), cmp.Or(cfg.AllSignInBurst, allSignInBurst))}
 	for _, name := range pageNames {
 		t, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -240,7 +257,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *reqCtx)) htt
 				return
 			}
 		}
-		release, ok := s.turns.take(r, sess.ID)
+		release, ok := s.turns.take(r, sess.signer) // per user: one may hold several sessions
 		if !ok {
 			w.Header().Set("Retry-After", "5")
 			s.renderError(w, r, L, &sess, http.StatusServiceUnavailable, L.T("error.busy"))

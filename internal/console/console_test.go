@@ -339,19 +339,7 @@ func TestSignInsFromOneAddressAreBounded(t *testing.T) {
 	g := NewWithT(t)
 	s, _ := newTestServer(t, true)
 	h := s.Handler()
-	post := func(addr, forwarded string) int {
-		form := url.Values{"token": {"guessed-token"}, "nonce": {"abc"}}
-		req := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: s.signinCookie, Value: "abc"})
-		req.RemoteAddr = addr
-		if forwarded != "" {
-			req.Header.Set("X-Forwarded-For", forwarded)
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec.Code
-	}
+	post := func(addr, forwarded string) int { return postSignIn(s, h, addr, forwarded) }
 	reviewed := 0
 	for range signInBurst + 20 {
 		if post("192.0.2.7:40000", "") == http.StatusBadGateway { // the token went to the (unreachable) API server
@@ -372,6 +360,61 @@ func TestSignInsFromOneAddressAreBounded(t *testing.T) {
 	}
 	g.Expect(post("10.0.0.1:5000", "192.0.2.99, 203.0.113.5")).To(Equal(http.StatusTooManyRequests), "the flooding client")
 	g.Expect(post("10.0.0.1:5000", "203.0.113.6")).To(Equal(http.StatusBadGateway), "another client behind the same proxy")
+}
+
+// postSignIn posts a guessed token to s's sign-in form, with the form's nonce, from addr (and
+// X-Forwarded-For forwarded, when set), and returns the answer's status: 502 when the token went to
+// the (unreachable) API server to be reviewed.
+func postSignIn(s *Server, h http.Handler, addr, forwarded string) int {
+	form := url.Values{"token": {"guessed-token"}, "nonce": {"abc"}}
+	req := httptest.NewRequest(http.MethodPost, "/signin", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: s.signinCookie, Value: "abc"})
+	req.RemoteAddr = addr
+	if forwarded != "" {
+		req.Header.Set("X-Forwarded-For", forwarded)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// Behind --behind-tls-proxy the client's address is what X-Forwarded-For says last, and a pod that
+// reaches the console's Service directly, past the proxy, writes it as it likes: with a new
+// address for each sign-in it escaped the bound per address, and made the API server review as
+// many guessed tokens as it sent. All addresses together now start allSignInBurst, then
+// allSignInsPerSecond (the clock is the console's, here a fake one).
+func TestSignInsFromAllAddressesAreBounded(t *testing.T) {
+	g := NewWithT(t)
+	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, BehindProxy: true, Now: clk.Now})
+	g.Expect(err).NotTo(HaveOccurred())
+	h := s.Handler()
+	i := 0
+	reviews := func(n int) (reviewed int) {
+		for range n {
+			i++
+			code := postSignIn(s, h, "10.0.0.1:5000", fmt.Sprintf("198.51.%d.%d", i/256, i%256))
+			if code == http.StatusBadGateway {
+				reviewed++
+			} else {
+				g.Expect(code).To(Equal(http.StatusTooManyRequests))
+			}
+		}
+		return reviewed
+	}
+	g.Expect(reviews(allSignInBurst+50)).To(Equal(allSignInBurst), "a new address each time")
+	clk.t = clk.t.Add(time.Second)
+	g.Expect(reviews(allSignInsPerSecond+10)).To(Equal(allSignInsPerSecond), "a second later")
+
+	// The bound is the console's to set.
+	s, err = New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, BehindProxy: true, Now: clk.Now,
+		AllSignInsPerSecond: 1, AllSignInBurst: 3})
+	g.Expect(err).NotTo(HaveOccurred())
+	h = s.Handler()
+	g.Expect(reviews(10)).To(Equal(3))
+	clk.t = clk.t.Add(2 * time.Second)
+	g.Expect(reviews(10)).To(Equal(2))
 }
 
 // Every POST of a signed-in user must carry the session's CSRF token.

@@ -224,7 +224,9 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 		s.showSignin(w, r, L, http.StatusBadRequest, L.T("signin.badToken"))
 		return
 	}
-	if !s.signInLimits.Get(s.clientAddress(r)).Allow() {
+	// The address's own bound first, so that one flooding address spends only its share of the
+	// bound of all.
+	if !s.signInLimits.Get(s.clientAddress(r)).Allow() || !s.allSignIns.AllowN(s.cfg.Now(), 1) {
 		w.Header().Set("Retry-After", "1")
 		s.showSignin(w, r, L, http.StatusTooManyRequests, L.T("signin.tooMany"))
 		return

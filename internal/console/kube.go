@@ -220,17 +220,16 @@ func getWebhook(ctx context.Context, c client.Client, ns, name string) (*hooklin
 
 // webhookEvents lists the Kubernetes Events about wh, newest first, at most maxEventsShown of
 // them (more says there were more); forbidden is reported as allowed=false rather than an error (a
-// user may see webhooks but not Events). Events created through core/v1 carry text of any length:
-// each is kept trimmed as it is read.
+// user may see webhooks but not Events). Events created through core/v1 carry text of any length,
+// in every field: only what the page shows of each is kept as it is read (shownEvent), and only the
+// newest maxEventsShown of them.
 func webhookEvents(ctx context.Context, c client.Client, wh *hooklinev1.Webhook) (events []corev1.Event, allowed, more bool, err error) {
+	kept := newest[corev1.Event]{n: maxEventsShown, cmp: func(a, b corev1.Event) int { return eventTime(&b).Compare(eventTime(&a)) }}
 	read, err := readPages(ctx, c, func() *corev1.EventList { return &corev1.EventList{} }, eventsPage,
 		[]client.ListOption{client.InNamespace(wh.Namespace), client.MatchingFields{"involvedObject.uid": string(wh.UID)}},
 		func(l *corev1.EventList) (stop, cut bool) {
 			for i := range l.Items {
-				e := &l.Items[i]
-				e.ManagedFields, e.Labels, e.Annotations = nil, nil, nil
-				e.Message, e.Reason, e.Type = clip(e.Message), clip(e.Reason), clip(e.Type)
-				events = append(events, *e)
+				kept.add(shownEvent(&l.Items[i]))
 			}
 			return false, false
 		})
@@ -240,11 +239,23 @@ func webhookEvents(ctx context.Context, c client.Client, wh *hooklinev1.Webhook)
 	if err != nil {
 		return nil, false, false, fmt.Errorf("listing events: %w", err)
 	}
-	sort.Slice(events, func(i, j int) bool { return eventTime(&events[i]).After(eventTime(&events[j])) })
-	if len(events) > maxEventsShown {
-		events, read = events[:maxEventsShown], true
+	events, dropped := kept.result()
+	return events, true, read || dropped, nil
+}
+
+// shownEvent is e as the Webhook's page shows it (detail.html: its time, type, reason, message
+// and count), in a fresh Event that holds nothing else. Trimming e itself left every other field
+// at its full length (involvedObject.fieldPath, source, related, reportingController, action...,
+// which core/v1 does not bound): 250 Events with a 16,000-character fieldPath make one answer,
+// and a page kept twenty of them.
+func shownEvent(e *corev1.Event) corev1.Event {
+	out := corev1.Event{Type: clip(e.Type), Reason: clip(e.Reason), Message: clip(e.Message), Count: e.Count,
+		FirstTimestamp: e.FirstTimestamp, LastTimestamp: e.LastTimestamp, EventTime: e.EventTime}
+	out.CreationTimestamp = e.CreationTimestamp
+	if e.Series != nil {
+		out.Series = &corev1.EventSeries{Count: e.Series.Count, LastObservedTime: e.Series.LastObservedTime}
 	}
-	return events, true, read, nil
+	return out
 }
 
 // eventsPage is how many Events one answer brings, and maxEventsShown how many the page shows

@@ -298,36 +298,36 @@ func TestPayloadPagesStayBoundedWhateverTheBody(t *testing.T) {
 		t.Errorf("with a turn free: %d, want 200", code)
 	}
 
-	// One session holds at most sessionTurns of them: its next page is refused at once, another
-	// session's is built; the session's turns given back, its page is built again.
+	// One user holds at most userTurns of them: its next page is refused at once, another user's
+	// is built; the user's turns given back, its page is built again.
 	for range pageTurns - 1 {
 		<-s.turns.all
 	}
 	b, _ := s.Sessions().Create("token-b", "bob")
 	var held []func()
-	for range sessionTurns {
-		release, ok := s.turns.take(httptest.NewRequest(http.MethodGet, "/", nil), a.ID)
+	for range userTurns {
+		release, ok := s.turns.take(httptest.NewRequest(http.MethodGet, "/", nil), a.signer)
 		if !ok {
-			t.Fatal("a session's own turns")
+			t.Fatal("a user's own turns")
 		}
 		held = append(held, release)
 	}
 	if code, _ := get("small"); code != http.StatusServiceUnavailable {
-		t.Errorf("a session's page beyond its turns: %d, want 503", code)
+		t.Errorf("a user's page beyond its turns: %d, want 503", code)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/notifications/small/body", nil)
 	req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: b.ID})
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
-		t.Errorf("another session's page: %d, want 200", rec.Code)
+		t.Errorf("another user's page: %d, want 200", rec.Code)
 	}
 	for _, release := range held {
 		release()
 		release() // once only
 	}
 	if code, _ := get("small"); code != http.StatusOK {
-		t.Errorf("with the session's turns given back: %d, want 200", code)
+		t.Errorf("with the user's turns given back: %d, want 200", code)
 	}
 	if n := len(s.turns.all); n != 0 {
 		t.Errorf("%d turns still taken after every page was sent", n)

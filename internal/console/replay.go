@@ -207,35 +207,38 @@ func (s *Server) replayStatus(w http.ResponseWriter, r *http.Request, rc *reqCtx
 }
 
 // maxReplaysShown bounds the replays listed on a webhook's page (newest first); replaysPage is how
-// many one answer brings.
+// many one answer brings; maxIDsShown bounds the notification ids a row shows of its replay's
+// selection (the replay's own page shows them all).
 const (
 	maxReplaysShown = 20
 	replaysPage     = 250
+	maxIDsShown     = 5
 )
 
 // replayRow is one replay on its webhook's page.
 type replayRow struct {
+	// Replay holds only what the row shows (shownReplay).
 	Replay  *hooklinev1.WebhookReplay
 	Ready   *metav1.Condition
 	Running bool
+	// MoreIDs counts the notification ids of the selection that the row leaves out.
+	MoreIDs int
 }
 
-// webhookReplays lists the webhook's WebhookReplays as the user, newest first: the API server
-// selects them by spec.webhookName (a selectable field of the CRD), so the page does not read the
-// namespace's other replays. allowed is false when RBAC does not let the user list replays.
+// webhookReplays lists the webhook's WebhookReplays as the user, newest first, at most
+// maxReplaysShown: the API server selects them by spec.webhookName (a selectable field of the
+// CRD), so the page does not read the namespace's other replays. allowed is false when RBAC does
+// not let the user list replays. Only what a row shows of each replay is kept as it is read, and
+// only the newest rows.
 func webhookReplays(ctx context.Context, c client.Client, ns, name string) (rows []replayRow, allowed bool, err error) {
-	var list hooklinev1.WebhookReplayList
+	kept := newest[replayRow]{n: maxReplaysShown, cmp: func(a, b replayRow) int {
+		return b.Replay.CreationTimestamp.Compare(a.Replay.CreationTimestamp.Time)
+	}}
 	_, err = readPages(ctx, c, func() *hooklinev1.WebhookReplayList { return &hooklinev1.WebhookReplayList{} }, replaysPage,
 		[]client.ListOption{client.InNamespace(ns), client.MatchingFields{"spec.webhookName": name}},
 		func(l *hooklinev1.WebhookReplayList) (stop, cut bool) {
 			for i := range l.Items {
-				rp := &l.Items[i]
-				// Kept as the page shows it: a tenant may grow a replay to the API server's limit.
-				rp.ManagedFields, rp.Labels, rp.Annotations, rp.Status.Unavailable = nil, nil, nil, nil
-				for j := range rp.Status.Conditions {
-					rp.Status.Conditions[j].Message = clip(rp.Status.Conditions[j].Message)
-				}
-				list.Items = append(list.Items, *rp)
+				kept.add(shownReplay(&l.Items[i]))
 			}
 			return false, false
 		})
@@ -245,15 +248,32 @@ func webhookReplays(ctx context.Context, c client.Client, ns, name string) (rows
 	if err != nil {
 		return nil, false, err
 	}
-	slices.SortFunc(list.Items, func(a, b hooklinev1.WebhookReplay) int {
-		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
-	})
-	for i := range list.Items[:min(len(list.Items), maxReplaysShown)] {
-		rp := &list.Items[i]
-		ready := meta.FindStatusCondition(rp.Status.Conditions, "Ready")
-		rows = append(rows, replayRow{Replay: rp, Ready: ready, Running: !finishedReplay(rp)})
-	}
+	rows, _ = kept.result()
 	return rows, true, nil
+}
+
+// shownReplay is rp as its row shows it (detail.html), in a fresh WebhookReplay that holds nothing
+// else: a tenant may grow a replay to the API server's limit (labels, annotations), and every
+// replay holds up to 1,000 notification ids, of which the row shows the first maxIDsShown and a
+// count of the others. Kept whole, the replays of twenty answers were read before the newest
+// twenty were shown.
+func shownReplay(rp *hooklinev1.WebhookReplay) replayRow {
+	ids := rp.Spec.NotificationIDs
+	out := &hooklinev1.WebhookReplay{
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: rp.Spec.WebhookName, Since: rp.Spec.Since, Until: rp.Spec.Until,
+			States: slices.Clone(rp.Spec.States), NotificationIDs: slices.Clone(ids[:min(len(ids), maxIDsShown)])},
+		Status: hooklinev1.WebhookReplayStatus{Matched: rp.Status.Matched, Queued: rp.Status.Queued, Delivered: rp.Status.Delivered,
+			Failed: rp.Status.Failed, StartedAt: rp.Status.StartedAt, CompletedAt: rp.Status.CompletedAt},
+	}
+	out.Namespace, out.Name, out.CreationTimestamp = rp.Namespace, rp.Name, rp.CreationTimestamp
+	for _, c := range rp.Status.Conditions {
+		if c.Type == "Ready" || c.Type == "Stalled" { // what finishedReplay and the row read
+			c.Reason, c.Message = clip(c.Reason), clip(c.Message)
+			out.Status.Conditions = append(out.Status.Conditions, c)
+		}
+	}
+	return replayRow{Replay: out, Ready: meta.FindStatusCondition(out.Status.Conditions, "Ready"), Running: !finishedReplay(out),
+		MoreIDs: len(ids) - len(out.Spec.NotificationIDs)}
 }
 
 // finishedReplay reports whether rp is Ready or Stalled: its page no longer reloads.

@@ -1,0 +1,265 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+)
+
+// grownTime is the time of the g-th item a grown list brings: every one different, in no order
+// (5003 is a prime larger than the items read), so that the newest are spread over the answers.
+func grownTime(g int) time.Time {
+	return time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC).Add(time.Duration(g*7919%5003) * time.Second)
+}
+
+// heldBytes is the heap the test's process holds once its garbage is collected (twice: a pool's
+// buffers survive one collection).
+func heldBytes() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
+// grownAPI stands in for the API server of a tenant who grew its Events or replays: every list
+// answer brings as many items as the console asks for (items makes them, from the index of the
+// first) and a continue token, for ever. While it makes the last answer the console reads
+// (maxAnswers), it measures the heap held: the console's then, what it kept of the answers
+// before; *held is that, less what was held before the list was read (baseline).
+func grownAPI(t *testing.T, items func(first, n int) any) (c client.Client, baseline func(), held *atomic.Int64) {
+	t.Helper()
+	var answers atomic.Int32
+	var before atomic.Int64
+	held = &atomic.Int64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		first, _ := strconv.Atoi(r.URL.Query().Get("continue"))
+		if answers.Add(1) == maxAnswers {
+			held.Store(heldBytes() - before.Load())
+		}
+		list := items(first, limit)
+		meta := listMetaOf(list)
+		meta.Continue = strconv.Itoa(first + limit)
+		body, err := json.Marshal(list)
+		if err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := userClient(&rest.Config{Host: srv.URL}, "token-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, func() { before.Store(heldBytes()) }, held
+}
+
+// listMetaOf is the ListMeta of the lists grownAPI makes.
+func listMetaOf(list any) *metav1.ListMeta {
+	switch l := list.(type) {
+	case *corev1.EventList:
+		return &l.ListMeta
+	case *hooklinev1.WebhookReplayList:
+		return &l.ListMeta
+	}
+	panic(fmt.Sprintf("%T", list))
+}
+
+// A page read every Event about its Webhook, and every replay of it, keeping all of them until it
+// showed the newest: core/v1 Events bound none of their strings, and the page cut only the ones it
+// shows, so 250 Events with a 13,000-character involvedObject.fieldPath (an answer just under
+// 4 MiB) held 80 MB over twenty answers; replays held every one of their notification ids. Two
+// such pages at once took the console's 128 Mi. A list now holds only what its page shows, of its
+// newest items: less than one answer, however many answers it reads.
+func TestListsKeepOnlyWhatTheirPagesShow(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	fieldPath, message := strings.Repeat("f", 13000), strings.Repeat("m", 2500)
+	c, baseline, held := grownAPI(t, func(first, n int) any {
+		l := &corev1.EventList{TypeMeta: metav1.TypeMeta{Kind: "EventList", APIVersion: "v1"}}
+		for i := first; i < first+n; i++ {
+			l.Items = append(l.Items, corev1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprintf("hook.%d", i)},
+				InvolvedObject: corev1.ObjectReference{Kind: "Webhook", Namespace: "team-a", Name: "hook", UID: "u-1", FieldPath: fieldPath},
+				Reason:         "Grown", Message: message, Type: corev1.EventTypeWarning, Count: 3,
+				LastTimestamp:       metav1.NewTime(grownTime(i)),
+				ReportingController: "tenant.example.com/grower", Related: &corev1.ObjectReference{FieldPath: "x"},
+			})
+		}
+		return l
+	})
+	baseline()
+	events, allowed, more, err := webhookEvents(ctx, c, &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook", UID: "u-1"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(allowed).To(BeTrue())
+	g.Expect(more).To(BeTrue())
+	t.Logf("Events: %d bytes held while the last of %d answers was read", held.Load(), maxAnswers)
+	g.Expect(held.Load()).To(BeNumerically("<", maxAnswer), "what the page shows of the Events, not every Event read")
+	var want []time.Time
+	for i := range maxAnswers * eventsPage {
+		want = append(want, grownTime(i))
+	}
+	slices.SortFunc(want, func(a, b time.Time) int { return b.Compare(a) })
+	var got []time.Time
+	for i := range events {
+		e := &events[i]
+		got = append(got, eventTime(e).UTC())
+		g.Expect(e.Message).To(HaveLen(maxShownText), "cut as before")
+		g.Expect(e.InvolvedObject.FieldPath).To(BeEmpty())
+		g.Expect(e.ReportingController).To(BeEmpty())
+		g.Expect(e.Related).To(BeNil())
+		g.Expect([]any{e.Reason, e.Type, e.Count}).To(Equal([]any{"Grown", corev1.EventTypeWarning, int32(3)}))
+	}
+	g.Expect(got).To(Equal(want[:maxEventsShown]), "the newest, newest first")
+
+	// Replays holding 200 notification ids each: a row shows the first few and counts the others.
+	c, baseline, held = grownAPI(t, func(first, n int) any {
+		l := &hooklinev1.WebhookReplayList{TypeMeta: metav1.TypeMeta{Kind: "WebhookReplayList", APIVersion: hooklinev1.GroupVersion.String()}}
+		for i := first; i < first+n; i++ {
+			rp := hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: fmt.Sprintf("hook-replay-%d", i),
+				CreationTimestamp: metav1.NewTime(grownTime(i)), Labels: map[string]string{"grown": "yes"}},
+				Spec: hooklinev1.WebhookReplaySpec{WebhookName: "hook"},
+				Status: hooklinev1.WebhookReplayStatus{Matched: 200, Delivered: 200, Unavailable: []string{message},
+					Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Completed", Message: message}}}}
+			for j := range 200 {
+				rp.Spec.NotificationIDs = append(rp.Spec.NotificationIDs, hooklinev1.NotificationID(fmt.Sprintf("%08x-0000-4000-8000-%012x", i, j)))
+			}
+			l.Items = append(l.Items, rp)
+		}
+		return l
+	})
+	baseline()
+	rows, allowed, err := webhookReplays(ctx, c, "team-a", "hook")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(allowed).To(BeTrue())
+	t.Logf("replays: %d bytes held while the last of %d answers was read", held.Load(), maxAnswers)
+	g.Expect(held.Load()).To(BeNumerically("<", maxAnswer), "what the rows show of the replays, not every replay read")
+	g.Expect(rows).To(HaveLen(maxReplaysShown))
+	for i, row := range rows {
+		g.Expect(row.Replay.CreationTimestamp.Time).To(BeTemporally("==", want[i]), "the newest, newest first")
+		n := strings.TrimPrefix(row.Replay.Name, "hook-replay-")
+		g.Expect(row.Replay.Spec.NotificationIDs).To(HaveLen(maxIDsShown))
+		g.Expect(string(row.Replay.Spec.NotificationIDs[0])).To(Equal(fmt.Sprintf("%08x-0000-4000-8000-%012x", atoi(t, n), 0)))
+		g.Expect(row.MoreIDs).To(Equal(200 - maxIDsShown))
+		g.Expect(row.Replay.Labels).To(BeNil())
+		g.Expect(row.Replay.Status.Unavailable).To(BeNil())
+		g.Expect(row.Running).To(BeFalse())
+		g.Expect(row.Ready.Message).To(HaveLen(maxShownText))
+		g.Expect(row.Replay.Status.Delivered).To(Equal(int64(200)))
+	}
+
+	// The row shows the first ids and how many more there are.
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token-a", "alice")
+	rec := httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook", nil), http.StatusOK, "detail",
+		s.page(&reqCtx{sess: *sess, L: localizerFor("en")}, "team-a/hook", detailData{WH: &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"}},
+			Events: events, EventsAllowed: true, Replays: rows, ReplaysAllowed: true, Log: logData{Off: true}}))
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	g.Expect(rec.Body.String()).To(ContainSubstring(fmt.Sprintf("%s and %d more</td>", rows[0].Replay.Spec.NotificationIDs[maxIDsShown-1], 200-maxIDsShown)))
+	g.Expect(rec.Body.String()).NotTo(ContainSubstring(fieldPath[:100]))
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// The pages built at once are counted per user, not per session: a user holds up to maxPerUser
+// sessions, and counted per session those had every turn, so that another user waited (503), and
+// each page built as large as a tenant's objects make it. Here alice's two pages wait in the API
+// server: a third, from another session of hers, is refused at once; bob's is built.
+func TestPageTurnsAreCountedPerUser(t *testing.T) {
+	g := NewWithT(t)
+	entered, release := make(chan string, 8), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer token-a" {
+			entered <- r.URL.Path
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"WebhookList","apiVersion":"hookline.io/v1alpha1","metadata":{},"items":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(releaseOnce) // before the server closes: its handlers wait for it
+	s, err := New(Config{API: &rest.Config{Host: srv.URL}, InsecureCookies: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	h := s.Handler()
+	open := func(sess *Session) <-chan int {
+		code := make(chan int, 1)
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, "/webhooks", nil)
+			req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			code <- rec.Code
+		}()
+		return code
+	}
+	var alice []*Session
+	for range userTurns + 1 {
+		sess, err := s.Sessions().Create("token-a", "alice")
+		g.Expect(err).NotTo(HaveOccurred())
+		alice = append(alice, sess)
+	}
+	bob, _ := s.Sessions().Create("token-b", "bob")
+
+	var waiting []<-chan int
+	for _, sess := range alice[:userTurns] {
+		waiting = append(waiting, open(sess))
+		<-entered // its page is being built, its turn held
+	}
+	select {
+	case code := <-open(alice[userTurns]):
+		g.Expect(code).To(Equal(http.StatusServiceUnavailable), "alice's page beyond her turns, from another session")
+	case <-entered:
+		t.Fatalf("alice's third page is being built at once, from her third session")
+	}
+	g.Expect(<-open(bob)).To(Equal(http.StatusOK), "another user's page")
+	releaseOnce()
+	for _, code := range waiting {
+		g.Expect(<-code).To(Equal(http.StatusOK))
+	}
+	g.Expect(s.turns.per).To(BeEmpty(), "every turn given back")
+}
