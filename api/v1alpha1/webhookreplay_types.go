@@ -102,7 +102,7 @@ type WebhookReplayStatus struct {
 	// +patchStrategy=merge
 	// +patchMergeKey=type
 	// +kubebuilder:validation:MaxItems=8
-	// +kubebuilder:validation:XValidation:rule="self.all(c, c.type in ['Ready', 'Reconciling', 'Stalled'])",message="only the condition types Ready, Reconciling and Stalled are written here"
+	// +kubebuilder:validation:XValidation:rule="self.all(c, c.type in ['Ready', 'Reconciling', 'Stalled'])",message="status.conditions may hold only the condition types Ready, Reconciling and Stalled"
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 
 	// observedGeneration is the generation this status describes.

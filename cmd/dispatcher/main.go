@@ -115,7 +115,7 @@ func main() {
 	flag.StringVar(&o.attestationKeyFile, "attestation-key-file", "", "File holding the attestation key (at least 32 random bytes, the manager's --attestation-key-file; mount it from a Secret). Required: webhooks are delivered to only when the manager attested their verification with it.")
 	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
-	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once, and one token's requests at most the larger of --max-event-bytes and half of it; a post beyond either is answered 503 with Retry-After (at least --max-event-bytes).")
+	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once, and one token's requests at most half of it; a post beyond either is answered 503 with Retry-After. At least twice --max-event-bytes plus 2, so that another token's largest event fits beside one token's share.")
 	flag.Int64Var(&o.accountQuota, "max-stored-bytes-per-account", dispatcher.DefaultAccountQuota, "Most event bytes one account may keep stored within the event retention, counted across every dispatcher; a post beyond it is answered 429 ACCOUNT_QUOTA_EXCEEDED with Retry-After, so that a producer of one account cannot fill the store every account shares. 0 removes the bound.")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
 	flag.StringVar(&o.store.DataDir, "data-dir", "data", "Storage directory of the embedded JetStream.")
@@ -209,8 +209,10 @@ func (o options) validate() error {
 	if o.tokensFile == "" {
 		return errors.New("--tokens-file is required: producers authenticate with account-scoped tokens")
 	}
-	if o.maxInFlight < o.maxBody {
-		return fmt.Errorf("--max-ingest-bytes-in-flight (%d) must be at least --max-event-bytes (%d), or the largest events never fit", o.maxInFlight, o.maxBody)
+	if least := ingest.MinMaxInFlight(o.maxBody); o.maxInFlight < least {
+		// One token may hold half the bound: below this, a producer stalling its largest upload
+		// leaves too little for any other account's largest event.
+		return fmt.Errorf("--max-ingest-bytes-in-flight (%d) must be at least twice --max-event-bytes (%d) plus 2, i.e. %d: one token's requests may hold half of it, and another token's largest event must still fit beside them", o.maxInFlight, o.maxBody, least)
 	}
 	if o.accountQuota != 0 && o.accountQuota < o.maxBody {
 		return fmt.Errorf("--max-stored-bytes-per-account (%d) must be 0 or at least --max-event-bytes (%d), or an account's largest events never fit", o.accountQuota, o.maxBody)

@@ -18,7 +18,10 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/hookline/hookline/dispatcher/ingest"
 )
 
 // --gc-headroom and --memory-target take non-negative quantities; 0 turns them off.
@@ -33,5 +36,46 @@ func TestTuneGCReadsTheHeadroomAndTarget(t *testing.T) {
 	}
 	if err := tuneGC(context.Background(), "0", "0"); err != nil {
 		t.Errorf("--gc-headroom 0 --memory-target 0: %v", err)
+	}
+}
+
+// validOptions returns options that pass validate, with the ingest limits at their defaults.
+func validOptions() options {
+	return options{
+		tokensFile: "tokens.yaml", maxBody: ingest.DefaultMaxBody, maxInFlight: ingest.DefaultMaxInFlight,
+		replayMaxPerNamespace: 1, replayLogReads: 1, replayMaxSelection: 1,
+	}
+}
+
+// One token's requests may hold half of --max-ingest-bytes-in-flight: a bound under twice the
+// largest body (plus the byte a streamed body reserves to tell a larger one) let one producer
+// stalling its largest upload refuse every other account's largest events. 48 MiB with 25 MiB
+// events, the former default, is refused, naming both flags; the defaults pass.
+func TestInFlightBoundHoldsTwoLargestEvents(t *testing.T) {
+	if err := validOptions().validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, tc := range []struct {
+		maxBody, maxInFlight int64
+		ok                   bool
+	}{
+		{ingest.DefaultMaxBody, 48 << 20, false},
+		{ingest.DefaultMaxBody, 2 * ingest.DefaultMaxBody, false},
+		{ingest.DefaultMaxBody, 2*(ingest.DefaultMaxBody+1) - 1, false},
+		{ingest.DefaultMaxBody, 2 * (ingest.DefaultMaxBody + 1), true},
+		{1 << 20, 4 << 20, true},
+	} {
+		o := validOptions()
+		o.maxBody, o.maxInFlight = tc.maxBody, tc.maxInFlight
+		err := o.validate()
+		if tc.ok {
+			if err != nil {
+				t.Errorf("--max-event-bytes %d --max-ingest-bytes-in-flight %d: %v", tc.maxBody, tc.maxInFlight, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "--max-ingest-bytes-in-flight") || !strings.Contains(err.Error(), "--max-event-bytes") {
+			t.Errorf("--max-event-bytes %d --max-ingest-bytes-in-flight %d: error %v, want one naming both flags", tc.maxBody, tc.maxInFlight, err)
+		}
 	}
 }

@@ -52,6 +52,10 @@ func Decode(body []byte) (*Event, error) { return event.Decode(body) }
 const (
 	maxIDLength    = 256
 	maxFieldLength = 256
+	// MaxEnvelopeEventLength bounds an envelope-family event name (envelopeExpired and its kin),
+	// which only a pattern constrains: every note queued for the event stores its name, and the
+	// longest Acrobat Sign name has 49 characters.
+	MaxEnvelopeEventLength = 64
 )
 
 // Limits on what an error message repeats of the body: enough to recognise the value at fault,
@@ -240,6 +244,9 @@ func validate(e *Event) error {
 		return badRequest("INVALID_EVENT", "event %q is not a known event name (wildcards such as AGREEMENT_ALL are for subscriptions only)", e.Event)
 	}
 	fam := e.Family()
+	if fam == hooklinev1.FamilyEnvelope && len(e.Event) > MaxEnvelopeEventLength {
+		return badRequest("INVALID_ARGUMENTS", "event is longer than %d characters, the most an envelope-family event name may have", MaxEnvelopeEventLength)
+	}
 	if want := resourceTypes[fam]; e.Resource.Type != want {
 		return badRequest("INVALID_RESOURCE_TYPE", "resource.type is %q but %s is a %s event (want %q)", e.Resource.Type, e.Event, fam, want)
 	}

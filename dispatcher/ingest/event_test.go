@@ -159,6 +159,10 @@ func TestParseAcceptsLimits(t *testing.T) {
 			delete(obj(t, obj(t, ev, "notification"), "agreement"), "id")
 		})},
 		{"surrounding whitespace", append(append([]byte(" \n\t"), sample(t, "megasign_created")...), " \n"...)},
+		{"envelope event name of exactly 64 characters", mutated(t, "envelope_expired", func(ev map[string]any) {
+			ev["event"] = envelopeName(ingest.MaxEnvelopeEventLength)
+			obj(t, ev, "notification")["event"] = ev["event"]
+		})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := ingest.Parse(tc.body); err != nil {
@@ -167,6 +171,9 @@ func TestParseAcceptsLimits(t *testing.T) {
 		})
 	}
 }
+
+// envelopeName returns an envelope-family event name of n characters.
+func envelopeName(n int) string { return "envelope" + strings.Repeat("X", n-len("envelope")) }
 
 func TestParseRejectsBadBodies(t *testing.T) {
 	const agr = "agreement_action_completed"
@@ -226,6 +233,11 @@ func TestParseRejectsBadBodies(t *testing.T) {
 			ev["event"] = "ENVELOPE_ALL"
 			notif(ev)["event"] = "ENVELOPE_ALL"
 		}), code: "INVALID_EVENT", field: "event", msg: "ENVELOPE_ALL"},
+		// Every note queued for the event stores its name, and only a pattern bounded these.
+		{name: "envelope event name longer than 64 characters", body: edit(env, func(ev map[string]any) {
+			ev["event"] = envelopeName(ingest.MaxEnvelopeEventLength + 1)
+			notif(ev)["event"] = ev["event"]
+		}), code: "INVALID_ARGUMENTS", field: "event", msg: "64 characters"},
 		{name: "resource.type WIDGET for an agreement event", body: edit(agr, func(ev map[string]any) { obj(t, ev, "resource")["type"] = "WIDGET" }), code: "INVALID_RESOURCE_TYPE", field: "resource.type", msg: "WIDGET"},
 		{name: "resource.type lower case", body: edit(agr, func(ev map[string]any) { obj(t, ev, "resource")["type"] = "agreement" }), code: "INVALID_RESOURCE_TYPE", field: "resource.type"},
 		{name: "resource.type AGREEMENT for an envelope event", body: edit(env, func(ev map[string]any) { obj(t, ev, "resource")["type"] = "AGREEMENT" }), code: "INVALID_RESOURCE_TYPE", field: "resource.type"},

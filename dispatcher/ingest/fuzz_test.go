@@ -245,6 +245,9 @@ func checkEvent(t *testing.T, ev *ingest.Event) {
 	if !ok || !hooklinev1.IsKnownSubscriptionEvent(ev.Event) || hooklinev1.IsWildcard(ev.Event) {
 		t.Fatalf("accepted event name %q", ev.Event)
 	}
+	if len(ev.Event) > ingest.MaxEnvelopeEventLength {
+		t.Fatalf("accepted an event name of %d bytes", len(ev.Event))
+	}
 	if ev.Family() != fam {
 		t.Fatalf("Family() = %q, want %q", ev.Family(), fam)
 	}

@@ -41,10 +41,19 @@ import (
 const DefaultMaxBody = 25 << 20
 
 // DefaultMaxInFlight is the default bound on the event bytes being received, parsed and stored at
-// once: one event of the largest default size with room for small ones beside it. Storing an event
-// costs transient copies in JetStream besides the body, and two 25 MiB events at once already took
-// the dispatcher near 300 MB (make bench, scenario bigevents), with no faster ingest than one.
-const DefaultMaxInFlight = 48 << 20
+// once. It is at least MinMaxInFlight(DefaultMaxBody) with room: while one token holds its whole
+// share (half the bound), another token's event of the largest size must still fit, or one
+// producer stalling a 25 MiB upload for the server's read timeout refused every other account's
+// large events (the signed PDFs large bodies are for). It lets two 25 MiB events be stored at once,
+// which took the dispatcher near 300 MB (make bench, scenario bigevents; the chart's memory limit
+// is 512Mi).
+const DefaultMaxInFlight = 64 << 20
+
+// MinMaxInFlight is the least in-flight bound that serves events of up to maxBody bytes: twice what
+// one streamed body of that size reserves (maxBody+1, to tell a larger one). A token's share is
+// half the bound, so that below it one token holding its share left too little for another's
+// largest event.
+func MinMaxInFlight(maxBody int64) int64 { return 2 * (maxBody + 1) }
 
 // requestFloor is the least a request reserves in the in-flight bound and its token's share,
 // whatever the length of its body.
@@ -79,13 +88,22 @@ type Quota interface {
 }
 
 // What the store keeps besides an event's body, counted against its account's quota: the stored
-// message's headers and record (about 190 bytes), and one note per notification queued (about
-// 115 bytes). Without them a producer of minimal events stored 2.5 times what was counted, 5 times
-// with three Webhooks.
+// message's headers and record (about 190 bytes), and one note per notification queued: about 115
+// bytes (its subject hookline.notes.<webhook uid>, sequence, time and JetStream's record of it)
+// besides the event's id and name, which it holds too (noteBytes). Without them a producer of
+// minimal events stored 2.5 times what was counted, 5 times with three Webhooks.
 const (
 	StoredEventOverhead = 256
 	StoredNoteBytes     = 128
 )
+
+// noteBytes is what one note of ev counts against its account's quota: StoredNoteBytes and the
+// event id and name it stores. Counted at a fixed 128 bytes, a note of a 256-byte id stored three
+// to five times that (417 bytes with a 64-character name, 610 with 256), for every Webhook the
+// event fans out to.
+func noteBytes(ev *Event) int64 {
+	return StoredNoteBytes + int64(len(ev.ID)+len(ev.Event))
+}
 
 // AcceptTimeout bounds how long an event may take to be stored. It runs detached from the
 // request: a producer that hangs up must not cancel a store half done (whose event, stored after
@@ -107,7 +125,10 @@ type Handler struct {
 	// MaxInFlight bounds the bytes of the bodies being received, parsed and stored at once, so that
 	// concurrent large events cannot exhaust the dispatcher's memory; a request that would pass it
 	// is answered 503 with Retry-After, before anything is acknowledged. 0 means
-	// DefaultMaxInFlight; it is never below MaxBody, so that an event of the largest size fits.
+	// DefaultMaxInFlight, raised to MinMaxInFlight(MaxBody) for a larger MaxBody; it is never below
+	// MaxBody, so that an event of the largest size fits, and should be at least
+	// MinMaxInFlight(MaxBody) (cmd/dispatcher refuses less), so that it fits beside another
+	// token's full share.
 	MaxInFlight int64
 	// Metrics, when set, counts accepted and rejected events.
 	Metrics *Metrics
@@ -294,7 +315,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.Quota != nil {
 		// The notes queued, by this post (a re-post queues only what a crash left unqueued).
-		h.Quota.Add(ev.AccountID, int64(receipt.Notifications)*StoredNoteBytes)
+		h.Quota.Add(ev.AccountID, int64(receipt.Notifications)*noteBytes(ev))
 	}
 	if h.Metrics != nil {
 		outcome := "new"
@@ -322,7 +343,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64, 
 		Message: "body is larger than the ingest limit of " + humanBytes(limit)}
 	bound := max(h.MaxInFlight, limit)
 	if h.MaxInFlight <= 0 {
-		bound = max(DefaultMaxInFlight, limit)
+		bound = max(DefaultMaxInFlight, MinMaxInFlight(limit))
 	}
 	share := max(limit+1, bound/2) // a streamed body reserves limit+1 bytes, to tell a larger one
 	reserve := func(n int64) *Error {

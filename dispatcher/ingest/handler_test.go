@@ -659,6 +659,42 @@ func TestOneTokenCannotHoldTheWholeIngestBound(t *testing.T) {
 	}
 }
 
+// TestAnotherTokensLargestEventFitsBesideAFullShare performs the slow-upload attack with the
+// default limits: a producer (P) declares a 25 MiB body and sends nothing, then declares what is
+// left of its share, and holds the whole share for the server's read timeout. With the bound at
+// 48 MiB its share was 25 MiB+1, and every other account's events above 23 MiB (the signed PDFs
+// large bodies are for) were answered INGEST_BUSY meanwhile; now another producer's event of the
+// largest size is accepted beside it.
+func TestAnotherTokensLargestEventFitsBesideAFullShare(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t) // MaxBody and MaxInFlight at their defaults
+	srv := httptest.NewServer(f.h)
+	t.Cleanup(srv.Close)
+	stall := func(declared int64) {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{",
+			bearer(tokAcc1), declared)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	held := int64(ingest.DefaultMaxBody)
+	stall(held)
+	if rest := int64(ingest.DefaultMaxInFlight/2) - held; rest > 0 {
+		stall(rest) // the rest of P's share: half the bound
+		held += rest
+	}
+	g.Eventually(f.h.BytesInFlight).WithTimeout(10 * time.Second).Should(BeNumerically(">=", held))
+	// P's share is full: its next event, however small, is refused naming the share.
+	status, code, msg := postTo(g, srv, tokAcc1, paddedEvent(t, 2<<10))
+	g.Expect(status).To(Equal(http.StatusServiceUnavailable))
+	g.Expect(code).To(Equal("INGEST_BUSY"))
+	g.Expect(msg).To(ContainSubstring("the most one token may at once"))
+	// Another producer's event of the largest size is accepted all the same.
+	status, code, msg = postTo(g, srv, tokGlobal, paddedEvent(t, ingest.DefaultMaxBody))
+	g.Expect(status).To(Equal(http.StatusAccepted), "%s %s", code, msg)
+}
+
 // A producer (P) opens uploads that declare a one-byte body and send nothing. Each reserved one
 // byte of the in-flight bound, so that a token held thousands of them at once, each a goroutine,
 // a connection and its buffers, for the server's read timeout: tens of megabytes the bound never
@@ -900,7 +936,7 @@ func TestQuotaCountsOnlyStoredEvents(t *testing.T) {
 	f := newFixture(t)
 	agr, account := quotaSample(t)
 	event := int64(len(agr) + ingest.StoredEventOverhead)
-	notes := 2 * int64(ingest.StoredNoteBytes) // the stub queues two notifications
+	notes := 2 * noteCharge(t, agr) // the stub queues two notifications
 	q := &countingQuota{limit: 2*event + 2*notes, stored: map[string]int64{}}
 	f.h.Quota = q
 	post := func() *httptest.ResponseRecorder { return f.serve(request{auth: bearer(tokGlobal), body: agr}) }
@@ -973,5 +1009,42 @@ func TestQuotaKeepsAnEventStoredBeforeAnError(t *testing.T) {
 	f.acc.receipt, f.acc.err = ingest.Receipt{Duplicate: true, Notifications: 2}, nil
 	f.acc.mu.Unlock()
 	g.Expect(f.serve(request{auth: bearer(tokGlobal), body: agr}).Code).To(Equal(http.StatusAccepted))
-	g.Expect(q.of(account)).To(Equal(event+2*ingest.StoredNoteBytes), "the retry counts only the notes it queued")
+	g.Expect(q.of(account)).To(Equal(event+2*noteCharge(t, agr)), "the retry counts only the notes it queued")
+}
+
+// noteCharge is what one note of the event in body stores besides the fixed part: its id and name.
+func noteCharge(t *testing.T, body []byte) int64 {
+	t.Helper()
+	var ev struct{ ID, Event string }
+	if err := json.Unmarshal(body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return int64(ingest.StoredNoteBytes + len(ev.ID) + len(ev.Event))
+}
+
+// A note stores its event's id and name: counted at a fixed 128 bytes, an event of a 256-byte id
+// and a 64-character envelope name queued notes of about 450 bytes each that the quota never saw.
+// Each note now counts with them, so that the longer event costs its account more per Webhook.
+func TestQuotaCountsTheIdAndNameEachNoteStores(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t) // the stub queues two notifications
+	q := &countingQuota{limit: 1 << 20, stored: map[string]int64{}}
+	f.h.Quota = q
+	longName := envelopeName(ingest.MaxEnvelopeEventLength)
+	for _, tc := range []struct {
+		name, id, event string
+		account         string
+	}{
+		{name: "short id and name", id: "e-1", event: "envelopeExpired", account: "acc-short"},
+		{name: "256-byte id, 64-character name", id: strings.Repeat("i", 256), event: longName, account: "acc-long"},
+	} {
+		body := mutated(t, "envelope_expired", func(ev map[string]any) {
+			ev["id"], ev["event"], ev["accountId"] = tc.id, tc.event, tc.account
+			obj(t, ev, "notification")["event"] = tc.event
+		})
+		rec := f.serve(request{auth: bearer(tokGlobal), body: body})
+		g.Expect(rec.Code).To(Equal(http.StatusAccepted), "%s: %s", tc.name, rec.Body)
+		perNote := int64(ingest.StoredNoteBytes + len(tc.id) + len(tc.event))
+		g.Expect(q.of(tc.account)).To(Equal(int64(len(body)+ingest.StoredEventOverhead)+2*perNote), tc.name)
+	}
 }
