@@ -141,8 +141,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	lost := false
 	for _, t := range targets {
 		n := store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}
-		if d.Engine.Disabled(t.UID) {
-			d.Engine.CountLost(t.UID, n)
+		if d.Engine.Disabled(t.UID) && d.Engine.CountLost(t.UID, n) {
 			lost = true
 			continue
 		}

@@ -96,8 +96,10 @@ func (e *Engine) endCancellingLocked(q *queue) {
 }
 
 // CountLost records an event that uid, being disabled, does not receive; n is the note it would
-// have been queued as.
-func (e *Engine) CountLost(uid string, n store.Note) { e.countLost(uid, n) }
+// have been queued as. It reports whether it did: false when the queue is not this engine's (any
+// more: its partition given up since Disabled answered), and the caller then stores the note for
+// the next owner, which loses it on arrival.
+func (e *Engine) CountLost(uid string, n store.Note) bool { return e.countLost(uid, n) }
 
 // countLost is CountLost, reporting whether n was counted (uid's queue is this engine's).
 func (e *Engine) countLost(uid string, n store.Note) bool {

@@ -396,14 +396,18 @@ func (e *Engine) load(ctx context.Context, batch map[string]uint64) error {
 	for _, uid := range started {
 		e.onChange(uid, true)
 	}
-	for _, uid := range lost {
-		// Routed by dispatchers that did not know the webhook was disabled.
-		if err := e.loseStored(ctx, uid); err != nil {
-			return err
-		}
-	}
+	// Before the losses, which may fail: these queues have left toLoad, and their reconciles
+	// (a reactivation, a rebinding made while nobody delivered them) would otherwise wait for
+	// their webhook's next change.
 	if len(started) > 0 && e.cfg.Taken != nil {
 		e.cfg.Taken(started)
+	}
+	for _, uid := range lost {
+		// Routed by dispatchers that did not know the webhook was disabled; what fails here, the
+		// next recount loses.
+		if err := e.loseStored(ctx, uid); err != nil && ctx.Err() == nil {
+			e.log.Info("Recording the notes of an auto-disabled webhook as lost failed; the next recount does", "uid", uid, "error", err.Error())
+		}
 	}
 	return nil
 }
