@@ -209,7 +209,7 @@ func (s *Syncer) config(wh *hooklinev1.Webhook, b tenancy.Binding) deliver.Webho
 		clientID = s.DefaultClientID
 	}
 	cfg := deliver.Webhook{
-		UID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name, AccountID: b.AccountID,
+		UID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name, AccountID: b.AccountID, NamespaceGroup: b.GroupID,
 		URL: wh.Spec.URL, ClientID: clientID, Scope: string(wh.Spec.Scope), Params: wh.Spec.ConditionalParams,
 	}
 	// The start of the auto-disable rule's days: only a time the manager attested (anyone allowed

@@ -258,12 +258,17 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
 		return outcome{retry: true}
 	}
-	if b := binding; b.AccountID != "" && (ev.ev.AccountID != b.AccountID || b.GroupID != "" && ev.ev.GroupID != b.GroupID) {
-		// Never another binding's event: a rebind cancels what was queued, but a WebhookReplay
-		// created since could queue it again (its records are the webhook's), and so could any
-		// path that queues a note without routing it.
-		return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonRebound,
-			dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
+	// Never another binding's event: a rebind cancels what was queued, but a WebhookReplay created
+	// since could queue it again (its records are the webhook's), and so could any path that
+	// queues a note without routing it. Checked against the binding the queue was filled under and
+	// against the namespace's binding now (the Syncer's): a queue taken over with state saved
+	// before its namespace was rebound (active-active: the binding moved its partition, and its
+	// new owner's Rebind comes after the load) sent the old account's notes under the new one.
+	for _, b := range [...]Binding{binding, {AccountID: wh.AccountID, GroupID: wh.NamespaceGroup}} {
+		if !b.holds(ev.ev) {
+			return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonRebound,
+				dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
+		}
 	}
 	prep, err := ev.prepared()
 	if err != nil {

@@ -161,7 +161,7 @@ func TestEventCacheHoldsItsBudget(t *testing.T) {
 func TestEventCacheReadsAreCounted(t *testing.T) {
 	r := newRig(t, Config{}, nil)
 	for _, uid := range []string{"a", "b"} {
-		r.e.Upsert(r.webhook(uid, "acc-"+uid))
+		r.e.Upsert(r.webhook(uid, "acc"))
 	}
 	seq := r.st.putEvent([]byte(`{"id":"e1","event":"AGREEMENT_CREATED","accountId":"acc","resource":{"type":"AGREEMENT","id":"x"},"notification":{"agreement":{"id":"x"}}}`), r.t0)
 	for _, uid := range []string{"a", "b"} {

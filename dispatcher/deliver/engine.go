@@ -41,12 +41,14 @@ type Webhook struct {
 	UID       string
 	Namespace string
 	Name      string
-	AccountID string
-	URL       string
-	ClientID  string
-	Scope     string
-	Params    *hooklinev1.ConditionalParams
-	Cert      *tls.Certificate
+	// AccountID and NamespaceGroup are the namespace's binding now: nothing of another is sent.
+	AccountID      string
+	NamespaceGroup string
+	URL            string
+	ClientID       string
+	Scope          string
+	Params         *hooklinev1.ConditionalParams
+	Cert           *tls.Certificate
 	// Signing holds the Standard Webhooks keys; none means unsigned (Acrobat Sign sends none).
 	Signing signing.Keys
 	// HeldReason and HeldMessage say why an Active webhook cannot be delivered to (its client

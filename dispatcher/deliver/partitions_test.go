@@ -763,3 +763,29 @@ func TestAnAutoDisableLeavesWhatItCouldNotReadToTheLoader(t *testing.T) {
 	r.g.Expect(rec.all()[2].State).To(Equal(deliveries.StateLost))
 	r.g.Eventually(func() error { _, err := r.e.Reactivate(context.Background(), "wh", "again"); return err }).Should(Succeed())
 }
+
+// TestNothingOfAnotherBindingIsSentFromStaleState: a queue whose saved binding is the namespace's
+// old one (active-active: the rebinding moved the webhook's partition, and its new owner loaded
+// the state its previous owner saved before the change; its own Rebind comes after the load)
+// sends nothing of the old binding under the new one: the notes are withdrawn at the head, on
+// record. Before, they passed the check against the saved binding and were sent.
+func TestNothingOfAnotherBindingIsSentFromStaleState(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Recorder: rec}, nil)
+	wh := r.webhook("wh", "acct-old")
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	r.queue("wh", "acct-old", 2, r.t0)
+
+	moved := r.webhook("wh", "acct-new") // the Syncer's view: the namespace is bound to acct-new now
+	r.e.Upsert(moved)
+	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(2))
+	r.idle()
+	r.g.Expect(r.rx.notes("wh")).To(BeEmpty())
+	r.g.Expect(rec.all()).To(HaveLen(2))
+	for _, c := range rec.all() {
+		r.g.Expect(c).To(And(HaveField("State", deliveries.StateCancelled), HaveField("Reason", ReasonRebound)))
+		r.g.Expect(c.Message).To(ContainSubstring("account acct-new"))
+	}
+}

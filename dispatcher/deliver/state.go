@@ -27,6 +27,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/hookline/hookline/dispatcher/event"
 	"github.com/hookline/hookline/dispatcher/store"
 )
 
@@ -68,6 +69,11 @@ type Binding struct {
 }
 
 // String names b for status messages.
+// holds reports whether ev is of binding b (any event, when b is unknown).
+func (b Binding) holds(ev *event.Event) bool {
+	return b.AccountID == "" || ev.AccountID == b.AccountID && (b.GroupID == "" || ev.GroupID == b.GroupID)
+}
+
 func (b Binding) String() string {
 	if b.GroupID == "" {
 		return "account " + b.AccountID
