@@ -69,10 +69,10 @@ func older(a, b *hooklinev1.Webhook) bool {
 	return a.UID < b.UID
 }
 
-// claimConfiguration decides whether wh may receive: when an older ACTIVE Webhook of wh's account
-// has wh's configuration, it sets st to the duplicate status and reports that the reconcile stops
+// claimConfiguration decides whether wh may receive: when an older ACTIVE Webhook of wh's binding
+// b has wh's configuration, it sets st to the duplicate status and reports that the reconcile stops
 // there; wh is then neither verified nor attested, so the dispatcher routes nothing to it.
-// Otherwise it takes the claim on the account's configuration, which the caller releases once
+// Otherwise it takes the claim on the binding's configuration, which the caller releases once
 // wh's status is written: the decision is made again under the claim, and every younger duplicate
 // that carries, or that this manager has written, an attestation is stopped first (demote). Two
 // Webhooks created in the same second are ordered by uid, not by which the cache saw first; the
@@ -83,7 +83,7 @@ func (r *WebhookReconciler) claimConfiguration(ctx context.Context, wh *hookline
 	if err != nil || winner != nil {
 		return nil, false, ctrl.Result{}, r.duplicate(ctx, wh, winner, b, st, err)
 	}
-	if claim = r.claims.tryClaim(b.AccountID+"\x00"+r.configuration(wh), wh.UID); claim == nil {
+	if claim = r.claims.tryClaim(claimKey(b, r.configuration(wh)), wh.UID); claim == nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("Another reconcile holds the claim on this configuration; retrying shortly")
 		return nil, false, ctrl.Result{RequeueAfter: r.Options.ThrottleRetry}, nil
 	}
@@ -107,10 +107,14 @@ func (r *WebhookReconciler) duplicate(ctx context.Context, wh, winner *hooklinev
 	return err
 }
 
-// duplicates returns, among the ACTIVE Webhooks of account b that have wh's configuration, the
-// oldest if it is older than wh (nil when wh is the oldest), and those younger than wh. As Acrobat
-// Sign refuses a webhook whose configuration duplicates an existing one
-// (DUPLICATE_WEBHOOK_CONFIGURATION), only the oldest of identical Webhooks receives notifications.
+// duplicates returns, among the ACTIVE Webhooks of binding b (namespaces bound to b's account and
+// to b's group, or like b to none) that have wh's configuration, the oldest if it is older than wh
+// (nil when wh is the oldest), and those younger than wh. As Acrobat Sign refuses a webhook whose
+// configuration duplicates an existing one (DUPLICATE_WEBHOOK_CONFIGURATION), only the oldest of
+// identical Webhooks receives notifications. Namespaces of one account with different groups (or
+// one with a group, one without) are not duplicates of each other: a namespace bound to a group
+// receives only that group's events (dispatcher/route), so they deliver different events, and
+// demoting one for the other would hand its receiver the other group's events in place of its own.
 // The decision depends on specs, creation times and namespace bindings only, so every reconcile
 // of a group of duplicates reaches the same one.
 //
@@ -118,16 +122,16 @@ func (r *WebhookReconciler) duplicate(ctx context.Context, wh, winner *hooklinev
 // reconcile of one of them copy the thousand. They are only read here; demote copies the few it
 // writes.
 func (r *WebhookReconciler) duplicates(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding) (winner *hooklinev1.Webhook, younger []*hooklinev1.Webhook, err error) {
-	accounts := r.accountsOf(ctx)
+	bindings := r.bindingsOf(ctx)
 	err = r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
 		if c.UID == wh.UID {
 			return nil
 		}
-		account, err := accounts(c.Namespace)
+		binding, err := bindings(c.Namespace)
 		switch {
 		case err != nil:
 			return err
-		case account != b.AccountID:
+		case binding != b:
 		case !older(c, wh):
 			younger = append(younger, c)
 		case winner == nil || older(c, winner):
@@ -158,24 +162,30 @@ func (r *WebhookReconciler) eachCompeting(ctx context.Context, key string, fn fu
 	return nil
 }
 
-// accountsOf returns a lookup of the account a namespace is bound to ("" when none), which reads
-// each namespace once: a group of duplicates mostly shares a few namespaces.
-func (r *WebhookReconciler) accountsOf(ctx context.Context) func(namespace string) (string, error) {
-	seen := map[string]string{}
-	return func(namespace string) (string, error) {
-		if account, ok := seen[namespace]; ok {
-			return account, nil
+// bindingsOf returns a lookup of the binding (account and group) of a namespace (the zero Binding
+// when none), which reads each namespace once: a group of duplicates mostly shares a few
+// namespaces.
+func (r *WebhookReconciler) bindingsOf(ctx context.Context) func(namespace string) (tenancy.Binding, error) {
+	seen := map[string]tenancy.Binding{}
+	return func(namespace string) (tenancy.Binding, error) {
+		if b, ok := seen[namespace]; ok {
+			return b, nil
 		}
 		b, bound, err := tenancy.Lookup(ctx, r.Client, namespace)
 		if err != nil {
-			return "", err
+			return tenancy.Binding{}, err
 		}
 		if !bound {
-			b.AccountID = ""
+			b = tenancy.Binding{}
 		}
-		seen[namespace] = b.AccountID
-		return b.AccountID, nil
+		seen[namespace] = b
+		return b, nil
 	}
+}
+
+// claimKey is the key of the claim on configuration key in binding b. Label values hold no NUL.
+func claimKey(b tenancy.Binding, key string) string {
+	return b.AccountID + "\x00" + b.GroupID + "\x00" + key
 }
 
 // namespaceExists reports whether namespace is in the cache (on an error, that it may be).
@@ -185,7 +195,7 @@ func (r *WebhookReconciler) namespaceExists(ctx context.Context, namespace strin
 	return !apierrors.IsNotFound(r.Get(ctx, client.ObjectKey{Name: namespace}, m))
 }
 
-// duplicateStatus is the manager's status of a Webhook that duplicates an older one in account b.
+// duplicateStatus is the manager's status of a Webhook that duplicates an older one in binding b.
 //
 // The message does not name the older one: a name made every duplicate's status change with the
 // oldest, so that a tenant setting its oldest of a thousand identical Webhooks INACTIVE and ACTIVE
@@ -195,7 +205,7 @@ func duplicateStatus(b tenancy.Binding) *managerStatus {
 	st := &managerStatus{}
 	// Stalled: it receives nothing until someone deletes, deactivates or changes one of the two.
 	st.setPermanentFailure(hooklinev1.ReasonDuplicateConfiguration, fmt.Sprintf(
-		"an older ACTIVE webhook of account %s (by creation time, then uid; in this namespace or another namespace bound to the account) has the same configuration (events, url, scope, group, user, resource and client id); "+
+		"an older ACTIVE webhook of account %s (by creation time, then uid; in this namespace or another namespace with the same binding: account and group labels) has the same configuration (events, url, scope, group, user, resource and client id); "+
 			"only the oldest of identical webhooks receives notifications. This one stays Inactive, and is verified "+
 			"when no older one with this configuration is left ACTIVE (deleted, set INACTIVE or changed)", b.AccountID))
 	return st
@@ -223,7 +233,7 @@ func (r *WebhookReconciler) demote(ctx context.Context, younger []*hooklinev1.We
 	return nil
 }
 
-// configurationClaims serialises, per account and configuration, the reconciles that may attest
+// configurationClaims serialises, per binding and configuration, the reconciles that may attest
 // a Webhook, and remembers which configuration this manager last attested for each Webhook, until
 // it clears it or the Webhook is deleted. Only the leading manager writes attestations, and at its
 // start its cache holds every attestation written before, so the two together know every
@@ -234,7 +244,7 @@ type configurationClaims struct {
 	attested map[types.UID]string
 }
 
-// configurationClaim is the claim on one account's configuration.
+// configurationClaim is the claim on one binding's configuration.
 type configurationClaim struct {
 	claims *configurationClaims
 	key    string
@@ -346,8 +356,8 @@ func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q wor
 	if !ok {
 		return
 	}
-	// A change of a Webhook changes decisions in its own account only: the oldest of another
-	// account with this configuration is not queued (a tenant knowing another account's exact
+	// A change of a Webhook changes decisions in its own binding only: the oldest of another
+	// account (or group) with this configuration is not queued (a tenant knowing another account's exact
 	// configuration could otherwise have its Webhook reconciled at will, each time reading its
 	// certificate Secret).
 	for _, req := range h.r.sameConfigurationAs(ctx, wh, true) {
@@ -356,19 +366,19 @@ func (h sameConfiguration) enqueue(ctx context.Context, obj client.Object, q wor
 }
 
 // sameConfigurationAs returns a request for the oldest ACTIVE Webhook other than wh with wh's
-// configuration in each account (in wh's account only when ownAccount): the only one whose
+// configuration in each binding (in wh's binding only when ownBinding): the only one whose
 // decision a change of wh can change. When wh was the oldest and leaves, the next in line is
 // verified; when wh becomes the oldest, the one it displaces learns it (and wh's own reconcile
 // demotes it first). The younger ones stay duplicates
 // with the same status (duplicateStatus names no Webhook), so they are not reconciled: queueing
 // all of a group at every change of one made a group of N cost N reconciles of N each.
-func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook, ownAccount bool) []reconcile.Request {
-	accounts := r.accountsOf(ctx)
-	own, err := accounts(wh.Namespace)
-	if err != nil || own == "" {
-		if ownAccount && err == nil && r.namespaceExists(ctx, wh.Namespace) {
+func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklinev1.Webhook, ownBinding bool) []reconcile.Request {
+	bindings := r.bindingsOf(ctx)
+	own, err := bindings(wh.Namespace)
+	if err != nil || own.AccountID == "" {
+		if ownBinding && err == nil && r.namespaceExists(ctx, wh.Namespace) {
 			// A Webhook of an unbound namespace competes in no account: its change changes no
-			// decision, but in the account it was last reconciled in, if any (its namespace lost
+			// decision, but in the binding it was last reconciled in, if any (its namespace lost
 			// the binding as it changed: the namespace watch, which came first, found it with
 			// its new configuration or gone). Before, anyone who may create Webhooks in an
 			// unbound namespace had every account's oldest with a configuration it knew
@@ -377,27 +387,27 @@ func (r *WebhookReconciler) sameConfigurationAs(ctx context.Context, wh *hooklin
 			if !ok {
 				return nil
 			}
-			own = was.(string)
+			own = was.(tenancy.Binding)
 		} else {
 			// Unknown (the namespace is being deleted and already gone from the cache): every
 			// account's oldest, rather than miss the one whose decision changed.
-			ownAccount = false
+			ownBinding = false
 		}
 	}
-	oldest := map[string]*hooklinev1.Webhook{}
+	oldest := map[tenancy.Binding]*hooklinev1.Webhook{}
 	err = r.eachCompeting(ctx, r.configuration(wh), func(c *hooklinev1.Webhook) error {
 		if c.UID == wh.UID {
 			return nil
 		}
-		account, err := accounts(c.Namespace)
+		binding, err := bindings(c.Namespace)
 		if err != nil {
 			return err
 		}
-		if ownAccount && account != own {
+		if ownBinding && binding != own {
 			return nil
 		}
-		if o := oldest[account]; o == nil || older(c, o) {
-			oldest[account] = c
+		if o := oldest[binding]; o == nil || older(c, o) {
+			oldest[binding] = c
 		}
 		return nil
 	})
@@ -424,8 +434,8 @@ func (r *WebhookReconciler) webhooksAffectedBy(ctx context.Context, ns client.Ob
 	var reqs []reconcile.Request
 	for i := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		// Every account: the namespace may have left one (its Webhooks' old account has lost
-		// them) for another.
+		// Every binding: the namespace may have left one (its Webhooks' old account or group
+		// has lost them) for another.
 		reqs = append(reqs, r.sameConfigurationAs(ctx, &list.Items[i], false)...)
 	}
 	return reqs

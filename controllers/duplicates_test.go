@@ -158,6 +158,53 @@ func TestDuplicatesSpanNamespacesOfOneAccountOnly(t *testing.T) {
 	NewWithT(t).Expect(rc.gets.Load()).To(BeEquivalentTo(2))
 }
 
+// A namespace bound to a group receives only that group's events (dispatcher/route), so Webhooks
+// of one account in namespaces with different bindings (another group, or a group and none) are
+// not duplicates of each other; in namespaces with the same binding they are.
+func TestDuplicatesSpanNamespacesOfOneBindingOnly(t *testing.T) {
+	const account = "acc-dup-groups"
+	rc := newReceiver(t, false, echoHeader)
+	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
+	first := createWebhook(t, newNamespace(t, account, "grp-a"), "hook", same)
+	eventuallyReady(t, first, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	createdAfter(t, first)
+	noGroup := createWebhook(t, newNamespace(t, account, ""), "hook", same)
+	otherGroup := createWebhook(t, newNamespace(t, account, "grp-b"), "hook", same)
+	sameGroup := createWebhook(t, newNamespace(t, account, "grp-a"), "hook", same)
+	expectDuplicateOf(t, sameGroup, first)
+	for _, wh := range []*hooklinev1.Webhook{noGroup, otherGroup, first} {
+		got := eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
+		NewWithT(t).Expect(got.Status.Attestation).NotTo(BeEmpty(), "%s/%s", wh.Namespace, wh.Name)
+	}
+	NewWithT(t).Expect(rc.gets.Load()).To(BeEquivalentTo(3))
+}
+
+// The review's attack: a tenant of a group namespace edits its older Webhook into the
+// configuration of a younger Active one of a namespace of the account without a group. The younger
+// one keeps receiving, rather than its receiver getting the group's events in place of its own.
+// (An edit into the configuration of a younger one with the same binding demotes it:
+// TestNextInLineTakesOver.)
+func TestAnOlderWebhookOfAnotherGroupDoesNotDemote(t *testing.T) {
+	const account = "acc-dup-groups-edit"
+	g := NewWithT(t)
+	rc := newReceiver(t, false, echoHeader)
+	old := createWebhook(t, newNamespace(t, account, "grp-a"), "old", func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL + "/other" })
+	eventuallyReady(t, old, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	createdAfter(t, old)
+	same := func(s *hooklinev1.WebhookSpec) { s.URL = rc.URL }
+	victim := createWebhook(t, newNamespace(t, account, ""), "hook", same)
+	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
+
+	patchSpec(t, old, same)
+	// old's reconcile of the edit (its Ready for the new generation) demotes its younger
+	// duplicates before it writes its own status.
+	eventuallyReady(t, old, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	got := getWebhook(g, victim)
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedActive))
+	g.Expect(got.Status.Attestation).NotTo(BeEmpty())
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Reason).To(Equal(hooklinev1.ReasonActive))
+}
+
 // The next in line is verified as on creation when the oldest is deleted, set INACTIVE or changed;
 // an older one reactivated or changed back takes over again.
 func TestNextInLineTakesOver(t *testing.T) {

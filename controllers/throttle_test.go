@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -105,7 +106,7 @@ func TestAWebhookThatLostItsBindingWakesOnlyItsLastAccount(t *testing.T) {
 	}
 	moved := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "moved", Namespace: "unbound", UID: "uid-moved"}, Spec: spec}
 	stranger := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "stranger", Namespace: "unbound", UID: "uid-stranger"}, Spec: spec}
-	r.boundTo.Store(moved.UID, "acc") // reconciled while its namespace was bound to acc
+	r.boundTo.Store(moved.UID, tenancy.Binding{AccountID: "acc"}) // reconciled while its namespace was bound to acc
 
 	if got := r.sameConfigurationAs(ctx, stranger, true); len(got) != 0 {
 		t.Errorf("a Webhook never bound woke %v", got)

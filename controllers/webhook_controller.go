@@ -81,9 +81,9 @@ type WebhookReconciler struct {
 	backoff *backoff
 	claims  configurationClaims
 	written writtenVersions
-	// boundTo holds, by uid, the account each Webhook was last reconciled in (until it is
-	// deleted): a change of one whose namespace has since lost its binding wakes that account's
-	// oldest of its configuration, and one never bound wakes nobody.
+	// boundTo holds, by uid, the binding (tenancy.Binding) each Webhook was last reconciled in
+	// (until it is deleted): a change of one whose namespace has since lost its binding wakes that
+	// binding's oldest of its configuration, and one never bound wakes nobody.
 	boundTo sync.Map
 	// rotated holds, by uid, the verified Webhooks found with a client certificate their
 	// attestation does not cover that had no slot to verify it: their next reconciles take a slot
@@ -144,7 +144,7 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, err
 	}
 	if bound {
-		r.boundTo.Store(wh.UID, binding.AccountID)
+		r.boundTo.Store(wh.UID, binding)
 	}
 	switch {
 	case !bound:
