@@ -39,6 +39,7 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clientcert"
+	"github.com/hookline/hookline/internal/secretaccess"
 	"github.com/hookline/hookline/internal/statusapply"
 	"github.com/hookline/hookline/internal/tenancy"
 	"github.com/hookline/hookline/internal/verify"
@@ -336,7 +337,7 @@ func (r *WebhookReconciler) clientCertificate(ctx context.Context, wh *hooklinev
 	switch {
 	case err == nil:
 		return cert, "", nil
-	case errors.Is(err, clientcert.ErrInvalid):
+	case errors.Is(err, clientcert.ErrInvalid), errors.Is(err, secretaccess.ErrTooLarge):
 		return nil, hooklinev1.ReasonClientCertificateInvalid, err
 	case apierrors.IsNotFound(err):
 		return nil, hooklinev1.ReasonClientCertificateNotFound, fmt.Errorf("client certificate secret %s not found", wh.Spec.ClientCertificateSecretRef.Name)

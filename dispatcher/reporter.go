@@ -428,7 +428,7 @@ func deliveryStatus(wh *hooklinev1.Webhook, st deliver.Status, cfg deliver.Webho
 	case !st.Rebound.At.IsZero():
 		rb := st.Rebound
 		delivering = metav1.Condition{Type: hooklinev1.ConditionDelivering, Status: metav1.ConditionTrue, Reason: hooklinev1.ReasonBindingChanged,
-			Message: fmt.Sprintf("the namespace was bound to %s instead of %s at %s: %d queued notifications of the old binding were cancelled, never to be delivered under the new one",
+			Message: fmt.Sprintf("the namespace was bound to %s instead of %s at %s: %d notifications queued under the old binding were cancelled so far, never to be delivered under the new one",
 				rb.To, rb.From, rb.At.UTC().Format(time.RFC3339), rb.Cancelled)}
 	}
 	out.Conditions = statusapply.Conditions(wh.Status.Conditions, wh.Generation, now, delivering, disabled)

@@ -230,24 +230,18 @@ func target(wh *hooklinev1.Webhook, b tenancy.Binding) *route.Target {
 	}
 }
 
-// rebind cancels what uid queued under another binding before anything is routed or sent under b
-// (deliver.Engine.Rebind). The binding is compared with the one saved with the queue, so a change
-// made while the dispatcher was down counts too.
+// rebind records b as uid's binding before anything is routed under it (deliver.Engine.Rebind):
+// what uid queued under another is cancelled as it comes up, never sent under b. The binding is
+// compared with the one saved with the queue, so a change made while the dispatcher was down
+// counts too. The route is not withdrawn meanwhile: events it routes under the old binding until
+// it is set under b are cancelled the same way, where a withdrawal lost the events of b routed
+// in between (acknowledged without their notification).
 func (s *Syncer) rebind(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.Binding) error {
 	uid := string(wh.UID)
 	nb := deliver.Binding{AccountID: b.AccountID, GroupID: b.GroupID}
-	old, known := s.Engine.Binding(uid)
-	if known && old == nb {
+	if old, known := s.Engine.Binding(uid); known && old == nb {
 		return nil
 	}
-	if known {
-		// Nothing routed under the old binding may be queued after the cancellation.
-		s.Table.Withdraw(uid)
-	}
-	// Unknown: a new webhook (the first binding is recorded), or one another dispatcher delivers
-	// or whose state is being read here (active-active; its owner rebinds it once it knows the
-	// old binding). Withdrawing its route would lose the events routed meanwhile: they were
-	// acknowledged without its notification.
 	// At start the queue may not know its webhook's name yet; the cancellations are recorded with it.
 	s.Engine.Name(uid, wh.Namespace, wh.Name)
 	return s.Engine.Rebind(ctx, uid, nb)

@@ -64,13 +64,19 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	// The records go to the log before the settled notes to the acker, which purges them only once
 	// the log has stored what was appended before (Recorder.Barrier).
 	if e.rec != nil {
+		// The notification's id is its event's account's: another binding's, for a note withdrawn
+		// after its namespace was rebound.
+		account := wh.AccountID
+		if o.ev != nil {
+			account = o.ev.ev.AccountID
+		}
 		switch {
 		case s.attempt:
 			e.rec.Append(s.rec)
 		case s.dropped:
-			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
+			e.rec.Append(e.noteRecord(ctx, wh, account, o.note, deliveries.KindDropped, deliveries.StateDropped, o.dropReason, o.dropMessage, o.at))
 		case s.withdrawn:
-			e.rec.Append(e.noteRecord(ctx, wh, wh.AccountID, o.note, deliveries.KindCancelled, deliveries.StateCancelled, o.dropReason, o.dropMessage, o.at))
+			e.rec.Append(e.noteRecord(ctx, wh, account, o.note, deliveries.KindCancelled, deliveries.StateCancelled, o.dropReason, o.dropMessage, o.at))
 		}
 	}
 	if s.ack != 0 {
@@ -266,7 +272,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	// new owner's Rebind comes after the load) sent the old account's notes under the new one.
 	for _, b := range [...]Binding{binding, {AccountID: wh.AccountID, GroupID: wh.NamespaceGroup}} {
 		if !b.holds(ev.ev) {
-			return outcome{note: note, withdrawn: true, at: now, dropReason: ReasonRebound,
+			return outcome{note: note, withdrawn: true, at: now, ev: ev, dropReason: ReasonRebound,
 				dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
 		}
 	}

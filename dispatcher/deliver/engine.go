@@ -433,7 +433,13 @@ func (e *Engine) Upsert(wh Webhook) {
 	defer e.mu.Unlock()
 	q := e.queueLocked(wh.UID)
 	// The timer heap is ordered by wakeAt, which follows Deliverable: out of it while that changes.
-	e.timers.remove(q)
+	// A queue waiting for its account's slot whose webhook moved to another account waits for the
+	// new one's.
+	if wh.AccountID != q.wh.AccountID {
+		e.unscheduleLocked(q)
+	} else {
+		e.timers.remove(q)
+	}
 	q.wh = wh
 	e.placeLocked(q)
 	e.scheduleLocked(q)

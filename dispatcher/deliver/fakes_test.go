@@ -59,6 +59,8 @@ type memStore struct {
 	// index of recent notes hides a note another dispatcher stored until its announcement comes
 	// (LastNoteSeq and Queues, read from the stream, see them).
 	lagFrom uint64
+	// loads counts the LoadNotes calls.
+	loads int
 }
 
 type memEvent struct {
@@ -120,6 +122,7 @@ func (s *memStore) Queues(context.Context) (map[string]uint64, error) {
 
 func (s *memStore) LoadNotes(_ context.Context, uid string, from uint64, max int) ([]store.Note, error) {
 	s.mu.Lock()
+	s.loads++
 	if err := s.loadErr; err != nil {
 		s.mu.Unlock()
 		return nil, err

@@ -28,12 +28,13 @@ import (
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
-// Rebind records that uid's namespace is bound to b. When the queue was filled under another
-// binding, everything queued is cancelled first (counted, and described in Status.Rebound): a
-// notification queued for one account or group is never delivered under another. An attempt in
-// flight completes, but is not retried. The caller withdraws uid's route before (so that nothing
-// routed under the old binding arrives after) and routes it under b only after Rebind returned
-// without error; on an error the binding stays the old one and the next call cancels again.
+// Rebind records that uid's namespace is bound to b. Nothing queued under the previous binding is
+// sent under b: every note's event is checked against the binding before it is sent (attempt), so
+// those of the old one are withdrawn — cancelled, on record, and counted in Status.Rebound — as
+// they reach the head, and an attempt in flight is not retried. Nothing is purged here: a queue
+// is removed only from its front, and active-active, other dispatchers already routing under b
+// store its notes in the same queue meanwhile (a purge cancelled those, acknowledged for an Active
+// webhook). The caller routes uid under b once Rebind returned without error.
 func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	e.mu.Lock()
 	q := e.queueLocked(uid)
@@ -42,48 +43,36 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		return nil // another dispatcher's; its owner rebinds it (and again when it takes it over)
 	}
 	old := q.status.Binding
-	switch old {
-	case b:
+	if old == b {
 		e.mu.Unlock()
 		return nil
-	case Binding{}:
-		// The first binding seen (a new webhook, or state saved before bindings were recorded).
-		q.status.Binding, q.dirty = b, true
-		e.mu.Unlock()
-		return e.persist(ctx, uid)
 	}
-	if q.cancelling > 0 {
-		e.mu.Unlock()
-		return ErrCancelling
+	q.status.Binding, q.dirty = b, true
+	// The namespace's binding now, as the Upsert that follows says too: scheduled below with the
+	// old one, the queue withdrew the new binding's notes (another dispatcher already routing
+	// under it) as another binding's.
+	q.wh.AccountID, q.wh.NamespaceGroup = b.AccountID, b.GroupID
+	rebound := old != Binding{} // not the first binding seen (a new webhook, or state saved before bindings were)
+	if rebound {
+		e.log.Info("The namespace's binding changed; what is queued of the previous one is cancelled as it comes up",
+			"uid", uid, "from", old.String(), "to", b.String(), "pending", q.status.Pending)
+		q.status.Rebound = Rebound{From: old, To: b, At: e.clock.Now()}
+		// The old binding's failures say nothing of the new one, and its notes go at once.
+		q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
+		e.unscheduleLocked(q) // the head's retry time orders the timer heap
+		q.head = head{}
+		e.scheduleLocked(q)
 	}
-	queued := e.queuedLocked(q)
-	cancelled := e.cancelLocked(q)
-	// Nothing is sent from q until its new binding is recorded: the notes of the old one are still
-	// in the store meanwhile, and a recount or an arrival would schedule them under a binding
-	// check that still passes them.
-	q.cancelling++
 	e.mu.Unlock()
-	e.log.Info("Cancelling notifications queued under the namespace's previous binding", "uid", uid,
-		"from", old.String(), "to", b.String(), "cancelled", cancelled)
-	err := e.cancelStored(ctx, uid, queued, old.AccountID, ReasonRebound, "the namespace was bound to "+b.String()+" instead of "+old.String())
-	e.mu.Lock()
-	if err != nil {
-		e.endCancellingLocked(q)
-		e.mu.Unlock()
-		return err
+	if rebound {
+		e.onChange(uid, true)
 	}
-	q.status.Binding = b
-	q.status.Rebound = Rebound{From: old, To: b, Cancelled: cancelled, At: e.clock.Now()}
-	q.dirty = true
-	e.endCancellingLocked(q)
-	e.mu.Unlock()
-	e.onChange(uid, true)
 	return e.persist(ctx, uid)
 }
 
-// ErrCancelling answers a Rebind, Cancel or Reactivate while a cancellation of the queue runs (a
-// recount's, or an auto-disable's recording): the caller tries again shortly.
-var ErrCancelling = errors.New("a cancellation of the webhook's queue is under way; rebinding once it is over")
+// ErrCancelling answers a Cancel or Reactivate while a cancellation of the queue runs (a recount's,
+// or an auto-disable's recording): the caller tries again shortly.
+var ErrCancelling = errors.New("a cancellation of the webhook's queue is under way; trying again once it is over")
 
 // endCancellingLocked ends one of q's cancellations: q may be scheduled again, and a Release
 // waiting for it goes on.

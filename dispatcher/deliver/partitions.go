@@ -396,18 +396,17 @@ func (e *Engine) load(ctx context.Context, batch map[string]uint64) error {
 	for _, uid := range started {
 		e.onChange(uid, true)
 	}
-	// Before the losses, which may fail: these queues have left toLoad, and their reconciles
-	// (a reactivation, a rebinding made while nobody delivered them) would otherwise wait for
-	// their webhook's next change.
-	if len(started) > 0 && e.cfg.Taken != nil {
-		e.cfg.Taken(started)
-	}
 	for _, uid := range lost {
-		// Routed by dispatchers that did not know the webhook was disabled; what fails here, the
-		// next recount loses.
+		// Routed by dispatchers that did not know the webhook was disabled: lost before the
+		// reconciles below may reactivate it. What fails here, the next recount loses; it does not
+		// keep the reconciles from being asked (these queues have left toLoad, and a reactivation
+		// or rebinding made while nobody delivered them would wait for their webhook's next change).
 		if err := e.loseStored(ctx, uid); err != nil && ctx.Err() == nil {
 			e.log.Info("Recording the notes of an auto-disabled webhook as lost failed; the next recount does", "uid", uid, "error", err.Error())
 		}
+	}
+	if len(started) > 0 && e.cfg.Taken != nil {
+		e.cfg.Taken(started)
 	}
 	return nil
 }

@@ -538,31 +538,29 @@ func TestAnAttemptFailingAfterItsPartitionMovedLeavesItsNoteToTheNextOwner(t *te
 	p.g.Eventually(func() []string { return p.rxs[1].notes("wh") }).Should(Equal([]string{"wh-1"}), "sent again by the next owner")
 }
 
-// TestNothingIsSentWhileAQueueIsRebound: while a namespace's new binding is being recorded (the old
-// one's notes recorded as cancelled and removed, which takes store round trips), nothing is sent
-// from the webhook's queue, even when a recount finds the old notes still stored and the webhook
-// deliverable: they were queued for the old account.
-func TestNothingIsSentWhileAQueueIsRebound(t *testing.T) {
+// TestARebindingKeepsTheNewBindingsNotes: a queue holding notes of its namespace's old binding and,
+// behind them, one of the new binding (active-active: another dispatcher already routed under it
+// when this one, the owner, learnt of the change) sends nothing of the old and delivers the new.
+// Before, the rebinding purged the queue up to its last note and cancelled the new binding's,
+// acknowledged for an Active webhook.
+func TestARebindingKeepsTheNewBindingsNotes(t *testing.T) {
 	r := newRig(t, Config{}, nil)
 	wh := r.webhook("wh", "acct-old")
 	wh.Deliverable = false
 	r.e.Upsert(wh)
 	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
 	r.queue("wh", "acct-old", 2, r.t0)
+	r.queue("wh", "acct-new", 1, r.t0)
 
-	open := r.st.holdRemovals(t) // the purge waits
-	done := make(chan error, 1)
-	go func() { done <- r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"}) }()
-	r.g.Eventually(func() int64 { st, _ := r.e.Status("wh"); return st.Cancelled }).Should(BeEquivalentTo(2))
-	r.g.Expect(r.st.queued("wh")).To(Equal(2), "cancelled, not removed yet")
-
-	wh.AccountID, wh.Deliverable = "acct-new", true
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+	wh = r.webhook("wh", "acct-new")
 	r.e.Upsert(wh)
-	r.g.Consistently(func() []string { r.recount(); return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
-	open()
-	r.g.Eventually(done).Should(Receive(BeNil()))
-	r.g.Expect(r.st.queued("wh")).To(BeZero())
-	r.g.Consistently(func() []string { return r.rx.notes("wh") }).WithTimeout(300 * time.Millisecond).Should(BeEmpty())
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
+	r.idle()
+	st := r.status("wh")
+	r.g.Expect(st).To(And(HaveField("Cancelled", BeEquivalentTo(2)), HaveField("Pending", BeZero())))
+	r.g.Expect(r.rx.sends()).To(HaveLen(1))
+	r.g.Eventually(func() int { return r.st.queued("wh") }).Should(BeZero())
 }
 
 // TestANoteArrivingForAnInactiveWebhookIsCancelled: a note another dispatcher stored for a webhook

@@ -333,8 +333,9 @@ func TestRecordsCancellation(t *testing.T) {
 	g.Expect(s.Cancelled).To(Equal(int64(4)))
 }
 
-// A change of binding cancels the queue and records each notification under the account it was
-// queued for — the name given to the engine before its first Upsert (as at start).
+// A change of binding cancels what the queue holds of the old one as it comes up, and records each
+// notification under the account it was queued for — with the name given to the engine before its
+// first Upsert (as at start).
 func TestRecordsRebindCancellation(t *testing.T) {
 	h := newRecordHarness(t, fastPolicy(), 0)
 	g := h.g
@@ -349,14 +350,16 @@ func TestRecordsRebindCancellation(t *testing.T) {
 	g.Expect(e2.Start(h.ctx)).To(Succeed())
 	e2.Name(recUID, "ns", "wh")
 	g.Expect(e2.Rebind(h.ctx, recUID, Binding{AccountID: "other"})).To(Succeed())
-	recs := h.rec.of(id)
-	g.Expect(recs).To(HaveLen(1))
+	moved := h.wh
+	moved.AccountID = "other"
+	e2.Upsert(moved)
+	recs := h.recordsOf(id, HaveLen(1))
 	g.Expect(recs[0]).To(MatchFields(IgnoreExtras, Fields{
 		"Kind": Equal(deliveries.KindCancelled), "State": Equal(deliveries.StateCancelled), "Reason": Equal(ReasonRebound),
 		"Namespace": Equal("ns"), "Name": Equal("wh"), "EventID": Equal("e1"),
 	}))
 	g.Expect(recs[0].Message).To(ContainSubstring("account other"))
-	g.Expect(h.stored()).To(BeZero())
+	g.Eventually(h.stored).WithTimeout(5 * time.Second).Should(BeZero())
 }
 
 // An auto-disable drops the queue: the notification that failed last is recorded as a dropped

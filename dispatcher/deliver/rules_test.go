@@ -23,6 +23,7 @@ package deliver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -235,6 +236,25 @@ func TestRuleHeldNotificationsExpireOnTime(t *testing.T) {
 	r.e.Upsert(wh)
 	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
 	r.g.Expect(r.status("wh")).To(And(HaveField("Dropped", BeEquivalentTo(3)), HaveField("Disabled", BeFalse())))
+}
+
+// TestRuleAHeldQueueWhoseStoreFailsWaits: a held queue whose head cannot be read (the store
+// failing) looks again a second later, as a deliverable one retries; before, it was scheduled
+// again at once, for ever: a store read and an error line in a loop on the shared dispatcher.
+func TestRuleAHeldQueueWhoseStoreFailsWaits(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	wh := r.webhook("wh", "acc")
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.st.mu.Lock()
+	r.st.loadErr = errors.New("store unavailable")
+	r.st.mu.Unlock()
+	r.queue("wh", "acc", 1, r.t0)
+	loads := func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.loads }
+	r.g.Eventually(loads).Should(BeNumerically(">=", 1))
+	r.g.Consistently(loads).WithTimeout(200 * time.Millisecond).Should(BeNumerically("<=", 2))
+	r.at(r.t0.Add(2 * time.Second))
+	r.g.Eventually(loads).Should(BeNumerically(">=", 2), "and looks again")
 }
 
 // TestRuleAutoDisable: a drop disables the webhook when nothing succeeded within 7 days, counted from

@@ -88,8 +88,9 @@ type settlement struct {
 // settleLocked applies an outcome to q and returns what is left to do (settlement).
 func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	st := &q.status
-	if !o.none && !o.retry && !o.settled && !o.withdrawn {
-		// An attempt supersedes the report of a change of binding.
+	bound := ofBindingLocked(q, o)
+	if !o.none && !o.retry && !o.settled && !o.withdrawn && bound {
+		// An attempt under the binding supersedes the report of its change.
 		st.Rebound = Rebound{}
 	}
 	if o.attempted() && e.rec != nil {
@@ -108,11 +109,17 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		return s
 	case o.withdrawn:
 		st.Cancelled++
+		if o.dropReason == ReasonRebound && !st.Rebound.At.IsZero() {
+			st.Rebound.Cancelled++
+		}
 		s.withdrawn = true
 		s.ack = e.popHeadLocked(q)
 		return s
 	case o.retry:
 		q.head.Next = e.clock.Now().Add(time.Second)
+		if !q.wh.Deliverable {
+			q.heldUntil = q.head.Next // a held queue waits by heldUntil (wakeAt), not by its head's retry
+		}
 		return s
 	case o.expired:
 		s.dropped = true
@@ -126,6 +133,17 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		st.ConsecutiveFailures, st.FailingSince = 0, time.Time{}
 		st.LastFailureReason, st.LastFailureMessage = "", ""
 		st.Delivered++
+		s.ack = e.popHeadLocked(q)
+		return s
+	case !bound:
+		// Failed after its namespace was rebound (in flight meanwhile): not retried under the new
+		// binding, cancelled.
+		st.LastAttempt = o.at
+		st.Cancelled++
+		if !st.Rebound.At.IsZero() {
+			st.Rebound.Cancelled++
+		}
+		s.rec.State = deliveries.StateCancelled
 		s.ack = e.popHeadLocked(q)
 		return s
 	default:
@@ -154,6 +172,15 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		q.head.Next, q.head.Scheduled = next, next
 		return s
 	}
+}
+
+// ofBindingLocked reports whether the event o attempted (if any) is of q's binding: the one its
+// queue was filled under, and the namespace's now.
+func ofBindingLocked(q *queue, o outcome) bool {
+	if o.ev == nil {
+		return true
+	}
+	return q.status.Binding.holds(o.ev.ev) && (Binding{AccountID: q.wh.AccountID, GroupID: q.wh.NamespaceGroup}).holds(o.ev.ev)
 }
 
 // popHeadLocked removes the settled head from memory and returns its sequence, for the caller to

@@ -68,12 +68,12 @@ type Binding struct {
 	GroupID   string `json:"groupId,omitempty"`
 }
 
-// String names b for status messages.
 // holds reports whether ev is of binding b (any event, when b is unknown).
 func (b Binding) holds(ev *event.Event) bool {
 	return b.AccountID == "" || ev.AccountID == b.AccountID && (b.GroupID == "" || ev.GroupID == b.GroupID)
 }
 
+// String names b for status messages.
 func (b Binding) String() string {
 	if b.GroupID == "" {
 		return "account " + b.AccountID
