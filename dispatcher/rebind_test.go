@@ -147,7 +147,7 @@ func TestRebindingCancelsWhatTheOldBindingQueued(t *testing.T) {
 					WithTimeout(20 * time.Second).Should(Equal(string(hooklinev1.ObservedInactive)))
 			}
 			rebindNamespace(t, ns, tc.to)
-			// Routed under the new binding only once the old binding's queue is settled.
+			// Routed under the new binding once it is recorded; the old binding's notes are cancelled as they come up.
 			s.waitRoutedUnder(t, wh, tc.to)
 			// The receiver recovers, and the held attempt fails (500). Nothing queued under the old
 			// binding arrives, and the held one is not retried (retries come every 100-300 ms).

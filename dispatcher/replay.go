@@ -80,7 +80,7 @@ type Replayer struct {
 	Store  *store.Store
 	Engine *deliver.Engine
 	// Table is the routing table: a replay stores its notes under the route's hold, as the
-	// intake does, so that a webhook withdrawn meanwhile (INACTIVE, deleted, namespace rebound)
+	// intake does, so that a webhook withdrawn meanwhile (INACTIVE, deleted)
 	// has nothing of the replay queued after its queue was cleared.
 	Table    *route.Table
 	Log      ReplayLog

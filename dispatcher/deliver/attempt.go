@@ -200,7 +200,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return outcome{none: true}
 	}
 	e.mu.Lock()
-	wh, binding := q.wh, q.status.Binding
+	wh, binding := q.wh, q.bindingLocked()
 	settled := e.settledBeforeLocked(wh.UID, note)
 	e.mu.Unlock()
 	if settled {
@@ -264,17 +264,12 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
 		return outcome{retry: true}
 	}
-	// Never another binding's event: a rebind cancels what was queued, but a WebhookReplay created
-	// since could queue it again (its records are the webhook's), and so could any path that
-	// queues a note without routing it. Checked against the binding the queue was filled under and
-	// against the namespace's binding now (the Syncer's): a queue taken over with state saved
-	// before its namespace was rebound (active-active: the binding moved its partition, and its
-	// new owner's Rebind comes after the load) sent the old account's notes under the new one.
-	for _, b := range [...]Binding{binding, {AccountID: wh.AccountID, GroupID: wh.NamespaceGroup}} {
-		if !b.holds(ev.ev) {
-			return outcome{note: note, withdrawn: true, at: now, ev: ev, dropReason: ReasonRebound,
-				dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
-		}
+	// Never another binding's event: what a queue holds of a namespace's previous binding is
+	// cancelled here as it comes up (Rebind), and a WebhookReplay or any path that queues a note
+	// without routing it could queue one again. Checked against the namespace's binding now (the
+	// Syncer's; queue.bindingLocked), again just before sending (maySend).
+	if !binding.holds(ev.ev) {
+		return rebound(note, ev, now, binding)
 	}
 	prep, err := ev.prepared()
 	if err != nil {
@@ -298,7 +293,14 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	if len(body.Trimmed) > 0 {
 		e.metrics.trimmed()
 	}
-	if !e.maySend(q, epoch) {
+	switch ok, bound := e.maySend(q, epoch, ev); {
+	case !bound:
+		// Rebound while the attempt read the event or waited for its turn.
+		e.mu.Lock()
+		binding = q.bindingLocked()
+		e.mu.Unlock()
+		return rebound(note, ev, now, binding)
+	case !ok:
 		return outcome{retry: true}
 	}
 	start := e.clock.Now()
@@ -331,17 +333,25 @@ func (e *Engine) held(wh Webhook, note store.Note, now time.Time) outcome {
 		dropMessage: "not delivered within " + e.cfg.Policy.DropAfter.String() + ": " + why}
 }
 
-// maySend reports whether q's attempt may still send, just before it does. The attempt was
+// rebound is the outcome of note, whose event ev is not of the namespace's binding b: cancelled
+// unsent.
+func rebound(note store.Note, ev *cachedEvent, now time.Time, b Binding) outcome {
+	return outcome{note: note, withdrawn: true, at: now, ev: ev, dropReason: ReasonRebound,
+		dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
+}
+
+// maySend reports whether q's attempt may still send, just before it does (ok), and whether its
+// event is still of the namespace's binding (bound: a Rebind may have come meanwhile). The attempt was
 // scheduled while this engine owned q's partition under a lease, but reading the note and the
 // event, or waiting for the large bodies' turn, has no deadline: meanwhile the partition may have
 // been given up (Release waits for attempts in flight only so long) or its lease run out, and
 // another dispatcher may be sending the same queue. Only a request already sent may be repeated
 // by the next owner. The queue must also still be the one the attempt began in (its epoch): one
 // given up and claimed again meanwhile may have had its head sent by another dispatcher.
-func (e *Engine) maySend(q *queue, epoch uint64) bool {
+func (e *Engine) maySend(q *queue, epoch uint64, ev *cachedEvent) (ok, bound bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return q.epoch == epoch && q.own == ownActive && e.leaseCoversLocked(q.part)
+	return q.epoch == epoch && q.own == ownActive && e.leaseCoversLocked(q.part), q.bindingLocked().holds(ev.ev)
 }
 
 // headNote returns q's first note, reading the next batch from the store when memory holds none.

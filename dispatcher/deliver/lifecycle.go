@@ -48,10 +48,6 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		return nil
 	}
 	q.status.Binding, q.dirty = b, true
-	// The namespace's binding now, as the Upsert that follows says too: scheduled below with the
-	// old one, the queue withdrew the new binding's notes (another dispatcher already routing
-	// under it) as another binding's.
-	q.wh.AccountID, q.wh.NamespaceGroup = b.AccountID, b.GroupID
 	rebound := old != Binding{} // not the first binding seen (a new webhook, or state saved before bindings were)
 	if rebound {
 		e.log.Info("The namespace's binding changed; what is queued of the previous one is cancelled as it comes up",
@@ -61,13 +57,23 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
 		e.unscheduleLocked(q) // the head's retry time orders the timer heap
 		q.head = head{}
-		e.scheduleLocked(q)
 	}
+	// Nothing is sent from q until it is placed under b's account, after the save: its partition
+	// may be another, whose owner then reads the state saved here.
+	q.cancelling++
 	e.mu.Unlock()
 	if rebound {
 		e.onChange(uid, true)
 	}
-	return e.persist(ctx, uid)
+	err := e.persist(ctx, uid)
+	e.mu.Lock()
+	// The namespace's binding now, as the Upsert that follows says too: the check before sending
+	// follows it (queue.bindingLocked).
+	q.wh.AccountID, q.wh.NamespaceGroup = b.AccountID, b.GroupID
+	e.placeLocked(q)
+	e.endCancellingLocked(q)
+	e.mu.Unlock()
+	return err
 }
 
 // ErrCancelling answers a Cancel or Reactivate while a cancellation of the queue runs (a recount's,

@@ -775,15 +775,47 @@ func TestNothingOfAnotherBindingIsSentFromStaleState(t *testing.T) {
 	r.e.Upsert(wh)
 	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
 	r.queue("wh", "acct-old", 2, r.t0)
+	r.queue("wh", "acct-new", 1, r.t0) // stored by a dispatcher already routing under the new binding
 
 	moved := r.webhook("wh", "acct-new") // the Syncer's view: the namespace is bound to acct-new now
 	r.e.Upsert(moved)
-	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(2))
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1), "the new binding's note")
 	r.idle()
-	r.g.Expect(r.rx.notes("wh")).To(BeEmpty())
-	r.g.Expect(rec.all()).To(HaveLen(2))
+	r.g.Expect(r.rx.sends()).To(HaveLen(1))
+	r.g.Expect(r.status("wh").Cancelled).To(BeEquivalentTo(2))
+	var cancelled []deliveries.Record
 	for _, c := range rec.all() {
-		r.g.Expect(c).To(And(HaveField("State", deliveries.StateCancelled), HaveField("Reason", ReasonRebound)))
+		if c.State == deliveries.StateCancelled {
+			cancelled = append(cancelled, c)
+		}
+	}
+	r.g.Expect(cancelled).To(HaveLen(2))
+	for _, c := range cancelled {
+		r.g.Expect(c.Reason).To(Equal(ReasonRebound))
 		r.g.Expect(c.Message).To(ContainSubstring("account acct-new"))
 	}
+}
+
+// TestARebindingWhileAnAttemptReadsItsEventSendsNothingOfTheOld: an attempt checks its event's
+// binding before it waits (the event's read, a large body's turn) and again just before sending: a
+// Rebind meanwhile cancels it unsent. Before, a rebinding cancelled the queue (its epoch moved on)
+// and the attempt found out; without that, it sent the old account's event under the new binding.
+func TestARebindingWhileAnAttemptReadsItsEventSendsNothingOfTheOld(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	wh := r.webhook("wh", "acct-old")
+	r.e.Upsert(wh)
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	gate := make(chan struct{})
+	r.st.mu.Lock()
+	r.st.getting = gate
+	r.st.mu.Unlock()
+	r.queue("wh", "acct-old", 1, r.t0)
+	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1)) // reading its event
+
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+	r.e.Upsert(r.webhook("wh", "acct-new"))
+	close(gate)
+	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(1))
+	r.idle()
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
 }

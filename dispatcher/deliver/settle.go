@@ -88,8 +88,8 @@ type settlement struct {
 // settleLocked applies an outcome to q and returns what is left to do (settlement).
 func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 	st := &q.status
-	bound := ofBindingLocked(q, o)
-	if !o.none && !o.retry && !o.settled && !o.withdrawn && bound {
+	bound := o.ev == nil || q.bindingLocked().holds(o.ev.ev)
+	if o.attempted() && bound {
 		// An attempt under the binding supersedes the report of its change.
 		st.Rebound = Rebound{}
 	}
@@ -123,7 +123,9 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		return s
 	case o.expired:
 		s.dropped = true
-		s.urgent, s.ack, s.queued = e.dropHeadLocked(q, !o.held)
+		// While a rebinding's report stands, a note dropped unread (its 72 hours past, its event
+		// gone) may be of the old binding: it does not auto-disable the webhook under the new one.
+		s.urgent, s.ack, s.queued = e.dropHeadLocked(q, !o.held && st.Rebound.At.IsZero())
 		s.persist = true
 		return s
 	case o.attempt.OK:
@@ -172,15 +174,6 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		q.head.Next, q.head.Scheduled = next, next
 		return s
 	}
-}
-
-// ofBindingLocked reports whether the event o attempted (if any) is of q's binding: the one its
-// queue was filled under, and the namespace's now.
-func ofBindingLocked(q *queue, o outcome) bool {
-	if o.ev == nil {
-		return true
-	}
-	return q.status.Binding.holds(o.ev.ev) && (Binding{AccountID: q.wh.AccountID, GroupID: q.wh.NamespaceGroup}).holds(o.ev.ev)
 }
 
 // popHeadLocked removes the settled head from memory and returns its sequence, for the caller to

@@ -73,6 +73,18 @@ func (b Binding) holds(ev *event.Event) bool {
 	return b.AccountID == "" || ev.AccountID == b.AccountID && (b.GroupID == "" || ev.GroupID == b.GroupID)
 }
 
+// bindingLocked is the binding q's notes must be of to be sent: the namespace's now (the Syncer's,
+// which Rebind records too), or the one its queue was filled under until the Syncer has told.
+// Checked against the recorded one as well, a queue taken over with state saved before its
+// namespace was rebound withdrew the new binding's notes (active-active: stored by dispatchers
+// already routing under it) until its own Rebind came.
+func (q *queue) bindingLocked() Binding {
+	if q.wh.AccountID != "" {
+		return Binding{AccountID: q.wh.AccountID, GroupID: q.wh.NamespaceGroup}
+	}
+	return q.status.Binding
+}
+
 // String names b for status messages.
 func (b Binding) String() string {
 	if b.GroupID == "" {
