@@ -83,8 +83,8 @@ func bigText(n int) string {
 	return s
 }
 
-// postPatiently posts body until it is accepted, waiting as each 503 or 429 says (Retry-After), as a
-// well-behaved producer does; it returns how many times it was told to wait.
+// postPatiently posts body until it is accepted, waiting as each 503 or 429 says (Retry-After), and a
+// second after a connection error, as a well-behaved producer does; it returns how many times it was told to wait.
 func (p *poster) postPatiently(url string, body []byte) (int, error) {
 	for waits := 0; ; waits++ {
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
@@ -95,7 +95,13 @@ func (p *poster) postPatiently(url string, body []byte) (int, error) {
 		req.Header.Set("Authorization", "Bearer "+benchToken)
 		resp, err := p.client.Do(req)
 		if err != nil {
-			return waits, err
+			// A refusal answered before the body was read closes the connection: the client may
+			// see its write fail instead of the 503. A producer retries connection errors too.
+			if waits > 600 {
+				return waits, err
+			}
+			time.Sleep(time.Second)
+			continue
 		}
 		var buf bytes.Buffer
 		_, _ = buf.ReadFrom(resp.Body)
