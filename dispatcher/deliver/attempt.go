@@ -200,7 +200,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return outcome{none: true}
 	}
 	e.mu.Lock()
-	wh, binding := q.wh, q.bindingLocked()
+	wh := q.wh
 	settled := e.settledBeforeLocked(wh.UID, note)
 	e.mu.Unlock()
 	if settled {
@@ -267,7 +267,11 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	// Never another binding's event: what a queue holds of a namespace's previous binding is
 	// cancelled here as it comes up (Rebind), and a WebhookReplay or any path that queues a note
 	// without routing it could queue one again. Checked against the namespace's binding now (the
-	// Syncer's; queue.bindingLocked), again just before sending (maySend).
+	// Syncer's; queue.bindingLocked), which a Rebind may have changed during the read, and again
+	// just before sending (maySend).
+	e.mu.Lock()
+	binding := q.bindingLocked()
+	e.mu.Unlock()
 	if !binding.holds(ev.ev) {
 		return rebound(note, ev, now, binding)
 	}

@@ -61,6 +61,8 @@ type memStore struct {
 	lagFrom uint64
 	// loads counts the LoadNotes calls.
 	loads int
+	// putting, when set, holds every PutState until it is closed.
+	putting chan struct{}
 }
 
 type memEvent struct {
@@ -227,6 +229,12 @@ func (s *memStore) GetState(_ context.Context, uid string) ([]byte, uint64, erro
 // PutState compares revisions as JetStream's key-value store does: one sequence for every key,
 // and a deleted key has a revision of its own.
 func (s *memStore) PutState(_ context.Context, uid string, v []byte, rev uint64) (uint64, error) {
+	s.mu.Lock()
+	gate := s.putting
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.revs[uid]

@@ -48,6 +48,9 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		return nil
 	}
 	q.status.Binding, q.dirty = b, true
+	// The namespace's binding now, as the Upsert that follows says too: the check before sending
+	// follows it at once (queue.bindingLocked), an attempt in flight included.
+	q.wh.AccountID, q.wh.NamespaceGroup = b.AccountID, b.GroupID
 	rebound := old != Binding{} // not the first binding seen (a new webhook, or state saved before bindings were)
 	if rebound {
 		e.log.Info("The namespace's binding changed; what is queued of the previous one is cancelled as it comes up",
@@ -55,11 +58,12 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 		q.status.Rebound = Rebound{From: old, To: b, At: e.clock.Now()}
 		// The old binding's failures say nothing of the new one, and its notes go at once.
 		q.status.ConsecutiveFailures, q.status.FailingSince = 0, time.Time{}
-		e.unscheduleLocked(q) // the head's retry time orders the timer heap
 		q.head = head{}
 	}
-	// Nothing is sent from q until it is placed under b's account, after the save: its partition
-	// may be another, whose owner then reads the state saved here.
+	// Nothing is started from q until it is placed under b's account, after the save: its
+	// partition may be another, whose owner then reads the state saved here. Off its account's
+	// waiting list and the timer heap (keyed by the head's retry time) meanwhile.
+	e.unscheduleLocked(q)
 	q.cancelling++
 	e.mu.Unlock()
 	if rebound {
@@ -67,10 +71,9 @@ func (e *Engine) Rebind(ctx context.Context, uid string, b Binding) error {
 	}
 	err := e.persist(ctx, uid)
 	e.mu.Lock()
-	// The namespace's binding now, as the Upsert that follows says too: the check before sending
-	// follows it (queue.bindingLocked).
-	q.wh.AccountID, q.wh.NamespaceGroup = b.AccountID, b.GroupID
-	e.placeLocked(q)
+	if !q.removed {
+		e.placeLocked(q)
+	}
 	e.endCancellingLocked(q)
 	e.mu.Unlock()
 	return err

@@ -100,6 +100,9 @@ func (e *Engine) resetLocked(q *queue) {
 	q.own = ownDormant
 	delete(e.toLoad, q.wh.UID)
 	delete(e.settledBefore, q.wh.UID)
+	// A Release may wait for this queue (releasing: a cancellation or an attempt of it), which
+	// no longer holds it up.
+	e.idle.Broadcast()
 }
 
 // Acquire makes this engine deliver partition p: its queues' state is read from the store in the

@@ -819,3 +819,30 @@ func TestARebindingWhileAnAttemptReadsItsEventSendsNothingOfTheOld(t *testing.T)
 	r.idle()
 	r.g.Expect(r.rx.sends()).To(BeEmpty())
 }
+
+// TestARebindingWhileItsStateIsSavedSendsNothingOfTheOld: a Rebind records the namespace's new
+// binding for the check before sending at once, not only once its state is saved (a store round
+// trip): an attempt reading its event meanwhile cancels the old binding's event unsent.
+func TestARebindingWhileItsStateIsSavedSendsNothingOfTheOld(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.e.Upsert(r.webhook("wh", "acct-old"))
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	reading, saving := make(chan struct{}), make(chan struct{})
+	r.st.mu.Lock()
+	r.st.getting = reading
+	r.st.mu.Unlock()
+	r.queue("wh", "acct-old", 1, r.t0)
+	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1)) // reading its event
+
+	r.st.mu.Lock()
+	r.st.putting = saving
+	r.st.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"}) }()
+	r.g.Eventually(func() Binding { return r.status("wh").Binding }).Should(Equal(Binding{AccountID: "acct-new"})) // saving
+	close(reading)
+	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(1))
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
+	close(saving)
+	r.g.Eventually(done).Should(Receive(BeNil()))
+}
