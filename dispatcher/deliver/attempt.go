@@ -200,7 +200,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return outcome{none: true}
 	}
 	e.mu.Lock()
-	wh := q.wh
+	wh, binding := q.wh, q.bindingLocked()
 	settled := e.settledBeforeLocked(wh.UID, note)
 	e.mu.Unlock()
 	if settled {
@@ -266,12 +266,10 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	}
 	// Never another binding's event: what a queue holds of a namespace's previous binding is
 	// cancelled here as it comes up (Rebind), and a WebhookReplay or any path that queues a note
-	// without routing it could queue one again. Checked against the namespace's binding now (the
-	// Syncer's; queue.bindingLocked), which a Rebind may have changed during the read, and again
-	// just before sending (maySend).
-	e.mu.Lock()
-	binding := q.bindingLocked()
-	e.mu.Unlock()
+	// without routing it could queue one again. Checked against the namespace's binding (the
+	// Syncer's; queue.bindingLocked) as the attempt began, and again just before sending
+	// (maySend), which sees a Rebind made during the read (taking the engine's lock once more here
+	// cost every delivery for that rare case).
 	if !binding.holds(ev.ev) {
 		return rebound(note, ev, now, binding)
 	}
