@@ -268,10 +268,16 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	// cancelled here as it comes up (Rebind), and a WebhookReplay or any path that queues a note
 	// without routing it could queue one again. Checked against the namespace's binding (the
 	// Syncer's; queue.bindingLocked) as the attempt began, and again just before sending
-	// (maySend), which sees a Rebind made during the read (taking the engine's lock once more here
-	// cost every delivery for that rare case).
+	// (maySend), which sees a Rebind made during the read. A mismatch reads the binding again
+	// first: a Rebind during the read may have made the event the namespace's (a note of the new
+	// binding, stored by a dispatcher that saw the change first), and it must not be cancelled.
 	if !binding.holds(ev.ev) {
-		return rebound(note, ev, now, binding)
+		e.mu.Lock()
+		binding = q.bindingLocked()
+		e.mu.Unlock()
+		if !binding.holds(ev.ev) {
+			return rebound(note, ev, now, binding)
+		}
 	}
 	prep, err := ev.prepared()
 	if err != nil {

@@ -71,8 +71,8 @@ func (e *Engine) placeLocked(q *queue) {
 	}
 	p := partition.Of(q.wh.AccountID, e.cfg.Partitions)
 	if p != q.part && q.own != ownDormant {
-		// Moved to another account (a namespace bound anew): Rebind saved and cancelled what the
-		// old account had queued; whoever owns the new partition reads the state afresh.
+		// Moved to another account (a namespace bound anew): Rebind saved the new binding; whoever
+		// owns the new partition reads the state afresh.
 		e.resetLocked(q)
 	}
 	q.part = p

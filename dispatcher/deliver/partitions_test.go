@@ -846,3 +846,25 @@ func TestARebindingWhileItsStateIsSavedSendsNothingOfTheOld(t *testing.T) {
 	close(saving)
 	r.g.Eventually(done).Should(Receive(BeNil()))
 }
+
+// TestARebindingWhileAnAttemptReadsItsEventKeepsTheNewBindingsNote: an attempt that began under the
+// old binding, reading the event of a note of the new one (stored by a dispatcher that saw the
+// change first), sends it once the Rebind came meanwhile, instead of cancelling it as another
+// binding's after its 202.
+func TestARebindingWhileAnAttemptReadsItsEventKeepsTheNewBindingsNote(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.e.Upsert(r.webhook("wh", "acct-old"))
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	reading := make(chan struct{})
+	r.st.mu.Lock()
+	r.st.getting = reading
+	r.st.mu.Unlock()
+	r.queue("wh", "acct-new", 1, r.t0)
+	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1)) // reading its event
+
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+	r.e.Upsert(r.webhook("wh", "acct-new"))
+	close(reading)
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
+	r.g.Expect(r.status("wh").Cancelled).To(BeZero())
+}

@@ -152,7 +152,7 @@ ingestTokens:
 			"signing keys unavailable: hookline may not read Secrets in namespace " + denied + ": grant it there with the Helm value secretAccess.namespaces"},
 		// A signing reference to a Secret that holds no signing keys.
 		webhook(granted, "signed-by-tls", "", "client-tls"): {hooklinev1.ObservedActive, "Delivering", "SigningSecretUnavailable",
-			"signing keys unavailable: invalid signing secret: secret " + granted + "/client-tls: every entry must be a \"whsec_<base64>\" key of 24 to 64 bytes, and not all are"},
+			"signing keys unavailable: invalid signing secret: secret " + granted + "/client-tls must hold 1 to 10 entries, each a \"whsec_<base64>\" key of 24 to 64 bytes, and does not"},
 	}
 	for wh, w := range cases {
 		g.Eventually(func(g Gomega) {
