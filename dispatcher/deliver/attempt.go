@@ -55,7 +55,7 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 	}
 	e.scheduleLocked(q)
 	e.pumpLocked(acc)
-	wh, removed := q.wh, q.removed
+	wh, removed, rebound := q.wh, q.removed, !q.status.Rebound.At.IsZero()
 	e.mu.Unlock()
 	if removed {
 		return
@@ -67,8 +67,11 @@ func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
 		// The notification's id is its event's account's: another binding's, for a note withdrawn
 		// after its namespace was rebound.
 		account := wh.AccountID
-		if o.ev != nil {
+		switch {
+		case o.ev != nil:
 			account = o.ev.ev.AccountID
+		case rebound:
+			account = "" // maybe the previous binding's: noteRecord reads its event
 		}
 		switch {
 		case s.attempt:

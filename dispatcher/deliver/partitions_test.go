@@ -31,6 +31,7 @@ import (
 	. "github.com/onsi/gomega/gstruct"
 
 	"github.com/hookline/hookline/dispatcher/partition"
+	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
 )
@@ -867,4 +868,26 @@ func TestARebindingWhileAnAttemptReadsItsEventKeepsTheNewBindingsNote(t *testing
 	close(reading)
 	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
 	r.g.Expect(r.status("wh").Cancelled).To(BeZero())
+}
+
+// TestRecordsOfAReboundQueueNameTheirEventsAccount: a queue cancelled after its namespace was rebound
+// may still hold the previous binding's notes; their records carry the notification id of their
+// event's account (the id the receiver would have seen), not the new account's.
+func TestRecordsOfAReboundQueueNameTheirEventsAccount(t *testing.T) {
+	rec := &fakeRecorder{}
+	r := newRig(t, Config{Recorder: rec}, nil)
+	wh := r.webhook("wh", "acct-old")
+	wh.Deliverable = false
+	r.e.Upsert(wh)
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	seq := r.st.putEvent([]byte(`{"id":"e1","event":"AGREEMENT_CREATED","accountId":"acct-old","resource":{"type":"AGREEMENT","id":"x"},"notification":{"agreement":{"id":"x"}}}`), r.t0)
+	r.e.Enqueue("wh", r.st.enqueue("wh", store.Note{EventSeq: seq, Created: r.t0, EventID: "e1", EventName: "AGREEMENT_CREATED"}))
+
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+	moved := r.webhook("wh", "acct-new")
+	moved.Deliverable, moved.Inactive = false, true
+	r.e.Upsert(moved)
+	r.g.Expect(r.e.Cancel(context.Background(), "wh")).To(Succeed())
+	r.g.Expect(rec.all()).To(HaveLen(1))
+	r.g.Expect(rec.all()[0].NotificationID).To(Equal(payload.NotificationID("wh", "acct-old", "e1")))
 }

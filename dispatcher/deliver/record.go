@@ -66,6 +66,9 @@ type queuedNotes struct {
 	wh   Webhook
 	mem  []store.Note
 	from uint64
+	// rebound: the queue may hold notes of its namespace's previous binding (a rebinding's report
+	// stands), whose records take their event's account.
+	rebound bool
 	// upTo is the last note that belonged to the queue (0: none in the store); later ones were
 	// queued after.
 	upTo uint64
@@ -73,7 +76,7 @@ type queuedNotes struct {
 
 // queuedLocked captures what q holds, before it is emptied (the notes only when they are recorded).
 func (e *Engine) queuedLocked(q *queue) *queuedNotes {
-	qn := &queuedNotes{wh: q.wh, from: q.loadedUpTo + 1}
+	qn := &queuedNotes{wh: q.wh, from: q.loadedUpTo + 1, rebound: !q.status.Rebound.At.IsZero()}
 	if e.rec != nil {
 		qn.mem = append([]store.Note(nil), q.mem...)
 	}
@@ -98,6 +101,9 @@ func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountI
 		return queued.upTo, nil
 	}
 	now := e.clock.Now()
+	if queued.rebound {
+		accountID = "" // each record's from its event (noteRecord)
+	}
 	for _, n := range queued.mem {
 		e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
 	}
@@ -123,12 +129,12 @@ func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountI
 }
 
 // noteRecord describes what happened at at to note n of wh, unattempted. accountID is the account
-// n was queued under.
+// n was queued under; "" when it may be another than wh's (after a rebinding): its event tells.
 func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n store.Note, kind deliveries.Kind, state deliveries.State, reason, message string, at time.Time) deliveries.Record {
 	eventID, name, created := n.EventID, n.EventName, n.Created
-	if eventID == "" || n.Replay != "" {
-		// Queued before notes named their event, or queued again by a replay (whose Created is the
-		// replay's): the event tells, when it is still there.
+	if eventID == "" || n.Replay != "" || accountID == "" {
+		// Queued before notes named their event, queued again by a replay (whose Created is the
+		// replay's), or of an account to learn: the event tells, when it is still there.
 		if ctx == nil {
 			ctx = context.Background()
 		}
@@ -137,6 +143,9 @@ func (e *Engine) noteRecord(ctx context.Context, wh Webhook, accountID string, n
 		if ev, err := e.eventWithin(ctx, n.EventSeq, e.reserveLarge(refuseLarge)); err == nil {
 			eventID, name, created, accountID = ev.ev.ID, ev.ev.Event, ev.created, ev.ev.AccountID
 		}
+	}
+	if accountID == "" {
+		accountID = wh.AccountID // the event is gone: the likeliest
 	}
 	r := deliveries.Record{
 		Kind: kind, WebhookUID: wh.UID, Namespace: wh.Namespace, Name: wh.Name,
