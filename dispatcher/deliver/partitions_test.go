@@ -802,16 +802,7 @@ func TestNothingOfAnotherBindingIsSentFromStaleState(t *testing.T) {
 // Rebind meanwhile cancels it unsent. Before, a rebinding cancelled the queue (its epoch moved on)
 // and the attempt found out; without that, it sent the old account's event under the new binding.
 func TestARebindingWhileAnAttemptReadsItsEventSendsNothingOfTheOld(t *testing.T) {
-	r := newRig(t, Config{}, nil)
-	wh := r.webhook("wh", "acct-old")
-	r.e.Upsert(wh)
-	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
-	gate := make(chan struct{})
-	r.st.mu.Lock()
-	r.st.getting = gate
-	r.st.mu.Unlock()
-	r.queue("wh", "acct-old", 1, r.t0)
-	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1)) // reading its event
+	r, gate := readingUnderTheOldBinding(t, "acct-old")
 
 	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
 	r.e.Upsert(r.webhook("wh", "acct-new"))
@@ -825,15 +816,8 @@ func TestARebindingWhileAnAttemptReadsItsEventSendsNothingOfTheOld(t *testing.T)
 // binding for the check before sending at once, not only once its state is saved (a store round
 // trip): an attempt reading its event meanwhile cancels the old binding's event unsent.
 func TestARebindingWhileItsStateIsSavedSendsNothingOfTheOld(t *testing.T) {
-	r := newRig(t, Config{}, nil)
-	r.e.Upsert(r.webhook("wh", "acct-old"))
-	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
-	reading, saving := make(chan struct{}), make(chan struct{})
-	r.st.mu.Lock()
-	r.st.getting = reading
-	r.st.mu.Unlock()
-	r.queue("wh", "acct-old", 1, r.t0)
-	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1)) // reading its event
+	r, reading := readingUnderTheOldBinding(t, "acct-old")
+	saving := make(chan struct{})
 
 	r.st.mu.Lock()
 	r.st.putting = saving
@@ -853,15 +837,7 @@ func TestARebindingWhileItsStateIsSavedSendsNothingOfTheOld(t *testing.T) {
 // change first), sends it once the Rebind came meanwhile, instead of cancelling it as another
 // binding's after its 202.
 func TestARebindingWhileAnAttemptReadsItsEventKeepsTheNewBindingsNote(t *testing.T) {
-	r := newRig(t, Config{}, nil)
-	r.e.Upsert(r.webhook("wh", "acct-old"))
-	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
-	reading := make(chan struct{})
-	r.st.mu.Lock()
-	r.st.getting = reading
-	r.st.mu.Unlock()
-	r.queue("wh", "acct-new", 1, r.t0)
-	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1)) // reading its event
+	r, reading := readingUnderTheOldBinding(t, "acct-new")
 
 	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
 	r.e.Upsert(r.webhook("wh", "acct-new"))
@@ -890,4 +866,19 @@ func TestRecordsOfAReboundQueueNameTheirEventsAccount(t *testing.T) {
 	r.g.Expect(r.e.Cancel(context.Background(), "wh")).To(Succeed())
 	r.g.Expect(rec.all()).To(HaveLen(1))
 	r.g.Expect(rec.all()[0].NotificationID).To(Equal(payload.NotificationID("wh", "acct-old", "e1")))
+}
+
+// readingUnderTheOldBinding is a rig whose webhook "wh", bound to acct-old, has an attempt of a note
+// of an event of account held in the event's read; closing reading lets the read go on.
+func readingUnderTheOldBinding(t *testing.T, account string) (r *rig, reading chan struct{}) {
+	r = newRig(t, Config{}, nil)
+	r.e.Upsert(r.webhook("wh", "acct-old"))
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+	reading = make(chan struct{})
+	r.st.mu.Lock()
+	r.st.getting = reading
+	r.st.mu.Unlock()
+	r.queue("wh", account, 1, r.t0)
+	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1))
+	return r, reading
 }
