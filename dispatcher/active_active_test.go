@@ -336,3 +336,43 @@ func TestActiveActiveProblemEmailsComeFromTheOwnerOnly(t *testing.T) {
 	}
 	g.Expect(to).To(ConsistOf("ops-one@example.com", "ops-two@example.com"))
 }
+
+// The owner of a webhook's partition that has not yet seen its namespace bound to another group
+// (its reconciles held back, as a dispatcher too busy to keep up) gets a note the other dispatcher,
+// which saw the change first, routed under the new binding. It does not cancel it as another
+// binding's (an event lost after its 202): it asks the API server, finds the namespace bound as the
+// note says, and holds the note until it is rebound itself; then it delivers it.
+func TestActiveActiveALaggingOwnerKeepsANewBindingsEvents(t *testing.T) {
+	g := NewWithT(t)
+	aa := startActiveActive(t)
+	aa.waitShared(t)
+	acc := aa.accounts[0]
+	owner, other := aa.stackOf(aa.owner[acc]), aa.one
+	if owner == aa.one {
+		other = aa.two
+	}
+	wh := aa.hooks[acc]
+	uid := string(wh.UID)
+
+	resume := dispatcher.PauseSyncer(owner.app.Syncer)
+	defer resume()
+	rebindNamespace(t, aa.ns[acc], binding{account: acc, group: "grp-2"})
+	other.waitRoutedUnder(t, wh, binding{account: acc, group: "grp-2"})
+	other.mustPost(t, groupEvent(acc+"-g2", acc, "grp-2"))
+	g.Consistently(func() int64 {
+		st, _ := owner.app.Engine.Status(uid)
+		return st.Cancelled
+	}).WithTimeout(2*time.Second).Should(BeZero(), "the owner cancelled a note of the namespace's binding it had not seen yet")
+	g.Expect(aa.rc[acc].got()).To(BeEmpty(), "nothing is sent under the binding the owner knows")
+
+	resume()
+	g.Eventually(func() []string {
+		var ids []string
+		for _, p := range aa.rc[acc].decoded(t) {
+			ids = append(ids, p.eventID)
+		}
+		return ids
+	}).WithTimeout(20 * time.Second).Should(Equal([]string{acc + "-g2"}))
+	st, _ := owner.app.Engine.Status(uid)
+	g.Expect(st.Cancelled).To(BeZero())
+}

@@ -17,8 +17,13 @@ limitations under the License.
 package dispatcher
 
 import (
+	"context"
 	"sync"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/hookline/hookline/internal/tenancy"
 )
 
 // PauseSyncer holds back every reconcile of s, as a dispatcher too busy to keep up would, until
@@ -44,3 +49,16 @@ func SetRoutingGrace(a *App, d time.Duration) { a.Intake.grace.Store(int64(d)) }
 
 // BeforeReplayBatch has r call f before it queues each batch of a replay's selection.
 func BeforeReplayBatch(r *Replayer, f func()) { r.beforeBatch.Store(&f) }
+
+// BindingOf is the binding s reconciles ns's webhooks under.
+func BindingOf(ctx context.Context, s *Syncer, ns string) (tenancy.Binding, bool, error) {
+	return s.bindingOf(ctx, ns)
+}
+
+// ConfirmedReconciles is where s queues the webhooks to reconcile under a binding it confirmed.
+func ConfirmedReconciles(s *Syncer) chan event.GenericEvent {
+	if s.confirmed == nil {
+		s.confirmed = make(chan event.GenericEvent, 16)
+	}
+	return s.confirmed
+}

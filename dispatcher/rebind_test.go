@@ -29,9 +29,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher"
+	"github.com/hookline/hookline/dispatcher/deliver"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -296,4 +298,93 @@ func TestReplayCannotCarryNotificationsAcrossARebind(t *testing.T) {
 			g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(before + 1))
 		})
 	}
+}
+
+// staleNamespaces is an informer cache that has not seen the namespaces' changes since it was
+// taken: Gets of a namespace in it answer the copy taken then.
+type staleNamespaces struct {
+	client.Client
+	mu     sync.Mutex
+	frozen map[string]*metav1.PartialObjectMetadata
+}
+
+func (c *staleNamespaces) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.mu.Lock()
+	f, ok := c.frozen[key.Name]
+	c.mu.Unlock()
+	if m, is := obj.(*metav1.PartialObjectMetadata); is && ok && key.Namespace == "" {
+		f.DeepCopyInto(m)
+		return nil
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// freeze makes Gets of ns answer its metadata now; thaw lets them through again (caught up).
+func (c *staleNamespaces) freeze(t *testing.T, ns string) {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Name: ns}, m)).To(Succeed())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen[ns] = m
+}
+
+func (c *staleNamespaces) thaw(ns string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.frozen, ns)
+}
+
+// A binding the engine had confirmed from the API server (a note of it found in a queue) is the
+// one the Syncer reconciles under while its informer cache lags behind it: a reconcile from the
+// stale cache would rebind the queue back to the old binding, cancelling the new one's notes (and,
+// active-active, move it back to the old account's partition). The namespace's webhooks are
+// reconciled at once; a confirmation that finds the cache up to date changes nothing.
+func TestAConfirmedBindingOutranksALaggingCache(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acct-lag-a", "")
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns}, Spec: accountSpec("https://example.test/hook")}
+	g.Expect(k8s.Create(ctx, wh)).To(Succeed())
+	cache := &staleNamespaces{Client: k8s, frozen: map[string]*metav1.PartialObjectMetadata{}}
+	s := &dispatcher.Syncer{Client: cache, APIReader: k8s}
+	queued := dispatcher.ConfirmedReconciles(s)
+	dwh := deliver.Webhook{UID: "u-lag", Namespace: ns, Name: "orders"}
+
+	// Up to date: nothing to keep, nothing to reconcile.
+	b, bound, err := s.ConfirmBinding(ctx, dwh)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bound).To(BeTrue())
+	g.Expect(b).To(Equal(deliver.Binding{AccountID: "acct-lag-a"}))
+	g.Expect(queued).To(BeEmpty())
+
+	cache.freeze(t, ns)
+	rebindNamespace(t, ns, binding{account: "acct-lag-b", group: "grp-b"})
+	got, bound, err := dispatcher.BindingOf(ctx, s, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bound).To(BeTrue())
+	g.Expect(got).To(Equal(tenancy.Binding{AccountID: "acct-lag-a"}), "the lagging cache, until confirmed")
+
+	b, bound, err = s.ConfirmBinding(ctx, dwh)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(bound).To(BeTrue())
+	g.Expect(b).To(Equal(deliver.Binding{AccountID: "acct-lag-b", GroupID: "grp-b"}))
+	var ev ctrlevent.GenericEvent
+	g.Expect(queued).To(Receive(&ev))
+	g.Expect(client.ObjectKeyFromObject(ev.Object)).To(Equal(client.ObjectKeyFromObject(wh)))
+	for range 2 {
+		got, _, err = dispatcher.BindingOf(ctx, s, ns)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(tenancy.Binding{AccountID: "acct-lag-b", GroupID: "grp-b"}), "never back to the cache's older binding")
+	}
+
+	// Caught up, and then bound anew: the cache's binding again, the confirmed one forgotten.
+	cache.thaw(ns)
+	got, _, err = dispatcher.BindingOf(ctx, s, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal(tenancy.Binding{AccountID: "acct-lag-b", GroupID: "grp-b"}))
+	rebindNamespace(t, ns, binding{account: "acct-lag-c"})
+	got, _, err = dispatcher.BindingOf(ctx, s, ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(Equal(tenancy.Binding{AccountID: "acct-lag-c"}))
 }

@@ -25,6 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
@@ -82,6 +83,11 @@ type Syncer struct {
 	// uids is the uid last reconciled under each name: when a name maps to a new uid, the old
 	// one's route, queue and state are removed.
 	uids map[types.NamespacedName]string
+	// newest holds, per namespace, a binding read from the API server (ConfirmBinding) that the
+	// informer's cache has not caught up with yet: reconciles use it instead (bindingOf).
+	newest map[string]tenancy.Observation
+	// confirmed carries the webhooks to reconcile under such a binding.
+	confirmed chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
@@ -111,7 +117,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		return ctrl.Result{}, err
 	}
 
-	binding, bound, err := tenancy.Lookup(ctx, s.Client, wh.Namespace)
+	binding, bound, err := s.bindingOf(ctx, wh.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -245,6 +251,72 @@ func (s *Syncer) rebind(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.B
 	// At start the queue may not know its webhook's name yet; the cancellations are recorded with it.
 	s.Engine.Name(uid, wh.Namespace, wh.Name)
 	return s.Engine.Rebind(ctx, uid, nb)
+}
+
+// bindingOf returns namespace ns's binding: the informer cache's, unless ConfirmBinding read a
+// newer one from the API server that the cache has not caught up with yet. Reconciles never go
+// back from a binding confirmed there to the cache's older one (which would rebind the queue to
+// the old binding, cancelling the new one's notes, and in active-active delivery move it back to
+// the old account's partition).
+func (s *Syncer) bindingOf(ctx context.Context, ns string) (tenancy.Binding, bool, error) {
+	o, err := tenancy.Observe(ctx, s.Client, ns)
+	if err != nil {
+		return tenancy.Binding{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.newest[ns]; ok {
+		if n.Newer(o) {
+			return n.Binding, n.Bound, nil
+		}
+		delete(s.newest, ns) // caught up
+	}
+	return o.Binding, o.Bound, nil
+}
+
+// ConfirmBinding is the engine's deliver.BindingSource: it reads wh's namespace's binding from the
+// API server. The engine asks when it finds in a queue a note whose event is not of the binding it
+// knows: cancelled if the namespace is still bound so, but perhaps of a binding this dispatcher's
+// informer has not seen yet (another dispatcher's saw it first and routed under it). A binding
+// newer than the cache's is kept for the namespace until the cache catches up (bindingOf), and the
+// namespace's webhooks are reconciled under it at once.
+func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (deliver.Binding, bool, error) {
+	live, err := tenancy.Observe(ctx, s.APIReader, wh.Namespace)
+	if err != nil {
+		return deliver.Binding{}, false, err
+	}
+	cached, err := tenancy.Observe(ctx, s.Client, wh.Namespace)
+	if err != nil {
+		return deliver.Binding{}, false, err
+	}
+	if (live.Binding != cached.Binding || live.Bound != cached.Bound) && live.Newer(cached) {
+		s.mu.Lock()
+		if n, ok := s.newest[wh.Namespace]; !ok || live.Newer(n) {
+			if s.newest == nil {
+				s.newest = map[string]tenancy.Observation{}
+			}
+			s.newest[wh.Namespace] = live
+		}
+		s.mu.Unlock()
+		ctrl.LoggerFrom(ctx).Info("The namespace's binding changed before this dispatcher's informer saw it; reconciling its webhooks under the new one",
+			"namespace", wh.Namespace, "account", live.AccountID, "group", live.GroupID, "bound", live.Bound)
+		s.reconcileNamespace(ctx, wh.Namespace)
+	}
+	return deliver.Binding{AccountID: live.AccountID, GroupID: live.GroupID}, live.Bound, nil
+}
+
+// reconcileNamespace queues a reconcile of every webhook in ns, without waiting: one that does not
+// fit is asked again by the engine's next confirmation (a second later).
+func (s *Syncer) reconcileNamespace(ctx context.Context, ns string) {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.Name = ns
+	for _, req := range tenancy.WebhooksIn(s.Client)(ctx, obj) {
+		ev := event.GenericEvent{Object: &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: req.Namespace, Name: req.Name}}}
+		select {
+		case s.confirmed <- ev:
+		default:
+		}
+	}
 }
 
 // track remembers that key names uid. A different uid remembered under key belongs to a webhook
@@ -395,7 +467,7 @@ func (s *Syncer) Sweep(ctx context.Context) error {
 		}
 	}
 	for _, t := range s.Table.Targets() {
-		b, bound, err := tenancy.Lookup(ctx, s.Client, t.Namespace)
+		b, bound, err := s.bindingOf(ctx, t.Namespace)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -439,6 +511,9 @@ func (s *Syncer) SetupWithManager(mgr ctrl.Manager, workers int, skipNameValidat
 	if s.Retake != nil {
 		b = b.WatchesRawSource(source.Channel(s.Retake, &handler.EnqueueRequestForObject{}))
 	}
+	s.confirmed = make(chan event.GenericEvent, 1024)
+	b = b.WatchesRawSource(source.Channel(s.confirmed, &handler.EnqueueRequestForObject{}))
+	s.Engine.ConfirmBindingsWith(s.ConfirmBinding)
 	return b.Complete(s)
 }
 

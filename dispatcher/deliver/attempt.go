@@ -271,15 +271,18 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	// cancelled here as it comes up (Rebind), and a WebhookReplay or any path that queues a note
 	// without routing it could queue one again. Checked against the namespace's binding (the
 	// Syncer's; queue.bindingLocked) as the attempt began, and again just before sending
-	// (maySend), which sees a Rebind made during the read. A mismatch reads the binding again
-	// first: a Rebind during the read may have made the event the namespace's (a note of the new
-	// binding, stored by a dispatcher that saw the change first), and it must not be cancelled.
+	// (maySend), which sees a Rebind made during the read. A mismatch is judged first
+	// (judgeBinding): a Rebind during the read may have made the event the namespace's, and the
+	// namespace may have been bound anew without this engine knowing yet (a note of the new
+	// binding, stored by a dispatcher that saw the change first): such a note must not be
+	// cancelled.
 	if !binding.holds(ev.ev) {
-		e.mu.Lock()
-		binding = q.bindingLocked()
-		e.mu.Unlock()
-		if !binding.holds(ev.ev) {
+		var send, withdraw bool
+		switch binding, send, withdraw = e.judgeBinding(ctx, q, note, ev); {
+		case withdraw:
 			return rebound(note, ev, now, binding)
+		case !send:
+			return outcome{retry: true}
 		}
 	}
 	prep, err := ev.prepared()
@@ -304,15 +307,8 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	if len(body.Trimmed) > 0 {
 		e.metrics.trimmed()
 	}
-	switch ok, bound := e.maySend(q, epoch, ev); {
-	case !bound:
-		// Rebound while the attempt read the event or waited for its turn.
-		e.mu.Lock()
-		binding = q.bindingLocked()
-		e.mu.Unlock()
-		return rebound(note, ev, now, binding)
-	case !ok:
-		return outcome{retry: true}
+	if o, ok := e.stillSendable(q, epoch, note, ev, now); !ok {
+		return o
 	}
 	start := e.clock.Now()
 	var hdr http.Header
@@ -349,6 +345,27 @@ func (e *Engine) held(wh Webhook, note store.Note, now time.Time) outcome {
 func rebound(note store.Note, ev *cachedEvent, now time.Time, b Binding) outcome {
 	return outcome{note: note, withdrawn: true, at: now, ev: ev, dropReason: ReasonRebound,
 		dropMessage: "not sent: its event is not of the namespace's binding (" + b.String() + "); the namespace was bound to another account or group since it was queued"}
+}
+
+// stillSendable reports whether q's attempt of note may send now (maySend); o is its outcome when
+// not.
+func (e *Engine) stillSendable(q *queue, epoch uint64, note store.Note, ev *cachedEvent, now time.Time) (o outcome, ok bool) {
+	switch ok, bound := e.maySend(q, epoch, ev); {
+	case !bound:
+		// Rebound while the attempt read the event or waited for its turn: cancelled when it was
+		// stored before the new binding was confirmed, otherwise judged by the next attempt.
+		e.mu.Lock()
+		binding := q.bindingLocked()
+		covered := e.bindings == nil || q.coveredLocked(note, binding)
+		e.mu.Unlock()
+		if !covered {
+			return outcome{retry: true}, false
+		}
+		return rebound(note, ev, now, binding), false
+	case !ok:
+		return outcome{retry: true}, false
+	}
+	return outcome{}, true
 }
 
 // maySend reports whether q's attempt may still send, just before it does (ok), and whether its

@@ -187,6 +187,9 @@ type Engine struct {
 	loadGen  uint64
 	loadKick chan struct{}
 	idle     *sync.Cond
+	// bindings reads a namespace's binding past any cache (ConfirmBindingsWith); nil: the one the
+	// engine knows is taken as the truth.
+	bindings BindingSource
 }
 
 type queue struct {
@@ -246,6 +249,11 @@ type queue struct {
 	// deadline (a partition given up) does not wait past it behind another's write.
 	stateRev uint64
 	saving   chan struct{}
+	// confirmed is a binding the namespace was found to have (BindingSource) after every note up
+	// to confirmedThrough was stored: a note up to there whose event is of another binding is of
+	// an older one, and is cancelled without asking again (binding.go).
+	confirmed        Binding
+	confirmedThrough uint64
 }
 
 // New creates an Engine. Start must be called before use.

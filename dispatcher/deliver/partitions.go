@@ -96,6 +96,7 @@ func (e *Engine) resetLocked(q *queue) {
 	q.epoch++
 	q.mem, q.inStore, q.loadedUpTo, q.head, q.status, q.dirty, q.stateRev = nil, false, 0, head{}, Status{}, false, 0
 	q.unrecorded, q.droppedUpTo, q.heldUntil = false, 0, time.Time{}
+	q.confirmed, q.confirmedThrough = Binding{}, 0
 	q.storeGen++
 	q.own = ownDormant
 	delete(e.toLoad, q.wh.UID)

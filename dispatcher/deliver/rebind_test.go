@@ -145,3 +145,96 @@ func TestRebindCancelsTheQueueAndTheAttemptInFlight(t *testing.T) {
 	e2.Wait()
 	st.Close()
 }
+
+// confirmingSource is a BindingSource answering with the namespace's binding now, counting its
+// calls.
+type confirmingSource struct {
+	mu    sync.Mutex
+	now   Binding
+	bound bool
+	calls int
+}
+
+func (s *confirmingSource) confirm(context.Context, Webhook) (Binding, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	return s.now, s.bound, nil
+}
+
+func (s *confirmingSource) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+// queueEvent stores a note for uid of an event of account with the given id, as Intake.Accept does.
+func (r *rig) queueEvent(uid, account, id string) {
+	r.t.Helper()
+	raw := fmt.Appendf(nil, `{"id":%q,"event":"AGREEMENT_CREATED","accountId":%q,"resource":{"type":"AGREEMENT","id":%q},"notification":{"agreement":{"id":%q,"name":"n","status":"OUT_FOR_SIGNATURE"}}}`,
+		id, account, id, id)
+	seq := r.st.putEvent(raw, r.clk.Now())
+	r.e.Enqueue(uid, r.st.enqueue(uid, store.Note{EventSeq: seq, Created: r.clk.Now()}))
+}
+
+// TestALaggingOwnerKeepsTheNewBindingsNotes: the owner of a queue whose namespace was bound to
+// another account, not told yet (its informer lags), finds a note another dispatcher routed under
+// the new binding. It asks the namespace instead of cancelling the note as another binding's
+// (which lost an event after its 202), waits while its own view is behind, and sends it once it is
+// rebound. A namespace found unbound holds the note as well.
+func TestALaggingOwnerKeepsTheNewBindingsNotes(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	src := &confirmingSource{now: Binding{AccountID: "acct-new"}}
+	r.e.ConfirmBindingsWith(src.confirm)
+	r.e.Upsert(r.webhook("wh", "acct-old"))
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-old"})).To(Succeed())
+
+	r.queueEvent("wh", "acct-new", "n-1")
+	r.g.Eventually(src.count).Should(Equal(1))
+	r.idle()
+	r.at(r.clk.Now().Add(time.Second)) // still unbound: asked again, held again
+	r.g.Eventually(src.count).Should(Equal(2))
+	r.idle()
+	r.g.Expect(r.status("wh").Cancelled).To(BeZero())
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
+
+	// Bound as the note says: the webhook's reconcile (asked by the source) rebinds the engine, and the
+	// next attempt sends the note.
+	src.mu.Lock()
+	src.bound = true
+	src.mu.Unlock()
+	r.at(r.clk.Now().Add(time.Second))
+	r.g.Eventually(src.count).Should(Equal(3))
+	r.idle()
+	r.g.Expect(r.status("wh").Cancelled).To(BeZero(), "a note of the namespace's binding now is not cancelled")
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+	r.e.Upsert(r.webhook("wh", "acct-new"))
+	r.at(r.clk.Now().Add(time.Second))
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
+	r.g.Expect(r.status("wh").Cancelled).To(BeZero())
+	r.g.Expect(src.count()).To(Equal(3), "a note of the binding known is sent without asking")
+}
+
+// TestOldBindingsNotesAreCancelledAfterOneConfirmation: notes of the previous binding are cancelled
+// once the namespace's binding is confirmed, one read covering every note stored before it; a note
+// stored after it is confirmed again.
+func TestOldBindingsNotesAreCancelledAfterOneConfirmation(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	src := &confirmingSource{now: Binding{AccountID: "acct-new"}, bound: true}
+	r.e.ConfirmBindingsWith(src.confirm)
+	r.e.Upsert(r.webhook("wh", "acct-new"))
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+
+	for _, id := range []string{"o-1", "o-2", "o-3"} {
+		r.queueEvent("wh", "acct-old", id)
+	}
+	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(3))
+	r.g.Expect(src.count()).To(Equal(1))
+
+	r.queueEvent("wh", "acct-old", "o-4")
+	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(4))
+	r.g.Expect(src.count()).To(Equal(2))
+	r.idle()
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
+}

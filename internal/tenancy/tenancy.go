@@ -26,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/resourceversion"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -61,13 +62,35 @@ func FromLabels(labels map[string]string) (Binding, bool) {
 // Lookup returns the binding of namespace ns, read as metadata through c (a cache that watches
 // namespaces as metadata, or a direct client). A namespace that does not exist is not bound.
 func Lookup(ctx context.Context, c client.Reader, ns string) (Binding, bool, error) {
+	o, err := Observe(ctx, c, ns)
+	return o.Binding, o.Bound, err
+}
+
+// Observation is a namespace's binding as read at one resourceVersion.
+type Observation struct {
+	Binding
+	Bound bool
+	// ResourceVersion is the namespace's at the read; empty when it did not exist.
+	ResourceVersion string
+}
+
+// Observe is Lookup, with the resourceVersion the binding was read at.
+func Observe(ctx context.Context, c client.Reader, ns string) (Observation, error) {
 	nsMeta := &metav1.PartialObjectMetadata{}
 	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := c.Get(ctx, client.ObjectKey{Name: ns}, nsMeta); err != nil {
-		return Binding{}, false, client.IgnoreNotFound(err)
+		return Observation{}, client.IgnoreNotFound(err)
 	}
 	b, ok := FromLabels(nsMeta.Labels)
-	return b, ok, nil
+	return Observation{Binding: b, Bound: ok, ResourceVersion: nsMeta.ResourceVersion}, nil
+}
+
+// Newer reports whether o was read at a later resourceVersion than other. Resource versions of one
+// resource compare as integers (apimachinery's resourceversion package); one that does not parse,
+// or is missing, is never newer.
+func (o Observation) Newer(other Observation) bool {
+	c, err := resourceversion.CompareResourceVersion(o.ResourceVersion, other.ResourceVersion)
+	return err == nil && c > 0
 }
 
 // WebhooksIn returns a handler.MapFunc that maps a namespace to reconcile requests for the Webhooks
