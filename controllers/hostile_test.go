@@ -188,6 +188,9 @@ func hostileCases() []hostileCase {
 			s.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: "../../etc/passwd"}
 		}), reject: "spec.clientCertificateSecretRef.name"},
 		{name: "template event", edit: setEvents("envelope{{.}}"), reject: "spec.events[0]"},
+		// The ingest API refuses event names beyond 64 characters: a subscription to one is refused too.
+		{name: "envelope event of 64 characters", edit: setEvents(hooklinev1.EventName("envelope" + strings.Repeat("X", 56)))},
+		{name: "envelope event of 65 characters", edit: setEvents(hooklinev1.EventName("envelope" + strings.Repeat("X", 57))), reject: "spec.events[0]: Too long"},
 		// A YAML block scalar leaves a trailing newline; the message must still be the readable one.
 		{name: "event with trailing LF", edit: setEvents("AGREEMENT_ALL\n"), reject: "spec.events[0]: Invalid value: \"AGREEMENT_ALL\\n\": unknown event name: use"},
 		{name: "envelope event with trailing LF", edit: setEvents("envelopeExpired\n"), reject: "spec.events[0]"},
