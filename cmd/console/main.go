@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -54,13 +55,14 @@ func run(args []string) error {
 	flag := flagpkg.NewFlagSet("console", flagpkg.ContinueOnError)
 	var (
 		listen, certFile, keyFile, namespaces, apiCA, kubeconfig string
-		logURL, logCA                                            string
+		logURL, logCA, trusted                                   string
 		devHTTP, behindProxy                                     bool
 	)
 	flag.StringVar(&listen, "listen-address", ":8443", "Address the console listens on.")
 	flag.StringVar(&certFile, "tls-cert-file", "", "Serve HTTPS with this certificate (reloaded when it changes).")
 	flag.StringVar(&keyFile, "tls-key-file", "", "Key of --tls-cert-file.")
 	flag.BoolVar(&behindProxy, "behind-tls-proxy", false, "Serve plain HTTP to a proxy that terminates TLS (an Ingress); cookies stay Secure, so browsers must reach the proxy over HTTPS.")
+	flag.StringVar(&trusted, "trusted-proxies", "", "With --behind-tls-proxy: comma-separated CIDRs of the proxies (the Ingress controller's pods) whose X-Forwarded-For names the client. A peer outside them is known by its own address (the sign-in limits count per client address). Empty: any peer's X-Forwarded-For is read.")
 	flag.BoolVar(&devHTTP, "insecure-dev-http", false, "Development only: serve plain HTTP with cookies that are not Secure. Refused unless --listen-address is a loopback address.")
 	flag.StringVar(&namespaces, "namespaces", "", "Comma-separated namespaces to list for users who may not list webhooks cluster-wide (besides a ServiceAccount's own namespace and the ones users add).")
 	flag.StringVar(&kubeconfig, "kubeconfig", "", "A kubeconfig naming the API server (its credentials are never used); default $KUBECONFIG, the in-cluster configuration or ~/.kube/config.")
@@ -89,6 +91,10 @@ func run(args []string) error {
 	case !tlsFiles && !behindProxy && !devHTTP:
 		return errors.New("choose how browsers reach the console over HTTPS: --tls-cert-file/--tls-key-file, or --behind-tls-proxy (or, on 127.0.0.1 for development, --insecure-dev-http)")
 	}
+	proxies, err := trustedProxies(trusted, behindProxy)
+	if err != nil {
+		return err
+	}
 	logAPI, err := deliveriesClient(logURL, logCA)
 	if err != nil {
 		return err
@@ -104,7 +110,7 @@ func run(args []string) error {
 		}
 	}
 	srv, err := console.New(console.Config{API: cfg, Namespaces: nss, InsecureCookies: devHTTP, Log: log.WithName("console"), Deliveries: logAPI,
-		BehindProxy: behindProxy})
+		BehindProxy: behindProxy, TrustedProxies: proxies})
 	if err != nil {
 		return err
 	}
@@ -214,6 +220,29 @@ func deliveriesClient(raw, caFile string) (*console.LogAPI, error) {
 }
 
 // loopback reports whether addr's host is a loopback IP or localhost.
+// trustedProxies parses --trusted-proxies: CIDRs, or bare addresses (one address each).
+func trustedProxies(list string, behindProxy bool) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is neither a CIDR nor an address", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	if len(out) > 0 && !behindProxy {
+		return nil, errors.New("--trusted-proxies needs --behind-tls-proxy")
+	}
+	return out, nil
+}
+
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -35,6 +35,8 @@ func TestRefusedSettings(t *testing.T) {
 		{[]string{"--insecure-dev-http", "--listen-address", "10.0.0.1:8443"}, "only on a loopback address"},
 		{[]string{"--insecure-dev-http", "--behind-tls-proxy", "--listen-address", "127.0.0.1:8443"}, "excludes"},
 		{[]string{"--tls-cert-file", "/x.crt"}, "go together"},
+		{[]string{"--behind-tls-proxy", "--trusted-proxies", "10.0.0.0/8,ingress"}, "\"ingress\" is neither a CIDR nor an address"},
+		{[]string{"--tls-cert-file", "/x.crt", "--tls-key-file", "/x.key", "--trusted-proxies", "10.0.0.0/8"}, "needs --behind-tls-proxy"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/nonexistent/ca.crt"}, "KUBERNETES_SERVICE_HOST"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/x", "--kubeconfig", "/y"}, "exclude each other"},
 		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "http://10.0.0.1:8444"}, "plain HTTP"},

@@ -28,6 +28,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -63,6 +64,10 @@ type Config struct {
 	// Ingress), which appends the address it took the request from to X-Forwarded-For: the
 	// header's last address is the client's, as far as the limits per client address go.
 	BehindProxy bool
+	// TrustedProxies, when set, are the only peers whose X-Forwarded-For is read behind a proxy (the
+	// Ingress controller's pods): a client reaching the console's Service directly, past the proxy, is
+	// known by its own address, and cannot make up a new one for each sign-in. Empty: every peer's.
+	TrustedProxies []netip.Prefix
 	// SignInsPerSecond and SignInBurst bound the sign-ins one client address starts (0: 5 a
 	// second, 60 at once).
 	SignInsPerSecond rate.Limit

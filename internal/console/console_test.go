@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -415,6 +416,31 @@ func TestSignInsFromAllAddressesAreBounded(t *testing.T) {
 	g.Expect(reviews(10)).To(Equal(3))
 	clk.t = clk.t.Add(2 * time.Second)
 	g.Expect(reviews(10)).To(Equal(2))
+}
+
+// With --trusted-proxies, X-Forwarded-For is read only from the proxies: a pod reaching the console's
+// Service directly is known by its own address however many it writes there, and held to the bound
+// per address (signInBurst); the proxy's requests still count per client.
+func TestXForwardedForIsReadOnlyFromTrustedProxies(t *testing.T) {
+	g := NewWithT(t)
+	clk := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, BehindProxy: true, Now: clk.Now,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}})
+	g.Expect(err).NotTo(HaveOccurred())
+	h := s.Handler()
+	reviews := func(peer string, n, from int) (reviewed int) {
+		for i := from; i < from+n; i++ {
+			switch code := postSignIn(s, h, peer, fmt.Sprintf("198.51.%d.%d", i/256, i%256)); code {
+			case http.StatusBadGateway:
+				reviewed++
+			default:
+				g.Expect(code).To(Equal(http.StatusTooManyRequests))
+			}
+		}
+		return reviewed
+	}
+	g.Expect(reviews("192.0.2.7:5000", signInBurst+10, 0)).To(Equal(signInBurst), "a peer that is not a proxy, with a new X-Forwarded-For each time")
+	g.Expect(reviews("10.0.0.9:5000", signInBurst+10, 1000)).To(Equal(signInBurst+10), "the proxy, for as many clients")
 }
 
 // Every POST of a signed-in user must carry the session's CSRF token.

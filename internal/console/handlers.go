@@ -265,9 +265,10 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 
 // clientAddress is the address r came from, as a limit's key (kubeauth.ClientAddress): behind a
 // proxy, the last address of X-Forwarded-For, the one the proxy appended (the ones before it are
-// the client's to write); the proxy's own when there is none.
+// the client's to write); the proxy's own when there is none, or when the peer is not one of the
+// trusted proxies (Config.TrustedProxies).
 func (s *Server) clientAddress(r *http.Request) string {
-	if s.cfg.BehindProxy {
+	if s.cfg.BehindProxy && s.fromTrustedProxy(r) {
 		if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
 			last := fwd[len(fwd)-1]
 			last = strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
@@ -277,6 +278,25 @@ func (s *Server) clientAddress(r *http.Request) string {
 		}
 	}
 	return kubeauth.ClientAddress(r)
+}
+
+// fromTrustedProxy reports whether r's peer may say who the client is: any peer, unless
+// Config.TrustedProxies names some.
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	peer := ap.Addr().Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) signout(w http.ResponseWriter, r *http.Request, rc *reqCtx) {

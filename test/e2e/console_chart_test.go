@@ -37,7 +37,7 @@ func TestChartConsole(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(find(mustRender(t, inlineTokens), "Deployment", "hookline-console")).To(BeNil(), "off by default")
 
-	objs := mustRender(t, inlineTokens+"console: {enabled: true, namespaces: [team-a, team-b]}\nnetworkPolicy: {enabled: true}\n")
+	objs := mustRender(t, inlineTokens+"console: {enabled: true, namespaces: [team-a, team-b], trustedProxies: [10.244.0.0/16, 192.0.2.7]}\nnetworkPolicy: {enabled: true}\n")
 	dep := typed[appsv1.Deployment](t, objs, "Deployment", "hookline-console")
 	pod := dep.Spec.Template.Spec
 	g.Expect(pod.ServiceAccountName).To(Equal("hookline-console"))
@@ -46,7 +46,8 @@ func TestChartConsole(t *testing.T) {
 	g.Expect(sa.AutomountServiceAccountToken).To(HaveValue(BeFalse()))
 	c := container(t, pod, "console")
 	g.Expect(c.Command).To(Equal([]string{"/console"}))
-	g.Expect(c.Args).To(ContainElements("--api-ca-file=/var/run/hookline/kube-root-ca/ca.crt", "--behind-tls-proxy", "--namespaces=team-a,team-b"))
+	g.Expect(c.Args).To(ContainElements("--api-ca-file=/var/run/hookline/kube-root-ca/ca.crt", "--behind-tls-proxy", "--namespaces=team-a,team-b",
+		"--trusted-proxies=10.244.0.0/16,192.0.2.7"))
 	g.Expect(pod.Volumes).To(ContainElement(HaveField("ConfigMap.Name", "kube-root-ca.crt")))
 	g.Expect(c.ReadinessProbe.HTTPGet.Scheme).To(Equal(corev1.URISchemeHTTP))
 	svc := typed[corev1.Service](t, objs, "Service", "hookline-console")
