@@ -61,8 +61,10 @@ type memStore struct {
 	lagFrom uint64
 	// loads counts the LoadNotes calls.
 	loads int
-	// putting, when set, holds every PutState until it is closed.
-	putting chan struct{}
+	// putting, when set, holds every PutState until it is closed; stating every GetState (states
+	// counts the calls).
+	putting, stating chan struct{}
+	states           int
 }
 
 type memEvent struct {
@@ -223,6 +225,12 @@ func (s *memStore) StateKeys(context.Context) ([]string, error) {
 func (s *memStore) GetState(_ context.Context, uid string) ([]byte, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.states++
+	if gate := s.stating; gate != nil {
+		s.mu.Unlock()
+		<-gate
+		s.mu.Lock()
+	}
 	return s.state[uid], s.revs[uid], nil
 }
 

@@ -225,7 +225,7 @@ func (e *Engine) cancelLocked(q *queue) int64 {
 func (e *Engine) Remove(ctx context.Context, uid string) error {
 	e.mu.Lock()
 	q := e.queues[uid]
-	if q != nil && q.own != ownActive && q.own != ownReleasing {
+	if q != nil && q.own == ownDormant {
 		// Another dispatcher's: it removes the stored queue and state.
 		e.resetLocked(q)
 		q.removed = true
@@ -234,10 +234,13 @@ func (e *Engine) Remove(ctx context.Context, uid string) error {
 		return nil
 	}
 	if q != nil {
+		// This engine's, being delivered, given up, or its state being read (a partition just
+		// taken over: nobody else removes it then).
 		q.removed = true
 		q.epoch++
 		e.unscheduleLocked(q)
 		delete(e.queues, uid)
+		delete(e.toLoad, uid)
 	}
 	delete(e.restored, uid)
 	e.mu.Unlock()

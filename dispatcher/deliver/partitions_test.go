@@ -882,3 +882,31 @@ func readingUnderTheOldBinding(t *testing.T, account string) (r *rig, reading ch
 	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.gets }).Should(Equal(1))
 	return r, reading
 }
+
+// TestAWebhookDeletedWhileItsQueueLoadsLeavesNothingStored: a webhook deleted while the partition's
+// new owner reads its queue's state (it took the partition over a moment ago) has its stored
+// notes and state removed, as when its queue is delivered. Remove took a loading queue for another
+// dispatcher's and left both in the store, where nobody would remove them.
+func TestAWebhookDeletedWhileItsQueueLoadsLeavesNothingStored(t *testing.T) {
+	const parts = 4
+	r := newRig(t, Config{Partitions: parts}, nil)
+	r.e.Upsert(r.webhook("wh", "acct-a"))
+	r.queue("wh", "acct-a", 2, r.t0)
+	_, err := r.st.PutState(context.Background(), "wh", []byte(`{"status":{"delivered":3}}`), 0)
+	r.g.Expect(err).NotTo(HaveOccurred())
+	reading := make(chan struct{})
+	r.st.mu.Lock()
+	r.st.stating = reading
+	r.st.mu.Unlock()
+
+	r.e.Acquire(partition.Of("acct-a", parts), 1)
+	r.g.Eventually(func() int { r.st.mu.Lock(); defer r.st.mu.Unlock(); return r.st.states }).Should(Equal(1))
+	r.g.Expect(r.e.Remove(context.Background(), "wh")).To(Succeed())
+	close(reading)
+	r.g.Expect(r.st.queued("wh")).To(BeZero(), "its notes")
+	saved, _ := r.st.saved("wh")
+	r.g.Expect(saved.Status.Delivered).To(BeZero(), "its state")
+	r.idle()
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
+	r.g.Expect(r.e.Known()).NotTo(ContainElement("wh"))
+}
