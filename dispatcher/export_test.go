@@ -62,3 +62,10 @@ func ConfirmedReconciles(s *Syncer) chan event.GenericEvent {
 	}
 	return s.confirmed
 }
+
+// ForgetReconcileAsks lets s queue its next reconcile of a namespace's webhooks at once.
+func ForgetReconcileAsks(s *Syncer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = nil
+}

@@ -85,7 +85,9 @@ type Syncer struct {
 	uids map[types.NamespacedName]string
 	// newest holds, per namespace, a binding read from the API server (ConfirmBinding) that the
 	// informer's cache has not caught up with yet: reconciles use it instead (bindingOf).
-	newest map[string]tenancy.Observation
+	newest map[string]confirmed
+	// asked is when each namespace's webhooks were last queued to reconcile (reconcileNamespace).
+	asked map[string]time.Time
 	// confirmed carries the webhooks to reconcile under such a binding.
 	confirmed chan event.GenericEvent
 }
@@ -253,6 +255,42 @@ func (s *Syncer) rebind(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.B
 	return s.Engine.Rebind(ctx, uid, nb)
 }
 
+// confirmed is a namespace binding read from the API server (ConfirmBinding) that the informer
+// cache had not caught up with, and when it was read.
+type confirmed struct {
+	tenancy.Observation
+	at time.Time
+}
+
+// confirmedFor bounds how long a confirmed binding outranks the cache: an informer that lags longer
+// is broken, and a namespace deleted meanwhile leaves its entry behind until then (Sweep).
+const confirmedFor = 10 * time.Minute
+
+// sameBinding reports whether a and b bind alike.
+func sameBinding(a, b tenancy.Observation) bool { return a.Binding == b.Binding && a.Bound == b.Bound }
+
+// newerThan reports whether a was read after b; a namespace read as missing (b's empty version)
+// is older than any read that found it.
+func newerThan(a, b tenancy.Observation) bool {
+	return b.ResourceVersion == "" && a.ResourceVersion != "" || a.Newer(b)
+}
+
+// effectiveLocked returns the binding of ns to act on, given the cache's observation o: the
+// confirmed one while it is newer than o. dropped says that a confirmed binding other than o's was
+// dropped (the cache caught up): the namespace's webhooks were acted on under it, and the cache may
+// have caught up with no change of its own to report (a relist), so they must be reconciled.
+func (s *Syncer) effectiveLocked(ns string, o tenancy.Observation) (eff tenancy.Observation, dropped bool) {
+	n, ok := s.newest[ns]
+	switch {
+	case !ok:
+		return o, false
+	case newerThan(n.Observation, o):
+		return n.Observation, false
+	}
+	delete(s.newest, ns)
+	return o, !sameBinding(n.Observation, o)
+}
+
 // bindingOf returns namespace ns's binding: the informer cache's, unless ConfirmBinding read a
 // newer one from the API server that the cache has not caught up with yet. Reconciles never go
 // back from a binding confirmed there to the cache's older one (which would rebind the queue to
@@ -264,22 +302,20 @@ func (s *Syncer) bindingOf(ctx context.Context, ns string) (tenancy.Binding, boo
 		return tenancy.Binding{}, false, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n, ok := s.newest[ns]; ok {
-		if n.Newer(o) {
-			return n.Binding, n.Bound, nil
-		}
-		delete(s.newest, ns) // caught up
+	eff, dropped := s.effectiveLocked(ns, o)
+	s.mu.Unlock()
+	if dropped {
+		s.reconcileNamespace(ctx, ns)
 	}
-	return o.Binding, o.Bound, nil
+	return eff.Binding, eff.Bound, nil
 }
 
 // ConfirmBinding is the engine's deliver.BindingSource: it reads wh's namespace's binding from the
 // API server. The engine asks when it finds in a queue a note whose event is not of the binding it
-// knows: cancelled if the namespace is still bound so, but perhaps of a binding this dispatcher's
-// informer has not seen yet (another dispatcher's saw it first and routed under it). A binding
-// newer than the cache's is kept for the namespace until the cache catches up (bindingOf), and the
-// namespace's webhooks are reconciled under it at once.
+// knows (wh's): cancelled if the namespace is still bound so, but perhaps of a binding this
+// dispatcher's informer has not seen yet (another dispatcher's saw it first and routed under it).
+// A binding newer than the one acted on is kept for the namespace until the cache catches up
+// (bindingOf); whenever the engine's differs from it, the namespace's webhooks are reconciled.
 func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (deliver.Binding, bool, error) {
 	live, err := tenancy.Observe(ctx, s.APIReader, wh.Namespace)
 	if err != nil {
@@ -289,25 +325,46 @@ func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (delive
 	if err != nil {
 		return deliver.Binding{}, false, err
 	}
-	if (live.Binding != cached.Binding || live.Bound != cached.Bound) && live.Newer(cached) {
-		s.mu.Lock()
-		if n, ok := s.newest[wh.Namespace]; !ok || live.Newer(n) {
-			if s.newest == nil {
-				s.newest = map[string]tenancy.Observation{}
-			}
-			s.newest[wh.Namespace] = live
+	s.mu.Lock()
+	eff, dropped := s.effectiveLocked(wh.Namespace, cached)
+	changed := newerThan(live, eff) && !sameBinding(live, eff)
+	switch {
+	case !changed:
+	case sameBinding(live, cached):
+		delete(s.newest, wh.Namespace) // the cache's is the namespace's again
+	default:
+		if s.newest == nil {
+			s.newest = map[string]confirmed{}
 		}
-		s.mu.Unlock()
+		s.newest[wh.Namespace] = confirmed{Observation: live, at: time.Now()}
+	}
+	s.mu.Unlock()
+	b := deliver.Binding{AccountID: live.AccountID, GroupID: live.GroupID}
+	if changed {
 		ctrl.LoggerFrom(ctx).Info("The namespace's binding changed before this dispatcher's informer saw it; reconciling its webhooks under the new one",
 			"namespace", wh.Namespace, "account", live.AccountID, "group", live.GroupID, "bound", live.Bound)
+	}
+	if changed || dropped || !live.Bound || b != (deliver.Binding{AccountID: wh.AccountID, GroupID: wh.NamespaceGroup}) {
 		s.reconcileNamespace(ctx, wh.Namespace)
 	}
-	return deliver.Binding{AccountID: live.AccountID, GroupID: live.GroupID}, live.Bound, nil
+	return b, live.Bound, nil
 }
 
-// reconcileNamespace queues a reconcile of every webhook in ns, without waiting: one that does not
-// fit is asked again by the engine's next confirmation (a second later).
+// reconcileNamespace queues a reconcile of every webhook in ns, without waiting, at most once a
+// second per namespace (each queue of the namespace that finds a note of another binding asks,
+// each second): one that does not fit is asked again by the engine's next confirmation.
 func (s *Syncer) reconcileNamespace(ctx context.Context, ns string) {
+	now := time.Now()
+	s.mu.Lock()
+	if last, ok := s.asked[ns]; ok && now.Sub(last) < time.Second {
+		s.mu.Unlock()
+		return
+	}
+	if s.asked == nil {
+		s.asked = map[string]time.Time{}
+	}
+	s.asked[ns] = now
+	s.mu.Unlock()
 	obj := &metav1.PartialObjectMetadata{}
 	obj.Name = ns
 	for _, req := range tenancy.WebhooksIn(s.Client)(ctx, obj) {
@@ -315,6 +372,21 @@ func (s *Syncer) reconcileNamespace(ctx context.Context, ns string) {
 		select {
 		case s.confirmed <- ev:
 		default:
+		}
+	}
+}
+
+// forgetConfirmedLocked drops confirmed bindings older than confirmedFor and the record of
+// reconciles asked more than a second ago.
+func (s *Syncer) forgetConfirmedLocked(now time.Time) {
+	for ns, c := range s.newest {
+		if now.Sub(c.at) > confirmedFor {
+			delete(s.newest, ns)
+		}
+	}
+	for ns, at := range s.asked {
+		if now.Sub(at) >= time.Second {
+			delete(s.asked, ns)
 		}
 	}
 }
@@ -454,6 +526,7 @@ func (s *Syncer) Sweep(ctx context.Context) error {
 			known = append(known, uid)
 		}
 	}
+	s.forgetConfirmedLocked(time.Now())
 	s.mu.Unlock()
 	var errs []error
 	dropped := map[string]bool{}

@@ -223,12 +223,15 @@ func TestOldBindingsNotesAreCancelledAfterOneConfirmation(t *testing.T) {
 	r := newRig(t, Config{}, nil)
 	src := &confirmingSource{now: Binding{AccountID: "acct-new"}, bound: true}
 	r.e.ConfirmBindingsWith(src.confirm)
-	r.e.Upsert(r.webhook("wh", "acct-new"))
+	held := r.webhook("wh", "acct-new")
+	held.Deliverable = false // until the three are stored: all stored before the confirmation
+	r.e.Upsert(held)
 	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
 
 	for _, id := range []string{"o-1", "o-2", "o-3"} {
 		r.queueEvent("wh", "acct-old", id)
 	}
+	r.e.Upsert(r.webhook("wh", "acct-new"))
 	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(3))
 	r.g.Expect(src.count()).To(Equal(1))
 
@@ -236,5 +239,27 @@ func TestOldBindingsNotesAreCancelledAfterOneConfirmation(t *testing.T) {
 	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(4))
 	r.g.Expect(src.count()).To(Equal(2))
 	r.idle()
+	r.g.Expect(r.rx.sends()).To(BeEmpty())
+}
+
+// TestARebindingDuringTheReadIsJudgedBeforeCancelling: an attempt whose namespace was rebound while
+// it read its event does not cancel it on the spot when bindings are confirmed (the note may have
+// been stored after the new binding was read): the next attempt confirms, and cancels it then.
+func TestARebindingDuringTheReadIsJudgedBeforeCancelling(t *testing.T) {
+	r, reading := readingUnderTheOldBinding(t, "acct-old")
+	src := &confirmingSource{now: Binding{AccountID: "acct-new"}, bound: true}
+	r.e.ConfirmBindingsWith(src.confirm)
+	r.g.Expect(r.e.Rebind(context.Background(), "wh", Binding{AccountID: "acct-new"})).To(Succeed())
+	r.e.Upsert(r.webhook("wh", "acct-new"))
+	r.st.mu.Lock()
+	r.st.getting = nil
+	r.st.mu.Unlock()
+	close(reading)
+	r.idle()
+	r.g.Expect(r.status("wh").Cancelled).To(BeZero(), "not judged yet")
+	r.g.Expect(src.count()).To(BeZero())
+	r.at(r.clk.Now().Add(time.Second))
+	r.g.Eventually(func() int64 { return r.status("wh").Cancelled }).Should(BeEquivalentTo(1))
+	r.g.Expect(src.count()).To(Equal(1))
 	r.g.Expect(r.rx.sends()).To(BeEmpty())
 }
