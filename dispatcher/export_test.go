@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/utils/clock"
+
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/hookline/hookline/internal/tenancy"
@@ -63,9 +65,8 @@ func ConfirmedReconciles(s *Syncer) chan event.GenericEvent {
 	return s.confirmed
 }
 
-// ForgetReconcileAsks lets s queue its next reconcile of a namespace's webhooks at once.
-func ForgetReconcileAsks(s *Syncer) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.asked = nil
-}
+// SetSyncerClock makes s time its confirmed bindings and reconcile asks by clk.
+func SetSyncerClock(s *Syncer, clk clock.PassiveClock) { s.clock = clk }
+
+// ExpireConfirmed runs the part of s's sweep that drops confirmed bindings past their time.
+func ExpireConfirmed(ctx context.Context, s *Syncer) { s.expireConfirmed(ctx) }

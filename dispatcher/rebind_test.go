@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -328,6 +329,21 @@ func (c *staleNamespaces) freeze(t *testing.T, ns string) {
 	c.frozen[ns] = m
 }
 
+// snapshot returns ns's metadata now; show makes Gets of ns answer it (an older copy: an informer
+// replaying a change it had missed, or a read that was slow to arrive).
+func (c *staleNamespaces) snapshot(t *testing.T, ns string) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	NewWithT(t).Expect(k8s.Get(context.Background(), client.ObjectKey{Name: ns}, m)).To(Succeed())
+	return m
+}
+
+func (c *staleNamespaces) show(ns string, m *metav1.PartialObjectMetadata) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frozen[ns] = m
+}
+
 func (c *staleNamespaces) thaw(ns string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -348,7 +364,10 @@ func TestAConfirmedBindingOutranksALaggingCache(t *testing.T) {
 	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: ns}, Spec: accountSpec("https://example.test/hook")}
 	g.Expect(k8s.Create(ctx, wh)).To(Succeed())
 	cache := &staleNamespaces{Client: k8s, frozen: map[string]*metav1.PartialObjectMetadata{}}
-	s := &dispatcher.Syncer{Client: cache, APIReader: k8s}
+	api := &staleNamespaces{Client: k8s, frozen: map[string]*metav1.PartialObjectMetadata{}}
+	s := &dispatcher.Syncer{Client: cache, APIReader: api}
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	dispatcher.SetSyncerClock(s, clk)
 	queued := dispatcher.ConfirmedReconciles(s)
 	a, b := tenancy.Binding{AccountID: "acct-lag-a"}, tenancy.Binding{AccountID: "acct-lag-b", GroupID: "grp-b"}
 	engineOn := func(x tenancy.Binding) deliver.Webhook { // the engine's view of the webhook
@@ -356,7 +375,6 @@ func TestAConfirmedBindingOutranksALaggingCache(t *testing.T) {
 	}
 	confirm := func(engine tenancy.Binding) tenancy.Binding {
 		t.Helper()
-		dispatcher.ForgetReconcileAsks(s) // each step's reconcile is asked anew
 		got, bound, err := s.ConfirmBinding(ctx, engineOn(engine))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(bound).To(BeTrue())
@@ -383,9 +401,11 @@ func TestAConfirmedBindingOutranksALaggingCache(t *testing.T) {
 	g.Expect(confirm(a)).To(Equal(a))
 	g.Expect(reconciled()).To(BeFalse())
 
-	// Rebound to b; the cache still says a.
+	// Rebound to b; the cache still says a. (Each change of the binding acted on is reconciled at
+	// once, however recently the namespace was: the steps below follow each other within a second.)
 	cache.freeze(t, ns)
 	rebindNamespace(t, ns, binding{account: "acct-lag-b", group: "grp-b"})
+	asB := cache.snapshot(t, ns)
 	g.Expect(effective()).To(Equal(a), "the lagging cache, until confirmed")
 	g.Expect(confirm(a)).To(Equal(b))
 	g.Expect(reconciled()).To(BeTrue())
@@ -393,11 +413,20 @@ func TestAConfirmedBindingOutranksALaggingCache(t *testing.T) {
 	g.Expect(effective()).To(Equal(b))
 
 	// Bound back to a while the cache still says a (from before b): the engine, rebound to b, finds
-	// a note of a; the cache's binding is the namespace's again, and the webhooks are reconciled.
+	// a note of a; a is acted on, and the webhooks are reconciled.
 	rebindNamespace(t, ns, binding{account: "acct-lag-a"})
 	g.Expect(confirm(b)).To(Equal(a))
 	g.Expect(reconciled()).To(BeTrue())
 	g.Expect(effective()).To(Equal(a))
+	// The cache then replays b, which it had missed; and a read of b that was slow to arrive comes
+	// after the read of a: neither takes the namespace back to b.
+	cache.show(ns, asB)
+	g.Expect(effective()).To(Equal(a), "the cache replaying an older change")
+	api.show(ns, asB)
+	g.Expect(confirm(a)).To(Equal(b))
+	g.Expect(effective()).To(Equal(a), "an older read")
+	api.thaw(ns)
+	g.Expect(reconciled()).To(BeFalse())
 
 	// Confirmed b again; then the cache jumps to a later a (a relist: no change of its own to
 	// report): the confirmed b is dropped, and the webhooks are reconciled under a.
@@ -406,13 +435,33 @@ func TestAConfirmedBindingOutranksALaggingCache(t *testing.T) {
 	g.Expect(reconciled()).To(BeTrue())
 	rebindNamespace(t, ns, binding{account: "acct-lag-a"})
 	cache.thaw(ns)
-	dispatcher.ForgetReconcileAsks(s)
 	g.Expect(effective()).To(Equal(a))
 	g.Expect(reconciled()).To(BeTrue(), "the binding acted on changed")
 
 	// Caught up: the cache's binding, nothing reconciled.
+	c := tenancy.Binding{AccountID: "acct-lag-c"}
 	rebindNamespace(t, ns, binding{account: "acct-lag-c"})
-	g.Expect(effective()).To(Equal(tenancy.Binding{AccountID: "acct-lag-c"}))
-	g.Expect(confirm(tenancy.Binding{AccountID: "acct-lag-c"})).To(Equal(tenancy.Binding{AccountID: "acct-lag-c"}))
+	g.Expect(effective()).To(Equal(c))
+	g.Expect(confirm(c)).To(Equal(c))
 	g.Expect(reconciled()).To(BeFalse())
+	// An engine still on a is reconciled, at most once a second per namespace (the steps above took
+	// no time on the Syncer's clock).
+	g.Expect(confirm(a)).To(Equal(c))
+	g.Expect(reconciled()).To(BeFalse(), "asked less than a second ago")
+	clk.SetTime(clk.Now().Add(time.Second))
+	g.Expect(confirm(a)).To(Equal(c))
+	g.Expect(reconciled()).To(BeTrue())
+	g.Expect(confirm(a)).To(Equal(c))
+	g.Expect(reconciled()).To(BeFalse())
+
+	// A confirmed binding outranks the cache for confirmedFor at most (an informer lagging longer
+	// is broken): then the sweep drops it and reconciles the namespace's webhooks under the cache's.
+	cache.freeze(t, ns)
+	rebindNamespace(t, ns, binding{account: "acct-lag-b", group: "grp-b"})
+	g.Expect(confirm(c)).To(Equal(b))
+	g.Expect(reconciled()).To(BeTrue())
+	clk.SetTime(clk.Now().Add(11 * time.Minute))
+	dispatcher.ExpireConfirmed(ctx, s)
+	g.Expect(reconciled()).To(BeTrue())
+	g.Expect(effective()).To(Equal(c))
 }

@@ -90,6 +90,8 @@ type Syncer struct {
 	asked map[string]time.Time
 	// confirmed carries the webhooks to reconcile under such a binding.
 	confirmed chan event.GenericEvent
+	// clock times those entries and asks (tests set it; the real clock when nil).
+	clock clock.PassiveClock
 }
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
@@ -256,7 +258,7 @@ func (s *Syncer) rebind(ctx context.Context, wh *hooklinev1.Webhook, b tenancy.B
 }
 
 // confirmed is a namespace binding read from the API server (ConfirmBinding) that the informer
-// cache had not caught up with, and when it was read.
+// cache had not reached yet, and when it was read.
 type confirmed struct {
 	tenancy.Observation
 	at time.Time
@@ -275,10 +277,11 @@ func newerThan(a, b tenancy.Observation) bool {
 	return b.ResourceVersion == "" && a.ResourceVersion != "" || a.Newer(b)
 }
 
-// effectiveLocked returns the binding of ns to act on, given the cache's observation o: the
-// confirmed one while it is newer than o. dropped says that a confirmed binding other than o's was
-// dropped (the cache caught up): the namespace's webhooks were acted on under it, and the cache may
-// have caught up with no change of its own to report (a relist), so they must be reconciled.
+// effectiveLocked returns the binding of ns to act on, given the cache's observation o: the newest
+// read from the API server while the cache has not reached it. dropped says that such a read,
+// binding otherwise than o, was dropped (the cache moved past it): the namespace's webhooks were
+// acted on under it, and the cache may have moved with no change of its own to report (a relist),
+// so they must be reconciled.
 func (s *Syncer) effectiveLocked(ns string, o tenancy.Observation) (eff tenancy.Observation, dropped bool) {
 	n, ok := s.newest[ns]
 	switch {
@@ -292,10 +295,10 @@ func (s *Syncer) effectiveLocked(ns string, o tenancy.Observation) (eff tenancy.
 }
 
 // bindingOf returns namespace ns's binding: the informer cache's, unless ConfirmBinding read a
-// newer one from the API server that the cache has not caught up with yet. Reconciles never go
-// back from a binding confirmed there to the cache's older one (which would rebind the queue to
-// the old binding, cancelling the new one's notes, and in active-active delivery move it back to
-// the old account's partition).
+// newer one from the API server that the cache has not reached yet. Reconciles never go back from
+// a binding read there to the cache's older one (which would rebind the queue to the old binding,
+// cancelling the new one's notes, and in active-active delivery move it back to the old account's
+// partition).
 func (s *Syncer) bindingOf(ctx context.Context, ns string) (tenancy.Binding, bool, error) {
 	o, err := tenancy.Observe(ctx, s.Client, ns)
 	if err != nil {
@@ -305,7 +308,7 @@ func (s *Syncer) bindingOf(ctx context.Context, ns string) (tenancy.Binding, boo
 	eff, dropped := s.effectiveLocked(ns, o)
 	s.mu.Unlock()
 	if dropped {
-		s.reconcileNamespace(ctx, ns)
+		s.reconcileNamespace(ctx, ns, true)
 	}
 	return eff.Binding, eff.Bound, nil
 }
@@ -314,8 +317,10 @@ func (s *Syncer) bindingOf(ctx context.Context, ns string) (tenancy.Binding, boo
 // API server. The engine asks when it finds in a queue a note whose event is not of the binding it
 // knows (wh's): cancelled if the namespace is still bound so, but perhaps of a binding this
 // dispatcher's informer has not seen yet (another dispatcher's saw it first and routed under it).
-// A binding newer than the one acted on is kept for the namespace until the cache catches up
-// (bindingOf); whenever the engine's differs from it, the namespace's webhooks are reconciled.
+// A read newer than the binding acted on is kept for the namespace until the cache reaches it
+// (bindingOf; also one that binds as the cache does, so that a lagging cache replaying an older
+// change does not take the namespace back to it). The namespace's webhooks are reconciled when the
+// binding acted on changes, and (at most once a second) whenever the engine's is not the one read.
 func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (deliver.Binding, bool, error) {
 	live, err := tenancy.Observe(ctx, s.APIReader, wh.Namespace)
 	if err != nil {
@@ -327,16 +332,13 @@ func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (delive
 	}
 	s.mu.Lock()
 	eff, dropped := s.effectiveLocked(wh.Namespace, cached)
-	changed := newerThan(live, eff) && !sameBinding(live, eff)
-	switch {
-	case !changed:
-	case sameBinding(live, cached):
-		delete(s.newest, wh.Namespace) // the cache's is the namespace's again
-	default:
+	changed := false
+	if newerThan(live, eff) {
+		changed = !sameBinding(live, eff)
 		if s.newest == nil {
 			s.newest = map[string]confirmed{}
 		}
-		s.newest[wh.Namespace] = confirmed{Observation: live, at: time.Now()}
+		s.newest[wh.Namespace] = confirmed{Observation: live, at: s.now()}
 	}
 	s.mu.Unlock()
 	b := deliver.Binding{AccountID: live.AccountID, GroupID: live.GroupID}
@@ -344,19 +346,23 @@ func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (delive
 		ctrl.LoggerFrom(ctx).Info("The namespace's binding changed before this dispatcher's informer saw it; reconciling its webhooks under the new one",
 			"namespace", wh.Namespace, "account", live.AccountID, "group", live.GroupID, "bound", live.Bound)
 	}
-	if changed || dropped || !live.Bound || b != (deliver.Binding{AccountID: wh.AccountID, GroupID: wh.NamespaceGroup}) {
-		s.reconcileNamespace(ctx, wh.Namespace)
+	switch {
+	case changed || dropped:
+		s.reconcileNamespace(ctx, wh.Namespace, true)
+	case !live.Bound || b != (deliver.Binding{AccountID: wh.AccountID, GroupID: wh.NamespaceGroup}):
+		s.reconcileNamespace(ctx, wh.Namespace, false)
 	}
 	return b, live.Bound, nil
 }
 
-// reconcileNamespace queues a reconcile of every webhook in ns, without waiting, at most once a
-// second per namespace (each queue of the namespace that finds a note of another binding asks,
-// each second): one that does not fit is asked again by the engine's next confirmation.
-func (s *Syncer) reconcileNamespace(ctx context.Context, ns string) {
-	now := time.Now()
+// reconcileNamespace queues a reconcile of every webhook in ns, without waiting. Unless urgent (the
+// binding acted on changed: this ask may be the only one), at most once a second per namespace:
+// each queue of the namespace that finds a note of another binding asks, each second. One that
+// does not fit the channel is asked again by the engine's next confirmation.
+func (s *Syncer) reconcileNamespace(ctx context.Context, ns string, urgent bool) {
+	now := s.now()
 	s.mu.Lock()
-	if last, ok := s.asked[ns]; ok && now.Sub(last) < time.Second {
+	if last, ok := s.asked[ns]; ok && !urgent && now.Sub(last) < time.Second {
 		s.mu.Unlock()
 		return
 	}
@@ -376,18 +382,34 @@ func (s *Syncer) reconcileNamespace(ctx context.Context, ns string) {
 	}
 }
 
-// forgetConfirmedLocked drops confirmed bindings older than confirmedFor and the record of
-// reconciles asked more than a second ago.
-func (s *Syncer) forgetConfirmedLocked(now time.Time) {
+func (s *Syncer) now() time.Time {
+	if s.clock == nil {
+		return time.Now()
+	}
+	return s.clock.Now()
+}
+
+// expireConfirmed drops confirmed bindings older than confirmedFor, and reconciles their
+// namespaces' webhooks (acted on under them) under the cache's; and it forgets the reconciles asked
+// more than a second ago.
+func (s *Syncer) expireConfirmed(ctx context.Context) {
+	now := s.now()
+	var expired []string
+	s.mu.Lock()
 	for ns, c := range s.newest {
 		if now.Sub(c.at) > confirmedFor {
 			delete(s.newest, ns)
+			expired = append(expired, ns)
 		}
 	}
 	for ns, at := range s.asked {
 		if now.Sub(at) >= time.Second {
 			delete(s.asked, ns)
 		}
+	}
+	s.mu.Unlock()
+	for _, ns := range expired {
+		s.reconcileNamespace(ctx, ns, true)
 	}
 }
 
@@ -526,8 +548,8 @@ func (s *Syncer) Sweep(ctx context.Context) error {
 			known = append(known, uid)
 		}
 	}
-	s.forgetConfirmedLocked(time.Now())
 	s.mu.Unlock()
+	s.expireConfirmed(ctx)
 	var errs []error
 	dropped := map[string]bool{}
 	for _, uid := range known {

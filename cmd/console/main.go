@@ -219,8 +219,8 @@ func deliveriesClient(raw, caFile string) (*console.LogAPI, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
 }
 
-// loopback reports whether addr's host is a loopback IP or localhost.
-// trustedProxies parses --trusted-proxies: CIDRs, or bare addresses (one address each).
+// trustedProxies parses --trusted-proxies: CIDRs, or bare addresses (one address each). An
+// IPv4-mapped IPv6 prefix is kept as the IPv4 prefix it covers (peers are compared unmapped).
 func trustedProxies(list string, behindProxy bool) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.Split(list, ",") {
@@ -230,10 +230,16 @@ func trustedProxies(list string, behindProxy bool) ([]netip.Prefix, error) {
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
+			if aerr != nil || a.Zone() != "" {
 				return nil, fmt.Errorf("--trusted-proxies: %q is neither a CIDR nor an address", f)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("--trusted-proxies: %q covers more than IPv4-mapped addresses; name the IPv4 range", f)
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}
@@ -243,6 +249,7 @@ func trustedProxies(list string, behindProxy bool) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// loopback reports whether addr's host is a loopback IP or localhost.
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -37,6 +37,8 @@ func TestRefusedSettings(t *testing.T) {
 		{[]string{"--tls-cert-file", "/x.crt"}, "go together"},
 		{[]string{"--behind-tls-proxy", "--trusted-proxies", "10.0.0.0/8,ingress"}, "\"ingress\" is neither a CIDR nor an address"},
 		{[]string{"--tls-cert-file", "/x.crt", "--tls-key-file", "/x.key", "--trusted-proxies", "10.0.0.0/8"}, "needs --behind-tls-proxy"},
+		{[]string{"--behind-tls-proxy", "--trusted-proxies", "::ffff:0:0/80"}, "covers more than IPv4-mapped addresses"},
+		{[]string{"--behind-tls-proxy", "--trusted-proxies", "fe80::1%eth0"}, "neither a CIDR nor an address"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/nonexistent/ca.crt"}, "KUBERNETES_SERVICE_HOST"},
 		{[]string{"--behind-tls-proxy", "--api-ca-file", "/x", "--kubeconfig", "/y"}, "exclude each other"},
 		{[]string{"--behind-tls-proxy", "--dispatcher-api-url", "http://10.0.0.1:8444"}, "plain HTTP"},
@@ -75,6 +77,24 @@ func TestDeliveriesClient(t *testing.T) {
 	for _, bad := range []string{"http://10.1.2.3:8444", "http://dispatcher:8444", "https://user:pw@d:8444", "d:8444"} {
 		if _, err := deliveriesClient(bad, ""); err == nil {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// --trusted-proxies takes CIDRs and bare addresses; IPv4-mapped ones are kept as IPv4, as peers are
+// compared.
+func TestTrustedProxies(t *testing.T) {
+	got, err := trustedProxies(" 10.0.0.0/8 ,192.0.2.7, ::ffff:10.1.0.0/112, fd00::/8", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "10.1.0.0/16", "fd00::/8"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("got %v, want %v", got, want)
 		}
 	}
 }

@@ -577,8 +577,9 @@ func (h *Handler) failed(w http.ResponseWriter, err error, t target, what string
 // else cannot name a notification.
 var notificationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
-// eventNamePattern matches event names (AGREEMENT_ACTION_COMPLETED, envelopeExpired).
-var eventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,128}$`)
+// eventNamePattern matches event names (AGREEMENT_ACTION_COMPLETED, envelopeExpired), at most 64
+// characters as spec.events and the ingest API allow.
+var eventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
 
 // Bounds of a query.
 const (

@@ -441,6 +441,24 @@ func TestXForwardedForIsReadOnlyFromTrustedProxies(t *testing.T) {
 	}
 	g.Expect(reviews("192.0.2.7:5000", signInBurst+10, 0)).To(Equal(signInBurst), "a peer that is not a proxy, with a new X-Forwarded-For each time")
 	g.Expect(reviews("10.0.0.9:5000", signInBurst+10, 1000)).To(Equal(signInBurst+10), "the proxy, for as many clients")
+	g.Expect(reviews("[::ffff:10.0.0.9]:5000", signInBurst+10, 2000)).To(Equal(signInBurst+10), "the proxy, IPv4-mapped")
+
+	// Two proxies (a load balancer in front of the Ingress): the client is the address left of every
+	// trusted one, not the load balancer's for everybody; what the client wrote further left counts
+	// for nothing.
+	key := func(peer string, forwarded ...string) string {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = peer
+		for _, f := range forwarded {
+			req.Header.Add("X-Forwarded-For", f)
+		}
+		return s.clientAddress(req)
+	}
+	g.Expect(key("10.0.0.9:5000", "203.0.113.5, 198.51.100.7, 10.0.0.3")).To(Equal("198.51.100.7"))
+	g.Expect(key("10.0.0.9:5000", "203.0.113.5", "198.51.100.7", "10.0.0.3")).To(Equal("198.51.100.7"), "one header per hop")
+	g.Expect(key("10.0.0.9:5000", "10.0.0.4, 10.0.0.3")).To(Equal("10.0.0.4"), "only proxies: the first")
+	g.Expect(key("10.0.0.9:5000", "junk, 10.0.0.3")).To(Equal("10.0.0.9"), "unreadable: the peer")
+	g.Expect(key("192.0.2.7:5000", "198.51.100.7")).To(Equal("192.0.2.7"), "not a proxy")
 }
 
 // Every POST of a signed-in user must carry the session's CSRF token.

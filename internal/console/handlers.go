@@ -264,15 +264,19 @@ func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientAddress is the address r came from, as a limit's key (kubeauth.ClientAddress): behind a
-// proxy, the last address of X-Forwarded-For, the one the proxy appended (the ones before it are
-// the client's to write); the proxy's own when there is none, or when the peer is not one of the
-// trusted proxies (Config.TrustedProxies).
+// proxy, the address X-Forwarded-For names last, the one the proxy appended (the ones before it are
+// the client's to write). With trusted proxies (Config.TrustedProxies), the header is read only
+// from one of them, and from the right past every address of theirs (a load balancer in front of
+// the Ingress appends its own too); the peer's own address otherwise, or when there is none.
 func (s *Server) clientAddress(r *http.Request) string {
-	if s.cfg.BehindProxy && s.fromTrustedProxy(r) {
-		if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
-			last := fwd[len(fwd)-1]
-			last = strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
-			if a, err := netip.ParseAddr(last); err == nil {
+	if s.cfg.BehindProxy && s.trusted(peerAddr(r)) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			if i == 0 || len(s.cfg.TrustedProxies) == 0 || !s.trusted(a) {
 				return kubeauth.AddressKey(a)
 			}
 		}
@@ -280,19 +284,24 @@ func (s *Server) clientAddress(r *http.Request) string {
 	return kubeauth.ClientAddress(r)
 }
 
-// fromTrustedProxy reports whether r's peer may say who the client is: any peer, unless
-// Config.TrustedProxies names some.
-func (s *Server) fromTrustedProxy(r *http.Request) bool {
+// peerAddr is r's peer's address (invalid when RemoteAddr does not parse).
+func peerAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+// trusted reports whether a may say who the client is: any address, unless Config.TrustedProxies
+// names some (compared without zone, an IPv4-mapped IPv6 address as IPv4).
+func (s *Server) trusted(a netip.Addr) bool {
 	if len(s.cfg.TrustedProxies) == 0 {
 		return true
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	peer := ap.Addr().Unmap()
+	a = a.WithZone("").Unmap()
 	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(peer) {
+		if p.Contains(a) {
 			return true
 		}
 	}
