@@ -195,6 +195,8 @@ func (r *Replayer) init() {
 		}
 		r.reads = newReplayReads(r.Log, r.Clock, cmp.Or(r.Gather, 200*time.Millisecond), r.wake, observe,
 			newReadBudget(r.readsPerMinute(), r.readBurst()))
+		// Every replay's selection together holds at most as many notifications as one may.
+		r.reads.room = r.maxSelection()
 	}
 }
 
@@ -432,6 +434,12 @@ func (r *Replayer) current(ctx context.Context, rp *hooklinev1.WebhookReplay) (s
 		}
 		st = w
 	}
+	if w != nil && stage(w) == stage(st) && w.WebhookUID == st.WebhookUID {
+		// What it selected and queued, and when it started, are this dispatcher's to know: a
+		// tenant that wrote a lower count into the status of a running replay had it complete,
+		// and free its turn, while what it queued was still being sent.
+		st.Matched, st.Queued, st.StartedAt = w.Matched, w.Queued, w.StartedAt
+	}
 	return st, false
 }
 
@@ -604,13 +612,18 @@ func (r *Replayer) active(wh *hooklinev1.Webhook) (bool, string) {
 // wait records that rp waits for its webhook, and looks again later (the Webhook watch usually
 // comes first).
 func (r *Replayer) wait(ctx context.Context, rp *hooklinev1.WebhookReplay, st *hooklinev1.WebhookReplayStatus, reason, msg string) (ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(rp)
+	if r.reads != nil {
+		// Its read, asked or answered, is not kept while it waits (a selection held for as long
+		// as the tenant keeps its Webhook INACTIVE): it reads again, from its budget, when it goes on.
+		r.reads.drop(key)
+	}
 	phase := phaseWaiting
 	if reason == hooklinev1.ReasonQueued {
 		phase = phaseQueued
 	} else if !started(st) {
 		r.giveBack(ctx, rp)
 	}
-	key := client.ObjectKeyFromObject(rp)
 	r.setPhase(key, phase)
 	r.setConditions(st, rp.Generation, metav1.ConditionTrue, reason, msg)
 	if equalStatus(&rp.Status, st) {
@@ -719,6 +732,9 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	rd, answered, pending := r.reads.take(key)
 	if pending && !answered {
 		return queueResult{heldUntil: r.reads.held(key)}, true, nil
+	}
+	if answered {
+		defer r.reads.release(rd) // its selection is queued, or given up, on return
 	}
 	if !answered {
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
@@ -921,6 +937,22 @@ type selector struct {
 	// own is the state after the newest record of each notification this replay queued, beyond
 	// the "queued again" record itself.
 	own map[uint64]deliveries.State
+	// room, when set, counts each notification newest takes or gives up against the room every
+	// replay's selection shares (replayReads); false refuses one, and the selection is then
+	// deferred: emptied, to be read again once there is room.
+	room     func(delta int) bool
+	deferred bool
+}
+
+// deferSelection empties s, which found no room for its next notification (room).
+func (s *selector) deferSelection() {
+	s.room(-len(s.newest))
+	s.newest, s.deferred = nil, true
+}
+
+// reset makes a deferred s as it was before its read, for the next one.
+func (s *selector) reset() {
+	s.newest, s.own, s.overflow, s.deferred = map[string]*candidate{}, map[uint64]deliveries.State{}, false, false
 }
 
 func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool, max int) *selector {
@@ -962,6 +994,9 @@ func (s *selector) already(seq uint64) bool {
 }
 
 func (s *selector) add(rec deliveries.Record) {
+	if s.deferred {
+		return
+	}
 	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) && !deletedEarlier(rec) {
 		if rec.Kind != deliveries.KindReplayQueued {
 			s.own[rec.EventSeq] = rec.State
@@ -976,13 +1011,22 @@ func (s *selector) add(rec deliveries.Record) {
 		return
 	}
 	if s.states != nil && !s.states[rec.State] {
-		delete(s.newest, key)
+		if _, held := s.newest[key]; held {
+			delete(s.newest, key)
+			if s.room != nil {
+				s.room(-1)
+			}
+		}
 		return
 	}
 	c := s.newest[key]
 	if c == nil {
 		if s.max > 0 && len(s.newest) >= s.max {
 			s.overflow = true
+			return
+		}
+		if s.room != nil && !s.room(1) {
+			s.deferSelection()
 			return
 		}
 		c = &candidate{created: rec.Created}

@@ -48,6 +48,12 @@ type logRead struct {
 	// heldUntil is when the read may be made, while its namespace's budget is spent (zero
 	// otherwise).
 	heldUntil time.Time
+	// counted is how many notifications its selection holds against the room all selections
+	// share (replayReads.room); deferred says that it found none left, and waits to be read again
+	// until the selections before it are released. answered is when it was done.
+	counted  int
+	deferred bool
+	answered time.Time
 }
 
 // replayReads reads the delivery log for replays in batches: the log interleaves every
@@ -68,8 +74,16 @@ type replayReads struct {
 	observe func(time.Duration)
 	budget  *readBudget
 
-	mu    sync.Mutex
-	reads map[types.NamespacedName]*logRead
+	// room bounds the notifications every answered selection holds together, from the read until
+	// the replay has queued them (release), or its read is dropped: a tenant's replays (or many
+	// tenants') could otherwise keep selections of up to MaxSelection each in memory, answered and
+	// never taken (a replay made to wait for its Webhook), until the dispatcher every tenant
+	// shares ran out of it. 0: unbounded. inRoom counts them.
+	room int
+
+	mu     sync.Mutex
+	inRoom int
+	reads  map[types.NamespacedName]*logRead
 	// credit holds, per namespace, reads paid for work that failed (prepay's refund).
 	credit map[string]int
 	kick   chan struct{}
@@ -188,19 +202,82 @@ func (b *replayReads) held(key types.NamespacedName) time.Time {
 	return time.Time{}
 }
 
-// drop forgets key's read (the replay was deleted).
+// drop forgets key's read (the replay was deleted, or waits for its Webhook), and releases its
+// selection.
 func (b *replayReads) drop(key types.NamespacedName) {
 	b.mu.Lock()
-	delete(b.reads, key)
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	if rd := b.reads[key]; rd != nil {
+		delete(b.reads, key)
+		b.releaseLocked(rd)
+	}
+}
+
+// release gives back the room rd's selection held: its replay has queued it (or given it up).
+func (b *replayReads) release(rd *logRead) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.releaseLocked(rd)
+}
+
+func (b *replayReads) releaseLocked(rd *logRead) {
+	if rd.counted == 0 {
+		return
+	}
+	b.inRoom -= rd.counted
+	rd.counted = 0
+	for _, other := range b.reads {
+		if other.deferred {
+			select {
+			case b.kick <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+}
+
+// grow counts delta more notifications of rd's selection against the room; false refuses a
+// growth beyond it.
+func (b *replayReads) grow(rd *logRead, delta int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if delta > 0 && b.room > 0 && b.inRoom+delta > b.room {
+		return false
+	}
+	b.inRoom += delta
+	rd.counted += delta
+	return true
+}
+
+// answeredFor is how long an answered read waits for its replay to take it: one that does not come
+// back for it (its Webhook no longer delivered here, or a reconcile that keeps failing) does not
+// keep its selection.
+const answeredFor = time.Minute
+
+// expire drops the answered reads not taken within answeredFor; their replays read again.
+func (b *replayReads) expire(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key, rd := range b.reads {
+		if rd.done && now.Sub(rd.answered) > answeredFor {
+			delete(b.reads, key)
+			b.releaseLocked(rd)
+		}
+	}
 }
 
 // Start answers the asks until ctx ends (a manager Runnable).
 func (b *replayReads) Start(ctx context.Context) error {
+	tick := time.NewTicker(answeredFor / 4)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case now := <-tick.C:
+			b.expire(now)
+			continue
 		case <-b.kick:
 		}
 		// The replays created together (kubectl apply of a directory) ask within about one
@@ -248,17 +325,58 @@ func (b *replayReads) gathered(ctx context.Context) bool {
 // and wakes the replays that asked.
 func (b *replayReads) answer(ctx context.Context) {
 	b.mu.Lock()
+	batch := b.pickLocked(time.Now()) // a budget of real work, whatever clock the replays keep
+	b.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	err := b.read(ctx, batch)
+	b.mu.Lock()
+	answered := b.clock.Now()
+	for key, rd := range batch {
+		if b.reads[key] != rd {
+			b.releaseLocked(rd)
+			delete(batch, key) // dropped meanwhile
+			continue
+		}
+		if err == nil && rd.sel != nil && rd.sel.deferred {
+			// No room: read again once the selections before it are released, at no new
+			// charge to its namespace.
+			rd.sel.reset()
+			rd.deferred, rd.paid = true, true
+			delete(batch, key)
+			continue
+		}
+		rd.done, rd.err, rd.answered = true, err, answered
+	}
+	b.mu.Unlock()
+	for key := range batch {
+		b.wake(key)
+	}
+}
+
+// pickLocked returns the queued reads to make now: those of the namespaces with reads left in
+// their budget (charged here), or, while any waits for room, only those once no selection holds
+// any (each such batch completes at least one of them: whichever is deferred gives its room to
+// the others). It arranges a kick for when the earliest namespace held back has a read again.
+func (b *replayReads) pickLocked(now time.Time) map[types.NamespacedName]*logRead {
 	batch := map[types.NamespacedName]*logRead{}
-	now := time.Now() // a budget of real work, whatever clock the replays keep
+	deferred := false
+	for _, rd := range b.reads {
+		deferred = deferred || rd.deferred && !rd.done
+	}
+	if deferred && b.inRoom > 0 {
+		return batch // released selections kick again
+	}
 	allowed := map[string]bool{}
 	heldUntil := map[string]time.Time{}
 	var later time.Duration
 	for key, rd := range b.reads {
-		if rd.done {
+		if rd.done || deferred && !rd.deferred {
 			continue
 		}
 		if rd.paid {
-			rd.heldUntil = time.Time{}
+			rd.heldUntil, rd.deferred = time.Time{}, false
 			batch[key] = rd
 			continue
 		}
@@ -291,14 +409,18 @@ func (b *replayReads) answer(ctx context.Context) {
 			}
 		})
 	}
-	b.mu.Unlock()
-	if len(batch) == 0 {
-		return
-	}
+	return batch
+}
+
+// read reads the log once for every read of batch, each selection counted against the room.
+func (b *replayReads) read(ctx context.Context, batch map[types.NamespacedName]*logRead) error {
 	byUID := map[string][]*logRead{}
 	var since time.Time
 	first := true
 	for _, rd := range batch {
+		if rd.sel != nil && rd.sel.selecting && b.room > 0 {
+			rd.sel.room = func(delta int) bool { return b.grow(rd, delta) }
+		}
 		byUID[rd.uid] = append(byUID[rd.uid], rd)
 		if first || rd.since.Before(since) {
 			since, first = rd.since, false
@@ -322,19 +444,10 @@ func (b *replayReads) answer(ctx context.Context) {
 		})
 	}
 	if err != nil {
-		err = fmt.Errorf("reading the delivery log: %w", err)
-	} else if b.observe != nil {
+		return fmt.Errorf("reading the delivery log: %w", err)
+	}
+	if b.observe != nil {
 		b.observe(b.clock.Since(start))
 	}
-	b.mu.Lock()
-	for key, rd := range batch {
-		rd.done, rd.err = true, err
-		if b.reads[key] != rd {
-			delete(batch, key) // dropped meanwhile
-		}
-	}
-	b.mu.Unlock()
-	for key := range batch {
-		b.wake(key)
-	}
+	return nil
 }

@@ -23,9 +23,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
@@ -177,5 +179,121 @@ func TestPrepaidReadsAreChargedOnceAndRefunded(t *testing.T) {
 	ok, held, _ := b.prepay("team")
 	if ok || held.IsZero() {
 		t.Fatalf("a third scan was paid (ok %v, held until %v): the reads charged again, or the scans not at all", ok, held)
+	}
+}
+
+// feedLog answers each read with its webhooks' records.
+type feedLog struct {
+	countingLog
+	recs map[string][]deliveries.Record
+}
+
+func (l *feedLog) ScanMany(ctx context.Context, uids []string, since time.Time, fn func(deliveries.Record) error) error {
+	_ = l.countingLog.ScanMany(ctx, uids, since, fn)
+	for _, uid := range uids {
+		for _, rec := range l.recs[uid] {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// lostRecords are n lost notifications of webhook uid.
+func lostRecords(uid string, n int) []deliveries.Record {
+	out := make([]deliveries.Record, n)
+	for i := range out {
+		out[i] = deliveries.Record{Kind: deliveries.KindDropped, WebhookUID: uid, NotificationID: fmt.Sprintf("%s-n%d", uid, i),
+			EventSeq: uint64(i + 1), EventID: fmt.Sprintf("e%d", i), EventName: "AGREEMENT_CREATED", State: deliveries.StateLost,
+			Created: time.Unix(1_700_000_000, 0), At: time.Unix(1_700_000_100, 0)}
+	}
+	return out
+}
+
+// Every answered selection shares one room (MaxSelection by default): a tenant could otherwise have
+// its replays' selections answered and never taken (a replay made to wait for its Webhook), each
+// of up to MaxSelection notifications, until the shared dispatcher ran out of memory. A selection
+// that finds no room is read again, at no new charge, once the ones before it are released
+// (queued, dropped, or not taken within answeredFor).
+func TestReplaySelectionsShareOneRoom(t *testing.T) {
+	log := &feedLog{recs: map[string][]deliveries.Record{"uid-a": lostRecords("uid-a", 4), "uid-b": lostRecords("uid-b", 4)}}
+	woken := make(chan types.NamespacedName, 10)
+	b := newReplayReads(log, clock.RealClock{}, 10*time.Millisecond, func(k types.NamespacedName) { woken <- k }, nil, newReadBudget(60, 1000))
+	b.room = 5
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Start(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	ask := func(name, uid string) types.NamespacedName {
+		rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: types.UID(name)}}
+		sel := newSelector(rp, time.Unix(1_700_000_200, 0), nil, true, 1000)
+		key := types.NamespacedName{Namespace: "ns", Name: name}
+		b.ask(key, &logRead{uid: uid, fold: sel.add, sel: sel})
+		return key
+	}
+	inRoom := func() int { b.mu.Lock(); defer b.mu.Unlock(); return b.inRoom }
+	next := func() types.NamespacedName {
+		t.Helper()
+		select {
+		case k := <-woken:
+			return k
+		case <-time.After(10 * time.Second):
+			t.Fatal("no read answered")
+			return types.NamespacedName{}
+		}
+	}
+	keyA, keyB := ask("a", "uid-a"), ask("b", "uid-b")
+	first := next()
+	second := keyB
+	if first == keyB {
+		second = keyA
+	}
+	rd, ok, _ := b.take(first)
+	if !ok || len(rd.sel.newest) != 4 {
+		t.Fatalf("first answer: %v, %d selected", ok, len(rd.sel.newest))
+	}
+	if _, ok, asked := b.take(second); ok || !asked {
+		t.Fatalf("the second selection found no room: it waits (answered %v, asked %v)", ok, asked)
+	}
+	if got := inRoom(); got != 4 {
+		t.Fatalf("%d notifications in the room, want 4", got)
+	}
+
+	b.release(rd) // queued
+	if k := next(); k != second {
+		t.Fatalf("woken %v, want %v", k, second)
+	}
+	rd2, ok, _ := b.take(second)
+	if !ok || len(rd2.sel.newest) != 4 || inRoom() != 4 {
+		t.Fatalf("second answer: %v, %d selected, %d in the room", ok, len(rd2.sel.newest), inRoom())
+	}
+	if reads := len(log.read()); reads < 2 {
+		t.Fatalf("%d reads of the log: the deferred selection was not read again", reads)
+	}
+	b.release(rd2)
+
+	// Answered and never taken: given back after answeredFor.
+	keyC := ask("c", "uid-a")
+	if k := next(); k != keyC {
+		t.Fatalf("woken %v", k)
+	}
+	b.expire(time.Now().Add(answeredFor / 2))
+	if inRoom() != 4 {
+		t.Fatalf("expired too soon: %d in the room", inRoom())
+	}
+	b.expire(time.Now().Add(answeredFor + time.Second))
+	if _, ok, asked := b.take(keyC); ok || asked || inRoom() != 0 {
+		t.Fatalf("not expired: answered %v, asked %v, %d in the room", ok, asked, inRoom())
+	}
+	// Dropped (its replay waits for its Webhook, or was deleted): given back at once.
+	keyD := ask("d", "uid-b")
+	if k := next(); k != keyD || inRoom() != 4 {
+		t.Fatalf("woken %v, %d in the room", k, inRoom())
+	}
+	b.drop(keyD)
+	if inRoom() != 0 {
+		t.Fatalf("%d in the room after the drop", inRoom())
 	}
 }

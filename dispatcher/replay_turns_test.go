@@ -237,6 +237,56 @@ func TestAReplayFinishedByHandKeepsItsTurn(t *testing.T) {
 	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
 }
 
+// A tenant writes a lower count of what a running replay queued (status.queued 0) into its status:
+// the replay does not complete on it, nor free its turn while what it queued is still being sent.
+func TestAReplayWhoseQueuedCountIsForgedKeepsItsTurn(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const n = 4
+	s, ns, rc, _ := deliveredThenFailing(t, "acc-replay-count", n)
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	replays := replayEach(t, tenant, ns, "count", rc)
+	waitRunningAtTheCap(t, ns, n-dispatcher.DefaultReplaysPerNamespace)
+	var running []string
+	g.Eventually(func(g Gomega) {
+		running = nil
+		_, _, list := replaysByState(g, ns)
+		for _, rp := range list.Items {
+			if c := meta.FindStatusCondition(rp.Status.Conditions, hooklinev1.ConditionReconciling); c != nil && c.Reason == hooklinev1.ReasonDelivering {
+				g.Expect(rp.Status.Queued).To(BeEquivalentTo(1))
+				running = append(running, rp.Name)
+			}
+		}
+		g.Expect(running).To(HaveLen(dispatcher.DefaultReplaysPerNamespace))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	for _, name := range running {
+		cur := &hooklinev1.WebhookReplay{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cur)).To(Succeed())
+		base := cur.DeepCopy()
+		cur.Status.Queued, cur.Status.Matched = 0, 0
+		g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed(), name)
+	}
+
+	g.Consistently(func(g Gomega) {
+		for _, name := range running {
+			got := &hooklinev1.WebhookReplay{}
+			g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, got)).To(Succeed())
+			g.Expect(got.Status.CompletedAt).To(BeNil(), name)
+		}
+		runningNow, waiting, _ := replaysByState(g, ns)
+		g.Expect(runningNow).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+		g.Expect(waiting).To(Equal(n - dispatcher.DefaultReplaysPerNamespace))
+	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+	rc.set(echoOK)
+	for _, rp := range replays {
+		got := waitCompleted(t, rp, time.Minute)
+		g.Expect(got.Status.Queued).To(BeEquivalentTo(1), rp.Name)
+		g.Expect(got.Status.Delivered).To(BeEquivalentTo(1), rp.Name)
+	}
+	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
+}
+
 // A tenant writes "started" into the status of replays waiting their turn, and deletes each as
 // soon as it had its turn. A replay whose status says it started scans its webhook's whole queue
 // (which may hold millions of notes) for what a previous run queued; before, it scanned before
