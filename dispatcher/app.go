@@ -144,6 +144,10 @@ type Config struct {
 	// reads for its replays (Replayer.LogReadsPerMinute); 0 means the defaults.
 	ReplayLogReadsPerMinute float64
 	ReplayLogReadBurst      int
+	// ReplayNotesPerMinute and ReplayNotesBurst are each namespace's budget of notifications
+	// queued again by its replays (Replayer.NotesPerMinute); 0 means the defaults.
+	ReplayNotesPerMinute float64
+	ReplayNotesBurst     int
 	// APIAuthTTL is how long the read API reuses a TokenReview's or SubjectAccessReview's answer;
 	// 0 means logapi.DefaultAuthTTL.
 	APIAuthTTL time.Duration
@@ -388,6 +392,7 @@ func NewApp(ctx context.Context, restCfg *rest.Config, cfg Config, clk clock.Clo
 		Client: mgr.GetClient(), Store: st, Table: a.Table, Recorder: mgr.GetEventRecorder("hookline-dispatcher"),
 		Clock: clk, Poll: cfg.ReplayPoll, Batch: cfg.ReplayBatch, Gather: cfg.ReplayGather, MaxPerNamespace: cfg.ReplayMaxPerNamespace, MaxSelection: cfg.ReplayMaxSelection,
 		LogReadsPerMinute: cfg.ReplayLogReadsPerMinute, LogReadBurst: cfg.ReplayLogReadBurst,
+		NotesPerMinute: cfg.ReplayNotesPerMinute, NotesBurst: cfg.ReplayNotesBurst,
 	}
 	if cfg.DeliveryLog.Enabled {
 		if err := a.openLog(ctx, cfg); err != nil {

@@ -112,8 +112,15 @@ type Replayer struct {
 	// other namespaces' go ahead.
 	LogReadsPerMinute float64
 	LogReadBurst      int
+	// NotesPerMinute and NotesBurst are each namespace's budget of notifications queued again
+	// (DefaultReplayNotesPerMinute and DefaultReplayNotesBurst when 0; notesBudget): a replay
+	// starts selecting only while its namespace has some left.
+	NotesPerMinute float64
+	NotesBurst     int
 	// Metrics, when set, receives the replays' metrics (NewReplayMetrics).
 	Metrics *ReplayMetrics
+
+	notes *notesBudget
 
 	tally *replayTally
 	reads *replayReads
@@ -186,6 +193,7 @@ func (r *Replayer) init() {
 	r.uids = map[types.NamespacedName]types.UID{}
 	r.peak = map[string]int{}
 	r.present = utilcache.NewLRUExpireCacheWithClock(1024, r.Clock)
+	r.notes = newNotesBudget(cmp.Or(r.NotesPerMinute, DefaultReplayNotesPerMinute), cmp.Or(r.NotesBurst, DefaultReplayNotesBurst))
 	if r.Log != nil {
 		// Metrics may be set after init (before the manager starts): looked up at each read.
 		observe := func(d time.Duration) {
@@ -390,6 +398,9 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 	}
 	if !delivering(st) {
 		res, asked, err := r.queue(ctx, rp, wh, st.StartedAt.Time)
+		if err == nil && !res.notesUntil.IsZero() {
+			return r.waitNotes(ctx, rp, wh, st, res.notesUntil)
+		}
 		if err == nil && !res.heldUntil.IsZero() {
 			// Said, so that a tenant whose replays seem stuck learns why and until when.
 			r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, fmt.Sprintf(
@@ -410,6 +421,18 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 			fmt.Sprintf("%d notifications queued again; waiting for their deliveries", st.Queued))
 	}
 	return r.follow(ctx, rp, wh, st)
+}
+
+// waitNotes records that rp waits for its namespace's budget of notifications queued again, until
+// until, and looks again then.
+func (r *Replayer) waitNotes(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, st *hooklinev1.WebhookReplayStatus, until time.Time) (ctrl.Result, error) {
+	r.setConditions(st, rp.Generation, metav1.ConditionTrue, hooklinev1.ReasonQueueing, fmt.Sprintf(
+		"namespace %s has spent its budget of notifications queued again by replays (%d at once, then %g a minute); the selection of webhook %s is read at %s",
+		rp.Namespace, cmp.Or(r.NotesBurst, DefaultReplayNotesBurst), cmp.Or(r.NotesPerMinute, DefaultReplayNotesPerMinute), wh.Name, until.UTC().Format(time.RFC3339)))
+	if err := r.apply(ctx, rp, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: max(time.Until(until), r.poll())}, nil
 }
 
 // current returns the status rp goes on from: the cache's, or what this dispatcher last wrote.
@@ -528,7 +551,9 @@ func (r *Replayer) start(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	// replays created together then ask within one gathering interval (replayReads) instead of
 	// one API write apart each, so that one read serves them all. Nothing of this replay is
 	// queued yet: that waits for the write.
-	r.askRead(rp, st.WebhookUID, now.Time, nil, false)
+	if r.notes.wait(rp.Namespace, time.Now()) == 0 {
+		r.askRead(rp, st.WebhookUID, now.Time, nil, false)
+	}
 	// Recorded before anything is queued: a resumed replay reads its progress from here. A write
 	// that fails keeps the turn: the retry starts it, before any replay created after it (giving
 	// the turn back let a later one start first under a loaded API server). Deleting the replay
@@ -711,6 +736,9 @@ type queueResult struct {
 	tooLarge bool
 	// heldUntil is set while the selection's read waits for the namespace's budget of log reads.
 	heldUntil time.Time
+	// notesUntil is when it may select, while its namespace has spent its budget of notifications
+	// queued again (zero otherwise).
+	notesUntil time.Time
 }
 
 // readBurst and readsPerMinute are each namespace's budget of log reads, as configured or by default.
@@ -735,6 +763,12 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	}
 	if answered {
 		defer r.reads.release(rd) // its selection is queued, or given up, on return
+	}
+	if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
+		// Its namespace has spent its budget of notifications queued again: nothing is selected
+		// meanwhile (a read asked as it started is given back).
+		r.reads.drop(key)
+		return queueResult{notesUntil: heldTill(time.Now(), wait)}, false, nil
 	}
 	if !answered {
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
@@ -789,6 +823,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		}
 		added, g, err := r.enqueue(ctx, rp, wh, todo[:n], first)
 		release()
+		r.notes.charge(rp.Namespace, added, time.Now()) // a budget of real work, as the reads'
 		if err != nil {
 			return queueResult{}, false, err
 		}

@@ -717,3 +717,42 @@ func flipStatusState(t *testing.T, s *stack, tenant client.Client, wh *hooklinev
 		}).WithTimeout(5 * time.Second).WithPolling(10 * time.Millisecond).Should(Succeed())
 	}
 }
+
+// Each namespace's replays queue at most their budget of notifications (a burst, then so many a
+// minute): a tenant creating replays, deleting each once queued and replaying what the deletions
+// cancelled, queued hundreds of thousands a minute, each a stored note and records, with only the
+// log reads budgeted. A replay starts selecting only while the namespace has some left, then queues
+// its whole selection; the next one waits, saying until when.
+func TestReplaysQueueWithinTheirNamespacesBudgetOfNotifications(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	_, ns, rc, _ := deliveredThenFailing(t, "acc-replay-notes", 3, func(c *dispatcher.Config) {
+		c.ReplayNotesBurst, c.ReplayNotesPerMinute = 2, 0.01 // nothing refills while the test runs
+	})
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	var ids []hooklinev1.NotificationID
+	for _, p := range rc.decoded(t) {
+		ids = append(ids, hooklinev1.NotificationID(p.notificationID))
+	}
+	whole := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "whole"},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", NotificationIDs: ids}}
+	g.Expect(tenant.Create(ctx, whole)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, whole)
+		g.Expect(got.Status.Queued).To(BeEquivalentTo(3), "started with 2 left: its whole selection")
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+
+	// Of a notification the first one did not queue: none is selected while the budget is spent.
+	next := replaysOf(t, tenant, ns, "next", "00000000-0000-4000-8000-000000000000", 1)[0]
+	g.Eventually(func(g Gomega) (string, error) {
+		c := meta.FindStatusCondition(getReplay(g, next).Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		return c.Message, nil
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(ContainSubstring("has spent its budget of notifications queued again by replays (2 at once, then 0.01 a minute)"))
+	g.Consistently(func(g Gomega) {
+		got := getReplay(g, next)
+		g.Expect(got.Status.Queued).To(BeZero())
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonQueueing))
+	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}

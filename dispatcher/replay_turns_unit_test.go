@@ -225,3 +225,29 @@ func TestAReplayWaitingToResumeCountsOnlyThoseCreatedBeforeIt(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(ok).To(BeFalse(), "the only turn is the first's")
 }
+
+// A namespace's budget of notifications queued again: a replay may start while some are left, and
+// is charged for all it queues (below zero); the namespace then waits until the balance is above
+// zero again, at the budget's rate. Namespaces are independent.
+func TestNotesBudget(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	b := newNotesBudget(60, 10) // one a second, 10 at once
+	if w := b.wait("a", t0); w != 0 {
+		t.Fatalf("a fresh namespace waits %v", w)
+	}
+	b.charge("a", 15, t0) // balance -5
+	if w := b.wait("a", t0); w != 6*time.Second {
+		t.Fatalf("after 15 of 10: wait %v, want 6s (until the balance is 1)", w)
+	}
+	if w := b.wait("a", t0.Add(6*time.Second)); w != 0 {
+		t.Fatalf("6 s later: wait %v", w)
+	}
+	if w := b.wait("b", t0); w != 0 {
+		t.Fatalf("another namespace waits %v", w)
+	}
+	b.charge("a", 1, t0.Add(time.Hour)) // refilled to the burst, not beyond
+	b.charge("a", 9, t0.Add(time.Hour))
+	if w := b.wait("a", t0.Add(time.Hour)); w != time.Second {
+		t.Fatalf("10 of a full 10: wait %v, want 1s", w)
+	}
+}

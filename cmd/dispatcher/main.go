@@ -77,6 +77,7 @@ type options struct {
 	replayMaxPerNamespace   int
 	replayMaxSelection      int
 	replayLogReads          float64
+	replayNotes             float64
 	allowHTTP               bool
 	extraCA                 string
 	allowedCIDRs            netguard.CIDRList
@@ -150,7 +151,8 @@ func main() {
 	flag.DurationVar(&o.replayPoll, "replay-poll-interval", 2*time.Second, "How often a running WebhookReplay's progress (or the Webhook it waits for) is read again.")
 	flag.IntVar(&o.replayMaxPerNamespace, "replay-max-per-namespace", dispatcher.DefaultReplaysPerNamespace, "Most WebhookReplays running at once in one namespace; the others wait their turn (reason Queued) and start in creation order.")
 	flag.Float64Var(&o.replayLogReads, "replay-log-reads-per-minute", dispatcher.DefaultReplayLogReadsPerMinute, "Each namespace's budget of delivery log reads for its WebhookReplays, after a burst of 5: a read walks the log from the earliest start asked (every tenant's records), and the replays created together share one; a namespace over its budget has its replays wait while other namespaces' go ahead.")
-	flag.IntVar(&o.replayMaxSelection, "replay-max-selection", dispatcher.DefaultReplayMaxSelection, "Most notifications one WebhookReplay's selection holds while the delivery log is read (about 130 bytes each, 220 at the peak, when they are sorted for queueing); a replay that needs more stops before it queues anything (Stalled, reason SelectionTooLarge) and is to be split by time.")
+	flag.Float64Var(&o.replayNotes, "replay-notes-per-minute", dispatcher.DefaultReplayNotesPerMinute, "Each namespace's budget of notifications its WebhookReplays queue again, after a burst of --replay-max-selection: a replay starts selecting only while its namespace has some left (it then queues its whole selection), and otherwise waits, saying until when.")
+	flag.IntVar(&o.replayMaxSelection, "replay-max-selection", dispatcher.DefaultReplayMaxSelection, "Most notifications one WebhookReplay's selection holds while the delivery log is read, and all replays' selections together (about 250 bytes each, 340 at the peak, when they are sorted for queueing); a replay that needs more stops before it queues anything (Stalled, reason SelectionTooLarge) and is to be split by time.")
 	flag.BoolVar(&o.allowHTTP, "allow-http", false, "Deliver to http:// URLs (in-cluster receivers, local testing).")
 	flag.StringVar(&o.extraCA, "extra-ca-bundle", "", "PEM file of CA certificates trusted for receivers in addition to the system pool.")
 	flag.Var(&o.allowedCIDRs, "allowed-cidrs", "Comma-separated CIDRs receivers may be in although the SSRF guard blocks them (loopback, private, link-local, ...), e.g. in-cluster receivers.")
@@ -222,6 +224,9 @@ func (o options) validate() error {
 	}
 	if o.replayLogReads <= 0 {
 		return fmt.Errorf("--replay-log-reads-per-minute (%g) must be above 0, or a namespace's replays wait for ever once its burst is spent", o.replayLogReads)
+	}
+	if o.replayNotes <= 0 {
+		return fmt.Errorf("--replay-notes-per-minute (%g) must be above 0, or a namespace's replays wait for ever once its burst is spent", o.replayNotes)
 	}
 	if o.replayMaxSelection < 1 {
 		return fmt.Errorf("--replay-max-selection (%d) must be at least 1, or no replay by time ever runs", o.replayMaxSelection)
@@ -333,7 +338,7 @@ func run(o options) error {
 		},
 		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
-		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, ReplayLogReadsPerMinute: o.replayLogReads, DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
+		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, ReplayLogReadsPerMinute: o.replayLogReads, ReplayNotesPerMinute: o.replayNotes, ReplayNotesBurst: max(o.replayMaxSelection, dispatcher.DefaultReplayNotesBurst), DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
 		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry:     ctrlmetrics.Registry,

@@ -48,6 +48,7 @@ spec:
         - --replay-max-per-namespace={{ $d.replay.maxPerNamespace | int64 }}
         - --replay-max-selection={{ $d.replay.maxSelection | int64 }}
         - --replay-log-reads-per-minute={{ $d.replay.logReadsPerMinute }}
+        - --replay-notes-per-minute={{ $d.replay.notesPerMinute }}
         {{- if $d.tls.existingSecret }}
         - --tls-cert-file=/etc/hookline/ingest-tls/tls.crt
         - --tls-key-file=/etc/hookline/ingest-tls/tls.key
