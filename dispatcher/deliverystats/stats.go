@@ -24,6 +24,7 @@ limitations under the License.
 package deliverystats
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"sync"
@@ -47,16 +48,24 @@ const DefaultSize = 512
 const keep = 7*24*time.Hour + time.Hour
 
 // Cache keeps per-webhook sums. Its zero value is not usable: use New.
+//
+// One namespace's webhooks hold at most a share of it (share): a tenant with more Webhooks than
+// the cache holds, asking for their figures in turn, evicted every other tenant's entries, whose
+// next view read a week of records again; beyond its share, a namespace's own least recently used
+// entry goes instead.
 type Cache struct {
-	src Source
-	now func() time.Time
+	src   Source
+	now   func() time.Time
+	share int
 
 	mu      sync.Mutex
 	entries *lru.Cache
+	// byNamespace holds each namespace's cached uids, least recently used first.
+	byNamespace map[string]*list.List
 }
 
-// New returns a cache of at most size webhooks (0: DefaultSize) reading src; now is its clock (nil:
-// time.Now).
+// New returns a cache of at most size webhooks (0: DefaultSize), at most an eighth of them of one
+// namespace, reading src; now is its clock (nil: time.Now).
 func New(src Source, size int, now func() time.Time) *Cache {
 	if size <= 0 {
 		size = DefaultSize
@@ -64,7 +73,22 @@ func New(src Source, size int, now func() time.Time) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{src: src, now: now, entries: lru.New(size)}
+	c := &Cache{src: src, now: now, share: max(1, size/8), byNamespace: map[string]*list.List{}}
+	c.entries = lru.NewWithEvictionFunc(size, func(_ lru.Key, v any) { c.forgetLocked(v.(*entry)) })
+	return c
+}
+
+// forgetLocked takes e, evicted, out of its namespace's list.
+func (c *Cache) forgetLocked(e *entry) {
+	l := c.byNamespace[e.namespace]
+	if l == nil || e.elem == nil {
+		return
+	}
+	l.Remove(e.elem)
+	e.elem = nil
+	if l.Len() == 0 {
+		delete(c.byNamespace, e.namespace)
+	}
 }
 
 // sums is one hour's (or one bucket's) figures.
@@ -114,6 +138,10 @@ func of(r *deliveries.Record) (sums, bool) {
 
 // entry is one webhook's hourly sums and where its reading stopped.
 type entry struct {
+	// namespace and elem (in Cache.byNamespace) are the cache's, under its lock.
+	namespace string
+	elem      *list.Element
+
 	mu     sync.Mutex
 	loaded bool
 	next   uint64          // the stream sequence to read from
@@ -142,25 +170,42 @@ func (e *entry) prune(now time.Time) {
 	}
 }
 
-func (c *Cache) entry(uid string) *entry {
+func (c *Cache) entry(namespace, uid string) *entry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if v, ok := c.entries.Get(uid); ok {
-		return v.(*entry)
+		e := v.(*entry)
+		if e.elem != nil {
+			c.byNamespace[e.namespace].MoveToBack(e.elem)
+		}
+		return e
 	}
-	e := &entry{hours: map[int64]*sums{}}
+	l := c.byNamespace[namespace]
+	if l == nil {
+		l = list.New()
+		c.byNamespace[namespace] = l
+	}
+	if l.Len() >= c.share {
+		c.entries.Remove(l.Front().Value.(string)) // its namespace's least recently used
+	}
+	e := &entry{namespace: namespace, hours: map[int64]*sums{}}
+	if l = c.byNamespace[namespace]; l == nil { // emptied by the removal
+		l = list.New()
+		c.byNamespace[namespace] = l
+	}
+	e.elem = l.PushBack(uid)
 	c.entries.Add(uid, e)
 	return e
 }
 
-// Stats returns uid's figures over w, reading only the records written since the last call for
-// uid (all of its last 7 days when uid is not cached).
-func (c *Cache) Stats(ctx context.Context, uid string, w deliveries.Window) (deliveries.Stats, error) {
+// Stats returns the figures over w of webhook uid of namespace, reading only the records written
+// since the last call for uid (all of its last 7 days when uid is not cached).
+func (c *Cache) Stats(ctx context.Context, namespace, uid string, w deliveries.Window) (deliveries.Stats, error) {
 	length, bucket, ok := w.Span()
 	if !ok {
 		return deliveries.Stats{}, ErrUnknownWindow
 	}
-	e := c.entry(uid)
+	e := c.entry(namespace, uid)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := c.now()

@@ -18,6 +18,7 @@ package deliverystats
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,7 +83,7 @@ func TestStatsBucketsAndIncrementalReads(t *testing.T) {
 	src.attempt("a", now.Add(-8*24*time.Hour), deliveries.StateDelivered, 40)
 	c := New(src, 2, clock)
 
-	day, err := c.Stats(ctx, "a", deliveries.Window24h)
+	day, err := c.Stats(ctx, "ns", "a", deliveries.Window24h)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(day.Buckets).To(HaveLen(24))
 	g.Expect(day.BucketSeconds).To(Equal(int64(3600)))
@@ -94,7 +95,7 @@ func TestStatsBucketsAndIncrementalReads(t *testing.T) {
 	g.Expect(src.calls[0].since).To(Equal(now.Add(-keep)), "the first view reads 7 days back, not the whole log")
 	g.Expect(src.calls[0].read).To(Equal(6))
 
-	week, err := c.Stats(ctx, "a", deliveries.Window7d)
+	week, err := c.Stats(ctx, "ns", "a", deliveries.Window7d)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(week.Buckets).To(HaveLen(28))
 	g.Expect(week.BucketSeconds).To(Equal(int64(6 * 3600)))
@@ -106,14 +107,14 @@ func TestStatsBucketsAndIncrementalReads(t *testing.T) {
 	// New records, and an hour later: only they are read, and the buckets move with the clock.
 	src.attempt("a", now.Add(20*time.Minute), deliveries.StateDelivered, 10)
 	now = now.Add(time.Hour)
-	day, err = c.Stats(ctx, "a", deliveries.Window24h)
+	day, err = c.Stats(ctx, "ns", "a", deliveries.Window24h)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(src.calls[2].read).To(Equal(1))
 	g.Expect(day.Buckets[23].Start).To(Equal(time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)))
 	g.Expect(day.Buckets[22].Delivered).To(Equal(1))
 	g.Expect(day.Buckets[20].Attempts).To(Equal(3))
 
-	_, err = c.Stats(ctx, "a", "1y")
+	_, err = c.Stats(ctx, "ns", "a", "1y")
 	g.Expect(err).To(MatchError(ErrUnknownWindow))
 }
 
@@ -127,7 +128,7 @@ func TestStatsCacheIsBounded(t *testing.T) {
 	}
 	c := New(src, 2, func() time.Time { return now })
 	for _, uid := range []string{"a", "b", "c", "a"} {
-		s, err := c.Stats(ctx, uid, deliveries.Window24h)
+		s, err := c.Stats(ctx, "ns-"+uid, uid, deliveries.Window24h)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(s.Total.Delivered).To(Equal(1), uid)
 	}
@@ -137,16 +138,42 @@ func TestStatsCacheIsBounded(t *testing.T) {
 	g.Expect(src.calls[3].read).To(Equal(1))
 }
 
+// One namespace's webhooks hold at most an eighth of the cache: a tenant asking for the figures of
+// more Webhooks than the cache holds, in turn, evicts only its own entries; another tenant's
+// entry is continued, not read again from a week back.
+func TestOneNamespaceHoldsItsShareOfTheStatsCache(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
+	src := &fakeLog{}
+	src.attempt("victim", now.Add(-time.Minute), deliveries.StateDelivered, 5)
+	c := New(src, 16, func() time.Time { return now }) // a share of 2
+	_, err := c.Stats(ctx, "team-b", "victim", deliveries.Window24h)
+	g.Expect(err).NotTo(HaveOccurred())
+	for i := range 40 {
+		uid := fmt.Sprintf("flood-%d", i)
+		src.attempt(uid, now.Add(-time.Minute), deliveries.StateDelivered, 5)
+		_, err := c.Stats(ctx, "team-a", uid, deliveries.Window24h)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Expect(c.entries.Len()).To(Equal(3), "the victim and team-a's share")
+	s, err := c.Stats(ctx, "team-b", "victim", deliveries.Window24h)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(s.Total.Delivered).To(Equal(1))
+	last := src.calls[len(src.calls)-1]
+	g.Expect(last.from).NotTo(BeZero(), "continued from where it was, not read again")
+}
+
 func TestOldHoursAreForgotten(t *testing.T) {
 	g := NewWithT(t)
 	now := time.Date(2026, 11, 25, 10, 30, 0, 0, time.UTC)
 	src := &fakeLog{}
 	src.attempt("a", now.Add(-time.Minute), deliveries.StateDelivered, 5)
 	c := New(src, 2, func() time.Time { return now })
-	_, err := c.Stats(context.Background(), "a", deliveries.Window7d)
+	_, err := c.Stats(context.Background(), "ns", "a", deliveries.Window7d)
 	g.Expect(err).NotTo(HaveOccurred())
 	now = now.Add(8 * 24 * time.Hour)
-	s, err := c.Stats(context.Background(), "a", deliveries.Window7d)
+	s, err := c.Stats(context.Background(), "ns", "a", deliveries.Window7d)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(s.Total.Attempts).To(BeZero())
 	v, _ := c.entries.Get("a")

@@ -68,7 +68,7 @@ type Log interface {
 
 // Stats sums a webhook's deliveries over a window (deliverystats.Cache).
 type Stats interface {
-	Stats(ctx context.Context, uid string, w deliveries.Window) (deliveries.Stats, error)
+	Stats(ctx context.Context, namespace, uid string, w deliveries.Window) (deliveries.Stats, error)
 }
 
 // Tester queues a test notification for one webhook (dispatcher.Intake).
@@ -422,7 +422,7 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request, t target) {
 		writeError(w, http.StatusServiceUnavailable, "LogOff", "this dispatcher keeps no delivery statistics")
 		return
 	}
-	st, err := h.Stats.Stats(r.Context(), t.uid, win)
+	st, err := h.Stats.Stats(r.Context(), t.wh.Namespace, t.uid, win)
 	if err != nil {
 		h.internal(w, err, t)
 		return
