@@ -758,17 +758,17 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	uid := string(wh.UID)
 	key := client.ObjectKeyFromObject(rp)
 	rd, answered, pending := r.reads.take(key)
-	if pending && !answered {
-		return queueResult{heldUntil: r.reads.held(key)}, true, nil
-	}
 	if answered {
 		defer r.reads.release(rd) // its selection is queued, or given up, on return
-	}
-	if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
+	} else if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
 		// Its namespace has spent its budget of notifications queued again: nothing is selected
-		// meanwhile (a read asked as it started is given back).
+		// meanwhile (a read asked as it started, not made yet, is given back, uncharged). One
+		// answered already is queued: it was asked while the namespace had some left.
 		r.reads.drop(key)
 		return queueResult{notesUntil: heldTill(time.Now(), wait)}, false, nil
+	}
+	if pending && !answered {
+		return queueResult{heldUntil: r.reads.held(key)}, true, nil
 	}
 	if !answered {
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
@@ -1155,6 +1155,9 @@ func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hookli
 	if !complete {
 		key := client.ObjectKeyFromObject(rp)
 		rd, answered, pending := r.reads.take(key)
+		if answered {
+			defer r.reads.release(rd) // a selection answered for it (its status was moved on) holds room
+		}
 		switch {
 		case pending && !answered:
 			return false, nil

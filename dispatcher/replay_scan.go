@@ -74,6 +74,9 @@ type replayReads struct {
 	observe func(time.Duration)
 	budget  *readBudget
 
+	// gated says that reads were held back for the room's sake at the last pick: a release (or an
+	// answer that leaves the room empty) kicks the loop again for them.
+	gated bool
 	// room bounds the notifications every answered selection holds together, from the read until
 	// the replay has queued them (release), or its read is dropped: a tenant's replays (or many
 	// tenants') could otherwise keep selections of up to MaxSelection each in memory, answered and
@@ -226,16 +229,21 @@ func (b *replayReads) releaseLocked(rd *logRead) {
 	}
 	b.inRoom -= rd.counted
 	rd.counted = 0
-	for _, other := range b.reads {
-		if other.deferred {
-			select {
-			case b.kick <- struct{}{}:
-			default:
-			}
-			return
-		}
+	if b.gated {
+		b.kickLocked() // reads held back for the room's sake may go now
 	}
 }
+
+// kickLocked wakes the reads' loop without waiting.
+func (b *replayReads) kickLocked() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// selecting reports whether rd fills a selection (and takes room); a count does not.
+func (rd *logRead) selecting() bool { return rd.sel != nil && rd.sel.selecting }
 
 // grow counts delta more notifications of rd's selection against the room; false refuses a
 // growth beyond it.
@@ -275,8 +283,8 @@ func (b *replayReads) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-tick.C:
-			b.expire(now)
+		case <-tick.C:
+			b.expire(b.clock.Now())
 			continue
 		case <-b.kick:
 		}
@@ -349,6 +357,14 @@ func (b *replayReads) answer(ctx context.Context) {
 		}
 		rd.done, rd.err, rd.answered = true, err, answered
 	}
+	if b.inRoom == 0 {
+		for _, rd := range b.reads {
+			if rd.deferred && !rd.done {
+				b.kickLocked() // deferred with nothing left holding the room: read them now
+				break
+			}
+		}
+	}
 	b.mu.Unlock()
 	for key := range batch {
 		b.wake(key)
@@ -365,14 +381,18 @@ func (b *replayReads) pickLocked(now time.Time) map[types.NamespacedName]*logRea
 	for _, rd := range b.reads {
 		deferred = deferred || rd.deferred && !rd.done
 	}
-	if deferred && b.inRoom > 0 {
-		return batch // released selections kick again
-	}
+	b.gated = false
 	allowed := map[string]bool{}
 	heldUntil := map[string]time.Time{}
 	var later time.Duration
 	for key, rd := range b.reads {
-		if rd.done || deferred && !rd.deferred {
+		if rd.done {
+			continue
+		}
+		// Counts take no room and always go; selections wait behind a deferred one, which goes
+		// alone once the room is empty (released selections kick again).
+		if deferred && rd.selecting() && (!rd.deferred || b.inRoom > 0) {
+			b.gated = true
 			continue
 		}
 		if rd.paid {
@@ -418,7 +438,7 @@ func (b *replayReads) read(ctx context.Context, batch map[types.NamespacedName]*
 	var since time.Time
 	first := true
 	for _, rd := range batch {
-		if rd.sel != nil && rd.sel.selecting && b.room > 0 {
+		if rd.selecting() && b.room > 0 {
 			rd.sel.room = func(delta int) bool { return b.grow(rd, delta) }
 		}
 		byUID[rd.uid] = append(byUID[rd.uid], rd)

@@ -260,6 +260,18 @@ func TestReplaySelectionsShareOneRoom(t *testing.T) {
 	if got := inRoom(); got != 4 {
 		t.Fatalf("%d notifications in the room, want 4", got)
 	}
+	// Asked meanwhile: a selection waits behind the deferred one; a count (no room) does not.
+	keyE := ask("e", "uid-b")
+	rpCount := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "count", UID: "count"}}
+	count := newSelector(rpCount, time.Unix(1_700_000_200, 0), nil, false, 0)
+	keyCount := types.NamespacedName{Namespace: "ns", Name: "count"}
+	b.ask(keyCount, &logRead{uid: "uid-a", fold: count.add, sel: count})
+	if k := next(); k != keyCount {
+		t.Fatalf("woken %v, want the count", k)
+	}
+	if _, ok, asked := b.take(keyE); ok || !asked {
+		t.Fatalf("a selection asked meanwhile went before the deferred one (answered %v)", ok)
+	}
 
 	b.release(rd) // queued
 	if k := next(); k != second {
@@ -272,7 +284,15 @@ func TestReplaySelectionsShareOneRoom(t *testing.T) {
 	if reads := len(log.read()); reads < 2 {
 		t.Fatalf("%d reads of the log: the deferred selection was not read again", reads)
 	}
-	b.release(rd2)
+	b.release(rd2) // the one asked meanwhile goes now, with nothing else asked
+	if k := next(); k != keyE {
+		t.Fatalf("woken %v, want %v", k, keyE)
+	}
+	rdE, ok, _ := b.take(keyE)
+	if !ok || len(rdE.sel.newest) != 4 {
+		t.Fatalf("the selection asked meanwhile: %v", ok)
+	}
+	b.release(rdE)
 
 	// Answered and never taken: given back after answeredFor.
 	keyC := ask("c", "uid-a")

@@ -108,16 +108,16 @@ func BenchmarkSelectionMemory(b *testing.B) {
 		var m0, m1 runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
-		recs := records(state)
-		s := newSelector(rp, t0.Add(time.Hour), nil, true, 0)
-		for _, r := range recs {
-			s.add(r)
-		}
-		recs = nil
+		s := func() *selector { // the records are gone once it returns
+			s := newSelector(rp, t0.Add(time.Hour), nil, true, 0)
+			for _, r := range records(state) {
+				s.add(r)
+			}
+			return s
+		}()
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		runtime.KeepAlive(s)
-		runtime.KeepAlive(recs)
 		return float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / n
 	}
 	var h, o float64
