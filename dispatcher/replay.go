@@ -762,8 +762,8 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		defer r.reads.release(rd) // its selection is queued, or given up, on return
 	} else if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
 		// Its namespace has spent its budget of notifications queued again: nothing is selected
-		// meanwhile (a read asked as it started, not made yet, is given back, uncharged). One
-		// answered already is queued: it was asked while the namespace had some left.
+		// meanwhile (a read asked and not made yet is given back). One answered already is
+		// queued: it was asked while the namespace had some left.
 		r.reads.drop(key)
 		return queueResult{notesUntil: heldTill(time.Now(), wait)}, false, nil
 	}
@@ -780,7 +780,10 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	if !rd.sel.selecting || rd.uid != uid {
 		// A count's answer (the replay was Delivering when it was asked), or one for another
 		// Webhook of the name (deleted and created again, its uid written into the status by
-		// hand): select afresh, from this Webhook's log.
+		// hand): select afresh, from this Webhook's log, when the namespace's budget allows.
+		if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
+			return queueResult{notesUntil: heldTill(time.Now(), wait)}, false, nil
+		}
 		held, err := r.askSelection(ctx, rp, uid, startedAt)
 		return queueResult{heldUntil: held}, true, err
 	}
@@ -1152,8 +1155,12 @@ func listSome(ss []string) string {
 func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
 	ref := replayRef(rp)
 	delivered, failed, complete := r.tally.counts(uid, ref, st.Queued)
-	if !complete {
-		key := client.ObjectKeyFromObject(rp)
+	key := client.ObjectKeyFromObject(rp)
+	if complete {
+		// A selection answered for it before its status moved on (another dispatcher queued it)
+		// is not needed: its room goes back now, not when the answer expires.
+		r.reads.drop(key)
+	} else {
 		rd, answered, pending := r.reads.take(key)
 		if answered {
 			defer r.reads.release(rd) // a selection answered for it (its status was moved on) holds room

@@ -250,7 +250,9 @@ func (rd *logRead) selecting() bool { return rd.sel != nil && rd.sel.selecting }
 func (b *replayReads) grow(rd *logRead, delta int) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if delta > 0 && b.room > 0 && b.inRoom+delta > b.room {
+	// A selection alone in the room may fill it past its bound (up to its own, MaxSelection): one
+	// deferred alone would be deferred again, and read again, for ever.
+	if delta > 0 && b.room > 0 && b.inRoom+delta > b.room && b.inRoom != rd.counted {
 		return false
 	}
 	b.inRoom += delta
@@ -352,6 +354,7 @@ func (b *replayReads) answer(ctx context.Context) {
 			// charge to its namespace.
 			rd.sel.reset()
 			rd.deferred, rd.paid = true, true
+			b.gated = true // a release kicks the loop for it
 			delete(batch, key)
 			continue
 		}

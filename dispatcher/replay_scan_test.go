@@ -316,4 +316,23 @@ func TestReplaySelectionsShareOneRoom(t *testing.T) {
 	if inRoom() != 0 {
 		t.Fatalf("%d in the room after the drop", inRoom())
 	}
+
+	// On a quiet dispatcher: a selection asked alone while another holds the room is deferred, and
+	// read again once that one is released, with nothing else asked.
+	keyX := ask("x", "uid-a")
+	if k := next(); k != keyX {
+		t.Fatalf("woken %v", k)
+	}
+	rdX, _, _ := b.take(keyX)
+	keyY := ask("y", "uid-b")
+	deferred := func() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.reads[keyY] != nil && b.reads[keyY].deferred }
+	for end := time.Now().Add(10 * time.Second); !deferred(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("not deferred")
+		}
+	}
+	b.release(rdX)
+	if k := next(); k != keyY {
+		t.Fatalf("woken %v, want %v", k, keyY)
+	}
 }
