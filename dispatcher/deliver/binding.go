@@ -26,6 +26,7 @@ package deliver
 
 import (
 	"context"
+	"time"
 
 	"github.com/hookline/hookline/dispatcher/store"
 )
@@ -42,6 +43,10 @@ func (e *Engine) ConfirmBindingsWith(src BindingSource) {
 	e.bindings = src
 	e.mu.Unlock()
 }
+
+// confirmTimeout bounds a confirmation of a namespace's binding; one that fails is tried again by the
+// next attempt, a second later.
+const confirmTimeout = 10 * time.Second
 
 // coveredLocked reports whether note was stored before q's binding b was last confirmed: its event,
 // if of another binding, is then of an older one.
@@ -64,6 +69,9 @@ func (e *Engine) judgeBinding(ctx context.Context, q *queue, note store.Note, ev
 	case covered:
 		return b, false, true
 	}
+	// Bounded: the attempt holds its queue (and, at a handover, Release waits for it) meanwhile.
+	ctx, cancel := context.WithTimeout(ctx, confirmTimeout)
+	defer cancel()
 	// Every note up to last was routed before the binding is read below (a dispatcher routes, then
 	// stores): if the namespace is still bound as this engine knows, their events of another
 	// binding are of an older one.
