@@ -184,6 +184,11 @@ func hostileCases() []hostileCase {
 		{name: "vertical tab in problem e-mail", edit: setEmails("ops@example.com\v"), reject: "spec.problemNotificationEmails[0]"},
 		{name: "C1 NEL in problem e-mail", edit: setEmails("ops@example.com\u0085"), reject: "spec.problemNotificationEmails[0]"},
 		{name: "SQL in problem e-mail", edit: setEmails("'OR'1'='1@example.com")},
+		// A relay may route these past the domain allowlist; a display name is shown as the sender's words.
+		{name: "percent hack in problem e-mail", edit: setEmails("victim%mallory.example@example.com"), reject: "spec.problemNotificationEmails[0]"},
+		{name: "bang path in problem e-mail", edit: setEmails("mallory.example!victim@example.com"), reject: "spec.problemNotificationEmails[0]"},
+		{name: "display name in problem e-mail", edit: setEmails("=?utf-8?q?IT_Security?=<alice@example.com>"), reject: "spec.problemNotificationEmails[0]"},
+		{name: "comment in problem e-mail", edit: setEmails("alice@example.com(call+15550100)"), reject: "spec.problemNotificationEmails[0]"},
 		{name: "path traversal secret name", edit: spec(func(s *hooklinev1.WebhookSpec) {
 			s.ClientCertificateSecretRef = &hooklinev1.SecretReference{Name: "../../etc/passwd"}
 		}), reject: "spec.clientCertificateSecretRef.name"},

@@ -253,9 +253,11 @@ type WebhookSigning struct {
 	SecretRef SecretReference `json:"secretRef,omitzero"`
 }
 
-// Email is an e-mail address.
+// Email is an e-mail address, the address alone: no display name or comment (shown to the
+// recipient as the sender's words), and nothing in the part before the @ that a mail relay may
+// route elsewhere (the percent hack, bang paths, quotes).
 // +kubebuilder:validation:MaxLength=254
-// +kubebuilder:validation:Pattern=`^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$`
+// +kubebuilder:validation:Pattern=`^[^@\s\x00-\x1f\x7f-\x9f%!/"\\<>(),;:\[\]]+@[^@\s\x00-\x1f\x7f-\x9f"\\<>(),;:\[\]]+\.[^@\s\x00-\x1f\x7f-\x9f"\\<>(),;:\[\]]+$`
 type Email string
 
 // ObservedState is the state a Webhook is observed to be in.

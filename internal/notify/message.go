@@ -217,20 +217,27 @@ func inert(s, rawURL string) string {
 	if err == nil && u.Hostname() != "" {
 		s = strings.ReplaceAll(s, u.Hostname(), strings.ReplaceAll(u.Hostname(), ".", "[.]"))
 	}
-	s = strings.ReplaceAll(s, "https://", "hxxps://")
-	return strings.ReplaceAll(s, "http://", "hxxp://")
+	return scheme.ReplaceAllStringFunc(s, func(m string) string { return "hxxp" + m[4:] })
 }
 
+// scheme matches a URL scheme a mail client links, in any case ("HTTPS://", "Http://").
+var scheme = regexp.MustCompile(`(?i)\bhttps?://`)
+
 // dotted matches what a mail client may take for a host name or an address: two or more labels
-// joined by dots ("www.evil.example", "10.0.0.1"), or the part after an @.
-var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:\.[\p{L}\p{N}_-]+)+`)
+// joined by dots ("www.evil.example", "10.0.0.1"), the ideographic and fullwidth dots browsers
+// read as dots included, or the part after an @.
+var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:[.\x{3002}\x{FF0E}\x{FF61}][\p{L}\p{N}_-]+)+`)
+
+// dots are the characters dotted joins labels with.
+var dots = strings.NewReplacer(".", "[.]", "\u3002", "[.]", "\uFF0E", "[.]", "\uFF61", "[.]")
 
 // inertText is inert for text a receiver may have written (an error message quoting its answer):
-// every dotted name in it is written with [.], and every @ as [at], not only the endpoint's, so
-// that no mail client makes a link of "re-authorise at www.evil.example/login".
+// every dotted name in it is written with [.], every @ as [at], and every scheme as hxxp, not only
+// the endpoint's, so that no mail client makes a link of "re-authorise at www.evil.example/login"
+// or of "HTTPS://1249767123/login" (a host written as one number).
 func inertText(s, rawURL string) string {
 	s = inert(s, rawURL)
-	s = dotted.ReplaceAllStringFunc(s, func(m string) string { return strings.ReplaceAll(m, ".", "[.]") })
+	s = dotted.ReplaceAllStringFunc(s, dots.Replace)
 	return strings.ReplaceAll(s, "@", "[at]")
 }
 

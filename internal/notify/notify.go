@@ -494,7 +494,7 @@ func (n *Notifier) recipients(p Problem, log logr.Logger) []*mail.Address {
 	var out []*mail.Address
 	seen := map[string]bool{}
 	for _, raw := range p.To {
-		a, err := parseAddress(raw)
+		a, err := parseRecipient(raw)
 		if err != nil {
 			n.metrics.invalidRecipients.Inc()
 			// Quoted, so that a crafted address cannot forge log lines.
@@ -530,6 +530,22 @@ func parseAddress(s string) (*mail.Address, error) {
 		return nil, errors.New("contains control characters")
 	}
 	return a, nil
+}
+
+// parseRecipient is parseAddress for a tenant's recipient: a plain local part only (a relay may
+// route "victim%other.example@allowed.example" or "other.example!victim@allowed.example", the
+// percent hack and bang paths, past the domain allowlist, which reads only what follows the last
+// @), and the address alone, without the display name or comment it came with (shown to the
+// recipient in the To header as the sender's words).
+func parseRecipient(s string) (*mail.Address, error) {
+	a, err := parseAddress(s)
+	if err != nil {
+		return nil, err
+	}
+	if local := a.Address[:strings.LastIndexByte(a.Address, '@')]; strings.ContainsAny(local, `%!"/@\`) {
+		return nil, errors.New("the part before the @ may not route the mail elsewhere (%, !, /, quotes)")
+	}
+	return &mail.Address{Address: a.Address}, nil
 }
 
 // send delivers msg to the recipients through the configured server, within Config.Timeout.

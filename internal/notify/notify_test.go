@@ -465,6 +465,20 @@ func TestReceiverTextInTheErrorIsNoLink(t *testing.T) {
 	for _, linkable := range []string{"www.evil.example", "evil.example", "203.0.113.7", "help@", "\u202e"} {
 		g.Expect(m.Body).NotTo(ContainSubstring(linkable))
 	}
+
+	// A scheme in capitals before a host written as one number (a TLS certificate's name, quoted
+	// in the handshake's error), and names joined by the dots browsers read as dots.
+	p.Name, p.UID = "second", "uid-second" // one e-mail per webhook name and interval
+	p.LastError = "TLSError: certificate is valid for Deliveries suspended - re-authorise at HTTPS://1249767123/login, not x; " +
+		"malformed HTTP version \"Http://login\u3002acme-sso\uff0eexample/reauth\""
+	g.Expect(f.n.Notify(context.Background(), p)).To(Succeed())
+	g.Eventually(srv.received).Should(HaveLen(2))
+	m = parse(t, srv.received()[1].Data)
+	g.Expect(m.Body).To(ContainSubstring("hxxpS://1249767123/login"))
+	g.Expect(m.Body).To(ContainSubstring("hxxp://login[.]acme-sso[.]example/reauth"))
+	for _, linkable := range []string{"HTTPS://", "Http://", "\u3002", "\uff0e"} {
+		g.Expect(m.Body).NotTo(ContainSubstring(linkable))
+	}
 }
 
 // A tenant names its Webhook, or the path of its endpoint, like a host ("www.login-acme.example"):

@@ -38,14 +38,18 @@ func TestOnlyAllowedDomainsAreMailed(t *testing.T) {
 		"acc-1":           {"example.com"},
 	}})
 	p := problem(notify.AutoDisabled) // account acc-1
-	p.To = []string{"alice@example.com", "victim@gmail.example", "bob@example.org", "oncall@OPS.example.net",
-		`"alice@example.com"@evil.example`, "x@sub.example.com"}
+	// A local part that a relay may route elsewhere (quoted, the percent hack, a bang path) is
+	// refused whatever its domain; a display name is dropped (it was shown as the sender's words).
+	p.To = []string{"alice@example.com", "victim@gmail.example", "bob@example.org", `"On-call: call +1 555 0100" <oncall@OPS.example.net>`,
+		`"alice@example.com"@evil.example`, "x@sub.example.com", "victim%mallory.example@example.com", "mallory.example!victim@example.com"}
 	g.Expect(f.n.Notify(context.Background(), p)).To(Succeed())
 	got := srv.received()
 	g.Expect(got).To(HaveLen(1))
 	g.Expect(got[0].To).To(ConsistOf("alice@example.com", "oncall@OPS.example.net"))
 	g.Expect(addresses(parse(t, got[0].Data).To)).To(ConsistOf("alice@example.com", "oncall@OPS.example.net"))
-	g.Expect(gathered(f.reg, "hookline_problem_email_refused_recipients_total", nil)).To(Equal(4.0))
+	g.Expect(string(got[0].Data)).NotTo(ContainSubstring("555 0100"))
+	g.Expect(gathered(f.reg, "hookline_problem_email_refused_recipients_total", nil)).To(Equal(3.0))
+	g.Expect(gathered(f.reg, "hookline_problem_email_invalid_recipients_total", nil)).To(Equal(3.0))
 	g.Expect(f.logs.String()).To(ContainSubstring(`does not allow for this account`))
 
 	// Another account may not use acc-1's domain.
