@@ -771,8 +771,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		return queueResult{heldUntil: r.reads.held(key)}, true, nil
 	}
 	if !answered {
-		held, err := r.askSelection(ctx, rp, uid, startedAt)
-		return queueResult{heldUntil: held}, true, err
+		return r.askSelection(ctx, rp, uid, startedAt)
 	}
 	if rd.err != nil {
 		return queueResult{}, false, rd.err
@@ -780,12 +779,8 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	if !rd.sel.selecting || rd.uid != uid {
 		// A count's answer (the replay was Delivering when it was asked), or one for another
 		// Webhook of the name (deleted and created again, its uid written into the status by
-		// hand): select afresh, from this Webhook's log, when the namespace's budget allows.
-		if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
-			return queueResult{notesUntil: heldTill(time.Now(), wait)}, false, nil
-		}
-		held, err := r.askSelection(ctx, rp, uid, startedAt)
-		return queueResult{heldUntil: held}, true, err
+		// hand): select afresh, from this Webhook's log.
+		return r.askSelection(ctx, rp, uid, startedAt)
 	}
 	r.tally.merge(uid, replayRef(rp), rd.sel.own)
 	if rd.sel.overflow {
@@ -871,11 +866,16 @@ func (r *Replayer) hold(uid string) (release func(), ok bool) {
 // The scan walks the webhook's whole queue, which may hold millions of notes, and the status that
 // leads here (started, not yet delivering) is the tenant's to write, again for each replay it
 // creates: the scan is paid from the namespace's budget of log reads, and the read it asks for
-// rides on that. heldUntil is set, and nothing is done, while the budget is spent.
-func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) (heldUntil time.Time, err error) {
+// rides on that. Nothing is done while the namespace's budget of reads (res.heldUntil) or of
+// notifications queued again (res.notesUntil) is spent; asked reports whether the read was asked
+// or waits for the read budget (queue's asked).
+func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string, startedAt time.Time) (res queueResult, asked bool, err error) {
+	if wait := r.notes.wait(rp.Namespace, time.Now()); wait > 0 {
+		return queueResult{notesUntil: heldTill(time.Now(), wait)}, false, nil
+	}
 	ok, until, refund := r.reads.prepay(rp.Namespace)
 	if !ok {
-		return until, nil
+		return queueResult{heldUntil: until}, true, nil
 	}
 	r.scans.Add(1)
 	inQueue := map[uint64]bool{}
@@ -885,7 +885,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 			// Nothing was asked: the retry pays again, so a failing store does not spend the
 			// namespace's budget.
 			refund()
-			return time.Time{}, err
+			return queueResult{}, true, err
 		}
 		for _, n := range notes {
 			if deliveries.NamesReplay(n.Replay, rp.Name, string(rp.UID), n.Created, rp.CreationTimestamp.Time) {
@@ -898,7 +898,7 @@ func (r *Replayer) askSelection(ctx context.Context, rp *hooklinev1.WebhookRepla
 		}
 	}
 	r.askRead(rp, uid, startedAt, inQueue, true)
-	return time.Time{}, nil
+	return queueResult{}, true, nil
 }
 
 // askRead begins rp's tally and asks the log for its selection, given what it queued before

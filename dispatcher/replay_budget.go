@@ -17,9 +17,11 @@ limitations under the License.
 package dispatcher
 
 import (
-	"math"
-	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hookline/hookline/internal/keyrate"
 )
 
 // Defaults of each namespace's budget of notifications its replays queue again: a replay of up to
@@ -37,59 +39,33 @@ const (
 // and is then charged for everything it queues (the balance may go below zero: a replay, once
 // started, queues its whole selection, so that a resumed one never finds half of it queued).
 type notesBudget struct {
-	perSecond, burst float64
-
-	mu       sync.Mutex
-	balances map[string]notesBalance
-}
-
-type notesBalance struct {
-	tokens float64
-	at     time.Time
+	burst    int
+	limiters *keyrate.Limiters
 }
 
 func newNotesBudget(perMinute float64, burst int) *notesBudget {
-	return &notesBudget{perSecond: perMinute / 60, burst: float64(burst), balances: map[string]notesBalance{}}
-}
-
-// balanceLocked is namespace's balance at now.
-func (b *notesBudget) balanceLocked(namespace string, now time.Time) float64 {
-	nb, ok := b.balances[namespace]
-	if !ok {
-		return b.burst
-	}
-	return math.Min(b.burst, nb.tokens+now.Sub(nb.at).Seconds()*b.perSecond)
+	// Idle long enough to be full again, a namespace's limiter is forgotten: that changes nothing.
+	full := time.Duration(float64(burst)/perMinute*float64(time.Minute)) + time.Minute
+	return &notesBudget{burst: burst, limiters: keyrate.New(rate.Limit(perMinute/60), burst, full, 4096)}
 }
 
 // wait returns how long namespace's replays wait before one may start selecting (0: now).
 func (b *notesBudget) wait(namespace string, now time.Time) time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	bal := b.balanceLocked(namespace, now)
-	if bal > 0 {
+	lim := b.limiters.Get(namespace)
+	tokens := lim.TokensAt(now)
+	if tokens > 0 {
 		return 0
 	}
-	if b.perSecond <= 0 {
-		return time.Duration(math.MaxInt64)
-	}
-	return time.Duration((-bal + 1) / b.perSecond * float64(time.Second))
+	return time.Duration((1 - tokens) / float64(lim.Limit()) * float64(time.Second))
 }
 
-// charge takes n notifications queued from namespace's balance at now.
+// charge takes n notifications queued from namespace's balance at now, below zero if need be (a
+// reservation is never cancelled; one larger than the burst would be refused, hence the parts).
 func (b *notesBudget) charge(namespace string, n int, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	bal := b.balanceLocked(namespace, now) - float64(n)
-	if bal >= b.burst {
-		delete(b.balances, namespace)
-		return
-	}
-	b.balances[namespace] = notesBalance{tokens: bal, at: now}
-	if len(b.balances) > 4096 {
-		for ns := range b.balances {
-			if b.balanceLocked(ns, now) >= b.burst {
-				delete(b.balances, ns) // full again: as if never charged
-			}
-		}
+	lim := b.limiters.Get(namespace)
+	for n > 0 {
+		k := min(n, b.burst)
+		lim.ReserveN(now, k)
+		n -= k
 	}
 }

@@ -268,15 +268,6 @@ type confirmed struct {
 // is broken, and a namespace deleted meanwhile leaves its entry behind until then (Sweep).
 const confirmedFor = 10 * time.Minute
 
-// sameBinding reports whether a and b bind alike.
-func sameBinding(a, b tenancy.Observation) bool { return a.Binding == b.Binding && a.Bound == b.Bound }
-
-// newerThan reports whether a was read after b; a namespace read as missing (b's empty version)
-// is older than any read that found it.
-func newerThan(a, b tenancy.Observation) bool {
-	return b.ResourceVersion == "" && a.ResourceVersion != "" || a.Newer(b)
-}
-
 // effectiveLocked returns the binding of ns to act on, given the cache's observation o: the newest
 // read from the API server while the cache has not reached it. dropped says that such a read,
 // binding otherwise than o, was dropped (the cache moved past it): the namespace's webhooks were
@@ -287,11 +278,11 @@ func (s *Syncer) effectiveLocked(ns string, o tenancy.Observation) (eff tenancy.
 	switch {
 	case !ok:
 		return o, false
-	case newerThan(n.Observation, o):
+	case n.Newer(o):
 		return n.Observation, false
 	}
 	delete(s.newest, ns)
-	return o, !sameBinding(n.Observation, o)
+	return o, !n.Same(o)
 }
 
 // bindingOf returns namespace ns's binding: the informer cache's, unless ConfirmBinding read a
@@ -333,8 +324,8 @@ func (s *Syncer) ConfirmBinding(ctx context.Context, wh deliver.Webhook) (delive
 	s.mu.Lock()
 	eff, dropped := s.effectiveLocked(wh.Namespace, cached)
 	changed := false
-	if newerThan(live, eff) {
-		changed = !sameBinding(live, eff)
+	if live.Newer(eff) {
+		changed = !live.Same(eff)
 		if s.newest == nil {
 			s.newest = map[string]confirmed{}
 		}

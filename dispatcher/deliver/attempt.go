@@ -356,7 +356,7 @@ func (e *Engine) stillSendable(q *queue, epoch uint64, note store.Note, ev *cach
 		// stored before the new binding was confirmed, otherwise judged by the next attempt.
 		e.mu.Lock()
 		binding := q.bindingLocked()
-		covered := e.bindings == nil || q.coveredLocked(note, binding)
+		covered := e.olderLocked(q, note, binding)
 		e.mu.Unlock()
 		if !covered {
 			return outcome{retry: true}, false

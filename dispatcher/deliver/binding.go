@@ -54,6 +54,13 @@ func (q *queue) coveredLocked(note store.Note, b Binding) bool {
 	return q.confirmed == b && note.Seq <= q.confirmedThrough
 }
 
+// olderLocked reports whether note, whose event is not of b, may be cancelled as another binding's
+// without asking: covered by a confirmation, or there is nobody to ask (the binding known is the
+// truth).
+func (e *Engine) olderLocked(q *queue, note store.Note, b Binding) bool {
+	return e.bindings == nil || q.coveredLocked(note, b)
+}
+
 // judgeBinding decides on note, whose event ev is not of the binding its attempt began under.
 // It returns the binding that holds now, and whether the note is to be cancelled as another
 // binding's (withdraw) or the attempt tried again shortly (neither send nor withdraw); send when a
@@ -61,7 +68,7 @@ func (q *queue) coveredLocked(note store.Note, b Binding) bool {
 func (e *Engine) judgeBinding(ctx context.Context, q *queue, note store.Note, ev *cachedEvent) (b Binding, send, withdraw bool) {
 	e.mu.Lock()
 	b, src, wh := q.bindingLocked(), e.bindings, q.wh
-	covered := src == nil || q.coveredLocked(note, b)
+	covered := e.olderLocked(q, note, b)
 	e.mu.Unlock()
 	switch {
 	case b.holds(ev.ev):

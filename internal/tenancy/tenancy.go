@@ -86,11 +86,20 @@ func Observe(ctx context.Context, c client.Reader, ns string) (Observation, erro
 }
 
 // Newer reports whether o was read at a later resourceVersion than other. Resource versions of one
-// resource compare as integers (apimachinery's resourceversion package); one that does not parse,
-// or is missing, is never newer.
+// resource compare as integers (apimachinery's resourceversion package); a read that found the
+// namespace is newer than one that did not (an empty version); one that does not parse is never
+// newer.
 func (o Observation) Newer(other Observation) bool {
+	if other.ResourceVersion == "" {
+		return o.ResourceVersion != ""
+	}
 	c, err := resourceversion.CompareResourceVersion(o.ResourceVersion, other.ResourceVersion)
 	return err == nil && c > 0
+}
+
+// Same reports whether o and other bind alike.
+func (o Observation) Same(other Observation) bool {
+	return o.Binding == other.Binding && o.Bound == other.Bound
 }
 
 // WebhooksIn returns a handler.MapFunc that maps a namespace to reconcile requests for the Webhooks
