@@ -45,9 +45,9 @@ type ProblemSender interface {
 	Enqueue(notify.Problem) bool
 }
 
-// errMailQueueFull is check's error when the e-mail could not be queued (the queue is full, or the
-// e-mails of all namespaces reached the overall limit): it is tried again at the next retry, and
-// not recorded as mailed meanwhile.
+// errMailQueueFull is check's error when the e-mail could not be queued (the queue is full, or holds
+// its namespace's share, or the e-mails of all namespaces reached the overall limit): it is tried
+// again at the next retry, and not recorded as mailed meanwhile.
 var errMailQueueFull = errors.New("the problem e-mail could not be queued now")
 
 // ProblemMailer e-mails a webhook's problemNotificationEmails about its delivery problems: once per

@@ -93,6 +93,9 @@ const (
 // RateWindow is the period of Config.NamespaceLimit and Config.TotalLimit.
 const RateWindow = time.Hour
 
+// errEveryRecipientRefused is send's error when the server refused each recipient.
+var errEveryRecipientRefused = errors.New("the server refused every recipient")
+
 var (
 	// ErrSuppressed is returned by Notify when a rate limit holds the e-mail back: one of the same
 	// kind was sent for a webhook of the same namespace and name less than Config.MinInterval ago,
@@ -221,6 +224,9 @@ type Notifier struct {
 	// RateWindow, oldest first.
 	perNamespace map[string][]time.Time
 	total        []time.Time
+	// queued counts each namespace's problems in queue, which holds at most queueShare of one
+	// namespace: a tenant whose many webhooks fail at once must not fill it for everybody.
+	queued map[string]int
 }
 
 // New checks cfg and returns a Notifier. clk dates the messages and drives the rate limit.
@@ -274,7 +280,7 @@ func New(cfg Config, clk clock.PassiveClock, log logr.Logger) (*Notifier, error)
 	return &Notifier{
 		cfg: cfg, from: from, host: host, clk: clk, log: log, metrics: m,
 		queue: make(chan Problem, cfg.QueueSize),
-		last:  map[rateKey]time.Time{}, perNamespace: map[string][]time.Time{},
+		last:  map[rateKey]time.Time{}, perNamespace: map[string][]time.Time{}, queued: map[string]int{},
 	}, nil
 }
 
@@ -291,12 +297,14 @@ func (n *Notifier) Start(ctx context.Context) error {
 			for {
 				select {
 				case p := <-n.queue:
+					n.dequeued(p)
 					n.metrics.count(p.Kind, OutcomeDropped)
 				default:
 					return nil
 				}
 			}
 		case p := <-n.queue:
+			n.dequeued(p)
 			if ctx.Err() != nil { // select picks at random among ready cases
 				n.metrics.count(p.Kind, OutcomeDropped)
 				continue
@@ -307,10 +315,11 @@ func (n *Notifier) Start(ctx context.Context) error {
 }
 
 // Enqueue hands p to the worker without waiting. A problem that would be suppressed is counted so
-// at once; when the queue is full, p is dropped, counted and logged. It reports whether p was
-// dealt with (queued, or held back by its webhook's or namespace's rate limit): false means that
-// it is for the caller to try again, as a full queue, or the overall limit reached, may be other
-// namespaces' doing, not a reason to lose this e-mail (an auto-disable's is sent once).
+// at once; when the queue is full, p is dropped, counted and logged; when p's namespace holds its
+// share of the queue, p is left out. It reports whether p was dealt with (queued, or held back by
+// its webhook's or namespace's rate limit): false means that it is for the caller to try again, as
+// a full queue, or the overall limit reached, may be other namespaces' doing, not a reason to lose
+// this e-mail (an auto-disable's is sent once).
 func (n *Notifier) Enqueue(p Problem) bool {
 	if !p.Kind.valid() {
 		n.log.Error(nil, "Unknown problem kind; not enqueued", "kind", p.Kind, "webhook", p.Namespace+"/"+p.Name)
@@ -325,20 +334,57 @@ func (n *Notifier) Enqueue(p Problem) bool {
 		n.log.V(1).Info("Problem e-mail suppressed by a rate limit", "webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind, "limit", limit)
 		return true
 	}
+	if !n.admit(p.Namespace) {
+		// Not dropped: the namespace's own problems fill its share, so this one is tried again once
+		// they are sent (or held back by the namespace's limit then).
+		n.log.V(1).Info("Problem e-mail not queued: the namespace's share of the queue is full", "webhook", clean(p.Namespace)+"/"+clean(p.Name), "kind", p.Kind, "share", n.queueShare())
+		return false
+	}
 	p.To = slices.Clone(p.To) // the caller may hand us a slice of a cached object
 	select {
 	case n.queue <- p:
 		return true
 	default:
+		n.dequeued(p)
 		n.metrics.count(p.Kind, OutcomeDropped)
 		n.log.Info("Problem e-mail queue full; dropping", "webhook", p.Namespace+"/"+p.Name, "kind", p.Kind, "queueSize", cap(n.queue))
 		return false
 	}
 }
 
+// queueShare is the most problems of one namespace the queue holds: its limit per RateWindow (it
+// could send no more), or an eighth of the queue without a limit.
+func (n *Notifier) queueShare() int {
+	if n.cfg.NamespaceLimit > 0 {
+		return n.cfg.NamespaceLimit
+	}
+	return max(1, cap(n.queue)/8)
+}
+
+// admit counts a problem of namespace ns into the queue, unless the namespace holds its share.
+func (n *Notifier) admit(ns string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.queued[ns] >= n.queueShare() {
+		return false
+	}
+	n.queued[ns]++
+	return true
+}
+
+// dequeued counts p out of the queue.
+func (n *Notifier) dequeued(p Problem) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.queued[p.Namespace]--; n.queued[p.Namespace] <= 0 {
+		delete(n.queued, p.Namespace)
+	}
+}
+
 // Notify sends one e-mail about p to all its valid recipients in allowed domains, unless a rate
 // limit holds it back (ErrSuppressed). It logs and counts its outcome; it returns ErrNoRecipients,
-// without counting an e-mail or using up a limit, when no address of p.To is valid and allowed.
+// without counting an e-mail or using up a limit, when no address of p.To is valid and allowed. A
+// send that failed uses up no limit either, unless the server refused every recipient.
 func (n *Notifier) Notify(ctx context.Context, p Problem) error { return n.notify(ctx, p, false) }
 
 // notify is Notify; admitted says that Enqueue found the overall limit not reached when it queued
@@ -366,7 +412,12 @@ func (n *Notifier) notify(ctx context.Context, p Problem, admitted bool) error {
 		err = n.send(logr.NewContext(ctx, log), to, msg)
 	}
 	if err != nil {
-		release() // a later problem may try again at once
+		if !errors.Is(err, errEveryRecipientRefused) {
+			// The server or the network failed: a later problem may try again at once. A server
+			// that refused every recipient (unknown mailboxes in an allowed domain) was asked all
+			// the same, which the limits exist to bound: a tenant must not ask it without end.
+			release()
+		}
 		n.metrics.count(p.Kind, OutcomeFailed)
 		log.Error(err, "Sending problem e-mail failed", "server", n.cfg.Address)
 		return fmt.Errorf("sending problem e-mail for webhook %s/%s: %w", clean(p.Namespace), clean(p.Name), err)
@@ -635,7 +686,7 @@ func (n *Notifier) send(ctx context.Context, to []*mail.Address, msg []byte) (er
 		accepted++
 	}
 	if accepted == 0 {
-		return errors.New("the server refused every recipient")
+		return errEveryRecipientRefused
 	}
 	w, err := c.Data()
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"mime"
@@ -780,4 +781,57 @@ func TestMetricsAreRegistered(t *testing.T) {
 	g.Expect(gathered(reg, "hookline_problem_emails_total", map[string]string{"kind": "AutoDisabled", "outcome": "failed"})).To(Equal(0.0))
 	g.Expect(gathered(reg, "hookline_problem_email_invalid_recipients_total", nil)).To(Equal(0.0))
 	g.Expect(gathered(reg, "hookline_problem_email_refused_recipients_total", nil)).To(Equal(0.0))
+}
+
+// A tenant whose many webhooks fail at once fills no more than its namespace's share of the one
+// e-mail queue (its limit per window): another namespace's auto-disable still finds room, and
+// what was left out is for the caller to try again, not dropped.
+func TestOneNamespaceHoldsItsShareOfTheQueue(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServer(t, serverOpts{})
+	f := newNotifier(t, notify.Config{Address: srv.Addr, QueueSize: 4, NamespaceLimit: 2, TotalLimit: -1})
+	for i := range 5 {
+		p := problem(notify.SustainedFailure)
+		p.Namespace, p.Name = "flood", fmt.Sprintf("wh-%d", i)
+		g.Expect(f.n.Enqueue(p)).To(Equal(i < 2), "flood's webhook %d", i)
+	}
+	victim := problem(notify.AutoDisabled)
+	victim.Namespace = "victim"
+	g.Expect(f.n.Enqueue(victim)).To(BeTrue(), "the victim finds room")
+	g.Expect(f.count(notify.SustainedFailure, notify.OutcomeDropped)).To(Equal(0.0), "left out, not dropped")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.n.Start(ctx) }()
+	g.Eventually(srv.received).WithTimeout(10 * time.Second).Should(HaveLen(3))
+	// Sent, the flood's share is free again; its limit per window now holds the rest back.
+	again := problem(notify.SustainedFailure)
+	again.Namespace, again.Name = "flood", "wh-4"
+	g.Eventually(func() bool { return f.n.Enqueue(again) }).WithTimeout(10 * time.Second).Should(BeTrue())
+	g.Eventually(func() float64 { return f.count(notify.SustainedFailure, notify.OutcomeSuppressed) }).
+		WithTimeout(10 * time.Second).Should(Equal(1.0))
+	g.Expect(srv.received()).To(HaveLen(3))
+}
+
+// A server that refuses every recipient (unknown mailboxes in an allowed domain) was asked all the
+// same: that uses up the webhook's interval and the namespace's limit, as a sent e-mail does, so a
+// tenant cannot have the operator's relay asked without end. A server that could not be reached
+// uses up nothing (TestFailedSendDoesNotUseUpTheInterval).
+func TestARefusedRecipientUsesUpTheLimits(t *testing.T) {
+	g := NewWithT(t)
+	srv := startServer(t, serverOpts{refuse: "nobody@example.com"})
+	f := newNotifier(t, notify.Config{Address: srv.Addr, MinInterval: time.Hour, NamespaceLimit: 2})
+	ctx := context.Background()
+	p := problem(notify.AutoDisabled)
+	p.To = []string{"nobody@example.com"}
+	g.Expect(f.n.Notify(ctx, p)).To(MatchError(ContainSubstring("refused every recipient")))
+	g.Expect(f.n.Notify(ctx, p)).To(MatchError(notify.ErrSuppressed), "the interval is used up")
+	q := p
+	q.Name = "other"
+	g.Expect(f.n.Notify(ctx, q)).To(MatchError(ContainSubstring("refused every recipient")))
+	r := p
+	r.Name, r.To = "third", []string{"alice@example.com"}
+	g.Expect(f.n.Notify(ctx, r)).To(MatchError(ContainSubstring("per namespace")), "the namespace's limit is used up")
+	g.Expect(srv.received()).To(BeEmpty())
+	g.Expect(f.count(notify.AutoDisabled, notify.OutcomeFailed)).To(Equal(2.0))
 }
