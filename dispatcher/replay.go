@@ -975,6 +975,10 @@ type selector struct {
 	// own is the state after the newest record of each notification this replay queued, beyond
 	// the "queued again" record itself.
 	own map[uint64]deliveries.State
+	// queuedAgain holds the notifications this replay's "queued again" records name, in the count
+	// after a restart (!selecting): with own, how many it queued, which the status cannot be
+	// trusted to say (the tenant may write it).
+	queuedAgain map[uint64]bool
 	// room, when set, counts each notification newest takes or gives up against the room every
 	// replay's selection shares (replayReads); false refuses one, and the selection is then
 	// deferred: emptied, to be read again once there is room.
@@ -995,7 +999,7 @@ func (s *selector) reset() {
 
 func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[uint64]bool, selecting bool, max int) *selector {
 	s := &selector{name: rp.Name, uid: string(rp.UID), created: rp.CreationTimestamp.Time, spec: rp.Spec, startedAt: startedAt, ids: map[string]bool{}, selecting: selecting,
-		newest: map[string]*candidate{}, max: max, inQueue: inQueue, own: map[uint64]deliveries.State{}}
+		newest: map[string]*candidate{}, max: max, inQueue: inQueue, own: map[uint64]deliveries.State{}, queuedAgain: map[uint64]bool{}}
 	for _, id := range rp.Spec.NotificationIDs {
 		s.ids[strings.ToLower(string(id))] = true
 	}
@@ -1006,9 +1010,10 @@ func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[
 }
 
 // from is where the log is read from: the selection's start, or the replay's own, whichever is
-// first (all of it for a selection by id).
+// first (all of it for a selection by id). The replay's own records are read from its creation if
+// its start is later: the start may be read from a status its tenant wrote.
 func (s *selector) from() time.Time {
-	own := s.startedAt.Add(-scanSkew)
+	own := minTime(s.startedAt, s.created).Add(-scanSkew)
 	if !s.selecting {
 		return own
 	}
@@ -1025,6 +1030,19 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
+// queued counts the notifications the log says this replay queued: those its "queued again"
+// records name, and those with a record of its deliveries (whose "queued again" record may have
+// been lost with the process that queued them).
+func (s *selector) queued() int64 {
+	n := len(s.own)
+	for seq := range s.queuedAgain {
+		if _, counted := s.own[seq]; !counted {
+			n++
+		}
+	}
+	return int64(n)
+}
+
 // already reports whether this replay queued the notification of event seq before.
 func (s *selector) already(seq uint64) bool {
 	_, recorded := s.own[seq]
@@ -1036,8 +1054,11 @@ func (s *selector) add(rec deliveries.Record) {
 		return
 	}
 	if deliveries.NamesReplay(rec.Replay, s.name, s.uid, rec.At, s.created) && !deletedEarlier(rec) {
-		if rec.Kind != deliveries.KindReplayQueued {
+		switch {
+		case rec.Kind != deliveries.KindReplayQueued:
 			s.own[rec.EventSeq] = rec.State
+		case !s.selecting:
+			s.queuedAgain[rec.EventSeq] = true
 		}
 		return
 	}
@@ -1177,6 +1198,11 @@ func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hookli
 			return false, rd.err
 		}
 		r.tally.merge(uid, ref, rd.sel.own)
+		// This process has not counted the replay before (it restarted, or took the webhook
+		// over): the status's count is a previous run's, or the tenant's, who could write a lower
+		// one so that the replay completes, and frees its turn, while what it queued is still
+		// being sent. The log's count is lower only by records lost with a crashed process.
+		st.Queued = max(st.Queued, rd.sel.queued())
 		delivered, failed, _ = r.tally.counts(uid, ref, st.Queued)
 	}
 	st.Delivered, st.Failed = delivered, failed

@@ -287,6 +287,60 @@ func TestAReplayWhoseQueuedCountIsForgedKeepsItsTurn(t *testing.T) {
 	g.Expect(dispatcher.PeakReplays(s.app.Replayer, ns)).To(Equal(dispatcher.DefaultReplaysPerNamespace))
 }
 
+// After a restart no dispatcher has written a running replay's status yet: how many it queued is
+// counted from the log (its "queued again" records), not taken from the status, which the tenant
+// rewrote while no dispatcher ran (queued 0, and a start in the future, so that a read from the start
+// would find nothing). Before, the replay completed at once and freed its turn while what it queued
+// was still being sent.
+func TestAReplayWhoseQueuedCountIsForgedAcrossARestartKeepsItsTurn(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const account, n = "acc-replay-count-restart", 3
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	opts := stackOptions{namespaces: []string{ns}, dir: t.TempDir(), mutate: func(c *dispatcher.Config) {
+		fastReplays(c)
+		c.Engine.Policy = retryingForAnHour
+	}}
+	s := startStack(t, opts)
+	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	for i := range n {
+		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
+	}
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(20 * time.Second).Should(Equal(n))
+	rc.set(fail500)
+	tenant := tenantClient(t, ns, "tenant-"+ns)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "all"},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
+	for _, p := range rc.decoded(t) {
+		rp.Spec.NotificationIDs = append(rp.Spec.NotificationIDs, hooklinev1.NotificationID(p.notificationID))
+	}
+	g.Expect(tenant.Create(ctx, rp)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, rp)
+		c := meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal(hooklinev1.ReasonDelivering))
+		g.Expect(got.Status.Queued).To(BeEquivalentTo(n))
+	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	s.stop()
+
+	cur := getReplay(g, rp)
+	base := cur.DeepCopy()
+	later := metav1.NewTime(time.Now().Add(time.Hour))
+	cur.Status.Queued, cur.Status.Matched, cur.Status.StartedAt = 0, 0, &later
+	g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	startStack(t, opts)
+	g.Consistently(func(g Gomega) {
+		g.Expect(getReplay(g, rp).Status.CompletedAt).To(BeNil())
+	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+
+	rc.set(echoOK)
+	got := waitCompleted(t, rp, time.Minute)
+	g.Expect(got.Status.Queued).To(BeEquivalentTo(n))
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(n))
+}
+
 // A tenant writes "started" into the status of replays waiting their turn, and deletes each as
 // soon as it had its turn. A replay whose status says it started scans its webhook's whole queue
 // (which may hold millions of notes) for what a previous run queued; before, it scanned before
