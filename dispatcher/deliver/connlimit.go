@@ -18,6 +18,7 @@ package deliver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -247,14 +248,28 @@ func (l *connLimit) counted(account string) int {
 	return 0
 }
 
-// limitedConn is a connection counted by a connLimit, stamped whenever it carries bytes.
+// limitedConn is a connection counted by a connLimit, stamped whenever a request of the
+// dispatcher's takes it (used). Not by the bytes it carries: a receiver speaking HTTP/2 may send
+// PINGs (which the client answers) or other frames of its own at any time, and so kept every
+// connection it starved from ever counting as silent.
 type limitedConn struct {
 	net.Conn
 	l             *connLimit
 	account, addr string
-	// active is when it last carried bytes, since l.start, or reclaimed.
+	// active is when a request last took it, since l.start, or reclaimed.
 	active atomic.Int64
 	closed sync.Once
+}
+
+// used stamps the connection c a request took (httptrace's GotConn: c itself, or the TLS
+// connection over it), if it is a limitedConn.
+func used(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitedConn); ok {
+		lc.touch()
+	}
 }
 
 // touch stamps c unless it was claimed for closing, and reports whether it was not.
@@ -270,18 +285,10 @@ func (c *limitedConn) touch() bool {
 	}
 }
 
-func (c *limitedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.touch()
-	}
-	return n, err
-}
-
-// Write stamps c before writing: a connection claimed for closing writes nothing, so that the
-// request fails having written nothing (which net/http retries), never half sent.
+// Write writes nothing on a connection claimed for closing, so that a request that took it at
+// that moment fails having written nothing (which net/http retries), never half sent.
 func (c *limitedConn) Write(p []byte) (int, error) {
-	if !c.touch() {
+	if c.active.Load() == reclaimed {
 		return 0, net.ErrClosed
 	}
 	return c.Conn.Write(p)

@@ -50,9 +50,19 @@ type streamStarver struct {
 	open  atomic.Int64
 	ln    net.Listener
 	wg    sync.WaitGroup
+	// after, when set, writes more frames once the answer is written.
+	after func(fr *http2.Framer) error
+	// ping, when set, is how often the receiver PINGs each connection.
+	ping time.Duration
+	// settings are the client's SETTINGS, as last received.
+	mu       sync.Mutex
+	settings map[http2.SettingID]uint32
 }
 
-func newStreamStarver(t *testing.T) *streamStarver {
+// starverOption configures a streamStarver before it serves.
+type starverOption func(*streamStarver)
+
+func newStreamStarver(t *testing.T, opts ...starverOption) *streamStarver {
 	t.Helper()
 	// httptest's certificate (127.0.0.1), served by a listener of our own.
 	certSrv := httptest.NewUnstartedServer(nil)
@@ -65,7 +75,11 @@ func newStreamStarver(t *testing.T) *streamStarver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &streamStarver{URL: "https://" + ln.Addr().String() + "/hook", Roots: roots, ln: ln, certs: []*x509.Certificate{certSrv.Certificate()}}
+	s := &streamStarver{URL: "https://" + ln.Addr().String() + "/hook", Roots: roots, ln: ln, certs: []*x509.Certificate{certSrv.Certificate()},
+		settings: map[http2.SettingID]uint32{}}
+	for _, o := range opts {
+		o(s)
+	}
 	var conns sync.Map
 	s.wg.Add(1)
 	go func() {
@@ -103,10 +117,29 @@ func (s *streamStarver) serve(c net.Conn) {
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
 		return
 	}
-	fr := http2.NewFramer(c, c)
+	var wmu sync.Mutex // the pings' writes and the answers'
+	fr := http2.NewFramer(lockedWriter{c, &wmu}, c)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}) != nil {
 		return
+	}
+	if s.ping > 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			tick := time.NewTicker(s.ping)
+			defer tick.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					if fr.WritePing(false, [8]byte{1}) != nil {
+						return
+					}
+				}
+			}
+		}()
 	}
 	var hbuf bytes.Buffer
 	enc := hpack.NewEncoder(&hbuf)
@@ -120,7 +153,13 @@ func (s *streamStarver) serve(c net.Conn) {
 		end := false
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
-			if !f.IsAck() && fr.WriteSettingsAck() != nil {
+			if f.IsAck() {
+				continue
+			}
+			s.mu.Lock()
+			_ = f.ForeachSetting(func(st http2.Setting) error { s.settings[st.ID] = st.Val; return nil })
+			s.mu.Unlock()
+			if fr.WriteSettingsAck() != nil {
 				return
 			}
 		case *http2.MetaHeadersFrame:
@@ -149,7 +188,31 @@ func (s *streamStarver) serve(c net.Conn) {
 		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.Header().StreamID, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true}) != nil {
 			return
 		}
+		if s.after != nil && s.after(fr) != nil {
+			return
+		}
 	}
+}
+
+// setting is the client's last value of SETTINGS id, and whether it sent one.
+func (s *streamStarver) setting(id http2.SettingID) (uint32, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.settings[id]
+	return v, ok
+}
+
+// lockedWriter serialises the writes of a connection's framer (http2.Framer writes each frame
+// with one Write).
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // A receiver that forbids new requests on each connection once it answered one (HTTP/2
@@ -261,4 +324,61 @@ func TestAClaimedConnectionWritesNothing(t *testing.T) {
 	n, err := lc.Write([]byte("POST"))
 	g.Expect(n).To(BeZero())
 	g.Expect(err).To(MatchError(net.ErrClosed))
+}
+
+// What a receiver speaking HTTP/2 may send the dispatcher is bounded by what it is told: windows
+// that cover what Send reads of an answer (Go's default let each stream buffer 4 MiB the sender never
+// reads, 30 streams at a time per account, and the connection 1 GiB), and frames of 16 KiB. A larger
+// frame, such as one of a type nobody knows with a 1 MiB payload sent after each answer (read and
+// ignored, it would keep a 1 MiB read buffer for the connection's life, on each of the thousands of
+// connections an account may hold), closes the connection.
+func TestAReceiversLargeFramesCloseItsConnection(t *testing.T) {
+	g := NewWithT(t)
+	rc := newStreamStarver(t, func(s *streamStarver) {
+		s.after = func(fr *http2.Framer) error { return fr.WriteRawFrame(0xfa, 0, 0, make([]byte, 1<<20)) }
+	})
+	s := NewSender(2*time.Second, false, rc.Roots, loopback)
+	evil := withAccount(context.Background(), "acc-evil")
+	for range 5 {
+		a := s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
+		g.Expect(a.OK).To(BeTrue(), "%+v", a)
+	}
+	size, _ := rc.setting(http2.SettingMaxFrameSize)
+	g.Expect(size).To(BeEquivalentTo(16<<10), "SETTINGS_MAX_FRAME_SIZE")
+	window, _ := rc.setting(http2.SettingInitialWindowSize)
+	g.Expect(window).To(BeNumerically("<=", echo.MaxBody+drainMax), "SETTINGS_INITIAL_WINDOW_SIZE")
+	// Each connection received its frame: the client closed every one of them.
+	g.Eventually(rc.Open).WithTimeout(5 * time.Second).Should(BeZero())
+}
+
+// A receiver behind one address PINGs each of the connections it starved (SETTINGS_MAX_CONCURRENT_STREAMS
+// 0): the client answers every PING, and each answer, like the PING, counted as the connection
+// carrying something, so that none was ever silent long enough to give way to a new one. The
+// account's other receivers then could not connect (its bound in all was taken). A connection's
+// activity is now the dispatcher's own requests on it.
+func TestAReceiversPingsDoNotKeepItsConnections(t *testing.T) {
+	g := NewWithT(t)
+	const perAccount = 4
+	rc := newStreamStarver(t, func(s *streamStarver) { s.ping = 50 * time.Millisecond })
+	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	good.EnableHTTP2 = true
+	good.StartTLS()
+	t.Cleanup(good.Close)
+	roots := rc.Roots.Clone()
+	roots.AddCert(good.Certificate())
+	s := NewSender(2*time.Second, false, roots, loopback)
+	s.conns = newConnLimit(perAccount, perAccount, time.Hour)
+	s.base = s.newTransport(nil)
+	evil := withAccount(context.Background(), "acc-evil")
+	for range perAccount {
+		g.Expect(s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil).OK).To(BeTrue())
+	}
+	g.Expect(rc.Open()).To(Equal(perAccount))
+	s.conns.setSilent(300 * time.Millisecond)
+	// Pinged six times a second each, the starved connections carry no request of the dispatcher's:
+	// once silent for that long, one gives way to the account's other receiver.
+	g.Eventually(func() Attempt { return s.Send(evil, good.URL, "id", nil, []byte(`{}`), nil) }).
+		WithTimeout(5 * time.Second).WithPolling(100 * time.Millisecond).Should(HaveField("OK", BeTrue()))
 }

@@ -25,6 +25,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"time"
 
@@ -117,7 +118,25 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      true,
+		HTTP2:                  receiverHTTP2,
 	}
+}
+
+// stampConn marks the connection each delivery takes as in use, for the bounds on connections
+// (connLimit).
+var stampConn = &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { used(i.Conn) }}
+
+// receiverHTTP2 bounds what a receiver speaking HTTP/2 can make the dispatcher hold. The windows
+// cover what Send reads of an answer (the echo's part, then the drain): Go's defaults let each
+// stream buffer 4 MiB the sender never reads, 30 streams at a time per account, and a connection
+// 1 GiB. The frame size is Go's default today, stated so that it stays: a client reading 1 MiB frames
+// keeps a read buffer of the largest frame read for the connection's life (a frame of unknown type
+// is read and ignored whatever its stream), 1 MiB on each of the thousands of connections an
+// account may hold.
+var receiverHTTP2 = &http.HTTP2Config{
+	MaxReadFrameSize:              16 << 10, // the protocol's least
+	MaxReceiveBufferPerStream:     echo.MaxBody + drainMax,
+	MaxReceiveBufferPerConnection: 1 << 20,
 }
 
 func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
@@ -150,6 +169,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	defer func() { a.Message = safetext.Receiver(a.Message) }()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, stampConn)
 	// The request's URL is the one parse of rawURL (this runs for every delivery): with the
 	// method and context fixed, NewRequest fails only on a URL url.Parse rejects.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
