@@ -224,10 +224,10 @@ type queue struct {
 	// settles as cancelled; one older only than a reset leaves its note to the next owner.
 	epoch       uint64
 	cancelEpoch uint64
-	// waitingOn is the account whose waiting list holds q (nil: none). Kept, not looked up from
+	// waitingOn is the line of its account that holds q (nil: none). Kept, not looked up from
 	// q.wh, which may change meanwhile (a rebinding): a queue left on an old account's list was
 	// started twice, by each account's turn.
-	waitingOn *account
+	waitingOn *line
 	timerIdx  int // index in the timer heap, -1 when not there
 	removed   bool
 	dirty     bool

@@ -416,6 +416,43 @@ func TestRuleAccountFairness(t *testing.T) {
 	}
 }
 
+// TestRuleNamespacesOfAnAccountTakeTurns: namespaces bound to one account take turns for its slots
+// first, then their webhooks: a namespace with many webhooks (each answering just before the
+// timeout, so never backing off) held the account's slots for as long as it liked, and another
+// namespace's webhook waited behind every one of them.
+func TestRuleNamespacesOfAnAccountTakeTurns(t *testing.T) {
+	r := newRig(t, Config{AccountConcurrency: 1}, nil)
+	r.rx.hold = true
+	// Namespace "many" has webhooks a, b, c with two notifications each; "one" has x, with two,
+	// made deliverable last.
+	for _, uid := range []string{"a", "b", "c", "x"} {
+		wh := r.webhook(uid, "acc")
+		wh.Namespace = namespaceOf(uid)
+		wh.Deliverable = false
+		r.e.Upsert(wh)
+		r.queue(uid, "acc", 2, r.t0)
+	}
+	for _, uid := range []string{"a", "b", "c", "x"} {
+		wh := r.webhook(uid, "acc")
+		wh.Namespace = namespaceOf(uid)
+		r.e.Upsert(wh)
+	}
+	// a-1 starts as soon as a is deliverable; b, c and x then wait, "many" first. Without the
+	// namespaces' turns x waits behind all of "many" each time: a-1, b-1, c-1, x-1, a-2, b-2, c-2, x-2.
+	want := []string{"a-1", "b-1", "x-1", "c-1", "x-2", "a-2", "b-2", "c-2"}
+	for range want {
+		r.rx.release()
+	}
+	r.g.Eventually(func() []string { return r.rx.notes("") }).Should(Equal(want))
+}
+
+func namespaceOf(uid string) string {
+	if uid == "x" {
+		return "one"
+	}
+	return "many"
+}
+
 // TestRuleEngineSavesItsState: the engine saves its counters itself — every SaveInterval, and
 // what is left when it stops — without a save per delivery and without anyone calling it; what it
 // saved is what a restarted engine starts from.

@@ -17,8 +17,8 @@ limitations under the License.
 package deliver
 
 // Scheduling: which queue may send next. One notification in flight per webhook (a failing head
-// holds back only its own queue), at most Config.AccountConcurrency per account, webhooks of one
-// account taking turns, and a timer heap for heads waiting for their retry. Everything here runs
+// holds back only its own queue), at most Config.AccountConcurrency per account, the namespaces of
+// one account taking turns, then their webhooks, and a timer heap for heads waiting for their retry. Everything here runs
 // under Engine.mu and decides only *when*; attempt.go decides what happens when it is time.
 
 import (
@@ -29,9 +29,35 @@ import (
 	"github.com/hookline/hookline/dispatcher/store"
 )
 
+// account is one account's deliveries: the slots it uses (Config.AccountConcurrency at most) and
+// its webhooks waiting for one. Namespaces bound to one account take turns first, then the
+// webhooks of a namespace: one namespace's many webhooks, each answering just before the timeout,
+// held every slot for as long as it liked, and another namespace of the account waited behind
+// all of them.
 type account struct {
 	inFlight int
-	waiting  []*queue
+	// lines are the waiting webhooks of each namespace; turns the namespaces with one waiting, in
+	// the order they take turns.
+	lines map[string]*line
+	turns []*line
+}
+
+// line is one namespace's webhooks waiting for a slot of their account, in turn order.
+type line struct {
+	acc     *account
+	ns      string
+	waiting []*queue
+}
+
+// drop forgets l, whose last webhook left it.
+func (acc *account) drop(l *line) {
+	delete(acc.lines, l.ns)
+	for i, t := range acc.turns {
+		if t == l {
+			acc.turns = append(acc.turns[:i], acc.turns[i+1:]...)
+			return
+		}
+	}
 }
 
 // Recheck tells the engine that uid's store queue may hold notes it was not told about (a batch
@@ -111,38 +137,56 @@ func (e *Engine) scheduleLocked(q *queue) {
 	}
 	acc := e.accounts[q.wh.AccountID]
 	if acc == nil {
-		acc = &account{}
+		acc = &account{lines: map[string]*line{}}
 		e.accounts[q.wh.AccountID] = acc
 	}
-	q.waitingOn = acc
-	acc.waiting = append(acc.waiting, q)
+	l := acc.lines[q.wh.Namespace]
+	if l == nil {
+		l = &line{acc: acc, ns: q.wh.Namespace}
+		acc.lines[l.ns] = l
+		acc.turns = append(acc.turns, l)
+	}
+	q.waitingOn = l
+	l.waiting = append(l.waiting, q)
 	e.pumpLocked(acc)
 }
 
 func (e *Engine) unscheduleLocked(q *queue) {
 	e.timers.remove(q)
-	if acc := q.waitingOn; acc != nil {
-		for i, w := range acc.waiting {
+	if l := q.waitingOn; l != nil {
+		for i, w := range l.waiting {
 			if w == q {
-				acc.waiting = append(acc.waiting[:i], acc.waiting[i+1:]...)
+				l.waiting = append(l.waiting[:i], l.waiting[i+1:]...)
 				break
 			}
+		}
+		if len(l.waiting) == 0 {
+			l.acc.drop(l)
 		}
 		q.waitingOn = nil
 	}
 }
 
-// pumpLocked starts deliveries while the account has free slots. Webhooks of one account take turns
-// (a webhook that delivered goes to the back of the line), so one busy webhook cannot starve the
-// others.
+// pumpLocked starts deliveries while the account has free slots. The account's namespaces take
+// turns, and the webhooks of a namespace (a webhook that delivered goes to the back of its
+// namespace's line): one busy webhook cannot starve the others, nor one namespace's webhooks
+// another namespace's.
 func (e *Engine) pumpLocked(acc *account) {
 	if e.ctx == nil || e.ctx.Err() != nil {
 		return // stopping: start nothing new
 	}
-	for acc.inFlight < e.cfg.AccountConcurrency && len(acc.waiting) > 0 {
-		q := acc.waiting[0]
-		acc.waiting[0] = nil
-		acc.waiting = acc.waiting[1:]
+	for acc.inFlight < e.cfg.AccountConcurrency && len(acc.turns) > 0 {
+		l := acc.turns[0]
+		acc.turns[0] = nil
+		acc.turns = acc.turns[1:]
+		q := l.waiting[0]
+		l.waiting[0] = nil
+		l.waiting = l.waiting[1:]
+		if len(l.waiting) > 0 {
+			acc.turns = append(acc.turns, l)
+		} else {
+			delete(acc.lines, l.ns)
+		}
 		q.waitingOn = nil
 		if !e.leaseCoversLocked(q.part) {
 			// The partition's lease may have expired (NATS out of reach): another dispatcher may
