@@ -28,8 +28,9 @@ package console
 //     that hold only what is shown (clipped), of which only the newest that are shown are kept
 //     (newest), and at most maxAnswers answers in all: a list costs what its page shows plus the
 //     answer being read, however many items it has and however large;
-//   - at most pageTurns pages built at once, userTurns of them for one user (all its sessions
-//     together: one user may hold several); a request waits pageWait for its turn, then gets 503.
+//   - at most pageTurns pages built at once, userTurns of them for one owner (kubeauth.OwnerOf:
+//     a user with all its sessions, or all the ServiceAccounts of one namespace together); a
+//     request waits pageWait for its turn, then gets 503.
 //     Once built, a page holds its size of the sending budget (sendBudget) instead of its turn
 //     until it is sent, which must happen within sendGrace plus its size at sendRate: a reader
 //     that takes pages slowly holds neither a turn nor bytes for long.
@@ -49,6 +50,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/hookline/hookline/internal/kubeauth"
 	"github.com/hookline/hookline/internal/safetext"
 )
 
@@ -59,7 +61,8 @@ const (
 	// maxPage bounds a built page: the largest normal page, a payload's (ShownBody indented and
 	// escaped), is a few MiB.
 	maxPage = 8 << 20
-	// pageTurns and userTurns bound the pages built at once, in all and for one user.
+	// pageTurns and userTurns bound the pages built at once, in all and for one owner. userTurns
+	// stays below pageTurns, so that one owner never holds every turn.
 	pageTurns = 3
 	userTurns = 2
 	// maxShownText bounds a message shown from an object (an Event's, a condition's): Events
@@ -81,27 +84,38 @@ var errPageTooLarge = errors.New("page too large")
 type turns struct {
 	all chan struct{}
 	mu  sync.Mutex
-	per map[string]int // turns held, by user (Session.signer)
+	per map[string]int // turns held or waited for, by owner (kubeauth.OwnerOf)
 }
 
 func newTurns() *turns { return &turns{all: make(chan struct{}, pageTurns), per: map[string]int{}} }
 
-// take waits for a turn for user, at most pageWait; release gives it back (once, whatever the
-// number of calls). ok is false when none came (or r ended). user is whom the caller's session
-// counts against, not the session: a user may hold several sessions (maxPerUser), and counted per
-// session they had several times userTurns pages built at once.
-func (t *turns) take(r *http.Request, user string) (release func(), ok bool) {
+// take waits for a turn for a session of signer (Session.signer), at most pageWait; release gives
+// it back (once, whatever the number of calls). ok is false when none came (or r ended).
+//
+// The turn counts against the signer's owner (kubeauth.OwnerOf), not the session nor the signer: a
+// user may hold several sessions (maxPerUser), and a tenant may sign in with as many ServiceAccounts
+// of its namespace as it creates (maxPerServiceAccountNamespace); counted per session or per
+// signer, one tenant that made its own pages slow held every turn, and every other user got 503.
+//
+// A request counts against its owner from the moment it starts waiting, not only once it holds a
+// turn, and one beyond userTurns gets 503 at once instead of waiting. So one owner has at most
+// userTurns requests holding or waiting for turns: it never holds more than userTurns of the
+// pageTurns, and its requests never queue ahead of another owner's more than userTurns deep.
+// That is fairness enough for three turns, without a queue per owner and a round robin between
+// them.
+func (t *turns) take(r *http.Request, signer string) (release func(), ok bool) {
+	owner := kubeauth.OwnerOf(signer)
 	t.mu.Lock()
-	if t.per[user] >= userTurns {
+	if t.per[owner] >= userTurns {
 		t.mu.Unlock()
 		return nil, false
 	}
-	t.per[user]++
+	t.per[owner]++
 	t.mu.Unlock()
 	mine := func() {
 		t.mu.Lock()
-		if t.per[user]--; t.per[user] <= 0 {
-			delete(t.per, user)
+		if t.per[owner]--; t.per[owner] <= 0 {
+			delete(t.per, owner)
 		}
 		t.mu.Unlock()
 	}

@@ -263,3 +263,61 @@ func TestPageTurnsAreCountedPerUser(t *testing.T) {
 	}
 	g.Expect(s.turns.per).To(BeEmpty(), "every turn given back")
 }
+
+// A tenant may sign in with as many ServiceAccounts of its namespace as it creates, and make its
+// own pages slow (Events and replays in its namespace): its ServiceAccounts together hold at most
+// userTurns turns, the others are refused at once instead of queueing, and another user's page is
+// still built. Counted per ServiceAccount, four of them held all three turns and the queue, and
+// every other user got 503.
+func TestPageTurnsAreCountedPerOwner(t *testing.T) {
+	g := NewWithT(t)
+	pageWait = 200 * time.Millisecond // what a page waits for a turn that does not come
+	t.Cleanup(func() { pageWait = 5 * time.Second })
+	entered, release := make(chan string, 8), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer token-sa") {
+			entered <- r.URL.Path
+			<-release
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"WebhookList","apiVersion":"hookline.io/v1alpha1","metadata":{},"items":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(releaseOnce) // before the server closes: its handlers wait for it
+	s, err := New(Config{API: &rest.Config{Host: srv.URL}, InsecureCookies: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	h := s.Handler()
+	open := func(sess *Session) <-chan int {
+		code := make(chan int, 1)
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, "/webhooks", nil)
+			req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			code <- rec.Code
+		}()
+		return code
+	}
+
+	var building []<-chan int
+	for i := 1; i <= 4; i++ {
+		sess, err := s.Sessions().Create(fmt.Sprintf("token-sa%d", i), fmt.Sprintf("system:serviceaccount:team-a:sa%d", i))
+		g.Expect(err).NotTo(HaveOccurred())
+		code := open(sess)
+		select {
+		case <-entered: // its page is being built, its turn held
+			building = append(building, code)
+		case c := <-code:
+			g.Expect(c).To(Equal(http.StatusServiceUnavailable), "sa%d's page", i)
+		}
+	}
+	bob, _ := s.Sessions().Create("token-b", "bob")
+	g.Expect(<-open(bob)).To(Equal(http.StatusOK), "another user's page, while team-a's ServiceAccounts wait for theirs")
+	g.Expect(building).To(HaveLen(userTurns), "pages of team-a's ServiceAccounts built at once")
+	releaseOnce()
+	for _, code := range building {
+		g.Expect(<-code).To(Equal(http.StatusOK))
+	}
+	g.Expect(s.turns.per).To(BeEmpty(), "every turn given back")
+}

@@ -262,7 +262,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *reqCtx)) htt
 				return
 			}
 		}
-		release, ok := s.turns.take(r, sess.signer) // per user: one may hold several sessions
+		release, ok := s.turns.take(r, sess.signer) // per owner: a user, or a namespace's ServiceAccounts
 		if !ok {
 			w.Header().Set("Retry-After", "5")
 			s.renderError(w, r, L, &sess, http.StatusServiceUnavailable, L.T("error.busy"))

@@ -36,6 +36,7 @@ import (
 	. "github.com/onsi/gomega"
 	"golang.org/x/net/html"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/rest"
@@ -540,6 +541,63 @@ func TestErrorTextIsEscaped(t *testing.T) {
 	body := rec.Body.String()
 	if strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 		t.Fatalf("not escaped: %s", body)
+	}
+}
+
+// fakeKubeAPI stands in for the API server: team-a/hook is the one Webhook the user may get, and
+// everything else is forbidden, the refusal quoting what was asked as the API server's quotes the
+// namespace.
+func fakeKubeAPI(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet && r.URL.Path == "/apis/hookline.io/v1alpha1/namespaces/team-a/webhooks/hook" {
+			_ = json.NewEncoder(w).Encode(hooklinev1.Webhook{TypeMeta: metav1.TypeMeta{Kind: "Webhook", APIVersion: hooklinev1.GroupVersion.String()},
+				ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook", UID: "uid-1"}})
+			return
+		}
+		st := apierrors.NewForbidden(schema.GroupResource{Group: "hookline.io", Resource: "webhooks"}, "", fmt.Errorf("may not %s %q", r.Method, r.URL.Path)).ErrStatus
+		st.Kind, st.APIVersion = "Status", "v1"
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(st)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Anyone can link to the list page with a namespace filter: a name that is not a namespace's is
+// refused in the console's words before any call, never shown. The API server's refusal of such a
+// "namespace" was listed as a namespace one may not list, and client-go's refusal of one with a
+// slash was quoted whole on a 502 page: either way, a link chose a sentence of the page.
+func TestALinkCannotPutItsTextOnTheListPage(t *testing.T) {
+	api := fakeKubeAPI(t)
+	s, err := New(Config{API: &rest.Config{Host: api.URL}, InsecureCookies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := s.Sessions().Create("token-b", "bob")
+	get := func(namespace string) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/webhooks?namespace="+url.QueryEscape(namespace), nil)
+		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	for _, sentence := range []string{
+		"Your session expired so call the help desk at 555 0100 with your token",
+		"Your session expired: sign in again at evil.example/console with your token",
+	} {
+		code, body := get(sentence)
+		if strings.Contains(body, sentence) || strings.Contains(body, "with your token") {
+			t.Errorf("%q: the page says it (%d): %s", sentence, code, body)
+		}
+		if code != http.StatusBadRequest || !strings.Contains(body, "not a valid namespace name") {
+			t.Errorf("%q: %d, want 400 with the console's own message", sentence, code)
+		}
+	}
+	// A namespace's name is still asked for, and a refusal named.
+	if code, body := get("team-b"); code != http.StatusOK || !strings.Contains(body, "You may not list webhooks in: team-b") {
+		t.Errorf("team-b: %d, want the list saying team-b may not be listed: %s", code, body)
 	}
 }
 

@@ -347,12 +347,20 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	defer cancel()
 	candidates := candidateNamespaces(rc.sess.User, s.cfg.Namespaces, rc.sess.Namespaces)
 	q := r.URL.Query()
-	items, denied, clusterWide, truncated, err := visibleWebhooks(ctx, rc.client, candidates, q.Get("namespace"))
+	// The namespace filter is checked before any call: anyone can link to it, and a refused one
+	// was shown as the page said it ("You may not list webhooks in: <any sentence>"), or in the
+	// API server's error, quoted whole.
+	only := strings.TrimSpace(q.Get("namespace"))
+	if only != "" && len(validation.IsDNS1123Label(only)) > 0 {
+		s.renderError(w, r, rc.L, &rc.sess, http.StatusBadRequest, rc.L.T("list.badNamespace"))
+		return
+	}
+	items, denied, clusterWide, truncated, err := visibleWebhooks(ctx, rc.client, candidates, only)
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
-	d := listData{Query: strings.TrimSpace(q.Get("q")), State: q.Get("state"), Namespace: q.Get("namespace"),
+	d := listData{Query: strings.TrimSpace(q.Get("q")), State: q.Get("state"), Namespace: only,
 		Denied: denied, ClusterWide: clusterWide, Truncated: truncated, Total: len(items), DefaultNamespace: serviceAccountNamespace(rc.sess.User)}
 	// The notices come from the console's own redirects, but anyone can link to them: only a
 	// namespace or a Webhook name is shown, never a sentence a link chose ("session expiring,

@@ -74,6 +74,10 @@ func userClient(base *rest.Config, token string) (client.Client, error) {
 	cfg := rest.AnonymousClientConfig(base)
 	cfg.BearerToken = token
 	cfg.UserAgent = "hookline-console"
+	// No client-side rate limit (as ctrl.GetConfig): each request builds its own client, whose
+	// default 5 requests a second made a page of many list answers wait while holding its turn.
+	// The turns bound what the console asks of the API server.
+	cfg.QPS = -1
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cappedAnswers{next: rt} })
 	return client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper})
 }

@@ -23,6 +23,8 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,6 +64,27 @@ var logStates = func() []string {
 	return append(out, "failed")
 }()
 
+// eventNamePattern matches the event names the read API's event filter accepts
+// (dispatcher/logapi): letters and _, at most 64.
+var eventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
+
+// validLogFilters reports whether state is "" or one of logStates, and event "" or event names
+// (comma-separated, as the read API takes them).
+func validLogFilters(state, event string) bool {
+	if state != "" && !slices.Contains(logStates, state) {
+		return false
+	}
+	if event == "" {
+		return true
+	}
+	for _, e := range strings.Split(event, ",") {
+		if !eventNamePattern.MatchString(strings.TrimSpace(e)) {
+			return false
+		}
+	}
+	return true
+}
+
 // deliveryLog reads one page of the webhook's notifications for its page. Errors other than an
 // ended session are returned inside logData, so that the webhook's own page still shows.
 func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, ns, name string) (logData, error) {
@@ -69,6 +92,13 @@ func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, n
 	d := logData{State: q.Get("state"), Event: strings.TrimSpace(q.Get("event")), Cursor: q.Get("cursor"), States: logStates}
 	if s.cfg.Deliveries == nil {
 		d.Off = true
+		return d, nil
+	}
+	// The filters are checked here, and a refusal is said in the console's own words: anyone can
+	// link to a Webhook's page, and the read API's refusal quotes the value, which the page showed
+	// as an alert (any sentence a link chose).
+	if !validLogFilters(d.State, d.Event) {
+		d.State, d.Event, d.Error = "", "", rc.L.T("log.badFilter")
 		return d, nil
 	}
 	query := url.Values{"limit": {strconv.Itoa(logPageSize)}}
@@ -100,6 +130,8 @@ func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, n
 		return d, err
 	case errors.Is(err, errNotVisible):
 		d.Denied = true
+	case errors.As(err, &le) && le.body.Status == http.StatusBadRequest:
+		d.Error = rc.L.T("log.badFilter") // a cursor from another search, say: not its text either
 	case errors.As(err, &le):
 		d.Error = le.body.Message
 	default:

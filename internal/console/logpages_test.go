@@ -22,7 +22,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -354,5 +357,80 @@ func TestIndentedSizeBoundsIndent(t *testing.T) {
 	deep := []byte(strings.Repeat("[", 100000))
 	if n := indentedSize(deep, len(deep)+1000); n <= len(deep)+1000 || n > len(deep)+1100 {
 		t.Errorf("past the limit: %d, want it to stop soon after %d", n, len(deep)+1000)
+	}
+}
+
+// Anyone can link to a Webhook's page with delivery log filters: a state that is not one of the
+// log's, or an event that is not an event's name, is refused in the console's words before the
+// read API is asked. The read API's refusal quotes the value, and the page showed it as an alert:
+// a sentence a link chose.
+func TestALinkCannotPutItsTextOnAWebhooksPage(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	asked := func() []string { mu.Lock(); defer mu.Unlock(); return slices.Clone(seen) }
+	readAPI := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.RequestURI())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/v1/namespaces/team-a/webhooks/hook/notifications" {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(deliveries.Error{Status: 404, Reason: "NotFound", Message: "not found"})
+			return
+		}
+		// As the read API refuses a filter: quoting it.
+		for _, key := range []string{"state", "event", "cursor"} {
+			if v := r.URL.Query().Get(key); v != "" && strings.Contains(v, " ") {
+				w.WriteHeader(http.StatusBadRequest)
+				_ = json.NewEncoder(w).Encode(deliveries.Error{Status: 400, Reason: "BadRequest", Message: key + ": " + strconv.Quote(v) + " is not valid"})
+				return
+			}
+		}
+		_ = json.NewEncoder(w).Encode(deliveries.NotificationList{Items: []deliveries.Notification{}})
+	}))
+	t.Cleanup(readAPI.Close)
+	base, _ := url.Parse(readAPI.URL)
+	s, err := New(Config{API: &rest.Config{Host: fakeKubeAPI(t).URL}, InsecureCookies: true, Deliveries: &LogAPI{Base: base, HTTP: readAPI.Client()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _ := s.Sessions().Create("token-a", "alice")
+	get := func(query url.Values) (int, string) {
+		req := httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook?"+query.Encode(), nil)
+		req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	const sentence = "Your session expired so call the help desk at 555 0100 with your token"
+	for _, key := range []string{"state", "event"} {
+		code, body := get(url.Values{key: {sentence}})
+		if strings.Contains(body, sentence) || strings.Contains(body, "with your token") {
+			t.Errorf("?%s=<sentence>: the page says it (%d): %s", key, code, body)
+		}
+		if code != http.StatusOK || !strings.Contains(body, `id="log-error">Those filters are not valid`) {
+			t.Errorf("?%s=<sentence>: %d, want the page with the console's own message", key, code)
+		}
+	}
+	for _, r := range asked() {
+		if strings.Contains(r, "session") {
+			t.Errorf("the read API was asked with the sentence: %s", r)
+		}
+	}
+	// A cursor is the read API's to judge: its refusal is said in the console's words too.
+	if code, body := get(url.Values{"cursor": {sentence}}); code != http.StatusOK || strings.Contains(body, "with your token") ||
+		!strings.Contains(body, `id="log-error">Those filters are not valid`) {
+		t.Errorf("?cursor=<sentence>: %d, want the page with the console's own message: %s", code, body)
+	}
+	// Filters the read API takes still reach it.
+	if code, body := get(url.Values{"state": {"failed"}, "event": {"AGREEMENT_CREATED"}}); code != http.StatusOK || strings.Contains(body, `id="log-error"`) {
+		t.Errorf("valid filters: %d, want the log: %s", code, body)
+	}
+	if !slices.ContainsFunc(asked(), func(r string) bool {
+		return strings.Contains(r, "event=AGREEMENT_CREATED") && strings.Contains(r, "state=failed")
+	}) {
+		t.Errorf("valid filters not passed on: %v", asked())
 	}
 }
