@@ -85,8 +85,11 @@ type Config struct {
 	DeliveryLog DeliveryLog
 	// DeliveryTimeout bounds one delivery attempt (5 s).
 	DeliveryTimeout time.Duration
-	AllowHTTP       bool
-	RootCAs         *x509.CertPool
+	// MaxReceiverConnections bounds the connections to receivers the process holds for all
+	// accounts together; 0 means deliver.DefaultConnsInAll.
+	MaxReceiverConnections int
+	AllowHTTP              bool
+	RootCAs                *x509.CertPool
 	// Guard decides which receiver addresses deliveries may connect to; nil means
 	// netguard.Default() (loopback, private, link-local and metadata addresses refused), never no
 	// guard.
@@ -215,7 +218,11 @@ func (a *App) newEngine(cfg Config, clk clock.Clock, log logr.Logger) error {
 	if cfg.Registry != nil {
 		metrics = deliver.NewMetrics(cfg.Registry)
 	}
-	a.Engine = deliver.New(cfg.Engine, a.Store, deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard),
+	sender := deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard)
+	if cfg.MaxReceiverConnections > 0 {
+		sender.LimitConnections(cfg.MaxReceiverConnections)
+	}
+	a.Engine = deliver.New(cfg.Engine, a.Store, sender,
 		clk, log.WithName("deliver"), metrics)
 	if a.partitioned != nil {
 		a.partitioned.engine = a.Engine

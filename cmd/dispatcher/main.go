@@ -64,6 +64,7 @@ type options struct {
 	policy                  deliver.Policy
 	timeout                 time.Duration
 	accountConcurrency      int
+	maxReceiverConnections  int
 	memQueue                int
 	eventCacheBytes         int
 	memoryLimit             string
@@ -140,6 +141,7 @@ func main() {
 	flag.DurationVar(&o.policy.DropAfter, "drop-after", def.DropAfter, "Age at which a notification is dropped.")
 	flag.DurationVar(&o.policy.DisableAfter, "disable-after", def.DisableAfter, "A drop disables a webhook without a success for this long.")
 	flag.IntVar(&o.accountConcurrency, "account-concurrency", 30, "Most notifications in flight per account.")
+	flag.IntVar(&o.maxReceiverConnections, "max-receiver-connections", deliver.DefaultConnsInAll, "Most connections to receivers held for all accounts together (about 40 KB each). At the bound, an idle connection is closed for a new one; if none is, an account holding less than its share has the oldest connection of the account holding the most closed for it, and one holding its share or more waits (the attempt fails and is retried). Raise it with the memory for installations whose accounts together keep more requests in flight.")
 	flag.IntVar(&o.memQueue, "memory-queue-length", deliver.DefaultMemQueue, "Queued notifications per webhook held in memory; the rest stay in the store.")
 	flag.StringVar(&o.gcHeadroom, "gc-headroom", "80Mi", "Most garbage the heap may grow by between collections: GOGC is lowered as the live heap grows past this, down to 25, so that a large live heap (a drain of a big backlog) is not doubled; the Go memory limit follows what that lets the process hold (never above --memory-limit), so that free heap pages go back to the system at once. 0: GOGC alone decides, as does setting the GOGC environment variable; GOMEMLIMIT leaves the memory limit alone.")
 	flag.StringVar(&o.memoryTarget, "memory-target", "0", "Soft bound on the Go runtime's memory, under --memory-limit, e.g. 240Mi: as the process nears it the collector works harder, until the garbage it lets grow is down to a quarter of the live heap (GOGC 25); a larger live heap then raises the memory with it rather than keep the collector running. Costs CPU whenever the process runs near it (docs/operations.md). 0: none, the --gc-headroom alone bounds the garbage. Needs --gc-headroom; GOMEMLIMIT turns it off.")
@@ -336,7 +338,7 @@ func run(o options) error {
 			Policy: o.policy, AccountConcurrency: o.accountConcurrency, MemQueue: o.memQueue,
 			EventCacheBytes: o.eventCacheBytes, MaxPayloadBytes: o.maxPayloadBytes,
 		},
-		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots,
+		DeliveryTimeout: o.timeout, AllowHTTP: o.allowHTTP, RootCAs: roots, MaxReceiverConnections: o.maxReceiverConnections,
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, ReplayLogReadsPerMinute: o.replayLogReads, ReplayNotesPerMinute: o.replayNotes, ReplayNotesBurst: max(o.replayMaxSelection, dispatcher.DefaultReplayNotesBurst), DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,

@@ -30,9 +30,16 @@ import (
 // as the idle connections kept per host, and per account, across every address, four times that,
 // so that an account whose webhooks spread over many hosts keeps reusing its connections while
 // one hostile receiver among them cannot take the connections the others need.
+//
+// A connection costs about 40 KB (buffers, TLS state, the HTTP/2 reader's goroutine), so the
+// process holds DefaultConnsInAll at most (about 160 MB), whatever the number of accounts: several
+// accounts' hostile receivers each holding their bound would otherwise take the memory every
+// tenant shares. An account holds 30 requests in flight at most, so its bounds leave ample room
+// for connections kept for reuse.
 const (
-	DefaultConnsPerHost    = 1024
+	DefaultConnsPerHost    = 256
 	DefaultConnsPerAccount = 4 * DefaultConnsPerHost
+	DefaultConnsInAll      = 4 * DefaultConnsPerAccount
 )
 
 // connLimit bounds the connections a Sender holds open for one account's deliveries, per receiver
@@ -47,10 +54,19 @@ const (
 // longest is closed for the new one, if it has carried nothing for longer than an attempt may
 // last (it carries no request); otherwise the dial is refused and the attempt fails, to be
 // retried like any connection failure.
+//
+// Past the bound of the whole process (inAll), the connection silent longest of any account is
+// closed for the new one; if none is silent, an account holding less than its fair share (inAll
+// divided among the accounts holding connections) has the oldest connection of the account
+// holding the most closed for it (a request that connection carried fails, to be retried), and
+// one holding its share or more is refused. So no account, nor several together, can take the
+// connections another needs.
 type connLimit struct {
-	perHost, perAccount int
+	perHost, perAccount, inAll int
 
 	mu sync.Mutex
+	// total counts every account's connections and dials under way.
+	total int
 	// silent is how long a connection must have carried nothing to be closed for a new one.
 	silent   time.Duration
 	start    time.Time // the origin of the connections' activity stamps
@@ -69,8 +85,8 @@ type hostConns struct {
 	open map[*limitedConn]struct{}
 }
 
-func newConnLimit(perHost, perAccount int, silent time.Duration) *connLimit {
-	return &connLimit{perHost: perHost, perAccount: perAccount, silent: silent, start: time.Now(),
+func newConnLimit(perHost, perAccount, inAll int, silent time.Duration) *connLimit {
+	return &connLimit{perHost: perHost, perAccount: perAccount, inAll: inAll, silent: silent, start: time.Now(),
 		accounts: map[string]*accountConns{}}
 }
 
@@ -85,14 +101,19 @@ func withAccount(ctx context.Context, account string) context.Context {
 // ConnLimitError refuses a dial for an account that holds the most connections it may.
 type ConnLimitError struct {
 	Account, Address string
-	// Max is the bound reached: per address, or (PerAccount) of the account in all.
-	Max        int
-	PerAccount bool
+	// Max is the bound reached: per address, (PerAccount) of the account in all, or (Share) the
+	// account's share of the process's bound, which is reached.
+	Max               int
+	PerAccount, Share bool
 }
 
 func (e *ConnLimitError) Error() string {
 	where := "to " + e.Address
-	if e.PerAccount {
+	switch {
+	case e.Share:
+		return fmt.Sprintf("the dispatcher holds the most connections it may for all accounts, and %d or more for account %s, its share, none of them idle: "+
+			"a receiver that lets no request reuse its connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0) has one opened per delivery", e.Max, e.Account)
+	case e.PerAccount:
 		where = "in all"
 	}
 	return fmt.Sprintf("the dispatcher holds %d connections for account %s %s already, the most it may, and none is idle: "+
@@ -145,26 +166,39 @@ func (l *connLimit) reserve(account, addr string) error {
 		a.hosts[addr] = h
 	}
 	var victim *limitedConn
-	if h.n >= l.perHost || a.n >= l.perAccount {
+	var refused *ConnLimitError
+	switch {
+	case h.n >= l.perHost || a.n >= l.perAccount:
 		if h.n >= l.perHost {
 			victim = l.claimSilentLocked(a, h)
 		} else {
 			victim = l.claimSilentLocked(a, nil)
 		}
 		if victim == nil {
-			err := &ConnLimitError{Account: account, Address: addr, Max: l.perHost}
+			refused = &ConnLimitError{Account: account, Address: addr, Max: l.perHost}
 			if h.n < l.perHost {
-				err.Max, err.PerAccount = l.perAccount, true
+				refused.Max, refused.PerAccount = l.perAccount, true
 			}
-			if h.n == 0 {
-				delete(a.hosts, addr)
-			}
-			l.mu.Unlock()
-			return err
 		}
+	case l.inAll > 0 && l.total >= l.inAll:
+		victim = l.claimForLocked(a)
+		if victim == nil {
+			refused = &ConnLimitError{Account: account, Address: addr, Max: l.shareLocked(), Share: true}
+		}
+	}
+	if refused != nil {
+		if h.n == 0 {
+			delete(a.hosts, addr)
+		}
+		if a.n == 0 {
+			delete(l.accounts, account)
+		}
+		l.mu.Unlock()
+		return refused
 	}
 	h.n++
 	a.n++
+	l.total++
 	if victim != nil {
 		// After counting the dial: the victim's removal must not empty (and drop) h or a.
 		l.removeLocked(victim)
@@ -204,6 +238,55 @@ func (l *connLimit) claimSilentLocked(a *accountConns, h *hostConns) *limitedCon
 	return oldest
 }
 
+// shareLocked is one account's share of the process's bound: divided among the accounts holding
+// connections (or dialling).
+func (l *connLimit) shareLocked() int { return max(1, l.inAll/max(1, len(l.accounts))) }
+
+// claimForLocked finds a connection to close for a dial of account a at the process's bound: the
+// connection silent longest of any account, if it has been silent for l.silent; otherwise, if a
+// holds less than its share, the oldest of the account holding the most. nil: a is refused.
+func (l *connLimit) claimForLocked(a *accountConns) *limitedConn {
+	for {
+		cutoff := l.now() - int64(l.silent)
+		var oldest, busiest *limitedConn
+		var at, busiestAt int64
+		var top *accountConns
+		for _, o := range l.accounts {
+			if top == nil || o.n > top.n {
+				top = o
+			}
+			for _, h := range o.hosts {
+				for c := range h.open {
+					if t := c.active.Load(); t >= 0 && t < cutoff && (oldest == nil || t < at) {
+						oldest, at = c, t
+					}
+				}
+			}
+		}
+		victim, stamp := oldest, at
+		if victim == nil {
+			if a.n >= l.shareLocked() || top == nil || top == a {
+				return nil
+			}
+			for _, h := range top.hosts {
+				for c := range h.open {
+					if t := c.active.Load(); t >= 0 && (busiest == nil || t < busiestAt) {
+						busiest, busiestAt = c, t
+					}
+				}
+			}
+			if busiest == nil {
+				return nil // the top account's are dials under way
+			}
+			victim, stamp = busiest, busiestAt
+		}
+		if victim.active.CompareAndSwap(stamp, reclaimed) {
+			return victim
+		}
+		// Taken by a request meanwhile: look again.
+	}
+}
+
 // reclaimed marks a connection's activity stamp once it is claimed for closing.
 const reclaimed = -1
 
@@ -230,6 +313,7 @@ func (l *connLimit) removeLocked(c *limitedConn) {
 func (l *connLimit) uncountLocked(account, addr string, a *accountConns, h *hostConns) {
 	h.n--
 	a.n--
+	l.total--
 	if h.n == 0 {
 		delete(a.hosts, addr)
 	}

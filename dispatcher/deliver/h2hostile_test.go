@@ -236,7 +236,7 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	roots := rc.Roots.Clone()
 	roots.AddCert(good.Certificate())
 	s := NewSender(2*time.Second, false, roots, loopback)
-	s.conns = newConnLimit(perHost, 4*perHost, time.Hour) // nothing is silent for long enough until said
+	s.conns = newConnLimit(perHost, 4*perHost, 0, time.Hour) // nothing is silent for long enough until said
 	s.base = s.newTransport(nil)
 	evil := withAccount(context.Background(), "acc-evil")
 	failed := 0
@@ -290,7 +290,7 @@ func TestAnAccountsConnectionsAreBoundedAcrossReceivers(t *testing.T) {
 		}
 	}
 	s := NewSender(2*time.Second, false, roots, loopback)
-	s.conns = newConnLimit(perHost, perAccount, time.Hour)
+	s.conns = newConnLimit(perHost, perAccount, 0, time.Hour)
 	s.base = s.newTransport(nil)
 	evil := withAccount(context.Background(), "acc-evil")
 	var last Attempt
@@ -314,7 +314,7 @@ func TestAClaimedConnectionWritesNothing(t *testing.T) {
 	g := NewWithT(t)
 	client, server := net.Pipe()
 	t.Cleanup(func() { _ = server.Close() })
-	l := newConnLimit(1, 1, 0)
+	l := newConnLimit(1, 1, 0, 0)
 	g.Expect(l.reserve("acc", "addr")).To(Succeed())
 	lc := &limitedConn{Conn: client, l: l, account: "acc", addr: "addr"}
 	lc.active.Store(l.now() - 1)
@@ -369,7 +369,7 @@ func TestAReceiversPingsDoNotKeepItsConnections(t *testing.T) {
 	roots := rc.Roots.Clone()
 	roots.AddCert(good.Certificate())
 	s := NewSender(2*time.Second, false, roots, loopback)
-	s.conns = newConnLimit(perAccount, perAccount, time.Hour)
+	s.conns = newConnLimit(perAccount, perAccount, 0, time.Hour)
 	s.base = s.newTransport(nil)
 	evil := withAccount(context.Background(), "acc-evil")
 	for range perAccount {
@@ -381,4 +381,64 @@ func TestAReceiversPingsDoNotKeepItsConnections(t *testing.T) {
 	// once silent for that long, one gives way to the account's other receiver.
 	g.Eventually(func() Attempt { return s.Send(evil, good.URL, "id", nil, []byte(`{}`), nil) }).
 		WithTimeout(5 * time.Second).WithPolling(100 * time.Millisecond).Should(HaveField("OK", BeTrue()))
+}
+
+// The process holds at most its bound of connections, whatever the number of accounts: several
+// accounts whose receivers starve their connections each held their own bound, about 40 KB a
+// connection, in the memory every tenant shares. At the bound, an account holding less than its
+// share has the oldest connection of the account holding the most closed for it, and one holding
+// its share or more is refused.
+func TestConnectionsAreBoundedForTheWholeProcess(t *testing.T) {
+	g := NewWithT(t)
+	const inAll = 8
+	evilRC, otherRC := newStreamStarver(t), newStreamStarver(t)
+	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	good.EnableHTTP2 = true
+	good.StartTLS()
+	t.Cleanup(good.Close)
+	roots := evilRC.Roots.Clone()
+	for _, c := range otherRC.certs {
+		roots.AddCert(c)
+	}
+	roots.AddCert(good.Certificate())
+	s := NewSender(2*time.Second, false, roots, loopback)
+	s.conns = newConnLimit(2*inAll, 2*inAll, inAll, time.Hour) // nothing is silent for long enough
+	s.base = s.newTransport(nil)
+	send := func(account, url string) Attempt {
+		return s.Send(withAccount(context.Background(), account), url, "id", nil, []byte(`{}`), nil)
+	}
+	for range inAll {
+		g.Expect(send("acc-evil", evilRC.URL).OK).To(BeTrue())
+	}
+	g.Expect(evilRC.Open()).To(Equal(inAll))
+	a := send("acc-evil", evilRC.URL)
+	g.Expect(a.OK).To(BeFalse(), "the process's bound is reached, and acc-evil holds more than its share")
+	g.Expect(a.Message).To(ContainSubstring("for all accounts, and %d or more for account acc-evil, its share", inAll))
+
+	// Another account holds less than its share: acc-evil's oldest connection gives way.
+	for range 3 {
+		a := send("acc-good", good.URL)
+		g.Expect(a.OK).To(BeTrue(), "%+v", a)
+	}
+	g.Eventually(evilRC.Open).WithTimeout(5 * time.Second).Should(Equal(inAll - 1))
+
+	// A third account's starving receiver takes connections from the account holding the most
+	// until it holds its share (8 of 8 among three accounts: 2), then is refused.
+	ok := 0
+	for range 5 {
+		if send("acc-other", otherRC.URL).OK {
+			ok++
+		}
+	}
+	g.Expect(ok).To(Equal(inAll / 3))
+	g.Expect(s.conns.counted("acc-evil") + s.conns.counted("acc-good") + s.conns.counted("acc-other")).To(Equal(inAll))
+	g.Expect(send("acc-good", good.URL).OK).To(BeTrue(), "acc-good keeps its connection")
+
+	// Once silent, any account's connections give way to any account's dial, past its share too.
+	s.conns.setSilent(50 * time.Millisecond)
+	g.Eventually(func() bool { return send("acc-evil", evilRC.URL).OK }).
+		WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(BeTrue())
+	g.Expect(s.conns.counted("acc-evil") + s.conns.counted("acc-good") + s.conns.counted("acc-other")).To(BeNumerically("<=", inAll))
 }

@@ -85,7 +85,7 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 	}
 	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
 		// A connection silent for longer than an attempt may last carries none.
-		conns: newConnLimit(DefaultConnsPerHost, DefaultConnsPerAccount, timeout+time.Second),
+		conns: newConnLimit(DefaultConnsPerHost, DefaultConnsPerAccount, DefaultConnsInAll, timeout+time.Second),
 		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, v any) {
 			// Now, and once the attempts that still use it are over (each within the timeout):
 			// their connections come back to its idle pool, which nobody would close otherwise.
@@ -95,6 +95,14 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 		})}
 	s.base = s.newTransport(nil)
 	return s
+}
+
+// LimitConnections sets the most connections to receivers s holds for all accounts together
+// (DefaultConnsInAll by default), before it sends anything.
+func (s *Sender) LimitConnections(inAll int) {
+	s.conns.mu.Lock()
+	s.conns.inAll = inAll
+	s.conns.mu.Unlock()
 }
 
 func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
