@@ -782,7 +782,7 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		// hand): select afresh, from this Webhook's log.
 		return r.askSelection(ctx, rp, uid, startedAt)
 	}
-	r.tally.merge(uid, replayRef(rp), rd.sel.own)
+	r.tally.merge(uid, replayRef(rp), rd.sel.own, 0)
 	if rd.sel.overflow {
 		return queueResult{tooLarge: true}, false, nil
 	}
@@ -919,6 +919,10 @@ const scanSkew = time.Minute
 // in the event log (first is its oldest event's sequence). The "queued again" records are appended
 // before the notes are stored, so that they precede every record the engine writes about the new
 // attempts.
+// reasonNotQueued is the reason of the record that takes a "queued again" record back: the notes
+// it named could not be stored.
+const reasonNotQueued = "ReplayNotQueued"
+
 func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, cs []candidate, first uint64) (int, []candidate, error) {
 	now := r.Clock.Now()
 	ref := replayRef(rp)
@@ -944,6 +948,20 @@ func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh
 	}
 	if err := enqueueNotes(ctx, r.Store, r.Engine, items); err != nil {
 		// The retry of this replay finds what was stored (Replay set) and does not queue it again.
+		// The "queued again" records are taken back: one whose note the retry does not select
+		// again (its event expired meanwhile) would otherwise be counted as queued after a
+		// restart, and the replay wait for it for good. (Notes stored before the failure are
+		// counted from the status, which this dispatcher writes, and from their deliveries.)
+		for _, c := range cs {
+			if c.seq >= first {
+				r.Log.Append(deliveries.Record{
+					Kind: deliveries.KindReplayQueued, WebhookUID: string(wh.UID), Namespace: wh.Namespace, Name: wh.Name,
+					NotificationID: c.id, EventSeq: c.seq, EventID: c.eventID, EventName: c.event, Created: c.created, At: r.Clock.Now(),
+					State: c.state, Reason: reasonNotQueued, Replay: ref,
+					Message: fmt.Sprintf("not queued again by WebhookReplay %s: storing failed, tried again", rp.Name),
+				})
+			}
+		}
 		return 0, nil, fmt.Errorf("queueing replayed notifications: %w", err)
 	}
 	return len(items), gone, nil
@@ -1057,7 +1075,10 @@ func (s *selector) add(rec deliveries.Record) {
 		switch {
 		case rec.Kind != deliveries.KindReplayQueued:
 			s.own[rec.EventSeq] = rec.State
-		case !s.selecting:
+		case s.selecting:
+		case rec.Reason == reasonNotQueued:
+			delete(s.queuedAgain, rec.EventSeq)
+		default:
 			s.queuedAgain[rec.EventSeq] = true
 		}
 		return
@@ -1175,7 +1196,7 @@ func listSome(ss []string) string {
 // counted reports false until then.
 func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hooklinev1.WebhookReplayStatus) (counted bool, err error) {
 	ref := replayRef(rp)
-	delivered, failed, complete := r.tally.counts(uid, ref, st.Queued)
+	delivered, failed, queued, complete := r.tally.counts(uid, ref, st.Queued)
 	key := client.ObjectKeyFromObject(rp)
 	if complete {
 		// A selection answered for it before its status moved on (another dispatcher queued it)
@@ -1197,15 +1218,16 @@ func (r *Replayer) progress(rp *hooklinev1.WebhookReplay, uid string, st *hookli
 		case rd.err != nil:
 			return false, rd.err
 		}
-		r.tally.merge(uid, ref, rd.sel.own)
 		// This process has not counted the replay before (it restarted, or took the webhook
 		// over): the status's count is a previous run's, or the tenant's, who could write a lower
-		// one so that the replay completes, and frees its turn, while what it queued is still
-		// being sent. The log's count is lower only by records lost with a crashed process.
-		st.Queued = max(st.Queued, rd.sel.queued())
-		delivered, failed, _ = r.tally.counts(uid, ref, st.Queued)
+		// one, now or at any time after, so that the replay completes, and frees its turn, while
+		// what it queued is still being sent. The log's count, kept with the tally, is lower only
+		// by records lost with a crashed process.
+		r.tally.merge(uid, ref, rd.sel.own, rd.sel.queued())
+		delivered, failed, queued, _ = r.tally.counts(uid, ref, st.Queued)
 	}
-	st.Delivered, st.Failed = delivered, failed
+	st.Delivered, st.Failed, st.Queued = delivered, failed, queued
+	st.Matched = max(st.Matched, st.Queued)
 	return true, nil
 }
 

@@ -127,3 +127,30 @@ func BenchmarkSelectionMemory(b *testing.B) {
 	b.ReportMetric(h, "held-B/op")
 	b.ReportMetric(o, "other-B/op")
 }
+
+// After a restart the replay's count of what it queued is the log's: the notifications its "queued
+// again" records name, less those a later record takes back (their notes could not be stored), and
+// those with a record of its deliveries.
+func TestSelectorCountsWhatTheReplayQueued(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Name: "recover", UID: "0a1b2c3d-4e5f-4a5b-8c7d-0123456789ab", CreationTimestamp: metav1.Time{Time: t0}},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders"}}
+	ref := deliveries.ReplayRef(rp.Name, string(rp.UID))
+	rec := func(seq uint64, kind deliveries.Kind, reason string) deliveries.Record {
+		return deliveries.Record{Kind: kind, WebhookUID: "uid", EventSeq: seq, At: t0.Add(time.Minute), State: deliveries.StateReplayed, Reason: reason, Replay: ref}
+	}
+	s := newSelector(rp, t0.Add(time.Hour), nil, false, 0)
+	if want := t0.Add(-scanSkew); !s.from().Equal(want) {
+		t.Fatalf("read from %v, want the replay's creation %v (its start, a status, may be later)", s.from(), want)
+	}
+	s.add(rec(1, deliveries.KindReplayQueued, "Replayed"))
+	s.add(rec(2, deliveries.KindReplayQueued, "Replayed"))
+	s.add(rec(2, deliveries.KindReplayQueued, reasonNotQueued)) // storing failed: taken back
+	s.add(rec(3, deliveries.KindReplayQueued, "Replayed"))
+	s.add(rec(3, deliveries.KindReplayQueued, reasonNotQueued))
+	s.add(rec(3, deliveries.KindReplayQueued, "Replayed")) // queued by the retry
+	s.add(rec(4, deliveries.KindAttempt, "Delivered"))     // its "queued again" record lost in a crash
+	if got := s.queued(); got != 3 {
+		t.Fatalf("queued %d, want 3 (1, 3 and 4)", got)
+	}
+}

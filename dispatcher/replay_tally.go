@@ -53,6 +53,9 @@ type tally struct {
 	delivered, failed int64
 	// queued is how many the replay queued (0: not known yet).
 	queued int64
+	// floor is how many the log says it queued, read after a restart: the status may say less
+	// (its tenant may write it), and counts never takes less.
+	floor int64
 	// complete is set once the records stored before the tally began were read in.
 	complete bool
 }
@@ -108,8 +111,9 @@ func (t *replayTally) begin(key types.NamespacedName, uid, ref string) {
 	}
 }
 
-// merge adds what the log held of the replay (read after begin) under what was observed since.
-func (t *replayTally) merge(uid, replay string, stored map[uint64]deliveries.State) {
+// merge adds what the log held of the replay (read after begin) under what was observed since,
+// and the log's count of what it queued (0: not counted).
+func (t *replayTally) merge(uid, replay string, stored map[uint64]deliveries.State, queued int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tl := t.runs[tallyKey{uid, replay}]
@@ -121,20 +125,22 @@ func (t *replayTally) merge(uid, replay string, stored map[uint64]deliveries.Sta
 			tl.set(seq, s)
 		}
 	}
+	tl.floor = max(tl.floor, queued)
 	tl.complete = true
 }
 
-// counts returns the replay's delivered and failed notifications, once its tally is complete,
-// and remembers how many it queued (to wake it when they are settled).
-func (t *replayTally) counts(uid, replay string, queued int64) (delivered, failed int64, complete bool) {
+// counts returns the replay's delivered and failed notifications, once its tally is complete, and
+// how many it queued: queued, or the log's count if more. It remembers that (to wake the replay
+// when they are settled).
+func (t *replayTally) counts(uid, replay string, queued int64) (delivered, failed, queuedAll int64, complete bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tl := t.runs[tallyKey{uid, replay}]
 	if tl == nil || !tl.complete {
-		return 0, 0, false
+		return 0, 0, queued, false
 	}
-	tl.queued = queued
-	return tl.delivered, tl.failed, true
+	tl.queued = max(queued, tl.floor)
+	return tl.delivered, tl.failed, tl.queued, true
 }
 
 // end forgets the tally of the replay key.

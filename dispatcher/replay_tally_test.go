@@ -43,7 +43,7 @@ func TestReplayTallyCountsEachNotificationsNewestState(t *testing.T) {
 	ref := deliveries.ReplayRef("recover", "0a1b2c3d-4e5f-4a5b-8c7d-0123456789ab")
 	tl.begin(key, "uid-1", ref)
 
-	_, _, complete := tl.counts("uid-1", ref, 4)
+	_, _, _, complete := tl.counts("uid-1", ref, 4)
 	g.Expect(complete).To(BeFalse(), "not complete before the log was read")
 
 	tl.observe(replayRecord("uid-1", ref, 1, deliveries.KindReplayQueued, deliveries.StateReplayed))
@@ -58,19 +58,23 @@ func TestReplayTallyCountsEachNotificationsNewestState(t *testing.T) {
 	tl.observe(replayRecord("uid-1", "", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	tl.observe(replayRecord("uid-2", "recover", 2, deliveries.KindAttempt, deliveries.StateDelivered))
 	// Read from the log: seq 1 was retrying then (older than what was observed), 2 and 3 settled.
-	tl.merge("uid-1", ref, map[uint64]deliveries.State{1: deliveries.StateRetrying, 2: deliveries.StateDropped, 3: deliveries.StateDelivered})
+	// The log says 4 were queued.
+	tl.merge("uid-1", ref, map[uint64]deliveries.State{1: deliveries.StateRetrying, 2: deliveries.StateDropped, 3: deliveries.StateDelivered}, 4)
 
-	delivered, failed, complete := tl.counts("uid-1", ref, 4)
+	delivered, failed, queued, complete := tl.counts("uid-1", ref, 4)
 	g.Expect(complete).To(BeTrue())
-	g.Expect([]int64{delivered, failed}).To(Equal([]int64{2, 1}))
+	g.Expect([]int64{delivered, failed, queued}).To(Equal([]int64{2, 1, 4}))
 	g.Expect(woken).To(BeEmpty())
+	// A status that says fewer were queued (its tenant may write it) does not lower the count.
+	_, _, queued, _ = tl.counts("uid-1", ref, 0)
+	g.Expect(queued).To(BeEquivalentTo(4))
 
 	tl.observe(replayRecord("uid-1", ref, 4, deliveries.KindCancelled, deliveries.StateCancelled))
-	delivered, failed, _ = tl.counts("uid-1", ref, 4)
+	delivered, failed, _, _ = tl.counts("uid-1", ref, 4)
 	g.Expect([]int64{delivered, failed}).To(Equal([]int64{2, 2}))
 	g.Expect(woken).To(Equal([]types.NamespacedName{key}), "woken once the last one settled")
 
 	tl.end(key)
-	_, _, complete = tl.counts("uid-1", ref, 4)
+	_, _, _, complete = tl.counts("uid-1", ref, 4)
 	g.Expect(complete).To(BeFalse())
 }

@@ -288,10 +288,11 @@ func TestAReplayWhoseQueuedCountIsForgedKeepsItsTurn(t *testing.T) {
 }
 
 // After a restart no dispatcher has written a running replay's status yet: how many it queued is
-// counted from the log (its "queued again" records), not taken from the status, which the tenant
-// rewrote while no dispatcher ran (queued 0, and a start in the future, so that a read from the start
-// would find nothing). Before, the replay completed at once and freed its turn while what it queued
-// was still being sent.
+// counted from the log (its "queued again" records, read from its creation), not taken from the
+// status, which the tenant may write at any time: here it moves the start an hour ahead while no
+// dispatcher runs (so that a read from the start would find nothing), and writes queued 0 once the
+// restarted dispatcher has counted (and, finding the status right, written nothing). Before, the
+// replay completed at once and freed its turn while what it queued was still being sent.
 func TestAReplayWhoseQueuedCountIsForgedAcrossARestartKeepsItsTurn(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -325,15 +326,25 @@ func TestAReplayWhoseQueuedCountIsForgedAcrossARestartKeepsItsTurn(t *testing.T)
 	}).WithTimeout(30 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
 	s.stop()
 
-	cur := getReplay(g, rp)
-	base := cur.DeepCopy()
-	later := metav1.NewTime(time.Now().Add(time.Hour))
-	cur.Status.Queued, cur.Status.Matched, cur.Status.StartedAt = 0, 0, &later
-	g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	forge := func(f func(*hooklinev1.WebhookReplayStatus)) {
+		cur := getReplay(g, rp)
+		base := cur.DeepCopy()
+		f(&cur.Status)
+		g.Expect(tenant.Status().Patch(ctx, cur, client.MergeFrom(base))).To(Succeed())
+	}
+	forge(func(st *hooklinev1.WebhookReplayStatus) {
+		later := metav1.NewTime(time.Now().Add(time.Hour))
+		st.StartedAt = &later
+	})
 	startStack(t, opts)
-	g.Consistently(func(g Gomega) {
-		g.Expect(getReplay(g, rp).Status.CompletedAt).To(BeNil())
-	}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	notCompleted := func() {
+		g.Consistently(func(g Gomega) {
+			g.Expect(getReplay(g, rp).Status.CompletedAt).To(BeNil())
+		}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	}
+	notCompleted() // the restarted dispatcher counts meanwhile (it polls every 100 ms)
+	forge(func(st *hooklinev1.WebhookReplayStatus) { st.Queued, st.Matched = 0, 0 })
+	notCompleted()
 
 	rc.set(echoOK)
 	got := waitCompleted(t, rp, time.Minute)

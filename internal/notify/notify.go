@@ -93,8 +93,23 @@ const (
 // RateWindow is the period of Config.NamespaceLimit and Config.TotalLimit.
 const RateWindow = time.Hour
 
-// errEveryRecipientRefused is send's error when the server refused each recipient.
-var errEveryRecipientRefused = errors.New("the server refused every recipient")
+// errRefused marks send's errors that are the server's permanent refusal (a 5xx reply) of what
+// the tenant chose: every recipient, or the message (whose text quotes the receiver's answer). The
+// server was asked all the same, which the limits exist to bound. A transient refusal (4xx:
+// greylisting, throttling) is not one.
+var errRefused = errors.New("refused by the server")
+
+// errEveryRecipientRefused is send's error when the server refused each recipient for good.
+var errEveryRecipientRefused = fmt.Errorf("the server refused every recipient (%w)", errRefused)
+
+// permanent wraps err, a reply of the server, as errRefused when it is a permanent refusal.
+func permanent(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 {
+		return fmt.Errorf("%w (%w)", err, errRefused)
+	}
+	return err
+}
 
 var (
 	// ErrSuppressed is returned by Notify when a rate limit holds the e-mail back: one of the same
@@ -352,13 +367,14 @@ func (n *Notifier) Enqueue(p Problem) bool {
 	}
 }
 
-// queueShare is the most problems of one namespace the queue holds: its limit per RateWindow (it
-// could send no more), or an eighth of the queue without a limit.
+// queueShare is the most problems of one namespace the queue holds: an eighth of the queue, or its
+// limit per RateWindow if lower (it could send no more).
 func (n *Notifier) queueShare() int {
+	share := max(1, cap(n.queue)/8)
 	if n.cfg.NamespaceLimit > 0 {
-		return n.cfg.NamespaceLimit
+		return min(n.cfg.NamespaceLimit, share)
 	}
-	return max(1, cap(n.queue)/8)
+	return share
 }
 
 // admit counts a problem of namespace ns into the queue, unless the namespace holds its share.
@@ -412,10 +428,12 @@ func (n *Notifier) notify(ctx context.Context, p Problem, admitted bool) error {
 		err = n.send(logr.NewContext(ctx, log), to, msg)
 	}
 	if err != nil {
-		if !errors.Is(err, errEveryRecipientRefused) {
-			// The server or the network failed: a later problem may try again at once. A server
-			// that refused every recipient (unknown mailboxes in an allowed domain) was asked all
-			// the same, which the limits exist to bound: a tenant must not ask it without end.
+		if !errors.Is(err, errRefused) {
+			// The server or the network failed, or refused for now: a later problem may try again
+			// at once. A server that refused every recipient for good (unknown mailboxes in an
+			// allowed domain), or the message (a content filter tripped by the receiver's text),
+			// was asked all the same, which the limits exist to bound: a tenant must not have it
+			// asked without end.
 			release()
 		}
 		n.metrics.count(p.Kind, OutcomeFailed)
@@ -671,7 +689,7 @@ func (n *Notifier) send(ctx context.Context, to []*mail.Address, msg []byte) (er
 	if err := c.Mail(n.from.Address); err != nil {
 		return fmt.Errorf("MAIL FROM: %w", err)
 	}
-	accepted := 0
+	accepted, transient := 0, false
 	for _, a := range to {
 		if err := c.Rcpt(a.Address); err != nil {
 			// A refused recipient (unknown mailbox, relay denied for that domain) must not cost the
@@ -681,22 +699,26 @@ func (n *Notifier) send(ctx context.Context, to []*mail.Address, msg []byte) (er
 				return fmt.Errorf("RCPT TO: %w", err)
 			}
 			log.Info("The SMTP server refused a problem-notification address", "address", a.Address, "reply", te.Error())
+			transient = transient || te.Code < 500
 			continue
 		}
 		accepted++
 	}
-	if accepted == 0 {
+	switch {
+	case accepted == 0 && transient:
+		return errors.New("the server refused every recipient, some for now")
+	case accepted == 0:
 		return errEveryRecipientRefused
 	}
 	w, err := c.Data()
 	if err != nil {
-		return fmt.Errorf("DATA: %w", err)
+		return fmt.Errorf("DATA: %w", permanent(err))
 	}
 	if _, err := w.Write(msg); err != nil {
 		return fmt.Errorf("writing the message: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("ending the message: %w", err)
+		return fmt.Errorf("ending the message: %w", permanent(err))
 	}
 	// The server has taken the message; a failed QUIT changes nothing for its recipients.
 	_ = c.Quit()

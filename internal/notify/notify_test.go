@@ -65,6 +65,8 @@ type mailServer struct {
 
 	user, password string // AUTH PLAIN is required when user is set
 	refuse         string // a recipient refused with 550
+	greylist       string // a recipient refused with 450
+	filter         string // a message holding it is refused with 554
 
 	mu  sync.Mutex
 	got []envelope
@@ -76,11 +78,13 @@ type serverOpts struct {
 	allowInsecureAuth bool
 	user, password    string
 	refuse            string
+	greylist          string
+	filter            string
 }
 
 func startServer(t *testing.T, o serverOpts) *mailServer {
 	t.Helper()
-	ms := &mailServer{user: o.user, password: o.password, refuse: o.refuse}
+	ms := &mailServer{user: o.user, password: o.password, refuse: o.refuse, greylist: o.greylist, filter: o.filter}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{srv: ms, conn: c}, nil
 	}))
@@ -144,6 +148,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if to == s.srv.refuse {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
 	}
+	if to == s.srv.greylist {
+		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "greylisted, try again later"}
+	}
 	s.env.To = append(s.env.To, to)
 	return nil
 }
@@ -152,6 +159,9 @@ func (s *session) Data(r io.Reader) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if s.srv.filter != "" && bytes.Contains(b, []byte(s.srv.filter)) {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "message content rejected"}
 	}
 	s.env.Data = b
 	_, s.env.TLS = s.conn.TLSConnectionState()
@@ -610,7 +620,7 @@ func TestEnqueueNeverBlocks(t *testing.T) {
 	// them again later).
 	for _, uid := range []string{"a", "b", "c", "d", "e"} {
 		p := problem(notify.SustainedFailure)
-		p.UID, p.Name = uid, "wh-"+uid
+		p.UID, p.Name, p.Namespace = uid, "wh-"+uid, "ns-"+uid // each namespace well within its share
 		g.Expect(f.n.Enqueue(p)).To(Equal(uid == "a" || uid == "b"), uid)
 	}
 	g.Expect(f.count(notify.SustainedFailure, notify.OutcomeDropped)).To(Equal(3.0))
@@ -789,8 +799,8 @@ func TestMetricsAreRegistered(t *testing.T) {
 func TestOneNamespaceHoldsItsShareOfTheQueue(t *testing.T) {
 	g := NewWithT(t)
 	srv := startServer(t, serverOpts{})
-	f := newNotifier(t, notify.Config{Address: srv.Addr, QueueSize: 4, NamespaceLimit: 2, TotalLimit: -1})
-	for i := range 5 {
+	f := newNotifier(t, notify.Config{Address: srv.Addr, QueueSize: 16, NamespaceLimit: 2, TotalLimit: -1})
+	for i := range 20 {
 		p := problem(notify.SustainedFailure)
 		p.Namespace, p.Name = "flood", fmt.Sprintf("wh-%d", i)
 		g.Expect(f.n.Enqueue(p)).To(Equal(i < 2), "flood's webhook %d", i)
@@ -806,17 +816,26 @@ func TestOneNamespaceHoldsItsShareOfTheQueue(t *testing.T) {
 	g.Eventually(srv.received).WithTimeout(10 * time.Second).Should(HaveLen(3))
 	// Sent, the flood's share is free again; its limit per window now holds the rest back.
 	again := problem(notify.SustainedFailure)
-	again.Namespace, again.Name = "flood", "wh-4"
+	again.Namespace, again.Name = "flood", "wh-19"
 	g.Eventually(func() bool { return f.n.Enqueue(again) }).WithTimeout(10 * time.Second).Should(BeTrue())
 	g.Eventually(func() float64 { return f.count(notify.SustainedFailure, notify.OutcomeSuppressed) }).
 		WithTimeout(10 * time.Second).Should(Equal(1.0))
 	g.Expect(srv.received()).To(HaveLen(3))
+
+	// A limit per window larger than an eighth of the queue does not widen the share.
+	wide := newNotifier(t, notify.Config{Address: srv.Addr, QueueSize: 16, NamespaceLimit: 300, TotalLimit: -1})
+	for i := range 4 {
+		p := problem(notify.SustainedFailure)
+		p.Namespace, p.Name = "flood", fmt.Sprintf("wh-%d", i)
+		g.Expect(wide.n.Enqueue(p)).To(Equal(i < 2), "flood's webhook %d with a wide limit", i)
+	}
 }
 
-// A server that refuses every recipient (unknown mailboxes in an allowed domain) was asked all the
-// same: that uses up the webhook's interval and the namespace's limit, as a sent e-mail does, so a
-// tenant cannot have the operator's relay asked without end. A server that could not be reached
-// uses up nothing (TestFailedSendDoesNotUseUpTheInterval).
+// A server that refuses every recipient for good (unknown mailboxes in an allowed domain), or the
+// message, was asked all the same: that uses up the webhook's interval and the namespace's limit,
+// as a sent e-mail does, so a tenant cannot have the operator's relay asked without end. A server
+// that could not be reached (TestFailedSendDoesNotUseUpTheInterval), or refused for now, uses up
+// nothing.
 func TestARefusedRecipientUsesUpTheLimits(t *testing.T) {
 	g := NewWithT(t)
 	srv := startServer(t, serverOpts{refuse: "nobody@example.com"})
@@ -834,4 +853,17 @@ func TestARefusedRecipientUsesUpTheLimits(t *testing.T) {
 	g.Expect(f.n.Notify(ctx, r)).To(MatchError(ContainSubstring("per namespace")), "the namespace's limit is used up")
 	g.Expect(srv.received()).To(BeEmpty())
 	g.Expect(f.count(notify.AutoDisabled, notify.OutcomeFailed)).To(Equal(2.0))
+
+	// A message refused for good for its text (a content filter, tripped by the receiver's words
+	// quoted in it) was asked too; a recipient refused for now (greylisting) uses up nothing.
+	filtered := startServer(t, serverOpts{filter: "trip-the-filter", greylist: "later@example.com"})
+	f = newNotifier(t, notify.Config{Address: filtered.Addr, MinInterval: time.Hour, NamespaceLimit: 2})
+	p = problem(notify.AutoDisabled)
+	p.LastError = "ConnectionFailed: trip-the-filter"
+	g.Expect(f.n.Notify(ctx, p)).To(MatchError(ContainSubstring("554")))
+	g.Expect(f.n.Notify(ctx, p)).To(MatchError(notify.ErrSuppressed), "the interval is used up")
+	q = p
+	q.Name, q.To, q.LastError = "greylisted", []string{"later@example.com"}, "ConnectionFailed"
+	g.Expect(f.n.Notify(ctx, q)).To(MatchError(ContainSubstring("some for now")))
+	g.Expect(f.n.Notify(ctx, q)).To(MatchError(ContainSubstring("some for now")), "nothing used up: tried again")
 }
