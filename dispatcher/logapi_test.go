@@ -200,6 +200,15 @@ func viewerToken(t *testing.T, cs kubernetes.Interface, ns, name string) string 
 	return token
 }
 
+// payloadReaderToken is viewerToken for a ServiceAccount that may also read the notifications'
+// bodies (as the built-in edit role may).
+func payloadReaderToken(t *testing.T, cs kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	token := viewerToken(t, cs, ns, name)
+	bind(t, ns, "hookline-replay-editor", ns, name)
+	return token
+}
+
 // bind binds ServiceAccount saNS/sa to ClusterRole role in namespace ns.
 func bind(t *testing.T, ns, role, saNS, sa string) {
 	t.Helper()
@@ -265,7 +274,12 @@ func TestReadAPITenancy(t *testing.T) {
 	g.Expect(al.Records).To(HaveLen(1))
 	g.Expect(al.Records[0].HTTPStatus).To(Equal(http.StatusOK))
 	g.Expect(al.Records[0].State).To(Equal(deliveries.StateDelivered))
-	code, hdr, body := api.get(t, alice, pathA+"/"+idA+"/body")
+	// Bound to the viewer alone (as the built-in view role is), she does not get its body: it
+	// holds the agreement's participants and, with conditional parameters, its documents.
+	g.Expect(api.apiError(t, alice, pathA+"/"+idA+"/body", http.StatusForbidden).Message).To(ContainSubstring("get on webhooks/payloads"))
+	bind(t, nsA, "hookline-replay-editor", nsA, "erin")
+	erin := serviceAccountToken(t, cs, nsA, "erin")
+	code, hdr, body := api.get(t, erin, pathA+"/"+idA+"/body")
 	g.Expect(code).To(Equal(http.StatusOK), string(body))
 	g.Expect(hdr.Get("Content-Type")).To(Equal("application/json"))
 	var sent []byte
@@ -595,7 +609,7 @@ func TestReadAPIBodyIsWhatWasSent(t *testing.T) {
 	cs, err := kubernetes.NewForConfig(cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
 	installDeliveryRoles(t)
-	token := viewerToken(t, cs, ns, "owner")
+	token := payloadReaderToken(t, cs, ns, "owner")
 
 	for _, name := range []string{"agreement_workflow_completed", "envelope_expired"} {
 		raw, err := samples.Event(name)
@@ -651,7 +665,7 @@ func TestReadersThatStallOnALargeBodyLetGoOfTheirSlots(t *testing.T) {
 	cs, err := kubernetes.NewForConfig(cp.Config)
 	g.Expect(err).NotTo(HaveOccurred())
 	installDeliveryRoles(t)
-	staller, readerA, readerB := viewerToken(t, cs, nsA, "staller"), viewerToken(t, cs, nsA, "reader"), viewerToken(t, cs, nsB, "reader")
+	staller, readerA, readerB := payloadReaderToken(t, cs, nsA, "staller"), payloadReaderToken(t, cs, nsA, "reader"), payloadReaderToken(t, cs, nsB, "reader")
 
 	const size = 12 << 20 // more than the sockets of a reader that does not read take in
 	for _, account := range []string{"acc-logapi-stall-a", "acc-logapi-stall-b"} {

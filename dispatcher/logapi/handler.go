@@ -60,6 +60,15 @@ const (
 	Subresource = "deliveries"
 )
 
+// The attributes a caller needs on a Webhook to read a notification's body, besides reading its
+// deliveries: a body holds the agreement's participants and, with the Webhook's conditional
+// parameters, its signed documents, which the built-in view role must not give (its
+// hookline-deliveries-viewer aggregation gives the log alone).
+const (
+	BodyVerb        = "get"
+	BodySubresource = "payloads"
+)
+
 // Log is what the API reads of the delivery log (deliverylog.Log).
 type Log interface {
 	Notifications(ctx context.Context, uid string, q deliveries.Query) (deliveries.NotificationList, error)
@@ -354,8 +363,12 @@ func (h *Handler) attempts(w http.ResponseWriter, r *http.Request, t target) {
 // body answers the notification's body as an attempt builds it now: what was sent, unless the
 // Webhook's conditional parameters or the size cap changed since.
 func (h *Handler) body(w http.ResponseWriter, r *http.Request, t target) {
+	// The notification first: who reads the deliveries may learn whether it exists (404) anyway.
 	al, ok := h.notification(w, r, t)
 	if !ok {
+		return
+	}
+	if !h.allowedTo(w, r, t, BodyVerb, BodySubresource, "read the notification bodies of") {
 		return
 	}
 	res, id, err := h.Bodies.Body(r.Context(), deliver.PayloadWebhook(t.wh), al.Notification.EventSeq)
@@ -430,6 +443,22 @@ func (h *Handler) stats(w http.ResponseWriter, r *http.Request, t target) {
 	writeJSON(w, http.StatusOK, st)
 }
 
+// allowedTo asks the API server whether the caller, who may read t's deliveries, may also verb its
+// subresource, and answers the request when not: 403, not 404, since who reads the deliveries knows
+// the Webhook exists. what says the action in the refusal ("send test notifications to").
+func (h *Handler) allowedTo(w http.ResponseWriter, r *http.Request, t target, verb, subresource, what string) bool {
+	allowed, err := h.Auth.AuthorizeVerb(r.Context(), t.user, verb, subresource, t.wh.Namespace, t.wh.Name)
+	if err != nil {
+		h.Logger.Error(err, "Reviewing access", "user", t.user.Username, "namespace", t.wh.Namespace, "name", t.wh.Name)
+		writeError(w, http.StatusServiceUnavailable, "Unavailable", "access could not be reviewed; retry shortly")
+		return false
+	}
+	if !allowed {
+		writeError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%s may not %s webhook %s/%s (%s on webhooks/%s)", t.user.Username, what, t.wh.Namespace, t.wh.Name, verb, subresource))
+	}
+	return allowed
+}
+
 // maxTestRequest bounds a test request's body: {"event": "..."}.
 const maxTestRequest = 4 << 10
 
@@ -437,14 +466,7 @@ const maxTestRequest = 4 << 10
 // Webhook's deliveries but not send it a test gets 403 (they know it exists); a second test
 // within TestInterval, or more than TestsPerNamespace a minute in the namespace, gets 429.
 func (h *Handler) test(w http.ResponseWriter, r *http.Request, t target) {
-	allowed, err := h.Auth.AuthorizeVerb(r.Context(), t.user, TestVerb, TestSubresource, t.wh.Namespace, t.wh.Name)
-	if err != nil {
-		h.Logger.Error(err, "Reviewing access", "user", t.user.Username, "namespace", t.wh.Namespace, "name", t.wh.Name)
-		writeError(w, http.StatusServiceUnavailable, "Unavailable", "access could not be reviewed; retry shortly")
-		return
-	}
-	if !allowed {
-		writeError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("%s may not send test notifications to webhook %s/%s (create on webhooks/test)", t.user.Username, t.wh.Namespace, t.wh.Name))
+	if !h.allowedTo(w, r, t, TestVerb, TestSubresource, "send test notifications to") {
 		return
 	}
 	var req deliveries.TestRequest

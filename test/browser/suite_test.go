@@ -93,7 +93,7 @@ func runSuite(m *testing.M) int {
 // delivery logs, replays and test notifications, and reading the Events about them.
 var tenantRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
-	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks/deliveries"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks/deliveries", "webhooks/payloads"}, Verbs: []string{"get"}},
 	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhooks/test"}, Verbs: []string{"create"}},
 	{APIGroups: []string{"hookline.io"}, Resources: []string{"webhookreplays"}, Verbs: []string{"get", "list", "watch", "create"}},
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"get", "list", "watch"}},
