@@ -182,7 +182,7 @@ func main() {
 	flag.DurationVar(&o.deliveryLog.MaxAge, "delivery-log-max-age", 7*24*time.Hour, "How long delivery log records are kept.")
 	flag.Int64Var(&o.deliveryLog.MaxBytes, "delivery-log-max-bytes", 1<<30, "Most bytes the delivery log keeps: from 90 % of it, the oldest records of the account holding the most of the log are removed, down to 80 %. Keep it above about 100 MiB (what a dispatcher writes between its checks must fit above the mark).")
 	flag.DurationVar(&o.deliveryLogGather, "delivery-log-gather", 200*time.Millisecond, "How long a Webhook's delivery records are gathered into one JetStream message (JetStream's cost is mostly per message). A SIGKILL re-sends, with the same id, notifications settled within about this long before it. 0: each record in a message of its own, at once.")
-	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles here (e.g. 127.0.0.1:6060); empty disables.")
+	flag.StringVar(&o.pprof, "pprof-address", "", "Serve Go's pprof profiles and the queues' state, without authentication, on this loopback address (e.g. 127.0.0.1:6060; kubectl port-forward reaches it); empty disables. Any other address is refused: every pod could profile the dispatcher and list the tenants' queues.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -212,6 +212,9 @@ func main() {
 func (o options) validate() error {
 	if o.tokensFile == "" {
 		return errors.New("--tokens-file is required: producers authenticate with account-scoped tokens")
+	}
+	if err := checkPprofAddress(o.pprof); err != nil {
+		return err
 	}
 	if least := ingest.MinMaxInFlight(o.maxBody); o.maxInFlight < least {
 		// One token may hold half the bound: below this, a producer stalling its largest upload
@@ -369,7 +372,9 @@ func run(o options) error {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(app.Engine.Debug())
 		})
-		go func() { log.Error(http.ListenAndServe(o.pprof, mux), "pprof server stopped") }()
+		srv := boundedhttp.NewServer(mux)
+		srv.Addr = o.pprof
+		go func() { log.Error(srv.ListenAndServe(), "pprof server stopped") }()
 	}
 	go tokens.Watch(ctx.Done(), o.tokensReload, func(err error) { log.Error(err, "Reloading tokens") })
 	// Before Run: a manager that fails while Run waits for its caches would leave Run waiting.
@@ -493,6 +498,22 @@ func standBy(ctx context.Context, o options, identity string, fail context.Cance
 	}
 	stopStandbyAPI()
 	return lease, err
+}
+
+// checkPprofAddress refuses a pprof address that is not a loopback one: the profiles and the
+// queues' state are served without authentication.
+func checkPprofAddress(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--pprof-address %q: only a loopback address (127.0.0.1:6060, [::1]:6060, localhost:6060) is allowed: what it serves has no authentication", addr)
+	}
+	return nil
 }
 
 // pprofMux serves net/http/pprof's handlers on their own mux, never on the ingest API.

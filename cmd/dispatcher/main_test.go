@@ -79,3 +79,18 @@ func TestInFlightBoundHoldsTwoLargestEvents(t *testing.T) {
 		}
 	}
 }
+
+// The pprof server has no authentication: only a loopback address is allowed, since any pod could
+// otherwise profile the dispatcher every tenant shares and list every Webhook's queue.
+func TestPprofOnlyOnLoopback(t *testing.T) {
+	for _, ok := range []string{"", "127.0.0.1:6060", "[::1]:6060", "localhost:6060", "127.0.0.2:0"} {
+		if err := checkPprofAddress(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{":6060", "0.0.0.0:6060", "[::]:6060", "10.0.0.7:6060", "dispatcher.example:6060", "127.0.0.1"} {
+		if err := checkPprofAddress(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
