@@ -219,9 +219,7 @@ func (a *App) newEngine(cfg Config, clk clock.Clock, log logr.Logger) error {
 		metrics = deliver.NewMetrics(cfg.Registry)
 	}
 	sender := deliver.NewSender(cfg.DeliveryTimeout, cfg.AllowHTTP, cfg.RootCAs, cfg.Guard)
-	if cfg.MaxReceiverConnections > 0 {
-		sender.LimitConnections(cfg.MaxReceiverConnections)
-	}
+	sender.LimitConnections(cfg.MaxReceiverConnections, cfg.Engine.AccountConcurrency)
 	a.Engine = deliver.New(cfg.Engine, a.Store, sender,
 		clk, log.WithName("deliver"), metrics)
 	if a.partitioned != nil {

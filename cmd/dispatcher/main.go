@@ -141,7 +141,7 @@ func main() {
 	flag.DurationVar(&o.policy.DropAfter, "drop-after", def.DropAfter, "Age at which a notification is dropped.")
 	flag.DurationVar(&o.policy.DisableAfter, "disable-after", def.DisableAfter, "A drop disables a webhook without a success for this long.")
 	flag.IntVar(&o.accountConcurrency, "account-concurrency", 30, "Most notifications in flight per account.")
-	flag.IntVar(&o.maxReceiverConnections, "max-receiver-connections", deliver.DefaultConnsInAll, "Most connections to receivers held for all accounts together (about 40 KB each). At the bound, an idle connection is closed for a new one; if none is, an account holding less than its share has the oldest connection of the account holding the most closed for it, and one holding its share or more waits (the attempt fails and is retried). Raise it with the memory for installations whose accounts together keep more requests in flight.")
+	flag.IntVar(&o.maxReceiverConnections, "max-receiver-connections", deliver.DefaultConnsInAll, "Most connections to receivers held for all accounts together (about 40 KB each). At the bound, a connection without a request for a second is closed for a new one; if none is, an account holding less than its share has the oldest connection of the account holding the most closed for it (or, if none can be given, its attempt is tried again a second later, not counted as failed), and the attempt of one holding its share or more fails, to be retried. Raise it with the memory for installations whose accounts together keep more requests in flight.")
 	flag.IntVar(&o.memQueue, "memory-queue-length", deliver.DefaultMemQueue, "Queued notifications per webhook held in memory; the rest stay in the store.")
 	flag.StringVar(&o.gcHeadroom, "gc-headroom", "80Mi", "Most garbage the heap may grow by between collections: GOGC is lowered as the live heap grows past this, down to 25, so that a large live heap (a drain of a big backlog) is not doubled; the Go memory limit follows what that lets the process hold (never above --memory-limit), so that free heap pages go back to the system at once. 0: GOGC alone decides, as does setting the GOGC environment variable; GOMEMLIMIT leaves the memory limit alone.")
 	flag.StringVar(&o.memoryTarget, "memory-target", "0", "Soft bound on the Go runtime's memory, under --memory-limit, e.g. 240Mi: as the process nears it the collector works harder, until the garbage it lets grow is down to a quarter of the live heap (GOGC 25); a larger live heap then raises the memory with it rather than keep the collector running. Costs CPU whenever the process runs near it (docs/operations.md). 0: none, the --gc-headroom alone bounds the garbage. Needs --gc-headroom; GOMEMLIMIT turns it off.")
@@ -373,7 +373,7 @@ func run(o options) error {
 			_ = json.NewEncoder(w).Encode(app.Engine.Debug())
 		})
 		srv := boundedhttp.NewServer(mux)
-		srv.Addr = o.pprof
+		srv.Addr, srv.WriteTimeout = o.pprof, 10*time.Minute // a CPU profile or trace takes its seconds to write
 		go func() { log.Error(srv.ListenAndServe(), "pprof server stopped") }()
 	}
 	go tokens.Watch(ctx.Done(), o.tokensReload, func(err error) { log.Error(err, "Reloading tokens") })

@@ -318,6 +318,9 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	}
 	// The account's connections are bounded (connLimit): the dial of a new one names it.
 	a := e.sender.Send(withAccount(ctx, wh.AccountID), wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
+	if a.Retry {
+		return outcome{retry: true} // nothing sent, for the dispatcher's reasons: not the receiver's failure
+	}
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)
 	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}

@@ -26,10 +26,10 @@ import (
 	"time"
 )
 
-// Defaults of the connections the sender holds open: per account and receiver address, as many
-// as the idle connections kept per host, and per account, across every address, four times that,
-// so that an account whose webhooks spread over many hosts keeps reusing its connections while
-// one hostile receiver among them cannot take the connections the others need.
+// Defaults of the connections the sender holds open: per account and receiver address, and per
+// account across every address, four times that, so that an account whose webhooks spread over
+// many hosts keeps reusing its connections while one hostile receiver among them cannot take the
+// connections the others need (Sender.LimitConnections raises both with the account concurrency).
 //
 // A connection costs about 40 KB (buffers, TLS state, the HTTP/2 reader's goroutine), so the
 // process holds DefaultConnsInAll at most (about 160 MB), whatever the number of accounts: several
@@ -55,22 +55,27 @@ const (
 // last (it carries no request); otherwise the dial is refused and the attempt fails, to be
 // retried like any connection failure.
 //
-// Past the bound of the whole process (inAll), the connection silent longest of any account is
-// closed for the new one; if none is silent, an account holding less than its fair share (inAll
-// divided among the accounts holding connections) has the oldest connection of the account
-// holding the most closed for it (a request that connection carried fails, to be retried), and
-// one holding its share or more is refused. So no account, nor several together, can take the
-// connections another needs.
+// A connection is idle when no request of the dispatcher's is on it and none has been for idle (a
+// second: a connection just dialled, or just given back, is about to be used); one whose request
+// never said it ended counts as idle once silent for longer than an attempt may last.
+//
+// Past the bound of the whole process (inAll), the connection idle longest of any account is
+// closed for the new one; if none is idle, an account holding less than its fair share (inAll
+// divided among the accounts holding connections) has the oldest connection of the largest holder
+// that has one closed for it (a request that connection carried fails, to be retried), and the
+// attempt of one holding its share or more fails. Connections count against the account whose
+// request dialled them, whoever reuses them later.
 type connLimit struct {
 	perHost, perAccount, inAll int
 
 	mu sync.Mutex
 	// total counts every account's connections and dials under way.
 	total int
-	// silent is how long a connection must have carried nothing to be closed for a new one.
-	silent   time.Duration
-	start    time.Time // the origin of the connections' activity stamps
-	accounts map[string]*accountConns
+	// idle is how long a connection without a request must have been so to be closed for a new
+	// one; silent, how long one whose request never ended must have carried none.
+	idle, silent time.Duration
+	start        time.Time // the origin of the connections' activity stamps
+	accounts     map[string]*accountConns
 }
 
 // accountConns are one account's connections, by address; n counts them and the dials under way.
@@ -85,8 +90,11 @@ type hostConns struct {
 	open map[*limitedConn]struct{}
 }
 
-func newConnLimit(perHost, perAccount, inAll int, silent time.Duration) *connLimit {
-	return &connLimit{perHost: perHost, perAccount: perAccount, inAll: inAll, silent: silent, start: time.Now(),
+// newConnLimit bounds connections per host, per account and in all (0: no bound in all); a
+// connection gives way after idle (and, with a request that never ended, silent) — both idleFor
+// until setIdle says otherwise.
+func newConnLimit(perHost, perAccount, inAll int, idleFor time.Duration) *connLimit {
+	return &connLimit{perHost: perHost, perAccount: perAccount, inAll: inAll, idle: idleFor, silent: idleFor, start: time.Now(),
 		accounts: map[string]*accountConns{}}
 }
 
@@ -105,11 +113,17 @@ type ConnLimitError struct {
 	// account's share of the process's bound, which is reached.
 	Max               int
 	PerAccount, Share bool
+	// Busy: the process's bound is reached with no connection to take for an account under its
+	// share: no fault of the account's receivers, so the attempt is tried again shortly, not
+	// counted as failed.
+	Busy bool
 }
 
 func (e *ConnLimitError) Error() string {
 	where := "to " + e.Address
 	switch {
+	case e.Busy:
+		return fmt.Sprintf("the dispatcher holds the most connections it may for all accounts, none of them idle, and none can be given to account %s (holding %d)", e.Account, e.Max)
 	case e.Share:
 		return fmt.Sprintf("the dispatcher holds the most connections it may for all accounts, and %d or more for account %s, its share, none of them idle: "+
 			"a receiver that lets no request reuse its connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0) has one opened per delivery", e.Max, e.Account)
@@ -120,11 +134,27 @@ func (e *ConnLimitError) Error() string {
 		"a receiver that lets no request reuse its connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0) has one opened per delivery", e.Max, e.Account, where)
 }
 
-// setSilent changes how long a connection must have been silent to be closed for a new one.
-func (l *connLimit) setSilent(d time.Duration) {
+// setSilent makes every connection give way once it has carried nothing for d.
+func (l *connLimit) setSilent(d time.Duration) { l.setIdle(d, d) }
+
+// setIdle sets how long a connection without a request (idle), or with one that never ended
+// (silent), must have been so to be closed for a new one.
+func (l *connLimit) setIdle(idle, silent time.Duration) {
 	l.mu.Lock()
-	l.silent = d
+	l.idle, l.silent = idle, silent
 	l.mu.Unlock()
+}
+
+// claimable returns c's stamp and whether c may be closed for a new connection at now.
+func (l *connLimit) claimable(c *limitedConn, now int64) (int64, bool) {
+	t := c.active.Load()
+	if t < 0 {
+		return t, false
+	}
+	if c.inFlight.Load() == 0 {
+		return t, now-t >= int64(l.idle)
+	}
+	return t, now-t >= int64(l.silent)
 }
 
 // dialer wraps dial so that each connection counts against the bounds of the account its first
@@ -182,7 +212,11 @@ func (l *connLimit) reserve(account, addr string) error {
 		}
 	case l.inAll > 0 && l.total >= l.inAll:
 		victim = l.claimForLocked(a)
-		if victim == nil {
+		switch {
+		case victim != nil:
+		case a.n < l.shareLocked():
+			refused = &ConnLimitError{Account: account, Address: addr, Max: a.n, Busy: true}
+		default:
 			refused = &ConnLimitError{Account: account, Address: addr, Max: l.shareLocked(), Share: true}
 		}
 	}
@@ -210,17 +244,17 @@ func (l *connLimit) reserve(account, addr string) error {
 	return nil
 }
 
-// claimSilentLocked finds the connection of h (of every address of a when h is nil) silent
-// longest, and claims it for closing if it has been silent for l.silent: a request that starts
-// writing on it after the claim is refused before anything is written (net/http then retries it
-// on another connection), and one that started before keeps it.
+// claimSilentLocked finds the claimable connection of h (of every address of a when h is nil) idle
+// longest, and claims it for closing: a request that takes it after the claim is refused before
+// anything is written (net/http then retries it on another connection), and one that took it
+// before keeps it.
 func (l *connLimit) claimSilentLocked(a *accountConns, h *hostConns) *limitedConn {
-	cutoff := l.now() - int64(l.silent)
+	now := l.now()
 	var oldest *limitedConn
 	var at int64
 	pick := func(open map[*limitedConn]struct{}) {
 		for c := range open {
-			if t := c.active.Load(); t >= 0 && t < cutoff && (oldest == nil || t < at) {
+			if t, ok := l.claimable(c, now); ok && (oldest == nil || t < at) {
 				oldest, at = c, t
 			}
 		}
@@ -243,40 +277,38 @@ func (l *connLimit) claimSilentLocked(a *accountConns, h *hostConns) *limitedCon
 func (l *connLimit) shareLocked() int { return max(1, l.inAll/max(1, len(l.accounts))) }
 
 // claimForLocked finds a connection to close for a dial of account a at the process's bound: the
-// connection silent longest of any account, if it has been silent for l.silent; otherwise, if a
-// holds less than its share, the oldest of the account holding the most. nil: a is refused.
+// claimable connection idle longest of any account; otherwise, if a holds less than its share, the
+// oldest of the largest holder (but a) that has one. nil: a's dial is refused.
 func (l *connLimit) claimForLocked(a *accountConns) *limitedConn {
 	for {
-		cutoff := l.now() - int64(l.silent)
+		now := l.now()
 		var oldest, busiest *limitedConn
 		var at, busiestAt int64
-		var top *accountConns
+		var busiestOf *accountConns
 		for _, o := range l.accounts {
-			if top == nil || o.n > top.n {
-				top = o
-			}
+			var first *limitedConn
+			var firstAt int64
 			for _, h := range o.hosts {
 				for c := range h.open {
-					if t := c.active.Load(); t >= 0 && t < cutoff && (oldest == nil || t < at) {
+					t, ok := l.claimable(c, now)
+					if ok && (oldest == nil || t < at) {
 						oldest, at = c, t
 					}
+					if t >= 0 && (first == nil || t < firstAt) {
+						first, firstAt = c, t
+					}
 				}
+			}
+			// The largest holder with a connection to take (one whose are all dials under way, or
+			// claimed already, has none).
+			if o != a && first != nil && (busiestOf == nil || o.n > busiestOf.n) {
+				busiest, busiestAt, busiestOf = first, firstAt, o
 			}
 		}
 		victim, stamp := oldest, at
 		if victim == nil {
-			if a.n >= l.shareLocked() || top == nil || top == a {
-				return nil
-			}
-			for _, h := range top.hosts {
-				for c := range h.open {
-					if t := c.active.Load(); t >= 0 && (busiest == nil || t < busiestAt) {
-						busiest, busiestAt = c, t
-					}
-				}
-			}
-			if busiest == nil {
-				return nil // the top account's are dials under way
+			if a.n >= l.shareLocked() || busiest == nil || busiestOf.n <= a.n+1 {
+				return nil // a holds its share, or as many as any other: it may not take theirs
 			}
 			victim, stamp = busiest, busiestAt
 		}
@@ -333,27 +365,41 @@ func (l *connLimit) counted(account string) int {
 }
 
 // limitedConn is a connection counted by a connLimit, stamped whenever a request of the
-// dispatcher's takes it (used). Not by the bytes it carries: a receiver speaking HTTP/2 may send
-// PINGs (which the client answers) or other frames of its own at any time, and so kept every
-// connection it starved from ever counting as silent.
+// dispatcher's takes it or gives it back, and counting those on it. Not by the bytes it carries: a
+// receiver speaking HTTP/2 may send PINGs (which the client answers) or other frames of its own at
+// any time, and so kept every connection it starved from ever counting as idle.
 type limitedConn struct {
 	net.Conn
 	l             *connLimit
 	account, addr string
-	// active is when a request last took it, since l.start, or reclaimed.
+	// active is when a request last took it or gave it back, since l.start, or reclaimed.
 	active atomic.Int64
-	closed sync.Once
+	// inFlight counts the requests on it (HTTP/2 carries several).
+	inFlight atomic.Int32
+	closed   sync.Once
 }
 
-// used stamps the connection c a request took (httptrace's GotConn: c itself, or the TLS
-// connection over it), if it is a limitedConn.
-func used(c net.Conn) {
+// limitedOf is the limitedConn under c (httptrace's GotConn: c itself, or the TLS connection
+// over it), or nil.
+func limitedOf(c net.Conn) *limitedConn {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	if lc, ok := c.(*limitedConn); ok {
-		lc.touch()
-	}
+	lc, _ := c.(*limitedConn)
+	return lc
+}
+
+// take counts a request on c: before the stamp, so that a claim that sees no request on c either
+// comes before the stamp (and the request writes nothing) or fails.
+func (c *limitedConn) take() {
+	c.inFlight.Add(1)
+	c.touch()
+}
+
+// giveBack counts a request off c, whose answer was read and closed.
+func (c *limitedConn) giveBack() {
+	c.touch()
+	c.inFlight.Add(-1)
 }
 
 // touch stamps c unless it was claimed for closing, and reports whether it was not.

@@ -285,6 +285,8 @@ type memReceiver struct {
 
 	mu       sync.Mutex
 	fail     map[string]bool
+	busy     map[string]bool // answered as the Sender does when no connection can be had (Retry)
+	busyHits int
 	log      []sent
 	inFlight map[string]int // per account
 	maxIn    map[string]int
@@ -292,7 +294,19 @@ type memReceiver struct {
 }
 
 func newMemReceiver(clk *clocktesting.FakeClock) *memReceiver {
-	return &memReceiver{clk: clk, fail: map[string]bool{}, inFlight: map[string]int{}, maxIn: map[string]int{}, gate: make(chan struct{})}
+	return &memReceiver{clk: clk, fail: map[string]bool{}, busy: map[string]bool{}, inFlight: map[string]int{}, maxIn: map[string]int{}, gate: make(chan struct{})}
+}
+
+func (r *memReceiver) setBusy(uid string, busy bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.busy[uid] = busy
+}
+
+func (r *memReceiver) busyTries() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busyHits
 }
 
 func (r *memReceiver) setFailing(uid string, failing bool) {
@@ -312,6 +326,11 @@ func (r *memReceiver) Send(ctx context.Context, rawURL, _ string, _ *tls.Certifi
 	}
 	_ = json.Unmarshal(body, &b)
 	r.mu.Lock()
+	if r.busy[uid] {
+		r.busyHits++
+		r.mu.Unlock()
+		return Attempt{Retry: true, Reason: "ConnectionFailed", Message: "no connection could be had"}
+	}
 	r.inFlight[account]++
 	r.maxIn[account] = max(r.maxIn[account], r.inFlight[account])
 	r.log = append(r.log, sent{uid: uid, account: account, note: b.Agreement.ID, at: r.clk.Now()})

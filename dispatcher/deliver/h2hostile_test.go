@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -117,10 +118,15 @@ func (s *streamStarver) serve(c net.Conn) {
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
 		return
 	}
-	var wmu sync.Mutex // the pings' writes and the answers'
-	fr := http2.NewFramer(lockedWriter{c, &wmu}, c)
+	var wmu sync.Mutex // the pings' writes and the answers' (a Framer writes from one buffer)
+	fr := http2.NewFramer(c, c)
+	write := func(f func() error) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return f()
+	}
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}) != nil {
+	if write(func() error { return fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100}) }) != nil {
 		return
 	}
 	if s.ping > 0 {
@@ -134,7 +140,7 @@ func (s *streamStarver) serve(c net.Conn) {
 				case <-done:
 					return
 				case <-tick.C:
-					if fr.WritePing(false, [8]byte{1}) != nil {
+					if write(func() error { return fr.WritePing(false, [8]byte{1}) }) != nil {
 						return
 					}
 				}
@@ -159,7 +165,7 @@ func (s *streamStarver) serve(c net.Conn) {
 			s.mu.Lock()
 			_ = f.ForeachSetting(func(st http2.Setting) error { s.settings[st.ID] = st.Val; return nil })
 			s.mu.Unlock()
-			if fr.WriteSettingsAck() != nil {
+			if write(fr.WriteSettingsAck) != nil {
 				return
 			}
 		case *http2.MetaHeadersFrame:
@@ -178,17 +184,19 @@ func (s *streamStarver) serve(c net.Conn) {
 		// The limit first, so that the client knows it when it reads the answer.
 		if !starved {
 			starved = true
-			if fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0}) != nil {
+			if write(func() error { return fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0}) }) != nil {
 				return
 			}
 		}
 		hbuf.Reset()
 		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 		_ = enc.WriteField(hpack.HeaderField{Name: strings.ToLower(echo.CanonicalHeader), Value: clientID})
-		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.Header().StreamID, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true}) != nil {
+		if write(func() error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.Header().StreamID, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true})
+		}) != nil {
 			return
 		}
-		if s.after != nil && s.after(fr) != nil {
+		if s.after != nil && write(func() error { return s.after(fr) }) != nil {
 			return
 		}
 	}
@@ -200,19 +208,6 @@ func (s *streamStarver) setting(id http2.SettingID) (uint32, bool) {
 	defer s.mu.Unlock()
 	v, ok := s.settings[id]
 	return v, ok
-}
-
-// lockedWriter serialises the writes of a connection's framer (http2.Framer writes each frame
-// with one Write).
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // A receiver that forbids new requests on each connection once it answered one (HTTP/2
@@ -441,4 +436,73 @@ func TestConnectionsAreBoundedForTheWholeProcess(t *testing.T) {
 	g.Eventually(func() bool { return send("acc-evil", evilRC.URL).OK }).
 		WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(BeTrue())
 	g.Expect(s.conns.counted("acc-evil") + s.conns.counted("acc-good") + s.conns.counted("acc-other")).To(BeNumerically("<=", inAll))
+}
+
+// An account whose webhooks point at many receivers holds a connection to each for reuse: idle,
+// with no request on them, they give way to its deliveries to further receivers once idle for a
+// moment. Before, a connection counted as busy for as long as an attempt may last after a request
+// took it (there was no telling when the request ended), so a fan-out to more receivers than the
+// bound had its deliveries refused, each a failed attempt blamed on the receiver.
+func TestIdleConnectionsGiveWayToAnAccountsOtherReceivers(t *testing.T) {
+	g := NewWithT(t)
+	const perAccount = 4
+	roots := x509.NewCertPool()
+	var urls []string
+	for range perAccount + 2 {
+		rc := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+		}))
+		t.Cleanup(rc.Close)
+		roots.AddCert(rc.Certificate())
+		urls = append(urls, rc.URL)
+	}
+	s := NewSender(2*time.Second, false, roots, loopback)
+	s.conns = newConnLimit(perAccount, perAccount, 0, time.Hour)
+	s.conns.setIdle(50*time.Millisecond, time.Hour) // a request that never ended holds its connection
+	s.base = s.newTransport(nil)
+	acc := withAccount(context.Background(), "acc-fanout")
+	for _, u := range urls[:perAccount] {
+		g.Expect(s.Send(acc, u, "id", nil, []byte(`{}`), nil).OK).To(BeTrue())
+	}
+	g.Expect(s.conns.counted("acc-fanout")).To(Equal(perAccount))
+	for _, u := range urls[perAccount:] {
+		g.Eventually(func() Attempt { return s.Send(acc, u, "id", nil, []byte(`{}`), nil) }).
+			WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(HaveField("OK", BeTrue()))
+	}
+	g.Expect(s.conns.counted("acc-fanout")).To(Equal(perAccount))
+}
+
+// At the process's bound with no connection to take for it (every account holds as few as it
+// does), an account's attempt is not its receiver's failure: nothing is sent, and the engine tries
+// again shortly instead of counting a failed attempt against the webhook.
+func TestABusyProcessIsNoReceiversFailure(t *testing.T) {
+	g := NewWithT(t)
+	const inAll = 4
+	rc := newStreamStarver(t)
+	s := NewSender(2*time.Second, false, rc.Roots, loopback)
+	s.conns = newConnLimit(inAll, inAll, inAll, time.Hour)
+	s.base = s.newTransport(nil)
+	send := func(account string) Attempt {
+		return s.Send(withAccount(context.Background(), account), rc.URL, "id", nil, []byte(`{}`), nil)
+	}
+	for i := range inAll {
+		g.Expect(send(fmt.Sprintf("acc-%d", i)).OK).To(BeTrue())
+	}
+	a := send("acc-late")
+	g.Expect(a.OK).To(BeFalse())
+	g.Expect(a.Retry).To(BeTrue(), "%+v", a)
+	g.Expect(a.Message).To(ContainSubstring("none can be given to account acc-late"))
+	g.Expect(rc.Open()).To(Equal(inAll))
+}
+
+// The bounds per address and per account follow the account's concurrency: an operator raising
+// it to 300 for webhooks sharing one receiver needs 300 connections there at once, which a bound
+// of 256 refused at every burst.
+func TestConnectionBoundsFollowTheAccountsConcurrency(t *testing.T) {
+	g := NewWithT(t)
+	s := NewSender(2*time.Second, false, nil, loopback)
+	s.LimitConnections(0, 30)
+	g.Expect([]int{s.conns.perHost, s.conns.perAccount, s.conns.inAll}).To(Equal([]int{DefaultConnsPerHost, DefaultConnsPerAccount, DefaultConnsInAll}))
+	s.LimitConnections(10000, 300)
+	g.Expect([]int{s.conns.perHost, s.conns.perAccount, s.conns.inAll}).To(Equal([]int{2400, 9600, 10000}))
 }

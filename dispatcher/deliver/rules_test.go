@@ -453,6 +453,25 @@ func namespaceOf(uid string) string {
 	return "many"
 }
 
+// TestRuleAnAttemptTheSenderCouldNotMakeIsNoFailure: when the sender could not have a connection for
+// reasons of the dispatcher's own (the process's bound on connections, other accounts holding it),
+// nothing was sent: the attempt is tried again a second later, and counts as no failure of the
+// webhook (which would back it off, drop its notes and auto-disable it).
+func TestRuleAnAttemptTheSenderCouldNotMakeIsNoFailure(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.rx.setBusy("wh", true)
+	r.e.Upsert(r.webhook("wh", "acc"))
+	r.queue("wh", "acc", 1, r.t0)
+	r.g.Eventually(r.rx.busyTries).Should(Equal(1))
+	r.idle()
+	r.g.Expect(r.next("wh")).To(Equal(r.t0.Add(time.Second)))
+	r.g.Expect(r.status("wh")).To(And(HaveField("ConsecutiveFailures", BeZero()), HaveField("Pending", BeEquivalentTo(1))))
+	r.rx.setBusy("wh", false)
+	r.at(r.next("wh"))
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1))
+	r.g.Expect(r.status("wh").ConsecutiveFailures).To(BeZero())
+}
+
 // TestRuleEngineSavesItsState: the engine saves its counters itself — every SaveInterval, and
 // what is left when it stops — without a save per delivery and without anyone calling it; what it
 // saved is what a restarted engine starts from.

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,6 +54,9 @@ type Attempt struct {
 	// Response is the start of the receiver's answer body (deliveries.ExcerptMax bytes at most,
 	// made safe by safetext.Excerpt), for the delivery log.
 	Response string
+	// Retry: nothing was sent, for a reason of the dispatcher's own (no connection could be had
+	// for the account within the process's bound): tried again shortly, not a failed attempt.
+	Retry bool
 }
 
 // Sender POSTs notifications. Connections are kept alive and reused per receiver; webhooks with a
@@ -85,7 +89,7 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 	}
 	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
 		// A connection silent for longer than an attempt may last carries none.
-		conns: newConnLimit(DefaultConnsPerHost, DefaultConnsPerAccount, DefaultConnsInAll, timeout+time.Second),
+		conns: newConnLimit(DefaultConnsPerHost, DefaultConnsPerAccount, DefaultConnsInAll, connIdle),
 		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, v any) {
 			// Now, and once the attempts that still use it are over (each within the timeout):
 			// their connections come back to its idle pool, which nobody would close otherwise.
@@ -93,16 +97,29 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 			t.CloseIdleConnections()
 			time.AfterFunc(timeout+time.Second, t.CloseIdleConnections)
 		})}
+	// A connection whose request never said it ended carries none once silent for longer than an
+	// attempt may last.
+	s.conns.setIdle(connIdle, timeout+time.Second)
 	s.base = s.newTransport(nil)
 	return s
 }
 
-// LimitConnections sets the most connections to receivers s holds for all accounts together
-// (DefaultConnsInAll by default), before it sends anything.
-func (s *Sender) LimitConnections(inAll int) {
+// connIdle is how long a connection without a request must have been so to give way to a new one:
+// one just dialled, or just given back, is about to be used.
+const connIdle = time.Second
+
+// LimitConnections sets, before s sends anything, the most connections to receivers it holds for
+// all accounts together (inAll > 0; DefaultConnsInAll by default), and fits the bounds per account
+// and per address to accountConcurrency, the requests an account may have in flight (the defaults
+// leave room for 30 at one address eight times over).
+func (s *Sender) LimitConnections(inAll, accountConcurrency int) {
 	s.conns.mu.Lock()
-	s.conns.inAll = inAll
-	s.conns.mu.Unlock()
+	defer s.conns.mu.Unlock()
+	if inAll > 0 {
+		s.conns.inAll = inAll
+	}
+	s.conns.perHost = max(DefaultConnsPerHost, 8*accountConcurrency)
+	s.conns.perAccount = max(DefaultConnsPerAccount, 4*s.conns.perHost)
 }
 
 func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
@@ -130,11 +147,7 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 	}
 }
 
-// stampConn marks the connection each delivery takes as in use, for the bounds on connections
-// (connLimit).
-var stampConn = &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { used(i.Conn) }}
-
-// receiverHTTP2 bounds what a receiver speaking HTTP/2 can make the dispatcher hold. The windows
+// The connection the request takes is counted as in use until the answer is closed
 // cover what Send reads of an answer (the echo's part, then the drain): Go's defaults let each
 // stream buffer 4 MiB the sender never reads, 30 streams at a time per account, and a connection
 // 1 GiB. The frame size is Go's default today, stated so that it stays: a client reading 1 MiB frames
@@ -177,7 +190,25 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	defer func() { a.Message = safetext.Receiver(a.Message) }()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	ctx = httptrace.WithClientTrace(ctx, stampConn)
+	// The connection the request takes is counted as in use until the answer is closed
+	// (connLimit): one without a request may give way to a new one.
+	var on *limitedConn
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		// Called on this goroutine, once per connection tried (net/http may retry on another).
+		if lc := limitedOf(i.Conn); lc != on {
+			if on != nil {
+				on.giveBack()
+			}
+			if on = lc; on != nil {
+				on.take()
+			}
+		}
+	}})
+	defer func() {
+		if on != nil {
+			on.giveBack()
+		}
+	}()
 	// The request's URL is the one parse of rawURL (this runs for every delivery): with the
 	// method and context fixed, NewRequest fails only on a URL url.Parse rejects.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
@@ -193,6 +224,9 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	}
 	resp, err := s.transport(cert).RoundTrip(req)
 	if err != nil {
+		if cle := (*ConnLimitError)(nil); errors.As(err, &cle) && cle.Busy {
+			return Attempt{Retry: true, Reason: verify.ReasonConnectionFailed, Message: cle.Error()}
+		}
 		r := verify.Classify(err, s.timeout)
 		return Attempt{Reason: r.Reason, Message: r.Message}
 	}
