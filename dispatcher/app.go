@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -55,10 +56,14 @@ import (
 	"github.com/hookline/hookline/internal/boundedhttp"
 	"github.com/hookline/hookline/internal/cachetrim"
 	"github.com/hookline/hookline/internal/clusterranges"
+	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/notify"
 	"github.com/hookline/hookline/internal/securemetrics"
 )
+
+// DefaultEventsPerSecond is the default of --max-events-per-second-per-account.
+const DefaultEventsPerSecond = 1000
 
 // DefaultAccountQuota is the default of --max-stored-bytes-per-account: 2 GiB, a fifth of the
 // chart's default volume, about 1.4 million Acrobat Sign events of 1.5 KB within the retention.
@@ -85,6 +90,9 @@ type Config struct {
 	DeliveryLog DeliveryLog
 	// DeliveryTimeout bounds one delivery attempt (5 s).
 	DeliveryTimeout time.Duration
+	// EventsPerSecond bounds the events one account may post per second to this replica (ten
+	// seconds' worth at once); 0: no bound.
+	EventsPerSecond float64
 	// MaxReceiverConnections bounds the connections to receivers the process holds for all
 	// accounts together; 0 means deliver.DefaultConnsInAll.
 	MaxReceiverConnections int
@@ -257,6 +265,11 @@ func (a *App) addProblemMailer(cfg Config, clk clock.Clock, log logr.Logger) err
 func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	log := logr.FromContextOrDiscard(ctx)
 	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
+	if cfg.EventsPerSecond > 0 {
+		// Ten seconds' worth at once; a limiter is forgotten once it would be full again.
+		burst := max(1, int(cfg.EventsPerSecond*10))
+		a.Ingest.EventRate = keyrate.New(rate.Limit(cfg.EventsPerSecond), burst, time.Minute, 65536)
+	}
 	if cfg.Registry != nil {
 		a.Ingest.Metrics = ingest.NewMetrics(cfg.Registry)
 	}

@@ -60,6 +60,7 @@ type options struct {
 	maxBody                 int64
 	maxInFlight             int64
 	accountQuota            int64
+	eventsPerSecond         float64
 	store                   store.Config
 	policy                  deliver.Policy
 	timeout                 time.Duration
@@ -118,6 +119,7 @@ func main() {
 	flag.DurationVar(&o.tokensReload, "tokens-reload-interval", 10*time.Second, "How often the tokens file is checked for changes; while it is invalid every token is refused and /readyz fails.")
 	flag.Int64Var(&o.maxBody, "max-event-bytes", ingest.DefaultMaxBody, "Largest accepted event body.")
 	flag.Int64Var(&o.maxInFlight, "max-ingest-bytes-in-flight", ingest.DefaultMaxInFlight, "Most event bytes received and stored at once, and one token's requests at most half of it; a post beyond either is answered 503 with Retry-After. At least twice --max-event-bytes plus 2, so that another token's largest event fits beside one token's share.")
+	flag.Float64Var(&o.eventsPerSecond, "max-events-per-second-per-account", dispatcher.DefaultEventsPerSecond, "Most events one account may post per second to each replica (ten seconds' worth at once); beyond it a post is answered 429 ACCOUNT_RATE_EXCEEDED with Retry-After. Every event id costs about 190 bytes of memory in the process holding the events stream for the dedupe window (10 minutes), whatever the event's size: 1,000 a second for ten minutes is about 110 MB. 0 removes the bound.")
 	flag.Int64Var(&o.accountQuota, "max-stored-bytes-per-account", dispatcher.DefaultAccountQuota, "Most event bytes one account may keep stored within the event retention, counted across every dispatcher; a post beyond it is answered 429 ACCOUNT_QUOTA_EXCEEDED with Retry-After, so that a producer of one account cannot fill the store every account shares. 0 removes the bound.")
 	flag.StringVar(&o.store.URL, "nats-url", "", "URL of an external NATS cluster with JetStream; empty embeds JetStream.")
 	flag.StringVar(&o.store.DataDir, "data-dir", "data", "Storage directory of the embedded JetStream.")
@@ -215,6 +217,9 @@ func (o options) validate() error {
 	}
 	if err := checkPprofAddress(o.pprof); err != nil {
 		return err
+	}
+	if o.eventsPerSecond < 0 {
+		return fmt.Errorf("--max-events-per-second-per-account %g: 0 (no bound) or more", o.eventsPerSecond)
 	}
 	if least := ingest.MinMaxInFlight(o.maxBody); o.maxInFlight < least {
 		// One token may hold half the bound: below this, a producer stalling its largest upload
@@ -345,7 +350,7 @@ func run(o options) error {
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, ReplayLogReadsPerMinute: o.replayLogReads, ReplayNotesPerMinute: o.replayNotes, ReplayNotesBurst: max(o.replayMaxSelection, dispatcher.DefaultReplayNotesBurst), DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
-		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
+		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, EventsPerSecond: o.eventsPerSecond, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
 		Registry:     ctrlmetrics.Registry,
 		Partitioning: dispatcher.Partitioning{Partitions: o.partitions, Identity: identity, TTL: o.leaseTTL},
 	}, clock.RealClock{})

@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookline/hookline/internal/deliveries"
+	"github.com/hookline/hookline/internal/keyrate"
 )
 
 // DefaultMaxBody is the default ingest limit: 25 MiB, enough for a signed PDF in base64.
@@ -141,6 +142,13 @@ type Handler struct {
 	// Quota, when set, bounds the event bytes each account keeps stored: an event that would take
 	// its account above it is answered 429 ACCOUNT_QUOTA_EXCEEDED, with Retry-After, and not stored.
 	Quota Quota
+	// EventRate, when set, bounds the events each account may post: the limiter of the event's
+	// accountId (per dispatcher replica) must have a token, or the post is answered 429
+	// ACCOUNT_RATE_EXCEEDED with Retry-After. Every event id JetStream keeps for its dedupe window
+	// (10 minutes) costs about 190 bytes of the process holding the stream, whatever the event's
+	// size: within its byte quota, one producer posting small events as fast as it could held
+	// hundreds of MB there.
+	EventRate *keyrate.Limiters
 
 	inFlight atomic.Int64 // bytes reserved by requests being handled
 	byToken  sync.Map     // token digest → *atomic.Int64: the part of inFlight each token's requests hold
@@ -172,14 +180,18 @@ type serverErrorCount struct {
 	suppressed int
 }
 
+// now is h.Now's time, or the clock's.
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
 // logServerError logs e's cause unless a line about its code was written within the interval;
 // the next line says how many answers went unlogged meanwhile.
 func (h *Handler) logServerError(e *Error) {
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	t := now()
+	t := h.now()
 	l := &h.logged
 	l.mu.Lock()
 	if l.codes == nil {
@@ -276,6 +288,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !principal.MayPost(ev.AccountID) {
 		h.fail(w, &Error{Status: http.StatusForbidden, Code: "PERMISSION_DENIED",
 			Message: "this token may not post events for accountId " + quote(ev.AccountID)})
+		return
+	}
+	if h.EventRate != nil && !h.EventRate.Get(ev.AccountID).AllowN(h.now(), 1) {
+		w.Header().Set("Retry-After", "1")
+		h.fail(w, &Error{Status: http.StatusTooManyRequests, Code: "ACCOUNT_RATE_EXCEEDED",
+			Message: "accountId " + quote(ev.AccountID) + " posted more events than this dispatcher takes per second for one account; retry after 1 s"})
 		return
 	}
 	release := func() {}

@@ -34,8 +34,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/testlog"
 )
 
@@ -1047,4 +1049,36 @@ func TestQuotaCountsTheIdAndNameEachNoteStores(t *testing.T) {
 		perNote := int64(ingest.StoredNoteBytes + len(tc.id) + len(tc.event))
 		g.Expect(q.of(tc.account)).To(Equal(int64(len(body)+ingest.StoredEventOverhead)+2*perNote), tc.name)
 	}
+}
+
+// Each account posts at most its rate of events (ten seconds' worth at once): every event id
+// JetStream keeps for its dedupe window costs the process about 190 bytes whatever the event's
+// size, and a producer posting small events as fast as it could held hundreds of MB within its
+// byte quota. Past the rate it is answered 429 with Retry-After and nothing is stored; another
+// account, even through the same token, still posts.
+func TestEachAccountPostsAtMostItsRate(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	f.h.Now = func() time.Time { return now }
+	f.h.EventRate = keyrate.New(rate.Limit(1), 3, time.Minute, 16)
+	post := func(account, id string) *httptest.ResponseRecorder {
+		return f.serve(request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) {
+			ev["accountId"], ev["id"] = account, id
+		})})
+	}
+	for i := range 3 {
+		g.Expect(post("acc-1", fmt.Sprintf("e-%d", i)).Code).To(Equal(http.StatusAccepted))
+	}
+	calls := len(f.acc.recorded())
+	rec := post("acc-1", "e-3")
+	g.Expect(rec.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(rec.Header().Get("Retry-After")).To(Equal("1"))
+	var e struct{ Code, Message string }
+	g.Expect(json.Unmarshal(rec.Body.Bytes(), &e)).To(Succeed())
+	g.Expect(e.Code).To(Equal("ACCOUNT_RATE_EXCEEDED"))
+	g.Expect(f.acc.recorded()).To(HaveLen(calls), "a refused event is not stored")
+	g.Expect(post("acc-2", "e-3").Code).To(Equal(http.StatusAccepted), "another account has its own rate")
+	now = now.Add(time.Second)
+	g.Expect(post("acc-1", "e-3").Code).To(Equal(http.StatusAccepted), "a second later, one more")
 }
