@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -373,5 +374,35 @@ func TestScannerAgreesWithEncodingJSON(t *testing.T) {
 			s[6+pos] = byte(c)
 			checkScanner(t, s)
 		}
+	}
+}
+
+// Skipping a value nested as deep as encoding/json allows does not grow the goroutine's stack:
+// recursing, each call took megabytes of stack, kept by an ingest connection's goroutine until
+// the collector shrank it, and counted by no bound on the bodies in flight (goroutines that
+// parsed such a body held about 4 MB each).
+func TestDeepValuesDoNotGrowTheStack(t *testing.T) {
+	deep := []byte(`{"a":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`)
+	const n = 20
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	parsed, release := make(chan error, n), make(chan struct{})
+	for range n {
+		go func() {
+			_, err := Members(deep)
+			parsed <- err
+			<-release // the goroutine lives on with the stack it grew, as a connection's does
+		}()
+	}
+	for range n {
+		if err := <-parsed; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	close(release)
+	if grown := int64(after.StackInuse) - int64(before.StackInuse); grown > 4<<20 {
+		t.Fatalf("%d goroutines that skipped a value %d deep hold %d MB more of stacks", n, maxDepth, grown>>20)
 	}
 }

@@ -58,28 +58,99 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// skipValue returns the offset just past the JSON value that starts at b[i].
+// skipValue returns the offset just past the JSON value that starts at b[i], at nesting depth
+// depth. It walks nested objects and arrays with a stack of its own rather than by recursion: a
+// body nested ten thousand deep (what encoding/json allows) grew the goroutine's stack by megabytes
+// per call, which stays with an ingest connection's goroutine until the collector shrinks it, and
+// which no bound on the bodies in flight counts.
 func skipValue(b []byte, i, depth int) (int, error) {
-	if i >= len(b) {
-		return i, errAt(i, "unexpected end of JSON")
+	var room [64]byte
+	open := room[:0] // the objects ('{') and arrays ('[') entered, innermost last
+	for {
+		if i >= len(b) {
+			return i, errAt(i, "unexpected end of JSON")
+		}
+		var err error
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if depth+len(open)+1 > maxDepth {
+				return i, errAt(i, "exceeded max depth")
+			}
+			open = append(open, c)
+			i = skipSpace(b, i+1)
+			if i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']') {
+				i++
+				open = open[:len(open)-1]
+				break
+			}
+			if c == '{' {
+				if i, err = skipKey(b, i); err != nil {
+					return i, err
+				}
+			}
+			continue // at the first member's or element's value
+		case c == '"':
+			i, err = skipString(b, i)
+		case c == 't':
+			i, err = skipLiteral(b, i, "true")
+		case c == 'f':
+			i, err = skipLiteral(b, i, "false")
+		case c == 'n':
+			i, err = skipLiteral(b, i, "null")
+		case c == '-' || (c >= '0' && c <= '9'):
+			i, err = skipNumber(b, i)
+		default:
+			return i, errAt(i, fmt.Sprintf("invalid character %q looking for beginning of value", b[i]))
+		}
+		if err != nil {
+			return i, err
+		}
+		// Past a value: close what it ends, until a ',' leads to the next value.
+		for next := false; !next; {
+			if len(open) == 0 {
+				return i, nil
+			}
+			top := open[len(open)-1]
+			i = skipSpace(b, i)
+			switch {
+			case i >= len(b) && top == '{':
+				return i, errAt(i, "unexpected end of JSON in object")
+			case i >= len(b):
+				return i, errAt(i, "unexpected end of JSON in array")
+			case b[i] == ',':
+				i = skipSpace(b, i+1)
+				if top == '{' {
+					if i, err = skipKey(b, i); err != nil {
+						return i, err
+					}
+				}
+				next = true
+			case top == '{' && b[i] == '}', top == '[' && b[i] == ']':
+				i++
+				open = open[:len(open)-1]
+			case top == '{':
+				return i, errAt(i, "expected ',' or '}' after object value")
+			default:
+				return i, errAt(i, "expected ',' or ']' after array element")
+			}
+		}
 	}
-	switch c := b[i]; {
-	case c == '"':
-		return skipString(b, i)
-	case c == '{':
-		return walkObject(b, i, depth+1, nil)
-	case c == '[':
-		return skipArray(b, i, depth+1)
-	case c == 't':
-		return skipLiteral(b, i, "true")
-	case c == 'f':
-		return skipLiteral(b, i, "false")
-	case c == 'n':
-		return skipLiteral(b, i, "null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return skipNumber(b, i)
+}
+
+// skipKey returns the offset of the value of the object member whose key starts at b[i].
+func skipKey(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return i, errAt(i, "expected object key")
 	}
-	return i, errAt(i, fmt.Sprintf("invalid character %q looking for beginning of value", b[i]))
+	i, err := skipString(b, i)
+	if err != nil {
+		return i, err
+	}
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, errAt(i, "expected ':' after object key")
+	}
+	return skipSpace(b, i+1), nil
 }
 
 // walkObject scans the object starting at b[i] and calls fn (when not nil) with each member's raw key
@@ -127,34 +198,6 @@ func walkObject(b []byte, i, depth int, fn func(rawKey, val []byte) error) (int,
 			return i + 1, nil
 		default:
 			return i, errAt(i, "expected ',' or '}' after object value")
-		}
-	}
-}
-
-func skipArray(b []byte, i, depth int) (int, error) {
-	if depth > maxDepth {
-		return i, errAt(i, "exceeded max depth")
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
-		return i + 1, nil
-	}
-	for {
-		var err error
-		if i, err = skipValue(b, i, depth); err != nil {
-			return i, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, errAt(i, "unexpected end of JSON in array")
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, errAt(i, "expected ',' or ']' after array element")
 		}
 	}
 }
@@ -269,7 +312,7 @@ func validObject(b []byte) error {
 	if i >= len(b) || b[i] != '{' {
 		return errAt(i, "notification is not a JSON object")
 	}
-	i, err := walkObject(b, i, 1, nil)
+	i, err := skipValue(b, i, 0)
 	if err != nil {
 		return err
 	}
