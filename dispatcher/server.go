@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
 	"github.com/hookline/hookline/internal/boundedhttp"
+	"github.com/hookline/hookline/internal/listenlimit"
 	"github.com/hookline/hookline/internal/securemetrics"
 )
 
@@ -56,9 +57,23 @@ func NewIngestServer(addr string, events http.Handler, ready func(*http.Request)
 		// Large events (25 MiB) over slow links need time; idle keep-alive connections do not.
 		ReadTimeout:    5 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: MaxHeaderBytes,
+		MaxHeaderBytes: IngestMaxHeaderBytes,
 	}
 }
+
+// IngestMaxHeaderBytes bounds a request's header on the ingest API, which anyone reaching its port
+// may send before a token is checked: a producer's header (a bearer token, a content type) is a
+// few hundred bytes.
+const IngestMaxHeaderBytes = 16 << 10
+
+// The ingest listener's bounds (listenlimit): connections held open per source address and in
+// all. Each costs its goroutine, buffers and, until its header is read, up to
+// IngestMaxHeaderBytes: about 75 MB for all of them at most. A producer keeps a few connections
+// alive; one client (or pod) with the port, no token needed, opened thousands.
+const (
+	IngestConnsPerSource = 512
+	IngestConns          = 2048
+)
 
 // MaxHeaderBytes bounds a request's header on the dispatcher's listeners. Go's default, 1 MiB, is
 // held per connection before any token is checked: five hundred connections trickling headers
@@ -70,10 +85,19 @@ const MaxHeaderBytes = boundedhttp.MaxHeaderBytes
 // kubernetes.io/tls Secret's files), reloading them when they change so that a renewed
 // certificate (cert-manager) is served without a restart; over plain HTTP otherwise.
 func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
-	if certFile == "" && keyFile == "" {
-		return ignoreClosed(srv.ListenAndServe())
+	addr := srv.Addr
+	if addr == "" {
+		addr = ":http"
 	}
-	return serveTLS(ctx, srv, nil, certFile, keyFile, "ingest", false)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ln = listenlimit.Wrap(ln, IngestConnsPerSource, IngestConns)
+	if certFile == "" && keyFile == "" {
+		return ignoreClosed(srv.Serve(ln))
+	}
+	return serveTLS(ctx, srv, ln, certFile, keyFile, "ingest", false)
 }
 
 // NewAPIServer returns the HTTP server of the delivery log's read API (package logapi).

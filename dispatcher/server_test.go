@@ -56,13 +56,18 @@ func TestIngestReadyzWithholdsTheReason(t *testing.T) {
 }
 
 // Anyone who reaches the ingest or read API port may send a header before any token is checked:
-// it is bounded at MaxHeaderBytes (Go's default, 1 MiB a connection, let a few hundred slow
-// connections hold the memory of the dispatcher every tenant shares).
+// it is bounded at MaxHeaderBytes, IngestMaxHeaderBytes on the ingest API (Go's default, 1 MiB a
+// connection, let a few hundred slow connections hold the memory of the dispatcher every tenant
+// shares).
 func TestListenersBoundTheHeader(t *testing.T) {
-	for name, s := range map[string]*http.Server{
-		"ingest":   NewIngestServer("", http.NotFoundHandler(), nil),
-		"read API": NewAPIServer("", http.NotFoundHandler()),
+	for name, c := range map[string]struct {
+		s     *http.Server
+		bound int
+	}{
+		"ingest":   {NewIngestServer("", http.NotFoundHandler(), nil), IngestMaxHeaderBytes},
+		"read API": {NewAPIServer("", http.NotFoundHandler()), MaxHeaderBytes},
 	} {
+		s := c.s
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
 			srv := httptest.NewUnstartedServer(s.Handler)
@@ -78,8 +83,8 @@ func TestListenersBoundTheHeader(t *testing.T) {
 				_ = resp.Body.Close()
 				return resp.StatusCode
 			}
-			g.Expect(send(16<<10)).To(Equal(http.StatusNotFound), "a header well within the bound reaches the handler")
-			g.Expect(send(MaxHeaderBytes + 8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
+			g.Expect(send(c.bound/2)).To(Equal(http.StatusNotFound), "a header well within the bound reaches the handler")
+			g.Expect(send(c.bound + 8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 		})
 	}
 }
