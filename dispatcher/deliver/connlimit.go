@@ -402,15 +402,12 @@ func (c *limitedConn) giveBack() {
 	c.inFlight.Add(-1)
 }
 
-// touch stamps c unless it was claimed for closing, and reports whether it was not.
-func (c *limitedConn) touch() bool {
+// touch stamps c unless it was claimed for closing.
+func (c *limitedConn) touch() {
 	for {
 		t := c.active.Load()
-		if t == reclaimed {
-			return false
-		}
-		if c.active.CompareAndSwap(t, c.l.now()) {
-			return true
+		if t == reclaimed || c.active.CompareAndSwap(t, c.l.now()) {
+			return
 		}
 	}
 }

@@ -71,70 +71,80 @@ func skipValue(b []byte, i, depth int) (int, error) {
 			return i, errAt(i, "unexpected end of JSON")
 		}
 		var err error
-		switch c := b[i]; {
-		case c == '{' || c == '[':
+		if c := b[i]; c == '{' || c == '[' {
 			if depth+len(open)+1 > maxDepth {
 				return i, errAt(i, "exceeded max depth")
 			}
 			open = append(open, c)
 			i = skipSpace(b, i+1)
-			if i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']') {
+			empty := i < len(b) && (c == '{' && b[i] == '}' || c == '[' && b[i] == ']')
+			switch {
+			case empty:
 				i++
 				open = open[:len(open)-1]
-				break
-			}
-			if c == '{' {
+			case c == '{':
 				if i, err = skipKey(b, i); err != nil {
 					return i, err
 				}
+				continue // at the first member's value
+			default:
+				continue // at the first element
 			}
-			continue // at the first member's or element's value
-		case c == '"':
-			i, err = skipString(b, i)
-		case c == 't':
-			i, err = skipLiteral(b, i, "true")
-		case c == 'f':
-			i, err = skipLiteral(b, i, "false")
-		case c == 'n':
-			i, err = skipLiteral(b, i, "null")
-		case c == '-' || (c >= '0' && c <= '9'):
-			i, err = skipNumber(b, i)
-		default:
-			return i, errAt(i, fmt.Sprintf("invalid character %q looking for beginning of value", b[i]))
-		}
-		if err != nil {
+		} else if i, err = skipScalar(b, i); err != nil {
 			return i, err
 		}
-		// Past a value: close what it ends, until a ',' leads to the next value.
-		for next := false; !next; {
-			if len(open) == 0 {
-				return i, nil
-			}
-			top := open[len(open)-1]
-			i = skipSpace(b, i)
-			switch {
-			case i >= len(b) && top == '{':
-				return i, errAt(i, "unexpected end of JSON in object")
-			case i >= len(b):
-				return i, errAt(i, "unexpected end of JSON in array")
-			case b[i] == ',':
-				i = skipSpace(b, i+1)
-				if top == '{' {
-					if i, err = skipKey(b, i); err != nil {
-						return i, err
-					}
-				}
-				next = true
-			case top == '{' && b[i] == '}', top == '[' && b[i] == ']':
-				i++
-				open = open[:len(open)-1]
-			case top == '{':
-				return i, errAt(i, "expected ',' or '}' after object value")
-			default:
-				return i, errAt(i, "expected ',' or ']' after array element")
-			}
+		var done bool
+		if i, open, done, err = afterValue(b, i, open); err != nil || done {
+			return i, err
 		}
 	}
+}
+
+// skipScalar returns the offset just past the string, literal or number that starts at b[i].
+func skipScalar(b []byte, i int) (int, error) {
+	switch c := b[i]; {
+	case c == '"':
+		return skipString(b, i)
+	case c == 't':
+		return skipLiteral(b, i, "true")
+	case c == 'f':
+		return skipLiteral(b, i, "false")
+	case c == 'n':
+		return skipLiteral(b, i, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return skipNumber(b, i)
+	}
+	return i, errAt(i, fmt.Sprintf("invalid character %q looking for beginning of value", b[i]))
+}
+
+// afterValue goes on past a value that ends at b[i], closing the objects and arrays of open it
+// ends, until a ',' leads to the next value (then at its offset, past its key in an object) or
+// nothing is open any more (done).
+func afterValue(b []byte, i int, open []byte) (_ int, _ []byte, done bool, err error) {
+	for len(open) > 0 {
+		top := open[len(open)-1]
+		i = skipSpace(b, i)
+		switch {
+		case i >= len(b) && top == '{':
+			return i, open, false, errAt(i, "unexpected end of JSON in object")
+		case i >= len(b):
+			return i, open, false, errAt(i, "unexpected end of JSON in array")
+		case b[i] == ',':
+			i = skipSpace(b, i+1)
+			if top == '{' {
+				i, err = skipKey(b, i)
+			}
+			return i, open, false, err
+		case top == '{' && b[i] == '}', top == '[' && b[i] == ']':
+			i++
+			open = open[:len(open)-1]
+		case top == '{':
+			return i, open, false, errAt(i, "expected ',' or '}' after object value")
+		default:
+			return i, open, false, errAt(i, "expected ',' or ']' after array element")
+		}
+	}
+	return i, open, true, nil
 }
 
 // skipKey returns the offset of the value of the object member whose key starts at b[i].
