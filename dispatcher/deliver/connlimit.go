@@ -176,6 +176,9 @@ func (l *connLimit) dialer(dial func(ctx context.Context, network, addr string) 
 		}
 		lc := &limitedConn{Conn: c, l: l, account: account, addr: addr}
 		lc.active.Store(l.now())
+		// In use until a request has taken it: its TLS handshake, after this dial, may take
+		// longer than a connection may stay idle.
+		lc.inFlight.Store(1)
 		h.open[lc] = struct{}{}
 		return lc, nil
 	}
@@ -294,7 +297,8 @@ func (l *connLimit) claimForLocked(a *accountConns) *limitedConn {
 					if ok && (oldest == nil || t < at) {
 						oldest, at = c, t
 					}
-					if t >= 0 && (first == nil || t < firstAt) {
+					// Prefer one without a request: closing it breaks nothing.
+					if t >= 0 && (first == nil || older(c, t, first, firstAt)) {
 						first, firstAt = c, t
 					}
 				}
@@ -317,6 +321,16 @@ func (l *connLimit) claimForLocked(a *accountConns) *limitedConn {
 		}
 		// Taken by a request meanwhile: look again.
 	}
+}
+
+// older reports whether c (stamped t) should go before d (stamped u): one without a request before
+// one with, then the oldest.
+func older(c *limitedConn, t int64, d *limitedConn, u int64) bool {
+	ci, di := c.inFlight.Load() == 0, d.inFlight.Load() == 0
+	if ci != di {
+		return ci
+	}
+	return t < u
 }
 
 // reclaimed marks a connection's activity stamp once it is claimed for closing.
@@ -374,8 +388,10 @@ type limitedConn struct {
 	account, addr string
 	// active is when a request last took it or gave it back, since l.start, or reclaimed.
 	active atomic.Int64
-	// inFlight counts the requests on it (HTTP/2 carries several).
+	// inFlight counts the requests on it (HTTP/2 carries several), and 1 from its dial until a
+	// request first took it (taken).
 	inFlight atomic.Int32
+	taken    atomic.Bool
 	closed   sync.Once
 }
 
@@ -390,8 +406,13 @@ func limitedOf(c net.Conn) *limitedConn {
 }
 
 // take counts a request on c: before the stamp, so that a claim that sees no request on c either
-// comes before the stamp (and the request writes nothing) or fails.
+// comes before the stamp (and the request writes nothing) or fails. The first request takes the
+// count the dial left (a connection is in use from its dial on).
 func (c *limitedConn) take() {
+	if c.taken.CompareAndSwap(false, true) {
+		c.touch()
+		return
+	}
 	c.inFlight.Add(1)
 	c.touch()
 }

@@ -506,3 +506,27 @@ func TestConnectionBoundsFollowTheAccountsConcurrency(t *testing.T) {
 	s.LimitConnections(10000, 300)
 	g.Expect([]int{s.conns.perHost, s.conns.perAccount, s.conns.inAll}).To(Equal([]int{2400, 9600, 10000}))
 }
+
+// A connection is in use from its dial on, until a request has taken it and given it back: its TLS
+// handshake, which runs after the dial, may last longer than a connection may stay idle, and a
+// connection closed for another then failed an honest receiver's attempt.
+func TestADialledConnectionIsInUseUntilARequestGaveItBack(t *testing.T) {
+	g := NewWithT(t)
+	l := newConnLimit(1, 1, 0, time.Hour)
+	l.setIdle(0, time.Hour) // idle at once once no request is on it
+	dial := l.dialer(func(context.Context, string, string) (net.Conn, error) {
+		c, peer := net.Pipe()
+		t.Cleanup(func() { _ = c.Close(); _ = peer.Close() })
+		return c, nil
+	})
+	ctx := withAccount(context.Background(), "acc")
+	first, err := dial(ctx, "tcp", "receiver:443")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = dial(ctx, "tcp", "receiver:443")
+	g.Expect(err).To(MatchError(ContainSubstring("holds 1 connections")), "the first, still in its handshake, is in use")
+	lc := first.(*limitedConn)
+	lc.take()
+	lc.giveBack()
+	_, err = dial(ctx, "tcp", "receiver:443")
+	g.Expect(err).NotTo(HaveOccurred(), "given back, it gives way")
+}

@@ -147,7 +147,7 @@ func (s *Sender) newTransport(cert *tls.Certificate) *http.Transport {
 	}
 }
 
-// The connection the request takes is counted as in use until the answer is closed
+// receiverHTTP2 bounds what a receiver speaking HTTP/2 can make the dispatcher hold. The windows
 // cover what Send reads of an answer (the echo's part, then the drain): Go's defaults let each
 // stream buffer 4 MiB the sender never reads, 30 streams at a time per account, and a connection
 // 1 GiB. The frame size is Go's default today, stated so that it stays: a client reading 1 MiB frames

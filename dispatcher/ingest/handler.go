@@ -290,11 +290,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "this token may not post events for accountId " + quote(ev.AccountID)})
 		return
 	}
-	if h.EventRate != nil && !h.EventRate.Get(ev.AccountID).AllowN(h.now(), 1) {
-		w.Header().Set("Retry-After", "1")
-		h.fail(w, &Error{Status: http.StatusTooManyRequests, Code: "ACCOUNT_RATE_EXCEEDED",
-			Message: "accountId " + quote(ev.AccountID) + " posted more events than this dispatcher takes per second for one account; retry after 1 s"})
-		return
+	if h.EventRate != nil {
+		now := h.now()
+		if r := h.EventRate.Get(ev.AccountID).ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
+			wait := r.DelayFrom(now)
+			r.CancelAt(now)
+			secs := strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)
+			w.Header().Set("Retry-After", secs)
+			h.fail(w, &Error{Status: http.StatusTooManyRequests, Code: "ACCOUNT_RATE_EXCEEDED",
+				Message: "accountId " + quote(ev.AccountID) + " posted more events than this dispatcher takes per second for one account; retry after " + secs + " s"})
+			return
+		}
 	}
 	release := func() {}
 	if h.Quota != nil {

@@ -1082,3 +1082,21 @@ func TestEachAccountPostsAtMostItsRate(t *testing.T) {
 	now = now.Add(time.Second)
 	g.Expect(post("acc-1", "e-3").Code).To(Equal(http.StatusAccepted), "a second later, one more")
 }
+
+// Retry-After says when the account's next event is taken, also for a rate below one a second.
+func TestTheRateSaysWhenToRetry(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	f.h.Now = func() time.Time { return now }
+	f.h.EventRate = keyrate.New(rate.Limit(0.1), 1, time.Minute, 16)
+	post := func(id string) *httptest.ResponseRecorder {
+		return f.serve(request{auth: bearer(tokAcc1), body: mutated(t, "agreement_action_completed", func(ev map[string]any) { ev["id"] = id })})
+	}
+	g.Expect(post("a").Code).To(Equal(http.StatusAccepted))
+	rec := post("b")
+	g.Expect(rec.Code).To(Equal(http.StatusTooManyRequests))
+	g.Expect(rec.Header().Get("Retry-After")).To(Equal("10"))
+	now = now.Add(10 * time.Second)
+	g.Expect(post("b").Code).To(Equal(http.StatusAccepted), "the refused post was not charged")
+}
