@@ -93,7 +93,8 @@ func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string
 	if err != nil {
 		return err
 	}
-	ln = listenlimit.Wrap(ln, IngestConnsPerSource, IngestConns)
+	lim := listenlimit.Wrap(ln, IngestConnsPerSource, IngestConns)
+	srv.ConnState, ln = lim.ConnState, lim
 	if certFile == "" && keyFile == "" {
 		return ignoreClosed(srv.Serve(ln))
 	}

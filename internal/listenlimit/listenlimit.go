@@ -20,60 +20,112 @@ limitations under the License.
 package listenlimit
 
 import (
+	"crypto/tls"
 	"net"
+	"net/http"
 	"sync"
+	"time"
 )
 
-// Wrap returns l holding at most perSource connections from one source address and total in all:
-// a connection past either is closed as soon as it is accepted (its client sees it reset and may
-// try again), and Accept goes on with the next.
-func Wrap(l net.Listener, perSource, total int) net.Listener {
-	return &listener{Listener: l, perSource: perSource, total: total, bySource: map[string]int{}}
-}
-
-type listener struct {
+// Listener holds at most perSource connections from one source address and total in all. At a
+// bound, the oldest of its connections that carries no request (a keep-alive connection between
+// requests, or one whose request header has not arrived) is closed for the new one, so that
+// connections held open without a request (no token is needed for that) give way to clients that
+// come; when every one carries a request, the new connection is closed as soon as it is accepted.
+// Requests are known from the http.Server's ConnState, which must be the Listener's.
+type Listener struct {
 	net.Listener
 	perSource, total int
 
 	mu       sync.Mutex
-	open     int
+	open     map[*conn]struct{}
 	bySource map[string]int
 }
 
+// Wrap returns l bounded so.
+func Wrap(l net.Listener, perSource, total int) *Listener {
+	return &Listener{Listener: l, perSource: perSource, total: total, open: map[*conn]struct{}{}, bySource: map[string]int{}}
+}
+
 // Accept returns the next connection within the bounds.
-func (l *listener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		src := source(c.RemoteAddr())
-		if !l.admit(src) {
+		lc := &conn{Conn: c, l: l, src: source(c.RemoteAddr()), since: time.Now()}
+		victim, ok := l.admit(lc)
+		if victim != nil {
+			_ = victim.Close()
+		}
+		if !ok {
 			_ = c.Close()
 			continue
 		}
-		return &conn{Conn: c, l: l, src: src}, nil
+		return lc, nil
 	}
 }
 
-func (l *listener) admit(src string) bool {
+// admit counts c in, making room by claiming the connection that gives way, if one must and
+// can; ok is false when c cannot be held.
+func (l *Listener) admit(c *conn) (victim *conn, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.open >= l.total || l.bySource[src] >= l.perSource {
-		return false
+	switch {
+	case l.bySource[c.src] >= l.perSource:
+		if victim = l.oldestIdleLocked(c.src); victim == nil {
+			return nil, false
+		}
+	case len(l.open) >= l.total:
+		if victim = l.oldestIdleLocked(""); victim == nil {
+			return nil, false
+		}
 	}
-	l.open++
-	l.bySource[src]++
-	return true
+	if victim != nil {
+		l.releaseLocked(victim)
+	}
+	l.open[c] = struct{}{}
+	l.bySource[c.src]++
+	return victim, true
 }
 
-func (l *listener) release(src string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open--
-	if l.bySource[src]--; l.bySource[src] <= 0 {
-		delete(l.bySource, src)
+// oldestIdleLocked is the connection (of source src, or any when "") held longest that carries no
+// request.
+func (l *Listener) oldestIdleLocked(src string) *conn {
+	var oldest *conn
+	for c := range l.open {
+		if (src == "" || c.src == src) && !c.busy && (oldest == nil || c.since.Before(oldest.since)) {
+			oldest = c
+		}
 	}
+	return oldest
+}
+
+// releaseLocked counts c out, once.
+func (l *Listener) releaseLocked(c *conn) {
+	if _, ok := l.open[c]; !ok {
+		return
+	}
+	delete(l.open, c)
+	if l.bySource[c.src]--; l.bySource[c.src] <= 0 {
+		delete(l.bySource, c.src)
+	}
+}
+
+// ConnState is the http.Server's ConnState of a server serving l: it tells l which connections
+// carry a request.
+func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, ok := c.(*conn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	lc.busy = st == http.StateActive
+	l.mu.Unlock()
 }
 
 // source is the address a connection comes from, without its port.
@@ -91,12 +143,15 @@ func source(a net.Addr) string {
 // conn counts itself out of its listener's bounds once closed.
 type conn struct {
 	net.Conn
-	l    *listener
-	src  string
-	once sync.Once
+	l     *Listener
+	src   string
+	since time.Time
+	busy  bool // carries a request (l.mu)
 }
 
 func (c *conn) Close() error {
-	c.once.Do(func() { c.l.release(c.src) })
+	c.l.mu.Lock()
+	c.l.releaseLocked(c)
+	c.l.mu.Unlock()
 	return c.Conn.Close()
 }

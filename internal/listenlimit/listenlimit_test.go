@@ -17,31 +17,32 @@ limitations under the License.
 package listenlimit
 
 import (
+	"bufio"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
 
-// A source holds at most its bound, and all sources together the total: a connection past either
-// is closed at once; one closed frees its place.
-func TestConnectionsAreBoundedPerSourceAndInAll(t *testing.T) {
+// At a bound (two connections from one source, three in all), the oldest connection carrying no
+// request gives way to the new one: connections held open without a request (anyone reaching the
+// port can) cannot keep producers or the kubelet's probe out. Only when every connection carries
+// a request is the new one closed.
+func TestIdleConnectionsGiveWayAtTheBounds(t *testing.T) {
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := Wrap(raw, 2, 3)
-	t.Cleanup(func() { _ = l.Close() })
-	accepted := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
+	entered, release := make(chan struct{}, 8), make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}), ConnState: l.ConnState, ReadHeaderTimeout: time.Minute}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { close(release); _ = srv.Close() })
+
 	dial := func(from string) net.Conn {
 		t.Helper()
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
@@ -52,33 +53,47 @@ func TestConnectionsAreBoundedPerSourceAndInAll(t *testing.T) {
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	// closedByServer reports whether the server closed c (a read ends) rather than holding it.
-	closedByServer := func(c net.Conn) bool {
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		_, err := c.Read(make([]byte, 1))
-		return err == io.EOF || (err != nil && !isTimeout(err))
-	}
-	a1, a2 := dial("127.0.0.1"), dial("127.0.0.1")
-	if a3 := dial("127.0.0.1"); !closedByServer(a3) {
-		t.Fatal("a third connection from one source was held")
-	}
-	b1 := dial("127.0.0.2")
-	if c1 := dial("127.0.0.3"); !closedByServer(c1) {
-		t.Fatal("a fourth connection in all was held")
-	}
-	for _, c := range []net.Conn{a1, a2, b1} {
-		if closedByServer(c) {
-			t.Fatal("a connection within the bounds was closed")
+	// busy sends a request the handler holds, and waits until it is there.
+	busy := func(c net.Conn) {
+		t.Helper()
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-entered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the request did not reach the handler")
 		}
 	}
-	// The server closes one of its connections: its place is free again.
-	(<-accepted).Close()
-	if c2 := dial("127.0.0.3"); closedByServer(c2) {
-		t.Fatal("a connection was refused after one closed")
+	closedByServer := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, err := bufio.NewReader(c).ReadByte()
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return false
+		}
+		return err == io.EOF || err != nil
 	}
-}
+	accepted := func(c net.Conn) {
+		t.Helper()
+		// The server holds it: a request on it reaches the handler.
+		busy(c)
+	}
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+	aBusy := dial("127.0.0.1")
+	busy(aBusy)
+	aIdle := dial("127.0.0.1")
+	x := dial("127.0.0.1") // the source's bound: its idle one gives way
+	if !closedByServer(aIdle) {
+		t.Fatal("the source's idle connection was kept at its bound")
+	}
+	bBusy := dial("127.0.0.2")
+	busy(bBusy)
+	y := dial("127.0.0.3") // the bound in all: the idle one held longest (x) gives way
+	if !closedByServer(x) {
+		t.Fatal("the idle connection was kept at the bound in all")
+	}
+	accepted(y)
+	if z := dial("127.0.0.4"); !closedByServer(z) {
+		t.Fatal("a connection was held while every one carried a request")
+	}
 }
