@@ -40,8 +40,18 @@ import (
 func NewIngestServer(addr string, events http.Handler, ready func(*http.Request) error) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", events)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	// Probes and anything else are answered on a connection then closed: they read no body, and
+	// a connection kept for them could be held busy without a token (see ingest.Handler).
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.NotFound(w, r)
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = w.Write([]byte("ok"))
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
 		if ready != nil {
 			if err := ready(r); err != nil {
 				http.Error(w, "not ready", http.StatusServiceUnavailable)
@@ -98,7 +108,9 @@ func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string
 	if certFile == "" && keyFile == "" {
 		return ignoreClosed(srv.Serve(ln))
 	}
-	return serveTLS(ctx, srv, ln, certFile, keyFile, "ingest", false)
+	// HTTP/1.1 only, as the read API: a client without a token could hold HTTP/2 streams open
+	// (a window of 0) and with them its connections busy.
+	return serveTLS(ctx, srv, ln, certFile, keyFile, "ingest", true)
 }
 
 // NewAPIServer returns the HTTP server of the delivery log's read API (package logapi).

@@ -17,15 +17,20 @@ limitations under the License.
 package dispatcher
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/hookline/hookline/dispatcher/ingest"
 )
 
 // The ingest port's /readyz says whether to send events, never why not: anyone on the network can
@@ -86,5 +91,34 @@ func TestListenersBoundTheHeader(t *testing.T) {
 			g.Expect(send(c.bound/2)).To(Equal(http.StatusNotFound), "a header well within the bound reaches the handler")
 			g.Expect(send(c.bound + 8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 		})
+	}
+}
+
+// A client without a token that announces a body and never sends it is answered at once and its
+// connection closed: net/http read up to 256 KiB of an unread body (for up to the read timeout,
+// five minutes) before answering, to keep the connection, which counted as carrying a request all
+// that while and so was out of reach of the listener's bounds. Probes' connections are closed too.
+func TestUnauthenticatedAnswersCloseTheConnection(t *testing.T) {
+	g := NewWithT(t)
+	tokens, err := ingest.StaticTokens(ingest.TokenEntry{Name: "p", Token: strings.Repeat("t", 32), Accounts: []string{"acc"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	srv := httptest.NewServer(NewIngestServer("", &ingest.Handler{Tokens: tokens}, nil).Handler)
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() }) // a failure leaves one reading
+	for _, req := range []string{
+		"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+		"GET /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+		"GET /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+	} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		g.Expect(err).NotTo(HaveOccurred())
+		_, err = c.Write([]byte(req))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(c.SetReadDeadline(time.Now().Add(5 * time.Second))).To(Succeed())
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		g.Expect(err).NotTo(HaveOccurred(), "answered at once: %q", req)
+		g.Expect(resp.Close).To(BeTrue(), "Connection: close for %q", req)
+		_ = resp.Body.Close()
+		_ = c.Close()
 	}
 }

@@ -55,9 +55,11 @@ const (
 // last (it carries no request); otherwise the dial is refused and the attempt fails, to be
 // retried like any connection failure.
 //
-// A connection is idle when no request of the dispatcher's is on it and none has been for idle (a
-// second: a connection just dialled, or just given back, is about to be used); one whose request
-// never said it ended counts as idle once silent for longer than an attempt may last.
+// A connection is in use from its dial until a request has taken it (its TLS handshake comes
+// after the dial), then while requests of the dispatcher's are on it; it is idle once none has
+// been for idle (a second: one just given back is likely to be used again). One whose request
+// never said it ended, or that no request ever took, counts as idle once silent for longer than
+// an attempt may last.
 //
 // Past the bound of the whole process (inAll), the connection idle longest of any account is
 // closed for the new one; if none is idle, an account holding less than its fair share (inAll

@@ -105,7 +105,7 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 }
 
 // connIdle is how long a connection without a request must have been so to give way to a new one:
-// one just dialled, or just given back, is about to be used.
+// one just given back is likely to be used again.
 const connIdle = time.Second
 
 // LimitConnections sets, before s sends anything, the most connections to receivers it holds for

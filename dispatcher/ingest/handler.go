@@ -242,11 +242,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
+		w.Header().Set("Connection", "close") // see below
 		h.fail(w, &Error{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED", Message: "use POST"})
 		return
 	}
 	principal, authErr := h.authenticate(r)
 	if authErr != nil {
+		// Answered without reading the body: the connection is closed rather than kept, since
+		// net/http would read a body of up to 256 KiB (for up to ReadTimeout) before the answer
+		// to keep it, and a client without a token held its connection busy that way, out of
+		// reach of the listener's bounds (listenlimit closes only connections without a request).
+		w.Header().Set("Connection", "close")
 		if authErr.Status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", busyRetryAfter)
 		} else {
@@ -292,9 +298,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.EventRate != nil {
 		now := h.now()
-		if r := h.EventRate.Get(ev.AccountID).ReserveN(now, 1); !r.OK() || r.DelayFrom(now) > 0 {
-			wait := r.DelayFrom(now)
-			r.CancelAt(now)
+		// Allow, not a reservation cancelled: concurrent cancellations give back less than they
+		// took, and refused posts ran the account into debt.
+		if lim := h.EventRate.Get(ev.AccountID); !lim.AllowN(now, 1) {
+			wait := time.Duration((1 - lim.TokensAt(now)) / float64(lim.Limit()) * float64(time.Second))
 			secs := strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)
 			w.Header().Set("Retry-After", secs)
 			h.fail(w, &Error{Status: http.StatusTooManyRequests, Code: "ACCOUNT_RATE_EXCEEDED",

@@ -78,8 +78,11 @@ func (l *Listener) admit(c *conn) (victim *conn, ok bool) {
 			return nil, false
 		}
 	case len(l.open) >= l.total:
-		if victim = l.oldestIdleLocked(""); victim == nil {
-			return nil, false
+		// From the source holding the most first: the one filling the bound.
+		if victim = l.oldestIdleLocked(l.largestSourceLocked()); victim == nil {
+			if victim = l.oldestIdleLocked(""); victim == nil {
+				return nil, false
+			}
 		}
 	}
 	if victim != nil {
@@ -100,6 +103,17 @@ func (l *Listener) oldestIdleLocked(src string) *conn {
 		}
 	}
 	return oldest
+}
+
+// largestSourceLocked is the source holding the most connections.
+func (l *Listener) largestSourceLocked() string {
+	var top string
+	for src, n := range l.bySource {
+		if top == "" || n > l.bySource[top] {
+			top = src
+		}
+	}
+	return top
 }
 
 // releaseLocked counts c out, once.
@@ -125,6 +139,9 @@ func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
 	}
 	l.mu.Lock()
 	lc.busy = st == http.StateActive
+	if st == http.StateIdle {
+		lc.since = time.Now() // idle from now: the longest idle goes first
+	}
 	l.mu.Unlock()
 }
 
