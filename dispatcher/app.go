@@ -266,7 +266,8 @@ func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	log := logr.FromContextOrDiscard(ctx)
 	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
 	if cfg.EventsPerSecond > 0 {
-		// Ten seconds' worth at once; a limiter is forgotten once it would be full again.
+		// Ten seconds' worth at once; a limiter unused for a minute is forgotten (full again by
+		// then at any rate of a second's worth or more).
 		burst := max(1, int(cfg.EventsPerSecond*10))
 		a.Ingest.EventRate = keyrate.New(rate.Limit(cfg.EventsPerSecond), burst, time.Minute, 65536)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/tenancy"
 )
 
@@ -38,6 +39,12 @@ func PauseSyncer(s *Syncer) (resume func()) {
 
 // PeakReplays is the most WebhookReplays that ran at once in namespace ns.
 func PeakReplays(r *Replayer, ns string) int { return r.peakRunning(ns) }
+
+// ReplayCounted reports whether r has read rp's count from the log (its tally is complete) for the
+// Webhook of uid.
+func ReplayCounted(r *Replayer, uid string, rp *hooklinev1.WebhookReplay) bool {
+	return r.tally.counted(uid, replayRef(rp))
+}
 
 // AccountsOf returns the webhooks' accounts a keeps for its delivery log.
 func AccountsOf(a *App) *Accounts { return &a.accounts }

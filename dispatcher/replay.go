@@ -915,14 +915,14 @@ func (r *Replayer) askRead(rp *hooklinev1.WebhookReplay, uid string, startedAt t
 // dispatcher's clock.
 const scanSkew = time.Minute
 
-// enqueue queues cs (in order) for wh as replays of rp, skipping the ones whose event is no longer
-// in the event log (first is its oldest event's sequence). The "queued again" records are appended
-// before the notes are stored, so that they precede every record the engine writes about the new
-// attempts.
 // reasonNotQueued is the reason of the record that takes a "queued again" record back: the notes
 // it named could not be stored.
 const reasonNotQueued = "ReplayNotQueued"
 
+// enqueue queues cs (in order) for wh as replays of rp, skipping the ones whose event is no longer
+// in the event log (first is its oldest event's sequence). The "queued again" records are appended
+// before the notes are stored, so that they precede every record the engine writes about the new
+// attempts.
 func (r *Replayer) enqueue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *hooklinev1.Webhook, cs []candidate, first uint64) (int, []candidate, error) {
 	now := r.Clock.Now()
 	ref := replayRef(rp)

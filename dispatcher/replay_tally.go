@@ -143,6 +143,14 @@ func (t *replayTally) counts(uid, replay string, queued int64) (delivered, faile
 	return tl.delivered, tl.failed, tl.queued, true
 }
 
+// counted reports whether the tally of replay (of webhook uid) is complete: the log was read.
+func (t *replayTally) counted(uid, replay string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tl := t.runs[tallyKey{uid, replay}]
+	return tl != nil && tl.complete
+}
+
 // end forgets the tally of the replay key.
 func (t *replayTally) end(key types.NamespacedName) {
 	t.mu.Lock()

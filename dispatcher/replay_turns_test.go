@@ -304,7 +304,7 @@ func TestAReplayWhoseQueuedCountIsForgedAcrossARestartKeepsItsTurn(t *testing.T)
 		c.Engine.Policy = retryingForAnHour
 	}}
 	s := startStack(t, opts)
-	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	wh := s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
 	for i := range n {
 		s.mustPost(t, event(fmt.Sprintf("w-%d", i), account))
 	}
@@ -336,13 +336,15 @@ func TestAReplayWhoseQueuedCountIsForgedAcrossARestartKeepsItsTurn(t *testing.T)
 		later := metav1.NewTime(time.Now().Add(time.Hour))
 		st.StartedAt = &later
 	})
-	startStack(t, opts)
+	s2 := startStack(t, opts)
 	notCompleted := func() {
 		g.Consistently(func(g Gomega) {
 			g.Expect(getReplay(g, rp).Status.CompletedAt).To(BeNil())
 		}).WithTimeout(2 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 	}
-	notCompleted() // the restarted dispatcher counts meanwhile (it polls every 100 ms)
+	notCompleted()
+	g.Eventually(func() bool { return dispatcher.ReplayCounted(s2.app.Replayer, string(wh.UID), rp) }).
+		WithTimeout(30*time.Second).Should(BeTrue(), "the restarted dispatcher counted the replay from the log")
 	forge(func(st *hooklinev1.WebhookReplayStatus) { st.Queued, st.Matched = 0, 0 })
 	notCompleted()
 

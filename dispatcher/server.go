@@ -85,7 +85,8 @@ const (
 	IngestConns          = 2048
 )
 
-// MaxHeaderBytes bounds a request's header on the dispatcher's listeners. Go's default, 1 MiB, is
+// MaxHeaderBytes bounds a request's header on the read API's listener (the ingest API's is
+// IngestMaxHeaderBytes). Go's default, 1 MiB, is
 // held per connection before any token is checked: five hundred connections trickling headers
 // within the header timeout held half a GiB of a dispatcher every tenant shares. A producer's
 // header (a bearer token, a content type) is a few hundred bytes.

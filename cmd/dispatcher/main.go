@@ -218,6 +218,9 @@ func (o options) validate() error {
 	if err := checkPprofAddress(o.pprof); err != nil {
 		return err
 	}
+	if o.maxReceiverConnections <= 0 {
+		return fmt.Errorf("--max-receiver-connections %d: at least 1", o.maxReceiverConnections)
+	}
 	if o.eventsPerSecond < 0 {
 		return fmt.Errorf("--max-events-per-second-per-account %g: 0 (no bound) or more", o.eventsPerSecond)
 	}

@@ -43,7 +43,7 @@ func TestTuneGCReadsTheHeadroomAndTarget(t *testing.T) {
 func validOptions() options {
 	return options{
 		tokensFile: "tokens.yaml", maxBody: ingest.DefaultMaxBody, maxInFlight: ingest.DefaultMaxInFlight,
-		replayMaxPerNamespace: 1, replayLogReads: 1, replayNotes: 1, replayMaxSelection: 1,
+		replayMaxPerNamespace: 1, replayLogReads: 1, replayNotes: 1, replayMaxSelection: 1, maxReceiverConnections: 1,
 	}
 }
 

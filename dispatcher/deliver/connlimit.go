@@ -42,18 +42,18 @@ const (
 	DefaultConnsInAll      = 4 * DefaultConnsPerAccount
 )
 
-// connLimit bounds the connections a Sender holds open for one account's deliveries, per receiver
-// address and in all, counted from the dial to the close, whichever transport holds them.
+// connLimit bounds the connections a Sender holds open for each account's deliveries, per
+// receiver address and per account, and for all accounts together, counted from the dial to the
+// close, whichever transport holds them.
 //
 // A receiver speaking HTTP/2 may forbid any new request on a connection once it answered one
 // (SETTINGS_MAX_CONCURRENT_STREAMS 0). The transport then opens a new connection for the next
 // request and keeps the old one until it has been idle for its IdleConnTimeout (90 s): a
 // malicious receiver had the dispatcher open one connection per delivery and hold tens of
-// thousands of them (about 20 KB each, and a file descriptor), enough to exhaust the memory of
-// the process every tenant shares. Past a bound, the connection of the bound that has been silent
-// longest is closed for the new one, if it has carried nothing for longer than an attempt may
-// last (it carries no request); otherwise the dial is refused and the attempt fails, to be
-// retried like any connection failure.
+// thousands of them (about 40 KB each, and a file descriptor), enough to exhaust the memory of
+// the process every tenant shares. Past a bound of an account, its connection of the bound idle
+// longest (below) is closed for the new one; if none is idle, the dial is refused and the attempt
+// fails, to be retried like any connection failure.
 //
 // A connection is in use from its dial until a request has taken it (its TLS handshake comes
 // after the dial), then while requests of the dispatcher's are on it; it is idle once none has
@@ -112,7 +112,7 @@ func withAccount(ctx context.Context, account string) context.Context {
 type ConnLimitError struct {
 	Account, Address string
 	// Max is the bound reached: per address, (PerAccount) of the account in all, or (Share) the
-	// account's share of the process's bound, which is reached.
+	// account's share of the process's bound, which is reached; with Busy, what the account holds.
 	Max               int
 	PerAccount, Share bool
 	// Busy: the process's bound is reached with no connection to take for an account under its
@@ -136,7 +136,7 @@ func (e *ConnLimitError) Error() string {
 		"a receiver that lets no request reuse its connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS 0) has one opened per delivery", e.Max, e.Account, where)
 }
 
-// setSilent makes every connection give way once it has carried nothing for d.
+// setSilent makes every connection give way once it has carried nothing for d (tests).
 func (l *connLimit) setSilent(d time.Duration) { l.setIdle(d, d) }
 
 // setIdle sets how long a connection without a request (idle), or with one that never ended
@@ -186,8 +186,9 @@ func (l *connLimit) dialer(dial func(ctx context.Context, network, addr string) 
 	}
 }
 
-// reserve counts a dial for account to addr. At a bound, the bound's connection silent longest is
-// closed for it, if it has been silent long enough; otherwise the dial is refused.
+// reserve counts a dial for account to addr. At a bound of the account, its connection of that bound
+// idle longest is closed for it, if one is idle; at the process's bound, claimForLocked's; otherwise
+// the dial is refused (Busy when the account is under its share of the process's bound).
 func (l *connLimit) reserve(account, addr string) error {
 	l.mu.Lock()
 	a := l.accounts[account]
@@ -205,9 +206,9 @@ func (l *connLimit) reserve(account, addr string) error {
 	switch {
 	case h.n >= l.perHost || a.n >= l.perAccount:
 		if h.n >= l.perHost {
-			victim = l.claimSilentLocked(a, h)
+			victim = l.claimIdleLocked(a, h)
 		} else {
-			victim = l.claimSilentLocked(a, nil)
+			victim = l.claimIdleLocked(a, nil)
 		}
 		if victim == nil {
 			refused = &ConnLimitError{Account: account, Address: addr, Max: l.perHost}
@@ -249,11 +250,11 @@ func (l *connLimit) reserve(account, addr string) error {
 	return nil
 }
 
-// claimSilentLocked finds the claimable connection of h (of every address of a when h is nil) idle
+// claimIdleLocked finds the claimable connection of h (of every address of a when h is nil) idle
 // longest, and claims it for closing: a request that takes it after the claim is refused before
 // anything is written (net/http then retries it on another connection), and one that took it
 // before keeps it.
-func (l *connLimit) claimSilentLocked(a *accountConns, h *hostConns) *limitedConn {
+func (l *connLimit) claimIdleLocked(a *accountConns, h *hostConns) *limitedConn {
 	now := l.now()
 	var oldest *limitedConn
 	var at int64

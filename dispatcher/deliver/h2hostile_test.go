@@ -338,9 +338,11 @@ func TestAReceiversLargeFramesCloseItsConnection(t *testing.T) {
 		a := s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
 		g.Expect(a.OK).To(BeTrue(), "%+v", a)
 	}
-	size, _ := rc.setting(http2.SettingMaxFrameSize)
+	size, sent := rc.setting(http2.SettingMaxFrameSize)
+	g.Expect(sent).To(BeTrue(), "SETTINGS_MAX_FRAME_SIZE sent")
 	g.Expect(size).To(BeEquivalentTo(16<<10), "SETTINGS_MAX_FRAME_SIZE")
-	window, _ := rc.setting(http2.SettingInitialWindowSize)
+	window, sent := rc.setting(http2.SettingInitialWindowSize)
+	g.Expect(sent).To(BeTrue(), "SETTINGS_INITIAL_WINDOW_SIZE sent")
 	g.Expect(window).To(BeNumerically("<=", echo.MaxBody+drainMax), "SETTINGS_INITIAL_WINDOW_SIZE")
 	// Each connection received its frame: the client closed every one of them.
 	g.Eventually(rc.Open).WithTimeout(5 * time.Second).Should(BeZero())
@@ -372,7 +374,7 @@ func TestAReceiversPingsDoNotKeepItsConnections(t *testing.T) {
 	}
 	g.Expect(rc.Open()).To(Equal(perAccount))
 	s.conns.setSilent(300 * time.Millisecond)
-	// Pinged six times a second each, the starved connections carry no request of the dispatcher's:
+	// Pinged every 50 ms, the starved connections carry no request of the dispatcher's:
 	// once silent for that long, one gives way to the account's other receiver.
 	g.Eventually(func() Attempt { return s.Send(evil, good.URL, "id", nil, []byte(`{}`), nil) }).
 		WithTimeout(5 * time.Second).WithPolling(100 * time.Millisecond).Should(HaveField("OK", BeTrue()))

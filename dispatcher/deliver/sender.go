@@ -88,7 +88,6 @@ func NewSender(timeout time.Duration, allowHTTP bool, roots *x509.CertPool, guar
 		guard = netguard.Default()
 	}
 	s := &Sender{timeout: timeout, allowHTTP: allowHTTP, roots: roots, guard: guard,
-		// A connection silent for longer than an attempt may last carries none.
 		conns: newConnLimit(DefaultConnsPerHost, DefaultConnsPerAccount, DefaultConnsInAll, connIdle),
 		byCert: lru.NewWithEvictionFunc(maxCertTransports, func(_ lru.Key, v any) {
 			// Now, and once the attempts that still use it are over (each within the timeout):

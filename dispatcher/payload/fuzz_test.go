@@ -380,7 +380,7 @@ func TestScannerAgreesWithEncodingJSON(t *testing.T) {
 // Skipping a value nested as deep as encoding/json allows does not grow the goroutine's stack:
 // recursing, each call took megabytes of stack, kept by an ingest connection's goroutine until
 // the collector shrank it, and counted by no bound on the bodies in flight (goroutines that
-// parsed such a body held about 4 MB each).
+// parsed such a body held about 2 MB each).
 func TestDeepValuesDoNotGrowTheStack(t *testing.T) {
 	deep := []byte(`{"a":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) + `}`)
 	const n = 20

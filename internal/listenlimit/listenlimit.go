@@ -31,7 +31,9 @@ import (
 // bound, the oldest of its connections that carries no request (a keep-alive connection between
 // requests, or one whose request header has not arrived) is closed for the new one, so that
 // connections held open without a request (no token is needed for that) give way to clients that
-// come; when every one carries a request, the new connection is closed as soon as it is accepted.
+// come (at the bound in all, one of the source holding the most first, and idle counts from a
+// connection's last request); when every one carries a request, the new connection is closed as
+// soon as it is accepted.
 // Requests are known from the http.Server's ConnState, which must be the Listener's.
 type Listener struct {
 	net.Listener
@@ -42,7 +44,8 @@ type Listener struct {
 	bySource map[string]int
 }
 
-// Wrap returns l bounded so.
+// Wrap returns l holding at most perSource connections from one source address and total in all;
+// the http.Server serving it must have the Listener's ConnState.
 func Wrap(l net.Listener, perSource, total int) *Listener {
 	return &Listener{Listener: l, perSource: perSource, total: total, open: map[*conn]struct{}{}, bySource: map[string]int{}}
 }

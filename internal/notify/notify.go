@@ -400,7 +400,8 @@ func (n *Notifier) dequeued(p Problem) {
 // Notify sends one e-mail about p to all its valid recipients in allowed domains, unless a rate
 // limit holds it back (ErrSuppressed). It logs and counts its outcome; it returns ErrNoRecipients,
 // without counting an e-mail or using up a limit, when no address of p.To is valid and allowed. A
-// send that failed uses up no limit either, unless the server refused every recipient.
+// send that failed uses up no limit either, unless the server refused every recipient, or the
+// message, for good (5xx).
 func (n *Notifier) Notify(ctx context.Context, p Problem) error { return n.notify(ctx, p, false) }
 
 // notify is Notify; admitted says that Enqueue found the overall limit not reached when it queued
