@@ -39,6 +39,8 @@ spec:
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
         - --max-ingest-bytes-in-flight={{ $d.maxIngestBytesInFlight | int64 }}
         - --max-stored-bytes-per-account={{ $d.maxStoredBytesPerAccount | int64 }}
+        - --max-events-per-second-per-account={{ $d.maxEventsPerSecondPerAccount }}
+        - --max-receiver-connections={{ $d.maxReceiverConnections | int64 }}
         - --delivery-log={{ $d.deliveryLog.enabled }}
         {{- if $d.deliveryLog.enabled }}
         - --delivery-log-max-age={{ $d.deliveryLog.maxAge }}
