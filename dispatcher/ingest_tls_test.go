@@ -90,6 +90,17 @@ func TestIngestOverTLSWithCertificateRotation(t *testing.T) {
 	g.Expect(resp.StatusCode).To(Equal(http.StatusAccepted))
 	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
 
+	// HTTP/1.1 only, as the read API: a client without a token could hold HTTP/2 streams open (a
+	// window of 0), and with them its connections busy, out of reach of the listener's bounds.
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2", "http/1.1"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(conn.ConnectionState().NegotiatedProtocol).To(Equal("http/1.1"))
+	_ = conn.Close()
+	if conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"h2"}}); err == nil {
+		g.Expect(conn.ConnectionState().NegotiatedProtocol).NotTo(Equal("h2"))
+		_ = conn.Close()
+	}
+
 	// Plain HTTP gets no further than Go's "HTTP request to an HTTPS server" answer.
 	plain, err := http.Post("http://"+addr+"/v1/events", "application/json", bytes.NewReader(event("tls-2", "acc-tls-ingest")))
 	g.Expect(err).NotTo(HaveOccurred())
