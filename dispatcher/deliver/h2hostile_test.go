@@ -222,12 +222,7 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	g := NewWithT(t)
 	const perHost = 8
 	rc := newStreamStarver(t)
-	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-	}))
-	good.EnableHTTP2 = true
-	good.StartTLS()
-	t.Cleanup(good.Close)
+	good := newEchoingReceiver(t)
 	roots := rc.Roots.Clone()
 	roots.AddCert(good.Certificate())
 	s := NewSender(2*time.Second, false, roots, loopback)
@@ -357,12 +352,7 @@ func TestAReceiversPingsDoNotKeepItsConnections(t *testing.T) {
 	g := NewWithT(t)
 	const perAccount = 4
 	rc := newStreamStarver(t, func(s *streamStarver) { s.ping = 50 * time.Millisecond })
-	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-	}))
-	good.EnableHTTP2 = true
-	good.StartTLS()
-	t.Cleanup(good.Close)
+	good := newEchoingReceiver(t)
 	roots := rc.Roots.Clone()
 	roots.AddCert(good.Certificate())
 	s := NewSender(2*time.Second, false, roots, loopback)
@@ -389,12 +379,7 @@ func TestConnectionsAreBoundedForTheWholeProcess(t *testing.T) {
 	g := NewWithT(t)
 	const inAll = 8
 	evilRC, otherRC := newStreamStarver(t), newStreamStarver(t)
-	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
-	}))
-	good.EnableHTTP2 = true
-	good.StartTLS()
-	t.Cleanup(good.Close)
+	good := newEchoingReceiver(t)
 	roots := evilRC.Roots.Clone()
 	for _, c := range otherRC.certs {
 		roots.AddCert(c)
@@ -531,4 +516,16 @@ func TestADialledConnectionIsInUseUntilARequestGaveItBack(t *testing.T) {
 	lc.giveBack()
 	_, err = dial(ctx, "tcp", "receiver:443")
 	g.Expect(err).NotTo(HaveOccurred(), "given back, it gives way")
+}
+
+// newEchoingReceiver is a well-behaved receiver speaking HTTP/2 over TLS: it echoes the client id.
+func newEchoingReceiver(t *testing.T) *httptest.Server {
+	t.Helper()
+	good := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(echo.Header, r.Header.Get(echo.Header))
+	}))
+	good.EnableHTTP2 = true
+	good.StartTLS()
+	t.Cleanup(good.Close)
+	return good
 }

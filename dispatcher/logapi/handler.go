@@ -472,7 +472,7 @@ func (h *Handler) test(w http.ResponseWriter, r *http.Request, t target) {
 	var req deliveries.TestRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTestRequest))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || !eventNamePattern.MatchString(req.Event) {
+	if err := dec.Decode(&req); err != nil || !deliveries.EventNamePattern.MatchString(req.Event) {
 		writeError(w, http.StatusBadRequest, "BadRequest", `the body must be {"event": "<one of the webhook's events>"}`)
 		return
 	}
@@ -599,10 +599,6 @@ func (h *Handler) failed(w http.ResponseWriter, err error, t target, what string
 // else cannot name a notification.
 var notificationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
-// eventNamePattern matches event names (AGREEMENT_ACTION_COMPLETED, envelopeExpired), at most 64
-// characters as spec.events and the ingest API allow.
-var eventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
-
 // Bounds of a query.
 const (
 	// DefaultLimit and MaxLimit bound a page.
@@ -654,7 +650,7 @@ func ParseQuery(v url.Values, now time.Time) (deliveries.Query, error) {
 		return q, err
 	}
 	for _, e := range q.EventNames {
-		if !eventNamePattern.MatchString(e) {
+		if !deliveries.EventNamePattern.MatchString(e) {
 			return q, fmt.Errorf("event: %q is not an event name (such as AGREEMENT_ACTION_COMPLETED)", clip(e))
 		}
 	}

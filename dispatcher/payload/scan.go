@@ -83,7 +83,7 @@ func skipValue(b []byte, i, depth int) (int, error) {
 				i++
 				open = open[:len(open)-1]
 			case c == '{':
-				if i, err = skipKey(b, i); err != nil {
+				if _, i, err = skipKey(b, i); err != nil {
 					return i, err
 				}
 				continue // at the first member's value
@@ -132,7 +132,7 @@ func afterValue(b []byte, i int, open []byte) (_ int, _ []byte, done bool, err e
 		case b[i] == ',':
 			i = skipSpace(b, i+1)
 			if top == '{' {
-				i, err = skipKey(b, i)
+				_, i, err = skipKey(b, i)
 			}
 			return i, open, false, err
 		case top == '{' && b[i] == '}', top == '[' && b[i] == ']':
@@ -147,20 +147,20 @@ func afterValue(b []byte, i int, open []byte) (_ int, _ []byte, done bool, err e
 	return i, open, true, nil
 }
 
-// skipKey returns the offset of the value of the object member whose key starts at b[i].
-func skipKey(b []byte, i int) (int, error) {
+// skipKey reads the key of the object member that starts at b[i]: end is the offset just past the
+// key, value the offset of the member's value (or, with err, where the member stops being JSON).
+func skipKey(b []byte, i int) (end, value int, err error) {
 	if i >= len(b) || b[i] != '"' {
-		return i, errAt(i, "expected object key")
+		return i, i, errAt(i, "expected object key")
 	}
-	i, err := skipString(b, i)
-	if err != nil {
-		return i, err
+	if end, err = skipString(b, i); err != nil {
+		return end, end, err
 	}
-	i = skipSpace(b, i)
+	i = skipSpace(b, end)
 	if i >= len(b) || b[i] != ':' {
-		return i, errAt(i, "expected ':' after object key")
+		return end, i, errAt(i, "expected ':' after object key")
 	}
-	return skipSpace(b, i+1), nil
+	return end, skipSpace(b, i+1), nil
 }
 
 // walkObject scans the object starting at b[i] and calls fn (when not nil) with each member's raw key
@@ -174,21 +174,13 @@ func walkObject(b []byte, i, depth int, fn func(rawKey, val []byte) error) (int,
 		return i + 1, nil
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, errAt(i, "expected object key")
-		}
 		k := i
-		var err error
-		if i, err = skipString(b, i); err != nil {
-			return i, err
+		end, v, err := skipKey(b, i)
+		if err != nil {
+			return v, err
 		}
-		rawKey := b[k:i]
-		i = skipSpace(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return i, errAt(i, "expected ':' after object key")
-		}
-		i = skipSpace(b, i+1)
-		v := i
+		rawKey := b[k:end]
+		i = v
 		if i, err = skipValue(b, i, depth); err != nil {
 			return i, err
 		}

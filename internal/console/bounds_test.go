@@ -211,32 +211,7 @@ func atoi(t *testing.T, s string) int {
 // server: a third, from another session of hers, is refused at once; bob's is built.
 func TestPageTurnsAreCountedPerUser(t *testing.T) {
 	g := NewWithT(t)
-	entered, release := make(chan string, 8), make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "Bearer token-a" {
-			entered <- r.URL.Path
-			<-release
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"kind":"WebhookList","apiVersion":"hookline.io/v1alpha1","metadata":{},"items":[]}`))
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(releaseOnce) // before the server closes: its handlers wait for it
-	s, err := New(Config{API: &rest.Config{Host: srv.URL}, InsecureCookies: true})
-	g.Expect(err).NotTo(HaveOccurred())
-	h := s.Handler()
-	open := func(sess *Session) <-chan int {
-		code := make(chan int, 1)
-		go func() {
-			req := httptest.NewRequest(http.MethodGet, "/webhooks", nil)
-			req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			code <- rec.Code
-		}()
-		return code
-	}
+	s, entered, releaseOnce, open := blockingPages(t, func(auth string) bool { return auth == "Bearer token-a" })
 	var alice []*Session
 	for range userTurns + 1 {
 		sess, err := s.Sessions().Create("token-a", "alice")
@@ -273,32 +248,7 @@ func TestPageTurnsAreCountedPerOwner(t *testing.T) {
 	g := NewWithT(t)
 	pageWait = 200 * time.Millisecond // what a page waits for a turn that does not come
 	t.Cleanup(func() { pageWait = 5 * time.Second })
-	entered, release := make(chan string, 8), make(chan struct{})
-	releaseOnce := sync.OnceFunc(func() { close(release) })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Header.Get("Authorization"), "Bearer token-sa") {
-			entered <- r.URL.Path
-			<-release
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"kind":"WebhookList","apiVersion":"hookline.io/v1alpha1","metadata":{},"items":[]}`))
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(releaseOnce) // before the server closes: its handlers wait for it
-	s, err := New(Config{API: &rest.Config{Host: srv.URL}, InsecureCookies: true})
-	g.Expect(err).NotTo(HaveOccurred())
-	h := s.Handler()
-	open := func(sess *Session) <-chan int {
-		code := make(chan int, 1)
-		go func() {
-			req := httptest.NewRequest(http.MethodGet, "/webhooks", nil)
-			req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			code <- rec.Code
-		}()
-		return code
-	}
+	s, entered, releaseOnce, open := blockingPages(t, func(auth string) bool { return strings.HasPrefix(auth, "Bearer token-sa") })
 
 	var building []<-chan int
 	for i := 1; i <= 4; i++ {
@@ -320,4 +270,40 @@ func TestPageTurnsAreCountedPerOwner(t *testing.T) {
 		g.Expect(<-code).To(Equal(http.StatusOK))
 	}
 	g.Expect(s.turns.per).To(BeEmpty(), "every turn given back")
+}
+
+// blockingPages serves a console against a stand-in API server whose answers to the requests blocks
+// picks (by Authorization header) wait until release is called; entered receives each such
+// request's path, and open builds the Webhooks list for a session, answering its status code.
+func blockingPages(t *testing.T, blocks func(auth string) bool) (s *Server, entered chan string, release func(), open func(*Session) <-chan int) {
+	t.Helper()
+	entered, gate := make(chan string, 8), make(chan struct{})
+	release = sync.OnceFunc(func() { close(gate) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if blocks(r.Header.Get("Authorization")) {
+			entered <- r.URL.Path
+			<-gate
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"kind":"WebhookList","apiVersion":"hookline.io/v1alpha1","metadata":{},"items":[]}`))
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // before the server closes: its handlers wait for it
+	s, err := New(Config{API: &rest.Config{Host: srv.URL}, InsecureCookies: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	open = func(sess *Session) <-chan int {
+		code := make(chan int, 1)
+		go func() {
+			req := httptest.NewRequest(http.MethodGet, "/webhooks", nil)
+			req.AddCookie(&http.Cookie{Name: s.sessionCookie, Value: sess.ID})
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			code <- rec.Code
+		}()
+		return code
+	}
+	return s, entered, release, open
 }

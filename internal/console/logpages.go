@@ -23,7 +23,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,10 +63,6 @@ var logStates = func() []string {
 	return append(out, "failed")
 }()
 
-// eventNamePattern matches the event names the read API's event filter accepts
-// (dispatcher/logapi): letters and _, at most 64.
-var eventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
-
 // validLogFilters reports whether state is "" or one of logStates, and event "" or event names
 // (comma-separated, as the read API takes them).
 func validLogFilters(state, event string) bool {
@@ -78,7 +73,7 @@ func validLogFilters(state, event string) bool {
 		return true
 	}
 	for _, e := range strings.Split(event, ",") {
-		if !eventNamePattern.MatchString(strings.TrimSpace(e)) {
+		if !deliveries.EventNamePattern.MatchString(strings.TrimSpace(e)) {
 			return false
 		}
 	}

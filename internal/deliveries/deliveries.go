@@ -21,9 +21,15 @@ limitations under the License.
 package deliveries
 
 import (
+	"regexp"
 	"strings"
 	"time"
 )
+
+// EventNamePattern matches the event names the read API filters and tests by
+// (AGREEMENT_ACTION_COMPLETED, envelopeExpired): at most 64 characters, as spec.events and the
+// ingest API allow.
+var EventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
 
 // State is where a notification stands, derived from the newest record written about it (or from
 // the queue, for a notification that has no record yet).
