@@ -17,10 +17,12 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestBackoffDoublesAndCaps(t *testing.T) {
@@ -39,19 +41,82 @@ func TestBackoffDoublesAndCaps(t *testing.T) {
 }
 
 func TestAccountSlots(t *testing.T) {
-	s := newAccountSlots(2)
-	first, second := s.tryAcquire("a"), s.tryAcquire("a")
+	s := newAccountSlots(2, time.Second, time.Now)
+	first, second := s.tryAcquire("a", "ns", "1"), s.tryAcquire("a", "ns", "2")
 	if !first || !second {
 		t.Fatal("first two slots of account a refused")
 	}
-	if s.tryAcquire("a") {
+	if s.tryAcquire("a", "ns", "3") {
 		t.Fatal("third slot of account a granted beyond the limit")
 	}
-	if !s.tryAcquire("b") {
+	if !s.tryAcquire("b", "ns", "4") {
 		t.Fatal("account b refused while a is full")
 	}
-	s.release("a")
-	if !s.tryAcquire("a") {
+	s.release("a", "ns")
+	if !s.tryAcquire("a", "ns", "3") {
 		t.Fatal("slot not returned by release")
+	}
+}
+
+// The namespaces of one account take turns for its slots: while a webhook of another namespace
+// waits, one at its share (the limit divided among the namespaces verifying or waiting) is refused
+// a freed slot, which the waiting one then takes; a namespace waits while any of its webhooks
+// does; a namespace alone uses every slot, and a wait not asked again lapses.
+func TestAccountSlotsTakeTurnsByNamespace(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0))
+	s := newAccountSlots(4, time.Second, clk.Now)
+	acquire := func(ns, uid string) bool { return s.tryAcquire("acc", ns, uid) }
+	for i := range 4 {
+		if !acquire("many", fmt.Sprint("m", i)) {
+			t.Fatalf("slot %d refused to a namespace alone", i+1)
+		}
+	}
+	if acquire("one", "o1") || acquire("one", "o2") {
+		t.Fatal("a slot beyond the limit")
+	}
+	// "many" finishes one; its next webhook asks first, but "one" waits and "many" holds more than
+	// its share (two of four).
+	s.release("acc", "many")
+	if acquire("many", "m4") {
+		t.Fatal("a freed slot went to the namespace holding the others while another waits")
+	}
+	if !acquire("one", "o1") {
+		t.Fatal("the waiting namespace did not get the freed slot")
+	}
+	// o2 still waits: "one" keeps its turn.
+	s.release("acc", "many")
+	if acquire("many", "m4") {
+		t.Fatal("a freed slot went to the namespace over its share while another's webhook still waits")
+	}
+	if !acquire("one", "o2") {
+		t.Fatal("the waiting namespace's second webhook did not get the freed slot")
+	}
+	// Two each, nobody else waiting: "many" may have what frees.
+	s.release("acc", "one")
+	if !acquire("many", "m4") {
+		t.Fatal("nobody else waits: a free slot refused")
+	}
+	// "one" asks again and is refused (full); it stops asking, and once its wait lapses "many"
+	// has what frees.
+	if acquire("one", "o3") {
+		t.Fatal("a slot beyond the limit")
+	}
+	clk.SetTime(clk.Now().Add(4 * time.Second)) // past 3 × the throttled retry
+	s.release("acc", "one")
+	if !acquire("many", "m5") {
+		t.Fatal("a free slot refused after the other namespace's wait lapsed")
+	}
+	// "many" holds all four; a third namespace waits, and "many" is refused down to its share
+	// (four between the two).
+	if acquire("third", "t1") {
+		t.Fatal("a slot beyond the limit")
+	}
+	s.release("acc", "many")
+	s.release("acc", "many")
+	if acquire("many", "m6") {
+		t.Fatal("over its share, a freed slot taken while another namespace waits")
+	}
+	if !acquire("third", "t1") {
+		t.Fatal("the third namespace did not get the freed slot")
 	}
 }

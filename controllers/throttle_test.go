@@ -55,7 +55,7 @@ func TestAWebhookWaitingForASlotReadsNoSecret(t *testing.T) {
 		return c.Get(ctx, k, obj, opts...)
 	}})
 
-	if !r.slots.tryAcquire("acc") { // the account's one slot is busy with another webhook
+	if !r.slots.tryAcquire("acc", "elsewhere", "other") { // the account's one slot is busy with another webhook
 		t.Fatal("no slot")
 	}
 	for range 3 {
@@ -78,7 +78,7 @@ func TestAWebhookWaitingForASlotReadsNoSecret(t *testing.T) {
 		t.Errorf("Verified = %+v, want reason %s", v, hooklinev1.ReasonVerificationThrottled)
 	}
 
-	r.slots.release("acc") // a slot frees: the Secret is read (and found missing) this time
+	r.slots.release("acc", "elsewhere") // a slot frees: the Secret is read (and found missing) this time
 	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(wh)}); err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}

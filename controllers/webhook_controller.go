@@ -204,7 +204,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	// their account's slots have the manager read hundreds of Secrets a second.
 	_, rotated := r.rotated.Load(wh.UID)
 	needs := !verified || !attest.Timed(wh.Status.Attestation) || rotated
-	slot := needs && r.slots.tryAcquire(b.AccountID)
+	slot := needs && r.slots.tryAcquire(b.AccountID, wh.Namespace, string(wh.UID))
 	if needs && !slot {
 		endpoint := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, Configuration: r.configuration(wh)}
 		return r.waitForSlot(ctx, wh, v, endpoint, b, st), nil
@@ -214,7 +214,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		Configuration: r.configuration(wh)}
 	if err != nil {
 		if slot {
-			r.slots.release(b.AccountID)
+			r.slots.release(b.AccountID, wh.Namespace)
 		}
 		log.V(1).Info("Client certificate unavailable", "reason", reason, "keepingVerification", verified)
 		if verified && r.Attestation.Check(subject, wh.Status.Attestation) >= attest.Endpoint {
@@ -239,14 +239,14 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		// verification's time is carried over as it was attested, whatever the status says.
 		log.V(1).Info("Recorded verification still covers the endpoint; attesting the configuration again")
 		if slot { // taken for a rotation that is no longer one (the certificate put back)
-			r.slots.release(b.AccountID)
+			r.slots.release(b.AccountID, wh.Namespace)
 		}
 		r.rotated.Delete(wh.UID)
 		r.keepVerification(wh, v, subject, st)
 		return r.resync(wh), nil
 	}
 	// Here without a slot: a verified endpoint whose certificate changed (a rotation).
-	if !slot && !r.slots.tryAcquire(b.AccountID) {
+	if !slot && !r.slots.tryAcquire(b.AccountID, wh.Namespace, string(wh.UID)) {
 		r.rotated.Store(wh.UID, struct{}{})
 		return r.waitForSlot(ctx, wh, v, subject, b, st), nil
 	}
@@ -257,7 +257,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	result := r.Verifier.Verify(ctx, wh.Spec.URL, clientID, cert)
 	verificationDuration.Observe(r.Clock.Since(start).Seconds())
 	verificationsInFlight.Dec()
-	r.slots.release(b.AccountID)
+	r.slots.release(b.AccountID, wh.Namespace)
 	verificationsTotal.WithLabelValues(result.Reason).Inc()
 	log.V(1).Info("Verification finished", "ok", result.OK, "reason", result.Reason, "permanent", result.Permanent)
 
@@ -305,9 +305,9 @@ func (r *WebhookReconciler) waitForSlot(ctx context.Context, wh *hooklinev1.Webh
 // in the same instant.
 func (r *WebhookReconciler) throttled(ctx context.Context, b tenancy.Binding, st *managerStatus) ctrl.Result {
 	verificationsThrottled.Inc()
-	ctrl.LoggerFrom(ctx).V(1).Info("Account's verification slots are all in use; retrying later", "account", b.AccountID)
+	ctrl.LoggerFrom(ctx).V(1).Info("No verification slot free for this namespace; retrying later", "account", b.AccountID)
 	st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonVerificationThrottled, fmt.Sprintf(
-		"account %s already has %d verifications in flight; waiting for a slot", b.AccountID, r.Options.VerificationsPerAccount))
+		"waiting for one of account %s's %d verification slots (all in use, or this namespace holds its share while another namespace of the account waits)", b.AccountID, r.Options.VerificationsPerAccount))
 	return ctrl.Result{RequeueAfter: wait.Jitter(r.Options.ThrottleRetry, 1)}
 }
 

@@ -45,7 +45,7 @@ func (r *WebhookReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("the webhook controller needs an attestation key: without one the dispatcher delivers to nothing")
 	}
 	o := r.Options
-	r.slots = newAccountSlots(o.VerificationsPerAccount)
+	r.slots = newAccountSlots(o.VerificationsPerAccount, o.ThrottleRetry, r.Clock.Now)
 	r.backoff = newBackoff(o.RetryBase, o.RetryMax)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration); err != nil {
 		return fmt.Errorf("indexing webhooks by configuration: %w", err)

@@ -137,7 +137,7 @@ func unitReconciler(t *testing.T, wh *hooklinev1.Webhook, verifier *verify.Verif
 		t.Fatal(err)
 	}
 	r := &WebhookReconciler{Recorder: events.NewFakeRecorder(16), Verifier: verifier, Attestation: key, Clock: clock.RealClock{}, Options: opts}
-	r.slots, r.backoff = newAccountSlots(opts.VerificationsPerAccount), newBackoff(opts.RetryBase, opts.RetryMax)
+	r.slots, r.backoff = newAccountSlots(opts.VerificationsPerAccount, opts.ThrottleRetry, r.Clock.Now), newBackoff(opts.RetryBase, opts.RetryMax)
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ns, wh).WithStatusSubresource(wh).
 		WithIndex(&hooklinev1.Webhook{}, configurationIndex, r.indexConfiguration).Build()
 	return r, c
