@@ -76,14 +76,33 @@ func NewIngestServer(addr string, events http.Handler, ready func(*http.Request)
 // few hundred bytes.
 const IngestMaxHeaderBytes = 16 << 10
 
-// The ingest listener's bounds (listenlimit): connections held open per source address and in
-// all. Each costs its goroutine, buffers and, until its header is read, up to
-// IngestMaxHeaderBytes: about 75 MB for all of them at most. A producer keeps a few connections
-// alive; one client (or pod) with the port, no token needed, opened thousands.
+// The bounds of the ingest and the read API listeners, each (listenlimit): connections held open
+// per source address and in all. Each costs its goroutine, buffers and, until its header is read,
+// up to its server's MaxHeaderBytes: about 75 MB for all of the ingest's at most, 130 MB for the
+// read API's (whose header bound is larger). A producer keeps a few connections alive, as does the
+// console; one client (or pod) with the port, no token needed, opened thousands.
 const (
-	IngestConnsPerSource = 512
-	IngestConns          = 2048
+	ConnsPerSource = 512
+	Conns          = 2048
 )
+
+// listenBounded listens on addr (":http" when empty) unless ln is given, and bounds ln's
+// connections for srv, which must serve the returned listener.
+func listenBounded(srv *http.Server, ln net.Listener) (net.Listener, error) {
+	if ln == nil {
+		addr := srv.Addr
+		if addr == "" {
+			addr = ":http"
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, err
+		}
+	}
+	lim := listenlimit.Wrap(ln, ConnsPerSource, Conns)
+	srv.ConnState = lim.ConnState
+	return lim, nil
+}
 
 // MaxHeaderBytes bounds a request's header on the read API's listener (the ingest API's is
 // IngestMaxHeaderBytes). Go's default, 1 MiB, is
@@ -96,16 +115,10 @@ const MaxHeaderBytes = boundedhttp.MaxHeaderBytes
 // kubernetes.io/tls Secret's files), reloading them when they change so that a renewed
 // certificate (cert-manager) is served without a restart; over plain HTTP otherwise.
 func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
-	addr := srv.Addr
-	if addr == "" {
-		addr = ":http"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenBounded(srv, nil)
 	if err != nil {
 		return err
 	}
-	lim := listenlimit.Wrap(ln, IngestConnsPerSource, IngestConns)
-	srv.ConnState, ln = lim.ConnState, lim
 	if certFile == "" && keyFile == "" {
 		return ignoreClosed(srv.Serve(ln))
 	}
@@ -117,8 +130,17 @@ func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string
 // NewAPIServer returns the HTTP server of the delivery log's read API (package logapi).
 func NewAPIServer(addr string, api http.Handler) *http.Server {
 	return &http.Server{
-		Addr:              addr,
-		Handler:           api,
+		Addr: addr,
+		// The API takes no request body. One announced is not read: the connection is closed after
+		// the answer, since net/http would read up to 256 KiB of it (for up to ReadTimeout) to keep
+		// the connection, which a client without a token held busy that way, out of reach of the
+		// listener's bounds (see ingest.Handler).
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength != 0 {
+				w.Header().Set("Connection", "close")
+			}
+			api.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A body can be 10 MiB (the payload cap) to a slow client.
@@ -136,21 +158,23 @@ var ErrAPINeedsTLS = errors.New("the read API needs --tls-cert-file and --tls-ke
 // certificate (reloaded when it changes) and HTTP/1.1 only (see securemetrics.DisableHTTP2: the
 // API answers unauthenticated clients too); in plain HTTP only when allowPlain and no certificate
 // is given, and never silently. It serves on ln, or listens on srv.Addr when ln is nil (a caller
-// that listens first learns of an address in use before it reports itself started).
+// that listens first learns of an address in use before it reports itself started), within the
+// listeners' bounds (ConnsPerSource, Conns): anyone reaching the port may open connections.
 func ServeAPI(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile string, allowPlain bool) error {
+	if certFile == "" && keyFile == "" && !allowPlain {
+		return ErrAPINeedsTLS
+	}
+	ln, err := listenBounded(srv, ln)
+	if err != nil {
+		return err
+	}
 	if certFile == "" && keyFile == "" {
-		if !allowPlain {
-			return ErrAPINeedsTLS
-		}
-		if ln == nil {
-			return ignoreClosed(srv.ListenAndServe())
-		}
 		return ignoreClosed(srv.Serve(ln))
 	}
 	return serveTLS(ctx, srv, ln, certFile, keyFile, "read API", true)
 }
 
-// serveTLS serves srv on ln (srv.Addr when nil) with the certificate and key files, reloading them
+// serveTLS serves srv on ln with the certificate and key files, reloading them
 // when they change; with http1Only it offers no HTTP/2.
 func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile, what string, http1Only bool) error {
 	if certFile == "" || keyFile == "" {
@@ -170,9 +194,6 @@ func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, 
 		srv.Protocols = &p
 	}
 	srv.TLSConfig = tc
-	if ln == nil {
-		return ignoreClosed(srv.ListenAndServeTLS("", ""))
-	}
 	return ignoreClosed(srv.ServeTLS(ln, "", ""))
 }
 

@@ -18,11 +18,13 @@ package dispatcher
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,6 +33,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/internal/testsupport"
 )
 
 // The ingest port's /readyz says whether to send events, never why not: anyone on the network can
@@ -104,13 +107,24 @@ func TestUnauthenticatedAnswersCloseTheConnection(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	srv := httptest.NewServer(NewIngestServer("", &ingest.Handler{Tokens: tokens}, nil).Handler)
 	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() }) // a failure leaves one reading
-	for _, req := range []string{
-		"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
-		"GET /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
-		"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
-		"GET /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+	// The read API, whose answers (401 here, as to a request without a token) read no body.
+	api := httptest.NewServer(NewAPIServer("", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	})).Handler)
+	t.Cleanup(func() { api.CloseClientConnections(); api.Close() })
+	for _, c := range []struct {
+		srv *httptest.Server
+		req string
+	}{
+		{srv, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"},
+		{srv, "GET /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"},
+		{srv, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"},
+		{srv, "GET /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"},
+		{api, "GET /v1/namespaces/ns/webhooks/wh/notifications HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"},
+		{api, "POST /v1/namespaces/ns/webhooks/wh/notifications HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"},
 	} {
-		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		req := c.req
+		c, err := net.Dial("tcp", c.srv.Listener.Addr().String())
 		g.Expect(err).NotTo(HaveOccurred())
 		_, err = c.Write([]byte(req))
 		g.Expect(err).NotTo(HaveOccurred())
@@ -121,4 +135,100 @@ func TestUnauthenticatedAnswersCloseTheConnection(t *testing.T) {
 		_ = resp.Body.Close()
 		_ = c.Close()
 	}
+}
+
+// Both listeners anyone may reach, the ingest and the read API, hold at most ConnsPerSource
+// connections from one address: one more, and the oldest that carries no request is closed. The
+// read API's was unbounded, and a client without a token held as many connections as it liked.
+func TestIngestAndReadAPIListenersAreBounded(t *testing.T) {
+	for name, serve := range map[string]func(context.Context, *http.Server) error{
+		"ingest": func(ctx context.Context, srv *http.Server) error { return ServeIngest(ctx, srv, "", "") },
+		"read API": func(ctx context.Context, srv *http.Server) error {
+			return ServeAPI(ctx, srv, nil, "", "", true)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			addr := testsupport.FreeAddr(t)
+			srv := NewAPIServer(addr, http.NotFoundHandler())
+			srv.ReadHeaderTimeout = time.Hour // only the bound closes a connection here
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- serve(ctx, srv) }()
+			t.Cleanup(func() {
+				cancel()
+				_ = srv.Close()
+				if err := <-served; err != nil {
+					t.Errorf("serving: %v", err)
+				}
+			})
+			var first net.Conn
+			g.Eventually(func() error {
+				var err error
+				first, err = net.Dial("tcp", addr)
+				return err
+			}).Should(Succeed())
+			t.Cleanup(func() { _ = first.Close() })
+			// The first is accepted before the rest: the oldest.
+			g.Expect(first.SetReadDeadline(time.Now().Add(50 * time.Millisecond))).To(Succeed())
+			_, err := first.Read(make([]byte, 1))
+			g.Expect(err).To(MatchError(os.ErrDeadlineExceeded), "held open while within the bounds")
+			for range ConnsPerSource {
+				c, err := net.Dial("tcp", addr)
+				g.Expect(err).NotTo(HaveOccurred())
+				t.Cleanup(func() { _ = c.Close() })
+			}
+			g.Expect(first.SetReadDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+			_, err = first.Read(make([]byte, 1))
+			g.Expect(err).To(MatchError(io.EOF), "closed for the connection past the bound")
+		})
+	}
+}
+
+// A producer's requests answered before their body was read to its end (a wrong content type, a
+// body over the limit, the token's share of bytes in flight full) close their connection: kept,
+// net/http read up to 256 KiB of a body the producer announced and never sent, for up to the
+// five-minute read timeout, and a token's holder kept every connection of the listener busy that
+// way, beyond its share, since such a request reserves nothing.
+func TestAnswersBeforeTheBodyCloseTheConnection(t *testing.T) {
+	g := NewWithT(t)
+	token := strings.Repeat("t", 32)
+	tokens, err := ingest.StaticTokens(ingest.TokenEntry{Name: "p", Token: token, Accounts: []string{"acc"}})
+	g.Expect(err).NotTo(HaveOccurred())
+	srv := httptest.NewServer(NewIngestServer("", &ingest.Handler{Tokens: tokens, MaxBody: 1024, MaxInFlight: 1024}, nil).Handler)
+	t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
+	post := func(header string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { _ = c.Close() })
+		_, err = c.Write([]byte("POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token + "\r\n" + header + "\r\n"))
+		g.Expect(err).NotTo(HaveOccurred())
+		return c
+	}
+	closedAtOnce := func(c net.Conn, status int) {
+		t.Helper()
+		g.Expect(c.SetReadDeadline(time.Now().Add(5 * time.Second))).To(Succeed())
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		g.Expect(err).NotTo(HaveOccurred(), "answered at once")
+		g.Expect(resp.StatusCode).To(Equal(status))
+		g.Expect(resp.Close).To(BeTrue(), "Connection: close")
+		_ = resp.Body.Close()
+	}
+	closedAtOnce(post("Content-Type: text/plain\r\nContent-Length: 1000\r\n"), http.StatusUnsupportedMediaType)
+	closedAtOnce(post("Content-Type: application/json\r\nContent-Length: 100000\r\n"), http.StatusRequestEntityTooLarge)
+	// One request holds the token's share while its body does not come; the next is refused.
+	post("Content-Type: application/json\r\nContent-Length: 1000\r\n")
+	g.Eventually(func() int {
+		c := post("Content-Type: application/json\r\nContent-Length: 1000\r\n")
+		// Not answered within it: this one's body is awaited (the first had not reserved yet).
+		_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return 0
+		}
+		_ = resp.Body.Close()
+		g.Expect(resp.Close).To(BeTrue(), "Connection: close (status %d)", resp.StatusCode)
+		return resp.StatusCode
+	}).WithTimeout(10*time.Second).Should(Equal(http.StatusServiceUnavailable), "the token's share is full")
 }

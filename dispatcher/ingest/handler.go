@@ -262,6 +262,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		w.Header().Set("Connection", "close") // unread, as below
 		h.fail(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE", Message: "Content-Type must be application/json"})
 		return
 	}
@@ -274,6 +275,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.inFlight.Add(-held); tokenHeld.Add(-held) }()
 	body, rerr := h.readBody(w, r, limit, tokenHeld, &held)
 	if rerr != nil {
+		// The body was not read to its end (refused before it was, too large, or cut short):
+		// closed, as for a request without a token, or a producer that announced a body and sent
+		// none held its connection busy for the five-minute read timeout, out of reach of the
+		// listener's bounds, without keeping a byte of its share reserved.
+		w.Header().Set("Connection", "close")
 		if rerr.Status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", busyRetryAfter)
 		}
