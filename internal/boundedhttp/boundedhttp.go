@@ -35,6 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/hookline/hookline/internal/listenlimit"
 )
 
 // MaxHeaderBytes bounds a request's header on every listener of the components. Go's default,
@@ -47,19 +49,42 @@ func NewServer(h http.Handler) *http.Server {
 		WriteTimeout: time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: MaxHeaderBytes}
 }
 
-// Listen binds addr now, with TLS when tc is set; nil when addr is "" or "0" (nothing served).
-func Listen(addr string, tc *tls.Config) (net.Listener, error) {
+// The bounds of each listener's connections (listenlimit), per source address and in all: a
+// Prometheus server keeps a connection or two, the kubelet opens one per probe. Anyone on the pod
+// network reached these ports without a token: thousands of idle keep-alive connections, about
+// 20 KB each, outgrew the components' memory limits. At a bound the oldest connection carrying
+// no request gives way.
+const (
+	ConnsPerSource = 64
+	Conns          = 256
+)
+
+// Listen binds addr now, within the listeners' bounds and with TLS when tc is set, for srv to
+// serve (it is given the bounds' ConnState); nil when addr is "" or "0" (nothing served).
+func Listen(addr string, tc *tls.Config, srv *http.Server) (net.Listener, error) {
 	if addr == "" || addr == "0" {
 		return nil, nil
 	}
-	l, err := net.Listen("tcp", addr)
+	raw, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
+	lim := listenlimit.Wrap(raw, ConnsPerSource, Conns)
+	srv.ConnState = lim.ConnState
+	var l net.Listener = lim
 	if tc != nil {
 		l = tls.NewListener(l, tc)
 	}
 	return l, nil
+}
+
+// ListenAndServe serves srv at srv.Addr as Listen binds it, until it is shut down.
+func ListenAndServe(srv *http.Server) error {
+	l, err := Listen(srv.Addr, nil, srv)
+	if err != nil || l == nil {
+		return err
+	}
+	return srv.Serve(l)
 }
 
 // Add serves h at addr ("" or "0": nothing) among mgr's HTTP servers, as controller-runtime
@@ -67,7 +92,8 @@ func Listen(addr string, tc *tls.Config) (net.Listener, error) {
 // started before the caches sync and stopped after everything else, so that the probes answer
 // while a first list is slow and while the components drain.
 func Add(mgr manager.Manager, name, addr string, h http.Handler, tc *tls.Config) error {
-	l, err := Listen(addr, tc)
+	srv := NewServer(h)
+	l, err := Listen(addr, tc, srv)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -75,7 +101,7 @@ func Add(mgr manager.Manager, name, addr string, h http.Handler, tc *tls.Config)
 		return nil
 	}
 	grace := 10 * time.Second
-	return mgr.Add(&manager.Server{Name: name, Server: NewServer(h), Listener: l, ShutdownTimeout: &grace})
+	return mgr.Add(&manager.Server{Name: name, Server: srv, Listener: l, ShutdownTimeout: &grace})
 }
 
 // Probes holds the liveness and readiness checks served on /healthz and /readyz (each check also

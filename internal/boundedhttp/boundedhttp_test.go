@@ -17,10 +17,15 @@ limitations under the License.
 package boundedhttp
 
 import (
+	"crypto/tls"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -35,9 +40,9 @@ func TestProbesServeTheirChecksWithBoundedHeaders(t *testing.T) {
 	g.Expect(p.AddHealthzCheck("healthz", healthz.Ping)).To(Succeed())
 	g.Expect(p.AddReadyzCheck("readyz", healthz.Ping)).To(Succeed())
 	g.Expect(p.AddReadyzCheck("readyz", healthz.Ping)).NotTo(Succeed(), "one name once")
-	l, err := Listen("127.0.0.1:0", nil)
-	g.Expect(err).NotTo(HaveOccurred())
 	srv := NewServer(p.Handler())
+	l, err := Listen("127.0.0.1:0", nil, srv)
+	g.Expect(err).NotTo(HaveOccurred())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	defer func() { _ = srv.Close(); g.Expect(<-done).To(MatchError(http.ErrServerClosed)) }()
@@ -60,7 +65,45 @@ func TestProbesServeTheirChecksWithBoundedHeaders(t *testing.T) {
 	g.Expect(get("/healthz", 0)).To(Equal(http.StatusOK), "readiness is not liveness")
 	g.Expect(get("/healthz", MaxHeaderBytes+8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 
-	l, err = Listen("0", nil)
+	l, err = Listen("0", nil, NewServer(p.Handler()))
 	g.Expect(l).To(BeNil(), "an address of 0 serves nothing")
 	g.Expect(err).NotTo(HaveOccurred())
+}
+
+// The probe and metrics listeners hold at most ConnsPerSource connections from one address: one
+// more, and the oldest carrying no request is closed, over TLS too. Anyone on the pod network
+// held as many idle connections as it liked, each about 20 KB, past the components' memory limits.
+func TestListenersBoundTheirConnections(t *testing.T) {
+	tc, err := SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]*tls.Config{"plain": nil, "TLS": tc} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			srv := NewServer(http.NotFoundHandler())
+			srv.ReadHeaderTimeout, srv.ReadTimeout = time.Hour, time.Hour // only the bound closes one here
+			l, err := Listen("127.0.0.1:0", tc, srv)
+			g.Expect(err).NotTo(HaveOccurred())
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(l) }()
+			t.Cleanup(func() { _ = srv.Close(); g.Expect(<-done).To(MatchError(http.ErrServerClosed)) })
+			dial := func() net.Conn {
+				c, err := net.Dial("tcp", l.Addr().String())
+				g.Expect(err).NotTo(HaveOccurred())
+				t.Cleanup(func() { _ = c.Close() })
+				return c
+			}
+			first := dial()
+			g.Expect(first.SetReadDeadline(time.Now().Add(50 * time.Millisecond))).To(Succeed())
+			_, err = first.Read(make([]byte, 1))
+			g.Expect(err).To(MatchError(os.ErrDeadlineExceeded), "held open within the bounds")
+			for range ConnsPerSource {
+				dial()
+			}
+			g.Expect(first.SetReadDeadline(time.Now().Add(10 * time.Second))).To(Succeed())
+			_, err = first.Read(make([]byte, 1))
+			g.Expect(err).To(MatchError(io.EOF), "closed for the connection past the bound")
+		})
+	}
 }

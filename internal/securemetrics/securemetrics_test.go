@@ -37,11 +37,11 @@ func startEndpoint(t *testing.T, secure bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := boundedhttp.Listen("127.0.0.1:0", tc)
+	srv := boundedhttp.NewServer(h)
+	l, err := boundedhttp.Listen("127.0.0.1:0", tc, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := boundedhttp.NewServer(h)
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return l.Addr().String()
