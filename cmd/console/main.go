@@ -42,6 +42,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/hookline/hookline/internal/console"
+	"github.com/hookline/hookline/internal/listenlimit"
+	"github.com/hookline/hookline/internal/securemetrics"
 )
 
 func main() {
@@ -129,36 +131,73 @@ func run(args []string) error {
 			}
 		}
 	}()
-	// A header within 64 KiB (cookies included), not Go's 1 MiB: that much is held per connection
-	// before anyone is signed in.
-	hs := &http.Server{Addr: listen, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	hs := newHTTPServer(listen, srv.Handler())
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(sctx)
 	}()
+	var tc *tls.Config
 	scheme := "http"
-	if tlsFiles {
-		scheme = "https"
-	}
-	log.Info("Serving the console", "address", listen, "scheme", scheme)
 	if tlsFiles {
 		w, werr := certwatcher.New(certFile, keyFile)
 		if werr != nil {
 			return fmt.Errorf("console TLS: %w", werr)
 		}
 		go func() { _ = w.Start(ctx) }()
-		hs.TLSConfig = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
-		err = hs.ListenAndServeTLS("", "")
-	} else {
-		err = hs.ListenAndServe()
+		tc, scheme = &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}, "https"
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
 	}
-	return err
+	log.Info("Serving the console", "address", listen, "scheme", scheme)
+	if err := serve(hs, ln, tc); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHTTPServer is the console's http.Server for h on addr. A header within 64 KiB (cookies
+// included), not Go's 1 MiB: that much is held per connection before anyone is signed in.
+func newHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: console.MaxHeaderBytes}
+}
+
+// The bounds of the console's listener (listenlimit): connections held open per source address
+// and in all. Anyone reaching the port may open connections, and each costs its goroutine, buffers
+// and, until its header is read, up to console.MaxHeaderBytes: about 90 KiB with a full header, so
+// 512 hold about 45 MB at most, of the console's 128 Mi, beside what its pages may hold
+// (internal/console/bounds.go).
+// People use the console through browsers, a few connections each; behind an Ingress they all
+// come from its address, so one source may hold half of the bound, and at a bound the oldest
+// connection carrying no request gives way: a browser's or the proxy's idle keep-alive connection,
+// or a header trickled by someone holding connections. Requests in flight are few (pages are built
+// three at once), so these bounds are far above what its users need at once.
+const (
+	connsPerSource = 256
+	conns          = 512
+)
+
+// serve serves hs on ln within the listener's bounds: over TLS with tc when it is set, offering
+// HTTP/1.1 only, and in plain HTTP otherwise. A browser needs nothing but HTTP/1.1, and over
+// HTTP/2 one connection with a window of 0 held 250 streams (each its handler, and a page) without
+// a session, out of reach of the bound on connections.
+func serve(hs *http.Server, ln net.Listener, tc *tls.Config) error {
+	lim := listenlimit.Wrap(ln, connsPerSource, conns)
+	hs.ConnState = lim.ConnState
+	if tc == nil {
+		return hs.Serve(lim)
+	}
+	securemetrics.DisableHTTP2(tc)
+	// ServeTLS would add "h2" to the offer again, and serve it to a client asking only for it.
+	var p http.Protocols
+	p.SetHTTP1(true)
+	hs.Protocols = &p
+	hs.TLSConfig = tc
+	return hs.ServeTLS(lim, "", "")
 }
 
 // apiConfig says where the API server is. The console uses no credentials of its own, so in a pod

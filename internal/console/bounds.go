@@ -33,10 +33,14 @@ package console
 //     request waits pageWait for its turn, then gets 503.
 //     Once built, a page holds its size of the sending budget (sendBudget) instead of its turn
 //     until it is sent, which must happen within sendGrace plus its size at sendRate: a reader
-//     that takes pages slowly holds neither a turn nor bytes for long.
+//     that takes pages slowly holds neither a turn nor bytes for long;
+//   - the pages built without a turn, which anyone may ask for (the sign-in page, the error pages
+//     answered before a session is known), take maxOpenPage of the sending budget before they
+//     are built, and carry at most maxReturnPath of the request URI (returnPath): a request
+//     waiting for room holds no page, however many wait.
 //
 // In all, some 3 × (an answer being decoded and a page being built) plus sendBudget: under 100 MiB
-// at worst.
+// at worst. The connections (cmd/console bounds them) hold their headers besides.
 
 import (
 	"bytes"
@@ -141,6 +145,12 @@ func withTurn(r *http.Request, release func()) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), turnKey{}, release))
 }
 
+// hasTurn reports whether r was given a turn (withTurn), even one given back since.
+func hasTurn(r *http.Request) bool {
+	_, ok := r.Context().Value(turnKey{}).(func())
+	return ok
+}
+
 // giveTurnBack gives r's turn back, if it has one.
 func giveTurnBack(r *http.Request) {
 	if release, ok := r.Context().Value(turnKey{}).(func()); ok {
@@ -159,6 +169,14 @@ const (
 // sendBudget bounds the bytes of the pages being sent at once: each is held in memory until the
 // reader has it.
 const sendBudget = 24 << 20
+
+// maxOpenPage bounds a page built without a turn: the sign-in page, and the error pages answered
+// before a session is known or a turn taken, which anyone may ask for, in any number. Their text
+// is the catalog's and their only part a request chooses is the language links' way back
+// (returnPath), so they are 2 to 20 KB. Such a page takes this much of the sending budget before
+// it is built (and gives back what it did not use), so that the requests waiting for room hold no
+// page: built first, the pages of 120 connections that asked and never read held 105 MB.
+const maxOpenPage = 64 << 10
 
 // cappedAnswers is a RoundTripper whose answers' bodies end with errAnswerTooLarge past maxAnswer.
 type cappedAnswers struct{ next http.RoundTripper }
@@ -187,11 +205,14 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// pageBuffer is a page being built: writes past maxPage fail with errPageTooLarge.
-type pageBuffer struct{ bytes.Buffer }
+// pageBuffer is a page being built: writes past max bytes fail with errPageTooLarge.
+type pageBuffer struct {
+	bytes.Buffer
+	max int
+}
 
 func (b *pageBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > maxPage {
+	if b.Len()+len(p) > b.max {
 		return 0, errPageTooLarge
 	}
 	return b.Buffer.Write(p)

@@ -17,9 +17,12 @@ limitations under the License.
 package console
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -188,13 +191,17 @@ func TestListsKeepOnlyWhatTheirPagesShow(t *testing.T) {
 	s, _ := newTestServer(t, true)
 	sess, _ := s.Sessions().Create("token-a", "alice")
 	rec := httptest.NewRecorder()
-	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook", nil), http.StatusOK, "detail",
+	s.render(rec, turned(httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook", nil)), http.StatusOK, "detail",
 		s.page(&reqCtx{sess: *sess, L: localizerFor("en")}, "team-a/hook", detailData{WH: &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"}},
 			Events: events, EventsAllowed: true, Replays: rows, ReplaysAllowed: true, Log: logData{Off: true}}))
 	g.Expect(rec.Code).To(Equal(http.StatusOK))
 	g.Expect(rec.Body.String()).To(ContainSubstring(fmt.Sprintf("%s and %d more</td>", rows[0].Replay.Spec.NotificationIDs[maxIDsShown-1], 200-maxIDsShown)))
 	g.Expect(rec.Body.String()).NotTo(ContainSubstring(fieldPath[:100]))
 }
+
+// turned is r holding a turn, as authed gives a session's request: its page is built within
+// maxPage, not maxOpenPage.
+func turned(r *http.Request) *http.Request { return withTurn(r, func() {}) }
 
 func atoi(t *testing.T, s string) int {
 	t.Helper()
@@ -306,4 +313,144 @@ func blockingPages(t *testing.T, blocks func(auth string) bool) (s *Server, ente
 		return code
 	}
 	return s, entered, release, open
+}
+
+// serveOnLoopback serves s from a real http.Server on 127.0.0.1, with the console's header bound,
+// and returns its address and the count of requests that reached the handler.
+func serveOnLoopback(t *testing.T, s *Server) (addr string, entered *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered = &atomic.Int32{}
+	h := s.Handler()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Add(1)
+		h.ServeHTTP(w, r)
+	}), MaxHeaderBytes: MaxHeaderBytes, ReadHeaderTimeout: time.Minute}
+	go func() { _ = srv.Serve(smallSendBuffers{ln}) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String(), entered
+}
+
+// smallSendBuffers keeps its connections' kernel send buffers small (Linux grows them to MiBs on
+// loopback): what a reader does not take stays in the process, where the test measures it. The
+// kernel's buffers count against a pod's memory too.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+// openPage is a request anyone may send whose page is built without a turn, and the status it is
+// answered.
+type openPage struct {
+	req    string
+	status int
+}
+
+// openPages are the open pages asked for with the query q: the sign-in page, the sign-in form
+// posted without its nonce, and a form posted to a signed-in path without a session.
+func openPages(q string) []openPage {
+	post := " HTTP/1.1\r\nHost: console\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\n\r\n"
+	return []openPage{
+		{"GET /signin?" + q + " HTTP/1.1\r\nHost: console\r\n\r\n", http.StatusOK},
+		{"POST /signin?" + q + post, http.StatusForbidden},
+		{"POST /webhooks/new?" + q + post, http.StatusForbidden},
+	}
+}
+
+// A request URI is as long as its client makes it, within the header's 64 KiB, and the pages
+// anyone may ask for printed it, percent-encoded, in each of their three language links: a query
+// of 64 KiB of quotes made a sign-in page of 582 KB (and an error page, posted without a nonce or
+// a session, as much). They were built before they waited for room in the sending budget, as many
+// as were asked for at once, so 120 connections asking and never reading held 105 MB of the test's
+// heap (the console has 128 Mi). The language links now bring back at most 2 KiB of path and
+// query, and a page built without a turn takes its room in the budget before it is built: pages of
+// under 2 KB, and the 120 connections hold 9 MB, their requests.
+func TestLongRequestURIsCannotBlowUpTheConsole(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t, true)
+	addr, entered := serveOnLoopback(t, s)
+	// ask sends req on a connection of its own and reads the answer.
+	ask := func(req string) (status int, page string) {
+		conn, err := net.Dial("tcp", addr)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = conn.Close() }()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.WriteString(conn, req)
+		g.Expect(err).NotTo(HaveOccurred())
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		body, err := io.ReadAll(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Logf("%.20s… (%d bytes): %d, a page of %d bytes", req, len(req), resp.StatusCode, len(body))
+		return resp.StatusCode, string(body)
+	}
+	long := strings.Repeat(`"`, MaxHeaderBytes-1024)
+	for _, p := range openPages(long) {
+		status, page := ask(p.req)
+		g.Expect(status).To(Equal(p.status), p.req[:20])
+		g.Expect(len(page)).To(BeNumerically("<", 16<<10), "the page, not the request URI three times over")
+		g.Expect(page).To(ContainSubstring(`next=%2f`), "the language links bring back the path")
+	}
+	// The language links bring back the page as it was asked for, query and all, up to the
+	// longest query kept (each quote three bytes once escaped): still a page well within
+	// maxOpenPage.
+	_, page := ask(openPages("expired=1")[0].req)
+	g.Expect(page).To(ContainSubstring(`href="/lang?l=da&amp;next=%2fsignin%3fexpired%3d1"`))
+	_, page = ask(openPages(strings.Repeat(`"`, maxReturnPath-len("/signin?")))[0].req)
+	g.Expect(page).To(ContainSubstring(`next=%2fsignin%3f%22%22`))
+	g.Expect(len(page)).To(BeNumerically("<", maxOpenPage/2))
+
+	// Many connections asking and never reading hold their requests, not pages.
+	const conns = 120
+	base, before := heldBytes(), entered.Load()
+	for i := range conns {
+		conn, err := net.Dial("tcp", addr)
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { _ = conn.Close() })
+		_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+		_, err = io.WriteString(conn, openPages(long)[i%3].req)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Eventually(entered.Load).WithTimeout(30 * time.Second).Should(BeNumerically(">=", before+conns))
+	growth := func() int64 { return heldBytes() - base }
+	g.Consistently(growth).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).Should(BeNumerically("<", 40<<20))
+	t.Logf("%d connections asking with a 64 KiB request URI, never reading: %d bytes held", conns, growth())
+
+	// Another user's sign-in page is answered meanwhile.
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/signin")
+	g.Expect(err).NotTo(HaveOccurred())
+	_ = resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+}
+
+// A page anyone may ask for is built only once it holds room in the sending budget for the largest
+// such page: built first, as before, every request waiting for room held its page, however many
+// waited. With less room left than maxOpenPage, the sign-in page waits (503 after pageWait),
+// though the page, once built, would have fitted.
+func TestOpenPagesTakeRoomBeforeTheyAreBuilt(t *testing.T) {
+	g := NewWithT(t)
+	pageWait = 200 * time.Millisecond // what a page waits for room that does not come
+	t.Cleanup(func() { pageWait = 5 * time.Second })
+	s, _ := newTestServer(t, true)
+	h := s.Handler()
+	signin := func() int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+		return rec.Code
+	}
+	held := int64(sendBudget - maxOpenPage + 1)
+	g.Expect(s.sending.Acquire(context.Background(), held)).To(Succeed())
+	g.Expect(signin()).To(Equal(http.StatusServiceUnavailable))
+	s.sending.Release(held)
+	g.Expect(signin()).To(Equal(http.StatusOK))
+	g.Expect(s.sending.TryAcquire(sendBudget)).To(BeTrue(), "every byte given back")
 }

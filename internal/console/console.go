@@ -79,6 +79,10 @@ type Config struct {
 	AllSignInBurst      int
 }
 
+// MaxHeaderBytes bounds a request's header on the console's listener, cookies included; Go's
+// default is 1 MiB, and that much is held per connection before anyone is signed in.
+const MaxHeaderBytes = 64 << 10
+
 // Server is the console's HTTP handler and session store.
 type Server struct {
 	cfg      Config

@@ -103,8 +103,31 @@ func dict(kv ...any) map[string]any {
 }
 
 // render writes a page with status code; a template error is a 500 without a half-written page.
+// A request holding a turn (authed) builds its page within maxPage, then waits for room to send
+// it; any other builds it only once it holds room for maxOpenPage (renderOpen).
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
-	s.write(w, r, status, s.build(r, name, p))
+	if !hasTurn(r) {
+		s.renderOpen(w, r, status, name, p)
+		return
+	}
+	s.write(w, r, status, s.build(r, name, p, maxPage))
+}
+
+// renderOpen builds and sends a page for a request that holds no turn, which anyone may send, in
+// any number: it takes maxOpenPage of the sending budget first, at its place in line with the pages
+// being sent (503 after pageWait), builds the page within that and gives back the rest, so that a
+// request waiting for room holds no page.
+func (s *Server) renderOpen(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	ctx, cancel := context.WithTimeout(r.Context(), pageWait)
+	defer cancel()
+	if err := s.sending.Acquire(ctx, maxOpenPage); err != nil {
+		busy(w)
+		return
+	}
+	b := s.build(r, name, p, maxOpenPage)
+	n := int64(len(b.page))
+	s.sending.Release(maxOpenPage - n)
+	s.send(w, r, status, b, n)
 }
 
 // built is a page built, or why not.
@@ -114,20 +137,20 @@ type built struct {
 	status int
 }
 
-// build renders a page. A failed template is nil (logged); a page larger than maxPage is an error
-// page saying so.
-func (s *Server) build(r *http.Request, name string, p page) built {
-	p.Path = r.URL.RequestURI()
+// build renders a page. A failed template is nil (logged); a page larger than limit bytes is an
+// error page saying so.
+func (s *Server) build(r *http.Request, name string, p page, limit int) built {
+	p.Path = returnPath(r)
 	for _, tag := range languages {
 		t := tag.String()
 		p.Langs = append(p.Langs, langOption{Tag: t, Name: langNames[t], Current: t == p.L.Lang})
 	}
-	var buf pageBuffer
+	buf := pageBuffer{max: limit}
 	err := s.pages[name].ExecuteTemplate(&buf, "layout.html", p)
 	if errors.Is(err, errPageTooLarge) && name != "error" {
-		s.cfg.Log.Info("A page grew past the bound; shown as an error", "page", name, "bound", maxPage)
+		s.cfg.Log.Info("A page grew past the bound; shown as an error", "page", name, "bound", limit)
 		ep := page{L: p.L, Title: p.L.T("error.title"), User: p.User, CSRF: p.CSRF, Data: p.L.T("error.pageTooLarge")}
-		return built{page: s.build(r, "error", ep).page, status: http.StatusInternalServerError}
+		return built{page: s.build(r, "error", ep, limit).page, status: http.StatusInternalServerError}
 	}
 	if err != nil {
 		s.cfg.Log.Error(err, "Rendering page", "page", name)
@@ -136,31 +159,67 @@ func (s *Server) build(r *http.Request, name string, p page) built {
 	return built{page: buf.Bytes()}
 }
 
-// write sends a page built for status code; a failed build (nil) is a 500. The page holds its size
-// of the sending budget, instead of r's turn, until it is sent, within a deadline its size sets.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, b built) {
-	page := b.page
-	if b.status != 0 {
-		status = b.status
+// maxReturnPath bounds the path and query that the language links bring the user back to
+// (page.Path). The console's own links are a few hundred bytes at most (a namespace, a Webhook's
+// name, a notification id, a cursor, the filters); a request URI is as long as its client makes it,
+// within the header's 64 KiB, and each of the three links printed it percent-encoded: a sign-in
+// page, which anyone may ask for, grew to 582 KB for one request of 64 KiB.
+const maxReturnPath = 2 << 10
+
+// returnPath is where the language links bring r back to: the page it asked for, with its query;
+// without the query when that makes it longer than maxReturnPath (the same page, unfiltered); the
+// start page when even the path is longer.
+func returnPath(r *http.Request) string {
+	if p := r.URL.RequestURI(); len(p) <= maxReturnPath {
+		return p
 	}
-	if page == nil {
+	if p := r.URL.EscapedPath(); len(p) <= maxReturnPath {
+		return p
+	}
+	return "/"
+}
+
+// write sends a page built for status code; a failed build (nil) is a 500. The page waits for its
+// size of the sending budget (503 after pageWait), then holds it, instead of r's turn, until it is
+// sent (send).
+func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, b built) {
+	if b.page == nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), pageWait)
 	defer cancel()
-	n := int64(len(page))
+	n := int64(len(b.page))
 	if err := s.sending.Acquire(ctx, n); err != nil {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "the console is sending as many pages as it may at once; try again in a few seconds", http.StatusServiceUnavailable)
+		busy(w)
 		return
 	}
-	defer s.sending.Release(n)
+	s.send(w, r, status, b, n)
+}
+
+// send sends a page built for status code (a failed build, nil, is a 500), holding held bytes of
+// the sending budget until it is sent, within a deadline its size sets; r's turn, if any, is
+// given back first.
+func (s *Server) send(w http.ResponseWriter, r *http.Request, status int, b built, held int64) {
+	defer s.sending.Release(held)
+	if b.page == nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if b.status != 0 {
+		status = b.status
+	}
 	giveTurnBack(r)
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(sendGrace + time.Duration(n)*time.Second/sendRate))
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(sendGrace + time.Duration(len(b.page))*time.Second/sendRate))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(page)
+	_, _ = w.Write(b.page)
+}
+
+// busy answers 503: no room to send a page within pageWait.
+func busy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "the console is sending as many pages as it may at once; try again in a few seconds", http.StatusServiceUnavailable)
 }
 
 func (s *Server) page(rc *reqCtx, title string, data any) page {

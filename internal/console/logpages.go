@@ -204,7 +204,7 @@ func (s *Server) buildPayload(r *http.Request, rc *reqCtx, ns, name, id string) 
 	if err != nil {
 		return built{}, err
 	}
-	return s.build(r, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: fmt.Sprintf("%d KiB", ShownBody>>10)})), nil
+	return s.build(r, "payload", s.page(rc, rc.L.T("log.payloadTitle", id), payloadData{Namespace: ns, Name: name, ID: id, Body: body, Shown: fmt.Sprintf("%d KiB", ShownBody>>10)}), maxPage), nil
 }
 
 // fmtLogTime shows a log time in UTC, or a dash when unset.
