@@ -345,6 +345,7 @@ func (h sameConfiguration) Delete(ctx context.Context, e event.DeleteEvent, q wo
 	h.enqueue(ctx, e.Object, q)
 	h.r.boundTo.Delete(e.Object.GetUID())
 	h.r.rotated.Delete(e.Object.GetUID())
+	h.r.certRead.Delete(e.Object.GetUID())
 }
 
 // Generic implements handler.EventHandler.

@@ -449,3 +449,62 @@ func TestARotatedCertificateWaitingForASlotKeepsItsRoute(t *testing.T) {
 	g.Eventually(func() int { return counts.askedSince(rotated) }).WithTimeout(15 * time.Second).Should(BeNumerically(">=", 1))
 	eventuallyReady(t, wh, metav1.ConditionTrue, hooklinev1.ReasonActive)
 }
+
+// A tenant of another namespace bound to the same account and group (so its Webhooks compete with
+// the victim's in one binding) creates a Webhook with the victim's configuration and sets it
+// INACTIVE and ACTIVE again and again: each change wakes the oldest of that configuration, the
+// victim's, and each of its reconciles read its client-certificate Secret from the API server:
+// another namespace's Secret read at the tenant's will. A verified Webhook's Secret is now read
+// again for such wakes at most every 30 s (half the resync, if shorter); its own spec changes and
+// reactivations still read it.
+func TestAnotherNamespacesChangesDoNotReadTheVictimsSecret(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "acc-dup-shared", "grp")
+	rc := newReceiver(t, true, echoHeader)
+	owner := impersonatedTenant(t, ns, "owner-"+ns)
+	names := certWebhooks(t, owner, ns, rc.URL, 1)
+	victim := &hooklinev1.Webhook{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: names[0]}, victim)).To(Succeed())
+	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	counts := &secretReads{ns: ns}
+	before := counts.reads(names[0])
+
+	other := newNamespace(t, "acc-dup-shared", "grp")
+	tenant := impersonatedTenant(t, other, "tenant-"+other)
+	spec := victim.Spec
+	spec.ClientCertificateSecretRef = nil // not part of the configuration
+	copycat := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "copycat"}, Spec: spec}
+	g.Expect(tenant.Create(ctx, copycat)).To(Succeed())
+	for i := range 10 {
+		state := hooklinev1.StateInactive
+		if i%2 == 1 {
+			state = hooklinev1.StateActive
+		}
+		g.Eventually(func() error {
+			cur := &hooklinev1.Webhook{}
+			if err := tenant.Get(ctx, client.ObjectKeyFromObject(copycat), cur); err != nil {
+				return err
+			}
+			cur.Spec.State = state
+			return tenant.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+	}
+	g.Consistently(func() int { return counts.reads(names[0]) - before }).
+		WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeNumerically("<=", 1), "the victim's Secret read for another namespace's changes")
+	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
+	// Positive control: its own reactivation reads it.
+	reads := counts.reads(names[0])
+	g.Eventually(func() error {
+		cur := &hooklinev1.Webhook{}
+		if err := owner.Get(ctx, client.ObjectKeyFromObject(victim), cur); err != nil {
+			return err
+		}
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		cur.Annotations[hooklinev1.ReactivateAnnotation] = "1"
+		return owner.Update(ctx, cur)
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Eventually(func() int { return counts.reads(names[0]) - reads }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
+}

@@ -90,6 +90,41 @@ type WebhookReconciler struct {
 	// attestation does not cover that had no slot to verify it: their next reconciles take a slot
 	// before reading the Secret again, as any Webhook needing a verification does.
 	rotated sync.Map
+	// certRead holds, by uid, what the last read of a verified Webhook's client-certificate Secret
+	// found (certReading): a reconcile soon after, for the same spec and reactivation, keeps the
+	// verification on it rather than read the Secret again.
+	certRead sync.Map
+}
+
+// certReading is a read of a verified Webhook's client-certificate Secret: for which generation
+// and reactivation value, when, and the certificate's fingerprint.
+type certReading struct {
+	generation  int64
+	reactivate  string
+	at          time.Time
+	fingerprint string
+}
+
+// maxCertRereads bounds how often a verified Webhook's Secret is read for reconciles that its own
+// spec or reactivation did not cause (at most every half CertificateResync, so that the resync
+// still reads). Another tenant of the binding flipping its Webhook into and out of this one's
+// configuration woke it at each write, and each reconcile read its Secret from the API server:
+// another namespace's Secret read at that tenant's will.
+const maxCertRereads = 30 * time.Second
+
+// recentCertificate returns the fingerprint of wh's certificate read lately, for its current
+// generation and reactivation value, if any.
+func (r *WebhookReconciler) recentCertificate(wh *hooklinev1.Webhook) (string, bool) {
+	v, ok := r.certRead.Load(wh.UID)
+	if !ok {
+		return "", false
+	}
+	c := v.(certReading)
+	within := min(maxCertRereads, r.certificateResync()/2)
+	if c.generation != wh.Generation || c.reactivate != wh.Annotations[hooklinev1.ReactivateAnnotation] || r.Clock.Since(c.at) >= within {
+		return "", false
+	}
+	return c.fingerprint, true
 }
 
 // cacheLagRetry is how soon a reconcile that found the cache behind this manager's own status
@@ -209,9 +244,23 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 		endpoint := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, Configuration: r.configuration(wh)}
 		return r.waitForSlot(ctx, wh, v, endpoint, b, st), nil
 	}
+	if fp, ok := r.recentCertificate(wh); ok && !needs {
+		subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: fp, Configuration: r.configuration(wh)}
+		if r.Attestation.Check(subject, wh.Status.Attestation) == attest.Full {
+			log.V(1).Info("Certificate read lately still covered; attesting the configuration again")
+			r.keepVerification(wh, v, subject, st)
+			return r.resync(wh), nil
+		}
+	}
 	cert, reason, err := r.clientCertificate(ctx, wh)
 	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
 		Configuration: r.configuration(wh)}
+	if err == nil && cert != nil {
+		r.certRead.Store(wh.UID, certReading{generation: wh.Generation, reactivate: wh.Annotations[hooklinev1.ReactivateAnnotation],
+			at: r.Clock.Now(), fingerprint: subject.CertFingerprint})
+	} else {
+		r.certRead.Delete(wh.UID)
+	}
 	if err != nil {
 		if slot {
 			r.slots.release(b.AccountID, wh.Namespace)
@@ -317,11 +366,15 @@ func (r *WebhookReconciler) resync(wh *hooklinev1.Webhook) ctrl.Result {
 	if wh.Spec.ClientCertificateSecretRef == nil {
 		return ctrl.Result{}
 	}
-	every := r.Options.CertificateResync
-	if every <= 0 {
-		every = 5 * time.Minute
+	return ctrl.Result{RequeueAfter: wait.Jitter(r.certificateResync(), 0.2)}
+}
+
+// certificateResync is Options.CertificateResync or its default.
+func (r *WebhookReconciler) certificateResync() time.Duration {
+	if r.Options.CertificateResync <= 0 {
+		return 5 * time.Minute
 	}
-	return ctrl.Result{RequeueAfter: wait.Jitter(every, 0.2)}
+	return r.Options.CertificateResync
 }
 
 func (r *WebhookReconciler) clientID(wh *hooklinev1.Webhook) string {
