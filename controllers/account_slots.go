@@ -26,21 +26,28 @@ import (
 // reports the webhook as throttled and retries shortly, so other accounts keep flowing.
 //
 // The namespaces bound to one account (a group each) share its slots in turns: while another
-// namespace waits, one at its share (the limit divided among the namespaces verifying or waiting)
-// is refused. Slots went to whoever asked first when one freed, so a tenant whose many webhooks
-// kept changing (each change a verification, a success no backoff) held every slot, and another
-// namespace's new webhook waited a minute per hundred of them, its events not routed meanwhile.
+// namespace's webhook waits, a namespace at its share (the limit divided among the namespaces
+// verifying or waiting) gets a free slot only if the free slots exceed what the waiting ones are
+// still owed of their shares. Slots went to whoever asked first when one freed, so a tenant whose
+// many webhooks kept changing (each change a verification, a success no backoff) held every slot,
+// and another namespace's new webhook waited a minute per hundred of them, its events not routed
+// meanwhile.
 type accountSlots struct {
 	limit int
-	// waitFor is how long a refused namespace counts as waiting: longer than the retry of a
-	// throttled webhook (jittered up to twice ThrottleRetry), so that it is still waiting when it
-	// asks again.
+	// waitFor is how long a refused webhook counts as waiting: well beyond the retry of a
+	// throttled webhook (jittered up to twice ThrottleRetry), since a retry can come late when the
+	// reconcile workers are busy verifying (up to the verification timeout each).
 	waitFor time.Duration
 	now     func() time.Time
 
 	mu       sync.Mutex
 	accounts map[string]*slotAccount
+	// waiter is where each waiting webhook (by uid) is recorded, to forget it when it is deleted.
+	waiter map[string]slotKey
 }
+
+// slotKey names a namespace of an account.
+type slotKey struct{ account, ns string }
 
 // slotAccount is one account's slots: in use, by namespace, and the webhooks refused lately, by
 // namespace (a namespace waits while one of its webhooks does: one that got its slot no longer
@@ -49,10 +56,13 @@ type slotAccount struct {
 	inUse   int
 	byNS    map[string]int
 	waiting map[string]map[string]time.Time // namespace → webhook uid → until when
+	// pruneAt is when the lapsed waits are next forgotten all at once (each is forgotten when
+	// met before that).
+	pruneAt time.Time
 }
 
 func newAccountSlots(limit int, throttleRetry time.Duration, now func() time.Time) *accountSlots {
-	return &accountSlots{limit: limit, waitFor: 3 * throttleRetry, now: now, accounts: map[string]*slotAccount{}}
+	return &accountSlots{limit: limit, waitFor: 10 * throttleRetry, now: now, accounts: map[string]*slotAccount{}, waiter: map[string]slotKey{}}
 }
 
 // tryAcquire takes a slot of account for webhook uid of namespace ns and reports whether it got
@@ -66,48 +76,98 @@ func (s *accountSlots) tryAcquire(account, ns, uid string) bool {
 		s.accounts[account] = a
 	}
 	now := s.now()
+	if !now.Before(a.pruneAt) {
+		s.pruneLocked(a, now)
+		a.pruneAt = now.Add(s.waitFor)
+	}
 	// The namespaces sharing the slots: verifying, or waiting for one (ns among them).
-	others, sharing := false, len(a.byNS)
+	var others []string
+	sharing := len(a.byNS)
 	if a.byNS[ns] == 0 {
 		sharing++
 	}
 	for w := range a.waiting {
-		if w == ns || !waitingLocked(a, w, now) {
+		if w == ns || !s.waitingLocked(a, w, now) {
 			continue
 		}
-		others = true
+		others = append(others, w)
 		if a.byNS[w] == 0 {
 			sharing++
 		}
 	}
-	share := (s.limit + sharing - 1) / sharing
-	if a.inUse >= s.limit || others && a.byNS[ns] >= share {
+	grant := a.inUse < s.limit
+	if share := (s.limit + sharing - 1) / sharing; grant && a.byNS[ns] >= share {
+		owed := 0
+		for _, w := range others {
+			owed += max(share-a.byNS[w], 0)
+		}
+		grant = s.limit-a.inUse > owed
+	}
+	if !grant {
 		if a.waiting[ns] == nil {
 			a.waiting[ns] = map[string]time.Time{}
 		}
 		a.waiting[ns][uid] = now.Add(s.waitFor)
+		s.waiter[uid] = slotKey{account, ns}
 		return false
 	}
-	if delete(a.waiting[ns], uid); len(a.waiting[ns]) == 0 {
-		delete(a.waiting, ns)
-	}
+	s.unwaitLocked(a, slotKey{account, ns}, uid)
 	a.inUse++
 	a.byNS[ns]++
 	return true
 }
 
 // waitingLocked reports whether one of ns's webhooks still waits for a slot of a, forgetting those
-// whose wait lapsed (they stopped asking: verified meanwhile on a recorded verification, changed,
-// deleted).
-func waitingLocked(a *slotAccount, ns string, now time.Time) bool {
+// met whose wait lapsed (they stopped asking: verified meanwhile on a recorded verification,
+// changed, deleted).
+func (s *accountSlots) waitingLocked(a *slotAccount, ns string, now time.Time) bool {
 	for uid, until := range a.waiting[ns] {
 		if now.Before(until) {
 			return true
 		}
-		delete(a.waiting[ns], uid)
+		s.unwaitLocked(a, slotKey{ns: ns}, uid)
 	}
-	delete(a.waiting, ns)
 	return false
+}
+
+// pruneLocked forgets every lapsed wait of a.
+func (s *accountSlots) pruneLocked(a *slotAccount, now time.Time) {
+	for ns, m := range a.waiting {
+		for uid, until := range m {
+			if !now.Before(until) {
+				s.unwaitLocked(a, slotKey{ns: ns}, uid)
+			}
+		}
+	}
+}
+
+// unwaitLocked forgets uid's wait in k's namespace of a.
+func (s *accountSlots) unwaitLocked(a *slotAccount, k slotKey, uid string) {
+	m := a.waiting[k.ns]
+	if m == nil {
+		return
+	}
+	delete(m, uid)
+	delete(s.waiter, uid)
+	if len(m) == 0 {
+		delete(a.waiting, k.ns)
+	}
+}
+
+// forget drops what is recorded of webhook uid (deleted): its wait, and its account's entry if
+// that leaves nothing in it.
+func (s *accountSlots) forget(uid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.waiter[uid]
+	if !ok {
+		return
+	}
+	if a := s.accounts[k.account]; a != nil {
+		s.unwaitLocked(a, k, uid)
+		s.dropIdleLocked(k.account, a)
+	}
+	delete(s.waiter, uid)
 }
 
 // release returns a slot taken by tryAcquire for ns.
@@ -122,6 +182,14 @@ func (s *accountSlots) release(account, ns string) {
 	if a.byNS[ns]--; a.byNS[ns] <= 0 {
 		delete(a.byNS, ns)
 	}
+	if a.inUse <= 0 {
+		s.pruneLocked(a, s.now())
+		s.dropIdleLocked(account, a)
+	}
+}
+
+// dropIdleLocked forgets account a when nothing is in use or waiting.
+func (s *accountSlots) dropIdleLocked(account string, a *slotAccount) {
 	if a.inUse <= 0 && len(a.waiting) == 0 {
 		delete(s.accounts, account)
 	}

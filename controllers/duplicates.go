@@ -346,6 +346,7 @@ func (h sameConfiguration) Delete(ctx context.Context, e event.DeleteEvent, q wo
 	h.r.boundTo.Delete(e.Object.GetUID())
 	h.r.rotated.Delete(e.Object.GetUID())
 	h.r.certRead.Delete(e.Object.GetUID())
+	h.r.slots.forget(string(e.Object.GetUID()))
 }
 
 // Generic implements handler.EventHandler.

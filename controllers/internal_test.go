@@ -101,7 +101,7 @@ func TestAccountSlotsTakeTurnsByNamespace(t *testing.T) {
 	if acquire("one", "o3") {
 		t.Fatal("a slot beyond the limit")
 	}
-	clk.SetTime(clk.Now().Add(4 * time.Second)) // past 3 × the throttled retry
+	clk.SetTime(clk.Now().Add(11 * time.Second)) // past 10 × the throttled retry
 	s.release("acc", "one")
 	if !acquire("many", "m5") {
 		t.Fatal("a free slot refused after the other namespace's wait lapsed")
@@ -118,5 +118,68 @@ func TestAccountSlotsTakeTurnsByNamespace(t *testing.T) {
 	}
 	if !acquire("third", "t1") {
 		t.Fatal("the third namespace did not get the freed slot")
+	}
+}
+
+// Shares reserve only what waiting namespaces are still owed: a namespace at its share takes a
+// free slot nobody waiting is owed. Counting the namespaces that hold a slot without waiting in
+// the shares left slots idle while two namespaces waited (four holding one each, two waiting: each
+// stopped at its share, and a slot freed by one of the four went to neither).
+func TestAccountSlotsLeaveNoSlotIdle(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0))
+	s := newAccountSlots(10, time.Second, clk.Now)
+	for _, ns := range []string{"l1", "l2", "l3", "l4"} {
+		if !s.tryAcquire("acc", ns, ns) {
+			t.Fatalf("%s refused", ns)
+		}
+	}
+	held, n := 4, 0
+	ask := func(ns string) bool {
+		n++
+		ok := s.tryAcquire("acc", ns, fmt.Sprint(ns, n))
+		if ok {
+			held++
+		}
+		return ok
+	}
+	for a, b := true, true; a || b; {
+		a, b = ask("a"), ask("b")
+	}
+	if held != 10 {
+		t.Fatalf("%d of 10 slots in use while two namespaces wait", held)
+	}
+	s.release("acc", "l1")
+	held--
+	if !ask("a") && !ask("b") {
+		t.Fatal("a slot freed by a namespace that holds one stays idle while two wait")
+	}
+}
+
+// A webhook refused and then deleted is forgotten, and so is its account once nothing is in use
+// or waiting: churned webhooks do not grow the manager's memory.
+func TestAccountSlotsForgetDeletedWebhooks(t *testing.T) {
+	clk := clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0))
+	s := newAccountSlots(1, time.Second, clk.Now)
+	if !s.tryAcquire("acc", "ns", "holder") {
+		t.Fatal("refused")
+	}
+	for i := range 1000 {
+		uid := fmt.Sprint("churn-", i)
+		if s.tryAcquire("acc", "ns", uid) {
+			t.Fatal("a slot beyond the limit")
+		}
+		s.forget(uid)
+	}
+	if n := len(s.accounts["acc"].waiting["ns"]); n != 0 {
+		t.Errorf("%d deleted webhooks still waiting", n)
+	}
+	// Refused, never deleted, and not asking again: forgotten once lapsed, when the slot frees.
+	if s.tryAcquire("acc", "ns", "stopped") {
+		t.Fatal("a slot beyond the limit")
+	}
+	clk.SetTime(clk.Now().Add(11 * time.Second))
+	s.release("acc", "ns")
+	if len(s.accounts) != 0 || len(s.waiter) != 0 {
+		t.Errorf("an idle account kept: %d accounts, %d waiting", len(s.accounts), len(s.waiter))
 	}
 }

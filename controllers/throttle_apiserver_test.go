@@ -472,6 +472,10 @@ func TestAnotherNamespacesChangesDoNotReadTheVictimsSecret(t *testing.T) {
 
 	other := newNamespace(t, "acc-dup-shared", "grp")
 	tenant := impersonatedTenant(t, other, "tenant-"+other)
+	// Created in a later second than the victim: creation times are kept to the second, and a tie
+	// goes to the smaller uid, which could make the copycat the older.
+	g.Eventually(func() time.Time { return time.Now() }).WithTimeout(3 * time.Second).
+		Should(BeTemporally(">=", victim.CreationTimestamp.Add(time.Second)))
 	spec := victim.Spec
 	spec.ClientCertificateSecretRef = nil // not part of the configuration
 	copycat := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "copycat"}, Spec: spec}
