@@ -35,6 +35,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/deliver"
+	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/statusapply"
 )
 
@@ -64,11 +65,15 @@ type Reporter struct {
 	// changes are not bounded. 0 means DefaultStatusWritesPerSecond.
 	WritesPerSecond float64
 
-	mu       sync.Mutex
-	dirty    map[string]bool
-	urgent   map[string]bool
-	written  map[string]string
-	disabled map[string]bool
+	mu     sync.Mutex
+	dirty  map[string]bool
+	urgent map[string]bool
+	// tenant holds, among the urgent, those marked for a change their tenant made (MarkTenant), by
+	// namespace: written at once only within the namespace's share (tenantRate).
+	tenant     map[string]string
+	tenantRate *keyrate.Limiters
+	written    map[string]string
+	disabled   map[string]bool
 	// served is when each webhook's status was last written or found unchanged: routine passes
 	// serve a webhook at most once an interval, the longest-waiting first. Counted in routine
 	// passes, which come at a fixed pace of real time: not Clock, which tests move by days.
@@ -120,25 +125,57 @@ const reportWorkers = 8
 func (r *Reporter) init() {
 	if r.dirty == nil {
 		r.dirty, r.urgent, r.written, r.disabled = map[string]bool{}, map[string]bool{}, map[string]string{}, map[string]bool{}
+		r.tenant, r.tenantRate = map[string]string{}, keyrate.New(UrgentWritesPerSecond, UrgentBurst, time.Minute, 4096)
 		r.served = map[string]service{}
 		r.kick = make(chan struct{}, 1)
 	}
 }
 
-// Mark notes that uid's status may have changed.
+// Mark notes that uid's status may have changed; urgent, it is written at once.
 func (r *Reporter) Mark(uid string, urgent bool) {
 	r.mu.Lock()
 	r.init()
 	r.dirty[uid] = true
 	if urgent {
 		r.urgent[uid] = true
+		delete(r.tenant, uid)
 	}
 	r.mu.Unlock()
 	if urgent {
-		select {
-		case r.kick <- struct{}{}:
-		default:
-		}
+		r.kickFlush()
+	}
+}
+
+// Status writes of changes a tenant made, written at once per namespace (a burst of UrgentBurst,
+// then UrgentWritesPerSecond); beyond, they are written with the routine ones, within their budget.
+const (
+	UrgentWritesPerSecond = 1
+	UrgentBurst           = 10
+)
+
+// MarkTenant notes that uid's status may have changed for a change its tenant made in namespace ns
+// (made it INACTIVE, edited it while INACTIVE, asked for a reactivation): written at once if it
+// did change and the namespace's share allows, with the routine writes otherwise. A tenant
+// stamping the reactivation annotation in a loop had one dispatcher write per write of its own,
+// outside WritesPerSecond, through the dispatcher's API priority and its report workers, which
+// other tenants' auto-disables wait for. Only writes are charged: a reconcile that changes nothing
+// (a resync, the manager's own status write) leaves the share to the next real change.
+func (r *Reporter) MarkTenant(ns, uid string) {
+	r.mu.Lock()
+	r.init()
+	r.dirty[uid] = true
+	if !r.urgent[uid] {
+		r.urgent[uid] = true
+		r.tenant[uid] = ns
+	}
+	r.mu.Unlock()
+	r.kickFlush()
+}
+
+func (r *Reporter) kickFlush() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -149,6 +186,7 @@ func (r *Reporter) Forget(uid string) {
 	r.init()
 	delete(r.dirty, uid)
 	delete(r.urgent, uid)
+	delete(r.tenant, uid)
 	delete(r.written, uid)
 	delete(r.disabled, uid)
 	delete(r.served, uid)
@@ -243,17 +281,17 @@ func (r *Reporter) budget() int {
 
 // take removes the webhooks mode writes from the dirty set and returns them, urgent ones first,
 // then those served longest ago.
-func (r *Reporter) take(mode flushMode) []string {
+func (r *Reporter) take(mode flushMode) (uids []string, tenant map[string]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	uids := make([]string, 0, len(r.urgent))
+	uids = make([]string, 0, len(r.urgent))
 	for uid := range r.urgent {
 		uids = append(uids, uid)
 		delete(r.dirty, uid)
 	}
-	r.urgent = map[string]bool{}
+	r.urgent, tenant, r.tenant = map[string]bool{}, r.tenant, map[string]string{}
 	if mode == flushUrgent {
-		return uids
+		return uids, tenant
 	}
 	if mode == flushRoutine {
 		r.passes++
@@ -278,7 +316,7 @@ func (r *Reporter) take(mode flushMode) []string {
 	for _, uid := range rest {
 		delete(r.dirty, uid)
 	}
-	return append(uids, rest...)
+	return append(uids, rest...), tenant
 }
 
 // longestWaiting returns at most n of the dirty webhooks that are due, those served longest ago
@@ -315,13 +353,14 @@ func (r *Reporter) longestWaiting(n int, due func(uid string) bool) []string {
 }
 
 func (r *Reporter) flush(ctx context.Context, mode flushMode) {
-	uids := r.take(mode)
+	uids, tenant := r.take(mode)
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range min(reportWorkers, len(uids)) {
 		wg.Go(func() {
 			for uid := range work {
-				if err := r.report(ctx, uid); err != nil {
+				ns, byTenant := tenant[uid]
+				if err := r.report(ctx, uid, ns, byTenant); err != nil {
 					if ctx.Err() == nil {
 						r.Log.Error(err, "Reporting delivery status", "uid", uid)
 					}
@@ -344,7 +383,9 @@ func (r *Reporter) flush(ctx context.Context, mode flushMode) {
 	wg.Wait()
 }
 
-func (r *Reporter) report(ctx context.Context, uid string) error {
+// report writes uid's status if it changed; for a change its tenant made in namespace ns
+// (byTenant), only within the namespace's share, leaving it to a routine pass otherwise.
+func (r *Reporter) report(ctx context.Context, uid, ns string, byTenant bool) error {
 	st, ok := r.Engine.Status(uid)
 	cfg, ok2 := r.Engine.Webhook(uid)
 	if !ok || !ok2 {
@@ -364,6 +405,11 @@ func (r *Reporter) report(ctx context.Context, uid string) error {
 	}
 	r.mu.Lock()
 	unchanged := r.written[uid] == string(raw)
+	if !unchanged && byTenant && !r.tenantRate.Get(ns).AllowN(r.Clock.Now(), 1) {
+		r.dirty[uid] = true // beyond the namespace's share: with the routine writes
+		r.mu.Unlock()
+		return nil
+	}
 	wasDisabled, seen := r.disabled[uid]
 	r.services++
 	r.served[uid] = service{pass: r.passes, seq: r.services}

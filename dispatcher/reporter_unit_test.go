@@ -299,3 +299,48 @@ func TestReporterPicksTheLongestWaiting(t *testing.T) {
 	}
 	g.Expect(r.longestWaiting(0, notEvery7th)).To(BeEmpty())
 }
+
+// changingWebhook is one webhook whose delivered count the test sets.
+type changingWebhook struct{ delivered atomic.Int64 }
+
+func (c *changingWebhook) Status(string) (deliver.Status, bool) {
+	return deliver.Status{Delivered: c.delivered.Load()}, true
+}
+
+func (c *changingWebhook) Webhook(string) (deliver.Webhook, bool) {
+	return deliver.Webhook{Namespace: "team-a", Name: "wh-0"}, true
+}
+
+// A tenant's changes are written at once within its namespace's share (UrgentBurst), with the
+// routine writes beyond; only writes are charged: reconciles that change nothing (a resync, the
+// manager's own status write) leave the share to the next real change, which is written at once.
+func TestReporterChargesATenantsShareOnlyForWrites(t *testing.T) {
+	g := NewWithT(t)
+	var writes atomic.Int64
+	c := fakeClientBuilder(t).WithObjects(&hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "wh-0", UID: "uid-0"}}).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourceApply: func(context.Context, client.Client, string, runtime.ApplyConfiguration, ...client.SubResourceApplyOption) error {
+			writes.Add(1)
+			return nil
+		}}).Build()
+	wh := &changingWebhook{}
+	r := &Reporter{Client: c, Engine: wh, Recorder: &events.FakeRecorder{},
+		Clock: clocktesting.NewFakePassiveClock(time.Unix(1_700_000_000, 0)), Interval: time.Hour, Log: logr.Discard()}
+	ctx := context.Background()
+	for range 3 * UrgentBurst {
+		r.MarkTenant("team-a", "uid-0") // nothing changes
+		r.flush(ctx, flushUrgent)
+	}
+	g.Expect(writes.Load()).To(BeEquivalentTo(1), "the first report is written, the unchanged ones not")
+	for i := range UrgentBurst - 1 { // the first write took one
+		wh.delivered.Store(int64(i + 1))
+		r.MarkTenant("team-a", "uid-0")
+		r.flush(ctx, flushUrgent)
+	}
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst), "changes written at once within the share (the reporter's clock stands still)")
+	wh.delivered.Add(1)
+	r.MarkTenant("team-a", "uid-0")
+	r.flush(ctx, flushUrgent)
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst), "beyond the share, not at once")
+	r.flush(ctx, flushAll)
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+1), "but with the routine writes")
+}

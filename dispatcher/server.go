@@ -131,10 +131,11 @@ func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string
 func NewAPIServer(addr string, api http.Handler) *http.Server {
 	return &http.Server{
 		Addr: addr,
-		// The API takes no request body. One announced is not read: the connection is closed after
-		// the answer, since net/http would read up to 256 KiB of it (for up to ReadTimeout) to keep
-		// the connection, which a client without a token held busy that way, out of reach of the
-		// listener's bounds (see ingest.Handler).
+		// A request announcing a body (only a test notification's POST has one, 4 KiB at most, read
+		// after its caller is authorized) has its connection closed after the answer: unread, net/http
+		// would read up to 256 KiB of it (for up to ReadTimeout) to keep the connection, which a
+		// client without a token held busy that way, out of reach of the listener's bounds (see
+		// ingest.Handler). A test notification costs a new connection.
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength != 0 {
 				w.Header().Set("Connection", "close")

@@ -44,7 +44,6 @@ import (
 	"github.com/hookline/hookline/dispatcher/route"
 	"github.com/hookline/hookline/internal/attest"
 	"github.com/hookline/hookline/internal/clientcert"
-	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/signing"
 	"github.com/hookline/hookline/internal/tenancy"
 )
@@ -93,28 +92,6 @@ type Syncer struct {
 	confirmed chan event.GenericEvent
 	// clock times those entries and asks (tests set it; the real clock when nil).
 	clock clock.PassiveClock
-	// urgent bounds, per namespace, the status writes its tenant's changes make at once
-	// (markChanged).
-	urgent     *keyrate.Limiters
-	urgentOnce sync.Once
-}
-
-// Status writes a tenant's changes make at once, per namespace (a second's worth, and a burst of
-// UrgentBurst); beyond, they are written with the routine ones, within their budget.
-const (
-	UrgentWritesPerSecond = 1
-	UrgentBurst           = 10
-)
-
-// markChanged tells the reporter that uid's status changed because its tenant changed the Webhook
-// (made it INACTIVE, edited it while INACTIVE, asked for a reactivation): written at once within
-// the namespace's share, with the routine writes beyond it. A tenant stamping the reactivation
-// annotation (or editing an INACTIVE Webhook) in a loop had one dispatcher write per write of its
-// own, outside --status-writes-per-second, through the dispatcher's API priority and its eight
-// report workers, which other tenants' auto-disables wait for.
-func (s *Syncer) markChanged(ns, uid string) {
-	s.urgentOnce.Do(func() { s.urgent = keyrate.New(UrgentWritesPerSecond, UrgentBurst, time.Minute, 4096) })
-	s.Reporter.Mark(uid, s.urgent.Get(ns).Allow())
 }
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhooks,verbs=get;list;watch
@@ -186,7 +163,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 		if st, _ := s.Engine.Status(uid); err == nil && (st.Pending > 0 || st.ConsecutiveFailures > 0) {
 			err = s.Engine.Cancel(ctx, uid)
 		}
-		s.markChanged(wh.Namespace, uid)
+		s.Reporter.MarkTenant(wh.Namespace, uid)
 		if err != nil {
 			return cancellingOr(err)
 		}
@@ -202,7 +179,7 @@ func (s *Syncer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, 
 			} else if err != nil {
 				return ctrl.Result{}, err
 			}
-			s.markChanged(wh.Namespace, uid)
+			s.Reporter.MarkTenant(wh.Namespace, uid)
 		}
 	}
 	if routable || (bound && s.Engine.Disabled(uid)) {
