@@ -77,7 +77,7 @@ func (s *accountSlots) tryAcquire(account, ns, uid string) bool {
 	}
 	now := s.now()
 	if !now.Before(a.pruneAt) {
-		s.pruneLocked(a, now)
+		s.pruneLocked(account, a, now)
 		a.pruneAt = now.Add(s.waitFor)
 	}
 	// The namespaces sharing the slots: verifying, or waiting for one (ns among them).
@@ -87,7 +87,7 @@ func (s *accountSlots) tryAcquire(account, ns, uid string) bool {
 		sharing++
 	}
 	for w := range a.waiting {
-		if w == ns || !s.waitingLocked(a, w, now) {
+		if w == ns || !s.waitingLocked(slotKey{account, w}, a, now) {
 			continue
 		}
 		others = append(others, w)
@@ -103,15 +103,25 @@ func (s *accountSlots) tryAcquire(account, ns, uid string) bool {
 		}
 		grant = s.limit-a.inUse > owed
 	}
+	k := slotKey{account, ns}
+	if was, ok := s.waiter[uid]; ok && was != k {
+		// Waiting elsewhere before (its namespace bound to another account since): not any more.
+		if old := s.accounts[was.account]; old != nil {
+			s.unwaitLocked(was, old, uid)
+			if old != a {
+				s.dropIdleLocked(was.account, old)
+			}
+		}
+	}
 	if !grant {
 		if a.waiting[ns] == nil {
 			a.waiting[ns] = map[string]time.Time{}
 		}
 		a.waiting[ns][uid] = now.Add(s.waitFor)
-		s.waiter[uid] = slotKey{account, ns}
+		s.waiter[uid] = k
 		return false
 	}
-	s.unwaitLocked(a, slotKey{account, ns}, uid)
+	s.unwaitLocked(k, a, uid)
 	a.inUse++
 	a.byNS[ns]++
 	return true
@@ -120,35 +130,37 @@ func (s *accountSlots) tryAcquire(account, ns, uid string) bool {
 // waitingLocked reports whether one of ns's webhooks still waits for a slot of a, forgetting those
 // met whose wait lapsed (they stopped asking: verified meanwhile on a recorded verification,
 // changed, deleted).
-func (s *accountSlots) waitingLocked(a *slotAccount, ns string, now time.Time) bool {
-	for uid, until := range a.waiting[ns] {
+func (s *accountSlots) waitingLocked(k slotKey, a *slotAccount, now time.Time) bool {
+	for uid, until := range a.waiting[k.ns] {
 		if now.Before(until) {
 			return true
 		}
-		s.unwaitLocked(a, slotKey{ns: ns}, uid)
+		s.unwaitLocked(k, a, uid)
 	}
 	return false
 }
 
-// pruneLocked forgets every lapsed wait of a.
-func (s *accountSlots) pruneLocked(a *slotAccount, now time.Time) {
+// pruneLocked forgets every lapsed wait of account a.
+func (s *accountSlots) pruneLocked(account string, a *slotAccount, now time.Time) {
 	for ns, m := range a.waiting {
 		for uid, until := range m {
 			if !now.Before(until) {
-				s.unwaitLocked(a, slotKey{ns: ns}, uid)
+				s.unwaitLocked(slotKey{account, ns}, a, uid)
 			}
 		}
 	}
 }
 
-// unwaitLocked forgets uid's wait in k's namespace of a.
-func (s *accountSlots) unwaitLocked(a *slotAccount, k slotKey, uid string) {
+// unwaitLocked forgets uid's wait in k (a is k's account).
+func (s *accountSlots) unwaitLocked(k slotKey, a *slotAccount, uid string) {
 	m := a.waiting[k.ns]
 	if m == nil {
 		return
 	}
 	delete(m, uid)
-	delete(s.waiter, uid)
+	if s.waiter[uid] == k {
+		delete(s.waiter, uid)
+	}
 	if len(m) == 0 {
 		delete(a.waiting, k.ns)
 	}
@@ -164,7 +176,7 @@ func (s *accountSlots) forget(uid string) {
 		return
 	}
 	if a := s.accounts[k.account]; a != nil {
-		s.unwaitLocked(a, k, uid)
+		s.unwaitLocked(k, a, uid)
 		s.dropIdleLocked(k.account, a)
 	}
 	delete(s.waiter, uid)
@@ -183,7 +195,7 @@ func (s *accountSlots) release(account, ns string) {
 		delete(a.byNS, ns)
 	}
 	if a.inUse <= 0 {
-		s.pruneLocked(a, s.now())
+		s.pruneLocked(account, a, s.now())
 		s.dropIdleLocked(account, a)
 	}
 }

@@ -182,4 +182,18 @@ func TestAccountSlotsForgetDeletedWebhooks(t *testing.T) {
 	if len(s.accounts) != 0 || len(s.waiter) != 0 {
 		t.Errorf("an idle account kept: %d accounts, %d waiting", len(s.accounts), len(s.waiter))
 	}
+	// A webhook waiting when its namespace is bound to another account waits there only, and is
+	// forgotten there when deleted.
+	for _, acc := range []string{"old", "new"} {
+		if !s.tryAcquire(acc, "holders", "holder-"+acc) || s.tryAcquire(acc, "ns", "moved") {
+			t.Fatal("the slot is not the holder's")
+		}
+	}
+	if n := len(s.accounts["old"].waiting); n != 0 {
+		t.Errorf("still waiting under the old account: %d namespaces", n)
+	}
+	s.forget("moved")
+	if n := len(s.accounts["new"].waiting); n != 0 || len(s.waiter) != 0 {
+		t.Errorf("a deleted webhook still waits: %d namespaces, %d recorded", n, len(s.waiter))
+	}
 }

@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/cachetrim"
 	"github.com/hookline/hookline/internal/testcerts"
 )
 
@@ -497,18 +498,21 @@ func TestAnotherNamespacesChangesDoNotReadTheVictimsSecret(t *testing.T) {
 	g.Consistently(func() int { return counts.reads(names[0]) - before }).
 		WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeNumerically("<=", 1), "the victim's Secret read for another namespace's changes")
 	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
-	// Positive control: its own reactivation reads it.
-	reads := counts.reads(names[0])
-	g.Eventually(func() error {
-		cur := &hooklinev1.Webhook{}
-		if err := owner.Get(ctx, client.ObjectKeyFromObject(victim), cur); err != nil {
-			return err
-		}
-		if cur.Annotations == nil {
-			cur.Annotations = map[string]string{}
-		}
-		cur.Annotations[hooklinev1.ReactivateAnnotation] = "1"
-		return owner.Update(ctx, cur)
-	}).WithTimeout(10 * time.Second).Should(Succeed())
-	g.Eventually(func() int { return counts.reads(names[0]) - reads }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 1))
+	// Positive controls: its owner's reactivation, and verify-at (the step after rotating a
+	// certificate), read it at once.
+	for _, key := range []string{hooklinev1.ReactivateAnnotation, cachetrim.VerifyAtAnnotation} {
+		reads := counts.reads(names[0])
+		g.Eventually(func() error {
+			cur := &hooklinev1.Webhook{}
+			if err := owner.Get(ctx, client.ObjectKeyFromObject(victim), cur); err != nil {
+				return err
+			}
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			cur.Annotations[key] = "1"
+			return owner.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		g.Eventually(func() int { return counts.reads(names[0]) - reads }).WithTimeout(10*time.Second).Should(BeNumerically(">=", 1), key)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/attest"
+	"github.com/hookline/hookline/internal/cachetrim"
 	"github.com/hookline/hookline/internal/clientcert"
 	"github.com/hookline/hookline/internal/secretaccess"
 	"github.com/hookline/hookline/internal/statusapply"
@@ -91,7 +93,7 @@ type WebhookReconciler struct {
 	// before reading the Secret again, as any Webhook needing a verification does.
 	rotated sync.Map
 	// certRead holds, by uid, what the last read of a verified Webhook's client-certificate Secret
-	// found (certReading): a reconcile soon after, for the same spec and reactivation, keeps the
+	// found (certReading): a reconcile soon after, for the same spec and wake annotations, keeps the
 	// verification on it rather than read the Secret again.
 	certRead sync.Map
 }
@@ -100,28 +102,43 @@ type WebhookReconciler struct {
 // and reactivation value, when, and the certificate's fingerprint.
 type certReading struct {
 	generation  int64
-	reactivate  string
+	asked       string // the annotations that ask for a look (wakeAnnotations)
 	at          time.Time
 	fingerprint string
 }
 
+// wakeAnnotations are the values of the annotations a Webhook's owner changes to have it looked at
+// again (a reactivation; verify-at, after rotating its certificate): a change always reads the
+// Secret.
+func wakeAnnotations(wh *hooklinev1.Webhook) string {
+	var b strings.Builder
+	for _, k := range cachetrim.Annotations {
+		b.WriteString(wh.Annotations[k])
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
 // maxCertRereads bounds how often a verified Webhook's Secret is read for reconciles that its own
-// spec or reactivation did not cause (at most every half CertificateResync, so that the resync
+// spec or wake annotations (reactivate, verify-at) did not cause (at most every half CertificateResync, so that the resync
 // still reads). Another tenant of the binding flipping its Webhook into and out of this one's
 // configuration woke it at each write, and each reconcile read its Secret from the API server:
 // another namespace's Secret read at that tenant's will.
 const maxCertRereads = 30 * time.Second
 
 // recentCertificate returns the fingerprint of wh's certificate read lately, for its current
-// generation and reactivation value, if any.
+// generation and wake annotations, if any.
 func (r *WebhookReconciler) recentCertificate(wh *hooklinev1.Webhook) (string, bool) {
 	v, ok := r.certRead.Load(wh.UID)
 	if !ok {
 		return "", false
 	}
 	c := v.(certReading)
-	within := min(maxCertRereads, r.certificateResync()/2)
-	if c.generation != wh.Generation || c.reactivate != wh.Annotations[hooklinev1.ReactivateAnnotation] || r.Clock.Since(c.at) >= within {
+	if r.Clock.Since(c.at) >= min(maxCertRereads, r.certificateResync()/2) {
+		r.certRead.Delete(wh.UID)
+		return "", false
+	}
+	if c.generation != wh.Generation || c.asked != wakeAnnotations(wh) {
 		return "", false
 	}
 	return c.fingerprint, true
@@ -256,7 +273,7 @@ func (r *WebhookReconciler) reconcileVerification(ctx context.Context, wh *hookl
 	subject := attest.Subject{UID: string(wh.UID), URL: wh.Spec.URL, ClientID: clientID, CertFingerprint: clientcert.Fingerprint(cert),
 		Configuration: r.configuration(wh)}
 	if err == nil && cert != nil {
-		r.certRead.Store(wh.UID, certReading{generation: wh.Generation, reactivate: wh.Annotations[hooklinev1.ReactivateAnnotation],
+		r.certRead.Store(wh.UID, certReading{generation: wh.Generation, asked: wakeAnnotations(wh),
 			at: r.Clock.Now(), fingerprint: subject.CertFingerprint})
 	} else {
 		r.certRead.Delete(wh.UID)

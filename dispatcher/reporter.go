@@ -360,6 +360,7 @@ func (r *Reporter) flush(ctx context.Context, mode flushMode) {
 		wg.Go(func() {
 			for uid := range work {
 				ns, byTenant := tenant[uid]
+				byTenant = byTenant && mode != flushAll // the last flush at a stop writes everything
 				if err := r.report(ctx, uid, ns, byTenant); err != nil {
 					if ctx.Err() == nil {
 						r.Log.Error(err, "Reporting delivery status", "uid", uid)

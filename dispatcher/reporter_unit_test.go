@@ -343,4 +343,9 @@ func TestReporterChargesATenantsShareOnlyForWrites(t *testing.T) {
 	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst), "beyond the share, not at once")
 	r.flush(ctx, flushAll)
 	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+1), "but with the routine writes")
+	// The last flush at a stop writes everything, the share used up or not.
+	wh.delivered.Add(1)
+	r.MarkTenant("team-a", "uid-0")
+	r.flush(ctx, flushAll)
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+2), "the last flush at a stop")
 }
