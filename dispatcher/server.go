@@ -86,9 +86,9 @@ const (
 	Conns          = 2048
 )
 
-// listenBounded listens on addr (":http" when empty) unless ln is given, and bounds ln's
+// listenBounded listens on srv.Addr (":http" when empty) unless ln is given, and bounds ln's
 // connections for srv, which must serve the returned listener.
-func listenBounded(srv *http.Server, ln net.Listener) (net.Listener, error) {
+func listenBounded(name string, srv *http.Server, ln net.Listener) (net.Listener, error) {
 	if ln == nil {
 		addr := srv.Addr
 		if addr == "" {
@@ -99,7 +99,7 @@ func listenBounded(srv *http.Server, ln net.Listener) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	lim := listenlimit.Wrap(ln, ConnsPerSource, Conns)
+	lim := listenlimit.Wrap(ln, name, ConnsPerSource, Conns)
 	srv.ConnState = lim.ConnState
 	return lim, nil
 }
@@ -115,7 +115,7 @@ const MaxHeaderBytes = boundedhttp.MaxHeaderBytes
 // kubernetes.io/tls Secret's files), reloading them when they change so that a renewed
 // certificate (cert-manager) is served without a restart; over plain HTTP otherwise.
 func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
-	ln, err := listenBounded(srv, nil)
+	ln, err := listenBounded("ingest", srv, nil)
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func ServeAPI(ctx context.Context, srv *http.Server, ln net.Listener, certFile, 
 	if certFile == "" && keyFile == "" && !allowPlain {
 		return ErrAPINeedsTLS
 	}
-	ln, err := listenBounded(srv, ln)
+	ln, err := listenBounded("read-api", srv, ln)
 	if err != nil {
 		return err
 	}

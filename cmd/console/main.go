@@ -186,7 +186,7 @@ const (
 // HTTP/2 one connection with a window of 0 held 250 streams (each its handler, and a page) without
 // a session, out of reach of the bound on connections.
 func serve(hs *http.Server, ln net.Listener, tc *tls.Config) error {
-	lim := listenlimit.Wrap(ln, connsPerSource, conns)
+	lim := listenlimit.Wrap(ln, "console", connsPerSource, conns)
 	hs.ConnState = lim.ConnState
 	if tc == nil {
 		return hs.Serve(lim)

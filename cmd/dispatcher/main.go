@@ -382,7 +382,7 @@ func run(o options) error {
 		})
 		srv := boundedhttp.NewServer(mux)
 		srv.Addr, srv.WriteTimeout = o.pprof, 10*time.Minute // a CPU profile or trace takes its seconds to write
-		go func() { log.Error(boundedhttp.ListenAndServe(srv), "pprof server stopped") }()
+		go func() { log.Error(boundedhttp.ListenAndServe("pprof", srv), "pprof server stopped") }()
 	}
 	go tokens.Watch(ctx.Done(), o.tokensReload, func(err error) { log.Error(err, "Reloading tokens") })
 	// Before Run: a manager that fails while Run waits for its caches would leave Run waiting.
@@ -486,7 +486,7 @@ func standBy(ctx context.Context, o options, identity string, fail context.Cance
 		probes = boundedhttp.NewServer(mux)
 		probes.Addr = o.probes
 		go func() {
-			if err := boundedhttp.ListenAndServe(probes); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := boundedhttp.ListenAndServe("probes", probes); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error(err, "Standby probe server")
 			}
 		}()

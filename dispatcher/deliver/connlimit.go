@@ -24,6 +24,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Defaults of the connections the sender holds open: per account and receiver address, and per
@@ -119,6 +122,31 @@ type ConnLimitError struct {
 	// share: no fault of the account's receivers, so the attempt is tried again shortly, not
 	// counted as failed.
 	Busy bool
+}
+
+// bound names the bound e reached, for the metrics.
+func (e *ConnLimitError) bound() string {
+	switch {
+	case e.Busy:
+		return "process"
+	case e.Share:
+		return "share"
+	case e.PerAccount:
+		return "account"
+	}
+	return "address"
+}
+
+// connectionsRefused counts the receiver connections the bounds refused (by bound): an attempt
+// refused at the process's bound (process) is tried again a second later and is no failure; the
+// others fail their attempt (ConnectionFailed). Operators learn from it that a bound bites.
+var connectionsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "hookline_receiver_connections_refused_total",
+	Help: "Connections to receivers not opened for a bound: per account and address (address), per account (account), the account's share of the process's bound (share), or the process's bound with none to take (process: the attempt is retried, no failure).",
+}, []string{"bound"})
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(connectionsRefused)
 }
 
 func (e *ConnLimitError) Error() string {
@@ -227,6 +255,7 @@ func (l *connLimit) reserve(account, addr string) error {
 		}
 	}
 	if refused != nil {
+		connectionsRefused.WithLabelValues(refused.bound()).Inc()
 		if h.n == 0 {
 			delete(a.hosts, addr)
 		}

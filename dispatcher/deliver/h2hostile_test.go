@@ -33,6 +33,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
@@ -475,11 +476,14 @@ func TestABusyProcessIsNoReceiversFailure(t *testing.T) {
 	for i := range inAll {
 		g.Expect(send(fmt.Sprintf("acc-%d", i)).OK).To(BeTrue())
 	}
+	before := testutil.ToFloat64(connectionsRefused.WithLabelValues("process"))
 	a := send("acc-late")
 	g.Expect(a.OK).To(BeFalse())
 	g.Expect(a.Retry).To(BeTrue(), "%+v", a)
 	g.Expect(a.Message).To(ContainSubstring("none can be given to account acc-late"))
 	g.Expect(rc.Open()).To(Equal(inAll))
+	g.Expect(testutil.ToFloat64(connectionsRefused.WithLabelValues("process"))-before).To(BeNumerically(">=", 1),
+		"counted (hookline_receiver_connections_refused_total{bound=\"process\"})")
 }
 
 // The bounds per address and per account follow the account's concurrency: an operator raising
@@ -509,8 +513,10 @@ func TestADialledConnectionIsInUseUntilARequestGaveItBack(t *testing.T) {
 	ctx := withAccount(context.Background(), "acc")
 	first, err := dial(ctx, "tcp", "receiver:443")
 	g.Expect(err).NotTo(HaveOccurred())
+	before := testutil.ToFloat64(connectionsRefused.WithLabelValues("address"))
 	_, err = dial(ctx, "tcp", "receiver:443")
 	g.Expect(err).To(MatchError(ContainSubstring("holds 1 connections")), "the first, still in its handshake, is in use")
+	g.Expect(testutil.ToFloat64(connectionsRefused.WithLabelValues("address"))-before).To(Equal(1.0), "counted")
 	lc := first.(*limitedConn)
 	lc.take()
 	lc.giveBack()

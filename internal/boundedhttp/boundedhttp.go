@@ -60,8 +60,9 @@ const (
 )
 
 // Listen binds addr now, within the listeners' bounds and with TLS when tc is set, for srv to
-// serve (it is given the bounds' ConnState); nil when addr is "" or "0" (nothing served).
-func Listen(addr string, tc *tls.Config, srv *http.Server) (net.Listener, error) {
+// serve (it is given the bounds' ConnState); nil when addr is "" or "0" (nothing served). name
+// labels the bounds' metrics.
+func Listen(name, addr string, tc *tls.Config, srv *http.Server) (net.Listener, error) {
 	if addr == "" || addr == "0" {
 		return nil, nil
 	}
@@ -69,7 +70,7 @@ func Listen(addr string, tc *tls.Config, srv *http.Server) (net.Listener, error)
 	if err != nil {
 		return nil, err
 	}
-	lim := listenlimit.Wrap(raw, ConnsPerSource, Conns)
+	lim := listenlimit.Wrap(raw, name, ConnsPerSource, Conns)
 	srv.ConnState = lim.ConnState
 	var l net.Listener = lim
 	if tc != nil {
@@ -79,8 +80,8 @@ func Listen(addr string, tc *tls.Config, srv *http.Server) (net.Listener, error)
 }
 
 // ListenAndServe serves srv at srv.Addr as Listen binds it, until it is shut down.
-func ListenAndServe(srv *http.Server) error {
-	l, err := Listen(srv.Addr, nil, srv)
+func ListenAndServe(name string, srv *http.Server) error {
+	l, err := Listen(name, srv.Addr, nil, srv)
 	if err != nil || l == nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func ListenAndServe(srv *http.Server) error {
 // while a first list is slow and while the components drain.
 func Add(mgr manager.Manager, name, addr string, h http.Handler, tc *tls.Config) error {
 	srv := NewServer(h)
-	l, err := Listen(addr, tc, srv)
+	l, err := Listen(name, addr, tc, srv)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}

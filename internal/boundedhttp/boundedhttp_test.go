@@ -41,7 +41,7 @@ func TestProbesServeTheirChecksWithBoundedHeaders(t *testing.T) {
 	g.Expect(p.AddReadyzCheck("readyz", healthz.Ping)).To(Succeed())
 	g.Expect(p.AddReadyzCheck("readyz", healthz.Ping)).NotTo(Succeed(), "one name once")
 	srv := NewServer(p.Handler())
-	l, err := Listen("127.0.0.1:0", nil, srv)
+	l, err := Listen("probes", "127.0.0.1:0", nil, srv)
 	g.Expect(err).NotTo(HaveOccurred())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
@@ -65,7 +65,7 @@ func TestProbesServeTheirChecksWithBoundedHeaders(t *testing.T) {
 	g.Expect(get("/healthz", 0)).To(Equal(http.StatusOK), "readiness is not liveness")
 	g.Expect(get("/healthz", MaxHeaderBytes+8<<10)).To(Equal(http.StatusRequestHeaderFieldsTooLarge))
 
-	l, err = Listen("0", nil, NewServer(p.Handler()))
+	l, err = Listen("probes", "0", nil, NewServer(p.Handler()))
 	g.Expect(l).To(BeNil(), "an address of 0 serves nothing")
 	g.Expect(err).NotTo(HaveOccurred())
 }
@@ -83,7 +83,7 @@ func TestListenersBoundTheirConnections(t *testing.T) {
 			g := NewWithT(t)
 			srv := NewServer(http.NotFoundHandler())
 			srv.ReadHeaderTimeout, srv.ReadTimeout = time.Hour, time.Hour // only the bound closes one here
-			l, err := Listen("127.0.0.1:0", tc, srv)
+			l, err := Listen("test", "127.0.0.1:0", tc, srv)
 			g.Expect(err).NotTo(HaveOccurred())
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(l) }()

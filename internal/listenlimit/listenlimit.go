@@ -25,7 +25,22 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
+
+// closed counts the connections a listener's bounds closed, by listener: the one that gave way to
+// a new one, or the new one when none could. Operators learn from it that a bound bites (a proxy
+// or NAT sharing one source address, or someone holding connections open).
+var closed = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "hookline_listener_connections_closed_total",
+	Help: "Connections closed at a listener's bounds on connections per source address and in all: the oldest without a request giving way (gave_way), or the new one when every connection carried a request (refused).",
+}, []string{"listener", "reason"})
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(closed)
+}
 
 // Listener holds at most perSource connections from one source address and total in all. At a
 // bound, the oldest of its connections that carries no request (a keep-alive connection between
@@ -38,6 +53,7 @@ import (
 type Listener struct {
 	net.Listener
 	perSource, total int
+	gaveWay, refused prometheus.Counter
 
 	mu       sync.Mutex
 	open     map[*conn]struct{}
@@ -45,9 +61,10 @@ type Listener struct {
 }
 
 // Wrap returns l holding at most perSource connections from one source address and total in all;
-// the http.Server serving it must have the Listener's ConnState.
-func Wrap(l net.Listener, perSource, total int) *Listener {
-	return &Listener{Listener: l, perSource: perSource, total: total, open: map[*conn]struct{}{}, bySource: map[string]int{}}
+// the http.Server serving it must have the Listener's ConnState. name labels its metrics.
+func Wrap(l net.Listener, name string, perSource, total int) *Listener {
+	return &Listener{Listener: l, perSource: perSource, total: total, open: map[*conn]struct{}{}, bySource: map[string]int{},
+		gaveWay: closed.WithLabelValues(name, "gave_way"), refused: closed.WithLabelValues(name, "refused")}
 }
 
 // Accept returns the next connection within the bounds.
@@ -60,9 +77,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		lc := &conn{Conn: c, l: l, src: source(c.RemoteAddr()), since: time.Now()}
 		victim, ok := l.admit(lc)
 		if victim != nil {
+			l.gaveWay.Inc()
 			_ = victim.Close()
 		}
 		if !ok {
+			l.refused.Inc()
 			_ = c.Close()
 			continue
 		}

@@ -22,6 +22,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // At a bound (two connections from one source, three in all), the oldest connection carrying no
@@ -33,7 +35,7 @@ func TestIdleConnectionsGiveWayAtTheBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Wrap(raw, 2, 3)
+	l := Wrap(raw, t.Name(), 2, 3)
 	entered, release := make(chan struct{}, 8), make(chan struct{})
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
@@ -96,5 +98,12 @@ func TestIdleConnectionsGiveWayAtTheBounds(t *testing.T) {
 	accepted(y)
 	if z := dial("127.0.0.4"); !closedByServer(z) {
 		t.Fatal("a connection was held while every one carried a request")
+	}
+	// Counted, for operators to see the bounds bite.
+	if n := testutil.ToFloat64(closed.WithLabelValues(t.Name(), "gave_way")); n != 2 {
+		t.Errorf("%v connections counted as given way, want 2", n)
+	}
+	if n := testutil.ToFloat64(closed.WithLabelValues(t.Name(), "refused")); n != 1 {
+		t.Errorf("%v connections counted as refused, want 1", n)
 	}
 }

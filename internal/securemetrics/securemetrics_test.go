@@ -38,7 +38,7 @@ func startEndpoint(t *testing.T, secure bool) string {
 		t.Fatal(err)
 	}
 	srv := boundedhttp.NewServer(h)
-	l, err := boundedhttp.Listen("127.0.0.1:0", tc, srv)
+	l, err := boundedhttp.Listen("metrics", "127.0.0.1:0", tc, srv)
 	if err != nil {
 		t.Fatal(err)
 	}
