@@ -77,3 +77,7 @@ func SetSyncerClock(s *Syncer, clk clock.PassiveClock) { s.clock = clk }
 
 // ExpireConfirmed runs the part of s's sweep that drops confirmed bindings past their time.
 func ExpireConfirmed(ctx context.Context, s *Syncer) { s.expireConfirmed(ctx) }
+
+// FailEnqueues makes the next n queueings of notes at ingest fail, as a store without a leader
+// does.
+func FailEnqueues(a *App, n int32) { a.Intake.failEnqueues.Store(n) }

@@ -21,6 +21,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -52,6 +53,9 @@ type Intake struct {
 
 	// grace, when set (tests), replaces routingGrace.
 	grace atomic.Int64
+	// failEnqueues, when set (tests), is how many of the next queueings of notes fail before the
+	// store is asked, as a store without a leader does.
+	failEnqueues atomic.Int32
 
 	mu sync.Mutex
 	// accepting holds the keys of the events whose Accept runs in this process.
@@ -138,11 +142,11 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	release = sync.OnceFunc(release)
 	defer release()
 	items := make([]store.Enqueue, 0, len(targets))
-	lost := false
+	var disabled []store.Enqueue
 	for _, t := range targets {
 		n := store.Note{EventSeq: seq, Created: created, EventID: ev.ID, EventName: ev.Event}
-		if d.Engine.Disabled(t.UID) && d.Engine.CountLost(t.UID, n) {
-			lost = true
+		if d.Engine.Disabled(t.UID) {
+			disabled = append(disabled, store.Enqueue{UID: t.UID, Note: n})
 			continue
 		}
 		items = append(items, store.Enqueue{UID: t.UID, Note: n})
@@ -151,6 +155,23 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		d.Engine.CacheEvent(seq, ev, now, len(raw), uids(items)...)
 	}
 	if err := d.enqueue(ctx, items); err != nil {
+		return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
+	}
+	// Counted lost once the others are queued: counted before, a failure to queue them (answered
+	// 503) had the producer's retry count them again, two records and two drops for one
+	// notification, or one for an event never acknowledged. A queue given up meanwhile (its
+	// partition another dispatcher's) is not counted: its note is stored for the next owner,
+	// which loses it on arrival.
+	lost := false
+	var handedOver []store.Enqueue
+	for _, it := range disabled {
+		if d.Engine.CountLost(it.UID, it.Note) {
+			lost = true
+		} else {
+			handedOver = append(handedOver, it)
+		}
+	}
+	if err := d.enqueue(ctx, handedOver); err != nil {
 		return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 	}
 	release() // queued: a withdrawal need not wait for what follows
@@ -168,7 +189,7 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		// window could now queue them twice (same webhookNotificationId, so receivers dedupe).
 		d.Log.Error(err, "Recording that an event is routed", "event", ev.ID)
 	}
-	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items)}, nil
+	return ingest.Receipt{Duplicate: duplicate, Notifications: len(items) + len(handedOver)}, nil
 }
 
 // claim holds key until done is called, or reports false when this process's Accept of key is in
@@ -202,8 +223,14 @@ func uids(items []store.Enqueue) []string {
 
 // enqueue stores items' notes in their webhooks' queues and hands them to the engine.
 func (d *Intake) enqueue(ctx context.Context, items []store.Enqueue) error {
+	if len(items) > 0 && d.failEnqueues.Load() > 0 && d.failEnqueues.Add(-1) >= 0 {
+		return errInjected
+	}
 	return enqueueNotes(ctx, d.Store, d.Engine, items)
 }
+
+// errInjected is the failure Intake.failEnqueues makes.
+var errInjected = errors.New("queueing failed (injected by a test)")
 
 // enqueueNotes stores items' notes in their webhooks' queues and hands them to the engine: how
 // every note is queued (ingest, test notifications, replays). When storing fails some notes may be

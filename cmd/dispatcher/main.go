@@ -134,7 +134,7 @@ func main() {
 	flag.StringVar(&o.store.Auth.KeyFile, "nats-key-file", "", "Key of --nats-cert-file.")
 	flag.IntVar(&o.store.Replicas, "nats-replicas", 1, "Stream replicas on an external cluster.")
 	flag.DurationVar(&o.store.DedupeWindow, "dedupe-window", 10*time.Minute, "How long an event id is remembered for idempotency.")
-	flag.DurationVar(&o.store.Retention, "retention", 73*time.Hour, "How long events and queued notifications are kept at most (above --drop-after).")
+	flag.DurationVar(&o.store.Retention, "retention", 73*time.Hour, "How long events and queued notifications are kept at most: at least --drop-after plus an hour (what outlives it is deleted with no record).")
 	flag.IntVar(&o.store.InlineMax, "inline-event-bytes", 512<<10, "Events larger than this are stored in the JetStream object store.")
 	flag.DurationVar(&o.timeout, "delivery-timeout", 5*time.Second, "Timeout of one delivery attempt.")
 	flag.DurationVar(&o.policy.RetryBase, "retry-base", def.RetryBase, "First retry delay; doubles per retry.")
@@ -210,6 +210,11 @@ func main() {
 	}
 }
 
+// retentionMargin is how much longer than --drop-after events and notes are kept: the time a
+// dispatcher may be away around a notification's drop-after mark (so that it drops it, on record)
+// before JetStream's retention deletes it unrecorded.
+const retentionMargin = time.Hour
+
 // validate checks the flags that do not depend on each other's files.
 func (o options) validate() error {
 	if o.tokensFile == "" {
@@ -217,6 +222,13 @@ func (o options) validate() error {
 	}
 	if err := checkPprofAddress(o.pprof); err != nil {
 		return err
+	}
+	if o.store.Retention > 0 && o.store.Retention < o.policy.DropAfter+retentionMargin {
+		// JetStream deletes what outlives the retention itself, with no record: a notification still
+		// queued then (its webhook failing, or no dispatcher delivering around the drop-after mark)
+		// would vanish after its 202, uncounted and out of reach of a replay.
+		return fmt.Errorf("--retention (%s) must be at least --drop-after (%s) plus %s: notifications still queued when their events' retention ends are deleted with no record",
+			o.store.Retention, o.policy.DropAfter, retentionMargin)
 	}
 	if o.maxReceiverConnections <= 0 {
 		return fmt.Errorf("--max-receiver-connections %d: at least 1", o.maxReceiverConnections)

@@ -20,6 +20,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
 )
@@ -91,6 +92,32 @@ func TestPprofOnlyOnLoopback(t *testing.T) {
 	for _, bad := range []string{":6060", "0.0.0.0:6060", "[::]:6060", "10.0.0.7:6060", "dispatcher.example:6060", "127.0.0.1"} {
 		if err := checkPprofAddress(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// Events and notes are kept at least an hour past --drop-after: JetStream deletes what outlives
+// --retention itself, with no record, so a notification still queued then (its webhook failing, no
+// dispatcher delivering around the mark) vanished after its 202. The defaults (72 h, 73 h) pass.
+func TestRetentionOutlastsDropAfter(t *testing.T) {
+	for _, tc := range []struct {
+		dropAfter, retention time.Duration
+		ok                   bool
+	}{
+		{72 * time.Hour, 73 * time.Hour, true},
+		{3 * time.Second, 73 * time.Hour, true},
+		{72 * time.Hour, 72 * time.Hour, false},
+		{72 * time.Hour, 72*time.Hour + 30*time.Minute, false},
+		{96 * time.Hour, 73 * time.Hour, false},
+	} {
+		o := validOptions()
+		o.policy.DropAfter, o.store.Retention = tc.dropAfter, tc.retention
+		err := o.validate()
+		if tc.ok && err != nil {
+			t.Errorf("drop-after %s, retention %s refused: %v", tc.dropAfter, tc.retention, err)
+		}
+		if !tc.ok && (err == nil || !strings.Contains(err.Error(), "--retention") || !strings.Contains(err.Error(), "--drop-after")) {
+			t.Errorf("drop-after %s, retention %s: %v, want a refusal naming both flags", tc.dropAfter, tc.retention, err)
 		}
 	}
 }
