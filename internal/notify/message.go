@@ -224,19 +224,38 @@ func inert(s, rawURL string) string {
 var scheme = regexp.MustCompile(`(?i)\bhttps?://`)
 
 // dotted matches what a mail client may take for a host name or an address: two or more labels
-// joined by dots ("www.evil.example", "10.0.0.1"), the ideographic and fullwidth dots browsers
-// read as dots included, or the part after an @.
-var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:[.\x{3002}\x{FF0E}\x{FF61}][\p{L}\p{N}_-]+)+`)
+// joined by dots ("www.evil.example", "10.0.0.1"), every character IDNA maps to a dot included
+// (ideographic, fullwidth and halfwidth full stops, one dot leader, small full stop), or the part
+// after an @.
+var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:[.\x{3002}\x{FF0E}\x{FF61}\x{2024}\x{FE52}][\p{L}\p{N}_-]+)+`)
 
 // dots are the characters dotted joins labels with.
-var dots = strings.NewReplacer(".", "[.]", "\u3002", "[.]", "\uFF0E", "[.]", "\uFF61", "[.]")
+var dots = strings.NewReplacer(".", "[.]", "\u3002", "[.]", "\uFF0E", "[.]", "\uFF61", "[.]", "\u2024", "[.]", "\uFE52", "[.]")
 
-// inertText is inert for text a receiver may have written (an error message quoting its answer):
-// every dotted name in it is written with [.], every @ as [at], and every scheme as hxxp, not only
-// the endpoint's, so that no mail client makes a link of "re-authorise at www.evil.example/login"
-// or of "HTTPS://1249767123/login" (a host written as one number).
+// anyScheme matches any URL scheme ("file://", "smb://"); those left after inert's hxxp are
+// written scheme:[//].
+var anyScheme = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*)://`)
+
+// uncPath matches the start of a Windows network path (\\host\share), which mail clients link
+// and whose opening sends the reader's credentials to the host.
+var uncPath = regexp.MustCompile(`\\{2,}`)
+
+// inertText is inert for text a receiver may have written (an error message quoting its answer,
+// a TLS certificate's names among it): every dotted name in it is written with [.], every @ as
+// [at], http(s) schemes as hxxp, any other as scheme:[//], and each backslash of a network path's
+// \\ as [\], not only the endpoint's, so that no mail client makes a link of "re-authorise at
+// www.evil.example/login", of "HTTPS://1249767123/login" (a host written as one number), of
+// "file://1249767123/x" or of "\\1249767123\reauth".
 func inertText(s, rawURL string) string {
 	s = inert(s, rawURL)
+	s = anyScheme.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[:len(m)-3]
+		if strings.EqualFold(name, "hxxp") || strings.EqualFold(name, "hxxps") {
+			return m
+		}
+		return name + ":[//]"
+	})
+	s = uncPath.ReplaceAllStringFunc(s, func(m string) string { return strings.Repeat(`[\]`, len(m)) })
 	s = dotted.ReplaceAllStringFunc(s, dots.Replace)
 	return strings.ReplaceAll(s, "@", "[at]")
 }
