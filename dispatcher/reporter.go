@@ -62,7 +62,8 @@ type Reporter struct {
 	// writes grew with the number of webhooks (1,000 webhooks at a 10 s interval were 100
 	// server-side applies a second, all at each interval's start: 70-100 % of a core of
 	// kube-apiserver in the bench, in bursts that delayed deliveries sharing its machine). State
-	// changes are not bounded. 0 means DefaultStatusWritesPerSecond.
+	// changes are written at once, those a tenant makes within its namespace's share (MarkTenant).
+	// 0 means DefaultStatusWritesPerSecond.
 	WritesPerSecond float64
 
 	mu     sync.Mutex
@@ -164,10 +165,11 @@ func (r *Reporter) MarkTenant(ns, uid string) {
 	r.mu.Lock()
 	r.init()
 	r.dirty[uid] = true
-	if !r.urgent[uid] {
-		r.urgent[uid] = true
-		r.tenant[uid] = ns
-	}
+	// Charged even when already urgent: the engine's own urgent mark for what the tenant's change
+	// did (a cancellation, a reactivation) comes just before, within the same reconcile. An
+	// engine's mark after it (an auto-disable) is urgent uncharged again.
+	r.urgent[uid] = true
+	r.tenant[uid] = ns
 	r.mu.Unlock()
 	r.kickFlush()
 }

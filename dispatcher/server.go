@@ -76,19 +76,22 @@ func NewIngestServer(addr string, events http.Handler, ready func(*http.Request)
 // few hundred bytes.
 const IngestMaxHeaderBytes = 16 << 10
 
-// The bounds of the ingest and the read API listeners, each (listenlimit): connections held open
-// per source address and in all. Each costs its goroutine, buffers and, until its header is read,
-// up to its server's MaxHeaderBytes: about 75 MB for all of the ingest's at most, 130 MB for the
-// read API's (whose header bound is larger). A producer keeps a few connections alive, as does the
-// console; one client (or pod) with the port, no token needed, opened thousands.
+// The bounds of the ingest and the read API listeners (listenlimit): connections held open per
+// source address and in all. Each costs its goroutine, buffers and, until its header is read, up to
+// its server's MaxHeaderBytes: about 75 MB for all of the ingest's at most (16 KiB headers), 45 MB
+// for the read API's (64 KiB). Producers keep a few connections alive each, many of them; the read
+// API's callers are the console (one address, a few connections) and people's CLIs. One client
+// (or pod) with the port, no token needed, opened thousands.
 const (
-	ConnsPerSource = 512
-	Conns          = 2048
+	ConnsPerSource        = 512
+	Conns                 = 2048
+	ReadAPIConnsPerSource = 128
+	ReadAPIConns          = 512
 )
 
 // listenBounded listens on srv.Addr (":http" when empty) unless ln is given, and bounds ln's
 // connections for srv, which must serve the returned listener.
-func listenBounded(name string, srv *http.Server, ln net.Listener) (net.Listener, error) {
+func listenBounded(name string, srv *http.Server, ln net.Listener, perSource, total int) (net.Listener, error) {
 	if ln == nil {
 		addr := srv.Addr
 		if addr == "" {
@@ -99,7 +102,7 @@ func listenBounded(name string, srv *http.Server, ln net.Listener) (net.Listener
 			return nil, err
 		}
 	}
-	lim := listenlimit.Wrap(ln, name, ConnsPerSource, Conns)
+	lim := listenlimit.Wrap(ln, name, perSource, total)
 	srv.ConnState = lim.ConnState
 	return lim, nil
 }
@@ -115,7 +118,7 @@ const MaxHeaderBytes = boundedhttp.MaxHeaderBytes
 // kubernetes.io/tls Secret's files), reloading them when they change so that a renewed
 // certificate (cert-manager) is served without a restart; over plain HTTP otherwise.
 func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string) error {
-	ln, err := listenBounded("ingest", srv, nil)
+	ln, err := listenBounded("ingest", srv, nil, ConnsPerSource, Conns)
 	if err != nil {
 		return err
 	}
@@ -160,12 +163,12 @@ var ErrAPINeedsTLS = errors.New("the read API needs --tls-cert-file and --tls-ke
 // API answers unauthenticated clients too); in plain HTTP only when allowPlain and no certificate
 // is given, and never silently. It serves on ln, or listens on srv.Addr when ln is nil (a caller
 // that listens first learns of an address in use before it reports itself started), within the
-// listeners' bounds (ConnsPerSource, Conns): anyone reaching the port may open connections.
+// bounds ReadAPIConnsPerSource and ReadAPIConns: anyone reaching the port may open connections.
 func ServeAPI(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile string, allowPlain bool) error {
 	if certFile == "" && keyFile == "" && !allowPlain {
 		return ErrAPINeedsTLS
 	}
-	ln, err := listenBounded("read-api", srv, ln)
+	ln, err := listenBounded("read-api", srv, ln, ReadAPIConnsPerSource, ReadAPIConns)
 	if err != nil {
 		return err
 	}

@@ -137,16 +137,21 @@ func TestUnauthenticatedAnswersCloseTheConnection(t *testing.T) {
 	}
 }
 
-// Both listeners anyone may reach, the ingest and the read API, hold at most ConnsPerSource
-// connections from one address: one more, and the oldest that carries no request is closed. The
-// read API's was unbounded, and a client without a token held as many connections as it liked.
+// Both listeners anyone may reach, the ingest and the read API, hold at most so many connections
+// from one address (ConnsPerSource, ReadAPIConnsPerSource): one more, and the oldest that carries
+// no request is closed. The read API's was unbounded, and a client without a token held as many
+// connections as it liked.
 func TestIngestAndReadAPIListenersAreBounded(t *testing.T) {
-	for name, serve := range map[string]func(context.Context, *http.Server) error{
-		"ingest": func(ctx context.Context, srv *http.Server) error { return ServeIngest(ctx, srv, "", "") },
-		"read API": func(ctx context.Context, srv *http.Server) error {
+	for name, c := range map[string]struct {
+		serve     func(context.Context, *http.Server) error
+		perSource int
+	}{
+		"ingest": {func(ctx context.Context, srv *http.Server) error { return ServeIngest(ctx, srv, "", "") }, ConnsPerSource},
+		"read API": {func(ctx context.Context, srv *http.Server) error {
 			return ServeAPI(ctx, srv, nil, "", "", true)
-		},
+		}, ReadAPIConnsPerSource},
 	} {
+		serve := c.serve
 		t.Run(name, func(t *testing.T) {
 			g := NewWithT(t)
 			addr := testsupport.FreeAddr(t)
@@ -173,7 +178,7 @@ func TestIngestAndReadAPIListenersAreBounded(t *testing.T) {
 			g.Expect(first.SetReadDeadline(time.Now().Add(50 * time.Millisecond))).To(Succeed())
 			_, err := first.Read(make([]byte, 1))
 			g.Expect(err).To(MatchError(os.ErrDeadlineExceeded), "held open while within the bounds")
-			for range ConnsPerSource {
+			for range c.perSource {
 				c, err := net.Dial("tcp", addr)
 				g.Expect(err).NotTo(HaveOccurred())
 				t.Cleanup(func() { _ = c.Close() })

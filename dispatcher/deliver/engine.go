@@ -234,6 +234,9 @@ type queue struct {
 	// droppedUpTo is the last note an auto-disable recorded as dropped with the queue: those wait
 	// for the acker's purge, and a recount does not count them again as lost.
 	droppedUpTo uint64
+	// lostEvents are the events last counted lost for the queue at ingest (by store sequence, the
+	// latest lostEventsKept): a producer's retry of an event (after a 503) counts none twice.
+	lostEvents []uint64
 	// unrecorded: an auto-disable could not record all it dropped; the loader loses the rest,
 	// and the webhook is not reactivated meanwhile.
 	unrecorded bool

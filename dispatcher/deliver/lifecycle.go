@@ -22,6 +22,7 @@ package deliver
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/hookline/hookline/dispatcher/store"
@@ -99,6 +100,10 @@ func (e *Engine) endCancellingLocked(q *queue) {
 // the next owner, which loses it on arrival.
 func (e *Engine) CountLost(uid string, n store.Note) bool { return e.countLost(uid, n) }
 
+// lostEventsKept is how many events counted lost at ingest a queue remembers, so as not to count
+// a producer's retry of one again: retries come within seconds, a few events apart at most.
+const lostEventsKept = 64
+
 // countLost is CountLost, reporting whether n was counted (uid's queue is this engine's).
 func (e *Engine) countLost(uid string, n store.Note) bool {
 	e.mu.Lock()
@@ -106,8 +111,18 @@ func (e *Engine) countLost(uid string, n store.Note) bool {
 	if q != nil && (q.own != ownActive || n.Seq != 0 && n.Seq <= q.droppedUpTo) {
 		q = nil // another dispatcher's (its owner counts it), or recorded already
 	}
+	if q != nil && n.Seq == 0 && n.EventSeq != 0 && slices.Contains(q.lostEvents, n.EventSeq) {
+		e.mu.Unlock()
+		return true // counted at a post of the event that was answered 503: once is enough
+	}
 	var wh Webhook
 	if q != nil {
+		if n.Seq == 0 && n.EventSeq != 0 {
+			if len(q.lostEvents) == lostEventsKept {
+				q.lostEvents = append(q.lostEvents[:0], q.lostEvents[1:]...)
+			}
+			q.lostEvents = append(q.lostEvents, n.EventSeq)
+		}
 		q.status.Dropped++
 		q.dirty = true
 		// A stored note recorded as lost waits for its purge: neither lost again by a recount

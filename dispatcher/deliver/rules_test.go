@@ -612,3 +612,15 @@ func TestWorkersBeyondTheIdleCapEnd(t *testing.T) {
 	r.g.Expect(r.e.workers.Load()).To(BeNumerically(">=", n), "one worker per attempt (and per look at a queue found empty)")
 	r.g.Eventually(r.e.liveWorkers.Load).Should(BeZero())
 }
+
+// An event counted lost at ingest for a queue is counted once: the producer's retry of an event
+// whose post was answered 503 routes it again, and its lost notification was recorded and counted
+// again (two records, two drops for one notification).
+func TestRuleAnEventIsCountedLostOnce(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	r.e.Upsert(r.webhook("wh", "acc"))
+	for _, seq := range []uint64{7, 7, 8, 7} {
+		r.g.Expect(r.e.CountLost("wh", store.Note{EventSeq: seq, Created: r.t0})).To(BeTrue())
+	}
+	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(2), "events 7 and 8, once each")
+}

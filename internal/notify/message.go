@@ -232,9 +232,10 @@ var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:[.\x{3002}\x{FF0E}\x{FF61}\x{
 // dots are the characters dotted joins labels with.
 var dots = strings.NewReplacer(".", "[.]", "\u3002", "[.]", "\uFF0E", "[.]", "\uFF61", "[.]", "\u2024", "[.]", "\uFE52", "[.]")
 
-// anyScheme matches any URL scheme ("file://", "smb://"); those left after inert's hxxp are
-// written scheme:[//].
-var anyScheme = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*)://`)
+// anyScheme matches any URL scheme of two characters or more (a drive letter is no scheme)
+// followed by slashes or backslashes, as many as parsers take ("file://", "file:/\\", "https:/");
+// those left after inert's hxxp are written scheme:[//].
+var anyScheme = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]+):[/\\]+`)
 
 // uncPath matches the start of a Windows network path (\\host\share), which mail clients link
 // and whose opening sends the reader's credentials to the host.
@@ -242,14 +243,14 @@ var uncPath = regexp.MustCompile(`\\{2,}`)
 
 // inertText is inert for text a receiver may have written (an error message quoting its answer,
 // a TLS certificate's names among it): every dotted name in it is written with [.], every @ as
-// [at], http(s) schemes as hxxp, any other as scheme:[//], and each backslash of a network path's
-// \\ as [\], not only the endpoint's, so that no mail client makes a link of "re-authorise at
-// www.evil.example/login", of "HTTPS://1249767123/login" (a host written as one number), of
-// "file://1249767123/x" or of "\\1249767123\reauth".
+// [at], http(s) schemes as hxxp, any other (and http(s) with one slash) as scheme:[//], and each
+// backslash of a network path's \\ as [\], not only the endpoint's, so that no mail client makes
+// a link of "re-authorise at www.evil.example/login", of "HTTPS://1249767123/login" (a host
+// written as one number), of "file:/\1249767123/x" or of "\\1249767123\reauth".
 func inertText(s, rawURL string) string {
 	s = inert(s, rawURL)
 	s = anyScheme.ReplaceAllStringFunc(s, func(m string) string {
-		name := m[:len(m)-3]
+		name := m[:strings.IndexByte(m, ':')]
 		if strings.EqualFold(name, "hxxp") || strings.EqualFold(name, "hxxps") {
 			return m
 		}
