@@ -217,13 +217,8 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 				dropMessage: "not sent: WebhookReplay " + deliveries.ReplayName(note.Replay) + " was deleted"}
 		}
 	}
-	// A retry is judged by the time it was scheduled for, not by when the timer fired: the last
-	// retry is scheduled exactly at the 72-hour mark, and a timer always fires a little late.
-	due := now
 	e.mu.Lock()
-	if q.head.Seq == note.Seq && !q.head.Next.IsZero() && q.head.Next.Before(now) {
-		due = q.head.Next
-	}
+	due := q.dueLocked(note, now)
 	number := attemptNumber(q.head, note)
 	e.mu.Unlock()
 	if !wh.Deliverable {
@@ -324,6 +319,22 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)
 	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}
+}
+
+// dueLocked is the time an attempt of note at now is judged by (its 72 hours): a retry's by the
+// time it was scheduled for, not by when the timer fired: the last retry is scheduled exactly at
+// the 72-hour mark, and a timer always fires a little late. Nor by a try the sender could not make
+// for the dispatcher's own reasons (outcome.retry, a second later), which moves Next but not
+// Scheduled: that made the last retry a second past the mark, and dropped it unsent.
+func (q *queue) dueLocked(note store.Note, now time.Time) time.Time {
+	due := now
+	if q.head.Seq == note.Seq && !q.head.Next.IsZero() && !q.head.Next.After(now) {
+		due = q.head.Next
+		if !q.head.Scheduled.IsZero() && q.head.Scheduled.Before(due) {
+			due = q.head.Scheduled
+		}
+	}
+	return due
 }
 
 // held is the outcome of an attempt whose webhook is held back (a client certificate or signing

@@ -624,3 +624,33 @@ func TestRuleAnEventIsCountedLostOnce(t *testing.T) {
 	}
 	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(2), "events 7 and 8, once each")
 }
+
+// TestRuleTheLastRetryTheSenderCouldNotMakeStillGoes: the last retry, exactly at the 72-hour mark,
+// that the sender could not make (the process's connections all in use: tried again a second later,
+// no failure) is made a second later all the same: it is judged by the time it was scheduled for.
+// Judged by its try a second later, it was past the mark and dropped without being sent.
+func TestRuleTheLastRetryTheSenderCouldNotMakeStillGoes(t *testing.T) {
+	want := acrobatSchedule()
+	r := newRig(t, Config{}, nil)
+	r.rx.setFailing("wh", true)
+	wh := r.webhook("wh", "acc")
+	wh.LastVerified = r.t0
+	r.e.Upsert(wh)
+	r.queue("wh", "acc", 1, r.t0)
+	for i := 1; i < len(want); i++ {
+		r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(i))
+		r.idle()
+		if i == len(want)-1 {
+			r.rx.setBusy("wh", true) // the last retry finds no connection
+		}
+		r.at(r.next("wh"))
+	}
+	r.g.Eventually(r.rx.busyTries).Should(Equal(1))
+	r.idle()
+	r.g.Expect(r.next("wh")).To(Equal(r.t0.Add(want[len(want)-1] + time.Second)))
+	r.rx.setBusy("wh", false)
+	r.rx.setFailing("wh", false)
+	r.at(r.next("wh"))
+	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1), "sent, a second past the mark")
+	r.g.Expect(r.status("wh").Dropped).To(BeZero())
+}
