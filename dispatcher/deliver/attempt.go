@@ -323,19 +323,24 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 
 // dueLocked is the time an attempt of note at now is judged by (its 72 hours): a retry's by the
 // time it was scheduled for, not by when the timer fired: the last retry is scheduled exactly at
-// the 72-hour mark, and a timer always fires a little late. Nor by a try the sender could not make
-// for the dispatcher's own reasons (outcome.retry, a second later), which moves Next but not
-// Scheduled: that made the last retry a second past the mark, and dropped it unsent.
+// the 72-hour mark, and a timer always fires a little late. Nor, for ownRetryGrace, by a try the
+// dispatcher could not make for its own reasons (outcome.retry, a second later), which moves Next
+// but not Scheduled: that made the last retry a second past the mark, and dropped it unsent.
 func (q *queue) dueLocked(note store.Note, now time.Time) time.Time {
 	due := now
 	if q.head.Seq == note.Seq && !q.head.Next.IsZero() && !q.head.Next.After(now) {
 		due = q.head.Next
-		if !q.head.Scheduled.IsZero() && q.head.Scheduled.Before(due) {
-			due = q.head.Scheduled
+		if s := q.head.Scheduled; !s.IsZero() && s.Before(due) && now.Sub(s) <= ownRetryGrace {
+			due = s
 		}
 	}
 	return due
 }
+
+// ownRetryGrace is how long a retry the dispatcher could not make (no connection to be had, the
+// store slow to answer) is still judged by the time it was scheduled for: long enough for a busy
+// moment to pass; not for ever, so that a read that never succeeds still ends at the 72 hours.
+const ownRetryGrace = time.Minute
 
 // held is the outcome of an attempt whose webhook is held back (a client certificate or signing
 // Secret missing, a new url being verified): nothing is sent, but the head is dropped on record

@@ -631,26 +631,44 @@ func TestRuleAnEventIsCountedLostOnce(t *testing.T) {
 // Judged by its try a second later, it was past the mark and dropped without being sent.
 func TestRuleTheLastRetryTheSenderCouldNotMakeStillGoes(t *testing.T) {
 	want := acrobatSchedule()
-	r := newRig(t, Config{}, nil)
-	r.rx.setFailing("wh", true)
-	wh := r.webhook("wh", "acc")
-	wh.LastVerified = r.t0
-	r.e.Upsert(wh)
-	r.queue("wh", "acc", 1, r.t0)
-	for i := 1; i < len(want); i++ {
-		r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(i))
-		r.idle()
-		if i == len(want)-1 {
-			r.rx.setBusy("wh", true) // the last retry finds no connection
-		}
-		r.at(r.next("wh"))
+	mark := want[len(want)-1]
+	for _, tc := range []struct {
+		name      string
+		after     time.Duration // when the next try comes, after the mark
+		delivered bool
+	}{
+		{name: "a second later", after: time.Second, delivered: true},
+		// Not for ever: a read that never succeeds still ends at the 72 hours.
+		{name: "past the grace", after: ownRetryGrace + time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, Config{}, nil)
+			r.rx.setFailing("wh", true)
+			wh := r.webhook("wh", "acc")
+			wh.LastVerified = r.t0
+			r.e.Upsert(wh)
+			r.queue("wh", "acc", 1, r.t0)
+			for i := 1; i < len(want); i++ {
+				r.g.Eventually(func() int { return len(r.rx.notes("wh")) }).Should(Equal(i))
+				r.idle()
+				if i == len(want)-1 {
+					r.rx.setBusy("wh", true) // the last retry finds no connection
+				}
+				r.at(r.next("wh"))
+			}
+			r.g.Eventually(r.rx.busyTries).Should(Equal(1))
+			r.idle()
+			r.g.Expect(r.next("wh")).To(Equal(r.t0.Add(mark + time.Second)))
+			r.rx.setBusy("wh", false)
+			r.rx.setFailing("wh", false)
+			r.at(r.t0.Add(mark + tc.after))
+			if tc.delivered {
+				r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1), "sent, past the mark")
+				r.g.Expect(r.status("wh").Dropped).To(BeZero())
+				return
+			}
+			r.g.Eventually(func() int64 { return r.status("wh").Dropped }).Should(BeEquivalentTo(1), "dropped unsent")
+			r.g.Expect(r.status("wh").Delivered).To(BeZero())
+		})
 	}
-	r.g.Eventually(r.rx.busyTries).Should(Equal(1))
-	r.idle()
-	r.g.Expect(r.next("wh")).To(Equal(r.t0.Add(want[len(want)-1] + time.Second)))
-	r.rx.setBusy("wh", false)
-	r.rx.setFailing("wh", false)
-	r.at(r.next("wh"))
-	r.g.Eventually(func() int64 { return r.status("wh").Delivered }).Should(BeEquivalentTo(1), "sent, a second past the mark")
-	r.g.Expect(r.status("wh").Dropped).To(BeZero())
 }
