@@ -408,7 +408,10 @@ func (r *Reporter) report(ctx context.Context, uid, ns string, byTenant bool) er
 	}
 	r.mu.Lock()
 	unchanged := r.written[uid] == string(raw)
-	if !unchanged && byTenant && !r.tenantRate.Get(ns).AllowN(r.Clock.Now(), 1) {
+	// An auto-disable is written at once whoever marked it: its mark may have been charged to the
+	// tenant's share as it came with the tenant's own change.
+	disabling := st.Disabled && !r.disabled[uid]
+	if !unchanged && byTenant && !disabling && !r.tenantRate.Get(ns).AllowN(r.Clock.Now(), 1) {
 		r.dirty[uid] = true // beyond the namespace's share: with the routine writes
 		r.mu.Unlock()
 		return nil

@@ -301,10 +301,13 @@ func TestReporterPicksTheLongestWaiting(t *testing.T) {
 }
 
 // changingWebhook is one webhook whose delivered count the test sets.
-type changingWebhook struct{ delivered atomic.Int64 }
+type changingWebhook struct {
+	delivered atomic.Int64
+	disabled  atomic.Bool
+}
 
 func (c *changingWebhook) Status(string) (deliver.Status, bool) {
-	return deliver.Status{Delivered: c.delivered.Load()}, true
+	return deliver.Status{Delivered: c.delivered.Load(), Disabled: c.disabled.Load()}, true
 }
 
 func (c *changingWebhook) Webhook(string) (deliver.Webhook, bool) {
@@ -341,11 +344,21 @@ func TestReporterChargesATenantsShareOnlyForWrites(t *testing.T) {
 	r.MarkTenant("team-a", "uid-0")
 	r.flush(ctx, flushUrgent)
 	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst), "beyond the share, not at once")
+	// An auto-disable is written at once, the share used up or not (its mark may come with the
+	// tenant's change).
+	wh.disabled.Store(true)
+	r.MarkTenant("team-a", "uid-0")
+	r.flush(ctx, flushUrgent)
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+1), "an auto-disable at once")
+	wh.delivered.Add(1)
+	r.MarkTenant("team-a", "uid-0")
+	r.flush(ctx, flushUrgent)
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+1), "then the share again")
 	r.flush(ctx, flushAll)
-	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+1), "but with the routine writes")
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+2), "but with the routine writes")
 	// The last flush at a stop writes everything, the share used up or not.
 	wh.delivered.Add(1)
 	r.MarkTenant("team-a", "uid-0")
 	r.flush(ctx, flushAll)
-	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+2), "the last flush at a stop")
+	g.Expect(writes.Load()).To(BeEquivalentTo(UrgentBurst+3), "the last flush at a stop")
 }

@@ -100,8 +100,11 @@ func (e *Engine) endCancellingLocked(q *queue) {
 // the next owner, which loses it on arrival.
 func (e *Engine) CountLost(uid string, n store.Note) bool { return e.countLost(uid, n) }
 
-// lostEventsKept is how many events counted lost at ingest a queue remembers, so as not to count
-// a producer's retry of one again: retries come within seconds, a few events apart at most.
+// lostEventsKept is how many events counted lost a queue remembers, so as not to count a
+// producer's retry of one again: a backstop, for the retry of a post that failed after counting
+// (Intake counts only once the other notes are queued; a queue handed over meanwhile is queued
+// after), and for that retry's note stored by another dispatcher. A busy account's disabled
+// webhook turns them over within a second: the backstop is narrow there.
 const lostEventsKept = 64
 
 // countLost is CountLost, reporting whether n was counted (uid's queue is this engine's).
@@ -111,13 +114,20 @@ func (e *Engine) countLost(uid string, n store.Note) bool {
 	if q != nil && (q.own != ownActive || n.Seq != 0 && n.Seq <= q.droppedUpTo) {
 		q = nil // another dispatcher's (its owner counts it), or recorded already
 	}
-	if q != nil && n.Seq == 0 && n.EventSeq != 0 && slices.Contains(q.lostEvents, n.EventSeq) {
+	// A stored note of such an event (the retry reached another dispatcher, which stored it for
+	// this one, losing it on arrival) is the same notification too.
+	routed := n.Replay == "" && n.EventSeq != 0
+	if q != nil && routed && slices.Contains(q.lostEvents, n.EventSeq) {
+		// Counted at a post of the event that was answered 503: once is enough. A stored note of it
+		// waits for its purge all the same.
+		q.droppedUpTo = max(q.droppedUpTo, n.Seq)
+		q.loadedUpTo = max(q.loadedUpTo, n.Seq)
 		e.mu.Unlock()
-		return true // counted at a post of the event that was answered 503: once is enough
+		return true
 	}
 	var wh Webhook
 	if q != nil {
-		if n.Seq == 0 && n.EventSeq != 0 {
+		if routed {
 			if len(q.lostEvents) == lostEventsKept {
 				q.lostEvents = append(q.lostEvents[:0], q.lostEvents[1:]...)
 			}

@@ -622,7 +622,11 @@ func TestRuleAnEventIsCountedLostOnce(t *testing.T) {
 	for _, seq := range []uint64{7, 7, 8, 7} {
 		r.g.Expect(r.e.CountLost("wh", store.Note{EventSeq: seq, Created: r.t0})).To(BeTrue())
 	}
+	// The retry's note stored by another dispatcher, lost on arrival here: the same notification.
+	r.g.Expect(r.e.CountLost("wh", store.Note{Seq: 100, EventSeq: 8, Created: r.t0})).To(BeTrue())
 	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(2), "events 7 and 8, once each")
+	r.g.Expect(r.e.CountLost("wh", store.Note{Seq: 101, EventSeq: 9, Created: r.t0})).To(BeTrue())
+	r.g.Expect(r.status("wh").Dropped).To(BeEquivalentTo(3), "another event's note is counted")
 }
 
 // TestRuleTheLastRetryTheSenderCouldNotMakeStillGoes: the last retry, exactly at the 72-hour mark,

@@ -233,9 +233,10 @@ var dotted = regexp.MustCompile(`[\p{L}\p{N}_-]+(?:[.\x{3002}\x{FF0E}\x{FF61}\x{
 var dots = strings.NewReplacer(".", "[.]", "\u3002", "[.]", "\uFF0E", "[.]", "\uFF61", "[.]", "\u2024", "[.]", "\uFE52", "[.]")
 
 // anyScheme matches any URL scheme of two characters or more (a drive letter is no scheme)
-// followed by slashes or backslashes, as many as parsers take ("file://", "file:/\\", "https:/");
-// those left after inert's hxxp are written scheme:[//].
-var anyScheme = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]+):[/\\]+`)
+// followed by slashes or backslashes, as many as parsers take ("file://", "file:/\\", "https:/"),
+// after anything that cannot be part of a scheme ("_https://" too); those left after inert's hxxp
+// are written scheme:[//], with as many slashes as there were separators.
+var anyScheme = regexp.MustCompile(`(?i)(^|[^a-z0-9+.\-])([a-z][a-z0-9+.\-]+):([/\\]+)`)
 
 // uncPath matches the start of a Windows network path (\\host\share), which mail clients link
 // and whose opening sends the reader's credentials to the host.
@@ -250,11 +251,12 @@ var uncPath = regexp.MustCompile(`\\{2,}`)
 func inertText(s, rawURL string) string {
 	s = inert(s, rawURL)
 	s = anyScheme.ReplaceAllStringFunc(s, func(m string) string {
-		name := m[:strings.IndexByte(m, ':')]
+		sub := anyScheme.FindStringSubmatch(m)
+		before, name, sep := sub[1], sub[2], sub[3]
 		if strings.EqualFold(name, "hxxp") || strings.EqualFold(name, "hxxps") {
 			return m
 		}
-		return name + ":[//]"
+		return before + name + ":[" + strings.Repeat("/", len(sep)) + "]"
 	})
 	s = uncPath.ReplaceAllStringFunc(s, func(m string) string { return strings.Repeat(`[\]`, len(m)) })
 	s = dotted.ReplaceAllStringFunc(s, dots.Replace)

@@ -496,12 +496,12 @@ func TestReceiverTextInTheErrorIsNoLink(t *testing.T) {
 	// host, another scheme, and names joined by the other characters IDNA reads as dots.
 	p.Name, p.UID = "third", "uid-third"
 	p.LastError = `TLSError: certificate is valid for \\1249767123\reauth, file://1249767123/x, file:/\1249767123/y, ` +
-		"https:/1249767123/login, login\u2024acme-sso\ufe52example, not C:\\inetpub"
+		"https:/1249767123/login, _https://1249767123/z, login\u2024acme-sso\ufe52example, not C:\\inetpub"
 	g.Expect(f.n.Notify(context.Background(), p)).To(Succeed())
 	g.Eventually(srv.received).Should(HaveLen(3))
 	m = parse(t, srv.received()[2].Data)
 	g.Expect(m.Body).To(ContainSubstring(`[\][\]1249767123\reauth, file:[//]1249767123/x, file:[//]1249767123/y, ` +
-		`https:[//]1249767123/login, login[.]acme-sso[.]example, not C:\inetpub`))
+		`https:[/]1249767123/login, _https:[//]1249767123/z, login[.]acme-sso[.]example, not C:\inetpub`))
 	for _, linkable := range []string{`\\`, "file:/", "https:/", "\u2024", "\ufe52"} {
 		g.Expect(m.Body).NotTo(ContainSubstring(linkable))
 	}
