@@ -34,6 +34,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -197,7 +198,28 @@ func viewerToken(t *testing.T, cs kubernetes.Interface, ns, name string) string 
 	t.Helper()
 	token := serviceAccountToken(t, cs, ns, name)
 	bind(t, ns, "hookline-deliveries-viewer", ns, name)
+	waitAllowed(t, cs, ns, name, logapi.Verb, logapi.Subresource)
 	return token
+}
+
+// waitAllowed waits until the API server's authorizer allows ServiceAccount ns/sa verb on
+// webhooks/subresource in ns: a RoleBinding just created takes effect a little later, and a
+// request in between was refused (404) as if it had none.
+func waitAllowed(t *testing.T, cs kubernetes.Interface, ns, sa, verb, subresource string) {
+	t.Helper()
+	NewWithT(t).Eventually(func() (bool, error) {
+		r, err := cs.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), &authorizationv1.SubjectAccessReview{
+			Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:   "system:serviceaccount:" + ns + ":" + sa,
+				Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb,
+					Group: hooklinev1.GroupVersion.Group, Resource: logapi.Resource, Subresource: subresource},
+			}}, metav1.CreateOptions{})
+		if err != nil {
+			return false, err
+		}
+		return r.Status.Allowed, nil
+	}).WithTimeout(10*time.Second).Should(BeTrue(), "%s/%s may %s webhooks/%s", ns, sa, verb, subresource)
 }
 
 // payloadReaderToken is viewerToken for a ServiceAccount that may also read the notifications'
@@ -206,6 +228,7 @@ func payloadReaderToken(t *testing.T, cs kubernetes.Interface, ns, name string) 
 	t.Helper()
 	token := viewerToken(t, cs, ns, name)
 	bind(t, ns, "hookline-replay-editor", ns, name)
+	waitAllowed(t, cs, ns, name, logapi.BodyVerb, logapi.BodySubresource)
 	return token
 }
 
