@@ -330,24 +330,7 @@ func TestAnUnboundNamespacesWebhookReconcilesNoOtherAccount(t *testing.T) {
 
 	unbound := newNamespace(t, "", "")
 	stranger := impersonatedTenant(t, unbound, "stranger-"+unbound)
-	spec := victim.Spec
-	spec.ClientCertificateSecretRef = nil // not part of the configuration
-	copycat := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: unbound, Name: "copycat"}, Spec: spec}
-	g.Expect(stranger.Create(ctx, copycat)).To(Succeed())
-	for i := range 10 {
-		state := hooklinev1.StateInactive
-		if i%2 == 1 {
-			state = hooklinev1.StateActive
-		}
-		g.Eventually(func() error {
-			cur := &hooklinev1.Webhook{}
-			if err := stranger.Get(ctx, client.ObjectKeyFromObject(copycat), cur); err != nil {
-				return err
-			}
-			cur.Spec.State = state
-			return stranger.Update(ctx, cur)
-		}).WithTimeout(10 * time.Second).Should(Succeed())
-	}
+	flipCopycat(t, stranger, unbound, victim, 10)
 	g.Consistently(func() int { return counts.reads(names[0]) - before }).
 		WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(), "the victim's Secret read for another namespace's changes")
 }
@@ -477,24 +460,7 @@ func TestAnotherNamespacesChangesDoNotReadTheVictimsSecret(t *testing.T) {
 	// goes to the smaller uid, which could make the copycat the older.
 	g.Eventually(func() time.Time { return time.Now() }).WithTimeout(3 * time.Second).
 		Should(BeTemporally(">=", victim.CreationTimestamp.Add(time.Second)))
-	spec := victim.Spec
-	spec.ClientCertificateSecretRef = nil // not part of the configuration
-	copycat := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "copycat"}, Spec: spec}
-	g.Expect(tenant.Create(ctx, copycat)).To(Succeed())
-	for i := range 10 {
-		state := hooklinev1.StateInactive
-		if i%2 == 1 {
-			state = hooklinev1.StateActive
-		}
-		g.Eventually(func() error {
-			cur := &hooklinev1.Webhook{}
-			if err := tenant.Get(ctx, client.ObjectKeyFromObject(copycat), cur); err != nil {
-				return err
-			}
-			cur.Spec.State = state
-			return tenant.Update(ctx, cur)
-		}).WithTimeout(10 * time.Second).Should(Succeed())
-	}
+	flipCopycat(t, tenant, other, victim, 10)
 	g.Consistently(func() int { return counts.reads(names[0]) - before }).
 		WithTimeout(2*time.Second).WithPolling(100*time.Millisecond).Should(BeNumerically("<=", 1), "the victim's Secret read for another namespace's changes")
 	eventuallyReady(t, victim, metav1.ConditionTrue, hooklinev1.ReasonActive)
@@ -514,5 +480,31 @@ func TestAnotherNamespacesChangesDoNotReadTheVictimsSecret(t *testing.T) {
 			return owner.Update(ctx, cur)
 		}).WithTimeout(10 * time.Second).Should(Succeed())
 		g.Eventually(func() int { return counts.reads(names[0]) - reads }).WithTimeout(10*time.Second).Should(BeNumerically(">=", 1), key)
+	}
+}
+
+// flipCopycat has c create, in namespace ns, a Webhook with victim's configuration (its client
+// certificate is no part of it) and set it INACTIVE and ACTIVE again, flips times in all.
+func flipCopycat(t *testing.T, c client.Client, ns string, victim *hooklinev1.Webhook, flips int) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	spec := victim.Spec
+	spec.ClientCertificateSecretRef = nil
+	copycat := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "copycat"}, Spec: spec}
+	g.Expect(c.Create(ctx, copycat)).To(Succeed())
+	for i := range flips {
+		state := hooklinev1.StateInactive
+		if i%2 == 1 {
+			state = hooklinev1.StateActive
+		}
+		g.Eventually(func() error {
+			cur := &hooklinev1.Webhook{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(copycat), cur); err != nil {
+				return err
+			}
+			cur.Spec.State = state
+			return c.Update(ctx, cur)
+		}).WithTimeout(10 * time.Second).Should(Succeed())
 	}
 }

@@ -102,9 +102,7 @@ func listenBounded(name string, srv *http.Server, ln net.Listener, perSource, to
 			return nil, err
 		}
 	}
-	lim := listenlimit.Wrap(ln, name, perSource, total)
-	srv.ConnState = lim.ConnState
-	return lim, nil
+	return listenlimit.Bind(srv, ln, name, perSource, total), nil
 }
 
 // MaxHeaderBytes bounds a request's header on the read API's listener (the ingest API's is
@@ -127,7 +125,7 @@ func ServeIngest(ctx context.Context, srv *http.Server, certFile, keyFile string
 	}
 	// HTTP/1.1 only, as the read API: a client without a token could hold HTTP/2 streams open
 	// (a window of 0) and with them its connections busy.
-	return serveTLS(ctx, srv, ln, certFile, keyFile, "ingest", true)
+	return serveTLS(ctx, srv, ln, certFile, keyFile, "ingest")
 }
 
 // NewAPIServer returns the HTTP server of the delivery log's read API (package logapi).
@@ -175,12 +173,12 @@ func ServeAPI(ctx context.Context, srv *http.Server, ln net.Listener, certFile, 
 	if certFile == "" && keyFile == "" {
 		return ignoreClosed(srv.Serve(ln))
 	}
-	return serveTLS(ctx, srv, ln, certFile, keyFile, "read API", true)
+	return serveTLS(ctx, srv, ln, certFile, keyFile, "read API")
 }
 
 // serveTLS serves srv on ln with the certificate and key files, reloading them
-// when they change; with http1Only it offers no HTTP/2.
-func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile, what string, http1Only bool) error {
+// when they change, offering HTTP/1.1 only (securemetrics.HTTP1Only).
+func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, keyFile, what string) error {
 	if certFile == "" || keyFile == "" {
 		return fmt.Errorf("%s TLS needs both a certificate and a key file", what)
 	}
@@ -189,15 +187,7 @@ func serveTLS(ctx context.Context, srv *http.Server, ln net.Listener, certFile, 
 		return fmt.Errorf("%s TLS: %w", what, err)
 	}
 	go func() { _ = w.Start(ctx) }()
-	tc := &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12}
-	if http1Only {
-		securemetrics.DisableHTTP2(tc)
-		// ServeTLS would add "h2" to the offer again, and serve it to a client asking only for it.
-		var p http.Protocols
-		p.SetHTTP1(true)
-		srv.Protocols = &p
-	}
-	srv.TLSConfig = tc
+	securemetrics.HTTP1Only(srv, &tls.Config{GetCertificate: w.GetCertificate, MinVersion: tls.VersionTLS12})
 	return ignoreClosed(srv.ServeTLS(ln, "", ""))
 }
 

@@ -186,17 +186,11 @@ const (
 // HTTP/2 one connection with a window of 0 held 250 streams (each its handler, and a page) without
 // a session, out of reach of the bound on connections.
 func serve(hs *http.Server, ln net.Listener, tc *tls.Config) error {
-	lim := listenlimit.Wrap(ln, "console", connsPerSource, conns)
-	hs.ConnState = lim.ConnState
+	lim := listenlimit.Bind(hs, ln, "console", connsPerSource, conns)
 	if tc == nil {
 		return hs.Serve(lim)
 	}
-	securemetrics.DisableHTTP2(tc)
-	// ServeTLS would add "h2" to the offer again, and serve it to a client asking only for it.
-	var p http.Protocols
-	p.SetHTTP1(true)
-	hs.Protocols = &p
-	hs.TLSConfig = tc
+	securemetrics.HTTP1Only(hs, tc)
 	return hs.ServeTLS(lim, "", "")
 }
 

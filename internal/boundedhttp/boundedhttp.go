@@ -70,9 +70,7 @@ func Listen(name, addr string, tc *tls.Config, srv *http.Server) (net.Listener, 
 	if err != nil {
 		return nil, err
 	}
-	lim := listenlimit.Wrap(raw, name, ConnsPerSource, Conns)
-	srv.ConnState = lim.ConnState
-	var l net.Listener = lim
+	var l net.Listener = listenlimit.Bind(srv, raw, name, ConnsPerSource, Conns)
 	if tc != nil {
 		l = tls.NewListener(l, tc)
 	}

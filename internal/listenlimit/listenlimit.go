@@ -67,6 +67,14 @@ func Wrap(l net.Listener, name string, perSource, total int) *Listener {
 		gaveWay: closed.WithLabelValues(name, "gave_way"), refused: closed.WithLabelValues(name, "refused")}
 }
 
+// Bind wraps ln as Wrap does for srv, which must serve the returned listener: srv is given its
+// ConnState.
+func Bind(srv *http.Server, ln net.Listener, name string, perSource, total int) *Listener {
+	l := Wrap(ln, name, perSource, total)
+	srv.ConnState = l.ConnState
+	return l
+}
+
 // Accept returns the next connection within the bounds.
 func (l *Listener) Accept() (net.Conn, error) {
 	for {

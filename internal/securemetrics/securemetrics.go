@@ -88,6 +88,16 @@ var Off = metricsserver.Options{BindAddress: "0"}
 // DisableHTTP2 offers only HTTP/1.1 in the TLS handshake.
 func DisableHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 
+// HTTP1Only makes srv serve TLS with tc offering HTTP/1.1 alone: ServeTLS would add "h2" to the
+// offer again, and serve it to a client asking only for it.
+func HTTP1Only(srv *http.Server, tc *tls.Config) {
+	DisableHTTP2(tc)
+	var p http.Protocols
+	p.SetHTTP1(true)
+	srv.Protocols = &p
+	srv.TLSConfig = tc
+}
+
 // ReviewTTL is how long a scrape's token and access reviews are reused: a scraper every 15 s
 // costs the API server two reviews a minute, and a revoked token or binding stops scraping within
 // it.
