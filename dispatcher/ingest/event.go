@@ -126,10 +126,8 @@ func Parse(body []byte) (*Event, error) {
 	if err := checkKeys(top, "", eventKeys); err != nil {
 		return nil, err
 	}
-	ev, err := Decode(body)
-	if err != nil {
-		return nil, badRequest("INVALID_JSON", "body is not a valid event: %s", jsonProblem(err))
-	}
+	// The nested objects' keys are checked before the event is decoded: the decoder reads every
+	// key, unknown ones too, and an escaped one costs it copies of its length.
 	for _, m := range top {
 		var known []string
 		switch m.Name {
@@ -150,6 +148,10 @@ func Parse(body []byte) (*Event, error) {
 		if err := checkKeys(inner, m.Name, known); err != nil {
 			return nil, err
 		}
+	}
+	ev, err := Decode(body)
+	if err != nil {
+		return nil, badRequest("INVALID_JSON", "body is not a valid event: %s", jsonProblem(err))
 	}
 	if err := validate(ev); err != nil {
 		return nil, err
@@ -262,10 +264,10 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 	if n := bytes.TrimSpace(e.Notification); n[0] != '{' {
 		return badRequest("INVALID_NOTIFICATION", "notification must be a JSON object")
 	}
-	// The body was scanned whole already: this cannot fail, it only locates the members.
+	// The body was scanned whole already: this only fails for a key over payload.MaxKeyBytes.
 	top, err := payload.Members(e.Notification)
 	if err != nil {
-		return badRequest("INVALID_NOTIFICATION", "notification must be a JSON object")
+		return badRequest("INVALID_NOTIFICATION", "notification: %s", clip(err.Error(), maxEchoedProblem))
 	}
 	// Nothing in a notification may say two things at once: decoders differ in which of two keys
 	// they keep, and some match keys in any letter case (Go's encoding/json), so that an
@@ -311,7 +313,10 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 	// The resource object's sections are trimmed by conditionalParams: two keys that a receiver
 	// may read as one ("signedDocumentInfo", "SignedDocumentInfo") are refused, as above.
 	// (An object Members cannot read is judged by the payload builder below, which says why.)
-	fields, _ := payload.Members(raw)
+	fields, err := payload.Members(raw)
+	if errors.Is(err, payload.ErrKeyTooLong) {
+		return badRequest("INVALID_NOTIFICATION", "notification.%s: %s", key, clip(err.Error(), maxEchoedProblem))
+	}
 	clear(seen)
 	for _, m := range fields {
 		k := payload.FoldKey(m.Name)

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,9 @@ func TestParseAcceptsLimits(t *testing.T) {
 			delete(obj(t, obj(t, ev, "notification"), "agreement"), "id")
 		})},
 		{"surrounding whitespace", append(append([]byte(" \n\t"), sample(t, "megasign_created")...), " \n"...)},
+		{"notification.agreement key of exactly payload.MaxKeyBytes", mutated(t, "agreement_action_completed", func(ev map[string]any) {
+			obj(t, obj(t, ev, "notification"), "agreement")[strings.Repeat("a", payload.MaxKeyBytes)] = 1
+		})},
 		{"envelope event name of exactly 64 characters", mutated(t, "envelope_expired", func(ev map[string]any) {
 			ev["event"] = envelopeName(ingest.MaxEnvelopeEventLength)
 			obj(t, ev, "notification")["event"] = ev["event"]
@@ -170,6 +174,42 @@ func TestParseAcceptsLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A producer's event refused for one long escaped key cost the dispatcher three or four copies of
+// it beyond the body (decoded by the member listing, copied to bytes, copied to a string, decoded
+// again by encoding/json: 76 MB for a 25 MB body inside resource), none of which the ingest's
+// in-flight bound counts. Refused now as the key is met, before anything decodes it.
+func TestLongKeysAreRefusedWithoutCopies(t *testing.T) {
+	key := strings.Repeat(`\\\\`, 1<<20) // 4 MiB of escapes
+	for name, body := range map[string][]byte{
+		"top level":                 []byte(`{"` + key + `":0}`),
+		"in resource":               []byte(`{"id":"x","event":"AGREEMENT_CREATED","accountId":"a","resource":{"` + key + `":0}}`),
+		"in initiator":              []byte(`{"id":"x","event":"AGREEMENT_CREATED","accountId":"a","initiator":{"` + key + `":0}}`),
+		"in notification":           mutatedWithKey(t, "notification", key),
+		"in notification.agreement": mutatedWithKey(t, "agreement", key),
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := ingest.Parse(body)
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), "key longer than") {
+			t.Errorf("%s: Parse = %v, want the key refused", name, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 256<<10 {
+			t.Errorf("%s: refusing a %d-byte body allocated %d bytes", name, len(body), alloc)
+		}
+	}
+}
+
+// mutatedWithKey is a valid agreement event with key (raw, as sent) added to its object named in.
+func mutatedWithKey(t *testing.T, in, key string) []byte {
+	b := sample(t, "agreement_action_completed")
+	at := []byte(`"` + in + `": {`)
+	if !bytes.Contains(b, at) {
+		t.Fatalf("sample has no %s", at)
+	}
+	return bytes.Replace(b, at, append(at, `"`+key+`":0,`...), 1)
 }
 
 // envelopeName returns an envelope-family event name of n characters.
@@ -274,6 +314,15 @@ func TestParseRejectsBadBodies(t *testing.T) {
 			code: "INVALID_JSON", field: "resource", msg: fmt.Sprintf("more than %d members", payload.MaxMembers)},
 		{name: "notification.agreement with more members than the bound", body: splice(agr, `"agreement": {`, `"agreement": {`+strings.Repeat(`"x":0,`, payload.MaxMembers)),
 			code: "INVALID_NOTIFICATION", field: "notification.agreement", msg: fmt.Sprintf("more than %d members", payload.MaxMembers)},
+		// Keys are bounded too (payload.MaxKeyBytes), at every level the parser lists.
+		{name: "key longer than the bound", body: splice(agr, `{`, `{"`+strings.Repeat("k", payload.MaxKeyBytes+1)+`":0,`),
+			code: "INVALID_JSON", msg: fmt.Sprintf("key longer than %d bytes", payload.MaxKeyBytes)},
+		{name: "resource key longer than the bound", body: splice(agr, `"resource": {`, `"resource": {"`+strings.Repeat(`\\`, payload.MaxKeyBytes)+`":0,`),
+			code: "INVALID_JSON", field: "resource", msg: fmt.Sprintf("key longer than %d bytes", payload.MaxKeyBytes)},
+		{name: "notification key longer than the bound", body: splice(agr, `"notification": {`, `"notification": {"`+strings.Repeat("n", payload.MaxKeyBytes+1)+`":0,`),
+			code: "INVALID_NOTIFICATION", field: "notification", msg: fmt.Sprintf("key longer than %d bytes", payload.MaxKeyBytes)},
+		{name: "notification.agreement key longer than the bound", body: splice(agr, `"agreement": {`, `"agreement": {"`+strings.Repeat("a", payload.MaxKeyBytes+1)+`":0,`),
+			code: "INVALID_NOTIFICATION", field: "notification.agreement", msg: fmt.Sprintf("key longer than %d bytes", payload.MaxKeyBytes)},
 	}
 	// Every Acrobat family: the resource object is required, and resource.type must match the family.
 	for name, f := range sampleFamilies {

@@ -256,9 +256,20 @@ func (m *member) size() int { return len(m.rawKey) + 1 + len(m.val) }
 // made the listing 25 times its size in memory, before anything refused it.
 const MaxMembers = 1000
 
+// MaxKeyBytes is the longest key, as sent between its quotes, that Members accepts. Acrobat
+// Sign's keys have a few dozen bytes. Without a bound a 25 MB body made of one escaped key was
+// decoded and copied three times over (75 MB beyond the body, which the ingest's in-flight bound
+// counts) before its event was refused for an unknown key.
+const MaxKeyBytes = 1024
+
+// ErrKeyTooLong is returned by Members for a key of more than MaxKeyBytes.
+var ErrKeyTooLong = fmt.Errorf("object key longer than %d bytes", MaxKeyBytes)
+
 // parseMembers scans the object b (exactly one object, whitespace around it allowed) one level
-// deep. More than MaxMembers members are refused as they are met.
-func parseMembers(b []byte, dst []member) ([]member, error) {
+// deep. More than MaxMembers members are refused as they are met. A key longer than MaxKeyBytes
+// is refused when strict, and otherwise kept with no name: it cannot be any name the builder
+// looks for, so it is passed on as sent without decoding it (events stored before the bound).
+func parseMembers(b []byte, dst []member, strict bool) ([]member, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, errAt(i, "expected a JSON object")
@@ -270,6 +281,13 @@ func parseMembers(b []byte, dst []member) ([]member, error) {
 			return errAt(cap(b)-cap(rawKey), fmt.Sprintf("object has more than %d members", MaxMembers))
 		}
 		name := rawKey[1 : len(rawKey)-1]
+		if len(name) > MaxKeyBytes {
+			if strict {
+				return &keyTooLong{off: cap(b) - cap(rawKey)}
+			}
+			dst = append(dst, member{rawKey: rawKey, val: val})
+			return nil
+		}
 		if bytes.IndexByte(name, '\\') >= 0 {
 			// Escaped keys are rare; only they pay for a decode, and the scanner has vetted them.
 			var s string
@@ -324,7 +342,7 @@ func Prepare(ev Event) (*Prepared, error) {
 	scratch := scratchPool.Get().(*scratchMembers)
 	defer scratch.put()
 	var err error
-	if p.top, err = parseMembers(ev.Notification, scratch.top[:0]); err != nil {
+	if p.top, err = parseMembers(ev.Notification, scratch.top[:0], false); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInvalidNotification, ev.Event, err)
 	}
 	scratch.top = p.top[:0] // keep what grew
@@ -343,7 +361,7 @@ func Prepare(ev Event) (*Prepared, error) {
 	if p.res < 0 {
 		return nil, fmt.Errorf("%w: %s: notification has no %q object", ErrInvalidNotification, ev.Event, resKey)
 	}
-	if p.fields, err = parseMembers(p.top[p.res].val, scratch.fields[:0]); err != nil {
+	if p.fields, err = parseMembers(p.top[p.res].val, scratch.fields[:0], false); err != nil {
 		return nil, fmt.Errorf("%w: %s: %q: %v", ErrInvalidNotification, ev.Event, resKey, err)
 	}
 	scratch.fields = p.fields[:0]

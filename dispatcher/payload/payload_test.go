@@ -799,3 +799,35 @@ func TestFoldKeyMatchesEqualFold(t *testing.T) {
 		}
 	}
 }
+
+// Members refuses a key longer than MaxKeyBytes as it is met, without decoding it; an event
+// stored before that bound still builds, its long keys passed on as they were sent.
+func TestLongKeys(t *testing.T) {
+	body := []byte(`{"a":1,"` + strings.Repeat(`\\`, 1<<20) + `":0}`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Members(body)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrKeyTooLong) || !strings.Contains(err.Error(), "at offset 7") {
+		t.Fatalf("Members of a 2 MiB key: err = %v, want ErrKeyTooLong at offset 7", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10 {
+		t.Fatalf("refusing a 2 MiB key allocated %d bytes", alloc)
+	}
+	if _, err := Members([]byte(`{"` + strings.Repeat("k", MaxKeyBytes) + `":0}`)); err != nil {
+		t.Fatalf("a key of MaxKeyBytes: %v", err)
+	}
+
+	long := `"` + strings.Repeat(`\u0041`, MaxKeyBytes) + `":{"x":1}`
+	n := `{"agreement":{"id":"a",` + long + `,"name":"n"},` + long + `}`
+	p, err := Prepare(Event{ID: "e-1", Event: "AGREEMENT_ACTION_COMPLETED", AccountID: "acc-1", Notification: json.RawMessage(n)})
+	if err != nil {
+		t.Fatalf("Prepare of a stored event with long keys: %v", err)
+	}
+	wh := testWebhook
+	wh.Params = allParams()
+	built := string(p.Build(wh, testNotificationID, Options{}).Body)
+	if strings.Count(built, long) != 2 || !strings.Contains(built, `"name":"n"`) {
+		t.Fatalf("the long keys were not passed on as sent: %.300s", built)
+	}
+}

@@ -46,6 +46,12 @@ const trailingData = "data after the JSON object"
 
 func errAt(off int, msg string) error { return &syntaxError{msg: msg, off: off} }
 
+// keyTooLong is ErrKeyTooLong where the key starts.
+type keyTooLong struct{ off int }
+
+func (e *keyTooLong) Error() string { return fmt.Sprintf("%v at offset %d", ErrKeyTooLong, e.off) }
+func (e *keyTooLong) Unwrap() error { return ErrKeyTooLong }
+
 func skipSpace(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
@@ -338,7 +344,7 @@ var ErrTrailingData = errors.New("data after the JSON object")
 // allowed) in input order, duplicates included, validating the whole object as strictly as
 // encoding/json does. It lets a caller look at a 25 MB document without decoding or copying it.
 func Members(b []byte) ([]Member, error) {
-	ms, err := parseMembers(b, nil)
+	ms, err := parseMembers(b, nil, true)
 	if err != nil {
 		var se *syntaxError
 		if errors.As(err, &se) && se.msg == trailingData {
