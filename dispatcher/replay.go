@@ -1126,8 +1126,16 @@ func (s *selector) result() ([]candidate, []string) {
 	var unavailable []string
 	if len(s.ids) > 0 {
 		var missing, queued []string
+		// Ids are matched in any letter case, so the spec may name one notification many times
+		// over ("a1…", "A1…"): each is taken once.
+		taken := make(map[string]bool, len(s.ids))
 		for _, id := range s.spec.NotificationIDs {
-			c := s.newest[strings.ToLower(string(id))]
+			key := strings.ToLower(string(id))
+			if taken[key] {
+				continue
+			}
+			taken[key] = true
+			c := s.newest[key]
 			switch {
 			case c == nil:
 				missing = append(missing, string(id))
@@ -1162,6 +1170,8 @@ func (s *selector) result() ([]candidate, []string) {
 		}
 	}
 	slices.SortFunc(out, func(a, b candidate) int { return cmp.Compare(a.seq, b.seq) })
+	// One notification per event: a replay never queues one twice.
+	out = slices.CompactFunc(out, func(a, b candidate) bool { return a.seq == b.seq })
 	return out, unavailable
 }
 

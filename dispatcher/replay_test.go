@@ -162,6 +162,32 @@ func replayEvents(g Gomega, rp *hooklinev1.WebhookReplay) []string {
 // webhookNotificationId; the log marks the new attempt as the replay's. The replay waits, with a
 // condition saying why, while its webhook is INACTIVE, and kstatus sees it in progress until it
 // completed.
+// Notification ids are matched in any letter case, and the API server takes "a1…" and "A1…" as
+// two entries of the set: a replay naming one notification in several cases sent it once per
+// case and never completed (its tally counts per notification). Found by a review helper.
+func TestReplayOfCaseVariantIDsSendsOnce(t *testing.T) {
+	g := NewWithT(t)
+	const account = "acc-replay-case"
+	ns := newNamespace(t, account, "")
+	rc := newReceiver(t)
+	s := startStack(t, stackOptions{namespaces: []string{ns}, mutate: fastReplays})
+	s.activeWebhook(t, ns, "orders", accountSpec(rc.URL))
+	s.mustPost(t, event("case-1", account))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	first := rc.decoded(t)[0]
+	id := first.notificationID
+	rp := createReplay(t, ns, "cases", hooklinev1.WebhookReplaySpec{WebhookName: "orders",
+		NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(id), hooklinev1.NotificationID(strings.ToUpper(id)),
+			hooklinev1.NotificationID(strings.ToUpper(id[:8]) + id[8:])}})
+	got := waitCompleted(t, rp, 30*time.Second)
+	g.Expect(got.Status.Matched).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Queued).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Delivered).To(BeEquivalentTo(1))
+	g.Expect(got.Status.Unavailable).To(BeEmpty())
+	g.Consistently(func() int { return len(rc.got()) }).WithTimeout(500*time.Millisecond).Should(Equal(2), "the notification arrives once more, once")
+	g.Expect(rc.decoded(t)[1]).To(Equal(first))
+}
+
 func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
