@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/hookline/hookline/internal/deliveries"
 )
@@ -70,8 +71,17 @@ func filterDigest(uid string, q deliveries.Query) [digestLen]byte {
 	list(q.EventNames)
 	list(q.NotificationIDs)
 	list(q.EventIDs)
-	for _, t := range []int64{unixOrZero(q.Since), unixOrZero(q.Until)} {
-		buf = binary.AppendVarint(buf[:0], t)
+	// A time given relative to the first page is hashed as given: resolved, it differed from
+	// page to page, and every next page was refused.
+	for _, t := range []struct {
+		at  time.Time
+		ago *time.Duration
+	}{{q.Since, q.SinceAgo}, {q.Until, q.UntilAgo}} {
+		if t.ago != nil {
+			buf = append(binary.AppendVarint(buf[:0], int64(*t.ago)), 'r')
+		} else {
+			buf = binary.AppendVarint(buf[:0], unixOrZero(t.at))
+		}
 		h.Write(buf)
 	}
 	var d [digestLen]byte

@@ -1037,3 +1037,42 @@ func TestAWindowWhoseFirstMessageWasRemovedStillBoundsTheRead(t *testing.T) {
 	g.Expect(r.hasHorizon).To(BeTrue(), "the horizon is known")
 	g.Expect(r.recHorizon).To(BeTemporally("==", next.Time))
 }
+
+// A listing since a duration ago (the read API's since=2h, the CLI's --since) pages through the
+// same range: its times are counted from the first page's, which the cursor keeps. They were
+// resolved at each request, so every next page's filters differed from its cursor's and the
+// page was refused as a tampered cursor (found by a review helper).
+func TestRelativeTimesPage(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{})
+	for i := range 3 {
+		f.log.Append(rec(fmt.Sprintf("old-%d", i), uint64(i+1), time.Now().Add(-3*time.Hour), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	for i := range 5 {
+		f.log.Append(rec(fmt.Sprintf("new-%d", i), uint64(i+10), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	}
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	ago, zero := 2*time.Hour, time.Duration(0)
+	q := deliveries.Query{Limit: 2, SinceAgo: &ago, UntilAgo: &zero}
+	var got []string
+	for page := 0; page < 5; page++ {
+		// As the read API does: a duration is also resolved against its request's time.
+		q.Since, q.Until = time.Now().Add(-ago), time.Now()
+		list, err := f.log.Notifications(f.ctx, testUID, q)
+		g.Expect(err).NotTo(HaveOccurred(), "page %d", page+1)
+		for _, n := range list.Items {
+			got = append(got, n.EventID)
+		}
+		if list.Next == "" {
+			break
+		}
+		q.Cursor = list.Next
+	}
+	g.Expect(got).To(Equal([]string{"new-4", "new-3", "new-2", "new-1", "new-0"}))
+
+	// The cursor is still bound to the range: another duration is another listing.
+	other := 3 * time.Hour
+	q.SinceAgo = &other
+	_, err := f.log.Notifications(f.ctx, testUID, q)
+	g.Expect(err).To(MatchError(ErrBadCursor))
+}

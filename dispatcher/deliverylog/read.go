@@ -656,6 +656,12 @@ func (l *Log) Notifications(ctx context.Context, uid string, q deliveries.Query)
 	} else {
 		r.bound, r.snap = cur.bound, time.Unix(0, cur.snap)
 	}
+	if q.SinceAgo != nil {
+		q.Since = r.snap.Add(-*q.SinceAgo)
+	}
+	if q.UntilAgo != nil {
+		q.Until = r.snap.Add(-*q.UntilAgo)
+	}
 	r.since = q.Since
 	var from time.Time // where the first window starts: the whole log after the cursor
 	if cur.pos != top {

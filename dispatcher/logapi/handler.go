@@ -670,10 +670,10 @@ func ParseQuery(v url.Values, now time.Time) (deliveries.Query, error) {
 			return q, fmt.Errorf("eventId: longer than %d bytes", maxIDLength)
 		}
 	}
-	if q.Since, err = parseTime(v, "since", now); err != nil {
+	if q.Since, q.SinceAgo, err = parseTime(v, "since", now); err != nil {
 		return q, err
 	}
-	if q.Until, err = parseTime(v, "until", now); err != nil {
+	if q.Until, q.UntilAgo, err = parseTime(v, "until", now); err != nil {
 		return q, err
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
@@ -725,19 +725,20 @@ func single(v url.Values, key string) (string, error) {
 	return "", fmt.Errorf("%s: given %d times, expected once", key, len(v[key]))
 }
 
-// parseTime reads an RFC 3339 time, or a duration meaning that long before now (since=2h).
-func parseTime(v url.Values, key string, now time.Time) (time.Time, error) {
+// parseTime reads an RFC 3339 time, or a duration meaning that long before now (since=2h), which
+// it also returns as ago: later pages of the listing count it from their cursor's time.
+func parseTime(v url.Values, key string, now time.Time) (t time.Time, ago *time.Duration, err error) {
 	s, err := single(v, key)
 	if err != nil || s == "" {
-		return time.Time{}, err
+		return time.Time{}, nil, err
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
+		return t, nil, nil
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
+		return now.Add(-d), &d, nil
 	}
-	return time.Time{}, fmt.Errorf("%s: %q is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration before now (2h)", key, clip(s))
+	return time.Time{}, nil, fmt.Errorf("%s: %q is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration before now (2h)", key, clip(s))
 }
 
 func known(s deliveries.State) bool {

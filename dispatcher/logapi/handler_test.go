@@ -39,9 +39,10 @@ func TestParseQuery(t *testing.T) {
 		"until": {"2026-11-25T11:30:00Z"}, "notificationId": {"a-1,b-2"}, "eventId": {"evt 1"}, "limit": {"7"}, "cursor": {"abc"},
 	}, now)
 	g.Expect(err).NotTo(HaveOccurred())
+	twoHours := 2 * time.Hour
 	g.Expect(q).To(Equal(deliveries.Query{
 		States:     []deliveries.State{deliveries.StateDropped, deliveries.StateCancelled, deliveries.StateLost, deliveries.StateDelivered},
-		EventNames: []string{"AGREEMENT_CREATED"}, Since: now.Add(-2 * time.Hour), Until: time.Date(2026, 11, 25, 11, 30, 0, 0, time.UTC),
+		EventNames: []string{"AGREEMENT_CREATED"}, Since: now.Add(-2 * time.Hour), SinceAgo: &twoHours, Until: time.Date(2026, 11, 25, 11, 30, 0, 0, time.UTC),
 		NotificationIDs: []string{"a-1", "b-2"}, EventIDs: []string{"evt 1"}, Limit: 7, Cursor: "abc",
 	}))
 	q, err = ParseQuery(url.Values{}, now)

@@ -152,11 +152,15 @@ type Notification struct {
 
 // Query selects notifications of one webhook. Zero fields do not filter.
 type Query struct {
-	States          []State
-	EventNames      []string
-	Since, Until    time.Time
-	NotificationIDs []string
-	EventIDs        []string
+	States       []State
+	EventNames   []string
+	Since, Until time.Time
+	// SinceAgo and UntilAgo, when set, give Since and Until as that long before the listing's
+	// first page (since=2h): the log takes them from the time its cursor keeps, so that every
+	// page of one listing covers the same range and its cursor stays valid.
+	SinceAgo, UntilAgo *time.Duration
+	NotificationIDs    []string
+	EventIDs           []string
 	// Limit is the page size (default 50, at most 500).
 	Limit int
 	// Cursor continues a previous page (NotificationList.Next); it is only valid with the same
