@@ -1027,6 +1027,10 @@ func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[
 	return s
 }
 
+// asOf is the time the selection describes the notifications at: the replay's start, to the end
+// of its whole second (as the status keeps it), as result's default until.
+func (s *selector) asOf() time.Time { return s.startedAt.Truncate(time.Second).Add(time.Second) }
+
 // from is where the log is read from: the selection's start, or the replay's own, whichever is
 // first (all of it for a selection by id). The replay's own records are read from its creation if
 // its start is later: the start may be read from a status its tenant wrote.
@@ -1084,6 +1088,15 @@ func (s *selector) add(rec deliveries.Record) {
 		return
 	}
 	if !s.selecting {
+		return
+	}
+	if rec.Kind != deliveries.KindReplayQueued && !rec.At.Before(s.asOf()) {
+		// The selection is of the notifications as they stood when the replay started, so that a
+		// resumed replay (a crash, its webhook set INACTIVE and ACTIVE again) selects the same ones:
+		// a record written since (the webhook's own failing head dropped, or cancelled by the
+		// INACTIVE) made it select notifications it had not, and queue them after later events it
+		// had queued. Another replay's "queued again" still counts: it only takes a notification
+		// out, which that replay sends.
 		return
 	}
 	key := cmp.Or(rec.NotificationID, fmt.Sprintf("event-%d", rec.EventSeq))
@@ -1156,7 +1169,7 @@ func (s *selector) result() ([]candidate, []string) {
 		since := s.spec.Since.Time
 		// Up to the start (a second past its whole second, which covers every event accepted
 		// before it started).
-		until := s.startedAt.Truncate(time.Second).Add(time.Second)
+		until := s.asOf()
 		if s.spec.Until != nil {
 			until = s.spec.Until.Time
 		}

@@ -154,3 +154,62 @@ func TestSelectorCountsWhatTheReplayQueued(t *testing.T) {
 		t.Fatalf("queued %d, want 3 (1, 3 and 4)", got)
 	}
 }
+
+// A replay selects the notifications as they stood at its start, so that a resumed replay (its
+// webhook set INACTIVE and ACTIVE again between two batches, or a crash) selects the same ones:
+// it selected the webhook's failing head, cancelled by the INACTIVE after the start, and queued it
+// after later events it had queued (found by a review helper). Another replay's "queued again"
+// record written since still takes a notification out.
+func TestResumedSelectionIsTheFirst(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	start := t0.Add(time.Hour)
+	rp := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Name: "recover", UID: "11111111-2222", CreationTimestamp: metav1.Time{Time: start}},
+		Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &metav1.Time{Time: t0}}}
+	rec := func(seq uint64, state deliveries.State, at time.Time, replay string, kind deliveries.Kind) deliveries.Record {
+		return deliveries.Record{Kind: kind, WebhookUID: "uid", NotificationID: fmt.Sprintf("n-%d", seq), EventSeq: seq,
+			EventID: fmt.Sprintf("e-%d", seq), EventName: "AGREEMENT_ACTION_COMPLETED", Created: t0.Add(time.Duration(seq) * time.Second),
+			At: at, State: state, Replay: replay}
+	}
+	seqs := func(cs []candidate) (out []uint64) {
+		for _, c := range cs {
+			out = append(out, c.seq)
+		}
+		return out
+	}
+	before := []deliveries.Record{
+		rec(10, deliveries.StateRetrying, start.Add(-time.Minute), "", deliveries.KindAttempt), // the failing head at the start
+		rec(20, deliveries.StateDropped, start.Add(-time.Minute), "", deliveries.KindDropped),
+		rec(30, deliveries.StateDropped, start.Add(-time.Minute), "", deliveries.KindDropped),
+		rec(40, deliveries.StateDropped, start.Add(-time.Minute), "", deliveries.KindDropped),
+	}
+	first := newSelector(rp, start, nil, true, 0)
+	for _, r := range before {
+		first.add(r)
+	}
+	sel, _ := first.result()
+	if fmt.Sprint(seqs(sel)) != "[20 30 40]" {
+		t.Fatalf("first run selects %v, want [20 30 40]", seqs(sel))
+	}
+	// 20 is queued; the webhook is set INACTIVE (10 and 20 cancelled); another replay queues 40.
+	ref := replayRef(rp)
+	after := append(before,
+		rec(20, deliveries.StateReplayed, start.Add(2*time.Second), ref, deliveries.KindReplayQueued),
+		rec(10, deliveries.StateCancelled, start.Add(3*time.Second), "", deliveries.KindCancelled),
+		rec(20, deliveries.StateCancelled, start.Add(3*time.Second), ref, deliveries.KindCancelled),
+		rec(40, deliveries.StateReplayed, start.Add(4*time.Second), "other/uid", deliveries.KindReplayQueued),
+	)
+	resumed := newSelector(rp, start, nil, true, 0)
+	for _, r := range after {
+		resumed.add(r)
+	}
+	sel, _ = resumed.result()
+	var todo []uint64
+	for _, c := range sel {
+		if !resumed.already(c.seq) {
+			todo = append(todo, c.seq)
+		}
+	}
+	if fmt.Sprint(seqs(sel)) != "[20 30]" || fmt.Sprint(todo) != "[30]" {
+		t.Fatalf("the resumed replay selects %v and queues %v; want [20 30], queueing [30]", seqs(sel), todo)
+	}
+}
