@@ -169,7 +169,7 @@ const replayWorkers = 16
 const webhookNameField = "spec.webhookName"
 
 // +kubebuilder:rbac:groups=hookline.io,resources=webhookreplays,verbs=get;list;watch
-// +kubebuilder:rbac:groups=hookline.io,resources=webhookreplays/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=hookline.io,resources=webhookreplays/status,verbs=get;patch
 
 // Observe returns the delivery log as the engine should write it: the replays' progress is
 // counted from the records as they are appended. Call it before SetupWithManager.

@@ -941,6 +941,12 @@ func TestHelmTemplateRBACMatchesConfig(t *testing.T) {
 		want := rules(decodeFile(t, c.file), c.kind, c.configName)
 		g.Expect(rules(objs, c.kind, c.chartName)).To(Equal(want), "%s %s differs from %s", c.kind, c.chartName, c.file)
 	}
+	// Both components write status by server-side apply (a patch) and update nothing cluster-wide.
+	for _, name := range []string{"hookline-manager", "hookline-dispatcher"} {
+		for _, r := range rules(objs, "ClusterRole", name) {
+			g.Expect(r.Verbs).NotTo(ContainElement("update"), "%s grants update on %v", name, r.Resources)
+		}
+	}
 	// The tenants' roles aggregate into the built-in ones, as in config/rbac (kube-controller-manager
 	// does the aggregation; the integration tests' API server runs without it, so this is checked
 	// here, statically).
