@@ -739,8 +739,10 @@ problemEmails: {after: 30m, interval: 2h}
 	g.Expect(withPrefix(container(t, sts.Spec.Template.Spec, "dispatcher").Args, "--lease-ttl")).To(BeEmpty(), "the embedded store needs no lease")
 }
 
-// Standby replicas spread over nodes and are evicted one at a time: a node lost or drained never
-// takes every dispatcher. One replica, or the embedded JetStream, gets neither.
+// Active-active replicas spread over nodes and are evicted one at a time: a node lost or drained
+// never takes every dispatcher. One replica, or the embedded JetStream, gets neither. Standby
+// replicas (partitions 0) spread too but get no budget: standbys are never ready, so a budget would
+// never allow the lease holder's eviction and every drain of its node would hang.
 func TestHelmTemplateDispatcherSpreadAndDisruptionBudget(t *testing.T) {
 	g := NewWithT(t)
 	const external = `nats: {url: "nats://nats.nats:4222"}
@@ -767,6 +769,10 @@ func TestHelmTemplateDispatcherSpreadAndDisruptionBudget(t *testing.T) {
 	spread = typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher").Spec.Template.Spec.TopologySpreadConstraints
 	g.Expect(spread).To(HaveLen(1))
 	g.Expect(spread[0].TopologyKey).To(Equal("topology.kubernetes.io/zone"))
+
+	objs = mustRender(t, inlineTokens+external+"dispatcher: {replicas: 3, partitions: 0}\n")
+	g.Expect(ofKind(objs, "PodDisruptionBudget")).To(BeEmpty(), "standby mode")
+	g.Expect(typed[appsv1.Deployment](t, objs, "Deployment", "hookline-dispatcher").Spec.Template.Spec.TopologySpreadConstraints).To(HaveLen(1), "standby mode")
 
 	for name, values := range map[string]string{"one replica": external, "embedded JetStream": "dispatcher: {replicas: 3}\n"} {
 		objs := mustRender(t, inlineTokens+values)
