@@ -787,6 +787,11 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 		return queueResult{tooLarge: true}, false, nil
 	}
 	sel, unavailable := rd.sel.result()
+	if gone, err := r.trimmedSince(ctx, rp, uid); err != nil {
+		return queueResult{}, false, err
+	} else if gone != "" {
+		unavailable = append(unavailable, gone)
+	}
 	// Neither the selection's map nor a second copy of what it selected is kept while the
 	// selection is queued: the memory of a large replay peaks once, not three times.
 	rd.sel.newest = nil
@@ -839,6 +844,27 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	}
 	res.unavailable = unavailable
 	return res, false, nil
+}
+
+// keptLog is the log's KeptSince (deliverylog.Log).
+type keptLog interface {
+	KeptSince(ctx context.Context, uid string) (time.Time, error)
+}
+
+// trimmedSince says, for a selection by time that starts before the delivery log's bound made it
+// remove uid's oldest records, which part of it the log no longer holds: a recover of notifications
+// lost that long ago found nothing there and reported nothing missing.
+func (r *Replayer) trimmedSince(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string) (string, error) {
+	k, ok := r.Log.(keptLog)
+	if !ok || len(rp.Spec.NotificationIDs) > 0 || rp.Spec.Since == nil {
+		return "", nil
+	}
+	kept, err := k.KeptSince(ctx, uid)
+	if err != nil || !kept.After(rp.Spec.Since.Time) {
+		return "", err
+	}
+	return fmt.Sprintf("the delivery log holds this webhook's records only from %s (older ones were removed to keep it within its byte bound, --delivery-log-max-bytes): notifications between %s and then could not be selected",
+		kept.UTC().Format(time.RFC3339), rp.Spec.Since.UTC().Format(time.RFC3339)), nil
 }
 
 // hold takes uid's route and queue for one batch of a replay's notes (route.Table.Hold,

@@ -17,8 +17,10 @@ limitations under the License.
 package dispatcher
 
 import (
+	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +213,38 @@ func TestResumedSelectionIsTheFirst(t *testing.T) {
 	}
 	if fmt.Sprint(seqs(sel)) != "[20 30]" || fmt.Sprint(todo) != "[30]" {
 		t.Fatalf("the resumed replay selects %v and queues %v; want [20 30], queueing [30]", seqs(sel), todo)
+	}
+}
+
+// keptFeed is a replay log whose bound removed a webhook's records before kept.
+type keptFeed struct {
+	countingLog
+	kept time.Time
+}
+
+func (l *keptFeed) KeptSince(context.Context, string) (time.Time, error) { return l.kept, nil }
+
+// A recover from before the delivery log's bound removed the webhook's oldest records says which
+// part is gone: it found nothing there and reported nothing missing (found by a review helper).
+func TestReplaySaysWhatTheLogsBoundRemoved(t *testing.T) {
+	kept := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	r := &Replayer{Log: &keptFeed{kept: kept}}
+	replay := func(since time.Time, ids ...hooklinev1.NotificationID) *hooklinev1.WebhookReplay {
+		return &hooklinev1.WebhookReplay{Spec: hooklinev1.WebhookReplaySpec{WebhookName: "orders", Since: &metav1.Time{Time: since}, NotificationIDs: ids}}
+	}
+	gone, err := r.trimmedSince(context.Background(), replay(kept.Add(-2*time.Hour)), "uid")
+	if err != nil || !strings.Contains(gone, "only from 2026-12-06T12:00:00Z") || !strings.Contains(gone, "--delivery-log-max-bytes") {
+		t.Fatalf("a selection from before the log's start: %q, %v", gone, err)
+	}
+	for name, rp := range map[string]*hooklinev1.WebhookReplay{
+		"a selection from after it": replay(kept.Add(time.Minute)),
+		"a selection by id":         replay(kept.Add(-2*time.Hour), "a165944d-3a42-5764-944c-12007c9001d5"),
+	} {
+		if gone, err := r.trimmedSince(context.Background(), rp, "uid"); gone != "" || err != nil {
+			t.Errorf("%s: %q, %v", name, gone, err)
+		}
+	}
+	if gone, _ := (&Replayer{Log: &keptFeed{}}).trimmedSince(context.Background(), replay(kept), "uid"); gone != "" {
+		t.Errorf("a log that removed nothing: %q", gone)
 	}
 }

@@ -86,6 +86,11 @@ import (
 // Stream is the JetStream stream holding the log.
 const Stream = "HOOKLINE_LOG"
 
+// TrimsBucket is the key-value bucket that keeps, for each webhook whose oldest records the share
+// removed (a bounded log), the time from which the log still holds its records: a replay
+// selecting from before then says that part is gone (KeptSince) instead of finding nothing there.
+const TrimsBucket = "HOOKLINE_LOG_TRIMS"
+
 const (
 	subjectPrefix  = "hookline.log."
 	defaultMaxAge  = 7 * 24 * time.Hour
@@ -186,7 +191,8 @@ type Log struct {
 	cfg     Config
 	log     logr.Logger
 	metrics *metrics
-	share   *share // nil: no bound
+	share   *share             // nil: no bound
+	trims   jetstream.KeyValue // nil: no bound
 
 	ch      chan entry
 	flying  *semaphore.Weighted // records published and not yet acknowledged: at most Buffer
@@ -229,8 +235,19 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 		maxBytes = -1
 	}
 	var st jetstream.Stream
+	var trims jetstream.KeyValue
 	create := func(ctx context.Context) (err error) {
-		st, err = js.CreateOrUpdateStream(ctx, streamConfig(cfg, maxBytes))
+		if st, err = js.CreateOrUpdateStream(ctx, streamConfig(cfg, maxBytes)); err != nil || cfg.MaxBytes <= 0 {
+			return err
+		}
+		trims, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      TrimsBucket,
+			Description: "hookline: from when the delivery log holds each trimmed webhook's records",
+			History:     1,
+			TTL:         cfg.MaxAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		})
 		return err
 	}
 	var err error
@@ -240,10 +257,10 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 		err = create(ctx)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", Stream, err)
+		return nil, fmt.Errorf("stream %s and bucket %s: %w", Stream, TrimsBucket, err)
 	}
 	l := &Log{
-		js: js, stream: st, q: q, cfg: cfg, log: log,
+		js: js, stream: st, trims: trims, q: q, cfg: cfg, log: log,
 		ch:      make(chan entry, cfg.Buffer),
 		flying:  semaphore.NewWeighted(int64(cfg.Buffer)),
 		stopped: make(chan struct{}),

@@ -860,6 +860,23 @@ func first(r deliveries.Record) bool {
 	return r.Replay == "" && (r.Kind == deliveries.KindLost || r.Kind == deliveries.KindAttempt && r.Attempt == 1)
 }
 
+// KeptSince returns the time from which the log still holds uid's records after its bound made
+// it remove older ones (zero when it removed none): what happened to uid's notifications before
+// then may be gone from the log.
+func (l *Log) KeptSince(ctx context.Context, uid string) (time.Time, error) {
+	if l.trims == nil || !validUID(uid) {
+		return time.Time{}, nil
+	}
+	e, err := l.trims.Get(ctx, uid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading where the delivery log of %s starts: %w", uid, err)
+	}
+	return time.Parse(time.RFC3339Nano, string(e.Value()))
+}
+
 // Scan calls fn for each of uid's records written at or after since, oldest first, until fn
 // returns an error (which Scan returns) or the log ends (its end when Scan began).
 func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error {

@@ -688,8 +688,31 @@ func (s *share) purge(ctx context.Context, c cutAt) (int64, error) {
 		}
 	}
 	s.mu.Unlock()
+	// What the cut leaves of each webhook starts at the stream's time at c.seq: recorded for the
+	// replays (KeptSince) before anything is removed, so that no selection misses a removal.
+	var kept []byte
+	if !c.deleted && s.l.trims != nil && len(uids) > 0 {
+		gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := s.l.stream.GetMsg(gctx, c.seq, jetstream.WithGetMsgSubject(subjectPrefix+"*"))
+		cancel()
+		at := s.now()
+		if err == nil {
+			at = m.Time
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return 0, err
+		}
+		kept = []byte(at.UTC().Format(time.RFC3339Nano))
+	}
 	var n int64
 	for _, uid := range uids {
+		if kept != nil {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := s.l.trims.Put(pctx, uid, kept)
+			cancel()
+			if err != nil {
+				return n, err
+			}
+		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.l.stream.Purge(pctx, jetstream.WithPurgeSubject(subject(uid)), jetstream.WithPurgeSequence(c.seq))
 		cancel()

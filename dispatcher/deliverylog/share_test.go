@@ -92,6 +92,7 @@ func TestTheAccountHoldingMostOfTheLogLosesItsOldestRecordsFirst(t *testing.T) {
 	patient(t)
 	const bound = 2 << 20
 	f := newFixture(t, Config{MaxBytes: bound, AccountOf: floodAccountOf, Buffer: 32})
+	began := time.Now()
 	const victims = 300
 	for i := range victims {
 		f.log.Append(rec(fmt.Sprintf("victim-%d", i), uint64(i+1), time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
@@ -120,6 +121,18 @@ func TestTheAccountHoldingMostOfTheLogLosesItsOldestRecordsFirst(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(f.storedBytes(t)).To(BeNumerically("<=", bound))
 	g.Eventually(func() float64 { return f.metric(t, "hookline_delivery_log_trimmed_bytes_total") }).WithTimeout(10 * time.Second).Should(BeNumerically(">", bound))
+
+	// What a replay of the flooding account's webhooks can still select starts later, and says so
+	// (KeptSince); the other account's history is whole.
+	for _, uid := range floodUIDs {
+		kept, err := f.log.KeptSince(f.ctx, uid)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(kept).To(BeTemporally(">", began), uid)
+		g.Expect(kept).To(BeTemporally("<=", time.Now()), uid)
+	}
+	kept, err := f.log.KeptSince(f.ctx, testUID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(kept.IsZero()).To(BeTrue(), "the untrimmed account's log starts at its first record")
 }
 
 // With one account the share takes nothing the stream's bound would not have taken: the log stays
