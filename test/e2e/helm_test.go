@@ -633,6 +633,27 @@ func TestHelmTemplateAttestationKey(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		mounted(g, objs, release+"-attestation")
 	})
+	t.Run("kept on uninstall with the CRD, for Helm and Argo CD", func(t *testing.T) {
+		// The Webhooks outlive an uninstall with the CRD (crds.keep): a reinstall that made a new
+		// key would leave every one of them unroutable until verified again. Argo CD prunes what
+		// leaves its rendered output whatever helm.sh/resource-policy says (argoproj/argo-cd#17819).
+		g := NewWithT(t)
+		kept := map[string]string{"helm.sh/resource-policy": "keep", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}
+		for values, want := range map[string]map[string]string{
+			"":                                      kept,
+			"crds: {enabled: false}\n":              kept,
+			"crds: {keep: false}\n":                 nil,
+			"crds: {enabled: false, keep: false}\n": nil,
+		} {
+			secret := find(mustRender(t, inlineTokens+values), "Secret", release+"-attestation")
+			g.Expect(secret).NotTo(BeNil(), values)
+			if want == nil {
+				g.Expect(secret.GetAnnotations()).To(BeEmpty(), values)
+			} else {
+				g.Expect(secret.GetAnnotations()).To(Equal(want), values)
+			}
+		}
+	})
 	t.Run("existingSecret is mounted and no Secret is made", func(t *testing.T) {
 		g := NewWithT(t)
 		objs := mustRender(t, inlineTokens+"attestation: {existingSecret: my-attestation-key}\n")
@@ -1404,6 +1425,8 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`
 		crd := &apiextensionsv1.CustomResourceDefinition{}
 		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: crdName}, crd)).To(Succeed())
 		g.Expect(crd.DeletionTimestamp).To(BeNil())
+		// And the attestation key the kept Webhooks were verified with: a reinstall finds it.
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "hookline-attestation"}, &corev1.Secret{})).To(Succeed())
 		out, err = kubectl(t, "get", "webhook", "account-agreements", "-n", tenantNS)
 		g.Expect(err).NotTo(HaveOccurred(), out)
 		for _, c := range []struct {
