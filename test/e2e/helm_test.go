@@ -1448,8 +1448,8 @@ admissionPolicies: {bindingAdmins: {groups: [`+adminGroup+`], users: [`+argoCD+`
 
 // TestHelmInstallWithoutCRDs installs a second release next to a CRD managed outside the chart
 // (crds.enabled=false), on an external NATS cluster with several dispatchers and an existing
-// tokens Secret: the release never touches the CRD, and NOTES warns that webhooks are not yet
-// partitioned between dispatcher replicas.
+// tokens Secret: the release never touches the CRD, and NOTES describes the dispatchers'
+// active-active mode.
 func TestHelmInstallWithoutCRDs(t *testing.T) {
 	ctx := context.Background()
 	g := NewWithT(t)
@@ -1474,7 +1474,7 @@ ingestTokens: {existingSecret: producer-tokens}
 		_, _ = helm(t, "uninstall", rel, "-n", ns, "--ignore-not-found")
 		dropKeptPolicies(t, rel)
 	})
-	g.Expect(out).To(ContainSubstring("one dispatcher holds the delivery lease and"))
+	g.Expect(out).To(ContainSubstring("dispatcher.replicas is 2, active-active"))
 	g.Expect(out).To(ContainSubstring("Webhooks that name Secrets (client certificates, signing keys) need secretAccess.namespaces"))
 
 	manifest, err := helm(t, "get", "manifest", rel, "-n", ns)
