@@ -825,6 +825,25 @@ func TestHelmTemplateDeliveryLog(t *testing.T) {
 	g.Expect(args("dispatcher: {deliveryLog: {enabled: false}}\n")).To(ConsistOf("--delivery-log=false"))
 }
 
+// The dispatcher's probe server starts only once its store is open, which may take minutes after
+// an unclean stop: a startup probe holds the liveness probe off for up to 5 minutes, in both forms.
+func TestHelmTemplateDispatcherStartupProbe(t *testing.T) {
+	g := NewWithT(t)
+	for name, spec := range map[string]corev1.PodSpec{
+		"embedded JetStream": typed[appsv1.StatefulSet](t, mustRender(t, inlineTokens), "StatefulSet", "hookline-dispatcher").Spec.Template.Spec,
+		"external NATS":      typed[appsv1.Deployment](t, mustRender(t, externalNATS), "Deployment", "hookline-dispatcher").Spec.Template.Spec,
+	} {
+		c := container(t, spec, "dispatcher")
+		g.Expect(c.StartupProbe).NotTo(BeNil(), name)
+		g.Expect(c.StartupProbe.HTTPGet.Path).To(Equal("/healthz"), name)
+		g.Expect(c.StartupProbe.HTTPGet.Port.String()).To(Equal("probes"), name)
+		g.Expect(c.StartupProbe.PeriodSeconds*c.StartupProbe.FailureThreshold).To(BeEquivalentTo(300), name)
+		g.Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"), name)
+		g.Expect(c.LivenessProbe.HTTPGet.Port.String()).To(Equal("probes"), name)
+		g.Expect(c.LivenessProbe.PeriodSeconds).To(BeEquivalentTo(20), name)
+	}
+}
+
 // The ingest API serves TLS from a Secret, and the readiness probe follows.
 func TestHelmTemplateIngestTLS(t *testing.T) {
 	g := NewWithT(t)

@@ -137,6 +137,15 @@ spec:
         - name: probes
           containerPort: 8092
           protocol: TCP
+      # The probe server starts only once the store is open, which after an unclean stop can take
+      # minutes (JetStream checks and recovers its files): liveness applies once /healthz has
+      # answered, or after 5 minutes.
+      startupProbe:
+        httpGet:
+          path: /healthz
+          port: probes
+        periodSeconds: 10
+        failureThreshold: 30
       livenessProbe:
         httpGet:
           path: /healthz
