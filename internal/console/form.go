@@ -314,6 +314,27 @@ func errorsFromAPI(err error) formErrors {
 	return fe
 }
 
+// deniedRequest precedes a ValidatingAdmissionPolicy's message in the API server's 403.
+const deniedRequest = "denied request: "
+
+// refusalErrors turns a 403's message into form errors. hookline's admission policies start their
+// messages with the field path they refuse ("spec.url: ..."): such a message goes under that field,
+// without the API server's preamble; any other refusal (RBAC, another policy) is a general error.
+// Neither says "RBAC": a policy's refusal is not RBAC's.
+func refusalErrors(L Localizer, msg string) formErrors {
+	fe := formErrors{Fields: map[string][]string{}}
+	if _, denied, ok := strings.Cut(msg, deniedRequest); ok {
+		if path, text, ok := strings.Cut(denied, ": "); ok {
+			if field := formFieldOf(path); field != "" && !strings.ContainsAny(path, " ") {
+				fe.Fields[field] = []string{L.T("form.refused", text)}
+				return fe
+			}
+		}
+	}
+	fe.General = []string{L.T("form.refused", msg)}
+	return fe
+}
+
 // eventTime is when an Event last happened, whichever API wrote it.
 func eventTime(e *corev1.Event) time.Time {
 	switch {

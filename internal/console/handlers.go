@@ -554,8 +554,10 @@ func (s *Server) formFailed(w http.ResponseWriter, r *http.Request, rc *reqCtx, 
 		s.showForm(w, r, rc, http.StatusUnprocessableEntity, f, editing, fe, false)
 	case apierrors.IsConflict(err):
 		s.showForm(w, r, rc, http.StatusConflict, f, editing, formErrors{General: []string{rc.L.T("form.conflict")}}, false)
-	case apierrors.IsForbidden(err) && !editing:
-		s.showForm(w, r, rc, http.StatusForbidden, f, editing, formErrors{General: []string{rc.L.T("error.forbidden", apiMessage(err))}}, false)
+	case apierrors.IsForbidden(err):
+		// RBAC, or an admission policy such as hookline's own: either way the user's edits are
+		// kept, to be corrected.
+		s.showForm(w, r, rc, http.StatusForbidden, f, editing, refusalErrors(rc.L, apiMessage(err)), false)
 	default:
 		s.apiError(w, r, rc, err)
 	}
