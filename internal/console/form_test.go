@@ -26,7 +26,10 @@ import (
 
 	. "github.com/onsi/gomega"
 	"golang.org/x/net/html"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/rest"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
@@ -164,4 +167,50 @@ func TestAPolicysRefusalKeepsTheEditsAndGoesUnderItsField(t *testing.T) {
 
 	// In Danish, the prefix is Danish.
 	g.Expect(catalogs["da"]["form.refused"]).NotTo(Equal(catalogs["en"]["form.refused"]))
+}
+
+// Screen readers: each field the API server refuses is marked invalid and names its error, for
+// every field of the form (a 422 with one cause per field).
+func TestEveryRefusedFieldIsMarkedInvalidAndNamesItsError(t *testing.T) {
+	g := NewWithT(t)
+	causes := map[string]string{ // API field path -> the control that shows its error
+		"metadata.namespace": "namespace", "metadata.name": "name", "spec.url": "url", "spec.state": "state-select",
+		"spec.scope": "scope", "spec.groupId": "groupId", "spec.userId": "userId", "spec.resource.type": "resourceType",
+		"spec.resource.id": "resourceId", "spec.events[0]": "extraEvents", "spec.clientId": "clientId",
+		"spec.clientCertificateSecretRef.name": "clientCertificateSecret", "spec.signing.secretRef.name": "signingSecret",
+		"spec.problemNotificationEmails[0]": "problemNotificationEmails",
+	}
+	var errs field.ErrorList
+	for path := range causes {
+		errs = append(errs, field.Invalid(field.NewPath(path), "x", "refused "+path))
+	}
+	errs = append(errs, field.Invalid(field.NewPath("spec.conditionalParams.agreement"), "x", "refused cp"))
+	st := apierrors.NewInvalid(schema.GroupKind{Group: "hookline.io", Kind: "Webhook"}, "new", errs).ErrStatus
+	st.Kind, st.APIVersion = "Status", "v1"
+	s, err := New(Config{API: &rest.Config{Host: policyAPI(t, st).URL}, InsecureCookies: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	rec := postForm(t, s, "/webhooks/new", url.Values{"namespace": {"team-a"}, "name": {"new"}, "url": {"https://r.example/"},
+		"state": {"ACTIVE"}, "scope": {"RESOURCE"}, "extraEvents": {"envelopeNope"}})
+	body := rec.Body.String()
+	g.Expect(rec.Code).To(Equal(http.StatusUnprocessableEntity))
+	for path, id := range causes {
+		errorID := formFieldOf(path) + "-error"
+		control := elementByID(t, body, id)
+		g.Expect(control).NotTo(BeNil(), id)
+		g.Expect(attrOf(control, "aria-invalid")).To(Equal("true"), "%s (%s) is not marked invalid", id, path)
+		g.Expect(strings.Fields(attrOf(control, "aria-describedby"))).To(ContainElement(errorID), "%s does not name %s", id, errorID)
+		g.Expect(elementText(t, body, errorID)).To(ContainSubstring("refused "+path), errorID)
+	}
+	cp := elementByID(t, body, "cp.agreement.includeDetailedInfo")
+	g.Expect(cp).NotTo(BeNil())
+	g.Expect(attrOf(cp, "aria-invalid")).To(Equal("true"))
+	g.Expect(strings.Fields(attrOf(cp, "aria-describedby"))).To(ContainElement("conditionalParams-error"))
+	g.Expect(elementText(t, body, "conditionalParams-error")).To(ContainSubstring("refused cp"))
+
+	// Without errors, no control says it is invalid.
+	rec = httptest.NewRecorder()
+	sess, _ := s.Sessions().Create("token-a", "alice")
+	s.showForm(rec, httptest.NewRequest(http.MethodGet, "/webhooks/new", nil), &reqCtx{sess: *sess, L: localizerFor("en")}, http.StatusOK,
+		webhookForm{Namespace: "team-a", Events: map[string]bool{}, Params: map[string]bool{}}, false, formErrors{}, false)
+	g.Expect(rec.Body.String()).NotTo(ContainSubstring("aria-invalid"))
 }
