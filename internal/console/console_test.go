@@ -656,6 +656,7 @@ func TestEveryUsedKeyIsInTheCatalog(t *testing.T) {
 	}
 	for _, p := range conditionalParams {
 		used["family."+p.Family] = true
+		used["param."+p.Field] = true
 	}
 	for a := range actions {
 		used["action."+a] = true

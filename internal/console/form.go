@@ -56,6 +56,29 @@ var conditionalParams = []conditionalParam{
 	{"libraryDocument", paramDetailedInfo}, {"libraryDocument", paramDocumentsInfo},
 }
 
+// paramGroup is one family's enabled conditional parameters, for the webhook page.
+type paramGroup struct {
+	Family string
+	Fields []string
+}
+
+// enabledParams lists the enabled fields of spec.conditionalParams per family, in the form's
+// order; empty when none is on.
+func enabledParams(cp *hooklinev1.ConditionalParams) []paramGroup {
+	on := formFromWebhook(&hooklinev1.Webhook{Spec: hooklinev1.WebhookSpec{ConditionalParams: cp}}).Params
+	var out []paramGroup
+	for _, p := range conditionalParams {
+		if !on[p.Key()] {
+			continue
+		}
+		if len(out) == 0 || out[len(out)-1].Family != p.Family {
+			out = append(out, paramGroup{Family: p.Family})
+		}
+		out[len(out)-1].Fields = append(out[len(out)-1].Fields, p.Field)
+	}
+	return out
+}
+
 // eventFamily groups the event checkboxes of the form; Wildcard is the family's *_ALL.
 type eventFamily struct {
 	Family   hooklinev1.Family

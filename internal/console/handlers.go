@@ -91,6 +91,7 @@ var templateFuncs = template.FuncMap{
 	"isTest":    deliveries.IsTest,
 	"dict":      dict,
 	"clip":      clip,
+	"params":    enabledParams,
 }
 
 // dict makes a map of key, value pairs, for passing several values to a template.

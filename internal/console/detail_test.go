@@ -1,0 +1,63 @@
+/*
+Copyright 2026 The hookline Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/internal/deliveries"
+)
+
+// renderDetail renders the webhook page of wh in language lang, with d's other fields.
+func renderDetail(t *testing.T, lang string, wh *hooklinev1.Webhook, d detailData) string {
+	t.Helper()
+	s, _ := newTestServer(t, true)
+	d.WH = wh
+	if d.Log.List == nil && !d.Log.Off {
+		d.Log = logData{List: &deliveries.NotificationList{}, States: logStates}
+	}
+	rec := httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook", nil), http.StatusOK, "detail",
+		page{L: localizerFor(lang), Title: "t", CSRF: "c", Data: d})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the page failed (%d): %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+// The webhook page's configuration shows which optional payload sections are on, per family, in
+// the user's language.
+func TestWebhookPageShowsItsConditionalParams(t *testing.T) {
+	g := NewWithT(t)
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"},
+		Spec: hooklinev1.WebhookSpec{ConditionalParams: &hooklinev1.ConditionalParams{
+			Agreement: &hooklinev1.AgreementConditionalParams{IncludeDetailedInfo: true, IncludeSignedDocuments: true},
+			MegaSign:  &hooklinev1.MegaSignConditionalParams{IncludeDetailedInfo: true},
+		}}}
+	g.Expect(elementText(t, renderDetail(t, "en", wh, detailData{}), "spec-conditional-params")).
+		To(Equal("Agreements: detailed info, signed documents; Bulk sends: detailed info"))
+	g.Expect(elementText(t, renderDetail(t, "da", wh, detailData{}), "spec-conditional-params")).
+		To(ContainSubstring("Aftaler: "))
+	wh.Spec.ConditionalParams = nil
+	g.Expect(elementText(t, renderDetail(t, "en", wh, detailData{}), "spec-conditional-params")).To(Equal("—"))
+}
