@@ -113,3 +113,51 @@ func TestNextPageLinkKeepsItsQuery(t *testing.T) {
 	s.render(rec, req, http.StatusOK, "detail", page{L: L, Title: "t", Data: detailData{WH: wh, Log: d}})
 	g.Expect(rec.Body.String()).To(ContainSubstring(`<a href="/webhooks/team-a/hook?cursor=c2&amp;state=retrying" id="log-next"`))
 }
+
+// The log's time and id filters reach the read API on the first page and on the page its "Next
+// page" link opens, and a later page links back to the first (the same query without cursor).
+// Filters that are not times or ids are refused in the console's words, before any call.
+func TestLogFiltersReachEveryPage(t *testing.T) {
+	g := NewWithT(t)
+	var seen []string
+	api := fakeReadAPI(t, "token-a", &seen)
+	base, _ := url.Parse(api.URL)
+	s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, Deliveries: &LogAPI{Base: base, HTTP: api.Client()}})
+	g.Expect(err).NotTo(HaveOccurred())
+	L := localizerFor("en")
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"}}
+	open := func(target string) string {
+		req := httptest.NewRequest(http.MethodGet, target, nil)
+		d, err := s.deliveryLog(req.Context(), req, &reqCtx{sess: Session{Token: "token-a"}, L: L}, "team-a", "hook")
+		g.Expect(err).NotTo(HaveOccurred())
+		rec := httptest.NewRecorder()
+		s.render(rec, req, http.StatusOK, "detail", page{L: L, Title: "t", Data: detailData{WH: wh, Log: d}})
+		return rec.Body.String()
+	}
+	first := open("/webhooks/team-a/hook?since=2h&until=2026-01-02T00%3A00%3A00Z&notificationId=n-1&eventId=ev-9")
+	g.Expect(seen).To(HaveLen(1))
+	for _, want := range []string{"since=2h", "until=2026-01-02T00%3A00%3A00Z", "notificationId=n-1", "eventId=ev-9"} {
+		g.Expect(seen[0]).To(ContainSubstring(want), "page 1")
+	}
+	g.Expect(attrOf(elementByID(t, first, "log-since"), "value")).To(Equal("2h"))
+	g.Expect(attrOf(elementByID(t, first, "log-notification-id"), "value")).To(Equal("n-1"))
+	g.Expect(elementByID(t, first, "log-first")).To(BeNil(), "the first page links to no first page")
+	next := attrOf(elementByID(t, first, "log-next"), "href")
+	g.Expect(next).To(ContainSubstring("cursor=c2"))
+
+	second := open(next)
+	g.Expect(seen).To(HaveLen(2))
+	for _, want := range []string{"since=2h", "until=2026-01-02T00%3A00%3A00Z", "notificationId=n-1", "eventId=ev-9", "cursor=c2"} {
+		g.Expect(seen[1]).To(ContainSubstring(want), "page 2")
+	}
+	firstHref := attrOf(elementByID(t, second, "log-first"), "href")
+	g.Expect(firstHref).To(HavePrefix("/webhooks/team-a/hook?"))
+	g.Expect(firstHref).NotTo(ContainSubstring("cursor"))
+	g.Expect(firstHref).To(And(ContainSubstring("since=2h"), ContainSubstring("notificationId=n-1")))
+
+	for _, q := range []string{"since=yesterday", "until=-2h", "notificationId=" + url.QueryEscape("call 555 0100"), "eventId=" + strings.Repeat("x", 513)} {
+		body := open("/webhooks/team-a/hook?" + q)
+		g.Expect(seen).To(HaveLen(2), "%s reached the read API", q)
+		g.Expect(elementText(t, body, "log-error")).To(Equal(L.T("log.badFilter")), q)
+	}
+}

@@ -23,10 +23,12 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -47,11 +49,40 @@ type logData struct {
 	Error string
 	List  *deliveries.NotificationList
 	// The filters, as the form shows them, and the cursor of this page.
-	State, Event, Cursor string
-	States               []string
-	// NextHref is the following page's link, built from escaped parts (html/template would
-	// escape the query's = and & as %3d and %26, breaking the link).
-	NextHref template.URL
+	logFilters
+	Cursor string
+	States []string
+	// NextHref is the following page's link, FirstHref the first page's (set on later pages only),
+	// built from escaped parts (html/template would escape the query's = and & as %3d and %26,
+	// breaking the link).
+	NextHref, FirstHref template.URL
+}
+
+// logFilters are the delivery log's filters, as the read API takes them.
+type logFilters struct {
+	State, Event string
+	// Since and Until are RFC 3339 times or durations before now (2h).
+	Since, Until            string
+	NotificationID, EventID string
+}
+
+// logFiltersOf reads the filters of a webhook page's query.
+func logFiltersOf(q url.Values) logFilters {
+	get := func(key string) string { return strings.TrimSpace(q.Get(key)) }
+	return logFilters{State: q.Get("state"), Event: get("event"), Since: get("since"), Until: get("until"),
+		NotificationID: get("notificationId"), EventID: get("eventId")}
+}
+
+// query is the filters set, as the read API's (and the webhook page's) query parameters.
+func (f logFilters) query() url.Values {
+	q := url.Values{}
+	for key, v := range map[string]string{"state": f.State, "event": f.Event, "since": f.Since, "until": f.Until,
+		"notificationId": f.NotificationID, "eventId": f.EventID} {
+		if v != "" {
+			q.Set(key, v)
+		}
+	}
+	return q
 }
 
 // logStates are the state filter's choices: every state, and failed (dropped, cancelled, lost).
@@ -63,12 +94,42 @@ var logStates = func() []string {
 	return append(out, "failed")
 }()
 
-// validLogFilters reports whether state is "" or one of logStates, and event "" or event names
-// (comma-separated, as the read API takes them).
-func validLogFilters(state, event string) bool {
-	if state != "" && !slices.Contains(logStates, state) {
+// notificationIDFilter and maxEventIDFilter bound the id filters as the read API does
+// (dispatcher/logapi), so that it never quotes a value a link chose back to the page.
+var notificationIDFilter = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+const maxEventIDFilter = 512
+
+// valid reports whether every filter is one the read API takes: state "" or one of logStates,
+// event "" or event names (comma-separated, as the read API takes them), times "" or RFC 3339 or
+// a duration before now, ids "" or well-formed (one each: the form has one box each).
+func (f logFilters) valid() bool {
+	if f.State != "" && !slices.Contains(logStates, f.State) {
 		return false
 	}
+	if f.NotificationID != "" && !notificationIDFilter.MatchString(f.NotificationID) {
+		return false
+	}
+	if len(f.EventID) > maxEventIDFilter || strings.ContainsAny(f.EventID, ",") || strings.IndexFunc(f.EventID, unicode.IsControl) >= 0 {
+		return false
+	}
+	return validLogTime(f.Since) && validLogTime(f.Until) && validEventNames(f.Event)
+}
+
+// validLogTime reports whether t is "", an RFC 3339 time, or a duration before now (2h).
+func validLogTime(t string) bool {
+	if t == "" {
+		return true
+	}
+	if _, err := time.Parse(time.RFC3339Nano, t); err == nil {
+		return true
+	}
+	d, err := time.ParseDuration(t)
+	return err == nil && d >= 0
+}
+
+// validEventNames reports whether event is "" or event names, comma-separated.
+func validEventNames(event string) bool {
 	if event == "" {
 		return true
 	}
@@ -84,7 +145,7 @@ func validLogFilters(state, event string) bool {
 // ended session are returned inside logData, so that the webhook's own page still shows.
 func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, ns, name string) (logData, error) {
 	q := r.URL.Query()
-	d := logData{State: q.Get("state"), Event: strings.TrimSpace(q.Get("event")), Cursor: q.Get("cursor"), States: logStates}
+	d := logData{logFilters: logFiltersOf(q), Cursor: q.Get("cursor"), States: logStates}
 	if s.cfg.Deliveries == nil {
 		d.Off = true
 		return d, nil
@@ -92,17 +153,12 @@ func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, n
 	// The filters are checked here, and a refusal is said in the console's own words: anyone can
 	// link to a Webhook's page, and the read API's refusal quotes the value, which the page showed
 	// as an alert (any sentence a link chose).
-	if !validLogFilters(d.State, d.Event) {
-		d.State, d.Event, d.Error = "", "", rc.L.T("log.badFilter")
+	if !d.valid() {
+		d.logFilters, d.Error = logFilters{}, rc.L.T("log.badFilter")
 		return d, nil
 	}
-	query := url.Values{"limit": {strconv.Itoa(logPageSize)}}
-	if d.State != "" {
-		query.Set("state", d.State)
-	}
-	if d.Event != "" {
-		query.Set("event", d.Event)
-	}
+	query := d.query()
+	query.Set("limit", strconv.Itoa(logPageSize))
 	if d.Cursor != "" {
 		query.Set("cursor", d.Cursor)
 	}
@@ -111,16 +167,7 @@ func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, n
 	switch {
 	case err == nil:
 		d.List = list
-		if list.Next != "" {
-			next := url.Values{"cursor": {list.Next}}
-			if d.State != "" {
-				next.Set("state", d.State)
-			}
-			if d.Event != "" {
-				next.Set("event", d.Event)
-			}
-			d.NextHref = template.URL("/webhooks/" + url.PathEscape(ns) + "/" + url.PathEscape(name) + "?" + next.Encode()) //nolint:gosec // escaped parts
-		}
+		d.NextHref, d.FirstHref = d.links(ns, name, list.Next)
 	case errors.Is(err, errLogSignedOut):
 		return d, err
 	case errors.Is(err, errNotVisible):
@@ -134,6 +181,22 @@ func (s *Server) deliveryLog(ctx context.Context, r *http.Request, rc *reqCtx, n
 		d.Error = rc.L.T("log.unreachable")
 	}
 	return d, nil
+}
+
+// links are the next page's link (none without a next cursor) and the first page's, the same
+// filters without a cursor (none on the first page). Both keep every filter: the read API takes a
+// cursor only with the filters it was handed out for.
+func (d logData) links(ns, name, next string) (nextHref, firstHref template.URL) {
+	page := "/webhooks/" + url.PathEscape(ns) + "/" + url.PathEscape(name)
+	if next != "" {
+		q := d.query()
+		q.Set("cursor", next)
+		nextHref = template.URL(page + "?" + q.Encode()) //nolint:gosec // escaped parts
+	}
+	if d.Cursor != "" {
+		firstHref = template.URL(strings.TrimSuffix(page+"?"+d.query().Encode(), "?")) //nolint:gosec // escaped parts
+	}
+	return nextHref, firstHref
 }
 
 // notificationData is a notification page's data.
