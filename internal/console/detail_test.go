@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,4 +61,29 @@ func TestWebhookPageShowsItsConditionalParams(t *testing.T) {
 		To(ContainSubstring("Aftaler: "))
 	wh.Spec.ConditionalParams = nil
 	g.Expect(elementText(t, renderDetail(t, "en", wh, detailData{}), "spec-conditional-params")).To(Equal("—"))
+}
+
+// A replay's selection says its end when it has one, on its own page and in the webhook's list.
+func TestAReplaysSelectionShowsItsEnd(t *testing.T) {
+	g := NewWithT(t)
+	since, until := metav1.NewTime(time.Date(2026, 1, 1, 8, 0, 0, 0, time.UTC)), metav1.NewTime(time.Date(2026, 1, 1, 20, 0, 0, 0, time.UTC))
+	replay := &hooklinev1.WebhookReplay{ObjectMeta: metav1.ObjectMeta{Name: "hook-replay-x"},
+		Spec: hooklinev1.WebhookReplaySpec{Since: &since, Until: &until, States: []hooklinev1.ReplayState{"dropped"}}}
+	s, _ := newTestServer(t, true)
+	rec := httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/replays/hook-replay-x", nil), http.StatusOK, "replay",
+		page{L: localizerFor("en"), Title: "r", CSRF: "c", Data: replayData{Namespace: "team-a", Name: "hook", Replay: replay}})
+	g.Expect(rec.Code).To(Equal(http.StatusOK))
+	g.Expect(rec.Body.String()).To(ContainSubstring("since 2026-01-01 08:00:00Z – until 2026-01-01 20:00:00Z: dropped"))
+
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"}}
+	body := renderDetail(t, "da", wh, detailData{Replays: []replayRow{{Replay: replay}}, ReplaysAllowed: true})
+	g.Expect(body).To(ContainSubstring("siden 2026-01-01 08:00:00Z – indtil 2026-01-01 20:00:00Z: dropped"))
+
+	// Without an end, as before.
+	replay.Spec.Until = nil
+	rec = httptest.NewRecorder()
+	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/replays/hook-replay-x", nil), http.StatusOK, "replay",
+		page{L: localizerFor("en"), Title: "r", CSRF: "c", Data: replayData{Namespace: "team-a", Name: "hook", Replay: replay}})
+	g.Expect(rec.Body.String()).To(ContainSubstring("since 2026-01-01 08:00:00Z: dropped"))
 }
