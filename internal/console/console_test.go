@@ -673,6 +673,9 @@ func TestEveryUsedKeyIsInTheCatalog(t *testing.T) {
 	for _, d := range []string{"created", "updated", "deactivated", "reactivated"} {
 		used["done."+d] = true
 	}
+	for _, refused := range []string{testNotActive, testTooMany} {
+		used["test."+refused] = true
+	}
 	var missing []string
 	for k := range used {
 		if _, ok := catalogs["en"][k]; !ok {

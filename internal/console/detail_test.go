@@ -17,13 +17,16 @@ limitations under the License.
 package console
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/internal/deliveries"
@@ -86,4 +89,41 @@ func TestAReplaysSelectionShowsItsEnd(t *testing.T) {
 	s.render(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/replays/hook-replay-x", nil), http.StatusOK, "replay",
 		page{L: localizerFor("en"), Title: "r", CSRF: "c", Data: replayData{Namespace: "team-a", Name: "hook", Replay: replay}})
 	g.Expect(rec.Body.String()).To(ContainSubstring("since 2026-01-01 08:00:00Z: dropped"))
+}
+
+// "Send a test notification" is offered only for an Active webhook: the read API refuses any
+// other (409 NotActive), and the page says why instead.
+func TestTestNotificationsAreOfferedOnlyForActiveWebhooks(t *testing.T) {
+	g := NewWithT(t)
+	for state, offered := range map[hooklinev1.ObservedState]bool{hooklinev1.ObservedActive: true, hooklinev1.ObservedInactive: false,
+		hooklinev1.ObservedDisabled: false, "": false} {
+		wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "hook"},
+			Spec:   hooklinev1.WebhookSpec{State: hooklinev1.StateActive, Events: []hooklinev1.EventName{"AGREEMENT_ALL"}},
+			Status: hooklinev1.WebhookStatus{State: state}}
+		body := renderDetail(t, "en", wh, detailData{TestEvents: testEvents(wh)})
+		g.Expect(elementByID(t, body, "test-form") != nil).To(Equal(offered), "state %q", state)
+		g.Expect(elementByID(t, body, "test-unavailable") != nil).To(Equal(!offered), "state %q", state)
+	}
+}
+
+// The read API's refusal of a test (409 NotActive: the webhook stopped meanwhile; 429) brings the
+// user back to the webhook's page with a notice, not to an error page.
+func TestARefusedTestNotificationGoesBackToTheWebhook(t *testing.T) {
+	g := NewWithT(t)
+	for status, notice := range map[int]string{http.StatusConflict: "notActive", http.StatusTooManyRequests: "tooMany"} {
+		api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_ = json.NewEncoder(w).Encode(deliveries.Error{Status: status, Reason: "Refused", Message: "refused"})
+		}))
+		base, _ := url.Parse(api.URL)
+		s, err := New(Config{API: &rest.Config{Host: "https://127.0.0.1:1"}, InsecureCookies: true, Deliveries: &LogAPI{Base: base, HTTP: api.Client()}})
+		g.Expect(err).NotTo(HaveOccurred())
+		rec := postForm(t, s, "/webhooks/team-a/hook/test", url.Values{"event": {"AGREEMENT_ACTION_COMPLETED"}})
+		api.Close()
+		g.Expect(rec.Code).To(Equal(http.StatusSeeOther), "%d", status)
+		g.Expect(rec.Header().Get("Location")).To(Equal("/webhooks/team-a/hook?test=" + notice + "#log-heading"))
+		g.Expect(detailNotice(localizerFor("da"), url.Values{"test": {notice}})).To(Equal(catalogs["da"]["test."+notice]))
+	}
+	g.Expect(detailNotice(localizerFor("en"), url.Values{"test": {"call 555 0100"}})).To(BeEmpty())
 }

@@ -23,6 +23,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -666,11 +667,22 @@ func (s *Server) detail(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 			return
 		}
 	}
-	switch done := r.URL.Query().Get("done"); done {
-	case "created", "updated", "deactivated", "reactivated", "tested":
-		d.Done = rc.L.T("done." + done)
-	}
+	d.Done = detailNotice(rc.L, r.URL.Query())
 	s.render(w, r, http.StatusOK, "detail", s.page(rc, wh.Namespace+"/"+wh.Name, d))
+}
+
+// detailNotice is the notice the console's own redirects ask the webhook page for: what was done,
+// or why a test notification was refused. Anyone can link to them: only these words are shown.
+func detailNotice(L Localizer, q url.Values) string {
+	switch done := q.Get("done"); done {
+	case "created", "updated", "deactivated", "reactivated", "tested":
+		return L.T("done." + done)
+	}
+	switch refused := q.Get("test"); refused {
+	case testNotActive, testTooMany:
+		return L.T("test." + refused)
+	}
+	return ""
 }
 
 // actions are the changes that need a confirmation step.

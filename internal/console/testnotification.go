@@ -18,6 +18,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
@@ -55,10 +56,37 @@ func (s *Server) sendTest(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	receipt, err := s.cfg.Deliveries.SendTest(ctx, rc.sess.Token, ns, name, r.PostFormValue("event"))
+	page := "/webhooks/" + url.PathEscape(ns) + "/" + url.PathEscape(name)
+	if refused := testRefusal(err); refused != "" {
+		http.Redirect(w, r, page+"?test="+refused+"#log-heading", http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		s.apiError(w, r, rc, err)
 		return
 	}
 	s.cfg.Log.Info("Sent a test notification", "user", rc.sess.User, "namespace", ns, "name", name, "eventId", receipt.EventID)
-	http.Redirect(w, r, "/webhooks/"+url.PathEscape(ns)+"/"+url.PathEscape(name)+"?done=tested#log-heading", http.StatusSeeOther)
+	http.Redirect(w, r, page+"?done=tested#log-heading", http.StatusSeeOther)
+}
+
+// The read API's refusals of a test that the webhook's page explains (detailNotice).
+const (
+	testNotActive = "notActive" // 409: the webhook is not Active (it stopped since the page showed the form)
+	testTooMany   = "tooMany"   // 429: a test a moment ago, or many in the namespace
+)
+
+// testRefusal names the refusal err is, if it is one the webhook's page explains: the user goes
+// back to the page, with a notice, instead of to an error page that replaced it.
+func testRefusal(err error) string {
+	var le *logError
+	if !errors.As(err, &le) {
+		return ""
+	}
+	switch le.body.Status {
+	case http.StatusConflict:
+		return testNotActive
+	case http.StatusTooManyRequests:
+		return testTooMany
+	}
+	return ""
 }
