@@ -214,3 +214,57 @@ func TestEveryRefusedFieldIsMarkedInvalidAndNamesItsError(t *testing.T) {
 		webhookForm{Namespace: "team-a", Events: map[string]bool{}, Params: map[string]bool{}}, false, formErrors{}, false)
 	g.Expect(rec.Body.String()).NotTo(ContainSubstring("aria-invalid"))
 }
+
+// The immutable choices are read-only when editing: the select is disabled (so it is not sent)
+// and a hidden input sends the value the webhook has, as for the scope.
+func TestImmutableSelectsAreReadOnlyWhenEditing(t *testing.T) {
+	g := NewWithT(t)
+	s, _ := newTestServer(t, true)
+	sess, _ := s.Sessions().Create("token-a", "alice")
+	f := webhookForm{Namespace: "team-a", Name: "hook", Scope: "RESOURCE", ResourceType: "AGREEMENT", ResourceID: "CBJ1",
+		State: "ACTIVE", Events: map[string]bool{}, Params: map[string]bool{}}
+	for _, editing := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		s.showForm(rec, httptest.NewRequest(http.MethodGet, "/webhooks/team-a/hook/edit", nil), &reqCtx{sess: *sess, L: localizerFor("en")},
+			http.StatusOK, f, editing, formErrors{}, false)
+		doc, err := html.Parse(strings.NewReader(rec.Body.String()))
+		g.Expect(err).NotTo(HaveOccurred())
+		for name, want := range map[string]string{"scope": "RESOURCE", "resourceType": "AGREEMENT"} {
+			var selects, hidden []*html.Node
+			var walk func(*html.Node)
+			walk = func(n *html.Node) {
+				if n.Type == html.ElementNode && attrOf(n, "name") == name {
+					switch {
+					case n.Data == "select":
+						selects = append(selects, n)
+					case n.Data == "input" && attrOf(n, "type") == "hidden":
+						hidden = append(hidden, n)
+					}
+				}
+				for c := n.FirstChild; c != nil; c = c.NextSibling {
+					walk(c)
+				}
+			}
+			walk(doc)
+			g.Expect(selects).To(HaveLen(1), name)
+			_, disabled := attrKey(selects[0], "disabled")
+			g.Expect(disabled).To(Equal(editing), "%s: disabled when editing only", name)
+			if editing {
+				g.Expect(hidden).To(HaveLen(1), "%s: the value is sent", name)
+				g.Expect(attrOf(hidden[0], "value")).To(Equal(want), name)
+			} else {
+				g.Expect(hidden).To(BeEmpty(), name)
+			}
+		}
+	}
+}
+
+// attrKey reports whether n has the attribute key, and its value.
+func attrKey(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
