@@ -617,8 +617,8 @@ func TestCatalogsComplete(t *testing.T) {
 			g.Expect(ok).To(BeTrue(), "%s has %q, which English lacks", tag, k)
 		}
 	}
-	g.Expect(catalogs).To(HaveLen(3))
-	for _, tag := range []string{"en", "zh-Hant", "da"} {
+	g.Expect(catalogs).To(HaveLen(4))
+	for _, tag := range []string{"en", "zh-Hant", "zh-Hans", "da"} {
 		g.Expect(catalogs).To(HaveKey(tag))
 	}
 }
@@ -696,6 +696,11 @@ func TestLanguageNegotiation(t *testing.T) {
 		{"", "", "en"},
 		{"zh-TW,zh;q=0.9,en;q=0.8", "", "zh-Hant"},
 		{"zh-Hant-HK", "", "zh-Hant"},
+		{"zh-CN", "", "zh-Hans"},
+		{"zh", "", "zh-Hans"},
+		{"zh-SG,en;q=0.5", "", "zh-Hans"},
+		{"zh-HK", "", "zh-Hant"},
+		{"da", "zh-Hans", "zh-Hans"},
 		{"da-DK,da;q=0.9", "", "da"},
 		{"fr-FR,de;q=0.5", "", "en"},
 		{"en-GB,da;q=0.8", "", "en"},

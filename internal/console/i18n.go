@@ -28,11 +28,13 @@ import (
 )
 
 // The interface languages: the seeds' languages. Every string of the interface is a key of the
-// message catalogs in messages/<tag>.json; TestCatalogsComplete keeps the three in step.
+// message catalogs in messages/<tag>.json; TestCatalogsComplete keeps them in step.
 var (
-	languages = []language.Tag{language.English, language.TraditionalChinese, language.Danish}
+	// Simplified Chinese has its own catalog (mainland words, not only other characters): matched
+	// to Traditional, zh-CN readers got Taiwan's vocabulary in characters they do not use.
+	languages = []language.Tag{language.English, language.TraditionalChinese, language.SimplifiedChinese, language.Danish}
 	// langNames are shown in the language switch, each in its own language.
-	langNames = map[string]string{"en": "English", "zh-Hant": "繁體中文", "da": "Dansk"}
+	langNames = map[string]string{"en": "English", "zh-Hant": "繁體中文", "zh-Hans": "简体中文", "da": "Dansk"}
 	matcher   = language.NewMatcher(languages)
 )
 
@@ -42,7 +44,7 @@ const langCookie = "hookline_lang"
 //go:embed messages/*.json
 var messageFS embed.FS
 
-// catalogs maps a language tag ("en", "zh-Hant", "da") to its messages.
+// catalogs maps a language tag ("en", "zh-Hant", "zh-Hans", "da") to its messages.
 var catalogs = mustLoadCatalogs()
 
 func mustLoadCatalogs() map[string]map[string]string {
