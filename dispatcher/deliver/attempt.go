@@ -33,14 +33,18 @@ import (
 	"github.com/hookline/hookline/internal/deliveries"
 )
 
-// deliver makes one attempt for q's head and settles the outcome, unless the queue was cancelled
-// or removed meanwhile (its epoch moved on): then the attempt is only counted.
-func (e *Engine) deliver(q *queue, acc *account, epoch uint64) {
+// deliver makes one attempt for q's head, on reqCtx (its partition's requests), and settles the
+// outcome, unless the queue was cancelled or removed meanwhile (its epoch moved on): then the
+// attempt is only counted.
+func (e *Engine) deliver(reqCtx context.Context, q *queue, acc *account, epoch uint64) {
 	defer e.wg.Done()
 	ctx := e.attemptCtx
-	o := e.attempt(ctx, q, epoch)
+	o := e.attempt(reqCtx, q, epoch)
 	e.mu.Lock()
 	q.inFlight = false
+	if q.own == ownReleasing {
+		e.idle.Broadcast() // Release waits for what still sends
+	}
 	q.acking++
 	defer e.acked(q)
 	acc.inFlight--
@@ -313,8 +317,11 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	}
 	// The account's connections are bounded (connLimit): the dial of a new one names it.
 	a := e.sender.Send(withAccount(ctx, wh.AccountID), wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
-	if a.Retry {
-		return outcome{retry: true} // nothing sent, for the dispatcher's reasons: not the receiver's failure
+	if a.Retry || !a.OK && ctx.Err() != nil {
+		// Nothing sent, or cut by the dispatcher (its partition given up, or its stop): for the
+		// dispatcher's reasons, not the receiver's failure. A request cut after it reached the
+		// receiver is sent again, with the same id.
+		return outcome{retry: true}
 	}
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)

@@ -177,6 +177,9 @@ type Engine struct {
 	// marks the partitions whose queues were held back because it had passed.
 	until   map[int]time.Time
 	stalled map[int]bool
+	// requests holds, per partition, the context of its attempts' requests (requestCtxLocked):
+	// Release cuts what is still sending when its wait ends, before the lease goes.
+	requests map[int]partitionRequests
 	// tokens holds each owned partition's fencing token (Acquire), written into the state of its
 	// queues: a later owner's is higher.
 	tokens map[int]uint64
@@ -291,6 +294,7 @@ func New(cfg Config, st QueueStore, sender Transport, clk clock.Clock, log logr.
 		until:       map[int]time.Time{},
 		tokens:      map[int]uint64{},
 		stalled:     map[int]bool{},
+		requests:    map[int]partitionRequests{},
 		toLoad:      map[string]uint64{},
 		toLose:      map[string]bool{},
 		loadKick:    make(chan struct{}, 1),

@@ -280,6 +280,9 @@ type sent struct {
 type memReceiver struct {
 	clk  *clocktesting.FakeClock
 	hold bool
+	// stuck, with hold, keeps a held Send waiting when its context ends (a transport stuck in a
+	// system call), until release.
+	stuck bool
 	// took, when set, is how long the receiver takes to answer (the fake clock moves on by it).
 	took time.Duration
 
@@ -337,7 +340,11 @@ func (r *memReceiver) Send(ctx context.Context, rawURL, _ string, _ *tls.Certifi
 	failing := r.fail[uid]
 	r.mu.Unlock()
 	cut := false
-	if r.hold {
+	switch {
+	case r.hold && r.stuck:
+		<-r.gate
+		cut = ctx.Err() != nil
+	case r.hold:
 		select {
 		case <-r.gate:
 		case <-ctx.Done():

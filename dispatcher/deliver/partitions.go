@@ -182,6 +182,7 @@ func (e *Engine) Release(ctx context.Context, p int) {
 	for ctx.Err() == nil && anyInFlight(releasing) {
 		e.idle.Wait()
 	}
+	e.cutRequestsLocked(ctx, p, releasing)
 	var saved []string
 	for _, q := range releasing {
 		if q.own == ownReleasing {
@@ -212,6 +213,63 @@ func (e *Engine) Release(ctx context.Context, p int) {
 	if len(releasing) > 0 {
 		e.log.V(1).Info("Partition released", "partition", p, "webhooks", len(releasing))
 	}
+}
+
+// partitionRequests is the context of one partition's requests and its cancel.
+type partitionRequests struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// releaseCutWait bounds how long Release waits for the requests it cut to return: a cut request
+// returns at once, unless the transport is stuck in a system call.
+var releaseCutWait = time.Second
+
+// requestCtxLocked is the context of partition p's attempts, ended by Release (and by the engine's
+// stop, from which it derives).
+func (e *Engine) requestCtxLocked(p int) context.Context {
+	r, ok := e.requests[p]
+	if !ok {
+		r.ctx, r.cancel = context.WithCancel(e.attemptCtx)
+		e.requests[p] = r
+	}
+	return r.ctx
+}
+
+// cutRequestsLocked ends the requests of partition p still in flight once Release's wait is over,
+// and waits (at most releaseCutWait) until they have returned: the lease goes once Release returns,
+// and a request may last the whole delivery timeout, longer than the wait (the stop timeout is a
+// fifth of the lease's TTL). Left running, it went on beside the next owner's attempt of the same
+// webhook, and beside the account's 30 there. Their notifications are sent again by the next owner
+// (same id). Called with e.mu held.
+func (e *Engine) cutRequestsLocked(ctx context.Context, p int, releasing []*queue) {
+	r, ok := e.requests[p]
+	if !ok {
+		return
+	}
+	delete(e.requests, p)
+	r.cancel()
+	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseCutWait)
+	defer cancel()
+	stop := context.AfterFunc(wait, func() {
+		e.mu.Lock()
+		e.idle.Broadcast()
+		e.mu.Unlock()
+	})
+	defer stop()
+	for wait.Err() == nil && anySending(releasing) {
+		e.idle.Wait()
+	}
+}
+
+// anySending reports whether an attempt of one of qs is still sending.
+func anySending(qs []*queue) bool {
+	for _, q := range qs {
+		if q.inFlight && q.own == ownReleasing {
+			return true
+		}
+	}
+	return false
 }
 
 func anyInFlight(qs []*queue) bool {

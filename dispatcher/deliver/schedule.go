@@ -198,7 +198,7 @@ func (e *Engine) pumpLocked(acc *account) {
 		acc.inFlight++
 		e.running++
 		e.wg.Add(1)
-		e.startLocked(attemptJob{q: q, acc: acc, epoch: q.epoch})
+		e.startLocked(attemptJob{q: q, acc: acc, epoch: q.epoch, ctx: e.requestCtxLocked(q.part)})
 	}
 }
 
@@ -207,6 +207,8 @@ type attemptJob struct {
 	q     *queue
 	acc   *account
 	epoch uint64
+	// ctx is the attempt's: its partition's (requestCtxLocked).
+	ctx context.Context
 }
 
 // maxIdleWorkers is how many delivery workers may wait for an attempt; a worker that finishes
@@ -239,7 +241,7 @@ func (e *Engine) startLocked(j attemptJob) {
 func (e *Engine) work(j attemptJob) {
 	defer e.liveWorkers.Add(-1)
 	for {
-		e.deliver(j.q, j.acc, j.epoch)
+		e.deliver(j.ctx, j.q, j.acc, j.epoch)
 		if e.idleWorkers.Add(1) > e.idleMax {
 			e.idleWorkers.Add(-1)
 			return
