@@ -37,6 +37,7 @@ type ProblemState interface {
 	Status(uid string) (deliver.Status, bool)
 	Webhook(uid string) (deliver.Webhook, bool)
 	NoteProblemMailed(ctx context.Context, uid string, since time.Time) error
+	NoteDisableMailed(ctx context.Context, uid string, at time.Time) error
 }
 
 // ProblemSender queues a problem e-mail (*notify.Notifier: rate limits, allowed domains, SMTP), and
@@ -54,8 +55,9 @@ var errMailQueueFull = errors.New("the problem e-mail could not be queued now")
 // failing streak that has lasted After, and once when the webhook is auto-disabled. It is a runnable
 // of its own that only reads the engine's state, so that status writes and e-mail neither wait for
 // nor call back into each other. What it mailed is remembered where it must survive a restart: the
-// streak through Engine.NoteProblemMailed (saved with the delivery state), the auto-disable by its
-// time — an auto-disable from before this run was reported by that run.
+// streak through Engine.NoteProblemMailed and the auto-disable through Engine.NoteDisableMailed
+// (both saved with the delivery state, which the next owner of the webhook's partition reads: it
+// mailed again every auto-disable it took over).
 type ProblemMailer struct {
 	// Client reads the Webhook (its recipients and URL), from the cache.
 	Client   client.Reader
@@ -158,8 +160,10 @@ func (p *ProblemMailer) check(ctx context.Context, uid string) error {
 	started := p.started
 	p.mu.Unlock()
 	if !seen {
-		// First seen in this run: an auto-disable before it was reported by the run that made it.
-		wasDisabled = st.Disabled && st.DisabledAt.Before(started)
+		// First seen in this run: an auto-disable on record as mailed was (by this replica or
+		// another that delivered the webhook before); one from before this run, saved by a
+		// version that kept no such record, was reported by the run that made it.
+		wasDisabled = st.Disabled && (st.DisableMailed.Equal(st.DisabledAt) || st.DisableMailed.IsZero() && st.DisabledAt.Before(started))
 	}
 	err := p.mailFor(ctx, uid, st, cfg, wasDisabled)
 	if err == nil {
@@ -176,7 +180,13 @@ func (p *ProblemMailer) check(ctx context.Context, uid string) error {
 func (p *ProblemMailer) mailFor(ctx context.Context, uid string, st deliver.Status, cfg deliver.Webhook, wasDisabled bool) error {
 	switch {
 	case st.Disabled && !wasDisabled:
-		return p.mail(ctx, uid, st, cfg, notify.AutoDisabled)
+		if st.DisableMailed.Equal(st.DisabledAt) {
+			return nil
+		}
+		if err := p.mail(ctx, uid, st, cfg, notify.AutoDisabled); err != nil {
+			return err
+		}
+		return p.Engine.NoteDisableMailed(ctx, uid, st.DisabledAt)
 	case !st.Disabled && st.ConsecutiveFailures > 0 && p.Clock.Since(st.FailingSince) >= p.After &&
 		!st.ProblemMailed.Equal(st.FailingSince):
 		// One e-mail per failing streak, remembered in the saved delivery state so that a restart

@@ -49,6 +49,11 @@ func (f *problemEngine) NoteProblemMailed(_ context.Context, _ string, since tim
 	return nil
 }
 
+func (f *problemEngine) NoteDisableMailed(_ context.Context, _ string, at time.Time) error {
+	f.st.DisableMailed = at
+	return nil
+}
+
 // outbox is ProblemSender in memory.
 type outbox []notify.Problem
 
@@ -193,4 +198,42 @@ func TestProblemMailerTriesAgainWhenTheQueueIsFull(t *testing.T) {
 			g.Expect(sent.outbox).To(HaveLen(1), "once")
 		})
 	}
+}
+
+// An auto-disable is mailed once whichever replica delivers the webhook: the next owner of its
+// partition, running since before the disable, took it for one of its own run and mailed it again
+// at every hand-over (found by a review helper). What was mailed is kept with the delivery state.
+// A state saved without that record (an earlier version) keeps the rule by time: an auto-disable
+// from before this run was reported by the run that made it.
+func TestAutoDisableIsMailedOnceAcrossOwners(t *testing.T) {
+	g := NewWithT(t)
+	started := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	disabledAt := started.Add(2 * time.Hour)
+	wh := &hooklinev1.Webhook{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wh", UID: "uid-1"}}
+	wh.Spec.URL = "https://receiver.example/hook"
+	wh.Spec.ProblemNotificationEmails = []hooklinev1.Email{"ops@example.com"}
+	st := deliver.Status{ConsecutiveFailures: 16, FailingSince: disabledAt.Add(-72 * time.Hour),
+		Disabled: true, DisabledAt: disabledAt, DisabledMessage: "dropped"}
+	var sent outbox
+	check := func(st deliver.Status, started, now time.Time) deliver.Status {
+		eng := &problemEngine{st: st, wh: deliver.Webhook{UID: "uid-1", Namespace: "ns", Name: "wh", AccountID: "acc"}}
+		p := &ProblemMailer{Client: oneWebhook{wh}, Engine: eng, Notifier: &sent, After: time.Hour,
+			Clock: clocktesting.NewFakePassiveClock(now), Log: logr.Discard()}
+		p.init()
+		p.started = started
+		g.Expect(p.check(context.Background(), "uid-1")).To(Succeed())
+		return eng.st // as saved
+	}
+	saved := check(st, started, disabledAt) // replica A disables it
+	g.Expect(sent).To(HaveLen(1))
+	g.Expect(saved.DisableMailed).To(Equal(disabledAt))
+	check(saved, started, disabledAt.Add(time.Hour))                       // B, running as long, takes it over
+	check(saved, disabledAt.Add(2*time.Hour), disabledAt.Add(3*time.Hour)) // C, started since
+	g.Expect(sent).To(HaveLen(1), "one auto-disable, one e-mail")
+
+	// Saved without the record: mailed by the run that disabled it if it began before this one.
+	check(st, disabledAt.Add(time.Minute), disabledAt.Add(time.Hour))
+	g.Expect(sent).To(HaveLen(1))
+	check(st, started, disabledAt.Add(time.Hour)) // its owner crashed before mailing it
+	g.Expect(sent).To(HaveLen(2))
 }

@@ -52,6 +52,9 @@ type Status struct {
 	// ProblemMailed is the FailingSince of the failing streak already reported by e-mail, kept
 	// across restarts so that a restart does not mail the same streak again.
 	ProblemMailed time.Time `json:"problemMailed,omitzero"`
+	// DisableMailed is the DisabledAt of the auto-disable already reported by e-mail, kept with the
+	// state so that neither a restart nor the next owner of the webhook's partition mails it again.
+	DisableMailed time.Time `json:"disableMailed,omitzero"`
 	// Cancelled counts queued notifications cancelled unsent (INACTIVE, or a change of binding).
 	Cancelled int64 `json:"cancelled,omitempty"`
 	// Binding is the namespace binding the queue is filled under; saved, so that a binding changed
@@ -142,6 +145,21 @@ func (e *Engine) NoteProblemMailed(ctx context.Context, uid string, since time.T
 		return nil
 	}
 	q.status.ProblemMailed = since
+	q.dirty = true
+	e.mu.Unlock()
+	return e.persist(ctx, uid)
+}
+
+// NoteDisableMailed records that uid's auto-disable at at was reported by e-mail, and saves it at
+// once: neither a restart nor the next owner must mail it again.
+func (e *Engine) NoteDisableMailed(ctx context.Context, uid string, at time.Time) error {
+	e.mu.Lock()
+	q := e.queues[uid]
+	if q == nil || q.own != ownActive || q.status.DisableMailed.Equal(at) {
+		e.mu.Unlock()
+		return nil
+	}
+	q.status.DisableMailed = at
 	q.dirty = true
 	e.mu.Unlock()
 	return e.persist(ctx, uid)
