@@ -27,6 +27,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -375,4 +376,38 @@ func TestActiveActiveALaggingOwnerKeepsANewBindingsEvents(t *testing.T) {
 	}).WithTimeout(20 * time.Second).Should(Equal([]string{acc + "-g2"}))
 	st, _ := owner.app.Engine.Status(uid)
 	g.Expect(st.Cancelled).To(BeZero())
+}
+
+// A replay whose webhook is deleted while it runs is reported by the owner of its namespace's
+// account only: every replica wrote its stalled status and recorded its Warning Event (found by a
+// review helper), as they all wrote the status of a replay whose webhook does not exist.
+func TestActiveActiveAReplaysLostWebhookIsReportedOnce(t *testing.T) {
+	g := NewWithT(t)
+	aa := startActiveActive(t)
+	aa.waitShared(t)
+	acc := aa.accounts[0]
+	rc := aa.rc[acc]
+	aa.one.mustPost(t, event(acc+"-once", acc))
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
+	id := rc.decoded(t)[0].notificationID
+	rc.set(fail500) // the replayed notification keeps retrying: the replay runs on
+	rp := createReplay(t, aa.ns[acc], "again", hooklinev1.WebhookReplaySpec{WebhookName: "orders",
+		NotificationIDs: []hooklinev1.NotificationID{hooklinev1.NotificationID(id)}})
+	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 2))
+	g.Expect(k8s.Delete(context.Background(), getWebhook(g, aa.hooks[acc]))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got := getReplay(g, rp)
+		g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled)).NotTo(BeNil())
+		g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionStalled).Reason).To(Equal(hooklinev1.ReasonWebhookDeleted))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	deleted := func(g Gomega) (n int) {
+		for _, reason := range replayEvents(g, rp) {
+			if reason == hooklinev1.ReasonWebhookDeleted {
+				n++
+			}
+		}
+		return n
+	}
+	g.Eventually(deleted).WithTimeout(10 * time.Second).Should(Equal(1))
+	g.Consistently(deleted).WithTimeout(2*time.Second).Should(Equal(1), "one Event, from the owner")
 }

@@ -52,6 +52,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/statusapply"
+	"github.com/hookline/hookline/internal/tenancy"
 )
 
 // ReplayLog is what a replay needs of the delivery log (deliverylog.Log): its records, to select
@@ -355,26 +356,9 @@ func (r *Replayer) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, r.apply(ctx, rp, st)
 	}
 	began := started(st)
-
-	wh := &hooklinev1.Webhook{}
-	err := r.Client.Get(ctx, client.ObjectKey{Namespace: rp.Namespace, Name: rp.Spec.WebhookName}, wh)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, err
-	}
-	missing := apierrors.IsNotFound(err)
-	if began && (missing || string(wh.UID) != st.WebhookUID) {
-		msg := fmt.Sprintf("webhook %s was deleted while the replay ran; %d of %d queued notifications were delivered", rp.Spec.WebhookName, st.Delivered, st.Queued)
-		r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonWebhookDeleted, msg)
-		if err := r.apply(ctx, rp, st); err != nil {
-			return ctrl.Result{}, err
-		}
-		r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, hooklinev1.ReasonWebhookDeleted, "Replay", "%s", msg)
-		r.forget(ctx, req.NamespacedName)
-		return ctrl.Result{}, nil
-	}
-	if missing {
-		msg := fmt.Sprintf("webhook %s does not exist in namespace %s; the replay starts once it is created and Active", rp.Spec.WebhookName, rp.Namespace)
-		return r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotFound, msg)
+	wh, res, err := r.webhookOf(ctx, rp, st, began)
+	if wh == nil {
+		return res, err
 	}
 	if !r.Engine.Owns(string(wh.UID)) {
 		// Another dispatcher delivers this webhook (active-active): it runs the replay, whose
@@ -844,6 +828,53 @@ func (r *Replayer) queue(ctx context.Context, rp *hooklinev1.WebhookReplay, wh *
 	}
 	res.unavailable = unavailable
 	return res, false, nil
+}
+
+// webhookOf returns the Webhook replay rp names, or nil when there is none to run it for (the
+// replay then waits for it, or stalls when it was deleted while the replay ran: what Reconcile
+// returns is res, err).
+func (r *Replayer) webhookOf(ctx context.Context, rp *hooklinev1.WebhookReplay, st *hooklinev1.WebhookReplayStatus, began bool) (*hooklinev1.Webhook, ctrl.Result, error) {
+	wh := &hooklinev1.Webhook{}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: rp.Namespace, Name: rp.Spec.WebhookName}, wh)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, ctrl.Result{}, err
+	}
+	missing := apierrors.IsNotFound(err)
+	gone := began && (missing || string(wh.UID) != st.WebhookUID)
+	if !missing && !gone {
+		return wh, ctrl.Result{}, nil
+	}
+	// No queue names the replay's webhook here: the owner of its namespace's account speaks, so
+	// that the replicas do not all write its status and record its Event.
+	if owns, err := r.ownsNamespace(ctx, rp.Namespace); err != nil || !owns {
+		return nil, ctrl.Result{RequeueAfter: r.poll()}, err
+	}
+	if !gone {
+		msg := fmt.Sprintf("webhook %s does not exist in namespace %s; the replay starts once it is created and Active", rp.Spec.WebhookName, rp.Namespace)
+		res, err := r.wait(ctx, rp, st, hooklinev1.ReasonWebhookNotFound, msg)
+		return nil, res, err
+	}
+	msg := fmt.Sprintf("webhook %s was deleted while the replay ran; %d of %d queued notifications were delivered", rp.Spec.WebhookName, st.Delivered, st.Queued)
+	r.setConditions(st, rp.Generation, metav1.ConditionFalse, hooklinev1.ReasonWebhookDeleted, msg)
+	if err := r.apply(ctx, rp, st); err != nil {
+		return nil, ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(rp, nil, corev1.EventTypeWarning, hooklinev1.ReasonWebhookDeleted, "Replay", "%s", msg)
+	r.forget(ctx, client.ObjectKeyFromObject(rp))
+	return nil, ctrl.Result{}, nil
+}
+
+// ownsNamespace reports whether this dispatcher delivers the account namespace ns is bound to
+// (with active-active dispatchers, its partition's owner).
+func (r *Replayer) ownsNamespace(ctx context.Context, ns string) (bool, error) {
+	b, bound, err := tenancy.Lookup(ctx, r.Client, ns)
+	if err != nil {
+		return false, err
+	}
+	if !bound {
+		b = tenancy.Binding{}
+	}
+	return r.Engine.OwnsAccount(b.AccountID), nil
 }
 
 // keptLog is the log's KeptSince (deliverylog.Log).

@@ -63,6 +63,15 @@ func (e *Engine) Owns(uid string) bool {
 	return !e.partitioned() || q != nil && q.own == ownActive
 }
 
+// OwnsAccount reports whether this engine delivers account's partition now (always, unless
+// partitioned): the one to speak for what of the account no queue names (a replay whose webhook
+// is gone).
+func (e *Engine) OwnsAccount(account string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.partitioned() || e.owned[partition.Of(account, e.cfg.Partitions)]
+}
+
 // placeLocked puts q, whose account may have changed, in its partition: claimed when this engine
 // owns it, dormant otherwise.
 func (e *Engine) placeLocked(q *queue) {
