@@ -56,6 +56,7 @@ for src in config/crd/bases/*.yaml; do
         print "  annotations:"
         print "    {{- if .Values.crds.keep }}"
         print "    helm.sh/resource-policy: keep"
+        print "    argocd.argoproj.io/sync-options: Prune=false,Delete=false"
         print "    {{- end }}"
         inmeta = 1; done = 1; next
       }
@@ -123,6 +124,7 @@ for src in config/policies/*.yaml; do
         print "  {{- if dig \"keep\" true .Values.admissionPolicies }}"
         print "  annotations:"
         print "    helm.sh/resource-policy: keep"
+        print "    argocd.argoproj.io/sync-options: Prune=false,Delete=false"
         print "  {{- end }}"
         next
       }

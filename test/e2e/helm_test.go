@@ -1602,3 +1602,37 @@ func TestHelmTemplateReadAPI(t *testing.T) {
 		}
 	}
 }
+
+// What the chart keeps on uninstall (the CRDs, with every tenant's Webhooks; the admission
+// policies) it keeps from Argo CD too, which prunes what leaves its rendered output whatever
+// helm.sh/resource-policy says (argoproj/argo-cd#17819): setting crds.enabled=false, as the README
+// suggests when the CRD is managed elsewhere, deleted the CRD and every Webhook.
+func TestHelmTemplateKeptObjectsAreKeptFromArgoCD(t *testing.T) {
+	g := NewWithT(t)
+	kept := map[string]string{"helm.sh/resource-policy": "keep", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}
+	kinds := []string{"CustomResourceDefinition", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+	for values, want := range map[string]map[string][]string{
+		"":                                   {"CustomResourceDefinition": {"keep"}, "ValidatingAdmissionPolicy": {"keep"}, "ValidatingAdmissionPolicyBinding": {"keep"}},
+		"crds: {keep: false}\n":              {"CustomResourceDefinition": nil, "ValidatingAdmissionPolicy": {"keep"}, "ValidatingAdmissionPolicyBinding": {"keep"}},
+		"admissionPolicies: {keep: false}\n": {"CustomResourceDefinition": {"keep"}, "ValidatingAdmissionPolicy": nil, "ValidatingAdmissionPolicyBinding": nil},
+	} {
+		objs := mustRender(t, inlineTokens+values)
+		for _, kind := range kinds {
+			list := ofKind(objs, kind)
+			g.Expect(list).NotTo(BeEmpty(), "%s %q", kind, values)
+			for _, o := range list {
+				ann := map[string]string{}
+				for k, v := range o.GetAnnotations() {
+					if _, ok := kept[k]; ok {
+						ann[k] = v
+					}
+				}
+				if want[kind] == nil {
+					g.Expect(ann).To(BeEmpty(), "%s %s with %q", kind, o.GetName(), values)
+				} else {
+					g.Expect(ann).To(Equal(kept), "%s %s with %q", kind, o.GetName(), values)
+				}
+			}
+		}
+	}
+}
