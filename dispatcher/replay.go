@@ -894,8 +894,12 @@ func (r *Replayer) trimmedSince(ctx context.Context, rp *hooklinev1.WebhookRepla
 	if err != nil || !kept.After(rp.Spec.Since.Time) {
 		return "", err
 	}
-	return fmt.Sprintf("the delivery log holds this webhook's records only from %s (older ones were removed to keep it within its byte bound, --delivery-log-max-bytes): notifications between %s and then could not be selected",
-		kept.UTC().Format(time.RFC3339), rp.Spec.Since.UTC().Format(time.RFC3339)), nil
+	gone := kept
+	if u := rp.Spec.Until; u != nil && u.Time.Before(kept) {
+		gone = u.Time
+	}
+	return fmt.Sprintf("the delivery log holds this webhook's records only from %s (older ones were removed to keep it within its byte bound, --delivery-log-max-bytes): notifications from %s to %s could not be selected",
+		kept.UTC().Format(time.RFC3339), rp.Spec.Since.UTC().Format(time.RFC3339), gone.UTC().Format(time.RFC3339)), nil
 }
 
 // hold takes uid's route and queue for one batch of a replay's notes (route.Table.Hold,
@@ -1085,8 +1089,16 @@ func newSelector(rp *hooklinev1.WebhookReplay, startedAt time.Time, inQueue map[
 }
 
 // asOf is the time the selection describes the notifications at: the replay's start, to the end
-// of its whole second (as the status keeps it), as result's default until.
-func (s *selector) asOf() time.Time { return s.startedAt.Truncate(time.Second).Add(time.Second) }
+// of its whole second (as the status keeps it, and as result's default until), and selectionSkew
+// past it: a record's time is the clock of the dispatcher that wrote it, which may run ahead of
+// the one that started the replay (after a hand-over), and a notification dropped just before the
+// start must not be left out for it.
+func (s *selector) asOf() time.Time {
+	return s.startedAt.Truncate(time.Second).Add(time.Second + selectionSkew)
+}
+
+// selectionSkew is how far apart the dispatchers' clocks may be for asOf.
+const selectionSkew = 2 * time.Second
 
 // from is where the log is read from: the selection's start, or the replay's own, whichever is
 // first (all of it for a selection by id). The replay's own records are read from its creation if
@@ -1226,7 +1238,7 @@ func (s *selector) result() ([]candidate, []string) {
 		since := s.spec.Since.Time
 		// Up to the start (a second past its whole second, which covers every event accepted
 		// before it started).
-		until := s.asOf()
+		until := s.startedAt.Truncate(time.Second).Add(time.Second)
 		if s.spec.Until != nil {
 			until = s.spec.Until.Time
 		}

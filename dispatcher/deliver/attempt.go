@@ -200,7 +200,9 @@ func (o outcome) attempted() bool {
 func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	note, ok, err := e.headNote(ctx, q)
 	if err != nil {
-		e.log.Error(err, "Loading queued notifications", q.wh.logKeys()...)
+		if ctx.Err() == nil { // not cut (its partition given up, the engine stopping)
+			e.log.Error(err, "Loading queued notifications", q.wh.logKeys()...)
+		}
 		return outcome{retry: true}
 	}
 	if !ok {
@@ -263,7 +265,9 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		}
 		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
 		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
-		e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
+		if ctx.Err() == nil {
+			e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
+		}
 		return outcome{retry: true}
 	}
 	// Never another binding's event: what a queue holds of a namespace's previous binding is

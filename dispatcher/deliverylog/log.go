@@ -237,7 +237,15 @@ func New(ctx context.Context, js jetstream.JetStream, q Queue, cfg Config, reg p
 	var st jetstream.Stream
 	var trims jetstream.KeyValue
 	create := func(ctx context.Context) (err error) {
-		if st, err = js.CreateOrUpdateStream(ctx, streamConfig(cfg, maxBytes)); err != nil || cfg.MaxBytes <= 0 {
+		if st, err = js.CreateOrUpdateStream(ctx, streamConfig(cfg, maxBytes)); err != nil {
+			return err
+		}
+		if cfg.MaxBytes <= 0 {
+			// No bound now: what an earlier one removed is still said (for the log's age).
+			trims, err = js.KeyValue(ctx, TrimsBucket)
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				trims, err = nil, nil
+			}
 			return err
 		}
 		trims, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{

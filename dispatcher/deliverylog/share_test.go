@@ -133,6 +133,14 @@ func TestTheAccountHoldingMostOfTheLogLosesItsOldestRecordsFirst(t *testing.T) {
 	kept, err := f.log.KeptSince(f.ctx, testUID)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(kept.IsZero()).To(BeTrue(), "the untrimmed account's log starts at its first record")
+
+	// With the bound removed (a restart without --delivery-log-max-bytes), what it removed is
+	// still said.
+	unbounded, err := New(f.ctx, f.log.js, f.log.q, Config{AccountOf: floodAccountOf}, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	kept, err = unbounded.KeptSince(f.ctx, floodUIDs[0])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(kept).To(BeTemporally(">", began))
 }
 
 // With one account the share takes nothing the stream's bound would not have taken: the log stays
