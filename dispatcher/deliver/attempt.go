@@ -255,20 +255,7 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return nil
 	}))
 	if err != nil {
-		if store.Gone(err) || errors.Is(err, errCorruptEvent) {
-			// The event is gone (retention) or unreadable: nothing can ever be sent for this note.
-			e.log.Error(err, "Loading event of a notification; dropping it", append(wh.logKeys(), "event", note.EventSeq)...)
-			if store.Gone(err) {
-				return outcome{note: note, expired: true, at: now, dropReason: ReasonEventGone, dropMessage: "the event is no longer in the event log"}
-			}
-			return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the stored event cannot be read"}
-		}
-		// The store did not answer in time (a busy JetStream reading a 25 MB body): the event is
-		// safe, try again shortly. The 72-hour check above still ends a read that never succeeds.
-		if ctx.Err() == nil {
-			e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
-		}
-		return outcome{retry: true}
+		return e.eventReadFailed(ctx, wh, note, now, err)
 	}
 	// Never another binding's event: what a queue holds of a namespace's previous binding is
 	// cancelled here as it comes up (Rebind), and a WebhookReplay or any path that queues a note
@@ -330,6 +317,25 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 	took := e.clock.Since(start)
 	e.metrics.attempt(a, took)
 	return outcome{note: note, attempt: a, at: start, number: number, ev: ev, id: notificationID, sent: len(body.Body), trimmed: body.Trimmed, took: took}
+}
+
+// eventReadFailed is the outcome of an attempt whose event could not be read: its note dropped
+// when the event is gone (retention) or unreadable, nothing can ever be sent for it; otherwise
+// tried again shortly (the store did not answer in time, or the attempt was cut).
+func (e *Engine) eventReadFailed(ctx context.Context, wh Webhook, note store.Note, now time.Time, err error) outcome {
+	if store.Gone(err) || errors.Is(err, errCorruptEvent) {
+		e.log.Error(err, "Loading event of a notification; dropping it", append(wh.logKeys(), "event", note.EventSeq)...)
+		if store.Gone(err) {
+			return outcome{note: note, expired: true, at: now, dropReason: ReasonEventGone, dropMessage: "the event is no longer in the event log"}
+		}
+		return outcome{note: note, expired: true, at: now, dropReason: ReasonEventUnreadable, dropMessage: "the stored event cannot be read"}
+	}
+	// A busy JetStream reading a 25 MB body: the event is safe. The 72-hour check still ends a
+	// read that never succeeds.
+	if ctx.Err() == nil {
+		e.log.Error(err, "Loading event of a notification; retrying", append(wh.logKeys(), "event", note.EventSeq)...)
+	}
+	return outcome{retry: true}
 }
 
 // dueLocked is the time an attempt of note at now is judged by (its 72 hours): a retry's by the
