@@ -127,8 +127,11 @@ type Config struct {
 	Namespaces []string
 	// MetricsAddress and ProbeAddress of the controller-runtime manager ("0" disables).
 	MetricsAddress, ProbeAddress string
-	// MetricsSecure serves metrics over HTTPS behind Kubernetes authentication and authorization.
-	MetricsSecure bool
+	// MetricsSecure serves metrics over HTTPS behind Kubernetes authentication and authorization;
+	// MetricsCertDir, when set, holds the certificate served (tls.crt, tls.key) instead of a
+	// self-signed one.
+	MetricsSecure  bool
+	MetricsCertDir string
 	// Problems, when its Address is set, e-mails webhooks' problemNotificationEmails about failing
 	// streaks older than ProblemAfter (0 means 1 hour) and about auto-disables.
 	Problems     notify.Config
@@ -301,7 +304,7 @@ func (a *App) newIngest(ctx context.Context, cfg Config) error {
 // events cannot be stored (another replica, active-active, takes them), nor while not a current
 // member of the group.
 func (a *App) addProbes(cfg Config) error {
-	if err := securemetrics.Serve(a.Manager, cfg.MetricsAddress, cfg.MetricsSecure); err != nil {
+	if err := securemetrics.Serve(a.Manager, cfg.MetricsAddress, cfg.MetricsSecure, cfg.MetricsCertDir); err != nil {
 		return err
 	}
 	probes, err := boundedhttp.ServeProbes(a.Manager, cfg.ProbeAddress)

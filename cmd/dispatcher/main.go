@@ -94,6 +94,7 @@ type options struct {
 	leaseTTL                time.Duration
 	tlsCert, tlsKey         string
 	metricsSecure           bool
+	metricsCertDir          string
 	problems                notify.Config
 	problemAfter            time.Duration
 	leaseIdentity           string
@@ -109,6 +110,7 @@ func main() {
 	flag.StringVar(&o.listen, "listen-address", ":8090", "Address of the ingest API (POST /v1/events).")
 	flag.StringVar(&o.metrics, "metrics-bind-address", ":8091", "Address of the metrics endpoint; 0 disables it.")
 	flag.BoolVar(&o.metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	flag.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "With --metrics-secure: serve the certificate in this directory (tls.crt, tls.key, reloaded when they change) instead of a self-signed one, so that scrapers can verify it.")
 	flag.StringVar(&o.probes, "health-probe-bind-address", ":8092", "Address of /healthz and /readyz.")
 	flag.StringVar(&o.tlsCert, "tls-cert-file", "", "Serve the ingest API over TLS with this certificate (reloaded when it changes); plain HTTP without it.")
 	flag.StringVar(&o.tlsKey, "tls-key-file", "", "Key of --tls-cert-file.")
@@ -365,7 +367,7 @@ func run(o options) error {
 		Guard: netguard.New(netguard.Policy{Allowed: o.allowedCIDRs, Blocked: o.blockedCIDRs, Mode: mode}), ClusterRangesInterval: o.clusterRanges,
 		StatusInterval: o.statusInterval, StatusWritesPerSecond: o.statusWrites, ReplayPoll: o.replayPoll, ReplayMaxPerNamespace: o.replayMaxPerNamespace, ReplayMaxSelection: o.replayMaxSelection, ReplayLogReadsPerMinute: o.replayLogReads, ReplayNotesPerMinute: o.replayNotes, ReplayNotesBurst: max(o.replayMaxSelection, dispatcher.DefaultReplayNotesBurst), DefaultClientID: o.defaultClientID, Attestation: key, SecretResync: o.secretResync, SyncWorkers: o.workers,
 		SweepInterval: o.sweepInterval,
-		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, EventsPerSecond: o.eventsPerSecond, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, ProbeAddress: o.probes,
+		MaxEventBytes: o.maxBody, AccountQuota: o.accountQuota, EventsPerSecond: o.eventsPerSecond, MetricsAddress: o.metrics, MetricsSecure: o.metricsSecure, MetricsCertDir: o.metricsCertDir, ProbeAddress: o.probes,
 		Registry:     ctrlmetrics.Registry,
 		Partitioning: dispatcher.Partitioning{Partitions: o.partitions, Identity: identity, TTL: o.leaseTTL},
 	}, clock.RealClock{})

@@ -51,6 +51,7 @@ import (
 func main() {
 	var (
 		metricsAddr, probeAddr, extraCA string
+		metricsCertDir                  string
 		attestationKeyFile              string
 		metricsSecure, leaderElect      bool
 		leaderElectionNamespace         string
@@ -62,6 +63,7 @@ func main() {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the metrics endpoint; 0 disables it.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", false, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "With --metrics-secure: serve the certificate in this directory (tls.crt, tls.key, reloaded when they change) instead of a self-signed one, so that scrapers can verify it.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Use leader election so that only one replica is active.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace).")
@@ -98,13 +100,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
-	if err := run(metricsAddr, metricsSecure, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, clusterRanges, key, opts); err != nil {
+	if err := run(metricsAddr, metricsSecure, metricsCertDir, probeAddr, leaderElect, leaderElectionNamespace, extraCA, verifyTimeout, allowHTTP, guard, clusterRanges, key, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect bool, leNamespace, extraCA string,
+func run(metricsAddr string, metricsSecure bool, metricsCertDir, probeAddr string, leaderElect bool, leNamespace, extraCA string,
 	verifyTimeout time.Duration, allowHTTP bool, guard *netguard.Guard, clusterRanges time.Duration, key *attest.Key, opts controllers.Options) error {
 	log := ctrl.Log.WithName("setup")
 	scheme := runtime.NewScheme()
@@ -150,7 +152,7 @@ func run(metricsAddr string, metricsSecure bool, probeAddr string, leaderElect b
 	if err := r.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up webhook controller: %w", err)
 	}
-	if err := securemetrics.Serve(mgr, metricsAddr, metricsSecure); err != nil {
+	if err := securemetrics.Serve(mgr, metricsAddr, metricsSecure, metricsCertDir); err != nil {
 		return err
 	}
 	if _, err := boundedhttp.ServeProbes(mgr, probeAddr); err != nil {

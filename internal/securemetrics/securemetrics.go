@@ -21,13 +21,16 @@ package securemetrics
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -44,15 +47,38 @@ import (
 // (boundedhttp): controller-runtime's own metrics server accepted 1 MiB headers for 32 s before any
 // token was checked. The manager's own metrics server must be off (metricsserver.Options with
 // BindAddress "0").
-func Serve(mgr manager.Manager, addr string, secure bool) error {
+//
+// certDir, when set, holds the certificate (tls.crt, tls.key: a kubernetes.io/tls Secret mounted
+// there, reloaded when it changes) served instead of the self-signed one, so that scrapers can
+// verify it rather than skip verification.
+func Serve(mgr manager.Manager, addr string, secure bool, certDir string) error {
 	if addr == "" || addr == "0" {
 		return nil
+	}
+	if certDir != "" && !secure {
+		return errors.New("a metrics certificate (--metrics-cert-dir) needs --metrics-secure")
 	}
 	h, tc, err := Handler(secure, mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
 		return err
 	}
+	if certDir != "" {
+		w, err := certwatcher.New(filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key"))
+		if err != nil {
+			return fmt.Errorf("metrics certificate: %w", err)
+		}
+		if err := mgr.Add(w); err != nil {
+			return err
+		}
+		UseCertificate(tc, w.GetCertificate)
+	}
 	return boundedhttp.Add(mgr, "metrics", addr, h, tc)
+}
+
+// UseCertificate makes tc, Handler's TLS configuration, serve the certificates get returns
+// instead of its self-signed one.
+func UseCertificate(tc *tls.Config, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) {
+	tc.Certificates, tc.GetCertificate = nil, get
 }
 
 // Handler is what Serve serves, and its TLS configuration when secure (nil otherwise); tokens are

@@ -19,13 +19,18 @@ package securemetrics
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
 	"github.com/hookline/hookline/internal/boundedhttp"
 )
@@ -96,5 +101,59 @@ func TestMetricsBoundTheHeader(t *testing.T) {
 				t.Fatalf("status %d, want 431", resp.StatusCode)
 			}
 		})
+	}
+}
+
+// With a certificate of the operator's (--metrics-cert-dir: a cert-manager Secret), the secure
+// endpoint serves it, so that a scraper verifies it against its CA instead of skipping
+// verification (the chart's ServiceMonitors did); still HTTP/1.1 only.
+func TestSecureMetricsServeTheGivenCertificate(t *testing.T) {
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKeyWithFixtures("hookline-metrics.hookline-system.svc", []net.IP{{127, 0, 0, 1}}, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, b := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := certwatcher.New(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(certPEM)
+	verify := &tls.Config{RootCAs: roots, ServerName: "hookline-metrics.hookline-system.svc", NextProtos: []string{"h2", "http/1.1"}}
+	for _, given := range []bool{false, true} {
+		h, tc, err := Handler(true, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if given {
+			UseCertificate(tc, w.GetCertificate)
+		}
+		srv := boundedhttp.NewServer(h)
+		l, err := boundedhttp.Listen("metrics", "127.0.0.1:0", tc, srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(l) }()
+		conn, err := tls.Dial("tcp", l.Addr().String(), verify)
+		switch {
+		case given && err != nil:
+			t.Fatalf("the given certificate does not verify: %v", err)
+		case !given && err == nil:
+			t.Fatal("the self-signed certificate verified against another CA")
+		case given:
+			if p := conn.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+				t.Errorf("negotiated %q, want http/1.1 only", p)
+			}
+			_ = conn.Close()
+		}
+		_ = srv.Close()
+	}
+	if err := Serve(nil, ":0", false, dir); err == nil || !strings.Contains(err.Error(), "--metrics-secure") {
+		t.Fatalf("a certificate without --metrics-secure: %v", err)
 	}
 }

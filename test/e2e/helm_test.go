@@ -1636,3 +1636,49 @@ func TestHelmTemplateKeptObjectsAreKeptFromArgoCD(t *testing.T) {
 		}
 	}
 }
+
+// With a metrics certificate of the operator's (manager/dispatcher.metrics.tls.existingSecret,
+// e.g. cert-manager's), each component serves it (--metrics-cert-dir, mounted) and its
+// ServiceMonitor verifies it against the Secret's ca.crt for the metrics Service's name; without
+// one, the self-signed certificate is skipped, as before.
+func TestHelmTemplateServiceMonitorsVerifyAGivenCertificate(t *testing.T) {
+	g := NewWithT(t)
+	tlsConfig := func(objs []*unstructured.Unstructured, name string) map[string]any {
+		sm := find(objs, "ServiceMonitor", name)
+		g.Expect(sm).NotTo(BeNil(), name)
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		tc, _, _ := unstructured.NestedMap(eps[0].(map[string]any), "tlsConfig")
+		return tc
+	}
+	objs := mustRender(t, inlineTokens+`
+serviceMonitor: {enabled: true}
+manager: {metrics: {secure: true, tls: {existingSecret: manager-metrics-cert}}}
+dispatcher: {metrics: {secure: true, tls: {existingSecret: dispatcher-metrics-cert}}}
+`)
+	for name, secret := range map[string]string{"hookline-manager": "manager-metrics-cert", "hookline-dispatcher": "dispatcher-metrics-cert"} {
+		g.Expect(tlsConfig(objs, name)).To(Equal(map[string]any{
+			"ca":         map[string]any{"secret": map[string]any{"name": secret, "key": "ca.crt"}},
+			"serverName": name + "-metrics.hookline-system.svc",
+		}), name)
+	}
+	for _, c := range []struct {
+		spec   corev1.PodSpec
+		name   string
+		secret string
+	}{
+		{typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template.Spec, "manager", "manager-metrics-cert"},
+		{typed[appsv1.StatefulSet](t, objs, "StatefulSet", "hookline-dispatcher").Spec.Template.Spec, "dispatcher", "dispatcher-metrics-cert"},
+	} {
+		ctr := container(t, c.spec, c.name)
+		g.Expect(ctr.Args).To(ContainElement("--metrics-cert-dir=/etc/hookline/metrics-tls"), c.name)
+		g.Expect(ctr.VolumeMounts).To(ContainElement(corev1.VolumeMount{Name: "metrics-tls", MountPath: "/etc/hookline/metrics-tls", ReadOnly: true}), c.name)
+		g.Expect(c.spec.Volumes).To(ContainElement(And(HaveField("Name", "metrics-tls"), HaveField("Secret.SecretName", c.secret))), c.name)
+	}
+
+	objs = mustRender(t, inlineTokens+"serviceMonitor: {enabled: true}\n")
+	for _, name := range []string{"hookline-manager", "hookline-dispatcher"} {
+		g.Expect(tlsConfig(objs, name)).To(Equal(map[string]any{"insecureSkipVerify": true}), name)
+	}
+	m := container(t, typed[appsv1.Deployment](t, objs, "Deployment", "hookline-manager").Spec.Template.Spec, "manager")
+	g.Expect(m.Args).NotTo(ContainElement(HavePrefix("--metrics-cert-dir")))
+}

@@ -34,6 +34,9 @@ spec:
         - --metrics-bind-address=:8091
         {{- if $d.metrics.secure }}
         - --metrics-secure
+        {{- if $d.metrics.tls.existingSecret }}
+        - --metrics-cert-dir=/etc/hookline/metrics-tls
+        {{- end }}
         {{- end }}
         - --health-probe-bind-address=:8092
         - --tokens-file=/etc/hookline/tokens/tokens.yaml
@@ -176,6 +179,11 @@ spec:
           mountPath: /etc/hookline/tokens
           readOnly: true
         {{- include "hookline.attestation.volumeMount" . | nindent 8 }}
+        {{- if and $d.metrics.secure $d.metrics.tls.existingSecret }}
+        - name: metrics-tls
+          mountPath: /etc/hookline/metrics-tls
+          readOnly: true
+        {{- end }}
         {{- if $d.tls.existingSecret }}
         - name: ingest-tls
           mountPath: /etc/hookline/ingest-tls
@@ -209,6 +217,11 @@ spec:
       secret:
         secretName: {{ include "hookline.ingestTokens.secretName" . }}
     {{- include "hookline.attestation.volume" . | nindent 4 }}
+    {{- if and $d.metrics.secure $d.metrics.tls.existingSecret }}
+    - name: metrics-tls
+      secret:
+        secretName: {{ $d.metrics.tls.existingSecret }}
+    {{- end }}
     {{- if $d.tls.existingSecret }}
     - name: ingest-tls
       secret:
