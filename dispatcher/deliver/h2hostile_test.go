@@ -535,3 +535,94 @@ func newEchoingReceiver(t *testing.T) *httptest.Server {
 	t.Cleanup(good.Close)
 	return good
 }
+
+// newWedger is a receiver speaking HTTP/2 that answers each connection's first request with 200,
+// no echo and one byte of a body it never ends, then stops reading and floods PINGs: the client
+// answers each PING under its connection's write lock, its writes block once the socket's buffers
+// are full, and its stream's reset at the deadline waits for that lock for ever.
+func newWedger(t *testing.T) (url string, roots *x509.CertPool) {
+	t.Helper()
+	certSrv := httptest.NewUnstartedServer(nil)
+	certSrv.StartTLS()
+	cert := certSrv.TLS.Certificates[0]
+	roots = x509.NewCertPool()
+	roots.AddCert(certSrv.Certificate())
+	certSrv.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer func() { _ = c.Close() }()
+				if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+					return
+				}
+				fr := http2.NewFramer(c, c)
+				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+				_ = fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100})
+				var sid uint32
+				for sid == 0 {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					switch f := f.(type) {
+					case *http2.SettingsFrame:
+						if !f.IsAck() {
+							_ = fr.WriteSettingsAck()
+						}
+					case *http2.MetaHeadersFrame:
+						if f.StreamEnded() {
+							sid = f.StreamID
+						}
+					case *http2.DataFrame:
+						if f.StreamEnded() {
+							sid = f.StreamID
+						}
+					}
+				}
+				var hb bytes.Buffer
+				_ = hpack.NewEncoder(&hb).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: sid, BlockFragment: hb.Bytes(), EndHeaders: true})
+				_ = fr.WriteData(sid, false, []byte("x"))
+				var pings bytes.Buffer
+				pf := http2.NewFramer(&pings, nil)
+				for range 4000 {
+					_ = pf.WritePing(false, [8]byte{1})
+				}
+				for {
+					if _, err := c.Write(pings.Bytes()); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "https://" + ln.Addr().String() + "/hook", roots
+}
+
+// A receiver that wedges its HTTP/2 connection (it stops reading and floods PINGs) cannot hold an
+// attempt past its deadline: Send closes the connection wedgeGrace after the deadline. Before, the
+// attempt never returned, holding its account's slot and its body for as long as the receiver
+// liked (found by a review helper).
+func TestAReceiverThatStopsReadingCannotHoldAnAttempt(t *testing.T) {
+	url, roots := newWedger(t)
+	s := NewSender(time.Second, false, roots, loopback)
+	done := make(chan Attempt, 1)
+	go func() { done <- s.Send(withAccount(context.Background(), "acc"), url, "id", nil, []byte(`{}`), nil) }()
+	select {
+	case a := <-done:
+		if a.OK || a.Reason != verify.ReasonTimeout {
+			t.Fatalf("attempt = %+v, want a timeout", a)
+		}
+	case <-time.After(15 * time.Second): // the deadline is 1 s: a bound for a failing test, not a wait
+		t.Fatal("Send (timeout 1 s) had not returned after 15 s")
+	}
+}

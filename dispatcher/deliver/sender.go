@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/utils/lru"
@@ -157,6 +158,9 @@ var receiverHTTP2 = &http.HTTP2Config{
 	MaxReadFrameSize:              16 << 10, // the protocol's least
 	MaxReceiveBufferPerStream:     echo.MaxBody + drainMax,
 	MaxReceiveBufferPerConnection: 1 << 20,
+	// A write that makes no progress for this long closes the connection (a receiver that stops
+	// reading; Send also closes a connection its request is wedged on, see wedgeGrace).
+	WriteByteTimeout: 10 * time.Second,
 }
 
 func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
@@ -174,6 +178,10 @@ func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
 	return t
 }
 
+// wedgeGrace is how long past its deadline a request may still run before its connection is
+// closed (Send).
+const wedgeGrace = 500 * time.Millisecond
+
 // A response with the echo header is judged on its headers; its body is then read for at most
 // drainGrace and drainMax bytes, only so that the connection can be reused.
 const (
@@ -189,6 +197,23 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	defer func() { a.Message = safetext.Receiver(a.Message) }()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	// A receiver can hold a request past its deadline: over HTTP/2, one that stops reading and
+	// floods PINGs blocks the connection's writes (the client answers each PING under the
+	// connection's write lock), and Go's client then never ends the stream, whose reset waits for
+	// that lock; the attempt held its account's slot, and every later attempt on the connection
+	// left a goroutine holding its body, for as long as the receiver liked. A request still
+	// running wedgeGrace past its deadline has its connection closed, which ends every stream on
+	// it. Stopped before cancel runs (defers run last first): an attempt that ends closes nothing.
+	var held atomic.Pointer[limitedConn]
+	var returned atomic.Bool
+	stopWedge := context.AfterFunc(ctx, func() {
+		time.AfterFunc(wedgeGrace, func() {
+			if c := held.Load(); c != nil && !returned.Load() {
+				_ = c.Close()
+			}
+		})
+	})
+	defer func() { returned.Store(true); stopWedge() }()
 	// The connection the request takes is counted as in use until the answer is closed
 	// (connLimit): one without a request may give way to a new one.
 	var on *limitedConn
@@ -201,6 +226,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 			if on = lc; on != nil {
 				on.take()
 			}
+			held.Store(lc)
 		}
 	}})
 	defer func() {
