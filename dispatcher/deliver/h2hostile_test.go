@@ -612,17 +612,26 @@ func newWedger(t *testing.T) (url string, roots *x509.CertPool) {
 // attempt past its deadline: Send closes the connection wedgeGrace after the deadline. Before, the
 // attempt never returned, holding its account's slot and its body for as long as the receiver
 // liked (found by a review helper).
+//
+// The receiver's flood wedges the connection well within the 3 s deadline, so the attempt ends
+// wedgeGrace past it; the bound is below the HTTP/2 write timeout (10 s), the other way out.
 func TestAReceiverThatStopsReadingCannotHoldAnAttempt(t *testing.T) {
+	const timeout = 3 * time.Second
 	url, roots := newWedger(t)
-	s := NewSender(time.Second, false, roots, loopback)
+	s := NewSender(timeout, false, roots, loopback)
 	done := make(chan Attempt, 1)
+	start := time.Now()
 	go func() { done <- s.Send(withAccount(context.Background(), "acc"), url, "id", nil, []byte(`{}`), nil) }()
 	select {
 	case a := <-done:
 		if a.OK || a.Reason != verify.ReasonTimeout {
 			t.Fatalf("attempt = %+v, want a timeout", a)
 		}
-	case <-time.After(15 * time.Second): // the deadline is 1 s: a bound for a failing test, not a wait
-		t.Fatal("Send (timeout 1 s) had not returned after 15 s")
+		// Not before: the request was wedged, and only the connection's close ended it.
+		if took := time.Since(start); took < timeout+wedgeGrace-200*time.Millisecond {
+			t.Fatalf("Send returned after %s: the receiver did not wedge the connection", took)
+		}
+	case <-time.After(timeout + wedgeGrace + 2*time.Second): // a bound for a failing test, not a wait
+		t.Fatalf("Send (timeout %s) had not returned %s past its deadline", timeout, wedgeGrace+2*time.Second)
 	}
 }

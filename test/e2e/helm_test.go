@@ -945,6 +945,7 @@ func TestHelmTemplateCRDsMatchConfig(t *testing.T) {
 		g.Expect(got.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/managed-by", "Helm"))
 		ann := got.GetAnnotations()
 		delete(ann, "helm.sh/resource-policy")
+		delete(ann, "argocd.argoproj.io/sync-options") // TestHelmTemplateKeptObjectsAreKeptFromArgoCD
 		got.SetAnnotations(ann)
 		got.SetLabels(nil)
 		g.Expect(got.Object).To(Equal(want[0].Object), "%s drifted from %s: run make helm-sync", got.GetName(), b)
@@ -1097,7 +1098,7 @@ func TestHelmTemplatePoliciesMatchConfig(t *testing.T) {
 		g.Expect(got.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/component", "admission"))
 		got.SetLabels(nil)
 		// Kept on uninstall, as the CRD and the Webhooks are (admissionPolicies.keep).
-		g.Expect(got.GetAnnotations()).To(Equal(map[string]string{"helm.sh/resource-policy": "keep"}))
+		g.Expect(got.GetAnnotations()).To(Equal(map[string]string{"helm.sh/resource-policy": "keep", "argocd.argoproj.io/sync-options": "Prune=false,Delete=false"}))
 		got.SetAnnotations(nil)
 		g.Expect(got.Object).To(Equal(w.Object), "%s drifted from config/policies: run make helm-sync", got.GetName())
 	}
