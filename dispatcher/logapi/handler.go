@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -565,7 +564,7 @@ type testBudget struct {
 // notification reads the records of the notification the path names, answering 400 or 404 itself.
 func (h *Handler) notification(w http.ResponseWriter, r *http.Request, t target) (deliveries.AttemptList, bool) {
 	id := r.PathValue("id")
-	if !notificationIDPattern.MatchString(id) {
+	if !deliveries.NotificationIDPattern.MatchString(id) {
 		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("notification %q of webhook %s/%s not found", clip(id), t.wh.Namespace, t.wh.Name))
 		return deliveries.AttemptList{}, false
 	}
@@ -595,10 +594,6 @@ func (h *Handler) failed(w http.ResponseWriter, err error, t target, what string
 	writeError(w, http.StatusInternalServerError, "Internal", what+"; retry, and tell the operator if it persists")
 }
 
-// notificationIDPattern matches what payload.NotificationID makes (and a little more): anything
-// else cannot name a notification.
-var notificationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 // Bounds of a query.
 const (
 	// DefaultLimit and MaxLimit bound a page.
@@ -606,9 +601,7 @@ const (
 	MaxLimit     = 500
 	// maxValues bounds the values of one list filter.
 	maxValues = 100
-	// maxIDLength bounds an event id filter (ingest accepts ids up to this).
-	maxIDLength = 512
-	maxCursor   = 2048
+	maxCursor = 2048
 )
 
 // StateFailed is the filter shorthand for every state of a notification that was not delivered
@@ -658,7 +651,7 @@ func ParseQuery(v url.Values, now time.Time) (deliveries.Query, error) {
 		return q, err
 	}
 	for _, id := range q.NotificationIDs {
-		if !notificationIDPattern.MatchString(id) {
+		if !deliveries.NotificationIDPattern.MatchString(id) {
 			return q, fmt.Errorf("notificationId: %q is not a webhookNotificationId", clip(id))
 		}
 	}
@@ -666,8 +659,8 @@ func ParseQuery(v url.Values, now time.Time) (deliveries.Query, error) {
 		return q, err
 	}
 	for _, id := range q.EventIDs {
-		if len(id) > maxIDLength {
-			return q, fmt.Errorf("eventId: longer than %d bytes", maxIDLength)
+		if len(id) > deliveries.MaxEventIDFilter {
+			return q, fmt.Errorf("eventId: longer than %d bytes", deliveries.MaxEventIDFilter)
 		}
 	}
 	if q.Since, q.SinceAgo, err = parseTime(v, "since", now); err != nil {
@@ -732,11 +725,8 @@ func parseTime(v url.Values, key string, now time.Time) (t time.Time, ago *time.
 	if err != nil || s == "" {
 		return time.Time{}, nil, err
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), &d, nil
+	if t, ago, ok := deliveries.ParseTimeFilter(s, now); ok {
+		return t, ago, nil
 	}
 	return time.Time{}, nil, fmt.Errorf("%s: %q is neither an RFC 3339 time (2026-11-25T10:00:00Z) nor a duration before now (2h)", key, clip(s))
 }

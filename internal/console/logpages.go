@@ -23,7 +23,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,12 +93,6 @@ var logStates = func() []string {
 	return append(out, "failed")
 }()
 
-// notificationIDFilter and maxEventIDFilter bound the id filters as the read API does
-// (dispatcher/logapi), so that it never quotes a value a link chose back to the page.
-var notificationIDFilter = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
-const maxEventIDFilter = 512
-
 // valid reports whether every filter is one the read API takes: state "" or one of logStates,
 // event "" or event names (comma-separated, as the read API takes them), times "" or RFC 3339 or
 // a duration before now, ids "" or well-formed (one each: the form has one box each).
@@ -107,10 +100,12 @@ func (f logFilters) valid() bool {
 	if f.State != "" && !slices.Contains(logStates, f.State) {
 		return false
 	}
-	if f.NotificationID != "" && !notificationIDFilter.MatchString(f.NotificationID) {
+	// The read API's own bounds (internal/deliveries), so that it never quotes a value a link chose
+	// back to the page.
+	if f.NotificationID != "" && !deliveries.NotificationIDPattern.MatchString(f.NotificationID) {
 		return false
 	}
-	if len(f.EventID) > maxEventIDFilter || strings.ContainsAny(f.EventID, ",") || strings.IndexFunc(f.EventID, unicode.IsControl) >= 0 {
+	if len(f.EventID) > deliveries.MaxEventIDFilter || strings.ContainsAny(f.EventID, ",") || strings.IndexFunc(f.EventID, unicode.IsControl) >= 0 {
 		return false
 	}
 	return validLogTime(f.Since) && validLogTime(f.Until) && validEventNames(f.Event)
@@ -121,11 +116,8 @@ func validLogTime(t string) bool {
 	if t == "" {
 		return true
 	}
-	if _, err := time.Parse(time.RFC3339Nano, t); err == nil {
-		return true
-	}
-	d, err := time.ParseDuration(t)
-	return err == nil && d >= 0
+	_, _, ok := deliveries.ParseTimeFilter(t, time.Now())
+	return ok
 }
 
 // validEventNames reports whether event is "" or event names, comma-separated.

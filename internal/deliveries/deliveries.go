@@ -31,6 +31,26 @@ import (
 // ingest API allow.
 var EventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
 
+// NotificationIDPattern matches what a webhookNotificationId can be (and a little more): the read
+// API's notificationId filter and path; anything else cannot name a notification.
+var NotificationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// MaxEventIDFilter bounds an eventId filter (ingest accepts ids up to this).
+const MaxEventIDFilter = 512
+
+// ParseTimeFilter reads a since or until filter: an RFC 3339 time, or a duration meaning that long
+// before now (2h), which it also returns as ago (a listing's later pages count it from their
+// cursor's time). ok is false for anything else.
+func ParseTimeFilter(s string, now time.Time) (t time.Time, ago *time.Duration, ok bool) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil, true
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), &d, true
+	}
+	return time.Time{}, nil, false
+}
+
 // State is where a notification stands, derived from the newest record written about it (or from
 // the queue, for a notification that has no record yet).
 type State string
