@@ -162,11 +162,11 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 	// notification, or one for an event never acknowledged. A queue given up meanwhile (its
 	// partition another dispatcher's) is not counted: its note is stored for the next owner,
 	// which loses it on arrival.
-	lost := false
+	var lost []string // the webhooks of the lost notifications
 	var handedOver []store.Enqueue
 	for _, it := range disabled {
 		if d.Engine.CountLost(it.UID, it.Note) {
-			lost = true
+			lost = append(lost, it.UID)
 		} else {
 			handedOver = append(handedOver, it)
 		}
@@ -175,12 +175,13 @@ func (d *Intake) Accept(ctx context.Context, ev *ingest.Event, raw []byte) (inge
 		return ingest.Receipt{Stored: !duplicate}, fmt.Errorf("queueing notifications of event %s: %w", ev.ID, err)
 	}
 	release() // queued: a withdrawal need not wait for what follows
-	if lost && d.DeliveryLog != nil {
+	if len(lost) > 0 && d.DeliveryLog != nil {
 		// A lost notification is only its record, which a recover replays from: stored before the
 		// 202, as the notes are, so that a crash right after it loses neither. Should the log not
 		// store it in time, the 202 is given all the same (the notes are queued, and a re-post
 		// would queue them twice): the writer keeps retrying, and only a crash meanwhile loses it.
-		if err := d.DeliveryLog.Barrier(ctx); err != nil {
+		// Their records only: the other webhooks' go on gathering into fewer messages.
+		if err := d.DeliveryLog.BarrierFor(ctx, lost...); err != nil {
 			d.Log.Error(err, "Storing the records of notifications lost to auto-disabled webhooks before acknowledging; they are stored later", "event", ev.ID)
 		}
 	}

@@ -18,6 +18,8 @@ package deliver
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -183,7 +185,12 @@ func (a *acker) purge(ctx context.Context, upTo map[string]uint64, settled []uin
 	if a.rec != nil {
 		// Unless now, the log's next tick: its records gather meanwhile.
 		barrier := a.rec.BarrierAtTick
-		if now {
+		switch {
+		case now && len(settled) == 0:
+			// The records of these queues only: the others' go on gathering.
+			uids := slices.Collect(maps.Keys(upTo))
+			barrier = func(ctx context.Context) error { return a.rec.BarrierFor(ctx, uids...) }
+		case now:
 			barrier = a.rec.Barrier
 		}
 		if err := barrier(ctx); err != nil {

@@ -32,6 +32,9 @@ type Recorder interface {
 	Append(deliveries.Record)
 	// Barrier returns once every record appended before the call is stored.
 	Barrier(ctx context.Context) error
+	// BarrierFor is Barrier for the records of the webhooks uids only (the others may go on
+	// gathering).
+	BarrierFor(ctx context.Context, uids ...string) error
 	// BarrierAtTick is Barrier when the log next publishes what it gathered (a fraction of a
 	// second): the acker's, which runs often and need not hurry the log.
 	BarrierAtTick(ctx context.Context) error
@@ -116,7 +119,7 @@ func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountI
 		}
 		for _, n := range notes {
 			if n.Seq > queued.upTo {
-				return through, e.rec.Barrier(ctx)
+				return through, e.rec.BarrierFor(ctx, queued.wh.UID)
 			}
 			e.rec.Append(e.noteRecord(ctx, queued.wh, accountID, n, kind, state, reason, message, now))
 			from, through = n.Seq+1, n.Seq
@@ -125,7 +128,7 @@ func (e *Engine) recordQueued(ctx context.Context, queued *queuedNotes, accountI
 			break
 		}
 	}
-	return through, e.rec.Barrier(ctx)
+	return through, e.rec.BarrierFor(ctx, queued.wh.UID)
 }
 
 // noteRecord describes what happened at at to note n of wh, unattempted. accountID is the account

@@ -70,6 +70,8 @@ func (f *fakeRecorder) Append(r deliveries.Record) {
 
 func (f *fakeRecorder) BarrierAtTick(ctx context.Context) error { return f.Barrier(ctx) }
 
+func (f *fakeRecorder) BarrierFor(ctx context.Context, _ ...string) error { return f.Barrier(ctx) }
+
 func (f *fakeRecorder) Barrier(ctx context.Context) error {
 	f.mu.Lock()
 	f.barriers++

@@ -324,6 +324,9 @@ type entry struct {
 	r       deliveries.Record
 	barrier chan struct{} // a Barrier's: closed once every record before it is stored
 	now     bool          // the Barrier publishes what is gathered at once
+	// uids, when set, narrows a Barrier to the records of these webhooks (BarrierFor): only
+	// their gathered records are published at once, the others keep gathering.
+	uids []string
 }
 
 // Start runs the writer until ctx ends; it returns at once. Records appended after ctx ended are
@@ -409,7 +412,7 @@ func (b *batch) add(r *deliveries.Record) (next []byte, err error) {
 // records or would exceed maxMessage bytes, every batch at each tick of Config.Gather and when
 // Config.Buffer records are held. A Barrier's entry goes out behind the batches at once (at the
 // next tick for BarrierAtTick, unless nothing is held), so that it follows every record appended
-// before it.
+// before it; BarrierFor's goes out behind its webhooks' batches only.
 func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 	defer close(out)
 	var (
@@ -418,14 +421,7 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 		held    int                   // records in batches
 		fence   []chan struct{}
 	)
-	send := func(p inflight) bool {
-		select {
-		case out <- p:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
+	send := func(p inflight) bool { return sendInflight(ctx, out, p) }
 	flush := func(b *batch) bool {
 		held -= b.n
 		data, n := b.data, b.n
@@ -470,6 +466,12 @@ func (l *Log) publish(ctx context.Context, out chan<- inflight) {
 			continue
 		case <-ctx.Done():
 			return
+		}
+		if e.uids != nil { // BarrierFor's
+			if !fenceWebhooks(batches, e, flush, send) {
+				return
+			}
+			continue
 		}
 		if e.barrier != nil {
 			fence = append(fence, e.barrier)
@@ -604,6 +606,28 @@ func (l *Log) stored(_ *jetstream.PubAck, p inflight) {
 	l.metrics.bytes.Add(float64(len(p.data) - (p.n - 1))) // the records, not the lines' ends
 }
 
+// sendInflight hands p to the confirming loop; false once ctx ended.
+func sendInflight(ctx context.Context, out chan<- inflight, p inflight) bool {
+	select {
+	case out <- p:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fenceWebhooks publishes the gathered records of the webhooks of BarrierFor's entry e, then its
+// fence: every message published before the fence is stored when it is released (confirm keeps
+// the publishing order). False: the writer stops.
+func fenceWebhooks(batches map[string]*batch, e entry, flush func(*batch) bool, send func(inflight) bool) bool {
+	for _, uid := range e.uids {
+		if b := batches[uid]; b != nil && b.n > 0 && !flush(b) {
+			return false
+		}
+	}
+	return send(inflight{fence: []chan struct{}{e.barrier}})
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -625,10 +649,28 @@ func (l *Log) Barrier(ctx context.Context) error { return l.barrier(ctx, true) }
 // leaves its queue without its record.
 func (l *Log) BarrierAtTick(ctx context.Context) error { return l.barrier(ctx, false) }
 
+// BarrierFor is Barrier for the records of the webhooks uids only: what the writer gathered for
+// other webhooks goes on gathering. The intake calls it before acknowledging an event whose
+// notifications were lost to auto-disabled webhooks (their records are all that is kept of them):
+// with Barrier, every such event published every webhook's gathered records, one message each,
+// so that a busy cluster with one disabled webhook lost the gathering for all.
+func (l *Log) BarrierFor(ctx context.Context, uids ...string) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	return l.awaitBarrier(ctx, entry{now: true, uids: uids})
+}
+
 func (l *Log) barrier(ctx context.Context, now bool) error {
+	return l.awaitBarrier(ctx, entry{now: now})
+}
+
+// awaitBarrier hands the barrier e to the writer and waits until it is released.
+func (l *Log) awaitBarrier(ctx context.Context, e entry) error {
 	done := make(chan struct{})
+	e.barrier = done
 	select {
-	case l.ch <- entry{barrier: done, now: now}:
+	case l.ch <- e:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.stopped:

@@ -24,9 +24,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -1075,4 +1077,94 @@ func TestRelativeTimesPage(t *testing.T) {
 	q.SinceAgo = &other
 	_, err := f.log.Notifications(f.ctx, testUID, q)
 	g.Expect(err).To(MatchError(ErrBadCursor))
+}
+
+// BarrierFor publishes the gathered records of the webhooks it names, and only those: the intake
+// waits for the records of notifications lost to auto-disabled webhooks before its 202, and a
+// Barrier there published every webhook's records at each such event, one message each.
+func TestBarrierForPublishesOnlyItsWebhooks(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: time.Hour})
+	other := func(ev string, seq uint64) deliveries.Record {
+		r := rec(ev, seq, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+		r.WebhookUID = "another-webhook"
+		return r
+	}
+	f.log.Append(other("ev-o1", 1))
+	f.log.Append(rec("ev-1", 2, time.Now(), deliveries.StateLost, 0, 0, "WebhookDisabled"))
+	f.log.Append(other("ev-o2", 3))
+	g.Expect(f.log.BarrierFor(f.ctx, testUID)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(1)), "only the named webhook's message")
+	var got []string
+	g.Expect(f.log.Scan(f.ctx, testUID, time.Time{}, func(r deliveries.Record) error {
+		got = append(got, r.EventID)
+		return nil
+	})).To(Succeed())
+	g.Expect(got).To(Equal([]string{"ev-1"}))
+	g.Consistently(f.storedMsgs).WithArguments(t).WithTimeout(200*time.Millisecond).Should(Equal(uint64(1)), "the other webhook's records still gather")
+
+	// Nothing gathered for it: released behind what was published before.
+	g.Expect(f.log.BarrierFor(f.ctx, "no-such-webhook")).To(Succeed())
+	g.Expect(f.log.BarrierFor(f.ctx)).To(Succeed(), "no webhook: nothing to wait for")
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	g.Expect(f.storedMsgs(t)).To(Equal(uint64(2)), "the other webhook's two records in one message")
+}
+
+// BenchmarkAppendWithLostEvents: concurrent intakes, each event routed to ten healthy webhooks (of
+// a hundred) and lost to one auto-disabled webhook, whose record the intake waits for before its
+// 202. With a Barrier per event every webhook's gathered records went out at each event; with
+// BarrierFor the healthy webhooks' keep gathering. Compare records/message (healthy) and
+// records/s: go test ./dispatcher/deliverylog -run '^$' -bench AppendWithLostEvents
+func BenchmarkAppendWithLostEvents(b *testing.B) {
+	for _, scoped := range []bool{false, true} {
+		name := map[bool]string{false: "Barrier", true: "BarrierFor"}[scoped]
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b, Config{})
+			r := rec("3f2b8c4e-9d1a-4e6b-8f0c-2a7d5e9b1c34", 1, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+			const disabled = "disabled-webhook"
+			var next atomic.Uint64
+			b.SetParallelism(16) // intakes at once, per GOMAXPROCS
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1)
+					for w := range 10 {
+						rr := r
+						rr.EventSeq, rr.WebhookUID = i, fmt.Sprintf("webhook-%02d", (int(i)*10+w)%100)
+						f.log.Append(rr)
+					}
+					lost := r
+					lost.EventSeq, lost.WebhookUID, lost.State, lost.Kind = i, disabled, deliveries.StateLost, deliveries.KindLost
+					f.log.Append(lost)
+					var err error
+					if scoped {
+						err = f.log.BarrierFor(f.ctx, disabled)
+					} else {
+						err = f.log.Barrier(f.ctx)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if err := f.log.Barrier(f.ctx); err != nil {
+				b.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			info, err := f.log.stream.Info(f.ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lostMsgs, err := f.log.stream.Info(f.ctx, jetstream.WithSubjectFilter(subject(disabled)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			healthyMsgs := info.State.Msgs - lostMsgs.State.Subjects[subject(disabled)]
+			b.ReportMetric(float64(11*b.N)/elapsed.Seconds(), "records/s")
+			b.ReportMetric(float64(10*b.N)/float64(healthyMsgs), "healthy-records/message")
+		})
+	}
 }
