@@ -565,3 +565,30 @@ func TestACancellationRemovesOnlyWhatItRecorded(t *testing.T) {
 	r.g.Expect(cancelled()).To(Equal(3), "and the next cancellation records it")
 	r.g.Expect(r.st.queued("wh")).To(BeZero())
 }
+
+// Only a receiver that failed to answer auto-disables its webhook (the seeds: no answer within 72
+// hours, no success within 7 days): a webhook with no success for longer than DisableAfter whose
+// notes are dropped unsent — the event gone, or its 72 hours spent before the first attempt (the
+// dispatcher was down) — stays enabled. One whose receiver failed until the 72 hours ended is
+// disabled.
+func TestOnlyAFailingReceiverAutoDisables(t *testing.T) {
+	pol := fastPolicy()
+	h := newRecordHarness(t, pol, 0)
+	g := h.g
+	wh := h.wh
+	wh.LastVerified = time.Now().Add(-8 * 24 * time.Hour) // no success since, well past DisableAfter
+	h.e.Upsert(wh)
+	h.enqueueNote(store.Note{EventSeq: 999, Created: time.Now(), EventID: "gone", EventName: "AGREEMENT_EXPIRED"})
+	g.Eventually(func() int64 { s, _ := h.e.Status(recUID); return s.Dropped }).WithTimeout(5 * time.Second).Should(Equal(int64(1)))
+	h.enqueue("unsent", time.Now().Add(-73*time.Hour))
+	g.Eventually(func() int64 { s, _ := h.e.Status(recUID); return s.Dropped }).WithTimeout(5 * time.Second).Should(Equal(int64(2)))
+	g.Expect(h.posts.Load()).To(BeZero())
+	s, _ := h.e.Status(recUID)
+	g.Expect(s.Disabled).To(BeFalse(), "no request was made: %s", s.DisabledMessage)
+
+	// The receiver fails the next one until its 72 hours are over: that disables the webhook.
+	h.fail.Store(true)
+	h.enqueue("failing", time.Now().Add(-pol.DropAfter+300*time.Millisecond))
+	g.Eventually(func() bool { s, _ := h.e.Status(recUID); return s.Disabled }).WithTimeout(5 * time.Second).Should(BeTrue())
+	g.Expect(h.posts.Load()).NotTo(BeZero())
+}

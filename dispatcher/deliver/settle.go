@@ -123,9 +123,13 @@ func (e *Engine) settleLocked(q *queue, o outcome) (s settlement) {
 		return s
 	case o.expired:
 		s.dropped = true
-		// While a rebinding's report stands, a note dropped unread (its 72 hours past, its event
-		// gone) may be of the old binding: it does not auto-disable the webhook under the new one.
-		s.urgent, s.ack, s.queued = e.dropHeadLocked(q, !o.held && st.Rebound.At.IsZero())
+		// Only a receiver that failed to answer for the 72 hours auto-disables its webhook (the
+		// seeds): a note dropped unsent for the dispatcher's own reasons (its event gone or
+		// unreadable, its 72 hours spent unsent while the dispatcher was down) does not. While a
+		// rebinding's report stands, a note dropped unread may be of the old binding: it does not
+		// auto-disable the webhook under the new one either.
+		failedFor72h := o.dropReason == ReasonExpired && q.head.Seq == o.note.Seq && q.head.Failures > 0
+		s.urgent, s.ack, s.queued = e.dropHeadLocked(q, failedFor72h && !o.held && st.Rebound.At.IsZero())
 		s.persist = true
 		return s
 	case o.attempt.OK:
