@@ -170,6 +170,11 @@ func TestVerificationPasses(t *testing.T) {
 		{"header echo with other capitalisation", true, func(w http.ResponseWriter, r *http.Request) {
 			w.Header()["X-ADOBESIGN-CLIENTID"] = []string{r.Header.Get(echo.Header)}
 		}},
+		// Either echo is enough (the seeds: "in the response header or in the JSON body").
+		{"json body echo beside a header with another id", true, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(echo.Header, "someone-else")
+			echoBody(w, r)
+		}},
 	}
 	ns := newNamespace(t, "acc-pass", "")
 	for i, tc := range cases {

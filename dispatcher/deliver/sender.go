@@ -266,16 +266,16 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	var respBody []byte
 	var readErr error
 	var response string
-	if len(echo.Values(resp.Header)) > 0 {
-		// The header decides: the body does not matter (its start is kept for the delivery log).
+	if echo.HeaderEchoes(resp.Header, clientID) {
+		// The header echoes the id: the body does not matter (its start is kept for the delivery log).
 		// Give it a moment to arrive so that the connection can be reused, but do not let a receiver that stalls after the header hold
 		// its queue and an account slot until the timeout.
 		stop := time.AfterFunc(drainGrace, func() { _ = resp.Body.Close() })
 		response = drainExcerpt(resp.Body)
 		stop.Stop()
 	} else {
-		// The echo can only be in the body, and the error matters: a body cut short by the
-		// timeout or a broken connection is no answer.
+		// The echo can only be in the body (a header with another id does not undo it), and the
+		// error matters: a body cut short by the timeout or a broken connection is no answer.
 		respBody, readErr = echo.ReadBody(resp.Body)
 		response = excerpt(respBody)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))

@@ -72,6 +72,11 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 		}, "", true, ReasonDelivered},
 		{"no echo", func(w http.ResponseWriter, r *http.Request) {}, "", false, verify.ReasonClientIDNotEchoed},
 		{"wrong echo", func(w http.ResponseWriter, r *http.Request) { w.Header().Set(echo.Header, "other") }, "", false, verify.ReasonClientIDMismatch},
+		// Either echo is enough (the seeds: "in the response header or in the JSON body").
+		{"wrong header echo, body echo", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set(echo.Header, "other")
+			_, _ = w.Write([]byte(`{"xAdobeSignClientId":"client-1"}`))
+		}, "", true, ReasonDelivered},
 		{"500 with echo", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(echo.Header, id)
 			w.WriteHeader(http.StatusInternalServerError)

@@ -57,24 +57,36 @@ const (
 	Mismatch
 )
 
-// Check reports whether header or body echo clientID. A header echo wins; otherwise body is parsed
-// as JSON and its BodyKey (or, leniently, the header name used as a key, as one Adobe KB article
-// writes it) compared.
-func Check(h http.Header, body []byte, clientID string) Result {
-	if vals := Values(h); len(vals) > 0 {
-		for _, v := range vals {
-			if v == clientID {
-				return Echoed
-			}
+// HeaderEchoes reports whether the header echoes clientID: then the body does not matter, and
+// callers need not read it.
+func HeaderEchoes(h http.Header, clientID string) bool {
+	for _, v := range Values(h) {
+		if v == clientID {
+			return true
 		}
-		return Mismatch
+	}
+	return false
+}
+
+// Check reports whether header or body echo clientID: either is enough (Acrobat Sign accepts the
+// echo "in the response header or in the JSON body"), so a header with another id does not undo a
+// body that echoes the right one. The body is parsed as JSON and its BodyKey (or, leniently, the
+// header name used as a key, as one Adobe KB article writes it) compared. Mismatch when neither
+// echoes the id and either sent another.
+func Check(h http.Header, body []byte, clientID string) Result {
+	if HeaderEchoes(h, clientID) {
+		return Echoed
+	}
+	missing := Missing
+	if len(Values(h)) > 0 {
+		missing = Mismatch // unless the body echoes it
 	}
 	if len(body) == 0 {
-		return Missing
+		return missing
 	}
 	var doc map[string]json.RawMessage
 	if json.Unmarshal(body, &doc) != nil {
-		return Missing
+		return missing
 	}
 	for _, key := range []string{BodyKey, Header} {
 		raw, ok := doc[key]
@@ -89,7 +101,7 @@ func Check(h http.Header, body []byte, clientID string) Result {
 		}
 		return Mismatch
 	}
-	return Missing
+	return missing
 }
 
 // ReadBody reads at most MaxBody bytes of r for Check. A read error means the body was cut short

@@ -35,7 +35,12 @@ func TestCheck(t *testing.T) {
 	}{
 		{"header", hdr("X-AdobeSign-ClientId", id), "", Echoed},
 		{"header any case", hdr("x-adobesign-clientid", id), "", Echoed},
-		{"header wrong id", hdr(Header, "other"), `{"xAdobeSignClientId":"CLIENT-1"}`, Mismatch},
+		{"header wrong id", hdr(Header, "other"), "", Mismatch},
+		{"header wrong id, body echoes", hdr(Header, "other"), `{"xAdobeSignClientId":"CLIENT-1"}`, Echoed},
+		{"header empty, body echoes", hdr(Header, ""), `{"xAdobeSignClientId":"CLIENT-1"}`, Echoed},
+		{"header wrong id, body not json", hdr(Header, "other"), `CLIENT-1`, Mismatch},
+		{"header wrong id, body wrong id", hdr(Header, "other"), `{"xAdobeSignClientId":"x"}`, Mismatch},
+		{"header right id, body wrong id", hdr(Header, id), `{"xAdobeSignClientId":"x"}`, Echoed},
 		{"body", nil, `{"xAdobeSignClientId":"CLIENT-1"}`, Echoed},
 		{"body with header-name key", nil, `{"X-AdobeSign-ClientId":"CLIENT-1"}`, Echoed},
 		{"body wrong id", nil, `{"xAdobeSignClientId":"other"}`, Mismatch},

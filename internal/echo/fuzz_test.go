@@ -31,12 +31,12 @@ import (
 // referenceCheck is the echo rule written from its description rather than from Check, so the
 // fuzzer can compare the two:
 //
-//   - A response carrying the header X-AdobeSign-ClientId (any capitalisation of the name) is judged
-//     by the header alone: Echoed when one of its values is exactly the id, Mismatch otherwise.
+//   - A response carrying the header X-AdobeSign-ClientId (any capitalisation of the name) with one
+//     value exactly the id is Echoed, whatever its body.
 //   - Otherwise the body must be one JSON object. Its "xAdobeSignClientId" member, or failing that
 //     an "X-AdobeSign-ClientId" member (exact spelling, case-sensitive), decides: Echoed when it is a
 //     JSON string equal to the id, Mismatch for any other value, null included.
-//   - Anything else is Missing.
+//   - Anything else is Missing, or Mismatch when the header came with other values.
 //
 // It decodes the body generically (numbers kept as text, so huge ones are not a decode error)
 // where Check decodes into raw members, and finds the header by scanning every name.
@@ -53,9 +53,16 @@ func referenceCheck(h http.Header, body []byte, clientID string) Result {
 			}
 		}
 	}
-	if present {
-		return Mismatch
+	// Either echo is enough: a header with another id leaves the body to decide, and makes its
+	// missing echo a mismatch.
+	if r := referenceBody(body, clientID); r != Missing || !present {
+		return r
 	}
+	return Mismatch
+}
+
+// referenceBody is referenceCheck for the body alone.
+func referenceBody(body []byte, clientID string) Result {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc any
@@ -163,10 +170,20 @@ func FuzzCheck(f *testing.F) {
 		if !bytes.Equal(got, bodyBefore) || !reflect.DeepEqual(h, hBefore) {
 			t.Fatal("Check modified its arguments")
 		}
-		// With one header value the verdict is plain byte equality: no trimming, no case folding,
-		// and the body is not consulted.
-		if mode&3 == 1 && (res == Echoed) != (headerValue == clientID) {
-			t.Fatalf("header %q, id %q: Check = %v", headerValue, clientID, res)
+		// With one header value equal to the id the verdict is Echoed, whatever the body; with
+		// another, the body decides (plain byte equality in the header: no trimming, no case
+		// folding), and its missing echo is a mismatch.
+		if mode&3 == 1 {
+			want := referenceBody(got, clientID)
+			switch {
+			case headerValue == clientID:
+				want = Echoed
+			case want == Missing:
+				want = Mismatch
+			}
+			if res != want {
+				t.Fatalf("header %q, id %q, body %q: Check = %v, want %v", headerValue, clientID, got, res, want)
+			}
 		}
 	})
 }

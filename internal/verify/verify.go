@@ -159,7 +159,8 @@ func (v *Verifier) Verify(ctx context.Context, rawURL, clientID string, cert *tl
 	// can only be in the body, and a body cut short (timeout, broken connection) is no answer.
 	var body []byte
 	var readErr error
-	if len(resp.Header.Values(echo.Header)) == 0 {
+	if !echo.HeaderEchoes(resp.Header, clientID) {
+		// Either echo is enough: the body may echo the id whatever the header says.
 		body, readErr = echo.ReadBody(resp.Body)
 	}
 
