@@ -363,6 +363,30 @@ func TestURLAndClientIDChangesReverify(t *testing.T) {
 	g.Expect(first.gets.Load()).To(Equal(before), "an events change must not re-verify")
 }
 
+// The seeds: group administrators create and control webhooks that operate only within their
+// group. A GROUP webhook of another group in a namespace bound to a group would receive nothing
+// (the namespace gets its group's events only): it is not verified, and says why; one of the
+// namespace's own group is.
+func TestAGroupWebhookOfAnotherGroupIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t, "acc-groups", "grp-b")
+	rc := newReceiver(t, true, echoHeader)
+	other := createWebhook(t, ns, "other-group", func(s *hooklinev1.WebhookSpec) {
+		s.URL, s.Scope, s.GroupID = distinctURL(t, rc.URL, "other"), hooklinev1.ScopeGroup, "grp-a"
+	})
+	got := eventuallyReady(t, other, metav1.ConditionFalse, hooklinev1.ReasonGroupOutsideNamespace)
+	g.Expect(got.Status.State).To(Equal(hooklinev1.ObservedInactive))
+	g.Expect(meta.FindStatusCondition(got.Status.Conditions, hooklinev1.ConditionReady).Message).To(
+		And(ContainSubstring("grp-b"), ContainSubstring(`"grp-a"`)))
+	g.Expect(meta.IsStatusConditionTrue(got.Status.Conditions, hooklinev1.ConditionStalled)).To(BeTrue())
+	g.Expect(rc.gets.Load()).To(BeZero(), "a webhook of another group must not be verified")
+
+	own := createWebhook(t, ns, "own-group", func(s *hooklinev1.WebhookSpec) {
+		s.URL, s.Scope, s.GroupID = distinctURL(t, rc.URL, "own"), hooklinev1.ScopeGroup, "grp-b"
+	})
+	eventuallyReady(t, own, metav1.ConditionTrue, hooklinev1.ReasonActive)
+}
+
 func TestUnboundNamespaceIsReported(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "", "")

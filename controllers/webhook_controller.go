@@ -210,6 +210,15 @@ func (r *WebhookReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		st.setVerified(metav1.ConditionUnknown, hooklinev1.ReasonInactive, "webhook is INACTIVE; it is verified again when set to ACTIVE")
 		r.backoff.forget(client.ObjectKeyFromObject(wh))
 		return ctrl.Result{}, nil
+	case binding.GroupID != "" && wh.Spec.Scope == hooklinev1.ScopeGroup && wh.Spec.GroupID != binding.GroupID:
+		// The seeds: group administrators create and control webhooks that operate only within
+		// their group. The namespace's events are its group's alone, so such a webhook would
+		// never receive one: said, rather than Active and silent.
+		st.setPermanentFailure(hooklinev1.ReasonGroupOutsideNamespace, fmt.Sprintf(
+			"namespace %s is bound to group %s of account %s, and its webhooks operate only within that group: spec.groupId %q names another group (use %q, or a namespace bound to that group)",
+			wh.Namespace, binding.GroupID, binding.AccountID, wh.Spec.GroupID, binding.GroupID))
+		r.backoff.forget(client.ObjectKeyFromObject(wh))
+		return ctrl.Result{}, nil
 	}
 	var proceed bool
 	if claim, proceed, res, err = r.claimConfiguration(ctx, wh, binding, st); !proceed {

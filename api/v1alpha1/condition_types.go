@@ -55,6 +55,9 @@ const (
 	ReasonActive                    = "Active"
 	ReasonInactive                  = "Inactive"
 	ReasonNamespaceNotBound         = "NamespaceNotBound"
+	// ReasonGroupOutsideNamespace: a GROUP Webhook names another group than the one its namespace
+	// is bound to (group administrators operate only within their group).
+	ReasonGroupOutsideNamespace = "GroupOutsideNamespace"
 	ReasonVerificationThrottled     = "VerificationThrottled"
 	ReasonClientIDMissing           = "ClientIdMissing"
 	ReasonClientCertificateNotFound = "ClientCertificateNotFound"
