@@ -52,12 +52,12 @@ const (
 
 // Reasons the manager sets, besides the verification failure reasons of internal/verify.
 const (
-	ReasonActive                    = "Active"
-	ReasonInactive                  = "Inactive"
-	ReasonNamespaceNotBound         = "NamespaceNotBound"
+	ReasonActive            = "Active"
+	ReasonInactive          = "Inactive"
+	ReasonNamespaceNotBound = "NamespaceNotBound"
 	// ReasonGroupOutsideNamespace: a GROUP Webhook names another group than the one its namespace
 	// is bound to (group administrators operate only within their group).
-	ReasonGroupOutsideNamespace = "GroupOutsideNamespace"
+	ReasonGroupOutsideNamespace     = "GroupOutsideNamespace"
 	ReasonVerificationThrottled     = "VerificationThrottled"
 	ReasonClientIDMissing           = "ClientIdMissing"
 	ReasonClientCertificateNotFound = "ClientCertificateNotFound"
