@@ -208,7 +208,9 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	var returned atomic.Bool
 	stopWedge := context.AfterFunc(ctx, func() {
 		time.AfterFunc(wedgeGrace, func() {
-			if c := held.Load(); c != nil && !returned.Load() {
+			// Swapped, not loaded: an HTTP/1 connection handed back to the pool (closeBody) is
+			// taken out first, and exactly one of the two gets it.
+			if c := held.Swap(nil); c != nil && !returned.Load() {
 				_ = c.Close()
 			}
 		})
@@ -260,7 +262,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		// the connection itself over as the body, which it no longer closes when ctx ends, so a
 		// receiver that then said nothing held the attempt, its account's slot and the engine's
 		// shutdown for ever. Nothing of it is read.
-		_ = resp.Body.Close()
+		closeBody(resp, &held)
 		return Attempt{Status: resp.StatusCode, Reason: verify.ReasonNonSuccessStatus, Message: fmt.Sprintf("receiver answered %d", resp.StatusCode)}
 	}
 	var respBody []byte
@@ -270,7 +272,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		// The header echoes the id: the body does not matter (its start is kept for the delivery log).
 		// Give it a moment to arrive so that the connection can be reused, but do not let a receiver that stalls after the header hold
 		// its queue and an account slot until the timeout.
-		stop := time.AfterFunc(drainGrace, func() { _ = resp.Body.Close() })
+		stop := time.AfterFunc(drainGrace, func() { closeBody(resp, &held) })
 		response = drainExcerpt(resp.Body)
 		stop.Stop()
 	} else {
@@ -280,7 +282,7 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		response = excerpt(respBody)
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainMax))
 	}
-	_ = resp.Body.Close()
+	closeBody(resp, &held)
 	a = Attempt{Status: resp.StatusCode, Response: response}
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
@@ -302,6 +304,17 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 		}
 	}
 	return a
+}
+
+// closeBody closes resp's body. An HTTP/1 connection then goes back to the pool, for another
+// request: it is first taken out of held, so that Send's wedge closer, should it fire meanwhile,
+// cannot close it under that request. (An HTTP/2 connection stays in held: its streams are reset as
+// the body closes, which is where a wedged connection blocks, and the closer must still end it.)
+func closeBody(resp *http.Response, held *atomic.Pointer[limitedConn]) {
+	if resp.ProtoMajor < 2 {
+		held.Store(nil)
+	}
+	_ = resp.Body.Close()
 }
 
 // drainExcerpt reads r as the echo header's drain does (at most drainMax bytes, nothing more) and
