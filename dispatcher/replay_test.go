@@ -158,10 +158,6 @@ func replayEvents(g Gomega, rp *hooklinev1.WebhookReplay) []string {
 	return out
 }
 
-// A delivered notification, replayed by id, arrives once more with the same
-// webhookNotificationId; the log marks the new attempt as the replay's. The replay waits, with a
-// condition saying why, while its webhook is INACTIVE, and kstatus sees it in progress until it
-// completed.
 // Notification ids are matched in any letter case, and the API server takes "a1…" and "A1…" as
 // two entries of the set: a replay naming one notification in several cases sent it once per
 // case and never completed (its tally counts per notification). Found by a review helper.
@@ -188,6 +184,10 @@ func TestReplayOfCaseVariantIDsSendsOnce(t *testing.T) {
 	g.Expect(rc.decoded(t)[1]).To(Equal(first))
 }
 
+// A delivered notification, replayed by id, arrives once more with the same
+// webhookNotificationId; the log marks the new attempt as the replay's. The replay waits, with a
+// condition saying why, while its webhook is INACTIVE, and kstatus sees it in progress until it
+// completed.
 func TestReplayDeliversANotificationAgainOnceTheWebhookIsActive(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()

@@ -35,7 +35,8 @@ var EventNamePattern = regexp.MustCompile(`^[A-Za-z_]{1,64}$`)
 // API's notificationId filter and path; anything else cannot name a notification.
 var NotificationIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
-// MaxEventIDFilter bounds an eventId filter (ingest accepts ids up to this).
+// MaxEventIDFilter bounds an eventId filter: twice the longest id ingest accepts (256 bytes), so
+// that no stored event's id is refused as a filter.
 const MaxEventIDFilter = 512
 
 // ParseTimeFilter reads a since or until filter: an RFC 3339 time, or a duration meaning that long
