@@ -36,6 +36,7 @@ import (
 
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/samples"
 	"github.com/hookline/hookline/internal/testcerts"
 )
@@ -131,12 +132,17 @@ func TestEnvelopeEventIsPassedThroughByteForByte(t *testing.T) {
 	s := startStack(t, stackOptions{namespaces: []string{ns}})
 	spec := hooklinev1.WebhookSpec{URL: rc.URL, Scope: hooklinev1.ScopeResource, Events: []hooklinev1.EventName{"envelopeExpired"},
 		Resource: &hooklinev1.WebhookResource{Type: hooklinev1.ResourceEnvelope, ID: "2229bf86-fc00-40be-986a-b98e5c047d22"}}
-	s.activeWebhook(t, ns, "envelope", spec)
+	wh := s.activeWebhook(t, ns, "envelope", spec)
 	raw, err := samples.Event("envelope_expired")
 	g.Expect(err).NotTo(HaveOccurred())
 	s.mustPost(t, raw)
 	g.Eventually(func() int { return len(rc.got()) }).WithTimeout(10 * time.Second).Should(Equal(1))
 	g.Expect(rc.got()[0].Body).To(Equal(samples.SeedEnvelopeNotification()))
+	// Its body carries no id: the webhook-id header does, for the receiver to dedupe on (the seeds:
+	// deduplicate by the event's id), the webhookNotificationId it would have had.
+	var posted struct{ ID string }
+	g.Expect(json.Unmarshal(raw, &posted)).To(Succeed())
+	g.Expect(rc.got()[0].Header.Get("webhook-id")).To(Equal(payload.NotificationID(string(wh.UID), "acc-1", posted.ID)))
 
 	// Delivered as it came, an envelope notification may not speak for hookline: a producer's
 	// accountId (another account's), webhookNotificationId or a key given twice is refused by the
