@@ -267,7 +267,10 @@ func (a *App) addProblemMailer(cfg Config, clk clock.Clock, log logr.Logger) err
 // keeps stored.
 func (a *App) newIngest(ctx context.Context, cfg Config) error {
 	log := logr.FromContextOrDiscard(ctx)
-	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, Log: log.WithName("ingest")}
+	// The notification cap is the one delivery trims Acrobat bodies to: an envelope notification,
+	// delivered untrimmed, must fit it when it is ingested.
+	a.Ingest = &ingest.Handler{Acceptor: a.Intake, MaxBody: cfg.MaxEventBytes, MaxNotification: int64(cfg.Engine.MaxPayloadBytes),
+		Log: log.WithName("ingest")}
 	if cfg.EventsPerSecond > 0 {
 		// Ten seconds' worth at once; a limiter unused for a minute is forgotten (full again by
 		// then at any rate of a second's worth or more).

@@ -679,7 +679,12 @@ func TestReadersThatStallOnALargeBodyLetGoOfTheirSlots(t *testing.T) {
 	g := NewWithT(t)
 	nsA, nsB := newNamespace(t, "acc-logapi-stall-a", ""), newNamespace(t, "acc-logapi-stall-b", "")
 	rc := newReceiver(t)
-	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: logOn})
+	const size = 12 << 20 // more than the sockets of a reader that does not read take in
+	s := startStack(t, stackOptions{namespaces: []string{nsA, nsB}, mutate: func(c *dispatcher.Config) {
+		logOn(c)
+		// Envelope notifications above the cap (10 MiB by default) are refused at ingest.
+		c.Engine.MaxPayloadBytes = size + 1<<20
+	}})
 	s.activeWebhook(t, nsA, "envelopes", accountSpec(rc.URL, "ENVELOPE_ALL"))
 	s.activeWebhook(t, nsB, "envelopes", accountSpec(rc.URL, "ENVELOPE_ALL"))
 	s.app.API.Limits = &logapi.Limits{Rate: 100, Burst: 100, NamespaceConcurrent: 1,
@@ -690,7 +695,6 @@ func TestReadersThatStallOnALargeBodyLetGoOfTheirSlots(t *testing.T) {
 	installDeliveryRoles(t)
 	staller, readerA, readerB := payloadReaderToken(t, cs, nsA, "staller"), payloadReaderToken(t, cs, nsA, "reader"), payloadReaderToken(t, cs, nsB, "reader")
 
-	const size = 12 << 20 // more than the sockets of a reader that does not read take in
 	for _, account := range []string{"acc-logapi-stall-a", "acc-logapi-stall-b"} {
 		raw, err := samples.Event("envelope_expired")
 		g.Expect(err).NotTo(HaveOccurred())

@@ -76,6 +76,32 @@ func (d *Intake) SendTest(ctx context.Context, uid, name string) (deliveries.Tes
 	return deliveries.TestReceipt{EventID: id, Event: ev.Event, NotificationID: payload.NotificationID(uid, t.AccountID, id)}, nil
 }
 
+// sampleResourceIDPath is where a notification of each resource type names its resource.
+var sampleResourceIDPath = map[hooklinev1.ResourceType][]string{
+	hooklinev1.ResourceAgreement:       {"agreement", "id"},
+	hooklinev1.ResourceWidget:          {"widget", "id"},
+	hooklinev1.ResourceMegaSign:        {"megaSign", "id"},
+	hooklinev1.ResourceLibraryDocument: {"libraryDocument", "id"},
+	hooklinev1.ResourceEnvelope:        {"data", "basicInfo", "envelopeId"},
+}
+
+// setID sets the member at path below m to id when it is there.
+func setID(m map[string]any, id string, path ...string) {
+	if len(path) == 0 {
+		return
+	}
+	for _, k := range path[:len(path)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return
+		}
+		m = next
+	}
+	if last := path[len(path)-1]; m[last] != nil {
+		m[last] = id
+	}
+}
+
 // testEvent makes the sample of name's family into an event of t's account with the given id:
 // the namespace's group, and t's own group, user or resource for those scopes, so that the body
 // is what t would receive for such an event.
@@ -106,9 +132,20 @@ func testEvent(name string, t *route.Target, id string, now time.Time) ([]byte, 
 	}
 	if in, ok := ev["initiator"].(map[string]any); ok && t.Scope == hooklinev1.ScopeUser {
 		in["userId"] = t.UserID
+		// The initiator is the notification's initiating user (ingest refuses them apart).
+		if n, ok := ev["notification"].(map[string]any); ok {
+			if _, ok := n["initiatingUserId"]; ok {
+				n["initiatingUserId"] = t.UserID
+			}
+		}
 	}
 	if res, ok := ev["resource"].(map[string]any); ok && t.Scope == hooklinev1.ScopeResource && t.Resource != nil && string(t.Resource.Type) == res["type"] {
 		res["id"] = t.Resource.ID
+		// The notification names the same resource (ingest refuses them apart): the resource
+		// object's id, or the envelope's data.basicInfo.envelopeId.
+		if n, ok := ev["notification"].(map[string]any); ok {
+			setID(n, t.Resource.ID, sampleResourceIDPath[t.Resource.Type]...)
+		}
 	}
 	raw, err := json.Marshal(ev)
 	if err != nil {

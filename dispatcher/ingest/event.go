@@ -39,7 +39,8 @@ import (
 type (
 	// Event is an ingested event: the body of POST /v1/events (docs/architecture.md).
 	Event = event.Event
-	// Initiator is the user who caused the event.
+	// Initiator is the user who initiated the event's resource (an agreement's sender, Acrobat
+	// Sign's initiatingUser), not the user who acted: USER-scope webhooks are routed by it.
 	Initiator = event.Initiator
 	// Resource is the resource the event is about.
 	Resource = event.Resource
@@ -294,16 +295,20 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 		if err := json.Unmarshal(member(top, "event"), &name); err != nil || name != e.Event {
 			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, as in the envelope dialect {\"event\": ..., \"data\": {...}}", e.Event)
 		}
-		if d := bytes.TrimSpace(member(top, "data")); len(d) == 0 || d[0] != '{' {
+		data := bytes.TrimSpace(member(top, "data"))
+		if len(data) == 0 || data[0] != '{' {
 			return badRequest("INVALID_NOTIFICATION", "notification.data must be an object")
 		}
-		return nil
+		return checkEnvelopeID(e, data)
 	}
 	if raw := member(top, "event"); raw != nil {
 		var name string
 		if json.Unmarshal(raw, &name) != nil || name != e.Event {
 			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, the event's name", e.Event)
 		}
+	}
+	if err := checkInitiator(e, top); err != nil {
+		return err
 	}
 	key := resourceKeys[fam]
 	raw := member(top, key)
@@ -338,6 +343,71 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 	// (duplicate keys, structure) is the judge, so an accepted event never fails at delivery.
 	if _, err := payload.Prepare(payload.Event{ID: e.ID, Event: e.Event, AccountID: e.AccountID, Notification: e.Notification}); err != nil {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s cannot be delivered: %s", key, strings.TrimPrefix(err.Error(), payload.ErrInvalidNotification.Error()+": "))
+	}
+	return nil
+}
+
+// checkInitiator refuses an Acrobat-dialect event whose initiator is not the notification's
+// initiating user. USER-scope webhooks are routed by initiator.userId, which must be the user who
+// initiated the resource (an agreement's sender): Acrobat Sign's initiatingUserId, when the
+// notification carries it (in any letter case, as receivers may read it). An initiator taken from
+// the acting user (a signer) routed the event to that signer's own USER webhook and not to the
+// sender's, which the seeds' tables forbid.
+func checkInitiator(e *Event, top []payload.Member) error {
+	initiatingUserID := payload.FoldKey("initiatingUserId")
+	for _, m := range top {
+		if payload.FoldKey(m.Name) != initiatingUserID {
+			continue
+		}
+		var id *string
+		if err := json.Unmarshal(m.Value, &id); err != nil {
+			return badRequest("INVALID_NOTIFICATION", "notification.initiatingUserId must be a string")
+		}
+		if id != nil && *id != e.Initiator.UserID {
+			return badRequest("INVALID_NOTIFICATION", "notification.initiatingUserId %s differs from initiator.userId %s: initiator is the user who initiated the resource (an agreement's sender, Acrobat Sign's initiatingUser), not the user who acted",
+				quote(clip(*id, maxEchoedValue)), quote(e.Initiator.UserID))
+		}
+	}
+	return nil
+}
+
+// checkEnvelopeID refuses an envelope-dialect event whose notification names another envelope
+// than resource.id in data.basicInfo.envelopeId (seed 002), as an Acrobat event's resource object
+// must carry resource.id: RESOURCE-scope webhooks are routed by resource.id, and the receiver reads
+// the id in the body. Keys are matched in any letter case, as receivers such as Go's encoding/json
+// read them, and every copy of a repeated key is checked, whichever one a receiver keeps. A data
+// object the scanner's bounds refuse (more than payload.MaxMembers members, a key over
+// payload.MaxKeyBytes) is not looked into: it is delivered as it came.
+func checkEnvelopeID(e *Event, data []byte) error {
+	fields, err := payload.Members(data)
+	if err != nil {
+		return nil
+	}
+	basicInfo, envelopeID := payload.FoldKey("basicInfo"), payload.FoldKey("envelopeId")
+	for _, f := range fields {
+		if payload.FoldKey(f.Name) != basicInfo {
+			continue
+		}
+		if v := bytes.TrimSpace(f.Value); len(v) == 0 || v[0] != '{' {
+			continue
+		}
+		info, err := payload.Members(f.Value)
+		if err != nil {
+			continue
+		}
+		for _, m := range info {
+			if payload.FoldKey(m.Name) != envelopeID {
+				continue
+			}
+			var id *string
+			if err := json.Unmarshal(m.Value, &id); err != nil {
+				return badRequest("INVALID_NOTIFICATION", "notification.data.basicInfo.envelopeId must be a string")
+			}
+			if id != nil && *id != e.Resource.ID {
+				return badRequest("INVALID_NOTIFICATION", "notification.data.basicInfo.envelopeId %s differs from resource.id %s",
+					quote(clip(*id, maxEchoedValue)), quote(e.Resource.ID))
+			}
+		}
 	}
 	return nil
 }

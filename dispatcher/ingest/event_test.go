@@ -167,6 +167,30 @@ func TestParseAcceptsLimits(t *testing.T) {
 			ev["event"] = envelopeName(ingest.MaxEnvelopeEventLength)
 			obj(t, ev, "notification")["event"] = ev["event"]
 		})},
+		// initiator.userId is checked against initiatingUserId only when the notification names one.
+		{"no initiatingUserId, any initiator", mutated(t, "agreement_action_completed", func(ev map[string]any) {
+			delete(obj(t, ev, "notification"), "initiatingUserId")
+			ev["initiator"] = map[string]any{"userId": "u-9"}
+		})},
+		{"initiatingUserId null", mutated(t, "agreement_action_completed", func(ev map[string]any) {
+			obj(t, ev, "notification")["initiatingUserId"] = nil
+			delete(ev, "initiator")
+		})},
+		// resource.id is checked against data.basicInfo.envelopeId only when the notification names one.
+		{"envelope without basicInfo", mutated(t, "envelope_expired", func(ev map[string]any) {
+			delete(obj(t, obj(t, ev, "notification"), "data"), "basicInfo")
+			obj(t, ev, "resource")["id"] = "env-other"
+		})},
+		{"envelope without envelopeId", mutated(t, "envelope_expired", func(ev map[string]any) {
+			delete(obj(t, obj(t, obj(t, ev, "notification"), "data"), "basicInfo"), "envelopeId")
+			obj(t, ev, "resource")["id"] = "env-other"
+		})},
+		{"envelopeId null", mutated(t, "envelope_expired", func(ev map[string]any) {
+			obj(t, obj(t, obj(t, ev, "notification"), "data"), "basicInfo")["envelopeId"] = nil
+		})},
+		{"envelope basicInfo not an object", mutated(t, "envelope_expired", func(ev map[string]any) {
+			obj(t, obj(t, ev, "notification"), "data")["basicInfo"] = "2229bf86"
+		})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := ingest.Parse(tc.body); err != nil {
@@ -300,6 +324,31 @@ func TestParseRejectsBadBodies(t *testing.T) {
 		{name: "notification.agreement an array", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = []any{} }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement null", body: edit(agr, func(ev map[string]any) { notif(ev)["agreement"] = nil }), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
 		{name: "notification.agreement twice", body: splice(agr, `"agreement": {`, `"agreement": {"id": "CBJCHBCAABAA-agr-9"}, "agreement": {`), code: "INVALID_NOTIFICATION", field: "notification.agreement"},
+		// USER webhooks are routed by initiator.userId: it must be the user who initiated the
+		// agreement (its sender, initiatingUserId), not the signer who acted (seeds 000 and 001).
+		{name: "initiator is the acting signer, not the initiating sender", body: edit(agr, func(ev map[string]any) {
+			ev["initiator"] = map[string]any{"userId": "u-3", "email": "carol.signer@example.com"}
+		}), code: "INVALID_NOTIFICATION", field: "notification.initiatingUserId", msg: "initiator.userId"},
+		{name: "initiator missing beside initiatingUserId", body: edit(agr, func(ev map[string]any) { delete(ev, "initiator") }),
+			code: "INVALID_NOTIFICATION", field: "notification.initiatingUserId", msg: "initiator.userId"},
+		{name: "initiatingUserId in another case differs", body: edit(agr, func(ev map[string]any) {
+			delete(notif(ev), "initiatingUserId")
+			notif(ev)["InitiatingUserID"] = "u-3"
+		}), code: "INVALID_NOTIFICATION", field: "notification.initiatingUserId", msg: "initiator.userId"},
+		{name: "initiatingUserId a number", body: edit(agr, func(ev map[string]any) { notif(ev)["initiatingUserId"] = 1 }),
+			code: "INVALID_NOTIFICATION", field: "notification.initiatingUserId", msg: "string"},
+		// Seed 002: the envelope the notification names is resource.id.
+		{name: "envelope data.basicInfo.envelopeId differs from resource.id", body: edit(env, func(ev map[string]any) {
+			obj(t, ev, "resource")["id"] = "env-other"
+		}), code: "INVALID_NOTIFICATION", field: "notification.data.basicInfo.envelopeId", msg: "resource.id"},
+		{name: "envelope envelopeId in another case differs from resource.id", body: edit(env, func(ev map[string]any) {
+			obj(t, obj(t, notif(ev), "data"), "basicInfo")["EnvelopeID"] = "env-other"
+		}), code: "INVALID_NOTIFICATION", field: "notification.data.basicInfo.envelopeId", msg: "resource.id"},
+		{name: "envelope envelopeId twice, the first one differing", body: splice(env, `"envelopeId": "2229bf86`, `"envelopeId": "env-other", "envelopeId": "2229bf86`),
+			code: "INVALID_NOTIFICATION", field: "notification.data.basicInfo.envelopeId", msg: "resource.id"},
+		{name: "envelope envelopeId a number", body: edit(env, func(ev map[string]any) {
+			obj(t, obj(t, notif(ev), "data"), "basicInfo")["envelopeId"] = 7
+		}), code: "INVALID_NOTIFICATION", field: "notification.data.basicInfo.envelopeId", msg: "string"},
 		{name: "notification.agreement.id differs from resource.id", body: edit(agr, func(ev map[string]any) { obj(t, notif(ev), "agreement")["id"] = "agr-other" }), code: "INVALID_NOTIFICATION", field: "notification.agreement.id", msg: "resource.id"},
 		{name: "occurredAt not RFC 3339", body: edit(agr, func(ev map[string]any) { ev["occurredAt"] = "25/11/2026 10:00" }), code: "INVALID_ARGUMENTS", field: "occurredAt", msg: "RFC 3339"},
 		{name: "occurredAt without zone", body: edit(agr, func(ev map[string]any) { ev["occurredAt"] = "2026-11-25T10:00:00" }), code: "INVALID_ARGUMENTS", field: "occurredAt"},

@@ -83,9 +83,9 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	long := strings.Repeat(`\u0001é`+"\xff", 300)
 	seeds = append(seeds,
 		seed002,
-		envelope(`"id":"seed-002","event":"envelopeExpired","accountId":"acc-1","resource":{"type":"ENVELOPE","id":"2229bf86"},`),
-		envelope(`"id":"seed-002","event":"envelopeCompleted","accountId":"acc-1","resource":{"type":"ENVELOPE","id":"2229bf86"},`),
-		envelope(`"id":"seed-002","event":"ENVELOPE_ALL","accountId":"acc-1","resource":{"type":"ENVELOPE","id":"2229bf86"},`),
+		envelope(`"id":"seed-002","event":"envelopeExpired","accountId":"acc-1","resource":{"type":"ENVELOPE","id":"2229bf86-fc00-40be-986a-b98e5c047d22"},`),
+		envelope(`"id":"seed-002","event":"envelopeCompleted","accountId":"acc-1","resource":{"type":"ENVELOPE","id":"2229bf86-fc00-40be-986a-b98e5c047d22"},`),
+		envelope(`"id":"seed-002","event":"ENVELOPE_ALL","accountId":"acc-1","resource":{"type":"ENVELOPE","id":"2229bf86-fc00-40be-986a-b98e5c047d22"},`),
 		nil,
 		[]byte(`null`),
 		[]byte(`{}`),
@@ -270,9 +270,35 @@ func checkEvent(t *testing.T, ev *ingest.Event) {
 		if d := bytes.TrimSpace(top["data"]); len(d) == 0 || d[0] != '{' {
 			t.Fatalf("envelope notification.data is %.80s", d)
 		}
+		// The envelope the body names, as a receiver decoding it with encoding/json reads it, is
+		// resource.id (seed 002's data.basicInfo.envelopeId). Parse does not look into a data
+		// object beyond payload.Members' bounds.
+		var data struct {
+			BasicInfo json.RawMessage `json:"basicInfo"`
+		}
+		var info struct {
+			EnvelopeID json.RawMessage `json:"envelopeId"`
+		}
+		if _, err := payload.Members(top["data"]); err == nil && json.Unmarshal(top["data"], &data) == nil &&
+			bytes.HasPrefix(data.BasicInfo, []byte("{")) && json.Unmarshal(data.BasicInfo, &info) == nil {
+			if _, err := payload.Members(data.BasicInfo); err == nil && info.EnvelopeID != nil {
+				raw := info.EnvelopeID
+				var id *string
+				if json.Unmarshal(raw, &id) != nil || (id != nil && *id != ev.Resource.ID) {
+					t.Fatalf("notification.data.basicInfo.envelopeId %s differs from resource.id %q", raw, ev.Resource.ID)
+				}
+			}
+		}
 	} else {
 		if raw, ok := top["event"]; ok && (json.Unmarshal(raw, &name) != nil || name != ev.Event) {
 			t.Fatalf("notification.event is %s, want %q", raw, ev.Event)
+		}
+		// USER webhooks are routed by initiator.userId: it is the initiating user the body names.
+		if raw, ok := top["initiatingUserId"]; ok {
+			var id *string
+			if json.Unmarshal(raw, &id) != nil || (id != nil && *id != ev.Initiator.UserID) {
+				t.Fatalf("notification.initiatingUserId %s differs from initiator.userId %q", raw, ev.Initiator.UserID)
+			}
 		}
 		key := familyResourceKey[fam]
 		var res map[string]json.RawMessage

@@ -34,6 +34,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
+	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/deliveries"
 	"github.com/hookline/hookline/internal/keyrate"
 )
@@ -123,6 +125,12 @@ type Handler struct {
 	Acceptor Acceptor
 	// MaxBody is the largest accepted body in bytes; 0 means DefaultMaxBody.
 	MaxBody int64
+	// MaxNotification is the notification size cap in bytes (the dispatcher's
+	// --max-payload-bytes); 0 means payload.DefaultMaxBytes, Acrobat Sign's 10 MB. An
+	// envelope-dialect notification is delivered byte for byte, so it cannot be trimmed to fit:
+	// one larger is refused with 413 NOTIFICATION_TOO_LARGE, before anything is stored. (An
+	// Acrobat-dialect one is trimmed per webhook as it is delivered.)
+	MaxNotification int64
 	// MaxInFlight bounds the bytes of the bodies being received, parsed and stored at once, so that
 	// concurrent large events cannot exhaust the dispatcher's memory; a request that would pass it
 	// is answered 503 with Retry-After, before anything is acknowledged. 0 means
@@ -291,6 +299,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
+	if err := h.checkNotificationSize(ev); err != nil {
+		h.fail(w, err)
+		return
+	}
 	if deliveries.IsTest(ev.ID) {
 		// Reserved: a producer's event must never pass for, or collide with, a test notification
 		// (whose event the read API stores for one webhook only).
@@ -365,6 +377,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ID string `json:"id"`
 		Receipt
 	}{ev.ID, receipt})
+}
+
+// checkNotificationSize refuses an envelope-dialect event whose notification is larger than the
+// notification size cap: it is delivered as it came (the Acrobat dialect's trimming does not apply
+// to it), so every attempt would send a body above the limit that receivers are promised (Acrobat
+// Sign's "JSON payload size limit is 10 MB").
+func (h *Handler) checkNotificationSize(ev *Event) *Error {
+	if ev.Family() != hooklinev1.FamilyEnvelope {
+		return nil
+	}
+	limit := h.MaxNotification
+	if limit <= 0 {
+		limit = payload.DefaultMaxBytes
+	}
+	if n := int64(len(ev.Notification)); n > limit {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "NOTIFICATION_TOO_LARGE",
+			Message: fmt.Sprintf("notification is %d bytes, more than the notification size limit of %s (%d bytes): "+
+				"an envelope-dialect notification (%s) is delivered as it is and cannot be trimmed to fit", n, humanBytes(limit), limit, quote(clip(ev.Event, maxEchoedValue)))}
+	}
+	return nil
 }
 
 // readBody reads the request body within limit, reserving its bytes in the in-flight bound first

@@ -37,6 +37,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/hookline/hookline/dispatcher/ingest"
+	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/internal/keyrate"
 	"github.com/hookline/hookline/internal/testlog"
 )
@@ -1099,4 +1100,69 @@ func TestTheRateSaysWhenToRetry(t *testing.T) {
 	g.Expect(rec.Header().Get("Retry-After")).To(Equal("10"))
 	now = now.Add(10 * time.Second)
 	g.Expect(post("b").Code).To(Equal(http.StatusAccepted), "the refused post was not charged")
+}
+
+// envelopeEvent returns a valid acc-1 envelopeExpired event whose notification is exactly size bytes.
+func envelopeEvent(t *testing.T, size int) []byte {
+	t.Helper()
+	head := `{"event":"envelopeExpired","data":{"basicInfo":{"envelopeId":"env-1"},"pad":"`
+	tail := `"}}`
+	if size < len(head)+len(tail) {
+		t.Fatalf("an envelope notification has at least %d bytes, not %d", len(head)+len(tail), size)
+	}
+	n := head + strings.Repeat("x", size-len(head)-len(tail)) + tail
+	return []byte(`{"id":"evt-env-big","event":"envelopeExpired","accountId":"acc-1",` +
+		`"resource":{"type":"ENVELOPE","id":"env-1"},"notification":` + n + `}`)
+}
+
+// An envelope-dialect notification is delivered byte for byte and cannot be trimmed, so one over
+// the 10 MB payload limit (seeds: "JSON 裝載的大小限制為 10 MB") is refused at ingest, before
+// anything is stored, although the body is within the 25 MiB ingest limit. Acrobat-dialect events
+// are not: delivery trims their sections to fit.
+func TestHandlerRefusesEnvelopeNotificationsOverTheCap(t *testing.T) {
+	if payload.DefaultMaxBytes != 10<<20 {
+		t.Fatalf("payload.DefaultMaxBytes = %d, want 10 MiB", payload.DefaultMaxBytes)
+	}
+	for _, tc := range []struct {
+		name   string
+		cap    int64 // Handler.MaxNotification
+		body   []byte
+		status int
+		msg    string // in the 413's message
+	}{
+		{name: "exactly 10 MiB", body: envelopeEvent(t, payload.DefaultMaxBytes), status: http.StatusAccepted},
+		{name: "one byte over 10 MiB", body: envelopeEvent(t, payload.DefaultMaxBytes+1), status: http.StatusRequestEntityTooLarge, msg: "10 MiB"},
+		{name: "15 MiB", body: envelopeEvent(t, 15<<20), status: http.StatusRequestEntityTooLarge, msg: "10 MiB"},
+		{name: "exactly a configured 4 KiB", cap: 4 << 10, body: envelopeEvent(t, 4<<10), status: http.StatusAccepted},
+		{name: "over a configured 4 KiB", cap: 4 << 10, body: envelopeEvent(t, 4<<10+1), status: http.StatusRequestEntityTooLarge, msg: "4 KiB"},
+		{name: "over a configured 12 MiB", cap: 12 << 20, body: envelopeEvent(t, 12<<20+1), status: http.StatusRequestEntityTooLarge, msg: "12 MiB"},
+		{name: "11 MiB within a configured 12 MiB", cap: 12 << 20, body: envelopeEvent(t, 11<<20), status: http.StatusAccepted},
+		{name: "Acrobat notification over the cap", cap: 4 << 10, body: mutated(t, "agreement_workflow_completed", func(ev map[string]any) {
+			obj(t, obj(t, ev, "notification"), "agreement")["signedDocumentInfo"] = map[string]any{"document": strings.Repeat("A", 8<<10)}
+		}), status: http.StatusAccepted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.h.MaxNotification = tc.cap
+			rec := f.serve(request{auth: bearer(tokAcc1), body: tc.body})
+			if rec.Code != tc.status {
+				t.Fatalf("status = %d, want %d; body %.300s", rec.Code, tc.status, rec.Body)
+			}
+			calls := f.acc.recorded()
+			if tc.status == http.StatusAccepted {
+				if len(calls) != 1 {
+					t.Fatalf("acceptor called %d times, want once", len(calls))
+				}
+				return
+			}
+			code, msg := errorBody(t, rec)
+			if code != "NOTIFICATION_TOO_LARGE" || !strings.Contains(msg, tc.msg) || !strings.Contains(msg, "notification") {
+				t.Errorf("error = %s %q, want NOTIFICATION_TOO_LARGE naming the notification and %s", code, msg, tc.msg)
+			}
+			if len(calls) != 0 {
+				t.Errorf("acceptor called %d times, want never: nothing is stored", len(calls))
+			}
+			f.assertRejectedOnly(t, "NOTIFICATION_TOO_LARGE")
+		})
+	}
 }
