@@ -193,7 +193,10 @@ type WebhookSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	GroupID string `json:"groupId,omitempty"`
 
-	// userId is the user whose events a USER-scope webhook receives. Immutable.
+	// userId is the user whose resources' events a USER-scope webhook receives: those of the
+	// agreements (and other resources) this user sent, whoever acted (an event's initiator, as
+	// Acrobat Sign's USER level has it); a signer's own USER webhook gets nothing of an agreement
+	// another user sent. Immutable.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
