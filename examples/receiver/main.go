@@ -49,8 +49,9 @@ limitations under the License.
 //
 //   - Envelope dialect. Envelope-family notifications ({"event": "envelopeExpired", "data": {...}})
 //     are delivered byte for byte as the platform sent them and carry no webhookNotificationId.
-//     They are deduplicated on a SHA-256 of the request path and body: a retry is byte-identical.
-//     Point Webhooks at different paths if their copies of one event must be told apart.
+//     They are deduplicated on the webhook-id request header, which holds it; from a hookline that
+//     does not send it, on a SHA-256 of the request path and body (a retry is byte-identical; point
+//     Webhooks at different paths if their copies of one event must be told apart).
 //
 //   - Bounded bodies. hookline trims Acrobat-dialect bodies to 10 MiB (dropping optional sections
 //     and listing them in conditionalParametersTrimmed), so maxBodyBytes allows 10 MiB plus a
@@ -323,7 +324,7 @@ func (r *receiver) notify(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
 		return
 	}
-	key, err := dedupeKey(req.URL.Path, body)
+	key, err := dedupeKey(req.URL.Path, req.Header.Get("webhook-id"), body)
 	if err != nil {
 		r.log.Warn("notification is not a JSON object; refused", "path", req.URL.Path, "error", err.Error())
 		http.Error(w, "body must be a JSON object", http.StatusBadRequest)
@@ -364,8 +365,10 @@ func acknowledge(w http.ResponseWriter, id string) {
 }
 
 // dedupeKey returns the key a notification is deduplicated on: its webhookNotificationId (Acrobat
-// dialect) or, without one (envelope dialect), a SHA-256 of the path and the body.
-func dedupeKey(path string, body []byte) (string, error) {
+// dialect) or, without one (envelope dialect), the webhook-id header that carries it (hookline
+// sends it with every notification since session 42), or without that either (an older hookline)
+// a SHA-256 of the path and the body.
+func dedupeKey(path, headerID string, body []byte) (string, error) {
 	var head struct {
 		WebhookNotificationID string `json:"webhookNotificationId"`
 	}
@@ -375,6 +378,9 @@ func dedupeKey(path string, body []byte) (string, error) {
 	}
 	if head.WebhookNotificationID != "" {
 		return "id:" + head.WebhookNotificationID, nil
+	}
+	if headerID != "" {
+		return "id:" + headerID, nil
 	}
 	h := sha256.New()
 	h.Write([]byte(path))

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -271,6 +272,38 @@ func TestEnvelopeDedupedOnBodyHash(t *testing.T) {
 		if !strings.HasPrefix(k, "sha256:") {
 			t.Fatalf("envelope key %q is not a body hash", k)
 		}
+	}
+}
+
+// Envelope bodies are deduplicated on the webhook-id header when it comes: two Webhooks' copies of
+// one event on one path are two notifications, a retry of one is a duplicate.
+func TestEnvelopeDedupedOnWebhookID(t *testing.T) {
+	h := newHarness(t, config{})
+	h.rcv.start()
+	post := func(id string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/hooks/envelopes", bytes.NewReader(envelopeBody("env-1")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(clientIDHeader, testClientID)
+		req.Header.Set("webhook-id", id)
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = resp.Body.Close() })
+		return resp
+	}
+	wantEcho(t, post("3b0c2b5e-0000-4000-8000-00000000000a"), testClientID)
+	wantEcho(t, post("3b0c2b5e-0000-4000-8000-00000000000a"), testClientID) // a retry
+	wantEcho(t, post("3b0c2b5e-0000-4000-8000-00000000000b"), testClientID) // another Webhook's copy
+	if err := h.drain(); err != nil {
+		t.Fatal(err)
+	}
+	got := h.rec.processed()
+	want := []string{"id:3b0c2b5e-0000-4000-8000-00000000000a", "id:3b0c2b5e-0000-4000-8000-00000000000b"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("processed %q, want %q", got, want)
 	}
 }
 
