@@ -182,22 +182,13 @@ func (e *Engine) Release(ctx context.Context, p int) {
 			releasing = append(releasing, q)
 		}
 	}
-	// The requests still in flight are cut releaseCutWait before ctx's deadline (the lease's
-	// fence), so that the wait for them to return, and the close of a wedged one's connection
-	// (wedgeGrace after the cut), end before it, whatever the lease's TTL.
-	inFlight := ctx
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		inFlight, cancel = context.WithDeadline(ctx, d.Add(-releaseCutWait))
-		defer cancel()
-	}
-	stop := context.AfterFunc(inFlight, func() {
+	stop := context.AfterFunc(ctx, func() {
 		e.mu.Lock()
 		e.idle.Broadcast()
 		e.mu.Unlock()
 	})
 	defer stop()
-	for inFlight.Err() == nil && anyInFlight(releasing) {
+	for ctx.Err() == nil && anyInFlight(releasing) {
 		e.idle.Wait()
 	}
 	e.cutRequestsLocked(ctx, p, releasing)
@@ -240,8 +231,7 @@ type partitionRequests struct {
 }
 
 // releaseCutWait bounds how long Release waits for the requests it cut to return: a cut request
-// returns at once, unless the transport is stuck in a system call. It must exceed the sender's
-// wedgeGrace: Release cuts this long before its deadline.
+// returns at once, unless the transport is stuck in a system call.
 var releaseCutWait = time.Second
 
 // requestCtxLocked is the context of partition p's attempts, ended by Release (and by the engine's
@@ -268,12 +258,7 @@ func (e *Engine) cutRequestsLocked(ctx context.Context, p int, releasing []*queu
 	}
 	delete(e.requests, p)
 	r.cancel()
-	// At most releaseCutWait, and not past ctx's deadline (Release cut that long before it).
-	until := time.Now().Add(releaseCutWait)
-	if d, ok := ctx.Deadline(); ok && d.Before(until) {
-		until = d
-	}
-	wait, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
+	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseCutWait)
 	defer cancel()
 	stop := context.AfterFunc(wait, func() {
 		e.mu.Lock()

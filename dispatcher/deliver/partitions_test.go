@@ -951,31 +951,3 @@ func TestAWebhookDeletedWhileItsQueueLoadsLeavesNothingStored(t *testing.T) {
 	r.g.Expect(r.rx.sends()).To(BeEmpty())
 	r.g.Expect(r.e.Known()).NotTo(ContainElement("wh"))
 }
-
-// TestReleaseEndsByItsDeadlineWithARequestThatWillNotEnd: Release cuts the requests still in flight
-// early enough that its wait for them ends by its context's deadline (the lease's fence), even when
-// a cut request does not return (a transport stuck in a system call). It cut at the deadline and
-// then waited releaseCutWait more: with a lease TTL under 10 s, past the lease, beside the next
-// owner's attempt.
-func TestReleaseEndsByItsDeadlineWithARequestThatWillNotEnd(t *testing.T) {
-	p := newPeers(t, 1, 2)
-	a := p.engines[0]
-	p.rxs[0].hold, p.rxs[0].stuck = true, true
-	a.Acquire(0, nextToken())
-	acct := accountIn(0, 2)
-	p.upsert(p.webhook("wh", acct))
-	p.g.Eventually(func() bool { return a.Owns("wh") }).Should(BeTrue())
-	p.e = a
-	p.queue("wh", acct, 1, p.t0)
-	p.g.Eventually(func() int { return p.rxs[0].inFlightOf(acct) }).Should(Equal(1))
-	defer p.rxs[0].release() // the stuck request, once the test is over
-
-	ctx, cancel := context.WithTimeout(context.Background(), 2*releaseCutWait)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
-	a.Release(ctx, 0)
-	// Its saves (acknowledgements, state) may follow the deadline; the wait for requests may not,
-	// and it is most of Release: returning within half the cut wait past the deadline shows it.
-	p.g.Expect(time.Now()).To(BeTemporally("<", deadline.Add(releaseCutWait/2)), "Release waited past its deadline for a cut request")
-	p.g.Expect(a.Owns("wh")).To(BeFalse())
-}
