@@ -882,24 +882,51 @@ type keptLog interface {
 	KeptSince(ctx context.Context, uid string) (time.Time, error)
 }
 
+// startsLog is the log's Starts (deliverylog.Log).
+type startsLog interface {
+	Starts(ctx context.Context) (time.Time, error)
+}
+
 // trimmedSince says, for a selection by time that starts before the delivery log's bound made it
 // remove uid's oldest records, which part of it the log no longer holds: a recover of notifications
 // lost that long ago found nothing there and reported nothing missing.
+//
+// The log as a whole starts at its oldest record (its age bound, --delivery-log-max-age, removed
+// older ones, or its byte bound's last resort did, or it is younger): a selection from before then
+// says so too (it said nothing, as a recover from 8 days ago found nothing of its first day).
 func (r *Replayer) trimmedSince(ctx context.Context, rp *hooklinev1.WebhookReplay, uid string) (string, error) {
-	k, ok := r.Log.(keptLog)
-	if !ok || len(rp.Spec.NotificationIDs) > 0 || rp.Spec.Since == nil {
+	if len(rp.Spec.NotificationIDs) > 0 || rp.Spec.Since == nil {
 		return "", nil
 	}
-	kept, err := k.KeptSince(ctx, uid)
-	if err != nil || !kept.After(rp.Spec.Since.Time) {
-		return "", err
+	var kept, starts time.Time
+	if k, ok := r.Log.(keptLog); ok {
+		var err error
+		if kept, err = k.KeptSince(ctx, uid); err != nil {
+			return "", err
+		}
 	}
-	gone := kept
-	if u := rp.Spec.Until; u != nil && u.Time.Before(kept) {
+	if s, ok := r.Log.(startsLog); ok {
+		var err error
+		if starts, err = s.Starts(ctx); err != nil {
+			return "", err
+		}
+	}
+	since := rp.Spec.Since.Time
+	why := "older ones were removed to keep it within its byte bound, --delivery-log-max-bytes"
+	from := kept
+	if starts.After(kept) {
+		why = "it keeps records for --delivery-log-max-age (7 days by default), the oldest go first at its byte bound, and it may be younger than that"
+		from = starts
+	}
+	if !from.After(since) {
+		return "", nil
+	}
+	gone := from
+	if u := rp.Spec.Until; u != nil && u.Time.Before(from) {
 		gone = u.Time
 	}
-	return fmt.Sprintf("the delivery log holds this webhook's records only from %s (older ones were removed to keep it within its byte bound, --delivery-log-max-bytes): notifications from %s to %s could not be selected",
-		kept.UTC().Format(time.RFC3339), rp.Spec.Since.UTC().Format(time.RFC3339), gone.UTC().Format(time.RFC3339)), nil
+	return fmt.Sprintf("the delivery log holds this webhook's records only from %s (%s): notifications from %s to %s could not be selected",
+		from.UTC().Format(time.RFC3339), why, since.UTC().Format(time.RFC3339), gone.UTC().Format(time.RFC3339)), nil
 }
 
 // hold takes uid's route and queue for one batch of a replay's notes (route.Table.Hold,

@@ -249,4 +249,27 @@ func TestReplaySaysWhatTheLogsBoundRemoved(t *testing.T) {
 	if gone, _ := (&Replayer{Log: &keptFeed{}}).trimmedSince(context.Background(), replay(kept), "uid"); gone != "" {
 		t.Errorf("a log that removed nothing: %q", gone)
 	}
+
+	// The log as a whole starts later (its age bound, or it is younger): said too, the later of the
+	// two times winning.
+	starts := kept.Add(time.Hour)
+	r = &Replayer{Log: &startsFeed{keptFeed: keptFeed{kept: kept}, starts: starts}}
+	gone, err = r.trimmedSince(context.Background(), replay(kept.Add(-2*time.Hour)), "uid")
+	if err != nil || !strings.Contains(gone, "only from 2026-12-06T13:00:00Z") || !strings.Contains(gone, "--delivery-log-max-age") {
+		t.Fatalf("a selection from before the log's oldest record: %q, %v", gone, err)
+	}
+	if gone, _ := r.trimmedSince(context.Background(), replay(starts.Add(time.Minute)), "uid"); gone != "" {
+		t.Errorf("a selection from after the log's start: %q", gone)
+	}
+	if gone, _ := (&Replayer{Log: &startsFeed{}}).trimmedSince(context.Background(), replay(kept), "uid"); gone != "" {
+		t.Errorf("an empty log: %q", gone)
+	}
 }
+
+// startsFeed is a keptFeed whose oldest record is at starts.
+type startsFeed struct {
+	keptFeed
+	starts time.Time
+}
+
+func (l *startsFeed) Starts(context.Context) (time.Time, error) { return l.starts, nil }

@@ -1168,3 +1168,24 @@ func BenchmarkAppendWithLostEvents(b *testing.B) {
 		})
 	}
 }
+
+// Starts is the time of the log's oldest record, whatever webhook it is of (zero when empty).
+func TestStartsIsTheOldestRecord(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t, Config{Gather: -1})
+	starts, err := f.log.Starts(f.ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(starts.IsZero()).To(BeTrue(), "an empty log")
+	before := time.Now()
+	f.log.Append(rec("ev-1", 1, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered"))
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	after := time.Now()
+	r := rec("ev-2", 2, time.Now(), deliveries.StateDelivered, 1, 200, "Delivered")
+	r.WebhookUID = "another-webhook"
+	f.log.Append(r)
+	g.Expect(f.log.Barrier(f.ctx)).To(Succeed())
+	starts, err = f.log.Starts(f.ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(starts).To(BeTemporally(">=", before.Add(-time.Second)))
+	g.Expect(starts).To(BeTemporally("<=", after))
+}

@@ -877,6 +877,20 @@ func (l *Log) KeptSince(ctx context.Context, uid string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, string(e.Value()))
 }
 
+// Starts returns the time of the log's oldest record (zero when it holds none): nothing older is
+// left, whatever removed it (its age bound, its byte bound's last resort, which removes the oldest
+// records of any webhook, or the log being younger).
+func (l *Log) Starts(ctx context.Context) (time.Time, error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading where the delivery log starts: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return time.Time{}, nil
+	}
+	return info.State.FirstTime, nil
+}
+
 // Scan calls fn for each of uid's records written at or after since, oldest first, until fn
 // returns an error (which Scan returns) or the log ends (its end when Scan began).
 func (l *Log) Scan(ctx context.Context, uid string, since time.Time, fn func(deliveries.Record) error) error {
