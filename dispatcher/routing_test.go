@@ -18,7 +18,6 @@ package dispatcher_test
 
 import (
 	"encoding/json"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -112,10 +111,9 @@ func TestSeedRoutingMatrixEndToEnd(t *testing.T) {
 
 // TestSeedUserScopeFollowsTheSenderEndToEnd plays the seeds' same-account table for USER scope
 // with the shipped AGREEMENT_ACTION_COMPLETED sample, posted as it is: agreement agr-9 sent by u-1
-// (initiatingUserId) and signed by u-3 (actingUserId, participantUserId). Sender A's USER webhook
+// (the initiator) and signed by u-3 (actingUserId, participantUserId). Sender A's USER webhook
 // fires ("系統會觸發做為傳送者的使用者 A 的「使用者」層級 Webhook"); signer B's own USER webhook, in
-// the same account, does not ("系統不會觸發做為收件者的使用者 B 的「使用者」層級 Webhook"). The
-// initiator routing reads is the initiating user, and an event naming the signer there is refused.
+// the same account, does not ("系統不會觸發做為收件者的使用者 B 的「使用者」層級 Webhook").
 func TestSeedUserScopeFollowsTheSenderEndToEnd(t *testing.T) {
 	g := NewWithT(t)
 	ns := newNamespace(t, "acc-user-scope", "")
@@ -134,7 +132,7 @@ func TestSeedUserScopeFollowsTheSenderEndToEnd(t *testing.T) {
 	g.Expect(json.Unmarshal(raw, &ev)).To(Succeed())
 	ev["accountId"] = "acc-user-scope"
 	n := ev["notification"].(map[string]any)
-	g.Expect(n["initiatingUserId"]).To(Equal("u-1"), "the sample's agreement is sent by u-1")
+	g.Expect(ev["initiator"]).To(HaveKeyWithValue("userId", "u-1"), "the sample's agreement is sent by u-1")
 	g.Expect(n["actingUserId"]).To(Equal("u-3"), "the sample's action is u-3's signature")
 	s.mustPost(t, mustJSON(ev))
 
@@ -142,16 +140,7 @@ func TestSeedUserScopeFollowsTheSenderEndToEnd(t *testing.T) {
 	var body map[string]any
 	g.Expect(json.Unmarshal(receivers["sender-u1"].got()[0].Body, &body)).To(Succeed())
 	g.Expect(body).To(HaveKeyWithValue("webhookScope", "USER"))
-	g.Expect(body).To(HaveKeyWithValue("initiatingUserId", "u-1"))
 	g.Expect(body).To(HaveKeyWithValue("actingUserId", "u-3"))
-
-	// The signer as initiator (what the sample used to say) would route to the signer's USER
-	// webhook: ingest refuses it, naming both fields.
-	ev["id"] = "evt-signer-as-initiator"
-	ev["initiator"] = map[string]any{"userId": "u-3", "email": "carol.signer@example.com"}
-	code, answer := s.postWith(t, testToken, mustJSON(ev))
-	g.Expect(code).To(Equal(http.StatusBadRequest), "%s", answer)
-	g.Expect(string(answer)).To(And(ContainSubstring("INVALID_NOTIFICATION"), ContainSubstring("notification.initiatingUserId"), ContainSubstring("initiator.userId")))
 
 	g.Consistently(func() int { return len(receivers["signer-u3"].got()) }).WithTimeout(500*time.Millisecond).Should(BeZero(),
 		"the signer's own USER webhook fired for an agreement the signer did not send")

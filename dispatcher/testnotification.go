@@ -132,12 +132,6 @@ func testEvent(name string, t *route.Target, id string, now time.Time) ([]byte, 
 	}
 	if in, ok := ev["initiator"].(map[string]any); ok && t.Scope == hooklinev1.ScopeUser {
 		in["userId"] = t.UserID
-		// The initiator is the notification's initiating user (ingest refuses them apart).
-		if n, ok := ev["notification"].(map[string]any); ok {
-			if _, ok := n["initiatingUserId"]; ok {
-				n["initiatingUserId"] = t.UserID
-			}
-		}
 	}
 	if res, ok := ev["resource"].(map[string]any); ok && t.Scope == hooklinev1.ScopeResource && t.Resource != nil && string(t.Resource.Type) == res["type"] {
 		res["id"] = t.Resource.ID

@@ -25,11 +25,11 @@ import (
 	hooklinev1 "github.com/hookline/hookline/api/v1alpha1"
 )
 
-// Initiator is the user who initiated the event's resource: for an agreement, its sender, which
-// Acrobat Sign's notification names in initiatingUserId and initiatingUserEmail. It is not the user
-// who acted (actingUser*, participantUser*: a signer who signed, say). USER-scope webhooks are
-// routed by its userId, so that, as in the seeds' tables, the sender's USER webhook fires for
-// every event of the agreement and a signer's own USER webhook does not.
+// Initiator is the user who initiated the event's resource: for an agreement, its sender. It is not
+// the user who acted (actingUser*, participantUser*: a signer who signed, say), nor Acrobat Sign's
+// initiatingUser* (an account-sharing sharee acting for the sender). USER-scope webhooks are routed
+// by its userId, so that, as in the seeds' tables, the sender's USER webhook fires for every event
+// of the agreement and a signer's own USER webhook does not.
 type Initiator struct {
 	UserID string `json:"userId,omitempty"`
 	Email  string `json:"email,omitempty"`

@@ -39,8 +39,8 @@ import (
 type (
 	// Event is an ingested event: the body of POST /v1/events (docs/architecture.md).
 	Event = event.Event
-	// Initiator is the user who initiated the event's resource (an agreement's sender, Acrobat
-	// Sign's initiatingUser), not the user who acted: USER-scope webhooks are routed by it.
+	// Initiator is the user who initiated the event's resource (an agreement's sender), not the
+	// user who acted: USER-scope webhooks are routed by it.
 	Initiator = event.Initiator
 	// Resource is the resource the event is about.
 	Resource = event.Resource
@@ -307,9 +307,6 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, the event's name", e.Event)
 		}
 	}
-	if err := checkInitiator(e, top); err != nil {
-		return err
-	}
 	key := resourceKeys[fam]
 	raw := member(top, key)
 	if d := bytes.TrimSpace(raw); len(d) == 0 || d[0] != '{' {
@@ -343,30 +340,6 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 	// (duplicate keys, structure) is the judge, so an accepted event never fails at delivery.
 	if _, err := payload.Prepare(payload.Event{ID: e.ID, Event: e.Event, AccountID: e.AccountID, Notification: e.Notification}); err != nil {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s cannot be delivered: %s", key, strings.TrimPrefix(err.Error(), payload.ErrInvalidNotification.Error()+": "))
-	}
-	return nil
-}
-
-// checkInitiator refuses an Acrobat-dialect event whose initiator is not the notification's
-// initiating user. USER-scope webhooks are routed by initiator.userId, which must be the user who
-// initiated the resource (an agreement's sender): Acrobat Sign's initiatingUserId, when the
-// notification carries it (in any letter case, as receivers may read it). An initiator taken from
-// the acting user (a signer) routed the event to that signer's own USER webhook and not to the
-// sender's, which the seeds' tables forbid.
-func checkInitiator(e *Event, top []payload.Member) error {
-	initiatingUserID := payload.FoldKey("initiatingUserId")
-	for _, m := range top {
-		if payload.FoldKey(m.Name) != initiatingUserID {
-			continue
-		}
-		var id *string
-		if err := json.Unmarshal(m.Value, &id); err != nil {
-			return badRequest("INVALID_NOTIFICATION", "notification.initiatingUserId must be a string")
-		}
-		if id != nil && *id != e.Initiator.UserID {
-			return badRequest("INVALID_NOTIFICATION", "notification.initiatingUserId %s differs from initiator.userId %s: initiator is the user who initiated the resource (an agreement's sender, Acrobat Sign's initiatingUser), not the user who acted",
-				quote(clip(*id, maxEchoedValue)), quote(e.Initiator.UserID))
-		}
 	}
 	return nil
 }
