@@ -76,13 +76,13 @@ func (d *Intake) SendTest(ctx context.Context, uid, name string) (deliveries.Tes
 	return deliveries.TestReceipt{EventID: id, Event: ev.Event, NotificationID: payload.NotificationID(uid, t.AccountID, id)}, nil
 }
 
-// sampleResourceIDPath is where a notification of each resource type names its resource.
-var sampleResourceIDPath = map[hooklinev1.ResourceType][]string{
-	hooklinev1.ResourceAgreement:       {"agreement", "id"},
-	hooklinev1.ResourceWidget:          {"widget", "id"},
-	hooklinev1.ResourceMegaSign:        {"megaSign", "id"},
-	hooklinev1.ResourceLibraryDocument: {"libraryDocument", "id"},
-	hooklinev1.ResourceEnvelope:        {"data", "basicInfo", "envelopeId"},
+// resourceIDPath is where a notification of the family fam names its resource: its resource
+// object's id, or an envelope's data.basicInfo.envelopeId.
+func resourceIDPath(fam hooklinev1.Family) []string {
+	if key := payload.ResourceKey(fam); key != "" {
+		return []string{key, "id"}
+	}
+	return []string{"data", "basicInfo", "envelopeId"}
 }
 
 // setID sets the member at path below m to id when it is there.
@@ -138,7 +138,9 @@ func testEvent(name string, t *route.Target, id string, now time.Time) ([]byte, 
 		// The notification names the same resource (ingest refuses them apart): the resource
 		// object's id, or the envelope's data.basicInfo.envelopeId.
 		if n, ok := ev["notification"].(map[string]any); ok {
-			setID(n, t.Resource.ID, sampleResourceIDPath[t.Resource.Type]...)
+			if fam, ok := hooklinev1.FamilyOf(concrete); ok {
+				setID(n, t.Resource.ID, resourceIDPath(fam)...)
+			}
 		}
 	}
 	raw, err := json.Marshal(ev)

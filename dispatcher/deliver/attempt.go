@@ -31,11 +31,7 @@ import (
 	"github.com/hookline/hookline/dispatcher/payload"
 	"github.com/hookline/hookline/dispatcher/store"
 	"github.com/hookline/hookline/internal/deliveries"
-	"github.com/hookline/hookline/internal/signing"
 )
-
-// webhookIDHeader is signing.HeaderID as net/http keys it.
-var webhookIDHeader = http.CanonicalHeaderKey(signing.HeaderID)
 
 // deliver makes one attempt for q's head, on reqCtx (its partition's requests), and settles the
 // outcome, unless the queue was cancelled or removed meanwhile (its epoch moved on): then the
@@ -305,13 +301,13 @@ func (e *Engine) attempt(ctx context.Context, q *queue, epoch uint64) outcome {
 		return o
 	}
 	start := e.clock.Now()
-	// Every notification names itself in webhook-id (Standard Webhooks' header, signed or not):
-	// an envelope-dialect body, delivered as it came, carries no webhookNotificationId, and its
-	// receiver dedupes on the header (the seeds: deduplicate by the event's id).
-	hdr := http.Header{webhookIDHeader: {notificationID}}
-	wh.Signing.Sign(hdr, notificationID, start, body.Body)
+	var hdr http.Header
+	if len(wh.Signing) > 0 {
+		hdr = http.Header{}
+		wh.Signing.Sign(hdr, notificationID, start, body.Body)
+	}
 	// The account's connections are bounded (connLimit): the dial of a new one names it.
-	a := e.sender.Send(withAccount(ctx, wh.AccountID), wh.URL, wh.ClientID, wh.Cert, body.Body, hdr)
+	a := e.sender.Send(withAccount(ctx, wh.AccountID), wh.URL, wh.ClientID, notificationID, wh.Cert, body.Body, hdr)
 	if a.Retry || !a.OK && ctx.Err() != nil {
 		// Nothing sent, or cut by the dispatcher (its partition given up, or its stop): for the
 		// dispatcher's reasons, not the receiver's failure. A request cut after it reached the

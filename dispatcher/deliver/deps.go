@@ -72,7 +72,7 @@ type Compactor interface {
 // Transport posts one notification and judges the answer (*Sender); tests replace it with a
 // receiver in memory.
 type Transport interface {
-	Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte, extra http.Header) Attempt
+	Send(ctx context.Context, rawURL, clientID, notificationID string, cert *tls.Certificate, body []byte, extra http.Header) Attempt
 }
 
 var (

@@ -318,7 +318,7 @@ func (r *memReceiver) setFailing(uid string, failing bool) {
 	r.fail[uid] = failing
 }
 
-func (r *memReceiver) Send(ctx context.Context, rawURL, _ string, _ *tls.Certificate, body []byte, _ http.Header) Attempt {
+func (r *memReceiver) Send(ctx context.Context, rawURL, _, _ string, _ *tls.Certificate, body []byte, _ http.Header) Attempt {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return Attempt{Reason: "BadURL", Message: err.Error()}

@@ -232,7 +232,7 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	evil := withAccount(context.Background(), "acc-evil")
 	failed := 0
 	for range 50 {
-		a := s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
+		a := s.Send(evil, rc.URL, "id", "", nil, []byte(`{}`), nil)
 		if !a.OK {
 			failed++
 			g.Expect(a.Reason).To(Equal(verify.ReasonConnectionFailed))
@@ -245,7 +245,7 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	// The same account's other receiver, and another account, deliver meanwhile.
 	for _, ctx := range []context.Context{evil, withAccount(context.Background(), "acc-good")} {
 		for range 3 {
-			a := s.Send(ctx, good.URL, "id", nil, []byte(`{}`), nil)
+			a := s.Send(ctx, good.URL, "id", "", nil, []byte(`{}`), nil)
 			g.Expect(a.OK).To(BeTrue(), "%+v", a)
 		}
 	}
@@ -253,7 +253,7 @@ func TestAReceiverForbiddingNewStreamsCannotPileUpConnections(t *testing.T) {
 	// Once its connections have been silent for longer than an attempt lasts, they give way, one
 	// for each new one.
 	s.conns.setSilent(50 * time.Millisecond)
-	g.Eventually(func() bool { return s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil).OK }).
+	g.Eventually(func() bool { return s.Send(evil, rc.URL, "id", "", nil, []byte(`{}`), nil).OK }).
 		WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(BeTrue())
 	g.Eventually(rc.Open).WithTimeout(5 * time.Second).Should(BeNumerically("<=", perHost))
 
@@ -287,7 +287,7 @@ func TestAnAccountsConnectionsAreBoundedAcrossReceivers(t *testing.T) {
 	var last Attempt
 	for range 5 {
 		for _, rc := range receivers {
-			last = s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
+			last = s.Send(evil, rc.URL, "id", "", nil, []byte(`{}`), nil)
 		}
 	}
 	open := 0
@@ -331,7 +331,7 @@ func TestAReceiversLargeFramesCloseItsConnection(t *testing.T) {
 	s := NewSender(2*time.Second, false, rc.Roots, loopback)
 	evil := withAccount(context.Background(), "acc-evil")
 	for range 5 {
-		a := s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil)
+		a := s.Send(evil, rc.URL, "id", "", nil, []byte(`{}`), nil)
 		g.Expect(a.OK).To(BeTrue(), "%+v", a)
 	}
 	size, sent := rc.setting(http2.SettingMaxFrameSize)
@@ -361,13 +361,13 @@ func TestAReceiversPingsDoNotKeepItsConnections(t *testing.T) {
 	s.base = s.newTransport(nil)
 	evil := withAccount(context.Background(), "acc-evil")
 	for range perAccount {
-		g.Expect(s.Send(evil, rc.URL, "id", nil, []byte(`{}`), nil).OK).To(BeTrue())
+		g.Expect(s.Send(evil, rc.URL, "id", "", nil, []byte(`{}`), nil).OK).To(BeTrue())
 	}
 	g.Expect(rc.Open()).To(Equal(perAccount))
 	s.conns.setSilent(300 * time.Millisecond)
 	// Pinged every 50 ms, the starved connections carry no request of the dispatcher's:
 	// once silent for that long, one gives way to the account's other receiver.
-	g.Eventually(func() Attempt { return s.Send(evil, good.URL, "id", nil, []byte(`{}`), nil) }).
+	g.Eventually(func() Attempt { return s.Send(evil, good.URL, "id", "", nil, []byte(`{}`), nil) }).
 		WithTimeout(5 * time.Second).WithPolling(100 * time.Millisecond).Should(HaveField("OK", BeTrue()))
 }
 
@@ -390,7 +390,7 @@ func TestConnectionsAreBoundedForTheWholeProcess(t *testing.T) {
 	s.conns = newConnLimit(2*inAll, 2*inAll, inAll, time.Hour) // nothing is silent for long enough
 	s.base = s.newTransport(nil)
 	send := func(account, url string) Attempt {
-		return s.Send(withAccount(context.Background(), account), url, "id", nil, []byte(`{}`), nil)
+		return s.Send(withAccount(context.Background(), account), url, "id", "", nil, []byte(`{}`), nil)
 	}
 	for range inAll {
 		g.Expect(send("acc-evil", evilRC.URL).OK).To(BeTrue())
@@ -450,11 +450,11 @@ func TestIdleConnectionsGiveWayToAnAccountsOtherReceivers(t *testing.T) {
 	s.base = s.newTransport(nil)
 	acc := withAccount(context.Background(), "acc-fanout")
 	for _, u := range urls[:perAccount] {
-		g.Expect(s.Send(acc, u, "id", nil, []byte(`{}`), nil).OK).To(BeTrue())
+		g.Expect(s.Send(acc, u, "id", "", nil, []byte(`{}`), nil).OK).To(BeTrue())
 	}
 	g.Expect(s.conns.counted("acc-fanout")).To(Equal(perAccount))
 	for _, u := range urls[perAccount:] {
-		g.Eventually(func() Attempt { return s.Send(acc, u, "id", nil, []byte(`{}`), nil) }).
+		g.Eventually(func() Attempt { return s.Send(acc, u, "id", "", nil, []byte(`{}`), nil) }).
 			WithTimeout(5 * time.Second).WithPolling(20 * time.Millisecond).Should(HaveField("OK", BeTrue()))
 	}
 	g.Expect(s.conns.counted("acc-fanout")).To(Equal(perAccount))
@@ -471,7 +471,7 @@ func TestABusyProcessIsNoReceiversFailure(t *testing.T) {
 	s.conns = newConnLimit(inAll, inAll, inAll, time.Hour)
 	s.base = s.newTransport(nil)
 	send := func(account string) Attempt {
-		return s.Send(withAccount(context.Background(), account), rc.URL, "id", nil, []byte(`{}`), nil)
+		return s.Send(withAccount(context.Background(), account), rc.URL, "id", "", nil, []byte(`{}`), nil)
 	}
 	for i := range inAll {
 		g.Expect(send(fmt.Sprintf("acc-%d", i)).OK).To(BeTrue())
@@ -621,7 +621,9 @@ func TestAReceiverThatStopsReadingCannotHoldAnAttempt(t *testing.T) {
 	s := NewSender(timeout, false, roots, loopback)
 	done := make(chan Attempt, 1)
 	start := time.Now()
-	go func() { done <- s.Send(withAccount(context.Background(), "acc"), url, "id", nil, []byte(`{}`), nil) }()
+	go func() {
+		done <- s.Send(withAccount(context.Background(), "acc"), url, "id", "", nil, []byte(`{}`), nil)
+	}()
 	select {
 	case a := <-done:
 		if a.OK || a.Reason != verify.ReasonTimeout {

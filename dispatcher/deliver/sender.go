@@ -38,6 +38,7 @@ import (
 	"github.com/hookline/hookline/internal/echo"
 	"github.com/hookline/hookline/internal/netguard"
 	"github.com/hookline/hookline/internal/safetext"
+	"github.com/hookline/hookline/internal/signing"
 	"github.com/hookline/hookline/internal/verify"
 )
 
@@ -178,6 +179,9 @@ func (s *Sender) transport(cert *tls.Certificate) *http.Transport {
 	return t
 }
 
+// webhookIDHeader is signing.HeaderID as net/http keys it.
+var webhookIDHeader = http.CanonicalHeaderKey(signing.HeaderID)
+
 // wedgeGrace is how long past its deadline a request may still run before its connection is
 // closed (Send).
 const wedgeGrace = 500 * time.Millisecond
@@ -192,7 +196,7 @@ const (
 // Send POSTs body to rawURL and judges the answer as Acrobat Sign does: success only on 2xx with
 // the client id echoed; 3xx, other statuses, no echo, timeouts and connection errors are failures.
 // extra headers (signatures) are added to the request.
-func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Certificate, body []byte, extra http.Header) (a Attempt) {
+func (s *Sender) Send(ctx context.Context, rawURL, clientID, notificationID string, cert *tls.Certificate, body []byte, extra http.Header) (a Attempt) {
 	// The message may quote the receiver; it ends up in status, Events and e-mails.
 	defer func() { a.Message = safetext.Receiver(a.Message) }()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -204,18 +208,18 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	// left a goroutine holding its body, for as long as the receiver liked. A request still
 	// running wedgeGrace past its deadline has its connection closed, which ends every stream on
 	// it. Stopped before cancel runs (defers run last first): an attempt that ends closes nothing.
+	// held is the connection the request runs on until Send lets go of it (closeBody, return):
+	// swapped out by whichever of the two comes first, so that the closer never closes a
+	// connection Send has handed back.
 	var held atomic.Pointer[limitedConn]
-	var returned atomic.Bool
 	stopWedge := context.AfterFunc(ctx, func() {
 		time.AfterFunc(wedgeGrace, func() {
-			// Swapped, not loaded: an HTTP/1 connection handed back to the pool (closeBody) is
-			// taken out first, and exactly one of the two gets it.
-			if c := held.Swap(nil); c != nil && !returned.Load() {
+			if c := held.Swap(nil); c != nil {
 				_ = c.Close()
 			}
 		})
 	})
-	defer func() { returned.Store(true); stopWedge() }()
+	defer func() { held.Store(nil); stopWedge() }()
 	// The connection the request takes is counted as in use until the answer is closed
 	// (connLimit): one without a request may give way to a new one.
 	var on *limitedConn
@@ -246,6 +250,12 @@ func (s *Sender) Send(ctx context.Context, rawURL, clientID string, cert *tls.Ce
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header[echo.CanonicalHeader] = []string{clientID}
 	req.Header["User-Agent"] = []string{"hookline"}
+	if notificationID != "" {
+		// Every notification names itself (Standard Webhooks' webhook-id, signed or not): an
+		// envelope-dialect body, delivered as it came, carries no webhookNotificationId, and its
+		// receiver dedupes on the header (the seeds: deduplicate by the event's id).
+		req.Header[webhookIDHeader] = []string{notificationID}
+	}
 	for k, v := range extra {
 		req.Header[k] = v
 	}

@@ -112,7 +112,7 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 				defer srv.Close()
 				url = srv.URL
 			}
-			a := s.Send(context.Background(), url, id, nil, []byte(`{}`), nil)
+			a := s.Send(context.Background(), url, id, "", nil, []byte(`{}`), nil)
 			if a.OK != tc.ok || a.Reason != tc.reason {
 				t.Fatalf("Send = %+v, want ok=%v reason=%s", a, tc.ok, tc.reason)
 			}
@@ -128,7 +128,7 @@ func TestSenderJudgesAnswersLikeAcrobatSign(t *testing.T) {
 
 func TestSenderRefusesHTTPWithoutAllowance(t *testing.T) {
 	s := NewSender(time.Second, false, nil, loopback)
-	if a := s.Send(context.Background(), "http://127.0.0.1:1/x", "id", nil, nil, nil); a.OK || a.Reason != verify.ReasonInsecureURLNotAllowed {
+	if a := s.Send(context.Background(), "http://127.0.0.1:1/x", "id", "", nil, nil, nil); a.OK || a.Reason != verify.ReasonInsecureURLNotAllowed {
 		t.Fatalf("got %+v", a)
 	}
 }
@@ -144,7 +144,7 @@ func TestSenderRefusesBlockedAddresses(t *testing.T) {
 	// A nil guard is the default guard, never no guard.
 	s := NewSender(time.Second, true, nil, nil)
 	defer s.Close()
-	a := s.Send(context.Background(), srv.URL+"/hook", "id", nil, []byte(`{}`), nil)
+	a := s.Send(context.Background(), srv.URL+"/hook", "id", "", nil, []byte(`{}`), nil)
 	if a.OK || a.Reason != verify.ReasonBlockedAddress || !strings.Contains(a.Message, "loopback address") {
 		t.Fatalf("POST to %s with the default guard: got %+v, want %s", srv.URL, a, verify.ReasonBlockedAddress)
 	}
@@ -157,12 +157,12 @@ func TestSenderRefusesBlockedAddresses(t *testing.T) {
 	s = NewSender(2*time.Second, true, nil, loopback)
 	defer s.Close()
 	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "https://169.254.169.254/hook"} {
-		a := s.Send(context.Background(), u, "id", nil, []byte(`{}`), nil)
+		a := s.Send(context.Background(), u, "id", "", nil, []byte(`{}`), nil)
 		if a.OK || a.Reason != verify.ReasonBlockedAddress || !strings.Contains(a.Message, "cloud metadata address") {
 			t.Errorf("POST to %s: got %+v, want %s naming the cloud metadata address", u, a, verify.ReasonBlockedAddress)
 		}
 	}
-	if a := s.Send(context.Background(), srv.URL+"/hook", "id", nil, []byte(`{}`), nil); !a.OK {
+	if a := s.Send(context.Background(), srv.URL+"/hook", "id", "", nil, []byte(`{}`), nil); !a.OK {
 		t.Fatalf("POST to %s with loopback allowed: got %+v", srv.URL, a)
 	}
 }
@@ -179,7 +179,7 @@ func TestSenderClipsReceiverText(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 \x1b[31m"+strings.Repeat("\u2028\xff-abcdefgh", 4096)+"\r\n\r\n")
 	}))
 	defer srv.Close()
-	a := NewSender(time.Second, true, nil, loopback).Send(context.Background(), srv.URL, "id", nil, []byte(`{}`), nil)
+	a := NewSender(time.Second, true, nil, loopback).Send(context.Background(), srv.URL, "id", "", nil, []byte(`{}`), nil)
 	if a.OK || len(a.Message) > safetext.MaxReceiverText || !utf8.ValidString(a.Message) || strings.ContainsFunc(a.Message, safetext.IsControl) {
 		t.Fatalf("message not clipped and cleaned (%d bytes): %q", len(a.Message), a.Message)
 	}
@@ -224,7 +224,7 @@ func TestSenderKeepsAnExcerptOfTheAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
-			a := s.Send(context.Background(), srv.URL, id, nil, []byte(`{}`), nil)
+			a := s.Send(context.Background(), srv.URL, id, "", nil, []byte(`{}`), nil)
 			if a.OK != tc.ok || a.Response != tc.want {
 				t.Fatalf("Send = ok %v, response %q (%d bytes); want ok %v, %q", a.OK, a.Response, len(a.Response), tc.ok, tc.want)
 			}
@@ -286,7 +286,7 @@ func TestSenderEndsAnAttemptAnswered101AtItsDeadline(t *testing.T) {
 	s := NewSender(300*time.Millisecond, true, nil, loopback)
 	for _, path := range []string{"/", "/echo"} {
 		done := make(chan Attempt, 1)
-		go func() { done <- s.Send(context.Background(), srv.URL+path, "id", nil, []byte(`{}`), nil) }()
+		go func() { done <- s.Send(context.Background(), srv.URL+path, "id", "", nil, []byte(`{}`), nil) }()
 		select {
 		case a := <-done:
 			if a.OK || a.Status != http.StatusSwitchingProtocols || a.Reason != verify.ReasonNonSuccessStatus {

@@ -641,13 +641,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // Barrier returns once every record appended before the call is stored (or ctx ends); what the
 // writer gathered is published at once.
-func (l *Log) Barrier(ctx context.Context) error { return l.barrier(ctx, true) }
+func (l *Log) Barrier(ctx context.Context) error { return l.awaitBarrier(ctx, entry{now: true}) }
 
 // BarrierAtTick is Barrier at the writer's next tick (Config.Gather; at once when it holds no
 // record): for a caller that can wait that long, so that the records keep gathering. The engine
 // calls it before removing settled notifications from their queues, so that a notification never
 // leaves its queue without its record.
-func (l *Log) BarrierAtTick(ctx context.Context) error { return l.barrier(ctx, false) }
+func (l *Log) BarrierAtTick(ctx context.Context) error { return l.awaitBarrier(ctx, entry{}) }
 
 // BarrierFor is Barrier for the records of the webhooks uids only: what the writer gathered for
 // other webhooks goes on gathering. The intake calls it before acknowledging an event whose
@@ -659,10 +659,6 @@ func (l *Log) BarrierFor(ctx context.Context, uids ...string) error {
 		return nil
 	}
 	return l.awaitBarrier(ctx, entry{now: true, uids: uids})
-}
-
-func (l *Log) barrier(ctx context.Context, now bool) error {
-	return l.awaitBarrier(ctx, entry{now: now})
 }
 
 // awaitBarrier hands the barrier e to the writer and waits until it is released.

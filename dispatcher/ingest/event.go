@@ -81,14 +81,6 @@ func badRequest(code, format string, args ...any) *Error {
 	return &Error{Status: 400, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// resourceKeys maps an Acrobat family to the key of its resource object in the notification.
-var resourceKeys = map[hooklinev1.Family]string{
-	hooklinev1.FamilyAgreement:       "agreement",
-	hooklinev1.FamilyWidget:          "widget",
-	hooklinev1.FamilyMegaSign:        "megaSign",
-	hooklinev1.FamilyLibraryDocument: "libraryDocument",
-}
-
 // resourceTypes maps a family to the resource.type its events carry. Agreement events may also come
 // from a web form or bulk send, which resource.parentType records.
 var resourceTypes = map[hooklinev1.Family]string{
@@ -307,7 +299,7 @@ func validateNotification(e *Event, fam hooklinev1.Family) error {
 			return badRequest("INVALID_NOTIFICATION", "notification.event must be %q, the event's name", e.Event)
 		}
 	}
-	key := resourceKeys[fam]
+	key := payload.ResourceKey(fam)
 	raw := member(top, key)
 	if d := bytes.TrimSpace(raw); len(d) == 0 || d[0] != '{' {
 		return badRequest("INVALID_NOTIFICATION", "notification.%s must be an object: %s events carry their resource there", key, e.Event)

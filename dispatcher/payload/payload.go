@@ -169,6 +169,10 @@ var resourceKeys = map[hooklinev1.Family]string{
 	hooklinev1.FamilyLibraryDocument: "libraryDocument",
 }
 
+// ResourceKey is the key of an Acrobat family's resource object in a notification ("agreement",
+// …); "" for a family without one (the envelope dialect).
+func ResourceKey(fam hooklinev1.Family) string { return resourceKeys[fam] }
+
 // reservedKeys are the top-level keys hookline sets itself.
 var reservedKeys = []string{"webhookId", "webhookName", "webhookNotificationId", "webhookUrlInfo", "webhookScope", "accountId"}
 

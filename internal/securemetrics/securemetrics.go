@@ -58,10 +58,7 @@ func Serve(mgr manager.Manager, addr string, secure bool, certDir string) error 
 	if certDir != "" && !secure {
 		return errors.New("a metrics certificate (--metrics-cert-dir) needs --metrics-secure")
 	}
-	h, tc, err := Handler(secure, mgr.GetConfig(), mgr.GetHTTPClient())
-	if err != nil {
-		return err
-	}
+	var get func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	if certDir != "" {
 		w, err := certwatcher.New(filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key"))
 		if err != nil {
@@ -70,20 +67,24 @@ func Serve(mgr manager.Manager, addr string, secure bool, certDir string) error 
 		if err := mgr.Add(w); err != nil {
 			return err
 		}
-		UseCertificate(tc, w.GetCertificate)
+		get = w.GetCertificate
+	}
+	h, tc, err := handler(secure, mgr.GetConfig(), mgr.GetHTTPClient(), get)
+	if err != nil {
+		return err
 	}
 	return boundedhttp.Add(mgr, "metrics", addr, h, tc)
-}
-
-// UseCertificate makes tc, Handler's TLS configuration, serve the certificates get returns
-// instead of its self-signed one.
-func UseCertificate(tc *tls.Config, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) {
-	tc.Certificates, tc.GetCertificate = nil, get
 }
 
 // Handler is what Serve serves, and its TLS configuration when secure (nil otherwise); tokens are
 // reviewed with the API server of cfg through hc.
 func Handler(secure bool, cfg *rest.Config, hc *http.Client) (http.Handler, *tls.Config, error) {
+	return handler(secure, cfg, hc, nil)
+}
+
+// handler is Handler serving the certificates get returns, or, when get is nil, a self-signed one
+// (generated only then: an RSA key pair at every start).
+func handler(secure bool, cfg *rest.Config, hc *http.Client, get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (http.Handler, *tls.Config, error) {
 	h := boundedhttp.Metrics()
 	var tc *tls.Config
 	if secure {
@@ -96,7 +97,9 @@ func Handler(secure bool, cfg *rest.Config, hc *http.Client) (http.Handler, *tls
 			return nil, nil, err
 		}
 		h = Filter(rv, ctrl.Log.WithName("metrics"), h)
-		if tc, err = boundedhttp.SelfSigned(); err != nil {
+		if get != nil {
+			tc = &tls.Config{GetCertificate: get, MinVersion: tls.VersionTLS12}
+		} else if tc, err = boundedhttp.SelfSigned(); err != nil {
 			return nil, nil, err
 		}
 		DisableHTTP2(tc)

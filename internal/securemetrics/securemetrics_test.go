@@ -126,12 +126,13 @@ func TestSecureMetricsServeTheGivenCertificate(t *testing.T) {
 	roots.AppendCertsFromPEM(certPEM)
 	verify := &tls.Config{RootCAs: roots, ServerName: "hookline-metrics.hookline-system.svc", NextProtos: []string{"h2", "http/1.1"}}
 	for _, given := range []bool{false, true} {
-		h, tc, err := Handler(true, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient)
+		var get func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+		if given {
+			get = w.GetCertificate
+		}
+		h, tc, err := handler(true, &rest.Config{Host: "https://127.0.0.1:1"}, http.DefaultClient, get)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if given {
-			UseCertificate(tc, w.GetCertificate)
 		}
 		srv := boundedhttp.NewServer(h)
 		l, err := boundedhttp.Listen("metrics", "127.0.0.1:0", tc, srv)
